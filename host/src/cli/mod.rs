@@ -1,0 +1,162 @@
+//! The command line: `run`, `validate`, `plugin build|inspect|test`, `bench`.
+
+mod plugin_cmd;
+mod run_cmd;
+mod signals;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+/// Streaming ETL with sandboxed WebAssembly transforms.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, after_help = "\
+Examples:
+  sluice validate examples/quickstart/pipeline.yaml
+  sluice run examples/quickstart/pipeline.yaml
+  sluice plugin build plugins/filter
+  sluice plugin test filter.wasm --input orders.jsonl --param \"where=currency != 'aud'\"
+
+Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=sluice=debug).")]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until its bounded sources drain, or until Ctrl-C/SIGTERM.
+    #[command(after_help = "\
+Examples:
+  sluice run examples/quickstart/pipeline.yaml
+  sluice run --watch pipeline.yaml      # hot-reload plugins whose .wasm changes
+
+A rerun resumes from the last checkpoint under the pipeline's data_dir.
+On Ctrl-C, sources stop, in-flight events drain, a final checkpoint is taken,
+and the exit code is 0. A second Ctrl-C exits at once.")]
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Reload a stage's plugin when its file changes (at a batch boundary).
+        #[arg(long)]
+        watch: bool,
+        /// Extra directories to look for `plugin: NAME` in.
+        #[arg(long = "plugin-path", value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Check a pipeline file and its plugins; report every problem with line and field.
+    #[command(after_help = "\
+Example:
+  sluice validate pipeline.yaml
+Checks: YAML syntax, known fields and types, inputs that exist, no cycles,
+plugins that are components of the right world and contract version, and
+plugin parameters (each plugin validates its own). Exits 1 on any problem.")]
+    Validate {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Extra directories to look for `plugin: NAME` in.
+        #[arg(long = "plugin-path", value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
+    },
+    /// Build, inspect and try plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Measure throughput: Wasm filter+project versus the same logic native.
+    #[command(after_help = "\
+Example:
+  sluice bench --events 1000000
+Prints events/s for the Wasm pipeline and the native reference, their ratio,
+and the cost of crossing the Wasm boundary per event.")]
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Build a plugin crate into a wasm32-wasip2 component; prints its path last.
+    #[command(after_help = "\
+Example:
+  sluice plugin build plugins/filter
+  # ... build output on stderr ...
+  # /path/to/target/wasm32-wasip2/release/sluice_plugin_filter.wasm")]
+    Build {
+        /// The plugin crate's directory.
+        dir: PathBuf,
+        /// Build without optimizations (faster build, slower plugin).
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Show a component's world, contract version, exports, imports and size.
+    #[command(after_help = "Example:\n  sluice plugin inspect target/plugins/filter.wasm")]
+    Inspect {
+        /// The component.
+        wasm: PathBuf,
+    },
+    /// Run a plugin over a JSON-lines file: outputs on stdout, dead letters on stderr.
+    #[command(after_help = "\
+Example:
+  sluice plugin test filter.wasm --input orders.jsonl --param \"where=currency != 'aud'\"")]
+    Test {
+        /// The component.
+        wasm: PathBuf,
+        /// JSON lines to feed it.
+        #[arg(long)]
+        input: PathBuf,
+        /// A parameter, `name=value` (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Events per call.
+        #[arg(long, default_value_t = 1024)]
+        batch_size: usize,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Run { file, watch, plugin_path, no_progress } => {
+            run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet)
+        }
+        Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
+        Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
+        Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),
+        Command::Plugin(PluginCommand::Test { wasm, input, params, batch_size }) => {
+            plugin_cmd::test(&wasm, &input, &params, batch_size)
+        }
+        Command::Bench(args) => crate::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

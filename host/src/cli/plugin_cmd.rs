@@ -1,0 +1,174 @@
+//! `sluice plugin build|inspect|test`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{Limits, OnError};
+use crate::pipeline::{process_batch, BatchBuilder};
+use crate::plugin::{component, ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// `sluice plugin build DIR`: cargo builds the crate for wasm32-wasip2 and the
+/// component's path is printed as the last line of stdout.
+pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} has no Cargo.toml; `sluice plugin build` takes a Rust plugin crate directory", dir.display());
+    }
+    if let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() {
+        if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+            bail!("the Rust target {TARGET} is not installed; install it with:\n  rustup target add {TARGET}");
+        }
+    }
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .arg(&manifest);
+    if release {
+        cmd.arg("--release");
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!("building {} for {TARGET}", dir.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("running cargo")?;
+    let mut wasm: Option<PathBuf> = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if msg["reason"] == "compiler-artifact" && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")) {
+                if let Some(files) = msg["filenames"].as_array() {
+                    wasm = files.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm")).map(PathBuf::from).or(wasm);
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    spinner.finish_and_clear();
+    if !status.success() {
+        bail!("cargo build failed for {}", dir.display());
+    }
+    let Some(wasm) = wasm else {
+        bail!("cargo built {} but produced no .wasm; is `crate-type = [\"cdylib\"]` set in its [lib] section?", dir.display());
+    };
+    let bytes = std::fs::read(&wasm)?;
+    component::check_header(&wasm, &bytes)?;
+    eprintln!("built {} ({} KiB)", wasm.display(), bytes.len() / 1024);
+    println!("{}", wasm.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice plugin inspect X.wasm`.
+pub fn inspect(wasm: &Path) -> Result<ExitCode> {
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    component::check_header(wasm, &bytes)?;
+    let (c, outcome) = cache.load(engine.engine(), &bytes)?;
+    let shape = component::shape(engine.engine(), &c);
+    println!("file:      {}", wasm.display());
+    println!("size:      {} bytes", bytes.len());
+    println!(
+        "world:     {}",
+        shape.world.map_or("none (not a Sluice plugin)".to_string(), |w| format!("{}:{}", component::PACKAGE, w.name()))
+    );
+    println!("contract:  {}", shape.version.as_deref().unwrap_or("-"));
+    println!("compiled:  {}", if outcome == crate::plugin::CacheOutcome::Hit { "from cache" } else { "now (cached for next time)" });
+    if shape.world == Some(component::World::Transform) {
+        match TransformPlugin::load(&engine, &cache, wasm) {
+            Ok(p) => {
+                println!("plugin:    {}", p.label());
+                if !p.info.description.is_empty() {
+                    println!("about:     {}", p.info.description);
+                }
+            }
+            Err(e) => println!("plugin:    cannot load: {e}"),
+        }
+    }
+    println!("exports:");
+    for e in &shape.exports {
+        println!("  {e}");
+    }
+    println!("imports:");
+    for i in &shape.imports {
+        let note = if i.starts_with(component::PACKAGE) { "" } else { "  (not granted: traps if called)" };
+        println!("  {i}{note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice plugin test X.wasm --input FILE --param k=v`.
+pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> Result<ExitCode> {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_string(), v.to_string())),
+            None => bail!("--param `{p}`: expected NAME=VALUE"),
+        })
+        .collect::<Result<_>>()?;
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);
+    let mut instance = TransformInstance::new(plugin, "test", &params, Limits::default())?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let origin: Arc<str> = Arc::from(input.display().to_string());
+    let mut lines = BufReader::new(file).lines();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut line_no = 0u64;
+    let (mut n_out, mut n_dead) = (0u64, 0u64);
+    loop {
+        let mut batch = BatchBuilder::new("input", origin.clone(), batch_size);
+        let mut eof = false;
+        while batch.len() < batch_size.max(1) {
+            let Some(line) = lines.next() else {
+                eof = true;
+                break;
+            };
+            let line = line?;
+            line_no += 1;
+            let text = line.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            if let Err(e) = crate::sources::check_json(text.as_bytes()) {
+                eprintln!("dead letter: {} line {line_no}: malformed JSON: {e}: {text}", input.display());
+                n_dead += 1;
+                continue;
+            }
+            batch.push(None, Some(text.as_bytes()), &[], 0, line_no);
+        }
+        if !batch.is_empty() {
+            let outcome = process_batch(&mut instance, "test", OnError::DeadLetter, &batch.finish())?;
+            for b in &outcome.outputs {
+                for e in b.iter() {
+                    out.write_all(e.value.unwrap_or(b"null"))?;
+                    out.write_all(b"\n")?;
+                    n_out += 1;
+                }
+            }
+            if let Some(dead) = &outcome.dead {
+                for e in dead.iter() {
+                    let reason = e
+                        .headers()
+                        .find(|(n, _)| *n == "sluice.error.message")
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default();
+                    let value = e.value.map(String::from_utf8_lossy).unwrap_or_default();
+                    eprintln!("dead letter: {} line {}: {reason}: {value}", input.display(), e.position);
+                    n_dead += 1;
+                }
+            }
+        }
+        if eof {
+            break;
+        }
+    }
+    out.flush()?;
+    eprintln!("{n_out} event(s) out, {n_dead} dead letter(s)");
+    Ok(ExitCode::SUCCESS)
+}

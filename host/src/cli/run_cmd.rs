@@ -1,0 +1,101 @@
+//! `sluice run` and `sluice validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Pipeline};
+use crate::pipeline::{self, RunOptions};
+use crate::plugin::{ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
+
+fn load(file: &Path, plugin_path: Vec<PathBuf>) -> Result<Pipeline, Diagnostics> {
+    config::load(file, &LoadOptions { plugin_path })
+}
+
+/// Loads every stage's plugin and lets it validate its parameters.
+fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for stage in &p.stages {
+        let field = format!("stages.{}", stage.name);
+        match TransformPlugin::load(engine, cache, &stage.plugin) {
+            Err(e) => diags.push(Diagnostic::new(&p.file, stage.plugin_at, &format!("{field}.plugin"), e.to_string())),
+            Ok(plugin) => {
+                if let Err(e) = TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits) {
+                    diags.push(Diagnostic::new(&p.file, stage.params_at, &format!("{field}.params"), e.to_string()));
+                }
+            }
+        }
+    }
+    diags
+}
+
+fn report(diags: &Diagnostics) -> ExitCode {
+    eprintln!("{}", diags.clone().sorted());
+    ExitCode::FAILURE
+}
+
+/// `sluice validate FILE`.
+pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
+    let p = match load(file, plugin_path) {
+        Ok(p) => p,
+        Err(d) => return Ok(report(&d)),
+    };
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let diags = check_plugins(&p, &engine, &cache);
+    if !diags.is_empty() {
+        return Ok(report(&diags));
+    }
+    println!(
+        "{}: ok ({} source(s), {} stage(s), {} sink(s))",
+        file.display(),
+        p.sources.len(),
+        p.stages.len(),
+        p.sinks.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice run FILE`.
+pub fn run(file: &Path, watch: bool, plugin_path: Vec<PathBuf>, progress: bool) -> Result<ExitCode> {
+    let p = match load(file, plugin_path) {
+        Ok(p) => p,
+        Err(d) => return Ok(report(&d)),
+    };
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let diags = check_plugins(&p, &engine, &cache);
+    if !diags.is_empty() {
+        return Ok(report(&diags));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    super::signals::install(stop.clone())?;
+    tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
+    let summary = pipeline::run(&p, &engine, &cache, RunOptions { watch, progress, stop })?;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "done: {} events in, {} out, {} dead-lettered, {} skipped in {:.2}s ({:.0} events/s); {} checkpoint(s), {} plugin instance restart(s)",
+        summary.events_in,
+        summary.events_out,
+        summary.dead_letters,
+        summary.skipped,
+        secs,
+        summary.events_in as f64 / secs.max(1e-9),
+        summary.checkpoints,
+        summary.instance_restarts,
+    );
+    for (sink, path) in &summary.outputs {
+        if sink != "dead-letter" {
+            eprintln!("  sink `{sink}` wrote {path}");
+        }
+    }
+    if summary.dead_letters > 0 {
+        if let Some(path) = &summary.dead_letter_path {
+            eprintln!("  dead letters (with reasons) are in {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,541 @@
+//! The pipeline file: its model, and validation that reports every problem
+//! with file, line, field and what was expected.
+//!
+//! Loading goes in three passes: YAML into a tree that keeps locations;
+//! each section (settings, every source, stage and sink) deserialized on its
+//! own so one mistake does not hide the next; then cross-checks between
+//! sections (inputs that exist, no cycles, plugins that resolve).
+
+mod diagnostic;
+mod interpolate;
+mod model;
+mod yaml;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use interpolate::interpolate;
+pub use model::*;
+pub use yaml::{Location, Node};
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+
+/// Where `plugin: NAME` is looked for, in order, after paths relative to the
+/// pipeline file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Extra plugin directories (from `--plugin-path` / `SLUICE_PLUGIN_PATH`).
+    pub plugin_path: Vec<PathBuf>,
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "name",
+    "data_dir",
+    "batch_size",
+    "checkpoint_interval_ms",
+    "channel_capacity",
+    "sources",
+    "stages",
+    "sinks",
+    "dead_letter",
+];
+
+/// Loads and validates a pipeline file.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Pipeline, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::one(Diagnostic::new(
+            path,
+            Location::default(),
+            "",
+            format!("cannot read pipeline file: {e}"),
+        ))
+    })?;
+    load_str(path, &text, options, &|name| std::env::var(name).ok())
+}
+
+/// Loads and validates pipeline text (`path` names it in messages and anchors
+/// relative paths).
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline, Diagnostics> {
+    let root = yaml::parse(text).map_err(|e| {
+        Diagnostics::one(Diagnostic::new(
+            path,
+            e.at,
+            "",
+            format!("invalid YAML: {}", e.message),
+        ))
+    })?;
+    let mut cx = Loader {
+        file: path.to_path_buf(),
+        base: path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        env,
+        diags: Diagnostics::default(),
+    };
+    let pipeline = cx.pipeline(&root, options);
+    if cx.diags.is_empty() {
+        pipeline.ok_or(cx.diags)
+    } else {
+        Err(cx.diags)
+    }
+}
+
+struct Loader<'e> {
+    file: PathBuf,
+    base: PathBuf,
+    env: &'e dyn Fn(&str) -> Option<String>,
+    diags: Diagnostics,
+}
+
+impl Loader<'_> {
+    fn error(&mut self, at: Location, field: &str, message: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::new(&self.file, at, field, message.into()));
+    }
+
+    /// Converts a node to JSON, interpolating environment variables in scalars.
+    fn to_json(&mut self, node: &Node, field: &str) -> Value {
+        match &node.kind {
+            yaml::Kind::Scalar { text, quoted } => match interpolate(text, self.env) {
+                // `"${N}"` is typed like `${N}` would be: quoting is often
+                // needed in flow mappings, and the value is what the user meant.
+                Ok(t) => yaml::scalar_to_json(&t, *quoted && !is_single_reference(text)),
+                Err(msg) => {
+                    self.error(node.at, field, msg);
+                    Value::Null
+                }
+            },
+            yaml::Kind::Seq(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| self.to_json(n, &format!("{field}[{i}]")))
+                    .collect(),
+            ),
+            yaml::Kind::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    let key = k.as_str().unwrap_or_default().to_string();
+                    let sub = join(field, &key);
+                    let value = self.to_json(v, &sub);
+                    map.insert(key, value);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    /// Deserializes one section, reporting the first error at its location.
+    fn section<T: DeserializeOwned>(&mut self, node: &Node, field: &str, value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                let segments: Vec<String> = err
+                    .path()
+                    .iter()
+                    .filter_map(|s| match s {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let inner = err.into_inner().to_string();
+                // For an unknown field serde's path ends at the field itself;
+                // point at its key rather than its value.
+                let target = node.locate(&segments);
+                let at = match segments.split_last() {
+                    Some((last, parent)) if inner.starts_with("unknown field") => node
+                        .locate(parent)
+                        .key_location(last)
+                        .unwrap_or(target.at),
+                    _ => target.at,
+                };
+                let mut f = field.to_string();
+                for s in &segments {
+                    f = join(&f, s);
+                }
+                self.error(at, &f, inner);
+                None
+            }
+        }
+    }
+
+    fn pipeline(&mut self, root: &Node, options: &LoadOptions) -> Option<Pipeline> {
+        let Some(entries) = root.as_map() else {
+            self.error(root.at, "", format!("expected a mapping at the top of the pipeline file, found {}", root.shape()));
+            return None;
+        };
+        for (k, _) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if !TOP_LEVEL.contains(&key) {
+                self.error(k.at, key, format!("unknown field `{key}`; expected one of {}", TOP_LEVEL.join(", ")));
+            }
+        }
+        let mut settings_json = serde_json::Map::new();
+        for key in ["name", "data_dir", "batch_size", "checkpoint_interval_ms", "channel_capacity"] {
+            if let Some(n) = root.get(key) {
+                let v = self.to_json(n, key);
+                settings_json.insert(key.to_string(), v);
+            }
+        }
+        let settings: Option<Settings> = self.section(root, "", Value::Object(settings_json));
+
+        let sources = self.sources(root);
+        let stages = self.stages(root, options);
+        let sinks = self.sinks(root);
+        let dead_letter = match root.get("dead_letter") {
+            None => None,
+            Some(node) => self.sink_body(node, "dead_letter", false).map(|(c, _)| c),
+        };
+
+        let settings = settings?;
+        let name = settings.name.clone().unwrap_or_else(|| {
+            self.file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into())
+        });
+        let data_dir = self.base.join(settings.data_dir.as_deref().unwrap_or(".sluice"));
+        let pipeline = Pipeline {
+            file: self.file.clone(),
+            name,
+            data_dir,
+            batch_size: settings.batch_size,
+            checkpoint_interval: std::time::Duration::from_millis(settings.checkpoint_interval_ms),
+            channel_capacity: settings.channel_capacity,
+            sources,
+            stages,
+            sinks,
+            dead_letter,
+        };
+        self.cross_check(root, &pipeline);
+        Some(pipeline)
+    }
+
+    fn named_entries<'n>(&mut self, root: &'n Node, section: &str) -> Vec<(&'n Node, &'n Node)> {
+        match root.get(section) {
+            None => Vec::new(),
+            Some(node) => match node.as_map() {
+                Some(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+                None => {
+                    self.error(node.at, section, format!("expected a mapping of name to {section} definition, found {}", node.shape()));
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    fn check_name(&mut self, key: &Node, section: &str) -> Option<String> {
+        let name = key.as_str().unwrap_or_default();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            self.error(key.at, section, format!("invalid name `{name}`; expected letters, digits, `_`, `-` or `.`"));
+            return None;
+        }
+        Some(name.to_string())
+    }
+
+    fn sources(&mut self, root: &Node) -> Vec<SourceDef> {
+        let mut out = Vec::new();
+        for (key, node) in self.named_entries(root, "sources") {
+            let Some(name) = self.check_name(key, "sources") else { continue };
+            let field = format!("sources.{name}");
+            let Some((kind, _)) = self.typed_body(node, &field, crate::sources::TYPES) else { continue };
+            if let Some(mut config) = self.source_config(node, &field, &kind) {
+                config.resolve_paths(&self.base);
+                out.push(SourceDef { name, config, at: key.at });
+            }
+        }
+        out
+    }
+
+    fn source_config(&mut self, node: &Node, field: &str, kind: &str) -> Option<SourceConfig> {
+        let mut body = match self.to_json(node, field) {
+            Value::Object(m) => m,
+            _ => return None,
+        };
+        body.remove("type");
+        let body = Value::Object(body);
+        match kind {
+            "file" => self.section(node, field, body).map(SourceConfig::File),
+            "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
+            "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
+            _ => None,
+        }
+    }
+
+    /// Checks a connector body is a mapping with a known `type`.
+    fn typed_body(&mut self, node: &Node, field: &str, types: &[&str]) -> Option<(String, serde_json::Map<String, Value>)> {
+        if node.as_map().is_none() {
+            self.error(node.at, field, format!("expected a mapping with a `type` field, found {}", node.shape()));
+            return None;
+        }
+        let Some(t) = node.get("type") else {
+            self.error(node.at, &format!("{field}.type"), format!("missing field `type`; expected one of {}", types.join(", ")));
+            return None;
+        };
+        let kind = t.as_str().unwrap_or_default().to_string();
+        if !types.contains(&kind.as_str()) {
+            self.error(t.at, &format!("{field}.type"), format!("unknown type `{kind}`; expected one of {}", types.join(", ")));
+            return None;
+        }
+        Some((kind, serde_json::Map::new()))
+    }
+
+    fn stages(&mut self, root: &Node, options: &LoadOptions) -> Vec<StageDef> {
+        let mut out = Vec::new();
+        for (key, node) in self.named_entries(root, "stages") {
+            let Some(name) = self.check_name(key, "stages") else { continue };
+            let field = format!("stages.{name}");
+            if node.as_map().is_none() {
+                self.error(node.at, &field, format!("expected a mapping with `plugin` and `inputs`, found {}", node.shape()));
+                continue;
+            }
+            let value = self.to_json(node, &field);
+            let Some(config) = self.section::<StageConfig>(node, &field, value) else { continue };
+            let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
+            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path) {
+                Ok(p) => p,
+                Err(msg) => {
+                    self.error(plugin_at, &format!("{field}.plugin"), msg);
+                    continue;
+                }
+            };
+            let params = config
+                .params
+                .iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect();
+            out.push(StageDef {
+                name,
+                plugin,
+                plugin_at,
+                params_at: node.get("params").map_or(node.at, |n| n.at),
+                inputs: config.inputs,
+                params,
+                on_error: config.on_error,
+                limits: config.limits,
+                at: key.at,
+            });
+        }
+        out
+    }
+
+    fn sinks(&mut self, root: &Node) -> Vec<SinkDef> {
+        let mut out = Vec::new();
+        for (key, node) in self.named_entries(root, "sinks") {
+            let Some(name) = self.check_name(key, "sinks") else { continue };
+            let field = format!("sinks.{name}");
+            if let Some((config, inputs)) = self.sink_body(node, &field, true) {
+                out.push(SinkDef { name, config, inputs, at: key.at });
+            }
+        }
+        out
+    }
+
+    fn sink_body(&mut self, node: &Node, field: &str, needs_inputs: bool) -> Option<(SinkConfig, Vec<String>)> {
+        let (kind, _) = self.typed_body(node, field, crate::sinks::TYPES)?;
+        let mut body = match self.to_json(node, field) {
+            Value::Object(m) => m,
+            _ => return None,
+        };
+        body.remove("type");
+        let inputs = if needs_inputs {
+            match body.remove("inputs") {
+                None => {
+                    self.error(node.at, &format!("{field}.inputs"), "missing field `inputs`; expected a list of source or stage names");
+                    return None;
+                }
+                Some(v) => self.section::<Vec<String>>(node, &format!("{field}.inputs"), v)?,
+            }
+        } else {
+            Vec::new()
+        };
+        let body = Value::Object(body);
+        let config = match kind.as_str() {
+            "file" => self.section(node, field, body).map(SinkConfig::File),
+            "stdout" => self.section(node, field, body).map(SinkConfig::Stdout),
+            _ => None,
+        }?;
+        let mut config = config;
+        config.resolve_paths(&self.base);
+        Some((config, inputs))
+    }
+
+    fn cross_check(&mut self, root: &Node, p: &Pipeline) {
+        let mut names: HashMap<&str, &str> = HashMap::new();
+        let mut dup = Vec::new();
+        for (n, kind, at) in p
+            .sources
+            .iter()
+            .map(|s| (s.name.as_str(), "source", s.at))
+            .chain(p.stages.iter().map(|s| (s.name.as_str(), "stage", s.at)))
+            .chain(p.sinks.iter().map(|s| (s.name.as_str(), "sink", s.at)))
+        {
+            if let Some(prev) = names.insert(n, kind) {
+                dup.push((n.to_string(), prev, kind, at));
+            }
+        }
+        for (n, prev, kind, at) in dup {
+            self.error(at, n.as_str(), format!("the name `{n}` is used by a {prev} and a {kind}; names must be unique"));
+        }
+        if p.sources.is_empty() && root.get("sources").is_none() {
+            self.error(root.at, "sources", "missing field `sources`; a pipeline needs at least one source");
+        }
+        if p.sinks.is_empty() && root.get("sinks").is_none() {
+            self.error(root.at, "sinks", "missing field `sinks`; a pipeline needs at least one sink");
+        }
+        // Declared names, parsed or not, so one broken entry does not make
+        // every reference to it look wrong too.
+        let declared = |section: &str| -> Vec<String> {
+            root.get(section)
+                .and_then(Node::as_map)
+                .map(|m| m.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let declared_producers: Vec<String> = declared("sources").into_iter().chain(declared("stages")).collect();
+        let producers: HashSet<&str> = declared_producers.iter().map(String::as_str).collect();
+        let mut bad_inputs = Vec::new();
+        for (owner, inputs, section) in p
+            .stages
+            .iter()
+            .map(|s| (s.name.as_str(), &s.inputs, "stages"))
+            .chain(p.sinks.iter().map(|s| (s.name.as_str(), &s.inputs, "sinks")))
+        {
+            if inputs.is_empty() {
+                bad_inputs.push((section, owner.to_string(), "`inputs` is empty; expected at least one source or stage name".to_string()));
+            }
+            for i in inputs {
+                if !producers.contains(i.as_str()) {
+                    let mut known: Vec<&str> = producers.iter().copied().collect();
+                    known.sort_unstable();
+                    bad_inputs.push((section, owner.to_string(), format!("unknown input `{i}`; expected one of: {}", known.join(", "))));
+                }
+            }
+        }
+        for (section, owner, msg) in bad_inputs {
+            let at = root
+                .get(section)
+                .and_then(|s| s.get(&owner))
+                .map(|n| n.get("inputs").map_or(n.at, |i| i.at))
+                .unwrap_or_default();
+            self.error(at, &format!("{section}.{owner}.inputs"), msg);
+        }
+        if let Some(cycle) = find_cycle(p) {
+            let at = p.stages.iter().find(|s| s.name == cycle[0]).map_or(Location::default(), |s| s.at);
+            self.error(at, "stages", format!("stages form a cycle: {}", cycle.join(" -> ")));
+        }
+    }
+}
+
+fn is_single_reference(text: &str) -> bool {
+    text.starts_with("${") && text.ends_with('}') && text.matches("${").count() == 1
+}
+
+fn join(field: &str, key: &str) -> String {
+    if field.is_empty() {
+        key.to_string()
+    } else {
+        format!("{field}.{key}")
+    }
+}
+
+/// Finds a cycle among stages, returned as the names along it.
+fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
+    let deps: HashMap<&str, &Vec<String>> = p.stages.iter().map(|s| (s.name.as_str(), &s.inputs)).collect();
+    fn visit<'a>(
+        n: &'a str,
+        deps: &HashMap<&'a str, &'a Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut HashSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| *p == n) {
+            let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n);
+        if let Some(inputs) = deps.get(n) {
+            for i in inputs.iter() {
+                if deps.contains_key(i.as_str()) {
+                    if let Some(c) = visit(i, deps, path, done) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        path.pop();
+        done.insert(n);
+        None
+    }
+    let mut done = HashSet::new();
+    for s in &p.stages {
+        let mut path = Vec::new();
+        if let Some(c) = visit(&s.name, &deps, &mut path, &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Resolves `plugin:` to a file: a path (relative to the pipeline file) if it
+/// looks like one, else `NAME.wasm` in the plugin search path.
+pub fn resolve_plugin(spec: &str, base: &Path, search: &[PathBuf]) -> Result<PathBuf, String> {
+    if spec.ends_with(".wasm") || spec.contains('/') {
+        let p = base.join(spec);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("plugin file `{}` does not exist", p.display()))
+        };
+    }
+    let mut tried = Vec::new();
+    for dir in search.iter().cloned().chain(default_plugin_dirs()) {
+        for candidate in [format!("{spec}.wasm"), format!("sluice_plugin_{}.wasm", spec.replace('-', "_"))] {
+            let p = dir.join(&candidate);
+            if p.is_file() {
+                return Ok(p);
+            }
+            tried.push(p.display().to_string());
+        }
+    }
+    Err(format!(
+        "plugin `{spec}` not found; looked for {}. Build the built-in plugins with `scripts/build-plugins.sh`, or give a path to a .wasm file",
+        tried.join(", ")
+    ))
+}
+
+/// `$SLUICE_PLUGIN_PATH` entries, then `plugins/` next to the binary's target dir.
+pub fn default_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("SLUICE_PLUGIN_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            dirs.push(dir.join("plugins"));
+            if let Some(up) = dir.parent() {
+                dirs.push(up.join("plugins"));
+            }
+        }
+    }
+    dirs
+}

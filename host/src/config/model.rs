@@ -1,0 +1,168 @@
+//! The validated pipeline model that the runner builds from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Location;
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its name (`name:` or the file stem); checkpoints live under it.
+    pub name: String,
+    /// Where checkpoints and default dead letters go.
+    pub data_dir: PathBuf,
+    /// Most events per batch.
+    pub batch_size: usize,
+    /// How often a checkpoint is taken.
+    pub checkpoint_interval: Duration,
+    /// Batches buffered between two stages before the upstream waits.
+    pub channel_capacity: usize,
+    /// Sources, in file order.
+    pub sources: Vec<SourceDef>,
+    /// Stages, in file order.
+    pub stages: Vec<StageDef>,
+    /// Sinks, in file order.
+    pub sinks: Vec<SinkDef>,
+    /// Where dead letters go; `None` means the default file under `data_dir`.
+    pub dead_letter: Option<SinkConfig>,
+}
+
+impl Pipeline {
+    /// The directory holding this pipeline's checkpoint and default dead letters.
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.name)
+    }
+}
+
+/// Top-level settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub name: Option<String>,
+    pub data_dir: Option<String>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_interval_ms: u64,
+    #[serde(default = "default_channel_capacity")]
+    pub channel_capacity: usize,
+}
+
+fn default_batch_size() -> usize {
+    1024
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+fn default_channel_capacity() -> usize {
+    4
+}
+
+/// A named source.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    /// Its name; stages and sinks list it in `inputs`.
+    pub name: String,
+    /// Connector configuration.
+    pub config: SourceConfig,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+/// A named sink.
+#[derive(Debug, Clone)]
+pub struct SinkDef {
+    /// Its name.
+    pub name: String,
+    /// Connector configuration.
+    pub config: SinkConfig,
+    /// Names of the sources or stages it reads.
+    pub inputs: Vec<String>,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+/// A named plugin stage.
+#[derive(Debug, Clone)]
+pub struct StageDef {
+    /// Its name.
+    pub name: String,
+    /// The resolved component file.
+    pub plugin: PathBuf,
+    /// Where `plugin:` is written.
+    pub plugin_at: Location,
+    /// Where `params:` is written (plugin errors about parameters point here).
+    pub params_at: Location,
+    /// Names of the sources or stages it reads.
+    pub inputs: Vec<String>,
+    /// Parameters as text (non-string YAML values as JSON).
+    pub params: Vec<(String, String)>,
+    /// What to do with an event the plugin refuses or that makes it fail.
+    pub on_error: OnError,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageConfig {
+    pub plugin: String,
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Error policy of a stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Send the event to the dead-letter destination with the reason (default).
+    #[default]
+    DeadLetter,
+    /// Count and log it, then go on without it.
+    Skip,
+    /// Stop the pipeline.
+    Fail,
+}
+
+/// Per-stage sandbox limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap of one plugin instance, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Wall-clock CPU budget of one call (one batch), in milliseconds.
+    #[serde(default = "default_cpu_ms")]
+    pub cpu_ms_per_call: u64,
+}
+
+fn default_memory_mb() -> u64 {
+    128
+}
+fn default_cpu_ms() -> u64 {
+    2000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+            cpu_ms_per_call: default_cpu_ms(),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The unit that flows between sources, stages and sinks: a framed batch of
+//! events (the exact record the plugin contract takes, so calling a plugin
+//! copies nothing extra) plus host-only metadata plugins cannot forge.
+
+use std::sync::Arc;
+
+use crate::plugin::bindings::{self, Event, Header, Span};
+
+/// A batch of events with their origin metadata.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The framed events, with `streams = [producer name]`.
+    pub events: bindings::Batch,
+    /// The source the events (or their ancestors) came from.
+    pub origin: Arc<str>,
+    /// Per event: its position within the origin (file line, datagen sequence).
+    pub positions: Vec<u64>,
+}
+
+/// One event's parts, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    /// Key bytes.
+    pub key: Option<&'a [u8]>,
+    /// Value bytes; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// Position within the origin.
+    pub position: u64,
+    headers: &'a [Header],
+    data: &'a [u8],
+}
+
+impl<'a> EventView<'a> {
+    /// Headers as (name, value) pairs.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let data = self.data;
+        self.headers.iter().filter_map(move |h| {
+            Some((
+                std::str::from_utf8(slice(data, h.name)?).ok()?,
+                slice(data, h.value)?,
+            ))
+        })
+    }
+}
+
+fn slice(data: &[u8], s: Span) -> Option<&[u8]> {
+    let start = s.offset as usize;
+    data.get(start..start.checked_add(s.len as usize)?)
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Builds a batch event by event.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    batch: Batch,
+}
+
+impl BatchBuilder {
+    /// An empty batch produced by `stream` from `origin`.
+    pub fn new(stream: &str, origin: Arc<str>, capacity: usize) -> Self {
+        Self {
+            batch: Batch {
+                events: bindings::Batch {
+                    data: Vec::with_capacity(capacity * 256),
+                    events: Vec::with_capacity(capacity),
+                    headers: Vec::new(),
+                    streams: vec![stream.to_string()],
+                },
+                origin,
+                positions: Vec::with_capacity(capacity),
+            },
+        }
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> Span {
+        let offset = to_u32(self.batch.events.data.len());
+        self.batch.events.data.extend_from_slice(bytes);
+        Span {
+            offset,
+            len: to_u32(bytes.len()),
+        }
+    }
+
+    /// Appends one event.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: i64,
+        position: u64,
+    ) {
+        let key = key.map(|k| self.push_bytes(k));
+        let value = value.map(|v| self.push_bytes(v));
+        let first = to_u32(self.batch.events.headers.len());
+        for (n, v) in headers {
+            let name = self.push_bytes(n.as_bytes());
+            let value = self.push_bytes(v);
+            self.batch.events.headers.push(Header { name, value });
+        }
+        let index = to_u32(self.batch.events.events.len());
+        self.batch.events.events.push(Event {
+            key,
+            value,
+            headers: Span {
+                offset: first,
+                len: to_u32(headers.len()),
+            },
+            timestamp_ms,
+            stream: 0,
+            parent: index,
+        });
+        self.batch.positions.push(position);
+    }
+
+    /// Appends a copy of `event` with extra headers (used for dead letters).
+    pub fn push_with_headers(&mut self, event: &EventView<'_>, extra: &[(&str, &[u8])]) {
+        let mut headers: Vec<(&str, &[u8])> = event.headers().collect();
+        headers.extend_from_slice(extra);
+        self.push(
+            event.key,
+            event.value,
+            &headers,
+            event.timestamp_ms,
+            event.position,
+        );
+    }
+
+    /// Number of events so far.
+    pub fn len(&self) -> usize {
+        self.batch.events.events.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of event data so far.
+    pub fn data_len(&self) -> usize {
+        self.batch.events.data.len()
+    }
+
+    /// The finished batch.
+    pub fn finish(self) -> Batch {
+        self.batch
+    }
+}
+
+impl Batch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.events.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.events.events.is_empty()
+    }
+
+    /// The producer's name.
+    pub fn stream(&self) -> &str {
+        self.events.streams.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// Event `i`, if it exists.
+    pub fn get(&self, i: usize) -> Option<EventView<'_>> {
+        let e = self.events.events.get(i)?;
+        let data = &self.events.data;
+        let hs = e.headers.offset as usize;
+        Some(EventView {
+            key: e.key.and_then(|s| slice(data, s)),
+            value: e.value.and_then(|s| slice(data, s)),
+            timestamp_ms: e.timestamp_ms,
+            position: self.positions.get(i).copied().unwrap_or(0),
+            headers: self
+                .events
+                .headers
+                .get(hs..hs.saturating_add(e.headers.len as usize))
+                .unwrap_or(&[]),
+            data,
+        })
+    }
+
+    /// All events.
+    pub fn iter(&self) -> impl Iterator<Item = EventView<'_>> {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// A copy of events `range` as a batch of its own (to isolate a bad event).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Batch {
+        let mut b = BatchBuilder::new(self.stream(), self.origin.clone(), range.len());
+        for i in range {
+            if let Some(e) = self.get(i) {
+                b.push_with_headers(&e, &[]);
+            }
+        }
+        b.finish()
+    }
+
+    /// Builds the batch a stage emits from a plugin's output: checks every
+    /// span and parent index (a buggy plugin must not crash the host) and
+    /// copies origin metadata from each output event's parent.
+    pub fn from_output(input: &Batch, stage: &str, mut out: bindings::Batch) -> Result<Batch, String> {
+        let n_data = out.data.len();
+        let in_range = |s: &Span| (s.offset as usize).checked_add(s.len as usize).is_some_and(|end| end <= n_data);
+        for h in &out.headers {
+            if !in_range(&h.name) || !in_range(&h.value) {
+                return Err("output header refers outside the batch data".into());
+            }
+        }
+        let mut positions = Vec::with_capacity(out.events.len());
+        for (i, e) in out.events.iter_mut().enumerate() {
+            if e.key.as_ref().is_some_and(|s| !in_range(s)) || e.value.as_ref().is_some_and(|s| !in_range(s)) {
+                return Err(format!("output event {i} refers outside the batch data"));
+            }
+            let hs = e.headers.offset as usize;
+            if hs.checked_add(e.headers.len as usize).is_none_or(|end| end > out.headers.len()) {
+                return Err(format!("output event {i} refers to headers that do not exist"));
+            }
+            let Some(pos) = input.positions.get(e.parent as usize) else {
+                return Err(format!("output event {i} names parent {} but the input had {} events", e.parent, input.len()));
+            };
+            positions.push(*pos);
+            e.stream = 0;
+        }
+        out.streams = vec![stage.to_string()];
+        Ok(Batch {
+            events: out,
+            origin: input.origin.clone(),
+            positions,
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! Dead letters: the original event plus headers saying what went wrong,
+//! where, and in which plugin version.
+
+use std::sync::Arc;
+
+use super::{BatchBuilder, EventView};
+
+/// Header names on every dead letter.
+pub mod headers {
+    /// `rejected`, `trap`, `limit`, `malformed`...
+    pub const KIND: &str = "sluice.error.kind";
+    /// Human-readable reason.
+    pub const MESSAGE: &str = "sluice.error.message";
+    /// Stage (or source) that refused the event.
+    pub const STAGE: &str = "sluice.error.stage";
+    /// Plugin name.
+    pub const PLUGIN: &str = "sluice.error.plugin";
+    /// Plugin version.
+    pub const PLUGIN_VERSION: &str = "sluice.error.plugin_version";
+    /// Source the event came from.
+    pub const ORIGIN: &str = "sluice.origin";
+    /// Position within that source (e.g. file line).
+    pub const POSITION: &str = "sluice.position";
+}
+
+/// Who refused an event.
+#[derive(Debug, Clone)]
+pub struct Culprit {
+    /// Stage or source name.
+    pub stage: String,
+    /// Plugin name (empty for sources).
+    pub plugin: String,
+    /// Plugin version (empty for sources).
+    pub version: String,
+}
+
+/// Collects dead letters for one batch.
+pub struct DeadLetters {
+    builder: BatchBuilder,
+}
+
+impl DeadLetters {
+    /// An empty collection for a producer named `stream`.
+    pub fn new(stream: &str, origin: Arc<str>) -> Self {
+        Self {
+            builder: BatchBuilder::new(stream, origin, 4),
+        }
+    }
+
+    /// Adds `event` with error headers.
+    pub fn add(&mut self, event: &EventView<'_>, origin: &str, culprit: &Culprit, kind: &str, reason: &str) {
+        let position = event.position.to_string();
+        let extra: [(&str, &[u8]); 7] = [
+            (headers::KIND, kind.as_bytes()),
+            (headers::MESSAGE, reason.as_bytes()),
+            (headers::STAGE, culprit.stage.as_bytes()),
+            (headers::PLUGIN, culprit.plugin.as_bytes()),
+            (headers::PLUGIN_VERSION, culprit.version.as_bytes()),
+            (headers::ORIGIN, origin.as_bytes()),
+            (headers::POSITION, position.as_bytes()),
+        ];
+        self.builder.push_with_headers(event, &extra);
+    }
+
+    /// Adds raw bytes that never became an event (malformed input).
+    pub fn add_raw(&mut self, bytes: &[u8], position: u64, origin: &str, kind: &str, reason: &str) {
+        let position_text = position.to_string();
+        let headers: [(&str, &[u8]); 5] = [
+            (headers::KIND, kind.as_bytes()),
+            (headers::MESSAGE, reason.as_bytes()),
+            (headers::STAGE, origin.as_bytes()),
+            (headers::ORIGIN, origin.as_bytes()),
+            (headers::POSITION, position_text.as_bytes()),
+        ];
+        self.builder.push(None, Some(bytes), &headers, 0, position);
+    }
+
+    /// Number collected.
+    pub fn len(&self) -> usize {
+        self.builder.len()
+    }
+
+    /// The batch to send, if any.
+    pub fn finish(self) -> Option<super::Batch> {
+        (!self.builder.is_empty()).then(|| self.builder.finish())
+    }
+}

@@ -1,0 +1,12 @@
+//! Host bindings for the `sluice:plugin` contract, generated from `wit/`.
+// Generated items carry the WIT doc comments where WIT has them.
+#![allow(missing_docs)]
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "transform",
+});
+
+pub use exports::sluice::plugin::transformer::CallError;
+pub use sluice::plugin::log::Level;
+pub use sluice::plugin::types::{Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span};

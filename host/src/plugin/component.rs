@@ -1,0 +1,199 @@
+//! Checking a `.wasm` file before it runs: is it a component, which world does
+//! it implement, and against which contract version.
+
+use std::path::Path;
+
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// Contract versions this host runs.
+pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.0"];
+
+/// The contract package name.
+pub const PACKAGE: &str = "sluice:plugin";
+
+/// A plugin kind: which world the component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// Stateless transform (exports `transformer`).
+    Transform,
+    /// Stateful processor (exports `stateful`).
+    Processor,
+    /// Custom source connector (exports `reader`).
+    Source,
+    /// Custom sink connector (exports `writer`).
+    Sink,
+}
+
+impl World {
+    /// The world's name in the WIT package.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Transform => "transform",
+            World::Processor => "processor",
+            World::Source => "source",
+            World::Sink => "sink",
+        }
+    }
+
+    fn from_interface(name: &str) -> Option<Self> {
+        match name {
+            "transformer" => Some(World::Transform),
+            "stateful" => Some(World::Processor),
+            "reader" => Some(World::Source),
+            "writer" => Some(World::Sink),
+            _ => None,
+        }
+    }
+}
+
+/// Why a file cannot be used as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    /// Could not read it.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not WebAssembly at all.
+    #[error("{path} is not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm {
+        /// The file.
+        path: String,
+    },
+    /// A core module, not a component.
+    #[error("{path} is a core WebAssembly module, not a component; build plugins for wasm32-wasip2 (`sluice plugin build DIR`) or wrap the module with `wasm-tools component new`")]
+    CoreModule {
+        /// The file.
+        path: String,
+    },
+    /// Built against another contract version.
+    #[error("{path} targets contract {PACKAGE}@{found}, but this host accepts {PACKAGE}@{accepted}; rebuild the plugin against sluice-sdk {accepted}")]
+    WrongVersion {
+        /// The file.
+        path: String,
+        /// The version it exports.
+        found: String,
+        /// What the host accepts.
+        accepted: String,
+    },
+    /// Exports no Sluice world, or a different one than the stage needs.
+    #[error("{path} {found}, but a stage needs the `{expected}` world (it must export {PACKAGE}/{interface}@{version})")]
+    WrongWorld {
+        /// The file.
+        path: String,
+        /// What it does export.
+        found: String,
+        /// The world required.
+        expected: &'static str,
+        /// The interface that world exports.
+        interface: &'static str,
+        /// The version expected.
+        version: &'static str,
+    },
+    /// The engine refused it.
+    #[error("{path} is not a valid component: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+/// What a component exports and imports.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The Sluice world it implements, if any.
+    pub world: Option<World>,
+    /// The contract version of that world.
+    pub version: Option<String>,
+    /// Export names.
+    pub exports: Vec<String>,
+    /// Import names.
+    pub imports: Vec<String>,
+}
+
+/// Rejects files that are not components before spending time compiling them.
+pub fn check_header(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
+    let p = path.display().to_string();
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(ComponentError::NotWasm { path: p });
+    }
+    // Bytes 4..8: version + layer; core modules are `01 00 00 00`.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(ComponentError::CoreModule { path: p });
+    }
+    Ok(())
+}
+
+/// Reads exports/imports and identifies the world and contract version.
+pub fn shape(engine: &Engine, component: &Component) -> Shape {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut world = None;
+    let mut version = None;
+    for name in &exports {
+        if let Some(rest) = name.strip_prefix(&format!("{PACKAGE}/")) {
+            let (iface, ver) = rest.split_once('@').unwrap_or((rest, ""));
+            if let Some(w) = World::from_interface(iface) {
+                world = Some(w);
+                version = Some(ver.to_string());
+            }
+        }
+    }
+    Shape {
+        world,
+        version,
+        exports,
+        imports,
+    }
+}
+
+/// Checks that `shape` is `expected` at an accepted version.
+pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), ComponentError> {
+    let p = path.display().to_string();
+    let interface = match expected {
+        World::Transform => "transformer",
+        World::Processor => "stateful",
+        World::Source => "reader",
+        World::Sink => "writer",
+    };
+    if let Some(v) = &shape.version {
+        if !ACCEPTED_VERSIONS.contains(&v.as_str()) {
+            return Err(ComponentError::WrongVersion {
+                path: p,
+                found: v.clone(),
+                accepted: ACCEPTED_VERSIONS.join(", "),
+            });
+        }
+    }
+    if shape.world != Some(expected) {
+        let found = match shape.world {
+            Some(w) => format!("implements the `{}` world", w.name()),
+            None => format!(
+                "exports no Sluice world (exports: {})",
+                if shape.exports.is_empty() {
+                    "none".to_string()
+                } else {
+                    shape.exports.join(", ")
+                }
+            ),
+        };
+        return Err(ComponentError::WrongWorld {
+            path: p,
+            found,
+            expected: expected.name(),
+            interface,
+            version: ACCEPTED_VERSIONS[0],
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Loading a transform component and calling it under the stage's limits.
+//!
+//! A trap or a limit breach fails only that call: the store (and with it the
+//! instance) is dropped and the next call gets a fresh instance from the
+//! pre-linked `InstancePre`, which costs tens of microseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker, ResourceAny};
+use wasmtime::{Store, Trap};
+
+use super::bindings::{self, Batch, Output, Param, PluginInfo};
+use super::cache::{CacheOutcome, ComponentCache};
+use super::component::{self, ComponentError, Shape, World};
+use super::engine::WasmEngine;
+use super::host::HostState;
+use crate::config::Limits;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is not a usable component.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// Linking or instantiation failed.
+    #[error("{path}: {message}")]
+    Link {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A compiled, linked transform component, ready to instantiate.
+pub struct TransformPlugin {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// What the plugin says about itself.
+    pub info: PluginInfo,
+    /// Its exports and imports.
+    pub shape: Shape,
+    /// Whether it came from the compile cache.
+    pub cache: CacheOutcome,
+    /// File size in bytes.
+    pub size: u64,
+    engine: WasmEngine,
+    pre: bindings::TransformPre<HostState>,
+}
+
+impl std::fmt::Debug for TransformPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransformPlugin")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
+    LoadError::Link {
+        path: path.display().to_string(),
+        message: format!("{e:?}"),
+    }
+}
+
+impl TransformPlugin {
+    /// Reads, checks, compiles (or loads from cache) and links `path`.
+    pub fn load(engine: &WasmEngine, cache: &ComponentCache, path: &Path) -> Result<Self, LoadError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        component::check_header(path, &bytes)?;
+        let (component, outcome) =
+            cache
+                .load(engine.engine(), &bytes)
+                .map_err(|e| ComponentError::Invalid {
+                    path: p.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let shape = component::shape(engine.engine(), &component);
+        component::check_world(path, &shape, World::Transform)?;
+
+        let mut linker: Linker<HostState> = Linker::new(engine.engine());
+        bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| link_err(path, e))?;
+        // No ambient authority: any WASI import a toolchain drags in (std's
+        // stderr, env, clock) links to a trap instead of a capability.
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| link_err(path, e))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| link_err(path, e))?;
+        let pre = bindings::TransformPre::new(pre).map_err(|e| link_err(path, e))?;
+
+        let mut plugin = Self {
+            path: path.to_path_buf(),
+            info: PluginInfo {
+                name: file_stem(path),
+                version: "?".into(),
+                description: String::new(),
+            },
+            shape,
+            cache: outcome,
+            size: bytes.len() as u64,
+            engine: engine.clone(),
+            pre,
+        };
+        let mut store = plugin.new_store("describe", Limits::default());
+        let instance = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| link_err(path, e))?;
+        plugin.info = instance
+            .sluice_plugin_transformer()
+            .call_describe(&mut store)
+            .map_err(|e| link_err(path, e))?;
+        Ok(plugin)
+    }
+
+    /// `name@version`, as errors and dead letters name the plugin.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.version)
+    }
+
+    fn new_store(&self, stage: &str, limits: Limits) -> Store<HostState> {
+        let mut store = Store::new(
+            self.engine.engine(),
+            HostState::new(stage, &self.label(), limits.memory_mb),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
+            limits.cpu_ms_per_call,
+        )));
+        store
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Why one call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The plugin refused its parameters.
+    #[error("plugin {plugin} refused the parameters of stage `{stage}`: {message}")]
+    Init {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// The plugin's reason.
+        message: String,
+    },
+    /// A sandbox limit stopped the call.
+    #[error("plugin {plugin} in stage `{stage}` exceeded its {limit}; the instance was discarded")]
+    Limit {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// Which limit, with its value.
+        limit: String,
+    },
+    /// The plugin trapped (panic, unreachable, out-of-bounds access...).
+    #[error("plugin {plugin} in stage `{stage}` crashed: {message}; the instance was discarded")]
+    Trap {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// What happened.
+        message: String,
+    },
+    /// The plugin asked for the batch to be retried later.
+    #[error("plugin {plugin} in stage `{stage}` asked to retry: {message}")]
+    Retry {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// Its reason.
+        message: String,
+    },
+    /// The plugin declared a fatal error.
+    #[error("plugin {plugin} in stage `{stage}` failed: {message}")]
+    Fatal {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// Its reason.
+        message: String,
+    },
+}
+
+impl CallFailure {
+    /// A short machine-readable kind for dead-letter headers and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallFailure::Init { .. } => "init",
+            CallFailure::Limit { .. } => "limit",
+            CallFailure::Trap { .. } => "trap",
+            CallFailure::Retry { .. } => "retry",
+            CallFailure::Fatal { .. } => "fatal",
+        }
+    }
+
+    /// True when isolating the culprit event (by splitting the batch) makes sense.
+    pub fn is_event_specific(&self) -> bool {
+        matches!(self, CallFailure::Limit { .. } | CallFailure::Trap { .. })
+    }
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: bindings::Transform,
+    handle: ResourceAny,
+}
+
+/// One stage's instance of a transform, recreated after any failure.
+pub struct TransformInstance {
+    plugin: Arc<TransformPlugin>,
+    stage: String,
+    params: Vec<Param>,
+    limits: Limits,
+    live: Option<Live>,
+    /// Instances created so far (1 + number of replacements).
+    pub instantiations: u64,
+}
+
+impl TransformInstance {
+    /// Creates the instance and validates `params` with the plugin.
+    pub fn new(
+        plugin: Arc<TransformPlugin>,
+        stage: &str,
+        params: &[(String, String)],
+        limits: Limits,
+    ) -> Result<Self, CallFailure> {
+        let mut inst = Self {
+            plugin,
+            stage: stage.to_string(),
+            params: params
+                .iter()
+                .map(|(name, value)| Param {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            limits,
+            live: None,
+            instantiations: 0,
+        };
+        inst.ensure_live()?;
+        Ok(inst)
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<TransformPlugin> {
+        &self.plugin
+    }
+
+    /// Swaps in another build of the plugin (hot reload). The next call runs
+    /// on a fresh instance of it; parameters are validated now, and on refusal
+    /// the old plugin stays in place.
+    pub fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), CallFailure> {
+        let old_plugin = std::mem::replace(&mut self.plugin, plugin);
+        let old_live = self.live.take();
+        match self.ensure_live() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.plugin = old_plugin;
+                self.live = old_live;
+                Err(e)
+            }
+        }
+    }
+
+    fn ensure_live(&mut self) -> Result<(), CallFailure> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let mut store = self.plugin.new_store(&self.stage, self.limits);
+        let bindings = self
+            .plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&store, e))?;
+        self.instantiations += 1;
+        let created = bindings
+            .sluice_plugin_transformer()
+            .transform()
+            .call_create(&mut store, &self.params)
+            .map_err(|e| self.classify(&store, e))?;
+        let handle = created.map_err(|message| CallFailure::Init {
+            plugin: self.plugin.label(),
+            stage: self.stage.clone(),
+            message,
+        })?;
+        self.live = Some(Live {
+            store,
+            bindings,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Processes one batch. On any failure the instance is discarded; the
+    /// next call starts a fresh one.
+    pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
+        self.ensure_live()?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(self.trap("instance unavailable".into()));
+        };
+        live.store.set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
+            self.limits.cpu_ms_per_call,
+        )));
+        live.store.data_mut().begin_call();
+        let result = live
+            .bindings
+            .sluice_plugin_transformer()
+            .transform()
+            .call_process(&mut live.store, live.handle, batch);
+        match result {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(bindings::CallError::Retry(message))) => Err(CallFailure::Retry {
+                plugin: self.plugin.label(),
+                stage: self.stage.clone(),
+                message,
+            }),
+            Ok(Err(bindings::CallError::Fatal(message))) => Err(CallFailure::Fatal {
+                plugin: self.plugin.label(),
+                stage: self.stage.clone(),
+                message,
+            }),
+            Err(e) => {
+                let failure = match self.live.take() {
+                    Some(live) => self.classify(&live.store, e),
+                    None => self.trap(format!("{e:?}")),
+                };
+                Err(failure)
+            }
+        }
+    }
+
+    fn trap(&self, message: String) -> CallFailure {
+        CallFailure::Trap {
+            plugin: self.plugin.label(),
+            stage: self.stage.clone(),
+            message,
+        }
+    }
+
+    fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
+        let plugin = self.plugin.label();
+        let stage = self.stage.clone();
+        if let Some(limit) = store.data().limiter.breached() {
+            return CallFailure::Limit {
+                plugin,
+                stage,
+                limit: limit.to_string(),
+            };
+        }
+        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return CallFailure::Limit {
+                plugin,
+                stage,
+                limit: format!("CPU budget of {} ms per call", self.limits.cpu_ms_per_call),
+            };
+        }
+        let mut message = match e.downcast_ref::<Trap>() {
+            Some(trap) => format!("wasm trap: {trap}"),
+            None => format!("{e}"),
+        };
+        if let Some(last) = store.data().last_error() {
+            message = format!("{last} ({message})");
+        }
+        CallFailure::Trap {
+            plugin,
+            stage,
+            message,
+        }
+    }
+}

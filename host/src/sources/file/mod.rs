@@ -1,0 +1,124 @@
+//! `file` source: JSON lines from a file, resuming from the checkpointed byte
+//! offset so a rerun continues where the last run stopped.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_json, Malformed, Polled, Source};
+use crate::pipeline::{BatchBuilder, Progress};
+
+/// Configuration of a `file` source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// The JSON-lines file to read (relative to the pipeline file).
+    pub path: PathBuf,
+}
+
+/// A running `file` source.
+pub struct FileSource {
+    config: FileSourceConfig,
+    origin: Arc<str>,
+    progress: Arc<Progress>,
+    reader: Option<BufReader<File>>,
+    offset: u64,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl FileSource {
+    /// A source over `config.path`.
+    pub fn new(config: FileSourceConfig, origin: Arc<str>, progress: Arc<Progress>) -> Self {
+        Self {
+            config,
+            origin,
+            progress,
+            reader: None,
+            offset: 0,
+            line: 0,
+            buf: Vec::with_capacity(1024),
+        }
+    }
+}
+
+impl Source for FileSource {
+    fn open(&mut self, position: Option<&Value>) -> Result<()> {
+        let path = &self.config.path;
+        let mut file = File::open(path).with_context(|| format!("cannot open source file {}", path.display()))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if let Some(pos) = position {
+            self.offset = pos.get("offset").and_then(Value::as_u64).unwrap_or(0);
+            self.line = pos.get("line").and_then(Value::as_u64).unwrap_or(0);
+            if self.offset > len {
+                anyhow::bail!(
+                    "{} is shorter ({len} bytes) than the checkpointed offset {}; it was truncated or replaced. Remove the checkpoint under the data dir to read it from the start",
+                    path.display(),
+                    self.offset
+                );
+            }
+            file.seek(SeekFrom::Start(self.offset))?;
+        }
+        self.progress.set_total(len);
+        self.progress.set_done(self.offset);
+        self.reader = Some(BufReader::with_capacity(1 << 16, file));
+        Ok(())
+    }
+
+    fn poll(&mut self, max: usize) -> Result<Polled> {
+        let Some(reader) = self.reader.as_mut() else {
+            anyhow::bail!("file source polled before open");
+        };
+        let mut out = BatchBuilder::new(&self.origin, self.origin.clone(), max);
+        let mut malformed = Vec::new();
+        let mut done = false;
+        while out.len() < max {
+            self.buf.clear();
+            let n = reader.read_until(b'\n', &mut self.buf)?;
+            if n == 0 {
+                done = true;
+                break;
+            }
+            if self.buf.last() != Some(&b'\n') {
+                // A partial last line may still be being written; in a bounded
+                // read it is the end of the file, so take it as a line.
+            }
+            self.offset += n as u64;
+            self.line += 1;
+            let mut line: &[u8] = &self.buf;
+            while let Some((last, rest)) = line.split_last() {
+                if *last == b'\n' || *last == b'\r' {
+                    line = rest;
+                } else {
+                    break;
+                }
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match check_json(line) {
+                Ok(()) => out.push(None, Some(line), &[], 0, self.line),
+                Err(e) => malformed.push(Malformed {
+                    bytes: line.to_vec(),
+                    reason: format!("malformed JSON at {} line {}: {e}", self.config.path.display(), self.line),
+                    position: self.line,
+                }),
+            }
+        }
+        self.progress.set_done(self.offset);
+        Ok(Polled {
+            batch: (!out.is_empty()).then(|| out.finish()),
+            malformed,
+            done,
+        })
+    }
+
+    fn position(&self) -> Value {
+        json!({ "offset": self.offset, "line": self.line })
+    }
+}

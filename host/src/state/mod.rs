@@ -1,0 +1,5 @@
+//! Durable state: the checkpoint store.
+
+mod checkpoint;
+
+pub use checkpoint::{Checkpoint, CheckpointStore};

@@ -1,0 +1,464 @@
+//! Evaluation of a [`Node`] tree against one JSON value.
+//!
+//! Results are `Cow`s: field reads and literals are borrowed, never cloned;
+//! booleans, numbers and null are built without touching the heap. Only
+//! string-producing operations (`||`, `lower`, ...) allocate.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+
+use serde_json::{Number, Value};
+
+use crate::ast::{ArithOp, CmpOp, Func, Node};
+
+type Out<'a> = Cow<'a, Value>;
+
+const fn null<'a>() -> Out<'a> {
+    Cow::Owned(Value::Null)
+}
+
+fn boolean<'a>(b: bool) -> Out<'a> {
+    Cow::Owned(Value::Bool(b))
+}
+
+fn maybe_bool<'a>(b: Option<bool>) -> Out<'a> {
+    b.map_or(null(), boolean)
+}
+
+/// `Some(b)` for a JSON boolean; anything else is unknown.
+fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
+/// A number during arithmetic: integers are exact (wide enough for any sum of
+/// JSON `i64`/`u64`), the rest is `f64`.
+#[derive(Clone, Copy, Debug)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn of(v: &Value) -> Option<Num> {
+        match v {
+            Value::Number(n) => Some(Self::of_number(n)),
+            _ => None,
+        }
+    }
+
+    fn of_number(n: &Number) -> Num {
+        if let Some(i) = n.as_i64() {
+            Num::Int(i128::from(i))
+        } else if let Some(u) = n.as_u64() {
+            Num::Int(i128::from(u))
+        } else {
+            Num::Float(n.as_f64().unwrap_or(f64::NAN))
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    /// Back to JSON; integers too wide for `i64`/`u64` become floats, and
+    /// non-finite floats (which JSON cannot hold) become null.
+    fn into_value(self) -> Value {
+        match self {
+            Num::Int(i) => {
+                if let Ok(i) = i64::try_from(i) {
+                    Value::from(i)
+                } else if let Ok(u) = u64::try_from(i) {
+                    Value::from(u)
+                } else {
+                    Num::Float(i as f64).into_value()
+                }
+            }
+            Num::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        }
+    }
+
+    /// An integer argument (`round` digits, `substr` positions): integers, or
+    /// floats without a fractional part.
+    fn as_int(self) -> Option<i128> {
+        match self {
+            Num::Int(i) => Some(i),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(f as i128),
+            Num::Float(_) => None,
+        }
+    }
+}
+
+/// `-n`, or `None` if it cannot be represented.
+pub(crate) fn negate(n: &Number) -> Option<Value> {
+    let v = match Num::of_number(n) {
+        Num::Int(i) => Num::Int(-i),
+        Num::Float(f) => Num::Float(-f),
+    }
+    .into_value();
+    (!v.is_null()).then_some(v)
+}
+
+fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
+    if let (Num::Int(x), Num::Int(y)) = (a, b) {
+        let exact = match op {
+            ArithOp::Add => x.checked_add(y),
+            ArithOp::Sub => x.checked_sub(y),
+            ArithOp::Mul => x.checked_mul(y),
+            ArithOp::Div => {
+                if y == 0 {
+                    return None;
+                }
+                if x % y == 0 {
+                    Some(x / y)
+                } else {
+                    return Some(Num::Float(x as f64 / y as f64));
+                }
+            }
+            ArithOp::Rem => {
+                if y == 0 {
+                    return None;
+                }
+                Some(x % y)
+            }
+        };
+        if let Some(i) = exact {
+            return Some(Num::Int(i));
+        }
+    }
+    let (x, y) = (a.as_f64(), b.as_f64());
+    let r = match op {
+        ArithOp::Add => x + y,
+        ArithOp::Sub => x - y,
+        ArithOp::Mul => x * y,
+        ArithOp::Div if y == 0.0 => return None,
+        ArithOp::Div => x / y,
+        ArithOp::Rem if y == 0.0 => return None,
+        ArithOp::Rem => x % y,
+    };
+    Some(Num::Float(r))
+}
+
+fn cmp_numbers(a: &Number, b: &Number) -> Option<Ordering> {
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return Some(x.cmp(&y));
+    }
+    match (Num::of_number(a), Num::of_number(b)) {
+        (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
+        (x, y) => x.as_f64().partial_cmp(&y.as_f64()),
+    }
+}
+
+/// Ordering of two values of the same scalar type; `None` for null, mixed
+/// types, arrays and objects.
+pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => cmp_numbers(x, y),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// SQL equality: `None` (unknown) when either side is null or the types
+/// differ; arrays and objects compare structurally.
+pub(crate) fn equals(a: &Value, b: &Value) -> Option<bool> {
+    match (a, b) {
+        (Value::Array(_), Value::Array(_)) | (Value::Object(_), Value::Object(_)) => Some(a == b),
+        _ => compare(a, b).map(|o| o == Ordering::Equal),
+    }
+}
+
+fn compare_op(op: CmpOp, a: &Value, b: &Value) -> Option<bool> {
+    match op {
+        CmpOp::Eq => equals(a, b),
+        CmpOp::Ne => equals(a, b).map(|e| !e),
+        CmpOp::Lt => compare(a, b).map(Ordering::is_lt),
+        CmpOp::Le => compare(a, b).map(Ordering::is_le),
+        CmpOp::Gt => compare(a, b).map(Ordering::is_gt),
+        CmpOp::Ge => compare(a, b).map(Ordering::is_ge),
+    }
+}
+
+/// Appends `v` as text: strings as they are, other values as JSON.
+fn push_text(buf: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => buf.push_str(s),
+        Value::Null => buf.push_str("null"),
+        Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(buf, "{n}");
+        }
+        other => buf.push_str(&other.to_string()),
+    }
+}
+
+fn into_string(v: Out<'_>) -> String {
+    match v {
+        Cow::Owned(Value::String(s)) => s,
+        other => {
+            let mut s = String::new();
+            push_text(&mut s, &other);
+            s
+        }
+    }
+}
+
+fn string<'a>(s: String) -> Out<'a> {
+    Cow::Owned(Value::String(s))
+}
+
+impl Node {
+    pub(crate) fn eval<'a>(&'a self, input: &'a Value) -> Out<'a> {
+        match self {
+            Node::Lit(v) => Cow::Borrowed(v),
+            Node::Field(path) => path.get(input).map_or(null(), Cow::Borrowed),
+            Node::Not(a) => maybe_bool(truth(&a.eval(input)).map(|b| !b)),
+            Node::Neg(a) => match Num::of(&a.eval(input)) {
+                Some(Num::Int(i)) => Cow::Owned(Num::Int(-i).into_value()),
+                Some(Num::Float(f)) => Cow::Owned(Num::Float(-f).into_value()),
+                None => null(),
+            },
+            Node::And(a, b) => {
+                let l = truth(&a.eval(input));
+                if l == Some(false) {
+                    return boolean(false);
+                }
+                match (l, truth(&b.eval(input))) {
+                    (_, Some(false)) => boolean(false),
+                    (Some(true), Some(true)) => boolean(true),
+                    _ => null(),
+                }
+            }
+            Node::Or(a, b) => {
+                let l = truth(&a.eval(input));
+                if l == Some(true) {
+                    return boolean(true);
+                }
+                match (l, truth(&b.eval(input))) {
+                    (_, Some(true)) => boolean(true),
+                    (Some(false), Some(false)) => boolean(false),
+                    _ => null(),
+                }
+            }
+            Node::Cmp(op, a, b) => {
+                let l = a.eval(input);
+                if l.is_null() {
+                    return null();
+                }
+                maybe_bool(compare_op(*op, &l, &b.eval(input)))
+            }
+            Node::Arith(op, a, b) => {
+                let Some(x) = Num::of(&a.eval(input)) else {
+                    return null();
+                };
+                let Some(y) = Num::of(&b.eval(input)) else {
+                    return null();
+                };
+                arith(*op, x, y).map_or(null(), |n| Cow::Owned(n.into_value()))
+            }
+            Node::Concat(a, b) => {
+                let l = a.eval(input);
+                if l.is_null() {
+                    return null();
+                }
+                let r = b.eval(input);
+                if r.is_null() {
+                    return null();
+                }
+                let mut s = into_string(l);
+                push_text(&mut s, &r);
+                string(s)
+            }
+            Node::In {
+                value,
+                list,
+                negated,
+            } => {
+                let v = value.eval(input);
+                if v.is_null() {
+                    return null();
+                }
+                let mut saw_null = false;
+                for item in list.iter() {
+                    let item = item.eval(input);
+                    if item.is_null() {
+                        saw_null = true;
+                    } else if equals(&v, &item) == Some(true) {
+                        return boolean(!negated);
+                    }
+                }
+                if saw_null {
+                    null()
+                } else {
+                    boolean(*negated)
+                }
+            }
+            Node::IsNull { value, negated } => boolean(value.eval(input).is_null() != *negated),
+            Node::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                match operand {
+                    Some(operand) => {
+                        let v = operand.eval(input);
+                        for (when, then) in whens.iter() {
+                            if equals(&v, &when.eval(input)) == Some(true) {
+                                return then.eval(input);
+                            }
+                        }
+                    }
+                    None => {
+                        for (when, then) in whens.iter() {
+                            if truth(&when.eval(input)) == Some(true) {
+                                return then.eval(input);
+                            }
+                        }
+                    }
+                }
+                otherwise.as_ref().map_or(null(), |e| e.eval(input))
+            }
+            Node::Call(func, args) => call(*func, args, input),
+        }
+    }
+}
+
+fn arg<'a>(args: &'a [Node], i: usize, input: &'a Value) -> Out<'a> {
+    args.get(i).map_or(null(), |a| a.eval(input))
+}
+
+fn call<'a>(func: Func, args: &'a [Node], input: &'a Value) -> Out<'a> {
+    match func {
+        Func::Lower | Func::Upper | Func::Trim => match &*arg(args, 0, input) {
+            Value::String(s) => string(match func {
+                Func::Lower => s.to_lowercase(),
+                Func::Upper => s.to_uppercase(),
+                _ => s.trim().to_string(),
+            }),
+            _ => null(),
+        },
+        Func::Length => match &*arg(args, 0, input) {
+            Value::String(s) => Cow::Owned(Value::from(s.chars().count())),
+            Value::Array(a) => Cow::Owned(Value::from(a.len())),
+            Value::Object(o) => Cow::Owned(Value::from(o.len())),
+            _ => null(),
+        },
+        Func::Abs => match Num::of(&arg(args, 0, input)) {
+            Some(Num::Int(i)) => Cow::Owned(Num::Int(i.abs()).into_value()),
+            Some(Num::Float(f)) => Cow::Owned(Num::Float(f.abs()).into_value()),
+            None => null(),
+        },
+        Func::Coalesce => {
+            for a in args {
+                let v = a.eval(input);
+                if !v.is_null() {
+                    return v;
+                }
+            }
+            null()
+        }
+        Func::Concat => {
+            let mut s = String::new();
+            for a in args {
+                let v = a.eval(input);
+                if !v.is_null() {
+                    push_text(&mut s, &v);
+                }
+            }
+            string(s)
+        }
+        Func::Round => {
+            let Some(x) = Num::of(&arg(args, 0, input)) else {
+                return null();
+            };
+            let digits = if args.len() > 1 {
+                match Num::of(&arg(args, 1, input)).and_then(Num::as_int) {
+                    Some(d) => d,
+                    None => return null(),
+                }
+            } else {
+                0
+            };
+            round(x, digits).map_or(null(), |n| Cow::Owned(n.into_value()))
+        }
+        Func::Substr => {
+            let s = arg(args, 0, input);
+            let Value::String(text) = &*s else {
+                return null();
+            };
+            let Some(start) = Num::of(&arg(args, 1, input)).and_then(Num::as_int) else {
+                return null();
+            };
+            let len = if args.len() > 2 {
+                match Num::of(&arg(args, 2, input)).and_then(Num::as_int) {
+                    Some(l) if l >= 0 => Some(l),
+                    _ => return null(),
+                }
+            } else {
+                None
+            };
+            string(substr(text, start, len))
+        }
+    }
+}
+
+/// SQL `substr`: 1-based character positions; the window
+/// `[start, start + len)` is clipped to the string.
+fn substr(text: &str, start: i128, len: Option<i128>) -> String {
+    let end = len.map(|l| start.saturating_add(l));
+    let from = usize::try_from(start.max(1) - 1).unwrap_or(usize::MAX);
+    let take = match end {
+        Some(end) if end <= 1 => 0,
+        Some(end) => usize::try_from(end - 1)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(from),
+        None => usize::MAX,
+    };
+    text.chars().skip(from).take(take).collect()
+}
+
+/// Rounds half away from zero to `digits` decimals (negative: to tens,
+/// hundreds, ...). Integers stay integers; a float rounded to 0 or fewer
+/// decimals becomes an integer when it fits.
+fn round(x: Num, digits: i128) -> Option<Num> {
+    match x {
+        Num::Int(i) if digits >= 0 => Some(Num::Int(i)),
+        Num::Int(i) => {
+            if digits < -38 {
+                return Some(Num::Int(0));
+            }
+            let p = 10i128.checked_pow(u32::try_from(-digits).ok()?)?;
+            let half = p / 2;
+            let r = if i >= 0 {
+                (i + half) / p * p
+            } else {
+                -((-i + half) / p * p)
+            };
+            Some(Num::Int(r))
+        }
+        Num::Float(f) => {
+            let d = i32::try_from(digits.clamp(-300, 300)).ok()?;
+            let scale = 10f64.powi(d);
+            let r = if d >= 0 {
+                (f * scale).round() / scale
+            } else {
+                (f / 10f64.powi(-d)).round() * 10f64.powi(-d)
+            };
+            if !r.is_finite() {
+                return Some(Num::Float(f));
+            }
+            if d <= 0 && r.abs() < 9.0e15 {
+                Some(Num::Int(r as i128))
+            } else {
+                Some(Num::Float(r))
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! # sluice-plugin-filter
+//!
+//! Keeps the events whose JSON value matches the `where` expression (see
+//! [`sluice_expr`] for the language) and drops the others. Tombstones are
+//! always forwarded unchanged; a value that is not JSON is rejected. Only the
+//! top-level fields the condition reads are materialized per event (the rest
+//! is syntax-checked and skipped), and kept events are forwarded byte for
+//! byte, never re-serialized.
+//!
+//! The type is public so a host benchmark can run the same logic natively
+//! through [`sluice_sdk::run_transform`].
+#![deny(missing_docs)]
+
+use sluice_expr::Expr;
+use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+
+/// The `filter` transform: forwards the events matching `where`.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    condition: Expr,
+}
+
+impl Filter {
+    /// The parsed `where` expression.
+    pub fn condition(&self) -> &Expr {
+        &self.condition
+    }
+}
+
+impl Transform for Filter {
+    fn new(params: &Params) -> Result<Self, String> {
+        params.only(&["where"])?;
+        let source = params.required("where")?;
+        let condition =
+            Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
+        Ok(Filter { condition })
+    }
+
+    fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        let Some(bytes) = event.value() else {
+            // Tombstones are never filtered out.
+            out.forward();
+            return Ok(());
+        };
+        // Same validation and reason as `event.json()`, but only the fields
+        // the condition reads are built.
+        let value = self
+            .condition
+            .parse_input(bytes)
+            .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        if self.condition.matches(&value) {
+            // The original bytes go out untouched: no re-serialization.
+            out.forward();
+        }
+        Ok(())
+    }
+}
+
+sluice_sdk::export_transform!(Filter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::abi::RawBatch;
+    use sluice_sdk::testing::{run, run_batch, TestError};
+
+    fn init_error(params: &[(&str, &str)]) -> String {
+        match run::<Filter>(params, &[]) {
+            Err(TestError::Init(msg)) => msg,
+            other => panic!("expected an init error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keeps_matching_events_byte_for_byte() {
+        let input = [
+            r#"{"name":"ana","birth_date":"2003-01-02","email":"a@x.io"}"#,
+            r#"{"name":"bob","birth_date":"1990-05-06","email":"b@x.io"}"#,
+            r#"{"name":"cy","birth_date":"2001-07-08","email":null}"#,
+            r#"{ "name" : "di", "birth_date":"2000-01-01", "email":"d@x.io" }"#,
+            r#"{"name":"ed"}"#,
+        ];
+        let out = run::<Filter>(
+            &[("where", "birth_date >= '2000-01-01' and email is not null")],
+            &input,
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![input[0], input[3]]);
+        assert!(out.rejected().is_empty());
+        let parents: Vec<u32> = out.raw.events.events.iter().map(|e| e.parent).collect();
+        assert_eq!(parents, vec![0, 3]);
+    }
+
+    #[test]
+    fn youth_filter_with_case() {
+        let out = run::<Filter>(
+            &[(
+                "where",
+                "case when nascimento >= '2000-01-01' then 'JOVEM' else 'ADULTO' end = 'JOVEM'",
+            )],
+            &[
+                r#"{"nascimento":"2004-02-03"}"#,
+                r#"{"nascimento":"1980-02-03"}"#,
+            ],
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![r#"{"nascimento":"2004-02-03"}"#]);
+    }
+
+    #[test]
+    fn null_results_drop_the_event() {
+        let out = run::<Filter>(
+            &[("where", "amount > 10")],
+            &[
+                r#"{"amount":null}"#,
+                r#"{}"#,
+                r#"{"amount":"20"}"#,
+                r#"{"amount":11}"#,
+                "[1]",
+                "3",
+            ],
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![r#"{"amount":11}"#]);
+        assert!(out.rejected().is_empty());
+    }
+
+    #[test]
+    fn rejects_values_that_are_not_json() {
+        let out =
+            run::<Filter>(&[("where", "true")], &[r#"{"ok":1}"#, "not json", "{"]).expect("runs");
+        assert_eq!(out.values(), vec![r#"{"ok":1}"#]);
+        let rejected = out.rejected();
+        assert_eq!(rejected.len(), 2);
+        assert_eq!(rejected[0].0, 1);
+        assert!(
+            rejected[0].1.starts_with("value is not valid JSON"),
+            "{}",
+            rejected[0].1
+        );
+        assert_eq!(rejected[1].0, 2);
+    }
+
+    #[test]
+    fn forwards_tombstones_with_key_and_headers() {
+        let mut batch = RawBatch {
+            streams: vec!["in".to_string()],
+            ..RawBatch::default()
+        };
+        batch.push_event(Some(b"k1"), None, &[("h", b"v")], 42, 0);
+        batch.push_event(Some(b"k2"), Some(br#"{"a":1}"#), &[], 43, 0);
+        batch.push_event(Some(b"k3"), Some(br#"{"a":2}"#), &[], 44, 0);
+        let out = run_batch::<Filter>(&[("where", "a = 2")], &batch).expect("runs");
+        assert_eq!(out.values(), vec!["null", r#"{"a":2}"#]);
+        assert_eq!(
+            out.keys(),
+            vec![Some("k1".to_string()), Some("k3".to_string())]
+        );
+        let first = out.raw.events.events[0];
+        assert_eq!(first.value, None);
+        assert_eq!(first.timestamp_ms, 42);
+        assert_eq!(first.headers.len, 1);
+    }
+
+    #[test]
+    fn where_is_required() {
+        assert_eq!(init_error(&[]), "parameter `where` is required");
+    }
+
+    #[test]
+    fn bad_expression_names_parameter_and_position() {
+        assert_eq!(
+            init_error(&[("where", "birth_date >=")]),
+            "parameter `where`: expected a value after '>=' at column 14 in `birth_date >=`"
+        );
+        assert!(init_error(&[("where", "a = 'x")]).contains("unterminated string"));
+    }
+
+    #[test]
+    fn unknown_parameters_fail() {
+        assert_eq!(
+            init_error(&[("where", "true"), ("wehre", "x")]),
+            "unknown parameter `wehre`; allowed: where"
+        );
+    }
+
+    #[test]
+    fn in_and_functions() {
+        let out = run::<Filter>(
+            &[("where", "lower(country) in ('br', 'pt') and not (age < 18)")],
+            &[
+                r#"{"country":"BR","age":30}"#,
+                r#"{"country":"br","age":10}"#,
+                r#"{"country":"US","age":30}"#,
+                r#"{"country":"Pt","age":18}"#,
+            ],
+        )
+        .expect("runs");
+        assert_eq!(
+            out.values(),
+            vec![
+                r#"{"country":"BR","age":30}"#,
+                r#"{"country":"Pt","age":18}"#
+            ]
+        );
+    }
+}

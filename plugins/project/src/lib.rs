@@ -1,0 +1,309 @@
+//! # sluice-plugin-project
+//!
+//! Reshapes JSON object values: keep (`select`), remove (`drop`) and rename
+//! (`rename`) fields, and add computed ones (`set`, expressions in the
+//! [`sluice_expr`] language).
+//!
+//! Order, per event: every `set` expression is evaluated against the *input*
+//! value first; then `select`, `rename` and `drop` are applied in that order;
+//! finally the computed values are written. So a `set` can read a field that
+//! `select` or `drop` removes, and a computed field survives `select`/`drop`.
+//!
+//! Tombstones are forwarded unchanged; values that are not JSON objects are
+//! rejected. The type is public so a host benchmark can run the same logic
+//! natively through [`sluice_sdk::run_transform`].
+#![deny(missing_docs)]
+
+use serde_json::{Map, Value};
+use sluice_expr::{parse_json_keeping, type_name, Expr, Path};
+use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+
+const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
+
+/// The `project` transform.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Paths to keep, none a prefix of another; `None` keeps everything.
+    select: Option<Vec<Path>>,
+    /// (old, new) pairs, applied as one simultaneous move.
+    rename: Vec<(Path, Path)>,
+    drop: Vec<Path>,
+    set: Vec<(Path, Computed)>,
+    /// With `select`, the only top-level input fields that matter (selected
+    /// or read by `set`); the others are skipped while parsing.
+    needed: Option<Vec<String>>,
+    /// Reused per event: computed values, then renamed values.
+    scratch: Vec<Value>,
+    moved: Vec<Option<Value>>,
+}
+
+/// A `set` entry: an expression, or a constant given as a non-string JSON
+/// value (`set: {version: 2}`).
+#[derive(Debug, Clone)]
+enum Computed {
+    Expr(Expr),
+    Const(Value),
+}
+
+/// Splits `a, b.c, `x,y`` on commas outside backquotes, trimming items.
+fn split_list(text: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '`' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    items.push(current);
+    let items: Vec<String> = items.into_iter().map(|s| s.trim().to_string()).collect();
+    if items.len() == 1 && items[0].is_empty() {
+        Vec::new()
+    } else {
+        items
+    }
+}
+
+fn parse_path(param: &str, text: &str) -> Result<Path, String> {
+    Path::parse(text).map_err(|e| format!("parameter `{param}`: field path `{text}`: {e}"))
+}
+
+/// A list of paths: a JSON list of strings, or comma-separated text.
+fn path_list(params: &Params, name: &str) -> Result<Option<Vec<Path>>, String> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    let items = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s),
+                other => Err(format!(
+                    "parameter `{name}`: expected a list of field paths, found {} in the list",
+                    type_name(&other)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Ok(Value::String(s)) => split_list(&s),
+        Ok(other) => {
+            return Err(format!(
+                "parameter `{name}`: expected a list of field paths (like [\"id\", \"user.name\"] \
+                 or \"id, user.name\"), found {}",
+                type_name(&other)
+            ))
+        }
+        // Plain YAML text arrives unquoted: `select: id, user.name`.
+        Err(_) => split_list(text),
+    };
+    items
+        .iter()
+        .map(|item| parse_path(name, item))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// An object parameter (`rename`, `set`).
+fn object(
+    params: &Params,
+    name: &str,
+    example: &str,
+) -> Result<Option<Map<String, Value>>, String> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(other) => Err(format!(
+            "parameter `{name}`: expected a map like {example}, found {}",
+            type_name(&other)
+        )),
+        Err(e) => Err(format!(
+            "parameter `{name}`: expected a map like {example} ({e})"
+        )),
+    }
+}
+
+/// Whether `prefix` is a strict or equal prefix of `path` (by names).
+fn covers(prefix: &Path, path: &Path) -> bool {
+    let mut names = path.names();
+    prefix.names().all(|p| names.next() == Some(p))
+}
+
+impl Project {
+    fn reject(reason: impl std::fmt::Display) -> EventError {
+        EventError::Reject(reason.to_string())
+    }
+}
+
+impl Transform for Project {
+    fn new(params: &Params) -> Result<Self, String> {
+        params.only(&PARAMS)?;
+        if PARAMS.iter().all(|p| params.get(p).is_none()) {
+            return Err(format!(
+                "at least one parameter is required: {}",
+                PARAMS.join(", ")
+            ));
+        }
+
+        // A path under another selected path is already kept with it.
+        let select = path_list(params, "select")?.map(|paths| {
+            let mut kept: Vec<Path> = Vec::with_capacity(paths.len());
+            for (i, p) in paths.iter().enumerate() {
+                let redundant = paths
+                    .iter()
+                    .enumerate()
+                    .any(|(j, q)| j != i && covers(q, p) && (q != p || j < i));
+                if !redundant {
+                    kept.push(p.clone());
+                }
+            }
+            kept
+        });
+        let drop = path_list(params, "drop")?.unwrap_or_default();
+
+        let mut rename = Vec::new();
+        if let Some(map) = object(params, "rename", r#"{"old.path": "new_name"}"#)? {
+            for (old, new) in map {
+                let Value::String(new) = new else {
+                    return Err(format!(
+                        "parameter `rename`: the new name of `{old}` must be a string, found {}",
+                        type_name(&new)
+                    ));
+                };
+                rename.push((parse_path("rename", &old)?, parse_path("rename", &new)?));
+            }
+        }
+
+        let mut set = Vec::new();
+        if let Some(map) = object(params, "set", r#"{"field": "EXPRESSION"}"#)? {
+            for (field, expr) in map {
+                let path = parse_path("set", &field)?;
+                let computed = match expr {
+                    Value::String(src) => Computed::Expr(Expr::parse(&src).map_err(|e| {
+                        format!("parameter `set`: field `{field}`: {e} in `{src}`")
+                    })?),
+                    constant => Computed::Const(constant),
+                };
+                set.push((path, computed));
+            }
+        }
+
+        let needed = select.as_ref().map(|select| {
+            let mut needed: Vec<String> = Vec::new();
+            let exprs = set.iter().filter_map(|(_, c)| match c {
+                Computed::Expr(e) => Some(e),
+                Computed::Const(_) => None,
+            });
+            let names = select
+                .iter()
+                .filter_map(|p| p.names().next())
+                .chain(exprs.flat_map(Expr::fields));
+            for name in names {
+                if !needed.iter().any(|n| n == name) {
+                    needed.push(name.to_string());
+                }
+            }
+            needed
+        });
+
+        Ok(Project {
+            select,
+            needed,
+            rename,
+            drop,
+            scratch: Vec::with_capacity(set.len()),
+            set,
+            moved: Vec::new(),
+        })
+    }
+
+    fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        let Some(bytes) = event.value() else {
+            // Tombstones pass unchanged.
+            out.forward();
+            return Ok(());
+        };
+        let parsed = match &self.needed {
+            Some(fields) => parse_json_keeping(bytes, fields),
+            None => serde_json::from_slice(bytes),
+        };
+        let mut value =
+            parsed.map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(Self::reject(format_args!(
+                "value is {}, not a JSON object",
+                type_name(&value)
+            )));
+        }
+
+        // 1. Computed fields, against the untouched input.
+        let mut computed = std::mem::take(&mut self.scratch);
+        computed.clear();
+        for (_, c) in &self.set {
+            computed.push(match c {
+                Computed::Expr(e) => e.eval(&value),
+                Computed::Const(v) => v.clone(),
+            });
+        }
+
+        // 2. select: move the kept fields into a fresh object.
+        if let Some(select) = &self.select {
+            let mut kept = Value::Object(Map::new());
+            for path in select {
+                let mut names = path.names();
+                match (names.next(), names.next(), &mut value, &mut kept) {
+                    // A top-level field: move the entry, reusing its key.
+                    (Some(name), None, Value::Object(from), Value::Object(to)) => {
+                        if let Some((k, v)) = from.remove_entry(name) {
+                            to.insert(k, v);
+                        }
+                    }
+                    _ => {
+                        if let Some(v) = path.remove(&mut value) {
+                            path.set(&mut kept, v).map_err(Self::reject)?;
+                        }
+                    }
+                }
+            }
+            value = kept;
+        }
+
+        // 3. rename: take every old field out first, then write the new
+        //    names, so swaps and chains do not depend on order.
+        if !self.rename.is_empty() {
+            let mut moved = std::mem::take(&mut self.moved);
+            moved.clear();
+            moved.extend(self.rename.iter().map(|(old, _)| old.remove(&mut value)));
+            for ((_, new), v) in self.rename.iter().zip(moved.drain(..)) {
+                if let Some(v) = v {
+                    new.set(&mut value, v).map_err(Self::reject)?;
+                }
+            }
+            self.moved = moved;
+        }
+
+        // 4. drop.
+        for path in &self.drop {
+            path.remove(&mut value);
+        }
+
+        // 5. Write the computed fields.
+        for ((path, _), v) in self.set.iter().zip(computed.drain(..)) {
+            path.set(&mut value, v).map_err(Self::reject)?;
+        }
+        self.scratch = computed;
+
+        out.json(&value);
+        Ok(())
+    }
+}
+
+sluice_sdk::export_transform!(Project);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,326 @@
+use serde_json::{json, Value};
+use sluice_sdk::abi::RawBatch;
+use sluice_sdk::testing::{run, run_batch, TestError};
+
+use super::*;
+
+const PERSON: &str = r#"{"id":7,"name":"Ana","nascimento":"2001-04-09","email":"ana@x.io","address":{"city":"Recife","zip":"50000"},"internal":{"score":3}}"#;
+
+fn one(params: &[(&str, &str)], input: &str) -> Value {
+    let out = run::<Project>(params, &[input]).expect("runs");
+    assert!(
+        out.rejected().is_empty(),
+        "unexpected rejection: {:?}",
+        out.rejected()
+    );
+    let mut values = out.json();
+    assert_eq!(values.len(), 1);
+    values.remove(0)
+}
+
+fn init_error(params: &[(&str, &str)]) -> String {
+    match run::<Project>(params, &[]) {
+        Err(TestError::Init(msg)) => msg,
+        other => panic!("expected an init error, got {other:?}"),
+    }
+}
+
+#[test]
+fn select_keeps_only_listed_paths() {
+    let got = one(
+        &[("select", r#"["id", "address.city", "missing"]"#)],
+        PERSON,
+    );
+    assert_eq!(got, json!({"id": 7, "address": {"city": "Recife"}}));
+}
+
+#[test]
+fn select_accepts_comma_separated_text() {
+    let want = json!({"id": 7, "name": "Ana"});
+    assert_eq!(one(&[("select", "id, name")], PERSON), want);
+    assert_eq!(one(&[("select", r#""id,name""#)], PERSON), want);
+    assert_eq!(one(&[("select", "id")], PERSON), json!({"id": 7}));
+}
+
+#[test]
+fn select_with_overlapping_paths_keeps_the_ancestor_whole() {
+    let want = json!({"address": {"city": "Recife", "zip": "50000"}});
+    assert_eq!(
+        one(&[("select", r#"["address.city", "address"]"#)], PERSON),
+        want
+    );
+    assert_eq!(
+        one(&[("select", r#"["address", "address.city"]"#)], PERSON),
+        want
+    );
+    assert_eq!(
+        one(&[("select", r#"["id", "id"]"#)], PERSON),
+        json!({"id": 7})
+    );
+}
+
+#[test]
+fn empty_select_keeps_only_computed_fields() {
+    let got = one(
+        &[("select", "[]"), ("set", r#"{"n": "length(name)"}"#)],
+        PERSON,
+    );
+    assert_eq!(got, json!({"n": 3}));
+}
+
+#[test]
+fn drop_removes_paths() {
+    let got = one(
+        &[("drop", r#"["internal", "address.zip", "nope", "a.b.c"]"#)],
+        PERSON,
+    );
+    assert_eq!(
+        got,
+        json!({"id": 7, "name": "Ana", "nascimento": "2001-04-09", "email": "ana@x.io", "address": {"city": "Recife"}})
+    );
+}
+
+#[test]
+fn rename_moves_values_including_into_nested_paths() {
+    let got = one(
+        &[
+            ("select", r#"["id", "name", "address.city"]"#),
+            (
+                "rename",
+                r#"{"name": "full_name", "address.city": "location.city", "nope": "x"}"#,
+            ),
+        ],
+        PERSON,
+    );
+    assert_eq!(
+        got,
+        json!({"id": 7, "full_name": "Ana", "address": {}, "location": {"city": "Recife"}})
+    );
+}
+
+#[test]
+fn rename_is_simultaneous() {
+    let got = one(&[("rename", r#"{"a": "b", "b": "a"}"#)], r#"{"a":1,"b":2}"#);
+    assert_eq!(got, json!({"a": 2, "b": 1}));
+    let got = one(&[("rename", r#"{"a": "b", "b": "c"}"#)], r#"{"a":1,"b":2}"#);
+    assert_eq!(got, json!({"b": 1, "c": 2}));
+}
+
+#[test]
+fn set_computes_from_the_input_before_select_and_drop() {
+    let got = one(
+        &[
+            ("select", r#"["id"]"#),
+            ("drop", r#"["id"]"#),
+            (
+                "set",
+                r#"{"faixa": "case when nascimento >= '2000-01-01' then 'JOVEM' else 'ADULTO' end",
+                    "contact.email": "upper(email)",
+                    "score": "internal.score * 10",
+                    "id_copy": "id"}"#,
+            ),
+        ],
+        PERSON,
+    );
+    assert_eq!(
+        got,
+        json!({"faixa": "JOVEM", "contact": {"email": "ANA@X.IO"}, "score": 30, "id_copy": 7})
+    );
+}
+
+#[test]
+fn set_reads_input_names_not_renamed_ones() {
+    let got = one(
+        &[
+            ("rename", r#"{"name": "nome"}"#),
+            ("set", r#"{"greeting": "'hi ' || name"}"#),
+        ],
+        r#"{"name":"Ana"}"#,
+    );
+    assert_eq!(got, json!({"nome": "Ana", "greeting": "hi Ana"}));
+}
+
+#[test]
+fn set_overwrites_existing_fields_and_accepts_constants() {
+    let got = one(
+        &[(
+            "set",
+            r#"{"name": "lower(name)", "version": 2, "flag": true, "gone": null}"#,
+        )],
+        r#"{"name":"ANA","version":1}"#,
+    );
+    assert_eq!(
+        got,
+        json!({"name": "ana", "version": 2, "flag": true, "gone": null})
+    );
+}
+
+#[test]
+fn youth_example() {
+    let out = run::<Project>(
+        &[(
+            "set",
+            r#"{"faixa": "case when nascimento >= '2000-01-01' then 'JOVEM' else 'ADULTO' end"}"#,
+        )],
+        &[
+            r#"{"nascimento":"2003-05-01"}"#,
+            r#"{"nascimento":"1970-01-01"}"#,
+            r#"{}"#,
+        ],
+    )
+    .expect("runs");
+    assert_eq!(
+        out.json(),
+        vec![
+            json!({"nascimento": "2003-05-01", "faixa": "JOVEM"}),
+            json!({"nascimento": "1970-01-01", "faixa": "ADULTO"}),
+            json!({"faixa": "ADULTO"}),
+        ]
+    );
+}
+
+#[test]
+fn rejects_non_objects_and_non_json() {
+    let out = run::<Project>(
+        &[("drop", r#"["x"]"#)],
+        &["[1,2]", r#"{"x":1,"y":2}"#, "\"text\"", "null", "nope"],
+    )
+    .expect("runs");
+    assert_eq!(out.values(), vec![r#"{"y":2}"#]);
+    let rejected = out.rejected();
+    assert_eq!(
+        rejected[0],
+        (0, "value is an array, not a JSON object".to_string())
+    );
+    assert_eq!(
+        rejected[1],
+        (2, "value is a string, not a JSON object".to_string())
+    );
+    assert_eq!(
+        rejected[2],
+        (3, "value is null, not a JSON object".to_string())
+    );
+    assert_eq!(rejected[3].0, 4);
+    assert!(rejected[3].1.starts_with("value is not valid JSON"));
+}
+
+#[test]
+fn rejects_when_a_computed_field_cannot_be_written() {
+    let out = run::<Project>(
+        &[("set", r#"{"name.first": "'x'"}"#)],
+        &[r#"{"name":"Ana"}"#, r#"{"name":{"last":"S"}}"#],
+    )
+    .expect("runs");
+    assert_eq!(
+        out.json(),
+        vec![json!({"name": {"last": "S", "first": "x"}})]
+    );
+    assert_eq!(
+        out.rejected(),
+        vec![(
+            0,
+            "cannot set `name.first`: `name` is a string, not an object".to_string()
+        )]
+    );
+}
+
+#[test]
+fn forwards_tombstones_unchanged() {
+    let mut batch = RawBatch {
+        streams: vec!["in".to_string()],
+        ..RawBatch::default()
+    };
+    batch.push_event(Some(b"k1"), None, &[("h", b"v")], 5, 0);
+    batch.push_event(Some(b"k2"), Some(br#"{"a":1,"b":2}"#), &[("h", b"w")], 6, 0);
+    let out = run_batch::<Project>(&[("select", r#"["a"]"#)], &batch).expect("runs");
+    assert_eq!(out.values(), vec!["null", r#"{"a":1}"#]);
+    assert_eq!(
+        out.keys(),
+        vec![Some("k1".to_string()), Some("k2".to_string())]
+    );
+    assert_eq!(out.raw.events.events[0].value, None);
+    assert_eq!(out.raw.events.events[0].timestamp_ms, 5);
+    assert_eq!(out.raw.events.events[1].headers.len, 1);
+}
+
+#[test]
+fn parameter_errors_name_the_parameter() {
+    assert_eq!(
+        init_error(&[]),
+        "at least one parameter is required: select, drop, rename, set"
+    );
+    assert_eq!(
+        init_error(&[("selct", "[\"a\"]")]),
+        "unknown parameter `selct`; allowed: select, drop, rename, set"
+    );
+    assert_eq!(
+        init_error(&[("select", "[1]")]),
+        "parameter `select`: expected a list of field paths, found a number in the list"
+    );
+    assert_eq!(
+        init_error(&[("drop", "{}")]),
+        "parameter `drop`: expected a list of field paths (like [\"id\", \"user.name\"] or \"id, user.name\"), found an object"
+    );
+    assert_eq!(
+        init_error(&[("select", r#"["a..b"]"#)]),
+        "parameter `select`: field path `a..b`: empty field name at column 3"
+    );
+    assert_eq!(
+        init_error(&[("rename", "[\"a\"]")]),
+        r#"parameter `rename`: expected a map like {"old.path": "new_name"}, found an array"#
+    );
+    assert!(init_error(&[("rename", "a: b")])
+        .starts_with(r#"parameter `rename`: expected a map like {"old.path": "new_name"} ("#));
+    assert_eq!(
+        init_error(&[("rename", r#"{"a": 1}"#)]),
+        "parameter `rename`: the new name of `a` must be a string, found a number"
+    );
+    assert_eq!(
+        init_error(&[("set", r#"{"x": "price >="}"#)]),
+        "parameter `set`: field `x`: expected a value after '>=' at column 9 in `price >=`"
+    );
+    assert_eq!(
+        init_error(&[("set", r#"{"": "1"}"#)]),
+        "parameter `set`: field path ``: empty field name at column 1"
+    );
+}
+
+#[test]
+fn backquoted_paths_in_params() {
+    let got = one(
+        &[
+            ("select", "`my field`, `a.b`"),
+            ("rename", r#"{"`a.b`": "`c.d`"}"#),
+        ],
+        r#"{"my field":1,"a.b":2,"a":{"b":3}}"#,
+    );
+    assert_eq!(got, json!({"my field": 1, "c.d": 2}));
+}
+
+#[test]
+fn split_list_respects_backquotes() {
+    assert_eq!(split_list("a, `b,c` ,d"), vec!["a", "`b,c`", "d"]);
+    assert!(split_list("  ").is_empty());
+}
+
+#[test]
+fn readme_example() {
+    let got = one(
+        &[
+            ("select", r#"["id","name","email","address.city"]"#),
+            ("rename", r#"{"address.city":"city"}"#),
+            ("drop", r#"["address"]"#),
+            (
+                "set",
+                r#"{"faixa":"case when nascimento >= '2000-01-01' then 'JOVEM' else 'ADULTO' end","email":"lower(email)","price_cents":"round(price * 100)","schema_version":2}"#,
+            ),
+        ],
+        r#"{"id": 7, "name": "Ana", "email": "Ana@X.io", "nascimento": "2003-05-01", "price": 50.5,
+            "address": {"city": "Recife", "zip": "50000"}, "internal": {"score": 3}}"#,
+    );
+    assert_eq!(
+        got,
+        json!({"id": 7, "name": "Ana", "email": "ana@x.io", "city": "Recife",
+               "faixa": "JOVEM", "price_cents": 5050, "schema_version": 2})
+    );
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the built-in plugins (and, with --test-guests, the test guests) into
+# wasm32-wasip2 components and copies them to target/plugins/NAME.wasm, where
+# `sluice` finds them by name (`plugin: filter`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+plugins=(filter project mask unwrap passthrough)
+args=()
+for p in "${plugins[@]}"; do args+=(-p "sluice-plugin-$p"); done
+# Guests are small: whole-program optimization is cheap for them and pays per event.
+export CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+cargo build --release --target wasm32-wasip2 "${args[@]}"
+mkdir -p "$TARGET_DIR/plugins"
+for p in "${plugins[@]}"; do
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_plugin_${p//-/_}.wasm" "$TARGET_DIR/plugins/$p.wasm"
+done
+if [[ ${1:-} == --test-guests ]]; then
+  mkdir -p "$TARGET_DIR/test-guests"
+  # Two builds of one guest that differ only in a baked-in tag, for the hot-reload test.
+  MISBEHAVE_TAG=a cargo build --release --target wasm32-wasip2 -p sluice-test-misbehave
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave.wasm"
+  MISBEHAVE_TAG=b cargo build --release --target wasm32-wasip2 -p sluice-test-misbehave
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave-b.wasm"
+fi
+echo "plugins in $TARGET_DIR/plugins:" >&2
+ls -l "$TARGET_DIR/plugins" >&2

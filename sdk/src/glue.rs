@@ -1,0 +1,153 @@
+//! Wasm-side glue between the generated `sluice:plugin` bindings and the SDK
+//! traits. Hidden from docs: plugin authors only see [`crate::export_transform!`].
+
+use std::cell::RefCell;
+use std::sync::Once;
+
+pub use wit_bindgen;
+
+/// Bindings generated from the contract; the export macro refers to them.
+#[allow(missing_docs)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "transform",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "::sluice_sdk::glue::wit",
+        runtime_path: "::sluice_sdk::glue::wit_bindgen::rt",
+    });
+}
+
+use crate::abi::{CallError, RawBatch, RawEvent, RawHeader, Span};
+use crate::{run_transform, Params, Transform};
+use wit::exports::sluice::plugin::transformer as exported;
+use wit::sluice::plugin::types as t;
+
+/// Builds the `describe` answer from the plugin crate's Cargo metadata.
+pub fn info(name: &str, version: &str, description: &str) -> t::PluginInfo {
+    t::PluginInfo {
+        name: name.to_string(),
+        version: version.to_string(),
+        description: description.to_string(),
+    }
+}
+
+/// A transform instance behind a WIT resource handle.
+pub struct TransformResource<T> {
+    inner: RefCell<T>,
+}
+
+static PANIC_HOOK: Once = Once::new();
+
+/// Panics abort the instance (the host replaces it); first tell the host why,
+/// since a bare `unreachable` trap says nothing useful to an operator.
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            wit::sluice::plugin::log::log(
+                wit::sluice::plugin::log::Level::Error,
+                &format!("plugin panicked: {info}"),
+            );
+        }));
+    });
+}
+
+impl<T: Transform + 'static> exported::GuestTransform for TransformResource<T> {
+    fn create(params: Vec<t::Param>) -> Result<exported::Transform, String> {
+        install_panic_hook();
+        let params = Params::new(params.into_iter().map(|p| (p.name, p.value)));
+        let inner = T::new(&params)?;
+        Ok(exported::Transform::new(TransformResource {
+            inner: RefCell::new(inner),
+        }))
+    }
+
+    fn process(&self, input: t::Batch) -> Result<t::Output, t::CallError> {
+        let input = from_wit(input);
+        let mut inner = self.inner.borrow_mut();
+        match run_transform(&mut *inner, &input) {
+            Ok(out) => Ok(t::Output {
+                events: to_wit(out.events),
+                rejected: out
+                    .rejected
+                    .into_iter()
+                    .map(|r| t::Rejection {
+                        index: r.index,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            }),
+            Err(CallError::Retry(m)) => Err(t::CallError::Retry(m)),
+            Err(CallError::Fatal(m)) => Err(t::CallError::Fatal(m)),
+        }
+    }
+}
+
+fn span_in(s: t::Span) -> Span {
+    Span {
+        offset: s.offset,
+        len: s.len,
+    }
+}
+
+fn span_out(s: Span) -> t::Span {
+    t::Span {
+        offset: s.offset,
+        len: s.len,
+    }
+}
+
+fn from_wit(b: t::Batch) -> RawBatch {
+    RawBatch {
+        data: b.data,
+        events: b
+            .events
+            .into_iter()
+            .map(|e| RawEvent {
+                key: e.key.map(span_in),
+                value: e.value.map(span_in),
+                headers: span_in(e.headers),
+                timestamp_ms: e.timestamp_ms,
+                stream: e.stream,
+                parent: e.parent,
+            })
+            .collect(),
+        headers: b
+            .headers
+            .into_iter()
+            .map(|h| RawHeader {
+                name: span_in(h.name),
+                value: span_in(h.value),
+            })
+            .collect(),
+        streams: b.streams,
+    }
+}
+
+fn to_wit(b: RawBatch) -> t::Batch {
+    t::Batch {
+        data: b.data,
+        events: b
+            .events
+            .into_iter()
+            .map(|e| t::Event {
+                key: e.key.map(span_out),
+                value: e.value.map(span_out),
+                headers: span_out(e.headers),
+                timestamp_ms: e.timestamp_ms,
+                stream: e.stream,
+                parent: e.parent,
+            })
+            .collect(),
+        headers: b
+            .headers
+            .into_iter()
+            .map(|h| t::Header {
+                name: span_out(h.name),
+                value: span_out(h.value),
+            })
+            .collect(),
+        streams: b.streams,
+    }
+}

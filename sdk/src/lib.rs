@@ -1,0 +1,178 @@
+//! # sluice-sdk
+//!
+//! Write a [Sluice](https://example.invalid/sluice) transform in Rust in a few lines:
+//! implement [`Transform`], export it with [`export_transform!`], build it with
+//! `sluice plugin build DIR`. No `wit_bindgen::generate!` in your crate: the SDK
+//! owns the bindings to the `sluice:plugin` contract.
+//!
+//! ```
+//! use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+//!
+//! /// Drops events whose `currency` is the configured one.
+//! pub struct DropCurrency { currency: String }
+//!
+//! impl Transform for DropCurrency {
+//!     fn new(params: &Params) -> Result<Self, String> {
+//!         Ok(Self { currency: params.required("currency")?.to_string() })
+//!     }
+//!
+//!     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+//!         let value = event.json()?;
+//!         if value["currency"] != self.currency.as_str() {
+//!             out.forward();
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! sluice_sdk::export_transform!(DropCurrency);
+//!
+//! // Unit-test natively: a stub host stands in, no Wasm runtime needed.
+//! let out = sluice_sdk::testing::run::<DropCurrency>(
+//!     &[("currency", "aud")],
+//!     &[r#"{"currency":"aud"}"#, r#"{"currency":"usd"}"#],
+//! ).unwrap();
+//! assert_eq!(out.values(), vec![r#"{"currency":"usd"}"#]);
+//! ```
+//!
+//! Errors: return [`EventError::Reject`] (or `?` on anything displayable via
+//! [`EventError::reject`]) for *this event is bad*; the host dead-letters it with
+//! your reason. [`EventError::Retry`] asks the host to retry the whole batch
+//! later; [`EventError::Fatal`] stops the stage. Nothing is dropped silently.
+#![deny(missing_docs)]
+
+// Lets generated code name this crate by its public path from inside it too.
+extern crate self as sluice_sdk;
+
+pub mod abi;
+mod event;
+mod params;
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod glue;
+
+pub use event::{Emitter, Event, OutEvent};
+pub use params::Params;
+
+use abi::{CallError, RawBatch, RawOutput, Rejection};
+
+/// The contract version this SDK builds against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Why processing one event failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// This event is bad: dead-letter it with this reason.
+    Reject(String),
+    /// Something outside is temporarily unavailable: retry the batch later.
+    Retry(String),
+    /// The plugin cannot go on: stop the stage.
+    Fatal(String),
+}
+
+impl EventError {
+    /// Shorthand for [`EventError::Reject`] from anything displayable.
+    pub fn reject(reason: impl std::fmt::Display) -> Self {
+        EventError::Reject(reason.to_string())
+    }
+}
+
+impl From<String> for EventError {
+    fn from(reason: String) -> Self {
+        EventError::Reject(reason)
+    }
+}
+
+impl From<&str> for EventError {
+    fn from(reason: &str) -> Self {
+        EventError::Reject(reason.to_string())
+    }
+}
+
+/// A stateless transform: called once per input event, emits 0..n events.
+pub trait Transform: Sized {
+    /// Builds the transform from the stage's parameters. Return an error naming
+    /// the parameter and what was expected: it fails the deployment.
+    fn new(params: &Params) -> Result<Self, String>;
+
+    /// Processes one event, emitting any number of output events to `out`.
+    fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError>;
+}
+
+/// Runs `transform` over one framed batch. This is the whole batch loop: the
+/// Wasm export glue and the native stub host both call it, so what you test
+/// natively is what runs in the sandbox.
+pub fn run_transform<T: Transform>(
+    transform: &mut T,
+    input: &RawBatch,
+) -> Result<RawOutput, CallError> {
+    let mut output = RawOutput {
+        events: RawBatch {
+            // Outputs are usually about as large as inputs.
+            data: Vec::with_capacity(input.data.len()),
+            events: Vec::with_capacity(input.events.len()),
+            headers: Vec::new(),
+            streams: Vec::new(),
+        },
+        rejected: Vec::new(),
+    };
+    for (index, raw) in input.events.iter().enumerate() {
+        let parent = u32::try_from(index).unwrap_or(u32::MAX);
+        let mark = (
+            output.events.data.len(),
+            output.events.events.len(),
+            output.events.headers.len(),
+        );
+        let event = Event { batch: input, raw };
+        let mut emitter = Emitter {
+            out: &mut output.events,
+            input: event,
+            parent,
+        };
+        match transform.process(&event, &mut emitter) {
+            Ok(()) => {}
+            Err(EventError::Reject(reason)) => {
+                // Withdraw whatever was emitted for the rejected event.
+                output.events.data.truncate(mark.0);
+                output.events.events.truncate(mark.1);
+                output.events.headers.truncate(mark.2);
+                output.rejected.push(Rejection {
+                    index: parent,
+                    reason,
+                });
+            }
+            Err(EventError::Retry(reason)) => return Err(CallError::Retry(reason)),
+            Err(EventError::Fatal(reason)) => return Err(CallError::Fatal(reason)),
+        }
+    }
+    Ok(output)
+}
+
+/// Exports a [`Transform`] as the `sluice:plugin/transformer` interface.
+///
+/// Use it once per plugin crate (built as a `cdylib`). On non-Wasm targets it
+/// expands to nothing, so the same crate unit-tests natively.
+#[macro_export]
+macro_rules! export_transform {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct SluiceTransformComponent;
+            impl $crate::glue::wit::exports::sluice::plugin::transformer::Guest
+                for SluiceTransformComponent
+            {
+                type Transform = $crate::glue::TransformResource<$ty>;
+                fn describe() -> $crate::glue::wit::sluice::plugin::types::PluginInfo {
+                    $crate::glue::info(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                        env!("CARGO_PKG_DESCRIPTION"),
+                    )
+                }
+            }
+            $crate::glue::wit::export!(SluiceTransformComponent with_types_in $crate::glue::wit);
+        };
+    };
+}

@@ -1,0 +1,52 @@
+//! A test guest that misbehaves on request, to prove the sandbox contains it.
+//! An event `{"do": "loop"}` spins forever, `{"do": "alloc"}` asks for 4 GiB,
+//! `{"do": "panic"}` panics; any other event is forwarded with `"tag"` set to
+//! the build-time `MISBEHAVE_TAG` (so two builds can be told apart in a
+//! hot-reload test).
+
+use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+
+/// The misbehaving transform.
+pub struct Misbehave;
+
+const TAG: &str = match option_env!("MISBEHAVE_TAG") {
+    Some(t) => t,
+    None => "a",
+};
+
+impl Transform for Misbehave {
+    fn new(_params: &Params) -> Result<Self, String> {
+        Ok(Misbehave)
+    }
+
+    fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        let mut value = event.json()?;
+        match value.get("do").and_then(|d| d.as_str()) {
+            Some("loop") => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            Some("alloc") => {
+                // 4 GiB in 64 MiB pieces (one allocation cannot exceed
+                // isize::MAX on wasm32), all kept alive.
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                for _ in 0..64 {
+                    hoard.push(vec![1u8; 64 << 20]);
+                }
+                out.value(&hoard[63][..1]);
+            }
+            Some("panic") => panic!("boom on purpose at event {}", value["n"]),
+            _ => {
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("tag".into(), TAG.into());
+                }
+                out.json(&value);
+            }
+        }
+        Ok(())
+    }
+}
+
+sluice_sdk::export_transform!(Misbehave);
