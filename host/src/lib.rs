@@ -13,8 +13,8 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod plugin;
 pub mod pipeline;
+pub mod plugin;
 pub mod sinks;
 pub mod sources;
 pub mod state;

@@ -172,7 +172,7 @@ macro_rules! export_transform {
                     )
                 }
             }
-            $crate::glue::wit::export!(SluiceTransformComponent with_types_in $crate::glue::wit);
+    $crate::glue::wit::export!(SluiceTransformComponent with_types_in $crate::glue::wit);
         };
     };
 }

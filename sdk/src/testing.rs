@@ -18,10 +18,12 @@ impl TestOutput {
             .events
             .events
             .iter()
-            .map(|e| match e.value.and_then(|s| s.slice(&self.raw.events.data)) {
-                Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                None => "null".to_string(),
-            })
+            .map(
+                |e| match e.value.and_then(|s| s.slice(&self.raw.events.data)) {
+                    Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    None => "null".to_string(),
+                },
+            )
             .collect()
     }
 
@@ -68,7 +70,10 @@ pub enum TestError {
 
 /// Builds a transform from `params` and runs it over `values` (JSON text;
 /// `"null"`... is a JSON null value, use [`run_batch`] for tombstones).
-pub fn run<T: Transform>(params: &[(&str, &str)], values: &[&str]) -> Result<TestOutput, TestError> {
+pub fn run<T: Transform>(
+    params: &[(&str, &str)],
+    values: &[&str],
+) -> Result<TestOutput, TestError> {
     let mut batch = RawBatch {
         streams: vec!["test".to_string()],
         ..RawBatch::default()

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use sluice_sdk::abi::{RawBatch, RawEvent, RawHeader, Span as SdkSpan};
 use sluice_sdk::{Params, Transform};
 
-use crate::config::{self, LoadOptions, Limits};
+use crate::config::{self, Limits, LoadOptions};
 use crate::pipeline::{self, Batch, BatchBuilder, RunOptions};
 use crate::plugin::{bindings, ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
 use crate::sources::datagen::records::{self, Kind, Rng};
@@ -40,7 +40,8 @@ pub struct BenchArgs {
 /// The filter expression the benchmark uses.
 pub const WHERE: &str = "sex = 'F' or birth_date >= '1990-01-01'";
 /// The project `set` parameter the benchmark uses.
-pub const SET: &str = r#"{"age_group": "case when birth_date >= '2000-01-01' then 'young' else 'adult' end"}"#;
+pub const SET: &str =
+    r#"{"age_group": "case when birth_date >= '2000-01-01' then 'young' else 'adult' end"}"#;
 /// The project `drop` parameter the benchmark uses.
 pub const DROP: &str = r#"["phone"]"#;
 
@@ -54,7 +55,10 @@ fn project_params() -> Vec<(String, String)> {
 
 /// Converts a host batch to the SDK's layout (the native path's input).
 fn to_sdk(b: &bindings::Batch) -> RawBatch {
-    let span = |s: bindings::Span| SdkSpan { offset: s.offset, len: s.len };
+    let span = |s: bindings::Span| SdkSpan {
+        offset: s.offset,
+        len: s.len,
+    };
     RawBatch {
         data: b.data.clone(),
         events: b
@@ -69,7 +73,14 @@ fn to_sdk(b: &bindings::Batch) -> RawBatch {
                 parent: e.parent,
             })
             .collect(),
-        headers: b.headers.iter().map(|h| RawHeader { name: span(h.name), value: span(h.value) }).collect(),
+        headers: b
+            .headers
+            .iter()
+            .map(|h| RawHeader {
+                name: span(h.name),
+                value: span(h.value),
+            })
+            .collect(),
         streams: b.streams.clone(),
     }
 }
@@ -101,17 +112,27 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     let search = &args.plugin_path;
     let base = std::env::current_dir()?;
     let find = |name: &str| config::resolve_plugin(name, &base, search).map_err(anyhow::Error::msg);
-    let (filter_wasm, project_wasm, pass_wasm) = (find("filter")?, find("project")?, find("passthrough")?);
+    let (filter_wasm, project_wasm, pass_wasm) =
+        (find("filter")?, find("project")?, find("passthrough")?);
 
     // In-memory batches shared by the two single-thread measurements.
     let origin: Arc<str> = Arc::from("bench");
     let mut batches = Vec::new();
     {
         let mut b = BatchBuilder::new("people", origin.clone(), args.batch_size);
-        for (i, line) in BufReader::new(std::fs::File::open(&input)?).lines().enumerate() {
+        for (i, line) in BufReader::new(std::fs::File::open(&input)?)
+            .lines()
+            .enumerate()
+        {
             b.push(None, Some(line?.as_bytes()), &[], 0, i as u64);
             if b.len() == args.batch_size {
-                batches.push(std::mem::replace(&mut b, BatchBuilder::new("people", origin.clone(), args.batch_size)).finish());
+                batches.push(
+                    std::mem::replace(
+                        &mut b,
+                        BatchBuilder::new("people", origin.clone(), args.batch_size),
+                    )
+                    .finish(),
+                );
             }
         }
         if !b.is_empty() {
@@ -129,8 +150,10 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
         let t = Instant::now();
         for b in &batches {
             let raw = to_sdk(&b.events);
-            let f = sluice_sdk::run_transform(&mut filter, &raw).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            let p = sluice_sdk::run_transform(&mut project, &f.events).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let f = sluice_sdk::run_transform(&mut filter, &raw)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let p = sluice_sdk::run_transform(&mut project, &f.events)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             native_out += p.events.events.len() as u64;
         }
         t.elapsed()
@@ -140,11 +163,18 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::new(ComponentCache::default_dir());
     let load = |p: &PathBuf| -> Result<Arc<TransformPlugin>> {
-        Ok(Arc::new(TransformPlugin::load(&engine, &cache, p).with_context(|| p.display().to_string())?))
+        Ok(Arc::new(
+            TransformPlugin::load(&engine, &cache, p).with_context(|| p.display().to_string())?,
+        ))
     };
-    let limits = Limits { memory_mb: 512, cpu_ms_per_call: 10_000 };
-    let mut filter = TransformInstance::new(load(&filter_wasm)?, "filter", &filter_params(), limits)?;
-    let mut project = TransformInstance::new(load(&project_wasm)?, "project", &project_params(), limits)?;
+    let limits = Limits {
+        memory_mb: 512,
+        cpu_ms_per_call: 10_000,
+    };
+    let mut filter =
+        TransformInstance::new(load(&filter_wasm)?, "filter", &filter_params(), limits)?;
+    let mut project =
+        TransformInstance::new(load(&project_wasm)?, "project", &project_params(), limits)?;
     let mut wasm_out = 0u64;
     let wasm_time = {
         let t = Instant::now();
@@ -156,7 +186,10 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
         }
         t.elapsed()
     };
-    anyhow::ensure!(native_out == wasm_out, "native and Wasm disagree: {native_out} vs {wasm_out} events out");
+    anyhow::ensure!(
+        native_out == wasm_out,
+        "native and Wasm disagree: {native_out} vs {wasm_out} events out"
+    );
 
     // 2. Crossing alone.
     let mut pass = TransformInstance::new(load(&pass_wasm)?, "passthrough", &[], limits)?;
@@ -186,18 +219,45 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     );
     let file = dir.path().join("bench.yaml");
     std::fs::write(&file, &yaml)?;
-    let p = config::load_str(&file, &yaml, &LoadOptions::default(), &|_| None).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let summary = pipeline::run(&p, &engine, &cache, RunOptions { watch: false, progress: false, stop: Arc::new(AtomicBool::new(false)) })?;
-    anyhow::ensure!(summary.events_out == wasm_out, "pipeline wrote {} events, expected {wasm_out}", summary.events_out);
+    let p = config::load_str(&file, &yaml, &LoadOptions::default(), &|_| None)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let summary = pipeline::run(
+        &p,
+        &engine,
+        &cache,
+        RunOptions {
+            watch: false,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+        },
+    )?;
+    anyhow::ensure!(
+        summary.events_out == wasm_out,
+        "pipeline wrote {} events, expected {wasm_out}",
+        summary.events_out
+    );
 
     let eps = |d: Duration| n as f64 / d.as_secs_f64();
     let native_us = per_event(native_time, n);
     let wasm_us = per_event(wasm_time, n);
     let cross_us = per_event(cross_time, n);
-    println!("sluice bench: {n} events, {} bytes/event average, batches of {}", bytes_total / n.max(1), args.batch_size);
-    println!("  filter+project, native (1 thread): {:>10.0} events/s  {native_us:.3} us/event", eps(native_time));
-    println!("  filter+project, Wasm   (1 thread): {:>10.0} events/s  {wasm_us:.3} us/event", eps(wasm_time));
-    println!("  Wasm / native throughput ratio:    {:>10.1} %", 100.0 * native_us / wasm_us);
+    println!(
+        "sluice bench: {n} events, {} bytes/event average, batches of {}",
+        bytes_total / n.max(1),
+        args.batch_size
+    );
+    println!(
+        "  filter+project, native (1 thread): {:>10.0} events/s  {native_us:.3} us/event",
+        eps(native_time)
+    );
+    println!(
+        "  filter+project, Wasm   (1 thread): {:>10.0} events/s  {wasm_us:.3} us/event",
+        eps(wasm_time)
+    );
+    println!(
+        "  Wasm / native throughput ratio:    {:>10.1} %",
+        100.0 * native_us / wasm_us
+    );
     println!("  ABI crossing (passthrough, in+out): {cross_us:.3} us/event = {:.1} % of the Wasm filter+project time", 100.0 * cross_us / wasm_us);
     println!(
         "  end to end file -> filter -> project -> file: {:.0} events/s ({} in, {} out, {:.2} s)",

@@ -125,15 +125,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
-        Command::Run { file, watch, plugin_path, no_progress } => {
-            run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet)
-        }
+        Command::Run {
+            file,
+            watch,
+            plugin_path,
+            no_progress,
+        } => run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet),
         Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
         Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),
-        Command::Plugin(PluginCommand::Test { wasm, input, params, batch_size }) => {
-            plugin_cmd::test(&wasm, &input, &params, batch_size)
-        }
+        Command::Plugin(PluginCommand::Test {
+            wasm,
+            input,
+            params,
+            batch_size,
+        }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench(args) => crate::bench::run(args),
     };
     match result {
@@ -152,8 +158,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

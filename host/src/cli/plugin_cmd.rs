@@ -18,31 +18,61 @@ const TARGET: &str = "wasm32-wasip2";
 pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} has no Cargo.toml; `sluice plugin build` takes a Rust plugin crate directory", dir.display());
+        bail!(
+            "{} has no Cargo.toml; `sluice plugin build` takes a Rust plugin crate directory",
+            dir.display()
+        );
     }
-    if let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() {
-        if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+    if let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        if !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == TARGET)
+        {
             bail!("the Rust target {TARGET} is not installed; install it with:\n  rustup target add {TARGET}");
         }
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
-        .arg(&manifest);
+    cmd.args([
+        "build",
+        "--target",
+        TARGET,
+        "--message-format=json-render-diagnostics",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
     if release {
         cmd.arg("--release");
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message(format!("building {} for {TARGET}", dir.display()));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("running cargo")?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("running cargo")?;
     let mut wasm: Option<PathBuf> = None;
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
             let line = line?;
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if msg["reason"] == "compiler-artifact" && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")) {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if msg["reason"] == "compiler-artifact"
+                && msg["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+            {
                 if let Some(files) = msg["filenames"].as_array() {
-                    wasm = files.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm")).map(PathBuf::from).or(wasm);
+                    wasm = files
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .find(|f| f.ends_with(".wasm"))
+                        .map(PathBuf::from)
+                        .or(wasm);
                 }
             }
         }
@@ -74,10 +104,23 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     println!("size:      {} bytes", bytes.len());
     println!(
         "world:     {}",
-        shape.world.map_or("none (not a Sluice plugin)".to_string(), |w| format!("{}:{}", component::PACKAGE, w.name()))
+        shape
+            .world
+            .map_or("none (not a Sluice plugin)".to_string(), |w| format!(
+                "{}:{}",
+                component::PACKAGE,
+                w.name()
+            ))
     );
     println!("contract:  {}", shape.version.as_deref().unwrap_or("-"));
-    println!("compiled:  {}", if outcome == crate::plugin::CacheOutcome::Hit { "from cache" } else { "now (cached for next time)" });
+    println!(
+        "compiled:  {}",
+        if outcome == crate::plugin::CacheOutcome::Hit {
+            "from cache"
+        } else {
+            "now (cached for next time)"
+        }
+    );
     if shape.world == Some(component::World::Transform) {
         match TransformPlugin::load(&engine, &cache, wasm) {
             Ok(p) => {
@@ -95,7 +138,11 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     }
     println!("imports:");
     for i in &shape.imports {
-        let note = if i.starts_with(component::PACKAGE) { "" } else { "  (not granted: traps if called)" };
+        let note = if i.starts_with(component::PACKAGE) {
+            ""
+        } else {
+            "  (not granted: traps if called)"
+        };
         println!("  {i}{note}");
     }
     Ok(ExitCode::SUCCESS)
@@ -114,7 +161,8 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
     let cache = ComponentCache::new(ComponentCache::default_dir());
     let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);
     let mut instance = TransformInstance::new(plugin, "test", &params, Limits::default())?;
-    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let origin: Arc<str> = Arc::from(input.display().to_string());
     let mut lines = BufReader::new(file).lines();
     let stdout = std::io::stdout();
@@ -136,14 +184,18 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
                 continue;
             }
             if let Err(e) = crate::sources::check_json(text.as_bytes()) {
-                eprintln!("dead letter: {} line {line_no}: malformed JSON: {e}: {text}", input.display());
+                eprintln!(
+                    "dead letter: {} line {line_no}: malformed JSON: {e}: {text}",
+                    input.display()
+                );
                 n_dead += 1;
                 continue;
             }
             batch.push(None, Some(text.as_bytes()), &[], 0, line_no);
         }
         if !batch.is_empty() {
-            let outcome = process_batch(&mut instance, "test", OnError::DeadLetter, &batch.finish())?;
+            let outcome =
+                process_batch(&mut instance, "test", OnError::DeadLetter, &batch.finish())?;
             for b in &outcome.outputs {
                 for e in b.iter() {
                     out.write_all(e.value.unwrap_or(b"null"))?;
@@ -159,7 +211,11 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
                         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                         .unwrap_or_default();
                     let value = e.value.map(String::from_utf8_lossy).unwrap_or_default();
-                    eprintln!("dead letter: {} line {}: {reason}: {value}", input.display(), e.position);
+                    eprintln!(
+                        "dead letter: {} line {}: {reason}: {value}",
+                        input.display(),
+                        e.position
+                    );
                     n_dead += 1;
                 }
             }

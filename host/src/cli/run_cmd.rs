@@ -21,10 +21,25 @@ fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> D
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
         match TransformPlugin::load(engine, cache, &stage.plugin) {
-            Err(e) => diags.push(Diagnostic::new(&p.file, stage.plugin_at, &format!("{field}.plugin"), e.to_string())),
+            Err(e) => diags.push(Diagnostic::new(
+                &p.file,
+                stage.plugin_at,
+                &format!("{field}.plugin"),
+                e.to_string(),
+            )),
             Ok(plugin) => {
-                if let Err(e) = TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits) {
-                    diags.push(Diagnostic::new(&p.file, stage.params_at, &format!("{field}.params"), e.to_string()));
+                if let Err(e) = TransformInstance::new(
+                    Arc::new(plugin),
+                    &stage.name,
+                    &stage.params,
+                    stage.limits,
+                ) {
+                    diags.push(Diagnostic::new(
+                        &p.file,
+                        stage.params_at,
+                        &format!("{field}.params"),
+                        e.to_string(),
+                    ));
                 }
             }
         }
@@ -60,7 +75,12 @@ pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
 }
 
 /// `sluice run FILE`.
-pub fn run(file: &Path, watch: bool, plugin_path: Vec<PathBuf>, progress: bool) -> Result<ExitCode> {
+pub fn run(
+    file: &Path,
+    watch: bool,
+    plugin_path: Vec<PathBuf>,
+    progress: bool,
+) -> Result<ExitCode> {
     let p = match load(file, plugin_path) {
         Ok(p) => p,
         Err(d) => return Ok(report(&d)),
@@ -74,7 +94,16 @@ pub fn run(file: &Path, watch: bool, plugin_path: Vec<PathBuf>, progress: bool) 
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
-    let summary = pipeline::run(&p, &engine, &cache, RunOptions { watch, progress, stop })?;
+    let summary = pipeline::run(
+        &p,
+        &engine,
+        &cache,
+        RunOptions {
+            watch,
+            progress,
+            stop,
+        },
+    )?;
     let secs = summary.elapsed.as_secs_f64();
     eprintln!(
         "done: {} events in, {} out, {} dead-lettered, {} skipped in {:.2}s ({:.0} events/s); {} checkpoint(s), {} plugin instance restart(s)",

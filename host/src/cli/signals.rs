@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 /// Sets `stop` on the first SIGINT or SIGTERM; exits with 130 on the second.
 pub fn install(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     std::thread::Builder::new().name("sluice-signals".into()).spawn(move || {
         rt.block_on(async move {
             let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {

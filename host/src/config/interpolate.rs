@@ -3,10 +3,7 @@
 
 /// Replaces `${NAME}` and `${NAME:-default}` in `text`; `$$` is a literal `$`.
 /// `lookup` returns the variable's value. Errors name the missing variable.
-pub fn interpolate(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -27,11 +24,7 @@ pub fn interpolate(
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{expr}}}` is not a valid variable reference; expected ${{NAME}} or ${{NAME:-default}}"));
             }
             match (lookup(name), default) {
@@ -63,9 +56,15 @@ mod tests {
 
     #[test]
     fn replaces_set_variables_and_defaults() {
-        assert_eq!(interpolate("p=${PASSWORD}", &env).as_deref(), Ok("p=s3cret"));
+        assert_eq!(
+            interpolate("p=${PASSWORD}", &env).as_deref(),
+            Ok("p=s3cret")
+        );
         assert_eq!(interpolate("${NOPE:-x}y", &env).as_deref(), Ok("xy"));
-        assert_eq!(interpolate("cost $$5 $x", &env).as_deref(), Ok("cost $5 $x"));
+        assert_eq!(
+            interpolate("cost $$5 $x", &env).as_deref(),
+            Ok("cost $5 $x")
+        );
     }
 
     #[test]

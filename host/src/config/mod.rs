@@ -105,7 +105,7 @@ impl Loader<'_> {
     }
 
     /// Converts a node to JSON, interpolating environment variables in scalars.
-    fn to_json(&mut self, node: &Node, field: &str) -> Value {
+    fn json_of(&mut self, node: &Node, field: &str) -> Value {
         match &node.kind {
             yaml::Kind::Scalar { text, quoted } => match interpolate(text, self.env) {
                 // `"${N}"` is typed like `${N}` would be: quoting is often
@@ -120,7 +120,7 @@ impl Loader<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| self.to_json(n, &format!("{field}[{i}]")))
+                    .map(|(i, n)| self.json_of(n, &format!("{field}[{i}]")))
                     .collect(),
             ),
             yaml::Kind::Map(entries) => {
@@ -128,7 +128,7 @@ impl Loader<'_> {
                 for (k, v) in entries {
                     let key = k.as_str().unwrap_or_default().to_string();
                     let sub = join(field, &key);
-                    let value = self.to_json(v, &sub);
+                    let value = self.json_of(v, &sub);
                     map.insert(key, value);
                 }
                 Value::Object(map)
@@ -137,7 +137,12 @@ impl Loader<'_> {
     }
 
     /// Deserializes one section, reporting the first error at its location.
-    fn section<T: DeserializeOwned>(&mut self, node: &Node, field: &str, value: Value) -> Option<T> {
+    fn section<T: DeserializeOwned>(
+        &mut self,
+        node: &Node,
+        field: &str,
+        value: Value,
+    ) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(err) => {
@@ -155,10 +160,9 @@ impl Loader<'_> {
                 // point at its key rather than its value.
                 let target = node.locate(&segments);
                 let at = match segments.split_last() {
-                    Some((last, parent)) if inner.starts_with("unknown field") => node
-                        .locate(parent)
-                        .key_location(last)
-                        .unwrap_or(target.at),
+                    Some((last, parent)) if inner.starts_with("unknown field") => {
+                        node.locate(parent).key_location(last).unwrap_or(target.at)
+                    }
                     _ => target.at,
                 };
                 let mut f = field.to_string();
@@ -173,19 +177,39 @@ impl Loader<'_> {
 
     fn pipeline(&mut self, root: &Node, options: &LoadOptions) -> Option<Pipeline> {
         let Some(entries) = root.as_map() else {
-            self.error(root.at, "", format!("expected a mapping at the top of the pipeline file, found {}", root.shape()));
+            self.error(
+                root.at,
+                "",
+                format!(
+                    "expected a mapping at the top of the pipeline file, found {}",
+                    root.shape()
+                ),
+            );
             return None;
         };
         for (k, _) in entries {
             let key = k.as_str().unwrap_or_default();
             if !TOP_LEVEL.contains(&key) {
-                self.error(k.at, key, format!("unknown field `{key}`; expected one of {}", TOP_LEVEL.join(", ")));
+                self.error(
+                    k.at,
+                    key,
+                    format!(
+                        "unknown field `{key}`; expected one of {}",
+                        TOP_LEVEL.join(", ")
+                    ),
+                );
             }
         }
         let mut settings_json = serde_json::Map::new();
-        for key in ["name", "data_dir", "batch_size", "checkpoint_interval_ms", "channel_capacity"] {
+        for key in [
+            "name",
+            "data_dir",
+            "batch_size",
+            "checkpoint_interval_ms",
+            "channel_capacity",
+        ] {
             if let Some(n) = root.get(key) {
-                let v = self.to_json(n, key);
+                let v = self.json_of(n, key);
                 settings_json.insert(key.to_string(), v);
             }
         }
@@ -206,7 +230,9 @@ impl Loader<'_> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "pipeline".into())
         });
-        let data_dir = self.base.join(settings.data_dir.as_deref().unwrap_or(".sluice"));
+        let data_dir = self
+            .base
+            .join(settings.data_dir.as_deref().unwrap_or(".sluice"));
         let pipeline = Pipeline {
             file: self.file.clone(),
             name,
@@ -229,7 +255,14 @@ impl Loader<'_> {
             Some(node) => match node.as_map() {
                 Some(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
                 None => {
-                    self.error(node.at, section, format!("expected a mapping of name to {section} definition, found {}", node.shape()));
+                    self.error(
+                        node.at,
+                        section,
+                        format!(
+                            "expected a mapping of name to {section} definition, found {}",
+                            node.shape()
+                        ),
+                    );
                     Vec::new()
                 }
             },
@@ -238,8 +271,16 @@ impl Loader<'_> {
 
     fn check_name(&mut self, key: &Node, section: &str) -> Option<String> {
         let name = key.as_str().unwrap_or_default();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-            self.error(key.at, section, format!("invalid name `{name}`; expected letters, digits, `_`, `-` or `.`"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            self.error(
+                key.at,
+                section,
+                format!("invalid name `{name}`; expected letters, digits, `_`, `-` or `.`"),
+            );
             return None;
         }
         Some(name.to_string())
@@ -248,19 +289,27 @@ impl Loader<'_> {
     fn sources(&mut self, root: &Node) -> Vec<SourceDef> {
         let mut out = Vec::new();
         for (key, node) in self.named_entries(root, "sources") {
-            let Some(name) = self.check_name(key, "sources") else { continue };
+            let Some(name) = self.check_name(key, "sources") else {
+                continue;
+            };
             let field = format!("sources.{name}");
-            let Some((kind, _)) = self.typed_body(node, &field, crate::sources::TYPES) else { continue };
+            let Some((kind, _)) = self.typed_body(node, &field, crate::sources::TYPES) else {
+                continue;
+            };
             if let Some(mut config) = self.source_config(node, &field, &kind) {
                 config.resolve_paths(&self.base);
-                out.push(SourceDef { name, config, at: key.at });
+                out.push(SourceDef {
+                    name,
+                    config,
+                    at: key.at,
+                });
             }
         }
         out
     }
 
     fn source_config(&mut self, node: &Node, field: &str, kind: &str) -> Option<SourceConfig> {
-        let mut body = match self.to_json(node, field) {
+        let mut body = match self.json_of(node, field) {
             Value::Object(m) => m,
             _ => return None,
         };
@@ -275,18 +324,41 @@ impl Loader<'_> {
     }
 
     /// Checks a connector body is a mapping with a known `type`.
-    fn typed_body(&mut self, node: &Node, field: &str, types: &[&str]) -> Option<(String, serde_json::Map<String, Value>)> {
+    fn typed_body(
+        &mut self,
+        node: &Node,
+        field: &str,
+        types: &[&str],
+    ) -> Option<(String, serde_json::Map<String, Value>)> {
         if node.as_map().is_none() {
-            self.error(node.at, field, format!("expected a mapping with a `type` field, found {}", node.shape()));
+            self.error(
+                node.at,
+                field,
+                format!(
+                    "expected a mapping with a `type` field, found {}",
+                    node.shape()
+                ),
+            );
             return None;
         }
         let Some(t) = node.get("type") else {
-            self.error(node.at, &format!("{field}.type"), format!("missing field `type`; expected one of {}", types.join(", ")));
+            self.error(
+                node.at,
+                &format!("{field}.type"),
+                format!("missing field `type`; expected one of {}", types.join(", ")),
+            );
             return None;
         };
         let kind = t.as_str().unwrap_or_default().to_string();
         if !types.contains(&kind.as_str()) {
-            self.error(t.at, &format!("{field}.type"), format!("unknown type `{kind}`; expected one of {}", types.join(", ")));
+            self.error(
+                t.at,
+                &format!("{field}.type"),
+                format!(
+                    "unknown type `{kind}`; expected one of {}",
+                    types.join(", ")
+                ),
+            );
             return None;
         }
         Some((kind, serde_json::Map::new()))
@@ -295,14 +367,25 @@ impl Loader<'_> {
     fn stages(&mut self, root: &Node, options: &LoadOptions) -> Vec<StageDef> {
         let mut out = Vec::new();
         for (key, node) in self.named_entries(root, "stages") {
-            let Some(name) = self.check_name(key, "stages") else { continue };
+            let Some(name) = self.check_name(key, "stages") else {
+                continue;
+            };
             let field = format!("stages.{name}");
             if node.as_map().is_none() {
-                self.error(node.at, &field, format!("expected a mapping with `plugin` and `inputs`, found {}", node.shape()));
+                self.error(
+                    node.at,
+                    &field,
+                    format!(
+                        "expected a mapping with `plugin` and `inputs`, found {}",
+                        node.shape()
+                    ),
+                );
                 continue;
             }
-            let value = self.to_json(node, &field);
-            let Some(config) = self.section::<StageConfig>(node, &field, value) else { continue };
+            let value = self.json_of(node, &field);
+            let Some(config) = self.section::<StageConfig>(node, &field, value) else {
+                continue;
+            };
             let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
             let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path) {
                 Ok(p) => p,
@@ -340,18 +423,30 @@ impl Loader<'_> {
     fn sinks(&mut self, root: &Node) -> Vec<SinkDef> {
         let mut out = Vec::new();
         for (key, node) in self.named_entries(root, "sinks") {
-            let Some(name) = self.check_name(key, "sinks") else { continue };
+            let Some(name) = self.check_name(key, "sinks") else {
+                continue;
+            };
             let field = format!("sinks.{name}");
             if let Some((config, inputs)) = self.sink_body(node, &field, true) {
-                out.push(SinkDef { name, config, inputs, at: key.at });
+                out.push(SinkDef {
+                    name,
+                    config,
+                    inputs,
+                    at: key.at,
+                });
             }
         }
         out
     }
 
-    fn sink_body(&mut self, node: &Node, field: &str, needs_inputs: bool) -> Option<(SinkConfig, Vec<String>)> {
+    fn sink_body(
+        &mut self,
+        node: &Node,
+        field: &str,
+        needs_inputs: bool,
+    ) -> Option<(SinkConfig, Vec<String>)> {
         let (kind, _) = self.typed_body(node, field, crate::sinks::TYPES)?;
-        let mut body = match self.to_json(node, field) {
+        let mut body = match self.json_of(node, field) {
             Value::Object(m) => m,
             _ => return None,
         };
@@ -359,7 +454,11 @@ impl Loader<'_> {
         let inputs = if needs_inputs {
             match body.remove("inputs") {
                 None => {
-                    self.error(node.at, &format!("{field}.inputs"), "missing field `inputs`; expected a list of source or stage names");
+                    self.error(
+                        node.at,
+                        &format!("{field}.inputs"),
+                        "missing field `inputs`; expected a list of source or stage names",
+                    );
                     return None;
                 }
                 Some(v) => self.section::<Vec<String>>(node, &format!("{field}.inputs"), v)?,
@@ -393,39 +492,70 @@ impl Loader<'_> {
             }
         }
         for (n, prev, kind, at) in dup {
-            self.error(at, n.as_str(), format!("the name `{n}` is used by a {prev} and a {kind}; names must be unique"));
+            self.error(
+                at,
+                n.as_str(),
+                format!("the name `{n}` is used by a {prev} and a {kind}; names must be unique"),
+            );
         }
         if p.sources.is_empty() && root.get("sources").is_none() {
-            self.error(root.at, "sources", "missing field `sources`; a pipeline needs at least one source");
+            self.error(
+                root.at,
+                "sources",
+                "missing field `sources`; a pipeline needs at least one source",
+            );
         }
         if p.sinks.is_empty() && root.get("sinks").is_none() {
-            self.error(root.at, "sinks", "missing field `sinks`; a pipeline needs at least one sink");
+            self.error(
+                root.at,
+                "sinks",
+                "missing field `sinks`; a pipeline needs at least one sink",
+            );
         }
         // Declared names, parsed or not, so one broken entry does not make
         // every reference to it look wrong too.
         let declared = |section: &str| -> Vec<String> {
             root.get(section)
                 .and_then(Node::as_map)
-                .map(|m| m.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
-        let declared_producers: Vec<String> = declared("sources").into_iter().chain(declared("stages")).collect();
+        let declared_producers: Vec<String> = declared("sources")
+            .into_iter()
+            .chain(declared("stages"))
+            .collect();
         let producers: HashSet<&str> = declared_producers.iter().map(String::as_str).collect();
         let mut bad_inputs = Vec::new();
         for (owner, inputs, section) in p
             .stages
             .iter()
             .map(|s| (s.name.as_str(), &s.inputs, "stages"))
-            .chain(p.sinks.iter().map(|s| (s.name.as_str(), &s.inputs, "sinks")))
+            .chain(
+                p.sinks
+                    .iter()
+                    .map(|s| (s.name.as_str(), &s.inputs, "sinks")),
+            )
         {
             if inputs.is_empty() {
-                bad_inputs.push((section, owner.to_string(), "`inputs` is empty; expected at least one source or stage name".to_string()));
+                bad_inputs.push((
+                    section,
+                    owner.to_string(),
+                    "`inputs` is empty; expected at least one source or stage name".to_string(),
+                ));
             }
             for i in inputs {
                 if !producers.contains(i.as_str()) {
                     let mut known: Vec<&str> = producers.iter().copied().collect();
                     known.sort_unstable();
-                    bad_inputs.push((section, owner.to_string(), format!("unknown input `{i}`; expected one of: {}", known.join(", "))));
+                    bad_inputs.push((
+                        section,
+                        owner.to_string(),
+                        format!("unknown input `{i}`; expected one of: {}", known.join(", ")),
+                    ));
                 }
             }
         }
@@ -438,8 +568,16 @@ impl Loader<'_> {
             self.error(at, &format!("{section}.{owner}.inputs"), msg);
         }
         if let Some(cycle) = find_cycle(p) {
-            let at = p.stages.iter().find(|s| s.name == cycle[0]).map_or(Location::default(), |s| s.at);
-            self.error(at, "stages", format!("stages form a cycle: {}", cycle.join(" -> ")));
+            let at = p
+                .stages
+                .iter()
+                .find(|s| s.name == cycle[0])
+                .map_or(Location::default(), |s| s.at);
+            self.error(
+                at,
+                "stages",
+                format!("stages form a cycle: {}", cycle.join(" -> ")),
+            );
         }
     }
 }
@@ -458,7 +596,11 @@ fn join(field: &str, key: &str) -> String {
 
 /// Finds a cycle among stages, returned as the names along it.
 fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
-    let deps: HashMap<&str, &Vec<String>> = p.stages.iter().map(|s| (s.name.as_str(), &s.inputs)).collect();
+    let deps: HashMap<&str, &Vec<String>> = p
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), &s.inputs))
+        .collect();
     fn visit<'a>(
         n: &'a str,
         deps: &HashMap<&'a str, &'a Vec<String>>,
@@ -510,7 +652,10 @@ pub fn resolve_plugin(spec: &str, base: &Path, search: &[PathBuf]) -> Result<Pat
     }
     let mut tried = Vec::new();
     for dir in search.iter().cloned().chain(default_plugin_dirs()) {
-        for candidate in [format!("{spec}.wasm"), format!("sluice_plugin_{}.wasm", spec.replace('-', "_"))] {
+        for candidate in [
+            format!("{spec}.wasm"),
+            format!("sluice_plugin_{}.wasm", spec.replace('-', "_")),
+        ] {
             let p = dir.join(&candidate);
             if p.is_file() {
                 return Ok(p);

@@ -193,13 +193,12 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_node(node);
             }
-            Event::Alias(_) => {
-                // Anchors make "which line is wrong" ambiguous; pipeline files
-                // are small enough not to need them.
-                if self.error.is_none() {
-                    self.error = Some("YAML aliases (*name) are not supported in pipeline files".into());
-                    self.error_at = loc(mark);
-                }
+            // Anchors make "which line is wrong" ambiguous; pipeline files
+            // are small enough not to need them.
+            Event::Alias(_) if self.error.is_none() => {
+                self.error =
+                    Some("YAML aliases (*name) are not supported in pipeline files".into());
+                self.error_at = loc(mark);
             }
             _ => {}
         }
@@ -224,7 +223,8 @@ pub fn scalar_to_json(text: &str, quoted: bool) -> serde_json::Value {
                 .ok()
                 .filter(|f| f.is_finite() && text.chars().any(|c| c.is_ascii_digit()))
             {
-                serde_json::Number::from_f64(f).map_or(Value::String(text.to_string()), Value::Number)
+                serde_json::Number::from_f64(f)
+                    .map_or(Value::String(text.to_string()), Value::Number)
             } else {
                 Value::String(text.to_string())
             }
@@ -265,6 +265,9 @@ mod tests {
         assert_eq!(scalar_to_json("1.5", false), serde_json::json!(1.5));
         assert_eq!(scalar_to_json("true", false), serde_json::json!(true));
         assert_eq!(scalar_to_json("~", false), serde_json::Value::Null);
-        assert_eq!(scalar_to_json("nan-ish", false), serde_json::json!("nan-ish"));
+        assert_eq!(
+            scalar_to_json("nan-ish", false),
+            serde_json::json!("nan-ish")
+        );
     }
 }

@@ -78,8 +78,13 @@ impl Aligner {
                 }
                 return;
             }
-            let Some(id) = live.iter().filter_map(|i| self.at_barrier[*i]).min() else { return };
-            if !live.iter().all(|i| self.at_barrier[*i].is_some_and(|b| b >= id) ) {
+            let Some(id) = live.iter().filter_map(|i| self.at_barrier[*i]).min() else {
+                return;
+            };
+            if !live
+                .iter()
+                .all(|i| self.at_barrier[*i].is_some_and(|b| b >= id))
+            {
                 return;
             }
             steps.push(Step::Barrier(id));
@@ -87,7 +92,9 @@ impl Aligner {
                 if self.at_barrier[i] == Some(id) {
                     self.at_barrier[i] = None;
                     while self.at_barrier[i].is_none() {
-                        let Some(m) = self.held[i].pop_front() else { break };
+                        let Some(m) = self.held[i].pop_front() else {
+                            break;
+                        };
                         self.accept(i, m, steps);
                     }
                 }
@@ -102,7 +109,9 @@ mod tests {
     use std::sync::Arc;
 
     fn batch() -> Message {
-        Message::Batch(Arc::new(crate::pipeline::BatchBuilder::new("s", Arc::from("s"), 1).finish()))
+        Message::Batch(Arc::new(
+            crate::pipeline::BatchBuilder::new("s", Arc::from("s"), 1).finish(),
+        ))
     }
 
     fn env(input: usize, message: Message) -> Envelope {
@@ -118,14 +127,20 @@ mod tests {
         // Input 1 data before its barrier flows.
         assert!(matches!(a.push(env(1, batch()))[..], [Step::Data(1, _)]));
         let steps = a.push(env(1, Message::Barrier(1)));
-        assert!(matches!(steps[..], [Step::Barrier(1), Step::Data(0, _)]), "{steps:?}");
+        assert!(
+            matches!(steps[..], [Step::Barrier(1), Step::Data(0, _)]),
+            "{steps:?}"
+        );
     }
 
     #[test]
     fn an_ended_input_counts_as_aligned_and_end_comes_once_all_end() {
         let mut a = Aligner::new(2);
         assert!(a.push(env(0, Message::End)).is_empty());
-        assert!(matches!(a.push(env(1, Message::Barrier(3)))[..], [Step::Barrier(3)]));
+        assert!(matches!(
+            a.push(env(1, Message::Barrier(3)))[..],
+            [Step::Barrier(3)]
+        ));
         assert!(matches!(a.push(env(1, Message::End))[..], [Step::End]));
         assert!(a.finished());
     }

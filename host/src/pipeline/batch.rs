@@ -165,7 +165,11 @@ impl Batch {
 
     /// The producer's name.
     pub fn stream(&self) -> &str {
-        self.events.streams.first().map(String::as_str).unwrap_or("")
+        self.events
+            .streams
+            .first()
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// Event `i`, if it exists.
@@ -206,9 +210,17 @@ impl Batch {
     /// Builds the batch a stage emits from a plugin's output: checks every
     /// span and parent index (a buggy plugin must not crash the host) and
     /// copies origin metadata from each output event's parent.
-    pub fn from_output(input: &Batch, stage: &str, mut out: bindings::Batch) -> Result<Batch, String> {
+    pub fn from_output(
+        input: &Batch,
+        stage: &str,
+        mut out: bindings::Batch,
+    ) -> Result<Batch, String> {
         let n_data = out.data.len();
-        let in_range = |s: &Span| (s.offset as usize).checked_add(s.len as usize).is_some_and(|end| end <= n_data);
+        let in_range = |s: &Span| {
+            (s.offset as usize)
+                .checked_add(s.len as usize)
+                .is_some_and(|end| end <= n_data)
+        };
         for h in &out.headers {
             if !in_range(&h.name) || !in_range(&h.value) {
                 return Err("output header refers outside the batch data".into());
@@ -216,15 +228,26 @@ impl Batch {
         }
         let mut positions = Vec::with_capacity(out.events.len());
         for (i, e) in out.events.iter_mut().enumerate() {
-            if e.key.as_ref().is_some_and(|s| !in_range(s)) || e.value.as_ref().is_some_and(|s| !in_range(s)) {
+            if e.key.as_ref().is_some_and(|s| !in_range(s))
+                || e.value.as_ref().is_some_and(|s| !in_range(s))
+            {
                 return Err(format!("output event {i} refers outside the batch data"));
             }
             let hs = e.headers.offset as usize;
-            if hs.checked_add(e.headers.len as usize).is_none_or(|end| end > out.headers.len()) {
-                return Err(format!("output event {i} refers to headers that do not exist"));
+            if hs
+                .checked_add(e.headers.len as usize)
+                .is_none_or(|end| end > out.headers.len())
+            {
+                return Err(format!(
+                    "output event {i} refers to headers that do not exist"
+                ));
             }
             let Some(pos) = input.positions.get(e.parent as usize) else {
-                return Err(format!("output event {i} names parent {} but the input had {} events", e.parent, input.len()));
+                return Err(format!(
+                    "output event {i} names parent {} but the input had {} events",
+                    e.parent,
+                    input.len()
+                ));
             };
             positions.push(*pos);
             e.stream = 0;

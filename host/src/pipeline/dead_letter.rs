@@ -48,7 +48,14 @@ impl DeadLetters {
     }
 
     /// Adds `event` with error headers.
-    pub fn add(&mut self, event: &EventView<'_>, origin: &str, culprit: &Culprit, kind: &str, reason: &str) {
+    pub fn add(
+        &mut self,
+        event: &EventView<'_>,
+        origin: &str,
+        culprit: &Culprit,
+        kind: &str,
+        reason: &str,
+    ) {
         let position = event.position.to_string();
         let extra: [(&str, &[u8]); 7] = [
             (headers::KIND, kind.as_bytes()),

@@ -58,18 +58,43 @@ pub struct RunSummary {
 /// What components tell the coordinator.
 #[derive(Debug)]
 pub(crate) enum Report {
-    SourceAt { source: String, id: u64, position: Value },
-    SourceDone { source: String, position: Value },
-    SinkFlushed { sink: String, id: u64, position: Value },
-    SinkDone { sink: String, position: Value },
-    Swapped { stage: String, plugin: String },
-    Failed { component: String, error: String },
+    SourceAt {
+        source: String,
+        id: u64,
+        position: Value,
+    },
+    SourceDone {
+        source: String,
+        position: Value,
+    },
+    SinkFlushed {
+        sink: String,
+        id: u64,
+        position: Value,
+    },
+    SinkDone {
+        sink: String,
+        position: Value,
+    },
+    Swapped {
+        stage: String,
+        plugin: String,
+    },
+    Failed {
+        component: String,
+        error: String,
+    },
 }
 
 const DEAD_LETTER_SINK: &str = "dead-letter";
 
 /// Runs `pipeline` to completion (bounded sources drained) or until `stop`.
-pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, options: RunOptions) -> Result<RunSummary> {
+pub fn run(
+    pipeline: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    options: RunOptions,
+) -> Result<RunSummary> {
     let started = Instant::now();
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
@@ -86,7 +111,8 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
         let plugin = TransformPlugin::load(engine, cache, &stage.plugin)
             .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), cache = ?plugin.cache, "plugin loaded");
-        let instance = TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits)?;
+        let instance =
+            TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits)?;
         instances.push(instance);
     }
 
@@ -108,7 +134,10 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
         .map(|s| s.name.clone())
         .chain(pipeline.stages.iter().map(|s| s.name.clone()))
         .collect();
-    let mut outputs: HashMap<String, Outputs> = producers.iter().map(|p| (p.clone(), Outputs::default())).collect();
+    let mut outputs: HashMap<String, Outputs> = producers
+        .iter()
+        .map(|p| (p.clone(), Outputs::default()))
+        .collect();
     let mut dead_outputs: HashMap<String, Outputs> = HashMap::new();
     for (consumer, inputs) in pipeline
         .stages
@@ -153,23 +182,34 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
         if let SinkConfig::File(c) = &config {
             summary_outputs.push((name.clone(), c.path.display().to_string()));
         }
-        let Some((_, rx)) = receivers.remove(&name) else { continue };
+        let Some((_, rx)) = receivers.remove(&name) else {
+            continue;
+        };
         let mut sink = config.build()?;
         let position = restored.as_ref().and_then(|c| c.sinks.get(&name));
-        sink.open(position).with_context(|| format!("sink `{name}`"))?;
+        sink.open(position)
+            .with_context(|| format!("sink `{name}`"))?;
         let reports = report_tx.clone();
         let counted = name != DEAD_LETTER_SINK;
         let metrics = metrics.clone();
         let thread_name = name.clone();
-        spawn(&thread_name, report_tx.clone(), move || sink_loop(&name, sink, rx, inputs, reports, counted, metrics))?;
+        spawn(&thread_name, report_tx.clone(), move || {
+            sink_loop(&name, sink, rx, inputs, reports, counted, metrics)
+        })?;
     }
 
     // Stages.
     let mut watched = Vec::new();
     for (stage, instance) in pipeline.stages.iter().zip(instances) {
-        let Some((_, rx)) = receivers.remove(&stage.name) else { continue };
+        let Some((_, rx)) = receivers.remove(&stage.name) else {
+            continue;
+        };
         let (reload_tx, reload_rx) = sync_channel(1);
-        watched.push(Watched { stage: stage.name.clone(), path: stage.plugin.clone(), tx: reload_tx });
+        watched.push(Watched {
+            stage: stage.name.clone(),
+            path: stage.plugin.clone(),
+            tx: reload_tx,
+        });
         let task = StageTask {
             name: stage.name.clone(),
             instance,
@@ -198,7 +238,9 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
         progress.push(p.clone());
         let mut source = def.config.build(&def.name, p)?;
         let position = restored.as_ref().and_then(|c| c.sources.get(&def.name));
-        source.open(position).with_context(|| format!("source `{}`", def.name))?;
+        source
+            .open(position)
+            .with_context(|| format!("source `{}`", def.name))?;
         let task = SourceTask {
             name: def.name.clone(),
             source,
@@ -218,8 +260,10 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
     let bar = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -239,24 +283,30 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
         last_id: restored.as_ref().map_or(0, |c| c.id),
         metrics: metrics.clone(),
     };
-    let result = coordinator.run(report_rx, requested, pipeline.checkpoint_interval, &options, |m| {
-        if let Some(bar) = &bar {
-            let (done, total) = progress.iter().fold((0, 0), |(d, t), p| {
-                let (pd, pt) = p.get();
-                (d + pd, t + pt)
-            });
-            if total > 0 {
-                bar.set_length(total);
-                bar.set_position(done);
+    let result = coordinator.run(
+        report_rx,
+        requested,
+        pipeline.checkpoint_interval,
+        &options,
+        |m| {
+            if let Some(bar) = &bar {
+                let (done, total) = progress.iter().fold((0, 0), |(d, t), p| {
+                    let (pd, pt) = p.get();
+                    (d + pd, t + pt)
+                });
+                if total > 0 {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+                bar.set_message(format!(
+                    "{} in, {} out, {} dead-lettered",
+                    Metrics::get(&m.events_in),
+                    Metrics::get(&m.events_out),
+                    Metrics::get(&m.dead_letters)
+                ));
             }
-            bar.set_message(format!(
-                "{} in, {} out, {} dead-lettered",
-                Metrics::get(&m.events_in),
-                Metrics::get(&m.events_out),
-                Metrics::get(&m.dead_letters)
-            ));
-        }
-    });
+        },
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -278,7 +328,11 @@ pub fn run(pipeline: &Pipeline, engine: &WasmEngine, cache: &ComponentCache, opt
 }
 
 /// Runs `f` on a named thread; an error or panic becomes a `Failed` report.
-fn spawn(name: &str, reports: Sender<Report>, f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+fn spawn(
+    name: &str,
+    reports: Sender<Report>,
+    f: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<()> {
     let component = name.to_string();
     std::thread::Builder::new()
         .name(format!("sluice-{name}"))
@@ -374,14 +428,18 @@ fn sink_loop(
     let mut aligner = Aligner::new(inputs);
     if inputs == 0 {
         let position = sink.flush()?;
-        let _ = reports.send(Report::SinkDone { sink: name.to_string(), position });
+        let _ = reports.send(Report::SinkDone {
+            sink: name.to_string(),
+            position,
+        });
         return Ok(());
     }
     while let Ok(env) = rx.recv() {
         for step in aligner.push(env) {
             match step {
                 Step::Data(_, Message::Batch(batch)) => {
-                    sink.write(&batch).with_context(|| format!("sink `{name}`"))?;
+                    sink.write(&batch)
+                        .with_context(|| format!("sink `{name}`"))?;
                     if counted {
                         Metrics::add(&metrics.events_out, batch.len() as u64);
                     }
@@ -389,11 +447,18 @@ fn sink_loop(
                 Step::Data(..) => {}
                 Step::Barrier(id) => {
                     let position = sink.flush().with_context(|| format!("sink `{name}`"))?;
-                    let _ = reports.send(Report::SinkFlushed { sink: name.to_string(), id, position });
+                    let _ = reports.send(Report::SinkFlushed {
+                        sink: name.to_string(),
+                        id,
+                        position,
+                    });
                 }
                 Step::End => {
                     let position = sink.flush().with_context(|| format!("sink `{name}`"))?;
-                    let _ = reports.send(Report::SinkDone { sink: name.to_string(), position });
+                    let _ = reports.send(Report::SinkDone {
+                        sink: name.to_string(),
+                        position,
+                    });
                     return Ok(());
                 }
             }
@@ -445,7 +510,9 @@ impl Coordinator {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(anyhow!("pipeline threads ended without finishing; see errors above"));
+                    return Err(anyhow!(
+                        "pipeline threads ended without finishing; see errors above"
+                    ));
                 }
             }
         }
@@ -460,14 +527,26 @@ impl Coordinator {
             Report::Swapped { stage, plugin } => {
                 tracing::debug!(stage, plugin, "swap acknowledged");
             }
-            Report::SourceAt { source, id, position } => {
-                self.pending.entry(id).or_default().sources.insert(source, position);
+            Report::SourceAt {
+                source,
+                id,
+                position,
+            } => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .sources
+                    .insert(source, position);
             }
             Report::SourceDone { source, position } => {
                 self.done_sources.insert(source, position);
             }
             Report::SinkFlushed { sink, id, position } => {
-                self.pending.entry(id).or_default().sinks.insert(sink, position);
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .sinks
+                    .insert(sink, position);
             }
             Report::SinkDone { sink, position } => {
                 self.done_sinks.insert(sink, position);
@@ -504,8 +583,13 @@ impl Coordinator {
             }
         }
         let Some(id) = complete else { return Ok(()) };
-        let Some(partial) = self.pending.remove(&id) else { return Ok(()) };
-        let mut checkpoint = Checkpoint { id, ..Default::default() };
+        let Some(partial) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        let mut checkpoint = Checkpoint {
+            id,
+            ..Default::default()
+        };
         for s in &self.sources {
             if let Some(p) = partial.sources.get(s).or_else(|| self.done_sources.get(s)) {
                 checkpoint.sources.insert(s.clone(), p.clone());

@@ -51,12 +51,21 @@ pub fn process_batch(
     let mut dead = DeadLetters::new(stage, batch.origin.clone());
     let mut outcome = StageOutcome::default();
     let before = instance.instantiations;
-    run(instance, stage, policy, batch, &culprit, &mut dead, &mut outcome)?;
+    run(
+        instance,
+        stage,
+        policy,
+        batch,
+        &culprit,
+        &mut dead,
+        &mut outcome,
+    )?;
     outcome.restarts = instance.instantiations - before;
     outcome.dead = dead.finish();
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bad_event(
     policy: OnError,
     batch: &Batch,
@@ -109,10 +118,23 @@ fn run(
         match instance.process(&batch.events) {
             Ok(output) => {
                 let produced = Batch::from_output(batch, stage, output.events).map_err(|e| {
-                    anyhow!("plugin {}@{} in stage `{stage}` returned a malformed batch: {e}", culprit.plugin, culprit.version)
+                    anyhow!(
+                        "plugin {}@{} in stage `{stage}` returned a malformed batch: {e}",
+                        culprit.plugin,
+                        culprit.version
+                    )
                 })?;
                 for r in &output.rejected {
-                    bad_event(policy, batch, r.index as usize, culprit, "rejected", &r.reason, dead, outcome)?;
+                    bad_event(
+                        policy,
+                        batch,
+                        r.index as usize,
+                        culprit,
+                        "rejected",
+                        &r.reason,
+                        dead,
+                        outcome,
+                    )?;
                 }
                 if !produced.is_empty() {
                     outcome.outputs.push(produced);
@@ -123,18 +145,47 @@ fn run(
                 tracing::warn!(stage, events = batch.len(), "{failure}");
                 if batch.len() <= 1 {
                     if !batch.is_empty() {
-                        bad_event(policy, batch, 0, culprit, failure.kind(), &failure.to_string(), dead, outcome)?;
+                        bad_event(
+                            policy,
+                            batch,
+                            0,
+                            culprit,
+                            failure.kind(),
+                            &failure.to_string(),
+                            dead,
+                            outcome,
+                        )?;
                     }
                     return Ok(());
                 }
                 let mid = batch.len() / 2;
-                run(instance, stage, policy, &batch.slice(0..mid), culprit, dead, outcome)?;
-                return run(instance, stage, policy, &batch.slice(mid..batch.len()), culprit, dead, outcome);
+                run(
+                    instance,
+                    stage,
+                    policy,
+                    &batch.slice(0..mid),
+                    culprit,
+                    dead,
+                    outcome,
+                )?;
+                return run(
+                    instance,
+                    stage,
+                    policy,
+                    &batch.slice(mid..batch.len()),
+                    culprit,
+                    dead,
+                    outcome,
+                );
             }
             Err(CallFailure::Retry { message, .. }) if retries < MAX_RETRIES => {
                 retries += 1;
                 let wait = Duration::from_millis(50u64 << retries.min(7));
-                tracing::warn!(stage, retry = retries, "plugin asked to retry in {wait:?}: {message}");
+                tracing::warn!(
+                    stage,
+                    retry = retries,
+                    "plugin asked to retry in {wait:?}: {message}"
+                );
                 std::thread::sleep(wait);
             }
             Err(failure) => return Err(anyhow!(failure)),
@@ -168,7 +219,8 @@ impl StageTask {
                         while let Ok(plugin) = self.reload.try_recv() {
                             self.swap(plugin);
                         }
-                        let outcome = process_batch(&mut self.instance, &self.name, self.policy, &batch)?;
+                        let outcome =
+                            process_batch(&mut self.instance, &self.name, self.policy, &batch)?;
                         Metrics::add(&self.metrics.skipped, outcome.skipped);
                         Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
                         for out in outcome.outputs {
@@ -202,9 +254,14 @@ impl StageTask {
         match self.instance.swap(plugin) {
             Ok(()) => {
                 tracing::info!(stage = %self.name, "hot-swapped plugin {old} -> {new}");
-                let _ = self.reports.send(Report::Swapped { stage: self.name.clone(), plugin: new });
+                let _ = self.reports.send(Report::Swapped {
+                    stage: self.name.clone(),
+                    plugin: new,
+                });
             }
-            Err(e) => tracing::error!(stage = %self.name, "keeping {old}: the new build was refused: {e}"),
+            Err(e) => {
+                tracing::error!(stage = %self.name, "keeping {old}: the new build was refused: {e}")
+            }
         }
     }
 }

@@ -24,7 +24,12 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
 
 /// Polls file stamps until `stop`; polling keeps this dependency-free and
 /// works the same on every filesystem, including network mounts.
-pub(crate) fn spawn(watched: Vec<Watched>, engine: WasmEngine, cache: ComponentCache, stop: Arc<AtomicBool>) {
+pub(crate) fn spawn(
+    watched: Vec<Watched>,
+    engine: WasmEngine,
+    cache: ComponentCache,
+    stop: Arc<AtomicBool>,
+) {
     let _ = std::thread::Builder::new().name("sluice-watch".into()).spawn(move || {
         let mut seen: HashMap<usize, Option<(SystemTime, u64)>> =
             watched.iter().enumerate().map(|(i, w)| (i, stamp(&w.path))).collect();

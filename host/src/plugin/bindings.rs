@@ -7,6 +7,8 @@ wasmtime::component::bindgen!({
     world: "transform",
 });
 
-pub use exports::sluice::plugin::transformer::CallError;
-pub use sluice::plugin::log::Level;
-pub use sluice::plugin::types::{Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span};
+pub use self::exports::sluice::plugin::transformer::CallError;
+pub use self::sluice::plugin::log::Level;
+pub use self::sluice::plugin::types::{
+    Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span,
+};

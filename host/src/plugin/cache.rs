@@ -78,7 +78,9 @@ impl ComponentCache {
             // treat as a miss.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cached component; recompiling")
+                }
             }
         }
         let bytes = engine

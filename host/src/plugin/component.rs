@@ -134,10 +134,7 @@ pub fn check_header(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
 pub fn shape(engine: &Engine, component: &Component) -> Shape {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let imports: Vec<String> = ty
-        .imports(engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let mut world = None;
     let mut version = None;
     for name in &exports {

@@ -68,7 +68,11 @@ fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
 
 impl TransformPlugin {
     /// Reads, checks, compiles (or loads from cache) and links `path`.
-    pub fn load(engine: &WasmEngine, cache: &ComponentCache, path: &Path) -> Result<Self, LoadError> {
+    pub fn load(
+        engine: &WasmEngine,
+        cache: &ComponentCache,
+        path: &Path,
+    ) -> Result<Self, LoadError> {
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
             path: p.clone(),
@@ -320,9 +324,10 @@ impl TransformInstance {
         let Some(live) = self.live.as_mut() else {
             return Err(self.trap("instance unavailable".into()));
         };
-        live.store.set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
-            self.limits.cpu_ms_per_call,
-        )));
+        live.store
+            .set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
+                self.limits.cpu_ms_per_call,
+            )));
         live.store.data_mut().begin_call();
         let result = live
             .bindings

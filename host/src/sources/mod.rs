@@ -73,7 +73,9 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::File(c) => Box::new(file::FileSource::new(c.clone(), origin, progress)),
             SourceConfig::Stdin(c) => Box::new(stdin::StdinSource::new(c.clone(), origin)),
-            SourceConfig::Datagen(c) => Box::new(datagen::DatagenSource::new(c.clone(), origin, progress)),
+            SourceConfig::Datagen(c) => {
+                Box::new(datagen::DatagenSource::new(c.clone(), origin, progress))
+            }
         })
     }
 }

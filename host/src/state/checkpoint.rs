@@ -55,11 +55,15 @@ impl CheckpointStore {
     /// Saves `checkpoint` atomically: after a crash either the old or the new
     /// one is there, never a mix.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        let dir = self.path.parent().context("checkpoint path has no directory")?;
+        let dir = self
+            .path
+            .parent()
+            .context("checkpoint path has no directory")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join("checkpoint.json.tmp");
         {
-            let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut f =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             f.write_all(&serde_json::to_vec_pretty(checkpoint)?)?;
             f.sync_all()?;
         }
@@ -78,8 +82,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = CheckpointStore::new(dir.path());
         assert_eq!(store.load().expect("load"), None);
-        let mut cp = Checkpoint { id: 1, ..Default::default() };
-        cp.sources.insert("in".into(), serde_json::json!({"offset": 10}));
+        let mut cp = Checkpoint {
+            id: 1,
+            ..Default::default()
+        };
+        cp.sources
+            .insert("in".into(), serde_json::json!({"offset": 10}));
         store.save(&cp).expect("save");
         cp.id = 2;
         store.save(&cp).expect("save again");

@@ -13,8 +13,14 @@ fn plugin_test_prints_exactly_the_three_non_aud_orders() {
             .args(["--param", "where=currency != 'aud'"]),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let orders: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
-    let ids: Vec<&str> = orders.iter().map(|o| o["order_id"].as_str().expect("order_id")).collect();
+    let orders: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let ids: Vec<&str> = orders
+        .iter()
+        .map(|o| o["order_id"].as_str().expect("order_id"))
+        .collect();
     assert_eq!(ids, vec!["13", "17", "15"]);
     assert!(orders.iter().all(|o| o["currency"] != "aud"));
 }
@@ -25,11 +31,19 @@ fn plugin_test_reports_rejected_events_with_reasons_on_stderr() {
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"a\":1}\n[1,2]\nnot json\n").expect("write");
     let out = run_ok(
-        sluice().args(["plugin", "test"]).arg(plugin("project")).arg("--input").arg(&input).args(["--param", "drop=[\"a\"]"]),
+        sluice()
+            .args(["plugin", "test"])
+            .arg(plugin("project"))
+            .arg("--input")
+            .arg(&input)
+            .args(["--param", "drop=[\"a\"]"]),
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 2"), "the non-object is dead-lettered with its line: {stderr}");
+    assert!(
+        stderr.contains("line 2"),
+        "the non-object is dead-lettered with its line: {stderr}"
+    );
     assert!(stderr.contains("line 3: malformed JSON"), "{stderr}");
 }
 
@@ -37,7 +51,14 @@ fn plugin_test_reports_rejected_events_with_reasons_on_stderr() {
 fn plugin_inspect_shows_world_contract_exports_imports_and_size() {
     let out = run_ok(sluice().args(["plugin", "inspect"]).arg(plugin("filter")));
     let s = String::from_utf8_lossy(&out.stdout);
-    for needle in ["world:     sluice:plugin:transform", "contract:  0.1.0", "sluice:plugin/transformer@0.1.0", "sluice:plugin/log@0.1.0", "size:", "plugin:    sluice-plugin-filter@0.1.0"] {
+    for needle in [
+        "world:     sluice:plugin:transform",
+        "contract:  0.1.0",
+        "sluice:plugin/transformer@0.1.0",
+        "sluice:plugin/log@0.1.0",
+        "size:",
+        "plugin:    sluice-plugin-filter@0.1.0",
+    ] {
         assert!(s.contains(needle), "missing `{needle}` in:\n{s}");
     }
 }
@@ -51,7 +72,11 @@ fn plugin_build_prints_the_component_path_as_the_last_stdout_line() {
     assert!(last.ends_with("sluice_plugin_passthrough.wasm"), "{stdout}");
     let bytes = std::fs::read(last).expect("component exists");
     assert_eq!(&bytes[..4], b"\0asm");
-    assert_ne!(&bytes[4..8], &[1, 0, 0, 0], "a component, not a core module");
+    assert_ne!(
+        &bytes[4..8],
+        &[1, 0, 0, 0],
+        "a component, not a core module"
+    );
 }
 
 #[test]
@@ -59,11 +84,21 @@ fn a_core_module_and_a_non_wasm_file_are_refused_with_what_they_are() {
     let dir = tempfile::tempdir().expect("tempdir");
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, [0u8, b'a', b's', b'm', 1, 0, 0, 0]).expect("write");
-    let out = sluice().args(["plugin", "inspect"]).arg(&core).output().expect("runs");
+    let out = sluice()
+        .args(["plugin", "inspect"])
+        .arg(&core)
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("core WebAssembly module, not a component"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("core WebAssembly module, not a component")
+    );
     let text = dir.path().join("notes.wasm");
     std::fs::write(&text, "hello").expect("write");
-    let out = sluice().args(["plugin", "inspect"]).arg(&text).output().expect("runs");
+    let out = sluice()
+        .args(["plugin", "inspect"])
+        .arg(&text)
+        .output()
+        .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly file"));
 }

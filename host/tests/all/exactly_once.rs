@@ -27,20 +27,31 @@ fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
     .expect("write pipeline");
     let checkpoint = dir.path().join(".sluice/kill/checkpoint.json");
 
-    let mut child = sluice().arg("run").arg(&pipeline).arg("--no-progress").spawn().expect("spawn");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
     let started = Instant::now();
     // Kill once some checkpoint exists and output is being written.
     loop {
         if checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint after 60 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint after 60 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(30));
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
-    assert!(!status.success(), "the first run must have been killed, not finished");
+    assert!(
+        !status.success(),
+        "the first run must have been killed, not finished"
+    );
     let partial = lines(&out).len();
     assert!(partial < N, "killed before the end ({partial} lines)");
 
@@ -51,7 +62,11 @@ fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
     }
     let dups = seen.values().filter(|c| **c > 1).count();
     assert_eq!(dups, 0, "no event may appear twice");
-    assert_eq!(seen.len(), N, "every event must appear (killed at {partial} lines)");
+    assert_eq!(
+        seen.len(),
+        N,
+        "every event must appear (killed at {partial} lines)"
+    );
 }
 
 #[test]
@@ -68,19 +83,31 @@ fn sigterm_drains_checkpoints_and_exits_zero() {
         ),
     )
     .expect("write pipeline");
-    let child = sluice().arg("run").arg(&pipeline).arg("--no-progress").spawn().expect("spawn");
+    let child = sluice()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "graceful stop exits 0: {output:?}");
     let checkpoint: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(".sluice/term/checkpoint.json")).expect("checkpoint written"),
+        &std::fs::read(dir.path().join(".sluice/term/checkpoint.json"))
+            .expect("checkpoint written"),
     )
     .expect("checkpoint JSON");
     let seq = checkpoint["sources"]["gen"]["seq"].as_u64().expect("seq");
     let written = lines(&out).len() as u64;
     assert!(seq > 0);
-    assert_eq!(seq, written, "the final checkpoint covers exactly what was written");
+    assert_eq!(
+        seq, written,
+        "the final checkpoint covers exactly what was written"
+    );
 }

@@ -44,12 +44,20 @@ fn watch_swaps_a_changed_plugin_without_losing_or_duplicating_events() {
     let mut count: HashMap<String, usize> = HashMap::new();
     let mut tags = Vec::new();
     for e in &events {
-        *count.entry(e["id"].as_str().expect("id").to_string()).or_default() += 1;
+        *count
+            .entry(e["id"].as_str().expect("id").to_string())
+            .or_default() += 1;
         tags.push(e["tag"].as_str().expect("tag").to_string());
     }
     assert_eq!(events.len(), 6000, "no event lost or duplicated");
     assert_eq!(count.len(), 6000, "ids are unique");
-    let first_b = tags.iter().position(|t| t == "b").expect("build b served some events");
+    let first_b = tags
+        .iter()
+        .position(|t| t == "b")
+        .expect("build b served some events");
     assert!(first_b > 0, "build a served the first events");
-    assert!(tags[first_b..].iter().all(|t| t == "b"), "after the swap only build b runs");
+    assert!(
+        tags[first_b..].iter().all(|t| t == "b"),
+        "after the swap only build b runs"
+    );
 }

@@ -40,7 +40,10 @@ fn infinite_loop_memory_bomb_and_panic_are_each_stopped_and_the_pipeline_goes_on
     let run = run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
     let stderr = String::from_utf8_lossy(&run.stderr);
 
-    let got: BTreeSet<i64> = json_lines(&out).iter().filter_map(|v| v["n"].as_i64()).collect();
+    let got: BTreeSet<i64> = json_lines(&out)
+        .iter()
+        .filter_map(|v| v["n"].as_i64())
+        .collect();
     let expected: BTreeSet<i64> = (0..40).filter(|i| ![5, 17, 29].contains(i)).collect();
     assert_eq!(got, expected, "every well-behaved event must come through");
 
@@ -51,28 +54,46 @@ fn infinite_loop_memory_bomb_and_panic_are_each_stopped_and_the_pipeline_goes_on
             .find(|d| d["value"]["n"] == n)
             .unwrap_or_else(|| panic!("event {n} not dead-lettered: {dead_letters:?}"));
         (
-            d["headers"]["sluice.error.kind"].as_str().unwrap_or_default().to_string(),
-            d["headers"]["sluice.error.message"].as_str().unwrap_or_default().to_string(),
+            d["headers"]["sluice.error.kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            d["headers"]["sluice.error.message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     };
     let (kind, msg) = reason_of(5);
     assert_eq!(kind, "limit");
     assert!(msg.contains("CPU budget of 200 ms"), "{msg}");
-    assert!(msg.contains("sluice-test-misbehave@0.1.0"), "names plugin and version: {msg}");
+    assert!(
+        msg.contains("sluice-test-misbehave@0.1.0"),
+        "names plugin and version: {msg}"
+    );
     let (kind, msg) = reason_of(17);
     assert_eq!(kind, "limit");
     assert!(msg.contains("memory limit of 32 MiB"), "{msg}");
     let (kind, msg) = reason_of(29);
     assert_eq!(kind, "trap");
-    assert!(msg.contains("boom on purpose"), "the panic message is reported: {msg}");
+    assert!(
+        msg.contains("boom on purpose"),
+        "the panic message is reported: {msg}"
+    );
 
     let malformed = dead_letters
         .iter()
         .find(|d| d["headers"]["sluice.error.kind"] == "malformed")
         .expect("malformed line dead-lettered");
-    let m = malformed["headers"]["sluice.error.message"].as_str().unwrap_or_default();
+    let m = malformed["headers"]["sluice.error.message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(m.contains("in.jsonl line 41"), "names file and line: {m}");
-    assert_eq!(dead_letters.len(), 4, "exactly the four bad inputs: {dead_letters:?}");
+    assert_eq!(
+        dead_letters.len(),
+        4,
+        "exactly the four bad inputs: {dead_letters:?}"
+    );
     assert!(stderr.contains("4 dead-lettered"), "{stderr}");
 }
 
@@ -92,7 +113,12 @@ fn on_error_fail_stops_the_pipeline_with_the_reason() {
         ),
     )
     .expect("write");
-    let out = sluice().arg("run").arg(&pipeline).arg("--no-progress").output().expect("runs");
+    let out = sluice()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--no-progress")
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("boom on purpose"), "{stderr}");

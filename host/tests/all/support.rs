@@ -19,7 +19,11 @@ pub fn target_dir() -> PathBuf {
 /// A built component; fails loudly (never skips) when it was not built.
 pub fn component(dir: &str, name: &str) -> PathBuf {
     let p = target_dir().join(dir).join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} is missing: run scripts/build-plugins.sh --test-guests first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/build-plugins.sh --test-guests first",
+        p.display()
+    );
     p
 }
 
@@ -32,7 +36,9 @@ pub fn guest(name: &str) -> PathBuf {
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
@@ -67,7 +73,11 @@ pub fn numbered_events(path: &Path, n: usize) {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create input"));
     for i in 0..n {
-        writeln!(w, r#"{{"n":{i},"pad":"the quick brown fox jumps over the lazy dog"}}"#).expect("write");
+        writeln!(
+            w,
+            r#"{{"n":{i},"pad":"the quick brown fox jumps over the lazy dog"}}"#
+        )
+        .expect("write");
     }
 }
 

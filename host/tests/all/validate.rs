@@ -20,13 +20,28 @@ fn validate_reports_every_problem_with_line_field_and_expectation() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let expect = [
-        ("bad.yaml:5:5: sources.in.pth", "unknown field `pth`, expected `path`"),
-        ("bad.yaml:8:11: sources.gen.kind", "unknown variant `planets`"),
-        ("stages.f.on_error", "expected one of `dead-letter`, `skip`, `fail`"),
-        ("bad.yaml:20:1: surprise", "unknown field `surprise`; expected one of name,"),
+        (
+            "bad.yaml:5:5: sources.in.pth",
+            "unknown field `pth`, expected `path`",
+        ),
+        (
+            "bad.yaml:8:11: sources.gen.kind",
+            "unknown variant `planets`",
+        ),
+        (
+            "stages.f.on_error",
+            "expected one of `dead-letter`, `skip`, `fail`",
+        ),
+        (
+            "bad.yaml:20:1: surprise",
+            "unknown field `surprise`; expected one of name,",
+        ),
     ];
     for (place, what) in expect {
-        let line = err.lines().find(|l| l.contains(place)).unwrap_or_else(|| panic!("no error at `{place}` in:\n{err}"));
+        let line = err
+            .lines()
+            .find(|l| l.contains(place))
+            .unwrap_or_else(|| panic!("no error at `{place}` in:\n{err}"));
         assert!(line.contains(what), "`{line}` should say `{what}`");
     }
     assert!(err.contains("4 problem(s) found"), "{err}");
@@ -47,7 +62,11 @@ fn validate_checks_inputs_and_plugin_parameters() {
     let out = sluice().arg("validate").arg(&p).output().expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("p.yaml:9:") && err.contains("sinks.out.inputs: unknown input `ghost`; expected one of: f, gen"), "{err}");
+    assert!(
+        err.contains("p.yaml:9:")
+            && err.contains("sinks.out.inputs: unknown input `ghost`; expected one of: f, gen"),
+        "{err}"
+    );
     // Parameters are checked by the plugin itself, before anything runs.
     let out2 = {
         std::fs::write(
@@ -62,7 +81,12 @@ fn validate_checks_inputs_and_plugin_parameters() {
     };
     let err2 = String::from_utf8_lossy(&out2.stderr);
     assert!(!out2.status.success());
-    assert!(err2.contains("p.yaml:7:") && err2.contains("stages.f.params") && err2.contains("refused the parameters"), "{err2}");
+    assert!(
+        err2.contains("p.yaml:7:")
+            && err2.contains("stages.f.params")
+            && err2.contains("refused the parameters"),
+        "{err2}"
+    );
 }
 
 #[test]
@@ -83,7 +107,10 @@ fn a_plugin_of_the_wrong_world_is_refused_by_validate_and_run() {
         let out = sluice().arg(cmd).arg(&p).output().expect("runs");
         assert!(!out.status.success(), "{cmd} must refuse");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("p.yaml:4:") && err.contains("core WebAssembly module, not a component"), "{cmd}: {err}");
+        assert!(
+            err.contains("p.yaml:4:") && err.contains("core WebAssembly module, not a component"),
+            "{cmd}: {err}"
+        );
     }
 }
 
@@ -96,9 +123,21 @@ fn env_interpolation_fills_secrets_and_names_missing_variables() {
         "sources:\n  gen: {type: datagen, kind: orders, count: \"${SLUICE_TEST_COUNT}\"}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [gen]}\n",
     )
     .expect("write");
-    let out = sluice().arg("validate").arg(&p).env_remove("SLUICE_TEST_COUNT").output().expect("runs");
+    let out = sluice()
+        .arg("validate")
+        .arg(&p)
+        .env_remove("SLUICE_TEST_COUNT")
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable `SLUICE_TEST_COUNT` is not set"));
-    run_ok(sluice().arg("run").arg(&p).arg("--no-progress").env("SLUICE_TEST_COUNT", "7"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("environment variable `SLUICE_TEST_COUNT` is not set"));
+    run_ok(
+        sluice()
+            .arg("run")
+            .arg(&p)
+            .arg("--no-progress")
+            .env("SLUICE_TEST_COUNT", "7"),
+    );
     assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 7);
 }

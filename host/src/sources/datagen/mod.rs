@@ -138,7 +138,13 @@ impl Source for DatagenSource {
             let (key, value) = records::record(kind, &mut rng, self.seq);
             self.buf.clear();
             serde_json::to_writer(&mut self.buf, &value)?;
-            out.push(key.as_deref().map(str::as_bytes), Some(&self.buf), &[], now_ms, self.seq);
+            out.push(
+                key.as_deref().map(str::as_bytes),
+                Some(&self.buf),
+                &[],
+                now_ms,
+                self.seq,
+            );
             self.seq += 1;
         }
         self.progress.set_done(self.seq);

@@ -50,7 +50,8 @@ impl FileSource {
 impl Source for FileSource {
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         let path = &self.config.path;
-        let mut file = File::open(path).with_context(|| format!("cannot open source file {}", path.display()))?;
+        let mut file = File::open(path)
+            .with_context(|| format!("cannot open source file {}", path.display()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if let Some(pos) = position {
             self.offset = pos.get("offset").and_then(Value::as_u64).unwrap_or(0);
@@ -105,7 +106,11 @@ impl Source for FileSource {
                 Ok(()) => out.push(None, Some(line), &[], 0, self.line),
                 Err(e) => malformed.push(Malformed {
                     bytes: line.to_vec(),
-                    reason: format!("malformed JSON at {} line {}: {e}", self.config.path.display(), self.line),
+                    reason: format!(
+                        "malformed JSON at {} line {}: {e}",
+                        self.config.path.display(),
+                        self.line
+                    ),
                     position: self.line,
                 }),
             }
