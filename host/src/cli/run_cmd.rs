@@ -52,18 +52,30 @@ fn report(diags: &Diagnostics) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `sluice validate FILE`.
-pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
+/// Loads the file and every plugin; the diagnostics when anything is wrong.
+fn prepare(
+    file: &Path,
+    plugin_path: Vec<PathBuf>,
+) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
     let p = match load(file, plugin_path) {
         Ok(p) => p,
-        Err(d) => return Ok(report(&d)),
+        Err(d) => return Ok(Err(d)),
     };
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::new(ComponentCache::default_dir());
     let diags = check_plugins(&p, &engine, &cache);
     if !diags.is_empty() {
-        return Ok(report(&diags));
+        return Ok(Err(diags));
     }
+    Ok(Ok((p, engine, cache)))
+}
+
+/// `sluice validate FILE`.
+pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
+    let (p, _, _) = match prepare(file, plugin_path)? {
+        Ok(ready) => ready,
+        Err(diags) => return Ok(report(&diags)),
+    };
     println!(
         "{}: ok ({} source(s), {} stage(s), {} sink(s))",
         file.display(),
@@ -81,16 +93,10 @@ pub fn run(
     plugin_path: Vec<PathBuf>,
     progress: bool,
 ) -> Result<ExitCode> {
-    let p = match load(file, plugin_path) {
-        Ok(p) => p,
-        Err(d) => return Ok(report(&d)),
+    let (p, engine, cache) = match prepare(file, plugin_path)? {
+        Ok(ready) => ready,
+        Err(diags) => return Ok(report(&diags)),
     };
-    let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
-    let diags = check_plugins(&p, &engine, &cache);
-    if !diags.is_empty() {
-        return Ok(report(&diags));
-    }
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
