@@ -16,5 +16,5 @@ pub use align::{Aligner, Step};
 pub use batch::{Batch, BatchBuilder, EventView};
 pub use message::{Envelope, Message, Outputs};
 pub use metrics::{Metrics, Progress};
-pub use runner::{run, RunOptions, RunSummary};
-pub use stage::{process_batch, StageOutcome};
+pub use runner::{run, run_with, RunOptions, RunSummary};
+pub use stage::{process_batch, StageLogic, StageOutcome};

@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
 use super::dead_letter::DeadLetters;
-use super::stage::StageTask;
+use super::stage::{StageLogic, StageTask};
 use super::watch::{self, Watched};
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Progress, Step};
 use crate::config::Pipeline;
@@ -95,6 +95,18 @@ pub fn run(
     cache: &ComponentCache,
     options: RunOptions,
 ) -> Result<RunSummary> {
+    run_with(pipeline, engine, cache, options, HashMap::new())
+}
+
+/// Like [`run`], with some stages' logic supplied by the caller instead of
+/// loaded from their plugin files (the benchmark's native reference uses this).
+pub fn run_with(
+    pipeline: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    options: RunOptions,
+    mut overrides: HashMap<String, Box<dyn StageLogic>>,
+) -> Result<RunSummary> {
     let started = Instant::now();
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
@@ -106,14 +118,18 @@ pub fn run(
     let requested = Arc::new(AtomicU64::new(restored.as_ref().map_or(0, |c| c.id)));
 
     // Load and validate every plugin before anything starts.
-    let mut instances = Vec::new();
+    let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
     for stage in &pipeline.stages {
+        if let Some(logic) = overrides.remove(&stage.name) {
+            instances.push(logic);
+            continue;
+        }
         let plugin = TransformPlugin::load(engine, cache, &stage.plugin)
             .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), cache = ?plugin.cache, "plugin loaded");
         let instance =
             TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits)?;
-        instances.push(instance);
+        instances.push(Box::new(instance));
     }
 
     // Channels: one receiver per stage, sink and the dead-letter sink.

@@ -16,10 +16,42 @@ use super::dead_letter::{Culprit, DeadLetters};
 use super::runner::Report;
 use super::{Aligner, Batch, Envelope, Message, Metrics, Outputs, Step};
 use crate::config::OnError;
-use crate::plugin::{CallFailure, TransformInstance, TransformPlugin};
+use crate::plugin::{bindings, CallFailure, TransformInstance, TransformPlugin};
 
 /// Retries of a batch whose plugin asked to retry, before the stage fails.
 const MAX_RETRIES: u32 = 8;
+
+/// What runs a stage's logic: a sandboxed plugin instance in production, or
+/// the same logic compiled natively (the benchmark's reference).
+pub trait StageLogic: Send {
+    /// Plugin name and version, as dead letters and errors name them.
+    fn identity(&self) -> (String, String);
+    /// Processes one batch.
+    fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure>;
+    /// Instances created so far (grows when failures replace one).
+    fn instantiations(&self) -> u64;
+    /// Replaces the plugin with another build (hot reload).
+    fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String>;
+}
+
+impl StageLogic for TransformInstance {
+    fn identity(&self) -> (String, String) {
+        let info = &self.plugin().info;
+        (info.name.clone(), info.version.clone())
+    }
+
+    fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
+        TransformInstance::process(self, batch)
+    }
+
+    fn instantiations(&self) -> u64 {
+        self.instantiations
+    }
+
+    fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String> {
+        TransformInstance::swap(self, plugin).map_err(|e| e.to_string())
+    }
+}
 
 /// What one batch produced.
 #[derive(Debug, Default)]
@@ -37,20 +69,20 @@ pub struct StageOutcome {
 /// Runs one batch through `instance` with culprit isolation and the error
 /// policy. Shared by `sluice run` and `sluice plugin test`.
 pub fn process_batch(
-    instance: &mut TransformInstance,
+    instance: &mut dyn StageLogic,
     stage: &str,
     policy: OnError,
     batch: &Batch,
 ) -> Result<StageOutcome> {
-    let info = &instance.plugin().info;
+    let (plugin, version) = instance.identity();
     let culprit = Culprit {
         stage: stage.to_string(),
-        plugin: info.name.clone(),
-        version: info.version.clone(),
+        plugin,
+        version,
     };
     let mut dead = DeadLetters::new(stage, batch.origin.clone());
     let mut outcome = StageOutcome::default();
-    let before = instance.instantiations;
+    let before = instance.instantiations();
     run(
         instance,
         stage,
@@ -60,7 +92,7 @@ pub fn process_batch(
         &mut dead,
         &mut outcome,
     )?;
-    outcome.restarts = instance.instantiations - before;
+    outcome.restarts = instance.instantiations() - before;
     outcome.dead = dead.finish();
     Ok(outcome)
 }
@@ -105,7 +137,7 @@ fn bad_event(
 
 #[allow(clippy::too_many_arguments)]
 fn run(
-    instance: &mut TransformInstance,
+    instance: &mut dyn StageLogic,
     stage: &str,
     policy: OnError,
     batch: &Batch,
@@ -196,7 +228,7 @@ fn run(
 /// A stage thread's wiring.
 pub(crate) struct StageTask {
     pub name: String,
-    pub instance: TransformInstance,
+    pub instance: Box<dyn StageLogic>,
     pub policy: OnError,
     pub inputs: usize,
     pub rx: Receiver<Envelope>,
@@ -220,7 +252,7 @@ impl StageTask {
                             self.swap(plugin);
                         }
                         let outcome =
-                            process_batch(&mut self.instance, &self.name, self.policy, &batch)?;
+                            process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
                         Metrics::add(&self.metrics.skipped, outcome.skipped);
                         Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
                         for out in outcome.outputs {
@@ -249,7 +281,8 @@ impl StageTask {
     }
 
     fn swap(&mut self, plugin: Arc<TransformPlugin>) {
-        let old = self.instance.plugin().label();
+        let (name, version) = self.instance.identity();
+        let old = format!("{name}@{version}");
         let new = plugin.label();
         match self.instance.swap(plugin) {
             Ok(()) => {
