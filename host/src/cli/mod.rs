@@ -1,5 +1,6 @@
 //! The command line: `run`, `validate`, `plugin build|inspect|test`, `bench`.
 
+mod build;
 mod plugin_cmd;
 mod run_cmd;
 mod signals;
@@ -82,14 +83,27 @@ and the cost of crossing the Wasm boundary per event.")]
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Build a plugin crate into a wasm32-wasip2 component; prints its path last.
+    /// Start a new plugin project (a transform with a README, a test and sample events).
+    #[command(after_help = "\
+Examples:
+  sluice plugin new --lang rust my-transform
+  sluice plugin new --lang python my-transform
+Languages: rust, python, js, ts, c, go. Then: sluice plugin build my-transform")]
+    New {
+        /// rust | python | js | ts | c | go
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Project name (also its directory).
+        name: String,
+    },
+    /// Build a plugin (Rust, Python, JS/TS, C, Go) into a component; prints its path last.
     #[command(after_help = "\
 Example:
   sluice plugin build plugins/filter
   # ... build output on stderr ...
   # /path/to/target/wasm32-wasip2/release/sluice_plugin_filter.wasm")]
     Build {
-        /// The plugin crate's directory.
+        /// The plugin's directory (its language is detected).
         dir: PathBuf,
         /// Build without optimizations (faster build, slower plugin).
         #[arg(long)]
@@ -133,6 +147,7 @@ pub fn main() -> ExitCode {
         } => run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet),
         Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
         Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
+        Command::Plugin(PluginCommand::New { lang, name }) => plugin_cmd::new(&lang, &name),
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),
         Command::Plugin(PluginCommand::Test {
             wasm,

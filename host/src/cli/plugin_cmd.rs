@@ -1,8 +1,8 @@
 //! `sluice plugin build|inspect|test`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -11,84 +11,21 @@ use crate::config::{Limits, OnError};
 use crate::pipeline::{process_batch, BatchBuilder};
 use crate::plugin::{component, ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
 
-const TARGET: &str = "wasm32-wasip2";
-
-/// `sluice plugin build DIR`: cargo builds the crate for wasm32-wasip2 and the
-/// component's path is printed as the last line of stdout.
+/// `sluice plugin build DIR`: builds with the language's own toolchain and
+/// prints the component's path as the last line of stdout.
 pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!(
-            "{} has no Cargo.toml; `sluice plugin build` takes a Rust plugin crate directory",
-            dir.display()
-        );
-    }
-    if let Ok(out) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    {
-        if !String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l.trim() == TARGET)
-        {
-            bail!("the Rust target {TARGET} is not installed; install it with:\n  rustup target add {TARGET}");
-        }
-    }
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args([
-        "build",
-        "--target",
-        TARGET,
-        "--message-format=json-render-diagnostics",
-        "--manifest-path",
-    ])
-    .arg(&manifest);
-    if release {
-        cmd.arg("--release");
-    }
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(format!("building {} for {TARGET}", dir.display()));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("running cargo")?;
-    let mut wasm: Option<PathBuf> = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if msg["reason"] == "compiler-artifact"
-                && msg["target"]["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
-            {
-                if let Some(files) = msg["filenames"].as_array() {
-                    wasm = files
-                        .iter()
-                        .filter_map(|f| f.as_str())
-                        .find(|f| f.ends_with(".wasm"))
-                        .map(PathBuf::from)
-                        .or(wasm);
-                }
-            }
-        }
-    }
-    let status = child.wait()?;
-    spinner.finish_and_clear();
-    if !status.success() {
-        bail!("cargo build failed for {}", dir.display());
-    }
-    let Some(wasm) = wasm else {
-        bail!("cargo built {} but produced no .wasm; is `crate-type = [\"cdylib\"]` set in its [lib] section?", dir.display());
-    };
-    let bytes = std::fs::read(&wasm)?;
+    let wasm = super::build::build(dir, release)?;
+    let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     component::check_header(&wasm, &bytes)?;
     eprintln!("built {} ({} KiB)", wasm.display(), bytes.len() / 1024);
     println!("{}", wasm.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice plugin new --lang L NAME`.
+pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
+    let dir = super::build::scaffold(lang, name)?;
+    eprintln!("created {} ({lang}); next:\n  sluice plugin build {}", dir.display(), dir.display());
     Ok(ExitCode::SUCCESS)
 }
 

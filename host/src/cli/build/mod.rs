@@ -1,0 +1,122 @@
+//! `sluice plugin build` and `sluice plugin new`, one module per language.
+//! Each language builds with its own toolchain and installs nothing behind
+//! the user's back: a missing tool is an error that says what to install.
+
+mod c;
+mod go;
+mod js;
+mod python;
+mod rust;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The contract, embedded so non-Rust toolchains get the exact WIT this host speaks.
+pub const WIT: &str = include_str!("../../../../wit/sluice.wit");
+
+/// One supported plugin language.
+pub struct Language {
+    /// Name used by `--lang`.
+    pub name: &'static str,
+    /// True when `dir` holds a plugin in this language.
+    pub detect: fn(&Path) -> bool,
+    /// Builds the plugin; returns the component's path.
+    pub build: fn(&BuildContext<'_>) -> Result<PathBuf>,
+    /// Files of a new project: (relative path, contents with `{{name}}` placeholders).
+    pub template: &'static [(&'static str, &'static str)],
+}
+
+/// What a language's build gets.
+pub struct BuildContext<'a> {
+    /// The plugin's directory.
+    pub dir: &'a Path,
+    /// Optimized build.
+    pub release: bool,
+    /// A directory holding `sluice.wit` (the contract).
+    pub wit_dir: &'a Path,
+    /// Where to put the component (`DIR/target/sluice`, created).
+    pub out_dir: PathBuf,
+}
+
+/// Every language, in detection order.
+pub fn languages() -> [&'static Language; 6] {
+    [&rust::LANGUAGE, &python::LANGUAGE, &js::TS_LANGUAGE, &js::LANGUAGE, &c::LANGUAGE, &go::LANGUAGE]
+}
+
+fn names() -> String {
+    languages().iter().map(|l| l.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds the plugin in `dir`.
+pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let Some(lang) = languages().into_iter().find(|l| (l.detect)(dir)) else {
+        bail!(
+            "cannot tell the language of the plugin in {}; supported: {} (start one with `sluice plugin new --lang LANG NAME`)",
+            dir.display(),
+            names()
+        );
+    };
+    let wit_dir = tempfile::Builder::new().prefix("sluice-wit").tempdir()?;
+    std::fs::write(wit_dir.path().join("sluice.wit"), WIT)?;
+    let out_dir = dir.join("target").join("sluice");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!("building the {} plugin in {}", lang.name, dir.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = (lang.build)(&BuildContext { dir, release, wit_dir: wit_dir.path(), out_dir });
+    spinner.finish_and_clear();
+    result
+}
+
+/// Scaffolds a new `lang` plugin called `name` in directory `name`.
+pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
+    let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
+        bail!("unknown language `{lang}`; expected one of {}", names());
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("plugin name `{name}`: expected letters, digits, `-` or `_`");
+    }
+    let dir = PathBuf::from(name);
+    if dir.exists() {
+        bail!("{} already exists; choose another name or remove it", dir.display());
+    }
+    let snake = name.replace('-', "_");
+    for (rel, text) in language.template {
+        let rel = rel.replace("{{name}}", name);
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let body = text
+            .replace("{{name}}", name)
+            .replace("{{name_snake}}", &snake)
+            .replace("{{sdk_path}}", &sdk_path());
+        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Where this build of sluice's SDK sources live (for path dependencies).
+fn sdk_path() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk").display().to_string()
+}
+
+/// Runs a toolchain command, naming the tool and how to install it if missing.
+pub fn run_tool(cmd: &mut Command, tool: &str, install: &str) -> Result<()> {
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("`{tool}` is not installed (or not on PATH); install it with:\n  {install}")
+        }
+        Err(e) => return Err(e).with_context(|| format!("running {tool}")),
+    };
+    if !status.success() {
+        bail!("`{tool}` failed ({status}); its output is above");
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Building python plugins (to be filled in).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::{BuildContext, Language};
+
+/// The python language.
+pub static LANGUAGE: Language = Language {
+    name: "python",
+    detect,
+    build,
+    template: &[],
+};
+
+fn detect(_dir: &Path) -> bool {
+    false
+}
+
+fn build(_cx: &BuildContext<'_>) -> Result<PathBuf> {
+    bail!("python plugins are not supported yet")
+}
