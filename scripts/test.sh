@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only Rust installed:
-# installs the Wasm target, builds the plugins and test guests, then runs
+# installs the Wasm target and the plugin toolchains of other languages
+# (cached under $SLUICE_TOOLS), builds the plugins and test guests, then runs
 # unit, integration and doc tests (release profile: one build serves all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export SLUICE_TOOLS=${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}
+for installer in scripts/toolchains/*.sh; do
+  [[ -e $installer ]] || continue
+  echo "== toolchain: $installer"
+  bash "$installer"
+done
+for env in "$SLUICE_TOOLS"/*/env.sh; do
+  [[ -e $env ]] || continue
+  # shellcheck source=/dev/null
+  source "$env"
+done
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice
 if cargo nextest --version >/dev/null 2>&1; then

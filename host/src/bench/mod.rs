@@ -40,6 +40,101 @@ pub struct BenchArgs {
     /// Extra directories to look for the built-in plugins in.
     #[arg(long = "plugin-path", value_name = "DIR")]
     pub plugin_path: Vec<PathBuf>,
+    /// Measure one component instead: size, cold compile, cached load,
+    /// instantiation and events/s over `--input` (repeated up to `--events`).
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+    /// JSON lines for `--component` (default: generated orders).
+    #[arg(long, value_name = "FILE", requires = "component")]
+    pub input: Option<PathBuf>,
+}
+
+/// `sluice bench --component X.wasm`: the per-language figures.
+fn run_component(args: &BenchArgs, wasm: &Path) -> Result<std::process::ExitCode> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let engine = WasmEngine::new()?;
+    let t = Instant::now();
+    let compiled = engine
+        .engine()
+        .precompile_component(&bytes)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let compile = t.elapsed();
+    let cache_dir = tempfile::Builder::new()
+        .prefix("sluice-bench-cache")
+        .tempdir()?;
+    let cache = ComponentCache::new(cache_dir.path().to_path_buf());
+    cache.load(engine.engine(), &bytes)?; // fills the cache
+    let t = Instant::now();
+    let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);
+    let cached_load = t.elapsed();
+    let t = Instant::now();
+    let limits = Limits {
+        memory_mb: 512,
+        cpu_ms_per_call: 60_000,
+    };
+    let mut instance = TransformInstance::new(plugin.clone(), "bench", &[], limits)?;
+    let instantiate = t.elapsed();
+
+    let lines: Vec<String> = match &args.input {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => (0..1000u64)
+            .map(|seq| {
+                let mut rng = Rng::new(seq);
+                serde_json::to_string(&records::record(Kind::Orders, &mut rng, seq).1)
+                    .unwrap_or_default()
+            })
+            .collect(),
+    };
+    anyhow::ensure!(!lines.is_empty(), "no input events");
+    let origin: Arc<str> = Arc::from("bench");
+    let mut batches = Vec::new();
+    let mut b = BatchBuilder::new("in", origin.clone(), args.batch_size);
+    for i in 0..args.events {
+        let line = &lines[(i as usize) % lines.len()];
+        b.push(None, Some(line.as_bytes()), &[], 0, i);
+        if b.len() == args.batch_size {
+            batches.push(
+                std::mem::replace(
+                    &mut b,
+                    BatchBuilder::new("in", origin.clone(), args.batch_size),
+                )
+                .finish(),
+            );
+        }
+    }
+    if !b.is_empty() {
+        batches.push(b.finish());
+    }
+    let t = Instant::now();
+    let (mut out, mut dead) = (0usize, 0usize);
+    for batch in &batches {
+        let o = pipeline::process_batch(
+            &mut instance,
+            "bench",
+            crate::config::OnError::DeadLetter,
+            batch,
+        )?;
+        out += o.outputs.iter().map(Batch::len).sum::<usize>();
+        dead += o.dead.as_ref().map_or(0, Batch::len);
+    }
+    let run = t.elapsed();
+    println!(
+        "{}: {} KiB, compile {:.0} ms ({} KiB compiled), load from cache {:.2} ms, instantiate {:.0} us, {:.0} events/s ({} events in, {out} out, {dead} dead-lettered)",
+        plugin.label(),
+        bytes.len() / 1024,
+        compile.as_secs_f64() * 1e3,
+        compiled.len() / 1024,
+        cached_load.as_secs_f64() * 1e3,
+        instantiate.as_secs_f64() * 1e6,
+        args.events as f64 / run.as_secs_f64(),
+        args.events,
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The filter expression the benchmark uses.
@@ -219,6 +314,9 @@ fn pipeline_yaml(
 
 /// Runs the benchmark and prints the figures.
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
+    if let Some(wasm) = args.component.clone() {
+        return run_component(&args, &wasm);
+    }
     let n = args.events;
     let dir = tempfile::Builder::new().prefix("sluice-bench").tempdir()?;
     let input = dir.path().join("people.jsonl");

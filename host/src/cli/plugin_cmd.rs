@@ -25,7 +25,11 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
 /// `sluice plugin new --lang L NAME`.
 pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
     let dir = super::build::scaffold(lang, name)?;
-    eprintln!("created {} ({lang}); next:\n  sluice plugin build {}", dir.display(), dir.display());
+    eprintln!(
+        "created {} ({lang}); next:\n  sluice plugin build {}",
+        dir.display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 mod cli;
 mod exactly_once;
 mod hot_reload;
+mod languages;
 mod sandbox;
 mod support;
 mod validate;

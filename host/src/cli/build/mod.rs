@@ -42,11 +42,22 @@ pub struct BuildContext<'a> {
 
 /// Every language, in detection order.
 pub fn languages() -> [&'static Language; 6] {
-    [&rust::LANGUAGE, &python::LANGUAGE, &js::TS_LANGUAGE, &js::LANGUAGE, &c::LANGUAGE, &go::LANGUAGE]
+    [
+        &rust::LANGUAGE,
+        &python::LANGUAGE,
+        &js::TS_LANGUAGE,
+        &js::LANGUAGE,
+        &c::LANGUAGE,
+        &go::LANGUAGE,
+    ]
 }
 
 fn names() -> String {
-    languages().iter().map(|l| l.name).collect::<Vec<_>>().join(", ")
+    languages()
+        .iter()
+        .map(|l| l.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds the plugin in `dir`.
@@ -66,9 +77,18 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
     let out_dir = dir.join("target").join("sluice");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(format!("building the {} plugin in {}", lang.name, dir.display()));
+    spinner.set_message(format!(
+        "building the {} plugin in {}",
+        lang.name,
+        dir.display()
+    ));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let result = (lang.build)(&BuildContext { dir, release, wit_dir: wit_dir.path(), out_dir });
+    let result = (lang.build)(&BuildContext {
+        dir,
+        release,
+        wit_dir: wit_dir.path(),
+        out_dir,
+    });
     spinner.finish_and_clear();
     result
 }
@@ -78,12 +98,19 @@ pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
     let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
         bail!("unknown language `{lang}`; expected one of {}", names());
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         bail!("plugin name `{name}`: expected letters, digits, `-` or `_`");
     }
     let dir = PathBuf::from(name);
     if dir.exists() {
-        bail!("{} already exists; choose another name or remove it", dir.display());
+        bail!(
+            "{} already exists; choose another name or remove it",
+            dir.display()
+        );
     }
     let snake = name.replace('-', "_");
     for (rel, text) in language.template {
@@ -103,7 +130,10 @@ pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
 
 /// Where this build of sluice's SDK sources live (for path dependencies).
 fn sdk_path() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sdk")
+        .display()
+        .to_string()
 }
 
 /// Runs a toolchain command, naming the tool and how to install it if missing.

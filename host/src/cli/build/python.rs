@@ -1,3 +1,4 @@
+//! NOTE TO THE ENGINEER IMPLEMENTING THIS (LANG = python): your full task description is in /tmp/lang-common.md — read it first; it says exactly which files to write and how to check your work. Remove this note when done.
 //! Building python plugins (to be filled in).
 
 use std::path::{Path, PathBuf};

@@ -17,10 +17,22 @@ pub static LANGUAGE: Language = Language {
     detect,
     build,
     template: &[
-        ("Cargo.toml", include_str!("../../../../sdk/templates/rust/Cargo.toml")),
-        ("src/lib.rs", include_str!("../../../../sdk/templates/rust/src/lib.rs")),
-        ("README.md", include_str!("../../../../sdk/templates/rust/README.md")),
-        ("events.jsonl", include_str!("../../../../sdk/templates/events.jsonl")),
+        (
+            "Cargo.toml",
+            include_str!("../../../../sdk/templates/rust/Cargo.toml"),
+        ),
+        (
+            "src/lib.rs",
+            include_str!("../../../../sdk/templates/rust/src/lib.rs"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../../sdk/templates/rust/README.md"),
+        ),
+        (
+            "events.jsonl",
+            include_str!("../../../../sdk/templates/events.jsonl"),
+        ),
     ],
 };
 
@@ -29,14 +41,26 @@ fn detect(dir: &Path) -> bool {
 }
 
 fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
-    if let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() {
-        if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+    if let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        if !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == TARGET)
+        {
             bail!("the Rust target {TARGET} is not installed; install it with:\n  rustup target add {TARGET}");
         }
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
-        .arg(cx.dir.join("Cargo.toml"));
+    cmd.args([
+        "build",
+        "--target",
+        TARGET,
+        "--message-format=json-render-diagnostics",
+        "--manifest-path",
+    ])
+    .arg(cx.dir.join("Cargo.toml"));
     if cx.release {
         cmd.arg("--release");
     }
@@ -49,11 +73,20 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
             let line = line?;
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            let is_cdylib = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let is_cdylib = msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
             if msg["reason"] == "compiler-artifact" && is_cdylib {
                 if let Some(files) = msg["filenames"].as_array() {
-                    wasm = files.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm")).map(PathBuf::from).or(wasm);
+                    wasm = files
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .find(|f| f.ends_with(".wasm"))
+                        .map(PathBuf::from)
+                        .or(wasm);
                 }
             }
         }
