@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use sluice_sdk::abi::{RawBatch, RawEvent, RawHeader, Span as SdkSpan};
 use sluice_sdk::{Params, Transform};
 
-use crate::config::{self, Limits, LoadOptions};
+use crate::config::{self, CpuBudget, Limits, LoadOptions};
 use crate::pipeline::{self, Batch, BatchBuilder, RunOptions, StageLogic};
 use crate::plugin::{
     bindings, CallFailure, ComponentCache, TransformInstance, TransformPlugin, WasmEngine,
@@ -70,7 +70,7 @@ fn run_component(args: &BenchArgs, wasm: &Path) -> Result<std::process::ExitCode
     let t = Instant::now();
     let limits = Limits {
         memory_mb: 512,
-        cpu_ms_per_call: 60_000,
+        cpu_ms_per_call: CpuBudget::Millis(60_000),
     };
     let mut instance = TransformInstance::new(plugin.clone(), "bench", &[], limits)?;
     let instantiate = t.elapsed();
@@ -297,11 +297,17 @@ fn pipeline_yaml(
     filter: &Path,
     project: &Path,
     out: &Path,
+    trusted: bool,
 ) -> String {
+    let limits = if trusted {
+        "\n    limits: {cpu_ms_per_call: unlimited}"
+    } else {
+        ""
+    };
     let q = |s: &str| serde_json::Value::from(s).to_string();
     let p = |p: &Path| q(&p.display().to_string());
     format!(
-        "name: {name}\ndata_dir: state\nbatch_size: {batch_size}\nsources:\n  people: {{type: file, path: {}}}\nstages:\n  young:\n    plugin: {}\n    inputs: [people]\n    params: {{where: {}}}\n  shape:\n    plugin: {}\n    inputs: [young]\n    params:\n      set: {}\n      drop: {}\nsinks:\n  out: {{type: file, path: {}, inputs: [shape]}}\n",
+        "name: {name}\ndata_dir: state\nbatch_size: {batch_size}\nsources:\n  people: {{type: file, path: {}}}\nstages:\n  young:\n    plugin: {}\n    inputs: [people]\n    params: {{where: {}}}{limits}\n  shape:\n    plugin: {}\n    inputs: [young]{limits}\n    params:\n      set: {}\n      drop: {}\nsinks:\n  out: {{type: file, path: {}, inputs: [shape]}}\n",
         p(input),
         p(filter),
         q(WHERE),
@@ -395,7 +401,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     };
     let limits = Limits {
         memory_mb: 512,
-        cpu_ms_per_call: 10_000,
+        cpu_ms_per_call: CpuBudget::Millis(10_000),
     };
     let mut filter =
         TransformInstance::new(load(&filter_wasm)?, "filter", &filter_params(), limits)?;
@@ -428,10 +434,15 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     };
 
     // End to end, Wasm and native alternated so drift on a shared box hits both.
-    let (mut wasm_e2e, mut native_e2e) = (Duration::MAX, Duration::MAX);
+    let (mut wasm_e2e, mut native_e2e, mut trusted_e2e) =
+        (Duration::MAX, Duration::MAX, Duration::MAX);
     for round in 0..2 {
-        for native in [false, true] {
-            let tag = if native { "native" } else { "wasm" };
+        for (native, trusted) in [(false, false), (true, false), (false, true)] {
+            let tag = match (native, trusted) {
+                (true, _) => "native",
+                (false, false) => "wasm",
+                (false, true) => "wasm-trusted",
+            };
             let out = dir.path().join(format!("out-{tag}-{round}.jsonl"));
             let yaml = pipeline_yaml(
                 &format!("bench-{tag}-{round}"),
@@ -440,6 +451,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
                 &filter_wasm,
                 &project_wasm,
                 &out,
+                trusted,
             );
             let file = dir.path().join(format!("bench-{tag}-{round}.yaml"));
             std::fs::write(&file, &yaml)?;
@@ -461,10 +473,10 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
                 "{tag} pipeline wrote {} events, expected {wasm_out}",
                 summary.events_out
             );
-            let best = if native {
-                &mut native_e2e
-            } else {
-                &mut wasm_e2e
+            let best = match (native, trusted) {
+                (true, _) => &mut native_e2e,
+                (false, false) => &mut wasm_e2e,
+                (false, true) => &mut trusted_e2e,
             };
             *best = (*best).min(summary.elapsed);
         }
@@ -491,6 +503,14 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     println!(
         "  Wasm / native:                     {:>10.1} %",
         100.0 * native_e2e.as_secs_f64() / wasm_e2e.as_secs_f64()
+    );
+    println!(
+        "  Wasm, cpu_ms_per_call: unlimited:  {:>10.0} events/s  (trusted plugins: no epoch checks)",
+        eps(trusted_e2e)
+    );
+    println!(
+        "  trusted Wasm / native:             {:>10.1} %",
+        100.0 * native_e2e.as_secs_f64() / trusted_e2e.as_secs_f64()
     );
     println!("transform alone, one thread, same in-memory batches:");
     println!(

@@ -20,7 +20,8 @@ fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> D
     let mut diags = Diagnostics::default();
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
-        match TransformPlugin::load(engine, cache, &stage.plugin) {
+        match TransformPlugin::load_for(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
+        {
             Err(e) => diags.push(Diagnostic::new(
                 &p.file,
                 stage.plugin_at,

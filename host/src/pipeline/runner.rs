@@ -124,8 +124,9 @@ pub fn run_with(
             instances.push(logic);
             continue;
         }
-        let plugin = TransformPlugin::load(engine, cache, &stage.plugin)
-            .with_context(|| format!("stage `{}`", stage.name))?;
+        let plugin =
+            TransformPlugin::load_for(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
+                .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), cache = ?plugin.cache, "plugin loaded");
         let instance =
             TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits)?;
@@ -224,6 +225,7 @@ pub fn run_with(
         watched.push(Watched {
             stage: stage.name.clone(),
             path: stage.plugin.clone(),
+            budget: stage.limits.cpu_ms_per_call,
             tx: reload_tx,
         });
         let task = StageTask {

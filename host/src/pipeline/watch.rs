@@ -14,6 +14,7 @@ use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine};
 pub(crate) struct Watched {
     pub stage: String,
     pub path: PathBuf,
+    pub budget: crate::config::CpuBudget,
     pub tx: SyncSender<Arc<TransformPlugin>>,
 }
 
@@ -47,7 +48,7 @@ pub(crate) fn spawn(
                 }
                 seen.insert(i, now);
                 tracing::info!(stage = %w.stage, path = %w.path.display(), "plugin file changed; loading it");
-                match TransformPlugin::load(&engine, &cache, &w.path) {
+                match TransformPlugin::load_for(&engine, &cache, &w.path, w.budget) {
                     Ok(p) => {
                         let _ = w.tx.send(Arc::new(p));
                     }

@@ -13,10 +13,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The largest memory any instance may ever have (the per-stage cap is lower).
 const POOL_MAX_MEMORY: usize = 4 << 30;
 
-/// One engine per process, shared by every pipeline and stage.
+/// The engines of a process, shared by every pipeline and stage: one compiled
+/// with epoch checks (CPU budgets), and, only if a stage asks for
+/// `cpu_ms_per_call: unlimited`, one without them.
 #[derive(Clone)]
 pub struct WasmEngine {
     engine: Engine,
+    unbounded: Arc<std::sync::OnceLock<Engine>>,
     _ticker: Arc<Ticker>,
 }
 
@@ -34,14 +37,7 @@ impl WasmEngine {
     /// Builds the engine. Epoch interruption (not fuel) bounds CPU: measured
     /// here it costs 16–24% per event against 27–37% for fuel.
     pub fn new() -> Result<Self> {
-        let engine = match Engine::new(&Self::config(true)) {
-            Ok(e) => e,
-            Err(e) => {
-                // Some sandboxes cap virtual memory below what the pool reserves.
-                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand instance allocation");
-                Engine::new(&Self::config(false)).map_err(|e| anyhow::anyhow!("{e:?}"))?
-            }
-        };
+        let engine = Self::build(true)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = stop.clone();
@@ -55,14 +51,40 @@ impl WasmEngine {
             })?;
         Ok(Self {
             engine,
+            unbounded: Arc::new(std::sync::OnceLock::new()),
             _ticker: Arc::new(Ticker { stop }),
         })
     }
 
-    fn config(pooling: bool) -> Config {
+    fn build(epochs: bool) -> Result<Engine> {
+        match Engine::new(&Self::config(true, epochs)) {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                // Some sandboxes cap virtual memory below what the pool reserves.
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand instance allocation");
+                Engine::new(&Self::config(false, epochs)).map_err(|e| anyhow::anyhow!("{e:?}"))
+            }
+        }
+    }
+
+    /// The engine for a stage's CPU budget.
+    pub fn engine_for(&self, budget: crate::config::CpuBudget) -> Result<&Engine> {
+        match budget {
+            crate::config::CpuBudget::Millis(_) => Ok(&self.engine),
+            crate::config::CpuBudget::Unlimited => {
+                if let Some(e) = self.unbounded.get() {
+                    return Ok(e);
+                }
+                let e = Self::build(false)?;
+                Ok(self.unbounded.get_or_init(|| e))
+            }
+        }
+    }
+
+    fn config(pooling: bool, epochs: bool) -> Config {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(epochs);
         if pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(256);
@@ -75,7 +97,7 @@ impl WasmEngine {
         config
     }
 
-    /// The underlying engine.
+    /// The engine with CPU budgets (the default).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -16,7 +16,7 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, ComponentError, Shape, World};
 use super::engine::WasmEngine;
 use super::host::HostState;
-use crate::config::Limits;
+use crate::config::{CpuBudget, Limits};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,8 @@ pub struct TransformPlugin {
     pub cache: CacheOutcome,
     /// File size in bytes.
     pub size: u64,
-    engine: WasmEngine,
+    engine: wasmtime::Engine,
+    budget: CpuBudget,
     pre: bindings::TransformPre<HostState>,
 }
 
@@ -67,12 +68,27 @@ fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
 }
 
 impl TransformPlugin {
-    /// Reads, checks, compiles (or loads from cache) and links `path`.
+    /// Reads, checks, compiles (or loads from cache) and links `path` for the
+    /// default CPU budget.
     pub fn load(
         engine: &WasmEngine,
         cache: &ComponentCache,
         path: &Path,
     ) -> Result<Self, LoadError> {
+        Self::load_for(engine, cache, path, CpuBudget::default())
+    }
+
+    /// Like [`TransformPlugin::load`], compiled for `budget` (an unlimited
+    /// budget uses the engine without epoch checks).
+    pub fn load_for(
+        wasm_engine: &WasmEngine,
+        cache: &ComponentCache,
+        path: &Path,
+        budget: CpuBudget,
+    ) -> Result<Self, LoadError> {
+        let engine = wasm_engine
+            .engine_for(budget)
+            .map_err(|e| link_err(path, e))?;
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
             path: p.clone(),
@@ -81,15 +97,15 @@ impl TransformPlugin {
         component::check_header(path, &bytes)?;
         let (component, outcome) =
             cache
-                .load(engine.engine(), &bytes)
+                .load(engine, &bytes)
                 .map_err(|e| ComponentError::Invalid {
                     path: p.clone(),
                     message: format!("{e:#}"),
                 })?;
-        let shape = component::shape(engine.engine(), &component);
+        let shape = component::shape(engine, &component);
         component::check_world(path, &shape, World::Transform)?;
 
-        let mut linker: Linker<HostState> = Linker::new(engine.engine());
+        let mut linker: Linker<HostState> = Linker::new(engine);
         bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| link_err(path, e))?;
         // No ambient authority: any WASI import a toolchain drags in (std's
@@ -113,6 +129,7 @@ impl TransformPlugin {
             cache: outcome,
             size: bytes.len() as u64,
             engine: engine.clone(),
+            budget,
             pre,
         };
         let mut store = plugin.new_store("describe", Limits::default());
@@ -134,14 +151,22 @@ impl TransformPlugin {
 
     fn new_store(&self, stage: &str, limits: Limits) -> Store<HostState> {
         let mut store = Store::new(
-            self.engine.engine(),
+            &self.engine,
             HostState::new(stage, &self.label(), limits.memory_mb),
         );
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
-            limits.cpu_ms_per_call,
-        )));
+        if let Some(ticks) = deadline(limits.cpu_ms_per_call) {
+            store.set_epoch_deadline(ticks);
+        }
         store
+    }
+}
+
+/// Epoch ticks for a budget; `None` when unlimited.
+fn deadline(budget: CpuBudget) -> Option<u64> {
+    match budget {
+        CpuBudget::Millis(ms) => Some(WasmEngine::ticks_for(Duration::from_millis(ms))),
+        CpuBudget::Unlimited => None,
     }
 }
 
@@ -249,6 +274,18 @@ impl TransformInstance {
         params: &[(String, String)],
         limits: Limits,
     ) -> Result<Self, CallFailure> {
+        if (limits.cpu_ms_per_call == CpuBudget::Unlimited)
+            != (plugin.budget == CpuBudget::Unlimited)
+        {
+            return Err(CallFailure::Init {
+                plugin: plugin.label(),
+                stage: stage.to_string(),
+                message: format!(
+                    "the plugin was compiled for CPU budget {} but the stage asks for {}",
+                    plugin.budget, limits.cpu_ms_per_call
+                ),
+            });
+        }
         let mut inst = Self {
             plugin,
             stage: stage.to_string(),
@@ -324,10 +361,9 @@ impl TransformInstance {
         let Some(live) = self.live.as_mut() else {
             return Err(self.trap("instance unavailable".into()));
         };
-        live.store
-            .set_epoch_deadline(WasmEngine::ticks_for(Duration::from_millis(
-                self.limits.cpu_ms_per_call,
-            )));
+        if let Some(ticks) = deadline(self.limits.cpu_ms_per_call) {
+            live.store.set_epoch_deadline(ticks);
+        }
         live.store.data_mut().begin_call();
         let result = live
             .bindings
@@ -378,7 +414,7 @@ impl TransformInstance {
             return CallFailure::Limit {
                 plugin,
                 stage,
-                limit: format!("CPU budget of {} ms per call", self.limits.cpu_ms_per_call),
+                limit: format!("CPU budget of {}", self.limits.cpu_ms_per_call),
             };
         }
         let mut message = match e.downcast_ref::<Trap>() {

@@ -141,3 +141,36 @@ fn env_interpolation_fills_secrets_and_names_missing_variables() {
     );
     assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 7);
 }
+
+#[test]
+fn cpu_budget_accepts_milliseconds_or_unlimited_and_refuses_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("p.yaml");
+    let write = |budget: &str| {
+        std::fs::write(
+            &p,
+            format!(
+                "sources:\n  gen: {{type: datagen, kind: orders, count: 50}}\nstages:\n  copy:\n    plugin: {}\n    inputs: [gen]\n    limits: {{cpu_ms_per_call: {budget}}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [copy]}}\n",
+                q(&plugin("passthrough"))
+            ),
+        )
+        .expect("write");
+    };
+    write("0");
+    let out = sluice().arg("validate").arg(&p).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("p.yaml:7:")
+            && err.contains("stages.copy.limits.cpu_ms_per_call")
+            && err.contains("`unlimited`"),
+        "{err}"
+    );
+    write("unlimited");
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert_eq!(
+        lines(&dir.path().join("out.jsonl")).len(),
+        50,
+        "a trusted stage runs every event"
+    );
+}
