@@ -63,6 +63,19 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     .arg(cx.dir.join("Cargo.toml"));
     if cx.release {
         cmd.arg("--release");
+        // Plugins are small: whole-program optimization is cheap for them and
+        // pays on every event; stripping shrinks what the host compiles.
+        // Settings the user exported themselves win.
+        for (key, value) in [
+            ("CARGO_PROFILE_RELEASE_LTO", "true"),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+            ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+            ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+        ] {
+            if std::env::var_os(key).is_none() {
+                cmd.env(key, value);
+            }
+        }
     }
     let mut child = cmd
         .stdout(Stdio::piped())
