@@ -165,3 +165,13 @@ fn plugin_new_refuses_unknown_languages_and_existing_directories() {
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
+
+#[test]
+fn go_normalize_matches_rust_byte_for_byte() {
+    check("go");
+}
+
+#[test]
+fn go_scaffold_builds_and_runs() {
+    scaffold_builds_and_runs("go");
+}

@@ -52,7 +52,10 @@ impl Transform for Normalize {
             _ => return Err("price must be a non-negative number".into()),
         };
         obj.remove("price");
-        obj.insert("price_cents".into(), Value::from((price * factor + 0.5).floor() as i64));
+        obj.insert(
+            "price_cents".into(),
+            Value::from((price * factor + 0.5).floor() as i64),
+        );
         obj.insert("currency".into(), Value::from(currency.to_uppercase()));
         if let Some(Value::String(email)) = obj.get("email") {
             let masked = mask(email);
@@ -103,6 +106,9 @@ mod tests {
                 r#"{"currency":"JPY","item":"b","item_index":1,"price_cents":1}"#,
             ]
         );
-        assert_eq!(out.rejected(), vec![(3, "expected a JSON object".to_string())]);
+        assert_eq!(
+            out.rejected(),
+            vec![(3, "expected a JSON object".to_string())]
+        );
     }
 }
