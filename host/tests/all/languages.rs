@@ -175,3 +175,8 @@ fn go_normalize_matches_rust_byte_for_byte() {
 fn go_scaffold_builds_and_runs() {
     scaffold_builds_and_runs("go");
 }
+
+#[test]
+fn python_scaffold_builds_and_runs() {
+    scaffold_builds_and_runs("python");
+}
