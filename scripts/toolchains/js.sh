@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the JavaScript / TypeScript plugin toolchain (pinned) under
 # ${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}/js and writes env.sh there, which
-# puts componentize-js, jco and tsc on PATH when sourced.
+# puts componentize-js, esbuild, jco and tsc on PATH when sourced.
 #
 #   componentize-js  JS -> Wasm component (StarlingMonkey engine, no --aot)
 #   jco              pulled in by componentize-js; pinned here too
-#   typescript       tsc, for TypeScript plugins (compiled to JS first)
+#   typescript       tsc, for TypeScript plugins (type-checked and compiled to JS first)
+#   esbuild          bundles a plugin and the SDK (sdk/js) into the one module
+#                    componentize-js takes
 #
 # Needs only Node >= 18 and npm (the npm registry). Idempotent: a second run
 # with the same pins only writes env.sh.
@@ -14,16 +16,17 @@ set -euo pipefail
 COMPONENTIZE_JS_VERSION=0.23.0
 JCO_VERSION=1.15.1
 TYPESCRIPT_VERSION=5.9.3
+ESBUILD_VERSION=0.28.2
 
 root=${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}/js
-pins="componentize-js=$COMPONENTIZE_JS_VERSION jco=$JCO_VERSION typescript=$TYPESCRIPT_VERSION"
+pins="componentize-js=$COMPONENTIZE_JS_VERSION jco=$JCO_VERSION typescript=$TYPESCRIPT_VERSION esbuild=$ESBUILD_VERSION"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "js toolchain: node and npm are required (Node 20 or newer)" >&2
   exit 1
 fi
 
-if [[ -f $root/.pins && $(cat "$root/.pins") == "$pins" && -x $root/node_modules/.bin/componentize-js && -x $root/node_modules/.bin/tsc ]]; then
+if [[ -f $root/.pins && $(cat "$root/.pins") == "$pins" && -x $root/node_modules/.bin/componentize-js && -x $root/node_modules/.bin/tsc && -x $root/node_modules/.bin/esbuild ]]; then
   echo "js toolchain already installed in $root ($pins)" >&2
 else
   echo "installing the js toolchain into $root ($pins)" >&2
@@ -37,7 +40,8 @@ else
   "dependencies": {
     "@bytecodealliance/componentize-js": "$COMPONENTIZE_JS_VERSION",
     "@bytecodealliance/jco": "$JCO_VERSION",
-    "typescript": "$TYPESCRIPT_VERSION"
+    "typescript": "$TYPESCRIPT_VERSION",
+    "esbuild": "$ESBUILD_VERSION"
   }
 }
 JSON

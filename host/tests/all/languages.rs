@@ -180,3 +180,23 @@ fn go_scaffold_builds_and_runs() {
 fn python_scaffold_builds_and_runs() {
     scaffold_builds_and_runs("python");
 }
+
+#[test]
+fn ts_normalize_matches_rust_byte_for_byte() {
+    check("ts");
+}
+
+#[test]
+fn js_scaffold_builds_and_runs() {
+    scaffold_builds_and_runs("js");
+}
+
+#[test]
+fn ts_scaffold_builds_and_runs() {
+    scaffold_builds_and_runs("ts");
+}
+
+#[test]
+fn c_scaffold_builds_and_runs() {
+    scaffold_builds_and_runs("c");
+}

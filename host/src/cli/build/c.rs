@@ -1,23 +1,164 @@
-//! Building c plugins (to be filled in).
+//! Building C plugins: `zig cc -target wasm32-wasi` compiles the plugin's `*.c` files
+//! with the C SDK (`sdk/c`: `sluice.h`, a JSON library and the checked-in `wit-bindgen c`
+//! bindings) to a core module, then `wasm-tools component embed` + `component new` make
+//! it a component. The SDK calls no WASI function, so the module imports none and needs
+//! no WASI adapter.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use super::{BuildContext, Language};
+use super::{run_tool, BuildContext, Language};
 
-/// The c language.
+/// The C language.
 pub static LANGUAGE: Language = Language {
     name: "c",
     detect,
     build,
-    template: &[],
+    template: &[
+        (
+            "{{name}}.c",
+            include_str!("../../../../sdk/templates/c/plugin.c"),
+        ),
+        (
+            "{{name}}_test.c",
+            include_str!("../../../../sdk/templates/c/plugin_test.c"),
+        ),
+        (
+            "Makefile",
+            include_str!("../../../../sdk/templates/c/Makefile"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../../sdk/templates/c/README.md"),
+        ),
+        (
+            "events.jsonl",
+            include_str!("../../../../sdk/templates/events.jsonl"),
+        ),
+    ],
 };
 
-fn detect(_dir: &Path) -> bool {
-    false
+/// How to get `zig` and `wasm-tools` (pinned versions, under ~/.cache/sluice-tools/c).
+fn install_hint() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/toolchains/c.sh");
+    format!(
+        "{} && source ${{SLUICE_TOOLS:-$HOME/.cache/sluice-tools}}/c/env.sh",
+        script.display()
+    )
 }
 
-fn build(_cx: &BuildContext<'_>) -> Result<PathBuf> {
-    bail!("c plugins are not supported yet")
+/// The C SDK shipped with this build of sluice.
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/c")
+}
+
+/// The plugin's sources: every `*.c` file in `dir` except native tests (`*_test.c`).
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".c") && !name.ends_with("_test.c")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A C plugin is a directory of `*.c` files; `go.mod` marks a Go plugin (with cgo
+/// files) instead. Rust, Python and JS markers are checked before this one.
+fn detect(dir: &Path) -> bool {
+    !dir.join("go.mod").exists() && !sources(dir).is_empty()
+}
+
+fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
+    let files = sources(cx.dir);
+    if files.is_empty() {
+        bail!("no .c files (other than *_test.c) in {}", cx.dir.display());
+    }
+    let sdk = sdk_dir();
+    if !sdk.join("sluice.h").is_file() {
+        bail!(
+            "the C SDK is missing at {} (this sluice build expects its repository there)",
+            sdk.display()
+        );
+    }
+    // The component is named after the only source file, else after the directory.
+    let canonical = cx
+        .dir
+        .canonicalize()
+        .with_context(|| format!("reading {}", cx.dir.display()))?;
+    let stem = match files.as_slice() {
+        [one] => one.file_stem(),
+        _ => canonical.file_name(),
+    };
+    let name: String = stem
+        .and_then(|n| n.to_str())
+        .unwrap_or("plugin")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let core = cx.out_dir.join(format!("{name}.core.wasm"));
+    let embedded = cx.out_dir.join(format!("{name}.embed.wasm"));
+    let component = cx.out_dir.join(format!("{name}.wasm"));
+    let hint = install_hint();
+
+    let mut cc = Command::new("zig");
+    cc.args([
+        "cc",
+        "-target",
+        "wasm32-wasi",
+        "-mexec-model=reactor",
+        "-std=gnu11",
+        "-Wall",
+    ]);
+    if cx.release {
+        cc.args(["-Os", "-s"]);
+    } else {
+        // -O0 keeps libc code that imports WASI; -O1 with debug info imports none.
+        cc.args(["-O1", "-g"]);
+    }
+    // No stack protector: its canary is seeded from WASI random_get, which the host
+    // links as a trap.
+    cc.arg("-fno-stack-protector");
+    cc.arg("-I").arg(&sdk).arg("-I").arg(cx.dir);
+    cc.args(&files);
+    cc.arg(sdk.join("sluice.c"))
+        .arg(sdk.join("sluice_json.c"))
+        .arg(sdk.join("bindings/transform.c"));
+    cc.arg("-o").arg(&core);
+    run_tool(&mut cc, "zig", &hint)?;
+
+    let mut embed = Command::new("wasm-tools");
+    embed
+        .args(["component", "embed"])
+        .arg(cx.wit_dir.join("sluice.wit"))
+        .args(["--world", "transform"])
+        .arg(&core)
+        .arg("-o")
+        .arg(&embedded);
+    run_tool(&mut embed, "wasm-tools", &hint)?;
+
+    let mut new = Command::new("wasm-tools");
+    new.args(["component", "new"])
+        .arg(&embedded)
+        .arg("-o")
+        .arg(&component);
+    run_tool(&mut new, "wasm-tools", &hint).context(
+        "making a component failed; if it names `wasi_snapshot_preview1`, the plugin calls a WASI \
+         function (printf, fopen, time, ...): the host grants none, use sluice_log for output",
+    )?;
+    Ok(component)
 }

@@ -1,31 +1,320 @@
-//! Building js plugins (to be filled in).
+//! Building JavaScript and TypeScript plugins.
+//!
+//! A plugin is a directory with a `package.json`. TypeScript (`src/index.ts` or
+//! `index.ts`) is type-checked and compiled with `tsc` first. `esbuild` then
+//! bundles the plugin, its npm dependencies and the SDK (`sdk/js`, imported as
+//! `@sluice/plugin`) into one ES module behind a generated entry that exports
+//! `sluice:plugin/transformer`, and `componentize-js` turns that module into a
+//! component with every WASI feature disabled, so it imports only
+//! `sluice:plugin/*`. The toolchain is pinned by `scripts/toolchains/js.sh`.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{BuildContext, Language};
 
-/// The js language.
+/// The JavaScript language (`package.json` without a TypeScript entry).
 pub static LANGUAGE: Language = Language {
     name: "js",
-    detect,
-    build,
-    template: &[],
+    detect: detect_js,
+    build: build_js,
+    template: &[
+        (
+            "package.json",
+            include_str!("../../../../sdk/templates/js/package.json"),
+        ),
+        (
+            "src/index.js",
+            include_str!("../../../../sdk/templates/js/src/index.js"),
+        ),
+        (
+            "test/plugin.test.js",
+            include_str!("../../../../sdk/templates/js/test/plugin.test.js"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../../sdk/templates/js/README.md"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../../../sdk/templates/js/gitignore"),
+        ),
+        (
+            "events.jsonl",
+            include_str!("../../../../sdk/templates/events.jsonl"),
+        ),
+    ],
 };
-
-fn detect(_dir: &Path) -> bool {
-    false
-}
-
-fn build(_cx: &BuildContext<'_>) -> Result<PathBuf> {
-    bail!("js plugins are not supported yet")
-}
 
 /// TypeScript: the same toolchain after `tsc`.
 pub static TS_LANGUAGE: Language = Language {
     name: "ts",
-    detect,
-    build,
-    template: &[],
+    detect: detect_ts,
+    build: build_ts,
+    template: &[
+        (
+            "package.json",
+            include_str!("../../../../sdk/templates/ts/package.json"),
+        ),
+        (
+            "tsconfig.json",
+            include_str!("../../../../sdk/templates/ts/tsconfig.json"),
+        ),
+        (
+            "src/index.ts",
+            include_str!("../../../../sdk/templates/ts/src/index.ts"),
+        ),
+        (
+            "test/plugin.test.js",
+            include_str!("../../../../sdk/templates/ts/test/plugin.test.js"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../../sdk/templates/ts/README.md"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../../../sdk/templates/ts/gitignore"),
+        ),
+        (
+            "events.jsonl",
+            include_str!("../../../../sdk/templates/events.jsonl"),
+        ),
+    ],
 };
+
+/// Where a TypeScript plugin's entry may be, in order.
+const TS_ENTRIES: [&str; 2] = ["src/index.ts", "index.ts"];
+/// Where a JavaScript plugin's entry may be when `package.json` names no `main`.
+const JS_ENTRIES: [&str; 4] = ["src/index.js", "src/index.mjs", "index.js", "index.mjs"];
+/// The WASI features componentize-js would otherwise import; the host grants none.
+const DISABLED_FEATURES: [&str; 5] = ["stdio", "random", "clocks", "http", "fetch-event"];
+
+fn ts_entry(dir: &Path) -> Option<PathBuf> {
+    TS_ENTRIES.iter().map(|e| dir.join(e)).find(|p| p.is_file())
+}
+
+fn detect_ts(dir: &Path) -> bool {
+    dir.join("package.json").is_file() && ts_entry(dir).is_some()
+}
+
+fn detect_js(dir: &Path) -> bool {
+    dir.join("package.json").is_file() && ts_entry(dir).is_none()
+}
+
+/// What `describe()` reports, from `package.json`.
+struct Package {
+    name: String,
+    version: String,
+    description: String,
+    main: Option<String>,
+}
+
+fn read_package(dir: &Path) -> Result<Package> {
+    let path = dir.join("package.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let field = |k: &str| {
+        json.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let Some(name) = field("name").filter(|n| !n.is_empty()) else {
+        bail!(
+            "{}: `name` is required (it names the plugin in errors and dead letters)",
+            path.display()
+        );
+    };
+    Ok(Package {
+        name,
+        version: field("version").unwrap_or_else(|| "0.0.0".into()),
+        description: field("description").unwrap_or_default(),
+        main: field("main"),
+    })
+}
+
+/// The directory holding the SDK's JavaScript sources.
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/js")
+}
+
+/// How to install the toolchain, for error messages.
+fn install_hint() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/toolchains/js.sh");
+    format!(
+        "bash {} && . \"${{SLUICE_TOOLS:-$HOME/.cache/sluice-tools}}/js/env.sh\"",
+        script.display()
+    )
+}
+
+/// `tool` from PATH, or from the toolchain directory the install script uses
+/// when its `env.sh` was not sourced.
+fn tool(name: &str) -> Command {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(name).is_file()));
+    if !on_path {
+        let root = std::env::var_os("SLUICE_TOOLS")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-tools"))
+            });
+        if let Some(bin) = root
+            .map(|r| r.join("js/node_modules/.bin").join(name))
+            .filter(|b| b.is_file())
+        {
+            return Command::new(bin);
+        }
+    }
+    Command::new(name)
+}
+
+/// Runs a toolchain command with its stdout sent to stderr, so the
+/// component path stays the last line of our stdout.
+fn run(mut cmd: Command, name: &str) -> Result<()> {
+    cmd.stdout(std::io::stderr());
+    super::run_tool(&mut cmd, name, &install_hint())
+}
+
+fn build_js(cx: &BuildContext<'_>) -> Result<PathBuf> {
+    let pkg = read_package(cx.dir)?;
+    let candidates = pkg.main.iter().map(String::as_str).chain(JS_ENTRIES);
+    let Some(entry) = candidates.map(|e| cx.dir.join(e)).find(|p| p.is_file()) else {
+        bail!(
+            "{}: no entry module; set `main` in package.json or create one of {}",
+            cx.dir.display(),
+            JS_ENTRIES.join(", ")
+        );
+    };
+    bundle_and_componentize(cx, &pkg, &entry)
+}
+
+fn build_ts(cx: &BuildContext<'_>) -> Result<PathBuf> {
+    let pkg = read_package(cx.dir)?;
+    let Some(entry) = ts_entry(cx.dir) else {
+        bail!(
+            "{}: no TypeScript entry ({})",
+            cx.dir.display(),
+            TS_ENTRIES.join(" or ")
+        );
+    };
+    let dir =
+        std::fs::canonicalize(cx.dir).with_context(|| format!("resolving {}", cx.dir.display()))?;
+    let entry = std::fs::canonicalize(&entry)?;
+    let out_dir = std::fs::canonicalize(&cx.out_dir)?;
+    let js_dir = out_dir.join("tsc");
+    // Our settings win over the plugin's own tsconfig.json, which is extended
+    // when present (strictness, lib, etc. stay the author's).
+    let mut config = serde_json::json!({
+        "compilerOptions": {
+            "target": "es2022",
+            "module": "es2022",
+            "moduleResolution": "bundler",
+            "strict": true,
+            "skipLibCheck": true,
+            "noEmitOnError": true,
+            "declaration": false,
+            "sourceMap": false,
+            "types": [],
+            "rootDir": dir,
+            "outDir": js_dir,
+            "paths": {
+                "@sluice/plugin": [sdk_dir().join("index.d.ts")],
+                "@sluice/plugin/testing": [sdk_dir().join("testing.d.ts")],
+            },
+        },
+        "files": [entry],
+        "include": [],
+    });
+    let user_config = dir.join("tsconfig.json");
+    if user_config.is_file() {
+        config["extends"] = serde_json::json!(user_config);
+    }
+    let config_path = out_dir.join("tsconfig.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
+    let mut tsc = tool("tsc");
+    tsc.arg("-p").arg(&config_path);
+    run(tsc, "tsc")?;
+    let rel = entry
+        .strip_prefix(&dir)
+        .unwrap_or(&entry)
+        .with_extension("js");
+    bundle_and_componentize(cx, &pkg, &js_dir.join(rel))
+}
+
+/// esbuild (plugin + SDK + generated export glue) then componentize-js.
+fn bundle_and_componentize(cx: &BuildContext<'_>, pkg: &Package, entry: &Path) -> Result<PathBuf> {
+    let entry =
+        std::fs::canonicalize(entry).with_context(|| format!("resolving {}", entry.display()))?;
+    let out_dir = std::fs::canonicalize(&cx.out_dir)?;
+    let info = serde_json::json!({
+        "name": pkg.name,
+        "version": pkg.version,
+        "description": pkg.description,
+    });
+    let glue = format!(
+        "// Generated by `sluice plugin build`: exports the plugin as sluice:plugin/transformer.\n\
+         import {{ log }} from \"sluice:plugin/log@0.1.0\";\n\
+         import {{ exportTransformer }} from \"@sluice/plugin\";\n\
+         import * as plugin from {entry};\n\
+         export const transformer = exportTransformer(plugin, {info}, log);\n",
+        entry = serde_json::json!(entry.to_string_lossy()),
+    );
+    let glue_path = out_dir.join("entry.js");
+    std::fs::write(&glue_path, glue)?;
+
+    let bundle = out_dir.join("bundle.js");
+    let mut esbuild = tool("esbuild");
+    esbuild
+        .arg(&glue_path)
+        .args([
+            "--bundle",
+            "--format=esm",
+            "--platform=neutral",
+            "--main-fields=module,main",
+        ])
+        .args([
+            "--target=es2022",
+            "--external:sluice:plugin/*",
+            "--log-level=warning",
+        ])
+        .arg(format!(
+            "--alias:@sluice/plugin={}",
+            sdk_dir().join("index.js").display()
+        ))
+        .arg(format!("--outfile={}", bundle.display()))
+        .current_dir(cx.dir);
+    if cx.release {
+        esbuild.arg("--minify-syntax");
+    }
+    run(esbuild, "esbuild")?;
+
+    let file = pkg
+        .name
+        .rsplit('/')
+        .next()
+        .unwrap_or(&pkg.name)
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+    let wasm = out_dir.join(format!("{file}.wasm"));
+    let mut componentize = tool("componentize-js");
+    componentize
+        .arg(&bundle)
+        .arg("--wit")
+        .arg(cx.wit_dir.join("sluice.wit"))
+        .args(["--world-name", "transform", "--disable"])
+        .args(DISABLED_FEATURES)
+        .arg("--out")
+        .arg(&wasm)
+        .current_dir(&out_dir);
+    run(componentize, "componentize-js")?;
+    if !wasm.is_file() {
+        bail!(
+            "componentize-js reported success but wrote no {}",
+            wasm.display()
+        );
+    }
+    Ok(wasm)
+}
