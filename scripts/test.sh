@@ -17,6 +17,16 @@ for env in "$SLUICE_TOOLS"/*/env.sh; do
   # shellcheck source=/dev/null
   source "$env"
 done
+echo "== language SDK and example unit tests (native toolchains)"
+python3 -m unittest discover -s sdk/python/tests
+PYTHONPATH=sdk/python python3 -m unittest discover -s examples/plugins/python
+node --test sdk/js/test
+(cd examples/plugins/js && npm test --silent)
+(cd examples/plugins/ts && npm test --silent)
+(cd sdk/go && go test ./...)
+(cd examples/plugins/go && go test ./...)
+make -s -C examples/plugins/c test
+echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice
 if cargo nextest --version >/dev/null 2>&1; then
