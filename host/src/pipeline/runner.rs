@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
-use super::dead_letter::DeadLetters;
+use super::dead_letter::{Culprit, DeadLetters};
 use super::stage::{StageLogic, StageTask};
 use super::watch::{self, Watched};
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Progress, Step};
 use crate::config::Pipeline;
 use crate::plugin::{ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
-use crate::sinks::{file::FileSinkConfig, OutputFormat, SinkConfig};
+use crate::sinks::{file::FileSinkConfig, OutputFormat, Rejected, SinkConfig};
 use crate::sources::Source;
 use crate::state::{Checkpoint, CheckpointStore};
 
@@ -169,8 +169,15 @@ pub fn run_with(
             }
         }
     }
+    // Everything but the dead-letter sink itself may refuse events: sources
+    // (malformed input), stages (plugins) and sinks (their targets).
     let dead_tx = receivers[DEAD_LETTER_SINK].0.clone();
-    for (i, p) in producers.iter().enumerate() {
+    let dead_producers: Vec<String> = producers
+        .iter()
+        .cloned()
+        .chain(pipeline.sinks.iter().map(|s| s.name.clone()))
+        .collect();
+    for (i, p) in dead_producers.iter().enumerate() {
         let mut o = Outputs::default();
         o.add(dead_tx.clone(), i);
         dead_outputs.insert(p.clone(), o);
@@ -193,7 +200,7 @@ pub fn run_with(
         .iter()
         .map(|s| (s.name.clone(), s.config.clone(), s.inputs.len()))
         .collect();
-    sink_specs.push((DEAD_LETTER_SINK.to_string(), dead_config, producers.len()));
+    sink_specs.push((DEAD_LETTER_SINK.to_string(), dead_config, dead_producers.len()));
     let mut summary_outputs = Vec::new();
     for (name, config, inputs) in sink_specs {
         if let SinkConfig::File(c) = &config {
@@ -210,8 +217,10 @@ pub fn run_with(
         let counted = name != DEAD_LETTER_SINK;
         let metrics = metrics.clone();
         let thread_name = name.clone();
+        let dead = dead_outputs.remove(&name).unwrap_or_default();
         spawn(&thread_name, report_tx.clone(), move || {
-            sink_loop(&name, sink, rx, inputs, reports, counted, metrics)
+            let task = SinkTask { name, sink, dead, reports, counted, metrics };
+            task.run(rx, inputs)
         })?;
     }
 
@@ -434,57 +443,88 @@ impl SourceTask {
     }
 }
 
-fn sink_loop(
-    name: &str,
-    mut sink: Box<dyn crate::sinks::Sink>,
-    rx: Receiver<Envelope>,
-    inputs: usize,
+struct SinkTask {
+    name: String,
+    sink: Box<dyn crate::sinks::Sink>,
+    dead: Outputs,
     reports: Sender<Report>,
     counted: bool,
     metrics: Arc<Metrics>,
-) -> Result<()> {
-    let mut aligner = Aligner::new(inputs);
-    if inputs == 0 {
-        let position = sink.flush()?;
-        let _ = reports.send(Report::SinkDone {
-            sink: name.to_string(),
-            position,
-        });
-        return Ok(());
+}
+
+impl SinkTask {
+    /// Sends what the target refused to the dead-letter destination.
+    fn route_rejected(&self, rejected: &mut Rejected) {
+        if rejected.is_empty() {
+            return;
+        }
+        let culprit = Culprit {
+            stage: self.name.clone(),
+            plugin: String::new(),
+            version: String::new(),
+        };
+        let mut dead = DeadLetters::new(&self.name, Arc::from(self.name.as_str()));
+        for (batch, index, reason) in rejected.drain() {
+            if let Some(event) = batch.get(index) {
+                tracing::warn!(sink = %self.name, origin = %batch.origin, position = event.position, "target refused an event: {reason}");
+                dead.add(&event, &batch.origin, &culprit, "sink", &reason);
+            }
+        }
+        Metrics::add(&self.metrics.dead_letters, dead.len() as u64);
+        if self.counted {
+            // Refused events were counted as written when they were handed over.
+            self.metrics.events_out.fetch_sub(dead.len() as u64, Ordering::Relaxed);
+        }
+        if let Some(b) = dead.finish() {
+            self.dead.send(Message::Batch(Arc::new(b)));
+        }
     }
-    while let Ok(env) = rx.recv() {
-        for step in aligner.push(env) {
-            match step {
-                Step::Data(_, Message::Batch(batch)) => {
-                    sink.write(&batch)
-                        .with_context(|| format!("sink `{name}`"))?;
-                    if counted {
-                        Metrics::add(&metrics.events_out, batch.len() as u64);
+
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+        let position = self.sink.flush(rejected).with_context(|| format!("sink `{}`", self.name))?;
+        self.route_rejected(rejected);
+        Ok(position)
+    }
+
+    fn run(mut self, rx: Receiver<Envelope>, inputs: usize) -> Result<()> {
+        let name = self.name.clone();
+        let mut rejected = Rejected::default();
+        let mut aligner = Aligner::new(inputs);
+        if inputs == 0 {
+            let position = self.flush(&mut rejected)?;
+            self.dead.send(Message::End);
+            let _ = self.reports.send(Report::SinkDone { sink: name, position });
+            return Ok(());
+        }
+        while let Ok(env) = rx.recv() {
+            for step in aligner.push(env) {
+                match step {
+                    Step::Data(_, Message::Batch(batch)) => {
+                        if self.counted {
+                            Metrics::add(&self.metrics.events_out, batch.len() as u64);
+                        }
+                        self.sink.write(&batch, &mut rejected).with_context(|| format!("sink `{name}`"))?;
+                        self.route_rejected(&mut rejected);
                     }
-                }
-                Step::Data(..) => {}
-                Step::Barrier(id) => {
-                    let position = sink.flush().with_context(|| format!("sink `{name}`"))?;
-                    let _ = reports.send(Report::SinkFlushed {
-                        sink: name.to_string(),
-                        id,
-                        position,
-                    });
-                }
-                Step::End => {
-                    let position = sink.flush().with_context(|| format!("sink `{name}`"))?;
-                    let _ = reports.send(Report::SinkDone {
-                        sink: name.to_string(),
-                        position,
-                    });
-                    return Ok(());
+                    Step::Data(..) => {}
+                    Step::Barrier(id) => {
+                        let position = self.flush(&mut rejected)?;
+                        self.dead.send(Message::Barrier(id));
+                        let _ = self.reports.send(Report::SinkFlushed { sink: name.clone(), id, position });
+                    }
+                    Step::End => {
+                        let position = self.flush(&mut rejected)?;
+                        self.dead.send(Message::End);
+                        let _ = self.reports.send(Report::SinkDone { sink: name.clone(), position });
+                        return Ok(());
+                    }
                 }
             }
         }
+        // Inputs vanished without an end: a failure upstream; do not report done,
+        // so no checkpoint can cover events that never arrived.
+        Ok(())
     }
-    // Inputs vanished without an end: a failure upstream; do not report done,
-    // so no checkpoint can cover events that never arrived.
-    Ok(())
 }
 
 #[derive(Default)]

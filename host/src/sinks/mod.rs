@@ -7,6 +7,8 @@ mod encode;
 
 pub use encode::{write_event, OutputFormat};
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use serde_json::Value;
 
@@ -24,16 +26,43 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutSinkConfig),
 }
 
+/// Events a sink's target refused for good (a bad document, a constraint),
+/// with the target's reason. The runner dead-letters them before the next
+/// checkpoint barrier, so a checkpoint never covers an unrouted rejection.
+#[derive(Default)]
+pub struct Rejected {
+    items: Vec<(Arc<Batch>, usize, String)>,
+}
+
+impl Rejected {
+    /// Refuses event `index` of `batch` with `reason`.
+    pub fn push(&mut self, batch: &Arc<Batch>, index: usize, reason: impl Into<String>) {
+        self.items.push((batch.clone(), index, reason.into()));
+    }
+
+    /// True when nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Takes the refused events.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (Arc<Batch>, usize, String)> {
+        self.items.drain(..)
+    }
+}
+
 /// A running sink. Runs on its own thread.
 pub trait Sink: Send {
     /// Restores the state of the last checkpoint (a file sink truncates what
     /// was written after it), or starts afresh when `position` is `None`.
     fn open(&mut self, position: Option<&Value>) -> Result<()>;
-    /// Writes a batch (buffered; not yet durable).
-    fn write(&mut self, batch: &Batch) -> Result<()>;
+    /// Writes a batch (possibly buffered; not yet durable). Events the target
+    /// refuses for good go to `rejected`; an `Err` is fatal for the pipeline,
+    /// so transient failures are retried inside the sink.
+    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()>;
     /// Makes everything written durable and returns the position to record in
     /// the checkpoint. Source positions are committed only after this.
-    fn flush(&mut self) -> Result<Value>;
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value>;
 }
 
 impl SinkConfig {

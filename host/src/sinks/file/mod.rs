@@ -11,7 +11,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{write_event, OutputFormat, Sink};
+use super::{write_event, OutputFormat, Rejected, Sink};
+use std::sync::Arc;
+
 use crate::pipeline::Batch;
 
 /// Configuration of a `file` sink.
@@ -89,7 +91,7 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn write(&mut self, batch: &Batch) -> Result<()> {
+    fn write(&mut self, batch: &Arc<Batch>, _rejected: &mut Rejected) -> Result<()> {
         for event in batch.iter() {
             write_event(&mut self.buf, &event, self.config.format);
         }
@@ -99,7 +101,7 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<Value> {
+    fn flush(&mut self, _rejected: &mut Rejected) -> Result<Value> {
         self.drain()?;
         if let Some(f) = self.file.as_mut() {
             f.sync_data()

@@ -6,7 +6,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{write_event, OutputFormat, Sink};
+use super::{write_event, OutputFormat, Rejected, Sink};
+use std::sync::Arc;
+
 use crate::pipeline::Batch;
 
 /// Configuration of a `stdout` sink.
@@ -39,7 +41,7 @@ impl Sink for StdoutSink {
         Ok(())
     }
 
-    fn write(&mut self, batch: &Batch) -> Result<()> {
+    fn write(&mut self, batch: &Arc<Batch>, _rejected: &mut Rejected) -> Result<()> {
         self.buf.clear();
         for event in batch.iter() {
             write_event(&mut self.buf, &event, self.config.format);
@@ -48,7 +50,7 @@ impl Sink for StdoutSink {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<Value> {
+    fn flush(&mut self, _rejected: &mut Rejected) -> Result<Value> {
         std::io::stdout().lock().flush()?;
         Ok(Value::Null)
     }
