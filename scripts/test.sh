@@ -26,6 +26,10 @@ node --test sdk/js/test
 (cd sdk/go && go test ./...)
 (cd examples/plugins/go && go test ./...)
 make -s -C examples/plugins/c test
+echo "== services for integration tests"
+# The search server (OpenSearch API emulation, PyPI osmem-server); stopped on exit.
+export "$(scripts/services/search.sh start)"
+trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

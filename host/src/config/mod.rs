@@ -470,8 +470,16 @@ impl Loader<'_> {
         let config = match kind.as_str() {
             "file" => self.section(node, field, body).map(SinkConfig::File),
             "stdout" => self.section(node, field, body).map(SinkConfig::Stdout),
+            "elasticsearch" => self
+                .section(node, field, body)
+                .map(SinkConfig::Elasticsearch),
             _ => None,
         }?;
+        if let Err((anchor, sub, message)) = config.check() {
+            let at = node.get(&anchor).map_or(node.at, |n| n.at);
+            self.error(at, &format!("{field}.{sub}"), message);
+            return None;
+        }
         let mut config = config;
         config.resolve_paths(&self.base);
         Some((config, inputs))

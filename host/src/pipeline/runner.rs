@@ -193,14 +193,18 @@ pub fn run_with(
     });
     let dead_letter_path = match &dead_config {
         SinkConfig::File(c) => Some(c.path.clone()),
-        SinkConfig::Stdout(_) => None,
+        _ => None,
     };
     let mut sink_specs: Vec<(String, SinkConfig, usize)> = pipeline
         .sinks
         .iter()
         .map(|s| (s.name.clone(), s.config.clone(), s.inputs.len()))
         .collect();
-    sink_specs.push((DEAD_LETTER_SINK.to_string(), dead_config, dead_producers.len()));
+    sink_specs.push((
+        DEAD_LETTER_SINK.to_string(),
+        dead_config,
+        dead_producers.len(),
+    ));
     let mut summary_outputs = Vec::new();
     for (name, config, inputs) in sink_specs {
         if let SinkConfig::File(c) = &config {
@@ -209,7 +213,7 @@ pub fn run_with(
         let Some((_, rx)) = receivers.remove(&name) else {
             continue;
         };
-        let mut sink = config.build()?;
+        let mut sink = config.build(&name)?;
         let position = restored.as_ref().and_then(|c| c.sinks.get(&name));
         sink.open(position)
             .with_context(|| format!("sink `{name}`"))?;
@@ -219,7 +223,14 @@ pub fn run_with(
         let thread_name = name.clone();
         let dead = dead_outputs.remove(&name).unwrap_or_default();
         spawn(&thread_name, report_tx.clone(), move || {
-            let task = SinkTask { name, sink, dead, reports, counted, metrics };
+            let task = SinkTask {
+                name,
+                sink,
+                dead,
+                reports,
+                counted,
+                metrics,
+            };
             task.run(rx, inputs)
         })?;
     }
@@ -473,7 +484,9 @@ impl SinkTask {
         Metrics::add(&self.metrics.dead_letters, dead.len() as u64);
         if self.counted {
             // Refused events were counted as written when they were handed over.
-            self.metrics.events_out.fetch_sub(dead.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .events_out
+                .fetch_sub(dead.len() as u64, Ordering::Relaxed);
         }
         if let Some(b) = dead.finish() {
             self.dead.send(Message::Batch(Arc::new(b)));
@@ -481,7 +494,10 @@ impl SinkTask {
     }
 
     fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
-        let position = self.sink.flush(rejected).with_context(|| format!("sink `{}`", self.name))?;
+        let position = self
+            .sink
+            .flush(rejected)
+            .with_context(|| format!("sink `{}`", self.name))?;
         self.route_rejected(rejected);
         Ok(position)
     }
@@ -493,7 +509,10 @@ impl SinkTask {
         if inputs == 0 {
             let position = self.flush(&mut rejected)?;
             self.dead.send(Message::End);
-            let _ = self.reports.send(Report::SinkDone { sink: name, position });
+            let _ = self.reports.send(Report::SinkDone {
+                sink: name,
+                position,
+            });
             return Ok(());
         }
         while let Ok(env) = rx.recv() {
@@ -503,19 +522,28 @@ impl SinkTask {
                         if self.counted {
                             Metrics::add(&self.metrics.events_out, batch.len() as u64);
                         }
-                        self.sink.write(&batch, &mut rejected).with_context(|| format!("sink `{name}`"))?;
+                        self.sink
+                            .write(&batch, &mut rejected)
+                            .with_context(|| format!("sink `{name}`"))?;
                         self.route_rejected(&mut rejected);
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {
                         let position = self.flush(&mut rejected)?;
                         self.dead.send(Message::Barrier(id));
-                        let _ = self.reports.send(Report::SinkFlushed { sink: name.clone(), id, position });
+                        let _ = self.reports.send(Report::SinkFlushed {
+                            sink: name.clone(),
+                            id,
+                            position,
+                        });
                     }
                     Step::End => {
                         let position = self.flush(&mut rejected)?;
                         self.dead.send(Message::End);
-                        let _ = self.reports.send(Report::SinkDone { sink: name.clone(), position });
+                        let _ = self.reports.send(Report::SinkDone {
+                            sink: name.clone(),
+                            position,
+                        });
                         return Ok(());
                     }
                 }

@@ -1,5 +1,6 @@
 //! Sinks: where events leave a pipeline. One folder per connector.
 
+pub mod elasticsearch;
 pub mod file;
 pub mod stdout;
 
@@ -15,7 +16,7 @@ use serde_json::Value;
 use crate::pipeline::Batch;
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdout"];
+pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch"];
 
 /// A sink's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub enum SinkConfig {
     File(file::FileSinkConfig),
     /// JSON lines to standard output.
     Stdout(stdout::StdoutSinkConfig),
+    /// Documents into an Elasticsearch/OpenSearch index (boxed: it is large).
+    Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -73,11 +76,23 @@ impl SinkConfig {
         }
     }
 
-    /// Builds the running sink.
-    pub fn build(&self) -> Result<Box<dyn Sink>> {
+    /// Checks that serde cannot express: (field to point at, field the
+    /// message is about, what was expected).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        match self {
+            SinkConfig::Elasticsearch(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the running sink named `name`.
+    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
         Ok(match self {
             SinkConfig::File(c) => Box::new(file::FileSink::new(c.clone())),
             SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
+            SinkConfig::Elasticsearch(c) => {
+                Box::new(elasticsearch::ElasticsearchSink::new((**c).clone(), name)?)
+            }
         })
     }
 }

@@ -3,6 +3,7 @@
 //! `scripts/build-plugins.sh --test-guests` (the test script runs it first).
 
 mod cli;
+mod elasticsearch;
 mod exactly_once;
 mod hot_reload;
 mod languages;

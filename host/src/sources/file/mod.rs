@@ -19,6 +19,9 @@ use crate::pipeline::{BatchBuilder, Progress};
 pub struct FileSourceConfig {
     /// The JSON-lines file to read (relative to the pipeline file).
     pub path: PathBuf,
+    /// Use this top-level field of each line (a string or number) as the
+    /// event key, like Kafka Connect's ValueToKey.
+    pub key_field: Option<String>,
 }
 
 /// A running `file` source.
@@ -44,6 +47,17 @@ impl FileSource {
             line: 0,
             buf: Vec::with_capacity(1024),
         }
+    }
+}
+
+/// Validates the line and extracts `field` as the key (absent or null: no key).
+fn key_of(line: &[u8], field: &str) -> Result<Option<String>, String> {
+    let value: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    match value.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ Value::Number(_)) => Ok(Some(v.to_string())),
+        Some(_) => Err(format!("key field `{field}` is not a string or number")),
     }
 }
 
@@ -102,8 +116,18 @@ impl Source for FileSource {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match check_json(line) {
-                Ok(()) => out.push(None, Some(line), &[], 0, self.line),
+            let checked = match &self.config.key_field {
+                None => check_json(line).map(|()| None),
+                Some(field) => key_of(line, field),
+            };
+            match checked {
+                Ok(key) => out.push(
+                    key.as_deref().map(str::as_bytes),
+                    Some(line),
+                    &[],
+                    0,
+                    self.line,
+                ),
                 Err(e) => malformed.push(Malformed {
                     bytes: line.to_vec(),
                     reason: format!(

@@ -1,0 +1,155 @@
+//! What users write for an `elasticsearch` sink.
+
+use serde::Deserialize;
+
+/// Configuration of an `elasticsearch` sink (Elasticsearch or OpenSearch `_bulk` API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchSinkConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9200`.
+    pub url: String,
+    /// Index name. `%Y`, `%m`, `%d` and `%H` are replaced from the event
+    /// timestamp (UTC), e.g. `logs-%Y.%m.%d`.
+    pub index: String,
+    /// Take the index from this string field of the document when present.
+    pub index_field: Option<String>,
+    /// Document id: `auto` (the key if the event has one, else from the source
+    /// position), `key`, `field` (see `id_field`) or `position`. Deterministic
+    /// ids make a replay overwrite instead of duplicating.
+    #[serde(default)]
+    pub id: IdStrategy,
+    /// The field holding the id when `id: field`.
+    pub id_field: Option<String>,
+    /// Send a bulk request after this many events...
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// ...or this many bytes...
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// ...or when the oldest buffered event is this old (and at every checkpoint).
+    #[serde(default = "default_max_ms")]
+    pub max_ms: u64,
+    /// Credentials.
+    pub auth: Option<Auth>,
+    /// TLS options for `https://` URLs.
+    #[serde(default)]
+    pub tls: Tls,
+    /// Create the index with this body (settings, mappings) if it does not exist.
+    pub create_index: Option<serde_json::Value>,
+    /// First retry delay after a 429/5xx or a connection failure, in ms.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Largest retry delay, in ms. Retries go on until the server accepts
+    /// (backpressure), logging each one.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// Per-request timeout, in ms.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+/// How a document id is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdStrategy {
+    /// The event key if present, else from the source position.
+    #[default]
+    Auto,
+    /// The event key (events without one are dead-lettered).
+    Key,
+    /// A field of the document (`id_field`).
+    Field,
+    /// `<origin>-<position>-<n>`: deterministic across replays.
+    Position,
+}
+
+/// Credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum Auth {
+    /// HTTP basic auth.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password (use `${VAR}` interpolation).
+        password: String,
+    },
+    /// An API key (sent as `Authorization: ApiKey <key>`).
+    ApiKey {
+        /// The encoded key.
+        api_key: String,
+    },
+}
+
+/// TLS options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file of the CA to trust instead of the built-in web roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (testing only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_max_events() -> usize {
+    1000
+}
+fn default_max_bytes() -> usize {
+    5 << 20
+}
+fn default_max_ms() -> u64 {
+    1000
+}
+fn default_initial_backoff() -> u64 {
+    100
+}
+fn default_max_backoff() -> u64 {
+    10_000
+}
+fn default_timeout() -> u64 {
+    30_000
+}
+
+impl ElasticsearchSinkConfig {
+    /// Cross-field checks serde cannot express: (field to point at, field the
+    /// message is about, what was expected).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err((
+                "url".into(),
+                "url".into(),
+                format!("`{}` is not an http:// or https:// URL", self.url),
+            ));
+        }
+        if self.id == IdStrategy::Field && self.id_field.is_none() {
+            return Err((
+                "id".into(),
+                "id_field".into(),
+                "required when `id: field`; expected the name of the id field".into(),
+            ));
+        }
+        if self.id != IdStrategy::Field && self.id_field.is_some() {
+            return Err((
+                "id_field".into(),
+                "id_field".into(),
+                "only used with `id: field`".into(),
+            ));
+        }
+        if self.index.is_empty() {
+            return Err((
+                "index".into(),
+                "index".into(),
+                "expected an index name or template".into(),
+            ));
+        }
+        if self.max_events == 0 || self.max_bytes == 0 {
+            return Err((
+                "max_events".into(),
+                "max_events".into(),
+                "expected a positive batch size".into(),
+            ));
+        }
+        Ok(())
+    }
+}
