@@ -465,9 +465,19 @@ struct SinkTask {
 
 impl SinkTask {
     /// Sends what the target refused to the dead-letter destination.
-    fn route_rejected(&self, rejected: &mut Rejected) {
+    fn route_rejected(&self, rejected: &mut Rejected) -> Result<()> {
         if rejected.is_empty() {
-            return;
+            return Ok(());
+        }
+        if !self.counted {
+            // This is the dead-letter destination itself: there is nowhere
+            // further to send a refusal, and dropping it would lose data.
+            let reasons: Vec<String> = rejected.drain().map(|(_, _, r)| r).collect();
+            anyhow::bail!(
+                "the dead-letter destination refused {} event(s); stopping so nothing is lost: {}",
+                reasons.len(),
+                reasons.join("; ")
+            );
         }
         let culprit = Culprit {
             stage: self.name.clone(),
@@ -491,6 +501,7 @@ impl SinkTask {
         if let Some(b) = dead.finish() {
             self.dead.send(Message::Batch(Arc::new(b)));
         }
+        Ok(())
     }
 
     fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
@@ -498,7 +509,7 @@ impl SinkTask {
             .sink
             .flush(rejected)
             .with_context(|| format!("sink `{}`", self.name))?;
-        self.route_rejected(rejected);
+        self.route_rejected(rejected)?;
         Ok(position)
     }
 
@@ -525,7 +536,7 @@ impl SinkTask {
                         self.sink
                             .write(&batch, &mut rejected)
                             .with_context(|| format!("sink `{name}`"))?;
-                        self.route_rejected(&mut rejected);
+                        self.route_rejected(&mut rejected)?;
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {

@@ -294,3 +294,35 @@ fn validate_names_the_missing_id_field() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dead_letter_destination_that_refuses_an_event_stops_the_pipeline_instead_of_losing_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"ok\":1}\n{broken json\n").expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "sources:\n  in: {{type: file, path: {}}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [in]}}\ndead_letter: {{type: elasticsearch, url: {}, index: {}}}\n",
+            q(&input),
+            es_url(),
+            index_name("dlq")
+        ),
+    );
+    let out = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success(),
+        "the malformed line cannot be indexed, so the run must fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the dead-letter destination refused 1 event(s)")
+            && err.contains("not valid JSON"),
+        "{err}"
+    );
+}
