@@ -29,7 +29,10 @@ make -s -C examples/plugins/c test
 echo "== services for integration tests"
 # The search server (OpenSearch API emulation, PyPI osmem-server); stopped on exit.
 export "$(scripts/services/search.sh start)"
-trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true' EXIT
+# The S3 server (S3 API emulation, PyPI moto[server]; its venv also has pyarrow
+# for reading Parquet back with a reader nobody here wrote).
+export "$(scripts/services/s3.sh start)"
+trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true; scripts/services/s3.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

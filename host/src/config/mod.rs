@@ -473,6 +473,7 @@ impl Loader<'_> {
             "elasticsearch" => self
                 .section(node, field, body)
                 .map(SinkConfig::Elasticsearch),
+            "s3" => self.section(node, field, body).map(SinkConfig::S3),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

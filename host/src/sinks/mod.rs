@@ -2,6 +2,7 @@
 
 pub mod elasticsearch;
 pub mod file;
+pub mod s3;
 pub mod stdout;
 
 mod encode;
@@ -16,7 +17,7 @@ use serde_json::Value;
 use crate::pipeline::Batch;
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch"];
+pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3"];
 
 /// A sink's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutSinkConfig),
     /// Documents into an Elasticsearch/OpenSearch index (boxed: it is large).
     Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
+    /// Objects in S3 or an S3-compatible store (boxed: it is large).
+    S3(Box<s3::S3SinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -81,6 +84,7 @@ impl SinkConfig {
     pub fn check(&self) -> Result<(), (String, String, String)> {
         match self {
             SinkConfig::Elasticsearch(c) => c.check(),
+            SinkConfig::S3(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -93,6 +97,7 @@ impl SinkConfig {
             SinkConfig::Elasticsearch(c) => {
                 Box::new(elasticsearch::ElasticsearchSink::new((**c).clone(), name)?)
             }
+            SinkConfig::S3(c) => Box::new(s3::S3Sink::new((**c).clone(), name)?),
         })
     }
 }

@@ -11,14 +11,16 @@ use crate::support::*;
 fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
-    const N: usize = 400_000;
+    // Large enough, in small batches, that the run lasts seconds: the kill must
+    // land mid-way even on a fast machine.
+    const N: usize = 1_000_000;
     numbered_events(&input, N);
     let out = dir.path().join("out.jsonl");
     let pipeline = dir.path().join("p.yaml");
     std::fs::write(
         &pipeline,
         format!(
-            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 256\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
+            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 32\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
             q(&input),
             q(&plugin("passthrough")),
             q(&out)

@@ -1,0 +1,118 @@
+//! Object keys, laid out as the Kafka Connect S3 sink writes them.
+
+/// (year, month, day, hour) in UTC for milliseconds since the epoch.
+fn utc_parts(ms: i64) -> (i64, u32, u32, u32) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let hour = (secs.rem_euclid(86_400) / 3600) as u32;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, hour)
+}
+
+/// Expands `%Y %m %d %H` from the event timestamp (UTC).
+pub fn time_path(template: &str, timestamp_ms: i64) -> String {
+    let (y, m, d, h) = utc_parts(timestamp_ms);
+    template
+        .replace("%Y", &format!("{y:04}"))
+        .replace("%m", &format!("{m:02}"))
+        .replace("%d", &format!("{d:02}"))
+        .replace("%H", &format!("{h:02}"))
+}
+
+/// A field value as one path segment: `/` and characters S3 tools choke on
+/// become `_`.
+pub fn segment(value: &str) -> String {
+    let s: String = value
+        .chars()
+        .map(|c| {
+            if c.is_control()
+                || matches!(
+                    c,
+                    '/' | '\\'
+                        | '{'
+                        | '}'
+                        | '^'
+                        | '%'
+                        | '`'
+                        | '['
+                        | ']'
+                        | '"'
+                        | '<'
+                        | '>'
+                        | '~'
+                        | '#'
+                        | '|'
+                )
+            {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match s.as_str() {
+        "" => "_".into(),
+        "." | ".." => s.replace('.', "_"),
+        _ => s,
+    }
+}
+
+/// `<prefix>/<stream>/<partition path>/<stream>+<p>+<first, 10 digits>.<ext>`.
+pub fn object_key(
+    prefix: &str,
+    stream: &str,
+    partition_path: &str,
+    partition: u32,
+    first: u64,
+    ext: &str,
+) -> String {
+    let stream = segment(stream);
+    let prefix = prefix.trim_matches('/');
+    let lead = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    format!("{lead}{stream}/{partition_path}/{stream}+{partition}+{first:010}.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_laid_out_like_kafka_connect() {
+        assert_eq!(
+            object_key("topics", "P_USERS", "partition=0", 0, 6, "json"),
+            "topics/P_USERS/partition=0/P_USERS+0+0000000006.json"
+        );
+        assert_eq!(
+            object_key("", "u", "country=NZ", 0, 12_345_678_901, "avro"),
+            "u/country=NZ/u+0+12345678901.avro"
+        );
+    }
+
+    #[test]
+    fn time_paths_and_segments() {
+        assert_eq!(
+            time_path(
+                "year=%Y/month=%m/day=%d/hour=%H",
+                1_585_912_800_000 + 3_600_000
+            ),
+            "year=2020/month=04/day=03/hour=12"
+        );
+        assert_eq!(time_path("dt=%Y-%m-%d", -1), "dt=1969-12-31");
+        assert_eq!(segment("a/b"), "a_b");
+        assert_eq!(segment(".."), "__");
+        assert_eq!(segment(""), "_");
+    }
+}
