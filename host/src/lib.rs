@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod format;
 pub mod pipeline;
 pub mod plugin;
 pub mod sinks;

@@ -1,31 +1,8 @@
 //! Object keys, laid out as the Kafka Connect S3 sink writes them.
 
-/// (year, month, day, hour) in UTC for milliseconds since the epoch.
-fn utc_parts(ms: i64) -> (i64, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let hour = (secs.rem_euclid(86_400) / 3600) as u32;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, hour)
-}
-
 /// Expands `%Y %m %d %H` from the event timestamp (UTC).
 pub fn time_path(template: &str, timestamp_ms: i64) -> String {
-    let (y, m, d, h) = utc_parts(timestamp_ms);
-    template
-        .replace("%Y", &format!("{y:04}"))
-        .replace("%m", &format!("{m:02}"))
-        .replace("%d", &format!("{d:02}"))
-        .replace("%H", &format!("{h:02}"))
+    crate::format::time::expand(template, timestamp_ms)
 }
 
 /// A field value as one path segment: `/` and characters S3 tools choke on

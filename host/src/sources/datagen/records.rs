@@ -29,6 +29,8 @@
 //! use the fictional 555-01XX range, so generated contact data never reaches a
 //! real person.
 
+use crate::format::time::civil_from_days;
+
 use serde_json::{Map, Value};
 
 /// A small, fast, seedable pseudo-random generator (SplitMix64).
@@ -240,20 +242,6 @@ const UPDATED_AT_EPOCH_SECS: i64 = 20_089 * 86_400;
 const ORDERS_EPOCH_SECS: i64 = 18_353 * 86_400;
 /// Orders fall in the first 6 days of April 2020, shipments up to 3 days later.
 const ORDERS_SPAN_SECS: u64 = 6 * 86_400;
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// Appends `n` as at least `width` zero-padded decimal digits.
 fn push_num(out: &mut String, n: u64, width: usize) {
