@@ -72,12 +72,16 @@ plugin parameters (each plugin validates its own). Exits 1 on any problem.")]
     /// Build, inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Measure throughput: Wasm filter+project versus the same logic native.
+    /// Measure throughput: Wasm versus native end to end, ABI cost, or one component.
     #[command(after_help = "\
-Example:
+Examples:
   sluice bench --events 1000000
-Prints events/s for the Wasm pipeline and the native reference, their ratio,
-and the cost of crossing the Wasm boundary per event.")]
+  sluice bench --component my.wasm --input events.jsonl --events 200000
+The first prints events/s for file -> filter -> project -> file with Wasm
+plugins and with the same crates native (and with cpu_ms_per_call: unlimited),
+their ratios, and the cost of crossing the Wasm boundary per event. The second
+measures one component: size, cold compile, load from cache, instantiation and
+events/s.")]
     Bench(crate::bench::BenchArgs),
 }
 
