@@ -44,9 +44,32 @@ pub struct BenchArgs {
     /// instantiation and events/s over `--input` (repeated up to `--events`).
     #[arg(long, value_name = "WASM")]
     pub component: Option<PathBuf>,
+    /// A parameter for `--component`, `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", requires = "component")]
+    pub params: Vec<String>,
     /// JSON lines for `--component` (default: generated orders).
     #[arg(long, value_name = "FILE", requires = "component")]
     pub input: Option<PathBuf>,
+}
+
+/// Cuts `values` into batches of `size` events; positions count from 0.
+fn into_batches(stream: &str, size: usize, values: impl IntoIterator<Item = String>) -> Vec<Batch> {
+    let origin: Arc<str> = Arc::from("bench");
+    let size = size.max(1);
+    let mut batches = Vec::new();
+    let mut b = BatchBuilder::new(stream, origin.clone(), size);
+    for (i, value) in values.into_iter().enumerate() {
+        b.push(None, Some(value.as_bytes()), &[], 0, i as u64);
+        if b.len() == size {
+            batches.push(
+                std::mem::replace(&mut b, BatchBuilder::new(stream, origin.clone(), size)).finish(),
+            );
+        }
+    }
+    if !b.is_empty() {
+        batches.push(b.finish());
+    }
+    batches
 }
 
 /// `sluice bench --component X.wasm`: the per-language figures.
@@ -72,7 +95,8 @@ fn run_component(args: &BenchArgs, wasm: &Path) -> Result<std::process::ExitCode
         memory_mb: 512,
         cpu_ms_per_call: CpuBudget::Millis(60_000),
     };
-    let mut instance = TransformInstance::new(plugin.clone(), "bench", &[], limits)?;
+    let params = config::parse_params(&args.params).map_err(anyhow::Error::msg)?;
+    let mut instance = TransformInstance::new(plugin.clone(), "bench", &params, limits)?;
     let instantiate = t.elapsed();
 
     let lines: Vec<String> = match &args.input {
@@ -91,25 +115,11 @@ fn run_component(args: &BenchArgs, wasm: &Path) -> Result<std::process::ExitCode
             .collect(),
     };
     anyhow::ensure!(!lines.is_empty(), "no input events");
-    let origin: Arc<str> = Arc::from("bench");
-    let mut batches = Vec::new();
-    let mut b = BatchBuilder::new("in", origin.clone(), args.batch_size);
-    for i in 0..args.events {
-        let line = &lines[(i as usize) % lines.len()];
-        b.push(None, Some(line.as_bytes()), &[], 0, i);
-        if b.len() == args.batch_size {
-            batches.push(
-                std::mem::replace(
-                    &mut b,
-                    BatchBuilder::new("in", origin.clone(), args.batch_size),
-                )
-                .finish(),
-            );
-        }
-    }
-    if !b.is_empty() {
-        batches.push(b.finish());
-    }
+    let batches = into_batches(
+        "in",
+        args.batch_size,
+        (0..args.events as usize).map(|i| lines[i % lines.len()].clone()),
+    );
     let t = Instant::now();
     let (mut out, mut dead) = (0usize, 0usize);
     for batch in &batches {
@@ -348,29 +358,10 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
         (find("filter")?, find("project")?, find("passthrough")?);
 
     // In-memory batches shared by the two single-thread measurements.
-    let origin: Arc<str> = Arc::from("bench");
-    let mut batches = Vec::new();
-    {
-        let mut b = BatchBuilder::new("people", origin.clone(), args.batch_size);
-        for (i, line) in BufReader::new(std::fs::File::open(&input)?)
-            .lines()
-            .enumerate()
-        {
-            b.push(None, Some(line?.as_bytes()), &[], 0, i as u64);
-            if b.len() == args.batch_size {
-                batches.push(
-                    std::mem::replace(
-                        &mut b,
-                        BatchBuilder::new("people", origin.clone(), args.batch_size),
-                    )
-                    .finish(),
-                );
-            }
-        }
-        if !b.is_empty() {
-            batches.push(b.finish());
-        }
-    }
+    let lines: Vec<String> = BufReader::new(std::fs::File::open(&input)?)
+        .lines()
+        .collect::<std::io::Result<_>>()?;
+    let batches = into_batches("people", args.batch_size, lines);
 
     // 1a. Native.
     let mut native_out = 0u64;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::config::{Limits, OnError};
 use crate::pipeline::{process_batch, BatchBuilder};
@@ -91,13 +91,7 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
 
 /// `sluice plugin test X.wasm --input FILE --param k=v`.
 pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> Result<ExitCode> {
-    let params: Vec<(String, String)> = params
-        .iter()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => Ok((k.trim().to_string(), v.to_string())),
-            None => bail!("--param `{p}`: expected NAME=VALUE"),
-        })
-        .collect::<Result<_>>()?;
+    let params = crate::config::parse_params(params).map_err(anyhow::Error::msg)?;
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::new(ComponentCache::default_dir());
     let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);

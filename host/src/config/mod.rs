@@ -591,6 +591,17 @@ impl Loader<'_> {
     }
 }
 
+/// Parses command-line `NAME=VALUE` plugin parameters.
+pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>, String> {
+    params
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!("--param `{p}`: expected NAME=VALUE")),
+        })
+        .collect()
+}
+
 fn is_single_reference(text: &str) -> bool {
     text.starts_with("${") && text.ends_with('}') && text.matches("${").count() == 1
 }

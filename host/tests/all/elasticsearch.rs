@@ -50,12 +50,6 @@ fn index_name(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-fn write_pipeline(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
-    let p = dir.join("p.yaml");
-    std::fs::write(&p, body).expect("write pipeline");
-    p
-}
-
 #[test]
 fn indexes_every_event_and_a_replay_overwrites_instead_of_duplicating() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -265,14 +259,7 @@ fn an_unreachable_server_fails_the_start_clearly_after_bounded_retries() {
         dir.path(),
         "sources:\n  gen: {type: datagen, kind: orders, count: 1}\nsinks:\n  es: {type: elasticsearch, inputs: [gen], url: 'http://127.0.0.1:9', index: x}\n",
     );
-    let out = sluice()
-        .arg("run")
-        .arg(&p)
-        .arg("--no-progress")
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
     assert!(
         err.contains("cannot reach the search server at http://127.0.0.1:9 after 5 attempts"),
         "{err}"
@@ -286,9 +273,7 @@ fn validate_names_the_missing_id_field() {
         dir.path(),
         "sources:\n  gen: {type: datagen, kind: orders, count: 1}\nsinks:\n  es:\n    type: elasticsearch\n    inputs: [gen]\n    url: http://127.0.0.1:9200\n    index: x\n    id: field\n",
     );
-    let out = sluice().arg("validate").arg(&p).output().expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(sluice().arg("validate").arg(&p));
     assert!(
         err.contains("p.yaml:9:") && err.contains("sinks.es.id_field: required when `id: field`"),
         "{err}"

@@ -109,12 +109,6 @@ fn get(bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn write_pipeline(dir: &Path, body: &str) -> PathBuf {
-    let p = dir.join("p.yaml");
-    std::fs::write(&p, body).expect("write pipeline");
-    p
-}
-
 /// The sink block for `bucket` on the test server.
 fn sink(bucket: &str, extra: &str) -> String {
     format!(
@@ -416,14 +410,7 @@ fn an_unreachable_endpoint_or_a_missing_bucket_fails_the_start_clearly() {
         "sources:\n  gen: {type: datagen, kind: orders, count: 1}\nsinks:\n  lake: {type: s3, inputs: [gen], bucket: x, endpoint: 'http://127.0.0.1:9', access_key_id: a, secret_access_key: b}\n",
     );
     let started = Instant::now();
-    let out = sluice()
-        .arg("run")
-        .arg(&p)
-        .arg("--no-progress")
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
     assert!(
         err.contains("cannot reach bucket `x` at http://127.0.0.1:9"),
         "{err}"
@@ -440,14 +427,7 @@ fn an_unreachable_endpoint_or_a_missing_bucket_fails_the_start_clearly() {
             s3_url()
         ),
     );
-    let out = sluice()
-        .arg("run")
-        .arg(&p)
-        .arg("--no-progress")
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
     assert!(
         err.contains("cannot reach bucket `no-such-bucket-here`")
             && err.contains("does the bucket exist?"),
@@ -462,9 +442,7 @@ fn validate_names_the_missing_partition_field() {
         dir.path(),
         "sources:\n  gen: {type: datagen, kind: orders, count: 1}\nsinks:\n  lake:\n    type: s3\n    inputs: [gen]\n    bucket: b\n    partitioner: field\n",
     );
-    let out = sluice().arg("validate").arg(&p).output().expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(sluice().arg("validate").arg(&p));
     assert!(
         err.contains("p.yaml:8:")
             && err.contains("sinks.lake.partition_field: required when `partitioner: field`"),

@@ -85,3 +85,22 @@ pub fn numbered_events(path: &Path, n: usize) {
 pub fn q(p: &Path) -> String {
     serde_json::Value::from(p.display().to_string()).to_string()
 }
+
+/// Writes a pipeline file `p.yaml` into `dir`.
+pub fn write_pipeline(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("p.yaml");
+    std::fs::write(&p, body).expect("write pipeline");
+    p
+}
+
+/// Runs `cmd`, which must fail, and returns its stderr.
+pub fn run_failing(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("sluice runs");
+    assert!(
+        !out.status.success(),
+        "expected a failure:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
