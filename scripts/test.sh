@@ -32,7 +32,9 @@ export "$(scripts/services/search.sh start)"
 # The S3 server (S3 API emulation, PyPI moto[server]; its venv also has pyarrow
 # for reading Parquet back with a reader nobody here wrote).
 export "$(scripts/services/s3.sh start)"
-trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true; scripts/services/s3.sh stop >/dev/null 2>&1 || true' EXIT
+# PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster).
+export "$(scripts/services/postgres.sh start)"
+trap 'for s in search s3 postgres; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice
