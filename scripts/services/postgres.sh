@@ -22,11 +22,14 @@
 #   SLUICE_PG_PORT       port on 127.0.0.1 (default 15432)
 #   SLUICE_SERVICES_DIR  run dir (default /tmp/sluice-services); the cluster is in pg/
 #   PGBIN                PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   SLUICE_PG_WAL_LEVEL  wal_level (default logical; tests use `replica` to check the
+#                        error a misconfigured server gets)
 set -euo pipefail
 
 HOST=127.0.0.1
 PORT=${SLUICE_PG_PORT:-15432}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+WAL_LEVEL=${SLUICE_PG_WAL_LEVEL:-logical}
 RUN_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}
 DATA_ROOT="$RUN_DIR/pg"
 DATA="$DATA_ROOT/data"
@@ -91,7 +94,7 @@ cmd_start() {
         || { tail -n 20 "$DATA_ROOT/initdb.log" >&2; die "initdb failed"; }
     rm -f "$pwfile"
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 -o \
-        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
+        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
         start >&2 || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl start failed"; }
     say "PostgreSQL up at $HOST:$PORT (data $DATA, log $LOG_FILE)"
     print_url

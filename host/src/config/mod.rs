@@ -315,12 +315,21 @@ impl Loader<'_> {
         };
         body.remove("type");
         let body = Value::Object(body);
-        match kind {
+        let config = match kind {
             "file" => self.section(node, field, body).map(SourceConfig::File),
             "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
             "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
+            "postgres-cdc" => self
+                .section(node, field, body)
+                .map(SourceConfig::PostgresCdc),
             _ => None,
+        }?;
+        if let Err((anchor, sub, message)) = config.check() {
+            let at = node.get(&anchor).map_or(node.at, |n| n.at);
+            self.error(at, &format!("{field}.{sub}"), message);
+            return None;
         }
+        Some(config)
     }
 
     /// Checks a connector body is a mapping with a known `type`.

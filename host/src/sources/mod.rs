@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod postgres_cdc;
 pub mod stdin;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Generated records.
     Datagen(datagen::DatagenConfig),
+    /// Change data capture from PostgreSQL.
+    PostgresCdc(postgres_cdc::PostgresCdcConfig),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -57,6 +60,13 @@ pub trait Source: Send {
     fn poll(&mut self, max: usize) -> Result<Polled>;
     /// The position after the last event returned.
     fn position(&self) -> Value;
+    /// Called on the source's thread once a checkpoint holding `position`
+    /// is durable, i.e. every sink has acknowledged every event before it.
+    /// Sources that acknowledge upstream (a replication slot's confirmed
+    /// LSN, a consumer group's offsets) do it here and never earlier.
+    fn committed(&mut self, _position: &Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl SourceConfig {
@@ -64,6 +74,14 @@ impl SourceConfig {
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         if let SourceConfig::File(c) = self {
             c.path = base.join(&c.path);
+        }
+    }
+
+    /// Checks what the deserializer cannot: (anchor field, field, message).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        match self {
+            SourceConfig::PostgresCdc(c) => c.check(),
+            _ => Ok(()),
         }
     }
 
@@ -76,6 +94,12 @@ impl SourceConfig {
             SourceConfig::Datagen(c) => {
                 Box::new(datagen::DatagenSource::new(c.clone(), origin, progress))
             }
+            SourceConfig::PostgresCdc(c) => Box::new(postgres_cdc::PostgresCdcSource::new(
+                c.clone(),
+                name,
+                origin,
+                progress,
+            )?),
         })
     }
 }
