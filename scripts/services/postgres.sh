@@ -3,6 +3,7 @@
 #
 #   scripts/services/postgres.sh start    install (once) + fresh cluster + start + wait
 #   scripts/services/postgres.sh stop     stop the server started by `start`
+#   scripts/services/postgres.sh restart  stop and start the same cluster (data kept)
 #   scripts/services/postgres.sh status   up/down and URL (exit 0 if up, 1 otherwise)
 #
 # The server is Debian's postgresql-15 (installed with apt-get the first time), run from
@@ -111,6 +112,14 @@ cmd_stop() {
     say "stopped"
 }
 
+cmd_restart() {
+    running || die "not running; use start"
+    as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -m fast -w -t 60 restart >&2 \
+        || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl restart failed"; }
+    say "restarted"
+    print_url
+}
+
 cmd_status() {
     if running; then
         echo "postgres: up url=$URL data=$DATA"
@@ -123,6 +132,7 @@ cmd_status() {
 case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    restart) cmd_restart ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

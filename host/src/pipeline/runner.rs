@@ -634,7 +634,15 @@ impl Coordinator {
                 last_trigger = Instant::now();
             }
             tick(&self.metrics);
-            match reports.recv_timeout(Duration::from_millis(50)) {
+            // Wake for the next checkpoint on time, not up to a tick late.
+            let wait = if options.stop.load(Ordering::SeqCst) {
+                Duration::from_millis(50)
+            } else {
+                interval
+                    .saturating_sub(last_trigger.elapsed())
+                    .clamp(Duration::from_millis(1), Duration::from_millis(50))
+            };
+            match reports.recv_timeout(wait) {
                 Ok(report) => {
                     if self.handle(report)? {
                         return Ok(());

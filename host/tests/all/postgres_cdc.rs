@@ -539,34 +539,67 @@ fn bad_setups_fail_before_running_with_the_fix() {
     );
 }
 
-#[test]
-fn wal_level_replica_is_refused_with_the_fix() {
-    // A second throwaway server, started by the same script with wal_level=replica.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services/postgres.sh");
-    let run_dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(
-        run_dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .expect("chmod");
-    let port = "15499";
-    let svc = |cmd: &str| {
-        Command::new("bash")
+/// A server of its own, started by the same script on another port (for
+/// tests that restart or misconfigure it); stopped when dropped.
+struct PrivateServer {
+    run_dir: tempfile::TempDir,
+    port: u16,
+    wal_level: &'static str,
+}
+
+impl PrivateServer {
+    fn start(port: u16, wal_level: &'static str) -> PrivateServer {
+        let run_dir = tempfile::tempdir().expect("tempdir");
+        // The server runs as the `postgres` user, which must reach its data dir.
+        std::fs::set_permissions(
+            run_dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .expect("chmod");
+        let s = PrivateServer {
+            run_dir,
+            port,
+            wal_level,
+        };
+        s.script("start");
+        s
+    }
+
+    fn script(&self, cmd: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services/postgres.sh");
+        let out = Command::new("bash")
             .arg(&script)
             .arg(cmd)
-            .env("SLUICE_SERVICES_DIR", run_dir.path())
-            .env("SLUICE_PG_PORT", port)
-            .env("SLUICE_PG_WAL_LEVEL", "replica")
+            .env("SLUICE_SERVICES_DIR", self.run_dir.path())
+            .env("SLUICE_PG_PORT", self.port.to_string())
+            .env("SLUICE_PG_WAL_LEVEL", self.wal_level)
             .output()
-            .expect("postgres.sh")
-    };
-    let started = svc("start");
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+            .expect("postgres.sh");
+        assert!(
+            out.status.success(),
+            "postgres.sh {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres:postgres@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+#[test]
+fn wal_level_replica_is_refused_with_the_fix() {
+    let server = PrivateServer::start(15499, "replica");
+    let url = server.url();
     Pg::connect(&url).exec("CREATE TABLE t (id INT PRIMARY KEY)");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.jsonl");
@@ -580,9 +613,49 @@ fn wal_level_replica_is_refused_with_the_fix() {
         &out,
     );
     let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
-    svc("stop");
     assert!(
         err.contains("wal_level = replica") && err.contains("ALTER SYSTEM SET wal_level = logical"),
         "{err}"
     );
+}
+
+#[test]
+fn server_restart_mid_stream_recovers_without_loss() {
+    let server = PrivateServer::start(15498, "logical");
+    let url = server.url();
+    Pg::connect(&url).exec("CREATE TABLE items (n INT PRIMARY KEY)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let p = pipeline(
+        dir.path(),
+        "restart",
+        &format!(
+            "    type: postgres-cdc\n    url: {}\n    tables: [items]\n",
+            serde_json::to_string(&url).expect("json")
+        ),
+        &out,
+    );
+    let mut child = start(&p);
+    let slot_active = "SELECT count(*) FROM pg_replication_slots WHERE active";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Pg::connect(&url).scalar(slot_active).as_deref() != Some("1") {
+        assert!(Instant::now() < deadline, "slot never active");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Pg::connect(&url).exec("INSERT INTO items SELECT generate_series(0, 999)");
+    wait_lines(&mut child, &out, 1000, 30);
+    server.script("restart");
+    // Written while the source is reconnecting: must arrive too.
+    Pg::connect(&url).exec("INSERT INTO items SELECT generate_series(1000, 1999)");
+    let lines = wait_lines(&mut child, &out, 2000, 60);
+    let err = terminate(child);
+    let mut seen: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l["value"]["after"]["n"].as_i64())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..2000).collect::<Vec<_>>());
+    assert!(err.contains("replication connection lost"), "{err}");
+    assert!(err.contains("replication connection restored"), "{err}");
 }

@@ -387,13 +387,27 @@ impl PostgresCdcSource {
         Ok(())
     }
 
+    /// Replaces the ordinary session if the server dropped it (a restart).
+    fn reconnect_client(&mut self) -> Result<()> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
+        }
+        self.client = None;
+        let client = self.rt.block_on(catalog::connect(&self.config.url))?;
+        self.client = Some(client);
+        Ok(())
+    }
+
     fn poll_stream(&mut self, max: usize) -> Result<Polled> {
         if self.repl.is_none() {
             if self.retry_at.is_some_and(|t| Instant::now() < t) {
                 std::thread::sleep(POLL_WAIT);
                 return Ok(Polled::default());
             }
-            match self.start_streaming(self.safe_lsn) {
+            let reconnected = self
+                .reconnect_client()
+                .and_then(|()| self.start_streaming(self.safe_lsn));
+            match reconnected {
                 Ok(()) => {
                     tracing::info!(source = %self.origin, "replication connection restored");
                     self.retry_at = None;
@@ -428,9 +442,14 @@ impl PostgresCdcSource {
         let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(4096));
         let deadline = Instant::now() + POLL_WAIT;
         while b.len() < max {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let mut left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
+            }
+            if !b.is_empty() {
+                // Hand on what we have as soon as the socket runs dry:
+                // waiting to fill the batch only adds latency.
+                left = left.min(Duration::from_millis(1));
             }
             let Some(repl) = self.repl.as_mut() else {
                 break;
