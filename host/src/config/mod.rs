@@ -319,8 +319,17 @@ impl Loader<'_> {
             "file" => self.section(node, field, body).map(SourceConfig::File),
             "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
             "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
+            "mongodb" => self.section(node, field, body).map(SourceConfig::Mongodb),
             _ => None,
         }
+        .and_then(|config| match config.check() {
+            Ok(()) => Some(config),
+            Err((anchor, sub, message)) => {
+                let at = node.get(&anchor).map_or(node.at, |n| n.at);
+                self.error(at, &format!("{field}.{sub}"), message);
+                None
+            }
+        })
     }
 
     /// Checks a connector body is a mapping with a known `type`.

@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod mongodb;
 pub mod stdin;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "mongodb"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Generated records.
     Datagen(datagen::DatagenConfig),
+    /// MongoDB snapshot + change streams (boxed: it is large).
+    Mongodb(Box<mongodb::MongoSourceConfig>),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -67,6 +70,15 @@ impl SourceConfig {
         }
     }
 
+    /// Checks that serde cannot express: (field to point at, field the
+    /// message is about, what was expected).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        match self {
+            SourceConfig::Mongodb(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds the running source named `name`.
     pub fn build(&self, name: &str, progress: Arc<Progress>) -> Result<Box<dyn Source>> {
         let origin: Arc<str> = Arc::from(name);
@@ -75,6 +87,9 @@ impl SourceConfig {
             SourceConfig::Stdin(c) => Box::new(stdin::StdinSource::new(c.clone(), origin)),
             SourceConfig::Datagen(c) => {
                 Box::new(datagen::DatagenSource::new(c.clone(), origin, progress))
+            }
+            SourceConfig::Mongodb(c) => {
+                Box::new(mongodb::MongoSource::new((**c).clone(), name, progress))
             }
         })
     }
