@@ -32,7 +32,10 @@ export "$(scripts/services/search.sh start)"
 # The S3 server (S3 API emulation, PyPI moto[server]; its venv also has pyarrow
 # for reading Parquet back with a reader nobody here wrote).
 export "$(scripts/services/s3.sh start)"
-trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true; scripts/services/s3.sh stop >/dev/null 2>&1 || true' EXIT
+# The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
+# mongod installs here), for the mongodb source and sink.
+export "$(scripts/services/mongo.sh start)"
+trap 'scripts/services/search.sh stop >/dev/null 2>&1 || true; scripts/services/s3.sh stop >/dev/null 2>&1 || true; scripts/services/mongo.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

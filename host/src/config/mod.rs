@@ -483,6 +483,7 @@ impl Loader<'_> {
                 .section(node, field, body)
                 .map(SinkConfig::Elasticsearch),
             "s3" => self.section(node, field, body).map(SinkConfig::S3),
+            "mongodb" => self.section(node, field, body).map(SinkConfig::Mongodb),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

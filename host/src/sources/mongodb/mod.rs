@@ -23,6 +23,7 @@
 //! only support collection streams. Collections created after the start are
 //! picked up at the next start.
 
+pub mod client;
 pub mod config;
 pub mod cursor;
 pub mod errors;
@@ -37,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::options::ClientOptions;
 use mongodb::sync::{Client, Database};
 use serde_json::{json, Value};
 
@@ -151,20 +151,7 @@ impl MongoSource {
     fn connect(&mut self) -> Result<()> {
         let uri = &self.config.uri;
         let timeout = self.config.connect_timeout_ms;
-        let mut options = ClientOptions::parse(uri.as_str())
-            .run()
-            .map_err(|e| anyhow!("invalid MongoDB connection string {}: {e}", redact(uri)))?;
-        options.server_selection_timeout = Some(Duration::from_millis(timeout));
-        options.connect_timeout = Some(Duration::from_millis(timeout));
-        if options.app_name.is_none() {
-            options.app_name = Some("sluice".into());
-        }
-        let client = Client::with_options(options).map_err(|e| connect_error(&e, uri, timeout))?;
-        client
-            .database("admin")
-            .run_command(doc! {"ping": 1})
-            .run()
-            .map_err(|e| connect_error(&e, uri, timeout))?;
+        let (client, _) = client::connect(uri, timeout)?;
         if let Ok(hello) = client
             .database("admin")
             .run_command(doc! {"hello": 1})
