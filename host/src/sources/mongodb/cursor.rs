@@ -87,7 +87,7 @@ impl RawCursor {
     /// The next document: from the current batch, or one `getMore` (which, on
     /// a change stream, waits up to `max_await_ms`). `None` when that batch
     /// was empty or the cursor is exhausted.
-    pub fn next(&mut self) -> Result<Option<Document>, Error> {
+    pub fn next_document(&mut self) -> Result<Option<Document>, Error> {
         if self.buffer.is_empty() && self.id != 0 {
             let mut cmd = doc! {"getMore": self.id, "collection": &self.collection};
             if let Some(ms) = self.max_await_ms {

@@ -394,7 +394,7 @@ impl MongoSource {
         if let Some(d) = r.peeked.take() {
             return Ok(Some(d));
         }
-        match r.cursor.next() {
+        match r.cursor.next_document() {
             Ok(d) => Ok(d),
             Err(e) => Err(anyhow!(
                 "snapshot of {}.{} failed: {}",
@@ -503,7 +503,7 @@ impl MongoSource {
         let mut out = BatchBuilder::new(&stream_name, stream_name.clone(), max);
         let mut invalidated = false;
         while out.len() + 1 < max.max(2) {
-            let next = self.streams[i].1.next();
+            let next = self.streams[i].1.next_document();
             let change = match next {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
@@ -577,31 +577,37 @@ impl Source for MongoSource {
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         self.connect()?;
         let mode = self.config.snapshot;
-        match position {
-            Some(pos) => {
-                self.seq = pos.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                if let Some(Value::Object(t)) = pos.get("tokens") {
-                    for (k, v) in t {
-                        if self.collections.contains(k) {
-                            self.tokens.insert(k.clone(), v.clone());
-                        }
+        if let Some(pos) = position {
+            self.seq = pos.get("seq").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(Value::Object(t)) = pos.get("tokens") {
+                for (k, v) in t {
+                    if self.collections.contains(k) {
+                        self.tokens.insert(k.clone(), v.clone());
                     }
                 }
-                if let Some(Value::Array(p)) = pos.get("pending") {
-                    self.pending = p
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter(|c| self.collections.iter().any(|k| k == c))
-                        .map(str::to_string)
-                        .collect();
-                }
-                self.after_id = pos.get("after_id").filter(|v| !v.is_null()).cloned();
-                if self.pending.front().is_none() {
-                    self.after_id = None;
-                }
-                self.done = pos.get("done").and_then(Value::as_bool).unwrap_or(false);
             }
-            None => {}
+            if let Some(Value::Array(p)) = pos.get("pending") {
+                self.pending = p
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|c| self.collections.iter().any(|k| k == c))
+                    .map(str::to_string)
+                    .collect();
+            }
+            // `after_id` belongs to the collection that was being read; keep
+            // it only if that one is still first in line.
+            let was_reading = pos
+                .get("pending")
+                .and_then(|p| p.get(0))
+                .and_then(Value::as_str);
+            self.after_id = pos
+                .get("after_id")
+                .filter(|v| !v.is_null())
+                .filter(|_| {
+                    was_reading.is_some() && was_reading == self.pending.front().map(String::as_str)
+                })
+                .cloned();
+            self.done = pos.get("done").and_then(Value::as_bool).unwrap_or(false);
         }
         // Collections with no token yet: new, or a first run.
         for collection in self.collections.clone() {
