@@ -23,8 +23,9 @@
 #   SLUICE_TOOLS         install root (default ~/.cache/sluice-tools); the venv goes
 #                        to $SLUICE_TOOLS/services/mongo-venv and is reused when present
 #   SLUICE_MONGO_PORT    port on 127.0.0.1 (default 17017)
-#   SLUICE_SERVICES_DIR  run dir for mongo.pid / mongo.log / mongo.env and the data dir
-#                        mongo-data/ (default /tmp/sluice-services)
+#   SLUICE_SERVICES_DIR  run dir for mongo.pid / mongo.log / mongo.env, the server's own
+#                        mongo-server.{pid,log} and the data dir mongo-data/
+#                        (default /tmp/sluice-services)
 #   PYTHON               interpreter used to create the venv (default python3)
 set -euo pipefail
 
@@ -127,7 +128,11 @@ cmd_start() {
     # Throwaway data: every start is a fresh, empty server.
     rm -rf "$DATA_DIR"
     mkdir -p "$DATA_DIR"
+    # Its own pid and log files: nx-27017 refuses to start while the pid file at its
+    # default path (/tmp/nx_27017.pid) names a live process, e.g. another checkout's.
+    rm -f "$RUN_DIR/mongo-server.pid"
     nohup "$VENV/bin/nx-27017" --host "$HOST" -p "$PORT" --data-dir "$DATA_DIR" \
+        --pid-file "$RUN_DIR/mongo-server.pid" --log-file "$RUN_DIR/mongo-server.log" \
         </dev/null >"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
@@ -167,14 +172,14 @@ cmd_stop() {
         say "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
         kill -9 "$pid" 2>/dev/null || true
     fi
-    rm -f "$PID_FILE" "$ENV_FILE"
+    rm -f "$PID_FILE" "$ENV_FILE" "$RUN_DIR/mongo-server.pid"
     rm -rf "$DATA_DIR"
     say "stopped (pid $pid)"
 }
 
 cmd_status() {
     local pid url rss
-    url=$(sed -n "s/^SLUICE_MONGO_URL=//p" "$ENV_FILE" 2>/dev/null | head -n1)
+    url=$(sed -n "s/^SLUICE_MONGO_URL=//p" "$ENV_FILE" 2>/dev/null | head -n1 || true)
     url=${url:-mongodb://$HOST:$PORT/?directConnection=true}
     if pid=$(our_pid); then
         rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ')

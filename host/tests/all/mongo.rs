@@ -683,3 +683,27 @@ fn validate_points_at_bad_mongodb_settings() {
         "{err}"
     );
 }
+
+/// Credentials the server does not accept fail at start. The emulation has
+/// no users: the driver's SCRAM handshake fails there as it does against a
+/// real server given a wrong password (the driver's authentication error).
+#[test]
+fn refused_credentials_fail_at_start_naming_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri = mongo_url().replacen("mongodb://", "mongodb://app:wrong-password@", 1);
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "sources:\n  m: {{type: mongodb, uri: \"{uri}\", database: shop, connect_timeout_ms: 2000}}\nsinks:\n  out: {{type: stdout, inputs: [m]}}\n"
+        ),
+    );
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert!(
+        err.contains("refused the credentials") && err.contains("authSource"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-password"),
+        "the password is never printed: {err}"
+    );
+}
