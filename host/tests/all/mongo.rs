@@ -25,6 +25,7 @@
 
 use std::path::Path;
 use std::process::Child;
+
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
@@ -85,30 +86,57 @@ fn line_count(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn spawn(pipeline: &Path) -> Child {
-    sluice()
-        .arg("run")
-        .arg(pipeline)
-        .arg("--no-progress")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn sluice")
+/// A running `sluice run`, killed if a test fails before stopping it.
+struct Running(Option<Child>);
+
+impl Running {
+    fn sigkill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+/// Starts `sluice run`; its output goes to `<pipeline>.log` (a file, not a
+/// pipe nobody drains, which could block it).
+fn spawn(pipeline: &Path) -> Running {
+    let log = std::fs::File::create(pipeline.with_extension("log")).expect("log file");
+    let log2 = log.try_clone().expect("log file");
+    Running(Some(
+        sluice()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--no-progress")
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("spawn sluice"),
+    ))
 }
 
 /// SIGTERM: drain, checkpoint, exit 0.
-fn stop(child: Child) {
+fn stop(mut running: Running, pipeline: &Path) {
+    let Some(mut child) = running.0.take() else {
+        return;
+    };
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let out = child.wait_with_output().expect("wait");
+    let status = child.wait().expect("wait");
     assert!(
-        out.status.success(),
+        status.success(),
         "graceful stop exits 0: {}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(pipeline.with_extension("log")).unwrap_or_default()
     );
 }
 
@@ -202,7 +230,7 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
         line_count(&out) >= 7
     });
     std::thread::sleep(Duration::from_millis(500));
-    stop(child);
+    stop(child, &p);
 
     let events = json_lines(&out);
     let ops: Vec<String> = events.iter().map(op).collect();
@@ -283,7 +311,7 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
         line_count(&out) > before
     });
     std::thread::sleep(Duration::from_millis(500));
-    stop(child);
+    stop(child, &p);
     let events = json_lines(&out);
     assert_eq!(events.len(), before + 1, "{:#?}", &events[before..]);
     assert_eq!(op(&events[before]), "c");
@@ -379,8 +407,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     wait_until("streaming checkpoints", Duration::from_secs(30), || {
         line_count(&out) >= SNAPSHOT as usize + 60 && checkpoint.is_file()
     });
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    child.sigkill();
     let at_kill = line_count(&out);
     assert!(
         at_kill < TOTAL as usize,
@@ -395,7 +422,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
         seen.len() >= TOTAL as usize
     });
     std::thread::sleep(Duration::from_millis(500));
-    stop(child);
+    stop(child, &p);
 
     let events = json_lines(&out);
     let mut counts = std::collections::HashMap::new();
@@ -526,7 +553,7 @@ fn sink_inserts_upserts_deletes_and_dead_letters_refused_documents() {
     wait_until("the changes in the copy", Duration::from_secs(30), || {
         find_all(&db, "copy") == find_all(&db, "src")
     });
-    stop(child);
+    stop(child, &p);
     let copy = find_all(&db, "copy");
     assert_eq!(
         copy,
