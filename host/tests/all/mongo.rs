@@ -737,3 +737,70 @@ fn refused_credentials_fail_at_start_naming_the_fix() {
         "the password is never printed: {err}"
     );
 }
+
+#[test]
+fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
+    let client = client();
+    let dbname = unique_db("never");
+    let db = client.database(&dbname);
+    for coll in ["orders_eu", "orders_us", "customers"] {
+        db.collection::<Document>(coll)
+            .insert_one(doc! {"_id": "old", "c": coll})
+            .run()
+            .expect("seed");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "checkpoint_interval_ms: 100\nsources:\n{}sinks:\n  out: {{type: file, format: envelope, path: {}, inputs: [m]}}\n",
+            source_yaml(
+                "m",
+                &dbname,
+                "    snapshot: never\n    tombstones_on_delete: false\n    collections: {include: [\"orders_*\"]}\n"
+            ),
+            q(&out)
+        ),
+    );
+    let child = spawn(&p);
+    std::thread::sleep(Duration::from_secs(2));
+    for coll in ["orders_eu", "orders_us", "customers"] {
+        let c = db.collection::<Document>(coll);
+        c.insert_one(doc! {"_id": "new", "c": coll})
+            .run()
+            .expect("insert");
+        c.delete_one(doc! {"_id": "old"}).run().expect("delete");
+    }
+    wait_until("the changes", Duration::from_secs(30), || {
+        line_count(&out) >= 4
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop(child, &p);
+    let events = json_lines(&out);
+    let mut seen: Vec<(String, String, Option<String>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["headers"]["sluice.stream"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                op(e),
+                key(e),
+            )
+        })
+        .collect();
+    seen.sort();
+    let s = |c: &str| format!("m.{dbname}.{c}");
+    assert_eq!(
+        seen,
+        [
+            (s("orders_eu"), "c".to_string(), Some("new".to_string())),
+            (s("orders_eu"), "d".to_string(), Some("old".to_string())),
+            (s("orders_us"), "c".to_string(), Some("new".to_string())),
+            (s("orders_us"), "d".to_string(), Some("old".to_string())),
+        ],
+        "no snapshot, no tombstones, nothing from `customers`"
+    );
+}
