@@ -804,3 +804,54 @@ fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
         "no snapshot, no tombstones, nothing from `customers`"
     );
 }
+
+/// Writes racing the start (token capture, snapshot, switch to streaming):
+/// every document shows up, as a snapshot read or a change event or both.
+#[test]
+fn writes_during_the_snapshot_are_not_lost() {
+    let client = client();
+    let dbname = unique_db("race");
+    let db = client.database(&dbname);
+    let coll = db.collection::<Document>("items");
+    const SEEDED: i32 = 2000;
+    const TOTAL: i32 = 2300;
+    coll.insert_many((0..SEEDED).map(|i| doc! {"_id": i}))
+        .run()
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "checkpoint_interval_ms: 100\nbatch_size: 50\nsources:\n{}sinks:\n  out: {{type: file, format: envelope, path: {}, inputs: [m]}}\n",
+            source_yaml("m", &dbname, ""),
+            q(&out)
+        ),
+    );
+    let writer = {
+        let coll = coll.clone();
+        std::thread::spawn(move || {
+            for i in SEEDED..TOTAL {
+                coll.insert_one(doc! {"_id": i}).run().expect("insert");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let child = spawn(&p);
+    writer.join().expect("writer");
+    wait_until("every document", Duration::from_secs(60), || {
+        let seen: std::collections::HashSet<String> =
+            json_lines(&out).iter().filter_map(key).collect();
+        seen.len() >= TOTAL as usize
+    });
+    stop(child, &p);
+    let events = json_lines(&out);
+    let seen: std::collections::HashSet<String> = events.iter().filter_map(key).collect();
+    let lost: Vec<i32> = (0..TOTAL)
+        .filter(|i| !seen.contains(&i.to_string()))
+        .collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(events.iter().any(|e| op(e) == "r"));
+    assert!(events.iter().any(|e| op(e) == "c"));
+}
