@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod mongodb;
 pub mod postgres_cdc;
 pub mod stdin;
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc", "mongodb"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub enum SourceConfig {
     Datagen(datagen::DatagenConfig),
     /// Change data capture from PostgreSQL.
     PostgresCdc(postgres_cdc::PostgresCdcConfig),
+    /// MongoDB snapshot + change streams (boxed: it is large).
+    Mongodb(Box<mongodb::MongoSourceConfig>),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -77,9 +80,11 @@ impl SourceConfig {
         }
     }
 
-    /// Checks what the deserializer cannot: (anchor field, field, message).
+    /// Checks that serde cannot express: (field to point at, field the
+    /// message is about, what was expected).
     pub fn check(&self) -> Result<(), (String, String, String)> {
         match self {
+            SourceConfig::Mongodb(c) => c.check(),
             SourceConfig::PostgresCdc(c) => c.check(),
             _ => Ok(()),
         }
@@ -100,6 +105,9 @@ impl SourceConfig {
                 origin,
                 progress,
             )?),
+            SourceConfig::Mongodb(c) => {
+                Box::new(mongodb::MongoSource::new((**c).clone(), name, progress))
+            }
         })
     }
 }

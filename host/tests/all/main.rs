@@ -7,6 +7,7 @@ mod elasticsearch;
 mod exactly_once;
 mod hot_reload;
 mod languages;
+mod mongo;
 mod postgres_cdc;
 mod s3;
 mod sandbox;

@@ -1,0 +1,102 @@
+//! What users write for a `mongodb` sink.
+
+use serde::Deserialize;
+
+/// Configuration of a `mongodb` sink: events written into one collection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSinkConfig {
+    /// Connection string, e.g. `mongodb://user:pass@host:27017/?replicaSet=rs0`.
+    pub uri: String,
+    /// Target database.
+    pub database: String,
+    /// Target collection.
+    pub collection: String,
+    /// `upsert` (default): replace the document with the same `_id`, or
+    /// insert it. `insert`: insert only; a document whose `_id` exists is
+    /// dead-lettered with the server's duplicate-key message.
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Most documents per write command.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Retries of a write that failed for a transient reason (connection
+    /// lost, primary stepping down) before the pipeline stops.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First retry delay, in ms (doubling, with jitter).
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Largest retry delay, in ms.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// How long to look for a reachable server before failing, in ms.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+/// How documents are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Replace by `_id`, inserting when absent (idempotent on replay).
+    #[default]
+    Upsert,
+    /// Insert only.
+    Insert,
+}
+
+fn default_max_batch() -> usize {
+    1000
+}
+fn default_max_retries() -> u32 {
+    10
+}
+fn default_initial_backoff() -> u64 {
+    100
+}
+fn default_max_backoff() -> u64 {
+    10_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+impl MongoSinkConfig {
+    /// Checks serde cannot express: (field to point at, field the message is
+    /// about, what was expected).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        crate::sources::mongodb::config::check_uri(&self.uri)?;
+        if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
+            return Err((
+                "database".into(),
+                "database".into(),
+                format!(
+                    "`{}` is not a database name; expected a non-empty name without `/ . $` or spaces",
+                    self.database
+                ),
+            ));
+        }
+        if self.collection.is_empty()
+            || self.collection.contains('$')
+            || self.collection.starts_with("system.")
+        {
+            return Err((
+                "collection".into(),
+                "collection".into(),
+                format!(
+                    "`{}` is not a collection you can write; expected a non-empty name without `$`, not under `system.`",
+                    self.collection
+                ),
+            ));
+        }
+        if self.max_batch == 0 || self.max_batch > 100_000 {
+            return Err((
+                "max_batch".into(),
+                "max_batch".into(),
+                "expected 1 to 100000 documents per write".into(),
+            ));
+        }
+        Ok(())
+    }
+}
