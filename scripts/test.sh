@@ -34,7 +34,9 @@ export "$(scripts/services/search.sh start)"
 export "$(scripts/services/s3.sh start)"
 # PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster).
 export "$(scripts/services/postgres.sh start)"
-trap 'for s in search s3 postgres; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+# MariaDB 10.11 (Debian package, fresh throwaway datadir, user/database etl).
+export "$(scripts/services/mariadb.sh start)"
+trap 'for s in search s3 postgres mariadb; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice
