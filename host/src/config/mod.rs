@@ -474,6 +474,8 @@ impl Loader<'_> {
                 .section(node, field, body)
                 .map(SinkConfig::Elasticsearch),
             "s3" => self.section(node, field, body).map(SinkConfig::S3),
+            "postgres" => self.section(node, field, body).map(SinkConfig::Postgres),
+            "mysql" => self.section(node, field, body).map(SinkConfig::Mysql),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

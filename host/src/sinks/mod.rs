@@ -2,7 +2,10 @@
 
 pub mod elasticsearch;
 pub mod file;
+pub mod mysql;
+pub mod postgres;
 pub mod s3;
+pub mod sql;
 pub mod stdout;
 
 mod encode;
@@ -17,7 +20,7 @@ use serde_json::Value;
 use crate::pipeline::Batch;
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3"];
+pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3", "postgres", "mysql"];
 
 /// A sink's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -30,6 +33,10 @@ pub enum SinkConfig {
     Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
     /// Objects in S3 or an S3-compatible store (boxed: it is large).
     S3(Box<s3::S3SinkConfig>),
+    /// Rows in a PostgreSQL table (boxed: it is large).
+    Postgres(Box<sql::SqlSinkConfig>),
+    /// Rows in a MySQL or MariaDB table (boxed: it is large).
+    Mysql(Box<sql::SqlSinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -85,6 +92,8 @@ impl SinkConfig {
         match self {
             SinkConfig::Elasticsearch(c) => c.check(),
             SinkConfig::S3(c) => c.check(),
+            SinkConfig::Postgres(c) => c.check(postgres::SCHEMES),
+            SinkConfig::Mysql(c) => c.check(mysql::SCHEMES),
             _ => Ok(()),
         }
     }
@@ -98,6 +107,8 @@ impl SinkConfig {
                 Box::new(elasticsearch::ElasticsearchSink::new((**c).clone(), name)?)
             }
             SinkConfig::S3(c) => Box::new(s3::S3Sink::new((**c).clone(), name)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new((**c).clone(), name)?),
+            SinkConfig::Mysql(c) => Box::new(mysql::MysqlSink::new((**c).clone(), name)?),
         })
     }
 }
