@@ -319,8 +319,19 @@ impl Loader<'_> {
             "file" => self.section(node, field, body).map(SourceConfig::File),
             "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
             "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
+            "postgres-poll" => self
+                .section(node, field, body)
+                .map(SourceConfig::PostgresPoll),
             _ => None,
         }
+        .and_then(|config| match config.check() {
+            Ok(()) => Some(config),
+            Err((sub, message)) => {
+                let at = node.get(&sub).map_or(node.at, |n| n.at);
+                self.error(at, &format!("{field}.{sub}"), message);
+                None
+            }
+        })
     }
 
     /// Checks a connector body is a mapping with a known `type`.

@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod postgres_poll;
 pub mod stdin;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-poll"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Generated records.
     Datagen(datagen::DatagenConfig),
+    /// New rows of PostgreSQL tables, by polling (boxed: it is large).
+    PostgresPoll(Box<postgres_poll::PostgresPollConfig>),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -67,6 +70,14 @@ impl SourceConfig {
         }
     }
 
+    /// Checks serde cannot express: (field, what was expected).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        match self {
+            SourceConfig::PostgresPoll(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds the running source named `name`.
     pub fn build(&self, name: &str, progress: Arc<Progress>) -> Result<Box<dyn Source>> {
         let origin: Arc<str> = Arc::from(name);
@@ -76,6 +87,10 @@ impl SourceConfig {
             SourceConfig::Datagen(c) => {
                 Box::new(datagen::DatagenSource::new(c.clone(), origin, progress))
             }
+            SourceConfig::PostgresPoll(c) => Box::new(postgres_poll::PostgresPollSource::new(
+                (**c).clone(),
+                origin,
+            )?),
         })
     }
 }

@@ -97,13 +97,18 @@ impl SqlSinkConfig {
             .iter()
             .any(|s| self.url.starts_with(&format!("{s}://")))
         {
-            let shown = self.url.split('@').next_back().unwrap_or_default();
+            // Never echo a password: show only what follows the credentials.
+            let shown = match self.url.rsplit_once('@') {
+                Some((_, host)) => format!("…@{host}"),
+                None => self.url.clone(),
+            };
+            let wanted: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
             return err(
                 "url",
                 format!(
-                    "`…{shown}` is not a {} URL; expected e.g. `{}://user:password@host:port/database`",
-                    schemes.join(":// or "),
-                    schemes[0]
+                    "`{shown}` is not a {} URL; expected e.g. `{}user:password@host:port/database`",
+                    wanted.join(" or "),
+                    wanted[0]
                 ),
             );
         }
