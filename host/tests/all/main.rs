@@ -9,5 +9,7 @@ mod hot_reload;
 mod languages;
 mod s3;
 mod sandbox;
+mod sql_sinks;
+mod sqldb;
 mod support;
 mod validate;
