@@ -1,6 +1,8 @@
 //! The `postgres` and `mysql` sinks against real PostgreSQL 15 and MariaDB 10.11
 //! (see `sqldb.rs`). Each behaviour is checked on both databases.
 
+use std::time::Duration;
+
 use crate::sqldb::{unique, Kind};
 use crate::support::*;
 
@@ -297,4 +299,62 @@ fn sql_sink_config_mistakes_are_reported_by_validate() {
         err.contains("sinks.c.mode") && err.contains("unknown variant `merge`"),
         "{err}"
     );
+}
+
+#[test]
+fn postgres_sink_reconnects_after_losing_its_connection_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = unique("sink_reconnect");
+    let app = unique("sluice_test_app");
+    let kind = Kind::Postgres;
+    let sep = if kind.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}application_name={app}", kind.url());
+    const N: i64 = 400;
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "batch_size: 10\ncheckpoint_interval_ms: 100\nsources:\n  gen: {{type: datagen, kind: people, count: {N}, rate: 200}}\nsinks:\n  db:\n    type: postgres\n    inputs: [gen]\n    url: \"{url}\"\n    table: {table}\n    mode: upsert\n    key_fields: [id]\n    batch_size: 20\n    initial_backoff_ms: 50\n"
+        ),
+    );
+    let child = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let t = kind.q(&table);
+    let exists = || kind.flat(&format!("SELECT to_regclass('{t}') IS NOT NULL")) == ["t"];
+    // Wait until the sink has written part of the data, then cut its connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if exists() {
+            let n: i64 = kind.flat(&format!("SELECT count(*) FROM {t}"))[0]
+                .parse()
+                .unwrap_or(0);
+            if n >= 60 {
+                assert!(n < N, "the run must still be going ({n} rows)");
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the sink never wrote");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = kind.flat(&format!(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}') k"
+    ));
+    assert_eq!(killed, vec!["1"], "the sink's connection was terminated");
+    let out = child.wait_with_output().expect("sluice ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reconnecting"),
+        "the retry path ran: {stderr}"
+    );
+    assert_eq!(
+        kind.flat(&format!("SELECT count(*), count(DISTINCT id) FROM {t}")),
+        vec![format!("{N}|{N}")]
+    );
+    kind.exec(&format!("DROP TABLE {t}"));
 }
