@@ -608,3 +608,93 @@ pub fn quote_ident(name: &str, quote: char) -> String {
     s.push(quote);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::BatchBuilder;
+    use serde_json::json;
+
+    fn row(op: Op, table: &str, fields: Value) -> Row {
+        let batch = Arc::new(BatchBuilder::new("s", Arc::from("s"), 0).finish());
+        Row {
+            batch,
+            index: 0,
+            table: TableRef {
+                schema: None,
+                name: table.into(),
+            },
+            op,
+            fields: match fields {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn inferred_types_widen_ints_to_floats_and_mixed_kinds_to_text() {
+        assert_eq!(Inferred::of(&json!(1)), Some(Inferred::Int));
+        assert_eq!(Inferred::of(&json!(1.5)), Some(Inferred::Float));
+        assert_eq!(Inferred::of(&json!({"a": 1})), Some(Inferred::Json));
+        assert_eq!(Inferred::of(&Value::Null), None);
+        assert_eq!(Inferred::Int.merge(Inferred::Float), Inferred::Float);
+        assert_eq!(Inferred::Bool.merge(Inferred::Int), Inferred::Text);
+    }
+
+    #[test]
+    fn segments_split_on_table_op_fields_repeated_keys_and_size() {
+        let key = vec!["id".to_string()];
+        let rows = vec![
+            row(Op::Upsert, "a", json!({"id": 1, "v": 1})),
+            row(Op::Upsert, "a", json!({"id": 2, "v": 1})),
+            // Same key again: a new statement.
+            row(Op::Upsert, "a", json!({"id": 1, "v": 2})),
+            // Other fields: a new statement.
+            row(Op::Upsert, "a", json!({"id": 3})),
+            row(Op::Delete, "a", json!({"id": 3})),
+            row(Op::Delete, "b", json!({"id": 3})),
+            row(Op::Delete, "b", json!({"id": 4})),
+            row(Op::Delete, "b", json!({"id": 5})),
+        ];
+        let live: Vec<usize> = (0..rows.len()).collect();
+        let segs = segments(&rows, &live, &key, |_| 2);
+        assert_eq!(
+            segs,
+            vec![vec![0, 1], vec![2], vec![3], vec![4], vec![5, 6], vec![7]]
+        );
+        // Inserts may repeat keys (the database decides), and `live` skips rows.
+        let rows = vec![
+            row(Op::Insert, "a", json!({"id": 1})),
+            row(Op::Insert, "a", json!({"id": 1})),
+            row(Op::Insert, "a", json!({"id": 2})),
+        ];
+        assert_eq!(segments(&rows, &[0, 2], &key, |_| 10), vec![vec![0, 2]]);
+        assert_eq!(
+            segments(&rows, &[0, 1, 2], &key, |_| 10),
+            vec![vec![0, 1, 2]]
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted_with_doubled_quotes() {
+        assert_eq!(quote_ident("a\"b", '"'), "\"a\"\"b\"");
+        assert_eq!(quote_ident("we`ird", '`'), "`we``ird`");
+    }
+
+    #[test]
+    fn config_checks_url_scheme_upsert_key_and_hides_passwords() {
+        let base: SqlSinkConfig =
+            serde_json::from_value(json!({"url": "mysql://u:secret@h/db"})).expect("config");
+        assert!(base.check(&["mysql", "mariadb"]).is_ok());
+        let (_, field, msg) = base.check(&["postgres"]).expect_err("wrong scheme");
+        assert_eq!(field, "url");
+        assert!(!msg.contains("secret"), "{msg}");
+        let upsert: SqlSinkConfig =
+            serde_json::from_value(json!({"url": "mysql://h/db", "mode": "upsert"}))
+                .expect("config");
+        let (_, field, _) = upsert.check(&["mysql"]).expect_err("no key");
+        assert_eq!(field, "key_fields");
+        assert_eq!(base.table_for("P_USERS"), "P_USERS");
+    }
+}

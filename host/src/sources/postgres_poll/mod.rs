@@ -566,3 +566,52 @@ impl Source for PostgresPollSource {
         json!({ "tables": tables })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(v: Value) -> PostgresPollConfig {
+        serde_json::from_value(v).expect("config")
+    }
+
+    #[test]
+    fn stream_names_take_prefix_and_case_and_drop_the_schema() {
+        let c = config(
+            json!({"url": "postgres://h/db", "tables": ["public.users"], "mode": "incrementing",
+            "incrementing_column": "index", "stream_prefix": "P_", "stream_case": "upper"}),
+        );
+        assert_eq!(c.stream_of("public.users"), "P_USERS");
+        let c = config(
+            json!({"url": "postgres://h/db", "tables": ["customers"], "mode": "timestamp",
+            "timestamp_column": "dt_update", "stream_prefix": "postgres-"}),
+        );
+        assert_eq!(c.stream_of("customers"), "postgres-customers");
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn modes_need_their_columns_and_only_those() {
+        let (field, _) = config(
+            json!({"url": "postgres://h/db", "tables": ["t"], "mode": "timestamp+incrementing",
+            "timestamp_column": "ts"}),
+        )
+        .check()
+        .expect_err("missing incrementing column");
+        assert_eq!(field, "incrementing_column");
+        let (field, _) = config(
+            json!({"url": "postgres://h/db", "tables": ["t"], "mode": "incrementing",
+            "incrementing_column": "id", "timestamp_column": "ts"}),
+        )
+        .check()
+        .expect_err("timestamp column unused");
+        assert_eq!(field, "timestamp_column");
+        let (field, _) = config(
+            json!({"url": "mysql://h/db", "tables": ["t"], "mode": "incrementing",
+            "incrementing_column": "id"}),
+        )
+        .check()
+        .expect_err("wrong scheme");
+        assert_eq!(field, "url");
+    }
+}
