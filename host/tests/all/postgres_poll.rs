@@ -287,3 +287,67 @@ fn missing_table_or_column_or_bad_credentials_fail_before_anything_runs() {
     assert!(!out.exists() || std::fs::read_to_string(&out).unwrap_or_default().is_empty());
     PG.exec(&format!("DROP TABLE {t}"));
 }
+
+#[test]
+fn sigkill_mid_poll_then_rerun_yields_each_row_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = unique("poll_kill");
+    // Many rows in small batches through a plugin, so the kill lands mid-way.
+    const N: i64 = 300_000;
+    PG.exec(&format!(
+        "CREATE TABLE {t} (id bigserial PRIMARY KEY, pad text);
+         INSERT INTO {t} (pad) SELECT 'the quick brown fox jumps over the lazy dog' FROM generate_series(1, {N});"
+    ));
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 32\nsources:\n  db:\n    type: postgres-poll\n    url: {}\n    tables: [{t}]\n    mode: incrementing\n    incrementing_column: id\n    poll_interval_ms: 100\n    stop_when_idle: ${{STOP:-false}}\nstages:\n  copy: {{plugin: {}, inputs: [db]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
+            PG.url(),
+            q(&plugin("passthrough")),
+            q(&out)
+        ),
+    );
+    let checkpoint = dir.path().join(".sluice/kill/checkpoint.json");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    while !(checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    child.kill().expect("SIGKILL");
+    assert!(
+        !child.wait().expect("wait").success(),
+        "killed, not finished"
+    );
+    let partial = lines(&out).len() as i64;
+    assert!(partial < N, "killed before the end ({partial} lines)");
+
+    run_ok(
+        sluice()
+            .arg("run")
+            .arg(&p)
+            .arg("--no-progress")
+            .env("STOP", "true"),
+    );
+    let mut seen = std::collections::HashMap::<i64, usize>::new();
+    for id in ids(&out, "id") {
+        *seen.entry(id).or_default() += 1;
+    }
+    assert_eq!(seen.values().filter(|c| **c > 1).count(), 0, "no row twice");
+    assert_eq!(
+        seen.len() as i64,
+        N,
+        "every row (killed at {partial} lines)"
+    );
+    PG.exec(&format!("DROP TABLE {t}"));
+}
