@@ -13,7 +13,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params};
 use serde_json::Value;
 
 use super::sql::{
-    quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
+    chain, quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
 };
 use super::{Rejected, Sink};
 use crate::pipeline::Batch;
@@ -134,7 +134,7 @@ impl Backend for MysqlBackend {
                     ))
                 }
                 DbError::Fatal(m) => DbError::Fatal(format!("MySQL at {where_}: {m}; check `url`")),
-                _ => DbError::Retry(format!("cannot connect to MySQL at {where_}: {e}")),
+                _ => DbError::Retry(format!("cannot connect to MySQL at {where_}: {}", chain(&e))),
             })?;
         self.conn = Some(conn);
         // Bad values are errors (strict mode), not silent truncation.

@@ -17,7 +17,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::sql::{
-    quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
+    chain, quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
 };
 use super::{Rejected, Sink};
 use crate::pipeline::Batch;
@@ -29,7 +29,7 @@ pub const SCHEMES: &[&str] = &["postgres", "postgresql"];
 pub fn classify(e: &tokio_postgres::Error) -> DbError {
     let Some(db) = e.as_db_error() else {
         // No server error: the connection is gone, closed or timed out.
-        return DbError::Retry(e.to_string());
+        return DbError::Retry(chain(e));
     };
     let code = db.code().code();
     let msg = match db.detail() {
@@ -141,7 +141,7 @@ pub fn connect(
             DbError::Fatal(m) if m.contains("SQLSTATE 3D") => format!(
                 "PostgreSQL at {where_}: {m}; check the database name in `url`"
             ),
-            _ => format!("cannot connect to PostgreSQL at {where_}: {e}"),
+            _ => format!("cannot connect to PostgreSQL at {where_}: {}", chain(&e)),
         };
         match class {
             DbError::Retry(_) => DbError::Retry(what),

@@ -211,7 +211,8 @@ impl<B: Backend> SqlSink<B> {
                     tracing::warn!(sink = %self.name, attempt, "cannot connect: {m}; retrying");
                     std::thread::sleep(self.backoff(attempt));
                 }
-                Err(e) => bail!("cannot connect: {e}"),
+                Err(DbError::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
+                Err(e) => bail!("{e}"),
             }
         }
         if !self.config.table.contains("{stream}") {
@@ -595,7 +596,23 @@ fn segments(
     out
 }
 
-/// Double-quotes an identifier (PostgreSQL, standard SQL).
+/// An error with its causes (`a: b: c`), without repeats.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+/// Quotes an identifier with `quote` (`"` for PostgreSQL, `` ` `` for MySQL),
+/// doubling any inside it.
 pub fn quote_ident(name: &str, quote: char) -> String {
     let mut s = String::with_capacity(name.len() + 2);
     s.push(quote);

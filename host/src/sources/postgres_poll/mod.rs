@@ -430,6 +430,7 @@ impl Source for PostgresPollSource {
                     tracing::warn!(source = %self.origin, attempt, "{m}; retrying");
                     std::thread::sleep(Duration::from_millis(200 << attempt));
                 }
+                Err(DbError::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
                 Err(e) => bail!("{e}"),
             }
         }
