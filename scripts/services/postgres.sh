@@ -3,6 +3,7 @@
 #
 #   scripts/services/postgres.sh start    install (once) + fresh cluster + start + wait
 #   scripts/services/postgres.sh stop     stop the server started by `start`
+#   scripts/services/postgres.sh restart  stop and start the same cluster (data kept)
 #   scripts/services/postgres.sh status   up/down and URL (exit 0 if up, 1 otherwise)
 #
 # The server is Debian's postgresql-15 (installed with apt-get the first time), run from
@@ -22,11 +23,14 @@
 #   SLUICE_PG_PORT       port on 127.0.0.1 (default 15432)
 #   SLUICE_SERVICES_DIR  run dir (default /tmp/sluice-services); the cluster is in pg/
 #   PGBIN                PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   SLUICE_PG_WAL_LEVEL  wal_level (default logical; tests use `replica` to check the
+#                        error a misconfigured server gets)
 set -euo pipefail
 
 HOST=127.0.0.1
 PORT=${SLUICE_PG_PORT:-15432}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+WAL_LEVEL=${SLUICE_PG_WAL_LEVEL:-logical}
 RUN_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}
 DATA_ROOT="$RUN_DIR/pg"
 DATA="$DATA_ROOT/data"
@@ -91,7 +95,7 @@ cmd_start() {
         || { tail -n 20 "$DATA_ROOT/initdb.log" >&2; die "initdb failed"; }
     rm -f "$pwfile"
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 -o \
-        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
+        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
         start >&2 || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl start failed"; }
     say "PostgreSQL up at $HOST:$PORT (data $DATA, log $LOG_FILE)"
     print_url
@@ -108,6 +112,14 @@ cmd_stop() {
     say "stopped"
 }
 
+cmd_restart() {
+    running || die "not running; use start"
+    as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -m fast -w -t 60 restart >&2 \
+        || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl restart failed"; }
+    say "restarted"
+    print_url
+}
+
 cmd_status() {
     if running; then
         echo "postgres: up url=$URL data=$DATA"
@@ -120,6 +132,7 @@ cmd_status() {
 case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    restart) cmd_restart ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -28,6 +28,8 @@ use crate::plugin::{
 };
 use crate::sources::datagen::records::{self, Kind, Rng};
 
+mod postgres_cdc;
+
 /// `sluice bench` options.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -50,6 +52,12 @@ pub struct BenchArgs {
     /// JSON lines for `--component` (default: generated orders).
     #[arg(long, value_name = "FILE", requires = "component")]
     pub input: Option<PathBuf>,
+    /// Benchmark the `postgres-cdc` source instead, against the PostgreSQL
+    /// server at this superuser URL (`wal_level=logical`): `--events` rows
+    /// through CDC → file, rows/s and commit-to-sink latency p50/p99. A
+    /// scratch database and slot are created and dropped.
+    #[arg(long, value_name = "URL", conflicts_with = "component")]
+    pub postgres: Option<String>,
 }
 
 /// Cuts `values` into batches of `size` events; positions count from 0.
@@ -332,6 +340,10 @@ fn pipeline_yaml(
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     if let Some(wasm) = args.component.clone() {
         return run_component(&args, &wasm);
+    }
+    if let Some(url) = &args.postgres {
+        postgres_cdc::run(url, args.events)?;
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let n = args.events;
     let dir = tempfile::Builder::new().prefix("sluice-bench").tempdir()?;

@@ -315,23 +315,24 @@ impl Loader<'_> {
         };
         body.remove("type");
         let body = Value::Object(body);
-        match kind {
+        let config = match kind {
             "file" => self.section(node, field, body).map(SourceConfig::File),
             "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
             "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
+            "postgres-cdc" => self
+                .section(node, field, body)
+                .map(SourceConfig::PostgresCdc),
             "postgres-poll" => self
                 .section(node, field, body)
                 .map(SourceConfig::PostgresPoll),
             _ => None,
+        }?;
+        if let Err((anchor, sub, message)) = config.check() {
+            let at = node.get(&anchor).map_or(node.at, |n| n.at);
+            self.error(at, &format!("{field}.{sub}"), message);
+            return None;
         }
-        .and_then(|config| match config.check() {
-            Ok(()) => Some(config),
-            Err((sub, message)) => {
-                let at = node.get(&sub).map_or(node.at, |n| n.at);
-                self.error(at, &format!("{field}.{sub}"), message);
-                None
-            }
-        })
+        Some(config)
     }
 
     /// Checks a connector body is a mapping with a known `type`.

@@ -271,6 +271,8 @@ pub fn run_with(
 
     // Sources last, so everything downstream is ready.
     let mut progress = Vec::new();
+    let mut commit_txs = HashMap::new();
+    let mut source_threads = Vec::new();
     for def in &pipeline.sources {
         let p = Arc::new(Progress::default());
         progress.push(p.clone());
@@ -279,9 +281,12 @@ pub fn run_with(
         source
             .open(position)
             .with_context(|| format!("source `{}`", def.name))?;
+        let (commit_tx, commits) = channel();
+        commit_txs.insert(def.name.clone(), commit_tx);
         let task = SourceTask {
             name: def.name.clone(),
             source,
+            commits,
             outputs: outputs.remove(&def.name).unwrap_or_default(),
             dead: dead_outputs.remove(&def.name).unwrap_or_default(),
             batch_size: pipeline.batch_size.max(1),
@@ -291,7 +296,7 @@ pub fn run_with(
             reports: report_tx.clone(),
             metrics: metrics.clone(),
         };
-        spawn(&def.name, report_tx.clone(), move || task.run())?;
+        source_threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
     }
     drop(report_tx);
 
@@ -320,6 +325,7 @@ pub fn run_with(
         done_sinks: BTreeMap::new(),
         last_id: restored.as_ref().map_or(0, |c| c.id),
         metrics: metrics.clone(),
+        commit_txs,
     };
     let result = coordinator.run(
         report_rx,
@@ -352,6 +358,12 @@ pub fn run_with(
         options.stop.store(true, Ordering::SeqCst);
     }
     result?;
+    // Sources acknowledge the final checkpoint upstream (replication slots,
+    // consumer groups) on their own threads; give them a moment to.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while source_threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(RunSummary {
         events_in: Metrics::get(&metrics.events_in),
         events_out: Metrics::get(&metrics.events_out),
@@ -370,7 +382,7 @@ fn spawn(
     name: &str,
     reports: Sender<Report>,
     f: impl FnOnce() -> Result<()> + Send + 'static,
-) -> Result<()> {
+) -> Result<std::thread::JoinHandle<()>> {
     let component = name.to_string();
     std::thread::Builder::new()
         .name(format!("sluice-{name}"))
@@ -383,13 +395,14 @@ fn spawn(
             };
             let _ = reports.send(Report::Failed { component, error });
         })
-        .map(|_| ())
         .context("spawning a pipeline thread")
 }
 
 struct SourceTask {
     name: String,
     source: Box<dyn Source>,
+    /// Positions of durable checkpoints, to acknowledge upstream.
+    commits: Receiver<Value>,
     outputs: Outputs,
     dead: Outputs,
     batch_size: usize,
@@ -415,8 +428,24 @@ impl SourceTask {
         }
     }
 
+    /// Hands the newest durable position to the source.
+    fn acknowledge(&mut self) -> Result<()> {
+        let mut latest = None;
+        while let Ok(p) = self.commits.try_recv() {
+            latest = Some(p);
+        }
+        match latest {
+            Some(p) => self
+                .source
+                .committed(&p)
+                .with_context(|| format!("source `{}` acknowledging a checkpoint", self.name)),
+            None => Ok(()),
+        }
+    }
+
     fn run(mut self) -> Result<()> {
         loop {
+            self.acknowledge()?;
             self.barriers();
             if self.stop.load(Ordering::SeqCst) {
                 tracing::info!(source = %self.name, "stopping: draining in-flight events");
@@ -450,6 +479,11 @@ impl SourceTask {
         });
         self.outputs.send(Message::End);
         self.dead.send(Message::End);
+        // The final checkpoint comes after the sinks drain; acknowledge it
+        // too. The channel closes when the coordinator finishes.
+        while let Ok(p) = self.commits.recv() {
+            self.source.committed(&p)?;
+        }
         Ok(())
     }
 }
@@ -581,6 +615,7 @@ struct Coordinator {
     done_sinks: BTreeMap<String, Value>,
     last_id: u64,
     metrics: Arc<Metrics>,
+    commit_txs: HashMap<String, Sender<Value>>,
 }
 
 impl Coordinator {
@@ -599,7 +634,15 @@ impl Coordinator {
                 last_trigger = Instant::now();
             }
             tick(&self.metrics);
-            match reports.recv_timeout(Duration::from_millis(50)) {
+            // Wake for the next checkpoint on time, not up to a tick late.
+            let wait = if options.stop.load(Ordering::SeqCst) {
+                Duration::from_millis(50)
+            } else {
+                interval
+                    .saturating_sub(last_trigger.elapsed())
+                    .clamp(Duration::from_millis(1), Duration::from_millis(50))
+            };
+            match reports.recv_timeout(wait) {
                 Ok(report) => {
                     if self.handle(report)? {
                         return Ok(());
@@ -659,9 +702,19 @@ impl Coordinator {
             };
             self.store.save(&checkpoint)?;
             Metrics::add(&self.metrics.checkpoints, 1);
+            self.acknowledge(&checkpoint);
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Tells each source its position in a checkpoint that is now durable.
+    fn acknowledge(&self, checkpoint: &Checkpoint) {
+        for (source, position) in &checkpoint.sources {
+            if let Some(tx) = self.commit_txs.get(source) {
+                let _ = tx.send(position.clone());
+            }
+        }
     }
 
     fn try_commit(&mut self) -> Result<()> {
@@ -698,6 +751,7 @@ impl Coordinator {
             }
         }
         self.store.save(&checkpoint)?;
+        self.acknowledge(&checkpoint);
         self.last_id = id;
         Metrics::add(&self.metrics.checkpoints, 1);
         tracing::debug!(checkpoint = id, "checkpoint committed");

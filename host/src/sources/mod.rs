@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod postgres_cdc;
 pub mod postgres_poll;
 pub mod stdin;
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-poll"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc", "postgres-poll"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Generated records.
     Datagen(datagen::DatagenConfig),
+    /// Change data capture from PostgreSQL.
+    PostgresCdc(postgres_cdc::PostgresCdcConfig),
     /// New rows of PostgreSQL tables, by polling (boxed: it is large).
     PostgresPoll(Box<postgres_poll::PostgresPollConfig>),
 }
@@ -60,6 +63,13 @@ pub trait Source: Send {
     fn poll(&mut self, max: usize) -> Result<Polled>;
     /// The position after the last event returned.
     fn position(&self) -> Value;
+    /// Called on the source's thread once a checkpoint holding `position`
+    /// is durable, i.e. every sink has acknowledged every event before it.
+    /// Sources that acknowledge upstream (a replication slot's confirmed
+    /// LSN, a consumer group's offsets) do it here and never earlier.
+    fn committed(&mut self, _position: &Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl SourceConfig {
@@ -70,9 +80,10 @@ impl SourceConfig {
         }
     }
 
-    /// Checks serde cannot express: (field, what was expected).
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Checks what the deserializer cannot: (anchor field, field, message).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
         match self {
+            SourceConfig::PostgresCdc(c) => c.check(),
             SourceConfig::PostgresPoll(c) => c.check(),
             _ => Ok(()),
         }
@@ -87,6 +98,12 @@ impl SourceConfig {
             SourceConfig::Datagen(c) => {
                 Box::new(datagen::DatagenSource::new(c.clone(), origin, progress))
             }
+            SourceConfig::PostgresCdc(c) => Box::new(postgres_cdc::PostgresCdcSource::new(
+                c.clone(),
+                name,
+                origin,
+                progress,
+            )?),
             SourceConfig::PostgresPoll(c) => Box::new(postgres_poll::PostgresPollSource::new(
                 (**c).clone(),
                 origin,

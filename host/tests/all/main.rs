@@ -7,6 +7,7 @@ mod elasticsearch;
 mod exactly_once;
 mod hot_reload;
 mod languages;
+mod postgres_cdc;
 mod postgres_poll;
 mod s3;
 mod sandbox;

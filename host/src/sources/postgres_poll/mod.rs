@@ -108,8 +108,12 @@ pub enum StreamCase {
 }
 
 impl PostgresPollConfig {
-    /// Cross-field checks: (field, what was expected).
-    pub fn check(&self) -> Result<(), (String, String)> {
+    /// Cross-field checks: (anchor field, field, what was expected).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        self.check_fields().map_err(|(f, m)| (f.clone(), f, m))
+    }
+
+    fn check_fields(&self) -> Result<(), (String, String)> {
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
             return Err((
                 "url".into(),
@@ -593,21 +597,21 @@ mod tests {
 
     #[test]
     fn modes_need_their_columns_and_only_those() {
-        let (field, _) = config(
+        let (_, field, _) = config(
             json!({"url": "postgres://h/db", "tables": ["t"], "mode": "timestamp+incrementing",
             "timestamp_column": "ts"}),
         )
         .check()
         .expect_err("missing incrementing column");
         assert_eq!(field, "incrementing_column");
-        let (field, _) = config(
+        let (_, field, _) = config(
             json!({"url": "postgres://h/db", "tables": ["t"], "mode": "incrementing",
             "incrementing_column": "id", "timestamp_column": "ts"}),
         )
         .check()
         .expect_err("timestamp column unused");
         assert_eq!(field, "timestamp_column");
-        let (field, _) = config(
+        let (_, field, _) = config(
             json!({"url": "mysql://h/db", "tables": ["t"], "mode": "incrementing",
             "incrementing_column": "id"}),
         )
