@@ -34,10 +34,12 @@ export "$(scripts/services/search.sh start)"
 export "$(scripts/services/s3.sh start)"
 # PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster).
 export "$(scripts/services/postgres.sh start)"
+# MariaDB 10.11 (Debian package, fresh throwaway datadir, user/database etl).
+export "$(scripts/services/mariadb.sh start)"
 # The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
 # mongod installs here), for the mongodb source and sink.
 export "$(scripts/services/mongo.sh start)"
-trap 'for s in search s3 postgres mongo; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+trap 'for s in search s3 postgres mariadb mongo; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

@@ -323,6 +323,9 @@ impl Loader<'_> {
                 .section(node, field, body)
                 .map(SourceConfig::PostgresCdc),
             "mongodb" => self.section(node, field, body).map(SourceConfig::Mongodb),
+            "postgres-poll" => self
+                .section(node, field, body)
+                .map(SourceConfig::PostgresPoll),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {
@@ -485,6 +488,8 @@ impl Loader<'_> {
                 .map(SinkConfig::Elasticsearch),
             "s3" => self.section(node, field, body).map(SinkConfig::S3),
             "mongodb" => self.section(node, field, body).map(SinkConfig::Mongodb),
+            "postgres" => self.section(node, field, body).map(SinkConfig::Postgres),
+            "mysql" => self.section(node, field, body).map(SinkConfig::Mysql),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

@@ -3,7 +3,10 @@
 pub mod elasticsearch;
 pub mod file;
 pub mod mongodb;
+pub mod mysql;
+pub mod postgres;
 pub mod s3;
+pub mod sql;
 pub mod stdout;
 
 mod encode;
@@ -18,7 +21,15 @@ use serde_json::Value;
 use crate::pipeline::Batch;
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3", "mongodb"];
+pub const TYPES: &[&str] = &[
+    "file",
+    "stdout",
+    "elasticsearch",
+    "s3",
+    "mongodb",
+    "postgres",
+    "mysql",
+];
 
 /// A sink's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -33,6 +44,10 @@ pub enum SinkConfig {
     S3(Box<s3::S3SinkConfig>),
     /// Documents into a MongoDB collection (boxed: it is large).
     Mongodb(Box<mongodb::MongoSinkConfig>),
+    /// Rows in a PostgreSQL table (boxed: it is large).
+    Postgres(Box<sql::SqlSinkConfig>),
+    /// Rows in a MySQL or MariaDB table (boxed: it is large).
+    Mysql(Box<sql::SqlSinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -89,6 +104,8 @@ impl SinkConfig {
             SinkConfig::Elasticsearch(c) => c.check(),
             SinkConfig::S3(c) => c.check(),
             SinkConfig::Mongodb(c) => c.check(),
+            SinkConfig::Postgres(c) => c.check(postgres::SCHEMES),
+            SinkConfig::Mysql(c) => c.check(mysql::SCHEMES),
             _ => Ok(()),
         }
     }
@@ -103,6 +120,8 @@ impl SinkConfig {
             }
             SinkConfig::S3(c) => Box::new(s3::S3Sink::new((**c).clone(), name)?),
             SinkConfig::Mongodb(c) => Box::new(mongodb::MongoSink::new((**c).clone(), name)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new((**c).clone(), name)?),
+            SinkConfig::Mysql(c) => Box::new(mysql::MysqlSink::new((**c).clone(), name)?),
         })
     }
 }

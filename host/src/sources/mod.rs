@@ -5,6 +5,7 @@ pub mod datagen;
 pub mod file;
 pub mod mongodb;
 pub mod postgres_cdc;
+pub mod postgres_poll;
 pub mod stdin;
 
 use std::sync::Arc;
@@ -15,7 +16,14 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc", "mongodb"];
+pub const TYPES: &[&str] = &[
+    "file",
+    "stdin",
+    "datagen",
+    "postgres-cdc",
+    "postgres-poll",
+    "mongodb",
+];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -30,6 +38,8 @@ pub enum SourceConfig {
     PostgresCdc(postgres_cdc::PostgresCdcConfig),
     /// MongoDB snapshot + change streams (boxed: it is large).
     Mongodb(Box<mongodb::MongoSourceConfig>),
+    /// New rows of PostgreSQL tables, by polling (boxed: it is large).
+    PostgresPoll(Box<postgres_poll::PostgresPollConfig>),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -86,6 +96,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Mongodb(c) => c.check(),
             SourceConfig::PostgresCdc(c) => c.check(),
+            SourceConfig::PostgresPoll(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -108,6 +119,10 @@ impl SourceConfig {
             SourceConfig::Mongodb(c) => {
                 Box::new(mongodb::MongoSource::new((**c).clone(), name, progress))
             }
+            SourceConfig::PostgresPoll(c) => Box::new(postgres_poll::PostgresPollSource::new(
+                (**c).clone(),
+                origin,
+            )?),
         })
     }
 }

@@ -1,0 +1,329 @@
+//! `mysql` sink: rows into a MySQL or MariaDB table over `mysql_async`
+//! (pure Rust, no TLS). Multi-row `INSERT … VALUES (?, …), …` statements,
+//! `ON DUPLICATE KEY UPDATE` for upserts, `DELETE … WHERE key IN (…)` for
+//! tombstones. Batching, retries and dead letters are shared with the
+//! `postgres` sink ([`super::sql`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Params};
+use serde_json::Value;
+
+use super::sql::{
+    chain, quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
+};
+use super::{Rejected, Sink};
+use crate::pipeline::Batch;
+
+/// URL schemes a `mysql` sink accepts.
+pub const SCHEMES: &[&str] = &["mysql", "mariadb"];
+
+/// Placeholders one statement may carry (the protocol's limit is 65,535).
+const MAX_PARAMS: usize = 60_000;
+
+/// Classifies a mysql_async error.
+fn classify(e: &mysql_async::Error) -> DbError {
+    match e {
+        mysql_async::Error::Server(s) => {
+            let msg = format!("{} [error {}, SQLSTATE {}]", s.message, s.code, s.state);
+            match s.code {
+                // Deadlock, lock wait timeout, server shutting down, read-only.
+                1205 | 1213 | 1053 | 1927 | 2006 | 2013 => DbError::Retry(msg),
+                // Access denied (user, database, command, column), unknown database.
+                1044 | 1045 | 1049 | 1142 | 1143 | 1227 | 1698 => DbError::Fatal(msg),
+                // Table or column gone (dropped meanwhile): re-read the schema.
+                1146 | 1054 => DbError::Retry(msg),
+                _ => DbError::Rejected(msg),
+            }
+        }
+        other => DbError::Retry(other.to_string()),
+    }
+}
+
+fn type_name(t: Inferred, key: bool) -> &'static str {
+    match (t, key) {
+        (Inferred::Bool, _) => "BOOLEAN",
+        (Inferred::Int, _) => "BIGINT",
+        (Inferred::Float, _) => "DOUBLE",
+        (Inferred::Text, true) => "VARCHAR(255)",
+        (Inferred::Text, false) => "LONGTEXT",
+        (Inferred::Json, true) => "VARCHAR(255)",
+        (Inferred::Json, false) => "JSON",
+    }
+}
+
+fn q(name: &str) -> String {
+    quote_ident(name, '`')
+}
+
+fn qualified(t: &TableRef) -> String {
+    match &t.schema {
+        Some(s) => format!("{}.{}", q(s), q(&t.name)),
+        None => q(&t.name),
+    }
+}
+
+fn to_param(v: &Value) -> mysql_async::Value {
+    use mysql_async::Value as M;
+    match v {
+        Value::Null => M::NULL,
+        Value::Bool(b) => M::Int(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => M::Int(i),
+            (None, Some(u), _) => M::UInt(u),
+            (None, None, Some(f)) => M::Double(f),
+            _ => M::Bytes(n.to_string().into_bytes()),
+        },
+        Value::String(s) => M::Bytes(s.clone().into_bytes()),
+        other => M::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+/// The MySQL half of the sink.
+pub struct MysqlBackend {
+    opts: Opts,
+    connect_timeout: Duration,
+    rt: tokio::runtime::Runtime,
+    conn: Option<Conn>,
+}
+
+impl MysqlBackend {
+    fn run(&mut self, sql: &str, params: Vec<mysql_async::Value>) -> Result<(), DbError> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| DbError::Retry("not connected".into()))?;
+        let r = if params.is_empty() {
+            self.rt.block_on(conn.query_drop(sql))
+        } else {
+            self.rt
+                .block_on(conn.exec_drop(sql, Params::Positional(params)))
+        };
+        r.map_err(|e| classify(&e))
+    }
+
+    fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.rt.block_on(conn.disconnect());
+        }
+    }
+}
+
+impl Drop for MysqlBackend {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Backend for MysqlBackend {
+    fn connect(&mut self) -> Result<(), DbError> {
+        self.close();
+        let where_ = format!("{}:{}", self.opts.ip_or_hostname(), self.opts.tcp_port());
+        let timeout = self.connect_timeout;
+        let conn = self
+            .rt
+            .block_on(async { tokio::time::timeout(timeout, Conn::new(self.opts.clone())).await })
+            .map_err(|_| DbError::Retry(format!("cannot connect to MySQL at {where_}: no answer within {timeout:?}")))?
+            .map_err(|e| match classify(&e) {
+                DbError::Fatal(m) if m.contains("error 1045") || m.contains("error 1698") => {
+                    DbError::Fatal(format!(
+                        "MySQL at {where_} refused the credentials: {m}; check the user and password in `url`"
+                    ))
+                }
+                DbError::Fatal(m) => DbError::Fatal(format!("MySQL at {where_}: {m}; check `url`")),
+                _ => DbError::Retry(format!("cannot connect to MySQL at {where_}: {}", chain(&e))),
+            })?;
+        self.conn = Some(conn);
+        // Bad values are errors (strict mode), not silent truncation.
+        self.run(
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO'",
+            Vec::new(),
+        )
+    }
+
+    fn case_insensitive(&self) -> bool {
+        true
+    }
+
+    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, DbError> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| DbError::Retry("not connected".into()))?;
+        let schema = table.schema.clone().map_or(mysql_async::Value::NULL, |s| {
+            mysql_async::Value::Bytes(s.into_bytes())
+        });
+        let rows: Vec<String> = self
+            .rt
+            .block_on(conn.exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                Params::Positional(vec![
+                    schema,
+                    mysql_async::Value::Bytes(table.name.clone().into_bytes()),
+                ]),
+            ))
+            .map_err(|e| classify(&e))?;
+        Ok((!rows.is_empty()).then_some(rows))
+    }
+
+    fn create_table(
+        &mut self,
+        table: &TableRef,
+        columns: &[(String, Inferred)],
+        key: &[String],
+    ) -> Result<(), DbError> {
+        let mut defs: Vec<String> = columns
+            .iter()
+            .map(|(c, t)| {
+                let is_key = key.contains(c);
+                let not_null = if is_key { " NOT NULL" } else { "" };
+                format!("{} {}{not_null}", q(c), type_name(*t, is_key))
+            })
+            .collect();
+        if !key.is_empty() {
+            let k: Vec<String> = key.iter().map(|c| q(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", k.join(", ")));
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) DEFAULT CHARSET = utf8mb4",
+            qualified(table),
+            defs.join(", ")
+        );
+        self.run(&sql, Vec::new())
+    }
+
+    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), DbError> {
+        let sql = format!(
+            "ALTER TABLE {} ADD COLUMN {} {} NULL",
+            qualified(table),
+            q(name),
+            type_name(ty, false)
+        );
+        self.run(&sql, Vec::new())
+    }
+
+    fn begin(&mut self) -> Result<(), DbError> {
+        self.run("START TRANSACTION", Vec::new())
+    }
+
+    fn commit(&mut self) -> Result<(), DbError> {
+        self.run("COMMIT", Vec::new())
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.run("ROLLBACK", Vec::new());
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.run(sql, Vec::new())
+    }
+
+    fn write(
+        &mut self,
+        table: &TableRef,
+        op: Op,
+        columns: &[String],
+        key: &[String],
+        rows: &[&Row],
+    ) -> Result<(), DbError> {
+        let t = qualified(table);
+        let mut params = Vec::new();
+        let sql = match op {
+            Op::Insert | Op::Upsert => {
+                let cols: Vec<String> = columns.iter().map(|c| q(c)).collect();
+                let one = format!("({})", vec!["?"; columns.len()].join(", "));
+                let values = vec![one; rows.len()].join(", ");
+                for r in rows {
+                    for c in columns {
+                        params.push(r.fields.get(c).map_or(mysql_async::Value::NULL, to_param));
+                    }
+                }
+                let mut sql = format!("INSERT INTO {t} ({}) VALUES {values}", cols.join(", "));
+                if op == Op::Upsert {
+                    let updates: Vec<String> = columns
+                        .iter()
+                        .filter(|c| !key.contains(c))
+                        .map(|c| format!("{0} = VALUES({0})", q(c)))
+                        .collect();
+                    let updates = if updates.is_empty() {
+                        key.iter().map(|c| format!("{0} = {0}", q(c))).collect()
+                    } else {
+                        updates
+                    };
+                    sql.push_str(" ON DUPLICATE KEY UPDATE ");
+                    sql.push_str(&updates.join(", "));
+                }
+                sql
+            }
+            Op::Delete => {
+                let keys: Vec<String> = key.iter().map(|c| q(c)).collect();
+                let one = format!("({})", vec!["?"; key.len()].join(", "));
+                let values = vec![one; rows.len()].join(", ");
+                for r in rows {
+                    for c in key {
+                        params.push(r.fields.get(c).map_or(mysql_async::Value::NULL, to_param));
+                    }
+                }
+                format!("DELETE FROM {t} WHERE ({}) IN ({values})", keys.join(", "))
+            }
+        };
+        self.run(&sql, params)
+    }
+
+    fn max_rows(&self, columns: usize) -> usize {
+        MAX_PARAMS / columns.max(1)
+    }
+}
+
+/// A running `mysql` sink.
+pub struct MysqlSink {
+    inner: SqlSink<MysqlBackend>,
+}
+
+impl MysqlSink {
+    /// A sink per `config`, named `name` in logs.
+    pub fn new(config: SqlSinkConfig, name: &str) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the MySQL client runtime")?;
+        let url = match config.url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => config.url.clone(),
+        };
+        let opts = Opts::from_url(&url).map_err(|e| anyhow::anyhow!("invalid MySQL URL: {e}"))?;
+        let opts: Opts = OptsBuilder::from_opts(opts)
+            .prefer_socket(false)
+            .stmt_cache_size(64)
+            .wait_timeout(None)
+            .into();
+        let backend = MysqlBackend {
+            opts,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            rt,
+            conn: None,
+        };
+        Ok(Self {
+            inner: SqlSink::new(config, name, backend),
+        })
+    }
+}
+
+impl Sink for MysqlSink {
+    fn open(&mut self, _position: Option<&Value>) -> Result<()> {
+        self.inner.open()
+    }
+
+    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        self.inner.write(batch, rejected)
+    }
+
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+        self.inner.flush(rejected)
+    }
+}
