@@ -275,7 +275,7 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
     assert_eq!(events[5]["value"]["after"], Value::Null);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(
-            e["headers"]["sluice.stream"],
+            e["headers"]["sluice.topic"],
             format!("shop.{dbname}.orders"),
             "event {i}"
         );
@@ -364,7 +364,7 @@ fn bson_types_map_to_relaxed_extended_json() {
         })
     );
     assert_eq!(
-        events[0]["headers"]["sluice.stream"],
+        events[0]["headers"]["sluice.topic"],
         format!("m.{dbname}.things")
     );
 }
@@ -614,7 +614,7 @@ fn seed_orders_and_shipments_are_captured_with_the_seed_stream_names() {
         let stream = format!("my-replica-set.logistics.{coll}");
         let mine: Vec<&Value> = events
             .iter()
-            .filter(|e| e["headers"]["sluice.stream"] == stream.as_str())
+            .filter(|e| e["headers"]["sluice.topic"] == stream.as_str())
             .collect();
         let mut got: Vec<Value> = mine
             .iter()
@@ -782,7 +782,7 @@ fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
         .iter()
         .map(|e| {
             (
-                e["headers"]["sluice.stream"]
+                e["headers"]["sluice.topic"]
                     .as_str()
                     .unwrap_or("")
                     .to_string(),

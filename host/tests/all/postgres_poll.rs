@@ -83,8 +83,8 @@ fn users_to_mysql_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
     );
     assert_eq!(
         my.columns(&table),
-        vec!["created_at", "email", "index", "name"],
-        "created on first write from the event's fields"
+        vec!["index", "name", "email", "created_at"],
+        "created on first write from the event's fields, in their order"
     );
 
     // New rows: a rerun reads only them.

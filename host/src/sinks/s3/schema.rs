@@ -346,8 +346,8 @@ mod tests {
                 ("id", "id", Kind::Long),
                 ("name", "name", Kind::String),
                 ("x", "x", Kind::String),
-                ("first-name", "first_name", Kind::String),
                 ("score", "score", Kind::Double),
+                ("first-name", "first_name", Kind::String),
                 ("ok", "ok", Kind::Boolean),
             ]
         );

@@ -48,7 +48,7 @@ use errors::{connect_error, redact, stream_problem, StreamProblem};
 use event::{change_event, snapshot_event, Change, Emit, Origin};
 
 /// Header naming the stream (`<name>.<db>.<collection>`) on every event.
-pub const STREAM_HEADER: &str = "sluice.stream";
+pub const STREAM_HEADER: &str = "sluice.topic";
 
 /// A running `mongodb` source.
 pub struct MongoSource {
