@@ -42,7 +42,7 @@ static PANIC_HOOK: Once = Once::new();
 
 /// Panics abort the instance (the host replaces it); first tell the host why,
 /// since a bare `unreachable` trap says nothing useful to an operator.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             wit::sluice::plugin::log::log(
@@ -66,21 +66,28 @@ impl<T: Transform + 'static> exported::GuestTransform for TransformResource<T> {
     fn process(&self, input: t::Batch) -> Result<t::Output, t::CallError> {
         let input = from_wit(input);
         let mut inner = self.inner.borrow_mut();
-        match run_transform(&mut *inner, &input) {
-            Ok(out) => Ok(t::Output {
-                events: to_wit(out.events),
-                rejected: out
-                    .rejected
-                    .into_iter()
-                    .map(|r| t::Rejection {
-                        index: r.index,
-                        reason: r.reason,
-                    })
-                    .collect(),
-            }),
-            Err(CallError::Retry(m)) => Err(t::CallError::Retry(m)),
-            Err(CallError::Fatal(m)) => Err(t::CallError::Fatal(m)),
-        }
+        output_to_wit(run_transform(&mut *inner, &input))
+    }
+}
+
+/// A call's result in the contract's types.
+pub(crate) fn output_to_wit(
+    result: Result<crate::abi::RawOutput, CallError>,
+) -> Result<t::Output, t::CallError> {
+    match result {
+        Ok(out) => Ok(t::Output {
+            events: to_wit(out.events),
+            rejected: out
+                .rejected
+                .into_iter()
+                .map(|r| t::Rejection {
+                    index: r.index,
+                    reason: r.reason,
+                })
+                .collect(),
+        }),
+        Err(CallError::Retry(m)) => Err(t::CallError::Retry(m)),
+        Err(CallError::Fatal(m)) => Err(t::CallError::Fatal(m)),
     }
 }
 
@@ -98,7 +105,7 @@ fn span_out(s: Span) -> t::Span {
     }
 }
 
-fn from_wit(b: t::Batch) -> RawBatch {
+pub(crate) fn from_wit(b: t::Batch) -> RawBatch {
     RawBatch {
         data: b.data,
         events: b

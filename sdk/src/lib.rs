@@ -47,14 +47,20 @@ extern crate self as sluice_sdk;
 pub mod abi;
 mod event;
 mod params;
+pub mod processor;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod glue;
 
+#[cfg(all(target_arch = "wasm32", feature = "processor"))]
+#[doc(hidden)]
+pub mod glue_processor;
+
 pub use event::{Emitter, Event, OutEvent};
 pub use params::Params;
+pub use processor::{Host, Processor};
 
 use abi::{CallError, RawBatch, RawOutput, Rejection};
 
@@ -108,6 +114,16 @@ pub fn run_transform<T: Transform>(
     transform: &mut T,
     input: &RawBatch,
 ) -> Result<RawOutput, CallError> {
+    run_events(input, |event, out| transform.process(event, out))
+}
+
+/// The batch loop shared by transforms and processors: calls `f` once per
+/// input event with an emitter whose outputs derive from that event, and
+/// withdraws what was emitted for an event that is then rejected.
+pub fn run_events(
+    input: &RawBatch,
+    mut f: impl FnMut(&Event<'_>, &mut Emitter<'_>) -> Result<(), EventError>,
+) -> Result<RawOutput, CallError> {
     let mut output = RawOutput {
         events: RawBatch {
             // Outputs are usually about as large as inputs.
@@ -131,7 +147,7 @@ pub fn run_transform<T: Transform>(
             input: event,
             parent,
         };
-        match transform.process(&event, &mut emitter) {
+        match f(&event, &mut emitter) {
             Ok(()) => {}
             Err(EventError::Reject(reason)) => {
                 // Withdraw whatever was emitted for the rejected event.
@@ -173,6 +189,31 @@ macro_rules! export_transform {
                 }
             }
     $crate::glue::wit::export!(SluiceTransformComponent with_types_in $crate::glue::wit);
+        };
+    };
+}
+
+/// Exports a [`Processor`] as the `sluice:plugin/stateful` interface (the
+/// `processor` world). Needs the SDK's `processor` feature.
+#[macro_export]
+macro_rules! export_processor {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct SluiceProcessorComponent;
+            impl $crate::glue_processor::pwit::exports::sluice::plugin::stateful::Guest
+                for SluiceProcessorComponent
+            {
+                type Processor = $crate::glue_processor::ProcessorResource<$ty>;
+                fn describe() -> $crate::glue::wit::sluice::plugin::types::PluginInfo {
+                    $crate::glue::info(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                        env!("CARGO_PKG_DESCRIPTION"),
+                    )
+                }
+            }
+    $crate::glue_processor::pwit::export!(SluiceProcessorComponent with_types_in $crate::glue_processor::pwit);
         };
     };
 }

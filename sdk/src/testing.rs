@@ -94,3 +94,172 @@ pub fn run_batch<T: Transform>(
     let raw = run_transform(&mut transform, batch).map_err(TestError::Call)?;
     Ok(TestOutput { raw })
 }
+
+/// An in-memory [`Host`](crate::Host) for native processor tests.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryHost {
+    /// Keyed state.
+    pub state: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Tables by name.
+    pub tables: std::collections::HashMap<String, std::collections::HashMap<Vec<u8>, Vec<u8>>>,
+    /// Pending timers.
+    pub timers: std::collections::BTreeSet<(i64, Vec<u8>)>,
+    /// The watermark.
+    pub watermark: i64,
+}
+
+impl crate::Host for MemoryHost {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state.get(key).cloned()
+    }
+    fn put(&mut self, key: &[u8], value: &[u8], _ttl_ms: Option<u64>) {
+        self.state.insert(key.to_vec(), value.to_vec());
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.state.remove(key);
+    }
+    fn scan(&mut self, prefix: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.state
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit as usize)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+    fn lookup(&mut self, table: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.tables.get(table)?.get(key).cloned()
+    }
+    fn register_timer(&mut self, key: &[u8], at_ms: i64) {
+        self.timers.insert((at_ms, key.to_vec()));
+    }
+    fn cancel_timer(&mut self, key: &[u8], at_ms: i64) {
+        self.timers.remove(&(at_ms, key.to_vec()));
+    }
+    fn watermark(&mut self) -> i64 {
+        self.watermark
+    }
+}
+
+/// Drives a [`Processor`](crate::Processor) natively the way the host does:
+/// events one at a time, the watermark following the newest event time, and
+/// timers fired once it passes them.
+pub struct Harness<P> {
+    /// The processor under test.
+    pub processor: P,
+    /// Its state, tables and timers.
+    pub host: MemoryHost,
+}
+
+/// One output event: key and value as text (`None` value = tombstone).
+pub type Out = (Option<String>, Option<String>);
+
+fn outs(raw: &RawOutput) -> Vec<Out> {
+    let data = &raw.events.data;
+    raw.events
+        .events
+        .iter()
+        .map(|e| {
+            let text = |s: Option<crate::abi::Span>| {
+                s.and_then(|s| s.slice(data))
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            (text(e.key), text(e.value))
+        })
+        .collect()
+}
+
+impl<P: crate::Processor> Harness<P> {
+    /// Builds the processor from `params`.
+    pub fn new(params: &[(&str, &str)]) -> Result<Self, String> {
+        let params = Params::new(params.iter().copied());
+        Ok(Self {
+            processor: P::new(&params)?,
+            host: MemoryHost {
+                watermark: i64::MIN,
+                ..MemoryHost::default()
+            },
+        })
+    }
+
+    /// Puts a row into table `table`.
+    pub fn table_row(&mut self, table: &str, key: &str, value: &str) {
+        self.host
+            .tables
+            .entry(table.to_string())
+            .or_default()
+            .insert(key.as_bytes().to_vec(), value.as_bytes().to_vec());
+    }
+
+    /// Sends one event on input `stream` at event time `ts`, then moves the
+    /// watermark to `ts` (if later) and fires due timers. Returns everything
+    /// emitted, or the rejection reason.
+    pub fn send(
+        &mut self,
+        stream: &str,
+        key: Option<&str>,
+        value: Option<&str>,
+        ts: i64,
+    ) -> Result<Vec<Out>, String> {
+        let mut batch = RawBatch {
+            streams: vec![stream.to_string()],
+            ..RawBatch::default()
+        };
+        batch.push_event(key.map(str::as_bytes), value.map(str::as_bytes), &[], ts, 0);
+        let raw = crate::processor::run_processor(&mut self.processor, &mut self.host, &batch)
+            .map_err(|e| format!("{e:?}"))?;
+        if let Some(r) = raw.rejected.first() {
+            return Err(r.reason.clone());
+        }
+        let mut out = outs(&raw);
+        out.extend(self.advance(ts)?);
+        Ok(out)
+    }
+
+    /// Moves the watermark to `to` and fires the timers it passed.
+    pub fn advance(&mut self, to: i64) -> Result<Vec<Out>, String> {
+        if to > self.host.watermark {
+            self.host.watermark = to;
+        }
+        let mut out = Vec::new();
+        loop {
+            let due: Vec<(Vec<u8>, i64)> = self
+                .host
+                .timers
+                .iter()
+                .take_while(|(at, _)| *at <= self.host.watermark)
+                .map(|(at, k)| (k.clone(), *at))
+                .collect();
+            if due.is_empty() {
+                return Ok(out);
+            }
+            for (k, at) in &due {
+                self.host.timers.remove(&(*at, k.clone()));
+            }
+            let raw = crate::processor::run_timers(&mut self.processor, &mut self.host, &due)
+                .map_err(|e| format!("{e:?}"))?;
+            out.extend(outs(&raw));
+        }
+    }
+}
+
+/// Runs a processor over `(key, value)` events at event time `ts` with a
+/// fresh in-memory host; returns the outputs of the batch.
+pub fn run_processor<P: crate::Processor>(
+    params: &[(&str, &str)],
+    events: &[(Option<&str>, &str)],
+    ts: i64,
+) -> Result<TestOutput, TestError> {
+    let params = Params::new(params.iter().copied());
+    let mut p = P::new(&params).map_err(TestError::Init)?;
+    let mut batch = RawBatch {
+        streams: vec!["test".to_string()],
+        ..RawBatch::default()
+    };
+    for (k, v) in events {
+        batch.push_event(k.map(str::as_bytes), Some(v.as_bytes()), &[], ts, 0);
+    }
+    let mut host = MemoryHost::default();
+    let raw =
+        crate::processor::run_processor(&mut p, &mut host, &batch).map_err(TestError::Call)?;
+    Ok(TestOutput { raw })
+}

@@ -9,7 +9,9 @@ use anyhow::Result;
 
 use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Pipeline};
 use crate::pipeline::{self, RunOptions};
-use crate::plugin::{ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
+use crate::plugin::{
+    ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+};
 
 fn load(file: &Path, plugin_path: Vec<PathBuf>) -> Result<Pipeline, Diagnostics> {
     config::load(file, &LoadOptions { plugin_path })
@@ -20,8 +22,7 @@ fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> D
     let mut diags = Diagnostics::default();
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
-        match TransformPlugin::load_for(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
-        {
+        match StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call) {
             Err(e) => diags.push(Diagnostic::new(
                 &p.file,
                 stage.plugin_at,
@@ -29,12 +30,24 @@ fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> D
                 e.to_string(),
             )),
             Ok(plugin) => {
-                if let Err(e) = TransformInstance::new(
-                    Arc::new(plugin),
-                    &stage.name,
-                    &stage.params,
-                    stage.limits,
-                ) {
+                let created = match plugin {
+                    StagePlugin::Transform(plugin) => TransformInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                    )
+                    .map(drop),
+                    StagePlugin::Processor(plugin) => ProcessorInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                        Default::default(),
+                    )
+                    .map(drop),
+                };
+                if let Err(e) = created {
                     diags.push(Diagnostic::new(
                         &p.file,
                         stage.params_at,

@@ -42,6 +42,7 @@ const TOP_LEVEL: &[&str] = &[
     "sources",
     "stages",
     "sinks",
+    "tables",
     "dead_letter",
 ];
 
@@ -218,6 +219,7 @@ impl Loader<'_> {
         let sources = self.sources(root);
         let stages = self.stages(root, options);
         let sinks = self.sinks(root);
+        let tables = self.tables(root);
         let dead_letter = match root.get("dead_letter") {
             None => None,
             Some(node) => self.sink_body(node, "dead_letter", false).map(|(c, _)| c),
@@ -243,6 +245,7 @@ impl Loader<'_> {
             sources,
             stages,
             sinks,
+            tables,
             dead_letter,
         };
         self.cross_check(root, &pipeline);
@@ -427,6 +430,8 @@ impl Loader<'_> {
                 params,
                 on_error: config.on_error,
                 limits: config.limits,
+                tables: config.tables,
+                event_time: config.event_time,
                 at: key.at,
             });
         }
@@ -502,6 +507,25 @@ impl Loader<'_> {
         Some((config, inputs))
     }
 
+    fn tables(&mut self, root: &Node) -> Vec<TableDef> {
+        let mut out = Vec::new();
+        for (key, node) in self.named_entries(root, "tables") {
+            let Some(name) = self.check_name(key, "tables") else {
+                continue;
+            };
+            let field = format!("tables.{name}");
+            let value = self.json_of(node, &field);
+            if let Some(config) = self.section::<crate::state::TableConfig>(node, &field, value) {
+                out.push(TableDef {
+                    name,
+                    config,
+                    at: key.at,
+                });
+            }
+        }
+        out
+    }
+
     fn cross_check(&mut self, root: &Node, p: &Pipeline) {
         let mut names: HashMap<&str, &str> = HashMap::new();
         let mut dup = Vec::new();
@@ -511,6 +535,7 @@ impl Loader<'_> {
             .map(|s| (s.name.as_str(), "source", s.at))
             .chain(p.stages.iter().map(|s| (s.name.as_str(), "stage", s.at)))
             .chain(p.sinks.iter().map(|s| (s.name.as_str(), "sink", s.at)))
+            .chain(p.tables.iter().map(|t| (t.name.as_str(), "table", t.at)))
         {
             if let Some(prev) = names.insert(n, kind) {
                 dup.push((n.to_string(), prev, kind, at));
@@ -584,13 +609,64 @@ impl Loader<'_> {
                 }
             }
         }
+        for t in &p.tables {
+            if !producers.contains(t.config.input.as_str()) {
+                let mut known: Vec<&str> = producers.iter().copied().collect();
+                known.sort_unstable();
+                bad_inputs.push((
+                    "tables",
+                    t.name.clone(),
+                    format!(
+                        "unknown input `{}`; expected one of: {}",
+                        t.config.input,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        let table_names = declared("tables");
+        let mut bad_grants = Vec::new();
+        for s in &p.stages {
+            for t in &s.tables {
+                if !table_names.contains(t) {
+                    bad_grants.push((
+                        s.name.clone(),
+                        format!(
+                            "unknown table `{t}`; tables in this pipeline: {}",
+                            if table_names.is_empty() {
+                                "none (declare one under `tables:`)".to_string()
+                            } else {
+                                table_names.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        for (owner, msg) in bad_grants {
+            let at = root
+                .get("stages")
+                .and_then(|s| s.get(&owner))
+                .map(|n| n.get("tables").map_or(n.at, |i| i.at))
+                .unwrap_or_default();
+            self.error(at, &format!("stages.{owner}.tables"), msg);
+        }
         for (section, owner, msg) in bad_inputs {
             let at = root
                 .get(section)
                 .and_then(|s| s.get(&owner))
-                .map(|n| n.get("inputs").map_or(n.at, |i| i.at))
+                .map(|n| {
+                    n.get("inputs")
+                        .or_else(|| n.get("input"))
+                        .map_or(n.at, |i| i.at)
+                })
                 .unwrap_or_default();
-            self.error(at, &format!("{section}.{owner}.inputs"), msg);
+            let field = if section == "tables" {
+                "input"
+            } else {
+                "inputs"
+            };
+            self.error(at, &format!("{section}.{owner}.{field}"), msg);
         }
         if let Some(cycle) = find_cycle(p) {
             let at = p

@@ -31,6 +31,8 @@ pub struct Pipeline {
     pub stages: Vec<StageDef>,
     /// Sinks, in file order.
     pub sinks: Vec<SinkDef>,
+    /// Tables materialized from streams, for processors to look up.
+    pub tables: Vec<TableDef>,
     /// Where dead letters go; `None` means the default file under `data_dir`.
     pub dead_letter: Option<SinkConfig>,
 }
@@ -77,6 +79,32 @@ pub struct SourceDef {
     pub at: Location,
 }
 
+/// A named table: the latest value per key of a stream.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    /// Its name; stages list it in `tables` to read it.
+    pub name: String,
+    /// What it is built from and how it is keyed.
+    pub config: crate::state::TableConfig,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+/// Where a stage's events take their event time from.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EventTime {
+    /// Top-level field holding the time: an ISO 8601 string
+    /// (`yyyy-MM-dd'T'HH:mm:ss`, no zone = UTC) or epoch milliseconds. The
+    /// event's own timestamp when absent.
+    pub field: Option<String>,
+    /// How far behind the newest event time an event may arrive and still
+    /// count; later ones are dead-lettered as `late`. The watermark trails
+    /// the newest event time by this much.
+    #[serde(default)]
+    pub lateness_ms: u64,
+}
+
 /// A named sink.
 #[derive(Debug, Clone)]
 pub struct SinkDef {
@@ -109,6 +137,10 @@ pub struct StageDef {
     pub on_error: OnError,
     /// Sandbox limits.
     pub limits: Limits,
+    /// Tables the stage may look up (processors only).
+    pub tables: Vec<String>,
+    /// Event time and lateness (processors only).
+    pub event_time: Option<EventTime>,
     /// Where it is defined.
     pub at: Location,
 }
@@ -124,6 +156,9 @@ pub(crate) struct StageConfig {
     pub on_error: OnError,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    pub event_time: Option<EventTime>,
 }
 
 /// Error policy of a stage.

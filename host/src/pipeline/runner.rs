@@ -16,9 +16,12 @@ use super::stage::{StageLogic, StageTask};
 use super::watch::{self, Watched};
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Progress, Step};
 use crate::config::Pipeline;
-use crate::plugin::{ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
+use crate::plugin::{
+    ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+};
 use crate::sinks::{file::FileSinkConfig, OutputFormat, Rejected, SinkConfig};
 use crate::sources::Source;
+use crate::state::{keyed, KeyedState, Table, TableSink};
 use crate::state::{Checkpoint, CheckpointStore};
 
 /// How to run.
@@ -117,6 +120,14 @@ pub fn run_with(
     let (report_tx, report_rx) = channel::<Report>();
     let requested = Arc::new(AtomicU64::new(restored.as_ref().map_or(0, |c| c.id)));
 
+    // Tables, shared by the stages that may read them and the table sinks
+    // that keep them up to date.
+    let tables: HashMap<String, Table> = pipeline
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), Table::default()))
+        .collect();
+
     // Load and validate every plugin before anything starts.
     let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
     for stage in &pipeline.stages {
@@ -124,13 +135,49 @@ pub fn run_with(
             instances.push(logic);
             continue;
         }
-        let plugin =
-            TransformPlugin::load_for(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
-                .with_context(|| format!("stage `{}`", stage.name))?;
-        tracing::debug!(stage = %stage.name, plugin = %plugin.label(), cache = ?plugin.cache, "plugin loaded");
-        let instance =
-            TransformInstance::new(Arc::new(plugin), &stage.name, &stage.params, stage.limits)?;
-        instances.push(Box::new(instance));
+        let plugin = StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
+            .with_context(|| format!("stage `{}`", stage.name))?;
+        tracing::debug!(stage = %stage.name, plugin = %plugin.label(), "plugin loaded");
+        match plugin {
+            StagePlugin::Transform(plugin) => {
+                let instance = TransformInstance::new(
+                    Arc::new(plugin),
+                    &stage.name,
+                    &stage.params,
+                    stage.limits,
+                )?;
+                instances.push(Box::new(instance));
+            }
+            StagePlugin::Processor(plugin) => {
+                let granted = stage
+                    .tables
+                    .iter()
+                    .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
+                    .collect();
+                let instance = ProcessorInstance::new(
+                    Arc::new(plugin),
+                    &stage.name,
+                    &stage.params,
+                    stage.limits,
+                    granted,
+                )?;
+                if let Some(cp) = &restored {
+                    let file = keyed::state_file(&pipeline.state_dir(), &stage.name, cp.id);
+                    if file.exists() {
+                        let state = KeyedState::load(&file)
+                            .with_context(|| format!("stage `{}`", stage.name))?;
+                        let (entries, bytes) = state.size();
+                        tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
+                        if let Ok(mut s) = instance.state().lock() {
+                            *s = state;
+                        }
+                    } else {
+                        tracing::warn!(stage = %stage.name, checkpoint = cp.id, "no saved state for this checkpoint; the stage starts empty");
+                    }
+                }
+                instances.push(Box::new(instance));
+            }
+        }
     }
 
     // Channels: one receiver per stage, sink and the dead-letter sink.
@@ -141,6 +188,7 @@ pub fn run_with(
         .iter()
         .map(|s| s.name.clone())
         .chain(pipeline.sinks.iter().map(|s| s.name.clone()))
+        .chain(pipeline.tables.iter().map(|t| t.name.clone()))
         .chain(std::iter::once(DEAD_LETTER_SINK.to_string()))
     {
         receivers.insert(name, sync_channel(cap));
@@ -169,6 +217,11 @@ pub fn run_with(
             }
         }
     }
+    for t in &pipeline.tables {
+        if let Some(o) = outputs.get_mut(&t.config.input) {
+            o.add(receivers[&t.name].0.clone(), 0);
+        }
+    }
     // Everything but the dead-letter sink itself may refuse events: sources
     // (malformed input), stages (plugins) and sinks (their targets).
     let dead_tx = receivers[DEAD_LETTER_SINK].0.clone();
@@ -176,6 +229,7 @@ pub fn run_with(
         .iter()
         .cloned()
         .chain(pipeline.sinks.iter().map(|s| s.name.clone()))
+        .chain(pipeline.tables.iter().map(|t| t.name.clone()))
         .collect();
     for (i, p) in dead_producers.iter().enumerate() {
         let mut o = Outputs::default();
@@ -206,14 +260,27 @@ pub fn run_with(
         dead_producers.len(),
     ));
     let mut summary_outputs = Vec::new();
+    let mut built: Vec<(String, Box<dyn crate::sinks::Sink>, usize)> = Vec::new();
     for (name, config, inputs) in sink_specs {
         if let SinkConfig::File(c) = &config {
             summary_outputs.push((name.clone(), c.path.display().to_string()));
         }
+        built.push((name.clone(), config.build(&name)?, inputs));
+    }
+    for t in &pipeline.tables {
+        let table = tables.get(&t.name).cloned().unwrap_or_default();
+        let sink = TableSink::new(
+            &t.name,
+            t.config.clone(),
+            table,
+            pipeline.state_dir().join("tables"),
+        );
+        built.push((t.name.clone(), Box::new(sink), 1));
+    }
+    for (name, mut sink, inputs) in built {
         let Some((_, rx)) = receivers.remove(&name) else {
             continue;
         };
-        let mut sink = config.build(&name)?;
         let position = restored.as_ref().and_then(|c| c.sinks.get(&name));
         sink.open(position)
             .with_context(|| format!("sink `{name}`"))?;
@@ -259,6 +326,8 @@ pub fn run_with(
             reload: reload_rx,
             reports: report_tx.clone(),
             metrics: metrics.clone(),
+            event_time: stage.event_time.clone(),
+            state_dir: pipeline.state_dir(),
         };
         spawn(&stage.name, report_tx.clone(), move || task.run())?;
     }
@@ -318,6 +387,7 @@ pub fn run_with(
             .sinks
             .iter()
             .map(|s| s.name.clone())
+            .chain(pipeline.tables.iter().map(|t| t.name.clone()))
             .chain(std::iter::once(DEAD_LETTER_SINK.to_string()))
             .collect(),
         pending: BTreeMap::new(),

@@ -10,13 +10,15 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
 use super::dead_letter::{Culprit, DeadLetters};
 use super::runner::Report;
 use super::{Aligner, Batch, Envelope, Message, Metrics, Outputs, Step};
-use crate::config::OnError;
-use crate::plugin::{bindings, CallFailure, TransformInstance, TransformPlugin};
+use crate::config::{EventTime, OnError};
+use crate::plugin::bindings::processor::FiredTimer;
+use crate::plugin::{bindings, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin};
+use crate::state::keyed;
 
 /// Retries of a batch whose plugin asked to retry, before the stage fails.
 const MAX_RETRIES: u32 = 8;
@@ -32,6 +34,33 @@ pub trait StageLogic: Send {
     fn instantiations(&self) -> u64;
     /// Replaces the plugin with another build (hot reload).
     fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String>;
+    /// The processor behind this stage, if it is one (state, timers).
+    fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
+        None
+    }
+}
+
+impl StageLogic for ProcessorInstance {
+    fn identity(&self) -> (String, String) {
+        let info = &self.plugin().info;
+        (info.name.clone(), info.version.clone())
+    }
+
+    fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
+        ProcessorInstance::process(self, batch)
+    }
+
+    fn instantiations(&self) -> u64 {
+        self.instantiations
+    }
+
+    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+        Err("hot reload of processors is not supported yet: their state would need migrating; restart the pipeline instead".into())
+    }
+
+    fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
+        Some(self)
+    }
 }
 
 impl StageLogic for TransformInstance {
@@ -237,9 +266,157 @@ pub(crate) struct StageTask {
     pub reload: Receiver<Arc<TransformPlugin>>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// Processors: where event time comes from and how late it may be.
+    pub event_time: Option<EventTime>,
+    /// Processors: where state is saved at barriers.
+    pub state_dir: std::path::PathBuf,
 }
 
+/// Timers delivered per `on-timers` call.
+const TIMERS_PER_CALL: usize = 1024;
+/// Stage state files kept behind the newest (checkpoints commit in order,
+/// and the last committed one may lag a few barriers).
+const KEEP_STATE_FILES: u64 = 8;
+
 impl StageTask {
+    /// Processors: gives each event its event time, dead-letters events that
+    /// have none or arrive behind the watermark, and returns what is left
+    /// with the newest event time in it.
+    fn event_time_pass(&mut self, batch: &Arc<Batch>) -> (Arc<Batch>, Option<i64>) {
+        let field = self.event_time.as_ref().and_then(|e| e.field.clone());
+        let Some(p) = self.instance.as_processor() else {
+            return (batch.clone(), None);
+        };
+        let watermark = p.state().lock().map(|s| s.watermark()).unwrap_or(i64::MIN);
+        let (plugin, version) = p.identity();
+        let culprit = Culprit {
+            stage: self.name.clone(),
+            plugin,
+            version,
+        };
+        let mut dead = DeadLetters::new(&self.name, batch.origin.clone());
+        let mut kept = super::BatchBuilder::new(batch.stream(), batch.origin.clone(), batch.len());
+        let mut newest = None;
+        for e in batch.iter() {
+            let ts = match &field {
+                None => Ok(e.timestamp_ms),
+                Some(f) => event_time_of(e.value, f),
+            };
+            match ts {
+                Err(reason) => dead.add(&e, &batch.origin, &culprit, "event-time", &reason),
+                Ok(ts) if ts < watermark => dead.add(
+                    &e,
+                    &batch.origin,
+                    &culprit,
+                    "late",
+                    &format!(
+                        "late event: event time {ts} ms is {} ms behind the watermark {watermark} ms (allowed lateness {} ms)",
+                        watermark - ts,
+                        self.event_time.as_ref().map_or(0, |e| e.lateness_ms)
+                    ),
+                ),
+                Ok(ts) => {
+                    let headers: Vec<(&str, &[u8])> = e.headers().collect();
+                    kept.push(e.key, e.value, &headers, ts, e.position);
+                    newest = Some(newest.map_or(ts, |n: i64| n.max(ts)));
+                }
+            }
+        }
+        if let Some(d) = dead.finish() {
+            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+            self.dead.send(Message::Batch(Arc::new(d)));
+        }
+        (Arc::new(kept.finish()), newest)
+    }
+
+    /// Processors: moves the watermark and delivers the timers it passed.
+    fn advance(&mut self, to: i64) -> Result<()> {
+        let name = self.name.clone();
+        let Some(p) = self.instance.as_processor() else {
+            return Ok(());
+        };
+        if let Ok(mut s) = p.state().lock() {
+            s.advance(to);
+        }
+        loop {
+            let due = match p.state().lock() {
+                Ok(mut s) => s.due_timers(TIMERS_PER_CALL),
+                Err(_) => return Err(anyhow!("stage `{name}`: state lock poisoned")),
+            };
+            if due.is_empty() {
+                return Ok(());
+            }
+            let fired: Vec<FiredTimer> = due
+                .iter()
+                .map(|(at, key)| FiredTimer {
+                    key: key.clone(),
+                    at_ms: *at,
+                })
+                .collect();
+            // Timer outputs derive from the timers: a synthetic input whose
+            // events are the timers gives them an origin and a position.
+            let origin: Arc<str> = Arc::from(name.as_str());
+            let mut input = super::BatchBuilder::new(&name, origin, due.len());
+            for (at, key) in &due {
+                input.push(Some(key), None, &[], *at, u64::try_from(*at).unwrap_or(0));
+            }
+            let input = input.finish();
+            let out = match p.on_timers(&fired) {
+                Ok(out) => out,
+                Err(e) => {
+                    if let Ok(mut s) = p.state().lock() {
+                        s.restore_timers(due);
+                    }
+                    return Err(anyhow!(e));
+                }
+            };
+            let produced = Batch::from_output(&input, &name, out.events).map_err(|e| {
+                anyhow!("stage `{name}`: on-timers returned a malformed batch: {e}")
+            })?;
+            if !out.rejected.is_empty() {
+                let (plugin, version) = p.identity();
+                let culprit = Culprit {
+                    stage: name.clone(),
+                    plugin,
+                    version,
+                };
+                let mut dead = DeadLetters::new(&name, input.origin.clone());
+                for r in &out.rejected {
+                    if let Some(e) = input.get(r.index as usize) {
+                        dead.add(&e, &input.origin, &culprit, "rejected", &r.reason);
+                    }
+                }
+                if let Some(d) = dead.finish() {
+                    Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+                    self.dead.send(Message::Batch(Arc::new(d)));
+                }
+            }
+            if !produced.is_empty() {
+                self.outputs.send(Message::Batch(Arc::new(produced)));
+            }
+        }
+    }
+
+    /// Processors: saves state for checkpoint `id` before the barrier goes on.
+    fn save_state(&mut self, id: u64) -> Result<()> {
+        let name = self.name.clone();
+        let dir = self.state_dir.clone();
+        let Some(p) = self.instance.as_processor() else {
+            return Ok(());
+        };
+        let s = p
+            .state()
+            .lock()
+            .map_err(|_| anyhow!("stage `{name}`: state lock poisoned"))?;
+        s.save(&keyed::state_file(&dir, &name, id))
+            .with_context(|| format!("stage `{name}`: saving state for checkpoint {id}"))?;
+        let (entries, bytes) = s.size();
+        tracing::debug!(stage = %name, checkpoint = id, entries, bytes, timers = s.timer_count(), "state saved");
+        drop(s);
+        keyed::prune(&dir, &name, id.saturating_sub(KEEP_STATE_FILES));
+        Ok(())
+    }
+
     pub(crate) fn run(mut self) -> Result<()> {
         let mut aligner = Aligner::new(self.inputs);
         while let Ok(env) = self.rx.recv() {
@@ -251,6 +428,7 @@ impl StageTask {
                         while let Ok(plugin) = self.reload.try_recv() {
                             self.swap(plugin);
                         }
+                        let (batch, newest) = self.event_time_pass(&batch);
                         let outcome =
                             process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
                         Metrics::add(&self.metrics.skipped, outcome.skipped);
@@ -262,13 +440,23 @@ impl StageTask {
                             Metrics::add(&self.metrics.dead_letters, d.len() as u64);
                             self.dead.send(Message::Batch(Arc::new(d)));
                         }
+                        if let Some(newest) = newest {
+                            let lateness = self.event_time.as_ref().map_or(0, |e| e.lateness_ms);
+                            self.advance(
+                                newest.saturating_sub(i64::try_from(lateness).unwrap_or(i64::MAX)),
+                            )?;
+                        }
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {
+                        self.save_state(id)?;
                         self.outputs.send(Message::Barrier(id));
                         self.dead.send(Message::Barrier(id));
                     }
                     Step::End => {
+                        // Every input is drained: event time is over, so every
+                        // window closes and every timer fires.
+                        self.advance(i64::MAX)?;
                         self.outputs.send(Message::End);
                         self.dead.send(Message::End);
                         return Ok(());
@@ -296,5 +484,26 @@ impl StageTask {
                 tracing::error!(stage = %self.name, "keeping {old}: the new build was refused: {e}")
             }
         }
+    }
+}
+
+/// The event time in `field` of a JSON value: an ISO 8601 string or epoch
+/// milliseconds.
+fn event_time_of(value: Option<&[u8]>, field: &str) -> Result<i64, String> {
+    let v: serde_json::Value = match value {
+        None => return Err(format!("event time: a tombstone has no `{field}` field")),
+        Some(b) => {
+            serde_json::from_slice(b).map_err(|e| format!("event time: value is not JSON: {e}"))?
+        }
+    };
+    match v.get(field) {
+        Some(serde_json::Value::String(s)) => crate::format::time::parse_timestamp_ms(s).ok_or_else(|| {
+            format!("event time: `{field}` = {s:?} is not a date-time like 2024-05-01T10:20:30 (ISO 8601)")
+        }),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| format!("event time: `{field}` = {n} is not whole epoch milliseconds")),
+        Some(other) => Err(format!("event time: `{field}` = {other} is neither a date-time string nor epoch milliseconds")),
+        None => Err(format!("event time: the value has no `{field}` field")),
     }
 }

@@ -12,3 +12,19 @@ pub use self::sluice::plugin::log::Level;
 pub use self::sluice::plugin::types::{
     Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span,
 };
+
+/// The `processor` world: stateful processors with state, tables and timers.
+/// Shares the `types` and `log` bindings above, so batches need no conversion.
+pub mod processor {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "processor",
+        with: {
+            "sluice:plugin/types": super::sluice::plugin::types,
+            "sluice:plugin/log": super::sluice::plugin::log,
+        },
+    });
+
+    pub use self::exports::sluice::plugin::stateful::{CallError, FiredTimer};
+}

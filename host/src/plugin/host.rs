@@ -1,6 +1,11 @@
 //! What the host gives a plugin instance: logging and a memory limiter.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::bindings::processor::sluice::plugin::{state, tables, timers};
 use super::bindings::sluice::plugin::log;
+use crate::state::KeyedState;
 
 /// Caps linear memory and remembers a breach, so the failure names the limit
 /// instead of surfacing as a bare trap.
@@ -48,10 +53,22 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// What a processor instance may reach: its stage's keyed state and the
+/// tables granted to the stage. Both live outside the instance, so a
+/// replaced instance (after a trap) sees the same state.
+pub struct ProcessorContext {
+    /// The stage's keyed state and timers.
+    pub state: Arc<Mutex<KeyedState>>,
+    /// Tables the stage was granted, by name.
+    pub tables: HashMap<String, crate::state::Table>,
+}
+
 /// Per-instance host state.
 pub struct HostState {
     /// The memory cap.
     pub limiter: MemoryLimiter,
+    /// Set for processors.
+    pub processor: Option<ProcessorContext>,
     stage: String,
     plugin: String,
     last_error: Option<String>,
@@ -66,6 +83,7 @@ impl HostState {
                 max_mb: memory_mb,
                 breached: false,
             },
+            processor: None,
             stage: stage.to_string(),
             plugin: plugin.to_string(),
             last_error: None,
@@ -100,3 +118,59 @@ impl log::Host for HostState {
 }
 
 impl super::bindings::sluice::plugin::types::Host for HostState {}
+
+impl HostState {
+    fn with_state<T>(&mut self, default: T, f: impl FnOnce(&mut KeyedState) -> T) -> T {
+        match &self.processor {
+            Some(p) => match p.state.lock() {
+                Ok(mut s) => f(&mut s),
+                Err(poisoned) => f(&mut poisoned.into_inner()),
+            },
+            None => default,
+        }
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> Option<Vec<u8>> {
+        self.with_state(None, |s| s.get(&key))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>, ttl_ms: Option<u64>) {
+        self.with_state((), |s| s.put(key, value, ttl_ms))
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.with_state((), |s| s.delete(key))
+    }
+
+    fn scan(&mut self, prefix: Vec<u8>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.with_state(Vec::new(), |s| s.scan(&prefix, limit as usize))
+    }
+}
+
+impl timers::Host for HostState {
+    fn register(&mut self, key: Vec<u8>, at_ms: i64) {
+        self.with_state((), |s| s.register(key, at_ms))
+    }
+
+    fn cancel(&mut self, key: Vec<u8>, at_ms: i64) {
+        self.with_state((), |s| s.cancel(key, at_ms))
+    }
+
+    fn watermark(&mut self) -> i64 {
+        self.with_state(i64::MIN, |s| s.watermark())
+    }
+}
+
+impl tables::Host for HostState {
+    fn lookup(&mut self, table: String, key: Vec<u8>) -> Option<Vec<u8>> {
+        // Grants are checked when the pipeline is validated; an unknown name
+        // here can only come from a plugin asking for a table it was not
+        // given, and it sees nothing.
+        self.processor
+            .as_ref()
+            .and_then(|p| p.tables.get(&table))
+            .and_then(|t| t.get(&key))
+    }
+}

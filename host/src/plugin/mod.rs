@@ -6,9 +6,52 @@ mod cache;
 pub mod component;
 mod engine;
 mod host;
+mod processor;
 mod transform;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
+pub use processor::{ProcessorInstance, ProcessorPlugin};
 pub use transform::{CallFailure, LoadError, TransformInstance, TransformPlugin};
+
+use std::path::Path;
+
+use crate::config::CpuBudget;
+
+/// A stage's plugin: a stateless transform or a stateful processor, told
+/// apart by the world the component implements.
+pub enum StagePlugin {
+    /// The `transform` world.
+    Transform(TransformPlugin),
+    /// The `processor` world.
+    Processor(ProcessorPlugin),
+}
+
+impl StagePlugin {
+    /// Compiles (or loads from cache) and links `path` for `budget`.
+    pub fn load(
+        engine: &WasmEngine,
+        cache: &ComponentCache,
+        path: &Path,
+        budget: CpuBudget,
+    ) -> Result<Self, LoadError> {
+        let compiled = transform::compile(engine, cache, path, budget)?;
+        if compiled.shape.world == Some(World::Processor) {
+            return Ok(StagePlugin::Processor(ProcessorPlugin::from_compiled(
+                path, compiled,
+            )?));
+        }
+        Ok(StagePlugin::Transform(TransformPlugin::from_compiled(
+            path, compiled, budget,
+        )?))
+    }
+
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        match self {
+            StagePlugin::Transform(p) => p.label(),
+            StagePlugin::Processor(p) => p.label(),
+        }
+    }
+}

@@ -60,7 +60,7 @@ impl std::fmt::Debug for TransformPlugin {
     }
 }
 
-fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
+pub(crate) fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
     LoadError::Link {
         path: path.display().to_string(),
         message: format!("{e:?}"),
@@ -86,24 +86,24 @@ impl TransformPlugin {
         path: &Path,
         budget: CpuBudget,
     ) -> Result<Self, LoadError> {
-        let engine = wasm_engine
-            .engine_for(budget)
-            .map_err(|e| link_err(path, e))?;
-        let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        component::check_header(path, &bytes)?;
-        let (component, outcome) =
-            cache
-                .load(engine, &bytes)
-                .map_err(|e| ComponentError::Invalid {
-                    path: p.clone(),
-                    message: format!("{e:#}"),
-                })?;
-        let shape = component::shape(engine, &component);
+        Self::from_compiled(path, compile(wasm_engine, cache, path, budget)?, budget)
+    }
+
+    /// Links an already compiled component (see [`compile`]).
+    pub(crate) fn from_compiled(
+        path: &Path,
+        compiled: Compiled,
+        budget: CpuBudget,
+    ) -> Result<Self, LoadError> {
+        let Compiled {
+            engine,
+            component,
+            shape,
+            outcome,
+            size,
+        } = compiled;
         component::check_world(path, &shape, World::Transform)?;
+        let engine = &engine;
 
         let mut linker: Linker<HostState> = Linker::new(engine);
         bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
@@ -127,7 +127,7 @@ impl TransformPlugin {
             },
             shape,
             cache: outcome,
-            size: bytes.len() as u64,
+            size,
             engine: engine.clone(),
             budget,
             pre,
@@ -162,15 +162,56 @@ impl TransformPlugin {
     }
 }
 
+/// A component read, checked and compiled (or loaded from the cache).
+pub(crate) struct Compiled {
+    pub engine: wasmtime::Engine,
+    pub component: wasmtime::component::Component,
+    pub shape: Shape,
+    pub outcome: CacheOutcome,
+    pub size: u64,
+}
+
+/// Reads `path`, checks it is a component, and compiles it for `budget`.
+pub(crate) fn compile(
+    wasm_engine: &WasmEngine,
+    cache: &ComponentCache,
+    path: &Path,
+    budget: CpuBudget,
+) -> Result<Compiled, LoadError> {
+    let engine = wasm_engine
+        .engine_for(budget)
+        .map_err(|e| link_err(path, e))?;
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    component::check_header(path, &bytes)?;
+    let (component, outcome) = cache
+        .load(engine, &bytes)
+        .map_err(|e| ComponentError::Invalid {
+            path: p,
+            message: format!("{e:#}"),
+        })?;
+    let shape = component::shape(engine, &component);
+    Ok(Compiled {
+        engine: engine.clone(),
+        component,
+        shape,
+        outcome,
+        size: bytes.len() as u64,
+    })
+}
+
 /// Epoch ticks for a budget; `None` when unlimited.
-fn deadline(budget: CpuBudget) -> Option<u64> {
+pub(crate) fn deadline(budget: CpuBudget) -> Option<u64> {
     match budget {
         CpuBudget::Millis(ms) => Some(WasmEngine::ticks_for(Duration::from_millis(ms))),
         CpuBudget::Unlimited => None,
     }
 }
 
-fn file_stem(path: &Path) -> String {
+pub(crate) fn file_stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()

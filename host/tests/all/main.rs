@@ -10,6 +10,7 @@ mod languages;
 mod mongo;
 mod postgres_cdc;
 mod postgres_poll;
+mod processors;
 mod s3;
 mod sandbox;
 mod sql_sinks;

@@ -1,0 +1,302 @@
+//! Loading a processor component (the `processor` world) and calling it with
+//! its stage's keyed state, granted tables and event-time timers.
+//!
+//! State lives outside the instance ([`KeyedState`] behind the stage's
+//! mutex), so replacing a trapped instance loses nothing. Writes of a call
+//! are applied only when the call succeeds.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{HasSelf, Linker, ResourceAny};
+use wasmtime::{Store, Trap};
+
+use super::bindings::processor as pb;
+use super::bindings::{Batch, Output, Param, PluginInfo};
+use super::cache::{CacheOutcome, ComponentCache};
+use super::component::{self, World};
+use super::engine::WasmEngine;
+use super::host::{HostState, ProcessorContext};
+use super::transform::{compile, deadline, file_stem, link_err, CallFailure, Compiled, LoadError};
+use crate::config::{CpuBudget, Limits};
+use crate::state::{KeyedState, Table};
+
+/// A compiled, linked processor component.
+pub struct ProcessorPlugin {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// What the plugin says about itself.
+    pub info: PluginInfo,
+    /// Whether it came from the compile cache.
+    pub cache: CacheOutcome,
+    engine: wasmtime::Engine,
+    pre: pb::ProcessorPre<HostState>,
+}
+
+impl ProcessorPlugin {
+    /// Reads, checks, compiles and links `path` for `budget`.
+    pub fn load(
+        wasm_engine: &WasmEngine,
+        cache: &ComponentCache,
+        path: &Path,
+        budget: CpuBudget,
+    ) -> Result<Self, LoadError> {
+        Self::from_compiled(path, compile(wasm_engine, cache, path, budget)?)
+    }
+
+    /// Links an already compiled component.
+    pub(crate) fn from_compiled(path: &Path, compiled: Compiled) -> Result<Self, LoadError> {
+        let Compiled {
+            engine,
+            component,
+            shape,
+            outcome,
+            ..
+        } = compiled;
+        component::check_world(path, &shape, World::Processor)?;
+        let mut linker: Linker<HostState> = Linker::new(&engine);
+        pb::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| link_err(path, e))?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| link_err(path, e))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| link_err(path, e))?;
+        let pre = pb::ProcessorPre::new(pre).map_err(|e| link_err(path, e))?;
+        let mut plugin = Self {
+            path: path.to_path_buf(),
+            info: PluginInfo {
+                name: file_stem(path),
+                version: "?".into(),
+                description: String::new(),
+            },
+            cache: outcome,
+            engine,
+            pre,
+        };
+        let mut store = Store::new(
+            &plugin.engine,
+            HostState::new("describe", &plugin.label(), Limits::default().memory_mb),
+        );
+        store.limiter(|s| &mut s.limiter);
+        if let Some(t) = deadline(Limits::default().cpu_ms_per_call) {
+            store.set_epoch_deadline(t);
+        }
+        let instance = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| link_err(path, e))?;
+        plugin.info = instance
+            .sluice_plugin_stateful()
+            .call_describe(&mut store)
+            .map_err(|e| link_err(path, e))?;
+        Ok(plugin)
+    }
+
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.version)
+    }
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: pb::Processor,
+    handle: ResourceAny,
+}
+
+/// One stage's processor instance, with its state.
+pub struct ProcessorInstance {
+    plugin: Arc<ProcessorPlugin>,
+    stage: String,
+    params: Vec<Param>,
+    limits: Limits,
+    state: Arc<Mutex<KeyedState>>,
+    tables: HashMap<String, Table>,
+    live: Option<Live>,
+    /// Instances created so far.
+    pub instantiations: u64,
+}
+
+impl ProcessorInstance {
+    /// Creates the instance (the plugin validates `params`).
+    pub fn new(
+        plugin: Arc<ProcessorPlugin>,
+        stage: &str,
+        params: &[(String, String)],
+        limits: Limits,
+        tables: HashMap<String, Table>,
+    ) -> Result<Self, CallFailure> {
+        let mut inst = Self {
+            plugin,
+            stage: stage.to_string(),
+            params: params
+                .iter()
+                .map(|(name, value)| Param {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            limits,
+            state: Arc::new(Mutex::new(KeyedState::default())),
+            tables,
+            live: None,
+            instantiations: 0,
+        };
+        inst.ensure_live()?;
+        Ok(inst)
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<ProcessorPlugin> {
+        &self.plugin
+    }
+
+    /// The stage's state (for checkpoints and restores).
+    pub fn state(&self) -> &Arc<Mutex<KeyedState>> {
+        &self.state
+    }
+
+    fn ensure_live(&mut self) -> Result<(), CallFailure> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let mut state = HostState::new(&self.stage, &self.plugin.label(), self.limits.memory_mb);
+        state.processor = Some(ProcessorContext {
+            state: self.state.clone(),
+            tables: self.tables.clone(),
+        });
+        let mut store = Store::new(&self.plugin.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if let Some(t) = deadline(self.limits.cpu_ms_per_call) {
+            store.set_epoch_deadline(t);
+        }
+        let bindings = self
+            .plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&store, e))?;
+        self.instantiations += 1;
+        let created = bindings
+            .sluice_plugin_stateful()
+            .processor()
+            .call_create(&mut store, &self.params)
+            .map_err(|e| self.classify(&store, e))?;
+        let handle = created.map_err(|message| CallFailure::Init {
+            plugin: self.plugin.label(),
+            stage: self.stage.clone(),
+            message,
+        })?;
+        self.live = Some(Live {
+            store,
+            bindings,
+            handle,
+        });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Processes one batch; state written by the call is kept only if it succeeds.
+    pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
+        self.call(|live| {
+            live.bindings
+                .sluice_plugin_stateful()
+                .processor()
+                .call_process(&mut live.store, live.handle, batch)
+        })
+    }
+
+    /// Delivers timers the watermark has passed.
+    pub fn on_timers(&mut self, fired: &[pb::FiredTimer]) -> Result<Output, CallFailure> {
+        self.call(|live| {
+            live.bindings
+                .sluice_plugin_stateful()
+                .processor()
+                .call_on_timers(&mut live.store, live.handle, fired)
+        })
+    }
+
+    fn call(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<Output, pb::CallError>>,
+    ) -> Result<Output, CallFailure> {
+        self.ensure_live()?;
+        let Some(live) = self.live.as_mut() else {
+            return Err(self.trap("instance unavailable".into()));
+        };
+        if let Some(ticks) = deadline(self.limits.cpu_ms_per_call) {
+            live.store.set_epoch_deadline(ticks);
+        }
+        live.store.data_mut().begin_call();
+        let result = f(live);
+        let outcome = match result {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(pb::CallError::Retry(message))) => Err(CallFailure::Retry {
+                plugin: self.plugin.label(),
+                stage: self.stage.clone(),
+                message,
+            }),
+            Ok(Err(pb::CallError::Fatal(message))) => Err(CallFailure::Fatal {
+                plugin: self.plugin.label(),
+                stage: self.stage.clone(),
+                message,
+            }),
+            Err(e) => Err(match self.live.take() {
+                Some(live) => self.classify(&live.store, e),
+                None => self.trap(format!("{e:?}")),
+            }),
+        };
+        let mut state = self.lock();
+        if outcome.is_ok() {
+            state.commit();
+        } else {
+            state.rollback();
+        }
+        drop(state);
+        outcome
+    }
+
+    fn trap(&self, message: String) -> CallFailure {
+        CallFailure::Trap {
+            plugin: self.plugin.label(),
+            stage: self.stage.clone(),
+            message,
+        }
+    }
+
+    fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
+        let plugin = self.plugin.label();
+        let stage = self.stage.clone();
+        if let Some(limit) = store.data().limiter.breached() {
+            return CallFailure::Limit {
+                plugin,
+                stage,
+                limit: limit.to_string(),
+            };
+        }
+        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return CallFailure::Limit {
+                plugin,
+                stage,
+                limit: format!("CPU budget of {}", self.limits.cpu_ms_per_call),
+            };
+        }
+        let mut message = match e.downcast_ref::<Trap>() {
+            Some(trap) => format!("wasm trap: {trap}"),
+            None => format!("{e}"),
+        };
+        if let Some(last) = store.data().last_error() {
+            message = format!("{last} ({message})");
+        }
+        CallFailure::Trap {
+            plugin,
+            stage,
+            message,
+        }
+    }
+}

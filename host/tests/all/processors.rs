@@ -1,0 +1,245 @@
+//! Stateful processors (the `processor` world) through the real binary:
+//! keyed state, event-time windows and timers, late events, and state that
+//! survives SIGKILL with the checkpoint it belongs to.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The youth example, run as shipped: the counts per category and 30-second
+/// window must be what a direct computation over its input gives.
+#[test]
+fn youth_example_counts_categories_per_tumbling_window() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out_dir = root.join("target/youth");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    run_ok(
+        sluice()
+            .arg("run")
+            .arg(root.join("examples/youth/pipeline.yaml"))
+            .arg("--no-progress")
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins")),
+    );
+    let customers = json_lines(&root.join("examples/youth/customers.jsonl"));
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut jovens = Vec::new();
+    for c in &customers {
+        let born = c["nascimento"].as_str().expect("nascimento");
+        let cat = if born >= "2000-01-01" {
+            "JOVEM"
+        } else {
+            "ADULTO"
+        };
+        if cat == "JOVEM" {
+            jovens.push(c["id"].clone());
+        }
+        let t = c["dt_update"].as_str().expect("dt_update");
+        // HH:MM:SS of a same-day timestamp -> 30 s window index.
+        let secs: i64 = t[11..13].parse::<i64>().expect("h") * 3600
+            + t[14..16].parse::<i64>().expect("m") * 60
+            + t[17..19].parse::<i64>().expect("s");
+        *expected.entry((secs / 30, cat.to_string())).or_default() += 1;
+    }
+    let counts = json_lines(&out_dir.join("idadecont.jsonl"));
+    let mut got: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let first_window = counts
+        .iter()
+        .filter_map(|c| c["value"]["window_start"].as_i64())
+        .min()
+        .expect("windows");
+    let day_start = first_window - (first_window.rem_euclid(86_400_000));
+    for c in &counts {
+        let v = &c["value"];
+        let start = v["window_start"].as_i64().expect("start");
+        assert_eq!(v["window_end"].as_i64(), Some(start + 30_000));
+        assert_eq!(c["key"]["key"], v["key"], "keyed by category and window");
+        let prev = got.insert(
+            (
+                (start - day_start) / 30_000,
+                v["key"].as_str().expect("key").to_string(),
+            ),
+            v["count"].as_u64().expect("count"),
+        );
+        assert!(prev.is_none(), "one result per window and category");
+    }
+    assert_eq!(got, expected);
+    let got_jovens: Vec<Value> = json_lines(&out_dir.join("jovens.jsonl"))
+        .iter()
+        .map(|j| j["id"].clone())
+        .collect();
+    assert_eq!(got_jovens, jovens);
+}
+
+fn windowed_events(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    for i in 0..n {
+        // Event time advances 1 ms per event: 1000-event windows.
+        writeln!(
+            w,
+            r#"{{"n":{i},"g":"g{}","t":{}}}"#,
+            i % 3,
+            1_700_000_000_000u64 + i as u64
+        )
+        .expect("write");
+    }
+}
+
+fn count_pipeline(dir: &Path, input: &Path, out: &Path) -> std::path::PathBuf {
+    write_pipeline(
+        dir,
+        &format!(
+            "name: agg\ncheckpoint_interval_ms: 50\nbatch_size: 64\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  counts:\n    plugin: {}\n    inputs: [in]\n    event_time: {{field: t}}\n    params: {{size_ms: 1000, group_by: g, aggregates: \"count, sum(n) as total\"}}\nsinks:\n  out: {{type: file, path: {}, inputs: [counts]}}\n",
+            q(input),
+            q(&plugin("window-aggregate")),
+            q(out)
+        ),
+    )
+}
+
+fn expected_counts(n: usize) -> BTreeMap<(String, i64), (u64, f64)> {
+    let mut m: BTreeMap<(String, i64), (u64, f64)> = BTreeMap::new();
+    for i in 0..n {
+        let t = 1_700_000_000_000i64 + i as i64;
+        let e = m
+            .entry((format!("g{}", i % 3), t - t.rem_euclid(1000)))
+            .or_default();
+        e.0 += 1;
+        e.1 += i as f64;
+    }
+    m
+}
+
+fn results(path: &Path) -> BTreeMap<(String, i64), (u64, f64)> {
+    let mut m = BTreeMap::new();
+    for v in json_lines(path) {
+        let k = (
+            v["key"].as_str().expect("key").to_string(),
+            v["window_start"].as_i64().expect("start"),
+        );
+        let prev = m.insert(
+            k.clone(),
+            (
+                v["count"].as_u64().expect("count"),
+                v["total"].as_f64().expect("total"),
+            ),
+        );
+        assert!(prev.is_none(), "window {k:?} emitted twice");
+    }
+    m
+}
+
+/// Killed mid-run and rerun, the aggregates are exactly those of an
+/// uninterrupted run: the state restored is the one saved with the
+/// checkpoint the sources and sinks resume from.
+#[test]
+fn window_state_survives_sigkill_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    const N: usize = 300_000;
+    windowed_events(&input, N);
+    let out = dir.path().join("out.jsonl");
+    let p = count_pipeline(dir.path(), &input, &out);
+    let checkpoint = dir.path().join(".sluice/agg/checkpoint.json");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    loop {
+        let cp: Option<Value> = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if cp.is_some_and(|c| c["id"].as_u64() > Some(2)) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let partial = lines(&out).len();
+    let states = std::fs::read_dir(dir.path().join(".sluice/agg/stages/counts"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(states > 0, "state files are saved at checkpoints");
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let got = results(&out);
+    let want = expected_counts(N);
+    eprintln!(
+        "window-aggregate SIGKILL test: {partial} results before the kill, {} after the rerun",
+        got.len()
+    );
+    assert!(partial < want.len(), "the kill landed mid-run");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "aggregates differ from an uninterrupted run");
+}
+
+/// An event behind the watermark is dead-lettered as `late`, naming how
+/// late it is; it is not counted.
+#[test]
+fn late_events_go_to_the_dead_letter_destination() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"g\":\"a\",\"t\":\"2026-01-01T10:00:05\"}\n{\"g\":\"a\",\"t\":\"2026-01-01T10:00:40\"}\n{\"g\":\"a\",\"t\":\"2026-01-01T10:00:20\"}\n{\"g\":\"a\",\"t\":\"2026-01-01T10:00:38\"}\n{\"g\":\"a\",\"t\":\"not a time\"}\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: late\nbatch_size: 1\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  counts:\n    plugin: {}\n    inputs: [in]\n    event_time: {{field: t, lateness_ms: 5000}}\n    params: {{size_ms: 30000, group_by: g}}\nsinks:\n  out: {{type: file, path: {}, inputs: [counts]}}\n",
+            q(&input),
+            q(&plugin("window-aggregate")),
+            q(&out)
+        ),
+    );
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let counts: Vec<(i64, u64)> = json_lines(&out)
+        .iter()
+        .map(|v| {
+            (
+                v["window_start"].as_i64().unwrap_or(0) % 86_400_000,
+                v["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // 10:00:38 is 2 s behind the newest (10:00:40): within the 5 s lateness.
+    assert_eq!(counts, vec![(36_000_000, 1), (36_030_000, 2)]);
+    let dead = json_lines(&dir.path().join(".sluice/late/dead-letters.jsonl"));
+    let kinds: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["headers"]["sluice.error.kind"].as_str().unwrap_or(""),
+                d["headers"]["sluice.error.message"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds[0].0, "late");
+    assert!(
+        kinds[0].1.contains("15000 ms behind the watermark"),
+        "{}",
+        kinds[0].1
+    );
+    assert_eq!(kinds[1].0, "event-time");
+    assert!(
+        kinds[1].1.contains("\"not a time\" is not a date-time"),
+        "{}",
+        kinds[1].1
+    );
+}

@@ -1,0 +1,552 @@
+//! `window-aggregate`: aggregates events per key over event-time windows,
+//! like ksqlDB's `WINDOW TUMBLING / HOPPING / SESSION ... GROUP BY`.
+//!
+//! Parameters:
+//! - `window`: `tumbling` (default), `hopping` or `session`;
+//! - `size_ms`: window length (tumbling, hopping); `advance_ms`: hop (hopping);
+//!   `gap_ms`: inactivity that closes a session;
+//! - `group_by`: top-level field to group by; the event key when absent;
+//! - `aggregates`: comma-separated `count`, `sum(f)`, `min(f)`, `max(f)`,
+//!   `avg(f)`, `latest(f)`, each optionally `as name` (default `count`,
+//!   `sum_f`, ...);
+//! - `emit`: `close` (default: one result when the watermark passes the
+//!   window's end), `update` (a result after every event) or `both`.
+//!
+//! Each result is keyed by `{"key", "window_start", "window_end"}` and holds
+//! those fields plus the aggregates. State is the host's keyed state, so it
+//! is checkpointed with the source positions; windows close on host timers.
+
+use serde_json::{json, Map, Value};
+use sluice_sdk::{Emitter, Event, EventError, Host, OutEvent, Params, Processor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    Tumbling { size: i64 },
+    Hopping { size: i64, advance: i64 },
+    Session { gap: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+struct Agg {
+    func: Func,
+    field: Option<String>,
+    name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emit {
+    Close,
+    Update,
+    Both,
+}
+
+/// The processor.
+pub struct WindowAggregate {
+    window: Window,
+    group_by: Option<String>,
+    aggs: Vec<Agg>,
+    emit: Emit,
+}
+
+fn positive(params: &Params, name: &str) -> Result<i64, String> {
+    let v = params.required(name)?;
+    match v.trim().parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`{name}` must be a positive number of milliseconds, got `{v}`"
+        )),
+    }
+}
+
+fn parse_aggs(text: &str) -> Result<Vec<Agg>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (expr, alias) = match part.split_once(" as ") {
+            Some((e, a)) => (e.trim(), Some(a.trim().to_string())),
+            None => (part, None),
+        };
+        let (fname, field) = match expr.split_once('(') {
+            Some((f, rest)) => {
+                let field = rest
+                    .strip_suffix(')')
+                    .ok_or_else(|| format!("`aggregates`: `{part}` lacks a closing `)`"))?
+                    .trim();
+                (f.trim(), (!field.is_empty()).then(|| field.to_string()))
+            }
+            None => (expr, None),
+        };
+        let func = match fname.to_ascii_lowercase().as_str() {
+            "count" => Func::Count,
+            "sum" => Func::Sum,
+            "min" => Func::Min,
+            "max" => Func::Max,
+            "avg" => Func::Avg,
+            "latest" => Func::Latest,
+            other => {
+                return Err(format!(
+                    "`aggregates`: unknown function `{other}`; expected count, sum, min, max, avg or latest"
+                ))
+            }
+        };
+        if func != Func::Count && field.is_none() {
+            return Err(format!(
+                "`aggregates`: `{fname}` needs a field, like `{fname}(price)`"
+            ));
+        }
+        let name = alias.unwrap_or_else(|| match &field {
+            Some(f) if func != Func::Count => format!("{}_{f}", fname.to_ascii_lowercase()),
+            _ => "count".to_string(),
+        });
+        out.push(Agg { func, field, name });
+    }
+    if out.is_empty() {
+        return Err("`aggregates` is empty; expected e.g. `count, sum(price) as total`".into());
+    }
+    Ok(out)
+}
+
+/// State key of one window of one group: `w` + group + NUL + start (big-endian, sign-flipped).
+fn window_key(group: &str, start: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + 10);
+    k.push(b'w');
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    k
+}
+
+fn session_key(group: &str) -> Vec<u8> {
+    let mut k = vec![b's'];
+    k.extend_from_slice(group.as_bytes());
+    k
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+impl WindowAggregate {
+    fn windows(&self, ts: i64) -> Vec<(i64, i64)> {
+        match self.window {
+            Window::Tumbling { size } => {
+                let start = ts.div_euclid(size) * size;
+                vec![(start, start + size)]
+            }
+            Window::Hopping { size, advance } => {
+                // Every window [s, s+size) with s a multiple of `advance` that holds ts.
+                let last = ts.div_euclid(advance) * advance;
+                let mut out = Vec::new();
+                let mut s = last;
+                while s > ts - size {
+                    out.push((s, s + size));
+                    s -= advance;
+                }
+                out.reverse();
+                out
+            }
+            Window::Session { .. } => Vec::new(),
+        }
+    }
+
+    /// Folds one event into an aggregate state object.
+    fn fold(&self, state: &mut Map<String, Value>, value: &Value) {
+        for a in &self.aggs {
+            let field_value = a.field.as_deref().and_then(|f| value.get(f));
+            let slot = state.entry(a.name.clone()).or_insert(Value::Null);
+            match a.func {
+                Func::Count => *slot = json!(slot.as_u64().unwrap_or(0) + 1),
+                Func::Sum => {
+                    if let Some(x) = number(field_value) {
+                        *slot = json!(slot.as_f64().unwrap_or(0.0) + x);
+                    }
+                }
+                Func::Min => {
+                    if let Some(x) = number(field_value) {
+                        if slot.as_f64().is_none_or(|m| x < m) {
+                            *slot = json!(x);
+                        }
+                    }
+                }
+                Func::Max => {
+                    if let Some(x) = number(field_value) {
+                        if slot.as_f64().is_none_or(|m| x > m) {
+                            *slot = json!(x);
+                        }
+                    }
+                }
+                Func::Avg => {
+                    if let Some(x) = number(field_value) {
+                        let (sum, n) = match slot {
+                            Value::Array(a) if a.len() == 2 => {
+                                (a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(0.0))
+                            }
+                            _ => (0.0, 0.0),
+                        };
+                        *slot = json!([sum + x, n + 1.0]);
+                    }
+                }
+                Func::Latest => {
+                    if let Some(v) = field_value {
+                        *slot = v.clone();
+                    }
+                }
+            }
+        }
+    }
+
+    fn result(&self, group: &str, start: i64, end: i64, state: &Map<String, Value>) -> Value {
+        let mut out = Map::new();
+        out.insert("key".into(), json!(group));
+        out.insert("window_start".into(), json!(start));
+        out.insert("window_end".into(), json!(end));
+        for a in &self.aggs {
+            let v = state.get(&a.name).cloned().unwrap_or(Value::Null);
+            let v = match (a.func, v) {
+                (Func::Avg, Value::Array(p)) if p.len() == 2 => {
+                    let (s, n) = (p[0].as_f64().unwrap_or(0.0), p[1].as_f64().unwrap_or(0.0));
+                    if n > 0.0 {
+                        json!(s / n)
+                    } else {
+                        Value::Null
+                    }
+                }
+                (Func::Count, Value::Null) => json!(0),
+                (_, v) => v,
+            };
+            out.insert(a.name.clone(), v);
+        }
+        Value::Object(out)
+    }
+
+    fn emit_result(out: &mut Emitter<'_>, result: &Value, ts: i64) {
+        let key = json!({
+            "key": result["key"],
+            "window_start": result["window_start"],
+            "window_end": result["window_end"],
+        })
+        .to_string();
+        let value = result.to_string();
+        out.emit(&OutEvent {
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            headers: Vec::new(),
+            timestamp_ms: ts,
+        });
+    }
+
+    fn load(host: &mut dyn Host, key: &[u8]) -> Map<String, Value> {
+        host.get(key)
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    }
+}
+
+fn group_of(
+    group_by: Option<&str>,
+    event: &Event<'_>,
+    value: &Value,
+) -> Result<String, EventError> {
+    match group_by {
+        None => Ok(event
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default()),
+        Some(f) => match value.get(f) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Null) | None => {
+                Err(EventError::reject(format!("no `{f}` field to group by")))
+            }
+            Some(other) => Ok(other.to_string()),
+        },
+    }
+}
+
+impl Processor for WindowAggregate {
+    fn new(params: &Params) -> Result<Self, String> {
+        params.only(&[
+            "window",
+            "size_ms",
+            "advance_ms",
+            "gap_ms",
+            "group_by",
+            "aggregates",
+            "emit",
+        ])?;
+        let window = match params.get("window").unwrap_or("tumbling") {
+            "tumbling" => Window::Tumbling {
+                size: positive(params, "size_ms")?,
+            },
+            "hopping" => {
+                let size = positive(params, "size_ms")?;
+                let advance = positive(params, "advance_ms")?;
+                if advance > size {
+                    return Err(format!(
+                        "`advance_ms` ({advance}) must not exceed `size_ms` ({size})"
+                    ));
+                }
+                Window::Hopping { size, advance }
+            }
+            "session" => Window::Session {
+                gap: positive(params, "gap_ms")?,
+            },
+            other => {
+                return Err(format!(
+                    "`window`: unknown `{other}`; expected tumbling, hopping or session"
+                ))
+            }
+        };
+        let emit = match params.get("emit").unwrap_or("close") {
+            "close" => Emit::Close,
+            "update" => Emit::Update,
+            "both" => Emit::Both,
+            other => {
+                return Err(format!(
+                    "`emit`: unknown `{other}`; expected close, update or both"
+                ))
+            }
+        };
+        Ok(Self {
+            window,
+            group_by: params.get("group_by").map(str::to_string),
+            aggs: parse_aggs(params.get("aggregates").unwrap_or("count"))?,
+            emit,
+        })
+    }
+
+    fn process(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Emitter<'_>,
+        host: &mut dyn Host,
+    ) -> Result<(), EventError> {
+        if event.is_tombstone() {
+            return Ok(());
+        }
+        let value = event.json()?;
+        let group = group_of(self.group_by.as_deref(), event, &value)?;
+        let ts = event.timestamp_ms();
+        let updates = matches!(self.emit, Emit::Update | Emit::Both);
+        if let Window::Session { gap } = self.window {
+            let key = session_key(&group);
+            let mut s = Self::load(host, &key);
+            let start = s.get("_start").and_then(Value::as_i64);
+            let end = s.get("_end").and_then(Value::as_i64);
+            let (start, old_end) = match (start, end) {
+                (Some(st), Some(en)) if ts <= en && ts >= st - gap => (st.min(ts), Some(en)),
+                (Some(st), Some(en)) => {
+                    // Outside the open session: that session is over; close
+                    // it now rather than let its timer find this new one.
+                    host.cancel_timer(&key, en);
+                    if matches!(self.emit, Emit::Close | Emit::Both) {
+                        Self::emit_result(out, &self.result(&group, st, en, &s), en);
+                    }
+                    s = Map::new();
+                    (ts, None)
+                }
+                _ => {
+                    s = Map::new();
+                    (ts, None)
+                }
+            };
+            let end = old_end.map_or(ts + gap, |e| e.max(ts + gap));
+            if let Some(e) = old_end {
+                host.cancel_timer(&key, e);
+            }
+            self.fold(&mut s, &value);
+            s.insert("_start".into(), json!(start));
+            s.insert("_end".into(), json!(end));
+            host.put(&key, Value::Object(s.clone()).to_string().as_bytes(), None);
+            host.register_timer(&key, end);
+            if updates {
+                Self::emit_result(out, &self.result(&group, start, end, &s), ts);
+            }
+            return Ok(());
+        }
+        for (start, end) in self.windows(ts) {
+            let key = window_key(&group, start);
+            let mut s = Self::load(host, &key);
+            let fresh = s.is_empty();
+            self.fold(&mut s, &value);
+            host.put(&key, Value::Object(s.clone()).to_string().as_bytes(), None);
+            if fresh {
+                // Closes once the watermark reaches the (exclusive) end: no
+                // event of this window can come after that.
+                host.register_timer(&key, end);
+            }
+            if updates {
+                Self::emit_result(out, &self.result(&group, start, end, &s), ts);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        timer: &Event<'_>,
+        out: &mut Emitter<'_>,
+        host: &mut dyn Host,
+    ) -> Result<(), EventError> {
+        let Some(key) = timer.key() else {
+            return Ok(());
+        };
+        let s = Self::load(host, key);
+        host.delete(key);
+        if s.is_empty() {
+            return Ok(());
+        }
+        let (group, start, end) = match key.first() {
+            Some(b's') => (
+                String::from_utf8_lossy(&key[1..]).into_owned(),
+                s.get("_start").and_then(Value::as_i64).unwrap_or(0),
+                s.get("_end").and_then(Value::as_i64).unwrap_or(0),
+            ),
+            _ => {
+                // `w` + group + NUL + 8 bytes of start.
+                let nul = key.len().saturating_sub(9);
+                let group =
+                    String::from_utf8_lossy(key.get(1..nul).unwrap_or_default()).into_owned();
+                let mut b = [0u8; 8];
+                if let Some(raw) = key.get(nul + 1..nul + 9) {
+                    b.copy_from_slice(raw);
+                }
+                let start = (u64::from_be_bytes(b) ^ (1 << 63)) as i64;
+                let size = match self.window {
+                    Window::Tumbling { size } | Window::Hopping { size, .. } => size,
+                    Window::Session { .. } => 0,
+                };
+                (group, start, start + size)
+            }
+        };
+        if matches!(self.emit, Emit::Close | Emit::Both) {
+            Self::emit_result(out, &self.result(&group, start, end, &s), end);
+        }
+        Ok(())
+    }
+}
+
+sluice_sdk::export_processor!(WindowAggregate);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::testing::Harness;
+
+    fn values(outs: &[(Option<String>, Option<String>)]) -> Vec<Value> {
+        outs.iter()
+            .filter_map(|(_, v)| v.as_deref().and_then(|v| serde_json::from_str(v).ok()))
+            .collect()
+    }
+
+    #[test]
+    fn tumbling_counts_close_when_the_watermark_passes() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "30000"),
+            ("group_by", "cat"),
+            (
+                "aggregates",
+                "count, sum(n) as total, avg(n), max(n), latest(name)",
+            ),
+        ])
+        .expect("params");
+        assert!(h
+            .send("s", None, Some(r#"{"cat":"A","n":1,"name":"x"}"#), 1_000)
+            .expect("ok")
+            .is_empty());
+        assert!(h
+            .send("s", None, Some(r#"{"cat":"A","n":3,"name":"y"}"#), 29_999)
+            .expect("ok")
+            .is_empty());
+        assert!(h
+            .send("s", None, Some(r#"{"cat":"B","n":5}"#), 10_000)
+            .expect("ok")
+            .is_empty());
+        // An event in the next window moves the watermark past the first one.
+        let closed = values(
+            &h.send("s", None, Some(r#"{"cat":"A","n":7}"#), 30_000)
+                .expect("ok"),
+        );
+        assert_eq!(
+            closed,
+            vec![
+                json!({"key":"A","window_start":0,"window_end":30000,"count":2,"total":4.0,"avg_n":2.0,"max_n":3.0,"latest_name":"y"}),
+                json!({"key":"B","window_start":0,"window_end":30000,"count":1,"total":5.0,"avg_n":5.0,"max_n":5.0,"latest_name":null}),
+            ]
+        );
+        let last = values(&h.advance(i64::MAX).expect("ok"));
+        assert_eq!(last[0]["window_start"], 30000);
+        assert_eq!(last[0]["count"], 1);
+    }
+
+    #[test]
+    fn hopping_and_session_windows() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("window", "hopping"),
+            ("size_ms", "10"),
+            ("advance_ms", "5"),
+            ("emit", "update"),
+        ])
+        .expect("params");
+        let outs = values(&h.send("s", Some("k"), Some("{}"), 7).expect("ok"));
+        let bounds: Vec<(i64, i64)> = outs
+            .iter()
+            .map(|v| {
+                (
+                    v["window_start"].as_i64().unwrap_or(-1),
+                    v["window_end"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(bounds, vec![(0, 10), (5, 15)]);
+
+        let mut h = Harness::<WindowAggregate>::new(&[("window", "session"), ("gap_ms", "100")])
+            .expect("params");
+        h.send("s", Some("u"), Some("{}"), 0).expect("ok");
+        h.send("s", Some("u"), Some("{}"), 80).expect("ok");
+        let closed = values(&h.send("s", Some("u"), Some("{}"), 500).expect("ok"));
+        assert_eq!(
+            closed,
+            vec![json!({"key":"u","window_start":0,"window_end":180,"count":2})]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let err = |p: &[(&str, &str)]| Harness::<WindowAggregate>::new(p).err().unwrap_or_default();
+        assert!(err(&[]).contains("size_ms"));
+        assert!(err(&[("size_ms", "10"), ("aggregates", "median(x)")])
+            .contains("unknown function `median`"));
+        assert!(err(&[("size_ms", "10"), ("aggregates", "sum")]).contains("needs a field"));
+        assert!(err(&[
+            ("window", "hopping"),
+            ("size_ms", "10"),
+            ("advance_ms", "20")
+        ])
+        .contains("must not exceed"));
+    }
+
+    #[test]
+    fn events_without_the_group_field_are_rejected() {
+        let mut h = Harness::<WindowAggregate>::new(&[("size_ms", "10"), ("group_by", "cat")])
+            .expect("params");
+        let err = h
+            .send("s", None, Some(r#"{"x":1}"#), 1)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("no `cat` field"), "{err}");
+    }
+}
