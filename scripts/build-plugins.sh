@@ -8,7 +8,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
-plugins=(filter project mask unwrap passthrough window-aggregate)
+plugins=(filter project mask unwrap passthrough window-aggregate lookup-join window-join)
 args=()
 for p in "${plugins[@]}"; do args+=(-p "sluice-plugin-$p"); done
 # Guests are small: whole-program optimization is cheap for them and pays per event.

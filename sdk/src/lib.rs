@@ -48,6 +48,7 @@ pub mod abi;
 mod event;
 mod params;
 pub mod processor;
+pub mod select;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]

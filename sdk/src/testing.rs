@@ -12,8 +12,9 @@ pub struct TestOutput {
 }
 
 impl TestOutput {
-    /// Output values as UTF-8 strings (`"null"` stands for a tombstone).
-    pub fn values(&self) -> Vec<String> {
+    /// Output values exactly as emitted, byte for byte, as UTF-8 strings
+    /// (`"null"` stands for a tombstone).
+    pub fn raw_values(&self) -> Vec<String> {
         self.raw
             .events
             .events
@@ -21,6 +22,27 @@ impl TestOutput {
             .map(
                 |e| match e.value.and_then(|s| s.slice(&self.raw.events.data)) {
                     Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    None => "null".to_string(),
+                },
+            )
+            .collect()
+    }
+
+    /// Output values as UTF-8 strings (`"null"` stands for a tombstone).
+    /// JSON values are written canonically (compact, object keys sorted), so
+    /// a test does not depend on whether serde_json keeps insertion order
+    /// (its `preserve_order` feature, which any crate in a build can turn on).
+    pub fn values(&self) -> Vec<String> {
+        self.raw
+            .events
+            .events
+            .iter()
+            .map(
+                |e| match e.value.and_then(|s| s.slice(&self.raw.events.data)) {
+                    Some(bytes) => match serde_json::from_slice::<serde_json::Value>(bytes) {
+                        Ok(v) => canonical(&v),
+                        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+                    },
                     None => "null".to_string(),
                 },
             )
@@ -262,4 +284,32 @@ pub fn run_processor<P: crate::Processor>(
     let raw =
         crate::processor::run_processor(&mut p, &mut host, &batch).map_err(TestError::Call)?;
     Ok(TestOutput { raw })
+}
+
+/// Compact JSON with object keys sorted.
+pub fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let body: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical(&m[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
 }

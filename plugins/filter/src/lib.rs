@@ -85,7 +85,7 @@ mod tests {
             &input,
         )
         .expect("runs");
-        assert_eq!(out.values(), vec![input[0], input[3]]);
+        assert_eq!(out.raw_values(), vec![input[0], input[3]]);
         assert!(out.rejected().is_empty());
         let parents: Vec<u32> = out.raw.events.events.iter().map(|e| e.parent).collect();
         assert_eq!(parents, vec![0, 3]);
@@ -197,7 +197,7 @@ mod tests {
         )
         .expect("runs");
         assert_eq!(
-            out.values(),
+            out.raw_values(),
             vec![
                 r#"{"country":"BR","age":30}"#,
                 r#"{"country":"Pt","age":18}"#
