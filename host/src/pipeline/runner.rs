@@ -70,6 +70,11 @@ pub(crate) enum Report {
         source: String,
         position: Value,
     },
+    /// The source has delivered its snapshot; barriers from `id` on follow it.
+    CaughtUp {
+        source: String,
+        id: u64,
+    },
     SinkFlushed {
         sink: String,
         id: u64,
@@ -328,6 +333,11 @@ pub fn run_with(
             metrics: metrics.clone(),
             event_time: stage.event_time.clone(),
             state_dir: pipeline.state_dir(),
+            tables: stage
+                .tables
+                .iter()
+                .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
+                .collect(),
         };
         spawn(&stage.name, report_tx.clone(), move || task.run())?;
     }
@@ -361,6 +371,7 @@ pub fn run_with(
             batch_size: pipeline.batch_size.max(1),
             requested: requested.clone(),
             last: requested.load(Ordering::SeqCst),
+            caught_up: false,
             stop: options.stop.clone(),
             reports: report_tx.clone(),
             metrics: metrics.clone(),
@@ -396,6 +407,18 @@ pub fn run_with(
         last_id: restored.as_ref().map_or(0, |c| c.id),
         metrics: metrics.clone(),
         commit_txs,
+        tables: pipeline
+            .tables
+            .iter()
+            .map(|t| {
+                let table = tables.get(&t.name).cloned().unwrap_or_default();
+                (
+                    t.name.clone(),
+                    (table, upstream_sources(pipeline, &t.config.input)),
+                )
+            })
+            .collect(),
+        caught_up: HashMap::new(),
     };
     let result = coordinator.run(
         report_rx,
@@ -478,6 +501,7 @@ struct SourceTask {
     batch_size: usize,
     requested: Arc<AtomicU64>,
     last: u64,
+    caught_up: bool,
     stop: Arc<AtomicBool>,
     reports: Sender<Report>,
     metrics: Arc<Metrics>,
@@ -542,6 +566,24 @@ impl SourceTask {
             if polled.done {
                 break;
             }
+            if !self.caught_up && self.source.caught_up() {
+                // A barrier right behind the snapshot: a table that has
+                // flushed it holds everything the snapshot had.
+                self.caught_up = true;
+                self.requested.fetch_add(1, Ordering::SeqCst);
+                self.barriers();
+                tracing::info!(source = %self.name, barrier = self.last, "caught up");
+                let _ = self.reports.send(Report::CaughtUp {
+                    source: self.name.clone(),
+                    id: self.last,
+                });
+            }
+        }
+        if !self.caught_up {
+            let _ = self.reports.send(Report::CaughtUp {
+                source: self.name.clone(),
+                id: self.last + 1,
+            });
         }
         let _ = self.reports.send(Report::SourceDone {
             source: self.name.clone(),
@@ -686,6 +728,9 @@ struct Coordinator {
     last_id: u64,
     metrics: Arc<Metrics>,
     commit_txs: HashMap<String, Sender<Value>>,
+    /// Tables, and the sources upstream of each.
+    tables: HashMap<String, (Table, Vec<String>)>,
+    caught_up: HashMap<String, u64>,
 }
 
 impl Coordinator {
@@ -751,7 +796,11 @@ impl Coordinator {
             Report::SourceDone { source, position } => {
                 self.done_sources.insert(source, position);
             }
+            Report::CaughtUp { source, id } => {
+                self.caught_up.insert(source, id);
+            }
             Report::SinkFlushed { sink, id, position } => {
+                self.table_flushed(&sink, Some(id));
                 self.pending
                     .entry(id)
                     .or_default()
@@ -759,6 +808,7 @@ impl Coordinator {
                     .insert(sink, position);
             }
             Report::SinkDone { sink, position } => {
+                self.table_flushed(&sink, None);
                 self.done_sinks.insert(sink, position);
             }
         }
@@ -776,6 +826,27 @@ impl Coordinator {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// A table that has flushed a barrier behind every upstream source's
+    /// snapshot (or has ended) is loaded: stages reading it may start.
+    fn table_flushed(&self, sink: &str, id: Option<u64>) {
+        let Some((table, sources)) = self.tables.get(sink) else {
+            return;
+        };
+        if table.is_ready() {
+            return;
+        }
+        let loaded = match id {
+            None => true,
+            Some(id) => sources
+                .iter()
+                .all(|s| self.caught_up.get(s).is_some_and(|at| *at <= id)),
+        };
+        if loaded {
+            tracing::info!(table = sink, "table loaded");
+            table.set_ready();
+        }
     }
 
     /// Tells each source its position in a checkpoint that is now durable.
@@ -828,4 +899,23 @@ impl Coordinator {
         self.pending.retain(|k, _| *k > id);
         Ok(())
     }
+}
+
+/// The sources whose events reach `producer` (a source or a stage).
+fn upstream_sources(p: &Pipeline, producer: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![producer.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        if p.sources.iter().any(|s| s.name == n) {
+            out.push(n);
+        } else if let Some(stage) = p.stages.iter().find(|s| s.name == n) {
+            todo.extend(stage.inputs.iter().cloned());
+        }
+    }
+    out.sort();
+    out
 }

@@ -270,6 +270,8 @@ pub(crate) struct StageTask {
     pub event_time: Option<EventTime>,
     /// Processors: where state is saved at barriers.
     pub state_dir: std::path::PathBuf,
+    /// Tables the stage reads: it starts once they are loaded.
+    pub tables: Vec<(String, crate::state::Table)>,
 }
 
 /// Timers delivered per `on-timers` call.
@@ -417,9 +419,33 @@ impl StageTask {
         Ok(())
     }
 
+    /// Holds the stage's input (without blocking upstream, which may feed
+    /// the very table) until every table it reads has been loaded.
+    fn wait_for_tables(&mut self) -> std::collections::VecDeque<Envelope> {
+        let mut backlog = std::collections::VecDeque::new();
+        let mut announced = false;
+        while let Some((name, _)) = self.tables.iter().find(|(_, t)| !t.is_ready()) {
+            if !announced {
+                tracing::info!(stage = %self.name, table = %name, "waiting for the table to load before processing");
+                announced = true;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(env) => backlog.push_back(env),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if announced {
+            tracing::info!(stage = %self.name, held = backlog.len(), "tables loaded; processing");
+        }
+        backlog
+    }
+
     pub(crate) fn run(mut self) -> Result<()> {
         let mut aligner = Aligner::new(self.inputs);
-        while let Ok(env) = self.rx.recv() {
+        let backlog = self.wait_for_tables();
+        let mut backlog = backlog.into_iter();
+        while let Some(env) = backlog.next().or_else(|| self.rx.recv().ok()) {
             for step in aligner.push(env) {
                 match step {
                     Step::Data(_, Message::Batch(batch)) => {

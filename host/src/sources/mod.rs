@@ -80,6 +80,13 @@ pub trait Source: Send {
     fn committed(&mut self, _position: &Value) -> Result<()> {
         Ok(())
     }
+    /// True once the source has delivered what existed when it started (a
+    /// database snapshot, a file's end). Tables built from it count as
+    /// loaded after that, and stages reading them wait for it. Sources with
+    /// nothing to catch up on are caught up from the start.
+    fn caught_up(&self) -> bool {
+        true
+    }
 }
 
 impl SourceConfig {

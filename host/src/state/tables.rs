@@ -30,9 +30,21 @@ pub struct TableConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     rows: Arc<RwLock<HashMap<Vec<u8>, Vec<u8>>>>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Table {
+    /// True once the table holds what its sources had when they started
+    /// (their snapshots): stages reading it wait until then.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks the table loaded.
+    pub fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// The latest value for `key`.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
@@ -60,11 +72,26 @@ pub fn table_key(
     match key_field {
         None => key.map(<[u8]>::to_vec),
         Some(field) => {
-            let v: Value = serde_json::from_slice(value?).ok()?;
-            match v.get(field)? {
+            let text = |v: &Value| match v {
                 Value::Null => None,
                 Value::String(s) => Some(s.as_bytes().to_vec()),
                 other => Some(other.to_string().into_bytes()),
+            };
+            match value {
+                Some(value) => {
+                    let v: Value = serde_json::from_slice(value).ok()?;
+                    text(v.get(field)?)
+                }
+                // A tombstone has only its key: a change-capture key is an
+                // object of key columns (`{"id": "5"}`), else the key itself.
+                None => {
+                    let key = key?;
+                    match serde_json::from_slice::<Value>(key) {
+                        Ok(Value::Object(m)) => text(m.get(field)?),
+                        Ok(Value::String(s)) => Some(s.into_bytes()),
+                        _ => Some(key.to_vec()),
+                    }
+                }
             }
         }
     }
@@ -201,5 +228,11 @@ mod tests {
         );
         assert_eq!(table_key(Some("id"), None, Some(br#"{"x":5}"#)), None);
         assert_eq!(table_key(None, Some(b"k"), None), Some(b"k".to_vec()));
+        // Tombstones: the field from a change-capture key object.
+        assert_eq!(
+            table_key(Some("id"), Some(br#"{"id":"5"}"#), None),
+            Some(b"5".to_vec())
+        );
+        assert_eq!(table_key(Some("id"), Some(b"5"), None), Some(b"5".to_vec()));
     }
 }

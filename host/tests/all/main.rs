@@ -7,6 +7,7 @@ mod elasticsearch;
 mod exactly_once;
 mod hot_reload;
 mod languages;
+mod logistics;
 mod mongo;
 mod postgres_cdc;
 mod postgres_poll;

@@ -159,4 +159,9 @@ impl Source for DatagenSource {
     fn position(&self) -> Value {
         json!({ "seq": self.seq })
     }
+
+    fn caught_up(&self) -> bool {
+        // A bounded generator is a data set: caught up when it is all out.
+        self.config.count.is_none()
+    }
 }

@@ -652,6 +652,10 @@ impl Source for MongoSource {
         self.poll_stream(max.max(2))
     }
 
+    fn caught_up(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     fn position(&self) -> Value {
         json!({
             "tokens": self.tokens,

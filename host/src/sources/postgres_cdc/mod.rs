@@ -753,6 +753,10 @@ impl Source for PostgresCdcSource {
         }
     }
 
+    fn caught_up(&self) -> bool {
+        self.phase != Phase::Snapshot
+    }
+
     fn committed(&mut self, position: &Value) -> Result<()> {
         let Some(lsn) = position
             .get("lsn")
