@@ -28,6 +28,7 @@ use crate::plugin::{
 };
 use crate::sources::datagen::records::{self, Kind, Rng};
 
+mod joins;
 mod postgres_cdc;
 
 /// `sluice bench` options.
@@ -58,6 +59,12 @@ pub struct BenchArgs {
     /// scratch database and slot are created and dropped.
     #[arg(long, value_name = "URL", conflicts_with = "component")]
     pub postgres: Option<String>,
+    /// Benchmark the join processors instead: `lookup-join` (`--events`
+    /// orders against a 100,000-row table) and `window-join` (`--events` x
+    /// `--events`), Wasm against the same crates compiled natively, and the
+    /// state bytes per buffered event.
+    #[arg(long, conflicts_with_all = ["component", "postgres"])]
+    pub joins: bool,
 }
 
 /// Cuts `values` into batches of `size` events; positions count from 0.
@@ -340,6 +347,10 @@ fn pipeline_yaml(
 pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     if let Some(wasm) = args.component.clone() {
         return run_component(&args, &wasm);
+    }
+    if args.joins {
+        joins::run(args.events as usize, args.batch_size, &args.plugin_path)?;
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     if let Some(url) = &args.postgres {
         postgres_cdc::run(url, args.events)?;

@@ -243,3 +243,26 @@ fn late_events_go_to_the_dead_letter_destination() {
         kinds[1].1
     );
 }
+
+/// A stage may read only tables the pipeline declares; `validate` names the
+/// field and the tables there are.
+#[test]
+fn unknown_table_grants_fail_validation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{}\n").expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "sources:\n  in: {{type: file, path: {}}}\nstages:\n  j:\n    plugin: {}\n    inputs: [in]\n    tables: [nope]\n    params: {{table: nope, on: id}}\ntables:\n  known: {{input: in, key_field: id}}\nsinks:\n  out: {{type: stdout, inputs: [j]}}\n",
+            q(&input),
+            q(&plugin("lookup-join"))
+        ),
+    );
+    let err = run_failing(sluice().arg("validate").arg(&p));
+    assert!(
+        err.contains("stages.j.tables")
+            && err.contains("unknown table `nope`; tables in this pipeline: known"),
+        "{err}"
+    );
+}
