@@ -90,8 +90,13 @@ pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };
+    let tables = if p.tables.is_empty() {
+        String::new()
+    } else {
+        format!(", {} table(s)", p.tables.len())
+    };
     println!(
-        "{}: ok ({} source(s), {} stage(s), {} sink(s))",
+        "{}: ok ({} source(s), {} stage(s), {} sink(s){tables})",
         file.display(),
         p.sources.len(),
         p.stages.len(),
