@@ -175,6 +175,15 @@ pub struct Harness<P> {
 /// One output event: key and value as text (`None` value = tombstone).
 pub type Out = (Option<String>, Option<String>);
 
+/// An output value parsed as JSON (`Null` for a tombstone or non-JSON), for
+/// comparisons that must not depend on field order.
+pub fn json_of(value: &Option<String>) -> serde_json::Value {
+    value
+        .as_deref()
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 fn outs(raw: &RawOutput) -> Vec<Out> {
     let data = &raw.events.data;
     raw.events

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
 use super::bindings::processor as pb;
 use super::bindings::{Batch, Output, Param, PluginInfo};
@@ -18,7 +18,9 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, World};
 use super::engine::WasmEngine;
 use super::host::{HostState, ProcessorContext};
-use super::transform::{compile, deadline, file_stem, link_err, CallFailure, Compiled, LoadError};
+use super::transform::{
+    classify, compile, deadline, file_stem, link_err, CallFailure, Compiled, LoadError,
+};
 use crate::config::{CpuBudget, Limits};
 use crate::state::{KeyedState, Table};
 
@@ -270,33 +272,12 @@ impl ProcessorInstance {
     }
 
     fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
-        let plugin = self.plugin.label();
-        let stage = self.stage.clone();
-        if let Some(limit) = store.data().limiter.breached() {
-            return CallFailure::Limit {
-                plugin,
-                stage,
-                limit: limit.to_string(),
-            };
-        }
-        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return CallFailure::Limit {
-                plugin,
-                stage,
-                limit: format!("CPU budget of {}", self.limits.cpu_ms_per_call),
-            };
-        }
-        let mut message = match e.downcast_ref::<Trap>() {
-            Some(trap) => format!("wasm trap: {trap}"),
-            None => format!("{e}"),
-        };
-        if let Some(last) = store.data().last_error() {
-            message = format!("{last} ({message})");
-        }
-        CallFailure::Trap {
-            plugin,
-            stage,
-            message,
-        }
+        classify(
+            store,
+            e,
+            self.plugin.label(),
+            self.stage.clone(),
+            self.limits.cpu_ms_per_call,
+        )
     }
 }

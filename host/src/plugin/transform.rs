@@ -442,33 +442,49 @@ impl TransformInstance {
     }
 
     fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
-        let plugin = self.plugin.label();
-        let stage = self.stage.clone();
-        if let Some(limit) = store.data().limiter.breached() {
-            return CallFailure::Limit {
-                plugin,
-                stage,
-                limit: limit.to_string(),
-            };
-        }
-        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return CallFailure::Limit {
-                plugin,
-                stage,
-                limit: format!("CPU budget of {}", self.limits.cpu_ms_per_call),
-            };
-        }
-        let mut message = match e.downcast_ref::<Trap>() {
-            Some(trap) => format!("wasm trap: {trap}"),
-            None => format!("{e}"),
-        };
-        if let Some(last) = store.data().last_error() {
-            message = format!("{last} ({message})");
-        }
-        CallFailure::Trap {
+        classify(
+            store,
+            e,
+            self.plugin.label(),
+            self.stage.clone(),
+            self.limits.cpu_ms_per_call,
+        )
+    }
+}
+
+/// Names what stopped a call: a breached memory cap, the CPU budget, or a
+/// trap (with the plugin's last error log line, e.g. its panic message).
+pub(crate) fn classify(
+    store: &Store<HostState>,
+    e: wasmtime::Error,
+    plugin: String,
+    stage: String,
+    budget: CpuBudget,
+) -> CallFailure {
+    if let Some(limit) = store.data().limiter.breached() {
+        return CallFailure::Limit {
             plugin,
             stage,
-            message,
-        }
+            limit: limit.to_string(),
+        };
+    }
+    if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return CallFailure::Limit {
+            plugin,
+            stage,
+            limit: format!("CPU budget of {budget}"),
+        };
+    }
+    let mut message = match e.downcast_ref::<Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => format!("{e}"),
+    };
+    if let Some(last) = store.data().last_error() {
+        message = format!("{last} ({message})");
+    }
+    CallFailure::Trap {
+        plugin,
+        stage,
+        message,
     }
 }

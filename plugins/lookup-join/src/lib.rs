@@ -84,14 +84,8 @@ sluice_sdk::export_processor!(LookupJoin);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_sdk::testing::json_of as value;
     use sluice_sdk::testing::Harness;
-
-    /// Compares JSON as values: field order depends on serde_json's features.
-    fn value(v: &Option<String>) -> Value {
-        v.as_deref()
-            .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or(Value::Null)
-    }
 
     fn parse(v: &str) -> Value {
         serde_json::from_str(v).unwrap_or(Value::Null)

@@ -448,7 +448,7 @@ mod tests {
 
     fn values(outs: &[(Option<String>, Option<String>)]) -> Vec<Value> {
         outs.iter()
-            .filter_map(|(_, v)| v.as_deref().and_then(|v| serde_json::from_str(v).ok()))
+            .map(|(_, v)| sluice_sdk::testing::json_of(v))
             .collect()
     }
 
