@@ -322,6 +322,7 @@ impl Loader<'_> {
             "postgres-cdc" => self
                 .section(node, field, body)
                 .map(SourceConfig::PostgresCdc),
+            "kafka" => self.section(node, field, body).map(SourceConfig::Kafka),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {
@@ -483,6 +484,7 @@ impl Loader<'_> {
                 .section(node, field, body)
                 .map(SinkConfig::Elasticsearch),
             "s3" => self.section(node, field, body).map(SinkConfig::S3),
+            "kafka" => self.section(node, field, body).map(SinkConfig::Kafka),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

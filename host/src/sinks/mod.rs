@@ -2,6 +2,7 @@
 
 pub mod elasticsearch;
 pub mod file;
+pub mod kafka;
 pub mod s3;
 pub mod stdout;
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::pipeline::Batch;
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3"];
+pub const TYPES: &[&str] = &["file", "stdout", "elasticsearch", "s3", "kafka"];
 
 /// A sink's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub enum SinkConfig {
     Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
     /// Objects in S3 or an S3-compatible store (boxed: it is large).
     S3(Box<s3::S3SinkConfig>),
+    /// Records to Kafka topics (boxed: it is large).
+    Kafka(Box<kafka::KafkaSinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -85,6 +88,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Elasticsearch(c) => c.check(),
             SinkConfig::S3(c) => c.check(),
+            SinkConfig::Kafka(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -98,6 +102,7 @@ impl SinkConfig {
                 Box::new(elasticsearch::ElasticsearchSink::new((**c).clone(), name)?)
             }
             SinkConfig::S3(c) => Box::new(s3::S3Sink::new((**c).clone(), name)?),
+            SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new((**c).clone(), name)?),
         })
     }
 }

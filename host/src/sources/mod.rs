@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod kafka;
 pub mod postgres_cdc;
 pub mod stdin;
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::pipeline::{Batch, Progress};
 
 /// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc"];
+pub const TYPES: &[&str] = &["file", "stdin", "datagen", "postgres-cdc", "kafka"];
 
 /// A source's configuration, by `type`.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub enum SourceConfig {
     Datagen(datagen::DatagenConfig),
     /// Change data capture from PostgreSQL.
     PostgresCdc(postgres_cdc::PostgresCdcConfig),
+    /// Records from Kafka topics, in a consumer group.
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -81,6 +84,7 @@ impl SourceConfig {
     pub fn check(&self) -> Result<(), (String, String, String)> {
         match self {
             SourceConfig::PostgresCdc(c) => c.check(),
+            SourceConfig::Kafka(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -100,6 +104,7 @@ impl SourceConfig {
                 origin,
                 progress,
             )?),
+            SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone(), name, origin)),
         })
     }
 }
