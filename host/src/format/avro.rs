@@ -45,6 +45,14 @@ pub fn decode(schema: &Schema, body: &[u8]) -> Result<A, String> {
     let value = reader
         .read_value(&mut rest)
         .map_err(|e| format!("undecodable Avro body ({} bytes): {e}", body.len()))?;
+    // apache-avro reads a string cut short by the end of input as null:
+    // a value that does not fit its schema means the body was truncated.
+    if !value.validate(schema) {
+        return Err(format!(
+            "undecodable Avro body ({} bytes): truncated, or not written with this schema",
+            body.len()
+        ));
+    }
     if !rest.is_empty() {
         return Err(format!(
             "{} byte(s) left after the Avro record: the body does not match its schema",
@@ -154,9 +162,21 @@ mod tests {
         )
         .expect("encodes");
         assert!(decode(&s, &body[..body.len() - 2]).is_err());
+        let rec = parse_avro(&serde_json::json!({"type":"record","name":"r","fields":[
+            {"name":"id","type":"long"},{"name":"name","type":"string"}]}))
+        .expect("schema");
+        let body = encode(
+            &rec,
+            to_avro_value(&serde_json::json!({"id": 7, "name": "a fine name"}), &rec)
+                .expect("fits"),
+        )
+        .expect("encodes");
+        assert!(decode(&rec, &body[..body.len() - 4])
+            .expect_err("truncated string")
+            .contains("truncated"));
         let mut long = body.clone();
         long.push(0);
-        assert!(decode(&s, &long)
+        assert!(decode(&rec, &long)
             .expect_err("refused")
             .contains("left after"));
     }
