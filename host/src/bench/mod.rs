@@ -28,6 +28,7 @@ use crate::plugin::{
 };
 use crate::sources::datagen::records::{self, Kind, Rng};
 
+mod kafka;
 mod postgres_cdc;
 
 /// `sluice bench` options.
@@ -58,6 +59,11 @@ pub struct BenchArgs {
     /// scratch database and slot are created and dropped.
     #[arg(long, value_name = "URL", conflicts_with = "component")]
     pub postgres: Option<String>,
+    /// Benchmark Kafka → filter → project → Kafka (Wasm plugins) against the
+    /// broker(s) at `host:port`: `--events` events, events/s and end-to-end
+    /// latency p50/p99. Topics with random names are created (and left).
+    #[arg(long, value_name = "BROKERS", conflicts_with_all = ["component", "postgres"])]
+    pub kafka: Option<String>,
 }
 
 /// Cuts `values` into batches of `size` events; positions count from 0.
@@ -343,6 +349,14 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     }
     if let Some(url) = &args.postgres {
         postgres_cdc::run(url, args.events)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if let Some(brokers) = &args.kafka {
+        let base = std::env::current_dir()?;
+        let find = |name: &str| {
+            config::resolve_plugin(name, &base, &args.plugin_path).map_err(anyhow::Error::msg)
+        };
+        kafka::run(brokers, args.events, &find("filter")?, &find("project")?)?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let n = args.events;

@@ -244,18 +244,29 @@ impl Reader {
     }
 }
 
-fn start(p: &Path, log: &Path) -> Child {
-    sluice()
+/// A `sluice run` child, killed if a test fails before stopping it.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(p: &Path, log: &Path) -> Run {
+    Run(sluice()
         .arg("run")
         .arg(p)
         .arg("--no-progress")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
-        .expect("spawn sluice")
+        .expect("spawn sluice"))
 }
 
-fn terminate(mut child: Child, log: &Path) {
+fn terminate(mut run: Run, log: &Path) {
+    let child = &mut run.0;
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -276,8 +287,8 @@ fn terminate(mut child: Child, log: &Path) {
     }
 }
 
-fn alive(child: &mut Child, log: &Path) {
-    if let Ok(Some(status)) = child.try_wait() {
+fn alive(run: &mut Run, log: &Path) {
+    if let Ok(Some(status)) = run.0.try_wait() {
         panic!(
             "sluice exited early ({status}):\n{}",
             std::fs::read_to_string(log).unwrap_or_default()
@@ -805,8 +816,8 @@ fn kafka_sigkill_mid_stream_then_restart_delivers_every_offset_at_least_once() {
         .read_until(Duration::from_secs(60), |g| g.len() >= 5_000)
         .len();
     alive(&mut child, &log);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    child.0.kill().expect("SIGKILL");
+    let _ = child.0.wait();
     assert!(
         before >= 5_000 && before < total,
         "killed mid-stream at {before}"

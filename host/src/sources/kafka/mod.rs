@@ -243,7 +243,10 @@ impl Source for KafkaSource {
                 "heartbeat.interval.ms",
                 (c.session_timeout_ms / 4).max(100).to_string(),
             )
-            .set("topic.metadata.refresh.interval.ms", "5000");
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            // Kafka's default (500 ms) is what an idle partition adds to the
+            // latency of the next record on brokers that hold fetches that long.
+            .set("fetch.wait.max.ms", "50");
         for (k, v) in &c.properties {
             cfg.set(k, v);
         }
