@@ -12,8 +12,8 @@
 //!   The group's committed offsets are what a restart (of this process or of
 //!   another member taking over a partition) resumes from.
 //! - Rebalances (eager protocol): on revoke, the partitions leave the
-//!   position (checkpoints taken before still commit them once acknowledged:
-//!   that is what the member finished); events already
+//!   position, and a checkpoint taken before the latest assignment is never
+//!   committed (its offsets may be stale); events already
 //!   handed on still flow to the sinks, and the new owner reads from the last
 //!   committed offset, so a rebalance can duplicate but never lose. On
 //!   assign, reading resumes from the committed offsets.
@@ -22,7 +22,9 @@
 
 mod config;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,8 @@ struct Rebalances {
     started: HashSet<Tp>,
     assigned: Vec<Tp>,
     revoked: Vec<Tp>,
+    /// Assignments so far.
+    generation: u64,
 }
 
 /// Consumer callbacks: rebalances are recorded and applied on the next poll.
@@ -97,6 +101,7 @@ impl ConsumerContext for Ctx {
                 }
                 tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
                 log.started.extend(parts.iter().cloned());
+                log.generation += 1;
                 log.assigned.extend(parts);
                 if cooperative {
                     base.incremental_assign(tpl)
@@ -131,9 +136,11 @@ pub struct KafkaSource {
     consumer: Option<BaseConsumer<Ctx>>,
     value: Decoder,
     key: Decoder,
-    /// Next offset to read per partition this member holds.
-    offsets: BTreeMap<Tp, i64>,
+    /// Next offset to read per topic and partition this member holds.
+    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
     assigned: HashSet<Tp>,
+    /// Assignments seen; a position from an earlier one is never committed.
+    generation: u64,
     last_error: Option<Instant>,
 }
 
@@ -150,6 +157,7 @@ impl KafkaSource {
             consumer: None,
             offsets: BTreeMap::new(),
             assigned: HashSet::new(),
+            generation: 0,
             last_error: None,
         }
     }
@@ -167,12 +175,15 @@ impl KafkaSource {
             Err(p) => p.into_inner(),
         };
         for tp in log.revoked.drain(..) {
+            if let Some(parts) = self.offsets.get_mut(&tp.0) {
+                parts.remove(&tp.1);
+            }
             self.assigned.remove(&tp);
-            self.offsets.remove(&tp);
         }
         for tp in log.assigned.drain(..) {
             self.assigned.insert(tp);
         }
+        self.generation = log.generation;
     }
 
     fn warn_rate_limited(&mut self, message: String) {
@@ -296,6 +307,7 @@ impl Source for KafkaSource {
         let mut malformed = Vec::new();
         let deadline = Instant::now() + POLL_WAIT;
         let mut errors = Vec::new();
+        let mut numbers = String::with_capacity(32);
         {
             let consumer = self
                 .consumer
@@ -320,22 +332,30 @@ impl Source for KafkaSource {
                         break;
                     }
                 };
-                let topic = msg.topic().to_string();
+                let topic = msg.topic();
                 let partition = msg.partition();
                 let offset = msg.offset();
-                self.offsets.insert((topic.clone(), partition), offset + 1);
+                match self.offsets.get_mut(topic) {
+                    Some(parts) => {
+                        parts.insert(partition, offset + 1);
+                    }
+                    None => {
+                        self.offsets
+                            .insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
+                    }
+                }
                 let position = u64::try_from(offset).unwrap_or(0);
                 let whence = || format!("{topic}[{partition}]@{offset}");
                 let value = match msg.payload() {
                     None => Ok(None),
                     Some(v) => Self::decode(&mut self.value, &self.name, v)
-                        .map(|d| Some(d.unwrap_or_else(|| v.to_vec())))
+                        .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
                         .map_err(|e| (v, format!("value at {}: {e}", whence()))),
                 };
                 let key = match msg.key() {
                     None => Ok(None),
                     Some(k) => Self::decode(&mut self.key, &self.name, k)
-                        .map(|d| Some(d.unwrap_or_else(|| k.to_vec())))
+                        .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
                         .map_err(|e| (k, format!("key at {}: {e}", whence()))),
                 };
                 let (key, value) = match (key, value) {
@@ -349,9 +369,10 @@ impl Source for KafkaSource {
                         continue;
                     }
                 };
-                let partition_text = partition.to_string();
-                let offset_text = offset.to_string();
-                let mut headers: Vec<(&str, &[u8])> = Vec::new();
+                numbers.clear();
+                let _ = write!(numbers, "{partition}{offset}");
+                let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
+                let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
                 if let Some(hs) = msg.headers() {
                     for h in hs.iter() {
                         headers.push((h.key, h.value.unwrap_or(&[])));
@@ -376,24 +397,36 @@ impl Source for KafkaSource {
     }
 
     fn position(&self) -> Value {
-        let mut topics = serde_json::Map::new();
-        for ((t, p), o) in &self.offsets {
-            let entry = topics
-                .entry(t.clone())
-                .or_insert_with(|| Value::Object(Default::default()));
-            if let Value::Object(m) = entry {
-                m.insert(p.to_string(), json!(o));
-            }
-        }
-        json!({ "offsets": topics })
+        let topics: serde_json::Map<String, Value> = self
+            .offsets
+            .iter()
+            .filter(|(_, parts)| !parts.is_empty())
+            .map(|(t, parts)| {
+                let m: serde_json::Map<String, Value> = parts
+                    .iter()
+                    .map(|(p, o)| (p.to_string(), json!(o)))
+                    .collect();
+                (t.clone(), Value::Object(m))
+            })
+            .collect();
+        json!({ "offsets": topics, "generation": self.generation })
     }
 
     fn committed(&mut self, position: &Value) -> Result<()> {
+        // A checkpoint taken before the latest assignment may hold offsets of
+        // partitions now owned elsewhere, or of a topic the broker lost and
+        // recreated; committing them could skip records. The next checkpoint
+        // commits what this member read since.
+        let generation = position.get("generation").and_then(Value::as_u64);
+        if generation.is_some_and(|g| g != self.generation) {
+            tracing::debug!(source = %self.name, "kafka: not committing a checkpoint from before the latest rebalance");
+            return Ok(());
+        }
         let offsets = parse_position(position);
         let mut tpl = TopicPartitionList::new();
-        // Every partition in the position: its events are acknowledged. One
-        // revoked since may already be read further by its new owner; a
-        // commit behind that only means duplicates after a restart.
+        // Every partition in the position: its events are acknowledged (one
+        // revoked since, without a new assignment, is what this member
+        // finished; a commit behind its new owner only means duplicates).
         for ((t, p), o) in &offsets {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))
                 .with_context(|| format!("offset {o} of {t}[{p}]"))?;
@@ -415,6 +448,17 @@ impl Source for KafkaSource {
     }
 }
 
+/// Decimal digits of `n` (with its sign).
+fn digits(n: i64) -> usize {
+    let mut len = usize::from(n < 0) + 1;
+    let mut m = n.unsigned_abs();
+    while m >= 10 {
+        m /= 10;
+        len += 1;
+    }
+    len
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -433,14 +477,31 @@ mod tests {
             "k",
             Arc::from("k"),
         );
-        s.offsets.insert(("t".into(), 0), 5);
-        s.offsets.insert(("t".into(), 2), 9);
-        s.offsets.insert(("u.v".into(), 1), 1);
+        s.offsets
+            .insert("t".into(), BTreeMap::from([(0, 5), (2, 9)]));
+        s.offsets.insert("u.v".into(), BTreeMap::from([(1, 1)]));
         let p = s.position();
         assert_eq!(
             p,
-            json!({"offsets": {"t": {"0": 5, "2": 9}, "u.v": {"1": 1}}})
+            json!({"offsets": {"t": {"0": 5, "2": 9}, "u.v": {"1": 1}}, "generation": 0})
         );
-        assert_eq!(parse_position(&p), s.offsets);
+        assert_eq!(
+            parse_position(&p),
+            BTreeMap::from([
+                (("t".into(), 0), 5),
+                (("t".into(), 2), 9),
+                (("u.v".into(), 1), 1)
+            ])
+        );
+        assert_eq!(
+            (
+                digits(0),
+                digits(7),
+                digits(10),
+                digits(-3),
+                digits(123_456)
+            ),
+            (1, 1, 2, 2, 6)
+        );
     }
 }
