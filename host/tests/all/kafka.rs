@@ -79,7 +79,12 @@ fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
         ))
         .expect("create topics");
     for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+        match r {
+            Ok(_) => {}
+            // A producer may have created it first (auto-creation).
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => panic!("creating topic {t}: {e}"),
+        }
     }
 }
 
@@ -1036,7 +1041,8 @@ fn kafka_broker_restart_mid_stream_the_pipeline_recovers_without_help() {
     let bs = broker.brokers();
     let (prefix, group) = (unique("rs-in"), unique("rs-g"));
     let (before, after) = (format!("{prefix}-a"), format!("{prefix}-b"));
-    create_topics(&bs, &[(&before, 2)]);
+    let sunk = unique("rs-out");
+    create_topics(&bs, &[(&before, 2), (&sunk, 2)]);
     produce(&bs, &before, &json_records(500, 0));
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("out.jsonl");
@@ -1045,7 +1051,7 @@ fn kafka_broker_restart_mid_stream_the_pipeline_recovers_without_help() {
         &kafka_pipeline(
             "restart",
             &format!("    type: kafka\n    brokers: {bs}\n    topic_pattern: \"{prefix}-.*\"\n    group_id: {group}\n    session_timeout_ms: 6000\n"),
-            &format!("  out:\n    type: file\n    path: {}\n    inputs: [in]\n", q(&out)),
+            &format!("  out:\n    type: file\n    path: {}\n    inputs: [in]\n  kafka:\n    type: kafka\n    brokers: {bs}\n    topic: {sunk}\n    inputs: [in]\n    properties: {{message.timeout.ms: \"10000\"}}\n", q(&out)),
         ),
     );
     let log = dir.path().join("sluice.log");
@@ -1072,7 +1078,7 @@ fn kafka_broker_restart_mid_stream_the_pipeline_recovers_without_help() {
     // Memory storage forgets topics and offsets: a recreated topic would
     // restart its offsets at 0, which no consumer can tell from records it
     // already read. New records go to a new topic of the subscribed pattern.
-    create_topics(&bs, &[(&after, 2)]);
+    create_topics(&bs, &[(&after, 2), (&sunk, 2)]);
     produce(&bs, &after, &json_records(500, 500));
     let deadline = Instant::now() + Duration::from_secs(90);
     while count(&out).len() < 1000 {
@@ -1085,10 +1091,34 @@ fn kafka_broker_restart_mid_stream_the_pipeline_recovers_without_help() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The Kafka sink recovered too: its idempotent producer, whose id the
+    // restarted broker forgot, is replaced, and the new records arrive.
+    let mut reader = Reader::new(&bs, &sunk);
+    let got = reader
+        .read_until(Duration::from_secs(90), |g| {
+            g.iter()
+                .filter_map(|r| r.json()["n"].as_u64())
+                .filter(|n| *n >= 500)
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= 500
+        })
+        .to_vec();
+    alive(&mut child, &log);
     terminate(child, &log);
     assert_eq!(
         count(&out).len(),
         1000,
         "nothing lost across the broker restart"
+    );
+    let after_restart: BTreeSet<u64> = got
+        .iter()
+        .filter_map(|r| r.json()["n"].as_u64())
+        .filter(|n| *n >= 500)
+        .collect();
+    assert_eq!(
+        after_restart.len(),
+        500,
+        "the kafka sink delivers after the restart"
     );
 }

@@ -9,6 +9,8 @@
 //!   written: only then does a checkpoint (and so the source's offset
 //!   commit) cover those events. A delivery that fails with a retriable
 //!   error (a timeout, a broker going away) is sent again with backoff; a
+//!   delivery that keeps failing, or a fatal error of the idempotent
+//!   producer (a restarted broker that forgot its id), gets a new producer; a
 //!   record the broker refuses for good (too large, invalid) is rejected to
 //!   the dead-letter destination; anything else (unknown topic, not
 //!   authorized, a fatal producer error) stops the pipeline with a message
@@ -27,7 +29,9 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use serde_json::{json, Value};
 
 pub use config::KafkaSinkConfig;
@@ -110,6 +114,8 @@ pub struct KafkaSink {
     value: Encoder,
     key: Encoder,
     delivered: u64,
+    /// Producers replaced since the last successful flush.
+    resets: u32,
 }
 
 impl KafkaSink {
@@ -143,7 +149,38 @@ impl KafkaSink {
             name: name.to_string(),
             producer: None,
             delivered: 0,
+            resets: 0,
         })
+    }
+
+    fn create_producer(&self) -> Result<BaseProducer<Ctx>> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.config.brokers)
+            .set("client.id", format!("sluice-{}", self.name))
+            .set(
+                "enable.idempotence",
+                if self.config.idempotent {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .set("queue.buffering.max.messages", "500000")
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        for (k, v) in &self.config.properties {
+            cfg.set(k, v);
+        }
+        let ctx = Ctx {
+            sink: self.name.clone(),
+            in_flight: AtomicUsize::new(0),
+            failed: Mutex::new(Vec::new()),
+        };
+        cfg.create_with_context(ctx)
+            .with_context(|| format!("creating a Kafka producer for {}", self.config.brokers))
     }
 
     fn producer(&self) -> Result<&BaseProducer<Ctx>> {
@@ -239,28 +276,45 @@ impl KafkaSink {
         }
         let producer = self.producer()?;
         producer.context().in_flight.fetch_add(1, Ordering::SeqCst);
-        loop {
+        let (e, pending) = loop {
             match producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     producer.poll(Duration::from_millis(50));
                 }
-                Err((e, _)) => {
+                Err((e, r)) => {
                     producer.context().in_flight.fetch_sub(1, Ordering::SeqCst);
-                    return match verdict(&e) {
+                    match verdict(&e) {
+                        Verdict::Fatal if self.may_reset(&e) => break (e, r.delivery_opaque),
                         Verdict::Fatal => bail!(
                             "kafka sink `{}`: cannot produce to topic `{topic}`: {e}",
                             self.name
                         ),
                         _ => {
                             rejected.push(&batch, index, format!("topic `{topic}`: {e}"));
-                            Ok(())
+                            return Ok(());
                         }
-                    };
+                    }
                 }
             }
+        };
+        tracing::warn!(sink = %self.name, topic = %topic, "kafka: the producer failed ({e}); starting a new one");
+        let mut taken = Vec::new();
+        self.reset_producer(&mut taken)?;
+        for (p, _) in taken {
+            self.send(p, rejected)?;
         }
+        self.send(pending, rejected)
+    }
+
+    /// True when a fatal producer error may be cured by a new producer: an
+    /// idempotent producer whose id a broker forgot (a restart of in-memory
+    /// storage) fails for good, a new one starts afresh. At most 5 in a row.
+    fn may_reset(&self, e: &KafkaError) -> bool {
+        self.config.idempotent
+            && e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+            && self.resets < 5
     }
 
     /// Deals with failed deliveries: resend, reject or stop.
@@ -273,59 +327,71 @@ impl KafkaSink {
             };
             std::mem::take(&mut *f)
         };
-        for (mut pending, e) in failed {
+        let mut retry = Vec::new();
+        let mut force_reset = false;
+        for (pending, e) in failed {
             match verdict(&e) {
                 Verdict::Reject => rejected.push(
                     &pending.batch,
                     pending.index,
                     format!("topic `{}` refused the record: {e}", pending.topic),
                 ),
+                Verdict::Fatal if self.may_reset(&e) => {
+                    force_reset = true;
+                    retry.push((pending, e));
+                }
                 Verdict::Fatal => bail!(
                     "kafka sink `{}`: delivery to topic `{}` failed: {e}",
                     self.name,
                     pending.topic
                 ),
-                Verdict::Retry => {
-                    pending.attempt += 1;
-                    let wait = Duration::from_millis(100u64 << pending.attempt.min(7))
-                        .min(Duration::from_secs(10));
-                    tracing::warn!(sink = %self.name, topic = %pending.topic, attempt = pending.attempt, "kafka: delivery failed ({e}); sending again in {wait:?}");
-                    std::thread::sleep(wait);
-                    self.send(pending, rejected)?;
-                }
+                Verdict::Retry => retry.push((pending, e)),
             }
         }
+        let Some(attempt) = retry.iter().map(|(p, _)| p.attempt + 1).max() else {
+            return Ok(());
+        };
+        let wait = Duration::from_millis(100u64 << attempt.min(7)).min(Duration::from_secs(10));
+        tracing::warn!(sink = %self.name, topic = %retry[0].0.topic, attempt, "kafka: {} deliveries failed ({}); sending again in {wait:?}", retry.len(), retry[0].1);
+        std::thread::sleep(wait);
+        if attempt >= 2 || force_reset {
+            // librdkafka already retried for message.timeout.ms. A broker that
+            // lost its state (a restart of in-memory storage) refuses the
+            // idempotent producer's id for good: start a new producer.
+            self.reset_producer(&mut retry)?;
+        }
+        for (mut pending, _) in retry {
+            pending.attempt = attempt;
+            self.send(pending, rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the producer, taking back every record the old one still held.
+    fn reset_producer(&mut self, retry: &mut Vec<(Box<Pending>, KafkaError)>) -> Result<()> {
+        if let Some(old) = self.producer.take() {
+            old.purge(PurgeConfig::default().queue().inflight());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while old.context().in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                old.poll(Duration::from_millis(50));
+            }
+            let mut f = match old.context().failed.lock() {
+                Ok(f) => f,
+                Err(p) => p.into_inner(),
+            };
+            retry.append(&mut f);
+        }
+        self.producer = Some(self.create_producer()?);
+        self.resets += 1;
+        tracing::warn!(sink = %self.name, "kafka: started a new producer after repeated delivery failures");
         Ok(())
     }
 }
 
 impl Sink for KafkaSink {
     fn open(&mut self, _position: Option<&Value>) -> Result<()> {
+        let producer = self.create_producer()?;
         let c = &self.config;
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &c.brokers)
-            .set("client.id", format!("sluice-{}", self.name))
-            .set(
-                "enable.idempotence",
-                if c.idempotent { "true" } else { "false" },
-            )
-            .set("acks", "all")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "60000")
-            .set("queue.buffering.max.messages", "500000")
-            .set("topic.metadata.refresh.interval.ms", "5000");
-        for (k, v) in &c.properties {
-            cfg.set(k, v);
-        }
-        let ctx = Ctx {
-            sink: self.name.clone(),
-            in_flight: AtomicUsize::new(0),
-            failed: Mutex::new(Vec::new()),
-        };
-        let producer: BaseProducer<Ctx> = cfg
-            .create_with_context(ctx)
-            .with_context(|| format!("creating a Kafka producer for {}", c.brokers))?;
         let deadline = Instant::now() + Duration::from_millis(c.connect_timeout_ms);
         let mut attempt = 0;
         loop {
@@ -396,6 +462,7 @@ impl Sink for KafkaSink {
                 break;
             }
         }
+        self.resets = 0;
         Ok(json!({ "written": self.delivered }))
     }
 }
