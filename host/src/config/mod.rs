@@ -329,6 +329,7 @@ impl Loader<'_> {
             "postgres-poll" => self
                 .section(node, field, body)
                 .map(SourceConfig::PostgresPoll),
+            "kafka" => self.section(node, field, body).map(SourceConfig::Kafka),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {
@@ -495,6 +496,7 @@ impl Loader<'_> {
             "mongodb" => self.section(node, field, body).map(SinkConfig::Mongodb),
             "postgres" => self.section(node, field, body).map(SinkConfig::Postgres),
             "mysql" => self.section(node, field, body).map(SinkConfig::Mysql),
+            "kafka" => self.section(node, field, body).map(SinkConfig::Kafka),
             _ => None,
         }?;
         if let Err((anchor, sub, message)) = config.check() {

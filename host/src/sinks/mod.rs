@@ -2,6 +2,7 @@
 
 pub mod elasticsearch;
 pub mod file;
+pub mod kafka;
 pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
@@ -29,6 +30,7 @@ pub const TYPES: &[&str] = &[
     "mongodb",
     "postgres",
     "mysql",
+    "kafka",
 ];
 
 /// A sink's configuration, by `type`.
@@ -48,6 +50,8 @@ pub enum SinkConfig {
     Postgres(Box<sql::SqlSinkConfig>),
     /// Rows in a MySQL or MariaDB table (boxed: it is large).
     Mysql(Box<sql::SqlSinkConfig>),
+    /// Records to Kafka topics (boxed: it is large).
+    Kafka(Box<kafka::KafkaSinkConfig>),
 }
 
 /// Events a sink's target refused for good (a bad document, a constraint),
@@ -106,6 +110,7 @@ impl SinkConfig {
             SinkConfig::Mongodb(c) => c.check(),
             SinkConfig::Postgres(c) => c.check(postgres::SCHEMES),
             SinkConfig::Mysql(c) => c.check(mysql::SCHEMES),
+            SinkConfig::Kafka(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -122,6 +127,7 @@ impl SinkConfig {
             SinkConfig::Mongodb(c) => Box::new(mongodb::MongoSink::new((**c).clone(), name)?),
             SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new((**c).clone(), name)?),
             SinkConfig::Mysql(c) => Box::new(mysql::MysqlSink::new((**c).clone(), name)?),
+            SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new((**c).clone(), name)?),
         })
     }
 }

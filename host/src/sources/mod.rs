@@ -3,6 +3,7 @@
 
 pub mod datagen;
 pub mod file;
+pub mod kafka;
 pub mod mongodb;
 pub mod postgres_cdc;
 pub mod postgres_poll;
@@ -23,6 +24,7 @@ pub const TYPES: &[&str] = &[
     "postgres-cdc",
     "postgres-poll",
     "mongodb",
+    "kafka",
 ];
 
 /// A source's configuration, by `type`.
@@ -40,6 +42,8 @@ pub enum SourceConfig {
     Mongodb(Box<mongodb::MongoSourceConfig>),
     /// New rows of PostgreSQL tables, by polling (boxed: it is large).
     PostgresPoll(Box<postgres_poll::PostgresPollConfig>),
+    /// Records from Kafka topics, in a consumer group.
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 /// A malformed input that never became an event, with why and where.
@@ -104,6 +108,7 @@ impl SourceConfig {
             SourceConfig::Mongodb(c) => c.check(),
             SourceConfig::PostgresCdc(c) => c.check(),
             SourceConfig::PostgresPoll(c) => c.check(),
+            SourceConfig::Kafka(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -130,6 +135,7 @@ impl SourceConfig {
                 (**c).clone(),
                 origin,
             )?),
+            SourceConfig::Kafka(c) => Box::new(kafka::KafkaSource::new(c.clone(), name, origin)),
         })
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod elasticsearch;
 mod exactly_once;
 mod hot_reload;
+mod kafka;
 mod languages;
 mod logistics;
 mod mongo;

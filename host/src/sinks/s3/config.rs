@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::schema::Columns;
+use crate::format::schema::Columns;
 
 /// Configuration of an `s3` sink (Amazon S3 or any S3-compatible store:
 /// MinIO, Ceph, Garage, R2, ...). Objects are laid out as the Kafka Connect S3
@@ -211,7 +211,7 @@ impl S3SinkConfig {
                     "only used with `format: avro` or `format: parquet`".into(),
                 );
             }
-            let parsed = super::schema::parse_avro(schema).map_err(|m| {
+            let parsed = crate::format::schema::parse_avro(schema).map_err(|m| {
                 (
                     "schema".to_string(),
                     "schema".to_string(),

@@ -7,7 +7,7 @@ use apache_avro::schema::Schema;
 use serde_json::{Map, Value};
 use sha2::Digest;
 
-use super::schema::{cell, to_avro_value, Cell, Columns, Kind};
+use crate::format::schema::{cell, to_avro_value, Cell, Columns, Kind};
 
 /// An Avro object container file of `rows`. The schema is `given` or derived
 /// from the rows. The sync marker comes from `key`, so the same rows under the

@@ -28,7 +28,7 @@
 mod config;
 mod encode;
 mod naming;
-mod schema;
+use crate::format::schema;
 
 pub use config::{Partitioner, S3Format, S3SinkConfig};
 

@@ -1,5 +1,5 @@
-//! Record schemas for the `avro` and `parquet` formats: given in the pipeline
-//! file (an Avro record schema) or derived from the events of an object.
+//! Record schemas for Avro (the `s3` sink's files, Kafka's Confluent wire
+//! format) and Parquet: given in the pipeline file or derived from events.
 
 use apache_avro::schema::Schema;
 use serde_json::{Map, Value};

@@ -1,0 +1,468 @@
+//! `kafka` sink: an rdkafka producer (idempotent by default).
+//!
+//! - Key → partition with the Java client's partitioner (`murmur2_random`),
+//!   so keys land where other Kafka producers would put them; headers and
+//!   timestamps are preserved.
+//! - The topic is fixed (`topic`) or read per event from a header
+//!   (`topic_header`), so a plugin can route events.
+//! - `flush` waits until librdkafka has a delivery report for everything
+//!   written: only then does a checkpoint (and so the source's offset
+//!   commit) cover those events. A delivery that fails with a retriable
+//!   error (a timeout, a broker going away) is sent again with backoff; a
+//!   delivery that keeps failing, or a fatal error of the idempotent
+//!   producer (a restarted broker that forgot its id), gets a new producer; a
+//!   record the broker refuses for good (too large, invalid) is rejected to
+//!   the dead-letter destination; anything else (unknown topic, not
+//!   authorized, a fatal producer error) stops the pipeline with a message
+//!   naming the topic and the cause.
+//! - Usable as the pipeline's `dead_letter` destination: the runner's error
+//!   details arrive as headers and are written as Kafka headers.
+
+mod config;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
+use serde_json::{json, Value};
+
+pub use config::KafkaSinkConfig;
+
+use super::{Rejected, Sink};
+use crate::format::codec::{CodecError, Encoder};
+use crate::pipeline::Batch;
+
+/// An event on its way: where it came from in the batch and where it goes.
+pub struct Pending {
+    batch: Arc<Batch>,
+    index: usize,
+    topic: String,
+    attempt: u32,
+}
+
+/// Producer callbacks: delivery reports.
+pub struct Ctx {
+    sink: String,
+    in_flight: AtomicUsize,
+    failed: Mutex<Vec<(Box<Pending>, KafkaError)>>,
+}
+
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(sink = %self.sink, "kafka: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        if let Err((e, _)) = result {
+            let mut failed = match self.failed.lock() {
+                Ok(f) => f,
+                Err(p) => p.into_inner(),
+            };
+            failed.push((pending, e.clone()));
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What to do about a failed delivery.
+enum Verdict {
+    Retry,
+    Reject,
+    Fatal,
+}
+
+fn verdict(e: &KafkaError) -> Verdict {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::MessageSizeTooLarge
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::InvalidMessageSize
+            | C::InvalidTimestamp,
+        ) => Verdict::Reject,
+        Some(
+            C::UnknownTopic
+            | C::UnknownTopicOrPartition
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::Fatal
+            | C::InvalidConfig
+            | C::UnsupportedVersion,
+        ) => Verdict::Fatal,
+        _ => Verdict::Retry,
+    }
+}
+
+/// A running `kafka` sink.
+pub struct KafkaSink {
+    config: KafkaSinkConfig,
+    name: String,
+    producer: Option<BaseProducer<Ctx>>,
+    value: Encoder,
+    key: Encoder,
+    delivered: u64,
+    /// Producers replaced since the last successful flush.
+    resets: u32,
+}
+
+impl KafkaSink {
+    /// A sink per `config` named `name`.
+    pub fn new(config: KafkaSinkConfig, name: &str) -> Result<Self> {
+        let registry = config.schema_registry.as_deref();
+        let schema = match &config.schema {
+            Some(s) => Some(
+                crate::format::schema::parse_avro(s).map_err(|e| anyhow::anyhow!("schema: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            value: Encoder::new(
+                config.format,
+                registry,
+                config.subject_naming,
+                schema,
+                config.record_name.clone(),
+                false,
+            ),
+            key: Encoder::new(
+                config.key_format,
+                registry,
+                config.subject_naming,
+                None,
+                config.record_name.clone(),
+                true,
+            ),
+            config,
+            name: name.to_string(),
+            producer: None,
+            delivered: 0,
+            resets: 0,
+        })
+    }
+
+    fn create_producer(&self) -> Result<BaseProducer<Ctx>> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.config.brokers)
+            .set("client.id", format!("sluice-{}", self.name))
+            .set(
+                "enable.idempotence",
+                if self.config.idempotent {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .set("queue.buffering.max.messages", "500000")
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        for (k, v) in &self.config.properties {
+            cfg.set(k, v);
+        }
+        let ctx = Ctx {
+            sink: self.name.clone(),
+            in_flight: AtomicUsize::new(0),
+            failed: Mutex::new(Vec::new()),
+        };
+        cfg.create_with_context(ctx)
+            .with_context(|| format!("creating a Kafka producer for {}", self.config.brokers))
+    }
+
+    fn producer(&self) -> Result<&BaseProducer<Ctx>> {
+        self.producer.as_ref().context("the kafka sink is not open")
+    }
+
+    /// The topic for event `index` of `batch`.
+    fn topic_of(&self, batch: &Batch, index: usize) -> Option<String> {
+        if let Some(h) = &self.config.topic_header {
+            if let Some(t) = batch.get(index).and_then(|e| {
+                e.headers()
+                    .find(|(n, _)| n == h)
+                    .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+            }) {
+                return Some(t);
+            }
+        }
+        self.config.topic.clone()
+    }
+
+    /// Encodes with `enc`, retrying while the schema registry is unreachable.
+    fn encode(enc: &mut Encoder, name: &str, topic: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match enc.encode(topic, bytes) {
+                Ok(v) => return Ok(v),
+                Err(CodecError::Bad(m)) => return Err(m),
+                Err(CodecError::Unavailable(m)) => {
+                    tracing::warn!(sink = %name, "{m}; retrying in {wait:?}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Hands one event to librdkafka (waiting while its queue is full).
+    fn send(&mut self, pending: Box<Pending>, rejected: &mut Rejected) -> Result<()> {
+        let Some(event) = pending.batch.get(pending.index) else {
+            return Ok(());
+        };
+        let topic = pending.topic.clone();
+        let value = match event.value {
+            None => None,
+            Some(v) => match Self::encode(&mut self.value, &self.name, &topic, v) {
+                Ok(b) => Some(b),
+                Err(reason) => {
+                    rejected.push(
+                        &pending.batch,
+                        pending.index,
+                        format!("value for topic `{topic}`: {reason}"),
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        let key = match event.key {
+            None => None,
+            Some(k) => match Self::encode(&mut self.key, &self.name, &topic, k) {
+                Ok(b) => Some(b),
+                Err(reason) => {
+                    rejected.push(
+                        &pending.batch,
+                        pending.index,
+                        format!("key for topic `{topic}`: {reason}"),
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        let mut headers = OwnedHeaders::new();
+        for (n, v) in event.headers() {
+            headers = headers.insert(Header {
+                key: n,
+                value: Some(v),
+            });
+        }
+        let timestamp = event.timestamp_ms;
+        let batch = pending.batch.clone();
+        let index = pending.index;
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Pending>> =
+            BaseRecord::with_opaque_to(&topic, pending).headers(headers);
+        if let Some(v) = &value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(k) = &key {
+            record = record.key(k.as_slice());
+        }
+        if timestamp > 0 {
+            record = record.timestamp(timestamp);
+        }
+        let producer = self.producer()?;
+        producer.context().in_flight.fetch_add(1, Ordering::SeqCst);
+        let (e, pending) = loop {
+            match producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(50));
+                }
+                Err((e, r)) => {
+                    producer.context().in_flight.fetch_sub(1, Ordering::SeqCst);
+                    match verdict(&e) {
+                        Verdict::Fatal if self.may_reset(&e) => break (e, r.delivery_opaque),
+                        Verdict::Fatal => bail!(
+                            "kafka sink `{}`: cannot produce to topic `{topic}`: {e}",
+                            self.name
+                        ),
+                        _ => {
+                            rejected.push(&batch, index, format!("topic `{topic}`: {e}"));
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        };
+        tracing::warn!(sink = %self.name, topic = %topic, "kafka: the producer failed ({e}); starting a new one");
+        let mut taken = Vec::new();
+        self.reset_producer(&mut taken)?;
+        for (p, _) in taken {
+            self.send(p, rejected)?;
+        }
+        self.send(pending, rejected)
+    }
+
+    /// True when a fatal producer error may be cured by a new producer: an
+    /// idempotent producer whose id a broker forgot (a restart of in-memory
+    /// storage) fails for good, a new one starts afresh. At most 5 in a row.
+    fn may_reset(&self, e: &KafkaError) -> bool {
+        self.config.idempotent
+            && e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+            && self.resets < 5
+    }
+
+    /// Deals with failed deliveries: resend, reject or stop.
+    fn handle_failures(&mut self, rejected: &mut Rejected) -> Result<()> {
+        let failed: Vec<(Box<Pending>, KafkaError)> = {
+            let producer = self.producer()?;
+            let mut f = match producer.context().failed.lock() {
+                Ok(f) => f,
+                Err(p) => p.into_inner(),
+            };
+            std::mem::take(&mut *f)
+        };
+        let mut retry = Vec::new();
+        let mut force_reset = false;
+        for (pending, e) in failed {
+            match verdict(&e) {
+                Verdict::Reject => rejected.push(
+                    &pending.batch,
+                    pending.index,
+                    format!("topic `{}` refused the record: {e}", pending.topic),
+                ),
+                Verdict::Fatal if self.may_reset(&e) => {
+                    force_reset = true;
+                    retry.push((pending, e));
+                }
+                Verdict::Fatal => bail!(
+                    "kafka sink `{}`: delivery to topic `{}` failed: {e}",
+                    self.name,
+                    pending.topic
+                ),
+                Verdict::Retry => retry.push((pending, e)),
+            }
+        }
+        let Some(attempt) = retry.iter().map(|(p, _)| p.attempt + 1).max() else {
+            return Ok(());
+        };
+        let wait = Duration::from_millis(100u64 << attempt.min(7)).min(Duration::from_secs(10));
+        tracing::warn!(sink = %self.name, topic = %retry[0].0.topic, attempt, "kafka: {} deliveries failed ({}); sending again in {wait:?}", retry.len(), retry[0].1);
+        std::thread::sleep(wait);
+        if attempt >= 2 || force_reset {
+            // librdkafka already retried for message.timeout.ms. A broker that
+            // lost its state (a restart of in-memory storage) refuses the
+            // idempotent producer's id for good: start a new producer.
+            self.reset_producer(&mut retry)?;
+        }
+        for (mut pending, _) in retry {
+            pending.attempt = attempt;
+            self.send(pending, rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the producer, taking back every record the old one still held.
+    fn reset_producer(&mut self, retry: &mut Vec<(Box<Pending>, KafkaError)>) -> Result<()> {
+        if let Some(old) = self.producer.take() {
+            old.purge(PurgeConfig::default().queue().inflight());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while old.context().in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                old.poll(Duration::from_millis(50));
+            }
+            let mut f = match old.context().failed.lock() {
+                Ok(f) => f,
+                Err(p) => p.into_inner(),
+            };
+            retry.append(&mut f);
+        }
+        self.producer = Some(self.create_producer()?);
+        self.resets += 1;
+        tracing::warn!(sink = %self.name, "kafka: started a new producer after repeated delivery failures");
+        Ok(())
+    }
+}
+
+impl Sink for KafkaSink {
+    fn open(&mut self, _position: Option<&Value>) -> Result<()> {
+        let producer = self.create_producer()?;
+        let c = &self.config;
+        let deadline = Instant::now() + Duration::from_millis(c.connect_timeout_ms);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match producer.client().fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => bail!(
+                    "cannot reach the Kafka brokers `{}` after {attempt} attempts in {} ms: {e}. Check `brokers` and that the broker is running",
+                    c.brokers,
+                    c.connect_timeout_ms
+                ),
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, attempt, "kafka: brokers `{}` not reachable yet: {e}", c.brokers);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+        self.producer = Some(producer);
+        Ok(())
+    }
+
+    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        for index in 0..batch.len() {
+            let Some(topic) = self.topic_of(batch, index) else {
+                rejected.push(
+                    batch,
+                    index,
+                    format!(
+                        "no topic: the event has no `{}` header and the sink no `topic`",
+                        self.config.topic_header.as_deref().unwrap_or("")
+                    ),
+                );
+                continue;
+            };
+            self.send(
+                Box::new(Pending {
+                    batch: batch.clone(),
+                    index,
+                    topic,
+                    attempt: 0,
+                }),
+                rejected,
+            )?;
+        }
+        self.producer()?.poll(Duration::ZERO);
+        self.handle_failures(rejected)?;
+        self.delivered += batch.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+        loop {
+            {
+                let producer = self.producer()?;
+                // Serves delivery reports; returns once the queue is empty or after the wait.
+                let _ = producer.flush(Duration::from_millis(200));
+                producer.poll(Duration::ZERO);
+            }
+            self.handle_failures(rejected)?;
+            let producer = self.producer()?;
+            let failed_empty = producer
+                .context()
+                .failed
+                .lock()
+                .map(|f| f.is_empty())
+                .unwrap_or(false);
+            if producer.context().in_flight.load(Ordering::SeqCst) == 0 && failed_empty {
+                break;
+            }
+        }
+        self.resets = 0;
+        Ok(json!({ "written": self.delivered }))
+    }
+}

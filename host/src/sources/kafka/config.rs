@@ -1,0 +1,109 @@
+//! What users write for a `kafka` source.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::format::codec::Format;
+
+/// Configuration of a `kafka` source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topics by name.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Topics by regular expression (librdkafka syntax), instead of or besides `topics`.
+    pub topic_pattern: Option<String>,
+    /// Consumer group: partitions are spread over every process with the
+    /// same group, and offsets are committed to it once sinks acknowledge.
+    pub group_id: String,
+    /// Where to begin: `committed` (default: the group's committed offsets;
+    /// partitions without one start at the earliest offset), `earliest` or
+    /// `latest` (on the pipeline's first run only, ignoring committed offsets;
+    /// a restart resumes from the committed offsets).
+    #[serde(default)]
+    pub start: StartAt,
+    /// Value format: `json` (default), `json_schema`, `avro`, `raw`.
+    #[serde(default)]
+    pub format: Format,
+    /// Key format: `raw` (default: bytes as they are), `json`, `json_schema`, `avro`.
+    #[serde(default = "raw")]
+    pub key_format: Format,
+    /// Schema Registry URL (needed by `avro`).
+    pub schema_registry: Option<String>,
+    /// How long to try to reach the brokers at start before failing.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Group session timeout (short, so a dead member's partitions move quickly).
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_ms: u64,
+    /// Extra librdkafka consumer properties (`fetch.min.bytes`, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Where a fresh pipeline starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// The group's committed offsets (earliest where there is none).
+    #[default]
+    Committed,
+    /// The beginning of each partition.
+    Earliest,
+    /// The end of each partition.
+    Latest,
+}
+
+fn raw() -> Format {
+    Format::Raw
+}
+
+fn default_connect_timeout() -> u64 {
+    30_000
+}
+
+fn default_session_timeout() -> u64 {
+    10_000
+}
+
+impl KafkaSourceConfig {
+    /// Checks what serde cannot: (anchor field, field, message).
+    pub fn check(&self) -> Result<(), (String, String, String)> {
+        let err = |f: &str, m: &str| Err((f.to_string(), f.to_string(), m.to_string()));
+        if self.brokers.trim().is_empty() {
+            return err("brokers", "expected `host:port[,host:port...]`");
+        }
+        if self.topics.is_empty() && self.topic_pattern.is_none() {
+            return err("topics", "expected a list of topics (or `topic_pattern`)");
+        }
+        if self.group_id.trim().is_empty() {
+            return err("group_id", "expected a consumer group name");
+        }
+        if (self.format == Format::Avro || self.key_format == Format::Avro)
+            && self.schema_registry.is_none()
+        {
+            return err(
+                "format",
+                "format `avro` needs `schema_registry: http://host:port`",
+            );
+        }
+        Ok(())
+    }
+
+    /// Subscription strings for librdkafka (a pattern starts with `^`).
+    pub fn subscription(&self) -> Vec<String> {
+        let mut out = self.topics.clone();
+        if let Some(p) = &self.topic_pattern {
+            out.push(if p.starts_with('^') {
+                p.clone()
+            } else {
+                format!("^{p}")
+            });
+        }
+        out
+    }
+}

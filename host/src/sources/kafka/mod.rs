@@ -1,0 +1,507 @@
+//! `kafka` source: an rdkafka consumer in a consumer group.
+//!
+//! - Each record becomes an event: the Kafka key, headers and timestamp map
+//!   directly; `sluice.topic`, `sluice.partition` and `sluice.offset` headers
+//!   say where it came from. Values (and optionally keys) are decoded from
+//!   JSON, Kafka Connect JSON with schema, or Confluent-framed Avro into the
+//!   JSON events flow in; a body that does not decode goes to the dead-letter
+//!   destination with the reason and its offset is passed like any other.
+//! - The position is the next offset per (topic, partition). Offsets are
+//!   committed to the group only in [`Source::committed`], i.e. after every
+//!   sink has acknowledged every event derived from them; never automatically.
+//!   The group's committed offsets are what a restart (of this process or of
+//!   another member taking over a partition) resumes from.
+//! - Rebalances (eager protocol): on revoke, the partitions leave the
+//!   position, and a checkpoint taken before the latest assignment is never
+//!   committed (its offsets may be stale); events already
+//!   handed on still flow to the sinks, and the new owner reads from the last
+//!   committed offset, so a rebalance can duplicate but never lose. On
+//!   assign, reading resumes from the committed offsets.
+//! - An unreachable broker at start fails after `connect_timeout_ms`; at
+//!   run time librdkafka reconnects with backoff and errors are logged.
+
+mod config;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use serde_json::{json, Value};
+
+pub use config::{KafkaSourceConfig, StartAt};
+
+use super::{Malformed, Polled, Source};
+use crate::format::codec::{CodecError, Decoder};
+use crate::pipeline::BatchBuilder;
+
+type Tp = (String, i32);
+
+/// How long one poll waits for the first record.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Rebalances {
+    /// Partitions this process has been assigned at least once.
+    started: HashSet<Tp>,
+    assigned: Vec<Tp>,
+    revoked: Vec<Tp>,
+    /// Assignments so far.
+    generation: u64,
+}
+
+/// Consumer callbacks: rebalances are recorded and applied on the next poll.
+pub struct Ctx {
+    source: String,
+    /// Where a fresh pipeline starts partitions it has not read yet.
+    fresh: Option<Offset>,
+    log: Mutex<Rebalances>,
+}
+
+impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(source = %self.source, "kafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(base.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let parts: Vec<Tp> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut log = match self.log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(start) = self.fresh {
+                    for (t, p) in &parts {
+                        if !log.started.contains(&(t.clone(), *p)) {
+                            let _ = tpl.set_partition_offset(t, *p, start);
+                        }
+                    }
+                }
+                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
+                log.started.extend(parts.iter().cloned());
+                log.generation += 1;
+                log.assigned.extend(parts);
+                if cooperative {
+                    base.incremental_assign(tpl)
+                } else {
+                    base.assign(tpl)
+                }
+            }
+            _ => {
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(source = %self.source, "kafka: rebalance error {err:?}; dropping the assignment");
+                }
+                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions revoked");
+                log.revoked.extend(parts);
+                if cooperative {
+                    base.incremental_unassign(tpl)
+                } else {
+                    base.unassign()
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(source = %self.source, "kafka: applying a rebalance: {e}");
+        }
+    }
+}
+
+/// A running `kafka` source.
+pub struct KafkaSource {
+    config: KafkaSourceConfig,
+    name: String,
+    origin: Arc<str>,
+    consumer: Option<BaseConsumer<Ctx>>,
+    value: Decoder,
+    key: Decoder,
+    /// Next offset to read per topic and partition this member holds.
+    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    assigned: HashSet<Tp>,
+    /// Assignments seen; a position from an earlier one is never committed.
+    generation: u64,
+    last_error: Option<Instant>,
+}
+
+impl KafkaSource {
+    /// A source per `config` named `name`.
+    pub fn new(config: KafkaSourceConfig, name: &str, origin: Arc<str>) -> Self {
+        let registry = config.schema_registry.as_deref();
+        Self {
+            value: Decoder::new(config.format, registry),
+            key: Decoder::new(config.key_format, registry),
+            config,
+            name: name.to_string(),
+            origin,
+            consumer: None,
+            offsets: BTreeMap::new(),
+            assigned: HashSet::new(),
+            generation: 0,
+            last_error: None,
+        }
+    }
+
+    fn consumer(&self) -> Result<&BaseConsumer<Ctx>> {
+        self.consumer
+            .as_ref()
+            .context("the kafka source is not open")
+    }
+
+    fn apply_rebalances(&mut self) {
+        let Some(c) = &self.consumer else { return };
+        let mut log = match c.context().log.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        for tp in log.revoked.drain(..) {
+            if let Some(parts) = self.offsets.get_mut(&tp.0) {
+                parts.remove(&tp.1);
+            }
+            self.assigned.remove(&tp);
+        }
+        for tp in log.assigned.drain(..) {
+            self.assigned.insert(tp);
+        }
+        self.generation = log.generation;
+    }
+
+    fn warn_rate_limited(&mut self, message: String) {
+        let now = Instant::now();
+        if self
+            .last_error
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(5))
+        {
+            self.last_error = Some(now);
+            tracing::warn!(source = %self.name, "kafka: {message} (librdkafka retries with backoff)");
+        }
+    }
+
+    /// Decodes with `dec`, retrying while the schema registry is unreachable.
+    fn decode(dec: &mut Decoder, name: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match dec.decode(bytes) {
+                Ok(v) => return Ok(v),
+                Err(CodecError::Bad(m)) => return Err(m),
+                Err(CodecError::Unavailable(m)) => {
+                    tracing::warn!(source = %name, "{m}; retrying in {wait:?}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+/// Parses a position value into (topic, partition) → next offset.
+fn parse_position(p: &Value) -> BTreeMap<Tp, i64> {
+    let mut out = BTreeMap::new();
+    if let Some(topics) = p.get("offsets").and_then(Value::as_object) {
+        for (topic, parts) in topics {
+            if let Some(parts) = parts.as_object() {
+                for (part, off) in parts {
+                    if let (Ok(p), Some(o)) = (part.parse::<i32>(), off.as_i64()) {
+                        out.insert((topic.clone(), p), o);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Source for KafkaSource {
+    fn open(&mut self, position: Option<&Value>) -> Result<()> {
+        let c = &self.config;
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &c.brokers)
+            .set("group.id", &c.group_id)
+            .set("client.id", format!("sluice-{}", self.name))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "auto.offset.reset",
+                if c.start == StartAt::Latest {
+                    "latest"
+                } else {
+                    "earliest"
+                },
+            )
+            .set("session.timeout.ms", c.session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (c.session_timeout_ms / 4).max(100).to_string(),
+            )
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            // Kafka's default (500 ms) is what an idle partition adds to the
+            // latency of the next record on brokers that hold fetches that long.
+            .set("fetch.wait.max.ms", "50");
+        for (k, v) in &c.properties {
+            cfg.set(k, v);
+        }
+        let fresh = match (position, c.start) {
+            (None, StartAt::Earliest) => Some(Offset::Beginning),
+            (None, StartAt::Latest) => Some(Offset::End),
+            _ => None,
+        };
+        let ctx = Ctx {
+            source: self.name.clone(),
+            fresh,
+            log: Mutex::new(Rebalances::default()),
+        };
+        let consumer: BaseConsumer<Ctx> = cfg
+            .create_with_context(ctx)
+            .with_context(|| format!("creating a Kafka consumer for {}", c.brokers))?;
+        // Bounded wait for the brokers, so a wrong address fails clearly.
+        let deadline = Instant::now() + Duration::from_millis(c.connect_timeout_ms);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => bail!(
+                    "cannot reach the Kafka brokers `{}` after {attempt} attempts in {} ms: {e}. Check `brokers` and that the broker is running",
+                    c.brokers,
+                    c.connect_timeout_ms
+                ),
+                Err(e) => {
+                    tracing::warn!(source = %self.name, attempt, "kafka: brokers `{}` not reachable yet: {e}", c.brokers);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+        let subs = c.subscription();
+        let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&refs)
+            .with_context(|| format!("subscribing to {subs:?}"))?;
+        tracing::info!(source = %self.name, topics = ?subs, group = %c.group_id, "kafka: subscribed");
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    fn poll(&mut self, max: usize) -> Result<Polled> {
+        let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(4096));
+        let mut malformed = Vec::new();
+        let deadline = Instant::now() + POLL_WAIT;
+        let mut errors = Vec::new();
+        let mut numbers = String::with_capacity(32);
+        {
+            let consumer = self
+                .consumer
+                .as_ref()
+                .context("the kafka source is not open")?;
+            while b.len() + malformed.len() < max {
+                let wait = if b.is_empty() && malformed.is_empty() {
+                    deadline.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::ZERO
+                };
+                let Some(msg) = consumer.poll(wait) else {
+                    if wait.is_zero() {
+                        break;
+                    }
+                    continue;
+                };
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        break;
+                    }
+                };
+                let topic = msg.topic();
+                let partition = msg.partition();
+                let offset = msg.offset();
+                match self.offsets.get_mut(topic) {
+                    Some(parts) => {
+                        parts.insert(partition, offset + 1);
+                    }
+                    None => {
+                        self.offsets
+                            .insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
+                    }
+                }
+                let position = u64::try_from(offset).unwrap_or(0);
+                let whence = || format!("{topic}[{partition}]@{offset}");
+                let value = match msg.payload() {
+                    None => Ok(None),
+                    Some(v) => Self::decode(&mut self.value, &self.name, v)
+                        .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
+                        .map_err(|e| (v, format!("value at {}: {e}", whence()))),
+                };
+                let key = match msg.key() {
+                    None => Ok(None),
+                    Some(k) => Self::decode(&mut self.key, &self.name, k)
+                        .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
+                        .map_err(|e| (k, format!("key at {}: {e}", whence()))),
+                };
+                let (key, value) = match (key, value) {
+                    (Ok(k), Ok(v)) => (k, v),
+                    (Err((bytes, reason)), _) | (_, Err((bytes, reason))) => {
+                        malformed.push(Malformed {
+                            bytes: bytes.to_vec(),
+                            reason,
+                            position,
+                        });
+                        continue;
+                    }
+                };
+                numbers.clear();
+                let _ = write!(numbers, "{partition}{offset}");
+                let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
+                let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+                if let Some(hs) = msg.headers() {
+                    for h in hs.iter() {
+                        headers.push((h.key, h.value.unwrap_or(&[])));
+                    }
+                }
+                headers.push(("sluice.topic", topic.as_bytes()));
+                headers.push(("sluice.partition", partition_text.as_bytes()));
+                headers.push(("sluice.offset", offset_text.as_bytes()));
+                let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
+                b.push(key.as_deref(), value.as_deref(), &headers, ts, position);
+            }
+        }
+        for e in errors {
+            self.warn_rate_limited(e);
+        }
+        self.apply_rebalances();
+        Ok(Polled {
+            batch: (!b.is_empty()).then(|| b.finish()),
+            malformed,
+            done: false,
+        })
+    }
+
+    fn position(&self) -> Value {
+        let topics: serde_json::Map<String, Value> = self
+            .offsets
+            .iter()
+            .filter(|(_, parts)| !parts.is_empty())
+            .map(|(t, parts)| {
+                let m: serde_json::Map<String, Value> = parts
+                    .iter()
+                    .map(|(p, o)| (p.to_string(), json!(o)))
+                    .collect();
+                (t.clone(), Value::Object(m))
+            })
+            .collect();
+        json!({ "offsets": topics, "generation": self.generation })
+    }
+
+    fn committed(&mut self, position: &Value) -> Result<()> {
+        // A checkpoint taken before the latest assignment may hold offsets of
+        // partitions now owned elsewhere, or of a topic the broker lost and
+        // recreated; committing them could skip records. The next checkpoint
+        // commits what this member read since.
+        let generation = position.get("generation").and_then(Value::as_u64);
+        if generation.is_some_and(|g| g != self.generation) {
+            tracing::debug!(source = %self.name, "kafka: not committing a checkpoint from before the latest rebalance");
+            return Ok(());
+        }
+        let offsets = parse_position(position);
+        let mut tpl = TopicPartitionList::new();
+        // Every partition in the position: its events are acknowledged (one
+        // revoked since, without a new assignment, is what this member
+        // finished; a commit behind its new owner only means duplicates).
+        for ((t, p), o) in &offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                .with_context(|| format!("offset {o} of {t}[{p}]"))?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        match self.consumer()?.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                tracing::debug!(source = %self.name, offsets = ?offsets, "kafka: offsets committed")
+            }
+            // A rebalance or an unreachable broker: the next checkpoint commits
+            // again; until then a restart re-reads (duplicates, no loss).
+            Err(e) => {
+                tracing::warn!(source = %self.name, "kafka: committing offsets failed: {e}; the next checkpoint retries")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decimal digits of `n` (with its sign).
+fn digits(n: i64) -> usize {
+    let mut len = usize::from(n < 0) + 1;
+    let mut m = n.unsigned_abs();
+    while m >= 10 {
+        m /= 10;
+        len += 1;
+    }
+    len
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_positions_round_trip() {
+        let mut s = KafkaSource::new(
+            serde_json::from_value(json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}))
+                .expect("config"),
+            "k",
+            Arc::from("k"),
+        );
+        s.offsets
+            .insert("t".into(), BTreeMap::from([(0, 5), (2, 9)]));
+        s.offsets.insert("u.v".into(), BTreeMap::from([(1, 1)]));
+        let p = s.position();
+        assert_eq!(
+            p,
+            json!({"offsets": {"t": {"0": 5, "2": 9}, "u.v": {"1": 1}}, "generation": 0})
+        );
+        assert_eq!(
+            parse_position(&p),
+            BTreeMap::from([
+                (("t".into(), 0), 5),
+                (("t".into(), 2), 9),
+                (("u.v".into(), 1), 1)
+            ])
+        );
+        assert_eq!(
+            (
+                digits(0),
+                digits(7),
+                digits(10),
+                digits(-3),
+                digits(123_456)
+            ),
+            (1, 1, 2, 2, 6)
+        );
+    }
+}
