@@ -352,3 +352,32 @@ fn window_join_survives_sigkill_without_lost_or_duplicate_pairs() {
         a.strip_prefix('o') == b.strip_prefix('s')
     }));
 }
+
+/// Without `event_time`, a processor uses each event's own timestamp (a file
+/// source stamps read time): every event is counted, none is late.
+#[test]
+fn event_timestamps_serve_as_event_time_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    numbered_events(&input, 5000);
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: ts\nbatch_size: 100\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  counts:\n    plugin: {}\n    inputs: [in]\n    params: {{size_ms: 3600000, group_by: pad}}\nsinks:\n  out: {{type: file, path: {}, inputs: [counts]}}\n",
+            q(&input),
+            q(&plugin("window-aggregate")),
+            q(&out)
+        ),
+    );
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let total: u64 = json_lines(&out)
+        .iter()
+        .map(|v| v["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 5000);
+    assert!(
+        !dir.path().join(".sluice/ts/dead-letters.jsonl").exists()
+            || lines(&dir.path().join(".sluice/ts/dead-letters.jsonl")).is_empty()
+    );
+}
