@@ -17,7 +17,7 @@ use sluice_sdk::{Params, Processor};
 
 use super::{from_sdk, to_sdk};
 use crate::config::{self, CpuBudget, Limits};
-use crate::pipeline::{Batch, BatchBuilder};
+use crate::event::{Batch, BatchBuilder};
 use crate::plugin::{bindings, ComponentCache, ProcessorInstance, ProcessorPlugin, WasmEngine};
 use crate::state::{KeyedState, Table, TableConfig, TableSink};
 
@@ -118,9 +118,9 @@ fn customers_table() -> Result<Table> {
             0,
         )
     });
-    let mut rejected = crate::sinks::Rejected::default();
+    let mut rejected = crate::connector::Rejected::default();
     for b in rows {
-        crate::sinks::Sink::write(&mut sink, &Arc::new(b), &mut rejected)?;
+        crate::connector::Sink::write(&mut sink, &Arc::new(b), &mut rejected)?;
     }
     Ok(table)
 }

@@ -22,7 +22,8 @@ use sluice_sdk::abi::{RawBatch, RawEvent, RawHeader, Span as SdkSpan};
 use sluice_sdk::{Params, Transform};
 
 use crate::config::{self, CpuBudget, Limits, LoadOptions};
-use crate::pipeline::{self, Batch, BatchBuilder, RunOptions, StageLogic};
+use crate::event::{Batch, BatchBuilder};
+use crate::pipeline::{self, RunOptions, StageLogic};
 use crate::plugin::{
     bindings, CallFailure, ComponentCache, TransformInstance, TransformPlugin, WasmEngine,
 };
@@ -490,11 +491,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
             } else {
                 HashMap::new()
             };
-            let options = RunOptions {
-                watch: false,
-                progress: false,
-                stop: Arc::new(AtomicBool::new(false)),
-            };
+            let options = RunOptions::new(Arc::new(AtomicBool::new(false)));
             let summary = pipeline::run_with(&p, &engine, &cache, options, overrides)?;
             anyhow::ensure!(
                 summary.events_out == wasm_out,

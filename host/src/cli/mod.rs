@@ -3,6 +3,7 @@
 
 mod build;
 mod plugin_cmd;
+mod progress;
 mod registry_cmd;
 mod run_cmd;
 mod signals;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::{Limits, OnError};
-use crate::pipeline::{process_batch, BatchBuilder};
+use crate::event::BatchBuilder;
+use crate::pipeline::process_batch;
 use crate::plugin::{component, ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
 
 /// `sluice plugin build DIR`: builds with the language's own toolchain and
@@ -118,7 +119,7 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
             if text.is_empty() {
                 continue;
             }
-            if let Err(e) = crate::sources::check_json(text.as_bytes()) {
+            if let Err(e) = crate::event::check_json(text.as_bytes()) {
                 eprintln!(
                     "dead letter: {} line {line_no}: malformed JSON: {e}: {text}",
                     input.display()

@@ -119,16 +119,21 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
+    let bar = progress.then(super::progress::RunBar::new);
     let summary = pipeline::run(
         &p,
         &engine,
         &cache,
         RunOptions {
             watch,
-            progress,
             stop,
+            on_status: bar.as_ref().map(|b| b.callback()),
         },
-    )?;
+    );
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    let summary = summary?;
     let secs = summary.elapsed.as_secs_f64();
     eprintln!(
         "done: {} events in, {} out, {} dead-lettered, {} skipped in {:.2}s ({:.0} events/s); {} checkpoint(s), {} plugin instance restart(s)",

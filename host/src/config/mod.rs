@@ -22,8 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::sinks::SinkConfig;
-use crate::sources::SourceConfig;
+use crate::connector::{ParseError, SinkConfig, SourceConfig};
 
 /// Where `plugin: NAME` is looked for, in order, after paths relative to the
 /// pipeline file.
@@ -144,7 +143,12 @@ impl Loader<'_> {
         field: &str,
         value: Value,
     ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
+        self.parsed(node, field, serde_path_to_error::deserialize::<_, T>(value))
+    }
+
+    /// Reports a section's deserialization error at its location.
+    fn parsed<T>(&mut self, node: &Node, field: &str, result: Result<T, ParseError>) -> Option<T> {
+        match result {
             Ok(v) => Some(v),
             Err(err) => {
                 let segments: Vec<String> = err
@@ -296,7 +300,7 @@ impl Loader<'_> {
                 continue;
             };
             let field = format!("sources.{name}");
-            let Some((kind, _)) = self.typed_body(node, &field, crate::sources::TYPES) else {
+            let Some((kind, _)) = self.typed_body(node, &field, &crate::sources::types()) else {
                 continue;
             };
             if let Some(mut config) = self.source_config(node, &field, &kind) {
@@ -311,30 +315,22 @@ impl Loader<'_> {
         out
     }
 
-    fn source_config(&mut self, node: &Node, field: &str, kind: &str) -> Option<SourceConfig> {
+    fn source_config(
+        &mut self,
+        node: &Node,
+        field: &str,
+        kind: &str,
+    ) -> Option<Box<dyn SourceConfig>> {
         let mut body = match self.json_of(node, field) {
             Value::Object(m) => m,
             _ => return None,
         };
         body.remove("type");
-        let body = Value::Object(body);
-        let config = match kind {
-            "file" => self.section(node, field, body).map(SourceConfig::File),
-            "stdin" => self.section(node, field, body).map(SourceConfig::Stdin),
-            "datagen" => self.section(node, field, body).map(SourceConfig::Datagen),
-            "postgres-cdc" => self
-                .section(node, field, body)
-                .map(SourceConfig::PostgresCdc),
-            "mongodb" => self.section(node, field, body).map(SourceConfig::Mongodb),
-            "postgres-poll" => self
-                .section(node, field, body)
-                .map(SourceConfig::PostgresPoll),
-            "kafka" => self.section(node, field, body).map(SourceConfig::Kafka),
-            _ => None,
-        }?;
-        if let Err((anchor, sub, message)) = config.check() {
-            let at = node.get(&anchor).map_or(node.at, |n| n.at);
-            self.error(at, &format!("{field}.{sub}"), message);
+        let parse = crate::sources::kind(kind)?.parse;
+        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        if let Err(issue) = config.check() {
+            let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
+            self.error(at, &format!("{field}.{}", issue.field), issue.message);
             return None;
         }
         Some(config)
@@ -463,8 +459,8 @@ impl Loader<'_> {
         node: &Node,
         field: &str,
         needs_inputs: bool,
-    ) -> Option<(SinkConfig, Vec<String>)> {
-        let (kind, _) = self.typed_body(node, field, crate::sinks::TYPES)?;
+    ) -> Option<(Box<dyn SinkConfig>, Vec<String>)> {
+        let (kind, _) = self.typed_body(node, field, &crate::sinks::types())?;
         let mut body = match self.json_of(node, field) {
             Value::Object(m) => m,
             _ => return None,
@@ -485,23 +481,11 @@ impl Loader<'_> {
         } else {
             Vec::new()
         };
-        let body = Value::Object(body);
-        let config = match kind.as_str() {
-            "file" => self.section(node, field, body).map(SinkConfig::File),
-            "stdout" => self.section(node, field, body).map(SinkConfig::Stdout),
-            "elasticsearch" => self
-                .section(node, field, body)
-                .map(SinkConfig::Elasticsearch),
-            "s3" => self.section(node, field, body).map(SinkConfig::S3),
-            "mongodb" => self.section(node, field, body).map(SinkConfig::Mongodb),
-            "postgres" => self.section(node, field, body).map(SinkConfig::Postgres),
-            "mysql" => self.section(node, field, body).map(SinkConfig::Mysql),
-            "kafka" => self.section(node, field, body).map(SinkConfig::Kafka),
-            _ => None,
-        }?;
-        if let Err((anchor, sub, message)) = config.check() {
-            let at = node.get(&anchor).map_or(node.at, |n| n.at);
-            self.error(at, &format!("{field}.{sub}"), message);
+        let parse = crate::sinks::kind(&kind)?.parse;
+        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        if let Err(issue) = config.check() {
+            let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
+            self.error(at, &format!("{field}.{}", issue.field), issue.message);
             return None;
         }
         let mut config = config;

@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Location;
-use crate::sinks::SinkConfig;
-use crate::sources::SourceConfig;
+use crate::connector::{SinkConfig, SourceConfig};
 
 /// A validated pipeline.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ pub struct Pipeline {
     /// Tables materialized from streams, for processors to look up.
     pub tables: Vec<TableDef>,
     /// Where dead letters go; `None` means the default file under `data_dir`.
-    pub dead_letter: Option<SinkConfig>,
+    pub dead_letter: Option<Box<dyn SinkConfig>>,
 }
 
 impl Pipeline {
@@ -74,7 +73,7 @@ pub struct SourceDef {
     /// Its name; stages and sinks list it in `inputs`.
     pub name: String,
     /// Connector configuration.
-    pub config: SourceConfig,
+    pub config: Box<dyn SourceConfig>,
     /// Where it is defined.
     pub at: Location,
 }
@@ -111,7 +110,7 @@ pub struct SinkDef {
     /// Its name.
     pub name: String,
     /// Connector configuration.
-    pub config: SinkConfig,
+    pub config: Box<dyn SinkConfig>,
     /// Names of the sources or stages it reads.
     pub inputs: Vec<String>,
     /// Where it is defined.

@@ -67,7 +67,7 @@ impl Decoder {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, CodecError> {
         match self.format {
             Format::Raw => Ok(None),
-            Format::Json => crate::sources::check_json(bytes)
+            Format::Json => crate::event::check_json(bytes)
                 .map(|()| None)
                 .map_err(|e| CodecError::Bad(format!("not JSON: {e}"))),
             Format::JsonSchema => {

@@ -110,7 +110,7 @@ mod tests {
 
     fn batch() -> Message {
         Message::Batch(Arc::new(
-            crate::pipeline::BatchBuilder::new("s", Arc::from("s"), 1).finish(),
+            crate::event::BatchBuilder::new("s", Arc::from("s"), 1).finish(),
         ))
     }
 

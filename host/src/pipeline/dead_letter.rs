@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{BatchBuilder, EventView};
+use crate::event::{BatchBuilder, EventView};
 
 /// Header names on every dead letter.
 pub mod headers {
@@ -88,7 +88,7 @@ impl DeadLetters {
     }
 
     /// The batch to send, if any.
-    pub fn finish(self) -> Option<super::Batch> {
+    pub fn finish(self) -> Option<crate::event::Batch> {
         (!self.builder.is_empty()).then(|| self.builder.finish())
     }
 }

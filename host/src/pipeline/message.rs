@@ -3,7 +3,7 @@
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
-use super::Batch;
+use crate::event::Batch;
 
 /// One item on a channel.
 #[derive(Debug, Clone)]

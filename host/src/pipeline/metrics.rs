@@ -2,31 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Progress of a bounded source: done out of total (bytes or records).
-#[derive(Debug, Default)]
-pub struct Progress {
-    done: AtomicU64,
-    total: AtomicU64,
-}
-
-impl Progress {
-    /// Sets the total (0 = unknown).
-    pub fn set_total(&self, n: u64) {
-        self.total.store(n, Ordering::Relaxed);
-    }
-    /// Sets how much is done.
-    pub fn set_done(&self, n: u64) {
-        self.done.store(n, Ordering::Relaxed);
-    }
-    /// (done, total).
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.done.load(Ordering::Relaxed),
-            self.total.load(Ordering::Relaxed),
-        )
-    }
-}
-
 /// Pipeline-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -4,17 +4,22 @@
 //! sink has durably written everything before a barrier.
 
 mod align;
-mod batch;
+mod coordinator;
 mod dead_letter;
+mod graph;
 mod message;
 mod metrics;
 mod runner;
+mod sink_task;
+mod source_task;
 mod stage;
 mod watch;
 
+#[cfg(test)]
+mod tests;
+
 pub use align::{Aligner, Step};
-pub use batch::{Batch, BatchBuilder, EventView};
 pub use message::{Envelope, Message, Outputs};
-pub use metrics::{Metrics, Progress};
-pub use runner::{run, run_with, RunOptions, RunSummary};
+pub use metrics::Metrics;
+pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
 pub use stage::{process_batch, StageLogic, StageOutcome};

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
+use super::coordinator::Report;
 use super::dead_letter::{Culprit, DeadLetters};
-use super::runner::Report;
-use super::{Aligner, Batch, Envelope, Message, Metrics, Outputs, Step};
+use super::{Aligner, Envelope, Message, Metrics, Outputs, Step};
 use crate::config::{EventTime, OnError};
+use crate::event::{Batch, BatchBuilder};
 use crate::plugin::bindings::processor::FiredTimer;
 use crate::plugin::{bindings, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin};
 use crate::state::keyed;
@@ -305,7 +306,7 @@ impl StageTask {
             version,
         };
         let mut dead = DeadLetters::new(&self.name, batch.origin.clone());
-        let mut kept = super::BatchBuilder::new(batch.stream(), batch.origin.clone(), batch.len());
+        let mut kept = BatchBuilder::new(batch.stream(), batch.origin.clone(), batch.len());
         let mut newest = None;
         for e in batch.iter() {
             let ts = match &field {
@@ -366,7 +367,7 @@ impl StageTask {
             // Timer outputs derive from the timers: a synthetic input whose
             // events are the timers gives them an origin and a position.
             let origin: Arc<str> = Arc::from(name.as_str());
-            let mut input = super::BatchBuilder::new(&name, origin, due.len());
+            let mut input = BatchBuilder::new(&name, origin, due.len());
             for (at, key) in &due {
                 input.push(Some(key), None, &[], *at, u64::try_from(*at).unwrap_or(0));
             }

@@ -5,12 +5,16 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "transform",
+    // Batches are the event layer's frames: no conversion at the boundary.
+    with: {
+        "sluice:plugin/types": crate::event::abi::sluice::plugin::types,
+    },
 });
 
 pub use self::exports::sluice::plugin::transformer::CallError;
 pub use self::sluice::plugin::log::Level;
-pub use self::sluice::plugin::types::{
-    Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span,
+pub use crate::event::abi::{
+    Event, Frame as Batch, Header, Output, Param, PluginInfo, Rejection, Span,
 };
 
 /// The `processor` world: stateful processors with state, tables and timers.
@@ -21,7 +25,7 @@ pub mod processor {
         path: "../wit",
         world: "processor",
         with: {
-            "sluice:plugin/types": super::sluice::plugin::types,
+            "sluice:plugin/types": crate::event::abi::sluice::plugin::types,
             "sluice:plugin/log": super::sluice::plugin::log,
         },
     });

@@ -117,7 +117,7 @@ impl log::Host for HostState {
     }
 }
 
-impl super::bindings::sluice::plugin::types::Host for HostState {}
+impl crate::event::abi::sluice::plugin::types::Host for HostState {}
 
 impl HostState {
     fn with_state<T>(&mut self, default: T, f: impl FnOnce(&mut KeyedState) -> T) -> T {

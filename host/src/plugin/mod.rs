@@ -6,6 +6,7 @@ mod cache;
 pub mod component;
 mod engine;
 mod host;
+mod output;
 mod processor;
 mod transform;
 

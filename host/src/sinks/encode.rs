@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Deserialize;
 
-use crate::pipeline::EventView;
+use crate::event::EventView;
 
 /// Line format of text sinks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -21,7 +21,7 @@ pub enum OutputFormat {
 fn write_embedded(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         None => out.extend_from_slice(b"null"),
-        Some(b) if super::super::sources::check_json(b).is_ok() => out.extend_from_slice(b),
+        Some(b) if crate::event::check_json(b).is_ok() => out.extend_from_slice(b),
         Some(b) => {
             let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(b));
         }

@@ -1,4 +1,7 @@
-//! Sinks: where events leave a pipeline. One folder per connector.
+//! Sinks: where events leave a pipeline. One folder per connector, each
+//! with its config, the running sink it builds, and the [`SinkKind`] that
+//! names it; [`REGISTRY`] lists them all. `sql/` is shared by the two SQL
+//! sinks.
 
 pub mod elasticsearch;
 pub mod file;
@@ -14,120 +17,68 @@ mod encode;
 
 pub use encode::{write_event, OutputFormat};
 
-use std::sync::Arc;
+use crate::connector::SinkKind;
 
-use anyhow::Result;
-use serde_json::Value;
-
-use crate::pipeline::Batch;
-
-/// Connector types a pipeline file may name.
-pub const TYPES: &[&str] = &[
-    "file",
-    "stdout",
-    "elasticsearch",
-    "s3",
-    "mongodb",
-    "postgres",
-    "mysql",
-    "kafka",
+/// Every sink connector a pipeline file may name, in the order listings
+/// show them.
+pub static REGISTRY: &[SinkKind] = &[
+    file::KIND,
+    stdout::KIND,
+    elasticsearch::KIND,
+    s3::KIND,
+    mongodb::KIND,
+    postgres::KIND,
+    mysql::KIND,
+    kafka::KIND,
 ];
 
-/// A sink's configuration, by `type`.
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    /// JSON lines to a file.
-    File(file::FileSinkConfig),
-    /// JSON lines to standard output.
-    Stdout(stdout::StdoutSinkConfig),
-    /// Documents into an Elasticsearch/OpenSearch index (boxed: it is large).
-    Elasticsearch(Box<elasticsearch::ElasticsearchSinkConfig>),
-    /// Objects in S3 or an S3-compatible store (boxed: it is large).
-    S3(Box<s3::S3SinkConfig>),
-    /// Documents into a MongoDB collection (boxed: it is large).
-    Mongodb(Box<mongodb::MongoSinkConfig>),
-    /// Rows in a PostgreSQL table (boxed: it is large).
-    Postgres(Box<sql::SqlSinkConfig>),
-    /// Rows in a MySQL or MariaDB table (boxed: it is large).
-    Mysql(Box<sql::SqlSinkConfig>),
-    /// Records to Kafka topics (boxed: it is large).
-    Kafka(Box<kafka::KafkaSinkConfig>),
+/// The connector named `type_name`.
+pub fn kind(type_name: &str) -> Option<&'static SinkKind> {
+    REGISTRY.iter().find(|k| k.name == type_name)
 }
 
-/// Events a sink's target refused for good (a bad document, a constraint),
-/// with the target's reason. The runner dead-letters them before the next
-/// checkpoint barrier, so a checkpoint never covers an unrouted rejection.
-#[derive(Default)]
-pub struct Rejected {
-    items: Vec<(Arc<Batch>, usize, String)>,
+/// Every `type` value, for messages.
+pub fn types() -> Vec<&'static str> {
+    REGISTRY.iter().map(|k| k.name).collect()
 }
 
-impl Rejected {
-    /// Refuses event `index` of `batch` with `reason`.
-    pub fn push(&mut self, batch: &Arc<Batch>, index: usize, reason: impl Into<String>) {
-        self.items.push((batch.clone(), index, reason.into()));
-    }
+#[cfg(test)]
+mod tests {
+    use super::REGISTRY;
 
-    /// True when nothing was refused.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Takes the refused events.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, (Arc<Batch>, usize, String)> {
-        self.items.drain(..)
-    }
-}
-
-/// A running sink. Runs on its own thread.
-pub trait Sink: Send {
-    /// Restores the state of the last checkpoint (a file sink truncates what
-    /// was written after it), or starts afresh when `position` is `None`.
-    fn open(&mut self, position: Option<&Value>) -> Result<()>;
-    /// Writes a batch (possibly buffered; not yet durable). Events the target
-    /// refuses for good go to `rejected`; an `Err` is fatal for the pipeline,
-    /// so transient failures are retried inside the sink.
-    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()>;
-    /// Makes everything written durable and returns the position to record in
-    /// the checkpoint. Source positions are committed only after this.
-    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value>;
-}
-
-impl SinkConfig {
-    /// Makes relative paths relative to the pipeline file's directory.
-    pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        if let SinkConfig::File(c) = self {
-            c.path = base.join(&c.path);
+    /// Every registered sink has its reference page, and every page names a
+    /// registered sink: the docs cannot drift from the registry.
+    #[test]
+    fn every_registered_sink_has_a_docs_page_and_every_page_a_sink() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/connectors");
+        let index = std::fs::read_to_string(docs.join("README.md")).expect("docs/connectors/README.md");
+        for kind in REGISTRY {
+            let page = docs.join("sinks").join(format!("{}.md", kind.name));
+            let text = std::fs::read_to_string(&page)
+                .unwrap_or_else(|e| panic!("{}: {e}; document the `{}` sink", page.display(), kind.name));
+            let heading = format!("# {} (sink)", kind.name);
+            assert_eq!(text.lines().next(), Some(heading.as_str()), "{}", page.display());
+            assert!(
+                index.contains(&format!("sinks/{}.md", kind.name)),
+                "docs/connectors/README.md does not link sinks/{}.md",
+                kind.name
+            );
+        }
+        for entry in std::fs::read_dir(docs.join("sinks")).expect("docs/connectors/sinks") {
+            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            let stem = name.trim_end_matches(".md");
+            assert!(
+                super::kind(stem).is_some(),
+                "docs/connectors/sinks/{name} documents no registered sink"
+            );
         }
     }
 
-    /// Checks that serde cannot express: (field to point at, field the
-    /// message is about, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        match self {
-            SinkConfig::Elasticsearch(c) => c.check(),
-            SinkConfig::S3(c) => c.check(),
-            SinkConfig::Mongodb(c) => c.check(),
-            SinkConfig::Postgres(c) => c.check(postgres::SCHEMES),
-            SinkConfig::Mysql(c) => c.check(mysql::SCHEMES),
-            SinkConfig::Kafka(c) => c.check(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Builds the running sink named `name`.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
-        Ok(match self {
-            SinkConfig::File(c) => Box::new(file::FileSink::new(c.clone())),
-            SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c.clone())),
-            SinkConfig::Elasticsearch(c) => {
-                Box::new(elasticsearch::ElasticsearchSink::new((**c).clone(), name)?)
-            }
-            SinkConfig::S3(c) => Box::new(s3::S3Sink::new((**c).clone(), name)?),
-            SinkConfig::Mongodb(c) => Box::new(mongodb::MongoSink::new((**c).clone(), name)?),
-            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::new((**c).clone(), name)?),
-            SinkConfig::Mysql(c) => Box::new(mysql::MysqlSink::new((**c).clone(), name)?),
-            SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::new((**c).clone(), name)?),
-        })
+    #[test]
+    fn type_names_are_unique() {
+        let mut names = super::types();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
     }
 }

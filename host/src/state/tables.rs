@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::pipeline::Batch;
-use crate::sinks::{Rejected, Sink};
+use crate::connector::{Rejected, Sink};
+use crate::event::Batch;
 
 const KEEP_SNAPSHOTS: u64 = 8;
 

@@ -1,5 +1,6 @@
 //! What users write for an `elasticsearch` sink.
 
+use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
 /// Configuration of an `elasticsearch` sink (Elasticsearch or OpenSearch `_bulk` API).
@@ -114,40 +115,33 @@ fn default_timeout() -> u64 {
 impl ElasticsearchSinkConfig {
     /// Cross-field checks serde cannot express: (field to point at, field the
     /// message is about, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
+    pub fn check(&self) -> Result<(), ConfigIssue> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err((
-                "url".into(),
-                "url".into(),
+            return Err(ConfigIssue::at(
+                "url",
                 format!("`{}` is not an http:// or https:// URL", self.url),
             ));
         }
         if self.id == IdStrategy::Field && self.id_field.is_none() {
-            return Err((
-                "id".into(),
-                "id_field".into(),
-                "required when `id: field`; expected the name of the id field".into(),
+            return Err(ConfigIssue::anchored(
+                "id",
+                "id_field",
+                "required when `id: field`; expected the name of the id field",
             ));
         }
         if self.id != IdStrategy::Field && self.id_field.is_some() {
-            return Err((
-                "id_field".into(),
-                "id_field".into(),
-                "only used with `id: field`".into(),
-            ));
+            return Err(ConfigIssue::at("id_field", "only used with `id: field`"));
         }
         if self.index.is_empty() {
-            return Err((
-                "index".into(),
-                "index".into(),
-                "expected an index name or template".into(),
+            return Err(ConfigIssue::at(
+                "index",
+                "expected an index name or template",
             ));
         }
         if self.max_events == 0 || self.max_bytes == 0 {
-            return Err((
-                "max_events".into(),
-                "max_events".into(),
-                "expected a positive batch size".into(),
+            return Err(ConfigIssue::at(
+                "max_events",
+                "expected a positive batch size",
             ));
         }
         Ok(())

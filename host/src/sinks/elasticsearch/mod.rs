@@ -21,8 +21,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use super::{Rejected, Sink};
-use crate::pipeline::Batch;
+use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::event::Batch;
 use client::{short, Client};
 
 /// One buffered action and the event it came from.
@@ -291,5 +291,22 @@ impl Sink for ElasticsearchSink {
         }
         // Writes are idempotent by document id: nothing to resume from.
         Ok(Value::Null)
+    }
+}
+
+/// The `elasticsearch` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "elasticsearch",
+    summary: "documents into an Elasticsearch or OpenSearch index (`_bulk`)",
+    parse: parse_sink::<ElasticsearchSinkConfig>,
+};
+
+impl SinkConfig for ElasticsearchSinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        ElasticsearchSinkConfig::check(self)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(ElasticsearchSink::new(self.clone(), name)?))
     }
 }

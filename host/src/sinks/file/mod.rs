@@ -11,10 +11,11 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{write_event, OutputFormat, Rejected, Sink};
+use super::{write_event, OutputFormat};
+use crate::connector::{parse_sink, Rejected, Sink, SinkConfig, SinkKind};
 use std::sync::Arc;
 
-use crate::pipeline::Batch;
+use crate::event::Batch;
 
 /// Configuration of a `file` sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,5 +109,26 @@ impl Sink for FileSink {
                 .with_context(|| format!("syncing {}", self.config.path.display()))?;
         }
         Ok(json!({ "bytes": self.written }))
+    }
+}
+
+/// The `file` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "file",
+    summary: "JSON lines to a file, truncated back to the last checkpoint on restart",
+    parse: parse_sink::<FileSinkConfig>,
+};
+
+impl SinkConfig for FileSinkConfig {
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn output_path(&self) -> Option<&std::path::Path> {
+        Some(&self.path)
+    }
+
+    fn build(&self, _name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(FileSink::new(self.clone())))
     }
 }

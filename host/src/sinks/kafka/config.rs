@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::connector::ConfigIssue;
 use crate::format::codec::Format;
 use crate::format::registry::SubjectNaming;
 
@@ -61,8 +62,8 @@ fn default_connect_timeout() -> u64 {
 
 impl KafkaSinkConfig {
     /// Checks what serde cannot: (anchor field, field, message).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        let err = |f: &str, m: String| Err((f.to_string(), f.to_string(), m));
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        let err = |f: &str, m: String| Err(ConfigIssue::at(f, m));
         if self.brokers.trim().is_empty() {
             return err("brokers", "expected `host:port[,host:port...]`".into());
         }

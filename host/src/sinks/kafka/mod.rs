@@ -36,9 +36,9 @@ use serde_json::{json, Value};
 
 pub use config::KafkaSinkConfig;
 
-use super::{Rejected, Sink};
+use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::event::Batch;
 use crate::format::codec::{CodecError, Encoder};
-use crate::pipeline::Batch;
 
 /// An event on its way: where it came from in the batch and where it goes.
 pub struct Pending {
@@ -392,23 +392,12 @@ impl Sink for KafkaSink {
     fn open(&mut self, _position: Option<&Value>) -> Result<()> {
         let producer = self.create_producer()?;
         let c = &self.config;
-        let deadline = Instant::now() + Duration::from_millis(c.connect_timeout_ms);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match producer.client().fetch_metadata(None, Duration::from_secs(2)) {
-                Ok(_) => break,
-                Err(e) if Instant::now() >= deadline => bail!(
-                    "cannot reach the Kafka brokers `{}` after {attempt} attempts in {} ms: {e}. Check `brokers` and that the broker is running",
-                    c.brokers,
-                    c.connect_timeout_ms
-                ),
-                Err(e) => {
-                    tracing::warn!(sink = %self.name, attempt, "kafka: brokers `{}` not reachable yet: {e}", c.brokers);
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
+        crate::clients::kafka::wait_for_brokers(
+            producer.client(),
+            &c.brokers,
+            c.connect_timeout_ms,
+            &self.name,
+        )?;
         self.producer = Some(producer);
         Ok(())
     }
@@ -464,5 +453,22 @@ impl Sink for KafkaSink {
         }
         self.resets = 0;
         Ok(json!({ "written": self.delivered }))
+    }
+}
+
+/// The `kafka` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "kafka",
+    summary: "records to Kafka topics (idempotent producer, JSON or Avro)",
+    parse: parse_sink::<KafkaSinkConfig>,
+};
+
+impl SinkConfig for KafkaSinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        KafkaSinkConfig::check(self)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(KafkaSink::new(self.clone(), name)?))
     }
 }

@@ -1,5 +1,6 @@
 //! What users write for a `mongodb` sink.
 
+use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
 /// Configuration of a `mongodb` sink: events written into one collection.
@@ -65,36 +66,27 @@ fn default_connect_timeout_ms() -> u64 {
 impl MongoSinkConfig {
     /// Checks serde cannot express: (field to point at, field the message is
     /// about, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        crate::sources::mongodb::config::check_uri(&self.uri)?;
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        crate::clients::mongodb::check_uri(&self.uri)?;
         if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
-            return Err((
-                "database".into(),
-                "database".into(),
-                format!(
+            return Err(ConfigIssue::at("database", format!(
                     "`{}` is not a database name; expected a non-empty name without `/ . $` or spaces",
                     self.database
-                ),
-            ));
+                )));
         }
         if self.collection.is_empty()
             || self.collection.contains('$')
             || self.collection.starts_with("system.")
         {
-            return Err((
-                "collection".into(),
-                "collection".into(),
-                format!(
+            return Err(ConfigIssue::at("collection", format!(
                     "`{}` is not a collection you can write; expected a non-empty name without `$`, not under `system.`",
                     self.collection
-                ),
-            ));
+                )));
         }
         if self.max_batch == 0 || self.max_batch > 100_000 {
-            return Err((
-                "max_batch".into(),
-                "max_batch".into(),
-                "expected 1 to 100000 documents per write".into(),
+            return Err(ConfigIssue::at(
+                "max_batch",
+                "expected 1 to 100000 documents per write",
             ));
         }
         Ok(())

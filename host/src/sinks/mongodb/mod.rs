@@ -2,7 +2,7 @@
 //!
 //! Each event's value is a document (a JSON object; Extended JSON such as
 //! `{"$oid": …}` or `{"$date": …}` becomes the BSON type, see
-//! `sources::mongodb::mapping`). Its `_id` is the document's own `_id`, else
+//! `clients::mongodb::mapping`). Its `_id` is the document's own `_id`, else
 //! the event key. `upsert` mode replaces the document with that `_id` or
 //! inserts it (idempotent, so a replay after a crash converges); `insert`
 //! mode only inserts. A tombstone (null value) deletes the document its key
@@ -32,9 +32,9 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Client, Database};
 use serde_json::Value;
 
-use super::{Rejected, Sink};
-use crate::pipeline::Batch;
-use crate::sources::mongodb::{client, errors, mapping};
+use crate::clients::mongodb::{client, errors, mapping};
+use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::event::Batch;
 
 /// One write, for event `index` of the batch.
 enum Op {
@@ -301,5 +301,22 @@ impl Sink for MongoSink {
         // Every write is acknowledged by the server inside `write`; upserts
         // and deletes are idempotent, so there is no position to resume from.
         Ok(Value::Null)
+    }
+}
+
+/// The `mongodb` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "mongodb",
+    summary: "documents into a MongoDB collection (insert, upsert, delete)",
+    parse: parse_sink::<MongoSinkConfig>,
+};
+
+impl SinkConfig for MongoSinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        MongoSinkConfig::check(self)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(MongoSink::new(self.clone(), name)?))
     }
 }

@@ -4,19 +4,16 @@
 //! tombstones. Batching, retries and dead letters are shared with the
 //! `postgres` sink ([`super::sql`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params};
 use serde_json::Value;
 
-use super::sql::{
-    chain, quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
-};
-use super::{Rejected, Sink};
-use crate::pipeline::Batch;
+use super::sql::{client_runtime, Backend, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef};
+use crate::clients::sql::{chain, quote_ident};
+use crate::connector::{parse_sink, ConfigIssue, ErrorClass, Sink, SinkConfig, SinkKind};
 
 /// URL schemes a `mysql` sink accepts.
 pub const SCHEMES: &[&str] = &["mysql", "mariadb"];
@@ -25,21 +22,21 @@ pub const SCHEMES: &[&str] = &["mysql", "mariadb"];
 const MAX_PARAMS: usize = 60_000;
 
 /// Classifies a mysql_async error.
-fn classify(e: &mysql_async::Error) -> DbError {
+fn classify(e: &mysql_async::Error) -> ErrorClass {
     match e {
         mysql_async::Error::Server(s) => {
             let msg = format!("{} [error {}, SQLSTATE {}]", s.message, s.code, s.state);
             match s.code {
                 // Deadlock, lock wait timeout, server shutting down, read-only.
-                1205 | 1213 | 1053 | 1927 | 2006 | 2013 => DbError::Retry(msg),
+                1205 | 1213 | 1053 | 1927 | 2006 | 2013 => ErrorClass::Retry(msg),
                 // Access denied (user, database, command, column), unknown database.
-                1044 | 1045 | 1049 | 1142 | 1143 | 1227 | 1698 => DbError::Fatal(msg),
+                1044 | 1045 | 1049 | 1142 | 1143 | 1227 | 1698 => ErrorClass::Fatal(msg),
                 // Table or column gone (dropped meanwhile): re-read the schema.
-                1146 | 1054 => DbError::Retry(msg),
-                _ => DbError::Rejected(msg),
+                1146 | 1054 => ErrorClass::Retry(msg),
+                _ => ErrorClass::Rejected(msg),
             }
         }
-        other => DbError::Retry(other.to_string()),
+        other => ErrorClass::Retry(other.to_string()),
     }
 }
 
@@ -91,11 +88,11 @@ pub struct MysqlBackend {
 }
 
 impl MysqlBackend {
-    fn run(&mut self, sql: &str, params: Vec<mysql_async::Value>) -> Result<(), DbError> {
+    fn run(&mut self, sql: &str, params: Vec<mysql_async::Value>) -> Result<(), ErrorClass> {
         let conn = self
             .conn
             .as_mut()
-            .ok_or_else(|| DbError::Retry("not connected".into()))?;
+            .ok_or_else(|| ErrorClass::Retry("not connected".into()))?;
         let r = if params.is_empty() {
             self.rt.block_on(conn.query_drop(sql))
         } else {
@@ -119,22 +116,22 @@ impl Drop for MysqlBackend {
 }
 
 impl Backend for MysqlBackend {
-    fn connect(&mut self) -> Result<(), DbError> {
+    fn connect(&mut self) -> Result<(), ErrorClass> {
         self.close();
         let where_ = format!("{}:{}", self.opts.ip_or_hostname(), self.opts.tcp_port());
         let timeout = self.connect_timeout;
         let conn = self
             .rt
             .block_on(async { tokio::time::timeout(timeout, Conn::new(self.opts.clone())).await })
-            .map_err(|_| DbError::Retry(format!("cannot connect to MySQL at {where_}: no answer within {timeout:?}")))?
+            .map_err(|_| ErrorClass::Retry(format!("cannot connect to MySQL at {where_}: no answer within {timeout:?}")))?
             .map_err(|e| match classify(&e) {
-                DbError::Fatal(m) if m.contains("error 1045") || m.contains("error 1698") => {
-                    DbError::Fatal(format!(
+                ErrorClass::Fatal(m) if m.contains("error 1045") || m.contains("error 1698") => {
+                    ErrorClass::Fatal(format!(
                         "MySQL at {where_} refused the credentials: {m}; check the user and password in `url`"
                     ))
                 }
-                DbError::Fatal(m) => DbError::Fatal(format!("MySQL at {where_}: {m}; check `url`")),
-                _ => DbError::Retry(format!("cannot connect to MySQL at {where_}: {}", chain(&e))),
+                ErrorClass::Fatal(m) => ErrorClass::Fatal(format!("MySQL at {where_}: {m}; check `url`")),
+                _ => ErrorClass::Retry(format!("cannot connect to MySQL at {where_}: {}", chain(&e))),
             })?;
         self.conn = Some(conn);
         // Bad values are errors (strict mode), not silent truncation.
@@ -148,11 +145,11 @@ impl Backend for MysqlBackend {
         true
     }
 
-    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, DbError> {
+    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, ErrorClass> {
         let conn = self
             .conn
             .as_mut()
-            .ok_or_else(|| DbError::Retry("not connected".into()))?;
+            .ok_or_else(|| ErrorClass::Retry("not connected".into()))?;
         let schema = table.schema.clone().map_or(mysql_async::Value::NULL, |s| {
             mysql_async::Value::Bytes(s.into_bytes())
         });
@@ -176,7 +173,7 @@ impl Backend for MysqlBackend {
         table: &TableRef,
         columns: &[(String, Inferred)],
         key: &[String],
-    ) -> Result<(), DbError> {
+    ) -> Result<(), ErrorClass> {
         let mut defs: Vec<String> = columns
             .iter()
             .map(|(c, t)| {
@@ -197,7 +194,7 @@ impl Backend for MysqlBackend {
         self.run(&sql, Vec::new())
     }
 
-    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), DbError> {
+    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), ErrorClass> {
         let sql = format!(
             "ALTER TABLE {} ADD COLUMN {} {} NULL",
             qualified(table),
@@ -207,11 +204,11 @@ impl Backend for MysqlBackend {
         self.run(&sql, Vec::new())
     }
 
-    fn begin(&mut self) -> Result<(), DbError> {
+    fn begin(&mut self) -> Result<(), ErrorClass> {
         self.run("START TRANSACTION", Vec::new())
     }
 
-    fn commit(&mut self) -> Result<(), DbError> {
+    fn commit(&mut self) -> Result<(), ErrorClass> {
         self.run("COMMIT", Vec::new())
     }
 
@@ -219,7 +216,7 @@ impl Backend for MysqlBackend {
         let _ = self.run("ROLLBACK", Vec::new());
     }
 
-    fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+    fn execute(&mut self, sql: &str) -> Result<(), ErrorClass> {
         self.run(sql, Vec::new())
     }
 
@@ -230,7 +227,7 @@ impl Backend for MysqlBackend {
         columns: &[String],
         key: &[String],
         rows: &[&Row],
-    ) -> Result<(), DbError> {
+    ) -> Result<(), ErrorClass> {
         let t = qualified(table);
         let mut params = Vec::new();
         let sql = match op {
@@ -280,18 +277,25 @@ impl Backend for MysqlBackend {
     }
 }
 
-/// A running `mysql` sink.
-pub struct MysqlSink {
-    inner: SqlSink<MysqlBackend>,
-}
+/// Configuration of a `mysql` sink: the shape both SQL sinks share.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MysqlSinkConfig(pub SqlSinkConfig);
 
-impl MysqlSink {
-    /// A sink per `config`, named `name` in logs.
-    pub fn new(config: SqlSinkConfig, name: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the MySQL client runtime")?;
+/// The `mysql` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "mysql",
+    summary: "rows into a MySQL or MariaDB table (insert or upsert, delete on tombstone, auto-create and evolve)",
+    parse: parse_sink::<MysqlSinkConfig>,
+};
+
+impl SinkConfig for MysqlSinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        self.0.check(SCHEMES)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        let config = &self.0;
         let url = match config.url.strip_prefix("mariadb://") {
             Some(rest) => format!("mysql://{rest}"),
             None => config.url.clone(),
@@ -305,25 +309,9 @@ impl MysqlSink {
         let backend = MysqlBackend {
             opts,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            rt,
+            rt: client_runtime("MySQL")?,
             conn: None,
         };
-        Ok(Self {
-            inner: SqlSink::new(config, name, backend),
-        })
-    }
-}
-
-impl Sink for MysqlSink {
-    fn open(&mut self, _position: Option<&Value>) -> Result<()> {
-        self.inner.open()
-    }
-
-    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
-        self.inner.write(batch, rejected)
-    }
-
-    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
-        self.inner.flush(rejected)
+        Ok(Box::new(SqlSink::new(config.clone(), name, backend)))
     }
 }

@@ -8,61 +8,19 @@
 //! Batching, retries and dead letters are shared with the `mysql` sink
 //! ([`super::sql`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::sql::{
-    chain, quote_ident, Backend, DbError, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef,
-};
-use super::{Rejected, Sink};
-use crate::pipeline::Batch;
+use super::sql::{client_runtime, Backend, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef};
+use crate::clients::postgres::{classify, connect};
+use crate::clients::sql::quote_ident;
+use crate::connector::{parse_sink, ConfigIssue, ErrorClass, Sink, SinkConfig, SinkKind};
 
 /// URL schemes a `postgres` sink accepts.
 pub const SCHEMES: &[&str] = &["postgres", "postgresql"];
-
-/// Classifies a tokio-postgres error.
-pub fn classify(e: &tokio_postgres::Error) -> DbError {
-    let Some(db) = e.as_db_error() else {
-        // No server error: the connection is gone, closed or timed out.
-        return DbError::Retry(chain(e));
-    };
-    let code = db.code().code();
-    let msg = match db.detail() {
-        Some(d) => format!("{} ({d}) [SQLSTATE {code}]", db.message()),
-        None => format!("{} [SQLSTATE {code}]", db.message()),
-    };
-    if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE
-        || code.starts_with("28")
-        || code.starts_with("3D")
-        || code.starts_with("3F")
-    {
-        return DbError::Fatal(msg);
-    }
-    // The table or a column vanished (dropped meanwhile): re-read the schema
-    // and try again. No unique index for ON CONFLICT: a setup problem.
-    if code == "42P01" || code == "42703" {
-        return DbError::Retry(msg);
-    }
-    if code == "42P10" {
-        return DbError::Fatal(format!(
-            "{msg}; `mode: upsert` needs a primary key or unique index on `key_fields`"
-        ));
-    }
-    match code.get(..2).unwrap_or_default() {
-        // Data exceptions, integrity constraints, bad columns or syntax for
-        // this row's data, check violations.
-        "22" | "23" | "42" | "44" => DbError::Rejected(msg),
-        // Connection exceptions, serialization failures and deadlocks,
-        // resources, operator intervention (shutdown).
-        "08" | "40" | "53" | "57" | "58" => DbError::Retry(msg),
-        _ => DbError::Fatal(msg),
-    }
-}
 
 fn type_name(t: Inferred) -> &'static str {
     match t {
@@ -94,13 +52,13 @@ pub struct PostgresBackend {
 }
 
 impl PostgresBackend {
-    fn client(&self) -> Result<&Client, DbError> {
+    fn client(&self) -> Result<&Client, ErrorClass> {
         self.client
             .as_ref()
-            .ok_or_else(|| DbError::Retry("not connected".into()))
+            .ok_or_else(|| ErrorClass::Retry("not connected".into()))
     }
 
-    fn batch_execute(&mut self, sql: &str) -> Result<(), DbError> {
+    fn batch_execute(&mut self, sql: &str) -> Result<(), ErrorClass> {
         let client = self.client()?;
         self.rt
             .block_on(client.batch_execute(sql))
@@ -108,56 +66,8 @@ impl PostgresBackend {
     }
 }
 
-/// Connects on `rt`, running the connection task there. Errors say whether
-/// the credentials, the database or the network is the problem.
-pub fn connect(
-    rt: &tokio::runtime::Runtime,
-    url: &str,
-    timeout: Duration,
-) -> Result<Client, DbError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| DbError::Fatal(format!("invalid PostgreSQL URL: {e}")))?;
-    config.connect_timeout(timeout);
-    let where_ = format!(
-        "{}:{}",
-        config
-            .get_hosts()
-            .first()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(s) => s.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .unwrap_or_default(),
-        config.get_ports().first().copied().unwrap_or(5432)
-    );
-    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
-        let class = classify(&e);
-        let what = match &class {
-            DbError::Fatal(m) if m.contains("SQLSTATE 28") => format!(
-                "PostgreSQL at {where_} refused the credentials: {m}; check the user and password in `url`"
-            ),
-            DbError::Fatal(m) if m.contains("SQLSTATE 3D") => format!(
-                "PostgreSQL at {where_}: {m}; check the database name in `url`"
-            ),
-            _ => format!("cannot connect to PostgreSQL at {where_}: {}", chain(&e)),
-        };
-        match class {
-            DbError::Retry(_) => DbError::Retry(what),
-            _ => DbError::Fatal(what),
-        }
-    })?;
-    rt.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("PostgreSQL connection ended: {e}");
-        }
-    });
-    Ok(client)
-}
-
 impl Backend for PostgresBackend {
-    fn connect(&mut self) -> Result<(), DbError> {
+    fn connect(&mut self) -> Result<(), ErrorClass> {
         self.client = None;
         let client = connect(&self.rt, &self.url, self.connect_timeout)?;
         self.client = Some(client);
@@ -168,7 +78,7 @@ impl Backend for PostgresBackend {
         false
     }
 
-    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, DbError> {
+    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, ErrorClass> {
         let client = self.client()?;
         let name = qualified(table);
         let rows = self
@@ -195,7 +105,7 @@ impl Backend for PostgresBackend {
         table: &TableRef,
         columns: &[(String, Inferred)],
         key: &[String],
-    ) -> Result<(), DbError> {
+    ) -> Result<(), ErrorClass> {
         let mut defs: Vec<String> = columns
             .iter()
             .map(|(c, t)| {
@@ -215,7 +125,7 @@ impl Backend for PostgresBackend {
         self.batch_execute(&sql)
     }
 
-    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), DbError> {
+    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), ErrorClass> {
         let sql = format!(
             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
             qualified(table),
@@ -225,11 +135,11 @@ impl Backend for PostgresBackend {
         self.batch_execute(&sql)
     }
 
-    fn begin(&mut self) -> Result<(), DbError> {
+    fn begin(&mut self) -> Result<(), ErrorClass> {
         self.batch_execute("BEGIN")
     }
 
-    fn commit(&mut self) -> Result<(), DbError> {
+    fn commit(&mut self) -> Result<(), ErrorClass> {
         self.batch_execute("COMMIT")
     }
 
@@ -237,7 +147,7 @@ impl Backend for PostgresBackend {
         let _ = self.batch_execute("ROLLBACK");
     }
 
-    fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+    fn execute(&mut self, sql: &str) -> Result<(), ErrorClass> {
         self.batch_execute(sql)
     }
 
@@ -248,7 +158,7 @@ impl Backend for PostgresBackend {
         columns: &[String],
         key: &[String],
         rows: &[&Row],
-    ) -> Result<(), DbError> {
+    ) -> Result<(), ErrorClass> {
         let t = qualified(table);
         let cols: Vec<String> = columns.iter().map(|c| q(c)).collect();
         let cols = cols.join(", ");
@@ -301,40 +211,31 @@ impl Backend for PostgresBackend {
     }
 }
 
-/// A running `postgres` sink.
-pub struct PostgresSink {
-    inner: SqlSink<PostgresBackend>,
-}
+/// Configuration of a `postgres` sink: the shape both SQL sinks share.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PostgresSinkConfig(pub SqlSinkConfig);
 
-impl PostgresSink {
-    /// A sink per `config`, named `name` in logs.
-    pub fn new(config: SqlSinkConfig, name: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the PostgreSQL client runtime")?;
+/// The `postgres` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "postgres",
+    summary: "rows into a PostgreSQL table (insert or upsert, delete on tombstone, auto-create and evolve)",
+    parse: parse_sink::<PostgresSinkConfig>,
+};
+
+impl SinkConfig for PostgresSinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        self.0.check(SCHEMES)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        let config = &self.0;
         let backend = PostgresBackend {
             url: config.url.clone(),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            rt,
+            rt: client_runtime("PostgreSQL")?,
             client: None,
         };
-        Ok(Self {
-            inner: SqlSink::new(config, name, backend),
-        })
-    }
-}
-
-impl Sink for PostgresSink {
-    fn open(&mut self, _position: Option<&Value>) -> Result<()> {
-        self.inner.open()
-    }
-
-    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
-        self.inner.write(batch, rejected)
-    }
-
-    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
-        self.inner.flush(rejected)
+        Ok(Box::new(SqlSink::new(config.clone(), name, backend)))
     }
 }

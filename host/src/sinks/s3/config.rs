@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::connector::ConfigIssue;
 use crate::format::schema::Columns;
 
 /// Configuration of an `s3` sink (Amazon S3 or any S3-compatible store:
@@ -137,8 +138,8 @@ fn default_timeout() -> u64 {
 impl S3SinkConfig {
     /// Cross-field checks serde cannot express: (field to point at, field the
     /// message is about, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        let err = |at: &str, field: &str, msg: String| Err((at.into(), field.into(), msg));
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        let err = |at: &str, field: &str, msg: String| Err(ConfigIssue::anchored(at, field, msg));
         if self.bucket.is_empty() || self.bucket.contains('/') {
             return err("bucket", "bucket", "expected a bucket name".into());
         }
@@ -212,19 +213,11 @@ impl S3SinkConfig {
                 );
             }
             let parsed = crate::format::schema::parse_avro(schema).map_err(|m| {
-                (
-                    "schema".to_string(),
-                    "schema".to_string(),
-                    format!("not a usable Avro record schema: {m}"),
-                )
+                ConfigIssue::at("schema", format!("not a usable Avro record schema: {m}"))
             })?;
             if self.format == S3Format::Parquet {
                 Columns::from_avro(&parsed).map_err(|m| {
-                    (
-                        "schema".to_string(),
-                        "schema".to_string(),
-                        format!("cannot be written as Parquet: {m}"),
-                    )
+                    ConfigIssue::at("schema", format!("cannot be written as Parquet: {m}"))
                 })?;
             }
         }

@@ -41,8 +41,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::Value;
 
-use super::{Rejected, Sink};
-use crate::pipeline::Batch;
+use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::event::Batch;
 
 /// An object being filled.
 struct Open {
@@ -281,8 +281,7 @@ impl S3Sink {
             }
             Some(v)
         } else {
-            crate::sources::check_json(bytes)
-                .map_err(|e| format!("value is not valid JSON: {e}"))?;
+            crate::event::check_json(bytes).map_err(|e| format!("value is not valid JSON: {e}"))?;
             None
         };
         // A given schema decides now, so a misfit is dead-lettered alone.
@@ -456,5 +455,22 @@ impl Sink for S3Sink {
         // Object names are deterministic: a replay rewrites the same objects,
         // so there is nothing to resume from.
         Ok(serde_json::json!({ "objects": self.uploaded }))
+    }
+}
+
+/// The `s3` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "s3",
+    summary: "objects (JSON lines, Avro, Parquet) in S3 or an S3-compatible store",
+    parse: parse_sink::<S3SinkConfig>,
+};
+
+impl SinkConfig for S3SinkConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        S3SinkConfig::check(self)
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(S3Sink::new(self.clone(), name)?))
     }
 }

@@ -1,5 +1,6 @@
 //! What users write for a `postgres` or `mysql` sink (one shape for both).
 
+use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
 /// Configuration of a SQL table sink (`type: postgres` or `type: mysql`).
@@ -91,8 +92,8 @@ impl SqlSinkConfig {
     /// Cross-field checks serde cannot express: (field to point at, field the
     /// message is about, what was expected). `schemes` are the URL schemes
     /// this sink type accepts.
-    pub fn check(&self, schemes: &[&str]) -> Result<(), (String, String, String)> {
-        let err = |f: &str, m: String| Err((f.to_string(), f.to_string(), m));
+    pub fn check(&self, schemes: &[&str]) -> Result<(), ConfigIssue> {
+        let err = |f: &str, m: String| Err(ConfigIssue::at(f, m));
         if !schemes
             .iter()
             .any(|s| self.url.starts_with(&format!("{s}://")))
@@ -119,10 +120,10 @@ impl SqlSinkConfig {
             );
         }
         if self.mode == WriteMode::Upsert && self.key_fields.is_empty() {
-            return Err((
-                "mode".into(),
-                "key_fields".into(),
-                "required with `mode: upsert`; expected the list of key columns, e.g. [id]".into(),
+            return Err(ConfigIssue::anchored(
+                "mode",
+                "key_fields",
+                "required with `mode: upsert`; expected the list of key columns, e.g. [id]",
             ));
         }
         if self.key_fields.iter().any(|k| k.is_empty()) {

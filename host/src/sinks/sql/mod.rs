@@ -20,27 +20,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use super::Rejected;
-use crate::pipeline::Batch;
-
-/// Why a database call failed, by what the sink should do about it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DbError {
-    /// The connection is gone or the error is transient (deadlock,
-    /// serialization failure): reconnect and retry the transaction.
-    #[error("{0}")]
-    Retry(String),
-    /// The database refused the data of a statement (constraint, bad value):
-    /// isolate the rows and dead-letter those it refuses.
-    #[error("{0}")]
-    Rejected(String),
-    /// Nothing to retry (permissions, credentials, a missing table): stop.
-    #[error("{0}")]
-    Fatal(String),
-}
+use crate::connector::{ErrorClass, Rejected, Sink};
+use crate::event::Batch;
 
 /// A column type the sink chooses for a new column from JSON values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,28 +109,28 @@ pub struct Row {
 /// The database-specific half of a SQL sink.
 pub trait Backend: Send {
     /// Connects (or reconnects), replacing any previous connection.
-    fn connect(&mut self) -> Result<(), DbError>;
+    fn connect(&mut self) -> Result<(), ErrorClass>;
     /// True when column names compare without regard to case.
     fn case_insensitive(&self) -> bool;
     /// The table's column names, `None` when it does not exist.
-    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, DbError>;
+    fn columns(&mut self, table: &TableRef) -> Result<Option<Vec<String>>, ErrorClass>;
     /// Creates `table` with `columns`, with `key` as primary key when not empty.
     fn create_table(
         &mut self,
         table: &TableRef,
         columns: &[(String, Inferred)],
         key: &[String],
-    ) -> Result<(), DbError>;
+    ) -> Result<(), ErrorClass>;
     /// Adds a nullable column.
-    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), DbError>;
+    fn add_column(&mut self, table: &TableRef, name: &str, ty: Inferred) -> Result<(), ErrorClass>;
     /// Starts a transaction.
-    fn begin(&mut self) -> Result<(), DbError>;
+    fn begin(&mut self) -> Result<(), ErrorClass>;
     /// Commits it.
-    fn commit(&mut self) -> Result<(), DbError>;
+    fn commit(&mut self) -> Result<(), ErrorClass>;
     /// Rolls it back (best effort: a lost connection rolls back by itself).
     fn rollback(&mut self);
     /// Runs `sql` (savepoint handling) inside the transaction.
-    fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    fn execute(&mut self, sql: &str) -> Result<(), ErrorClass>;
     /// Writes `rows` (all of `table`, all doing `op`, all with exactly the
     /// fields `columns`) in one statement.
     fn write(
@@ -156,7 +140,7 @@ pub trait Backend: Send {
         columns: &[String],
         key: &[String],
         rows: &[&Row],
-    ) -> Result<(), DbError>;
+    ) -> Result<(), ErrorClass>;
     /// The most rows one statement may carry with `columns` fields each.
     fn max_rows(&self, columns: usize) -> usize;
 }
@@ -206,12 +190,12 @@ impl<B: Backend> SqlSink<B> {
         loop {
             match self.backend.connect() {
                 Ok(()) => break,
-                Err(DbError::Retry(m)) if attempt < 3 => {
+                Err(ErrorClass::Retry(m)) if attempt < 3 => {
                     attempt += 1;
                     tracing::warn!(sink = %self.name, attempt, "cannot connect: {m}; retrying");
                     std::thread::sleep(self.backoff(attempt));
                 }
-                Err(DbError::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
+                Err(ErrorClass::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
                 Err(e) => bail!("{e}"),
             }
         }
@@ -307,7 +291,7 @@ impl<B: Backend> SqlSink<B> {
 
     /// Creates missing tables and columns for `rows`; rows that need a column
     /// the sink may not add are returned as refused.
-    fn prepare_schema(&mut self, rows: &[Row]) -> Result<Vec<(usize, String)>, DbError> {
+    fn prepare_schema(&mut self, rows: &[Row]) -> Result<Vec<(usize, String)>, ErrorClass> {
         let mut by_table: BTreeMap<&TableRef, Vec<usize>> = BTreeMap::new();
         for (i, r) in rows.iter().enumerate() {
             by_table.entry(&r.table).or_default().push(i);
@@ -342,7 +326,7 @@ impl<B: Backend> SqlSink<B> {
                 Some(c) => c,
                 None => {
                     if !self.config.auto_create {
-                        return Err(DbError::Fatal(format!(
+                        return Err(ErrorClass::Fatal(format!(
                             "table `{table}` does not exist; create it or set `auto_create: true`"
                         )));
                     }
@@ -360,7 +344,7 @@ impl<B: Backend> SqlSink<B> {
                         .create_table(table, &cols, &self.config.key_fields)?;
                     // Read back: another writer may have created it first.
                     self.backend.columns(table)?.ok_or_else(|| {
-                        DbError::Fatal(format!(
+                        ErrorClass::Fatal(format!(
                             "table `{table}` is missing right after CREATE TABLE"
                         ))
                     })?
@@ -386,10 +370,10 @@ impl<B: Backend> SqlSink<B> {
                     match self.backend.add_column(table, k, ty) {
                         Ok(()) => {}
                         // Added meanwhile by another writer: fine if it is there now.
-                        Err(DbError::Rejected(m)) => {
+                        Err(ErrorClass::Rejected(m)) => {
                             let now = self.backend.columns(table)?.unwrap_or_default();
                             if !now.iter().any(|c| norm(c) == norm(k)) {
-                                return Err(DbError::Fatal(format!(
+                                return Err(ErrorClass::Fatal(format!(
                                     "cannot add column `{k}` to `{table}`: {m}"
                                 )));
                             }
@@ -417,7 +401,7 @@ impl<B: Backend> SqlSink<B> {
         &mut self,
         rows: &[Row],
         skip: &HashSet<usize>,
-    ) -> Result<Vec<(usize, String)>, DbError> {
+    ) -> Result<Vec<(usize, String)>, ErrorClass> {
         let live: Vec<usize> = (0..rows.len()).filter(|i| !skip.contains(i)).collect();
         self.backend.begin()?;
         let mut failed = None;
@@ -435,7 +419,7 @@ impl<B: Backend> SqlSink<B> {
                 &refs,
             ) {
                 Ok(()) => {}
-                Err(DbError::Rejected(m)) => {
+                Err(ErrorClass::Rejected(m)) => {
                     failed = Some(m);
                     break;
                 }
@@ -462,7 +446,7 @@ impl<B: Backend> SqlSink<B> {
                 .write(&r.table, r.op, &columns, &self.config.key_fields, &[r])
             {
                 Ok(()) => self.backend.execute("RELEASE SAVEPOINT sluice_row")?,
-                Err(DbError::Rejected(m)) => {
+                Err(ErrorClass::Rejected(m)) => {
                     self.backend.execute("ROLLBACK TO SAVEPOINT sluice_row")?;
                     refused.push((i, m));
                 }
@@ -502,7 +486,7 @@ impl<B: Backend> SqlSink<B> {
                     }
                     return Ok(());
                 }
-                Err(DbError::Retry(m)) if attempt < self.config.max_retries => {
+                Err(ErrorClass::Retry(m)) if attempt < self.config.max_retries => {
                     attempt += 1;
                     let wait = self.backoff(attempt);
                     tracing::warn!(sink = %self.name, attempt, "database error: {m}; reconnecting in {wait:?}");
@@ -513,12 +497,12 @@ impl<B: Backend> SqlSink<B> {
                         tracing::warn!(sink = %self.name, "reconnect failed: {e}");
                     }
                 }
-                Err(DbError::Retry(m)) => bail!(
+                Err(ErrorClass::Retry(m)) => bail!(
                     "database unavailable after {} retries: {m}",
                     self.config.max_retries
                 ),
-                Err(DbError::Fatal(m)) => bail!("{m}"),
-                Err(DbError::Rejected(m)) => bail!("the database refused a schema change: {m}"),
+                Err(ErrorClass::Fatal(m)) => bail!("{m}"),
+                Err(ErrorClass::Rejected(m)) => bail!("the database refused a schema change: {m}"),
             }
         }
     }
@@ -548,6 +532,30 @@ impl<B: Backend> SqlSink<B> {
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
     }
+}
+
+/// Both SQL sinks are this one sink over their backend.
+impl<B: Backend> Sink for SqlSink<B> {
+    fn open(&mut self, _position: Option<&Value>) -> Result<()> {
+        SqlSink::open(self)
+    }
+
+    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        SqlSink::write(self, batch, rejected)
+    }
+
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+        SqlSink::flush(self, rejected)
+    }
+}
+
+/// A current-thread Tokio runtime for a blocking SQL client, named in the
+/// error when it cannot start.
+pub fn client_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the {what} client runtime"))
 }
 
 /// Splits `live` rows into runs that one statement can carry: same table, op
@@ -596,40 +604,10 @@ fn segments(
     out
 }
 
-/// An error with its causes (`a: b: c`), without repeats.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
-}
-
-/// Quotes an identifier with `quote` (`"` for PostgreSQL, `` ` `` for MySQL),
-/// doubling any inside it.
-pub fn quote_ident(name: &str, quote: char) -> String {
-    let mut s = String::with_capacity(name.len() + 2);
-    s.push(quote);
-    for c in name.chars() {
-        if c == quote {
-            s.push(quote);
-        }
-        s.push(c);
-    }
-    s.push(quote);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::BatchBuilder;
+    use crate::event::BatchBuilder;
     use serde_json::json;
 
     fn row(op: Op, table: &str, fields: Value) -> Row {
@@ -694,24 +672,19 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_quoted_with_doubled_quotes() {
-        assert_eq!(quote_ident("a\"b", '"'), "\"a\"\"b\"");
-        assert_eq!(quote_ident("we`ird", '`'), "`we``ird`");
-    }
-
-    #[test]
     fn config_checks_url_scheme_upsert_key_and_hides_passwords() {
         let base: SqlSinkConfig =
             serde_json::from_value(json!({"url": "mysql://u:secret@h/db"})).expect("config");
         assert!(base.check(&["mysql", "mariadb"]).is_ok());
-        let (_, field, msg) = base.check(&["postgres"]).expect_err("wrong scheme");
-        assert_eq!(field, "url");
-        assert!(!msg.contains("secret"), "{msg}");
+        let issue = base.check(&["postgres"]).expect_err("wrong scheme");
+        assert_eq!(issue.field, "url");
+        assert!(!issue.message.contains("secret"), "{}", issue.message);
         let upsert: SqlSinkConfig =
             serde_json::from_value(json!({"url": "mysql://h/db", "mode": "upsert"}))
                 .expect("config");
-        let (_, field, _) = upsert.check(&["mysql"]).expect_err("no key");
-        assert_eq!(field, "key_fields");
+        let issue = upsert.check(&["mysql"]).expect_err("no key");
+        assert_eq!(issue.field, "key_fields");
+        assert_eq!(issue.anchor, "mode");
         assert_eq!(base.table_for("P_USERS"), "P_USERS");
     }
 }

@@ -6,10 +6,11 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{write_event, OutputFormat, Rejected, Sink};
+use super::{write_event, OutputFormat};
+use crate::connector::{parse_sink, Rejected, Sink, SinkConfig, SinkKind};
 use std::sync::Arc;
 
-use crate::pipeline::Batch;
+use crate::event::Batch;
 
 /// Configuration of a `stdout` sink.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,5 +54,18 @@ impl Sink for StdoutSink {
     fn flush(&mut self, _rejected: &mut Rejected) -> Result<Value> {
         std::io::stdout().lock().flush()?;
         Ok(Value::Null)
+    }
+}
+
+/// The `stdout` sink in the connector registry.
+pub const KIND: SinkKind = SinkKind {
+    name: "stdout",
+    summary: "JSON lines to standard output",
+    parse: parse_sink::<StdoutSinkConfig>,
+};
+
+impl SinkConfig for StdoutSinkConfig {
+    fn build(&self, _name: &str) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(StdoutSink::new(self.clone())))
     }
 }

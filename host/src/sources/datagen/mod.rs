@@ -11,8 +11,10 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Polled, Source};
-use crate::pipeline::{BatchBuilder, Progress};
+use crate::connector::Progress;
+use crate::connector::{parse_source, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Polled, Source};
+use crate::event::BatchBuilder;
 use records::{Kind, Rng};
 
 /// Configuration of a `datagen` source.
@@ -163,5 +165,22 @@ impl Source for DatagenSource {
     fn caught_up(&self) -> bool {
         // A bounded generator is a data set: caught up when it is all out.
         self.config.count.is_none()
+    }
+}
+
+/// The `datagen` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "datagen",
+    summary: "generated records (people, orders, ...), bounded or endless",
+    parse: parse_source::<DatagenConfig>,
+};
+
+impl SourceConfig for DatagenConfig {
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(DatagenSource::new(
+            self.clone(),
+            std::sync::Arc::from(cx.name),
+            cx.progress,
+        )))
     }
 }

@@ -10,8 +10,11 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_json, Malformed, Polled, Source};
-use crate::pipeline::{BatchBuilder, Progress};
+use crate::connector::Progress;
+use crate::connector::{parse_source, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Malformed, Polled, Source};
+use crate::event::check_json;
+use crate::event::BatchBuilder;
 
 /// Configuration of a `file` source.
 #[derive(Debug, Clone, Deserialize)]
@@ -154,5 +157,26 @@ impl Source for FileSource {
 
     fn position(&self) -> Value {
         json!({ "offset": self.offset, "line": self.line })
+    }
+}
+
+/// The `file` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "file",
+    summary: "JSON lines from a file, resuming at the checkpointed byte offset",
+    parse: parse_source::<FileSourceConfig>,
+};
+
+impl SourceConfig for FileSourceConfig {
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.path = base.join(&self.path);
+    }
+
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(FileSource::new(
+            self.clone(),
+            std::sync::Arc::from(cx.name),
+            cx.progress,
+        )))
     }
 }

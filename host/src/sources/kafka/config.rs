@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::connector::ConfigIssue;
 use crate::format::codec::Format;
 
 /// Configuration of a `kafka` source.
@@ -72,8 +73,8 @@ fn default_session_timeout() -> u64 {
 
 impl KafkaSourceConfig {
     /// Checks what serde cannot: (anchor field, field, message).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        let err = |f: &str, m: &str| Err((f.to_string(), f.to_string(), m.to_string()));
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        let err = |f: &str, m: &str| Err(ConfigIssue::at(f, m));
         if self.brokers.trim().is_empty() {
             return err("brokers", "expected `host:port[,host:port...]`");
         }

@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -40,9 +40,10 @@ use serde_json::{json, Value};
 
 pub use config::{KafkaSourceConfig, StartAt};
 
-use super::{Malformed, Polled, Source};
+use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Malformed, Polled, Source};
+use crate::event::BatchBuilder;
 use crate::format::codec::{CodecError, Decoder};
-use crate::pipeline::BatchBuilder;
 
 type Tp = (String, i32);
 
@@ -274,24 +275,12 @@ impl Source for KafkaSource {
         let consumer: BaseConsumer<Ctx> = cfg
             .create_with_context(ctx)
             .with_context(|| format!("creating a Kafka consumer for {}", c.brokers))?;
-        // Bounded wait for the brokers, so a wrong address fails clearly.
-        let deadline = Instant::now() + Duration::from_millis(c.connect_timeout_ms);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
-                Ok(_) => break,
-                Err(e) if Instant::now() >= deadline => bail!(
-                    "cannot reach the Kafka brokers `{}` after {attempt} attempts in {} ms: {e}. Check `brokers` and that the broker is running",
-                    c.brokers,
-                    c.connect_timeout_ms
-                ),
-                Err(e) => {
-                    tracing::warn!(source = %self.name, attempt, "kafka: brokers `{}` not reachable yet: {e}", c.brokers);
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
+        crate::clients::kafka::wait_for_brokers(
+            consumer.client(),
+            &c.brokers,
+            c.connect_timeout_ms,
+            &self.name,
+        )?;
         let subs = c.subscription();
         let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
         consumer
@@ -463,6 +452,27 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `kafka` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "kafka",
+    summary: "records from Kafka topics, in a consumer group",
+    parse: parse_source::<KafkaSourceConfig>,
+};
+
+impl SourceConfig for KafkaSourceConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        KafkaSourceConfig::check(self)
+    }
+
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(KafkaSource::new(
+            self.clone(),
+            cx.name,
+            std::sync::Arc::from(cx.name),
+        )))
+    }
 }
 
 #[cfg(test)]

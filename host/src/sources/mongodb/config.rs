@@ -1,5 +1,6 @@
 //! What users write for a `mongodb` source.
 
+use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
 /// Configuration of a `mongodb` source: a snapshot of a database's
@@ -93,40 +94,33 @@ fn default_connect_timeout_ms() -> u64 {
 impl MongoSourceConfig {
     /// Checks serde cannot express: (field to point at, field the message is
     /// about, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        check_uri(&self.uri)?;
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        crate::clients::mongodb::check_uri(&self.uri)?;
         if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
-            return Err((
-                "database".into(),
-                "database".into(),
-                format!(
+            return Err(ConfigIssue::at("database", format!(
                     "`{}` is not a database name; expected a non-empty name without `/ . $` or spaces",
                     self.database
-                ),
-            ));
+                )));
         }
         if let Some(name) = &self.name {
             if name.is_empty() {
-                return Err((
-                    "name".into(),
-                    "name".into(),
-                    "expected a non-empty logical server name".into(),
+                return Err(ConfigIssue::at(
+                    "name",
+                    "expected a non-empty logical server name",
                 ));
             }
         }
         if self.collections.include.as_ref().is_some_and(Vec::is_empty) {
-            return Err((
-                "collections".into(),
-                "collections.include".into(),
-                "is empty; expected at least one collection name, or leave it out to capture all"
-                    .into(),
+            return Err(ConfigIssue::anchored(
+                "collections",
+                "collections.include",
+                "is empty; expected at least one collection name, or leave it out to capture all",
             ));
         }
         if self.poll_ms == 0 || self.connect_timeout_ms == 0 {
-            return Err((
-                "poll_ms".into(),
-                "poll_ms".into(),
-                "poll_ms and connect_timeout_ms must be positive".into(),
+            return Err(ConfigIssue::at(
+                "poll_ms",
+                "poll_ms and connect_timeout_ms must be positive",
             ));
         }
         Ok(())
@@ -142,22 +136,6 @@ impl MongoSourceConfig {
             Some(list) => list.iter().any(|p| glob(p, collection)),
         };
         included && !self.collections.exclude.iter().any(|p| glob(p, collection))
-    }
-}
-
-/// Checks a MongoDB connection string's scheme (shared with the sink).
-pub fn check_uri(uri: &str) -> Result<(), (String, String, String)> {
-    if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
-        Ok(())
-    } else {
-        Err((
-            "uri".into(),
-            "uri".into(),
-            format!(
-                "`{}` is not a MongoDB connection string; expected mongodb://host:port/… or mongodb+srv://…",
-                super::errors::redact(uri)
-            ),
-        ))
     }
 }
 

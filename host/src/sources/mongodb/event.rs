@@ -22,7 +22,7 @@
 use mongodb::bson::{Bson, Document};
 use serde_json::{json, Map, Value};
 
-use super::mapping::{doc_to_json_text, id_to_key};
+use crate::clients::mongodb::mapping::{doc_to_json_text, id_to_key};
 
 /// Where events come from, for `source{…}`.
 #[derive(Debug, Clone)]

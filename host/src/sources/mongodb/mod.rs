@@ -23,12 +23,9 @@
 //! only support collection streams. Collections created after the start are
 //! picked up at the next start.
 
-pub mod client;
 pub mod config;
 pub mod cursor;
-pub mod errors;
 pub mod event;
-pub mod mapping;
 
 pub use config::{CollectionFilter, FullDocument, MongoSourceConfig, SnapshotMode};
 
@@ -41,10 +38,13 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::sync::{Client, Database};
 use serde_json::{json, Value};
 
-use super::{Polled, Source};
-use crate::pipeline::{BatchBuilder, Progress};
+use crate::clients::mongodb::errors::{self, connect_error, redact, stream_problem, StreamProblem};
+use crate::clients::mongodb::{client, mapping};
+use crate::connector::Progress;
+use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Polled, Source};
+use crate::event::BatchBuilder;
 use cursor::RawCursor;
-use errors::{connect_error, redact, stream_problem, StreamProblem};
 use event::{change_event, snapshot_event, Change, Emit, Origin};
 
 /// Header naming the stream (`<name>.<db>.<collection>`) on every event.
@@ -664,5 +664,26 @@ impl Source for MongoSource {
             "seq": self.seq,
             "done": self.done,
         })
+    }
+}
+
+/// The `mongodb` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "mongodb",
+    summary: "MongoDB collections: a snapshot, then change streams",
+    parse: parse_source::<MongoSourceConfig>,
+};
+
+impl SourceConfig for MongoSourceConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        MongoSourceConfig::check(self)
+    }
+
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(MongoSource::new(
+            self.clone(),
+            cx.name,
+            cx.progress,
+        )))
     }
 }

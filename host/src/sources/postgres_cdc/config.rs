@@ -5,6 +5,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::types::DecimalHandling;
+use crate::connector::ConfigIssue;
 
 /// Configuration of a `postgres-cdc` source.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,8 +75,8 @@ fn default_heartbeat() -> u64 {
 
 impl PostgresCdcConfig {
     /// Checks what serde cannot: (anchor field, field, message).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        let err = |f: &str, m: String| Err((f.to_string(), f.to_string(), m));
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        let err = |f: &str, m: String| Err(ConfigIssue::at(f, m));
         if let Err(e) = tokio_postgres::Config::from_str(&self.url) {
             return err(
                 "url",
@@ -170,10 +171,10 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let c = config(serde_json::json!({"slot": "Bad-Slot"}));
-        assert_eq!(c.check().err().map(|e| e.1), Some("slot".to_string()));
+        assert_eq!(c.check().err().map(|e| e.field), Some("slot".to_string()));
         let c = config(serde_json::json!({"tables": ["a.b.c"]}));
-        assert_eq!(c.check().err().map(|e| e.1), Some("tables".to_string()));
+        assert_eq!(c.check().err().map(|e| e.field), Some("tables".to_string()));
         let c = config(serde_json::json!({"url": "mysql://x"}));
-        assert_eq!(c.check().err().map(|e| e.1), Some("url".to_string()));
+        assert_eq!(c.check().err().map(|e| e.field), Some("url".to_string()));
     }
 }

@@ -34,8 +34,10 @@ use serde_json::{json, Value};
 
 pub use config::{PostgresCdcConfig, SnapshotMode};
 
-use super::{Polled, Source};
-use crate::pipeline::{BatchBuilder, Progress};
+use crate::connector::Progress;
+use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Polled, Source};
+use crate::event::BatchBuilder;
 use catalog::TableRef;
 use pgoutput::{format_lsn, parse_lsn, Datum, Message, Relation};
 use snapshot::Snapshot;
@@ -657,12 +659,12 @@ impl PostgresCdcSource {
 
 enum ReadError {
     /// The connection broke: reconnect (events read so far still go on).
-    Lost(String, Option<Box<crate::pipeline::Batch>>),
+    Lost(String, Option<Box<crate::event::Batch>>),
     /// The server refused to go on: stop the pipeline.
     Fatal(anyhow::Error),
 }
 
-fn finish(b: BatchBuilder) -> Option<Box<crate::pipeline::Batch>> {
+fn finish(b: BatchBuilder) -> Option<Box<crate::event::Batch>> {
     (!b.is_empty()).then(|| Box::new(b.finish()))
 }
 
@@ -777,5 +779,27 @@ impl Source for PostgresCdcSource {
         }
         tracing::debug!(source = %self.origin, lsn = %format_lsn(lsn), "confirmed flush position");
         Ok(())
+    }
+}
+
+/// The `postgres-cdc` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "postgres-cdc",
+    summary: "change data capture from PostgreSQL logical replication (pgoutput)",
+    parse: parse_source::<PostgresCdcConfig>,
+};
+
+impl SourceConfig for PostgresCdcConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        PostgresCdcConfig::check(self)
+    }
+
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(PostgresCdcSource::new(
+            self.clone(),
+            cx.name,
+            std::sync::Arc::from(cx.name),
+            cx.progress,
+        )?))
     }
 }

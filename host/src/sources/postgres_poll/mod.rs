@@ -20,10 +20,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-use super::{Polled, Source};
-use crate::pipeline::BatchBuilder;
-use crate::sinks::postgres::connect;
-use crate::sinks::sql::DbError;
+use crate::clients::postgres::{classify, connect};
+use crate::connector::{
+    parse_source, ConfigIssue, ErrorClass, SourceConfig, SourceContext, SourceKind,
+};
+use crate::connector::{Polled, Source};
+use crate::event::BatchBuilder;
 
 /// Configuration of a `postgres-poll` source.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,46 +110,42 @@ pub enum StreamCase {
 }
 
 impl PostgresPollConfig {
-    /// Cross-field checks: (anchor field, field, what was expected).
-    pub fn check(&self) -> Result<(), (String, String, String)> {
-        self.check_fields().map_err(|(f, m)| (f.clone(), f, m))
-    }
-
-    fn check_fields(&self) -> Result<(), (String, String)> {
+    /// Cross-field checks serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigIssue> {
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
-            return Err((
-                "url".into(),
-                "expected a postgres:// URL, e.g. `postgres://user:password@host:5432/db`".into(),
+            return Err(ConfigIssue::at(
+                "url",
+                "expected a postgres:// URL, e.g. `postgres://user:password@host:5432/db`",
             ));
         }
         if self.tables.is_empty() || self.tables.iter().any(|t| t.trim().is_empty()) {
-            return Err((
-                "tables".into(),
-                "expected a list of table names, e.g. [users]".into(),
+            return Err(ConfigIssue::at(
+                "tables",
+                "expected a list of table names, e.g. [users]",
             ));
         }
         if self.mode.incrementing() && self.incrementing_column.is_none() {
-            return Err((
-                "incrementing_column".into(),
-                "required by this mode; expected the increasing id column".into(),
+            return Err(ConfigIssue::at(
+                "incrementing_column",
+                "required by this mode; expected the increasing id column",
             ));
         }
         if self.mode.timestamp() && self.timestamp_column.is_none() {
-            return Err((
-                "timestamp_column".into(),
-                "required by this mode; expected the last-modified timestamp column".into(),
+            return Err(ConfigIssue::at(
+                "timestamp_column",
+                "required by this mode; expected the last-modified timestamp column",
             ));
         }
         if !self.mode.incrementing() && self.incrementing_column.is_some() {
-            return Err((
-                "incrementing_column".into(),
-                "only used with `mode: incrementing` or `timestamp+incrementing`".into(),
+            return Err(ConfigIssue::at(
+                "incrementing_column",
+                "only used with `mode: incrementing` or `timestamp+incrementing`",
             ));
         }
         if !self.mode.timestamp() && self.timestamp_column.is_some() {
-            return Err((
-                "timestamp_column".into(),
-                "only used with `mode: timestamp` or `timestamp+incrementing`".into(),
+            return Err(ConfigIssue::at(
+                "timestamp_column",
+                "only used with `mode: timestamp` or `timestamp+incrementing`",
             ));
         }
         Ok(())
@@ -166,7 +164,7 @@ impl PostgresPollConfig {
 }
 
 fn q(name: &str) -> String {
-    crate::sinks::sql::quote_ident(name, '"')
+    crate::clients::sql::quote_ident(name, '"')
 }
 
 /// One polled table: its queries and last position.
@@ -219,7 +217,7 @@ impl PostgresPollSource {
         })
     }
 
-    fn connect(&mut self) -> Result<(), DbError> {
+    fn connect(&mut self) -> Result<(), ErrorClass> {
         self.client = None;
         let client = connect(
             &self.rt,
@@ -228,7 +226,7 @@ impl PostgresPollSource {
         )?;
         self.rt
             .block_on(client.batch_execute("SET TIME ZONE 'UTC'"))
-            .map_err(|e| crate::sinks::postgres::classify(&e))?;
+            .map_err(|e| classify(&e))?;
         self.client = Some(client);
         Ok(())
     }
@@ -335,11 +333,11 @@ impl PostgresPollSource {
     }
 
     /// Reads up to `max` new rows of table `i`.
-    fn read(&mut self, i: usize, max: usize) -> Result<Vec<tokio_postgres::Row>, DbError> {
+    fn read(&mut self, i: usize, max: usize) -> Result<Vec<tokio_postgres::Row>, ErrorClass> {
         let client = self
             .client
             .as_ref()
-            .ok_or_else(|| DbError::Retry("not connected".into()))?;
+            .ok_or_else(|| ErrorClass::Retry("not connected".into()))?;
         let t = &self.tables[i];
         let mut conds: Vec<String> = Vec::new();
         let mut params: Vec<String> = Vec::new();
@@ -397,7 +395,7 @@ impl PostgresPollSource {
         let mut rows = self
             .rt
             .block_on(client.query(&sql, &refs))
-            .map_err(|e| crate::sinks::postgres::classify(&e))?;
+            .map_err(|e| classify(&e))?;
         // Timestamp only: rows sharing the last timestamp may continue past
         // the limit; leave them all for the next read (which starts after the
         // last kept timestamp), or read them all when the whole page shares it.
@@ -411,7 +409,7 @@ impl PostgresPollSource {
                     rows = self
                         .rt
                         .block_on(client.query(&sql, &[&ts]))
-                        .map_err(|e| crate::sinks::postgres::classify(&e))?;
+                        .map_err(|e| classify(&e))?;
                 }
             } else {
                 while rows.len() > 1 && rows.last().and_then(ts_of) == last {
@@ -429,12 +427,12 @@ impl Source for PostgresPollSource {
         loop {
             match self.connect() {
                 Ok(()) => break,
-                Err(DbError::Retry(m)) if attempt < 3 => {
+                Err(ErrorClass::Retry(m)) if attempt < 3 => {
                     attempt += 1;
                     tracing::warn!(source = %self.origin, attempt, "{m}; retrying");
                     std::thread::sleep(Duration::from_millis(200 << attempt));
                 }
-                Err(DbError::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
+                Err(ErrorClass::Retry(m)) => bail!("{m} (gave up after {} attempts)", attempt + 1),
                 Err(e) => bail!("{e}"),
             }
         }
@@ -482,7 +480,7 @@ impl Source for PostgresPollSource {
         let i = self.current;
         let rows = match self.read(i, max) {
             Ok(rows) => rows,
-            Err(DbError::Retry(m)) => {
+            Err(ErrorClass::Retry(m)) => {
                 tracing::warn!(source = %self.origin, table = %self.tables[i].name, "{m}; reconnecting");
                 std::thread::sleep(Duration::from_millis(500));
                 if let Err(e) = self.connect() {
@@ -572,6 +570,26 @@ impl Source for PostgresPollSource {
     }
 }
 
+/// The `postgres-poll` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "postgres-poll",
+    summary: "new rows of PostgreSQL tables, by polling an incrementing or timestamp column",
+    parse: parse_source::<PostgresPollConfig>,
+};
+
+impl SourceConfig for PostgresPollConfig {
+    fn check(&self) -> Result<(), ConfigIssue> {
+        PostgresPollConfig::check(self)
+    }
+
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(PostgresPollSource::new(
+            self.clone(),
+            std::sync::Arc::from(cx.name),
+        )?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,26 +615,29 @@ mod tests {
 
     #[test]
     fn modes_need_their_columns_and_only_those() {
-        let (_, field, _) = config(
+        let field = config(
             json!({"url": "postgres://h/db", "tables": ["t"], "mode": "timestamp+incrementing",
             "timestamp_column": "ts"}),
         )
         .check()
-        .expect_err("missing incrementing column");
+        .expect_err("missing incrementing column")
+        .field;
         assert_eq!(field, "incrementing_column");
-        let (_, field, _) = config(
+        let field = config(
             json!({"url": "postgres://h/db", "tables": ["t"], "mode": "incrementing",
             "incrementing_column": "id", "timestamp_column": "ts"}),
         )
         .check()
-        .expect_err("timestamp column unused");
+        .expect_err("timestamp column unused")
+        .field;
         assert_eq!(field, "timestamp_column");
-        let (_, field, _) = config(
+        let field = config(
             json!({"url": "mysql://h/db", "tables": ["t"], "mode": "incrementing",
             "incrementing_column": "id"}),
         )
         .check()
-        .expect_err("wrong scheme");
+        .expect_err("wrong scheme")
+        .field;
         assert_eq!(field, "url");
     }
 }

@@ -9,8 +9,10 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_json, Malformed, Polled, Source};
-use crate::pipeline::BatchBuilder;
+use crate::connector::{parse_source, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{Malformed, Polled, Source};
+use crate::event::check_json;
+use crate::event::BatchBuilder;
 
 /// Configuration of a `stdin` source (no settings yet).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,5 +111,21 @@ impl Source for StdinSource {
     fn position(&self) -> Value {
         // Standard input cannot be replayed; the line count is informational.
         json!({ "line": self.line })
+    }
+}
+
+/// The `stdin` source in the connector registry.
+pub const KIND: SourceKind = SourceKind {
+    name: "stdin",
+    summary: "JSON lines from standard input",
+    parse: parse_source::<StdinSourceConfig>,
+};
+
+impl SourceConfig for StdinSourceConfig {
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
+        Ok(Box::new(StdinSource::new(
+            self.clone(),
+            std::sync::Arc::from(cx.name),
+        )))
     }
 }

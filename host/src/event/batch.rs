@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::plugin::bindings::{self, Event, Header, Span};
+use super::abi::{Event, Frame, Header, Span};
 
 /// A batch of events with their origin metadata.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// The framed events, with `streams = [producer name]`.
-    pub events: bindings::Batch,
+    pub events: Frame,
     /// The source the events (or their ancestors) came from.
     pub origin: Arc<str>,
     /// Per event: its position within the origin (file line, datagen sequence).
@@ -65,7 +65,7 @@ impl BatchBuilder {
     pub fn new(stream: &str, origin: Arc<str>, capacity: usize) -> Self {
         Self {
             batch: Batch {
-                events: bindings::Batch {
+                events: Frame {
                     data: Vec::with_capacity(capacity * 256),
                     events: Vec::with_capacity(capacity),
                     headers: Vec::new(),
@@ -205,58 +205,5 @@ impl Batch {
             }
         }
         b.finish()
-    }
-
-    /// Builds the batch a stage emits from a plugin's output: checks every
-    /// span and parent index (a buggy plugin must not crash the host) and
-    /// copies origin metadata from each output event's parent.
-    pub fn from_output(
-        input: &Batch,
-        stage: &str,
-        mut out: bindings::Batch,
-    ) -> Result<Batch, String> {
-        let n_data = out.data.len();
-        let in_range = |s: &Span| {
-            (s.offset as usize)
-                .checked_add(s.len as usize)
-                .is_some_and(|end| end <= n_data)
-        };
-        for h in &out.headers {
-            if !in_range(&h.name) || !in_range(&h.value) {
-                return Err("output header refers outside the batch data".into());
-            }
-        }
-        let mut positions = Vec::with_capacity(out.events.len());
-        for (i, e) in out.events.iter_mut().enumerate() {
-            if e.key.as_ref().is_some_and(|s| !in_range(s))
-                || e.value.as_ref().is_some_and(|s| !in_range(s))
-            {
-                return Err(format!("output event {i} refers outside the batch data"));
-            }
-            let hs = e.headers.offset as usize;
-            if hs
-                .checked_add(e.headers.len as usize)
-                .is_none_or(|end| end > out.headers.len())
-            {
-                return Err(format!(
-                    "output event {i} refers to headers that do not exist"
-                ));
-            }
-            let Some(pos) = input.positions.get(e.parent as usize) else {
-                return Err(format!(
-                    "output event {i} names parent {} but the input had {} events",
-                    e.parent,
-                    input.len()
-                ));
-            };
-            positions.push(*pos);
-            e.stream = 0;
-        }
-        out.streams = vec![stage.to_string()];
-        Ok(Batch {
-            events: out,
-            origin: input.origin.clone(),
-            positions,
-        })
     }
 }

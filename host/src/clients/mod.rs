@@ -1,0 +1,8 @@
+//! Clients shared by more than one connector (a source and a sink of the
+//! same system). They sit beside the connector contract: connectors import
+//! them, and they import nothing above [`crate::connector`].
+
+pub mod kafka;
+pub mod mongodb;
+pub mod postgres;
+pub mod sql;

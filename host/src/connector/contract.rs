@@ -1,0 +1,127 @@
+//! The small synchronous contract every source and sink implements, with the
+//! checkpoint rules in the trait docs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::event::Batch;
+
+/// A malformed input that never became an event, with why and where.
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// The raw bytes.
+    pub bytes: Vec<u8>,
+    /// Why it was refused, naming file and line.
+    pub reason: String,
+    /// Its position within the source.
+    pub position: u64,
+}
+
+/// What one poll returned.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// Events (may be empty when the source is idle).
+    pub batch: Option<Batch>,
+    /// Inputs that could not be decoded; they go to the dead-letter destination.
+    pub malformed: Vec<Malformed>,
+    /// True when a bounded source has nothing more.
+    pub done: bool,
+}
+
+/// A running source. Runs on its own thread; may block briefly in `poll`.
+pub trait Source: Send {
+    /// Resumes after `position` from the last checkpoint, or starts afresh.
+    fn open(&mut self, position: Option<&Value>) -> Result<()>;
+    /// Up to `max` events. Returns an empty poll when idle so the runner can
+    /// inject checkpoint barriers and notice shutdown.
+    fn poll(&mut self, max: usize) -> Result<Polled>;
+    /// The position after the last event returned.
+    fn position(&self) -> Value;
+    /// Called on the source's thread once a checkpoint holding `position`
+    /// is durable, i.e. every sink has acknowledged every event before it.
+    /// Sources that acknowledge upstream (a replication slot's confirmed
+    /// LSN, a consumer group's offsets) do it here and never earlier.
+    fn committed(&mut self, _position: &Value) -> Result<()> {
+        Ok(())
+    }
+    /// True once the source has delivered what existed when it started (a
+    /// database snapshot, a file's end). Tables built from it count as
+    /// loaded after that, and stages reading them wait for it. Sources with
+    /// nothing to catch up on are caught up from the start.
+    fn caught_up(&self) -> bool {
+        true
+    }
+}
+
+/// Events a sink's target refused for good (a bad document, a constraint),
+/// with the target's reason. The runner dead-letters them before the next
+/// checkpoint barrier, so a checkpoint never covers an unrouted rejection.
+#[derive(Default)]
+pub struct Rejected {
+    items: Vec<(Arc<Batch>, usize, String)>,
+}
+
+impl Rejected {
+    /// Refuses event `index` of `batch` with `reason`.
+    pub fn push(&mut self, batch: &Arc<Batch>, index: usize, reason: impl Into<String>) {
+        self.items.push((batch.clone(), index, reason.into()));
+    }
+
+    /// True when nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many events were refused.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Takes the refused events.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (Arc<Batch>, usize, String)> {
+        self.items.drain(..)
+    }
+}
+
+/// A running sink. Runs on its own thread.
+pub trait Sink: Send {
+    /// Restores the state of the last checkpoint (a file sink truncates what
+    /// was written after it), or starts afresh when `position` is `None`.
+    fn open(&mut self, position: Option<&Value>) -> Result<()>;
+    /// Writes a batch (possibly buffered; not yet durable). Events the target
+    /// refuses for good go to `rejected`; an `Err` is fatal for the pipeline,
+    /// so transient failures are retried inside the sink.
+    fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()>;
+    /// Makes everything written durable and returns the position to record in
+    /// the checkpoint. Source positions are committed only after this.
+    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value>;
+}
+
+/// Progress of a bounded source: done out of total (bytes or records), for
+/// progress displays. Sources update it; front ends read it.
+#[derive(Debug, Default)]
+pub struct Progress {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress {
+    /// Sets the total (0 = unknown).
+    pub fn set_total(&self, n: u64) {
+        self.total.store(n, Ordering::Relaxed);
+    }
+    /// Sets how much is done.
+    pub fn set_done(&self, n: u64) {
+        self.done.store(n, Ordering::Relaxed);
+    }
+    /// (done, total).
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,23 @@
+//! The connector contract: what a source and a sink are, what they may
+//! refuse and how, how they retry, and how the pipeline file names them.
+//!
+//! This layer sits directly on [`crate::event`]. Sources, sinks and tables
+//! implement it; the pipeline drives it. Connectors never import each other
+//! or the pipeline: what two connectors share lives in [`crate::clients`]
+//! or here.
+
+mod contract;
+mod error;
+mod issue;
+pub mod memory;
+mod registry;
+pub mod retry;
+
+pub use contract::{Malformed, Polled, Progress, Rejected, Sink, Source};
+pub use error::ErrorClass;
+pub use issue::ConfigIssue;
+pub use registry::{
+    parse_sink, parse_source, CloneSinkConfig, CloneSourceConfig, ParseError, SinkConfig, SinkKind,
+    SourceConfig, SourceContext, SourceKind,
+};
+pub use retry::Backoff;

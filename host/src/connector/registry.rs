@@ -1,0 +1,126 @@
+//! How the pipeline file names connectors. Each connector folder declares
+//! one [`SourceKind`] or [`SinkKind`]; the lists in `sources/mod.rs` and
+//! `sinks/mod.rs` are the registry that validation, error messages and the
+//! docs check all read, so a new connector is one folder plus one line.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{ConfigIssue, Progress, Sink, Source};
+
+/// Why a connector's section did not deserialize, with the path inside it.
+pub type ParseError = serde_path_to_error::Error<serde_json::Error>;
+
+/// What a source is given when it is built.
+pub struct SourceContext<'a> {
+    /// The source's name in the pipeline file (also its events' origin).
+    pub name: &'a str,
+    /// Where it reports how far through bounded input it is.
+    pub progress: Arc<Progress>,
+}
+
+/// A source connector's validated configuration, which builds the running
+/// source.
+pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
+    /// Checks that serde cannot express (cross-field rules, URL schemes).
+    fn check(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
+    /// Makes relative paths relative to the pipeline file's directory.
+    fn resolve_paths(&mut self, _base: &Path) {}
+    /// Builds the running source.
+    fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
+}
+
+/// A sink connector's validated configuration, which builds the running sink.
+pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
+    /// Checks that serde cannot express (cross-field rules, URL schemes).
+    fn check(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
+    /// Makes relative paths relative to the pipeline file's directory.
+    fn resolve_paths(&mut self, _base: &Path) {}
+    /// The file it writes, named in the run summary.
+    fn output_path(&self) -> Option<&Path> {
+        None
+    }
+    /// Builds the running sink named `name`.
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>>;
+}
+
+/// A source connector as the pipeline file names it (`type: NAME`).
+pub struct SourceKind {
+    /// The `type` value.
+    pub name: &'static str,
+    /// One line for listings and error messages.
+    pub summary: &'static str,
+    /// Deserializes the connector's section (without `type`).
+    pub parse: fn(Value) -> Result<Box<dyn SourceConfig>, ParseError>,
+}
+
+/// A sink connector as the pipeline file names it (`type: NAME`).
+pub struct SinkKind {
+    /// The `type` value.
+    pub name: &'static str,
+    /// One line for listings and error messages.
+    pub summary: &'static str,
+    /// Deserializes the connector's section (without `type` and `inputs`).
+    pub parse: fn(Value) -> Result<Box<dyn SinkConfig>, ParseError>,
+}
+
+/// [`SourceKind::parse`] for a serde config type.
+pub fn parse_source<T>(value: Value) -> Result<Box<dyn SourceConfig>, ParseError>
+where
+    T: SourceConfig + DeserializeOwned + Clone + 'static,
+{
+    serde_path_to_error::deserialize::<_, T>(value).map(|c| Box::new(c) as Box<dyn SourceConfig>)
+}
+
+/// [`SinkKind::parse`] for a serde config type.
+pub fn parse_sink<T>(value: Value) -> Result<Box<dyn SinkConfig>, ParseError>
+where
+    T: SinkConfig + DeserializeOwned + Clone + 'static,
+{
+    serde_path_to_error::deserialize::<_, T>(value).map(|c| Box::new(c) as Box<dyn SinkConfig>)
+}
+
+/// Cloning a boxed [`SourceConfig`]; implemented for every `Clone` config.
+pub trait CloneSourceConfig {
+    /// A boxed copy.
+    fn clone_box(&self) -> Box<dyn SourceConfig>;
+}
+
+impl<T: SourceConfig + Clone + 'static> CloneSourceConfig for T {
+    fn clone_box(&self) -> Box<dyn SourceConfig> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn SourceConfig> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+/// Cloning a boxed [`SinkConfig`]; implemented for every `Clone` config.
+pub trait CloneSinkConfig {
+    /// A boxed copy.
+    fn clone_box(&self) -> Box<dyn SinkConfig>;
+}
+
+impl<T: SinkConfig + Clone + 'static> CloneSinkConfig for T {
+    fn clone_box(&self) -> Box<dyn SinkConfig> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn SinkConfig> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}

@@ -1,0 +1,10 @@
+//! The bottom layer: what an event is, how a batch of them is framed, and
+//! the JSON checks every edge shares. Everything else in the host builds on
+//! this module; it imports nothing from the rest of the crate.
+
+pub mod abi;
+mod batch;
+mod json;
+
+pub use batch::{Batch, BatchBuilder, EventView};
+pub use json::check_json;

@@ -1,0 +1,242 @@
+//! The checkpoint coordinator: requests barriers on a timer, collects the
+//! positions sources report at each barrier and the positions sinks report
+//! once they have flushed it, and commits a checkpoint only when every
+//! source and every sink has reported for it. Then, and only then, sources
+//! may acknowledge upstream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use serde_json::Value;
+
+use super::Metrics;
+use crate::state::{Checkpoint, CheckpointStore, Table};
+
+/// What components tell the coordinator.
+#[derive(Debug)]
+pub(crate) enum Report {
+    SourceAt {
+        source: String,
+        id: u64,
+        position: Value,
+    },
+    SourceDone {
+        source: String,
+        position: Value,
+    },
+    /// The source has delivered its snapshot; barriers from `id` on follow it.
+    CaughtUp {
+        source: String,
+        id: u64,
+    },
+    SinkFlushed {
+        sink: String,
+        id: u64,
+        position: Value,
+    },
+    SinkDone {
+        sink: String,
+        position: Value,
+    },
+    Swapped {
+        stage: String,
+        plugin: String,
+    },
+    Failed {
+        component: String,
+        error: String,
+    },
+}
+
+#[derive(Default)]
+pub(crate) struct Partial {
+    sources: BTreeMap<String, Value>,
+    sinks: BTreeMap<String, Value>,
+}
+
+pub(crate) struct Coordinator {
+    pub store: CheckpointStore,
+    pub sources: Vec<String>,
+    pub sinks: Vec<String>,
+    pub pending: BTreeMap<u64, Partial>,
+    pub done_sources: BTreeMap<String, Value>,
+    pub done_sinks: BTreeMap<String, Value>,
+    pub last_id: u64,
+    pub metrics: Arc<Metrics>,
+    pub commit_txs: HashMap<String, Sender<Value>>,
+    /// Tables, and the sources upstream of each.
+    pub tables: HashMap<String, (Table, Vec<String>)>,
+    pub caught_up: HashMap<String, u64>,
+}
+
+impl Coordinator {
+    pub fn run(
+        mut self,
+        reports: Receiver<Report>,
+        requested: Arc<AtomicU64>,
+        interval: Duration,
+        stop: &AtomicBool,
+        mut tick: impl FnMut(&Metrics),
+    ) -> Result<()> {
+        let mut last_trigger = Instant::now();
+        loop {
+            if last_trigger.elapsed() >= interval && !stop.load(Ordering::SeqCst) {
+                requested.fetch_add(1, Ordering::SeqCst);
+                last_trigger = Instant::now();
+            }
+            tick(&self.metrics);
+            // Wake for the next checkpoint on time, not up to a tick late.
+            let wait = if stop.load(Ordering::SeqCst) {
+                Duration::from_millis(50)
+            } else {
+                interval
+                    .saturating_sub(last_trigger.elapsed())
+                    .clamp(Duration::from_millis(1), Duration::from_millis(50))
+            };
+            match reports.recv_timeout(wait) {
+                Ok(report) => {
+                    if self.handle(report)? {
+                        return Ok(());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(anyhow!(
+                        "pipeline threads ended without finishing; see errors above"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Returns true when the pipeline is finished.
+    fn handle(&mut self, report: Report) -> Result<bool> {
+        match report {
+            Report::Failed { component, error } => {
+                return Err(anyhow!("`{component}` failed: {error}"));
+            }
+            Report::Swapped { stage, plugin } => {
+                tracing::debug!(stage, plugin, "swap acknowledged");
+            }
+            Report::SourceAt {
+                source,
+                id,
+                position,
+            } => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .sources
+                    .insert(source, position);
+            }
+            Report::SourceDone { source, position } => {
+                self.done_sources.insert(source, position);
+            }
+            Report::CaughtUp { source, id } => {
+                self.caught_up.insert(source, id);
+            }
+            Report::SinkFlushed { sink, id, position } => {
+                self.table_flushed(&sink, Some(id));
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .sinks
+                    .insert(sink, position);
+            }
+            Report::SinkDone { sink, position } => {
+                self.table_flushed(&sink, None);
+                self.done_sinks.insert(sink, position);
+            }
+        }
+        self.try_commit()?;
+        if self.done_sinks.len() == self.sinks.len() {
+            // Everything drained: the final checkpoint covers it all.
+            let checkpoint = Checkpoint {
+                id: self.last_id + 1,
+                sources: self.done_sources.clone(),
+                sinks: self.done_sinks.clone(),
+            };
+            self.store.save(&checkpoint)?;
+            Metrics::add(&self.metrics.checkpoints, 1);
+            self.acknowledge(&checkpoint);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A table that has flushed a barrier behind every upstream source's
+    /// snapshot (or has ended) is loaded: stages reading it may start.
+    fn table_flushed(&self, sink: &str, id: Option<u64>) {
+        let Some((table, sources)) = self.tables.get(sink) else {
+            return;
+        };
+        if table.is_ready() {
+            return;
+        }
+        let loaded = match id {
+            None => true,
+            Some(id) => sources
+                .iter()
+                .all(|s| self.caught_up.get(s).is_some_and(|at| *at <= id)),
+        };
+        if loaded {
+            tracing::info!(table = sink, "table loaded");
+            table.set_ready();
+        }
+    }
+
+    /// Tells each source its position in a checkpoint that is now durable.
+    fn acknowledge(&self, checkpoint: &Checkpoint) {
+        for (source, position) in &checkpoint.sources {
+            if let Some(tx) = self.commit_txs.get(source) {
+                let _ = tx.send(position.clone());
+            }
+        }
+    }
+
+    fn try_commit(&mut self) -> Result<()> {
+        let mut complete = None;
+        for (id, partial) in &self.pending {
+            let sources_ok = self
+                .sources
+                .iter()
+                .all(|s| partial.sources.contains_key(s) || self.done_sources.contains_key(s));
+            let sinks_ok = self
+                .sinks
+                .iter()
+                .all(|s| partial.sinks.contains_key(s) || self.done_sinks.contains_key(s));
+            if sources_ok && sinks_ok {
+                complete = Some(*id);
+            }
+        }
+        let Some(id) = complete else { return Ok(()) };
+        let Some(partial) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        let mut checkpoint = Checkpoint {
+            id,
+            ..Default::default()
+        };
+        for s in &self.sources {
+            if let Some(p) = partial.sources.get(s).or_else(|| self.done_sources.get(s)) {
+                checkpoint.sources.insert(s.clone(), p.clone());
+            }
+        }
+        for s in &self.sinks {
+            if let Some(p) = partial.sinks.get(s).or_else(|| self.done_sinks.get(s)) {
+                checkpoint.sinks.insert(s.clone(), p.clone());
+            }
+        }
+        self.store.save(&checkpoint)?;
+        self.acknowledge(&checkpoint);
+        self.last_id = id;
+        Metrics::add(&self.metrics.checkpoints, 1);
+        tracing::debug!(checkpoint = id, "checkpoint committed");
+        self.pending.retain(|k, _| *k > id);
+        Ok(())
+    }
+}

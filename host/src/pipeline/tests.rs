@@ -1,0 +1,429 @@
+//! The checkpoint protocol, end to end through the real runner, with
+//! in-memory connectors and a native stage: no services, no plugins.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{run_with, RunOptions, RunSummary, StageLogic};
+use crate::config::{Limits, Location, OnError, Pipeline, SinkDef, SourceDef, StageDef, TableDef};
+use crate::connector::memory::{MemoryFeed, MemorySinkConfig, MemorySourceConfig, MemoryStore};
+use crate::event::abi::{Frame, Output, Rejection};
+use crate::plugin::{CallFailure, ComponentCache, TransformPlugin, WasmEngine};
+use crate::state::{Checkpoint, CheckpointStore, TableConfig};
+
+/// A stage that drops values containing `"drop"` and refuses (dead-letters)
+/// values containing `"bad"`, passing the rest on unchanged.
+struct NativeFilter;
+
+impl StageLogic for NativeFilter {
+    fn identity(&self) -> (String, String) {
+        ("native-filter".into(), "1.0.0".into())
+    }
+
+    fn process(&mut self, batch: &Frame) -> Result<Output, CallFailure> {
+        let mut events = Frame {
+            data: batch.data.clone(),
+            events: Vec::new(),
+            headers: batch.headers.clone(),
+            streams: Vec::new(),
+        };
+        let mut rejected = Vec::new();
+        for (i, e) in batch.events.iter().enumerate() {
+            let value = e
+                .value
+                .and_then(|s| {
+                    batch
+                        .data
+                        .get(s.offset as usize..(s.offset + s.len) as usize)
+                })
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            if value.contains("\"bad\"") {
+                rejected.push(Rejection {
+                    index: i as u32,
+                    reason: "refused by the native filter".into(),
+                });
+            } else if !value.contains("\"drop\"") {
+                let mut kept = *e;
+                kept.parent = i as u32;
+                events.events.push(kept);
+            }
+        }
+        Ok(Output { events, rejected })
+    }
+
+    fn instantiations(&self) -> u64 {
+        1
+    }
+
+    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+        Err("native stages do not swap".into())
+    }
+}
+
+/// A pipeline under construction, in a temporary directory.
+struct Harness {
+    dir: tempfile::TempDir,
+    pipeline: Pipeline,
+    overrides: Vec<String>,
+}
+
+impl Harness {
+    fn new(checkpoint_ms: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = Pipeline {
+            file: dir.path().join("pipeline.yaml"),
+            name: "test".into(),
+            data_dir: dir.path().to_path_buf(),
+            batch_size: 64,
+            checkpoint_interval: Duration::from_millis(checkpoint_ms),
+            channel_capacity: 4,
+            sources: Vec::new(),
+            stages: Vec::new(),
+            sinks: Vec::new(),
+            tables: Vec::new(),
+            dead_letter: None,
+        };
+        Self {
+            dir,
+            pipeline,
+            overrides: Vec::new(),
+        }
+    }
+
+    fn source(mut self, name: &str, feed: &MemoryFeed) -> Self {
+        self.pipeline.sources.push(SourceDef {
+            name: name.into(),
+            config: Box::new(MemorySourceConfig { feed: feed.clone() }),
+            at: Location::default(),
+        });
+        self
+    }
+
+    fn filter(mut self, name: &str, inputs: &[&str], tables: &[&str]) -> Self {
+        self.pipeline.stages.push(StageDef {
+            name: name.into(),
+            plugin: PathBuf::from("native"),
+            plugin_at: Location::default(),
+            params_at: Location::default(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            params: Vec::new(),
+            on_error: OnError::DeadLetter,
+            limits: Limits::default(),
+            tables: tables.iter().map(|s| s.to_string()).collect(),
+            event_time: None,
+            at: Location::default(),
+        });
+        self.overrides.push(name.into());
+        self
+    }
+
+    fn sink(mut self, name: &str, inputs: &[&str], store: &MemoryStore) -> Self {
+        self.pipeline.sinks.push(SinkDef {
+            name: name.into(),
+            config: Box::new(MemorySinkConfig {
+                store: store.clone(),
+            }),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            at: Location::default(),
+        });
+        self
+    }
+
+    fn table(mut self, name: &str, input: &str) -> Self {
+        self.pipeline.tables.push(TableDef {
+            name: name.into(),
+            config: TableConfig {
+                input: input.into(),
+                key_field: Some("id".into()),
+            },
+            at: Location::default(),
+        });
+        self
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.pipeline.state_dir()
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        CheckpointStore::new(&self.state_dir())
+            .load()
+            .expect("checkpoint readable")
+    }
+
+    fn dead_letters(&self) -> Vec<Value> {
+        read_lines(&self.state_dir().join("dead-letters.jsonl"))
+    }
+
+    /// Runs until the sources drain or `stop` is set.
+    fn run(&self, stop: Arc<AtomicBool>) -> anyhow::Result<RunSummary> {
+        let engine = WasmEngine::new()?;
+        let cache = ComponentCache::new(self.dir.path().join("cache"));
+        let overrides: HashMap<String, Box<dyn StageLogic>> = self
+            .overrides
+            .iter()
+            .map(|n| (n.clone(), Box::new(NativeFilter) as Box<dyn StageLogic>))
+            .collect();
+        run_with(
+            &self.pipeline,
+            &engine,
+            &cache,
+            RunOptions::new(stop),
+            overrides,
+        )
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("dead letter is JSON"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Waits for `cond`, failing the test with `what` after 20 s.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn orders(range: std::ops::Range<u64>) -> Vec<Value> {
+    range.map(|i| json!({"id": i})).collect()
+}
+
+#[test]
+fn every_event_reaches_the_sink_and_the_final_checkpoint_covers_the_source() {
+    let mut values = orders(0..1000);
+    values[10] = json!({"id": 10, "drop": true});
+    values[20] = json!({"id": 20, "bad": true});
+    let feed = MemoryFeed::of(values);
+    let store = MemoryStore::default();
+    let h = Harness::new(5)
+        .source("in", &feed)
+        .filter("keep", &["in"], &[])
+        .sink("out", &["keep"], &store);
+    let summary = h.run(Arc::new(AtomicBool::new(false))).expect("run");
+    let ids: Vec<u64> = store
+        .durable()
+        .iter()
+        .filter_map(|v| v["id"].as_u64())
+        .collect();
+    let expected: Vec<u64> = (0..1000).filter(|i| *i != 10 && *i != 20).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(summary.events_in, 1000);
+    assert_eq!(summary.dead_letters, 1);
+    let dead = h.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].to_string().contains("refused by the native filter"));
+    let cp = h.checkpoint().expect("a final checkpoint");
+    assert_eq!(cp.sources["in"], json!(1000));
+    assert_eq!(cp.sinks["out"], json!(998));
+    assert_eq!(feed.committed().last(), Some(&1000));
+}
+
+#[test]
+fn a_sink_with_two_inputs_flushes_a_barrier_only_once_it_arrived_on_both() {
+    let fast = MemoryFeed::default();
+    let slow = MemoryFeed::default();
+    let store = MemoryStore::default();
+    let h = Harness::new(1)
+        .source("a", &fast)
+        .source("b", &slow)
+        .sink("out", &["a", "b"], &store);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut seen = 0;
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        // Uneven inputs: a barrier reaches the sink from `a` long before the
+        // same barrier from `b`, with `a`'s later events queued behind it.
+        for round in 0..200u64 {
+            fast.push(orders(round * 50..round * 50 + 50));
+            if round % 5 == 0 {
+                slow.push(orders(round..round + 1));
+            }
+            if let Some(cp) = h.checkpoint() {
+                let a = cp.sources["a"].as_u64().expect("position");
+                let b = cp.sources["b"].as_u64().expect("position");
+                let written = cp.sinks["out"].as_u64().expect("position");
+                assert_eq!(
+                    written,
+                    a + b,
+                    "checkpoint {} covers {a} + {b} source events but {written} sink events",
+                    cp.id
+                );
+                seen += 1;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+    assert!(seen > 20, "only {seen} checkpoints were observed");
+    let cp = h.checkpoint().expect("final checkpoint");
+    assert_eq!(cp.sinks["out"], json!(store.durable().len()));
+}
+
+#[test]
+fn no_checkpoint_commits_until_every_sink_has_flushed() {
+    let feed = MemoryFeed::default();
+    let quick = MemoryStore::default();
+    let held = MemoryStore::default();
+    held.hold_flushes(true);
+    let h = Harness::new(1)
+        .source("in", &feed)
+        .sink("quick", &["in"], &quick)
+        .sink("held", &["in"], &held);
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        feed.push(orders(0..100));
+        wait_for("the other sink to flush barriers", || quick.flushes() >= 3);
+        assert!(
+            h.checkpoint().is_none(),
+            "a checkpoint committed while a sink had not flushed"
+        );
+        assert!(
+            feed.committed().is_empty(),
+            "the source was acknowledged early"
+        );
+        held.hold_flushes(false);
+        wait_for("a checkpoint after the flush", || {
+            !feed.committed().is_empty()
+        });
+        let cp = h.checkpoint().expect("checkpoint");
+        assert_eq!(cp.sinks["held"], json!(100));
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+}
+
+#[test]
+fn sink_refusals_are_dead_lettered_before_the_checkpoint_that_covers_them() {
+    let feed = MemoryFeed::default();
+    let store = MemoryStore::default();
+    store.refuse_containing("\"refuse\"");
+    let h = Harness::new(1)
+        .source("in", &feed)
+        .sink("out", &["in"], &store);
+    let value = |i: u64| {
+        if i.is_multiple_of(10) {
+            json!({"id": i, "refuse": true})
+        } else {
+            json!({"id": i})
+        }
+    };
+    let dead_file = h.state_dir().join("dead-letters.jsonl");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut checked = 0;
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        for round in 0..100u64 {
+            feed.push((round * 20..round * 20 + 20).map(value));
+            if let Some(cp) = h.checkpoint() {
+                let read = cp.sources["in"].as_u64().expect("position");
+                let dead_bytes = cp.sinks["dead-letter"]["offset"]
+                    .as_u64()
+                    .or_else(|| cp.sinks["dead-letter"].as_u64())
+                    .expect("dead-letter position") as usize;
+                let text = std::fs::read(&dead_file).unwrap_or_default();
+                let covered = text.get(..dead_bytes).expect("file holds the checkpoint");
+                let lines = covered.iter().filter(|b| **b == b'\n').count() as u64;
+                assert_eq!(lines, read.div_ceil(10), "checkpoint {}", cp.id);
+                checked += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+    assert!(checked > 10, "only {checked} checkpoints were observed");
+    let dead = h.dead_letters();
+    assert_eq!(dead.len(), 200);
+    assert!(dead
+        .iter()
+        .all(|d| d.to_string().contains("refused by the in-memory target")));
+    assert_eq!(store.durable().len(), 1800);
+}
+
+#[test]
+fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
+    let users = MemoryFeed::default();
+    users.caught_up_after(100);
+    users.push(orders(0..50));
+    let order_feed = MemoryFeed::of(orders(0..10));
+    let store = MemoryStore::default();
+    let h = Harness::new(2)
+        .source("users", &users)
+        .source("orders", &order_feed)
+        .table("users_t", "users")
+        .filter("enrich", &["orders"], &["users_t"])
+        .sink("out", &["enrich"], &store);
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        wait_for("the orders to be read", || order_feed.read() == 10);
+        // The users source has read 50 of the 100 rows it must catch up on:
+        // the stage must hold its input however long that takes.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            store.values().is_empty(),
+            "the stage ran before its table was loaded"
+        );
+        users.push(orders(50..100));
+        wait_for("the held orders", || store.values().len() == 10);
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+}
+
+#[test]
+fn a_rerun_after_a_crash_resumes_from_the_last_checkpoint_without_loss_or_duplicates() {
+    let feed = MemoryFeed::default();
+    let store = MemoryStore::default();
+    let h = Harness::new(1)
+        .source("in", &feed)
+        .filter("keep", &["in"], &[])
+        .sink("out", &["keep"], &store);
+    feed.push(orders(0..3000));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(Arc::new(AtomicBool::new(false))));
+        wait_for("a first checkpoint", || !feed.committed().is_empty());
+        feed.push(orders(3000..6000));
+        feed.fail_at(5000);
+        let err = run
+            .join()
+            .expect("runner thread")
+            .expect_err("the injected failure stops the run");
+        assert!(format!("{err:#}").contains("injected failure"), "{err:#}");
+    });
+    let resumed_at = h
+        .checkpoint()
+        .expect("a checkpoint before the crash")
+        .sources["in"]
+        .as_u64()
+        .expect("position");
+    assert!(resumed_at > 0 && resumed_at <= 5000, "{resumed_at}");
+    feed.push(orders(6000..8000));
+    feed.close();
+    let summary = h.run(Arc::new(AtomicBool::new(false))).expect("rerun");
+    assert_eq!(feed.opened_at(), vec![None, Some(resumed_at)]);
+    assert_eq!(summary.events_in, 8000 - resumed_at);
+    let ids: Vec<u64> = store
+        .durable()
+        .iter()
+        .filter_map(|v| v["id"].as_u64())
+        .collect();
+    assert_eq!(ids, (0..8000).collect::<Vec<u64>>());
+}
