@@ -14,25 +14,12 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 fn s3_url() -> String {
-    std::env::var("SLUICE_S3_URL")
-        .expect("SLUICE_S3_URL is not set: start the server with `export \"$(scripts/services/s3.sh start)\"` (scripts/test.sh does)")
+    service("SLUICE_S3_URL", "s3")
 }
 
 /// The services venv's Python (with pyarrow); fails loudly when missing.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_S3_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let dir =
-        std::env::var("SLUICE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/sluice-services".into());
-    let file = Path::new(&dir).join("s3.python");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): start the server with scripts/services/s3.sh start, or set SLUICE_S3_PYTHON",
-            file.display()
-        )
-    });
-    PathBuf::from(text.trim())
+    service_python("s3", "SLUICE_S3_PYTHON")
 }
 
 fn agent() -> ureq::Agent {
