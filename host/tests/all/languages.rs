@@ -116,7 +116,19 @@ fn scaffold_builds_and_runs(lang: &str) {
         project.join("events.jsonl").is_file(),
         "{lang}: the scaffold has sample events"
     );
-    let out = run_ok(sluice().args(["plugin", "build"]).arg(&project));
+    builds_and_runs(lang, &project);
+}
+
+/// Builds the scaffold in `project` and runs its component on its sample events:
+/// both objects come out, and the non-object is dead-lettered.
+pub(crate) fn builds_and_runs(lang: &str, project: &Path) {
+    let mut build = sluice();
+    build.args(["plugin", "build"]).arg(project);
+    if lang == "rust" {
+        // One target directory for every Rust scaffold: their dependencies build once.
+        build.env("CARGO_TARGET_DIR", target_dir().join("scaffolds"));
+    }
+    let out = run_ok(&mut build);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let wasm = PathBuf::from(stdout.lines().last().expect("a path").trim());
     let run = run_ok(

@@ -154,10 +154,8 @@ fn es_docs(url: &str, index: &str) -> Vec<Value> {
 /// `examples/logistics/pipeline.yaml` as shipped, against the services.
 #[test]
 fn logistics_example_end_to_end_gives_the_expected_index() {
-    let es = std::env::var("SLUICE_ES_URL").expect("SLUICE_ES_URL is not set: start the search server with scripts/services/search.sh (scripts/test.sh does)");
-    let mongo = std::env::var("SLUICE_MONGO_URL").expect(
-        "SLUICE_MONGO_URL is not set: start scripts/services/mongo.sh (scripts/test.sh does)",
-    );
+    let es = service("SLUICE_ES_URL", "search");
+    let mongo = service("SLUICE_MONGO_URL", "mongo");
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() % 1_000_000_000)

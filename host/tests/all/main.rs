@@ -15,6 +15,7 @@ mod postgres_poll;
 mod processors;
 mod s3;
 mod sandbox;
+mod scaffold;
 mod sql_sinks;
 mod sqldb;
 mod support;

@@ -38,9 +38,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 fn mongo_url() -> String {
-    std::env::var("SLUICE_MONGO_URL").expect(
-        "SLUICE_MONGO_URL is not set: start the server with `export \"$(scripts/services/mongo.sh start)\"` (scripts/test.sh does)",
-    )
+    service("SLUICE_MONGO_URL", "mongo")
 }
 
 fn client() -> Client {

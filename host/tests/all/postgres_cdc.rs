@@ -13,9 +13,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 fn admin_url() -> String {
-    std::env::var("SLUICE_PG_URL").expect(
-        "SLUICE_PG_URL is not set: start PostgreSQL with `export \"$(scripts/services/postgres.sh start)\"` (scripts/test.sh does)",
-    )
+    service("SLUICE_PG_URL", "postgres")
 }
 
 fn unique(prefix: &str) -> String {

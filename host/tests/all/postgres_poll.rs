@@ -1,6 +1,7 @@
 //! The `postgres-poll` source against a real PostgreSQL 15, and the
-//! `examples/users-to-mysql` pipeline end to end into a real MariaDB 10.11
-//! (see `sqldb.rs`). Every test polls its own uniquely named tables.
+//! `examples/users-to-lake-and-mail` pipeline end to end into a real MariaDB 10.11
+//! (see `sqldb.rs`) and the S3 emulation (see `s3.rs`). Every test polls its own
+//! uniquely named tables.
 
 use std::path::Path;
 use std::process::Output;
@@ -13,7 +14,7 @@ use crate::support::*;
 const PG: Kind = Kind::Postgres;
 
 fn example_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/users-to-mysql")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/users-to-lake-and-mail")
 }
 
 /// `events in` of a run's summary line.
@@ -40,14 +41,47 @@ fn run_example(pipeline: &Path) -> Output {
             .env("SLUICE_STOP_WHEN_IDLE", "true")
             .env("SLUICE_POLL_INTERVAL_MS", "200")
             .env("SLUICE_PG_URL", PG.url())
-            .env("SLUICE_MYSQL_URL", Kind::Mysql.url()),
+            .env("SLUICE_MYSQL_URL", Kind::Mysql.url())
+            .env("SLUICE_S3_URL", crate::s3::s3_url())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE"),
     )
 }
 
+/// The users in the lake's objects, `index|name|email|created_at` in object order,
+/// and how many each object holds, by key.
+fn lake_users(bucket: &str) -> (Vec<String>, Vec<(String, usize)>) {
+    let mut users = Vec::new();
+    let mut objects = Vec::new();
+    for key in crate::s3::list(bucket) {
+        let body = String::from_utf8(crate::s3::get(bucket, &key)).expect("utf-8");
+        let mut n = 0;
+        for line in body.lines() {
+            let v: Value = serde_json::from_str(line).expect("a JSON line");
+            let field = |f: &str| match &v[f] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            users.push(format!(
+                "{}|{}|{}|{}",
+                field("index"),
+                field("name"),
+                field("email"),
+                field("created_at")
+            ));
+            n += 1;
+        }
+        objects.push((key, n));
+    }
+    (users, objects)
+}
+
 #[test]
-fn users_to_mysql_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
+fn users_to_lake_and_mail_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let users = unique("users");
+    let bucket = crate::s3::new_bucket("lake");
     let seed = std::fs::read_to_string(example_dir().join("users.sql")).expect("seed sql");
     PG.exec(
         &seed
@@ -55,11 +89,18 @@ fn users_to_mysql_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
             .replace("INSERT INTO users", &format!("INSERT INTO {users}")),
     );
     let text = std::fs::read_to_string(example_dir().join("pipeline.yaml")).expect("pipeline");
-    assert!(text.contains("tables: [users]") && text.contains("data_dir: "));
+    for part in [
+        "tables: [users]",
+        "data_dir: ../../target/users-to-lake-and-mail/state",
+        "bucket: lake ",
+    ] {
+        assert!(text.contains(part), "the example has `{part}`");
+    }
     let text = text
         .replace("tables: [users]", &format!("tables: [{users}]"))
+        .replace("bucket: lake ", &format!("bucket: {bucket} "))
         .replace(
-            "data_dir: ../../target/users-to-mysql/state",
+            "data_dir: ../../target/users-to-lake-and-mail/state",
             &format!("data_dir: {}", q(&dir.path().join("state"))),
         );
     let p = write_pipeline(dir.path(), &text);
@@ -87,6 +128,17 @@ fn users_to_mysql_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
         "created on first write from the event's fields, in their order"
     );
 
+    // The lake holds the same rows, five to an object, each object named after the
+    // source and its first row's index (the source position), as Kafka Connect names
+    // them.
+    let object = |first: u64| format!("topics/P_USERS/partition=0/P_USERS+0+{first:010}.json");
+    let (in_lake, objects) = lake_users(&bucket);
+    assert_eq!(in_lake, expected);
+    assert_eq!(
+        objects,
+        vec![(object(1), 5), (object(6), 5), (object(11), 2)]
+    );
+
     // New rows: a rerun reads only them.
     PG.exec(&format!(
         "INSERT INTO {users} (name, email, created_at) VALUES ('Mara', 'mara@example.com', '2020-05-01 09:00:00'), ('Nuno', 'nuno@example.com', '2020-05-02 09:00:00'), ('Olga', 'olga@example.com', '2020-05-03 09:00:00')"
@@ -96,10 +148,14 @@ fn users_to_mysql_example_copies_the_table_and_a_rerun_adds_only_new_rows() {
     let rows = my.flat(&format!("SELECT `index`, name FROM {t} ORDER BY `index`"));
     assert_eq!(rows.len(), 15, "{rows:?}");
     assert_eq!(rows[12..], ["13|Mara", "14|Nuno", "15|Olga"]);
+    let (in_lake, objects) = lake_users(&bucket);
+    assert_eq!(in_lake.len(), 15, "{in_lake:?}");
+    assert_eq!(objects.last(), Some(&(object(13), 3)), "{objects:?}");
 
     // Nothing new: nothing read.
     let out = run_example(&p);
     assert_eq!(events_in(&out), 0);
+    assert_eq!(lake_users(&bucket).1.len(), 4, "no new object");
     PG.exec(&format!("DROP TABLE {users}"));
     my.exec(&format!("DROP TABLE {t}"));
 }

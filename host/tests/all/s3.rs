@@ -13,26 +13,13 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn s3_url() -> String {
-    std::env::var("SLUICE_S3_URL")
-        .expect("SLUICE_S3_URL is not set: start the server with `export \"$(scripts/services/s3.sh start)\"` (scripts/test.sh does)")
+pub(crate) fn s3_url() -> String {
+    service("SLUICE_S3_URL", "s3")
 }
 
 /// The services venv's Python (with pyarrow); fails loudly when missing.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_S3_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let dir =
-        std::env::var("SLUICE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/sluice-services".into());
-    let file = Path::new(&dir).join("s3.python");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}): start the server with scripts/services/s3.sh start, or set SLUICE_S3_PYTHON",
-            file.display()
-        )
-    });
-    PathBuf::from(text.trim())
+    service_python("s3", "SLUICE_S3_PYTHON")
 }
 
 fn agent() -> ureq::Agent {
@@ -58,7 +45,7 @@ fn http(method: &str, path: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn new_bucket(prefix: &str) -> String {
+pub(crate) fn new_bucket(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -70,7 +57,7 @@ fn new_bucket(prefix: &str) -> String {
 }
 
 /// Every key in `bucket`, sorted.
-fn list(bucket: &str) -> Vec<String> {
+pub(crate) fn list(bucket: &str) -> Vec<String> {
     let (status, body) = http("GET", &format!("/{bucket}?list-type=2&max-keys=1000"));
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "{text}");
@@ -85,7 +72,7 @@ fn list(bucket: &str) -> Vec<String> {
 }
 
 /// A signed GET (objects are private, so this goes through an S3 client).
-fn get(bucket: &str, key: &str) -> Vec<u8> {
+pub(crate) fn get(bucket: &str, key: &str) -> Vec<u8> {
     use object_store::ObjectStoreExt;
     // As the sink does: reqwest's rustls needs a process-wide provider.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -6,15 +6,11 @@
 use mysql_async::prelude::Queryable;
 
 pub fn pg_url() -> String {
-    std::env::var("SLUICE_PG_URL").expect(
-        "SLUICE_PG_URL is not set: start PostgreSQL with `export \"$(scripts/services/postgres.sh start)\"` (scripts/test.sh does)",
-    )
+    crate::support::service("SLUICE_PG_URL", "postgres")
 }
 
 pub fn mysql_url() -> String {
-    std::env::var("SLUICE_MYSQL_URL").expect(
-        "SLUICE_MYSQL_URL is not set: start MariaDB with `export \"$(scripts/services/mariadb.sh start)\"` (scripts/test.sh does)",
-    )
+    crate::support::service("SLUICE_MYSQL_URL", "mariadb")
 }
 
 /// A name no other test (or run) uses.

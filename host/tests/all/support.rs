@@ -35,6 +35,39 @@ pub fn guest(name: &str) -> PathBuf {
     component("test-guests", name)
 }
 
+/// What a service script printed on `start` (`VAR=value`), read from the environment.
+/// A service-backed test never skips: without its service it fails, and the message
+/// names the script that starts the service. `script` is the file name under
+/// `scripts/services/` without `.sh`.
+pub fn service(var: &str, script: &str) -> String {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{var} is not set: start the service with scripts/services/{script}.sh start and export what it prints, \
+             e.g. `export \"$(scripts/services/{script}.sh start)\"` (scripts/test.sh does)"
+        ),
+    }
+}
+
+/// The Python interpreter of a service's venv (it has that service's reference client
+/// libraries): `override_var` when set, else the path the script's `start` wrote to
+/// `$SLUICE_SERVICES_DIR/<script>.python`. Fails, never skips, when neither is there.
+pub fn service_python(script: &str, override_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(override_var) {
+        return PathBuf::from(p);
+    }
+    let dir =
+        std::env::var("SLUICE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/sluice-services".into());
+    let file = Path::new(&dir).join(format!("{script}.python"));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}): start the service with scripts/services/{script}.sh start, or set {override_var}",
+            file.display()
+        )
+    });
+    PathBuf::from(text.trim())
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures")

@@ -7,6 +7,7 @@ mod go;
 mod js;
 mod python;
 mod rust;
+mod rust_sdk;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,6 +114,22 @@ pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
         );
     }
     let snake = name.replace('-', "_");
+    // Rust projects get a relative or copied SDK (see rust_sdk); only the other
+    // languages' templates still use the SDK's absolute path.
+    let rust_sdk = if language.name == rust::LANGUAGE.name {
+        let absolute = std::env::current_dir()
+            .context("reading the current directory")?
+            .canonicalize()
+            .context("resolving the current directory")?
+            .join(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Some(rust_sdk::place(&absolute)?)
+    } else {
+        None
+    };
+    let (rust_sdk_path, rust_sdk_note) = rust_sdk
+        .as_ref()
+        .map_or(("", ""), |d| (d.path.as_str(), d.note));
     for (rel, text) in language.template {
         let rel = rel.replace("{{name}}", name);
         let path = dir.join(&rel);
@@ -122,6 +139,8 @@ pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
         let body = text
             .replace("{{name}}", name)
             .replace("{{name_snake}}", &snake)
+            .replace("{{rust_sdk_path}}", rust_sdk_path)
+            .replace("{{rust_sdk_note}}", rust_sdk_note)
             .replace("{{sdk_path}}", &sdk_path());
         std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -1,7 +1,7 @@
 -- The `users` table of "users -> data lake + mail service"
 -- (tests/fixtures/seed-logistics/README.md): `index` is the auto-incrementing
 -- column the polling source follows. Load with:
---   psql "$SLUICE_PG_URL" -f examples/users-to-mysql/users.sql
+--   psql "$SLUICE_PG_URL" -f examples/users-to-lake-and-mail/users.sql
 CREATE TABLE users (
     index      serial PRIMARY KEY,
     name       text NOT NULL,
