@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::avro;
 use super::registry::{RegistryClient, RegistryError, SubjectNaming};
-use super::schema::{cell, to_avro_value, Cell, Columns};
+use super::schema::{flat_record, to_avro_value, Columns};
 
 /// A body format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -196,25 +196,6 @@ impl Encoder {
             .insert(signature, (schema.clone(), cols.clone()));
         Ok((schema, cols))
     }
-}
-
-fn flat_record(row: &Map<String, Value>, cols: &Columns) -> apache_avro::types::Value {
-    use apache_avro::types::Value as A;
-    A::Record(
-        cols.0
-            .iter()
-            .map(|c| {
-                let v = match cell(row.get(&c.field), c.kind, &c.field) {
-                    Ok(Cell::Long(i)) => A::Union(1, Box::new(A::Long(i))),
-                    Ok(Cell::Double(f)) => A::Union(1, Box::new(A::Double(f))),
-                    Ok(Cell::Boolean(b)) => A::Union(1, Box::new(A::Boolean(b))),
-                    Ok(Cell::String(s)) => A::Union(1, Box::new(A::String(s))),
-                    Ok(Cell::Null) | Err(_) => A::Union(0, Box::new(A::Null)),
-                };
-                (c.name.clone(), v)
-            })
-            .collect(),
-    )
 }
 
 /// A Kafka Connect schema describing `v` (every field optional).

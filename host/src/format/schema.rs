@@ -320,6 +320,28 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// `row` as an Avro record of `cols`, every field an optional union
+/// (`["null", T]`); a value that does not fit its column becomes null.
+/// Shared by the Kafka Avro encoder and the S3 Avro writer.
+pub fn flat_record(row: &Map<String, Value>, cols: &Columns) -> apache_avro::types::Value {
+    use apache_avro::types::Value as A;
+    A::Record(
+        cols.0
+            .iter()
+            .map(|c| {
+                let v = match cell(row.get(&c.field), c.kind, &c.field) {
+                    Ok(Cell::Long(i)) => A::Union(1, Box::new(A::Long(i))),
+                    Ok(Cell::Double(f)) => A::Union(1, Box::new(A::Double(f))),
+                    Ok(Cell::Boolean(b)) => A::Union(1, Box::new(A::Boolean(b))),
+                    Ok(Cell::String(s)) => A::Union(1, Box::new(A::String(s))),
+                    Ok(Cell::Null) | Err(_) => A::Union(0, Box::new(A::Null)),
+                };
+                (c.name.clone(), v)
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

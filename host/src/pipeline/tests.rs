@@ -190,6 +190,25 @@ fn read_lines(path: &Path) -> Vec<Value> {
     }
 }
 
+/// Sets `stop` when dropped, so a failed assertion inside a scope that runs
+/// a pipeline ends the run instead of waiting on it forever.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Releases a held sink when dropped.
+struct ReleaseOnDrop(MemoryStore);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.hold_flushes(false);
+    }
+}
+
 /// Waits for `cond`, failing the test with `what` after 20 s.
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -246,6 +265,7 @@ fn a_sink_with_two_inputs_flushes_a_barrier_only_once_it_arrived_on_both() {
     let mut seen = 0;
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
         // Uneven inputs: a barrier reaches the sink from `a` long before the
         // same barrier from `b`, with `a`'s later events queued behind it.
         for round in 0..200u64 {
@@ -288,6 +308,10 @@ fn no_checkpoint_commits_until_every_sink_has_flushed() {
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
+        // Declared after the stop guard, so dropped first: a failing
+        // assertion releases the held sink before the run is stopped.
+        let _release = ReleaseOnDrop(held.clone());
         feed.push(orders(0..100));
         wait_for("the other sink to flush barriers", || quick.flushes() >= 3);
         assert!(
@@ -329,13 +353,14 @@ fn sink_refusals_are_dead_lettered_before_the_checkpoint_that_covers_them() {
     let mut checked = 0;
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
         for round in 0..100u64 {
             feed.push((round * 20..round * 20 + 20).map(value));
             if let Some(cp) = h.checkpoint() {
                 let read = cp.sources["in"].as_u64().expect("position");
-                let dead_bytes = cp.sinks["dead-letter"]["offset"]
+                // The file sink's position is the durable length of its file.
+                let dead_bytes = cp.sinks["dead-letter"]["bytes"]
                     .as_u64()
-                    .or_else(|| cp.sinks["dead-letter"].as_u64())
                     .expect("dead-letter position") as usize;
                 let text = std::fs::read(&dead_file).unwrap_or_default();
                 let covered = text.get(..dead_bytes).expect("file holds the checkpoint");
@@ -373,6 +398,7 @@ fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
         wait_for("the orders to be read", || order_feed.read() == 10);
         // The users source has read 50 of the 100 rows it must catch up on:
         // the stage must hold its input however long that takes.

@@ -51,13 +51,20 @@ mod tests {
     #[test]
     fn every_registered_sink_has_a_docs_page_and_every_page_a_sink() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/connectors");
-        let index = std::fs::read_to_string(docs.join("README.md")).expect("docs/connectors/README.md");
+        let index =
+            std::fs::read_to_string(docs.join("README.md")).expect("docs/connectors/README.md");
         for kind in REGISTRY {
             let page = docs.join("sinks").join(format!("{}.md", kind.name));
-            let text = std::fs::read_to_string(&page)
-                .unwrap_or_else(|e| panic!("{}: {e}; document the `{}` sink", page.display(), kind.name));
+            let text = std::fs::read_to_string(&page).unwrap_or_else(|e| {
+                panic!("{}: {e}; document the `{}` sink", page.display(), kind.name)
+            });
             let heading = format!("# {} (sink)", kind.name);
-            assert_eq!(text.lines().next(), Some(heading.as_str()), "{}", page.display());
+            assert_eq!(
+                text.lines().next(),
+                Some(heading.as_str()),
+                "{}",
+                page.display()
+            );
             assert!(
                 index.contains(&format!("sinks/{}.md", kind.name)),
                 "docs/connectors/README.md does not link sinks/{}.md",
@@ -65,7 +72,11 @@ mod tests {
             );
         }
         for entry in std::fs::read_dir(docs.join("sinks")).expect("docs/connectors/sinks") {
-            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             let stem = name.trim_end_matches(".md");
             assert!(
                 super::kind(stem).is_some(),

@@ -1,6 +1,7 @@
 //! HTTP to the search server: auth, TLS, timeouts, and retry with backoff for
 //! transient failures (connection errors, 429, 5xx), forever, logged.
 
+use crate::connector::Backoff;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -19,9 +20,7 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     auth: Option<String>,
-    initial: Duration,
-    max: Duration,
-    jitter: u64,
+    backoff: Backoff,
     name: String,
 }
 
@@ -63,9 +62,7 @@ impl Client {
             agent,
             base: config.url.trim_end_matches('/').to_string(),
             auth,
-            initial: Duration::from_millis(config.initial_backoff_ms.max(1)),
-            max: Duration::from_millis(config.max_backoff_ms.max(config.initial_backoff_ms.max(1))),
-            jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
+            backoff: Backoff::from_millis(config.initial_backoff_ms, config.max_backoff_ms),
             name: name.to_string(),
         })
     }
@@ -127,18 +124,9 @@ impl Client {
         }
     }
 
-    /// Delay before retry `attempt` (1-based): exponential, capped, with
-    /// "equal jitter" so many sinks do not retry in lockstep.
+    /// Delay before retry `attempt` (1-based), per the shared policy.
     pub fn backoff(&mut self, attempt: u32) -> Duration {
-        let exp = self
-            .initial
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let half = capped / 2;
-        half + Duration::from_nanos(self.jitter % (half.as_nanos().max(1) as u64))
+        self.backoff.delay(attempt)
     }
 }
 

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 
 pub use config::KafkaSinkConfig;
 
-use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::connector::{parse_sink, ConfigIssue, ErrorClass, Rejected, Sink, SinkConfig, SinkKind};
 use crate::event::Batch;
 use crate::format::codec::{CodecError, Encoder};
 
@@ -77,13 +77,7 @@ impl ProducerContext for Ctx {
 }
 
 /// What to do about a failed delivery.
-enum Verdict {
-    Retry,
-    Reject,
-    Fatal,
-}
-
-fn verdict(e: &KafkaError) -> Verdict {
+fn verdict(e: &KafkaError) -> ErrorClass {
     use RDKafkaErrorCode as C;
     match e.rdkafka_error_code() {
         Some(
@@ -92,7 +86,7 @@ fn verdict(e: &KafkaError) -> Verdict {
             | C::InvalidRecord
             | C::InvalidMessageSize
             | C::InvalidTimestamp,
-        ) => Verdict::Reject,
+        ) => ErrorClass::Rejected(e.to_string()),
         Some(
             C::UnknownTopic
             | C::UnknownTopicOrPartition
@@ -101,8 +95,8 @@ fn verdict(e: &KafkaError) -> Verdict {
             | C::Fatal
             | C::InvalidConfig
             | C::UnsupportedVersion,
-        ) => Verdict::Fatal,
-        _ => Verdict::Retry,
+        ) => ErrorClass::Fatal(e.to_string()),
+        _ => ErrorClass::Retry(e.to_string()),
     }
 }
 
@@ -286,8 +280,8 @@ impl KafkaSink {
                 Err((e, r)) => {
                     producer.context().in_flight.fetch_sub(1, Ordering::SeqCst);
                     match verdict(&e) {
-                        Verdict::Fatal if self.may_reset(&e) => break (e, r.delivery_opaque),
-                        Verdict::Fatal => bail!(
+                        ErrorClass::Fatal(_) if self.may_reset(&e) => break (e, r.delivery_opaque),
+                        ErrorClass::Fatal(_) => bail!(
                             "kafka sink `{}`: cannot produce to topic `{topic}`: {e}",
                             self.name
                         ),
@@ -331,21 +325,21 @@ impl KafkaSink {
         let mut force_reset = false;
         for (pending, e) in failed {
             match verdict(&e) {
-                Verdict::Reject => rejected.push(
+                ErrorClass::Rejected(_) => rejected.push(
                     &pending.batch,
                     pending.index,
                     format!("topic `{}` refused the record: {e}", pending.topic),
                 ),
-                Verdict::Fatal if self.may_reset(&e) => {
+                ErrorClass::Fatal(_) if self.may_reset(&e) => {
                     force_reset = true;
                     retry.push((pending, e));
                 }
-                Verdict::Fatal => bail!(
+                ErrorClass::Fatal(_) => bail!(
                     "kafka sink `{}`: delivery to topic `{}` failed: {e}",
                     self.name,
                     pending.topic
                 ),
-                Verdict::Retry => retry.push((pending, e)),
+                ErrorClass::Retry(_) => retry.push((pending, e)),
             }
         }
         let Some(attempt) = retry.iter().map(|(p, _)| p.attempt + 1).max() else {

@@ -33,6 +33,7 @@ use mongodb::sync::{Client, Database};
 use serde_json::Value;
 
 use crate::clients::mongodb::{client, errors, mapping};
+use crate::connector::Backoff;
 use crate::connector::{parse_sink, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
 use crate::event::Batch;
 
@@ -68,18 +69,19 @@ pub struct MongoSink {
     name: String,
     client: Option<Client>,
     write_concern: Option<Document>,
-    jitter: u64,
+    backoff: Backoff,
 }
 
 impl MongoSink {
     /// A sink per `config`, named `name` in logs.
     pub fn new(config: MongoSinkConfig, name: &str) -> Result<Self> {
+        let backoff = Backoff::from_millis(config.initial_backoff_ms, config.max_backoff_ms);
         Ok(Self {
             config,
             name: name.to_string(),
             client: None,
             write_concern: None,
-            jitter: 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id()),
+            backoff,
         })
     }
 
@@ -126,23 +128,6 @@ impl MongoSink {
                 Ok(Op::Upsert(id, doc))
             }
         }
-    }
-
-    fn backoff(&mut self, attempt: u32) -> Duration {
-        let initial = Duration::from_millis(self.config.initial_backoff_ms.max(1));
-        let max = Duration::from_millis(
-            self.config
-                .max_backoff_ms
-                .max(self.config.initial_backoff_ms.max(1)),
-        );
-        let capped = initial
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(max);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let half = capped / 2;
-        half + Duration::from_nanos(self.jitter % (half.as_nanos().max(1) as u64))
     }
 
     /// Sends one command for `ops` (all of one kind) and routes each refused
@@ -223,7 +208,7 @@ impl MongoSink {
                     self.config.database
                 );
             }
-            let wait = self.backoff(attempt);
+            let wait = self.backoff.delay(attempt);
             tracing::warn!(sink = %self.name, attempt, "MongoDB write failed ({failure}); retrying in {wait:?}");
             std::thread::sleep(wait);
         };

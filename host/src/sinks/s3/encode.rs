@@ -7,7 +7,7 @@ use apache_avro::schema::Schema;
 use serde_json::{Map, Value};
 use sha2::Digest;
 
-use crate::format::schema::{cell, to_avro_value, Cell, Columns, Kind};
+use crate::format::schema::{cell, flat_record, to_avro_value, Cell, Columns, Kind};
 
 /// An Avro object container file of `rows`. The schema is `given` or derived
 /// from the rows. The sync marker comes from `key`, so the same rows under the
@@ -46,25 +46,6 @@ pub fn avro(rows: &[Value], given: Option<&Schema>, record: &str, key: &str) -> 
             .context("encoding an Avro record")?;
     }
     writer.into_inner().context("finishing an Avro file")
-}
-
-fn flat_record(row: &Map<String, Value>, cols: &Columns) -> apache_avro::types::Value {
-    use apache_avro::types::Value as A;
-    A::Record(
-        cols.0
-            .iter()
-            .map(|c| {
-                let v = match cell(row.get(&c.field), c.kind, &c.field) {
-                    Ok(Cell::Long(i)) => A::Union(1, Box::new(A::Long(i))),
-                    Ok(Cell::Double(f)) => A::Union(1, Box::new(A::Double(f))),
-                    Ok(Cell::Boolean(b)) => A::Union(1, Box::new(A::Boolean(b))),
-                    Ok(Cell::String(s)) => A::Union(1, Box::new(A::String(s))),
-                    Ok(Cell::Null) | Err(_) => A::Union(0, Box::new(A::Null)),
-                };
-                (c.name.clone(), v)
-            })
-            .collect(),
-    )
 }
 
 /// A Parquet file (one row group, no compression) of `rows` with `given`

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::connector::{ErrorClass, Rejected, Sink};
+use crate::connector::{Backoff, ErrorClass, Rejected, Sink};
 use crate::event::Batch;
 
 /// A column type the sink chooses for a new column from JSON values.
@@ -153,17 +153,20 @@ pub struct SqlSink<B: Backend> {
     buffer: Vec<Row>,
     /// Known columns per table (exact names as in the database).
     tables: HashMap<TableRef, Vec<String>>,
+    retry: Backoff,
 }
 
 impl<B: Backend> SqlSink<B> {
     /// A sink named `name` writing through `backend`.
     pub fn new(config: SqlSinkConfig, name: &str, backend: B) -> Self {
+        let retry = Backoff::from_millis(config.initial_backoff_ms, config.max_backoff_ms);
         Self {
             config,
             name: name.to_string(),
             backend,
             buffer: Vec::new(),
             tables: HashMap::new(),
+            retry,
         }
     }
 
@@ -174,13 +177,8 @@ impl<B: Backend> SqlSink<B> {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ms = self
-            .config
-            .initial_backoff_ms
-            .saturating_mul(1u64 << attempt.min(20))
-            .min(self.config.max_backoff_ms);
-        Duration::from_millis(ms)
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        self.retry.delay(attempt)
     }
 
     /// Connects (bounded retries for an unreachable server; none for refused

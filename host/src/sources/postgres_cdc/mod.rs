@@ -36,7 +36,7 @@ pub use config::{PostgresCdcConfig, SnapshotMode};
 
 use crate::connector::Progress;
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
-use crate::connector::{Polled, Source};
+use crate::connector::{Backoff, Polled, Source};
 use crate::event::BatchBuilder;
 use catalog::TableRef;
 use pgoutput::{format_lsn, parse_lsn, Datum, Message, Relation};
@@ -90,7 +90,9 @@ pub struct PostgresCdcSource {
     txn: Option<Txn>,
     last_heartbeat: Instant,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    reconnects: Backoff,
+    /// Failed reconnections in a row.
+    attempt: u32,
 }
 
 impl PostgresCdcSource {
@@ -143,7 +145,8 @@ impl PostgresCdcSource {
             txn: None,
             last_heartbeat: Instant::now(),
             retry_at: None,
-            backoff: Duration::from_millis(250),
+            reconnects: Backoff::new(Duration::from_millis(250), MAX_BACKOFF),
+            attempt: 0,
         })
     }
 
@@ -413,12 +416,13 @@ impl PostgresCdcSource {
                 Ok(()) => {
                     tracing::info!(source = %self.origin, "replication connection restored");
                     self.retry_at = None;
-                    self.backoff = Duration::from_millis(250);
+                    self.attempt = 0;
                 }
                 Err(e) => {
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    tracing::warn!(source = %self.origin, retry_in = ?self.backoff, "replication connection failed: {e:#}");
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.attempt += 1;
+                    let wait = self.reconnects.delay(self.attempt);
+                    self.retry_at = Some(Instant::now() + wait);
+                    tracing::warn!(source = %self.origin, retry_in = ?wait, "replication connection failed: {e:#}");
                     return Ok(Polled::default());
                 }
             }
@@ -428,7 +432,8 @@ impl PostgresCdcSource {
             Err(ReadError::Lost(e, partial)) => {
                 tracing::warn!(source = %self.origin, "replication connection lost ({e}); reconnecting from {}", format_lsn(self.safe_lsn));
                 self.repl = None;
-                self.retry_at = Some(Instant::now() + self.backoff);
+                self.attempt += 1;
+                self.retry_at = Some(Instant::now() + self.reconnects.delay(self.attempt));
                 Ok(Polled {
                     batch: partial.map(|b| *b),
                     ..Polled::default()
