@@ -68,10 +68,10 @@ impl WasmEngine {
     }
 
     /// The engine for a stage's CPU budget.
-    pub fn engine_for(&self, budget: crate::config::CpuBudget) -> Result<&Engine> {
+    pub fn engine_for(&self, budget: super::limits::CpuBudget) -> Result<&Engine> {
         match budget {
-            crate::config::CpuBudget::Millis(_) => Ok(&self.engine),
-            crate::config::CpuBudget::Unlimited => {
+            super::limits::CpuBudget::Millis(_) => Ok(&self.engine),
+            super::limits::CpuBudget::Unlimited => {
                 if let Some(e) = self.unbounded.get() {
                     return Ok(e);
                 }

@@ -6,18 +6,18 @@ mod cache;
 pub mod component;
 mod engine;
 mod host;
+pub mod limits;
 mod processor;
 mod transform;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
+pub use limits::{CpuBudget, Limits};
 pub use processor::{ProcessorInstance, ProcessorPlugin};
 pub use transform::{CallFailure, LoadError, TransformInstance, TransformPlugin};
 
 use std::path::Path;
-
-use crate::config::CpuBudget;
 
 /// A stage's plugin: a stateless transform or a stateful processor, told
 /// apart by the world the component implements.

@@ -21,7 +21,7 @@ use super::host::{HostState, ProcessorContext};
 use super::transform::{
     classify, compile, deadline, file_stem, link_err, CallFailure, Compiled, LoadError,
 };
-use crate::config::{CpuBudget, Limits};
+use super::limits::{CpuBudget, Limits};
 use crate::state::{KeyedState, Table};
 
 /// A compiled, linked processor component.

@@ -16,7 +16,7 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, ComponentError, Shape, World};
 use super::engine::WasmEngine;
 use super::host::HostState;
-use crate::config::{CpuBudget, Limits};
+use super::limits::{CpuBudget, Limits};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
