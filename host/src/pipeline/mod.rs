@@ -6,6 +6,7 @@
 mod align;
 mod batch;
 mod dead_letter;
+mod isolate;
 mod message;
 mod metrics;
 mod runner;

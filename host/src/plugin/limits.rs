@@ -5,11 +5,14 @@
 
 use serde::Deserialize;
 
-/// Per-stage sandbox limits.
+/// Per-stage sandbox limits. Every one of them is enforced by the host, so a
+/// plugin cannot opt out; a breach fails that call only (its events are
+/// dead-lettered with kind `limit`, naming the limit and the stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Linear memory cap of one plugin instance, in MiB.
+    /// Memory cap of one plugin instance, in MiB: the sum over all its linear
+    /// memories and tables (a component may hold several).
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
     /// Wall-clock CPU budget of one call (one batch): milliseconds, or
@@ -17,7 +20,53 @@ pub struct Limits {
     /// but a runaway plugin is no longer stopped).
     #[serde(default)]
     pub cpu_ms_per_call: CpuBudget,
+    /// Wall-clock budget for isolating the culprits of one failed batch (the
+    /// calls after its first failure, together). Never less than one call's
+    /// budget. Events still unresolved when it runs out are dead-lettered.
+    #[serde(default = "default_cpu_ms_per_batch")]
+    pub cpu_ms_per_batch: u64,
+    /// Most output events one call may return.
+    #[serde(default = "default_output_events_per_call")]
+    pub output_events_per_call: u64,
+    /// Most output bytes one call may return, in MiB, counting every span
+    /// each output event refers to (overlapping spans count every time).
+    #[serde(default = "default_output_mb_per_call")]
+    pub output_mb_per_call: u64,
+    /// Processors: most key + value bytes of keyed state, in MiB.
+    #[serde(default = "default_state_mb")]
+    pub state_mb: u64,
+    /// Processors: most keyed-state entries.
+    #[serde(default = "default_state_entries")]
+    pub state_entries: u64,
+    /// Processors: most pending timers.
+    #[serde(default = "default_timers")]
+    pub timers: u64,
 }
+
+impl Limits {
+    /// The per-batch isolation budget in milliseconds (at least one call's).
+    pub fn batch_ms(&self) -> Option<u64> {
+        match self.cpu_ms_per_call {
+            CpuBudget::Millis(call) => Some(self.cpu_ms_per_batch.max(call)),
+            CpuBudget::Unlimited => None,
+        }
+    }
+
+    /// `output_mb_per_call` in bytes.
+    pub fn output_bytes(&self) -> u64 {
+        self.output_mb_per_call.saturating_mul(1 << 20)
+    }
+}
+
+/// Most core instances, linear memories and tables one plugin instance (one
+/// store) may create. Toolchains link a few core instances (an adapter,
+/// shims, shared libraries for Python) around one memory; the counts leave
+/// room for them, and memory and table *bytes* are capped by `memory_mb`.
+pub const INSTANCES_PER_COMPONENT: usize = 64;
+/// See [`INSTANCES_PER_COMPONENT`].
+pub const MEMORIES_PER_COMPONENT: usize = 4;
+/// See [`INSTANCES_PER_COMPONENT`].
+pub const TABLES_PER_COMPONENT: usize = 16;
 
 /// A per-call CPU budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +130,36 @@ fn default_memory_mb() -> u64 {
     128
 }
 
+fn default_cpu_ms_per_batch() -> u64 {
+    10_000
+}
+fn default_output_events_per_call() -> u64 {
+    262_144
+}
+fn default_output_mb_per_call() -> u64 {
+    64
+}
+fn default_state_mb() -> u64 {
+    256
+}
+fn default_state_entries() -> u64 {
+    1_000_000
+}
+fn default_timers() -> u64 {
+    100_000
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_mb: default_memory_mb(),
             cpu_ms_per_call: CpuBudget::default(),
+            cpu_ms_per_batch: default_cpu_ms_per_batch(),
+            output_events_per_call: default_output_events_per_call(),
+            output_mb_per_call: default_output_mb_per_call(),
+            state_mb: default_state_mb(),
+            state_entries: default_state_entries(),
+            timers: default_timers(),
         }
     }
 }

@@ -6,7 +6,9 @@ mod cache;
 pub mod component;
 mod engine;
 mod host;
+mod limiter;
 pub mod limits;
+pub mod output_check;
 mod processor;
 mod transform;
 
@@ -15,7 +17,7 @@ pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
 pub use limits::{CpuBudget, Limits};
 pub use processor::{ProcessorInstance, ProcessorPlugin};
-pub use transform::{CallFailure, LoadError, TransformInstance, TransformPlugin};
+pub use transform::{CallCap, CallFailure, LoadError, TransformInstance, TransformPlugin};
 
 use std::path::Path;
 

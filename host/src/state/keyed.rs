@@ -8,6 +8,13 @@
 //! The whole state is saved at every checkpoint barrier, next to the
 //! checkpoint it belongs to, and restored from the checkpoint a restart
 //! resumes from, so state and source positions always match.
+//!
+//! The stage's ceilings (state bytes, entries, timers) are checked when a
+//! plugin writes: a write past one is refused and the call is marked breached
+//! ([`KeyedState::breached`]), so the processor fails that call and rolls
+//! its writes back. Timers a plugin registers while timers fire, at or before
+//! the time being fired, wait for the next watermark advance: a plugin that
+//! re-registers what fires cannot keep one advance going forever.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -15,11 +22,47 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::plugin::Limits;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     value: Vec<u8>,
     /// Expires once the watermark passes this event time.
     expires_at: Option<i64>,
+}
+
+impl Entry {
+    fn size(key: &[u8], e: Option<&Entry>) -> i64 {
+        e.map_or(0, |e| (key.len() + e.value.len()) as i64)
+    }
+}
+
+/// The ceilings of one stage's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Key + value bytes.
+    pub bytes: u64,
+    /// Entries.
+    pub entries: u64,
+    /// Pending timers.
+    pub timers: u64,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self::from(&l)
+    }
+}
+
+impl From<&Limits> for StateLimits {
+    fn from(l: &Limits) -> Self {
+        Self {
+            bytes: l.state_mb.saturating_mul(1 << 20),
+            entries: l.state_entries,
+            timers: l.timers,
+        }
+    }
 }
 
 /// One stage's state.
@@ -30,6 +73,17 @@ pub struct KeyedState {
     watermark: Option<i64>,
     pending: BTreeMap<Vec<u8>, Option<Entry>>,
     pending_timers: Vec<(bool, i64, Vec<u8>)>,
+    limits: StateLimits,
+    /// Key + value bytes of `entries`.
+    bytes: i64,
+    /// What `pending` would add to `bytes` and to the entry count.
+    pending_bytes: i64,
+    pending_entries: i64,
+    /// Set while timers up to this time are being fired.
+    firing_upto: Option<i64>,
+    /// Timers registered while firing, at or before the time being fired.
+    deferred: Vec<(i64, Vec<u8>)>,
+    breach: Option<String>,
 }
 
 const MAGIC: &[u8; 8] = b"SLUICEST";
@@ -46,8 +100,67 @@ impl KeyedState {
             return;
         }
         self.watermark = Some(to);
-        self.entries
-            .retain(|_, e| e.expires_at.is_none_or(|at| at > to));
+        let mut freed = 0;
+        self.entries.retain(|k, e| {
+            let keep = e.expires_at.is_none_or(|at| at > to);
+            if !keep {
+                freed += Entry::size(k, Some(e));
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+
+    /// Sets the ceilings checked by later writes.
+    pub fn set_limits(&mut self, limits: impl Into<StateLimits>) {
+        self.limits = limits.into();
+    }
+
+    /// The ceiling this call's writes ran into, if any.
+    pub fn breached(&self) -> Option<String> {
+        self.breach.clone()
+    }
+
+    fn refuse(&mut self, what: String) {
+        if self.breach.is_none() {
+            self.breach = Some(what);
+        }
+    }
+
+    /// Records a pending write of `key` (replacing any earlier one in this
+    /// call) if the ceilings allow it.
+    fn stage_write(&mut self, key: Vec<u8>, entry: Option<Entry>) {
+        if self.breach.is_some() {
+            return;
+        }
+        let committed = Entry::size(&key, self.entries.get(&key));
+        let exists = i64::from(self.entries.contains_key(&key));
+        let (old_bytes, old_entries) = match self.pending.get(&key) {
+            Some(p) => (
+                Entry::size(&key, p.as_ref()) - committed,
+                i64::from(p.is_some()) - exists,
+            ),
+            None => (0, 0),
+        };
+        let new_bytes = Entry::size(&key, entry.as_ref()) - committed;
+        let new_entries = i64::from(entry.is_some()) - exists;
+        let bytes = self.bytes + self.pending_bytes - old_bytes + new_bytes;
+        let entries = self.entries.len() as i64 + self.pending_entries - old_entries + new_entries;
+        if bytes > 0 && bytes as u64 > self.limits.bytes {
+            let mb = self.limits.bytes >> 20;
+            return self.refuse(format!(
+                "state ceiling of {mb} MiB (a write would bring the stage's state to {bytes} bytes)"
+            ));
+        }
+        if entries > 0 && entries as u64 > self.limits.entries {
+            return self.refuse(format!(
+                "state ceiling of {} entries",
+                self.limits.entries
+            ));
+        }
+        self.pending_bytes += new_bytes - old_bytes;
+        self.pending_entries += new_entries - old_entries;
+        self.pending.insert(key, entry);
     }
 
     /// A value, seeing this call's own writes.
@@ -66,45 +179,79 @@ impl KeyedState {
                 .max(0)
                 .saturating_add(i64::try_from(t).unwrap_or(i64::MAX))
         });
-        self.pending.insert(key, Some(Entry { value, expires_at }));
+        self.stage_write(key, Some(Entry { value, expires_at }));
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.pending.insert(key, None);
+        self.stage_write(key, None);
     }
 
-    /// Entries under `prefix` in key order, at most `limit`, seeing this call's writes.
+    /// Entries under `prefix` in key order, at most `limit`, seeing this
+    /// call's writes. Walks no further than `limit` live entries.
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut merged: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        for (k, e) in self
+        let mut committed = self
             .entries
-            .range(prefix.to_vec()..)
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            merged.insert(k, Some(&e.value));
-        }
-        for (k, e) in self
+            .map(|(k, e)| (k.as_slice(), Some(e.value.as_slice())))
+            .peekable();
+        let mut pending = self
             .pending
-            .range(prefix.to_vec()..)
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            merged.insert(k, e.as_ref().map(|e| e.value.as_slice()));
+            .map(|(k, e)| (k.as_slice(), e.as_ref().map(|e| e.value.as_slice())))
+            .peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            // The pending write of a key hides its committed value.
+            let next = match (committed.peek(), pending.peek()) {
+                (None, None) => break,
+                (Some(_), None) => committed.next(),
+                (None, Some(_)) => pending.next(),
+                (Some((c, _)), Some((p, _))) => match c.cmp(p) {
+                    std::cmp::Ordering::Less => committed.next(),
+                    std::cmp::Ordering::Greater => pending.next(),
+                    std::cmp::Ordering::Equal => {
+                        committed.next();
+                        pending.next()
+                    }
+                },
+            };
+            if let Some((k, Some(v))) = next {
+                out.push((k.to_vec(), v.to_vec()));
+            }
         }
-        merged
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_vec(), v?.to_vec())))
-            .take(limit)
-            .collect()
+        out
     }
 
     /// Asks for a timer at event time `at`.
     pub fn register(&mut self, key: Vec<u8>, at: i64) {
+        if self.breach.is_some() {
+            return;
+        }
+        let count = self.timers.len() + self.deferred.len() + self.pending_timers.len();
+        if count as u64 >= self.limits.timers {
+            return self.refuse(format!(
+                "timer ceiling of {} pending timers",
+                self.limits.timers
+            ));
+        }
         self.pending_timers.push((true, at, key));
     }
 
     /// Cancels a timer.
     pub fn cancel(&mut self, key: Vec<u8>, at: i64) {
+        if self.breach.is_some() {
+            return;
+        }
+        // Cancels are recorded like registrations, so they count the same.
+        if self.pending_timers.len() as u64 >= self.limits.timers {
+            return self.refuse(format!(
+                "timer ceiling of {} timer operations per call",
+                self.limits.timers
+            ));
+        }
         self.pending_timers.push((false, at, key));
     }
 
@@ -113,26 +260,54 @@ impl KeyedState {
         for (k, e) in std::mem::take(&mut self.pending) {
             match e {
                 Some(e) => {
-                    self.entries.insert(k, e);
+                    let key_len = k.len() as i64;
+                    self.bytes += Entry::size(&k, Some(&e));
+                    if let Some(old) = self.entries.insert(k, e) {
+                        self.bytes -= key_len + old.value.len() as i64;
+                    }
                 }
                 None => {
-                    self.entries.remove(&k);
+                    if let Some(old) = self.entries.remove(&k) {
+                        self.bytes -= Entry::size(&k, Some(&old));
+                    }
                 }
             }
         }
         for (add, at, key) in std::mem::take(&mut self.pending_timers) {
             if add {
-                self.timers.insert((at, key));
+                match self.firing_upto {
+                    Some(upto) if at <= upto => self.deferred.push((at, key)),
+                    _ => {
+                        self.timers.insert((at, key));
+                    }
+                }
             } else {
-                self.timers.remove(&(at, key));
+                self.timers.remove(&(at, key.clone()));
+                self.deferred.retain(|t| *t != (at, key.clone()));
             }
         }
+        self.pending_bytes = 0;
+        self.pending_entries = 0;
+        self.breach = None;
     }
 
     /// Forgets this call's writes (the call failed).
     pub fn rollback(&mut self) {
         self.pending.clear();
         self.pending_timers.clear();
+        self.pending_bytes = 0;
+        self.pending_entries = 0;
+        self.breach = None;
+    }
+
+    /// Marks timers up to `upto` as being fired (`Some`), or the end of a
+    /// watermark advance (`None`): timers registered meanwhile at or before
+    /// the time being fired then become due for the next advance.
+    pub fn firing(&mut self, upto: Option<i64>) {
+        self.firing_upto = upto;
+        if upto.is_none() {
+            self.timers.extend(std::mem::take(&mut self.deferred));
+        }
     }
 
     /// Removes and returns the timers at or before the watermark, oldest first.
@@ -170,32 +345,36 @@ impl KeyedState {
 
     /// Pending timers.
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.deferred.len()
     }
 
     /// Saves everything committed to `path` (atomically: temp file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut buf = Vec::with_capacity(64 + self.size().1);
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&self.watermark().to_le_bytes());
-        buf.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (k, e) in &self.entries {
-            put_bytes(&mut buf, k);
-            put_bytes(&mut buf, &e.value);
-            buf.extend_from_slice(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes());
-        }
-        buf.extend_from_slice(&(self.timers.len() as u64).to_le_bytes());
-        for (at, k) in &self.timers {
-            buf.extend_from_slice(&at.to_le_bytes());
-            put_bytes(&mut buf, k);
-        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = path.with_extension("tmp");
-        let mut f =
+        let f =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&buf)?;
+        // Streamed, not built in memory first: the state may be as large as
+        // its ceiling, and a second copy of it would double the peak.
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        w.write_all(MAGIC)?;
+        w.write_all(&self.watermark().to_le_bytes())?;
+        w.write_all(&(self.entries.len() as u64).to_le_bytes())?;
+        for (k, e) in &self.entries {
+            put_bytes(&mut w, k)?;
+            put_bytes(&mut w, &e.value)?;
+            w.write_all(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes())?;
+        }
+        w.write_all(&((self.timers.len() + self.deferred.len()) as u64).to_le_bytes())?;
+        // Deferred timers are only held within one advance; saving them with
+        // the rest keeps them should a barrier land meanwhile.
+        for (at, k) in self.timers.iter().chain(self.deferred.iter()) {
+            w.write_all(&at.to_le_bytes())?;
+            put_bytes(&mut w, k)?;
+        }
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
@@ -218,6 +397,7 @@ impl KeyedState {
             let k = r.bytes()?;
             let value = r.bytes()?;
             let exp = r.i64()?;
+            s.bytes += (k.len() + value.len()) as i64;
             s.entries.insert(
                 k,
                 Entry {
@@ -260,9 +440,9 @@ pub fn prune(state_dir: &Path, stage: &str, keep_from: u64) {
     }
 }
 
-fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
-    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-    buf.extend_from_slice(b);
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(b.len() as u64).to_le_bytes())?;
+    w.write_all(b)
 }
 
 struct Reader<'a> {
