@@ -49,7 +49,8 @@ impl Budget {
 
     fn cap(&self) -> Option<CallCap> {
         self.batch_ms.map(|batch_ms| CallCap {
-            left_ms: batch_ms.saturating_sub(u64::try_from(self.spent.as_millis()).unwrap_or(u64::MAX)),
+            left_ms: batch_ms
+                .saturating_sub(u64::try_from(self.spent.as_millis()).unwrap_or(u64::MAX)),
             batch_ms,
         })
     }
@@ -255,9 +256,11 @@ mod tests {
         fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
             self.calls += 1;
             let spins = batch.events.iter().any(|e| {
-                e.value
-                    .and_then(|s| batch.data.get(s.offset as usize..(s.offset + s.len) as usize))
-                    == Some(b"spin".as_slice())
+                e.value.and_then(|s| {
+                    batch
+                        .data
+                        .get(s.offset as usize..(s.offset + s.len) as usize)
+                }) == Some(b"spin".as_slice())
             });
             if spins {
                 std::thread::sleep(self.cost);
@@ -343,7 +346,11 @@ mod tests {
         let (outcome, dead) = run_one(&mut s, &batch(&values), 100);
         let took = started.elapsed();
         assert!(took < Duration::from_millis(500), "bounded: {took:?}");
-        assert!(s.calls < 10, "calls stop once the budget is spent: {}", s.calls);
+        assert!(
+            s.calls < 10,
+            "calls stop once the budget is spent: {}",
+            s.calls
+        );
         assert!(outcome.outputs.is_empty());
         let dead = dead.expect("dead letters");
         assert_eq!(dead.len(), 50, "every event is accounted for");

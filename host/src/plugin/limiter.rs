@@ -38,10 +38,7 @@ impl MemoryLimiter {
     }
 
     fn grow(&mut self, current: usize, desired: usize, what: &str) -> wasmtime::Result<bool> {
-        let total = self
-            .used
-            .saturating_sub(current)
-            .saturating_add(desired);
+        let total = self.used.saturating_sub(current).saturating_add(desired);
         if total > self.max_bytes {
             let text = format!("memory limit of {} MiB", self.max_mb);
             self.breached = Some(text.clone());
@@ -113,7 +110,88 @@ mod tests {
         assert_eq!(l.breached().as_deref(), Some("memory limit of 1 MiB"));
         let mut l = MemoryLimiter::new(1);
         assert!(l.memory_growing(0, 512 << 10, None).is_ok());
-        assert!(l.memory_growing(512 << 10, 1 << 20, None).is_ok(), "growth replaces the old size");
+        assert!(
+            l.memory_growing(512 << 10, 1 << 20, None).is_ok(),
+            "growth replaces the old size"
+        );
         assert!(l.table_growing(0, 1, None).is_err(), "tables count too");
+    }
+
+    /// A component of `instances` core instances, each with one memory of
+    /// `pages` 64 KiB pages.
+    fn component_of_memories(instances: u32, pages: u64) -> Vec<u8> {
+        use wasm_encoder::{
+            Component, InstanceSection, MemorySection, MemoryType, Module, ModuleArg, ModuleSection,
+        };
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType {
+            minimum: pages,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut module = Module::new();
+        module.section(&memories);
+        let mut component = Component::new();
+        component.section(&ModuleSection(&module));
+        let mut instances_section = InstanceSection::new();
+        for _ in 0..instances {
+            instances_section.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+        }
+        component.section(&instances_section);
+        component.finish()
+    }
+
+    fn instantiate(
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        memory_mb: u64,
+    ) -> Result<wasmtime::Store<crate::plugin::host::HostState>, String> {
+        let component =
+            wasmtime::component::Component::new(engine, bytes).map_err(|e| format!("{e:?}"))?;
+        let mut store = wasmtime::Store::new(
+            engine,
+            crate::plugin::host::HostState::new("s", "p", memory_mb),
+        );
+        store.limiter(|s| &mut s.limiter);
+        wasmtime::component::Linker::new(engine)
+            .instantiate(&mut store, &component)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(store)
+    }
+
+    #[test]
+    fn a_component_of_many_memories_is_refused_and_never_starves_its_neighbours() {
+        let wasm = crate::plugin::WasmEngine::new().expect("engine");
+        let engine = wasm.engine();
+        // Eight core instances of 119 MiB each under a 128 MiB cap (1 GB
+        // before): refused, here already by the count of memories.
+        assert!(instantiate(engine, &component_of_memories(8, 1904), 128).is_err());
+        // Four of 40 MiB: each memory alone fits, their sum does not.
+        let err = instantiate(engine, &component_of_memories(4, 640), 128)
+            .err()
+            .expect("refused");
+        assert!(err.contains("memory limit of 128 MiB"), "{err}");
+        // More memories than a store may hold, however small: refused.
+        let many = instantiate(
+            engine,
+            &component_of_memories(MEMORIES_PER_COMPONENT as u32 + 1, 1),
+            128,
+        );
+        assert!(
+            many.is_err(),
+            "{} memories accepted",
+            MEMORIES_PER_COMPONENT + 1
+        );
+        // 64 stores holding the most memories each may hold (256 memories,
+        // the whole pool before), and a neighbour still gets its memory.
+        let hog = component_of_memories(MEMORIES_PER_COMPONENT as u32, 1);
+        let held: Vec<_> = (0..64)
+            .map(|i| instantiate(engine, &hog, 128).unwrap_or_else(|e| panic!("store {i}: {e}")))
+            .collect();
+        let neighbour = instantiate(engine, &component_of_memories(1, 1), 128);
+        assert!(neighbour.is_ok(), "{:?}", neighbour.err());
+        drop(held);
     }
 }

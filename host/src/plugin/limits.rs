@@ -30,8 +30,10 @@ pub struct Limits {
     pub output_events_per_call: u64,
     /// Most output bytes one call may return, in MiB, counting every span
     /// each output event refers to (overlapping spans count every time).
-    #[serde(default = "default_output_mb_per_call")]
-    pub output_mb_per_call: u64,
+    /// Default: `memory_mb`, as much as a plugin could hold without
+    /// overlapping spans.
+    #[serde(default)]
+    pub output_mb_per_call: Option<u64>,
     /// Processors: most key + value bytes of keyed state, in MiB.
     #[serde(default = "default_state_mb")]
     pub state_mb: u64,
@@ -52,9 +54,14 @@ impl Limits {
         }
     }
 
-    /// `output_mb_per_call` in bytes.
+    /// The output ceiling per call in MiB.
+    pub fn output_mb(&self) -> u64 {
+        self.output_mb_per_call.unwrap_or(self.memory_mb)
+    }
+
+    /// The output ceiling per call in bytes.
     pub fn output_bytes(&self) -> u64 {
-        self.output_mb_per_call.saturating_mul(1 << 20)
+        self.output_mb().saturating_mul(1 << 20)
     }
 }
 
@@ -136,9 +143,6 @@ fn default_cpu_ms_per_batch() -> u64 {
 fn default_output_events_per_call() -> u64 {
     262_144
 }
-fn default_output_mb_per_call() -> u64 {
-    64
-}
 fn default_state_mb() -> u64 {
     256
 }
@@ -146,7 +150,7 @@ fn default_state_entries() -> u64 {
     1_000_000
 }
 fn default_timers() -> u64 {
-    100_000
+    1_000_000
 }
 
 impl Default for Limits {
@@ -156,7 +160,7 @@ impl Default for Limits {
             cpu_ms_per_call: CpuBudget::default(),
             cpu_ms_per_batch: default_cpu_ms_per_batch(),
             output_events_per_call: default_output_events_per_call(),
-            output_mb_per_call: default_output_mb_per_call(),
+            output_mb_per_call: None,
             state_mb: default_state_mb(),
             state_entries: default_state_entries(),
             timers: default_timers(),

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod cache;
+mod ceilings;
 pub mod component;
 mod engine;
 mod host;
@@ -13,6 +14,7 @@ mod processor;
 mod transform;
 
 pub use cache::{CacheOutcome, ComponentCache};
+pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
 pub use limits::{CpuBudget, Limits};

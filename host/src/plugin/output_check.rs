@@ -66,7 +66,11 @@ pub fn check(out: &mut Output, inputs: usize, limits: &Limits) -> Result<Checked
     Ok(checked)
 }
 
-fn check_rejections(out: &mut Output, inputs: usize, checked: &mut Checked) -> Result<(), OutputFault> {
+fn check_rejections(
+    out: &mut Output,
+    inputs: usize,
+    checked: &mut Checked,
+) -> Result<(), OutputFault> {
     if out.rejected.len() > inputs {
         return Err(OutputFault::Limit(format!(
             "rejection ceiling of one per input event (the call returned {} rejections for {inputs} input events)",
@@ -172,7 +176,7 @@ fn check_events(batch: &Batch, inputs: usize, limits: &Limits) -> Result<(), Out
         if bytes > max_bytes {
             return Err(OutputFault::Limit(format!(
                 "output ceiling of {} MiB per call (its first {} output events already refer to {bytes} bytes; overlapping spans count every time)",
-                limits.output_mb_per_call,
+                limits.output_mb(),
                 i + 1
             )));
         }
@@ -248,19 +252,24 @@ mod tests {
     #[test]
     fn overlapping_spans_count_every_time_they_are_referred_to() {
         let limits = Limits {
-            output_mb_per_call: 1,
+            output_mb_per_call: Some(1),
             ..Limits::default()
         };
         // 3 events of 512 KiB, all the same span: 1.5 MiB of references.
         let data = vec![b'x'; 512 << 10];
-        let events = (0..3).map(|_| event(span(0, 512 << 10), span(0, 0), 0)).collect();
+        let events = (0..3)
+            .map(|_| event(span(0, 512 << 10), span(0, 0), 0))
+            .collect();
         let mut out = output(data, events, vec![]);
         match check(&mut out, 1, &limits) {
             Err(OutputFault::Limit(m)) => assert!(m.contains("1 MiB per call"), "{m}"),
             other => panic!("expected a limit, got {other:?}"),
         }
         out.events.events.truncate(2);
-        assert!(check(&mut out, 1, &limits).is_ok(), "1 MiB exactly is allowed");
+        assert!(
+            check(&mut out, 1, &limits).is_ok(),
+            "1 MiB exactly is allowed"
+        );
     }
 
     #[test]
@@ -271,7 +280,9 @@ mod tests {
         };
         let events = (0..11).map(|_| event(span(0, 0), span(0, 0), 0)).collect();
         let mut out = output(vec![], events, vec![]);
-        assert!(matches!(check(&mut out, 1, &limits), Err(OutputFault::Limit(m)) if m.contains("10 events")));
+        assert!(
+            matches!(check(&mut out, 1, &limits), Err(OutputFault::Limit(m)) if m.contains("10 events"))
+        );
     }
 
     #[test]
@@ -282,11 +293,17 @@ mod tests {
         };
         let mut out = output(vec![], vec![], vec![]);
         out.rejected = vec![reject(0), reject(0)];
-        assert!(matches!(check(&mut out, 5, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("more than once")));
+        assert!(
+            matches!(check(&mut out, 5, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("more than once"))
+        );
         out.rejected = vec![reject(0), reject(1), reject(2)];
-        assert!(matches!(check(&mut out, 2, &Limits::default()), Err(OutputFault::Limit(m)) if m.contains("3 rejections for 2")));
+        assert!(
+            matches!(check(&mut out, 2, &Limits::default()), Err(OutputFault::Limit(m)) if m.contains("3 rejections for 2"))
+        );
         out.rejected = vec![reject(7)];
-        assert!(matches!(check(&mut out, 2, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("event 7")));
+        assert!(
+            matches!(check(&mut out, 2, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("event 7"))
+        );
         out.rejected = vec![Rejection {
             index: 1,
             reason: "é".repeat(MAX_REASON_BYTES),
@@ -298,12 +315,31 @@ mod tests {
 
     #[test]
     fn bad_parent_and_spans_are_invalid() {
-        let mut out = output(b"abc".to_vec(), vec![event(span(0, 3), span(0, 0), 4)], vec![]);
-        assert!(matches!(check(&mut out, 4, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("parent 4")));
-        let mut out = output(b"abc".to_vec(), vec![event(span(2, 3), span(0, 0), 0)], vec![]);
-        assert!(matches!(check(&mut out, 1, &Limits::default()), Err(OutputFault::Invalid(_))));
-        let mut out = output(b"abc".to_vec(), vec![event(span(0, 1), span(0, 2), 0)], vec![]);
-        assert!(matches!(check(&mut out, 1, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("headers that do not exist")));
+        let mut out = output(
+            b"abc".to_vec(),
+            vec![event(span(0, 3), span(0, 0), 4)],
+            vec![],
+        );
+        assert!(
+            matches!(check(&mut out, 4, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("parent 4"))
+        );
+        let mut out = output(
+            b"abc".to_vec(),
+            vec![event(span(2, 3), span(0, 0), 0)],
+            vec![],
+        );
+        assert!(matches!(
+            check(&mut out, 1, &Limits::default()),
+            Err(OutputFault::Invalid(_))
+        ));
+        let mut out = output(
+            b"abc".to_vec(),
+            vec![event(span(0, 1), span(0, 2), 0)],
+            vec![],
+        );
+        assert!(
+            matches!(check(&mut out, 1, &Limits::default()), Err(OutputFault::Invalid(m)) if m.contains("headers that do not exist"))
+        );
     }
 
     #[test]
@@ -334,13 +370,13 @@ mod tests {
                 value: at("1"),
             },
         ];
-        let events = vec![
-            event(at("v"), span(0, 4), 0),
-            event(at("v"), span(1, 3), 0),
-        ];
+        let events = vec![event(at("v"), span(0, 4), 0), event(at("v"), span(1, 3), 0)];
         let mut out = output(data.clone(), events, headers);
         let c = check(&mut out, 1, &Limits::default()).expect("valid");
-        assert_eq!(c.stripped_headers, 3, "two forged names, one of them shared");
+        assert_eq!(
+            c.stripped_headers, 3,
+            "two forged names, one of them shared"
+        );
         let names: Vec<Vec<&[u8]>> = out
             .events
             .events
@@ -366,8 +402,12 @@ mod tests {
             };
             1 << 16
         ];
-        let events = (0..17).map(|_| event(span(0, 0), span(0, 1 << 16), 0)).collect();
+        let events = (0..17)
+            .map(|_| event(span(0, 0), span(0, 1 << 16), 0))
+            .collect();
         let mut out = output(vec![], events, headers);
-        assert!(matches!(check(&mut out, 1, &Limits::default()), Err(OutputFault::Limit(m)) if m.contains("header references")));
+        assert!(
+            matches!(check(&mut out, 1, &Limits::default()), Err(OutputFault::Limit(m)) if m.contains("header references"))
+        );
     }
 }

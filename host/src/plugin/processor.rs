@@ -18,12 +18,12 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, World};
 use super::engine::WasmEngine;
 use super::host::{HostState, ProcessorContext};
+use super::limits::{CpuBudget, Limits};
 use super::output_check;
 use super::transform::{
     call_deadline, classify, compile, deadline, file_stem, link_err, CallCap, CallFailure,
     Compiled, LoadError,
 };
-use super::limits::{CpuBudget, Limits};
 use crate::state::{KeyedState, Table};
 
 /// A compiled, linked processor component.

@@ -301,7 +301,9 @@ impl CallFailure {
     pub fn is_event_specific(&self) -> bool {
         matches!(
             self,
-            CallFailure::Limit { .. } | CallFailure::Trap { .. } | CallFailure::InvalidOutput { .. }
+            CallFailure::Limit { .. }
+                | CallFailure::Trap { .. }
+                | CallFailure::InvalidOutput { .. }
         )
     }
 

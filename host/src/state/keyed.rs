@@ -31,6 +31,10 @@ struct Entry {
     expires_at: Option<i64>,
 }
 
+fn timer_size(key: &[u8]) -> i64 {
+    key.len() as i64 + 8
+}
+
 impl Entry {
     fn size(key: &[u8], e: Option<&Entry>) -> i64 {
         e.map_or(0, |e| (key.len() + e.value.len()) as i64)
@@ -76,6 +80,11 @@ pub struct KeyedState {
     limits: StateLimits,
     /// Key + value bytes of `entries`.
     bytes: i64,
+    /// Key bytes (+ 8 for the time) of `timers` and `deferred`: timer keys
+    /// count against the byte ceiling too.
+    timer_bytes: i64,
+    /// What `pending_timers` would add to `timer_bytes` at most.
+    pending_timer_bytes: i64,
     /// What `pending` would add to `bytes` and to the entry count.
     pending_bytes: i64,
     pending_entries: i64,
@@ -144,7 +153,10 @@ impl KeyedState {
         };
         let new_bytes = Entry::size(&key, entry.as_ref()) - committed;
         let new_entries = i64::from(entry.is_some()) - exists;
-        let bytes = self.bytes + self.pending_bytes - old_bytes + new_bytes;
+        let bytes = self.bytes + self.pending_bytes - old_bytes
+            + new_bytes
+            + self.timer_bytes
+            + self.pending_timer_bytes;
         let entries = self.entries.len() as i64 + self.pending_entries - old_entries + new_entries;
         if bytes > 0 && bytes as u64 > self.limits.bytes {
             let mb = self.limits.bytes >> 20;
@@ -153,10 +165,7 @@ impl KeyedState {
             ));
         }
         if entries > 0 && entries as u64 > self.limits.entries {
-            return self.refuse(format!(
-                "state ceiling of {} entries",
-                self.limits.entries
-            ));
+            return self.refuse(format!("state ceiling of {} entries", self.limits.entries));
         }
         self.pending_bytes += new_bytes - old_bytes;
         self.pending_entries += new_entries - old_entries;
@@ -192,13 +201,19 @@ impl KeyedState {
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut committed = self
             .entries
-            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, e)| (k.as_slice(), Some(e.value.as_slice())))
             .peekable();
         let mut pending = self
             .pending
-            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, e)| (k.as_slice(), e.as_ref().map(|e| e.value.as_slice())))
             .peekable();
@@ -237,6 +252,18 @@ impl KeyedState {
                 self.limits.timers
             ));
         }
+        let bytes = self.bytes
+            + self.pending_bytes
+            + self.timer_bytes
+            + self.pending_timer_bytes
+            + timer_size(&key);
+        if bytes > 0 && bytes as u64 > self.limits.bytes {
+            let mb = self.limits.bytes >> 20;
+            return self.refuse(format!(
+                "state ceiling of {mb} MiB (a timer would bring the stage's state and timer keys to {bytes} bytes)"
+            ));
+        }
+        self.pending_timer_bytes += timer_size(&key);
         self.pending_timers.push((true, at, key));
     }
 
@@ -274,18 +301,30 @@ impl KeyedState {
             }
         }
         for (add, at, key) in std::mem::take(&mut self.pending_timers) {
+            let size = timer_size(&key);
             if add {
                 match self.firing_upto {
-                    Some(upto) if at <= upto => self.deferred.push((at, key)),
+                    Some(upto) if at <= upto => {
+                        self.timer_bytes += size;
+                        self.deferred.push((at, key));
+                    }
                     _ => {
-                        self.timers.insert((at, key));
+                        if self.timers.insert((at, key)) {
+                            self.timer_bytes += size;
+                        }
                     }
                 }
             } else {
-                self.timers.remove(&(at, key.clone()));
-                self.deferred.retain(|t| *t != (at, key.clone()));
+                let t = (at, key);
+                if self.timers.remove(&t) {
+                    self.timer_bytes -= size;
+                }
+                let before = self.deferred.len();
+                self.deferred.retain(|d| *d != t);
+                self.timer_bytes -= size * (before - self.deferred.len()) as i64;
             }
         }
+        self.pending_timer_bytes = 0;
         self.pending_bytes = 0;
         self.pending_entries = 0;
         self.breach = None;
@@ -295,6 +334,7 @@ impl KeyedState {
     pub fn rollback(&mut self) {
         self.pending.clear();
         self.pending_timers.clear();
+        self.pending_timer_bytes = 0;
         self.pending_bytes = 0;
         self.pending_entries = 0;
         self.breach = None;
@@ -306,7 +346,12 @@ impl KeyedState {
     pub fn firing(&mut self, upto: Option<i64>) {
         self.firing_upto = upto;
         if upto.is_none() {
-            self.timers.extend(std::mem::take(&mut self.deferred));
+            for t in std::mem::take(&mut self.deferred) {
+                let size = timer_size(&t.1);
+                if !self.timers.insert(t) {
+                    self.timer_bytes -= size;
+                }
+            }
         }
     }
 
@@ -318,6 +363,7 @@ impl KeyedState {
             match self.timers.first() {
                 Some((at, _)) if *at <= w => {
                     if let Some(t) = self.timers.pop_first() {
+                        self.timer_bytes -= timer_size(&t.1);
                         due.push(t);
                     }
                 }
@@ -329,7 +375,12 @@ impl KeyedState {
 
     /// Puts back timers whose call failed, so they fire again.
     pub fn restore_timers(&mut self, timers: Vec<(i64, Vec<u8>)>) {
-        self.timers.extend(timers);
+        for t in timers {
+            let size = timer_size(&t.1);
+            if self.timers.insert(t) {
+                self.timer_bytes += size;
+            }
+        }
     }
 
     /// Number of entries and their key+value bytes.
@@ -408,7 +459,11 @@ impl KeyedState {
         }
         for _ in 0..r.u64()? {
             let at = r.i64()?;
-            s.timers.insert((at, r.bytes()?));
+            let key = r.bytes()?;
+            let size = timer_size(&key);
+            if s.timers.insert((at, key)) {
+                s.timer_bytes += size;
+            }
         }
         Ok(s)
     }
@@ -524,5 +579,76 @@ mod tests {
         assert_eq!(back.due_timers(10), vec![(120, b"k".to_vec())]);
         prune(dir.path(), "agg", 4);
         assert!(!path.exists());
+    }
+
+    fn limited(bytes: u64, entries: u64, timers: u64) -> KeyedState {
+        let mut s = KeyedState::default();
+        s.set_limits(StateLimits {
+            bytes,
+            entries,
+            timers,
+        });
+        s
+    }
+
+    #[test]
+    fn writes_past_a_ceiling_are_refused_and_mark_the_call() {
+        let mut s = limited(100, 3, 2);
+        s.put(b"a".to_vec(), vec![0; 40], None);
+        s.put(b"a".to_vec(), vec![0; 60], None);
+        assert_eq!(s.breached(), None, "rewriting a key counts once");
+        s.put(b"b".to_vec(), vec![0; 60], None);
+        assert!(s.breached().is_some_and(|b| b.contains("state ceiling")));
+        assert_eq!(s.get(b"b"), None, "the refused write is not visible");
+        s.rollback();
+        assert_eq!(s.breached(), None);
+        for k in [b"x", b"y", b"z"] {
+            s.put(k.to_vec(), vec![1], None);
+        }
+        s.commit();
+        s.put(b"w".to_vec(), vec![1], None);
+        assert!(s.breached().is_some_and(|b| b.contains("3 entries")));
+        s.rollback();
+        s.delete(b"x".to_vec());
+        s.put(b"w".to_vec(), vec![1], None);
+        assert_eq!(s.breached(), None, "a delete makes room");
+        s.commit();
+        s.register(b"t1".to_vec(), 1);
+        s.register(b"t2".to_vec(), 2);
+        s.register(b"t3".to_vec(), 3);
+        assert!(s
+            .breached()
+            .is_some_and(|b| b.contains("timer ceiling of 2")));
+        s.rollback();
+        let mut s = limited(100, 10, 10);
+        s.register(vec![0; 200], 1);
+        assert!(
+            s.breached().is_some_and(|b| b.contains("state ceiling")),
+            "timer keys count as state bytes"
+        );
+    }
+
+    #[test]
+    fn timers_rearmed_while_firing_wait_for_the_next_advance() {
+        let mut s = KeyedState::default();
+        s.register(b"k".to_vec(), 10);
+        s.commit();
+        s.advance(10);
+        let due = s.due_timers(10);
+        assert_eq!(due.len(), 1);
+        s.firing(Some(10));
+        s.register(b"k".to_vec(), 10);
+        s.register(b"later".to_vec(), 11);
+        s.commit();
+        assert!(s.due_timers(10).is_empty(), "not again in this advance");
+        s.firing(None);
+        assert_eq!(s.timer_count(), 2);
+        assert_eq!(
+            s.due_timers(10),
+            vec![(10, b"k".to_vec())],
+            "due at the next advance"
+        );
+        s.advance(11);
+        assert_eq!(s.due_timers(10), vec![(11, b"later".to_vec())]);
     }
 }

@@ -72,7 +72,11 @@ fn attack(input: &t::Batch) -> t::Output {
         let parent = i as u32;
         let value = e
             .value
-            .and_then(|s| input.data.get(s.offset as usize..(s.offset + s.len) as usize))
+            .and_then(|s| {
+                input
+                    .data
+                    .get(s.offset as usize..(s.offset + s.len) as usize)
+            })
             .unwrap_or_default();
         let order = serde_json::from_slice::<serde_json::Value>(value)
             .ok()
