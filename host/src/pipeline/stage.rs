@@ -189,6 +189,9 @@ pub(crate) struct StageTask {
 
 /// Timers delivered per `on-timers` call.
 const TIMERS_PER_CALL: usize = 1024;
+/// `on-timers` calls per watermark advance beyond those needed to fire
+/// every pending timer in full calls.
+const EXTRA_TIMER_CALLS: usize = 1024;
 /// Stage state files kept behind the newest (checkpoints commit in order,
 /// and the last committed one may lag a few barriers).
 const KEEP_STATE_FILES: u64 = 8;
@@ -255,9 +258,10 @@ impl StageTask {
     /// Processors: moves the watermark and delivers the timers it passed.
     ///
     /// Bounded however the plugin behaves: at most `limits.timers` timers
-    /// fire per advance (the rest wait for the next one), timers registered
-    /// while firing at or before the time being fired wait for the next
-    /// advance, and failed timer calls share one isolation budget.
+    /// fire per advance in at most `timers / 1024 + 1024` calls (the rest
+    /// wait for the next advance), timers registered while firing at or
+    /// before the time being fired wait for the next advance, and failed
+    /// timer calls share one isolation budget.
     fn advance(&mut self, to: i64) -> Result<()> {
         let name = self.name.clone();
         let policy = self.policy;
@@ -265,6 +269,10 @@ impl StageTask {
             return Ok(());
         };
         let max_fired = usize::try_from(p.limits().timers).unwrap_or(usize::MAX);
+        // Enough calls to fire every pending timer in full calls, plus room
+        // for timers that re-arm a little later each time they fire.
+        let max_calls = max_fired / TIMERS_PER_CALL + EXTRA_TIMER_CALLS;
+        let mut calls = 0usize;
         let mut budget = Budget::new(p.limits().batch_ms());
         let state = p.state().clone();
         if let Ok(mut s) = state.lock() {
@@ -281,6 +289,7 @@ impl StageTask {
                 break Ok(());
             };
             fired += due.len();
+            calls += 1;
             if let Ok(mut s) = state.lock() {
                 s.firing(Some(upto));
             }
@@ -329,10 +338,10 @@ impl StageTask {
                 Metrics::add(&self.metrics.dead_letters, d.len() as u64);
                 self.dead.send(Message::Batch(Arc::new(d)));
             }
-            if fired >= max_fired {
+            if fired >= max_fired || calls >= max_calls {
                 let left = state.lock().map(|s| s.timer_count()).unwrap_or(0);
                 if left > 0 {
-                    tracing::warn!(stage = %name, fired, left, "timer ceiling per watermark advance reached; the rest fire at the next advance");
+                    tracing::warn!(stage = %name, fired, calls, left, "timer ceiling per watermark advance reached; the rest fire at the next advance");
                 }
                 break Ok(());
             }

@@ -112,14 +112,26 @@ impl Ceilings {
             limits.output_events_per_call,
             self.output_events_per_call,
         );
-        over(
-            "output_mb_per_call",
-            limits.output_mb(),
-            self.output_mb_per_call,
-        );
+        if let Some(mb) = limits.output_mb_per_call {
+            over("output_mb_per_call", mb, self.output_mb_per_call);
+        }
         over("state_mb", limits.state_mb, self.state_mb);
         over("state_entries", limits.state_entries, self.state_entries);
         over("timers", limits.timers, self.timers);
+        // Unset, the output ceiling follows `memory_mb`: reported only when
+        // memory_mb itself is allowed, so one excess is reported once.
+        if limits.output_mb_per_call.is_none()
+            && limits.memory_mb <= self.memory_mb
+            && limits.memory_mb > self.output_mb_per_call
+        {
+            out.push((
+                "output_mb_per_call",
+                format!(
+                    "unset, it defaults to memory_mb ({}), above this host's ceiling of {}; set it to at most {}",
+                    limits.memory_mb, self.output_mb_per_call, self.output_mb_per_call
+                ),
+            ));
+        }
         if limits.cpu_ms_per_call == CpuBudget::Unlimited && !self.allow_unlimited_cpu {
             out.push((
                 "cpu_ms_per_call",

@@ -207,7 +207,11 @@ fn limits_above_the_operator_ceilings_fail_validation_naming_field_value_and_cei
         "{err}"
     );
     let host = dir.path().join("host.yaml");
-    std::fs::write(&host, "ceilings:\n  memory_mb: 8192\n  state_mb: 64\n").expect("write");
+    std::fs::write(
+        &host,
+        "ceilings:\n  memory_mb: 8192\n  output_mb_per_call: 8192\n  state_mb: 64\n",
+    )
+    .expect("write");
     let err = run_failing(
         sluice()
             .arg("validate")
@@ -217,7 +221,7 @@ fn limits_above_the_operator_ceilings_fail_validation_naming_field_value_and_cei
     assert!(
         err.contains("stages.copy.limits.state_mb")
             && err.contains("100 is above this host's ceiling of 64")
-            && !err.contains("memory_mb"),
+            && !err.contains("limits.memory_mb"),
         "{err}"
     );
 }

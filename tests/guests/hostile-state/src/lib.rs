@@ -3,10 +3,11 @@
 //!
 //! - `hog`: puts 1000 values of 1 MiB;
 //! - `timers`: registers 200,000 timers;
-//! - `rearm`: registers a timer at the event's time; every time it fires,
-//!   it emits `{"fired": at}` and registers itself again at the same time
-//!   (at or before the watermark, so it is due again at once);
-//! - `spin-timer`: registers a timer whose `on_timer` spins forever;
+//! - `rearm`: registers a timer at the watermark (or just after the
+//!   earliest time, before there is one); every time it fires, it emits
+//!   `{"fired": at}` and registers itself again at the current watermark,
+//!   so it is due again at once;
+//! - `spin-timer`: the same, with an `on_timer` that spins forever;
 //! - anything else: forwarded, with a count per key kept in state.
 
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
@@ -40,8 +41,14 @@ impl Processor for HostileState {
                     host.register_timer(&i.to_le_bytes(), event.timestamp_ms() + 1_000_000);
                 }
             }
-            Some("rearm") => host.register_timer(b"rearm", event.timestamp_ms()),
-            Some("spin-timer") => host.register_timer(SPIN_KEY, event.timestamp_ms()),
+            Some("rearm") => {
+                let at = now(host);
+                host.register_timer(b"rearm", at)
+            }
+            Some("spin-timer") => {
+                let at = now(host);
+                host.register_timer(SPIN_KEY, at)
+            }
             _ => {
                 let key = b"count";
                 let n = host
@@ -71,10 +78,16 @@ impl Processor for HostileState {
         if timer.key() == Some(b"rearm".as_slice()) {
             let at = timer.timestamp_ms();
             out.json(&serde_json::json!({ "fired": at }));
-            host.register_timer(b"rearm", at);
+            let again = host.watermark();
+            host.register_timer(b"rearm", again);
         }
         Ok(())
     }
+}
+
+/// The watermark, or just after the earliest time before there is one.
+fn now(host: &mut dyn Host) -> i64 {
+    host.watermark().max(i64::MIN + 1)
 }
 
 sluice_sdk::export_processor!(HostileState);
