@@ -25,6 +25,10 @@ if [[ ${1:-} == --test-guests ]]; then
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave.wasm"
   MISBEHAVE_TAG=b cargo build --release --target wasm32-wasip2 -p sluice-test-misbehave
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave-b.wasm"
+  # Guests that attack the host through outputs, state and timers.
+  cargo build --release --target wasm32-wasip2 -p sluice-test-hostile -p sluice-test-hostile-state
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile.wasm" "$TARGET_DIR/test-guests/hostile.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile_state.wasm" "$TARGET_DIR/test-guests/hostile-state.wasm"
 fi
 echo "plugins in $TARGET_DIR/plugins:" >&2
 ls -l "$TARGET_DIR/plugins" >&2

@@ -179,6 +179,11 @@ fn instance(
     let limits = Limits {
         memory_mb: 512,
         cpu_ms_per_call: CpuBudget::Millis(60_000),
+        // The benchmark measures joins over large state, not the ceilings.
+        state_mb: 1 << 20,
+        state_entries: u64::MAX,
+        timers: u64::MAX,
+        ..Limits::default()
     };
     let plugin = ProcessorPlugin::load(engine, cache, &path, limits.cpu_ms_per_call)?;
     Ok(ProcessorInstance::new(

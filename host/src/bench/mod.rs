@@ -116,6 +116,7 @@ fn run_component(args: &BenchArgs, wasm: &Path) -> Result<std::process::ExitCode
     let limits = Limits {
         memory_mb: 512,
         cpu_ms_per_call: CpuBudget::Millis(60_000),
+        ..Limits::default()
     };
     let params = config::parse_params(&args.params).map_err(anyhow::Error::msg)?;
     let mut instance = TransformInstance::new(plugin.clone(), "bench", &params, limits)?;
@@ -431,6 +432,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
     let limits = Limits {
         memory_mb: 512,
         cpu_ms_per_call: CpuBudget::Millis(10_000),
+        ..Limits::default()
     };
     let mut filter =
         TransformInstance::new(load(&filter_wasm)?, "filter", &filter_params(), limits)?;

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Pipeline};
 use crate::pipeline::{self, RunOptions};
 use crate::plugin::{
-    ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+    Ceilings, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
 };
 
 fn load(file: &Path, plugin_path: Vec<PathBuf>) -> Result<Pipeline, Diagnostics> {
@@ -20,8 +20,28 @@ fn load(file: &Path, plugin_path: Vec<PathBuf>) -> Result<Pipeline, Diagnostics>
 /// Loads every stage's plugin and lets it validate its parameters.
 fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
     let mut diags = Diagnostics::default();
+    // The operator's ceilings bound what a pipeline file may ask for.
+    let ceilings = match Ceilings::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            diags.push(Diagnostic::new(&p.file, Default::default(), "host", e));
+            return diags;
+        }
+    };
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
+        let over = ceilings.check(&stage.limits);
+        if !over.is_empty() {
+            for (limit, message) in over {
+                diags.push(Diagnostic::new(
+                    &p.file,
+                    stage.at,
+                    &format!("{field}.limits.{limit}"),
+                    message,
+                ));
+            }
+            continue;
+        }
         match StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call) {
             Err(e) => diags.push(Diagnostic::new(
                 &p.file,

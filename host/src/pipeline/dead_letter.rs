@@ -66,7 +66,21 @@ impl DeadLetters {
             (headers::ORIGIN, origin.as_bytes()),
             (headers::POSITION, position.as_bytes()),
         ];
-        self.builder.push_with_headers(event, &extra);
+        // The event's own headers of these names (an event read back from
+        // a dead-letter file, say) give way to the host's: a dead letter
+        // never carries two values for one of them.
+        let mut all: Vec<(&str, &[u8])> = event
+            .headers()
+            .filter(|(n, _)| !extra.iter().any(|(e, _)| n.eq_ignore_ascii_case(e)))
+            .collect();
+        all.extend_from_slice(&extra);
+        self.builder.push(
+            event.key,
+            event.value,
+            &all,
+            event.timestamp_ms,
+            event.position,
+        );
     }
 
     /// Adds raw bytes that never became an event (malformed input).

@@ -1,10 +1,10 @@
 //! One plugin stage: receives batches, calls the plugin once per batch,
 //! routes refused events per the stage's error policy, forwards barriers.
 //!
-//! When a call crashes or breaks a limit, the batch is split in halves and
-//! retried on fresh instances until the culprit event is alone: it alone is
-//! dead-lettered with the reason, and its neighbours go through. A poison
-//! event costs log2(batch) extra calls, and nothing innocent is lost.
+//! When a call crashes or breaks a limit, its events are retried one at a
+//! time on fresh instances under a per-batch budget (see `isolate.rs`): the
+//! culprits alone are dead-lettered with the reason, and their neighbours go
+//! through.
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -14,15 +14,15 @@ use anyhow::{anyhow, Context, Result};
 
 use super::coordinator::Report;
 use super::dead_letter::{Culprit, DeadLetters};
+use super::isolate::{self, Budget, Call, Sink};
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Step};
 use crate::config::{EventTime, OnError};
 use crate::event::{Batch, BatchBuilder};
 use crate::plugin::bindings::processor::FiredTimer;
-use crate::plugin::{bindings, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin};
+use crate::plugin::{
+    bindings, CallCap, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin,
+};
 use crate::state::keyed;
-
-/// Retries of a batch whose plugin asked to retry, before the stage fails.
-const MAX_RETRIES: u32 = 8;
 
 /// What runs a stage's logic: a sandboxed plugin instance in production, or
 /// the same logic compiled natively (the benchmark's reference).
@@ -39,6 +39,13 @@ pub trait StageLogic: Send {
     fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
         None
     }
+    /// The budget for isolating the culprits of one failed batch, in ms
+    /// (`None`: unlimited).
+    fn batch_ms(&self) -> Option<u64> {
+        None
+    }
+    /// Caps the CPU time of the following calls (`None` lifts the cap).
+    fn cap_calls(&mut self, _cap: Option<CallCap>) {}
 }
 
 impl StageLogic for ProcessorInstance {
@@ -62,6 +69,14 @@ impl StageLogic for ProcessorInstance {
     fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
         Some(self)
     }
+
+    fn batch_ms(&self) -> Option<u64> {
+        self.limits().batch_ms()
+    }
+
+    fn cap_calls(&mut self, cap: Option<CallCap>) {
+        ProcessorInstance::cap_calls(self, cap)
+    }
 }
 
 impl StageLogic for TransformInstance {
@@ -80,6 +95,14 @@ impl StageLogic for TransformInstance {
 
     fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String> {
         TransformInstance::swap(self, plugin).map_err(|e| e.to_string())
+    }
+
+    fn batch_ms(&self) -> Option<u64> {
+        self.limits().batch_ms()
+    }
+
+    fn cap_calls(&mut self, cap: Option<CallCap>) {
+        TransformInstance::cap_calls(self, cap)
     }
 }
 
@@ -104,6 +127,20 @@ pub fn process_batch(
     policy: OnError,
     batch: &Batch,
 ) -> Result<StageOutcome> {
+    let mut budget = Budget::new(instance.batch_ms());
+    let mut call = |i: &mut dyn StageLogic, b: &Batch| i.process(&b.events);
+    run_call(instance, stage, policy, batch, &mut call, &mut budget)
+}
+
+/// Runs `batch` through `call` (process or on-timers) under `budget`.
+fn run_call(
+    instance: &mut dyn StageLogic,
+    stage: &str,
+    policy: OnError,
+    batch: &Batch,
+    call: &mut Call<'_>,
+    budget: &mut Budget,
+) -> Result<StageOutcome> {
     let (plugin, version) = instance.identity();
     let culprit = Culprit {
         stage: stage.to_string(),
@@ -113,146 +150,22 @@ pub fn process_batch(
     let mut dead = DeadLetters::new(stage, batch.origin.clone());
     let mut outcome = StageOutcome::default();
     let before = instance.instantiations();
-    run(
+    isolate::run(
         instance,
-        stage,
-        policy,
+        call,
         batch,
-        &culprit,
-        &mut dead,
-        &mut outcome,
+        budget,
+        &mut Sink {
+            stage,
+            policy,
+            culprit: &culprit,
+            dead: &mut dead,
+            outcome: &mut outcome,
+        },
     )?;
     outcome.restarts = instance.instantiations() - before;
     outcome.dead = dead.finish();
     Ok(outcome)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn bad_event(
-    policy: OnError,
-    batch: &Batch,
-    index: usize,
-    culprit: &Culprit,
-    kind: &str,
-    reason: &str,
-    dead: &mut DeadLetters,
-    outcome: &mut StageOutcome,
-) -> Result<()> {
-    let Some(event) = batch.get(index) else {
-        return Err(anyhow!(
-            "plugin {}@{} in stage `{}` refused event {index}, but the batch has {} events",
-            culprit.plugin,
-            culprit.version,
-            culprit.stage,
-            batch.len()
-        ));
-    };
-    match policy {
-        OnError::DeadLetter => dead.add(&event, &batch.origin, culprit, kind, reason),
-        OnError::Skip => {
-            outcome.skipped += 1;
-            tracing::warn!(stage = %culprit.stage, origin = %batch.origin, position = event.position, "skipping event: {reason}");
-        }
-        OnError::Fail => {
-            return Err(anyhow!(
-                "stage `{}` (on_error: fail) stopped on {} position {}: {reason}",
-                culprit.stage,
-                batch.origin,
-                event.position
-            ))
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run(
-    instance: &mut dyn StageLogic,
-    stage: &str,
-    policy: OnError,
-    batch: &Batch,
-    culprit: &Culprit,
-    dead: &mut DeadLetters,
-    outcome: &mut StageOutcome,
-) -> Result<()> {
-    let mut retries = 0;
-    loop {
-        match instance.process(&batch.events) {
-            Ok(output) => {
-                let produced = Batch::from_output(batch, stage, output.events).map_err(|e| {
-                    anyhow!(
-                        "plugin {}@{} in stage `{stage}` returned a malformed batch: {e}",
-                        culprit.plugin,
-                        culprit.version
-                    )
-                })?;
-                for r in &output.rejected {
-                    bad_event(
-                        policy,
-                        batch,
-                        r.index as usize,
-                        culprit,
-                        "rejected",
-                        &r.reason,
-                        dead,
-                        outcome,
-                    )?;
-                }
-                if !produced.is_empty() {
-                    outcome.outputs.push(produced);
-                }
-                return Ok(());
-            }
-            Err(failure) if failure.is_event_specific() && policy != OnError::Fail => {
-                tracing::warn!(stage, events = batch.len(), "{failure}");
-                if batch.len() <= 1 {
-                    if !batch.is_empty() {
-                        bad_event(
-                            policy,
-                            batch,
-                            0,
-                            culprit,
-                            failure.kind(),
-                            &failure.to_string(),
-                            dead,
-                            outcome,
-                        )?;
-                    }
-                    return Ok(());
-                }
-                let mid = batch.len() / 2;
-                run(
-                    instance,
-                    stage,
-                    policy,
-                    &batch.slice(0..mid),
-                    culprit,
-                    dead,
-                    outcome,
-                )?;
-                return run(
-                    instance,
-                    stage,
-                    policy,
-                    &batch.slice(mid..batch.len()),
-                    culprit,
-                    dead,
-                    outcome,
-                );
-            }
-            Err(CallFailure::Retry { message, .. }) if retries < MAX_RETRIES => {
-                retries += 1;
-                let wait = Duration::from_millis(50u64 << retries.min(7));
-                tracing::warn!(
-                    stage,
-                    retry = retries,
-                    "plugin asked to retry in {wait:?}: {message}"
-                );
-                std::thread::sleep(wait);
-            }
-            Err(failure) => return Err(anyhow!(failure)),
-        }
-    }
 }
 
 /// A stage thread's wiring.
@@ -277,6 +190,9 @@ pub(crate) struct StageTask {
 
 /// Timers delivered per `on-timers` call.
 const TIMERS_PER_CALL: usize = 1024;
+/// `on-timers` calls per watermark advance beyond those needed to fire
+/// every pending timer in full calls.
+const EXTRA_TIMER_CALLS: usize = 1024;
 /// Stage state files kept behind the newest (checkpoints commit in order,
 /// and the last committed one may lag a few barriers).
 const KEEP_STATE_FILES: u64 = 8;
@@ -341,29 +257,43 @@ impl StageTask {
     }
 
     /// Processors: moves the watermark and delivers the timers it passed.
+    ///
+    /// Bounded however the plugin behaves: at most `limits.timers` timers
+    /// fire per advance in at most `timers / 1024 + 1024` calls (the rest
+    /// wait for the next advance), timers registered while firing at or
+    /// before the time being fired wait for the next advance, and failed
+    /// timer calls share one isolation budget.
     fn advance(&mut self, to: i64) -> Result<()> {
         let name = self.name.clone();
+        let policy = self.policy;
         let Some(p) = self.instance.as_processor() else {
             return Ok(());
         };
-        if let Ok(mut s) = p.state().lock() {
+        let max_fired = usize::try_from(p.limits().timers).unwrap_or(usize::MAX);
+        // Enough calls to fire every pending timer in full calls, plus room
+        // for timers that re-arm a little later each time they fire.
+        let max_calls = max_fired / TIMERS_PER_CALL + EXTRA_TIMER_CALLS;
+        let mut calls = 0usize;
+        let mut budget = Budget::new(p.limits().batch_ms());
+        let state = p.state().clone();
+        if let Ok(mut s) = state.lock() {
             s.advance(to);
         }
-        loop {
-            let due = match p.state().lock() {
-                Ok(mut s) => s.due_timers(TIMERS_PER_CALL),
-                Err(_) => return Err(anyhow!("stage `{name}`: state lock poisoned")),
+        let mut fired = 0usize;
+        let result = loop {
+            let want = TIMERS_PER_CALL.min(max_fired - fired);
+            let due = match state.lock() {
+                Ok(mut s) => s.due_timers(want),
+                Err(_) => break Err(anyhow!("stage `{name}`: state lock poisoned")),
             };
-            if due.is_empty() {
-                return Ok(());
+            let Some(upto) = due.last().map(|(at, _)| *at) else {
+                break Ok(());
+            };
+            fired += due.len();
+            calls += 1;
+            if let Ok(mut s) = state.lock() {
+                s.firing(Some(upto));
             }
-            let fired: Vec<FiredTimer> = due
-                .iter()
-                .map(|(at, key)| FiredTimer {
-                    key: key.clone(),
-                    at_ms: *at,
-                })
-                .collect();
             // Timer outputs derive from the timers: a synthetic input whose
             // events are the timers gives them an origin and a position.
             let origin: Arc<str> = Arc::from(name.as_str());
@@ -372,40 +302,55 @@ impl StageTask {
                 input.push(Some(key), None, &[], *at, u64::try_from(*at).unwrap_or(0));
             }
             let input = input.finish();
-            let out = match p.on_timers(&fired) {
-                Ok(out) => out,
-                Err(e) => {
-                    if let Ok(mut s) = p.state().lock() {
-                        s.restore_timers(due);
-                    }
-                    return Err(anyhow!(e));
+            let mut call = |i: &mut dyn StageLogic, b: &Batch| {
+                let fired: Vec<FiredTimer> = b
+                    .iter()
+                    .map(|e| FiredTimer {
+                        key: e.key.unwrap_or_default().to_vec(),
+                        at_ms: e.timestamp_ms,
+                    })
+                    .collect();
+                match i.as_processor() {
+                    Some(p) => p.on_timers(&fired),
+                    None => Err(CallFailure::Fatal {
+                        plugin: String::new(),
+                        stage: String::new(),
+                        message: "timers fired in a stage that is not a processor".into(),
+                    }),
                 }
             };
-            let produced = Batch::from_output(&input, &name, out.events).map_err(|e| {
-                anyhow!("stage `{name}`: on-timers returned a malformed batch: {e}")
-            })?;
-            if !out.rejected.is_empty() {
-                let (plugin, version) = p.identity();
-                let culprit = Culprit {
-                    stage: name.clone(),
-                    plugin,
-                    version,
-                };
-                let mut dead = DeadLetters::new(&name, input.origin.clone());
-                for r in &out.rejected {
-                    if let Some(e) = input.get(r.index as usize) {
-                        dead.add(&e, &input.origin, &culprit, "rejected", &r.reason);
-                    }
-                }
-                if let Some(d) = dead.finish() {
-                    Metrics::add(&self.metrics.dead_letters, d.len() as u64);
-                    self.dead.send(Message::Batch(Arc::new(d)));
-                }
+            let outcome = match run_call(
+                self.instance.as_mut(),
+                &name,
+                policy,
+                &input,
+                &mut call,
+                &mut budget,
+            ) {
+                Ok(o) => o,
+                Err(e) => break Err(e.context(format!("stage `{name}`: on-timers"))),
+            };
+            Metrics::add(&self.metrics.skipped, outcome.skipped);
+            Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
+            for out in outcome.outputs {
+                self.outputs.send(Message::Batch(Arc::new(out)));
             }
-            if !produced.is_empty() {
-                self.outputs.send(Message::Batch(Arc::new(produced)));
+            if let Some(d) = outcome.dead {
+                Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+                self.dead.send(Message::Batch(Arc::new(d)));
             }
+            if fired >= max_fired || calls >= max_calls {
+                let left = state.lock().map(|s| s.timer_count()).unwrap_or(0);
+                if left > 0 {
+                    tracing::warn!(stage = %name, fired, calls, left, "timer ceiling per watermark advance reached; the rest fire at the next advance");
+                }
+                break Ok(());
+            }
+        };
+        if let Ok(mut s) = state.lock() {
+            s.firing(None);
         }
+        result
     }
 
     /// Processors: saves state for checkpoint `id` before the barrier goes on.

@@ -7,11 +7,17 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::limits::{INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
+
 /// How often the epoch advances; CPU budgets are rounded up to this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The largest memory any instance may ever have (the per-stage cap is lower).
 const POOL_MAX_MEMORY: usize = 4 << 30;
+
+/// Plugin instances (stores) alive at once in one process: one per stage,
+/// plus short-lived ones that load and describe plugins.
+const POOL_STORES: usize = 256;
 
 /// The engines of a process, shared by every pipeline and stage: one compiled
 /// with epoch checks (CPU budgets), and, only if a stage asks for
@@ -68,10 +74,10 @@ impl WasmEngine {
     }
 
     /// The engine for a stage's CPU budget.
-    pub fn engine_for(&self, budget: crate::config::CpuBudget) -> Result<&Engine> {
+    pub fn engine_for(&self, budget: super::limits::CpuBudget) -> Result<&Engine> {
         match budget {
-            crate::config::CpuBudget::Millis(_) => Ok(&self.engine),
-            crate::config::CpuBudget::Unlimited => {
+            super::limits::CpuBudget::Millis(_) => Ok(&self.engine),
+            super::limits::CpuBudget::Unlimited => {
                 if let Some(e) = self.unbounded.get() {
                     return Ok(e);
                 }
@@ -86,11 +92,17 @@ impl WasmEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(epochs);
         if pooling {
+            // Sized from the per-store caps the limiter enforces: every one
+            // of POOL_STORES live plugin instances can hold its full share,
+            // so no stage can take another's slots (255 one-page memories
+            // in one component once starved every other stage).
             let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(256);
-            pool.total_core_instances(1024);
-            pool.total_memories(256);
-            pool.total_tables(1024);
+            pool.total_component_instances(POOL_STORES as u32);
+            pool.total_core_instances((POOL_STORES * INSTANCES_PER_COMPONENT) as u32);
+            pool.total_memories((POOL_STORES * MEMORIES_PER_COMPONENT) as u32);
+            pool.total_tables((POOL_STORES * TABLES_PER_COMPONENT) as u32);
+            pool.max_memories_per_component(MEMORIES_PER_COMPONENT as u32);
+            pool.max_tables_per_component(TABLES_PER_COMPONENT as u32);
             pool.max_memory_size(POOL_MAX_MEMORY);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }

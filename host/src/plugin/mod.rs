@@ -3,22 +3,26 @@
 
 pub mod bindings;
 mod cache;
+mod ceilings;
 pub mod component;
 mod engine;
 mod host;
+mod limiter;
+pub mod limits;
 mod output;
+pub mod output_check;
 mod processor;
 mod transform;
 
 pub use cache::{CacheOutcome, ComponentCache};
+pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
+pub use limits::{CpuBudget, Limits};
 pub use processor::{ProcessorInstance, ProcessorPlugin};
-pub use transform::{CallFailure, LoadError, TransformInstance, TransformPlugin};
+pub use transform::{CallCap, CallFailure, LoadError, TransformInstance, TransformPlugin};
 
 use std::path::Path;
-
-use crate::config::CpuBudget;
 
 /// A stage's plugin: a stateless transform or a stateful processor, told
 /// apart by the world the component implements.

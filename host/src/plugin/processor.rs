@@ -18,10 +18,12 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, World};
 use super::engine::WasmEngine;
 use super::host::{HostState, ProcessorContext};
+use super::limits::{CpuBudget, Limits};
+use super::output_check;
 use super::transform::{
-    classify, compile, deadline, file_stem, link_err, CallFailure, Compiled, LoadError,
+    call_deadline, classify, compile, deadline, file_stem, link_err, CallCap, CallFailure,
+    Compiled, LoadError,
 };
-use crate::config::{CpuBudget, Limits};
 use crate::state::{KeyedState, Table};
 
 /// A compiled, linked processor component.
@@ -115,6 +117,7 @@ pub struct ProcessorInstance {
     stage: String,
     params: Vec<Param>,
     limits: Limits,
+    cap: Option<CallCap>,
     state: Arc<Mutex<KeyedState>>,
     tables: HashMap<String, Table>,
     live: Option<Live>,
@@ -142,6 +145,7 @@ impl ProcessorInstance {
                 })
                 .collect(),
             limits,
+            cap: None,
             state: Arc::new(Mutex::new(KeyedState::default())),
             tables,
             live: None,
@@ -154,6 +158,16 @@ impl ProcessorInstance {
     /// The plugin this instance runs.
     pub fn plugin(&self) -> &Arc<ProcessorPlugin> {
         &self.plugin
+    }
+
+    /// The stage's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Caps the CPU time of the following calls (`None` lifts the cap).
+    pub fn cap_calls(&mut self, cap: Option<CallCap>) {
+        self.cap = cap;
     }
 
     /// The stage's state (for checkpoints and restores).
@@ -172,7 +186,7 @@ impl ProcessorInstance {
         });
         let mut store = Store::new(&self.plugin.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if let Some(t) = deadline(self.limits.cpu_ms_per_call) {
+        if let Some(t) = call_deadline(self.limits.cpu_ms_per_call, self.cap).0 {
             store.set_epoch_deadline(t);
         }
         let bindings = self
@@ -205,7 +219,7 @@ impl ProcessorInstance {
 
     /// Processes one batch; state written by the call is kept only if it succeeds.
     pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
-        self.call(|live| {
+        self.call(batch.events.len(), |live| {
             live.bindings
                 .sluice_plugin_stateful()
                 .processor()
@@ -215,7 +229,7 @@ impl ProcessorInstance {
 
     /// Delivers timers the watermark has passed.
     pub fn on_timers(&mut self, fired: &[pb::FiredTimer]) -> Result<Output, CallFailure> {
-        self.call(|live| {
+        self.call(fired.len(), |live| {
             live.bindings
                 .sluice_plugin_stateful()
                 .processor()
@@ -225,19 +239,60 @@ impl ProcessorInstance {
 
     fn call(
         &mut self,
+        inputs: usize,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<Output, pb::CallError>>,
+    ) -> Result<Output, CallFailure> {
+        // The runner may have swapped in a restored state: the ceilings are
+        // the stage's, whatever state object is there.
+        self.lock().set_limits(&self.limits);
+        let outcome = self.call_unchecked(inputs, f);
+        let state = self.state.clone();
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = match (outcome, state.breached()) {
+            (Ok(_), Some(limit)) | (Err(CallFailure::Trap { .. }), Some(limit)) => {
+                self.live = None;
+                Err(CallFailure::Limit {
+                    plugin: self.plugin.label(),
+                    stage: self.stage.clone(),
+                    limit,
+                })
+            }
+            (outcome, _) => outcome,
+        };
+        if outcome.is_ok() {
+            state.commit();
+        } else {
+            state.rollback();
+        }
+        drop(state);
+        outcome
+    }
+
+    fn call_unchecked(
+        &mut self,
+        inputs: usize,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<Output, pb::CallError>>,
     ) -> Result<Output, CallFailure> {
         self.ensure_live()?;
         let Some(live) = self.live.as_mut() else {
             return Err(self.trap("instance unavailable".into()));
         };
-        if let Some(ticks) = deadline(self.limits.cpu_ms_per_call) {
+        if let Some(ticks) = call_deadline(self.limits.cpu_ms_per_call, self.cap).0 {
             live.store.set_epoch_deadline(ticks);
         }
         live.store.data_mut().begin_call();
-        let result = f(live);
-        let outcome = match result {
-            Ok(Ok(output)) => Ok(output),
+        match f(live) {
+            Ok(Ok(mut output)) => match output_check::check(&mut output, inputs, &self.limits) {
+                Ok(_) => Ok(output),
+                Err(fault) => {
+                    self.live = None;
+                    Err(CallFailure::from_output(
+                        fault,
+                        self.plugin.label(),
+                        self.stage.clone(),
+                    ))
+                }
+            },
             Ok(Err(pb::CallError::Retry(message))) => Err(CallFailure::Retry {
                 plugin: self.plugin.label(),
                 stage: self.stage.clone(),
@@ -252,15 +307,7 @@ impl ProcessorInstance {
                 Some(live) => self.classify(&live.store, e),
                 None => self.trap(format!("{e:?}")),
             }),
-        };
-        let mut state = self.lock();
-        if outcome.is_ok() {
-            state.commit();
-        } else {
-            state.rollback();
         }
-        drop(state);
-        outcome
     }
 
     fn trap(&self, message: String) -> CallFailure {
@@ -277,7 +324,7 @@ impl ProcessorInstance {
             e,
             self.plugin.label(),
             self.stage.clone(),
-            self.limits.cpu_ms_per_call,
+            call_deadline(self.limits.cpu_ms_per_call, self.cap).1,
         )
     }
 }

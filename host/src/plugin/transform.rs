@@ -16,7 +16,8 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, ComponentError, Shape, World};
 use super::engine::WasmEngine;
 use super::host::HostState;
-use crate::config::{CpuBudget, Limits};
+use super::limits::{CpuBudget, Limits};
+use super::output_check::{self, OutputFault};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +251,17 @@ pub enum CallFailure {
         /// What happened.
         message: String,
     },
+    /// The plugin returned an output that contradicts the contract (a span
+    /// outside its data, a parent or rejection naming no input event).
+    #[error("plugin {plugin} in stage `{stage}` returned an invalid output: {message}; the instance was discarded")]
+    InvalidOutput {
+        /// `name@version`.
+        plugin: String,
+        /// Stage name.
+        stage: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The plugin asked for the batch to be retried later.
     #[error("plugin {plugin} in stage `{stage}` asked to retry: {message}")]
     Retry {
@@ -279,6 +291,7 @@ impl CallFailure {
             CallFailure::Init { .. } => "init",
             CallFailure::Limit { .. } => "limit",
             CallFailure::Trap { .. } => "trap",
+            CallFailure::InvalidOutput { .. } => "invalid-output",
             CallFailure::Retry { .. } => "retry",
             CallFailure::Fatal { .. } => "fatal",
         }
@@ -286,7 +299,53 @@ impl CallFailure {
 
     /// True when isolating the culprit event (by splitting the batch) makes sense.
     pub fn is_event_specific(&self) -> bool {
-        matches!(self, CallFailure::Limit { .. } | CallFailure::Trap { .. })
+        matches!(
+            self,
+            CallFailure::Limit { .. }
+                | CallFailure::Trap { .. }
+                | CallFailure::InvalidOutput { .. }
+        )
+    }
+
+    /// The failure for an output [`output_check::check`] refused.
+    pub(crate) fn from_output(fault: OutputFault, plugin: String, stage: String) -> Self {
+        match fault {
+            OutputFault::Limit(limit) => CallFailure::Limit {
+                plugin,
+                stage,
+                limit,
+            },
+            OutputFault::Invalid(message) => CallFailure::InvalidOutput {
+                plugin,
+                stage,
+                message,
+            },
+        }
+    }
+}
+
+/// A cap on the next calls' CPU time: what is left of a batch's isolation
+/// budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallCap {
+    /// Milliseconds left.
+    pub left_ms: u64,
+    /// The whole per-batch budget, for messages.
+    pub batch_ms: u64,
+}
+
+/// The epoch deadline of a call under `budget` and `cap`, and how to name it
+/// when it runs out.
+pub(crate) fn call_deadline(budget: CpuBudget, cap: Option<CallCap>) -> (Option<u64>, String) {
+    match (budget, cap) {
+        (CpuBudget::Millis(ms), Some(c)) if c.left_ms < ms => (
+            deadline(CpuBudget::Millis(c.left_ms.max(1))),
+            format!(
+                "CPU budget of {} ms per batch (isolating the events of a failed batch; {} ms were left)",
+                c.batch_ms, c.left_ms
+            ),
+        ),
+        _ => (deadline(budget), format!("CPU budget of {budget}")),
     }
 }
 
@@ -302,6 +361,7 @@ pub struct TransformInstance {
     stage: String,
     params: Vec<Param>,
     limits: Limits,
+    cap: Option<CallCap>,
     live: Option<Live>,
     /// Instances created so far (1 + number of replacements).
     pub instantiations: u64,
@@ -338,11 +398,22 @@ impl TransformInstance {
                 })
                 .collect(),
             limits,
+            cap: None,
             live: None,
             instantiations: 0,
         };
         inst.ensure_live()?;
         Ok(inst)
+    }
+
+    /// The stage's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Caps the CPU time of the following calls (`None` lifts the cap).
+    pub fn cap_calls(&mut self, cap: Option<CallCap>) {
+        self.cap = cap;
     }
 
     /// The plugin this instance runs.
@@ -371,6 +442,10 @@ impl TransformInstance {
             return Ok(());
         }
         let mut store = self.plugin.new_store(&self.stage, self.limits);
+        let (ticks, _) = call_deadline(self.limits.cpu_ms_per_call, self.cap);
+        if let Some(ticks) = ticks {
+            store.set_epoch_deadline(ticks);
+        }
         let bindings = self
             .plugin
             .pre
@@ -402,7 +477,8 @@ impl TransformInstance {
         let Some(live) = self.live.as_mut() else {
             return Err(self.trap("instance unavailable".into()));
         };
-        if let Some(ticks) = deadline(self.limits.cpu_ms_per_call) {
+        let (ticks, _) = call_deadline(self.limits.cpu_ms_per_call, self.cap);
+        if let Some(ticks) = ticks {
             live.store.set_epoch_deadline(ticks);
         }
         live.store.data_mut().begin_call();
@@ -412,7 +488,26 @@ impl TransformInstance {
             .transform()
             .call_process(&mut live.store, live.handle, batch);
         match result {
-            Ok(Ok(output)) => Ok(output),
+            Ok(Ok(mut output)) => {
+                match output_check::check(&mut output, batch.events.len(), &self.limits) {
+                    Ok(checked) => {
+                        if checked.stripped_headers > 0 {
+                            tracing::debug!(stage = %self.stage, stripped = checked.stripped_headers, "removed host-owned sluice.* headers from plugin output");
+                        }
+                        Ok(output)
+                    }
+                    Err(fault) => {
+                        // A plugin that breaks the contract once is not trusted
+                        // with the next batch either.
+                        self.live = None;
+                        Err(CallFailure::from_output(
+                            fault,
+                            self.plugin.label(),
+                            self.stage.clone(),
+                        ))
+                    }
+                }
+            }
             Ok(Err(bindings::CallError::Retry(message))) => Err(CallFailure::Retry {
                 plugin: self.plugin.label(),
                 stage: self.stage.clone(),
@@ -447,7 +542,7 @@ impl TransformInstance {
             e,
             self.plugin.label(),
             self.stage.clone(),
-            self.limits.cpu_ms_per_call,
+            call_deadline(self.limits.cpu_ms_per_call, self.cap).1,
         )
     }
 }
@@ -459,7 +554,7 @@ pub(crate) fn classify(
     e: wasmtime::Error,
     plugin: String,
     stage: String,
-    budget: CpuBudget,
+    cpu_limit: String,
 ) -> CallFailure {
     if let Some(limit) = store.data().limiter.breached() {
         return CallFailure::Limit {
@@ -472,7 +567,7 @@ pub(crate) fn classify(
         return CallFailure::Limit {
             plugin,
             stage,
-            limit: format!("CPU budget of {budget}"),
+            limit: cpu_limit,
         };
     }
     let mut message = match e.downcast_ref::<Trap>() {

@@ -8,6 +8,13 @@
 //! The whole state is saved at every checkpoint barrier, next to the
 //! checkpoint it belongs to, and restored from the checkpoint a restart
 //! resumes from, so state and source positions always match.
+//!
+//! The stage's ceilings (state bytes, entries, timers) are checked when a
+//! plugin writes: a write past one is refused and the call is marked breached
+//! ([`KeyedState::breached`]), so the processor fails that call and rolls
+//! its writes back. Timers a plugin registers while timers fire, at or before
+//! the time being fired, wait for the next watermark advance: a plugin that
+//! re-registers what fires cannot keep one advance going forever.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -15,11 +22,51 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::plugin::Limits;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     value: Vec<u8>,
     /// Expires once the watermark passes this event time.
     expires_at: Option<i64>,
+}
+
+fn timer_size(key: &[u8]) -> i64 {
+    key.len() as i64 + 8
+}
+
+impl Entry {
+    fn size(key: &[u8], e: Option<&Entry>) -> i64 {
+        e.map_or(0, |e| (key.len() + e.value.len()) as i64)
+    }
+}
+
+/// The ceilings of one stage's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Key + value bytes.
+    pub bytes: u64,
+    /// Entries.
+    pub entries: u64,
+    /// Pending timers.
+    pub timers: u64,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self::from(&l)
+    }
+}
+
+impl From<&Limits> for StateLimits {
+    fn from(l: &Limits) -> Self {
+        Self {
+            bytes: l.state_mb.saturating_mul(1 << 20),
+            entries: l.state_entries,
+            timers: l.timers,
+        }
+    }
 }
 
 /// One stage's state.
@@ -30,6 +77,22 @@ pub struct KeyedState {
     watermark: Option<i64>,
     pending: BTreeMap<Vec<u8>, Option<Entry>>,
     pending_timers: Vec<(bool, i64, Vec<u8>)>,
+    limits: StateLimits,
+    /// Key + value bytes of `entries`.
+    bytes: i64,
+    /// Key bytes (+ 8 for the time) of `timers` and `deferred`: timer keys
+    /// count against the byte ceiling too.
+    timer_bytes: i64,
+    /// What `pending_timers` would add to `timer_bytes` at most.
+    pending_timer_bytes: i64,
+    /// What `pending` would add to `bytes` and to the entry count.
+    pending_bytes: i64,
+    pending_entries: i64,
+    /// Set while timers up to this time are being fired.
+    firing_upto: Option<i64>,
+    /// Timers registered while firing, at or before the time being fired.
+    deferred: Vec<(i64, Vec<u8>)>,
+    breach: Option<String>,
 }
 
 const MAGIC: &[u8; 8] = b"SLUICEST";
@@ -46,8 +109,67 @@ impl KeyedState {
             return;
         }
         self.watermark = Some(to);
-        self.entries
-            .retain(|_, e| e.expires_at.is_none_or(|at| at > to));
+        let mut freed = 0;
+        self.entries.retain(|k, e| {
+            let keep = e.expires_at.is_none_or(|at| at > to);
+            if !keep {
+                freed += Entry::size(k, Some(e));
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+
+    /// Sets the ceilings checked by later writes.
+    pub fn set_limits(&mut self, limits: impl Into<StateLimits>) {
+        self.limits = limits.into();
+    }
+
+    /// The ceiling this call's writes ran into, if any.
+    pub fn breached(&self) -> Option<String> {
+        self.breach.clone()
+    }
+
+    fn refuse(&mut self, what: String) {
+        if self.breach.is_none() {
+            self.breach = Some(what);
+        }
+    }
+
+    /// Records a pending write of `key` (replacing any earlier one in this
+    /// call) if the ceilings allow it.
+    fn stage_write(&mut self, key: Vec<u8>, entry: Option<Entry>) {
+        if self.breach.is_some() {
+            return;
+        }
+        let committed = Entry::size(&key, self.entries.get(&key));
+        let exists = i64::from(self.entries.contains_key(&key));
+        let (old_bytes, old_entries) = match self.pending.get(&key) {
+            Some(p) => (
+                Entry::size(&key, p.as_ref()) - committed,
+                i64::from(p.is_some()) - exists,
+            ),
+            None => (0, 0),
+        };
+        let new_bytes = Entry::size(&key, entry.as_ref()) - committed;
+        let new_entries = i64::from(entry.is_some()) - exists;
+        let bytes = self.bytes + self.pending_bytes - old_bytes
+            + new_bytes
+            + self.timer_bytes
+            + self.pending_timer_bytes;
+        let entries = self.entries.len() as i64 + self.pending_entries - old_entries + new_entries;
+        if bytes > 0 && bytes as u64 > self.limits.bytes {
+            let mb = self.limits.bytes >> 20;
+            return self.refuse(format!(
+                "state ceiling of {mb} MiB (a write would bring the stage's state to {bytes} bytes)"
+            ));
+        }
+        if entries > 0 && entries as u64 > self.limits.entries {
+            return self.refuse(format!("state ceiling of {} entries", self.limits.entries));
+        }
+        self.pending_bytes += new_bytes - old_bytes;
+        self.pending_entries += new_entries - old_entries;
+        self.pending.insert(key, entry);
     }
 
     /// A value, seeing this call's own writes.
@@ -66,45 +188,97 @@ impl KeyedState {
                 .max(0)
                 .saturating_add(i64::try_from(t).unwrap_or(i64::MAX))
         });
-        self.pending.insert(key, Some(Entry { value, expires_at }));
+        self.stage_write(key, Some(Entry { value, expires_at }));
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.pending.insert(key, None);
+        self.stage_write(key, None);
     }
 
-    /// Entries under `prefix` in key order, at most `limit`, seeing this call's writes.
+    /// Entries under `prefix` in key order, at most `limit`, seeing this
+    /// call's writes. Walks no further than `limit` live entries.
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut merged: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        for (k, e) in self
+        let mut committed = self
             .entries
-            .range(prefix.to_vec()..)
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            merged.insert(k, Some(&e.value));
-        }
-        for (k, e) in self
+            .map(|(k, e)| (k.as_slice(), Some(e.value.as_slice())))
+            .peekable();
+        let mut pending = self
             .pending
-            .range(prefix.to_vec()..)
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            merged.insert(k, e.as_ref().map(|e| e.value.as_slice()));
+            .map(|(k, e)| (k.as_slice(), e.as_ref().map(|e| e.value.as_slice())))
+            .peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            // The pending write of a key hides its committed value.
+            let next = match (committed.peek(), pending.peek()) {
+                (None, None) => break,
+                (Some(_), None) => committed.next(),
+                (None, Some(_)) => pending.next(),
+                (Some((c, _)), Some((p, _))) => match c.cmp(p) {
+                    std::cmp::Ordering::Less => committed.next(),
+                    std::cmp::Ordering::Greater => pending.next(),
+                    std::cmp::Ordering::Equal => {
+                        committed.next();
+                        pending.next()
+                    }
+                },
+            };
+            if let Some((k, Some(v))) = next {
+                out.push((k.to_vec(), v.to_vec()));
+            }
         }
-        merged
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_vec(), v?.to_vec())))
-            .take(limit)
-            .collect()
+        out
     }
 
     /// Asks for a timer at event time `at`.
     pub fn register(&mut self, key: Vec<u8>, at: i64) {
+        if self.breach.is_some() {
+            return;
+        }
+        let count = self.timers.len() + self.deferred.len() + self.pending_timers.len();
+        if count as u64 >= self.limits.timers {
+            return self.refuse(format!(
+                "timer ceiling of {} pending timers",
+                self.limits.timers
+            ));
+        }
+        let bytes = self.bytes
+            + self.pending_bytes
+            + self.timer_bytes
+            + self.pending_timer_bytes
+            + timer_size(&key);
+        if bytes > 0 && bytes as u64 > self.limits.bytes {
+            let mb = self.limits.bytes >> 20;
+            return self.refuse(format!(
+                "state ceiling of {mb} MiB (a timer would bring the stage's state and timer keys to {bytes} bytes)"
+            ));
+        }
+        self.pending_timer_bytes += timer_size(&key);
         self.pending_timers.push((true, at, key));
     }
 
     /// Cancels a timer.
     pub fn cancel(&mut self, key: Vec<u8>, at: i64) {
+        if self.breach.is_some() {
+            return;
+        }
+        // Cancels are recorded like registrations, so they count the same.
+        if self.pending_timers.len() as u64 >= self.limits.timers {
+            return self.refuse(format!(
+                "timer ceiling of {} timer operations per call",
+                self.limits.timers
+            ));
+        }
         self.pending_timers.push((false, at, key));
     }
 
@@ -113,26 +287,72 @@ impl KeyedState {
         for (k, e) in std::mem::take(&mut self.pending) {
             match e {
                 Some(e) => {
-                    self.entries.insert(k, e);
+                    let key_len = k.len() as i64;
+                    self.bytes += Entry::size(&k, Some(&e));
+                    if let Some(old) = self.entries.insert(k, e) {
+                        self.bytes -= key_len + old.value.len() as i64;
+                    }
                 }
                 None => {
-                    self.entries.remove(&k);
+                    if let Some(old) = self.entries.remove(&k) {
+                        self.bytes -= Entry::size(&k, Some(&old));
+                    }
                 }
             }
         }
         for (add, at, key) in std::mem::take(&mut self.pending_timers) {
+            let size = timer_size(&key);
             if add {
-                self.timers.insert((at, key));
+                match self.firing_upto {
+                    Some(upto) if at <= upto => {
+                        self.timer_bytes += size;
+                        self.deferred.push((at, key));
+                    }
+                    _ => {
+                        if self.timers.insert((at, key)) {
+                            self.timer_bytes += size;
+                        }
+                    }
+                }
             } else {
-                self.timers.remove(&(at, key));
+                let t = (at, key);
+                if self.timers.remove(&t) {
+                    self.timer_bytes -= size;
+                }
+                let before = self.deferred.len();
+                self.deferred.retain(|d| *d != t);
+                self.timer_bytes -= size * (before - self.deferred.len()) as i64;
             }
         }
+        self.pending_timer_bytes = 0;
+        self.pending_bytes = 0;
+        self.pending_entries = 0;
+        self.breach = None;
     }
 
     /// Forgets this call's writes (the call failed).
     pub fn rollback(&mut self) {
         self.pending.clear();
         self.pending_timers.clear();
+        self.pending_timer_bytes = 0;
+        self.pending_bytes = 0;
+        self.pending_entries = 0;
+        self.breach = None;
+    }
+
+    /// Marks timers up to `upto` as being fired (`Some`), or the end of a
+    /// watermark advance (`None`): timers registered meanwhile at or before
+    /// the time being fired then become due for the next advance.
+    pub fn firing(&mut self, upto: Option<i64>) {
+        self.firing_upto = upto;
+        if upto.is_none() {
+            for t in std::mem::take(&mut self.deferred) {
+                let size = timer_size(&t.1);
+                if !self.timers.insert(t) {
+                    self.timer_bytes -= size;
+                }
+            }
+        }
     }
 
     /// Removes and returns the timers at or before the watermark, oldest first.
@@ -143,6 +363,7 @@ impl KeyedState {
             match self.timers.first() {
                 Some((at, _)) if *at <= w => {
                     if let Some(t) = self.timers.pop_first() {
+                        self.timer_bytes -= timer_size(&t.1);
                         due.push(t);
                     }
                 }
@@ -154,7 +375,12 @@ impl KeyedState {
 
     /// Puts back timers whose call failed, so they fire again.
     pub fn restore_timers(&mut self, timers: Vec<(i64, Vec<u8>)>) {
-        self.timers.extend(timers);
+        for t in timers {
+            let size = timer_size(&t.1);
+            if self.timers.insert(t) {
+                self.timer_bytes += size;
+            }
+        }
     }
 
     /// Number of entries and their key+value bytes.
@@ -170,32 +396,36 @@ impl KeyedState {
 
     /// Pending timers.
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.deferred.len()
     }
 
     /// Saves everything committed to `path` (atomically: temp file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut buf = Vec::with_capacity(64 + self.size().1);
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&self.watermark().to_le_bytes());
-        buf.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (k, e) in &self.entries {
-            put_bytes(&mut buf, k);
-            put_bytes(&mut buf, &e.value);
-            buf.extend_from_slice(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes());
-        }
-        buf.extend_from_slice(&(self.timers.len() as u64).to_le_bytes());
-        for (at, k) in &self.timers {
-            buf.extend_from_slice(&at.to_le_bytes());
-            put_bytes(&mut buf, k);
-        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = path.with_extension("tmp");
-        let mut f =
+        let f =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&buf)?;
+        // Streamed, not built in memory first: the state may be as large as
+        // its ceiling, and a second copy of it would double the peak.
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        w.write_all(MAGIC)?;
+        w.write_all(&self.watermark().to_le_bytes())?;
+        w.write_all(&(self.entries.len() as u64).to_le_bytes())?;
+        for (k, e) in &self.entries {
+            put_bytes(&mut w, k)?;
+            put_bytes(&mut w, &e.value)?;
+            w.write_all(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes())?;
+        }
+        w.write_all(&((self.timers.len() + self.deferred.len()) as u64).to_le_bytes())?;
+        // Deferred timers are only held within one advance; saving them with
+        // the rest keeps them should a barrier land meanwhile.
+        for (at, k) in self.timers.iter().chain(self.deferred.iter()) {
+            w.write_all(&at.to_le_bytes())?;
+            put_bytes(&mut w, k)?;
+        }
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
@@ -218,6 +448,7 @@ impl KeyedState {
             let k = r.bytes()?;
             let value = r.bytes()?;
             let exp = r.i64()?;
+            s.bytes += (k.len() + value.len()) as i64;
             s.entries.insert(
                 k,
                 Entry {
@@ -228,7 +459,11 @@ impl KeyedState {
         }
         for _ in 0..r.u64()? {
             let at = r.i64()?;
-            s.timers.insert((at, r.bytes()?));
+            let key = r.bytes()?;
+            let size = timer_size(&key);
+            if s.timers.insert((at, key)) {
+                s.timer_bytes += size;
+            }
         }
         Ok(s)
     }
@@ -260,9 +495,9 @@ pub fn prune(state_dir: &Path, stage: &str, keep_from: u64) {
     }
 }
 
-fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
-    buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-    buf.extend_from_slice(b);
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(b.len() as u64).to_le_bytes())?;
+    w.write_all(b)
 }
 
 struct Reader<'a> {
@@ -344,5 +579,76 @@ mod tests {
         assert_eq!(back.due_timers(10), vec![(120, b"k".to_vec())]);
         prune(dir.path(), "agg", 4);
         assert!(!path.exists());
+    }
+
+    fn limited(bytes: u64, entries: u64, timers: u64) -> KeyedState {
+        let mut s = KeyedState::default();
+        s.set_limits(StateLimits {
+            bytes,
+            entries,
+            timers,
+        });
+        s
+    }
+
+    #[test]
+    fn writes_past_a_ceiling_are_refused_and_mark_the_call() {
+        let mut s = limited(100, 3, 2);
+        s.put(b"a".to_vec(), vec![0; 40], None);
+        s.put(b"a".to_vec(), vec![0; 60], None);
+        assert_eq!(s.breached(), None, "rewriting a key counts once");
+        s.put(b"b".to_vec(), vec![0; 60], None);
+        assert!(s.breached().is_some_and(|b| b.contains("state ceiling")));
+        assert_eq!(s.get(b"b"), None, "the refused write is not visible");
+        s.rollback();
+        assert_eq!(s.breached(), None);
+        for k in [b"x", b"y", b"z"] {
+            s.put(k.to_vec(), vec![1], None);
+        }
+        s.commit();
+        s.put(b"w".to_vec(), vec![1], None);
+        assert!(s.breached().is_some_and(|b| b.contains("3 entries")));
+        s.rollback();
+        s.delete(b"x".to_vec());
+        s.put(b"w".to_vec(), vec![1], None);
+        assert_eq!(s.breached(), None, "a delete makes room");
+        s.commit();
+        s.register(b"t1".to_vec(), 1);
+        s.register(b"t2".to_vec(), 2);
+        s.register(b"t3".to_vec(), 3);
+        assert!(s
+            .breached()
+            .is_some_and(|b| b.contains("timer ceiling of 2")));
+        s.rollback();
+        let mut s = limited(100, 10, 10);
+        s.register(vec![0; 200], 1);
+        assert!(
+            s.breached().is_some_and(|b| b.contains("state ceiling")),
+            "timer keys count as state bytes"
+        );
+    }
+
+    #[test]
+    fn timers_rearmed_while_firing_wait_for_the_next_advance() {
+        let mut s = KeyedState::default();
+        s.register(b"k".to_vec(), 10);
+        s.commit();
+        s.advance(10);
+        let due = s.due_timers(10);
+        assert_eq!(due.len(), 1);
+        s.firing(Some(10));
+        s.register(b"k".to_vec(), 10);
+        s.register(b"later".to_vec(), 11);
+        s.commit();
+        assert!(s.due_timers(10).is_empty(), "not again in this advance");
+        s.firing(None);
+        assert_eq!(s.timer_count(), 2);
+        assert_eq!(
+            s.due_timers(10),
+            vec![(10, b"k".to_vec())],
+            "due at the next advance"
+        );
+        s.advance(11);
+        assert_eq!(s.due_timers(10), vec![(11, b"later".to_vec())]);
     }
 }

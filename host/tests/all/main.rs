@@ -5,6 +5,7 @@
 mod cli;
 mod elasticsearch;
 mod exactly_once;
+mod hostile;
 mod hot_reload;
 mod kafka;
 mod languages;

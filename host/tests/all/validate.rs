@@ -143,7 +143,7 @@ fn env_interpolation_fills_secrets_and_names_missing_variables() {
 }
 
 #[test]
-fn cpu_budget_accepts_milliseconds_or_unlimited_and_refuses_zero() {
+fn cpu_budget_accepts_milliseconds_or_unlimited_where_the_operator_allows_it_and_refuses_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("p.yaml");
     let write = |budget: &str| {
@@ -167,10 +167,61 @@ fn cpu_budget_accepts_milliseconds_or_unlimited_and_refuses_zero() {
         "{err}"
     );
     write("unlimited");
-    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let err = run_failing(sluice().arg("validate").arg(&p));
+    assert!(
+        err.contains("stages.copy.limits.cpu_ms_per_call")
+            && err.contains("not allowed on this host")
+            && err.contains("allow_unlimited_cpu"),
+        "unlimited needs the operator's consent: {err}"
+    );
+    let host = dir.path().join("host.yaml");
+    std::fs::write(&host, "ceilings: {allow_unlimited_cpu: true}\n").expect("write");
+    run_ok(
+        sluice()
+            .arg("run")
+            .arg(&p)
+            .arg("--no-progress")
+            .env("SLUICE_HOST_CONFIG", &host),
+    );
     assert_eq!(
         lines(&dir.path().join("out.jsonl")).len(),
         50,
         "a trusted stage runs every event"
+    );
+}
+
+#[test]
+fn limits_above_the_operator_ceilings_fail_validation_naming_field_value_and_ceiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "sources:\n  gen: {{type: datagen, kind: orders, count: 5}}\nstages:\n  copy:\n    plugin: {}\n    inputs: [gen]\n    limits: {{memory_mb: 4096, state_mb: 100}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [copy]}}\n",
+            q(&plugin("passthrough"))
+        ),
+    );
+    let err = run_failing(sluice().arg("validate").arg(&p));
+    assert!(
+        err.contains("stages.copy.limits.memory_mb")
+            && err.contains("4096 is above this host's ceiling of 1024"),
+        "{err}"
+    );
+    let host = dir.path().join("host.yaml");
+    std::fs::write(
+        &host,
+        "ceilings:\n  memory_mb: 8192\n  output_mb_per_call: 8192\n  state_mb: 64\n",
+    )
+    .expect("write");
+    let err = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .env("SLUICE_HOST_CONFIG", &host),
+    );
+    assert!(
+        err.contains("stages.copy.limits.state_mb")
+            && err.contains("100 is above this host's ceiling of 64")
+            && !err.contains("limits.memory_mb"),
+        "{err}"
     );
 }

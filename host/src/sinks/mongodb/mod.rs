@@ -25,7 +25,6 @@ pub use config::{MongoSinkConfig, WriteMode};
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use mongodb::bson::{doc, Bson, Document};

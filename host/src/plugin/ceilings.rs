@@ -1,0 +1,209 @@
+//! Operator ceilings: the most any pipeline file may ask for in `limits:`.
+//!
+//! A pipeline author chooses limits per stage; the operator of the host
+//! bounds those choices. The ceilings come from the file named by
+//! `SLUICE_HOST_CONFIG` (YAML or JSON), under `ceilings:`, and default to
+//! the safe values below. A stage asking for more fails validation with the
+//! field, its value and the ceiling.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::limits::{CpuBudget, Limits};
+
+/// The environment variable naming the host configuration file.
+pub const HOST_CONFIG_ENV: &str = "SLUICE_HOST_CONFIG";
+
+/// The most a stage may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ceilings {
+    /// `memory_mb`.
+    pub memory_mb: u64,
+    /// `cpu_ms_per_call` in milliseconds.
+    pub cpu_ms_per_call: u64,
+    /// Whether `cpu_ms_per_call: unlimited` (no CPU budget at all) is allowed.
+    pub allow_unlimited_cpu: bool,
+    /// `cpu_ms_per_batch`.
+    pub cpu_ms_per_batch: u64,
+    /// `output_events_per_call`.
+    pub output_events_per_call: u64,
+    /// `output_mb_per_call`.
+    pub output_mb_per_call: u64,
+    /// `state_mb`.
+    pub state_mb: u64,
+    /// `state_entries`.
+    pub state_entries: u64,
+    /// `timers`.
+    pub timers: u64,
+}
+
+impl Default for Ceilings {
+    fn default() -> Self {
+        Self {
+            memory_mb: 1024,
+            cpu_ms_per_call: 60_000,
+            allow_unlimited_cpu: false,
+            cpu_ms_per_batch: 300_000,
+            output_events_per_call: 4 << 20,
+            output_mb_per_call: 1024,
+            state_mb: 4096,
+            state_entries: 50_000_000,
+            timers: 10_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostConfig {
+    #[serde(default)]
+    ceilings: Ceilings,
+}
+
+impl Ceilings {
+    /// The ceilings of this host: from `$SLUICE_HOST_CONFIG` when set, the
+    /// defaults otherwise.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var_os(HOST_CONFIG_ENV) {
+            Some(path) if !path.is_empty() => Self::from_file(Path::new(&path)),
+            _ => Ok(Self::default()),
+        }
+    }
+
+    /// Reads the `ceilings:` of a host configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("host configuration {}: {e}", path.display()))?;
+        let docs = yaml_rust2::YamlLoader::load_from_str(&text)
+            .map_err(|e| format!("host configuration {}: {e}", path.display()))?;
+        let value = docs.first().map_or(serde_json::Value::Null, to_json);
+        if value.is_null() {
+            return Ok(Self::default());
+        }
+        serde_json::from_value::<HostConfig>(value)
+            .map(|c| c.ceilings)
+            .map_err(|e| format!("host configuration {}: {e}", path.display()))
+    }
+
+    /// Every field of `limits` above its ceiling: (field, message).
+    pub fn check(&self, limits: &Limits) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut over = |field: &'static str, value: u64, ceiling: u64| {
+            if value > ceiling {
+                out.push((
+                    field,
+                    format!("{value} is above this host's ceiling of {ceiling} (set by the operator in ${HOST_CONFIG_ENV})"),
+                ));
+            }
+        };
+        over("memory_mb", limits.memory_mb, self.memory_mb);
+        if let CpuBudget::Millis(ms) = limits.cpu_ms_per_call {
+            over("cpu_ms_per_call", ms, self.cpu_ms_per_call);
+        }
+        over(
+            "cpu_ms_per_batch",
+            limits.cpu_ms_per_batch,
+            self.cpu_ms_per_batch,
+        );
+        over(
+            "output_events_per_call",
+            limits.output_events_per_call,
+            self.output_events_per_call,
+        );
+        if let Some(mb) = limits.output_mb_per_call {
+            over("output_mb_per_call", mb, self.output_mb_per_call);
+        }
+        over("state_mb", limits.state_mb, self.state_mb);
+        over("state_entries", limits.state_entries, self.state_entries);
+        over("timers", limits.timers, self.timers);
+        // Unset, the output ceiling follows `memory_mb`: reported only when
+        // memory_mb itself is allowed, so one excess is reported once.
+        if limits.output_mb_per_call.is_none()
+            && limits.memory_mb <= self.memory_mb
+            && limits.memory_mb > self.output_mb_per_call
+        {
+            out.push((
+                "output_mb_per_call",
+                format!(
+                    "unset, it defaults to memory_mb ({}), above this host's ceiling of {}; set it to at most {}",
+                    limits.memory_mb, self.output_mb_per_call, self.output_mb_per_call
+                ),
+            ));
+        }
+        if limits.cpu_ms_per_call == CpuBudget::Unlimited && !self.allow_unlimited_cpu {
+            out.push((
+                "cpu_ms_per_call",
+                format!("`unlimited` is not allowed on this host: the operator must set `ceilings: {{allow_unlimited_cpu: true}}` in ${HOST_CONFIG_ENV} (the ceiling is {} ms)", self.cpu_ms_per_call),
+            ));
+        }
+        out
+    }
+}
+
+fn to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
+    use serde_json::Value;
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::Real(r) => r
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        Yaml::Hash(h) => Value::Object(
+            h.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), to_json(v))))
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fit_under_the_default_ceilings_and_unlimited_needs_the_operator() {
+        assert!(Ceilings::default().check(&Limits::default()).is_empty());
+        let greedy = Limits {
+            memory_mb: 4096,
+            cpu_ms_per_call: CpuBudget::Unlimited,
+            ..Limits::default()
+        };
+        let found = Ceilings::default().check(&greedy);
+        let fields: Vec<&str> = found.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, vec!["memory_mb", "cpu_ms_per_call"]);
+        assert!(found[0]
+            .1
+            .contains("4096 is above this host's ceiling of 1024"));
+        let trusting = Ceilings {
+            allow_unlimited_cpu: true,
+            ..Ceilings::default()
+        };
+        assert_eq!(trusting.check(&greedy).len(), 1);
+    }
+
+    #[test]
+    fn reads_the_ceilings_of_a_host_configuration_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("host.yaml");
+        std::fs::write(
+            &path,
+            "ceilings:\n  memory_mb: 64\n  allow_unlimited_cpu: true\n",
+        )
+        .expect("write");
+        let c = Ceilings::from_file(&path).expect("parses");
+        assert_eq!(c.memory_mb, 64);
+        assert!(c.allow_unlimited_cpu);
+        assert_eq!(c.state_mb, Ceilings::default().state_mb);
+        std::fs::write(&path, "ceilings:\n  memroy_mb: 64\n").expect("write");
+        let err = Ceilings::from_file(&path).expect_err("typo refused");
+        assert!(err.contains("memroy_mb"), "{err}");
+    }
+}
