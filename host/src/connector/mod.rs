@@ -10,14 +10,14 @@ mod contract;
 mod error;
 mod issue;
 pub mod memory;
-mod registry;
+pub(crate) mod registry;
 pub mod retry;
 
 pub use contract::{Malformed, Polled, Progress, Rejected, Sink, Source};
 pub use error::ErrorClass;
 pub use issue::ConfigIssue;
 pub use registry::{
-    parse_sink, parse_source, CloneSinkConfig, CloneSourceConfig, ParseError, SinkConfig, SinkKind,
-    SourceConfig, SourceContext, SourceKind,
+    find, names, parse_sink, parse_source, CloneSinkConfig, CloneSourceConfig, ConnectorKind,
+    ParseError, SinkConfig, SinkKind, SourceConfig, SourceContext, SourceKind,
 };
 pub use retry::Backoff;

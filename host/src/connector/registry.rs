@@ -53,24 +53,81 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
     fn build(&self, name: &str) -> Result<Box<dyn Sink>>;
 }
 
-/// A source connector as the pipeline file names it (`type: NAME`).
-pub struct SourceKind {
+/// A connector as the pipeline file names it (`type: NAME`): the same shape
+/// for sources and sinks, told apart by what `parse` builds.
+pub struct ConnectorKind<P> {
     /// The `type` value.
     pub name: &'static str,
     /// One line for listings and error messages.
     pub summary: &'static str,
-    /// Deserializes the connector's section (without `type`).
-    pub parse: fn(Value) -> Result<Box<dyn SourceConfig>, ParseError>,
+    /// Deserializes the connector's section (without `type`, and for sinks
+    /// without `inputs`).
+    pub parse: P,
 }
 
-/// A sink connector as the pipeline file names it (`type: NAME`).
-pub struct SinkKind {
-    /// The `type` value.
-    pub name: &'static str,
-    /// One line for listings and error messages.
-    pub summary: &'static str,
-    /// Deserializes the connector's section (without `type` and `inputs`).
-    pub parse: fn(Value) -> Result<Box<dyn SinkConfig>, ParseError>,
+/// A source connector in the registry.
+pub type SourceKind = ConnectorKind<fn(Value) -> Result<Box<dyn SourceConfig>, ParseError>>;
+
+/// A sink connector in the registry.
+pub type SinkKind = ConnectorKind<fn(Value) -> Result<Box<dyn SinkConfig>, ParseError>>;
+
+/// The connector named `type_name` in `registry`.
+pub fn find<'a, P>(
+    registry: &'a [ConnectorKind<P>],
+    type_name: &str,
+) -> Option<&'a ConnectorKind<P>> {
+    registry.iter().find(|k| k.name == type_name)
+}
+
+/// Every `type` value in `registry`, in its order, for messages.
+pub fn names<P>(registry: &[ConnectorKind<P>]) -> Vec<&'static str> {
+    registry.iter().map(|k| k.name).collect()
+}
+
+/// Asserts that every connector in a registry has its reference page
+/// `docs/connectors/<dir>/<name>.md` headed `# <name> (<role>)` and linked
+/// from `docs/connectors/README.md`, and that every page there names a
+/// registered connector.
+#[cfg(test)]
+pub(crate) fn assert_documented(dir: &str, role: &str, names: &[&str]) {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/connectors");
+    let index = std::fs::read_to_string(docs.join("README.md")).expect("docs/connectors/README.md");
+    for name in names {
+        let page = docs.join(dir).join(format!("{name}.md"));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|e| panic!("{}: {e}; document the `{name}` {role}", page.display()));
+        let heading = format!("# {name} ({role})");
+        assert_eq!(
+            text.lines().next(),
+            Some(heading.as_str()),
+            "{}",
+            page.display()
+        );
+        assert!(
+            index.contains(&format!("{dir}/{name}.md")),
+            "docs/connectors/README.md does not link {dir}/{name}.md"
+        );
+    }
+    for entry in std::fs::read_dir(docs.join(dir)).expect("docs/connectors/<dir>") {
+        let file = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let stem = file.trim_end_matches(".md");
+        assert!(
+            names.contains(&stem),
+            "docs/connectors/{dir}/{file} documents no registered {role}"
+        );
+    }
+    let mut unique = names.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "a {role} type is registered twice"
+    );
 }
 
 /// [`SourceKind::parse`] for a serde config type.
