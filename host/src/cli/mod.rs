@@ -1,5 +1,5 @@
-//! The command line: `run`, `validate`, `plugin build|inspect|test`, `bench`,
-//! `registry`.
+//! The command line: `run`, `validate`, `connectors`, `plugin build|inspect|test`,
+//! `bench`, `registry`.
 
 mod build;
 mod plugin_cmd;
@@ -58,6 +58,12 @@ and the exit code is 0. A second Ctrl-C exits at once.")]
         #[arg(long)]
         no_progress: bool,
     },
+    /// List the connector types a pipeline file may name, with what each does.
+    #[command(after_help = "\
+Example:
+  sluice connectors
+Each type's options are in docs/connectors/sources/TYPE.md or sinks/TYPE.md.")]
+    Connectors,
     /// Check a pipeline file and its plugins; report every problem with line and field.
     #[command(after_help = "\
 Example:
@@ -106,6 +112,23 @@ one JSON file in --data, replaced atomically on every change.")]
         #[arg(long, default_value_t = 4)]
         threads: usize,
     },
+}
+
+/// The registries as a table: role, type, summary.
+fn connectors_table() -> String {
+    let rows = crate::sources::REGISTRY
+        .iter()
+        .map(|k| ("source", k.name, k.summary))
+        .chain(
+            crate::sinks::REGISTRY
+                .iter()
+                .map(|k| ("sink", k.name, k.summary)),
+        );
+    let mut out = String::new();
+    for (role, name, summary) in rows {
+        out.push_str(&format!("{role:<7} {name:<14} {summary}\n"));
+    }
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +206,10 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Connectors => {
+            print!("{}", connectors_table());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Registry {
             listen,
             data,
