@@ -25,6 +25,8 @@ if [[ ${1:-} == --test-guests ]]; then
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave.wasm"
   MISBEHAVE_TAG=b cargo build --release --target wasm32-wasip2 -p sluice-test-misbehave
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_misbehave.wasm" "$TARGET_DIR/test-guests/misbehave-b.wasm"
+  cargo build --release --target wasm32-wasip2 -p sluice-test-loud
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_loud.wasm" "$TARGET_DIR/test-guests/loud.wasm"
 fi
 echo "plugins in $TARGET_DIR/plugins:" >&2
 ls -l "$TARGET_DIR/plugins" >&2

@@ -5,7 +5,9 @@ pub mod bindings;
 mod cache;
 pub mod component;
 mod engine;
+mod guest_log;
 mod host;
+pub mod identity;
 mod processor;
 mod transform;
 
@@ -47,7 +49,7 @@ impl StagePlugin {
         )?))
     }
 
-    /// `name@version`.
+    /// The plugin as the host knows it (see [`identity::label`]).
     pub fn label(&self) -> String {
         match self {
             StagePlugin::Transform(p) => p.label(),
