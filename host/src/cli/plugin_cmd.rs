@@ -60,10 +60,10 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     println!("contract:  {}", shape.version.as_deref().unwrap_or("-"));
     println!(
         "compiled:  {}",
-        if outcome == crate::plugin::CacheOutcome::Hit {
-            "from cache"
-        } else {
-            "now (cached for next time)"
+        match outcome {
+            crate::plugin::CacheOutcome::Hit => "from cache",
+            crate::plugin::CacheOutcome::Compiled => "now (cached for next time)",
+            crate::plugin::CacheOutcome::Uncached => "now (no usable cache directory)",
         }
     );
     if shape.world == Some(component::World::Transform) {

@@ -57,6 +57,8 @@ pub enum CacheOutcome {
     Hit,
     /// Compiled and stored for next time.
     Compiled,
+    /// Compiled; there is no usable cache directory to store it in.
+    Uncached,
 }
 
 struct Sha256Hasher(Sha256);
@@ -349,16 +351,20 @@ impl ComponentCache {
         let bytes = engine
             .precompile_component(wasm)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut outcome = CacheOutcome::Uncached;
         if let Some((dir, key)) = ready {
             let path = dir.join(Self::file_name(&source, &engine_hash));
-            if let Err(e) = store(dir, &path, key, &source, &engine_hash, &bytes) {
-                tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "could not cache compiled component");
+            match store(dir, &path, key, &source, &engine_hash, &bytes) {
+                Ok(()) => outcome = CacheOutcome::Compiled,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "could not cache compiled component")
+                }
             }
         }
         // SAFETY: `bytes` was produced by `precompile_component` on this engine just now.
         let component = unsafe { Component::deserialize(engine, &bytes) }
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        Ok((component, CacheOutcome::Compiled))
+        Ok((component, outcome))
     }
 }
 
