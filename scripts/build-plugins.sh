@@ -29,6 +29,8 @@ if [[ ${1:-} == --test-guests ]]; then
   cargo build --release --target wasm32-wasip2 -p sluice-test-hostile -p sluice-test-hostile-state
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile.wasm" "$TARGET_DIR/test-guests/hostile.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile_state.wasm" "$TARGET_DIR/test-guests/hostile-state.wasm"
+  cargo build --release --target wasm32-wasip2 -p sluice-test-loud
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_loud.wasm" "$TARGET_DIR/test-guests/loud.wasm"
 fi
 echo "plugins in $TARGET_DIR/plugins:" >&2
 ls -l "$TARGET_DIR/plugins" >&2

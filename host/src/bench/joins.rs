@@ -204,7 +204,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Runs both measurements with `n` orders (and `n` shipments).
 pub fn run(n: usize, batch_size: usize, plugin_path: &[std::path::PathBuf]) -> Result<()> {
     let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::from_env();
 
     // 1. lookup-join.
     eprintln!("lookup-join: {n} orders against a {TABLE_ROWS}-row table ...");

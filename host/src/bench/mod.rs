@@ -423,7 +423,7 @@ pub fn run(args: BenchArgs) -> Result<std::process::ExitCode> {
 
     // 1b. Wasm, same batches, same thread.
     let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::from_env();
     let load = |p: &PathBuf| -> Result<Arc<TransformPlugin>> {
         Ok(Arc::new(
             TransformPlugin::load(&engine, &cache, p).with_context(|| p.display().to_string())?,

@@ -100,7 +100,14 @@ Prints `SLUICE_SCHEMA_REGISTRY_URL=http://ADDR` on stdout once listening (port 0
 picks a free port). Serves /subjects, /subjects/{s}/versions[/{v}], /subjects/{s}
 (lookup), /schemas/ids/{id}, /config[/{s}] (BACKWARD, FORWARD, FULL, NONE and
 their _TRANSITIVE forms) and /compatibility/subjects/{s}/versions/{v}. State is
-one JSON file in --data, replaced atomically on every change.")]
+one JSON file in --data, replaced atomically on every change.
+
+Exposure: request bodies over --max-body-bytes get 413. With a token (from
+--auth-token-file or SLUICE_REGISTRY_TOKEN) every request must carry it, as
+`Authorization: Bearer TOKEN` or as the basic-auth password (clients can put it
+in the URL: http://sluice:TOKEN@host:port), else 401; --public-reads lets GETs
+through without it. Without a token only a loopback --listen address is
+accepted.")]
     Registry {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -111,6 +118,15 @@ one JSON file in --data, replaced atomically on every change.")]
         /// Request threads.
         #[arg(long, default_value_t = 4)]
         threads: usize,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = crate::format::registry::server::DEFAULT_MAX_BODY_BYTES)]
+        max_body_bytes: u64,
+        /// File holding the token clients must present (its first line).
+        #[arg(long, value_name = "FILE")]
+        auth_token_file: Option<PathBuf>,
+        /// With a token: allow GET requests without it.
+        #[arg(long)]
+        public_reads: bool,
     },
 }
 
@@ -214,7 +230,19 @@ pub fn main() -> ExitCode {
             listen,
             data,
             threads,
-        } => registry_cmd::run(&listen, &data, threads),
+            max_body_bytes,
+            auth_token_file,
+            public_reads,
+        } => registry_cmd::run(
+            &listen,
+            &data,
+            threads,
+            registry_cmd::Exposure {
+                max_body_bytes,
+                auth_token_file,
+                public_reads,
+            },
+        ),
     };
     match result {
         Ok(code) => code,

@@ -37,13 +37,17 @@ pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
 /// `sluice plugin inspect X.wasm`.
 pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::from_env();
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     component::check_header(wasm, &bytes)?;
     let (c, outcome) = cache.load(engine.engine(), &bytes)?;
     let shape = component::shape(engine.engine(), &c);
     println!("file:      {}", wasm.display());
     println!("size:      {} bytes", bytes.len());
+    {
+        use sha2::Digest;
+        println!("sha256:    {}", hex::encode(sha2::Sha256::digest(&bytes)));
+    }
     println!(
         "world:     {}",
         shape
@@ -57,18 +61,27 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     println!("contract:  {}", shape.version.as_deref().unwrap_or("-"));
     println!(
         "compiled:  {}",
-        if outcome == crate::plugin::CacheOutcome::Hit {
-            "from cache"
-        } else {
-            "now (cached for next time)"
+        match outcome {
+            crate::plugin::CacheOutcome::Hit => "from cache",
+            crate::plugin::CacheOutcome::Compiled => "now (cached for next time)",
+            crate::plugin::CacheOutcome::Uncached => "now (no usable cache directory)",
         }
     );
     if shape.world == Some(component::World::Transform) {
         match TransformPlugin::load(&engine, &cache, wasm) {
             Ok(p) => {
-                println!("plugin:    {}", p.label());
+                // What the plugin says about itself: unverified, so
+                // escaped and labelled as a claim.
+                println!(
+                    "plugin:    {}@{} (self-described, not verified; the file and sha256 above are what the host knows)",
+                    crate::plugin::identity::claim(&p.info.name),
+                    crate::plugin::identity::claim(&p.info.version)
+                );
                 if !p.info.description.is_empty() {
-                    println!("about:     {}", p.info.description);
+                    println!(
+                        "about:     {}",
+                        crate::plugin::identity::claim(&p.info.description)
+                    );
                 }
             }
             Err(e) => println!("plugin:    cannot load: {e}"),
@@ -94,7 +107,7 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
 pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> Result<ExitCode> {
     let params = crate::config::parse_params(params).map_err(anyhow::Error::msg)?;
     let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::from_env();
     let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);
     let mut instance = TransformInstance::new(plugin, "test", &params, Limits::default())?;
     let file =

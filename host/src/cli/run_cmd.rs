@@ -96,7 +96,7 @@ fn prepare(
         Err(d) => return Ok(Err(d)),
     };
     let engine = WasmEngine::new()?;
-    let cache = ComponentCache::new(ComponentCache::default_dir());
+    let cache = ComponentCache::from_env();
     let diags = check_plugins(&p, &engine, &cache);
     if !diags.is_empty() {
         return Ok(Err(diags));

@@ -50,8 +50,9 @@ pub trait StageLogic: Send {
 
 impl StageLogic for ProcessorInstance {
     fn identity(&self) -> (String, String) {
-        let info = &self.plugin().info;
-        (info.name.clone(), info.version.clone())
+        // The host's name for it (file and hash) leads: `info` is what the
+        // plugin claims and can be faked.
+        (self.plugin().label(), self.plugin().info.version.clone())
     }
 
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
@@ -81,8 +82,9 @@ impl StageLogic for ProcessorInstance {
 
 impl StageLogic for TransformInstance {
     fn identity(&self) -> (String, String) {
-        let info = &self.plugin().info;
-        (info.name.clone(), info.version.clone())
+        // The host's name for it (file and hash) leads: `info` is what the
+        // plugin claims and can be faked.
+        (self.plugin().label(), self.plugin().info.version.clone())
     }
 
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {

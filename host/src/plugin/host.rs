@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::bindings::processor::sluice::plugin::{state, tables, timers};
 use super::bindings::sluice::plugin::log;
+use super::guest_log::GuestLog;
 use crate::state::KeyedState;
 
 pub use super::limiter::MemoryLimiter;
@@ -25,9 +26,7 @@ pub struct HostState {
     pub limiter: MemoryLimiter,
     /// Set for processors.
     pub processor: Option<ProcessorContext>,
-    stage: String,
-    plugin: String,
-    last_error: Option<String>,
+    log: GuestLog,
 }
 
 impl HostState {
@@ -36,36 +35,24 @@ impl HostState {
         Self {
             limiter: MemoryLimiter::new(memory_mb),
             processor: None,
-            stage: stage.to_string(),
-            plugin: plugin.to_string(),
-            last_error: None,
+            log: GuestLog::new(stage, plugin),
         }
     }
 
-    /// Forgets the previous call's error log line.
+    /// Forgets the previous call's error log line and resets its log budget.
     pub fn begin_call(&mut self) {
-        self.last_error = None;
+        self.log.begin_call();
     }
 
     /// The last error the plugin logged in this call (e.g. its panic message).
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.log.last_error()
     }
 }
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
-        let (stage, plugin) = (&self.stage, &self.plugin);
-        match level {
-            log::Level::Trace => tracing::trace!(stage, plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(stage, plugin, "{message}"),
-            log::Level::Info => tracing::info!(stage, plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(stage, plugin, "{message}"),
-            log::Level::Error => {
-                tracing::error!(stage, plugin, "{message}");
-                self.last_error = Some(message);
-            }
-        }
+        self.log.log(level, &message);
     }
 }
 

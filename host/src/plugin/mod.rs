@@ -6,11 +6,13 @@ mod cache;
 mod ceilings;
 pub mod component;
 mod engine;
+mod guest_log;
 mod host;
 mod limiter;
 pub mod limits;
 mod output;
 pub mod output_check;
+pub mod identity;
 mod processor;
 mod transform;
 
@@ -52,7 +54,7 @@ impl StagePlugin {
         )?))
     }
 
-    /// `name@version`.
+    /// The plugin as the host knows it (see [`identity::label`]).
     pub fn label(&self) -> String {
         match self {
             StagePlugin::Transform(p) => p.label(),

@@ -34,6 +34,8 @@ pub struct ProcessorPlugin {
     pub info: PluginInfo,
     /// Whether it came from the compile cache.
     pub cache: CacheOutcome,
+    /// SHA-256 of the file, which (unlike `info`) the plugin cannot fake.
+    pub sha256: [u8; 32],
     engine: wasmtime::Engine,
     pre: pb::ProcessorPre<HostState>,
 }
@@ -56,6 +58,7 @@ impl ProcessorPlugin {
             component,
             shape,
             outcome,
+            sha256,
             ..
         } = compiled;
         component::check_world(path, &shape, World::Processor)?;
@@ -77,6 +80,7 @@ impl ProcessorPlugin {
                 description: String::new(),
             },
             cache: outcome,
+            sha256,
             engine,
             pre,
         };
@@ -99,9 +103,9 @@ impl ProcessorPlugin {
         Ok(plugin)
     }
 
-    /// `name@version`.
+    /// The plugin as the host knows it (see [`super::identity::label`]).
     pub fn label(&self) -> String {
-        format!("{}@{}", self.info.name, self.info.version)
+        super::identity::label(&self.path, &self.sha256, &self.info)
     }
 }
 

@@ -47,6 +47,8 @@ pub struct TransformPlugin {
     pub cache: CacheOutcome,
     /// File size in bytes.
     pub size: u64,
+    /// SHA-256 of the file, which (unlike `info`) the plugin cannot fake.
+    pub sha256: [u8; 32],
     engine: wasmtime::Engine,
     budget: CpuBudget,
     pre: bindings::TransformPre<HostState>,
@@ -102,6 +104,7 @@ impl TransformPlugin {
             shape,
             outcome,
             size,
+            sha256,
         } = compiled;
         component::check_world(path, &shape, World::Transform)?;
         let engine = &engine;
@@ -129,6 +132,7 @@ impl TransformPlugin {
             shape,
             cache: outcome,
             size,
+            sha256,
             engine: engine.clone(),
             budget,
             pre,
@@ -145,9 +149,10 @@ impl TransformPlugin {
         Ok(plugin)
     }
 
-    /// `name@version`, as errors and dead letters name the plugin.
+    /// The plugin as errors, logs and dead letters name it: its file and
+    /// hash, then its self-description (see [`super::identity::label`]).
     pub fn label(&self) -> String {
-        format!("{}@{}", self.info.name, self.info.version)
+        super::identity::label(&self.path, &self.sha256, &self.info)
     }
 
     fn new_store(&self, stage: &str, limits: Limits) -> Store<HostState> {
@@ -170,6 +175,7 @@ pub(crate) struct Compiled {
     pub shape: Shape,
     pub outcome: CacheOutcome,
     pub size: u64,
+    pub sha256: [u8; 32],
 }
 
 /// Reads `path`, checks it is a component, and compiles it for `budget`.
@@ -195,12 +201,14 @@ pub(crate) fn compile(
             message: format!("{e:#}"),
         })?;
     let shape = component::shape(engine, &component);
+    use sha2::Digest;
     Ok(Compiled {
         engine: engine.clone(),
         component,
         shape,
         outcome,
         size: bytes.len() as u64,
+        sha256: sha2::Sha256::digest(&bytes).into(),
     })
 }
 

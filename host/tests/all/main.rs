@@ -2,6 +2,7 @@
 //! components and real signals. Components come from
 //! `scripts/build-plugins.sh --test-guests` (the test script runs it first).
 
+mod cache;
 mod cli;
 mod elasticsearch;
 mod exactly_once;
@@ -11,9 +12,11 @@ mod kafka;
 mod languages;
 mod logistics;
 mod mongo;
+mod plugin_logs;
 mod postgres_cdc;
 mod postgres_poll;
 mod processors;
+mod registry_exposure;
 mod s3;
 mod sandbox;
 mod scaffold;

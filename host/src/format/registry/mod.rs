@@ -3,6 +3,7 @@
 //! when encoding), subject naming strategies, and an embedded server
 //! ([`server`]) so a single-node setup needs nothing else.
 
+pub mod http;
 pub mod server;
 mod store;
 
@@ -70,6 +71,8 @@ impl std::error::Error for RegistryError {}
 pub struct RegistryClient {
     agent: ureq::Agent,
     base: String,
+    /// `Authorization` header value, from credentials in the URL.
+    auth: Option<String>,
     by_id: HashMap<u32, Arc<Schema>>,
     ids: HashMap<(String, String), u32>,
 }
@@ -77,8 +80,11 @@ pub struct RegistryClient {
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 impl RegistryClient {
-    /// A client of the registry at `url` (`http://host:port`).
+    /// A client of the registry at `url` (`http://host:port`, or
+    /// `http://user:token@host:port` to send basic auth, as Confluent
+    /// clients do with `basic.auth.credentials.source=URL`).
     pub fn new(url: &str) -> Self {
+        let (base, auth) = split_credentials(url);
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
@@ -86,7 +92,8 @@ impl RegistryClient {
             .new_agent();
         Self {
             agent,
-            base: url.trim_end_matches('/').to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            auth,
             by_id: HashMap::new(),
             ids: HashMap::new(),
         }
@@ -94,11 +101,15 @@ impl RegistryClient {
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RegistryError> {
         let url = format!("{}{path}", self.base);
-        let req = ureq::http::Request::builder()
+        let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
             .header("Content-Type", CONTENT_TYPE)
-            .header("Accept", CONTENT_TYPE)
+            .header("Accept", CONTENT_TYPE);
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        let req = req
             .body(body.map(Value::to_string).unwrap_or_default().into_bytes())
             .map_err(|e| RegistryError::Unavailable(format!("building {method} {url}: {e}")))?;
         let mut resp = self.agent.run(req).map_err(|e| {
@@ -169,6 +180,47 @@ impl RegistryClient {
     }
 }
 
+/// `url` without its `user:password@` part, and that part as a basic-auth
+/// header value. Kept out of the base URL so error messages never show it.
+fn split_credentials(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let userinfo = percent_decode(&rest[..at]);
+    let base = format!("{scheme}://{}", &rest[at + 1..]);
+    use base64::Engine as _;
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(userinfo)
+    );
+    (base, Some(header))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Percent-encodes a path segment.
 pub fn encode_path(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -180,4 +232,20 @@ pub fn encode_path(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_base() {
+        let (base, auth) = split_credentials("http://sluice:s%40cret@127.0.0.1:8081/");
+        assert_eq!(base, "http://127.0.0.1:8081/");
+        // base64("sluice:s@cret")
+        assert_eq!(auth.as_deref(), Some("Basic c2x1aWNlOnNAY3JldA=="));
+        let (base, auth) = split_credentials("http://127.0.0.1:8081");
+        assert_eq!(base, "http://127.0.0.1:8081");
+        assert!(auth.is_none());
+    }
 }

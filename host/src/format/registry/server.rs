@@ -3,20 +3,66 @@
 //! compatibility settings (BACKWARD, FORWARD, FULL, NONE and their
 //! `_TRANSITIVE` forms), checked with Avro schema resolution. State is one
 //! JSON file in the data directory, replaced atomically on every change.
+//!
+//! Exposure: request heads and bodies are bounded (see [`super::http`]; a
+//! body over [`Options::max_body_bytes`] is answered 413 from its
+//! `Content-Length`, without reading it), and with a secret configured every request
+//! (or, with `public_reads`, every non-GET request) must carry it as a bearer
+//! token or as the password of HTTP basic auth, else 401. Without a secret
+//! the registry only listens on a loopback address.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
+use base64::Engine as _;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
+use super::http::{BodyError, Conn, Head, HeadError};
 use super::store::{Compatibility, Registered, Store};
+
+/// The default cap on a request body: real schemas are a few KiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+
+/// How the registry is exposed.
+#[derive(Clone)]
+pub struct Options {
+    /// Larger request bodies get 413.
+    pub max_body_bytes: u64,
+    /// The shared secret clients must present; `None` allows only a
+    /// loopback listen address.
+    pub token: Option<String>,
+    /// With a secret: let GET requests through without it.
+    pub public_reads: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            token: None,
+            public_reads: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .field("public_reads", &self.public_reads)
+            .finish()
+    }
+}
 
 /// A running registry.
 pub struct Registry {
-    server: Arc<tiny_http::Server>,
+    listener: TcpListener,
     store: Arc<Mutex<Store>>,
+    options: Arc<Options>,
     /// The address it listens on.
     pub addr: SocketAddr,
 }
@@ -31,40 +77,65 @@ fn error(status: u16, code: u32, message: impl Into<String>) -> Reply {
 }
 
 impl Registry {
-    /// Binds `listen` (port 0 picks one) with state in `dir`.
+    /// Binds `listen` (port 0 picks one) with state in `dir`, default options
+    /// (no secret, so `listen` must be a loopback address).
     pub fn bind(listen: &str, dir: &Path) -> Result<Self> {
+        Self::bind_with(listen, dir, Options::default())
+    }
+
+    /// Binds `listen` with state in `dir`, exposed as `options` says.
+    pub fn bind_with(listen: &str, dir: &Path, options: Options) -> Result<Self> {
+        if options.token.as_deref().is_some_and(str::is_empty) {
+            bail!("schema registry: the authentication token is empty");
+        }
         let store = Store::open(dir)?;
-        let server = tiny_http::Server::http(listen)
+        let listener = TcpListener::bind(listen)
             .map_err(|e| anyhow!("schema registry: cannot listen on {listen}: {e}"))?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| anyhow!("schema registry: not a TCP address"))?;
+        let addr = listener.local_addr()?;
+        if options.token.is_none() && !addr.ip().is_loopback() {
+            bail!("schema registry: refusing to listen on {addr} without authentication, since anyone who can reach it could delete or replace schemas; pass --auth-token-file FILE (or set SLUICE_REGISTRY_TOKEN), or listen on a loopback address such as 127.0.0.1");
+        }
         Ok(Self {
-            server: Arc::new(server),
+            listener,
             store: Arc::new(Mutex::new(store)),
+            options: Arc::new(options),
             addr,
         })
     }
 
     /// Serves requests on `threads` threads until the process ends.
     pub fn serve(self, threads: usize) -> Result<()> {
-        let mut handles = Vec::new();
-        for i in 0..threads.max(1) {
-            let server = self.server.clone();
+        let threads = threads.max(1);
+        // Accepting blocks while every worker is busy and the queue is full,
+        // so connections wait in the kernel's backlog, not in memory here.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<TcpStream>(threads);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
             let store = self.store.clone();
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("registry-{i}"))
-                    .spawn(move || {
-                        while let Ok(req) = server.recv() {
-                            handle(req, &store);
-                        }
-                    })?,
-            );
+            let options = self.options.clone();
+            std::thread::Builder::new()
+                .name(format!("registry-{i}"))
+                .spawn(move || loop {
+                    let next = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match next {
+                        Ok(stream) => handle(Conn::new(stream), &store, &options),
+                        Err(_) => return,
+                    }
+                })?;
         }
-        for h in handles {
-            let _ = h.join();
+        for stream in self.listener.incoming() {
+            match stream {
+                Ok(s) => {
+                    if tx.send(s).is_err() {
+                        bail!("schema registry: every request thread has stopped");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "registry: accept failed"),
+            }
         }
         Ok(())
     }
@@ -77,54 +148,106 @@ impl Registry {
     }
 }
 
-fn handle(mut req: tiny_http::Request, store: &Mutex<Store>) {
-    let method = req.method().as_str().to_string();
-    let url = req.url().to_string();
-    let mut body = String::new();
-    let (status, reply) = if req.as_reader().read_to_string(&mut body).is_err() {
-        error(400, 400, "unreadable request body")
-    } else {
-        let path = url.split('?').next().unwrap_or("");
-        let segments: Vec<String> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(decode_segment)
-            .collect();
-        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let body: Value = if body.trim().is_empty() {
-            Value::Null
-        } else {
-            match serde_json::from_str(&body) {
-                Ok(v) => v,
-                Err(e) => {
-                    respond(
-                        req,
-                        error(400, 400, format!("request body is not JSON: {e}")),
-                    );
-                    return;
-                }
-            }
-        };
-        match store.lock() {
-            Ok(mut s) => route(&mut s, &method, &segs, &body),
-            Err(_) => error(500, 50001, "registry state poisoned"),
-        }
-    };
-    tracing::debug!(%method, %url, status, "registry request");
-    respond(req, (status, reply));
+/// Compares digests rather than the secrets, so the time taken says nothing
+/// about how much of a guess was right.
+fn same_secret(given: &str, token: &str) -> bool {
+    Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes())
 }
 
-fn respond(req: tiny_http::Request, (status, reply): Reply) {
-    let header = tiny_http::Header::from_bytes(
-        &b"Content-Type"[..],
-        &b"application/vnd.schemaregistry.v1+json"[..],
-    )
-    .ok();
-    let mut resp = tiny_http::Response::from_string(reply.to_string()).with_status_code(status);
-    if let Some(h) = header {
-        resp = resp.with_header(h);
+/// Whether a request with `head` may proceed under `options`.
+fn authorized(head: &Head, options: &Options) -> bool {
+    let Some(token) = options.token.as_deref() else {
+        return true;
+    };
+    if options.public_reads && matches!(head.method.as_str(), "GET" | "HEAD") {
+        return true;
     }
-    let _ = req.respond(resp);
+    let Some(value) = head.header("authorization").map(str::trim) else {
+        return false;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("Bearer") {
+        return same_secret(rest, token);
+    }
+    if scheme.eq_ignore_ascii_case("Basic") {
+        // Any user name; the password is the token (what Confluent clients
+        // send from `basic.auth.user.info` or `http://user:token@host`).
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else {
+            return false;
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return false;
+        };
+        return text
+            .split_once(':')
+            .is_some_and(|(_, password)| same_secret(password, token));
+    }
+    false
+}
+
+const NO_HEADERS: &[(&str, &str)] = &[];
+
+fn handle(mut conn: Conn, store: &Mutex<Store>, options: &Options) {
+    let head = match conn.head() {
+        Ok(h) => h,
+        Err(HeadError::Gone) => return,
+        Err(HeadError::Refuse(status, why)) => {
+            return conn.respond(text(error(status, u32::from(status), why)), NO_HEADERS)
+        }
+    };
+    let (method, url) = (head.method.as_str(), head.target.as_str());
+    if !authorized(&head, options) {
+        tracing::warn!(%method, %url, remote = %head.remote, "registry request refused: no valid credentials");
+        return conn.respond(
+            text(error(401, 40101, "Unauthorized: this registry needs its token, as `Authorization: Bearer TOKEN` or as the basic-auth password")),
+            &[("WWW-Authenticate", "Basic realm=\"sluice schema registry\"")],
+        );
+    }
+    let bytes = match conn.body(&head, options.max_body_bytes) {
+        Ok(b) => b,
+        Err(BodyError::Gone) => return,
+        Err(BodyError::Refuse(status, why)) => {
+            return conn.respond(text(error(status, u32::from(status), why)), NO_HEADERS)
+        }
+        Err(BodyError::TooLarge { len, max }) => {
+            tracing::warn!(%method, %url, remote = %head.remote, len, limit = max, "registry request refused: body too large");
+            return conn.respond(
+                text(error(
+                    413,
+                    41301,
+                    format!("request body of {len} bytes is larger than this registry's limit of {max} bytes"),
+                )),
+                NO_HEADERS,
+            );
+        }
+    };
+    let path = url.split('?').next().unwrap_or("");
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode_segment)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let reply = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Null)
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| error(400, 400, format!("request body is not JSON: {e}")))
+    };
+    let (status, reply) = match reply {
+        Err(r) => r,
+        Ok(body) => match store.lock() {
+            Ok(mut s) => route(&mut s, method, &segs, &body),
+            Err(_) => error(500, 50001, "registry state poisoned"),
+        },
+    };
+    tracing::debug!(%method, %url, status, "registry request");
+    conn.respond((status, reply.to_string()), NO_HEADERS);
+}
+
+fn text((status, reply): Reply) -> (u16, String) {
+    (status, reply.to_string())
 }
 
 fn decode_segment(s: &str) -> String {
