@@ -10,7 +10,6 @@
 //! and [`sinks`] (one folder per connector), [`state`] (the checkpoint store).
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod format;
