@@ -125,7 +125,7 @@ impl Shape {
             Shape::Orders => 0x6f72_6465_7273,
             Shape::Wide => 0x7769_6465,
             Shape::Nested => 0x6e65_7374_6564,
-            Shape::Unicode => 0x756e_6963_6f64_65,
+            Shape::Unicode => 0x0075_6e69_636f_6465,
         }
     }
 
@@ -137,7 +137,7 @@ impl Shape {
         o.str("order_id", &rng.uuid())
             .int("customer_id", rng.range(1, CUSTOMER_IDS) as i64)
             .cents("price", rng.range(100, 99_999))
-            .str("currency", *rng.pick(&CURRENCIES))
+            .str("currency", rng.pick(&CURRENCIES))
             .str(
                 "ts",
                 &iso8601(BASE_MS * 1000 + seq * 37_000 + rng.below(1_000_000)),
@@ -176,7 +176,7 @@ pub fn write_customers(path: &Path) -> Result<()> {
     let mut w = std::io::BufWriter::new(file);
     for id in 1..=CUSTOMERS {
         let mut rng = Rng::new(0x6375_7374 ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let name = format!("{} {}", *rng.pick(&FIRST), *rng.pick(&LAST));
+        let name = format!("{} {}", rng.pick(&FIRST), rng.pick(&LAST));
         let mut s = String::new();
         let mut o = Obj::open(&mut s);
         o.int("customer_id", id as i64)
@@ -205,15 +205,15 @@ fn nested(o: &mut Obj<'_>, rng: &mut Rng) {
     o.obj("shipping", |s| {
         s.str(
             "name",
-            &format!("{} {}", *rng.pick(&FIRST), *rng.pick(&LAST)),
+            &format!("{} {}", rng.pick(&FIRST), rng.pick(&LAST)),
         )
         .str(
             "street",
             &format!("{} {} Street", rng.range(1, 9999), rng.word(5, 10)),
         )
-        .str("city", *rng.pick(&CITIES))
+        .str("city", rng.pick(&CITIES))
         .str("zip", &format!("{:05}", rng.below(100_000)))
-        .str("country", *rng.pick(&COUNTRIES))
+        .str("country", rng.pick(&COUNTRIES))
         .obj("geo", |g| {
             g.raw(
                 "lat",
@@ -243,9 +243,9 @@ fn nested(o: &mut Obj<'_>, rng: &mut Rng) {
             .obj("attrs", |a| {
                 a.str(
                     "color",
-                    *rng.pick(&["red", "green", "blue", "black", "white"]),
+                    rng.pick(&["red", "green", "blue", "black", "white"]),
                 )
-                .str("size", *rng.pick(&["XS", "S", "M", "L", "XL"]))
+                .str("size", rng.pick(&["XS", "S", "M", "L", "XL"]))
                 .int("weight_g", rng.range(10, 20_000) as i64)
                 .raw("fragile", if rng.below(5) == 0 { "true" } else { "false" });
             });
@@ -256,11 +256,11 @@ fn nested(o: &mut Obj<'_>, rng: &mut Rng) {
     o.obj("payment", |p| {
         p.str(
             "method",
-            *rng.pick(&["card", "paypal", "invoice", "voucher"]),
+            rng.pick(&["card", "paypal", "invoice", "voucher"]),
         )
         .str("last4", &format!("{:04}", rng.below(10_000)))
         .obj("billing", |b| {
-            b.str("city", *rng.pick(&CITIES))
+            b.str("city", rng.pick(&CITIES))
                 .str("zip", &format!("{:05}", rng.below(100_000)));
         });
     });
@@ -281,16 +281,16 @@ fn nested(o: &mut Obj<'_>, rng: &mut Rng) {
 fn unicode(o: &mut Obj<'_>, rng: &mut Rng) {
     let words = |rng: &mut Rng, n: u64| -> String {
         (0..n)
-            .map(|_| *rng.pick(&WORLD))
+            .map(|_| rng.pick(&WORLD))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let name = format!("{} {}", *rng.pick(&WORLD), *rng.pick(&WORLD));
+    let name = format!("{} {}", rng.pick(&WORLD), rng.pick(&WORLD));
     let n = rng.range(20, 40);
     let note = words(rng, n);
-    let tags: Vec<&str> = (0..3).map(|_| *rng.pick(&WORLD)).collect();
+    let tags: Vec<&str> = (0..3).map(|_| rng.pick(&WORLD)).collect();
     o.str("name", &name)
-        .str("city", *rng.pick(&WORLD_CITIES))
+        .str("city", rng.pick(&WORLD_CITIES))
         .str("note", &note)
         .raw("tags", &str_array(tags));
 }
@@ -346,8 +346,8 @@ impl Rng {
         lo + self.below(hi - lo + 1)
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len() as u64) as usize]
     }
 
     /// A lowercase ASCII word of min..=max letters.
