@@ -214,3 +214,15 @@ fn run(args: Args) -> Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Args::command().debug_assert();
+        let quick = super::Args::try_parse_from(["sluice-bench", "--quick", "--events", "5"]);
+        assert!(quick.is_err(), "--quick sets the sizes itself");
+    }
+}
