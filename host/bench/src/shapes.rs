@@ -203,27 +203,24 @@ fn wide(o: &mut Obj<'_>, rng: &mut Rng) {
 
 fn nested(o: &mut Obj<'_>, rng: &mut Rng) {
     o.obj("shipping", |s| {
-        s.str(
-            "name",
-            &format!("{} {}", rng.pick(&FIRST), rng.pick(&LAST)),
-        )
-        .str(
-            "street",
-            &format!("{} {} Street", rng.range(1, 9999), rng.word(5, 10)),
-        )
-        .str("city", rng.pick(&CITIES))
-        .str("zip", &format!("{:05}", rng.below(100_000)))
-        .str("country", rng.pick(&COUNTRIES))
-        .obj("geo", |g| {
-            g.raw(
-                "lat",
-                &format!("{:.6}", rng.below(180_000_000) as f64 / 1e6 - 90.0),
+        s.str("name", &format!("{} {}", rng.pick(&FIRST), rng.pick(&LAST)))
+            .str(
+                "street",
+                &format!("{} {} Street", rng.range(1, 9999), rng.word(5, 10)),
             )
-            .raw(
-                "lon",
-                &format!("{:.6}", rng.below(360_000_000) as f64 / 1e6 - 180.0),
-            );
-        });
+            .str("city", rng.pick(&CITIES))
+            .str("zip", &format!("{:05}", rng.below(100_000)))
+            .str("country", rng.pick(&COUNTRIES))
+            .obj("geo", |g| {
+                g.raw(
+                    "lat",
+                    &format!("{:.6}", rng.below(180_000_000) as f64 / 1e6 - 90.0),
+                )
+                .raw(
+                    "lon",
+                    &format!("{:.6}", rng.below(360_000_000) as f64 / 1e6 - 180.0),
+                );
+            });
     });
     let items = rng.range(6, 9);
     let mut arr = String::from("[");
