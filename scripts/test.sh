@@ -45,7 +45,10 @@ export "$(scripts/services/kafka.sh start)"
 trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
-cargo build --release -p sluice
+cargo build --release -p sluice -p sluice-bench
+echo "== benchmark, quick: Sluice against hand-written Rust (prints figures, asserts no timing)"
+# Fails only if Sluice and the native reference disagree on the records.
+"${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast
 else

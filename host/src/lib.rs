@@ -21,7 +21,6 @@
 //! 6. [`cli`]: the `sluice` command.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The command line: `run`, `validate`, `connectors`, `plugin build|inspect|test`,
 //! `bench`, `registry`.
 
+mod bench_cmd;
 mod build;
 mod plugin_cmd;
 mod progress;
@@ -81,17 +82,24 @@ plugin parameters (each plugin validates its own). Exits 1 on any problem.")]
     /// Build, inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Measure throughput: Wasm versus native end to end, ABI cost, or one component.
-    #[command(after_help = "\
+    /// Run `sluice-bench` (a separate binary): Sluice against hand-written Rust, and more.
+    #[command(
+        disable_help_flag = true,
+        after_help = "\
 Examples:
   sluice bench --events 1000000
+  sluice bench --quick
   sluice bench --component my.wasm --input events.jsonl --events 200000
-The first prints events/s for file -> filter -> project -> file with Wasm
-plugins and with the same crates native (and with cpu_ms_per_call: unlimited),
-their ratios, and the cost of crossing the Wasm boundary per event. The second
-measures one component: size, cold compile, load from cache, instantiation and
-events/s.")]
-    Bench(crate::bench::BenchArgs),
+The benchmarks live in their own binary so that this one does not link the
+plugin crates; `sluice bench ARGS` runs `sluice-bench ARGS` from the directory
+of this executable. Build it with `cargo build --release -p sluice-bench`;
+`sluice bench --help` lists its options."
+    )]
+    Bench {
+        /// Arguments for `sluice-bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Serve an embedded Confluent-compatible Schema Registry (Avro) for Kafka pipelines.
     #[command(after_help = "\
 Example:
@@ -221,7 +229,7 @@ pub fn main() -> ExitCode {
             params,
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Bench { args } => bench_cmd::run(&args),
         Command::Connectors => {
             print!("{}", connectors_table());
             Ok(ExitCode::SUCCESS)

@@ -8,11 +8,11 @@ pub mod component;
 mod engine;
 mod guest_log;
 mod host;
+pub mod identity;
 mod limiter;
 pub mod limits;
 mod output;
 pub mod output_check;
-pub mod identity;
 mod processor;
 mod transform;
 

@@ -102,29 +102,3 @@ fn a_core_module_and_a_non_wasm_file_are_refused_with_what_they_are() {
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly file"));
 }
-
-#[test]
-fn bench_component_measures_one_plugin_with_its_parameters() {
-    // Figures are printed, never asserted: only the counts are checked here.
-    let out = run_ok(
-        sluice()
-            .args(["-q", "bench", "--component"])
-            .arg(plugin("filter"))
-            .arg("--input")
-            .arg(fixture("seed-logistics/orders.jsonl"))
-            .args(["--param", "where=currency != 'aud'", "--events", "500"]),
-    );
-    let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.contains("sluice-plugin-filter@0.1.0"), "{line}");
-    assert!(
-        line.contains("(500 events in, 300 out, 0 dead-lettered)"),
-        "3 of every 5 orders pass: {line}"
-    );
-    let bad = sluice()
-        .args(["bench", "--component"])
-        .arg(plugin("filter"))
-        .args(["--param", "where"])
-        .output()
-        .expect("runs");
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--param `where`: expected NAME=VALUE"));
-}

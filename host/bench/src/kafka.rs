@@ -1,5 +1,5 @@
-//! `sluice bench --kafka BROKERS`: Kafka → `filter` → `project` → Kafka with
-//! the Wasm plugins, through `sluice run` (this binary), against a real
+//! `sluice-bench --kafka BROKERS`: Kafka → `filter` → `project` → Kafka with
+//! the Wasm plugins, through `sluice run` (the `sluice` beside this binary), against a real
 //! broker. Measures, in one run:
 //! 1. throughput: `--events` generated `people` events are produced to a
 //!    3-partition input topic first; the pipeline then starts, and the rate is
@@ -24,9 +24,18 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::{into_batches, to_sdk, Kind, Params, Rng, DROP, SET, WHERE};
-use crate::sources::datagen::records;
-use sluice_sdk::Transform;
+use sluice::sources::datagen::records::{self, Kind, Rng};
+use sluice_sdk::{Params, Transform};
+
+use crate::convert::{into_batches, to_sdk};
+
+/// The filter expression (the `people` workload).
+const WHERE: &str = "sex = 'F' or birth_date >= '1990-01-01'";
+/// The project `set` parameter.
+const SET: &str =
+    r#"{"age_group": "case when birth_date >= '2000-01-01' then 'young' else 'adult' end"}"#;
+/// The project `drop` parameter.
+const DROP: &str = r#"["phone"]"#;
 
 const PARTITIONS: i32 = 3;
 
@@ -79,7 +88,7 @@ fn produce(p: &BaseProducer, topic: &str, key: &str, value: &str) {
 }
 
 /// Runs the benchmark against the broker(s) at `brokers`.
-pub fn run(brokers: &str, events: u64, filter: &Path, project: &Path) -> Result<()> {
+pub fn run(sluice: &Path, brokers: &str, events: u64, filter: &Path, project: &Path) -> Result<()> {
     let run_id = format!("{}-{}", std::process::id(), now_ms() % 1_000_000);
     let (input, output) = (format!("bench-in-{run_id}"), format!("bench-out-{run_id}"));
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -169,8 +178,7 @@ pub fn run(brokers: &str, events: u64, filter: &Path, project: &Path) -> Result<
     }
     consumer.assign(&tpl)?;
 
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
+    let child = Command::new(sluice)
         .arg("run")
         .arg(&pipeline)
         .arg("--no-progress")

@@ -1,5 +1,5 @@
-//! `sluice bench --postgres URL`: the `postgres-cdc` source against a real
-//! server. Runs `sluice run` (this binary) with PostgreSQL → file and
+//! `sluice-bench --postgres URL`: the `postgres-cdc` source against a real
+//! server. Runs `sluice run` (the `sluice` beside this binary) with PostgreSQL → file and
 //! measures, in one run:
 //! 1. throughput: `--events` rows inserted in 10,000-row transactions as fast
 //!    as the server takes them, timed from the first commit until the last
@@ -130,7 +130,7 @@ impl Drop for Running {
 }
 
 /// Runs the benchmark against the server at `url` (a superuser URL).
-pub fn run(url: &str, rows: u64) -> Result<()> {
+pub fn run(sluice: &Path, url: &str, rows: u64) -> Result<()> {
     let admin = Db::connect(url)?;
     let db = format!("sluice_bench_{}", std::process::id());
     let slot = db.clone();
@@ -142,7 +142,7 @@ pub fn run(url: &str, rows: u64) -> Result<()> {
             .map(|(base, _)| base)
             .ok_or_else(|| anyhow!("`--postgres` must end in /DATABASE"))?
     );
-    let result = measure(&admin, &db_url, &slot, rows);
+    let result = measure(sluice, &admin, &db_url, &slot, rows);
     // Leave nothing behind: the slot would pin WAL forever.
     let _ = admin.exec(&format!(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'"
@@ -151,7 +151,7 @@ pub fn run(url: &str, rows: u64) -> Result<()> {
     result
 }
 
-fn measure(admin: &Db, db_url: &str, slot: &str, rows: u64) -> Result<()> {
+fn measure(sluice: &Path, admin: &Db, db_url: &str, slot: &str, rows: u64) -> Result<()> {
     let target = Db::connect(db_url)?;
     target.exec(
         "CREATE TABLE bench_rows (id BIGINT PRIMARY KEY, name TEXT, amount NUMERIC(10,2), created_at TIMESTAMPTZ DEFAULT now())",
@@ -169,8 +169,7 @@ fn measure(admin: &Db, db_url: &str, slot: &str, rows: u64) -> Result<()> {
             serde_json::to_string(&out.display().to_string())?
         ),
     )?;
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
+    let child = Command::new(sluice)
         .arg("run")
         .arg(&pipeline)
         .arg("--no-progress")

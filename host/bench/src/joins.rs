@@ -1,4 +1,4 @@
-//! `sluice bench --joins`: the join processors, Wasm against the same crates
+//! `sluice-bench --joins`: the join processors, Wasm against the same crates
 //! compiled natively, over identical batches and the same host state:
 //! 1. `lookup-join`: `--events` orders against a 100,000-row table;
 //! 2. `window-join`: `--events` orders buffered, then as many shipments
@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use sluice_sdk::{Params, Processor};
 
-use super::{from_sdk, to_sdk};
-use crate::config::{self, CpuBudget, Limits};
-use crate::event::{Batch, BatchBuilder};
-use crate::plugin::{bindings, ComponentCache, ProcessorInstance, ProcessorPlugin, WasmEngine};
-use crate::state::{KeyedState, Table, TableConfig, TableSink};
+use sluice::config::{self, CpuBudget, Limits};
+use sluice::event::{Batch, BatchBuilder};
+use sluice::plugin::{bindings, ComponentCache, ProcessorInstance, ProcessorPlugin, WasmEngine};
+use sluice::state::{KeyedState, Table, TableConfig, TableSink};
+
+use crate::convert::{from_sdk, to_sdk};
 
 const TABLE_ROWS: usize = 100_000;
 const BASE_MS: i64 = 1_585_699_200_000; // 2020-04-01T00:00:00Z
@@ -118,9 +119,9 @@ fn customers_table() -> Result<Table> {
             0,
         )
     });
-    let mut rejected = crate::connector::Rejected::default();
+    let mut rejected = sluice::connector::Rejected::default();
     for b in rows {
-        crate::connector::Sink::write(&mut sink, &Arc::new(b), &mut rejected)?;
+        sluice::connector::Sink::write(&mut sink, &Arc::new(b), &mut rejected)?;
     }
     Ok(table)
 }

@@ -1,0 +1,601 @@
+//! The default mode: Sluice against the hand-written reference.
+//!
+//! For each shape and job, the same generated file goes through
+//! - the native reference (`sluice-bench reference ...`), and
+//! - `sluice run` with a file source, the built-in plugins as stages and a
+//!   file sink: the real runner, default sandbox limits, epoch CPU budget on,
+//!
+//! each as a child process whose own CPU time is read from `wait4`. The two
+//! outputs must hold the same records (canonical JSON, any order), or the
+//! run fails. Then, on the orders, the cost of the boundary itself: file →
+//! file with no stage, with `passthrough`, with `filter`, with `lookup-join`.
+//!
+//! Plugins are compiled into the component cache before anything is
+//! measured (`sluice validate`), so a figure is the steady cost of a run,
+//! not Cranelift's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::json::{digest, first_difference};
+use crate::measure::{self, Usage};
+use crate::shapes::{self, Job, Shape, PRICE_CENTS, WHERE};
+
+/// The targets from issue 13, printed next to the figures.
+const TARGET_RATIO: f64 = 2.0;
+const TARGET_CROSSING_US: f64 = 0.1;
+const TARGET_FILTER_US: f64 = 0.3;
+const TARGET_LOOKUP_US: f64 = 0.5;
+
+/// The built-in plugins the jobs use.
+#[derive(Debug, Clone)]
+pub struct Plugins {
+    /// `filter`.
+    pub filter: PathBuf,
+    /// `project`.
+    pub project: PathBuf,
+    /// `passthrough`.
+    pub passthrough: PathBuf,
+    /// `lookup-join`.
+    pub lookup_join: PathBuf,
+}
+
+impl Plugins {
+    /// Finds the built-in plugins as `sluice run` would (plus `search`).
+    pub fn find(search: &[PathBuf]) -> Result<Plugins> {
+        let base = std::env::current_dir()?;
+        let find = |name: &str| -> Result<PathBuf> {
+            let p =
+                sluice::config::resolve_plugin(name, &base, search).map_err(anyhow::Error::msg)?;
+            // Absolute, because the pipeline files live in the work directory.
+            Ok(std::fs::canonicalize(&p).unwrap_or(p))
+        };
+        Ok(Plugins {
+            filter: find("filter")?,
+            project: find("project")?,
+            passthrough: find("passthrough")?,
+            lookup_join: find("lookup-join")?,
+        })
+    }
+}
+
+/// What to measure.
+#[derive(Debug)]
+pub struct Options {
+    /// Orders.
+    pub events: u64,
+    /// Events of each other shape.
+    pub shape_events: u64,
+    /// Runs per measurement (the lowest CPU counts).
+    pub runs: u32,
+    /// The shapes.
+    pub shapes: Vec<Shape>,
+    /// `batch_size` of the pipelines; the pipeline default when `None`.
+    pub batch_size: Option<usize>,
+    /// The `sluice` executable.
+    pub sluice: PathBuf,
+    /// The plugins.
+    pub plugins: Plugins,
+    /// Where files go; a temporary directory when `None`.
+    pub work_dir: Option<PathBuf>,
+    /// This invocation, for the report.
+    pub command: String,
+}
+
+/// One shape × job.
+struct Row {
+    shape: Shape,
+    job: Job,
+    events: u64,
+    bytes_per_event: u64,
+    out_lines: u64,
+    native: Usage,
+    sluice: Usage,
+}
+
+/// One boundary pipeline.
+struct Boundary {
+    label: &'static str,
+    usage: Usage,
+    out_lines: u64,
+}
+
+/// A stage of a generated pipeline.
+struct Stage<'a> {
+    name: &'a str,
+    plugin: &'a Path,
+    input: &'a str,
+    params: Value,
+    table: bool,
+}
+
+const TABLE: &str = "customers_by_id";
+
+/// A pipeline file (JSON, which is YAML): events from `input`, the
+/// customers table when `table` is given, `stages` in a chain, the last
+/// one's output in `out`.
+fn pipeline(
+    name: &str,
+    batch_size: Option<usize>,
+    input: &Path,
+    table: Option<&Path>,
+    stages: &[Stage<'_>],
+    out: &Path,
+    state: &Path,
+) -> Value {
+    let path = |p: &Path| Value::from(p.display().to_string());
+    let mut sources = Map::new();
+    sources.insert(
+        "events".into(),
+        json!({"type": "file", "path": path(input)}),
+    );
+    let mut p = Map::new();
+    p.insert("name".into(), name.into());
+    p.insert("data_dir".into(), path(state));
+    if let Some(n) = batch_size {
+        p.insert("batch_size".into(), n.into());
+    }
+    if let Some(t) = table {
+        sources.insert("customers".into(), json!({"type": "file", "path": path(t)}));
+        p.insert(
+            "tables".into(),
+            json!({TABLE: {"input": "customers", "key_field": "customer_id"}}),
+        );
+    }
+    p.insert("sources".into(), Value::Object(sources));
+    let mut st = Map::new();
+    for s in stages {
+        let mut v = json!({
+            "plugin": path(s.plugin),
+            "inputs": [s.input],
+            "params": s.params,
+        });
+        if s.table {
+            v["tables"] = json!([TABLE]);
+        }
+        st.insert(s.name.into(), v);
+    }
+    if !st.is_empty() {
+        p.insert("stages".into(), Value::Object(st));
+    }
+    let last = stages.last().map_or("events", |s| s.name);
+    p.insert(
+        "sinks".into(),
+        json!({"out": {"type": "file", "path": path(out), "inputs": [last]}}),
+    );
+    Value::Object(p)
+}
+
+/// The job's stages on `shape`.
+fn job_stages(job: Job, shape: Shape, plugins: &Plugins) -> Vec<Stage<'_>> {
+    let mut stages = vec![
+        Stage {
+            name: "keep",
+            plugin: &plugins.filter,
+            input: "events",
+            params: json!({"where": WHERE}),
+            table: false,
+        },
+        Stage {
+            name: "shape",
+            plugin: &plugins.project,
+            input: "keep",
+            params: json!({"select": shape.select(), "set": {"price_cents": PRICE_CENTS}}),
+            table: false,
+        },
+    ];
+    if job == Job::Join {
+        stages.push(Stage {
+            name: "enrich",
+            plugin: &plugins.lookup_join,
+            input: "shape",
+            params: json!({
+                "table": TABLE,
+                "on": "customer_id",
+                "join": "inner",
+                "fields": shape.join_fields(),
+            }),
+            table: true,
+        });
+    }
+    stages
+}
+
+/// Runs `once` `runs` times; the run with the least CPU.
+fn best_of(runs: u32, mut once: impl FnMut() -> Result<Usage>) -> Result<Usage> {
+    let mut best: Option<Usage> = None;
+    for _ in 0..runs.max(1) {
+        let u = once()?;
+        if best.is_none_or(|b| u.cpu() < b.cpu()) {
+            best = Some(u);
+        }
+    }
+    best.context("no run")
+}
+
+struct Ctx<'a> {
+    o: &'a Options,
+    dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    /// Measures `sluice run` on the pipeline `name`, built by `make` for a
+    /// given output and state directory; returns the usage and the output path.
+    fn sluice(&self, name: &str, make: impl Fn(&Path, &Path) -> Value) -> Result<(Usage, PathBuf)> {
+        let file = self.dir.join(format!("{name}.yaml"));
+        let out = self.dir.join(format!("{name}.out.jsonl"));
+        let state = self.dir.join(format!("{name}.state"));
+        let text = serde_json::to_string_pretty(&make(&out, &state))?;
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        let log = self.dir.join(format!("{name}.log"));
+        // Compiles the plugins into the cache, outside the measurement.
+        measure::run(
+            Command::new(&self.o.sluice)
+                .args(["-q", "validate"])
+                .arg(&file),
+            &log,
+        )?;
+        let usage = best_of(self.o.runs, || {
+            // A fresh start each time: no checkpoint to resume from.
+            let _ = std::fs::remove_dir_all(&state);
+            let _ = std::fs::remove_file(&out);
+            measure::run(
+                Command::new(&self.o.sluice)
+                    .args(["-q", "run", "--no-progress"])
+                    .arg(&file),
+                &log,
+            )
+        })?;
+        let _ = std::fs::remove_dir_all(&state);
+        Ok((usage, out))
+    }
+
+    /// What the first run with an empty component cache adds: `sluice
+    /// validate` of the orders join (filter, project, lookup-join), which
+    /// compiles each plugin with Cranelift and stores it.
+    fn cold_compile(&self, customers: &Path) -> Result<Usage> {
+        let file = self.dir.join("cold-compile.yaml");
+        let events = self.dir.join("cold-compile.jsonl");
+        std::fs::write(&events, "")?;
+        let p = pipeline(
+            "bench-cold-compile",
+            None,
+            &events,
+            Some(customers),
+            &job_stages(Job::Join, Shape::Orders, &self.o.plugins),
+            &self.dir.join("cold-compile.out.jsonl"),
+            &self.dir.join("cold-compile.state"),
+        );
+        std::fs::write(&file, serde_json::to_string_pretty(&p)?)?;
+        let cache = tempfile::Builder::new()
+            .prefix("sluice-bench-cache")
+            .tempdir()?;
+        eprintln!("compiling the plugins into an empty cache ...");
+        measure::run(
+            Command::new(&self.o.sluice)
+                .env("SLUICE_CACHE_DIR", cache.path())
+                .args(["-q", "validate"])
+                .arg(&file),
+            &self.dir.join("cold-compile.log"),
+        )
+    }
+
+    /// Measures the native reference; returns the usage and the output path.
+    fn native(
+        &self,
+        shape: Shape,
+        job: Job,
+        input: &Path,
+        table: &Path,
+    ) -> Result<(Usage, PathBuf)> {
+        let name = format!("{}-{}-native", shape.name(), job.name());
+        let out = self.dir.join(format!("{name}.out.jsonl"));
+        let log = self.dir.join(format!("{name}.log"));
+        let me = std::env::current_exe().context("locating sluice-bench")?;
+        let usage = best_of(self.o.runs, || {
+            measure::run(
+                Command::new(&me)
+                    .arg("reference")
+                    .args(["--shape", shape.name(), "--job", job.name()])
+                    .arg("--input")
+                    .arg(input)
+                    .arg("--table")
+                    .arg(table)
+                    .arg("--output")
+                    .arg(&out),
+                &log,
+            )
+        })?;
+        Ok((usage, out))
+    }
+}
+
+fn lines(path: &Path) -> Result<u64> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut n = 0;
+    for line in std::io::BufReader::new(f).split(b'\n') {
+        if !line?.is_empty() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Fails unless `native` and `sluice` hold the same records.
+fn same_records(what: &str, native: &Path, sluice: &Path) -> Result<u64> {
+    let (a, b) = (digest(native)?, digest(sluice)?);
+    if a == b {
+        return Ok(a.lines);
+    }
+    let example = match first_difference(native, sluice)? {
+        Some((n, x, y)) => format!("\n  first difference, line {n}:\n  native: {x}\n  sluice: {y}"),
+        None => String::new(),
+    };
+    anyhow::bail!(
+        "{what}: the native reference wrote {} lines and Sluice {}, and their records differ{example}\n  (outputs: {} and {})",
+        a.lines,
+        b.lines,
+        native.display(),
+        sluice.display()
+    )
+}
+
+/// Runs every measurement and prints the report.
+pub fn run(o: &Options) -> Result<()> {
+    let tmp;
+    let dir: &Path = match &o.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("sluice-bench").tempdir()?;
+            tmp.path()
+        }
+    };
+    let ctx = Ctx { o, dir };
+    let customers = dir.join("customers.jsonl");
+    shapes::write_customers(&customers)?;
+    let cold = ctx.cold_compile(&customers)?;
+    let mut rows = Vec::new();
+    let mut boundary = Vec::new();
+    for &shape in &o.shapes {
+        let n = if shape == Shape::Orders {
+            o.events
+        } else {
+            o.shape_events
+        };
+        let input = dir.join(format!("{}.jsonl", shape.name()));
+        eprintln!("generating {n} {} events ...", shape.name());
+        let bytes = shapes::generate(shape, n, &input)?;
+        for job in Job::ALL {
+            let what = format!("{} {}", shape.name(), job.name());
+            eprintln!("{what}: native reference ...");
+            let (native, native_out) = ctx.native(shape, job, &input, &customers)?;
+            eprintln!("{what}: sluice run ...");
+            let table = (job == Job::Join).then_some(customers.as_path());
+            let (sluice, sluice_out) =
+                ctx.sluice(&format!("{}-{}", shape.name(), job.name()), |out, state| {
+                    pipeline(
+                        &format!("bench-{}-{}", shape.name(), job.name()),
+                        o.batch_size,
+                        &input,
+                        table,
+                        &job_stages(job, shape, &o.plugins),
+                        out,
+                        state,
+                    )
+                })?;
+            let out_lines = same_records(&what, &native_out, &sluice_out)?;
+            anyhow::ensure!(out_lines > 0, "{what}: no output at all");
+            rows.push(Row {
+                shape,
+                job,
+                events: n,
+                bytes_per_event: bytes / n.max(1),
+                out_lines,
+                native,
+                sluice,
+            });
+            let _ = std::fs::remove_file(&native_out);
+            let _ = std::fs::remove_file(&sluice_out);
+        }
+        if shape == Shape::Orders {
+            boundary = boundary_runs(&ctx, &input, &customers, n)?;
+        }
+        let _ = std::fs::remove_file(&input);
+    }
+    print_report(o, &rows, &boundary, &cold);
+    Ok(())
+}
+
+/// File → file with no stage, `passthrough`, `filter` and `lookup-join`.
+fn boundary_runs(ctx: &Ctx<'_>, input: &Path, customers: &Path, n: u64) -> Result<Vec<Boundary>> {
+    let p = &ctx.o.plugins;
+    let join_fields = "order_id, customer_id, price, currency, ts, table.name as customer_name, table.age as customer_age";
+    // (label, stages, with the customers table, every event goes on)
+    let cases: [(&'static str, Vec<Stage<'_>>, bool, bool); 4] = [
+        ("file → file, no stage", vec![], false, true),
+        (
+            "file → passthrough → file",
+            vec![Stage {
+                name: "pass",
+                plugin: &p.passthrough,
+                input: "events",
+                params: json!({}),
+                table: false,
+            }],
+            false,
+            true,
+        ),
+        (
+            "file → filter → file",
+            vec![Stage {
+                name: "keep",
+                plugin: &p.filter,
+                input: "events",
+                params: json!({"where": WHERE}),
+                table: false,
+            }],
+            false,
+            false,
+        ),
+        (
+            "file → lookup-join → file",
+            vec![Stage {
+                name: "enrich",
+                plugin: &p.lookup_join,
+                input: "events",
+                // A left join: every event goes on, as with passthrough.
+                params: json!({"table": TABLE, "on": "customer_id", "join": "left", "fields": join_fields}),
+                table: true,
+            }],
+            true,
+            true,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (i, (label, stages, table, keeps_all)) in cases.iter().enumerate() {
+        eprintln!("boundary: {label} ...");
+        let name = format!("boundary-{i}");
+        let (usage, file) = ctx.sluice(&name, |o, s| {
+            pipeline(
+                &format!("bench-{name}"),
+                ctx.o.batch_size,
+                input,
+                table.then_some(customers),
+                stages,
+                o,
+                s,
+            )
+        })?;
+        let out_lines = lines(&file)?;
+        let _ = std::fs::remove_file(&file);
+        if *keeps_all {
+            anyhow::ensure!(out_lines == n, "{label}: {out_lines} events out of {n} in");
+        }
+        out.push(Boundary {
+            label,
+            usage,
+            out_lines,
+        });
+    }
+    Ok(out)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) {
+    println!("sluice-bench: Sluice (`sluice run`, file source → built-in plugins → file sink, default sandbox limits, epoch CPU budget on)");
+    println!("against hand-written Rust (serde derive structs, BufReader/BufWriter, HashMap).");
+    println!(
+        "CPU = user + system time of each run's whole process, per input event; {} of each, the lowest counts.",
+        if o.runs == 1 {
+            "one run".to_string()
+        } else {
+            format!("{} runs", o.runs)
+        }
+    );
+    println!();
+    println!(
+        "| shape | bytes/event | events | job | out | native µs/event | Sluice µs/event | Sluice / native | target ≤ {TARGET_RATIO:.1}× |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---|");
+    for r in rows {
+        let (nat, slu) = (
+            r.native.us_per_event(r.events),
+            r.sluice.us_per_event(r.events),
+        );
+        let ratio = slu / nat.max(1e-9);
+        println!(
+            "| {} | {} | {} | {} | {} | {nat:.3} | {slu:.3} | {ratio:.1}× | {} |",
+            r.shape.name(),
+            r.bytes_per_event,
+            r.events,
+            r.job.name(),
+            r.out_lines,
+            verdict(ratio <= TARGET_RATIO)
+        );
+    }
+    if let [none, pass, filter, lookup] = boundary {
+        let n = rows
+            .iter()
+            .find(|r| r.shape == Shape::Orders)
+            .map_or(1, |r| r.events);
+        let us = |b: &Boundary| b.usage.us_per_event(n);
+        let crossing = us(pass) - us(none);
+        let filter_over = us(filter) - us(pass);
+        let lookup_over = us(lookup) - us(pass);
+        println!();
+        println!("Boundary, Sluice on {n} orders:");
+        println!();
+        println!("| pipeline | events out | CPU µs/event | extra | target |");
+        println!("|---|---:|---:|---|---|");
+        println!(
+            "| {} | {} | {:.3} | | |",
+            none.label,
+            none.out_lines,
+            us(none)
+        );
+        println!(
+            "| {} | {} | {:.3} | crossing in + out: {crossing:+.3} µs over no stage | ≤ {TARGET_CROSSING_US} µs: {} |",
+            pass.label,
+            pass.out_lines,
+            us(pass),
+            verdict(crossing <= TARGET_CROSSING_US)
+        );
+        println!(
+            "| {} | {} | {:.3} | filter: {filter_over:+.3} µs over passthrough | ≤ {TARGET_FILTER_US} µs: {} |",
+            filter.label,
+            filter.out_lines,
+            us(filter),
+            verdict(filter_over <= TARGET_FILTER_US)
+        );
+        println!(
+            "| {} | {} | {:.3} | lookup-join: {lookup_over:+.3} µs over passthrough | ≤ {TARGET_LOOKUP_US} µs: {} |",
+            lookup.label,
+            lookup.out_lines,
+            us(lookup),
+            verdict(lookup_over <= TARGET_LOOKUP_US)
+        );
+    }
+    println!();
+    println!(
+        "Not in the figures above: the first run after a plugin changes compiles it into the component cache; for filter + project + lookup-join (`sluice validate`, empty cache) that took {:.2} CPU s ({:.2} s wall).",
+        cold.cpu().as_secs_f64(),
+        cold.wall.as_secs_f64()
+    );
+    println!();
+    println!("Each run: CPU s (user + sys), wall s, peak RSS MiB:");
+    let detail = |label: &str, u: &Usage| {
+        println!(
+            "  {label:<34} {:>8.2} ({:.2} + {:.2}) {:>8.2} {:>8.0}",
+            u.cpu().as_secs_f64(),
+            u.user.as_secs_f64(),
+            u.sys.as_secs_f64(),
+            u.wall.as_secs_f64(),
+            u.max_rss_kib as f64 / 1024.0
+        );
+    };
+    for r in rows {
+        let what = format!("{} {}", r.shape.name(), r.job.name());
+        detail(&format!("{what}, native"), &r.native);
+        detail(&format!("{what}, Sluice"), &r.sluice);
+    }
+    for b in boundary {
+        detail(b.label, &b.usage);
+    }
+    println!();
+    println!("sluice: {}", o.sluice.display());
+    println!("command: {}", o.command);
+}
