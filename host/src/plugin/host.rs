@@ -8,7 +8,51 @@ use super::bindings::sluice::plugin::log;
 use super::guest_log::GuestLog;
 use crate::state::KeyedState;
 
-pub use super::limiter::MemoryLimiter;
+/// Caps linear memory and remembers a breach, so the failure names the limit
+/// instead of surfacing as a bare trap.
+pub struct MemoryLimiter {
+    max_bytes: usize,
+    max_mb: u64,
+    breached: bool,
+}
+
+impl MemoryLimiter {
+    /// The breached limit, if any, as text for messages.
+    pub fn breached(&self) -> Option<String> {
+        self.breached
+            .then(|| format!("memory limit of {} MiB", self.max_mb))
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.breached = true;
+            // Trapping (rather than returning false) stops a guest that would
+            // otherwise loop on a failed allocation.
+            return Err(wasmtime::format_err!(
+                "memory limit of {} MiB exceeded (wanted {} bytes)",
+                self.max_mb,
+                desired
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
 
 /// What a processor instance may reach: its stage's keyed state and the
 /// tables granted to the stage. Both live outside the instance, so a
@@ -33,7 +77,11 @@ impl HostState {
     /// State for an instance of `plugin` in `stage` with a memory cap.
     pub fn new(stage: &str, plugin: &str, memory_mb: u64) -> Self {
         Self {
-            limiter: MemoryLimiter::new(memory_mb),
+            limiter: MemoryLimiter {
+                max_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+                max_mb: memory_mb,
+                breached: false,
+            },
             processor: None,
             log: GuestLog::new(stage, plugin),
         }

@@ -6,14 +6,41 @@
 //! running total per store across every memory and table, and caps how many
 //! core instances, memories and tables a store may create at all.
 
+use super::host::HostState;
 use super::limits::{INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
+
+/// What a plugin instance's store holds: what the host gives the plugin, and
+/// the limiter that caps the store as a whole.
+pub struct StoreData {
+    /// Logging, state, tables, timers.
+    pub host: HostState,
+    /// The memory cap of the whole store.
+    pub limiter: StoreLimiter,
+}
+
+impl StoreData {
+    /// `host` under a cap of `memory_mb` MiB.
+    pub fn new(host: HostState, memory_mb: u64) -> Self {
+        Self {
+            host,
+            limiter: StoreLimiter::new(memory_mb),
+        }
+    }
+
+    /// A store on `engine` whose limiter is this data's.
+    pub fn store(self, engine: &wasmtime::Engine) -> wasmtime::Store<StoreData> {
+        let mut store = wasmtime::Store::new(engine, self);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+}
 
 /// Bytes charged per table element (a function reference).
 const TABLE_ELEMENT_BYTES: usize = 8;
 
 /// Caps the memory of one store and remembers a breach, so the failure names
 /// the limit instead of surfacing as a bare trap.
-pub struct MemoryLimiter {
+pub struct StoreLimiter {
     max_bytes: usize,
     max_mb: u64,
     /// Bytes of every memory and table of the store so far.
@@ -21,7 +48,7 @@ pub struct MemoryLimiter {
     breached: Option<String>,
 }
 
-impl MemoryLimiter {
+impl StoreLimiter {
     /// A limiter for `memory_mb` MiB in total.
     pub fn new(memory_mb: u64) -> Self {
         Self {
@@ -53,7 +80,7 @@ impl MemoryLimiter {
     }
 }
 
-impl wasmtime::ResourceLimiter for MemoryLimiter {
+impl wasmtime::ResourceLimiter for StoreLimiter {
     fn memory_growing(
         &mut self,
         current: usize,
@@ -101,14 +128,14 @@ mod tests {
 
     #[test]
     fn memories_of_one_store_are_summed() {
-        let mut l = MemoryLimiter::new(1);
+        let mut l = StoreLimiter::new(1);
         assert!(l.memory_growing(0, 600 << 10, None).is_ok());
         assert!(
             l.memory_growing(0, 600 << 10, None).is_err(),
             "a second memory counts against the same cap"
         );
         assert_eq!(l.breached().as_deref(), Some("memory limit of 1 MiB"));
-        let mut l = MemoryLimiter::new(1);
+        let mut l = StoreLimiter::new(1);
         assert!(l.memory_growing(0, 512 << 10, None).is_ok());
         assert!(
             l.memory_growing(512 << 10, 1 << 20, None).is_ok(),
@@ -147,14 +174,11 @@ mod tests {
         engine: &wasmtime::Engine,
         bytes: &[u8],
         memory_mb: u64,
-    ) -> Result<wasmtime::Store<crate::plugin::host::HostState>, String> {
+    ) -> Result<wasmtime::Store<StoreData>, String> {
         let component =
             wasmtime::component::Component::new(engine, bytes).map_err(|e| format!("{e:?}"))?;
-        let mut store = wasmtime::Store::new(
-            engine,
-            crate::plugin::host::HostState::new("s", "p", memory_mb),
-        );
-        store.limiter(|s| &mut s.limiter);
+        let mut store =
+            StoreData::new(HostState::new("s", "p", memory_mb), memory_mb).store(engine);
         wasmtime::component::Linker::new(engine)
             .instantiate(&mut store, &component)
             .map_err(|e| format!("{e:?}"))?;

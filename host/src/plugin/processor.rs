@@ -18,6 +18,7 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, World};
 use super::engine::WasmEngine;
 use super::host::{HostState, ProcessorContext};
+use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
 use super::output_check;
 use super::transform::{
@@ -37,7 +38,7 @@ pub struct ProcessorPlugin {
     /// SHA-256 of the file, which (unlike `info`) the plugin cannot fake.
     pub sha256: [u8; 32],
     engine: wasmtime::Engine,
-    pre: pb::ProcessorPre<HostState>,
+    pre: pb::ProcessorPre<StoreData>,
 }
 
 impl ProcessorPlugin {
@@ -62,8 +63,8 @@ impl ProcessorPlugin {
             ..
         } = compiled;
         component::check_world(path, &shape, World::Processor)?;
-        let mut linker: Linker<HostState> = Linker::new(&engine);
-        pb::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        let mut linker: Linker<StoreData> = Linker::new(&engine);
+        pb::Processor::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| &mut s.host)
             .map_err(|e| link_err(path, e))?;
         linker
             .define_unknown_imports_as_traps(&component)
@@ -84,11 +85,9 @@ impl ProcessorPlugin {
             engine,
             pre,
         };
-        let mut store = Store::new(
-            &plugin.engine,
-            HostState::new("describe", &plugin.label(), Limits::default().memory_mb),
-        );
-        store.limiter(|s| &mut s.limiter);
+        let memory_mb = Limits::default().memory_mb;
+        let host = HostState::new("describe", &plugin.label(), memory_mb);
+        let mut store = StoreData::new(host, memory_mb).store(&plugin.engine);
         if let Some(t) = deadline(Limits::default().cpu_ms_per_call) {
             store.set_epoch_deadline(t);
         }
@@ -110,7 +109,7 @@ impl ProcessorPlugin {
 }
 
 struct Live {
-    store: Store<HostState>,
+    store: Store<StoreData>,
     bindings: pb::Processor,
     handle: ResourceAny,
 }
@@ -188,8 +187,7 @@ impl ProcessorInstance {
             state: self.state.clone(),
             tables: self.tables.clone(),
         });
-        let mut store = Store::new(&self.plugin.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        let mut store = StoreData::new(state, self.limits.memory_mb).store(&self.plugin.engine);
         if let Some(t) = call_deadline(self.limits.cpu_ms_per_call, self.cap).0 {
             store.set_epoch_deadline(t);
         }
@@ -284,7 +282,7 @@ impl ProcessorInstance {
         if let Some(ticks) = call_deadline(self.limits.cpu_ms_per_call, self.cap).0 {
             live.store.set_epoch_deadline(ticks);
         }
-        live.store.data_mut().begin_call();
+        live.store.data_mut().host.begin_call();
         match f(live) {
             Ok(Ok(mut output)) => match output_check::check(&mut output, inputs, &self.limits) {
                 Ok(_) => Ok(output),
@@ -322,7 +320,7 @@ impl ProcessorInstance {
         }
     }
 
-    fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
+    fn classify(&self, store: &Store<StoreData>, e: wasmtime::Error) -> CallFailure {
         classify(
             store,
             e,

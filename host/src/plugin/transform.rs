@@ -16,6 +16,7 @@ use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, ComponentError, Shape, World};
 use super::engine::WasmEngine;
 use super::host::HostState;
+use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
 use super::output_check::{self, OutputFault};
 
@@ -51,7 +52,7 @@ pub struct TransformPlugin {
     pub sha256: [u8; 32],
     engine: wasmtime::Engine,
     budget: CpuBudget,
-    pre: bindings::TransformPre<HostState>,
+    pre: bindings::TransformPre<StoreData>,
 }
 
 impl std::fmt::Debug for TransformPlugin {
@@ -109,9 +110,11 @@ impl TransformPlugin {
         component::check_world(path, &shape, World::Transform)?;
         let engine = &engine;
 
-        let mut linker: Linker<HostState> = Linker::new(engine);
-        bindings::Transform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| link_err(path, e))?;
+        let mut linker: Linker<StoreData> = Linker::new(engine);
+        bindings::Transform::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+            &mut s.host
+        })
+        .map_err(|e| link_err(path, e))?;
         // No ambient authority: any WASI import a toolchain drags in (std's
         // stderr, env, clock) links to a trap instead of a capability.
         linker
@@ -155,12 +158,9 @@ impl TransformPlugin {
         super::identity::label(&self.path, &self.sha256, &self.info)
     }
 
-    fn new_store(&self, stage: &str, limits: Limits) -> Store<HostState> {
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(stage, &self.label(), limits.memory_mb),
-        );
-        store.limiter(|s| &mut s.limiter);
+    fn new_store(&self, stage: &str, limits: Limits) -> Store<StoreData> {
+        let host = HostState::new(stage, &self.label(), limits.memory_mb);
+        let mut store = StoreData::new(host, limits.memory_mb).store(&self.engine);
         if let Some(ticks) = deadline(limits.cpu_ms_per_call) {
             store.set_epoch_deadline(ticks);
         }
@@ -358,7 +358,7 @@ pub(crate) fn call_deadline(budget: CpuBudget, cap: Option<CallCap>) -> (Option<
 }
 
 struct Live {
-    store: Store<HostState>,
+    store: Store<StoreData>,
     bindings: bindings::Transform,
     handle: ResourceAny,
 }
@@ -489,7 +489,7 @@ impl TransformInstance {
         if let Some(ticks) = ticks {
             live.store.set_epoch_deadline(ticks);
         }
-        live.store.data_mut().begin_call();
+        live.store.data_mut().host.begin_call();
         let result = live
             .bindings
             .sluice_plugin_transformer()
@@ -544,7 +544,7 @@ impl TransformInstance {
         }
     }
 
-    fn classify(&self, store: &Store<HostState>, e: wasmtime::Error) -> CallFailure {
+    fn classify(&self, store: &Store<StoreData>, e: wasmtime::Error) -> CallFailure {
         classify(
             store,
             e,
@@ -558,13 +558,17 @@ impl TransformInstance {
 /// Names what stopped a call: a breached memory cap, the CPU budget, or a
 /// trap (with the plugin's last error log line, e.g. its panic message).
 pub(crate) fn classify(
-    store: &Store<HostState>,
+    store: &Store<StoreData>,
     e: wasmtime::Error,
     plugin: String,
     stage: String,
     cpu_limit: String,
 ) -> CallFailure {
-    if let Some(limit) = store.data().limiter.breached() {
+    // `HostState` still carries the old per-memory limiter, never installed
+    // on a store (plugin/host.rs is being changed by another helper; drop
+    // it at merge). It cannot breach; reading it keeps the build warning-free.
+    let data = store.data();
+    if let Some(limit) = data.limiter.breached().or(data.host.limiter.breached()) {
         return CallFailure::Limit {
             plugin,
             stage,
@@ -582,7 +586,7 @@ pub(crate) fn classify(
         Some(trap) => format!("wasm trap: {trap}"),
         None => format!("{e}"),
     };
-    if let Some(last) = store.data().last_error() {
+    if let Some(last) = store.data().host.last_error() {
         message = format!("{last} ({message})");
     }
     CallFailure::Trap {

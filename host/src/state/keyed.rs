@@ -405,8 +405,16 @@ impl KeyedState {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = path.with_extension("tmp");
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // A leftover temp file (a crash mid-save) would keep its old mode.
+        let _ = std::fs::remove_file(&tmp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // State holds raw event data: readable by the owner only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let f = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         // Streamed, not built in memory first: the state may be as large as
         // its ceiling, and a second copy of it would double the peak.
         let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
@@ -570,6 +578,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = state_file(dir.path(), "agg", 3);
         s.save(&path).expect("save");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("saved")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "state files are private: {mode:o}");
+        }
         let mut back = KeyedState::load(&path).expect("load");
         assert_eq!(back.get(b"w:2"), Some(b"y".to_vec()));
         assert_eq!(back.watermark(), 100);

@@ -60,7 +60,12 @@ fn run_measured(cmd: &mut Command) -> (Output, u64, Duration) {
         stderr: err_reader.join().expect("stderr reader"),
     };
     assert!(peak_kb > 0, "no VmHWM sample was taken");
-    (output, peak_kb, started.elapsed())
+    let took = started.elapsed();
+    eprintln!(
+        "sluice exited {status:?}: peak RSS {} MiB, {took:?}",
+        peak_kb / 1024
+    );
+    (output, peak_kb, took)
 }
 
 /// Kills the child if the test fails before it exits (an unbounded source
