@@ -1,4 +1,5 @@
-//! What the host gives a plugin instance: logging and a memory limiter.
+//! What the host gives a plugin instance: logging, and for processors their
+//! state and tables. Memory is capped by the store's limiter (`limiter.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,52 +8,6 @@ use super::bindings::processor::sluice::plugin::{state, tables, timers};
 use super::bindings::sluice::plugin::log;
 use super::guest_log::GuestLog;
 use crate::state::KeyedState;
-
-/// Caps linear memory and remembers a breach, so the failure names the limit
-/// instead of surfacing as a bare trap.
-pub struct MemoryLimiter {
-    max_bytes: usize,
-    max_mb: u64,
-    breached: bool,
-}
-
-impl MemoryLimiter {
-    /// The breached limit, if any, as text for messages.
-    pub fn breached(&self) -> Option<String> {
-        self.breached
-            .then(|| format!("memory limit of {} MiB", self.max_mb))
-    }
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.breached = true;
-            // Trapping (rather than returning false) stops a guest that would
-            // otherwise loop on a failed allocation.
-            return Err(wasmtime::format_err!(
-                "memory limit of {} MiB exceeded (wanted {} bytes)",
-                self.max_mb,
-                desired
-            ));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
 
 /// What a processor instance may reach: its stage's keyed state and the
 /// tables granted to the stage. Both live outside the instance, so a
@@ -66,22 +21,15 @@ pub struct ProcessorContext {
 
 /// Per-instance host state.
 pub struct HostState {
-    /// The memory cap.
-    pub limiter: MemoryLimiter,
     /// Set for processors.
     pub processor: Option<ProcessorContext>,
     log: GuestLog,
 }
 
 impl HostState {
-    /// State for an instance of `plugin` in `stage` with a memory cap.
-    pub fn new(stage: &str, plugin: &str, memory_mb: u64) -> Self {
+    /// State for an instance of `plugin` in `stage`.
+    pub fn new(stage: &str, plugin: &str) -> Self {
         Self {
-            limiter: MemoryLimiter {
-                max_bytes: usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-                max_mb: memory_mb,
-                breached: false,
-            },
             processor: None,
             log: GuestLog::new(stage, plugin),
         }

@@ -86,7 +86,7 @@ impl ProcessorPlugin {
             pre,
         };
         let memory_mb = Limits::default().memory_mb;
-        let host = HostState::new("describe", &plugin.label(), memory_mb);
+        let host = HostState::new("describe", &plugin.label());
         let mut store = StoreData::new(host, memory_mb).store(&plugin.engine);
         if let Some(t) = deadline(Limits::default().cpu_ms_per_call) {
             store.set_epoch_deadline(t);
@@ -182,7 +182,7 @@ impl ProcessorInstance {
         if self.live.is_some() {
             return Ok(());
         }
-        let mut state = HostState::new(&self.stage, &self.plugin.label(), self.limits.memory_mb);
+        let mut state = HostState::new(&self.stage, &self.plugin.label());
         state.processor = Some(ProcessorContext {
             state: self.state.clone(),
             tables: self.tables.clone(),

@@ -159,7 +159,7 @@ impl TransformPlugin {
     }
 
     fn new_store(&self, stage: &str, limits: Limits) -> Store<StoreData> {
-        let host = HostState::new(stage, &self.label(), limits.memory_mb);
+        let host = HostState::new(stage, &self.label());
         let mut store = StoreData::new(host, limits.memory_mb).store(&self.engine);
         if let Some(ticks) = deadline(limits.cpu_ms_per_call) {
             store.set_epoch_deadline(ticks);
@@ -568,7 +568,7 @@ pub(crate) fn classify(
     // on a store (plugin/host.rs is being changed by another helper; drop
     // it at merge). It cannot breach; reading it keeps the build warning-free.
     let data = store.data();
-    if let Some(limit) = data.limiter.breached().or(data.host.limiter.breached()) {
+    if let Some(limit) = data.limiter.breached() {
         return CallFailure::Limit {
             plugin,
             stage,
