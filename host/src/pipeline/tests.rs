@@ -372,6 +372,8 @@ fn sink_refusals_are_dead_lettered_before_the_checkpoint_that_covers_them() {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // A stop ends reading; let the source read everything first.
+        wait_for("every value to be read", || feed.read() == 2000);
         stop.store(true, Ordering::SeqCst);
         run.join().expect("runner thread").expect("run");
     });
