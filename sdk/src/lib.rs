@@ -46,6 +46,7 @@ extern crate self as sluice_sdk;
 
 pub mod abi;
 mod event;
+pub mod json;
 mod params;
 pub mod processor;
 pub mod select;

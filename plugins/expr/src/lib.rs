@@ -96,8 +96,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
+use sluice_sdk::json::JsonView;
 
-pub use partial::parse_json_keeping;
+pub use partial::{input_from_view, parse_json_keeping};
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
 
 /// A malformed expression or path: where (1-based character column) and what
@@ -170,6 +171,15 @@ impl Expr {
     /// Skipped strings are checked for JSON syntax but not for valid UTF-8.
     pub fn parse_input(&self, bytes: &[u8]) -> Result<Value, serde_json::Error> {
         partial::parse_json_keeping(bytes, &self.fields)
+    }
+
+    /// The input this expression needs, from a zero-copy view of the event
+    /// (see [`input_from_view`]): only the top-level fields it reads are
+    /// built. [`Expr::eval`] and [`Expr::matches`] on it give the same result
+    /// as on the full value. Fails only on a read number serde_json cannot
+    /// hold (like `1e400`), as parsing the whole value would.
+    pub fn view_input(&self, view: &JsonView<'_>) -> Result<Value, serde_json::Error> {
+        partial::input_from_view(view, &self.fields)
     }
 
     /// Evaluates against `input`; a missing field reads as `null`.
