@@ -14,9 +14,13 @@
 //! natively through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
+mod splice;
+
 use serde_json::{Map, Value};
-use sluice_expr::{parse_json_keeping, type_name, Expr, Path};
+use sluice_expr::{input_from_view, parse_json_keeping, type_name, Expr, Path};
+use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+use splice::Splice;
 
 const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
 
@@ -35,6 +39,12 @@ pub struct Project {
     /// Reused per event: computed values, then renamed values.
     scratch: Vec<Value>,
     moved: Vec<Option<Value>>,
+    /// When every path is a top-level name: the splicing path (no tree).
+    splice: Option<Splice>,
+    /// Top-level fields the `set` expressions read (splicing path).
+    set_fields: Vec<String>,
+    parser: JsonParser,
+    splice_scratch: splice::Scratch,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -138,6 +148,61 @@ impl Project {
     fn reject(reason: impl std::fmt::Display) -> EventError {
         EventError::Reject(reason.to_string())
     }
+
+    /// The splicing path (see [`splice`]): no tree is built; fields are
+    /// copied as raw slices and only computed values are serialized.
+    fn process_spliced(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Emitter<'_>,
+    ) -> Result<(), EventError> {
+        let Some(splice) = &self.splice else {
+            return Err(EventError::Fatal("splicing path without a plan".into()));
+        };
+        if event.is_tombstone() {
+            // Tombstones pass unchanged.
+            out.forward();
+            return Ok(());
+        }
+        let view = event.view(&mut self.parser)?;
+        if !view.is_object() {
+            return Err(Self::reject(format_args!(
+                "value is {}, not a JSON object",
+                kind_name(view.root().kind())
+            )));
+        }
+        let mut computed = std::mem::take(&mut self.scratch);
+        computed.clear();
+        if !self.set.is_empty() {
+            let input = if self.set_fields.is_empty() {
+                Value::Null
+            } else {
+                input_from_view(&view, &self.set_fields)
+                    .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?
+            };
+            for (_, c) in &self.set {
+                computed.push(match c {
+                    Computed::Expr(e) => e.eval(&input),
+                    Computed::Const(v) => v.clone(),
+                });
+            }
+        }
+        let scratch = &mut self.splice_scratch;
+        out.value_with(|buf| splice.write(&view, scratch, computed.iter(), buf));
+        self.scratch = computed;
+        Ok(())
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
+    }
 }
 
 impl Transform for Project {
@@ -211,7 +276,44 @@ impl Transform for Project {
             needed
         });
 
+        let single = |p: &Path| -> Option<String> {
+            let mut names = p.names();
+            let first = names.next()?;
+            names.next().is_none().then(|| first.to_string())
+        };
+        let splice = (|| {
+            Some(Splice {
+                select: match &select {
+                    Some(paths) => Some(paths.iter().map(single).collect::<Option<Vec<_>>>()?),
+                    None => None,
+                },
+                rename: rename
+                    .iter()
+                    .map(|(old, new)| Some((single(old)?, single(new)?)))
+                    .collect::<Option<Vec<_>>>()?,
+                drop: drop.iter().map(single).collect::<Option<Vec<_>>>()?,
+                set: set
+                    .iter()
+                    .map(|(p, _)| single(p))
+                    .collect::<Option<Vec<_>>>()?,
+            })
+        })();
+        let mut set_fields: Vec<String> = Vec::new();
+        for (_, c) in &set {
+            if let Computed::Expr(e) = c {
+                for name in e.fields() {
+                    if !set_fields.iter().any(|n| n == name) {
+                        set_fields.push(name.to_string());
+                    }
+                }
+            }
+        }
+
         Ok(Project {
+            splice,
+            set_fields,
+            parser: JsonParser::new(),
+            splice_scratch: splice::Scratch::default(),
             select,
             needed,
             rename,
@@ -223,6 +325,9 @@ impl Transform for Project {
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        if self.splice.is_some() {
+            return self.process_spliced(event, out);
+        }
         let Some(bytes) = event.value() else {
             // Tombstones pass unchanged.
             out.forward();
