@@ -145,6 +145,15 @@ fn covers(prefix: &Path, path: &Path) -> bool {
 }
 
 impl Project {
+    /// The same projection on the tree path (every event parsed into a
+    /// `serde_json::Value` and re-serialized): for benchmarks and tests that
+    /// compare the two paths.
+    #[doc(hidden)]
+    pub fn without_splicing(mut self) -> Self {
+        self.splice = None;
+        self
+    }
+
     fn reject(reason: impl std::fmt::Display) -> EventError {
         EventError::Reject(reason.to_string())
     }
