@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use sluice_sdk::json::{JsonView, Kind, Raw};
+use sluice_sdk::json::{Kind, Raw};
 
 /// Builds a `Value`, keeping only the `fields` of a top-level object.
 struct KeepFields<'f, S> {
@@ -129,27 +129,6 @@ pub fn parse_json_keeping<S: AsRef<str>>(
     let value = (&mut de).deserialize_any(KeepFields { fields })?;
     de.end()?;
     Ok(value)
-}
-
-/// Builds the input an expression needs from a zero-copy view: of a
-/// top-level object only `fields` are converted to `Value`s (the rest is never
-/// touched); other roots (arrays, scalars) are converted whole. Same result as
-/// [`parse_json_keeping`] on the same bytes, without re-scanning them.
-pub fn input_from_view<S: AsRef<str>>(
-    view: &JsonView<'_>,
-    fields: &[S],
-) -> Result<Value, serde_json::Error> {
-    if !view.is_object() {
-        return view.root().to_value();
-    }
-    let mut out = Map::new();
-    for name in fields {
-        let name = name.as_ref();
-        if let Some(raw) = view.get(name) {
-            out.insert(name.to_string(), raw_to_value(raw)?);
-        }
-    }
-    Ok(Value::Object(out))
 }
 
 /// One raw value as a tree, with the common scalars built directly (strings

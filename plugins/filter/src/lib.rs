@@ -13,7 +13,7 @@
 //! through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
-use sluice_expr::Expr;
+use sluice_expr::{Expr, ViewFields};
 use sluice_sdk::json::JsonParser;
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
@@ -23,6 +23,8 @@ pub struct Filter {
     condition: Expr,
     /// Reused per event: the table of top-level fields.
     parser: JsonParser,
+    /// Reused per event: the fields the condition reads.
+    fields: ViewFields,
 }
 
 impl Filter {
@@ -41,6 +43,7 @@ impl Transform for Filter {
         Ok(Filter {
             condition,
             parser: JsonParser::new(),
+            fields: ViewFields::default(),
         })
     }
 
@@ -53,11 +56,10 @@ impl Transform for Filter {
         // One checking pass over the bytes (zero-copy view), then only the
         // fields the condition reads are built.
         let view = event.view(&mut self.parser)?;
-        let value = self
-            .condition
-            .view_input(&view)
+        self.condition
+            .load(&view, &mut self.fields)
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-        if self.condition.matches(&value) {
+        if self.condition.matches_loaded(&self.fields) {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
         }

@@ -17,7 +17,7 @@
 mod splice;
 
 use serde_json::{Map, Value};
-use sluice_expr::{input_from_view, parse_json_keeping, type_name, Expr, Path};
+use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields};
 use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 use splice::Splice;
@@ -41,8 +41,8 @@ pub struct Project {
     moved: Vec<Option<Value>>,
     /// When every path is a top-level name: the splicing path (no tree).
     splice: Option<Splice>,
-    /// Top-level fields the `set` expressions read (splicing path).
-    set_fields: Vec<String>,
+    /// Reused per event: the fields each `set` expression reads.
+    loaded: Vec<ViewFields>,
     parser: JsonParser,
     splice_scratch: splice::Scratch,
 }
@@ -182,19 +182,16 @@ impl Project {
         }
         let mut computed = std::mem::take(&mut self.scratch);
         computed.clear();
-        if !self.set.is_empty() {
-            let input = if self.set_fields.is_empty() {
-                Value::Null
-            } else {
-                input_from_view(&view, &self.set_fields)
-                    .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?
-            };
-            for (_, c) in &self.set {
-                computed.push(match c {
-                    Computed::Expr(e) => e.eval(&input),
-                    Computed::Const(v) => v.clone(),
-                });
-            }
+        self.loaded.resize_with(self.set.len(), ViewFields::default);
+        for ((_, c), fields) in self.set.iter().zip(self.loaded.iter_mut()) {
+            computed.push(match c {
+                Computed::Expr(e) => {
+                    e.load(&view, fields)
+                        .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+                    e.eval_loaded(fields)
+                }
+                Computed::Const(v) => v.clone(),
+            });
         }
         let scratch = &mut self.splice_scratch;
         out.value_with(|buf| splice.write(&view, scratch, computed.iter(), buf));
@@ -307,20 +304,9 @@ impl Transform for Project {
                     .collect::<Option<Vec<_>>>()?,
             })
         })();
-        let mut set_fields: Vec<String> = Vec::new();
-        for (_, c) in &set {
-            if let Computed::Expr(e) = c {
-                for name in e.fields() {
-                    if !set_fields.iter().any(|n| n == name) {
-                        set_fields.push(name.to_string());
-                    }
-                }
-            }
-        }
-
         Ok(Project {
             splice,
-            set_fields,
+            loaded: Vec::new(),
             parser: JsonParser::new(),
             splice_scratch: splice::Scratch::default(),
             select,
