@@ -237,6 +237,9 @@ pub enum Kind {
 pub struct Raw<'a>(&'a [u8]);
 
 impl<'a> Raw<'a> {
+    /// `null`, for writing a missing value.
+    pub const NULL: Raw<'static> = Raw(b"null");
+
     /// The value's JSON text, exactly as in the input.
     pub fn bytes(&self) -> &'a [u8] {
         self.0
