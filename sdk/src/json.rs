@@ -501,12 +501,19 @@ fn unescape(text: &[u8]) -> Option<String> {
     serde_json::from_slice(&quoted).ok()
 }
 
-/// Bytes that end a run of plain string content: `"`, `\\` and controls.
+/// Bytes that end a run of plain ASCII string content: `"`, `\\`,
+/// controls and the start of multi-byte UTF-8.
 static STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
         t[i] = true;
+        i += 1;
+    }
+    while i < 256 {
+        if i >= 0x80 {
+            t[i] = true;
+        }
         i += 1;
     }
     t[b'"' as usize] = true;
@@ -521,12 +528,6 @@ struct Scanner<'b> {
 }
 
 fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(JsonError {
-            offset: e.valid_up_to(),
-            message: "invalid UTF-8",
-        });
-    }
     let mut s = Scanner { b: bytes, p: 0 };
     s.ws();
     if s.peek() == Some(b'{') {
@@ -681,6 +682,22 @@ impl Scanner<'_> {
                     }
                 }
                 0..=0x1F => return Err(self.err("control character in string")),
+                // Outside strings the grammar admits only ASCII, so checking
+                // each multi-byte sequence here makes the whole value UTF-8
+                // without a separate pass.
+                0x80.. => {
+                    let width = match c {
+                        0xC2..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF4 => 4,
+                        _ => 0,
+                    };
+                    let seq = self.b.get(self.p..self.p + width).unwrap_or_default();
+                    if width == 0 || std::str::from_utf8(seq).is_err() {
+                        return Err(self.err("invalid UTF-8"));
+                    }
+                    self.p += width;
+                }
                 _ => self.p += 1,
             }
         }

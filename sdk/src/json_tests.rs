@@ -200,3 +200,27 @@ fn numbers_out_of_range_are_valid_but_not_convertible() {
     assert_eq!(y.as_i64(), None);
     assert_eq!(y.text(), "-12345678901234567890123");
 }
+
+#[test]
+fn utf8_is_checked_inside_strings_and_refused_outside() {
+    for bad in [
+        &b"\"\xc3\""[..],        // truncated sequence
+        b"\"\xc0\xaf\"",         // overlong
+        b"\"\xed\xa0\x80\"",     // encoded surrogate
+        b"\"\xf5\x80\x80\x80\"", // above U+10FFFF
+        b"\"\x80\"",             // lone continuation byte
+        b"{\"a\":1}\xc3\xa9",    // non-ASCII outside a string
+        b"[\xc3\xa9]",
+    ] {
+        assert!(JsonView::parse(bad).is_err(), "{bad:?}");
+        assert!(serde_json::from_slice::<Value>(bad).is_err(), "{bad:?}");
+    }
+    let good = "{\"\u{e9}\u{20ac}\u{1f600}\":\"\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}\"}";
+    let view = JsonView::parse(good.as_bytes()).expect("valid");
+    assert_eq!(
+        view.get("\u{e9}\u{20ac}\u{1f600}")
+            .and_then(|r| r.as_str())
+            .as_deref(),
+        Some("\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}")
+    );
+}

@@ -193,18 +193,19 @@ impl Expr {
         view: &JsonView<'_>,
         fields: &mut ViewFields,
     ) -> Result<(), serde_json::Error> {
-        fields.values.clear();
         fields.root = None;
         if !view.is_object() {
             // Arrays and scalars: paths like `0.x` index the whole root.
+            fields.values.clear();
             fields.root = Some(view.root().to_value()?);
             return Ok(());
         }
-        for name in self.fields.iter() {
-            fields.values.push(match view.get(name) {
-                Some(raw) => Some(partial::raw_to_value(raw)?),
-                None => None,
-            });
+        fields.values.resize(self.fields.len(), None);
+        for (name, slot) in self.fields.iter().zip(fields.values.iter_mut()) {
+            match view.get(name) {
+                Some(raw) => partial::raw_into_value(raw, slot)?,
+                None => *slot = None,
+            }
         }
         Ok(())
     }

@@ -131,6 +131,21 @@ pub fn parse_json_keeping<S: AsRef<str>>(
     Ok(value)
 }
 
+/// Writes `raw` into `slot`, reusing the string buffer already there: a
+/// filter reading one string field then allocates nothing per event.
+pub(crate) fn raw_into_value(
+    raw: Raw<'_>,
+    slot: &mut Option<Value>,
+) -> Result<(), serde_json::Error> {
+    if let (Some(Value::String(buf)), Some(Cow::Borrowed(text))) = (slot.as_mut(), raw.as_str()) {
+        buf.clear();
+        buf.push_str(text);
+        return Ok(());
+    }
+    *slot = Some(raw_to_value(raw)?);
+    Ok(())
+}
+
 /// One raw value as a tree, with the common scalars built directly (strings
 /// without escapes, integers, literals); the rest goes through serde_json so
 /// floats round exactly as the tree path rounds them.
