@@ -521,6 +521,29 @@ static STOP: [bool; 256] = {
     t
 };
 
+/// Length of the well-formed UTF-8 sequence starting at `p` (Unicode table
+/// 3-7: no overlongs, no surrogates, nothing above U+10FFFF), or `None`.
+fn utf8_width(b: &[u8], p: usize) -> Option<usize> {
+    let cont = |i: usize, lo: u8, hi: u8| b.get(p + i).is_some_and(|c| (lo..=hi).contains(c));
+    let ok = match *b.get(p)? {
+        0xC2..=0xDF => return cont(1, 0x80, 0xBF).then_some(2),
+        0xE0 => cont(1, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => cont(1, 0x80, 0xBF),
+        0xED => cont(1, 0x80, 0x9F),
+        0xF0 => cont(1, 0x90, 0xBF),
+        0xF1..=0xF3 => cont(1, 0x80, 0xBF),
+        0xF4 => cont(1, 0x80, 0x8F),
+        _ => return None,
+    };
+    if !ok || !cont(2, 0x80, 0xBF) {
+        return None;
+    }
+    if b[p] < 0xF0 {
+        return Some(3);
+    }
+    cont(3, 0x80, 0xBF).then_some(4)
+}
+
 /// The validating scanner.
 struct Scanner<'b> {
     b: &'b [u8],
@@ -685,19 +708,10 @@ impl Scanner<'_> {
                 // Outside strings the grammar admits only ASCII, so checking
                 // each multi-byte sequence here makes the whole value UTF-8
                 // without a separate pass.
-                0x80.. => {
-                    let width = match c {
-                        0xC2..=0xDF => 2,
-                        0xE0..=0xEF => 3,
-                        0xF0..=0xF4 => 4,
-                        _ => 0,
-                    };
-                    let seq = self.b.get(self.p..self.p + width).unwrap_or_default();
-                    if width == 0 || std::str::from_utf8(seq).is_err() {
-                        return Err(self.err("invalid UTF-8"));
-                    }
-                    self.p += width;
-                }
+                0x80.. => match utf8_width(self.b, self.p) {
+                    Some(width) => self.p += width,
+                    None => return Err(self.err("invalid UTF-8")),
+                },
                 _ => self.p += 1,
             }
         }

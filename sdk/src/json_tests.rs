@@ -224,3 +224,28 @@ fn utf8_is_checked_inside_strings_and_refused_outside() {
         Some("\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}")
     );
 }
+
+#[test]
+fn utf8_check_agrees_with_std_on_every_short_sequence() {
+    // Every 1–3 byte sequence after a quote, and 4-byte ones around the edges.
+    let check = |seq: &[u8]| {
+        let mut text = vec![b'"'];
+        text.extend_from_slice(seq);
+        text.push(b'"');
+        let std_ok = std::str::from_utf8(seq).is_ok()
+            && !seq.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        assert_eq!(JsonView::parse(&text).is_ok(), std_ok, "{seq:x?}");
+    };
+    for a in 0x80..=0xFFu8 {
+        check(&[a]);
+        for b in 0x00..=0xFFu8 {
+            check(&[a, b]);
+            for c in [0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0] {
+                check(&[a, b, c]);
+                for d in [0x7F, 0x80, 0xBF, 0xC0] {
+                    check(&[a, b, c, d]);
+                }
+            }
+        }
+    }
+}
