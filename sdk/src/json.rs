@@ -521,29 +521,6 @@ static STOP: [bool; 256] = {
     t
 };
 
-/// Length of the well-formed UTF-8 sequence starting at `p` (Unicode table
-/// 3-7: no overlongs, no surrogates, nothing above U+10FFFF), or `None`.
-fn utf8_width(b: &[u8], p: usize) -> Option<usize> {
-    let cont = |i: usize, lo: u8, hi: u8| b.get(p + i).is_some_and(|c| (lo..=hi).contains(c));
-    let ok = match *b.get(p)? {
-        0xC2..=0xDF => return cont(1, 0x80, 0xBF).then_some(2),
-        0xE0 => cont(1, 0xA0, 0xBF),
-        0xE1..=0xEC | 0xEE..=0xEF => cont(1, 0x80, 0xBF),
-        0xED => cont(1, 0x80, 0x9F),
-        0xF0 => cont(1, 0x90, 0xBF),
-        0xF1..=0xF3 => cont(1, 0x80, 0xBF),
-        0xF4 => cont(1, 0x80, 0x8F),
-        _ => return None,
-    };
-    if !ok || !cont(2, 0x80, 0xBF) {
-        return None;
-    }
-    if b[p] < 0xF0 {
-        return Some(3);
-    }
-    cont(3, 0x80, 0xBF).then_some(4)
-}
-
 /// The validating scanner.
 struct Scanner<'b> {
     b: &'b [u8],
@@ -708,10 +685,22 @@ impl Scanner<'_> {
                 // Outside strings the grammar admits only ASCII, so checking
                 // each multi-byte sequence here makes the whole value UTF-8
                 // without a separate pass.
-                0x80.. => match utf8_width(self.b, self.p) {
-                    Some(width) => self.p += width,
-                    None => return Err(self.err("invalid UTF-8")),
-                },
+                0x80.. => {
+                    // A run of non-ASCII text: std's validator checks it in
+                    // bulk (outside strings the grammar admits only ASCII,
+                    // so this makes the whole value UTF-8).
+                    let start = self.p;
+                    let rest = &self.b[start..];
+                    let run = rest
+                        .iter()
+                        .position(|&c| c < 0x80 && STOP[usize::from(c)])
+                        .unwrap_or(rest.len());
+                    if let Err(e) = std::str::from_utf8(&rest[..run]) {
+                        self.p = start + e.valid_up_to();
+                        return Err(self.err("invalid UTF-8"));
+                    }
+                    self.p = start + run;
+                }
                 _ => self.p += 1,
             }
         }
