@@ -501,19 +501,13 @@ fn unescape(text: &[u8]) -> Option<String> {
     serde_json::from_slice(&quoted).ok()
 }
 
-/// Bytes that end a run of plain ASCII string content: `"`, `\\`,
-/// controls and the start of multi-byte UTF-8.
+/// ASCII bytes that end a run of plain string content: `"`, `\\` and
+/// controls.
 static STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
         t[i] = true;
-        i += 1;
-    }
-    while i < 256 {
-        if i >= 0x80 {
-            t[i] = true;
-        }
         i += 1;
     }
     t[b'"' as usize] = true;
@@ -641,13 +635,41 @@ impl Scanner<'_> {
     fn string(&mut self) -> Result<bool, JsonError> {
         self.p += 1;
         let mut escaped = false;
+        let b = self.b;
         loop {
-            // Skip plain bytes in one tight loop (most of a string).
-            let rest = self.b.get(self.p..).unwrap_or_default();
-            self.p += rest
-                .iter()
-                .position(|&c| STOP[usize::from(c)])
-                .unwrap_or(rest.len());
+            // One tight loop over plain text, ASCII or well-formed UTF-8
+            // (Unicode table 3-7: no overlongs, surrogates or code points
+            // above U+10FFFF). Outside strings the grammar admits only
+            // ASCII, so this makes the whole value UTF-8 without a second
+            // pass.
+            let mut p = self.p;
+            while let Some(&c) = b.get(p) {
+                if c < 0x80 {
+                    if STOP[usize::from(c)] {
+                        break;
+                    }
+                    p += 1;
+                    continue;
+                }
+                let in_range =
+                    |i: usize, lo: u8, hi: u8| b.get(p + i).is_some_and(|x| (lo..=hi).contains(x));
+                let tail = |i: usize| in_range(i, 0x80, 0xBF);
+                let width = match c {
+                    0xC2..=0xDF if tail(1) => 2,
+                    0xE0 if in_range(1, 0xA0, 0xBF) && tail(2) => 3,
+                    0xE1..=0xEC | 0xEE..=0xEF if tail(1) && tail(2) => 3,
+                    0xED if in_range(1, 0x80, 0x9F) && tail(2) => 3,
+                    0xF0 if in_range(1, 0x90, 0xBF) && tail(2) && tail(3) => 4,
+                    0xF1..=0xF3 if tail(1) && tail(2) && tail(3) => 4,
+                    0xF4 if in_range(1, 0x80, 0x8F) && tail(2) && tail(3) => 4,
+                    _ => {
+                        self.p = p;
+                        return Err(self.err("invalid UTF-8"));
+                    }
+                };
+                p += width;
+            }
+            self.p = p;
             let Some(c) = self.peek() else {
                 return Err(self.err("EOF while parsing a string"));
             };
@@ -681,27 +703,7 @@ impl Scanner<'_> {
                         _ => return Err(self.err("invalid escape")),
                     }
                 }
-                0..=0x1F => return Err(self.err("control character in string")),
-                // Outside strings the grammar admits only ASCII, so checking
-                // each multi-byte sequence here makes the whole value UTF-8
-                // without a separate pass.
-                0x80.. => {
-                    // A run of non-ASCII text: std's validator checks it in
-                    // bulk (outside strings the grammar admits only ASCII,
-                    // so this makes the whole value UTF-8).
-                    let start = self.p;
-                    let rest = &self.b[start..];
-                    let run = rest
-                        .iter()
-                        .position(|&c| c < 0x80 && STOP[usize::from(c)])
-                        .unwrap_or(rest.len());
-                    if let Err(e) = std::str::from_utf8(&rest[..run]) {
-                        self.p = start + e.valid_up_to();
-                        return Err(self.err("invalid UTF-8"));
-                    }
-                    self.p = start + run;
-                }
-                _ => self.p += 1,
+                _ => return Err(self.err("control character in string")),
             }
         }
     }
