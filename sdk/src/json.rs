@@ -837,6 +837,13 @@ impl<'b> ObjectWriter<'b> {
         self.buf.extend_from_slice(value.0);
     }
 
+    /// Writes `key` and starts an object as its value; [`ObjectWriter::finish`]
+    /// the returned writer before writing on to this one.
+    pub fn object(&mut self, key: &str) -> ObjectWriter<'_> {
+        self.key(key);
+        ObjectWriter::new(self.buf)
+    }
+
     /// Writes `key` with `value` serialized.
     pub fn value(&mut self, key: &str, value: &Value) {
         self.key(key);

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields};
 use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
-use splice::Splice;
+use splice::{Sel, Splice};
 
 const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
 
@@ -288,11 +288,37 @@ impl Transform for Project {
             names.next().is_none().then(|| first.to_string())
         };
         let splice = (|| {
+            let select = match &select {
+                Some(paths) => {
+                    let mut list = Vec::new();
+                    for p in paths {
+                        Sel::insert(&mut list, &p.names().collect::<Vec<_>>());
+                    }
+                    Some(list)
+                }
+                None => None,
+            };
+            // A name selected in part must not be renamed, dropped or set
+            // too: those work on whole top-level fields.
+            let partial: Vec<&str> = select
+                .iter()
+                .flatten()
+                .filter(|s| !s.children.is_empty())
+                .map(|s| s.name.as_str())
+                .collect();
+            let first = |p: &Path| p.names().next().map(str::to_string);
+            let touched = rename
+                .iter()
+                .flat_map(|(old, new)| [first(old), first(new)])
+                .chain(drop.iter().map(first))
+                .chain(set.iter().map(|(p, _)| first(p)))
+                .flatten()
+                .any(|n| partial.contains(&n.as_str()));
+            if touched {
+                return None;
+            }
             Some(Splice {
-                select: match &select {
-                    Some(paths) => Some(paths.iter().map(single).collect::<Option<Vec<_>>>()?),
-                    None => None,
-                },
+                select,
                 rename: rename
                     .iter()
                     .map(|(old, new)| Some((single(old)?, single(new)?)))

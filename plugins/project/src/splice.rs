@@ -1,7 +1,10 @@
-//! The splicing path of `project`: when every `select`, `rename`, `drop` and
-//! `set` path is a top-level name, the output object is written by copying
-//! the input's raw field slices (keys and values byte for byte) and
-//! serializing only the computed values. Nested paths take the tree path.
+//! The splicing path of `project`: when every `rename`, `drop` and `set` path
+//! is a top-level name (and `select` paths are top-level names, or nested
+//! paths under names nothing else touches), the output object is written by
+//! copying the input's raw field slices (keys and values byte for byte) and
+//! serializing only the computed values. Other projections take the tree
+//! path. A nested `select` path (`shipping.city`) writes its parent objects
+//! around the raw leaf, as the tree path does, only when the leaf exists.
 //!
 //! Output order: with `select`, the selected fields in `select` order;
 //! without, the input's fields in input order; then renamed fields in
@@ -11,12 +14,64 @@
 //! duplicates included, so a last-wins reader sees the same value.
 
 use serde_json::Value;
-use sluice_sdk::json::{JsonView, ObjectWriter};
+use sluice_sdk::json::{JsonView, ObjectWriter, Raw};
 
-/// The top-level names of a projection whose paths are all one name deep.
+/// One selected name and, for a nested path, the names selected under it
+/// (a leaf when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sel {
+    pub name: String,
+    pub children: Vec<Sel>,
+}
+
+impl Sel {
+    /// Adds the path `names` under `list`, merging common parents.
+    pub fn insert(list: &mut Vec<Sel>, names: &[&str]) {
+        let Some((first, rest)) = names.split_first() else {
+            return;
+        };
+        let i = match list.iter().position(|s| s.name == *first) {
+            Some(i) => i,
+            None => {
+                list.push(Sel {
+                    name: first.to_string(),
+                    children: Vec::new(),
+                });
+                list.len() - 1
+            }
+        };
+        Sel::insert(&mut list[i].children, rest);
+    }
+
+    /// Whether the selection finds anything in `raw` (a leaf always does).
+    fn present(&self, raw: Raw<'_>) -> bool {
+        self.children.is_empty()
+            || self
+                .children
+                .iter()
+                .any(|c| raw.member(&c.name).is_some_and(|r| c.present(r)))
+    }
+
+    /// Writes `raw` under `self.name`, keeping only the selected children.
+    fn write(&self, w: &mut ObjectWriter<'_>, raw: Raw<'_>) {
+        if self.children.is_empty() {
+            w.raw(&self.name, raw);
+            return;
+        }
+        let mut inner = w.object(&self.name);
+        for child in &self.children {
+            if let Some(r) = raw.member(&child.name).filter(|r| child.present(*r)) {
+                child.write(&mut inner, r);
+            }
+        }
+        inner.finish();
+    }
+}
+
+/// The top-level names of a projection that can be spliced.
 #[derive(Debug, Clone)]
 pub(crate) struct Splice {
-    pub select: Option<Vec<String>>,
+    pub select: Option<Vec<Sel>>,
     pub rename: Vec<(String, String)>,
     pub drop: Vec<String>,
     pub set: Vec<String>,
@@ -52,7 +107,7 @@ impl Splice {
     fn key_is(&self, view: &JsonView<'_>, key: Key, name: &str) -> bool {
         match key {
             Key::Field(i) => view.field(i).0.is(name),
-            Key::Select(i) => self.select.as_ref().is_some_and(|s| s[i] == name),
+            Key::Select(i) => self.select.as_ref().is_some_and(|s| s[i].name == name),
             Key::Renamed(i) => self.rename[i].1 == name,
         }
     }
@@ -78,8 +133,9 @@ impl Splice {
         slots.clear();
         match &self.select {
             Some(select) => {
-                for (i, name) in select.iter().enumerate() {
-                    if let Some(value) = view.find(name) {
+                for (i, sel) in select.iter().enumerate() {
+                    let found = view.find(&sel.name);
+                    if let Some(value) = found.filter(|&f| sel.present(view.field(f).1)) {
                         slots.push(Slot {
                             key: Key::Select(i),
                             value,
@@ -128,8 +184,12 @@ impl Splice {
         for slot in slots.iter().filter(|s| s.live) {
             let (key, value) = view.field(slot.value);
             match slot.key {
-                // A selected name is the input key's value: copy the key raw.
-                Key::Field(_) | Key::Select(_) => w.raw_field(key, value),
+                Key::Field(_) => w.raw_field(key, value),
+                Key::Select(i) => match self.select.as_ref().map(|s| &s[i]) {
+                    Some(sel) if !sel.children.is_empty() => sel.write(&mut w, value),
+                    // A selected name is the input key's value: copy the key raw.
+                    _ => w.raw_field(key, value),
+                },
                 Key::Renamed(i) => w.raw(&self.rename[i].1, value),
             }
         }

@@ -354,6 +354,8 @@ fn splicing_and_tree_paths_agree() {
         r#"{}"#,
         r#"[1]"#,
         r#"{"a":"#,
+        r#"{"address":"street","c":{"d":[1,2,{"e":{"f":1.50}}]},"c":{"d":[0]}}"#,
+        r#"{"address":{"city":"Rio","city":"Recife"},"internal":[{"score":1}]}"#,
     ];
     let cases: &[&[(&str, &str)]] = &[
         &[("select", "a, b, missing")],
@@ -373,6 +375,21 @@ fn splicing_and_tree_paths_agree() {
             ("drop", "price"),
         ],
         &[("set", r#"{"x": "coalesce(b, 'none')"}"#), ("drop", "b")],
+        &[(
+            "select",
+            "id, address.city, address.zip, missing.x, name.first",
+        )],
+        &[("select", "c.d.2.e, c.d.0, a, address.nope")],
+        &[
+            ("select", "address.city, internal.score, a"),
+            ("rename", r#"{"a": "z"}"#),
+            ("set", r#"{"s": "internal.score * 2"}"#),
+        ],
+        // A name selected in part and renamed: the tree path.
+        &[
+            ("select", "address.city"),
+            ("rename", r#"{"address": "x"}"#),
+        ],
     ];
     for params in cases {
         let spliced = run::<Project>(params, &inputs).expect("runs");
@@ -476,4 +493,26 @@ fn malformed_values_are_dead_lettered_with_a_reason() {
             ),
         ]
     );
+}
+
+#[test]
+fn nested_select_paths_are_spliced_around_raw_leaves() {
+    let input = r#"{"id":9007199254740993,"shipping":{"city":"Köln","zip":"50667","geo":{"lat":50.9375,"lon":6.9603}},"items":[{"sku":"A"}]}"#;
+    let out = run::<Project>(
+        &[(
+            "select",
+            "id, shipping.city, shipping.geo.lat, items.0.sku, shipping.nope.x",
+        )],
+        &[input],
+    )
+    .expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![
+            r#"{"id":9007199254740993,"shipping":{"city":"Köln","geo":{"lat":50.9375}},"items":{"0":{"sku":"A"}}}"#
+        ]
+    );
+    // The parent is written only when a selected leaf exists.
+    let out = run::<Project>(&[("select", "id, shipping.nope")], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"id":9007199254740993}"#]);
 }
