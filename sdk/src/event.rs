@@ -1,6 +1,7 @@
 //! The event a plugin sees, and the emitter it writes output events to.
 
 use crate::abi::{RawBatch, RawEvent, RawHeader, Span};
+use crate::json::{JsonParser, JsonView};
 use crate::EventError;
 
 /// One input event, borrowed from the batch (no copy is made to read it).
@@ -34,6 +35,19 @@ impl<'a> Event<'a> {
             Some(bytes) => serde_json::from_slice(bytes)
                 .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}"))),
         }
+    }
+
+    /// The value as a zero-copy [`JsonView`]: checked in one pass, no tree
+    /// built; `parser` keeps its field table across events. A value that is
+    /// not JSON is rejected with a reason naming the problem and its byte
+    /// offset. A tombstone reads as `null`.
+    pub fn view<'p>(&self, parser: &'p mut JsonParser) -> Result<JsonView<'p>, EventError>
+    where
+        'a: 'p,
+    {
+        parser
+            .parse(self.value().unwrap_or(b"null"))
+            .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))
     }
 
     /// Milliseconds since the Unix epoch.
@@ -121,6 +135,20 @@ impl<'a> Emitter<'a> {
         let value = Span {
             offset: span(start),
             len: span(len),
+        };
+        self.finish(key, Some(value), None);
+    }
+
+    /// Emits an event with the input's key, headers and timestamp and a value
+    /// that `write` appends straight to the output buffer (no intermediate
+    /// copy), typically with a [`crate::json::ObjectWriter`].
+    pub fn value_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let key = self.input.key().map(|k| self.out.push_bytes(k));
+        let start = self.out.data.len();
+        write(&mut self.out.data);
+        let value = Span {
+            offset: span(start),
+            len: span(self.out.data.len() - start),
         };
         self.finish(key, Some(value), None);
     }

@@ -35,6 +35,57 @@
 //! assert_eq!(out.values(), vec![r#"{"currency":"usd"}"#]);
 //! ```
 //!
+//! ## Zero-copy JSON
+//!
+//! [`Event::json`] builds a whole `serde_json::Value` tree. A plugin that reads
+//! or reshapes a few fields can use [`json`] instead: [`Event::view`] checks
+//! the value in one pass without building a tree, fields are read as raw
+//! slices, and [`Emitter::value_with`] with [`json::ObjectWriter`] writes the
+//! output by copying those slices, so untouched values (a 64-bit id, `1.50`)
+//! keep their exact text. Lookups of a duplicated key see its last occurrence.
+//!
+//! ```
+//! use sluice_sdk::json::{JsonParser, ObjectWriter};
+//! use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+//!
+//! /// Keeps `id` and `price` of non-test orders and adds `cents`.
+//! #[derive(Default)]
+//! pub struct Slim { parser: JsonParser }
+//!
+//! impl Transform for Slim {
+//!     fn new(_: &Params) -> Result<Self, String> { Ok(Self::default()) }
+//!
+//!     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+//!         let view = event.view(&mut self.parser)?; // rejects malformed JSON
+//!         if view.get("test").and_then(|t| t.as_bool()) == Some(true) {
+//!             return Ok(());
+//!         }
+//!         let price = view.get("price").ok_or("no price")?;
+//!         let cents = price.as_f64().ok_or("price is not a number")? * 100.0;
+//!         out.value_with(|buf| {
+//!             let mut obj = ObjectWriter::new(buf);
+//!             for (key, value) in view.fields() {
+//!                 if key.is("id") || key.is("price") {
+//!                     obj.raw_field(key, value); // copied byte for byte
+//!                 }
+//!             }
+//!             obj.value("cents", &serde_json::json!(cents.round() as i64));
+//!             obj.finish();
+//!         });
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let out = sluice_sdk::testing::run::<Slim>(&[], &[
+//!     r#"{"id":9007199254740993,"price":1.50,"note":"x"}"#,
+//!     r#"{"id":2,"price":3,"test":true}"#,
+//!     r#"{"id":3,"price":"#,
+//! ]).unwrap();
+//! assert_eq!(out.raw_values(), vec![r#"{"id":9007199254740993,"price":1.50,"cents":150}"#]);
+//! assert_eq!(out.rejected()[0].0, 2);
+//! assert!(out.rejected()[0].1.starts_with("value is not valid JSON"));
+//! ```
+//!
 //! Errors: return [`EventError::Reject`] (or `?` on anything displayable via
 //! [`EventError::reject`]) for *this event is bad*; the host dead-letters it with
 //! your reason. [`EventError::Retry`] asks the host to retry the whole batch
@@ -46,6 +97,7 @@ extern crate self as sluice_sdk;
 
 pub mod abi;
 mod event;
+pub mod json;
 mod params;
 pub mod processor;
 pub mod select;

@@ -14,6 +14,25 @@ use crate::ast::{ArithOp, CmpOp, Func, Node};
 
 type Out<'a> = Cow<'a, Value>;
 
+/// What an expression reads its fields from.
+#[derive(Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// A whole value (or one holding at least the fields read).
+    Tree(&'a Value),
+    /// Only the top-level fields the expression reads: `values[i]` is the
+    /// field named `names[i]` (`None` when missing).
+    Fields(&'a [Box<str>], &'a [Option<Value>]),
+}
+
+impl<'a> Input<'a> {
+    fn get(self, path: &crate::Path) -> Option<&'a Value> {
+        match self {
+            Input::Tree(v) => path.get(v),
+            Input::Fields(names, values) => path.get_in_fields(names, values),
+        }
+    }
+}
+
 const fn null<'a>() -> Out<'a> {
     Cow::Owned(Value::Null)
 }
@@ -215,10 +234,10 @@ fn string<'a>(s: String) -> Out<'a> {
 }
 
 impl Node {
-    pub(crate) fn eval<'a>(&'a self, input: &'a Value) -> Out<'a> {
+    pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
         match self {
             Node::Lit(v) => Cow::Borrowed(v),
-            Node::Field(path) => path.get(input).map_or(null(), Cow::Borrowed),
+            Node::Field(path) => input.get(path).map_or(null(), Cow::Borrowed),
             Node::Not(a) => maybe_bool(truth(&a.eval(input)).map(|b| !b)),
             Node::Neg(a) => match Num::of(&a.eval(input)) {
                 Some(Num::Int(i)) => Cow::Owned(Num::Int(-i).into_value()),
@@ -330,11 +349,11 @@ impl Node {
     }
 }
 
-fn arg<'a>(args: &'a [Node], i: usize, input: &'a Value) -> Out<'a> {
+fn arg<'a>(args: &'a [Node], i: usize, input: Input<'a>) -> Out<'a> {
     args.get(i).map_or(null(), |a| a.eval(input))
 }
 
-fn call<'a>(func: Func, args: &'a [Node], input: &'a Value) -> Out<'a> {
+fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
     match func {
         Func::Lower | Func::Upper | Func::Trim => match &*arg(args, 0, input) {
             Value::String(s) => string(match func {

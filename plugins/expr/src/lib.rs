@@ -96,6 +96,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
+use sluice_sdk::json::JsonView;
 
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
@@ -131,6 +132,14 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// The fields of one event that an expression reads, built by [`Expr::load`]
+/// from a zero-copy view and reused across events.
+#[derive(Debug, Default, Clone)]
+pub struct ViewFields {
+    values: Vec<Option<Value>>,
+    root: Option<Value>,
+}
 
 /// A parsed expression. Parse once with [`Expr::parse`], then evaluate per
 /// event; it is immutable, cheap to share, `Send` and `Sync`.
@@ -172,6 +181,53 @@ impl Expr {
         partial::parse_json_keeping(bytes, &self.fields)
     }
 
+    /// Loads into `fields` the top-level fields this expression reads, from a
+    /// zero-copy view of the event: only those are built, into a reused
+    /// buffer (no map, no key strings). Then [`Expr::eval_loaded`] and
+    /// [`Expr::matches_loaded`] give the same result as [`Expr::eval`] and
+    /// [`Expr::matches`] on the whole value. Use one [`ViewFields`] per
+    /// expression. Fails only on a read number serde_json cannot hold (like
+    /// `1e400`), as parsing the whole value would.
+    pub fn load(
+        &self,
+        view: &JsonView<'_>,
+        fields: &mut ViewFields,
+    ) -> Result<(), serde_json::Error> {
+        fields.root = None;
+        if !view.is_object() {
+            // Arrays and scalars: paths like `0.x` index the whole root.
+            fields.values.clear();
+            fields.root = Some(view.root().to_value()?);
+            return Ok(());
+        }
+        fields.values.resize(self.fields.len(), None);
+        for (name, slot) in self.fields.iter().zip(fields.values.iter_mut()) {
+            match view.get(name) {
+                Some(raw) => partial::raw_into_value(raw, slot)?,
+                None => *slot = None,
+            }
+        }
+        Ok(())
+    }
+
+    fn loaded<'a>(&'a self, fields: &'a ViewFields) -> eval::Input<'a> {
+        match &fields.root {
+            Some(root) => eval::Input::Tree(root),
+            None => eval::Input::Fields(&self.fields, &fields.values),
+        }
+    }
+
+    /// Evaluates against fields loaded by [`Expr::load`].
+    pub fn eval_loaded(&self, fields: &ViewFields) -> Value {
+        self.root.eval(self.loaded(fields)).into_owned()
+    }
+
+    /// True only when the result on fields loaded by [`Expr::load`] is JSON
+    /// `true`.
+    pub fn matches_loaded(&self, fields: &ViewFields) -> bool {
+        matches!(*self.root.eval(self.loaded(fields)), Value::Bool(true))
+    }
+
     /// Evaluates against `input`; a missing field reads as `null`.
     pub fn eval(&self, input: &Value) -> Value {
         self.eval_ref(input).into_owned()
@@ -180,12 +236,12 @@ impl Expr {
     /// Evaluates against `input`, borrowing the result from `input` or from
     /// the expression's literals when possible (no clone for field reads).
     pub fn eval_ref<'a>(&'a self, input: &'a Value) -> Cow<'a, Value> {
-        self.root.eval(input)
+        self.root.eval(eval::Input::Tree(input))
     }
 
     /// True only when the result is JSON `true` (`null` counts as false).
     pub fn matches(&self, input: &Value) -> bool {
-        matches!(*self.root.eval(input), Value::Bool(true))
+        matches!(*self.root.eval(eval::Input::Tree(input)), Value::Bool(true))
     }
 
     /// The text the expression was parsed from.

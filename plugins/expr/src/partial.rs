@@ -4,10 +4,12 @@
 //! (every key and string is allocated). An expression only reads the fields it
 //! names, so the others are validated and skipped without being built.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
+use sluice_sdk::json::{Kind, Raw};
 
 /// Builds a `Value`, keeping only the `fields` of a top-level object.
 struct KeepFields<'f, S> {
@@ -127,4 +129,44 @@ pub fn parse_json_keeping<S: AsRef<str>>(
     let value = (&mut de).deserialize_any(KeepFields { fields })?;
     de.end()?;
     Ok(value)
+}
+
+/// Writes `raw` into `slot`, reusing the string buffer already there: a
+/// filter reading one string field then allocates nothing per event.
+pub(crate) fn raw_into_value(
+    raw: Raw<'_>,
+    slot: &mut Option<Value>,
+) -> Result<(), serde_json::Error> {
+    if let (Some(Value::String(buf)), Some(Cow::Borrowed(text))) = (slot.as_mut(), raw.as_str()) {
+        buf.clear();
+        buf.push_str(text);
+        return Ok(());
+    }
+    *slot = Some(raw_to_value(raw)?);
+    Ok(())
+}
+
+/// One raw value as a tree, with the common scalars built directly (strings
+/// without escapes, integers, literals); the rest goes through serde_json so
+/// floats round exactly as the tree path rounds them.
+pub(crate) fn raw_to_value(raw: Raw<'_>) -> Result<Value, serde_json::Error> {
+    match raw.kind() {
+        Kind::Null => return Ok(Value::Null),
+        Kind::Bool => return Ok(Value::Bool(raw.as_bool() == Some(true))),
+        Kind::String => {
+            if let Some(Cow::Borrowed(s)) = raw.as_str() {
+                return Ok(Value::String(s.to_string()));
+            }
+        }
+        Kind::Number => {
+            if let Some(i) = raw.as_i64() {
+                return Ok(Value::from(i));
+            }
+            if let Some(u) = raw.as_u64() {
+                return Ok(Value::from(u));
+            }
+        }
+        Kind::Array | Kind::Object => {}
+    }
+    raw.to_value()
 }

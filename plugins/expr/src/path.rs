@@ -229,6 +229,22 @@ impl Path {
         Some(cur)
     }
 
+    /// The value at this path when only some top-level fields were built:
+    /// `values[i]` holds the field `names[i]`.
+    pub(crate) fn get_in_fields<'a>(
+        &self,
+        names: &[Box<str>],
+        values: &'a [Option<Value>],
+    ) -> Option<&'a Value> {
+        let (first, rest) = self.segments.split_first()?;
+        let i = names.iter().position(|n| **n == *first.name)?;
+        let mut cur = values.get(i)?.as_ref()?;
+        for seg in rest {
+            cur = step(cur, &seg.name, seg.index)?;
+        }
+        Some(cur)
+    }
+
     /// A mutable reference to the value at this path, if present.
     pub fn get_mut<'a>(&self, root: &'a mut Value) -> Option<&'a mut Value> {
         let mut cur = root;

@@ -535,3 +535,43 @@ fn parse_input_still_validates_skipped_parts() {
         );
     }
 }
+
+#[test]
+fn loaded_view_fields_evaluate_like_the_whole_value() {
+    use sluice_sdk::json::JsonView;
+    let exprs = [
+        "a.b.0 + 1",
+        "lower(s) || '!'",
+        "x is null and a is not null",
+        "`0`.k = 2",
+        "big = 9007199254740993",
+        "case when `caf\u{e9}` = '\u{e9}' then n * 2 end",
+        "d = 3",
+    ];
+    let inputs = [
+        r#"{"a":{"b":[41]},"s":"HeY","n":2.5,"big":9007199254740993}"#,
+        "{\"caf\\u00e9\":\"\\u00e9\",\"n\":4,\"d\":1,\"d\":3}",
+        r#"[{"k":2}]"#,
+        r#""text""#,
+        r#"{"a":null}"#,
+    ];
+    let mut fields = crate::ViewFields::default();
+    for src in exprs {
+        let expr = Expr::parse(src).expect("parses");
+        for input in inputs {
+            let whole: Value = serde_json::from_str(input).expect("json");
+            let view = JsonView::parse(input.as_bytes()).expect("json");
+            expr.load(&view, &mut fields).expect("loads");
+            assert_eq!(
+                expr.eval_loaded(&fields),
+                expr.eval(&whole),
+                "{src} on {input}"
+            );
+            assert_eq!(
+                expr.matches_loaded(&fields),
+                expr.matches(&whole),
+                "{src} on {input}"
+            );
+        }
+    }
+}

@@ -2,22 +2,29 @@
 //!
 //! Keeps the events whose JSON value matches the `where` expression (see
 //! [`sluice_expr`] for the language) and drops the others. Tombstones are
-//! always forwarded unchanged; a value that is not JSON is rejected. Only the
-//! top-level fields the condition reads are materialized per event (the rest
-//! is syntax-checked and skipped), and kept events are forwarded byte for
-//! byte, never re-serialized.
+//! always forwarded unchanged; a value that is not JSON is rejected. Each value
+//! is checked once by the SDK's zero-copy view ([`sluice_sdk::json`]); only
+//! the top-level fields the condition reads are built as values, and kept
+//! events are forwarded byte for byte, never re-serialized (big integers,
+//! number formatting, key order and duplicate keys all pass unchanged; the
+//! condition sees the last occurrence of a duplicated key).
 //!
 //! The type is public so a host benchmark can run the same logic natively
 //! through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
-use sluice_expr::Expr;
+use sluice_expr::{Expr, ViewFields};
+use sluice_sdk::json::JsonParser;
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
 /// The `filter` transform: forwards the events matching `where`.
 #[derive(Debug, Clone)]
 pub struct Filter {
     condition: Expr,
+    /// Reused per event: the table of top-level fields.
+    parser: JsonParser,
+    /// Reused per event: the fields the condition reads.
+    fields: ViewFields,
 }
 
 impl Filter {
@@ -33,22 +40,26 @@ impl Transform for Filter {
         let source = params.required("where")?;
         let condition =
             Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
-        Ok(Filter { condition })
+        Ok(Filter {
+            condition,
+            parser: JsonParser::new(),
+            fields: ViewFields::default(),
+        })
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
-        let Some(bytes) = event.value() else {
+        if event.is_tombstone() {
             // Tombstones are never filtered out.
             out.forward();
             return Ok(());
-        };
-        // Same validation and reason as `event.json()`, but only the fields
-        // the condition reads are built.
-        let value = self
-            .condition
-            .parse_input(bytes)
+        }
+        // One checking pass over the bytes (zero-copy view), then only the
+        // fields the condition reads are built.
+        let view = event.view(&mut self.parser)?;
+        self.condition
+            .load(&view, &mut self.fields)
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-        if self.condition.matches(&value) {
+        if self.condition.matches_loaded(&self.fields) {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
         }
@@ -202,6 +213,69 @@ mod tests {
                 r#"{"country":"BR","age":30}"#,
                 r#"{"country":"Pt","age":18}"#
             ]
+        );
+    }
+
+    #[test]
+    fn kept_events_pass_byte_for_byte_big_ints_unicode_nesting() {
+        let input = [
+            r#"{"id":9007199254740993,"cur":"usd","n":{"deep":[1.50,{"x":null}]}}"#,
+            r#"{"id":18446744073709551615,"cur":"aud"}"#,
+            "{\"caf\\u00e9\":\"\\\"\u{1f600}\",\"cur\":\"eur\",\"big\":1e400}",
+            r#"{"id":-9223372036854775808,"cur":"gbp"}"#,
+        ];
+        let out = run::<Filter>(&[("where", "cur != 'aud'")], &input).expect("runs");
+        assert_eq!(out.raw_values(), vec![input[0], input[2], input[3]]);
+        // A condition on a big integer compares it exactly.
+        let out = run::<Filter>(&[("where", "id = 9007199254740993")], &input).expect("runs");
+        assert_eq!(out.raw_values(), vec![input[0]]);
+        // Escaped keys are matched by their value.
+        let out = run::<Filter>(&[("where", "`caf\u{e9}` is not null")], &input).expect("runs");
+        assert_eq!(out.raw_values(), vec![input[2]]);
+    }
+
+    #[test]
+    fn duplicate_keys_the_condition_sees_the_last() {
+        let input = [r#"{"a":1,"a":2}"#, r#"{"a":2,"a":1}"#];
+        let out = run::<Filter>(&[("where", "a = 2")], &input).expect("runs");
+        // Passed through unchanged, duplicates included.
+        assert_eq!(out.raw_values(), vec![input[0]]);
+    }
+
+    #[test]
+    fn malformed_values_are_rejected_with_where_the_problem_is() {
+        let out = run::<Filter>(
+            &[("where", "cur = 'usd'")],
+            &[
+                r#"{"cur":"usd","x":[1,}"#,
+                r#"{"cur":"usd"} trailing"#,
+                "{\"cur\":\"usd\",\"s\":\"\\ud800\"}",
+                r#"{"cur":"usd","big":1e400}"#,
+                r#"{"cur":1e400}"#,
+            ],
+        )
+        .expect("runs");
+        // Unread out-of-range numbers pass (they are valid JSON); a read one
+        // cannot be evaluated and is rejected.
+        assert_eq!(out.raw_values(), vec![r#"{"cur":"usd","big":1e400}"#]);
+        let rejected = out.rejected();
+        let indexes: Vec<u32> = rejected.iter().map(|r| r.0).collect();
+        assert_eq!(indexes, vec![0, 1, 2, 4]);
+        assert_eq!(
+            rejected[0].1,
+            "value is not valid JSON: expected a value at byte 20"
+        );
+        assert_eq!(
+            rejected[1].1,
+            "value is not valid JSON: trailing characters at byte 14"
+        );
+        assert!(rejected[2].1.contains("surrogate"), "{}", rejected[2].1);
+        assert!(
+            rejected[3]
+                .1
+                .starts_with("value is not valid JSON: number out of range"),
+            "{}",
+            rejected[3].1
         );
     }
 }

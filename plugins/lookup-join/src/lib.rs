@@ -13,8 +13,8 @@
 //! The row is the table's latest value for the key when the event is
 //! processed. Output events keep the input's key and timestamp.
 
-use serde_json::Value;
-use sluice_sdk::select::{key_text, Selection};
+use sluice_sdk::json::{JsonParser, JsonView, Kind, ObjectWriter, Raw};
+use sluice_sdk::select::Selection;
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
 
 /// The processor.
@@ -23,6 +23,31 @@ pub struct LookupJoin {
     on: String,
     inner: bool,
     fields: Option<Selection>,
+    /// `written[i]`: whether `fields` item `i` is written (a later item with
+    /// the same output name wins, as a map insert would).
+    written: Vec<bool>,
+    parser: JsonParser,
+    row_parser: JsonParser,
+}
+
+/// A field's value as lookup text: strings unescaped, integers in decimal,
+/// `null` (or nothing) none, other JSON as serde_json writes it (the text
+/// the table was keyed with by [`sluice_sdk::select::key_text`]).
+fn key_text(raw: Raw<'_>) -> Option<String> {
+    match raw.kind() {
+        Kind::Null => None,
+        Kind::String => raw.as_str().map(|s| s.into_owned()),
+        Kind::Bool => Some(raw.text().to_string()),
+        _ => {
+            if let Some(i) = raw.as_i64() {
+                Some(i.to_string())
+            } else if let Some(u) = raw.as_u64() {
+                Some(u.to_string())
+            } else {
+                raw.to_value().ok().map(|v| v.to_string())
+            }
+        }
+    }
 }
 
 impl Processor for LookupJoin {
@@ -37,11 +62,24 @@ impl Processor for LookupJoin {
             .get("fields")
             .map(|f| Selection::parse("fields", f, &["stream", "table"]))
             .transpose()?;
+        let written = fields.as_ref().map_or_else(Vec::new, |sel| {
+            let items = &sel.0;
+            (0..items.len())
+                .map(|i| {
+                    !items[i + 1..]
+                        .iter()
+                        .any(|later| later.name == items[i].name)
+                })
+                .collect()
+        });
         Ok(Self {
             table: params.required("table")?.to_string(),
             on: params.required("on")?.to_string(),
             inner,
             fields,
+            written,
+            parser: JsonParser::new(),
+            row_parser: JsonParser::new(),
         })
     }
 
@@ -55,35 +93,66 @@ impl Processor for LookupJoin {
             out.forward();
             return Ok(());
         }
-        let value = event.json()?;
-        let row: Option<Value> = value
+        // The event is read through the zero-copy view: fields are copied
+        // to the output as raw slices, never parsed into a tree.
+        let view = event.view(&mut self.parser)?;
+        let row_bytes = view
             .get(&self.on)
             .and_then(key_text)
-            .and_then(|k| host.lookup(&self.table, k.as_bytes()))
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|k| host.lookup(&self.table, k.as_bytes()));
+        // A row that is not JSON counts as no row.
+        let row: Option<JsonView<'_>> = match &row_bytes {
+            Some(b) => self.row_parser.parse(b).ok(),
+            None => None,
+        };
         if row.is_none() && self.inner {
             return Ok(());
         }
-        let joined = match &self.fields {
-            Some(sel) => sel.apply(&[Some(&value), row.as_ref()]),
-            None => {
-                let mut v = value.clone();
-                if let Some(m) = v.as_object_mut() {
-                    m.insert(self.table.clone(), row.unwrap_or(Value::Null));
-                }
-                v
+        match &self.fields {
+            Some(sel) => {
+                let written = &self.written;
+                out.value_with(|buf| {
+                    let mut obj = ObjectWriter::new(buf);
+                    for (item, _) in sel.0.iter().zip(written).filter(|(_, w)| **w) {
+                        let source = match item.source {
+                            0 => Some(&view),
+                            _ => row.as_ref(),
+                        };
+                        match source.and_then(|v| v.get(&item.field)) {
+                            Some(raw) => obj.raw(&item.name, raw),
+                            None => obj.raw(&item.name, NULL),
+                        }
+                    }
+                    obj.finish();
+                });
             }
-        };
-        out.json(&joined);
+            None if !view.is_object() => out.forward(),
+            None => {
+                let table = &self.table;
+                out.value_with(|buf| {
+                    let mut obj = ObjectWriter::new(buf);
+                    for (key, value) in view.fields() {
+                        if !key.is(table) {
+                            obj.raw_field(key, value);
+                        }
+                    }
+                    obj.raw(table, row.as_ref().map_or(NULL, |r| r.root()));
+                    obj.finish();
+                });
+            }
+        }
         Ok(())
     }
 }
+
+const NULL: Raw<'static> = Raw::NULL;
 
 sluice_sdk::export_processor!(LookupJoin);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use sluice_sdk::testing::json_of as value;
     use sluice_sdk::testing::Harness;
 
@@ -145,5 +214,93 @@ mod tests {
         let out = h.send("s", None, Some(r#"{"k":7}"#), 0).expect("ok");
         assert_eq!(value(&out[0].1), parse(r#"{"k":7,"t":{"v":1}}"#));
         assert!(Harness::<LookupJoin>::new(&[("table", "t")]).is_err());
+    }
+
+    #[test]
+    fn raw_text_is_copied_byte_for_byte() {
+        let mut h = Harness::<LookupJoin>::new(&[
+            ("table", "c"),
+            ("on", "customer_id"),
+            (
+                "fields",
+                "order_id, price, table.name as name, table.big, nope",
+            ),
+        ])
+        .expect("params");
+        h.table_row(
+            "c",
+            "9007199254740993",
+            "{\"name\":\"Jos\\u00e9 \u{1f600}\",\"big\":18446744073709551615}",
+        );
+        let out = h
+            .send(
+                "s",
+                None,
+                Some(
+                    r#"{"order_id":9007199254740993,"customer_id":9007199254740993,"price":1.50}"#,
+                ),
+                0,
+            )
+            .expect("ok");
+        assert_eq!(
+            out[0].1.as_deref(),
+            Some("{\"order_id\":9007199254740993,\"price\":1.50,\"name\":\"Jos\\u00e9 \u{1f600}\",\"big\":18446744073709551615,\"nope\":null}")
+        );
+    }
+
+    #[test]
+    fn default_output_keeps_the_event_and_replaces_a_same_named_field() {
+        let mut h = Harness::<LookupJoin>::new(&[("table", "t"), ("on", "k")]).expect("params");
+        h.table_row("t", "a\"b", r#"{"v": [1, 2]}"#);
+        let out = h
+            .send(
+                "s",
+                None,
+                Some(r#"{"k":"a\"b","t":0,"n":{"x":1.0},"t":1}"#),
+                0,
+            )
+            .expect("ok");
+        assert_eq!(
+            out[0].1.as_deref(),
+            Some(r#"{"k":"a\"b","n":{"x":1.0},"t":{"v": [1, 2]}}"#)
+        );
+        // Not an object: passed on unchanged.
+        let out = h.send("s", None, Some("[1, 2]"), 0).expect("ok");
+        assert_eq!(out[0].1.as_deref(), Some("[1, 2]"));
+    }
+
+    #[test]
+    fn duplicate_keys_and_output_names_last_wins() {
+        let mut h = Harness::<LookupJoin>::new(&[
+            ("table", "t"),
+            ("on", "k"),
+            ("fields", "a as x, b as x"),
+        ])
+        .expect("params");
+        h.table_row("t", "2", r#"{}"#);
+        let out = h
+            .send(
+                "s",
+                None,
+                Some(r#"{"k":1,"a":"first","k":2,"b":"second"}"#),
+                0,
+            )
+            .expect("ok");
+        assert_eq!(out[0].1.as_deref(), Some(r#"{"x":"second"}"#));
+    }
+
+    #[test]
+    fn malformed_events_are_rejected_and_malformed_rows_are_no_row() {
+        let mut h = Harness::<LookupJoin>::new(&[("table", "t"), ("on", "k")]).expect("params");
+        let err = h
+            .send("s", None, Some(r#"{"k":1,}"#), 0)
+            .expect_err("rejected");
+        assert_eq!(
+            err,
+            "value is not valid JSON: key must be a string at byte 7"
+        );
+        h.table_row("t", "1", "{not json");
+        let out = h.send("s", None, Some(r#"{"k":1}"#), 0).expect("ok");
+        assert_eq!(out[0].1.as_deref(), Some(r#"{"k":1,"t":null}"#));
     }
 }

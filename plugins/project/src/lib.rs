@@ -14,9 +14,13 @@
 //! natively through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
+mod splice;
+
 use serde_json::{Map, Value};
-use sluice_expr::{parse_json_keeping, type_name, Expr, Path};
+use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields};
+use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+use splice::{Sel, Splice};
 
 const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
 
@@ -35,6 +39,12 @@ pub struct Project {
     /// Reused per event: computed values, then renamed values.
     scratch: Vec<Value>,
     moved: Vec<Option<Value>>,
+    /// When every path is a top-level name: the splicing path (no tree).
+    splice: Option<Splice>,
+    /// Reused per event: the fields each `set` expression reads.
+    loaded: Vec<ViewFields>,
+    parser: JsonParser,
+    splice_scratch: splice::Scratch,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -135,8 +145,69 @@ fn covers(prefix: &Path, path: &Path) -> bool {
 }
 
 impl Project {
+    /// The same projection on the tree path (every event parsed into a
+    /// `serde_json::Value` and re-serialized): for benchmarks and tests that
+    /// compare the two paths.
+    #[doc(hidden)]
+    pub fn without_splicing(mut self) -> Self {
+        self.splice = None;
+        self
+    }
+
     fn reject(reason: impl std::fmt::Display) -> EventError {
         EventError::Reject(reason.to_string())
+    }
+
+    /// The splicing path (see [`splice`]): no tree is built; fields are
+    /// copied as raw slices and only computed values are serialized.
+    fn process_spliced(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Emitter<'_>,
+    ) -> Result<(), EventError> {
+        let Some(splice) = &self.splice else {
+            return Err(EventError::Fatal("splicing path without a plan".into()));
+        };
+        if event.is_tombstone() {
+            // Tombstones pass unchanged.
+            out.forward();
+            return Ok(());
+        }
+        let view = event.view(&mut self.parser)?;
+        if !view.is_object() {
+            return Err(Self::reject(format_args!(
+                "value is {}, not a JSON object",
+                kind_name(view.root().kind())
+            )));
+        }
+        let mut computed = std::mem::take(&mut self.scratch);
+        computed.clear();
+        self.loaded.resize_with(self.set.len(), ViewFields::default);
+        for ((_, c), fields) in self.set.iter().zip(self.loaded.iter_mut()) {
+            computed.push(match c {
+                Computed::Expr(e) => {
+                    e.load(&view, fields)
+                        .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+                    e.eval_loaded(fields)
+                }
+                Computed::Const(v) => v.clone(),
+            });
+        }
+        let scratch = &mut self.splice_scratch;
+        out.value_with(|buf| splice.write(&view, scratch, computed.iter(), buf));
+        self.scratch = computed;
+        Ok(())
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
     }
 }
 
@@ -211,7 +282,59 @@ impl Transform for Project {
             needed
         });
 
+        let single = |p: &Path| -> Option<String> {
+            let mut names = p.names();
+            let first = names.next()?;
+            names.next().is_none().then(|| first.to_string())
+        };
+        let splice = (|| {
+            let select = match &select {
+                Some(paths) => {
+                    let mut list = Vec::new();
+                    for p in paths {
+                        Sel::insert(&mut list, &p.names().collect::<Vec<_>>());
+                    }
+                    Some(list)
+                }
+                None => None,
+            };
+            // A name selected in part must not be renamed, dropped or set
+            // too: those work on whole top-level fields.
+            let partial: Vec<&str> = select
+                .iter()
+                .flatten()
+                .filter(|s| !s.children.is_empty())
+                .map(|s| s.name.as_str())
+                .collect();
+            let first = |p: &Path| p.names().next().map(str::to_string);
+            let touched = rename
+                .iter()
+                .flat_map(|(old, new)| [first(old), first(new)])
+                .chain(drop.iter().map(first))
+                .chain(set.iter().map(|(p, _)| first(p)))
+                .flatten()
+                .any(|n| partial.contains(&n.as_str()));
+            if touched {
+                return None;
+            }
+            Some(Splice {
+                select,
+                rename: rename
+                    .iter()
+                    .map(|(old, new)| Some((single(old)?, single(new)?)))
+                    .collect::<Option<Vec<_>>>()?,
+                drop: drop.iter().map(single).collect::<Option<Vec<_>>>()?,
+                set: set
+                    .iter()
+                    .map(|(p, _)| single(p))
+                    .collect::<Option<Vec<_>>>()?,
+            })
+        })();
         Ok(Project {
+            splice,
+            loaded: Vec::new(),
+            parser: JsonParser::new(),
+            splice_scratch: splice::Scratch::default(),
             select,
             needed,
             rename,
@@ -223,6 +346,9 @@ impl Transform for Project {
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        if self.splice.is_some() {
+            return self.process_spliced(event, out);
+        }
         let Some(bytes) = event.value() else {
             // Tombstones pass unchanged.
             out.forward();

@@ -324,3 +324,195 @@ fn readme_example() {
                "faixa": "JOVEM", "price_cents": 5050, "schema_version": 2})
     );
 }
+
+/// Runs `project` on the tree path (splicing off) for comparison.
+struct TreeProject(Project);
+
+impl Transform for TreeProject {
+    fn new(params: &Params) -> Result<Self, String> {
+        let mut p = Project::new(params)?;
+        p.splice = None;
+        Ok(TreeProject(p))
+    }
+
+    fn process(
+        &mut self,
+        event: &sluice_sdk::Event<'_>,
+        out: &mut sluice_sdk::Emitter<'_>,
+    ) -> Result<(), sluice_sdk::EventError> {
+        self.0.process(event, out)
+    }
+}
+
+#[test]
+fn splicing_and_tree_paths_agree() {
+    let inputs = [
+        PERSON,
+        r#"{"a":1,"b":2,"c":{"d":[1,2,{"e":null}]},"price":12.5,"name":"Ana"}"#,
+        r#"{"a":1,"a":2,"b":"x"}"#,
+        "{\"caf\\u00e9\":\"\\u00e9\\n\",\"a\":true,\"b\":false}",
+        r#"{}"#,
+        r#"[1]"#,
+        r#"{"a":"#,
+        r#"{"address":"street","c":{"d":[1,2,{"e":{"f":1.50}}]},"c":{"d":[0]}}"#,
+        r#"{"address":{"city":"Rio","city":"Recife"},"internal":[{"score":1}]}"#,
+    ];
+    let cases: &[&[(&str, &str)]] = &[
+        &[("select", "a, b, missing")],
+        &[("select", "b, a, b")],
+        &[("drop", "a, c")],
+        &[("rename", r#"{"a": "b", "b": "a"}"#)],
+        &[("rename", r#"{"a": "b", "b": "c"}"#)],
+        &[("rename", r#"{"a": "z"}"#), ("drop", "z")],
+        &[("select", "a, name"), ("rename", r#"{"name": "a"}"#)],
+        &[("set", r#"{"a": "a * 10", "n": "length(name)", "k": 7}"#)],
+        &[
+            ("select", "id, name, price"),
+            (
+                "set",
+                r#"{"cents": "round(price * 100)", "café": "upper(`café`)"}"#,
+            ),
+            ("drop", "price"),
+        ],
+        &[("set", r#"{"x": "coalesce(b, 'none')"}"#), ("drop", "b")],
+        &[(
+            "select",
+            "id, address.city, address.zip, missing.x, name.first",
+        )],
+        &[("select", "c.d.2.e, c.d.0, a, address.nope")],
+        &[
+            ("select", "address.city, internal.score, a"),
+            ("rename", r#"{"a": "z"}"#),
+            ("set", r#"{"s": "internal.score * 2"}"#),
+        ],
+        // A name selected in part and renamed: the tree path.
+        &[
+            ("select", "address.city"),
+            ("rename", r#"{"address": "x"}"#),
+        ],
+    ];
+    for params in cases {
+        let spliced = run::<Project>(params, &inputs).expect("runs");
+        let tree = run::<TreeProject>(params, &inputs).expect("runs");
+        assert_eq!(spliced.json(), tree.json(), "values differ for {params:?}");
+        assert_eq!(
+            spliced.rejected().len(),
+            tree.rejected().len(),
+            "{params:?}"
+        );
+        for (s, t) in spliced.rejected().iter().zip(tree.rejected()) {
+            assert_eq!(s.0, t.0, "{params:?}");
+        }
+    }
+}
+
+#[test]
+fn big_integers_and_number_text_survive_byte_for_byte() {
+    let input = r#"{"id":9007199254740993,"u":18446744073709551615,"p":1.50,"e":1E+2,"x":1}"#;
+    let out = run::<Project>(&[("select", "id, u, p, e")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"id":9007199254740993,"u":18446744073709551615,"p":1.50,"e":1E+2}"#]
+    );
+    let out = run::<Project>(
+        &[("rename", r#"{"id": "order_id"}"#), ("drop", "x")],
+        &[input],
+    )
+    .expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"u":18446744073709551615,"p":1.50,"e":1E+2,"order_id":9007199254740993}"#]
+    );
+    // A computed big integer is exact too.
+    let out =
+        run::<Project>(&[("select", "x"), ("set", r#"{"y": "id + 0"}"#)], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"x":1,"y":9007199254740993}"#]);
+}
+
+#[test]
+fn nested_objects_and_escaped_text_pass_unchanged() {
+    let input = "{\"k\\u00e9y\" : {\"deep\": [1, {\"x\": \"\\\"q\\\"\"}], \"s\":\"\u{1f600}\\n\"},\"drop\":0}";
+    let out = run::<Project>(&[("drop", "drop")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec!["{\"k\\u00e9y\":{\"deep\": [1, {\"x\": \"\\\"q\\\"\"}], \"s\":\"\u{1f600}\\n\"}}"]
+    );
+    let out = run::<Project>(&[("select", "`k\u{e9}y`")], &[input]).expect("runs");
+    assert_eq!(
+        out.json(),
+        vec![json!({"k\u{e9}y": {"deep": [1, {"x": "\"q\""}], "s": "\u{1f600}\n"}})]
+    );
+    let out = run::<Project>(&[("rename", "{\"k\u{e9}y\": \"n\\\"ew\"}")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec!["{\"drop\":0,\"n\\\"ew\":{\"deep\": [1, {\"x\": \"\\\"q\\\"\"}], \"s\":\"\u{1f600}\\n\"}}"]
+    );
+}
+
+#[test]
+fn duplicate_keys_last_wins_for_touched_fields() {
+    let input = r#"{"a":1,"b":2,"a":3,"b":4,"c":5}"#;
+    let out = run::<Project>(&[("select", "a, c")], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"a":3,"c":5}"#]);
+    let out = run::<Project>(&[("drop", "c")], &[input]).expect("runs");
+    // Untouched duplicates are copied as they are.
+    assert_eq!(out.raw_values(), vec![r#"{"a":1,"b":2,"a":3,"b":4}"#]);
+    let out = run::<Project>(&[("rename", r#"{"a": "z"}"#)], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"b":2,"b":4,"c":5,"z":3}"#]);
+    let out = run::<Project>(&[("set", r#"{"b": "a + 1"}"#)], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"a":1,"a":3,"c":5,"b":4}"#]);
+}
+
+#[test]
+fn malformed_values_are_dead_lettered_with_a_reason() {
+    let out = run::<Project>(
+        &[("select", "a")],
+        &[
+            r#"{"a":1,"b":[1,2}"#,
+            "{\"a\":\"\\q\"}",
+            r#"{"a":1}"#,
+            r#"{"a":1} {}"#,
+        ],
+    )
+    .expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"a":1}"#]);
+    assert_eq!(
+        out.rejected(),
+        vec![
+            (
+                0,
+                "value is not valid JSON: expected `,` or `]` at byte 15".to_string()
+            ),
+            (
+                1,
+                "value is not valid JSON: invalid escape at byte 7".to_string()
+            ),
+            (
+                3,
+                "value is not valid JSON: trailing characters at byte 8".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn nested_select_paths_are_spliced_around_raw_leaves() {
+    let input = r#"{"id":9007199254740993,"shipping":{"city":"Köln","zip":"50667","geo":{"lat":50.9375,"lon":6.9603}},"items":[{"sku":"A"}]}"#;
+    let out = run::<Project>(
+        &[(
+            "select",
+            "id, shipping.city, shipping.geo.lat, items.0.sku, shipping.nope.x",
+        )],
+        &[input],
+    )
+    .expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![
+            r#"{"id":9007199254740993,"shipping":{"city":"Köln","geo":{"lat":50.9375}},"items":{"0":{"sku":"A"}}}"#
+        ]
+    );
+    // The parent is written only when a selected leaf exists.
+    let out = run::<Project>(&[("select", "id, shipping.nope")], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"id":9007199254740993}"#]);
+}

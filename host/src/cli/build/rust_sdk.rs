@@ -18,6 +18,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/abi.rs", include_str!("../../../../sdk/src/abi.rs")),
     ("src/event.rs", include_str!("../../../../sdk/src/event.rs")),
     ("src/glue.rs", include_str!("../../../../sdk/src/glue.rs")),
+    ("src/json.rs", include_str!("../../../../sdk/src/json.rs")),
     (
         "src/glue_processor.rs",
         include_str!("../../../../sdk/src/glue_processor.rs"),

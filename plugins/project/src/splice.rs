@@ -1,0 +1,201 @@
+//! The splicing path of `project`: when every `rename`, `drop` and `set` path
+//! is a top-level name (and `select` paths are top-level names, or nested
+//! paths under names nothing else touches), the output object is written by
+//! copying the input's raw field slices (keys and values byte for byte) and
+//! serializing only the computed values. Other projections take the tree
+//! path. A nested `select` path (`shipping.city`) writes its parent objects
+//! around the raw leaf, as the tree path does, only when the leaf exists.
+//!
+//! Output order: with `select`, the selected fields in `select` order;
+//! without, the input's fields in input order; then renamed fields in
+//! `rename` order; then computed fields in `set` order. Duplicate input keys:
+//! a field `project` reads, selects, renames, drops or sets is the last
+//! occurrence and is written once; untouched fields are copied as they are,
+//! duplicates included, so a last-wins reader sees the same value.
+
+use serde_json::Value;
+use sluice_sdk::json::{JsonView, ObjectWriter, Raw};
+
+/// One selected name and, for a nested path, the names selected under it
+/// (a leaf when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sel {
+    pub name: String,
+    pub children: Vec<Sel>,
+}
+
+impl Sel {
+    /// Adds the path `names` under `list`, merging common parents.
+    pub fn insert(list: &mut Vec<Sel>, names: &[&str]) {
+        let Some((first, rest)) = names.split_first() else {
+            return;
+        };
+        let i = match list.iter().position(|s| s.name == *first) {
+            Some(i) => i,
+            None => {
+                list.push(Sel {
+                    name: first.to_string(),
+                    children: Vec::new(),
+                });
+                list.len() - 1
+            }
+        };
+        Sel::insert(&mut list[i].children, rest);
+    }
+
+    /// Whether the selection finds anything in `raw` (a leaf always does).
+    fn present(&self, raw: Raw<'_>) -> bool {
+        self.children.is_empty()
+            || self
+                .children
+                .iter()
+                .any(|c| raw.member(&c.name).is_some_and(|r| c.present(r)))
+    }
+
+    /// Writes `raw` under `self.name`, keeping only the selected children.
+    fn write(&self, w: &mut ObjectWriter<'_>, raw: Raw<'_>) {
+        if self.children.is_empty() {
+            w.raw(&self.name, raw);
+            return;
+        }
+        let mut inner = w.object(&self.name);
+        for child in &self.children {
+            if let Some(r) = raw.member(&child.name).filter(|r| child.present(*r)) {
+                child.write(&mut inner, r);
+            }
+        }
+        inner.finish();
+    }
+}
+
+/// The top-level names of a projection that can be spliced.
+#[derive(Debug, Clone)]
+pub(crate) struct Splice {
+    pub select: Option<Vec<Sel>>,
+    pub rename: Vec<(String, String)>,
+    pub drop: Vec<String>,
+    pub set: Vec<String>,
+}
+
+/// Where an output field's key comes from.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    /// The input field's own key, copied raw.
+    Field(usize),
+    /// `select[i]`.
+    Select(usize),
+    /// The new name of `rename[i]`.
+    Renamed(usize),
+}
+
+/// One candidate output field: its key and the input field holding its value.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: Key,
+    value: usize,
+    live: bool,
+}
+
+/// Per-event buffers, kept across events.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Scratch {
+    slots: Vec<Slot>,
+    moved: Vec<Option<usize>>,
+}
+
+impl Splice {
+    fn key_is(&self, view: &JsonView<'_>, key: Key, name: &str) -> bool {
+        match key {
+            Key::Field(i) => view.field(i).0.is(name),
+            Key::Select(i) => self.select.as_ref().is_some_and(|s| s[i].name == name),
+            Key::Renamed(i) => self.rename[i].1 == name,
+        }
+    }
+
+    fn kill(&self, view: &JsonView<'_>, slots: &mut [Slot], name: &str) {
+        for slot in slots.iter_mut().filter(|s| s.live) {
+            if self.key_is(view, slot.key, name) {
+                slot.live = false;
+            }
+        }
+    }
+
+    /// Writes the projected object for `view` (an object) to `buf`.
+    /// `computed` yields the values of the `set` fields, in `set` order.
+    pub fn write<'v>(
+        &self,
+        view: &JsonView<'_>,
+        scratch: &mut Scratch,
+        computed: impl Iterator<Item = &'v Value>,
+        buf: &mut Vec<u8>,
+    ) {
+        let slots = &mut scratch.slots;
+        slots.clear();
+        match &self.select {
+            Some(select) => {
+                for (i, sel) in select.iter().enumerate() {
+                    let found = view.find(&sel.name);
+                    if let Some(value) = found.filter(|&f| sel.present(view.field(f).1)) {
+                        slots.push(Slot {
+                            key: Key::Select(i),
+                            value,
+                            live: true,
+                        });
+                    }
+                }
+            }
+            None => slots.extend((0..view.len()).map(|i| Slot {
+                key: Key::Field(i),
+                value: i,
+                live: true,
+            })),
+        }
+
+        // rename: one simultaneous move, as in the tree path.
+        if !self.rename.is_empty() {
+            let moved = &mut scratch.moved;
+            moved.clear();
+            for (old, _) in &self.rename {
+                let last = slots
+                    .iter()
+                    .rev()
+                    .find(|s| s.live && self.key_is(view, s.key, old));
+                moved.push(last.map(|s| s.value));
+            }
+            for (old, _) in &self.rename {
+                self.kill(view, slots, old);
+            }
+            for (i, ((_, new), value)) in self.rename.iter().zip(moved.iter()).enumerate() {
+                if let Some(value) = *value {
+                    self.kill(view, slots, new);
+                    slots.push(Slot {
+                        key: Key::Renamed(i),
+                        value,
+                        live: true,
+                    });
+                }
+            }
+        }
+        for name in self.drop.iter().chain(&self.set) {
+            self.kill(view, slots, name);
+        }
+
+        let mut w = ObjectWriter::new(buf);
+        for slot in slots.iter().filter(|s| s.live) {
+            let (key, value) = view.field(slot.value);
+            match slot.key {
+                Key::Field(_) => w.raw_field(key, value),
+                Key::Select(i) => match self.select.as_ref().map(|s| &s[i]) {
+                    Some(sel) if !sel.children.is_empty() => sel.write(&mut w, value),
+                    // A selected name is the input key's value: copy the key raw.
+                    _ => w.raw_field(key, value),
+                },
+                Key::Renamed(i) => w.raw(&self.rename[i].1, value),
+            }
+        }
+        for (name, value) in self.set.iter().zip(computed) {
+            w.value(name, value);
+        }
+        w.finish();
+    }
+}

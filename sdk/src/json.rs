@@ -1,0 +1,862 @@
+//! Zero-copy JSON: read fields of an event value without building a tree, and
+//! build output objects by splicing the input's raw bytes.
+//!
+//! [`JsonView::parse`] checks the whole value once (one pass, no allocation
+//! except the table of top-level fields, which [`JsonParser`] reuses across
+//! events) and remembers where each top-level field's key and value lie.
+//! Reading a field is then a lookup in that table; [`Raw`] is the exact text of
+//! one JSON value, read on demand ([`Raw::as_str`], [`Raw::as_f64`], ...).
+//! [`ObjectWriter`] writes an object from raw slices and new values, so a
+//! number or string the plugin does not change is copied byte for byte
+//! (`9007199254740993` stays `9007199254740993`, `1.50` stays `1.50`).
+//!
+//! Why a hand-written scanner and not `serde_json::value::RawValue`: borrowed
+//! deserialization into a `HashMap<&str, &RawValue>` fails on keys with escapes
+//! (they cannot be borrowed), allocates the map per event and still runs
+//! serde's visitor machinery over every skipped value; serde_json's
+//! `IgnoredAny` is what the old partial parse already used. A JSON validator is
+//! small, and this one needs no dependency, no `unsafe` and no allocation per
+//! value, which suits a Wasm guest. It accepts RFC 8259 JSON as
+//! `serde_json::from_slice` does (escapes, surrogate pairs, control
+//! characters, number grammar, trailing characters), with nesting capped at
+//! [`MAX_DEPTH`] as serde_json caps it, so hostile input fails with a reason
+//! instead of exhausting the stack. It is stricter than the host's
+//! `check_json` and serde_json's `IgnoredAny`, which skip strings without
+//! checking their UTF-8: every string is checked here, inline in the same
+//! loop. That costs about 1.3 µs per 575-byte Unicode-heavy event in Wasm
+//! (measured with `sluice-bench --shape unicode`) and nothing on ASCII.
+//!
+//! **Duplicate keys**: every lookup ([`JsonView::get`], [`Raw::get`]) returns
+//! the *last* occurrence, as `serde_json::Value` does. [`JsonView::fields`]
+//! lists every occurrence, in input order.
+//!
+//! **Numbers** are kept as text: [`Raw::as_i64`], [`Raw::as_u64`] and
+//! [`Raw::as_f64`] parse on demand; a number that fits none of them (say
+//! `1e400`) is still valid JSON here and is copied through unchanged, while
+//! [`Raw::to_value`] reports it as serde_json does.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::Value;
+
+/// Deepest nesting of arrays and objects accepted (serde_json's limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a value is not JSON: what was wrong and the byte offset where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// Byte offset in the value where the problem was found.
+    pub offset: usize,
+    /// What was expected or found.
+    pub message: &'static str,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Where one top-level field of an object lies in the value bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The key's text between the quotes, still escaped.
+    key: (usize, usize),
+    /// The value's text.
+    value: (usize, usize),
+    /// Whether the key contains a backslash escape.
+    escaped: bool,
+}
+
+/// Parses values reusing its field table, so a plugin allocates nothing per
+/// event once the table has grown to the widest event seen.
+#[derive(Debug, Default, Clone)]
+pub struct JsonParser {
+    fields: Vec<Entry>,
+}
+
+impl JsonParser {
+    /// A parser with an empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks `bytes` as one JSON value and indexes its top-level fields.
+    pub fn parse<'a>(&'a mut self, bytes: &'a [u8]) -> Result<JsonView<'a>, JsonError> {
+        self.fields.clear();
+        scan_root(bytes, &mut self.fields)?;
+        Ok(JsonView {
+            bytes,
+            fields: Cow::Borrowed(&self.fields),
+        })
+    }
+}
+
+/// A checked JSON value with its top-level fields indexed (none unless the
+/// value is an object).
+#[derive(Debug, Clone)]
+pub struct JsonView<'a> {
+    bytes: &'a [u8],
+    fields: Cow<'a, [Entry]>,
+}
+
+impl<'a> JsonView<'a> {
+    /// Checks `bytes` as one JSON value (see [`JsonParser`] to reuse the table).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, JsonError> {
+        let mut fields = Vec::new();
+        scan_root(bytes, &mut fields)?;
+        Ok(JsonView {
+            bytes,
+            fields: Cow::Owned(fields),
+        })
+    }
+
+    /// The whole value.
+    pub fn root(&self) -> Raw<'a> {
+        Raw(trim(self.bytes))
+    }
+
+    /// Whether the value is an object.
+    pub fn is_object(&self) -> bool {
+        self.root().kind() == Kind::Object
+    }
+
+    /// The top-level field `name` (its last occurrence), if the value is an
+    /// object that has it.
+    pub fn get(&self, name: &str) -> Option<Raw<'a>> {
+        self.find(name).map(|i| self.field(i).1)
+    }
+
+    /// Index in [`JsonView::fields`] of the last occurrence of `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.fields
+            .iter()
+            .rposition(|e| key_eq(self.bytes, e, name))
+    }
+
+    /// The value at a path of names from the root; all-digit names index
+    /// arrays (`["items", "0", "sku"]`).
+    pub fn path<S: AsRef<str>>(&self, names: &[S]) -> Option<Raw<'a>> {
+        let (first, rest) = names.split_first()?;
+        let mut at = match self.root().kind() {
+            Kind::Object => self.get(first.as_ref())?,
+            _ => self.root().member(first.as_ref())?,
+        };
+        for name in rest {
+            at = at.member(name.as_ref())?;
+        }
+        Some(at)
+    }
+
+    /// Every top-level field in input order (duplicates included).
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (RawKey<'a>, Raw<'a>)> + '_ {
+        (0..self.fields.len()).map(|i| self.field(i))
+    }
+
+    /// Number of top-level fields (occurrences).
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no top-level fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The `i`th top-level field; panics if out of range, like indexing.
+    pub fn field(&self, i: usize) -> (RawKey<'a>, Raw<'a>) {
+        let e = self.fields[i];
+        (
+            RawKey {
+                text: &self.bytes[e.key.0..e.key.1],
+                escaped: e.escaped,
+            },
+            Raw(&self.bytes[e.value.0..e.value.1]),
+        )
+    }
+}
+
+fn key_eq(bytes: &[u8], e: &Entry, name: &str) -> bool {
+    let text = &bytes[e.key.0..e.key.1];
+    if e.escaped {
+        unescape(text).is_some_and(|k| k == name)
+    } else {
+        text == name.as_bytes()
+    }
+}
+
+/// An object key as it appears in the input, still escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawKey<'a> {
+    text: &'a [u8],
+    escaped: bool,
+}
+
+impl<'a> RawKey<'a> {
+    /// The key's text between the quotes, escapes untouched.
+    pub fn escaped_text(&self) -> &'a [u8] {
+        self.text
+    }
+
+    /// The key's value, unescaped (borrowed when it has no escape).
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(unescape(self.text).unwrap_or_default())
+        } else {
+            Cow::Borrowed(std::str::from_utf8(self.text).unwrap_or_default())
+        }
+    }
+
+    /// Whether the key equals `name` (after unescaping).
+    pub fn is(&self, name: &str) -> bool {
+        if self.escaped {
+            unescape(self.text).is_some_and(|k| k == name)
+        } else {
+            self.text == name.as_bytes()
+        }
+    }
+}
+
+/// The JSON type of a [`Raw`] value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+/// The exact text of one checked JSON value, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(&'a [u8]);
+
+impl<'a> Raw<'a> {
+    /// `null`, for writing a missing value.
+    pub const NULL: Raw<'static> = Raw(b"null");
+
+    /// The value's JSON text, exactly as in the input.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The value's JSON text as `str` (input was checked to be UTF-8).
+    pub fn text(&self) -> &'a str {
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
+
+    /// The value's type.
+    pub fn kind(&self) -> Kind {
+        match self.0.first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'n') | None => Kind::Null,
+            Some(_) => Kind::Number,
+        }
+    }
+
+    /// Whether the value is `null`.
+    pub fn is_null(&self) -> bool {
+        self.kind() == Kind::Null
+    }
+
+    /// A boolean's value.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.0 {
+            b"true" => Some(true),
+            b"false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A string's value, unescaped (borrowed when it has no escape).
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        let inner = self.0.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if inner.contains(&b'\\') {
+            unescape(inner).map(Cow::Owned)
+        } else {
+            std::str::from_utf8(inner).ok().map(Cow::Borrowed)
+        }
+    }
+
+    /// An integer number that fits `i64` (`1.0` and `1e3` do not).
+    pub fn as_i64(&self) -> Option<i64> {
+        self.number_text()?.parse().ok()
+    }
+
+    /// An integer number that fits `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.number_text()?.parse().ok()
+    }
+
+    /// A number as `f64` (nearest; `1e400` is `None`).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.number_text()?
+            .parse()
+            .ok()
+            .filter(|f: &f64| f.is_finite())
+    }
+
+    fn number_text(&self) -> Option<&'a str> {
+        (self.kind() == Kind::Number).then(|| self.text())
+    }
+
+    /// The value as a `serde_json::Value` tree (built only for this value).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_slice(self.0)
+    }
+
+    /// The member `name` of an object (last occurrence), or the item at index
+    /// `name` (all digits) of an array.
+    pub fn member(&self, name: &str) -> Option<Raw<'a>> {
+        match self.kind() {
+            Kind::Object => self.get(name),
+            Kind::Array => {
+                let index: usize = name
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| name.parse().ok())??;
+                self.items().nth(index)
+            }
+            _ => None,
+        }
+    }
+
+    /// The member `name` of an object (last occurrence).
+    pub fn get(&self, name: &str) -> Option<Raw<'a>> {
+        let mut found = None;
+        for (key, value) in self.entries() {
+            if key.is(name) {
+                found = Some(value);
+            }
+        }
+        found
+    }
+
+    /// An object's members in input order (empty for other types).
+    pub fn entries(&self) -> Entries<'a> {
+        Entries {
+            bytes: if self.kind() == Kind::Object {
+                self.0
+            } else {
+                b""
+            },
+            pos: 1,
+        }
+    }
+
+    /// An array's items in order (empty for other types).
+    pub fn items(&self) -> Items<'a> {
+        Items {
+            bytes: if self.kind() == Kind::Array {
+                self.0
+            } else {
+                b""
+            },
+            pos: 1,
+        }
+    }
+}
+
+/// Iterator over an object's members; see [`Raw::entries`].
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (RawKey<'a>, Raw<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The text was checked, so this only finds boundaries.
+        let b = self.bytes;
+        let mut p = skip_ws(b, self.pos);
+        if b.get(p) == Some(&b',') {
+            p = skip_ws(b, p + 1);
+        }
+        if b.get(p) != Some(&b'"') {
+            self.pos = b.len();
+            return None;
+        }
+        let key_end = skip_string_checked(b, p);
+        let key = RawKey {
+            text: b.get(p + 1..key_end - 1)?,
+            escaped: b.get(p + 1..key_end - 1)?.contains(&b'\\'),
+        };
+        let v = skip_ws(b, skip_ws(b, key_end) + 1);
+        let v_end = skip_checked(b, v);
+        self.pos = v_end;
+        Some((key, Raw(b.get(v..v_end)?)))
+    }
+}
+
+/// Iterator over an array's items; see [`Raw::items`].
+#[derive(Debug, Clone)]
+pub struct Items<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Raw<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.bytes;
+        let mut p = skip_ws(b, self.pos);
+        if b.get(p) == Some(&b',') {
+            p = skip_ws(b, p + 1);
+        }
+        if p >= b.len() || b[p] == b']' {
+            self.pos = b.len();
+            return None;
+        }
+        let end = skip_checked(b, p);
+        self.pos = end;
+        Some(Raw(b.get(p..end)?))
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = skip_ws(b, 0);
+    let mut end = b.len();
+    while end > start && matches!(b[end - 1], b' ' | b'\t' | b'\n' | b'\r') {
+        end -= 1;
+    }
+    &b[start..end]
+}
+
+fn skip_ws(b: &[u8], mut p: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(p) {
+        p += 1;
+    }
+    p
+}
+
+/// End of the string starting at `p` (a `"`) in checked text.
+fn skip_string_checked(b: &[u8], mut p: usize) -> usize {
+    p += 1;
+    while let Some(&c) = b.get(p) {
+        match c {
+            b'"' => return p + 1,
+            b'\\' => p += 2,
+            _ => p += 1,
+        }
+    }
+    b.len()
+}
+
+/// End of the value starting at `p` in checked text.
+fn skip_checked(b: &[u8], p: usize) -> usize {
+    match b.get(p) {
+        Some(b'"') => skip_string_checked(b, p),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut q = p;
+            while let Some(&c) = b.get(q) {
+                match c {
+                    b'"' => {
+                        q = skip_string_checked(b, q);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return q + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                q += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut q = p;
+            while let Some(c) = b.get(q) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                q += 1;
+            }
+            q
+        }
+    }
+}
+
+/// Unescapes the text between a string's quotes (checked text).
+fn unescape(text: &[u8]) -> Option<String> {
+    let mut quoted = Vec::with_capacity(text.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(text);
+    quoted.push(b'"');
+    serde_json::from_slice(&quoted).ok()
+}
+
+/// ASCII bytes that end a run of plain string content: `"`, `\\` and
+/// controls.
+static STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// The validating scanner.
+struct Scanner<'b> {
+    b: &'b [u8],
+    p: usize,
+}
+
+fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
+    let mut s = Scanner { b: bytes, p: 0 };
+    s.ws();
+    if s.peek() == Some(b'{') {
+        s.object(1, Some(fields))?;
+    } else {
+        s.value(0)?;
+    }
+    s.ws();
+    if s.p != bytes.len() {
+        return Err(s.err("trailing characters"));
+    }
+    Ok(())
+}
+
+impl Scanner<'_> {
+    fn err(&self, message: &'static str) -> JsonError {
+        JsonError {
+            offset: self.p,
+            message,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.p).copied()
+    }
+
+    fn ws(&mut self) {
+        self.p = skip_ws(self.b, self.p);
+    }
+
+    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1, None),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("EOF while parsing a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), JsonError> {
+        if self.b[self.p..].starts_with(word) {
+            self.p += word.len();
+            Ok(())
+        } else {
+            Err(self.err("expected a value"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.p;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.p += 1;
+        }
+        self.p - start
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.p += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.p += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.p += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.p += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.p += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u16, JsonError> {
+        let digits = self
+            .b
+            .get(self.p..self.p + 4)
+            .ok_or_else(|| self.err("EOF while parsing a string"))?;
+        let mut n = 0u16;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(self.err("invalid escape")),
+            };
+            n = n * 16 + u16::from(v);
+        }
+        self.p += 4;
+        Ok(n)
+    }
+
+    /// Scans a string at `"`; returns whether it had an escape.
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.p += 1;
+        let mut escaped = false;
+        let b = self.b;
+        loop {
+            // One tight loop over plain text, ASCII or well-formed UTF-8
+            // (Unicode table 3-7: no overlongs, surrogates or code points
+            // above U+10FFFF). Outside strings the grammar admits only
+            // ASCII, so this makes the whole value UTF-8 without a second
+            // pass.
+            let mut p = self.p;
+            while let Some(&c) = b.get(p) {
+                if c < 0x80 {
+                    if STOP[usize::from(c)] {
+                        break;
+                    }
+                    p += 1;
+                    continue;
+                }
+                let in_range =
+                    |i: usize, lo: u8, hi: u8| b.get(p + i).is_some_and(|x| (lo..=hi).contains(x));
+                let tail = |i: usize| in_range(i, 0x80, 0xBF);
+                let width = match c {
+                    0xC2..=0xDF if tail(1) => 2,
+                    0xE0 if in_range(1, 0xA0, 0xBF) && tail(2) => 3,
+                    0xE1..=0xEC | 0xEE..=0xEF if tail(1) && tail(2) => 3,
+                    0xED if in_range(1, 0x80, 0x9F) && tail(2) => 3,
+                    0xF0 if in_range(1, 0x90, 0xBF) && tail(2) && tail(3) => 4,
+                    0xF1..=0xF3 if tail(1) && tail(2) && tail(3) => 4,
+                    0xF4 if in_range(1, 0x80, 0x8F) && tail(2) && tail(3) => 4,
+                    _ => {
+                        self.p = p;
+                        return Err(self.err("invalid UTF-8"));
+                    }
+                };
+                p += width;
+            }
+            self.p = p;
+            let Some(c) = self.peek() else {
+                return Err(self.err("EOF while parsing a string"));
+            };
+            match c {
+                b'"' => {
+                    self.p += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.p += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.p += 1,
+                        Some(b'u') => {
+                            self.p += 1;
+                            let n = self.hex4()?;
+                            if (0xDC00..0xE000).contains(&n) {
+                                return Err(self.err("lone trailing surrogate in hex escape"));
+                            }
+                            if (0xD800..0xDC00).contains(&n) {
+                                if !self.b[self.p..].starts_with(b"\\u") {
+                                    return Err(self.err("lone leading surrogate in hex escape"));
+                                }
+                                self.p += 2;
+                                let low = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return Err(self.err("lone leading surrogate in hex escape"));
+                                }
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                _ => return Err(self.err("control character in string")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("recursion limit exceeded"));
+        }
+        self.p += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.p += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.value(depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.p += 1,
+                Some(b']') => {
+                    self.p += 1;
+                    return Ok(());
+                }
+                Some(_) => return Err(self.err("expected `,` or `]`")),
+                None => return Err(self.err("EOF while parsing a list")),
+            }
+        }
+    }
+
+    fn object(
+        &mut self,
+        depth: usize,
+        mut record: Option<&mut Vec<Entry>>,
+    ) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("recursion limit exceeded"));
+        }
+        self.p += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.p += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            match self.peek() {
+                Some(b'"') => {}
+                Some(_) => return Err(self.err("key must be a string")),
+                None => return Err(self.err("EOF while parsing an object")),
+            }
+            let key_start = self.p + 1;
+            let escaped = self.string()?;
+            let key_end = self.p - 1;
+            self.ws();
+            match self.peek() {
+                Some(b':') => self.p += 1,
+                Some(_) => return Err(self.err("expected `:`")),
+                None => return Err(self.err("EOF while parsing an object")),
+            }
+            self.ws();
+            let value_start = self.p;
+            self.value(depth)?;
+            if let Some(fields) = record.as_deref_mut() {
+                fields.push(Entry {
+                    key: (key_start, key_end),
+                    value: (value_start, self.p),
+                    escaped,
+                });
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.p += 1,
+                Some(b'}') => {
+                    self.p += 1;
+                    return Ok(());
+                }
+                Some(_) => return Err(self.err("expected `,` or `}`")),
+                None => return Err(self.err("EOF while parsing an object")),
+            }
+        }
+    }
+}
+
+/// Writes one JSON object into a byte buffer, field by field: raw slices are
+/// copied as they are, new values are serialized. It does not check for
+/// duplicate keys; the caller decides what goes in once.
+pub struct ObjectWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'b> ObjectWriter<'b> {
+    /// Starts an object at the end of `buf`.
+    pub fn new(buf: &'b mut Vec<u8>) -> Self {
+        buf.push(b'{');
+        ObjectWriter { buf, empty: true }
+    }
+
+    fn sep(&mut self) {
+        if !self.empty {
+            self.buf.push(b',');
+        }
+        self.empty = false;
+    }
+
+    fn key(&mut self, key: &str) {
+        self.sep();
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.buf, key);
+        self.buf.push(b':');
+    }
+
+    /// Copies an input field: its key as written and its raw value.
+    pub fn raw_field(&mut self, key: RawKey<'_>, value: Raw<'_>) {
+        self.sep();
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.text);
+        self.buf.extend_from_slice(b"\":");
+        self.buf.extend_from_slice(value.0);
+    }
+
+    /// Writes `key` (escaped as needed) with a raw value copied as it is.
+    pub fn raw(&mut self, key: &str, value: Raw<'_>) {
+        self.key(key);
+        self.buf.extend_from_slice(value.0);
+    }
+
+    /// Writes `key` and starts an object as its value; [`ObjectWriter::finish`]
+    /// the returned writer before writing on to this one.
+    pub fn object(&mut self, key: &str) -> ObjectWriter<'_> {
+        self.key(key);
+        ObjectWriter::new(self.buf)
+    }
+
+    /// Writes `key` with `value` serialized.
+    pub fn value(&mut self, key: &str, value: &Value) {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut *self.buf, value);
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        self.buf.push(b'}');
+    }
+}
+
+// Beside this file, not under `json/`: the scaffold copies `sdk/src` flat.
+#[cfg(test)]
+#[path = "json_tests.rs"]
+mod tests;

@@ -1,0 +1,251 @@
+use super::*;
+
+/// Inputs on which the scanner must agree with `serde_json::from_slice`.
+const CASES: &[&str] = &[
+    "{}",
+    "[]",
+    " { \"a\" : 1 , \"b\":[1, 2 ,{\"c\":null}] } ",
+    "0",
+    "-0.5e+10",
+    "1E5",
+    "\"\\u00e9\\ud83d\\ude00\\n\"",
+    "true",
+    "null",
+    "{\"a\":\"caf\u{e9} \u{1f600}\"}",
+    // Malformed:
+    "",
+    " ",
+    "{",
+    "{\"a\"}",
+    "{\"a\":}",
+    "{\"a\":1,}",
+    "[1,]",
+    "[1 2]",
+    "01",
+    "1.",
+    "-",
+    ".5",
+    "1e",
+    "+1",
+    "tru",
+    "nul",
+    "\"abc",
+    "\"\\x\"",
+    "\"\\u12\"",
+    "\"\\ud800\"",
+    "\"\\udc00\"",
+    "\"\\ud800\\u0041\"",
+    "\"tab\there\"",
+    "{1:2}",
+    "{\"a\":1}}",
+    "[1]x",
+    "{\"a\" 1}",
+    "NaN",
+];
+
+#[test]
+fn accepts_and_rejects_what_serde_json_does() {
+    for case in CASES {
+        let ours = JsonView::parse(case.as_bytes()).is_ok();
+        let theirs = serde_json::from_slice::<Value>(case.as_bytes()).is_ok();
+        assert_eq!(ours, theirs, "disagreement on {case:?}");
+    }
+}
+
+#[test]
+fn rejects_invalid_utf8_and_deep_nesting() {
+    let err = JsonView::parse(b"{\"a\":\"\xff\"}").expect_err("not UTF-8");
+    assert_eq!(err.to_string(), "invalid UTF-8 at byte 6");
+    let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+    let err = JsonView::parse(deep.as_bytes()).expect_err("too deep");
+    assert_eq!(err.message, "recursion limit exceeded");
+    let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    assert!(JsonView::parse(ok.as_bytes()).is_ok());
+    // An object root counts as one level, like any other.
+    let deep_obj = "{\"a\":".repeat(MAX_DEPTH + 1) + "1" + &"}".repeat(MAX_DEPTH + 1);
+    assert!(JsonView::parse(deep_obj.as_bytes()).is_err());
+}
+
+#[test]
+fn reads_fields_without_a_tree() {
+    let text = br#"{"id":9007199254740993,"price":12.50,"name":"Ana \"A\"","tags":["x",{"k":[1,2]}],"nested":{"a":{"b":true}},"n":null}"#;
+    let view = JsonView::parse(text).expect("valid");
+    assert!(view.is_object());
+    assert_eq!(view.len(), 6);
+    let id = view.get("id").expect("id");
+    assert_eq!(id.text(), "9007199254740993");
+    assert_eq!(id.as_u64(), Some(9_007_199_254_740_993));
+    assert_eq!(id.as_i64(), Some(9_007_199_254_740_993));
+    assert_eq!(view.get("price").and_then(|p| p.as_f64()), Some(12.5));
+    assert_eq!(view.get("price").map(|p| p.text()), Some("12.50"));
+    assert_eq!(view.get("price").and_then(|p| p.as_i64()), None);
+    assert_eq!(
+        view.get("name").and_then(|n| n.as_str()).as_deref(),
+        Some("Ana \"A\"")
+    );
+    assert_eq!(
+        view.path(&["tags", "1", "k", "1"]).map(|r| r.text()),
+        Some("2")
+    );
+    assert_eq!(
+        view.path(&["nested", "a", "b"]).and_then(|r| r.as_bool()),
+        Some(true)
+    );
+    assert_eq!(view.path(&["nested", "zz"]), None);
+    assert!(view.get("n").is_some_and(|n| n.is_null()));
+    assert_eq!(view.get("missing"), None);
+    assert_eq!(view.get("tags").map(|t| t.items().count()), Some(2));
+    assert_eq!(
+        view.get("nested").map(|n| n.text()),
+        Some(r#"{"a":{"b":true}}"#)
+    );
+}
+
+#[test]
+fn escaped_and_unicode_keys_match_their_value() {
+    let text = "{\"caf\\u00e9\":1,\"\u{1f600}\":2,\"a\\\"b\":3, \"plain\" :\t4}";
+    let view = JsonView::parse(text.as_bytes()).expect("valid");
+    assert_eq!(view.get("caf\u{e9}").map(|r| r.text()), Some("1"));
+    assert_eq!(view.get("\u{1f600}").map(|r| r.text()), Some("2"));
+    assert_eq!(view.get("a\"b").map(|r| r.text()), Some("3"));
+    assert_eq!(view.get("plain").map(|r| r.text()), Some("4"));
+    let keys: Vec<String> = view.fields().map(|(k, _)| k.text().into_owned()).collect();
+    assert_eq!(keys, vec!["caf\u{e9}", "\u{1f600}", "a\"b", "plain"]);
+    let root = view.root();
+    assert_eq!(root.get("caf\u{e9}").map(|r| r.text()), Some("1"));
+}
+
+#[test]
+fn duplicate_keys_read_the_last_occurrence() {
+    let text = br#"{"a":1,"b":2,"a":{"x":3}}"#;
+    let view = JsonView::parse(text).expect("valid");
+    assert_eq!(view.get("a").map(|r| r.text()), Some(r#"{"x":3}"#));
+    assert_eq!(view.root().get("a").map(|r| r.text()), Some(r#"{"x":3}"#));
+    assert_eq!(view.len(), 3);
+    // Same as serde_json's tree.
+    let tree: Value = serde_json::from_slice(text).expect("valid");
+    assert_eq!(
+        view.get("a").map(|r| r.to_value().ok()),
+        Some(Some(tree["a"].clone()))
+    );
+}
+
+#[test]
+fn non_object_roots_have_no_fields() {
+    for text in ["[1,2]", " \"s\" ", "3", "null"] {
+        let view = JsonView::parse(text.as_bytes()).expect("valid");
+        assert!(view.is_empty());
+        assert!(!view.is_object());
+        assert_eq!(view.get("a"), None);
+    }
+    let view = JsonView::parse(b" [10, {\"a\":1}] ").expect("valid");
+    assert_eq!(view.root().text(), "[10, {\"a\":1}]");
+    assert_eq!(view.path(&["1", "a"]).map(|r| r.text()), Some("1"));
+    assert_eq!(view.root().kind(), Kind::Array);
+}
+
+#[test]
+fn parser_reuses_its_table() {
+    let mut parser = JsonParser::new();
+    for (text, n) in [
+        (&br#"{"a":1,"b":2}"#[..], 2),
+        (br#"{"c":3}"#, 1),
+        (b"[]", 0),
+    ] {
+        assert_eq!(parser.parse(text).expect("valid").len(), n);
+    }
+    let view = parser.parse(br#"{"c":3}"#).expect("valid");
+    assert_eq!(view.len(), 1);
+    assert_eq!(view.get("a"), None);
+    assert!(parser.parse(b"{").is_err());
+}
+
+#[test]
+fn writer_splices_raw_slices_and_new_values() {
+    let text = "{\"id\":9007199254740993,\"k\\u00e9y\":1.50,\"big\":1e400,\"o\":{\"z\":[1, 2]}}";
+    let view = JsonView::parse(text.as_bytes()).expect("valid");
+    let mut out = b"prefix".to_vec();
+    let mut w = ObjectWriter::new(&mut out);
+    for (key, value) in view.fields() {
+        if !key.is("big") {
+            w.raw_field(key, value);
+        }
+    }
+    if let Some(big) = view.get("big") {
+        w.raw("renamed \"big\"", big);
+    }
+    w.value("n\u{e9}w", &serde_json::json!({"q": "\u{1f600}"}));
+    w.finish();
+    let written = std::str::from_utf8(&out).expect("utf-8");
+    assert_eq!(
+        written,
+        "prefix{\"id\":9007199254740993,\"k\\u00e9y\":1.50,\"o\":{\"z\":[1, 2]},\"renamed \\\"big\\\"\":1e400,\"n\u{e9}w\":{\"q\":\"\u{1f600}\"}}"
+    );
+    assert!(JsonView::parse(&out[6..]).is_ok());
+    let empty = {
+        let mut b = Vec::new();
+        ObjectWriter::new(&mut b).finish();
+        b
+    };
+    assert_eq!(empty, b"{}");
+}
+
+#[test]
+fn numbers_out_of_range_are_valid_but_not_convertible() {
+    let view = JsonView::parse(br#"{"x":1e400,"y":-12345678901234567890123}"#).expect("valid");
+    let x = view.get("x").expect("x");
+    assert_eq!(x.as_f64(), None);
+    assert!(x.to_value().is_err());
+    let y = view.get("y").expect("y");
+    assert_eq!(y.as_i64(), None);
+    assert_eq!(y.text(), "-12345678901234567890123");
+}
+
+#[test]
+fn utf8_is_checked_inside_strings_and_refused_outside() {
+    for bad in [
+        &b"\"\xc3\""[..],        // truncated sequence
+        b"\"\xc0\xaf\"",         // overlong
+        b"\"\xed\xa0\x80\"",     // encoded surrogate
+        b"\"\xf5\x80\x80\x80\"", // above U+10FFFF
+        b"\"\x80\"",             // lone continuation byte
+        b"{\"a\":1}\xc3\xa9",    // non-ASCII outside a string
+        b"[\xc3\xa9]",
+    ] {
+        assert!(JsonView::parse(bad).is_err(), "{bad:?}");
+        assert!(serde_json::from_slice::<Value>(bad).is_err(), "{bad:?}");
+    }
+    let good = "{\"\u{e9}\u{20ac}\u{1f600}\":\"\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}\"}";
+    let view = JsonView::parse(good.as_bytes()).expect("valid");
+    assert_eq!(
+        view.get("\u{e9}\u{20ac}\u{1f600}")
+            .and_then(|r| r.as_str())
+            .as_deref(),
+        Some("\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}")
+    );
+}
+
+#[test]
+fn utf8_check_agrees_with_std_on_every_short_sequence() {
+    // Every 1–3 byte sequence after a quote, and 4-byte ones around the edges.
+    let check = |seq: &[u8]| {
+        let mut text = vec![b'"'];
+        text.extend_from_slice(seq);
+        text.push(b'"');
+        let std_ok = std::str::from_utf8(seq).is_ok()
+            && !seq.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        assert_eq!(JsonView::parse(&text).is_ok(), std_ok, "{seq:x?}");
+    };
+    for a in 0x80..=0xFFu8 {
+        check(&[a]);
+        for b in 0x00..=0xFFu8 {
+            check(&[a, b]);
+            for c in [0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0] {
+                check(&[a, b, c]);
+                for d in [0x7F, 0x80, 0xBF, 0xC0] {
+                    check(&[a, b, c, d]);
+                }
+            }
+        }
+    }
+}
