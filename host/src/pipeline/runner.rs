@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use super::coordinator::{Coordinator, Report};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
+use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
 use super::stage::{StageLogic, StageTask};
@@ -27,7 +28,7 @@ use crate::plugin::{
 };
 use crate::sinks::file::FileSinkConfig;
 use crate::sinks::OutputFormat;
-use crate::state::{keyed, CheckpointStore, KeyedState, Table, TableSink};
+use crate::state::{Checkpoint, CheckpointStore, Table, TableSink};
 
 /// What a running pipeline looks like right now, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,7 +133,20 @@ pub fn run_with(
         .collect();
 
     // Every plugin is loaded and validated before anything starts.
-    let instances = load_stages(pipeline, engine, cache, &tables, restored_id, overrides)?;
+    let mut instances = load_stages(
+        pipeline,
+        engine,
+        cache,
+        &tables,
+        restored.as_ref(),
+        overrides,
+    )?;
+    let processors: Vec<String> = pipeline
+        .stages
+        .iter()
+        .zip(instances.iter_mut())
+        .filter_map(|(s, i)| i.as_processor().is_some().then(|| s.name.clone()))
+        .collect();
     let mut graph = Graph::build(pipeline);
 
     // Sinks first, then stages, then sources, so everything downstream is
@@ -200,6 +214,8 @@ pub fn run_with(
         pending: BTreeMap::new(),
         done_sources: BTreeMap::new(),
         done_sinks: BTreeMap::new(),
+        processors,
+        done_stages: BTreeMap::new(),
         last_id: restored_id.unwrap_or(0),
         metrics: metrics.clone(),
         commit_txs,
@@ -263,13 +279,13 @@ pub fn run_with(
 
 /// Loads each stage's plugin (or takes its override), creates its instance
 /// with its parameters, and restores a processor's keyed state from the
-/// checkpoint being resumed.
+/// checkpoint being resumed (missing or damaged state is an error).
 fn load_stages(
     pipeline: &Pipeline,
     engine: &WasmEngine,
     cache: &ComponentCache,
     tables: &HashMap<String, Table>,
-    restored: Option<u64>,
+    restored: Option<&Checkpoint>,
     mut overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<Vec<Box<dyn StageLogic>>> {
     let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
@@ -304,18 +320,15 @@ fn load_stages(
                     stage.limits,
                     granted,
                 )?;
-                if let Some(id) = restored {
-                    let file = keyed::state_file(&pipeline.state_dir(), &stage.name, id);
-                    if file.exists() {
-                        let state = KeyedState::load(&file)
-                            .with_context(|| format!("stage `{}`", stage.name))?;
+                if let Some(cp) = restored {
+                    if let Some(state) =
+                        restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
+                    {
                         let (entries, bytes) = state.size();
-                        tracing::info!(stage = %stage.name, checkpoint = id, entries, bytes, "state restored");
+                        tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
                         if let Ok(mut s) = instance.state().lock() {
                             *s = state;
                         }
-                    } else {
-                        tracing::warn!(stage = %stage.name, checkpoint = id, "no saved state for this checkpoint; the stage starts empty");
                     }
                 }
                 instances.push(Box::new(instance));
@@ -336,7 +349,7 @@ fn spawn_sinks(
     pipeline: &Pipeline,
     graph: &mut Graph,
     tables: &HashMap<String, Table>,
-    restored: Option<&crate::state::Checkpoint>,
+    restored: Option<&Checkpoint>,
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
 ) -> Result<SinkOutputs> {
