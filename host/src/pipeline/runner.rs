@@ -151,6 +151,7 @@ pub fn run_with(
 
     // Sinks first, then stages, then sources, so everything downstream is
     // ready before events flow.
+    let mut threads = Vec::new();
     let (summary_outputs, dead_letter_path) = spawn_sinks(
         pipeline,
         &mut graph,
@@ -158,9 +159,16 @@ pub fn run_with(
         restored.as_ref(),
         &report_tx,
         &metrics,
+        &mut threads,
     )?;
     let watched = spawn_stages(
-        pipeline, &mut graph, instances, &tables, &report_tx, &metrics,
+        pipeline,
+        &mut graph,
+        instances,
+        &tables,
+        &report_tx,
+        &metrics,
+        &mut threads,
     )?;
     if options.watch {
         watch::spawn(watched, engine.clone(), cache.clone(), options.stop.clone());
@@ -168,7 +176,6 @@ pub fn run_with(
 
     let mut progress = Vec::new();
     let mut commit_txs = HashMap::new();
-    let mut source_threads = Vec::new();
     for def in &pipeline.sources {
         let p = Arc::new(Progress::default());
         progress.push(p.clone());
@@ -196,7 +203,7 @@ pub fn run_with(
             reports: report_tx.clone(),
             metrics: metrics.clone(),
         };
-        source_threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
+        threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
     }
     drop(report_tx);
     drop(graph);
@@ -257,13 +264,15 @@ pub fn run_with(
     if result.is_err() {
         options.stop.store(true, Ordering::SeqCst);
     }
-    result?;
     // Sources acknowledge the final checkpoint upstream (replication slots,
-    // consumer groups) on their own threads; give them a moment to.
+    // consumer groups) on their own threads; after a failure, the other
+    // threads drain and stop, and must not write to a target after the
+    // caller has reopened it for a rerun. Give them a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while source_threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    result?;
     Ok(RunSummary {
         events_in: Metrics::get(&metrics.events_in),
         events_out: Metrics::get(&metrics.events_out),
@@ -352,6 +361,7 @@ fn spawn_sinks(
     restored: Option<&Checkpoint>,
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<SinkOutputs> {
     let dead_config: Box<dyn SinkConfig> = pipeline.dead_letter.clone().unwrap_or_else(|| {
         Box::new(FileSinkConfig {
@@ -399,7 +409,9 @@ fn spawn_sinks(
             reports: report_tx.clone(),
             metrics: metrics.clone(),
         };
-        spawn(&name, report_tx.clone(), move || task.run(rx, inputs))?;
+        threads.push(spawn(&name, report_tx.clone(), move || {
+            task.run(rx, inputs)
+        })?);
     }
     Ok((summary_outputs, dead_letter_path))
 }
@@ -412,6 +424,7 @@ fn spawn_stages(
     tables: &HashMap<String, Table>,
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<Vec<Watched>> {
     let mut watched = Vec::new();
     for (stage, instance) in pipeline.stages.iter().zip(instances) {
@@ -444,7 +457,7 @@ fn spawn_stages(
                 .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                 .collect(),
         };
-        spawn(&stage.name, report_tx.clone(), move || task.run())?;
+        threads.push(spawn(&stage.name, report_tx.clone(), move || task.run())?);
     }
     Ok(watched)
 }

@@ -46,6 +46,10 @@ pub trait StageLogic: Send {
     }
     /// Caps the CPU time of the following calls (`None` lifts the cap).
     fn cap_calls(&mut self, _cap: Option<CallCap>) {}
+    /// The waits between retries of a batch whose plugin asked to retry.
+    fn retry_backoff(&self) -> crate::connector::Backoff {
+        crate::connector::Backoff::from_millis(100, 6_400)
+    }
 }
 
 impl StageLogic for ProcessorInstance {
