@@ -199,8 +199,13 @@ struct StoreState {
     /// Values containing this text are refused by the "target".
     refuse_containing: Option<String>,
     flushes: u64,
-    /// Whether the last flush failed (to inject a write error).
+    /// The durable count after each flush, in order.
+    flushed: Vec<usize>,
+    /// Whether the next write fails (to inject a write error).
     fail_next_write: bool,
+    /// How long each write and each flush takes (a slow target).
+    write_delay: Duration,
+    flush_delay: Duration,
 }
 
 /// What a [`MemorySink`] wrote: tests read it back.
@@ -232,6 +237,19 @@ impl MemoryStore {
     /// Flushes so far.
     pub fn flushes(&self) -> u64 {
         lock(&self.state).flushes
+    }
+
+    /// How many values were durable after each flush so far.
+    pub fn flushed(&self) -> Vec<usize> {
+        lock(&self.state).flushed.clone()
+    }
+
+    /// Every write takes `write` and every flush `flush`, as a slow target's
+    /// would.
+    pub fn slow(&self, write: Duration, flush: Duration) {
+        let mut s = lock(&self.state);
+        s.write_delay = write;
+        s.flush_delay = flush;
     }
 
     /// The target refuses values whose JSON text contains `text`.
@@ -288,6 +306,8 @@ impl Sink for MemorySink {
     }
 
     fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        let delay = lock(&self.store.state).write_delay;
+        std::thread::sleep(delay);
         let mut s = lock(&self.store.state);
         if std::mem::take(&mut s.fail_next_write) {
             bail!("injected write failure");
@@ -311,9 +331,13 @@ impl Sink for MemorySink {
         while self.store.hold_flush.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
+        let delay = lock(&self.store.state).flush_delay;
+        std::thread::sleep(delay);
         let mut s = lock(&self.store.state);
         s.durable = s.written.len();
         s.flushes += 1;
+        let durable = s.durable;
+        s.flushed.push(durable);
         Ok(json!(s.durable))
     }
 }

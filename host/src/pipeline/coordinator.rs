@@ -1,4 +1,5 @@
-//! The checkpoint coordinator: requests barriers on a timer, collects the
+//! The checkpoint coordinator: requests barriers on a timer, one at a time
+//! and paced by how long the last one took (see [`Pacing`]), collects the
 //! positions sources report at each barrier and the positions sinks report
 //! once they have flushed it, and commits a checkpoint only when every
 //! source and every sink has reported for it. Then, and only then, sources
@@ -42,6 +43,19 @@ pub(crate) enum Report {
         sink: String,
         position: Value,
     },
+    /// A processor saved its state for barrier `id` in `file` under
+    /// `stages/<stage>/`.
+    StageSaved {
+        stage: String,
+        id: u64,
+        file: String,
+    },
+    /// A processor drained its inputs: event time is over, every window
+    /// closed and every timer fired, so a run resuming from the final
+    /// checkpoint starts it empty, by design.
+    StageEnded {
+        stage: String,
+    },
     Swapped {
         stage: String,
         plugin: String,
@@ -52,10 +66,65 @@ pub(crate) enum Report {
     },
 }
 
+/// After a checkpoint that took T from request to commit, the next barrier
+/// waits at least this many times T: checkpointing (saving state, flushing
+/// sinks, the barrier's trip through queued batches) takes at most a quarter
+/// of the run however large the state grows.
+const PAUSE_FACTOR: u32 = 3;
+
+/// When to request the next barrier. One barrier is in flight at a time:
+/// a barrier requested while the previous one is still being written would
+/// queue right behind it and rewrite all state again for a handful of
+/// events, starving processing.
+struct Pacing {
+    interval: Duration,
+    /// When the barrier in flight was requested.
+    requested_at: Option<Instant>,
+    last_request: Instant,
+    not_before: Instant,
+}
+
+impl Pacing {
+    fn new(interval: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            interval,
+            requested_at: None,
+            last_request: now,
+            not_before: now,
+        }
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        now >= self.last_request + self.interval && now >= self.not_before
+    }
+
+    fn requested(&mut self, now: Instant) {
+        self.requested_at = Some(now);
+        self.last_request = now;
+    }
+
+    /// Nothing is in flight any more (called repeatedly; counts once).
+    fn committed(&mut self, now: Instant) {
+        if let Some(at) = self.requested_at.take() {
+            self.not_before = now + (now - at) * PAUSE_FACTOR;
+        }
+    }
+
+    /// How long to wait for reports before checking again.
+    fn wait(&self, now: Instant) -> Duration {
+        (self.last_request + self.interval)
+            .max(self.not_before)
+            .saturating_duration_since(now)
+            .clamp(Duration::from_millis(1), Duration::from_millis(50))
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Partial {
     sources: BTreeMap<String, Value>,
     sinks: BTreeMap<String, Value>,
+    stages: BTreeMap<String, Value>,
 }
 
 pub(crate) struct Coordinator {
@@ -65,6 +134,9 @@ pub(crate) struct Coordinator {
     pub pending: BTreeMap<u64, Partial>,
     pub done_sources: BTreeMap<String, Value>,
     pub done_sinks: BTreeMap<String, Value>,
+    /// Processor stages: a checkpoint records the state file of each.
+    pub processors: Vec<String>,
+    pub done_stages: BTreeMap<String, Value>,
     pub last_id: u64,
     pub metrics: Arc<Metrics>,
     pub commit_txs: HashMap<String, Sender<Value>>,
@@ -82,20 +154,25 @@ impl Coordinator {
         stop: &AtomicBool,
         mut tick: impl FnMut(&Metrics),
     ) -> Result<()> {
-        let mut last_trigger = Instant::now();
+        let mut pacing = Pacing::new(interval);
         loop {
-            if last_trigger.elapsed() >= interval && !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            // Everything requested so far (including the barriers sources
+            // add behind their snapshots) has committed.
+            let idle = requested.load(Ordering::SeqCst) <= self.last_id;
+            if idle {
+                pacing.committed(now);
+            }
+            if idle && pacing.due(now) && !stop.load(Ordering::SeqCst) {
                 requested.fetch_add(1, Ordering::SeqCst);
-                last_trigger = Instant::now();
+                pacing.requested(now);
             }
             tick(&self.metrics);
             // Wake for the next checkpoint on time, not up to a tick late.
-            let wait = if stop.load(Ordering::SeqCst) {
+            let wait = if stop.load(Ordering::SeqCst) || !idle {
                 Duration::from_millis(50)
             } else {
-                interval
-                    .saturating_sub(last_trigger.elapsed())
-                    .clamp(Duration::from_millis(1), Duration::from_millis(50))
+                pacing.wait(Instant::now())
             };
             match reports.recv_timeout(wait) {
                 Ok(report) => {
@@ -151,14 +228,33 @@ impl Coordinator {
                 self.table_flushed(&sink, None);
                 self.done_sinks.insert(sink, position);
             }
+            Report::StageSaved { stage, id, file } => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .stages
+                    .insert(stage, serde_json::json!({ "file": file }));
+            }
+            Report::StageEnded { stage } => {
+                self.done_stages
+                    .insert(stage, serde_json::json!({ "ended": true }));
+            }
         }
         self.try_commit()?;
-        if self.done_sinks.len() == self.sinks.len() {
-            // Everything drained: the final checkpoint covers it all.
+        let stages_done = self
+            .processors
+            .iter()
+            .all(|s| self.done_stages.contains_key(s));
+        if self.done_sinks.len() == self.sinks.len() && stages_done {
+            // Everything drained: the final checkpoint covers it all. Its id
+            // follows every barrier sent, so it never shares an id (and the
+            // state files of that id) with a barrier that did not commit.
+            let newest = self.pending.keys().next_back().copied().unwrap_or(0);
             let checkpoint = Checkpoint {
-                id: self.last_id + 1,
+                id: self.last_id.max(newest) + 1,
                 sources: self.done_sources.clone(),
                 sinks: self.done_sinks.clone(),
+                stages: Some(self.done_stages.clone()),
             };
             self.store.save(&checkpoint)?;
             Metrics::add(&self.metrics.checkpoints, 1);
@@ -209,7 +305,11 @@ impl Coordinator {
                 .sinks
                 .iter()
                 .all(|s| partial.sinks.contains_key(s) || self.done_sinks.contains_key(s));
-            if sources_ok && sinks_ok {
+            let stages_ok = self
+                .processors
+                .iter()
+                .all(|s| partial.stages.contains_key(s) || self.done_stages.contains_key(s));
+            if sources_ok && sinks_ok && stages_ok {
                 complete = Some(*id);
             }
         }
@@ -219,8 +319,16 @@ impl Coordinator {
         };
         let mut checkpoint = Checkpoint {
             id,
+            stages: Some(BTreeMap::new()),
             ..Default::default()
         };
+        for s in &self.processors {
+            if let Some(record) = partial.stages.get(s).or_else(|| self.done_stages.get(s)) {
+                if let Some(stages) = checkpoint.stages.as_mut() {
+                    stages.insert(s.clone(), record.clone());
+                }
+            }
+        }
         for s in &self.sources {
             if let Some(p) = partial.sources.get(s).or_else(|| self.done_sources.get(s)) {
                 checkpoint.sources.insert(s.clone(), p.clone());

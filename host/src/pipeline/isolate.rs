@@ -148,6 +148,7 @@ fn attempt(
     out: &mut Sink<'_>,
 ) -> Result<Option<CallFailure>> {
     let mut retries = 0;
+    let mut backoff = None;
     loop {
         match call(instance, batch) {
             Ok(output) => {
@@ -174,7 +175,9 @@ fn attempt(
             }
             Err(CallFailure::Retry { message, .. }) if retries < MAX_RETRIES => {
                 retries += 1;
-                let wait = Duration::from_millis(50u64 << retries.min(7));
+                let wait = backoff
+                    .get_or_insert_with(|| instance.retry_backoff())
+                    .delay(retries);
                 tracing::warn!(
                     stage = out.stage,
                     retry = retries,

@@ -10,6 +10,7 @@ mod graph;
 mod isolate;
 mod message;
 mod metrics;
+mod restore;
 mod runner;
 mod sink_task;
 mod source_task;

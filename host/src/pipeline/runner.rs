@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use super::coordinator::{Coordinator, Report};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
+use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
 use super::stage::{StageLogic, StageTask};
@@ -27,7 +28,7 @@ use crate::plugin::{
 };
 use crate::sinks::file::FileSinkConfig;
 use crate::sinks::OutputFormat;
-use crate::state::{keyed, CheckpointStore, KeyedState, Table, TableSink};
+use crate::state::{Checkpoint, CheckpointStore, Table, TableSink};
 
 /// What a running pipeline looks like right now, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,11 +133,25 @@ pub fn run_with(
         .collect();
 
     // Every plugin is loaded and validated before anything starts.
-    let instances = load_stages(pipeline, engine, cache, &tables, restored_id, overrides)?;
+    let mut instances = load_stages(
+        pipeline,
+        engine,
+        cache,
+        &tables,
+        restored.as_ref(),
+        overrides,
+    )?;
+    let processors: Vec<String> = pipeline
+        .stages
+        .iter()
+        .zip(instances.iter_mut())
+        .filter_map(|(s, i)| i.as_processor().is_some().then(|| s.name.clone()))
+        .collect();
     let mut graph = Graph::build(pipeline);
 
     // Sinks first, then stages, then sources, so everything downstream is
     // ready before events flow.
+    let mut threads = Vec::new();
     let (summary_outputs, dead_letter_path) = spawn_sinks(
         pipeline,
         &mut graph,
@@ -144,9 +159,16 @@ pub fn run_with(
         restored.as_ref(),
         &report_tx,
         &metrics,
+        &mut threads,
     )?;
     let watched = spawn_stages(
-        pipeline, &mut graph, instances, &tables, &report_tx, &metrics,
+        pipeline,
+        &mut graph,
+        instances,
+        &tables,
+        &report_tx,
+        &metrics,
+        &mut threads,
     )?;
     if options.watch {
         watch::spawn(watched, engine.clone(), cache.clone(), options.stop.clone());
@@ -154,7 +176,6 @@ pub fn run_with(
 
     let mut progress = Vec::new();
     let mut commit_txs = HashMap::new();
-    let mut source_threads = Vec::new();
     for def in &pipeline.sources {
         let p = Arc::new(Progress::default());
         progress.push(p.clone());
@@ -182,7 +203,7 @@ pub fn run_with(
             reports: report_tx.clone(),
             metrics: metrics.clone(),
         };
-        source_threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
+        threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
     }
     drop(report_tx);
     drop(graph);
@@ -200,6 +221,8 @@ pub fn run_with(
         pending: BTreeMap::new(),
         done_sources: BTreeMap::new(),
         done_sinks: BTreeMap::new(),
+        processors,
+        done_stages: BTreeMap::new(),
         last_id: restored_id.unwrap_or(0),
         metrics: metrics.clone(),
         commit_txs,
@@ -241,13 +264,15 @@ pub fn run_with(
     if result.is_err() {
         options.stop.store(true, Ordering::SeqCst);
     }
-    result?;
     // Sources acknowledge the final checkpoint upstream (replication slots,
-    // consumer groups) on their own threads; give them a moment to.
+    // consumer groups) on their own threads; after a failure, the other
+    // threads drain and stop, and must not write to a target after the
+    // caller has reopened it for a rerun. Give them a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while source_threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    result?;
     Ok(RunSummary {
         events_in: Metrics::get(&metrics.events_in),
         events_out: Metrics::get(&metrics.events_out),
@@ -263,13 +288,13 @@ pub fn run_with(
 
 /// Loads each stage's plugin (or takes its override), creates its instance
 /// with its parameters, and restores a processor's keyed state from the
-/// checkpoint being resumed.
+/// checkpoint being resumed (missing or damaged state is an error).
 fn load_stages(
     pipeline: &Pipeline,
     engine: &WasmEngine,
     cache: &ComponentCache,
     tables: &HashMap<String, Table>,
-    restored: Option<u64>,
+    restored: Option<&Checkpoint>,
     mut overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<Vec<Box<dyn StageLogic>>> {
     let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
@@ -304,18 +329,15 @@ fn load_stages(
                     stage.limits,
                     granted,
                 )?;
-                if let Some(id) = restored {
-                    let file = keyed::state_file(&pipeline.state_dir(), &stage.name, id);
-                    if file.exists() {
-                        let state = KeyedState::load(&file)
-                            .with_context(|| format!("stage `{}`", stage.name))?;
+                if let Some(cp) = restored {
+                    if let Some(state) =
+                        restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
+                    {
                         let (entries, bytes) = state.size();
-                        tracing::info!(stage = %stage.name, checkpoint = id, entries, bytes, "state restored");
+                        tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
                         if let Ok(mut s) = instance.state().lock() {
                             *s = state;
                         }
-                    } else {
-                        tracing::warn!(stage = %stage.name, checkpoint = id, "no saved state for this checkpoint; the stage starts empty");
                     }
                 }
                 instances.push(Box::new(instance));
@@ -336,9 +358,10 @@ fn spawn_sinks(
     pipeline: &Pipeline,
     graph: &mut Graph,
     tables: &HashMap<String, Table>,
-    restored: Option<&crate::state::Checkpoint>,
+    restored: Option<&Checkpoint>,
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<SinkOutputs> {
     let dead_config: Box<dyn SinkConfig> = pipeline.dead_letter.clone().unwrap_or_else(|| {
         Box::new(FileSinkConfig {
@@ -386,7 +409,9 @@ fn spawn_sinks(
             reports: report_tx.clone(),
             metrics: metrics.clone(),
         };
-        spawn(&name, report_tx.clone(), move || task.run(rx, inputs))?;
+        threads.push(spawn(&name, report_tx.clone(), move || {
+            task.run(rx, inputs)
+        })?);
     }
     Ok((summary_outputs, dead_letter_path))
 }
@@ -399,6 +424,7 @@ fn spawn_stages(
     tables: &HashMap<String, Table>,
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<Vec<Watched>> {
     let mut watched = Vec::new();
     for (stage, instance) in pipeline.stages.iter().zip(instances) {
@@ -431,7 +457,7 @@ fn spawn_stages(
                 .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                 .collect(),
         };
-        spawn(&stage.name, report_tx.clone(), move || task.run())?;
+        threads.push(spawn(&stage.name, report_tx.clone(), move || task.run())?);
     }
     Ok(watched)
 }

@@ -46,6 +46,10 @@ pub trait StageLogic: Send {
     }
     /// Caps the CPU time of the following calls (`None` lifts the cap).
     fn cap_calls(&mut self, _cap: Option<CallCap>) {}
+    /// The waits between retries of a batch whose plugin asked to retry.
+    fn retry_backoff(&self) -> crate::connector::Backoff {
+        crate::connector::Backoff::from_millis(100, 6_400)
+    }
 }
 
 impl StageLogic for ProcessorInstance {
@@ -355,10 +359,12 @@ impl StageTask {
         result
     }
 
-    /// Processors: saves state for checkpoint `id` before the barrier goes on.
+    /// Processors: saves state for checkpoint `id` before the barrier goes
+    /// on, and tells the coordinator which file holds it.
     fn save_state(&mut self, id: u64) -> Result<()> {
         let name = self.name.clone();
         let dir = self.state_dir.clone();
+        let path = keyed::state_file(&dir, &name, id);
         let Some(p) = self.instance.as_processor() else {
             return Ok(());
         };
@@ -366,11 +372,20 @@ impl StageTask {
             .state()
             .lock()
             .map_err(|_| anyhow!("stage `{name}`: state lock poisoned"))?;
-        s.save(&keyed::state_file(&dir, &name, id))
+        s.save(&path)
             .with_context(|| format!("stage `{name}`: saving state for checkpoint {id}"))?;
         let (entries, bytes) = s.size();
         tracing::debug!(stage = %name, checkpoint = id, entries, bytes, timers = s.timer_count(), "state saved");
         drop(s);
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = self.reports.send(Report::StageSaved {
+            stage: name.clone(),
+            id,
+            file,
+        });
         keyed::prune(&dir, &name, id.saturating_sub(KEEP_STATE_FILES));
         Ok(())
     }
@@ -439,6 +454,11 @@ impl StageTask {
                         // Every input is drained: event time is over, so every
                         // window closes and every timer fires.
                         self.advance(i64::MAX)?;
+                        if self.instance.as_processor().is_some() {
+                            let _ = self.reports.send(Report::StageEnded {
+                                stage: self.name.clone(),
+                            });
+                        }
                         self.outputs.send(Message::End);
                         self.dead.send(Message::End);
                         return Ok(());

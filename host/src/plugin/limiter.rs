@@ -177,8 +177,7 @@ mod tests {
     ) -> Result<wasmtime::Store<StoreData>, String> {
         let component =
             wasmtime::component::Component::new(engine, bytes).map_err(|e| format!("{e:?}"))?;
-        let mut store =
-            StoreData::new(HostState::new("s", "p"), memory_mb).store(engine);
+        let mut store = StoreData::new(HostState::new("s", "p"), memory_mb).store(engine);
         wasmtime::component::Linker::new(engine)
             .instantiate(&mut store, &component)
             .map_err(|e| format!("{e:?}"))?;

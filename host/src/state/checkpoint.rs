@@ -20,6 +20,11 @@ pub struct Checkpoint {
     pub sources: BTreeMap<String, Value>,
     /// Position of each sink (e.g. durable file length) matching `sources`.
     pub sinks: BTreeMap<String, Value>,
+    /// Each processor stage's saved state (`{"file": "<name>"}` under
+    /// `stages/<stage>/`). `None` in checkpoints written before stages were
+    /// recorded; a stage missing from `Some` was added to the pipeline since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<BTreeMap<String, Value>>,
 }
 
 /// Where a pipeline's checkpoint lives.
@@ -44,9 +49,13 @@ impl CheckpointStore {
     /// The last saved checkpoint, if any.
     pub fn load(&self) -> Result<Option<Checkpoint>> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .with_context(|| format!("checkpoint {} is corrupt", self.path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!(
+                    "checkpoint {} is corrupt; {}",
+                    self.path.display(),
+                    super::recovery_hint(self.path.parent().unwrap_or(Path::new(".")))
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.path.display())),
         }
@@ -93,5 +102,34 @@ mod tests {
         store.save(&cp).expect("save again");
         assert_eq!(store.load().expect("load").map(|c| c.id), Some(2));
         assert!(!dir.path().join("checkpoint.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_an_error_naming_the_file_and_the_way_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::new(dir.path());
+        let cp = Checkpoint {
+            id: 3,
+            stages: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        store.save(&cp).expect("save");
+        let text = std::fs::read(store.path()).expect("read");
+        // Torn (truncated) and overwritten with garbage.
+        for bytes in [&text[..text.len() / 2], b"\0\0\0\0".as_slice()] {
+            std::fs::write(store.path(), bytes).expect("corrupt");
+            let err = format!("{:#}", store.load().expect_err("corrupt"));
+            assert!(
+                err.contains(&format!("checkpoint {} is corrupt", store.path().display())),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!(
+                    "delete the state directory {}",
+                    dir.path().display()
+                )),
+                "{err}"
+            );
+        }
     }
 }

@@ -95,7 +95,30 @@ pub struct KeyedState {
     breach: Option<String>,
 }
 
-const MAGIC: &[u8; 8] = b"SLUICEST";
+/// Files written before state files carried a checksum.
+const MAGIC_V1: &[u8; 8] = b"SLUICEST";
+/// The current format: as version 1, followed by the CRC-32 (little-endian)
+/// of everything before it, so a torn or damaged file is refused on restore.
+const MAGIC: &[u8; 8] = b"SLUICES2";
+
+/// Counts what passes through into a CRC-32, so a state file's checksum
+/// costs no second pass over a state that may be as large as its ceiling.
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 impl KeyedState {
     /// The current watermark (`i64::MIN` before any event).
@@ -417,7 +440,10 @@ impl KeyedState {
             .with_context(|| format!("creating {}", tmp.display()))?;
         // Streamed, not built in memory first: the state may be as large as
         // its ceiling, and a second copy of it would double the peak.
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        let mut w = Checksummed {
+            inner: std::io::BufWriter::with_capacity(1 << 16, f),
+            crc: crc32fast::Hasher::new(),
+        };
         w.write_all(MAGIC)?;
         w.write_all(&self.watermark().to_le_bytes())?;
         w.write_all(&(self.entries.len() as u64).to_le_bytes())?;
@@ -433,22 +459,46 @@ impl KeyedState {
             w.write_all(&at.to_le_bytes())?;
             put_bytes(&mut w, k)?;
         }
+        let crc = w.crc.finalize();
+        let mut w = w.inner;
+        w.write_all(&crc.to_le_bytes())?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
     }
 
-    /// Loads what [`KeyedState::save`] wrote.
+    /// Loads what [`KeyedState::save`] wrote, refusing a file whose
+    /// checksum does not match (torn, truncated or damaged).
     pub fn load(path: &Path) -> Result<Self> {
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .with_context(|| format!("opening stage state {}", path.display()))?
             .read_to_end(&mut bytes)?;
-        let mut r = Reader { b: &bytes, at: 0 };
-        if r.take(8)? != MAGIC {
-            bail!("{} is not a Sluice stage state file", path.display());
-        }
+        let body = match bytes.get(..8) {
+            Some(m) if m == MAGIC => {
+                let Some(split) = bytes.len().checked_sub(4).filter(|n| *n >= 8) else {
+                    bail!("stage state {} is truncated", path.display());
+                };
+                let (body, sum) = bytes.split_at(split);
+                let mut stored = [0u8; 4];
+                stored.copy_from_slice(sum);
+                if crc32fast::hash(body) != u32::from_le_bytes(stored) {
+                    bail!(
+                        "stage state {} is damaged: its checksum does not match",
+                        path.display()
+                    );
+                }
+                body
+            }
+            Some(m) if m == MAGIC_V1 => &bytes[..],
+            _ => bail!("{} is not a Sluice stage state file", path.display()),
+        };
+        Self::decode(body).with_context(|| format!("stage state {}", path.display()))
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader { b: bytes, at: 8 };
         let mut s = KeyedState::default();
         let w = r.i64()?;
         s.watermark = (w != i64::MIN).then_some(w);
@@ -472,6 +522,9 @@ impl KeyedState {
             if s.timers.insert((at, key)) {
                 s.timer_bytes += size;
             }
+        }
+        if r.at != bytes.len() {
+            bail!("{} bytes follow the last timer", bytes.len() - r.at);
         }
         Ok(s)
     }
@@ -596,6 +649,43 @@ mod tests {
         assert_eq!(back.due_timers(10), vec![(120, b"k".to_vec())]);
         prune(dir.path(), "agg", 4);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_damaged_or_torn_state_file_is_refused_with_its_path() {
+        let mut s = KeyedState::default();
+        s.advance(7);
+        s.put(b"count:EUR".to_vec(), b"41".to_vec(), None);
+        s.register(b"w".to_vec(), 600_000);
+        s.commit();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = state_file(dir.path(), "agg", 5);
+        s.save(&path).expect("save");
+        let good = std::fs::read(&path).expect("read");
+        assert_eq!(
+            KeyedState::load(&path).expect("intact").get(b"count:EUR"),
+            Some(b"41".to_vec())
+        );
+        let shown = path.display().to_string();
+        // One flipped bit in a value: the file still parses, so only the
+        // checksum can tell (a count of 41 would come back as 40).
+        let mut flipped = good.clone();
+        let at = good
+            .windows(2)
+            .position(|w| w == b"41")
+            .expect("value in file");
+        flipped[at + 1] ^= 1;
+        std::fs::write(&path, &flipped).expect("write");
+        let err = format!("{:#}", KeyedState::load(&path).expect_err("damaged"));
+        assert!(
+            err.contains(&shown) && err.contains("checksum does not match"),
+            "{err}"
+        );
+        for cut in [good.len() - 1, good.len() / 2, 9, 3] {
+            std::fs::write(&path, &good[..cut]).expect("write");
+            let err = format!("{:#}", KeyedState::load(&path).expect_err("torn"));
+            assert!(err.contains(&shown), "cut at {cut}: {err}");
+        }
     }
 
     fn limited(bytes: u64, entries: u64, timers: u64) -> KeyedState {

@@ -4,10 +4,11 @@
 //! saved at every checkpoint and restored with the positions that built them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -132,19 +133,43 @@ impl Sink for TableSink {
             return Ok(());
         };
         let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("table `{}`: reading {}", self.name, path.display()))?;
-        let mut rows = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
-        for line in text.lines() {
-            let row: (String, String) = serde_json::from_str(line)
-                .with_context(|| format!("table `{}`: bad snapshot line", self.name))?;
-            rows.insert(row.0.into_bytes(), row.1.into_bytes());
+        let hint = || super::recovery_hint(self.dir.parent().unwrap_or(&self.dir));
+        if Path::new(file).file_name() != Some(std::ffi::OsStr::new(file)) {
+            bail!(
+                "table `{}`: the checkpoint names snapshot {file:?}, which is not a file name in {}; {}",
+                self.name,
+                self.dir.display(),
+                hint()
+            );
         }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "table `{}`: its snapshot {} for the checkpoint being restored is missing; {}",
+                self.name,
+                path.display(),
+                hint()
+            ),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("table `{}`: reading {}", self.name, path.display()))
+            }
+        };
+        let rows = parse_snapshot(&bytes, position).map_err(|why| {
+            anyhow!(
+                "table `{}`: snapshot {} is damaged ({why}); {}",
+                self.name,
+                path.display(),
+                hint()
+            )
+        })?;
+        let mut table = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
+        table.extend(rows);
         self.saves = position
             .and_then(|p| p.get("saves"))
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        tracing::info!(table = %self.name, rows = rows.len(), "table restored");
+        tracing::info!(table = %self.name, rows = table.len(), "table restored");
         Ok(())
     }
 
@@ -185,6 +210,8 @@ impl Sink for TableSink {
         self.saves += 1;
         let path = self.snapshot_path(self.saves);
         let tmp = path.with_extension("tmp");
+        let rows_written;
+        let crc;
         {
             let rows = self.table.rows.read().unwrap_or_else(|p| p.into_inner());
             let mut out = String::new();
@@ -196,7 +223,15 @@ impl Sink for TableSink {
                 out.push_str(&line);
                 out.push('\n');
             }
-            std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
+            rows_written = rows.len();
+            crc = crc32fast::hash(out.as_bytes());
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(out.as_bytes())?;
+                // Durable before the checkpoint that names it can commit.
+                f.sync_data()
+            };
+            write().with_context(|| format!("writing {}", tmp.display()))?;
         }
         std::fs::rename(&tmp, &path)?;
         // Keep a few older snapshots: the last committed checkpoint may
@@ -208,13 +243,133 @@ impl Sink for TableSink {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok(json!({"snapshot": file, "saves": self.saves}))
+        Ok(json!({"snapshot": file, "saves": self.saves, "rows": rows_written, "crc32": crc}))
     }
+}
+
+/// The rows of a snapshot, checked against the row count and checksum its
+/// checkpoint position recorded (positions written before they were recorded
+/// are not checked).
+fn parse_snapshot(
+    bytes: &[u8],
+    position: Option<&Value>,
+) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
+    let expected = |field: &str| position.and_then(|p| p.get(field)).and_then(Value::as_u64);
+    if let Some(want) = expected("crc32") {
+        let got = u64::from(crc32fast::hash(bytes));
+        if got != want {
+            return Err("its checksum does not match".into());
+        }
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let mut rows = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let row: (String, String) =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        rows.insert(row.0.into_bytes(), row.1.into_bytes());
+    }
+    if let Some(want) = expected("rows") {
+        if rows.len() as u64 != want {
+            return Err(format!(
+                "{} rows, the checkpoint recorded {want}",
+                rows.len()
+            ));
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::BatchBuilder;
+
+    fn users_sink(dir: &Path) -> (TableSink, Table) {
+        let table = Table::default();
+        let config = TableConfig {
+            input: "users".into(),
+            key_field: Some("id".into()),
+        };
+        let sink = TableSink::new("users_t", config, table.clone(), dir.join("tables"));
+        (sink, table)
+    }
+
+    #[test]
+    fn a_missing_or_damaged_snapshot_stops_the_restore_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sink, _) = users_sink(dir.path());
+        sink.open(None).expect("fresh");
+        let mut b = BatchBuilder::new("users", Arc::from("users"), 3);
+        for (i, v) in [
+            r#"{"id":1,"n":"a"}"#,
+            r#"{"id":2,"n":"b"}"#,
+            r#"{"id":3,"n":"c"}"#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            b.push(None, Some(v.as_bytes()), &[], 0, i as u64);
+        }
+        let mut rejected = Rejected::default();
+        sink.write(&Arc::new(b.finish()), &mut rejected)
+            .expect("write");
+        let position = sink.flush(&mut rejected).expect("flush");
+        assert_eq!(position["rows"], json!(3));
+        let file = dir
+            .path()
+            .join("tables")
+            .join(position["snapshot"].as_str().expect("name"));
+
+        let (mut back, table) = users_sink(dir.path());
+        back.open(Some(&position)).expect("intact snapshot");
+        assert_eq!(table.get(b"2"), Some(br#"{"id":2,"n":"b"}"#.to_vec()));
+
+        let good = std::fs::read(&file).expect("read");
+        let restore = || {
+            let (mut s, _) = users_sink(dir.path());
+            format!(
+                "{:#}",
+                s.open(Some(&position)).expect_err("must not restore")
+            )
+        };
+        let state_dir = dir.path().display().to_string();
+        // A dropped last line still parses: only the checksum catches it.
+        let cut = good[..good.len() - 1]
+            .iter()
+            .rposition(|c| *c == b'\n')
+            .expect("two lines");
+        for (what, bytes) in [("torn", &good[..cut + 1]), ("garbage", b"{{{{".as_slice())] {
+            std::fs::write(&file, bytes).expect("write");
+            let err = restore();
+            assert!(
+                err.contains(&format!(
+                    "snapshot {} is damaged (its checksum does not match)",
+                    file.display()
+                )),
+                "{what}: {err}"
+            );
+            assert!(err.contains(&state_dir), "{what}: {err}");
+        }
+        std::fs::remove_file(&file).expect("remove");
+        let err = restore();
+        assert!(
+            err.contains(&format!(
+                "{} for the checkpoint being restored is missing",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("delete the state directory {state_dir}")),
+            "{err}"
+        );
+        // A checkpoint naming a path outside the table directory is refused.
+        let mut outside = position.clone();
+        outside["snapshot"] = json!("../checkpoint.json");
+        let (mut s, _) = users_sink(dir.path());
+        let err = format!("{:#}", s.open(Some(&outside)).expect_err("outside"));
+        assert!(err.contains("is not a file name"), "{err}");
+    }
 
     #[test]
     fn keys_come_from_a_field_or_the_event_key() {

@@ -186,6 +186,86 @@ fn window_state_survives_sigkill_exactly() {
     assert!(got == want, "aggregates differ from an uninterrupted run");
 }
 
+/// Kills `child` (SIGKILL) once `checkpoint` has an id above `id`, failing
+/// if it finishes first.
+fn kill_after_checkpoint(child: &mut std::process::Child, checkpoint: &Path, id: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let cp: Option<Value> = std::fs::read(checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(cp) = cp.filter(|c| c["id"].as_u64() > Some(id)) {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+            return cp;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A processor's state for the checkpoint being resumed that is missing or
+/// damaged stops the rerun with an error naming the file and the way out,
+/// instead of starting the stage empty (wrong counts, exit 0); put back
+/// intact, the rerun gives exactly the counts of an uninterrupted run.
+#[test]
+fn missing_or_damaged_window_state_stops_the_rerun_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    const N: usize = 300_000;
+    windowed_events(&input, N);
+    let out = dir.path().join("out.jsonl");
+    let p = count_pipeline(dir.path(), &input, &out);
+    let state_dir = dir.path().join(".sluice/agg");
+    let checkpoint = state_dir.join("checkpoint.json");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
+    let _ = kill_after_checkpoint(&mut child, &checkpoint, 2);
+    // The checkpoint on disk now, not the one seen before the kill.
+    let cp: Value = serde_json::from_slice(&std::fs::read(&checkpoint).expect("checkpoint"))
+        .expect("checkpoint JSON");
+    let file = cp["stages"]["counts"]["file"]
+        .as_str()
+        .expect("the checkpoint records the stage's state file");
+    assert_eq!(file, format!("{}.state", cp["id"]));
+    let state = state_dir.join("stages/counts").join(file);
+    let good = std::fs::read(&state).expect("state file");
+    let hint = format!("delete the state directory {}", state_dir.display());
+    let rerun = || run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
+
+    std::fs::remove_file(&state).expect("remove");
+    let err = rerun();
+    assert!(
+        err.contains(&format!("{}, is missing", state.display())),
+        "{err}"
+    );
+    assert!(err.contains(&hint), "{err}");
+
+    let mut damaged = good.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x01;
+    std::fs::write(&state, &damaged).expect("damage");
+    let err = rerun();
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    assert!(err.contains("checksum does not match"), "{err}");
+    assert!(err.contains(&hint), "{err}");
+
+    std::fs::write(&state, &good).expect("restore");
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert!(
+        results(&out) == expected_counts(N),
+        "aggregates differ from an uninterrupted run"
+    );
+}
+
 /// An event behind the watermark is dead-lettered as `late`, naming how
 /// late it is; it is not counted.
 #[test]
