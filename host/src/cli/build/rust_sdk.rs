@@ -18,10 +18,14 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/abi.rs", include_str!("../../../../sdk/src/abi.rs")),
     ("src/event.rs", include_str!("../../../../sdk/src/event.rs")),
     ("src/glue.rs", include_str!("../../../../sdk/src/glue.rs")),
-    ("src/json.rs", include_str!("../../../../sdk/src/json.rs")),
     (
         "src/glue_processor.rs",
         include_str!("../../../../sdk/src/glue_processor.rs"),
+    ),
+    ("src/json.rs", include_str!("../../../../sdk/src/json.rs")),
+    (
+        "src/json_tests.rs",
+        include_str!("../../../../sdk/src/json_tests.rs"),
     ),
     ("src/lib.rs", include_str!("../../../../sdk/src/lib.rs")),
     (
@@ -185,7 +189,8 @@ mod tests {
             .map(|e| format!("src/{}", e.expect("entry").file_name().to_string_lossy()))
             .collect();
         on_disk.sort();
-        let embedded: Vec<String> = SOURCES.iter().map(|(p, _)| p.to_string()).collect();
+        let mut embedded: Vec<String> = SOURCES.iter().map(|(p, _)| p.to_string()).collect();
+        embedded.sort();
         assert_eq!(embedded, on_disk, "add new SDK files to SOURCES");
     }
 
