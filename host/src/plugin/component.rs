@@ -51,12 +51,14 @@ impl World {
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     /// Could not read it.
-    #[error("cannot read {path}: {source}")]
+    // Not a `source`: the message already says why, and a source would be
+    // printed a second time by `{:#}`.
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not WebAssembly at all.
     #[error("{path} is not a WebAssembly file (no `\\0asm` header)")]
