@@ -805,12 +805,19 @@ impl Loader<'_> {
                     bad_grants.push((
                         s.name.clone(),
                         format!(
-                            "unknown table `{t}`; tables in this pipeline: {}",
-                            if table_names.is_empty() {
-                                "none (declare one under `tables:`)".to_string()
-                            } else {
-                                table_names.join(", ")
-                            }
+                            "unknown table `{t}`{}",
+                            words::with_hint(
+                                t,
+                                table_names.iter().map(String::as_str),
+                                &format!(
+                                    "tables in this pipeline: {}",
+                                    if table_names.is_empty() {
+                                        "none (declare one under `tables:`)".to_string()
+                                    } else {
+                                        table_names.join(", ")
+                                    }
+                                )
+                            )
                         ),
                     ));
                 }
@@ -1089,5 +1096,7 @@ pub fn default_plugin_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+#[cfg(test)]
+mod doc_snippets;
 #[cfg(test)]
 mod tests;

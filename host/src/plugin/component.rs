@@ -196,3 +196,19 @@ pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), Co
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_file_says_why_once() {
+        let err = anyhow::Error::from(ComponentError::Io {
+            path: "filter".into(),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        let text = format!("{err:#}");
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        assert!(text.starts_with("cannot read filter: "), "{text}");
+    }
+}
