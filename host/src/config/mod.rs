@@ -129,6 +129,7 @@ pub fn load_str_partial(
         diags: Diagnostics::default(),
         unresolved: HashSet::new(),
         unloaded_inputs: Vec::new(),
+        doc_page: None,
     };
     let pipeline = cx.pipeline(&root, options);
     (pipeline, cx.diags)
@@ -145,6 +146,9 @@ struct Loader<'e> {
     /// `inputs` of stages and sinks left out of the pipeline for other
     /// problems (section, name, inputs), still checked against the names.
     unloaded_inputs: Vec<(&'static str, String, Vec<String>)>,
+    /// The reference page of the connector being parsed, named in
+    /// "missing field" messages.
+    doc_page: Option<String>,
 }
 
 /// A section parsed as far as it would go.
@@ -272,7 +276,11 @@ impl Loader<'_> {
                     }
                     _ => target.at,
                 };
-                self.error(at, &dotted, words::serde_message(&inner));
+                let mut message = words::serde_message(&inner);
+                if let (true, Some(page)) = (inner.starts_with("missing field"), &self.doc_page) {
+                    message.push_str(&format!("; {page} lists the fields"));
+                }
+                self.error(at, &dotted, message);
             }
             // `pth` suggested `path`; "missing field `path`" would only
             // repeat it.
@@ -454,9 +462,10 @@ impl Loader<'_> {
         };
         body.remove("type");
         let parse = crate::sources::kind(kind)?.parse;
-        let config = self
-            .parsed(node, field, Value::Object(body), parse)
-            .clean()?;
+        self.doc_page = Some(format!("docs/connectors/sources/{kind}.md"));
+        let config = self.parsed(node, field, Value::Object(body), parse).clean();
+        self.doc_page = None;
+        let config = config?;
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
@@ -628,7 +637,10 @@ impl Loader<'_> {
             Vec::new()
         };
         let parse = crate::sinks::kind(&kind)?.parse;
-        let Some(config) = self.parsed(node, field, Value::Object(body), parse).clean() else {
+        self.doc_page = Some(format!("docs/connectors/sinks/{kind}.md"));
+        let config = self.parsed(node, field, Value::Object(body), parse).clean();
+        self.doc_page = None;
+        let Some(config) = config else {
             if let Some(owner) = field.strip_prefix("sinks.") {
                 self.unloaded_inputs
                     .push(("sinks", owner.to_string(), inputs));

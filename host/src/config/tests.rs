@@ -186,3 +186,18 @@ fn the_builtin_plugin_list_is_the_plugins_directory() {
         );
     }
 }
+
+#[test]
+fn a_missing_required_field_names_the_page_that_lists_the_fields() {
+    let dir = dir_with_plugins(&[]);
+    let d = load_in(
+        dir.path(),
+        "sources:\n  gen: {type: datagen, kind: orders}\nsinks:\n  out: {type: file, inputs: [gen]}\n",
+    )
+    .expect_err("no path");
+    let got = messages(&d);
+    assert_eq!(
+        got,
+        ["4:8: sinks.out: missing field `path` (it is required); docs/connectors/sinks/file.md lists the fields"]
+    );
+}
