@@ -57,7 +57,11 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     let cache = ComponentCache::from_env();
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     component::check_header(wasm, &bytes)?;
-    let (c, outcome) = cache.load(engine.engine(), &bytes)?;
+    let stem = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (c, outcome) = cache.load_named(engine.engine(), &bytes, &stem)?;
     let shape = component::shape(engine.engine(), &c);
     println!("file:      {}", wasm.display());
     println!("size:      {} bytes", bytes.len());
