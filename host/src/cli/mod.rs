@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `connectors`, `plugin build|inspect|test`,
+//! The command line: `run`, `validate`, `connectors`, `plugin build|inspect|test|list`,
 //! `bench`, `registry`.
 
 mod bench_cmd;
@@ -12,7 +12,7 @@ mod signals;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Streaming ETL with sandboxed WebAssembly transforms.
 #[derive(Debug, Parser)]
@@ -21,9 +21,11 @@ Examples:
   sluice validate examples/quickstart/pipeline.yaml
   sluice run examples/quickstart/pipeline.yaml
   sluice plugin build plugins/filter
-  sluice plugin test filter.wasm --input orders.jsonl --param \"where=currency != 'aud'\"
+  sluice plugin test filter --input orders.jsonl --param \"where=currency != 'aud'\"
+  sluice plugin list
 
-Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=sluice=debug).")]
+Logs go to stderr; RUST_LOG overrides -v/-q (e.g. RUST_LOG=sluice=debug).
+Colour: only on a terminal, never when NO_COLOR is set; --color overrides.")]
 pub struct Cli {
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -31,8 +33,37 @@ pub struct Cli {
     /// Only warnings and errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Colour in log output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always, even into files and pipes.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to write ANSI colours to stderr.
+    fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                // https://no-color.org: set and not empty means no colour.
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,8 +101,10 @@ Each type's options are in docs/connectors/sources/TYPE.md or sinks/TYPE.md.")]
 Example:
   sluice validate pipeline.yaml
 Checks: YAML syntax, known fields and types, inputs that exist, no cycles,
-plugins that are components of the right world and contract version, and
-plugin parameters (each plugin validates its own). Exits 1 on any problem.")]
+input files that exist, plugins that are components of the right world and
+contract version, and plugin parameters (each plugin validates its own).
+Every problem is reported in one pass as FILE:LINE:COL: FIELD: MESSAGE, with
+\"did you mean\" for misspelled names. Exits 1 on any problem.")]
     Validate {
         /// The pipeline file.
         file: PathBuf,
@@ -184,17 +217,34 @@ Example:
         debug: bool,
     },
     /// Show a component's world, contract version, exports, imports and size.
-    #[command(after_help = "Example:\n  sluice plugin inspect target/plugins/filter.wasm")]
+    #[command(after_help = "\
+Examples:
+  sluice plugin inspect project               # a built-in, by name
+  sluice plugin inspect ./my-transform.wasm")]
     Inspect {
-        /// The component.
+        /// A .wasm file, or a plugin's name as a pipeline's `plugin:` gives it.
         wasm: PathBuf,
+    },
+    /// List the plugins a pipeline can name (built-ins and the plugin path) and the compile cache.
+    #[command(after_help = "\
+Example:
+  sluice plugin list
+Each plugin shows the name and version it claims, its kind and the start of
+its sha256 (what the host knows). Each compiled artifact in the cache shows
+the hash of the component it was compiled from and the plugin with that hash.
+Plugins not yet compiled are compiled (and cached) to read their version.")]
+    List {
+        /// Extra directories to look for plugins in.
+        #[arg(long = "plugin-path", value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
     },
     /// Run a plugin over a JSON-lines file: outputs on stdout, dead letters on stderr.
     #[command(after_help = "\
-Example:
-  sluice plugin test filter.wasm --input orders.jsonl --param \"where=currency != 'aud'\"")]
+Examples:
+  sluice plugin test filter --input orders.jsonl --param \"where=currency != 'aud'\"
+  sluice plugin test ./my-transform.wasm --input orders.jsonl")]
     Test {
-        /// The component.
+        /// A .wasm file, or a plugin's name as a pipeline's `plugin:` gives it.
         wasm: PathBuf,
         /// JSON lines to feed it.
         #[arg(long)]
@@ -211,7 +261,7 @@ Example:
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.color.enabled());
     let result = match cli.command {
         Command::Run {
             file,
@@ -223,6 +273,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
         Command::Plugin(PluginCommand::New { lang, name }) => plugin_cmd::new(&lang, &name),
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),
+        Command::Plugin(PluginCommand::List { plugin_path }) => plugin_cmd::list(&plugin_path),
         Command::Plugin(PluginCommand::Test {
             wasm,
             input,
@@ -261,7 +312,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, ansi: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -274,6 +325,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }

@@ -1,7 +1,7 @@
-//! `sluice plugin build|inspect|test`.
+//! `sluice plugin build|inspect|test|list`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,7 +10,15 @@ use anyhow::{Context, Result};
 use crate::config::{Limits, OnError};
 use crate::event::BatchBuilder;
 use crate::pipeline::process_batch;
-use crate::plugin::{component, ComponentCache, TransformInstance, TransformPlugin, WasmEngine};
+use crate::plugin::{
+    component, ComponentCache, StagePlugin, TransformInstance, TransformPlugin, WasmEngine,
+};
+
+/// A plugin argument: a `.wasm` file, or a plugin's name (`filter`) looked
+/// up like `plugin: NAME` in a pipeline file.
+fn plugin_arg(spec: &Path) -> Result<PathBuf> {
+    crate::config::plugin_file(spec).map_err(anyhow::Error::msg)
+}
 
 /// `sluice plugin build DIR`: builds with the language's own toolchain and
 /// prints the component's path as the last line of stdout.
@@ -19,6 +27,14 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     component::check_header(&wasm, &bytes)?;
     eprintln!("built {} ({} KiB)", wasm.display(), bytes.len() / 1024);
+    // Compile it into the cache now, so the first `run` does not sit
+    // silent for as long as a large component takes to compile.
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::from_env();
+    match StagePlugin::load(&engine, &cache, &wasm, Limits::default().cpu_ms_per_call) {
+        Ok(plugin) => eprintln!("precompiled {} into the compile cache", plugin.label()),
+        Err(e) => eprintln!("warning: built, but it does not load as a plugin: {e}"),
+    }
     println!("{}", wasm.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -36,11 +52,16 @@ pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
 
 /// `sluice plugin inspect X.wasm`.
 pub fn inspect(wasm: &Path) -> Result<ExitCode> {
+    let wasm = &plugin_arg(wasm)?;
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     component::check_header(wasm, &bytes)?;
-    let (c, outcome) = cache.load(engine.engine(), &bytes)?;
+    let stem = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (c, outcome) = cache.load_named(engine.engine(), &bytes, &stem)?;
     let shape = component::shape(engine.engine(), &c);
     println!("file:      {}", wasm.display());
     println!("size:      {} bytes", bytes.len());
@@ -106,6 +127,7 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
 /// `sluice plugin test X.wasm --input FILE --param k=v`.
 pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> Result<ExitCode> {
     let params = crate::config::parse_params(params).map_err(anyhow::Error::msg)?;
+    let wasm = &plugin_arg(wasm)?;
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
     let plugin = Arc::new(TransformPlugin::load(&engine, &cache, wasm)?);
@@ -176,4 +198,110 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
     out.flush()?;
     eprintln!("{n_out} event(s) out, {n_dead} dead letter(s)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice plugin list`: the plugins found by name, with what each says it
+/// is and its hash, then the compile cache's artifacts and whose they are.
+pub fn list(plugin_path: &[PathBuf]) -> Result<ExitCode> {
+    let dirs: Vec<PathBuf> = plugin_path
+        .iter()
+        .cloned()
+        .chain(crate::config::default_plugin_dirs())
+        .collect();
+    let engine = WasmEngine::new()?;
+    let cache = ComponentCache::from_env();
+    let names = crate::config::plugins_in(&dirs);
+    let mut hashes: Vec<(String, String)> = Vec::new();
+    println!("plugins (use by name: `plugin: NAME`):");
+    if names.is_empty() {
+        println!("  none found; build the built-ins with scripts/build-plugins.sh, or add a directory to SLUICE_PLUGIN_PATH or --plugin-path");
+    }
+    for name in &names {
+        let kind = if crate::config::BUILTIN_PLUGINS.contains(&name.as_str()) {
+            "built-in"
+        } else {
+            "found"
+        };
+        let path = match crate::config::resolve_plugin(name, Path::new("."), plugin_path) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("  {name:<18} {kind:<9} cannot resolve: {e}");
+                continue;
+            }
+        };
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let about = match crate::plugin::StagePlugin::load(
+            &engine,
+            &cache,
+            &path,
+            Limits::default().cpu_ms_per_call,
+        ) {
+            Ok(p) => describe(&p),
+            Err(e) => format!("does not load: {e}"),
+        };
+        println!(
+            "  {name:<18} {kind:<9} {about:<50} sha256 {}  {} KiB",
+            &sha[..12],
+            bytes.len() / 1024
+        );
+        hashes.push((sha, name.clone()));
+    }
+    match ComponentCache::default_dir() {
+        None => {
+            println!("compile cache: none (HOME, XDG_CACHE_HOME and SLUICE_CACHE_DIR are unset)")
+        }
+        Some(dir) => {
+            let mut artifacts: Vec<(String, u64)> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(|e| {
+                        let e = e.ok()?;
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.ends_with(".cwasm")
+                            .then(|| (name, e.metadata().map(|m| m.len()).unwrap_or(0)))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            artifacts.sort();
+            println!(
+                "compile cache {} ({} compiled plugin(s)):",
+                dir.display(),
+                artifacts.len()
+            );
+            for (file, size) in artifacts {
+                // Artifacts are named `<first 16 bytes of the source's sha256>-<engine>`.
+                let prefix = file.split('-').next().unwrap_or_default();
+                let owner = hashes
+                    .iter()
+                    .find(|(sha, _)| sha.starts_with(prefix) && !prefix.is_empty())
+                    .map_or(
+                        "(no plugin found by name has this hash)".to_string(),
+                        |(_, n)| n.clone(),
+                    );
+                println!(
+                    "  sha256 {}  {:>6} KiB  {owner}",
+                    &prefix[..prefix.len().min(12)],
+                    size / 1024
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `name@version (transform)` as the plugin describes itself.
+fn describe(p: &StagePlugin) -> String {
+    let (info, world) = match p {
+        StagePlugin::Transform(t) => (&t.info, "transform"),
+        StagePlugin::Processor(q) => (&q.info, "processor"),
+    };
+    format!(
+        "{}@{} ({world})",
+        crate::plugin::identity::claim(&info.name),
+        crate::plugin::identity::claim(&info.version)
+    )
 }

@@ -13,10 +13,6 @@ use crate::plugin::{
     Ceilings, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
 };
 
-fn load(file: &Path, plugin_path: Vec<PathBuf>) -> Result<Pipeline, Diagnostics> {
-    config::load(file, &LoadOptions { plugin_path })
-}
-
 /// Loads every stage's plugin and lets it validate its parameters.
 fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
     let mut diags = Diagnostics::default();
@@ -91,13 +87,19 @@ fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
-    let p = match load(file, plugin_path) {
-        Ok(p) => p,
-        Err(d) => return Ok(Err(d)),
+    let options = LoadOptions {
+        plugin_path,
+        ..Default::default()
     };
+    let (p, mut diags) = config::load_partial(file, &options);
+    let Some(p) = p else {
+        return Ok(Err(diags));
+    };
+    // The stages that loaded have their plugins checked even when other
+    // sections have problems, so one pass reports everything.
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
-    let diags = check_plugins(&p, &engine, &cache);
+    diags.0.extend(check_plugins(&p, &engine, &cache).0);
     if !diags.is_empty() {
         return Ok(Err(diags));
     }

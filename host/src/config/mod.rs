@@ -9,11 +9,13 @@
 mod diagnostic;
 mod interpolate;
 mod model;
+mod words;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::interpolate;
 pub use model::*;
+pub use words::closest;
 pub use yaml::{Location, Node};
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +32,15 @@ use crate::connector::{ParseError, SinkConfig, SourceConfig};
 pub struct LoadOptions {
     /// Extra plugin directories (from `--plugin-path` / `SLUICE_PLUGIN_PATH`).
     pub plugin_path: Vec<PathBuf>,
+    /// Do not check that input files exist (for checking examples whose
+    /// data is not beside them).
+    pub skip_input_files: bool,
 }
+
+/// Most problems reported for one section before moving on: each problem
+/// costs one more parse of the section, and a hostile file must not make
+/// validation quadratic.
+const MAX_PROBLEMS_PER_SECTION: usize = 32;
 
 const TOP_LEVEL: &[&str] = &[
     "name",
@@ -47,15 +57,31 @@ const TOP_LEVEL: &[&str] = &[
 
 /// Loads and validates a pipeline file.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Pipeline, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::one(Diagnostic::new(
-            path,
-            Location::default(),
-            "",
-            format!("cannot read pipeline file: {e}"),
-        ))
-    })?;
-    load_str(path, &text, options, &|name| std::env::var(name).ok())
+    match load_partial(path, options) {
+        (Some(p), d) if d.is_empty() => Ok(p),
+        (_, d) => Err(d),
+    }
+}
+
+/// Loads a pipeline file and returns every problem along with what did
+/// load: the sections without problems, so callers can go on checking them
+/// (their plugins' parameters) in the same pass.
+pub fn load_partial(path: &Path, options: &LoadOptions) -> (Option<Pipeline>, Diagnostics) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return (
+                None,
+                Diagnostics::one(Diagnostic::new(
+                    path,
+                    Location::default(),
+                    "",
+                    format!("cannot read pipeline file: {e}"),
+                )),
+            )
+        }
+    };
+    load_str_partial(path, &text, options, &|name| std::env::var(name).ok())
 }
 
 /// Loads and validates pipeline text (`path` names it in messages and anchors
@@ -66,14 +92,33 @@ pub fn load_str(
     options: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline, Diagnostics> {
-    let root = yaml::parse(text).map_err(|e| {
-        Diagnostics::one(Diagnostic::new(
-            path,
-            e.at,
-            "",
-            format!("invalid YAML: {}", e.message),
-        ))
-    })?;
+    match load_str_partial(path, text, options, env) {
+        (Some(p), d) if d.is_empty() => Ok(p),
+        (_, d) => Err(d),
+    }
+}
+
+/// [`load_str`], returning what loaded along with every problem.
+pub fn load_str_partial(
+    path: &Path,
+    text: &str,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Option<Pipeline>, Diagnostics) {
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            return (
+                None,
+                Diagnostics::one(Diagnostic::new(
+                    path,
+                    e.at,
+                    "",
+                    format!("invalid YAML: {}", e.message),
+                )),
+            )
+        }
+    };
     let mut cx = Loader {
         file: path.to_path_buf(),
         base: path
@@ -82,13 +127,12 @@ pub fn load_str(
             .unwrap_or_else(|| PathBuf::from(".")),
         env,
         diags: Diagnostics::default(),
+        unresolved: HashSet::new(),
+        unloaded_inputs: Vec::new(),
+        doc_page: None,
     };
     let pipeline = cx.pipeline(&root, options);
-    if cx.diags.is_empty() {
-        pipeline.ok_or(cx.diags)
-    } else {
-        Err(cx.diags)
-    }
+    (pipeline, cx.diags)
 }
 
 struct Loader<'e> {
@@ -96,6 +140,33 @@ struct Loader<'e> {
     base: PathBuf,
     env: &'e dyn Fn(&str) -> Option<String>,
     diags: Diagnostics,
+    /// Dotted fields whose `${VAR}` could not be filled: already reported,
+    /// so serde's complaints about them (missing, null) are not.
+    unresolved: HashSet<String>,
+    /// `inputs` of stages and sinks left out of the pipeline for other
+    /// problems (section, name, inputs), still checked against the names.
+    unloaded_inputs: Vec<(&'static str, String, Vec<String>)>,
+    /// The reference page of the connector being parsed, named in
+    /// "missing field" messages.
+    doc_page: Option<String>,
+}
+
+/// A section parsed as far as it would go.
+struct Parsed<T> {
+    /// What parsed once every problem was taken out (defaults in their place).
+    value: Option<T>,
+    /// No problem was found.
+    clean: bool,
+}
+
+impl<T> Parsed<T> {
+    fn clean(self) -> Option<T> {
+        if self.clean {
+            self.value
+        } else {
+            None
+        }
+    }
 }
 
 impl Loader<'_> {
@@ -113,6 +184,7 @@ impl Loader<'_> {
                 Ok(t) => yaml::scalar_to_json(&t, *quoted && !is_single_reference(text)),
                 Err(msg) => {
                     self.error(node.at, field, msg);
+                    self.unresolved.insert(field.to_string());
                     Value::Null
                 }
             },
@@ -120,7 +192,7 @@ impl Loader<'_> {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| self.json_of(n, &format!("{field}[{i}]")))
+                    .map(|(i, n)| self.json_of(n, &join(field, &i.to_string())))
                     .collect(),
             ),
             yaml::Kind::Map(entries) => {
@@ -129,38 +201,72 @@ impl Loader<'_> {
                     let key = k.as_str().unwrap_or_default().to_string();
                     let sub = join(field, &key);
                     let value = self.json_of(v, &sub);
-                    map.insert(key, value);
+                    // Left out rather than null, so an optional field takes
+                    // its default and the one error is the variable's.
+                    if !self.unresolved.contains(&sub) {
+                        map.insert(key, value);
+                    }
                 }
                 Value::Object(map)
             }
         }
     }
 
-    /// Deserializes one section, reporting the first error at its location.
+    /// Deserializes one section; the value only when it had no problem.
     fn section<T: DeserializeOwned>(
         &mut self,
         node: &Node,
         field: &str,
         value: Value,
     ) -> Option<T> {
-        self.parsed(node, field, serde_path_to_error::deserialize::<_, T>(value))
+        self.parsed(node, field, value, serde_path_to_error::deserialize::<_, T>)
+            .clean()
     }
 
-    /// Reports a section's deserialization error at its location.
-    fn parsed<T>(&mut self, node: &Node, field: &str, result: Result<T, ParseError>) -> Option<T> {
-        match result {
-            Ok(v) => Some(v),
-            Err(err) => {
-                let segments: Vec<String> = err
-                    .path()
-                    .iter()
-                    .filter_map(|s| match s {
-                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                let inner = err.into_inner().to_string();
+    /// Deserializes one section and reports every problem in it, each at its
+    /// location. serde stops at the first error, so after each one the
+    /// offending entry is taken out and the section parsed again.
+    fn parsed<T>(
+        &mut self,
+        node: &Node,
+        field: &str,
+        mut value: Value,
+        parse: impl Fn(Value) -> Result<T, ParseError>,
+    ) -> Parsed<T> {
+        let mut clean = true;
+        let mut removed: HashSet<String> = HashSet::new();
+        for _ in 0..MAX_PROBLEMS_PER_SECTION {
+            let err = match parse(value.clone()) {
+                Ok(v) => {
+                    return Parsed {
+                        value: Some(v),
+                        clean,
+                    }
+                }
+                Err(err) => err,
+            };
+            clean = false;
+            let segments: Vec<String> = err
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let inner = err.into_inner().to_string();
+            let dotted = segments.iter().fold(field.to_string(), |f, s| join(&f, s));
+            // A field that is missing because it was taken out (or its
+            // variable was not set) has been reported already.
+            let already = match inner.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let missing = join(&dotted, rest.split('`').next().unwrap_or_default());
+                    removed.contains(&missing) || self.unresolved.contains(&missing)
+                }
+                None => self.unresolved.contains(&dotted),
+            };
+            if !already {
                 // For an unknown field serde's path ends at the field itself;
                 // point at its key rather than its value.
                 let target = node.locate(&segments);
@@ -170,14 +276,26 @@ impl Loader<'_> {
                     }
                     _ => target.at,
                 };
-                let mut f = field.to_string();
-                for s in &segments {
-                    f = join(&f, s);
+                let mut message = words::serde_message(&inner);
+                if let (true, Some(page)) = (inner.starts_with("missing field"), &self.doc_page) {
+                    message.push_str(&format!("; {page} lists the fields"));
                 }
-                self.error(at, &f, inner);
-                None
+                self.error(at, &dotted, message);
             }
+            // `pth` suggested `path`; "missing field `path`" would only
+            // repeat it.
+            if let (Some(fix), Some((_, parent))) =
+                (words::unknown_field_fix(&inner), segments.split_last())
+            {
+                let parent = parent.iter().fold(field.to_string(), |f, s| join(&f, s));
+                removed.insert(join(&parent, &fix));
+            }
+            if !remove_path(&mut value, &segments) {
+                break;
+            }
+            removed.insert(dotted);
         }
+        Parsed { value: None, clean }
     }
 
     fn pipeline(&mut self, root: &Node, options: &LoadOptions) -> Option<Pipeline> {
@@ -199,8 +317,12 @@ impl Loader<'_> {
                     k.at,
                     key,
                     format!(
-                        "unknown field `{key}`; expected one of {}",
-                        TOP_LEVEL.join(", ")
+                        "unknown field `{key}`{}",
+                        words::with_hint(
+                            key,
+                            TOP_LEVEL.iter().copied(),
+                            &format!("expected one of {}", TOP_LEVEL.join(", "))
+                        )
                     ),
                 );
             }
@@ -218,7 +340,16 @@ impl Loader<'_> {
                 settings_json.insert(key.to_string(), v);
             }
         }
-        let settings: Option<Settings> = self.section(root, "", Value::Object(settings_json));
+        // Settings with problems fall back to defaults, so the rest of the
+        // file is still checked in this pass.
+        let settings: Option<Settings> = self
+            .parsed(
+                root,
+                "",
+                Value::Object(settings_json),
+                serde_path_to_error::deserialize,
+            )
+            .value;
 
         let sources = self.sources(root);
         let stages = self.stages(root, options);
@@ -229,7 +360,8 @@ impl Loader<'_> {
             Some(node) => self.sink_body(node, "dead_letter", false).map(|(c, _)| c),
         };
 
-        let settings = settings?;
+        let settings =
+            settings.or_else(|| serde_json::from_value(Value::Object(Default::default())).ok())?;
         let name = settings.name.clone().unwrap_or_else(|| {
             self.file
                 .file_stem()
@@ -253,6 +385,9 @@ impl Loader<'_> {
             dead_letter,
         };
         self.cross_check(root, &pipeline);
+        if !options.skip_input_files {
+            self.check_input_files(root, &pipeline);
+        }
         Some(pipeline)
     }
 
@@ -327,7 +462,10 @@ impl Loader<'_> {
         };
         body.remove("type");
         let parse = crate::sources::kind(kind)?.parse;
-        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        self.doc_page = Some(format!("docs/connectors/sources/{kind}.md"));
+        let config = self.parsed(node, field, Value::Object(body), parse).clean();
+        self.doc_page = None;
+        let config = config?;
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
@@ -368,8 +506,12 @@ impl Loader<'_> {
                 t.at,
                 &format!("{field}.type"),
                 format!(
-                    "unknown type `{kind}`; expected one of {}",
-                    types.join(", ")
+                    "unknown type `{kind}`{} (`sluice connectors` describes each)",
+                    words::with_hint(
+                        &kind,
+                        types.iter().copied(),
+                        &format!("expected one of {}", types.join(", "))
+                    )
                 ),
             );
             return None;
@@ -396,9 +538,18 @@ impl Loader<'_> {
                 continue;
             }
             let value = self.json_of(node, &field);
-            let Some(config) = self.section::<StageConfig>(node, &field, value) else {
+            let parsed = self.parsed(
+                node,
+                &field,
+                value,
+                serde_path_to_error::deserialize::<_, StageConfig>,
+            );
+            let clean = parsed.clean;
+            let Some(config) = parsed.value else {
                 continue;
             };
+            // Even a stage with other problems has its plugin looked up, so
+            // a missing plugin shows in the same pass.
             let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
             let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path) {
                 Ok(p) => p,
@@ -407,6 +558,10 @@ impl Loader<'_> {
                     continue;
                 }
             };
+            if !clean {
+                self.unloaded_inputs.push(("stages", name, config.inputs));
+                continue;
+            }
             let params = config
                 .params
                 .iter()
@@ -482,10 +637,23 @@ impl Loader<'_> {
             Vec::new()
         };
         let parse = crate::sinks::kind(&kind)?.parse;
-        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        self.doc_page = Some(format!("docs/connectors/sinks/{kind}.md"));
+        let config = self.parsed(node, field, Value::Object(body), parse).clean();
+        self.doc_page = None;
+        let Some(config) = config else {
+            if let Some(owner) = field.strip_prefix("sinks.") {
+                self.unloaded_inputs
+                    .push(("sinks", owner.to_string(), inputs));
+            }
+            return None;
+        };
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
+            if let Some(owner) = field.strip_prefix("sinks.") {
+                self.unloaded_inputs
+                    .push(("sinks", owner.to_string(), inputs));
+            }
             return None;
         }
         let mut config = config;
@@ -510,6 +678,24 @@ impl Loader<'_> {
             }
         }
         out
+    }
+
+    /// Every file source's input exists.
+    fn check_input_files(&mut self, root: &Node, p: &Pipeline) {
+        for source in &p.sources {
+            if let Err(issue) = source.config.check_files() {
+                let node = root.get("sources").and_then(|s| s.get(&source.name));
+                let at = node
+                    .and_then(|n| n.get(&issue.anchor))
+                    .or(node)
+                    .map_or(source.at, |n| n.at);
+                self.error(
+                    at,
+                    &format!("sources.{}.{}", source.name, issue.field),
+                    issue.message,
+                );
+            }
+        }
     }
 
     fn cross_check(&mut self, root: &Node, p: &Pipeline) {
@@ -566,6 +752,7 @@ impl Loader<'_> {
             .collect();
         let producers: HashSet<&str> = declared_producers.iter().map(String::as_str).collect();
         let mut bad_inputs = Vec::new();
+        let unloaded = std::mem::take(&mut self.unloaded_inputs);
         for (owner, inputs, section) in p
             .stages
             .iter()
@@ -574,6 +761,11 @@ impl Loader<'_> {
                 p.sinks
                     .iter()
                     .map(|s| (s.name.as_str(), &s.inputs, "sinks")),
+            )
+            .chain(
+                unloaded
+                    .iter()
+                    .map(|(section, name, inputs)| (name.as_str(), inputs, *section)),
             )
         {
             if inputs.is_empty() {
@@ -590,7 +782,14 @@ impl Loader<'_> {
                     bad_inputs.push((
                         section,
                         owner.to_string(),
-                        format!("unknown input `{i}`; expected one of: {}", known.join(", ")),
+                        format!(
+                            "unknown input `{i}`{}",
+                            words::with_hint(
+                                i,
+                                known.iter().copied(),
+                                &format!("expected one of: {}", known.join(", "))
+                            )
+                        ),
                     ));
                 }
             }
@@ -618,12 +817,19 @@ impl Loader<'_> {
                     bad_grants.push((
                         s.name.clone(),
                         format!(
-                            "unknown table `{t}`; tables in this pipeline: {}",
-                            if table_names.is_empty() {
-                                "none (declare one under `tables:`)".to_string()
-                            } else {
-                                table_names.join(", ")
-                            }
+                            "unknown table `{t}`{}",
+                            words::with_hint(
+                                t,
+                                table_names.iter().map(String::as_str),
+                                &format!(
+                                    "tables in this pipeline: {}",
+                                    if table_names.is_empty() {
+                                        "none (declare one under `tables:`)".to_string()
+                                    } else {
+                                        table_names.join(", ")
+                                    }
+                                )
+                            )
                         ),
                     ));
                 }
@@ -678,6 +884,39 @@ pub fn parse_params(params: &[String]) -> Result<Vec<(String, String)>, String> 
             _ => Err(format!("--param `{p}`: expected NAME=VALUE")),
         })
         .collect()
+}
+
+/// Takes the entry at `path` out of `value`; false when there is nothing
+/// to take out (the problem is with the section as a whole).
+fn remove_path(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for seg in parent {
+        node = match node {
+            Value::Object(m) => match m.get_mut(seg) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(items) => match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Object(m) => m.remove(last).is_some(),
+        Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn is_single_reference(text: &str) -> bool {
@@ -737,34 +976,120 @@ fn find_cycle(p: &Pipeline) -> Option<Vec<String>> {
     None
 }
 
+/// The plugins `scripts/build-plugins.sh` builds, which `plugin: NAME` finds
+/// by name (keep the two lists the same; a test checks `plugins/`).
+pub const BUILTIN_PLUGINS: &[&str] = &[
+    "filter",
+    "project",
+    "mask",
+    "unwrap",
+    "passthrough",
+    "window-aggregate",
+    "lookup-join",
+    "window-join",
+];
+
 /// Resolves `plugin:` to a file: a path (relative to the pipeline file) if it
-/// looks like one, else `NAME.wasm` in the plugin search path.
+/// looks like one, else `NAME.wasm` in the plugin search path (`search`,
+/// then [`default_plugin_dirs`]).
 pub fn resolve_plugin(spec: &str, base: &Path, search: &[PathBuf]) -> Result<PathBuf, String> {
     if spec.ends_with(".wasm") || spec.contains('/') {
         let p = base.join(spec);
-        return if p.is_file() {
-            Ok(p)
+        if p.is_file() {
+            return Ok(p);
+        }
+        let stem = spec.trim_end_matches(".wasm");
+        let builtin = if !spec.contains('/') && BUILTIN_PLUGINS.contains(&stem) {
+            format!("; for the built-in plugin write `plugin: {stem}`")
         } else {
-            Err(format!("plugin file `{}` does not exist", p.display()))
+            String::new()
         };
+        return Err(format!(
+            "plugin file `{spec}` does not exist (a relative path is read from the pipeline file's directory){builtin}"
+        ));
     }
-    let mut tried = Vec::new();
-    for dir in search.iter().cloned().chain(default_plugin_dirs()) {
+    let dirs: Vec<PathBuf> = search
+        .iter()
+        .cloned()
+        .chain(default_plugin_dirs())
+        .collect();
+    if let Some(p) = find_in(spec, &dirs) {
+        return Ok(p);
+    }
+    let available = plugins_in(&dirs);
+    let known: Vec<&str> = BUILTIN_PLUGINS
+        .iter()
+        .copied()
+        .chain(available.iter().map(String::as_str))
+        .collect();
+    // Where it looked, by role: the directories themselves are usually
+    // long absolute paths into a checkout that say less than their role.
+    let mut places = Vec::new();
+    if !search.is_empty() {
+        places.push("--plugin-path");
+    }
+    if std::env::var_os("SLUICE_PLUGIN_PATH").is_some_and(|v| !v.is_empty()) {
+        places.push("$SLUICE_PLUGIN_PATH");
+    }
+    places.push("the plugins directory beside the sluice binary");
+    let fix = if available.is_empty() {
+        "No built-in plugins were found there: build them with `scripts/build-plugins.sh` in a Sluice checkout, or add their directory to SLUICE_PLUGIN_PATH".to_string()
+    } else {
+        format!("Plugins found: {}", available.join(", "))
+    };
+    Err(format!(
+        "plugin `{spec}` not found{}; looked for {spec}.wasm in {}. {fix}. For your own plugin, give the path to its .wasm file (`plugin: ./{spec}.wasm`)",
+        closest(spec, known.iter().copied())
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default(),
+        places.join(", "),
+    ))
+}
+
+/// `NAME.wasm` (or the cargo output name) in the first of `dirs` that has it.
+fn find_in(spec: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    for dir in dirs {
         for candidate in [
             format!("{spec}.wasm"),
             format!("sluice_plugin_{}.wasm", spec.replace('-', "_")),
         ] {
             let p = dir.join(&candidate);
             if p.is_file() {
-                return Ok(p);
+                return Some(p);
             }
-            tried.push(p.display().to_string());
         }
     }
-    Err(format!(
-        "plugin `{spec}` not found; looked for {}. Build the built-in plugins with `scripts/build-plugins.sh`, or give a path to a .wasm file",
-        tried.join(", ")
-    ))
+    None
+}
+
+/// The names of the `.wasm` files in `dirs`, sorted, each once.
+pub fn plugins_in(dirs: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".wasm").map(str::to_string)
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// A plugin given by name or path, for commands that take one
+/// (`sluice plugin test filter`): an existing file as given, else the named
+/// plugin in the plugin search path.
+pub fn plugin_file(spec: &Path) -> Result<PathBuf, String> {
+    if spec.is_file() {
+        return Ok(spec.to_path_buf());
+    }
+    let text = spec.to_string_lossy();
+    if text.ends_with(".wasm") || text.contains('/') {
+        return Err(format!("plugin file `{text}` does not exist"));
+    }
+    resolve_plugin(&text, Path::new("."), &[])
 }
 
 /// `$SLUICE_PLUGIN_PATH` entries, then `plugins/` next to the binary's target dir.
@@ -782,3 +1107,8 @@ pub fn default_plugin_dirs() -> Vec<PathBuf> {
     }
     dirs
 }
+
+#[cfg(test)]
+mod doc_snippets;
+#[cfg(test)]
+mod tests;

@@ -33,6 +33,11 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     }
     /// Makes relative paths relative to the pipeline file's directory.
     fn resolve_paths(&mut self, _base: &Path) {}
+    /// Checks that the files it reads exist (after `resolve_paths`), so
+    /// `validate` finds a missing input rather than `run`.
+    fn check_files(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
     /// Builds the running source.
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
 }

@@ -320,6 +320,17 @@ impl ComponentCache {
 
     /// The compiled component for `wasm`, from the cache or compiled now.
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, CacheOutcome)> {
+        self.load_named(engine, wasm, "component")
+    }
+
+    /// [`ComponentCache::load`], naming the plugin in the notice printed
+    /// while it compiles (which can take tens of seconds).
+    pub fn load_named(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        name: &str,
+    ) -> Result<(Component, CacheOutcome)> {
         let (source, engine_hash) = Self::hashes(engine, wasm);
         let ready = self.ready();
         if let Some((dir, key)) = ready {
@@ -348,9 +359,11 @@ impl ComponentCache {
                 }
             }
         }
+        let notice = CompileNotice::start(name, wasm.len(), ready.is_some());
         let bytes = engine
             .precompile_component(wasm)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        drop(notice);
         let mut outcome = CacheOutcome::Uncached;
         if let Some((dir, key)) = ready {
             let path = dir.join(Self::file_name(&source, &engine_hash));
@@ -365,6 +378,37 @@ impl ComponentCache {
         let component = unsafe { Component::deserialize(engine, &bytes) }
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Ok((component, outcome))
+    }
+}
+
+/// Says a plugin is compiling, so a long compile is not a silent hang: one
+/// log line, and on a terminal a spinner until the compile ends.
+struct CompileNotice(Option<indicatif::ProgressBar>);
+
+impl CompileNotice {
+    fn start(name: &str, bytes: usize, cached: bool) -> Self {
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        let then = if cached {
+            "cached for later runs"
+        } else {
+            "no compile cache, so again on every start"
+        };
+        tracing::info!("compiling plugin {name} ({mib:.1} MiB) once; {then}");
+        let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message(format!("compiling plugin {name}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Self(spinner)
+    }
+}
+
+impl Drop for CompileNotice {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 

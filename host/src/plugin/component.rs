@@ -51,12 +51,14 @@ impl World {
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     /// Could not read it.
-    #[error("cannot read {path}: {source}")]
+    // Not a `source`: the message already says why, and a source would be
+    // printed a second time by `{:#}`.
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not WebAssembly at all.
     #[error("{path} is not a WebAssembly file (no `\\0asm` header)")]
@@ -193,4 +195,20 @@ pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), Co
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_file_says_why_once() {
+        let err = anyhow::Error::from(ComponentError::Io {
+            path: "filter".into(),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        let text = format!("{err:#}");
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        assert!(text.starts_with("cannot read filter: "), "{text}");
+    }
 }

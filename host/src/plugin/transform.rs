@@ -189,13 +189,13 @@ pub(crate) fn compile(
         .engine_for(budget)
         .map_err(|e| link_err(path, e))?;
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ComponentError::Io {
+    let bytes = std::fs::read(path).map_err(|error| ComponentError::Io {
         path: p.clone(),
-        source,
+        error,
     })?;
     component::check_header(path, &bytes)?;
     let (component, outcome) = cache
-        .load(engine, &bytes)
+        .load_named(engine, &bytes, &file_stem(path))
         .map_err(|e| ComponentError::Invalid {
             path: p,
             message: format!("{e:#}"),

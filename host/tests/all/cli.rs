@@ -66,10 +66,33 @@ fn plugin_inspect_shows_world_contract_exports_imports_and_size() {
 #[test]
 fn plugin_build_prints_the_component_path_as_the_last_stdout_line() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/passthrough");
-    let out = run_ok(sluice().args(["plugin", "build"]).arg(&dir));
+    let cache = tempfile::tempdir().expect("tempdir");
+    let out = run_ok(
+        sluice()
+            .args(["plugin", "build"])
+            .arg(&dir)
+            .env("SLUICE_CACHE_DIR", cache.path()),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().expect("a line");
     assert!(last.ends_with("sluice_plugin_passthrough.wasm"), "{stdout}");
+    // Precompiled into the cache, so the first run does not compile.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("precompiled sluice_plugin_passthrough"),
+        "{stderr}"
+    );
+    let inspected = run_ok(
+        sluice()
+            .args(["plugin", "inspect"])
+            .arg(last)
+            .env("SLUICE_CACHE_DIR", cache.path()),
+    );
+    assert!(
+        String::from_utf8_lossy(&inspected.stdout).contains("compiled:  from cache"),
+        "{}",
+        String::from_utf8_lossy(&inspected.stdout)
+    );
     let bytes = std::fs::read(last).expect("component exists");
     assert_eq!(&bytes[..4], b"\0asm");
     assert_ne!(
@@ -101,4 +124,138 @@ fn a_core_module_and_a_non_wasm_file_are_refused_with_what_they_are() {
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly file"));
+}
+
+#[test]
+fn plugin_test_and_inspect_take_a_builtin_by_name() {
+    let out = run_ok(
+        sluice()
+            .args(["plugin", "test", "filter", "--input"])
+            .arg(fixture("seed-logistics/orders.jsonl"))
+            .args(["--param", "where=currency == 'aud'"]),
+    );
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["order_id"].as_str().expect("order_id").to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["29", "22"]);
+    let out = run_ok(sluice().args(["plugin", "inspect", "project"]));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("plugin:    sluice-plugin-project@0.1.0"), "{s}");
+    assert!(
+        s.contains("plugins/project.wasm"),
+        "the file it resolved: {s}"
+    );
+}
+
+#[test]
+fn a_missing_plugin_is_named_once_with_the_closest_builtin_and_no_paths() {
+    let input = fixture("seed-logistics/orders.jsonl");
+    let out = sluice()
+        .args(["plugin", "test", "fliter", "--input"])
+        .arg(&input)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: plugin `fliter` not found (did you mean `filter`?)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for noise in ["os error", "build-plugins.sh", "/plugins"] {
+        assert!(!err.contains(noise), "`{noise}` in {err}");
+    }
+    let out = sluice()
+        .args(["plugin", "inspect", "./nowhere.wasm"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: plugin file `./nowhere.wasm` does not exist",
+        "said once: {err}"
+    );
+}
+
+#[test]
+fn plugin_list_shows_builtins_and_cached_plugins_with_versions_and_hashes() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    // Only `passthrough` has been compiled before the listing.
+    run_ok(
+        sluice()
+            .args(["plugin", "inspect", "passthrough"])
+            .env("SLUICE_CACHE_DIR", cache.path()),
+    );
+    let out = run_ok(
+        sluice()
+            .args(["plugin", "list"])
+            .env("SLUICE_CACHE_DIR", cache.path()),
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(plugin("passthrough")).expect("read"),
+        ))
+    };
+    let row = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("passthrough "))
+        .unwrap_or_else(|| panic!("no passthrough row in:\n{s}"));
+    assert!(
+        row.contains("built-in")
+            && row.contains("sluice-plugin-passthrough@0.1.0 (transform)")
+            && row.contains(&format!("sha256 {}", &sha[..12])),
+        "{row}"
+    );
+    for name in ["filter", "project", "window-join", "lookup-join"] {
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+            "{name} missing:\n{s}"
+        );
+    }
+    let cached: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.starts_with("compile cache"))
+        .skip(1)
+        .collect();
+    assert!(
+        cached
+            .iter()
+            .any(|l| l.contains(&format!("sha256 {}", &sha[..12])) && l.ends_with("passthrough")),
+        "the cached artifact is tied to its plugin:\n{s}"
+    );
+}
+
+#[test]
+fn colour_goes_to_a_pipe_only_when_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write_pipeline(
+        dir.path(),
+        "sources:\n  gen: {type: datagen, kind: orders, count: 3}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [gen]}\n",
+    );
+    let stderr = |args: &[&str], no_color: bool| {
+        let mut cmd = sluice();
+        if !no_color {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = run_ok(cmd.args(args).arg("run").arg(&p).arg("--no-progress"));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let auto = stderr(&[], false);
+    assert!(
+        auto.contains("INFO") && !auto.contains('\u{1b}'),
+        "a pipe gets no colour: {auto:?}"
+    );
+    assert!(
+        stderr(&["--color", "always"], true).contains('\u{1b}'),
+        "always means always"
+    );
+    assert!(!stderr(&["--color", "never"], false).contains('\u{1b}'));
+    assert!(!stderr(&[], true).contains('\u{1b}'), "NO_COLOR");
 }

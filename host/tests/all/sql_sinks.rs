@@ -296,7 +296,7 @@ fn sql_sink_config_mistakes_are_reported_by_validate() {
         "{err}"
     );
     assert!(
-        err.contains("sinks.c.mode") && err.contains("unknown variant `merge`"),
+        err.contains("sinks.c.mode") && err.contains("unknown value `merge`"),
         "{err}"
     );
 }

@@ -22,15 +22,23 @@ fn validate_reports_every_problem_with_line_field_and_expectation() {
     let expect = [
         (
             "bad.yaml:5:5: sources.in.pth",
-            "unknown field `pth`, expected `path`",
+            "unknown field `pth`; did you mean `path`? Fields here: path, key_field",
         ),
         (
             "bad.yaml:8:11: sources.gen.kind",
-            "unknown variant `planets`",
+            "unknown value `planets`; expected one of `people`, `customers`",
         ),
         (
-            "stages.f.on_error",
+            "bad.yaml:12:13: stages.f.inputs",
+            "unknown input `nowhere`; expected one of: f, g, gen, in",
+        ),
+        (
+            "bad.yaml:13:15: stages.f.on_error",
             "expected one of `dead-letter`, `skip`, `fail`",
+        ),
+        (
+            "bad.yaml:17:13: stages.g.params",
+            "refused the parameters of stage `g`",
         ),
         (
             "bad.yaml:20:1: surprise",
@@ -44,7 +52,61 @@ fn validate_reports_every_problem_with_line_field_and_expectation() {
             .unwrap_or_else(|| panic!("no error at `{place}` in:\n{err}"));
         assert!(line.contains(what), "`{line}` should say `{what}`");
     }
-    assert!(err.contains("4 problem(s) found"), "{err}");
+    // All of them in one pass, and nothing else (no knock-on errors).
+    assert!(err.contains("6 problem(s) found"), "{err}");
+}
+
+/// The file from issue 20 that took three passes: now one, each line with
+/// its place, the words a data engineer uses, and how to fix it.
+#[test]
+fn validate_finds_every_problem_of_a_broken_file_in_one_pass_with_fixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: bad\nbatch_size: ten\nsources:\n  in:\n    type: file\n    path: missing.jsonl\n  gen:\n    type: datagen\n    kind: orders\n    count: \"${{SLUICE_TEST_UNSET}}\"\n  pg:\n    type: postgres-cdcc\nstages:\n  p:\n    plugin: projekt\n    inputs: [gen]\n  g:\n    plugin: {}\n    inputs: [gen]\n    params: {{where: \"price >\"}}\nsinks:\n  out: {{type: file, path: o.jsonl, inputs: [gg]}}\nstagse: {{}}\n",
+            q(&plugin("filter")),
+        ),
+    )
+    .expect("write");
+    let out = sluice()
+        .arg("validate")
+        .arg(&p)
+        .env_remove("SLUICE_TEST_UNSET")
+        .env("SLUICE_PLUGIN_PATH", target_dir().join("plugins"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expect = [
+        "error: bad.yaml:2:13: batch_size: found the text \"ten\", expected a whole number (0 or more)",
+        "error: bad.yaml:6:11: sources.in.path: input file ",
+        "error: bad.yaml:10:12: sources.gen.count: environment variable `SLUICE_TEST_UNSET` is not set (write `${SLUICE_TEST_UNSET:-default}` to give a default)",
+        "error: bad.yaml:12:11: sources.pg.type: unknown type `postgres-cdcc`; did you mean `postgres-cdc`?",
+        "error: bad.yaml:15:13: stages.p.plugin: plugin `projekt` not found (did you mean `project`?); looked for projekt.wasm in $SLUICE_PLUGIN_PATH, the plugins directory beside the sluice binary. Plugins found: filter,",
+        "error: bad.yaml:20:13: stages.g.params: plugin filter",
+        "error: bad.yaml:22:44: sinks.out.inputs: unknown input `gg`; did you mean `g`? Expected one of: g, gen, in, p, pg",
+        "error: bad.yaml:23:1: stagse: unknown field `stagse`; did you mean `stages`?",
+    ];
+    let lines: Vec<&str> = err.lines().collect();
+    for want in expect {
+        let (prefix, rest) = want.split_at("error: ".len());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(prefix) && l.contains(rest)),
+            "no line `{want}` in:\n{err}"
+        );
+    }
+    assert!(err.contains("missing.jsonl does not exist"), "{err}");
+    assert!(
+        err.ends_with(&format!("{} problem(s) found\n", expect.len())),
+        "one line per problem, no knock-on errors:\n{err}"
+    );
+    for noise in ["null", "u64", "os error", "build-plugins.sh", "/plugins/"] {
+        assert!(!err.contains(noise), "`{noise}` in:\n{err}");
+    }
 }
 
 #[test]

@@ -169,3 +169,29 @@ pub fn run_tool(cmd: &mut Command, tool: &str, install: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// A generated README is read and shared; a checkout path in it is
+    /// meaningless on the reader's machine (build files may need one).
+    #[test]
+    fn no_template_readme_embeds_the_checkout_path() {
+        let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/templates");
+        let mut seen = 0;
+        for lang in std::fs::read_dir(&templates)
+            .expect("sdk/templates")
+            .flatten()
+        {
+            let readme = lang.path().join("README.md");
+            if let Ok(text) = std::fs::read_to_string(&readme) {
+                seen += 1;
+                assert!(
+                    !text.contains("{{sdk_path}}") && !text.contains("{{rust_sdk_path}}"),
+                    "{} embeds the SDK's absolute path",
+                    readme.display()
+                );
+            }
+        }
+        assert!(seen >= 5, "only {seen} template READMEs");
+    }
+}

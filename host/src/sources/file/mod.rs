@@ -172,6 +172,24 @@ impl SourceConfig for FileSourceConfig {
         self.path = base.join(&self.path);
     }
 
+    fn check_files(&self) -> Result<(), crate::connector::ConfigIssue> {
+        if self.path.is_file() {
+            return Ok(());
+        }
+        let why = if self.path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        Err(crate::connector::ConfigIssue::at(
+            "path",
+            format!(
+                "input file {} {why} (a relative path is read from the pipeline file's directory)",
+                self.path.display()
+            ),
+        ))
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         Ok(Box::new(FileSource::new(
             self.clone(),
