@@ -303,8 +303,7 @@ impl Loader<'_> {
             let Some((kind, _)) = self.typed_body(node, &field, &crate::sources::types()) else {
                 continue;
             };
-            if let Some(mut config) = self.source_config(node, &field, &kind) {
-                config.resolve_paths(&self.base);
+            if let Some(config) = self.source_config(node, &field, &kind) {
                 out.push(SourceDef {
                     name,
                     config,
@@ -327,7 +326,9 @@ impl Loader<'_> {
         };
         body.remove("type");
         let parse = crate::sources::kind(kind)?.parse;
-        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        let mut config = self.parsed(node, field, parse(Value::Object(body)))?;
+        // Paths first: checks read files (TLS certificates) where they will be.
+        config.resolve_paths(&self.base);
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
@@ -482,14 +483,14 @@ impl Loader<'_> {
             Vec::new()
         };
         let parse = crate::sinks::kind(&kind)?.parse;
-        let config = self.parsed(node, field, parse(Value::Object(body)))?;
+        let mut config = self.parsed(node, field, parse(Value::Object(body)))?;
+        // Paths first: checks read files (TLS certificates) where they will be.
+        config.resolve_paths(&self.base);
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
             return None;
         }
-        let mut config = config;
-        config.resolve_paths(&self.base);
         Some((config, inputs))
     }
 
