@@ -29,6 +29,14 @@
 #   PGBIN                PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   SLUICE_PG_WAL_LEVEL  wal_level (default logical; tests use `replica` to check the
 #                        error a misconfigured server gets)
+#   SLUICE_PG_TLS_DIR    opt-in TLS (default off): a directory for the certificates.
+#                        `start` makes a throwaway CA (ca.crt) and a server certificate
+#                        for DNS name `localhost` only (server.crt/server.key) there
+#                        unless server.crt and server.key already exist, runs the server
+#                        with ssl=on, and adds role `sluice_tls` (password
+#                        `sluice-tls-secret`, SUPERUSER REPLICATION) whose pg_hba rules
+#                        are `hostssl` only (`hostnossl ... reject`). Every other role
+#                        keeps plaintext, so the rest of the suite runs unchanged.
 set -euo pipefail
 SERVICE=postgres
 SERVER=postgres
@@ -44,6 +52,7 @@ LOG_FILE="$DATA_ROOT/postgres.log"
 BIN_FILE="$RUN_DIR/postgres.bin"
 STATE_FILES=("$ENV_FILE" "$BIN_FILE")
 URL="postgres://postgres:postgres@$HOST:$PORT/postgres"
+TLS_DIR=${SLUICE_PG_TLS_DIR:-}
 
 # Runs a PostgreSQL binary as the `postgres` OS user when we are root (the server
 # refuses to run as root), as ourselves otherwise.
@@ -59,6 +68,43 @@ install_pg() {
     [[ -x $PGBIN/postgres && -x $PGBIN/initdb ]] && return 0
     apt_install postgresql-15
     [[ -x $PGBIN/postgres ]] || die "postgresql-15 installed but $PGBIN/postgres is missing; set PGBIN"
+}
+
+# Makes the throwaway CA and a server certificate for `localhost` (not for 127.0.0.1,
+# so tests can also check a wrong host name), unless the files exist.
+make_certs() {
+    mkdir -p "$TLS_DIR"
+    if [[ ! -f $TLS_DIR/server.crt || ! -f $TLS_DIR/server.key ]]; then
+        command -v openssl >/dev/null || die "SLUICE_PG_TLS_DIR needs the openssl command"
+        (
+            cd "$TLS_DIR"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
+                -keyout ca.key -out ca.crt
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout server.key -out server.csr
+            printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -days 30 -extfile server.ext -out server.crt
+        ) >"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "making certificates failed"; }
+    fi
+    chmod 600 "$TLS_DIR/server.key"
+    [[ $(id -u) == 0 ]] && chown postgres:postgres "$TLS_DIR/server.key" "$TLS_DIR/server.crt"
+    return 0
+}
+
+# The `sluice_tls` role may only connect over TLS; rules match first to last.
+tls_hba() {
+    local hba="$DATA/pg_hba.conf"
+    {
+        echo "hostnossl all         sluice_tls all reject"
+        echo "hostnossl replication sluice_tls all reject"
+        echo "hostssl   all         sluice_tls all scram-sha-256"
+        echo "hostssl   replication sluice_tls all scram-sha-256"
+        cat "$hba"
+    } >"$hba.new"
+    mv "$hba.new" "$hba"
+    [[ $(id -u) == 0 ]] && chown postgres:postgres "$hba"
+    return 0
 }
 
 running() { [[ -f $DATA/postmaster.pid ]] && as_pg "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
@@ -88,9 +134,21 @@ cmd_start() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-sync >"$DATA_ROOT/initdb.log" 2>&1 \
         || { tail -n 20 "$DATA_ROOT/initdb.log" >&2; die "initdb failed"; }
     rm -f "$pwfile"
+    local tls_opts=""
+    if [[ -n $TLS_DIR ]]; then
+        make_certs
+        tls_hba
+        tls_opts="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key"
+    fi
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 -o \
-        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
+        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s $tls_opts" \
         start >&2 || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl start failed"; }
+    if [[ -n $TLS_DIR ]]; then
+        as_pg "$PGBIN/psql" -h "$DATA_ROOT" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+            -c "CREATE ROLE sluice_tls LOGIN SUPERUSER REPLICATION PASSWORD 'sluice-tls-secret'" >&2 \
+            || die "creating role sluice_tls failed"
+        say "TLS on (certificates in $TLS_DIR; role sluice_tls is hostssl-only)"
+    fi
     say "PostgreSQL up at $HOST:$PORT (data $DATA, log $LOG_FILE)"
     print_url
 }
