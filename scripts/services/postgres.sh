@@ -70,28 +70,6 @@ install_pg() {
     [[ -x $PGBIN/postgres ]] || die "postgresql-15 installed but $PGBIN/postgres is missing; set PGBIN"
 }
 
-# Makes the throwaway CA and a server certificate for `localhost` (not for 127.0.0.1,
-# so tests can also check a wrong host name), unless the files exist.
-make_certs() {
-    mkdir -p "$TLS_DIR"
-    if [[ ! -f $TLS_DIR/server.crt || ! -f $TLS_DIR/server.key ]]; then
-        command -v openssl >/dev/null || die "SLUICE_PG_TLS_DIR needs the openssl command"
-        (
-            cd "$TLS_DIR"
-            openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
-                -keyout ca.key -out ca.crt
-            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-                -keyout server.key -out server.csr
-            printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
-            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                -days 30 -extfile server.ext -out server.crt
-        ) >"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "making certificates failed"; }
-    fi
-    chmod 600 "$TLS_DIR/server.key"
-    [[ $(id -u) == 0 ]] && chown postgres:postgres "$TLS_DIR/server.key" "$TLS_DIR/server.crt"
-    return 0
-}
-
 # The `sluice_tls` role may only connect over TLS; rules match first to last.
 tls_hba() {
     local hba="$DATA/pg_hba.conf"
@@ -136,7 +114,7 @@ cmd_start() {
     rm -f "$pwfile"
     local tls_opts=""
     if [[ -n $TLS_DIR ]]; then
-        make_certs
+        make_test_certs "$TLS_DIR" postgres
         tls_hba
         tls_opts="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key"
     fi

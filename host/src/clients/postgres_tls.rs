@@ -13,7 +13,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::tls::{FieldNames, Tls, TlsMode, TlsOptions, TLS_FIELDS};
+use super::tls::{read_password_file, FieldNames, Tls, TlsMode, TlsOptions, TLS_FIELDS};
 use crate::connector::ConfigIssue;
 
 /// The libpq parameters as named in messages.
@@ -146,28 +146,6 @@ impl PgTarget {
             .filter(|db| db.code().code() == "28000" && db.message().contains("no encryption"))
             .map(|db| tls_required(&target, db.message()))
     }
-}
-
-/// A password from a file (a mounted secret): the first line, so a trailing
-/// newline is not part of it. Never echoed in messages.
-pub fn read_password_file(path: &Path) -> Result<String, ConfigIssue> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigIssue::at(
-            "password_file",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let line = text.lines().next().unwrap_or_default();
-    if line.is_empty() {
-        return Err(ConfigIssue::at(
-            "password_file",
-            format!(
-                "{} is empty; expected the password on its first line",
-                path.display()
-            ),
-        ));
-    }
-    Ok(line.to_string())
 }
 
 /// The message for a server that answered "no TLS" to a client requiring it.

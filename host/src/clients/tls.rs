@@ -322,6 +322,28 @@ impl TlsOptions {
     }
 }
 
+/// A password from a file (a mounted secret): the first line, so a trailing
+/// newline is not part of it. Never echoed in messages.
+pub fn read_password_file(path: &Path) -> Result<String, ConfigIssue> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigIssue::at(
+            "password_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(ConfigIssue::at(
+            "password_file",
+            format!(
+                "{} is empty; expected the password on its first line",
+                path.display()
+            ),
+        ));
+    }
+    Ok(line.to_string())
+}
+
 /// The certificates in a PEM file (at least one).
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -55,7 +55,9 @@ fn url(host: &str, db: &str, password: bool) -> String {
 fn other_ca(dir: &Path) -> PathBuf {
     let cert = dir.join("other-ca.crt");
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=some other CA", "-keyout"])
         .arg(dir.join("other-ca.key"))
         .arg("-out")
@@ -97,7 +99,10 @@ fn cdc_source(url: &str, tls: &str, slot: &str) -> String {
 }
 
 fn tls_block(mode: &str, ca: &Path, extra: &str) -> String {
-    format!("    tls:\n      mode: {mode}\n      ca_file: {}\n{extra}", q(ca))
+    format!(
+        "    tls:\n      mode: {mode}\n      ca_file: {}\n{extra}",
+        q(ca)
+    )
 }
 
 fn pipeline(dir: &Path, source: &str, sink: &str) -> PathBuf {
@@ -178,8 +183,10 @@ fn cdc_poll_and_sink_run_over_verify_full() {
     let sink_tls = tls_block("verify-full", &ca, "      server_name: localhost\n");
     let p = pipeline(
         dir.path(),
+        // `channel_binding=require`: tokio-postgres refuses to connect
+        // unless SCRAM is bound to the TLS channel.
         &poll_source(
-            &url("localhost", &db, true),
+            &format!("{}?channel_binding=require", url("localhost", &db, true)),
             &tls_block("verify-full", &ca, ""),
         ),
         &pg_sink(&url("127.0.0.1", &db, true), &sink_tls),
@@ -207,12 +214,15 @@ fn cdc_streams_over_tls_with_a_bound_scram_exchange() {
         tls_block("verify-ca", &ca(), "")
     );
     let p = pipeline(dir.path(), &source, &file_sink(&out));
+    let log = dir.path().join("stderr.log");
     let mut child = sluice()
         .arg("run")
         .arg(&p)
         .arg("--no-progress")
+        .env("RUST_LOG", "sluice=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // A file, not a pipe: nobody reads a pipe until the end.
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("spawn sluice");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -227,13 +237,13 @@ fn cdc_streams_over_tls_with_a_bound_scram_exchange() {
             break;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("sluice exited ({status}) with {n} lines:\n{err}");
         }
-        assert!(Instant::now() < deadline, "only {n} lines after 60s");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("only {n} lines after 60s");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     // The walsender serving the source runs on TLS.
@@ -245,8 +255,14 @@ fn cdc_streams_over_tls_with_a_bound_scram_exchange() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().expect("wait");
-    assert!(status.success());
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{logs}");
     assert_eq!(ssl.as_deref(), Some("true"));
+    // The replication client bound SCRAM to the channel (SCRAM-SHA-256-PLUS).
+    assert!(
+        logs.contains("replication connection open") && logs.contains("channel_binding=true"),
+        "{logs}"
+    );
     let last = json_lines(&out).last().cloned().expect("a line");
     assert_eq!(last["value"]["after"]["name"], "streamed");
 }
@@ -317,7 +333,10 @@ fn wrong_ca_wrong_host_and_plaintext_are_refused_with_the_fix() {
             err.contains("requires TLS for this connection") && err.contains("mode: verify-full"),
             "{what}, plaintext: {err}"
         );
-        assert!(!err.contains(PASSWORD), "{what}: the password leaked: {err}");
+        assert!(
+            !err.contains(PASSWORD),
+            "{what}: the password leaked: {err}"
+        );
     }
 }
 
@@ -340,9 +359,15 @@ fn the_password_never_reaches_the_logs() {
     let o = run(&p);
     let logs = both(&o);
     assert!(o.status.success(), "{logs}");
-    assert_eq!(pg.scalar("SELECT count(*) FROM copied").as_deref(), Some("3"));
+    assert_eq!(
+        pg.scalar("SELECT count(*) FROM copied").as_deref(),
+        Some("3")
+    );
     assert!(logs.contains("DEBUG"), "debug logging was on: {logs}");
-    assert!(!logs.contains(PASSWORD), "the password is in the logs: {logs}");
+    assert!(
+        !logs.contains(PASSWORD),
+        "the password is in the logs: {logs}"
+    );
     // A failing run with the password in the URL does not print it either.
     let other = other_ca(dir.path());
     let p = pipeline(
@@ -354,7 +379,10 @@ fn the_password_never_reaches_the_logs() {
         &file_sink(&dir.path().join("out.jsonl")),
     );
     let err = failure(&p);
-    assert!(!err.contains(PASSWORD), "the password is in the logs: {err}");
+    assert!(
+        !err.contains(PASSWORD),
+        "the password is in the logs: {err}"
+    );
     let o = sluice().arg("validate").arg(&p).output().expect("validate");
     assert!(!both(&o).contains(PASSWORD), "{}", both(&o));
 }

@@ -162,6 +162,17 @@ impl PostgresCdcSource {
 
     /// Opens the replication connection, explaining the usual refusals.
     fn replication_connection(&self) -> Result<ReplicationConnection> {
+        let conn = self.open_replication()?;
+        tracing::debug!(
+            source = %self.origin,
+            tls = self.params.tls.is_some(),
+            channel_binding = conn.channel_bound,
+            "replication connection open"
+        );
+        Ok(conn)
+    }
+
+    fn open_replication(&self) -> Result<ReplicationConnection> {
         ReplicationConnection::connect(&self.params, IO_TIMEOUT).map_err(|e| {
             let target = format!("{}:{}", self.params.host, self.params.port);
             match &e {
