@@ -279,6 +279,9 @@ fn json_lines_if_any(path: &Path) -> Vec<serde_json::Value> {
     }
 }
 
+/// Builds a pipeline from a URL and a `tls:` block.
+type MakePipeline<'a> = Box<dyn Fn(&str, &str) -> PathBuf + 'a>;
+
 #[test]
 fn wrong_ca_wrong_host_and_plaintext_are_refused_with_the_fix() {
     let (_pg, db) = database("tls_bad");
@@ -288,7 +291,7 @@ fn wrong_ca_wrong_host_and_plaintext_are_refused_with_the_fix() {
     let good = ca();
     let slot = format!("tls_bad_{}", std::process::id());
     // Each connector, as a pipeline whose only TLS connection is that one.
-    let cases: Vec<(&str, Box<dyn Fn(&str, &str) -> PathBuf>)> = vec![
+    let cases: Vec<(&str, MakePipeline)> = vec![
         (
             "postgres-cdc",
             Box::new(|u: &str, t: &str| {
