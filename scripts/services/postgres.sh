@@ -35,8 +35,10 @@
 #                        unless server.crt and server.key already exist, runs the server
 #                        with ssl=on, and adds role `sluice_tls` (password
 #                        `sluice-tls-secret`, SUPERUSER REPLICATION) whose pg_hba rules
-#                        are `hostssl` only (`hostnossl ... reject`). Every other role
-#                        keeps plaintext, so the rest of the suite runs unchanged.
+#                        are `hostssl` only (`hostnossl ... reject`), and role
+#                        `sluice_tls_cert` that logs in with a client certificate
+#                        (`cert` auth: CN = role name, signed by ca.key). Every other
+#                        role keeps plaintext, so the rest of the suite runs unchanged.
 set -euo pipefail
 SERVICE=postgres
 SERVER=postgres
@@ -74,6 +76,10 @@ install_pg() {
 tls_hba() {
     local hba="$DATA/pg_hba.conf"
     {
+        echo "hostnossl all         sluice_tls_cert all reject"
+        echo "hostnossl replication sluice_tls_cert all reject"
+        echo "hostssl   all         sluice_tls_cert all cert"
+        echo "hostssl   replication sluice_tls_cert all cert"
         echo "hostnossl all         sluice_tls all reject"
         echo "hostnossl replication sluice_tls all reject"
         echo "hostssl   all         sluice_tls all scram-sha-256"
@@ -116,15 +122,16 @@ cmd_start() {
     if [[ -n $TLS_DIR ]]; then
         make_test_certs "$TLS_DIR" postgres
         tls_hba
-        tls_opts="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key"
+        tls_opts="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key -c ssl_ca_file=$TLS_DIR/ca.crt"
     fi
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 -o \
         "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s $tls_opts" \
         start >&2 || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl start failed"; }
     if [[ -n $TLS_DIR ]]; then
         as_pg "$PGBIN/psql" -h "$DATA_ROOT" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-            -c "CREATE ROLE sluice_tls LOGIN SUPERUSER REPLICATION PASSWORD 'sluice-tls-secret'" >&2 \
-            || die "creating role sluice_tls failed"
+            -c "CREATE ROLE sluice_tls LOGIN SUPERUSER REPLICATION PASSWORD 'sluice-tls-secret'" \
+            -c "CREATE ROLE sluice_tls_cert LOGIN SUPERUSER REPLICATION" >&2 \
+            || die "creating roles sluice_tls and sluice_tls_cert failed"
         say "TLS on (certificates in $TLS_DIR; role sluice_tls is hostssl-only)"
     fi
     say "PostgreSQL up at $HOST:$PORT (data $DATA, log $LOG_FILE)"

@@ -142,10 +142,24 @@ impl PgTarget {
         if text.contains("server does not support TLS") {
             return Some(no_tls_on_server(&target));
         }
-        e.as_db_error()
-            .filter(|db| db.code().code() == "28000" && db.message().contains("no encryption"))
-            .map(|db| tls_required(&target, db.message()))
+        let db = e.as_db_error()?;
+        if db.code().code() != "28000" {
+            return None;
+        }
+        if db.message().contains("no encryption") {
+            return Some(tls_required(&target, db.message()));
+        }
+        db.message()
+            .contains("client certificate")
+            .then(|| client_cert_required(&target, db.message()))
     }
+}
+
+/// The message for a server whose pg_hba.conf wants a client certificate.
+pub fn client_cert_required(target: &str, server: &str) -> String {
+    format!(
+        "{target} requires a client certificate for this user ({server}). Fix: set `tls.cert_file` and `tls.key_file` to a certificate issued to this user by a CA in the server's ssl_ca_file"
+    )
 }
 
 /// The message for a server that answered "no TLS" to a client requiring it.

@@ -292,10 +292,11 @@ impl TlsOptions {
                 })?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     issue(
-                        names.key_file,
+                        names.cert_file,
                         format!(
-                            "the key does not fit the certificate in {}: {e}",
-                            cert.display()
+                            "cannot use the client certificate in {} with the key in {}: {e}",
+                            cert.display(),
+                            key.display()
                         ),
                     )
                 })?

@@ -389,3 +389,117 @@ fn the_password_never_reaches_the_logs() {
     let o = sluice().arg("validate").arg(&p).output().expect("validate");
     assert!(!both(&o).contains(PASSWORD), "{}", both(&o));
 }
+
+/// A client certificate for role `sluice_tls_cert`, signed by the server's CA.
+fn client_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let (key, csr, cert) = (
+        dir.join("client.key"),
+        dir.join("client.csr"),
+        dir.join("client.crt"),
+    );
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |x: &str| std::ffi::OsString::from(x);
+    openssl(&[
+        &s("req"),
+        &s("-newkey"),
+        &s("rsa:2048"),
+        &s("-nodes"),
+        &s("-subj"),
+        &s("/CN=sluice_tls_cert"),
+        &s("-keyout"),
+        key.as_os_str(),
+        &s("-out"),
+        csr.as_os_str(),
+    ]);
+    let serial = format!("{}", std::process::id());
+    // Extensions make it an X.509 v3 certificate (webpki refuses v1).
+    let ext = dir.join("client.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("write");
+    let ca_key = tls_dir().join("ca.key");
+    openssl(&[
+        &s("x509"),
+        &s("-req"),
+        &s("-in"),
+        csr.as_os_str(),
+        &s("-CA"),
+        ca().as_os_str(),
+        &s("-CAkey"),
+        ca_key.as_os_str(),
+        &s("-set_serial"),
+        &s(&serial),
+        &s("-days"),
+        &s("1"),
+        &s("-out"),
+        cert.as_os_str(),
+        &s("-extfile"),
+        ext.as_os_str(),
+    ]);
+    (cert, key)
+}
+
+#[test]
+fn client_certificates_log_in_cdc_and_poll() {
+    let (_pg, db) = database("tls_cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = client_cert(dir.path());
+    let out = dir.path().join("out.jsonl");
+    let user_url = format!("postgres://sluice_tls_cert@localhost:{}/{db}", port());
+    let with_cert = tls_block(
+        "verify-full",
+        &ca(),
+        &format!(
+            "      cert_file: {}\n      key_file: {}\n",
+            q(&cert),
+            q(&key)
+        ),
+    );
+    // CDC: the catalog connection and the replication connection both log in
+    // with the certificate (pg_hba `cert`: no password at all).
+    let slot = format!("tls_cert_{}", std::process::id());
+    let p = pipeline(
+        dir.path(),
+        &cdc_source(&user_url, &with_cert, &slot),
+        &file_sink(&out),
+    );
+    let o = run(&p);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(json_lines(&out).len(), 3, "{}", both(&o));
+
+    let run_dir = dir.path().join("poll");
+    std::fs::create_dir(&run_dir).expect("mkdir");
+    let out = run_dir.join("out.jsonl");
+    let p = pipeline(
+        &run_dir,
+        &poll_source(&user_url, &with_cert),
+        &file_sink(&out),
+    );
+    let o = run(&p);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(json_lines(&out).len(), 3, "{}", both(&o));
+
+    // Without the certificate: refused, and the message says what to set.
+    let p = pipeline(
+        &run_dir,
+        &poll_source(&user_url, &tls_block("verify-full", &ca(), "")),
+        &file_sink(&out),
+    );
+    let err = failure(&p);
+    assert!(
+        err.contains("requires a client certificate") && err.contains("tls.cert_file"),
+        "{err}"
+    );
+}

@@ -188,6 +188,10 @@ impl PostgresCdcSource {
                     "replication connection: {}",
                     crate::clients::postgres_tls::tls_required(&format!("PostgreSQL at {target}"), &s.message)
                 ),
+                WireError::Server(s) if s.code == "28000" && s.message.contains("client certificate") => anyhow!(
+                    "replication connection: {}",
+                    crate::clients::postgres_tls::client_cert_required(&format!("PostgreSQL at {target}"), &s.message)
+                ),
                 WireError::Server(s) if s.code == "28000" => anyhow!(
                     "PostgreSQL at {target} refused a replication connection for `{}` ({s}). Fix: allow it in pg_hba.conf (a `host replication {} <address> scram-sha-256` line) and reload",
                     self.params.user,
