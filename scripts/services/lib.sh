@@ -31,6 +31,33 @@ STOP_TIMEOUT=10    # seconds, then SIGKILL
 say() { echo "$SERVICE.sh: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
+# --- TLS for tests -----------------------------------------------------------------
+
+# make_test_certs DIR OWNER: a throwaway CA (DIR/ca.crt) and a server certificate for the
+# DNS name `localhost` only (not 127.0.0.1, so tests can check a wrong host name) in
+# DIR/server.crt and DIR/server.key, readable by OS user OWNER when we are root. Files
+# that exist are kept.
+make_test_certs() {
+    local dir=$1 owner=$2
+    mkdir -p "$dir"
+    if [[ ! -f $dir/server.crt || ! -f $dir/server.key ]]; then
+        command -v openssl >/dev/null || die "TLS needs the openssl command"
+        (
+            cd "$dir"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sluice test CA" \
+                -keyout ca.key -out ca.crt
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout server.key -out server.csr
+            printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -days 30 -extfile server.ext -out server.crt
+        ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; die "making certificates failed"; }
+    fi
+    chmod 600 "$dir/server.key"
+    [[ $(id -u) == 0 ]] && chown "$owner:$owner" "$dir/server.key" "$dir/server.crt"
+    return 0
+}
+
 # --- checks ------------------------------------------------------------------------
 
 # require_port VAR [zero-ok]: $PORT must be a port number (0 too with a second argument).

@@ -22,6 +22,14 @@
 # Env:
 #   SLUICE_MYSQL_PORT    port on 127.0.0.1 (default 13306)
 #   SLUICE_SERVICES_DIR  run dir (default /tmp/sluice-services); the server is in mariadb/
+#   SLUICE_MYSQL_TLS_DIR opt-in TLS (default off): a directory for the certificates.
+#                        `start` makes a throwaway CA (ca.crt) and a server certificate
+#                        for DNS name `localhost` only there (unless server.crt/server.key
+#                        exist) and runs the server with them and
+#                        `require_secure_transport=ON`: every TCP client, user etl
+#                        included, must then use TLS. So run it as a second instance
+#                        (its own SLUICE_SERVICES_DIR and port) for the TLS tests, which
+#                        read SLUICE_MYSQL_TLS_URL and SLUICE_MYSQL_TLS_DIR.
 set -euo pipefail
 SERVICE=mariadb
 SERVER=mariadbd
@@ -37,6 +45,7 @@ PID_FILE="$ROOT/mysqld.pid"
 LOG_FILE="$ROOT/err.log"
 STATE_FILES=("$ENV_FILE")
 URL="mysql://etl:etl@$HOST:$PORT/etl"
+TLS_DIR=${SLUICE_MYSQL_TLS_DIR:-}
 START_TIMEOUT=60   # seconds
 STOP_TIMEOUT=30    # seconds, then SIGKILL
 
@@ -75,12 +84,18 @@ cmd_start() {
     mariadb-install-db --no-defaults "${user_args[@]}" --datadir="$DATA" --skip-test-db \
         --auth-root-authentication-method=normal >"$ROOT/install.log" 2>&1 \
         || { tail -n 20 "$ROOT/install.log" >&2; die "mariadb-install-db failed"; }
+    local tls_args=()
+    if [[ -n $TLS_DIR ]]; then
+        make_test_certs "$TLS_DIR" mysql
+        tls_args=(--ssl-ca="$TLS_DIR/ca.crt" --ssl-cert="$TLS_DIR/server.crt"
+            --ssl-key="$TLS_DIR/server.key" --require-secure-transport=ON)
+    fi
     nohup "$(mariadbd_bin)" --no-defaults "${user_args[@]}" --datadir="$DATA" \
         --bind-address=$HOST --port="$PORT" --socket="$SOCK" --pid-file="$PID_FILE" \
         --log-error="$LOG_FILE" --skip-name-resolve \
         --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-        </dev/null >/dev/null 2>&1 &
+        "${tls_args[@]}" </dev/null >/dev/null 2>&1 &
     local bgpid=$!
     wait_ready "$bgpid" "$START_TIMEOUT" 0.2 "answer" -- answers
     mariadb --no-defaults -uroot --socket="$SOCK" -e \

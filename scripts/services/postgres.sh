@@ -29,6 +29,16 @@
 #   PGBIN                PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 #   SLUICE_PG_WAL_LEVEL  wal_level (default logical; tests use `replica` to check the
 #                        error a misconfigured server gets)
+#   SLUICE_PG_TLS_DIR    opt-in TLS (default off): a directory for the certificates.
+#                        `start` makes a throwaway CA (ca.crt) and a server certificate
+#                        for DNS name `localhost` only (server.crt/server.key) there
+#                        unless server.crt and server.key already exist, runs the server
+#                        with ssl=on, and adds role `sluice_tls` (password
+#                        `sluice-tls-secret`, SUPERUSER REPLICATION) whose pg_hba rules
+#                        are `hostssl` only (`hostnossl ... reject`), and role
+#                        `sluice_tls_cert` that logs in with a client certificate
+#                        (`cert` auth: CN = role name, signed by ca.key). Every other
+#                        role keeps plaintext, so the rest of the suite runs unchanged.
 set -euo pipefail
 SERVICE=postgres
 SERVER=postgres
@@ -44,6 +54,7 @@ LOG_FILE="$DATA_ROOT/postgres.log"
 BIN_FILE="$RUN_DIR/postgres.bin"
 STATE_FILES=("$ENV_FILE" "$BIN_FILE")
 URL="postgres://postgres:postgres@$HOST:$PORT/postgres"
+TLS_DIR=${SLUICE_PG_TLS_DIR:-}
 
 # Runs a PostgreSQL binary as the `postgres` OS user when we are root (the server
 # refuses to run as root), as ourselves otherwise.
@@ -59,6 +70,25 @@ install_pg() {
     [[ -x $PGBIN/postgres && -x $PGBIN/initdb ]] && return 0
     apt_install postgresql-15
     [[ -x $PGBIN/postgres ]] || die "postgresql-15 installed but $PGBIN/postgres is missing; set PGBIN"
+}
+
+# The `sluice_tls` role may only connect over TLS; rules match first to last.
+tls_hba() {
+    local hba="$DATA/pg_hba.conf"
+    {
+        echo "hostnossl all         sluice_tls_cert all reject"
+        echo "hostnossl replication sluice_tls_cert all reject"
+        echo "hostssl   all         sluice_tls_cert all cert"
+        echo "hostssl   replication sluice_tls_cert all cert"
+        echo "hostnossl all         sluice_tls all reject"
+        echo "hostnossl replication sluice_tls all reject"
+        echo "hostssl   all         sluice_tls all scram-sha-256"
+        echo "hostssl   replication sluice_tls all scram-sha-256"
+        cat "$hba"
+    } >"$hba.new"
+    mv "$hba.new" "$hba"
+    [[ $(id -u) == 0 ]] && chown postgres:postgres "$hba"
+    return 0
 }
 
 running() { [[ -f $DATA/postmaster.pid ]] && as_pg "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
@@ -88,9 +118,22 @@ cmd_start() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-sync >"$DATA_ROOT/initdb.log" 2>&1 \
         || { tail -n 20 "$DATA_ROOT/initdb.log" >&2; die "initdb failed"; }
     rm -f "$pwfile"
+    local tls_opts=""
+    if [[ -n $TLS_DIR ]]; then
+        make_test_certs "$TLS_DIR" postgres
+        tls_hba
+        tls_opts="-c ssl=on -c ssl_cert_file=$TLS_DIR/server.crt -c ssl_key_file=$TLS_DIR/server.key -c ssl_ca_file=$TLS_DIR/ca.crt"
+    fi
     as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 -o \
-        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s" \
+        "-c listen_addresses=$HOST -p $PORT -k $DATA_ROOT -c wal_level=$WAL_LEVEL -c max_replication_slots=40 -c max_wal_senders=40 -c max_connections=200 -c fsync=off -c full_page_writes=off -c wal_sender_timeout=60s $tls_opts" \
         start >&2 || { tail -n 20 "$LOG_FILE" >&2; die "pg_ctl start failed"; }
+    if [[ -n $TLS_DIR ]]; then
+        as_pg "$PGBIN/psql" -h "$DATA_ROOT" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+            -c "CREATE ROLE sluice_tls LOGIN SUPERUSER REPLICATION PASSWORD 'sluice-tls-secret'" \
+            -c "CREATE ROLE sluice_tls_cert LOGIN SUPERUSER REPLICATION" >&2 \
+            || die "creating roles sluice_tls and sluice_tls_cert failed"
+        say "TLS on (certificates in $TLS_DIR; role sluice_tls is hostssl-only)"
+    fi
     say "PostgreSQL up at $HOST:$PORT (data $DATA, log $LOG_FILE)"
     print_url
 }

@@ -5,4 +5,6 @@
 pub mod kafka;
 pub mod mongodb;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod sql;
+pub mod tls;

@@ -1,11 +1,14 @@
 //! The PostgreSQL client pieces shared by the `postgres` sink and the
 //! `postgres-poll` source: connecting with errors that name the fix, and
-//! classifying server errors by what to do about them.
+//! classifying server errors by what to do about them. TLS and the URL's
+//! libpq parameters are in [`super::postgres_tls`].
 
 use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+pub use super::postgres_tls::PgTarget;
 
 use super::sql::chain;
 use crate::connector::ErrorClass;
@@ -50,30 +53,20 @@ pub fn classify(e: &tokio_postgres::Error) -> ErrorClass {
 }
 
 /// Connects on `rt`, running the connection task there. Errors say whether
-/// the credentials, the database or the network is the problem.
+/// TLS, the credentials, the database or the network is the problem.
 pub fn connect(
     rt: &tokio::runtime::Runtime,
-    url: &str,
+    target: &PgTarget,
     timeout: Duration,
 ) -> Result<Client, ErrorClass> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| ErrorClass::Fatal(format!("invalid PostgreSQL URL: {e}")))?;
-    config.connect_timeout(timeout);
-    let where_ = format!(
-        "{}:{}",
-        config
-            .get_hosts()
-            .first()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(s) => s.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .unwrap_or_default(),
-        config.get_ports().first().copied().unwrap_or(5432)
-    );
-    let (client, connection) = rt.block_on(config.connect(NoTls)).map_err(|e| {
+    let mut target = target.clone();
+    target.config.connect_timeout(timeout);
+    let where_ = target.describe();
+    rt.block_on(target.connect()).map_err(|e| {
+        if let Some(why) = target.explain_tls(&e) {
+            // A certificate or TLS setting does not fix itself on retry.
+            return ErrorClass::Fatal(why);
+        }
         let class = classify(&e);
         let what = match &class {
             ErrorClass::Fatal(m) if m.contains("SQLSTATE 28") => format!(
@@ -88,11 +81,5 @@ pub fn connect(
             ErrorClass::Retry(_) => ErrorClass::Retry(what),
             _ => ErrorClass::Fatal(what),
         }
-    })?;
-    rt.spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("PostgreSQL connection ended: {e}");
-        }
-    });
-    Ok(client)
+    })
 }

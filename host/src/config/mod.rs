@@ -438,8 +438,7 @@ impl Loader<'_> {
             let Some((kind, _)) = self.typed_body(node, &field, &crate::sources::types()) else {
                 continue;
             };
-            if let Some(mut config) = self.source_config(node, &field, &kind) {
-                config.resolve_paths(&self.base);
+            if let Some(config) = self.source_config(node, &field, &kind) {
                 out.push(SourceDef {
                     name,
                     config,
@@ -465,7 +464,9 @@ impl Loader<'_> {
         self.doc_page = Some(format!("docs/connectors/sources/{kind}.md"));
         let config = self.parsed(node, field, Value::Object(body), parse).clean();
         self.doc_page = None;
-        let config = config?;
+        let mut config = config?;
+        // Paths first: checks read files (TLS certificates) where they will be.
+        config.resolve_paths(&self.base);
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
@@ -640,13 +641,15 @@ impl Loader<'_> {
         self.doc_page = Some(format!("docs/connectors/sinks/{kind}.md"));
         let config = self.parsed(node, field, Value::Object(body), parse).clean();
         self.doc_page = None;
-        let Some(config) = config else {
+        let Some(mut config) = config else {
             if let Some(owner) = field.strip_prefix("sinks.") {
                 self.unloaded_inputs
                     .push(("sinks", owner.to_string(), inputs));
             }
             return None;
         };
+        // Paths first: checks read files (TLS certificates) where they will be.
+        config.resolve_paths(&self.base);
         if let Err(issue) = config.check() {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
@@ -656,8 +659,6 @@ impl Loader<'_> {
             }
             return None;
         }
-        let mut config = config;
-        config.resolve_paths(&self.base);
         Some((config, inputs))
     }
 

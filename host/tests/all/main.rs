@@ -12,6 +12,8 @@ mod kafka;
 mod languages;
 mod logistics;
 mod mongo;
+mod mysql_tls;
+mod pg_tls;
 mod plugin_logs;
 mod postgres_cdc;
 mod postgres_poll;

@@ -10,12 +10,15 @@ use mongodb::options::ClientOptions;
 use mongodb::sync::Client;
 
 use super::errors::{connect_error, redact};
+use super::tls::Access;
 
-/// A client for `uri` that has answered a `ping`.
-pub fn connect(uri: &str, timeout_ms: u64) -> Result<(Client, ClientOptions)> {
+/// A client for `uri` (with `access`: TLS, password file) that has
+/// answered a `ping`.
+pub fn connect(uri: &str, access: Access<'_>, timeout_ms: u64) -> Result<(Client, ClientOptions)> {
     let mut options = ClientOptions::parse(uri)
         .run()
         .map_err(|e| anyhow!("invalid MongoDB connection string {}: {e}", redact(uri)))?;
+    access.apply(&mut options)?;
     options.server_selection_timeout = Some(Duration::from_millis(timeout_ms));
     options.connect_timeout = Some(Duration::from_millis(timeout_ms));
     if options.app_name.is_none() {

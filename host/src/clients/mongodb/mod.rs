@@ -5,6 +5,7 @@
 pub mod client;
 pub mod errors;
 pub mod mapping;
+pub mod tls;
 
 use crate::connector::ConfigIssue;
 

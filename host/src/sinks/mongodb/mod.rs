@@ -244,7 +244,11 @@ impl MongoSink {
 
 impl Sink for MongoSink {
     fn open(&mut self, _position: Option<&Value>) -> Result<()> {
-        let (client, options) = client::connect(&self.config.uri, self.config.connect_timeout_ms)?;
+        let (client, options) = client::connect(
+            &self.config.uri,
+            self.config.access(),
+            self.config.connect_timeout_ms,
+        )?;
         self.write_concern = options
             .write_concern
             .as_ref()
@@ -298,6 +302,10 @@ pub const KIND: SinkKind = SinkKind {
 impl SinkConfig for MongoSinkConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
         MongoSinkConfig::check(self)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        MongoSinkConfig::resolve_paths(self, base);
     }
 
     fn build(&self, name: &str) -> Result<Box<dyn Sink>> {

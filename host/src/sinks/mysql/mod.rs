@@ -4,6 +4,8 @@
 //! tombstones. Batching, retries and dead letters are shared with the
 //! `postgres` sink ([`super::sql`]).
 
+mod tls;
+
 use std::time::Duration;
 
 use anyhow::Result;
@@ -82,6 +84,8 @@ fn to_param(v: &Value) -> mysql_async::Value {
 /// The MySQL half of the sink.
 pub struct MysqlBackend {
     opts: Opts,
+    /// The name the server's certificate must carry, for messages.
+    tls_name: String,
     connect_timeout: Duration,
     rt: tokio::runtime::Runtime,
     conn: Option<Conn>,
@@ -124,14 +128,27 @@ impl Backend for MysqlBackend {
             .rt
             .block_on(async { tokio::time::timeout(timeout, Conn::new(self.opts.clone())).await })
             .map_err(|_| ErrorClass::Retry(format!("cannot connect to MySQL at {where_}: no answer within {timeout:?}")))?
-            .map_err(|e| match classify(&e) {
+            .map_err(|e| {
+                if let Some(why) = tls::explain(&e, &format!("MySQL at {where_}"), &self.tls_name) {
+                    // A certificate or TLS setting does not fix itself on retry.
+                    return ErrorClass::Fatal(why);
+                }
+                match classify(&e) {
                 ErrorClass::Fatal(m) if m.contains("error 1045") || m.contains("error 1698") => {
+                    // MariaDB answers a plaintext client under
+                    // require_secure_transport (or REQUIRE SSL) the same way.
+                    let tls_hint = if self.opts.ssl_opts().is_none() {
+                        "; if the server requires TLS (require_secure_transport=ON, or REQUIRE SSL for this user), set `tls: {mode: verify-full, ca_file: <the server's CA>}`"
+                    } else {
+                        ""
+                    };
                     ErrorClass::Fatal(format!(
-                        "MySQL at {where_} refused the credentials: {m}; check the user and password in `url`"
+                        "MySQL at {where_} refused the credentials: {m}; check the user and password in `url`{tls_hint}"
                     ))
                 }
                 ErrorClass::Fatal(m) => ErrorClass::Fatal(format!("MySQL at {where_}: {m}; check `url`")),
                 _ => ErrorClass::Retry(format!("cannot connect to MySQL at {where_}: {}", chain(&e))),
+                }
             })?;
         self.conn = Some(conn);
         // Bad values are errors (strict mode), not silent truncation.
@@ -291,7 +308,16 @@ pub const KIND: SinkKind = SinkKind {
 
 impl SinkConfig for MysqlSinkConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
-        self.0.check(SCHEMES)
+        self.0.check(SCHEMES)?;
+        tls::ssl_opts(self.0.tls.as_ref())?;
+        if let Some(p) = &self.0.password_file {
+            crate::clients::tls::read_password_file(p)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.0.resolve_paths(base);
     }
 
     fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
@@ -301,13 +327,26 @@ impl SinkConfig for MysqlSinkConfig {
             None => config.url.clone(),
         };
         let opts = Opts::from_url(&url).map_err(|e| anyhow::anyhow!("invalid MySQL URL: {e}"))?;
-        let opts: Opts = OptsBuilder::from_opts(opts)
+        let mut builder = OptsBuilder::from_opts(opts);
+        if let Some(p) = &config.password_file {
+            builder = builder.pass(Some(crate::clients::tls::read_password_file(p)?));
+        }
+        if let Some(ssl) = tls::ssl_opts(config.tls.as_ref())? {
+            builder = builder.ssl_opts(ssl);
+        }
+        let opts: Opts = builder
             .prefer_socket(false)
             .stmt_cache_size(64)
             .wait_timeout(None)
             .into();
+        let tls_name = config
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_else(|| opts.ip_or_hostname().to_string());
         let backend = MysqlBackend {
             opts,
+            tls_name,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             rt: client_runtime("MySQL")?,
             conn: None,

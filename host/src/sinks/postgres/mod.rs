@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use super::sql::{client_runtime, Backend, Inferred, Op, Row, SqlSink, SqlSinkConfig, TableRef};
-use crate::clients::postgres::{classify, connect};
+use crate::clients::postgres::{classify, connect, PgTarget};
 use crate::clients::sql::quote_ident;
 use crate::connector::{parse_sink, ConfigIssue, ErrorClass, Sink, SinkConfig, SinkKind};
 
@@ -45,7 +45,7 @@ fn qualified(t: &TableRef) -> String {
 
 /// The PostgreSQL half of the sink.
 pub struct PostgresBackend {
-    url: String,
+    target: PgTarget,
     connect_timeout: Duration,
     rt: tokio::runtime::Runtime,
     client: Option<Client>,
@@ -69,7 +69,7 @@ impl PostgresBackend {
 impl Backend for PostgresBackend {
     fn connect(&mut self) -> Result<(), ErrorClass> {
         self.client = None;
-        let client = connect(&self.rt, &self.url, self.connect_timeout)?;
+        let client = connect(&self.rt, &self.target, self.connect_timeout)?;
         self.client = Some(client);
         Ok(())
     }
@@ -223,15 +223,27 @@ pub const KIND: SinkKind = SinkKind {
     parse: parse_sink::<PostgresSinkConfig>,
 };
 
+impl PostgresSinkConfig {
+    fn target(&self) -> Result<PgTarget, ConfigIssue> {
+        let c = &self.0;
+        PgTarget::new(&c.url, c.tls.as_ref(), c.password_file.as_deref())
+    }
+}
+
 impl SinkConfig for PostgresSinkConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
-        self.0.check(SCHEMES)
+        self.0.check(SCHEMES)?;
+        self.target().map(|_| ())
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.0.resolve_paths(base);
     }
 
     fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
         let config = &self.0;
         let backend = PostgresBackend {
-            url: config.url.clone(),
+            target: self.target()?,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             rt: client_runtime("PostgreSQL")?,
             client: None,

@@ -1,5 +1,8 @@
 //! What users write for a `postgres` or `mysql` sink (one shape for both).
 
+use std::path::{Path, PathBuf};
+
+use crate::clients::tls::TlsOptions;
 use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
@@ -53,6 +56,12 @@ pub struct SqlSinkConfig {
     /// Connect timeout, in ms.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// TLS: `{mode, ca_file, cert_file, key_file, server_name}` (see
+    /// docs/tls.md). PostgreSQL also reads libpq's `sslmode`, `sslrootcert`,
+    /// `sslcert` and `sslkey` from `url`.
+    pub tls: Option<TlsOptions>,
+    /// File holding the password (its first line), instead of one in `url`.
+    pub password_file: Option<PathBuf>,
 }
 
 /// How rows are written.
@@ -139,6 +148,16 @@ impl SqlSinkConfig {
             );
         }
         Ok(())
+    }
+
+    /// Makes the TLS and password file paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_paths(base);
+        }
+        if let Some(p) = &mut self.password_file {
+            *p = base.join(&*p);
+        }
     }
 
     /// The table for events of `stream`.

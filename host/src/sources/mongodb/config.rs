@@ -1,5 +1,9 @@
 //! What users write for a `mongodb` source.
 
+use std::path::{Path, PathBuf};
+
+use crate::clients::mongodb::tls::Access;
+use crate::clients::tls::TlsOptions;
 use crate::connector::ConfigIssue;
 use serde::Deserialize;
 
@@ -42,6 +46,11 @@ pub struct MongoSourceConfig {
     /// How long to look for a reachable server before failing, in ms.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// TLS: `{mode, ca_file, cert_file, key_file}` (see docs/tls.md);
+    /// `tls=true&tlsCAFile=…` in `uri` works too.
+    pub tls: Option<TlsOptions>,
+    /// File holding the password (its first line) for the user in `uri`.
+    pub password_file: Option<PathBuf>,
 }
 
 /// Collection include/exclude lists.
@@ -92,10 +101,29 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 impl MongoSourceConfig {
+    /// TLS and the password file, as the client takes them.
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            tls: self.tls.as_ref(),
+            password_file: self.password_file.as_deref(),
+        }
+    }
+
+    /// Makes the TLS and password file paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_paths(base);
+        }
+        if let Some(p) = &mut self.password_file {
+            *p = base.join(&*p);
+        }
+    }
+
     /// Checks serde cannot express: (field to point at, field the message is
     /// about, what was expected).
     pub fn check(&self) -> Result<(), ConfigIssue> {
         crate::clients::mongodb::check_uri(&self.uri)?;
+        self.access().check()?;
         if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
             return Err(ConfigIssue::at("database", format!(
                     "`{}` is not a database name; expected a non-empty name without `/ . $` or spaces",

@@ -151,7 +151,7 @@ impl MongoSource {
     fn connect(&mut self) -> Result<()> {
         let uri = &self.config.uri;
         let timeout = self.config.connect_timeout_ms;
-        let (client, _) = client::connect(uri, timeout)?;
+        let (client, _) = client::connect(uri, self.config.access(), timeout)?;
         if let Ok(hello) = client
             .database("admin")
             .run_command(doc! {"hello": 1})
@@ -677,6 +677,10 @@ pub const KIND: SourceKind = SourceKind {
 impl SourceConfig for MongoSourceConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
         MongoSourceConfig::check(self)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        MongoSourceConfig::resolve_paths(self, base);
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {

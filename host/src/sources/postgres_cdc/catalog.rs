@@ -2,12 +2,13 @@
 //! run before anything starts (each failure names the problem and the fix),
 //! table selection, the publication, table shapes and type lookups.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::clients::postgres::PgTarget;
 
 use super::pgoutput::{Column, Relation};
 use super::types::TypeRegistry;
@@ -59,20 +60,15 @@ pub fn quote_literal(s: &str) -> String {
 }
 
 /// Connects an ordinary session (UTC, ISO dates) with bounded retries when
-/// the server cannot be reached; wrong credentials fail at once.
-pub async fn connect(url: &str) -> Result<Client> {
-    let config = tokio_postgres::Config::from_str(url).context("parsing `url`")?;
-    let target = describe(&config);
+/// the server cannot be reached; wrong credentials or TLS fail at once.
+pub async fn connect(target: &PgTarget) -> Result<Client> {
+    let config = &target.config;
+    let where_ = target.describe();
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
-        match config.connect(NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("postgres connection ended: {e}");
-                    }
-                });
+        match target.connect().await {
+            Ok(client) => {
                 client
                     .batch_execute(
                         "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO'; SET extra_float_digits = 3",
@@ -81,17 +77,20 @@ pub async fn connect(url: &str) -> Result<Client> {
                 return Ok(client);
             }
             Err(e) => {
+                if let Some(why) = target.explain_tls(&e) {
+                    return Err(anyhow!(why));
+                }
                 if let Some(db) = e.as_db_error() {
-                    return Err(explain_db_error(db.code(), db.message(), &config, &target));
+                    return Err(explain_db_error(db.code(), db.message(), config, &where_));
                 }
                 if attempt >= 5 {
                     return Err(anyhow!(
-                        "cannot reach PostgreSQL at {target} after {attempt} attempts: {e}; check that the server is running and `url` names the right host and port"
+                        "cannot reach PostgreSQL at {where_} after {attempt} attempts: {e}; check that the server is running and `url` names the right host and port"
                     ));
                 }
                 tracing::warn!(
                     attempt,
-                    "PostgreSQL at {target} unreachable ({e}); retrying in {delay:?}"
+                    "PostgreSQL at {where_} unreachable ({e}); retrying in {delay:?}"
                 );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
@@ -99,17 +98,6 @@ pub async fn connect(url: &str) -> Result<Client> {
             }
         }
     }
-}
-
-fn describe(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}")
 }
 
 /// Turns a server error at connect time into what to do about it.

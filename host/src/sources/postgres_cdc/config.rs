@@ -1,10 +1,12 @@
 //! What users write for a `postgres-cdc` source.
 
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::types::DecimalHandling;
+use crate::clients::postgres::PgTarget;
+use crate::clients::tls::TlsOptions;
 use crate::connector::ConfigIssue;
 
 /// Configuration of a `postgres-cdc` source.
@@ -50,6 +52,12 @@ pub struct PostgresCdcConfig {
     /// with `tombstones.on.delete` (default false).
     #[serde(default)]
     pub tombstones_on_delete: bool,
+    /// TLS for both connections (queries and replication):
+    /// `{mode, ca_file, cert_file, key_file, server_name}` (see docs/tls.md);
+    /// libpq's `sslmode`/`sslrootcert`/`sslcert`/`sslkey` in `url` work too.
+    pub tls: Option<TlsOptions>,
+    /// File holding the password (its first line), instead of one in `url`.
+    pub password_file: Option<PathBuf>,
 }
 
 /// When to read existing rows.
@@ -77,12 +85,7 @@ impl PostgresCdcConfig {
     /// Checks what serde cannot: (anchor field, field, message).
     pub fn check(&self) -> Result<(), ConfigIssue> {
         let err = |f: &str, m: String| Err(ConfigIssue::at(f, m));
-        if let Err(e) = tokio_postgres::Config::from_str(&self.url) {
-            return err(
-                "url",
-                format!("not a PostgreSQL URL ({e}); expected postgres://user:password@host:port/database"),
-            );
-        }
+        self.target()?;
         for (field, v) in [("slot", &self.slot), ("publication", &self.publication)] {
             if let Some(n) = v {
                 if !valid_identifier(n) {
@@ -113,6 +116,21 @@ impl PostgresCdcConfig {
             }
         }
         Ok(())
+    }
+
+    /// The server, TLS and password resolved (files read).
+    pub fn target(&self) -> Result<PgTarget, ConfigIssue> {
+        PgTarget::new(&self.url, self.tls.as_ref(), self.password_file.as_deref())
+    }
+
+    /// Makes the TLS and password file paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_paths(base);
+        }
+        if let Some(p) = &mut self.password_file {
+            *p = base.join(&*p);
+        }
     }
 
     /// The slot name for source `source`.

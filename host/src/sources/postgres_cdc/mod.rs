@@ -25,7 +25,6 @@ mod types;
 mod wire;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use serde_json::{json, Value};
 
 pub use config::{PostgresCdcConfig, SnapshotMode};
 
+use crate::clients::postgres::PgTarget;
 use crate::connector::Progress;
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Backoff, Polled, Source};
@@ -63,6 +63,7 @@ struct Txn {
 /// A running `postgres-cdc` source.
 pub struct PostgresCdcSource {
     config: PostgresCdcConfig,
+    target: PgTarget,
     server: String,
     origin: Arc<str>,
     progress: Arc<Progress>,
@@ -103,7 +104,8 @@ impl PostgresCdcSource {
         origin: Arc<str>,
         progress: Arc<Progress>,
     ) -> Result<Self> {
-        let pg = tokio_postgres::Config::from_str(&config.url).context("parsing `url`")?;
+        let target = config.target().context("`url` or `tls`")?;
+        let pg = &target.config;
         let host = match pg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "localhost".to_string(),
@@ -116,6 +118,7 @@ impl PostgresCdcSource {
             user,
             password: pg.get_password().map(<[u8]>::to_vec),
             application_name: format!("sluice-{name}"),
+            tls: target.tls.clone(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -127,6 +130,7 @@ impl PostgresCdcSource {
             publication: config.publication_name(name),
             types: TypeRegistry::new(config.decimal_handling),
             config,
+            target,
             origin,
             progress,
             rt,
@@ -158,9 +162,36 @@ impl PostgresCdcSource {
 
     /// Opens the replication connection, explaining the usual refusals.
     fn replication_connection(&self) -> Result<ReplicationConnection> {
+        let conn = self.open_replication()?;
+        tracing::debug!(
+            source = %self.origin,
+            tls = self.params.tls.is_some(),
+            channel_binding = conn.channel_bound,
+            "replication connection open"
+        );
+        Ok(conn)
+    }
+
+    fn open_replication(&self) -> Result<ReplicationConnection> {
         ReplicationConnection::connect(&self.params, IO_TIMEOUT).map_err(|e| {
             let target = format!("{}:{}", self.params.host, self.params.port);
             match &e {
+                WireError::Tls(t) => anyhow!(
+                    "replication connection: {}",
+                    crate::clients::tls::explain(t, &format!("PostgreSQL at {target}"), &self.target.tls_name())
+                ),
+                WireError::NoTls => anyhow!(
+                    "replication connection: {}",
+                    crate::clients::postgres_tls::no_tls_on_server(&format!("PostgreSQL at {target}"))
+                ),
+                WireError::Server(s) if s.code == "28000" && s.message.contains("no encryption") => anyhow!(
+                    "replication connection: {}",
+                    crate::clients::postgres_tls::tls_required(&format!("PostgreSQL at {target}"), &s.message)
+                ),
+                WireError::Server(s) if s.code == "28000" && s.message.contains("client certificate") => anyhow!(
+                    "replication connection: {}",
+                    crate::clients::postgres_tls::client_cert_required(&format!("PostgreSQL at {target}"), &s.message)
+                ),
                 WireError::Server(s) if s.code == "28000" => anyhow!(
                     "PostgreSQL at {target} refused a replication connection for `{}` ({s}). Fix: allow it in pg_hba.conf (a `host replication {} <address> scram-sha-256` line) and reload",
                     self.params.user,
@@ -178,7 +209,7 @@ impl PostgresCdcSource {
 
     /// Checks, tables, publication; returns the selected tables' shapes.
     fn prepare(&mut self) -> Result<Vec<(TableRef, Relation)>> {
-        let client = self.rt.block_on(catalog::connect(&self.config.url))?;
+        let client = self.rt.block_on(catalog::connect(&self.target))?;
         self.rt.block_on(catalog::check_replication(&client))?;
         let tables = self.rt.block_on(catalog::select_tables(
             &client,
@@ -398,7 +429,7 @@ impl PostgresCdcSource {
             return Ok(());
         }
         self.client = None;
-        let client = self.rt.block_on(catalog::connect(&self.config.url))?;
+        let client = self.rt.block_on(catalog::connect(&self.target))?;
         self.client = Some(client);
         Ok(())
     }
@@ -797,6 +828,10 @@ pub const KIND: SourceKind = SourceKind {
 impl SourceConfig for PostgresCdcConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
         PostgresCdcConfig::check(self)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        PostgresCdcConfig::resolve_paths(self, base);
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {

@@ -7,13 +7,23 @@
 //! keep an exported snapshot alive while another session imports it, so this
 //! speaks the protocol directly. It runs on the source's own thread; reads
 //! take a timeout so `poll` never blocks for long.
+//!
+//! TLS is negotiated as libpq does: an SSLRequest, then (on `S`) a rustls
+//! handshake over the same socket with the configuration shared by the other
+//! PostgreSQL connectors; SCRAM binds to the TLS channel
+//! (`SCRAM-SHA-256-PLUS`, tls-server-end-point) when the server offers it.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::frontend;
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::clients::tls::{Tls, TlsMode};
 
 /// An error the server reported, with its SQLSTATE.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,6 +62,12 @@ pub enum WireError {
     /// The server sent something this client does not understand.
     #[error("replication protocol: {0}")]
     Protocol(String),
+    /// The TLS handshake failed (certificate, name, alert).
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    /// TLS is required and the server answered the SSLRequest with `N`.
+    #[error("the server does not support TLS")]
+    NoTls,
 }
 
 /// Where and as whom to connect.
@@ -69,6 +85,122 @@ pub struct ConnectParams {
     pub dbname: String,
     /// Reported in `pg_stat_replication`.
     pub application_name: String,
+    /// TLS, unless disabled.
+    pub tls: Option<Tls>,
+}
+
+/// The socket, encrypted or not.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// An I/O error from rustls' stream, with the TLS error inside it taken out.
+fn tls_io(e: io::Error) -> WireError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(t) => WireError::Tls(t.clone()),
+        None => WireError::Io(e),
+    }
+}
+
+/// Asks for TLS (SSLRequest) and does the handshake. `Ok(Plain)` when the
+/// server declines and `prefer` allows plaintext.
+fn negotiate_tls(
+    mut tcp: TcpStream,
+    tls: &Tls,
+    host: &str,
+    timeout: Duration,
+) -> Result<(Stream, Option<Vec<u8>>), WireError> {
+    let mut out = bytes_mut();
+    frontend::ssl_request(&mut out);
+    tcp.write_all(&out)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer)?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if tls.mode == TlsMode::Prefer => return Ok((Stream::Plain(tcp), None)),
+        b'N' => return Err(WireError::NoTls),
+        other => {
+            return Err(WireError::Protocol(format!(
+                "unexpected answer `{}` to the SSLRequest",
+                other as char
+            )))
+        }
+    }
+    let name = tls.name_for(host).map_err(WireError::Protocol)?;
+    let mut conn = ClientConnection::new(tls.config.clone(), name).map_err(WireError::Tls)?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(tls_io)?;
+    }
+    let binding = server_end_point(&conn);
+    Ok((Stream::Tls(Box::new(StreamOwned::new(conn, tcp))), binding))
+}
+
+/// The tls-server-end-point channel binding data (RFC 5929): a hash of the
+/// server's certificate with its signature's hash (SHA-1 upgraded to
+/// SHA-256). `None` for algorithms without one (Ed25519).
+fn server_end_point(conn: &ClientConnection) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    use x509_cert::der::oid::db::rfc5912::{
+        ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512, ID_SHA_1, ID_SHA_256,
+        ID_SHA_384, ID_SHA_512, SHA_1_WITH_RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION,
+        SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    };
+    use x509_cert::der::Decode;
+    let der = conn.peer_certificates()?.first()?;
+    let cert = x509_cert::Certificate::from_der(der.as_ref()).ok()?;
+    match cert.signature_algorithm.oid {
+        ID_SHA_1
+        | ID_SHA_256
+        | SHA_1_WITH_RSA_ENCRYPTION
+        | SHA_256_WITH_RSA_ENCRYPTION
+        | ECDSA_WITH_SHA_256 => Some(sha2::Sha256::digest(der.as_ref()).to_vec()),
+        ID_SHA_384 | SHA_384_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_384 => {
+            Some(sha2::Sha384::digest(der.as_ref()).to_vec())
+        }
+        ID_SHA_512 | SHA_512_WITH_RSA_ENCRYPTION | ECDSA_WITH_SHA_512 => {
+            Some(sha2::Sha512::digest(der.as_ref()).to_vec())
+        }
+        _ => None,
+    }
 }
 
 /// One message from the server: its tag and body.
@@ -82,9 +214,13 @@ pub struct Frame {
 
 /// A replication connection.
 pub struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     start: usize,
+    /// tls-server-end-point data when on TLS.
+    binding: Option<Vec<u8>>,
+    /// Whether SCRAM was bound to the TLS channel.
+    pub channel_bound: bool,
 }
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
@@ -119,10 +255,16 @@ impl ReplicationConnection {
             last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
         })?;
         stream.set_nodelay(true)?;
+        let (stream, binding) = match &params.tls {
+            Some(tls) => negotiate_tls(stream, tls, &params.host, timeout)?,
+            None => (Stream::Plain(stream), None),
+        };
         let mut conn = Self {
             stream,
             buf: Vec::with_capacity(1 << 16),
             start: 0,
+            binding,
+            channel_bound: false,
         };
         let mut out = bytes_mut();
         let startup = [
@@ -197,18 +339,28 @@ impl ReplicationConnection {
                     frontend::password_message(hash.as_bytes(), &mut out)?;
                 }
                 10 => {
-                    let offers_scram = data
-                        .split(|b| *b == 0)
-                        .any(|m| m == SCRAM_SHA_256.as_bytes());
-                    if !offers_scram {
+                    let offered: Vec<&[u8]> = data.split(|b| *b == 0).collect();
+                    let plus = offered.contains(&SCRAM_SHA_256_PLUS.as_bytes());
+                    if !plus && !offered.contains(&SCRAM_SHA_256.as_bytes()) {
                         return Err(WireError::Protocol(
                             "the server offers no SASL mechanism this client supports (SCRAM-SHA-256)"
                                 .into(),
                         ));
                     }
                     let pw = params.password.as_ref().ok_or_else(missing_password)?;
-                    let s = ScramSha256::new(pw, ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)?;
+                    // As libpq: bind when both sides can; say "y" (could
+                    // bind, not offered) on TLS so a downgrade is detected.
+                    let (mechanism, binding) = match (&self.binding, plus) {
+                        (Some(cb), true) => (
+                            SCRAM_SHA_256_PLUS,
+                            ChannelBinding::tls_server_end_point(cb.clone()),
+                        ),
+                        (Some(_), false) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        (None, _) => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                    };
+                    self.channel_bound = mechanism == SCRAM_SHA_256_PLUS;
+                    let s = ScramSha256::new(pw, binding);
+                    frontend::sasl_initial_response(mechanism, s.message(), &mut out)?;
                     scram = Some(s);
                 }
                 11 => {
@@ -308,7 +460,8 @@ impl ReplicationConnection {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        self.stream.write_all(bytes)?;
+        self.stream.write_all(bytes).map_err(tls_io)?;
+        self.stream.flush().map_err(tls_io)?;
         Ok(())
     }
 
@@ -369,6 +522,7 @@ impl ReplicationConnection {
             self.start = 0;
         }
         self.stream
+            .tcp()
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
         let mut chunk = [0u8; 64 * 1024];
         match self.stream.read(&mut chunk) {
@@ -388,7 +542,7 @@ impl ReplicationConnection {
             {
                 Ok(false)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(tls_io(e)),
         }
     }
 }

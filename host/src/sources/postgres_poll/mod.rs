@@ -12,6 +12,7 @@
 //! checkpointed once every sink has the rows, and a restart resumes after it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_postgres::Client;
 
-use crate::clients::postgres::{classify, connect};
+use crate::clients::postgres::{classify, connect, PgTarget};
+use crate::clients::tls::TlsOptions;
 use crate::connector::{
     parse_source, ConfigIssue, ErrorClass, SourceConfig, SourceContext, SourceKind,
 };
@@ -64,6 +66,11 @@ pub struct PostgresPollConfig {
     /// Connect timeout, in ms.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// TLS: `{mode, ca_file, cert_file, key_file, server_name}` (see
+    /// docs/tls.md); libpq's `sslmode`/`sslrootcert`/... in `url` work too.
+    pub tls: Option<TlsOptions>,
+    /// File holding the password (its first line), instead of one in `url`.
+    pub password_file: Option<PathBuf>,
 }
 
 fn default_poll_interval() -> u64 {
@@ -110,6 +117,11 @@ pub enum StreamCase {
 }
 
 impl PostgresPollConfig {
+    /// The server to poll, TLS and password resolved (files read).
+    pub fn target(&self) -> Result<PgTarget, ConfigIssue> {
+        PgTarget::new(&self.url, self.tls.as_ref(), self.password_file.as_deref())
+    }
+
     /// Cross-field checks serde cannot express.
     pub fn check(&self) -> Result<(), ConfigIssue> {
         if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
@@ -118,6 +130,7 @@ impl PostgresPollConfig {
                 "expected a postgres:// URL, e.g. `postgres://user:password@host:5432/db`",
             ));
         }
+        self.target()?;
         if self.tables.is_empty() || self.tables.iter().any(|t| t.trim().is_empty()) {
             return Err(ConfigIssue::at(
                 "tables",
@@ -219,9 +232,13 @@ impl PostgresPollSource {
 
     fn connect(&mut self) -> Result<(), ErrorClass> {
         self.client = None;
+        let target = self
+            .config
+            .target()
+            .map_err(|e| ErrorClass::Fatal(e.to_string()))?;
         let client = connect(
             &self.rt,
-            &self.config.url,
+            &target,
             Duration::from_millis(self.config.connect_timeout_ms),
         )?;
         self.rt
@@ -580,6 +597,15 @@ pub const KIND: SourceKind = SourceKind {
 impl SourceConfig for PostgresPollConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
         PostgresPollConfig::check(self)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Some(tls) = &mut self.tls {
+            tls.resolve_paths(base);
+        }
+        if let Some(p) = &mut self.password_file {
+            *p = base.join(&*p);
+        }
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
