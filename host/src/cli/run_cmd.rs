@@ -91,10 +91,16 @@ fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
-    let p = match load(file, plugin_path) {
-        Ok(p) => p,
-        Err(d) => return Ok(Err(d)),
-    };
+    match load(file, plugin_path) {
+        Ok(p) => prepare_loaded(p),
+        Err(d) => Ok(Err(d)),
+    }
+}
+
+/// Loads every plugin of a loaded pipeline; the diagnostics when anything is wrong.
+pub(super) fn prepare_loaded(
+    p: Pipeline,
+) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
     let diags = check_plugins(&p, &engine, &cache);
@@ -136,14 +142,25 @@ pub fn run(
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };
+    execute(&p, &engine, &cache, watch, progress)
+}
+
+/// Runs a prepared pipeline until it drains or is stopped, and reports.
+pub(super) fn execute(
+    p: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    watch: bool,
+    progress: bool,
+) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
     let bar = progress.then(super::progress::RunBar::new);
     let summary = pipeline::run(
-        &p,
-        &engine,
-        &cache,
+        p,
+        engine,
+        cache,
         RunOptions {
             watch,
             stop,
