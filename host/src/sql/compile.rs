@@ -109,6 +109,7 @@ pub fn compile(stmts: &[Statement], name: &str) -> Result<Plan, SqlErrors> {
         };
         if let Err(e) = result {
             c.errors.extend(e);
+            c.placeholder(s);
         }
     }
     for (name, props) in sinks {
@@ -220,6 +221,34 @@ impl Compiler {
         }
         self.used.insert(name.clone());
         name
+    }
+
+    /// After a failed stream or table statement, its name and topic still
+    /// resolve, so statements reading it do not report errors of their own.
+    fn placeholder(&mut self, s: &Statement) {
+        let (Statement::Declare { table, name, with } | Statement::CreateAs { table, name, with, .. }) = s else {
+            return;
+        };
+        let topic = with
+            .iter()
+            .find(|p| p.key == "kafka_topic")
+            .map_or(name.name.clone(), |p| p.value.clone());
+        self.rels.entry(name.name.clone()).or_insert(Rel {
+            table: *table,
+            node: name.name.clone(),
+            columns: None,
+            time: Time::Stamp,
+            key: None,
+        });
+        if matches!(s, Statement::CreateAs { .. }) {
+            self.topics.entry(topic).or_insert(Topic {
+                node: Some(name.name.clone()),
+                source: None,
+                unwrap: None,
+                table: *table,
+                at: name.at,
+            });
+        }
     }
 
     fn connector_name(&mut self, id: &Ident) -> R<()> {

@@ -350,6 +350,16 @@ impl Parser {
             }
         }
         if !self.eat_kw("FROM") {
+            // `SELECT a FORM s`: `FORM` was read as a bare alias of `a`.
+            if let Some(SelectItem::Expr { alias: Some(a), .. }) = items.last() {
+                if super::error::closest(&a.name, ["FROM"]).is_some() {
+                    return Err(SqlError::new(
+                        a.at,
+                        format!("expected `,` or `FROM` after the select list, found `{}`", a.name),
+                    )
+                    .suggest(&a.name, ["FROM"]));
+                }
+            }
             return Err(self.unexpected_kw("`,` or `FROM` after the select list", CLAUSES));
         }
         let from = self.relation()?;
@@ -949,7 +959,7 @@ mod tests {
         assert_eq!(errs.0.len(), 2);
         assert_eq!((errs.0[0].at.line, errs.0[0].at.col), (1, 8));
         assert_eq!(errs.0[0].suggestion.as_deref(), Some("STREAM"));
-        assert_eq!((errs.0[1].at.line, errs.0[1].at.col), (2, 30));
+        assert_eq!((errs.0[1].at.line, errs.0[1].at.col), (2, 29));
         assert_eq!(errs.0[1].suggestion.as_deref(), Some("FROM"));
         let errs = parse("CREATE TABLE t AS SELECT k, COUNT(*) FROM s WINDOW TUMBLNG (SIZE 1 SECOND) GROUP BY k;").expect_err("typo");
         assert_eq!(errs.0[0].suggestion.as_deref(), Some("TUMBLING"));

@@ -21,6 +21,7 @@ mod s3;
 mod sandbox;
 mod scaffold;
 mod sql_sinks;
+mod sql;
 mod sqldb;
 mod support;
 mod validate;
