@@ -33,7 +33,10 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "sql".into());
-    let data_dir = args.data_dir.as_ref().map(|d| absolute(d).display().to_string());
+    let data_dir = args
+        .data_dir
+        .as_ref()
+        .map(|d| absolute(d).display().to_string());
     let compiled = match sql::compile(&text, &name, data_dir, &shown) {
         Ok(c) => c,
         Err(errors) => {
@@ -58,7 +61,9 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
         Err(d) => Err(d),
     };
     match prepared {
-        Ok((p, engine, cache)) => super::run_cmd::execute(&p, &engine, &cache, false, args.progress),
+        Ok((p, engine, cache)) => {
+            super::run_cmd::execute(&p, &engine, &cache, false, args.progress)
+        }
         Err(diags) => {
             eprintln!("{}", located(&diags, &compiled.plan, &shown));
             Ok(ExitCode::FAILURE)

@@ -168,7 +168,14 @@ const STREAM_PROPS: &[&str] = &[
     "replicas",
 ];
 
-const FORMATS: &[&str] = &["json", "json_sr", "avro", "protobuf", "protobuf_nosr", "kafka"];
+const FORMATS: &[&str] = &[
+    "json",
+    "json_sr",
+    "avro",
+    "protobuf",
+    "protobuf_nosr",
+    "kafka",
+];
 
 impl Compiler {
     fn valid_name(id: &Ident) -> Result<(), SqlError> {
@@ -226,7 +233,11 @@ impl Compiler {
     /// After a failed stream or table statement, its name and topic still
     /// resolve, so statements reading it do not report errors of their own.
     fn placeholder(&mut self, s: &Statement) {
-        let (Statement::Declare { table, name, with } | Statement::CreateAs { table, name, with, .. }) = s else {
+        let (Statement::Declare { table, name, with }
+        | Statement::CreateAs {
+            table, name, with, ..
+        }) = s
+        else {
             return;
         };
         let topic = with
@@ -316,7 +327,12 @@ impl Compiler {
 
     /// The node whose output is `topic`; a connector's unwrap stage is
     /// created on first use, named `name` when given.
-    fn topic_node(&mut self, topic: &str, name: Option<&Ident>, at: Pos) -> Result<String, SqlError> {
+    fn topic_node(
+        &mut self,
+        topic: &str,
+        name: Option<&Ident>,
+        at: Pos,
+    ) -> Result<String, SqlError> {
         let Some(t) = self.topics.get(topic).cloned() else {
             let known: Vec<&str> = self.topics.keys().map(String::as_str).collect();
             return Err(SqlError::new(
@@ -348,7 +364,10 @@ impl Compiler {
                 let (at, note) = match name {
                     Some(id) => (
                         id.at,
-                        format!("CREATE STREAM {}: the unwrap transform of topic {topic}", id.name),
+                        format!(
+                            "CREATE STREAM {}: the unwrap transform of topic {topic}",
+                            id.name
+                        ),
                     ),
                     None => (t.at, format!("the unwrap transform of topic {topic}")),
                 };
@@ -372,7 +391,12 @@ impl Compiler {
     }
 
     /// Checks `WITH` of a stream or table; returns (topic, timestamp column).
-    fn stream_props(&self, with: &[Prop], at: Pos, default_topic: Option<&str>) -> R<(String, Option<String>)> {
+    fn stream_props(
+        &self,
+        with: &[Prop],
+        at: Pos,
+        default_topic: Option<&str>,
+    ) -> R<(String, Option<String>)> {
         let mut p = Props::new(with, at).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         for key in ["value_format", "key_format", "format"] {
@@ -472,18 +496,18 @@ impl Compiler {
 
     fn rel(&self, id: &Ident) -> Result<Rel, SqlError> {
         self.rels.get(&id.name).cloned().ok_or_else(|| {
-            SqlError::new(
-                id.at,
-                format!("unknown stream or table `{}`", id.name),
-            )
-            .suggest(&id.name, self.rels.keys().map(String::as_str))
+            SqlError::new(id.at, format!("unknown stream or table `{}`", id.name))
+                .suggest(&id.name, self.rels.keys().map(String::as_str))
         })
     }
 
     fn create_as(&mut self, table: bool, id: &Ident, with: &[Prop], q: &Query) -> R<()> {
         Self::valid_name(id).map_err(|e| vec![e])?;
         if self.rels.contains_key(&id.name) {
-            return one(SqlError::new(id.at, format!("`{}` is already defined", id.name)));
+            return one(SqlError::new(
+                id.at,
+                format!("`{}` is already defined", id.name),
+            ));
         }
         let (topic, time) = self.stream_props(with, id.at, Some(&id.name))?;
         if q.partition_by.is_some() {
@@ -536,7 +560,13 @@ impl Compiler {
     }
 
     /// Resolves a column of a one-relation query to its field.
-    fn column(rel: &Rel, names: &[&str], qualifier: Option<&str>, name: &str, at: Pos) -> Result<String, SqlError> {
+    fn column(
+        rel: &Rel,
+        names: &[&str],
+        qualifier: Option<&str>,
+        name: &str,
+        at: Pos,
+    ) -> Result<String, SqlError> {
         if let Some(q) = qualifier {
             if !names.contains(&q) {
                 return Err(SqlError::new(at, format!("unknown alias `{q}`"))
@@ -552,7 +582,11 @@ impl Compiler {
                 .collect();
             SqlError::new(
                 at,
-                format!("`{}` has no column `{name}`; its columns: {}", names[0], cols.join(", ")),
+                format!(
+                    "`{}` has no column `{name}`; its columns: {}",
+                    names[0],
+                    cols.join(", ")
+                ),
             )
             .suggest(name, cols)
         })
@@ -571,20 +605,32 @@ impl Compiler {
         if rel.table {
             return Err(SqlError::new(
                 r.name.at,
-                format!("`{}` is a table; it can be joined to a stream, not read as one", r.name.name),
+                format!(
+                    "`{}` is a table; it can be joined to a stream, not read as one",
+                    r.name.name
+                ),
             ));
         }
         Ok(rel)
     }
 
     /// `WHERE` as a `filter` stage in front of `input`.
-    fn where_stage(&mut self, id: &Ident, q: &Query, rel: &Rel, input: String, last: bool) -> R<String> {
+    fn where_stage(
+        &mut self,
+        id: &Ident,
+        q: &Query,
+        rel: &Rel,
+        input: String,
+        last: bool,
+    ) -> R<String> {
         let Some(cond) = &q.filter else {
             return Ok(input);
         };
         let names = Self::names(&q.from);
-        let text = expr::text(cond, &mut |qual, name, e| Self::column(rel, &names, qual, name, e.at))
-            .map_err(|e| vec![e])?;
+        let text = expr::text(cond, &mut |qual, name, e| {
+            Self::column(rel, &names, qual, name, e.at)
+        })
+        .map_err(|e| vec![e])?;
         let node = if last {
             self.claim(id).map_err(|e| vec![e])?
         } else {
@@ -597,7 +643,10 @@ impl Compiler {
             vec![
                 ("plugin".into(), Y::Str("filter".into())),
                 ("inputs".into(), Y::List(vec![Y::Str(input)])),
-                ("params".into(), Y::Map(vec![("where".into(), Y::Str(text))])),
+                (
+                    "params".into(),
+                    Y::Map(vec![("where".into(), Y::Str(text))]),
+                ),
             ],
         ));
         Ok(node)
@@ -607,7 +656,13 @@ impl Compiler {
     fn transform(&mut self, id: &Ident, q: &Query) -> R<Rel> {
         let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
         let names = Self::names(&q.from);
-        let star_only = matches!(q.items.as_slice(), [SelectItem::Star { qualifier: None, .. }]);
+        let star_only = matches!(
+            q.items.as_slice(),
+            [SelectItem::Star {
+                qualifier: None,
+                ..
+            }]
+        );
         if !q.group_by.is_empty() {
             return one(SqlError::new(
                 q.at,
@@ -641,13 +696,18 @@ impl Compiler {
                 SelectItem::Expr { expr: e, alias } => {
                     if let ExprKind::Column { qualifier, name } = &e.kind {
                         match Self::column(&rel, &names, qualifier.as_deref(), name, e.at) {
-                            Ok(f) => plain.push((alias.as_ref().map_or(name.clone(), |a| a.name.clone()), f)),
+                            Ok(f) => plain
+                                .push((alias.as_ref().map_or(name.clone(), |a| a.name.clone()), f)),
                             Err(err) => errors.push(err),
                         }
                         continue;
                     }
-                    let out = alias.as_ref().map_or(format!("ksql_col_{i}"), |a| a.name.clone());
-                    match expr::text(e, &mut |qual, name, e| Self::column(&rel, &names, qual, name, e.at)) {
+                    let out = alias
+                        .as_ref()
+                        .map_or(format!("ksql_col_{i}"), |a| a.name.clone());
+                    match expr::text(e, &mut |qual, name, e| {
+                        Self::column(&rel, &names, qual, name, e.at)
+                    }) {
                         Ok(t) => computed.push((out, t)),
                         Err(err) => errors.push(err),
                     }
@@ -657,7 +717,10 @@ impl Compiler {
         let mut seen = HashSet::new();
         for (out, _) in plain.iter().chain(&computed) {
             if !seen.insert(out.clone()) {
-                errors.push(SqlError::new(q.at, format!("column `{out}` is selected twice; rename one with AS")));
+                errors.push(SqlError::new(
+                    q.at,
+                    format!("column `{out}` is selected twice; rename one with AS"),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -760,7 +823,10 @@ impl Compiler {
         let mut errors = Vec::new();
         for item in &q.items {
             let SelectItem::Expr { expr: e, alias } = item else {
-                errors.push(SqlError::new(q.at, "`*` is not allowed with GROUP BY; list the key and LATEST_BY_OFFSET(column)s"));
+                errors.push(SqlError::new(
+                    q.at,
+                    "`*` is not allowed with GROUP BY; list the key and LATEST_BY_OFFSET(column)s",
+                ));
                 continue;
             };
             match &e.kind {
@@ -862,7 +928,8 @@ impl Compiler {
             };
             match &e.kind {
                 ExprKind::Column { name, qualifier } => {
-                    let pseudo = qualifier.is_none() && (name == "windowstart" || name == "windowend");
+                    let pseudo =
+                        qualifier.is_none() && (name == "windowstart" || name == "windowend");
                     if !pseudo && name != &key_col {
                         errors.push(SqlError::new(
                             e.at,
@@ -891,13 +958,23 @@ impl Compiler {
                     };
                     let text = if func == "count" {
                         if !*star {
-                            errors.push(SqlError::new(e.at, "COUNT(column) is not supported; use COUNT(*)"));
+                            errors.push(SqlError::new(
+                                e.at,
+                                "COUNT(column) is not supported; use COUNT(*)",
+                            ));
                             continue;
                         }
                         "count".to_string()
                     } else {
                         match args.as_slice() {
-                            [Expr { kind: ExprKind::Column { qualifier, name: col }, at }] => {
+                            [Expr {
+                                kind:
+                                    ExprKind::Column {
+                                        qualifier,
+                                        name: col,
+                                    },
+                                at,
+                            }] => {
                                 match Self::column(&rel, &names, qualifier.as_deref(), col, *at) {
                                     Ok(f) => format!("{func}({})", field(&f)),
                                     Err(err) => {
@@ -907,7 +984,10 @@ impl Compiler {
                                 }
                             }
                             _ => {
-                                errors.push(SqlError::new(e.at, format!("{} takes one column", name.to_uppercase())));
+                                errors.push(SqlError::new(
+                                    e.at,
+                                    format!("{} takes one column", name.to_uppercase()),
+                                ));
                                 continue;
                             }
                         }
@@ -924,11 +1004,17 @@ impl Compiler {
                         }
                     }
                 }
-                _ => errors.push(SqlError::new(e.at, "expected the GROUP BY column or an aggregate")),
+                _ => errors.push(SqlError::new(
+                    e.at,
+                    "expected the GROUP BY column or an aggregate",
+                )),
             }
         }
         if aggs.is_empty() && errors.is_empty() {
-            errors.push(SqlError::new(q.at, "a windowed table needs an aggregate, e.g. COUNT(*)"));
+            errors.push(SqlError::new(
+                q.at,
+                "a windowed table needs an aggregate, e.g. COUNT(*)",
+            ));
         }
         let mut params = vec![("window".to_string(), Y::Str(w.kind.clone()))];
         match (w.kind.as_str(), w.size_ms, w.advance_ms, w.gap_ms) {
@@ -938,9 +1024,17 @@ impl Compiler {
                 params.push(("advance_ms".into(), Y::Int(adv)));
             }
             ("session", None, None, Some(gap)) => params.push(("gap_ms".into(), Y::Int(gap))),
-            ("tumbling", ..) => errors.push(SqlError::new(w.at, "WINDOW TUMBLING takes (SIZE n UNIT)")),
-            ("hopping", ..) => errors.push(SqlError::new(w.at, "WINDOW HOPPING takes (SIZE n UNIT, ADVANCE BY n UNIT)")),
-            _ => errors.push(SqlError::new(w.at, "WINDOW SESSION takes (n UNIT), the inactivity gap")),
+            ("tumbling", ..) => {
+                errors.push(SqlError::new(w.at, "WINDOW TUMBLING takes (SIZE n UNIT)"))
+            }
+            ("hopping", ..) => errors.push(SqlError::new(
+                w.at,
+                "WINDOW HOPPING takes (SIZE n UNIT, ADVANCE BY n UNIT)",
+            )),
+            _ => errors.push(SqlError::new(
+                w.at,
+                "WINDOW SESSION takes (n UNIT), the inactivity gap",
+            )),
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -959,7 +1053,11 @@ impl Compiler {
         let node = self.claim(id).map_err(|e| vec![e])?;
         self.plan.stages.push(Self::entry(
             id.at,
-            format!("CREATE TABLE {} (WINDOW {})", id.name, w.kind.to_uppercase()),
+            format!(
+                "CREATE TABLE {} (WINDOW {})",
+                id.name,
+                w.kind.to_uppercase()
+            ),
             node.clone(),
             vec![
                 ("plugin".into(), Y::Str("window-aggregate".into())),
@@ -996,54 +1094,67 @@ impl Compiler {
             return one(SqlError::new(q.at, "GROUP BY with a JOIN is not supported"));
         }
         // A column: (side, field); 0 is the left (FROM) side.
-        let resolve = |qual: Option<&str>, name: &str, at: Pos| -> Result<(usize, String), SqlError> {
-            match qual {
-                Some(q) if lnames.contains(&q) => Self::column(&left, &lnames, None, name, at).map(|f| (0, f)),
-                Some(q) if rnames.contains(&q) => Self::column(&right, &rnames, None, name, at).map(|f| (1, f)),
-                Some(q) => Err(SqlError::new(at, format!("unknown alias `{q}`"))
-                    .suggest(q, lnames.iter().chain(&rnames).copied())),
-                None => {
-                    if let Some(f) = left.field_of(name) {
-                        Ok((0, f))
-                    } else if let Some(f) = right.field_of(name) {
-                        Ok((1, f))
-                    } else {
+        let resolve =
+            |qual: Option<&str>, name: &str, at: Pos| -> Result<(usize, String), SqlError> {
+                match qual {
+                    Some(q) if lnames.contains(&q) => {
                         Self::column(&left, &lnames, None, name, at).map(|f| (0, f))
                     }
-                }
-            }
-        };
-        // ON l.k = r.k, in either order.
-        let (lkey, rkey) = match &j.on.kind {
-            ExprKind::Binary("=", a, b) => match (&a.kind, &b.kind) {
-                (
-                    ExprKind::Column { qualifier: qa, name: na },
-                    ExprKind::Column { qualifier: qb, name: nb },
-                ) => {
-                    let x = resolve(qa.as_deref(), na, a.at).map_err(|e| vec![e])?;
-                    let y = resolve(qb.as_deref(), nb, b.at).map_err(|e| vec![e])?;
-                    match (x, y) {
-                        ((0, l), (1, r)) => ((l, na.clone()), (r, nb.clone())),
-                        ((1, r), (0, l)) => ((l, nb.clone()), (r, na.clone())),
-                        _ => {
-                            return one(SqlError::new(
-                                j.on.at,
-                                "ON must compare a column of each side (qualify them: o.k = c.k)",
-                            ))
+                    Some(q) if rnames.contains(&q) => {
+                        Self::column(&right, &rnames, None, name, at).map(|f| (1, f))
+                    }
+                    Some(q) => Err(SqlError::new(at, format!("unknown alias `{q}`"))
+                        .suggest(q, lnames.iter().chain(&rnames).copied())),
+                    None => {
+                        if let Some(f) = left.field_of(name) {
+                            Ok((0, f))
+                        } else if let Some(f) = right.field_of(name) {
+                            Ok((1, f))
+                        } else {
+                            Self::column(&left, &lnames, None, name, at).map(|f| (0, f))
                         }
                     }
                 }
-                _ => return one(SqlError::new(j.on.at, "ON must compare two columns")),
-            },
-            _ => return one(SqlError::new(j.on.at, "ON must be one equality, a.k = b.k")),
-        };
+            };
+        // ON l.k = r.k, in either order.
+        let (lkey, rkey) =
+            match &j.on.kind {
+                ExprKind::Binary("=", a, b) => match (&a.kind, &b.kind) {
+                    (
+                        ExprKind::Column {
+                            qualifier: qa,
+                            name: na,
+                        },
+                        ExprKind::Column {
+                            qualifier: qb,
+                            name: nb,
+                        },
+                    ) => {
+                        let x = resolve(qa.as_deref(), na, a.at).map_err(|e| vec![e])?;
+                        let y = resolve(qb.as_deref(), nb, b.at).map_err(|e| vec![e])?;
+                        match (x, y) {
+                            ((0, l), (1, r)) => ((l, na.clone()), (r, nb.clone())),
+                            ((1, r), (0, l)) => ((l, nb.clone()), (r, na.clone())),
+                            _ => return one(SqlError::new(
+                                j.on.at,
+                                "ON must compare a column of each side (qualify them: o.k = c.k)",
+                            )),
+                        }
+                    }
+                    _ => return one(SqlError::new(j.on.at, "ON must compare two columns")),
+                },
+                _ => return one(SqlError::new(j.on.at, "ON must be one equality, a.k = b.k")),
+            };
         let table_side = if right.table { "table" } else { "right" };
         let mut fields = Vec::new();
         let mut columns = Vec::new();
         let mut errors = Vec::new();
         for item in &q.items {
             let SelectItem::Expr { expr: e, alias } = item else {
-                errors.push(SqlError::new(q.at, "`*` is not supported with a JOIN; list the columns"));
+                errors.push(SqlError::new(
+                    q.at,
+                    "`*` is not supported with a JOIN; list the columns",
+                ));
                 continue;
             };
             let ExprKind::Column { qualifier, name } = &e.kind else {
@@ -1061,7 +1172,11 @@ impl Compiler {
                     } else {
                         format!("{table_side}.{}", field(&f))
                     };
-                    fields.push(if out == f { src } else { format!("{src} as {}", field(&out)) });
+                    fields.push(if out == f {
+                        src
+                    } else {
+                        format!("{src} as {}", field(&out))
+                    });
                     columns.push((out, f, side));
                 }
                 Err(err) => errors.push(err),
@@ -1070,8 +1185,10 @@ impl Compiler {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let out_columns: Vec<(String, String)> =
-            columns.iter().map(|(o, _, _)| (o.clone(), o.clone())).collect();
+        let out_columns: Vec<(String, String)> = columns
+            .iter()
+            .map(|(o, _, _)| (o.clone(), o.clone()))
+            .collect();
         let time = match &left.time {
             Time::Field(f) => match columns.iter().find(|(_, g, side)| *side == 0 && g == f) {
                 Some((o, _, _)) => Time::Field(o.clone()),
@@ -1082,7 +1199,10 @@ impl Compiler {
         let fields = Y::Str(fields.join(", "));
         if right.table {
             if j.within.is_some() {
-                return one(SqlError::new(j.at, "WITHIN is for stream-stream joins; a table join needs none"));
+                return one(SqlError::new(
+                    j.at,
+                    "WITHIN is for stream-stream joins; a table join needs none",
+                ));
             }
             if let Some(k) = &right.key {
                 if &rkey.1 != k {
@@ -1095,7 +1215,12 @@ impl Compiler {
             let node = self.claim(id).map_err(|e| vec![e])?;
             self.plan.stages.push(Self::entry(
                 id.at,
-                format!("CREATE STREAM {} ({} JOIN table {})", id.name, if j.left { "LEFT" } else { "INNER" }, j.right.name.name),
+                format!(
+                    "CREATE STREAM {} ({} JOIN table {})",
+                    id.name,
+                    if j.left { "LEFT" } else { "INNER" },
+                    j.right.name.name
+                ),
                 node.clone(),
                 vec![
                     ("plugin".into(), Y::Str("lookup-join".into())),
@@ -1106,7 +1231,10 @@ impl Compiler {
                         Y::Map(vec![
                             ("table".into(), Y::Str(right.node.clone())),
                             ("on".into(), Y::Str(field(&lkey.0))),
-                            ("join".into(), Y::Str(if j.left { "left" } else { "inner" }.into())),
+                            (
+                                "join".into(),
+                                Y::Str(if j.left { "left" } else { "inner" }.into()),
+                            ),
                             ("fields".into(), fields),
                         ]),
                     ),
@@ -1123,11 +1251,17 @@ impl Compiler {
         let Some((within, _)) = j.within else {
             return one(SqlError::new(
                 j.at,
-                format!("joining two streams needs WITHIN n UNIT (`{}` is a stream)", j.right.name.name),
+                format!(
+                    "joining two streams needs WITHIN n UNIT (`{}` is a stream)",
+                    j.right.name.name
+                ),
             ));
         };
         if left.node == right.node {
-            return one(SqlError::new(j.at, "a stream joined with itself is not supported"));
+            return one(SqlError::new(
+                j.at,
+                "a stream joined with itself is not supported",
+            ));
         }
         for t in [&left.time, &right.time] {
             if let Time::Lost(f) = t {
@@ -1153,7 +1287,8 @@ impl Compiler {
             _ => {}
         }
         // Either side may arrive up to the bound (or the grace period) late.
-        let event_time = Self::event_time(&left.time, j.grace_ms.unwrap_or(within), j.at, "WITHIN")?;
+        let event_time =
+            Self::event_time(&left.time, j.grace_ms.unwrap_or(within), j.at, "WITHIN")?;
         let mut params = vec![
             ("left".to_string(), Y::Str(left.node.clone())),
             ("right".into(), Y::Str(right.node.clone())),
@@ -1165,16 +1300,27 @@ impl Compiler {
             params.push(("right_key".into(), Y::Str(rkey.0.clone())));
         }
         params.push(("within_ms".into(), Y::Int(within)));
-        params.push(("join".into(), Y::Str(if j.left { "left" } else { "inner" }.into())));
+        params.push((
+            "join".into(),
+            Y::Str(if j.left { "left" } else { "inner" }.into()),
+        ));
         params.push(("fields".into(), fields));
         let node = self.claim(id).map_err(|e| vec![e])?;
         self.plan.stages.push(Self::entry(
             id.at,
-            format!("CREATE STREAM {} ({} JOIN stream {} WITHIN)", id.name, if j.left { "LEFT" } else { "INNER" }, j.right.name.name),
+            format!(
+                "CREATE STREAM {} ({} JOIN stream {} WITHIN)",
+                id.name,
+                if j.left { "LEFT" } else { "INNER" },
+                j.right.name.name
+            ),
             node.clone(),
             vec![
                 ("plugin".into(), Y::Str("window-join".into())),
-                ("inputs".into(), Y::List(vec![Y::Str(left.node.clone()), Y::Str(right.node.clone())])),
+                (
+                    "inputs".into(),
+                    Y::List(vec![Y::Str(left.node.clone()), Y::Str(right.node.clone())]),
+                ),
                 ("event_time".into(), event_time),
                 ("params".into(), Y::Map(params)),
             ],
@@ -1206,7 +1352,11 @@ impl Compiler {
             for (k, v) in body {
                 let v = match v {
                     Y::Str(s) if s.contains("{topic}") => {
-                        let t = if k == "index" { topic.to_lowercase() } else { topic.to_string() };
+                        let t = if k == "index" {
+                            topic.to_lowercase()
+                        } else {
+                            topic.to_string()
+                        };
                         Y::Str(s.replace("{topic}", &t))
                     }
                     other => other.clone(),
@@ -1245,7 +1395,11 @@ impl Compiler {
             let body = with_inputs(&conn.body, nodes, "");
             self.plan.sinks.push(Self::entry(
                 id.at,
-                format!("CREATE SINK CONNECTOR {} (topics {})", id.name, conn.topics.join(", ")),
+                format!(
+                    "CREATE SINK CONNECTOR {} (topics {})",
+                    id.name,
+                    conn.topics.join(", ")
+                ),
                 name,
                 body,
             ));

@@ -102,7 +102,9 @@ fn s(v: impl Into<String>) -> Y {
 /// Refuses a Debezium include list written as patterns: Sluice needs the
 /// exact names to know the topics when it compiles.
 fn no_patterns(p: &Prop) -> Result<(), SqlError> {
-    if p.value.contains(['*', '+', '[', '(', '\\', '|', '?', '^', '$']) {
+    if p.value
+        .contains(['*', '+', '[', '(', '\\', '|', '?', '^', '$'])
+    {
         return Err(SqlError::new(
             p.value_at,
             format!(
@@ -422,12 +424,12 @@ fn jdbc_postgres_url(p: &mut Props) -> Result<(String, &'static str), SqlError> 
         match kv.split_once('=') {
             Some(("user", v)) if user.is_none() => user = Some(v.to_string()),
             Some(("password", v)) if password.is_none() => password = Some(v.to_string()),
-            _ => {
-                return Err(SqlError::new(
-                    value_at,
-                    format!("`connection.url` parameter `{kv}` is not supported; only user and password"),
-                ))
-            }
+            _ => return Err(SqlError::new(
+                value_at,
+                format!(
+                    "`connection.url` parameter `{kv}` is not supported; only user and password"
+                ),
+            )),
         }
     }
     let auth = match (user, password) {
@@ -447,7 +449,10 @@ fn jdbc_source(p: &mut Props) -> Result<Vec<Capture>, SqlError> {
         ));
     }
     let mode = p
-        .choice("mode", &["incrementing", "timestamp", "timestamp+incrementing"])?
+        .choice(
+            "mode",
+            &["incrementing", "timestamp", "timestamp+incrementing"],
+        )?
         .ok_or_else(|| {
             SqlError::new(
                 p.at,
@@ -531,9 +536,9 @@ fn transforms(p: &mut Props, debezium: bool) -> Result<Option<Vec<(String, Y)>>,
     }
     let n = &names[0];
     let type_key = format!("transforms.{n}.type");
-    let ty = p.get(&type_key).ok_or_else(|| {
-        SqlError::new(t.value_at, format!("missing property `{type_key}`"))
-    })?;
+    let ty = p
+        .get(&type_key)
+        .ok_or_else(|| SqlError::new(t.value_at, format!("missing property `{type_key}`")))?;
     if ty.value != RECORD_STATE && ty.value != DOCUMENT_STATE {
         return Err(SqlError::new(
             ty.value_at,
@@ -558,7 +563,11 @@ fn transforms(p: &mut Props, debezium: bool) -> Result<Option<Vec<(String, Y)>>,
             &["drop", "rewrite", "none"],
         )?
         .unwrap_or_else(|| "drop".into());
-    let mode = if mode == "none" { "tombstone".into() } else { mode };
+    let mode = if mode == "none" {
+        "tombstone".into()
+    } else {
+        mode
+    };
     params.push(("delete_handling".to_string(), s(mode)));
     let drop = p
         .boolean(&format!("transforms.{n}.drop.tombstones"))?
@@ -716,7 +725,10 @@ fn s3(p: &mut Props) -> Result<(bool, Vec<(String, Y)>), SqlError> {
                 ];
                 return Err(SqlError::new(
                     fmt.value_at,
-                    format!("unknown `format.class` `{other}`; supported: {}", known.join(", ")),
+                    format!(
+                        "unknown `format.class` `{other}`; supported: {}",
+                        known.join(", ")
+                    ),
                 )
                 .suggest(other, known));
             }

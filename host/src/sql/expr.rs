@@ -23,18 +23,10 @@ const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// Aggregate functions (refused outside `GROUP BY` queries).
-pub const AGGREGATES: &[&str] = &[
-    "count",
-    "sum",
-    "avg",
-    "min",
-    "max",
-    "latest_by_offset",
-];
+pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "latest_by_offset"];
 
 const KEYWORDS: &[&str] = &[
-    "and", "or", "not", "in", "is", "null", "true", "false", "case", "when", "then", "else",
-    "end",
+    "and", "or", "not", "in", "is", "null", "true", "false", "case", "when", "then", "else", "end",
 ];
 
 /// A field name as the expression language and `project` paths read it.
@@ -57,7 +49,9 @@ pub fn text(
     e: &Expr,
     column: &mut dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError>,
 ) -> Result<String, SqlError> {
-    let sub = |e: &Expr, column: &mut dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError>| -> Result<String, SqlError> {
+    let sub = |e: &Expr,
+               column: &mut dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError>|
+     -> Result<String, SqlError> {
         let t = text(e, column)?;
         Ok(match e.kind {
             ExprKind::Binary(..)
@@ -110,7 +104,11 @@ pub fn text(
         }
         ExprKind::Between(x, lo, hi, neg) => {
             let x = sub(x, column)?;
-            let inside = format!("{x} >= {} and {x} <= {}", sub(lo, column)?, sub(hi, column)?);
+            let inside = format!(
+                "{x} >= {} and {x} <= {}",
+                sub(lo, column)?,
+                sub(hi, column)?
+            );
             if *neg {
                 format!("not ({inside})")
             } else {
@@ -129,7 +127,11 @@ pub fn text(
             }
             // The keywords delimit the branches: no parentheses needed.
             for (c, v) in whens {
-                out.push_str(&format!(" when {} then {}", text(c, column)?, text(v, column)?));
+                out.push_str(&format!(
+                    " when {} then {}",
+                    text(c, column)?,
+                    text(v, column)?
+                ));
             }
             if let Some(o) = otherwise {
                 out.push_str(&format!(" else {}", text(o, column)?));
@@ -160,7 +162,10 @@ pub fn text(
                 .suggest(name, known));
             };
             if *star {
-                return Err(SqlError::new(e.at, format!("`{name}(*)` is not a function call")));
+                return Err(SqlError::new(
+                    e.at,
+                    format!("`{name}(*)` is not a function call"),
+                ));
             }
             let args = args
                 .iter()
@@ -177,7 +182,10 @@ pub fn text(
             other => {
                 return Err(SqlError::new(
                     e.at,
-                    format!("CAST to {} is not supported; only to VARCHAR / STRING", other.to_uppercase()),
+                    format!(
+                        "CAST to {} is not supported; only to VARCHAR / STRING",
+                        other.to_uppercase()
+                    ),
                 ))
             }
         },
@@ -214,7 +222,8 @@ mod tests {
         );
         let e = first_item("CREATE STREAM x AS SELECT UCASE(a) || 'x''y' AS c FROM s;");
         assert_eq!(plain(&e).expect("text"), "upper(a) || 'x''y'");
-        let e = first_item("CREATE STREAM x AS SELECT (a + 1) * 2 BETWEEN 1 AND `end` AS c FROM s;");
+        let e =
+            first_item("CREATE STREAM x AS SELECT (a + 1) * 2 BETWEEN 1 AND `end` AS c FROM s;");
         assert_eq!(
             plain(&e).expect("text"),
             "((a + 1) * 2) >= 1 and ((a + 1) * 2) <= `end`"

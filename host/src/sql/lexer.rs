@@ -139,7 +139,11 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, SqlError> {
                 }
             }
             out.push(Token {
-                tok: if c == '\'' { Tok::Str(s) } else { Tok::Quoted(s) },
+                tok: if c == '\'' {
+                    Tok::Str(s)
+                } else {
+                    Tok::Quoted(s)
+                },
                 at,
             });
             continue;

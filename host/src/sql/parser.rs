@@ -44,9 +44,35 @@ const UNITS: &[&str] = &[
 
 /// Words that end a select-list alias or a relation alias.
 const RESERVED: &[&str] = &[
-    "FROM", "JOIN", "LEFT", "INNER", "FULL", "RIGHT", "OUTER", "WHERE", "WINDOW", "GROUP",
-    "PARTITION", "EMIT", "WITHIN", "ON", "AS", "HAVING", "AND", "OR", "NOT", "SELECT", "CASE",
-    "WHEN", "THEN", "ELSE", "END", "IS", "IN", "BETWEEN", "LIKE",
+    "FROM",
+    "JOIN",
+    "LEFT",
+    "INNER",
+    "FULL",
+    "RIGHT",
+    "OUTER",
+    "WHERE",
+    "WINDOW",
+    "GROUP",
+    "PARTITION",
+    "EMIT",
+    "WITHIN",
+    "ON",
+    "AS",
+    "HAVING",
+    "AND",
+    "OR",
+    "NOT",
+    "SELECT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "IS",
+    "IN",
+    "BETWEEN",
+    "LIKE",
 ];
 
 /// Parses a whole file. Parsing goes on after a bad statement (from the next
@@ -155,10 +181,7 @@ impl Parser {
     fn unexpected(&self, expected: &str) -> SqlError {
         SqlError::new(
             self.at(),
-            format!(
-                "expected {expected}, found {}",
-                Self::describe(self.peek())
-            ),
+            format!("expected {expected}, found {}", Self::describe(self.peek())),
         )
     }
 
@@ -301,10 +324,7 @@ impl Parser {
                 other => {
                     return Err(SqlError::new(
                         key_at,
-                        format!(
-                            "expected a property name, found {}",
-                            Self::describe(&other)
-                        ),
+                        format!("expected a property name, found {}", Self::describe(&other)),
                     ))
                 }
             };
@@ -313,18 +333,18 @@ impl Parser {
             let value = match self.bump().tok {
                 Tok::Str(s) => s,
                 Tok::Num(n) => n,
-                Tok::Word(w) if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") => {
+                Tok::Word(w)
+                    if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") =>
+                {
                     w.to_lowercase()
                 }
-                other => {
-                    return Err(SqlError::new(
-                        value_at,
-                        format!(
-                            "expected a value ('text', a number, TRUE or FALSE) for `{key}`, found {}",
-                            Self::describe(&other)
-                        ),
-                    ))
-                }
+                other => return Err(SqlError::new(
+                    value_at,
+                    format!(
+                        "expected a value ('text', a number, TRUE or FALSE) for `{key}`, found {}",
+                        Self::describe(&other)
+                    ),
+                )),
             };
             out.push(Prop {
                 key,
@@ -355,7 +375,10 @@ impl Parser {
                 if super::error::closest(&a.name, ["FROM"]).is_some() {
                     return Err(SqlError::new(
                         a.at,
-                        format!("expected `,` or `FROM` after the select list, found `{}`", a.name),
+                        format!(
+                            "expected `,` or `FROM` after the select list, found `{}`",
+                            a.name
+                        ),
                     )
                     .suggest(&a.name, ["FROM"]));
                 }
@@ -407,7 +430,9 @@ impl Parser {
             } else if self.eat_kw("FINAL") {
                 emit_changes = false;
             } else {
-                return Err(self.unexpected_kw("`CHANGES` or `FINAL` after `EMIT`", &["CHANGES", "FINAL"]));
+                return Err(
+                    self.unexpected_kw("`CHANGES` or `FINAL` after `EMIT`", &["CHANGES", "FINAL"])
+                );
             }
         }
         if !matches!(self.peek(), Tok::Sym(";") | Tok::End) {
@@ -524,11 +549,7 @@ impl Parser {
             Tok::Word(w) if WINDOW_KINDS.iter().any(|k| k.eq_ignore_ascii_case(w)) => {
                 w.to_lowercase()
             }
-            _ => {
-                return Err(
-                    self.unexpected_kw("`TUMBLING`, `HOPPING` or `SESSION`", WINDOW_KINDS)
-                )
-            }
+            _ => return Err(self.unexpected_kw("`TUMBLING`, `HOPPING` or `SESSION`", WINDOW_KINDS)),
         };
         self.bump();
         self.expect_sym("(")?;
@@ -572,9 +593,9 @@ impl Parser {
     fn duration(&mut self) -> R<u64> {
         let at = self.at();
         let n: u64 = match self.bump().tok {
-            Tok::Num(n) => n.parse().map_err(|_| {
-                SqlError::new(at, format!("expected a whole number, found {n}"))
-            })?,
+            Tok::Num(n) => n
+                .parse()
+                .map_err(|_| SqlError::new(at, format!("expected a whole number, found {n}")))?,
             other => {
                 return Err(SqlError::new(
                     at,
@@ -920,7 +941,10 @@ mod tests {
     #[test]
     fn keywords_and_names_are_case_insensitive_and_quoted_names_are_kept() {
         let s = one("create Stream Jovens WITH (KAFKA_TOPIC='j') as select NOME, `Mixed` from CustStream emit changes");
-        let Statement::CreateAs { name, with, query, .. } = s else {
+        let Statement::CreateAs {
+            name, with, query, ..
+        } = s
+        else {
             panic!("create as")
         };
         assert_eq!(name.name, "jovens");
@@ -930,7 +954,14 @@ mod tests {
             .items
             .iter()
             .map(|i| match i {
-                SelectItem::Expr { expr: Expr { kind: ExprKind::Column { name, .. }, .. }, .. } => name.clone(),
+                SelectItem::Expr {
+                    expr:
+                        Expr {
+                            kind: ExprKind::Column { name, .. },
+                            ..
+                        },
+                    ..
+                } => name.clone(),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -940,22 +971,30 @@ mod tests {
     #[test]
     fn joins_windows_and_durations_parse() {
         let s = one("CREATE STREAM x AS SELECT o.a FROM l AS o INNER JOIN r s WITHIN 7 DAYS GRACE PERIOD 2 HOURS ON s.k = o.k EMIT CHANGES;");
-        let Statement::CreateAs { query, .. } = s else { panic!() };
+        let Statement::CreateAs { query, .. } = s else {
+            panic!()
+        };
         let j = query.join.expect("join");
         assert!(!j.left);
         assert_eq!(j.within.map(|w| w.0), Some(7 * 86_400_000));
         assert_eq!(j.grace_ms, Some(7_200_000));
         assert_eq!(j.right.alias.map(|a| a.name).as_deref(), Some("s"));
         let s = one("CREATE TABLE c AS SELECT k, COUNT(*) AS n FROM s WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 10 SECONDS) GROUP BY k EMIT FINAL;");
-        let Statement::CreateAs { query, .. } = s else { panic!() };
+        let Statement::CreateAs { query, .. } = s else {
+            panic!()
+        };
         let w = query.window.expect("window");
-        assert_eq!((w.kind.as_str(), w.size_ms, w.advance_ms), ("hopping", Some(60_000), Some(10_000)));
+        assert_eq!(
+            (w.kind.as_str(), w.size_ms, w.advance_ms),
+            ("hopping", Some(60_000), Some(10_000))
+        );
         assert!(!query.emit_changes);
     }
 
     #[test]
     fn errors_carry_positions_suggestions_and_do_not_stop_at_the_first() {
-        let errs = parse("CREATE STREM x WITH (a='b');\nCREATE STREAM y AS SELECT a FORM z;").expect_err("two errors");
+        let errs = parse("CREATE STREM x WITH (a='b');\nCREATE STREAM y AS SELECT a FORM z;")
+            .expect_err("two errors");
         assert_eq!(errs.0.len(), 2);
         assert_eq!((errs.0[0].at.line, errs.0[0].at.col), (1, 8));
         assert_eq!(errs.0[0].suggestion.as_deref(), Some("STREAM"));
@@ -963,18 +1002,30 @@ mod tests {
         assert_eq!(errs.0[1].suggestion.as_deref(), Some("FROM"));
         let errs = parse("CREATE TABLE t AS SELECT k, COUNT(*) FROM s WINDOW TUMBLNG (SIZE 1 SECOND) GROUP BY k;").expect_err("typo");
         assert_eq!(errs.0[0].suggestion.as_deref(), Some("TUMBLING"));
-        let errs = parse("CREATE TABLE t AS SELECT k FROM s WINDOW TUMBLING (SIZE 30 SECNDS) GROUP BY k;").expect_err("unit");
+        let errs =
+            parse("CREATE TABLE t AS SELECT k FROM s WINDOW TUMBLING (SIZE 30 SECNDS) GROUP BY k;")
+                .expect_err("unit");
         assert_eq!(errs.0[0].suggestion.as_deref(), Some("SECONDS"));
     }
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
-        let text = format!("CREATE STREAM x AS SELECT {}1{} AS v FROM s;", "(".repeat(10_000), ")".repeat(10_000));
+        let text = format!(
+            "CREATE STREAM x AS SELECT {}1{} AS v FROM s;",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
         let errs = parse(&text).expect_err("too deep");
         assert!(errs.0[0].message.contains("nested more than"), "{errs:?}");
-        let text = format!("CREATE STREAM x AS SELECT {}1 AS v FROM s;", "NOT ".repeat(10_000));
+        let text = format!(
+            "CREATE STREAM x AS SELECT {}1 AS v FROM s;",
+            "NOT ".repeat(10_000)
+        );
         assert!(parse(&text).is_err());
-        let text = format!("CREATE STREAM x AS SELECT {}1 AS v FROM s;", "- ".repeat(10_000));
+        let text = format!(
+            "CREATE STREAM x AS SELECT {}1 AS v FROM s;",
+            "- ".repeat(10_000)
+        );
         assert!(parse(&text).is_err());
     }
 }

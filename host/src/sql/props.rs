@@ -44,9 +44,8 @@ impl<'a> Props<'a> {
 
     /// A property that must be there.
     pub fn required(&mut self, key: &str, what: &str) -> Result<String, SqlError> {
-        self.str(key).ok_or_else(|| {
-            SqlError::new(self.at, format!("missing property `{key}` ({what})"))
-        })
+        self.str(key)
+            .ok_or_else(|| SqlError::new(self.at, format!("missing property `{key}` ({what})")))
     }
 
     /// A whole number, or a `${VAR}` reference to one (kept for the loader).

@@ -107,28 +107,50 @@ fn the_logistics_file_compiles_to_the_yaml_example_in_substance() {
         }
         assert_eq!(sp, ep, "{name}.params");
     }
-    assert_eq!(sql["stages"]["enriched_orders"]["params"]["join"], json!("left"));
-    assert_eq!(sql["stages"]["shipped_orders"]["params"]["join"], json!("inner"));
+    assert_eq!(
+        sql["stages"]["enriched_orders"]["params"]["join"],
+        json!("left")
+    );
+    assert_eq!(
+        sql["stages"]["shipped_orders"]["params"]["join"],
+        json!("inner")
+    );
     assert_eq!(sql["tables"], example["tables"]);
     // Each unwrap reads a source of the same type capturing the same table.
     for name in ["customers", "orders", "shipments"] {
         let src = |v: &Value| {
-            let input = v["stages"][name]["inputs"][0].as_str().unwrap_or("").to_string();
+            let input = v["stages"][name]["inputs"][0]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let s = v["sources"][input.as_str()].clone();
             let what = if s["type"] == json!("mongodb") {
                 s["collections"]["include"].clone()
             } else {
-                json!(s["tables"][0].as_str().map(|t| t.trim_start_matches("public.")))
+                json!(s["tables"][0]
+                    .as_str()
+                    .map(|t| t.trim_start_matches("public.")))
             };
             (s["type"].clone(), what, s["name"].clone())
         };
         let got = src(&sql);
         assert_eq!(got.0, src(&example).0, "{name}");
-        assert_eq!(got.1, if name == "customers" { json!("customers") } else { json!([name]) });
+        assert_eq!(
+            got.1,
+            if name == "customers" {
+                json!("customers")
+            } else {
+                json!([name])
+            }
+        );
         assert_eq!(got.2, src(&example).2, "{name}: the logical server name");
     }
     let sink = |v: &Value| {
-        let (_, s) = v["sinks"].as_object().and_then(|m| m.iter().next()).map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+        let (_, s) = v["sinks"]
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap_or_default();
         (s["type"].clone(), s["inputs"].clone())
     };
     assert_eq!(sink(&sql), sink(&example));
@@ -159,7 +181,10 @@ fn the_youth_file_compiles_to_the_yaml_example_in_substance() {
         assert_eq!(s["params"][key], e["params"][key], "{key}");
     }
     assert_eq!(s["inputs"], json!(["idadeclass"]));
-    assert_eq!(s["event_time"]["lateness_ms"], e["event_time"]["lateness_ms"]);
+    assert_eq!(
+        s["event_time"]["lateness_ms"],
+        e["event_time"]["lateness_ms"]
+    );
     assert_eq!(s["params"]["aggregates"], json!("count as contagem"));
     assert_eq!(s["params"]["emit"], json!("update"), "EMIT CHANGES");
     let src = &sql["sources"]["customers_poll"];
@@ -168,7 +193,14 @@ fn the_youth_file_compiles_to_the_yaml_example_in_substance() {
     assert_eq!(src["stream_prefix"], json!("postgres-"));
     let sink = &sql["sinks"]["lake_writer"];
     assert_eq!(sink["inputs"], json!(["jovens", "idadecont"]));
-    assert_eq!((sink["flush_size"].clone(), sink["rotate_interval_ms"].clone(), sink["format"].clone()), (json!(5), json!(6000), json!("json")));
+    assert_eq!(
+        (
+            sink["flush_size"].clone(),
+            sink["rotate_interval_ms"].clone(),
+            sink["format"].clone()
+        ),
+        (json!(5), json!(6000), json!("json"))
+    );
 }
 
 #[test]
@@ -200,8 +232,14 @@ fn projections_select_rename_and_compute() {
         })
     );
     // One field under two names is computed, not renamed.
-    let p = explain(&with_io("CREATE STREAM two AS SELECT id, id AS id2 FROM events;", "two"));
-    assert_eq!(p["stages"]["two"]["params"], json!({"select": ["id"], "set": {"id2": "id"}}));
+    let p = explain(&with_io(
+        "CREATE STREAM two AS SELECT id, id AS id2 FROM events;",
+        "two",
+    ));
+    assert_eq!(
+        p["stages"]["two"]["params"],
+        json!({"select": ["id"], "set": {"id2": "id"}})
+    );
 }
 
 #[test]
@@ -215,7 +253,10 @@ fn tables_joins_and_windows_map_to_their_plugins() {
          CREATE TABLE sessions AS SELECT kind, MAX(amount) FROM events WINDOW SESSION (5 MINUTES) GROUP BY kind;",
         "j,ww,counts,sessions",
     ));
-    assert_eq!(p["tables"]["latest"], json!({"input": "src", "key_field": "id"}));
+    assert_eq!(
+        p["tables"]["latest"],
+        json!({"input": "src", "key_field": "id"})
+    );
     assert_eq!(
         p["stages"]["j"]["params"],
         json!({"table": "latest", "on": "id", "join": "inner", "fields": "id, at, table.name as n"})
@@ -223,7 +264,10 @@ fn tables_joins_and_windows_map_to_their_plugins() {
     assert_eq!(p["stages"]["j"]["tables"], json!(["latest"]));
     let ww = &p["stages"]["ww"];
     assert_eq!(ww["inputs"], json!(["src", "k"]));
-    assert_eq!(ww["event_time"], json!({"field": "at", "lateness_ms": 300000}));
+    assert_eq!(
+        ww["event_time"],
+        json!({"field": "at", "lateness_ms": 300000})
+    );
     assert_eq!(
         ww["params"],
         json!({"left": "src", "right": "k", "key": "id", "within_ms": 7200000, "join": "left", "fields": "id, at, right.name as kname"})
@@ -238,7 +282,10 @@ fn tables_joins_and_windows_map_to_their_plugins() {
         p["stages"]["sessions"]["params"],
         json!({"window": "session", "gap_ms": 300000, "group_by": "kind", "aggregates": "max(amount)", "emit": "update"})
     );
-    assert_eq!(p["sinks"]["out"]["inputs"], json!(["j", "ww", "counts", "sessions"]));
+    assert_eq!(
+        p["sinks"]["out"]["inputs"],
+        json!(["j", "ww", "counts", "sessions"])
+    );
 }
 
 #[test]
@@ -269,8 +316,14 @@ fn identifiers_are_case_insensitive() {
         "CREATE STREAM Loud AS SELECT ID, Name FROM EVENTS WHERE Amount > 1;",
         "loud",
     ));
-    assert_eq!(p["stages"]["loud"]["params"]["select"], json!(["id", "name"]));
-    assert_eq!(p["stages"]["loud_where"]["params"]["where"], json!("amount > 1"));
+    assert_eq!(
+        p["stages"]["loud"]["params"]["select"],
+        json!(["id", "name"])
+    );
+    assert_eq!(
+        p["stages"]["loud_where"]["params"]["where"],
+        json!("amount > 1")
+    );
 }
 
 /// (line, column, suggestion) of each error.
@@ -307,7 +360,10 @@ fn unknown_connector_classes_and_properties_name_what_is_supported() {
             'database.hostname' = 'h');",
     );
     assert_eq!((errs[0].0, errs[0].1), (1, 53));
-    assert_eq!(errs[0].2.as_deref(), Some("io.debezium.connector.postgresql.PostgresConnector"));
+    assert_eq!(
+        errs[0].2.as_deref(),
+        Some("io.debezium.connector.postgresql.PostgresConnector")
+    );
     assert!(errs[0].3.contains("supported: io.debezium"), "{errs:?}");
     let errs = located(&with_io(
         "CREATE SINK CONNECTOR es WITH ('connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',
@@ -317,8 +373,14 @@ fn unknown_connector_classes_and_properties_name_what_is_supported() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert_eq!((errs[0].0, errs[0].1), (6, 70));
     assert_eq!(errs[0].2.as_deref(), Some("key.ignore"));
-    assert!(errs[1].3.starts_with("unknown property `frobnicate`"), "{errs:?}");
-    assert!(errs[1].3.contains("connection.url"), "lists what is supported: {errs:?}");
+    assert!(
+        errs[1].3.starts_with("unknown property `frobnicate`"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].3.contains("connection.url"),
+        "lists what is supported: {errs:?}"
+    );
     assert_eq!(errs[1].2, None);
 }
 
@@ -347,5 +409,9 @@ fn every_error_of_a_file_is_reported_without_cascades() {
         "a,b",
     ));
     let got: Vec<(usize, Option<&str>)> = errs.iter().map(|e| (e.0, e.2.as_deref())).collect();
-    assert_eq!(got, vec![(5, Some("events")), (7, Some("lower"))], "{errs:?}");
+    assert_eq!(
+        got,
+        vec![(5, Some("events")), (7, Some("lower"))],
+        "{errs:?}"
+    );
 }

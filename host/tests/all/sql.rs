@@ -13,7 +13,10 @@ const ENV: &[(&str, &str)] = &[
     ("PG_USER", "postgres"),
     ("PG_PASSWORD", "postgres"),
     ("PG_DB", "postgres"),
-    ("MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true"),
+    (
+        "MONGO_URL",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+    ),
     ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
     ("ES_URL", "http://127.0.0.1:9200"),
     ("S3_BUCKET", "lake"),
@@ -24,7 +27,10 @@ const ENV: &[(&str, &str)] = &[
 fn explain_of_the_reference_files_is_a_pipeline_that_validate_accepts() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (file, summary) in [
-        ("logistics", "ok (3 source(s), 5 stage(s), 1 sink(s), 1 table(s))"),
+        (
+            "logistics",
+            "ok (3 source(s), 5 stage(s), 1 sink(s), 1 table(s))",
+        ),
         ("youth", "ok (1 source(s), 4 stage(s), 1 sink(s))"),
     ] {
         let sql = fixture(&format!("seed-logistics/ksql/{file}.sql"));
@@ -80,7 +86,10 @@ CREATE SINK CONNECTOR out WITH (
         "{stderr}"
     );
     assert!(stderr.contains("(did you mean `key.ignore`?)"), "{stderr}");
-    assert!(stderr.contains("2 problem(s) found; nothing was run"), "{stderr}");
+    assert!(
+        stderr.contains("2 problem(s) found; nothing was run"),
+        "{stderr}"
+    );
     assert!(!state.exists(), "nothing ran, so no state was written");
 }
 
@@ -110,4 +119,115 @@ fn problems_of_the_compiled_pipeline_point_at_their_statement() {
     );
     assert!(stderr.contains("PG_USER"), "{stderr}");
     assert!(!dir.path().join("state").exists());
+}
+
+/// `logistics.sql` as written, with only its `${…}` values filled in, against
+/// the services of the YAML example's test: the index equals
+/// `expected/shipped_orders.jsonl`.
+#[test]
+fn logistics_sql_end_to_end_gives_the_expected_index() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::logistics::{by_pair, es_docs, expected};
+    use crate::postgres_cdc::Pg;
+
+    let es = service("SLUICE_ES_URL", "search");
+    let mongo = service("SLUICE_MONGO_URL", "mongo");
+    // The file names its slot (the default `sluice_<connector>`), database
+    // and index: clear what an earlier run left.
+    let slot = "sluice_customers_reader";
+    let pg = Pg::fresh("logistics_sql");
+    let drop_slot = format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    );
+    pg.exec(&drop_slot);
+    pg.exec(&std::fs::read_to_string(fixture("seed-logistics/postgres.sql")).expect("sql"));
+    let _ = ureq::delete(&format!("{es}/shipped_orders")).call();
+    // pymongo from the service's venv, as the YAML example's test loads it.
+    let python = std::env::var("SLUICE_MONGO_PYTHON").unwrap_or_else(|_| {
+        let tools = std::env::var("SLUICE_TOOLS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/sluice-tools",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        format!("{tools}/services/mongo-venv/bin/python")
+    });
+    let load = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import json,sys,pymongo\nc=pymongo.MongoClient(sys.argv[1])\nc.drop_database('logistics')\nd=c['logistics']\nfor coll,path in (('orders',sys.argv[2]),('shipments',sys.argv[3])):\n    d[coll].insert_many([json.loads(l) for l in open(path) if l.strip()])\n",
+        )
+        .arg(&mongo)
+        .arg(fixture("seed-logistics/orders.jsonl"))
+        .arg(fixture("seed-logistics/shipments.jsonl"))
+        .output()
+        .expect("python with pymongo");
+    assert!(
+        load.status.success(),
+        "loading MongoDB: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+
+    // postgres://user:password@host:port/db
+    let rest = pg.url.trim_start_matches("postgres://");
+    let (auth, addr) = rest.split_once('@').expect("credentials");
+    let (user, password) = auth.split_once(':').expect("password");
+    let (hostport, db) = addr.split_once('/').expect("database");
+    let (host, port) = hostport.split_once(':').expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut child = sluice()
+        .arg("sql")
+        .arg(fixture("seed-logistics/ksql/logistics.sql"))
+        .arg("--no-progress")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .env("PG_HOST", host)
+        .env("PG_PORT", port)
+        .env("PG_USER", user)
+        .env("PG_PASSWORD", password)
+        .env("PG_DB", db)
+        .env("MONGO_URL", &mongo)
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .env("ES_URL", &es)
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn");
+    let want = expected();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let docs = loop {
+        let _ = ureq::post(&format!("{es}/shipped_orders/_refresh")).send_empty();
+        let docs = es_docs(&es, "shipped_orders");
+        if docs.len() >= want.len() {
+            // Settle: a wrong extra document would show up now.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = ureq::post(&format!("{es}/shipped_orders/_refresh")).send_empty();
+            break es_docs(&es, "shipped_orders");
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!(
+                "{} of {} documents after 90 s; log:\n{}",
+                docs.len(),
+                want.len(),
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(exit.success(), "graceful stop: {logged}");
+    assert_eq!(by_pair(&docs), want, "log:\n{logged}");
+    pg.exec(&drop_slot);
 }
