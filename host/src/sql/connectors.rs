@@ -424,12 +424,14 @@ fn jdbc_postgres_url(p: &mut Props) -> Result<(String, &'static str), SqlError> 
         match kv.split_once('=') {
             Some(("user", v)) if user.is_none() => user = Some(v.to_string()),
             Some(("password", v)) if password.is_none() => password = Some(v.to_string()),
-            _ => return Err(SqlError::new(
-                value_at,
-                format!(
+            _ => {
+                return Err(SqlError::new(
+                    value_at,
+                    format!(
                     "`connection.url` parameter `{kv}` is not supported; only user and password"
                 ),
-            )),
+                ))
+            }
         }
     }
     let auth = match (user, password) {

@@ -44,14 +44,12 @@ pub fn field(name: &str) -> String {
     }
 }
 
+/// Resolves a column reference (qualifier, name, the expression) to its field.
+pub type Resolve<'a> = dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError> + 'a;
+
 /// Writes `e`; `column` resolves a column reference to its field name.
-pub fn text(
-    e: &Expr,
-    column: &mut dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError>,
-) -> Result<String, SqlError> {
-    let sub = |e: &Expr,
-               column: &mut dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError>|
-     -> Result<String, SqlError> {
+pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
+    let sub = |e: &Expr, column: &mut Resolve<'_>| -> Result<String, SqlError> {
         let t = text(e, column)?;
         Ok(match e.kind {
             ExprKind::Binary(..)

@@ -338,13 +338,15 @@ impl Parser {
                 {
                     w.to_lowercase()
                 }
-                other => return Err(SqlError::new(
-                    value_at,
-                    format!(
+                other => {
+                    return Err(SqlError::new(
+                        value_at,
+                        format!(
                         "expected a value ('text', a number, TRUE or FALSE) for `{key}`, found {}",
                         Self::describe(&other)
                     ),
-                )),
+                    ))
+                }
             };
             out.push(Prop {
                 key,
