@@ -711,9 +711,16 @@ fn s3(p: &mut Props) -> Result<(bool, Vec<(String, Y)>), SqlError> {
     if let Some(r) = p.str("s3.region") {
         body.push(("region".into(), s(r)));
     }
-    if let Some(d) = p.str("topics.dir") {
-        body.push(("prefix".into(), s(d)));
-    }
+    // Sluice names objects after the source an event came from, so topics
+    // derived from one source would share names: each topic gets its own
+    // sink and directory, `<topics.dir>/<topic>/`.
+    let dir = p.str("topics.dir").unwrap_or_else(|| "topics".into());
+    let prefix = if dir.is_empty() {
+        "{topic}".to_string()
+    } else {
+        format!("{}/{{topic}}", dir.trim_end_matches('/'))
+    };
+    body.push(("prefix".into(), s(prefix)));
     if let Some(fmt) = p.get("format.class") {
         let f = match fmt.value.as_str() {
             "io.confluent.connect.s3.format.json.JsonFormat" => "json",
@@ -795,7 +802,7 @@ fn s3(p: &mut Props) -> Result<(bool, Vec<(String, Y)>), SqlError> {
         body.push(("part_size_bytes".into(), n.yaml()));
     }
     p.str("schema.compatibility");
-    Ok((false, body))
+    Ok((true, body))
 }
 
 /// Java's `'year'=YYYY/'month'=MM` as Sluice's `year=%Y/month=%m`.

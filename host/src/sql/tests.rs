@@ -191,16 +191,19 @@ fn the_youth_file_compiles_to_the_yaml_example_in_substance() {
     assert_eq!(src["type"], json!("postgres-poll"));
     assert_eq!(src["timestamp_column"], json!("dt_update"));
     assert_eq!(src["stream_prefix"], json!("postgres-"));
-    let sink = &sql["sinks"]["lake_writer"];
-    assert_eq!(sink["inputs"], json!(["jovens", "idadecont"]));
-    assert_eq!(
-        (
-            sink["flush_size"].clone(),
-            sink["rotate_interval_ms"].clone(),
-            sink["format"].clone()
-        ),
-        (json!(5), json!(6000), json!("json"))
-    );
+    for topic in ["jovens", "idadecont"] {
+        let sink = &sql["sinks"][format!("lake_writer_{topic}").as_str()];
+        assert_eq!(sink["inputs"], json!([topic]));
+        assert_eq!(sink["prefix"], json!(format!("topics/{topic}")));
+        assert_eq!(
+            (
+                sink["flush_size"].clone(),
+                sink["rotate_interval_ms"].clone(),
+                sink["format"].clone()
+            ),
+            (json!(5), json!(6000), json!("json"))
+        );
+    }
 }
 
 #[test]
@@ -282,10 +285,12 @@ fn tables_joins_and_windows_map_to_their_plugins() {
         p["stages"]["sessions"]["params"],
         json!({"window": "session", "gap_ms": 300000, "group_by": "kind", "aggregates": "max(amount)", "emit": "update"})
     );
-    assert_eq!(
-        p["sinks"]["out"]["inputs"],
-        json!(["j", "ww", "counts", "sessions"])
-    );
+    for t in ["j", "ww", "counts", "sessions"] {
+        assert_eq!(
+            p["sinks"][format!("out_{t}").as_str()]["inputs"],
+            json!([t])
+        );
+    }
 }
 
 #[test]

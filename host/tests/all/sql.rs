@@ -31,7 +31,7 @@ fn explain_of_the_reference_files_is_a_pipeline_that_validate_accepts() {
             "logistics",
             "ok (3 source(s), 5 stage(s), 1 sink(s), 1 table(s))",
         ),
-        ("youth", "ok (1 source(s), 4 stage(s), 1 sink(s))"),
+        ("youth", "ok (1 source(s), 4 stage(s), 2 sink(s))"),
     ] {
         let sql = fixture(&format!("seed-logistics/ksql/{file}.sql"));
         let out = run_ok(sluice().arg("sql").arg(&sql).arg("--explain"));
@@ -230,4 +230,157 @@ fn logistics_sql_end_to_end_gives_the_expected_index() {
     assert!(exit.success(), "graceful stop: {logged}");
     assert_eq!(by_pair(&docs), want, "log:\n{logged}");
     pg.exec(&drop_slot);
+}
+
+/// `youth.sql` as written against PostgreSQL (polled) and the S3 service:
+/// the latest count per category and 30-second window equals what the YAML
+/// example's test computes from the same rows, and `jovens` holds exactly the
+/// people born since 2000.
+#[test]
+fn youth_sql_end_to_end_counts_like_the_yaml_example() {
+    use std::collections::BTreeMap;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::postgres_cdc::Pg;
+    use crate::s3::{get, list, new_bucket, s3_url};
+    use serde_json::Value;
+
+    let s3 = s3_url();
+    let bucket = new_bucket("youth-sql");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let customers = json_lines(&root.join("examples/youth/customers.jsonl"));
+    let pg = Pg::fresh("youth_sql");
+    pg.exec("CREATE TABLE customers (id int PRIMARY KEY, nome text, nascimento date, dt_update timestamp)");
+    for c in &customers {
+        pg.exec(&format!(
+            "INSERT INTO customers VALUES ({}, '{}', '{}', '{}')",
+            c["id"],
+            c["nome"].as_str().expect("nome"),
+            c["nascimento"].as_str().expect("nascimento"),
+            c["dt_update"].as_str().expect("dt_update")
+        ));
+    }
+    // What the YAML example's test expects: (30 s window of the day, category) -> count.
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut jovens = Vec::new();
+    for c in &customers {
+        let born = c["nascimento"].as_str().expect("nascimento");
+        let cat = if born >= "2000-01-01" {
+            "JOVEM"
+        } else {
+            "ADULTO"
+        };
+        if cat == "JOVEM" {
+            jovens.push(c["nome"].clone());
+        }
+        let t = c["dt_update"].as_str().expect("dt_update");
+        let secs: i64 = t[11..13].parse::<i64>().expect("h") * 3600
+            + t[14..16].parse::<i64>().expect("m") * 60
+            + t[17..19].parse::<i64>().expect("s");
+        *expected.entry((secs / 30, cat.to_string())).or_default() += 1;
+    }
+
+    let rest = pg.url.trim_start_matches("postgres://");
+    let (auth, addr) = rest.split_once('@').expect("credentials");
+    let (user, password) = auth.split_once(':').expect("password");
+    let (hostport, db) = addr.split_once('/').expect("database");
+    let (host, port) = hostport.split_once(':').expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut child = sluice()
+        .arg("sql")
+        .arg(fixture("seed-logistics/ksql/youth.sql"))
+        .arg("--no-progress")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .env("PG_HOST", host)
+        .env("PG_PORT", port)
+        .env("PG_USER", user)
+        .env("PG_PASSWORD", password)
+        .env("PG_DB", db)
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .env("S3_BUCKET", &bucket)
+        .env("S3_URL", &s3)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn");
+    let rows = |prefix: &str| -> Vec<Value> {
+        list(&bucket)
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .flat_map(|k| {
+                String::from_utf8_lossy(&get(&bucket, k))
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // Objects close at flush.size (5) and at checkpoints (every second):
+    // wait until every row is out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if rows("topics/jovens/").len() >= jovens.len()
+            && rows("topics/idadecont/").len() >= customers.len()
+        {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!(
+                "rows did not arrive in 60 s: {:?}; log:\n{}",
+                list(&bucket),
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(exit.success(), "graceful stop: {logged}");
+
+    // EMIT CHANGES: one result per event; the latest per window and
+    // category is the table's value.
+    let counts = rows("topics/idadecont/");
+    assert_eq!(
+        counts.len(),
+        customers.len(),
+        "one update per row: {counts:?}"
+    );
+    let first = counts
+        .iter()
+        .filter_map(|c| c["window_start"].as_i64())
+        .min()
+        .expect("windows");
+    let day_start = first - first.rem_euclid(86_400_000);
+    let mut got: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for c in &counts {
+        let start = c["window_start"].as_i64().expect("start");
+        assert_eq!(c["window_end"].as_i64(), Some(start + 30_000));
+        let slot = got
+            .entry((
+                (start - day_start) / 30_000,
+                c["key"].as_str().expect("key").to_string(),
+            ))
+            .or_default();
+        *slot = (*slot).max(c["contagem"].as_u64().expect("contagem"));
+    }
+    assert_eq!(got, expected, "log:\n{logged}");
+    let got_jovens: Vec<Value> = rows("topics/jovens/")
+        .iter()
+        .map(|j| j["nome"].clone())
+        .collect();
+    assert_eq!(got_jovens, jovens);
 }
