@@ -11,6 +11,10 @@ use super::lexer::{tokenize, Tok, Token};
 /// Deepest expression nesting accepted (a bound against hostile input).
 const MAX_DEPTH: usize = 64;
 
+/// Most binary operators in one statement: a chain `a + a + ...` is a tree
+/// as deep as it is long, and translating or dropping it recurses that deep.
+const MAX_OPERATORS: usize = 1000;
+
 /// Statement keywords, for suggestions after a typo.
 const STATEMENT_STARTS: &[&str] = &["CREATE"];
 const CREATE_KINDS: &[&str] = &["SOURCE", "SINK", "STREAM", "TABLE"];
@@ -83,6 +87,7 @@ pub fn parse(text: &str) -> Result<Vec<Statement>, SqlErrors> {
         toks: tokens,
         i: 0,
         depth: 0,
+        ops: 0,
     };
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -116,6 +121,8 @@ struct Parser {
     toks: Vec<Token>,
     i: usize,
     depth: usize,
+    /// Binary operators in the current statement.
+    ops: usize,
 }
 
 type R<T> = Result<T, SqlError>;
@@ -239,6 +246,7 @@ impl Parser {
     }
 
     fn statement(&mut self) -> R<Statement> {
+        self.ops = 0;
         if !self.eat_kw("CREATE") {
             return Err(self.unexpected_kw(
                 "a statement (`CREATE SOURCE CONNECTOR`, `CREATE SINK CONNECTOR`, `CREATE STREAM` or `CREATE TABLE`)",
@@ -631,6 +639,21 @@ impl Parser {
             .ok_or_else(|| SqlError::new(unit_at, "duration too large"))
     }
 
+    fn bin(&mut self, op: &'static str, l: Expr, r: Expr) -> R<Expr> {
+        self.ops += 1;
+        if self.ops > MAX_OPERATORS {
+            return Err(SqlError::new(
+                l.at,
+                format!("more than {MAX_OPERATORS} operators in one statement"),
+            ));
+        }
+        let at = l.at;
+        Ok(Expr {
+            kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
+            at,
+        })
+    }
+
     fn nest(&mut self) -> R<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -654,7 +677,7 @@ impl Parser {
         while self.is_kw("OR") {
             self.bump();
             let r = self.and()?;
-            l = bin("or", l, r);
+            l = self.bin("or", l, r)?;
         }
         Ok(l)
     }
@@ -664,7 +687,7 @@ impl Parser {
         while self.is_kw("AND") {
             self.bump();
             let r = self.not()?;
-            l = bin("and", l, r);
+            l = self.bin("and", l, r)?;
         }
         Ok(l)
     }
@@ -698,7 +721,7 @@ impl Parser {
         if let Some(op) = op {
             self.bump();
             let r = self.concat()?;
-            return Ok(bin(op, l, r));
+            return self.bin(op, l, r);
         }
         let at = l.at;
         if self.eat_kw("IS") {
@@ -747,7 +770,7 @@ impl Parser {
         let mut l = self.additive()?;
         while self.eat_sym("||") {
             let r = self.additive()?;
-            l = bin("||", l, r);
+            l = self.bin("||", l, r)?;
         }
         Ok(l)
     }
@@ -762,7 +785,7 @@ impl Parser {
             };
             self.bump();
             let r = self.multiplicative()?;
-            l = bin(op, l, r);
+            l = self.bin(op, l, r)?;
         }
     }
 
@@ -777,7 +800,7 @@ impl Parser {
             };
             self.bump();
             let r = self.unary()?;
-            l = bin(op, l, r);
+            l = self.bin(op, l, r)?;
         }
     }
 
@@ -919,14 +942,6 @@ impl Parser {
             },
             at,
         })
-    }
-}
-
-fn bin(op: &'static str, l: Expr, r: Expr) -> Expr {
-    let at = l.at;
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(l), Box::new(r)),
-        at,
     }
 }
 
