@@ -16,7 +16,8 @@
 //!    each), [`state`] (checkpoints, keyed state, tables), [`format`]
 //!    (JSON, Avro, Schema Registry), [`plugin`] (engine, cache, contract
 //!    checks, instances under limits).
-//! 4. [`config`]: pipeline files and their validation.
+//! 4. [`config`]: pipeline files and their validation; [`sql`]: ksqlDB-style
+//!    statements compiled to the same pipeline files.
 //! 5. [`pipeline`]: graph, tasks, coordinator and runner.
 //! 6. [`cli`]: the `sluice` command.
 #![deny(missing_docs)]
@@ -31,4 +32,5 @@ pub mod pipeline;
 pub mod plugin;
 pub mod sinks;
 pub mod sources;
+pub mod sql;
 pub mod state;

@@ -1,5 +1,5 @@
-//! The command line: `run`, `validate`, `connectors`, `plugin build|inspect|test|list`,
-//! `bench`, `registry`.
+//! The command line: `run`, `validate`, `sql`, `connectors`, `plugin
+//! build|inspect|test|list`, `bench`, `registry`.
 
 mod bench_cmd;
 mod build;
@@ -8,6 +8,7 @@ mod progress;
 mod registry_cmd;
 mod run_cmd;
 mod signals;
+mod sql_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 Examples:
   sluice validate examples/quickstart/pipeline.yaml
   sluice run examples/quickstart/pipeline.yaml
+  sluice sql pipeline.sql --explain
   sluice plugin build plugins/filter
   sluice plugin test filter --input orders.jsonl --param \"where=currency != 'aud'\"
   sluice plugin list
@@ -84,6 +86,38 @@ and the exit code is 0. A second Ctrl-C exits at once.")]
         #[arg(long)]
         watch: bool,
         /// Extra directories to look for `plugin: NAME` in.
+        #[arg(long = "plugin-path", value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Run ksqlDB-style statements (connectors, streams, tables, joins, windows) as one pipeline.
+    #[command(after_help = "\
+Examples:
+  sluice sql tests/fixtures/seed-logistics/ksql/youth.sql --explain > youth.yaml
+  sluice validate youth.yaml
+  PG_HOST=127.0.0.1 PG_PORT=5432 ... sluice sql logistics.sql
+
+The file holds CREATE SOURCE CONNECTOR, CREATE STREAM/TABLE [AS SELECT] and
+CREATE SINK CONNECTOR statements, as written for ksqlDB with Kafka Connect.
+They compile to the pipeline file that --explain prints (the same built-in
+plugins and tables a YAML pipeline uses), which then runs exactly as
+`sluice run` runs it. Topics that only later statements read stay inside the
+process. ${VAR} and ${VAR:-default} in property values come from the
+environment when the pipeline loads. A file with any error runs nothing;
+each error gives line:column and, for a misspelt name, the closest known
+one. docs/sql.md lists what is supported and how it differs from ksqlDB.")]
+    Sql {
+        /// The statement file.
+        file: PathBuf,
+        /// Print the equivalent pipeline YAML and exit.
+        #[arg(long)]
+        explain: bool,
+        /// Where checkpoints go (default: `.sluice` next to the file).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Extra directories to look for the built-in plugins in.
         #[arg(long = "plugin-path", value_name = "DIR")]
         plugin_path: Vec<PathBuf>,
         /// No progress bar.
@@ -270,6 +304,19 @@ pub fn main() -> ExitCode {
             no_progress,
         } => run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet),
         Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
+        Command::Sql {
+            file,
+            explain,
+            data_dir,
+            plugin_path,
+            no_progress,
+        } => sql_cmd::run(sql_cmd::SqlArgs {
+            file,
+            explain,
+            data_dir,
+            plugin_path,
+            progress: !no_progress && !cli.quiet,
+        }),
         Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
         Command::Plugin(PluginCommand::New { lang, name }) => plugin_cmd::new(&lang, &name),
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),

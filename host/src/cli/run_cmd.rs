@@ -91,12 +91,26 @@ fn prepare(
         plugin_path,
         ..Default::default()
     };
-    let (p, mut diags) = config::load_partial(file, &options);
+    let (p, diags) = config::load_partial(file, &options);
     let Some(p) = p else {
         return Ok(Err(diags));
     };
     // The stages that loaded have their plugins checked even when other
     // sections have problems, so one pass reports everything.
+    prepare_with(p, diags)
+}
+
+/// Loads every plugin of a loaded pipeline; the diagnostics when anything is wrong.
+pub(super) fn prepare_loaded(
+    p: Pipeline,
+) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
+    prepare_with(p, Diagnostics::default())
+}
+
+fn prepare_with(
+    p: Pipeline,
+    mut diags: Diagnostics,
+) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
     diags.0.extend(check_plugins(&p, &engine, &cache).0);
@@ -138,14 +152,25 @@ pub fn run(
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };
+    execute(&p, &engine, &cache, watch, progress)
+}
+
+/// Runs a prepared pipeline until it drains or is stopped, and reports.
+pub(super) fn execute(
+    p: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    watch: bool,
+    progress: bool,
+) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
     let bar = progress.then(super::progress::RunBar::new);
     let summary = pipeline::run(
-        &p,
-        &engine,
-        &cache,
+        p,
+        engine,
+        cache,
         RunOptions {
             watch,
             stop,

@@ -14,7 +14,7 @@ use crate::postgres_cdc::Pg;
 use crate::support::*;
 
 /// Expected rows by (order_id, shipment_id); numbers compare as numbers.
-fn expected() -> BTreeMap<(String, String), Value> {
+pub(crate) fn expected() -> BTreeMap<(String, String), Value> {
     json_lines(&fixture("seed-logistics/expected/shipped_orders.jsonl"))
         .into_iter()
         .map(|v| {
@@ -40,7 +40,7 @@ fn normalize(v: &Value) -> Value {
     }
 }
 
-fn by_pair(rows: &[Value]) -> BTreeMap<(String, String), Value> {
+pub(crate) fn by_pair(rows: &[Value]) -> BTreeMap<(String, String), Value> {
     let mut out = BTreeMap::new();
     for v in rows {
         let k = (
@@ -138,7 +138,7 @@ fn joins_over_the_fixture_files_give_the_expected_result_in_any_order() {
     }
 }
 
-fn es_docs(url: &str, index: &str) -> Vec<Value> {
+pub(crate) fn es_docs(url: &str, index: &str) -> Vec<Value> {
     let resp = ureq::get(&format!("{url}/{index}/_search?size=100"))
         .call()
         .ok()

@@ -1,0 +1,1424 @@
+//! Statements to the pipeline model: streams and tables become the built-in
+//! plugins and host tables the YAML examples use, topics that only later
+//! statements read stay inside the process.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::ast::*;
+use super::connectors;
+use super::error::{Pos, SqlError, SqlErrors};
+use super::expr::{self, field};
+use super::plan::{Entry, Plan, Y};
+use super::props::Props;
+
+/// Where a stream's rows take their event time from.
+#[derive(Debug, Clone, PartialEq)]
+enum Time {
+    /// The event's own timestamp.
+    Stamp,
+    /// A column of the rows.
+    Field(String),
+    /// A column that a projection left out.
+    Lost(String),
+}
+
+/// A stream or table that later statements can name.
+#[derive(Debug, Clone)]
+struct Rel {
+    /// A table (read by lookups only).
+    table: bool,
+    /// The node producing its rows (a source or stage), or the table's name.
+    node: String,
+    /// Its columns when known, as users name them, with the field each
+    /// reads; `None` when any column may exist (a topic's rows).
+    columns: Option<Vec<(String, String)>>,
+    /// Its event time.
+    time: Time,
+    /// A table's key column.
+    key: Option<String>,
+}
+
+impl Rel {
+    fn field_of(&self, col: &str) -> Option<String> {
+        match &self.columns {
+            None => Some(col.to_string()),
+            Some(cols) => cols.iter().find(|(c, _)| c == col).map(|(_, f)| f.clone()),
+        }
+    }
+}
+
+/// A topic: written by a source connector (possibly through an unwrap
+/// transform) or by a `CREATE ... AS` statement.
+#[derive(Debug, Clone)]
+struct Topic {
+    /// The node whose output the topic is, once known.
+    node: Option<String>,
+    /// The source writing it (connector topics).
+    source: Option<String>,
+    /// The unwrap transform's parameters (connector topics).
+    unwrap: Option<Vec<(String, Y)>>,
+    /// A table's changelog (not readable as a stream here).
+    table: bool,
+    /// Where it is defined.
+    at: Pos,
+}
+
+/// Compiles parsed statements; `name` is the pipeline's name.
+pub fn compile(stmts: &[Statement], name: &str) -> Result<Plan, SqlErrors> {
+    let mut c = Compiler {
+        plan: Plan {
+            name: name.to_string(),
+            ..Plan::default()
+        },
+        rels: BTreeMap::new(),
+        topics: BTreeMap::new(),
+        used: HashSet::new(),
+        reserved: HashSet::new(),
+        connectors: BTreeMap::new(),
+        errors: Vec::new(),
+    };
+    for s in stmts {
+        if let Statement::Declare { name, .. } | Statement::CreateAs { name, .. } = s {
+            c.reserved.insert(name.name.clone());
+        }
+    }
+    let mut sinks = Vec::new();
+    for s in stmts {
+        let result = match s {
+            Statement::Connector {
+                source: true,
+                name,
+                props,
+            } => c.source_connector(name, props),
+            Statement::Connector {
+                source: false,
+                name,
+                props,
+            } => {
+                // Sinks may name topics of statements further down.
+                sinks.push((name, props));
+                c.connector_name(name)
+            }
+            Statement::Declare { table, name, with } => c.declare(*table, name, with),
+            Statement::CreateAs {
+                table,
+                name,
+                with,
+                query,
+            } => c.create_as(*table, name, with, query),
+        };
+        if let Err(e) = result {
+            c.errors.extend(e);
+            c.placeholder(s);
+        }
+    }
+    for (name, props) in sinks {
+        if let Err(e) = c.sink_connector(name, props) {
+            c.errors.extend(e);
+        }
+    }
+    if c.plan.sources.is_empty() && c.errors.is_empty() {
+        c.errors.push(SqlError::new(
+            Pos { line: 1, col: 1 },
+            "no CREATE SOURCE CONNECTOR: a pipeline needs at least one source",
+        ));
+    }
+    if c.plan.sinks.is_empty() && c.errors.is_empty() {
+        c.errors.push(SqlError::new(
+            Pos { line: 1, col: 1 },
+            "no CREATE SINK CONNECTOR: a pipeline needs at least one sink",
+        ));
+    }
+    if c.errors.is_empty() {
+        Ok(c.plan)
+    } else {
+        Err(SqlErrors(c.errors))
+    }
+}
+
+type R<T> = Result<T, Vec<SqlError>>;
+
+fn one<T>(e: SqlError) -> R<T> {
+    Err(vec![e])
+}
+
+struct Compiler {
+    plan: Plan,
+    rels: BTreeMap<String, Rel>,
+    topics: BTreeMap<String, Topic>,
+    /// Names taken in the pipeline (sources, stages, tables, sinks).
+    used: HashSet<String>,
+    /// Stream and table names of the file, kept free for them.
+    reserved: HashSet<String>,
+    /// Connector names and where they are defined.
+    connectors: BTreeMap<String, Pos>,
+    errors: Vec<SqlError>,
+}
+
+/// The properties `CREATE STREAM|TABLE` accepts.
+const STREAM_PROPS: &[&str] = &[
+    "kafka_topic",
+    "value_format",
+    "key_format",
+    "format",
+    "timestamp",
+    "timestamp_format",
+    "key",
+    "partitions",
+    "replicas",
+];
+
+const FORMATS: &[&str] = &[
+    "json",
+    "json_sr",
+    "avro",
+    "protobuf",
+    "protobuf_nosr",
+    "kafka",
+];
+
+impl Compiler {
+    fn valid_name(id: &Ident) -> Result<(), SqlError> {
+        if id.name.is_empty()
+            || !id
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(SqlError::new(
+                id.at,
+                format!(
+                    "name `{}`: expected letters, digits, `_`, `-` or `.`",
+                    id.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes a stream or table name for its node.
+    fn claim(&mut self, id: &Ident) -> Result<String, SqlError> {
+        Self::valid_name(id)?;
+        if !self.used.insert(id.name.clone()) {
+            return Err(SqlError::new(
+                id.at,
+                format!("`{}` is already defined", id.name),
+            ));
+        }
+        Ok(id.name.clone())
+    }
+
+    /// A free node name based on `base`.
+    fn fresh(&mut self, base: &str) -> String {
+        let base: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_-.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.used.contains(&name) || self.reserved.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// After a failed stream or table statement, its name and topic still
+    /// resolve, so statements reading it do not report errors of their own.
+    fn placeholder(&mut self, s: &Statement) {
+        let (Statement::Declare { table, name, with }
+        | Statement::CreateAs {
+            table, name, with, ..
+        }) = s
+        else {
+            return;
+        };
+        let topic = with
+            .iter()
+            .find(|p| p.key == "kafka_topic")
+            .map_or(name.name.clone(), |p| p.value.clone());
+        self.rels.entry(name.name.clone()).or_insert(Rel {
+            table: *table,
+            node: name.name.clone(),
+            columns: None,
+            time: Time::Stamp,
+            key: None,
+        });
+        if matches!(s, Statement::CreateAs { .. }) {
+            self.topics.entry(topic).or_insert(Topic {
+                node: Some(name.name.clone()),
+                source: None,
+                unwrap: None,
+                table: *table,
+                at: name.at,
+            });
+        }
+    }
+
+    fn connector_name(&mut self, id: &Ident) -> R<()> {
+        Self::valid_name(id).map_err(|e| vec![e])?;
+        if let Some(prev) = self.connectors.insert(id.name.clone(), id.at) {
+            return one(SqlError::new(
+                id.at,
+                format!(
+                    "connector `{}` is already defined at line {}",
+                    id.name, prev.line
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn entry(at: Pos, note: String, name: String, body: Vec<(String, Y)>) -> Entry {
+        Entry {
+            name,
+            at,
+            note,
+            body,
+        }
+    }
+
+    fn source_connector(&mut self, id: &Ident, props: &[Prop]) -> R<()> {
+        self.connector_name(id)?;
+        let conn = connectors::source(&id.name, props, id.at)?;
+        let many = conn.captures.len() > 1;
+        for cap in conn.captures {
+            let base = if many {
+                format!("{}_{}", id.name, cap.part)
+            } else {
+                id.name.clone()
+            };
+            let node = self.fresh(&base);
+            self.plan.sources.push(Self::entry(
+                id.at,
+                format!("CREATE SOURCE CONNECTOR {} (topic {})", id.name, cap.topic),
+                node.clone(),
+                cap.body,
+            ));
+            if let Some(prev) = self.topics.get(&cap.topic) {
+                return one(SqlError::new(
+                    id.at,
+                    format!(
+                        "topic `{}` is already written by the statement at line {}",
+                        cap.topic, prev.at.line
+                    ),
+                ));
+            }
+            self.topics.insert(
+                cap.topic,
+                Topic {
+                    node: None,
+                    source: Some(node),
+                    unwrap: conn.unwrap.clone(),
+                    table: false,
+                    at: id.at,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The node whose output is `topic`; a connector's unwrap stage is
+    /// created on first use, named `name` when given.
+    fn topic_node(
+        &mut self,
+        topic: &str,
+        name: Option<&Ident>,
+        at: Pos,
+    ) -> Result<String, SqlError> {
+        let Some(t) = self.topics.get(topic).cloned() else {
+            let known: Vec<&str> = self.topics.keys().map(String::as_str).collect();
+            return Err(SqlError::new(
+                at,
+                format!(
+                    "topic `{topic}` is written by no connector or statement above; without Kafka, Sluice reads only topics its own connectors and statements write (known: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            )
+            .suggest(topic, known));
+        };
+        if t.table {
+            return Err(SqlError::new(
+                at,
+                format!("topic `{topic}` is a table's changelog; read the stream the table is built from instead"),
+            ));
+        }
+        if let Some(n) = t.node {
+            return Ok(n);
+        }
+        let source = t.source.unwrap_or_default();
+        let node = match t.unwrap {
+            None => source,
+            Some(params) => {
+                let node = match name {
+                    Some(id) => self.claim(id)?,
+                    None => self.fresh(&format!("{source}_unwrapped")),
+                };
+                let (at, note) = match name {
+                    Some(id) => (
+                        id.at,
+                        format!(
+                            "CREATE STREAM {}: the unwrap transform of topic {topic}",
+                            id.name
+                        ),
+                    ),
+                    None => (t.at, format!("the unwrap transform of topic {topic}")),
+                };
+                self.plan.stages.push(Self::entry(
+                    at,
+                    note,
+                    node.clone(),
+                    vec![
+                        ("plugin".into(), Y::Str("unwrap".into())),
+                        ("inputs".into(), Y::List(vec![Y::Str(source)])),
+                        ("params".into(), Y::Map(params)),
+                    ],
+                ));
+                node
+            }
+        };
+        if let Some(t) = self.topics.get_mut(topic) {
+            t.node = Some(node.clone());
+        }
+        Ok(node)
+    }
+
+    /// Checks `WITH` of a stream or table; returns (topic, timestamp column).
+    fn stream_props(
+        &self,
+        with: &[Prop],
+        at: Pos,
+        default_topic: Option<&str>,
+    ) -> R<(String, Option<String>)> {
+        let mut p = Props::new(with, at).map_err(|e| vec![e])?;
+        let mut errors = Vec::new();
+        for key in ["value_format", "key_format", "format"] {
+            if let Err(e) = p.choice(key, FORMATS) {
+                errors.push(e);
+            }
+        }
+        p.str("partitions");
+        p.str("replicas");
+        p.str("key");
+        let topic = match (p.str("kafka_topic"), default_topic) {
+            (Some(t), _) => t,
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                errors.push(SqlError::new(
+                    at,
+                    "missing property `kafka_topic`: the topic this stream reads",
+                ));
+                String::new()
+            }
+        };
+        let time = p.str("timestamp").map(|t| t.to_lowercase());
+        if let Some(f) = p.get("timestamp_format") {
+            if !iso_format(&f.value) {
+                errors.push(SqlError::new(
+                    f.value_at,
+                    format!(
+                        "timestamp_format '{}' is not supported: event time is read as ISO 8601 (yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX], no zone = UTC) or epoch milliseconds",
+                        f.value
+                    ),
+                ));
+            }
+        }
+        errors.extend(p.leftovers("a stream or table", STREAM_PROPS));
+        if errors.is_empty() {
+            Ok((topic, time))
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn new_rel(&mut self, id: &Ident, rel: Rel) -> R<()> {
+        if self.rels.contains_key(&id.name) {
+            return one(SqlError::new(
+                id.at,
+                format!("`{}` is already defined", id.name),
+            ));
+        }
+        self.rels.insert(id.name.clone(), rel);
+        Ok(())
+    }
+
+    fn declare(&mut self, table: bool, id: &Ident, with: &[Prop]) -> R<()> {
+        let (topic, time) = self.stream_props(with, id.at, None)?;
+        let key = with
+            .iter()
+            .find(|p| p.key == "key")
+            .map(|p| p.value.to_lowercase());
+        let node = self
+            .topic_node(&topic, if table { None } else { Some(id) }, id.at)
+            .map_err(|e| vec![e])?;
+        let time = time.map_or(Time::Stamp, Time::Field);
+        if table {
+            let name = self.claim(id).map_err(|e| vec![e])?;
+            let mut body = vec![("input".to_string(), Y::Str(node))];
+            if let Some(k) = &key {
+                body.push(("key_field".into(), Y::Str(k.clone())));
+            }
+            self.plan.tables.push(Self::entry(
+                id.at,
+                format!("CREATE TABLE {}", id.name),
+                name.clone(),
+                body,
+            ));
+            return self.new_rel(
+                id,
+                Rel {
+                    table: true,
+                    node: name,
+                    columns: None,
+                    time,
+                    key,
+                },
+            );
+        }
+        self.new_rel(
+            id,
+            Rel {
+                table: false,
+                node,
+                columns: None,
+                time,
+                key: None,
+            },
+        )
+    }
+
+    fn rel(&self, id: &Ident) -> Result<Rel, SqlError> {
+        self.rels.get(&id.name).cloned().ok_or_else(|| {
+            SqlError::new(id.at, format!("unknown stream or table `{}`", id.name))
+                .suggest(&id.name, self.rels.keys().map(String::as_str))
+        })
+    }
+
+    fn create_as(&mut self, table: bool, id: &Ident, with: &[Prop], q: &Query) -> R<()> {
+        Self::valid_name(id).map_err(|e| vec![e])?;
+        if self.rels.contains_key(&id.name) {
+            return one(SqlError::new(
+                id.at,
+                format!("`{}` is already defined", id.name),
+            ));
+        }
+        let (topic, time) = self.stream_props(with, id.at, Some(&id.name))?;
+        if q.partition_by.is_some() {
+            return one(SqlError::new(
+                q.at,
+                "PARTITION BY is not supported yet: events keep their key",
+            ));
+        }
+        let mut rel = match (table, q.window.is_some(), q.join.is_some()) {
+            (_, true, true) | (true, false, true) => {
+                return one(SqlError::new(
+                    q.at,
+                    "aggregating a join in one statement is not supported; create the joined stream first",
+                ))
+            }
+            (true, true, false) => self.windowed(id, q)?,
+            (true, false, false) => self.latest_table(id, q)?,
+            (false, true, _) => {
+                return one(SqlError::new(
+                    q.at,
+                    "a windowed aggregation is a TABLE: write CREATE TABLE ... AS SELECT ... WINDOW ...",
+                ))
+            }
+            (false, false, true) => self.join(id, q)?,
+            (false, false, false) => self.transform(id, q)?,
+        };
+        if let Some(t) = time {
+            rel.time = Time::Field(t);
+        }
+        if let Some(prev) = self.topics.get(&topic) {
+            return one(SqlError::new(
+                id.at,
+                format!(
+                    "topic `{topic}` is already written by the statement at line {}",
+                    prev.at.line
+                ),
+            ));
+        }
+        self.topics.insert(
+            topic,
+            Topic {
+                node: Some(rel.node.clone()),
+                source: None,
+                unwrap: None,
+                table: rel.table,
+                at: id.at,
+            },
+        );
+        self.new_rel(id, rel)
+    }
+
+    /// Resolves a column of a one-relation query to its field.
+    fn column(
+        rel: &Rel,
+        names: &[&str],
+        qualifier: Option<&str>,
+        name: &str,
+        at: Pos,
+    ) -> Result<String, SqlError> {
+        if let Some(q) = qualifier {
+            if !names.contains(&q) {
+                return Err(SqlError::new(at, format!("unknown alias `{q}`"))
+                    .suggest(q, names.iter().copied()));
+            }
+        }
+        rel.field_of(name).ok_or_else(|| {
+            let cols: Vec<&str> = rel
+                .columns
+                .iter()
+                .flatten()
+                .map(|(c, _)| c.as_str())
+                .collect();
+            SqlError::new(
+                at,
+                format!(
+                    "`{}` has no column `{name}`; its columns: {}",
+                    names[0],
+                    cols.join(", ")
+                ),
+            )
+            .suggest(name, cols)
+        })
+    }
+
+    fn names(r: &Relation) -> Vec<&str> {
+        let mut v = vec![r.name.name.as_str()];
+        if let Some(a) = &r.alias {
+            v.push(a.name.as_str());
+        }
+        v
+    }
+
+    fn stream_input(&self, r: &Relation) -> Result<Rel, SqlError> {
+        let rel = self.rel(&r.name)?;
+        if rel.table {
+            return Err(SqlError::new(
+                r.name.at,
+                format!(
+                    "`{}` is a table; it can be joined to a stream, not read as one",
+                    r.name.name
+                ),
+            ));
+        }
+        Ok(rel)
+    }
+
+    /// `WHERE` as a `filter` stage in front of `input`.
+    fn where_stage(
+        &mut self,
+        id: &Ident,
+        q: &Query,
+        rel: &Rel,
+        input: String,
+        last: bool,
+    ) -> R<String> {
+        let Some(cond) = &q.filter else {
+            return Ok(input);
+        };
+        let names = Self::names(&q.from);
+        let text = expr::text(cond, &mut |qual, name, e| {
+            Self::column(rel, &names, qual, name, e.at)
+        })
+        .map_err(|e| vec![e])?;
+        let node = if last {
+            self.claim(id).map_err(|e| vec![e])?
+        } else {
+            self.fresh(&format!("{}_where", id.name))
+        };
+        self.plan.stages.push(Self::entry(
+            cond.at,
+            format!("WHERE of {}", id.name),
+            node.clone(),
+            vec![
+                ("plugin".into(), Y::Str("filter".into())),
+                ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                (
+                    "params".into(),
+                    Y::Map(vec![("where".into(), Y::Str(text))]),
+                ),
+            ],
+        ));
+        Ok(node)
+    }
+
+    /// `CREATE STREAM ... AS SELECT ... [WHERE ...]`: `filter` and/or `project`.
+    fn transform(&mut self, id: &Ident, q: &Query) -> R<Rel> {
+        let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
+        let names = Self::names(&q.from);
+        let star_only = matches!(
+            q.items.as_slice(),
+            [SelectItem::Star {
+                qualifier: None,
+                ..
+            }]
+        );
+        if !q.group_by.is_empty() {
+            return one(SqlError::new(
+                q.at,
+                "GROUP BY creates a TABLE: write CREATE TABLE ... AS SELECT ... GROUP BY",
+            ));
+        }
+        if star_only {
+            let node = if q.filter.is_some() {
+                self.where_stage(id, q, &rel, rel.node.clone(), true)?
+            } else {
+                // Another name for the same rows: no stage needed.
+                rel.node.clone()
+            };
+            return Ok(Rel { node, ..rel });
+        }
+        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+        let mut keep_all = false;
+        let mut plain: Vec<(String, String)> = Vec::new(); // (output, field)
+        let mut computed: Vec<(String, String)> = Vec::new(); // (output, expression)
+        let mut errors = Vec::new();
+        for (i, item) in q.items.iter().enumerate() {
+            match item {
+                SelectItem::Star { at, qualifier } => {
+                    if let Some(qual) = qualifier {
+                        if !names.contains(&qual.as_str()) {
+                            errors.push(SqlError::new(*at, format!("unknown alias `{qual}`")));
+                        }
+                    }
+                    keep_all = true;
+                }
+                SelectItem::Expr { expr: e, alias } => {
+                    if let ExprKind::Column { qualifier, name } = &e.kind {
+                        match Self::column(&rel, &names, qualifier.as_deref(), name, e.at) {
+                            Ok(f) => plain
+                                .push((alias.as_ref().map_or(name.clone(), |a| a.name.clone()), f)),
+                            Err(err) => errors.push(err),
+                        }
+                        continue;
+                    }
+                    let out = alias
+                        .as_ref()
+                        .map_or(format!("ksql_col_{i}"), |a| a.name.clone());
+                    match expr::text(e, &mut |qual, name, e| {
+                        Self::column(&rel, &names, qual, name, e.at)
+                    }) {
+                        Ok(t) => computed.push((out, t)),
+                        Err(err) => errors.push(err),
+                    }
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (out, _) in plain.iter().chain(&computed) {
+            if !seen.insert(out.clone()) {
+                errors.push(SqlError::new(
+                    q.at,
+                    format!("column `{out}` is selected twice; rename one with AS"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Renames are spliced without re-serializing; a field read under two
+        // names (or renamed onto a kept name) is computed instead.
+        let mut select = Vec::new();
+        let mut rename = Vec::new();
+        let mut set = Vec::new();
+        for (out, f) in &plain {
+            let uses = plain.iter().filter(|(_, g)| g == f).count();
+            if out == f {
+                select.push(Y::Str(field(f)));
+            } else if uses == 1 && !plain.iter().any(|(o, _)| o == f) && !keep_all {
+                select.push(Y::Str(field(f)));
+                rename.push((field(f), Y::Str(field(out))));
+            } else {
+                set.push((field(out), Y::Str(field(f))));
+            }
+        }
+        for (out, t) in &computed {
+            set.push((field(out), Y::Str(t.clone())));
+        }
+        let mut params = Vec::new();
+        if !keep_all {
+            params.push(("select".to_string(), Y::List(select)));
+        }
+        if !rename.is_empty() {
+            params.push(("rename".into(), Y::Map(rename)));
+        }
+        if !set.is_empty() {
+            params.push(("set".into(), Y::Map(set)));
+        }
+        let node = self.claim(id).map_err(|e| vec![e])?;
+        self.plan.stages.push(Self::entry(
+            id.at,
+            format!("CREATE STREAM {}", id.name),
+            node.clone(),
+            vec![
+                ("plugin".into(), Y::Str("project".into())),
+                ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                ("params".into(), Y::Map(params)),
+            ],
+        ));
+        let columns = if keep_all {
+            None
+        } else {
+            Some(
+                plain
+                    .iter()
+                    .map(|(o, _)| (o.clone(), o.clone()))
+                    .chain(computed.iter().map(|(o, _)| (o.clone(), o.clone())))
+                    .collect(),
+            )
+        };
+        let time = match &rel.time {
+            Time::Field(f) if !keep_all => match plain.iter().find(|(_, g)| g == f) {
+                Some((o, _)) => Time::Field(o.clone()),
+                None => Time::Lost(f.clone()),
+            },
+            other => other.clone(),
+        };
+        Ok(Rel {
+            table: false,
+            node,
+            columns,
+            time,
+            key: None,
+        })
+    }
+
+    /// The single GROUP BY column, as a field of `rel`.
+    fn group_key(&self, q: &Query, rel: &Rel) -> R<(String, String)> {
+        let names = Self::names(&q.from);
+        match q.group_by.as_slice() {
+            [Expr {
+                kind: ExprKind::Column { qualifier, name },
+                at,
+            }] => {
+                let f = Self::column(rel, &names, qualifier.as_deref(), name, *at).map_err(|e| vec![e])?;
+                Ok((name.clone(), f))
+            }
+            [] => one(SqlError::new(q.at, "a CREATE TABLE ... AS SELECT needs GROUP BY")),
+            [e, ..] => one(SqlError::new(
+                e.at,
+                "GROUP BY takes one column (grouping by expressions or several columns is not supported yet)",
+            )),
+        }
+    }
+
+    /// `CREATE TABLE t AS SELECT k, LATEST_BY_OFFSET(c) ... GROUP BY k`: a
+    /// host table keyed by `k`, holding each key's latest row.
+    fn latest_table(&mut self, id: &Ident, q: &Query) -> R<Rel> {
+        let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
+        let (key_col, key_field) = self.group_key(q, &rel)?;
+        let names = Self::names(&q.from);
+        let mut columns = Vec::new();
+        let mut key_name = key_col.clone();
+        let mut errors = Vec::new();
+        for item in &q.items {
+            let SelectItem::Expr { expr: e, alias } = item else {
+                errors.push(SqlError::new(
+                    q.at,
+                    "`*` is not allowed with GROUP BY; list the key and LATEST_BY_OFFSET(column)s",
+                ));
+                continue;
+            };
+            match &e.kind {
+                ExprKind::Column { qualifier, name } => {
+                    match Self::column(&rel, &names, qualifier.as_deref(), name, e.at) {
+                        Ok(f) if f == key_field => {
+                            key_name = alias.as_ref().map_or(name.clone(), |a| a.name.clone());
+                            columns.push((key_name.clone(), f));
+                        }
+                        Ok(_) => errors.push(SqlError::new(
+                            e.at,
+                            format!("`{name}` must be the GROUP BY column or inside LATEST_BY_OFFSET(...)"),
+                        )),
+                        Err(err) => errors.push(err),
+                    }
+                }
+                ExprKind::Call { name, args, .. } if name == "latest_by_offset" => match args.as_slice() {
+                    [Expr { kind: ExprKind::Column { qualifier, name: col }, at }] => {
+                        match Self::column(&rel, &names, qualifier.as_deref(), col, *at) {
+                            Ok(f) => columns.push((alias.as_ref().map_or(col.clone(), |a| a.name.clone()), f)),
+                            Err(err) => errors.push(err),
+                        }
+                    }
+                    _ => errors.push(SqlError::new(e.at, "LATEST_BY_OFFSET takes one column")),
+                },
+                ExprKind::Call { name, .. } if expr::AGGREGATES.contains(&name.as_str()) => {
+                    errors.push(SqlError::new(
+                        e.at,
+                        format!(
+                            "{} without WINDOW is not supported: Sluice aggregates over windows (add WINDOW TUMBLING (SIZE ...)); a table without a window keeps LATEST_BY_OFFSET values",
+                            name.to_uppercase()
+                        ),
+                    ))
+                }
+                _ => errors.push(SqlError::new(
+                    e.at,
+                    "a table's columns are its GROUP BY column and LATEST_BY_OFFSET(column)s",
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+        let name = self.claim(id).map_err(|e| vec![e])?;
+        self.plan.tables.push(Self::entry(
+            id.at,
+            format!("CREATE TABLE {} (LATEST_BY_OFFSET per {key_col})", id.name),
+            name.clone(),
+            vec![
+                ("input".into(), Y::Str(input)),
+                ("key_field".into(), Y::Str(key_field)),
+            ],
+        ));
+        Ok(Rel {
+            table: true,
+            node: name,
+            columns: Some(columns),
+            time: Time::Stamp,
+            key: Some(key_name),
+        })
+    }
+
+    fn event_time(time: &Time, lateness_ms: u64, at: Pos, what: &str) -> R<Y> {
+        let mut body = Vec::new();
+        match time {
+            Time::Stamp => {}
+            Time::Field(f) => body.push(("field".to_string(), Y::Str(f.clone()))),
+            Time::Lost(f) => {
+                return one(SqlError::new(
+                    at,
+                    format!("{what} needs event time, which is in column `{f}`, but an earlier SELECT left `{f}` out; select it there"),
+                ))
+            }
+        }
+        body.push(("lateness_ms".into(), Y::Int(lateness_ms)));
+        Ok(Y::Map(body))
+    }
+
+    /// `CREATE TABLE ... WINDOW ... GROUP BY k`: a `window-aggregate` stage.
+    fn windowed(&mut self, id: &Ident, q: &Query) -> R<Rel> {
+        let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
+        let (key_col, _) = self.group_key(q, &rel)?;
+        let names = Self::names(&q.from);
+        let Some(w) = &q.window else {
+            return one(SqlError::new(q.at, "missing WINDOW"));
+        };
+        let mut aggs = Vec::new();
+        let mut columns = vec![
+            ("key".to_string(), "key".to_string()),
+            ("window_start".into(), "window_start".into()),
+            ("window_end".into(), "window_end".into()),
+        ];
+        let mut errors = Vec::new();
+        for item in &q.items {
+            let SelectItem::Expr { expr: e, alias } = item else {
+                errors.push(SqlError::new(q.at, "`*` is not allowed with GROUP BY"));
+                continue;
+            };
+            match &e.kind {
+                ExprKind::Column { name, qualifier } => {
+                    let pseudo =
+                        qualifier.is_none() && (name == "windowstart" || name == "windowend");
+                    if !pseudo && name != &key_col {
+                        errors.push(SqlError::new(
+                            e.at,
+                            format!("`{name}` must be the GROUP BY column or inside an aggregate"),
+                        ));
+                    }
+                }
+                ExprKind::Call { name, args, star } => {
+                    let func = match name.as_str() {
+                        "count" => "count",
+                        "sum" => "sum",
+                        "avg" => "avg",
+                        "min" => "min",
+                        "max" => "max",
+                        "latest_by_offset" => "latest",
+                        other => {
+                            errors.push(
+                                SqlError::new(
+                                    e.at,
+                                    format!("`{}` is not an aggregate; supported: COUNT, SUM, AVG, MIN, MAX, LATEST_BY_OFFSET", other.to_uppercase()),
+                                )
+                                .suggest(other, expr::AGGREGATES.iter().copied()),
+                            );
+                            continue;
+                        }
+                    };
+                    let text = if func == "count" {
+                        if !*star {
+                            errors.push(SqlError::new(
+                                e.at,
+                                "COUNT(column) is not supported; use COUNT(*)",
+                            ));
+                            continue;
+                        }
+                        "count".to_string()
+                    } else {
+                        match args.as_slice() {
+                            [Expr {
+                                kind:
+                                    ExprKind::Column {
+                                        qualifier,
+                                        name: col,
+                                    },
+                                at,
+                            }] => {
+                                match Self::column(&rel, &names, qualifier.as_deref(), col, *at) {
+                                    Ok(f) => format!("{func}({})", field(&f)),
+                                    Err(err) => {
+                                        errors.push(err);
+                                        continue;
+                                    }
+                                }
+                            }
+                            _ => {
+                                errors.push(SqlError::new(
+                                    e.at,
+                                    format!("{} takes one column", name.to_uppercase()),
+                                ));
+                                continue;
+                            }
+                        }
+                    };
+                    match alias {
+                        Some(a) => {
+                            aggs.push(format!("{text} as {}", a.name));
+                            columns.push((a.name.clone(), a.name.clone()));
+                        }
+                        None => {
+                            let default = text.replace('(', "_").replace(')', "");
+                            aggs.push(text);
+                            columns.push((default.clone(), default));
+                        }
+                    }
+                }
+                _ => errors.push(SqlError::new(
+                    e.at,
+                    "expected the GROUP BY column or an aggregate",
+                )),
+            }
+        }
+        if aggs.is_empty() && errors.is_empty() {
+            errors.push(SqlError::new(
+                q.at,
+                "a windowed table needs an aggregate, e.g. COUNT(*)",
+            ));
+        }
+        let mut params = vec![("window".to_string(), Y::Str(w.kind.clone()))];
+        match (w.kind.as_str(), w.size_ms, w.advance_ms, w.gap_ms) {
+            ("tumbling", Some(size), None, _) => params.push(("size_ms".into(), Y::Int(size))),
+            ("hopping", Some(size), Some(adv), _) => {
+                params.push(("size_ms".into(), Y::Int(size)));
+                params.push(("advance_ms".into(), Y::Int(adv)));
+            }
+            ("session", None, None, Some(gap)) => params.push(("gap_ms".into(), Y::Int(gap))),
+            ("tumbling", ..) => {
+                errors.push(SqlError::new(w.at, "WINDOW TUMBLING takes (SIZE n UNIT)"))
+            }
+            ("hopping", ..) => errors.push(SqlError::new(
+                w.at,
+                "WINDOW HOPPING takes (SIZE n UNIT, ADVANCE BY n UNIT)",
+            )),
+            _ => errors.push(SqlError::new(
+                w.at,
+                "WINDOW SESSION takes (n UNIT), the inactivity gap",
+            )),
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let key_field = rel.field_of(&key_col).unwrap_or(key_col.clone());
+        params.push(("group_by".into(), Y::Str(field(&key_field))));
+        params.push(("aggregates".into(), Y::Str(aggs.join(", "))));
+        // EMIT CHANGES: a result after every event, as ksqlDB's table
+        // changelog; EMIT FINAL: one when the window closes.
+        params.push((
+            "emit".into(),
+            Y::Str(if q.emit_changes { "update" } else { "close" }.into()),
+        ));
+        let event_time = Self::event_time(&rel.time, w.grace_ms.unwrap_or(0), w.at, "WINDOW")?;
+        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+        let node = self.claim(id).map_err(|e| vec![e])?;
+        self.plan.stages.push(Self::entry(
+            id.at,
+            format!(
+                "CREATE TABLE {} (WINDOW {})",
+                id.name,
+                w.kind.to_uppercase()
+            ),
+            node.clone(),
+            vec![
+                ("plugin".into(), Y::Str("window-aggregate".into())),
+                ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                ("event_time".into(), event_time),
+                ("params".into(), Y::Map(params)),
+            ],
+        ));
+        Ok(Rel {
+            table: false,
+            node,
+            columns: Some(columns),
+            time: Time::Stamp,
+            key: None,
+        })
+    }
+
+    /// `CREATE STREAM ... AS SELECT ... FROM s JOIN t|s2 ...`.
+    fn join(&mut self, id: &Ident, q: &Query) -> R<Rel> {
+        let Some(j) = &q.join else {
+            return one(SqlError::new(q.at, "missing JOIN"));
+        };
+        let left = self.stream_input(&q.from).map_err(|e| vec![e])?;
+        let right = self.rel(&j.right.name).map_err(|e| vec![e])?;
+        let lnames = Self::names(&q.from);
+        let rnames = Self::names(&j.right);
+        if let Some(f) = &q.filter {
+            return one(SqlError::new(
+                f.at,
+                "WHERE with a JOIN is not supported yet; filter in a statement before or after",
+            ));
+        }
+        if !q.group_by.is_empty() {
+            return one(SqlError::new(q.at, "GROUP BY with a JOIN is not supported"));
+        }
+        // A column: (side, field); 0 is the left (FROM) side.
+        let resolve =
+            |qual: Option<&str>, name: &str, at: Pos| -> Result<(usize, String), SqlError> {
+                match qual {
+                    Some(q) if lnames.contains(&q) => {
+                        Self::column(&left, &lnames, None, name, at).map(|f| (0, f))
+                    }
+                    Some(q) if rnames.contains(&q) => {
+                        Self::column(&right, &rnames, None, name, at).map(|f| (1, f))
+                    }
+                    Some(q) => Err(SqlError::new(at, format!("unknown alias `{q}`"))
+                        .suggest(q, lnames.iter().chain(&rnames).copied())),
+                    None => {
+                        if let Some(f) = left.field_of(name) {
+                            Ok((0, f))
+                        } else if let Some(f) = right.field_of(name) {
+                            Ok((1, f))
+                        } else {
+                            Self::column(&left, &lnames, None, name, at).map(|f| (0, f))
+                        }
+                    }
+                }
+            };
+        // ON l.k = r.k, in either order.
+        let (lkey, rkey) =
+            match &j.on.kind {
+                ExprKind::Binary("=", a, b) => match (&a.kind, &b.kind) {
+                    (
+                        ExprKind::Column {
+                            qualifier: qa,
+                            name: na,
+                        },
+                        ExprKind::Column {
+                            qualifier: qb,
+                            name: nb,
+                        },
+                    ) => {
+                        let x = resolve(qa.as_deref(), na, a.at).map_err(|e| vec![e])?;
+                        let y = resolve(qb.as_deref(), nb, b.at).map_err(|e| vec![e])?;
+                        match (x, y) {
+                            ((0, l), (1, r)) => ((l, na.clone()), (r, nb.clone())),
+                            ((1, r), (0, l)) => ((l, nb.clone()), (r, na.clone())),
+                            _ => return one(SqlError::new(
+                                j.on.at,
+                                "ON must compare a column of each side (qualify them: o.k = c.k)",
+                            )),
+                        }
+                    }
+                    _ => return one(SqlError::new(j.on.at, "ON must compare two columns")),
+                },
+                _ => return one(SqlError::new(j.on.at, "ON must be one equality, a.k = b.k")),
+            };
+        let table_side = if right.table { "table" } else { "right" };
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        let mut errors = Vec::new();
+        for item in &q.items {
+            let SelectItem::Expr { expr: e, alias } = item else {
+                errors.push(SqlError::new(
+                    q.at,
+                    "`*` is not supported with a JOIN; list the columns",
+                ));
+                continue;
+            };
+            let ExprKind::Column { qualifier, name } = &e.kind else {
+                errors.push(SqlError::new(
+                    e.at,
+                    "a JOIN's select list takes columns only; compute in a following statement",
+                ));
+                continue;
+            };
+            match resolve(qualifier.as_deref(), name, e.at) {
+                Ok((side, f)) => {
+                    let out = alias.as_ref().map_or(name.clone(), |a| a.name.clone());
+                    let src = if side == 0 {
+                        field(&f)
+                    } else {
+                        format!("{table_side}.{}", field(&f))
+                    };
+                    fields.push(if out == f {
+                        src
+                    } else {
+                        format!("{src} as {}", field(&out))
+                    });
+                    columns.push((out, f, side));
+                }
+                Err(err) => errors.push(err),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let out_columns: Vec<(String, String)> = columns
+            .iter()
+            .map(|(o, _, _)| (o.clone(), o.clone()))
+            .collect();
+        let time = match &left.time {
+            Time::Field(f) => match columns.iter().find(|(_, g, side)| *side == 0 && g == f) {
+                Some((o, _, _)) => Time::Field(o.clone()),
+                None => Time::Lost(f.clone()),
+            },
+            other => other.clone(),
+        };
+        let fields = Y::Str(fields.join(", "));
+        if right.table {
+            if j.within.is_some() {
+                return one(SqlError::new(
+                    j.at,
+                    "WITHIN is for stream-stream joins; a table join needs none",
+                ));
+            }
+            if let Some(k) = &right.key {
+                if &rkey.1 != k {
+                    return one(SqlError::new(
+                        j.on.at,
+                        format!("`{}` is keyed by `{k}`; join ON its key", j.right.name.name),
+                    ));
+                }
+            }
+            let node = self.claim(id).map_err(|e| vec![e])?;
+            self.plan.stages.push(Self::entry(
+                id.at,
+                format!(
+                    "CREATE STREAM {} ({} JOIN table {})",
+                    id.name,
+                    if j.left { "LEFT" } else { "INNER" },
+                    j.right.name.name
+                ),
+                node.clone(),
+                vec![
+                    ("plugin".into(), Y::Str("lookup-join".into())),
+                    ("inputs".into(), Y::List(vec![Y::Str(left.node.clone())])),
+                    ("tables".into(), Y::List(vec![Y::Str(right.node.clone())])),
+                    (
+                        "params".into(),
+                        Y::Map(vec![
+                            ("table".into(), Y::Str(right.node.clone())),
+                            ("on".into(), Y::Str(field(&lkey.0))),
+                            (
+                                "join".into(),
+                                Y::Str(if j.left { "left" } else { "inner" }.into()),
+                            ),
+                            ("fields".into(), fields),
+                        ]),
+                    ),
+                ],
+            ));
+            return Ok(Rel {
+                table: false,
+                node,
+                columns: Some(out_columns),
+                time,
+                key: None,
+            });
+        }
+        let Some((within, _)) = j.within else {
+            return one(SqlError::new(
+                j.at,
+                format!(
+                    "joining two streams needs WITHIN n UNIT (`{}` is a stream)",
+                    j.right.name.name
+                ),
+            ));
+        };
+        if left.node == right.node {
+            return one(SqlError::new(
+                j.at,
+                "a stream joined with itself is not supported",
+            ));
+        }
+        for t in [&left.time, &right.time] {
+            if let Time::Lost(f) = t {
+                return one(SqlError::new(
+                    j.at,
+                    format!("WITHIN needs event time, which is in column `{f}`, but an earlier SELECT left `{f}` out; select it there"),
+                ));
+            }
+        }
+        match (&left.time, &right.time) {
+            (Time::Field(a), Time::Field(b)) if a != b => {
+                return one(SqlError::new(
+                    j.at,
+                    format!("the two sides keep event time in different columns (`{a}`, `{b}`); one stage reads one column, so give them the same name"),
+                ))
+            }
+            (Time::Field(_), Time::Stamp) | (Time::Stamp, Time::Field(_)) => {
+                return one(SqlError::new(
+                    j.at,
+                    "one side has a timestamp column and the other uses the event timestamp; declare `timestamp` on both streams",
+                ))
+            }
+            _ => {}
+        }
+        // Either side may arrive up to the bound (or the grace period) late.
+        let event_time =
+            Self::event_time(&left.time, j.grace_ms.unwrap_or(within), j.at, "WITHIN")?;
+        let mut params = vec![
+            ("left".to_string(), Y::Str(left.node.clone())),
+            ("right".into(), Y::Str(right.node.clone())),
+        ];
+        if lkey.0 == rkey.0 {
+            params.push(("key".into(), Y::Str(lkey.0.clone())));
+        } else {
+            params.push(("left_key".into(), Y::Str(lkey.0.clone())));
+            params.push(("right_key".into(), Y::Str(rkey.0.clone())));
+        }
+        params.push(("within_ms".into(), Y::Int(within)));
+        params.push((
+            "join".into(),
+            Y::Str(if j.left { "left" } else { "inner" }.into()),
+        ));
+        params.push(("fields".into(), fields));
+        let node = self.claim(id).map_err(|e| vec![e])?;
+        self.plan.stages.push(Self::entry(
+            id.at,
+            format!(
+                "CREATE STREAM {} ({} JOIN stream {} WITHIN)",
+                id.name,
+                if j.left { "LEFT" } else { "INNER" },
+                j.right.name.name
+            ),
+            node.clone(),
+            vec![
+                ("plugin".into(), Y::Str("window-join".into())),
+                (
+                    "inputs".into(),
+                    Y::List(vec![Y::Str(left.node.clone()), Y::Str(right.node.clone())]),
+                ),
+                ("event_time".into(), event_time),
+                ("params".into(), Y::Map(params)),
+            ],
+        ));
+        Ok(Rel {
+            table: false,
+            node,
+            columns: Some(out_columns),
+            time,
+            key: None,
+        })
+    }
+
+    fn sink_connector(&mut self, id: &Ident, props: &[Prop]) -> R<()> {
+        let conn = connectors::sink(props, id.at)?;
+        let mut inputs = Vec::new();
+        let mut errors = Vec::new();
+        for t in &conn.topics {
+            match self.topic_node(t, None, conn.topics_at) {
+                Ok(n) => inputs.push((t.clone(), n)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let with_inputs = |body: &[(String, Y)], nodes: Vec<Y>, topic: &str| -> Vec<(String, Y)> {
+            let mut out = Vec::new();
+            for (k, v) in body {
+                let v = match v {
+                    Y::Str(s) if s.contains("{topic}") => {
+                        let t = if k == "index" {
+                            topic.to_lowercase()
+                        } else {
+                            topic.to_string()
+                        };
+                        Y::Str(s.replace("{topic}", &t))
+                    }
+                    other => other.clone(),
+                };
+                out.push((k.clone(), v));
+                if k == "type" {
+                    out.push(("inputs".into(), Y::List(nodes.clone())));
+                }
+            }
+            out
+        };
+        if conn.per_topic {
+            let many = inputs.len() > 1;
+            for (topic, node) in inputs {
+                let name = if many {
+                    self.fresh(&format!("{}_{topic}", id.name))
+                } else {
+                    self.fresh(&id.name)
+                };
+                let body = with_inputs(&conn.body, vec![Y::Str(node)], &topic);
+                self.plan.sinks.push(Self::entry(
+                    id.at,
+                    format!("CREATE SINK CONNECTOR {} (topic {topic})", id.name),
+                    name,
+                    body,
+                ));
+            }
+        } else {
+            let mut nodes: Vec<Y> = Vec::new();
+            for (_, n) in &inputs {
+                if !nodes.contains(&Y::Str(n.clone())) {
+                    nodes.push(Y::Str(n.clone()));
+                }
+            }
+            let name = self.fresh(&id.name);
+            let body = with_inputs(&conn.body, nodes, "");
+            self.plan.sinks.push(Self::entry(
+                id.at,
+                format!(
+                    "CREATE SINK CONNECTOR {} (topics {})",
+                    id.name,
+                    conn.topics.join(", ")
+                ),
+                name,
+                body,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A Java date pattern whose text Sluice's event-time reader parses: ISO
+/// 8601 with optional fractions and zone.
+fn iso_format(f: &str) -> bool {
+    let f = f.trim();
+    let base = "yyyy-MM-dd'T'HH:mm:ss";
+    let Some(rest) = f.strip_prefix(base) else {
+        return false;
+    };
+    let rest = rest
+        .strip_prefix(".SSSSSS")
+        .or_else(|| rest.strip_prefix(".SSS"))
+        .unwrap_or(rest);
+    matches!(rest, "" | "X" | "XXX" | "Z" | "'Z'" | "XX")
+}

@@ -1,0 +1,243 @@
+//! SQL expressions as Sluice expression-language text (what `filter`'s
+//! `where` and `project`'s `set` parse), with columns already resolved.
+
+use super::ast::{Expr, ExprKind};
+use super::error::SqlError;
+
+/// ksqlDB scalar functions and their expression-language names.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("lower", "lower"),
+    ("lcase", "lower"),
+    ("upper", "upper"),
+    ("ucase", "upper"),
+    ("trim", "trim"),
+    ("len", "length"),
+    ("length", "length"),
+    ("coalesce", "coalesce"),
+    ("ifnull", "coalesce"),
+    ("concat", "concat"),
+    ("round", "round"),
+    ("substring", "substr"),
+    ("substr", "substr"),
+    ("abs", "abs"),
+];
+
+/// Aggregate functions (refused outside `GROUP BY` queries).
+pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "latest_by_offset"];
+
+const KEYWORDS: &[&str] = &[
+    "and", "or", "not", "in", "is", "null", "true", "false", "case", "when", "then", "else", "end",
+];
+
+/// A field name as the expression language and `project` paths read it.
+pub fn field(name: &str) -> String {
+    let simple = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&name.to_ascii_lowercase().as_str());
+    if simple {
+        name.to_string()
+    } else {
+        format!("`{}`", name.replace('`', "``"))
+    }
+}
+
+/// Resolves a column reference (qualifier, name, the expression) to its field.
+pub type Resolve<'a> = dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError> + 'a;
+
+/// Writes `e`; `column` resolves a column reference to its field name.
+pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
+    let sub = |e: &Expr, column: &mut Resolve<'_>| -> Result<String, SqlError> {
+        let t = text(e, column)?;
+        Ok(match e.kind {
+            ExprKind::Binary(..)
+            | ExprKind::Unary(..)
+            | ExprKind::IsNull(..)
+            | ExprKind::In(..)
+            | ExprKind::Between(..) => format!("({t})"),
+            _ => t,
+        })
+    };
+    Ok(match &e.kind {
+        ExprKind::Column { qualifier, name } => {
+            if qualifier.is_none() && name.eq_ignore_ascii_case("rowtime") {
+                return Err(SqlError::new(
+                    e.at,
+                    "ROWTIME is not available in expressions; use the stream's timestamp column",
+                ));
+            }
+            field(&column(qualifier.as_deref(), name, e)?)
+        }
+        ExprKind::Str(s) => format!("'{}'", s.replace('\'', "''")),
+        ExprKind::Num(n) => n.clone(),
+        ExprKind::Bool(b) => b.to_string(),
+        ExprKind::Null => "null".into(),
+        ExprKind::Unary(op, x) => {
+            let x = sub(x, column)?;
+            if *op == "not" {
+                format!("not {x}")
+            } else {
+                format!("-{x}")
+            }
+        }
+        ExprKind::Binary(op, l, r) => format!("{} {op} {}", sub(l, column)?, sub(r, column)?),
+        ExprKind::IsNull(x, neg) => format!(
+            "{} is {}null",
+            sub(x, column)?,
+            if *neg { "not " } else { "" }
+        ),
+        ExprKind::In(x, items, neg) => {
+            let items = items
+                .iter()
+                .map(|i| sub(i, column))
+                .collect::<Result<Vec<_>, _>>()?;
+            format!(
+                "{} {}in ({})",
+                sub(x, column)?,
+                if *neg { "not " } else { "" },
+                items.join(", ")
+            )
+        }
+        ExprKind::Between(x, lo, hi, neg) => {
+            let x = sub(x, column)?;
+            let inside = format!(
+                "{x} >= {} and {x} <= {}",
+                sub(lo, column)?,
+                sub(hi, column)?
+            );
+            if *neg {
+                format!("not ({inside})")
+            } else {
+                inside
+            }
+        }
+        ExprKind::Case {
+            operand,
+            whens,
+            otherwise,
+        } => {
+            let mut out = "case".to_string();
+            if let Some(o) = operand {
+                out.push(' ');
+                out.push_str(&sub(o, column)?);
+            }
+            // The keywords delimit the branches: no parentheses needed.
+            for (c, v) in whens {
+                out.push_str(&format!(
+                    " when {} then {}",
+                    text(c, column)?,
+                    text(v, column)?
+                ));
+            }
+            if let Some(o) = otherwise {
+                out.push_str(&format!(" else {}", text(o, column)?));
+            }
+            out.push_str(" end");
+            out
+        }
+        ExprKind::Call { name, args, star } => {
+            if AGGREGATES.contains(&name.as_str()) {
+                return Err(SqlError::new(
+                    e.at,
+                    format!(
+                        "aggregate `{}` is only allowed in the select list of a CREATE TABLE ... GROUP BY",
+                        name.to_uppercase()
+                    ),
+                ));
+            }
+            let Some((_, mapped)) = FUNCTIONS.iter().find(|(k, _)| k == name) else {
+                let known: Vec<&str> = FUNCTIONS.iter().map(|(k, _)| *k).collect();
+                return Err(SqlError::new(
+                    e.at,
+                    format!(
+                        "unknown function `{}`; supported: {} (user-defined functions are not supported yet)",
+                        name.to_uppercase(),
+                        known.join(", ").to_uppercase()
+                    ),
+                )
+                .suggest(name, known));
+            };
+            if *star {
+                return Err(SqlError::new(
+                    e.at,
+                    format!("`{name}(*)` is not a function call"),
+                ));
+            }
+            let args = args
+                .iter()
+                .map(|a| text(a, column))
+                .collect::<Result<Vec<_>, _>>()?;
+            format!("{mapped}({})", args.join(", "))
+        }
+        ExprKind::Cast(x, ty) => match ty.to_ascii_lowercase().as_str() {
+            // `concat` writes any value as text; a null stays null.
+            "varchar" | "string" => {
+                let x = sub(x, column)?;
+                format!("case when {x} is null then null else concat({x}) end")
+            }
+            other => {
+                return Err(SqlError::new(
+                    e.at,
+                    format!(
+                        "CAST to {} is not supported; only to VARCHAR / STRING",
+                        other.to_uppercase()
+                    ),
+                ))
+            }
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::ast::Statement;
+    use crate::sql::parser::parse;
+
+    fn first_item(sql: &str) -> Expr {
+        let stmts = parse(sql).expect("parses");
+        let Statement::CreateAs { query, .. } = &stmts[0] else {
+            panic!("create as")
+        };
+        match &query.items[0] {
+            crate::sql::ast::SelectItem::Expr { expr, .. } => expr.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn plain(e: &Expr) -> Result<String, SqlError> {
+        text(e, &mut |_, name, _| Ok(name.to_string()))
+    }
+
+    #[test]
+    fn expressions_become_expression_language_text() {
+        let e = first_item("CREATE STREAM x AS SELECT CASE WHEN nascimento >= '2000-01-01' THEN 'JOVEM' ELSE 'ADULTO' END AS c FROM s;");
+        assert_eq!(
+            plain(&e).expect("text"),
+            "case when nascimento >= '2000-01-01' then 'JOVEM' else 'ADULTO' end"
+        );
+        let e = first_item("CREATE STREAM x AS SELECT UCASE(a) || 'x''y' AS c FROM s;");
+        assert_eq!(plain(&e).expect("text"), "upper(a) || 'x''y'");
+        let e =
+            first_item("CREATE STREAM x AS SELECT (a + 1) * 2 BETWEEN 1 AND `end` AS c FROM s;");
+        assert_eq!(
+            plain(&e).expect("text"),
+            "((a + 1) * 2) >= 1 and ((a + 1) * 2) <= `end`"
+        );
+        let e = first_item("CREATE STREAM x AS SELECT CAST(n AS VARCHAR) AS c FROM s;");
+        assert_eq!(
+            plain(&e).expect("text"),
+            "case when n is null then null else concat(n) end"
+        );
+    }
+
+    #[test]
+    fn unknown_functions_are_named_with_a_suggestion() {
+        let e = first_item("CREATE STREAM x AS SELECT LOWR(a) AS c FROM s;");
+        let err = plain(&e).expect_err("unknown");
+        assert_eq!(err.suggestion.as_deref(), Some("lower"));
+        assert!(err.message.contains("unknown function `LOWR`"), "{err}");
+    }
+}

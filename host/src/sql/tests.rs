@@ -1,0 +1,422 @@
+//! Compiler tests: each construct's `--explain` structure, the reference
+//! files against the YAML examples, and errors with positions and
+//! suggestions.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::compile;
+
+/// YAML text as JSON (strings stay strings, as the loader reads them).
+fn to_json(y: &yaml_rust2::Yaml) -> Value {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::String(s) => json!(s),
+        Yaml::Integer(i) => json!(i),
+        Yaml::Real(r) => json!(r.parse::<f64>().unwrap_or(0.0)),
+        Yaml::Boolean(b) => json!(b),
+        Yaml::Array(a) => Value::Array(a.iter().map(to_json).collect()),
+        Yaml::Hash(h) => Value::Object(
+            h.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Yaml::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+fn yaml(text: &str) -> Value {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).expect("valid YAML");
+    to_json(&docs[0])
+}
+
+fn explain(sql: &str) -> Value {
+    match compile(sql, "t", None, "t.sql") {
+        Ok(c) => yaml(&c.yaml),
+        Err(e) => panic!("{}", e.render("t.sql")),
+    }
+}
+
+fn errors(sql: &str) -> Vec<super::SqlError> {
+    match compile(sql, "t", None, "t.sql") {
+        Ok(c) => panic!("expected errors, compiled:\n{}", c.yaml),
+        Err(e) => e.0,
+    }
+}
+
+fn repo(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A JDBC source of `public.events` whose topic is `events`, and a file of
+/// statements after it, ending with an S3 sink of `out_topics`.
+fn with_io(body: &str, out_topics: &str) -> String {
+    format!(
+        "CREATE SOURCE CONNECTOR src WITH ('connector.class' = 'io.confluent.connect.jdbc.JdbcSourceConnector',
+           'connection.url' = 'jdbc:postgresql://db:5432/app', 'connection.user' = 'u',
+           'mode' = 'incrementing', 'incrementing.column.name' = 'id', 'table.whitelist' = 'public.events');
+         CREATE STREAM events WITH (kafka_topic = 'events', value_format = 'json', timestamp = 'at');
+         {body}
+         CREATE SINK CONNECTOR out WITH ('connector.class' = 'io.confluent.connect.s3.S3SinkConnector',
+           's3.bucket.name' = 'b', 'topics' = '{out_topics}');"
+    )
+}
+
+#[test]
+fn the_logistics_file_compiles_to_the_yaml_example_in_substance() {
+    let sql = explain(&repo("tests/fixtures/seed-logistics/ksql/logistics.sql"));
+    let example = yaml(&repo("examples/logistics/pipeline.yaml"));
+    // The same stages with the same plugins.
+    for (name, plugin) in [
+        ("customers", "unwrap"),
+        ("orders", "unwrap"),
+        ("shipments", "unwrap"),
+        ("enriched_orders", "lookup-join"),
+        ("shipped_orders", "window-join"),
+    ] {
+        assert_eq!(sql["stages"][name]["plugin"], json!(plugin), "{name}");
+        assert_eq!(example["stages"][name]["plugin"], json!(plugin), "{name}");
+    }
+    assert_eq!(
+        sql["stages"].as_object().map(|m| m.len()),
+        example["stages"].as_object().map(|m| m.len())
+    );
+    // The joins: the same inputs, tables, event time and parameters, but
+    // for what the YAML adds beyond the SQL (`right_id`, a document id
+    // choice) and `join`, which the SQL states and the YAML leaves default.
+    for name in ["enriched_orders", "shipped_orders"] {
+        let (s, e) = (&sql["stages"][name], &example["stages"][name]);
+        for key in ["inputs", "tables", "event_time"] {
+            assert_eq!(s[key], e[key], "{name}.{key}");
+        }
+        let mut sp = s["params"].clone();
+        let mut ep = e["params"].clone();
+        for p in [&mut sp, &mut ep] {
+            if let Some(m) = p.as_object_mut() {
+                m.remove("right_id");
+                m.remove("join");
+            }
+        }
+        assert_eq!(sp, ep, "{name}.params");
+    }
+    assert_eq!(
+        sql["stages"]["enriched_orders"]["params"]["join"],
+        json!("left")
+    );
+    assert_eq!(
+        sql["stages"]["shipped_orders"]["params"]["join"],
+        json!("inner")
+    );
+    assert_eq!(sql["tables"], example["tables"]);
+    // Each unwrap reads a source of the same type capturing the same table.
+    for name in ["customers", "orders", "shipments"] {
+        let src = |v: &Value| {
+            let input = v["stages"][name]["inputs"][0]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let s = v["sources"][input.as_str()].clone();
+            let what = if s["type"] == json!("mongodb") {
+                s["collections"]["include"].clone()
+            } else {
+                json!(s["tables"][0]
+                    .as_str()
+                    .map(|t| t.trim_start_matches("public.")))
+            };
+            (s["type"].clone(), what, s["name"].clone())
+        };
+        let got = src(&sql);
+        assert_eq!(got.0, src(&example).0, "{name}");
+        assert_eq!(
+            got.1,
+            if name == "customers" {
+                json!("customers")
+            } else {
+                json!([name])
+            }
+        );
+        assert_eq!(got.2, src(&example).2, "{name}: the logical server name");
+    }
+    let sink = |v: &Value| {
+        let (_, s) = v["sinks"]
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap_or_default();
+        (s["type"].clone(), s["inputs"].clone())
+    };
+    assert_eq!(sink(&sql), sink(&example));
+}
+
+#[test]
+fn the_youth_file_compiles_to_the_yaml_example_in_substance() {
+    let sql = explain(&repo("tests/fixtures/seed-logistics/ksql/youth.sql"));
+    let example = yaml(&repo("examples/youth/pipeline.yaml"));
+    // WHERE: the same condition (the SQL also projects its columns).
+    assert_eq!(
+        sql["stages"]["jovens_where"]["params"]["where"],
+        example["stages"]["jovens"]["params"]["where"]
+    );
+    assert_eq!(sql["stages"]["jovens_where"]["plugin"], json!("filter"));
+    assert_eq!(sql["stages"]["jovens"]["inputs"], json!(["jovens_where"]));
+    // CASE WHEN: the same computed category.
+    assert_eq!(
+        sql["stages"]["idadeclass"]["params"]["set"]["idadecat"],
+        example["stages"]["classified"]["params"]["set"]["idadecat"]
+    );
+    // The window: same kind, size and grouping; the event time is the
+    // polled row's `dt_update`, which the JDBC source makes the event
+    // timestamp, where the YAML (reading a file) names the field.
+    let (s, e) = (&sql["stages"]["idadecont"], &example["stages"]["idadecont"]);
+    assert_eq!(s["plugin"], e["plugin"]);
+    for key in ["window", "size_ms", "group_by"] {
+        assert_eq!(s["params"][key], e["params"][key], "{key}");
+    }
+    assert_eq!(s["inputs"], json!(["idadeclass"]));
+    assert_eq!(
+        s["event_time"]["lateness_ms"],
+        e["event_time"]["lateness_ms"]
+    );
+    assert_eq!(s["params"]["aggregates"], json!("count as contagem"));
+    assert_eq!(s["params"]["emit"], json!("update"), "EMIT CHANGES");
+    let src = &sql["sources"]["customers_poll"];
+    assert_eq!(src["type"], json!("postgres-poll"));
+    assert_eq!(src["timestamp_column"], json!("dt_update"));
+    assert_eq!(src["stream_prefix"], json!("postgres-"));
+    for topic in ["jovens", "idadecont"] {
+        let sink = &sql["sinks"][format!("lake_writer_{topic}").as_str()];
+        assert_eq!(sink["inputs"], json!([topic]));
+        assert_eq!(sink["prefix"], json!(format!("topics/{topic}")));
+        assert_eq!(
+            (
+                sink["flush_size"].clone(),
+                sink["rotate_interval_ms"].clone(),
+                sink["format"].clone()
+            ),
+            (json!(5), json!(6000), json!("json"))
+        );
+    }
+}
+
+#[test]
+fn a_filter_alone_is_one_stage_named_after_the_stream() {
+    let p = explain(&with_io(
+        "CREATE STREAM big AS SELECT * FROM events WHERE amount > 10 AND kind IN ('a', 'b') EMIT CHANGES;",
+        "big",
+    ));
+    assert_eq!(
+        p["stages"]["big"],
+        json!({"plugin": "filter", "inputs": ["src"], "params": {"where": "(amount > 10) and (kind in ('a', 'b'))"}})
+    );
+    assert_eq!(p["stages"].as_object().map(|m| m.len()), Some(1));
+    assert_eq!(p["sinks"]["out"]["inputs"], json!(["big"]));
+}
+
+#[test]
+fn projections_select_rename_and_compute() {
+    let p = explain(&with_io(
+        "CREATE STREAM shaped AS SELECT e.id, name AS who, UCASE(kind) AS kind_uc, amount * 2 AS twice, at FROM events e;",
+        "shaped",
+    ));
+    assert_eq!(
+        p["stages"]["shaped"]["params"],
+        json!({
+            "select": ["id", "name", "at"],
+            "rename": {"name": "who"},
+            "set": {"kind_uc": "upper(kind)", "twice": "amount * 2"}
+        })
+    );
+    // One field under two names is computed, not renamed.
+    let p = explain(&with_io(
+        "CREATE STREAM two AS SELECT id, id AS id2 FROM events;",
+        "two",
+    ));
+    assert_eq!(
+        p["stages"]["two"]["params"],
+        json!({"select": ["id"], "set": {"id2": "id"}})
+    );
+}
+
+#[test]
+fn tables_joins_and_windows_map_to_their_plugins() {
+    let p = explain(&with_io(
+        "CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(name) AS nm FROM events GROUP BY id;
+         CREATE STREAM j AS SELECT e.id, e.at, l.nm AS n FROM events e INNER JOIN latest l ON e.id = l.id;
+         CREATE STREAM k AS SELECT id, at, name FROM events;
+         CREATE STREAM ww AS SELECT e.id, at, k.name AS kname FROM events e LEFT JOIN k WITHIN 2 HOURS GRACE PERIOD 5 MINUTES ON e.id = k.id;
+         CREATE TABLE counts AS SELECT kind, COUNT(*), SUM(amount) AS total FROM events WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 10 SECONDS, GRACE PERIOD 1 SECOND) GROUP BY kind EMIT FINAL;
+         CREATE TABLE sessions AS SELECT kind, MAX(amount) FROM events WINDOW SESSION (5 MINUTES) GROUP BY kind;",
+        "j,ww,counts,sessions",
+    ));
+    assert_eq!(
+        p["tables"]["latest"],
+        json!({"input": "src", "key_field": "id"})
+    );
+    assert_eq!(
+        p["stages"]["j"]["params"],
+        json!({"table": "latest", "on": "id", "join": "inner", "fields": "id, at, table.name as n"})
+    );
+    assert_eq!(p["stages"]["j"]["tables"], json!(["latest"]));
+    let ww = &p["stages"]["ww"];
+    assert_eq!(ww["inputs"], json!(["src", "k"]));
+    assert_eq!(
+        ww["event_time"],
+        json!({"field": "at", "lateness_ms": 300000})
+    );
+    assert_eq!(
+        ww["params"],
+        json!({"left": "src", "right": "k", "key": "id", "within_ms": 7200000, "join": "left", "fields": "id, at, right.name as kname"})
+    );
+    let c = &p["stages"]["counts"];
+    assert_eq!(c["event_time"], json!({"field": "at", "lateness_ms": 1000}));
+    assert_eq!(
+        c["params"],
+        json!({"window": "hopping", "size_ms": 60000, "advance_ms": 10000, "group_by": "kind", "aggregates": "count, sum(amount) as total", "emit": "close"})
+    );
+    assert_eq!(
+        p["stages"]["sessions"]["params"],
+        json!({"window": "session", "gap_ms": 300000, "group_by": "kind", "aggregates": "max(amount)", "emit": "update"})
+    );
+    for t in ["j", "ww", "counts", "sessions"] {
+        assert_eq!(
+            p["sinks"][format!("out_{t}").as_str()]["inputs"],
+            json!([t])
+        );
+    }
+}
+
+#[test]
+fn sink_connectors_map_their_properties() {
+    let p = explain(&with_io(
+        "CREATE SINK CONNECTOR es WITH ('connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',
+            'connection.url' = '${ES_URL:-http://127.0.0.1:9200}', 'topics' = 'events', 'key.ignore' = 'false', 'batch.size' = '${BATCH}');
+         CREATE SINK CONNECTOR db WITH ('connector.class' = 'io.confluent.connect.jdbc.JdbcSinkConnector',
+            'connection.url' = 'jdbc:postgresql://h:5432/d?user=u&password=${PW}', 'topics' = 'events',
+            'insert.mode' = 'upsert', 'pk.mode' = 'record_value', 'pk.fields' = 'id', 'auto.create' = 'true');",
+        "events",
+    ));
+    assert_eq!(
+        p["sinks"]["es"],
+        json!({"type": "elasticsearch", "inputs": ["src"], "url": "${ES_URL:-http://127.0.0.1:9200}", "index": "events", "id": "key", "max_events": "${BATCH}"})
+    );
+    assert_eq!(
+        p["sinks"]["db"],
+        json!({"type": "postgres", "inputs": ["src"], "url": "postgres://u:${PW}@h:5432/d", "table": "events", "mode": "upsert",
+               "key_fields": ["id"], "auto_create": true, "auto_evolve": false, "delete_on_tombstone": false})
+    );
+    assert_eq!(p["sinks"]["out"]["type"], json!("s3"));
+}
+
+#[test]
+fn identifiers_are_case_insensitive() {
+    let p = explain(&with_io(
+        "CREATE STREAM Loud AS SELECT ID, Name FROM EVENTS WHERE Amount > 1;",
+        "loud",
+    ));
+    assert_eq!(
+        p["stages"]["loud"]["params"]["select"],
+        json!(["id", "name"])
+    );
+    assert_eq!(
+        p["stages"]["loud_where"]["params"]["where"],
+        json!("amount > 1")
+    );
+}
+
+/// (line, column, suggestion) of each error.
+fn located(sql: &str) -> Vec<(usize, usize, Option<String>, String)> {
+    errors(sql)
+        .into_iter()
+        .map(|e| (e.at.line, e.at.col, e.suggestion, e.message))
+        .collect()
+}
+
+#[test]
+fn unknown_names_get_their_position_and_the_closest_known_name() {
+    let errs = located(&with_io("CREATE STREAM x AS SELECT id FROM evnets;", "x"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (5, 44));
+    assert_eq!(errs[0].2.as_deref(), Some("events"));
+    // Columns of a stream whose columns are known.
+    let errs = located(&with_io(
+        "CREATE STREAM a AS SELECT id, name FROM events;\nCREATE STREAM b AS SELECT nmae FROM a;",
+        "b",
+    ));
+    assert_eq!((errs[0].0, errs[0].1), (6, 27), "{errs:?}");
+    assert_eq!(errs[0].2.as_deref(), Some("name"));
+    assert!(errs[0].3.contains("has no column `nmae`"), "{errs:?}");
+    // A sink's topic.
+    let errs = located(&with_io("", "evnts"));
+    assert_eq!(errs[0].2.as_deref(), Some("events"), "{errs:?}");
+}
+
+#[test]
+fn unknown_connector_classes_and_properties_name_what_is_supported() {
+    let errs = located(
+        "CREATE SOURCE CONNECTOR s WITH ('connector.class' = 'io.debezium.connector.postgresql.PostgresConector',
+            'database.hostname' = 'h');",
+    );
+    assert_eq!((errs[0].0, errs[0].1), (1, 53));
+    assert_eq!(
+        errs[0].2.as_deref(),
+        Some("io.debezium.connector.postgresql.PostgresConnector")
+    );
+    assert!(errs[0].3.contains("supported: io.debezium"), "{errs:?}");
+    let errs = located(&with_io(
+        "CREATE SINK CONNECTOR es WITH ('connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',
+            'connection.url' = 'http://h:9200', 'topics' = 'events', 'key.ignor' = 'true', 'frobnicate' = '1');",
+        "events",
+    ));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (6, 70));
+    assert_eq!(errs[0].2.as_deref(), Some("key.ignore"));
+    assert!(
+        errs[1].3.starts_with("unknown property `frobnicate`"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].3.contains("connection.url"),
+        "lists what is supported: {errs:?}"
+    );
+    assert_eq!(errs[1].2, None);
+}
+
+#[test]
+fn constructs_that_cannot_run_are_refused_with_the_reason() {
+    for (sql, needle) in [
+        ("CREATE STREAM k AS SELECT id, at FROM events;\nCREATE STREAM x AS SELECT e.id FROM events e JOIN k ON e.id = k.id;", "needs WITHIN"),
+        ("CREATE TABLE t AS SELECT kind, COUNT(*) FROM events GROUP BY kind;", "without WINDOW"),
+        ("CREATE TABLE t AS SELECT id, LATEST_BY_OFFSET(name) AS name FROM events GROUP BY id;\nCREATE STREAM x AS SELECT e.id FROM events e LEFT JOIN t ON e.kind = t.name;", "keyed by `id`"),
+        ("CREATE STREAM a AS SELECT id FROM events;\nCREATE TABLE t AS SELECT id, COUNT(*) FROM a WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY id;", "left `at` out"),
+        ("CREATE STREAM x WITH (kafka_topic = 'nope') ;", "written by no connector"),
+        ("CREATE STREAM x WITH (kafka_topic = 'events', timestamp_format = 'dd/MM/yyyy');", "timestamp_format"),
+        ("CREATE STREAM x AS SELECT id FROM events PARTITION BY id;", "PARTITION BY"),
+    ] {
+        let errs = located(&with_io(sql, "events"));
+        assert!(errs.iter().any(|e| e.3.contains(needle)), "{sql}: {errs:?}");
+        assert!(errs.iter().all(|e| e.0 > 0 && e.1 > 0), "{errs:?}");
+    }
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_without_cascades() {
+    // `a` fails, and the statements and sink reading it report nothing more.
+    let errs = located(&with_io(
+        "CREATE STREAM a AS SELECT id FROM evnts;\nCREATE STREAM b AS SELECT id FROM a;\nCREATE STREAM c AS SELECT LOWR(name) AS n FROM events;",
+        "a,b",
+    ));
+    let got: Vec<(usize, Option<&str>)> = errs.iter().map(|e| (e.0, e.2.as_deref())).collect();
+    assert_eq!(
+        got,
+        vec![(5, Some("events")), (7, Some("lower"))],
+        "{errs:?}"
+    );
+}

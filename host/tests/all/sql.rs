@@ -1,0 +1,386 @@
+//! `sluice sql`: the reference ksqlDB files compile to pipelines that
+//! `sluice validate` accepts, and a file with errors runs nothing.
+
+use std::path::Path;
+
+use crate::support::*;
+
+/// Values for every `${VAR}` of the reference files (nothing connects:
+/// validation does not).
+const ENV: &[(&str, &str)] = &[
+    ("PG_HOST", "127.0.0.1"),
+    ("PG_PORT", "5432"),
+    ("PG_USER", "postgres"),
+    ("PG_PASSWORD", "postgres"),
+    ("PG_DB", "postgres"),
+    (
+        "MONGO_URL",
+        "mongodb://127.0.0.1:27017/?directConnection=true",
+    ),
+    ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+    ("ES_URL", "http://127.0.0.1:9200"),
+    ("S3_BUCKET", "lake"),
+    ("S3_URL", "http://127.0.0.1:9000"),
+];
+
+#[test]
+fn explain_of_the_reference_files_is_a_pipeline_that_validate_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (file, summary) in [
+        (
+            "logistics",
+            "ok (3 source(s), 5 stage(s), 1 sink(s), 1 table(s))",
+        ),
+        ("youth", "ok (1 source(s), 4 stage(s), 2 sink(s))"),
+    ] {
+        let sql = fixture(&format!("seed-logistics/ksql/{file}.sql"));
+        let out = run_ok(sluice().arg("sql").arg(&sql).arg("--explain"));
+        let yaml = dir.path().join(format!("{file}.yaml"));
+        std::fs::write(&yaml, &out.stdout).expect("write");
+        let mut validate = sluice();
+        validate
+            .arg("validate")
+            .arg(&yaml)
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"));
+        for (k, v) in ENV {
+            validate.env(k, v);
+        }
+        let out = run_ok(&mut validate);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(summary), "{file}: {stdout}");
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+#[test]
+fn a_file_with_any_error_runs_nothing_and_says_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        dir.path(),
+        "bad.sql",
+        "CREATE SOURCE CONNECTOR src WITH (
+    'connector.class' = 'io.confluent.connect.jdbc.JdbcSourceConnector',
+    'connection.url' = 'jdbc:postgresql://127.0.0.1:1/db', 'mode' = 'incrementing',
+    'incrementing.column.name' = 'id', 'table.whitelist' = 'events');
+CREATE STREAM events WITH (kafka_topic = 'events');
+CREATE STREAM big AS SELECT * FROM evnts WHERE amount > 10;
+CREATE SINK CONNECTOR out WITH (
+    'connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',
+    'connection.url' = 'http://127.0.0.1:1', 'topics' = 'big', 'key.ignor' = 'true');
+",
+    );
+    let state = dir.path().join("state");
+    let stderr = run_failing(sluice().arg("sql").arg(&bad).arg("--data-dir").arg(&state));
+    assert!(
+        stderr.contains("bad.sql:6:36: unknown stream or table `evnts` (did you mean `events`?)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.sql:9:64: unknown property `key.ignor`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(did you mean `key.ignore`?)"), "{stderr}");
+    assert!(
+        stderr.contains("2 problem(s) found; nothing was run"),
+        "{stderr}"
+    );
+    assert!(!state.exists(), "nothing ran, so no state was written");
+}
+
+#[test]
+fn problems_of_the_compiled_pipeline_point_at_their_statement() {
+    // Every ${VAR} but PG_USER: the loader's error is about the source the
+    // first statement compiled to, and names that statement's line.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sql = fixture("seed-logistics/ksql/logistics.sql");
+    let mut cmd = sluice();
+    cmd.arg("sql")
+        .arg(&sql)
+        .arg("--data-dir")
+        .arg(dir.path().join("state"))
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"));
+    for (k, v) in ENV {
+        if *k != "PG_USER" {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env_remove("PG_USER");
+    let stderr = run_failing(&mut cmd);
+    assert!(
+        stderr.contains("logistics.sql:4:25: CREATE SOURCE CONNECTOR customers_reader"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("PG_USER"), "{stderr}");
+    assert!(!dir.path().join("state").exists());
+}
+
+/// `logistics.sql` as written, with only its `${…}` values filled in, against
+/// the services of the YAML example's test: the index equals
+/// `expected/shipped_orders.jsonl`.
+#[test]
+fn logistics_sql_end_to_end_gives_the_expected_index() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::logistics::{by_pair, es_docs, expected};
+    use crate::postgres_cdc::Pg;
+
+    let es = service("SLUICE_ES_URL", "search");
+    let mongo = service("SLUICE_MONGO_URL", "mongo");
+    // The file names its slot (the default `sluice_<connector>`), database
+    // and index: clear what an earlier run left.
+    let slot = "sluice_customers_reader";
+    let pg = Pg::fresh("logistics_sql");
+    let drop_slot = format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    );
+    pg.exec(&drop_slot);
+    pg.exec(&std::fs::read_to_string(fixture("seed-logistics/postgres.sql")).expect("sql"));
+    let _ = ureq::delete(&format!("{es}/shipped_orders")).call();
+    // pymongo from the service's venv, as the YAML example's test loads it.
+    let python = std::env::var("SLUICE_MONGO_PYTHON").unwrap_or_else(|_| {
+        let tools = std::env::var("SLUICE_TOOLS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/sluice-tools",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        format!("{tools}/services/mongo-venv/bin/python")
+    });
+    let load = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import json,sys,pymongo\nc=pymongo.MongoClient(sys.argv[1])\nc.drop_database('logistics')\nd=c['logistics']\nfor coll,path in (('orders',sys.argv[2]),('shipments',sys.argv[3])):\n    d[coll].insert_many([json.loads(l) for l in open(path) if l.strip()])\n",
+        )
+        .arg(&mongo)
+        .arg(fixture("seed-logistics/orders.jsonl"))
+        .arg(fixture("seed-logistics/shipments.jsonl"))
+        .output()
+        .expect("python with pymongo");
+    assert!(
+        load.status.success(),
+        "loading MongoDB: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+
+    // postgres://user:password@host:port/db
+    let rest = pg.url.trim_start_matches("postgres://");
+    let (auth, addr) = rest.split_once('@').expect("credentials");
+    let (user, password) = auth.split_once(':').expect("password");
+    let (hostport, db) = addr.split_once('/').expect("database");
+    let (host, port) = hostport.split_once(':').expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut child = sluice()
+        .arg("sql")
+        .arg(fixture("seed-logistics/ksql/logistics.sql"))
+        .arg("--no-progress")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .env("PG_HOST", host)
+        .env("PG_PORT", port)
+        .env("PG_USER", user)
+        .env("PG_PASSWORD", password)
+        .env("PG_DB", db)
+        .env("MONGO_URL", &mongo)
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .env("ES_URL", &es)
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn");
+    let want = expected();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let docs = loop {
+        let _ = ureq::post(&format!("{es}/shipped_orders/_refresh")).send_empty();
+        let docs = es_docs(&es, "shipped_orders");
+        if docs.len() >= want.len() {
+            // Settle: a wrong extra document would show up now.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = ureq::post(&format!("{es}/shipped_orders/_refresh")).send_empty();
+            break es_docs(&es, "shipped_orders");
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!(
+                "{} of {} documents after 90 s; log:\n{}",
+                docs.len(),
+                want.len(),
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(exit.success(), "graceful stop: {logged}");
+    assert_eq!(by_pair(&docs), want, "log:\n{logged}");
+    pg.exec(&drop_slot);
+}
+
+/// `youth.sql` as written against PostgreSQL (polled) and the S3 service:
+/// the latest count per category and 30-second window equals what the YAML
+/// example's test computes from the same rows, and `jovens` holds exactly the
+/// people born since 2000.
+#[test]
+fn youth_sql_end_to_end_counts_like_the_yaml_example() {
+    use std::collections::BTreeMap;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::postgres_cdc::Pg;
+    use crate::s3::{get, list, new_bucket, s3_url};
+    use serde_json::Value;
+
+    let s3 = s3_url();
+    let bucket = new_bucket("youth-sql");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let customers = json_lines(&root.join("examples/youth/customers.jsonl"));
+    let pg = Pg::fresh("youth_sql");
+    pg.exec("CREATE TABLE customers (id int PRIMARY KEY, nome text, nascimento date, dt_update timestamp)");
+    for c in &customers {
+        pg.exec(&format!(
+            "INSERT INTO customers VALUES ({}, '{}', '{}', '{}')",
+            c["id"],
+            c["nome"].as_str().expect("nome"),
+            c["nascimento"].as_str().expect("nascimento"),
+            c["dt_update"].as_str().expect("dt_update")
+        ));
+    }
+    // What the YAML example's test expects: (30 s window of the day, category) -> count.
+    let mut expected: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut jovens = Vec::new();
+    for c in &customers {
+        let born = c["nascimento"].as_str().expect("nascimento");
+        let cat = if born >= "2000-01-01" {
+            "JOVEM"
+        } else {
+            "ADULTO"
+        };
+        if cat == "JOVEM" {
+            jovens.push(c["nome"].clone());
+        }
+        let t = c["dt_update"].as_str().expect("dt_update");
+        let secs: i64 = t[11..13].parse::<i64>().expect("h") * 3600
+            + t[14..16].parse::<i64>().expect("m") * 60
+            + t[17..19].parse::<i64>().expect("s");
+        *expected.entry((secs / 30, cat.to_string())).or_default() += 1;
+    }
+
+    let rest = pg.url.trim_start_matches("postgres://");
+    let (auth, addr) = rest.split_once('@').expect("credentials");
+    let (user, password) = auth.split_once(':').expect("password");
+    let (hostport, db) = addr.split_once('/').expect("database");
+    let (host, port) = hostport.split_once(':').expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let mut child = sluice()
+        .arg("sql")
+        .arg(fixture("seed-logistics/ksql/youth.sql"))
+        .arg("--no-progress")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .env("PG_HOST", host)
+        .env("PG_PORT", port)
+        .env("PG_USER", user)
+        .env("PG_PASSWORD", password)
+        .env("PG_DB", db)
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .env("S3_BUCKET", &bucket)
+        .env("S3_URL", &s3)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::null())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("spawn");
+    let rows = |prefix: &str| -> Vec<Value> {
+        list(&bucket)
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .flat_map(|k| {
+                String::from_utf8_lossy(&get(&bucket, k))
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // Objects close at flush.size (5) and at checkpoints (every second):
+    // wait until every row is out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if rows("topics/jovens/").len() >= jovens.len()
+            && rows("topics/idadecont/").len() >= customers.len()
+        {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!(
+                "rows did not arrive in 60 s: {:?}; log:\n{}",
+                list(&bucket),
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    let logged = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert!(exit.success(), "graceful stop: {logged}");
+
+    // EMIT CHANGES: one result per event; the latest per window and
+    // category is the table's value.
+    let counts = rows("topics/idadecont/");
+    assert_eq!(
+        counts.len(),
+        customers.len(),
+        "one update per row: {counts:?}"
+    );
+    let first = counts
+        .iter()
+        .filter_map(|c| c["window_start"].as_i64())
+        .min()
+        .expect("windows");
+    let day_start = first - first.rem_euclid(86_400_000);
+    let mut got: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for c in &counts {
+        let start = c["window_start"].as_i64().expect("start");
+        assert_eq!(c["window_end"].as_i64(), Some(start + 30_000));
+        let slot = got
+            .entry((
+                (start - day_start) / 30_000,
+                c["key"].as_str().expect("key").to_string(),
+            ))
+            .or_default();
+        *slot = (*slot).max(c["contagem"].as_u64().expect("contagem"));
+    }
+    assert_eq!(got, expected, "log:\n{logged}");
+    let got_jovens: Vec<Value> = rows("topics/jovens/")
+        .iter()
+        .map(|j| j["nome"].clone())
+        .collect();
+    assert_eq!(got_jovens, jovens);
+}
