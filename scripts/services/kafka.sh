@@ -21,9 +21,12 @@
 # delayed (group.initial.rebalance.delay.ms=0), internal topics have one replica, and
 # transactions work (exactly-once tests use them).
 #
-# Measured on a 2-core test machine (2026-12-03): install 10 s (cold Maven download of
-# the jars and the Maven plugins, with an empty ~/.m2), 0 s afterwards; start 6 s
-# (format 2 s + JVM start until "Kafka Server started" 4 s); restart 6 s.
+# Measured on a 2-core test machine (2026-12-03, JDK 17): install 10 s on a quiet machine,
+# 30 s with the load average at 12 (a cold Maven download of the jars and of the Maven
+# plugins into a private repository, deleted afterwards), 0 s afterwards. Start (format,
+# then the JVM until "Kafka Server started"): 5-6 s on a quiet machine, 13-18 s at load
+# average 12-14; restart (data kept) about the same. Tansu, the emulation used before,
+# started in under 1 s but forgot everything on restart and had no transactions.
 #
 # The same run dir holds a Python venv with `confluent-kafka` and its Avro extras
 # (fastavro, requests, attrs...), so tests check Sluice against a client nobody here
@@ -104,8 +107,9 @@ install_jars() {
     # deleted afterwards (only the copied jars are needed to run).
     "$mvn" -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" -Dmaven.repo.local="$JARS/m2" \
         -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime \
-        -DoutputDirectory="$JARS/libs" dependency:copy-dependencies >&2 \
-        || die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable?)"
+        -DoutputDirectory="$JARS/libs" dependency:copy-dependencies >"$JARS/mvn.log" 2>&1 \
+        || { tail -n 20 "$JARS/mvn.log" >&2
+             die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable?)"; }
     rm -rf "$JARS/m2"
     [[ -f $JARS/libs/kafka_2.13-$KAFKA_VERSION.jar ]] || die "no kafka_2.13-$KAFKA_VERSION.jar after mvn"
     touch "$JARS_STAMP"
@@ -117,6 +121,18 @@ our_pid() { pid_of "$PID_FILE" "kafka.Kafka $PROPS"; }
 accepts() { port_accepts "$PORT"; }
 # The broker logs this once its listeners serve requests (not merely bound).
 serving() { accepts && grep -q "Kafka Server started" "$LOG_FILE" 2>/dev/null; }
+
+# A cluster id as Kafka writes them (16 random bytes, URL-safe base64, no padding),
+# made here rather than by a JVM (`StorageTool random-uuid`) to save a JVM start. Not
+# starting with '-', which the tool's argument parser would take for an option.
+cluster_id() {
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        [[ $id == -* ]] || break
+    done
+    echo "$id"
+}
 
 write_properties() {
     cat >"$PROPS" <<EOF
@@ -180,11 +196,11 @@ start_broker() {
     local t0=$SECONDS
     if [[ $1 == fresh || ! -f $DATA_DIR/meta.properties ]]; then
         rm -rf "$DATA_DIR"
-        "$JAVA" -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
-            kafka.tools.StorageTool format --cluster-id "$("$JAVA" -cp "$cp" \
-                -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-            --config "$PROPS" >"$LOG_FILE" 2>&1 \
-            || { tail -n 20 "$LOG_FILE" >&2; die "formatting $DATA_DIR failed"; }
+        # A short-lived JVM: C1 only and serial GC start fastest.
+        "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" \
+            -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+            kafka.tools.StorageTool format --cluster-id "$(cluster_id)" --config "$PROPS" \
+            >"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2; die "formatting $DATA_DIR failed"; }
     else
         : >"$LOG_FILE"
     fi

@@ -73,10 +73,9 @@ mod tests {
         board.post("b", Some(1), Arc::new(20u64));
         let got = board.take(&[a.clone(), b.clone()], Some(1)).expect("both");
         assert_eq!(got.iter().map(value).collect::<Vec<_>>(), vec![10, 20]);
-        let err = board
-            .take(&[a.clone()], Some(1))
-            .err()
-            .expect("taken already");
+        let Err(err) = board.take(std::slice::from_ref(&a), Some(1)) else {
+            panic!("barrier 1 was taken already");
+        };
         assert!(err.to_string().contains("barrier 1"), "{err}");
         board.post("a", None, Arc::new(11u64));
         board.post("b", Some(2), Arc::new(21u64));

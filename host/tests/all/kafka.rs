@@ -846,7 +846,12 @@ fn kafka_sigkill_mid_stream_then_restart_delivers_every_offset_at_least_once() {
         .to_vec();
     terminate(child, &log2);
     let unique_origins: BTreeSet<(i32, i64)> = origins(&got).into_iter().collect();
-    assert_eq!(unique_origins.len(), total, "every input offset delivered");
+    assert_eq!(
+        unique_origins.len(),
+        total,
+        "every input offset delivered; log of the second run:\n{}",
+        std::fs::read_to_string(&log2).unwrap_or_default()
+    );
     let values: BTreeSet<u64> = got.iter().filter_map(|g| g.json()["n"].as_u64()).collect();
     assert_eq!(values.len(), total);
     let duplicates = got.len() - total;
