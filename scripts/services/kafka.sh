@@ -18,8 +18,9 @@
 # under $SLUICE_TOOLS/services/kafka-4.4.0/libs (43 MB); later starts download nothing.
 # It runs on the machine's JDK (17 or newer; `java` on PATH or $JAVA_HOME) with a small
 # heap (-Xmx512m; RSS ~350 MB), because test machines have 2 cores. Group joins are not
-# delayed (group.initial.rebalance.delay.ms=0), internal topics have one replica, and
-# transactions work (exactly-once tests use them).
+# delayed (group.initial.rebalance.delay.ms=0), nothing expires (log.retention.ms=-1:
+# test records carry old timestamps), internal topics have one replica, and transactions
+# work (exactly-once tests use them).
 #
 # Measured on a 2-core test machine (2026-12-03, JDK 17): install 10 s on a quiet machine,
 # 30 s with the load average at 12 (a cold Maven download of the jars and of the Maven
@@ -70,6 +71,7 @@ DATA_DIR="$RUN_DIR/kafka-data"
 PROPS="$RUN_DIR/kafka.properties"
 STATE_FILES+=("$PY_FILE")
 START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
+STOP_TIMEOUT=30    # a clean shutdown (then SIGKILL); Kafka takes >10 s on a busy machine
 
 if [[ -n ${JAVA:-} ]]; then :
 elif [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then JAVA="$JAVA_HOME/bin/java"
@@ -156,6 +158,9 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
+# Keep every record: tests write records stamped in 2023, which the default 7-day
+# retention would delete within minutes (readers from offset 0 then find nothing).
+log.retention.ms=-1
 # Tests join groups all the time: no 3 s wait for more members.
 group.initial.rebalance.delay.ms=0
 # Fewer threads on a 2-core machine.

@@ -204,6 +204,9 @@ impl Reader {
                     break;
                 }
             }
+            if let Some(Err(e)) = &msg {
+                eprintln!("reader: {e}");
+            }
             if let Some(Ok(m)) = msg {
                 let mut headers = BTreeMap::new();
                 if let Some(hs) = m.headers() {
@@ -301,9 +304,18 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = c
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    // A restarted broker's group coordinator needs a moment to load.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        match c.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(got) => break got,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("committed offsets of {group}: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("committed offsets of {group}: {e}"),
+        }
+    };
     got.elements()
         .iter()
         .map(|e| match e.offset() {

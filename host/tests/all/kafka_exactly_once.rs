@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition, KafkaError
 bs, topic, parts, total, isolation = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 c = Consumer({"bootstrap.servers": bs, "group.id": "py-" + uuid.uuid4().hex[:8],
               "isolation.level": isolation, "enable.auto.commit": False,
-              "enable.partition.eof": True})
+              "enable.partition.eof": True, "auto.offset.reset": "error"})
 c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
 counts, at_end, t0, last = {}, set(), time.time(), time.time()
 while time.time() - t0 < 120:
