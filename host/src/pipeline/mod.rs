@@ -7,6 +7,7 @@ mod align;
 mod coordinator;
 mod dead_letter;
 mod graph;
+mod handoff;
 mod isolate;
 mod message;
 mod metrics;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use super::coordinator::{Coordinator, Report};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
+use super::handoff::Handoffs;
 use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
@@ -152,6 +153,9 @@ pub fn run_with(
     // Sinks first, then stages, then sources, so everything downstream is
     // ready before events flow.
     let mut threads = Vec::new();
+    // Exactly-once sinks, and the sources whose progress each commits.
+    let board = Arc::new(Handoffs::default());
+    let mut committed_by: HashMap<String, String> = HashMap::new();
     let (summary_outputs, dead_letter_path) = spawn_sinks(
         pipeline,
         &mut graph,
@@ -160,6 +164,7 @@ pub fn run_with(
         &report_tx,
         &metrics,
         &mut threads,
+        (&board, &mut committed_by),
     )?;
     let watched = spawn_stages(
         pipeline,
@@ -183,6 +188,14 @@ pub fn run_with(
             name: &def.name,
             progress: p,
         })?;
+        let handoffs = match committed_by.get(&def.name) {
+            Some(_) if source.hand_off_progress() => Some(board.clone()),
+            Some(sink) => anyhow::bail!(
+                "sink `{sink}` delivers exactly once, but source `{}` cannot hand its progress to it (only `kafka` sources can); use `delivery: at_least_once`",
+                def.name
+            ),
+            None => None,
+        };
         let position = restored.as_ref().and_then(|c| c.sources.get(&def.name));
         source
             .open(position)
@@ -202,6 +215,7 @@ pub fn run_with(
             stop: options.stop.clone(),
             reports: report_tx.clone(),
             metrics: metrics.clone(),
+            handoffs,
         };
         threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
     }
@@ -353,7 +367,9 @@ type SinkOutputs = (Vec<(String, String)>, Option<PathBuf>);
 
 /// Opens and spawns every sink, table and the dead-letter destination.
 /// Returns what the summary names: (sink, file it wrote) and where dead
-/// letters went when that is a file.
+/// letters went when that is a file. Fills `committed_by` (source → the
+/// exactly-once sink that commits its progress, through `board`).
+#[allow(clippy::too_many_arguments)]
 fn spawn_sinks(
     pipeline: &Pipeline,
     graph: &mut Graph,
@@ -362,6 +378,7 @@ fn spawn_sinks(
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
     threads: &mut Vec<std::thread::JoinHandle<()>>,
+    (board, committed_by): (&Arc<Handoffs>, &mut HashMap<String, String>),
 ) -> Result<SinkOutputs> {
     let dead_config: Box<dyn SinkConfig> = pipeline.dead_letter.clone().unwrap_or_else(|| {
         Box::new(FileSinkConfig {
@@ -398,6 +415,24 @@ fn spawn_sinks(
         let Some(rx) = graph.take_receiver(&name) else {
             continue;
         };
+        let handoffs = match pipeline.sinks.iter().find(|s| s.name == name) {
+            Some(def) if sink.exactly_once(&pipeline.name) => {
+                let mut sources: Vec<String> = def
+                    .inputs
+                    .iter()
+                    .flat_map(|i| upstream_sources(pipeline, i))
+                    .collect();
+                sources.sort();
+                sources.dedup();
+                for s in &sources {
+                    if let Some(other) = committed_by.insert(s.clone(), name.clone()) {
+                        anyhow::bail!("source `{s}` feeds two exactly-once sinks, `{other}` and `{name}`; its progress can be committed in one transaction only");
+                    }
+                }
+                Some((board.clone(), sources))
+            }
+            _ => None,
+        };
         let position = restored.and_then(|c| c.sinks.get(&name));
         sink.open(position)
             .with_context(|| format!("sink `{name}`"))?;
@@ -408,6 +443,7 @@ fn spawn_sinks(
             sink,
             reports: report_tx.clone(),
             metrics: metrics.clone(),
+            handoffs,
         };
         threads.push(spawn(&name, report_tx.clone(), move || {
             task.run(rx, inputs)

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::coordinator::Report;
 use super::dead_letter::{Culprit, DeadLetters};
+use super::handoff::Handoffs;
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Step};
 use crate::connector::{Rejected, Sink};
 
@@ -23,6 +24,9 @@ pub(crate) struct SinkTask {
     /// False for the dead-letter destination itself.
     pub counted: bool,
     pub metrics: Arc<Metrics>,
+    /// An exactly-once sink: where its upstream sources (named) leave their
+    /// progress for it to commit with its output.
+    pub handoffs: Option<(Arc<Handoffs>, Vec<String>)>,
 }
 
 impl SinkTask {
@@ -66,7 +70,14 @@ impl SinkTask {
         Ok(())
     }
 
-    fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+    /// Flushes at `barrier` (`None`: the end).
+    fn flush(&mut self, barrier: Option<u64>, rejected: &mut Rejected) -> Result<Value> {
+        if let Some((board, sources)) = &self.handoffs {
+            let progress = board.take(sources, barrier)?;
+            self.sink
+                .source_progress(progress)
+                .with_context(|| format!("sink `{}`", self.name))?;
+        }
         let position = self
             .sink
             .flush(rejected)
@@ -80,7 +91,7 @@ impl SinkTask {
         let mut rejected = Rejected::default();
         let mut aligner = Aligner::new(inputs);
         if inputs == 0 {
-            let position = self.flush(&mut rejected)?;
+            let position = self.flush(None, &mut rejected)?;
             self.dead.send(Message::End);
             let _ = self.reports.send(Report::SinkDone {
                 sink: name,
@@ -102,7 +113,7 @@ impl SinkTask {
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {
-                        let position = self.flush(&mut rejected)?;
+                        let position = self.flush(Some(id), &mut rejected)?;
                         self.dead.send(Message::Barrier(id));
                         let _ = self.reports.send(Report::SinkFlushed {
                             sink: name.clone(),
@@ -111,7 +122,7 @@ impl SinkTask {
                         });
                     }
                     Step::End => {
-                        let position = self.flush(&mut rejected)?;
+                        let position = self.flush(None, &mut rejected)?;
                         self.dead.send(Message::End);
                         let _ = self.reports.send(Report::SinkDone {
                             sink: name.clone(),

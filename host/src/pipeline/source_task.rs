@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::coordinator::Report;
 use super::dead_letter::DeadLetters;
+use super::handoff::Handoffs;
 use super::{Message, Metrics, Outputs};
 use crate::connector::Source;
 
@@ -28,6 +29,8 @@ pub(crate) struct SourceTask {
     pub stop: Arc<AtomicBool>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// Set when an exactly-once sink commits this source's progress.
+    pub handoffs: Option<Arc<Handoffs>>,
 }
 
 impl SourceTask {
@@ -40,8 +43,18 @@ impl SourceTask {
                 id: self.last,
                 position: self.source.position(),
             });
+            self.hand_off(Some(self.last));
             self.outputs.send(Message::Barrier(self.last));
             self.dead.send(Message::Barrier(self.last));
+        }
+    }
+
+    /// Leaves the progress just reported for the exactly-once sink.
+    fn hand_off(&mut self, barrier: Option<u64>) {
+        if let Some(board) = &self.handoffs {
+            if let Some(h) = self.source.handoff() {
+                board.post(&self.name, barrier, h);
+            }
         }
     }
 
@@ -112,6 +125,7 @@ impl SourceTask {
             source: self.name.clone(),
             position: self.source.position(),
         });
+        self.hand_off(None);
         self.outputs.send(Message::End);
         self.dead.send(Message::End);
         // The final checkpoint comes after the sinks drain; acknowledge it

@@ -40,12 +40,32 @@ pub struct KafkaSinkConfig {
     /// Idempotent producer (default true): retries never duplicate or reorder.
     #[serde(default = "yes")]
     pub idempotent: bool,
+    /// `at_least_once` (default) or `exactly_once`: a transactional producer
+    /// that commits the upstream `kafka` sources' offsets in the same
+    /// transaction as the records, at each checkpoint.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The producer's `transactional.id` under `exactly_once` (default
+    /// `sluice-<pipeline>-<sink>`): stable across restarts, so a restarted
+    /// run fences the one it replaces; unique per running process.
+    pub transactional_id: Option<String>,
     /// How long to try to reach the brokers at start before failing.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
     /// Extra librdkafka producer properties (`linger.ms`, `compression.type`, ...).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// What a `kafka` sink promises about duplicates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Every event arrives; a crash or rebalance may repeat some.
+    #[default]
+    AtLeastOnce,
+    /// Every event arrives once for `read_committed` consumers.
+    ExactlyOnce,
 }
 
 fn raw() -> Format {
@@ -79,6 +99,26 @@ impl KafkaSinkConfig {
             return err(
                 "format",
                 "format `avro` needs `schema_registry: http://host:port`".into(),
+            );
+        }
+        if self.delivery == Delivery::ExactlyOnce && !self.idempotent {
+            return err(
+                "idempotent",
+                "`delivery: exactly_once` needs the idempotent producer; remove `idempotent: false`"
+                    .into(),
+            );
+        }
+        if self
+            .transactional_id
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return err("transactional_id", "expected a non-empty id".into());
+        }
+        if self.transactional_id.is_some() && self.delivery != Delivery::ExactlyOnce {
+            return err(
+                "transactional_id",
+                "only used with `delivery: exactly_once`".into(),
             );
         }
         if let Some(s) = &self.schema {

@@ -17,6 +17,17 @@
 //!   naming the topic and the cause.
 //! - Usable as the pipeline's `dead_letter` destination: the runner's error
 //!   details arrive as headers and are written as Kafka headers.
+//! - `delivery: exactly_once`: a transactional producer, its
+//!   `transactional.id` stable across restarts (starting it fences an older
+//!   instance and aborts what that left open). Records written between two
+//!   checkpoint barriers form one transaction; at the barrier the upstream
+//!   `kafka` sources' offsets (handed over by the pipeline, see
+//!   [`Sink::source_progress`]) join it with `send_offsets_to_transaction`,
+//!   and it commits. Any failure inside a transaction (a delivery that
+//!   failed, a rebalance that took partitions read in it, a newer instance
+//!   fencing this one) aborts it and stops the run: a restart resumes from
+//!   the offsets of the last committed transaction, so `read_committed`
+//!   consumers see every record once.
 
 mod config;
 
@@ -32,11 +43,15 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
-pub use config::KafkaSinkConfig;
+pub use config::{Delivery, KafkaSinkConfig};
 
-use crate::connector::{parse_sink, ConfigIssue, ErrorClass, Rejected, Sink, SinkConfig, SinkKind};
+use crate::clients::kafka::GroupProgress;
+use crate::connector::{
+    parse_sink, ConfigIssue, ErrorClass, Handoff, Rejected, Sink, SinkConfig, SinkKind,
+};
 use crate::event::Batch;
 use crate::format::codec::{CodecError, Encoder};
 
@@ -110,7 +125,18 @@ pub struct KafkaSink {
     delivered: u64,
     /// Producers replaced since the last successful flush.
     resets: u32,
+    /// Under `exactly_once`: the producer's `transactional.id`.
+    transactional_id: Option<String>,
+    /// Under `exactly_once`: the upstream sources' progress to commit at the
+    /// coming flush.
+    progress: Vec<Handoff>,
+    transactions: u64,
 }
+
+/// How long one transactional call may block before it is retried or fails.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts of a transactional call that keeps failing with a retriable error.
+const TXN_ATTEMPTS: u32 = 5;
 
 impl KafkaSink {
     /// A sink per `config` named `name`.
@@ -144,6 +170,9 @@ impl KafkaSink {
             producer: None,
             delivered: 0,
             resets: 0,
+            transactional_id: None,
+            progress: Vec::new(),
+            transactions: 0,
         })
     }
 
@@ -165,6 +194,10 @@ impl KafkaSink {
             .set("message.timeout.ms", "30000")
             .set("queue.buffering.max.messages", "500000")
             .set("topic.metadata.refresh.interval.ms", "5000");
+        if let Some(id) = &self.transactional_id {
+            cfg.set("transactional.id", id)
+                .set("enable.idempotence", "true");
+        }
         for (k, v) in &self.config.properties {
             cfg.set(k, v);
         }
@@ -285,6 +318,15 @@ impl KafkaSink {
                             "kafka sink `{}`: cannot produce to topic `{topic}`: {e}",
                             self.name
                         ),
+                        // A transactional producer refusing a record for a
+                        // reason other than the record itself is in trouble.
+                        ErrorClass::Retry(_) if self.transactional_id.is_some() => {
+                            self.abort("the producer refused a record");
+                            bail!(
+                                "kafka sink `{}`: cannot produce to topic `{topic}` inside a transaction: {e}; the run stops, a restart resumes from the last committed offsets",
+                                self.name
+                            )
+                        }
                         _ => {
                             rejected.push(&batch, index, format!("topic `{topic}`: {e}"));
                             return Ok(());
@@ -306,7 +348,8 @@ impl KafkaSink {
     /// idempotent producer whose id a broker forgot (a restart of in-memory
     /// storage) fails for good, a new one starts afresh. At most 5 in a row.
     fn may_reset(&self, e: &KafkaError) -> bool {
-        self.config.idempotent
+        self.transactional_id.is_none()
+            && self.config.idempotent
             && e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
             && self.resets < 5
     }
@@ -321,6 +364,17 @@ impl KafkaSink {
             };
             std::mem::take(&mut *f)
         };
+        if let Some((pending, e)) = failed.first() {
+            if self.transactional_id.is_some() {
+                // The transaction cannot commit any more; a restart redoes it.
+                self.abort("a delivery failed");
+                bail!(
+                    "kafka sink `{}`: delivery to topic `{}` failed inside a transaction ({e}); the transaction was aborted and the run stops, a restart resumes from the last committed offsets",
+                    self.name,
+                    pending.topic
+                );
+            }
+        }
         let mut retry = Vec::new();
         let mut force_reset = false;
         for (pending, e) in failed {
@@ -382,7 +436,119 @@ impl KafkaSink {
     }
 }
 
+/// A transactional call's error: (may be retried, needs an abort).
+fn txn_error(e: &KafkaError) -> (bool, bool) {
+    match e {
+        KafkaError::Transaction(r) => (r.is_retriable(), r.txn_requires_abort()),
+        _ => (false, false),
+    }
+}
+
+impl KafkaSink {
+    /// Runs a transactional call, retrying it while librdkafka says it may.
+    fn txn_call(
+        &mut self,
+        what: &str,
+        f: impl Fn(&BaseProducer<Ctx>) -> Result<(), KafkaError>,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let e = match f(self.producer()?) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let (retriable, abortable) = txn_error(&e);
+            if retriable && attempt < TXN_ATTEMPTS {
+                tracing::warn!(sink = %self.name, attempt, "kafka: {what} failed ({e}); retrying");
+                std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                continue;
+            }
+            if abortable || retriable {
+                self.abort(what);
+            }
+            bail!(
+                "kafka sink `{}` (transactional.id `{}`): {what} failed: {e}; the run stops, a restart resumes from the last committed offsets",
+                self.name,
+                self.transactional_id.as_deref().unwrap_or("")
+            );
+        }
+    }
+
+    /// Aborts the open transaction, if it can be (a fenced producer cannot).
+    fn abort(&self, why: &str) {
+        if let Some(p) = &self.producer {
+            match p.abort_transaction(TXN_TIMEOUT) {
+                Ok(()) => tracing::warn!(sink = %self.name, "kafka: transaction aborted ({why})"),
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, "kafka: aborting the transaction ({why}) failed: {e}")
+                }
+            }
+        }
+    }
+
+    /// Under `exactly_once`: commits the records written since the last
+    /// barrier together with the sources' offsets at this one, and opens
+    /// the next transaction.
+    fn commit_transaction(&mut self) -> Result<()> {
+        for handoff in std::mem::take(&mut self.progress) {
+            let Some(g) = handoff.downcast_ref::<GroupProgress>() else {
+                self.abort("an upstream source is not a kafka source");
+                bail!("kafka sink `{}`: an upstream source handed over progress that is not a Kafka consumer group's", self.name);
+            };
+            if !g.revoked.is_empty() {
+                self.abort("a rebalance");
+                bail!(
+                    "kafka sink `{}`: a rebalance of consumer group `{}` took partitions {:?} from source `{}` while records read from them were in the open transaction; it was aborted and the run stops, a restart resumes from the last committed offsets",
+                    self.name, g.group_id, g.revoked, g.source
+                );
+            }
+            if g.offsets.is_empty() {
+                continue;
+            }
+            let Some(cgm) = &g.group else {
+                self.abort("no group membership");
+                bail!("kafka sink `{}`: source `{}` read records but has no consumer group membership to commit them with", self.name, g.source);
+            };
+            let mut tpl = TopicPartitionList::new();
+            for (t, p, o) in &g.offsets {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                    .with_context(|| format!("offset {o} of {t}[{p}]"))?;
+            }
+            self.txn_call("sending the source offsets to the transaction", |p| {
+                p.send_offsets_to_transaction(&tpl, cgm, TXN_TIMEOUT)
+            })?;
+        }
+        self.txn_call("committing the transaction", |p| {
+            p.commit_transaction(TXN_TIMEOUT)
+        })?;
+        self.producer()?.poll(Duration::ZERO);
+        let mut rejected = Rejected::default();
+        self.handle_failures(&mut rejected)?;
+        self.transactions += 1;
+        self.txn_call("beginning a transaction", |p| p.begin_transaction())
+    }
+}
+
 impl Sink for KafkaSink {
+    fn exactly_once(&mut self, pipeline: &str) -> bool {
+        if self.config.delivery != Delivery::ExactlyOnce {
+            return false;
+        }
+        self.transactional_id = Some(
+            self.config
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("sluice-{pipeline}-{}", self.name)),
+        );
+        true
+    }
+
+    fn source_progress(&mut self, progress: Vec<Handoff>) -> Result<()> {
+        self.progress = progress;
+        Ok(())
+    }
+
     fn open(&mut self, _position: Option<&Value>) -> Result<()> {
         let producer = self.create_producer()?;
         let c = &self.config;
@@ -393,6 +559,17 @@ impl Sink for KafkaSink {
             &self.name,
         )?;
         self.producer = Some(producer);
+        if self.config.delivery == Delivery::ExactlyOnce {
+            let Some(id) = self.transactional_id.clone() else {
+                bail!("kafka sink `{}`: `delivery: exactly_once` works for a sink under `sinks:` fed by `kafka` sources, not for the dead-letter destination", self.name);
+            };
+            // Fences any older producer with this id and aborts what it left open.
+            self.txn_call("initialising transactions", |p| {
+                p.init_transactions(TXN_TIMEOUT)
+            })?;
+            self.txn_call("beginning a transaction", |p| p.begin_transaction())?;
+            tracing::info!(sink = %self.name, transactional_id = %id, "kafka: exactly-once delivery, transactions initialised");
+        }
         Ok(())
     }
 
@@ -426,6 +603,10 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self, rejected: &mut Rejected) -> Result<Value> {
+        if self.transactional_id.is_some() {
+            self.commit_transaction()?;
+            return Ok(json!({ "written": self.delivered, "transactions": self.transactions }));
+        }
         loop {
             {
                 let producer = self.producer()?;

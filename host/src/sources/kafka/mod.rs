@@ -17,6 +17,12 @@
 //!   handed on still flow to the sinks, and the new owner reads from the last
 //!   committed offset, so a rebalance can duplicate but never lose. On
 //!   assign, reading resumes from the committed offsets.
+//! - Exactly-once (a downstream `kafka` sink with `delivery: exactly_once`):
+//!   the source commits nothing itself; at each barrier it hands the sink its
+//!   offsets and group membership ([`GroupProgress`]), which the sink
+//!   commits inside its transaction. A rebalance that takes away a
+//!   partition read since the last barrier is reported in the handoff, so
+//!   the sink aborts rather than commit records the new owner reads again.
 //! - An unreachable broker at start fails after `connect_timeout_ms`; at
 //!   run time librdkafka reconnects with backoff and errors are logged.
 
@@ -40,8 +46,9 @@ use serde_json::{json, Value};
 
 pub use config::{KafkaSourceConfig, StartAt};
 
+use crate::clients::kafka::GroupProgress;
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
-use crate::connector::{Malformed, Polled, Source};
+use crate::connector::{Handoff, Malformed, Polled, Source};
 use crate::event::BatchBuilder;
 use crate::format::codec::{CodecError, Decoder};
 
@@ -143,6 +150,13 @@ pub struct KafkaSource {
     /// Assignments seen; a position from an earlier one is never committed.
     generation: u64,
     last_error: Option<Instant>,
+    /// An exactly-once sink commits the offsets (see [`Source::handoff`]).
+    hand_off: bool,
+    /// Offsets at the last handoff: a partition revoked with a different
+    /// offset now was read in the transaction still open.
+    handed: BTreeMap<Tp, i64>,
+    /// Partitions revoked after being read since the last handoff.
+    revoked_mid_transaction: Vec<Tp>,
 }
 
 impl KafkaSource {
@@ -160,6 +174,9 @@ impl KafkaSource {
             assigned: HashSet::new(),
             generation: 0,
             last_error: None,
+            hand_off: false,
+            handed: BTreeMap::new(),
+            revoked_mid_transaction: Vec::new(),
         }
     }
 
@@ -177,7 +194,10 @@ impl KafkaSource {
         };
         for tp in log.revoked.drain(..) {
             if let Some(parts) = self.offsets.get_mut(&tp.0) {
-                parts.remove(&tp.1);
+                let read = parts.remove(&tp.1);
+                if self.hand_off && read.is_some() && read != self.handed.get(&tp).copied() {
+                    self.revoked_mid_transaction.push(tp.clone());
+                }
             }
             self.assigned.remove(&tp);
         }
@@ -401,7 +421,35 @@ impl Source for KafkaSource {
         json!({ "offsets": topics, "generation": self.generation })
     }
 
+    fn hand_off_progress(&mut self) -> bool {
+        self.hand_off = true;
+        true
+    }
+
+    fn handoff(&mut self) -> Option<Handoff> {
+        let offsets: Vec<(String, i32, i64)> = self
+            .offsets
+            .iter()
+            .flat_map(|(t, parts)| parts.iter().map(move |(p, o)| (t.clone(), *p, *o)))
+            .collect();
+        self.handed = offsets
+            .iter()
+            .map(|(t, p, o)| ((t.clone(), *p), *o))
+            .collect();
+        Some(Arc::new(GroupProgress {
+            source: self.name.clone(),
+            group_id: self.config.group_id.clone(),
+            group: self.consumer.as_ref().and_then(|c| c.group_metadata()),
+            offsets,
+            revoked: std::mem::take(&mut self.revoked_mid_transaction),
+        }))
+    }
+
     fn committed(&mut self, position: &Value) -> Result<()> {
+        if self.hand_off {
+            // The exactly-once sink committed these offsets in its transaction.
+            return Ok(());
+        }
         // A checkpoint taken before the latest assignment may hold offsets of
         // partitions now owned elsewhere, or of a topic the broker lost and
         // recreated; committing them could skip records. The next checkpoint
