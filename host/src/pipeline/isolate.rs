@@ -129,6 +129,7 @@ fn isolate(
         budget.spent += started.elapsed();
         let sub_outcome = std::mem::take(sub.outcome);
         out.outcome.skipped += sub_outcome.skipped;
+        out.outcome.filtered += sub_outcome.filtered;
         produced.extend(sub_outcome.outputs);
         match result? {
             None => {}
@@ -152,6 +153,7 @@ fn attempt(
     loop {
         match call(instance, batch) {
             Ok(output) => {
+                let dropped = unanswered(batch.len(), &output);
                 let produced = match Batch::from_output(batch, out.stage, output.events) {
                     Ok(p) => p,
                     // Plugins are checked before this (plugin::output_check);
@@ -164,6 +166,7 @@ fn attempt(
                         }))
                     }
                 };
+                out.outcome.filtered += dropped;
                 for r in &output.rejected {
                     let idx = r.index as usize;
                     route(batch, idx, "rejected", &r.reason, out)?;
@@ -188,6 +191,25 @@ fn attempt(
             Err(failure) => return Ok(Some(failure)),
         }
     }
+}
+
+/// Input events that neither produced an output nor were refused: what a
+/// filter dropped. (A parent or rejection index out of range is caught by
+/// the output checks; here it simply counts for nothing.)
+fn unanswered(inputs: usize, output: &bindings::Output) -> u64 {
+    let mut answered = vec![false; inputs];
+    let indices = output
+        .events
+        .events
+        .iter()
+        .map(|e| e.parent as usize)
+        .chain(output.rejected.iter().map(|r| r.index as usize));
+    for i in indices {
+        if let Some(a) = answered.get_mut(i) {
+            *a = true;
+        }
+    }
+    answered.iter().filter(|a| !**a).count() as u64
 }
 
 fn bad_event(batch: &Batch, index: usize, failure: &CallFailure, out: &mut Sink<'_>) -> Result<()> {

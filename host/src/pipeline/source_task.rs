@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::coordinator::Report;
 use super::dead_letter::DeadLetters;
+use super::metrics::Counts;
 use super::{Message, Metrics, Outputs};
 use crate::connector::Source;
 
@@ -28,6 +29,8 @@ pub(crate) struct SourceTask {
     pub stop: Arc<AtomicBool>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// This source's own counts.
+    pub counts: Arc<Counts>,
 }
 
 impl SourceTask {
@@ -76,12 +79,14 @@ impl SourceTask {
                     dead.add_raw(&m.bytes, m.position, &self.name, "malformed", &m.reason);
                 }
                 Metrics::add(&self.metrics.dead_letters, dead.len() as u64);
+                Metrics::add(&self.counts.dead, dead.len() as u64);
                 if let Some(b) = dead.finish() {
                     self.dead.send(Message::Batch(Arc::new(b)));
                 }
             }
             if let Some(batch) = polled.batch {
                 Metrics::add(&self.metrics.events_in, batch.len() as u64);
+                Metrics::add(&self.counts.events_out, batch.len() as u64);
                 if !self.outputs.send(Message::Batch(Arc::new(batch))) {
                     return Ok(()); // downstream failed; that failure is reported
                 }
