@@ -93,6 +93,10 @@ impl Rate {
 
     fn update(&mut self, events: u64) -> f64 {
         let secs = self.since.elapsed().as_secs_f64();
+        if self.at == 0 && secs > 0.0 {
+            // The first second: the rate so far rather than a zero.
+            self.per_s = events as f64 / secs;
+        }
         if secs >= 1.0 {
             self.per_s = events.saturating_sub(self.at) as f64 / secs;
             self.since = Instant::now();

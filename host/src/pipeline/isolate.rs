@@ -63,7 +63,13 @@ pub(crate) struct Sink<'a> {
     pub culprit: &'a Culprit,
     pub dead: &'a mut DeadLetters,
     pub outcome: &'a mut StageOutcome,
+    /// Culprits dead-lettered so far in this batch (the first few get a
+    /// log line each, the rest one line together).
+    pub culprits: usize,
 }
+
+/// Culprits of one batch logged one line each; the rest are summed up.
+const CULPRIT_LINES: usize = 5;
 
 /// Runs `batch` through `call`, isolating culprits under `budget`.
 pub(crate) fn run(
@@ -80,15 +86,27 @@ pub(crate) fn run(
     if !failure.is_event_specific() || out.policy == OnError::Fail {
         return Err(anyhow!(failure));
     }
-    tracing::warn!(stage = out.stage, events = batch.len(), "{failure}");
     if batch.len() <= 1 {
         return bad_event(batch, 0, &failure, out);
     }
+    // Each culprit gets its own line with the cause once it is found.
+    tracing::debug!(
+        stage = out.stage,
+        events = batch.len(),
+        "a call failed; calling its events one at a time: {failure}"
+    );
     let mut produced = Vec::new();
     let result = isolate(instance, call, batch, budget, out, &mut produced);
     instance.cap_calls(None);
     if let Some(merged) = concat(&produced) {
         out.outcome.outputs.push(merged);
+    }
+    if out.culprits > CULPRIT_LINES {
+        tracing::warn!(
+            stage = out.stage,
+            "{} more event(s) of this batch dead-lettered for the same kind of failure; each dead letter carries its reason",
+            out.culprits - CULPRIT_LINES
+        );
     }
     result
 }
@@ -124,6 +142,7 @@ fn isolate(
             culprit: out.culprit,
             dead: &mut *out.dead,
             outcome: &mut StageOutcome::default(),
+            culprits: 0,
         };
         let result = attempt(instance, call, &single, &mut sub);
         budget.spent += started.elapsed();
@@ -212,7 +231,17 @@ fn unanswered(inputs: usize, output: &bindings::Output) -> u64 {
     answered.iter().filter(|a| !**a).count() as u64
 }
 
+/// Routes an event that made its call fail; under `on_error: dead-letter`
+/// the first few culprits of a batch get one log line each, with the cause.
 fn bad_event(batch: &Batch, index: usize, failure: &CallFailure, out: &mut Sink<'_>) -> Result<()> {
+    if out.policy == OnError::DeadLetter {
+        out.culprits += 1;
+        if out.culprits <= CULPRIT_LINES {
+            if let Some(e) = batch.get(index) {
+                tracing::warn!(stage = out.stage, origin = %batch.origin, position = e.position, "dead-lettered: {failure}");
+            }
+        }
+    }
     route(batch, index, failure.kind(), &failure.to_string(), out)
 }
 
@@ -336,6 +365,7 @@ mod tests {
                 culprit: &culprit,
                 dead: &mut dead,
                 outcome: &mut outcome,
+                culprits: 0,
             },
         )
         .expect("contained");

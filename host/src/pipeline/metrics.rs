@@ -104,12 +104,12 @@ impl ComponentCounts {
             }
         }
         if self.dead_lettered > 0 {
-            let what = if self.role == Role::Source {
-                "malformed, dead-lettered"
+            let why = if self.role == Role::Source {
+                " (malformed)"
             } else {
-                "dead-lettered"
+                ""
             };
-            parts.push(format!("{what} {}", self.dead_lettered));
+            parts.push(format!("dead-lettered {}{why}", self.dead_lettered));
         }
         if self.skipped > 0 {
             parts.push(format!("skipped {}", self.skipped));

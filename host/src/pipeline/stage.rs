@@ -171,6 +171,7 @@ fn run_call(
             culprit: &culprit,
             dead: &mut dead,
             outcome: &mut outcome,
+            culprits: 0,
         },
     )?;
     outcome.restarts = instance.instantiations() - before;
@@ -491,12 +492,19 @@ impl StageTask {
     }
 
     fn swap(&mut self, plugin: Arc<TransformPlugin>) {
-        let (name, version) = self.instance.identity();
-        let old = format!("{name}@{version}");
+        let (old, _) = self.instance.identity();
         let new = plugin.label();
+        // Two builds of one plugin claim the same name and version; the
+        // host's hash of each file tells them apart.
+        let old_hash = old
+            .rsplit("sha256 ")
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(')');
+        let new_hash = hex::encode(&plugin.sha256[..4]);
         match self.instance.swap(plugin) {
             Ok(()) => {
-                tracing::info!(stage = %self.name, "hot-swapped plugin {old} -> {new}");
+                tracing::info!(stage = %self.name, "hot-swapped plugin: build sha256 {old_hash} -> sha256 {new_hash}, now {new}");
                 let _ = self.reports.send(Report::Swapped {
                     stage: self.name.clone(),
                     plugin: new,
