@@ -6,6 +6,7 @@ mod build;
 mod plugin_cmd;
 mod progress;
 mod registry_cmd;
+mod reset_cmd;
 mod run_cmd;
 mod signals;
 mod sql_cmd;
@@ -76,9 +77,17 @@ Examples:
   sluice run examples/quickstart/pipeline.yaml
   sluice run --watch pipeline.yaml      # hot-reload plugins whose .wasm changes
 
-A rerun resumes from the last checkpoint under the pipeline's data_dir.
+  sluice run --reset pipeline.yaml      # forget the checkpoint, read everything again
+
+A rerun resumes from the last checkpoint under the pipeline's data_dir. If a
+source, sink or table was reconfigured since, it refuses (put the old config
+back, or --reset); a new plugin build or changed params resume, with a warning.
 On Ctrl-C, sources stop, in-flight events drain, a final checkpoint is taken,
-and the exit code is 0. A second Ctrl-C exits at once.")]
+and the exit code is 0. A second Ctrl-C exits at once.
+
+At exit, one line per source, stage and sink counts events in, out, filtered
+out, dead-lettered and skipped. Without a terminal (or with -v) a `stats` line
+of key=value counts is logged every --stats-every seconds.")]
     Run {
         /// The pipeline file.
         file: PathBuf,
@@ -91,6 +100,36 @@ and the exit code is 0. A second Ctrl-C exits at once.")]
         /// No progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Seconds between `stats` log lines when stderr is not a terminal
+        /// (or with -v); 0 turns them off.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        stats_every: u64,
+        /// Delete the checkpoint and saved state first (says what it
+        /// deletes), so every source is read from its beginning.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Forget a pipeline's progress: delete its checkpoint and saved state.
+    #[command(after_help = "\
+Examples:
+  sluice reset pipeline.yaml            # lists what it deletes, then asks
+  sluice reset --yes pipeline.yaml      # scripts: no question
+  sluice reset --data-dir .sluice orders
+
+Deletes, under the pipeline's state directory (DATA_DIR/NAME): checkpoint.json,
+saved stage state (stages/), table snapshots (tables/) and the default
+dead-letter file, each named with what it holds. Other files there are left.
+Sinks' targets are not touched. The next run reads every source from its
+beginning. `sluice run --reset FILE` does the same before running.")]
+    Reset {
+        /// The pipeline file, or a pipeline's name (with --data-dir).
+        target: String,
+        /// Where state lives when TARGET is a name.
+        #[arg(long, value_name = "DIR", default_value = ".sluice")]
+        data_dir: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
     },
     /// Run ksqlDB-style statements (connectors, streams, tables, joins, windows) as one pipeline.
     #[command(after_help = "\
@@ -302,7 +341,24 @@ pub fn main() -> ExitCode {
             watch,
             plugin_path,
             no_progress,
-        } => run_cmd::run(&file, watch, plugin_path, !no_progress && !cli.quiet),
+            stats_every,
+            reset,
+        } => run_cmd::run(
+            &file,
+            plugin_path,
+            run_cmd::RunArgs {
+                watch,
+                progress: !no_progress && !cli.quiet,
+                stats_every,
+                verbose: cli.verbose > 0,
+                reset,
+            },
+        ),
+        Command::Reset {
+            target,
+            data_dir,
+            yes,
+        } => reset_cmd::run(&target, &data_dir, yes),
         Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
         Command::Sql {
             file,
@@ -371,7 +427,7 @@ fn init_logging(verbose: u8, quiet: bool, ansi: bool) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_ansi(ansi)
         .with_target(false)
         .try_init();

@@ -1,5 +1,6 @@
 //! `sluice run` and `sluice validate`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -141,18 +142,30 @@ pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `sluice run` was asked to run.
+pub struct RunArgs {
+    /// Hot-reload plugins.
+    pub watch: bool,
+    /// Draw the progress bar (in a terminal).
+    pub progress: bool,
+    /// Seconds between `stats` log lines (0: none).
+    pub stats_every: u64,
+    /// `-v` was given: log the `stats` line in a terminal too.
+    pub verbose: bool,
+    /// Delete the checkpoint and state first (`--reset`).
+    pub reset: bool,
+}
+
 /// `sluice run FILE`.
-pub fn run(
-    file: &Path,
-    watch: bool,
-    plugin_path: Vec<PathBuf>,
-    progress: bool,
-) -> Result<ExitCode> {
+pub fn run(file: &Path, plugin_path: Vec<PathBuf>, args: RunArgs) -> Result<ExitCode> {
     let (p, engine, cache) = match prepare(file, plugin_path)? {
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };
-    execute(&p, &engine, &cache, watch, progress)
+    if args.reset {
+        super::reset_cmd::reset_state(&p)?;
+    }
+    execute(&p, &engine, &cache, &args)
 }
 
 /// Runs a prepared pipeline until it drains or is stopped, and reports.
@@ -160,13 +173,19 @@ pub(super) fn execute(
     p: &Pipeline,
     engine: &WasmEngine,
     cache: &ComponentCache,
-    watch: bool,
-    progress: bool,
+    args: &RunArgs,
 ) -> Result<ExitCode> {
+    let terminal = std::io::stderr().is_terminal();
+    // Without a terminal (systemd, Kubernetes) nothing else says how a
+    // long run is going; in one, the bar does unless -v asks for more.
+    let stats_every = (args.stats_every > 0 && (!terminal || args.verbose))
+        .then(|| std::time::Duration::from_secs(args.stats_every));
+    let progress = args.progress && terminal;
     let stop = Arc::new(AtomicBool::new(false));
     super::signals::install(stop.clone())?;
     tracing::info!(pipeline = %p.name, sources = p.sources.len(), stages = p.stages.len(), sinks = p.sinks.len(), "starting");
     let bar = progress.then(super::progress::RunBar::new);
+    let watch = args.watch;
     let summary = pipeline::run(
         p,
         engine,
@@ -175,6 +194,7 @@ pub(super) fn execute(
             watch,
             stop,
             on_status: bar.as_ref().map(|b| b.callback()),
+            stats_every,
         },
     );
     if let Some(bar) = bar {
@@ -183,9 +203,8 @@ pub(super) fn execute(
     let summary = summary?;
     let secs = summary.elapsed.as_secs_f64();
     eprintln!(
-        "done: {} events in, {} out, {} dead-lettered, {} skipped in {:.2}s ({:.0} events/s); {} checkpoint(s), {} plugin instance restart(s)",
+        "done: {} events in, {} dead-lettered, {} skipped in {:.2}s ({:.0} events/s); {} checkpoint(s), {} plugin instance restart(s)",
         summary.events_in,
-        summary.events_out,
         summary.dead_letters,
         summary.skipped,
         secs,
@@ -193,15 +212,39 @@ pub(super) fn execute(
         summary.checkpoints,
         summary.instance_restarts,
     );
-    for (sink, path) in &summary.outputs {
-        if sink != "dead-letter" {
-            eprintln!("  sink `{sink}` wrote {path}");
-        }
-    }
+    eprint!("{}", component_lines(&summary));
     if summary.dead_letters > 0 {
         if let Some(path) = &summary.dead_letter_path {
             eprintln!("  dead letters (with reasons) are in {}", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per source, stage, table and sink with its counts (and the file
+/// a sink wrote), names aligned.
+fn component_lines(summary: &pipeline::RunSummary) -> String {
+    let width = summary
+        .components
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for c in &summary.components {
+        let name = format!("`{}`", c.name);
+        let file = summary
+            .outputs
+            .iter()
+            .find(|(sink, _)| *sink == c.name)
+            .map(|(_, path)| format!(" -> {path}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<6} {name:<w$} {}{file}\n",
+            c.role_word(),
+            c.describe(),
+            w = width + 2
+        ));
+    }
+    out
 }

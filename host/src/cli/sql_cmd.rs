@@ -63,7 +63,18 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
     };
     match prepared {
         Ok((p, engine, cache)) => {
-            super::run_cmd::execute(&p, &engine, &cache, false, args.progress)
+            super::run_cmd::execute(
+                &p,
+                &engine,
+                &cache,
+                &super::run_cmd::RunArgs {
+                    watch: false,
+                    progress: args.progress,
+                    stats_every: 10,
+                    verbose: false,
+                    reset: false,
+                },
+            )
         }
         Err(diags) => {
             eprintln!("{}", located(&diags, &compiled.plan, &shown));

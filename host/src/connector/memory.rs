@@ -36,6 +36,9 @@ struct FeedState {
     opened_at: Vec<Option<u64>>,
     /// The furthest position read.
     read: usize,
+    /// What the source's checkpoint fingerprint is made of (tests change it
+    /// to stand for a reconfigured source).
+    label: String,
 }
 
 /// The shared list a [`MemorySource`] reads: tests append to it and read
@@ -81,6 +84,17 @@ impl MemoryFeed {
         lock(&self.state).fail_at = Some(n);
     }
 
+    /// Names the feed in checkpoint fingerprints: a new label is a changed
+    /// source.
+    pub fn set_label(&self, label: &str) {
+        lock(&self.state).label = label.to_string();
+    }
+
+    /// The feed's label (see [`MemoryFeed::set_label`]).
+    pub fn label(&self) -> String {
+        lock(&self.state).label.clone()
+    }
+
     /// Positions acknowledged as durable so far.
     pub fn committed(&self) -> Vec<u64> {
         lock(&self.state).committed.clone()
@@ -105,6 +119,11 @@ pub struct MemorySourceConfig {
 }
 
 impl SourceConfig for MemorySourceConfig {
+    // The feed's contents change from run to run; the feed is the identity.
+    fn fingerprint_text(&self) -> String {
+        format!("memory source {}", self.feed.label())
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         Ok(Box::new(MemorySource {
             feed: self.feed.clone(),
@@ -277,6 +296,10 @@ pub struct MemorySinkConfig {
 }
 
 impl SinkConfig for MemorySinkConfig {
+    fn fingerprint_text(&self) -> String {
+        "memory sink".into()
+    }
+
     fn build(&self, _name: &str) -> Result<Box<dyn Sink>> {
         Ok(Box::new(MemorySink {
             store: self.store.clone(),

@@ -8,6 +8,7 @@
 
 mod contract;
 mod error;
+pub mod fingerprint;
 mod issue;
 pub mod memory;
 pub(crate) mod registry;

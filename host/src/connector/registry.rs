@@ -40,6 +40,12 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     }
     /// Builds the running source.
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
+    /// What identifies this configuration in a checkpoint: a change in it
+    /// means the saved position may not fit. By default the `Debug` text
+    /// without credentials.
+    fn fingerprint_text(&self) -> String {
+        super::fingerprint::redacted(&format!("{self:?}"))
+    }
 }
 
 /// A sink connector's validated configuration, which builds the running sink.
@@ -56,6 +62,11 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
     }
     /// Builds the running sink named `name`.
     fn build(&self, name: &str) -> Result<Box<dyn Sink>>;
+    /// What identifies this configuration in a checkpoint (see
+    /// [`SourceConfig::fingerprint_text`]).
+    fn fingerprint_text(&self) -> String {
+        super::fingerprint::redacted(&format!("{self:?}"))
+    }
 }
 
 /// A connector as the pipeline file names it (`type: NAME`): the same shape

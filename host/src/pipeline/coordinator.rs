@@ -143,6 +143,8 @@ pub(crate) struct Coordinator {
     /// Tables, and the sources upstream of each.
     pub tables: HashMap<String, (Table, Vec<String>)>,
     pub caught_up: HashMap<String, u64>,
+    /// Recorded in every checkpoint (see `fingerprint.rs`).
+    pub fingerprint: Option<Value>,
 }
 
 impl Coordinator {
@@ -255,6 +257,7 @@ impl Coordinator {
                 sources: self.done_sources.clone(),
                 sinks: self.done_sinks.clone(),
                 stages: Some(self.done_stages.clone()),
+                pipeline: self.fingerprint.clone(),
             };
             self.store.save(&checkpoint)?;
             Metrics::add(&self.metrics.checkpoints, 1);
@@ -320,6 +323,7 @@ impl Coordinator {
         let mut checkpoint = Checkpoint {
             id,
             stages: Some(BTreeMap::new()),
+            pipeline: self.fingerprint.clone(),
             ..Default::default()
         };
         for s in &self.processors {

@@ -63,7 +63,13 @@ pub(crate) struct Sink<'a> {
     pub culprit: &'a Culprit,
     pub dead: &'a mut DeadLetters,
     pub outcome: &'a mut StageOutcome,
+    /// Culprits dead-lettered so far in this batch (the first few get a
+    /// log line each, the rest one line together).
+    pub culprits: usize,
 }
+
+/// Culprits of one batch logged one line each; the rest are summed up.
+const CULPRIT_LINES: usize = 5;
 
 /// Runs `batch` through `call`, isolating culprits under `budget`.
 pub(crate) fn run(
@@ -80,15 +86,27 @@ pub(crate) fn run(
     if !failure.is_event_specific() || out.policy == OnError::Fail {
         return Err(anyhow!(failure));
     }
-    tracing::warn!(stage = out.stage, events = batch.len(), "{failure}");
     if batch.len() <= 1 {
         return bad_event(batch, 0, &failure, out);
     }
+    // Each culprit gets its own line with the cause once it is found.
+    tracing::debug!(
+        stage = out.stage,
+        events = batch.len(),
+        "a call failed; calling its events one at a time: {failure}"
+    );
     let mut produced = Vec::new();
     let result = isolate(instance, call, batch, budget, out, &mut produced);
     instance.cap_calls(None);
     if let Some(merged) = concat(&produced) {
         out.outcome.outputs.push(merged);
+    }
+    if out.culprits > CULPRIT_LINES {
+        tracing::warn!(
+            stage = out.stage,
+            "{} more event(s) of this batch dead-lettered for the same kind of failure; each dead letter carries its reason",
+            out.culprits - CULPRIT_LINES
+        );
     }
     result
 }
@@ -124,11 +142,13 @@ fn isolate(
             culprit: out.culprit,
             dead: &mut *out.dead,
             outcome: &mut StageOutcome::default(),
+            culprits: 0,
         };
         let result = attempt(instance, call, &single, &mut sub);
         budget.spent += started.elapsed();
         let sub_outcome = std::mem::take(sub.outcome);
         out.outcome.skipped += sub_outcome.skipped;
+        out.outcome.filtered += sub_outcome.filtered;
         produced.extend(sub_outcome.outputs);
         match result? {
             None => {}
@@ -152,6 +172,7 @@ fn attempt(
     loop {
         match call(instance, batch) {
             Ok(output) => {
+                let dropped = unanswered(batch.len(), &output);
                 let produced = match Batch::from_output(batch, out.stage, output.events) {
                     Ok(p) => p,
                     // Plugins are checked before this (plugin::output_check);
@@ -164,6 +185,7 @@ fn attempt(
                         }))
                     }
                 };
+                out.outcome.filtered += dropped;
                 for r in &output.rejected {
                     let idx = r.index as usize;
                     route(batch, idx, "rejected", &r.reason, out)?;
@@ -190,7 +212,36 @@ fn attempt(
     }
 }
 
+/// Input events that neither produced an output nor were refused: what a
+/// filter dropped. (A parent or rejection index out of range is caught by
+/// the output checks; here it simply counts for nothing.)
+fn unanswered(inputs: usize, output: &bindings::Output) -> u64 {
+    let mut answered = vec![false; inputs];
+    let indices = output
+        .events
+        .events
+        .iter()
+        .map(|e| e.parent as usize)
+        .chain(output.rejected.iter().map(|r| r.index as usize));
+    for i in indices {
+        if let Some(a) = answered.get_mut(i) {
+            *a = true;
+        }
+    }
+    answered.iter().filter(|a| !**a).count() as u64
+}
+
+/// Routes an event that made its call fail; under `on_error: dead-letter`
+/// the first few culprits of a batch get one log line each, with the cause.
 fn bad_event(batch: &Batch, index: usize, failure: &CallFailure, out: &mut Sink<'_>) -> Result<()> {
+    if out.policy == OnError::DeadLetter {
+        out.culprits += 1;
+        if out.culprits <= CULPRIT_LINES {
+            if let Some(e) = batch.get(index) {
+                tracing::warn!(stage = out.stage, origin = %batch.origin, position = e.position, "dead-lettered: {failure}");
+            }
+        }
+    }
     route(batch, index, failure.kind(), &failure.to_string(), out)
 }
 
@@ -314,6 +365,7 @@ mod tests {
                 culprit: &culprit,
                 dead: &mut dead,
                 outcome: &mut outcome,
+                culprits: 0,
             },
         )
         .expect("contained");

@@ -1,6 +1,11 @@
-//! Counters shared between component threads and the coordinator.
+//! Counters shared between component threads and the coordinator: the
+//! pipeline-wide totals, and one set per source, stage and sink so that no
+//! event disappears without a trace (a filter that drops everything shows up
+//! as `filtered out`, not as a silently empty sink).
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Pipeline-wide counters.
 #[derive(Debug, Default)]
@@ -17,6 +22,105 @@ pub struct Metrics {
     pub instance_restarts: AtomicU64,
     /// Checkpoints committed.
     pub checkpoints: AtomicU64,
+    components: Mutex<Vec<(Role, String, Arc<Counts>)>>,
+}
+
+/// What a component is, for the summary and the stats line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A source: `out` is what it read, `dead` what was malformed.
+    Source,
+    /// A plugin stage.
+    Stage,
+    /// A sink: `in` is what it was handed, `out` what the target accepted,
+    /// `dead` what the target refused.
+    Sink,
+    /// A table kept up to date from a stream (counted like a sink).
+    Table,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Stage => "stage",
+            Role::Sink => "sink",
+            Role::Table => "table",
+        }
+    }
+}
+
+/// One component's counters.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Events received.
+    pub events_in: AtomicU64,
+    /// Events passed on (sources: read; sinks: written).
+    pub events_out: AtomicU64,
+    /// Input events that produced no output and no error (a filter's drops).
+    pub filtered: AtomicU64,
+    /// Events dead-lettered here.
+    pub dead: AtomicU64,
+    /// Events skipped here under `on_error: skip`.
+    pub skipped: AtomicU64,
+}
+
+/// A copy of one component's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentCounts {
+    /// Source, stage or sink.
+    pub role: Role,
+    /// Its name in the pipeline file.
+    pub name: String,
+    /// Events received (0 for sources).
+    pub events_in: u64,
+    /// Events passed on (sources: read; sinks: written).
+    pub events_out: u64,
+    /// Input events that produced nothing (stages).
+    pub filtered: u64,
+    /// Events dead-lettered here.
+    pub dead_lettered: u64,
+    /// Events skipped here.
+    pub skipped: u64,
+}
+
+impl ComponentCounts {
+    /// `read 10`, `in 10, out 4, filtered out 6`, `in 4, wrote 4`: the
+    /// counts that say something, for the run summary.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.role {
+            Role::Source => parts.push(format!("read {}", self.events_out)),
+            Role::Stage => {
+                parts.push(format!("in {}", self.events_in));
+                parts.push(format!("out {}", self.events_out));
+                if self.filtered > 0 {
+                    parts.push(format!("filtered out {}", self.filtered));
+                }
+            }
+            Role::Sink | Role::Table => {
+                parts.push(format!("in {}", self.events_in));
+                parts.push(format!("wrote {}", self.events_out));
+            }
+        }
+        if self.dead_lettered > 0 {
+            let why = if self.role == Role::Source {
+                " (malformed)"
+            } else {
+                ""
+            };
+            parts.push(format!("dead-lettered {}{why}", self.dead_lettered));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("skipped {}", self.skipped));
+        }
+        parts.join(", ")
+    }
+
+    /// `source`, `stage` or `sink`.
+    pub fn role_word(&self) -> &'static str {
+        self.role.word()
+    }
 }
 
 impl Metrics {
@@ -27,5 +131,107 @@ impl Metrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Registers a component and returns its counters (in registration
+    /// order in every listing).
+    pub fn component(&self, role: Role, name: &str) -> Arc<Counts> {
+        let counts = Arc::new(Counts::default());
+        if let Ok(mut all) = self.components.lock() {
+            all.push((role, name.to_string(), counts.clone()));
+        }
+        counts
+    }
+
+    /// Every component's counts right now: sources, then stages, then sinks.
+    pub fn components(&self) -> Vec<ComponentCounts> {
+        let Ok(all) = self.components.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<ComponentCounts> = all
+            .iter()
+            .map(|(role, name, c)| ComponentCounts {
+                role: *role,
+                name: name.clone(),
+                events_in: Self::get(&c.events_in),
+                events_out: Self::get(&c.events_out),
+                filtered: Self::get(&c.filtered),
+                dead_lettered: Self::get(&c.dead),
+                skipped: Self::get(&c.skipped),
+            })
+            .collect();
+        out.sort_by_key(|c| match c.role {
+            Role::Source => 0,
+            Role::Stage => 1,
+            Role::Sink | Role::Table => 2,
+        });
+        out
+    }
+}
+
+/// The periodic stats line: `key=value` pairs (logfmt), so that log
+/// collectors can turn it into metrics. Per-component keys are
+/// `<role>.<name>.<count>`; names are letters, digits, `_`, `-` and `.`.
+pub fn stats_line(metrics: &Metrics, elapsed_s: f64, rate_per_s: f64) -> String {
+    let mut line = format!(
+        "elapsed_s={elapsed_s:.0} events_in={} rate_per_s={rate_per_s:.0} dead_lettered={} skipped={} checkpoints={} restarts={}",
+        Metrics::get(&metrics.events_in),
+        Metrics::get(&metrics.dead_letters),
+        Metrics::get(&metrics.skipped),
+        Metrics::get(&metrics.checkpoints),
+        Metrics::get(&metrics.instance_restarts),
+    );
+    for c in metrics.components() {
+        let key = format!("{}.{}", c.role.word(), c.name);
+        let fields: &[(&str, u64)] = match c.role {
+            Role::Source => &[("read", c.events_out), ("dead_lettered", c.dead_lettered)],
+            Role::Stage => &[
+                ("in", c.events_in),
+                ("out", c.events_out),
+                ("filtered", c.filtered),
+                ("dead_lettered", c.dead_lettered),
+                ("skipped", c.skipped),
+            ],
+            Role::Sink | Role::Table => &[
+                ("in", c.events_in),
+                ("written", c.events_out),
+                ("dead_lettered", c.dead_lettered),
+            ],
+        };
+        for (k, v) in fields {
+            let _ = write!(line, " {key}.{k}={v}");
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stats_line_is_logfmt_with_a_key_per_component_count() {
+        let m = Metrics::default();
+        let sink = m.component(Role::Sink, "all");
+        let stage = m.component(Role::Stage, "big");
+        Metrics::add(&m.events_in, 10);
+        Metrics::add(&stage.events_in, 10);
+        Metrics::add(&stage.events_out, 4);
+        Metrics::add(&stage.filtered, 6);
+        Metrics::add(&sink.events_in, 4);
+        Metrics::add(&sink.events_out, 4);
+        let line = stats_line(&m, 10.2, 1.0);
+        assert!(line.starts_with("elapsed_s=10 events_in=10 "), "{line}");
+        // Stages come before sinks whatever the registration order.
+        let stage_at = line.find("stage.big.in=10").expect(&line);
+        let sink_at = line.find("sink.all.written=4").expect(&line);
+        assert!(stage_at < sink_at, "{line}");
+        assert!(line.contains("stage.big.filtered=6"), "{line}");
+        assert!(
+            line.split(' ').all(|kv| kv.split('=').count() == 2),
+            "{line}"
+        );
+        let described: Vec<String> = m.components().iter().map(|c| c.describe()).collect();
+        assert_eq!(described, ["in 10, out 4, filtered out 6", "in 4, wrote 4"]);
     }
 }

@@ -6,6 +6,7 @@
 mod align;
 mod coordinator;
 mod dead_letter;
+pub mod fingerprint;
 mod graph;
 mod handoff;
 mod isolate;
@@ -23,6 +24,6 @@ mod tests;
 
 pub use align::{Aligner, Step};
 pub use message::{Envelope, Message, Outputs};
-pub use metrics::Metrics;
+pub use metrics::{ComponentCounts, Metrics, Role};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
 pub use stage::{process_batch, StageLogic, StageOutcome};

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::coordinator::{Coordinator, Report};
+use super::fingerprint::{self, Fingerprint};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
 use super::handoff::Handoffs;
+use super::metrics::{stats_line, ComponentCounts, Role};
 use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
@@ -58,6 +60,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Progress display (the CLI's bar); the runner draws nothing itself.
     pub on_status: Option<StatusCallback>,
+    /// Log a `stats` line of `key=value` counts this often (`None`: never).
+    pub stats_every: Option<Duration>,
 }
 
 impl RunOptions {
@@ -67,6 +71,7 @@ impl RunOptions {
             watch: false,
             stop,
             on_status: None,
+            stats_every: None,
         }
     }
 }
@@ -92,6 +97,9 @@ pub struct RunSummary {
     pub dead_letter_path: Option<PathBuf>,
     /// Sink name → what it wrote to (files).
     pub outputs: Vec<(String, String)>,
+    /// Each source's, stage's, table's and sink's counts: sources first,
+    /// then stages, then sinks and tables, each in file order.
+    pub components: Vec<ComponentCounts>,
 }
 
 /// Runs `pipeline` to completion (bounded sources drained) or until `stop`.
@@ -118,7 +126,7 @@ pub fn run_with(
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
     if let Some(cp) = &restored {
-        tracing::info!(checkpoint = cp.id, path = %store.path().display(), "resuming from checkpoint");
+        tracing::info!(checkpoint = cp.id, path = %store.path().display(), "resuming from checkpoint (`sluice run --reset` starts over)");
     }
     let restored_id = restored.as_ref().map(|c| c.id);
     let metrics = Arc::new(Metrics::default());
@@ -142,6 +150,17 @@ pub fn run_with(
         restored.as_ref(),
         overrides,
     )?;
+    let plugins: Vec<String> = instances.iter().map(|i| i.identity().0).collect();
+    let fingerprint = Fingerprint::of(pipeline, &plugins);
+    if let Some(cp) = &restored {
+        let dir = pipeline.state_dir();
+        fingerprint::check(
+            cp.pipeline.as_ref(),
+            cp.id,
+            &fingerprint,
+            &dir.display().to_string(),
+        )?;
+    }
     let processors: Vec<String> = pipeline
         .stages
         .iter()
@@ -214,6 +233,7 @@ pub fn run_with(
             caught_up: false,
             stop: options.stop.clone(),
             reports: report_tx.clone(),
+            counts: metrics.component(Role::Source, &def.name),
             metrics: metrics.clone(),
             handoffs,
         };
@@ -252,14 +272,19 @@ pub fn run_with(
             })
             .collect(),
         caught_up: HashMap::new(),
+        fingerprint: Some(fingerprint.to_value()),
     };
     let on_status = options.on_status.clone();
+    let mut stats = options.stats_every.map(|every| Stats::new(every, started));
     let result = coordinator.run(
         report_rx,
         requested,
         pipeline.checkpoint_interval,
         &options.stop,
         |m| {
+            if let Some(s) = stats.as_mut() {
+                s.tick(m);
+            }
             if let Some(f) = &on_status {
                 let (done, total) = progress.iter().fold((0, 0), |(d, t), p| {
                     let (pd, pt) = p.get();
@@ -297,7 +322,41 @@ pub fn run_with(
         elapsed: started.elapsed(),
         dead_letter_path,
         outputs: summary_outputs,
+        components: metrics.components(),
     })
+}
+
+/// The periodic `stats` log line, with the rate since the previous one.
+struct Stats {
+    every: Duration,
+    started: Instant,
+    last: Instant,
+    last_in: u64,
+}
+
+impl Stats {
+    fn new(every: Duration, started: Instant) -> Self {
+        Self {
+            every,
+            started,
+            last: started,
+            last_in: 0,
+        }
+    }
+
+    fn tick(&mut self, m: &Metrics) {
+        let now = Instant::now();
+        if now < self.last + self.every {
+            return;
+        }
+        let events_in = Metrics::get(&m.events_in);
+        let secs = now.duration_since(self.last).as_secs_f64().max(1e-9);
+        let rate = events_in.saturating_sub(self.last_in) as f64 / secs;
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        tracing::info!("stats {}", stats_line(m, elapsed, rate));
+        self.last = now;
+        self.last_in = events_in;
+    }
 }
 
 /// Loads each stage's plugin (or takes its override), creates its instance
@@ -436,7 +495,13 @@ fn spawn_sinks(
         let position = restored.and_then(|c| c.sinks.get(&name));
         sink.open(position)
             .with_context(|| format!("sink `{name}`"))?;
+        let role = if pipeline.tables.iter().any(|t| t.name == name) {
+            Role::Table
+        } else {
+            Role::Sink
+        };
         let task = SinkTask {
+            counts: (name != DEAD_LETTER_SINK).then(|| metrics.component(role, &name)),
             dead: graph.take_dead_outputs(&name),
             counted: name != DEAD_LETTER_SINK,
             name: name.clone(),
@@ -485,6 +550,7 @@ fn spawn_stages(
             reload: reload_rx,
             reports: report_tx.clone(),
             metrics: metrics.clone(),
+            counts: metrics.component(Role::Stage, &stage.name),
             event_time: stage.event_time.clone(),
             state_dir: pipeline.state_dir(),
             tables: stage

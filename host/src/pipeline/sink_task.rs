@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::coordinator::Report;
 use super::dead_letter::{Culprit, DeadLetters};
 use super::handoff::Handoffs;
+use super::metrics::Counts;
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Step};
 use crate::connector::{Rejected, Sink};
 
@@ -27,6 +28,8 @@ pub(crate) struct SinkTask {
     /// An exactly-once sink: where its upstream sources (named) leave their
     /// progress for it to commit with its output.
     pub handoffs: Option<(Arc<Handoffs>, Vec<String>)>,
+    /// This sink's own counts (`None` for the dead-letter destination).
+    pub counts: Option<Arc<Counts>>,
 }
 
 impl SinkTask {
@@ -58,11 +61,14 @@ impl SinkTask {
             }
         }
         Metrics::add(&self.metrics.dead_letters, dead.len() as u64);
-        if self.counted {
-            // Refused events were counted as written when they were handed over.
-            self.metrics
-                .events_out
-                .fetch_sub(dead.len() as u64, Ordering::Relaxed);
+        // Refused events were counted as written when they were handed over.
+        let refused = dead.len() as u64;
+        self.metrics
+            .events_out
+            .fetch_sub(refused, Ordering::Relaxed);
+        if let Some(c) = &self.counts {
+            c.events_out.fetch_sub(refused, Ordering::Relaxed);
+            Metrics::add(&c.dead, refused);
         }
         if let Some(b) = dead.finish() {
             self.dead.send(Message::Batch(Arc::new(b)));
@@ -105,6 +111,10 @@ impl SinkTask {
                     Step::Data(_, Message::Batch(batch)) => {
                         if self.counted {
                             Metrics::add(&self.metrics.events_out, batch.len() as u64);
+                        }
+                        if let Some(c) = &self.counts {
+                            Metrics::add(&c.events_in, batch.len() as u64);
+                            Metrics::add(&c.events_out, batch.len() as u64);
                         }
                         self.sink
                             .write(&batch, &mut rejected)

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::coordinator::Report;
 use super::dead_letter::DeadLetters;
 use super::handoff::Handoffs;
+use super::metrics::Counts;
 use super::{Message, Metrics, Outputs};
 use crate::connector::Source;
 
@@ -31,6 +32,8 @@ pub(crate) struct SourceTask {
     pub metrics: Arc<Metrics>,
     /// Set when an exactly-once sink commits this source's progress.
     pub handoffs: Option<Arc<Handoffs>>,
+    /// This source's own counts.
+    pub counts: Arc<Counts>,
 }
 
 impl SourceTask {
@@ -89,12 +92,14 @@ impl SourceTask {
                     dead.add_raw(&m.bytes, m.position, &self.name, "malformed", &m.reason);
                 }
                 Metrics::add(&self.metrics.dead_letters, dead.len() as u64);
+                Metrics::add(&self.counts.dead, dead.len() as u64);
                 if let Some(b) = dead.finish() {
                     self.dead.send(Message::Batch(Arc::new(b)));
                 }
             }
             if let Some(batch) = polled.batch {
                 Metrics::add(&self.metrics.events_in, batch.len() as u64);
+                Metrics::add(&self.counts.events_out, batch.len() as u64);
                 if !self.outputs.send(Message::Batch(Arc::new(batch))) {
                     return Ok(()); // downstream failed; that failure is reported
                 }

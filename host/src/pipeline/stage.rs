@@ -15,6 +15,7 @@ use anyhow::{anyhow, Context, Result};
 use super::coordinator::Report;
 use super::dead_letter::{Culprit, DeadLetters};
 use super::isolate::{self, Budget, Call, Sink};
+use super::metrics::Counts;
 use super::{Aligner, Envelope, Message, Metrics, Outputs, Step};
 use crate::config::{EventTime, OnError};
 use crate::event::{Batch, BatchBuilder};
@@ -121,6 +122,9 @@ pub struct StageOutcome {
     pub dead: Option<Batch>,
     /// Events skipped under `on_error: skip`.
     pub skipped: u64,
+    /// Input events that produced no output and were not refused (a
+    /// filter's drops).
+    pub filtered: u64,
     /// Instances replaced after failures.
     pub restarts: u64,
 }
@@ -167,6 +171,7 @@ fn run_call(
             culprit: &culprit,
             dead: &mut dead,
             outcome: &mut outcome,
+            culprits: 0,
         },
     )?;
     outcome.restarts = instance.instantiations() - before;
@@ -186,6 +191,8 @@ pub(crate) struct StageTask {
     pub reload: Receiver<Arc<TransformPlugin>>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// This stage's own counts.
+    pub counts: Arc<Counts>,
     /// Processors: where event time comes from and how late it may be.
     pub event_time: Option<EventTime>,
     /// Processors: where state is saved at barriers.
@@ -257,6 +264,7 @@ impl StageTask {
         }
         if let Some(d) = dead.finish() {
             Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+            Metrics::add(&self.counts.dead, d.len() as u64);
             self.dead.send(Message::Batch(Arc::new(d)));
         }
         (Arc::new(kept.finish()), newest)
@@ -336,15 +344,10 @@ impl StageTask {
                 Ok(o) => o,
                 Err(e) => break Err(e.context(format!("stage `{name}`: on-timers"))),
             };
-            Metrics::add(&self.metrics.skipped, outcome.skipped);
-            Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
-            for out in outcome.outputs {
-                self.outputs.send(Message::Batch(Arc::new(out)));
-            }
-            if let Some(d) = outcome.dead {
-                Metrics::add(&self.metrics.dead_letters, d.len() as u64);
-                self.dead.send(Message::Batch(Arc::new(d)));
-            }
+            // Timers are not input events: what they produce counts as
+            // output, and a timer that produced nothing is not a drop.
+            self.count(&outcome);
+            self.emit(outcome);
             if fired >= max_fired || calls >= max_calls {
                 let left = state.lock().map(|s| s.timer_count()).unwrap_or(0);
                 if left > 0 {
@@ -425,18 +428,13 @@ impl StageTask {
                         while let Ok(plugin) = self.reload.try_recv() {
                             self.swap(plugin);
                         }
+                        Metrics::add(&self.counts.events_in, batch.len() as u64);
                         let (batch, newest) = self.event_time_pass(&batch);
                         let outcome =
                             process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
-                        Metrics::add(&self.metrics.skipped, outcome.skipped);
-                        Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
-                        for out in outcome.outputs {
-                            self.outputs.send(Message::Batch(Arc::new(out)));
-                        }
-                        if let Some(d) = outcome.dead {
-                            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
-                            self.dead.send(Message::Batch(Arc::new(d)));
-                        }
+                        Metrics::add(&self.counts.filtered, outcome.filtered);
+                        self.count(&outcome);
+                        self.emit(outcome);
                         if let Some(newest) = newest {
                             let lateness = self.event_time.as_ref().map_or(0, |e| e.lateness_ms);
                             self.advance(
@@ -470,13 +468,43 @@ impl StageTask {
         Ok(())
     }
 
+    /// Adds what one call produced, skipped and dead-lettered to the
+    /// pipeline's and the stage's counts.
+    fn count(&self, outcome: &StageOutcome) {
+        let out: usize = outcome.outputs.iter().map(Batch::len).sum();
+        let dead = outcome.dead.as_ref().map_or(0, Batch::len) as u64;
+        Metrics::add(&self.metrics.skipped, outcome.skipped);
+        Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
+        Metrics::add(&self.metrics.dead_letters, dead);
+        Metrics::add(&self.counts.skipped, outcome.skipped);
+        Metrics::add(&self.counts.dead, dead);
+        Metrics::add(&self.counts.events_out, out as u64);
+    }
+
+    /// Sends a call's outputs downstream and its dead letters on.
+    fn emit(&self, outcome: StageOutcome) {
+        for out in outcome.outputs {
+            self.outputs.send(Message::Batch(Arc::new(out)));
+        }
+        if let Some(d) = outcome.dead {
+            self.dead.send(Message::Batch(Arc::new(d)));
+        }
+    }
+
     fn swap(&mut self, plugin: Arc<TransformPlugin>) {
-        let (name, version) = self.instance.identity();
-        let old = format!("{name}@{version}");
+        let (old, _) = self.instance.identity();
         let new = plugin.label();
+        // Two builds of one plugin claim the same name and version; the
+        // host's hash of each file tells them apart.
+        let old_hash = old
+            .rsplit("sha256 ")
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(')');
+        let new_hash = hex::encode(&plugin.sha256[..4]);
         match self.instance.swap(plugin) {
             Ok(()) => {
-                tracing::info!(stage = %self.name, "hot-swapped plugin {old} -> {new}");
+                tracing::info!(stage = %self.name, "hot-swapped plugin: build sha256 {old_hash} -> sha256 {new_hash}, now {new}");
                 let _ = self.reports.send(Report::Swapped {
                     stage: self.name.clone(),
                     plugin: new,

@@ -813,3 +813,154 @@ fn a_plugin_that_keeps_asking_to_retry_stops_the_stage_after_eight_retries() {
     );
     assert!(store.durable().is_empty());
 }
+
+/// A component's counts in a run summary.
+fn counts_of(summary: &RunSummary, name: &str) -> super::ComponentCounts {
+    summary
+        .components
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no counts for `{name}` in {:?}", summary.components))
+}
+
+#[test]
+fn each_stage_and_sink_counts_what_it_passed_filtered_and_dead_lettered() {
+    // 100 events: every 10th is dropped by the filter, every 25th refused
+    // by it (dead-lettered); `raw` takes the source directly and its target
+    // refuses ids divisible by 7 (each holds `"refuse"`), so no event goes
+    // missing without a count saying where.
+    let values: Vec<Value> = (0..100u64)
+        .map(|i| match i {
+            _ if i % 25 == 0 => json!({"id": i, "bad": true}),
+            _ if i % 10 == 0 => json!({"id": i, "drop": true}),
+            _ if i % 7 == 0 => json!({"id": i, "refuse": true}),
+            _ => json!({"id": i}),
+        })
+        .collect();
+    let refused = values.iter().filter(|v| v.get("refuse").is_some()).count() as u64;
+    let feed = MemoryFeed::of(values);
+    let kept = MemoryStore::default();
+    let raw = MemoryStore::default();
+    raw.refuse_containing("\"refuse\"");
+    let h = Harness::new(5)
+        .source("in", &feed)
+        .filter("keep", &["in"], &[])
+        .sink("kept", &["keep"], &kept)
+        .sink("raw", &["in"], &raw);
+    let summary = h.run(Arc::new(AtomicBool::new(false))).expect("run");
+
+    let source = counts_of(&summary, "in");
+    assert_eq!((source.events_out, source.dead_lettered), (100, 0));
+    let keep = counts_of(&summary, "keep");
+    // 0, 25, 50, 75 are `bad`; 10, 20, 30, 40, 60, 70, 80, 90 are dropped.
+    assert_eq!(
+        (
+            keep.events_in,
+            keep.events_out,
+            keep.filtered,
+            keep.dead_lettered
+        ),
+        (100, 88, 8, 4),
+        "{keep:?}"
+    );
+    assert_eq!(
+        keep.describe(),
+        "in 100, out 88, filtered out 8, dead-lettered 4"
+    );
+    let kept_counts = counts_of(&summary, "kept");
+    assert_eq!((kept_counts.events_in, kept_counts.events_out), (88, 88));
+    assert_eq!(kept.durable().len(), 88);
+    let raw_counts = counts_of(&summary, "raw");
+    assert_eq!(
+        (
+            raw_counts.events_in,
+            raw_counts.events_out,
+            raw_counts.dead_lettered
+        ),
+        (100, 100 - refused, refused),
+        "{raw_counts:?}"
+    );
+    assert_eq!(raw.durable().len() as u64, 100 - refused);
+    // The totals add up from the parts; no single "out" across sinks.
+    assert_eq!(summary.dead_letters, 4 + refused);
+    assert_eq!(h.dead_letters().len() as u64, 4 + refused);
+    let order: Vec<&str> = summary.components.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(order, ["in", "keep", "kept", "raw"]);
+}
+
+/// The native filter under another build's name, as a plugin upgrade.
+struct Upgraded(NativeFilter);
+
+impl StageLogic for Upgraded {
+    fn identity(&self) -> (String, String) {
+        ("native-filter (sha256 22222222)".into(), "1.0.1".into())
+    }
+    fn process(&mut self, batch: &Frame) -> Result<Output, CallFailure> {
+        self.0.process(batch)
+    }
+    fn instantiations(&self) -> u64 {
+        1
+    }
+    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+        Err("native stages do not swap".into())
+    }
+}
+
+#[test]
+fn a_rerun_resumes_after_a_plugin_upgrade_but_refuses_a_reconfigured_source() {
+    let feed = MemoryFeed::default();
+    feed.set_label("orders.jsonl");
+    let store = MemoryStore::default();
+    let mut h = Harness::new(5)
+        .source("in", &feed)
+        .filter("keep", &["in"], &[])
+        .sink("out", &["keep"], &store);
+    feed.push(orders(0..50));
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
+        wait_for("all read", || feed.read() == 50);
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+    let first = h.checkpoint().expect("checkpoint");
+    let recorded = first.pipeline.clone().expect("a fingerprint is recorded");
+    assert!(
+        recorded["stages"]["keep"]["plugin"] == json!("native-filter"),
+        "{recorded}"
+    );
+
+    // A new build of the stage's plugin: the run resumes where it was.
+    h.overrides = vec![(
+        "keep".into(),
+        Arc::new(|| Box::new(Upgraded(NativeFilter)) as Box<dyn StageLogic>),
+    )];
+    feed.push(orders(50..60));
+    feed.close();
+    let summary = h.run(Arc::new(AtomicBool::new(false))).expect("resumes");
+    assert_eq!(summary.events_in, 10, "only the new events are read");
+    assert_eq!(feed.opened_at(), vec![None, Some(50)]);
+    let second = h.checkpoint().expect("checkpoint");
+    assert_eq!(
+        second.pipeline.expect("fingerprint")["stages"]["keep"]["plugin"],
+        json!("native-filter (sha256 22222222)")
+    );
+
+    // The source now reads something else: resuming at its old position
+    // would skip data, so the run refuses and says how to start over.
+    feed.set_label("other.jsonl");
+    let err = h
+        .run(Arc::new(AtomicBool::new(false)))
+        .expect_err("refused");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("source `in`'s configuration changed"), "{msg}");
+    assert!(msg.contains("sluice run --reset"), "{msg}");
+    assert_eq!(feed.opened_at().len(), 2, "the source was not opened");
+    assert_eq!(
+        h.checkpoint().map(|c| c.id),
+        Some(second.id),
+        "the checkpoint is untouched"
+    );
+}

@@ -69,13 +69,22 @@ impl GuestLog {
         self.last_error.as_deref()
     }
 
-    /// Prints `message` at `level` if the budgets allow.
+    /// Prints `message` at `level` if the budgets allow. A panic message
+    /// (what the SDKs' panic hooks log) is only kept for the trap.
     pub fn log(&mut self, level: log::Level, message: &str) {
         let (line, cut) = escape_bounded(message, MAX_LOG_MESSAGE_BYTES);
         let cost = line.len().max(1);
         if matches!(level, log::Level::Error) {
             // Kept even when printing is over budget: it explains a trap.
             self.last_error = Some(line.clone());
+            if message.starts_with(PANIC_PREFIX) {
+                // A panic always ends in a trap, and the host's one line
+                // about the crash carries this message: printing it here
+                // too would say it twice (or once per retry).
+                let (stage, plugin) = (self.stage.as_str(), self.plugin.as_str());
+                tracing::debug!(stage, plugin, "{line}");
+                return;
+            }
         }
         self.refill();
         if self.used_in_call + cost > MAX_LOG_BYTES_PER_CALL || self.tokens < cost as f64 {
@@ -127,6 +136,9 @@ impl Drop for GuestLog {
         self.report_dropped();
     }
 }
+
+/// How the SDKs (Rust, Go) announce a panic before the trap.
+const PANIC_PREFIX: &str = "plugin panicked: ";
 
 /// True for characters that could end, overwrite or reorder a terminal line.
 fn is_dangerous(c: char) -> bool {

@@ -583,7 +583,8 @@ pub(crate) fn classify(
         };
     }
     let mut message = match e.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        // Its Display already starts with "wasm trap: ".
+        Some(trap) => trap.to_string(),
         None => format!("{e}"),
     };
     if let Some(last) = store.data().host.last_error() {

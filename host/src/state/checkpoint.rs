@@ -25,6 +25,12 @@ pub struct Checkpoint {
     /// recorded; a stage missing from `Some` was added to the pipeline since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<BTreeMap<String, Value>>,
+    /// What the pipeline looked like when this was written (each source's,
+    /// sink's and table's configuration hash, each stage's plugin and
+    /// parameters), so a rerun can say what changed since. `None` in
+    /// checkpoints written before fingerprints were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Value>,
 }
 
 /// Where a pipeline's checkpoint lives.

@@ -259,3 +259,53 @@ fn colour_goes_to_a_pipe_only_when_asked_for() {
     assert!(!stderr(&["--color", "never"], false).contains('\u{1b}'));
     assert!(!stderr(&[], true).contains('\u{1b}'), "NO_COLOR");
 }
+
+#[test]
+fn a_rerun_with_a_changed_sink_refuses_and_reset_starts_over_saying_what_it_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    let lines: String = (0..50).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    std::fs::write(&input, lines).expect("input");
+    let write = |out: &str| {
+        write_pipeline(
+            dir.path(),
+            &format!(
+                "name: orders\nsources:\n  in: {{type: file, path: {}}}\nsinks:\n  out: {{type: file, path: {}, inputs: [in]}}\n",
+                q(&input),
+                q(&dir.path().join(out))
+            ),
+        )
+    };
+    let p = write("a.jsonl");
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert!(dir.path().join(".sluice/orders/checkpoint.json").exists());
+
+    // The sink now writes elsewhere: resuming would leave b.jsonl without
+    // the first 50 events, so the run refuses and names the way out.
+    let p = write("b.jsonl");
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert!(err.contains("sink `out`'s configuration changed"), "{err}");
+    assert!(err.contains("sluice run --reset"), "{err}");
+
+    // Without a terminal and without --yes, `reset` deletes nothing.
+    let err = run_failing(sluice().arg("reset").arg(&p));
+    assert!(err.contains("pass --yes"), "{err}");
+    assert!(dir.path().join(".sluice/orders/checkpoint.json").exists());
+
+    let out = run_ok(
+        sluice()
+            .arg("run")
+            .arg("--reset")
+            .arg(&p)
+            .arg("--no-progress"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("checkpoint.json: checkpoint"), "{stderr}");
+    assert!(stderr.contains("sink   `out` in 50, wrote 50"), "{stderr}");
+    assert_eq!(json_lines(&dir.path().join("b.jsonl")).len(), 50);
+
+    let out = run_ok(sluice().arg("reset").arg("--yes").arg(&p));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reset: deleted"), "{stderr}");
+    assert!(!dir.path().join(".sluice/orders/checkpoint.json").exists());
+}

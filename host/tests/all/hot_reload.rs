@@ -38,7 +38,18 @@ fn watch_swaps_a_changed_plugin_without_losing_or_duplicating_events() {
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("hot-swapped"), "{stderr}");
+    // The two builds claim the same name and version; their hashes differ.
+    let swap = stderr
+        .lines()
+        .find(|l| l.contains("hot-swapped"))
+        .unwrap_or_else(|| panic!("no swap logged: {stderr}"));
+    let hashes: Vec<&str> = swap
+        .split("sha256 ")
+        .skip(1)
+        .filter_map(|s| s.get(..8))
+        .collect();
+    assert!(hashes.len() >= 2, "{swap}");
+    assert_ne!(hashes[0], hashes[1], "the builds are told apart: {swap}");
 
     let events = json_lines(&out);
     let mut count: HashMap<String, usize> = HashMap::new();

@@ -657,3 +657,72 @@ fn server_restart_mid_stream_recovers_without_loss() {
     assert!(err.contains("replication connection lost"), "{err}");
     assert!(err.contains("replication connection restored"), "{err}");
 }
+
+#[test]
+fn a_slot_dropped_at_run_time_stops_the_source_with_the_recovery_steps() {
+    let pg = Pg::fresh("cdc_slot_drop");
+    pg.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let slot = unique("slot");
+    let p = pipeline(
+        dir.path(),
+        "slotdrop",
+        &format!(
+            "    type: postgres-cdc\n    url: {}\n    slot: {slot}\n    tables: [t]\n",
+            serde_json::to_string(&pg.url).expect("json")
+        ),
+        &out,
+    );
+    let mut child = start(&p);
+    pg.exec("INSERT INTO t VALUES (1)");
+    wait_lines(&mut child, &out, 1, 60);
+
+    // An operator drops the slot under the running source: end its
+    // walsender, then drop the slot before the source reconnects (it may
+    // win the race; then try again).
+    let admin = Pg::connect(&admin_url());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        admin.exec(&format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
+        ));
+        let dropped = admin.rt.block_on(admin.client.batch_execute(&format!(
+            "SELECT pg_sleep(0.05); SELECT pg_drop_replication_slot('{slot}')"
+        )));
+        match dropped {
+            Ok(()) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline && format!("{e:?}").contains("is active"),
+                "dropping the slot: {e:?}"
+            ),
+        }
+    }
+
+    // The source stops on its own, well before a second 30 s retry.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sluice kept running after its slot was dropped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(!status.success(), "a lost slot is a failure: {err}");
+    assert!(
+        err.contains(&format!("replication slot `{slot}` no longer exists")),
+        "{err}"
+    );
+    assert!(err.contains("sluice run --reset"), "{err}");
+    assert!(
+        !err.contains("replication connection failed"),
+        "no retry loop on a missing slot: {err}"
+    );
+}

@@ -127,3 +127,56 @@ fn on_error_fail_stops_the_pipeline_with_the_reason() {
         "no checkpoint may cover the failed batch"
     );
 }
+
+#[test]
+fn each_isolated_crash_is_one_log_line_with_its_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    let mut text = String::new();
+    for i in 0..100 {
+        if i == 13 || i == 71 {
+            text.push_str(&format!("{{\"n\":{i},\"do\":\"panic\"}}\n"));
+        } else {
+            text.push_str(&format!("{{\"n\":{i}}}\n"));
+        }
+    }
+    std::fs::write(&input, text).expect("write input");
+    let out = dir.path().join("out.jsonl");
+    let pipeline = dir.path().join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "sources:\n  in: {{type: file, path: {}}}\nstages:\n  bad: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [bad]}}\n",
+            q(&input),
+            q(&guest("misbehave")),
+            q(&out),
+        ),
+    )
+    .expect("write pipeline");
+    let run = run_ok(
+        sluice()
+            .arg("run")
+            .arg(&pipeline)
+            .arg("--no-progress")
+            .env("NO_COLOR", "1"),
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // One batch of 100 holds both culprits: the failed batch call and the
+    // per-event retries say nothing more than a line per culprit.
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("boom")).collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    for (line, n) in lines.iter().zip([13, 71]) {
+        assert!(line.contains("dead-lettered"), "{line}");
+        assert!(
+            line.contains(&format!("boom on purpose at event {n}")),
+            "{line}"
+        );
+        assert!(line.contains("sha256 "), "names the build: {line}");
+    }
+    assert!(!stderr.contains("wasm trap: wasm trap"), "{stderr}");
+    assert!(
+        stderr.contains("stage  `bad` in 100, out 98, dead-lettered 2"),
+        "{stderr}"
+    );
+    assert_eq!(json_lines(&out).len(), 98);
+}

@@ -234,6 +234,32 @@ fn string<'a>(s: String) -> Out<'a> {
 }
 
 impl Node {
+    /// Like [`Node::eval`], except that a `case` without `else` at the top
+    /// whose branches all miss gives `None` (the value is left out) rather
+    /// than `null`.
+    pub(crate) fn eval_or_omit<'a>(&'a self, input: Input<'a>) -> Option<Out<'a>> {
+        let Node::Case {
+            operand,
+            whens,
+            otherwise: None,
+        } = self
+        else {
+            return Some(self.eval(input));
+        };
+        let hit = match operand {
+            Some(operand) => {
+                let v = operand.eval(input);
+                whens
+                    .iter()
+                    .find(|(when, _)| equals(&v, &when.eval(input)) == Some(true))
+            }
+            None => whens
+                .iter()
+                .find(|(when, _)| truth(&when.eval(input)) == Some(true)),
+        };
+        hit.map(|(_, then)| then.eval(input))
+    }
+
     pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
         match self {
             Node::Lit(v) => Cow::Borrowed(v),

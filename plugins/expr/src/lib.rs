@@ -228,6 +228,23 @@ impl Expr {
         matches!(*self.root.eval(self.loaded(fields)), Value::Bool(true))
     }
 
+    /// Like [`Expr::eval_loaded`], but `None` when the expression is a
+    /// `case` without `else` and no branch matched: the caller leaves the
+    /// value out instead of writing `null`.
+    pub fn eval_loaded_or_omit(&self, fields: &ViewFields) -> Option<Value> {
+        self.root
+            .eval_or_omit(self.loaded(fields))
+            .map(Cow::into_owned)
+    }
+
+    /// Like [`Expr::eval`], but `None` when the expression is a `case`
+    /// without `else` and no branch matched.
+    pub fn eval_or_omit(&self, input: &Value) -> Option<Value> {
+        self.root
+            .eval_or_omit(eval::Input::Tree(input))
+            .map(Cow::into_owned)
+    }
+
     /// Evaluates against `input`; a missing field reads as `null`.
     pub fn eval(&self, input: &Value) -> Value {
         self.eval_ref(input).into_owned()

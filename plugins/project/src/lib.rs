@@ -37,7 +37,7 @@ pub struct Project {
     /// or read by `set`); the others are skipped while parsing.
     needed: Option<Vec<String>>,
     /// Reused per event: computed values, then renamed values.
-    scratch: Vec<Value>,
+    scratch: Vec<Option<Value>>,
     moved: Vec<Option<Value>>,
     /// When every path is a top-level name: the splicing path (no tree).
     splice: Option<Splice>,
@@ -188,9 +188,9 @@ impl Project {
                 Computed::Expr(e) => {
                     e.load(&view, fields)
                         .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-                    e.eval_loaded(fields)
+                    e.eval_loaded_or_omit(fields)
                 }
-                Computed::Const(v) => v.clone(),
+                Computed::Const(v) => Some(v.clone()),
             });
         }
         let scratch = &mut self.splice_scratch;
@@ -372,8 +372,8 @@ impl Transform for Project {
         computed.clear();
         for (_, c) in &self.set {
             computed.push(match c {
-                Computed::Expr(e) => e.eval(&value),
-                Computed::Const(v) => v.clone(),
+                Computed::Expr(e) => e.eval_or_omit(&value),
+                Computed::Const(v) => Some(v.clone()),
             });
         }
 
@@ -419,8 +419,17 @@ impl Transform for Project {
         }
 
         // 5. Write the computed fields.
+        //    A `case` without `else` that matched nothing leaves its field
+        //    out (an input field of that name too, as when it is set).
         for ((path, _), v) in self.set.iter().zip(computed.drain(..)) {
-            path.set(&mut value, v).map_err(Self::reject)?;
+            match v {
+                Some(v) => {
+                    path.set(&mut value, v).map_err(Self::reject)?;
+                }
+                None => {
+                    path.remove(&mut value);
+                }
+            }
         }
         self.scratch = computed;
 

@@ -126,7 +126,7 @@ impl Splice {
         &self,
         view: &JsonView<'_>,
         scratch: &mut Scratch,
-        computed: impl Iterator<Item = &'v Value>,
+        computed: impl Iterator<Item = &'v Option<Value>>,
         buf: &mut Vec<u8>,
     ) {
         let slots = &mut scratch.slots;
@@ -193,8 +193,12 @@ impl Splice {
                 Key::Renamed(i) => w.raw(&self.rename[i].1, value),
             }
         }
+        // `None`: a `case` without `else` matched nothing; the field is
+        // left out.
         for (name, value) in self.set.iter().zip(computed) {
-            w.value(name, value);
+            if let Some(value) = value {
+                w.value(name, value);
+            }
         }
         w.finish();
     }

@@ -390,6 +390,11 @@ fn splicing_and_tree_paths_agree() {
             ("select", "address.city"),
             ("rename", r#"{"address": "x"}"#),
         ],
+        // A `case` without `else` that matches nothing leaves its field out.
+        &[(
+            "set",
+            r#"{"b": "case when a = 1 then 'one' end", "big": "case a when 2 then true end"}"#,
+        )],
     ];
     for params in cases {
         let spliced = run::<Project>(params, &inputs).expect("runs");
@@ -515,4 +520,19 @@ fn nested_select_paths_are_spliced_around_raw_leaves() {
     // The parent is written only when a selected leaf exists.
     let out = run::<Project>(&[("select", "id, shipping.nope")], &[input]).expect("runs");
     assert_eq!(out.raw_values(), vec![r#"{"id":9007199254740993}"#]);
+}
+
+#[test]
+fn a_case_without_else_that_matches_nothing_leaves_the_field_out() {
+    let params = [(
+        "set",
+        r#"{"flagged": "case when amount > 100 then true end", "tier": "case when amount > 100 then 'big' else 'small' end"}"#,
+    )];
+    let big = one(&params, r#"{"amount":500,"flagged":"old"}"#);
+    assert_eq!(big, json!({"amount": 500, "flagged": true, "tier": "big"}));
+    // Not `"flagged": null`, and an input field of that name goes too.
+    let small = one(&params, r#"{"amount":5,"flagged":"old"}"#);
+    assert_eq!(small, json!({"amount": 5, "tier": "small"}));
+    let tree = run::<TreeProject>(&params, &[r#"{"amount":5,"flagged":"old"}"#]).expect("runs");
+    assert_eq!(tree.json(), vec![json!({"amount": 5, "tier": "small"})]);
 }

@@ -423,6 +423,22 @@ impl PostgresCdcSource {
         Ok(())
     }
 
+    /// True when starting replication failed because the slot is gone:
+    /// the server says so, or the slot is not in `pg_replication_slots`.
+    fn slot_is_gone(&self, error: &anyhow::Error) -> bool {
+        let text = format!("{error:#}");
+        if text.contains("replication slot") && text.contains("does not exist") {
+            return true;
+        }
+        let Some(client) = self.client.as_ref().filter(|c| !c.is_closed()) else {
+            return false; // the server is unreachable: retry
+        };
+        matches!(
+            self.rt.block_on(catalog::slot_state(client, &self.slot)),
+            Ok(None)
+        )
+    }
+
     /// Replaces the ordinary session if the server dropped it (a restart).
     fn reconnect_client(&mut self) -> Result<()> {
         if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
@@ -450,6 +466,11 @@ impl PostgresCdcSource {
                     self.attempt = 0;
                 }
                 Err(e) => {
+                    // Retrying cannot bring a dropped slot back: its changes
+                    // are gone from the server. Stop with the way out.
+                    if self.slot_is_gone(&e) {
+                        return Err(slot_gone(&self.slot, self.safe_lsn));
+                    }
                     self.attempt += 1;
                     let wait = self.reconnects.delay(self.attempt);
                     self.retry_at = Some(Instant::now() + wait);
@@ -495,6 +516,9 @@ impl PostgresCdcSource {
             let frame = match repl.next_frame(left) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
+                Err(WireError::Server(s)) if is_shutdown(&s.code) => {
+                    return Err(ReadError::Lost(s.to_string(), finish(b)))
+                }
                 Err(WireError::Server(s)) => {
                     return Err(ReadError::Fatal(anyhow!(
                         "replication from slot `{}` stopped: {s}",
@@ -509,6 +533,9 @@ impl PostgresCdcSource {
                     .map_err(ReadError::Fatal)?,
                 b'E' => {
                     let e = wire::parse_error(&frame.body);
+                    if is_shutdown(&e.code) {
+                        return Err(ReadError::Lost(e.to_string(), finish(b)));
+                    }
                     return Err(ReadError::Fatal(anyhow!(
                         "replication from slot `{}` stopped: {e}",
                         self.slot
@@ -693,6 +720,22 @@ impl PostgresCdcSource {
     }
 }
 
+/// SQLSTATE class 57 (operator intervention): the server is shutting down
+/// or an administrator ended the session. The connection is lost, not the
+/// stream: reconnecting resumes it (or finds the slot gone).
+fn is_shutdown(code: &str) -> bool {
+    code.starts_with("57")
+}
+
+/// The error that stops a source whose slot was dropped, with the way out.
+fn slot_gone(slot: &str, lsn: u64) -> anyhow::Error {
+    anyhow!(
+        "replication slot `{slot}` no longer exists (dropped, or invalidated by the server), so the changes after LSN {} are gone from the server and retrying cannot bring them back. \
+         To recover, start over with a fresh snapshot: `sluice run --reset FILE` (or `sluice reset FILE`, then run); the slot is created again and rows already delivered are delivered again",
+        format_lsn(lsn)
+    )
+}
+
 enum ReadError {
     /// The connection broke: reconnect (events read so far still go on).
     Lost(String, Option<Box<crate::event::Batch>>),
@@ -752,11 +795,7 @@ impl Source for PostgresCdcSource {
                     .rt
                     .block_on(catalog::slot_state(self.client()?, &self.slot))?;
                 if slot.is_none() {
-                    bail!(
-                        "replication slot `{}` no longer exists, so changes after LSN {} are gone from the server. To recover, delete this pipeline's checkpoint to take a fresh snapshot (rows already delivered are delivered again)",
-                        self.slot,
-                        format_lsn(lsn)
-                    );
+                    return Err(slot_gone(&self.slot, lsn));
                 }
                 self.safe_lsn = lsn;
                 self.confirmed = lsn;
