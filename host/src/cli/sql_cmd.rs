@@ -62,20 +62,18 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
         Err(d) => Err(d),
     };
     match prepared {
-        Ok((p, engine, cache)) => {
-            super::run_cmd::execute(
-                &p,
-                &engine,
-                &cache,
-                &super::run_cmd::RunArgs {
-                    watch: false,
-                    progress: args.progress,
-                    stats_every: 10,
-                    verbose: false,
-                    reset: false,
-                },
-            )
-        }
+        Ok((p, engine, cache)) => super::run_cmd::execute(
+            &p,
+            &engine,
+            &cache,
+            &super::run_cmd::RunArgs {
+                watch: false,
+                progress: args.progress,
+                stats_every: 10,
+                verbose: false,
+                reset: false,
+            },
+        ),
         Err(diags) => {
             eprintln!("{}", located(&diags, &compiled.plan, &shown));
             Ok(ExitCode::FAILURE)
