@@ -18,7 +18,8 @@
 //!    checks, instances under limits).
 //! 4. [`config`]: pipeline files and their validation.
 //! 5. [`pipeline`]: graph, tasks, coordinator and runner.
-//! 6. [`cli`]: the `sluice` command.
+//! 6. [`server`]: `sluice serve`, many tenants' pipelines behind an HTTP
+//!    API; [`cli`]: the `sluice` command.
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod event;
 pub mod format;
 pub mod pipeline;
 pub mod plugin;
+pub mod server;
 pub mod sinks;
 pub mod sources;
 pub mod state;

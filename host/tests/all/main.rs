@@ -20,6 +20,7 @@ mod registry_exposure;
 mod s3;
 mod sandbox;
 mod scaffold;
+mod server;
 mod sql_sinks;
 mod sqldb;
 mod support;
