@@ -165,7 +165,9 @@ are reported like `sluice validate` and nothing changes on the server.")]
         name: String,
     },
     /// Server: stop and delete a pipeline and its checkpoints (needs --server).
-    #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 rm orders\nOutput files in the tenant's file area are kept.")]
+    #[command(
+        after_help = "Example:\n  sluice --server http://127.0.0.1:7070 rm orders\nOutput files in the tenant's file area are kept."
+    )]
     Rm {
         /// The pipeline.
         name: String,
@@ -296,9 +298,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let server = || {
-        cli.server
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("this command talks to a server: give --server URL (or set SLUICE_SERVER)"))
+        cli.server.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "this command talks to a server: give --server URL (or set SLUICE_SERVER)"
+            )
+        })
     };
     let result = match cli.command {
         Command::Deploy { file } => server().and_then(|u| remote_cmd::deploy(&u, &file)),

@@ -43,7 +43,11 @@ impl Remote {
         let auth = format!("Bearer {}", self.token);
         let resp = match method {
             "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
-            "DELETE" => self.agent.delete(&url).header("Authorization", &auth).call(),
+            "DELETE" => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
             "PUT" => self
                 .agent
                 .put(&url)
@@ -81,7 +85,10 @@ impl Remote {
                 eprintln!("{}", d.as_str().unwrap_or_default());
             }
         }
-        let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        let msg = v["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
         bail!("{status}: {msg}")
     }
 }
@@ -96,11 +103,14 @@ fn state_line(v: &Value) -> String {
         st["events_in"],
         st["events_out"],
         st["dead_letters"],
-        v["last_checkpoint"].as_u64().map_or("-".to_string(), |c| c.to_string()),
+        v["last_checkpoint"]
+            .as_u64()
+            .map_or("-".to_string(), |c| c.to_string()),
     )
 }
 
-const HEADER: &str = "NAME                     DESIRED  STATE             IN        OUT   DEAD CHECKPOINT";
+const HEADER: &str =
+    "NAME                     DESIRED  STATE             IN        OUT   DEAD CHECKPOINT";
 
 /// `sluice --server URL plugin push FILE [--name NAME]`.
 pub fn push(url: &str, wasm: &Path, name: Option<&str>) -> Result<ExitCode> {
@@ -123,14 +133,21 @@ pub fn push(url: &str, wasm: &Path, name: Option<&str>) -> Result<ExitCode> {
 /// by the file's `name:` (else its file name).
 pub fn deploy(url: &str, file: &Path) -> Result<ExitCode> {
     let r = Remote::new(url)?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let declared = crate::config::parse_yaml(&text)
-        .ok()
-        .and_then(|root| root.get("name").and_then(|n| n.as_str()).map(str::to_string));
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let declared = crate::config::parse_yaml(&text).ok().and_then(|root| {
+        root.get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    });
     let name = declared
         .or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let v = r.ok("PUT", &format!("/v1/pipelines/{name}"), Some(text.as_bytes()))?;
+    let v = r.ok(
+        "PUT",
+        &format!("/v1/pipelines/{name}"),
+        Some(text.as_bytes()),
+    )?;
     println!("{HEADER}\n{}", state_line(&v));
     Ok(ExitCode::SUCCESS)
 }

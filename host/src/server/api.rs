@@ -42,11 +42,23 @@ pub fn router(server: Shared) -> Router {
         .route("/v1/health", get(|| async { Json(json!({"ok": true})) }))
         .route("/v1/whoami", get(whoami))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/v1/tenants/{tenant}", get(get_tenant).delete(delete_tenant))
-        .route("/v1/tenants/{tenant}/tokens", get(list_tokens).post(create_token))
-        .route("/v1/tenants/{tenant}/tokens/{id}", axum::routing::delete(delete_token))
+        .route(
+            "/v1/tenants/{tenant}",
+            get(get_tenant).delete(delete_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}",
+            axum::routing::delete(delete_token),
+        )
         .route("/v1/plugins", get(list_plugins).post(upload_plugin))
-        .route("/v1/plugins/{plugin}", get(get_plugin).delete(delete_plugin))
+        .route(
+            "/v1/plugins/{plugin}",
+            get(get_plugin).delete(delete_plugin),
+        )
         .route("/v1/validate", post(validate))
         .route("/v1/pipelines", get(list_pipelines).post(create_pipeline))
         .route(
@@ -56,9 +68,7 @@ pub fn router(server: Shared) -> Router {
         .route("/v1/pipelines/{name}/status", get(pipeline_status))
         .route("/v1/pipelines/{name}/start", post(start_pipeline))
         .route("/v1/pipelines/{name}/stop", post(stop_pipeline))
-        .fallback(|| async {
-            ApiError::NotFound("no such route; the API is under /v1".into())
-        })
+        .fallback(|| async { ApiError::NotFound("no such route; the API is under /v1".into()) })
         .with_state(server)
 }
 
@@ -91,7 +101,8 @@ async fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<Principal, ApiE
 fn tenant_of(who: &Principal, scope: Scope) -> Result<String, ApiError> {
     match who {
         Principal::Operator => Err(ApiError::Forbidden(
-            "the operator's token manages tenants; plugins and pipelines need a tenant's token".into(),
+            "the operator's token manages tenants; plugins and pipelines need a tenant's token"
+                .into(),
         )),
         Principal::Tenant { .. } => who.tenant_with(scope).map(str::to_string).ok_or_else(|| {
             ApiError::Forbidden(format!(
@@ -106,7 +117,12 @@ fn tenant_of(who: &Principal, scope: Scope) -> Result<String, ApiError> {
 }
 
 /// Reads a body of at most the caller's `max_request_bytes`.
-async fn read_body(s: &Shared, who: &Principal, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(
+    s: &Shared,
+    who: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let limit = match who {
         Principal::Operator => s.config.max_request_bytes(),
         Principal::Tenant { tenant, .. } => s.config.policy(tenant).max_request_bytes,
@@ -124,7 +140,8 @@ async fn read_body(s: &Shared, who: &Principal, headers: &HeaderMap, body: Body)
 }
 
 fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 fn text_body(bytes: Bytes) -> Result<String, ApiError> {
@@ -178,7 +195,10 @@ async fn list_tenants(State(s): State<Shared>, h: HeaderMap) -> Response {
 }
 
 async fn create_tenant(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
-    call_with_body(s, h, body, |s, who, b| tenants::create(s, who, json_body(&b)?)).await
+    call_with_body(s, h, body, |s, who, b| {
+        tenants::create(s, who, json_body(&b)?)
+    })
+    .await
 }
 
 async fn get_tenant(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String>) -> Response {
@@ -193,7 +213,12 @@ async fn list_tokens(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String
     call(s, h, move |s, who| tenants::list_tokens(s, who, &t)).await
 }
 
-async fn create_token(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String>, body: Body) -> Response {
+async fn create_token(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Body,
+) -> Response {
     call_with_body(s, h, body, move |s, who, b| {
         tenants::create_token(s, who, &t, json_body(&b)?)
     })
@@ -209,7 +234,10 @@ async fn delete_token(
 }
 
 async fn list_plugins(State(s): State<Shared>, h: HeaderMap) -> Response {
-    call(s, h, |s, who| plugins::list(s, &tenant_of(who, Scope::Read)?)).await
+    call(s, h, |s, who| {
+        plugins::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
 }
 
 async fn upload_plugin(
@@ -230,7 +258,10 @@ async fn upload_plugin(
 }
 
 async fn get_plugin(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
-    call(s, h, move |s, who| plugins::get(s, &tenant_of(who, Scope::Read)?, &p)).await
+    call(s, h, move |s, who| {
+        plugins::get(s, &tenant_of(who, Scope::Read)?, &p)
+    })
+    .await
 }
 
 async fn delete_plugin(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
@@ -250,7 +281,10 @@ async fn validate(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response
 }
 
 async fn list_pipelines(State(s): State<Shared>, h: HeaderMap) -> Response {
-    call(s, h, |s, who| pipelines::list(s, &tenant_of(who, Scope::Read)?)).await
+    call(s, h, |s, who| {
+        pipelines::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
 }
 
 async fn create_pipeline(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
@@ -262,7 +296,12 @@ async fn create_pipeline(State(s): State<Shared>, h: HeaderMap, body: Body) -> R
     .await
 }
 
-async fn put_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>, body: Body) -> Response {
+async fn put_pipeline(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    body: Body,
+) -> Response {
     call_with_body(s, h, body, move |s, who, b| {
         let tenant = tenant_of(who, Scope::Deploy)?;
         let _guard = s.lock_tenant(&tenant);

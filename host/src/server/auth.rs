@@ -66,7 +66,11 @@ pub fn issue(tenant: &str, scope: Scope, label: &str) -> anyhow::Result<(TokenRe
 }
 
 /// Who `token` is, or `None` when it is nobody's (unknown, revoked, malformed).
-pub fn authenticate(store: &Store, admin_token: &str, token: &str) -> anyhow::Result<Option<Principal>> {
+pub fn authenticate(
+    store: &Store,
+    admin_token: &str,
+    token: &str,
+) -> anyhow::Result<Option<Principal>> {
     if bool::from(
         sha256(token.as_bytes())
             .as_slice()
@@ -112,14 +116,20 @@ mod tests {
         assert!(!serde_json::to_string(&rec)?.contains(&token[PREFIX.len() + 17..]));
         store.put_token(&rec)?;
         let who = authenticate(&store, admin, &token)?;
-        assert_eq!(who.as_ref().and_then(|p| p.tenant_with(Scope::Deploy)), Some("acme"));
+        assert_eq!(
+            who.as_ref().and_then(|p| p.tenant_with(Scope::Deploy)),
+            Some("acme")
+        );
         assert_eq!(who.as_ref().and_then(|p| p.tenant_with(Scope::Admin)), None);
         let mut forged = token.clone();
         forged.pop();
         forged.push(if token.ends_with('0') { '1' } else { '0' });
         assert_eq!(authenticate(&store, admin, &forged)?, None);
         assert_eq!(authenticate(&store, admin, "sluice_zz_zz")?, None);
-        assert_eq!(authenticate(&store, admin, admin)?, Some(Principal::Operator));
+        assert_eq!(
+            authenticate(&store, admin, admin)?,
+            Some(Principal::Operator)
+        );
         store.delete_token(&rec.id)?;
         assert_eq!(authenticate(&store, admin, &token)?, None);
         Ok(())

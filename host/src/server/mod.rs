@@ -28,11 +28,11 @@ pub mod store;
 pub mod supervisor;
 pub mod tenants;
 
-use std::os::unix::fs::DirBuilderExt;
 use std::collections::HashSet;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
 use std::process::ExitCode;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -86,9 +86,15 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Server {
     /// Opens the data dir and catalog.
-    pub fn open(config: ServerConfig) -> Result<Self> {
+    pub fn open(mut config: ServerConfig) -> Result<Self> {
         private_dir(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        // Absolute, so plugin links and pipeline paths do not depend on the
+        // working directory.
+        config.data_dir = config
+            .data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", config.data_dir.display()))?;
         private_dir(&config.data_dir.join("plugins"))?;
         let store = Store::open(&config.data_dir.join("catalog.redb"))?;
         let engine = WasmEngine::new()?;
@@ -130,7 +136,10 @@ impl Server {
 
     /// Where a blob with this hash lives.
     pub fn blob(&self, sha256: &str) -> PathBuf {
-        self.config.data_dir.join("plugins").join(format!("{sha256}.wasm"))
+        self.config
+            .data_dir
+            .join("plugins")
+            .join(format!("{sha256}.wasm"))
     }
 }
 

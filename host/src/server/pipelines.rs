@@ -37,7 +37,12 @@ fn one(file: &Path, at: Location, field: &str, message: String) -> ApiError {
 
 /// Validates `yaml` as `tenant`'s pipeline. `name`: the pipeline being
 /// updated (the file's `name:` must agree), or `None` to take it from the file.
-pub fn prepare(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> Result<Prepared, ApiError> {
+pub fn prepare(
+    s: &Server,
+    tenant: &str,
+    name: Option<&str>,
+    yaml: &str,
+) -> Result<Prepared, ApiError> {
     let shown = PathBuf::from(format!("{}.yaml", name.unwrap_or("pipeline")));
     let root = config::parse_yaml(yaml)
         .map_err(|e| one(&shown, e.at, "", format!("invalid YAML: {}", e.message)))?;
@@ -54,7 +59,12 @@ pub fn prepare(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> Resu
         (Some(n), _) => n.to_string(),
         (None, Some(d)) => d.to_string(),
         (None, None) => {
-            return Err(one(&shown, root.at, "name", "missing field `name`; a pipeline on a server needs one".into()))
+            return Err(one(
+                &shown,
+                root.at,
+                "name",
+                "missing field `name`; a pipeline on a server needs one".into(),
+            ))
         }
     };
     let shown = PathBuf::from(format!("{name}.yaml"));
@@ -63,7 +73,10 @@ pub fn prepare(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> Resu
             &shown,
             declared.map_or(root.at, |n| n.at),
             "name",
-            format!("invalid name `{}`: 1-64 letters, digits, `_`, `-`, `.`", name.escape_debug()),
+            format!(
+                "invalid name `{}`: 1-64 letters, digits, `_`, `-`, `.`",
+                name.escape_debug()
+            ),
         ));
     }
     let tenant_dir = s.tenant_dir(tenant);
@@ -142,7 +155,11 @@ pub fn validate(s: &Server, tenant: &str, yaml: &str) -> ApiResult {
 
 fn last_checkpoint(s: &Server, tenant: &str, name: &str) -> Option<u64> {
     let dir = s.tenant_dir(tenant).join("pipelines").join(name);
-    CheckpointStore::new(&dir).load().ok().flatten().map(|c| c.id)
+    CheckpointStore::new(&dir)
+        .load()
+        .ok()
+        .flatten()
+        .map(|c| c.id)
 }
 
 fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {

@@ -43,7 +43,11 @@ pub fn stored_bytes(s: &Server, tenant: &str) -> anyhow::Result<u64> {
 /// `NAME` or `sha256:HEX` → the tenant's record.
 pub fn find(s: &Server, tenant: &str, spec: &str) -> anyhow::Result<Option<PluginRec>> {
     if let Some(hex) = spec.strip_prefix("sha256:") {
-        return Ok(s.store.plugins(tenant)?.into_iter().find(|p| p.sha256 == hex));
+        return Ok(s
+            .store
+            .plugins(tenant)?
+            .into_iter()
+            .find(|p| p.sha256 == hex));
     }
     s.store.plugin(tenant, spec)
 }
@@ -128,7 +132,8 @@ pub fn upload(s: &Server, tenant: &str, name: &str, bytes: &[u8]) -> ApiResult {
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o444))
             .map_err(anyhow::Error::from)?;
-        tmp.persist(&blob).map_err(|e| anyhow::Error::from(e.error))?;
+        tmp.persist(&blob)
+            .map_err(|e| anyhow::Error::from(e.error))?;
     }
     let links = links_dir(s, tenant);
     link(&blob, &links.join(format!("{name}.wasm"))).map_err(anyhow::Error::from)?;
@@ -193,11 +198,17 @@ pub fn delete(s: &Server, tenant: &str, spec: &str) -> ApiResult {
     let links = links_dir(s, tenant);
     let _ = std::fs::remove_file(links.join(format!("{}.wasm", p.name)));
     let all = s.store.plugins("")?;
-    if !all.iter().any(|q| q.tenant == tenant && q.sha256 == p.sha256) {
+    if !all
+        .iter()
+        .any(|q| q.tenant == tenant && q.sha256 == p.sha256)
+    {
         let _ = std::fs::remove_file(links.join(format!("sha256:{}.wasm", p.sha256)));
     }
     if !all.iter().any(|q| q.sha256 == p.sha256) {
         let _ = std::fs::remove_file(s.blob(&p.sha256));
     }
-    Ok((StatusCode::OK, Json(json!({"deleted": p.name, "sha256": p.sha256}))))
+    Ok((
+        StatusCode::OK,
+        Json(json!({"deleted": p.name, "sha256": p.sha256})),
+    ))
 }

@@ -92,10 +92,16 @@ pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
-fn connector(body: &Node, field: &str, rules: &Rules<'_>, push: &mut dyn FnMut(Location, &str, String)) {
+fn connector(
+    body: &Node,
+    field: &str,
+    rules: &Rules<'_>,
+    push: &mut dyn FnMut(Location, &str, String),
+) {
     let Some(t) = body.get("type") else {
         return;
     };
@@ -183,7 +189,11 @@ mod tests {
             files_dir: Path::new("/data/tenants/a/files"),
             known_plugin: &|s| s == "mine",
         };
-        check(&root, &rules).0.iter().map(|d| d.to_string()).collect()
+        check(&root, &rules)
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 
     #[test]
@@ -208,7 +218,9 @@ mod tests {
         for w in want {
             assert!(p.iter().any(|l| l.starts_with(w)), "missing {w} in {p:#?}");
         }
-        assert!(!problems("name: p\nx: \"cost $$5 $${HOME}\"\n").iter().any(|l| l.contains("${...}")));
+        assert!(!problems("name: p\nx: \"cost $$5 $${HOME}\"\n")
+            .iter()
+            .any(|l| l.contains("${...}")));
     }
 
     #[test]

@@ -152,11 +152,7 @@ impl Store {
 
     fn delete(&self, table: Table, k: &str) -> Result<bool> {
         let tx = self.db.begin_write()?;
-        let removed = {
-            let mut t = tx.open_table(table)?;
-            let removed = t.remove(k)?.is_some();
-            removed
-        };
+        let removed = tx.open_table(table)?.remove(k)?.is_some();
         tx.commit()?;
         Ok(removed)
     }

@@ -26,11 +26,15 @@ fn operator(who: &Principal) -> Result<(), ApiError> {
 fn manages(who: &Principal, tenant: &str) -> Result<(), ApiError> {
     match who {
         Principal::Operator => Ok(()),
-        Principal::Tenant { tenant: own, scope, .. } if own == tenant => {
+        Principal::Tenant {
+            tenant: own, scope, ..
+        } if own == tenant => {
             if *scope >= Scope::Admin {
                 Ok(())
             } else {
-                Err(ApiError::Forbidden("managing tokens needs the `admin` scope".into()))
+                Err(ApiError::Forbidden(
+                    "managing tokens needs the `admin` scope".into(),
+                ))
             }
         }
         Principal::Tenant { .. } => Err(not_found(tenant)),
@@ -127,7 +131,9 @@ pub fn create_token(s: &Server, who: &Principal, tenant: &str, body: NewToken) -
     s.store.put_token(&rec)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": rec.id, "tenant": tenant, "scope": rec.scope, "label": rec.label, "token": token})),
+        Json(
+            json!({"id": rec.id, "tenant": tenant, "scope": rec.scope, "label": rec.label, "token": token}),
+        ),
     ))
 }
 
@@ -139,7 +145,9 @@ pub fn list_tokens(s: &Server, who: &Principal, tenant: &str) -> ApiResult {
         .store
         .tokens(tenant)?
         .into_iter()
-        .map(|t| json!({"id": t.id, "scope": t.scope, "label": t.label, "created_ms": t.created_ms}))
+        .map(
+            |t| json!({"id": t.id, "scope": t.scope, "label": t.label, "created_ms": t.created_ms}),
+        )
         .collect();
     Ok((StatusCode::OK, Json(json!({ "tokens": tokens }))))
 }
@@ -152,7 +160,10 @@ pub fn delete_token(s: &Server, who: &Principal, tenant: &str, id: &str) -> ApiR
             s.store.delete_token(id)?;
             Ok((StatusCode::OK, Json(json!({ "revoked": id }))))
         }
-        _ => Err(ApiError::NotFound(format!("no token `{}`", id.escape_debug()))),
+        _ => Err(ApiError::NotFound(format!(
+            "no token `{}`",
+            id.escape_debug()
+        ))),
     }
 }
 
