@@ -100,9 +100,9 @@ fn state_line(v: &Value) -> String {
         v["name"].as_str().unwrap_or_default(),
         v["desired"].as_str().unwrap_or_default(),
         st["state"].as_str().unwrap_or_default(),
-        st["events_in"],
-        st["events_out"],
-        st["dead_letters"],
+        st["events_in"].as_u64().unwrap_or(0),
+        st["events_out"].as_u64().unwrap_or(0),
+        st["dead_letters"].as_u64().unwrap_or(0),
         v["last_checkpoint"]
             .as_u64()
             .map_or("-".to_string(), |c| c.to_string()),

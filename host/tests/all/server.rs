@@ -375,6 +375,16 @@ fn tenants_are_isolated_quotas_hold_and_tokens_are_never_echoed() {
         ("GET", format!("/v1/plugins/sha256:{sha}"), b, None, 404),
         ("DELETE", "/v1/plugins/a-plugin".into(), b, None, 404),
         ("DELETE", format!("/v1/plugins/sha256:{sha}"), b, None, 404),
+        (
+            "POST",
+            "/v1/pipelines/a-pipe/stop".into(),
+            b_deploy,
+            None,
+            404,
+        ),
+        ("DELETE", "/v1/pipelines/a-pipe".into(), b_deploy, None, 404),
+        ("DELETE", "/v1/plugins/a-plugin".into(), b_deploy, None, 404),
+        ("GET", "/v1/pipelines/a-pipe".into(), b_read, None, 404),
         ("GET", "/v1/tenants".into(), b, None, 403),
         ("POST", "/v1/tenants".into(), b, tenant_body(), 403),
         ("GET", "/v1/tenants/a".into(), b, None, 403),
@@ -426,7 +436,8 @@ fn tenants_are_isolated_quotas_hold_and_tokens_are_never_echoed() {
         assert_eq!(code, want, "{method} {path}: {v}");
         bodies.push(v.to_string());
     }
-    assert!(attempts.len() >= 20);
+    // 22 against tenant a's resources, 6 beyond the caller's scope or role.
+    assert!(attempts.len() >= 28);
     let (code, _) = s.call("GET", "/v1/pipelines", None, None);
     assert_eq!(code, 401);
     let (code, v) = s.call("GET", "/v1/pipelines", Some(&format!("{a}x")), None);
