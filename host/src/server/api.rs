@@ -191,7 +191,7 @@ async fn whoami(State(s): State<Shared>, h: HeaderMap) -> Response {
 }
 
 async fn list_tenants(State(s): State<Shared>, h: HeaderMap) -> Response {
-    call(s, h, |s, who| tenants::list(s, who)).await
+    call(s, h, tenants::list).await
 }
 
 async fn create_tenant(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {

@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 
 use crate::support::{plugin, sluice};
 
+/// (method, path, token, body, expected status).
+type Attempt<'a> = (&'a str, String, &'a str, Option<Vec<u8>>, u16);
+
 const ADMIN: &str = "operator-secret-0123456789";
 
 struct Server {
@@ -364,7 +367,7 @@ fn tenants_are_isolated_quotas_hold_and_tokens_are_never_echoed() {
     let tenant_body = || Some(json!({"name": "c"}).to_string().into_bytes());
     let token_body = || Some(json!({"scope": "admin"}).to_string().into_bytes());
     let yaml = || Some(customers("x", 10, 10, "passthrough"));
-    let attempts: Vec<(&str, String, &str, Option<Vec<u8>>, u16)> = vec![
+    let attempts: Vec<Attempt> = vec![
         ("GET", "/v1/pipelines/a-pipe".into(), b, None, 404),
         ("GET", "/v1/pipelines/a-pipe?spec=true".into(), b, None, 404),
         ("GET", "/v1/pipelines/a-pipe/status".into(), b, None, 404),
