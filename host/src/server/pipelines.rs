@@ -163,10 +163,15 @@ fn last_checkpoint(s: &Server, tenant: &str, name: &str) -> Option<u64> {
 }
 
 fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
-    let status = s
+    let mut status = s
         .supervisor
         .status(&key(&rec.tenant, &rec.name))
         .unwrap_or_else(idle);
+    // A run's error names files by their server path; the tenant knows them
+    // relative to its own area.
+    if let Some(e) = &mut status.error {
+        *e = e.replace(&format!("{}/", s.tenant_dir(&rec.tenant).display()), "");
+    }
     json!({
         "name": rec.name,
         "desired": rec.desired,
