@@ -19,7 +19,8 @@
 //! 4. [`config`]: pipeline files and their validation; [`sql`]: ksqlDB-style
 //!    statements compiled to the same pipeline files.
 //! 5. [`pipeline`]: graph, tasks, coordinator and runner.
-//! 6. [`cli`]: the `sluice` command.
+//! 6. [`server`]: `sluice serve`, many tenants' pipelines behind an HTTP
+//!    API; [`cli`]: the `sluice` command.
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod event;
 pub mod format;
 pub mod pipeline;
 pub mod plugin;
+pub mod server;
 pub mod sinks;
 pub mod sources;
 pub mod sql;

@@ -1,11 +1,13 @@
-//! The command line: `run`, `validate`, `sql`, `connectors`, `plugin
-//! build|inspect|test|list`, `bench`, `registry`.
+//! The command line: `run`, `validate`, `sql`, `reset`, `connectors`, `plugin
+//! build|inspect|test|list`, `bench`, `registry`, `serve`, and the remote commands
+//! (`--server URL`: `deploy`, `ps`, `status`, `start`, `stop`, `rm`, `plugin push`).
 
 mod bench_cmd;
 mod build;
 mod plugin_cmd;
 mod progress;
 mod registry_cmd;
+mod remote_cmd;
 mod reset_cmd;
 mod run_cmd;
 mod signals;
@@ -39,6 +41,10 @@ pub struct Cli {
     /// Colour in log output: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// A `sluice serve` to talk to (deploy, ps, status, start, stop, rm,
+    /// plugin push); the token comes from SLUICE_TOKEN.
+    #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -206,6 +212,72 @@ of this executable. Build it with `cargo build --release -p sluice-bench`;
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Host many tenants' pipelines behind an HTTP API (`/v1`, JSON).
+    #[command(after_help = "\
+Example:
+  SLUICE_ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64) sluice serve --config server.toml
+
+server.toml:
+  listen = \"127.0.0.1:7070\"
+  data_dir = \"data\"                  # catalog, plugins, tenants' data
+  admin_token_file = \"admin.token\"   # else $SLUICE_ADMIN_TOKEN
+  [defaults]                         # per-tenant grants and quotas
+  connectors = [\"datagen\", \"file\"]
+  max_pipelines = 10
+  max_plugin_bytes = 67108864
+  max_request_bytes = 16777216
+  [tenants.acme]                     # overrides for one tenant
+  max_pipelines = 50
+
+Prints `SLUICE_SERVER_URL=http://ADDR` on stdout once listening. Pipelines
+that were running start again, resuming from their checkpoints. SIGINT or
+SIGTERM stops every pipeline with a last checkpoint and exits. The API, the
+security model and an operator checklist are in docs/server.md.")]
+    Serve {
+        /// The server's configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Server: create or update a pipeline from a file (needs --server).
+    #[command(after_help = "\
+Example:
+  SLUICE_TOKEN=sluice_... sluice --server http://127.0.0.1:7070 deploy pipeline.yaml
+The pipeline is named by the file's `name:` (else the file name). A new one
+starts; a running one restarts on the new file from its checkpoint. Problems
+are reported like `sluice validate` and nothing changes on the server.")]
+    Deploy {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// Server: list the tenant's pipelines with their state and figures (needs --server).
+    #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 ps")]
+    Ps,
+    /// Server: one pipeline's status as JSON (needs --server).
+    #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 status orders")]
+    Status {
+        /// The pipeline.
+        name: String,
+    },
+    /// Server: start a pipeline; it resumes from its checkpoint (needs --server).
+    #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 start orders")]
+    Start {
+        /// The pipeline.
+        name: String,
+    },
+    /// Server: stop a pipeline after a last checkpoint; it stays stopped across restarts (needs --server).
+    #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 stop orders")]
+    Stop {
+        /// The pipeline.
+        name: String,
+    },
+    /// Server: stop and delete a pipeline and its checkpoints (needs --server).
+    #[command(
+        after_help = "Example:\n  sluice --server http://127.0.0.1:7070 rm orders\nOutput files in the tenant's file area are kept."
+    )]
+    Rm {
+        /// The pipeline.
+        name: String,
+    },
     /// Serve an embedded Confluent-compatible Schema Registry (Avro) for Kafka pipelines.
     #[command(after_help = "\
 Example:
@@ -311,6 +383,19 @@ Plugins not yet compiled are compiled (and cached) to read their version.")]
         #[arg(long = "plugin-path", value_name = "DIR")]
         plugin_path: Vec<PathBuf>,
     },
+    /// Upload a component to a server (needs --server); pipelines there name it in `plugin:`.
+    #[command(after_help = "\
+Example:
+  SLUICE_TOKEN=sluice_... sluice --server http://127.0.0.1:7070 plugin push filter.wasm --name my-filter
+Prints NAME sha256:HEX. A name keeps its bytes: push changed code under a new
+name (pipelines may also say `plugin: sha256:HEX`).")]
+    Push {
+        /// The component.
+        wasm: PathBuf,
+        /// The name pipelines use (default: the file name without .wasm).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Run a plugin over a JSON-lines file: outputs on stdout, dead letters on stderr.
     #[command(after_help = "\
 Examples:
@@ -335,7 +420,23 @@ Examples:
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, cli.color.enabled());
+    let server = || {
+        cli.server.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "this command talks to a server: give --server URL (or set SLUICE_SERVER)"
+            )
+        })
+    };
     let result = match cli.command {
+        Command::Deploy { file } => server().and_then(|u| remote_cmd::deploy(&u, &file)),
+        Command::Ps => server().and_then(|u| remote_cmd::ps(&u)),
+        Command::Status { name } => server().and_then(|u| remote_cmd::status(&u, &name)),
+        Command::Start { name } => server().and_then(|u| remote_cmd::act(&u, &name, "start")),
+        Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),
+        Command::Rm { name } => server().and_then(|u| remote_cmd::rm(&u, &name)),
+        Command::Plugin(PluginCommand::Push { wasm, name }) => {
+            server().and_then(|u| remote_cmd::push(&u, &wasm, name.as_deref()))
+        }
         Command::Run {
             file,
             watch,
@@ -384,6 +485,7 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench { args } => bench_cmd::run(&args),
+        Command::Serve { config } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());
             Ok(ExitCode::SUCCESS)

@@ -8,75 +8,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Pipeline};
-use crate::pipeline::{self, RunOptions};
-use crate::plugin::{
-    Ceilings, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
-};
-
-/// Loads every stage's plugin and lets it validate its parameters.
-fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
-    let mut diags = Diagnostics::default();
-    // The operator's ceilings bound what a pipeline file may ask for.
-    let ceilings = match Ceilings::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            diags.push(Diagnostic::new(&p.file, Default::default(), "host", e));
-            return diags;
-        }
-    };
-    for stage in &p.stages {
-        let field = format!("stages.{}", stage.name);
-        let over = ceilings.check(&stage.limits);
-        if !over.is_empty() {
-            for (limit, message) in over {
-                diags.push(Diagnostic::new(
-                    &p.file,
-                    stage.at,
-                    &format!("{field}.limits.{limit}"),
-                    message,
-                ));
-            }
-            continue;
-        }
-        match StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call) {
-            Err(e) => diags.push(Diagnostic::new(
-                &p.file,
-                stage.plugin_at,
-                &format!("{field}.plugin"),
-                e.to_string(),
-            )),
-            Ok(plugin) => {
-                let created = match plugin {
-                    StagePlugin::Transform(plugin) => TransformInstance::new(
-                        Arc::new(plugin),
-                        &stage.name,
-                        &stage.params,
-                        stage.limits,
-                    )
-                    .map(drop),
-                    StagePlugin::Processor(plugin) => ProcessorInstance::new(
-                        Arc::new(plugin),
-                        &stage.name,
-                        &stage.params,
-                        stage.limits,
-                        Default::default(),
-                    )
-                    .map(drop),
-                };
-                if let Err(e) = created {
-                    diags.push(Diagnostic::new(
-                        &p.file,
-                        stage.params_at,
-                        &format!("{field}.params"),
-                        e.to_string(),
-                    ));
-                }
-            }
-        }
-    }
-    diags
-}
+use crate::config::{self, Diagnostics, LoadOptions, Pipeline};
+use crate::pipeline::{self, check_plugins, RunOptions};
+use crate::plugin::{ComponentCache, WasmEngine};
 
 fn report(diags: &Diagnostics) -> ExitCode {
     eprintln!("{}", diags.clone().sorted());

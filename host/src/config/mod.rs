@@ -16,7 +16,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::interpolate;
 pub use model::*;
 pub use words::closest;
-pub use yaml::{Location, Node};
+pub use yaml::{parse as parse_yaml, Kind as NodeKind, Location, Node, SyntaxError};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! sink has durably written everything before a barrier.
 
 mod align;
+mod check;
 mod coordinator;
 mod dead_letter;
 pub mod fingerprint;
@@ -23,6 +24,7 @@ mod watch;
 mod tests;
 
 pub use align::{Aligner, Step};
+pub use check::check_plugins;
 pub use message::{Envelope, Message, Outputs};
 pub use metrics::{ComponentCounts, Metrics, Role};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};

@@ -22,6 +22,7 @@ mod registry_exposure;
 mod s3;
 mod sandbox;
 mod scaffold;
+mod server;
 mod sql;
 mod sql_sinks;
 mod sqldb;

@@ -1,0 +1,188 @@
+//! The remote CLI: `sluice --server URL ...` talks to `sluice serve` with
+//! the token in `SLUICE_TOKEN`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// The environment variable holding the tenant token.
+pub const TOKEN_ENV: &str = "SLUICE_TOKEN";
+
+/// A server and the token to use with it.
+pub struct Remote {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// `url` with the token from `SLUICE_TOKEN`.
+    pub fn new(url: &str) -> Result<Self> {
+        let token = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .with_context(|| format!("set {TOKEN_ENV} to a tenant token (the operator creates them: POST /v1/tenants/NAME/tokens)"))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        Ok(Self {
+            url: url.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            agent,
+        })
+    }
+
+    /// (status, JSON body).
+    fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {}", self.token);
+        let resp = match method {
+            "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
+            "PUT" => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .send(body.unwrap_or_default()),
+            _ => {
+                let r = self.agent.post(&url).header("Authorization", &auth);
+                match body {
+                    Some(b) => r.send(b),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut resp = resp.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .context("reading the server's answer")?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    /// The body of a 2xx answer; otherwise the server's error (and
+    /// diagnostics) on stderr and `Err`.
+    fn ok(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value> {
+        let (status, v) = self.call(method, path, body)?;
+        if (200..300).contains(&status) {
+            return Ok(v);
+        }
+        if let Some(diags) = v["diagnostics"].as_array() {
+            for d in diags {
+                eprintln!("{}", d.as_str().unwrap_or_default());
+            }
+        }
+        let msg = v["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        bail!("{status}: {msg}")
+    }
+}
+
+fn state_line(v: &Value) -> String {
+    let st = &v["status"];
+    format!(
+        "{:<24} {:<8} {:<9} {:>10} {:>10} {:>6} {:>10}",
+        v["name"].as_str().unwrap_or_default(),
+        v["desired"].as_str().unwrap_or_default(),
+        st["state"].as_str().unwrap_or_default(),
+        st["events_in"].as_u64().unwrap_or(0),
+        st["events_out"].as_u64().unwrap_or(0),
+        st["dead_letters"].as_u64().unwrap_or(0),
+        v["last_checkpoint"]
+            .as_u64()
+            .map_or("-".to_string(), |c| c.to_string()),
+    )
+}
+
+const HEADER: &str =
+    "NAME                     DESIRED  STATE             IN        OUT   DEAD CHECKPOINT";
+
+/// `sluice --server URL plugin push FILE [--name NAME]`.
+pub fn push(url: &str, wasm: &Path, name: Option<&str>) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let stem = wasm.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let name = name.map(str::to_string).or(stem).unwrap_or_default();
+    let v = r.ok("POST", &format!("/v1/plugins?name={name}"), Some(&bytes))?;
+    println!(
+        "{} sha256:{} ({}, {} bytes)",
+        v["name"].as_str().unwrap_or_default(),
+        v["sha256"].as_str().unwrap_or_default(),
+        v["world"].as_str().unwrap_or_default(),
+        v["size"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice --server URL deploy FILE`: creates or updates the pipeline named
+/// by the file's `name:` (else its file name).
+pub fn deploy(url: &str, file: &Path) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let declared = crate::config::parse_yaml(&text).ok().and_then(|root| {
+        root.get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+    });
+    let name = declared
+        .or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let v = r.ok(
+        "PUT",
+        &format!("/v1/pipelines/{name}"),
+        Some(text.as_bytes()),
+    )?;
+    println!("{HEADER}\n{}", state_line(&v));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice --server URL ps`.
+pub fn ps(url: &str) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let v = r.ok("GET", "/v1/pipelines", None)?;
+    println!("{HEADER}");
+    for p in v["pipelines"].as_array().into_iter().flatten() {
+        println!("{}", state_line(p));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice --server URL status NAME`: the full status as JSON.
+pub fn status(url: &str, name: &str) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let v = r.ok("GET", &format!("/v1/pipelines/{name}"), None)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice --server URL start|stop NAME`.
+pub fn act(url: &str, name: &str, action: &str) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let v = r.ok("POST", &format!("/v1/pipelines/{name}/{action}"), None)?;
+    println!("{HEADER}\n{}", state_line(&v));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice --server URL rm NAME`.
+pub fn rm(url: &str, name: &str) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    r.ok("DELETE", &format!("/v1/pipelines/{name}"), None)?;
+    println!("deleted {name}");
+    Ok(ExitCode::SUCCESS)
+}

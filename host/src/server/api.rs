@@ -1,0 +1,411 @@
+//! The HTTP API: routes under `/v1`, who may call what, request bounds, and
+//! the connection loop.
+//!
+//! Bounds: a request head of at most 16 KiB and 64 headers (hyper answers
+//! 431 beyond them), 10 s to send it, a connection lives at most 120 s,
+//! `max_connections` at once. The token is checked before the body is read;
+//! a body over the caller's `max_request_bytes` gets 413 (from
+//! `Content-Length` alone when it is declared). Handlers do their work on
+//! the blocking pool, never on the I/O threads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::auth::{self, Principal};
+use super::error::{ApiError, ApiResult};
+use super::store::Scope;
+use super::{pipelines, plugins, tenants, Server};
+
+/// Most bytes of request line and headers.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most headers in a request.
+pub const MAX_HEADERS: usize = 64;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+type Shared = Arc<Server>;
+
+/// The routes.
+pub fn router(server: Shared) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { Json(json!({"ok": true})) }))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route(
+            "/v1/tenants/{tenant}",
+            get(get_tenant).delete(delete_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}",
+            axum::routing::delete(delete_token),
+        )
+        .route("/v1/plugins", get(list_plugins).post(upload_plugin))
+        .route(
+            "/v1/plugins/{plugin}",
+            get(get_plugin).delete(delete_plugin),
+        )
+        .route("/v1/validate", post(validate))
+        .route("/v1/pipelines", get(list_pipelines).post(create_pipeline))
+        .route(
+            "/v1/pipelines/{name}",
+            get(get_pipeline).put(put_pipeline).delete(delete_pipeline),
+        )
+        .route("/v1/pipelines/{name}/status", get(pipeline_status))
+        .route("/v1/pipelines/{name}/start", post(start_pipeline))
+        .route("/v1/pipelines/{name}/stop", post(stop_pipeline))
+        .fallback(|| async { ApiError::NotFound("no such route; the API is under /v1".into()) })
+        .with_state(server)
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (kind, token) = v.split_once(' ')?;
+    kind.eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("request task: {e}")))?
+}
+
+async fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    let s = s.clone();
+    blocking(move || {
+        auth::authenticate(&s.store, &s.config.admin_token, &token)?.ok_or(ApiError::Unauthorized)
+    })
+    .await
+}
+
+/// The caller's tenant, if its token has `scope`.
+fn tenant_of(who: &Principal, scope: Scope) -> Result<String, ApiError> {
+    match who {
+        Principal::Operator => Err(ApiError::Forbidden(
+            "the operator's token manages tenants; plugins and pipelines need a tenant's token"
+                .into(),
+        )),
+        Principal::Tenant { .. } => who.tenant_with(scope).map(str::to_string).ok_or_else(|| {
+            ApiError::Forbidden(format!(
+                "this needs a token with the `{}` scope",
+                serde_json::to_value(scope)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ))
+        }),
+    }
+}
+
+/// Reads a body of at most the caller's `max_request_bytes`.
+async fn read_body(
+    s: &Shared,
+    who: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limit = match who {
+        Principal::Operator => s.config.max_request_bytes(),
+        Principal::Tenant { tenant, .. } => s.config.policy(tenant).max_request_bytes,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
+}
+
+fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn text_body(bytes: Bytes) -> Result<String, ApiError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::BadRequest("the pipeline file is not UTF-8".into()))
+}
+
+/// Authenticates, then runs `f` on the blocking pool.
+async fn call(
+    s: Shared,
+    headers: HeaderMap,
+    f: impl FnOnce(&Server, &Principal) -> ApiResult + Send + 'static,
+) -> Response {
+    let outcome = async {
+        let who = authenticate(&s, &headers).await?;
+        blocking(move || f(&s, &who)).await
+    }
+    .await;
+    respond(outcome)
+}
+
+/// Authenticates, reads the body within the caller's limit, then runs `f`.
+async fn call_with_body(
+    s: Shared,
+    headers: HeaderMap,
+    body: Body,
+    f: impl FnOnce(&Server, &Principal, Bytes) -> ApiResult + Send + 'static,
+) -> Response {
+    let outcome = async {
+        let who = authenticate(&s, &headers).await?;
+        let bytes = read_body(&s, &who, &headers, body).await?;
+        blocking(move || f(&s, &who, bytes)).await
+    }
+    .await;
+    respond(outcome)
+}
+
+fn respond(outcome: ApiResult) -> Response {
+    match outcome {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn whoami(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, |_, who| tenants::whoami(who)).await
+}
+
+async fn list_tenants(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, tenants::list).await
+}
+
+async fn create_tenant(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
+    call_with_body(s, h, body, |s, who, b| {
+        tenants::create(s, who, json_body(&b)?)
+    })
+    .await
+}
+
+async fn get_tenant(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String>) -> Response {
+    call(s, h, move |s, who| tenants::get(s, who, &t)).await
+}
+
+async fn delete_tenant(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String>) -> Response {
+    call(s, h, move |s, who| tenants::delete(s, who, &t)).await
+}
+
+async fn list_tokens(State(s): State<Shared>, h: HeaderMap, Path(t): Path<String>) -> Response {
+    call(s, h, move |s, who| tenants::list_tokens(s, who, &t)).await
+}
+
+async fn create_token(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(t): Path<String>,
+    body: Body,
+) -> Response {
+    call_with_body(s, h, body, move |s, who, b| {
+        tenants::create_token(s, who, &t, json_body(&b)?)
+    })
+    .await
+}
+
+async fn delete_token(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((t, id)): Path<(String, String)>,
+) -> Response {
+    call(s, h, move |s, who| tenants::delete_token(s, who, &t, &id)).await
+}
+
+async fn list_plugins(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, |s, who| {
+        plugins::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
+}
+
+async fn upload_plugin(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    call_with_body(s, h, body, move |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let name = q
+            .get("name")
+            .ok_or_else(|| ApiError::BadRequest("missing `?name=NAME`".into()))?;
+        let _guard = s.lock_tenant(&tenant);
+        plugins::upload(s, &tenant, name, &b)
+    })
+    .await
+}
+
+async fn get_plugin(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        plugins::get(s, &tenant_of(who, Scope::Read)?, &p)
+    })
+    .await
+}
+
+async fn delete_plugin(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        plugins::delete(s, &tenant, &p)
+    })
+    .await
+}
+
+async fn validate(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
+    call_with_body(s, h, body, |s, who, b| {
+        pipelines::validate(s, &tenant_of(who, Scope::Read)?, &text_body(b)?)
+    })
+    .await
+}
+
+async fn list_pipelines(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, |s, who| {
+        pipelines::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
+}
+
+async fn create_pipeline(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
+    call_with_body(s, h, body, |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::deploy(s, &tenant, None, &text_body(b)?)
+    })
+    .await
+}
+
+async fn put_pipeline(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    body: Body,
+) -> Response {
+    call_with_body(s, h, body, move |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::deploy(s, &tenant, Some(&n), &text_body(b)?)
+    })
+    .await
+}
+
+async fn get_pipeline(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let spec = q.get("spec").is_some_and(|v| v == "true");
+    call(s, h, move |s, who| {
+        pipelines::get(s, &tenant_of(who, Scope::Read)?, &n, spec)
+    })
+    .await
+}
+
+async fn pipeline_status(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        pipelines::get(s, &tenant_of(who, Scope::Read)?, &n, false)
+    })
+    .await
+}
+
+async fn start_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::start(s, &tenant, &n)
+    })
+    .await
+}
+
+async fn stop_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::stop(s, &tenant, &n)
+    })
+    .await
+}
+
+async fn delete_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::delete(s, &tenant, &n)
+    })
+    .await
+}
+
+/// Serves the API until SIGINT or SIGTERM. Prints `SLUICE_SERVER_URL=http://ADDR`
+/// on stdout once listening.
+pub async fn listen(server: Shared) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let listener = tokio::net::TcpListener::bind(server.config.listen)
+        .await
+        .with_context(|| format!("listening on {}", server.config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("SLUICE_SERVER_URL=http://{addr}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "sluice serve listening");
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.config.max_connections));
+    let app = router(server);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(MAX_HEADERS);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            drop(permit);
+        });
+    }
+    tracing::info!("signal received: shutting down");
+    Ok(())
+}

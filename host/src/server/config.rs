@@ -1,0 +1,256 @@
+//! `server.toml`: where the server listens and keeps its data, the admin
+//! token, and what each tenant is granted (connector types, quotas).
+//!
+//! ```toml
+//! listen = "127.0.0.1:7070"
+//! data_dir = "/var/lib/sluice"
+//! admin_token_file = "/etc/sluice/admin.token"   # else $SLUICE_ADMIN_TOKEN
+//!
+//! [defaults]                      # every tenant, unless overridden below
+//! connectors = ["datagen", "file"]
+//! max_pipelines = 10
+//! max_plugin_bytes = 67108864     # all of a tenant's plugins together
+//! max_request_bytes = 1048576     # one request body (plugin uploads included)
+//!
+//! [tenants.acme]                  # fields left out come from [defaults]
+//! connectors = ["datagen", "file", "kafka"]
+//! max_pipelines = 50
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The environment variable holding the admin token when no file is named.
+pub const ADMIN_TOKEN_ENV: &str = "SLUICE_ADMIN_TOKEN";
+/// Shortest admin token accepted.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// The configuration file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: String,
+    data_dir: PathBuf,
+    admin_token_file: Option<PathBuf>,
+    #[serde(default)]
+    defaults: Grant,
+    #[serde(default)]
+    tenants: BTreeMap<String, Grant>,
+    #[serde(default = "default_connections")]
+    max_connections: usize,
+}
+
+fn default_connections() -> usize {
+    256
+}
+
+/// One tenant's grant as written; unset fields fall back to `[defaults]`,
+/// then to [`Policy::default`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grant {
+    connectors: Option<Vec<String>>,
+    max_pipelines: Option<u64>,
+    max_plugin_bytes: Option<u64>,
+    max_request_bytes: Option<u64>,
+}
+
+/// What a tenant may do: its connector types and quotas.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Policy {
+    /// Source and sink types its pipelines may name.
+    pub connectors: Vec<String>,
+    /// Most pipelines it may have.
+    pub max_pipelines: u64,
+    /// Most bytes of plugins it may store, all together.
+    pub max_plugin_bytes: u64,
+    /// Largest request body it may send.
+    pub max_request_bytes: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            // Types that read or write nothing outside the tenant's own area.
+            connectors: vec!["datagen".into(), "file".into()],
+            max_pipelines: 10,
+            max_plugin_bytes: 64 << 20,
+            max_request_bytes: 16 << 20,
+        }
+    }
+}
+
+impl Policy {
+    fn over(mut self, g: &Grant) -> Self {
+        if let Some(c) = &g.connectors {
+            self.connectors = c.clone();
+        }
+        if let Some(v) = g.max_pipelines {
+            self.max_pipelines = v;
+        }
+        if let Some(v) = g.max_plugin_bytes {
+            self.max_plugin_bytes = v;
+        }
+        if let Some(v) = g.max_request_bytes {
+            self.max_request_bytes = v;
+        }
+        self
+    }
+}
+
+/// The server's configuration, checked.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Catalog, plugins and tenants' data.
+    pub data_dir: PathBuf,
+    /// The operator's token.
+    pub admin_token: String,
+    /// Open connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    defaults: Policy,
+    tenants: BTreeMap<String, Policy>,
+}
+
+impl ServerConfig {
+    /// Reads and checks `path`; relative paths in it are relative to its directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let env = std::env::var(ADMIN_TOKEN_ENV).ok();
+        Self::parse(&text, path, env)
+    }
+
+    fn parse(text: &str, path: &Path, env_token: Option<String>) -> Result<Self> {
+        let file: File = toml::from_str(text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let listen: SocketAddr = file.listen.parse().with_context(|| {
+            format!(
+                "{}: listen: expected HOST:PORT with an IP address",
+                path.display()
+            )
+        })?;
+        let admin_token = match (&file.admin_token_file, env_token) {
+            (Some(f), _) => {
+                let f = base.join(f);
+                std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading admin_token_file {}", f.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            }
+            (None, Some(t)) => t.trim().to_string(),
+            (None, None) => bail!(
+                "{}: no admin token: set admin_token_file or ${ADMIN_TOKEN_ENV}",
+                path.display()
+            ),
+        };
+        if admin_token.chars().count() < MIN_TOKEN_CHARS {
+            bail!("the admin token is shorter than {MIN_TOKEN_CHARS} characters");
+        }
+        if file.max_connections == 0 {
+            bail!("{}: max_connections must be at least 1", path.display());
+        }
+        let defaults = Policy::default().over(&file.defaults);
+        let known: Vec<&str> = crate::sources::types()
+            .into_iter()
+            .chain(crate::sinks::types())
+            .collect();
+        let mut tenants = BTreeMap::new();
+        for (name, grant) in &file.tenants {
+            tenants.insert(name.clone(), defaults.clone().over(grant));
+        }
+        for (who, policy) in std::iter::once(("defaults", &defaults))
+            .chain(tenants.iter().map(|(n, p)| (n.as_str(), p)))
+        {
+            for c in &policy.connectors {
+                if !known.contains(&c.as_str()) {
+                    bail!(
+                        "{}: {who}: unknown connector type `{c}`; expected any of {}",
+                        path.display(),
+                        known.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(Self {
+            listen,
+            data_dir: base.join(file.data_dir),
+            admin_token,
+            max_connections: file.max_connections,
+            defaults,
+            tenants,
+        })
+    }
+
+    /// A tenant's grant and quotas.
+    pub fn policy(&self, tenant: &str) -> Policy {
+        self.tenants
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| self.defaults.clone())
+    }
+
+    /// The largest request body any tenant may send (the server-wide cap).
+    pub fn max_request_bytes(&self) -> u64 {
+        self.tenants
+            .values()
+            .map(|p| p.max_request_bytes)
+            .chain(std::iter::once(self.defaults.max_request_bytes))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_inherit_defaults_field_by_field() -> Result<()> {
+        let c = ServerConfig::parse(
+            r#"
+listen = "127.0.0.1:0"
+data_dir = "data"
+[defaults]
+max_pipelines = 3
+[tenants.acme]
+connectors = ["datagen"]
+"#,
+            Path::new("/etc/sluice/server.toml"),
+            Some("0123456789abcdef".into()),
+        )?;
+        assert_eq!(c.data_dir, Path::new("/etc/sluice/data"));
+        let acme = c.policy("acme");
+        assert_eq!(acme.connectors, ["datagen"]);
+        assert_eq!(acme.max_pipelines, 3);
+        assert_eq!(c.policy("other").connectors, ["datagen", "file"]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_connectors_keys_and_short_tokens_are_refused() {
+        let p = Path::new("s.toml");
+        let t = || Some("0123456789abcdef".to_string());
+        let bad_type =
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[tenants.a]\nconnectors = [\"nope\"]\n";
+        let err = ServerConfig::parse(bad_type, p, t())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown connector type `nope`"), "{err}");
+        let bad_key = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\nmax_pipeline = 1\n";
+        assert!(ServerConfig::parse(bad_key, p, t()).is_err());
+        let ok = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n";
+        assert!(ServerConfig::parse(ok, p, Some("short".into())).is_err());
+        assert!(ServerConfig::parse(ok, p, None).is_err());
+    }
+}

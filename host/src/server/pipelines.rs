@@ -1,0 +1,340 @@
+//! Tenants' pipelines: validated like `sluice validate` plus the server's
+//! rules ([`super::policy`]), stored with their desired status, and run by
+//! the [`super::supervisor`] with their data under
+//! `tenants/T/pipelines/NAME`. Relative `file` paths point into
+//! `tenants/T/files`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::policy::{self, is_name, Rules};
+use super::store::{key, now_ms, Desired, PipelineRec};
+use super::supervisor::{State, Status};
+use super::{plugins, Server};
+use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Location, Pipeline};
+use crate::pipeline::check_plugins;
+use crate::state::CheckpointStore;
+
+/// How long a stop request waits for the run to drain before answering.
+const STOP_WAIT: Duration = Duration::from_secs(20);
+
+/// A pipeline ready to run, and the tenant plugins it uses.
+pub struct Prepared {
+    /// The pipeline, with the server's data dir.
+    pub pipeline: Pipeline,
+    /// SHA-256 of each tenant plugin it names.
+    pub plugins: Vec<String>,
+}
+
+fn one(file: &Path, at: Location, field: &str, message: String) -> ApiError {
+    ApiError::Invalid(Diagnostics::one(Diagnostic::new(file, at, field, message)))
+}
+
+/// Validates `yaml` as `tenant`'s pipeline. `name`: the pipeline being
+/// updated (the file's `name:` must agree), or `None` to take it from the file.
+pub fn prepare(
+    s: &Server,
+    tenant: &str,
+    name: Option<&str>,
+    yaml: &str,
+) -> Result<Prepared, ApiError> {
+    let shown = PathBuf::from(format!("{}.yaml", name.unwrap_or("pipeline")));
+    let root = config::parse_yaml(yaml)
+        .map_err(|e| one(&shown, e.at, "", format!("invalid YAML: {}", e.message)))?;
+    let declared = root.get("name");
+    let name = match (name, declared.and_then(|n| n.as_str())) {
+        (Some(n), Some(d)) if n != d => {
+            return Err(one(
+                &shown,
+                declared.map_or(root.at, |n| n.at),
+                "name",
+                format!("`{d}` does not match the pipeline being updated, `{n}`"),
+            ))
+        }
+        (Some(n), _) => n.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            return Err(one(
+                &shown,
+                root.at,
+                "name",
+                "missing field `name`; a pipeline on a server needs one".into(),
+            ))
+        }
+    };
+    let shown = PathBuf::from(format!("{name}.yaml"));
+    if !is_name(&name) {
+        return Err(one(
+            &shown,
+            declared.map_or(root.at, |n| n.at),
+            "name",
+            format!(
+                "invalid name `{}`: 1-64 letters, digits, `_`, `-`, `.`",
+                name.escape_debug()
+            ),
+        ));
+    }
+    let tenant_dir = s.tenant_dir(tenant);
+    let files_dir = tenant_dir.join("files");
+    let grant = s.config.policy(tenant);
+    let mine = s.store.plugins(tenant)?;
+    let links = plugins::links_dir(s, tenant);
+    let known = |spec: &str| {
+        mine.iter()
+            .any(|p| p.name == spec || spec.strip_prefix("sha256:") == Some(p.sha256.as_str()))
+            || (!spec.starts_with("sha256:")
+                && config::resolve_plugin(spec, &files_dir, &[]).is_ok())
+    };
+    let rules = Rules {
+        file: &shown,
+        connectors: &grant.connectors,
+        files_dir: &files_dir,
+        known_plugin: &known,
+    };
+    let shown_diags = |mut d: Diagnostics| {
+        let prefix = format!("{}/", tenant_dir.display());
+        for x in &mut d.0 {
+            x.file = shown.clone();
+            x.message = x.message.replace(&prefix, "");
+        }
+        ApiError::Invalid(d)
+    };
+    let diags = policy::check(&root, &rules);
+    if !diags.is_empty() {
+        return Err(shown_diags(diags));
+    }
+    // Anchored in the tenant's file area, plugins from its own links first
+    // (then the built-ins), and no environment at all.
+    let options = LoadOptions {
+        plugin_path: vec![links],
+        ..Default::default()
+    };
+    let mut pipeline = config::load_str(&files_dir.join(&shown), yaml, &options, &|_| None)
+        .map_err(shown_diags)?;
+    pipeline.name = name;
+    pipeline.data_dir = tenant_dir.join("pipelines");
+    let diags = check_plugins(&pipeline, &s.engine, &s.cache);
+    if !diags.is_empty() {
+        return Err(shown_diags(diags));
+    }
+    let mut used: Vec<String> = root
+        .get("stages")
+        .and_then(|n| n.as_map())
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, body)| body.get("plugin").and_then(|p| p.as_str()))
+        .filter_map(|spec| {
+            mine.iter()
+                .find(|p| p.name == spec || spec.strip_prefix("sha256:") == Some(p.sha256.as_str()))
+                .map(|p| p.sha256.clone())
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    Ok(Prepared {
+        pipeline,
+        plugins: used,
+    })
+}
+
+/// `POST /v1/validate`: checks without changing anything.
+pub fn validate(s: &Server, tenant: &str, yaml: &str) -> ApiResult {
+    let p = prepare(s, tenant, None, yaml)?.pipeline;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "ok": true, "name": p.name, "sources": p.sources.len(),
+            "stages": p.stages.len(), "sinks": p.sinks.len(), "tables": p.tables.len(),
+        })),
+    ))
+}
+
+fn last_checkpoint(s: &Server, tenant: &str, name: &str) -> Option<u64> {
+    let dir = s.tenant_dir(tenant).join("pipelines").join(name);
+    CheckpointStore::new(&dir)
+        .load()
+        .ok()
+        .flatten()
+        .map(|c| c.id)
+}
+
+fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
+    let mut status = s
+        .supervisor
+        .status(&key(&rec.tenant, &rec.name))
+        .unwrap_or_else(idle);
+    // A run's error names files by their server path; the tenant knows them
+    // relative to its own area.
+    if let Some(e) = &mut status.error {
+        *e = e.replace(&format!("{}/", s.tenant_dir(&rec.tenant).display()), "");
+    }
+    json!({
+        "name": rec.name,
+        "desired": rec.desired,
+        "status": status,
+        "last_checkpoint": last_checkpoint(s, &rec.tenant, &rec.name),
+        "plugins": rec.plugins,
+        "updated_ms": rec.updated_ms,
+    })
+}
+
+fn idle() -> Status {
+    Status {
+        state: State::Stopped,
+        since_ms: now_ms(),
+        events_in: 0,
+        events_out: 0,
+        dead_letters: 0,
+        progress_done: 0,
+        progress_total: 0,
+        checkpoints: None,
+        error: None,
+    }
+}
+
+fn missing(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no pipeline `{}`", name.escape_debug()))
+}
+
+fn record(s: &Server, tenant: &str, name: &str) -> Result<PipelineRec, ApiError> {
+    s.store.pipeline(tenant, name)?.ok_or_else(|| missing(name))
+}
+
+/// Creates or replaces a pipeline. New ones start; a running one restarts
+/// on the new file (resuming from its checkpoint); a stopped one stays stopped.
+pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiResult {
+    let prepared = prepare(s, tenant, name, yaml)?;
+    let name = prepared.pipeline.name.clone();
+    let existing = s.store.pipeline(tenant, &name)?;
+    if existing.is_none() {
+        let limit = s.config.policy(tenant).max_pipelines;
+        let requested = s.store.pipelines(tenant)?.len() as u64 + 1;
+        if requested > limit {
+            return Err(ApiError::Quota {
+                quota: "max_pipelines",
+                limit,
+                requested,
+            });
+        }
+    }
+    let desired = existing.as_ref().map_or(Desired::Running, |e| e.desired);
+    let rec = PipelineRec {
+        tenant: tenant.to_string(),
+        name: name.clone(),
+        yaml: yaml.to_string(),
+        plugins: prepared.plugins,
+        desired,
+        updated_ms: now_ms(),
+    };
+    s.store.put_pipeline(&rec)?;
+    let k = key(tenant, &name);
+    if desired == Desired::Running {
+        if existing.is_some() && !s.supervisor.stop(&k, STOP_WAIT) {
+            return Err(ApiError::Conflict(format!(
+                "pipeline `{name}` was updated but its previous run is still draining; start it again shortly"
+            )));
+        }
+        s.supervisor
+            .start(&k, prepared.pipeline)
+            .map_err(anyhow::Error::from)?;
+    }
+    let code = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((code, Json(status_of(s, &rec))))
+}
+
+/// The tenant's pipelines with their status.
+pub fn list(s: &Server, tenant: &str) -> ApiResult {
+    let all: Vec<_> = s
+        .store
+        .pipelines(tenant)?
+        .iter()
+        .map(|r| status_of(s, r))
+        .collect();
+    Ok((StatusCode::OK, Json(json!({ "pipelines": all }))))
+}
+
+/// One pipeline: status, and its file when `spec`.
+pub fn get(s: &Server, tenant: &str, name: &str, spec: bool) -> ApiResult {
+    let rec = record(s, tenant, name)?;
+    let mut v = status_of(s, &rec);
+    if spec {
+        v["yaml"] = json!(rec.yaml);
+    }
+    Ok((StatusCode::OK, Json(v)))
+}
+
+/// Starts a pipeline (and keeps it running across server restarts).
+pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
+    let mut rec = record(s, tenant, name)?;
+    let prepared = prepare(s, tenant, Some(name), &rec.yaml)?;
+    rec.desired = Desired::Running;
+    rec.updated_ms = now_ms();
+    s.store.put_pipeline(&rec)?;
+    s.supervisor
+        .start(&key(tenant, name), prepared.pipeline)
+        .map_err(anyhow::Error::from)?;
+    Ok((StatusCode::OK, Json(status_of(s, &rec))))
+}
+
+/// Stops a pipeline: it drains and takes a last checkpoint.
+pub fn stop(s: &Server, tenant: &str, name: &str) -> ApiResult {
+    let mut rec = record(s, tenant, name)?;
+    rec.desired = Desired::Stopped;
+    rec.updated_ms = now_ms();
+    s.store.put_pipeline(&rec)?;
+    s.supervisor.stop(&key(tenant, name), STOP_WAIT);
+    Ok((StatusCode::OK, Json(status_of(s, &rec))))
+}
+
+/// Stops and deletes a pipeline with its checkpoints (not its output files).
+pub fn delete(s: &Server, tenant: &str, name: &str) -> ApiResult {
+    record(s, tenant, name)?;
+    let k = key(tenant, name);
+    if !s.supervisor.stop(&k, STOP_WAIT) {
+        return Err(ApiError::Conflict(format!(
+            "pipeline `{name}` is still draining; delete it again shortly"
+        )));
+    }
+    s.store.delete_pipeline(tenant, name)?;
+    s.supervisor.remove(&k);
+    let _ = std::fs::remove_dir_all(s.tenant_dir(tenant).join("pipelines").join(name));
+    Ok((StatusCode::OK, Json(json!({ "deleted": name }))))
+}
+
+/// At server start: every pipeline that should run starts again, resuming
+/// from its checkpoint. One that no longer validates is marked failed.
+pub fn resume_all(s: &Server) {
+    let recs = match s.store.pipelines("") {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot read pipelines from the catalog");
+            return;
+        }
+    };
+    for rec in recs.into_iter().filter(|r| r.desired == Desired::Running) {
+        let k = key(&rec.tenant, &rec.name);
+        match prepare(s, &rec.tenant, Some(&rec.name), &rec.yaml) {
+            Ok(p) => {
+                tracing::info!(pipeline = %k, "resuming");
+                if let Err(e) = s.supervisor.start(&k, p.pipeline) {
+                    s.supervisor.failed(&k, format!("cannot start: {e}"));
+                }
+            }
+            Err(ApiError::Invalid(d)) => {
+                let lines: Vec<String> = d.0.iter().map(|x| x.to_string()).collect();
+                s.supervisor
+                    .failed(&k, format!("no longer valid: {}", lines.join("; ")));
+            }
+            Err(e) => s.supervisor.failed(&k, format!("cannot start: {e:?}")),
+        }
+    }
+}

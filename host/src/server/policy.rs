@@ -1,0 +1,238 @@
+//! What a tenant's pipeline file may not do, checked on the YAML tree before
+//! the file is loaded (loading resolves plugin paths and would touch the
+//! server's files): set `data_dir`, read environment variables through
+//! `${...}`, load a plugin by path, name a connector type it was not
+//! granted, or point a `file` source or sink outside its own area.
+//! Problems are reported like `sluice validate` reports them.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::config::{Diagnostic, Diagnostics, Location, Node, NodeKind};
+
+/// What one tenant's pipeline is checked against.
+pub struct Rules<'a> {
+    /// The name its problems are reported under (`NAME.yaml`).
+    pub file: &'a Path,
+    /// Connector types granted.
+    pub connectors: &'a [String],
+    /// Where its relative `file` paths point, and the only place they may.
+    pub files_dir: &'a Path,
+    /// Whether `plugin: SPEC` names something it may load.
+    pub known_plugin: &'a dyn Fn(&str) -> bool,
+}
+
+/// Every problem with `root` under `rules`.
+pub fn check(root: &Node, rules: &Rules<'_>) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let mut push = |at: Location, field: &str, message: String| {
+        diags.push(Diagnostic::new(rules.file, at, field, message));
+    };
+    if let Some(at) = root.key_location("data_dir") {
+        push(
+            at,
+            "data_dir",
+            "not allowed on a server: the server chooses where each pipeline's data lives".into(),
+        );
+    }
+    interpolations(root, "", &mut push);
+
+    for section in ["sources", "sinks"] {
+        for (name, body) in entries(root.get(section)) {
+            connector(body, &format!("{section}.{name}"), rules, &mut push);
+        }
+    }
+    if let Some(body) = root.get("dead_letter") {
+        connector(body, "dead_letter", rules, &mut push);
+    }
+    for (name, body) in entries(root.get("stages")) {
+        let Some(node) = body.get("plugin") else {
+            continue;
+        };
+        let spec = node.as_str().unwrap_or_default();
+        let field = format!("stages.{name}.plugin");
+        if !is_plugin_ref(spec) {
+            push(
+                node.at,
+                &field,
+                format!("`{spec}` is not allowed on a server: name an uploaded plugin (NAME or sha256:HEX) or a built-in one, not a path"),
+            );
+        } else if !(rules.known_plugin)(spec) {
+            push(
+                node.at,
+                &field,
+                format!("unknown plugin `{spec}`: upload it first (`sluice plugin push`, POST /v1/plugins?name={spec}) or name a built-in plugin"),
+            );
+        }
+    }
+    diags
+}
+
+fn entries(section: Option<&Node>) -> Vec<(&str, &Node)> {
+    section
+        .and_then(Node::as_map)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default(), v))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `NAME` (letters, digits, `_`, `-`, `.`, not ending in `.wasm`) or `sha256:HEX`.
+pub fn is_plugin_ref(spec: &str) -> bool {
+    if let Some(hex) = spec.strip_prefix("sha256:") {
+        return hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    }
+    is_name(spec) && !spec.ends_with(".wasm")
+}
+
+/// Names of tenants, plugins and pipelines: 1–64 of `a-z A-Z 0-9 _ - .`,
+/// starting with a letter or digit.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn connector(
+    body: &Node,
+    field: &str,
+    rules: &Rules<'_>,
+    push: &mut dyn FnMut(Location, &str, String),
+) {
+    let Some(t) = body.get("type") else {
+        return;
+    };
+    let kind = t.as_str().unwrap_or_default();
+    if !rules.connectors.iter().any(|c| c == kind) {
+        push(
+            t.at,
+            &format!("{field}.type"),
+            format!(
+                "connector type `{kind}` is not granted to this tenant; granted: {}",
+                rules.connectors.join(", ")
+            ),
+        );
+        return;
+    }
+    if kind == "file" {
+        if let Some(p) = body.get("path") {
+            let text = p.as_str().unwrap_or_default();
+            if within(rules.files_dir, text).is_none() {
+                push(
+                    p.at,
+                    &format!("{field}.path"),
+                    format!("`{text}` is outside this tenant's file area; use a relative path without `..`"),
+                );
+            }
+        }
+    }
+}
+
+/// `path` resolved against `area`, if it stays inside it. Lexical: `..`
+/// anywhere is refused, and the area holds only files the server wrote.
+pub fn within(area: &Path, path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    if path.is_empty() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return None;
+    }
+    let full = area.join(p);
+    full.starts_with(area).then_some(full)
+}
+
+fn interpolations(node: &Node, field: &str, push: &mut dyn FnMut(Location, &str, String)) {
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => {
+            let reads_env = std::cell::Cell::new(false);
+            let parsed = crate::config::interpolate(text, &|_| {
+                reads_env.set(true);
+                None
+            });
+            if reads_env.get() || (parsed.is_err() && text.contains("${")) {
+                push(
+                    node.at,
+                    field,
+                    "`${...}` is not allowed on a server: pipelines cannot read the server's environment (write `$$` for a literal `$`)".into(),
+                );
+            }
+        }
+        NodeKind::Seq(items) => {
+            for (i, n) in items.iter().enumerate() {
+                interpolations(n, &format!("{field}[{i}]"), push);
+            }
+        }
+        NodeKind::Map(entries) => {
+            for (k, v) in entries {
+                let key = k.as_str().unwrap_or_default();
+                let sub = if field.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{field}.{key}")
+                };
+                interpolations(v, &sub, push);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let root = crate::config::parse_yaml(yaml).expect("yaml");
+        let rules = Rules {
+            file: Path::new("p.yaml"),
+            connectors: &["datagen".into(), "file".into()],
+            files_dir: Path::new("/data/tenants/a/files"),
+            known_plugin: &|s| s == "mine",
+        };
+        check(&root, &rules)
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_tenant_pipeline_passes() {
+        let yaml = "name: p\nsources:\n  s: {type: file, path: in/x.jsonl}\nstages:\n  t: {plugin: mine, inputs: [s]}\nsinks:\n  o: {type: file, path: out.jsonl, inputs: [t]}\n";
+        assert!(problems(yaml).is_empty(), "{:?}", problems(yaml));
+    }
+
+    #[test]
+    fn each_escape_is_refused_at_its_line_with_its_field() {
+        let yaml = "name: p\ndata_dir: /etc\nsources:\n  s: {type: file, path: /etc/passwd}\n  k: {type: kafka, brokers: x}\nstages:\n  t: {plugin: /tmp/evil.wasm, inputs: [s]}\n  u: {plugin: theirs, inputs: [s]}\nsinks:\n  o: {type: file, path: ../b/files/x, inputs: [t]}\n  e: {type: file, path: \"${HOME}/x\", inputs: [t]}\n";
+        let p = problems(yaml);
+        let want = [
+            "p.yaml:2:1: data_dir: not allowed",
+            "p.yaml:4:25: sources.s.path: `/etc/passwd` is outside",
+            "p.yaml:5:13: sources.k.type: connector type `kafka` is not granted",
+            "p.yaml:7:15: stages.t.plugin: `/tmp/evil.wasm` is not allowed",
+            "p.yaml:8:15: stages.u.plugin: unknown plugin `theirs`",
+            "p.yaml:10:25: sinks.o.path: `../b/files/x` is outside",
+            "p.yaml:11:25: sinks.e.path: `${...}` is not allowed",
+        ];
+        for w in want {
+            assert!(p.iter().any(|l| l.starts_with(w)), "missing {w} in {p:#?}");
+        }
+        assert!(!problems("name: p\nx: \"cost $$5 $${HOME}\"\n")
+            .iter()
+            .any(|l| l.contains("${...}")));
+    }
+
+    #[test]
+    fn plugin_refs_and_names() {
+        assert!(is_plugin_ref("filter"));
+        assert!(is_plugin_ref(&format!("sha256:{}", "a".repeat(64))));
+        for bad in ["x.wasm", "a/b", "", ".hidden", "sha256:xyz", "../x"] {
+            assert!(!is_plugin_ref(bad), "{bad}");
+        }
+        assert!(within(Path::new("/a"), "b/c").is_some());
+        assert!(within(Path::new("/a"), "/a/b").is_some());
+        assert!(within(Path::new("/a"), "/ab").is_none());
+        assert!(within(Path::new("/a"), "b/../../c").is_none());
+    }
+}

@@ -1,0 +1,306 @@
+//! The server's catalog: tenants, token hashes, plugins and pipeline specs
+//! with their desired status, in one redb file in the data dir.
+//!
+//! redb is pure Rust (no C build, unlike SQLite through rusqlite), keeps one
+//! file, and commits durably by default, so a record the API acknowledged
+//! survives a kill -9. Records are JSON under string keys; tenant-owned
+//! records are keyed `tenant/name`, so a tenant's records are one key range.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+type Table = TableDefinition<'static, &'static str, &'static str>;
+const TENANTS: Table = TableDefinition::new("tenants");
+const TOKENS: Table = TableDefinition::new("tokens");
+const PLUGINS: Table = TableDefinition::new("plugins");
+const PIPELINES: Table = TableDefinition::new("pipelines");
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRec {
+    /// Its name.
+    pub name: String,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+/// What a token may do. Each level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// List and inspect the tenant's plugins and pipelines.
+    Read,
+    /// Also upload and delete plugins; create, change, start, stop and delete pipelines.
+    Deploy,
+    /// Also create, list and revoke the tenant's tokens.
+    Admin,
+}
+
+/// A token: only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRec {
+    /// The public part of the token, also its key.
+    pub id: String,
+    /// Whose it is.
+    pub tenant: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// A note from whoever created it.
+    #[serde(default)]
+    pub label: String,
+    /// SHA-256 of the secret part, hex.
+    pub secret_sha256: String,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+/// An uploaded plugin, as one tenant named it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginRec {
+    /// Owner.
+    pub tenant: String,
+    /// The name pipelines use in `plugin:`.
+    pub name: String,
+    /// SHA-256 of the component, hex; `plugin: sha256:HEX` works too.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `transform` or `processor`.
+    pub world: String,
+    /// How the host labels it (file name, self-description, hash prefix).
+    pub label: String,
+    /// Upload time, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+/// Whether a pipeline should be running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    /// Run it (and again after a server restart).
+    Running,
+    /// Leave it stopped.
+    Stopped,
+}
+
+/// A deployed pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineRec {
+    /// Owner.
+    pub tenant: String,
+    /// Its name.
+    pub name: String,
+    /// The pipeline file as uploaded.
+    pub yaml: String,
+    /// The tenant's plugins (sha256) it uses, so they cannot be deleted under it.
+    pub plugins: Vec<String>,
+    /// Whether it should run.
+    pub desired: Desired,
+    /// Last change, Unix milliseconds.
+    pub updated_ms: u64,
+}
+
+/// The catalog.
+pub struct Store {
+    db: Database,
+}
+
+/// `tenant/name`.
+pub fn key(tenant: &str, name: &str) -> String {
+    format!("{tenant}/{name}")
+}
+
+impl Store {
+    /// Opens (or creates) the catalog file. Another process holding it open
+    /// is an error: two servers must not share a data dir.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)
+            .with_context(|| format!("opening the catalog {}", path.display()))?;
+        let tx = db.begin_write()?;
+        for table in [TENANTS, TOKENS, PLUGINS, PIPELINES] {
+            tx.open_table(table)?;
+        }
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    fn get<T: DeserializeOwned>(&self, table: Table, k: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table)?;
+        let Some(v) = t.get(k)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            serde_json::from_str(v.value()).with_context(|| format!("catalog record `{k}`"))?,
+        ))
+    }
+
+    fn put<T: Serialize>(&self, table: Table, k: &str, v: &T) -> Result<()> {
+        let text = serde_json::to_string(v)?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(table)?;
+            t.insert(k, text.as_str())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete(&self, table: Table, k: &str) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let removed = tx.open_table(table)?.remove(k)?.is_some();
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Records whose key starts with `prefix` (all of them for "").
+    fn scan<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push(
+                serde_json::from_str(v.value())
+                    .with_context(|| format!("catalog record `{}`", k.value()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// A tenant.
+    pub fn tenant(&self, name: &str) -> Result<Option<TenantRec>> {
+        self.get(TENANTS, name)
+    }
+    /// Every tenant.
+    pub fn tenants(&self) -> Result<Vec<TenantRec>> {
+        self.scan(TENANTS, "")
+    }
+    /// Adds or replaces a tenant.
+    pub fn put_tenant(&self, t: &TenantRec) -> Result<()> {
+        self.put(TENANTS, &t.name, t)
+    }
+    /// Removes a tenant and its tokens (the caller checks it owns nothing else).
+    pub fn delete_tenant(&self, name: &str) -> Result<bool> {
+        for token in self.tokens(name)? {
+            self.delete(TOKENS, &token.id)?;
+        }
+        self.delete(TENANTS, name)
+    }
+
+    /// A token by its public id.
+    pub fn token(&self, id: &str) -> Result<Option<TokenRec>> {
+        self.get(TOKENS, id)
+    }
+    /// A tenant's tokens.
+    pub fn tokens(&self, tenant: &str) -> Result<Vec<TokenRec>> {
+        Ok(self
+            .scan::<TokenRec>(TOKENS, "")?
+            .into_iter()
+            .filter(|t| t.tenant == tenant)
+            .collect())
+    }
+    /// Adds a token.
+    pub fn put_token(&self, t: &TokenRec) -> Result<()> {
+        self.put(TOKENS, &t.id, t)
+    }
+    /// Revokes a token.
+    pub fn delete_token(&self, id: &str) -> Result<bool> {
+        self.delete(TOKENS, id)
+    }
+
+    /// A tenant's plugin by name.
+    pub fn plugin(&self, tenant: &str, name: &str) -> Result<Option<PluginRec>> {
+        self.get(PLUGINS, &key(tenant, name))
+    }
+    /// A tenant's plugins (of every tenant for "").
+    pub fn plugins(&self, tenant: &str) -> Result<Vec<PluginRec>> {
+        let prefix = if tenant.is_empty() {
+            String::new()
+        } else {
+            key(tenant, "")
+        };
+        self.scan(PLUGINS, &prefix)
+    }
+    /// Adds a plugin.
+    pub fn put_plugin(&self, p: &PluginRec) -> Result<()> {
+        self.put(PLUGINS, &key(&p.tenant, &p.name), p)
+    }
+    /// Removes a plugin record.
+    pub fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.delete(PLUGINS, &key(tenant, name))
+    }
+
+    /// A tenant's pipeline.
+    pub fn pipeline(&self, tenant: &str, name: &str) -> Result<Option<PipelineRec>> {
+        self.get(PIPELINES, &key(tenant, name))
+    }
+    /// A tenant's pipelines (of every tenant for "").
+    pub fn pipelines(&self, tenant: &str) -> Result<Vec<PipelineRec>> {
+        let prefix = if tenant.is_empty() {
+            String::new()
+        } else {
+            key(tenant, "")
+        };
+        self.scan(PIPELINES, &prefix)
+    }
+    /// Adds or replaces a pipeline.
+    pub fn put_pipeline(&self, p: &PipelineRec) -> Result<()> {
+        self.put(PIPELINES, &key(&p.tenant, &p.name), p)
+    }
+    /// Removes a pipeline record.
+    pub fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.delete(PIPELINES, &key(tenant, name))
+    }
+}
+
+/// Now, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening_and_a_tenant_scan_sees_only_its_own() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("catalog.redb");
+        {
+            let store = Store::open(&path)?;
+            for (tenant, name) in [("a", "p1"), ("a", "p2"), ("ab", "p1"), ("b", "p1")] {
+                store.put_pipeline(&PipelineRec {
+                    tenant: tenant.into(),
+                    name: name.into(),
+                    yaml: String::new(),
+                    plugins: Vec::new(),
+                    desired: Desired::Running,
+                    updated_ms: 0,
+                })?;
+            }
+        }
+        let store = Store::open(&path)?;
+        let names: Vec<String> = store
+            .pipelines("a")?
+            .into_iter()
+            .map(|p| key(&p.tenant, &p.name))
+            .collect();
+        assert_eq!(names, ["a/p1", "a/p2"]);
+        assert_eq!(store.pipelines("")?.len(), 4);
+        assert!(store.delete_pipeline("a", "p1")?);
+        assert!(!store.delete_pipeline("a", "p1")?);
+        assert!(store.pipeline("a", "p1")?.is_none());
+        Ok(())
+    }
+}

@@ -1,0 +1,639 @@
+//! `sluice serve` end to end: a real server process, real HTTP, real
+//! pipelines; killed with SIGKILL and restarted.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{plugin, sluice};
+
+/// (method, path, token, body, expected status).
+type Attempt<'a> = (&'a str, String, &'a str, Option<Vec<u8>>, u16);
+
+const ADMIN: &str = "operator-secret-0123456789";
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `sluice serve` on `dir/server.toml` and waits for its URL line.
+    fn start(dir: &Path) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        let mut child = sluice()
+            .args(["serve", "--config"])
+            .arg(dir.join("server.toml"))
+            .env("SLUICE_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("sluice serve starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read URL line");
+        let url = line
+            .trim()
+            .strip_prefix("SLUICE_SERVER_URL=")
+            .unwrap_or_else(|| panic!("no URL line, got {line:?}; log:\n{}", Self::log_of(dir)))
+            .to_string();
+        Server {
+            child,
+            url,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn log_of(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let status = self.child.wait().expect("exits");
+        assert!(
+            status.success(),
+            "serve exited with {status:?}; log:\n{}",
+            Self::log_of(&self.dir)
+        );
+    }
+
+    /// (status, JSON body) of a request; every body is kept for the echo check.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let resp = match (method, body) {
+            ("GET", _) => {
+                let mut r = agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            ("DELETE", _) => {
+                let mut r = agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (m, body) => {
+                let mut r = if m == "PUT" {
+                    agent.put(&url)
+                } else {
+                    agent.post(&url)
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                match body {
+                    Some(b) => r.send(&b[..]),
+                    None => r.send_empty(),
+                }
+            }
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().expect("body");
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "raw": text }));
+        (status, value)
+    }
+
+    fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Value {
+        let (status, v) = self.call(method, path, token, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    /// Polls a pipeline's status until `done` holds (or fails after 60 s).
+    fn wait_for(
+        &self,
+        token: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.ok(
+                "GET",
+                &format!("/v1/pipelines/{name}/status"),
+                Some(token),
+                None,
+            );
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: never {what}; last status {v}\nlog:\n{}",
+                Self::log_of(&self.dir)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, extra: &str) {
+    std::fs::write(
+        dir.join("server.toml"),
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{extra}"),
+    )
+    .expect("server.toml");
+}
+
+fn tenant(s: &Server, name: &str, scope: &str) -> String {
+    s.ok(
+        "POST",
+        "/v1/tenants",
+        Some(ADMIN),
+        Some(json!({ "name": name }).to_string().into_bytes()),
+    );
+    token(s, name, scope, ADMIN)
+}
+
+fn token(s: &Server, tenant: &str, scope: &str, by: &str) -> String {
+    let v = s.ok(
+        "POST",
+        &format!("/v1/tenants/{tenant}/tokens"),
+        Some(by),
+        Some(json!({ "scope": scope }).to_string().into_bytes()),
+    );
+    v["token"].as_str().expect("token").to_string()
+}
+
+fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(plugin(name)).expect("plugin bytes")
+}
+
+fn customers(name: &str, count: u64, rate: u64, plugin: &str) -> Vec<u8> {
+    format!(
+        "name: {name}\ncheckpoint_interval_ms: 200\nsources:\n  gen: {{type: datagen, kind: customers, count: {count}, rate: {rate}}}\nstages:\n  copy: {{plugin: {plugin}, inputs: [gen]}}\nsinks:\n  out: {{type: file, path: {name}.jsonl, inputs: [copy]}}\n"
+    )
+    .into_bytes()
+}
+
+fn ids(path: &Path) -> Vec<u64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}"));
+            v["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("no id in {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_deployed_pipeline_survives_kill_9_and_resumes_with_nothing_lost_or_doubled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let t = tenant(&s, "acme", "deploy");
+    let up = s.ok(
+        "POST",
+        "/v1/plugins?name=pass",
+        Some(&t),
+        Some(wasm("passthrough")),
+    );
+    assert_eq!(up["world"], "transform");
+    assert_eq!(up["sha256"].as_str().map(str::len), Some(64));
+
+    let created = s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&t),
+        Some(customers("gen", 3000, 400, "pass")),
+    );
+    assert_eq!(created["desired"], "running");
+    // Killed mid-run, after at least one checkpoint.
+    s.wait_for(&t, "gen", "checkpointed with output", |v| {
+        v["last_checkpoint"].as_u64().is_some() && v["status"]["events_out"].as_u64() > Some(400)
+    });
+    s.kill9();
+
+    let s = Server::start(dir.path());
+    let v = s.wait_for(&t, "gen", "finished", |v| {
+        v["status"]["state"] == "finished"
+    });
+    assert_eq!(v["desired"], "running");
+    let out = ids(&dir.path().join("data/tenants/acme/files/gen.jsonl"));
+    let mut sorted = out.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        out.len(),
+        3000,
+        "every event exactly once (duplicates or losses)"
+    );
+    assert_eq!(sorted, (0..3000).collect::<Vec<u64>>());
+
+    // Stop survives a restart; start resumes; delete frees the plugin.
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&t),
+        Some(customers("slow", 1_000_000, 200, "pass")),
+    );
+    s.wait_for(&t, "slow", "checkpointed", |v| {
+        v["last_checkpoint"].as_u64().is_some()
+    });
+    let stopped = s.ok("POST", "/v1/pipelines/slow/stop", Some(&t), None);
+    assert_eq!(stopped["status"]["state"], "stopped", "{stopped}");
+    assert_eq!(stopped["desired"], "stopped");
+    let before = ids(&dir.path().join("data/tenants/acme/files/slow.jsonl")).len();
+    s.terminate();
+
+    let s = Server::start(dir.path());
+    let v = s.ok("GET", "/v1/pipelines/slow", Some(&t), None);
+    assert_eq!(
+        v["status"]["state"], "stopped",
+        "a stopped pipeline stays stopped: {v}"
+    );
+    s.ok("POST", "/v1/pipelines/slow/start", Some(&t), None);
+    s.wait_for(&t, "slow", "running on", |v| {
+        v["status"]["events_out"].as_u64() > Some(50)
+    });
+    let (code, busy) = s.call("DELETE", "/v1/plugins/pass", Some(&t), None);
+    assert_eq!(code, 409, "a plugin in use is not deleted: {busy}");
+    s.ok("DELETE", "/v1/pipelines/slow", Some(&t), None);
+    s.ok("DELETE", "/v1/pipelines/gen", Some(&t), None);
+    let after = ids(&dir.path().join("data/tenants/acme/files/slow.jsonl"));
+    assert!(after.len() > before);
+    let mut sorted = after.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (0..after.len() as u64).collect::<Vec<u64>>(),
+        "stop/start lost or doubled events"
+    );
+    s.ok("DELETE", "/v1/plugins/pass", Some(&t), None);
+    let (code, _) = s.call("GET", "/v1/pipelines/slow", Some(&t), None);
+    assert_eq!(code, 404);
+    s.terminate();
+}
+
+#[test]
+fn tenants_are_isolated_quotas_hold_and_tokens_are_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pass = wasm("passthrough");
+    // Tenant b: one pipeline, room for exactly one plugin, small requests.
+    write_config(
+        dir.path(),
+        &format!(
+            "[tenants.b]\nmax_pipelines = 1\nmax_plugin_bytes = {}\nmax_request_bytes = 1048576\n",
+            pass.len()
+        ),
+    );
+    let s = Server::start(dir.path());
+    let mut secrets = vec![];
+    let a = tenant(&s, "a", "admin");
+    let b = tenant(&s, "b", "admin");
+    let a_deploy = token(&s, "a", "deploy", &a);
+    let b_read = token(&s, "b", "read", &b);
+    let b_deploy = token(&s, "b", "deploy", &b);
+    secrets.extend([
+        a.clone(),
+        b.clone(),
+        a_deploy.clone(),
+        b_read.clone(),
+        b_deploy.clone(),
+    ]);
+    let (a, b, b_read, b_deploy) = (a.as_str(), b.as_str(), b_read.as_str(), b_deploy.as_str());
+
+    let up = s.ok(
+        "POST",
+        "/v1/plugins?name=a-plugin",
+        Some(&a_deploy),
+        Some(pass.clone()),
+    );
+    let sha = up["sha256"].as_str().expect("sha").to_string();
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&a_deploy),
+        Some(customers("a-pipe", 1_000_000, 100, "a-plugin")),
+    );
+    let a_tokens = s.ok("GET", "/v1/tenants/a/tokens", Some(a), None);
+    let a_token_id = a_tokens["tokens"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let tenant_body = || Some(json!({"name": "c"}).to_string().into_bytes());
+    let token_body = || Some(json!({"scope": "admin"}).to_string().into_bytes());
+    let yaml = || Some(customers("x", 10, 10, "passthrough"));
+    let attempts: Vec<Attempt> = vec![
+        ("GET", "/v1/pipelines/a-pipe".into(), b, None, 404),
+        ("GET", "/v1/pipelines/a-pipe?spec=true".into(), b, None, 404),
+        ("GET", "/v1/pipelines/a-pipe/status".into(), b, None, 404),
+        ("POST", "/v1/pipelines/a-pipe/stop".into(), b, None, 404),
+        ("POST", "/v1/pipelines/a-pipe/start".into(), b, None, 404),
+        ("DELETE", "/v1/pipelines/a-pipe".into(), b, None, 404),
+        ("GET", "/v1/plugins/a-plugin".into(), b, None, 404),
+        ("GET", format!("/v1/plugins/sha256:{sha}"), b, None, 404),
+        ("DELETE", "/v1/plugins/a-plugin".into(), b, None, 404),
+        ("DELETE", format!("/v1/plugins/sha256:{sha}"), b, None, 404),
+        (
+            "POST",
+            "/v1/pipelines/a-pipe/stop".into(),
+            b_deploy,
+            None,
+            404,
+        ),
+        ("DELETE", "/v1/pipelines/a-pipe".into(), b_deploy, None, 404),
+        ("DELETE", "/v1/plugins/a-plugin".into(), b_deploy, None, 404),
+        ("GET", "/v1/pipelines/a-pipe".into(), b_read, None, 404),
+        ("GET", "/v1/tenants".into(), b, None, 403),
+        ("POST", "/v1/tenants".into(), b, tenant_body(), 403),
+        ("GET", "/v1/tenants/a".into(), b, None, 403),
+        ("DELETE", "/v1/tenants/a".into(), b, None, 403),
+        ("GET", "/v1/tenants/a/tokens".into(), b, None, 404),
+        ("POST", "/v1/tenants/a/tokens".into(), b, token_body(), 404),
+        (
+            "DELETE",
+            format!("/v1/tenants/a/tokens/{a_token_id}"),
+            b,
+            None,
+            404,
+        ),
+        (
+            "DELETE",
+            format!("/v1/tenants/b/tokens/{a_token_id}"),
+            b,
+            None,
+            404,
+        ),
+        ("POST", "/v1/pipelines".into(), b_read, yaml(), 403),
+        (
+            "POST",
+            "/v1/plugins?name=x".into(),
+            b_read,
+            Some(pass.clone()),
+            403,
+        ),
+        (
+            "POST",
+            "/v1/tenants/b/tokens".into(),
+            b_read,
+            token_body(),
+            403,
+        ),
+        (
+            "POST",
+            "/v1/tenants/b/tokens".into(),
+            b_deploy,
+            token_body(),
+            403,
+        ),
+        ("GET", "/v1/pipelines".into(), ADMIN, None, 403),
+        ("POST", "/v1/pipelines".into(), ADMIN, yaml(), 403),
+    ];
+    let mut bodies = Vec::new();
+    for (method, path, who, body, want) in attempts.iter().cloned() {
+        let (code, v) = s.call(method, &path, Some(who), body);
+        assert_eq!(code, want, "{method} {path}: {v}");
+        bodies.push(v.to_string());
+    }
+    // 22 against tenant a's resources, 6 beyond the caller's scope or role.
+    assert!(attempts.len() >= 28);
+    let (code, _) = s.call("GET", "/v1/pipelines", None, None);
+    assert_eq!(code, 401);
+    let (code, v) = s.call("GET", "/v1/pipelines", Some(&format!("{a}x")), None);
+    assert_eq!(code, 401);
+    bodies.push(v.to_string());
+
+    // B's pipelines may not reach A's plugin, A's files or the server's.
+    let sneaky = format!(
+        "name: sneaky\nsources:\n  s: {{type: file, path: ../../a/files/a-pipe.jsonl}}\nstages:\n  t: {{plugin: \"sha256:{sha}\", inputs: [s]}}\nsinks:\n  o: {{type: file, path: /tmp/x.jsonl, inputs: [t]}}\n  e: {{type: stdout, inputs: [t]}}\n"
+    );
+    let (code, v) = s.call(
+        "POST",
+        "/v1/pipelines",
+        Some(b_deploy),
+        Some(sneaky.into_bytes()),
+    );
+    assert_eq!(code, 400, "{v}");
+    let diags: Vec<String> = serde_json::from_value(v["diagnostics"].clone()).expect("diagnostics");
+    for want in [
+        "sneaky.yaml:3:25: sources.s.path: `../../a/files/a-pipe.jsonl` is outside",
+        "sneaky.yaml:5:15: stages.t.plugin: unknown plugin `sha256:",
+        "sneaky.yaml:7:25: sinks.o.path: `/tmp/x.jsonl` is outside",
+        "sneaky.yaml:8:13: sinks.e.type: connector type `stdout` is not granted",
+    ] {
+        assert!(
+            diags.iter().any(|d| d.starts_with(want)),
+            "missing {want} in {diags:#?}"
+        );
+    }
+    let env = b"name: envy\ndata_dir: /\nsources:\n  s: {type: datagen, kind: people, count: 1}\nsinks:\n  o: {type: file, path: \"${HOME}.jsonl\", inputs: [s]}\n";
+    let (code, v) = s.call("POST", "/v1/validate", Some(b_read), Some(env.to_vec()));
+    assert_eq!(code, 400);
+    let text = v.to_string();
+    assert!(
+        text.contains("envy.yaml:2:1: data_dir: not allowed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("envy.yaml:6:25: sinks.o.path: `${...}` is not allowed"),
+        "{text}"
+    );
+    assert!(
+        s.ok("GET", "/v1/pipelines", Some(b), None)["pipelines"]
+            .as_array()
+            .map(Vec::len)
+            == Some(0)
+    );
+    assert!(
+        s.ok("GET", "/v1/plugins", Some(b), None)["plugins"]
+            .as_array()
+            .map(Vec::len)
+            == Some(0)
+    );
+
+    // Quotas: plugin bytes, pipelines, request size.
+    s.ok(
+        "POST",
+        "/v1/plugins?name=p1",
+        Some(b_deploy),
+        Some(pass.clone()),
+    );
+    let (code, v) = s.call(
+        "POST",
+        "/v1/plugins?name=p2",
+        Some(b_deploy),
+        Some(wasm("unwrap")),
+    );
+    assert_eq!(
+        (code, v["quota"].as_str()),
+        (403, Some("max_plugin_bytes")),
+        "{v}"
+    );
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(b_deploy),
+        Some(customers("b1", 10, 100, "p1")),
+    );
+    let (code, v) = s.call(
+        "POST",
+        "/v1/pipelines",
+        Some(b_deploy),
+        Some(customers("b2", 10, 100, "p1")),
+    );
+    assert_eq!(
+        (code, v["quota"].as_str()),
+        (403, Some("max_pipelines")),
+        "{v}"
+    );
+    assert!(v["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("max_pipelines"));
+    // A declared body over the limit is refused before it is sent.
+    let head = format!(
+        "POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {b_deploy}\r\nContent-Length: 1000000000\r\n\r\n"
+    );
+    let answer = raw(&s.url, head.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_request_bytes"), "{answer}");
+    assert!(!answer.contains(b_deploy));
+    // An endless header is cut at the head limit.
+    let mut flood = b"GET /v1/health HTTP/1.1\r\nX-Big: ".to_vec();
+    flood.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let answer = raw(&s.url, &flood);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A's things are untouched, and nothing echoed a token.
+    let v = s.ok("GET", "/v1/pipelines/a-pipe", Some(&a_deploy), None);
+    assert_eq!(v["status"]["state"], "running", "{v}");
+    s.ok("GET", "/v1/plugins/a-plugin", Some(&a_deploy), None);
+    for path in [
+        "/v1/whoami",
+        "/v1/tenants/a/tokens",
+        "/v1/pipelines",
+        "/v1/plugins",
+    ] {
+        bodies.push(s.ok("GET", path, Some(a), None).to_string());
+    }
+    bodies.push(s.ok("GET", "/v1/tenants", Some(ADMIN), None).to_string());
+    s.terminate();
+    bodies.push(Server::log_of(dir.path()));
+    let catalog = std::fs::read(dir.path().join("data/catalog.redb")).expect("catalog");
+    for secret in &secrets {
+        let tail = &secret[secret.len() - 32..];
+        for body in &bodies {
+            assert!(!body.contains(tail), "a token was echoed: {body}");
+        }
+        assert!(
+            !catalog.windows(tail.len()).any(|w| w == tail.as_bytes()),
+            "a token is stored in clear"
+        );
+    }
+}
+
+/// Sends `bytes` on a fresh connection and returns what comes back.
+fn raw(url: &str, bytes: &[u8]) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    // The server may answer and close before everything is written.
+    let _ = conn.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn an_invalid_pipeline_gets_the_validate_diagnostics_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let t = tenant(&s, "acme", "deploy");
+    let bad = "name: bad\nsources:\n  gen: {type: datagen, kind: people, count: 5}\nstages:\n  f: {plugin: filter, inputs: [gen], params: {nope: 1}}\nsinks:\n  out: {type: file, path: o.jsonl, inputs: [f], colour: red}\n";
+    let (code, v) = s.call(
+        "POST",
+        "/v1/pipelines",
+        Some(&t),
+        Some(bad.as_bytes().to_vec()),
+    );
+    assert_eq!(code, 400, "{v}");
+    let server_diags: Vec<String> =
+        serde_json::from_value(v["diagnostics"].clone()).expect("diagnostics");
+    // The same file checked by `sluice validate`.
+    std::fs::write(dir.path().join("bad.yaml"), bad).expect("write");
+    let out = sluice()
+        .current_dir(dir.path())
+        .args(["validate", "bad.yaml"])
+        .output()
+        .expect("validate runs");
+    assert!(!out.status.success());
+    let cli: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: "))
+        .filter(|l| l.starts_with("bad.yaml:"))
+        .map(str::to_string)
+        .collect();
+    assert!(!cli.is_empty());
+    assert_eq!(server_diags, cli);
+    let listed = s.ok("GET", "/v1/pipelines", Some(&t), None);
+    assert_eq!(listed["pipelines"], json!([]));
+    assert!(!dir.path().join("data/tenants/acme/pipelines/bad").exists());
+    let (code, v) = s.call(
+        "POST",
+        "/v1/plugins?name=junk",
+        Some(&t),
+        Some(b"\0asm not really".to_vec()),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(
+        s.ok("GET", "/v1/plugins", Some(&t), None)["plugins"],
+        json!([])
+    );
+    s.terminate();
+}
