@@ -114,14 +114,20 @@ pub fn prepare(
         plugin_path: vec![links],
         ..Default::default()
     };
-    let mut pipeline = config::load_str(&files_dir.join(&shown), yaml, &options, &|_| None)
-        .map_err(shown_diags)?;
-    pipeline.name = name;
-    pipeline.data_dir = tenant_dir.join("pipelines");
-    let diags = check_plugins(&pipeline, &s.engine, &s.cache);
+    // As `sluice validate` does: the stages that loaded have their plugins
+    // checked even when other sections have problems, so one answer lists
+    // every problem.
+    let (pipeline, mut diags) =
+        config::load_str_partial(&files_dir.join(&shown), yaml, &options, &|_| None);
+    let Some(mut pipeline) = pipeline else {
+        return Err(shown_diags(diags));
+    };
+    diags.0.extend(check_plugins(&pipeline, &s.engine, &s.cache).0);
     if !diags.is_empty() {
         return Err(shown_diags(diags));
     }
+    pipeline.name = name;
+    pipeline.data_dir = tenant_dir.join("pipelines");
     let mut used: Vec<String> = root
         .get("stages")
         .and_then(|n| n.as_map())

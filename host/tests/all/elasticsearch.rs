@@ -140,7 +140,10 @@ fn one_bad_document_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
         .unwrap_or_default()
         .contains("JSON objects"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("2 out, 2 dead-lettered"), "{stderr}");
+    assert!(
+        stderr.contains("sink   `es` in 4, wrote 2, dead-lettered 2"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -181,8 +181,11 @@ fn cdc_poll_and_sink_run_over_verify_full() {
     // Poll into the sink, both with a `tls:` block; the sink connects to
     // 127.0.0.1 and verifies the certificate's name through `server_name`.
     let sink_tls = tls_block("verify-full", &ca, "      server_name: localhost\n");
+    // Another pipeline: its own directory, so no checkpoint of the first.
+    let poll_dir = dir.path().join("poll");
+    std::fs::create_dir(&poll_dir).expect("mkdir");
     let p = pipeline(
-        dir.path(),
+        &poll_dir,
         // `channel_binding=require`: tokio-postgres refuses to connect
         // unless SCRAM is bound to the TLS channel.
         &poll_source(
