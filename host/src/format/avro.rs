@@ -36,8 +36,41 @@ pub fn frame(id: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The record a recursive schema nests in itself, if any (`{"name": "Node",
+/// "fields": [{"name": "next", "type": ["null", "Node"]}]}` gives `Node`).
+pub fn recursion(schema: &Schema) -> Option<String> {
+    fn walk<'a>(s: &'a Schema, path: &mut Vec<String>) -> Option<String> {
+        match s {
+            Schema::Ref { name } => {
+                let name = name.fullname(None);
+                path.contains(&name).then_some(name)
+            }
+            Schema::Record(r) => {
+                path.push(r.name.fullname(None));
+                let found = r.fields.iter().find_map(|f| walk(&f.schema, path));
+                path.pop();
+                found
+            }
+            Schema::Array(a) => walk(&a.items, path),
+            Schema::Map(m) => walk(&m.types, path),
+            Schema::Union(u) => u.variants().iter().find_map(|v| walk(v, path)),
+            _ => None,
+        }
+    }
+    walk(schema, &mut Vec::new())
+}
+
 /// Decodes one Avro binary datum written with `schema`; the whole body must be used.
+///
+/// Recursive schemas are refused: apache-avro decodes by recursion, so a
+/// message a few kilobytes long can nest deep enough to overflow the decoding
+/// thread's stack and take the host down (found by `fuzz/avro_wire`).
 pub fn decode(schema: &Schema, body: &[u8]) -> Result<A, String> {
+    if let Some(name) = recursion(schema) {
+        return Err(format!(
+            "the schema is recursive (record `{name}` contains itself), which Sluice does not decode: one message could nest deep enough to exhaust the stack"
+        ));
+    }
     let reader = GenericDatumReader::builder(schema)
         .build()
         .map_err(|e| e.to_string())?;
@@ -125,6 +158,42 @@ pub fn to_json(v: &A) -> Value {
 mod tests {
     use super::*;
     use crate::format::schema::{parse_avro, to_avro_value};
+
+    #[test]
+    fn a_deeply_nested_message_of_a_recursive_schema_is_refused_not_a_stack_overflow() {
+        let node = Schema::parse_str(
+            r#"{"type":"record","name":"Node","namespace":"t","fields":[
+                {"name":"value","type":"int"},
+                {"name":"next","type":["null","Node"],"default":null}]}"#,
+        )
+        .expect("schema");
+        assert_eq!(recursion(&node).as_deref(), Some("t.Node"));
+        // value 0, then the union's second branch (Node), 100,000 levels deep.
+        let mut body = [0u8, 2].repeat(100_000);
+        body.extend_from_slice(&[0, 0]);
+        // A small stack, as a source thread has: before the fix this overflowed.
+        let err = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || decode(&node, &body))
+            .expect("thread")
+            .join()
+            .expect("no stack overflow")
+            .expect_err("refused");
+        assert!(err.contains("recursive"), "{err}");
+    }
+
+    #[test]
+    fn a_named_type_used_twice_is_not_recursion() {
+        let s = Schema::parse_str(
+            r#"{"type":"record","name":"Pair","fields":[
+                {"name":"a","type":{"type":"enum","name":"E","symbols":["X"]}},
+                {"name":"b","type":"E"},
+                {"name":"inner","type":{"type":"record","name":"In","fields":[{"name":"c","type":"E"}]}},
+                {"name":"more","type":{"type":"array","items":"In"}}]}"#,
+        )
+        .expect("schema");
+        assert_eq!(recursion(&s), None);
+    }
 
     fn schema() -> Schema {
         parse_avro(

@@ -44,6 +44,16 @@ use snapshot::Snapshot;
 use types::TypeRegistry;
 use wire::{ConnectParams, ReplicationConnection, WireError, PG_EPOCH_OFFSET_US};
 
+/// Decodes one pgoutput message and describes it. Only the fuzzer calls
+/// this: the decoder reads what the server sends, and a broken or hostile
+/// server must cost an error, never the host.
+#[doc(hidden)]
+pub fn fuzz_decode_pgoutput(bytes: &[u8]) -> Result<String, String> {
+    pgoutput::decode(bytes)
+        .map(|m| format!("{m:?}"))
+        .map_err(|e| e.to_string())
+}
+
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
