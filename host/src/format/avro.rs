@@ -39,7 +39,7 @@ pub fn frame(id: u32, body: &[u8]) -> Vec<u8> {
 /// The record a recursive schema nests in itself, if any (`{"name": "Node",
 /// "fields": [{"name": "next", "type": ["null", "Node"]}]}` gives `Node`).
 pub fn recursion(schema: &Schema) -> Option<String> {
-    fn walk<'a>(s: &'a Schema, path: &mut Vec<String>) -> Option<String> {
+    fn walk(s: &Schema, path: &mut Vec<String>) -> Option<String> {
         match s {
             Schema::Ref { name } => {
                 let name = name.fullname(None);

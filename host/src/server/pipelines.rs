@@ -122,7 +122,9 @@ pub fn prepare(
     let Some(mut pipeline) = pipeline else {
         return Err(shown_diags(diags));
     };
-    diags.0.extend(check_plugins(&pipeline, &s.engine, &s.cache).0);
+    diags
+        .0
+        .extend(check_plugins(&pipeline, &s.engine, &s.cache).0);
     if !diags.is_empty() {
         return Err(shown_diags(diags));
     }
