@@ -9,7 +9,7 @@
 #   scripts/fuzz.sh --list                the target names
 #   scripts/fuzz.sh --help                this text
 #
-# CI runs `scripts/fuzz.sh --seconds 20` (a smoke run); run it for minutes per
+# CI does not run it yet (a second full instrumented build); run it for minutes per
 # target before a release. Each run starts from the seeds in fuzz/corpus/<target>
 # plus what earlier runs on this machine found ($SLUICE_FUZZ_DIR/corpus, kept
 # out of the repository). A crash, an allocation over 256 MiB, or an input
