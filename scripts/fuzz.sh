@@ -9,8 +9,10 @@
 #   scripts/fuzz.sh --list                the target names
 #   scripts/fuzz.sh --help                this text
 #
-# CI does not run it yet (a second full instrumented build); run it for minutes per
-# target before a release. Each run starts from the seeds in fuzz/corpus/<target>
+# The checks are fuzz/src/lib.rs; CI replays them on the corpus plus seeded mutations
+# in the normal test build (host/tests/all/fuzz_replay.rs), because this script's
+# instrumented build is a second full build. Run this for minutes per target before a
+# release. Each run starts from the seeds in fuzz/corpus/<target>
 # plus what earlier runs on this machine found ($SLUICE_FUZZ_DIR/corpus, kept
 # out of the repository). A crash, an allocation over 256 MiB, or an input
 # taking over 10 s fails the run; the input that did it is saved under

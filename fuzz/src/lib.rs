@@ -1,0 +1,356 @@
+//! The invariants the fuzz targets check, one function per target, each taking
+//! the raw input bytes. They live here rather than in the targets so that two
+//! harnesses run the same checks:
+//! - `fuzz_targets/*.rs`: coverage-guided libFuzzer runs (`scripts/fuzz.sh`);
+//! - `host/tests/all/fuzz_replay.rs`: the normal test build replays every
+//!   corpus entry and seeded mutations of them, so CI catches a regression
+//!   without a second, instrumented build of the tree.
+//!
+//! Each function panics when an invariant breaks; returning means the input
+//! was handled (accepted or refused with an error).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use arbitrary::{Arbitrary, Unstructured};
+use serde_json::json;
+use sluice::config::{load_str, LoadOptions};
+use sluice::event::abi::{Event, Frame, Header, Output, Rejection, Span};
+use sluice::event::{check_json, Batch, BatchBuilder};
+use sluice::format::avro;
+use sluice::format::codec::{Decoder, Format};
+use sluice::format::registry::server::Registry;
+use sluice::plugin::limits::Limits;
+use sluice::plugin::output_check::{self, MAX_REASON_BYTES};
+use sluice_expr::Expr;
+
+/// A target's check: panics when an invariant breaks.
+pub type Check = fn(&[u8]);
+
+/// Every target, by the name `scripts/fuzz.sh` and `fuzz/corpus/` use.
+pub const TARGETS: &[(&str, Check)] = &[
+    ("output_batch", output_batch),
+    ("pgoutput", pgoutput),
+    ("avro_wire", avro_wire),
+    ("json_converter", json_converter),
+    ("expression", expression),
+    ("pipeline_yaml", pipeline_yaml),
+    ("registry_http", registry_http),
+];
+
+// ---- output_batch -------------------------------------------------------
+
+/// Small spans reach the paths behind the range checks; raw ones probe the
+/// arithmetic at the edges of u32.
+#[derive(Arbitrary, Debug)]
+enum FSpan {
+    Small(u8, u8),
+    Raw(u32, u32),
+}
+
+impl FSpan {
+    fn span(&self) -> Span {
+        match *self {
+            FSpan::Small(offset, len) => Span {
+                offset: offset.into(),
+                len: len.into(),
+            },
+            FSpan::Raw(offset, len) => Span { offset, len },
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct FEvent {
+    key: Option<FSpan>,
+    value: Option<FSpan>,
+    headers: FSpan,
+    timestamp_ms: i64,
+    stream: u32,
+    parent: u8,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Case {
+    inputs: u8,
+    data: Vec<u8>,
+    events: Vec<FEvent>,
+    headers: Vec<(FSpan, FSpan)>,
+    rejected: Vec<(u16, String)>,
+}
+
+/// A guest's output is the most hostile input the host reads: every span,
+/// index and count in it is chosen by the plugin. Whatever `output_check`
+/// accepts, the host must be able to turn into a batch and read back without
+/// a panic, and no host-owned header may survive.
+pub fn output_batch(data: &[u8]) {
+    let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let mut input = BatchBuilder::new("upstream", Arc::from("source"), case.inputs.into());
+    for i in 0..case.inputs {
+        input.push(Some(&[i]), Some(b"{}"), &[], 0, i.into());
+    }
+    let input = input.finish();
+    let mut out = Output {
+        events: Frame {
+            data: case.data,
+            events: case
+                .events
+                .iter()
+                .map(|e| Event {
+                    key: e.key.as_ref().map(FSpan::span),
+                    value: e.value.as_ref().map(FSpan::span),
+                    headers: e.headers.span(),
+                    timestamp_ms: e.timestamp_ms,
+                    stream: e.stream,
+                    parent: e.parent.into(),
+                })
+                .collect(),
+            headers: case
+                .headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: name.span(),
+                    value: value.span(),
+                })
+                .collect(),
+            streams: Vec::new(),
+        },
+        rejected: case
+            .rejected
+            .into_iter()
+            .map(|(index, reason)| Rejection {
+                index: index.into(),
+                reason,
+            })
+            .collect(),
+    };
+    if output_check::check(&mut out, input.len(), &Limits::default()).is_err() {
+        return;
+    }
+    for r in &out.rejected {
+        assert!(
+            r.reason.len() <= MAX_REASON_BYTES + "… (cut)".len(),
+            "a reason of {} bytes passed the check",
+            r.reason.len()
+        );
+        assert!((r.index as usize) < input.len());
+    }
+    let batch = match Batch::from_output(&input, "stage", out.events) {
+        Ok(batch) => batch,
+        Err(e) => panic!("output_check accepted an output the host then refused: {e}"),
+    };
+    for event in batch.iter() {
+        for (name, _) in event.headers() {
+            assert!(
+                !output_check::is_reserved(name.as_bytes()),
+                "host-owned header `{name}` survived the check"
+            );
+        }
+    }
+}
+
+// ---- pgoutput -----------------------------------------------------------
+
+/// The pgoutput decoder reads what the PostgreSQL server sends on the
+/// replication connection; a broken or hostile server must cost an error.
+pub fn pgoutput(data: &[u8]) {
+    if let Ok(described) = sluice::sources::postgres_cdc::fuzz_decode_pgoutput(data) {
+        assert!(!described.is_empty());
+    }
+}
+
+// ---- avro_wire ----------------------------------------------------------
+
+const SCHEMAS: &[&str] = &[
+    r#"{"type":"record","name":"Order","fields":[
+        {"name":"id","type":"long"},
+        {"name":"name","type":"string"},
+        {"name":"price","type":["null","double"],"default":null},
+        {"name":"tags","type":{"type":"array","items":"string"}},
+        {"name":"attrs","type":{"type":"map","values":"int"}},
+        {"name":"raw","type":"bytes"},
+        {"name":"kind","type":{"type":"enum","name":"Kind","symbols":["A","B","C"]}},
+        {"name":"hash","type":{"type":"fixed","name":"Hash","size":4}},
+        {"name":"ok","type":"boolean"},
+        {"name":"ratio","type":"float"}
+    ]}"#,
+    r#"{"type":"record","name":"Logical","fields":[
+        {"name":"day","type":{"type":"int","logicalType":"date"}},
+        {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"at_us","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+        {"name":"uid","type":{"type":"string","logicalType":"uuid"}}
+    ]}"#,
+    r#"{"type":"record","name":"Node","fields":[
+        {"name":"value","type":"int"},
+        {"name":"next","type":["null","Node"],"default":null}
+    ]}"#,
+    r#"{"type":"array","items":{"type":"map","values":["null","string","long"]}}"#,
+];
+
+fn schemas() -> &'static [Schema] {
+    static PARSED: OnceLock<Vec<Schema>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        SCHEMAS
+            .iter()
+            .map(|s| Schema::parse_str(s).expect("the fuzz schemas are valid"))
+            .collect()
+    })
+}
+
+/// Avro in the Confluent wire format, as read from Kafka topics other
+/// programs write: any bytes against a schema must give an error or a value
+/// that becomes valid JSON, and never an allocation the message cannot pay
+/// for (libFuzzer runs with -malloc_limit_mb).
+pub fn avro_wire(data: &[u8]) {
+    let Some((&pick, message)) = data.split_first() else {
+        return;
+    };
+    let schemas = schemas();
+    let schema = &schemas[usize::from(pick) % schemas.len()];
+    let Ok((_id, body)) = avro::split_wire(message) else {
+        return;
+    };
+    if let Ok(value) = avro::decode(schema, body) {
+        let json = avro::to_json(&value).to_string();
+        if let Err(e) = check_json(json.as_bytes()) {
+            panic!("a decoded Avro value became invalid JSON: {e}");
+        }
+    }
+}
+
+// ---- json_converter -----------------------------------------------------
+
+/// Kafka Connect's JsonConverter envelope (`schema` + `payload`), as read from
+/// topics other programs write: whatever it yields must be one JSON value.
+pub fn json_converter(data: &[u8]) {
+    for format in [Format::JsonSchema, Format::Json] {
+        let mut decoder = Decoder::new(format, None);
+        if let Ok(Some(json)) = decoder.decode(data) {
+            if let Err(e) = check_json(&json) {
+                panic!("the decoder produced invalid JSON: {e}");
+            }
+        }
+    }
+}
+
+// ---- expression ---------------------------------------------------------
+
+/// The expression language (filter `where`, project `set`) is written by
+/// pipeline authors; parsing and evaluating any text must never panic or
+/// recurse without bound, and reading only the named fields must give the
+/// same value as reading the whole event.
+pub fn expression(data: &[u8]) {
+    let Ok(source) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(expr) = Expr::parse(source) else {
+        return;
+    };
+    let events = [
+        json!({"amount": 12.5, "name": "Ada", "tags": ["a", "b"], "nested": {"x": 1}}),
+        json!({"amount": "12", "name": null, "nested": [1, 2, 3]}),
+        json!([1, {"x": -0.0}]),
+        json!("text"),
+    ];
+    for event in &events {
+        let _ = expr.eval(event);
+        let _ = expr.matches(event);
+        let bytes = event.to_string();
+        if let Ok(partial) = expr.parse_input(bytes.as_bytes()) {
+            assert_eq!(
+                expr.eval(&partial),
+                expr.eval(event),
+                "partial parsing changed the result of `{source}` on {event}"
+            );
+        }
+    }
+}
+
+// ---- pipeline_yaml ------------------------------------------------------
+
+/// Pipeline files come from whoever may deploy; loading any text must end in
+/// a pipeline or diagnostics, never a panic or a stack overflow.
+pub fn pipeline_yaml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env = |name: &str| (name == "FUZZ_VAR").then(|| "value".to_string());
+    if let Err(diagnostics) = load_str(
+        Path::new("/nonexistent/fuzz/pipeline.yaml"),
+        text,
+        &LoadOptions::default(),
+        &env,
+    ) {
+        assert!(
+            !diagnostics.to_string().is_empty(),
+            "a refused pipeline came with no diagnostic"
+        );
+    }
+}
+
+// ---- registry_http ------------------------------------------------------
+
+fn registry() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temp dir for the registry");
+        let registry = Registry::bind("127.0.0.1:0", dir.path()).expect("the registry binds");
+        // The registry keeps its state in the directory for the whole run.
+        std::mem::forget(dir);
+        registry.spawn(2)
+    })
+}
+
+fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("the registry accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("a read timeout");
+    // The registry may answer and close before reading everything.
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn status(answer: &[u8]) -> Option<u16> {
+    let line = answer.strip_prefix(b"HTTP/1.1 ")?;
+    std::str::from_utf8(line.get(..3)?).ok()?.parse().ok()
+}
+
+/// The embedded Schema Registry answers whoever can reach its port. Any bytes
+/// sent as a request must get a well-formed answer that is not a server error,
+/// and the registry must still answer the next client.
+pub fn registry_http(data: &[u8]) {
+    let addr = registry();
+    let answer = exchange(addr, data);
+    if !answer.is_empty() {
+        match status(&answer) {
+            Some(code) => assert!(
+                (200..500).contains(&code),
+                "status {code} for {:?}",
+                String::from_utf8_lossy(data)
+            ),
+            None => panic!(
+                "malformed answer {:?} to {:?}",
+                String::from_utf8_lossy(&answer),
+                String::from_utf8_lossy(data)
+            ),
+        }
+    }
+    let health = exchange(addr, b"GET /subjects HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        status(&health),
+        Some(200),
+        "the registry stopped answering after {:?}",
+        String::from_utf8_lossy(data)
+    );
+}
