@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 
 pub use config::{Delivery, KafkaSinkConfig};
 
-use crate::clients::kafka::GroupProgress;
+use crate::clients::kafka::{ErrorLog, GroupProgress, ERROR_LOG_WINDOW};
 use crate::connector::{
     parse_sink, ConfigIssue, ErrorClass, Handoff, Rejected, Sink, SinkConfig, SinkKind,
 };
@@ -68,11 +68,17 @@ pub struct Ctx {
     sink: String,
     in_flight: AtomicUsize,
     failed: Mutex<Vec<(Box<Pending>, KafkaError)>>,
+    errors: ErrorLog,
 }
 
 impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(sink = %self.sink, "kafka: {error}: {reason}");
+        if let Some(line) = self
+            .errors
+            .admit(&error.to_string(), reason, Instant::now())
+        {
+            tracing::warn!(sink = %self.sink, "kafka: {line}");
+        }
     }
 }
 
@@ -205,6 +211,7 @@ impl KafkaSink {
             sink: self.name.clone(),
             in_flight: AtomicUsize::new(0),
             failed: Mutex::new(Vec::new()),
+            errors: ErrorLog::new(ERROR_LOG_WINDOW),
         };
         cfg.create_with_context(ctx)
             .with_context(|| format!("creating a Kafka producer for {}", self.config.brokers))

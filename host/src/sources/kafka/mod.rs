@@ -46,7 +46,7 @@ use serde_json::{json, Value};
 
 pub use config::{KafkaSourceConfig, StartAt};
 
-use crate::clients::kafka::GroupProgress;
+use crate::clients::kafka::{ErrorLog, GroupProgress, ERROR_LOG_WINDOW};
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Handoff, Malformed, Polled, Source};
 use crate::event::BatchBuilder;
@@ -73,11 +73,17 @@ pub struct Ctx {
     /// Where a fresh pipeline starts partitions it has not read yet.
     fresh: Option<Offset>,
     log: Mutex<Rebalances>,
+    errors: ErrorLog,
 }
 
 impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(source = %self.source, "kafka: {error}: {reason}");
+        if let Some(line) = self
+            .errors
+            .admit(&error.to_string(), reason, Instant::now())
+        {
+            tracing::warn!(source = %self.source, "kafka: {line}");
+        }
     }
 }
 
@@ -291,6 +297,7 @@ impl Source for KafkaSource {
             source: self.name.clone(),
             fresh,
             log: Mutex::new(Rebalances::default()),
+            errors: ErrorLog::new(ERROR_LOG_WINDOW),
         };
         let consumer: BaseConsumer<Ctx> = cfg
             .create_with_context(ctx)
