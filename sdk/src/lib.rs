@@ -98,6 +98,7 @@ extern crate self as sluice_sdk;
 pub mod abi;
 mod event;
 pub mod json;
+pub mod log;
 mod params;
 pub mod processor;
 pub mod select;

@@ -309,3 +309,45 @@ fn a_rerun_with_a_changed_sink_refuses_and_reset_starts_over_saying_what_it_dele
     assert!(stderr.contains("reset: deleted"), "{stderr}");
     assert!(!dir.path().join(".sluice/orders/checkpoint.json").exists());
 }
+
+/// Issue 20's first complaint: a misspelled field and a number compared with
+/// a string both made a filter drop everything, silently. Now each is named
+/// once in the log, with its stage, while the run still ends normally.
+#[test]
+fn a_typo_and_a_type_mismatch_in_where_are_reported_with_the_stage_and_a_suggestion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    let events: String = (0..2000)
+        .map(|i| format!("{{\"amount\":{i},\"currency\":\"usd\"}}\n"))
+        .collect();
+    std::fs::write(&input, events).expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: typo\nsources:\n  in:\n    type: file\n    path: {}\nstages:\n  small:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amout <= 1000\"\n  cheap:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amount <= '1000'\"\n  fine:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amount < 10 and currency = 'usd'\"\nsinks:\n  out:\n    type: file\n    path: {}\n    inputs: [small, cheap, fine]\n",
+            q(&input),
+            q(&dir.path().join("out.jsonl"))
+        ),
+    );
+    let out = run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings.iter().any(|l| l.contains(
+            "`where: amout <= 1000`: field `amout` is absent from all 100 events so far, so it reads as null; did you mean `amount`?"
+        ) && l.contains("stage=\"small\"")),
+        "{stderr}"
+    );
+    assert!(
+        warnings.iter().any(|l| l.contains(
+            "`where: amount <= '1000'`: `<=` compares field `amount` (a number in this event) with a string \"1000\", which is never true"
+        ) && l.contains("stage=\"cheap\"")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stage  `small` in 2000, out 0, filtered out 2000"),
+        "{stderr}"
+    );
+    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 10);
+}

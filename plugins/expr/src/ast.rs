@@ -142,7 +142,7 @@ impl Node {
         out
     }
 
-    fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
+    pub(crate) fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {
         match self {
             Node::Lit(_) | Node::Field(_) => {}
             Node::Not(a) | Node::Neg(a) => f(a),

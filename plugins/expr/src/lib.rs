@@ -91,6 +91,7 @@ mod eval;
 mod parse;
 mod partial;
 mod path;
+mod watch;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -100,6 +101,7 @@ use sluice_sdk::json::JsonView;
 
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
+pub use watch::{Watch, ABSENT_AFTER};
 
 /// A malformed expression or path: where (1-based character column) and what
 /// was expected.
@@ -137,18 +139,18 @@ impl std::error::Error for ParseError {}
 /// from a zero-copy view and reused across events.
 #[derive(Debug, Default, Clone)]
 pub struct ViewFields {
-    values: Vec<Option<Value>>,
-    root: Option<Value>,
+    pub(crate) values: Vec<Option<Value>>,
+    pub(crate) root: Option<Value>,
 }
 
 /// A parsed expression. Parse once with [`Expr::parse`], then evaluate per
 /// event; it is immutable, cheap to share, `Send` and `Sync`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Expr {
-    root: ast::Node,
+    pub(crate) root: ast::Node,
     source: Box<str>,
     /// Top-level fields the expression reads.
-    fields: Box<[Box<str>]>,
+    pub(crate) fields: Box<[Box<str>]>,
 }
 
 impl Expr {

@@ -13,7 +13,7 @@
 //! through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
-use sluice_expr::{Expr, ViewFields};
+use sluice_expr::{Expr, ViewFields, Watch};
 use sluice_sdk::json::JsonParser;
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
@@ -25,6 +25,9 @@ pub struct Filter {
     parser: JsonParser,
     /// Reused per event: the fields the condition reads.
     fields: ViewFields,
+    /// Reports, once each, a field no event has and a number compared with
+    /// a string: both make the condition silently false.
+    watch: Watch,
 }
 
 impl Filter {
@@ -41,6 +44,7 @@ impl Transform for Filter {
         let condition =
             Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
         Ok(Filter {
+            watch: condition.watch(),
             condition,
             parser: JsonParser::new(),
             fields: ViewFields::default(),
@@ -59,6 +63,11 @@ impl Transform for Filter {
         self.condition
             .load(&view, &mut self.fields)
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        if self.watch.active() {
+            for warning in self.watch.observe(&view, &self.fields) {
+                sluice_sdk::log::warn(&format!("`where: {}`: {warning}", self.condition.source()));
+            }
+        }
         if self.condition.matches_loaded(&self.fields) {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
@@ -100,6 +109,59 @@ mod tests {
         assert!(out.rejected().is_empty());
         let parents: Vec<u32> = out.raw.events.events.iter().map(|e| e.parent).collect();
         assert_eq!(parents, vec![0, 3]);
+    }
+
+    #[test]
+    fn a_misspelled_field_is_reported_once_with_the_closest_name() {
+        let events: Vec<String> = (0..150)
+            .map(|i| format!(r#"{{"amount":{i},"currency":"usd"}}"#))
+            .collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        sluice_sdk::log::take_captured();
+        let out = run::<Filter>(&[("where", "amout <= 1000")], &events).expect("runs");
+        assert!(out.values().is_empty());
+        let logged = sluice_sdk::log::take_captured();
+        assert_eq!(
+            logged,
+            vec![(
+                sluice_sdk::log::Level::Warn,
+                "`where: amout <= 1000`: field `amout` is absent from all 100 events so far, so it \
+                 reads as null; did you mean `amount`?"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_number_compared_with_a_string_is_reported_once() {
+        let events = [r#"{"amount":5}"#, r#"{"amount":7}"#, r#"{"amount":"10"}"#];
+        sluice_sdk::log::take_captured();
+        let out = run::<Filter>(&[("where", "amount <= '1000'")], &events).expect("runs");
+        // The string event compares as text and matches; the numbers never do.
+        assert_eq!(out.values(), vec![events[2]]);
+        let logged = sluice_sdk::log::take_captured();
+        assert_eq!(
+            logged,
+            vec![(
+                sluice_sdk::log::Level::Warn,
+                "`where: amount <= '1000'`: `<=` compares field `amount` (a number in this \
+                 event) with a string \"1000\", which is never true; write both as the same type"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_correct_condition_on_fields_that_exist_reports_nothing() {
+        let events: Vec<String> = (0..200)
+            .map(|i| format!(r#"{{"amount":{i},"note":"x"}}"#))
+            .collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        sluice_sdk::log::take_captured();
+        let out =
+            run::<Filter>(&[("where", "amount <= 10 and note = 'x'")], &events).expect("runs");
+        assert_eq!(out.values().len(), 11);
+        assert_eq!(sluice_sdk::log::take_captured(), vec![]);
     }
 
     #[test]

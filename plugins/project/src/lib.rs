@@ -17,7 +17,7 @@
 mod splice;
 
 use serde_json::{Map, Value};
-use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields};
+use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields, Watch};
 use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 use splice::{Sel, Splice};
@@ -45,6 +45,11 @@ pub struct Project {
     loaded: Vec<ViewFields>,
     parser: JsonParser,
     splice_scratch: splice::Scratch,
+    /// Report, once each, a selected field no event has, and in each `set`
+    /// expression a field no event has or a number compared with a string.
+    /// Only on the splicing path, where the view already indexes the fields.
+    select_watch: Option<Watch>,
+    set_watches: Vec<Option<Watch>>,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -180,14 +185,35 @@ impl Project {
                 kind_name(view.root().kind())
             )));
         }
+        if let Some(watch) = self.select_watch.as_mut().filter(|w| w.active()) {
+            for warning in watch.observe_names(&view) {
+                sluice_sdk::log::warn(&format!("`select`: {warning}"));
+            }
+        }
         let mut computed = std::mem::take(&mut self.scratch);
         computed.clear();
         self.loaded.resize_with(self.set.len(), ViewFields::default);
-        for ((_, c), fields) in self.set.iter().zip(self.loaded.iter_mut()) {
+        self.set_watches.resize_with(self.set.len(), || None);
+        for (((path, c), fields), watch) in self
+            .set
+            .iter()
+            .zip(self.loaded.iter_mut())
+            .zip(self.set_watches.iter_mut())
+        {
             computed.push(match c {
                 Computed::Expr(e) => {
                     e.load(&view, fields)
                         .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+                    if let Some(watch) = watch.as_mut().filter(|w| w.active()) {
+                        for warning in watch.observe(&view, fields) {
+                            let name: Vec<&str> = path.names().collect();
+                            sluice_sdk::log::warn(&format!(
+                                "`set: {{{}: {}}}`: {warning}",
+                                name.join("."),
+                                e.source()
+                            ));
+                        }
+                    }
                     e.eval_loaded_or_omit(fields)
                 }
                 Computed::Const(v) => Some(v.clone()),
@@ -330,7 +356,21 @@ impl Transform for Project {
                     .collect::<Option<Vec<_>>>()?,
             })
         })();
+        let select_watch = select.as_ref().map(|paths| {
+            let mut names: Vec<&str> = paths.iter().filter_map(|p| p.names().next()).collect();
+            names.dedup();
+            Watch::for_fields(&names)
+        });
+        let set_watches = set
+            .iter()
+            .map(|(_, c)| match c {
+                Computed::Expr(e) => Some(e.watch()),
+                Computed::Const(_) => None,
+            })
+            .collect();
         Ok(Project {
+            select_watch,
+            set_watches,
             splice,
             loaded: Vec::new(),
             parser: JsonParser::new(),

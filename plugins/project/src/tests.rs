@@ -536,3 +536,39 @@ fn a_case_without_else_that_matches_nothing_leaves_the_field_out() {
     let tree = run::<TreeProject>(&params, &[r#"{"amount":5,"flagged":"old"}"#]).expect("runs");
     assert_eq!(tree.json(), vec![json!({"amount": 5, "tier": "small"})]);
 }
+
+#[test]
+fn a_misspelled_selected_or_read_field_is_reported_once_with_the_closest_name() {
+    let events: Vec<String> = (0..120)
+        .map(|i| format!(r#"{{"order_id":"o{i}","price":{i}.5,"currency":"usd"}}"#))
+        .collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    sluice_sdk::log::take_captured();
+    let out = run::<Project>(
+        &[
+            ("select", "order_id, curency"),
+            (
+                "set",
+                r#"{"cents": "round(prise * 100)", "cheap": "price < '10'"}"#,
+            ),
+        ],
+        &events,
+    )
+    .expect("runs");
+    assert_eq!(out.values().len(), 120);
+    let logged: Vec<String> = sluice_sdk::log::take_captured()
+        .into_iter()
+        .map(|(level, line)| format!("{level:?} {line}"))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            "Warn `set: {cheap: price < '10'}`: `<` compares field `price` (a number in this event) \
+             with a string \"10\", which is never true; write both as the same type",
+            "Warn `select`: field `curency` is absent from all 100 events so far, so it reads as \
+             null; did you mean `currency`?",
+            "Warn `set: {cents: round(prise * 100)}`: field `prise` is absent from all 100 events \
+             so far, so it reads as null; did you mean `price`?",
+        ]
+    );
+}
