@@ -21,8 +21,14 @@ string checked as UTF-8, nesting capped at :data:`MAX_DEPTH` so hostile input
 fails with a reason instead of exhausting the stack, and duplicate keys
 resolved to the *last* occurrence on lookup.
 
-Why regular expressions: CPython runs them in C, one call per token, where a
-byte-by-byte loop in Python would cost a bytecode dispatch per byte.
+Speed: a loop over bytes in Python costs a bytecode dispatch per byte, far
+more than CPython's C JSON parser spends on the whole value. So :meth:`parse`
+first indexes the top-level fields with the C functions behind :mod:`json`
+(``scanstring`` for keys, ``scan_once`` per value, which checks each value
+completely), and falls back to the validating scanner below (regular
+expressions, one C call per token) whenever that path cannot decide: an error
+(to report the reason and byte offset), deep nesting (the 128 cap), a
+surrogate escape, or an integer too long for ``int()``.
 """
 
 from __future__ import annotations
@@ -230,7 +236,84 @@ def _check_utf8(b: bytes) -> None:
         raise JsonError("invalid UTF-8", e.start) from None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Plain floats: `1e400` is valid JSON (kept as text here), unlike in `loads`.
+_FAST_SCAN = _json.scanner.make_scanner(_json.JSONDecoder(parse_constant=_refuse_constant))
+_S = r'"(?:[^"\\\x00-\x1f]+|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+# One top-level field: key, colon, then a scalar value, or the opening of a
+# container (checked by the C scanner).
+_FIELD = _re.compile(
+    r"[ \t\n\r]*(" + _S + r")[ \t\n\r]*:[ \t\n\r]*(?:(" + _S
+    + r"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)|[\[{])"
+)
+_NEXT = _re.compile(r"[ \t\n\r]*([,}])")
+_OPEN = _re.compile(r"[ \t\n\r]*(\{)?[ \t\n\r]*(\})?")
+_WS_STR = _re.compile(r"[ \t\n\r]*")
+
+
+def _fast_index(b: bytes, record: List[Tuple[int, int, int, int, bool]]) -> bool:
+    """Indexes ``b`` with C-implemented calls only (regular expressions and
+    the scanner behind :mod:`json`); False when it cannot decide (then the
+    validating scanner runs and gives the reason)."""
+    ascii_only = b.isascii()
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if text.count("{") + text.count("[") > MAX_DEPTH or "\\ud" in text or "\\uD" in text:
+        return False
+    n = len(text)
+    found: List[Tuple[int, int, int, int, bool]] = []
+    try:
+        m = _OPEN.match(text)
+        if m.group(1) is None:  # type: ignore[union-attr]
+            p = _FAST_SCAN(text, m.end())[1]  # type: ignore[union-attr]
+        elif m.group(2) is not None:  # type: ignore[union-attr]
+            p = m.end()  # type: ignore[union-attr]
+        else:
+            p = m.end()  # type: ignore[union-attr]
+            field, nxt, scan = _FIELD.match, _NEXT.match, _FAST_SCAN
+            while True:
+                f = field(text, p)
+                if f is None:
+                    return False
+                ks, ke = f.span(1)
+                vs, ve = f.span(2)
+                if vs < 0:
+                    vs = f.end() - 1
+                    ve = scan(text, vs)[1]
+                found.append((ks + 1, ke - 1, vs, ve, text.find("\\", ks, ke) >= 0))
+                g = nxt(text, ve)
+                if g is None:
+                    return False
+                p = g.end()
+                if text[p - 1] == "}":
+                    break
+        if _WS_STR.match(text, p).end() != n:  # type: ignore[union-attr]
+            return False
+    except (ValueError, StopIteration, IndexError, RecursionError):
+        return False
+    if not ascii_only:
+        # String indices to byte offsets, encoding only the text between them.
+        at_char = at_byte = 0
+
+        def to_byte(i: int) -> int:
+            nonlocal at_char, at_byte
+            at_byte += len(text[at_char:i].encode("utf-8"))
+            at_char = i
+            return at_byte
+
+        found = [(to_byte(a), to_byte(c), to_byte(d), to_byte(e), esc) for a, c, d, e, esc in found]
+    record.extend(found)
+    return True
+
+
 def _scan_root(b: bytes, record: List[Tuple[int, int, int, int, bool]]) -> None:
+    if _fast_index(b, record):
+        return
     _check_utf8(b)
     s = _Scanner(b)
     s.ws()

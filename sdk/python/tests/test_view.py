@@ -120,6 +120,30 @@ class ViewTest(unittest.TestCase):
         )
         self.assertEqual(ObjectWriter().finish(), b"{}")
 
+    def test_fast_index_agrees_with_the_validating_scanner(self):
+        from sluice import view
+
+        inputs = [
+            b'{"a":1,"b":[1,{"c":"\xc3\xa9"}],"caf\xc3\xa9":"\\u00e9\\n","d":{"e":null}}',
+            b' { "a" : 1.50e-3 , "b" : true , "a" : "x" } ',
+            b"{}",
+            b" [1, 2] ",
+            b'"str"',
+            b'{"n":1e400,"m":-0,"big":18446744073709551615}',
+        ]
+        for data in inputs:
+            with self.subTest(data=data):
+                fast, slow = [], []
+                self.assertTrue(view._fast_index(data, fast))
+                scanner = view._Scanner(data)
+                scanner.ws()
+                if data.strip().startswith(b"{"):
+                    scanner.object(1, slow)
+                self.assertEqual(fast, slow)
+        # What the fast path cannot decide goes to the scanner for a reason.
+        for data in [b'{"a":1.}', b'{"a":NaN}', b'"\\ud800"', b"[" * 200, b'{"a":01}', b'{"a":1} x']:
+            self.assertFalse(view._fast_index(data, []), data)
+
     def test_tree_api_keeps_64_bit_integers(self):
         value = sluice.loads(b'{"id":9007199254740993,"max":18446744073709551615,"min":-9223372036854775808}')
         self.assertEqual(
