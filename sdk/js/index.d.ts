@@ -128,6 +128,8 @@ export type JsonKind = "object" | "array" | "string" | "number" | "bool" | "null
 export class RawKey {
   /** The UTF-8 text between the quotes, still escaped (a view). */
   readonly escapedBytes: Uint8Array;
+  /** The text between the quotes, still escaped. */
+  readonly escapedText: string;
   readonly escaped: boolean;
   /** The key unescaped. */
   readonly text: string;
@@ -191,6 +193,6 @@ export class ObjectWriter {
   object(name: string): ObjectWriter;
   /** Copies top-level fields of `view` (last occurrence of each), except `drop`, renaming by `rename`. */
   copyFrom(view: JsonView, options?: { drop?: readonly string[]; rename?: Record<string, string> }): this;
-  /** Closes the object; the outermost writer returns the bytes. */
-  finish(): Uint8Array;
+  /** Closes the object; the outermost writer returns the JSON text (emit it with `out.emitValue`). */
+  finish(): string;
 }

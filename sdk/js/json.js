@@ -269,6 +269,150 @@ class Scanner {
   }
 }
 
+// The fast path. In the sandbox, JavaScript runs in an interpreter (no JIT),
+// where a loop over bytes costs far more than the engine's native code. So
+// the value is first checked token by token with sticky regular expressions
+// (native) over a "binary string" (one char per byte, so string indices are
+// byte offsets), and UTF-8 by the native decoder. Anything it cannot decide
+// (an error, a surrogate escape) goes to the byte scanner above, which gives
+// the reason and offset.
+
+const WS = /[ \t\n\r]*/y;
+const STRING = /"(?:[^"\\\x00-\x1f]+|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const NUMBER_TOKEN = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+// One object member in one exec: key, colon, then a scalar value or the
+// opening bracket of a container (checked by the tokenizer).
+const STRING_SRC = STRING.source;
+const FIELD = new RegExp(
+  `(${STRING_SRC})[ \\t\\n\\r]*:[ \\t\\n\\r]*(${STRING_SRC}|-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|[[{])`,
+  "y",
+);
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const CHUNK = 8192;
+
+/** One char per byte (Latin-1 code points), so indices are byte offsets. */
+function binaryString(bytes) {
+  if (bytes.length <= CHUNK) return String.fromCharCode.apply(null, bytes);
+  let s = "";
+  for (let i = 0; i < bytes.length; i += CHUNK) s += String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK));
+  return s;
+}
+
+class FastScanner {
+  constructor(s) {
+    this.s = s;
+    this.p = 0;
+    this.escaped = false;
+  }
+
+  ws() {
+    const c = this.s.charCodeAt(this.p);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) {
+      WS.lastIndex = this.p;
+      WS.test(this.s);
+      this.p = WS.lastIndex;
+    }
+  }
+
+  /** Consumes a string token; false if it is not one (or has a lone surrogate). */
+  string() {
+    STRING.lastIndex = this.p;
+    if (!STRING.test(this.s)) return false;
+    const end = STRING.lastIndex;
+    const token = this.s.slice(this.p, end);
+    // A `\u` escape may be a lone surrogate; JSON.parse decodes it, then look.
+    this.escaped = token.includes("\\");
+    if (this.escaped && token.includes("\\u") && LONE_SURROGATE.test(JSON.parse(token))) return false;
+    this.p = end;
+    return true;
+  }
+
+  value(depth) {
+    const s = this.s;
+    const c = s.charCodeAt(this.p);
+    if (c === 0x22) return this.string();
+    if (c === 0x7b || c === 0x5b) return this.container(c, depth + 1, null);
+    if (c === 0x74) return this.word("true");
+    if (c === 0x66) return this.word("false");
+    if (c === 0x6e) return this.word("null");
+    NUMBER_TOKEN.lastIndex = this.p;
+    if (!NUMBER_TOKEN.test(s)) return false;
+    this.p = NUMBER_TOKEN.lastIndex;
+    return true;
+  }
+
+  word(w) {
+    if (!this.s.startsWith(w, this.p)) return false;
+    this.p += w.length;
+    return true;
+  }
+
+  /** An object or array at `{`/`[`; records top-level fields into `record`. */
+  container(open, depth, record) {
+    if (depth > MAX_DEPTH) return false;
+    const s = this.s;
+    const isObject = open === 0x7b;
+    const close = isObject ? 0x7d : 0x5d;
+    this.p++;
+    this.ws();
+    if (s.charCodeAt(this.p) === close) {
+      this.p++;
+      return true;
+    }
+    for (;;) {
+      this.ws();
+      if (isObject) {
+        FIELD.lastIndex = this.p;
+        const m = FIELD.exec(s);
+        if (m === null) return false;
+        const key = m[1];
+        const v = m[2];
+        const escaped = key.includes("\\");
+        if (escaped && key.includes("\\u") && LONE_SURROGATE.test(JSON.parse(key))) return false;
+        // Group 2 ends the match, so its place follows from the lengths.
+        const scalarEnd = m.index + m[0].length;
+        const valueStart = scalarEnd - v.length;
+        const open = v.charCodeAt(0);
+        if (open === 0x7b || open === 0x5b) {
+          this.p = valueStart;
+          if (!this.container(open, depth + 1, null)) return false;
+        } else {
+          if (open === 0x22 && v.includes("\\u") && LONE_SURROGATE.test(JSON.parse(v))) return false;
+          this.p = scalarEnd;
+        }
+        if (record !== null) record.push(m.index + 1, m.index + key.length - 1, valueStart, this.p, escaped ? 1 : 0);
+      } else if (!this.value(depth)) {
+        return false;
+      }
+      this.ws();
+      const c = s.charCodeAt(this.p);
+      if (c === 0x2c) this.p++;
+      else if (c === close) {
+        this.p++;
+        return true;
+      } else return false;
+    }
+  }
+}
+
+/** Checks and indexes `bytes` by the fast path; null when it cannot decide. */
+function fastScan(bytes, record) {
+  let s;
+  try {
+    s = decoder.decode(bytes); // native UTF-8 check
+  } catch {
+    return null;
+  }
+  // As many chars as bytes: all ASCII, so the text is its own binary string.
+  if (s.length !== bytes.length) s = binaryString(bytes);
+  const f = new FastScanner(s);
+  f.ws();
+  const ok = s.charCodeAt(f.p) === 0x7b ? f.container(0x7b, 1, record) : f.value(0);
+  if (!ok) return null;
+  f.ws();
+  return f.p === s.length ? s : null;
+}
+
 function scanRoot(bytes, record) {
   const s = new Scanner(bytes);
   s.ws();
@@ -326,9 +470,10 @@ function bytesEqual(a, aStart, aEnd, name) {
   return true;
 }
 
+const ONLY_ASCII = /^[\x00-\x7f]*$/;
+
 function hasOnlyAscii(s) {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
+  return ONLY_ASCII.test(s);
 }
 
 /** `name` as UTF-8 bytes, or as char codes when it is ASCII (no allocation of a buffer). */
@@ -342,6 +487,11 @@ function nameBytes(name) {
   return encoder.encode(name);
 }
 
+/** `name` as a binary string: its UTF-8 bytes as chars (ASCII stays as it is). */
+function toBinary(name) {
+  return hasOnlyAscii(name) ? name : binaryString(encoder.encode(name));
+}
+
 function splitPath(path) {
   if (Array.isArray(path)) return path.map(String);
   return String(path).split(".");
@@ -350,44 +500,78 @@ function splitPath(path) {
 // ---------------------------------------------------------------------------
 // Views
 
+// Views hold offsets into the event's bytes and its binary string (one char
+// per byte); typed-array views and decoded strings are made only on demand,
+// since each costs an allocation in the sandbox's interpreter.
+
+/** Text of bytes [a, b): the binary string's slice when the value is ASCII. */
+function sliceText(src, a, b) {
+  return src.ascii ? src.s.slice(a, b) : decoder.decode(src.b.subarray(a, b));
+}
+
+function makeSource(bytes, s) {
+  return { b: bytes, s, ascii: s.length === bytes.length && ONLY_ASCII.test(s) };
+}
+
 /** An object key as written in the input: its text between the quotes, still escaped. */
 export class RawKey {
-  constructor(bytes, escaped) {
-    /** The escaped UTF-8 text between the quotes (a view, not a copy). */
-    this.escapedBytes = bytes;
+  constructor(src, start, end, escaped) {
+    this._src = src;
+    this._a = start;
+    this._e = end;
     /** Whether the key contains a backslash escape. */
     this.escaped = escaped;
   }
 
+  /** The escaped UTF-8 text between the quotes (a view, not a copy). */
+  get escapedBytes() {
+    return this._src.b.subarray(this._a, this._e);
+  }
+
+  /** The escaped text between the quotes, as a string. */
+  get escapedText() {
+    return sliceText(this._src, this._a, this._e);
+  }
+
   /** The key as a string (unescaped). */
   get text() {
-    const s = decoder.decode(this.escapedBytes);
-    return this.escaped ? JSON.parse(`"${s}"`) : s;
+    const t = this.escapedText;
+    return this.escaped ? JSON.parse(`"${t}"`) : t;
   }
 
   /** Whether the key is `name`. */
   is(name) {
     if (this.escaped) return this.text === name;
-    const n = nameBytes(name);
-    return bytesEqual(this.escapedBytes, 0, this.escapedBytes.length, n);
+    const bin = toBinary(String(name));
+    return this._e - this._a === bin.length && this._src.s.startsWith(bin, this._a);
   }
 }
 
 /** The exact text of one checked JSON value; everything is read on demand. */
 export class Raw {
-  constructor(bytes) {
-    /** The value's UTF-8 text (a view into the event, not a copy). */
-    this.bytes = bytes;
+  constructor(src, start, end) {
+    this._src = src;
+    this._a = start;
+    this._e = end;
+  }
+
+  /** The value's UTF-8 text (a view into the event, not a copy). */
+  get bytes() {
+    return this._src.b.subarray(this._a, this._e);
   }
 
   /** The value's JSON text as a string (`"a\"b"` for a string, `9007199254740993` for a number). */
   get text() {
-    return decoder.decode(this.bytes);
+    return sliceText(this._src, this._a, this._e);
+  }
+
+  get _first() {
+    return this._src.s.charCodeAt(this._a);
   }
 
   /** "object", "array", "string", "number", "bool" or "null". */
   get kind() {
-    switch (this.bytes[0]) {
+    switch (this._first) {
       case 0x7b:
         return "object";
       case 0x5b:
@@ -405,33 +589,35 @@ export class Raw {
   }
 
   get isNull() {
-    return this.bytes[0] === 0x6e;
+    return this._first === 0x6e;
   }
 
   /** `true`/`false`, or `undefined` for other types. */
   asBool() {
-    const c = this.bytes[0];
+    const c = this._first;
     return c === 0x74 ? true : c === 0x66 ? false : undefined;
   }
 
   /** The string unescaped, or `undefined` for other types. */
   asString() {
-    const b = this.bytes;
-    if (b[0] !== Q) return undefined;
-    const inner = b.subarray(1, b.length - 1);
-    if (inner.indexOf(BS) < 0) return decoder.decode(inner);
-    return JSON.parse(decoder.decode(b));
+    if (this._first !== Q) return undefined;
+    const src = this._src;
+    const s = src.s;
+    const a = this._a + 1;
+    const e = this._e - 1;
+    if (!s.slice(a, e).includes("\\")) return sliceText(src, a, e);
+    return JSON.parse(this.text);
   }
 
   /** The number as a double (may round: see `asBigInt`), or `undefined` for other types. */
   asNumber() {
-    return this.kind === "number" ? Number(this.text) : undefined;
+    return this.kind === "number" ? Number(this._src.s.slice(this._a, this._e)) : undefined;
   }
 
   /** An integer number exactly as a BigInt, or `undefined` (not a number, or has a fraction or exponent). */
   asBigInt() {
     if (this.kind !== "number") return undefined;
-    const t = this.text;
+    const t = this._src.s.slice(this._a, this._e);
     return /^-?\d+$/.test(t) ? BigInt(t) : undefined;
   }
 
@@ -456,11 +642,8 @@ export class Raw {
 
   /** Member `name` of an object (its last occurrence), or `undefined`. */
   get(name) {
-    const n = nameBytes(name);
     let found;
-    for (const [key, value] of this.entries()) {
-      if (key.escaped ? key.text === name : bytesEqual(key.escapedBytes, 0, key.escapedBytes.length, n)) found = value;
-    }
+    for (const [key, value] of this.entries()) if (key.is(name)) found = value;
     return found;
   }
 
@@ -476,35 +659,39 @@ export class Raw {
 
   /** An object's members as `[RawKey, Raw]`, in input order (none for other types). */
   *entries() {
-    const b = this.bytes;
-    if (b[0] !== 0x7b) return;
-    let p = 1;
+    if (this._first !== 0x7b) return;
+    const src = this._src;
+    const b = src.b;
+    const end = this._e;
+    let p = this._a + 1;
     for (;;) {
       p = skipWs(b, p);
-      if (p >= b.length || b[p] === 0x7d) return;
+      if (p >= end || b[p] === 0x7d) return;
       if (b[p] === 0x2c) p = skipWs(b, p + 1);
       const keyEnd = skipStringChecked(b, p);
-      const key = b.subarray(p + 1, keyEnd - 1);
+      const key = new RawKey(src, p + 1, keyEnd - 1, src.s.slice(p + 1, keyEnd - 1).includes("\\"));
       p = skipWs(b, keyEnd);
       p = skipWs(b, p + 1); // the colon
-      const end = skipChecked(b, p);
-      yield [new RawKey(key, key.indexOf(BS) >= 0), new Raw(b.subarray(p, end))];
-      p = end;
+      const valueEnd = skipChecked(b, p);
+      yield [key, new Raw(src, p, valueEnd)];
+      p = valueEnd;
     }
   }
 
   /** An array's items, in order (none for other types). */
   *items() {
-    const b = this.bytes;
-    if (b[0] !== 0x5b) return;
-    let p = 1;
+    if (this._first !== 0x5b) return;
+    const src = this._src;
+    const b = src.b;
+    const end = this._e;
+    let p = this._a + 1;
     for (;;) {
       p = skipWs(b, p);
-      if (p < b.length && b[p] === 0x2c) p = skipWs(b, p + 1);
-      if (p >= b.length || b[p] === 0x5d) return;
-      const end = skipChecked(b, p);
-      yield new Raw(b.subarray(p, end));
-      p = end;
+      if (p < end && b[p] === 0x2c) p = skipWs(b, p + 1);
+      if (p >= end || b[p] === 0x5d) return;
+      const valueEnd = skipChecked(b, p);
+      yield new Raw(src, p, valueEnd);
+      p = valueEnd;
     }
   }
 }
@@ -514,8 +701,8 @@ export class Raw {
  * throws `JsonError` when the bytes are not one JSON value.
  */
 export class JsonView {
-  constructor(bytes, table) {
-    this._b = bytes;
+  constructor(src, table) {
+    this._src = src;
     this._t = table;
   }
 
@@ -523,21 +710,26 @@ export class JsonView {
   static parse(value) {
     const bytes = toBytes(value);
     const table = [];
-    scanRoot(bytes, table);
-    return new JsonView(bytes, table);
+    const s = fastScan(bytes, table);
+    if (s === null) {
+      table.length = 0;
+      scanRoot(bytes, table);
+      return new JsonView(makeSource(bytes, binaryString(bytes)), table);
+    }
+    return new JsonView(makeSource(bytes, s), table);
   }
 
   /** The whole value. */
   get root() {
-    const b = this._b;
-    let start = skipWs(b, 0);
+    const b = this._src.b;
+    const start = skipWs(b, 0);
     let end = b.length;
     while (end > start && isWs(b[end - 1])) end--;
-    return new Raw(b.subarray(start, end));
+    return new Raw(this._src, start, end);
   }
 
   get isObject() {
-    return this.root.bytes[0] === 0x7b;
+    return this._src.s.charCodeAt(skipWs(this._src.b, 0)) === 0x7b;
   }
 
   /** Number of top-level fields (duplicates counted). */
@@ -548,12 +740,24 @@ export class JsonView {
   /** Index of the last top-level field named `name`, or -1. */
   find(name) {
     const t = this._t;
-    const b = this._b;
-    const n = nameBytes(name);
+    const s = this._src.s;
+    const bin = toBinary(String(name));
+    const len = bin.length;
     for (let i = t.length - 5; i >= 0; i -= 5) {
-      if (t[i + 4] ? this.key(i / 5).text === name : bytesEqual(b, t[i], t[i + 1], n)) return i / 5;
+      if (t[i + 4]) {
+        if (this.key(i / 5).text === name) return i / 5;
+      } else if (t[i + 1] - t[i] === len && s.startsWith(bin, t[i])) {
+        return i / 5;
+      }
     }
     return -1;
+  }
+
+  /** Key `i` as a binary string (unescaped), for comparing keys cheaply. */
+  _keyId(i) {
+    const t = this._t;
+    const j = i * 5;
+    return t[j + 4] ? toBinary(this.key(i).text) : this._src.s.slice(t[j], t[j + 1]);
   }
 
   /** Top-level field `name` (its last occurrence), or `undefined`. */
@@ -573,13 +777,13 @@ export class JsonView {
   /** Key of top-level field `i`. */
   key(i) {
     const t = this._t;
-    return new RawKey(this._b.subarray(t[i * 5], t[i * 5 + 1]), t[i * 5 + 4] === 1);
+    return new RawKey(this._src, t[i * 5], t[i * 5 + 1], t[i * 5 + 4] === 1);
   }
 
   /** Value of top-level field `i`. */
   value(i) {
     const t = this._t;
-    return new Raw(this._b.subarray(t[i * 5 + 2], t[i * 5 + 3]));
+    return new Raw(this._src, t[i * 5 + 2], t[i * 5 + 3]);
   }
 
   /** Every top-level field as `[RawKey, Raw]`, in input order, duplicates included. */
@@ -594,73 +798,40 @@ export class JsonView {
 /**
  * Writes one JSON object field by field: raw slices are copied as they are,
  * new values are serialized (`canonicalJson`). It does not check for
- * duplicate keys; the caller decides what goes in once.
+ * duplicate keys; the caller decides what goes in once. The output is a
+ * string of JSON text (the engine joins the slices without copying them
+ * until it is emitted, when it is encoded to UTF-8 once).
  */
 export class ObjectWriter {
   constructor(parent) {
-    this._root = parent ?? { bytes: new Uint8Array(256), len: 0 };
+    this._root = parent ?? { out: "" };
     this._empty = true;
-    this._push1(0x7b);
-  }
-
-  _reserve(n) {
-    const r = this._root;
-    if (r.len + n <= r.bytes.length) return;
-    let cap = r.bytes.length * 2;
-    while (cap < r.len + n) cap *= 2;
-    const next = new Uint8Array(cap);
-    next.set(r.bytes.subarray(0, r.len));
-    r.bytes = next;
-  }
-
-  _push1(c) {
-    this._reserve(1);
-    this._root.bytes[this._root.len++] = c;
-  }
-
-  _pushBytes(b) {
-    this._reserve(b.length);
-    this._root.bytes.set(b, this._root.len);
-    this._root.len += b.length;
-  }
-
-  _pushText(s) {
-    this._reserve(s.length * 3);
-    const r = this._root;
-    r.len += encoder.encodeInto(s, r.bytes.subarray(r.len)).written;
+    this._root.out += "{";
   }
 
   _key(name) {
-    if (!this._empty) this._push1(0x2c);
+    this._root.out += (this._empty ? "" : ",") + JSON.stringify(String(name)) + ":";
     this._empty = false;
-    this._pushText(JSON.stringify(String(name)));
-    this._push1(0x3a);
   }
 
   /** Copies an input field: its key as written and its raw value. */
   rawField(key, value) {
-    if (!this._empty) this._push1(0x2c);
+    this._root.out += (this._empty ? '"' : ',"') + key.escapedText + '":' + value.text;
     this._empty = false;
-    this._push1(Q);
-    this._pushBytes(key.escapedBytes);
-    this._push1(Q);
-    this._push1(0x3a);
-    this._pushBytes(value.bytes);
     return this;
   }
 
   /** Writes `name` with a raw value copied as it is (a Raw, or JSON text you vouch for). */
   raw(name, value) {
     this._key(name);
-    if (typeof value === "string") this._pushText(value);
-    else this._pushBytes(value.bytes);
+    this._root.out += typeof value === "string" ? value : value.text;
     return this;
   }
 
   /** Writes `name` with `value` serialized (`canonicalJson`: BigInts as integers). */
   value(name, value) {
     this._key(name);
-    this._pushText(canonicalJson(value));
+    this._root.out += canonicalJson(value);
     return this;
   }
 
@@ -676,30 +847,36 @@ export class ObjectWriter {
    * Only the last occurrence of a duplicated key is copied.
    */
   copyFrom(view, { drop = [], rename = {} } = {}) {
-    const skip = new Set(drop);
+    // Names compared as binary strings (UTF-8 bytes as chars), like the keys.
+    const skip = new Set();
+    for (const d of drop) skip.add(toBinary(String(d)));
+    const renamed = new Map();
+    for (const k of Object.keys(rename)) renamed.set(toBinary(k), rename[k]);
     const n = view.length;
-    const seen = new Set();
     // Walk backwards so the last occurrence of a duplicate wins, then write forwards.
+    const seen = n > 1 ? new Set() : null;
     const keep = [];
     for (let i = n - 1; i >= 0; i--) {
-      const key = view.key(i);
-      const name = key.text;
-      if (seen.has(name)) continue;
-      seen.add(name);
-      if (!skip.has(name)) keep.push([i, key, name]);
+      const id = view._keyId(i);
+      if (seen !== null) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
+      if (!skip.has(id)) keep.push(i, id);
     }
-    for (let j = keep.length - 1; j >= 0; j--) {
-      const [i, key, name] = keep[j];
-      if (Object.prototype.hasOwnProperty.call(rename, name)) this.raw(rename[name], view.value(i));
-      else this.rawField(key, view.value(i));
+    for (let j = keep.length - 2; j >= 0; j -= 2) {
+      const i = keep[j];
+      const to = renamed.get(keep[j + 1]);
+      if (to !== undefined) this.raw(to, view.value(i));
+      else this.rawField(view.key(i), view.value(i));
     }
     return this;
   }
 
-  /** Closes the object; for the outermost writer, returns the bytes written. */
+  /** Closes the object; for the outermost writer, returns the JSON text written (emit it with `out.emitValue`). */
   finish() {
-    this._push1(0x7d);
-    return this._root.bytes.subarray(0, this._root.len);
+    this._root.out += "}";
+    return this._root.out;
   }
 }
 
@@ -853,3 +1030,6 @@ function parseExact(text) {
   if (p !== n) fail("Unexpected non-whitespace character after JSON");
   return result;
 }
+
+/** Internal, for the SDK's tests: both scanners, to check that they agree. */
+export const _scanners = { fastScan, scanRoot };

@@ -3,8 +3,6 @@ import assert from "node:assert/strict";
 import { canonicalJson, JsonError, JsonView, MAX_DEPTH, ObjectWriter, parseJson } from "../index.js";
 import { run } from "../testing.js";
 
-const text = (bytes) => new TextDecoder().decode(bytes);
-
 test("the tree API keeps 64-bit integers exact through a round trip", () => {
   const input = '{"id":9007199254740993,"max":18446744073709551615,"min":-9223372036854775808,"small":42,"f":0.5}';
   const v = parseJson(input);
@@ -123,8 +121,45 @@ test("an event's view() rejects a bad value; the writer splices raw slices", () 
   assert.match(out.rejected[0][1], /^value is not valid JSON: invalid UTF-8 at byte 2$/);
   assert.match(out.rejected[1][1], /^value is not valid JSON: EOF while parsing a value at byte 3$/);
   const writer = new ObjectWriter();
-  assert.equal(text(writer.finish()), "{}");
+  assert.equal(writer.finish(), "{}");
   const big = new ObjectWriter();
   for (let i = 0; i < 1000; i++) big.raw(`k${i}`, "12345678901234567890");
-  assert.equal(Object.keys(JSON.parse(text(big.finish()))).length, 1000);
+  assert.equal(Object.keys(JSON.parse(big.finish())).length, 1000);
+});
+
+test("the fast path and the byte scanner agree on what they index", async () => {
+  const { _scanners } = await import("../json.js");
+  const enc = new TextEncoder();
+  const inputs = [
+    '{"a":1,"b":[1,{"c":"é"}],"café":"\\u00e9\\n","d":{"e":null},"q\\"":2}',
+    ' { "a" : 1.50e-3 , "b" : true , "a" : "x" } ',
+    "{}",
+    " [1, 2] ",
+    '"str"',
+    '{"n":1e400,"m":-0,"big":18446744073709551615,"s":"\\ud83d\\ude00"}',
+  ];
+  for (const input of inputs) {
+    const fast = [];
+    const slow = [];
+    const bytes = enc.encode(input);
+    assert.notEqual(_scanners.fastScan(bytes, fast), null, input);
+    _scanners.scanRoot(bytes, slow);
+    assert.deepEqual(fast, slow, input);
+  }
+  for (const bad of ['{"a":1.}', '{"a":NaN}', '"\\ud800"', '"\\udc00"', "[".repeat(200) + "]".repeat(200), '{"a":01}', '{"a":1} x', '"a\tb"']) {
+    assert.equal(_scanners.fastScan(enc.encode(bad), []), null, bad);
+  }
+  assert.equal(_scanners.fastScan(new Uint8Array([0x22, 0xc3, 0x28, 0x22]), []), null);
+});
+
+test("non-ASCII keys and values splice and compare by their text", () => {
+  const v = JsonView.parse('{"naïve":"ünï\\u00e7ödé","😀":[1,"é"],"x":"y","naïve":"last"}');
+  assert.equal(v.get("naïve").asString(), "last");
+  assert.equal(v.path("😀.1").asString(), "é");
+  assert.equal(v.get("😀").text, '[1,"é"]');
+  const w = new ObjectWriter();
+  w.copyFrom(v, { drop: ["x"], rename: { "😀": "smile" } });
+  assert.equal(w.finish(), '{"smile":[1,"é"],"naïve":"last"}');
+  const r = run({ transform: { process: (e, out) => out.emitValue(new ObjectWriter().copyFrom(e.view()).finish()) } }, {}, ['{"ü":"ö","a":1.50}']);
+  assert.deepEqual(r.values, ['{"ü":"ö","a":1.50}']);
 });
