@@ -25,6 +25,7 @@ node --test sdk/js/test
 (cd examples/plugins/ts && npm test --silent)
 (cd sdk/go && go test ./...)
 (cd examples/plugins/go && go test ./...)
+make -s -C sdk/c test
 make -s -C examples/plugins/c test
 echo "== services for integration tests"
 # The search server (OpenSearch API emulation, PyPI osmem-server); stopped on exit.

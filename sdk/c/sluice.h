@@ -21,7 +21,7 @@
  *                           .create = create, .process = process);
  *
  * `sluice plugin build DIR` compiles every .c file in DIR except *_test.c together with this
- * SDK (sluice.c, sluice_json.c and the generated bindings in bindings/) to a component.
+ * SDK (sluice.c, sluice_json.c, sluice_view.c and the generated bindings in bindings/) to a component.
  *
  * Per event, `process` returns SLUICE_OK (after emitting 0..n events), or the result of
  * sluice_reject (the event is dead-lettered with the reason and whatever was emitted

@@ -3,7 +3,7 @@
  * The harness builds a framed batch the way the host does and runs it through the same
  * batch loop as the component, so what passes here is what runs in the sandbox.
  *
- *   gcc -I<sdk/c> normalize.c normalize_test.c <sdk/c>/sluice.c <sdk/c>/sluice_json.c \
+ *   gcc -I<sdk/c> normalize.c normalize_test.c <sdk/c>/sluice.c  <sdk/c>/sluice_json.c <sdk/c>/sluice_view.c \
  *       <sdk/c>/sluice_testing.c -o test && ./test
  */
 #ifndef SLUICE_TESTING_H

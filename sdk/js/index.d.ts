@@ -51,8 +51,13 @@ export class Event {
   readonly stream: string;
   /** The value as text (throws Reject if not UTF-8); undefined for a tombstone. */
   text(): string | undefined;
-  /** The value parsed as JSON (throws Reject if invalid); null for a tombstone. */
+  /**
+   * The value parsed as JSON (throws Reject if invalid); null for a tombstone.
+   * Integers beyond ±(2^53 - 1) are BigInts, so they survive a round trip.
+   */
   json(): any;
+  /** The value as a zero-copy view (throws Reject if not JSON); undefined for a tombstone. */
+  view(): JsonView | undefined;
   headers(): [string, Uint8Array][];
   header(name: string): Uint8Array | undefined;
 }
@@ -99,3 +104,95 @@ export function resolveTransform(mod: object): {
 export function runBatch(transform: ReturnType<typeof resolveTransform>, state: unknown, input: unknown): unknown;
 /** Internal: builds the component's `transformer` export (the build generates the call). */
 export function exportTransformer(mod: object, info: { name: string; version: string; description?: string }, log?: unknown): unknown;
+
+// ---------------------------------------------------------------------------
+// Zero-copy JSON (json.js)
+
+/** Deepest nesting of arrays and objects a JsonView accepts (128). */
+export const MAX_DEPTH: number;
+
+/** Why a value is not JSON. */
+export class JsonError extends Error {
+  /** What was expected or found. */
+  readonly reason: string;
+  /** Byte offset in the value where it was found. */
+  readonly offset: number;
+}
+
+/** JSON.parse, but integers beyond ±(2^53 - 1) become BigInts (exact). */
+export function parseJson(text: string): any;
+
+export type JsonKind = "object" | "array" | "string" | "number" | "bool" | "null";
+
+/** An object key as written in the input. */
+export class RawKey {
+  /** The UTF-8 text between the quotes, still escaped (a view). */
+  readonly escapedBytes: Uint8Array;
+  /** The text between the quotes, still escaped. */
+  readonly escapedText: string;
+  readonly escaped: boolean;
+  /** The key unescaped. */
+  readonly text: string;
+  is(name: string): boolean;
+}
+
+/** The exact text of one checked JSON value; everything is read on demand. */
+export class Raw {
+  /** The value's UTF-8 text (a view into the event). */
+  readonly bytes: Uint8Array;
+  /** The value's JSON text, exactly as written. */
+  readonly text: string;
+  readonly kind: JsonKind;
+  readonly isNull: boolean;
+  asBool(): boolean | undefined;
+  asString(): string | undefined;
+  /** As a double (may round; see asBigInt). */
+  asNumber(): number | undefined;
+  /** An integer (no fraction or exponent), exactly. */
+  asBigInt(): bigint | undefined;
+  /** The value as a tree (parseJson). */
+  toJson(): any;
+  /** Member of an object (last occurrence) or item of an array (all-digit name). */
+  member(name: string | number): Raw | undefined;
+  get(name: string): Raw | undefined;
+  /** `"a.b.0"` or `["a", "b", 0]`. */
+  path(path: string | readonly (string | number)[]): Raw | undefined;
+  entries(): IterableIterator<[RawKey, Raw]>;
+  items(): IterableIterator<Raw>;
+}
+
+/** A checked JSON value with its top-level fields indexed. */
+export class JsonView {
+  /** Throws JsonError when `value` is not one JSON value. */
+  static parse(value: string | Uint8Array): JsonView;
+  readonly root: Raw;
+  readonly isObject: boolean;
+  /** Number of top-level fields, duplicates counted. */
+  readonly length: number;
+  /** Index of the last top-level field named `name`, or -1. */
+  find(name: string): number;
+  /** Top-level field (last occurrence). */
+  get(name: string): Raw | undefined;
+  /** `"a.b.c"` (array items by index) or a list of names. */
+  path(path: string | readonly (string | number)[]): Raw | undefined;
+  key(i: number): RawKey;
+  value(i: number): Raw;
+  fields(): IterableIterator<[RawKey, Raw]>;
+}
+
+/** Writes one JSON object: raw slices copied as they are, new values serialized. */
+export class ObjectWriter {
+  constructor();
+  /** Copies an input field: its key as written and its raw value. */
+  rawField(key: RawKey, value: Raw): this;
+  /** `name` with a raw value (a Raw, or JSON text you vouch for). */
+  raw(name: string, value: Raw | string): this;
+  /** `name` with `value` serialized by canonicalJson. */
+  value(name: string, value: unknown): this;
+  /** Starts an object as the value of `name`; finish() it before writing on. */
+  object(name: string): ObjectWriter;
+  /** Copies top-level fields of `view` (last occurrence of each), except `drop`, renaming by `rename`. */
+  copyFrom(view: JsonView, options?: { drop?: readonly string[]; rename?: Record<string, string> }): this;
+  /** Closes the object; the outermost writer returns the JSON text (emit it with `out.emitValue`). */
+  finish(): string;
+}

@@ -25,6 +25,10 @@
 //
 // Nothing here touches WASI: the host links only `sluice:plugin/*`.
 
+import { JsonError, JsonView, parseJson } from "./json.js";
+
+export { JsonError, JsonView, MAX_DEPTH, ObjectWriter, parseJson, Raw, RawKey } from "./json.js";
+
 /** The contract version this SDK speaks. */
 export const CONTRACT_VERSION = "0.1.0";
 
@@ -300,14 +304,34 @@ export class Event {
     }
   }
 
-  /** The value parsed as JSON; throws `Reject` naming the error when it is not JSON. A tombstone is `null`. */
+  /**
+   * The value parsed as JSON; throws `Reject` naming the error when it is not
+   * JSON. A tombstone is `null`. Integers beyond ±(2^53 - 1) are BigInts, so
+   * `emitJson` writes them back unchanged (see `parseJson`).
+   */
   json() {
     const text = this.text();
     if (text === undefined) return null;
     try {
-      return JSON.parse(text);
+      return parseJson(text);
     } catch (e) {
       throw new Reject(`value is not valid JSON: ${e.message}`);
+    }
+  }
+
+  /**
+   * The value as a zero-copy `JsonView` (fields by name or path, raw text of
+   * each value, nothing built); throws `Reject` naming the error when it is
+   * not JSON. `undefined` for a tombstone.
+   */
+  view() {
+    const v = this.value;
+    if (v === undefined) return undefined;
+    try {
+      return JsonView.parse(v);
+    } catch (e) {
+      if (e instanceof JsonError) throw new Reject(`value is not valid JSON: ${e.message}`);
+      throw e;
     }
   }
 

@@ -51,6 +51,11 @@ __all__ = [
     "Transform",
     "dumps",
     "loads",
+    "JsonError",
+    "JsonView",
+    "ObjectWriter",
+    "Raw",
+    "RawKey",
 ]
 
 #: The contract version this SDK builds against.
@@ -144,6 +149,8 @@ _ENCODER = _json.JSONEncoder(
     separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
 )
 
+
+from .view import JsonError, JsonView, ObjectWriter, Raw, RawKey  # noqa: E402
 
 # --------------------------------------------------------------------------- params
 
@@ -289,6 +296,20 @@ class Event:
         try:
             return loads(value)
         except ValueError as e:
+            raise Reject(f"value is not valid JSON: {e}") from None
+
+    def view(self) -> Optional["JsonView"]:
+        """The value as a zero-copy :class:`JsonView` (``None`` for a tombstone):
+        fields by name or path and the exact text of each value, no tree built.
+
+        A value that is not valid JSON raises :class:`Reject` with the reason.
+        """
+        value = self.value
+        if value is None:
+            return None
+        try:
+            return JsonView.parse(value)
+        except JsonError as e:
             raise Reject(f"value is not valid JSON: {e}") from None
 
     @property

@@ -31,3 +31,12 @@ test("masks by code point and after the last @", () => {
 test("refuses parameters", () => {
   assert.throws(() => run(plugin, { x: "1" }, []), /unknown parameter `x`/);
 });
+
+test("64-bit integers come out with the digits they went in with", () => {
+  const out = run(plugin, {}, [
+    '{"id":9007199254740993,"price":1,"currency":"usd","items":[18446744073709551615],"min":-9223372036854775808}',
+  ]);
+  assert.deepEqual(out.values, [
+    '{"currency":"USD","id":9007199254740993,"item":18446744073709551615,"item_index":0,"min":-9223372036854775808,"price_cents":100}',
+  ]);
+});

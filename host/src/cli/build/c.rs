@@ -137,6 +137,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     cc.args(&files);
     cc.arg(sdk.join("sluice.c"))
         .arg(sdk.join("sluice_json.c"))
+        .arg(sdk.join("sluice_view.c"))
         .arg(sdk.join("bindings/transform.c"));
     cc.arg("-o").arg(&core);
     run_tool(&mut cc, "zig", &hint)?;
