@@ -379,43 +379,47 @@ fn load_stages(
         let plugin = StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
             .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), "plugin loaded");
-        match plugin {
-            StagePlugin::Transform(plugin) => {
-                let instance = TransformInstance::new(
-                    Arc::new(plugin),
-                    &stage.name,
-                    &stage.params,
-                    stage.limits,
-                )?;
-                instances.push(Box::new(instance));
-            }
-            StagePlugin::Processor(plugin) => {
-                let granted = stage
-                    .tables
-                    .iter()
-                    .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
-                    .collect();
-                let instance = ProcessorInstance::new(
-                    Arc::new(plugin),
-                    &stage.name,
-                    &stage.params,
-                    stage.limits,
-                    granted,
-                )?;
-                if let Some(cp) = restored {
-                    if let Some(state) =
-                        restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
-                    {
-                        let (entries, bytes) = state.size();
-                        tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
-                        if let Ok(mut s) = instance.state().lock() {
-                            *s = state;
+        let log_budget = stage.limits.log_bytes_per_call();
+        crate::plugin::with_log_budget(log_budget, || -> Result<()> {
+            match plugin {
+                StagePlugin::Transform(plugin) => {
+                    let instance = TransformInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                    )?;
+                    instances.push(Box::new(instance));
+                }
+                StagePlugin::Processor(plugin) => {
+                    let granted = stage
+                        .tables
+                        .iter()
+                        .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
+                        .collect();
+                    let instance = ProcessorInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                        granted,
+                    )?;
+                    if let Some(cp) = restored {
+                        if let Some(state) =
+                            restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
+                        {
+                            let (entries, bytes) = state.size();
+                            tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
+                            if let Ok(mut s) = instance.state().lock() {
+                                *s = state;
+                            }
                         }
                     }
+                    instances.push(Box::new(instance));
                 }
-                instances.push(Box::new(instance));
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(instances)
 }
@@ -559,7 +563,13 @@ fn spawn_stages(
                 .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                 .collect(),
         };
-        threads.push(spawn(&stage.name, report_tx.clone(), move || task.run())?);
+        // Instances this thread recreates after a failure get the stage's
+        // log budget too.
+        let log_budget = stage.limits.log_bytes_per_call();
+        threads.push(spawn(&stage.name, report_tx.clone(), move || {
+            crate::plugin::set_thread_log_budget(log_budget);
+            task.run()
+        })?);
     }
     Ok(watched)
 }
