@@ -450,6 +450,9 @@ fn spawn_sinks(
         })
     });
     let dead_letter_path = dead_config.output_path().map(PathBuf::from);
+    if let Some(path) = &dead_letter_path {
+        super::dead_letter::make_private(path)?;
+    }
     let mut specs: Vec<(String, Box<dyn SinkConfig>, usize)> = pipeline
         .sinks
         .iter()

@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod elasticsearch;
 mod exactly_once;
+mod host_config;
 mod hostile;
 mod hot_reload;
 mod kafka;
