@@ -86,6 +86,18 @@ fn a_log_flood_is_cut_forged_lines_are_escaped_and_the_pipeline_goes_on() {
             && line.contains("sha256 "),
         "the host's name for the plugin leads: {line}"
     );
+    // Dead letters are raw events: readable by the owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&dead)
+            .expect("dead letters")
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "dead-letter file mode {:o}",
+        mode & 0o777
+    );
     let dead = json_lines(&dead);
     assert_eq!(dead.len(), 1, "{dead:?}");
     let named = dead[0]["headers"]["sluice.error.plugin"]
