@@ -57,15 +57,21 @@ impl LoadOptions {
         }
     }
 
-    /// Why `path` (a plugin file or directory) may not be used, if it may not.
-    fn plugin_dir_refusal(&self, path: &Path) -> Option<String> {
-        let dirs = self.plugin_dirs.as_ref()?;
-        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    /// `path` (a plugin file or directory) as it is to be used: resolved
+    /// when directories are restricted, so that what was checked is what is
+    /// loaded (a symlink on the way cannot be swapped in between); or why it
+    /// may not be used.
+    fn plugin_dir_check(&self, path: &Path) -> Result<PathBuf, String> {
+        let Some(dirs) = self.plugin_dirs.as_ref() else {
+            return Ok(path.to_path_buf());
+        };
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| format!("cannot resolve `{}`: {e}", path.display()))?;
         if dirs.iter().any(|d| real.starts_with(d)) {
-            return None;
+            return Ok(real);
         }
         let allowed: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        Some(format!(
+        Err(format!(
             "`{}` is outside the directories this host loads plugins from ({}; set by the operator in the host configuration's `plugins.dirs`)",
             real.display(),
             if allowed.is_empty() { "none exist".to_string() } else { allowed.join(", ") }
@@ -169,7 +175,7 @@ pub fn load_str_partial(
         doc_page: None,
     };
     for dir in &options.plugin_path {
-        if let Some(why) = options.plugin_dir_refusal(dir) {
+        if let Err(why) = options.plugin_dir_check(dir) {
             cx.error(Location::default(), "--plugin-path", why);
         }
     }
@@ -622,17 +628,15 @@ impl Loader<'_> {
             // Even a stage with other problems has its plugin looked up, so
             // a missing plugin shows in the same pass.
             let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
-            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path) {
+            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path)
+                .and_then(|p| options.plugin_dir_check(&p))
+            {
                 Ok(p) => p,
                 Err(msg) => {
                     self.error(plugin_at, &format!("{field}.plugin"), msg);
                     continue;
                 }
             };
-            if let Some(why) = options.plugin_dir_refusal(&plugin) {
-                self.error(plugin_at, &format!("{field}.plugin"), why);
-                continue;
-            }
             if !clean {
                 self.unloaded_inputs.push(("stages", name, config.inputs));
                 continue;
