@@ -121,13 +121,33 @@ fn connector(
         );
         return;
     }
-    if kind == "file" {
-        if let Some(p) = body.get("path") {
-            let text = p.as_str().unwrap_or_default();
-            if within(rules.files_dir, text).is_none() {
+    // Every file a connector reads or writes: a `file` source's or sink's
+    // `path`, and `password_file`, `ca_file`, `cert_file`, `key_file` (a
+    // `password_file: /etc/shadow` would be sent as the password to a host
+    // the tenant chose).
+    file_fields(body, field, rules.files_dir, push);
+}
+
+fn file_fields(
+    node: &Node,
+    field: &str,
+    area: &Path,
+    push: &mut dyn FnMut(Location, &str, String),
+) {
+    let Some(map) = node.as_map() else {
+        return;
+    };
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        let sub = format!("{field}.{key}");
+        if v.as_map().is_some() {
+            file_fields(v, &sub, area, push);
+        } else if key == "path" || key.ends_with("_file") {
+            let text = v.as_str().unwrap_or_default();
+            if within(area, text).is_none() {
                 push(
-                    p.at,
-                    &format!("{field}.path"),
+                    v.at,
+                    &sub,
                     format!("`{text}` is outside this tenant's file area; use a relative path without `..`"),
                 );
             }
@@ -256,6 +276,32 @@ mod tests {
         assert!(!problems("name: p\nx: \"cost $$5 $${HOME}\"\n")
             .iter()
             .any(|l| l.contains("${...}")));
+    }
+
+    #[test]
+    fn every_file_a_connector_reads_stays_in_the_tenants_area() {
+        let root = crate::config::parse_yaml("name: p\nsources:\n  pg:\n    type: postgres-cdc\n    password_file: /etc/shadow\n    tls: {mode: verify-full, ca_file: ca.pem, key_file: ../../b/files/key.pem}\n").expect("yaml");
+        let rules = Rules {
+            file: Path::new("p.yaml"),
+            connectors: &["postgres-cdc".into()],
+            files_dir: Path::new("/data/tenants/a/files"),
+            known_plugin: &|_| false,
+            env: &[],
+        };
+        let p: Vec<String> = check(&root, &rules)
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with("p.yaml:5:20: sources.pg.password_file: `/etc/shadow` is outside"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].contains("sources.pg.tls.key_file: `../../b/files/key.pem` is outside"),
+            "{p:#?}"
+        );
     }
 
     #[test]
