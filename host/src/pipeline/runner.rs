@@ -379,47 +379,50 @@ fn load_stages(
         let plugin = StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
             .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), "plugin loaded");
+        // The log budget reaches the instance (and `create`) this way: the
+        // constructors do not take it.
         let log_budget = stage.limits.log_bytes_per_call();
-        crate::plugin::with_log_budget(log_budget, || -> Result<()> {
-            match plugin {
-                StagePlugin::Transform(plugin) => {
-                    let instance = TransformInstance::new(
+        match plugin {
+            StagePlugin::Transform(plugin) => {
+                let instance = crate::plugin::with_log_budget(log_budget, || {
+                    TransformInstance::new(
                         Arc::new(plugin),
                         &stage.name,
                         &stage.params,
                         stage.limits,
-                    )?;
-                    instances.push(Box::new(instance));
-                }
-                StagePlugin::Processor(plugin) => {
-                    let granted = stage
-                        .tables
-                        .iter()
-                        .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
-                        .collect();
-                    let instance = ProcessorInstance::new(
+                    )
+                })?;
+                instances.push(Box::new(instance));
+            }
+            StagePlugin::Processor(plugin) => {
+                let granted = stage
+                    .tables
+                    .iter()
+                    .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
+                    .collect();
+                let instance = crate::plugin::with_log_budget(log_budget, || {
+                    ProcessorInstance::new(
                         Arc::new(plugin),
                         &stage.name,
                         &stage.params,
                         stage.limits,
                         granted,
-                    )?;
-                    if let Some(cp) = restored {
-                        if let Some(state) =
-                            restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
-                        {
-                            let (entries, bytes) = state.size();
-                            tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
-                            if let Ok(mut s) = instance.state().lock() {
-                                *s = state;
-                            }
+                    )
+                })?;
+                if let Some(cp) = restored {
+                    if let Some(state) =
+                        restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
+                    {
+                        let (entries, bytes) = state.size();
+                        tracing::info!(stage = %stage.name, checkpoint = cp.id, entries, bytes, "state restored");
+                        if let Ok(mut s) = instance.state().lock() {
+                            *s = state;
                         }
                     }
-                    instances.push(Box::new(instance));
                 }
+                instances.push(Box::new(instance));
             }
-            Ok(())
-        })?;
+        }
     }
     Ok(instances)
 }
