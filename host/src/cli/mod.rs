@@ -114,6 +114,12 @@ of key=value counts is logged every --stats-every seconds.")]
         /// deletes), so every source is read from its beginning.
         #[arg(long)]
         reset: bool,
+        /// The operator's host configuration (YAML/JSON): ceilings on stage
+        /// `limits`, which ${VAR}s pipeline files may read, which directories
+        /// plugins may load from. Overrides $SLUICE_HOST_CONFIG; without
+        /// either, safe defaults apply (docs/security.md).
+        #[arg(long = "host-config", value_name = "FILE")]
+        host_config: Option<PathBuf>,
     },
     /// Forget a pipeline's progress: delete its checkpoint and saved state.
     #[command(after_help = "\
@@ -168,6 +174,12 @@ one. docs/sql.md lists what is supported and how it differs from ksqlDB.")]
         /// No progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// The operator's host configuration (YAML/JSON): ceilings on stage
+        /// `limits`, which ${VAR}s pipeline files may read, which directories
+        /// plugins may load from. Overrides $SLUICE_HOST_CONFIG; without
+        /// either, safe defaults apply (docs/security.md).
+        #[arg(long = "host-config", value_name = "FILE")]
+        host_config: Option<PathBuf>,
     },
     /// List the connector types a pipeline file may name, with what each does.
     #[command(after_help = "\
@@ -190,6 +202,12 @@ Every problem is reported in one pass as FILE:LINE:COL: FIELD: MESSAGE, with
         /// Extra directories to look for `plugin: NAME` in.
         #[arg(long = "plugin-path", value_name = "DIR")]
         plugin_path: Vec<PathBuf>,
+        /// The operator's host configuration (YAML/JSON): ceilings on stage
+        /// `limits`, which ${VAR}s pipeline files may read, which directories
+        /// plugins may load from. Overrides $SLUICE_HOST_CONFIG; without
+        /// either, safe defaults apply (docs/security.md).
+        #[arg(long = "host-config", value_name = "FILE")]
+        host_config: Option<PathBuf>,
     },
     /// Build, inspect and try plugins.
     #[command(subcommand)]
@@ -237,6 +255,12 @@ security model and an operator checklist are in docs/server.md.")]
         /// The server's configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// The operator's host configuration (YAML/JSON): ceilings on stage
+        /// `limits`, which ${VAR}s pipeline files may read, which directories
+        /// plugins may load from. Overrides $SLUICE_HOST_CONFIG; without
+        /// either, safe defaults apply (docs/security.md).
+        #[arg(long = "host-config", value_name = "FILE")]
+        host_config: Option<PathBuf>,
     },
     /// Server: create or update a pipeline from a file (needs --server).
     #[command(after_help = "\
@@ -427,6 +451,24 @@ pub fn main() -> ExitCode {
             )
         })
     };
+    // The operator's host configuration, read once before anything loads:
+    // a bad one stops the command here, naming the file and the field.
+    let host_config = match &cli.command {
+        Command::Run { host_config, .. }
+        | Command::Validate { host_config, .. }
+        | Command::Sql { host_config, .. }
+        | Command::Serve { host_config, .. } => Some(host_config.as_deref()),
+        _ => None,
+    };
+    if let Some(flag) = host_config {
+        match crate::config::HostConfig::resolve(flag) {
+            Ok(c) => c.install(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let result = match cli.command {
         Command::Deploy { file } => server().and_then(|u| remote_cmd::deploy(&u, &file)),
         Command::Ps => server().and_then(|u| remote_cmd::ps(&u)),
@@ -444,6 +486,7 @@ pub fn main() -> ExitCode {
             no_progress,
             stats_every,
             reset,
+            host_config: _,
         } => run_cmd::run(
             &file,
             plugin_path,
@@ -460,13 +503,16 @@ pub fn main() -> ExitCode {
             data_dir,
             yes,
         } => reset_cmd::run(&target, &data_dir, yes),
-        Command::Validate { file, plugin_path } => run_cmd::validate(&file, plugin_path),
+        Command::Validate {
+            file, plugin_path, ..
+        } => run_cmd::validate(&file, plugin_path),
         Command::Sql {
             file,
             explain,
             data_dir,
             plugin_path,
             no_progress,
+            host_config: _,
         } => sql_cmd::run(sql_cmd::SqlArgs {
             file,
             explain,
@@ -485,7 +531,7 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench { args } => bench_cmd::run(&args),
-        Command::Serve { config } => crate::server::serve(&config),
+        Command::Serve { config, .. } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());
             Ok(ExitCode::SUCCESS)

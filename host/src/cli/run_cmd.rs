@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::config::{self, Diagnostics, LoadOptions, Pipeline};
+use crate::config::{self, Diagnostics, HostConfig, LoadOptions, Pipeline};
 use crate::pipeline::{self, check_plugins, RunOptions};
 use crate::plugin::{ComponentCache, WasmEngine};
 
@@ -22,10 +22,10 @@ fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
-    let options = LoadOptions {
+    let options = LoadOptions::for_host(
+        &HostConfig::current().map_err(anyhow::Error::msg)?,
         plugin_path,
-        ..Default::default()
-    };
+    );
     let (p, diags) = config::load_partial(file, &options);
     let Some(p) = p else {
         return Ok(Err(diags));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::config::{self, Diagnostics, LoadOptions};
+use crate::config::{self, Diagnostics, HostConfig, LoadOptions};
 use crate::sql;
 
 /// What `sluice sql` was asked to do.
@@ -50,10 +50,10 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
     }
     // Relative paths in the pipeline resolve next to the statement file, as
     // they would next to a YAML file in its place.
-    let options = LoadOptions {
-        plugin_path: args.plugin_path,
-        ..Default::default()
-    };
+    let options = LoadOptions::for_host(
+        &HostConfig::current().map_err(anyhow::Error::msg)?,
+        args.plugin_path,
+    );
     let loaded = config::load_str(&args.file, &compiled.yaml, &options, &|v| {
         std::env::var(v).ok()
     });

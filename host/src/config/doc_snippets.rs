@@ -178,6 +178,7 @@ fn every_yaml_example_in_the_docs_validates_or_is_marked_a_fragment() {
     let options = LoadOptions {
         plugin_path: vec![plugins.path().to_path_buf()],
         skip_input_files: true,
+        ..Default::default()
     };
     let mut failures = Vec::new();
     let mut checked = 0;

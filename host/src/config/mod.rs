@@ -7,12 +7,14 @@
 //! sections (inputs that exist, no cycles, plugins that resolve).
 
 mod diagnostic;
+pub mod host_config;
 mod interpolate;
 mod model;
 mod words;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use host_config::HostConfig;
 pub use interpolate::interpolate;
 pub use model::*;
 pub use words::closest;
@@ -35,6 +37,46 @@ pub struct LoadOptions {
     /// Do not check that input files exist (for checking examples whose
     /// data is not beside them).
     pub skip_input_files: bool,
+    /// The `${VAR}`s the file may read: names, or prefixes ending in `*`.
+    /// `None`: every variable (the host configuration's `env.allow`).
+    pub env_allow: Option<Vec<String>>,
+    /// Resolved directories that plugin files and `plugin_path` must be in.
+    /// `None`: anywhere (the host configuration's `plugins.dirs`).
+    pub plugin_dirs: Option<Vec<PathBuf>>,
+}
+
+impl LoadOptions {
+    /// Options for a command-line pipeline under the operator's `host`
+    /// configuration.
+    pub fn for_host(host: &HostConfig, plugin_path: Vec<PathBuf>) -> Self {
+        Self {
+            plugin_path,
+            skip_input_files: false,
+            env_allow: host.env.allow.clone(),
+            plugin_dirs: host.plugin_dirs(),
+        }
+    }
+
+    /// `path` (a plugin file or directory) as it is to be used: resolved
+    /// when directories are restricted, so that what was checked is what is
+    /// loaded (a symlink on the way cannot be swapped in between); or why it
+    /// may not be used.
+    fn plugin_dir_check(&self, path: &Path) -> Result<PathBuf, String> {
+        let Some(dirs) = self.plugin_dirs.as_ref() else {
+            return Ok(path.to_path_buf());
+        };
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| format!("cannot resolve `{}`: {e}", path.display()))?;
+        if dirs.iter().any(|d| real.starts_with(d)) {
+            return Ok(real);
+        }
+        let allowed: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        Err(format!(
+            "`{}` is outside the directories this host loads plugins from ({}; set by the operator in the host configuration's `plugins.dirs`)",
+            real.display(),
+            if allowed.is_empty() { "none exist".to_string() } else { allowed.join(", ") }
+        ))
+    }
 }
 
 /// Most problems reported for one section before moving on: each problem
@@ -126,11 +168,17 @@ pub fn load_str_partial(
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
         env,
+        env_allow: options.env_allow.clone(),
         diags: Diagnostics::default(),
         unresolved: HashSet::new(),
         unloaded_inputs: Vec::new(),
         doc_page: None,
     };
+    for dir in &options.plugin_path {
+        if let Err(why) = options.plugin_dir_check(dir) {
+            cx.error(Location::default(), "--plugin-path", why);
+        }
+    }
     let pipeline = cx.pipeline(&root, options);
     (pipeline, cx.diags)
 }
@@ -139,6 +187,8 @@ struct Loader<'e> {
     file: PathBuf,
     base: PathBuf,
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// See [`LoadOptions::env_allow`].
+    env_allow: Option<Vec<String>>,
     diags: Diagnostics,
     /// Dotted fields whose `${VAR}` could not be filled: already reported,
     /// so serde's complaints about them (missing, null) are not.
@@ -175,10 +225,36 @@ impl Loader<'_> {
             .push(Diagnostic::new(&self.file, at, field, message.into()));
     }
 
+    /// `text` with `${VAR}`s filled in, refusing variables the host does not
+    /// let pipeline files read (even with a default: the default would hide
+    /// the refusal).
+    fn interpolate(&self, text: &str) -> Result<String, String> {
+        let Some(allow) = &self.env_allow else {
+            return interpolate(text, self.env);
+        };
+        let denied = std::cell::RefCell::new(None);
+        let env = self.env;
+        let filled = interpolate(text, &|name| {
+            if host_config::env_allowed(allow, name) {
+                env(name)
+            } else {
+                denied.borrow_mut().get_or_insert_with(|| name.to_string());
+                None
+            }
+        });
+        match denied.into_inner() {
+            Some(name) => Err(format!(
+                "`${{{name}}}` is not allowed: this host lets pipeline files read only {} (the operator's `env.allow` in the host configuration)",
+                if allow.is_empty() { "no environment variables".to_string() } else { allow.join(", ") }
+            )),
+            None => filled,
+        }
+    }
+
     /// Converts a node to JSON, interpolating environment variables in scalars.
     fn json_of(&mut self, node: &Node, field: &str) -> Value {
         match &node.kind {
-            yaml::Kind::Scalar { text, quoted } => match interpolate(text, self.env) {
+            yaml::Kind::Scalar { text, quoted } => match self.interpolate(text) {
                 // `"${N}"` is typed like `${N}` would be: quoting is often
                 // needed in flow mappings, and the value is what the user meant.
                 Ok(t) => yaml::scalar_to_json(&t, *quoted && !is_single_reference(text)),
@@ -552,7 +628,9 @@ impl Loader<'_> {
             // Even a stage with other problems has its plugin looked up, so
             // a missing plugin shows in the same pass.
             let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
-            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path) {
+            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path)
+                .and_then(|p| options.plugin_dir_check(&p))
+            {
                 Ok(p) => p,
                 Err(msg) => {
                     self.error(plugin_at, &format!("{field}.plugin"), msg);
@@ -1098,6 +1176,13 @@ pub fn default_plugin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("SLUICE_PLUGIN_PATH")
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
+    dirs.extend(builtin_plugin_dirs());
+    dirs
+}
+
+/// Where the built-in plugins are installed: beside the binary.
+pub fn builtin_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
             dirs.push(dir.join("plugins"));

@@ -5,17 +5,17 @@
 
 use std::sync::Arc;
 
-use crate::config::{Diagnostic, Diagnostics, Pipeline};
+use crate::config::{Diagnostic, Diagnostics, HostConfig, Pipeline};
 use crate::plugin::{
-    Ceilings, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+    with_log_budget, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
 };
 
 /// Loads every stage's plugin and lets it validate its parameters.
 pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
     let mut diags = Diagnostics::default();
     // The operator's ceilings bound what a pipeline file may ask for.
-    let ceilings = match Ceilings::from_env() {
-        Ok(c) => c,
+    let ceilings = match HostConfig::current() {
+        Ok(c) => c.ceilings,
         Err(e) => {
             diags.push(Diagnostic::new(&p.file, Default::default(), "host", e));
             return diags;
@@ -43,7 +43,7 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
                 e.to_string(),
             )),
             Ok(plugin) => {
-                let created = match plugin {
+                let created = with_log_budget(stage.limits.log_bytes_per_call(), || match plugin {
                     StagePlugin::Transform(plugin) => TransformInstance::new(
                         Arc::new(plugin),
                         &stage.name,
@@ -59,7 +59,7 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
                         Default::default(),
                     )
                     .map(drop),
-                };
+                });
                 if let Err(e) = created {
                     diags.push(Diagnostic::new(
                         &p.file,

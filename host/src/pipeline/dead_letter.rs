@@ -106,3 +106,59 @@ impl DeadLetters {
         (!self.builder.is_empty()).then(|| self.builder.finish())
     }
 }
+
+/// Makes sure the dead-letter file at `path` exists and only its owner can
+/// read or write it: dead letters are raw events, often the ones that carry
+/// what a plugin was meant to mask. Created `0600`; an existing file that
+/// others could read (an older run's) is narrowed to `0600`, with a note.
+/// Before the file sink opens it, so there is no moment it is readable.
+pub fn make_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening dead-letter file {}", path.display()))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private (0600)", path.display()))?;
+        tracing::info!(
+            file = %path.display(),
+            "dead-letter file was readable by others (mode {:o}); now 0600",
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn dead_letter_files_are_created_0600_and_narrowed_if_wider() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("exists").permissions().mode() & 0o777
+        };
+        let fresh = dir.path().join("a/dead.jsonl");
+        super::make_private(&fresh).expect("created");
+        assert_eq!(mode(&fresh), 0o600);
+        let old = dir.path().join("old.jsonl");
+        std::fs::write(&old, "{}\n").expect("write");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        super::make_private(&old).expect("narrowed");
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&old).expect("read"),
+            "{}\n",
+            "contents kept"
+        );
+    }
+}

@@ -379,14 +379,19 @@ fn load_stages(
         let plugin = StagePlugin::load(engine, cache, &stage.plugin, stage.limits.cpu_ms_per_call)
             .with_context(|| format!("stage `{}`", stage.name))?;
         tracing::debug!(stage = %stage.name, plugin = %plugin.label(), "plugin loaded");
+        // The log budget reaches the instance (and `create`) this way: the
+        // constructors do not take it.
+        let log_budget = stage.limits.log_bytes_per_call();
         match plugin {
             StagePlugin::Transform(plugin) => {
-                let instance = TransformInstance::new(
-                    Arc::new(plugin),
-                    &stage.name,
-                    &stage.params,
-                    stage.limits,
-                )?;
+                let instance = crate::plugin::with_log_budget(log_budget, || {
+                    TransformInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                    )
+                })?;
                 instances.push(Box::new(instance));
             }
             StagePlugin::Processor(plugin) => {
@@ -395,13 +400,15 @@ fn load_stages(
                     .iter()
                     .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                     .collect();
-                let instance = ProcessorInstance::new(
-                    Arc::new(plugin),
-                    &stage.name,
-                    &stage.params,
-                    stage.limits,
-                    granted,
-                )?;
+                let instance = crate::plugin::with_log_budget(log_budget, || {
+                    ProcessorInstance::new(
+                        Arc::new(plugin),
+                        &stage.name,
+                        &stage.params,
+                        stage.limits,
+                        granted,
+                    )
+                })?;
                 if let Some(cp) = restored {
                     if let Some(state) =
                         restore::stage_state(&pipeline.state_dir(), cp, &stage.name)?
@@ -446,6 +453,9 @@ fn spawn_sinks(
         })
     });
     let dead_letter_path = dead_config.output_path().map(PathBuf::from);
+    if let Some(path) = &dead_letter_path {
+        super::dead_letter::make_private(path)?;
+    }
     let mut specs: Vec<(String, Box<dyn SinkConfig>, usize)> = pipeline
         .sinks
         .iter()
@@ -559,7 +569,13 @@ fn spawn_stages(
                 .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                 .collect(),
         };
-        threads.push(spawn(&stage.name, report_tx.clone(), move || task.run())?);
+        // Instances this thread recreates after a failure get the stage's
+        // log budget too.
+        let log_budget = stage.limits.log_bytes_per_call();
+        threads.push(spawn(&stage.name, report_tx.clone(), move || {
+            crate::plugin::set_thread_log_budget(log_budget);
+            task.run()
+        })?);
     }
     Ok(watched)
 }

@@ -1,16 +1,19 @@
 //! Operator ceilings: the most any pipeline file may ask for in `limits:`.
 //!
 //! A pipeline author chooses limits per stage; the operator of the host
-//! bounds those choices. The ceilings come from the file named by
-//! `SLUICE_HOST_CONFIG` (YAML or JSON), under `ceilings:`, and default to
-//! the safe values below. A stage asking for more fails validation with the
-//! field, its value and the ceiling.
-
-use std::path::Path;
+//! bounds those choices. The ceilings come from the host configuration
+//! (`--host-config FILE`, else `$SLUICE_HOST_CONFIG`; see
+//! `config::host_config`), under `ceilings:`, and default to the safe values
+//! below. A stage asking for more fails validation with the field, its value
+//! and the ceiling.
 
 use serde::Deserialize;
 
 use super::limits::{CpuBudget, Limits};
+
+/// Where the operator sets the ceilings, for messages.
+const WHERE: &str =
+    "set by the operator in the host configuration, --host-config or $SLUICE_HOST_CONFIG";
 
 /// The environment variable naming the host configuration file.
 pub const HOST_CONFIG_ENV: &str = "SLUICE_HOST_CONFIG";
@@ -37,6 +40,8 @@ pub struct Ceilings {
     pub state_entries: u64,
     /// `timers`.
     pub timers: u64,
+    /// `log_kb_per_call`.
+    pub log_kb_per_call: u64,
 }
 
 impl Default for Ceilings {
@@ -51,42 +56,12 @@ impl Default for Ceilings {
             state_mb: 4096,
             state_entries: 50_000_000,
             timers: 10_000_000,
+            log_kb_per_call: 1024,
         }
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostConfig {
-    #[serde(default)]
-    ceilings: Ceilings,
 }
 
 impl Ceilings {
-    /// The ceilings of this host: from `$SLUICE_HOST_CONFIG` when set, the
-    /// defaults otherwise.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var_os(HOST_CONFIG_ENV) {
-            Some(path) if !path.is_empty() => Self::from_file(Path::new(&path)),
-            _ => Ok(Self::default()),
-        }
-    }
-
-    /// Reads the `ceilings:` of a host configuration file.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("host configuration {}: {e}", path.display()))?;
-        let docs = yaml_rust2::YamlLoader::load_from_str(&text)
-            .map_err(|e| format!("host configuration {}: {e}", path.display()))?;
-        let value = docs.first().map_or(serde_json::Value::Null, to_json);
-        if value.is_null() {
-            return Ok(Self::default());
-        }
-        serde_json::from_value::<HostConfig>(value)
-            .map(|c| c.ceilings)
-            .map_err(|e| format!("host configuration {}: {e}", path.display()))
-    }
-
     /// Every field of `limits` above its ceiling: (field, message).
     pub fn check(&self, limits: &Limits) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -94,7 +69,7 @@ impl Ceilings {
             if value > ceiling {
                 out.push((
                     field,
-                    format!("{value} is above this host's ceiling of {ceiling} (set by the operator in ${HOST_CONFIG_ENV})"),
+                    format!("{value} is above this host's ceiling of {ceiling} ({WHERE})"),
                 ));
             }
         };
@@ -118,6 +93,11 @@ impl Ceilings {
         over("state_mb", limits.state_mb, self.state_mb);
         over("state_entries", limits.state_entries, self.state_entries);
         over("timers", limits.timers, self.timers);
+        over(
+            "log_kb_per_call",
+            limits.log_kb_per_call,
+            self.log_kb_per_call,
+        );
         // Unset, the output ceiling follows `memory_mb`: reported only when
         // memory_mb itself is allowed, so one excess is reported once.
         if limits.output_mb_per_call.is_none()
@@ -135,32 +115,10 @@ impl Ceilings {
         if limits.cpu_ms_per_call == CpuBudget::Unlimited && !self.allow_unlimited_cpu {
             out.push((
                 "cpu_ms_per_call",
-                format!("`unlimited` is not allowed on this host: the operator must set `ceilings: {{allow_unlimited_cpu: true}}` in ${HOST_CONFIG_ENV} (the ceiling is {} ms)", self.cpu_ms_per_call),
+                format!("`unlimited` is not allowed on this host: the operator must set `ceilings: {{allow_unlimited_cpu: true}}` in the host configuration (--host-config or ${HOST_CONFIG_ENV}); the ceiling is {} ms", self.cpu_ms_per_call),
             ));
         }
         out
-    }
-}
-
-fn to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
-    use serde_json::Value;
-    use yaml_rust2::Yaml;
-    match y {
-        Yaml::Real(r) => r
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::String(s) => Value::String(s.clone()),
-        Yaml::Boolean(b) => Value::Bool(*b),
-        Yaml::Array(a) => Value::Array(a.iter().map(to_json).collect()),
-        Yaml::Hash(h) => Value::Object(
-            h.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), to_json(v))))
-                .collect(),
-        ),
-        _ => Value::Null,
     }
 }
 
@@ -187,23 +145,5 @@ mod tests {
             ..Ceilings::default()
         };
         assert_eq!(trusting.check(&greedy).len(), 1);
-    }
-
-    #[test]
-    fn reads_the_ceilings_of_a_host_configuration_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("host.yaml");
-        std::fs::write(
-            &path,
-            "ceilings:\n  memory_mb: 64\n  allow_unlimited_cpu: true\n",
-        )
-        .expect("write");
-        let c = Ceilings::from_file(&path).expect("parses");
-        assert_eq!(c.memory_mb, 64);
-        assert!(c.allow_unlimited_cpu);
-        assert_eq!(c.state_mb, Ceilings::default().state_mb);
-        std::fs::write(&path, "ceilings:\n  memroy_mb: 64\n").expect("write");
-        let err = Ceilings::from_file(&path).expect_err("typo refused");
-        assert!(err.contains("memroy_mb"), "{err}");
     }
 }

@@ -7,20 +7,50 @@
 //!   Unicode line separators and bidi overrides) written as a visible escape,
 //!   so it can never start a line of its own that looks like the host's;
 //! - is cut at [`MAX_LOG_MESSAGE_BYTES`];
-//! - counts against [`MAX_LOG_BYTES_PER_CALL`] and a per-instance rate
-//!   ([`LOG_BYTES_PER_SECOND`], bursts up to [`LOG_BURST_BYTES`]).
+//! - counts against the stage's `limits.log_kb_per_call` (default
+//!   [`DEFAULT_LOG_BYTES_PER_CALL`], bounded by the operator's ceiling) and a
+//!   per-instance rate ([`LOG_BYTES_PER_SECOND`], bursts up to
+//!   [`LOG_BURST_BYTES`]).
 //!
 //! What does not fit is dropped and counted; the count is reported once, as
 //! one host line, when the next call starts or the instance goes away.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use super::bindings::sluice::plugin::log;
 
 /// The longest plugin message printed; the rest is cut (and counted).
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4 * 1024;
-/// Log bytes one call (one batch, or `create`/`describe`) may print.
-pub const MAX_LOG_BYTES_PER_CALL: usize = 64 * 1024;
+/// Log bytes one call (one batch, or `create`/`describe`) may print unless
+/// the stage's `limits.log_kb_per_call` says otherwise.
+pub const DEFAULT_LOG_BYTES_PER_CALL: usize = 64 * 1024;
+
+thread_local! {
+    /// The per-call log budget of instances created on this thread.
+    static CALL_BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Gives instances created on this thread (until the next call) a log budget
+/// of `bytes` per call. A stage's thread runs only that stage, so the runner
+/// sets it once when the thread starts; instance constructors do not take
+/// the budget as an argument (they belong to the plugin contract's glue).
+pub fn set_thread_log_budget(bytes: usize) {
+    CALL_BUDGET.with(|b| b.set(Some(bytes)));
+}
+
+/// Runs `f` with instances it creates on this thread given a log budget of
+/// `bytes` per call; the previous budget is restored after.
+pub fn with_log_budget<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_BUDGET.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(CALL_BUDGET.with(|b| b.replace(Some(bytes))));
+    f()
+}
 /// Sustained log bytes per second per instance, across calls.
 pub const LOG_BYTES_PER_SECOND: usize = 64 * 1024;
 /// How far an instance may burst above its rate.
@@ -31,6 +61,7 @@ pub const LOG_BURST_BYTES: usize = 1024 * 1024;
 pub struct GuestLog {
     stage: String,
     plugin: String,
+    per_call: usize,
     used_in_call: usize,
     /// Token bucket for the per-instance rate.
     tokens: f64,
@@ -41,11 +72,21 @@ pub struct GuestLog {
 }
 
 impl GuestLog {
-    /// The log of one instance of `plugin` (its label) in `stage`.
+    /// The log of one instance of `plugin` (its label) in `stage`, with the
+    /// per-call budget set for this thread (else the default).
     pub fn new(stage: &str, plugin: &str) -> Self {
+        let per_call = CALL_BUDGET
+            .with(Cell::get)
+            .unwrap_or(DEFAULT_LOG_BYTES_PER_CALL);
+        Self::with_budget(stage, plugin, per_call)
+    }
+
+    /// The log of one instance with a per-call budget of `per_call` bytes.
+    pub fn with_budget(stage: &str, plugin: &str, per_call: usize) -> Self {
         Self {
             stage: stage.to_string(),
             plugin: plugin.to_string(),
+            per_call,
             used_in_call: 0,
             tokens: LOG_BURST_BYTES as f64,
             refilled: Instant::now(),
@@ -87,7 +128,7 @@ impl GuestLog {
             }
         }
         self.refill();
-        if self.used_in_call + cost > MAX_LOG_BYTES_PER_CALL || self.tokens < cost as f64 {
+        if self.used_in_call + cost > self.per_call || self.tokens < cost as f64 {
             self.dropped_bytes += message.len() as u64;
             self.dropped_messages += 1;
             return;
@@ -122,9 +163,10 @@ impl GuestLog {
             plugin = self.plugin.as_str(),
             dropped_bytes = self.dropped_bytes,
             dropped_messages = self.dropped_messages,
-            "{} log bytes dropped from plugin {} (limits: {MAX_LOG_MESSAGE_BYTES} bytes per message, {MAX_LOG_BYTES_PER_CALL} per call, {LOG_BYTES_PER_SECOND} per second per instance)",
+            "{} log bytes dropped from plugin {} (limits: {MAX_LOG_MESSAGE_BYTES} bytes per message, log_kb_per_call {} KiB, {LOG_BYTES_PER_SECOND} bytes per second per instance)",
             self.dropped_bytes,
-            self.plugin
+            self.plugin,
+            self.per_call / 1024
         );
         self.dropped_bytes = 0;
         self.dropped_messages = 0;
@@ -202,12 +244,25 @@ mod tests {
         for _ in 0..1000 {
             log.log(log::Level::Info, &kib);
         }
-        assert!(log.used_in_call <= MAX_LOG_BYTES_PER_CALL);
-        assert_eq!(log.used_in_call, MAX_LOG_BYTES_PER_CALL);
+        assert!(log.used_in_call <= DEFAULT_LOG_BYTES_PER_CALL);
+        assert_eq!(log.used_in_call, DEFAULT_LOG_BYTES_PER_CALL);
         assert_eq!(log.dropped_bytes, (1000 - 64) * 1024);
         log.begin_call();
         assert_eq!(log.dropped_bytes, 0, "reported and reset");
         assert_eq!(log.used_in_call, 0);
+    }
+
+    #[test]
+    fn the_thread_budget_applies_to_instances_created_under_it() {
+        let kib = "x".repeat(1024);
+        let mut log = with_log_budget(4 * 1024, || GuestLog::new("s", "p"));
+        for _ in 0..10 {
+            log.log(log::Level::Info, &kib);
+        }
+        assert_eq!(log.used_in_call, 4 * 1024);
+        assert_eq!(log.dropped_bytes, 6 * 1024);
+        // Restored after the scope.
+        assert_eq!(GuestLog::new("s", "p").per_call, DEFAULT_LOG_BYTES_PER_CALL);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Limits {
     /// Processors: most pending timers.
     #[serde(default = "default_timers")]
     pub timers: u64,
+    /// Most bytes of log lines one call (one batch, or `create`) may print,
+    /// in KiB; the rest is dropped and counted.
+    #[serde(default = "default_log_kb_per_call")]
+    pub log_kb_per_call: u64,
 }
 
 impl Limits {
@@ -57,6 +61,11 @@ impl Limits {
     /// The output ceiling per call in MiB.
     pub fn output_mb(&self) -> u64 {
         self.output_mb_per_call.unwrap_or(self.memory_mb)
+    }
+
+    /// The log budget per call in bytes.
+    pub fn log_bytes_per_call(&self) -> usize {
+        usize::try_from(self.log_kb_per_call.saturating_mul(1024)).unwrap_or(usize::MAX)
     }
 
     /// The output ceiling per call in bytes.
@@ -152,6 +161,9 @@ fn default_state_entries() -> u64 {
 fn default_timers() -> u64 {
     1_000_000
 }
+fn default_log_kb_per_call() -> u64 {
+    64
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -164,6 +176,7 @@ impl Default for Limits {
             state_mb: default_state_mb(),
             state_entries: default_state_entries(),
             timers: default_timers(),
+            log_kb_per_call: default_log_kb_per_call(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub use cache::{CacheOutcome, ComponentCache};
 pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;
+pub use guest_log::{set_thread_log_budget, with_log_budget};
 pub use limits::{CpuBudget, Limits};
 pub use processor::{ProcessorInstance, ProcessorPlugin};
 pub use transform::{CallCap, CallFailure, LoadError, TransformInstance, TransformPlugin};

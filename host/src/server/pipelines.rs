@@ -90,11 +90,15 @@ pub fn prepare(
             || (!spec.starts_with("sha256:")
                 && config::resolve_plugin(spec, &files_dir, &[]).is_ok())
     };
+    // The operator's grants: the same host configuration as the CLI's.
+    let host = config::HostConfig::current().map_err(|e| one(&shown, root.at, "", e))?;
+    let env = host.env.tenants.clone().unwrap_or_default();
     let rules = Rules {
         file: &shown,
         connectors: &grant.connectors,
         files_dir: &files_dir,
         known_plugin: &known,
+        env: &env,
     };
     let shown_diags = |mut d: Diagnostics| {
         let prefix = format!("{}/", tenant_dir.display());
@@ -109,16 +113,20 @@ pub fn prepare(
         return Err(shown_diags(diags));
     }
     // Anchored in the tenant's file area, plugins from its own links first
-    // (then the built-ins), and no environment at all.
+    // (then the built-ins), and only the environment the operator granted
+    // tenants (none by default).
     let options = LoadOptions {
         plugin_path: vec![links],
+        env_allow: Some(env.clone()),
         ..Default::default()
     };
     // As `sluice validate` does: the stages that loaded have their plugins
     // checked even when other sections have problems, so one answer lists
     // every problem.
     let (pipeline, mut diags) =
-        config::load_str_partial(&files_dir.join(&shown), yaml, &options, &|_| None);
+        config::load_str_partial(&files_dir.join(&shown), yaml, &options, &|n| {
+            std::env::var(n).ok()
+        });
     let Some(mut pipeline) = pipeline else {
         return Err(shown_diags(diags));
     };

@@ -1,7 +1,8 @@
 //! What a tenant's pipeline file may not do, checked on the YAML tree before
 //! the file is loaded (loading resolves plugin paths and would touch the
 //! server's files): set `data_dir`, read environment variables through
-//! `${...}`, load a plugin by path, name a connector type it was not
+//! `${...}` (other than those the operator grants tenants, and never in a
+//! path, type or plugin), load a plugin by path, name a connector type it was not
 //! granted, or point a `file` source or sink outside its own area.
 //! Problems are reported like `sluice validate` reports them.
 
@@ -19,6 +20,9 @@ pub struct Rules<'a> {
     pub files_dir: &'a Path,
     /// Whether `plugin: SPEC` names something it may load.
     pub known_plugin: &'a dyn Fn(&str) -> bool,
+    /// The `${VAR}`s it may read (names or prefixes ending in `*`): the
+    /// operator's `env.tenants`, none by default.
+    pub env: &'a [String],
 }
 
 /// Every problem with `root` under `rules`.
@@ -34,7 +38,7 @@ pub fn check(root: &Node, rules: &Rules<'_>) -> Diagnostics {
             "not allowed on a server: the server chooses where each pipeline's data lives".into(),
         );
     }
-    interpolations(root, "", &mut push);
+    interpolations(root, "", rules.env, &mut push);
 
     for section in ["sources", "sinks"] {
         for (name, body) in entries(root.get(section)) {
@@ -117,13 +121,33 @@ fn connector(
         );
         return;
     }
-    if kind == "file" {
-        if let Some(p) = body.get("path") {
-            let text = p.as_str().unwrap_or_default();
-            if within(rules.files_dir, text).is_none() {
+    // Every file a connector reads or writes: a `file` source's or sink's
+    // `path`, and `password_file`, `ca_file`, `cert_file`, `key_file` (a
+    // `password_file: /etc/shadow` would be sent as the password to a host
+    // the tenant chose).
+    file_fields(body, field, rules.files_dir, push);
+}
+
+fn file_fields(
+    node: &Node,
+    field: &str,
+    area: &Path,
+    push: &mut dyn FnMut(Location, &str, String),
+) {
+    let Some(map) = node.as_map() else {
+        return;
+    };
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        let sub = format!("{field}.{key}");
+        if v.as_map().is_some() {
+            file_fields(v, &sub, area, push);
+        } else if key == "path" || key.ends_with("_file") {
+            let text = v.as_str().unwrap_or_default();
+            if within(area, text).is_none() {
                 push(
-                    p.at,
-                    &format!("{field}.path"),
+                    v.at,
+                    &sub,
                     format!("`{text}` is outside this tenant's file area; use a relative path without `..`"),
                 );
             }
@@ -142,25 +166,51 @@ pub fn within(area: &Path, path: &str) -> Option<PathBuf> {
     full.starts_with(area).then_some(full)
 }
 
-fn interpolations(node: &Node, field: &str, push: &mut dyn FnMut(Location, &str, String)) {
+/// Fields whose value picks a file, a connector or a plugin: checked here on
+/// the text as written, so it must not change when variables are filled in.
+fn path_like(field: &str) -> bool {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    matches!(last, "path" | "type" | "plugin" | "data_dir")
+        || last.ends_with("_file")
+        || last.ends_with("_dir")
+        || last.ends_with("_path")
+}
+
+fn interpolations(
+    node: &Node,
+    field: &str,
+    env: &[String],
+    push: &mut dyn FnMut(Location, &str, String),
+) {
     match &node.kind {
         NodeKind::Scalar { text, .. } => {
-            let reads_env = std::cell::Cell::new(false);
-            let parsed = crate::config::interpolate(text, &|_| {
-                reads_env.set(true);
+            let read = std::cell::RefCell::new(Vec::new());
+            let parsed = crate::config::interpolate(text, &|name| {
+                read.borrow_mut().push(name.to_string());
                 None
             });
-            if reads_env.get() || (parsed.is_err() && text.contains("${")) {
-                push(
-                    node.at,
-                    field,
-                    "`${...}` is not allowed on a server: pipelines cannot read the server's environment (write `$$` for a literal `$`)".into(),
-                );
+            let read = read.into_inner();
+            let malformed = parsed.is_err() && text.contains("${") && read.is_empty();
+            if read.is_empty() && !malformed {
+                return;
             }
+            let denied = read
+                .iter()
+                .find(|n| !crate::config::host_config::env_allowed(env, n));
+            let message = if env.is_empty() || malformed {
+                "`${...}` is not allowed on a server: pipelines cannot read the server's environment unless the operator grants variables (`env.tenants` in the host configuration; write `$$` for a literal `$`)".to_string()
+            } else if path_like(field) {
+                "`${...}` is not allowed on a server in a path, type or plugin: these are checked as written".to_string()
+            } else if let Some(name) = denied {
+                format!("`${{{name}}}` is not allowed on a server: the operator lets tenants read only {} (`env.tenants` in the host configuration)", env.join(", "))
+            } else {
+                return;
+            };
+            push(node.at, field, message);
         }
         NodeKind::Seq(items) => {
             for (i, n) in items.iter().enumerate() {
-                interpolations(n, &format!("{field}[{i}]"), push);
+                interpolations(n, &format!("{field}[{i}]"), env, push);
             }
         }
         NodeKind::Map(entries) => {
@@ -171,7 +221,7 @@ fn interpolations(node: &Node, field: &str, push: &mut dyn FnMut(Location, &str,
                 } else {
                     format!("{field}.{key}")
                 };
-                interpolations(v, &sub, push);
+                interpolations(v, &sub, env, push);
             }
         }
     }
@@ -182,12 +232,17 @@ mod tests {
     use super::*;
 
     fn problems(yaml: &str) -> Vec<String> {
+        problems_with(yaml, &[])
+    }
+
+    fn problems_with(yaml: &str, env: &[String]) -> Vec<String> {
         let root = crate::config::parse_yaml(yaml).expect("yaml");
         let rules = Rules {
             file: Path::new("p.yaml"),
             connectors: &["datagen".into(), "file".into()],
             files_dir: Path::new("/data/tenants/a/files"),
             known_plugin: &|s| s == "mine",
+            env,
         };
         check(&root, &rules)
             .0
@@ -221,6 +276,47 @@ mod tests {
         assert!(!problems("name: p\nx: \"cost $$5 $${HOME}\"\n")
             .iter()
             .any(|l| l.contains("${...}")));
+    }
+
+    #[test]
+    fn every_file_a_connector_reads_stays_in_the_tenants_area() {
+        let root = crate::config::parse_yaml("name: p\nsources:\n  pg:\n    type: postgres-cdc\n    password_file: /etc/shadow\n    tls: {mode: verify-full, ca_file: ca.pem, key_file: ../../b/files/key.pem}\n").expect("yaml");
+        let rules = Rules {
+            file: Path::new("p.yaml"),
+            connectors: &["postgres-cdc".into()],
+            files_dir: Path::new("/data/tenants/a/files"),
+            known_plugin: &|_| false,
+            env: &[],
+        };
+        let p: Vec<String> = check(&root, &rules)
+            .0
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with("p.yaml:5:20: sources.pg.password_file: `/etc/shadow` is outside"),
+            "{p:#?}"
+        );
+        assert!(
+            p[1].contains("sources.pg.tls.key_file: `../../b/files/key.pem` is outside"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn granted_variables_are_read_only_outside_paths_types_and_plugins() {
+        let env = ["TENANT_*".to_string()];
+        let yaml = "name: p\nsources:\n  s: {type: datagen, kind: \"${TENANT_KIND}\"}\n  f: {type: file, path: \"${TENANT_DIR}/x\"}\n  g: {type: datagen, kind: \"${HOME}\"}\n";
+        let p = problems_with(yaml, &env);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with(
+                "p.yaml:4:25: sources.f.path: `${...}` is not allowed on a server in a path"
+            ),
+            "{p:#?}"
+        );
+        assert!(p[1].starts_with("p.yaml:5:28: sources.g.kind: `${HOME}` is not allowed on a server: the operator lets tenants read only TENANT_*"), "{p:#?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -226,7 +227,14 @@ impl Sink for TableSink {
             rows_written = rows.len();
             crc = crc32fast::hash(out.as_bytes());
             let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
+                // Rows are event data: readable by the owner only. A
+                // leftover temp file (a crash mid-save) would keep its mode.
+                let _ = std::fs::remove_file(&tmp);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
                 f.write_all(out.as_bytes())?;
                 // Durable before the checkpoint that names it can commit.
                 f.sync_data()

@@ -448,3 +448,54 @@ fn sigterm_stops_a_timer_storm_and_a_spinning_timer_is_dead_lettered() {
     assert_eq!(header(spun, "sluice.error.kind"), "limit");
     assert!(header(spun, "sluice.error.message").contains("CPU budget of 200 ms per call"));
 }
+
+/// `create` (where a plugin validates its parameters) runs under the
+/// stage's own limits, in `validate` and `run` alike: a plugin that spins
+/// or hoards memory there is stopped, reported against the stage's
+/// `params` with the limit named, and the host exits normally and small.
+#[test]
+fn a_create_that_spins_or_hoards_is_stopped_by_the_stages_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, limits, named) in [
+        (
+            "loop",
+            "cpu_ms_per_call: 200",
+            "CPU budget of 200 ms per call",
+        ),
+        ("alloc", "memory_mb: 32", "memory limit of 32 MiB"),
+    ] {
+        let out = dir.path().join(format!("{what}.jsonl"));
+        let pipeline = write_pipeline(
+            dir.path(),
+            &format!(
+                "sources:\n  gen: {{type: datagen, kind: orders, count: 5}}\nstages:\n  bad:\n    plugin: {}\n    inputs: [gen]\n    params: {{on_create: {what}}}\n    limits: {{{limits}}}\nsinks:\n  out: {{type: file, path: {}, inputs: [bad]}}\n",
+                q(&guest("misbehave")),
+                q(&out)
+            ),
+        );
+        for cmd in ["validate", "run"] {
+            let mut c = sluice();
+            c.arg(cmd).arg(&pipeline);
+            if cmd == "run" {
+                c.arg("--no-progress");
+            }
+            let (run, peak_kb, took) = run_measured(&mut c);
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert_eq!(
+                run.status.code(),
+                Some(1),
+                "{cmd} {what}: an error exit, not a signal:\n{stderr}"
+            );
+            assert!(
+                stderr.contains("p.yaml:7:")
+                    && stderr.contains("stages.bad.params")
+                    && stderr.contains("stage `bad`")
+                    && stderr.contains(named),
+                "{cmd} {what}:\n{stderr}"
+            );
+            assert!(took < Duration::from_secs(30), "{cmd} {what} took {took:?}");
+            assert!(peak_kb < 512 * 1024, "{cmd} {what}: peak RSS {peak_kb} kB");
+            assert!(!out.exists(), "{cmd} {what}: nothing ran");
+        }
+    }
+}

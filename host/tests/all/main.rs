@@ -7,6 +7,7 @@ mod cli;
 mod elasticsearch;
 mod exactly_once;
 mod fuzz_replay;
+mod host_config;
 mod hostile;
 mod hot_reload;
 mod kafka;

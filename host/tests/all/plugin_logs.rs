@@ -86,6 +86,18 @@ fn a_log_flood_is_cut_forged_lines_are_escaped_and_the_pipeline_goes_on() {
             && line.contains("sha256 "),
         "the host's name for the plugin leads: {line}"
     );
+    // Dead letters are raw events: readable by the owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&dead)
+            .expect("dead letters")
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "dead-letter file mode {:o}",
+        mode & 0o777
+    );
     let dead = json_lines(&dead);
     assert_eq!(dead.len(), 1, "{dead:?}");
     let named = dead[0]["headers"]["sluice.error.plugin"]
@@ -108,5 +120,41 @@ fn plugin_inspect_shows_the_hash_and_marks_the_self_description_as_a_claim() {
     assert!(
         s.contains("plugin:    sluice-plugin-mask@0.1.0 (self-described, not verified"),
         "{s}"
+    );
+}
+
+#[test]
+fn a_stages_log_budget_bounds_what_one_call_prints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\":0}\n{\"n\":1,\"do\":\"flood\"}\n{\"n\":2}\n").expect("write");
+    let out = dir.path().join("out.jsonl");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "batch_size: 1\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  loud:\n    plugin: {}\n    inputs: [in]\n    limits: {{memory_mb: 512, cpu_ms_per_call: 20000, log_kb_per_call: 4}}\nsinks:\n  out: {{type: file, path: {}, inputs: [loud]}}\n",
+            q(&input),
+            q(&guest("loud")),
+            q(&out),
+        ),
+    );
+    let run = run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(json_lines(&out).len(), 3, "every event goes through");
+    // 100 MiB and then 100 000 lines of 1 KiB in one call: the 4 MiB-cut
+    // first message does not fit 4 KiB, four of the 1 KiB lines do.
+    let kib = "B".repeat(1024);
+    let printed = stderr.lines().filter(|l| l.contains(&kib)).count();
+    assert_eq!(printed, 4, "4 KiB per call: {printed} lines of 1 KiB");
+    assert!(
+        stderr.contains("log bytes dropped from plugin")
+            && stderr.contains("log_kb_per_call 4 KiB"),
+        "the drop names the limit:\n{}",
+        &stderr[..stderr.len().min(4000)]
+    );
+    assert!(
+        run.stderr.len() < 64 << 10,
+        "stderr {} bytes",
+        run.stderr.len()
     );
 }

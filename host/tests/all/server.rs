@@ -24,6 +24,11 @@ struct Server {
 impl Server {
     /// Starts `sluice serve` on `dir/server.toml` and waits for its URL line.
     fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[], &[])
+    }
+
+    /// [`Server::start`] with more arguments and environment for `sluice serve`.
+    fn start_with(dir: &Path, args: &[&std::ffi::OsStr], envs: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -32,6 +37,8 @@ impl Server {
         let mut child = sluice()
             .args(["serve", "--config"])
             .arg(dir.join("server.toml"))
+            .args(args)
+            .envs(envs.iter().copied())
             .env("SLUICE_ADMIN_TOKEN", ADMIN)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -634,6 +641,77 @@ fn an_invalid_pipeline_gets_the_validate_diagnostics_and_changes_nothing() {
     assert_eq!(
         s.ok("GET", "/v1/plugins", Some(&t), None)["plugins"],
         json!([])
+    );
+    s.terminate();
+}
+
+/// Tenants get the operator's ceilings and grants from the same host
+/// configuration as the command line (`--host-config`): a stage over a
+/// ceiling is refused naming the field, and `${VAR}` reads only what
+/// `env.tenants` grants (nothing by default).
+#[test]
+fn tenants_are_bound_by_the_operators_host_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let host = dir.path().join("host.yaml");
+    std::fs::write(
+        &host,
+        "ceilings: {memory_mb: 64, log_kb_per_call: 64}\nenv: {tenants: [\"SLUICE_TENANT_*\"]}\n",
+    )
+    .expect("host config");
+    let mut s = Server::start_with(
+        dir.path(),
+        &["--host-config".as_ref(), host.as_os_str()],
+        &[("SLUICE_TENANT_COUNT", "5")],
+    );
+    let t = tenant(&s, "acme", "deploy");
+    let deploy = |s: &Server, yaml: &str| {
+        s.call(
+            "POST",
+            "/v1/validate",
+            Some(&t),
+            Some(yaml.as_bytes().to_vec()),
+        )
+    };
+    let pipeline = |count: &str, limits: &str| {
+        format!("name: p\nsources:\n  gen: {{type: datagen, kind: orders, count: \"{count}\"}}\nstages:\n  copy: {{plugin: passthrough, inputs: [gen], limits: {{{limits}}}}}\nsinks:\n  out: {{type: file, path: o.jsonl, inputs: [copy]}}\n")
+    };
+    let text = |v: &Value| v.to_string();
+    let (code, v) = deploy(&s, &pipeline("5", "memory_mb: 128"));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        text(&v).contains("stages.copy.limits.memory_mb")
+            && text(&v).contains("128 is above this host's ceiling of 64"),
+        "{v}"
+    );
+    let (code, v) = deploy(&s, &pipeline("5", "memory_mb: 64, log_kb_per_call: 128"));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        text(&v).contains("stages.copy.limits.log_kb_per_call"),
+        "{v}"
+    );
+    let (code, v) = deploy(&s, &pipeline("${HOME}", "memory_mb: 64"));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        text(&v).contains("sources.gen.count")
+            && text(&v).contains("`${HOME}` is not allowed on a server"),
+        "{v}"
+    );
+    let (code, v) = deploy(&s, &pipeline("${SLUICE_TENANT_COUNT}", "memory_mb: 64"));
+    assert_eq!(code, 200, "a granted variable is read: {v}");
+    s.terminate();
+    // Without the grant, none (the default), whatever the environment holds.
+    std::fs::write(&host, "ceilings: {memory_mb: 64}\n").expect("host config");
+    s = Server::start_with(
+        dir.path(),
+        &["--host-config".as_ref(), host.as_os_str()],
+        &[("SLUICE_TENANT_COUNT", "5")],
+    );
+    let (code, v) = deploy(&s, &pipeline("${SLUICE_TENANT_COUNT}", "memory_mb: 64"));
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        text(&v).contains("pipelines cannot read the server's environment"),
+        "{v}"
     );
     s.terminate();
 }
