@@ -28,6 +28,7 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../../sdk/src/json_tests.rs"),
     ),
     ("src/lib.rs", include_str!("../../../../sdk/src/lib.rs")),
+    ("src/log.rs", include_str!("../../../../sdk/src/log.rs")),
     (
         "src/params.rs",
         include_str!("../../../../sdk/src/params.rs"),
