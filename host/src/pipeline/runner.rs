@@ -122,6 +122,7 @@ pub fn run_with(
     options: RunOptions,
     overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<RunSummary> {
+    crate::failpoint::init()?;
     let started = Instant::now();
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
