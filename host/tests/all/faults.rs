@@ -469,3 +469,29 @@ fn a_full_disk_under_the_state_dir_fails_naming_the_file_and_a_rerun_loses_nothi
     );
     case.rerun_and_check("state dir disk full");
 }
+
+/// A source failing to acknowledge the final checkpoint upstream fails the
+/// run (it used to exit 0, the error reported to a coordinator that had
+/// finished). With no barrier before the end (a file source never catches
+/// up early, and the interval is an hour), the first acknowledgement is
+/// the final one. The checkpoint is durable, so the rerun finds nothing
+/// left to do and the output stays exact.
+#[test]
+fn a_failed_acknowledgement_of_the_final_checkpoint_fails_the_run() {
+    let case = Case::new(ORDERS / 50, 50, 0);
+    let text = std::fs::read_to_string(&case.pipeline).expect("read");
+    let text = text.replace(
+        "checkpoint_interval_ms: 50\n",
+        "checkpoint_interval_ms: 3600000\n",
+    );
+    std::fs::write(&case.pipeline, text).expect("write");
+    let out = case.run_armed("source.commit.before=error@1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed after the final checkpoint")
+            && stderr.contains("failpoint `source.commit.before` fired"),
+        "{stderr}"
+    );
+    case.check("final acknowledgement failed");
+    case.rerun_and_check("final acknowledgement failed, rerun");
+}
