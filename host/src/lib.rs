@@ -28,6 +28,7 @@ pub mod clients;
 pub mod config;
 pub mod connector;
 pub mod event;
+pub mod failpoint;
 pub mod format;
 pub mod pipeline;
 pub mod plugin;

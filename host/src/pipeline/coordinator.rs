@@ -150,7 +150,7 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     pub fn run(
         mut self,
-        reports: Receiver<Report>,
+        reports: &Receiver<Report>,
         requested: Arc<AtomicU64>,
         interval: Duration,
         stop: &AtomicBool,

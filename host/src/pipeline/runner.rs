@@ -122,6 +122,7 @@ pub fn run_with(
     options: RunOptions,
     overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<RunSummary> {
+    crate::failpoint::init()?;
     let started = Instant::now();
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
@@ -277,7 +278,7 @@ pub fn run_with(
     let on_status = options.on_status.clone();
     let mut stats = options.stats_every.map(|every| Stats::new(every, started));
     let result = coordinator.run(
-        report_rx,
+        &report_rx,
         requested,
         pipeline.checkpoint_interval,
         &options.stop,
@@ -312,6 +313,16 @@ pub fn run_with(
         std::thread::sleep(Duration::from_millis(10));
     }
     result?;
+    // A source that failed to acknowledge the final checkpoint upstream (a
+    // Kafka offset commit, a replication slot's confirmed position) fails the
+    // run: the checkpoint is durable, but exit 0 would hide that upstream
+    // still holds what it covers.
+    if let Some((component, error)) = report_rx.try_iter().find_map(|r| match r {
+        Report::Failed { component, error } => Some((component, error)),
+        _ => None,
+    }) {
+        anyhow::bail!("`{component}` failed after the final checkpoint: {error}");
+    }
     Ok(RunSummary {
         events_in: Metrics::get(&metrics.events_in),
         events_out: Metrics::get(&metrics.events_out),

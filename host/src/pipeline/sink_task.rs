@@ -84,11 +84,13 @@ impl SinkTask {
                 .source_progress(progress)
                 .with_context(|| format!("sink `{}`", self.name))?;
         }
+        crate::failpoint::hit("sink.flush.before")?;
         let position = self
             .sink
             .flush(rejected)
             .with_context(|| format!("sink `{}`", self.name))?;
         self.route_rejected(rejected)?;
+        crate::failpoint::hit("sink.flush.after")?;
         Ok(position)
     }
 
@@ -115,6 +117,10 @@ impl SinkTask {
                         if let Some(c) = &self.counts {
                             Metrics::add(&c.events_in, batch.len() as u64);
                             Metrics::add(&c.events_out, batch.len() as u64);
+                        }
+                        if !self.counted {
+                            crate::failpoint::hit("dead_letter.write")
+                                .with_context(|| format!("sink `{name}`"))?;
                         }
                         self.sink
                             .write(&batch, &mut rejected)

@@ -68,12 +68,18 @@ impl SourceTask {
             latest = Some(p);
         }
         match latest {
-            Some(p) => self
-                .source
-                .committed(&p)
-                .with_context(|| format!("source `{}` acknowledging a checkpoint", self.name)),
+            Some(p) => self.commit(&p),
             None => Ok(()),
         }
+    }
+
+    /// Tells the source a checkpoint holding position `p` is durable.
+    fn commit(&mut self, p: &Value) -> Result<()> {
+        crate::failpoint::hit("source.commit.before")?;
+        self.source
+            .committed(p)
+            .with_context(|| format!("source `{}` acknowledging a checkpoint", self.name))?;
+        crate::failpoint::hit("source.commit.after")
     }
 
     pub fn run(mut self) -> Result<()> {
@@ -136,7 +142,7 @@ impl SourceTask {
         // The final checkpoint comes after the sinks drain; acknowledge it
         // too. The channel closes when the coordinator finishes.
         while let Ok(p) = self.commits.recv() {
-            self.source.committed(&p)?;
+            self.commit(&p)?;
         }
         Ok(())
     }

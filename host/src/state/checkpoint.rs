@@ -82,8 +82,11 @@ impl CheckpointStore {
             f.write_all(&serde_json::to_vec_pretty(checkpoint)?)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &self.path)?;
+        crate::failpoint::hit("checkpoint.rename.before")?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("renaming to {}", self.path.display()))?;
         File::open(dir)?.sync_all()?;
+        crate::failpoint::hit("checkpoint.rename.after")?;
         Ok(())
     }
 }

@@ -464,6 +464,7 @@ impl KeyedState {
         w.write_all(&crc.to_le_bytes())?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_data()?;
+        crate::failpoint::hit("stage.state.rename.before")?;
         std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
     }

@@ -241,7 +241,8 @@ impl Sink for TableSink {
             };
             write().with_context(|| format!("writing {}", tmp.display()))?;
         }
-        std::fs::rename(&tmp, &path)?;
+        crate::failpoint::hit("table.snapshot.rename.before")?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         // Keep a few older snapshots: the last committed checkpoint may
         // point at one of them while later barriers are still in flight.
         if self.saves > KEEP_SNAPSHOTS {

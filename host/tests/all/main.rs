@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod elasticsearch;
 mod exactly_once;
+mod faults;
 mod fuzz_replay;
 mod host_config;
 mod hostile;
