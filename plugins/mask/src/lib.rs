@@ -13,8 +13,9 @@
 //! See `README.md` next to this crate for the parameters and an example.
 #![deny(missing_docs)]
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use sluice_sdk::json::{JsonParser, Kind, Raw, RawKey};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
 /// Number of hex characters of the HMAC kept as the replacement value (128 bits).
@@ -49,9 +50,15 @@ struct Rule {
 pub struct Mask {
     rules: Vec<Rule>,
     hasher: Option<KeyedHash>,
-    redact_with: String,
+    /// `redact_with` serialized as a JSON string, written for each redaction.
+    redact_json: Vec<u8>,
+    /// Every rule's index: the rules active at the top level.
+    all: Vec<usize>,
     /// Reused buffer for the canonical JSON text of a value being hashed.
     scratch: Vec<u8>,
+    /// Reused per event: the view's field table and the output value.
+    parser: JsonParser,
+    out: Vec<u8>,
 }
 
 impl Transform for Mask {
@@ -99,11 +106,15 @@ impl Transform for Mask {
             }
         };
 
+        let redact_json = serde_json::to_vec(&redact_with).map_err(|e| e.to_string())?;
         Ok(Self {
+            all: (0..rules.len()).collect(),
             rules,
             hasher,
-            redact_with,
+            redact_json,
             scratch: Vec::new(),
+            parser: JsonParser::new(),
+            out: Vec::new(),
         })
     }
 
@@ -112,77 +123,180 @@ impl Transform for Mask {
             out.forward();
             return Ok(());
         }
-        let mut value = event.json()?;
-        if !value.is_object() {
+        let view = event.view(&mut self.parser)?;
+        if !view.is_object() {
             return Err(EventError::Reject(format!(
                 "mask expects a JSON object value, found {}",
-                kind_of(&value)
+                kind_name(view.root().kind())
             )));
         }
-        let mut changed = false;
-        for rule in &self.rules {
-            let mut leaf = |map: &mut Map<String, Value>, name: &str| -> bool {
-                match rule.action {
-                    Action::Drop => map.remove(name).is_some(),
-                    Action::Hash => match map.get_mut(name) {
-                        Some(v) if !v.is_null() => {
-                            // `hasher` is always set when a hash rule exists (checked in `new`).
-                            let Some(hasher) = &self.hasher else {
-                                return false;
-                            };
-                            self.scratch.clear();
-                            write_canonical(v, &mut self.scratch);
-                            *v = Value::String(hasher.token(&self.scratch));
-                            true
-                        }
-                        _ => false,
-                    },
-                    Action::Redact => match map.get_mut(name) {
-                        Some(v) if !v.is_null() => {
-                            *v = Value::String(self.redact_with.clone());
-                            true
-                        }
-                        _ => false,
-                    },
-                }
-            };
-            changed |= apply(&mut value, &rule.path, &mut leaf);
-        }
-        if changed {
-            out.json(&value);
+        let mut splice = Splice {
+            rules: &self.rules,
+            hasher: self.hasher.as_ref(),
+            redact_json: &self.redact_json,
+            canonical: &mut self.scratch,
+            changed: false,
+        };
+        self.out.clear();
+        splice.object(view.root(), &self.all, 0, &mut self.out);
+        if splice.changed {
+            out.value(&self.out);
         } else {
-            // Nothing matched: keep the original bytes (and number formatting).
+            // Nothing matched: keep the original bytes (whitespace included).
             out.forward();
         }
         Ok(())
     }
 }
 
-/// Walks `path` from `node` and calls `leaf` on the object holding the last
-/// segment. Arrays on the way apply the remaining path to every element.
-/// Returns whether anything changed.
-fn apply(
-    node: &mut Value,
-    path: &[String],
-    leaf: &mut dyn FnMut(&mut Map<String, Value>, &str) -> bool,
-) -> bool {
-    let Some((first, rest)) = path.split_first() else {
-        return false;
-    };
-    match node {
-        Value::Object(map) if rest.is_empty() => leaf(map, first),
-        Value::Object(map) => match map.get_mut(first.as_str()) {
-            Some(child) => apply(child, rest, leaf),
-            None => false,
-        },
-        Value::Array(items) => {
-            let mut changed = false;
-            for item in items {
-                changed |= apply(item, path, leaf);
+/// One event's rewrite: copies the input's raw slices, replacing or leaving
+/// out the values the rules name. Only the objects and arrays on a rule's
+/// path are walked; everything else is copied byte for byte.
+struct Splice<'r> {
+    rules: &'r [Rule],
+    hasher: Option<&'r KeyedHash>,
+    /// `redact_with` as a JSON string.
+    redact_json: &'r [u8],
+    /// Reused buffer for the canonical text of a value being hashed.
+    canonical: &'r mut Vec<u8>,
+    changed: bool,
+}
+
+impl Splice<'_> {
+    /// Writes `obj` with the rules in `active` (all matched so far down to
+    /// segment `depth`) applied to its members.
+    fn object(&mut self, obj: Raw<'_>, active: &[usize], depth: usize, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut entries = obj.entries();
+        while let Some((key, value)) = entries.next() {
+            let hit = active
+                .iter()
+                .position(|&r| key.is(&self.rules[r].path[depth]));
+            let Some(hit) = hit else {
+                write_member(out, &mut first, key, value.bytes());
+                continue;
+            };
+            // A named field is written at most once, from its last occurrence
+            // (what a tree parse keeps): an earlier duplicate would otherwise
+            // carry the unmasked value past the rule.
+            if entries
+                .clone()
+                .any(|(later, _)| later.is(&self.rules[active[hit]].path[depth]))
+            {
+                self.changed = true;
+                continue;
             }
-            changed
+            let rule = &self.rules[active[hit]];
+            if rule.path.len() == depth + 1 {
+                // Overlapping paths are refused in `new`, so a leaf rule is
+                // the only rule naming this field.
+                self.leaf(rule.action, key, value, &mut first, out);
+                continue;
+            }
+            match value.kind() {
+                Kind::Object | Kind::Array => {
+                    let below: Vec<usize> = active
+                        .iter()
+                        .copied()
+                        .filter(|&r| {
+                            let path = &self.rules[r].path;
+                            path.len() > depth + 1 && key.is(&path[depth])
+                        })
+                        .collect();
+                    open_member(out, &mut first, key);
+                    self.nested(value, &below, depth + 1, out);
+                }
+                _ => write_member(out, &mut first, key, value.bytes()),
+            }
         }
-        _ => false,
+        out.push(b'}');
+    }
+
+    /// An object or array on a rule's path; an array applies the remaining
+    /// path to every element.
+    fn nested(&mut self, value: Raw<'_>, active: &[usize], depth: usize, out: &mut Vec<u8>) {
+        match value.kind() {
+            Kind::Object => self.object(value, active, depth, out),
+            Kind::Array => {
+                out.push(b'[');
+                for (i, item) in value.items().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.nested(item, active, depth, out);
+                }
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(value.bytes()),
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        action: Action,
+        key: RawKey<'_>,
+        value: Raw<'_>,
+        first: &mut bool,
+        out: &mut Vec<u8>,
+    ) {
+        // Hash and redact replace actual values only; `null` stays `null`.
+        if action != Action::Drop && value.is_null() {
+            write_member(out, first, key, value.bytes());
+            return;
+        }
+        self.changed = true;
+        match action {
+            Action::Drop => {}
+            Action::Hash => {
+                // `hasher` is always set when a hash rule exists (checked in `new`).
+                let Some(hasher) = self.hasher else {
+                    write_member(out, first, key, value.bytes());
+                    return;
+                };
+                self.canonical.clear();
+                write_canonical_raw(value, self.canonical);
+                open_member(out, first, key);
+                out.push(b'"');
+                out.extend_from_slice(hasher.token(self.canonical).as_bytes());
+                out.push(b'"');
+            }
+            Action::Redact => write_member(out, first, key, self.redact_json),
+        }
+    }
+}
+
+/// Writes `"key":` (the key as it was written) after a comma if needed.
+fn open_member(out: &mut Vec<u8>, first: &mut bool, key: RawKey<'_>) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    out.push(b'"');
+    out.extend_from_slice(key.escaped_text());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_member(out: &mut Vec<u8>, first: &mut bool, key: RawKey<'_>, value: &[u8]) {
+    open_member(out, first, key);
+    out.extend_from_slice(value);
+}
+
+/// The canonical text of a raw value (see [`write_canonical`]). A string
+/// without escapes is already canonical (serde_json writes non-ASCII as it
+/// is and must escape only quotes, backslashes and controls, which such a
+/// string cannot hold); anything else goes through the tree, so the hash is
+/// the one the tree path always gave.
+fn write_canonical_raw(value: Raw<'_>, out: &mut Vec<u8>) {
+    if value.kind() == Kind::String && !value.bytes().contains(&b'\\') {
+        out.extend_from_slice(value.bytes());
+        return;
+    }
+    match value.to_value() {
+        Ok(tree) => write_canonical(&tree, out),
+        // Checked JSON the tree cannot hold (a number beyond f64, `1e400`):
+        // its text as written.
+        Err(_) => out.extend_from_slice(value.bytes()),
     }
 }
 
@@ -351,14 +465,14 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
     }
 }
 
@@ -624,6 +738,140 @@ mod tests {
             init_error(&[("drop", "customer"), ("redact", "customer.email")]),
             "field paths overlap: `customer` (in `drop`) and `customer.email` (in `redact`); \
              list each field once"
+        );
+    }
+
+    #[test]
+    fn untouched_fields_pass_byte_for_byte() {
+        // Big integers, number text, key order and inner whitespace of
+        // fields no rule names are copied as they are.
+        let input = r#"{"z":9007199254740993,"big":18446744073709551615,"price": 50.50,"e":1E+2,"phone":"555","nested":{"b": [1, 2.0],"a":-0}}"#;
+        let out = run::<Mask>(&[("drop", "phone")], &[input]).expect("run");
+        assert_eq!(
+            out.raw_values(),
+            vec![
+                r#"{"z":9007199254740993,"big":18446744073709551615,"price":50.50,"e":1E+2,"nested":{"b": [1, 2.0],"a":-0}}"#
+            ]
+        );
+        // A nested rule rewrites only the objects on its path.
+        let input = r#"{"id":18446744073709551615,"doc":{"cpf":"1","n":9007199254740993},"list":[{"cpf":"2","x":1.10},7]}"#;
+        let out = run::<Mask>(&[("redact", "doc.cpf, list.cpf")], &[input]).expect("run");
+        assert_eq!(
+            out.raw_values(),
+            vec![
+                r#"{"id":18446744073709551615,"doc":{"cpf":"***","n":9007199254740993},"list":[{"cpf":"***","x":1.10},7]}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_masked_field_given_twice_keeps_only_the_last_masked() {
+        // Last wins, as in a tree; the earlier occurrence must not carry the
+        // clear value past the rule.
+        let out = run::<Mask>(
+            &[("redact", "email, user.tel"), ("drop", "phone")],
+            &[
+                r#"{"email":"first@x.io","id":1,"email":"last@x.io","phone":"1","phone":"2"}"#,
+                r#"{"email":"a@x.io","email":null}"#,
+                r#"{"user":{"tel":"1"},"user":{"tel":"2","k":3}}"#,
+                r#"{"id":1,"id":2}"#,
+            ],
+        )
+        .expect("run");
+        assert_eq!(
+            out.raw_values(),
+            vec![
+                r#"{"id":1,"email":"***"}"#,
+                r#"{"email":null}"#,
+                r#"{"user":{"tel":"***","k":3}}"#,
+                // Untouched duplicates pass as they are (a last-wins reader
+                // sees the same value).
+                r#"{"id":1,"id":2}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_unicode_values_match_and_hash_like_the_tree() {
+        // `\u0065mail` is `email`; the hash of an escaped string is the hash
+        // of its canonical text, the same as the unescaped spelling's.
+        let out = run::<Mask>(
+            &[("hash", "email"), ("hash_key", "k")],
+            &[
+                r#"{"\u0065mail":"alice@example.com"}"#,
+                r#"{"email":"\u0061lice@example.com"}"#,
+                r#"{"email":"ação"}"#,
+                r#"{"email":"a\u00e7\u00e3o"}"#,
+            ],
+        )
+        .expect("run");
+        let raw = out.raw_values();
+        assert_eq!(
+            raw[0],
+            r#"{"\u0065mail":"11f621857b5af0f0a7bd0774cae5cbee"}"#
+        );
+        assert_eq!(raw[1], r#"{"email":"11f621857b5af0f0a7bd0774cae5cbee"}"#);
+        assert_eq!(raw[2], raw[3]);
+    }
+
+    #[test]
+    fn hostile_values_are_rejected_with_a_reason() {
+        let deep_array = format!(r#"{{"a":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let deep_object = format!("{}{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        // Nested arrays under a rule's path, within the limit: walked, not
+        // a stack overflow.
+        let nested_ok = format!(r#"{{"a":{}{{"b":1}}{}}}"#, "[".repeat(100), "]".repeat(100));
+        let out = run::<Mask>(
+            &[("drop", "a.b")],
+            &[
+                &deep_array,
+                &deep_object,
+                r#"{"a":1"#,
+                r#"{"a":"\ud800"}"#,
+                r#"{"a":1} x"#,
+                &nested_ok,
+            ],
+        )
+        .expect("run");
+        let rejected = out.rejected();
+        assert_eq!(
+            rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert!(
+            rejected[0].1.contains("recursion limit exceeded"),
+            "{rejected:?}"
+        );
+        assert!(
+            rejected[1].1.contains("recursion limit exceeded"),
+            "{rejected:?}"
+        );
+        for (_, reason) in &rejected {
+            assert!(reason.starts_with("value is not valid JSON: "), "{reason}");
+        }
+        assert_eq!(
+            out.raw_values(),
+            vec![format!(
+                r#"{{"a":{}{{}}{}}}"#,
+                "[".repeat(100),
+                "]".repeat(100)
+            )]
+        );
+
+        // Bytes that are not UTF-8.
+        let mut batch = RawBatch {
+            streams: vec!["s".to_string()],
+            ..RawBatch::default()
+        };
+        batch.push_event(None, Some(b"{\"a\":\"\xff\"}"), &[], 0, 0);
+        let out = run_batch::<Mask>(&[("drop", "a")], &batch).expect("run");
+        assert!(out.values().is_empty());
+        assert_eq!(
+            out.rejected(),
+            vec![(
+                0,
+                "value is not valid JSON: invalid UTF-8 at byte 6".to_string()
+            )]
         );
     }
 }

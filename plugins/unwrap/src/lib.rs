@@ -13,7 +13,8 @@
 //! See `README.md` next to this crate for the parameters and an example.
 #![deny(missing_docs)]
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use sluice_sdk::json::{JsonParser, JsonView, Kind, ObjectWriter, Raw, RawKey};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
 /// What a delete event (`op: "d"`) becomes.
@@ -42,12 +43,18 @@ const ENVELOPE_FIELDS: &[&str] = &["op", "ts_ms", "ts_us", "ts_ns"];
 const TRANSACTION_FIELDS: &[&str] = &["id", "total_order", "data_collection_order"];
 /// Prefix of added fields, as Debezium's default `add.fields.prefix`.
 const PREFIX: &str = "__";
+/// The field `delete_handling: rewrite` adds.
+const DELETED: &str = "__deleted";
 
 /// The unwrap transform: Debezium change event in, row state out.
 pub struct Unwrap {
     delete: DeleteHandling,
     add_fields: Vec<AddField>,
     drop_tombstones: bool,
+    /// Reused per event: the view's field table, and one for a row sent as
+    /// JSON text.
+    parser: JsonParser,
+    row_parser: JsonParser,
 }
 
 impl Transform for Unwrap {
@@ -80,6 +87,8 @@ impl Transform for Unwrap {
             delete,
             add_fields,
             drop_tombstones: params.bool_or("drop_tombstones", false)?,
+            parser: JsonParser::new(),
+            row_parser: JsonParser::new(),
         })
     }
 
@@ -88,39 +97,39 @@ impl Transform for Unwrap {
             self.tombstone_in(out);
             return Ok(());
         }
-        let mut envelope = match event.json()? {
-            Value::Object(map) => map,
-            other => {
-                return Err(EventError::Reject(format!(
-                    "not a change event: the value is {}, expected an object with an `op` field",
-                    kind_of(&other)
-                )))
-            }
-        };
+        let view = event.view(&mut self.parser)?;
+        if !view.is_object() {
+            return Err(EventError::Reject(format!(
+                "not a change event: the value is {}, expected an object with an `op` field",
+                kind_name(view.root().kind())
+            )));
+        }
         // `{"schema": .., "payload": {..}}`: the event is the payload.
-        if !envelope.contains_key("op") && envelope.contains_key("payload") {
-            match envelope.remove("payload") {
-                Some(Value::Object(payload)) => envelope = payload,
-                // What the JSON converter writes for a null value: a tombstone.
-                Some(Value::Null) => {
-                    self.tombstone_in(out);
-                    return Ok(());
+        let mut envelope = Envelope::Root(&view);
+        if view.get("op").is_none() {
+            if let Some(payload) = view.get("payload") {
+                match payload.kind() {
+                    Kind::Object => envelope = Envelope::Nested(payload),
+                    // What the JSON converter writes for a null value: a tombstone.
+                    Kind::Null => {
+                        self.tombstone_in(out);
+                        return Ok(());
+                    }
+                    other => {
+                        return Err(EventError::Reject(format!(
+                            "not a change event: `payload` is {}, expected an object",
+                            kind_name(other)
+                        )))
+                    }
                 }
-                Some(other) => {
-                    return Err(EventError::Reject(format!(
-                        "not a change event: `payload` is {}, expected an object",
-                        kind_of(&other)
-                    )))
-                }
-                None => {}
             }
         }
         let op = match envelope.get("op") {
-            Some(Value::String(op)) => op.clone(),
+            Some(op) if op.kind() == Kind::String => op.as_str().unwrap_or_default(),
             Some(other) => {
                 return Err(EventError::Reject(format!(
                     "not a change event: `op` is {}, expected a string",
-                    kind_of(other)
+                    kind_name(other.kind())
                 )))
             }
             None => {
@@ -132,24 +141,33 @@ impl Transform for Unwrap {
                 ))
             }
         };
-        match op.as_str() {
+        match &*op {
             "c" | "r" | "u" => {
-                let mut row = take_row(&mut envelope, "after", &op)?;
-                self.add_fields_to(&mut row, &envelope);
-                if self.delete == DeleteHandling::Rewrite {
-                    row.insert("__deleted".to_string(), Value::from("false"));
-                }
-                out.json(&Value::Object(row));
+                let deleted = (self.delete == DeleteHandling::Rewrite).then_some("false");
+                write_row(
+                    &self.add_fields,
+                    &mut self.row_parser,
+                    &envelope,
+                    "after",
+                    &op,
+                    deleted,
+                    out,
+                )?;
             }
             "d" => match self.delete {
                 DeleteHandling::Tombstone => out.tombstone(),
                 // Configured by the pipeline: deletes are deliberately not propagated.
                 DeleteHandling::Drop => {}
                 DeleteHandling::Rewrite => {
-                    let mut row = take_row(&mut envelope, "before", &op)?;
-                    self.add_fields_to(&mut row, &envelope);
-                    row.insert("__deleted".to_string(), Value::from("true"));
-                    out.json(&Value::Object(row));
+                    write_row(
+                        &self.add_fields,
+                        &mut self.row_parser,
+                        &envelope,
+                        "before",
+                        &op,
+                        Some("true"),
+                        out,
+                    )?;
                 }
             },
             // Truncate has no row state to emit (as Debezium's SMT, which drops it).
@@ -164,6 +182,23 @@ impl Transform for Unwrap {
     }
 }
 
+/// The change event's fields: the value's own (indexed by the view) or a
+/// `payload` object's.
+enum Envelope<'v, 'a> {
+    Root(&'v JsonView<'a>),
+    Nested(Raw<'a>),
+}
+
+impl<'a> Envelope<'_, 'a> {
+    /// The field `name` (its last occurrence).
+    fn get(&self, name: &str) -> Option<Raw<'a>> {
+        match self {
+            Envelope::Root(view) => view.get(name),
+            Envelope::Nested(raw) => raw.get(name),
+        }
+    }
+}
+
 impl Unwrap {
     /// An input tombstone (Debezium writes one after each delete event), or a
     /// `{"schema", "payload": null}` value: a tombstone with the same key.
@@ -172,51 +207,89 @@ impl Unwrap {
             out.tombstone();
         }
     }
-
-    /// Copies the configured envelope/source fields into `row`; absent ones become `null`.
-    fn add_fields_to(&self, row: &mut Map<String, Value>, envelope: &Map<String, Value>) {
-        for add in &self.add_fields {
-            let value = match &add.container {
-                None => envelope.get(&add.field),
-                Some(container) => envelope
-                    .get(container)
-                    .and_then(|c| c.as_object())
-                    .and_then(|c| c.get(&add.field)),
-            };
-            row.insert(add.name.clone(), value.cloned().unwrap_or(Value::Null));
-        }
-    }
 }
 
-/// Takes the `before`/`after` row out of the envelope. The Debezium MongoDB
-/// connector sends documents as JSON text: a string is parsed.
-fn take_row(
-    envelope: &mut Map<String, Value>,
+/// Emits the `before`/`after` row: its fields copied as raw slices, then the
+/// configured envelope/source fields (absent ones `null`), then `__deleted`
+/// when given. A row field an added field replaces is left out. The Debezium
+/// MongoDB connector sends documents as JSON text: a string is parsed.
+fn write_row(
+    add_fields: &[AddField],
+    row_parser: &mut JsonParser,
+    envelope: &Envelope<'_, '_>,
     which: &str,
     op: &str,
-) -> Result<Map<String, Value>, EventError> {
-    match envelope.remove(which) {
-        Some(Value::Object(row)) => Ok(row),
-        Some(Value::String(text)) => match serde_json::from_str(&text) {
-            Ok(Value::Object(row)) => Ok(row),
-            _ => Err(EventError::Reject(format!(
-                "`{which}` of op `{op}` event is a string that is not a JSON object"
-            ))),
-        },
-        None | Some(Value::Null) => Err(EventError::Reject(format!(
-            "op `{op}` event has no `{which}` row state{}",
-            if which == "before" {
-                " (with delete_handling: rewrite the source must send the old row, \
-                 e.g. PostgreSQL `REPLICA IDENTITY FULL`)"
-            } else {
-                ""
+    deleted: Option<&str>,
+    out: &mut Emitter<'_>,
+) -> Result<(), EventError> {
+    let text;
+    let row = match envelope.get(which) {
+        Some(raw) if raw.kind() == Kind::Object => raw,
+        Some(raw) if raw.kind() == Kind::String => {
+            text = raw.as_str().unwrap_or_default();
+            match row_parser.parse(text.as_bytes()) {
+                Ok(row) if row.is_object() => row.root(),
+                _ => {
+                    return Err(EventError::Reject(format!(
+                        "`{which}` of op `{op}` event is a string that is not a JSON object"
+                    )))
+                }
             }
-        ))),
-        Some(other) => Err(EventError::Reject(format!(
-            "`{which}` of op `{op}` event is {}, expected an object",
-            kind_of(&other)
-        ))),
-    }
+        }
+        None => return Err(no_row(which, op)),
+        Some(raw) if raw.is_null() => return Err(no_row(which, op)),
+        Some(other) => {
+            return Err(EventError::Reject(format!(
+                "`{which}` of op `{op}` event is {}, expected an object",
+                kind_name(other.kind())
+            )))
+        }
+    };
+    let replaced = |key: &RawKey<'_>| {
+        add_fields.iter().any(|a| key.is(&a.name)) || (deleted.is_some() && key.is(DELETED))
+    };
+    out.value_with(|buf| {
+        let mut w = ObjectWriter::new(buf);
+        for (key, value) in row.entries() {
+            if !replaced(&key) {
+                w.raw_field(key, value);
+            }
+        }
+        // Each container is looked up once per event, not once per field.
+        let block = |name: &str| envelope.get(name).filter(|c| c.kind() == Kind::Object);
+        let (source, transaction) = if add_fields.is_empty() {
+            (None, None)
+        } else {
+            (block("source"), block("transaction"))
+        };
+        for add in add_fields {
+            let value = match add.container.as_deref() {
+                None => envelope.get(&add.field),
+                Some("source") => source.and_then(|c| c.get(&add.field)),
+                Some("transaction") => transaction.and_then(|c| c.get(&add.field)),
+                Some(container) => block(container).and_then(|c| c.get(&add.field)),
+            };
+            w.raw(&add.name, value.unwrap_or(Raw::NULL));
+        }
+        if let Some(deleted) = deleted {
+            w.value(DELETED, &Value::from(deleted));
+        }
+        w.finish();
+    });
+    Ok(())
+}
+
+/// The rejection of a change event without the row state it needs.
+fn no_row(which: &str, op: &str) -> EventError {
+    EventError::Reject(format!(
+        "op `{op}` event has no `{which}` row state{}",
+        if which == "before" {
+            " (with delete_handling: rewrite the source must send the old row, \
+             e.g. PostgreSQL `REPLICA IDENTITY FULL`)"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// Reads a list parameter: a JSON list of strings or a comma-separated string.
@@ -291,14 +364,14 @@ fn parse_add_field(entry: &str) -> Result<AddField, String> {
     })
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
     }
 }
 
@@ -583,6 +656,91 @@ mod tests {
         assert_eq!(
             init_error(&[("drop_tombstones", "yes")]),
             "parameter `drop_tombstones`: expected `true` or `false`, found `yes`"
+        );
+    }
+
+    #[test]
+    fn row_fields_and_added_fields_pass_byte_for_byte() {
+        let c = r#"{"before":null,"after":{"id":9007199254740993,"big":18446744073709551615,"price": 50.50,"e":1E+2,"name":"fr\u00e9d","tags":[1, 2.0]},"source":{"table":"t","lsn":18446744073709551615},"op":"c","ts_ms":1700000000123}"#;
+        let out = run_keyed(&[("add_fields", "lsn, ts_ms")], &[("k", Some(c))]);
+        assert!(out.rejected().is_empty(), "{:?}", out.rejected());
+        assert_eq!(
+            out.raw_values(),
+            vec![
+                r#"{"id":9007199254740993,"big":18446744073709551615,"price":50.50,"e":1E+2,"name":"fr\u00e9d","tags":[1, 2.0],"__lsn":18446744073709551615,"__ts_ms":1700000000123}"#
+            ]
+        );
+        // A row sent as JSON text keeps its numbers' text too.
+        let m = r#"{"after":"{\"n\":9007199254740993,\"p\":1.10}","op":"r"}"#;
+        let out = run_keyed(&[], &[("k", Some(m))]);
+        assert_eq!(out.raw_values(), vec![r#"{"n":9007199254740993,"p":1.10}"#]);
+    }
+
+    #[test]
+    fn duplicate_keys_read_the_last_occurrence() {
+        let events = [
+            // The envelope's last `op` and `after` count.
+            r#"{"op":"d","after":{"id":1},"op":"c","after":{"id":2}}"#,
+            // Row duplicates are copied as they are (last wins for a reader);
+            // a row field an added field replaces is left out, every copy.
+            r#"{"op":"c","after":{"id":1,"__op":"x","id":2,"__op":"y","__deleted":"no"}}"#,
+        ];
+        let out = run_keyed(
+            &[("add_fields", "op"), ("delete_handling", "rewrite")],
+            &[("k", Some(events[0])), ("k", Some(events[1]))],
+        );
+        assert_eq!(
+            out.raw_values(),
+            vec![
+                r#"{"id":2,"__op":"c","__deleted":"false"}"#,
+                r#"{"id":1,"id":2,"__op":"c","__deleted":"false"}"#,
+            ]
+        );
+        assert_eq!(
+            out.values()[1],
+            r#"{"__deleted":"false","__op":"c","id":2}"#
+        );
+    }
+
+    #[test]
+    fn hostile_values_are_rejected_with_a_reason() {
+        let deep = format!(
+            r#"{{"op":"c","after":{{"a":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let deep_text = format!(
+            r#"{{"op":"c","after":"{}1{}"}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let out = run::<Unwrap>(
+            &[],
+            &[
+                &deep,
+                r#"{"op":"c","after":{"a":1}"#,
+                r#"{"op":"c","after":{"a":"\udc00"}}"#,
+                r#"{"op":"c","after":{}} {}"#,
+                &deep_text,
+            ],
+        )
+        .expect("run");
+        assert!(out.values().is_empty());
+        let rejected = out.rejected();
+        assert_eq!(
+            rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert!(
+            rejected[0].1.contains("recursion limit exceeded"),
+            "{rejected:?}"
+        );
+        for (_, reason) in &rejected[..4] {
+            assert!(reason.starts_with("value is not valid JSON: "), "{reason}");
+        }
+        assert_eq!(
+            rejected[4].1,
+            "`after` of op `c` event is a string that is not a JSON object"
         );
     }
 }

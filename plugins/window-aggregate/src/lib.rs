@@ -17,6 +17,7 @@
 //! is checkpointed with the source positions; windows close on host timers.
 
 use serde_json::{json, Map, Value};
+use sluice_sdk::json::{JsonParser, JsonView, Kind, Raw};
 use sluice_sdk::{Emitter, Event, EventError, Host, OutEvent, Params, Processor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct WindowAggregate {
     group_by: Option<String>,
     aggs: Vec<Agg>,
     emit: Emit,
+    /// Reused per event: the view's field table.
+    parser: JsonParser,
 }
 
 fn positive(params: &Params, name: &str) -> Result<i64, String> {
@@ -131,11 +134,31 @@ fn session_key(group: &str) -> Vec<u8> {
     k
 }
 
-fn number(v: Option<&Value>) -> Option<f64> {
-    match v? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
+/// A number, or a string holding one (`"12.5"`), as `f64`. Parsing the
+/// number's text rounds as serde_json's `as_f64` does (both to nearest).
+fn number(v: Option<Raw<'_>>) -> Option<f64> {
+    let v = v?;
+    match v.kind() {
+        Kind::Number => v.as_f64(),
+        Kind::String => v.as_str()?.parse().ok(),
         _ => None,
+    }
+}
+
+/// A field's value as group text, exactly as the tree gave it: strings
+/// unescaped, other JSON as serde_json writes it. An integer's text is
+/// already that (serde_json writes `-0` as `-0.0`, so it goes through the
+/// tree); floats, objects and arrays are converted, only this value.
+fn group_text(raw: Raw<'_>) -> Option<String> {
+    match raw.kind() {
+        Kind::Null => None,
+        Kind::String => raw.as_str().map(|s| s.into_owned()),
+        Kind::Number
+            if raw.bytes() != b"-0" && (raw.as_i64().is_some() || raw.as_u64().is_some()) =>
+        {
+            Some(raw.text().to_string())
+        }
+        _ => raw.to_value().ok().map(|v| v.to_string()),
     }
 }
 
@@ -163,7 +186,7 @@ impl WindowAggregate {
     }
 
     /// Folds one event into an aggregate state object.
-    fn fold(&self, state: &mut Map<String, Value>, value: &Value) {
+    fn fold(&self, state: &mut Map<String, Value>, value: &JsonView<'_>) {
         for a in &self.aggs {
             let field_value = a.field.as_deref().and_then(|f| value.get(f));
             let slot = state.entry(a.name.clone()).or_insert(Value::Null);
@@ -200,8 +223,9 @@ impl WindowAggregate {
                     }
                 }
                 Func::Latest => {
-                    if let Some(v) = field_value {
-                        *slot = v.clone();
+                    // Only this field becomes a tree (state is JSON maps).
+                    if let Some(Ok(v)) = field_value.map(|v| v.to_value()) {
+                        *slot = v;
                     }
                 }
             }
@@ -259,20 +283,17 @@ impl WindowAggregate {
 fn group_of(
     group_by: Option<&str>,
     event: &Event<'_>,
-    value: &Value,
+    value: &JsonView<'_>,
 ) -> Result<String, EventError> {
     match group_by {
         None => Ok(event
             .key()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .unwrap_or_default()),
-        Some(f) => match value.get(f) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Null) | None => {
-                Err(EventError::reject(format!("no `{f}` field to group by")))
-            }
-            Some(other) => Ok(other.to_string()),
-        },
+        Some(f) => value
+            .get(f)
+            .and_then(group_text)
+            .ok_or_else(|| EventError::reject(format!("no `{f}` field to group by"))),
     }
 }
 
@@ -325,6 +346,7 @@ impl Processor for WindowAggregate {
             group_by: params.get("group_by").map(str::to_string),
             aggs: parse_aggs(params.get("aggregates").unwrap_or("count"))?,
             emit,
+            parser: JsonParser::new(),
         })
     }
 
@@ -337,7 +359,33 @@ impl Processor for WindowAggregate {
         if event.is_tombstone() {
             return Ok(());
         }
-        let value = event.json()?;
+        let mut parser = std::mem::take(&mut self.parser);
+        let result = self.process_view(event, out, host, &mut parser);
+        self.parser = parser;
+        result
+    }
+
+    fn on_timer(
+        &mut self,
+        timer: &Event<'_>,
+        out: &mut Emitter<'_>,
+        host: &mut dyn Host,
+    ) -> Result<(), EventError> {
+        self.close(timer, out, host)
+    }
+}
+
+impl WindowAggregate {
+    /// One event, read through the zero-copy view: only the `group_by` and
+    /// aggregated fields are looked up, no tree of the event is built.
+    fn process_view(
+        &self,
+        event: &Event<'_>,
+        out: &mut Emitter<'_>,
+        host: &mut dyn Host,
+        parser: &mut JsonParser,
+    ) -> Result<(), EventError> {
+        let value = event.view(parser)?;
         let group = group_of(self.group_by.as_deref(), event, &value)?;
         let ts = event.timestamp_ms();
         let updates = matches!(self.emit, Emit::Update | Emit::Both);
@@ -395,8 +443,9 @@ impl Processor for WindowAggregate {
         Ok(())
     }
 
-    fn on_timer(
-        &mut self,
+    /// A window's or session's timer: emit its result and free its state.
+    fn close(
+        &self,
         timer: &Event<'_>,
         out: &mut Emitter<'_>,
         host: &mut dyn Host,
@@ -548,5 +597,91 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.contains("no `cat` field"), "{err}");
+    }
+
+    #[test]
+    fn big_integers_keep_their_exact_value() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "10"),
+            ("group_by", "g"),
+            ("aggregates", "count, latest(id), latest(neg)"),
+        ])
+        .expect("params");
+        h.send(
+            "s",
+            None,
+            Some(r#"{"g":9007199254740993,"id":18446744073709551615,"neg":-9223372036854775808,"x":1.50}"#),
+            1,
+        )
+        .expect("ok");
+        let out = h.advance(i64::MAX).expect("ok");
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].1.as_deref(),
+            Some(
+                r#"{"count":1,"key":"9007199254740993","latest_id":18446744073709551615,"latest_neg":-9223372036854775808,"window_end":10,"window_start":0}"#
+            )
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_read_the_last_occurrence() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "10"),
+            ("group_by", "g"),
+            ("aggregates", "sum(n), latest(n)"),
+        ])
+        .expect("params");
+        h.send("s", None, Some(r#"{"g":"a","n":1,"g":"b","n":2}"#), 1)
+            .expect("ok");
+        let out = values(&h.advance(i64::MAX).expect("ok"));
+        assert_eq!(
+            out,
+            vec![json!({"key":"b","window_start":0,"window_end":10,"sum_n":2.0,"latest_n":2})]
+        );
+    }
+
+    #[test]
+    fn group_text_is_what_the_tree_gave() {
+        for text in [
+            r#""a\u00e9""#,
+            "12",
+            "-12",
+            "-0",
+            "1.50",
+            "1e2",
+            "18446744073709551615",
+            "18446744073709551616",
+            "false",
+            r#"{"b": 1, "a": [2]}"#,
+            "null",
+        ] {
+            let tree = match serde_json::from_str::<Value>(text).expect("json") {
+                Value::Null => None,
+                Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            };
+            let view = JsonView::parse(text.as_bytes()).expect("json");
+            assert_eq!(group_text(view.root()), tree, "{text}");
+        }
+    }
+
+    #[test]
+    fn hostile_values_are_rejected_with_a_reason() {
+        let mut h = Harness::<WindowAggregate>::new(&[("size_ms", "10")]).expect("params");
+        let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        for bad in [deep.as_str(), r#"{"a":1"#, r#"{"a":"\udc00"}"#, "{} 1"] {
+            let err = h
+                .send("s", Some("k"), Some(bad), 1)
+                .err()
+                .unwrap_or_default();
+            assert!(err.starts_with("value is not valid JSON: "), "{err}");
+        }
+        assert!(h.host.state.is_empty(), "nothing counted");
+        let err = h
+            .send("s", Some("k"), Some(&deep), 1)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("recursion limit exceeded"), "{err}");
     }
 }
