@@ -13,6 +13,7 @@
 //! The row is the table's latest value for the key when the event is
 //! processed. Output events keep the input's key and timestamp.
 
+use sluice_sdk::abi::{CallError, Rows};
 use sluice_sdk::json::{JsonParser, JsonView, Kind, ObjectWriter, Raw};
 use sluice_sdk::select::Selection;
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
@@ -28,6 +29,10 @@ pub struct LookupJoin {
     written: Vec<bool>,
     parser: JsonParser,
     row_parser: JsonParser,
+    /// The batch's rows, fetched in one host call by `prepare`.
+    rows: Rows,
+    /// Per event of the batch: its index among the keys asked, if it had a key.
+    asked: Vec<Option<u32>>,
 }
 
 /// A field's value as lookup text: strings unescaped, integers in decimal,
@@ -80,7 +85,34 @@ impl Processor for LookupJoin {
             written,
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
+            rows: Rows::default(),
+            asked: Vec::new(),
         })
+    }
+
+    fn prepare(&mut self, events: &[Event<'_>], host: &mut dyn Host) -> Result<(), CallError> {
+        // One host call for the whole batch: the keys go over as one buffer
+        // and the rows come back as one. An event whose value is not JSON is
+        // rejected by `process` when it reads it again.
+        self.asked.clear();
+        let mut keys: Vec<String> = Vec::with_capacity(events.len());
+        for e in events {
+            let key = match e.value() {
+                Some(_) => e
+                    .view(&mut self.parser)
+                    .ok()
+                    .and_then(|v| v.get(&self.on))
+                    .and_then(key_text),
+                None => None,
+            };
+            self.asked.push(key.map(|k| {
+                keys.push(k);
+                u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+            }));
+        }
+        let refs: Vec<&[u8]> = keys.iter().map(String::as_bytes).collect();
+        self.rows = host.lookup_many(&self.table, &refs);
+        Ok(())
     }
 
     fn process(
@@ -96,12 +128,20 @@ impl Processor for LookupJoin {
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
         let view = event.view(&mut self.parser)?;
-        let row_bytes = view
-            .get(&self.on)
-            .and_then(key_text)
-            .and_then(|k| host.lookup(&self.table, k.as_bytes()));
+        let row_bytes = match self.asked.get(event.index()) {
+            Some(asked) => asked.and_then(|k| self.rows.get(k as usize)),
+            // An event `prepare` did not see (a caller that skipped it): ask now.
+            None => {
+                let key = view.get(&self.on).and_then(key_text);
+                self.rows = key
+                    .map(|k| host.lookup_many(&self.table, &[k.as_bytes()]))
+                    .unwrap_or_default();
+                self.asked.clear();
+                self.rows.get(0)
+            }
+        };
         // A row that is not JSON counts as no row.
-        let row: Option<JsonView<'_>> = match &row_bytes {
+        let row: Option<JsonView<'_>> = match row_bytes {
             Some(b) => self.row_parser.parse(b).ok(),
             None => None,
         };
