@@ -85,13 +85,13 @@ pub fn pack(frame: &Batch) -> v2::Batch {
 
 /// A 0.2.0 batch from a guest as a frame, or why it breaks the layout.
 pub fn unpack(batch: v2::Batch, limits: &Limits) -> Result<Batch, OutputFault> {
-    if batch.events.len() % EVENT_RECORD != 0 {
+    if !batch.events.len().is_multiple_of(EVENT_RECORD) {
         return Err(OutputFault::Invalid(format!(
             "output event table of {} bytes is not a whole number of {EVENT_RECORD}-byte records",
             batch.events.len()
         )));
     }
-    if batch.headers.len() % HEADER_RECORD != 0 {
+    if !batch.headers.len().is_multiple_of(HEADER_RECORD) {
         return Err(OutputFault::Invalid(format!(
             "output header table of {} bytes is not a whole number of {HEADER_RECORD}-byte records",
             batch.headers.len()

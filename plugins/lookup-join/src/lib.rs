@@ -33,6 +33,9 @@ pub struct LookupJoin {
     rows: Rows,
     /// Per event of the batch: its index among the keys asked, if it had a key.
     asked: Vec<Option<u32>>,
+    /// The batch's keys, end to end, and where each ends (reused across batches).
+    keys: String,
+    key_ends: Vec<usize>,
 }
 
 /// A field's value as lookup text: strings unescaped, integers in decimal,
@@ -50,6 +53,24 @@ fn key_text(raw: Raw<'_>) -> Option<String> {
                 Some(u.to_string())
             } else {
                 raw.to_value().ok().map(|v| v.to_string())
+            }
+        }
+    }
+}
+
+/// Appends `raw`'s lookup text (as [`key_text`]) to `buf`; false for none.
+/// Strings without escapes and integers are written without allocating.
+fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
+    use std::fmt::Write;
+    match raw.kind() {
+        Kind::Null => false,
+        Kind::String => raw.as_str().map(|s| buf.push_str(&s)).is_some(),
+        _ => {
+            if let Some(i) = raw.as_i64() {
+                let _ = write!(buf, "{i}");
+                true
+            } else {
+                key_text(raw).map(|k| buf.push_str(&k)).is_some()
             }
         }
     }
@@ -87,6 +108,8 @@ impl Processor for LookupJoin {
             row_parser: JsonParser::new(),
             rows: Rows::default(),
             asked: Vec::new(),
+            keys: String::new(),
+            key_ends: Vec::new(),
         })
     }
 
@@ -95,22 +118,29 @@ impl Processor for LookupJoin {
         // and the rows come back as one. An event whose value is not JSON is
         // rejected by `process` when it reads it again.
         self.asked.clear();
-        let mut keys: Vec<String> = Vec::with_capacity(events.len());
+        self.keys.clear();
+        self.key_ends.clear();
         for e in events {
-            let key = match e.value() {
-                Some(_) => e
-                    .view(&mut self.parser)
+            let has_key = e.value().is_some()
+                && e.view(&mut self.parser)
                     .ok()
                     .and_then(|v| v.get(&self.on))
-                    .and_then(key_text),
-                None => None,
-            };
-            self.asked.push(key.map(|k| {
-                keys.push(k);
-                u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+                    .is_some_and(|raw| push_key_text(raw, &mut self.keys));
+            self.asked.push(has_key.then(|| {
+                self.key_ends.push(self.keys.len());
+                u32::try_from(self.key_ends.len() - 1).unwrap_or(u32::MAX)
             }));
         }
-        let refs: Vec<&[u8]> = keys.iter().map(String::as_bytes).collect();
+        let mut start = 0;
+        let refs: Vec<&[u8]> = self
+            .key_ends
+            .iter()
+            .map(|&end| {
+                let k = &self.keys.as_bytes()[start..end];
+                start = end;
+                k
+            })
+            .collect();
         self.rows = host.lookup_many(&self.table, &refs);
         Ok(())
     }
@@ -195,6 +225,49 @@ mod tests {
     use serde_json::Value;
     use sluice_sdk::testing::json_of as value;
     use sluice_sdk::testing::Harness;
+
+    #[test]
+    fn a_batch_costs_one_table_call_and_rows_stay_with_their_events() {
+        use sluice_sdk::abi::RawBatch;
+        use sluice_sdk::testing::MemoryHost;
+        let params = Params::new([("table", "t"), ("on", "k"), ("fields", "n, table.v")]);
+        let mut p = LookupJoin::new(&params).expect("params");
+        let mut host = MemoryHost::default();
+        let rows = host.tables.entry("t".into()).or_default();
+        rows.insert(b"7".to_vec(), br#"{"v":"seven"}"#.to_vec());
+        rows.insert(b"x".to_vec(), br#"{"v":"ex"}"#.to_vec());
+        let mut batch = RawBatch::default();
+        for v in [
+            r#"{"n":0,"k":7}"#,
+            r#"{"n":1}"#,
+            "not json",
+            r#"{"n":3,"k":"x"}"#,
+            r#"{"n":4,"k":8}"#,
+            r#"{"n":5,"k":7}"#,
+        ] {
+            batch.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+        }
+        batch.push_event(Some(b"gone"), None, &[], 0, 0);
+        let out = sluice_sdk::processor::run_processor(&mut p, &mut host, &batch).expect("ok");
+        assert_eq!(host.table_calls, 1, "one call for the whole batch");
+        let values: Vec<Option<&[u8]>> = out
+            .events
+            .events
+            .iter()
+            .map(|e| e.value.and_then(|s| s.slice(&out.events.data)))
+            .collect();
+        let want: Vec<Option<&[u8]>> = vec![
+            Some(br#"{"n":0,"v":"seven"}"#),
+            Some(br#"{"n":1,"v":null}"#),
+            Some(br#"{"n":3,"v":"ex"}"#),
+            Some(br#"{"n":4,"v":null}"#),
+            Some(br#"{"n":5,"v":"seven"}"#),
+            None,
+        ];
+        assert_eq!(values, want);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].index, 2, "the event that is not JSON");
+    }
 
     fn parse(v: &str) -> Value {
         serde_json::from_str(v).unwrap_or(Value::Null)
