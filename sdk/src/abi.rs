@@ -144,3 +144,223 @@ impl RawBatch {
         self.events.is_empty()
     }
 }
+
+/// Bytes of one event record in contract 0.2.0's event table.
+pub const EVENT_RECORD: usize = 48;
+/// Bytes of one header record in contract 0.2.0's header table.
+pub const HEADER_RECORD: usize = 16;
+const HAS_KEY: u32 = 1;
+const HAS_VALUE: u32 = 2;
+
+fn put(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn span_at(b: &[u8], at: usize) -> Span {
+    Span {
+        offset: u32_at(b, at),
+        len: u32_at(b, at + 4),
+    }
+}
+
+impl RawBatch {
+    /// The event table in contract 0.2.0's layout (`wit/sluice.wit`): one
+    /// 48-byte little-endian record per event.
+    pub fn event_table(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.events.len() * EVENT_RECORD);
+        for e in &self.events {
+            let key = e.key.unwrap_or_default();
+            let value = e.value.unwrap_or_default();
+            let flags = if e.key.is_some() { HAS_KEY } else { 0 }
+                | if e.value.is_some() { HAS_VALUE } else { 0 };
+            for v in [
+                key.offset,
+                key.len,
+                value.offset,
+                value.len,
+                e.headers.offset,
+                e.headers.len,
+            ] {
+                put(&mut out, v);
+            }
+            out.extend_from_slice(&e.timestamp_ms.to_le_bytes());
+            for v in [e.stream, e.parent, flags, 0] {
+                put(&mut out, v);
+            }
+        }
+        out
+    }
+
+    /// The header table in contract 0.2.0's layout: one 16-byte record per header.
+    pub fn header_table(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.headers.len() * HEADER_RECORD);
+        for h in &self.headers {
+            for v in [h.name.offset, h.name.len, h.value.offset, h.value.len] {
+                put(&mut out, v);
+            }
+        }
+        out
+    }
+
+    /// A batch from contract 0.2.0's tables. The host sends whole records;
+    /// a trailing partial record (which it never sends) is ignored.
+    pub fn from_tables(data: Vec<u8>, events: &[u8], headers: &[u8], streams: Vec<String>) -> Self {
+        RawBatch {
+            data,
+            events: events
+                .chunks_exact(EVENT_RECORD)
+                .map(|r| {
+                    let flags = u32_at(r, 40);
+                    let mut ts = [0; 8];
+                    ts.copy_from_slice(&r[24..32]);
+                    RawEvent {
+                        key: (flags & HAS_KEY != 0).then(|| span_at(r, 0)),
+                        value: (flags & HAS_VALUE != 0).then(|| span_at(r, 8)),
+                        headers: span_at(r, 16),
+                        timestamp_ms: i64::from_le_bytes(ts),
+                        stream: u32_at(r, 32),
+                        parent: u32_at(r, 36),
+                    }
+                })
+                .collect(),
+            headers: headers
+                .chunks_exact(HEADER_RECORD)
+                .map(|r| RawHeader {
+                    name: span_at(r, 0),
+                    value: span_at(r, 8),
+                })
+                .collect(),
+            streams,
+        }
+    }
+}
+
+/// Rows answered by one batched table lookup ([`crate::Host::lookup_many`]):
+/// all row bytes in one buffer, one entry per key in the order asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rows {
+    data: Vec<u8>,
+    rows: Vec<Option<Span>>,
+}
+
+/// Most keys one `lookup-many` call carries (the host's bound).
+pub const MAX_LOOKUP_KEYS: usize = 65_536;
+const NO_ROW: u32 = u32::MAX;
+
+impl Rows {
+    /// The row for the `i`-th key asked, if the table has one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        self.rows.get(i).copied().flatten()?.slice(&self.data)
+    }
+
+    /// Number of keys answered.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when no key was asked.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Appends one answer (`None`: no row).
+    pub fn push(&mut self, row: Option<&[u8]>) {
+        let span = row.map(|r| {
+            let offset = span_u32(self.data.len());
+            self.data.extend_from_slice(r);
+            Span {
+                offset,
+                len: span_u32(r.len()),
+            }
+        });
+        self.rows.push(span);
+    }
+
+    /// Appends the answers of one `lookup-many` call (contract 0.2.0's
+    /// layout: per key a little-endian u32 length and the row, or
+    /// `0xFFFFFFFF` for no row). Returns false, having appended nothing, if
+    /// the answer does not hold exactly `keys` entries.
+    pub fn extend_from_answer(&mut self, answer: &[u8], keys: usize) -> bool {
+        let mut parsed = Vec::with_capacity(keys);
+        let mut at = 0;
+        while at < answer.len() {
+            let Some(len) = answer.get(at..at + 4).map(|_| u32_at(answer, at)) else {
+                return false;
+            };
+            at += 4;
+            if len == NO_ROW {
+                parsed.push(None);
+                continue;
+            }
+            let end = at + len as usize;
+            if end > answer.len() {
+                return false;
+            }
+            parsed.push(Some(at..end));
+            at = end;
+        }
+        if parsed.len() != keys {
+            return false;
+        }
+        for r in parsed {
+            self.push(r.map(|r| &answer[r]));
+        }
+        true
+    }
+}
+
+/// Keys in `lookup-many`'s layout: per key a little-endian u32 length, then its bytes.
+pub fn encode_keys<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for k in keys {
+        put(&mut out, span_u32(k.len()));
+        out.extend_from_slice(k);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_round_trip_with_tombstones_and_headers() {
+        let mut b = RawBatch::default();
+        b.push_event(Some(b"k"), Some(b"{}"), &[("h", b"v")], -3, 2);
+        b.push_event(None, None, &[], i64::MAX, 0);
+        let events = b.event_table();
+        assert_eq!(events.len(), 2 * EVENT_RECORD);
+        let back = RawBatch::from_tables(
+            b.data.clone(),
+            &events,
+            &b.header_table(),
+            b.streams.clone(),
+        );
+        assert_eq!(back, b);
+    }
+
+    #[test]
+    fn rows_parse_answers_and_refuse_short_ones() {
+        let mut answer = Vec::new();
+        put(&mut answer, 2);
+        answer.extend_from_slice(b"ab");
+        put(&mut answer, NO_ROW);
+        let mut rows = Rows::default();
+        assert!(rows.extend_from_answer(&answer, 2));
+        assert_eq!(rows.get(0), Some(&b"ab"[..]));
+        assert_eq!(rows.get(1), None);
+        assert!(!rows.extend_from_answer(&answer, 3), "wrong count");
+        assert!(!rows.extend_from_answer(&answer[..5], 1), "cut row");
+        assert_eq!(rows.len(), 2, "nothing appended on refusal");
+        assert_eq!(
+            encode_keys([&b"x"[..], b""]),
+            vec![1, 0, 0, 0, b'x', 0, 0, 0, 0]
+        );
+    }
+}

@@ -9,6 +9,7 @@ use crate::EventError;
 pub struct Event<'a> {
     pub(crate) batch: &'a RawBatch,
     pub(crate) raw: &'a RawEvent,
+    pub(crate) index: u32,
 }
 
 impl<'a> Event<'a> {
@@ -48,6 +49,12 @@ impl<'a> Event<'a> {
         parser
             .parse(self.value().unwrap_or(b"null"))
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))
+    }
+
+    /// The event's index in its input batch (what a [`crate::Processor::prepare`]
+    /// saw at that index, e.g. the row [`crate::Host::lookup_many`] answered).
+    pub fn index(&self) -> usize {
+        self.index as usize
     }
 
     /// Milliseconds since the Unix epoch.

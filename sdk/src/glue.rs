@@ -19,7 +19,7 @@ pub mod wit {
     });
 }
 
-use crate::abi::{CallError, RawBatch, RawEvent, RawHeader, Span};
+use crate::abi::{CallError, RawBatch};
 use crate::{run_transform, Params, Transform};
 use wit::exports::sluice::plugin::transformer as exported;
 use wit::sluice::plugin::types as t;
@@ -91,70 +91,17 @@ pub(crate) fn output_to_wit(
     }
 }
 
-fn span_in(s: t::Span) -> Span {
-    Span {
-        offset: s.offset,
-        len: s.len,
-    }
-}
-
-fn span_out(s: Span) -> t::Span {
-    t::Span {
-        offset: s.offset,
-        len: s.len,
-    }
-}
-
+/// An input batch from contract 0.2.0's byte tables.
 pub(crate) fn from_wit(b: t::Batch) -> RawBatch {
-    RawBatch {
-        data: b.data,
-        events: b
-            .events
-            .into_iter()
-            .map(|e| RawEvent {
-                key: e.key.map(span_in),
-                value: e.value.map(span_in),
-                headers: span_in(e.headers),
-                timestamp_ms: e.timestamp_ms,
-                stream: e.stream,
-                parent: e.parent,
-            })
-            .collect(),
-        headers: b
-            .headers
-            .into_iter()
-            .map(|h| RawHeader {
-                name: span_in(h.name),
-                value: span_in(h.value),
-            })
-            .collect(),
-        streams: b.streams,
-    }
+    RawBatch::from_tables(b.data, &b.events, &b.headers, b.streams)
 }
 
-fn to_wit(b: RawBatch) -> t::Batch {
+/// An output batch as contract 0.2.0's byte tables.
+pub fn to_wit(b: RawBatch) -> t::Batch {
     t::Batch {
+        events: b.event_table(),
+        headers: b.header_table(),
         data: b.data,
-        events: b
-            .events
-            .into_iter()
-            .map(|e| t::Event {
-                key: e.key.map(span_out),
-                value: e.value.map(span_out),
-                headers: span_out(e.headers),
-                timestamp_ms: e.timestamp_ms,
-                stream: e.stream,
-                parent: e.parent,
-            })
-            .collect(),
-        headers: b
-            .headers
-            .into_iter()
-            .map(|h| t::Header {
-                name: span_out(h.name),
-                value: span_out(h.value),
-            })
-            .collect(),
         streams: b.streams,
     }
 }

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use crate::abi::{encode_keys, Rows, MAX_LOOKUP_KEYS};
 use crate::glue::{from_wit, install_panic_hook, output_to_wit, wit::sluice::plugin::types as t};
 use crate::processor::{run_processor, run_timers};
 use crate::{Host, Params, Processor};
@@ -20,8 +21,8 @@ pub mod pwit {
         default_bindings_module: "::sluice_sdk::glue_processor::pwit",
         runtime_path: "::sluice_sdk::glue::wit_bindgen::rt",
         with: {
-            "sluice:plugin/types@0.1.0": crate::glue::wit::sluice::plugin::types,
-            "sluice:plugin/log@0.1.0": crate::glue::wit::sluice::plugin::log,
+            "sluice:plugin/types@0.2.0": crate::glue::wit::sluice::plugin::types,
+            "sluice:plugin/log@0.2.0": crate::glue::wit::sluice::plugin::log,
         },
     });
 }
@@ -47,6 +48,21 @@ impl Host for WasmHost {
     }
     fn lookup(&mut self, table: &str, key: &[u8]) -> Option<Vec<u8>> {
         tables::lookup(table, key)
+    }
+    fn lookup_many(&mut self, table: &str, keys: &[&[u8]]) -> Rows {
+        let mut rows = Rows::default();
+        for chunk in keys.chunks(MAX_LOOKUP_KEYS) {
+            let answered = tables::lookup_many(table, &encode_keys(chunk.iter().copied()))
+                .is_ok_and(|answer| rows.extend_from_answer(&answer, chunk.len()));
+            if !answered {
+                // Past the host's row-bytes bound (huge rows): one call per
+                // key still answers, only slower.
+                for k in chunk {
+                    rows.push(tables::lookup(table, k).as_deref());
+                }
+            }
+        }
+        rows
     }
     fn register_timer(&mut self, key: &[u8], at_ms: i64) {
         timers::register(key, at_ms)

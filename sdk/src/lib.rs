@@ -119,7 +119,7 @@ pub use processor::{Host, Processor};
 use abi::{CallError, RawBatch, RawOutput, Rejection};
 
 /// The contract version this SDK builds against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Why processing one event failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +195,11 @@ pub fn run_events(
             output.events.events.len(),
             output.events.headers.len(),
         );
-        let event = Event { batch: input, raw };
+        let event = Event {
+            batch: input,
+            raw,
+            index: parent,
+        };
         let mut emitter = Emitter {
             out: &mut output.events,
             input: event,

@@ -24,7 +24,7 @@
 //! assert_eq!(out.values(), vec![r#"{"count":1}"#, r#"{"count":2}"#]);
 //! ```
 
-use crate::abi::{CallError, RawBatch, RawOutput};
+use crate::abi::{CallError, RawBatch, RawOutput, Rows};
 use crate::{run_events, Emitter, Event, EventError, Params};
 
 /// What the host offers a processor: keyed state scoped to the stage
@@ -43,6 +43,17 @@ pub trait Host {
     fn scan(&mut self, prefix: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)>;
     /// The latest value for `key` in table `table` (granted in the pipeline file).
     fn lookup(&mut self, table: &str, key: &[u8]) -> Option<Vec<u8>>;
+    /// The latest values for many keys of `table`, in order: in a component,
+    /// one host call and two bulk copies however many keys (chunked at the
+    /// host's bound), where [`Host::lookup`] costs a call per key. Look up a
+    /// whole batch in [`Processor::prepare`].
+    fn lookup_many(&mut self, table: &str, keys: &[&[u8]]) -> Rows {
+        let mut rows = Rows::default();
+        for k in keys {
+            rows.push(self.lookup(table, k).as_deref());
+        }
+        rows
+    }
     /// Calls [`Processor::on_timer`] with `key` once the watermark reaches `at_ms`.
     fn register_timer(&mut self, key: &[u8], at_ms: i64);
     /// Cancels a timer.
@@ -55,6 +66,15 @@ pub trait Host {
 pub trait Processor: Sized {
     /// Builds the processor from the stage's parameters; an error fails the deployment.
     fn new(params: &Params) -> Result<Self, String>;
+
+    /// Called once per input batch, before [`Processor::process`] sees its
+    /// events: the place for work that is cheaper for many events at once,
+    /// such as fetching every event's table row with one
+    /// [`Host::lookup_many`] (then [`Event::index`] finds an event's row).
+    /// An error fails the whole call.
+    fn prepare(&mut self, _events: &[Event<'_>], _host: &mut dyn Host) -> Result<(), CallError> {
+        Ok(())
+    }
 
     /// Processes one event. [`Event::stream`] names the input it came from.
     fn process(
@@ -82,6 +102,17 @@ pub fn run_processor<P: Processor>(
     host: &mut dyn Host,
     input: &RawBatch,
 ) -> Result<RawOutput, CallError> {
+    let events: Vec<Event<'_>> = input
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| Event {
+            batch: input,
+            raw,
+            index: u32::try_from(i).unwrap_or(u32::MAX),
+        })
+        .collect();
+    processor.prepare(&events, host)?;
     run_events(input, |e, out| processor.process(e, out, host))
 }
 

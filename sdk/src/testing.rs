@@ -128,6 +128,9 @@ pub struct MemoryHost {
     pub timers: std::collections::BTreeSet<(i64, Vec<u8>)>,
     /// The watermark.
     pub watermark: i64,
+    /// Table calls made: one per `lookup`, one per `lookup_many` whatever
+    /// its number of keys (what crossing the boundary would cost).
+    pub table_calls: u64,
 }
 
 impl crate::Host for MemoryHost {
@@ -149,7 +152,17 @@ impl crate::Host for MemoryHost {
             .collect()
     }
     fn lookup(&mut self, table: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.table_calls += 1;
         self.tables.get(table)?.get(key).cloned()
+    }
+    fn lookup_many(&mut self, table: &str, keys: &[&[u8]]) -> crate::abi::Rows {
+        self.table_calls += 1;
+        let mut rows = crate::abi::Rows::default();
+        let table = self.tables.get(table);
+        for k in keys {
+            rows.push(table.and_then(|t| t.get(*k)).map(Vec::as_slice));
+        }
+        rows
     }
     fn register_timer(&mut self, key: &[u8], at_ms: i64) {
         self.timers.insert((at_ms, key.to_vec()));

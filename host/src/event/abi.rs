@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
             import sluice:plugin/types@0.1.0;
         }
     ",
-    path: "../wit",
+    path: "../wit/0.1.0",
     world: "sluice:host/event-frame",
 });
 

@@ -1,9 +1,12 @@
-//! Host bindings for the `sluice:plugin` contract, generated from `wit/`.
+//! Host bindings for the `sluice:plugin` contract: 0.1.0 (from `wit/0.1.0/`,
+//! whose batch record is the event layer's frame) at the top, and 0.2.0
+//! (from `wit/`, batches as byte tables) in [`v2`]. The host calls either;
+//! `wire.rs` converts frames to and from 0.2.0's byte tables.
 // Generated items carry the WIT doc comments where WIT has them.
 #![allow(missing_docs)]
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/0.1.0",
     world: "transform",
     // Batches are the event layer's frames: no conversion at the boundary.
     with: {
@@ -22,7 +25,7 @@ pub use crate::event::abi::{
 pub mod processor {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/0.1.0",
         world: "processor",
         with: {
             "sluice:plugin/types": crate::event::abi::sluice::plugin::types,
@@ -31,4 +34,32 @@ pub mod processor {
     });
 
     pub use self::exports::sluice::plugin::stateful::{CallError, FiredTimer};
+}
+
+/// Contract 0.2.0: the event and header tables cross as byte buffers
+/// (layout in `wit/sluice.wit`), and `tables` has `lookup-many`.
+pub mod v2 {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform",
+    });
+
+    pub use self::exports::sluice::plugin::transformer::CallError;
+    pub use self::sluice::plugin::types::{Batch, Output};
+
+    /// The `processor` world of 0.2.0, sharing `types` and `log` above.
+    pub mod processor {
+        #![allow(missing_docs)]
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "processor",
+            with: {
+                "sluice:plugin/types": super::sluice::plugin::types,
+                "sluice:plugin/log": super::sluice::plugin::log,
+            },
+        });
+
+        pub use self::exports::sluice::plugin::stateful::{CallError, FiredTimer};
+    }
 }

@@ -7,7 +7,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 /// Contract versions this host runs.
-pub const ACCEPTED_VERSIONS: &[&str] = &["0.1.0"];
+pub const ACCEPTED_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// The contract package name.
 pub const PACKAGE: &str = "sluice:plugin";

@@ -91,6 +91,11 @@ impl WasmEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(epochs);
+        // Profiling only: `/tmp/perf-PID.map` lets `perf report` name guest
+        // functions instead of `[JIT] tid N` addresses (docs/performance.md).
+        if std::env::var_os("SLUICE_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if pooling {
             // Sized from the per-store caps the limiter enforces: every one
             // of POOL_STORES live plugin instances can hold its full share,

@@ -109,3 +109,63 @@ impl tables::Host for HostState {
             .and_then(|t| t.get(&key))
     }
 }
+
+/// Contract 0.2.0's imports: the same host, reached through 0.2.0's types.
+mod v2_imports {
+    use super::HostState;
+    use crate::plugin::bindings::v2::processor::sluice::plugin::{state, tables, timers};
+    use crate::plugin::bindings::v2::sluice::plugin::{log, types};
+    use crate::plugin::bindings::{self, processor::sluice::plugin as v1};
+
+    impl types::Host for HostState {}
+
+    impl log::Host for HostState {
+        fn log(&mut self, level: log::Level, message: String) {
+            let level = match level {
+                log::Level::Trace => bindings::Level::Trace,
+                log::Level::Debug => bindings::Level::Debug,
+                log::Level::Info => bindings::Level::Info,
+                log::Level::Warn => bindings::Level::Warn,
+                log::Level::Error => bindings::Level::Error,
+            };
+            self.log.log(level, &message);
+        }
+    }
+
+    impl state::Host for HostState {
+        fn get(&mut self, key: Vec<u8>) -> Option<Vec<u8>> {
+            v1::state::Host::get(self, key)
+        }
+        fn put(&mut self, key: Vec<u8>, value: Vec<u8>, ttl_ms: Option<u64>) {
+            v1::state::Host::put(self, key, value, ttl_ms)
+        }
+        fn delete(&mut self, key: Vec<u8>) {
+            v1::state::Host::delete(self, key)
+        }
+        fn scan(&mut self, prefix: Vec<u8>, limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+            v1::state::Host::scan(self, prefix, limit)
+        }
+    }
+
+    impl timers::Host for HostState {
+        fn register(&mut self, key: Vec<u8>, at_ms: i64) {
+            v1::timers::Host::register(self, key, at_ms)
+        }
+        fn cancel(&mut self, key: Vec<u8>, at_ms: i64) {
+            v1::timers::Host::cancel(self, key, at_ms)
+        }
+        fn watermark(&mut self) -> i64 {
+            v1::timers::Host::watermark(self)
+        }
+    }
+
+    impl tables::Host for HostState {
+        fn lookup(&mut self, table: String, key: Vec<u8>) -> Option<Vec<u8>> {
+            v1::tables::Host::lookup(self, table, key)
+        }
+        fn lookup_many(&mut self, table: String, keys: Vec<u8>) -> Result<Vec<u8>, String> {
+            let table = self.processor.as_ref().and_then(|p| p.tables.get(&table));
+            crate::plugin::wire::lookup_many(table, &keys)
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod output;
 pub mod output_check;
 mod processor;
 mod transform;
+mod wire;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use ceilings::{Ceilings, HOST_CONFIG_ENV};

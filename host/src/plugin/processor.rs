@@ -13,6 +13,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::Store;
 
 use super::bindings::processor as pb;
+use super::bindings::v2::processor as pb2;
 use super::bindings::{Batch, Output, Param, PluginInfo};
 use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, World};
@@ -20,11 +21,39 @@ use super::engine::WasmEngine;
 use super::host::{HostState, ProcessorContext};
 use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
-use super::output_check;
+use super::output_check::{self, OutputFault};
 use super::transform::{
-    call_deadline, classify, compile, deadline, file_stem, link_err, CallCap, CallFailure,
+    call_deadline, classify, compile, deadline, file_stem, is_v1, link_err, CallCap, CallFailure,
     Compiled, LoadError,
 };
+use super::wire;
+
+/// A linked processor of either contract version.
+enum Pre {
+    V1(pb::ProcessorPre<StoreData>),
+    V2(pb2::ProcessorPre<StoreData>),
+}
+
+/// An instance of either version.
+enum Guest {
+    V1(pb::Processor),
+    V2(pb2::Processor),
+}
+
+/// What a call returned: an output (or why its layout is invalid), or the
+/// plugin's own error.
+type Answer = wasmtime::Result<Result<Result<Output, OutputFault>, pb::CallError>>;
+
+fn answer_v2(
+    r: wasmtime::Result<Result<super::bindings::v2::Output, pb2::CallError>>,
+    limits: &Limits,
+) -> Answer {
+    r.map(|r| match r {
+        Ok(out) => Ok(wire::unpack_output(out, limits)),
+        Err(pb2::CallError::Retry(m)) => Err(pb::CallError::Retry(m)),
+        Err(pb2::CallError::Fatal(m)) => Err(pb::CallError::Fatal(m)),
+    })
+}
 use crate::state::{KeyedState, Table};
 
 /// A compiled, linked processor component.
@@ -38,7 +67,7 @@ pub struct ProcessorPlugin {
     /// SHA-256 of the file, which (unlike `info`) the plugin cannot fake.
     pub sha256: [u8; 32],
     engine: wasmtime::Engine,
-    pre: pb::ProcessorPre<StoreData>,
+    pre: Pre,
 }
 
 impl ProcessorPlugin {
@@ -63,16 +92,29 @@ impl ProcessorPlugin {
             ..
         } = compiled;
         component::check_world(path, &shape, World::Processor)?;
+        let v1 = is_v1(&shape);
         let mut linker: Linker<StoreData> = Linker::new(&engine);
-        pb::Processor::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| &mut s.host)
-            .map_err(|e| link_err(path, e))?;
+        if v1 {
+            pb::Processor::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+                &mut s.host
+            })
+        } else {
+            pb2::Processor::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+                &mut s.host
+            })
+        }
+        .map_err(|e| link_err(path, e))?;
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(|e| link_err(path, e))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| link_err(path, e))?;
-        let pre = pb::ProcessorPre::new(pre).map_err(|e| link_err(path, e))?;
+        let pre = if v1 {
+            Pre::V1(pb::ProcessorPre::new(pre).map_err(|e| link_err(path, e))?)
+        } else {
+            Pre::V2(pb2::ProcessorPre::new(pre).map_err(|e| link_err(path, e))?)
+        };
         let mut plugin = Self {
             path: path.to_path_buf(),
             info: PluginInfo {
@@ -91,14 +133,16 @@ impl ProcessorPlugin {
         if let Some(t) = deadline(Limits::default().cpu_ms_per_call) {
             store.set_epoch_deadline(t);
         }
-        let instance = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| link_err(path, e))?;
-        plugin.info = instance
-            .sluice_plugin_stateful()
-            .call_describe(&mut store)
-            .map_err(|e| link_err(path, e))?;
+        plugin.info = match &plugin.pre {
+            Pre::V1(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.sluice_plugin_stateful().call_describe(&mut store)),
+            Pre::V2(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.sluice_plugin_stateful().call_describe(&mut store))
+                .map(wire::info),
+        }
+        .map_err(|e| link_err(path, e))?;
         Ok(plugin)
     }
 
@@ -110,7 +154,7 @@ impl ProcessorPlugin {
 
 struct Live {
     store: Store<StoreData>,
-    bindings: pb::Processor,
+    bindings: Guest,
     handle: ResourceAny,
 }
 
@@ -191,17 +235,23 @@ impl ProcessorInstance {
         if let Some(t) = call_deadline(self.limits.cpu_ms_per_call, self.cap).0 {
             store.set_epoch_deadline(t);
         }
-        let bindings = self
-            .plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(&store, e))?;
+        let bindings = match &self.plugin.pre {
+            Pre::V1(pre) => pre.instantiate(&mut store).map(Guest::V1),
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Guest::V2),
+        }
+        .map_err(|e| self.classify(&store, e))?;
         self.instantiations += 1;
-        let created = bindings
-            .sluice_plugin_stateful()
-            .processor()
-            .call_create(&mut store, &self.params)
-            .map_err(|e| self.classify(&store, e))?;
+        let created = match &bindings {
+            Guest::V1(b) => b
+                .sluice_plugin_stateful()
+                .processor()
+                .call_create(&mut store, &self.params),
+            Guest::V2(b) => b
+                .sluice_plugin_stateful()
+                .processor()
+                .call_create(&mut store, &wire::params(&self.params)),
+        }
+        .map_err(|e| self.classify(&store, e))?;
         let handle = created.map_err(|message| CallFailure::Init {
             plugin: self.plugin.label(),
             stage: self.stage.clone(),
@@ -221,28 +271,55 @@ impl ProcessorInstance {
 
     /// Processes one batch; state written by the call is kept only if it succeeds.
     pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
-        self.call(batch.events.len(), |live| {
-            live.bindings
+        self.call(batch.events.len(), |live, limits| match &live.bindings {
+            Guest::V1(b) => b
                 .sluice_plugin_stateful()
                 .processor()
                 .call_process(&mut live.store, live.handle, batch)
+                .map(|r| r.map(Ok)),
+            Guest::V2(b) => answer_v2(
+                b.sluice_plugin_stateful().processor().call_process(
+                    &mut live.store,
+                    live.handle,
+                    &wire::pack(batch),
+                ),
+                limits,
+            ),
         })
     }
 
     /// Delivers timers the watermark has passed.
     pub fn on_timers(&mut self, fired: &[pb::FiredTimer]) -> Result<Output, CallFailure> {
-        self.call(fired.len(), |live| {
-            live.bindings
+        self.call(fired.len(), |live, limits| match &live.bindings {
+            Guest::V1(b) => b
                 .sluice_plugin_stateful()
                 .processor()
                 .call_on_timers(&mut live.store, live.handle, fired)
+                .map(|r| r.map(Ok)),
+            Guest::V2(b) => {
+                let fired: Vec<pb2::FiredTimer> = fired
+                    .iter()
+                    .map(|f| pb2::FiredTimer {
+                        key: f.key.clone(),
+                        at_ms: f.at_ms,
+                    })
+                    .collect();
+                answer_v2(
+                    b.sluice_plugin_stateful().processor().call_on_timers(
+                        &mut live.store,
+                        live.handle,
+                        &fired,
+                    ),
+                    limits,
+                )
+            }
         })
     }
 
     fn call(
         &mut self,
         inputs: usize,
-        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<Output, pb::CallError>>,
+        f: impl FnOnce(&mut Live, &Limits) -> Answer,
     ) -> Result<Output, CallFailure> {
         // The runner may have swapped in a restored state: the ceilings are
         // the stage's, whatever state object is there.
@@ -273,7 +350,7 @@ impl ProcessorInstance {
     fn call_unchecked(
         &mut self,
         inputs: usize,
-        f: impl FnOnce(&mut Live) -> wasmtime::Result<Result<Output, pb::CallError>>,
+        f: impl FnOnce(&mut Live, &Limits) -> Answer,
     ) -> Result<Output, CallFailure> {
         self.ensure_live()?;
         let Some(live) = self.live.as_mut() else {
@@ -283,18 +360,28 @@ impl ProcessorInstance {
             live.store.set_epoch_deadline(ticks);
         }
         live.store.data_mut().host.begin_call();
-        match f(live) {
-            Ok(Ok(mut output)) => match output_check::check(&mut output, inputs, &self.limits) {
-                Ok(_) => Ok(output),
-                Err(fault) => {
-                    self.live = None;
-                    Err(CallFailure::from_output(
-                        fault,
-                        self.plugin.label(),
-                        self.stage.clone(),
-                    ))
+        match f(live, &self.limits) {
+            Ok(Ok(Err(fault))) => {
+                self.live = None;
+                Err(CallFailure::from_output(
+                    fault,
+                    self.plugin.label(),
+                    self.stage.clone(),
+                ))
+            }
+            Ok(Ok(Ok(mut output))) => {
+                match output_check::check(&mut output, inputs, &self.limits) {
+                    Ok(_) => Ok(output),
+                    Err(fault) => {
+                        self.live = None;
+                        Err(CallFailure::from_output(
+                            fault,
+                            self.plugin.label(),
+                            self.stage.clone(),
+                        ))
+                    }
                 }
-            },
+            }
             Ok(Err(pb::CallError::Retry(message))) => Err(CallFailure::Retry {
                 plugin: self.plugin.label(),
                 stage: self.stage.clone(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::{Store, Trap};
 
-use super::bindings::{self, Batch, Output, Param, PluginInfo};
+use super::bindings::{self, v2, Batch, Output, Param, PluginInfo};
 use super::cache::{CacheOutcome, ComponentCache};
 use super::component::{self, ComponentError, Shape, World};
 use super::engine::WasmEngine;
@@ -19,6 +19,27 @@ use super::host::HostState;
 use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
 use super::output_check::{self, OutputFault};
+use super::wire;
+
+/// A linked component of either contract version this host runs.
+enum Pre {
+    /// 0.1.0: batches cross as lists of records.
+    V1(bindings::TransformPre<StoreData>),
+    /// 0.2.0: batches cross as byte tables.
+    V2(v2::TransformPre<StoreData>),
+}
+
+/// An instance of either version.
+enum Guest {
+    V1(bindings::Transform),
+    V2(v2::Transform),
+}
+
+/// True when `shape` exports contract 0.1.0 (whose batches are converted at
+/// the boundary); anything else that passed the version check is 0.2.0.
+pub(crate) fn is_v1(shape: &Shape) -> bool {
+    shape.version.as_deref() == Some("0.1.0")
+}
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +73,7 @@ pub struct TransformPlugin {
     pub sha256: [u8; 32],
     engine: wasmtime::Engine,
     budget: CpuBudget,
-    pre: bindings::TransformPre<StoreData>,
+    pre: Pre,
 }
 
 impl std::fmt::Debug for TransformPlugin {
@@ -110,10 +131,17 @@ impl TransformPlugin {
         component::check_world(path, &shape, World::Transform)?;
         let engine = &engine;
 
+        let v1 = is_v1(&shape);
         let mut linker: Linker<StoreData> = Linker::new(engine);
-        bindings::Transform::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
-            &mut s.host
-        })
+        if v1 {
+            bindings::Transform::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+                &mut s.host
+            })
+        } else {
+            v2::Transform::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+                &mut s.host
+            })
+        }
         .map_err(|e| link_err(path, e))?;
         // No ambient authority: any WASI import a toolchain drags in (std's
         // stderr, env, clock) links to a trap instead of a capability.
@@ -123,7 +151,11 @@ impl TransformPlugin {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| link_err(path, e))?;
-        let pre = bindings::TransformPre::new(pre).map_err(|e| link_err(path, e))?;
+        let pre = if v1 {
+            Pre::V1(bindings::TransformPre::new(pre).map_err(|e| link_err(path, e))?)
+        } else {
+            Pre::V2(v2::TransformPre::new(pre).map_err(|e| link_err(path, e))?)
+        };
 
         let mut plugin = Self {
             path: path.to_path_buf(),
@@ -141,14 +173,16 @@ impl TransformPlugin {
             pre,
         };
         let mut store = plugin.new_store("describe", Limits::default());
-        let instance = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| link_err(path, e))?;
-        plugin.info = instance
-            .sluice_plugin_transformer()
-            .call_describe(&mut store)
-            .map_err(|e| link_err(path, e))?;
+        plugin.info = match &plugin.pre {
+            Pre::V1(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.sluice_plugin_transformer().call_describe(&mut store)),
+            Pre::V2(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.sluice_plugin_transformer().call_describe(&mut store))
+                .map(wire::info),
+        }
+        .map_err(|e| link_err(path, e))?;
         Ok(plugin)
     }
 
@@ -359,7 +393,7 @@ pub(crate) fn call_deadline(budget: CpuBudget, cap: Option<CallCap>) -> (Option<
 
 struct Live {
     store: Store<StoreData>,
-    bindings: bindings::Transform,
+    bindings: Guest,
     handle: ResourceAny,
 }
 
@@ -454,17 +488,23 @@ impl TransformInstance {
         if let Some(ticks) = ticks {
             store.set_epoch_deadline(ticks);
         }
-        let bindings = self
-            .plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(&store, e))?;
+        let bindings = match &self.plugin.pre {
+            Pre::V1(pre) => pre.instantiate(&mut store).map(Guest::V1),
+            Pre::V2(pre) => pre.instantiate(&mut store).map(Guest::V2),
+        }
+        .map_err(|e| self.classify(&store, e))?;
         self.instantiations += 1;
-        let created = bindings
-            .sluice_plugin_transformer()
-            .transform()
-            .call_create(&mut store, &self.params)
-            .map_err(|e| self.classify(&store, e))?;
+        let created = match &bindings {
+            Guest::V1(b) => b
+                .sluice_plugin_transformer()
+                .transform()
+                .call_create(&mut store, &self.params),
+            Guest::V2(b) => b
+                .sluice_plugin_transformer()
+                .transform()
+                .call_create(&mut store, &wire::params(&self.params)),
+        }
+        .map_err(|e| self.classify(&store, e))?;
         let handle = created.map_err(|message| CallFailure::Init {
             plugin: self.plugin.label(),
             stage: self.stage.clone(),
@@ -490,13 +530,33 @@ impl TransformInstance {
             live.store.set_epoch_deadline(ticks);
         }
         live.store.data_mut().host.begin_call();
-        let result = live
-            .bindings
-            .sluice_plugin_transformer()
-            .transform()
-            .call_process(&mut live.store, live.handle, batch);
+        let limits = &self.limits;
+        let result = match &live.bindings {
+            Guest::V1(b) => b
+                .sluice_plugin_transformer()
+                .transform()
+                .call_process(&mut live.store, live.handle, batch)
+                .map(|r| r.map(Ok)),
+            Guest::V2(b) => b
+                .sluice_plugin_transformer()
+                .transform()
+                .call_process(&mut live.store, live.handle, &wire::pack(batch))
+                .map(|r| match r {
+                    Ok(out) => Ok(wire::unpack_output(out, limits)),
+                    Err(v2::CallError::Retry(m)) => Err(bindings::CallError::Retry(m)),
+                    Err(v2::CallError::Fatal(m)) => Err(bindings::CallError::Fatal(m)),
+                }),
+        };
         match result {
-            Ok(Ok(mut output)) => {
+            Ok(Ok(Err(fault))) => {
+                self.live = None;
+                Err(CallFailure::from_output(
+                    fault,
+                    self.plugin.label(),
+                    self.stage.clone(),
+                ))
+            }
+            Ok(Ok(Ok(mut output))) => {
                 match output_check::check(&mut output, batch.events.len(), &self.limits) {
                     Ok(checked) => {
                         if checked.stripped_headers > 0 {

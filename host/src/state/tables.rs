@@ -53,6 +53,20 @@ impl Table {
         rows.get(key).cloned()
     }
 
+    /// Runs `f` over the rows under one read lock: many lookups (a plugin's
+    /// `lookup-many`) take the lock once and copy each row once, into `f`'s answer.
+    pub fn with_rows<T>(&self, f: impl FnOnce(&HashMap<Vec<u8>, Vec<u8>>) -> T) -> T {
+        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
+        f(&rows)
+    }
+
+    /// Stores a row directly (tests; pipelines feed tables through their sink).
+    #[cfg(test)]
+    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) {
+        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        rows.insert(key, value);
+    }
+
     /// Rows held.
     pub fn len(&self) -> usize {
         self.rows.read().unwrap_or_else(|p| p.into_inner()).len()

@@ -53,9 +53,9 @@ fn plugin_inspect_shows_world_contract_exports_imports_and_size() {
     let s = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "world:     sluice:plugin:transform",
-        "contract:  0.1.0",
-        "sluice:plugin/transformer@0.1.0",
-        "sluice:plugin/log@0.1.0",
+        "contract:  0.2.0",
+        "sluice:plugin/transformer@0.2.0",
+        "sluice:plugin/log@0.2.0",
         "size:",
         "plugin:    sluice-plugin-filter@0.1.0",
     ] {

@@ -113,10 +113,13 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
     let input = dir.path().join("in.jsonl");
     let attacks = [
         (2, "fanout"),
+        (3, "table-cut"),
         (5, "reject-many"),
+        (6, "table-huge"),
         (8, "reject-twice"),
         (11, "bad-parent"),
         (13, "forge"),
+        (14, "bad-flags"),
     ];
     let events: Vec<String> = (0..16)
         .map(|i| match attacks.iter().find(|(n, _)| *n == i) {
@@ -146,7 +149,9 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         .iter()
         .filter_map(|v| v["value"]["n"].as_i64())
         .collect();
-    let expected: BTreeSet<i64> = (0..16).filter(|i| ![2, 5, 8, 11].contains(i)).collect();
+    let expected: BTreeSet<i64> = (0..16)
+        .filter(|i| ![2, 3, 5, 6, 8, 11, 14].contains(i))
+        .collect();
     assert_eq!(ns, expected, "every other event goes through");
 
     let forged = got
@@ -170,7 +175,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         );
     }
     let dead = json_lines(&dead);
-    assert_eq!(dead.len(), 4, "{dead:?}");
+    assert_eq!(dead.len(), 7, "{dead:?}");
     for (n, kind, says) in [
         (2, "limit", "output ceiling of 128 MiB per call"),
         (5, "limit", "rejection ceiling"),
@@ -178,6 +183,10 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         // than the call had events.
         (8, "limit", "2 rejections for 1 input events"),
         (11, "invalid-output", "parent 1000000"),
+        // Contract 0.2.0's byte tables, malformed.
+        (3, "invalid-output", "not a whole number of 48-byte records"),
+        (6, "limit", "output ceiling of 262144 events per call"),
+        (14, "invalid-output", "unknown flags 0xa"),
     ] {
         let d = dead_letter_of(&dead, n);
         assert_eq!(header(d, "sluice.error.kind"), kind, "{d}");

@@ -25,7 +25,10 @@ fn copy_checkout(to: &Path) {
     for dir in ["sdk/src", "wit"] {
         for entry in std::fs::read_dir(repo().join(dir)).expect(dir) {
             let entry = entry.expect("entry");
-            copy(&entry.path(), &to.join(dir).join(entry.file_name()));
+            // `wit/0.1.0/` is the older contract, for the other languages' SDKs.
+            if entry.path().is_file() {
+                copy(&entry.path(), &to.join(dir).join(entry.file_name()));
+            }
         }
     }
     copy(&repo().join("sdk/Cargo.toml"), &to.join("sdk/Cargo.toml"));

@@ -13,6 +13,7 @@
 //! The row is the table's latest value for the key when the event is
 //! processed. Output events keep the input's key and timestamp.
 
+use sluice_sdk::abi::{CallError, Rows};
 use sluice_sdk::json::{JsonParser, JsonView, Kind, ObjectWriter, Raw};
 use sluice_sdk::select::Selection;
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
@@ -28,6 +29,13 @@ pub struct LookupJoin {
     written: Vec<bool>,
     parser: JsonParser,
     row_parser: JsonParser,
+    /// The batch's rows, fetched in one host call by `prepare`.
+    rows: Rows,
+    /// Per event of the batch: its index among the keys asked, if it had a key.
+    asked: Vec<Option<u32>>,
+    /// The batch's keys, end to end, and where each ends (reused across batches).
+    keys: String,
+    key_ends: Vec<usize>,
 }
 
 /// A field's value as lookup text: strings unescaped, integers in decimal,
@@ -45,6 +53,24 @@ fn key_text(raw: Raw<'_>) -> Option<String> {
                 Some(u.to_string())
             } else {
                 raw.to_value().ok().map(|v| v.to_string())
+            }
+        }
+    }
+}
+
+/// Appends `raw`'s lookup text (as [`key_text`]) to `buf`; false for none.
+/// Strings without escapes and integers are written without allocating.
+fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
+    use std::fmt::Write;
+    match raw.kind() {
+        Kind::Null => false,
+        Kind::String => raw.as_str().map(|s| buf.push_str(&s)).is_some(),
+        _ => {
+            if let Some(i) = raw.as_i64() {
+                let _ = write!(buf, "{i}");
+                true
+            } else {
+                key_text(raw).map(|k| buf.push_str(&k)).is_some()
             }
         }
     }
@@ -80,7 +106,43 @@ impl Processor for LookupJoin {
             written,
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
+            rows: Rows::default(),
+            asked: Vec::new(),
+            keys: String::new(),
+            key_ends: Vec::new(),
         })
+    }
+
+    fn prepare(&mut self, events: &[Event<'_>], host: &mut dyn Host) -> Result<(), CallError> {
+        // One host call for the whole batch: the keys go over as one buffer
+        // and the rows come back as one. An event whose value is not JSON is
+        // rejected by `process` when it reads it again.
+        self.asked.clear();
+        self.keys.clear();
+        self.key_ends.clear();
+        for e in events {
+            let has_key = e.value().is_some()
+                && e.view(&mut self.parser)
+                    .ok()
+                    .and_then(|v| v.get(&self.on))
+                    .is_some_and(|raw| push_key_text(raw, &mut self.keys));
+            self.asked.push(has_key.then(|| {
+                self.key_ends.push(self.keys.len());
+                u32::try_from(self.key_ends.len() - 1).unwrap_or(u32::MAX)
+            }));
+        }
+        let mut start = 0;
+        let refs: Vec<&[u8]> = self
+            .key_ends
+            .iter()
+            .map(|&end| {
+                let k = &self.keys.as_bytes()[start..end];
+                start = end;
+                k
+            })
+            .collect();
+        self.rows = host.lookup_many(&self.table, &refs);
+        Ok(())
     }
 
     fn process(
@@ -96,12 +158,20 @@ impl Processor for LookupJoin {
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
         let view = event.view(&mut self.parser)?;
-        let row_bytes = view
-            .get(&self.on)
-            .and_then(key_text)
-            .and_then(|k| host.lookup(&self.table, k.as_bytes()));
+        let row_bytes = match self.asked.get(event.index()) {
+            Some(asked) => asked.and_then(|k| self.rows.get(k as usize)),
+            // An event `prepare` did not see (a caller that skipped it): ask now.
+            None => {
+                let key = view.get(&self.on).and_then(key_text);
+                self.rows = key
+                    .map(|k| host.lookup_many(&self.table, &[k.as_bytes()]))
+                    .unwrap_or_default();
+                self.asked.clear();
+                self.rows.get(0)
+            }
+        };
         // A row that is not JSON counts as no row.
-        let row: Option<JsonView<'_>> = match &row_bytes {
+        let row: Option<JsonView<'_>> = match row_bytes {
             Some(b) => self.row_parser.parse(b).ok(),
             None => None,
         };
@@ -155,6 +225,49 @@ mod tests {
     use serde_json::Value;
     use sluice_sdk::testing::json_of as value;
     use sluice_sdk::testing::Harness;
+
+    #[test]
+    fn a_batch_costs_one_table_call_and_rows_stay_with_their_events() {
+        use sluice_sdk::abi::RawBatch;
+        use sluice_sdk::testing::MemoryHost;
+        let params = Params::new([("table", "t"), ("on", "k"), ("fields", "n, table.v")]);
+        let mut p = LookupJoin::new(&params).expect("params");
+        let mut host = MemoryHost::default();
+        let rows = host.tables.entry("t".into()).or_default();
+        rows.insert(b"7".to_vec(), br#"{"v":"seven"}"#.to_vec());
+        rows.insert(b"x".to_vec(), br#"{"v":"ex"}"#.to_vec());
+        let mut batch = RawBatch::default();
+        for v in [
+            r#"{"n":0,"k":7}"#,
+            r#"{"n":1}"#,
+            "not json",
+            r#"{"n":3,"k":"x"}"#,
+            r#"{"n":4,"k":8}"#,
+            r#"{"n":5,"k":7}"#,
+        ] {
+            batch.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+        }
+        batch.push_event(Some(b"gone"), None, &[], 0, 0);
+        let out = sluice_sdk::processor::run_processor(&mut p, &mut host, &batch).expect("ok");
+        assert_eq!(host.table_calls, 1, "one call for the whole batch");
+        let values: Vec<Option<&[u8]>> = out
+            .events
+            .events
+            .iter()
+            .map(|e| e.value.and_then(|s| s.slice(&out.events.data)))
+            .collect();
+        let want: Vec<Option<&[u8]>> = vec![
+            Some(br#"{"n":0,"v":"seven"}"#),
+            Some(br#"{"n":1,"v":null}"#),
+            Some(br#"{"n":3,"v":"ex"}"#),
+            Some(br#"{"n":4,"v":null}"#),
+            Some(br#"{"n":5,"v":"seven"}"#),
+            None,
+        ];
+        assert_eq!(values, want);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].index, 2, "the event that is not JSON");
+    }
 
     fn parse(v: &str) -> Value {
         serde_json::from_str(v).unwrap_or(Value::Null)

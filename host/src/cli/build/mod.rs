@@ -14,8 +14,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The contract, embedded so non-Rust toolchains get the exact WIT this host speaks.
+/// The contract the Rust SDK speaks (0.2.0), embedded for SDK copies.
 pub const WIT: &str = include_str!("../../../../wit/sluice.wit");
+
+/// The contract the Python, JS, C and Go SDKs speak (0.1.0, which the host
+/// still runs by converting at the boundary), embedded so their toolchains
+/// get the exact WIT their SDK was written against.
+pub const WIT_0_1: &str = include_str!("../../../../wit/0.1.0/sluice.wit");
 
 /// One supported plugin language.
 pub struct Language {
@@ -74,7 +79,7 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
         );
     };
     let wit_dir = tempfile::Builder::new().prefix("sluice-wit").tempdir()?;
-    std::fs::write(wit_dir.path().join("sluice.wit"), WIT)?;
+    std::fs::write(wit_dir.path().join("sluice.wit"), WIT_0_1)?;
     let out_dir = dir.join("target").join("sluice");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let spinner = indicatif::ProgressBar::new_spinner();

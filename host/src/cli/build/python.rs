@@ -163,7 +163,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
 
 /// The contract version in the embedded WIT (`package sluice:plugin@X;`).
 fn contract_version() -> &'static str {
-    super::WIT
+    super::WIT_0_1
         .lines()
         .find_map(|l| l.trim().strip_prefix("package sluice:plugin@"))
         .map_or("0.1.0", |v| v.trim_end_matches(';').trim())

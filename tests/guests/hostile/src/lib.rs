@@ -1,6 +1,7 @@
 //! A test guest that attacks the host through what it returns, written on the
 //! SDK's raw contract bindings (the `Transform` trait would not let it build
-//! these outputs). Per input event, by its `"do"` field:
+//! these outputs; contract 0.2.0, whose event table is bytes). Per input
+//! event, by its `"do"` field:
 //!
 //! - `fanout`: 20,000 outputs that all point at one shared 1 MiB span
 //!   (about 1 MiB in the guest, 20 GB once a sink encodes them);
@@ -10,6 +11,11 @@
 //! - `forge`: forwards the event with forged host headers
 //!   (`sluice.error.kind`, `sluice.origin`, `sluice.position`), a routing
 //!   header (`sluice.topic`) and an ordinary one (`colour`);
+//! - `table-cut`: the output's event table loses its last byte (not a whole
+//!   number of 48-byte records);
+//! - `table-huge`: the event table claims 300,000 events (past the default
+//!   ceiling of 262,144 per call), all valid records;
+//! - `bad-flags`: one event record with a flag bit the contract does not define;
 //! - anything else: forwarded unchanged.
 
 #[cfg(target_arch = "wasm32")]
@@ -37,78 +43,85 @@ mod guest {
         }
 
         fn process(&self, input: t::Batch) -> Result<t::Output, t::CallError> {
-            Ok(super::attack(&input))
+            let input = sluice_sdk::abi::RawBatch::from_tables(
+                input.data,
+                &input.events,
+                &input.headers,
+                input.streams,
+            );
+            let (out, rejected, table) = super::attack(&input);
+            let mut events = sluice_sdk::glue::to_wit(out);
+            match table {
+                super::Table::Whole => {}
+                super::Table::Cut => {
+                    events.events.pop();
+                }
+                super::Table::Huge => {
+                    // Valid records (parent 0, no key, no value), too many of them.
+                    events.events = vec![0; 300_000 * sluice_sdk::abi::EVENT_RECORD];
+                }
+                super::Table::BadFlags => {
+                    if let Some(flags) = events.events.get_mut(40) {
+                        *flags |= 8;
+                    }
+                }
+            }
+            Ok(t::Output {
+                events,
+                rejected: rejected
+                    .into_iter()
+                    .map(|r| t::Rejection {
+                        index: r.index,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            })
         }
     }
 
     sluice_sdk::glue::wit::export!(Hostile with_types_in sluice_sdk::glue::wit);
 }
 
-#[cfg(target_arch = "wasm32")]
-use sluice_sdk::glue::wit::sluice::plugin::types as t;
+use sluice_sdk::abi::{RawBatch, RawEvent, Rejection, Span};
 
-#[cfg(target_arch = "wasm32")]
-fn push(out: &mut t::Batch, bytes: &[u8]) -> t::Span {
-    let offset = out.data.len() as u32;
-    out.data.extend_from_slice(bytes);
-    t::Span {
-        offset,
-        len: bytes.len() as u32,
-    }
+/// What to do to the encoded event table after building the output.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+enum Table {
+    Whole,
+    Cut,
+    Huge,
+    BadFlags,
 }
 
-#[cfg(target_arch = "wasm32")]
-fn attack(input: &t::Batch) -> t::Output {
-    let mut out = t::Batch {
-        data: Vec::new(),
-        events: Vec::new(),
-        headers: Vec::new(),
-        streams: Vec::new(),
-    };
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
+    let mut out = RawBatch::default();
     let mut rejected = Vec::new();
-    let mut shared: Option<t::Span> = None;
-    let none = t::Span { offset: 0, len: 0 };
+    let mut table = Table::Whole;
+    let mut shared: Option<Span> = None;
     for (i, e) in input.events.iter().enumerate() {
         let parent = i as u32;
         let value = e
             .value
-            .and_then(|s| {
-                input
-                    .data
-                    .get(s.offset as usize..(s.offset + s.len) as usize)
-            })
+            .and_then(|s| s.slice(&input.data))
             .unwrap_or_default();
         let order = serde_json::from_slice::<serde_json::Value>(value)
             .ok()
             .and_then(|v| v.get("do").and_then(|d| d.as_str()).map(str::to_string));
-        let forward = |out: &mut t::Batch, headers: &[(&str, &str)], parent: u32| {
-            let value = push(out, value);
-            let first = out.headers.len() as u32;
-            for (n, v) in headers {
-                let name = push(out, n.as_bytes());
-                let value = push(out, v.as_bytes());
-                out.headers.push(t::Header { name, value });
+        let forward = |out: &mut RawBatch, headers: &[(&str, &[u8])], parent: u32| {
+            out.push_event(None, Some(value), headers, e.timestamp_ms, 0);
+            if let Some(last) = out.events.last_mut() {
+                last.parent = parent;
             }
-            out.events.push(t::Event {
-                key: None,
-                value: Some(value),
-                headers: t::Span {
-                    offset: first,
-                    len: headers.len() as u32,
-                },
-                timestamp_ms: e.timestamp_ms,
-                stream: 0,
-                parent,
-            });
         };
         match order.as_deref() {
             Some("fanout") => {
-                let span = *shared.get_or_insert_with(|| push(&mut out, &vec![b'x'; 1 << 20]));
+                let span = *shared.get_or_insert_with(|| out.push_bytes(&vec![b'x'; 1 << 20]));
                 for _ in 0..20_000 {
-                    out.events.push(t::Event {
+                    out.events.push(RawEvent {
                         key: None,
                         value: Some(span),
-                        headers: none,
+                        headers: Span::default(),
                         timestamp_ms: e.timestamp_ms,
                         stream: 0,
                         parent,
@@ -117,7 +130,7 @@ fn attack(input: &t::Batch) -> t::Output {
             }
             Some("reject-many") => {
                 for _ in 0..200_000 {
-                    rejected.push(t::Rejection {
+                    rejected.push(Rejection {
                         index: parent,
                         reason: "no".into(),
                     });
@@ -125,7 +138,7 @@ fn attack(input: &t::Batch) -> t::Output {
             }
             Some("reject-twice") => {
                 for _ in 0..2 {
-                    rejected.push(t::Rejection {
+                    rejected.push(Rejection {
                         index: parent,
                         reason: "twice".into(),
                     });
@@ -135,19 +148,25 @@ fn attack(input: &t::Batch) -> t::Output {
             Some("forge") => forward(
                 &mut out,
                 &[
-                    ("sluice.error.kind", "forged"),
-                    ("sluice.origin", "evil"),
-                    ("Sluice.Position", "666"),
-                    ("sluice.topic", "routed"),
-                    ("colour", "blue"),
+                    ("sluice.error.kind", b"forged"),
+                    ("sluice.origin", b"evil"),
+                    ("Sluice.Position", b"666"),
+                    ("sluice.topic", b"routed"),
+                    ("colour", b"blue"),
                 ],
                 parent,
             ),
+            Some("table-cut") => {
+                forward(&mut out, &[], parent);
+                table = Table::Cut;
+            }
+            Some("table-huge") => table = Table::Huge,
+            Some("bad-flags") => {
+                forward(&mut out, &[], parent);
+                table = Table::BadFlags;
+            }
             _ => forward(&mut out, &[], parent),
         }
     }
-    t::Output {
-        events: out,
-        rejected,
-    }
+    (out, rejected, table)
 }

@@ -1,0 +1,390 @@
+//! Contract 0.2.0's byte tables (layout in `wit/sluice.wit`) to and from the
+//! event layer's frame. Sources, stages and sinks keep the frame; only a
+//! call into a 0.2.0 component packs it, and only its answer is unpacked,
+//! so the conversion sits at the boundary and nowhere else.
+//!
+//! Unpacking reads an untrusted guest's bytes: the table lengths, the event
+//! count and the flags are checked here, before anything proportional to the
+//! count is allocated; spans, parents and the output ceilings are then
+//! checked by [`super::output_check`] on the unpacked frame, as for 0.1.0.
+
+use super::bindings::v2;
+use super::bindings::{Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span};
+use super::limits::Limits;
+use super::output_check::OutputFault;
+use crate::state::Table;
+
+/// Bytes of one event record.
+pub const EVENT_RECORD: usize = 48;
+/// Bytes of one header record.
+pub const HEADER_RECORD: usize = 16;
+const HAS_KEY: u32 = 1;
+const HAS_VALUE: u32 = 2;
+
+/// Most keys one `lookup-many` call may ask for.
+pub const MAX_LOOKUP_KEYS: usize = 65_536;
+/// Most row bytes one `lookup-many` answer may carry.
+pub const MAX_LOOKUP_BYTES: usize = 16 << 20;
+/// The entry length that means "no row".
+const NO_ROW: u32 = u32::MAX;
+
+fn put(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn span_at(b: &[u8], at: usize) -> Span {
+    Span {
+        offset: u32_at(b, at),
+        len: u32_at(b, at + 4),
+    }
+}
+
+/// The frame as a 0.2.0 batch: four bulk buffers.
+pub fn pack(frame: &Batch) -> v2::Batch {
+    let mut events = Vec::with_capacity(frame.events.len() * EVENT_RECORD);
+    for e in &frame.events {
+        let none = Span { offset: 0, len: 0 };
+        let key = e.key.unwrap_or(none);
+        let value = e.value.unwrap_or(none);
+        let flags = if e.key.is_some() { HAS_KEY } else { 0 }
+            | if e.value.is_some() { HAS_VALUE } else { 0 };
+        for v in [
+            key.offset,
+            key.len,
+            value.offset,
+            value.len,
+            e.headers.offset,
+            e.headers.len,
+        ] {
+            put(&mut events, v);
+        }
+        events.extend_from_slice(&e.timestamp_ms.to_le_bytes());
+        for v in [e.stream, e.parent, flags, 0] {
+            put(&mut events, v);
+        }
+    }
+    let mut headers = Vec::with_capacity(frame.headers.len() * HEADER_RECORD);
+    for h in &frame.headers {
+        for v in [h.name.offset, h.name.len, h.value.offset, h.value.len] {
+            put(&mut headers, v);
+        }
+    }
+    v2::Batch {
+        data: frame.data.clone(),
+        events,
+        headers,
+        streams: frame.streams.clone(),
+    }
+}
+
+/// A 0.2.0 batch from a guest as a frame, or why it breaks the layout.
+pub fn unpack(batch: v2::Batch, limits: &Limits) -> Result<Batch, OutputFault> {
+    if !batch.events.len().is_multiple_of(EVENT_RECORD) {
+        return Err(OutputFault::Invalid(format!(
+            "output event table of {} bytes is not a whole number of {EVENT_RECORD}-byte records",
+            batch.events.len()
+        )));
+    }
+    if !batch.headers.len().is_multiple_of(HEADER_RECORD) {
+        return Err(OutputFault::Invalid(format!(
+            "output header table of {} bytes is not a whole number of {HEADER_RECORD}-byte records",
+            batch.headers.len()
+        )));
+    }
+    let n = batch.events.len() / EVENT_RECORD;
+    if n as u64 > limits.output_events_per_call {
+        return Err(OutputFault::Limit(format!(
+            "output ceiling of {} events per call (the call returned {n})",
+            limits.output_events_per_call
+        )));
+    }
+    let mut events = Vec::with_capacity(n);
+    for (i, r) in batch.events.chunks_exact(EVENT_RECORD).enumerate() {
+        let flags = u32_at(r, 40);
+        if flags & !(HAS_KEY | HAS_VALUE) != 0 || u32_at(r, 44) != 0 {
+            return Err(OutputFault::Invalid(format!(
+                "output event {i} has unknown flags {flags:#x} or a non-zero reserved word"
+            )));
+        }
+        let mut ts = [0; 8];
+        ts.copy_from_slice(&r[24..32]);
+        events.push(Event {
+            key: (flags & HAS_KEY != 0).then(|| span_at(r, 0)),
+            value: (flags & HAS_VALUE != 0).then(|| span_at(r, 8)),
+            headers: span_at(r, 16),
+            timestamp_ms: i64::from_le_bytes(ts),
+            stream: u32_at(r, 32),
+            parent: u32_at(r, 36),
+        });
+    }
+    let headers = batch
+        .headers
+        .chunks_exact(HEADER_RECORD)
+        .map(|r| Header {
+            name: span_at(r, 0),
+            value: span_at(r, 8),
+        })
+        .collect();
+    Ok(Batch {
+        data: batch.data,
+        events,
+        headers,
+        streams: batch.streams,
+    })
+}
+
+/// A 0.2.0 output as the host's output type.
+pub fn unpack_output(out: v2::Output, limits: &Limits) -> Result<Output, OutputFault> {
+    Ok(Output {
+        events: unpack(out.events, limits)?,
+        rejected: out
+            .rejected
+            .into_iter()
+            .map(|r| Rejection {
+                index: r.index,
+                reason: r.reason,
+            })
+            .collect(),
+    })
+}
+
+/// Parameters in 0.2.0's type.
+pub fn params(params: &[Param]) -> Vec<v2::sluice::plugin::types::Param> {
+    params
+        .iter()
+        .map(|p| v2::sluice::plugin::types::Param {
+            name: p.name.clone(),
+            value: p.value.clone(),
+        })
+        .collect()
+}
+
+/// A 0.2.0 self-description in the host's type.
+pub fn info(i: v2::sluice::plugin::types::PluginInfo) -> PluginInfo {
+    PluginInfo {
+        name: i.name,
+        version: i.version,
+        description: i.description,
+    }
+}
+
+/// Answers `lookup-many`: `keys` is length-prefixed keys, the answer one
+/// length-prefixed row (or `NO_ROW`) per key, in order. The keys are
+/// counted and checked before any row is read, under one read lock.
+pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at < keys.len() {
+        if spans.len() == MAX_LOOKUP_KEYS {
+            return Err(format!(
+                "lookup-many: more than {MAX_LOOKUP_KEYS} keys in one call; split them"
+            ));
+        }
+        let len = keys
+            .get(at..at + 4)
+            .map(|_| u32_at(keys, at) as usize)
+            .ok_or_else(|| format!("lookup-many: keys end inside a length prefix at byte {at}"))?;
+        let start = at + 4;
+        let end = start
+            .checked_add(len)
+            .filter(|&end| end <= keys.len())
+            .ok_or_else(|| {
+                format!("lookup-many: key at byte {at} claims {len} bytes past the end of the keys")
+            })?;
+        spans.push(start..end);
+        at = end;
+    }
+    let mut out = Vec::with_capacity(spans.len() * 4);
+    let Some(table) = table else {
+        // Grants are checked when the pipeline is validated: an unknown name
+        // can only come from a plugin asking for a table it was not given.
+        for _ in &spans {
+            put(&mut out, NO_ROW);
+        }
+        return Ok(out);
+    };
+    table.with_rows(|rows| {
+        for s in spans {
+            match rows.get(&keys[s]) {
+                Some(row) => {
+                    if out.len() + 4 + row.len() > MAX_LOOKUP_BYTES {
+                        return Err(format!(
+                            "lookup-many: rows past {} MiB in one call; split the keys",
+                            MAX_LOOKUP_BYTES >> 20
+                        ));
+                    }
+                    put(&mut out, u32::try_from(row.len()).unwrap_or(NO_ROW - 1));
+                    out.extend_from_slice(row);
+                }
+                None => put(&mut out, NO_ROW),
+            }
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Batch {
+        let mut f = Batch {
+            data: b"k1v1hnhvv2".to_vec(),
+            events: vec![],
+            headers: vec![Header {
+                name: Span { offset: 4, len: 2 },
+                value: Span { offset: 6, len: 2 },
+            }],
+            streams: vec!["in".into()],
+        };
+        f.events.push(Event {
+            key: Some(Span { offset: 0, len: 2 }),
+            value: Some(Span { offset: 2, len: 2 }),
+            headers: Span { offset: 0, len: 1 },
+            timestamp_ms: -5,
+            stream: 0,
+            parent: 0,
+        });
+        f.events.push(Event {
+            key: None,
+            value: None,
+            headers: Span { offset: 1, len: 0 },
+            timestamp_ms: i64::MAX,
+            stream: 3,
+            parent: 1,
+        });
+        f
+    }
+
+    #[test]
+    fn pack_then_unpack_is_the_same_frame() {
+        let f = frame();
+        let packed = pack(&f);
+        assert_eq!(packed.events.len(), 2 * EVENT_RECORD);
+        assert_eq!(packed.headers.len(), HEADER_RECORD);
+        let back = unpack(packed, &Limits::default()).expect("valid");
+        // The generated records have no `PartialEq`; their Debug text is exact.
+        assert_eq!(format!("{:?}", back.events), format!("{:?}", f.events));
+        assert_eq!(format!("{:?}", back.headers), format!("{:?}", f.headers));
+        assert_eq!(back.data, f.data);
+    }
+
+    #[test]
+    fn the_record_layout_is_the_documented_one() {
+        let packed = pack(&frame());
+        let r = &packed.events[..EVENT_RECORD];
+        assert_eq!(&r[0..8], &[0, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(&r[8..16], &[2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(&r[24..32], &(-5i64).to_le_bytes());
+        assert_eq!(u32_at(r, 40), HAS_KEY | HAS_VALUE);
+        let tomb = &packed.events[EVENT_RECORD..];
+        assert_eq!(u32_at(tomb, 32), 3, "stream");
+        assert_eq!(u32_at(tomb, 36), 1, "parent");
+        assert_eq!(u32_at(tomb, 40), 0, "no key, no value");
+    }
+
+    #[test]
+    fn malformed_tables_are_refused_before_allocation() {
+        let limits = Limits {
+            output_events_per_call: 10,
+            ..Limits::default()
+        };
+        let mut b = pack(&frame());
+        b.events.pop();
+        assert!(
+            matches!(unpack(b, &limits), Err(OutputFault::Invalid(m)) if m.contains("whole number of 48"))
+        );
+        let mut b = pack(&frame());
+        b.headers.push(0);
+        assert!(
+            matches!(unpack(b, &limits), Err(OutputFault::Invalid(m)) if m.contains("whole number of 16"))
+        );
+        // A huge count: 11 records against a ceiling of 10.
+        let mut b = pack(&frame());
+        b.events = vec![0; 11 * EVENT_RECORD];
+        assert!(
+            matches!(unpack(b, &limits), Err(OutputFault::Limit(m)) if m.contains("10 events"))
+        );
+        let mut b = pack(&frame());
+        b.events[40] = 4;
+        assert!(
+            matches!(unpack(b, &limits), Err(OutputFault::Invalid(m)) if m.contains("unknown flags"))
+        );
+    }
+
+    fn keys(ks: &[&[u8]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for k in ks {
+            put(&mut b, k.len() as u32);
+            b.extend_from_slice(k);
+        }
+        b
+    }
+
+    fn rows(answer: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < answer.len() {
+            let len = u32_at(answer, at);
+            at += 4;
+            if len == NO_ROW {
+                out.push(None);
+            } else {
+                out.push(Some(answer[at..at + len as usize].to_vec()));
+                at += len as usize;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lookup_many_answers_in_order_with_misses() {
+        let t = Table::default();
+        t.insert(b"1".to_vec(), b"{\"n\":1}".to_vec());
+        t.insert(b"".to_vec(), b"empty".to_vec());
+        let answer = lookup_many(Some(&t), &keys(&[b"1", b"2", b"", b"1"])).expect("ok");
+        assert_eq!(
+            rows(&answer),
+            vec![
+                Some(b"{\"n\":1}".to_vec()),
+                None,
+                Some(b"empty".to_vec()),
+                Some(b"{\"n\":1}".to_vec())
+            ]
+        );
+        assert_eq!(
+            lookup_many(None, &keys(&[b"1"])).expect("ok"),
+            NO_ROW.to_le_bytes()
+        );
+        assert!(lookup_many(Some(&t), &[]).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn lookup_many_is_bounded_against_hostile_keys() {
+        let t = Table::default();
+        t.insert(b"k".to_vec(), vec![b'x'; 1 << 20]);
+        // A length prefix that claims 4 GiB.
+        let mut hostile = keys(&[b"k"]);
+        put(&mut hostile, u32::MAX);
+        let e = lookup_many(Some(&t), &hostile).expect_err("past the end");
+        assert!(e.contains("past the end"), "{e}");
+        let e = lookup_many(Some(&t), &[1, 0]).expect_err("cut prefix");
+        assert!(e.contains("inside a length prefix"), "{e}");
+        // Too many keys: 65,537 empty keys are 4 bytes each.
+        let e = lookup_many(Some(&t), &vec![0; 4 * (MAX_LOOKUP_KEYS + 1)]).expect_err("count");
+        assert!(e.contains("65536 keys"), "{e}");
+        assert!(lookup_many(Some(&t), &vec![0; 4 * MAX_LOOKUP_KEYS]).is_ok());
+        // 17 lookups of a 1 MiB row: past 16 MiB of rows.
+        let many: Vec<&[u8]> = vec![b"k"; 17];
+        let e = lookup_many(Some(&t), &keys(&many)).expect_err("bytes");
+        assert!(e.contains("16 MiB"), "{e}");
+        let fifteen: Vec<&[u8]> = vec![b"k"; 15];
+        assert!(lookup_many(Some(&t), &keys(&fifteen)).is_ok());
+    }
+}
