@@ -24,8 +24,10 @@ use sluice::event::{check_json, Batch, BatchBuilder};
 use sluice::format::avro;
 use sluice::format::codec::{Decoder, Format};
 use sluice::format::registry::server::Registry;
+use sluice::plugin::bindings::v2;
 use sluice::plugin::limits::Limits;
 use sluice::plugin::output_check::{self, MAX_REASON_BYTES};
+use sluice::plugin::wire;
 use sluice_expr::Expr;
 
 /// A target's check: panics when an invariant breaks.
@@ -40,6 +42,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("expression", expression),
     ("pipeline_yaml", pipeline_yaml),
     ("registry_http", registry_http),
+    ("wire_output", wire_output),
+    ("lookup_keys", lookup_keys),
 ];
 
 // ---- output_batch -------------------------------------------------------
@@ -151,6 +155,94 @@ pub fn output_batch(data: &[u8]) {
                 !output_check::is_reserved(name.as_bytes()),
                 "host-owned header `{name}` survived the check"
             );
+        }
+    }
+}
+
+// ---- wire_output --------------------------------------------------------
+
+/// Splits `data` into a `u16`-length-prefixed section and the rest.
+fn section(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = data.split_first_chunk::<2>() else {
+        return (&[], &[]);
+    };
+    let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
+    rest.split_at(len)
+}
+
+/// Contract 0.2.0: a guest's output arrives as byte tables (48-byte event
+/// records, 16-byte header records) that the host unpacks before any other
+/// check. Input layout: one byte of input-event count, then the data, event
+/// table and header table each as a `u16`-length-prefixed section, then
+/// rejection indexes as `u16`s. Whatever unpacks must pass or fail
+/// `output_check` cleanly, and whatever passes must become a batch with no
+/// host-owned header.
+pub fn wire_output(data: &[u8]) {
+    let Some((&inputs, rest)) = data.split_first() else {
+        return;
+    };
+    let (bytes, rest) = section(rest);
+    let (events, rest) = section(rest);
+    let (headers, rest) = section(rest);
+    let out = v2::Output {
+        events: v2::Batch {
+            data: bytes.to_vec(),
+            events: events.to_vec(),
+            headers: headers.to_vec(),
+            streams: Vec::new(),
+        },
+        rejected: rest
+            .chunks_exact(2)
+            .map(|c| v2::sluice::plugin::types::Rejection {
+                index: u16::from_le_bytes([c[0], c[1]]).into(),
+                reason: "refused".into(),
+            })
+            .collect(),
+    };
+    let limits = Limits::default();
+    let Ok(mut out) = wire::unpack_output(out, &limits) else {
+        return;
+    };
+    assert_eq!(out.events.events.len() * wire::EVENT_RECORD, events.len());
+    let mut input = BatchBuilder::new("upstream", Arc::from("source"), inputs.into());
+    for i in 0..inputs {
+        input.push(Some(&[i]), Some(b"{}"), &[], 0, i.into());
+    }
+    let input = input.finish();
+    if output_check::check(&mut out, input.len(), &limits).is_err() {
+        return;
+    }
+    let batch = match Batch::from_output(&input, "stage", out.events) {
+        Ok(batch) => batch,
+        Err(e) => {
+            panic!("output_check accepted an unpacked 0.2.0 output the host then refused: {e}")
+        }
+    };
+    for event in batch.iter() {
+        for (name, _) in event.headers() {
+            assert!(
+                !output_check::is_reserved(name.as_bytes()),
+                "host-owned header `{name}` survived the check"
+            );
+        }
+    }
+}
+
+// ---- lookup_keys --------------------------------------------------------
+
+/// `tables.lookup-many` reads a guest's length-prefixed key buffer: any bytes
+/// must give an error or one answer per key (no rows here, so `u32::MAX`
+/// each), never a read past the buffer.
+pub fn lookup_keys(data: &[u8]) {
+    let empty = sluice::state::Table::default();
+    for table in [None, Some(&empty)] {
+        if let Ok(answer) = wire::lookup_many(table, data) {
+            assert!(answer.len().is_multiple_of(4), "a ragged answer");
+            assert!(
+                answer.iter().all(|&b| b == 0xff),
+                "a row came back from an empty table"
+            );
+            assert!(answer.len() <= data.len(), "more answers than keys");
         }
     }
 }

@@ -15,7 +15,9 @@ mod output;
 pub mod output_check;
 mod processor;
 mod transform;
-mod wire;
+// Public only so the fuzz targets (fuzz/) can reach the 0.2.0 unpacking.
+#[doc(hidden)]
+pub mod wire;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
