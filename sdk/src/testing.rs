@@ -335,3 +335,62 @@ pub fn canonical(v: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Deterministic sample orders shaped like the project's benchmark workload
+/// (`order_id` a UUID, `customer_id`, `price` with two decimals, `currency`
+/// one of six, `ts` ISO-8601; about 147 bytes each), for measuring a plugin
+/// natively. The same `n` always gives the same strings.
+pub fn sample_orders(n: usize) -> impl Iterator<Item = String> {
+    const CURRENCIES: [&str; 6] = ["usd", "eur", "gbp", "aud", "jpy", "cad"];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n).map(move |i| {
+        let (a, b) = (next(), next());
+        format!(
+            r#"{{"order_id":"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}","customer_id":{},"price":{}.{:02},"currency":"{}","ts":"2024-03-{:02}T{:02}:{:02}:{:02}.{:03}Z"}}"#,
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff,
+            b % 10_000,
+            a % 1000,
+            b % 100,
+            CURRENCIES[(a % 6) as usize],
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            (i / 60) % 60,
+            i % 1000
+        )
+    })
+}
+
+/// Runs transform `t` over every batch `rounds` times: wall-clock µs per input
+/// event (one thread, so about its CPU time) and output bytes per round. A
+/// measurement for native micro-benchmarks, not a test: it asserts nothing.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_transform<T: Transform>(
+    t: &mut T,
+    batches: &[RawBatch],
+    rounds: usize,
+) -> (f64, usize) {
+    let events: usize = batches.iter().map(RawBatch::len).sum();
+    let mut out_bytes = 0;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for b in batches {
+            match run_transform(t, b) {
+                Ok(out) => out_bytes += out.events.data.len(),
+                Err(e) => panic!("call failed: {e:?}"),
+            }
+        }
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / (events * rounds).max(1) as f64;
+    (us, out_bytes / rounds.max(1))
+}

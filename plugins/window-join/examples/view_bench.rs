@@ -22,49 +22,21 @@ fn stream_batch() -> RawBatch {
     }
 }
 
-/// Deterministic orders (and one shipment per order) shaped like issue 13's workload (~147 bytes each).
+/// Deterministic orders (`sluice_sdk::testing::sample_orders`, ~147 bytes
+/// each) and one shipment per order.
 fn orders(n: usize) -> Vec<RawBatch> {
-    const CURRENCIES: [&str; 6] = ["usd", "eur", "gbp", "aud", "jpy", "cad"];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
     let mut batches = Vec::new();
     let mut batch = stream_batch();
-    for i in 0..n {
-        let (a, b) = (next(), next());
-        let value = format!(
-            r#"{{"order_id":"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}","customer_id":{},"price":{}.{:02},"currency":"{}","ts":"2024-03-{:02}T{:02}:{:02}:{:02}.{:03}Z"}}"#,
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xffff,
-            b >> 48,
-            b & 0xffff_ffff_ffff,
-            b % 10_000,
-            a % 1000,
-            b % 100,
-            CURRENCIES[(a % 6) as usize],
-            1 + i % 28,
-            i % 24,
-            i % 60,
-            (i / 60) % 60,
-            i % 1000
-        );
+    for (i, value) in sluice_sdk::testing::sample_orders(n).enumerate() {
+        // `{"order_id":"` then the 36-character UUID.
+        let order_id = value.get(13..49).unwrap_or_default();
         // Each order, then its shipment a second later on the other input.
         let ts = i as i64 * 1000;
         batch.push_event(None, Some(value.as_bytes()), &[], ts, 0);
         let shipment = format!(
-            r#"{{"order_id":"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}","shipment_id":"s{i}","origin":"warehouse-{}","weight_g":{}}}"#,
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xffff,
-            b >> 48,
-            b & 0xffff_ffff_ffff,
-            b % 7,
-            a % 5000
+            r#"{{"order_id":"{order_id}","shipment_id":"s{i}","origin":"warehouse-{}","weight_g":{}}}"#,
+            i % 7,
+            (i * 37) % 5000
         );
         batch.push_event(None, Some(shipment.as_bytes()), &[], ts + 1000, 1);
         if batch.len() >= BATCH {
