@@ -394,3 +394,32 @@ pub fn time_transform<T: Transform>(
     let us = start.elapsed().as_secs_f64() * 1e6 / (events * rounds).max(1) as f64;
     (us, out_bytes / rounds.max(1))
 }
+
+/// Runs processor `P` over every batch `rounds` times, each round on a fresh
+/// [`MemoryHost`] (timers are not fired: this measures `process`): wall-clock
+/// µs per input event and output bytes per round. A measurement for native
+/// micro-benchmarks, not a test: it asserts nothing.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_processor<P: crate::Processor>(
+    params: &Params,
+    batches: &[RawBatch],
+    rounds: usize,
+) -> (f64, usize) {
+    let events: usize = batches.iter().map(RawBatch::len).sum();
+    let mut out_bytes = 0;
+    let mut spent = std::time::Duration::ZERO;
+    for _ in 0..rounds {
+        let mut p = P::new(params).unwrap_or_else(|e| panic!("{e}"));
+        let mut host = MemoryHost::default();
+        let start = std::time::Instant::now();
+        for b in batches {
+            match crate::processor::run_processor(&mut p, &mut host, b) {
+                Ok(out) => out_bytes += out.events.data.len(),
+                Err(e) => panic!("call failed: {e:?}"),
+            }
+        }
+        spent += start.elapsed();
+    }
+    let us = spent.as_secs_f64() * 1e6 / (events * rounds).max(1) as f64;
+    (us, out_bytes / rounds.max(1))
+}

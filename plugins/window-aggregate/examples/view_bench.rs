@@ -6,13 +6,10 @@
 //! Prints wall-clock µs per event (single thread, so wall ≈ CPU). It is a
 //! measurement, not a test: nothing is asserted about speed.
 
-use std::time::{Duration, Instant};
-
 use sluice_plugin_window_aggregate::WindowAggregate;
 use sluice_sdk::abi::RawBatch;
-use sluice_sdk::processor::run_processor;
-use sluice_sdk::testing::MemoryHost;
-use sluice_sdk::{Params, Processor};
+use sluice_sdk::testing::time_processor;
+use sluice_sdk::Params;
 
 const BATCH: usize = 1024;
 
@@ -37,29 +34,6 @@ fn orders(n: usize) -> Vec<RawBatch> {
         batches.push(batch);
     }
     batches
-}
-
-/// Runs `p` over every batch `rounds` times, each round on a fresh
-/// in-memory host (timers are not fired: this measures `process`); µs per
-/// input event and output bytes per round.
-fn time<P: Processor>(params: &Params, batches: &[RawBatch], rounds: usize) -> (f64, usize) {
-    let events: usize = batches.iter().map(RawBatch::len).sum();
-    let mut out_bytes = 0;
-    let mut spent = Duration::ZERO;
-    for _ in 0..rounds {
-        let mut p = P::new(params).unwrap_or_else(|e| panic!("{e}"));
-        let mut host = MemoryHost::default();
-        let start = Instant::now();
-        for b in batches {
-            match run_processor(&mut p, &mut host, b) {
-                Ok(out) => out_bytes += out.events.data.len(),
-                Err(e) => panic!("call failed: {e:?}"),
-            }
-        }
-        spent += start.elapsed();
-    }
-    let us = spent.as_secs_f64() * 1e6 / (events * rounds) as f64;
-    (us, out_bytes / rounds)
 }
 
 fn main() {
@@ -89,8 +63,8 @@ fn main() {
     println!("{n} order events, {rounds} rounds, native, µs/event (lower is better)");
     for (name, p) in jobs {
         let params = Params::new(p.iter().copied());
-        let _ = time::<WindowAggregate>(&params, &batches, 1);
-        let (us, bytes) = time::<WindowAggregate>(&params, &batches, rounds);
+        let _ = time_processor::<WindowAggregate>(&params, &batches, 1);
+        let (us, bytes) = time_processor::<WindowAggregate>(&params, &batches, rounds);
         println!("{name:<44} {us:>8.3}   (output bytes {bytes})");
     }
 }
