@@ -12,6 +12,7 @@ mod reset_cmd;
 mod run_cmd;
 mod signals;
 mod sql_cmd;
+mod sql_shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,10 +159,17 @@ plugins and tables a YAML pipeline uses), which then runs exactly as
 process. ${VAR} and ${VAR:-default} in property values come from the
 environment when the pipeline loads. A file with any error runs nothing;
 each error gives line:column and, for a misspelt name, the closest known
-one. docs/sql.md lists what is supported and how it differs from ksqlDB.")]
+one. docs/sql.md lists what is supported and how it differs from ksqlDB.
+
+Without a file, `sluice sql` is an interactive shell, as the ksql CLI is:
+CREATE statements build a session, checked as they are typed; SHOW STREAMS,
+DESCRIBE x and PRINT 'topic' look at it; SELECT ... EMIT CHANGES [LIMIT n]
+prints rows as they come, until the limit or Ctrl-C. Statements can also be
+piped in: `sluice sql < session.sql`.")]
     Sql {
-        /// The statement file.
-        file: PathBuf,
+        /// The statement file. Without one, an interactive shell starts
+        /// (SHOW, DESCRIBE, PRINT, push queries; HELP; lists them).
+        file: Option<PathBuf>,
         /// Print the equivalent pipeline YAML and exit.
         #[arg(long)]
         explain: bool,
@@ -180,6 +188,10 @@ one. docs/sql.md lists what is supported and how it differs from ksqlDB.")]
         /// either, safe defaults apply (docs/security.md).
         #[arg(long = "host-config", value_name = "FILE")]
         host_config: Option<PathBuf>,
+        /// Shell only: the pipeline's name when the session is deployed to
+        /// a server (--server).
+        #[arg(long, value_name = "NAME", default_value = "sql-shell")]
+        name: String,
     },
     /// List the connector types a pipeline file may name, with what each does.
     #[command(after_help = "\
@@ -507,12 +519,35 @@ pub fn main() -> ExitCode {
             file, plugin_path, ..
         } => run_cmd::validate(&file, plugin_path),
         Command::Sql {
-            file,
+            file: None,
+            explain,
+            data_dir,
+            plugin_path,
+            host_config,
+            name,
+            ..
+        } => {
+            if explain {
+                eprintln!(
+                    "error: --explain needs a statement file (`sluice sql FILE.sql --explain`)"
+                );
+                return ExitCode::FAILURE;
+            }
+            sql_shell::run(sql_shell::ShellArgs {
+                data_dir,
+                plugin_path,
+                host_config,
+                server: cli.server.clone(),
+                name,
+            })
+        }
+        Command::Sql {
+            file: Some(file),
             explain,
             data_dir,
             plugin_path,
             no_progress,
-            host_config: _,
+            ..
         } => sql_cmd::run(sql_cmd::SqlArgs {
             file,
             explain,

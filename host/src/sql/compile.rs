@@ -65,6 +65,37 @@ struct Topic {
 
 /// Compiles parsed statements; `name` is the pipeline's name.
 pub fn compile(stmts: &[Statement], name: &str) -> Result<Plan, SqlErrors> {
+    compile_with(stmts, name, &Options::default()).map(|(plan, _)| plan)
+}
+
+/// What an interactive session asks of the compiler besides the statements.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A session may have no sink yet (a file must have one).
+    pub sink_optional: bool,
+    /// Add a `stdout` sink (envelope format) printing this stream or topic,
+    /// and keep only what it needs.
+    pub probe: Option<Probe>,
+}
+
+/// What a push query or `PRINT` prints.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// A stream's rows.
+    Relation(Ident),
+    /// A topic's records, and where the topic is written.
+    Topic(String, Pos),
+}
+
+/// The name of the sink a probe adds.
+pub const PROBE_SINK: &str = "shell_output";
+
+/// Compiles parsed statements, and also returns what they define.
+pub fn compile_with(
+    stmts: &[Statement],
+    name: &str,
+    opts: &Options,
+) -> Result<(Plan, Catalog), SqlErrors> {
     let mut c = Compiler {
         plan: Plan {
             name: name.to_string(),
@@ -117,23 +148,89 @@ pub fn compile(stmts: &[Statement], name: &str) -> Result<Plan, SqlErrors> {
             c.errors.extend(e);
         }
     }
+    if let Some(probe) = &opts.probe {
+        match c.probe_node(probe) {
+            Ok(node) => {
+                let at = match probe {
+                    Probe::Relation(id) => id.at,
+                    Probe::Topic(_, at) => *at,
+                };
+                c.used.insert(PROBE_SINK.into());
+                c.plan.sinks.push(Compiler::entry(
+                    at,
+                    "the shell's output".into(),
+                    PROBE_SINK.into(),
+                    vec![
+                        ("type".into(), Y::Str("stdout".into())),
+                        ("inputs".into(), Y::List(vec![Y::Str(node)])),
+                        ("format".into(), Y::Str("envelope".into())),
+                    ],
+                ));
+                c.plan.keep_only_sink(PROBE_SINK);
+            }
+            Err(e) => c.errors.push(e),
+        }
+    }
     if c.plan.sources.is_empty() && c.errors.is_empty() {
         c.errors.push(SqlError::new(
             Pos { line: 1, col: 1 },
             "no CREATE SOURCE CONNECTOR: a pipeline needs at least one source",
         ));
     }
-    if c.plan.sinks.is_empty() && c.errors.is_empty() {
+    if c.plan.sinks.is_empty() && c.errors.is_empty() && !opts.sink_optional {
         c.errors.push(SqlError::new(
             Pos { line: 1, col: 1 },
             "no CREATE SINK CONNECTOR: a pipeline needs at least one sink",
         ));
     }
     if c.errors.is_empty() {
-        Ok(c.plan)
+        let catalog = c.catalog(stmts);
+        Ok((c.plan, catalog))
     } else {
         Err(SqlErrors(c.errors))
     }
+}
+
+/// What the statements define, for `SHOW` and `DESCRIBE`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// Streams and tables, in statement order.
+    pub relations: Vec<RelationInfo>,
+    /// Connectors, in statement order.
+    pub connectors: Vec<ConnectorInfo>,
+    /// Topics that statements may read (written by a source connector or a
+    /// `CREATE STREAM ... AS`), by name.
+    pub topics: Vec<String>,
+}
+
+/// A stream or table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationInfo {
+    /// Its name.
+    pub name: String,
+    /// A table rather than a stream.
+    pub table: bool,
+    /// The topic it reads (declared) or writes (`AS SELECT`).
+    pub topic: String,
+    /// Its columns, when known (`None`: any column of its topic's rows).
+    pub columns: Option<Vec<String>>,
+    /// A table's key column.
+    pub key: Option<String>,
+    /// The statement defining it.
+    pub at: Pos,
+}
+
+/// A connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorInfo {
+    /// Its name.
+    pub name: String,
+    /// A source rather than a sink.
+    pub source: bool,
+    /// Its `connector.class`.
+    pub class: String,
+    /// The statement defining it.
+    pub at: Pos,
 }
 
 type R<T> = Result<T, Vec<SqlError>>;
@@ -178,6 +275,78 @@ const FORMATS: &[&str] = &[
 ];
 
 impl Compiler {
+    /// The node a probe prints.
+    fn probe_node(&mut self, probe: &Probe) -> Result<String, SqlError> {
+        match probe {
+            Probe::Topic(topic, at) => self.topic_node(topic, None, *at),
+            Probe::Relation(id) => match self.rels.get(&id.name) {
+                Some(r) if r.table => Err(SqlError::new(
+                    id.at,
+                    format!(
+                        "`{}` is a table: Sluice keeps tables for lookups, so query the stream it is built from",
+                        id.name
+                    ),
+                )),
+                Some(r) => Ok(r.node.clone()),
+                None => Err(SqlError::new(
+                    id.at,
+                    format!("unknown stream `{}`", id.name),
+                )
+                .suggest(&id.name, self.rels.keys().map(String::as_str))),
+            },
+        }
+    }
+
+    fn catalog(&self, stmts: &[Statement]) -> Catalog {
+        let mut out = Catalog {
+            topics: self
+                .topics
+                .iter()
+                .filter(|(_, t)| !t.table)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            ..Catalog::default()
+        };
+        for s in stmts {
+            match s {
+                Statement::Connector {
+                    source,
+                    name,
+                    props,
+                } => out.connectors.push(ConnectorInfo {
+                    name: name.name.clone(),
+                    source: *source,
+                    class: props
+                        .iter()
+                        .find(|p| p.key == "connector.class")
+                        .map(|p| p.value.clone())
+                        .unwrap_or_default(),
+                    at: name.at,
+                }),
+                Statement::Declare { table, name, with }
+                | Statement::CreateAs {
+                    table, name, with, ..
+                } => {
+                    let rel = self.rels.get(&name.name);
+                    out.relations.push(RelationInfo {
+                        name: name.name.clone(),
+                        table: *table,
+                        topic: with
+                            .iter()
+                            .find(|p| p.key == "kafka_topic")
+                            .map_or(name.name.clone(), |p| p.value.clone()),
+                        columns: rel
+                            .and_then(|r| r.columns.as_ref())
+                            .map(|c| c.iter().map(|(n, _)| n.clone()).collect()),
+                        key: rel.and_then(|r| r.key.clone()),
+                        at: name.at,
+                    })
+                }
+            }
+        }
+        out
+    }
+
     fn valid_name(id: &Ident) -> Result<(), SqlError> {
         if id.name.is_empty()
             || !id

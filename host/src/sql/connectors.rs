@@ -14,11 +14,13 @@ const JDBC_SOURCE: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 const ES_SINK: &str = "io.confluent.connect.elasticsearch.ElasticsearchSinkConnector";
 const S3_SINK: &str = "io.confluent.connect.s3.S3SinkConnector";
 const JDBC_SINK: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";
+const FILE_SOURCE: &str = "org.apache.kafka.connect.file.FileStreamSourceConnector";
+const FILE_SINK: &str = "org.apache.kafka.connect.file.FileStreamSinkConnector";
 
 /// Source classes, for messages.
-pub const SOURCE_CLASSES: &[&str] = &[PG_CDC, MONGO_CDC, JDBC_SOURCE];
+pub const SOURCE_CLASSES: &[&str] = &[PG_CDC, MONGO_CDC, JDBC_SOURCE, FILE_SOURCE];
 /// Sink classes, for messages.
-pub const SINK_CLASSES: &[&str] = &[ES_SINK, S3_SINK, JDBC_SINK];
+pub const SINK_CLASSES: &[&str] = &[ES_SINK, S3_SINK, JDBC_SINK, FILE_SINK];
 
 const RECORD_STATE: &str = "io.debezium.transforms.ExtractNewRecordState";
 const DOCUMENT_STATE: &str = "io.debezium.connector.mongodb.transforms.ExtractNewDocumentState";
@@ -137,6 +139,13 @@ pub fn source(name: &str, props: &[Prop], at: Pos) -> Result<SourceConnector, Ve
             }),
             MONGO_PROPS,
         ),
+        FILE_SOURCE => (
+            file_source(&mut p).unwrap_or_else(|e| {
+                errors.push(e);
+                Vec::new()
+            }),
+            FILE_SOURCE_PROPS,
+        ),
         _ => (
             jdbc_source(&mut p).unwrap_or_else(|e| {
                 errors.push(e);
@@ -145,7 +154,7 @@ pub fn source(name: &str, props: &[Prop], at: Pos) -> Result<SourceConnector, Ve
             JDBC_SOURCE_PROPS,
         ),
     };
-    let unwrap = match transforms(&mut p, class != JDBC_SOURCE) {
+    let unwrap = match transforms(&mut p, class != JDBC_SOURCE && class != FILE_SOURCE) {
         Ok(u) => u,
         Err(e) => {
             errors.push(e);
@@ -442,6 +451,29 @@ fn jdbc_postgres_url(p: &mut Props) -> Result<(String, &'static str), SqlError> 
     Ok((format!("{scheme}://{auth}{addr}"), kind))
 }
 
+const FILE_SOURCE_PROPS: &[&str] = &[
+    "connector.class",
+    "file",
+    "topic",
+    "batch.size",
+    "key.converter*",
+    "value.converter*",
+];
+
+/// Kafka Connect's FileStreamSource: one record per line of `file`, into
+/// `topic`. Sluice's `file` source reads the lines as JSON, so a line that is
+/// not JSON is a dead letter rather than a string record.
+fn file_source(p: &mut Props) -> Result<Vec<Capture>, SqlError> {
+    let path = p.required("file", "the file whose lines become records")?;
+    let topic = p.required("topic", "the topic the lines are written to")?;
+    p.number("batch.size")?;
+    Ok(vec![Capture {
+        part: topic.clone(),
+        topic,
+        body: vec![("type".to_string(), s("file")), ("path".into(), s(path))],
+    }])
+}
+
 fn jdbc_source(p: &mut Props) -> Result<Vec<Capture>, SqlError> {
     let (url, kind) = jdbc_postgres_url(p)?;
     if kind != "postgres" {
@@ -605,6 +637,7 @@ pub fn sink(props: &[Prop], at: Pos) -> Result<SinkConnector, Vec<SqlError>> {
     let (result, supported) = match class.as_str() {
         ES_SINK => (elasticsearch(&mut p), ES_PROPS),
         S3_SINK => (s3(&mut p), S3_PROPS),
+        FILE_SINK => (file_sink(&mut p), FILE_SINK_PROPS),
         _ => (jdbc_sink(&mut p), JDBC_SINK_PROPS),
     };
     let mut errors = Vec::new();
@@ -619,6 +652,24 @@ pub fn sink(props: &[Prop], at: Pos) -> Result<SinkConnector, Vec<SqlError>> {
         }),
         _ => Err(errors),
     }
+}
+
+const FILE_SINK_PROPS: &[&str] = &[
+    "connector.class",
+    "topics",
+    "file",
+    "key.converter*",
+    "value.converter*",
+];
+
+/// Kafka Connect's FileStreamSink: one line per record, here the value as
+/// JSON (what the JsonConverter without schemas writes).
+fn file_sink(p: &mut Props) -> Result<(bool, Vec<(String, Y)>), SqlError> {
+    let path = p.required("file", "the file the records are appended to")?;
+    Ok((
+        false,
+        vec![("type".to_string(), s("file")), ("path".into(), s(path))],
+    ))
 }
 
 const ES_PROPS: &[&str] = &[

@@ -15,7 +15,9 @@ mod lexer;
 mod parser;
 pub mod plan;
 mod props;
+pub mod shell;
 
+pub use compile::{Catalog, ConnectorInfo, Probe, RelationInfo, PROBE_SINK};
 pub use error::{Pos, SqlError, SqlErrors};
 pub use plan::Plan;
 
@@ -44,6 +46,35 @@ pub fn compile(
     ));
     Ok(Compiled { plan, yaml })
 }
+
+/// Compiles a shell session: its statements need no sink yet, and a probe
+/// adds the `stdout` sink a push query or `PRINT` reads.
+pub fn compile_session(
+    text: &str,
+    name: &str,
+    data_dir: Option<String>,
+    probe: Option<Probe>,
+) -> Result<(Plan, Catalog), SqlErrors> {
+    let stmts = parser::parse(text)?;
+    let opts = compile::Options {
+        sink_optional: true,
+        probe,
+    };
+    let (mut plan, catalog) = compile::compile_with(&stmts, name, &opts)?;
+    plan.data_dir = data_dir;
+    Ok((plan, catalog))
+}
+
+/// The stream, table or connector a statement defines.
+pub fn defined_name(text: &str) -> Option<String> {
+    match parser::parse(text).ok()?.first()? {
+        ast::Statement::Connector { name, .. }
+        | ast::Statement::Declare { name, .. }
+        | ast::Statement::CreateAs { name, .. } => Some(name.name.clone()),
+    }
+}
+
+pub use shell::split_statements;
 
 #[cfg(test)]
 mod tests;

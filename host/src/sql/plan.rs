@@ -69,6 +69,53 @@ impl Plan {
             .map(|e| (e.at, e.note.as_str()))
     }
 
+    /// Drops every sink but `keep`, then the stages and sources that neither
+    /// it nor a table reads (directly or through other stages), so a shell
+    /// query runs only what it prints.
+    pub fn keep_only_sink(&mut self, keep: &str) {
+        self.sinks.retain(|e| e.name == keep);
+        let mut needed = std::collections::HashSet::new();
+        let mut todo: Vec<String> = self
+            .sinks
+            .iter()
+            .chain(&self.tables)
+            .flat_map(inputs)
+            .collect();
+        while let Some(n) = todo.pop() {
+            if needed.insert(n.clone()) {
+                if let Some(stage) = self.stages.iter().find(|e| e.name == n) {
+                    todo.extend(inputs(stage));
+                }
+            }
+        }
+        self.stages.retain(|e| needed.contains(&e.name));
+        self.sources.retain(|e| needed.contains(&e.name));
+    }
+
+    /// Makes relative file paths (`path`, `*_file`, `*_dir`) absolute
+    /// against `base`, for a pipeline file written somewhere other than
+    /// where its statements were typed.
+    pub fn absolutize_paths(&mut self, base: &std::path::Path) {
+        for e in self
+            .sources
+            .iter_mut()
+            .chain(self.sinks.iter_mut())
+            .chain(self.tables.iter_mut())
+        {
+            for (k, v) in &mut e.body {
+                let is_path = k == "path" || k.ends_with("_file") || k.ends_with("_dir");
+                if let Y::Str(s) = v {
+                    if is_path
+                        && !s.contains("${")
+                        && std::path::Path::new(s.as_str()).is_relative()
+                    {
+                        *s = base.join(s.as_str()).display().to_string();
+                    }
+                }
+            }
+        }
+    }
+
     /// The pipeline file text.
     pub fn to_yaml(&self, header: &str) -> String {
         let mut out = String::new();
@@ -97,6 +144,25 @@ impl Plan {
         }
         out
     }
+}
+
+/// The names in an entry's `inputs:` (a table's `input:`).
+fn inputs(e: &Entry) -> Vec<String> {
+    e.body
+        .iter()
+        .filter(|(k, _)| k == "inputs" || k == "input")
+        .flat_map(|(_, v)| match v {
+            Y::List(items) => items
+                .iter()
+                .filter_map(|i| match i {
+                    Y::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Y::Str(s) => vec![s.clone()],
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 fn write_map(out: &mut String, body: &[(String, Y)], indent: usize) {

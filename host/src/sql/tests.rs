@@ -420,3 +420,64 @@ fn every_error_of_a_file_is_reported_without_cascades() {
         "{errs:?}"
     );
 }
+
+const FILE_SESSION: &str = "CREATE SOURCE CONNECTOR a WITH ('connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector', 'file' = 'a.jsonl', 'topic' = 'a');
+CREATE SOURCE CONNECTOR b WITH ('connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector', 'file' = 'b.jsonl', 'topic' = 'b');
+CREATE STREAM sa WITH (kafka_topic = 'a');
+CREATE STREAM sb WITH (kafka_topic = 'b');
+CREATE STREAM wide AS SELECT * FROM sa WHERE x > 1 EMIT CHANGES;
+CREATE STREAM other AS SELECT * FROM sb WHERE y > 1 EMIT CHANGES;
+";
+
+#[test]
+fn a_probe_keeps_only_what_its_stream_reads_and_prints_it_as_envelopes() {
+    let probe = super::Probe::Relation(super::ast::Ident {
+        name: "wide".into(),
+        at: super::Pos { line: 1, col: 1 },
+    });
+    let (plan, catalog) =
+        super::compile_session(FILE_SESSION, "s", None, Some(probe)).expect("compiles");
+    let names = |l: &[super::plan::Entry]| l.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&plan.sources), ["a"]);
+    assert_eq!(names(&plan.stages), ["wide"]);
+    assert_eq!(names(&plan.sinks), [super::PROBE_SINK]);
+    let y = yaml(&plan.to_yaml(""));
+    assert_eq!(y["sinks"][super::PROBE_SINK]["inputs"], json!(["wide"]));
+    assert_eq!(y["sinks"][super::PROBE_SINK]["format"], json!("envelope"));
+    assert_eq!(
+        y["sources"]["a"],
+        json!({"type": "file", "path": "a.jsonl"})
+    );
+    // The catalog still lists the whole session.
+    let rels: Vec<&str> = catalog.relations.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(rels, ["sa", "sb", "wide", "other"]);
+    assert_eq!(catalog.topics, ["a", "b", "other", "wide"]);
+}
+
+#[test]
+fn a_session_needs_no_sink_but_a_file_does_and_a_table_cannot_be_queried() {
+    assert!(super::compile_session(FILE_SESSION, "s", None, None).is_ok());
+    let e = super::compile(FILE_SESSION, "s", None, "f.sql").expect_err("no sink");
+    assert!(e.0[0].message.contains("no CREATE SINK CONNECTOR"), "{e:?}");
+    let text = format!(
+        "{FILE_SESSION}CREATE TABLE t AS SELECT x, LATEST_BY_OFFSET(y) AS y FROM sa GROUP BY x;\n"
+    );
+    let probe = super::Probe::Relation(super::ast::Ident {
+        name: "t".into(),
+        at: super::Pos { line: 9, col: 3 },
+    });
+    let e = super::compile_session(&text, "s", None, Some(probe)).expect_err("a table");
+    assert!(e.0[0].message.contains("is a table"), "{e:?}");
+    assert_eq!(e.0[0].at.line, 9);
+}
+
+#[test]
+fn filestream_connectors_map_to_file_and_refuse_unknown_properties() {
+    let text = format!("{FILE_SESSION}CREATE SINK CONNECTOR out WITH ('connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector', 'file' = 'out.jsonl', 'topics' = 'wide,other');\n");
+    let y = explain(&text);
+    assert_eq!(y["sinks"]["out"]["type"], json!("file"));
+    assert_eq!(y["sinks"]["out"]["inputs"], json!(["wide", "other"]));
+    let bad = FILE_SESSION.replace("'topic' = 'a'", "'topic' = 'a', 'fiel' = 'x'");
+    let e = super::compile_session(&bad, "s", None, None).expect_err("unknown property");
+    assert!(e.0[0].message.contains("`fiel`"), "{e:?}");
+}

@@ -27,6 +27,7 @@ mod sandbox;
 mod scaffold;
 mod server;
 mod sql;
+mod sql_shell;
 mod sql_sinks;
 mod sqldb;
 mod support;
