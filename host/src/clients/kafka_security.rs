@@ -628,38 +628,6 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_leave_the_blocks_out() {
-        #[derive(Clone, Debug)]
-        struct C {
-            brokers: String,
-            tls: Option<TlsOptions>,
-            sasl: Option<SaslOptions>,
-            properties: KafkaProperties,
-        }
-        let plain = C {
-            brokers: "b:1".into(),
-            tls: None,
-            sasl: None,
-            properties: KafkaProperties::default(),
-        };
-        let secured = C {
-            tls: Some(tls(json!({"mode": "verify-full"}))),
-            sasl: Some(sasl(
-                json!({"mechanism": "PLAIN", "username": "u", "password": "p"}),
-            )),
-            ..plain.clone()
-        };
-        let clear = |c: &mut C| {
-            c.tls = None;
-            c.sasl = None;
-        };
-        let text = fingerprint_text(&secured, clear);
-        // What the configuration printed before it had the blocks.
-        assert_eq!(text, r#"C { brokers: "b:1", properties: {} }"#);
-        assert_eq!(text, fingerprint_text(&plain, clear));
-    }
-
-    #[test]
     fn secret_properties_stay_out_of_debug() {
         let p = KafkaProperties(props(&[
             ("sasl.password", "s3cret"),
