@@ -61,6 +61,10 @@
 #                                   SSL            localhost:SLUICE_KAFKA_SSL_PORT (PORT + 2)
 #                                   SASL_SSL       localhost:SLUICE_KAFKA_SASL_SSL_PORT (+ 3)
 #                                   SASL_PLAINTEXT 127.0.0.1:SLUICE_KAFKA_SASL_PORT (+ 4)
+#                                   MTLS (SSL)     localhost:SLUICE_KAFKA_MTLS_PORT (+ 5),
+#                                                  which requires a client certificate
+#                                                  signed by the CA (client.crt and
+#                                                  client.key, CN=sluice, made too)
 #                                 The TLS listeners advertise `localhost`, the name in the
 #                                 certificate (a client that bootstraps by 127.0.0.1 gets a
 #                                 name mismatch, which tests check). The SASL listeners take
@@ -69,6 +73,7 @@
 #                                 written when the data dir is formatted, `--add-scram`).
 #                                 The addresses go to DIR/listeners.env:
 #                                   SSL=localhost:P  SASL_SSL=localhost:P  SASL_PLAINTEXT=127.0.0.1:P
+#                                   MTLS=localhost:P
 #                                 Keystore and truststore are PEM files (Kafka 2.7+), so
 #                                 no keytool. `restart` keeps the data dir and its users.
 set -euo pipefail
@@ -95,6 +100,7 @@ BASE_PORT=${PORT//[^0-9]/}
 SSL_PORT=${SLUICE_KAFKA_SSL_PORT:-$(( ${BASE_PORT:-0} + 2 ))}
 SASL_SSL_PORT=${SLUICE_KAFKA_SASL_SSL_PORT:-$(( ${BASE_PORT:-0} + 3 ))}
 SASL_PORT=${SLUICE_KAFKA_SASL_PORT:-$(( ${BASE_PORT:-0} + 4 ))}
+MTLS_PORT=${SLUICE_KAFKA_MTLS_PORT:-$(( ${BASE_PORT:-0} + 5 ))}
 SASL_USER=sluice
 SASL_PASSWORD=sluice-kafka-secret
 START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
@@ -169,9 +175,9 @@ listener_properties() {
     local advertised="PLAINTEXT://$HOST:$PORT"
     local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     if [[ -n $TLS_DIR ]]; then
-        listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT"
-        advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT"
-        map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+        listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://$HOST:$MTLS_PORT"
+        advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://localhost:$MTLS_PORT"
+        map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL"
     fi
     echo "listeners=$listeners"
     echo "advertised.listeners=$advertised"
@@ -183,9 +189,13 @@ secured_properties() {
     local plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$SASL_PASSWORD\";"
     local scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
     cat <<EOT
-# Secured listeners (SLUICE_KAFKA_TLS_DIR): PEM keystore, no client certificates.
+# Secured listeners (SLUICE_KAFKA_TLS_DIR): PEM keystore; only MTLS asks for a client
+# certificate, which the PEM truststore (the CA) checks.
 ssl.keystore.type=PEM
 ssl.keystore.location=$TLS_DIR/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.crt
+listener.name.mtls.ssl.client.auth=required
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 EOT
     local l m
@@ -200,15 +210,26 @@ EOT
 # The CA and broker certificate, and the broker's PEM keystore (key, then chain).
 make_broker_certs() {
     local p
-    for p in SSL_PORT SASL_SSL_PORT SASL_PORT; do
+    for p in SSL_PORT SASL_SSL_PORT SASL_PORT MTLS_PORT; do
         [[ ${!p} =~ ^[0-9]+$ && ${!p} != 0 ]] || die "SLUICE_KAFKA_$p must be a port number, got '${!p}'"
         port_accepts "${!p}" && die "port $HOST:${!p} ($p) is in use; set SLUICE_KAFKA_$p to a free port"
     done
     make_test_certs "$TLS_DIR" "$(id -un)"
+    if [[ ! -f $TLS_DIR/client.crt || ! -f $TLS_DIR/client.key ]]; then
+        (
+            cd "$TLS_DIR"
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$SASL_USER" -keyout client.key -out client.csr
+            # Extensions make it X.509 v3, which rustls (validation) requires.
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+                -extfile client.ext -out client.crt
+        ) >>"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "making the client certificate failed"; }
+        chmod 600 "$TLS_DIR/client.key"
+    fi
     cat "$TLS_DIR/server.key" "$TLS_DIR/server.crt" >"$TLS_DIR/server-keystore.pem"
     chmod 600 "$TLS_DIR/server-keystore.pem"
-    printf 'SSL=localhost:%s\nSASL_SSL=localhost:%s\nSASL_PLAINTEXT=%s:%s\n' \
-        "$SSL_PORT" "$SASL_SSL_PORT" "$HOST" "$SASL_PORT" >"$TLS_DIR/listeners.env"
+    printf 'SSL=localhost:%s\nSASL_SSL=localhost:%s\nSASL_PLAINTEXT=%s:%s\nMTLS=localhost:%s\n' \
+        "$SSL_PORT" "$SASL_SSL_PORT" "$HOST" "$SASL_PORT" "$MTLS_PORT" >"$TLS_DIR/listeners.env"
 }
 
 # `kafka-storage format` arguments that create the SCRAM users, in array SCRAM_ARGS.

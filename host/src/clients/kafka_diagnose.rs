@@ -61,6 +61,8 @@ fn kind_of(line: &str) -> Option<Kind> {
     {
         Some(Kind::CertVerify)
     } else if line.contains("certificate required")
+        || line.contains("alert bad certificate")
+        || line.contains("alert unknown ca")
         || line.contains("client SSL authentication might be required")
     {
         Some(Kind::ClientCert)
@@ -335,6 +337,7 @@ mod tests {
     use super::*;
 
     const VERIFY: &str = "[thrd:ssl://127.0.0.1:39194/bootstrap]: ssl://127.0.0.1:39194/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified, verify that ssl.ca.location is correctly configured or root CA certificates are installed (install ca-certificates package) (after 49ms in state SSL_HANDSHAKE)";
+    const NO_CLIENT_CERT: &str = "ssl://localhost:39197/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls alert bad certificate: SSL alert number 42 (after 4ms in state APIVERSION_QUERY)";
     const AUTH: &str = "sasl_ssl://localhost:39195/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 351ms in state AUTH_REQ)";
 
     #[test]
@@ -347,6 +350,7 @@ mod tests {
         );
         assert!(reason(AUTH).starts_with("SASL authentication error"));
         assert!(reason(VERIFY).starts_with("SSL handshake failed"));
+        assert!(matches!(kind_of(NO_CLIENT_CERT), Some(Kind::ClientCert)));
         assert_eq!(host_of("[::1]:9093"), "::1");
     }
 

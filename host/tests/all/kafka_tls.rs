@@ -402,3 +402,50 @@ fn kafka_tls_and_sasl_mistakes_fail_validation_with_the_field() {
         );
     }
 }
+
+#[test]
+fn kafka_client_certificates_get_in_and_their_absence_is_explained() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mtls = listener("MTLS");
+    let (cert, key) = (tls_dir().join("client.crt"), tls_dir().join("client.key"));
+    let topic = unique("mtls-out");
+    create_topics(&brokers(), &[(&topic, 1)]);
+    let with_cert = format!(
+        "{}      cert_file: {}\n      key_file: {}\n",
+        tls_block("verify-full", &ca()),
+        q(&cert),
+        q(&key)
+    );
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: mtls\nsources:\n  in:\n    type: datagen\n    kind: orders\n    count: 3\nsinks:\n  out:\n    type: kafka\n    brokers: {mtls}\n    topic: {topic}\n    inputs: [in]\n{with_cert}"
+        ),
+    );
+    let out = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(Reader::new(&brokers(), &topic).read(3, 30).len(), 3);
+
+    // The same listener without one: the broker's alert, as cause and fix.
+    let e = fails_fast(
+        dir.path(),
+        "no-client-cert",
+        DATAGEN,
+        &kafka_sink(&mtls, &tls_block("verify-full", &ca())),
+    );
+    assert!(
+        e.contains(&format!(
+            "the Kafka broker at {mtls} refused the TLS handshake; it wants a client certificate"
+        )) && e.contains("Fix: set `tls.cert_file` and `tls.key_file`"),
+        "{e}"
+    );
+}
