@@ -51,6 +51,31 @@
 #   PYTHON                        interpreter used to create the venv (default python3)
 #   JAVA                          java binary (default $JAVA_HOME/bin/java, else `java`)
 #   MVN                           Maven binary for the one-time install (default `mvn`)
+#   SLUICE_KAFKA_TLS_DIR          opt-in secured listeners (default off): a directory for
+#                                 the certificates. `start` makes a throwaway CA (ca.crt,
+#                                 ca.key) and a broker certificate for DNS name `localhost`
+#                                 only (server.crt, server.key; kept if they exist) with the
+#                                 openssl command, and adds, beside the PLAINTEXT listener
+#                                 (which stays as it is, so the rest of the suite runs
+#                                 unchanged):
+#                                   SSL            localhost:SLUICE_KAFKA_SSL_PORT (PORT + 2)
+#                                   SASL_SSL       localhost:SLUICE_KAFKA_SASL_SSL_PORT (+ 3)
+#                                   SASL_PLAINTEXT 127.0.0.1:SLUICE_KAFKA_SASL_PORT (+ 4)
+#                                   MTLS (SSL)     localhost:SLUICE_KAFKA_MTLS_PORT (+ 5),
+#                                                  which requires a client certificate
+#                                                  signed by the CA (client.crt and
+#                                                  client.key, CN=sluice, made too)
+#                                 The TLS listeners advertise `localhost`, the name in the
+#                                 certificate (a client that bootstraps by 127.0.0.1 gets a
+#                                 name mismatch, which tests check). The SASL listeners take
+#                                 PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for user `sluice`,
+#                                 password `sluice-kafka-secret` (the SCRAM credentials are
+#                                 written when the data dir is formatted, `--add-scram`).
+#                                 The addresses go to DIR/listeners.env:
+#                                   SSL=localhost:P  SASL_SSL=localhost:P  SASL_PLAINTEXT=127.0.0.1:P
+#                                   MTLS=localhost:P
+#                                 Keystore and truststore are PEM files (Kafka 2.7+), so
+#                                 no keytool. `restart` keeps the data dir and its users.
 set -euo pipefail
 SERVICE=kafka
 SERVER="kafka broker"
@@ -70,6 +95,14 @@ PY_FILE="$RUN_DIR/kafka.python"
 DATA_DIR="$RUN_DIR/kafka-data"
 PROPS="$RUN_DIR/kafka.properties"
 STATE_FILES+=("$PY_FILE")
+TLS_DIR=${SLUICE_KAFKA_TLS_DIR:-}
+BASE_PORT=${PORT//[^0-9]/}
+SSL_PORT=${SLUICE_KAFKA_SSL_PORT:-$(( ${BASE_PORT:-0} + 2 ))}
+SASL_SSL_PORT=${SLUICE_KAFKA_SASL_SSL_PORT:-$(( ${BASE_PORT:-0} + 3 ))}
+SASL_PORT=${SLUICE_KAFKA_SASL_PORT:-$(( ${BASE_PORT:-0} + 4 ))}
+MTLS_PORT=${SLUICE_KAFKA_MTLS_PORT:-$(( ${BASE_PORT:-0} + 5 ))}
+SASL_USER=sluice
+SASL_PASSWORD=sluice-kafka-secret
 START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
 STOP_TIMEOUT=30    # a clean shutdown (then SIGKILL); Kafka takes >10 s on a busy machine
 
@@ -136,17 +169,88 @@ cluster_id() {
     echo "$id"
 }
 
+# The listeners, or with SLUICE_KAFKA_TLS_DIR also the secured ones and their settings.
+listener_properties() {
+    local listeners="PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT"
+    local advertised="PLAINTEXT://$HOST:$PORT"
+    local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [[ -n $TLS_DIR ]]; then
+        listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://$HOST:$MTLS_PORT"
+        advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://localhost:$MTLS_PORT"
+        map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL"
+    fi
+    echo "listeners=$listeners"
+    echo "advertised.listeners=$advertised"
+    echo "listener.security.protocol.map=$map"
+}
+
+secured_properties() {
+    [[ -n $TLS_DIR ]] || return 0
+    local plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$SASL_PASSWORD\";"
+    local scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    cat <<EOT
+# Secured listeners (SLUICE_KAFKA_TLS_DIR): PEM keystore; only MTLS asks for a client
+# certificate, which the PEM truststore (the CA) checks.
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.crt
+listener.name.mtls.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+EOT
+    local l m
+    for l in sasl_ssl sasl_plaintext; do
+        echo "listener.name.$l.plain.sasl.jaas.config=$plain"
+        for m in scram-sha-256 scram-sha-512; do
+            echo "listener.name.$l.$m.sasl.jaas.config=$scram"
+        done
+    done
+}
+
+# The CA and broker certificate, and the broker's PEM keystore (key, then chain).
+make_broker_certs() {
+    local p
+    for p in SSL_PORT SASL_SSL_PORT SASL_PORT MTLS_PORT; do
+        [[ ${!p} =~ ^[0-9]+$ && ${!p} != 0 ]] || die "SLUICE_KAFKA_$p must be a port number, got '${!p}'"
+        port_accepts "${!p}" && die "port $HOST:${!p} ($p) is in use; set SLUICE_KAFKA_$p to a free port"
+    done
+    make_test_certs "$TLS_DIR" "$(id -un)"
+    if [[ ! -f $TLS_DIR/client.crt || ! -f $TLS_DIR/client.key ]]; then
+        (
+            cd "$TLS_DIR"
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$SASL_USER" -keyout client.key -out client.csr
+            # Extensions make it X.509 v3, which rustls (validation) requires.
+            printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.ext
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+                -extfile client.ext -out client.crt
+        ) >>"$TLS_DIR/openssl.log" 2>&1 || { cat "$TLS_DIR/openssl.log" >&2; die "making the client certificate failed"; }
+        chmod 600 "$TLS_DIR/client.key"
+    fi
+    cat "$TLS_DIR/server.key" "$TLS_DIR/server.crt" >"$TLS_DIR/server-keystore.pem"
+    chmod 600 "$TLS_DIR/server-keystore.pem"
+    printf 'SSL=localhost:%s\nSASL_SSL=localhost:%s\nSASL_PLAINTEXT=%s:%s\nMTLS=localhost:%s\n' \
+        "$SSL_PORT" "$SASL_SSL_PORT" "$HOST" "$SASL_PORT" "$MTLS_PORT" >"$TLS_DIR/listeners.env"
+}
+
+# `kafka-storage format` arguments that create the SCRAM users, in array SCRAM_ARGS.
+SCRAM_ARGS=()
+scram_users() {
+    [[ -n $TLS_DIR ]] || return 0
+    local m
+    for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+        SCRAM_ARGS+=(--add-scram "$m=[name=$SASL_USER,password=$SASL_PASSWORD]")
+    done
+}
+
 write_properties() {
     cat >"$PROPS" <<EOF
 # Written by scripts/services/kafka.sh; one node that is broker and controller.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
+$(listener_properties)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=true
@@ -158,6 +262,7 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
+$(secured_properties)
 # Keep every record: tests write records stamped in 2023, which the default 7-day
 # retention would delete within minutes (readers from offset 0 then find nothing).
 log.retention.ms=-1
@@ -196,15 +301,18 @@ start_broker() {
     fi
     install_jars
     install_python
+    [[ -z $TLS_DIR ]] || make_broker_certs
     write_properties
     local cp="$JARS/libs/*"
     local t0=$SECONDS
     if [[ $1 == fresh || ! -f $DATA_DIR/meta.properties ]]; then
         rm -rf "$DATA_DIR"
+        scram_users
         # A short-lived JVM: C1 only and serial GC start fastest.
         "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$cp" \
             -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
             kafka.tools.StorageTool format --cluster-id "$(cluster_id)" --config "$PROPS" \
+            ${SCRAM_ARGS[@]+"${SCRAM_ARGS[@]}"} \
             >"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2; die "formatting $DATA_DIR failed"; }
     else
         : >"$LOG_FILE"
@@ -217,6 +325,7 @@ start_broker() {
     echo "$pid" >"$PID_FILE"
     wait_ready "$pid" "$START_TIMEOUT" 0.2 "serve on $HOST:$PORT" -- serving
     say "Apache Kafka $KAFKA_VERSION up in $(( SECONDS - t0 ))s (pid $pid) at $HOST:$PORT; data: $DATA_DIR; log: $LOG_FILE; python with confluent-kafka: $VENV/bin/python"
+    [[ -z $TLS_DIR ]] || say "secured listeners: $(tr '\n' ' ' <"$TLS_DIR/listeners.env")(CA $TLS_DIR/ca.crt; SASL user $SASL_USER)"
     print_addr
 }
 

@@ -8,14 +8,30 @@ use anyhow::{bail, Result};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::ConsumerGroupMetadata;
 
+use super::kafka_diagnose::{timeout_hint, Refusals};
+use super::kafka_security::KafkaSecurity;
+
+/// A client context that collects what librdkafka says about refused
+/// handshakes and logins (see [`Refusals`]).
+pub trait Refusing {
+    /// The refusals seen so far.
+    fn refusals(&self) -> &Refusals;
+}
+
 /// Waits, bounded by `timeout_ms`, until the brokers answer a metadata
 /// request, so a wrong address fails at start with a clear message rather
-/// than as silence. `component` names the source or sink in the logs.
-pub fn wait_for_brokers<C: ClientContext>(
+/// than as silence. A refused TLS handshake or SASL login fails at once,
+/// with its cause and fix, instead of being retried until the timeout.
+/// `component` names the source or sink in the logs. `serve` polls the
+/// client once without waiting: the rdkafka crate delivers librdkafka's log
+/// lines and errors, which say why a connection was refused, only on poll.
+pub fn wait_for_brokers<C: ClientContext + Refusing>(
     client: &Client<C>,
     brokers: &str,
     timeout_ms: u64,
     component: &str,
+    security: &KafkaSecurity,
+    serve: &dyn Fn(),
 ) -> Result<()> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
     let mut attempt = 0;
@@ -23,11 +39,22 @@ pub fn wait_for_brokers<C: ClientContext>(
         attempt += 1;
         match client.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => bail!(
-                "cannot reach the Kafka brokers `{brokers}` after {attempt} attempts in {timeout_ms} ms: {e}. Check `brokers` and that the broker is running"
-            ),
             Err(e) => {
-                tracing::warn!(component, attempt, "kafka: brokers `{brokers}` not reachable yet: {e}");
+                serve();
+                if let Some(why) = client.context().refusals().verdict(security) {
+                    bail!("{why}");
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "cannot reach the Kafka brokers `{brokers}` after {attempt} attempts in {timeout_ms} ms: {e}. {}",
+                        timeout_hint(security)
+                    );
+                }
+                tracing::warn!(
+                    component,
+                    attempt,
+                    "kafka: brokers `{brokers}` not reachable yet: {e}"
+                );
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

@@ -3,6 +3,8 @@
 //! them, and they import nothing above [`crate::connector`].
 
 pub mod kafka;
+pub mod kafka_diagnose;
+pub mod kafka_security;
 pub mod mongodb;
 pub mod postgres;
 pub mod postgres_tls;

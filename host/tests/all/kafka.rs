@@ -11,6 +11,8 @@
 
 #[path = "kafka_exactly_once.rs"]
 mod exactly_once;
+#[path = "kafka_tls.rs"]
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, Write};
@@ -1000,6 +1002,8 @@ impl PrivateBroker {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services/kafka.sh");
         let out = Command::new(script)
             .arg(command)
+            // A plain broker: the secured listeners belong to the shared one.
+            .env_remove("SLUICE_KAFKA_TLS_DIR")
             .env("SLUICE_SERVICES_DIR", self.dir.path())
             .env("SLUICE_KAFKA_PORT", self.port.to_string())
             .env(

@@ -1,10 +1,10 @@
 //! What users write for a `kafka` sink.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::clients::kafka_security::{self, KafkaProperties, KafkaSecurity, SaslOptions};
+use crate::clients::tls::TlsOptions;
 use crate::connector::ConfigIssue;
 use crate::format::codec::Format;
 use crate::format::registry::SubjectNaming;
@@ -52,9 +52,13 @@ pub struct KafkaSinkConfig {
     /// How long to try to reach the brokers at start before failing.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// TLS to the brokers (`mode`, `ca_file`, `cert_file`, `key_file`).
+    pub tls: Option<TlsOptions>,
+    /// SASL login (`mechanism`, `username`, `password` or `password_file`).
+    pub sasl: Option<SaslOptions>,
     /// Extra librdkafka producer properties (`linger.ms`, `compression.type`, ...).
     #[serde(default)]
-    pub properties: BTreeMap<String, String>,
+    pub properties: KafkaProperties,
 }
 
 /// What a `kafka` sink promises about duplicates.
@@ -126,6 +130,11 @@ impl KafkaSinkConfig {
                 return err("schema", format!("not an Avro record schema: {e}"));
             }
         }
-        Ok(())
+        self.security().map(drop)
+    }
+
+    /// TLS and SASL as librdkafka properties (reads the files).
+    pub fn security(&self) -> Result<KafkaSecurity, ConfigIssue> {
+        kafka_security::security(self.tls.as_ref(), self.sasl.as_ref(), &self.properties)
     }
 }

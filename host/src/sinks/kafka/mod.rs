@@ -48,7 +48,9 @@ use serde_json::{json, Value};
 
 pub use config::{Delivery, KafkaSinkConfig};
 
-use crate::clients::kafka::{ErrorLog, GroupProgress, ERROR_LOG_WINDOW};
+use crate::clients::kafka::{ErrorLog, GroupProgress, Refusing, ERROR_LOG_WINDOW};
+use crate::clients::kafka_diagnose::{forward_log, Refusals};
+use crate::clients::kafka_security::KafkaSecurity;
 use crate::connector::{
     parse_sink, ConfigIssue, ErrorClass, Handoff, Rejected, Sink, SinkConfig, SinkKind,
 };
@@ -69,10 +71,23 @@ pub struct Ctx {
     in_flight: AtomicUsize,
     failed: Mutex<Vec<(Box<Pending>, KafkaError)>>,
     errors: ErrorLog,
+    refusals: Refusals,
+}
+
+impl Refusing for Ctx {
+    fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
 }
 
 impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, line: &str) {
+        self.refusals.note(line);
+        forward_log(level, fac, line);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(reason);
         if let Some(line) = self
             .errors
             .admit(&error.to_string(), reason, Instant::now())
@@ -137,6 +152,8 @@ pub struct KafkaSink {
     /// coming flush.
     progress: Vec<Handoff>,
     transactions: u64,
+    /// TLS and SASL settings read at open, for producers made after it.
+    security: Option<KafkaSecurity>,
 }
 
 /// How long one transactional call may block before it is retried or fails.
@@ -179,10 +196,11 @@ impl KafkaSink {
             transactional_id: None,
             progress: Vec::new(),
             transactions: 0,
+            security: None,
         })
     }
 
-    fn create_producer(&self) -> Result<BaseProducer<Ctx>> {
+    fn create_producer(&self, security: &KafkaSecurity) -> Result<BaseProducer<Ctx>> {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &self.config.brokers)
             .set("client.id", format!("sluice-{}", self.name))
@@ -204,14 +222,20 @@ impl KafkaSink {
             cfg.set("transactional.id", id)
                 .set("enable.idempotence", "true");
         }
-        for (k, v) in &self.config.properties {
+        for (k, v) in self.config.properties.iter() {
             cfg.set(k, v);
         }
+        // Validated against `properties`: they agree.
+        for (k, v) in security.settings() {
+            cfg.set(k, v);
+        }
+        crate::clients::kafka_diagnose::keep_info_lines(&mut cfg);
         let ctx = Ctx {
             sink: self.name.clone(),
             in_flight: AtomicUsize::new(0),
             failed: Mutex::new(Vec::new()),
             errors: ErrorLog::new(ERROR_LOG_WINDOW),
+            refusals: Refusals::default(),
         };
         cfg.create_with_context(ctx)
             .with_context(|| format!("creating a Kafka producer for {}", self.config.brokers))
@@ -436,7 +460,11 @@ impl KafkaSink {
             };
             retry.append(&mut f);
         }
-        self.producer = Some(self.create_producer()?);
+        let security = self
+            .security
+            .clone()
+            .context("the kafka sink is not open")?;
+        self.producer = Some(self.create_producer(&security)?);
         self.resets += 1;
         tracing::warn!(sink = %self.name, "kafka: started a new producer after repeated delivery failures");
         Ok(())
@@ -557,14 +585,24 @@ impl Sink for KafkaSink {
     }
 
     fn open(&mut self, _position: Option<&Value>) -> Result<()> {
-        let producer = self.create_producer()?;
+        // Read the password file now (validation read it too).
+        let security = self
+            .config
+            .security()
+            .map_err(|i| anyhow::anyhow!("{}: {}", i.field, i.message))?;
+        let producer = self.create_producer(&security)?;
         let c = &self.config;
         crate::clients::kafka::wait_for_brokers(
             producer.client(),
             &c.brokers,
             c.connect_timeout_ms,
             &self.name,
+            &security,
+            &|| {
+                producer.poll(Duration::ZERO);
+            },
         )?;
+        self.security = Some(security);
         self.producer = Some(producer);
         if self.config.delivery == Delivery::ExactlyOnce {
             let Some(id) = self.transactional_id.clone() else {
@@ -648,6 +686,17 @@ pub const KIND: SinkKind = SinkKind {
 impl SinkConfig for KafkaSinkConfig {
     fn check(&self) -> Result<(), ConfigIssue> {
         KafkaSinkConfig::check(self)
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        crate::clients::kafka_security::resolve_paths(self.tls.as_mut(), self.sasl.as_mut(), base);
+    }
+
+    fn fingerprint_text(&self) -> String {
+        crate::clients::kafka_security::fingerprint_text(self, |c| {
+            c.tls = None;
+            c.sasl = None;
+        })
     }
 
     fn build(&self, name: &str) -> Result<Box<dyn Sink>> {

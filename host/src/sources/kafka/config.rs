@@ -1,9 +1,9 @@
 //! What users write for a `kafka` source.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
+use crate::clients::kafka_security::{self, KafkaProperties, KafkaSecurity, SaslOptions};
+use crate::clients::tls::TlsOptions;
 use crate::connector::ConfigIssue;
 use crate::format::codec::Format;
 
@@ -41,9 +41,13 @@ pub struct KafkaSourceConfig {
     /// Group session timeout (short, so a dead member's partitions move quickly).
     #[serde(default = "default_session_timeout")]
     pub session_timeout_ms: u64,
+    /// TLS to the brokers (`mode`, `ca_file`, `cert_file`, `key_file`).
+    pub tls: Option<TlsOptions>,
+    /// SASL login (`mechanism`, `username`, `password` or `password_file`).
+    pub sasl: Option<SaslOptions>,
     /// Extra librdkafka consumer properties (`fetch.min.bytes`, ...).
     #[serde(default)]
-    pub properties: BTreeMap<String, String>,
+    pub properties: KafkaProperties,
 }
 
 /// Where a fresh pipeline starts reading.
@@ -92,7 +96,12 @@ impl KafkaSourceConfig {
                 "format `avro` needs `schema_registry: http://host:port`",
             );
         }
-        Ok(())
+        self.security().map(drop)
+    }
+
+    /// TLS and SASL as librdkafka properties (reads the files).
+    pub fn security(&self) -> Result<KafkaSecurity, ConfigIssue> {
+        kafka_security::security(self.tls.as_ref(), self.sasl.as_ref(), &self.properties)
     }
 
     /// Subscription strings for librdkafka (a pattern starts with `^`).

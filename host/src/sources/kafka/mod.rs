@@ -46,7 +46,8 @@ use serde_json::{json, Value};
 
 pub use config::{KafkaSourceConfig, StartAt};
 
-use crate::clients::kafka::{ErrorLog, GroupProgress, ERROR_LOG_WINDOW};
+use crate::clients::kafka::{ErrorLog, GroupProgress, Refusing, ERROR_LOG_WINDOW};
+use crate::clients::kafka_diagnose::{forward_log, Refusals};
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Handoff, Malformed, Polled, Source};
 use crate::event::BatchBuilder;
@@ -74,10 +75,23 @@ pub struct Ctx {
     fresh: Option<Offset>,
     log: Mutex<Rebalances>,
     errors: ErrorLog,
+    refusals: Refusals,
+}
+
+impl Refusing for Ctx {
+    fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
 }
 
 impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, line: &str) {
+        self.refusals.note(line);
+        forward_log(level, fac, line);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(reason);
         if let Some(line) = self
             .errors
             .admit(&error.to_string(), reason, Instant::now())
@@ -285,9 +299,17 @@ impl Source for KafkaSource {
             // Kafka's default (500 ms) is what an idle partition adds to the
             // latency of the next record on brokers that hold fetches that long.
             .set("fetch.wait.max.ms", "50");
-        for (k, v) in &c.properties {
+        for (k, v) in c.properties.iter() {
             cfg.set(k, v);
         }
+        // Validated against `properties` (they agree); read the password file now.
+        let security = c
+            .security()
+            .map_err(|i| anyhow::anyhow!("{}: {}", i.field, i.message))?;
+        for (k, v) in security.settings() {
+            cfg.set(k, v);
+        }
+        crate::clients::kafka_diagnose::keep_info_lines(&mut cfg);
         let fresh = match (position, c.start) {
             (None, StartAt::Earliest) => Some(Offset::Beginning),
             (None, StartAt::Latest) => Some(Offset::End),
@@ -298,6 +320,7 @@ impl Source for KafkaSource {
             fresh,
             log: Mutex::new(Rebalances::default()),
             errors: ErrorLog::new(ERROR_LOG_WINDOW),
+            refusals: Refusals::default(),
         };
         let consumer: BaseConsumer<Ctx> = cfg
             .create_with_context(ctx)
@@ -307,6 +330,15 @@ impl Source for KafkaSource {
             &c.brokers,
             c.connect_timeout_ms,
             &self.name,
+            &security,
+            // Not subscribed yet: this serves only logs and errors.
+            &|| {
+                for _ in 0..1000 {
+                    if consumer.poll(Duration::ZERO).is_none() {
+                        break;
+                    }
+                }
+            },
         )?;
         let subs = c.subscription();
         let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
@@ -521,6 +553,17 @@ impl SourceConfig for KafkaSourceConfig {
         KafkaSourceConfig::check(self)
     }
 
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        crate::clients::kafka_security::resolve_paths(self.tls.as_mut(), self.sasl.as_mut(), base);
+    }
+
+    fn fingerprint_text(&self) -> String {
+        crate::clients::kafka_security::fingerprint_text(self, |c| {
+            c.tls = None;
+            c.sasl = None;
+        })
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         Ok(Box::new(KafkaSource::new(
             self.clone(),
@@ -533,6 +576,28 @@ impl SourceConfig for KafkaSourceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_and_sasl_stay_out_of_the_fingerprint() {
+        let config = |extra: Value| -> KafkaSourceConfig {
+            let mut v = json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"});
+            if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                m.extend(e.clone());
+            }
+            serde_json::from_value(v).expect("config")
+        };
+        let plain = config(json!({}));
+        let secured = config(json!({
+            "tls": {"mode": "verify-full"},
+            "sasl": {"mechanism": "PLAIN", "username": "u", "password": "p"}
+        }));
+        let text = SourceConfig::fingerprint_text(&secured);
+        // As the configuration printed before it had the blocks, so older
+        // checkpoints still fit.
+        assert!(!text.contains("tls") && !text.contains("sasl"), "{text}");
+        assert!(text.contains("group_id: \"g\""), "{text}");
+        assert_eq!(text, SourceConfig::fingerprint_text(&plain));
+    }
 
     #[test]
     fn kafka_positions_round_trip() {
