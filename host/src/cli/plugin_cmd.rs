@@ -39,9 +39,9 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sluice plugin new --lang L NAME`.
-pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
-    let dir = super::build::scaffold(lang, name)?;
+/// `sluice plugin new --kind K --lang L NAME`.
+pub fn new(lang: &str, kind: &str, name: &str) -> Result<ExitCode> {
+    let dir = super::build::scaffold_kind(lang, kind, name)?;
     eprintln!(
         "created {} ({lang}); next:\n  sluice plugin build {}",
         dir.display(),

@@ -100,10 +100,9 @@ impl ConnectorPlugin {
             ));
         }
         let mut linker: Linker<StoreData> = Linker::new(&compiled.engine);
-        v2::sluice::plugin::log::add_to_linker::<StoreData, HasSelf<HostState>>(
-            &mut linker,
-            |s| &mut s.host,
-        )
+        v2::sluice::plugin::log::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
+            &mut s.host
+        })
         .map_err(|e| link_err(path, e))?;
         if !grants.http.is_empty() {
             wsource::sluice::plugin::http::add_to_linker::<StoreData, HasSelf<HostState>>(
@@ -257,8 +256,8 @@ impl ConnectorInstance {
     /// Starts a fresh instance and opens it at `position`.
     pub fn open(&mut self, position: Option<&[u8]>) -> Result<(), CallFailure> {
         self.live = None;
-        let net = (!self.grants.http.is_empty())
-            .then(|| Net::new(self.grants.clone(), self.http_limits));
+        let net =
+            (!self.grants.http.is_empty()).then(|| Net::new(self.grants.clone(), self.http_limits));
         let mut store = self.plugin.store(&self.name, &self.limits, net);
         store.data_mut().host.begin_call();
         let guest = match &self.plugin.pre {
@@ -425,7 +424,10 @@ impl ConnectorInstance {
     pub fn write(&mut self, batch: &Batch) -> Result<Vec<Rejection>, CallFailure> {
         let packed = super::wire::pack(batch);
         let r = self.call(|g, store, h| match g {
-            Guest::Sink(g) => g.sluice_plugin_writer().sink().call_write(store, h, &packed),
+            Guest::Sink(g) => g
+                .sluice_plugin_writer()
+                .sink()
+                .call_write(store, h, &packed),
             Guest::Source(_) => Err(wasmtime::Error::msg("write called on a source")),
         })?;
         let rejected = r.map_err(|e| self.call_error(e.into()))?;
@@ -560,7 +562,9 @@ pub fn position_from_json(value: &serde_json::Value) -> Result<Vec<u8>, String> 
 
 /// Parameters as the plugin receives them: strings as they are, anything
 /// else as its JSON text (as for stages).
-pub fn params_text(params: &std::collections::BTreeMap<String, serde_json::Value>) -> Vec<(String, String)> {
+pub fn params_text(
+    params: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Vec<(String, String)> {
     params
         .iter()
         .map(|(k, v)| {
@@ -601,7 +605,7 @@ mod tests {
     fn positions_round_trip_as_text_or_base64() {
         for p in [&b"cursor-42"[..], &[0xff, 0x00, 0x10][..], &b""[..]] {
             let v = position_to_json(p);
-            assert_eq!(position_from_json(&v).unwrap(), p, "{v}");
+            assert_eq!(position_from_json(&v).expect("decodes"), p, "{v}");
         }
         assert_eq!(position_to_json(b"abc")["text"], "abc");
         assert!(position_from_json(&serde_json::json!({"offset": 3})).is_err());

@@ -157,7 +157,10 @@ impl Net {
             }
         };
         let host = uri.host().unwrap_or_default();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let host = host.as_str();
         let port = uri.port_u16().unwrap_or(default_port);
         if !self.grants.allows(host, port) {
@@ -174,7 +177,9 @@ impl Net {
         }
         let method = req.method.to_ascii_uppercase();
         if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
-            return Err(HttpError::Failed(format!("method `{method}` is not allowed")));
+            return Err(HttpError::Failed(format!(
+                "method `{method}` is not allowed"
+            )));
         }
         let mut builder = ureq::http::Request::builder()
             .method(method.as_str())
@@ -206,11 +211,17 @@ impl Net {
             .as_reader()
             .take(max.saturating_add(1))
             .read_to_end(&mut body)
-            .map_err(|e| match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-                Some(Ok(inner)) => classify(*inner, &self.limits, host, port),
-                Some(Err(other)) => HttpError::Failed(format!("reading the response from {host}:{port}: {other}")),
-                None => HttpError::Failed(format!("reading the response from {host}:{port} failed")),
-            })?;
+            .map_err(
+                |e| match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                    Some(Ok(inner)) => classify(*inner, &self.limits, host, port),
+                    Some(Err(other)) => HttpError::Failed(format!(
+                        "reading the response from {host}:{port}: {other}"
+                    )),
+                    None => {
+                        HttpError::Failed(format!("reading the response from {host}:{port} failed"))
+                    }
+                },
+            )?;
         if body.len() as u64 > max {
             return Err(HttpError::TooLarge(format!(
                 "the response from {host}:{port} is larger than http_limits.max_response_kb ({} KiB)",
@@ -236,7 +247,9 @@ fn classify(e: ureq::Error, limits: &HttpLimits, host: &str, port: u16) -> http:
                 ureq::Timeout::RecvBody => format!("body_ms of {} ms", limits.body_ms),
                 _ => format!("first_byte_ms of {} ms", limits.first_byte_ms),
             };
-            HttpError::Timeout(format!("{host}:{port} did not answer within http_limits.{what}"))
+            HttpError::Timeout(format!(
+                "{host}:{port} did not answer within http_limits.{what}"
+            ))
         }
         other => HttpError::Failed(format!("{host}:{port}: {other}")),
     }
@@ -272,7 +285,10 @@ mod tests {
         let bad = Grants {
             http: vec!["example.com".into()],
         };
-        assert!(bad.check().unwrap_err().contains("`example.com` has no port"));
+        assert!(bad
+            .check()
+            .expect_err("no port")
+            .contains("`example.com` has no port"));
     }
 
     #[test]
@@ -290,7 +306,7 @@ mod tests {
                 headers: vec![],
                 body: vec![],
             })
-            .unwrap_err();
+            .expect_err("refused");
         let http::HttpError::Denied(m) = err else {
             panic!("expected denied, got {err:?}");
         };

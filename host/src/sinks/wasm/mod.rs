@@ -18,9 +18,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::connector::{
-    parse_sink, Backoff, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind,
-};
+use crate::connector::{parse_sink, Backoff, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
 use crate::event::Batch;
 use crate::plugin::component::World;
 use crate::plugin::connector::{self, ConnectorInstance};

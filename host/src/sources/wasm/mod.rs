@@ -120,12 +120,8 @@ impl SourceConfig for WasmSourceConfig {
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
-        let plugin = connector::load_connector(
-            self.file()?,
-            World::Source,
-            &self.grants,
-            &self.limits(),
-        )?;
+        let plugin =
+            connector::load_connector(self.file()?, World::Source, &self.grants, &self.limits())?;
         let instance = ConnectorInstance::new(
             plugin,
             cx.name,
