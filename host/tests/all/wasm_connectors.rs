@@ -459,3 +459,91 @@ fn webhook_sink_retries_5xx_and_timeouts_and_dead_letters_4xx_with_the_response_
         assert!(msg.starts_with("HTTP 422: refused: [{\"n\":"), "{msg}");
     }
 }
+
+#[test]
+fn scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for (kind, world) in [("source", "source"), ("sink", "sink")] {
+        let name = format!("scaffolded-{kind}");
+        run_ok(
+            sluice()
+                .current_dir(root.path())
+                .args(["plugin", "new", "--kind", kind, "--lang", "rust", &name]),
+        );
+        let built = run_ok(
+            sluice()
+                .args(["plugin", "build"])
+                .arg(root.path().join(&name)),
+        );
+        let wasm = String::from_utf8_lossy(&built.stdout)
+            .lines()
+            .last()
+            .expect("the component's path")
+            .to_string();
+        let out = run_ok(sluice().args(["plugin", "inspect", &wasm]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("world:     sluice:plugin:{world}")),
+            "{text}"
+        );
+        assert!(text.contains("grants:    asks for http"), "{text}");
+    }
+    let refused = run_failing(
+        sluice()
+            .current_dir(root.path())
+            .args(["plugin", "new", "--kind", "sink", "--lang", "go", "gosink"]),
+    );
+    assert!(
+        refused.contains("can be scaffolded in Rust only"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_sink_connector_that_traps_is_reopened_at_its_last_flush_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    numbered_events(&input, 400);
+    let received: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let got = received.clone();
+    let crashed = Arc::new(AtomicUsize::new(0));
+    let server = Server::start(move |req, _| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).expect("JSON array");
+        let ns: Vec<i64> = body
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|v| v["n"].as_i64().expect("n"))
+            .collect();
+        // The batch holding 250 crashes the sink, once.
+        if ns.contains(&250) && crashed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::Status(418, b"crash now".to_vec());
+        }
+        got.lock().expect("lock").extend(ns);
+        Reply::Status(200, b"{}".to_vec())
+    });
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: sinkcrash\nbatch_size: 25\ncheckpoint_interval_ms: 50\nsources:\n  in: {{type: file, path: in.jsonl}}\nsinks:\n  out:\n    type: wasm\n    inputs: [in]\n    plugin: {}\n    params: {{url: {:?}}}\n    grants: {{http: [{:?}]}}\n    initial_backoff_ms: 10\n",
+            q(&guest("conn-sink-misbehave")),
+            server.url("/in"),
+            server.host_port()
+        ),
+    );
+    let out = run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the server told this sink to crash")
+            && stderr.contains("reopening the connector at its last flush"),
+        "{stderr}"
+    );
+    let mut got = received.lock().expect("lock").clone();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(
+        got,
+        (0..400).collect::<Vec<_>>(),
+        "every event delivered at least once"
+    );
+}

@@ -204,9 +204,11 @@ mod tests {
                 body: b"nope".to_vec(),
             })
         });
-        let mut a = SourceHarness::<HttpPoll>::open(&[("url", "http://a/x")], None).expect("test call");
+        let mut a =
+            SourceHarness::<HttpPoll>::open(&[("url", "http://a/x")], None).expect("test call");
         assert!(matches!(a.poll(5), Err(CallError::Retry(m)) if m.contains("HTTP 503: nope")));
-        let mut b = SourceHarness::<HttpPoll>::open(&[("url", "http://b/x")], None).expect("test call");
+        let mut b =
+            SourceHarness::<HttpPoll>::open(&[("url", "http://b/x")], None).expect("test call");
         assert!(matches!(b.poll(5), Err(CallError::Fatal(m)) if m.contains("HTTP 404")));
     }
 }

@@ -132,8 +132,12 @@ mod tests {
                 body: format!("got {body}").into_bytes(),
             })
         });
-        let mut h = SinkHarness::<WebhookSink>::open(&[("url", "http://hook/in")], None).expect("test call");
-        assert!(h.write(&[r#"{"a":1}"#, r#"{"a":2}"#]).expect("test call").is_empty());
+        let mut h = SinkHarness::<WebhookSink>::open(&[("url", "http://hook/in")], None)
+            .expect("test call");
+        assert!(h
+            .write(&[r#"{"a":1}"#, r#"{"a":2}"#])
+            .expect("test call")
+            .is_empty());
         let refused = h.write(&[r#"{"a":1}"#, r#"{"bad":2}"#]).expect("test call");
         assert_eq!(
             refused,
@@ -150,7 +154,8 @@ mod tests {
                 body: b"busy".to_vec(),
             })
         });
-        let mut h = SinkHarness::<WebhookSink>::open(&[("url", "http://hook/in")], None).expect("test call");
+        let mut h = SinkHarness::<WebhookSink>::open(&[("url", "http://hook/in")], None)
+            .expect("test call");
         assert_eq!(
             h.write(&["1"]),
             Err(CallError::Retry("HTTP 503: busy".into()))
