@@ -371,6 +371,11 @@ fn malformed_inputs_are_dead_lettered_with_the_connectors_reason() {
     run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
     assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 45);
     let dead = json_lines(&dir.path().join(".sluice/mis/dead-letters.jsonl"));
+    assert!(
+        dead.iter()
+            .all(|d| d["headers"]["sluice.error.kind"] == "malformed"),
+        "{dead:#?}"
+    );
     let reasons: Vec<&str> = dead
         .iter()
         .map(|d| {
@@ -457,6 +462,7 @@ fn webhook_sink_retries_5xx_and_timeouts_and_dead_letters_4xx_with_the_response_
             .as_str()
             .expect("message");
         assert!(msg.starts_with("HTTP 422: refused: [{\"n\":"), "{msg}");
+        assert_eq!(d["headers"]["sluice.error.kind"], "sink");
     }
 }
 
