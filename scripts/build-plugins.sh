@@ -31,6 +31,12 @@ if [[ ${1:-} == --test-guests ]]; then
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile_state.wasm" "$TARGET_DIR/test-guests/hostile-state.wasm"
   cargo build --release --target wasm32-wasip2 -p sluice-test-loud
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_loud.wasm" "$TARGET_DIR/test-guests/loud.wasm"
+  # Custom connectors: a misbehaving source and the two connector examples.
+  cargo build --release --target wasm32-wasip2 -p sluice-test-conn-misbehave -p sluice-test-conn-sink-misbehave -p sluice-connector-http-poll -p sluice-connector-webhook-sink
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_misbehave.wasm" "$TARGET_DIR/test-guests/conn-misbehave.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_sink_misbehave.wasm" "$TARGET_DIR/test-guests/conn-sink-misbehave.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_http_poll.wasm" "$TARGET_DIR/test-guests/http-poll.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_webhook_sink.wasm" "$TARGET_DIR/test-guests/webhook-sink.wasm"
 fi
 echo "plugins in $TARGET_DIR/plugins:" >&2
 ls -l "$TARGET_DIR/plugins" >&2

@@ -96,6 +96,8 @@
 extern crate self as sluice_sdk;
 
 pub mod abi;
+#[cfg(feature = "connector")]
+pub mod connector;
 mod event;
 pub mod json;
 pub mod log;
@@ -111,6 +113,10 @@ pub mod glue;
 #[cfg(all(target_arch = "wasm32", feature = "processor"))]
 #[doc(hidden)]
 pub mod glue_processor;
+
+#[cfg(all(target_arch = "wasm32", feature = "connector"))]
+#[doc(hidden)]
+pub mod glue_connector;
 
 pub use event::{Emitter, Event, OutEvent};
 pub use params::Params;
@@ -272,6 +278,56 @@ macro_rules! export_processor {
                 }
             }
     $crate::glue_processor::pwit::export!(SluiceProcessorComponent with_types_in $crate::glue_processor::pwit);
+        };
+    };
+}
+
+/// Exports a [`connector::Source`] as the `sluice:plugin/reader` interface
+/// (the `source` world). Needs the SDK's `connector` feature.
+#[macro_export]
+macro_rules! export_source {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct SluiceSourceComponent;
+            impl $crate::glue_connector::swit::exports::sluice::plugin::reader::Guest
+                for SluiceSourceComponent
+            {
+                type Source = $crate::glue_connector::SourceResource<$ty>;
+                fn describe() -> $crate::glue::wit::sluice::plugin::types::PluginInfo {
+                    $crate::glue::info(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                        env!("CARGO_PKG_DESCRIPTION"),
+                    )
+                }
+            }
+    $crate::glue_connector::swit::export!(SluiceSourceComponent with_types_in $crate::glue_connector::swit);
+        };
+    };
+}
+
+/// Exports a [`connector::Sink`] as the `sluice:plugin/writer` interface
+/// (the `sink` world). Needs the SDK's `connector` feature.
+#[macro_export]
+macro_rules! export_sink {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct SluiceSinkComponent;
+            impl $crate::glue_connector::kwit::exports::sluice::plugin::writer::Guest
+                for SluiceSinkComponent
+            {
+                type Sink = $crate::glue_connector::SinkResource<$ty>;
+                fn describe() -> $crate::glue::wit::sluice::plugin::types::PluginInfo {
+                    $crate::glue::info(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                        env!("CARGO_PKG_DESCRIPTION"),
+                    )
+                }
+            }
+    $crate::glue_connector::kwit::export!(SluiceSinkComponent with_types_in $crate::glue_connector::kwit);
         };
     };
 }

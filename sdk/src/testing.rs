@@ -423,3 +423,11 @@ pub fn time_processor<P: crate::Processor>(
     let us = spent.as_secs_f64() * 1e6 / (events * rounds).max(1) as f64;
     (us, out_bytes / rounds.max(1))
 }
+
+#[cfg(feature = "connector")]
+#[path = "testing_connector.rs"]
+mod connector_harness;
+#[cfg(all(feature = "connector", not(target_arch = "wasm32")))]
+pub(crate) use connector_harness::http_stub;
+#[cfg(feature = "connector")]
+pub use connector_harness::{with_http, HttpGuard, SinkHarness, SourceHarness};

@@ -371,16 +371,22 @@ fn connectors_table() -> String {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
-    /// Start a new plugin project (a transform with a README, a test and sample events).
+    /// Start a new plugin project (a transform, or a custom source or sink connector, with a README and a test).
     #[command(after_help = "\
 Examples:
   sluice plugin new --lang rust my-transform
   sluice plugin new --lang python my-transform
-Languages: rust, python, js, ts, c, go. Then: sluice plugin build my-transform")]
+  sluice plugin new --kind source --lang rust my-api     # a custom source connector
+  sluice plugin new --kind sink --lang rust my-webhook   # a custom sink connector
+Languages: rust, python, js, ts, c, go (connectors: rust). Then: sluice plugin build my-transform
+A connector runs as `type: wasm` in a pipeline; docs/connectors.md is the guide.")]
     New {
         /// rust | python | js | ts | c | go
         #[arg(long, default_value = "rust")]
         lang: String,
+        /// transform | source | sink
+        #[arg(long, default_value = "transform")]
+        kind: String,
         /// Project name (also its directory).
         name: String,
     },
@@ -556,7 +562,9 @@ pub fn main() -> ExitCode {
             progress: !no_progress && !cli.quiet,
         }),
         Command::Plugin(PluginCommand::Build { dir, debug }) => plugin_cmd::build(&dir, !debug),
-        Command::Plugin(PluginCommand::New { lang, name }) => plugin_cmd::new(&lang, &name),
+        Command::Plugin(PluginCommand::New { lang, kind, name }) => {
+            plugin_cmd::new(&lang, &kind, &name)
+        }
         Command::Plugin(PluginCommand::Inspect { wasm }) => plugin_cmd::inspect(&wasm),
         Command::Plugin(PluginCommand::List { plugin_path }) => plugin_cmd::list(&plugin_path),
         Command::Plugin(PluginCommand::Test {

@@ -39,9 +39,9 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sluice plugin new --lang L NAME`.
-pub fn new(lang: &str, name: &str) -> Result<ExitCode> {
-    let dir = super::build::scaffold(lang, name)?;
+/// `sluice plugin new --kind K --lang L NAME`.
+pub fn new(lang: &str, kind: &str, name: &str) -> Result<ExitCode> {
+    let dir = super::build::scaffold_kind(lang, kind, name)?;
     eprintln!(
         "created {} ({lang}); next:\n  sluice plugin build {}",
         dir.display(),
@@ -108,13 +108,25 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
             Err(e) => println!("plugin:    cannot load: {e}"),
         }
     }
+    if matches!(
+        shape.world,
+        Some(component::World::Source | component::World::Sink)
+    ) {
+        if crate::plugin::connector::wants_http(&shape) {
+            println!("grants:    asks for http: a pipeline must grant the hosts it may reach (`grants: {{http: [\"host:port\"]}}`)");
+        } else {
+            println!("grants:    none asked for");
+        }
+    }
     println!("exports:");
     for e in &shape.exports {
         println!("  {e}");
     }
     println!("imports:");
     for i in &shape.imports {
-        let note = if i.starts_with(component::PACKAGE) {
+        let note = if i.starts_with(crate::plugin::connector::HTTP_IMPORT) {
+            "  (linked only when the pipeline grants `http`; else traps if called)"
+        } else if i.starts_with(component::PACKAGE) {
             ""
         } else {
             "  (not granted: traps if called)"

@@ -173,6 +173,7 @@ pub fn load_str_partial(
         unresolved: HashSet::new(),
         unloaded_inputs: Vec::new(),
         doc_page: None,
+        options: options.clone(),
     };
     for dir in &options.plugin_path {
         if let Err(why) = options.plugin_dir_check(dir) {
@@ -199,6 +200,8 @@ struct Loader<'e> {
     /// The reference page of the connector being parsed, named in
     /// "missing field" messages.
     doc_page: Option<String>,
+    /// Where custom connectors' `plugin:` is looked for and may be.
+    options: LoadOptions,
 }
 
 /// A section parsed as far as it would go.
@@ -543,7 +546,10 @@ impl Loader<'_> {
         let mut config = config?;
         // Paths first: checks read files (TLS certificates) where they will be.
         config.resolve_paths(&self.base);
-        if let Err(issue) = config.check() {
+        let checked = config
+            .resolve_plugin(&|spec| self.connector_plugin(spec))
+            .and_then(|()| config.check());
+        if let Err(issue) = checked {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
             return None;
@@ -728,7 +734,10 @@ impl Loader<'_> {
         };
         // Paths first: checks read files (TLS certificates) where they will be.
         config.resolve_paths(&self.base);
-        if let Err(issue) = config.check() {
+        let checked = config
+            .resolve_plugin(&|spec| self.connector_plugin(spec))
+            .and_then(|()| config.check());
+        if let Err(issue) = checked {
             let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
             if let Some(owner) = field.strip_prefix("sinks.") {
@@ -738,6 +747,12 @@ impl Loader<'_> {
             return None;
         }
         Some((config, inputs))
+    }
+
+    /// A custom connector's `plugin:` as a file, found like a stage's.
+    fn connector_plugin(&self, spec: &str) -> Result<PathBuf, String> {
+        resolve_plugin(spec, &self.base, &self.options.plugin_path)
+            .and_then(|p| self.options.plugin_dir_check(&p))
     }
 
     fn tables(&mut self, root: &Node) -> Vec<TableDef> {
@@ -759,7 +774,8 @@ impl Loader<'_> {
         out
     }
 
-    /// Every file source's input exists.
+    /// Every file source's input exists, and every custom connector's
+    /// plugin loads with the grants it needs.
     fn check_input_files(&mut self, root: &Node, p: &Pipeline) {
         for source in &p.sources {
             if let Err(issue) = source.config.check_files() {
@@ -771,6 +787,20 @@ impl Loader<'_> {
                 self.error(
                     at,
                     &format!("sources.{}.{}", source.name, issue.field),
+                    issue.message,
+                );
+            }
+        }
+        for sink in &p.sinks {
+            if let Err(issue) = sink.config.check_files() {
+                let node = root.get("sinks").and_then(|s| s.get(&sink.name));
+                let at = node
+                    .and_then(|n| n.get(&issue.anchor))
+                    .or(node)
+                    .map_or(sink.at, |n| n.at);
+                self.error(
+                    at,
+                    &format!("sinks.{}.{}", sink.name, issue.field),
                     issue.message,
                 );
             }

@@ -38,6 +38,15 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     fn check_files(&self) -> Result<(), ConfigIssue> {
         Ok(())
     }
+    /// Resolves a custom connector's `plugin:` (a name or a path) with
+    /// `resolve`, which applies the pipeline's plugin search path and the
+    /// operator's plugin directories. Native connectors have no plugin.
+    fn resolve_plugin(
+        &mut self,
+        _resolve: &dyn Fn(&str) -> Result<std::path::PathBuf, String>,
+    ) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
     /// Builds the running source.
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
     /// What identifies this configuration in a checkpoint: a change in it
@@ -60,6 +69,21 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
     fn output_path(&self) -> Option<&Path> {
         None
     }
+    /// Checks what it needs before it runs (a custom connector's plugin
+    /// and grants), so `validate` finds it rather than `run`.
+    fn check_files(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
+    /// Resolves a custom connector's `plugin:` (a name or a path) with
+    /// `resolve`, which applies the pipeline's plugin search path and the
+    /// operator's plugin directories. Native connectors have no plugin.
+    fn resolve_plugin(
+        &mut self,
+        _resolve: &dyn Fn(&str) -> Result<std::path::PathBuf, String>,
+    ) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
+
     /// Builds the running sink named `name`.
     fn build(&self, name: &str) -> Result<Box<dyn Sink>>;
     /// What identifies this configuration in a checkpoint (see

@@ -62,4 +62,36 @@ pub mod v2 {
 
         pub use self::exports::sluice::plugin::stateful::{CallError, FiredTimer};
     }
+
+    /// The `source` world of 0.2.0 (custom source connectors), sharing
+    /// `types` and `log` above; it defines the `http` import.
+    pub mod source {
+        #![allow(missing_docs)]
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "source",
+            with: {
+                "sluice:plugin/types": super::sluice::plugin::types,
+                "sluice:plugin/log": super::sluice::plugin::log,
+            },
+        });
+
+        pub use self::exports::sluice::plugin::reader::{CallError, Malformed, Polled};
+    }
+
+    /// The `sink` world of 0.2.0 (custom sink connectors).
+    pub mod sink {
+        #![allow(missing_docs)]
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "sink",
+            with: {
+                "sluice:plugin/types": super::sluice::plugin::types,
+                "sluice:plugin/log": super::sluice::plugin::log,
+                "sluice:plugin/http": super::source::sluice::plugin::http,
+            },
+        });
+
+        pub use self::exports::sluice::plugin::writer::CallError;
+    }
 }

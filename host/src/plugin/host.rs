@@ -23,6 +23,8 @@ pub struct ProcessorContext {
 pub struct HostState {
     /// Set for processors.
     pub processor: Option<ProcessorContext>,
+    /// Set for connectors granted `http`.
+    pub net: Option<super::net::Net>,
     log: GuestLog,
 }
 
@@ -31,6 +33,7 @@ impl HostState {
     pub fn new(stage: &str, plugin: &str) -> Self {
         Self {
             processor: None,
+            net: None,
             log: GuestLog::new(stage, plugin),
         }
     }

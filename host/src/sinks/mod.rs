@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod s3;
 pub mod sql;
 pub mod stdout;
+pub mod wasm;
 
 mod encode;
 
@@ -30,6 +31,7 @@ pub static REGISTRY: &[SinkKind] = &[
     postgres::KIND,
     mysql::KIND,
     kafka::KIND,
+    wasm::KIND,
 ];
 
 /// The connector named `type_name`.

@@ -9,6 +9,7 @@ pub mod mongodb;
 pub mod postgres_cdc;
 pub mod postgres_poll;
 pub mod stdin;
+pub mod wasm;
 
 use crate::connector::SourceKind;
 
@@ -22,6 +23,7 @@ pub static REGISTRY: &[SourceKind] = &[
     postgres_poll::KIND,
     mongodb::KIND,
     kafka::KIND,
+    wasm::KIND,
 ];
 
 /// The connector named `type_name`.

@@ -32,3 +32,4 @@ mod sql_sinks;
 mod sqldb;
 mod support;
 mod validate;
+mod wasm_connectors;

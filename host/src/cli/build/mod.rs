@@ -99,10 +99,22 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
     result
 }
 
-/// Scaffolds a new `lang` plugin called `name` in directory `name`.
-pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
+/// Scaffolds a new `lang` plugin called `name` in directory `name`: a
+/// `kind` of `transform` (any language), or a custom
+/// connector, `source` or `sink` (Rust: the other SDKs have no connector
+/// traits yet).
+pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
     let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
         bail!("unknown language `{lang}`; expected one of {}", names());
+    };
+    let template = match (kind, lang) {
+        ("transform", _) => language.template,
+        ("source", "rust") => rust::SOURCE_TEMPLATE,
+        ("sink", "rust") => rust::SINK_TEMPLATE,
+        ("source" | "sink", _) => bail!(
+            "a {kind} connector can be scaffolded in Rust only (`--lang rust`); the {lang} SDK has no connector traits yet"
+        ),
+        _ => bail!("unknown kind `{kind}`; expected transform, source or sink"),
     };
     if name.is_empty()
         || !name
@@ -135,7 +147,7 @@ pub fn scaffold(lang: &str, name: &str) -> Result<PathBuf> {
     let (rust_sdk_path, rust_sdk_note) = rust_sdk
         .as_ref()
         .map_or(("", ""), |d| (d.path.as_str(), d.note));
-    for (rel, text) in language.template {
+    for (rel, text) in template {
         let rel = rel.replace("{{name}}", name);
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {

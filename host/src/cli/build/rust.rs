@@ -36,6 +36,38 @@ pub static LANGUAGE: Language = Language {
     ],
 };
 
+/// `sluice plugin new --kind source --lang rust`.
+pub static SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../../sdk/templates/rust-source/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../../sdk/templates/rust-source/src/lib.rs"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/rust-source/README.md"),
+    ),
+];
+
+/// `sluice plugin new --kind sink --lang rust`.
+pub static SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../../sdk/templates/rust-sink/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../../sdk/templates/rust-sink/src/lib.rs"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/rust-sink/README.md"),
+    ),
+];
+
 fn detect(dir: &Path) -> bool {
     dir.join("Cargo.toml").is_file()
 }

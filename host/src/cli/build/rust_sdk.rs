@@ -16,8 +16,16 @@ use anyhow::{bail, Context, Result};
 /// The SDK's sources, embedded so a project outside any checkout gets the same code.
 const SOURCES: &[(&str, &str)] = &[
     ("src/abi.rs", include_str!("../../../../sdk/src/abi.rs")),
+    (
+        "src/connector.rs",
+        include_str!("../../../../sdk/src/connector.rs"),
+    ),
     ("src/event.rs", include_str!("../../../../sdk/src/event.rs")),
     ("src/glue.rs", include_str!("../../../../sdk/src/glue.rs")),
+    (
+        "src/glue_connector.rs",
+        include_str!("../../../../sdk/src/glue_connector.rs"),
+    ),
     (
         "src/glue_processor.rs",
         include_str!("../../../../sdk/src/glue_processor.rs"),
@@ -44,6 +52,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "src/testing.rs",
         include_str!("../../../../sdk/src/testing.rs"),
+    ),
+    (
+        "src/testing_connector.rs",
+        include_str!("../../../../sdk/src/testing_connector.rs"),
     ),
 ];
 
