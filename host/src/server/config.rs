@@ -11,6 +11,8 @@
 //! max_pipelines = 10
 //! max_plugin_bytes = 67108864     # all of a tenant's plugins together
 //! max_request_bytes = 1048576     # one request body (plugin uploads included)
+//! api_requests_per_s = 50         # API rate of all its tokens together ...
+//! api_burst = 100                 # ... with bursts of up to this many
 //!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
@@ -57,6 +59,8 @@ struct Grant {
     max_pipelines: Option<u64>,
     max_plugin_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
+    api_requests_per_s: Option<u64>,
+    api_burst: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -70,6 +74,10 @@ pub struct Policy {
     pub max_plugin_bytes: u64,
     /// Largest request body it may send.
     pub max_request_bytes: u64,
+    /// API requests per second its tokens may make together, on average.
+    pub api_requests_per_s: u64,
+    /// API requests it may make at once above that rate (the bucket's size).
+    pub api_burst: u64,
 }
 
 impl Default for Policy {
@@ -80,6 +88,8 @@ impl Default for Policy {
             max_pipelines: 10,
             max_plugin_bytes: 64 << 20,
             max_request_bytes: 16 << 20,
+            api_requests_per_s: 50,
+            api_burst: 100,
         }
     }
 }
@@ -97,6 +107,12 @@ impl Policy {
         }
         if let Some(v) = g.max_request_bytes {
             self.max_request_bytes = v;
+        }
+        if let Some(v) = g.api_requests_per_s {
+            self.api_requests_per_s = v;
+        }
+        if let Some(v) = g.api_burst {
+            self.api_burst = v;
         }
         self
     }
@@ -171,6 +187,12 @@ impl ServerConfig {
         for (who, policy) in std::iter::once(("defaults", &defaults))
             .chain(tenants.iter().map(|(n, p)| (n.as_str(), p)))
         {
+            if policy.api_requests_per_s == 0 || policy.api_burst == 0 {
+                bail!(
+                    "{}: {who}: api_requests_per_s and api_burst must be at least 1",
+                    path.display()
+                );
+            }
             for c in &policy.connectors {
                 if !known.contains(&c.as_str()) {
                     bail!(

@@ -8,9 +8,12 @@
 //!   pipeline specs with their desired status;
 //! - [`auth`]: tokens and who a request comes from;
 //! - [`policy`]: what a tenant's pipeline file may not do;
+//! - [`ratelimit`]: each tenant's API rate;
 //! - [`tenants`], [`plugins`], [`pipelines`]: what the API does, as plain
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
+//! - [`metrics`]: `/metrics` in the Prometheus text format;
+//! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
 //! - [`api`]: routes, request bounds and the connection loop.
 //!
 //! The data dir holds `catalog.redb`, `plugins/SHA256.wasm` (content
@@ -21,9 +24,12 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod openapi;
 pub mod pipelines;
 pub mod plugins;
 pub mod policy;
+pub mod ratelimit;
 pub mod store;
 pub mod supervisor;
 pub mod tenants;
@@ -60,6 +66,8 @@ pub struct Server {
     freed: Condvar,
     /// Held while content-addressed blobs are added or removed.
     pub blobs: Mutex<()>,
+    /// Each tenant's API rate.
+    pub rate: ratelimit::RateLimiter,
 }
 
 /// Holds a tenant's lock (see [`Server::lock_tenant`]) until dropped.
@@ -113,6 +121,7 @@ impl Server {
             busy: Mutex::default(),
             freed: Condvar::new(),
             blobs: Mutex::default(),
+            rate: ratelimit::RateLimiter::default(),
         })
     }
 

@@ -107,6 +107,7 @@ pub fn delete(s: &Server, who: &Principal, name: &str) -> ApiResult {
         )));
     }
     s.store.delete_tenant(name)?;
+    s.rate.forget(name);
     let _ = std::fs::remove_dir_all(s.tenant_dir(name));
     Ok((StatusCode::OK, Json(json!({ "deleted": name }))))
 }
