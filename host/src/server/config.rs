@@ -13,6 +13,8 @@
 //! max_request_bytes = 1048576     # one request body (plugin uploads included)
 //! api_requests_per_s = 50         # API rate of all its tokens together ...
 //! api_burst = 100                 # ... with bursts of up to this many
+//! max_state_bytes = 1073741824    # checkpoints and state of all its pipelines
+//! max_dead_letter_bytes = 1073741824  # their default dead-letter files
 //!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
@@ -61,6 +63,8 @@ struct Grant {
     max_request_bytes: Option<u64>,
     api_requests_per_s: Option<u64>,
     api_burst: Option<u64>,
+    max_state_bytes: Option<u64>,
+    max_dead_letter_bytes: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -78,6 +82,11 @@ pub struct Policy {
     pub api_requests_per_s: u64,
     /// API requests it may make at once above that rate (the bucket's size).
     pub api_burst: u64,
+    /// Bytes of checkpoints, keyed state and table snapshots of all its
+    /// pipelines together (`tenants/T/pipelines`, dead letters not counted).
+    pub max_state_bytes: u64,
+    /// Bytes of its pipelines' default dead-letter files, all together.
+    pub max_dead_letter_bytes: u64,
 }
 
 impl Default for Policy {
@@ -90,6 +99,8 @@ impl Default for Policy {
             max_request_bytes: 16 << 20,
             api_requests_per_s: 50,
             api_burst: 100,
+            max_state_bytes: 1 << 30,
+            max_dead_letter_bytes: 1 << 30,
         }
     }
 }
@@ -113,6 +124,12 @@ impl Policy {
         }
         if let Some(v) = g.api_burst {
             self.api_burst = v;
+        }
+        if let Some(v) = g.max_state_bytes {
+            self.max_state_bytes = v;
+        }
+        if let Some(v) = g.max_dead_letter_bytes {
+            self.max_dead_letter_bytes = v;
         }
         self
     }

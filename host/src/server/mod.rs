@@ -12,6 +12,7 @@
 //! - [`tenants`], [`plugins`], [`pipelines`]: what the API does, as plain
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
+//! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
 //! - [`api`]: routes, request bounds and the connection loop.
@@ -33,6 +34,7 @@ pub mod ratelimit;
 pub mod store;
 pub mod supervisor;
 pub mod tenants;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::os::unix::fs::DirBuilderExt;
@@ -157,6 +159,7 @@ pub fn serve(config_path: &Path) -> Result<ExitCode> {
     let config = ServerConfig::load(config_path)?;
     let server = std::sync::Arc::new(Server::open(config)?);
     pipelines::resume_all(&server);
+    usage::spawn_watch(server.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::policy::{self, is_name, Rules};
 use super::store::{key, now_ms, Desired, PipelineRec};
 use super::supervisor::{State, Status};
-use super::{plugins, Server};
+use super::{plugins, usage, Server};
 use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Location, Pipeline};
 use crate::pipeline::check_plugins;
 use crate::state::CheckpointStore;
@@ -225,6 +225,9 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         }
     }
     let desired = existing.as_ref().map_or(Desired::Running, |e| e.desired);
+    if desired != Desired::Stopped {
+        usage::check(s, tenant)?;
+    }
     let rec = PipelineRec {
         tenant: tenant.to_string(),
         name: name.clone(),
@@ -278,6 +281,7 @@ pub fn get(s: &Server, tenant: &str, name: &str, spec: bool) -> ApiResult {
 pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     let mut rec = record(s, tenant, name)?;
     let prepared = prepare(s, tenant, Some(name), &rec.yaml)?;
+    usage::check(s, tenant)?;
     rec.desired = Desired::Running;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;

@@ -254,7 +254,10 @@ impl Supervisor {
                 st.since_ms = now_ms();
                 match outcome {
                     Ok(Ok(summary)) => {
-                        st.state = if thread_stop.load(Ordering::SeqCst) {
+                        st.state = if st.error.is_some() {
+                            // Halted by the server (a byte quota): say so.
+                            State::Failed
+                        } else if thread_stop.load(Ordering::SeqCst) {
                             State::Stopped
                         } else {
                             State::Finished
@@ -335,6 +338,26 @@ impl Supervisor {
             }
             false
         }
+    }
+
+    /// Stops `key` because of `why` (a quota): it drains and checkpoints
+    /// like a stop, then shows as failed with `why`.
+    pub fn halt(&self, key: &str, why: &str) {
+        if let Some(run) = lock(&self.runs).get(key) {
+            lock(&run.status).error = Some(why.to_string());
+        }
+        self.stop(key, Duration::from_secs(20));
+    }
+
+    /// The keys of runs with a live thread, sorted.
+    pub fn live_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = lock(&self.runs)
+            .iter()
+            .filter(|(_, r)| r.thread.as_ref().is_some_and(|t| !t.is_finished()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Forgets `key` (after it stopped).

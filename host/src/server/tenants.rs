@@ -94,6 +94,9 @@ pub fn get(s: &Server, who: &Principal, name: &str) -> ApiResult {
     let mut v = view(s, &t);
     v["pipelines"] = json!(s.store.pipelines(name)?.len());
     v["plugin_bytes"] = json!(super::plugins::stored_bytes(s, name)?);
+    let u = super::usage::of(s, name);
+    v["state_bytes"] = json!(u.state_bytes);
+    v["dead_letter_bytes"] = json!(u.dead_letter_bytes);
     Ok((StatusCode::OK, Json(v)))
 }
 

@@ -982,3 +982,68 @@ fn the_openapi_document_matches_the_routes_and_the_api_rate_is_a_quota() {
     s.ok("GET", "/v1/health", None, None);
     s.terminate();
 }
+
+#[test]
+fn byte_quotas_stop_a_tenant_over_them_and_refuse_new_runs_naming_the_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[tenants.full]\nmax_dead_letter_bytes = 2000\n[tenants.tiny]\nmax_state_bytes = 1\n",
+    );
+    let s = Server::start(dir.path());
+    let full = tenant(&s, "full", "deploy");
+    let tiny = tenant(&s, "tiny", "deploy");
+    let fine = tenant(&s, "fine", "deploy");
+    // 200 malformed lines: each is dead-lettered, far over 2000 bytes; the
+    // datagen source keeps the run going after the file is read.
+    let bad: String = (0..200).map(|i| format!("not json {i}\n")).collect();
+    std::fs::write(dir.path().join("data/tenants/full/files/bad.jsonl"), bad).expect("bad.jsonl");
+    let two = |name: &str| {
+        format!(
+            "name: {name}\ncheckpoint_interval_ms: 200\nsources:\n  bad: {{type: file, path: bad.jsonl}}\n  gen: {{type: datagen, kind: customers, rate: 20}}\nsinks:\n  a: {{type: file, path: {name}-a.jsonl, inputs: [bad]}}\n  b: {{type: file, path: {name}-b.jsonl, inputs: [gen]}}\n"
+        )
+        .into_bytes()
+    };
+    s.ok("POST", "/v1/pipelines", Some(&full), Some(two("dl")));
+    let gen = |name: &str| {
+        format!("name: {name}\ncheckpoint_interval_ms: 200\nsources:\n  gen: {{type: datagen, kind: customers, rate: 20}}\nsinks:\n  out: {{type: file, path: {name}.jsonl, inputs: [gen]}}\n").into_bytes()
+    };
+    s.ok("POST", "/v1/pipelines", Some(&tiny), Some(gen("st")));
+    s.ok("POST", "/v1/pipelines", Some(&fine), Some(gen("ok")));
+
+    // The server stops each run over its tenant's quota, and says why.
+    for (t, name, quota) in [
+        (&full, "dl", "max_dead_letter_bytes"),
+        (&tiny, "st", "max_state_bytes"),
+    ] {
+        let v = s.wait_for(t, name, "stopped over its quota", |v| {
+            v["status"]["state"] == "failed"
+        });
+        let error = v["status"]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&format!("over quota `{quota}`")), "{v}");
+        assert_eq!(v["desired"], "stopped", "{v}");
+        // Starting it again, or deploying another, is refused naming the quota.
+        let (code, v) = s.call(
+            "POST",
+            &format!("/v1/pipelines/{name}/start"),
+            Some(t),
+            None,
+        );
+        assert_eq!((code, v["quota"].as_str()), (403, Some(quota)), "{v}");
+        let (code, v) = s.call("POST", "/v1/pipelines", Some(t), Some(gen("another")));
+        assert_eq!((code, v["quota"].as_str()), (403, Some(quota)), "{v}");
+        let (code, _) = s.call("GET", "/v1/pipelines/another", Some(t), None);
+        assert_eq!(code, 404, "a refused deploy changed nothing");
+    }
+    let usage = s.ok("GET", "/v1/tenants/full", Some(ADMIN), None);
+    assert!(usage["dead_letter_bytes"].as_u64() > Some(2000), "{usage}");
+    // The server is healthy, another tenant's pipeline runs on, and
+    // deleting the pipeline frees the tenant's space.
+    s.ok("GET", "/v1/health", None, None);
+    let v = s.ok("GET", "/v1/pipelines/ok", Some(&fine), None);
+    assert_eq!(v["status"]["state"], "running", "{v}");
+    s.ok("DELETE", "/v1/pipelines/dl", Some(&full), None);
+    let (code, v) = s.call("POST", "/v1/pipelines", Some(&full), Some(gen("again")));
+    assert_eq!(code, 201, "{v}");
+    s.terminate();
+}
