@@ -5,7 +5,7 @@
 # violating requests refused, 405 for undocumented methods, auth enforced.
 #
 #   scripts/fuzz-api.sh                          100 cases per operation, per token
-#   scripts/fuzz-api.sh --max-examples 10 --max-time 25    the quick CI run
+#   scripts/fuzz-api.sh --max-examples 10 --max-time 20    the quick CI run
 #   scripts/fuzz-api.sh --seed 7 -- --phases fuzzing       more schemathesis options
 #   scripts/fuzz-api.sh --help                   this text
 #
