@@ -15,7 +15,8 @@
 # token, then with the tenant's `admin`-scope token. The tenant's API rate is raised
 # for the run so that requests reach the handlers (the 429 path is tested in
 # host/tests/all/server.rs). Checks skipped per operation, and why:
-# scripts/fuzz-api.toml. Exit status: 0 when both runs pass.
+# scripts/fuzz-api.toml. Exit status: 0 when both runs pass; the logs stay in
+# $SLUICE_SERVICES_DIR/fuzz-api.* when one fails.
 #
 # Env:
 #   CARGO_TARGET_DIR      where the sluice binary and plugins are (default target)
@@ -25,6 +26,7 @@
 #   SLUICE_SERVICES_DIR   run dir for the server's data and log (default /tmp/sluice-services)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$PWD
 
 SCHEMATHESIS_VERSION=4.32.5
 examples=100
@@ -65,7 +67,9 @@ work=$(mktemp -d "$run_root/fuzz-api.XXXXXX")
 pid=
 cleanup() {
     if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$work/data"
+    rm -rf "$work/data" "$work/.schemathesis"
+    # Logs are kept only when something failed.
+    if [ "${status:-1}" = 0 ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -111,10 +115,11 @@ for who in operator tenant; do
     fi
     say "schemathesis with the $who's token"
     # Throwaway tokens of a throwaway server: on the command line is fine.
-    "$venv/bin/schemathesis" --config-file scripts/fuzz-api.toml run \
+    # Run from the work dir: schemathesis leaves its cache (.schemathesis/) there.
+    (cd "$work" && "$venv/bin/schemathesis" --config-file "$repo/scripts/fuzz-api.toml" run \
         "$url/v1/openapi.json" -H "Authorization: Bearer $token" \
         --max-examples "$examples" "${max_time[@]}" "${seed[@]}" "${skip[@]}" --no-color \
-        "${extra[@]}" 2>&1 | tee "$work/schemathesis-$who.log" | tail -n 25 || status=1
+        "${extra[@]}") 2>&1 | tee "$work/schemathesis-$who.log" | tail -n 25 || status=1
     grep -h "generated" "$work/schemathesis-$who.log" | sed "s/^/fuzz-api.sh: $who: /" >&2 || true
 done
 if grep -q "panicked\|request failed" "$work/server.log"; then
