@@ -41,7 +41,7 @@ pub struct Cli {
     /// Colour in log output: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
-    /// A `sluice serve` to talk to (deploy, ps, status, start, stop, rm,
+    /// A `sluice serve` to talk to (deploy, ps, status, start, stop, pause, rm,
     /// plugin push); the token comes from SLUICE_TOKEN.
     #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
     server: Option<String>,
