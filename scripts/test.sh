@@ -61,6 +61,8 @@ cargo build --release -p sluice -p sluice-bench
 echo "== benchmark, quick: Sluice against hand-written Rust (prints figures, asserts no timing)"
 # Fails only if Sluice and the native reference disagree on the records.
 "${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick
+echo "== API fuzzing, quick: schemathesis against sluice serve's OpenAPI document (< 1 min)"
+scripts/fuzz-api.sh --max-examples 10 --max-time 20
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast
 else

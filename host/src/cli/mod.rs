@@ -1,6 +1,6 @@
 //! The command line: `run`, `validate`, `sql`, `reset`, `connectors`, `plugin
 //! build|inspect|test|list`, `bench`, `registry`, `serve`, and the remote commands
-//! (`--server URL`: `deploy`, `ps`, `status`, `start`, `stop`, `rm`, `plugin push`).
+//! (`--server URL`: `deploy`, `ps`, `status`, `start`, `stop`, `pause`, `rm`, `plugin push`).
 
 mod bench_cmd;
 mod build;
@@ -42,7 +42,7 @@ pub struct Cli {
     /// Colour in log output: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
-    /// A `sluice serve` to talk to (deploy, ps, status, start, stop, rm,
+    /// A `sluice serve` to talk to (deploy, ps, status, start, stop, pause, rm,
     /// plugin push); the token comes from SLUICE_TOKEN.
     #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
     server: Option<String>,
@@ -300,6 +300,14 @@ are reported like `sluice validate` and nothing changes on the server.")]
         /// The pipeline.
         name: String,
     },
+    /// Server: pause a running pipeline: its sources read nothing until `start` (needs --server).
+    #[command(
+        after_help = "Example:\n  sluice --server http://127.0.0.1:7070 pause orders\nCheckpoints go on and the run keeps its state in memory; a paused pipeline\nstays paused across server restarts. `sluice start orders` resumes it."
+    )]
+    Pause {
+        /// The pipeline.
+        name: String,
+    },
     /// Server: stop a pipeline after a last checkpoint; it stays stopped across restarts (needs --server).
     #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 stop orders")]
     Stop {
@@ -493,6 +501,7 @@ pub fn main() -> ExitCode {
         Command::Status { name } => server().and_then(|u| remote_cmd::status(&u, &name)),
         Command::Start { name } => server().and_then(|u| remote_cmd::act(&u, &name, "start")),
         Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),
+        Command::Pause { name } => server().and_then(|u| remote_cmd::act(&u, &name, "pause")),
         Command::Rm { name } => server().and_then(|u| remote_cmd::rm(&u, &name)),
         Command::Plugin(PluginCommand::Push { wasm, name }) => {
             server().and_then(|u| remote_cmd::push(&u, &wasm, name.as_deref()))

@@ -171,7 +171,7 @@ pub fn status(url: &str, name: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sluice --server URL start|stop NAME`.
+/// `sluice --server URL start|stop|pause NAME`.
 pub fn act(url: &str, name: &str, action: &str) -> Result<ExitCode> {
     let r = Remote::new(url)?;
     let v = r.ok("POST", &format!("/v1/pipelines/{name}/{action}"), None)?;

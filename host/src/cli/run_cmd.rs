@@ -129,6 +129,8 @@ pub(super) fn execute(
             stop,
             on_status: bar.as_ref().map(|b| b.callback()),
             stats_every,
+            metrics: None,
+            pause: None,
         },
     );
     if let Some(bar) = bar {

@@ -260,7 +260,7 @@ impl Coordinator {
                 pipeline: self.fingerprint.clone(),
             };
             self.store.save(&checkpoint)?;
-            Metrics::add(&self.metrics.checkpoints, 1);
+            self.metrics.checkpoint_committed();
             self.acknowledge(&checkpoint);
             return Ok(true);
         }
@@ -346,7 +346,7 @@ impl Coordinator {
         self.store.save(&checkpoint)?;
         self.acknowledge(&checkpoint);
         self.last_id = id;
-        Metrics::add(&self.metrics.checkpoints, 1);
+        self.metrics.checkpoint_committed();
         tracing::debug!(checkpoint = id, "checkpoint committed");
         self.pending.retain(|k, _| *k > id);
         Ok(())

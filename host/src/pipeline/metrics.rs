@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::connector::Progress;
+
 /// Pipeline-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -22,7 +24,10 @@ pub struct Metrics {
     pub instance_restarts: AtomicU64,
     /// Checkpoints committed.
     pub checkpoints: AtomicU64,
+    /// When the last checkpoint was committed, Unix milliseconds (0: none yet).
+    pub last_checkpoint_ms: AtomicU64,
     components: Mutex<Vec<(Role, String, Arc<Counts>)>>,
+    progress: Mutex<Vec<(String, Arc<Progress>)>>,
 }
 
 /// What a component is, for the summary and the stats line.
@@ -63,6 +68,14 @@ pub struct Counts {
     pub dead: AtomicU64,
     /// Events skipped here under `on_error: skip`.
     pub skipped: AtomicU64,
+    /// Stages: plugin instances replaced after a failure.
+    pub restarts: AtomicU64,
+    /// Stages: CPU time of the stage thread inside plugin calls, in
+    /// nanoseconds (measured per batch, not per event).
+    pub cpu_ns: AtomicU64,
+    /// Stages: the plugin instance's memories and tables, in bytes, after
+    /// its last batch.
+    pub memory_bytes: AtomicU64,
 }
 
 /// A copy of one component's counters.
@@ -82,6 +95,12 @@ pub struct ComponentCounts {
     pub dead_lettered: u64,
     /// Events skipped here.
     pub skipped: u64,
+    /// Stages: plugin instances replaced after a failure.
+    pub restarts: u64,
+    /// Stages: CPU time inside plugin calls, nanoseconds.
+    pub cpu_ns: u64,
+    /// Stages: the instance's memory, bytes.
+    pub memory_bytes: u64,
 }
 
 impl ComponentCounts {
@@ -133,6 +152,15 @@ impl Metrics {
         counter.load(Ordering::Relaxed)
     }
 
+    /// Counts a committed checkpoint and notes when it was.
+    pub fn checkpoint_committed(&self) {
+        Self::add(&self.checkpoints, 1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_checkpoint_ms.store(now, Ordering::Relaxed);
+    }
+
     /// Registers a component and returns its counters (in registration
     /// order in every listing).
     pub fn component(&self, role: Role, name: &str) -> Arc<Counts> {
@@ -141,6 +169,27 @@ impl Metrics {
             all.push((role, name.to_string(), counts.clone()));
         }
         counts
+    }
+
+    /// Keeps a source's progress (bounded sources: done out of total), for
+    /// [`Metrics::progress`].
+    pub fn source_progress(&self, name: &str, progress: Arc<Progress>) {
+        if let Ok(mut all) = self.progress.lock() {
+            all.push((name.to_string(), progress));
+        }
+    }
+
+    /// Each source's (name, done, total) right now (total 0: unknown).
+    pub fn progress(&self) -> Vec<(String, u64, u64)> {
+        let Ok(all) = self.progress.lock() else {
+            return Vec::new();
+        };
+        all.iter()
+            .map(|(name, p)| {
+                let (done, total) = p.get();
+                (name.clone(), done, total)
+            })
+            .collect()
     }
 
     /// Every component's counts right now: sources, then stages, then sinks.
@@ -158,6 +207,9 @@ impl Metrics {
                 filtered: Self::get(&c.filtered),
                 dead_lettered: Self::get(&c.dead),
                 skipped: Self::get(&c.skipped),
+                restarts: Self::get(&c.restarts),
+                cpu_ns: Self::get(&c.cpu_ns),
+                memory_bytes: Self::get(&c.memory_bytes),
             })
             .collect();
         out.sort_by_key(|c| match c.role {
@@ -167,6 +219,24 @@ impl Metrics {
         });
         out
     }
+}
+
+/// CPU time of the calling thread, in nanoseconds (a vDSO call, cheap
+/// enough to take around each batch).
+pub fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 /// The periodic stats line: `key=value` pairs (logfmt), so that log

@@ -62,6 +62,12 @@ pub struct RunOptions {
     pub on_status: Option<StatusCallback>,
     /// Log a `stats` line of `key=value` counts this often (`None`: never).
     pub stats_every: Option<Duration>,
+    /// Counters to count into, so that the caller can read them while the
+    /// run goes on (`sluice serve`'s `/metrics`); `None`: the run's own.
+    pub metrics: Option<Arc<Metrics>>,
+    /// While set, sources read nothing; barriers and checkpoints go on
+    /// (`sluice serve`'s pause). `None`: never paused.
+    pub pause: Option<Arc<AtomicBool>>,
 }
 
 impl RunOptions {
@@ -72,6 +78,8 @@ impl RunOptions {
             stop,
             on_status: None,
             stats_every: None,
+            metrics: None,
+            pause: None,
         }
     }
 }
@@ -130,7 +138,7 @@ pub fn run_with(
         tracing::info!(checkpoint = cp.id, path = %store.path().display(), "resuming from checkpoint (`sluice run --reset` starts over)");
     }
     let restored_id = restored.as_ref().map(|c| c.id);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = options.metrics.clone().unwrap_or_default();
     let (report_tx, report_rx) = channel::<Report>();
     let requested = Arc::new(AtomicU64::new(restored_id.unwrap_or(0)));
 
@@ -204,6 +212,7 @@ pub fn run_with(
     for def in &pipeline.sources {
         let p = Arc::new(Progress::default());
         progress.push(p.clone());
+        metrics.source_progress(&def.name, p.clone());
         let mut source = def.config.build(SourceContext {
             name: &def.name,
             progress: p,
@@ -233,6 +242,7 @@ pub fn run_with(
             last: requested.load(Ordering::SeqCst),
             caught_up: false,
             stop: options.stop.clone(),
+            pause: options.pause.clone(),
             reports: report_tx.clone(),
             counts: metrics.component(Role::Source, &def.name),
             metrics: metrics.clone(),

@@ -16,6 +16,9 @@ use super::metrics::Counts;
 use super::{Message, Metrics, Outputs};
 use crate::connector::Source;
 
+/// How often a paused source looks at its flags.
+const PAUSED_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub(crate) struct SourceTask {
     pub name: String,
     pub source: Box<dyn Source>,
@@ -28,6 +31,8 @@ pub(crate) struct SourceTask {
     pub last: u64,
     pub caught_up: bool,
     pub stop: Arc<AtomicBool>,
+    /// While set, nothing is read (barriers still pass).
+    pub pause: Option<Arc<AtomicBool>>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
     /// Set when an exactly-once sink commits this source's progress.
@@ -89,6 +94,16 @@ impl SourceTask {
             if self.stop.load(Ordering::SeqCst) {
                 tracing::info!(source = %self.name, "stopping: draining in-flight events");
                 break;
+            }
+            if self
+                .pause
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::SeqCst))
+            {
+                // Paused: no reading, but barriers above still pass, so
+                // checkpoints commit at the paused position.
+                std::thread::sleep(PAUSED_POLL);
+                continue;
             }
             let polled = self.source.poll(self.batch_size)?;
             if !polled.malformed.is_empty() {

@@ -6,6 +6,7 @@
 //! culprits alone are dead-lettered with the reason, and their neighbours go
 //! through.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,10 @@ pub trait StageLogic: Send {
     }
     /// Caps the CPU time of the following calls (`None` lifts the cap).
     fn cap_calls(&mut self, _cap: Option<CallCap>) {}
+    /// Bytes of the live instance's memories and tables, when it has one.
+    fn memory_bytes(&self) -> Option<u64> {
+        None
+    }
     /// The waits between retries of a batch whose plugin asked to retry.
     fn retry_backoff(&self) -> crate::connector::Backoff {
         crate::connector::Backoff::from_millis(100, 6_400)
@@ -83,6 +88,10 @@ impl StageLogic for ProcessorInstance {
     fn cap_calls(&mut self, cap: Option<CallCap>) {
         ProcessorInstance::cap_calls(self, cap)
     }
+
+    fn memory_bytes(&self) -> Option<u64> {
+        ProcessorInstance::memory_bytes(self)
+    }
 }
 
 impl StageLogic for TransformInstance {
@@ -110,6 +119,10 @@ impl StageLogic for TransformInstance {
 
     fn cap_calls(&mut self, cap: Option<CallCap>) {
         TransformInstance::cap_calls(self, cap)
+    }
+
+    fn memory_bytes(&self) -> Option<u64> {
+        TransformInstance::memory_bytes(self)
     }
 }
 
@@ -430,8 +443,16 @@ impl StageTask {
                         }
                         Metrics::add(&self.counts.events_in, batch.len() as u64);
                         let (batch, newest) = self.event_time_pass(&batch);
+                        let cpu = super::metrics::thread_cpu_ns();
                         let outcome =
                             process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
+                        Metrics::add(
+                            &self.counts.cpu_ns,
+                            super::metrics::thread_cpu_ns().saturating_sub(cpu),
+                        );
+                        if let Some(bytes) = self.instance.memory_bytes() {
+                            self.counts.memory_bytes.store(bytes, Ordering::Relaxed);
+                        }
                         Metrics::add(&self.counts.filtered, outcome.filtered);
                         self.count(&outcome);
                         self.emit(outcome);
@@ -477,6 +498,7 @@ impl StageTask {
         Metrics::add(&self.metrics.instance_restarts, outcome.restarts);
         Metrics::add(&self.metrics.dead_letters, dead);
         Metrics::add(&self.counts.skipped, outcome.skipped);
+        Metrics::add(&self.counts.restarts, outcome.restarts);
         Metrics::add(&self.counts.dead, dead);
         Metrics::add(&self.counts.events_out, out as u64);
     }

@@ -59,6 +59,11 @@ impl StoreLimiter {
         }
     }
 
+    /// Bytes of every memory and table of the store so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
     /// The breached limit, if any, as text for messages.
     pub fn breached(&self) -> Option<String> {
         self.breached.clone()

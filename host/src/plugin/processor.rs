@@ -212,6 +212,14 @@ impl ProcessorInstance {
         &self.limits
     }
 
+    /// Bytes of the live instance's memories and tables (none between a
+    /// failure and the next call).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.live
+            .as_ref()
+            .map(|l| l.store.data().limiter.used() as u64)
+    }
+
     /// Caps the CPU time of the following calls (`None` lifts the cap).
     pub fn cap_calls(&mut self, cap: Option<CallCap>) {
         self.cap = cap;

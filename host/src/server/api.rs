@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -36,38 +37,104 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 type Shared = Arc<Server>;
 
-/// The routes.
+/// Routes with the methods each serves, as they are added to the router:
+/// the OpenAPI document's test compares this list with the document.
+pub struct Routes {
+    router: Router<Shared>,
+    /// (path in axum's `{param}` syntax, methods).
+    pub served: Vec<(&'static str, &'static [&'static str])>,
+}
+
+impl Routes {
+    fn add(
+        mut self,
+        path: &'static str,
+        methods: &'static [&'static str],
+        route: MethodRouter<Shared>,
+    ) -> Self {
+        self.router = self.router.route(path, route);
+        self.served.push((path, methods));
+        self
+    }
+}
+
+/// Every route, without the server's state.
+pub fn routes() -> Routes {
+    Routes {
+        router: Router::new(),
+        served: Vec::new(),
+    }
+    .add(
+        "/v1/health",
+        &["GET"],
+        get(|| async { Json(json!({"ok": true})) }),
+    )
+    .add("/v1/openapi.json", &["GET"], get(openapi))
+    .add("/metrics", &["GET"], get(prometheus))
+    .add("/v1/whoami", &["GET"], get(whoami))
+    .add(
+        "/v1/tenants",
+        &["GET", "POST"],
+        get(list_tenants).post(create_tenant),
+    )
+    .add(
+        "/v1/tenants/{tenant}",
+        &["GET", "DELETE"],
+        get(get_tenant).delete(delete_tenant),
+    )
+    .add(
+        "/v1/tenants/{tenant}/tokens",
+        &["GET", "POST"],
+        get(list_tokens).post(create_token),
+    )
+    .add(
+        "/v1/tenants/{tenant}/tokens/{id}",
+        &["DELETE"],
+        delete(delete_token),
+    )
+    .add(
+        "/v1/plugins",
+        &["GET", "POST"],
+        get(list_plugins).post(upload_plugin),
+    )
+    .add(
+        "/v1/plugins/{plugin}",
+        &["GET", "DELETE"],
+        get(get_plugin).delete(delete_plugin),
+    )
+    .add("/v1/validate", &["POST"], post(validate))
+    .add(
+        "/v1/pipelines",
+        &["GET", "POST"],
+        get(list_pipelines).post(create_pipeline),
+    )
+    .add(
+        "/v1/pipelines/{name}",
+        &["GET", "PUT", "DELETE"],
+        get(get_pipeline).put(put_pipeline).delete(delete_pipeline),
+    )
+    .add(
+        "/v1/pipelines/{name}/status",
+        &["GET"],
+        get(pipeline_status),
+    )
+    .add(
+        "/v1/pipelines/{name}/start",
+        &["POST"],
+        post(start_pipeline),
+    )
+    .add("/v1/pipelines/{name}/stop", &["POST"], post(stop_pipeline))
+    .add(
+        "/v1/pipelines/{name}/pause",
+        &["POST"],
+        post(pause_pipeline),
+    )
+}
+
+/// The routes, serving `server`.
 pub fn router(server: Shared) -> Router {
-    Router::new()
-        .route("/v1/health", get(|| async { Json(json!({"ok": true})) }))
-        .route("/v1/whoami", get(whoami))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route(
-            "/v1/tenants/{tenant}",
-            get(get_tenant).delete(delete_tenant),
-        )
-        .route(
-            "/v1/tenants/{tenant}/tokens",
-            get(list_tokens).post(create_token),
-        )
-        .route(
-            "/v1/tenants/{tenant}/tokens/{id}",
-            axum::routing::delete(delete_token),
-        )
-        .route("/v1/plugins", get(list_plugins).post(upload_plugin))
-        .route(
-            "/v1/plugins/{plugin}",
-            get(get_plugin).delete(delete_plugin),
-        )
-        .route("/v1/validate", post(validate))
-        .route("/v1/pipelines", get(list_pipelines).post(create_pipeline))
-        .route(
-            "/v1/pipelines/{name}",
-            get(get_pipeline).put(put_pipeline).delete(delete_pipeline),
-        )
-        .route("/v1/pipelines/{name}/status", get(pipeline_status))
-        .route("/v1/pipelines/{name}/start", post(start_pipeline))
-        .route("/v1/pipelines/{name}/stop", post(stop_pipeline))
+    routes()
+        .router
         .fallback(|| async { ApiError::NotFound("no such route; the API is under /v1".into()) })
         .with_state(server)
 }
@@ -88,11 +155,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("request task: {e}")))?
 }
 
+/// Who is calling; a tenant over its API rate gets 429 here, before any
+/// body is read.
 async fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     let s = s.clone();
     blocking(move || {
-        auth::authenticate(&s.store, &s.config.admin_token, &token)?.ok_or(ApiError::Unauthorized)
+        let who = auth::authenticate(&s.store, &s.config.admin_token, &token)?
+            .ok_or(ApiError::Unauthorized)?;
+        if let Principal::Tenant { tenant, .. } = &who {
+            let p = s.config.policy(tenant);
+            s.rate
+                .take(tenant, p.api_requests_per_s, p.api_burst)
+                .map_err(|retry_after| ApiError::RateLimited {
+                    limit: p.api_requests_per_s,
+                    retry_after,
+                })?;
+        }
+        Ok(who)
     })
     .await
 }
@@ -139,6 +219,14 @@ async fn read_body(
         .map_err(|_| ApiError::TooLarge { limit })
 }
 
+/// A query string, or 400 in the API's JSON shape (axum's own rejection is text).
+fn query(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+}
+
 fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
@@ -182,6 +270,32 @@ async fn call_with_body(
 fn respond(outcome: ApiResult) -> Response {
     match outcome {
         Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+/// `/metrics`: every tenant's series for the operator, a tenant's own for
+/// its tokens (see [`super::metrics`]).
+async fn prometheus(State(s): State<Shared>, h: HeaderMap) -> Response {
+    let outcome = async {
+        let who = authenticate(&s, &h).await?;
+        let prefix = match &who {
+            Principal::Operator => String::new(),
+            Principal::Tenant { tenant, .. } => format!("{tenant}/"),
+        };
+        blocking(move || Ok(super::metrics::render(&s.supervisor.snapshots(&prefix)))).await
+    }
+    .await;
+    match outcome {
+        Ok(text) => ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -243,11 +357,12 @@ async fn list_plugins(State(s): State<Shared>, h: HeaderMap) -> Response {
 async fn upload_plugin(
     State(s): State<Shared>,
     h: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
     body: Body,
 ) -> Response {
     call_with_body(s, h, body, move |s, who, b| {
         let tenant = tenant_of(who, Scope::Deploy)?;
+        let q = query(q)?;
         let name = q
             .get("name")
             .ok_or_else(|| ApiError::BadRequest("missing `?name=NAME`".into()))?;
@@ -314,11 +429,15 @@ async fn get_pipeline(
     State(s): State<Shared>,
     h: HeaderMap,
     Path(n): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let spec = q.get("spec").is_some_and(|v| v == "true");
+    let spec = query(q).and_then(|q| match q.get("spec").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::BadRequest("`spec` is `true` or `false`".into())),
+    });
     call(s, h, move |s, who| {
-        pipelines::get(s, &tenant_of(who, Scope::Read)?, &n, spec)
+        pipelines::get(s, &tenant_of(who, Scope::Read)?, &n, spec?)
     })
     .await
 }
@@ -344,6 +463,15 @@ async fn stop_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<Stri
         let tenant = tenant_of(who, Scope::Deploy)?;
         let _guard = s.lock_tenant(&tenant);
         pipelines::stop(s, &tenant, &n)
+    })
+    .await
+}
+
+async fn pause_pipeline(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        pipelines::pause(s, &tenant, &n)
     })
     .await
 }

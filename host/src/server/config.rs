@@ -11,6 +11,10 @@
 //! max_pipelines = 10
 //! max_plugin_bytes = 67108864     # all of a tenant's plugins together
 //! max_request_bytes = 1048576     # one request body (plugin uploads included)
+//! api_requests_per_s = 50         # API rate of all its tokens together ...
+//! api_burst = 100                 # ... with bursts of up to this many
+//! max_state_bytes = 1073741824    # checkpoints and state of all its pipelines
+//! max_dead_letter_bytes = 1073741824  # their default dead-letter files
 //!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
@@ -57,6 +61,10 @@ struct Grant {
     max_pipelines: Option<u64>,
     max_plugin_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
+    api_requests_per_s: Option<u64>,
+    api_burst: Option<u64>,
+    max_state_bytes: Option<u64>,
+    max_dead_letter_bytes: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -70,6 +78,15 @@ pub struct Policy {
     pub max_plugin_bytes: u64,
     /// Largest request body it may send.
     pub max_request_bytes: u64,
+    /// API requests per second its tokens may make together, on average.
+    pub api_requests_per_s: u64,
+    /// API requests it may make at once above that rate (the bucket's size).
+    pub api_burst: u64,
+    /// Bytes of checkpoints, keyed state and table snapshots of all its
+    /// pipelines together (`tenants/T/pipelines`, dead letters not counted).
+    pub max_state_bytes: u64,
+    /// Bytes of its pipelines' default dead-letter files, all together.
+    pub max_dead_letter_bytes: u64,
 }
 
 impl Default for Policy {
@@ -80,6 +97,10 @@ impl Default for Policy {
             max_pipelines: 10,
             max_plugin_bytes: 64 << 20,
             max_request_bytes: 16 << 20,
+            api_requests_per_s: 50,
+            api_burst: 100,
+            max_state_bytes: 1 << 30,
+            max_dead_letter_bytes: 1 << 30,
         }
     }
 }
@@ -97,6 +118,18 @@ impl Policy {
         }
         if let Some(v) = g.max_request_bytes {
             self.max_request_bytes = v;
+        }
+        if let Some(v) = g.api_requests_per_s {
+            self.api_requests_per_s = v;
+        }
+        if let Some(v) = g.api_burst {
+            self.api_burst = v;
+        }
+        if let Some(v) = g.max_state_bytes {
+            self.max_state_bytes = v;
+        }
+        if let Some(v) = g.max_dead_letter_bytes {
+            self.max_dead_letter_bytes = v;
         }
         self
     }
@@ -171,6 +204,12 @@ impl ServerConfig {
         for (who, policy) in std::iter::once(("defaults", &defaults))
             .chain(tenants.iter().map(|(n, p)| (n.as_str(), p)))
         {
+            if policy.api_requests_per_s == 0 || policy.api_burst == 0 {
+                bail!(
+                    "{}: {who}: api_requests_per_s and api_burst must be at least 1",
+                    path.display()
+                );
+            }
             for c in &policy.connectors {
                 if !known.contains(&c.as_str()) {
                     bail!(

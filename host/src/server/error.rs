@@ -38,6 +38,13 @@ pub enum ApiError {
         /// Its value.
         limit: u64,
     },
+    /// Over the tenant's API rate.
+    RateLimited {
+        /// `api_requests_per_s`.
+        limit: u64,
+        /// How long until a request would be accepted.
+        retry_after: std::time::Duration,
+    },
     /// Something broke on our side.
     Internal(anyhow::Error),
 }
@@ -84,6 +91,20 @@ impl IntoResponse for ApiError {
                     "quota": "max_request_bytes", "limit": limit,
                 }),
             ),
+            ApiError::RateLimited { limit, retry_after } => {
+                // Whole seconds, rounded up: `Retry-After` takes no fraction.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let body = json!({
+                    "error": format!("over quota `api_requests_per_s` ({limit} a second, with bursts of `api_burst`); retry after {secs} s"),
+                    "quota": "api_requests_per_s", "limit": limit, "retry_after_s": secs,
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 (

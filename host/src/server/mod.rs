@@ -8,9 +8,13 @@
 //!   pipeline specs with their desired status;
 //! - [`auth`]: tokens and who a request comes from;
 //! - [`policy`]: what a tenant's pipeline file may not do;
+//! - [`ratelimit`]: each tenant's API rate;
 //! - [`tenants`], [`plugins`], [`pipelines`]: what the API does, as plain
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
+//! - [`usage`]: the state and dead-letter byte quotas;
+//! - [`metrics`]: `/metrics` in the Prometheus text format;
+//! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
 //! - [`api`]: routes, request bounds and the connection loop.
 //!
 //! The data dir holds `catalog.redb`, `plugins/SHA256.wasm` (content
@@ -21,12 +25,16 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod openapi;
 pub mod pipelines;
 pub mod plugins;
 pub mod policy;
+pub mod ratelimit;
 pub mod store;
 pub mod supervisor;
 pub mod tenants;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::os::unix::fs::DirBuilderExt;
@@ -60,6 +68,8 @@ pub struct Server {
     freed: Condvar,
     /// Held while content-addressed blobs are added or removed.
     pub blobs: Mutex<()>,
+    /// Each tenant's API rate.
+    pub rate: ratelimit::RateLimiter,
 }
 
 /// Holds a tenant's lock (see [`Server::lock_tenant`]) until dropped.
@@ -113,6 +123,7 @@ impl Server {
             busy: Mutex::default(),
             freed: Condvar::new(),
             blobs: Mutex::default(),
+            rate: ratelimit::RateLimiter::default(),
         })
     }
 
@@ -148,6 +159,7 @@ pub fn serve(config_path: &Path) -> Result<ExitCode> {
     let config = ServerConfig::load(config_path)?;
     let server = std::sync::Arc::new(Server::open(config)?);
     pipelines::resume_all(&server);
+    usage::spawn_watch(server.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::policy::{self, is_name, Rules};
 use super::store::{key, now_ms, Desired, PipelineRec};
 use super::supervisor::{State, Status};
-use super::{plugins, Server};
+use super::{plugins, usage, Server};
 use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Location, Pipeline};
 use crate::pipeline::check_plugins;
 use crate::state::CheckpointStore;
@@ -183,7 +183,7 @@ fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
     let mut status = s
         .supervisor
         .status(&key(&rec.tenant, &rec.name))
-        .unwrap_or_else(idle);
+        .unwrap_or_else(|| Status::idle(State::Stopped));
     // A run's error names files by their server path; the tenant knows them
     // relative to its own area.
     if let Some(e) = &mut status.error {
@@ -197,20 +197,6 @@ fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
         "plugins": rec.plugins,
         "updated_ms": rec.updated_ms,
     })
-}
-
-fn idle() -> Status {
-    Status {
-        state: State::Stopped,
-        since_ms: now_ms(),
-        events_in: 0,
-        events_out: 0,
-        dead_letters: 0,
-        progress_done: 0,
-        progress_total: 0,
-        checkpoints: None,
-        error: None,
-    }
 }
 
 fn missing(name: &str) -> ApiError {
@@ -239,6 +225,9 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         }
     }
     let desired = existing.as_ref().map_or(Desired::Running, |e| e.desired);
+    if desired != Desired::Stopped {
+        usage::check(s, tenant)?;
+    }
     let rec = PipelineRec {
         tenant: tenant.to_string(),
         name: name.clone(),
@@ -249,14 +238,14 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
     };
     s.store.put_pipeline(&rec)?;
     let k = key(tenant, &name);
-    if desired == Desired::Running {
+    if desired != Desired::Stopped {
         if existing.is_some() && !s.supervisor.stop(&k, STOP_WAIT) {
             return Err(ApiError::Conflict(format!(
                 "pipeline `{name}` was updated but its previous run is still draining; start it again shortly"
             )));
         }
         s.supervisor
-            .start(&k, prepared.pipeline)
+            .start(&k, prepared.pipeline, desired == Desired::Paused)
             .map_err(anyhow::Error::from)?;
     }
     let code = if existing.is_some() {
@@ -292,12 +281,33 @@ pub fn get(s: &Server, tenant: &str, name: &str, spec: bool) -> ApiResult {
 pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     let mut rec = record(s, tenant, name)?;
     let prepared = prepare(s, tenant, Some(name), &rec.yaml)?;
+    usage::check(s, tenant)?;
     rec.desired = Desired::Running;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;
-    s.supervisor
-        .start(&key(tenant, name), prepared.pipeline)
-        .map_err(anyhow::Error::from)?;
+    let k = key(tenant, name);
+    // A paused run resumes in place; anything else starts.
+    if !s.supervisor.set_paused(&k, false) {
+        s.supervisor
+            .start(&k, prepared.pipeline, false)
+            .map_err(anyhow::Error::from)?;
+    }
+    Ok((StatusCode::OK, Json(status_of(s, &rec))))
+}
+
+/// Pauses a running pipeline: its sources read nothing until it is
+/// started (resumed) again; checkpoints go on, and the run keeps its
+/// in-memory state. Kept across server restarts.
+pub fn pause(s: &Server, tenant: &str, name: &str) -> ApiResult {
+    let mut rec = record(s, tenant, name)?;
+    if rec.desired == Desired::Stopped || !s.supervisor.set_paused(&key(tenant, name), true) {
+        return Err(ApiError::Conflict(format!(
+            "pipeline `{name}` is not running; start it first"
+        )));
+    }
+    rec.desired = Desired::Paused;
+    rec.updated_ms = now_ms();
+    s.store.put_pipeline(&rec)?;
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
 }
 
@@ -336,12 +346,15 @@ pub fn resume_all(s: &Server) {
             return;
         }
     };
-    for rec in recs.into_iter().filter(|r| r.desired == Desired::Running) {
+    for rec in recs.into_iter().filter(|r| r.desired != Desired::Stopped) {
         let k = key(&rec.tenant, &rec.name);
         match prepare(s, &rec.tenant, Some(&rec.name), &rec.yaml) {
             Ok(p) => {
                 tracing::info!(pipeline = %k, "resuming");
-                if let Err(e) = s.supervisor.start(&k, p.pipeline) {
+                if let Err(e) = s
+                    .supervisor
+                    .start(&k, p.pipeline, rec.desired == Desired::Paused)
+                {
                     s.supervisor.failed(&k, format!("cannot start: {e}"));
                 }
             }

@@ -85,6 +85,8 @@ pub enum Desired {
     Running,
     /// Leave it stopped.
     Stopped,
+    /// Run it with its sources paused (and again after a server restart).
+    Paused,
 }
 
 /// A deployed pipeline.

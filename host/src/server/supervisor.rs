@@ -1,6 +1,6 @@
 //! Running pipelines: each on its own thread with the same runner as
-//! `sluice run`, a stop flag the API sets, and a status the runner's
-//! status callback keeps current.
+//! `sluice run`, stop and pause flags the API sets, and the run's counters,
+//! which the status and `/metrics` read while it goes on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Pipeline;
-use crate::pipeline::{self, RunOptions, RunStatus};
+use crate::pipeline::{self, ComponentCounts, Metrics, RunOptions};
 use crate::plugin::{ComponentCache, WasmEngine};
 
 use super::store::now_ms;
@@ -26,6 +26,8 @@ pub enum State {
     Running,
     /// Asked to stop; draining and taking a last checkpoint.
     Stopping,
+    /// Running, but its sources read nothing (checkpoints go on).
+    Paused,
     /// Its bounded sources drained and the run ended by itself.
     Finished,
     /// The run ended with an error, or could not start.
@@ -45,44 +47,149 @@ pub struct Status {
     pub events_out: u64,
     /// Events dead-lettered in this run.
     pub dead_letters: u64,
+    /// Events skipped under `on_error: skip` in this run.
+    pub skipped: u64,
+    /// Plugin instances replaced after a failure in this run.
+    pub plugin_restarts: u64,
     /// Bounded sources: read so far / in all (0 = unknown).
     pub progress_done: u64,
     /// See `progress_done`.
     pub progress_total: u64,
-    /// Checkpoints committed in this run (known when it ends).
-    pub checkpoints: Option<u64>,
+    /// Checkpoints committed in this run.
+    pub checkpoints: u64,
+    /// When this run last committed one, Unix milliseconds.
+    pub last_checkpoint_ms: Option<u64>,
+    /// Runs started since the server started (1 + restarts).
+    pub runs: u64,
+    /// Each source's, stage's, sink's and table's figures.
+    pub components: Vec<Component>,
     /// Why it failed.
     pub error: Option<String>,
 }
 
+/// One source's, stage's, sink's or table's figures in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// `source`, `stage`, `sink` or `table`.
+    pub role: &'static str,
+    /// Its name in the pipeline file.
+    pub name: String,
+    /// Events received (0 for sources).
+    pub events_in: u64,
+    /// Events passed on (sources: read; sinks: written).
+    pub events_out: u64,
+    /// Stages: input events that produced nothing.
+    pub filtered: u64,
+    /// Events dead-lettered here.
+    pub dead_letters: u64,
+    /// Events skipped here.
+    pub skipped: u64,
+    /// Stages: plugin instances replaced after a failure.
+    pub restarts: u64,
+    /// Stages: CPU time inside plugin calls, milliseconds.
+    pub cpu_ms: u64,
+    /// Stages: the plugin instance's memory after its last batch, bytes.
+    pub memory_bytes: u64,
+    /// Bounded sources: read so far / in all (0 = unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<(u64, u64)>,
+}
+
+impl Component {
+    fn of(c: &ComponentCounts, progress: &[(String, u64, u64)]) -> Self {
+        let progress = (c.role_word() == "source")
+            .then(|| {
+                progress
+                    .iter()
+                    .find(|(n, ..)| *n == c.name)
+                    .map(|(_, d, t)| (*d, *t))
+            })
+            .flatten();
+        Self {
+            role: c.role_word(),
+            name: c.name.clone(),
+            events_in: c.events_in,
+            events_out: c.events_out,
+            filtered: c.filtered,
+            dead_letters: c.dead_lettered,
+            skipped: c.skipped,
+            restarts: c.restarts,
+            cpu_ms: c.cpu_ns / 1_000_000,
+            memory_bytes: c.memory_bytes,
+            progress,
+        }
+    }
+}
+
 impl Status {
-    fn new(state: State) -> Self {
+    /// A pipeline with no run since the server started.
+    pub fn idle(state: State) -> Self {
         Self {
             state,
             since_ms: now_ms(),
             events_in: 0,
             events_out: 0,
             dead_letters: 0,
+            skipped: 0,
+            plugin_restarts: 0,
             progress_done: 0,
             progress_total: 0,
-            checkpoints: None,
+            checkpoints: 0,
+            last_checkpoint_ms: None,
+            runs: 0,
+            components: Vec::new(),
             error: None,
         }
     }
 
-    fn figures(&mut self, s: &RunStatus) {
-        self.events_in = s.events_in;
-        self.events_out = s.events_out;
-        self.dead_letters = s.dead_letters;
-        self.progress_done = s.progress_done;
-        self.progress_total = s.progress_total;
+    /// The figures of `m` right now.
+    fn figures(&mut self, m: &Metrics) {
+        self.events_in = Metrics::get(&m.events_in);
+        self.events_out = Metrics::get(&m.events_out);
+        self.dead_letters = Metrics::get(&m.dead_letters);
+        self.skipped = Metrics::get(&m.skipped);
+        self.plugin_restarts = Metrics::get(&m.instance_restarts);
+        self.checkpoints = Metrics::get(&m.checkpoints);
+        self.last_checkpoint_ms = Some(Metrics::get(&m.last_checkpoint_ms)).filter(|&t| t > 0);
+        let progress = m.progress();
+        (self.progress_done, self.progress_total) = progress
+            .iter()
+            .fold((0, 0), |(d, t), (_, pd, pt)| (d + pd, t + pt));
+        self.components = m
+            .components()
+            .iter()
+            .map(|c| Component::of(c, &progress))
+            .collect();
     }
+}
+
+/// A run's status with its figures, for `/metrics`.
+pub struct Snapshot {
+    /// `tenant/name`.
+    pub key: String,
+    /// The status, figures included.
+    pub status: Status,
 }
 
 struct Run {
     stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Status>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Run {
+    fn status(&self) -> Status {
+        let mut st = lock(&self.status).clone();
+        if let Some(m) = &self.metrics {
+            st.figures(m);
+        }
+        if st.state == State::Running && self.pause.load(Ordering::SeqCst) {
+            st.state = State::Paused;
+        }
+        st
+    }
 }
 
 /// Every pipeline's run, by `tenant/name`.
@@ -107,27 +214,31 @@ impl Supervisor {
         }
     }
 
-    /// Starts `pipeline` under `key` unless it is already running.
-    pub fn start(&self, key: &str, pipeline: Pipeline) -> std::io::Result<()> {
+    /// Starts `pipeline` under `key` unless it is already running; with its
+    /// sources paused when `paused`.
+    pub fn start(&self, key: &str, pipeline: Pipeline, paused: bool) -> std::io::Result<()> {
         let mut runs = lock(&self.runs);
         if let Some(run) = runs.get(key) {
             if run.thread.as_ref().is_some_and(|t| !t.is_finished()) {
                 return Ok(());
             }
         }
+        let runs_so_far = runs.get(key).map_or(0, |r| lock(&r.status).runs);
         let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(Mutex::new(Status::new(State::Running)));
-        let on_status: pipeline::StatusCallback = {
-            let status = status.clone();
-            Arc::new(move |s: &RunStatus| lock(&status).figures(s))
-        };
+        let pause = Arc::new(AtomicBool::new(paused));
+        let mut fresh = Status::idle(State::Running);
+        fresh.runs = runs_so_far + 1;
+        let status = Arc::new(Mutex::new(fresh));
+        let metrics = Arc::new(Metrics::default());
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let options = RunOptions {
             watch: false,
             stop: stop.clone(),
-            on_status: Some(on_status),
+            on_status: None,
             // The server's own log would interleave every tenant's lines.
             stats_every: None,
+            metrics: Some(metrics.clone()),
+            pause: Some(pause.clone()),
         };
         let thread_status = status.clone();
         let thread_stop = stop.clone();
@@ -143,15 +254,14 @@ impl Supervisor {
                 st.since_ms = now_ms();
                 match outcome {
                     Ok(Ok(summary)) => {
-                        st.state = if thread_stop.load(Ordering::SeqCst) {
+                        st.state = if st.error.is_some() {
+                            // Halted by the server (a byte quota): say so.
+                            State::Failed
+                        } else if thread_stop.load(Ordering::SeqCst) {
                             State::Stopped
                         } else {
                             State::Finished
                         };
-                        st.events_in = summary.events_in;
-                        st.events_out = summary.events_out;
-                        st.dead_letters = summary.dead_letters;
-                        st.checkpoints = Some(summary.checkpoints);
                         tracing::info!(pipeline = %name, state = ?st.state, events_in = summary.events_in, "pipeline ended");
                     }
                     Ok(Err(e)) => {
@@ -169,8 +279,10 @@ impl Supervisor {
             key.to_string(),
             Run {
                 stop,
+                pause,
                 thread: Some(thread),
                 status,
+                metrics: Some(metrics),
             },
         );
         Ok(())
@@ -178,14 +290,16 @@ impl Supervisor {
 
     /// Records that `key` could not start, and why.
     pub fn failed(&self, key: &str, error: String) {
-        let mut st = Status::new(State::Failed);
+        let mut st = Status::idle(State::Failed);
         st.error = Some(error);
         lock(&self.runs).insert(
             key.to_string(),
             Run {
                 stop: Arc::new(AtomicBool::new(true)),
+                pause: Arc::new(AtomicBool::new(false)),
                 thread: None,
                 status: Arc::new(Mutex::new(st)),
+                metrics: None,
             },
         );
     }
@@ -226,6 +340,26 @@ impl Supervisor {
         }
     }
 
+    /// Stops `key` because of `why` (a quota): it drains and checkpoints
+    /// like a stop, then shows as failed with `why`.
+    pub fn halt(&self, key: &str, why: &str) {
+        if let Some(run) = lock(&self.runs).get(key) {
+            lock(&run.status).error = Some(why.to_string());
+        }
+        self.stop(key, Duration::from_secs(20));
+    }
+
+    /// The keys of runs with a live thread, sorted.
+    pub fn live_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = lock(&self.runs)
+            .iter()
+            .filter(|(_, r)| r.thread.as_ref().is_some_and(|t| !t.is_finished()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Forgets `key` (after it stopped).
     pub fn remove(&self, key: &str) {
         lock(&self.runs).remove(key);
@@ -233,7 +367,34 @@ impl Supervisor {
 
     /// `key`'s status, if it has run since the server started.
     pub fn status(&self, key: &str) -> Option<Status> {
-        lock(&self.runs).get(key).map(|r| lock(&r.status).clone())
+        lock(&self.runs).get(key).map(Run::status)
+    }
+
+    /// Pauses (`true`) or resumes `key`'s live run; false when it has none.
+    pub fn set_paused(&self, key: &str, paused: bool) -> bool {
+        let runs = lock(&self.runs);
+        match runs.get(key) {
+            Some(run) if run.thread.as_ref().is_some_and(|t| !t.is_finished()) => {
+                run.pause.store(paused, Ordering::SeqCst);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every run whose key starts with `prefix` (`""`: all), sorted by key.
+    pub fn snapshots(&self, prefix: &str) -> Vec<Snapshot> {
+        let runs = lock(&self.runs);
+        let mut out: Vec<Snapshot> = runs
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, r)| Snapshot {
+                key: k.clone(),
+                status: r.status(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
     }
 
     /// Whether `key` has a live thread.

@@ -94,6 +94,9 @@ pub fn get(s: &Server, who: &Principal, name: &str) -> ApiResult {
     let mut v = view(s, &t);
     v["pipelines"] = json!(s.store.pipelines(name)?.len());
     v["plugin_bytes"] = json!(super::plugins::stored_bytes(s, name)?);
+    let u = super::usage::of(s, name);
+    v["state_bytes"] = json!(u.state_bytes);
+    v["dead_letter_bytes"] = json!(u.dead_letter_bytes);
     Ok((StatusCode::OK, Json(v)))
 }
 
@@ -107,6 +110,7 @@ pub fn delete(s: &Server, who: &Principal, name: &str) -> ApiResult {
         )));
     }
     s.store.delete_tenant(name)?;
+    s.rate.forget(name);
     let _ = std::fs::remove_dir_all(s.tenant_dir(name));
     Ok((StatusCode::OK, Json(json!({ "deleted": name }))))
 }

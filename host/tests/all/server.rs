@@ -715,3 +715,335 @@ fn tenants_are_bound_by_the_operators_host_config() {
     );
     s.terminate();
 }
+
+/// The value of the one sample of `name` with exactly `labels` in a
+/// Prometheus exposition.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let head = format!("{name}{{{labels}}} ");
+    text.lines().find_map(|l| l.strip_prefix(&head)).map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("bad value in {name}: {v}"))
+    })
+}
+
+fn metrics(s: &Server, token: &str) -> String {
+    let (code, v) = s.call("GET", "/metrics", Some(token), None);
+    assert_eq!(code, 200, "{v}");
+    v["raw"].as_str().expect("text, not JSON").to_string()
+}
+
+#[test]
+fn metrics_show_a_tenant_only_its_own_series_and_pause_holds_its_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let a = tenant(&s, "acme", "deploy");
+    let z = tenant(&s, "zeta-corp", "deploy");
+    let a_read = token(&s, "acme", "read", ADMIN);
+    for t in [&a, &z] {
+        s.ok(
+            "POST",
+            "/v1/plugins?name=pass",
+            Some(t),
+            Some(wasm("passthrough")),
+        );
+    }
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&a),
+        Some(customers("gen", 1_000_000, 300, "pass")),
+    );
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&z),
+        Some(customers("secret-zz", 1_000_000, 300, "pass")),
+    );
+    // Names with quotes, line feeds or braces never get as far as a label.
+    let hostile = b"name: \"a\\\"b\\nc{}\"\nsources:\n  gen: {type: datagen, kind: customers, count: 1}\nsinks:\n  out: {type: file, path: x.jsonl, inputs: [gen]}\n";
+    let (code, v) = s.call("POST", "/v1/pipelines", Some(&a), Some(hostile.to_vec()));
+    assert_eq!(code, 400, "{v}");
+    let v = s.wait_for(&a, "gen", "checkpointed with a busy stage", |v| {
+        v["status"]["checkpoints"].as_u64() > Some(1)
+            && v["status"]["components"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["role"] == "stage" && c["events_in"].as_u64() > Some(100))
+    });
+    // Per-component figures in the status: source, stage, sink.
+    let roles: Vec<(&str, &str)> = v["status"]["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            (
+                c["role"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [("source", "gen"), ("stage", "copy"), ("sink", "out")],
+        "{v}"
+    );
+    let stage = &v["status"]["components"][1];
+    assert!(stage["memory_bytes"].as_u64() > Some(0), "{stage}");
+
+    let all = metrics(&s, ADMIN);
+    let copy = "tenant=\"acme\",pipeline=\"gen\",stage=\"copy\"";
+    let seen = sample(&all, "sluice_stage_events_in_total", copy).expect(&all);
+    assert!(seen > 100.0, "{all}");
+    assert!(
+        sample(&all, "sluice_stage_memory_bytes", copy) > Some(0.0),
+        "{all}"
+    );
+    assert!(
+        sample(&all, "sluice_stage_cpu_seconds_total", copy) > Some(0.0),
+        "{all}"
+    );
+    let age = sample(
+        &all,
+        "sluice_pipeline_checkpoint_age_seconds",
+        "tenant=\"acme\",pipeline=\"gen\"",
+    )
+    .expect(&all);
+    assert!((0.0..30.0).contains(&age), "{all}");
+    assert!(
+        sample(
+            &all,
+            "sluice_source_events_total",
+            "tenant=\"zeta-corp\",pipeline=\"secret-zz\",source=\"gen\""
+        )
+        .is_some(),
+        "the operator sees every tenant: {all}"
+    );
+    assert!(all.contains("# TYPE sluice_sink_events_written_total counter\n"));
+    // A tenant's token, even a read-only one, sees its own series and
+    // nothing of another tenant's.
+    for t in [&a, &a_read] {
+        let mine = metrics(&s, t);
+        assert!(
+            sample(&mine, "sluice_stage_events_in_total", copy).is_some(),
+            "{mine}"
+        );
+        assert!(
+            !mine.contains("zeta") && !mine.contains("secret-zz"),
+            "{mine}"
+        );
+    }
+    let theirs = metrics(&s, &z);
+    assert!(!theirs.contains("acme"), "{theirs}");
+    let (code, _) = s.call("GET", "/metrics", None, None);
+    assert_eq!(code, 401);
+    let (code, _) = s.call("GET", "/metrics", Some("sluice_0_0"), None);
+    assert_eq!(code, 401);
+
+    // Pause: the source stops reading, checkpoints go on; kept across a
+    // restart; start resumes.
+    let (code, v) = s.call("POST", "/v1/pipelines/gen/pause", Some(&a_read), None);
+    assert_eq!(code, 403, "pausing needs `deploy`: {v}");
+    let paused = s.ok("POST", "/v1/pipelines/gen/pause", Some(&a), None);
+    assert_eq!(paused["status"]["state"], "paused", "{paused}");
+    assert_eq!(paused["desired"], "paused");
+    let after = |v: &Value, n: u64| v["status"]["checkpoints"].as_u64() >= Some(n);
+    // Two checkpoints after the pause, any batch read before it has passed.
+    let c0 = paused["status"]["checkpoints"]
+        .as_u64()
+        .expect("checkpoints");
+    let v = s.wait_for(&a, "gen", "checkpointing while paused", |v| {
+        after(v, c0 + 2)
+    });
+    let held = v["status"]["events_in"].as_u64().expect("events_in");
+    let c1 = v["status"]["checkpoints"].as_u64().expect("checkpoints");
+    let v = s.wait_for(&a, "gen", "checkpointing while paused", |v| {
+        after(v, c1 + 3)
+    });
+    assert_eq!(
+        v["status"]["events_in"].as_u64(),
+        Some(held),
+        "a paused source read: {v}"
+    );
+    let all = metrics(&s, ADMIN);
+    assert_eq!(
+        sample(
+            &all,
+            "sluice_pipeline_paused",
+            "tenant=\"acme\",pipeline=\"gen\""
+        ),
+        Some(1.0),
+        "{all}"
+    );
+    assert_eq!(
+        sample(
+            &all,
+            "sluice_pipeline_paused",
+            "tenant=\"zeta-corp\",pipeline=\"secret-zz\""
+        ),
+        Some(0.0),
+        "{all}"
+    );
+    s.terminate();
+
+    let s = Server::start(dir.path());
+    let v = s.wait_for(&a, "gen", "paused again after the restart", |v| {
+        v["status"]["state"] == "paused"
+    });
+    assert_eq!(v["desired"], "paused");
+    let resumed = s.ok("POST", "/v1/pipelines/gen/start", Some(&a), None);
+    assert_eq!(resumed["status"]["state"], "running", "{resumed}");
+    s.wait_for(&a, "gen", "reading again", |v| {
+        v["status"]["events_in"].as_u64() > Some(50)
+    });
+    s.ok("POST", "/v1/pipelines/gen/stop", Some(&a), None);
+    let (code, v) = s.call("POST", "/v1/pipelines/gen/pause", Some(&a), None);
+    assert_eq!(code, 409, "a stopped pipeline is not paused: {v}");
+    s.terminate();
+}
+
+#[test]
+fn the_openapi_document_matches_the_routes_and_the_api_rate_is_a_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[tenants.slow]\napi_requests_per_s = 1\napi_burst = 3\n",
+    );
+    let s = Server::start(dir.path());
+    let doc = s.ok("GET", "/v1/openapi.json", None, None);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 17, "{}", paths.len());
+    // Every documented method is served, every other one is 405: the
+    // document and the router agree (the unit test holds the router's own
+    // list to the document).
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{tenant}", "nobody")
+            .replace("{id}", "0")
+            .replace("{plugin}", "nothing")
+            .replace("{name}", "nothing");
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            let (code, v) = s.call(method, &concrete, Some(ADMIN), None);
+            let documented = ops.get(method.to_lowercase()).is_some();
+            if documented {
+                assert!(
+                    code != 405
+                        && v["error"]
+                            .as_str()
+                            .is_none_or(|e| !e.contains("no such route")),
+                    "{method} {path}: documented but answered {code} {v}"
+                );
+            } else {
+                assert_eq!(code, 405, "{method} {path}: undocumented but answered {v}");
+            }
+        }
+    }
+
+    // The API rate: a burst of 3, then 429 naming the quota with
+    // Retry-After; other tenants and the operator are not held up.
+    let slow = tenant(&s, "slow", "read");
+    let other = tenant(&s, "other", "read");
+    let mut refused = None;
+    for i in 0..10 {
+        let (code, v) = s.call("GET", "/v1/whoami", Some(&slow), None);
+        if code == 429 {
+            refused = Some((i, v));
+            break;
+        }
+        assert_eq!(code, 200, "{v}");
+    }
+    let (i, v) = refused.expect("the burst of 3 ran out within 10 requests");
+    assert!((3..=4).contains(&i), "refused after {i} requests");
+    assert_eq!(v["quota"], "api_requests_per_s", "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("api_requests_per_s")),
+        "{v}"
+    );
+    let head = raw(
+        &s.url,
+        format!("GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {slow}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"),
+        "{head}"
+    );
+    s.ok("GET", "/v1/whoami", Some(&other), None);
+    s.ok("GET", "/v1/tenants", Some(ADMIN), None);
+    // The bucket refills: within a few seconds the tenant is served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.call("GET", "/v1/whoami", Some(&slow), None).0 == 429 {
+        assert!(Instant::now() < deadline, "the bucket never refilled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.ok("GET", "/v1/health", None, None);
+    s.terminate();
+}
+
+#[test]
+fn byte_quotas_stop_a_tenant_over_them_and_refuse_new_runs_naming_the_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[tenants.full]\nmax_dead_letter_bytes = 2000\n[tenants.tiny]\nmax_state_bytes = 1\n",
+    );
+    let s = Server::start(dir.path());
+    let full = tenant(&s, "full", "deploy");
+    let tiny = tenant(&s, "tiny", "deploy");
+    let fine = tenant(&s, "fine", "deploy");
+    // 200 malformed lines: each is dead-lettered, far over 2000 bytes; the
+    // datagen source keeps the run going after the file is read.
+    let bad: String = (0..200).map(|i| format!("not json {i}\n")).collect();
+    std::fs::write(dir.path().join("data/tenants/full/files/bad.jsonl"), bad).expect("bad.jsonl");
+    let two = |name: &str| {
+        format!(
+            "name: {name}\ncheckpoint_interval_ms: 200\nsources:\n  bad: {{type: file, path: bad.jsonl}}\n  gen: {{type: datagen, kind: customers, rate: 20}}\nsinks:\n  a: {{type: file, path: {name}-a.jsonl, inputs: [bad]}}\n  b: {{type: file, path: {name}-b.jsonl, inputs: [gen]}}\n"
+        )
+        .into_bytes()
+    };
+    s.ok("POST", "/v1/pipelines", Some(&full), Some(two("dl")));
+    let gen = |name: &str| {
+        format!("name: {name}\ncheckpoint_interval_ms: 200\nsources:\n  gen: {{type: datagen, kind: customers, rate: 20}}\nsinks:\n  out: {{type: file, path: {name}.jsonl, inputs: [gen]}}\n").into_bytes()
+    };
+    s.ok("POST", "/v1/pipelines", Some(&tiny), Some(gen("st")));
+    s.ok("POST", "/v1/pipelines", Some(&fine), Some(gen("ok")));
+
+    // The server stops each run over its tenant's quota, and says why.
+    for (t, name, quota) in [
+        (&full, "dl", "max_dead_letter_bytes"),
+        (&tiny, "st", "max_state_bytes"),
+    ] {
+        let v = s.wait_for(t, name, "stopped over its quota", |v| {
+            v["status"]["state"] == "failed"
+        });
+        let error = v["status"]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&format!("over quota `{quota}`")), "{v}");
+        assert_eq!(v["desired"], "stopped", "{v}");
+        // Starting it again, or deploying another, is refused naming the quota.
+        let (code, v) = s.call(
+            "POST",
+            &format!("/v1/pipelines/{name}/start"),
+            Some(t),
+            None,
+        );
+        assert_eq!((code, v["quota"].as_str()), (403, Some(quota)), "{v}");
+        let (code, v) = s.call("POST", "/v1/pipelines", Some(t), Some(gen("another")));
+        assert_eq!((code, v["quota"].as_str()), (403, Some(quota)), "{v}");
+        let (code, _) = s.call("GET", "/v1/pipelines/another", Some(t), None);
+        assert_eq!(code, 404, "a refused deploy changed nothing");
+    }
+    let usage = s.ok("GET", "/v1/tenants/full", Some(ADMIN), None);
+    assert!(usage["dead_letter_bytes"].as_u64() > Some(2000), "{usage}");
+    // The server is healthy, another tenant's pipeline runs on, and
+    // deleting the pipeline frees the tenant's space.
+    s.ok("GET", "/v1/health", None, None);
+    let v = s.ok("GET", "/v1/pipelines/ok", Some(&fine), None);
+    assert_eq!(v["status"]["state"], "running", "{v}");
+    s.ok("DELETE", "/v1/pipelines/dl", Some(&full), None);
+    let (code, v) = s.call("POST", "/v1/pipelines", Some(&full), Some(gen("again")));
+    assert_eq!(code, 201, "{v}");
+    s.terminate();
+}

@@ -1,0 +1,53 @@
+//! The OpenAPI 3.0 document served at `/v1/openapi.json`.
+//!
+//! It is hand-written JSON (`openapi.json` next to this file) rather than
+//! generated with a crate such as utoipa: the handlers take raw bodies and
+//! answer `serde_json::Value`s, so derive macros would describe little
+//! without a rewrite, and they would add proc-macro crates to every build.
+//! What keeps it true: the test below holds it to the routes the router
+//! serves, method by method, and `scripts/fuzz-api.sh` runs schemathesis
+//! against the live server to check every answer against it.
+
+/// The document, as served.
+pub const DOCUMENT: &str = include_str!("openapi.json");
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_document_lists_exactly_the_routes_and_methods_the_router_serves() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.0.3");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .expect("operations")
+                    .keys()
+                    .filter(|m| *m != "parameters")
+                    .map(move |m| (path.clone(), m.to_uppercase()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = crate::server::api::routes()
+            .served
+            .iter()
+            .flat_map(|(path, methods)| methods.iter().map(|m| (path.to_string(), m.to_string())))
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        assert!(extra.is_empty(), "documented but not served: {extra:?}");
+        // Every `$ref` points at a schema that exists.
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for (at, _) in DOCUMENT.match_indices("#/components/schemas/") {
+            let rest = &DOCUMENT[at + "#/components/schemas/".len()..];
+            let name = &rest[..rest.find('"').expect("closing quote")];
+            assert!(schemas.contains_key(name), "dangling $ref to {name}");
+        }
+    }
+}
