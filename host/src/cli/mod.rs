@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod build;
+mod dlq_cmd;
 mod plugin_cmd;
 mod progress;
 mod registry_cmd;
@@ -212,6 +213,9 @@ Every problem is reported in one pass as FILE:LINE:COL: FIELD: MESSAGE, with
     /// Build, inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Browse, replay and purge a pipeline's dead letters.
+    #[command(subcommand)]
+    Dlq(dlq_cmd::DlqCommand),
     /// Run `sluice-bench` (a separate binary): Sluice against hand-written Rust, and more.
     #[command(
         disable_help_flag = true,
@@ -531,6 +535,7 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench { args } => bench_cmd::run(&args),
+        Command::Dlq(command) => dlq_cmd::run(command),
         Command::Serve { config, .. } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());

@@ -18,7 +18,7 @@ fn report(diags: &Diagnostics) -> ExitCode {
 }
 
 /// Loads the file and every plugin; the diagnostics when anything is wrong.
-fn prepare(
+pub(super) fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
@@ -97,6 +97,7 @@ pub fn run(file: &Path, plugin_path: Vec<PathBuf>, args: RunArgs) -> Result<Exit
         Err(diags) => return Ok(report(&diags)),
     };
     if args.reset {
+        let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run --reset")?;
         super::reset_cmd::reset_state(&p)?;
     }
     execute(&p, &engine, &cache, &args)
@@ -109,6 +110,8 @@ pub(super) fn execute(
     cache: &ComponentCache,
     args: &RunArgs,
 ) -> Result<ExitCode> {
+    // `sluice dlq replay` and `purge` refuse while this is held.
+    let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run")?;
     let terminal = std::io::stderr().is_terminal();
     // Without a terminal (systemd, Kubernetes) nothing else says how a
     // long run is going; in one, the bar does unless -v asks for more.

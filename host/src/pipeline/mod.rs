@@ -6,7 +6,7 @@
 mod align;
 mod check;
 mod coordinator;
-mod dead_letter;
+pub(crate) mod dead_letter;
 pub mod fingerprint;
 mod graph;
 mod handoff;
@@ -25,7 +25,9 @@ mod tests;
 
 pub use align::{Aligner, Step};
 pub use check::check_plugins;
+pub(crate) use graph::DEAD_LETTER_SINK;
 pub use message::{Envelope, Message, Outputs};
 pub use metrics::{ComponentCounts, Metrics, Role};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
+pub(crate) use runner::{run_hooked, Hooks, WrapSink};
 pub use stage::{process_batch, StageLogic, StageOutcome};
