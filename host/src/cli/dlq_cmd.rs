@@ -533,11 +533,15 @@ fn show(p: &Pipeline, id: &str, as_json: bool) -> Result<ExitCode> {
             .time_ms
             .map_or_else(|| "unknown (no sluice.error.time)".into(), store::utc)
     );
-    println!(
-        "event time:  {} ({} ms)",
-        store::utc(letter.timestamp_ms),
-        letter.timestamp_ms
-    );
+    if letter.timestamp_ms == 0 {
+        println!("event time:  none (the source set none)");
+    } else {
+        println!(
+            "event time:  {} ({} ms)",
+            store::utc(letter.timestamp_ms),
+            letter.timestamp_ms
+        );
+    }
     let replayed = match record {
         None => "no".to_string(),
         Some(r) => {
@@ -625,7 +629,7 @@ fn print_replay(
         }
         println!("{line}");
     }
-    if report.letters.len() > limit {
+    if limit > 0 && report.letters.len() > limit {
         println!(
             "  ... {} more (--limit N, or --json)",
             report.letters.len() - limit

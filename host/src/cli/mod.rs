@@ -90,7 +90,9 @@ A rerun resumes from the last checkpoint under the pipeline's data_dir. If a
 source, sink or table was reconfigured since, it refuses (put the old config
 back, or --reset); a new plugin build or changed params resume, with a warning.
 On Ctrl-C, sources stop, in-flight events drain, a final checkpoint is taken,
-and the exit code is 0. A second Ctrl-C exits at once.
+and the exit code is 0. A second Ctrl-C exits at once. While it runs, it holds
+DATA_DIR/NAME/run.lock: a second run of the pipeline, `sluice dlq replay` and
+`purge` refuse meanwhile.
 
 At exit, one line per source, stage and sink counts events in, out, filtered
 out, dead-lettered and skipped. Without a terminal (or with -v) a `stats` line
