@@ -13,6 +13,7 @@ mod reset_cmd;
 mod run_cmd;
 mod signals;
 mod sql_cmd;
+mod tap_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,6 +124,39 @@ of key=value counts is logged every --stats-every seconds.")]
         /// either, safe defaults apply (docs/security.md).
         #[arg(long = "host-config", value_name = "FILE")]
         host_config: Option<PathBuf>,
+        /// Let `sluice tap` watch events leave sources and stages, on this
+        /// loopback address (port 0 picks one; written to
+        /// DATA_DIR/NAME/tap.addr). Costs nothing while nobody taps.
+        #[arg(long, value_name = "ADDR")]
+        tap: Option<String>,
+    },
+    /// Print a live sample of the events leaving a source or stage of a local run.
+    #[command(after_help = "\
+Examples:
+  sluice run --tap 127.0.0.1:0 pipeline.yaml &
+  sluice tap pipeline.yaml young
+  sluice tap pipeline.yaml people --filter \"country = 'br'\" --rate 5 --limit 20
+
+One JSON line per event: component, stream, key, value, headers and
+timestamp_ms. The run must have been started with --tap (it writes where it
+listens to DATA_DIR/NAME/tap.addr). Read-only: tapping never slows or
+changes the pipeline; past --rate events per second, and when this reader
+falls behind, events are skipped (not queued). --filter takes an expression
+of the `filter` plugin's language over the event's value.")]
+    Tap {
+        /// The pipeline file.
+        file: PathBuf,
+        /// The source or stage whose output to show.
+        component: String,
+        /// Only events whose value makes this expression true.
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
+        /// At most this many events per second.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        /// Stop after this many events (0: until interrupted).
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
     },
     /// Forget a pipeline's progress: delete its checkpoint and saved state.
     #[command(after_help = "\
@@ -493,6 +527,7 @@ pub fn main() -> ExitCode {
             stats_every,
             reset,
             host_config: _,
+            tap,
         } => run_cmd::run(
             &file,
             plugin_path,
@@ -502,6 +537,7 @@ pub fn main() -> ExitCode {
                 stats_every,
                 verbose: cli.verbose > 0,
                 reset,
+                tap,
             },
         ),
         Command::Reset {
@@ -538,6 +574,21 @@ pub fn main() -> ExitCode {
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench { args } => bench_cmd::run(&args),
         Command::Dlq(command) => dlq_cmd::run(command),
+        Command::Tap {
+            file,
+            component,
+            filter,
+            rate,
+            limit,
+        } => tap_cmd::run(
+            &file,
+            tap_cmd::TapArgs {
+                component: &component,
+                filter: filter.as_deref(),
+                rate,
+                limit,
+            },
+        ),
         Command::Serve { config, .. } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());

@@ -88,6 +88,8 @@ pub struct RunArgs {
     pub verbose: bool,
     /// Delete the checkpoint and state first (`--reset`).
     pub reset: bool,
+    /// Serve `sluice tap` on this loopback address (`--tap`).
+    pub tap: Option<String>,
 }
 
 /// `sluice run FILE`.
@@ -112,6 +114,9 @@ pub(super) fn execute(
 ) -> Result<ExitCode> {
     // `sluice dlq replay` and `purge` refuse while this is held.
     let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run")?;
+    if let Some(addr) = &args.tap {
+        open_tap(p, addr)?;
+    }
     let terminal = std::io::stderr().is_terminal();
     // Without a terminal (systemd, Kubernetes) nothing else says how a
     // long run is going; in one, the bar does unless -v asks for more.
@@ -184,4 +189,21 @@ fn component_lines(summary: &pipeline::RunSummary) -> String {
         ));
     }
     out
+}
+
+/// Starts the `sluice tap` endpoint on `addr` (loopback only: it shows raw
+/// events to whoever connects) and writes where it listens to
+/// `DATA_DIR/NAME/tap.addr` (0600), where `sluice tap` finds it.
+fn open_tap(p: &Pipeline, addr: &str) -> Result<()> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--tap {addr}"))?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() {
+        anyhow::bail!("--tap {addr}: only a loopback address is allowed (the tap shows raw events to whoever connects)");
+    }
+    let file = p.state_dir().join("tap.addr");
+    crate::dlq::ledger::write_atomic(&file, bound.to_string().as_bytes())?;
+    pipeline::tap::serve(listener)?;
+    tracing::info!(addr = %bound, "tap: `sluice tap` can connect");
+    Ok(())
 }

@@ -18,6 +18,7 @@ mod runner;
 mod sink_task;
 mod source_task;
 mod stage;
+pub mod tap;
 mod watch;
 
 #[cfg(test)]

@@ -31,4 +31,5 @@ mod sql;
 mod sql_sinks;
 mod sqldb;
 mod support;
+mod tap;
 mod validate;
