@@ -27,6 +27,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod connector;
+pub mod dlq;
 pub mod event;
 pub mod failpoint;
 pub mod format;

@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod build;
+mod dlq_cmd;
 mod plugin_cmd;
 mod progress;
 mod registry_cmd;
@@ -13,6 +14,7 @@ mod run_cmd;
 mod signals;
 mod sql_cmd;
 mod sql_shell;
+mod tap_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,7 +92,9 @@ A rerun resumes from the last checkpoint under the pipeline's data_dir. If a
 source, sink or table was reconfigured since, it refuses (put the old config
 back, or --reset); a new plugin build or changed params resume, with a warning.
 On Ctrl-C, sources stop, in-flight events drain, a final checkpoint is taken,
-and the exit code is 0. A second Ctrl-C exits at once.
+and the exit code is 0. A second Ctrl-C exits at once. While it runs, it holds
+DATA_DIR/NAME/run.lock: a second run of the pipeline, `sluice dlq replay` and
+`purge` refuse meanwhile.
 
 At exit, one line per source, stage and sink counts events in, out, filtered
 out, dead-lettered and skipped. Without a terminal (or with -v) a `stats` line
@@ -121,6 +125,39 @@ of key=value counts is logged every --stats-every seconds.")]
         /// either, safe defaults apply (docs/security.md).
         #[arg(long = "host-config", value_name = "FILE")]
         host_config: Option<PathBuf>,
+        /// Let `sluice tap` watch events leave sources and stages, on this
+        /// loopback address (port 0 picks one; written to
+        /// DATA_DIR/NAME/tap.addr). Costs nothing while nobody taps.
+        #[arg(long, value_name = "ADDR")]
+        tap: Option<String>,
+    },
+    /// Print a live sample of the events leaving a source or stage of a local run.
+    #[command(after_help = "\
+Examples:
+  sluice run --tap 127.0.0.1:0 pipeline.yaml &
+  sluice tap pipeline.yaml young
+  sluice tap pipeline.yaml people --filter \"country = 'br'\" --rate 5 --limit 20
+
+One JSON line per event: component, stream, key, value, headers and
+timestamp_ms. The run must have been started with --tap (it writes where it
+listens to DATA_DIR/NAME/tap.addr). Read-only: tapping never slows or
+changes the pipeline; past --rate events per second, and when this reader
+falls behind, events are skipped (not queued). --filter takes an expression
+of the `filter` plugin's language over the event's value.")]
+    Tap {
+        /// The pipeline file.
+        file: PathBuf,
+        /// The source or stage whose output to show.
+        component: String,
+        /// Only events whose value makes this expression true.
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
+        /// At most this many events per second.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        /// Stop after this many events (0: until interrupted).
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
     },
     /// Forget a pipeline's progress: delete its checkpoint and saved state.
     #[command(after_help = "\
@@ -224,6 +261,9 @@ Every problem is reported in one pass as FILE:LINE:COL: FIELD: MESSAGE, with
     /// Build, inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Browse, replay and purge a pipeline's dead letters.
+    #[command(subcommand)]
+    Dlq(dlq_cmd::DlqCommand),
     /// Run `sluice-bench` (a separate binary): Sluice against hand-written Rust, and more.
     #[command(
         disable_help_flag = true,
@@ -514,6 +554,7 @@ pub fn main() -> ExitCode {
             stats_every,
             reset,
             host_config: _,
+            tap,
         } => run_cmd::run(
             &file,
             plugin_path,
@@ -523,6 +564,7 @@ pub fn main() -> ExitCode {
                 stats_every,
                 verbose: cli.verbose > 0,
                 reset,
+                tap,
             },
         ),
         Command::Reset {
@@ -583,6 +625,22 @@ pub fn main() -> ExitCode {
             batch_size,
         }) => plugin_cmd::test(&wasm, &input, &params, batch_size),
         Command::Bench { args } => bench_cmd::run(&args),
+        Command::Dlq(command) => dlq_cmd::run(command),
+        Command::Tap {
+            file,
+            component,
+            filter,
+            rate,
+            limit,
+        } => tap_cmd::run(
+            &file,
+            tap_cmd::TapArgs {
+                component: &component,
+                filter: filter.as_deref(),
+                rate,
+                limit,
+            },
+        ),
         Command::Serve { config, .. } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());

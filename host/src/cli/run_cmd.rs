@@ -18,7 +18,7 @@ fn report(diags: &Diagnostics) -> ExitCode {
 }
 
 /// Loads the file and every plugin; the diagnostics when anything is wrong.
-fn prepare(
+pub(super) fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
@@ -88,6 +88,8 @@ pub struct RunArgs {
     pub verbose: bool,
     /// Delete the checkpoint and state first (`--reset`).
     pub reset: bool,
+    /// Serve `sluice tap` on this loopback address (`--tap`).
+    pub tap: Option<String>,
 }
 
 /// `sluice run FILE`.
@@ -97,6 +99,7 @@ pub fn run(file: &Path, plugin_path: Vec<PathBuf>, args: RunArgs) -> Result<Exit
         Err(diags) => return Ok(report(&diags)),
     };
     if args.reset {
+        let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run --reset")?;
         super::reset_cmd::reset_state(&p)?;
     }
     execute(&p, &engine, &cache, &args)
@@ -109,6 +112,11 @@ pub(super) fn execute(
     cache: &ComponentCache,
     args: &RunArgs,
 ) -> Result<ExitCode> {
+    // `sluice dlq replay` and `purge` refuse while this is held.
+    let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run")?;
+    if let Some(addr) = &args.tap {
+        open_tap(p, addr)?;
+    }
     let terminal = std::io::stderr().is_terminal();
     // Without a terminal (systemd, Kubernetes) nothing else says how a
     // long run is going; in one, the bar does unless -v asks for more.
@@ -183,4 +191,21 @@ fn component_lines(summary: &pipeline::RunSummary) -> String {
         ));
     }
     out
+}
+
+/// Starts the `sluice tap` endpoint on `addr` (loopback only: it shows raw
+/// events to whoever connects) and writes where it listens to
+/// `DATA_DIR/NAME/tap.addr` (0600), where `sluice tap` finds it.
+fn open_tap(p: &Pipeline, addr: &str) -> Result<()> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--tap {addr}"))?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() {
+        anyhow::bail!("--tap {addr}: only a loopback address is allowed (the tap shows raw events to whoever connects)");
+    }
+    let file = p.state_dir().join("tap.addr");
+    crate::dlq::ledger::write_atomic(&file, bound.to_string().as_bytes())?;
+    pipeline::tap::serve(listener)?;
+    tracing::info!(addr = %bound, "tap: `sluice tap` can connect");
+    Ok(())
 }

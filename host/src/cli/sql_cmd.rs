@@ -72,6 +72,7 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
                 stats_every: 10,
                 verbose: false,
                 reset: false,
+                tap: None,
             },
         ),
         Err(diags) => {

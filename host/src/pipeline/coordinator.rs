@@ -145,6 +145,9 @@ pub(crate) struct Coordinator {
     pub caught_up: HashMap<String, u64>,
     /// Recorded in every checkpoint (see `fingerprint.rs`).
     pub fingerprint: Option<Value>,
+    /// Positions of components not in this run (a dead-letter replay runs
+    /// part of a pipeline), copied into every checkpoint under this run's.
+    pub carried: Checkpoint,
 }
 
 impl Coordinator {
@@ -252,19 +255,29 @@ impl Coordinator {
             // follows every barrier sent, so it never shares an id (and the
             // state files of that id) with a barrier that did not commit.
             let newest = self.pending.keys().next_back().copied().unwrap_or(0);
-            let checkpoint = Checkpoint {
-                id: self.last_id.max(newest) + 1,
-                sources: self.done_sources.clone(),
-                sinks: self.done_sinks.clone(),
-                stages: Some(self.done_stages.clone()),
-                pipeline: self.fingerprint.clone(),
-            };
+            let mut checkpoint = self.base(self.last_id.max(newest) + 1);
+            checkpoint.sources.extend(self.done_sources.clone());
+            checkpoint.sinks.extend(self.done_sinks.clone());
+            if let Some(stages) = checkpoint.stages.as_mut() {
+                stages.extend(self.done_stages.clone());
+            }
             self.store.save(&checkpoint)?;
             self.metrics.checkpoint_committed();
             self.acknowledge(&checkpoint);
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Checkpoint `id` holding only the carried positions, to fill in.
+    fn base(&self, id: u64) -> Checkpoint {
+        Checkpoint {
+            id,
+            sources: self.carried.sources.clone(),
+            sinks: self.carried.sinks.clone(),
+            stages: Some(self.carried.stages.clone().unwrap_or_default()),
+            pipeline: self.fingerprint.clone(),
+        }
     }
 
     /// A table that has flushed a barrier behind every upstream source's
@@ -320,12 +333,7 @@ impl Coordinator {
         let Some(partial) = self.pending.remove(&id) else {
             return Ok(());
         };
-        let mut checkpoint = Checkpoint {
-            id,
-            stages: Some(BTreeMap::new()),
-            pipeline: self.fingerprint.clone(),
-            ..Default::default()
-        };
+        let mut checkpoint = self.base(id);
         for s in &self.processors {
             if let Some(record) = partial.stages.get(s).or_else(|| self.done_stages.get(s)) {
                 if let Some(stages) = checkpoint.stages.as_mut() {

@@ -21,6 +21,17 @@ pub mod headers {
     pub const ORIGIN: &str = "sluice.origin";
     /// Position within that source (e.g. file line).
     pub const POSITION: &str = "sluice.position";
+    /// When the event was refused: milliseconds since the Unix epoch (UTC),
+    /// so `sluice dlq` can say when, whatever the event's own time.
+    pub const TIME: &str = "sluice.error.time";
+}
+
+/// Now, in milliseconds since the Unix epoch, as header text.
+fn now_ms() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string()
 }
 
 /// Who refused an event.
@@ -57,7 +68,8 @@ impl DeadLetters {
         reason: &str,
     ) {
         let position = event.position.to_string();
-        let extra: [(&str, &[u8]); 7] = [
+        let time = now_ms();
+        let extra: [(&str, &[u8]); 8] = [
             (headers::KIND, kind.as_bytes()),
             (headers::MESSAGE, reason.as_bytes()),
             (headers::STAGE, culprit.stage.as_bytes()),
@@ -65,6 +77,7 @@ impl DeadLetters {
             (headers::PLUGIN_VERSION, culprit.version.as_bytes()),
             (headers::ORIGIN, origin.as_bytes()),
             (headers::POSITION, position.as_bytes()),
+            (headers::TIME, time.as_bytes()),
         ];
         // The event's own headers of these names (an event read back from
         // a dead-letter file, say) give way to the host's: a dead letter
@@ -86,12 +99,14 @@ impl DeadLetters {
     /// Adds raw bytes that never became an event (malformed input).
     pub fn add_raw(&mut self, bytes: &[u8], position: u64, origin: &str, kind: &str, reason: &str) {
         let position_text = position.to_string();
-        let headers: [(&str, &[u8]); 5] = [
+        let time = now_ms();
+        let headers: [(&str, &[u8]); 6] = [
             (headers::KIND, kind.as_bytes()),
             (headers::MESSAGE, reason.as_bytes()),
             (headers::STAGE, origin.as_bytes()),
             (headers::ORIGIN, origin.as_bytes()),
             (headers::POSITION, position_text.as_bytes()),
+            (headers::TIME, time.as_bytes()),
         ];
         self.builder.push(None, Some(bytes), &headers, 0, position);
     }

@@ -6,7 +6,7 @@
 mod align;
 mod check;
 mod coordinator;
-mod dead_letter;
+pub(crate) mod dead_letter;
 pub mod fingerprint;
 mod graph;
 mod handoff;
@@ -18,6 +18,7 @@ mod runner;
 mod sink_task;
 mod source_task;
 mod stage;
+pub mod tap;
 mod watch;
 
 #[cfg(test)]
@@ -25,7 +26,9 @@ mod tests;
 
 pub use align::{Aligner, Step};
 pub use check::check_plugins;
+pub(crate) use graph::DEAD_LETTER_SINK;
 pub use message::{Envelope, Message, Outputs};
 pub use metrics::{ComponentCounts, Metrics, Role};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
+pub(crate) use runner::{run_hooked, Hooks, WrapSink};
 pub use stage::{process_batch, StageLogic, StageOutcome};

@@ -130,6 +130,46 @@ pub fn run_with(
     options: RunOptions,
     overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<RunSummary> {
+    run_hooked(
+        pipeline,
+        engine,
+        cache,
+        options,
+        overrides,
+        Hooks::default(),
+    )
+}
+
+/// A sink wrapper: gets each sink's name and the sink as built.
+pub(crate) type WrapSink = Arc<dyn Fn(&str, Box<dyn Sink>) -> Box<dyn Sink> + Send + Sync>;
+
+/// What a run of part of a pipeline (a dead-letter replay, `crate::dlq`)
+/// changes in how it is run; the default changes nothing.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// The fingerprint to record and check, from the plugins loaded (in
+    /// stage order), instead of `pipeline`'s own: a replay runs a pruned
+    /// copy but must leave the whole pipeline's fingerprint behind.
+    #[allow(clippy::type_complexity)]
+    pub fingerprint: Option<Box<dyn FnOnce(&[String]) -> Fingerprint>>,
+    /// Positions of the components this run leaves out, copied into every
+    /// checkpoint it commits so the next full run finds them unchanged.
+    pub carried: Checkpoint,
+    /// Wraps every sink but the dead-letter destination as it is built.
+    pub wrap_sink: Option<WrapSink>,
+    /// Refuse to run processor stages (their state would end with the run).
+    pub stateless_only: bool,
+}
+
+/// [`run_with`], with [`Hooks`].
+pub(crate) fn run_hooked(
+    pipeline: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+    options: RunOptions,
+    overrides: HashMap<String, Box<dyn StageLogic>>,
+    hooks: Hooks,
+) -> Result<RunSummary> {
     crate::failpoint::init()?;
     let started = Instant::now();
     let store = CheckpointStore::new(&pipeline.state_dir());
@@ -159,8 +199,21 @@ pub fn run_with(
         restored.as_ref(),
         overrides,
     )?;
+    if hooks.stateless_only {
+        for (stage, i) in pipeline.stages.iter().zip(instances.iter_mut()) {
+            if i.as_processor().is_some() {
+                anyhow::bail!(
+                    "stage `{}` is a processor (it keeps state): replaying through it is not supported, since ending the replay would close its windows",
+                    stage.name
+                );
+            }
+        }
+    }
     let plugins: Vec<String> = instances.iter().map(|i| i.identity().0).collect();
-    let fingerprint = Fingerprint::of(pipeline, &plugins);
+    let fingerprint = match hooks.fingerprint {
+        Some(f) => f(&plugins),
+        None => Fingerprint::of(pipeline, &plugins),
+    };
     if let Some(cp) = &restored {
         let dir = pipeline.state_dir();
         fingerprint::check(
@@ -193,6 +246,7 @@ pub fn run_with(
         &metrics,
         &mut threads,
         (&board, &mut committed_by),
+        hooks.wrap_sink.as_ref(),
     )?;
     let watched = spawn_stages(
         pipeline,
@@ -284,6 +338,7 @@ pub fn run_with(
             .collect(),
         caught_up: HashMap::new(),
         fingerprint: Some(fingerprint.to_value()),
+        carried: hooks.carried,
     };
     let on_status = options.on_status.clone();
     let mut stats = options.stats_every.map(|every| Stats::new(every, started));
@@ -466,6 +521,7 @@ fn spawn_sinks(
     metrics: &Arc<Metrics>,
     threads: &mut Vec<std::thread::JoinHandle<()>>,
     (board, committed_by): (&Arc<Handoffs>, &mut HashMap<String, String>),
+    wrap: Option<&WrapSink>,
 ) -> Result<SinkOutputs> {
     let dead_config: Box<dyn SinkConfig> = pipeline.dead_letter.clone().unwrap_or_else(|| {
         Box::new(FileSinkConfig {
@@ -489,7 +545,12 @@ fn spawn_sinks(
         if let Some(path) = config.output_path() {
             summary_outputs.push((name.clone(), path.display().to_string()));
         }
-        built.push((name.clone(), config.build(&name)?, inputs));
+        let sink = config.build(&name)?;
+        let sink = match wrap {
+            Some(w) if name != DEAD_LETTER_SINK => w(&name, sink),
+            _ => sink,
+        };
+        built.push((name.clone(), sink, inputs));
     }
     for t in &pipeline.tables {
         let table = tables.get(&t.name).cloned().unwrap_or_default();

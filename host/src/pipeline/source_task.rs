@@ -121,6 +121,7 @@ impl SourceTask {
             if let Some(batch) = polled.batch {
                 Metrics::add(&self.metrics.events_in, batch.len() as u64);
                 Metrics::add(&self.counts.events_out, batch.len() as u64);
+                super::tap::offer(&self.name, &batch);
                 if !self.outputs.send(Message::Batch(Arc::new(batch))) {
                     return Ok(()); // downstream failed; that failure is reported
                 }

@@ -506,6 +506,7 @@ impl StageTask {
     /// Sends a call's outputs downstream and its dead letters on.
     fn emit(&self, outcome: StageOutcome) {
         for out in outcome.outputs {
+            super::tap::offer(&self.name, &out);
             self.outputs.send(Message::Batch(Arc::new(out)));
         }
         if let Some(d) = outcome.dead {

@@ -3,12 +3,14 @@
 
 mod checkpoint;
 pub mod keyed;
+pub mod run_lock;
 pub mod tables;
 
 use std::path::Path;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use keyed::KeyedState;
+pub use run_lock::RunLock;
 pub use tables::{Table, TableConfig, TableSink};
 
 /// What to tell a user whose checkpoint cannot be restored consistently.

@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod dlq;
 mod elasticsearch;
 mod exactly_once;
 mod faults;
@@ -31,5 +32,6 @@ mod sql_shell;
 mod sql_sinks;
 mod sqldb;
 mod support;
+mod tap;
 mod validate;
 mod wasm_connectors;
