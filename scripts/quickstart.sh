@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-plugins.sh
+bash scripts/toolchains/native-build.sh
 cargo build --release -p sluice
 ./target/release/sluice validate examples/quickstart/pipeline.yaml
 # A fresh quickstart each time: forget the previous run's checkpoint.
