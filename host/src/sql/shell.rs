@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_file_splits_at_semicolons_outside_strings_and_comments() {
-        let s = split_statements("-- a; comment\nCREATE STREAM a WITH (kafka_topic='x;y');\n;\nCREATE STREAM b AS SELECT * FROM a EMIT CHANGES").unwrap();
+        let s = split_statements("-- a; comment\nCREATE STREAM a WITH (kafka_topic='x;y');\n;\nCREATE STREAM b AS SELECT * FROM a EMIT CHANGES").expect("classifies");
         assert_eq!(s.len(), 2, "{s:?}");
         assert!(s[0].ends_with("'x;y');"), "{s:?}");
         assert_eq!(s[1], "CREATE STREAM b AS SELECT * FROM a EMIT CHANGES;");
@@ -327,34 +327,34 @@ mod tests {
     #[test]
     fn shell_statements_are_told_apart() {
         assert_eq!(
-            classify("show streams;").unwrap(),
+            classify("show streams;").expect("classifies"),
             Command::Show(Listing::Streams)
         );
         assert_eq!(
-            classify("LIST TOPICS;").unwrap(),
+            classify("LIST TOPICS;").expect("classifies"),
             Command::Show(Listing::Topics)
         );
         assert_eq!(
-            classify("describe `Orders`;").unwrap(),
+            classify("describe `Orders`;").expect("classifies"),
             Command::Describe("Orders".into())
         );
         assert_eq!(
-            classify("DESCRIBE Orders;").unwrap(),
+            classify("DESCRIBE Orders;").expect("classifies"),
             Command::Describe("orders".into())
         );
         assert_eq!(
-            classify("PRINT 'orders' FROM BEGINNING LIMIT 3;").unwrap(),
+            classify("PRINT 'orders' FROM BEGINNING LIMIT 3;").expect("classifies"),
             Command::Print {
                 topic: "orders".into(),
                 limit: Some(3)
             }
         );
         assert_eq!(
-            classify("drop stream if exists big;").unwrap(),
+            classify("drop stream if exists big;").expect("classifies"),
             Command::Drop("big".into())
         );
         assert!(matches!(
-            classify("CREATE STREAM a AS SELECT * FROM b EMIT CHANGES;").unwrap(),
+            classify("CREATE STREAM a AS SELECT * FROM b EMIT CHANGES;").expect("classifies"),
             Command::Create(_)
         ));
     }
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn a_push_query_loses_its_limit_and_keeps_the_rest() {
         let c = classify("SELECT a, 'LIMIT 2' AS b FROM s\n  WHERE a > 1 EMIT CHANGES LIMIT 5;")
-            .unwrap();
+            .expect("classifies");
         assert_eq!(
             c,
             Command::Select {
@@ -370,7 +370,7 @@ mod tests {
                 limit: Some(5)
             }
         );
-        let c = classify("SELECT * FROM s EMIT CHANGES;").unwrap();
+        let c = classify("SELECT * FROM s EMIT CHANGES;").expect("classifies");
         assert_eq!(
             c,
             Command::Select {
@@ -382,15 +382,15 @@ mod tests {
 
     #[test]
     fn mistakes_are_named_with_their_place() {
-        let e = classify("SELECT * FROM s;").unwrap_err();
+        let e = classify("SELECT * FROM s;").expect_err("an error");
         assert!(e.0[0].message.contains("EMIT CHANGES"), "{e:?}");
-        let e = classify("SELECT * FROM s EMIT CHANGES LIMIT 0;").unwrap_err();
+        let e = classify("SELECT * FROM s EMIT CHANGES LIMIT 0;").expect_err("an error");
         assert!(e.0[0].message.contains("above 0"), "{e:?}");
-        let e = classify("SHOW STREAMZ;").unwrap_err();
+        let e = classify("SHOW STREAMZ;").expect_err("an error");
         assert_eq!((e.0[0].at.line, e.0[0].at.col), (1, 6));
-        let e = classify("DESCRIBE a b;").unwrap_err();
+        let e = classify("DESCRIBE a b;").expect_err("an error");
         assert!(e.0[0].message.contains("after the name"), "{e:?}");
-        let e = classify("DESCRBE a;").unwrap_err();
+        let e = classify("DESCRBE a;").expect_err("an error");
         assert_eq!(e.0[0].suggestion.as_deref(), Some("DESCRIBE"));
     }
 }
