@@ -120,6 +120,9 @@ for who in operator tenant; do
         "$url/v1/openapi.json" -H "Authorization: Bearer $token" \
         --max-examples "$examples" "${max_time[@]}" "${seed[@]}" "${skip[@]}" --no-color \
         "${extra[@]}") 2>&1 | tee "$work/schemathesis-$who.log" | tail -n 25 || status=1
+    # The summary above names a failure but not the request; print each one with
+    # its curl reproduction so that a CI log alone is enough to fix it.
+    sed -n '/^=* FAILURES =*$/,/^=* WARNINGS =*$/p' "$work/schemathesis-$who.log" | sed '$d' >&2
     grep -h "generated" "$work/schemathesis-$who.log" | sed "s/^/fuzz-api.sh: $who: /" >&2 || true
 done
 if grep -q "panicked\|request failed" "$work/server.log"; then

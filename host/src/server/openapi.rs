@@ -50,4 +50,41 @@ mod tests {
             assert!(schemas.contains_key(name), "dangling $ref to {name}");
         }
     }
+
+    /// The `Name` schema is what clients (and schemathesis) generate names from:
+    /// a name it allows and the server refuses fails a valid request.
+    #[test]
+    fn the_name_pattern_accepts_exactly_what_the_server_accepts() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).expect("valid JSON");
+        let pattern = doc["components"]["schemas"]["Name"]["pattern"]
+            .as_str()
+            .expect("Name has a pattern");
+        let re = regex_lite::Regex::new(pattern).expect("pattern compiles");
+        let long = "a".repeat(64);
+        let too_long = "a".repeat(65);
+        for name in [
+            "a",
+            "A9",
+            "orders.v2",
+            "x-_.",
+            &long,
+            &too_long,
+            "",
+            "-W_FI",
+            ".hidden",
+            "_x",
+            "a b",
+            "a/b",
+            "..",
+            "é",
+            "a\n",
+            "tenant\u{0}",
+        ] {
+            assert_eq!(
+                re.is_match(name),
+                crate::server::policy::is_name(name),
+                "document and server disagree on {name:?}"
+            );
+        }
+    }
 }

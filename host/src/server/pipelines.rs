@@ -74,7 +74,7 @@ pub fn prepare(
             declared.map_or(root.at, |n| n.at),
             "name",
             format!(
-                "invalid name `{}`: 1-64 letters, digits, `_`, `-`, `.`",
+                "invalid name `{}`: 1-64 letters, digits, `_`, `-`, `.`, starting with a letter or digit",
                 name.escape_debug()
             ),
         ));

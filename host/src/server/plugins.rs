@@ -93,7 +93,7 @@ fn link(target: &std::path::Path, at: &std::path::Path) -> std::io::Result<()> {
 pub fn upload(s: &Server, tenant: &str, name: &str, bytes: &[u8]) -> ApiResult {
     if !is_name(name) || name.ends_with(".wasm") {
         return Err(ApiError::BadRequest(format!(
-            "invalid plugin name `{}`: 1-64 letters, digits, `_`, `-`, `.`, not ending in .wasm",
+            "invalid plugin name `{}`: 1-64 letters, digits, `_`, `-`, `.`, starting with a letter or digit, not ending in .wasm",
             name.escape_debug()
         )));
     }

@@ -61,7 +61,7 @@ pub fn create(s: &Server, who: &Principal, body: NewTenant) -> ApiResult {
     operator(who)?;
     if !is_name(&body.name) {
         return Err(ApiError::BadRequest(format!(
-            "invalid tenant name `{}`: 1-64 letters, digits, `_`, `-`, `.`",
+            "invalid tenant name `{}`: 1-64 letters, digits, `_`, `-`, `.`, starting with a letter or digit",
             body.name.escape_debug()
         )));
     }
