@@ -857,6 +857,10 @@ impl<'b> ObjectWriter<'b> {
 }
 
 // Beside this file, not under `json/`: the scaffold copies `sdk/src` flat.
+#[path = "json_batch.rs"]
+mod batch;
+pub use batch::BatchViews;
+
 #[cfg(test)]
 #[path = "json_tests.rs"]
 mod tests;

@@ -78,7 +78,8 @@ struct Args {
     /// The `sluice` executable to measure (default: the one beside this binary).
     #[arg(long, value_name = "PATH")]
     sluice: Option<PathBuf>,
-    /// Where to write the generated events and outputs (default: a temporary directory).
+    /// Where to write the generated events and outputs (default: a temporary directory);
+    /// with it, the generated input files stay there for profiling single runs.
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// Measure one component instead: size, cold compile, cached load,

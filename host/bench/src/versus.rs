@@ -407,7 +407,10 @@ pub fn run(o: &Options) -> Result<()> {
         if shape == Shape::Orders {
             boundary = boundary_runs(&ctx, &input, &customers, n)?;
         }
-        let _ = std::fs::remove_file(&input);
+        // Kept with --work-dir, for profiling a single run on the same bytes.
+        if o.work_dir.is_none() {
+            let _ = std::fs::remove_file(&input);
+        }
     }
     print_report(o, &rows, &boundary, &cold);
     Ok(())

@@ -14,7 +14,7 @@
 //! processed. Output events keep the input's key and timestamp.
 
 use sluice_sdk::abi::{CallError, Rows};
-use sluice_sdk::json::{JsonParser, JsonView, Kind, ObjectWriter, Raw};
+use sluice_sdk::json::{BatchViews, JsonParser, JsonView, Kind, ObjectWriter, Raw};
 use sluice_sdk::select::Selection;
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
 
@@ -29,6 +29,9 @@ pub struct LookupJoin {
     written: Vec<bool>,
     parser: JsonParser,
     row_parser: JsonParser,
+    /// The batch's events as `prepare` scanned them, so that `process`
+    /// does not scan them again.
+    views: BatchViews,
     /// The batch's rows, fetched in one host call by `prepare`.
     rows: Rows,
     /// Per event of the batch: its index among the keys asked, if it had a key.
@@ -106,6 +109,7 @@ impl Processor for LookupJoin {
             written,
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
+            views: BatchViews::new(),
             rows: Rows::default(),
             asked: Vec::new(),
             keys: String::new(),
@@ -120,12 +124,15 @@ impl Processor for LookupJoin {
         self.asked.clear();
         self.keys.clear();
         self.key_ends.clear();
+        self.views.clear();
         for e in events {
-            let has_key = e.value().is_some()
-                && e.view(&mut self.parser)
+            let has_key = e.value().is_some_and(|bytes| {
+                self.views
+                    .scan(e.index(), bytes)
                     .ok()
                     .and_then(|v| v.get(&self.on))
-                    .is_some_and(|raw| push_key_text(raw, &mut self.keys));
+                    .is_some_and(|raw| push_key_text(raw, &mut self.keys))
+            });
             self.asked.push(has_key.then(|| {
                 self.key_ends.push(self.keys.len());
                 u32::try_from(self.key_ends.len() - 1).unwrap_or(u32::MAX)
@@ -157,7 +164,12 @@ impl Processor for LookupJoin {
         }
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
-        let view = event.view(&mut self.parser)?;
+        let bytes = event.value().unwrap_or(b"null");
+        let view = match self.views.get(event.index(), bytes) {
+            Some(scanned) => scanned,
+            None => self.parser.parse(bytes),
+        }
+        .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
         let row_bytes = match self.asked.get(event.index()) {
             Some(asked) => asked.and_then(|k| self.rows.get(k as usize)),
             // An event `prepare` did not see (a caller that skipped it): ask now.
