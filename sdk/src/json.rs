@@ -520,6 +520,20 @@ static STOP: [bool; 256] = {
     t
 };
 
+/// Whether any of the eight bytes in `w` is `"`, `\\`, a control character
+/// or not ASCII (false positives allowed, never a false negative): the
+/// bytes at which [`STOP`] or the UTF-8 check must look.
+#[inline]
+fn may_stop(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    w & HIGH != 0
+        || w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+        || has_zero(w ^ (ONES * u64::from(b'"')))
+        || has_zero(w ^ (ONES * u64::from(b'\\')))
+}
+
 /// The validating scanner.
 struct Scanner<'b> {
     b: &'b [u8],
@@ -648,7 +662,19 @@ impl Scanner<'_> {
             // ASCII, so this makes the whole value UTF-8 without a second
             // pass.
             let mut p = self.p;
-            while let Some(&c) = b.get(p) {
+            loop {
+                // Eight plain ASCII bytes at a time (most of most strings);
+                // the byte loop below takes over at the first byte that
+                // might stop or need UTF-8 checking.
+                while let Some(word) = b.get(p..p + 8) {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(word);
+                    if may_stop(u64::from_le_bytes(w)) {
+                        break;
+                    }
+                    p += 8;
+                }
+                let Some(&c) = b.get(p) else { break };
                 if c < 0x80 {
                     if STOP[usize::from(c)] {
                         break;

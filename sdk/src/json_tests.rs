@@ -249,3 +249,38 @@ fn utf8_check_agrees_with_std_on_every_short_sequence() {
         }
     }
 }
+
+/// The eight-bytes-at-a-time string loop: every special byte at every
+/// offset of strings up to 40 bytes long, against serde_json.
+#[test]
+fn strings_agree_with_serde_json_whatever_the_offset_of_a_special_byte() {
+    let specials: [&[u8]; 9] = [
+        b"\\\"",
+        b"\\\\",
+        b"\\u00e9",
+        b"\x01",
+        b"\x1f",
+        b"\x7f",
+        "é".as_bytes(),
+        "😀".as_bytes(),
+        b"\xc3",
+    ];
+    for len in 0..40 {
+        for at in 0..=len {
+            for special in specials {
+                let mut text = b"{\"k\":\"".to_vec();
+                text.extend(std::iter::repeat_n(b'a', at));
+                text.extend_from_slice(special);
+                text.extend(std::iter::repeat_n(b'b', len - at));
+                text.extend_from_slice(b"\"}");
+                let theirs = serde_json::from_slice::<Value>(&text);
+                let ours = JsonView::parse(&text);
+                assert_eq!(ours.is_ok(), theirs.is_ok(), "{:?}", String::from_utf8_lossy(&text));
+                if let (Ok(view), Ok(tree)) = (ours, theirs) {
+                    let got = view.get("k").and_then(|r| r.as_str().map(|s| s.into_owned()));
+                    assert_eq!(got.as_deref(), tree["k"].as_str());
+                }
+            }
+        }
+    }
+}

@@ -68,6 +68,12 @@ fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
     match raw.kind() {
         Kind::Null => false,
         Kind::String => raw.as_str().map(|s| buf.push_str(&s)).is_some(),
+        // An integer already written as `i64` would print it (no sign on
+        // zero, no leading zeros): copied as it is, skipping the formatter.
+        Kind::Number if is_canonical_i64(raw.text()) => {
+            buf.push_str(raw.text());
+            true
+        }
         _ => {
             if let Some(i) = raw.as_i64() {
                 let _ = write!(buf, "{i}");
@@ -77,6 +83,17 @@ fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
             }
         }
     }
+}
+
+/// Whether `text` is an `i64` exactly as `i64::to_string` writes it.
+fn is_canonical_i64(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.len() <= 19
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0"
+        && text.parse::<i64>().is_ok()
 }
 
 impl Processor for LookupJoin {
@@ -237,6 +254,44 @@ mod tests {
     use serde_json::Value;
     use sluice_sdk::testing::json_of as value;
     use sluice_sdk::testing::Harness;
+
+    #[test]
+    fn integer_keys_are_copied_only_when_they_are_what_i64_would_print() {
+        for text in [
+            "0",
+            "7",
+            "-7",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "10200",
+        ] {
+            assert!(is_canonical_i64(text), "{text}");
+            assert_eq!(
+                text.parse::<i64>().map(|i| i.to_string()).as_deref(),
+                Ok(text)
+            );
+        }
+        for text in [
+            "-0",
+            "007",
+            "1.0",
+            "1e3",
+            "9223372036854775808",
+            "",
+            "-",
+            "+1",
+            " 1",
+        ] {
+            assert!(!is_canonical_i64(text), "{text}");
+        }
+        // And the key text is the same either way.
+        for json in ["7", "-0", "7.0", "1e3", "-9223372036854775808", "18446744073709551615"] {
+            let raw = JsonView::parse(json.as_bytes()).expect("json").root();
+            let mut pushed = String::new();
+            let has = push_key_text(raw, &mut pushed);
+            assert_eq!(has.then_some(pushed), key_text(raw), "{json}");
+        }
+    }
 
     #[test]
     fn a_batch_costs_one_table_call_and_rows_stay_with_their_events() {
