@@ -520,18 +520,20 @@ static STOP: [bool; 256] = {
     t
 };
 
-/// Whether any of the eight bytes in `w` is `"`, `\\`, a control character
-/// or not ASCII (false positives allowed, never a false negative): the
-/// bytes at which [`STOP`] or the UTF-8 check must look.
+/// The high bit of each byte of `w` that is `"`, `\\`, a control
+/// character or not ASCII: the bytes at which [`STOP`] or the UTF-8 check
+/// must look. Bits above the lowest may be false alarms (a borrow carries
+/// into the next byte), but the lowest set bit is always the first such
+/// byte, which is all the caller uses.
 #[inline]
-fn may_stop(w: u64) -> bool {
+fn stop_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    w & HIGH != 0
-        || w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
-        || has_zero(w ^ (ONES * u64::from(b'"')))
-        || has_zero(w ^ (ONES * u64::from(b'\\')))
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    (w & HIGH)
+        | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+        | zero_bytes(w ^ (ONES * u64::from(b'"')))
+        | zero_bytes(w ^ (ONES * u64::from(b'\\')))
 }
 
 /// The validating scanner.
@@ -669,7 +671,10 @@ impl Scanner<'_> {
                 while let Some(word) = b.get(p..p + 8) {
                     let mut w = [0u8; 8];
                     w.copy_from_slice(word);
-                    if may_stop(u64::from_le_bytes(w)) {
+                    let stops = stop_mask(u64::from_le_bytes(w));
+                    if stops != 0 {
+                        // Straight to the first byte that needs a look.
+                        p += (stops.trailing_zeros() / 8) as usize;
                         break;
                     }
                     p += 8;
