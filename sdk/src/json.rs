@@ -542,11 +542,22 @@ struct Scanner<'b> {
     p: usize,
 }
 
+/// Checks that `bytes` are one JSON value, as [`JsonView::parse`] does
+/// (UTF-8 included), without indexing anything: what a host or a plugin
+/// that only passes values on needs.
+pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
+    scan(bytes, None)
+}
+
 fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
+    scan(bytes, Some(fields))
+}
+
+fn scan(bytes: &[u8], fields: Option<&mut Vec<Entry>>) -> Result<(), JsonError> {
     let mut s = Scanner { b: bytes, p: 0 };
     s.ws();
     if s.peek() == Some(b'{') {
-        s.object(1, Some(fields))?;
+        s.object(1, fields)?;
     } else {
         s.value(0)?;
     }

@@ -275,9 +275,16 @@ fn strings_agree_with_serde_json_whatever_the_offset_of_a_special_byte() {
                 text.extend_from_slice(b"\"}");
                 let theirs = serde_json::from_slice::<Value>(&text);
                 let ours = JsonView::parse(&text);
-                assert_eq!(ours.is_ok(), theirs.is_ok(), "{:?}", String::from_utf8_lossy(&text));
+                assert_eq!(
+                    ours.is_ok(),
+                    theirs.is_ok(),
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
                 if let (Ok(view), Ok(tree)) = (ours, theirs) {
-                    let got = view.get("k").and_then(|r| r.as_str().map(|s| s.into_owned()));
+                    let got = view
+                        .get("k")
+                        .and_then(|r| r.as_str().map(|s| s.into_owned()));
                     assert_eq!(got.as_deref(), tree["k"].as_str());
                 }
             }

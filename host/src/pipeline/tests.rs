@@ -460,8 +460,10 @@ fn a_rerun_after_a_crash_resumes_from_the_last_checkpoint_without_loss_or_duplic
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(Arc::new(AtomicBool::new(false))));
         wait_for("a first checkpoint", || !feed.committed().is_empty());
-        feed.push(orders(3000..6000));
+        // Armed before the values exist: armed after, the source could read
+        // past 5000 first, and the run would wait forever for more input.
         feed.fail_at(5000);
+        feed.push(orders(3000..6000));
         let err = run
             .join()
             .expect("runner thread")

@@ -285,7 +285,14 @@ mod tests {
             assert!(!is_canonical_i64(text), "{text}");
         }
         // And the key text is the same either way.
-        for json in ["7", "-0", "7.0", "1e3", "-9223372036854775808", "18446744073709551615"] {
+        for json in [
+            "7",
+            "-0",
+            "7.0",
+            "1e3",
+            "-9223372036854775808",
+            "18446744073709551615",
+        ] {
             let raw = JsonView::parse(json.as_bytes()).expect("json").root();
             let mut pushed = String::new();
             let has = push_key_text(raw, &mut pushed);
