@@ -29,8 +29,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def psql(url, sql):
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
+
+
+def peak_rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_s(pid):
@@ -154,13 +162,14 @@ def run(name, start, admin_url, rows):
         wait_lines(counter, 2 * rows, proc)
         stream_s = time.monotonic() - t1
         cpu1 = cpu_s(proc.pid)
+        rss = peak_rss_mb(proc.pid)
         started = None
         if name == "debezium":
             line = proc.stdout.readline().split()
             started = int(line[1]) if len(line) == 2 and line[0] == "started" else None
         stop(proc, name)
         psql(admin_url, f"DROP DATABASE {db}")
-    return snap_s, cpu0, stream_s, cpu1 - cpu0, started
+    return snap_s, cpu0, stream_s, cpu1 - cpu0, started, rss
 
 
 def main():
@@ -169,13 +178,14 @@ def main():
     args = ap.parse_args()
     admin = os.environ.get("SLUICE_PG_URL") or sys.exit("SLUICE_PG_URL is not set: export \"$(scripts/services/postgres.sh start)\"")
     print(f"{args.rows} snapshot rows, then {args.rows} streamed inserts in 10,000-row transactions")
-    print("| | snapshot | snapshot CPU | stream | stream CPU |")
-    print("|---|---|---|---|---|")
+    print("| | snapshot | snapshot CPU | stream | stream CPU | peak RSS |")
+    print("|---|---|---|---|---|---|")
     for name, start in (("sluice", start_sluice), ("debezium", start_debezium)):
-        snap_s, snap_cpu, stream_s, stream_cpu, started = run(name, start, admin, args.rows)
+        snap_s, snap_cpu, stream_s, stream_cpu, started, rss = run(name, start, admin, args.rows)
         note = f" (JVM start to engine task: {started / 1000:.1f} s)" if started else ""
         print(f"| {name}{note} | {args.rows / snap_s:,.0f} rows/s ({snap_s:.2f} s) | {snap_cpu:.2f} s "
-              f"| {args.rows / stream_s:,.0f} rows/s ({stream_s:.2f} s) | {stream_cpu:.2f} s |", flush=True)
+              f"| {args.rows / stream_s:,.0f} rows/s ({stream_s:.2f} s) | {stream_cpu:.2f} s | {rss:.0f} MB |",
+              flush=True)
 
 
 if __name__ == "__main__":
