@@ -172,8 +172,7 @@ fn url_parts(url: &str) -> (String, String, String, String, String) {
 
 /// Starts Debezium on `tables` with its own slot and publication; records go to `out`.
 /// It stops when its stdin closes.
-fn start_debezium(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
-    let home = oracle_dir();
+fn start_debezium(home: &Path, dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
     let (host, port, user, password, db) = url_parts(&pg.url);
     let name = unique("dbz");
     let props = dir.join("debezium.properties");
@@ -193,6 +192,8 @@ fn start_debezium(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
     let log = std::fs::File::create(dir.join("debezium.log")).expect("debezium.log");
     let classpath = format!("{0}/classes:{0}/libs/*", home.display());
     Command::new("java")
+        // A small heap: the default takes a quarter of the machine beside other tests.
+        .arg("-Xmx512m")
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
         .arg("-cp")
         .arg(classpath)
@@ -207,7 +208,8 @@ fn start_debezium(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
         .expect("spawn java (a JDK 17+ must be installed)")
 }
 
-fn start_sluice(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
+/// Starts `sluice run` on `tables` with its own slot (returned) and publication.
+fn start_sluice(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> (Child, String) {
     let slot = unique("sluice");
     let p = write_pipeline(
         dir,
@@ -218,14 +220,15 @@ fn start_sluice(dir: &Path, pg: &Pg, tables: &str, out: &Path) -> Child {
         ),
     );
     let log = std::fs::File::create(dir.join("sluice.log")).expect("sluice.log");
-    sluice()
+    let child = sluice()
         .arg("run")
         .arg(p)
         .arg("--no-progress")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("spawn sluice")
+        .expect("spawn sluice");
+    (child, slot)
 }
 
 /// Both processes under test, with their outputs and logs.
@@ -288,10 +291,12 @@ impl Pair {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
 
+impl Drop for Pair {
     /// Stops both gracefully (Debezium on stdin's end, Sluice on SIGTERM) so each
-    /// drops or releases its slot.
-    fn stop(mut self) {
+    /// drops or releases its slot, also when the test fails half-way.
+    fn drop(&mut self) {
         drop(self.debezium.stdin.take());
         let pid = self.sluice.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -418,6 +423,8 @@ const ROW_2: &str = "(2, -1, -2, 0, 'NaN', '-Infinity', -0.01, 0, false, '', 'v'
 
 #[test]
 fn postgres_cdc_matches_real_debezium_field_by_field() {
+    // First, so that a machine without Debezium fails here before making anything.
+    let oracle = oracle_dir();
     let pg = Pg::fresh("dbz_oracle");
     pg.exec(table_of_types());
     pg.exec(&format!(
@@ -429,12 +436,13 @@ fn postgres_cdc_matches_real_debezium_field_by_field() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
     let debezium = start_debezium(
+        &oracle,
         &dir,
         &pg,
         "public.kinds,public.full_rows",
         &dir.join("debezium.jsonl"),
     );
-    let sluice = start_sluice(&dir, &pg, "kinds, full_rows", &dir.join("sluice.jsonl"));
+    let (sluice, slot) = start_sluice(&dir, &pg, "kinds, full_rows", &dir.join("sluice.jsonl"));
     let mut pair = Pair {
         dir: dir.clone(),
         debezium,
@@ -467,7 +475,9 @@ fn postgres_cdc_matches_real_debezium_field_by_field() {
     let debezium = debezium_records(&pair.debezium_out());
     let sluice = sluice_records(&pair.sluice_out());
     let logs = pair.logs();
-    pair.stop();
+    drop(pair);
+    // Sluice keeps its slot across runs by design; this one is done with it.
+    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
 
     // Same records: the snapshot in any order, the stream in commit order.
     let dump = |rs: &[Record]| {
