@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod debezium_oracle;
 mod dlq;
 mod elasticsearch;
 mod exactly_once;

@@ -16,7 +16,7 @@ fn admin_url() -> String {
     service("SLUICE_PG_URL", "postgres")
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -224,7 +224,7 @@ fn snapshot_then_stream_gives_exact_debezium_events() {
     );
     let kinds_row = json!({
         "id": 1, "price": 50.5, "ok": true, "at": "2024-05-01T10:20:30.5",
-        "atz": "2024-05-01T10:00:00Z", "day": "2024-05-01",
+        "atz": "2024-05-01T10:00:00.000000Z", "day": "2024-05-01",
         "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "doc": {"a": [1, 2]},
         "tags": [1, null, 3], "raw": "aGk=", "m": "happy"
     });

@@ -19,11 +19,11 @@ pub struct SourceInfo<'a> {
     pub db: &'a str,
     /// `"true"` in the snapshot, `"false"` when streaming.
     pub snapshot: &'static str,
-    /// Commit time, ms since the epoch.
-    pub ts_ms: i64,
+    /// Commit time (the snapshot's time in the snapshot), µs since the epoch.
+    pub ts_us: i64,
     /// Transaction id, when streaming.
     pub tx_id: Option<u32>,
-    /// LSN of the change, when streaming.
+    /// LSN of the change when streaming; the slot's consistent point in the snapshot.
     pub lsn: Option<u64>,
 }
 
@@ -58,35 +58,44 @@ pub fn topic(server: &str, rel: &Relation) -> String {
     format!("{server}.{}.{}", rel.schema, rel.table)
 }
 
-/// One change event.
+/// One change event, with the fields Debezium 3.6.1 writes (checked against it by
+/// host/tests/all/debezium_oracle.rs). `now_us` is the time the event is made.
+/// `xmin`, `origin`, `origin_lsn` and `transaction` are always null: Debezium fills
+/// them only when xmin tracking, replication origins or transaction metadata are on.
 pub fn envelope(
     rel: &Relation,
     info: &SourceInfo<'_>,
     op: &str,
     before: Value,
     after: Value,
-    now_ms: i64,
+    now_us: i64,
 ) -> Value {
-    let mut source = json!({
+    let source = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "connector": "postgresql",
         "name": info.server,
-        "ts_ms": info.ts_ms,
+        "ts_ms": info.ts_us.div_euclid(1000),
+        "ts_us": info.ts_us,
+        "ts_ns": info.ts_us.saturating_mul(1000),
         "snapshot": info.snapshot,
         "db": info.db,
         "schema": rel.schema,
         "table": rel.table,
+        "txId": info.tx_id,
+        "lsn": info.lsn,
+        "xmin": null,
+        "origin": null,
+        "origin_lsn": null,
     });
-    if let Some(m) = source.as_object_mut() {
-        m.insert("txId".into(), info.tx_id.map_or(Value::Null, Value::from));
-        m.insert("lsn".into(), info.lsn.map_or(Value::Null, Value::from));
-    }
     json!({
         "before": before,
         "after": after,
         "source": source,
+        "transaction": null,
         "op": op,
-        "ts_ms": now_ms,
+        "ts_ms": now_us.div_euclid(1000),
+        "ts_us": now_us,
+        "ts_ns": now_us.saturating_mul(1000),
     })
 }
 
@@ -131,15 +140,25 @@ mod tests {
             server: "pg",
             db: "shop",
             snapshot: "false",
-            ts_ms: 7,
+            ts_us: 7_001,
             tx_id: Some(9),
             lsn: Some(100),
         };
-        let e = envelope(&rel, &info, "c", Value::Null, after, 8);
+        let e = envelope(&rel, &info, "c", Value::Null, after, 8_002);
         assert_eq!(e["after"], json!({"id": "5", "age": 34}));
         assert_eq!(e["op"], "c");
         assert_eq!(e["source"]["table"], "customers");
         assert_eq!(e["source"]["lsn"], 100);
+        assert_eq!(
+            (
+                &e["source"]["ts_ms"],
+                &e["source"]["ts_us"],
+                &e["source"]["ts_ns"]
+            ),
+            (&json!(7), &json!(7_001), &json!(7_001_000))
+        );
+        assert_eq!((&e["ts_ms"], &e["ts_us"]), (&json!(8), &json!(8_002)));
+        assert_eq!(e["transaction"], Value::Null);
         assert_eq!(topic("pg", &rel), "pg.public.customers");
     }
 }

@@ -67,7 +67,8 @@ enum Phase {
 
 struct Txn {
     xid: u32,
-    ts_ms: i64,
+    /// Commit time, µs since the Unix epoch.
+    ts_us: i64,
 }
 
 /// A running `postgres-cdc` source.
@@ -347,10 +348,10 @@ impl PostgresCdcSource {
         Ok(())
     }
 
-    fn now_ms() -> i64 {
+    fn now_us() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0)
     }
 
@@ -380,16 +381,17 @@ impl PostgresCdcSource {
         };
         self.progress.set_done(snap.rows_done);
         self.progress.set_total(snap.rows_total.max(snap.rows_done));
-        let now = Self::now_ms();
+        let now = Self::now_us();
         let rel = &rows.relation;
         let topic = events::topic(&self.server, rel);
         let info = events::SourceInfo {
             server: &self.server,
             db: &self.db,
             snapshot: "true",
-            ts_ms: now,
+            ts_us: now,
             tx_id: None,
-            lsn: None,
+            // The slot's consistent point, as Debezium gives its own slot's.
+            lsn: Some(self.start_lsn),
         };
         let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), rows.rows.len());
         for datums in &rows.rows {
@@ -401,7 +403,7 @@ impl PostgresCdcSource {
                 key.as_ref(),
                 Some(&value),
                 &topic,
-                now,
+                now.div_euclid(1000),
                 self.snapshot_seq,
             )?;
             self.snapshot_seq += 1;
@@ -594,12 +596,12 @@ impl PostgresCdcSource {
     }
 
     fn apply(&mut self, msg: Message, lsn: u64, b: &mut BatchBuilder) -> Result<()> {
-        let now = Self::now_ms();
+        let now = Self::now_us();
         match msg {
             Message::Begin { commit_ts, xid, .. } => {
                 self.txn = Some(Txn {
                     xid,
-                    ts_ms: (commit_ts + PG_EPOCH_OFFSET_US) / 1000,
+                    ts_us: commit_ts.saturating_add(PG_EPOCH_OFFSET_US),
                 });
             }
             Message::Commit { end_lsn, .. } => {
@@ -639,7 +641,14 @@ impl PostgresCdcSource {
                     let info = self.info(lsn);
                     let value = events::envelope(&rel, &info, "t", Value::Null, Value::Null, now);
                     let topic = events::topic(&self.server, &rel);
-                    push(b, None, Some(&value), &topic, info.ts_ms, lsn)?;
+                    push(
+                        b,
+                        None,
+                        Some(&value),
+                        &topic,
+                        info.ts_us.div_euclid(1000),
+                        lsn,
+                    )?;
                 }
             }
             Message::Other(_) => {}
@@ -694,7 +703,7 @@ impl PostgresCdcSource {
             server: &self.server,
             db: &self.db,
             snapshot: "false",
-            ts_ms: self.txn.as_ref().map_or_else(Self::now_ms, |t| t.ts_ms),
+            ts_us: self.txn.as_ref().map_or_else(Self::now_us, |t| t.ts_us),
             tx_id: self.txn.as_ref().map(|t| t.xid),
             lsn: Some(lsn),
         }
@@ -719,7 +728,7 @@ impl PostgresCdcSource {
         let after = new.map_or(Value::Null, |d| events::row(rel, &self.types, d));
         let key = events::key(rel, if after.is_null() { &before } else { &after });
         let info = self.info(lsn);
-        let ts = info.ts_ms;
+        let ts = info.ts_us.div_euclid(1000);
         let value = events::envelope(rel, &info, op, before, after, now);
         let topic = events::topic(&self.server, rel);
         push(b, key.as_ref(), Some(&value), &topic, ts, lsn)?;

@@ -205,13 +205,19 @@ fn convert(kind: &TypeKind, text: &str, decimals: DecimalHandling) -> Value {
     }
 }
 
-/// `2024-05-01 10:20:30.5+00` (the session runs in UTC) → `2024-05-01T10:20:30.5Z`.
+/// `2024-05-01 10:20:30.5+00` (the session runs in UTC) → `2024-05-01T10:20:30.500000Z`:
+/// six fraction digits always, as Debezium writes a `timestamptz` of default precision.
 fn timestamptz(text: &str) -> String {
     let t = text.replacen(' ', "T", 1);
-    match t.strip_suffix("+00") {
-        Some(base) => format!("{base}Z"),
-        None => t,
+    let Some(base) = t.strip_suffix("+00") else {
+        // Not UTC (or `infinity`): left as the server wrote it.
+        return t;
+    };
+    let (whole, fraction) = base.split_once('.').unwrap_or((base, ""));
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{base}Z");
     }
+    format!("{whole}.{fraction:0<6}Z")
 }
 
 /// Parses a one-dimensional array literal: `{1,2,NULL,"a,b","q\"x"}`.
@@ -282,8 +288,13 @@ mod tests {
         );
         assert_eq!(
             r.to_json(1184, "2024-05-01 10:20:30+00"),
-            json!("2024-05-01T10:20:30Z")
+            json!("2024-05-01T10:20:30.000000Z")
         );
+        assert_eq!(
+            r.to_json(1184, "2024-05-01 10:20:30.5+00"),
+            json!("2024-05-01T10:20:30.500000Z")
+        );
+        assert_eq!(r.to_json(1184, "infinity"), json!("infinity"));
         assert_eq!(r.to_json(701, "NaN"), json!("NaN"));
         let s = TypeRegistry::new(DecimalHandling::String);
         assert_eq!(s.to_json(1700, "50.50"), json!("50.50"));
