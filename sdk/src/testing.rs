@@ -114,6 +114,8 @@ pub fn run_batch<T: Transform>(
     let params = Params::new(params.iter().copied());
     let mut transform = T::new(&params).map_err(TestError::Init)?;
     let raw = run_transform(&mut transform, batch).map_err(TestError::Call)?;
+    // The end of the stream, as the host's end of a run.
+    transform.finish();
     Ok(TestOutput { raw })
 }
 
