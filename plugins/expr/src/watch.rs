@@ -361,10 +361,43 @@ fn collect_keys<'p>(
 
 /// `; did you mean `amount`?` when a seen key is close to `name`.
 fn suggestion(name: &str, keys: &[String]) -> String {
-    keys.iter()
+    let most = max_distance(name);
+    candidates(name, keys)
         .map(|k| (strsim::damerau_levenshtein(name, k), k))
-        .filter(|(d, k)| *d <= 2.max(name.len() / 3) && *d < k.len().max(name.len()))
+        .filter(|(d, k)| *d <= most && *d < k.len().max(name.len()))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| format!("; did you mean `{k}`?"))
         .unwrap_or_default()
+}
+
+/// The most edits a suggestion may be away from `name`.
+fn max_distance(name: &str) -> usize {
+    2.max(name.len() / 3)
+}
+
+/// The keys worth a distance: one whose length alone is too far off is
+/// never close, and skipping it keeps a hostile megabyte-long key from
+/// costing a distance table a megabyte wide (tens of MB of the plugin's
+/// memory) on every failing event in strict mode.
+fn candidates<'k>(name: &str, keys: &'k [String]) -> impl Iterator<Item = &'k String> {
+    let (most, len) = (max_distance(name), name.len());
+    keys.iter().filter(move |k| k.len().abs_diff(len) <= most)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_far_longer_or_shorter_than_the_name_are_not_measured() {
+        let keys = vec![
+            "amount".repeat(200_000),
+            "amuont".to_string(),
+            "a".to_string(),
+            "amounts_".to_string(),
+        ];
+        let measured: Vec<&String> = candidates("amount", &keys).collect();
+        assert_eq!(measured, vec!["amuont", "amounts_"]);
+        assert_eq!(suggestion("amount", &keys), "; did you mean `amuont`?");
+    }
 }

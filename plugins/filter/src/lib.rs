@@ -269,6 +269,23 @@ mod tests {
     }
 
     #[test]
+    fn strict_on_events_with_huge_keys_suggests_the_close_one() {
+        // The bound that keeps this cheap is tested in sluice-expr's watch.
+        let huge = "amount".repeat(200_000);
+        let event = format!(r#"{{"{huge}":1,"amuont":2}}"#);
+        let events: Vec<&str> = std::iter::repeat_n(event.as_str(), 50).collect();
+        let out =
+            run::<Filter>(&[("where", "amount < 5"), ("strict", "true")], &events).expect("runs");
+        let rejected = out.rejected();
+        assert_eq!(rejected.len(), 50);
+        assert!(
+            rejected[0].1.ends_with("did you mean `amuont`?"),
+            "{}",
+            rejected[0].1
+        );
+    }
+
+    #[test]
     fn strict_must_be_true_or_false() {
         assert_eq!(
             init_error(&[("where", "true"), ("strict", "yes")]),
