@@ -21,6 +21,10 @@ pub const ABSENT_AFTER: u64 = 100;
 /// Distinct field names remembered for "did you mean".
 const MAX_KEYS: usize = 256;
 
+/// Longer field names are not remembered (nor suggested): with [`MAX_KEYS`],
+/// this bounds what a watch holds, whatever the events' keys.
+const MAX_KEY_BYTES: usize = 256;
+
 /// What one side of a watched comparison is.
 #[derive(Debug, Clone)]
 enum Side {
@@ -341,12 +345,14 @@ fn collect_keys<'p>(
     paths: impl Iterator<Item = &'p Vec<String>>,
 ) {
     let mut add = |key: String| {
-        if keys.len() < MAX_KEYS && !keys.contains(&key) {
+        if keys.len() < MAX_KEYS && key.len() <= MAX_KEY_BYTES && !keys.contains(&key) {
             keys.push(key);
         }
     };
     for (key, _) in view.fields() {
-        add(key.text().into_owned());
+        if key.escaped_text().len() <= MAX_KEY_BYTES {
+            add(key.text().into_owned());
+        }
     }
     for path in paths {
         if let Some((_, parent)) = path.split_last().filter(|(_, p)| !p.is_empty()) {
@@ -399,5 +405,21 @@ mod tests {
         let measured: Vec<&String> = candidates("amount", &keys).collect();
         assert_eq!(measured, vec!["amuont", "amounts_"]);
         assert_eq!(suggestion("amount", &keys), "; did you mean `amuont`?");
+    }
+
+    #[test]
+    fn what_a_watch_remembers_is_bounded_whatever_the_keys() {
+        let huge = "k".repeat(MAX_KEY_BYTES + 1);
+        let wide: String = (0..MAX_KEYS + 50)
+            .map(|i| format!(r#""f{i}":1,"#))
+            .collect();
+        let event = format!(r#"{{"{huge}":1,{wide}"shipping":{{"{huge}":2,"city":"x"}}}}"#);
+        let view = JsonView::parse(event.as_bytes()).expect("json");
+        let mut keys = Vec::new();
+        let paths = [vec!["shipping".to_string(), "ctiy".to_string()]];
+        collect_keys(&mut keys, &view, paths.iter());
+        assert_eq!(keys.len(), MAX_KEYS);
+        assert!(keys.iter().all(|k| k.len() <= MAX_KEY_BYTES));
+        assert_eq!(keys[0], "f0");
     }
 }
