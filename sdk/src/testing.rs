@@ -106,7 +106,9 @@ pub fn run<T: Transform>(
     run_batch::<T>(params, &batch)
 }
 
-/// Builds a transform from `params` and runs it over a hand-built batch.
+/// Builds a transform from `params` and runs it over a hand-built batch,
+/// then calls [`Transform::finish`] as the end of a run would (what it logs
+/// is in [`crate::log::take_captured`]).
 pub fn run_batch<T: Transform>(
     params: &[(&str, &str)],
     batch: &RawBatch,
