@@ -34,7 +34,7 @@ pub fn info(name: &str, version: &str, description: &str) -> t::PluginInfo {
 }
 
 /// A transform instance behind a WIT resource handle.
-pub struct TransformResource<T> {
+pub struct TransformResource<T: Transform> {
     inner: RefCell<T>,
 }
 
@@ -67,6 +67,14 @@ impl<T: Transform + 'static> exported::GuestTransform for TransformResource<T> {
         let input = from_wit(input);
         let mut inner = self.inner.borrow_mut();
         output_to_wit(run_transform(&mut *inner, &input))
+    }
+}
+
+/// The host drops the resource when it retires the instance cleanly (the
+/// end of a run, a hot reload), which is the transform's [`Transform::finish`].
+impl<T: Transform> Drop for TransformResource<T> {
+    fn drop(&mut self) {
+        self.inner.get_mut().finish();
     }
 }
 

@@ -165,6 +165,12 @@ pub trait Transform: Sized {
 
     /// Processes one event, emitting any number of output events to `out`.
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError>;
+
+    /// Called once when the host retires this instance cleanly: at the end
+    /// of a run, or when a hot reload replaces it. Not after a crash, and not
+    /// when the process is killed. It cannot emit events; it is the place to
+    /// [`log`] a summary, such as what a short stream never showed.
+    fn finish(&mut self) {}
 }
 
 /// Runs `transform` over one framed batch. This is the whole batch loop: the

@@ -106,7 +106,9 @@ pub fn run<T: Transform>(
     run_batch::<T>(params, &batch)
 }
 
-/// Builds a transform from `params` and runs it over a hand-built batch.
+/// Builds a transform from `params` and runs it over a hand-built batch,
+/// then calls [`Transform::finish`] as the end of a run would (what it logs
+/// is in [`crate::log::take_captured`]).
 pub fn run_batch<T: Transform>(
     params: &[(&str, &str)],
     batch: &RawBatch,
@@ -114,6 +116,8 @@ pub fn run_batch<T: Transform>(
     let params = Params::new(params.iter().copied());
     let mut transform = T::new(&params).map_err(TestError::Init)?;
     let raw = run_transform(&mut transform, batch).map_err(TestError::Call)?;
+    // The end of the stream, as the host's end of a run.
+    transform.finish();
     Ok(TestOutput { raw })
 }
 

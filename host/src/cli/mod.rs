@@ -14,6 +14,7 @@ mod run_cmd;
 mod signals;
 mod sql_cmd;
 mod sql_shell;
+mod strict;
 mod tap_cmd;
 
 use std::path::PathBuf;
@@ -130,6 +131,14 @@ of key=value counts is logged every --stats-every seconds.")]
         /// DATA_DIR/NAME/tap.addr). Costs nothing while nobody taps.
         #[arg(long, value_name = "ADDR")]
         tap: Option<String>,
+        /// Dead-letter, instead of warning about, the mistakes that make
+        /// `filter` and `project` silently wrong: an event missing a field
+        /// the stage reads or selects, or on which a comparison meets a
+        /// number and a string. The reason says which. Sets `strict: true`
+        /// on every `filter` and `project` stage whose params do not set
+        /// `strict` themselves.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a live sample of the events leaving a source or stage of a local run.
     #[command(after_help = "\
@@ -555,6 +564,7 @@ pub fn main() -> ExitCode {
             reset,
             host_config: _,
             tap,
+            strict,
         } => run_cmd::run(
             &file,
             plugin_path,
@@ -565,6 +575,7 @@ pub fn main() -> ExitCode {
                 verbose: cli.verbose > 0,
                 reset,
                 tap,
+                strict,
             },
         ),
         Command::Reset {

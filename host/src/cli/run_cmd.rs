@@ -22,14 +22,27 @@ pub(super) fn prepare(
     file: &Path,
     plugin_path: Vec<PathBuf>,
 ) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
+    prepare_as(file, plugin_path, false)
+}
+
+/// [`prepare`], with `--strict` applied first (see [`super::strict`]) so
+/// that the plugins check the parameter it adds.
+fn prepare_as(
+    file: &Path,
+    plugin_path: Vec<PathBuf>,
+    strict: bool,
+) -> Result<Result<(Pipeline, WasmEngine, ComponentCache), Diagnostics>> {
     let options = LoadOptions::for_host(
         &HostConfig::current().map_err(anyhow::Error::msg)?,
         plugin_path,
     );
     let (p, diags) = config::load_partial(file, &options);
-    let Some(p) = p else {
+    let Some(mut p) = p else {
         return Ok(Err(diags));
     };
+    if strict {
+        super::strict::apply(&mut p);
+    }
     // The stages that loaded have their plugins checked even when other
     // sections have problems, so one pass reports everything.
     prepare_with(p, diags)
@@ -90,11 +103,13 @@ pub struct RunArgs {
     pub reset: bool,
     /// Serve `sluice tap` on this loopback address (`--tap`).
     pub tap: Option<String>,
+    /// `--strict`: dead letters instead of warnings (see [`super::strict`]).
+    pub strict: bool,
 }
 
 /// `sluice run FILE`.
 pub fn run(file: &Path, plugin_path: Vec<PathBuf>, args: RunArgs) -> Result<ExitCode> {
-    let (p, engine, cache) = match prepare(file, plugin_path)? {
+    let (p, engine, cache) = match prepare_as(file, plugin_path, args.strict)? {
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };

@@ -73,6 +73,7 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
                 verbose: false,
                 reset: false,
                 tap: None,
+                strict: false,
             },
         ),
         Err(diags) => {

@@ -478,7 +478,12 @@ impl TransformInstance {
         let old_plugin = std::mem::replace(&mut self.plugin, plugin);
         let old_live = self.live.take();
         match self.ensure_live() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(old) = old_live {
+                    self.retire(old);
+                }
+                Ok(())
+            }
             Err(e) => {
                 self.plugin = old_plugin;
                 self.live = old_live;
@@ -604,6 +609,21 @@ impl TransformInstance {
         }
     }
 
+    /// Drops the guest's transform resource, which runs its destructor (the
+    /// Rust SDK's `Transform::finish`: a filter reports there what a short
+    /// stream never showed), under the stage's CPU budget. A failure there
+    /// loses nothing, so it is only logged.
+    fn retire(&self, mut live: Live) {
+        if let Some(ticks) = deadline(self.limits.cpu_ms_per_call) {
+            live.store.set_epoch_deadline(ticks);
+        }
+        live.store.data_mut().host.begin_call();
+        if let Err(e) = live.handle.resource_drop(&mut live.store) {
+            let failure = self.classify(&live.store, e);
+            tracing::debug!(stage = %self.stage, "retiring the instance failed: {failure}");
+        }
+    }
+
     fn trap(&self, message: String) -> CallFailure {
         CallFailure::Trap {
             plugin: self.plugin.label(),
@@ -620,6 +640,14 @@ impl TransformInstance {
             self.stage.clone(),
             call_deadline(self.limits.cpu_ms_per_call, self.cap).1,
         )
+    }
+}
+
+impl Drop for TransformInstance {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            self.retire(live);
+        }
     }
 }
 

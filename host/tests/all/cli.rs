@@ -310,6 +310,130 @@ fn a_rerun_with_a_changed_sink_refuses_and_reset_starts_over_saying_what_it_dele
     assert!(!dir.path().join(".sluice/orders/checkpoint.json").exists());
 }
 
+/// A stream shorter than the watch's 100 events still hears of a field none
+/// of its events had: the filter reports it when the run retires it.
+#[test]
+fn a_typo_in_a_stream_of_ten_events_is_reported_at_the_end_of_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    let events: String = (0..10)
+        .map(|i| format!("{{\"amount\":{i},\"currency\":\"usd\"}}\n"))
+        .collect();
+    std::fs::write(&input, events).expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: short\nsources:\n  in:\n    type: file\n    path: {}\nstages:\n  small:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amout <= 1000\"\n  fine:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amount < 3\"\nsinks:\n  out:\n    type: file\n    path: {}\n    inputs: [small, fine]\n",
+            q(&input),
+            q(&dir.path().join("out.jsonl"))
+        ),
+    );
+    let out = run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains(
+            "`where: amout <= 1000`: field `amout` is absent from all 10 events, so it reads as null; did you mean `amount`?"
+        ) && warnings[0].contains("stage=\"small\""),
+        "{stderr}"
+    );
+    // Reported before the summary, not after the process is gone.
+    let warned_at = stderr.find(" WARN ").expect("warned");
+    let done_at = stderr.find("done: ").expect("summary");
+    assert!(warned_at < done_at, "{stderr}");
+    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 3);
+}
+
+/// `--strict` turns the watch's warnings into dead letters with the same
+/// words as their reason, while correct events flow as before; a stage's own
+/// `strict: false` opts it out, and `strict` on a plugin without it fails
+/// `validate` naming the file, the stage and the field.
+#[test]
+fn strict_dead_letters_typos_and_type_mismatches_with_the_reason_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    let events: String = (0..10)
+        .map(|i| match i {
+            3 => "{\"amuont\":3,\"currency\":\"usd\"}\n".to_string(),
+            6 => "{\"amount\":\"6\",\"currency\":\"usd\"}\n".to_string(),
+            _ => format!("{{\"amount\":{i},\"currency\":\"usd\"}}\n"),
+        })
+        .collect();
+    std::fs::write(&input, events).expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: strict\nsources:\n  in:\n    type: file\n    path: {}\nstages:\n  cheap:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amount < 5\"\n  slim:\n    plugin: project\n    inputs: [in]\n    params:\n      select: amount, currency\n  lax:\n    plugin: filter\n    inputs: [in]\n    params:\n      where: \"amount >= 8\"\n      strict: false\nsinks:\n  out:\n    type: file\n    path: {}\n    inputs: [cheap, slim, lax]\n",
+            q(&input),
+            q(&dir.path().join("out.jsonl"))
+        ),
+    );
+    let out = run_ok(
+        sluice()
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(&p)
+            .arg("--no-progress")
+            .arg("--strict"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 dead-lettered"), "{stderr}");
+    let letters = json_lines(&dir.path().join(".sluice/strict/dead-letters.jsonl"));
+    let mut got: Vec<(String, String, String)> = letters
+        .iter()
+        .map(|l| {
+            let h = &l["headers"];
+            (
+                h["sluice.error.stage"].as_str().unwrap_or("").to_string(),
+                l["value"].to_string(),
+                h["sluice.error.message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        (
+            "cheap",
+            r#"{"amount":"6","currency":"usd"}"#,
+            "`where: amount < 5`: `<` compares field `amount` (a string in this event) with a number 5, which is never true; write both as the same type",
+        ),
+        (
+            "cheap",
+            r#"{"amuont":3,"currency":"usd"}"#,
+            "`where: amount < 5`: field `amount` is absent from this event, so it reads as null; did you mean `amuont`?",
+        ),
+        (
+            "slim",
+            r#"{"amuont":3,"currency":"usd"}"#,
+            "`select`: field `amount` is absent from this event, so the output leaves it out; did you mean `amuont`?",
+        ),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(got, want);
+    // Correct events still flow: 4 cheap ones, 9 slimmed, and `lax` (its own
+    // `strict: false`) filters 8 and 9 through and drops the rest silently.
+    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 4 + 9 + 2);
+
+    // `strict` on a stage whose plugin does not have it.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "name: bad\nsources:\n  in:\n    type: file\n    path: {}\nstages:\n  hide:\n    plugin: mask\n    inputs: [in]\n    params:\n      drop: [currency]\n      strict: true\nsinks:\n  out:\n    type: stdout\n    inputs: [hide]\n",
+            q(&input)
+        ),
+    )
+    .expect("write");
+    let stderr = run_failing(sluice().arg("validate").arg(&bad));
+    assert!(
+        stderr.contains("bad.yaml:")
+            && stderr.contains("stages.hide.params")
+            && stderr.contains("unknown parameter `strict`"),
+        "{stderr}"
+    );
+}
+
 /// Issue 20's first complaint: a misspelled field and a number compared with
 /// a string both made a filter drop everything, silently. Now each is named
 /// once in the log, with its stage, while the run still ends normally.

@@ -28,6 +28,9 @@ pub struct Filter {
     /// Reports, once each, a field no event has and a number compared with
     /// a string: both make the condition silently false.
     watch: Watch,
+    /// `strict: true`: an event on which the watch finds either mistake is
+    /// rejected (dead-lettered) with it as the reason, instead of dropped.
+    strict: bool,
 }
 
 impl Filter {
@@ -39,7 +42,8 @@ impl Filter {
 
 impl Transform for Filter {
     fn new(params: &Params) -> Result<Self, String> {
-        params.only(&["where"])?;
+        params.only(&["where", "strict"])?;
+        let strict = params.bool_or("strict", false)?;
         let source = params.required("where")?;
         let condition =
             Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
@@ -48,6 +52,7 @@ impl Transform for Filter {
             condition,
             parser: JsonParser::new(),
             fields: ViewFields::default(),
+            strict,
         })
     }
 
@@ -68,11 +73,27 @@ impl Transform for Filter {
                 sluice_sdk::log::warn(&format!("`where: {}`: {warning}", self.condition.source()));
             }
         }
+        if self.strict {
+            if let Some(problem) = self.watch.check(&view, &self.fields) {
+                return Err(EventError::Reject(format!(
+                    "`where: {}`: {problem}",
+                    self.condition.source()
+                )));
+            }
+        }
         if self.condition.matches_loaded(&self.fields) {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
         }
         Ok(())
+    }
+
+    fn finish(&mut self) {
+        // A stream shorter than the watch's threshold still hears about a
+        // field none of its events had.
+        for warning in self.watch.finish() {
+            sluice_sdk::log::warn(&format!("`where: {}`: {warning}", self.condition.source()));
+        }
     }
 }
 
@@ -148,6 +169,127 @@ mod tests {
                  event) with a string \"1000\", which is never true; write both as the same type"
                     .to_string()
             )]
+        );
+    }
+
+    #[test]
+    fn a_stream_shorter_than_the_threshold_hears_of_the_typo_at_its_end() {
+        let events: Vec<String> = (0..10)
+            .map(|i| format!(r#"{{"amount":{i},"currency":"usd"}}"#))
+            .collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        sluice_sdk::log::take_captured();
+        let out = run::<Filter>(&[("where", "amout <= 1000")], &events).expect("runs");
+        assert!(out.values().is_empty());
+        assert_eq!(
+            sluice_sdk::log::take_captured(),
+            vec![(
+                sluice_sdk::log::Level::Warn,
+                "`where: amout <= 1000`: field `amout` is absent from all 10 events, so it \
+                 reads as null; did you mean `amount`?"
+                    .to_string()
+            )]
+        );
+        // A field some event has is not reported at the end either.
+        let out = run::<Filter>(
+            &[("where", "note = 'x'")],
+            &[r#"{"amount":1}"#, r#"{"note":"x"}"#],
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![r#"{"note":"x"}"#]);
+        assert_eq!(sluice_sdk::log::take_captured(), vec![]);
+    }
+
+    #[test]
+    fn strict_dead_letters_absent_fields_and_mismatched_types_with_the_reason() {
+        let events = [
+            r#"{"amount":5,"currency":"usd"}"#,
+            r#"{"amuont":7,"currency":"usd"}"#,
+            r#"{"amount":"9","currency":"usd"}"#,
+            r#"{"amount":2000,"currency":"usd"}"#,
+            "[1,2]",
+        ];
+        let out = run::<Filter>(&[("where", "amount <= 1000"), ("strict", "true")], &events)
+            .expect("runs");
+        // Correct events still flow (or are filtered out) as before.
+        assert_eq!(out.values(), vec![events[0]]);
+        let rejected = out.rejected();
+        assert_eq!(
+            rejected,
+            vec![
+                (
+                    1,
+                    "`where: amount <= 1000`: field `amount` is absent from this event, so it \
+                     reads as null; did you mean `amuont`?"
+                        .to_string()
+                ),
+                (
+                    2,
+                    "`where: amount <= 1000`: `<=` compares field `amount` (a string in this \
+                     event) with a number 1000, which is never true; write both as the same type"
+                        .to_string()
+                ),
+                (
+                    4,
+                    "`where: amount <= 1000`: the value is not a JSON object: field `amount` is \
+                     absent, so it reads as null"
+                        .to_string()
+                ),
+            ]
+        );
+        // Not strict: the same events are filtered out without a trace.
+        let out = run::<Filter>(&[("where", "amount <= 1000")], &events).expect("runs");
+        assert_eq!(out.values(), vec![events[0]]);
+        assert!(out.rejected().is_empty());
+    }
+
+    #[test]
+    fn strict_lets_a_field_tested_for_null_be_absent() {
+        let events = [r#"{"amount":5}"#, r#"{"amount":5,"note":"x"}"#];
+        let out = run::<Filter>(
+            &[
+                ("where", "note is null and amount < 10"),
+                ("strict", "true"),
+            ],
+            &events,
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![events[0]]);
+        assert!(out.rejected().is_empty());
+        let out = run::<Filter>(
+            &[
+                ("where", "coalesce(note, 'none') = 'none'"),
+                ("strict", "true"),
+            ],
+            &events,
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![events[0]]);
+        assert!(out.rejected().is_empty());
+    }
+
+    #[test]
+    fn strict_on_events_with_huge_keys_suggests_the_close_one() {
+        // The bound that keeps this cheap is tested in sluice-expr's watch.
+        let huge = "amount".repeat(200_000);
+        let event = format!(r#"{{"{huge}":1,"amuont":2}}"#);
+        let events: Vec<&str> = std::iter::repeat_n(event.as_str(), 50).collect();
+        let out =
+            run::<Filter>(&[("where", "amount < 5"), ("strict", "true")], &events).expect("runs");
+        let rejected = out.rejected();
+        assert_eq!(rejected.len(), 50);
+        assert!(
+            rejected[0].1.ends_with("did you mean `amuont`?"),
+            "{}",
+            rejected[0].1
+        );
+    }
+
+    #[test]
+    fn strict_must_be_true_or_false() {
+        assert_eq!(
+            init_error(&[("where", "true"), ("strict", "yes")]),
+            "parameter `strict`: expected `true` or `false`, found `yes`"
         );
     }
 
@@ -253,7 +395,7 @@ mod tests {
     fn unknown_parameters_fail() {
         assert_eq!(
             init_error(&[("where", "true"), ("wehre", "x")]),
-            "unknown parameter `wehre`; allowed: where"
+            "unknown parameter `wehre`; allowed: where, strict"
         );
     }
 

@@ -24,6 +24,9 @@ use splice::{Sel, Splice};
 
 const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
 
+/// Not a reshaping parameter: alone it does nothing.
+const STRICT: &str = "strict";
+
 /// The `project` transform.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -50,6 +53,10 @@ pub struct Project {
     /// Only on the splicing path, where the view already indexes the fields.
     select_watch: Option<Watch>,
     set_watches: Vec<Option<Watch>>,
+    /// `strict: true`: an event missing a selected field, or on which a
+    /// `set` expression meets what its watch reports, is rejected
+    /// (dead-lettered) with that as the reason.
+    strict: bool,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -190,6 +197,9 @@ impl Project {
                 sluice_sdk::log::warn(&format!("`select`: {warning}"));
             }
         }
+        if self.strict {
+            Self::check_select(self.select_watch.as_ref(), &view)?;
+        }
         let mut computed = std::mem::take(&mut self.scratch);
         computed.clear();
         self.loaded.resize_with(self.set.len(), ViewFields::default);
@@ -206,13 +216,18 @@ impl Project {
                         .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
                     if let Some(watch) = watch.as_mut().filter(|w| w.active()) {
                         for warning in watch.observe(&view, fields) {
-                            let name: Vec<&str> = path.names().collect();
-                            sluice_sdk::log::warn(&format!(
-                                "`set: {{{}: {}}}`: {warning}",
-                                name.join("."),
-                                e.source()
-                            ));
+                            sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
                         }
+                    }
+                    if let Some(problem) = watch
+                        .as_ref()
+                        .filter(|_| self.strict)
+                        .and_then(|w| w.check(&view, fields))
+                    {
+                        return Err(Self::reject(format_args!(
+                            "{}: {problem}",
+                            set_label(path, e)
+                        )));
                     }
                     e.eval_loaded_or_omit(fields)
                 }
@@ -224,6 +239,59 @@ impl Project {
         self.scratch = computed;
         Ok(())
     }
+}
+
+impl Project {
+    /// Strict mode: rejects an event that lacks a selected field.
+    fn check_select(
+        watch: Option<&Watch>,
+        view: &sluice_sdk::json::JsonView<'_>,
+    ) -> Result<(), EventError> {
+        match watch.and_then(|w| w.check_names(view)) {
+            Some(problem) => Err(Self::reject(format_args!("`select`: {problem}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Strict mode on the tree path: the checks of the splicing path, on a
+    /// zero-copy view taken for them alone.
+    fn check_tree(&mut self, event: &Event<'_>) -> Result<(), EventError> {
+        if event.is_tombstone() {
+            return Ok(());
+        }
+        let view = event.view(&mut self.parser)?;
+        if !view.is_object() {
+            // The tree path rejects it, saying so.
+            return Ok(());
+        }
+        Self::check_select(self.select_watch.as_ref(), &view)?;
+        self.loaded.resize_with(self.set.len(), ViewFields::default);
+        for (((path, c), fields), watch) in self
+            .set
+            .iter()
+            .zip(self.loaded.iter_mut())
+            .zip(self.set_watches.iter())
+        {
+            let (Computed::Expr(e), Some(watch)) = (c, watch) else {
+                continue;
+            };
+            e.load(&view, fields)
+                .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+            if let Some(problem) = watch.check(&view, fields) {
+                return Err(Self::reject(format_args!(
+                    "{}: {problem}",
+                    set_label(path, e)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How messages name a `set` entry: `` `set: {flagged: amount > 10}` ``.
+fn set_label(path: &Path, e: &Expr) -> String {
+    let name: Vec<&str> = path.names().collect();
+    format!("`set: {{{}: {}}}`", name.join("."), e.source())
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -239,7 +307,10 @@ fn kind_name(kind: Kind) -> &'static str {
 
 impl Transform for Project {
     fn new(params: &Params) -> Result<Self, String> {
-        params.only(&PARAMS)?;
+        let mut allowed = PARAMS.to_vec();
+        allowed.push(STRICT);
+        params.only(&allowed)?;
+        let strict = params.bool_or(STRICT, false)?;
         if PARAMS.iter().all(|p| params.get(p).is_none()) {
             return Err(format!(
                 "at least one parameter is required: {}",
@@ -357,9 +428,8 @@ impl Transform for Project {
             })
         })();
         let select_watch = select.as_ref().map(|paths| {
-            let mut names: Vec<&str> = paths.iter().filter_map(|p| p.names().next()).collect();
-            names.dedup();
-            Watch::for_fields(&names)
+            let paths: Vec<Vec<&str>> = paths.iter().map(|p| p.names().collect()).collect();
+            Watch::for_paths(&paths)
         });
         let set_watches = set
             .iter()
@@ -369,6 +439,7 @@ impl Transform for Project {
             })
             .collect();
         Ok(Project {
+            strict,
             select_watch,
             set_watches,
             splice,
@@ -388,6 +459,9 @@ impl Transform for Project {
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
         if self.splice.is_some() {
             return self.process_spliced(event, out);
+        }
+        if self.strict {
+            self.check_tree(event)?;
         }
         let Some(bytes) = event.value() else {
             // Tombstones pass unchanged.
@@ -475,6 +549,23 @@ impl Transform for Project {
 
         out.json(&value);
         Ok(())
+    }
+
+    fn finish(&mut self) {
+        // A stream shorter than the watches' threshold still hears about a
+        // field none of its events had.
+        if let Some(watch) = &mut self.select_watch {
+            for warning in watch.finish() {
+                sluice_sdk::log::warn(&format!("`select`: {warning}"));
+            }
+        }
+        for ((path, c), watch) in self.set.iter().zip(self.set_watches.iter_mut()) {
+            if let (Computed::Expr(e), Some(watch)) = (c, watch) {
+                for warning in watch.finish() {
+                    sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
+                }
+            }
+        }
     }
 }
 

@@ -251,7 +251,7 @@ fn parameter_errors_name_the_parameter() {
     );
     assert_eq!(
         init_error(&[("selct", "[\"a\"]")]),
-        "unknown parameter `selct`; allowed: select, drop, rename, set"
+        "unknown parameter `selct`; allowed: select, drop, rename, set, strict"
     );
     assert_eq!(
         init_error(&[("select", "[1]")]),
@@ -341,6 +341,10 @@ impl Transform for TreeProject {
         out: &mut sluice_sdk::Emitter<'_>,
     ) -> Result<(), sluice_sdk::EventError> {
         self.0.process(event, out)
+    }
+
+    fn finish(&mut self) {
+        self.0.finish();
     }
 }
 
@@ -565,10 +569,113 @@ fn a_misspelled_selected_or_read_field_is_reported_once_with_the_closest_name() 
         vec![
             "Warn `set: {cheap: price < '10'}`: `<` compares field `price` (a number in this event) \
              with a string \"10\", which is never true; write both as the same type",
-            "Warn `select`: field `curency` is absent from all 100 events so far, so it reads as \
-             null; did you mean `currency`?",
+            "Warn `select`: field `curency` is absent from all 100 events so far, so the output \
+             leaves it out; did you mean `currency`?",
             "Warn `set: {cents: round(prise * 100)}`: field `prise` is absent from all 100 events \
              so far, so it reads as null; did you mean `price`?",
         ]
     );
+}
+
+#[test]
+fn a_stream_shorter_than_the_threshold_hears_of_absent_fields_at_its_end_nested_ones_too() {
+    let events: Vec<String> = (0..10)
+        .map(|i| format!(r#"{{"id":{i},"price":{i},"shipping":{{"city":"Recife"}}}}"#))
+        .collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    sluice_sdk::log::take_captured();
+    let out = run::<Project>(
+        &[
+            ("select", "id, shipping.ctiy, shipping.city"),
+            ("set", r#"{"cents": "prise * 100"}"#),
+        ],
+        &events,
+    )
+    .expect("runs");
+    assert_eq!(out.values().len(), 10);
+    let logged: Vec<String> = sluice_sdk::log::take_captured()
+        .into_iter()
+        .map(|(level, line)| format!("{level:?} {line}"))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            "Warn `select`: field `shipping.ctiy` is absent from all 10 events, so the output \
+             leaves it out; did you mean `shipping.city`?",
+            "Warn `set: {cents: prise * 100}`: field `prise` is absent from all 10 events, so it \
+             reads as null; did you mean `price`?",
+        ]
+    );
+}
+
+#[test]
+fn strict_dead_letters_a_missing_selected_field_and_a_mismatched_set_on_both_paths() {
+    let events = [
+        r#"{"id":1,"price":5,"shipping":{"city":"Recife"}}"#,
+        r#"{"id":2,"price":5,"shipping":{"zip":"50000"}}"#,
+        r#"{"id":3,"price":"5","shipping":{"city":"Natal"}}"#,
+        r#"{"iid":4,"price":5,"shipping":{"city":"Natal"}}"#,
+        r#"{"id":5,"price":500,"shipping":{"city":"Natal"},"note":"x"}"#,
+    ];
+    let strict = [
+        ("select", "id, shipping.city"),
+        (
+            "set",
+            r#"{"cheap": "price < 10", "note": "coalesce(note, 'none')"}"#,
+        ),
+        ("strict", "true"),
+    ];
+    // A rename of a nested path sends `project` down the tree path.
+    let tree_params = [
+        ("select", "id, shipping.city"),
+        ("rename", r#"{"shipping.city": "city"}"#),
+        (
+            "set",
+            r#"{"cheap": "price < 10", "note": "coalesce(note, 'none')"}"#,
+        ),
+        ("strict", "true"),
+    ];
+    let spliced = run::<Project>(&strict, &events).expect("runs");
+    let tree = run::<TreeProject>(&tree_params, &events).expect("runs");
+    let expected_rejections = vec![
+        (
+            1,
+            "`select`: field `shipping.city` is absent from this event, so the output leaves it \
+             out; did you mean `shipping.zip`?"
+                .to_string(),
+        ),
+        (
+            2,
+            "`set: {cheap: price < 10}`: `<` compares field `price` (a string in this event) \
+             with a number 10, which is never true; write both as the same type"
+                .to_string(),
+        ),
+        (
+            3,
+            "`select`: field `id` is absent from this event, so the output leaves it out; did \
+             you mean `iid`?"
+                .to_string(),
+        ),
+    ];
+    assert_eq!(spliced.rejected(), expected_rejections);
+    assert_eq!(tree.rejected(), expected_rejections);
+    // The correct events flow, `note` (read through coalesce) may be absent.
+    assert_eq!(
+        spliced.json(),
+        vec![
+            json!({"id": 1, "shipping": {"city": "Recife"}, "cheap": true, "note": "none"}),
+            json!({"id": 5, "shipping": {"city": "Natal"}, "cheap": false, "note": "x"}),
+        ]
+    );
+    assert_eq!(
+        tree.json(),
+        vec![
+            json!({"id": 1, "shipping": {}, "city": "Recife", "cheap": true, "note": "none"}),
+            json!({"id": 5, "shipping": {}, "city": "Natal", "cheap": false, "note": "x"}),
+        ]
+    );
+    // Without `strict` nothing is rejected.
+    let lax = run::<Project>(&strict[..2], &events).expect("runs");
+    assert!(lax.rejected().is_empty());
+    assert_eq!(lax.values().len(), 5);
 }
