@@ -32,6 +32,10 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("src/json.rs", include_str!("../../../../sdk/src/json.rs")),
     (
+        "src/json_batch.rs",
+        include_str!("../../../../sdk/src/json_batch.rs"),
+    ),
+    (
         "src/json_tests.rs",
         include_str!("../../../../sdk/src/json_tests.rs"),
     ),
