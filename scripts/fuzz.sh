@@ -32,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(output_batch wire_output lookup_keys pgoutput avro_wire json_converter expression pipeline_yaml registry_http)
+TARGETS=(output_batch wire_output lookup_keys pgoutput avro_wire json_converter json_view expression pipeline_yaml registry_http)
 seconds=60
 picked=()
 while [ $# -gt 0 ]; do

@@ -44,6 +44,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("registry_http", registry_http),
     ("wire_output", wire_output),
     ("lookup_keys", lookup_keys),
+    ("json_view", json_view),
 ];
 
 // ---- output_batch -------------------------------------------------------
@@ -329,6 +330,51 @@ pub fn json_converter(data: &[u8]) {
                 panic!("the decoder produced invalid JSON: {e}");
             }
         }
+    }
+}
+
+// ---- json_view ----------------------------------------------------------
+
+/// The SDK's JSON scanner reads every event in every Rust plugin, and the
+/// host checks every source value with it (`check_json`): it must accept
+/// what serde_json accepts, refuse what it refuses (but numbers beyond f64,
+/// which it keeps as text), and read each top-level field as serde_json does.
+pub fn json_view(data: &[u8]) {
+    use sluice_sdk::json::{BatchViews, JsonView};
+    let theirs = serde_json::from_slice::<serde_json::Value>(data);
+    let ours = JsonView::parse(data);
+    assert_eq!(
+        check_json(data).is_ok(),
+        ours.is_ok(),
+        "check_json and JsonView::parse disagree"
+    );
+    let mut views = BatchViews::new();
+    assert_eq!(
+        views.scan(0, data).is_ok(),
+        ours.is_ok(),
+        "BatchViews::scan"
+    );
+    assert_eq!(
+        views.get(0, data).map(|v| v.is_ok()),
+        Some(ours.is_ok()),
+        "BatchViews::get"
+    );
+    match (&ours, &theirs) {
+        (Ok(_), Err(e)) => assert!(
+            e.to_string().contains("number out of range"),
+            "the view accepted what serde_json refuses: {e}"
+        ),
+        (Err(e), Ok(_)) => panic!("the view refused what serde_json accepts: {e}"),
+        _ => {}
+    }
+    if let (Ok(view), Ok(serde_json::Value::Object(map))) = (&ours, &theirs) {
+        for (key, value) in map {
+            let raw = view
+                .get(key)
+                .unwrap_or_else(|| panic!("field {key:?} missing from the view"));
+            assert_eq!(raw.to_value().ok().as_ref(), Some(value), "field {key:?}");
+        }
+        assert!(view.len() >= map.len(), "fewer entries than distinct keys");
     }
 }
 

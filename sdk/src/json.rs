@@ -182,10 +182,13 @@ impl<'a> JsonView<'a> {
 fn key_eq(bytes: &[u8], e: &Entry, name: &str) -> bool {
     let text = &bytes[e.key.0..e.key.1];
     if e.escaped {
-        unescape(text).is_some_and(|k| k == name)
-    } else {
-        text == name.as_bytes()
+        return unescape(text).is_some_and(|k| k == name);
     }
+    // Most keys of a wide object differ from `name` in length or in their
+    // last byte (`f12`, `f13`); checking those first saves a `memcmp` call,
+    // which in Wasm is a real call, for most of the keys a lookup passes.
+    let name = name.as_bytes();
+    text.len() == name.len() && text.last() == name.last() && text == name
 }
 
 /// An object key as it appears in the input, still escaped.
