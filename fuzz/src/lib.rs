@@ -335,18 +335,18 @@ pub fn json_converter(data: &[u8]) {
 
 // ---- json_view ----------------------------------------------------------
 
-/// The SDK's JSON scanner reads every event in every Rust plugin, and the
-/// host checks every source value with it (`check_json`): it must accept
-/// what serde_json accepts, refuse what it refuses (but numbers beyond f64,
-/// which it keeps as text), and read each top-level field as serde_json does.
+/// The SDK's JSON scanner reads every event in every Rust plugin: it must
+/// accept what serde_json accepts, refuse what it refuses (but numbers
+/// beyond f64, which it keeps as text), and read each top-level field as
+/// serde_json does.
 pub fn json_view(data: &[u8]) {
     use sluice_sdk::json::{BatchViews, JsonView};
     let theirs = serde_json::from_slice::<serde_json::Value>(data);
     let ours = JsonView::parse(data);
     assert_eq!(
-        check_json(data).is_ok(),
+        sluice_sdk::json::check(data).is_ok(),
         ours.is_ok(),
-        "check_json and JsonView::parse disagree"
+        "json::check and JsonView::parse disagree"
     );
     let mut views = BatchViews::new();
     assert_eq!(
