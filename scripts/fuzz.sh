@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer) of the code that reads
 # untrusted bytes: guest output batches, the pgoutput decoder, Avro in the
-# Confluent wire format, the JsonConverter envelope, the expression language,
+# Confluent wire format, the JsonConverter envelope, the SDK's JSON view, the expression language,
 # pipeline files, and the Schema Registry's HTTP handlers.
 #
 #   scripts/fuzz.sh                       every target for 60 s each
