@@ -297,7 +297,7 @@ fn killed_case(case: &Case, point: &str, spec: &str, out: &Output) {
     // the step is the one armed, and the rerun must be exact.
     let partial = case.count_lines("joined.jsonl");
     eprintln!("{spec}: {partial} orders joined before the kill");
-    case.rerun_and_check(&spec);
+    case.rerun_and_check(spec);
 }
 
 #[test]
