@@ -11,6 +11,7 @@ mod registry_cmd;
 mod remote_cmd;
 mod reset_cmd;
 mod run_cmd;
+mod sample;
 mod signals;
 mod sql_cmd;
 mod sql_shell;
@@ -253,10 +254,26 @@ Checks: YAML syntax, known fields and types, inputs that exist, no cycles,
 input files that exist, plugins that are components of the right world and
 contract version, and plugin parameters (each plugin validates its own).
 Every problem is reported in one pass as FILE:LINE:COL: FIELD: MESSAGE, with
-\"did you mean\" for misspelled names. Exits 1 on any problem.")]
+\"did you mean\" for misspelled names. Exits 1 on any problem.
+
+With --sample EVENTS (JSON lines, at most 16 MiB), the transform stages then run
+over those events as if every source had produced them, in dependency order:
+each stage's warnings (a field no event has, a number compared with a string),
+its dead letters with their reasons, and its counts are printed, and the exit
+status is 1 if any sample event became a dead letter. Add --strict to make the
+warnings dead letters too:
+  sluice validate pipeline.yaml --sample first-100.jsonl --strict
+Processors (state, tables, timers) are not run on a sample.")]
     Validate {
         /// The pipeline file.
         file: PathBuf,
+        /// Run the transform stages over these sample events (JSON lines).
+        #[arg(long, value_name = "EVENTS")]
+        sample: Option<PathBuf>,
+        /// As `run --strict`: filter and project stages dead-letter the
+        /// events their warnings are about.
+        #[arg(long)]
+        strict: bool,
         /// Extra directories to look for `plugin: NAME` in.
         #[arg(long = "plugin-path", value_name = "DIR")]
         plugin_path: Vec<PathBuf>,
@@ -584,8 +601,12 @@ pub fn main() -> ExitCode {
             yes,
         } => reset_cmd::run(&target, &data_dir, yes),
         Command::Validate {
-            file, plugin_path, ..
-        } => run_cmd::validate(&file, plugin_path),
+            file,
+            plugin_path,
+            sample,
+            strict,
+            ..
+        } => run_cmd::validate(&file, plugin_path, sample.as_deref(), strict),
         Command::Sql {
             file: None,
             explain,

@@ -68,9 +68,14 @@ fn prepare_with(
     Ok(Ok((p, engine, cache)))
 }
 
-/// `sluice validate FILE`.
-pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
-    let (p, _, _) = match prepare(file, plugin_path)? {
+/// `sluice validate FILE [--sample EVENTS] [--strict]`.
+pub fn validate(
+    file: &Path,
+    plugin_path: Vec<PathBuf>,
+    sample: Option<&Path>,
+    strict: bool,
+) -> Result<ExitCode> {
+    let (p, engine, cache) = match prepare_as(file, plugin_path, strict)? {
         Ok(ready) => ready,
         Err(diags) => return Ok(report(&diags)),
     };
@@ -86,6 +91,17 @@ pub fn validate(file: &Path, plugin_path: Vec<PathBuf>) -> Result<ExitCode> {
         p.stages.len(),
         p.sinks.len()
     );
+    if let Some(sample) = sample {
+        let report = super::sample::run(&p, &engine, &cache, sample)?;
+        if report.dead_letters > 0 {
+            eprintln!(
+                "{}: {} sample event(s) became dead letters",
+                file.display(),
+                report.dead_letters
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

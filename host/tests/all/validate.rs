@@ -287,3 +287,104 @@ fn limits_above_the_operator_ceilings_fail_validation_naming_field_value_and_cei
         "{err}"
     );
 }
+
+/// `validate --sample`: the stages run over sample events, and what a run
+/// would only show in its log (a misspelled field, a number compared with a
+/// string) is printed per stage at validation; `--strict` makes those
+/// events dead letters, and any dead letter fails the command.
+#[test]
+fn validate_with_a_sample_runs_the_stages_and_names_each_mistake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sample: String = (1..=10)
+        .map(|i| format!("{{\"amount\":{i},\"currency\":\"usd\",\"name\":\"n{i}\"}}\n"))
+        .collect();
+    let good_sample = dir.path().join("good.jsonl");
+    std::fs::write(&good_sample, &sample).expect("write");
+    sample.push_str("{\"amount\":\"7\",\"currency\":\"eur\"}\nnot json\n");
+    let bad_sample = dir.path().join("sample.jsonl");
+    std::fs::write(&bad_sample, &sample).expect("write");
+    std::fs::write(dir.path().join("in.jsonl"), "").expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        "name: vs\nsources:\n  in: {type: file, path: in.jsonl}\nstages:\n  small:\n    plugin: filter\n    inputs: [in]\n    params: {where: \"amout <= 1000\"}\n  cheap:\n    plugin: filter\n    inputs: [in]\n    params: {where: \"amount < 5\"}\n  shape:\n    plugin: project\n    inputs: [cheap]\n    params: {select: [amount, nmae]}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [small, shape]}\n",
+    );
+
+    let err = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .arg("--sample")
+            .arg(&bad_sample),
+    );
+    for want in [
+        "sample.jsonl line 12: malformed JSON",
+        "sample: 11 event(s) from",
+        "field `amout` is absent from all 11 events, so it reads as null; did you mean `amount`? stage=\"small\"",
+        "stage `small`: 11 in, 0 out, 11 filtered out, 0 dead letter(s)",
+        "`<` compares field `amount` (a string in this event) with a number 5",
+        "stage `cheap`: 11 in, 4 out, 7 filtered out, 0 dead letter(s)",
+        "field `nmae` is absent from all 4 events, so the output leaves it out; did you mean `name`? stage=\"shape\"",
+        "stage `shape`: 4 in, 4 out, 0 filtered out, 0 dead letter(s)",
+        "sink `out`: would get 4 event(s)",
+        "1 sample event(s) became dead letters",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+
+    let err = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .arg("--sample")
+            .arg(&bad_sample)
+            .arg("--strict"),
+    );
+    for want in [
+        "dead letter: stage `small`: `where: amout <= 1000`: field `amout` is absent from this event",
+        "dead letter: stage `small`: … and 6 more",
+        "stage `small`: 11 in, 0 out, 0 filtered out, 11 dead letter(s)",
+        "stage `cheap`: 11 in, 4 out, 6 filtered out, 1 dead letter(s)",
+        "stage `shape`: 4 in, 0 out, 0 filtered out, 4 dead letter(s)",
+        "17 sample event(s) became dead letters",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+
+    // A clean sample through a correct pipeline: exit 0, counts printed.
+    let fine = write_pipeline(
+        dir.path(),
+        "name: fine\nsources:\n  in: {type: file, path: in.jsonl}\nstages:\n  cheap:\n    plugin: filter\n    inputs: [in]\n    params: {where: \"amount < 5\"}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [cheap]}\n",
+    );
+    let out = run_ok(
+        sluice()
+            .arg("validate")
+            .arg(&fine)
+            .arg("--sample")
+            .arg(&good_sample),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stage `cheap`: 10 in, 4 out, 6 filtered out, 0 dead letter(s)"),
+        "{err}"
+    );
+    assert!(!err.contains(" WARN "), "{err}");
+}
+
+/// A sample is bounded: a file over 16 MiB is refused before it is read.
+#[test]
+fn validate_refuses_a_sample_over_its_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "").expect("write");
+    let p = write_pipeline(
+        dir.path(),
+        "name: big\nsources:\n  in: {type: file, path: in.jsonl}\nstages:\n  cheap:\n    plugin: filter\n    inputs: [in]\n    params: {where: \"amount < 5\"}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [cheap]}\n",
+    );
+    let big = dir.path().join("big.jsonl");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len((16 << 20) + 1).expect("grow");
+    let err = run_failing(sluice().arg("validate").arg(&p).arg("--sample").arg(&big));
+    assert!(
+        err.contains("16777217 bytes; a sample is at most 16777216 bytes"),
+        "{err}"
+    );
+}
