@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -23,6 +24,10 @@ use crate::plugin::{ComponentCache, StagePlugin, TransformInstance, WasmEngine};
 
 /// The largest sample file read: a sample is for a look, not a run.
 pub const MAX_SAMPLE_BYTES: u64 = 16 << 20;
+
+/// The most bytes one stage is fed: a stage reading many sources (or
+/// stages) would otherwise get the sample once per input.
+pub const MAX_STAGE_INPUT_BYTES: usize = 64 << 20;
 
 /// Dead-letter reasons printed per stage; the rest are counted.
 const SHOWN_REASONS: usize = 5;
@@ -49,8 +54,10 @@ pub fn run(
         events.len(),
         sample.display()
     );
-    // Each node's output: `None` when it was not run.
-    let mut outputs: HashMap<&str, Option<Vec<Vec<u8>>>> = p
+    // Each node's output: `None` when it was not run. The sources share
+    // one copy of the sample.
+    let events = Rc::new(events);
+    let mut outputs: HashMap<&str, Option<Rc<Vec<Vec<u8>>>>> = p
         .sources
         .iter()
         .map(|s| (s.name.as_str(), Some(events.clone())))
@@ -69,12 +76,30 @@ pub fn run(
         };
         let stage = pending.remove(at);
         let mut input = Vec::new();
+        let mut bytes = 0usize;
+        let mut cut = false;
         let mut missing = None;
         for i in &stage.inputs {
             match outputs.get(i.as_str()) {
-                Some(Some(values)) => input.extend(values.iter().cloned()),
+                Some(Some(values)) => {
+                    for v in values.iter() {
+                        if bytes + v.len() > MAX_STAGE_INPUT_BYTES {
+                            cut = true;
+                            break;
+                        }
+                        bytes += v.len();
+                        input.push(v.clone());
+                    }
+                }
                 _ => missing = Some(i.clone()),
             }
+        }
+        if cut {
+            eprintln!(
+                "stage `{}`: fed only the first {} event(s): its inputs add up to more than {MAX_STAGE_INPUT_BYTES} bytes",
+                stage.name,
+                input.len()
+            );
         }
         let out = match missing {
             Some(from) => {
@@ -84,7 +109,7 @@ pub fn run(
                 );
                 None
             }
-            None => run_stage(p, engine, cache, stage, &input, &mut report)?,
+            None => run_stage(p, engine, cache, stage, &input, &mut report)?.map(Rc::new),
         };
         outputs.insert(stage.name.as_str(), out);
     }

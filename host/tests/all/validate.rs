@@ -370,6 +370,47 @@ fn validate_with_a_sample_runs_the_stages_and_names_each_mistake() {
     assert!(!err.contains(" WARN "), "{err}");
 }
 
+/// What one stage is fed is bounded too: five sources each give it the
+/// whole (nearly 16 MiB) sample, and it gets only the first 64 MiB of that.
+#[test]
+fn validate_feeds_a_stage_of_many_inputs_at_most_its_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "").expect("write");
+    let pad = "x".repeat(1000);
+    let line = format!("{{\"amount\":1,\"pad\":\"{pad}\"}}\n");
+    let n = (16 << 20) / line.len() - 1;
+    let sample = dir.path().join("sample.jsonl");
+    std::fs::write(&sample, line.repeat(n)).expect("write");
+    let sources: String = (0..5)
+        .map(|i| format!("  s{i}: {{type: file, path: in.jsonl}}\n"))
+        .collect();
+    let p = write_pipeline(
+        dir.path(),
+        &format!("name: wide\nsources:\n{sources}stages:\n  all:\n    plugin: filter\n    inputs: [s0, s1, s2, s3, s4]\n    params: {{where: \"amount < 5\"}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [all]}}\n"),
+    );
+    let out = run_ok(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .arg("--sample")
+            .arg(&sample),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let fed = (64 << 20) / (line.len() - 1);
+    assert!(
+        err.contains(&format!(
+            "stage `all`: fed only the first {fed} event(s): its inputs add up to more than 67108864 bytes"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "stage `all`: {fed} in, {fed} out, 0 filtered out, 0 dead letter(s)"
+        )),
+        "{err}"
+    );
+}
+
 /// A sample is bounded: a file over 16 MiB is refused before it is read.
 #[test]
 fn validate_refuses_a_sample_over_its_bound() {
