@@ -188,11 +188,7 @@ pub fn test(wasm: &Path, input: &Path, params: &[String], batch_size: usize) -> 
             }
             if let Some(dead) = &outcome.dead {
                 for e in dead.iter() {
-                    let reason = e
-                        .headers()
-                        .find(|(n, _)| *n == "sluice.error.message")
-                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                        .unwrap_or_default();
+                    let reason = crate::pipeline::dead_letter::reason(&e);
                     let value = e.value.map(String::from_utf8_lossy).unwrap_or_default();
                     eprintln!(
                         "dead letter: {} line {}: {reason}: {value}",

@@ -201,11 +201,7 @@ fn run_stage(
         }
         for e in outcome.dead.iter().flat_map(|d| d.iter()) {
             if dead < SHOWN_REASONS as u64 {
-                let reason = e
-                    .headers()
-                    .find(|(n, _)| *n == "sluice.error.message")
-                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
+                let reason = crate::pipeline::dead_letter::reason(&e);
                 eprintln!("dead letter: stage `{}`: {reason}", stage.name);
             }
             dead += 1;

@@ -26,6 +26,15 @@ pub mod headers {
     pub const TIME: &str = "sluice.error.time";
 }
 
+/// A dead letter's reason (its [`headers::MESSAGE`]), or empty.
+pub fn reason(letter: &EventView<'_>) -> String {
+    letter
+        .headers()
+        .find(|(n, _)| *n == headers::MESSAGE)
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
 /// Now, in milliseconds since the Unix epoch, as header text.
 fn now_ms() -> String {
     std::time::SystemTime::now()

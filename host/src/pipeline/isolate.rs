@@ -410,11 +410,7 @@ mod tests {
         let dead = dead.expect("dead letters");
         assert_eq!(dead.len(), 50, "every event is accounted for");
         let last = dead.get(49).expect("last");
-        let msg = last
-            .headers()
-            .find(|(n, _)| *n == "sluice.error.message")
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
+        let msg = crate::pipeline::dead_letter::reason(&last);
         assert!(msg.contains("100 ms per batch"), "{msg}");
     }
 }
