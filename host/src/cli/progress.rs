@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::pipeline::{RunStatus, StatusCallback};
+use crate::pipeline::{ComponentCounts, Role, RunStatus, StatusCallback};
 
 /// The bar on screen, if any: log lines are written around it.
 static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
@@ -59,9 +59,25 @@ impl RunBar {
                     bar.set_style(style(STREAMING));
                 }
             }
+            // The totals, then a line per component with its counts (and a
+            // source's lag), so a stage that filters out everything shows
+            // while the run goes on, not only in the summary.
+            let lines = component_lines(&s.components, |c| {
+                if c.role != Role::Source {
+                    return String::new();
+                }
+                s.sources
+                    .iter()
+                    .find(|p| p.name == c.name)
+                    .and_then(|p| p.describe_lag())
+                    .map(|lag| format!(", {lag}"))
+                    .unwrap_or_default()
+            });
             bar.set_message(format!(
-                "{} in ({per_s:.0}/s), {} dead-lettered",
-                s.events_in, s.dead_letters
+                "{} in ({per_s:.0}/s), {} dead-lettered\n{}",
+                s.events_in,
+                s.dead_letters,
+                first_lines(&lines, LIVE_LINES)
             ));
         })
     }
@@ -73,6 +89,42 @@ impl RunBar {
         }
         self.bar.finish_and_clear();
     }
+}
+
+/// One line per source, stage, table and sink: its role, its name (names
+/// aligned), its counts and what `suffix` adds.
+pub fn component_lines(
+    components: &[ComponentCounts],
+    suffix: impl Fn(&ComponentCounts) -> String,
+) -> String {
+    let width = components.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for c in components {
+        let name = format!("`{}`", c.name);
+        out.push_str(&format!(
+            "  {:<6} {name:<w$} {}{}\n",
+            c.role_word(),
+            c.describe(),
+            suffix(c),
+            w = width + 2
+        ));
+    }
+    out
+}
+
+/// At most this many component lines under the bar: a pipeline with more
+/// would push the bar off a small terminal.
+const LIVE_LINES: usize = 12;
+
+/// The first `n` lines of `text`, then `… and N more`.
+fn first_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= n {
+        return lines.join("\n");
+    }
+    let mut out = lines[..n].join("\n");
+    out.push_str(&format!("\n  … and {} more", lines.len() - n));
+    out
 }
 
 /// Events per second over the last few seconds.
@@ -131,5 +183,58 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
     fn make_writer(&'a self) -> Self::Writer {
         *self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(role: Role, name: &str, events: u64) -> ComponentCounts {
+        ComponentCounts {
+            role,
+            name: name.into(),
+            events_in: events,
+            events_out: events,
+            filtered: 0,
+            dead_lettered: 0,
+            skipped: 0,
+            restarts: 0,
+            cpu_ns: 0,
+            memory_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn component_lines_align_names_and_take_a_suffix() {
+        let lines = component_lines(
+            &[
+                counts(Role::Source, "orders", 7),
+                counts(Role::Stage, "f", 7),
+            ],
+            |c| {
+                if c.role == Role::Source {
+                    ", lag 3 messages".into()
+                } else {
+                    String::new()
+                }
+            },
+        );
+        assert_eq!(
+            lines,
+            "  source `orders` read 7, lag 3 messages\n  stage  `f`      in 7, out 7\n"
+        );
+    }
+
+    #[test]
+    fn the_live_view_keeps_a_bounded_number_of_lines() {
+        let many: Vec<ComponentCounts> = (0..40)
+            .map(|i| counts(Role::Stage, &format!("s{i}"), 1))
+            .collect();
+        let shown = first_lines(&component_lines(&many, |_| String::new()), LIVE_LINES);
+        assert_eq!(shown.lines().count(), LIVE_LINES + 1, "{shown}");
+        assert!(shown.ends_with("… and 28 more"), "{shown}");
+        let few = first_lines("a\nb\n", LIVE_LINES);
+        assert_eq!(few, "a\nb");
     }
 }

@@ -199,29 +199,14 @@ pub(super) fn execute(
 /// One line per source, stage, table and sink with its counts (and the file
 /// a sink wrote), names aligned.
 fn component_lines(summary: &pipeline::RunSummary) -> String {
-    let width = summary
-        .components
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for c in &summary.components {
-        let name = format!("`{}`", c.name);
-        let file = summary
+    super::progress::component_lines(&summary.components, |c| {
+        summary
             .outputs
             .iter()
             .find(|(sink, _)| *sink == c.name)
             .map(|(_, path)| format!(" -> {path}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {:<6} {name:<w$} {}{file}\n",
-            c.role_word(),
-            c.describe(),
-            w = width + 2
-        ));
-    }
-    out
+            .unwrap_or_default()
+    })
 }
 
 /// Starts the `sluice tap` endpoint on `addr` (loopback only: it shows raw

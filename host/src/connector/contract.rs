@@ -2,7 +2,7 @@
 //! checkpoint rules in the trait docs.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -69,6 +69,11 @@ pub trait Source: Send {
     fn handoff(&mut self) -> Option<Handoff> {
         None
     }
+    /// Called instead of [`Source::poll`], every few milliseconds, while
+    /// the pipeline is paused (`sluice serve`'s pause): a source that
+    /// measures its lag keeps doing it here, so a paused pipeline shows its
+    /// backlog grow. It must not read events.
+    fn paused(&mut self) {}
 }
 
 /// A source's progress at a barrier, handed to the exactly-once sink that
@@ -134,12 +139,57 @@ pub trait Sink: Send {
     }
 }
 
-/// Progress of a bounded source: done out of total (bytes or records), for
-/// progress displays. Sources update it; front ends read it.
-#[derive(Debug, Default)]
+/// How far a source is: for bounded sources, done out of total (bytes or
+/// records); for unbounded ones, how far behind the upstream's end it reads
+/// (its lag). Sources update it; front ends (the terminal, the `stats` log
+/// line, `sluice serve`'s status and `/metrics`) read it.
+#[derive(Debug)]
 pub struct Progress {
     done: AtomicU64,
     total: AtomicU64,
+    /// `u64::MAX`: not known (yet).
+    lag: AtomicU64,
+    lag_unit: AtomicU8,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            lag: AtomicU64::new(u64::MAX),
+            lag_unit: AtomicU8::new(0),
+        }
+    }
+}
+
+/// What a source's lag counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LagUnit {
+    /// Messages (Kafka: each partition's high watermark less the next
+    /// offset to read, summed).
+    Messages,
+    /// Bytes of write-ahead log (PostgreSQL: the server's WAL end less the
+    /// position of the change last received).
+    WalBytes,
+}
+
+impl LagUnit {
+    /// `messages`, `wal_bytes`: the word in `stats` keys and metric labels.
+    pub fn word(self) -> &'static str {
+        match self {
+            LagUnit::Messages => "messages",
+            LagUnit::WalBytes => "wal_bytes",
+        }
+    }
+
+    fn from_u8(n: u8) -> Self {
+        if n == 1 {
+            LagUnit::WalBytes
+        } else {
+            LagUnit::Messages
+        }
+    }
 }
 
 impl Progress {
@@ -157,5 +207,21 @@ impl Progress {
             self.done.load(Ordering::Relaxed),
             self.total.load(Ordering::Relaxed),
         )
+    }
+    /// Sets how far behind the upstream's end the source reads.
+    pub fn set_lag(&self, n: u64, unit: LagUnit) {
+        self.lag_unit.store(
+            match unit {
+                LagUnit::Messages => 0,
+                LagUnit::WalBytes => 1,
+            },
+            Ordering::Relaxed,
+        );
+        self.lag.store(n.min(u64::MAX - 1), Ordering::Relaxed);
+    }
+    /// The lag, once the source has measured one.
+    pub fn lag(&self) -> Option<(u64, LagUnit)> {
+        let n = self.lag.load(Ordering::Relaxed);
+        (n != u64::MAX).then(|| (n, LagUnit::from_u8(self.lag_unit.load(Ordering::Relaxed))))
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::connector::Progress;
+use crate::connector::{LagUnit, Progress};
 
 /// Pipeline-wide counters.
 #[derive(Debug, Default)]
@@ -52,6 +52,30 @@ impl Role {
             Role::Sink => "sink",
             Role::Table => "table",
         }
+    }
+}
+
+/// One source's progress at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProgress {
+    /// The source's name in the pipeline file.
+    pub name: String,
+    /// Bounded sources: how much is read (records or bytes).
+    pub done: u64,
+    /// Bounded sources: how much there is (0: unknown or unbounded).
+    pub total: u64,
+    /// Unbounded sources: how far behind the upstream's end it reads, once
+    /// measured.
+    pub lag: Option<(u64, LagUnit)>,
+}
+
+impl SourceProgress {
+    /// `lag 120 messages`, `lag 4.00 MiB of WAL`, or nothing.
+    pub fn describe_lag(&self) -> Option<String> {
+        self.lag.map(|(n, unit)| match unit {
+            LagUnit::Messages => format!("lag {n} message{}", if n == 1 { "" } else { "s" }),
+            LagUnit::WalBytes => format!("lag {} of WAL", indicatif::HumanBytes(n)),
+        })
     }
 }
 
@@ -179,15 +203,20 @@ impl Metrics {
         }
     }
 
-    /// Each source's (name, done, total) right now (total 0: unknown).
-    pub fn progress(&self) -> Vec<(String, u64, u64)> {
+    /// Each source's progress right now.
+    pub fn progress(&self) -> Vec<SourceProgress> {
         let Ok(all) = self.progress.lock() else {
             return Vec::new();
         };
         all.iter()
             .map(|(name, p)| {
                 let (done, total) = p.get();
-                (name.clone(), done, total)
+                SourceProgress {
+                    name: name.clone(),
+                    done,
+                    total,
+                    lag: p.lag(),
+                }
             })
             .collect()
     }
@@ -251,6 +280,7 @@ pub fn stats_line(metrics: &Metrics, elapsed_s: f64, rate_per_s: f64) -> String 
         Metrics::get(&metrics.checkpoints),
         Metrics::get(&metrics.instance_restarts),
     );
+    let lags = metrics.progress();
     for c in metrics.components() {
         let key = format!("{}.{}", c.role.word(), c.name);
         let fields: &[(&str, u64)] = match c.role {
@@ -270,6 +300,11 @@ pub fn stats_line(metrics: &Metrics, elapsed_s: f64, rate_per_s: f64) -> String 
         };
         for (k, v) in fields {
             let _ = write!(line, " {key}.{k}={v}");
+        }
+        if c.role == Role::Source {
+            if let Some((n, unit)) = lags.iter().find(|p| p.name == c.name).and_then(|p| p.lag) {
+                let _ = write!(line, " {key}.lag_{}={n}", unit.word());
+            }
         }
     }
     line
@@ -303,5 +338,30 @@ mod tests {
         );
         let described: Vec<String> = m.components().iter().map(|c| c.describe()).collect();
         assert_eq!(described, ["in 10, out 4, filtered out 6", "in 4, wrote 4"]);
+    }
+
+    #[test]
+    fn a_measured_lag_is_in_the_stats_line_and_the_progress_with_its_unit() {
+        let m = Metrics::default();
+        m.component(Role::Source, "orders");
+        m.component(Role::Source, "files");
+        let kafka = Arc::new(Progress::default());
+        m.source_progress("orders", kafka.clone());
+        m.source_progress("files", Arc::new(Progress::default()));
+        // Not measured yet: no key, rather than a zero that would read as
+        // "caught up".
+        assert!(!stats_line(&m, 1.0, 0.0).contains("lag"));
+        kafka.set_lag(340, LagUnit::Messages);
+        let line = stats_line(&m, 1.0, 0.0);
+        assert!(line.contains(" source.orders.lag_messages=340"), "{line}");
+        assert!(!line.contains("source.files.lag"), "{line}");
+        let p = m.progress();
+        assert_eq!(p[0].describe_lag().as_deref(), Some("lag 340 messages"));
+        assert_eq!(p[1].describe_lag(), None);
+        kafka.set_lag(3 << 20, LagUnit::WalBytes);
+        assert_eq!(
+            m.progress()[0].describe_lag().as_deref(),
+            Some("lag 3.00 MiB of WAL")
+        );
     }
 }

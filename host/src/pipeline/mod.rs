@@ -28,7 +28,7 @@ pub use align::{Aligner, Step};
 pub use check::check_plugins;
 pub(crate) use graph::DEAD_LETTER_SINK;
 pub use message::{Envelope, Message, Outputs};
-pub use metrics::{ComponentCounts, Metrics, Role};
+pub use metrics::{ComponentCounts, Metrics, Role, SourceProgress};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
 pub(crate) use runner::{run_hooked, Hooks, WrapSink};
 pub use stage::{process_batch, StageLogic, StageOutcome};

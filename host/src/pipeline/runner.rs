@@ -17,7 +17,7 @@ use super::coordinator::{Coordinator, Report};
 use super::fingerprint::{self, Fingerprint};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
 use super::handoff::Handoffs;
-use super::metrics::{stats_line, ComponentCounts, Role};
+use super::metrics::{stats_line, ComponentCounts, Role, SourceProgress};
 use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
@@ -34,7 +34,7 @@ use crate::sinks::OutputFormat;
 use crate::state::{Checkpoint, CheckpointStore, Table, TableSink};
 
 /// What a running pipeline looks like right now, for progress displays.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunStatus {
     /// Events read by sources.
     pub events_in: u64,
@@ -46,6 +46,10 @@ pub struct RunStatus {
     pub progress_done: u64,
     /// Bounded sources: how much there is, summed (0 = unknown).
     pub progress_total: u64,
+    /// Each source's, stage's, sink's and table's counts.
+    pub components: Vec<ComponentCounts>,
+    /// Each source's progress and lag.
+    pub sources: Vec<SourceProgress>,
 }
 
 /// Called by the coordinator a few times a second with the run's status.
@@ -261,11 +265,9 @@ pub(crate) fn run_hooked(
         watch::spawn(watched, engine.clone(), cache.clone(), options.stop.clone());
     }
 
-    let mut progress = Vec::new();
     let mut commit_txs = HashMap::new();
     for def in &pipeline.sources {
         let p = Arc::new(Progress::default());
-        progress.push(p.clone());
         metrics.source_progress(&def.name, p.clone());
         let mut source = def.config.build(SourceContext {
             name: &def.name,
@@ -352,16 +354,18 @@ pub(crate) fn run_hooked(
                 s.tick(m);
             }
             if let Some(f) = &on_status {
-                let (done, total) = progress.iter().fold((0, 0), |(d, t), p| {
-                    let (pd, pt) = p.get();
-                    (d + pd, t + pt)
-                });
+                let sources = m.progress();
+                let (done, total) = sources
+                    .iter()
+                    .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
                 f(&RunStatus {
                     events_in: Metrics::get(&m.events_in),
                     events_out: Metrics::get(&m.events_out),
                     dead_letters: Metrics::get(&m.dead_letters),
                     progress_done: done,
                     progress_total: total,
+                    components: m.components(),
+                    sources,
                 });
             }
         },

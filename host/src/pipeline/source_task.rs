@@ -102,6 +102,7 @@ impl SourceTask {
             {
                 // Paused: no reading, but barriers above still pass, so
                 // checkpoints commit at the paused position.
+                self.source.paused();
                 std::thread::sleep(PAUSED_POLL);
                 continue;
             }

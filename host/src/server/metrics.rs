@@ -118,6 +118,11 @@ const FAMILIES: &[Family] = &[
         "Bounded sources: progress_total - progress_done.",
     ),
     family(
+        "sluice_source_lag",
+        G,
+        "Unbounded sources: how far behind the upstream's end the source reads, in the unit the `unit` label names (messages: Kafka high watermarks less the next offsets; wal_bytes: PostgreSQL's WAL end less the change last received).",
+    ),
+    family(
         "sluice_stage_events_in_total",
         C,
         "Events a stage received.",
@@ -343,6 +348,10 @@ pub fn render(runs: &[Snapshot]) -> String {
                     );
                 }
             }
+            if let Some(lag) = c.lag {
+                let labels = [labels[0], labels[1], labels[2], ("unit", lag.unit)];
+                x.sample("sluice_source_lag", &labels, lag.value as f64);
+            }
         }
     }
     x.finish()
@@ -366,6 +375,7 @@ mod tests {
             cpu_ms: 1500,
             memory_bytes: 1 << 20,
             progress: None,
+            lag: None,
         }
     }
 

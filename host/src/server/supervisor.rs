@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Pipeline;
-use crate::pipeline::{self, ComponentCounts, Metrics, RunOptions};
+use crate::pipeline::{self, ComponentCounts, Metrics, RunOptions, SourceProgress};
 use crate::plugin::{ComponentCache, WasmEngine};
 
 use super::store::now_ms;
@@ -93,17 +93,25 @@ pub struct Component {
     /// Bounded sources: read so far / in all (0 = unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<(u64, u64)>,
+    /// Unbounded sources: how far behind the upstream's end it reads, once
+    /// measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<Lag>,
+}
+
+/// A source's lag in a status.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Lag {
+    /// How far behind.
+    pub value: u64,
+    /// `messages` or `wal_bytes`.
+    pub unit: &'static str,
 }
 
 impl Component {
-    fn of(c: &ComponentCounts, progress: &[(String, u64, u64)]) -> Self {
-        let progress = (c.role_word() == "source")
-            .then(|| {
-                progress
-                    .iter()
-                    .find(|(n, ..)| *n == c.name)
-                    .map(|(_, d, t)| (*d, *t))
-            })
+    fn of(c: &ComponentCounts, progress: &[SourceProgress]) -> Self {
+        let source = (c.role_word() == "source")
+            .then(|| progress.iter().find(|p| p.name == c.name))
             .flatten();
         Self {
             role: c.role_word(),
@@ -116,7 +124,11 @@ impl Component {
             restarts: c.restarts,
             cpu_ms: c.cpu_ns / 1_000_000,
             memory_bytes: c.memory_bytes,
-            progress,
+            progress: source.map(|p| (p.done, p.total)),
+            lag: source.and_then(|p| p.lag).map(|(value, unit)| Lag {
+                value,
+                unit: unit.word(),
+            }),
         }
     }
 }
@@ -154,7 +166,7 @@ impl Status {
         let progress = m.progress();
         (self.progress_done, self.progress_total) = progress
             .iter()
-            .fold((0, 0), |(d, t), (_, pd, pt)| (d + pd, t + pt));
+            .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
         self.components = m
             .components()
             .iter()

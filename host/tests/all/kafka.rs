@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn brokers() -> String {
+pub(crate) fn brokers() -> String {
     service("SLUICE_KAFKA_BROKERS", "kafka")
 }
 
@@ -40,7 +40,7 @@ fn python() -> PathBuf {
     service_python("kafka", "SLUICE_KAFKA_PYTHON")
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -48,7 +48,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), n % 1_000_000_000)
 }
 
-fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+pub(crate) fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -78,7 +78,7 @@ fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
 }
 
 /// A record to produce: key, value, headers, timestamp.
-type Rec = (
+pub(crate) type Rec = (
     Option<Vec<u8>>,
     Vec<u8>,
     Vec<(String, Vec<u8>)>,
@@ -94,7 +94,7 @@ fn producer(brokers: &str) -> BaseProducer {
 }
 
 /// Produces `(key, value, headers, timestamp)` records and waits for them.
-fn produce(brokers: &str, topic: &str, records: &[Rec]) {
+pub(crate) fn produce(brokers: &str, topic: &str, records: &[Rec]) {
     let p = producer(brokers);
     for (k, v, hs, ts) in records {
         let mut headers = OwnedHeaders::new();
@@ -127,7 +127,7 @@ fn produce(brokers: &str, topic: &str, records: &[Rec]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
-fn json_records(n: usize, from: usize) -> Vec<Rec> {
+pub(crate) fn json_records(n: usize, from: usize) -> Vec<Rec> {
     (from..from + n)
         .map(|i| {
             (

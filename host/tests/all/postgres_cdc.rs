@@ -425,7 +425,15 @@ fn idle_source_with_heartbeats_lets_the_slot_advance() {
         ),
         &out,
     );
-    let mut child = start(&p);
+    let log_file = dir.path().join("sluice.log");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .args(["--no-progress", "--stats-every", "1"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_file).expect("log file"))
+        .spawn()
+        .expect("spawn sluice");
     let slot_sql =
         format!("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -462,6 +470,33 @@ fn idle_source_with_heartbeats_lets_the_slot_advance() {
         start_at.elapsed()
     );
     assert!(retained < 1 << 20, "retained {retained} bytes");
+    // The stats line carries the stream's lag, measured from the server's
+    // WAL end in each message; with no captured change ever sent, every
+    // keepalive says the source is not behind.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let lags = loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        let lags: Vec<String> = log
+            .lines()
+            .filter_map(|l| {
+                l.split(' ')
+                    .find(|kv| kv.starts_with("source.pg.lag_wal_bytes="))
+            })
+            .map(str::to_string)
+            .collect();
+        if !lags.is_empty() {
+            break lags;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no lag in the stats lines:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        lags.iter().all(|l| l == "source.pg.lag_wal_bytes=0"),
+        "{lags:?}"
+    );
     terminate(child);
     assert!(
         out_lines(&out).is_empty(),

@@ -1047,3 +1047,68 @@ fn byte_quotas_stop_a_tenant_over_them_and_refuse_new_runs_naming_the_quota() {
     assert_eq!(code, 201, "{v}");
     s.terminate();
 }
+
+/// The lag of a source that reads an unbounded stream: a real Kafka broker
+/// (scripts/services/kafka.sh), a pipeline paused while 300 records arrive.
+#[test]
+fn a_paused_kafka_pipeline_shows_its_lag_grow_and_drain() {
+    use crate::kafka::{brokers, create_topics, json_records, produce, unique};
+    let brokers = brokers();
+    let topic = unique("lag");
+    create_topics(&brokers, &[(&topic, 2)]);
+    produce(&brokers, &topic, &json_records(100, 0));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[tenants.acme]\nconnectors = [\"file\", \"kafka\"]\n",
+    );
+    let s = Server::start(dir.path());
+    let a = tenant(&s, "acme", "deploy");
+    let yaml = format!(
+        "name: lagging\ncheckpoint_interval_ms: 200\nsources:\n  orders: {{type: kafka, brokers: \"{brokers}\", topics: [{topic}], group_id: {topic}, start: earliest}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [orders]}}\n"
+    );
+    s.ok("POST", "/v1/pipelines", Some(&a), Some(yaml.into_bytes()));
+    let lag = |v: &Value| -> Option<(u64, String)> {
+        let source = v["status"]["components"]
+            .as_array()?
+            .iter()
+            .find(|c| c["role"] == "source")?;
+        Some((
+            source["lag"]["value"].as_u64()?,
+            source["lag"]["unit"].as_str()?.to_string(),
+        ))
+    };
+    let v = s.wait_for(&a, "lagging", "caught up with no lag", |v| {
+        v["status"]["events_in"].as_u64() == Some(100) && lag(v).is_some_and(|(n, _)| n == 0)
+    });
+    assert_eq!(lag(&v), Some((0, "messages".into())), "{v}");
+
+    let paused = s.ok("POST", "/v1/pipelines/lagging/pause", Some(&a), None);
+    // A checkpoint barrier passes the source between polls: two after the
+    // pause, a poll in flight when it came has ended.
+    let c0 = paused["status"]["checkpoints"].as_u64().unwrap_or(0);
+    s.wait_for(&a, "lagging", "checkpointing while paused", |v| {
+        v["status"]["state"] == "paused" && v["status"]["checkpoints"].as_u64() >= Some(c0 + 2)
+    });
+    produce(&brokers, &topic, &json_records(300, 100));
+    // Paused, the source reads nothing, yet its lag shows what waits.
+    let v = s.wait_for(&a, "lagging", "lagging by the 300 new records", |v| {
+        lag(v).is_some_and(|(n, _)| n == 300)
+    });
+    assert_eq!(v["status"]["events_in"].as_u64(), Some(100), "{v}");
+    let all = metrics(&s, &a);
+    let labels = "tenant=\"acme\",pipeline=\"lagging\",source=\"orders\",unit=\"messages\"";
+    assert_eq!(
+        sample(&all, "sluice_source_lag", labels),
+        Some(300.0),
+        "{all}"
+    );
+
+    s.ok("POST", "/v1/pipelines/lagging/start", Some(&a), None);
+    let v = s.wait_for(&a, "lagging", "drained the lag", |v| {
+        v["status"]["events_in"].as_u64() == Some(400) && lag(v).is_some_and(|(n, _)| n == 0)
+    });
+    assert_eq!(lag(&v), Some((0, "messages".into())), "{v}");
+    s.terminate();
+}

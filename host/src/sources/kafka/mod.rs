@@ -49,7 +49,7 @@ pub use config::{KafkaSourceConfig, StartAt};
 use crate::clients::kafka::{ErrorLog, GroupProgress, Refusing, ERROR_LOG_WINDOW};
 use crate::clients::kafka_diagnose::{forward_log, Refusals};
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
-use crate::connector::{Handoff, Malformed, Polled, Source};
+use crate::connector::{Handoff, LagUnit, Malformed, Polled, Progress, Source};
 use crate::event::BatchBuilder;
 use crate::format::codec::{CodecError, Decoder};
 
@@ -177,11 +177,24 @@ pub struct KafkaSource {
     handed: BTreeMap<Tp, i64>,
     /// Partitions revoked after being read since the last handoff.
     revoked_mid_transaction: Vec<Tp>,
+    /// Where the lag is reported.
+    progress: Arc<Progress>,
+    /// The resumed checkpoint's offsets (what the group committed), for the
+    /// lag of partitions not read from since; dropped for a partition once
+    /// it is revoked, since another member may have read on.
+    resumed: BTreeMap<Tp, i64>,
+    /// When the lag was last measured.
+    lag_at: Option<Instant>,
 }
 
 impl KafkaSource {
     /// A source per `config` named `name`.
-    pub fn new(config: KafkaSourceConfig, name: &str, origin: Arc<str>) -> Self {
+    pub fn new(
+        config: KafkaSourceConfig,
+        name: &str,
+        origin: Arc<str>,
+        progress: Arc<Progress>,
+    ) -> Self {
         let registry = config.schema_registry.as_deref();
         Self {
             value: Decoder::new(config.format, registry),
@@ -197,6 +210,9 @@ impl KafkaSource {
             hand_off: false,
             handed: BTreeMap::new(),
             revoked_mid_transaction: Vec::new(),
+            progress,
+            lag_at: None,
+            resumed: BTreeMap::new(),
         }
     }
 
@@ -219,12 +235,50 @@ impl KafkaSource {
                     self.revoked_mid_transaction.push(tp.clone());
                 }
             }
+            self.resumed.remove(&tp);
             self.assigned.remove(&tp);
         }
         for tp in log.assigned.drain(..) {
             self.assigned.insert(tp);
         }
         self.generation = log.generation;
+    }
+
+    /// Reports the lag: for each assigned partition, the high watermark
+    /// librdkafka last saw (its fetch responses carry it, so this asks the
+    /// broker nothing) less the next offset to read.
+    fn measure_lag(&mut self) {
+        if self.lag_at.is_some_and(|t| t.elapsed() < LAG_EVERY) {
+            return;
+        }
+        self.lag_at = Some(Instant::now());
+        let Some(c) = &self.consumer else { return };
+        // Partitions not read from yet: where the consumer will start.
+        let positions = c.position().ok();
+        let parts: Vec<(Option<i64>, Option<i64>)> = self
+            .assigned
+            .iter()
+            .map(|(topic, partition)| {
+                let next = self
+                    .offsets
+                    .get(topic)
+                    .and_then(|p| p.get(partition))
+                    .copied()
+                    .or_else(|| self.resumed.get(&(topic.clone(), *partition)).copied())
+                    .or_else(|| {
+                        let e = positions.as_ref()?.find_partition(topic, *partition)?;
+                        match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        }
+                    });
+                let high = cached_high_watermark(c, topic, *partition);
+                (next, high)
+            })
+            .collect();
+        if let Some(lag) = lag_of(&parts) {
+            self.progress.set_lag(lag, LagUnit::Messages);
+        }
     }
 
     fn warn_rate_limited(&mut self, message: String) {
@@ -253,6 +307,48 @@ impl KafkaSource {
             }
         }
     }
+}
+
+/// The high watermark librdkafka last saw for a partition, from its fetch
+/// responses (`rd_kafka_get_watermark_offsets`: no request, unlike rdkafka's
+/// `fetch_watermarks`, which this crate version does not wrap).
+fn cached_high_watermark(c: &BaseConsumer<Ctx>, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `c` lives; the topic is a
+    // NUL-terminated string that outlives the call; `low`/`high` are valid
+    // for writes. The function only reads librdkafka's own state under its
+    // locks.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            c.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// How often the lag is measured.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// The summed lag of partitions given as (next offset, high watermark),
+/// counting those where both are known; `None` if none is.
+fn lag_of(parts: &[(Option<i64>, Option<i64>)]) -> Option<u64> {
+    let mut known = false;
+    let mut sum = 0u64;
+    for (next, high) in parts {
+        if let (Some(n), Some(h)) = (*next, *high) {
+            if n >= 0 && h >= 0 {
+                known = true;
+                sum = sum.saturating_add(u64::try_from(h.saturating_sub(n)).unwrap_or(0));
+            }
+        }
+    }
+    known.then_some(sum)
 }
 
 /// Parses a position value into (topic, partition) → next offset.
@@ -310,6 +406,7 @@ impl Source for KafkaSource {
             cfg.set(k, v);
         }
         crate::clients::kafka_diagnose::keep_info_lines(&mut cfg);
+        self.resumed = position.map(parse_position).unwrap_or_default();
         let fresh = match (position, c.start) {
             (None, StartAt::Earliest) => Some(Offset::Beginning),
             (None, StartAt::Latest) => Some(Offset::End),
@@ -437,6 +534,7 @@ impl Source for KafkaSource {
             self.warn_rate_limited(e);
         }
         self.apply_rebalances();
+        self.measure_lag();
         Ok(Polled {
             batch: (!b.is_empty()).then(|| b.finish()),
             malformed,
@@ -463,6 +561,10 @@ impl Source for KafkaSource {
     fn hand_off_progress(&mut self) -> bool {
         self.hand_off = true;
         true
+    }
+
+    fn paused(&mut self) {
+        self.measure_lag();
     }
 
     fn handoff(&mut self) -> Option<Handoff> {
@@ -569,6 +671,7 @@ impl SourceConfig for KafkaSourceConfig {
             self.clone(),
             cx.name,
             std::sync::Arc::from(cx.name),
+            cx.progress,
         )))
     }
 }
@@ -600,12 +703,28 @@ mod tests {
     }
 
     #[test]
+    fn the_lag_sums_the_partitions_whose_position_and_watermark_are_known() {
+        assert_eq!(lag_of(&[]), None);
+        assert_eq!(lag_of(&[(None, Some(10)), (Some(3), None)]), None);
+        // -1001 is librdkafka's "invalid offset".
+        assert_eq!(lag_of(&[(Some(-1001), Some(10))]), None);
+        assert_eq!(
+            lag_of(&[(Some(3), Some(10)), (Some(5), Some(5)), (None, Some(7))]),
+            Some(7)
+        );
+        // A position past the watermark (it moved since) is no lag, never
+        // a negative one.
+        assert_eq!(lag_of(&[(Some(12), Some(10)), (Some(0), Some(4))]), Some(4));
+    }
+
+    #[test]
     fn kafka_positions_round_trip() {
         let mut s = KafkaSource::new(
             serde_json::from_value(json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}))
                 .expect("config"),
             "k",
             Arc::from("k"),
+            Arc::default(),
         );
         s.offsets
             .insert("t".into(), BTreeMap::from([(0, 5), (2, 9)]));

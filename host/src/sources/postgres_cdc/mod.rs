@@ -34,9 +34,9 @@ use serde_json::{json, Value};
 pub use config::{PostgresCdcConfig, SnapshotMode};
 
 use crate::clients::postgres::PgTarget;
-use crate::connector::Progress;
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Backoff, Polled, Source};
+use crate::connector::{LagUnit, Progress};
 use crate::event::BatchBuilder;
 use catalog::TableRef;
 use pgoutput::{format_lsn, parse_lsn, Datum, Message, Relation};
@@ -572,6 +572,11 @@ impl PostgresCdcSource {
         match body.first() {
             Some(b'w') => {
                 let start = be_u64(body, 1)?;
+                // The server's WAL end as it sent this change: how far
+                // behind the stream is, in bytes of WAL.
+                let server_end = be_u64(body, 9)?;
+                self.progress
+                    .set_lag(server_end.saturating_sub(start), LagUnit::WalBytes);
                 let data = body.get(25..).unwrap_or_default();
                 let msg = pgoutput::decode(data)?;
                 self.apply(msg, start, b)
@@ -583,6 +588,7 @@ impl PostgresCdcSource {
                     // Nothing half-delivered: everything before `end` that we
                     // subscribe to has been handed on.
                     self.safe_lsn = self.safe_lsn.max(end);
+                    self.progress.set_lag(0, LagUnit::WalBytes);
                 }
                 if reply {
                     if let Some(repl) = self.repl.as_mut() {
