@@ -14,6 +14,7 @@
 //! natively through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
+mod order;
 mod splice;
 
 use serde_json::{Map, Value};
@@ -26,6 +27,9 @@ const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
 
 /// Not a reshaping parameter: alone it does nothing.
 const STRICT: &str = "strict";
+
+/// Not a reshaping parameter either: `preserve` (the default) or `canonical`.
+const STYLE: &str = "style";
 
 /// The `project` transform.
 #[derive(Debug, Clone)]
@@ -57,6 +61,12 @@ pub struct Project {
     /// `set` expression meets what its watch reports, is rejected
     /// (dead-lettered) with that as the reason.
     strict: bool,
+    /// `style: canonical`: keys sorted at every level, `serde_json`'s number
+    /// and string forms. Otherwise the tree path writes in the splicing
+    /// path's style (see `order`), with the selected top-level names first
+    /// and the renamed and computed ones after the input's own.
+    canonical: bool,
+    plan: order::Plan,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -308,9 +318,18 @@ fn kind_name(kind: Kind) -> &'static str {
 impl Transform for Project {
     fn new(params: &Params) -> Result<Self, String> {
         let mut allowed = PARAMS.to_vec();
-        allowed.push(STRICT);
+        allowed.extend([STRICT, STYLE]);
         params.only(&allowed)?;
         let strict = params.bool_or(STRICT, false)?;
+        let canonical = match params.get(STYLE) {
+            None | Some("preserve") => false,
+            Some("canonical") => true,
+            Some(other) => {
+                return Err(format!(
+                    "parameter `style`: expected `preserve` (the default: keys in the input's order, values as the input wrote them) or `canonical` (keys sorted, numbers and strings re-serialized), found `{other}`"
+                ))
+            }
+        };
         if PARAMS.iter().all(|p| params.get(p).is_none()) {
             return Err(format!(
                 "at least one parameter is required: {}",
@@ -438,11 +457,33 @@ impl Transform for Project {
                 Computed::Const(_) => None,
             })
             .collect();
+        let targets: Vec<&Path> = rename
+            .iter()
+            .map(|(_, new)| new)
+            .chain(set.iter().map(|(p, _)| p))
+            .collect();
+        let plan = order::Plan {
+            selected: select
+                .iter()
+                .flatten()
+                .map(|p| p.names().map(str::to_string).collect())
+                .collect(),
+            added: targets.iter().filter_map(|p| single(p)).collect(),
+            parents: targets
+                .iter()
+                .filter(|p| single(p).is_none())
+                .filter_map(|p| p.names().next().map(str::to_string))
+                .collect(),
+        };
         Ok(Project {
+            canonical,
+            plan,
             strict,
             select_watch,
             set_watches,
-            splice,
+            // The splicing path keeps the input's text; canonical output
+            // is the tree's.
+            splice: if canonical { None } else { splice },
             loaded: Vec::new(),
             parser: JsonParser::new(),
             splice_scratch: splice::Scratch::default(),
@@ -547,7 +588,14 @@ impl Transform for Project {
         }
         self.scratch = computed;
 
-        out.json(&value);
+        if self.canonical {
+            out.json(&value);
+            return Ok(());
+        }
+        let input = sluice_sdk::json::JsonView::parse(bytes).ok();
+        let input = input.as_ref().map(|v| v.root());
+        let plan = &self.plan;
+        out.value_with(|buf| order::write(&value, input, plan, buf));
         Ok(())
     }
 

@@ -251,7 +251,7 @@ fn parameter_errors_name_the_parameter() {
     );
     assert_eq!(
         init_error(&[("selct", "[\"a\"]")]),
-        "unknown parameter `selct`; allowed: select, drop, rename, set, strict"
+        "unknown parameter `selct`; allowed: select, drop, rename, set, strict, style"
     );
     assert_eq!(
         init_error(&[("select", "[1]")]),
@@ -404,6 +404,22 @@ fn splicing_and_tree_paths_agree() {
         let spliced = run::<Project>(params, &inputs).expect("runs");
         let tree = run::<TreeProject>(params, &inputs).expect("runs");
         assert_eq!(spliced.json(), tree.json(), "values differ for {params:?}");
+        // And in style: the same key order and the same text (inputs that
+        // repeat a key aside: the splicing path copies untouched repeats,
+        // the tree has one of each).
+        let once: Vec<&str> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![2, 7, 8].contains(i))
+            .map(|(_, s)| *s)
+            .collect();
+        let spliced = run::<Project>(params, &once).expect("runs");
+        let tree = run::<TreeProject>(params, &once).expect("runs");
+        assert_eq!(
+            spliced.raw_values(),
+            tree.raw_values(),
+            "text differs for {params:?}"
+        );
         assert_eq!(
             spliced.rejected().len(),
             tree.rejected().len(),
@@ -678,4 +694,32 @@ fn strict_dead_letters_a_missing_selected_field_and_a_mismatched_set_on_both_pat
     let lax = run::<Project>(&strict[..2], &events).expect("runs");
     assert!(lax.rejected().is_empty());
     assert_eq!(lax.values().len(), 5);
+}
+
+#[test]
+fn the_tree_path_writes_in_the_inputs_style_unless_canonical_is_asked() {
+    // A nested rename takes the tree path.
+    let input = r#"{"z":1.50,"a":{"k":"caf\u00e9","b":2},"m":[3, 4]}"#;
+    let params = [("rename", r#"{"a.b": "a.c"}"#)];
+    let out = run::<Project>(&params, &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"z":1.50,"a":{"k":"caf\u00e9","c":2},"m":[3, 4]}"#]
+    );
+    let canonical = [params[0], ("style", "canonical")];
+    let out = run::<Project>(&canonical, &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"a":{"c":2,"k":"café"},"m":[3,4],"z":1.5}"#]
+    );
+    // Canonical on what would be the splicing path too.
+    let out = run::<Project>(&[("drop", "m"), ("style", "canonical")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"a":{"b":2,"k":"café"},"z":1.5}"#]
+    );
+    assert_eq!(
+        init_error(&[("drop", "m"), ("style", "sorted")]),
+        "parameter `style`: expected `preserve` (the default: keys in the input's order, values as the input wrote them) or `canonical` (keys sorted, numbers and strings re-serialized), found `sorted`"
+    );
 }
