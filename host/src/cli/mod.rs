@@ -17,6 +17,7 @@ mod sql_cmd;
 mod sql_shell;
 mod strict;
 mod tap_cmd;
+mod top_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -354,6 +355,27 @@ are reported like `sluice validate` and nothing changes on the server.")]
     /// Server: list the tenant's pipelines with their state and figures (needs --server).
     #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 ps")]
     Ps,
+    /// Server: a live table of the tenant's pipelines and their sources, stages and sinks (needs --server).
+    #[command(after_help = "\
+Example:
+  SLUICE_TOKEN=sluice_... sluice --server http://127.0.0.1:7070 top
+Per pipeline: state, events/s in and out, dead letters/s, checkpoint age and
+plugin restarts. Under it, per source: events/s read and its lag (Kafka:
+messages; postgres-cdc: bytes of WAL) or, for bounded sources, what is left;
+per stage: events/s in and out, dead letters/s, plugin CPU (% of one core),
+instance memory and restarts; per sink: events/s handed and written.
+Rates are the difference between two readings, so the first table comes one
+--interval after the start. In a terminal the table is redrawn in place (q,
+Esc or Ctrl-C quits); into a pipe or file a table is printed per interval, as
+`top -b` does; --once prints one and exits.")]
+    Top {
+        /// Seconds between readings.
+        #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+        interval: f64,
+        /// Print one table (after two readings, --interval apart) and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Server: one pipeline's status as JSON (needs --server).
     #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 status orders")]
     Status {
@@ -564,6 +586,20 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Deploy { file } => server().and_then(|u| remote_cmd::deploy(&u, &file)),
         Command::Ps => server().and_then(|u| remote_cmd::ps(&u)),
+        Command::Top { interval, once } => server().and_then(|u| {
+            if !(interval.is_finite() && interval > 0.0 && interval <= 3600.0) {
+                anyhow::bail!(
+                    "--interval {interval}: expected seconds between 0 and 3600, e.g. 2 or 0.5"
+                );
+            }
+            top_cmd::top(
+                &u,
+                &top_cmd::TopArgs {
+                    interval: std::time::Duration::from_secs_f64(interval),
+                    once,
+                },
+            )
+        }),
         Command::Status { name } => server().and_then(|u| remote_cmd::status(&u, &name)),
         Command::Start { name } => server().and_then(|u| remote_cmd::act(&u, &name, "start")),
         Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),

@@ -75,7 +75,7 @@ impl Remote {
 
     /// The body of a 2xx answer; otherwise the server's error (and
     /// diagnostics) on stderr and `Err`.
-    fn ok(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value> {
+    pub(super) fn ok(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value> {
         let (status, v) = self.call(method, path, body)?;
         if (200..300).contains(&status) {
             return Ok(v);

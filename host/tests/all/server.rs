@@ -1112,3 +1112,151 @@ fn a_paused_kafka_pipeline_shows_its_lag_grow_and_drain() {
     assert_eq!(lag(&v), Some((0, "messages".into())), "{v}");
     s.terminate();
 }
+
+#[test]
+fn top_shows_a_tenant_its_pipelines_with_rates_and_nothing_of_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let a = tenant(&s, "acme", "deploy");
+    let z = tenant(&s, "zeta-corp", "deploy");
+    for t in [&a, &z] {
+        s.ok(
+            "POST",
+            "/v1/plugins?name=pass",
+            Some(t),
+            Some(wasm("passthrough")),
+        );
+    }
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&a),
+        Some(customers("gen", 1_000_000, 500, "pass")),
+    );
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&z),
+        Some(customers("zeta-secret", 1_000_000, 500, "pass")),
+    );
+    s.wait_for(&a, "gen", "flowing", |v| {
+        v["status"]["events_out"].as_u64() > Some(10)
+    });
+    let out = sluice()
+        .args(["--server", &s.url, "top", "--once", "--interval", "1"])
+        .env("SLUICE_TOKEN", &a)
+        .output()
+        .expect("sluice top");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines.first().map(|l| &l[..3]),
+        Some(&["PIPELINE", "/", "COMPONENT"][..]),
+        "{text}"
+    );
+    let row = |first: &str, second: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .find(|l| l.first() == Some(&first) && l.get(1) == Some(&second))
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{first} {second}` row in:\n{text}"))
+    };
+    let number = |cell: &str| -> f64 {
+        cell.parse()
+            .unwrap_or_else(|_| panic!("`{cell}` is not a rate in:\n{text}"))
+    };
+    // datagen at 500 events/s, measured over one second.
+    let pipeline = row("gen", "running");
+    assert!(number(pipeline[2]) > 0.0, "{text}");
+    let source = row("source", "gen");
+    assert!(number(source[2]) > 0.0, "{text}");
+    let stage = row("stage", "copy");
+    assert!(number(stage[2]) > 0.0 && number(stage[3]) > 0.0, "{text}");
+    // The stage's memory, in a unit.
+    assert!(stage.iter().any(|w| w.ends_with("iB")), "{text}");
+    row("sink", "out");
+    assert!(!text.contains("zeta-secret"), "{text}");
+
+    // In a terminal (a pty from util-linux's `script`): redrawn in place
+    // until `q`.
+    let bin = sluice().get_program().to_string_lossy().into_owned();
+    let mut live = Command::new("script")
+        .args(["-qfec"])
+        .arg(format!("{bin} --server {} top --interval 0.3", s.url))
+        .arg("/dev/null")
+        .env("SLUICE_TOKEN", &a)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = live.stdout.take().expect("stdout");
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = screen.lock() {
+                    s.extend_from_slice(&buf[..n]);
+                }
+            }
+        })
+    };
+    let drawn = |times: usize| {
+        let text = String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+        text.matches("PIPELINE / COMPONENT").count() >= times
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !drawn(2) {
+        assert!(Instant::now() < deadline, "top never drew twice");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    live.stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"q")
+        .expect("send q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = live.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "top did not quit on q");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = reader.join();
+    let screen = String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+    assert!(status.success(), "{screen}");
+    // Cleared and redrawn, not scrolled, and the cursor given back.
+    assert!(
+        screen.contains("\x1b[2J") || screen.contains("\x1b[H"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("q to quit"), "{screen:?}");
+    assert!(screen.contains("\x1b[?25h"), "{screen:?}");
+
+    let bad = sluice()
+        .args(["--server", &s.url, "top", "--interval", "0"])
+        .env("SLUICE_TOKEN", &a)
+        .output()
+        .expect("sluice top");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--interval 0: expected seconds"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    s.terminate();
+}
