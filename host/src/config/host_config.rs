@@ -116,6 +116,9 @@ impl HostConfig {
     /// Rules serde cannot express.
     fn check(&self, path: &Path) -> Result<(), String> {
         let shown = path.display();
+        if let Some((field, value, cap)) = self.ceilings.bad_counts() {
+            return Err(format!("host configuration {shown}: field `ceilings.{field}`: {value} is out of range: expected 1 to {cap} (the pooling allocator reserves room for 256 plugin instances times this)"));
+        }
         for (field, list) in [
             ("env.allow", &self.env.allow),
             ("env.tenants", &self.env.tenants),
@@ -144,6 +147,7 @@ impl HostConfig {
     /// from `--host-config` or the environment, before loading anything).
     /// A second call is ignored.
     pub fn install(self) {
+        crate::plugin::limits::install_component_counts(self.ceilings.component_counts());
         let _ = INSTALLED.set(self);
     }
 

@@ -42,7 +42,23 @@ pub struct Ceilings {
     pub timers: u64,
     /// `log_kb_per_call`.
     pub log_kb_per_call: u64,
+    /// Core instances one plugin instance (store) may create. Not a stage
+    /// limit: the pooling allocator is sized from these three when the
+    /// engine is built, so they hold for every stage of the process.
+    pub instances_per_component: u64,
+    /// Linear memories one plugin instance may create.
+    pub memories_per_component: u64,
+    /// Tables one plugin instance may create.
+    pub tables_per_component: u64,
 }
+
+/// The largest values the host configuration accepts for the per-component
+/// counts: the pool reserves address space for `256 stores × count` of each.
+pub const COUNT_CAPS: [(&str, u64); 3] = [
+    ("instances_per_component", 1024),
+    ("memories_per_component", 16),
+    ("tables_per_component", 256),
+];
 
 impl Default for Ceilings {
     fn default() -> Self {
@@ -57,7 +73,36 @@ impl Default for Ceilings {
             state_entries: 50_000_000,
             timers: 10_000_000,
             log_kb_per_call: 1024,
+            instances_per_component: super::limits::INSTANCES_PER_COMPONENT as u64,
+            memories_per_component: super::limits::MEMORIES_PER_COMPONENT as u64,
+            tables_per_component: super::limits::TABLES_PER_COMPONENT as u64,
         }
+    }
+}
+
+impl Ceilings {
+    /// The per-component counts, for the engine and the store limiter.
+    pub fn component_counts(&self) -> super::limits::ComponentCounts {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        super::limits::ComponentCounts {
+            instances: n(self.instances_per_component),
+            memories: n(self.memories_per_component),
+            tables: n(self.tables_per_component),
+        }
+    }
+
+    /// The per-component counts out of range: (field, value, largest).
+    pub fn bad_counts(&self) -> Option<(&'static str, u64, u64)> {
+        let values = [
+            self.instances_per_component,
+            self.memories_per_component,
+            self.tables_per_component,
+        ];
+        COUNT_CAPS
+            .iter()
+            .zip(values)
+            .find(|((_, cap), v)| *v == 0 || v > cap)
+            .map(|((field, cap), v)| (*field, v, *cap))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::limits::{INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
+use super::limits::component_counts;
 
 /// How often the epoch advances; CPU budgets are rounded up to this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -101,13 +101,17 @@ impl WasmEngine {
             // of POOL_STORES live plugin instances can hold its full share,
             // so no stage can take another's slots (255 one-page memories
             // in one component once starved every other stage).
+            let counts = component_counts();
+            let total =
+                |per: usize| u32::try_from(POOL_STORES.saturating_mul(per)).unwrap_or(u32::MAX);
+            let per = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(POOL_STORES as u32);
-            pool.total_core_instances((POOL_STORES * INSTANCES_PER_COMPONENT) as u32);
-            pool.total_memories((POOL_STORES * MEMORIES_PER_COMPONENT) as u32);
-            pool.total_tables((POOL_STORES * TABLES_PER_COMPONENT) as u32);
-            pool.max_memories_per_component(MEMORIES_PER_COMPONENT as u32);
-            pool.max_tables_per_component(TABLES_PER_COMPONENT as u32);
+            pool.total_core_instances(total(counts.instances));
+            pool.total_memories(total(counts.memories));
+            pool.total_tables(total(counts.tables));
+            pool.max_memories_per_component(per(counts.memories));
+            pool.max_tables_per_component(per(counts.tables));
             pool.max_memory_size(POOL_MAX_MEMORY);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }

@@ -7,7 +7,7 @@
 //! core instances, memories and tables a store may create at all.
 
 use super::host::HostState;
-use super::limits::{INSTANCES_PER_COMPONENT, MEMORIES_PER_COMPONENT, TABLES_PER_COMPONENT};
+use super::limits::{component_counts, ComponentCounts};
 
 /// What a plugin instance's store holds: what the host gives the plugin, and
 /// the limiter that caps the store as a whole.
@@ -46,6 +46,7 @@ pub struct StoreLimiter {
     /// Bytes of every memory and table of the store so far.
     used: usize,
     breached: Option<String>,
+    counts: ComponentCounts,
 }
 
 impl StoreLimiter {
@@ -56,6 +57,7 @@ impl StoreLimiter {
             max_mb: memory_mb,
             used: 0,
             breached: None,
+            counts: component_counts(),
         }
     }
 
@@ -114,21 +116,22 @@ impl wasmtime::ResourceLimiter for StoreLimiter {
     }
 
     fn instances(&self) -> usize {
-        INSTANCES_PER_COMPONENT
+        self.counts.instances
     }
 
     fn memories(&self) -> usize {
-        MEMORIES_PER_COMPONENT
+        self.counts.memories
     }
 
     fn tables(&self) -> usize {
-        TABLES_PER_COMPONENT
+        self.counts.tables
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::limits::MEMORIES_PER_COMPONENT;
     use wasmtime::ResourceLimiter;
 
     #[test]

@@ -84,6 +84,42 @@ pub const MEMORIES_PER_COMPONENT: usize = 4;
 /// See [`INSTANCES_PER_COMPONENT`].
 pub const TABLES_PER_COMPONENT: usize = 16;
 
+/// How many core instances, memories and tables one plugin instance may
+/// create in this process: the defaults above, or the operator's
+/// `ceilings.*_per_component`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComponentCounts {
+    /// Core instances.
+    pub instances: usize,
+    /// Linear memories.
+    pub memories: usize,
+    /// Tables.
+    pub tables: usize,
+}
+
+impl Default for ComponentCounts {
+    fn default() -> Self {
+        Self {
+            instances: INSTANCES_PER_COMPONENT,
+            memories: MEMORIES_PER_COMPONENT,
+            tables: TABLES_PER_COMPONENT,
+        }
+    }
+}
+
+static COUNTS: std::sync::OnceLock<ComponentCounts> = std::sync::OnceLock::new();
+
+/// Sets this process's counts (the host configuration does, once, before
+/// any engine is built). A second call is ignored.
+pub fn install_component_counts(counts: ComponentCounts) {
+    let _ = COUNTS.set(counts);
+}
+
+/// This process's counts.
+pub fn component_counts() -> ComponentCounts {
+    COUNTS.get().copied().unwrap_or_default()
+}
+
 /// A per-call CPU budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuBudget {

@@ -86,9 +86,18 @@ impl std::fmt::Debug for TransformPlugin {
 }
 
 pub(crate) fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
+    let mut message = format!("{e:?}");
+    if message.contains("count too high") {
+        // wasmtime's words name neither the setting nor who sets it.
+        let c = super::limits::component_counts();
+        message.push_str(&format!(
+            "; this host lets one plugin instance create at most {} core instances, {} memories and {} tables (the operator's host configuration: ceilings.instances_per_component, memories_per_component, tables_per_component)",
+            c.instances, c.memories, c.tables
+        ));
+    }
     LoadError::Link {
         path: path.display().to_string(),
-        message: format!("{e:?}"),
+        message,
     }
 }
 

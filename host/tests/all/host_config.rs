@@ -270,3 +270,59 @@ fn plugins_load_only_from_the_directories_the_operator_allows() {
             .env_remove("SLUICE_HOST_CONFIG"),
     );
 }
+
+/// Core instances, memories and tables per plugin instance are the
+/// operator's: the engine's pool and every store's limiter follow them.
+#[test]
+fn per_component_counts_are_operator_ceilings_that_name_themselves_when_hit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = copy_pipeline(dir.path(), &q(&plugin("passthrough")), "memory_mb: 64");
+    // A Rust component links more than one core instance (the component's
+    // own and its adapter shims).
+    let one = host(
+        dir.path(),
+        "one.yaml",
+        "ceilings: {instances_per_component: 1}\n",
+    );
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--host-config").arg(&one));
+    assert!(
+        err.contains("count too high")
+            && err.contains("at most 1 core instances")
+            && err.contains("ceilings.instances_per_component"),
+        "{err}"
+    );
+    let out = dir.path().join("out.jsonl");
+    assert!(!out.exists() || lines(&out).is_empty(), "nothing ran");
+    let roomy = host(
+        dir.path(),
+        "roomy.yaml",
+        "ceilings: {instances_per_component: 128, memories_per_component: 2, tables_per_component: 32}\n",
+    );
+    run_ok(sluice().arg("run").arg(&p).arg("--host-config").arg(&roomy));
+    assert_eq!(lines(&out).len(), 5);
+    // Out of range: refused before anything runs, naming the field.
+    for (text, field) in [
+        (
+            "ceilings: {memories_per_component: 0}\n",
+            "ceilings.memories_per_component",
+        ),
+        (
+            "ceilings: {tables_per_component: 100000}\n",
+            "ceilings.tables_per_component",
+        ),
+    ] {
+        let bad = host(dir.path(), "bad.yaml", text);
+        let err = run_failing(
+            sluice()
+                .arg("validate")
+                .arg(&p)
+                .arg("--host-config")
+                .arg(&bad),
+        );
+        assert!(
+            err.contains(&format!("field `{field}`"))
+                && err.contains("out of range: expected 1 to"),
+            "{err}"
+        );
+    }
+}
