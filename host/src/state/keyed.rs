@@ -621,8 +621,8 @@ fn checked_body<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], u32)> {
 }
 
 /// Writes `path` through `body`, then the CRC-32 of what it wrote, durably
-/// and atomically (temp file, fsync, rename, fsync the directory): after a
-/// crash the file is whole or absent. Returns the checksum and file size.
+/// and atomically (temp file, fsync, rename): after a crash the file is
+/// whole or absent. Returns the checksum and file size.
 fn write_atomically(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -656,10 +656,6 @@ fn write_atomically(
     f.sync_data()?;
     crate::failpoint::hit("stage.state.rename.before")?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    // The rename itself durable before a checkpoint names the file.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
     Ok((crc, len))
 }
 

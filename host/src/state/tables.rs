@@ -246,9 +246,6 @@ impl TableSink {
         write().with_context(|| format!("writing {}", tmp.display()))?;
         crate::failpoint::hit("table.snapshot.rename.before")?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing {}", self.dir.display()))?;
         Ok(crc32fast::hash(text.as_bytes()))
     }
 
