@@ -29,6 +29,9 @@ if [[ ${1:-} == --test-guests ]]; then
   cargo build --release --target wasm32-wasip2 -p sluice-test-hostile -p sluice-test-hostile-state
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile.wasm" "$TARGET_DIR/test-guests/hostile.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_hostile_state.wasm" "$TARGET_DIR/test-guests/hostile-state.wasm"
+  # A plugin whose describe() spins: loading it must be bounded.
+  cargo build --release --target wasm32-wasip2 -p sluice-test-spin-describe
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_spin_describe.wasm" "$TARGET_DIR/test-guests/spin-describe.wasm"
   cargo build --release --target wasm32-wasip2 -p sluice-test-loud
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_loud.wasm" "$TARGET_DIR/test-guests/loud.wasm"
   # Custom connectors: a misbehaving source and the two connector examples.

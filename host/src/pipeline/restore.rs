@@ -64,7 +64,7 @@ pub(crate) fn stage_state(
             recovery_hint(state_dir)
         );
     }
-    let state = KeyedState::load(&path).map_err(|e| {
+    let state = keyed::load_saved(&path).map_err(|e| {
         anyhow!(
             "stage `{stage}`: its state for checkpoint {} cannot be restored: {e:#}; {}",
             checkpoint.id,

@@ -24,7 +24,6 @@ use crate::plugin::bindings::processor::FiredTimer;
 use crate::plugin::{
     bindings, CallCap, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin,
 };
-use crate::state::keyed;
 
 /// What runs a stage's logic: a sandboxed plugin instance in production, or
 /// the same logic compiled natively (the benchmark's reference).
@@ -376,33 +375,29 @@ impl StageTask {
     }
 
     /// Processors: saves state for checkpoint `id` before the barrier goes
-    /// on, and tells the coordinator which file holds it.
+    /// on (what changed since the last save, on top of an occasional full
+    /// copy), and tells the coordinator which file holds it.
     fn save_state(&mut self, id: u64) -> Result<()> {
         let name = self.name.clone();
-        let dir = self.state_dir.clone();
-        let path = keyed::state_file(&dir, &name, id);
         let Some(p) = self.instance.as_processor() else {
             return Ok(());
         };
-        let s = p
+        let mut s = p
             .state()
             .lock()
             .map_err(|_| anyhow!("stage `{name}`: state lock poisoned"))?;
-        s.save(&path)
+        let started = std::time::Instant::now();
+        let saved = s
+            .save_checkpoint(&self.state_dir, &name, id, KEEP_STATE_FILES)
             .with_context(|| format!("stage `{name}`: saving state for checkpoint {id}"))?;
         let (entries, bytes) = s.size();
-        tracing::debug!(stage = %name, checkpoint = id, entries, bytes, timers = s.timer_count(), "state saved");
+        tracing::debug!(stage = %name, checkpoint = id, entries, bytes, timers = s.timer_count(), file = %saved.file, written = saved.bytes, micros = started.elapsed().as_micros() as u64, "state saved");
         drop(s);
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let _ = self.reports.send(Report::StageSaved {
-            stage: name.clone(),
+            stage: name,
             id,
-            file,
+            file: saved.file,
         });
-        keyed::prune(&dir, &name, id.saturating_sub(KEEP_STATE_FILES));
         Ok(())
     }
 

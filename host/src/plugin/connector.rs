@@ -143,7 +143,7 @@ impl ConnectorPlugin {
                 .and_then(|i| i.sluice_plugin_writer().call_describe(&mut store)),
         }
         .map(super::wire::info)
-        .map_err(|e| link_err(path, e))?;
+        .map_err(|e| super::transform::describe_err(path, e, limits.cpu_ms_per_call))?;
         Ok(plugin)
     }
 

@@ -23,8 +23,8 @@ use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
 use super::output_check::{self, OutputFault};
 use super::transform::{
-    call_deadline, classify, compile, deadline, file_stem, is_v1, link_err, CallCap, CallFailure,
-    Compiled, LoadError,
+    call_deadline, classify, compile, deadline, describe_err, file_stem, is_v1, link_err, CallCap,
+    CallFailure, Compiled, LoadError,
 };
 use super::wire;
 
@@ -142,7 +142,7 @@ impl ProcessorPlugin {
                 .and_then(|i| i.sluice_plugin_stateful().call_describe(&mut store))
                 .map(wire::info),
         }
-        .map_err(|e| link_err(path, e))?;
+        .map_err(|e| describe_err(path, e, Limits::default().cpu_ms_per_call))?;
         Ok(plugin)
     }
 

@@ -101,6 +101,20 @@ pub(crate) fn link_err(path: &Path, e: impl std::fmt::Debug) -> LoadError {
     }
 }
 
+/// Why instantiating a plugin and calling its `describe` (once per load,
+/// under `budget`) failed: a spin names the budget, not a bare interrupt.
+pub(crate) fn describe_err(path: &Path, e: wasmtime::Error, budget: CpuBudget) -> LoadError {
+    if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return LoadError::Link {
+            path: path.display().to_string(),
+            message: format!(
+                "loading the plugin (instantiating it and calling its describe()) exceeded the CPU budget of {budget} that loading gets; the plugin spins before any stage uses it"
+            ),
+        };
+    }
+    link_err(path, e)
+}
+
 impl TransformPlugin {
     /// Reads, checks, compiles (or loads from cache) and links `path` for the
     /// default CPU budget.
@@ -191,7 +205,7 @@ impl TransformPlugin {
                 .and_then(|i| i.sluice_plugin_transformer().call_describe(&mut store))
                 .map(wire::info),
         }
-        .map_err(|e| link_err(path, e))?;
+        .map_err(|e| describe_err(path, e, Limits::default().cpu_ms_per_call))?;
         Ok(plugin)
     }
 

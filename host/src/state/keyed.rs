@@ -5,9 +5,11 @@
 //! batch) therefore leaves no half-applied state behind, and a count is never
 //! incremented twice for one event.
 //!
-//! The whole state is saved at every checkpoint barrier, next to the
-//! checkpoint it belongs to, and restored from the checkpoint a restart
-//! resumes from, so state and source positions always match.
+//! State is saved at every checkpoint barrier, next to the checkpoint it
+//! belongs to, and restored from the checkpoint a restart resumes from, so
+//! state and source positions always match. A save writes only what changed
+//! since the previous one (a delta) on top of an occasional full copy (a
+//! base): see [`delta`].
 //!
 //! The stage's ceilings (state bytes, entries, timers) are checked when a
 //! plugin writes: a write past one is refused and the call is marked breached
@@ -23,6 +25,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::plugin::Limits;
+
+mod delta;
+
+pub use delta::{load_saved, Saved};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -93,8 +99,64 @@ pub struct KeyedState {
     /// Timers registered while firing, at or before the time being fired.
     deferred: Vec<(i64, Vec<u8>)>,
     breach: Option<String>,
+    /// What changed since the last save, which the next delta holds.
+    changes: Changes,
+    /// The files the last save wrote on, which the next delta builds on.
+    chain: Option<delta::Chain>,
 }
 
+/// Keys and timers written (or expired, fired, cancelled) since the last
+/// save. Only their names are kept: a delta writes each one's current value,
+/// or its deletion.
+#[derive(Debug, Default)]
+struct Changes {
+    keys: BTreeSet<Vec<u8>>,
+    key_bytes: usize,
+    timers: BTreeSet<(i64, Vec<u8>)>,
+    timer_bytes: usize,
+    /// More changed than a delta is worth (or than is safe to remember: a
+    /// plugin may write and delete ever new keys): the next save is a base.
+    overflow: bool,
+}
+
+/// Changes remembered however small the state: below this a base is cheap,
+/// but a delta is still smaller.
+const CHANGES_FLOOR: usize = 4096;
+const CHANGE_BYTES_FLOOR: usize = 1 << 20;
+
+impl Changes {
+    /// Stops tracking once the changes outgrow the state itself (`entries`
+    /// keys or timers of `bytes` bytes): a base is then no larger than a
+    /// delta, and the memory the names hold stays within the stage's ceiling.
+    fn bound(&mut self, entries: usize, bytes: i64) {
+        let bytes = usize::try_from(bytes).unwrap_or(0);
+        if self.keys.len() + self.timers.len() > entries.max(CHANGES_FLOOR)
+            || self.key_bytes + self.timer_bytes > bytes.max(CHANGE_BYTES_FLOOR)
+        {
+            *self = Changes {
+                overflow: true,
+                ..Changes::default()
+            };
+        }
+    }
+
+    fn key(&mut self, k: &[u8]) {
+        if !self.overflow && !self.keys.contains(k) {
+            self.key_bytes += k.len();
+            self.keys.insert(k.to_vec());
+        }
+    }
+
+    fn timer(&mut self, at: i64, k: &[u8]) {
+        if !self.overflow {
+            let t = (at, k.to_vec());
+            if !self.timers.contains(&t) {
+                self.timer_bytes += k.len() + 8;
+                self.timers.insert(t);
+            }
+        }
+    }
+}
 /// Files written before state files carried a checksum.
 const MAGIC_V1: &[u8; 8] = b"SLUICEST";
 /// The current format: as version 1, followed by the CRC-32 (little-endian)
@@ -106,12 +168,14 @@ const MAGIC: &[u8; 8] = b"SLUICES2";
 struct Checksummed<W> {
     inner: W,
     crc: crc32fast::Hasher,
+    len: u64,
 }
 
 impl<W: Write> Write for Checksummed<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.crc.update(&buf[..n]);
+        self.len += n as u64;
         Ok(n)
     }
 
@@ -133,14 +197,25 @@ impl KeyedState {
         }
         self.watermark = Some(to);
         let mut freed = 0;
+        let mut expired = Vec::new();
         self.entries.retain(|k, e| {
             let keep = e.expires_at.is_none_or(|at| at > to);
             if !keep {
                 freed += Entry::size(k, Some(e));
+                expired.push(k.clone());
             }
             keep
         });
         self.bytes -= freed;
+        for k in &expired {
+            self.changes.key(k);
+        }
+        self.bound_changes();
+    }
+
+    fn bound_changes(&mut self) {
+        let entries = self.entries.len() + self.timers.len() + self.deferred.len();
+        self.changes.bound(entries, self.bytes + self.timer_bytes);
     }
 
     /// Sets the ceilings checked by later writes.
@@ -308,6 +383,7 @@ impl KeyedState {
     /// Applies this call's writes.
     pub fn commit(&mut self) {
         for (k, e) in std::mem::take(&mut self.pending) {
+            self.changes.key(&k);
             match e {
                 Some(e) => {
                     let key_len = k.len() as i64;
@@ -324,6 +400,7 @@ impl KeyedState {
             }
         }
         for (add, at, key) in std::mem::take(&mut self.pending_timers) {
+            self.changes.timer(at, &key);
             let size = timer_size(&key);
             if add {
                 match self.firing_upto {
@@ -351,6 +428,7 @@ impl KeyedState {
         self.pending_bytes = 0;
         self.pending_entries = 0;
         self.breach = None;
+        self.bound_changes();
     }
 
     /// Forgets this call's writes (the call failed).
@@ -387,12 +465,14 @@ impl KeyedState {
                 Some((at, _)) if *at <= w => {
                     if let Some(t) = self.timers.pop_first() {
                         self.timer_bytes -= timer_size(&t.1);
+                        self.changes.timer(t.0, &t.1);
                         due.push(t);
                     }
                 }
                 _ => break,
             }
         }
+        self.bound_changes();
         due
     }
 
@@ -400,10 +480,12 @@ impl KeyedState {
     pub fn restore_timers(&mut self, timers: Vec<(i64, Vec<u8>)>) {
         for t in timers {
             let size = timer_size(&t.1);
+            self.changes.timer(t.0, &t.1);
             if self.timers.insert(t) {
                 self.timer_bytes += size;
             }
         }
+        self.bound_changes();
     }
 
     /// Number of entries and their key+value bytes.
@@ -424,78 +506,49 @@ impl KeyedState {
 
     /// Saves everything committed to `path` (atomically: temp file + rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("tmp");
-        // A leftover temp file (a crash mid-save) would keep its old mode.
-        let _ = std::fs::remove_file(&tmp);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        // State holds raw event data: readable by the owner only.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let f = options
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        // Streamed, not built in memory first: the state may be as large as
-        // its ceiling, and a second copy of it would double the peak.
-        let mut w = Checksummed {
-            inner: std::io::BufWriter::with_capacity(1 << 16, f),
-            crc: crc32fast::Hasher::new(),
-        };
-        w.write_all(MAGIC)?;
-        w.write_all(&self.watermark().to_le_bytes())?;
-        w.write_all(&(self.entries.len() as u64).to_le_bytes())?;
-        for (k, e) in &self.entries {
-            put_bytes(&mut w, k)?;
-            put_bytes(&mut w, &e.value)?;
-            w.write_all(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes())?;
-        }
-        w.write_all(&((self.timers.len() + self.deferred.len()) as u64).to_le_bytes())?;
-        // Deferred timers are only held within one advance; saving them with
-        // the rest keeps them should a barrier land meanwhile.
-        for (at, k) in self.timers.iter().chain(self.deferred.iter()) {
-            w.write_all(&at.to_le_bytes())?;
-            put_bytes(&mut w, k)?;
-        }
-        let crc = w.crc.finalize();
-        let mut w = w.inner;
-        w.write_all(&crc.to_le_bytes())?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_data()?;
-        crate::failpoint::hit("stage.state.rename.before")?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+        self.write_base(path).map(|_| ())
+    }
+
+    /// Writes the full state (a base); returns its checksum and size.
+    fn write_base(&self, path: &Path) -> Result<(u32, u64)> {
+        write_atomically(path, |w| {
+            w.write_all(MAGIC)?;
+            w.write_all(&self.watermark().to_le_bytes())?;
+            w.write_all(&(self.entries.len() as u64).to_le_bytes())?;
+            for (k, e) in &self.entries {
+                put_bytes(w, k)?;
+                put_bytes(w, &e.value)?;
+                w.write_all(&e.expires_at.unwrap_or(i64::MIN).to_le_bytes())?;
+            }
+            w.write_all(&((self.timers.len() + self.deferred.len()) as u64).to_le_bytes())?;
+            // Deferred timers are only held within one advance; saving them with
+            // the rest keeps them should a barrier land meanwhile.
+            for (at, k) in self.timers.iter().chain(self.deferred.iter()) {
+                w.write_all(&at.to_le_bytes())?;
+                put_bytes(w, k)?;
+            }
+            Ok(())
+        })
     }
 
     /// Loads what [`KeyedState::save`] wrote, refusing a file whose
     /// checksum does not match (torn, truncated or damaged).
     pub fn load(path: &Path) -> Result<Self> {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .with_context(|| format!("opening stage state {}", path.display()))?
-            .read_to_end(&mut bytes)?;
-        let body = match bytes.get(..8) {
-            Some(m) if m == MAGIC => {
-                let Some(split) = bytes.len().checked_sub(4).filter(|n| *n >= 8) else {
-                    bail!("stage state {} is truncated", path.display());
-                };
-                let (body, sum) = bytes.split_at(split);
-                let mut stored = [0u8; 4];
-                stored.copy_from_slice(sum);
-                if crc32fast::hash(body) != u32::from_le_bytes(stored) {
-                    bail!(
-                        "stage state {} is damaged: its checksum does not match",
-                        path.display()
-                    );
-                }
-                body
-            }
-            Some(m) if m == MAGIC_V1 => &bytes[..],
+        Self::load_base(path).map(|(s, _, _)| s)
+    }
+
+    /// A base, with the checksum a delta on top of it records (the one it
+    /// ends with; for files from before checksums, that of the whole file)
+    /// and its size.
+    fn load_base(path: &Path) -> Result<(Self, u32, u64)> {
+        let bytes = read_file(path)?;
+        let (body, crc) = match bytes.get(..8) {
+            Some(m) if m == MAGIC => checked_body(&bytes, path)?,
+            Some(m) if m == MAGIC_V1 => (&bytes[..], crc32fast::hash(&bytes)),
             _ => bail!("{} is not a Sluice stage state file", path.display()),
         };
-        Self::decode(body).with_context(|| format!("stage state {}", path.display()))
+        let s = Self::decode(body).with_context(|| format!("stage state {}", path.display()))?;
+        Ok((s, crc, bytes.len() as u64))
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
@@ -539,25 +592,74 @@ pub fn state_file(state_dir: &Path, stage: &str, id: u64) -> PathBuf {
         .join(format!("{id}.state"))
 }
 
-/// Removes a stage's state files older than checkpoint `keep_from`.
-pub fn prune(state_dir: &Path, stage: &str, keep_from: u64) {
-    let dir = state_dir.join("stages").join(stage);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let id = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".state"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if id.is_some_and(|id| id < keep_from) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening stage state {}", path.display()))?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading stage state {}", path.display()))?;
+    Ok(bytes)
 }
 
-fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+/// The body of a file that ends with the CRC-32 of everything before it,
+/// and that checksum; a torn or damaged file is refused.
+fn checked_body<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a [u8], u32)> {
+    let Some(split) = bytes.len().checked_sub(4).filter(|n| *n >= 8) else {
+        bail!("stage state {} is truncated", path.display());
+    };
+    let (body, sum) = bytes.split_at(split);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(sum);
+    let stored = u32::from_le_bytes(stored);
+    if crc32fast::hash(body) != stored {
+        bail!(
+            "stage state {} is damaged: its checksum does not match",
+            path.display()
+        );
+    }
+    Ok((body, stored))
+}
+
+/// Writes `path` through `body`, then the CRC-32 of what it wrote, durably
+/// and atomically (temp file, fsync, rename): after a crash the file is
+/// whole or absent. Returns the checksum and file size.
+fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(u32, u64)> {
+    let dir = path.parent().context("a state file has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    // A leftover temp file (a crash mid-save) would keep its old mode.
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // State holds raw event data: readable by the owner only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let f = options
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    // Streamed, not built in memory first: the state may be as large as
+    // its ceiling, and a second copy of it would double the peak.
+    let mut w = Checksummed {
+        inner: std::io::BufWriter::with_capacity(1 << 16, f),
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    body(&mut w).with_context(|| format!("writing {}", tmp.display()))?;
+    let crc = w.crc.finalize();
+    let len = w.len + 4;
+    let mut w = w.inner;
+    w.write_all(&crc.to_le_bytes())?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_data()?;
+    crate::failpoint::hit("stage.state.rename.before")?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok((crc, len))
+}
+
+fn put_bytes(w: &mut (impl Write + ?Sized), b: &[u8]) -> std::io::Result<()> {
     w.write_all(&(b.len() as u64).to_le_bytes())?;
     w.write_all(b)
 }
@@ -648,8 +750,6 @@ mod tests {
         back.advance(160);
         assert_eq!(back.get(b"w:2"), None, "expired at 150");
         assert_eq!(back.due_timers(10), vec![(120, b"k".to_vec())]);
-        prune(dir.path(), "agg", 4);
-        assert!(!path.exists());
     }
 
     #[test]

@@ -2,8 +2,17 @@
 //! a tombstone deletes. Processors read them (granted by name) through the
 //! `tables` import; the table itself is fed like a sink, so its contents are
 //! saved at every checkpoint and restored with the positions that built them.
+//!
+//! A checkpoint saves only the rows changed since the previous one (a delta,
+//! `<table>.<n>.delta.jsonl`: `[key, value]` per row written, `[key, null]`
+//! per row deleted) on top of an occasional full snapshot (`<table>.<n>.jsonl`,
+//! the format every snapshot had before). The checkpoint position lists the
+//! snapshot and its deltas with each file's checksum, so restore applies
+//! exactly the files that checkpoint saw. A new full snapshot is written once
+//! the deltas would add up to half of the last one (at least 64 KiB) or
+//! after 128 deltas.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +25,15 @@ use serde_json::{json, Value};
 use crate::connector::{Rejected, Sink};
 use crate::event::Batch;
 
+/// Checkpoints whose files are kept behind the newest (checkpoints commit
+/// in order, one barrier at a time, so the last committed lags at most one).
 const KEEP_SNAPSHOTS: u64 = 8;
+/// Deltas on one snapshot at most.
+const MAX_DELTAS: usize = 128;
+/// Deltas may add up to this much however small their snapshot.
+const COMPACT_FLOOR: u64 = 64 << 10;
+/// Changed keys remembered however small the table.
+const CHANGES_FLOOR: usize = 4096;
 
 /// A table definition in the pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +137,24 @@ pub struct TableSink {
     table: Table,
     dir: PathBuf,
     saves: u64,
+    /// Keys written or deleted since the last save (`None`: more than a
+    /// delta is worth, the next save is a full snapshot).
+    changed: Option<HashSet<Vec<u8>>>,
+    /// The files the last save's position lists, which the next builds on.
+    chain: Option<Chain>,
+    /// (save, the snapshot its chain starts from) of recent saves.
+    history: VecDeque<(u64, u64)>,
+}
+
+/// A snapshot and the deltas on top of it, as a position lists them.
+#[derive(Debug, Clone)]
+struct Chain {
+    snapshot: String,
+    snapshot_n: u64,
+    crc: u32,
+    snapshot_bytes: u64,
+    deltas: Vec<(String, u32)>,
+    delta_bytes: u64,
 }
 
 impl TableSink {
@@ -131,22 +166,32 @@ impl TableSink {
             table,
             dir,
             saves: 0,
+            changed: Some(HashSet::new()),
+            chain: None,
+            history: VecDeque::new(),
         }
     }
 
-    fn snapshot_path(&self, n: u64) -> PathBuf {
-        self.dir.join(format!("{}.{n}.jsonl", self.name))
+    fn snapshot_name(&self, n: u64) -> String {
+        format!("{}.{n}.jsonl", self.name)
     }
-}
 
-impl Sink for TableSink {
-    fn open(&mut self, position: Option<&Value>) -> Result<()> {
-        let Some(file) = position
-            .and_then(|p| p.get("snapshot"))
-            .and_then(Value::as_str)
-        else {
-            return Ok(());
-        };
+    fn delta_name(&self, n: u64) -> String {
+        format!("{}.{n}.delta.jsonl", self.name)
+    }
+
+    /// The save number of one of this table's files.
+    fn file_number(&self, file: &str) -> Option<u64> {
+        let rest = file.strip_prefix(&self.name)?.strip_prefix('.')?;
+        let n = rest
+            .strip_suffix(".delta.jsonl")
+            .or_else(|| rest.strip_suffix(".jsonl"))?;
+        n.parse().ok()
+    }
+
+    /// Reads a file a checkpoint position names, checking it against the
+    /// checksum recorded (when one was: older positions have none).
+    fn read_named(&self, file: &str, crc: Option<u64>) -> Result<Vec<u8>> {
         let path = self.dir.join(file);
         let hint = || super::recovery_hint(self.dir.parent().unwrap_or(&self.dir));
         if Path::new(file).file_name() != Some(std::ffi::OsStr::new(file)) {
@@ -170,20 +215,132 @@ impl Sink for TableSink {
                     .with_context(|| format!("table `{}`: reading {}", self.name, path.display()))
             }
         };
-        let rows = parse_snapshot(&bytes, position).map_err(|why| {
-            anyhow!(
-                "table `{}`: snapshot {} is damaged ({why}); {}",
+        if crc.is_some_and(|want| u64::from(crc32fast::hash(&bytes)) != want) {
+            bail!(
+                "table `{}`: snapshot {} is damaged (its checksum does not match); {}",
                 self.name,
                 path.display(),
                 hint()
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Writes `text` to `file` durably and atomically; returns its checksum.
+    fn write_file(&self, file: &str, text: &str) -> Result<u32> {
+        let path = self.dir.join(file);
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            // Rows are event data: readable by the owner only. A
+            // leftover temp file (a crash mid-save) would keep its mode.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            // Durable before the checkpoint that names it can commit.
+            f.sync_data()
+        };
+        write().with_context(|| format!("writing {}", tmp.display()))?;
+        crate::failpoint::hit("table.snapshot.rename.before")?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(crc32fast::hash(text.as_bytes()))
+    }
+
+    /// Removes the files no checkpoint of the last [`KEEP_SNAPSHOTS`] needs.
+    fn prune(&mut self) {
+        let keep_from = self.saves.saturating_sub(KEEP_SNAPSHOTS);
+        while self.history.len() > 1 && self.history.front().is_some_and(|(n, _)| *n < keep_from) {
+            self.history.pop_front();
+        }
+        let Some(&(_, floor)) = self.history.front() else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let old = name
+                .to_str()
+                .and_then(|f| self.file_number(f))
+                .is_some_and(|n| n < floor);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn row_line(k: &[u8], v: Option<&[u8]>) -> Result<String> {
+    let v = v.map(String::from_utf8_lossy);
+    let mut line = serde_json::to_string(&(String::from_utf8_lossy(k), v))?;
+    line.push('\n');
+    Ok(line)
+}
+
+impl Sink for TableSink {
+    fn open(&mut self, position: Option<&Value>) -> Result<()> {
+        let Some(position) = position else {
+            return Ok(());
+        };
+        let Some(file) = position.get("snapshot").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let hint = || super::recovery_hint(self.dir.parent().unwrap_or(&self.dir));
+        let damaged = |file: &str, why: String| {
+            anyhow!(
+                "table `{}`: snapshot {} is damaged ({why}); {}",
+                self.name,
+                self.dir.join(file).display(),
+                hint()
             )
-        })?;
+        };
+        let crc = position.get("crc32").and_then(Value::as_u64);
+        let bytes = self.read_named(file, crc)?;
+        let mut rows = parse_snapshot(&bytes).map_err(|why| damaged(file, why))?;
+        let mut chain = Chain {
+            snapshot: file.to_string(),
+            snapshot_n: self.file_number(file).unwrap_or(0),
+            crc: crc32fast::hash(&bytes),
+            snapshot_bytes: bytes.len() as u64,
+            deltas: Vec::new(),
+            delta_bytes: 0,
+        };
+        let deltas = position.get("deltas").and_then(Value::as_array);
+        for d in deltas.into_iter().flatten() {
+            let (Some(file), Some(crc)) = (
+                d.get("file").and_then(Value::as_str),
+                d.get("crc32").and_then(Value::as_u64),
+            ) else {
+                bail!(
+                    "table `{}`: the checkpoint lists delta {d}, which has no file and checksum; {}",
+                    self.name,
+                    hint()
+                );
+            };
+            let bytes = self.read_named(file, Some(crc))?;
+            apply_delta(&mut rows, &bytes).map_err(|why| damaged(file, why))?;
+            chain
+                .deltas
+                .push((file.to_string(), crc32fast::hash(&bytes)));
+            chain.delta_bytes += bytes.len() as u64;
+        }
+        if let Some(want) = position.get("rows").and_then(Value::as_u64) {
+            if rows.len() as u64 != want {
+                return Err(damaged(
+                    file,
+                    format!("{} rows, the checkpoint recorded {want}", rows.len()),
+                ));
+            }
+        }
         let mut table = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
         table.extend(rows);
-        self.saves = position
-            .and_then(|p| p.get("saves"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        self.saves = position.get("saves").and_then(Value::as_u64).unwrap_or(0);
+        self.history = VecDeque::from([(self.saves, chain.snapshot_n)]);
+        self.chain = Some(chain);
         tracing::info!(table = %self.name, rows = table.len(), "table restored");
         Ok(())
     }
@@ -192,14 +349,23 @@ impl Sink for TableSink {
         let mut rows = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
         for (i, e) in batch.iter().enumerate() {
             match table_key(self.config.key_field.as_deref(), e.key, e.value) {
-                Some(k) => match e.value {
-                    Some(v) => {
-                        rows.insert(k, v.to_vec());
+                Some(k) => {
+                    let changed = match e.value {
+                        Some(v) => rows.insert(k.clone(), v.to_vec()).as_deref() != Some(v),
+                        None => rows.remove(&k).is_some(),
+                    };
+                    if changed {
+                        if let Some(keys) = &mut self.changed {
+                            keys.insert(k);
+                            // More changes than rows: a snapshot is no
+                            // larger than the delta, and the names are not
+                            // kept without bound.
+                            if keys.len() > rows.len().max(CHANGES_FLOOR) {
+                                self.changed = None;
+                            }
+                        }
                     }
-                    None => {
-                        rows.remove(&k);
-                    }
-                },
+                }
                 None => rejected.push(
                     batch,
                     i,
@@ -217,87 +383,98 @@ impl Sink for TableSink {
     }
 
     fn flush(&mut self, _rejected: &mut Rejected) -> Result<Value> {
-        // A snapshot per checkpoint keeps the table consistent with the
-        // positions it reflects; tables are expected to be modest (a
-        // dimension such as customers), so a full copy is fine.
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         self.saves += 1;
-        let path = self.snapshot_path(self.saves);
-        let tmp = path.with_extension("tmp");
-        let rows_written;
-        let crc;
-        {
-            let rows = self.table.rows.read().unwrap_or_else(|p| p.into_inner());
-            let mut out = String::new();
-            for (k, v) in rows.iter() {
-                let line = serde_json::to_string(&(
-                    String::from_utf8_lossy(k),
-                    String::from_utf8_lossy(v),
-                ))?;
-                out.push_str(&line);
-                out.push('\n');
+        let n = self.saves;
+        let rows = self.table.rows.read().unwrap_or_else(|p| p.into_inner());
+        let rows_written = rows.len();
+        // A delta of the rows changed since the last save, while the bounds
+        // allow; else a full snapshot, which starts a new chain.
+        let mut delta = None;
+        if let (Some(chain), Some(keys)) = (&self.chain, &self.changed) {
+            if chain.deltas.len() < MAX_DELTAS {
+                let mut text = String::new();
+                for k in keys {
+                    text.push_str(&row_line(k, rows.get(k).map(Vec::as_slice))?);
+                }
+                let grown = chain.delta_bytes + text.len() as u64;
+                if grown <= (chain.snapshot_bytes / 2).max(COMPACT_FLOOR) {
+                    delta = Some(text);
+                }
             }
-            rows_written = rows.len();
-            crc = crc32fast::hash(out.as_bytes());
-            let write = || -> std::io::Result<()> {
-                // Rows are event data: readable by the owner only. A
-                // leftover temp file (a crash mid-save) would keep its mode.
-                let _ = std::fs::remove_file(&tmp);
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(out.as_bytes())?;
-                // Durable before the checkpoint that names it can commit.
-                f.sync_data()
-            };
-            write().with_context(|| format!("writing {}", tmp.display()))?;
         }
-        crate::failpoint::hit("table.snapshot.rename.before")?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-        // Keep a few older snapshots: the last committed checkpoint may
-        // point at one of them while later barriers are still in flight.
-        if self.saves > KEEP_SNAPSHOTS {
-            let _ = std::fs::remove_file(self.snapshot_path(self.saves - KEEP_SNAPSHOTS));
+        let chain = match delta {
+            Some(text) => {
+                let file = self.delta_name(n);
+                let crc = self.write_file(&file, &text)?;
+                let mut chain = self.chain.clone().context("a delta has a chain")?;
+                chain.deltas.push((file, crc));
+                chain.delta_bytes += text.len() as u64;
+                chain
+            }
+            None => {
+                let mut text = String::new();
+                for (k, v) in rows.iter() {
+                    text.push_str(&row_line(k, Some(v))?);
+                }
+                let file = self.snapshot_name(n);
+                let crc = self.write_file(&file, &text)?;
+                Chain {
+                    snapshot: file,
+                    snapshot_n: n,
+                    crc,
+                    snapshot_bytes: text.len() as u64,
+                    deltas: Vec::new(),
+                    delta_bytes: 0,
+                }
+            }
+        };
+        drop(rows);
+        self.changed = Some(HashSet::new());
+        self.history.push_back((n, chain.snapshot_n));
+        let deltas: Vec<Value> = chain
+            .deltas
+            .iter()
+            .map(|(file, crc)| json!({"file": file, "crc32": crc}))
+            .collect();
+        let mut position = json!({
+            "snapshot": chain.snapshot,
+            "saves": n,
+            "rows": rows_written,
+            "crc32": chain.crc,
+        });
+        if !deltas.is_empty() {
+            position["deltas"] = Value::Array(deltas);
         }
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(json!({"snapshot": file, "saves": self.saves, "rows": rows_written, "crc32": crc}))
+        self.chain = Some(chain);
+        self.prune();
+        Ok(position)
     }
 }
 
-/// The rows of a snapshot, checked against the row count and checksum its
-/// checkpoint position recorded (positions written before they were recorded
-/// are not checked).
-fn parse_snapshot(
-    bytes: &[u8],
-    position: Option<&Value>,
-) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
-    let expected = |field: &str| position.and_then(|p| p.get(field)).and_then(Value::as_u64);
-    if let Some(want) = expected("crc32") {
-        let got = u64::from(crc32fast::hash(bytes));
-        if got != want {
-            return Err("its checksum does not match".into());
-        }
+/// Applies a delta's lines (`[key, value]` or `[key, null]`) to `rows`.
+fn apply_delta(rows: &mut HashMap<Vec<u8>, Vec<u8>>, bytes: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    for (n, line) in text.lines().enumerate() {
+        let row: (String, Option<String>) =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        match row.1 {
+            Some(v) => rows.insert(row.0.into_bytes(), v.into_bytes()),
+            None => rows.remove(row.0.as_bytes()),
+        };
     }
+    Ok(())
+}
+
+/// The rows of a full snapshot.
+fn parse_snapshot(bytes: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u8>>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     let mut rows = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let row: (String, String) =
             serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
         rows.insert(row.0.into_bytes(), row.1.into_bytes());
-    }
-    if let Some(want) = expected("rows") {
-        if rows.len() as u64 != want {
-            return Err(format!(
-                "{} rows, the checkpoint recorded {want}",
-                rows.len()
-            ));
-        }
     }
     Ok(rows)
 }
@@ -412,5 +589,204 @@ mod tests {
             Some(b"5".to_vec())
         );
         assert_eq!(table_key(Some("id"), Some(b"5"), None), Some(b"5".to_vec()));
+    }
+
+    fn feed(sink: &mut TableSink, rows: &[(u64, Option<&str>)]) {
+        let mut b = BatchBuilder::new("users", Arc::from("users"), rows.len());
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|(id, _)| format!(r#"{{"id":{id}}}"#))
+            .collect();
+        let values: Vec<Option<String>> = rows
+            .iter()
+            .map(|(id, n)| n.map(|n| format!(r#"{{"id":{id},"n":"{n}"}}"#)))
+            .collect();
+        for (i, (k, v)) in keys.iter().zip(&values).enumerate() {
+            b.push(
+                Some(k.as_bytes()),
+                v.as_deref().map(str::as_bytes),
+                &[],
+                0,
+                i as u64,
+            );
+        }
+        let mut rejected = Rejected::default();
+        sink.write(&Arc::new(b.finish()), &mut rejected)
+            .expect("write");
+    }
+
+    fn flush(sink: &mut TableSink) -> Value {
+        sink.flush(&mut Rejected::default()).expect("flush")
+    }
+
+    fn restored(dir: &Path, position: &Value) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
+        let (mut s, table) = users_sink(dir);
+        s.open(Some(position))?;
+        Ok(table.with_rows(Clone::clone))
+    }
+
+    #[test]
+    fn checkpoints_after_the_first_save_only_the_rows_changed_and_restore_them_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sink, table) = users_sink(dir.path());
+        sink.open(None).expect("fresh");
+        let many: Vec<(u64, Option<&str>)> = (0..5000).map(|i| (i, Some("a"))).collect();
+        feed(&mut sink, &many);
+        let first = flush(&mut sink);
+        assert!(
+            first.get("deltas").is_none(),
+            "the first save is a snapshot"
+        );
+        feed(&mut sink, &[(1, Some("b")), (2, None), (9000, Some("new"))]);
+        let second = flush(&mut sink);
+        let tables = dir.path().join("tables");
+        let size = |f: &Value| {
+            std::fs::metadata(tables.join(f.as_str().expect("name")))
+                .expect("file")
+                .len()
+        };
+        let snapshot = size(&second["snapshot"]);
+        let delta = size(&second["deltas"][0]["file"]);
+        assert_eq!(second["snapshot"], first["snapshot"], "{second}");
+        assert!(
+            delta * 100 < snapshot,
+            "delta {delta} bytes, snapshot {snapshot}"
+        );
+        feed(&mut sink, &[(9000, None), (3, Some("c"))]);
+        let third = flush(&mut sink);
+        assert_eq!(third["deltas"].as_array().map(Vec::len), Some(2), "{third}");
+        assert_eq!(third["rows"], json!(4999));
+        let want = table.with_rows(Clone::clone);
+        assert_eq!(restored(dir.path(), &third).expect("restore"), want);
+        // The second checkpoint's state is still there as it was.
+        let two = restored(dir.path(), &second).expect("restore 2");
+        assert_eq!(
+            two.get(b"9000".as_slice()),
+            Some(&br#"{"id":9000,"n":"new"}"#.to_vec())
+        );
+        assert!(!two.contains_key(b"2".as_slice()));
+        // A position from before deltas (a snapshot alone) still restores.
+        let old = json!({"snapshot": first["snapshot"], "saves": 1, "rows": 5000, "crc32": first["crc32"]});
+        assert_eq!(
+            restored(dir.path(), &old).expect("old position").len(),
+            5000
+        );
+        // Restored, the sink continues the chain.
+        let (mut back, _) = users_sink(dir.path());
+        back.open(Some(&third)).expect("restore");
+        feed(&mut back, &[(4, Some("d"))]);
+        let fourth = flush(&mut back);
+        assert_eq!(
+            fourth["deltas"].as_array().map(Vec::len),
+            Some(3),
+            "{fourth}"
+        );
+        let rows = restored(dir.path(), &fourth).expect("restore 4");
+        assert_eq!(
+            rows.get(b"4".as_slice()),
+            Some(&br#"{"id":4,"n":"d"}"#.to_vec())
+        );
+    }
+
+    #[test]
+    fn a_torn_or_missing_delta_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sink, _) = users_sink(dir.path());
+        sink.open(None).expect("fresh");
+        feed(&mut sink, &[(1, Some("a")), (2, Some("b"))]);
+        flush(&mut sink);
+        feed(&mut sink, &[(2, None)]);
+        let position = flush(&mut sink);
+        let file = dir
+            .path()
+            .join("tables")
+            .join(position["deltas"][0]["file"].as_str().expect("delta"));
+        let good = std::fs::read(&file).expect("read");
+        std::fs::write(&file, &good[..good.len() - 1]).expect("tear");
+        let err = format!("{:#}", restored(dir.path(), &position).expect_err("torn"));
+        assert!(
+            err.contains(&format!(
+                "snapshot {} is damaged (its checksum does not match)",
+                file.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_file(&file).expect("remove");
+        let err = format!(
+            "{:#}",
+            restored(dir.path(), &position).expect_err("missing")
+        );
+        assert!(
+            err.contains(&format!(
+                "{} for the checkpoint being restored is missing",
+                file.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deltas_are_bounded_and_pruning_keeps_what_recent_checkpoints_need() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sink, table) = users_sink(dir.path());
+        sink.open(None).expect("fresh");
+        feed(&mut sink, &[(0, Some("start"))]);
+        flush(&mut sink);
+        let mut positions = Vec::new();
+        for i in 1..=(MAX_DELTAS as u64 + 12) {
+            feed(&mut sink, &[(i, Some("x"))]);
+            positions.push(flush(&mut sink));
+        }
+        let longest = positions
+            .iter()
+            .filter_map(|p| p.get("deltas").and_then(Value::as_array).map(Vec::len))
+            .max();
+        assert_eq!(
+            longest,
+            Some(MAX_DELTAS),
+            "a new snapshot after {MAX_DELTAS} deltas"
+        );
+        // Every checkpoint the last committed one may be still restores.
+        let recent = &positions[positions.len() - KEEP_SNAPSHOTS as usize..];
+        for p in recent {
+            let rows = restored(dir.path(), p).expect("kept");
+            assert_eq!(rows.len() as u64, p["rows"].as_u64().expect("rows"));
+        }
+        assert_eq!(
+            restored(dir.path(), &positions[positions.len() - 1]).expect("last"),
+            table.with_rows(Clone::clone)
+        );
+        // Files older than the snapshot the oldest of them builds on are gone.
+        let floor = recent[0]["snapshot"]
+            .as_str()
+            .and_then(|f| sink.file_number(f))
+            .expect("snapshot number");
+        let last = sink.saves;
+        let mut kept: Vec<u64> = std::fs::read_dir(dir.path().join("tables"))
+            .expect("dir")
+            .flatten()
+            .filter_map(|e| sink.file_number(&e.file_name().to_string_lossy()))
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, (floor..=last).collect::<Vec<u64>>());
+        assert!(floor > 1, "the first chain was pruned");
+        // Changing more keys than the table holds makes the next save a snapshot.
+        let churn: Vec<(u64, Option<&str>)> = (0..(CHANGES_FLOOR as u64 + 10))
+            .map(|i| (100_000 + i, None))
+            .collect();
+        feed(&mut sink, &churn);
+        let p = flush(&mut sink);
+        assert!(
+            p.get("deltas").is_some(),
+            "deleting absent rows changes nothing"
+        );
+        let churn: Vec<(u64, Option<&str>)> = (0..(CHANGES_FLOOR as u64 + 10))
+            .map(|i| (200_000 + i, Some("y")))
+            .collect();
+        feed(&mut sink, &churn);
+        let deletes: Vec<(u64, Option<&str>)> = churn.iter().map(|(i, _)| (*i, None)).collect();
+        feed(&mut sink, &deletes);
+        let p = flush(&mut sink);
+        assert!(p.get("deltas").is_none(), "{p}");
     }
 }

@@ -462,6 +462,49 @@ fn sigterm_stops_a_timer_storm_and_a_spinning_timer_is_dead_lettered() {
 /// stage's own limits, in `validate` and `run` alike: a plugin that spins
 /// or hoards memory there is stopped, reported against the stage's
 /// `params` with the limit named, and the host exits normally and small.
+/// A plugin whose `describe` spins (it runs at every load, before any
+/// stage, parameter or event) is stopped by the CPU budget loading gets:
+/// `validate` and `run` exit 1 within seconds, naming the stage's plugin
+/// field, the file, `describe()` and the budget, and nothing runs.
+#[test]
+fn a_describe_that_spins_is_stopped_at_load_naming_the_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let wasm = guest("spin-describe");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "sources:\n  gen: {{type: datagen, kind: orders, count: 5}}\nstages:\n  bad:\n    plugin: {}\n    inputs: [gen]\n    limits: {{cpu_ms_per_call: 200}}\nsinks:\n  out: {{type: file, path: {}, inputs: [bad]}}\n",
+            q(&wasm),
+            q(&out)
+        ),
+    );
+    for cmd in ["validate", "run"] {
+        let mut c = sluice();
+        c.arg(cmd).arg(&pipeline);
+        if cmd == "run" {
+            c.arg("--no-progress");
+        }
+        let (run, _, took) = run_measured(&mut c);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "{cmd}: an error exit, not a signal:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("p.yaml:5:")
+                && stderr.contains("stages.bad.plugin")
+                && stderr.contains(&wasm.display().to_string())
+                && stderr.contains("describe()")
+                && stderr.contains("exceeded the CPU budget of 2000 ms per call"),
+            "{cmd}:\n{stderr}"
+        );
+        assert!(took < Duration::from_secs(30), "{cmd} took {took:?}");
+        assert!(!out.exists(), "{cmd}: nothing ran");
+    }
+}
+
 #[test]
 fn a_create_that_spins_or_hoards_is_stopped_by_the_stages_limits() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -234,8 +234,12 @@ fn missing_or_damaged_window_state_stops_the_rerun_naming_the_file() {
         .expect("checkpoint JSON");
     let file = cp["stages"]["counts"]["file"]
         .as_str()
-        .expect("the checkpoint records the stage's state file");
-    assert_eq!(file, format!("{}.state", cp["id"]));
+        .unwrap_or_else(|| panic!("the checkpoint records the stage's state file: {cp}"));
+    // A base (the whole state) or a delta on the files before it.
+    assert!(
+        file == format!("{}.state", cp["id"]) || file == format!("{}.delta", cp["id"]),
+        "{file}"
+    );
     let state = state_dir.join("stages/counts").join(file);
     let good = std::fs::read(&state).expect("state file");
     let hint = format!("delete the state directory {}", state_dir.display());
@@ -264,6 +268,128 @@ fn missing_or_damaged_window_state_stops_the_rerun_naming_the_file() {
         results(&out) == expected_counts(N),
         "aggregates differ from an uninterrupted run"
     );
+}
+
+/// Checkpoints of a large keyed state write what changed, not the state:
+/// 100,000 windows (one per distinct key) stay open while later events touch
+/// ten keys, so every checkpoint after the full copy (a base) is a delta of
+/// a few keys, a small fraction of the base (sizes read from the state
+/// directory). Killed (SIGKILL) on such a delta and rerun, the results are
+/// exactly those of an uninterrupted run.
+#[test]
+fn checkpoints_of_a_large_state_write_the_changes_and_resume_exactly_after_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    const DISTINCT: usize = 100_000;
+    const N: usize = 500_000;
+    // One hour-long window: nothing closes before the end of the input.
+    let group = |i: usize| {
+        if i < DISTINCT {
+            format!("k{i}")
+        } else {
+            format!("h{}", i % 10)
+        }
+    };
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
+        for i in 0..N {
+            writeln!(w, r#"{{"n":{i},"g":"{}","t":{}}}"#, group(i), T0 + i as i64).expect("write");
+        }
+    }
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: agg\ncheckpoint_interval_ms: 20\nbatch_size: 256\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  counts:\n    plugin: {}\n    inputs: [in]\n    event_time: {{field: t}}\n    params: {{size_ms: 3600000, group_by: g, aggregates: \"count, sum(n) as total\"}}\nsinks:\n  out: {{type: file, path: {}, inputs: [counts]}}\n",
+            q(&input),
+            q(&plugin("window-aggregate")),
+            q(&out)
+        ),
+    );
+    let stage_dir = dir.path().join(".sluice/agg/stages/counts");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    let (base, deltas) = loop {
+        if let Some(found) = small_deltas_on_a_large_base(&stage_dir, DISTINCT as u64 * 20) {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no deltas on a base of the whole state"
+        );
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the run finished before three deltas followed a base of the whole state: {:?}",
+            state_files(&stage_dir)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    eprintln!("incremental checkpoints: base {base} bytes, deltas after it {deltas:?} bytes");
+    let cp: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(".sluice/agg/checkpoint.json")).expect("checkpoint"),
+    )
+    .expect("checkpoint JSON");
+    let file = cp["stages"]["counts"]["file"].as_str().unwrap_or("");
+    assert!(file.ends_with(".delta"), "resuming from {file}");
+    let partial = std::fs::read_to_string(&out).map_or(0, |t| t.lines().count());
+    run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+    let mut want: BTreeMap<(String, i64), (u64, f64)> = BTreeMap::new();
+    for i in 0..N {
+        let t = T0 + i as i64;
+        let e = want
+            .entry((group(i), t - t.rem_euclid(3_600_000)))
+            .or_default();
+        e.0 += 1;
+        e.1 += i as f64;
+    }
+    assert_eq!(partial, 0, "no window closed before the kill");
+    let got = results(&out);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "aggregates differ from an uninterrupted run");
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A stage's state files: (checkpoint, is a base, bytes).
+fn state_files(dir: &Path) -> Vec<(u64, bool, u64)> {
+    let mut files: Vec<(u64, bool, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (id, ext) = name.split_once('.')?;
+            let base = match ext {
+                "state" => true,
+                "delta" => false,
+                _ => return None,
+            };
+            Some((id.parse().ok()?, base, e.metadata().ok()?.len()))
+        })
+        .collect();
+    files.sort_unstable();
+    files
+}
+
+/// The newest base of at least `min` bytes when the last three of the deltas
+/// that follow it are each under 1% of it: its size and theirs.
+fn small_deltas_on_a_large_base(dir: &Path, min: u64) -> Option<(u64, Vec<u64>)> {
+    let files = state_files(dir);
+    let at = files.iter().rposition(|(_, base, _)| *base)?;
+    let base = files[at].2;
+    let deltas: Vec<u64> = files[at + 1..].iter().map(|(_, _, len)| *len).collect();
+    // The first deltas may still hold keys the base had not seen yet.
+    let last = &deltas[deltas.len().saturating_sub(3)..];
+    (base >= min && last.len() == 3 && last.iter().all(|d| d * 100 < base))
+        .then_some((base, deltas))
 }
 
 /// An event behind the watermark is dead-lettered as `late`, naming how
