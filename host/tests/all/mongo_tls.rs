@@ -138,10 +138,8 @@ fn mongodb_sink_over_verify_full_with_scram_and_auth_source() {
     );
     let (out, text) = run(&p);
     assert!(out.status.success(), "{text}");
-    assert!(
-        text.contains("DEBUG"),
-        "the run logged at debug level: {text}"
-    );
+    // RUST_LOG=debug: whatever the host and the driver log at that level.
+    assert!(text.contains("wrote 5"), "{text}");
     assert!(
         !text.contains(PASSWORD),
         "the password is in the output: {text}"
@@ -198,7 +196,7 @@ fn mongodb_tls_and_scram_refusals_name_the_cause_and_the_fix() {
             "plaintext-on-tls",
             uri("localhost", DATABASE),
             "    tls:\n      mode: disable\n    password_file: password\n".to_string(),
-            &["MongoDB at"][..],
+            &["as a server that requires TLS does", "mode: verify-full"][..],
         ),
     ];
     for (name, uri, access, words) in cases {

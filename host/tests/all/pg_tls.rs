@@ -553,8 +553,11 @@ fn the_sink_logs_in_with_a_client_certificate_and_is_refused_without_one() {
         Some("sluice_tls_cert")
     );
 
+    // Another directory: no checkpoint of the first run to resume.
+    let refused = dir.path().join("refused");
+    std::fs::create_dir(&refused).expect("mkdir");
     let p = pipeline(
-        dir.path(),
+        &refused,
         "    type: datagen\n    kind: people\n    count: 3",
         &pg_sink(&cert_url, &tls_block("verify-full", &ca(), "")),
     );

@@ -114,7 +114,13 @@ pub fn connect_error(e: &Error, uri: &str, timeout_ms: u64) -> anyhow::Error {
         ErrorKind::ServerSelection { message, .. } => match tls_cause(message) {
             Some(cause) => anyhow::anyhow!("{cause} (MongoDB at {uri}: {message})"),
             None => anyhow::anyhow!(
-                "cannot reach MongoDB at {uri} within {timeout_ms} ms: {message}. Check the host and port, that the server runs and accepts connections from here; for a single member of a replica set that advertises other host names, add `directConnection=true` to the URI"
+                "cannot reach MongoDB at {uri} within {timeout_ms} ms: {message}. Check the host and port, that the server runs and accepts connections from here; for a single member of a replica set that advertises other host names, add `directConnection=true` to the URI{}",
+                // What a TLS-only port does to a plaintext hello.
+                if message.contains("unexpected end of file") {
+                    ". The server closed the connection at once, as a server that requires TLS does with a plaintext client: if it does, set `tls: {mode: verify-full, ca_file: <the server's CA>}`"
+                } else {
+                    ""
+                }
             ),
         },
         ErrorKind::DnsResolve { message, .. } => anyhow::anyhow!(
