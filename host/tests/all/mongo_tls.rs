@@ -6,9 +6,9 @@
 //! driver's TLS (rustls), certificate checks, SCRAM exchange and
 //! `authSource` work against a second server implementation with its own TLS
 //! stack (Go's crypto/tls) and user store, and how refusals read. FerretDB
-//! has no change streams, so the `mongodb` source is not run here; it builds
-//! its client with the same code (`clients/mongodb`). Its certificate names
-//! `localhost` only, and user `sluice` exists in database `sluice_app` only.
+//! has no change streams, so the `mongodb` source runs a snapshot only
+//! (`snapshot: initial_only`). Its certificate names `localhost` only, and
+//! user `sluice` exists in database `sluice_app` only.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,7 +125,7 @@ fn unique(prefix: &str) -> String {
 }
 
 #[test]
-fn mongodb_sink_over_verify_full_with_scram_and_auth_source() {
+fn mongodb_sink_and_source_snapshot_over_verify_full_with_scram_and_auth_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let collection = unique("people");
     let access = format!("{}    password_file: password\n", tls_block(&ca()));
@@ -155,6 +155,30 @@ fn mongodb_sink_over_verify_full_with_scram_and_auth_source() {
         .run()
         .expect("count over TLS");
     assert_eq!(n, 5);
+
+    // The source reads them back over the same TLS and SCRAM settings: a
+    // snapshot only (`initial_only`), since FerretDB has no change streams.
+    let sub = dir.path().join("source");
+    std::fs::create_dir(&sub).expect("mkdir");
+    std::fs::write(sub.join("password"), format!("{PASSWORD}\n")).expect("write");
+    let out = sub.join("out.jsonl");
+    let p = write_pipeline(&sub, &source_pipeline(&collection, &access, &out));
+    let (o, text) = run(&p);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        !text.contains(PASSWORD),
+        "the password is in the output: {text}"
+    );
+    assert_eq!(json_lines(&out).len(), 5, "{text}");
+}
+
+/// A `mongodb` source snapshotting `collection` into file `out`.
+fn source_pipeline(collection: &str, access: &str, out: &Path) -> String {
+    format!(
+        "name: src\nsources:\n  m:\n    type: mongodb\n    uri: {}\n    database: {DATABASE}\n    collections: {{include: [{collection}]}}\n    snapshot: initial_only\n    connect_timeout_ms: 3000\n{access}sinks:\n  out: {{type: file, path: {}, inputs: [m]}}\n",
+        serde_json::to_string(&uri("localhost", DATABASE)).expect("json"),
+        q(out)
+    )
 }
 
 #[test]
@@ -199,6 +223,24 @@ fn mongodb_tls_and_scram_refusals_name_the_cause_and_the_fix() {
             &["as a server that requires TLS does", "mode: verify-full"][..],
         ),
     ];
+    // The source's connection: the same refusal, read the same way.
+    let sub = dir.path().join("source-wrong-ca");
+    std::fs::create_dir(&sub).expect("mkdir");
+    std::fs::write(sub.join("password"), format!("{PASSWORD}\n")).expect("write");
+    let p = write_pipeline(
+        &sub,
+        &source_pipeline(
+            "any",
+            &with_password(&tls_block(&other)),
+            &sub.join("out.jsonl"),
+        ),
+    );
+    let (out, text) = run(&p);
+    assert!(!out.status.success(), "source, wrong CA: {text}");
+    assert!(
+        text.contains("is not signed by a trusted CA"),
+        "source, wrong CA: {text}"
+    );
     for (name, uri, access, words) in cases {
         let p = pipeline(dir.path(), name, &uri, &unique("refused"), &access);
         let (out, text) = run(&p);
