@@ -476,44 +476,59 @@ fn encrypted_client_key(dir: &Path, password: &str) -> PathBuf {
 }
 
 #[test]
-fn kafka_sasl_ssl_source_into_a_sink_with_an_encrypted_client_key() {
+fn kafka_sasl_ssl_source_and_encrypted_client_keys_for_source_and_sink() {
     const KEY_PASSWORD: &str = "client-key-secret-31";
     let dir = tempfile::tempdir().expect("tmp");
     let plain = brokers();
     let (sasl_ssl, mtls) = (listener("SASL_SSL"), listener("MTLS"));
-    let (input, output) = (unique("sasl-ssl-in"), unique("enc-key-out"));
-    create_topics(&plain, &[(&input, 1), (&output, 1)]);
+    let (input, input2, output) = (
+        unique("sasl-ssl-in"),
+        unique("enc-key-in"),
+        unique("enc-key-out"),
+    );
+    create_topics(&plain, &[(&input, 1), (&input2, 1), (&output, 1)]);
     produce(&plain, &input, &json_records(10, 0));
+    produce(&plain, &input2, &json_records(5, 100));
     let key = encrypted_client_key(dir.path(), KEY_PASSWORD);
     std::fs::write(dir.path().join("key-password"), format!("{KEY_PASSWORD}\n")).expect("write");
-    // The source logs in with SCRAM-SHA-256 over verify-full TLS; the sink
-    // gets into the listener that requires a client certificate with a key
-    // only librdkafka can decrypt (`ssl.key.password`).
+    // One source logs in with SCRAM-SHA-256 over verify-full TLS; another
+    // source and the sink get into the listener that requires a client
+    // certificate with a key only librdkafka can decrypt (`ssl.key.password`).
     let source = format!(
         "    type: kafka\n    brokers: {sasl_ssl}\n    topics: [{input}]\n    group_id: {}\n    start: earliest\n    session_timeout_ms: 6000\n{}{}",
         unique("sasl-ssl-g"),
         tls_block("verify-full", &ca()),
         sasl_block("SCRAM-SHA-256", PASSWORD)
     );
-    let sink = format!(
-        "    type: kafka\n    brokers: {mtls}\n    topic: {output}\n    inputs: [in]\n{}      cert_file: {}\n      key_file: {}\n      key_password_file: key-password\n",
+    let with_key = format!(
+        "{}      cert_file: {}\n      key_file: {}\n      key_password_file: key-password\n",
         tls_block("verify-full", &ca()),
         q(&tls_dir().join("client.crt")),
         q(&key)
     );
+    let source2 = format!(
+        "    type: kafka\n    brokers: {mtls}\n    topics: [{input2}]\n    group_id: {}\n    start: earliest\n    session_timeout_ms: 6000\n{with_key}",
+        unique("enc-key-g"),
+    );
+    let sink = format!(
+        "    type: kafka\n    brokers: {mtls}\n    topic: {output}\n    inputs: [in]\n{with_key}"
+    );
     let p = write_pipeline(
         dir.path(),
-        &format!("name: sasl-ssl-src\ncheckpoint_interval_ms: 200\nsources:\n  in:\n{source}\nsinks:\n  out:\n{sink}"),
+        &format!(
+            "name: sasl-ssl-src\ncheckpoint_interval_ms: 200\nsources:\n  in:\n{source}\n  in2:\n{source2}\nsinks:\n  out:\n{}",
+            sink.replace("[in]", "[in, in2]")
+        ),
     );
     let log = dir.path().join("sluice.log");
     let mut child = start_debug(&p, &log);
-    let got = Reader::new(&plain, &output).read(10, 60);
+    let got = Reader::new(&plain, &output).read(15, 60);
     alive(&mut child, &log);
     terminate(child, &log);
     let mut ns: Vec<u64> = got.iter().filter_map(|g| g.json()["n"].as_u64()).collect();
     ns.sort_unstable();
     ns.dedup();
-    assert_eq!(ns, (0..10).collect::<Vec<u64>>());
+    assert_eq!(ns, (0..10).chain(100..105).collect::<Vec<u64>>());
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
         text.contains("DEBUG"),
