@@ -38,10 +38,15 @@ die() { say "ERROR: $*"; exit 1; }
 # DIR/server.crt and DIR/server.key, readable by OS user OWNER when we are root. Also
 # DIR/expired.crt and DIR/expired.key: the same name, signed by the same CA, but valid
 # only in January 2020, for the tests of an expired certificate. Files that exist are
-# kept.
+# kept, unless server.crt has expired (a test killed while it had copied expired.crt
+# over it leaves that behind): then all are made again.
 make_test_certs() {
     local dir=$1 owner=$2
     mkdir -p "$dir"
+    if [[ -f $dir/server.crt ]] && ! openssl x509 -checkend 0 -noout -in "$dir/server.crt" >/dev/null 2>&1; then
+        say "$dir/server.crt has expired; making new certificates"
+        rm -f "$dir"/{ca,server,expired}.{crt,key}
+    fi
     if [[ ! -f $dir/server.crt || ! -f $dir/server.key ]]; then
         command -v openssl >/dev/null || die "TLS needs the openssl command"
         (

@@ -33,6 +33,9 @@
 #                        adds user `etl_x509` (no password, all rights on database etl),
 #                        which must present a client certificate with subject
 #                        /CN=etl_x509 (REQUIRE SUBJECT; sign one with DIR/ca.key).
+#                        DIR/expired.crt and expired.key: the same name and CA, expired
+#                        in 2020 (mysql_tls.rs copies them over server.* and runs FLUSH
+#                        SSL, then puts them back).
 set -euo pipefail
 SERVICE=mariadb
 SERVER=mariadbd
