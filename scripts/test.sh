@@ -47,13 +47,16 @@ export SLUICE_MYSQL_TLS_URL SLUICE_MYSQL_TLS_DIR=$MYSQL_TLS_RUN/certs
 # The MongoDB-wire server (an emulation with change streams, PyPI nx-27017; no real
 # mongod installs here), for the mongodb source and sink.
 export "$(scripts/services/mongo.sh start)"
+# FerretDB 1.24 (Go module, built once; an independent MongoDB-wire server over SQLite)
+# with TLS and a SCRAM user, for mongo_tls.rs: nx-27017 has neither.
+export "$(scripts/services/ferretdb.sh start)"
 # Apache Kafka 4.4 (KRaft; jars from Maven Central once, run on the JDK; a venv with
 # confluent-kafka with Avro for cross-checking the Schema Registry, the wire format and
 # read_committed reads of exactly-once output). With SSL, SASL_SSL and SASL_PLAINTEXT
 # listeners beside the plaintext one, for kafka_tls.rs.
 export SLUICE_KAFKA_TLS_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}/kafka-tls
 export "$(scripts/services/kafka.sh start)"
-trap 'for s in search s3 postgres mariadb mongo kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
+trap 'for s in search s3 postgres mariadb mongo ferretdb kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
       SLUICE_SERVICES_DIR=$MYSQL_TLS_RUN scripts/services/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests

@@ -65,6 +65,10 @@
 #                                                  which requires a client certificate
 #                                                  signed by the CA (client.crt and
 #                                                  client.key, CN=sluice, made too)
+#                                   EXPIRED (SSL)  localhost:SLUICE_KAFKA_EXPIRED_PORT
+#                                                  (+ 6), which presents expired.crt: the
+#                                                  same name and CA, valid only in
+#                                                  January 2020 (Kafka starts with it)
 #                                 The TLS listeners advertise `localhost`, the name in the
 #                                 certificate (a client that bootstraps by 127.0.0.1 gets a
 #                                 name mismatch, which tests check). The SASL listeners take
@@ -73,7 +77,7 @@
 #                                 written when the data dir is formatted, `--add-scram`).
 #                                 The addresses go to DIR/listeners.env:
 #                                   SSL=localhost:P  SASL_SSL=localhost:P  SASL_PLAINTEXT=127.0.0.1:P
-#                                   MTLS=localhost:P
+#                                   MTLS=localhost:P  EXPIRED=localhost:P
 #                                 Keystore and truststore are PEM files (Kafka 2.7+), so
 #                                 no keytool. `restart` keeps the data dir and its users.
 set -euo pipefail
@@ -101,6 +105,7 @@ SSL_PORT=${SLUICE_KAFKA_SSL_PORT:-$(( ${BASE_PORT:-0} + 2 ))}
 SASL_SSL_PORT=${SLUICE_KAFKA_SASL_SSL_PORT:-$(( ${BASE_PORT:-0} + 3 ))}
 SASL_PORT=${SLUICE_KAFKA_SASL_PORT:-$(( ${BASE_PORT:-0} + 4 ))}
 MTLS_PORT=${SLUICE_KAFKA_MTLS_PORT:-$(( ${BASE_PORT:-0} + 5 ))}
+EXPIRED_PORT=${SLUICE_KAFKA_EXPIRED_PORT:-$(( ${BASE_PORT:-0} + 6 ))}
 SASL_USER=sluice
 SASL_PASSWORD=sluice-kafka-secret
 START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
@@ -175,9 +180,9 @@ listener_properties() {
     local advertised="PLAINTEXT://$HOST:$PORT"
     local map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     if [[ -n $TLS_DIR ]]; then
-        listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://$HOST:$MTLS_PORT"
-        advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://localhost:$MTLS_PORT"
-        map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL"
+        listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://$HOST:$MTLS_PORT,EXPIRED://$HOST:$EXPIRED_PORT"
+        advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://localhost:$MTLS_PORT,EXPIRED://localhost:$EXPIRED_PORT"
+        map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL,EXPIRED:SSL"
     fi
     echo "listeners=$listeners"
     echo "advertised.listeners=$advertised"
@@ -196,6 +201,9 @@ ssl.keystore.location=$TLS_DIR/server-keystore.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$TLS_DIR/ca.crt
 listener.name.mtls.ssl.client.auth=required
+# The EXPIRED listener presents a certificate that expired in 2020.
+listener.name.expired.ssl.keystore.type=PEM
+listener.name.expired.ssl.keystore.location=$TLS_DIR/expired-keystore.pem
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 EOT
     local l m
@@ -210,7 +218,7 @@ EOT
 # The CA and broker certificate, and the broker's PEM keystore (key, then chain).
 make_broker_certs() {
     local p
-    for p in SSL_PORT SASL_SSL_PORT SASL_PORT MTLS_PORT; do
+    for p in SSL_PORT SASL_SSL_PORT SASL_PORT MTLS_PORT EXPIRED_PORT; do
         [[ ${!p} =~ ^[0-9]+$ && ${!p} != 0 ]] || die "SLUICE_KAFKA_$p must be a port number, got '${!p}'"
         port_accepts "${!p}" && die "port $HOST:${!p} ($p) is in use; set SLUICE_KAFKA_$p to a free port"
     done
@@ -227,9 +235,10 @@ make_broker_certs() {
         chmod 600 "$TLS_DIR/client.key"
     fi
     cat "$TLS_DIR/server.key" "$TLS_DIR/server.crt" >"$TLS_DIR/server-keystore.pem"
-    chmod 600 "$TLS_DIR/server-keystore.pem"
-    printf 'SSL=localhost:%s\nSASL_SSL=localhost:%s\nSASL_PLAINTEXT=%s:%s\nMTLS=localhost:%s\n' \
-        "$SSL_PORT" "$SASL_SSL_PORT" "$HOST" "$SASL_PORT" "$MTLS_PORT" >"$TLS_DIR/listeners.env"
+    cat "$TLS_DIR/expired.key" "$TLS_DIR/expired.crt" >"$TLS_DIR/expired-keystore.pem"
+    chmod 600 "$TLS_DIR/server-keystore.pem" "$TLS_DIR/expired-keystore.pem"
+    printf 'SSL=localhost:%s\nSASL_SSL=localhost:%s\nSASL_PLAINTEXT=%s:%s\nMTLS=localhost:%s\nEXPIRED=localhost:%s\n' \
+        "$SSL_PORT" "$SASL_SSL_PORT" "$HOST" "$SASL_PORT" "$MTLS_PORT" "$EXPIRED_PORT" >"$TLS_DIR/listeners.env"
 }
 
 # `kafka-storage format` arguments that create the SCRAM users, in array SCRAM_ARGS.

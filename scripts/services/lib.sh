@@ -35,11 +35,18 @@ die() { say "ERROR: $*"; exit 1; }
 
 # make_test_certs DIR OWNER: a throwaway CA (DIR/ca.crt) and a server certificate for the
 # DNS name `localhost` only (not 127.0.0.1, so tests can check a wrong host name) in
-# DIR/server.crt and DIR/server.key, readable by OS user OWNER when we are root. Files
-# that exist are kept.
+# DIR/server.crt and DIR/server.key, readable by OS user OWNER when we are root. Also
+# DIR/expired.crt and DIR/expired.key: the same name, signed by the same CA, but valid
+# only in January 2020, for the tests of an expired certificate. Files that exist are
+# kept, unless server.crt has expired (a test killed while it had copied expired.crt
+# over it leaves that behind): then all are made again.
 make_test_certs() {
     local dir=$1 owner=$2
     mkdir -p "$dir"
+    if [[ -f $dir/server.crt ]] && ! openssl x509 -checkend 0 -noout -in "$dir/server.crt" >/dev/null 2>&1; then
+        say "$dir/server.crt has expired; making new certificates"
+        rm -f "$dir"/{ca,server,expired}.{crt,key}
+    fi
     if [[ ! -f $dir/server.crt || ! -f $dir/server.key ]]; then
         command -v openssl >/dev/null || die "TLS needs the openssl command"
         (
@@ -53,9 +60,50 @@ make_test_certs() {
                 -days 30 -extfile server.ext -out server.crt
         ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; die "making certificates failed"; }
     fi
-    chmod 600 "$dir/server.key"
-    [[ $(id -u) == 0 ]] && chown "$owner:$owner" "$dir/server.key" "$dir/server.crt"
+    if [[ ! -f $dir/expired.crt || ! -f $dir/expired.key ]]; then
+        make_expired_cert "$dir" >>"$dir/openssl.log" 2>&1 \
+            || { cat "$dir/openssl.log" >&2; die "making the expired certificate failed"; }
+    fi
+    chmod 600 "$dir/server.key" "$dir/expired.key"
+    [[ $(id -u) == 0 ]] && chown "$owner:$owner" "$dir/server.key" "$dir/server.crt" \
+        "$dir/expired.key" "$dir/expired.crt"
     return 0
+}
+
+# make_expired_cert DIR: DIR/expired.crt (DNS:localhost, valid 2020-01-01 to 2020-02-01,
+# signed by DIR/ca.key) and DIR/expired.key. `openssl x509 -days` cannot go negative,
+# and OpenSSL 3.0 has no -not_after, so `openssl ca`, which takes -startdate/-enddate.
+make_expired_cert() {
+    local dir=$1 work
+    work=$(mktemp -d)
+    (
+        cd "$work" || exit 1
+        cat >ca.cnf <<'EOT'
+[ca]
+default_ca = expired
+[expired]
+database = index.txt
+new_certs_dir = .
+serial = serial
+default_md = sha256
+policy = any
+x509_extensions = ext
+[any]
+commonName = supplied
+[ext]
+subjectAltName = DNS:localhost
+basicConstraints = CA:FALSE
+EOT
+        # Chained: errexit does not apply inside `make_expired_cert || die`.
+        : >index.txt && echo 01 >serial &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/expired.key" -out expired.csr &&
+        openssl ca -config ca.cnf -batch -notext -in expired.csr -cert "$dir/ca.crt" \
+            -keyfile "$dir/ca.key" -startdate 20200101000000Z -enddate 20200201000000Z \
+            -out "$dir/expired.crt"
+    )
+    local rc=$?
+    rm -rf "$work"
+    return $rc
 }
 
 # --- checks ------------------------------------------------------------------------

@@ -29,7 +29,13 @@
 #                        `require_secure_transport=ON`: every TCP client, user etl
 #                        included, must then use TLS. So run it as a second instance
 #                        (its own SLUICE_SERVICES_DIR and port) for the TLS tests, which
-#                        read SLUICE_MYSQL_TLS_URL and SLUICE_MYSQL_TLS_DIR.
+#                        read SLUICE_MYSQL_TLS_URL and SLUICE_MYSQL_TLS_DIR. It also
+#                        adds user `etl_x509` (no password, all rights on database etl),
+#                        which must present a client certificate with subject
+#                        /CN=etl_x509 (REQUIRE SUBJECT; sign one with DIR/ca.key).
+#                        DIR/expired.crt and expired.key: the same name and CA, expired
+#                        in 2020 (mysql_tls.rs copies them over server.* and runs FLUSH
+#                        SSL, then puts them back).
 set -euo pipefail
 SERVICE=mariadb
 SERVER=mariadbd
@@ -101,6 +107,11 @@ cmd_start() {
     mariadb --no-defaults -uroot --socket="$SOCK" -e \
         "CREATE DATABASE IF NOT EXISTS etl; CREATE USER IF NOT EXISTS 'etl'@'127.0.0.1' IDENTIFIED BY 'etl'; CREATE USER IF NOT EXISTS 'etl'@'localhost' IDENTIFIED BY 'etl'; GRANT ALL ON *.* TO 'etl'@'127.0.0.1'; GRANT ALL ON *.* TO 'etl'@'localhost'; FLUSH PRIVILEGES;" \
         || die "creating user etl and database etl failed"
+    if [[ -n $TLS_DIR ]]; then
+        mariadb --no-defaults -uroot --socket="$SOCK" -e \
+            "CREATE USER IF NOT EXISTS 'etl_x509'@'127.0.0.1' REQUIRE SUBJECT '/CN=etl_x509'; GRANT ALL ON etl.* TO 'etl_x509'@'127.0.0.1'; FLUSH PRIVILEGES;" \
+            || die "creating user etl_x509 failed"
+    fi
     say "MariaDB up (pid $(cat "$PID_FILE" 2>/dev/null || echo "$bgpid")) at $HOST:$PORT (data $DATA, log $LOG_FILE)"
     print_env "SLUICE_MYSQL_URL=$URL"
 }

@@ -39,6 +39,9 @@
 #                        `sluice_tls_cert` that logs in with a client certificate
 #                        (`cert` auth: CN = role name, signed by ca.key). Every other
 #                        role keeps plaintext, so the rest of the suite runs unchanged.
+#                        expired.crt/expired.key there are a certificate for the same
+#                        name and CA that expired in 2020: pg_tls.rs copies them over
+#                        server.crt/server.key and reloads, then puts them back.
 set -euo pipefail
 SERVICE=postgres
 SERVER=postgres

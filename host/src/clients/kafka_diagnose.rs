@@ -300,6 +300,19 @@ fn speaks_tls(addr: &str) -> bool {
     handshake(addr, &host_of(addr), t.config).is_ok()
 }
 
+/// An error creating a client, named when it is the client key: librdkafka
+/// loads (and decrypts) it then, and OpenSSL says only "PEM lib" or "bad
+/// decrypt". `doing` says what was being created, for the context.
+pub fn creation_error(e: rdkafka::error::KafkaError, doing: String) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("ssl.key.location failed") {
+        return anyhow::anyhow!(
+            "{doing}: cannot load the client key in `tls.key_file` ({text}). Fix: if the key is encrypted, set `tls.key_password` or `tls.key_password_file` to its password (and check that it is the right one); otherwise check that the file is the PEM key of `tls.cert_file`"
+        );
+    }
+    anyhow::Error::new(e).context(doing)
+}
+
 /// Makes librdkafka log at least at info level, whatever the host's log
 /// filter: the lines [`Refusals`] reads include info ones (a listener that
 /// closes a plaintext connection). Tracing still filters what is shown.

@@ -241,7 +241,10 @@ pub fn security(
                 "is not supported by Kafka: librdkafka checks each broker's certificate against the host name the cluster advertises for that broker and cannot check another name; remove it (or use `mode: verify-ca`, which checks the CA only)",
             ));
         }
-        built = options.build(TlsMode::Disable, TLS_FIELDS)?;
+        // librdkafka decrypts an encrypted key itself; rustls (validation,
+        // diagnostics) goes without the client certificate then.
+        let (for_rustls, key_password) = options.split_key_password()?;
+        built = for_rustls.build(TlsMode::Disable, TLS_FIELDS)?;
         if let Some(t) = &built {
             let (verify, identify) = match t.mode {
                 TlsMode::VerifyFull => ("true", "https"),
@@ -260,6 +263,14 @@ pub fn security(
                 ));
                 settings.push(("ssl.key.location", path_text(key, "tls.key_file")?));
             }
+            if let Some(password) = key_password {
+                settings.push(("ssl.key.password", password));
+            }
+        } else if key_password.is_some() {
+            return Err(tls_issue(
+                "tls.key_password",
+                "has no effect with TLS disabled; set `tls.mode` to verify-full (or verify-ca, require)",
+            ));
         }
     }
     let mut sasl_who = None;
@@ -349,6 +360,7 @@ fn block_field(key: &str) -> &'static str {
         "ssl.ca.location" => "`tls.ca_file`",
         "ssl.certificate.location" => "`tls.cert_file`",
         "ssl.key.location" => "`tls.key_file`",
+        "ssl.key.password" => "`tls.key_password`",
         "sasl.mechanism" => "`sasl.mechanism`",
         "sasl.username" => "`sasl.username`",
         "sasl.password" => "`sasl.password`",
@@ -378,6 +390,7 @@ fn check_properties(
                 "ssl.ca.location"
                     | "ssl.certificate.location"
                     | "ssl.key.location"
+                    | "ssl.key.password"
                     | "sasl.username"
                     | "sasl.password"
             );
@@ -450,6 +463,53 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         p
+    }
+
+    #[test]
+    fn an_encrypted_key_gets_its_password_from_a_file_and_never_shows_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cert = ca_file(dir.path());
+        let pw = dir.path().join("key-pw");
+        std::fs::write(&pw, "key-secret-77\n").unwrap_or_else(|e| panic!("{e}"));
+        // The key is left to librdkafka: rustls never reads it (here it is
+        // not even a key), so an encrypted PEM passes validation.
+        let o = tls(json!({
+            "mode": "verify-full", "ca_file": cert, "cert_file": cert,
+            "key_file": dir.path().join("encrypted.key"), "key_password_file": pw,
+        }));
+        let s = security(Some(&o), None, &props(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings(&s)["ssl.key.password"], "key-secret-77");
+        assert!(settings(&s).contains_key("ssl.key.location"));
+        assert!(!format!("{s:?}{o:?}").contains("key-secret-77"));
+        // A password without a key, two passwords, a password with TLS off,
+        // and a contradicting property are refused, naming the field.
+        let field = |v: serde_json::Value, p: &[(&str, &str)]| {
+            security(Some(&tls(v)), None, &props(p))
+                .err()
+                .map(|i| i.field)
+        };
+        assert_eq!(
+            field(json!({"mode": "verify-full", "key_password": "x"}), &[]).as_deref(),
+            Some("tls.key_password")
+        );
+        assert_eq!(
+            field(json!({"mode": "disable", "key_password": "x"}), &[]).as_deref(),
+            Some("tls.key_password")
+        );
+        let both = json!({
+            "mode": "verify-full", "cert_file": cert, "key_file": cert,
+            "key_password": "x", "key_password_file": pw,
+        });
+        assert_eq!(field(both, &[]).as_deref(), Some("tls.key_password_file"));
+        let e = security(
+            Some(&o),
+            None,
+            &props(&[("ssl.key.password", "other-key-secret")]),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("a contradiction"));
+        assert_eq!(e.field, "properties.ssl.key.password");
+        assert!(!e.message.contains("other-key-secret") && !e.message.contains("key-secret-77"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   cert_file: certs/me.pem  # client certificate chain (with key_file)
 //!   key_file: certs/me.key
 //!   server_name: db.internal # name to verify instead of the URL's host
+//!   key_password_file: /run/secrets/key-pw  # Kafka only: an encrypted key_file
 //! ```
 //!
 //! The modes mean what libpq's `sslmode` means:
@@ -80,7 +81,7 @@ impl TlsMode {
 }
 
 /// The `tls:` block of a connector's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsOptions {
     /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`; when
@@ -96,6 +97,33 @@ pub struct TlsOptions {
     /// Host name to send (SNI) and to verify, when the URL's host is an
     /// address or a tunnel's name rather than the certificate's.
     pub server_name: Option<String>,
+    /// The password of an encrypted `key_file` (Kafka only: librdkafka's
+    /// `ssl.key.password`). Never shown in Debug output or messages.
+    pub key_password: Option<String>,
+    /// A file whose first line is `key_password` (a mounted secret).
+    pub key_password_file: Option<PathBuf>,
+}
+
+// By hand, to keep the key's password out of every printed form (Debug
+// output is what checkpoints fingerprint and what debug logs show), and to
+// print exactly what the derived form printed while the two password fields
+// are unset, so fingerprints taken before they existed still match.
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("TlsOptions");
+        d.field("mode", &self.mode)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("server_name", &self.server_name);
+        if self.key_password.is_some() {
+            d.field("key_password", &"<redacted>");
+        }
+        if let Some(p) = &self.key_password_file {
+            d.field("key_password_file", p);
+        }
+        d.finish()
+    }
 }
 
 /// What each option is called where it came from, for error messages: the
@@ -155,9 +183,14 @@ pub fn provider() -> Arc<CryptoProvider> {
 impl TlsOptions {
     /// Makes relative file paths relative to the pipeline file's directory.
     pub fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.ca_file,
+            &mut self.cert_file,
+            &mut self.key_file,
+            &mut self.key_password_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -191,7 +224,53 @@ impl TlsOptions {
             cert_file: pick(&self.cert_file, &other.cert_file, names.cert_file, a)?,
             key_file: pick(&self.key_file, &other.key_file, names.key_file, a)?,
             server_name: pick(&self.server_name, &other.server_name, names.server_name, a)?,
+            key_password: self
+                .key_password
+                .clone()
+                .or_else(|| other.key_password.clone()),
+            key_password_file: self
+                .key_password_file
+                .clone()
+                .or_else(|| other.key_password_file.clone()),
         })
+    }
+
+    /// For a client that decrypts `key_file` itself (librdkafka): the key's
+    /// password (read from `key_password_file` if that is where it is), and
+    /// these options without it, and without the encrypted key and its
+    /// certificate, which rustls cannot read, for [`TlsOptions::build`].
+    /// The certificate file is still read here, so a bad path fails at
+    /// validation; the key is checked by the client when it loads it.
+    pub fn split_key_password(&self) -> Result<(TlsOptions, Option<String>), ConfigIssue> {
+        let issue = |field: &str, m: String| ConfigIssue::anchored("tls", field, m);
+        let password = match (&self.key_password, &self.key_password_file) {
+            (Some(_), Some(_)) => {
+                return Err(issue(
+                    "tls.key_password_file",
+                    "set `key_password` or `key_password_file`, not both".into(),
+                ))
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(path)) => Some(
+                read_password_file(path).map_err(|i| issue("tls.key_password_file", i.message))?,
+            ),
+            (None, None) => None,
+        };
+        let mut rest = self.clone();
+        rest.key_password = None;
+        rest.key_password_file = None;
+        if password.is_some() {
+            let (Some(cert), Some(_)) = (&self.cert_file, &self.key_file) else {
+                return Err(issue(
+                    "tls.key_password",
+                    "is the password of an encrypted `key_file`; set `cert_file` and `key_file` too".into(),
+                ));
+            };
+            read_certs(cert).map_err(|m| issue("tls.cert_file", m))?;
+            rest.cert_file = None;
+            rest.key_file = None;
+        }
+        Ok((rest, password))
     }
 
     /// Reads the files and builds the client configuration; `None` for
@@ -202,6 +281,18 @@ impl TlsOptions {
         names: FieldNames,
     ) -> Result<Option<Tls>, ConfigIssue> {
         let issue = |field: &str, m: String| ConfigIssue::anchored(names.anchor, field, m);
+        if let Some(field) = [
+            (self.key_password.is_some(), "tls.key_password"),
+            (self.key_password_file.is_some(), "tls.key_password_file"),
+        ]
+        .iter()
+        .find_map(|(set, f)| set.then_some(*f))
+        {
+            return Err(issue(
+                field,
+                "is supported by the Kafka connectors only (librdkafka decrypts the key); decrypt the key once (`openssl pkey -in KEY -out KEY.pem`), keep it as a secret, and point `key_file` at it".into(),
+            ));
+        }
         let mut mode = self.mode.unwrap_or(default_mode);
         if mode == TlsMode::Disable {
             if let Some(field) = [
@@ -555,6 +646,28 @@ mod tests {
         let o = options(serde_json::json!({"mode": "require", "cert_file": junk}));
         let e = o.build(TlsMode::Disable, TLS_FIELDS).err().map(|i| i.field);
         assert_eq!(e.as_deref(), Some("tls.key_file"));
+    }
+
+    #[test]
+    fn a_key_password_is_for_kafka_only_and_never_printed() {
+        // Unset, the printed form is the one checkpoints fingerprinted before
+        // the password fields existed.
+        let plain = options(serde_json::json!({"mode": "verify-full", "server_name": "db"}));
+        assert_eq!(
+            format!("{plain:?}"),
+            r#"TlsOptions { mode: Some(VerifyFull), ca_file: None, cert_file: None, key_file: None, server_name: Some("db") }"#
+        );
+        let o = options(serde_json::json!({"mode": "verify-full", "key_password": "pw-4-key"}));
+        assert!(!format!("{o:?}").contains("pw-4-key"));
+        let e = o.build(TlsMode::Disable, TLS_FIELDS).err();
+        assert_eq!(
+            e.as_ref().map(|i| i.field.as_str()),
+            Some("tls.key_password")
+        );
+        assert!(e
+            .map(|i| i.message)
+            .unwrap_or_default()
+            .contains("Kafka connectors only"));
     }
 
     #[test]

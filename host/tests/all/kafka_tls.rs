@@ -449,3 +449,139 @@ fn kafka_client_certificates_get_in_and_their_absence_is_explained() {
         "{e}"
     );
 }
+
+/// The broker's client key, encrypted the way a key store exports one
+/// (PKCS#8, PBES2 with AES-256-CBC), under `password`.
+fn encrypted_client_key(dir: &Path, password: &str) -> PathBuf {
+    let key = dir.join("client-encrypted.key");
+    let out = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(tls_dir().join("client.key"))
+        .arg("-out")
+        .arg(&key)
+        .args(["-passout", &format!("pass:{password}")])
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(&key).expect("key");
+    assert!(
+        pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{pem}"
+    );
+    key
+}
+
+#[test]
+fn kafka_sasl_ssl_source_and_encrypted_client_keys_for_source_and_sink() {
+    const KEY_PASSWORD: &str = "client-key-secret-31";
+    let dir = tempfile::tempdir().expect("tmp");
+    let plain = brokers();
+    let (sasl_ssl, mtls) = (listener("SASL_SSL"), listener("MTLS"));
+    let (input, input2, output) = (
+        unique("sasl-ssl-in"),
+        unique("enc-key-in"),
+        unique("enc-key-out"),
+    );
+    create_topics(&plain, &[(&input, 1), (&input2, 1), (&output, 1)]);
+    produce(&plain, &input, &json_records(10, 0));
+    produce(&plain, &input2, &json_records(5, 100));
+    let key = encrypted_client_key(dir.path(), KEY_PASSWORD);
+    std::fs::write(dir.path().join("key-password"), format!("{KEY_PASSWORD}\n")).expect("write");
+    // One source logs in with SCRAM-SHA-256 over verify-full TLS; another
+    // source and the sink get into the listener that requires a client
+    // certificate with a key only librdkafka can decrypt (`ssl.key.password`).
+    let source = format!(
+        "    type: kafka\n    brokers: {sasl_ssl}\n    topics: [{input}]\n    group_id: {}\n    start: earliest\n    session_timeout_ms: 6000\n{}{}",
+        unique("sasl-ssl-g"),
+        tls_block("verify-full", &ca()),
+        sasl_block("SCRAM-SHA-256", PASSWORD)
+    );
+    let with_key = format!(
+        "{}      cert_file: {}\n      key_file: {}\n      key_password_file: key-password\n",
+        tls_block("verify-full", &ca()),
+        q(&tls_dir().join("client.crt")),
+        q(&key)
+    );
+    let source2 = format!(
+        "    type: kafka\n    brokers: {mtls}\n    topics: [{input2}]\n    group_id: {}\n    start: earliest\n    session_timeout_ms: 6000\n{with_key}",
+        unique("enc-key-g"),
+    );
+    let sink = format!(
+        "    type: kafka\n    brokers: {mtls}\n    topic: {output}\n    inputs: [in]\n{with_key}"
+    );
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: sasl-ssl-src\ncheckpoint_interval_ms: 200\nsources:\n  in:\n{source}\n  in2:\n{source2}\nsinks:\n  out:\n{}",
+            sink.replace("[in]", "[in, in2]")
+        ),
+    );
+    let log = dir.path().join("sluice.log");
+    let mut child = start_debug(&p, &log);
+    let got = Reader::new(&plain, &output).read(15, 60);
+    alive(&mut child, &log);
+    terminate(child, &log);
+    let mut ns: Vec<u64> = got.iter().filter_map(|g| g.json()["n"].as_u64()).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    assert_eq!(ns, (0..10).chain(100..105).collect::<Vec<u64>>());
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("DEBUG"),
+        "the run logged at debug level:\n{text}"
+    );
+    for secret in [PASSWORD, KEY_PASSWORD] {
+        assert!(!text.contains(secret), "a secret is in the output:\n{text}");
+    }
+
+    // The wrong password for the key: refused at start, saying which field.
+    std::fs::write(
+        dir.path().join("bad-key-password"),
+        "not-the-key-password\n",
+    )
+    .expect("write");
+    let sink = sink.replace(
+        "key_password_file: key-password",
+        "key_password_file: ../bad-key-password",
+    );
+    let e = fails_fast(dir.path(), "wrong-key-password", DATAGEN, &sink);
+    assert!(e.contains("tls.key_password"), "{e}");
+    assert!(
+        !e.contains("not-the-key-password"),
+        "the password is in the output:\n{e}"
+    );
+}
+
+#[test]
+fn kafka_expired_broker_certificate_stops_source_and_sink_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // The EXPIRED listener presents a certificate for `localhost` signed by
+    // the test CA that was valid in January 2020 only.
+    let expired = listener("EXPIRED");
+    let stdout_sink = "    type: stdout\n    inputs: [in]\n";
+    for (name, source, sink) in [
+        (
+            "expired-source",
+            kafka_source(&expired, &tls_block("verify-full", &ca())),
+            stdout_sink.to_string(),
+        ),
+        (
+            "expired-sink",
+            DATAGEN.to_string(),
+            kafka_sink(&expired, &tls_block("verify-full", &ca())),
+        ),
+    ] {
+        // fails_fast: well under connect_timeout_ms (60 s), so not retried.
+        let e = fails_fast(dir.path(), name, &source, &sink);
+        assert!(
+            e.contains(&format!(
+                "the TLS certificate of the Kafka broker at {expired} has expired"
+            )) && e.contains("Fix: renew the broker's certificate"),
+            "{name}: {e}"
+        );
+    }
+}

@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
+use crate::server_cert;
 use crate::support::*;
 
 fn env(var: &str) -> String {
@@ -23,8 +25,44 @@ fn env(var: &str) -> String {
     }
 }
 
+fn tls_dir() -> PathBuf {
+    PathBuf::from(env("SLUICE_MYSQL_TLS_DIR"))
+}
+
 fn ca() -> PathBuf {
-    Path::new(&env("SLUICE_MYSQL_TLS_DIR")).join("ca.crt")
+    tls_dir().join("ca.crt")
+}
+
+fn port() -> String {
+    let url = env("SLUICE_MYSQL_TLS_URL");
+    url.rsplit(':')
+        .next()
+        .and_then(|s| s.split('/').next())
+        .expect("port in SLUICE_MYSQL_TLS_URL")
+        .to_string()
+}
+
+/// Runs `sql` as user etl over TLS without verifying the server's
+/// certificate (it may be the expired one).
+fn admin(sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let ssl = mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true);
+        let opts = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(&url("127.0.0.1")).expect("url"),
+        )
+        .ssl_opts(ssl);
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .expect("connect over TLS");
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.disconnect().await;
+    })
 }
 
 /// The TLS server's URL with host `host`.
@@ -93,6 +131,7 @@ fn count(table: &str) -> u64 {
 
 #[test]
 fn mysql_sink_over_tls_and_its_refusals() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let dir = tempfile::tempdir().expect("tempdir");
     let table = format!("tls_people_{}", std::process::id());
     // A directory per run, so no run resumes another's checkpoint.
@@ -177,5 +216,99 @@ fn mysql_sink_over_tls_and_its_refusals() {
     assert!(
         err.contains("tls.mode") && err.contains("`verify-ca` is not supported"),
         "{err}"
+    );
+}
+
+/// Runs a pipeline from datagen into `table` with `tls`; its output.
+fn run_sink(dir: &Path, url: &str, table: &str, tls: &str) -> std::process::Output {
+    let p = pipeline(dir, url, table, tls);
+    sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .output()
+        .expect("sluice runs")
+}
+
+#[test]
+fn mysql_sink_logs_in_with_a_client_certificate_and_is_refused_without_one() {
+    let _cert = server_cert::lock(&tls_dir(), false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // User etl_x509 has no password and `REQUIRE SUBJECT '/CN=etl_x509'`.
+    let (cert, key) = server_cert::client_cert(&tls_dir(), "etl_x509", dir.path());
+    let (other_cert, other_key) = server_cert::client_cert(&tls_dir(), "someone_else", dir.path());
+    let x509_url = url("localhost").replacen("etl:etl@", "etl_x509@", 1);
+    assert!(x509_url.contains("etl_x509@localhost"), "{x509_url}");
+    let table = format!("tls_x509_{}", std::process::id());
+    let with = |cert: &Path, key: &Path| {
+        format!(
+            "{}      cert_file: {}\n      key_file: {}\n",
+            tls_block("verify-full", &ca()),
+            q(cert),
+            q(key)
+        )
+    };
+    let sub = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).expect("mkdir");
+        d
+    };
+    let out = run_sink(&sub("cert"), &x509_url, &table, &with(&cert, &key));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&table), 5);
+
+    // No certificate, and a certificate of the right CA for another subject.
+    for (name, tls) in [
+        ("none", tls_block("verify-full", &ca())),
+        ("other", with(&other_cert, &other_key)),
+    ] {
+        let out = run_sink(&sub(name), &x509_url, &table, &tls);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{name}: expected a refusal: {err}");
+        assert!(err.contains("refused the credentials"), "{name}: {err}");
+        if name == "none" {
+            assert!(
+                err.contains("REQUIRE X509") && err.contains("tls.cert_file"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_expired_server_certificate_stops_the_mysql_sink_with_the_fix() {
+    // Every other test here verifies the server's certificate: they wait.
+    let _cert = server_cert::lock(&tls_dir(), true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // MariaDB re-reads the files --ssl-cert and --ssl-key name on FLUSH SSL.
+    let reload = || admin("FLUSH SSL");
+    let _expired = server_cert::Expired::swap_in(&tls_dir(), "mysql", &port(), &reload);
+    // The sink's default retries: an expired certificate must stop the run
+    // at once all the same.
+    let tls = tls_block("verify-full", &ca());
+    let p = pipeline(dir.path(), &url("localhost"), "tls_expired", &tls);
+    let text = std::fs::read_to_string(&p).expect("pipeline");
+    std::fs::write(&p, text.replace("    max_retries: 0\n", "")).expect("write");
+    let t0 = Instant::now();
+    let out = sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .output()
+        .expect("sluice runs");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure: {err}");
+    assert!(
+        err.contains("has expired") && err.contains("Fix: renew the server's certificate"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}, so it was retried: {err}",
+        t0.elapsed()
     );
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::postgres_cdc::Pg;
+use crate::server_cert;
 use crate::support::*;
 
 const USER: &str = "sluice_tls";
@@ -151,6 +152,7 @@ fn failure(p: &Path) -> String {
 
 #[test]
 fn cdc_poll_and_sink_run_over_verify_full() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let (pg, db) = database("tls_ok");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.jsonl");
@@ -205,6 +207,7 @@ fn cdc_poll_and_sink_run_over_verify_full() {
 
 #[test]
 fn cdc_streams_over_tls_with_a_bound_scram_exchange() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let (pg, db) = database("tls_stream");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.jsonl");
@@ -287,6 +290,7 @@ type MakePipeline<'a> = Box<dyn Fn(&str, &str) -> PathBuf + 'a>;
 
 #[test]
 fn wrong_ca_wrong_host_and_plaintext_are_refused_with_the_fix() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let (_pg, db) = database("tls_bad");
     let dir = tempfile::tempdir().expect("tempdir");
     let other = other_ca(dir.path());
@@ -348,6 +352,7 @@ fn wrong_ca_wrong_host_and_plaintext_are_refused_with_the_fix() {
 
 #[test]
 fn the_password_never_reaches_the_logs() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let (pg, db) = database("tls_secret");
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("pg-password");
@@ -456,6 +461,7 @@ fn client_cert(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn client_certificates_log_in_cdc_and_poll() {
+    let _cert = server_cert::lock(&tls_dir(), false);
     let (_pg, db) = database("tls_cert");
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = client_cert(dir.path());
@@ -505,4 +511,125 @@ fn client_certificates_log_in_cdc_and_poll() {
         err.contains("requires a client certificate") && err.contains("tls.cert_file"),
         "{err}"
     );
+}
+
+#[test]
+fn the_sink_logs_in_with_a_client_certificate_and_is_refused_without_one() {
+    let _cert = server_cert::lock(&tls_dir(), false);
+    let (pg, db) = database("tls_sink_cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = client_cert(dir.path());
+    let cert_url = format!("postgres://sluice_tls_cert@localhost:{}/{db}", port());
+    let with_cert = tls_block(
+        "verify-full",
+        &ca(),
+        &format!(
+            "      cert_file: {}\n      key_file: {}\n",
+            q(&cert),
+            q(&key)
+        ),
+    );
+    // The source logs in with a password; the sink with its certificate
+    // only (pg_hba `cert`: the server checks the CN against the role).
+    let p = pipeline(
+        dir.path(),
+        &poll_source(
+            &url("localhost", &db, true),
+            &tls_block("verify-full", &ca(), ""),
+        ),
+        &pg_sink(&cert_url, &with_cert),
+    );
+    let o = run(&p);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(
+        pg.scalar("SELECT string_agg(name, ',' ORDER BY id) FROM copied")
+            .as_deref(),
+        Some("a,b,c")
+    );
+    // The sink's connections were the certificate's role, over TLS.
+    assert_eq!(
+        pg.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'copied'")
+            .as_deref(),
+        Some("sluice_tls_cert")
+    );
+
+    // Another directory: no checkpoint of the first run to resume.
+    let refused = dir.path().join("refused");
+    std::fs::create_dir(&refused).expect("mkdir");
+    let p = pipeline(
+        &refused,
+        "    type: datagen\n    kind: people\n    count: 3",
+        &pg_sink(&cert_url, &tls_block("verify-full", &ca(), "")),
+    );
+    let err = failure(&p);
+    assert!(
+        err.contains("requires a client certificate") && err.contains("tls.cert_file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_expired_server_certificate_stops_each_connector_with_the_fix() {
+    // Every other test here verifies the server's certificate: they wait.
+    let _cert = server_cert::lock(&tls_dir(), true);
+    let (pg, db) = database("tls_expired");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    // `ssl_cert_file` is set on the server's command line, so the files it
+    // names are rewritten and re-read (SIGHUP), not the setting changed.
+    let reload = || pg.exec("SELECT pg_reload_conf()");
+    let _expired = server_cert::Expired::swap_in(&tls_dir(), "postgres", &port(), &reload);
+    let slot = format!("tls_exp_{}", std::process::id());
+    let verify = tls_block("verify-full", &ca(), "");
+    // A directory per pipeline: each file is written before any runs.
+    let sub = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).expect("mkdir");
+        d
+    };
+    let cases = [
+        (
+            "postgres-cdc",
+            pipeline(
+                &sub("cdc"),
+                &cdc_source(&url("localhost", &db, true), &verify, &slot),
+                &file_sink(&out),
+            ),
+        ),
+        (
+            "postgres-poll",
+            pipeline(
+                &sub("poll"),
+                &poll_source(&url("localhost", &db, true), &verify),
+                &file_sink(&out),
+            ),
+        ),
+        (
+            // With the sink's default retries: an expired certificate is
+            // not worth retrying, so it must stop at once all the same.
+            "postgres sink",
+            pipeline(
+                &sub("sink"),
+                "    type: datagen\n    kind: people\n    count: 3",
+                &pg_sink(&url("localhost", &db, true), &verify).replace("    max_retries: 0\n", ""),
+            ),
+        ),
+    ];
+    for (what, p) in &cases {
+        let t0 = Instant::now();
+        let err = failure(p);
+        assert!(
+            err.contains("has expired") && err.contains("Fix: renew the server's certificate"),
+            "{what}: {err}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{what}: took {:?}, so it was retried: {err}",
+            t0.elapsed()
+        );
+        assert!(
+            !err.contains(PASSWORD),
+            "{what}: the password leaked: {err}"
+        );
+    }
 }

@@ -111,9 +111,18 @@ pub fn connect_error(e: &Error, uri: &str, timeout_ms: u64) -> anyhow::Error {
             "MongoDB at {uri} refused the operation (Unauthorized: {}). Grant the user the `read` role (and `changeStream` / `find` privileges) on the database, or `readWrite` for a sink",
             c.message
         ),
-        ErrorKind::ServerSelection { message, .. } => anyhow::anyhow!(
-            "cannot reach MongoDB at {uri} within {timeout_ms} ms: {message}. Check the host and port, that the server runs and accepts connections from here; for a single member of a replica set that advertises other host names, add `directConnection=true` to the URI"
-        ),
+        ErrorKind::ServerSelection { message, .. } => match tls_cause(message) {
+            Some(cause) => anyhow::anyhow!("{cause} (MongoDB at {uri}: {message})"),
+            None => anyhow::anyhow!(
+                "cannot reach MongoDB at {uri} within {timeout_ms} ms: {message}. Check the host and port, that the server runs and accepts connections from here; for a single member of a replica set that advertises other host names, add `directConnection=true` to the URI{}",
+                // What a TLS-only port does to a plaintext hello.
+                if message.contains("unexpected end of file") {
+                    ". The server closed the connection at once, as a server that requires TLS does with a plaintext client: if it does, set `tls: {mode: verify-full, ca_file: <the server's CA>}`"
+                } else {
+                    ""
+                }
+            ),
+        },
         ErrorKind::DnsResolve { message, .. } => anyhow::anyhow!(
             "cannot resolve the host in {uri}: {message}. Check the host name (and, for mongodb+srv://, its SRV records)"
         ),
@@ -124,9 +133,39 @@ pub fn connect_error(e: &Error, uri: &str, timeout_ms: u64) -> anyhow::Error {
     }
 }
 
+/// A refused TLS handshake named, with its fix, from the text of a server
+/// selection failure. The driver keeps each server's last error as text (the
+/// rustls error's Debug or Display form) in that message, so the text is all
+/// there is to go by.
+fn tls_cause(message: &str) -> Option<String> {
+    let has = |words: &[&str]| words.iter().any(|w| message.contains(w));
+    Some(if has(&["UnknownIssuer", "BadSignature"]) {
+        "the TLS certificate of the MongoDB server is not signed by a trusted CA. Fix: set `tls.ca_file` (or `tlsCAFile` in `uri`) to the CA certificate that issued the server's certificate".into()
+    } else if has(&["NotValidForName", "not valid for name"]) {
+        "the TLS certificate of the MongoDB server is not valid for the host name in `uri`. Fix: connect by a name the certificate lists (the MongoDB driver cannot verify another name, so `tls.server_name` is not available)".into()
+    } else if has(&["ExpiredContext", "(Expired)", "certificate expired"]) {
+        "the TLS certificate of the MongoDB server has expired. Fix: renew the server's certificate (and check this machine's clock)".into()
+    } else if has(&[
+        "CertificateRequired",
+        "alert: BadCertificate",
+        "(BadCertificate)",
+    ]) {
+        "the MongoDB server refused the TLS handshake; it may want a client certificate it trusts. Fix: set `tls.cert_file` and `tls.key_file` (one PEM file with both)".into()
+    } else {
+        return None;
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_refusals_in_a_selection_failure_are_named() {
+        let m = "Server selection timeout: No available servers. Topology: { Type: Unknown, Servers: [ { Address: db:27018, Type: Unknown, Error: Kind: I/O error: invalid peer certificate: UnknownIssuer, labels: {} } ] }";
+        assert!(tls_cause(m).is_some_and(|c| c.contains("not signed by a trusted CA")));
+        assert!(tls_cause("I/O error: received corrupt message").is_none());
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -237,8 +237,12 @@ impl KafkaSink {
             errors: ErrorLog::new(ERROR_LOG_WINDOW),
             refusals: Refusals::default(),
         };
-        cfg.create_with_context(ctx)
-            .with_context(|| format!("creating a Kafka producer for {}", self.config.brokers))
+        cfg.create_with_context(ctx).map_err(|e| {
+            crate::clients::kafka_diagnose::creation_error(
+                e,
+                format!("creating a Kafka producer for {}", self.config.brokers),
+            )
+        })
     }
 
     fn producer(&self) -> Result<&BaseProducer<Ctx>> {

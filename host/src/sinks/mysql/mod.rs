@@ -137,10 +137,11 @@ impl Backend for MysqlBackend {
                 ErrorClass::Fatal(m) if m.contains("error 1045") || m.contains("error 1698") => {
                     // MariaDB answers a plaintext client under
                     // require_secure_transport (or REQUIRE SSL) the same way.
-                    let tls_hint = if self.opts.ssl_opts().is_none() {
-                        "; if the server requires TLS (require_secure_transport=ON, or REQUIRE SSL for this user), set `tls: {mode: verify-full, ca_file: <the server's CA>}`"
-                    } else {
-                        ""
+                    let tls_hint = match self.opts.ssl_opts() {
+                        None => "; if the server requires TLS (require_secure_transport=ON, or REQUIRE SSL for this user), set `tls: {mode: verify-full, ca_file: <the server's CA>}`",
+                        // Likewise a user who must show a certificate.
+                        Some(ssl) if ssl.client_identity().is_none() => "; if this user must present a client certificate (REQUIRE X509, SUBJECT or ISSUER), set `tls.cert_file` and `tls.key_file`",
+                        Some(_) => "",
                     };
                     ErrorClass::Fatal(format!(
                         "MySQL at {where_} refused the credentials: {m}; check the user and password in `url`{tls_hint}"

@@ -419,9 +419,12 @@ impl Source for KafkaSource {
             errors: ErrorLog::new(ERROR_LOG_WINDOW),
             refusals: Refusals::default(),
         };
-        let consumer: BaseConsumer<Ctx> = cfg
-            .create_with_context(ctx)
-            .with_context(|| format!("creating a Kafka consumer for {}", c.brokers))?;
+        let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx).map_err(|e| {
+            crate::clients::kafka_diagnose::creation_error(
+                e,
+                format!("creating a Kafka consumer for {}", c.brokers),
+            )
+        })?;
         crate::clients::kafka::wait_for_brokers(
             consumer.client(),
             &c.brokers,
