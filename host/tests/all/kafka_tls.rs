@@ -7,6 +7,7 @@
 //! openssl command.
 
 use super::*;
+use crate::server_cert::other_ca;
 
 const USER: &str = "sluice";
 const PASSWORD: &str = "sluice-kafka-secret";
@@ -47,26 +48,6 @@ fn port_of(addr: &str) -> &str {
 }
 
 /// A CA nobody used to sign the broker's certificate.
-fn other_ca(dir: &Path) -> PathBuf {
-    let cert = dir.join("other-ca.crt");
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=some other CA", "-keyout"])
-        .arg(dir.join("other-ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    cert
-}
-
 fn tls_block(mode: &str, ca: &Path) -> String {
     format!("    tls:\n      mode: {mode}\n      ca_file: {}\n", q(ca))
 }

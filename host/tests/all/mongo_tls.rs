@@ -11,11 +11,12 @@
 //! user `sluice` exists in database `sluice_app` only.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use mongodb::bson::Document;
 use mongodb::sync::Client;
 
+use crate::server_cert::other_ca;
 use crate::support::*;
 
 const USER: &str = "sluice";
@@ -56,26 +57,6 @@ fn uri(host: &str, auth_source: &str) -> String {
         "mongodb://{USER}@{host}:{}/?authSource={auth_source}&authMechanism=SCRAM-SHA-256&directConnection=true",
         tls_port()
     )
-}
-
-fn other_ca(dir: &Path) -> PathBuf {
-    let cert = dir.join("other-ca.crt");
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=some other CA", "-keyout"])
-        .arg(dir.join("other-ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    cert
 }
 
 /// A pipeline in a fresh directory under `dir`: five datagen people into

@@ -6,12 +6,12 @@
 //! `SLUICE_SERVICES_DIR` and port) whose URL is in `SLUICE_MYSQL_TLS_URL`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
 use crate::server_cert;
+use crate::server_cert::other_ca;
 use crate::support::*;
 
 fn env(var: &str) -> String {
@@ -68,26 +68,6 @@ fn admin(sql: &str) {
 /// The TLS server's URL with host `host`.
 fn url(host: &str) -> String {
     env("SLUICE_MYSQL_TLS_URL").replace("127.0.0.1", host)
-}
-
-fn other_ca(dir: &Path) -> PathBuf {
-    let cert = dir.join("other-ca.crt");
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=some other CA", "-keyout"])
-        .arg(dir.join("other-ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    cert
 }
 
 fn pipeline(dir: &Path, url: &str, table: &str, tls: &str) -> PathBuf {

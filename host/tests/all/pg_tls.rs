@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::postgres_cdc::Pg;
 use crate::server_cert;
+use crate::server_cert::other_ca;
 use crate::support::*;
 
 const USER: &str = "sluice_tls";
@@ -50,27 +51,6 @@ fn url(host: &str, db: &str, password: bool) -> String {
         String::new()
     };
     format!("postgres://{USER}{pw}@{host}:{}/{db}", port())
-}
-
-/// A CA nobody used to sign the server's certificate.
-fn other_ca(dir: &Path) -> PathBuf {
-    let cert = dir.join("other-ca.crt");
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=some other CA", "-keyout"])
-        .arg(dir.join("other-ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    cert
 }
 
 /// A fresh database (made over the plaintext admin connection) with table

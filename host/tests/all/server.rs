@@ -726,6 +726,29 @@ fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     })
 }
 
+/// Tenants `acme` and `zeta-corp` (deploy tokens returned), each running a
+/// datagen → passthrough → file pipeline at `rate` events/s: acme's is `gen`,
+/// zeta-corp's is named `other`.
+fn two_tenants_generating(s: &Server, other: &str, rate: u64) -> (String, String) {
+    let a = tenant(s, "acme", "deploy");
+    let z = tenant(s, "zeta-corp", "deploy");
+    for (t, name) in [(&a, "gen"), (&z, other)] {
+        s.ok(
+            "POST",
+            "/v1/plugins?name=pass",
+            Some(t),
+            Some(wasm("passthrough")),
+        );
+        s.ok(
+            "POST",
+            "/v1/pipelines",
+            Some(t),
+            Some(customers(name, 1_000_000, rate, "pass")),
+        );
+    }
+    (a, z)
+}
+
 fn metrics(s: &Server, token: &str) -> String {
     let (code, v) = s.call("GET", "/metrics", Some(token), None);
     assert_eq!(code, 200, "{v}");
@@ -737,29 +760,8 @@ fn metrics_show_a_tenant_only_its_own_series_and_pause_holds_its_sources() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(dir.path(), "");
     let s = Server::start(dir.path());
-    let a = tenant(&s, "acme", "deploy");
-    let z = tenant(&s, "zeta-corp", "deploy");
+    let (a, z) = two_tenants_generating(&s, "secret-zz", 300);
     let a_read = token(&s, "acme", "read", ADMIN);
-    for t in [&a, &z] {
-        s.ok(
-            "POST",
-            "/v1/plugins?name=pass",
-            Some(t),
-            Some(wasm("passthrough")),
-        );
-    }
-    s.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(&a),
-        Some(customers("gen", 1_000_000, 300, "pass")),
-    );
-    s.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(&z),
-        Some(customers("secret-zz", 1_000_000, 300, "pass")),
-    );
     // Names with quotes, line feeds or braces never get as far as a label.
     let hostile = b"name: \"a\\\"b\\nc{}\"\nsources:\n  gen: {type: datagen, kind: customers, count: 1}\nsinks:\n  out: {type: file, path: x.jsonl, inputs: [gen]}\n";
     let (code, v) = s.call("POST", "/v1/pipelines", Some(&a), Some(hostile.to_vec()));
@@ -1118,28 +1120,7 @@ fn top_shows_a_tenant_its_pipelines_with_rates_and_nothing_of_others() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(dir.path(), "");
     let s = Server::start(dir.path());
-    let a = tenant(&s, "acme", "deploy");
-    let z = tenant(&s, "zeta-corp", "deploy");
-    for t in [&a, &z] {
-        s.ok(
-            "POST",
-            "/v1/plugins?name=pass",
-            Some(t),
-            Some(wasm("passthrough")),
-        );
-    }
-    s.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(&a),
-        Some(customers("gen", 1_000_000, 500, "pass")),
-    );
-    s.ok(
-        "POST",
-        "/v1/pipelines",
-        Some(&z),
-        Some(customers("zeta-secret", 1_000_000, 500, "pass")),
-    );
+    let (a, _z) = two_tenants_generating(&s, "zeta-secret", 500);
     s.wait_for(&a, "gen", "flowing", |v| {
         v["status"]["events_out"].as_u64() > Some(10)
     });

@@ -1,6 +1,7 @@
 //! Shared by the PostgreSQL and MariaDB TLS tests: swapping the certificate a
 //! running test server presents (for an expired one), knowing which one it
-//! presents, and making client certificates signed by the test CA.
+//! presents, making client certificates signed by the test CA, and a CA
+//! that signed nothing (every TLS test's wrong-CA case).
 //!
 //! The services scripts make `expired.crt`/`expired.key` beside the server's
 //! own certificate: the same name (`localhost`), the same CA, valid only in
@@ -162,4 +163,26 @@ pub fn client_cert(tls_dir: &Path, cn: &str, dir: &Path) -> (PathBuf, PathBuf) {
         .arg("-out")
         .arg(&cert));
     (cert, key)
+}
+
+/// A CA nobody used to sign the servers' certificates (for the wrong-CA
+/// cases of every TLS test), made in `dir` with the openssl command.
+pub fn other_ca(dir: &Path) -> PathBuf {
+    let cert = dir.join("other-ca.crt");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=some other CA", "-keyout"])
+        .arg(dir.join("other-ca.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
 }

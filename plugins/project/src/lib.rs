@@ -589,7 +589,7 @@ impl Transform for Project {
         self.scratch = computed;
 
         if self.canonical {
-            out.json(&value);
+            out.value_with(|buf| order::write_canonical(&value, buf));
             return Ok(());
         }
         let input = sluice_sdk::json::JsonView::parse(bytes).ok();

@@ -124,7 +124,11 @@ fn write_object<'m, 'i>(
             push(k, None, &mut order);
         }
     }
-    for k in map.keys() {
+    // Sorted here: `serde_json`'s map is ordered by insertion when a build
+    // unifies its `preserve_order` feature in, and by key otherwise.
+    let mut rest: Vec<&String> = map.keys().collect();
+    rest.sort_unstable();
+    for k in rest {
         push(k, None, &mut order);
     }
     out.push(b'{');
@@ -149,6 +153,42 @@ fn write_object<'m, 'i>(
         }
     }
     out.push(b'}');
+}
+
+/// Writes `value` in the canonical style: compact, keys sorted at every
+/// level, numbers and strings as `serde_json` writes them. Sorted here
+/// rather than left to `serde_json`, whose map order depends on a feature
+/// another crate in the build may turn on.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serialize(&Value::String(k.clone()), out);
+                out.push(b':');
+                if let Some(v) = map.get(k) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        leaf => serialize(leaf, out),
+    }
 }
 
 /// True when `raw` is the same scalar as `leaf`, so its text can be kept.
