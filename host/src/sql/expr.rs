@@ -61,7 +61,8 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             | ExprKind::Unary(..)
             | ExprKind::IsNull(..)
             | ExprKind::In(..)
-            | ExprKind::Between(..) => format!("({t})"),
+            | ExprKind::Between(..)
+            | ExprKind::Like(..) => format!("({t})"),
             _ => t,
         })
     };
@@ -104,6 +105,14 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
                 if *neg { "not " } else { "" },
                 items.join(", ")
             )
+        }
+        ExprKind::Like(x, pattern, neg) => {
+            let call = format!("like({}, {})", text(x, column)?, text(pattern, column)?);
+            if *neg {
+                format!("not {call}")
+            } else {
+                call
+            }
         }
         ExprKind::Between(x, lo, hi, neg) => {
             let x = sub(x, column)?;
@@ -270,6 +279,17 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.suggestion.as_deref(), Some("double"));
+    }
+
+    #[test]
+    fn like_becomes_the_like_function() {
+        let e = first_item(
+            "CREATE STREAM x AS SELECT name LIKE 'A%' AND code NOT LIKE '_x' || y AS c FROM s;",
+        );
+        assert_eq!(
+            plain(&e).expect("text"),
+            "(like(name, 'A%')) and (not like(code, '_x' || y))"
+        );
     }
 
     #[test]

@@ -347,6 +347,25 @@ fn casts_compile_to_the_expression_languages_conversions() {
 }
 
 #[test]
+fn like_filters_and_its_escape_clause_is_refused_where_written() {
+    let p = explain(&with_io(
+        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A%' OR name NOT LIKE '_b%';",
+        "x",
+    ));
+    assert_eq!(
+        p["stages"]["x"]["params"],
+        json!({"where": "(like(name, 'A%')) or (not like(name, '_b%'))"})
+    );
+    let errs = located(&with_io(
+        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A!%' ESCAPE '!';",
+        "x",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (5, 72), "{errs:?}");
+    assert!(errs[0].3.contains("ESCAPE is not supported"), "{errs:?}");
+}
+
+#[test]
 fn sink_connectors_map_their_properties() {
     let p = explain(&with_io(
         "CREATE SINK CONNECTOR es WITH ('connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',

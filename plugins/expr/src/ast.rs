@@ -41,14 +41,16 @@ pub(crate) enum Func {
     ToBigint,
     ToDouble,
     ToBoolean,
+    Like,
 }
 
 impl Func {
-    const ALL: [(&'static str, Func); 13] = [
+    const ALL: [(&'static str, Func); 14] = [
         ("abs", Func::Abs),
         ("coalesce", Func::Coalesce),
         ("concat", Func::Concat),
         ("length", Func::Length),
+        ("like", Func::Like),
         ("lower", Func::Lower),
         ("round", Func::Round),
         ("substr", Func::Substr),
@@ -60,11 +62,12 @@ impl Func {
         ("upper", Func::Upper),
     ];
 
-    pub(crate) const ALL_NAMES: [&'static str; 13] = [
+    pub(crate) const ALL_NAMES: [&'static str; 14] = [
         "abs",
         "coalesce",
         "concat",
         "length",
+        "like",
         "lower",
         "round",
         "substr",
@@ -105,6 +108,7 @@ impl Func {
             | Func::ToBoolean => (1, Some(1)),
             Func::Round => (1, Some(2)),
             Func::Substr => (2, Some(3)),
+            Func::Like => (2, Some(2)),
             Func::Coalesce | Func::Concat => (1, None),
         }
     }

@@ -462,6 +462,10 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             i128::from(i64::MAX),
         )),
         Func::ToDouble => Cow::Owned(to_double(&arg(args, 0, input))),
+        Func::Like => match (&*arg(args, 0, input), &*arg(args, 1, input)) {
+            (Value::String(s), Value::String(p)) => boolean(like(s, p)),
+            _ => null(),
+        },
         Func::ToBoolean => match &*arg(args, 0, input) {
             Value::Bool(b) => boolean(*b),
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -472,6 +476,40 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             _ => null(),
         },
     }
+}
+
+/// SQL `LIKE`: `%` matches any run of characters, `_` any one character,
+/// everything else itself (case-sensitive). One backtrack point (the last
+/// `%`) suffices, so the cost is at most text × pattern characters, never
+/// exponential, whatever the pattern.
+fn like(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let (mut ti, mut pi) = (0, 0);
+    // After the last `%`: where the pattern resumes, and the text position
+    // that `%` has swallowed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('%') => {
+                pi += 1;
+                star = Some((pi, ti));
+            }
+            Some(&c) if c == '_' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '%')
 }
 
 /// SQL `CAST(x AS INT|BIGINT)`: integers in `[min, max]` stay; decimals are
