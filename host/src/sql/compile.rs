@@ -981,6 +981,47 @@ impl Compiler {
         }
     }
 
+    /// The GROUP BY columns of a windowed aggregate (one or several), as
+    /// (column, field of `rel`).
+    fn group_keys(&self, q: &Query, rel: &Rel) -> R<Vec<(String, String)>> {
+        let names = Self::names(&q.from);
+        if q.group_by.is_empty() {
+            return one(SqlError::new(
+                q.at,
+                "a CREATE TABLE ... AS SELECT needs GROUP BY",
+            ));
+        }
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut errors = Vec::new();
+        for e in &q.group_by {
+            let ExprKind::Column { qualifier, name } = &e.kind else {
+                errors.push(SqlError::new(
+                    e.at,
+                    "GROUP BY takes columns (grouping by expressions is not supported yet)",
+                ));
+                continue;
+            };
+            match Self::column(rel, &names, qualifier.as_deref(), name, e.at) {
+                Ok(_) if keys.iter().any(|(c, _)| c == name) => errors.push(SqlError::new(
+                    e.at,
+                    format!("`{name}` is already in the GROUP BY"),
+                )),
+                // The window plugin splits its `group_by` on commas.
+                Ok(f) if f.contains(',') => errors.push(SqlError::new(
+                    e.at,
+                    format!("cannot group by `{name}`: a column whose name has a comma"),
+                )),
+                Ok(f) => keys.push((name.clone(), f)),
+                Err(err) => errors.push(err),
+            }
+        }
+        if errors.is_empty() {
+            Ok(keys)
+        } else {
+            Err(errors)
+        }
+    }
+
     /// `CREATE TABLE t AS SELECT k, LATEST_BY_OFFSET(c) ... GROUP BY k`: a
     /// host table keyed by `k`, holding each key's latest row.
     fn latest_table(&mut self, id: &Ident, q: &Query) -> R<Rel> {
@@ -1078,7 +1119,7 @@ impl Compiler {
     /// `CREATE TABLE ... WINDOW ... GROUP BY k`: a `window-aggregate` stage.
     fn windowed(&mut self, id: &Ident, q: &Query) -> R<Rel> {
         let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
-        let (key_col, _) = self.group_key(q, &rel)?;
+        let keys = self.group_keys(q, &rel)?;
         let names = Self::names(&q.from);
         let Some(w) = &q.window else {
             return one(SqlError::new(q.at, "missing WINDOW"));
@@ -1089,6 +1130,11 @@ impl Compiler {
             ("window_start".into(), "window_start".into()),
             ("window_end".into(), "window_end".into()),
         ];
+        if keys.len() > 1 {
+            // With several GROUP BY columns, each is a field of the results
+            // (and `key` is an object of them).
+            columns.extend(keys.iter().map(|(c, f)| (c.clone(), f.clone())));
+        }
         let mut errors = Vec::new();
         for item in &q.items {
             let SelectItem::Expr { expr: e, alias } = item else {
@@ -1099,7 +1145,7 @@ impl Compiler {
                 ExprKind::Column { name, qualifier } => {
                     let pseudo =
                         qualifier.is_none() && (name == "windowstart" || name == "windowend");
-                    if !pseudo && name != &key_col {
+                    if !pseudo && !keys.iter().any(|(c, _)| c == name) {
                         errors.push(SqlError::new(
                             e.at,
                             format!("`{name}` must be the GROUP BY column or inside an aggregate"),
@@ -1125,16 +1171,10 @@ impl Compiler {
                             continue;
                         }
                     };
-                    let text = if func == "count" {
-                        if !*star {
-                            errors.push(SqlError::new(
-                                e.at,
-                                "COUNT(column) is not supported; use COUNT(*)",
-                            ));
-                            continue;
-                        }
+                    let text = if func == "count" && *star {
                         "count".to_string()
                     } else {
+                        // COUNT(col) counts the events whose `col` is not null.
                         match args.as_slice() {
                             [Expr {
                                 kind:
@@ -1143,7 +1183,7 @@ impl Compiler {
                                         name: col,
                                     },
                                 at,
-                            }] => {
+                            }] if !*star => {
                                 match Self::column(&rel, &names, qualifier.as_deref(), col, *at) {
                                     Ok(f) => format!("{func}({})", field(&f)),
                                     Err(err) => {
@@ -1155,7 +1195,11 @@ impl Compiler {
                             _ => {
                                 errors.push(SqlError::new(
                                     e.at,
-                                    format!("{} takes one column", name.to_uppercase()),
+                                    if func == "count" {
+                                        "COUNT takes * or one column".to_string()
+                                    } else {
+                                        format!("{} takes one column", name.to_uppercase())
+                                    },
                                 ));
                                 continue;
                             }
@@ -1208,8 +1252,8 @@ impl Compiler {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let key_field = rel.field_of(&key_col).unwrap_or(key_col.clone());
-        params.push(("group_by".into(), Y::Str(field(&key_field))));
+        let group_by: Vec<String> = keys.iter().map(|(_, f)| field(f)).collect();
+        params.push(("group_by".into(), Y::Str(group_by.join(", "))));
         params.push(("aggregates".into(), Y::Str(aggs.join(", "))));
         // EMIT CHANGES: a result after every event, as ksqlDB's table
         // changelog; EMIT FINAL: one when the window closes.

@@ -22,6 +22,11 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("abs", "abs"),
 ];
 
+/// The types `CAST` converts to.
+const CAST_TYPES: &[&str] = &[
+    "int", "integer", "bigint", "double", "boolean", "varchar", "string",
+];
+
 /// Aggregate functions (refused outside `GROUP BY` queries).
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "latest_by_offset"];
 
@@ -56,7 +61,8 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             | ExprKind::Unary(..)
             | ExprKind::IsNull(..)
             | ExprKind::In(..)
-            | ExprKind::Between(..) => format!("({t})"),
+            | ExprKind::Between(..)
+            | ExprKind::Like(..) => format!("({t})"),
             _ => t,
         })
     };
@@ -99,6 +105,14 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
                 if *neg { "not " } else { "" },
                 items.join(", ")
             )
+        }
+        ExprKind::Like(x, pattern, neg) => {
+            let call = format!("like({}, {})", text(x, column)?, text(pattern, column)?);
+            if *neg {
+                format!("not {call}")
+            } else {
+                call
+            }
         }
         ExprKind::Between(x, lo, hi, neg) => {
             let x = sub(x, column)?;
@@ -177,14 +191,21 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
                 let x = sub(x, column)?;
                 format!("case when {x} is null then null else concat({x}) end")
             }
+            // The expression language's conversions: a value that does not
+            // convert gives null, as a failed ksqlDB cast does.
+            "int" | "integer" => format!("to_int({})", text(x, column)?),
+            "bigint" => format!("to_bigint({})", text(x, column)?),
+            "double" => format!("to_double({})", text(x, column)?),
+            "boolean" => format!("to_boolean({})", text(x, column)?),
             other => {
                 return Err(SqlError::new(
                     e.at,
                     format!(
-                        "CAST to {} is not supported; only to VARCHAR / STRING",
+                        "CAST to {} is not supported; only to INT / INTEGER, BIGINT, DOUBLE, BOOLEAN, VARCHAR / STRING",
                         other.to_uppercase()
                     ),
-                ))
+                )
+                .suggest(other, CAST_TYPES.iter().copied()))
             }
         },
     })
@@ -230,6 +251,44 @@ mod tests {
         assert_eq!(
             plain(&e).expect("text"),
             "case when n is null then null else concat(n) end"
+        );
+    }
+
+    #[test]
+    fn casts_become_conversions() {
+        for (ty, want) in [
+            ("INT", "to_int(a + 1)"),
+            ("Integer", "to_int(a + 1)"),
+            ("BIGINT", "to_bigint(a + 1)"),
+            ("DOUBLE", "to_double(a + 1)"),
+            ("BOOLEAN", "to_boolean(a + 1)"),
+            (
+                "STRING",
+                "case when (a + 1) is null then null else concat((a + 1)) end",
+            ),
+        ] {
+            let e = first_item(&format!(
+                "CREATE STREAM x AS SELECT CAST(a + 1 AS {ty}) AS c FROM s;"
+            ));
+            assert_eq!(plain(&e).expect("text"), want, "{ty}");
+        }
+        let e = first_item("CREATE STREAM x AS SELECT CAST(a AS DOUBEL) AS c FROM s;");
+        let err = plain(&e).expect_err("unknown type");
+        assert!(
+            err.message.contains("CAST to DOUBEL is not supported"),
+            "{err}"
+        );
+        assert_eq!(err.suggestion.as_deref(), Some("double"));
+    }
+
+    #[test]
+    fn like_becomes_the_like_function() {
+        let e = first_item(
+            "CREATE STREAM x AS SELECT name LIKE 'A%' AND code NOT LIKE '_x' || y AS c FROM s;",
+        );
+        assert_eq!(
+            plain(&e).expect("text"),
+            "(like(name, 'A%')) and (not like(code, '_x' || y))"
         );
     }
 

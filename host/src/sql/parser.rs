@@ -732,7 +732,8 @@ impl Parser {
                 at,
             });
         }
-        let negated = self.is_kw("NOT") && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "BETWEEN"));
+        let negated = self.is_kw("NOT")
+            && (self.is_kw_at(1, "IN") || self.is_kw_at(1, "BETWEEN") || self.is_kw_at(1, "LIKE"));
         if negated {
             self.bump();
         }
@@ -760,8 +761,18 @@ impl Parser {
                 at,
             });
         }
-        if self.is_kw("LIKE") {
-            return Err(SqlError::new(self.at(), "LIKE is not supported yet"));
+        if self.eat_kw("LIKE") {
+            let pattern = self.concat()?;
+            if self.is_kw("ESCAPE") {
+                return Err(SqlError::new(
+                    self.at(),
+                    "LIKE ... ESCAPE is not supported: `%` and `_` are always wildcards",
+                ));
+            }
+            return Ok(Expr {
+                kind: ExprKind::Like(Box::new(l), Box::new(pattern), negated),
+                at,
+            });
         }
         Ok(l)
     }

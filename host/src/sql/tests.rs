@@ -294,6 +294,78 @@ fn tables_joins_and_windows_map_to_their_plugins() {
 }
 
 #[test]
+fn windows_count_columns_and_group_by_several_columns() {
+    let p = explain(&with_io(
+        "CREATE TABLE c AS SELECT region, tier, COUNT(*) AS n, COUNT(email) AS emails, COUNT(phone) FROM events WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY region, tier EMIT CHANGES;
+         CREATE STREAM r AS SELECT region, tier, emails, count_phone FROM c WHERE n > 1;",
+        "r",
+    ));
+    assert_eq!(
+        p["stages"]["c"]["params"],
+        json!({"window": "tumbling", "size_ms": 10000, "group_by": "region, tier", "aggregates": "count as n, count(email) as emails, count(phone)", "emit": "update"})
+    );
+    // The group columns and the aggregates are the window's known columns.
+    assert_eq!(
+        p["stages"]["r"]["params"],
+        json!({"select": ["region", "tier", "emails", "count_phone"]})
+    );
+    let errs = located(&with_io(
+        "CREATE TABLE c AS SELECT region, tier, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY region, tier, region;
+         CREATE TABLE d AS SELECT region, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY region, LCASE(tier);
+         CREATE TABLE e AS SELECT region, other, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY region, tier;
+         CREATE TABLE f AS SELECT region, COUNT(a, b), COUNT(DISTINCT) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY region;",
+        "events",
+    ));
+    let messages: Vec<&str> = errs.iter().map(|e| e.3.as_str()).collect();
+    for needle in [
+        "`region` is already in the GROUP BY",
+        "grouping by expressions is not supported yet",
+        "`other` must be the GROUP BY column or inside an aggregate",
+        "COUNT takes * or one column",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "{needle}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn casts_compile_to_the_expression_languages_conversions() {
+    let p = explain(&with_io(
+        "CREATE STREAM x AS SELECT id, CAST(amount AS INT) AS a, CAST(amount AS BIGINT) AS b, CAST(price AS DOUBLE) AS d, CAST(flag AS BOOLEAN) AS f, CAST(id AS VARCHAR) AS s FROM events WHERE CAST(amount AS INTEGER) > 10;",
+        "x",
+    ));
+    assert_eq!(
+        p["stages"]["x_where"]["params"],
+        json!({"where": "to_int(amount) > 10"})
+    );
+    assert_eq!(
+        p["stages"]["x"]["params"]["set"],
+        json!({"a": "to_int(amount)", "b": "to_bigint(amount)", "d": "to_double(price)", "f": "to_boolean(flag)", "s": "case when id is null then null else concat(id) end"})
+    );
+}
+
+#[test]
+fn like_filters_and_its_escape_clause_is_refused_where_written() {
+    let p = explain(&with_io(
+        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A%' OR name NOT LIKE '_b%';",
+        "x",
+    ));
+    assert_eq!(
+        p["stages"]["x"]["params"],
+        json!({"where": "(like(name, 'A%')) or (not like(name, '_b%'))"})
+    );
+    let errs = located(&with_io(
+        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A!%' ESCAPE '!';",
+        "x",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (5, 72), "{errs:?}");
+    assert!(errs[0].3.contains("ESCAPE is not supported"), "{errs:?}");
+}
+
+#[test]
 fn sink_connectors_map_their_properties() {
     let p = explain(&with_io(
         "CREATE SINK CONNECTOR es WITH ('connector.class' = 'io.confluent.connect.elasticsearch.ElasticsearchSinkConnector',

@@ -37,23 +37,46 @@ pub(crate) enum Func {
     Concat,
     Substr,
     Abs,
+    ToInt,
+    ToBigint,
+    ToDouble,
+    ToBoolean,
+    Like,
 }
 
 impl Func {
-    const ALL: [(&'static str, Func); 9] = [
+    const ALL: [(&'static str, Func); 14] = [
         ("abs", Func::Abs),
         ("coalesce", Func::Coalesce),
         ("concat", Func::Concat),
         ("length", Func::Length),
+        ("like", Func::Like),
         ("lower", Func::Lower),
         ("round", Func::Round),
         ("substr", Func::Substr),
+        ("to_bigint", Func::ToBigint),
+        ("to_boolean", Func::ToBoolean),
+        ("to_double", Func::ToDouble),
+        ("to_int", Func::ToInt),
         ("trim", Func::Trim),
         ("upper", Func::Upper),
     ];
 
-    pub(crate) const ALL_NAMES: [&'static str; 9] = [
-        "abs", "coalesce", "concat", "length", "lower", "round", "substr", "trim", "upper",
+    pub(crate) const ALL_NAMES: [&'static str; 14] = [
+        "abs",
+        "coalesce",
+        "concat",
+        "length",
+        "like",
+        "lower",
+        "round",
+        "substr",
+        "to_bigint",
+        "to_boolean",
+        "to_double",
+        "to_int",
+        "trim",
+        "upper",
     ];
 
     /// Looks a function up by name, case-insensitively.
@@ -74,9 +97,18 @@ impl Func {
     /// (minimum, maximum) number of arguments; `None` is unbounded.
     pub(crate) fn arity(self) -> (usize, Option<usize>) {
         match self {
-            Func::Lower | Func::Upper | Func::Trim | Func::Length | Func::Abs => (1, Some(1)),
+            Func::Lower
+            | Func::Upper
+            | Func::Trim
+            | Func::Length
+            | Func::Abs
+            | Func::ToInt
+            | Func::ToBigint
+            | Func::ToDouble
+            | Func::ToBoolean => (1, Some(1)),
             Func::Round => (1, Some(2)),
             Func::Substr => (2, Some(3)),
+            Func::Like => (2, Some(2)),
             Func::Coalesce | Func::Concat => (1, None),
         }
     }

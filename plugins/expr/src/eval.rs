@@ -451,7 +451,97 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             };
             string(substr(text, start, len))
         }
+        Func::ToInt => Cow::Owned(to_integer(
+            &arg(args, 0, input),
+            i128::from(i32::MIN),
+            i128::from(i32::MAX),
+        )),
+        Func::ToBigint => Cow::Owned(to_integer(
+            &arg(args, 0, input),
+            i128::from(i64::MIN),
+            i128::from(i64::MAX),
+        )),
+        Func::ToDouble => Cow::Owned(to_double(&arg(args, 0, input))),
+        Func::Like => match (&*arg(args, 0, input), &*arg(args, 1, input)) {
+            (Value::String(s), Value::String(p)) => boolean(like(s, p)),
+            _ => null(),
+        },
+        Func::ToBoolean => match &*arg(args, 0, input) {
+            Value::Bool(b) => boolean(*b),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => boolean(true),
+                "false" => boolean(false),
+                _ => null(),
+            },
+            _ => null(),
+        },
     }
+}
+
+/// SQL `LIKE`: `%` matches any run of characters, `_` any one character,
+/// everything else itself (case-sensitive). One backtrack point (the last
+/// `%`) suffices, so the cost is at most text × pattern characters, never
+/// exponential, whatever the pattern.
+fn like(text: &str, pattern: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let (mut ti, mut pi) = (0, 0);
+    // After the last `%`: where the pattern resumes, and the text position
+    // that `%` has swallowed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('%') => {
+                pi += 1;
+                star = Some((pi, ti));
+            }
+            Some(&c) if c == '_' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '%')
+}
+
+/// SQL `CAST(x AS INT|BIGINT)`: integers in `[min, max]` stay; decimals are
+/// truncated toward zero (as Java's `intValue`); strings must hold an
+/// integer (surrounding whitespace allowed). Anything else, or a value
+/// outside the range, is null: a cast that fails gives null, not an error.
+fn to_integer(v: &Value, min: i128, max: i128) -> Value {
+    let n = match v {
+        Value::Number(n) => match Num::of_number(n) {
+            Num::Int(i) => Some(i),
+            // Beyond ±1e19 no i64 fits; the bound also keeps `as` exact.
+            Num::Float(f) if f.is_finite() && f.abs() < 1e19 => Some(f.trunc() as i128),
+            Num::Float(_) => None,
+        },
+        Value::String(s) => s.trim().parse::<i128>().ok(),
+        _ => None,
+    };
+    n.filter(|i| (min..=max).contains(i))
+        .map_or(Value::Null, |i| Num::Int(i).into_value())
+}
+
+/// SQL `CAST(x AS DOUBLE)`: numbers become decimals; strings must hold a
+/// finite number. Anything else is null.
+fn to_double(v: &Value) -> Value {
+    let f = match v {
+        Value::Number(n) => Some(Num::of_number(n).as_f64()),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    f.filter(|f| f.is_finite())
+        .and_then(Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 /// SQL `substr`: 1-based character positions; the window

@@ -364,6 +364,86 @@ fn functions() {
 }
 
 #[test]
+fn like_matches_sql_wildcards() {
+    let p = person();
+    for (src, want) in [
+        ("like(name, 'Ana%')", json!(true)),
+        ("like(name, '%Souza')", json!(true)),
+        ("like(name, '%a S%')", json!(true)),
+        ("like(name, 'ana%')", json!(false)),
+        ("like(name, 'An_ Souza')", json!(true)),
+        ("like(name, 'An_')", json!(false)),
+        ("like(name, '%')", json!(true)),
+        ("like('', '%')", json!(true)),
+        ("like('', '_')", json!(false)),
+        ("like('ação', 'a_ã_')", json!(true)),
+        ("like('abcabd', '%ab_')", json!(true)),
+        ("like('aaa', 'a%%a')", json!(true)),
+        ("like('ab', 'a%b%c')", json!(false)),
+        ("like(name, 'Ana Souza')", json!(true)),
+        ("like(age, '2%')", Value::Null),
+        ("like(nick, '%')", Value::Null),
+        ("like(name, missing)", Value::Null),
+    ] {
+        assert_eq!(ev(src, &p), want, "{src}");
+    }
+}
+
+#[test]
+fn like_on_a_hostile_pattern_is_bounded() {
+    // Backtracking matchers go exponential on `%a%a%...b`; this one is
+    // text × pattern at worst.
+    let text = "a".repeat(20_000);
+    let pattern = format!("{}b", "%a".repeat(50));
+    let e = expr("like(t, p)");
+    let start = std::time::Instant::now();
+    assert_eq!(e.eval(&json!({"t": text, "p": pattern})), json!(false));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn conversions_give_null_when_the_value_does_not_convert() {
+    let p = person();
+    for (src, want) in [
+        ("to_int(42)", json!(42)),
+        ("to_int(' -42 ')", json!(-42)),
+        ("to_int(2.9)", json!(2)),
+        ("to_int(-2.9)", json!(-2)),
+        ("to_int(2147483647)", json!(2147483647)),
+        ("to_int(2147483648)", Value::Null),
+        ("to_int('2147483648')", Value::Null),
+        ("to_int(-2147483648)", json!(-2147483648i64)),
+        ("to_int('1.5')", Value::Null),
+        ("to_int('abc')", Value::Null),
+        ("to_int('')", Value::Null),
+        ("to_int(true)", Value::Null),
+        ("to_int(null)", Value::Null),
+        ("to_int(missing)", Value::Null),
+        ("to_int(age)", json!(23)),
+        ("to_bigint(2147483648)", json!(2147483648i64)),
+        ("to_bigint('9223372036854775807')", json!(i64::MAX)),
+        ("to_bigint('9223372036854775808')", Value::Null),
+        ("to_bigint(1e30)", Value::Null),
+        ("to_bigint(score)", json!(7)),
+        ("to_double(3)", json!(3.0)),
+        ("to_double(' 2.5 ')", json!(2.5)),
+        ("to_double('1e3')", json!(1000.0)),
+        ("to_double('NaN')", Value::Null),
+        ("to_double('inf')", Value::Null),
+        ("to_double('x')", Value::Null),
+        ("to_double(false)", Value::Null),
+        ("to_boolean(true)", json!(true)),
+        ("to_boolean(' TRUE ')", json!(true)),
+        ("to_boolean('false')", json!(false)),
+        ("to_boolean('yes')", Value::Null),
+        ("to_boolean(1)", Value::Null),
+        ("to_boolean(active)", json!(true)),
+    ] {
+        assert_eq!(ev(src, &p), want, "{src}");
+    }
+}
+
+#[test]
 fn parse_errors_say_where_and_what() {
     for (src, want) in [
         ("nascimento >=", "expected a value after '>=' at column 14"),
@@ -389,7 +469,8 @@ fn parse_errors_say_where_and_what() {
         ("case end", "expected a value after 'case' but found 'end' at column 6"),
         ("case when a 1 end", "expected 'then' after the 'when' condition but found '1' at column 13"),
         ("case when a then 1", "expected 'when', 'else' or 'end' to finish the 'case' at column 1 but found the end of the expression at column 19"),
-        ("foo(1)", "unknown function 'foo' (known: abs, coalesce, concat, length, lower, round, substr, trim, upper) at column 1"),
+        ("foo(1)", "unknown function 'foo' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper) at column 1"),
+        ("to_int(a, b)", "function 'to_int' takes 1 argument, found 2 at column 1"),
         ("lower(a, b)", "function 'lower' takes 1 argument, found 2 at column 1"),
         ("round()", "function 'round' takes 1 to 2 arguments, found 0 at column 1"),
         ("coalesce()", "function 'coalesce' takes at least 1 argument, found 0 at column 1"),

@@ -5,10 +5,11 @@
 //! - `window`: `tumbling` (default), `hopping` or `session`;
 //! - `size_ms`: window length (tumbling, hopping); `advance_ms`: hop (hopping);
 //!   `gap_ms`: inactivity that closes a session;
-//! - `group_by`: top-level field to group by; the event key when absent;
-//! - `aggregates`: comma-separated `count`, `sum(f)`, `min(f)`, `max(f)`,
-//!   `avg(f)`, `latest(f)`, each optionally `as name` (default `count`,
-//!   `sum_f`, ...);
+//! - `group_by`: top-level field to group by, or several separated by
+//!   commas; the event key when absent;
+//! - `aggregates`: comma-separated `count`, `count(f)` (events whose `f` is
+//!   not null), `sum(f)`, `min(f)`, `max(f)`, `avg(f)`, `latest(f)`, each
+//!   optionally `as name` (default `count`, `count_f`, `sum_f`, ...);
 //! - `emit`: `close` (default: one result when the watermark passes the
 //!   window's end), `update` (a result after every event) or `both`.
 //!
@@ -54,7 +55,8 @@ enum Emit {
 /// The processor.
 pub struct WindowAggregate {
     window: Window,
-    group_by: Option<String>,
+    /// Fields to group by; empty: the event key.
+    group_by: Vec<String>,
     aggs: Vec<Agg>,
     emit: Emit,
     /// Reused per event: the view's field table.
@@ -107,8 +109,8 @@ fn parse_aggs(text: &str) -> Result<Vec<Agg>, String> {
             ));
         }
         let name = alias.unwrap_or_else(|| match &field {
-            Some(f) if func != Func::Count => format!("{}_{f}", fname.to_ascii_lowercase()),
-            _ => "count".to_string(),
+            Some(f) => format!("{}_{f}", fname.to_ascii_lowercase()),
+            None => "count".to_string(),
         });
         out.push(Agg { func, field, name });
     }
@@ -191,7 +193,19 @@ impl WindowAggregate {
             let field_value = a.field.as_deref().and_then(|f| value.get(f));
             let slot = state.entry(a.name.clone()).or_insert(Value::Null);
             match a.func {
-                Func::Count => *slot = json!(slot.as_u64().unwrap_or(0) + 1),
+                // `count` counts events; `count(f)` those whose `f` is
+                // present and not null, as SQL's COUNT(col).
+                Func::Count => {
+                    let counted = match &a.field {
+                        None => true,
+                        Some(_) => field_value.is_some_and(|v| !matches!(v.kind(), Kind::Null)),
+                    };
+                    if counted {
+                        *slot = json!(slot.as_u64().unwrap_or(0) + 1);
+                    } else if slot.is_null() {
+                        *slot = json!(0);
+                    }
+                }
                 Func::Sum => {
                     if let Some(x) = number(field_value) {
                         *slot = json!(slot.as_f64().unwrap_or(0.0) + x);
@@ -234,7 +248,26 @@ impl WindowAggregate {
 
     fn result(&self, group: &str, start: i64, end: i64, state: &Map<String, Value>) -> Value {
         let mut out = Map::new();
-        out.insert("key".into(), json!(group));
+        if self.group_by.len() > 1 {
+            // Several fields: the key is an object of them, as ksqlDB's
+            // multi-column JSON key, and each is a column of the result too.
+            let values = match serde_json::from_str::<Value>(group) {
+                Ok(Value::Array(v)) => v,
+                _ => Vec::new(),
+            };
+            let key: Map<String, Value> = self
+                .group_by
+                .iter()
+                .cloned()
+                .zip(values.into_iter().chain(std::iter::repeat(Value::Null)))
+                .collect();
+            for (f, v) in &key {
+                out.insert(f.clone(), v.clone());
+            }
+            out.insert("key".into(), Value::Object(key));
+        } else {
+            out.insert("key".into(), json!(group));
+        }
         out.insert("window_start".into(), json!(start));
         out.insert("window_end".into(), json!(end));
         for a in &self.aggs {
@@ -280,20 +313,32 @@ impl WindowAggregate {
     }
 }
 
+/// The group of an event as text: the event key, the one `group_by`
+/// field's text, or with several fields a JSON array of their values (JSON
+/// escapes control characters, so the text holds no NUL for the state key).
 fn group_of(
-    group_by: Option<&str>,
+    group_by: &[String],
     event: &Event<'_>,
     value: &JsonView<'_>,
 ) -> Result<String, EventError> {
+    let missing = |f: &str| EventError::reject(format!("no `{f}` field to group by"));
     match group_by {
-        None => Ok(event
+        [] => Ok(event
             .key()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .unwrap_or_default()),
-        Some(f) => value
-            .get(f)
-            .and_then(group_text)
-            .ok_or_else(|| EventError::reject(format!("no `{f}` field to group by"))),
+        [f] => value.get(f).and_then(group_text).ok_or_else(|| missing(f)),
+        fields => {
+            let mut parts = Vec::with_capacity(fields.len());
+            for f in fields {
+                match value.get(f).map(|v| v.to_value()) {
+                    Some(Ok(Value::Null)) | None => return Err(missing(f)),
+                    Some(Ok(v)) => parts.push(v),
+                    Some(Err(e)) => return Err(EventError::reject(format!("`{f}`: {e}"))),
+                }
+            }
+            Ok(Value::Array(parts).to_string())
+        }
     }
 }
 
@@ -343,7 +388,16 @@ impl Processor for WindowAggregate {
         };
         Ok(Self {
             window,
-            group_by: params.get("group_by").map(str::to_string),
+            group_by: params
+                .get("group_by")
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
             aggs: parse_aggs(params.get("aggregates").unwrap_or("count"))?,
             emit,
             parser: JsonParser::new(),
@@ -386,7 +440,7 @@ impl WindowAggregate {
         parser: &mut JsonParser,
     ) -> Result<(), EventError> {
         let value = event.view(parser)?;
-        let group = group_of(self.group_by.as_deref(), event, &value)?;
+        let group = group_of(&self.group_by, event, &value)?;
         let ts = event.timestamp_ms();
         let updates = matches!(self.emit, Emit::Update | Emit::Both);
         if let Window::Session { gap } = self.window {
@@ -539,6 +593,81 @@ mod tests {
         let last = values(&h.advance(i64::MAX).expect("ok"));
         assert_eq!(last[0]["window_start"], 30000);
         assert_eq!(last[0]["count"], 1);
+    }
+
+    #[test]
+    fn count_of_a_field_counts_values_that_are_not_null() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "10"),
+            ("group_by", "g"),
+            ("aggregates", "count, count(n), count(m) as ms"),
+        ])
+        .expect("params");
+        for v in [
+            r#"{"g":"a","n":1}"#,
+            r#"{"g":"a","n":null}"#,
+            r#"{"g":"a"}"#,
+            r#"{"g":"a","n":0,"m":false}"#,
+        ] {
+            h.send("s", None, Some(v), 1).expect("ok");
+        }
+        h.send("s", None, Some(r#"{"g":"b"}"#), 1).expect("ok");
+        let out = values(&h.advance(i64::MAX).expect("ok"));
+        assert_eq!(
+            out,
+            vec![
+                json!({"key":"a","window_start":0,"window_end":10,"count":4,"count_n":2,"ms":1}),
+                json!({"key":"b","window_start":0,"window_end":10,"count":1,"count_n":0,"ms":0}),
+            ]
+        );
+    }
+
+    #[test]
+    fn several_group_fields_key_by_an_object_of_them() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "10"),
+            ("group_by", "region, tier"),
+            ("aggregates", "count, sum(n) as total"),
+        ])
+        .expect("params");
+        for v in [
+            r#"{"region":"eu","tier":1,"n":1}"#,
+            r#"{"region":"eu","tier":2,"n":2}"#,
+            r#"{"tier":1,"region":"eu","n":4}"#,
+            r#"{"region":"e\u0000u","tier":1,"n":8}"#,
+        ] {
+            h.send("s", None, Some(v), 1).expect("ok");
+        }
+        let err = h
+            .send("s", None, Some(r#"{"region":"eu","tier":null}"#), 1)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("no `tier` field"), "{err}");
+        let outs = h.advance(i64::MAX).expect("ok");
+        let mut got: Vec<(Value, Value)> = outs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    sluice_sdk::testing::json_of(k),
+                    sluice_sdk::testing::json_of(v),
+                )
+            })
+            .collect();
+        got.sort_by_key(|(k, _)| k.to_string());
+        let row = |region: &str, tier: i64, count: i64, total: f64| {
+            let key = json!({"region": region, "tier": tier});
+            (
+                json!({"key": key, "window_start": 0, "window_end": 10}),
+                json!({"key": key, "region": region, "tier": tier, "window_start": 0, "window_end": 10, "count": count, "total": total}),
+            )
+        };
+        let mut want = vec![
+            row("eu", 1, 2, 5.0),
+            row("eu", 2, 1, 2.0),
+            row("e\u{0}u", 1, 1, 8.0),
+        ];
+        want.sort_by_key(|(k, _)| k.to_string());
+        assert_eq!(got, want);
     }
 
     #[test]
