@@ -458,10 +458,6 @@ fn sigterm_stops_a_timer_storm_and_a_spinning_timer_is_dead_lettered() {
     assert!(header(spun, "sluice.error.message").contains("CPU budget of 200 ms per call"));
 }
 
-/// `create` (where a plugin validates its parameters) runs under the
-/// stage's own limits, in `validate` and `run` alike: a plugin that spins
-/// or hoards memory there is stopped, reported against the stage's
-/// `params` with the limit named, and the host exits normally and small.
 /// A plugin whose `describe` spins (it runs at every load, before any
 /// stage, parameter or event) is stopped by the CPU budget loading gets:
 /// `validate` and `run` exit 1 within seconds, naming the stage's plugin
@@ -479,19 +475,7 @@ fn a_describe_that_spins_is_stopped_at_load_naming_the_budget() {
             q(&out)
         ),
     );
-    for cmd in ["validate", "run"] {
-        let mut c = sluice();
-        c.arg(cmd).arg(&pipeline);
-        if cmd == "run" {
-            c.arg("--no-progress");
-        }
-        let (run, _, took) = run_measured(&mut c);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(
-            run.status.code(),
-            Some(1),
-            "{cmd}: an error exit, not a signal:\n{stderr}"
-        );
+    for (cmd, stderr, _) in validate_and_run_refuse(&pipeline, &out) {
         assert!(
             stderr.contains("p.yaml:5:")
                 && stderr.contains("stages.bad.plugin")
@@ -500,10 +484,38 @@ fn a_describe_that_spins_is_stopped_at_load_naming_the_budget() {
                 && stderr.contains("exceeded the CPU budget of 2000 ms per call"),
             "{cmd}:\n{stderr}"
         );
-        assert!(took < Duration::from_secs(30), "{cmd} took {took:?}");
-        assert!(!out.exists(), "{cmd}: nothing ran");
     }
 }
+
+/// Runs `validate`, then `run`, on `pipeline`: each must fail normally (exit
+/// 1, not a signal) within 30 s without writing `out`. Returns each
+/// command's name, stderr and peak RSS in kB.
+fn validate_and_run_refuse(pipeline: &Path, out: &Path) -> Vec<(&'static str, String, u64)> {
+    let mut seen = Vec::new();
+    for cmd in ["validate", "run"] {
+        let mut c = sluice();
+        c.arg(cmd).arg(pipeline);
+        if cmd == "run" {
+            c.arg("--no-progress");
+        }
+        let (run, peak_kb, took) = run_measured(&mut c);
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert_eq!(
+            run.status.code(),
+            Some(1),
+            "{cmd}: an error exit, not a signal:\n{stderr}"
+        );
+        assert!(took < Duration::from_secs(30), "{cmd} took {took:?}");
+        assert!(!out.exists(), "{cmd}: nothing ran");
+        seen.push((cmd, stderr, peak_kb));
+    }
+    seen
+}
+
+/// `create` (where a plugin validates its parameters) runs under the
+/// stage's own limits, in `validate` and `run` alike: a plugin that spins
+/// or hoards memory there is stopped, reported against the stage's
+/// `params` with the limit named, and the host exits normally and small.
 
 #[test]
 fn a_create_that_spins_or_hoards_is_stopped_by_the_stages_limits() {
@@ -525,19 +537,7 @@ fn a_create_that_spins_or_hoards_is_stopped_by_the_stages_limits() {
                 q(&out)
             ),
         );
-        for cmd in ["validate", "run"] {
-            let mut c = sluice();
-            c.arg(cmd).arg(&pipeline);
-            if cmd == "run" {
-                c.arg("--no-progress");
-            }
-            let (run, peak_kb, took) = run_measured(&mut c);
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            assert_eq!(
-                run.status.code(),
-                Some(1),
-                "{cmd} {what}: an error exit, not a signal:\n{stderr}"
-            );
+        for (cmd, stderr, peak_kb) in validate_and_run_refuse(&pipeline, &out) {
             assert!(
                 stderr.contains("p.yaml:7:")
                     && stderr.contains("stages.bad.params")
@@ -545,9 +545,7 @@ fn a_create_that_spins_or_hoards_is_stopped_by_the_stages_limits() {
                     && stderr.contains(named),
                 "{cmd} {what}:\n{stderr}"
             );
-            assert!(took < Duration::from_secs(30), "{cmd} {what} took {took:?}");
             assert!(peak_kb < 512 * 1024, "{cmd} {what}: peak RSS {peak_kb} kB");
-            assert!(!out.exists(), "{cmd} {what}: nothing ran");
         }
     }
 }
