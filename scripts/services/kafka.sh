@@ -80,6 +80,15 @@
 #                                   MTLS=localhost:P  EXPIRED=localhost:P
 #                                 Keystore and truststore are PEM files (Kafka 2.7+), so
 #                                 no keytool. `restart` keeps the data dir and its users.
+#   SLUICE_KAFKA_PROXIED_PORT     opt-in (default off): one more plaintext listener, PROXIED,
+#   SLUICE_KAFKA_PROXIED_ADDRESS  bound on 127.0.0.1:SLUICE_KAFKA_PROXIED_PORT but advertised
+#                                 as SLUICE_KAFKA_PROXIED_ADDRESS (host:port), where a test's
+#                                 TCP proxy listens. A client that bootstraps through the proxy
+#                                 is then told to reconnect through it too, so cutting the
+#                                 proxy cuts that client off; a broker advertising its own
+#                                 address would let clients bypass any proxy. The broker's
+#                                 own traffic stays on PLAINTEXT. Network-fault tests use it
+#                                 on a private broker.
 set -euo pipefail
 SERVICE=kafka
 SERVER="kafka broker"
@@ -106,6 +115,8 @@ SASL_SSL_PORT=${SLUICE_KAFKA_SASL_SSL_PORT:-$(( ${BASE_PORT:-0} + 3 ))}
 SASL_PORT=${SLUICE_KAFKA_SASL_PORT:-$(( ${BASE_PORT:-0} + 4 ))}
 MTLS_PORT=${SLUICE_KAFKA_MTLS_PORT:-$(( ${BASE_PORT:-0} + 5 ))}
 EXPIRED_PORT=${SLUICE_KAFKA_EXPIRED_PORT:-$(( ${BASE_PORT:-0} + 6 ))}
+PROXIED_PORT=${SLUICE_KAFKA_PROXIED_PORT:-}
+PROXIED_ADDRESS=${SLUICE_KAFKA_PROXIED_ADDRESS:-}
 SASL_USER=sluice
 SASL_PASSWORD=sluice-kafka-secret
 START_TIMEOUT=90   # seconds; a cold JVM on a busy 2-core machine
@@ -183,6 +194,11 @@ listener_properties() {
         listeners+=",SSL://$HOST:$SSL_PORT,SASL_SSL://$HOST:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://$HOST:$MTLS_PORT,EXPIRED://$HOST:$EXPIRED_PORT"
         advertised+=",SSL://localhost:$SSL_PORT,SASL_SSL://localhost:$SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SASL_PORT,MTLS://localhost:$MTLS_PORT,EXPIRED://localhost:$EXPIRED_PORT"
         map+=",SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL,EXPIRED:SSL"
+    fi
+    if [[ -n $PROXIED_PORT ]]; then
+        listeners+=",PROXIED://$HOST:$PROXIED_PORT"
+        advertised+=",PROXIED://$PROXIED_ADDRESS"
+        map+=",PROXIED:PLAINTEXT"
     fi
     echo "listeners=$listeners"
     echo "advertised.listeners=$advertised"
@@ -305,6 +321,15 @@ start_broker() {
     fi
     rm -f "${STATE_FILES[@]}"
     require_free_port SLUICE_KAFKA_PORT
+    if [[ -n $PROXIED_PORT ]]; then
+        [[ $PROXIED_PORT =~ ^[0-9]+$ && $PROXIED_PORT != 0 ]] \
+            || die "SLUICE_KAFKA_PROXIED_PORT must be a port number, got '$PROXIED_PORT'"
+        [[ $PROXIED_ADDRESS =~ ^[^:]+:[0-9]+$ ]] \
+            || die "SLUICE_KAFKA_PROXIED_ADDRESS must be host:port (where the proxy listens), got '$PROXIED_ADDRESS'"
+        if port_accepts "$PROXIED_PORT"; then
+            die "port $HOST:$PROXIED_PORT (SLUICE_KAFKA_PROXIED_PORT) is in use"
+        fi
+    fi
     if port_accepts "$CONTROLLER_PORT"; then
         die "controller port $HOST:$CONTROLLER_PORT is in use; set SLUICE_KAFKA_CONTROLLER_PORT to a free port"
     fi

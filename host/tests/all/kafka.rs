@@ -144,7 +144,7 @@ pub(crate) fn json_records(n: usize, from: usize) -> Vec<Rec> {
 
 /// One record read back.
 #[derive(Debug, Clone)]
-struct Got {
+pub(crate) struct Got {
     partition: i32,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
@@ -153,22 +153,22 @@ struct Got {
 }
 
 impl Got {
-    fn header(&self, n: &str) -> String {
+    pub(crate) fn header(&self, n: &str) -> String {
         String::from_utf8_lossy(self.headers.get(n).map_or(&[][..], |v| v)).into_owned()
     }
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(self.value.as_deref().unwrap_or(b"null")).unwrap_or(Value::Null)
     }
 }
 
 /// Reads every partition of `topic` from the beginning (no group).
-struct Reader {
+pub(crate) struct Reader {
     consumer: BaseConsumer,
     got: Vec<Got>,
 }
 
 impl Reader {
-    fn new(brokers: &str, topic: &str) -> Reader {
+    pub(crate) fn new(brokers: &str, topic: &str) -> Reader {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", unique("reader"))
@@ -194,7 +194,7 @@ impl Reader {
     }
 
     /// Reads for up to `wait`, returning as soon as `until(all so far)` holds.
-    fn read_until(&mut self, wait: Duration, until: impl Fn(&[Got]) -> bool) -> &[Got] {
+    pub(crate) fn read_until(&mut self, wait: Duration, until: impl Fn(&[Got]) -> bool) -> &[Got] {
         let deadline = Instant::now() + wait;
         let mut last_check = 0;
         loop {
@@ -228,7 +228,7 @@ impl Reader {
         &self.got
     }
 
-    fn read(&mut self, n: usize, secs: u64) -> Vec<Got> {
+    pub(crate) fn read(&mut self, n: usize, secs: u64) -> Vec<Got> {
         let got = self
             .read_until(Duration::from_secs(secs), |g| g.len() >= n)
             .to_vec();
@@ -242,7 +242,7 @@ impl Reader {
 }
 
 /// A `sluice run` child, killed if a test fails before stopping it.
-struct Run(Child);
+pub(crate) struct Run(pub(crate) Child);
 
 impl Drop for Run {
     fn drop(&mut self) {
@@ -251,7 +251,7 @@ impl Drop for Run {
     }
 }
 
-fn start(p: &Path, log: &Path) -> Run {
+pub(crate) fn start(p: &Path, log: &Path) -> Run {
     Run(sluice()
         .arg("run")
         .arg(p)
@@ -262,7 +262,7 @@ fn start(p: &Path, log: &Path) -> Run {
         .expect("spawn sluice"))
 }
 
-fn terminate(mut run: Run, log: &Path) {
+pub(crate) fn terminate(mut run: Run, log: &Path) {
     let child = &mut run.0;
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -284,7 +284,7 @@ fn terminate(mut run: Run, log: &Path) {
     }
 }
 
-fn alive(run: &mut Run, log: &Path) {
+pub(crate) fn alive(run: &mut Run, log: &Path) {
     if let Ok(Some(status)) = run.0.try_wait() {
         panic!(
             "sluice exited early ({status}):\n{}",
@@ -345,7 +345,7 @@ fn lag(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
     high - committed(brokers, group, topic, partitions)
 }
 
-fn kafka_pipeline(name: &str, source: &str, sinks: &str) -> String {
+pub(crate) fn kafka_pipeline(name: &str, source: &str, sinks: &str) -> String {
     format!(
         "name: {name}\ncheckpoint_interval_ms: 200\nbatch_size: 256\nsources:\n  in:\n{source}\nsinks:\n{sinks}"
     )
@@ -991,10 +991,12 @@ fn kafka_two_processes_in_one_group_split_the_partitions() {
 
 /// A private broker (`scripts/services/kafka.sh` with its own run dir and
 /// ports), so restarting it disturbs no other test.
-struct PrivateBroker {
+pub(crate) struct PrivateBroker {
     dir: tempfile::TempDir,
     port: u16,
     controller_port: u16,
+    /// More `kafka.sh` settings, e.g. the proxied listener.
+    env: Vec<(&'static str, String)>,
 }
 
 impl PrivateBroker {
@@ -1010,6 +1012,7 @@ impl PrivateBroker {
                 "SLUICE_KAFKA_CONTROLLER_PORT",
                 self.controller_port.to_string(),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("kafka.sh runs");
         assert!(
@@ -1019,11 +1022,16 @@ impl PrivateBroker {
         );
     }
 
-    fn start() -> PrivateBroker {
+    pub(crate) fn start() -> PrivateBroker {
+        PrivateBroker::start_with(Vec::new())
+    }
+
+    pub(crate) fn start_with(env: Vec<(&'static str, String)>) -> PrivateBroker {
         let b = PrivateBroker {
             dir: tempfile::tempdir().expect("tmp"),
             port: free_port(),
             controller_port: free_port(),
+            env,
         };
         b.script("start");
         b
@@ -1034,7 +1042,7 @@ impl PrivateBroker {
         self.script("restart");
     }
 
-    fn brokers(&self) -> String {
+    pub(crate) fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
@@ -1045,7 +1053,7 @@ impl Drop for PrivateBroker {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

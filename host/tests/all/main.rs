@@ -14,6 +14,7 @@ mod host_config;
 mod hostile;
 mod hot_reload;
 mod kafka;
+mod kafka_faults;
 mod languages;
 mod logistics;
 mod mongo;
