@@ -498,6 +498,126 @@ fn a_full_disk_under_the_state_dir_fails_naming_the_file_and_a_rerun_loses_nothi
     case.rerun_and_check("state dir disk full");
 }
 
+/// Two runs of `case` in a private mount namespace, with a real filesystem
+/// of `size` bytes (tmpfs) mounted at `rel` under the case dir: the first
+/// fills it (the kernel's ENOSPC, not an emulation); then the filesystem is
+/// resized to 256 MiB, as when an operator frees space, and the second run
+/// resumes. `unshare --mount` needs root or unprivileged user namespaces; the
+/// test fails, never skips, without them. The namespace, and with it the
+/// mount, dies with the script, so nothing is left mounted on the machine
+/// even when the test fails; whatever the checks need is copied out first.
+/// Returns each run's exit code and stderr.
+fn run_on_a_small_filesystem(case: &Case, rel: &str, size: u64) -> [(i32, String); 2] {
+    let script = r#"set -eu
+mount -t tmpfs -o "size=$FS_SIZE" sluice-test "$CASE/$FS_AT"
+run() {
+    rc=0
+    "$SLUICE" run "$PIPELINE" --no-progress 2>"$CASE/run$1.err" || rc=$?
+    echo "$rc" >"$CASE/run$1.rc"
+}
+run 1
+df -k "$CASE/$FS_AT" >"$CASE/df.txt"
+mount -o remount,size=256m "$CASE/$FS_AT"
+run 2
+# The checks read the sinks from the case dir, outside the mount.
+for f in joined.jsonl out.jsonl dead.jsonl; do
+    [ ! -f "$CASE/$FS_AT/$f" ] || cp "$CASE/$FS_AT/$f" "$CASE/$f"
+done
+"#;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = Command::new("unshare");
+    if !root {
+        cmd.arg("--map-root-user");
+    }
+    std::fs::create_dir_all(case.path(rel)).expect("mount point");
+    let out = cmd
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("SLUICE", env!("CARGO_BIN_EXE_sluice"))
+        .env("SLUICE_CACHE_DIR", target_dir().join("test-cache"))
+        .env("NO_COLOR", "1")
+        .env_remove(FAILPOINTS)
+        .env("CASE", case.dir.path())
+        .env("FS_AT", rel)
+        .env("FS_SIZE", size.to_string())
+        .env("PIPELINE", &case.pipeline)
+        .output()
+        .expect("unshare runs");
+    assert!(
+        out.status.success(),
+        "mounting a small tmpfs in a private mount namespace failed (this test needs root or \
+         unprivileged user namespaces, and util-linux's unshare):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    [1, 2].map(|i| {
+        let rc = std::fs::read_to_string(case.path(&format!("run{i}.rc")))
+            .expect("exit code written")
+            .trim()
+            .parse::<i32>()
+            .expect("exit code");
+        let err = std::fs::read_to_string(case.path(&format!("run{i}.err"))).unwrap_or_default();
+        (rc, err)
+    })
+}
+
+/// Disk full for real (a 2 MiB tmpfs, ENOSPC) under the file sinks: the run
+/// fails naming the file and the OS error; with space back, the rerun
+/// resumes from the last checkpoint and every result is exact.
+#[test]
+fn a_really_full_filesystem_under_the_file_sinks_fails_naming_the_file_and_a_rerun_loses_nothing() {
+    let case = Case::new(ORDERS, 50, 0);
+    // The sinks and the dead-letter file live under `sinks/`, on the small
+    // filesystem; the inputs and the data dir stay where they were.
+    let text = std::fs::read_to_string(&case.pipeline).expect("read");
+    let moved = text
+        .replace("path: joined.jsonl", "path: sinks/joined.jsonl")
+        .replace("path: out.jsonl", "path: sinks/out.jsonl")
+        .replace("path: dead.jsonl", "path: sinks/dead.jsonl");
+    assert_ne!(text, moved, "the pipeline names its sink files");
+    std::fs::write(&case.pipeline, moved).expect("write");
+    let [(rc1, err1), (rc2, err2)] = run_on_a_small_filesystem(&case, "sinks", 2 << 20);
+    let df = std::fs::read_to_string(case.path("df.txt")).unwrap_or_default();
+    assert_ne!(rc1, 0, "the run fit in 2 MiB; it proves nothing:\n{df}");
+    let sinks = case.path("sinks");
+    assert!(
+        err1.contains(&format!("writing {}", sinks.display()))
+            && err1.contains("No space left on device"),
+        "the failure names the file and ENOSPC:\n{err1}"
+    );
+    eprintln!(
+        "full filesystem: {}",
+        err1.lines()
+            .rfind(|l| l.contains("No space"))
+            .unwrap_or_default()
+    );
+    assert_eq!(rc2, 0, "the rerun with space back succeeds:\n{err2}");
+    case.check("file sinks on a full filesystem");
+}
+
+/// Disk full for real under the data dir: a 12 MB table snapshot on a 4 MiB
+/// tmpfs fails the run naming the snapshot file and the OS error; with space
+/// back, the rerun is exact.
+#[test]
+fn a_really_full_filesystem_under_the_data_dir_fails_naming_the_file_and_a_rerun_loses_nothing() {
+    let case = Case::new(ORDERS / 50, 20_000, 560);
+    let [(rc1, err1), (rc2, err2)] = run_on_a_small_filesystem(&case, ".sluice", 4 << 20);
+    assert_ne!(rc1, 0, "the run fit in 4 MiB; it proves nothing");
+    let state = case.path(".sluice/faults");
+    assert!(
+        err1.contains(&format!("writing {}", state.display()))
+            && err1.contains("No space left on device"),
+        "the failure names the file and ENOSPC:\n{err1}"
+    );
+    eprintln!(
+        "full filesystem: {}",
+        err1.lines()
+            .rfind(|l| l.contains("No space"))
+            .unwrap_or_default()
+    );
+    assert_eq!(rc2, 0, "the rerun with space back succeeds:\n{err2}");
+    case.check("data dir on a full filesystem");
+}
+
 /// A source failing to acknowledge the final checkpoint upstream fails the
 /// run (it used to exit 0, the error reported to a coordinator that had
 /// finished). With no barrier before the end (a file source never catches
