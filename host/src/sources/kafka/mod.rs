@@ -720,6 +720,36 @@ mod tests {
         assert_eq!(lag_of(&[(Some(12), Some(10)), (Some(0), Some(4))]), Some(4));
     }
 
+    /// The stale-checkpoint guard: a checkpoint taken before the latest
+    /// assignment commits nothing. The source here has no consumer, so a
+    /// commit that got past the guard fails with "not open", which is how the
+    /// test tells the two paths apart without a broker.
+    #[test]
+    fn a_checkpoint_from_before_the_latest_rebalance_commits_nothing() {
+        let mut s = KafkaSource::new(
+            serde_json::from_value(json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}))
+                .expect("config"),
+            "k",
+            Arc::from("k"),
+            Arc::default(),
+        );
+        s.generation = 3;
+        let offsets = json!({"t": {"0": 5}});
+        let stale = json!({"offsets": offsets, "generation": 2});
+        assert!(
+            s.committed(&stale).is_ok(),
+            "a stale checkpoint is skipped, not committed"
+        );
+        let current = json!({"offsets": offsets, "generation": 3});
+        let err = s
+            .committed(&current)
+            .expect_err("a current checkpoint reaches the consumer");
+        assert!(format!("{err:#}").contains("not open"), "{err:#}");
+        // A checkpoint written before generations were recorded is committed.
+        let old = json!({"offsets": offsets});
+        assert!(s.committed(&old).is_err());
+    }
+
     #[test]
     fn kafka_positions_round_trip() {
         let mut s = KafkaSource::new(
