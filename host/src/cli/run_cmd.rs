@@ -170,6 +170,7 @@ pub(super) fn execute(
             stats_every,
             metrics: None,
             pause: None,
+            swaps: None,
         },
     );
     if let Some(bar) = bar {

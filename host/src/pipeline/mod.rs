@@ -18,6 +18,7 @@ mod runner;
 mod sink_task;
 mod source_task;
 mod stage;
+mod swap;
 pub mod tap;
 mod watch;
 
@@ -32,3 +33,4 @@ pub use metrics::{ComponentCounts, Metrics, Role, SourceProgress};
 pub use runner::{run, run_with, RunOptions, RunStatus, RunSummary, StatusCallback};
 pub(crate) use runner::{run_hooked, Hooks, WrapSink};
 pub use stage::{process_batch, StageLogic, StageOutcome};
+pub use swap::{StageSwaps, SwapError};

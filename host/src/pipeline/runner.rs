@@ -22,6 +22,7 @@ use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
 use super::stage::{StageLogic, StageTask};
+use super::swap::StageSwaps;
 use super::watch::{self, Watched};
 use super::Metrics;
 use crate::config::Pipeline;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     /// While set, sources read nothing; barriers and checkpoints go on
     /// (`sluice serve`'s pause). `None`: never paused.
     pub pause: Option<Arc<AtomicBool>>,
+    /// Where the running stages are published, so that the caller can swap
+    /// their plugins (`sluice serve`'s update). `None`: nobody swaps.
+    pub swaps: Option<Arc<StageSwaps>>,
 }
 
 impl RunOptions {
@@ -84,6 +88,7 @@ impl RunOptions {
             stats_every: None,
             metrics: None,
             pause: None,
+            swaps: None,
         }
     }
 }
@@ -261,6 +266,9 @@ pub(crate) fn run_hooked(
         &metrics,
         &mut threads,
     )?;
+    if let Some(swaps) = &options.swaps {
+        swaps.publish(&watched, &processors);
+    }
     if options.watch {
         watch::spawn(watched, engine.clone(), cache.clone(), options.stop.clone());
     }

@@ -207,8 +207,42 @@ fn record(s: &Server, tenant: &str, name: &str) -> Result<PipelineRec, ApiError>
     s.store.pipeline(tenant, name)?.ok_or_else(|| missing(name))
 }
 
-/// Creates or replaces a pipeline. New ones start; a running one restarts
-/// on the new file (resuming from its checkpoint); a stopped one stays stopped.
+/// The document with every stage's `plugin` left out, to tell an update
+/// that changes only plugin builds from any other; `None` if it does not
+/// parse as one YAML document.
+fn without_stage_plugins(yaml: &str) -> Option<yaml_rust2::Yaml> {
+    use yaml_rust2::Yaml;
+    let mut docs = yaml_rust2::YamlLoader::load_from_str(yaml).ok()?;
+    if docs.len() != 1 {
+        return None;
+    }
+    let mut doc = docs.pop()?;
+    if let Yaml::Hash(root) = &mut doc {
+        if let Some(Yaml::Hash(stages)) = root.get_mut(&Yaml::String("stages".into())) {
+            for (_, body) in stages.iter_mut() {
+                if let Yaml::Hash(body) = body {
+                    body.remove(&Yaml::String("plugin".into()));
+                }
+            }
+        }
+    }
+    Some(doc)
+}
+
+/// True when `old` and `new` differ at most in their stages' plugins.
+fn only_plugins_differ(old: &str, new: &str) -> bool {
+    match (without_stage_plugins(old), without_stage_plugins(new)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Creates or replaces a pipeline. New ones start. A running one whose
+/// update changes only stages' plugin builds swaps them in place, each at
+/// its stage's next batch (a processor's state cannot move, so it restarts
+/// instead); an update that changes nothing leaves the run alone; any other
+/// restarts it on the new file, resuming from its checkpoint. A stopped one
+/// stays stopped. The answer's `update` says which happened.
 pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiResult {
     let prepared = prepare(s, tenant, name, yaml)?;
     let name = prepared.pipeline.name.clone();
@@ -236,8 +270,29 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         desired,
         updated_ms: now_ms(),
     };
-    s.store.put_pipeline(&rec)?;
     let k = key(tenant, &name);
+    if let Some(old) = existing.as_ref().filter(|_| desired != Desired::Stopped) {
+        if s.supervisor.is_live(&k) && only_plugins_differ(&old.yaml, yaml) {
+            match s.supervisor.hot_swap(&k, &prepared.pipeline) {
+                Ok(stages) => {
+                    s.store.put_pipeline(&rec)?;
+                    let kind = if stages.is_empty() {
+                        "unchanged"
+                    } else {
+                        tracing::info!(tenant, pipeline = %name, stages = ?stages, "hot swap sent; each stage switches at its next batch");
+                        "hot-swapped"
+                    };
+                    let mut v = status_of(s, &rec);
+                    v["update"] = json!({ "kind": kind, "stages": stages });
+                    return Ok((StatusCode::OK, Json(v)));
+                }
+                Err(e) => {
+                    tracing::info!(tenant, pipeline = %name, "no hot swap ({e}); restarting the run on the new file");
+                }
+            }
+        }
+    }
+    s.store.put_pipeline(&rec)?;
     if desired != Desired::Stopped {
         if existing.is_some() && !s.supervisor.stop(&k, STOP_WAIT) {
             return Err(ApiError::Conflict(format!(
@@ -248,12 +303,14 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
             .start(&k, prepared.pipeline, desired == Desired::Paused)
             .map_err(anyhow::Error::from)?;
     }
-    let code = if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
+    let (code, kind) = match (&existing, desired) {
+        (None, _) => (StatusCode::CREATED, "created"),
+        (Some(_), Desired::Stopped) => (StatusCode::OK, "stored"),
+        (Some(_), _) => (StatusCode::OK, "restarted"),
     };
-    Ok((code, Json(status_of(s, &rec))))
+    let mut v = status_of(s, &rec);
+    v["update"] = json!({ "kind": kind, "stages": [] });
+    Ok((code, Json(v)))
 }
 
 /// The tenant's pipelines with their status.
@@ -365,5 +422,50 @@ pub fn resume_all(s: &Server) {
             }
             Err(e) => s.supervisor.failed(&k, format!("cannot start: {e:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_plugins_differ;
+
+    const BASE: &str = "name: p\nsources:\n  s: {type: datagen, kind: customers, count: 10}\nstages:\n  a: {plugin: one, inputs: [s]}\n  b:\n    plugin: two\n    inputs: [a]\n    params: {x: 1}\nsinks:\n  o: {type: file, path: o.jsonl, inputs: [b]}\n";
+
+    #[test]
+    fn only_a_change_of_stage_plugins_counts_as_a_plugin_only_update() {
+        assert!(only_plugins_differ(BASE, BASE));
+        assert!(only_plugins_differ(
+            BASE,
+            &BASE.replace("plugin: one", "plugin: sha256:abcd")
+        ));
+        assert!(only_plugins_differ(
+            BASE,
+            &BASE
+                .replace("plugin: two", "plugin: three")
+                .replace("plugin: one", "plugin: four")
+        ));
+        // Params, inputs, sources and sinks are other changes.
+        assert!(!only_plugins_differ(BASE, &BASE.replace("x: 1", "x: 2")));
+        assert!(!only_plugins_differ(
+            BASE,
+            &BASE.replace("count: 10", "count: 11")
+        ));
+        assert!(!only_plugins_differ(
+            BASE,
+            &BASE.replace("o.jsonl", "p.jsonl")
+        ));
+        assert!(!only_plugins_differ(
+            BASE,
+            &BASE.replace("inputs: [a]", "inputs: [s]")
+        ));
+        // A `plugin` key elsewhere (a source's, say) is not a stage's.
+        let sourced = BASE.replace("count: 10}", "count: 10, plugin: x}");
+        assert!(!only_plugins_differ(
+            &sourced,
+            &sourced.replace("plugin: x}", "plugin: y}")
+        ));
+        // Not one YAML document: never a plugin-only update.
+        assert!(!only_plugins_differ(BASE, "a: [unclosed"));
+        assert!(!only_plugins_differ(BASE, &format!("{BASE}---\n{BASE}")));
     }
 }

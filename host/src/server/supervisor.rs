@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Pipeline;
-use crate::pipeline::{self, ComponentCounts, Metrics, RunOptions, SourceProgress};
+use crate::pipeline::{
+    self, ComponentCounts, Metrics, RunOptions, SourceProgress, StageSwaps, SwapError,
+};
 use crate::plugin::{ComponentCache, WasmEngine};
 
 use super::store::now_ms;
@@ -189,6 +191,25 @@ struct Run {
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Status>>,
     metrics: Option<Arc<Metrics>>,
+    /// The running stages, for swapping their plugins.
+    swaps: Option<Arc<StageSwaps>>,
+    /// Stage → SHA-256 of the plugin build it runs (or was last sent).
+    builds: HashMap<String, String>,
+}
+
+/// Stage → SHA-256 of its plugin file, as the run will load it.
+fn stage_builds(pipeline: &Pipeline) -> HashMap<String, String> {
+    use sha2::{Digest, Sha256};
+    pipeline
+        .stages
+        .iter()
+        .map(|st| {
+            let sha = std::fs::read(&st.plugin)
+                .map(|b| hex::encode(Sha256::digest(&b)))
+                .unwrap_or_default();
+            (st.name.clone(), sha)
+        })
+        .collect()
 }
 
 impl Run {
@@ -242,6 +263,8 @@ impl Supervisor {
         fresh.runs = runs_so_far + 1;
         let status = Arc::new(Mutex::new(fresh));
         let metrics = Arc::new(Metrics::default());
+        let swaps = Arc::new(StageSwaps::default());
+        let builds = stage_builds(&pipeline);
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let options = RunOptions {
             watch: false,
@@ -251,6 +274,7 @@ impl Supervisor {
             stats_every: None,
             metrics: Some(metrics.clone()),
             pause: Some(pause.clone()),
+            swaps: Some(swaps.clone()),
         };
         let thread_status = status.clone();
         let thread_stop = stop.clone();
@@ -295,9 +319,51 @@ impl Supervisor {
                 thread: Some(thread),
                 status,
                 metrics: Some(metrics),
+                swaps: Some(swaps),
+                builds,
             },
         );
         Ok(())
+    }
+
+    /// Swaps, in the live run `key`, the plugin of each stage whose file in
+    /// `pipeline` is another build than the one it runs; each stage switches
+    /// at its next batch. Returns the stages swapped (none: nothing changed).
+    /// On an error nothing was sent, and the caller restarts the run instead.
+    pub fn hot_swap(&self, key: &str, pipeline: &Pipeline) -> Result<Vec<String>, SwapError> {
+        let wanted = stage_builds(pipeline);
+        let (swaps, changes) = {
+            let runs = lock(&self.runs);
+            let run = runs
+                .get(key)
+                .filter(|r| r.thread.as_ref().is_some_and(|t| !t.is_finished()));
+            let Some((run, swaps)) = run.and_then(|r| r.swaps.clone().map(|s| (r, s))) else {
+                return Err(SwapError::NotRunning);
+            };
+            let changes: Vec<(String, std::path::PathBuf)> = pipeline
+                .stages
+                .iter()
+                .filter(|st| run.builds.get(&st.name) != wanted.get(&st.name))
+                .map(|st| (st.name.clone(), st.plugin.clone()))
+                .collect();
+            (swaps, changes)
+        };
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refs: Vec<(String, &std::path::Path)> = changes
+            .iter()
+            .map(|(n, p)| (n.clone(), p.as_path()))
+            .collect();
+        swaps.swap(&self.engine, &self.cache, &refs)?;
+        if let Some(run) = lock(&self.runs).get_mut(key) {
+            for (stage, _) in &changes {
+                if let Some(sha) = wanted.get(stage) {
+                    run.builds.insert(stage.clone(), sha.clone());
+                }
+            }
+        }
+        Ok(changes.into_iter().map(|(n, _)| n).collect())
     }
 
     /// Records that `key` could not start, and why.
@@ -312,6 +378,8 @@ impl Supervisor {
                 thread: None,
                 status: Arc::new(Mutex::new(st)),
                 metrics: None,
+                swaps: None,
+                builds: HashMap::new(),
             },
         );
     }

@@ -1,0 +1,124 @@
+//! Swapping a running stage's plugin on request (`sluice serve`'s update of a
+//! pipeline whose only change is a stage's plugin build). `--watch` swaps on
+//! a file change through the same stage channel; here the caller names the
+//! stage and the new file. The stage swaps at its next batch boundary, so
+//! every batch runs wholly on one build and nothing is lost or repeated.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use thiserror::Error;
+
+use super::watch::Watched;
+use crate::config::CpuBudget;
+use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine, World};
+
+/// Why a swap was not sent; the run goes on with the plugins it has.
+#[derive(Debug, Error)]
+pub enum SwapError {
+    /// The pipeline has no live run.
+    #[error("the pipeline is not running")]
+    NotRunning,
+    /// The run has no such stage (it has not started its stages yet, or
+    /// the stage is not in it).
+    #[error("stage `{0}` is not running")]
+    NoStage(String),
+    /// A stateful stage: its state would need migrating.
+    #[error("stage `{0}` is a processor; its state cannot move to another build in place")]
+    Processor(String),
+    /// The new build does not load.
+    #[error("stage `{stage}`: the new build does not load: {message}")]
+    Load {
+        /// The stage.
+        stage: String,
+        /// The loader's error.
+        message: String,
+    },
+    /// The new build is not a transform.
+    #[error("stage `{0}`: the new build is not a transform component")]
+    NotTransform(String),
+    /// A previous swap of this stage has not happened yet.
+    #[error("stage `{0}` has not taken its previous swap yet")]
+    Busy(String),
+}
+
+struct Slot {
+    budget: CpuBudget,
+    processor: bool,
+    tx: SyncSender<Arc<TransformPlugin>>,
+}
+
+/// A running pipeline's stages, as far as swapping their plugins goes.
+#[derive(Default)]
+pub struct StageSwaps {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl StageSwaps {
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the runner once its stages run.
+    pub(crate) fn publish(&self, watched: &[Watched], processors: &[String]) {
+        let mut slots = self.slots();
+        for w in watched {
+            slots.insert(
+                w.stage.clone(),
+                Slot {
+                    budget: w.budget,
+                    processor: processors.contains(&w.stage),
+                    tx: w.tx.clone(),
+                },
+            );
+        }
+    }
+
+    /// Loads each `(stage, file)` and, when every one loads as a transform,
+    /// hands them to their stages. Nothing is sent unless all load.
+    pub fn swap(
+        &self,
+        engine: &WasmEngine,
+        cache: &ComponentCache,
+        changes: &[(String, &Path)],
+    ) -> Result<(), SwapError> {
+        let mut loaded = Vec::new();
+        for (stage, path) in changes {
+            let budget = {
+                let slots = self.slots();
+                let slot = slots
+                    .get(stage)
+                    .ok_or_else(|| SwapError::NoStage(stage.clone()))?;
+                if slot.processor {
+                    return Err(SwapError::Processor(stage.clone()));
+                }
+                slot.budget
+            };
+            // Compiling happens here, off the stage thread and outside the lock.
+            let plugin = TransformPlugin::load_for(engine, cache, path, budget).map_err(|e| {
+                SwapError::Load {
+                    stage: stage.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            if plugin.shape.world != Some(World::Transform) {
+                return Err(SwapError::NotTransform(stage.clone()));
+            }
+            loaded.push((stage.clone(), Arc::new(plugin)));
+        }
+        let slots = self.slots();
+        for (stage, plugin) in loaded {
+            let slot = slots
+                .get(&stage)
+                .ok_or_else(|| SwapError::NoStage(stage.clone()))?;
+            match slot.tx.try_send(plugin) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => return Err(SwapError::Busy(stage)),
+                Err(TrySendError::Disconnected(_)) => return Err(SwapError::NoStage(stage)),
+            }
+        }
+        Ok(())
+    }
+}
