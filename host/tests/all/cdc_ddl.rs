@@ -4,7 +4,7 @@
 //! the source is down. pgoutput describes the table again (a new Relation
 //! message) after each change, and decodes each row with the shape the table
 //! had when the row was written; every row must arrive with exactly those
-//! columns and values.
+//! columns and values, keyed by the primary key under its name at the time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -111,15 +111,22 @@ fn terminate(mut child: Child, log: &Path) {
     assert!(status.success(), "graceful stop exits 0:\n{text}");
 }
 
-/// The `after` of every insert and update, in output order, by id.
+/// The id (`id`, or `ident` once renamed), op and `after` of every insert
+/// and update, in output order. The event key must be the primary key
+/// column under its name at the time.
 fn afters(events: &[Value]) -> Vec<(i64, String, Value)> {
     events
         .iter()
         .filter_map(|e| {
             let v = &e["value"];
             let op = v["op"].as_str()?.to_string();
-            let id = v["after"]["id"].as_i64()?;
-            Some((id, op, v["after"].clone()))
+            let after = &v["after"];
+            let (name, id) = match after["id"].as_i64() {
+                Some(id) => ("id", id),
+                None => ("ident", after["ident"].as_i64()?),
+            };
+            assert_eq!(e["key"], json!({ name: id }), "the key of {e}");
+            Some((id, op, after.clone()))
         })
         .collect()
 }
@@ -132,7 +139,7 @@ fn obj(pairs: &[(&str, Value)]) -> Value {
     Value::Object(m)
 }
 
-/// The row each id was written as in the mid-stream test (ids 1..=140).
+/// The row each id was written as in the mid-stream test (ids 1..=150).
 fn mid_stream_row(id: i64) -> Value {
     let b = || json!(format!("b{id}"));
     let c = || json!(format!("c{id}"));
@@ -171,10 +178,18 @@ fn mid_stream_row(id: i64) -> Value {
             ("d", json!(7)),
         ]),
         // `e` was added inside the transaction that wrote 121..=140.
-        _ => obj(&[
+        131..=140 => obj(&[
             ("id", json!(id)),
             ("a", json!(format!("a{id}"))),
             ("c", c()),
+            ("d", json!(7)),
+            ("e", json!({"k": id})),
+        ]),
+        // The key column and `c` were renamed.
+        _ => obj(&[
+            ("ident", json!(id)),
+            ("a", json!(format!("a{id}"))),
+            ("c2", json!(format!("c{id}"))),
             ("d", json!(7)),
             ("e", json!({"k": id})),
         ]),
@@ -221,13 +236,15 @@ fn ddl_mid_stream_delivers_every_row_once_with_the_columns_it_was_written_with()
          INSERT INTO t (id, a, c, e) SELECT g, 'a' || g, 'c' || g, jsonb_build_object('k', g) FROM generate_series(131, 140) g;
          COMMIT",
     );
-    wait(&mut child, &log, &out, "141 changes", |e| {
-        afters(e).len() >= 141
+    pg.exec("ALTER TABLE t RENAME COLUMN id TO ident; ALTER TABLE t RENAME COLUMN c TO c2");
+    pg.exec("INSERT INTO t (ident, a, c2, e) SELECT g, 'a' || g, 'c' || g, jsonb_build_object('k', g) FROM generate_series(141, 150) g");
+    wait(&mut child, &log, &out, "151 changes", |e| {
+        afters(e).len() >= 151
     });
     terminate(child, &log);
 
     let got = afters(&events(&out));
-    assert_eq!(got.len(), 141, "140 inserts and one update, nothing more");
+    assert_eq!(got.len(), 151, "150 inserts and one update, nothing more");
     let mut inserts: BTreeMap<i64, Value> = BTreeMap::new();
     let mut updates = Vec::new();
     for (id, op, after) in got {
@@ -242,7 +259,7 @@ fn ddl_mid_stream_delivers_every_row_once_with_the_columns_it_was_written_with()
     }
     assert_eq!(
         inserts.keys().copied().collect::<Vec<_>>(),
-        (1..=140).collect::<Vec<_>>()
+        (1..=150).collect::<Vec<_>>()
     );
     for (id, after) in &inserts {
         assert_eq!(after, &mid_stream_row(*id), "row {id}");

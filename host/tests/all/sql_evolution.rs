@@ -297,3 +297,48 @@ fn mysql_sink_folds_field_names_that_differ_only_in_case_into_one_column() {
 fn postgres_sink_keeps_field_names_that_differ_in_case_apart() {
     case_of_field_names(Kind::Postgres);
 }
+
+/// Eight sinks create one table from their first batch at once, twenty
+/// times over. PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe against
+/// itself: a racing writer can fail on the catalog's unique index
+/// (`pg_type_typname_nsp_index`) instead of finding the table. Each losing
+/// sink must read the table back and go on.
+#[test]
+fn postgres_sinks_creating_the_same_table_at_once_all_go_on() {
+    let kind = Kind::Postgres;
+    const RACERS: usize = 8;
+    const ROUNDS: usize = 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"id\":1,\"v\":\"a\"}\n{\"id\":2,\"v\":\"b\"}\n").expect("write");
+    for round in 0..ROUNDS {
+        let table = unique("evo_create");
+        let sinks: String = (0..RACERS)
+            .map(|n| {
+                format!(
+                    "  db{n}: {{type: postgres, inputs: [in], url: \"{}\", table: {table}, mode: upsert, key_fields: [id]}}\n",
+                    kind.url()
+                )
+            })
+            .collect();
+        let p = write_pipeline(
+            dir.path(),
+            &format!(
+                "name: race{round}\nsources:\n  in: {{type: file, path: {}}}\nsinks:\n{sinks}",
+                q(&input)
+            ),
+        );
+        let out = sluice()
+            .arg("run")
+            .arg(&p)
+            .arg("--no-progress")
+            .output()
+            .expect("sluice runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round}: {stderr}");
+        let t = kind.q(&table);
+        let rows = kind.flat(&format!("SELECT id, v FROM {t} ORDER BY id"));
+        assert_eq!(rows, vec!["1|a", "2|b"], "round {round}");
+        kind.exec(&format!("DROP TABLE {t}"));
+    }
+}
