@@ -388,6 +388,7 @@ impl<B: Backend> SqlSink<B> {
                                     "cannot add column `{k}` to `{table}`: {m}"
                                 )));
                             }
+                            tracing::info!(sink = %self.name, %table, column = k, "another writer added the column first: {m}");
                         }
                         Err(e) => return Err(e),
                     }
