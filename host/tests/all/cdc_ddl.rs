@@ -353,3 +353,45 @@ fn ddl_while_the_source_is_killed_is_decoded_row_by_row_after_the_restart() {
     assert!(got.len() - 100 <= before_restart);
     pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
 }
+
+/// Under `REPLICA IDENTITY FULL` pgoutput flags every column, so the key
+/// comes from the catalog; a renamed key column is looked up again.
+#[test]
+fn a_renamed_key_column_under_replica_identity_full_keys_events_by_its_new_name() {
+    let pg = Pg::fresh("cdc_ddl_full");
+    pg.exec("CREATE TABLE t (id INT PRIMARY KEY, v TEXT); ALTER TABLE t REPLICA IDENTITY FULL");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let log = dir.path().join("sluice.log");
+    let slot = unique("ddl_full_slot");
+    let p = pipeline(dir.path(), "ddl_full", &pg.url, &slot, &out);
+    let mut child = start(&p, &log);
+    wait_streaming(
+        &mut child,
+        &log,
+        &dir.path().join(".sluice/ddl_full/checkpoint.json"),
+    );
+    pg.exec("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5) g");
+    pg.exec("ALTER TABLE t RENAME COLUMN id TO ident");
+    pg.exec("INSERT INTO t SELECT g, 'v' || g FROM generate_series(6, 10) g");
+    pg.exec("UPDATE t SET v = 'w1' WHERE ident = 1");
+    // `afters` checks each event's key against the key column's name.
+    wait(&mut child, &log, &out, "11 changes", |e| {
+        afters(e).len() >= 11
+    });
+    terminate(child, &log);
+    let got = afters(&events(&out));
+    let want: Vec<(i64, String, Value)> = (1..=5)
+        .map(|i| (i, "c".to_string(), json!({"id": i, "v": format!("v{i}")})))
+        .chain((6..=10).map(|i| {
+            (
+                i,
+                "c".to_string(),
+                json!({"ident": i, "v": format!("v{i}")}),
+            )
+        }))
+        .chain([(1, "u".to_string(), json!({"ident": 1, "v": "w1"}))])
+        .collect();
+    assert_eq!(got, want);
+    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+}
