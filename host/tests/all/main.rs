@@ -3,6 +3,7 @@
 //! `scripts/build-plugins.sh --test-guests` (the test script runs it first).
 
 mod cache;
+mod cdc_ddl;
 mod cli;
 mod debezium_oracle;
 mod dlq;
@@ -31,9 +32,11 @@ mod registry_exposure;
 mod s3;
 mod sandbox;
 mod scaffold;
+mod search_faults;
 mod server;
 mod server_cert;
 mod sql;
+mod sql_evolution;
 mod sql_shell;
 mod sql_sinks;
 mod sqldb;

@@ -6,6 +6,7 @@
 
 mod tls;
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -89,9 +90,63 @@ pub struct MysqlBackend {
     connect_timeout: Duration,
     rt: tokio::runtime::Runtime,
     conn: Option<Conn>,
+    /// Integer columns per table (lower-cased names), learnt with the
+    /// columns: MySQL rounds a fraction stored there, even in strict mode.
+    integer_columns: HashMap<TableRef, HashSet<String>>,
+}
+
+/// MySQL's integer column types (`BOOLEAN` is `tinyint`).
+fn is_integer_type(data_type: &str) -> bool {
+    matches!(
+        data_type.to_ascii_lowercase().as_str(),
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+    )
+}
+
+/// Why `v` cannot go into an integer column without being rounded, if so:
+/// a number with a fraction, or a string holding one (MySQL rounds both,
+/// strict mode or not). Anything else is left to the server to refuse.
+fn fraction_in_integer_column(v: &Value) -> Option<String> {
+    let fractional = |f: f64| f.is_finite() && f.fract() != 0.0;
+    match v {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            n.as_f64().is_some_and(fractional).then(|| n.to_string())
+        }
+        Value::String(t) => t
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .is_some_and(fractional)
+            .then(|| format!("{t:?}")),
+        _ => None,
+    }
 }
 
 impl MysqlBackend {
+    /// Refuses `rows` when one would store a fraction in an integer column:
+    /// MySQL would round it and say nothing (a row-level refusal, so the
+    /// sink isolates the row and dead-letters it with this message).
+    fn check_integers(
+        &self,
+        table: &TableRef,
+        columns: &[String],
+        rows: &[&Row],
+    ) -> Result<(), ErrorClass> {
+        let Some(ints) = self.integer_columns.get(table) else {
+            return Ok(());
+        };
+        for c in columns.iter().filter(|c| ints.contains(&c.to_lowercase())) {
+            for r in rows {
+                if let Some(v) = r.fields.get(c).and_then(fraction_in_integer_column) {
+                    return Err(ErrorClass::Rejected(format!(
+                        "column `{c}` holds integers and the value {v} has a fraction; MySQL would round it without an error, so the row is refused"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn run(&mut self, sql: &str, params: Vec<mysql_async::Value>) -> Result<(), ErrorClass> {
         let conn = self
             .conn
@@ -171,10 +226,10 @@ impl Backend for MysqlBackend {
         let schema = table.schema.clone().map_or(mysql_async::Value::NULL, |s| {
             mysql_async::Value::Bytes(s.into_bytes())
         });
-        let rows: Vec<String> = self
+        let rows: Vec<(String, String)> = self
             .rt
             .block_on(conn.exec(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
                  ORDER BY ORDINAL_POSITION",
                 Params::Positional(vec![
@@ -183,7 +238,13 @@ impl Backend for MysqlBackend {
                 ]),
             ))
             .map_err(|e| classify(&e))?;
-        Ok((!rows.is_empty()).then_some(rows))
+        let ints = rows
+            .iter()
+            .filter(|(_, t)| is_integer_type(t))
+            .map(|(c, _)| c.to_lowercase())
+            .collect();
+        self.integer_columns.insert(table.clone(), ints);
+        Ok((!rows.is_empty()).then(|| rows.into_iter().map(|(c, _)| c).collect()))
     }
 
     fn create_table(
@@ -219,7 +280,14 @@ impl Backend for MysqlBackend {
             q(name),
             type_name(ty, false)
         );
-        self.run(&sql, Vec::new())
+        self.run(&sql, Vec::new())?;
+        if matches!(ty, Inferred::Int | Inferred::Bool) {
+            self.integer_columns
+                .entry(table.clone())
+                .or_default()
+                .insert(name.to_lowercase());
+        }
+        Ok(())
     }
 
     fn begin(&mut self) -> Result<(), ErrorClass> {
@@ -246,6 +314,9 @@ impl Backend for MysqlBackend {
         key: &[String],
         rows: &[&Row],
     ) -> Result<(), ErrorClass> {
+        if op != Op::Delete {
+            self.check_integers(table, columns, rows)?;
+        }
         let t = qualified(table);
         let mut params = Vec::new();
         let sql = match op {
@@ -351,7 +422,35 @@ impl SinkConfig for MysqlSinkConfig {
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             rt: client_runtime("MySQL")?,
             conn: None,
+            integer_columns: HashMap::new(),
         };
         Ok(Box::new(SqlSink::new(config.clone(), name, backend)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_fractions_headed_for_an_integer_column_are_refused() {
+        for v in [json!(2.5), json!(-0.1), json!("2.5"), json!(" 3.75 ")] {
+            assert!(fraction_in_integer_column(&v).is_some(), "{v}");
+        }
+        // Whole numbers, integers as text, and what the server refuses itself.
+        for v in [
+            json!(3),
+            json!(3.0),
+            json!("7"),
+            json!("lots"),
+            json!(true),
+            json!(null),
+            json!(u64::MAX),
+        ] {
+            assert_eq!(fraction_in_integer_column(&v), None, "{v}");
+        }
+        assert!(is_integer_type("BIGINT") && is_integer_type("tinyint"));
+        assert!(!is_integer_type("double") && !is_integer_type("decimal"));
     }
 }

@@ -328,18 +328,31 @@ impl<B: Backend> SqlSink<B> {
                             "table `{table}` does not exist; create it or set `auto_create: true`"
                         )));
                     }
-                    let mut cols: Vec<(String, Inferred)> = order
-                        .iter()
-                        .map(|k| (k.to_string(), types[k].unwrap_or(Inferred::Text)))
-                        .collect();
-                    for k in &self.config.key_fields {
-                        if !cols.iter().any(|(c, _)| c == k) {
-                            cols.insert(0, (k.clone(), Inferred::Text));
-                        }
-                    }
+                    let cols = new_table_columns(
+                        &order,
+                        &types,
+                        &self.config.key_fields,
+                        self.backend.case_insensitive(),
+                    );
                     tracing::info!(sink = %self.name, %table, columns = cols.len(), "creating table");
-                    self.backend
-                        .create_table(table, &cols, &self.config.key_fields)?;
+                    match self
+                        .backend
+                        .create_table(table, &cols, &self.config.key_fields)
+                    {
+                        Ok(()) => {}
+                        // Two writers creating the same table at once: PostgreSQL's
+                        // IF NOT EXISTS can still fail on its catalog's unique index.
+                        // Fine if the table is there now; read back below.
+                        Err(ErrorClass::Rejected(m)) => {
+                            if self.backend.columns(table)?.is_none() {
+                                return Err(ErrorClass::Fatal(format!(
+                                    "cannot create table `{table}`: {m}"
+                                )));
+                            }
+                            tracing::info!(sink = %self.name, %table, "another writer created the table first: {m}");
+                        }
+                        Err(e) => return Err(e),
+                    }
                     // Read back: another writer may have created it first.
                     self.backend.columns(table)?.ok_or_else(|| {
                         ErrorClass::Fatal(format!(
@@ -375,6 +388,7 @@ impl<B: Backend> SqlSink<B> {
                                     "cannot add column `{k}` to `{table}`: {m}"
                                 )));
                             }
+                            tracing::info!(sink = %self.name, %table, column = k, "another writer added the column first: {m}");
                         }
                         Err(e) => return Err(e),
                     }
@@ -556,6 +570,54 @@ pub fn client_runtime(what: &str) -> Result<tokio::runtime::Runtime> {
         .with_context(|| format!("cannot start the {what} client runtime"))
 }
 
+/// The columns of a table created for fields first seen in `order`, key
+/// columns first when no field names them. Where names compare without
+/// case (MySQL), fields differing only in case share the first one's column:
+/// the database would refuse the second as a duplicate and fail the run.
+fn new_table_columns(
+    order: &[&str],
+    types: &HashMap<&str, Option<Inferred>>,
+    key: &[String],
+    case_insensitive: bool,
+) -> Vec<(String, Inferred)> {
+    let norm = |s: &str| {
+        if case_insensitive {
+            s.to_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut found: Vec<(String, Option<Inferred>)> = Vec::new();
+    for k in order {
+        let ty = types.get(k).copied().flatten();
+        match seen.get(&norm(k)) {
+            Some(&at) => {
+                if let Some(slot) = found.get_mut(at) {
+                    slot.1 = match (slot.1, ty) {
+                        (Some(a), Some(b)) => Some(a.merge(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+            }
+            None => {
+                seen.insert(norm(k), found.len());
+                found.push((k.to_string(), ty));
+            }
+        }
+    }
+    let mut cols: Vec<(String, Inferred)> = found
+        .into_iter()
+        .map(|(c, t)| (c, t.unwrap_or(Inferred::Text)))
+        .collect();
+    for k in key {
+        if !cols.iter().any(|(c, _)| norm(c) == norm(k)) {
+            cols.insert(0, (k.clone(), Inferred::Text));
+        }
+    }
+    cols
+}
+
 /// Splits `live` rows into runs that one statement can carry: same table, op
 /// and field names, no key twice (an upsert or delete of the same row twice
 /// in one statement is an error in both databases), at most `max_rows(n)`.
@@ -666,6 +728,38 @@ mod tests {
         assert_eq!(
             segments(&rows, &[0, 1, 2], &key, |_| 10),
             vec![vec![0, 1, 2]]
+        );
+    }
+
+    #[test]
+    fn a_new_table_folds_fields_differing_only_in_case_where_the_database_does() {
+        let order = ["Name", "id", "name", "n"];
+        let types: HashMap<&str, Option<Inferred>> = [
+            ("Name", None),
+            ("id", Some(Inferred::Int)),
+            ("name", Some(Inferred::Text)),
+            ("n", Some(Inferred::Int)),
+        ]
+        .into_iter()
+        .collect();
+        let key = vec!["ID".to_string()];
+        assert_eq!(
+            new_table_columns(&order, &types, &key, true),
+            vec![
+                ("Name".to_string(), Inferred::Text),
+                ("id".to_string(), Inferred::Int),
+                ("n".to_string(), Inferred::Int),
+            ]
+        );
+        assert_eq!(
+            new_table_columns(&order, &types, &key, false),
+            vec![
+                ("ID".to_string(), Inferred::Text),
+                ("Name".to_string(), Inferred::Text),
+                ("id".to_string(), Inferred::Int),
+                ("name".to_string(), Inferred::Text),
+                ("n".to_string(), Inferred::Int),
+            ]
         );
     }
 

@@ -663,9 +663,28 @@ impl PostgresCdcSource {
     }
 
     /// Keys events by the primary key, as Debezium does, rather than by the
-    /// replica identity pgoutput flags.
+    /// replica identity pgoutput flags. A Relation message comes again after
+    /// DDL, so the key follows the table: with the default replica identity
+    /// the flags are exactly the primary key as it was when the rows were
+    /// written (a renamed key column included); otherwise (`FULL`, `USING
+    /// INDEX`) the catalog names it, looked up again when a key column is no
+    /// longer in the table's shape.
     fn mark_primary_key(&mut self, rel: &mut Relation) {
-        if !self.primary_keys.contains_key(&rel.id) {
+        let flagged: Vec<String> = rel
+            .columns
+            .iter()
+            .filter(|c| c.key)
+            .map(|c| c.name.clone())
+            .collect();
+        if rel.replica_identity == b'd' && !flagged.is_empty() {
+            self.primary_keys.insert(rel.id, flagged);
+            return;
+        }
+        let stale = self
+            .primary_keys
+            .get(&rel.id)
+            .is_none_or(|pk| pk.iter().any(|k| !rel.columns.iter().any(|c| &c.name == k)));
+        if stale {
             let table = TableRef {
                 schema: rel.schema.clone(),
                 table: rel.table.clone(),
@@ -681,12 +700,7 @@ impl PostgresCdcSource {
                     .filter(|c| c.key)
                     .map(|c| c.name.clone())
                     .collect(),
-                _ => rel
-                    .columns
-                    .iter()
-                    .filter(|c| c.key)
-                    .map(|c| c.name.clone())
-                    .collect(),
+                _ => flagged,
             };
             self.primary_keys.insert(rel.id, pk);
         }
