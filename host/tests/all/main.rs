@@ -32,6 +32,7 @@ mod sandbox;
 mod scaffold;
 mod server;
 mod server_cert;
+mod sink_hot_reload;
 mod sql;
 mod sql_shell;
 mod sql_sinks;
