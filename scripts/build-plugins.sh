@@ -40,6 +40,12 @@ if [[ ${1:-} == --test-guests ]]; then
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_sink_misbehave.wasm" "$TARGET_DIR/test-guests/conn-sink-misbehave.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_http_poll.wasm" "$TARGET_DIR/test-guests/http-poll.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_webhook_sink.wasm" "$TARGET_DIR/test-guests/webhook-sink.wasm"
+  # Builds of one sink connector that differ only in a baked-in tag, for the
+  # sink hot-reload test; `trap-open` panics in open.
+  for tag in a b trap-open; do
+    CONN_SINK_TAG=$tag cargo build --release --target wasm32-wasip2 -p sluice-test-conn-sink-tagged
+    cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_sink_tagged.wasm" "$TARGET_DIR/test-guests/conn-sink-tagged-$tag.wasm"
+  done
 fi
 echo "plugins in $TARGET_DIR/plugins:" >&2
 ls -l "$TARGET_DIR/plugins" >&2

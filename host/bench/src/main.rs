@@ -12,6 +12,8 @@
 //! - `--joins`: the join processors, Wasm against the same crates native.
 //! - `--postgres`, `--kafka`: the CDC source and Kafka → Kafka against real
 //!   servers.
+//! - `--webhook`: the `webhook-sink` connector (Wasm) against its native twin
+//!   in the host, POSTing to one local endpoint.
 //! - `reference`: the native reference alone, as the default mode runs it.
 
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ mod postgres_cdc;
 mod reference;
 mod shapes;
 mod versus;
+mod webhook;
 
 /// Sluice's benchmarks.
 #[derive(Debug, Parser)]
@@ -46,6 +49,7 @@ Examples:
   sluice-bench --joins --events 1000000
   sluice-bench --postgres \"$SLUICE_PG_URL\" --events 1000000
   sluice-bench --kafka \"$SLUICE_KAFKA_BROKERS\" --events 1000000
+  sluice-bench --webhook --events 200000 --batch-size 500 --runs 3
 The default mode runs `sluice run` (the `sluice` beside this binary, or --sluice)
 and the native reference (`sluice-bench reference`) as child processes and
 reports each one's CPU time (user + system) per input event."
@@ -109,6 +113,17 @@ struct Args {
     /// latency p50/p99. Topics with random names are created (and left).
     #[arg(long, value_name = "BROKERS", conflicts_with_all = ["component", "postgres"])]
     kafka: Option<String>,
+    /// Benchmark a Wasm HTTP sink instead: the `webhook-sink` example
+    /// connector against the same sink written natively in the host, both
+    /// POSTing `--events` events in batches of `--batch-size` to one local
+    /// endpoint, alternating `--runs` times; events/s of each and the ratio.
+    #[arg(long, conflicts_with_all = ["component", "postgres", "kafka", "joins"])]
+    webhook: bool,
+    /// The `webhook-sink` component for `--webhook` (default: found in
+    /// --plugin-path, then in `test-guests/` of the target directory, where
+    /// `scripts/build-plugins.sh --test-guests` puts it).
+    #[arg(long, value_name = "WASM", requires = "webhook")]
+    webhook_wasm: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -169,6 +184,10 @@ fn run(args: Args) -> Result<()> {
             args.events,
             batch_size,
         );
+    }
+    if args.webhook {
+        let wasm = webhook::find_wasm(args.webhook_wasm.as_deref(), &args.plugin_path)?;
+        return webhook::run(&wasm, args.events as usize, batch_size, args.runs);
     }
     if args.joins {
         return joins::run(args.events as usize, batch_size, &args.plugin_path);

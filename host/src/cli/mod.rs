@@ -105,7 +105,10 @@ of key=value counts is logged every --stats-every seconds.")]
     Run {
         /// The pipeline file.
         file: PathBuf,
-        /// Reload a stage's plugin when its file changes (at a batch boundary).
+        /// Reload a stage's plugin (at a batch boundary) or a `wasm` sink's
+        /// connector (at a checkpoint boundary, opened at the position the old
+        /// build flushed) when its file changes; a build that fails to load or
+        /// open is refused and the old one keeps running.
         #[arg(long)]
         watch: bool,
         /// Extra directories to look for `plugin: NAME` in.

@@ -137,6 +137,23 @@ pub trait Sink: Send {
     fn source_progress(&mut self, _progress: Vec<Handoff>) -> Result<()> {
         Ok(())
     }
+    /// `run --watch`: how to replace this sink's code while it runs, for a
+    /// sink loaded from a file (a custom `wasm` sink). Called once, before
+    /// `open`. Default: not replaceable.
+    fn hot_reload(&mut self) -> Option<HotReload> {
+        None
+    }
+}
+
+/// A sink whose code lives in a file that `run --watch` may replace.
+pub struct HotReload {
+    /// The file to watch.
+    pub path: std::path::PathBuf,
+    /// Loads the file as it is now (compile and checks) and hands the build
+    /// to the running sink, which swaps it in at a checkpoint boundary.
+    /// Runs on the watcher's thread, so a slow compile never stalls the
+    /// sink. `Err`: the build is refused and the old one keeps running.
+    pub load: Box<dyn Fn() -> Result<()> + Send>,
 }
 
 /// How far a source is: for bounded sources, done out of total (bytes or

@@ -14,7 +14,9 @@ pub mod memory;
 pub(crate) mod registry;
 pub mod retry;
 
-pub use contract::{Handoff, LagUnit, Malformed, Polled, Progress, Rejected, Sink, Source};
+pub use contract::{
+    Handoff, HotReload, LagUnit, Malformed, Polled, Progress, Rejected, Sink, Source,
+};
 pub use error::ErrorClass;
 pub use issue::ConfigIssue;
 pub use registry::{

@@ -246,6 +246,7 @@ pub(crate) fn run_hooked(
     // Exactly-once sinks, and the sources whose progress each commits.
     let board = Arc::new(Handoffs::default());
     let mut committed_by: HashMap<String, String> = HashMap::new();
+    let mut watched = Vec::new();
     let (summary_outputs, dead_letter_path) = spawn_sinks(
         pipeline,
         &mut graph,
@@ -256,8 +257,9 @@ pub(crate) fn run_hooked(
         &mut threads,
         (&board, &mut committed_by),
         hooks.wrap_sink.as_ref(),
+        &mut watched,
     )?;
-    let watched = spawn_stages(
+    watched.extend(spawn_stages(
         pipeline,
         &mut graph,
         instances,
@@ -265,12 +267,11 @@ pub(crate) fn run_hooked(
         &report_tx,
         &metrics,
         &mut threads,
-    )?;
-    if let Some(swaps) = &options.swaps {
-        swaps.publish(&watched, &processors);
-    }
+        (engine, cache),
+        options.swaps.as_deref().map(|sw| (sw, processors.as_slice())),
+    )?);
     if options.watch {
-        watch::spawn(watched, engine.clone(), cache.clone(), options.stop.clone());
+        watch::spawn(watched, options.stop.clone());
     }
 
     let mut commit_txs = HashMap::new();
@@ -534,6 +535,7 @@ fn spawn_sinks(
     threads: &mut Vec<std::thread::JoinHandle<()>>,
     (board, committed_by): (&Arc<Handoffs>, &mut HashMap<String, String>),
     wrap: Option<&WrapSink>,
+    watched: &mut Vec<Watched>,
 ) -> Result<SinkOutputs> {
     let dead_config: Box<dyn SinkConfig> = pipeline.dead_letter.clone().unwrap_or_else(|| {
         Box::new(FileSinkConfig {
@@ -596,6 +598,9 @@ fn spawn_sinks(
             }
             _ => None,
         };
+        if let Some(reload) = sink.hot_reload() {
+            watched.push(Watched::sink(&name, reload));
+        }
         let position = restored.and_then(|c| c.sinks.get(&name));
         sink.open(position)
             .with_context(|| format!("sink `{name}`"))?;
@@ -622,6 +627,7 @@ fn spawn_sinks(
 }
 
 /// Spawns every stage on its instance. Returns what `--watch` reloads.
+#[allow(clippy::too_many_arguments)]
 fn spawn_stages(
     pipeline: &Pipeline,
     graph: &mut Graph,
@@ -630,6 +636,8 @@ fn spawn_stages(
     report_tx: &Sender<Report>,
     metrics: &Arc<Metrics>,
     threads: &mut Vec<std::thread::JoinHandle<()>>,
+    (engine, cache): (&WasmEngine, &ComponentCache),
+    swaps: Option<(&StageSwaps, &[String])>,
 ) -> Result<Vec<Watched>> {
     let mut watched = Vec::new();
     for (stage, instance) in pipeline.stages.iter().zip(instances) {
@@ -637,12 +645,21 @@ fn spawn_stages(
             continue;
         };
         let (reload_tx, reload_rx) = std::sync::mpsc::sync_channel(1);
-        watched.push(Watched {
-            stage: stage.name.clone(),
-            path: stage.plugin.clone(),
-            budget: stage.limits.cpu_ms_per_call,
-            tx: reload_tx,
-        });
+        if let Some((swaps, processors)) = swaps {
+            swaps.add(
+                &stage.name,
+                stage.limits.cpu_ms_per_call,
+                processors.contains(&stage.name),
+                reload_tx.clone(),
+            );
+        }
+        watched.push(Watched::stage(
+            &stage.name,
+            stage.plugin.clone(),
+            stage.limits.cpu_ms_per_call,
+            reload_tx,
+            (engine.clone(), cache.clone()),
+        ));
         let task = StageTask {
             name: stage.name.clone(),
             instance,

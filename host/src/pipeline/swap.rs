@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
 
-use super::watch::Watched;
 use crate::config::CpuBudget;
 use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine, World};
 
@@ -61,19 +60,22 @@ impl StageSwaps {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called by the runner once its stages run.
-    pub(crate) fn publish(&self, watched: &[Watched], processors: &[String]) {
-        let mut slots = self.slots();
-        for w in watched {
-            slots.insert(
-                w.stage.clone(),
-                Slot {
-                    budget: w.budget,
-                    processor: processors.contains(&w.stage),
-                    tx: w.tx.clone(),
-                },
-            );
-        }
+    /// Called by the runner for each stage it starts.
+    pub(crate) fn add(
+        &self,
+        stage: &str,
+        budget: CpuBudget,
+        processor: bool,
+        tx: SyncSender<Arc<TransformPlugin>>,
+    ) {
+        self.slots().insert(
+            stage.to_string(),
+            Slot {
+                budget,
+                processor,
+                tx,
+            },
+        );
     }
 
     /// Loads each `(stage, file)` and, when every one loads as a transform,

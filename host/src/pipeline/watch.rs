@@ -1,5 +1,6 @@
-//! `--watch`: reloads a stage's plugin when its file changes. Compiling happens
-//! here, off the stage thread; the stage swaps at its next batch boundary.
+//! `--watch`: reloads a stage's plugin or a custom sink's connector when its
+//! file changes. Compiling happens here, off the pipeline's threads; a stage
+//! swaps at its next batch boundary, a sink at its next checkpoint boundary.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,14 +9,47 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::connector::HotReload;
 use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine};
 
-/// A stage to watch: its plugin file and where to send new builds.
+/// A file to watch and what to do with a new build of it.
 pub(crate) struct Watched {
-    pub stage: String,
+    /// What runs it, for log lines: "stage `tag`", "sink `out`".
+    pub what: String,
     pub path: PathBuf,
-    pub budget: crate::config::CpuBudget,
-    pub tx: SyncSender<Arc<TransformPlugin>>,
+    /// Loads the file as it is now and hands the build over; `Err`: refused.
+    pub load: Box<dyn Fn() -> anyhow::Result<()> + Send>,
+}
+
+impl Watched {
+    /// A stage: new builds go to it through `tx`.
+    pub fn stage(
+        name: &str,
+        path: PathBuf,
+        budget: crate::config::CpuBudget,
+        tx: SyncSender<Arc<TransformPlugin>>,
+        (engine, cache): (WasmEngine, ComponentCache),
+    ) -> Self {
+        let file = path.clone();
+        Self {
+            what: format!("stage `{name}`"),
+            path,
+            load: Box::new(move || {
+                let plugin = TransformPlugin::load_for(&engine, &cache, &file, budget)?;
+                let _ = tx.send(Arc::new(plugin));
+                Ok(())
+            }),
+        }
+    }
+
+    /// A sink that said how to reload it.
+    pub fn sink(name: &str, reload: HotReload) -> Self {
+        Self {
+            what: format!("sink `{name}`"),
+            path: reload.path,
+            load: reload.load,
+        }
+    }
 }
 
 fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
@@ -25,12 +59,7 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
 
 /// Polls file stamps until `stop`; polling keeps this dependency-free and
 /// works the same on every filesystem, including network mounts.
-pub(crate) fn spawn(
-    watched: Vec<Watched>,
-    engine: WasmEngine,
-    cache: ComponentCache,
-    stop: Arc<AtomicBool>,
-) {
+pub(crate) fn spawn(watched: Vec<Watched>, stop: Arc<AtomicBool>) {
     let _ = std::thread::Builder::new().name("sluice-watch".into()).spawn(move || {
         let mut seen: HashMap<usize, Option<(SystemTime, u64)>> =
             watched.iter().enumerate().map(|(i, w)| (i, stamp(&w.path))).collect();
@@ -47,12 +76,9 @@ pub(crate) fn spawn(
                     continue;
                 }
                 seen.insert(i, now);
-                tracing::info!(stage = %w.stage, path = %w.path.display(), "plugin file changed; loading it");
-                match TransformPlugin::load_for(&engine, &cache, &w.path, w.budget) {
-                    Ok(p) => {
-                        let _ = w.tx.send(Arc::new(p));
-                    }
-                    Err(e) => tracing::error!(stage = %w.stage, "not reloading: {e}"),
+                tracing::info!(path = %w.path.display(), "{}: plugin file changed; loading it", w.what);
+                if let Err(e) = (w.load)() {
+                    tracing::error!("{}: not reloading, the new build is refused and the old one keeps running: {e:#}", w.what);
                 }
             }
         }

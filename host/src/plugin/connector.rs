@@ -248,6 +248,26 @@ impl ConnectorInstance {
         self.plugin.label()
     }
 
+    /// The plugin it runs.
+    pub fn plugin(&self) -> &Arc<ConnectorPlugin> {
+        &self.plugin
+    }
+
+    /// An instance of another build for the same connector, with the same
+    /// params, limits and grants (hot reload); nothing runs until `open`.
+    pub fn with_plugin(&self, plugin: Arc<ConnectorPlugin>) -> Self {
+        Self {
+            plugin,
+            name: self.name.clone(),
+            params: self.params.clone(),
+            limits: self.limits,
+            grants: self.grants.clone(),
+            http_limits: self.http_limits,
+            live: None,
+            instantiations: 0,
+        }
+    }
+
     /// True while an instance is open (it is dropped after a failure).
     pub fn is_open(&self) -> bool {
         self.live.is_some()

@@ -54,20 +54,28 @@ pub fn pack(frame: &Batch) -> v2::Batch {
         let value = e.value.unwrap_or(none);
         let flags = if e.key.is_some() { HAS_KEY } else { 0 }
             | if e.value.is_some() { HAS_VALUE } else { 0 };
-        for v in [
+        // One record filled on the stack and appended once: a push per
+        // field cost a capacity check each (a sixth of a Wasm sink's write).
+        let mut rec = [0u8; EVENT_RECORD];
+        let words = [
             key.offset,
             key.len,
             value.offset,
             value.len,
             e.headers.offset,
             e.headers.len,
-        ] {
-            put(&mut events, v);
+        ];
+        for (slot, v) in rec[..24].chunks_exact_mut(4).zip(words) {
+            slot.copy_from_slice(&v.to_le_bytes());
         }
-        events.extend_from_slice(&e.timestamp_ms.to_le_bytes());
-        for v in [e.stream, e.parent, flags, 0] {
-            put(&mut events, v);
+        rec[24..32].copy_from_slice(&e.timestamp_ms.to_le_bytes());
+        for (slot, v) in rec[32..]
+            .chunks_exact_mut(4)
+            .zip([e.stream, e.parent, flags, 0])
+        {
+            slot.copy_from_slice(&v.to_le_bytes());
         }
+        events.extend_from_slice(&rec);
     }
     let mut headers = Vec::with_capacity(frame.headers.len() * HEADER_RECORD);
     for h in &frame.headers {

@@ -35,6 +35,7 @@ mod scaffold;
 mod search_faults;
 mod server;
 mod server_cert;
+mod sink_hot_reload;
 mod sql;
 mod sql_evolution;
 mod sql_shell;

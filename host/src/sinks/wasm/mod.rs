@@ -9,19 +9,24 @@
 //! since that flush are written to it again (their rejections were routed
 //! already), so nothing is lost. More than [`MAX_RESTARTS`] failures in a
 //! row fail the pipeline, and a rerun resumes from the last checkpoint.
+//!
+//! Under `run --watch` a new build of the plugin file is swapped in at a
+//! checkpoint boundary (see [`WasmSink::take_new_build`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::connector::{parse_sink, Backoff, ConfigIssue, Rejected, Sink, SinkConfig, SinkKind};
+use crate::connector::{
+    parse_sink, Backoff, ConfigIssue, HotReload, Rejected, Sink, SinkConfig, SinkKind,
+};
 use crate::event::Batch;
 use crate::plugin::component::World;
-use crate::plugin::connector::{self, ConnectorInstance};
+use crate::plugin::connector::{self, ConnectorInstance, ConnectorPlugin};
 use crate::plugin::net::{Grants, HttpLimits};
 use crate::plugin::{CallFailure, Limits};
 
@@ -134,6 +139,9 @@ impl SinkConfig for WasmSinkConfig {
             pending: Vec::new(),
             pending_bytes: 0,
             replayable: true,
+            at_boundary: true,
+            new_build: Arc::default(),
+            reload: Some((self.clone(), self.file()?.clone())),
         }))
     }
 
@@ -161,6 +169,14 @@ pub struct WasmSink {
     pending_bytes: usize,
     /// False once `pending` outgrew [`MAX_REPLAY_BYTES`].
     replayable: bool,
+    /// True from a flush (or the open) to the next write: nothing is
+    /// written since the position in `flushed`.
+    at_boundary: bool,
+    /// A new build of the plugin loaded by `run --watch`, waiting for a
+    /// checkpoint boundary.
+    new_build: Arc<Mutex<Option<Arc<ConnectorPlugin>>>>,
+    /// What [`Sink::hot_reload`] needs to load new builds (taken by it).
+    reload: Option<(WasmSinkConfig, PathBuf)>,
 }
 
 impl WasmSink {
@@ -208,6 +224,40 @@ impl WasmSink {
         }
     }
 
+    /// Swaps in a new build waiting from `run --watch`, if any. Called only
+    /// at a checkpoint boundary, before the first write after a flush: the
+    /// old instance has flushed and its position gone to the checkpoint, so
+    /// the new one opens at that position with nothing to replay, and every
+    /// event after it goes to the new build. A build that fails to open
+    /// (refuses its params, traps) is refused and the old instance goes on.
+    fn take_new_build(&mut self) {
+        let Some(plugin) = self.new_build.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        let old = self.instance.label();
+        let old_hash = hex::encode(&self.instance.plugin().sha256[..4]);
+        let new_hash = hex::encode(&plugin.sha256[..4]);
+        let mut fresh = self.instance.with_plugin(plugin);
+        let new = fresh.label();
+        match fresh.open(self.flushed.as_deref()) {
+            Ok(()) => {
+                let at = match &self.flushed {
+                    Some(p) => position_summary(p),
+                    None => "the start (no position yet)".into(),
+                };
+                tracing::info!(
+                    sink = %self.name,
+                    "hot-swapped connector at a checkpoint boundary: build sha256 {old_hash} -> sha256 {new_hash}, opened at {at}, now {new}"
+                );
+                self.instance = fresh;
+            }
+            Err(e) => tracing::error!(
+                sink = %self.name,
+                "keeping {old}: the new build sha256 {new_hash} was refused: {e}"
+            ),
+        }
+    }
+
     /// Reopens a discarded instance at the last flush and writes again
     /// what it had been given since.
     fn ensure_open(&mut self) -> Result<(), CallFailure> {
@@ -247,7 +297,30 @@ impl Sink for WasmSink {
             .map_err(anyhow::Error::new)
     }
 
+    fn hot_reload(&mut self) -> Option<HotReload> {
+        let (config, path) = self.reload.take()?;
+        let watched = path.clone();
+        let slot = self.new_build.clone();
+        let load = move || -> Result<()> {
+            let plugin =
+                connector::load_connector(&path, World::Sink, &config.grants, &config.limits())?;
+            // The newest build wins if two arrive between boundaries.
+            *slot
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the sink's reload slot is poisoned"))? = Some(plugin);
+            Ok(())
+        };
+        Some(HotReload {
+            path: watched,
+            load: Box::new(load),
+        })
+    }
+
     fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        if self.at_boundary {
+            self.take_new_build();
+            self.at_boundary = false;
+        }
         let mut attempt = 0;
         loop {
             let result = self
@@ -282,6 +355,7 @@ impl Sink for WasmSink {
                     self.pending.clear();
                     self.pending_bytes = 0;
                     self.replayable = true;
+                    self.at_boundary = true;
                     let value = connector::position_to_json(&position);
                     self.flushed = Some(position);
                     return Ok(value);
@@ -289,5 +363,14 @@ impl Sink for WasmSink {
                 Err(f) => self.failed(f, &mut attempt)?,
             }
         }
+    }
+}
+
+/// A position for a log line: its text when short and readable, else its
+/// size (positions are opaque and may be up to 1 MiB).
+fn position_summary(position: &[u8]) -> String {
+    match std::str::from_utf8(position) {
+        Ok(t) if t.len() <= 80 && !t.chars().any(char::is_control) => format!("position {t:?}"),
+        _ => format!("a position of {} bytes", position.len()),
     }
 }
