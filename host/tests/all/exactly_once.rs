@@ -3,7 +3,7 @@
 //! the source resumes from the checkpointed offset, committed together.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -35,19 +35,17 @@ fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let started = Instant::now();
-    // Kill once some checkpoint exists and output is being written.
-    loop {
-        if checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no checkpoint after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(30));
+    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    // Kill once a checkpoint exists and the sink has written past what it
+    // covered then: the rerun must cut that tail back, not keep it twice.
+    let at_checkpoint = wait_for("a checkpoint and output", Duration::from_secs(60), || {
+        (checkpoint.exists() && size() > 0).then(size)
+    });
+    wait_for(
+        "output past the checkpoint",
+        Duration::from_secs(60),
+        || (size() > at_checkpoint).then_some(()),
+    );
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
     assert!(
@@ -91,7 +89,12 @@ fn sigterm_drains_checkpoints_and_exits_zero() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stop once the run is under way: a checkpoint committed and events written.
+    let checkpoint_file = dir.path().join(".sluice/term/checkpoint.json");
+    wait_for("a checkpoint and output", Duration::from_secs(60), || {
+        let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        (checkpoint_file.exists() && written > 0).then_some(())
+    });
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -100,11 +103,9 @@ fn sigterm_drains_checkpoints_and_exits_zero() {
     assert!(killed.success());
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "graceful stop exits 0: {output:?}");
-    let checkpoint: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(".sluice/term/checkpoint.json"))
-            .expect("checkpoint written"),
-    )
-    .expect("checkpoint JSON");
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&checkpoint_file).expect("checkpoint written"))
+            .expect("checkpoint JSON");
     let seq = checkpoint["sources"]["gen"]["seq"].as_u64().expect("seq");
     let written = lines(&out).len() as u64;
     assert!(seq > 0);

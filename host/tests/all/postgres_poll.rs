@@ -371,15 +371,16 @@ fn sigkill_mid_poll_then_rerun_yields_each_row_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let started = std::time::Instant::now();
-    while !(checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0) {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "no checkpoint after 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let within = std::time::Duration::from_secs(60);
+    // Kill once a checkpoint exists and the sink has written past what it
+    // covered then: the rerun must cut that tail back, not keep it twice.
+    let at_checkpoint = wait_for("a checkpoint and output", within, || {
+        (checkpoint.exists() && size() > 0).then(size)
+    });
+    wait_for("output past the checkpoint", within, || {
+        (size() > at_checkpoint).then_some(())
+    });
     child.kill().expect("SIGKILL");
     assert!(
         !child.wait().expect("wait").success(),
