@@ -11,16 +11,17 @@ use crate::support::*;
 fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
-    // Large enough, in small batches, that the run lasts seconds: the kill must
-    // land mid-way even on a fast machine.
-    const N: usize = 1_000_000;
+    // One event per batch, so the run lasts seconds (about 3 s for 100,000
+    // events, against 0.1 s in batches of 32, which finished before its first
+    // checkpoint was seen on a busy machine): the kill must land mid-way.
+    const N: usize = 100_000;
     numbered_events(&input, N);
     let out = dir.path().join("out.jsonl");
     let pipeline = dir.path().join("p.yaml");
     std::fs::write(
         &pipeline,
         format!(
-            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 32\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
+            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 1\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
             q(&input),
             q(&plugin("passthrough")),
             q(&out)
@@ -35,17 +36,18 @@ fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    // Kill once a checkpoint exists and the sink has written past what it
-    // covered then: the rerun must cut that tail back, not keep it twice.
-    let at_checkpoint = wait_for("a checkpoint and output", Duration::from_secs(60), || {
-        (checkpoint.exists() && size() > 0).then(size)
+    // Kill once a checkpoint exists and output is being written. SIGSTOP
+    // first, the moment that is seen: the run is frozen where the fact held
+    // (a fast machine would otherwise go on, or finish, before the kill).
+    wait_for("a checkpoint and output", Duration::from_secs(60), || {
+        let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        (checkpoint.exists() && written > 0).then_some(())
     });
-    wait_for(
-        "output past the checkpoint",
-        Duration::from_secs(60),
-        || (size() > at_checkpoint).then_some(()),
-    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "kill -STOP");
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
     assert!(

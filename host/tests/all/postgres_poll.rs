@@ -371,16 +371,21 @@ fn sigkill_mid_poll_then_rerun_yields_each_row_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let within = std::time::Duration::from_secs(60);
-    // Kill once a checkpoint exists and the sink has written past what it
-    // covered then: the rerun must cut that tail back, not keep it twice.
-    let at_checkpoint = wait_for("a checkpoint and output", within, || {
-        (checkpoint.exists() && size() > 0).then(size)
-    });
-    wait_for("output past the checkpoint", within, || {
-        (size() > at_checkpoint).then_some(())
-    });
+    // Kill once a checkpoint exists and output is being written. SIGSTOP
+    // first, the moment that is seen: the run is frozen where the fact held.
+    wait_for(
+        "a checkpoint and output",
+        std::time::Duration::from_secs(60),
+        || {
+            let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            (checkpoint.exists() && written > 0).then_some(())
+        },
+    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "kill -STOP");
     child.kill().expect("SIGKILL");
     assert!(
         !child.wait().expect("wait").success(),
