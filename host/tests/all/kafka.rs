@@ -721,12 +721,8 @@ fn kafka_undecodable_avro_goes_to_a_kafka_dead_letter_topic_with_the_reason() {
     // The good record in Confluent's wire format, as confluent-kafka's
     // serializer writes it (registering the schema through our registry), not
     // as Sluice's own encoder would; the bad ones are cut from its bytes.
-    let good = hex::decode(
-        run_python(PY_SERIALIZE_ONE, &[&reg.url, &input])
-            .trim()
-            .to_string(),
-    )
-    .expect("hex from python");
+    let good = hex::decode(run_python(PY_SERIALIZE_ONE, &[&reg.url, &input]).trim())
+        .expect("hex from python");
     let (_, r) = http(
         "GET",
         &format!("{}/subjects/{input}-value/versions/latest", reg.url),
