@@ -219,6 +219,11 @@ mod tests {
         assert!(!state.join("stages").exists());
         assert!(state.join("notes.txt").exists(), "not Sluice's: kept");
         assert_eq!(state_dir_of("orders", dir.path()).expect("a name"), state);
-        assert!(state_dir_of("../etc", dir.path()).is_err());
+        let err = state_dir_of("../etc", dir.path()).expect_err("a path out");
+        assert!(
+            err.to_string()
+                .contains("`../etc` is neither a pipeline file nor a pipeline name"),
+            "{err}"
+        );
     }
 }

@@ -614,8 +614,16 @@ mod tests {
         assert_eq!(TlsMode::parse("sometimes"), None);
         let o = options(serde_json::json!({"mode": "verify-ca"}));
         assert_eq!(o.mode, Some(TlsMode::VerifyCa));
-        assert!(serde_json::from_value::<TlsOptions>(serde_json::json!({"mode": "on"})).is_err());
-        assert!(serde_json::from_value::<TlsOptions>(serde_json::json!({"ca": "x"})).is_err());
+        let err = serde_json::from_value::<TlsOptions>(serde_json::json!({"mode": "on"}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown variant `on`"), "{err}");
+        let err = serde_json::from_value::<TlsOptions>(serde_json::json!({"ca": "x"}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unknown field `ca`"), "{err}");
     }
 
     #[test]
@@ -695,7 +703,12 @@ mod tests {
     fn conflicting_values_are_refused() {
         let a = options(serde_json::json!({"mode": "verify-full"}));
         let b = options(serde_json::json!({"mode": "require", "server_name": "x"}));
-        assert!(a.merged_with(&b, TLS_FIELDS).is_err());
+        let issue = a.merged_with(&b, TLS_FIELDS).expect_err("two modes");
+        assert_eq!(issue.field, TLS_FIELDS.mode);
+        assert_eq!(
+            issue.message,
+            "set to VerifyFull here and to Require in the URL; keep one"
+        );
         let c = options(serde_json::json!({"server_name": "x"}));
         let m = a
             .merged_with(&c, TLS_FIELDS)

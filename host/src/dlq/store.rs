@@ -444,8 +444,13 @@ mod tests {
         let wrong = format!("{second_at}-ffffff");
         let err = format!("{:#}", find(&path, &wrong).expect_err("hash differs"));
         assert!(err.contains("rewritten"), "{err}");
-        assert!(find(&path, "banana").is_err());
-        assert!(find(&path, "999999-abcdef").is_err());
+        let err = format!("{:#}", find(&path, "banana").expect_err("not an ID"));
+        assert!(err.contains("`banana` is not a dead-letter ID"), "{err}");
+        let err = format!(
+            "{:#}",
+            find(&path, "999999-abcdef").expect_err("past the end")
+        );
+        assert!(err.contains("no dead letter 999999-abcdef in"), "{err}");
     }
 
     #[test]

@@ -373,7 +373,17 @@ mod tests {
                 ("ok", "ok", Kind::Boolean),
             ]
         );
-        assert!(cols.to_avro("users-1").is_ok());
+        let avro = cols.to_avro("users-1").expect("a valid schema");
+        let nullable = |name: &str, t: &str| serde_json::json!({"name": name, "type": ["null", t], "default": null});
+        assert_eq!(
+            serde_json::to_value(&avro).expect("serializes"),
+            serde_json::json!({"type": "record", "name": "users_1", "fields": [
+                nullable("id", "long"), nullable("name", "string"), nullable("x", "string"),
+                nullable("score", "double"), nullable("first_name", "string"),
+                nullable("ok", "boolean"),
+            ]}),
+            "one nullable field per column, names made valid Avro names"
+        );
     }
 
     #[test]
@@ -385,7 +395,15 @@ mod tests {
         let nested = parse_avro(&serde_json::json!({"type":"record","name":"u","fields":[
             {"name":"tags","type":{"type":"array","items":"string"}}]}))
         .expect("parses");
-        assert!(Columns::from_avro(&nested).is_err());
-        assert!(parse_avro(&serde_json::json!("\"long\"")).is_err());
+        let err = Columns::from_avro(&nested).expect_err("an array is not a column");
+        assert!(
+            err.starts_with("field `tags`: type Array")
+                && err.ends_with("is not supported (long, int, double, float, boolean, string)"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_avro(&serde_json::json!("\"long\"")).expect_err("not a record"),
+            "expected a schema of `type: record`"
+        );
     }
 }

@@ -70,12 +70,12 @@ mod tests {
         // Half a second later one token is back, and only one.
         let t1 = t0 + Duration::from_millis(500);
         assert!(r.take_at("a", 2, 3, t1).is_ok());
-        assert!(r.take_at("a", 2, 3, t1).is_err());
+        assert_eq!(r.take_at("a", 2, 3, t1), Err(Duration::from_millis(500)));
         // Long idle refills up to the burst, not beyond.
         let t2 = t1 + Duration::from_secs(60);
         for _ in 0..3 {
             assert!(r.take_at("a", 2, 3, t2).is_ok());
         }
-        assert!(r.take_at("a", 2, 3, t2).is_err());
+        assert_eq!(r.take_at("a", 2, 3, t2), Err(Duration::from_millis(500)));
     }
 }

@@ -209,6 +209,13 @@ mod tests {
     #[test]
     fn oversized_input_is_refused() {
         let big = "a ".repeat(MAX_SOURCE_BYTES);
-        assert!(tokenize(&big).is_err());
+        let e = tokenize(&big).expect_err("too big");
+        assert_eq!(
+            e.message,
+            format!(
+                "the file is {} bytes; at most {MAX_SOURCE_BYTES} are accepted",
+                big.len()
+            )
+        );
     }
 }

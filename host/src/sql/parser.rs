@@ -1049,11 +1049,19 @@ mod tests {
             "CREATE STREAM x AS SELECT {}1 AS v FROM s;",
             "NOT ".repeat(10_000)
         );
-        assert!(parse(&text).is_err());
+        let errs = parse(&text).expect_err("too deep");
+        assert!(
+            errs.0[0].message.contains("nested more than 64 levels"),
+            "{errs:?}"
+        );
         let text = format!(
             "CREATE STREAM x AS SELECT {}1 AS v FROM s;",
             "- ".repeat(10_000)
         );
-        assert!(parse(&text).is_err());
+        let errs = parse(&text).expect_err("too deep");
+        assert!(
+            errs.0[0].message.contains("nested more than 64 levels"),
+            "{errs:?}"
+        );
     }
 }

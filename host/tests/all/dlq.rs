@@ -286,6 +286,7 @@ fn replay_and_purge_refuse_while_the_pipeline_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let stderr = Stderr::drain(&mut run);
     let lock = dir.path().join(".sluice/live/run.lock");
     // The run has the lock once it has written its name into the file.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -312,7 +313,7 @@ fn replay_and_purge_refuse_while_the_pipeline_runs() {
     assert!(err.contains("locked by"), "{err}");
     drop(run.stdin.take());
     let status = run.wait().expect("wait");
-    assert!(status.success());
+    assert!(status.success(), "{}", stderr.finish());
     // The lock went with the run.
     let dry = run_ok(
         sluice()

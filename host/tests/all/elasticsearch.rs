@@ -228,30 +228,34 @@ fn throttled_items_are_retried_with_backoff_until_the_server_accepts_them() {
             es_url()
         ),
     );
-    let child = sluice()
+    let mut child = sluice()
         .arg("run")
         .arg(&p)
         .arg("--no-progress")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(2000));
+    let stderr = Stderr::drain(&mut child);
+    // The fact that the sink has sent its bulk request and been refused: only
+    // then does an empty index show that nothing got through.
+    let retry = stderr.wait_for_line("throttling", Duration::from_secs(60));
+    assert!(
+        retry.contains("retrying them in"),
+        "retries are reported with their wait: {retry}"
+    );
     assert_eq!(
         count(&index),
         0,
         "nothing is written while the server throttles"
     );
     block(false);
-    let out = child.wait_with_output().expect("wait");
+    let status = child.wait().expect("wait");
+    let stderr = stderr.finish();
     assert!(
-        out.status.success(),
-        "a 429 storm slows the pipeline, it does not kill it: {out:?}"
+        status.success(),
+        "a 429 storm slows the pipeline, it does not kill it: {stderr}"
     );
     assert_eq!(count(&index), 40);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("throttling"),
-        "retries are reported"
-    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! the source resumes from the checkpointed offset, committed together.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -11,16 +11,17 @@ use crate::support::*;
 fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
-    // Large enough, in small batches, that the run lasts seconds: the kill must
-    // land mid-way even on a fast machine.
-    const N: usize = 1_000_000;
+    // One event per batch, so the run lasts seconds (about 3 s for 100,000
+    // events, against 0.1 s in batches of 32, which finished before its first
+    // checkpoint was seen on a busy machine): the kill must land mid-way.
+    const N: usize = 100_000;
     numbered_events(&input, N);
     let out = dir.path().join("out.jsonl");
     let pipeline = dir.path().join("p.yaml");
     std::fs::write(
         &pipeline,
         format!(
-            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 32\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
+            "name: kill\ncheckpoint_interval_ms: 50\nbatch_size: 1\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  copy: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, inputs: [copy]}}\n",
             q(&input),
             q(&plugin("passthrough")),
             q(&out)
@@ -35,19 +36,18 @@ fn sigkill_mid_run_then_rerun_yields_each_event_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let started = Instant::now();
-    // Kill once some checkpoint exists and output is being written.
-    loop {
-        if checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no checkpoint after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(30));
+    // Kill once a checkpoint exists and output is being written. SIGSTOP
+    // first, the moment that is seen: the run is frozen where the fact held
+    // (a fast machine would otherwise go on, or finish, before the kill).
+    wait_for("a checkpoint and output", Duration::from_secs(60), || {
+        let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        (checkpoint.exists() && written > 0).then_some(())
+    });
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "kill -STOP");
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
     assert!(
@@ -91,7 +91,12 @@ fn sigterm_drains_checkpoints_and_exits_zero() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stop once the run is under way: a checkpoint committed and events written.
+    let checkpoint_file = dir.path().join(".sluice/term/checkpoint.json");
+    wait_for("a checkpoint and output", Duration::from_secs(60), || {
+        let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        (checkpoint_file.exists() && written > 0).then_some(())
+    });
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -100,11 +105,9 @@ fn sigterm_drains_checkpoints_and_exits_zero() {
     assert!(killed.success());
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "graceful stop exits 0: {output:?}");
-    let checkpoint: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(".sluice/term/checkpoint.json"))
-            .expect("checkpoint written"),
-    )
-    .expect("checkpoint JSON");
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&checkpoint_file).expect("checkpoint written"))
+            .expect("checkpoint JSON");
     let seq = checkpoint["sources"]["gen"]["seq"].as_u64().expect("seq");
     let written = lines(&out).len() as u64;
     assert!(seq > 0);

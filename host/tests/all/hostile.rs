@@ -404,6 +404,7 @@ fn sigterm_stops_a_timer_storm_and_a_spinning_timer_is_dead_lettered() {
             .expect("spawn"),
     );
     let child = &mut child.0;
+    let stderr = Stderr::drain(child);
     // The re-armed timer fires at every watermark advance while the
     // datagen source keeps the watermark moving.
     let started = Instant::now();
@@ -441,10 +442,7 @@ fn sigterm_stops_a_timer_storm_and_a_spinning_timer_is_dead_lettered() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let stderr = stderr.finish();
     assert!(
         status.success(),
         "graceful stop exits 0: {status:?}\n{stderr}"

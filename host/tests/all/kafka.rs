@@ -146,6 +146,7 @@ pub(crate) fn json_records(n: usize, from: usize) -> Vec<Rec> {
 #[derive(Debug, Clone)]
 pub(crate) struct Got {
     partition: i32,
+    offset: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     headers: BTreeMap<String, Vec<u8>>,
@@ -218,6 +219,7 @@ impl Reader {
                 }
                 self.got.push(Got {
                     partition: m.partition(),
+                    offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec),
                     headers,
@@ -366,6 +368,14 @@ fn kafka_round_trip_keeps_keys_headers_timestamps_and_commits_offsets_after_chec
             &format!("  out:\n    type: kafka\n    brokers: {bs}\n    topic: {output}\n    inputs: [in]\n"),
         ),
     );
+    // Where each input record is (partition, offset), read independently, for
+    // the exact origin headers the sink must write.
+    let origin_of: HashMap<u64, (i32, i64)> = Reader::new(&bs, &input)
+        .read(300, 60)
+        .iter()
+        .map(|g| (g.json()["n"].as_u64().expect("n"), (g.partition, g.offset)))
+        .collect();
+    assert_eq!(origin_of.len(), 300, "the input holds each record once");
     let log = dir.path().join("sluice.log");
     let mut child = start(&p, &log);
     let mut reader = Reader::new(&bs, &output);
@@ -391,8 +401,9 @@ fn kafka_round_trip_keeps_keys_headers_timestamps_and_commits_offsets_after_chec
         assert_eq!(g.timestamp, Some(1_700_000_000_000 + n as i64));
         assert_eq!(g.header("origin"), "test");
         assert_eq!(g.header("sluice.topic"), input);
-        assert!(g.header("sluice.partition").parse::<i32>().is_ok());
-        assert!(g.header("sluice.offset").parse::<i64>().is_ok());
+        let (partition, offset) = origin_of[&(n as u64)];
+        assert_eq!(g.header("sluice.partition"), partition.to_string());
+        assert_eq!(g.header("sluice.offset"), offset.to_string());
         partition_of_key
             .entry(g.key.clone().unwrap_or_default())
             .or_default()
@@ -400,6 +411,7 @@ fn kafka_round_trip_keeps_keys_headers_timestamps_and_commits_offsets_after_chec
         seen.insert(n);
     }
     assert_eq!(seen.len(), 300, "every record arrived");
+    assert_eq!(got.len(), 300, "and none twice");
     assert!(
         partition_of_key.values().all(|ps| ps.len() == 1),
         "one key, one partition: {partition_of_key:?}"
@@ -474,6 +486,19 @@ for i in range(n):
     p.produce(topic, key=str(i).encode(), value=ser(v, SerializationContext(topic, MessageField.VALUE)))
 p.flush(30)
 print("produced", n)
+"#;
+
+/// One record `{"id": 7, "name": "a fine name"}` serialized by confluent-kafka's
+/// AvroSerializer for `<topic>-value`; prints the framed bytes as hex.
+const PY_SERIALIZE_ONE: &str = r#"
+import sys
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+reg, topic = sys.argv[1], sys.argv[2]
+schema = '{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}'
+ser = AvroSerializer(SchemaRegistryClient({"url": reg}), schema)
+print(ser({"id": 7, "name": "a fine name"}, SerializationContext(topic, MessageField.VALUE)).hex())
 "#;
 
 const PY_CONSUME_AVRO: &str = r#"
@@ -693,25 +718,21 @@ fn kafka_undecodable_avro_goes_to_a_kafka_dead_letter_topic_with_the_reason() {
     let reg = registry(&dir.path().join("registry"));
     let (input, dlq, group) = (unique("bad-in"), unique("bad-dlq"), unique("bad-g"));
     create_topics(&bs, &[(&input, 1), (&dlq, 1)]);
-    let schema = r#"{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
+    // The good record in Confluent's wire format, as confluent-kafka's
+    // serializer writes it (registering the schema through our registry), not
+    // as Sluice's own encoder would; the bad ones are cut from its bytes.
+    let good = hex::decode(run_python(PY_SERIALIZE_ONE, &[&reg.url, &input]).trim())
+        .expect("hex from python");
     let (_, r) = http(
-        "POST",
-        &format!("{}/subjects/{input}-value/versions", reg.url),
-        Some(json!({"schema": schema})),
+        "GET",
+        &format!("{}/subjects/{input}-value/versions/latest", reg.url),
+        None,
     );
-    let id = r["id"].as_u64().expect("id") as u32;
-    let parsed = apache_avro::Schema::parse_str(schema).expect("schema");
-    let record = apache_avro::types::Value::Record(vec![
-        ("id".into(), apache_avro::types::Value::Long(7)),
-        (
-            "name".into(),
-            apache_avro::types::Value::String("a fine name".into()),
-        ),
-    ]);
-    let body = sluice::format::avro::encode(&parsed, record).expect("encode");
-    let good = sluice::format::avro::frame(id, &body);
-    let unknown = sluice::format::avro::frame(9999, &body);
-    let truncated = sluice::format::avro::frame(id, &body[..body.len() - 4]);
+    let id = u32::try_from(r["id"].as_u64().expect("registered id")).expect("id");
+    assert_eq!(good.len(), 5 + 1 + 1 + 11, "magic, id, long 7, string");
+    assert_eq!(good[..5], [&[0u8][..], &id.to_be_bytes()].concat());
+    let unknown = [&[0u8][..], &9999u32.to_be_bytes(), &good[5..]].concat();
+    let truncated = good[..good.len() - 4].to_vec();
     let wrong_magic = br#"{"id": 1}"#.to_vec();
     let records: Vec<_> = [good, unknown, truncated, wrong_magic]
         .into_iter()
@@ -756,13 +777,22 @@ fn kafka_undecodable_avro_goes_to_a_kafka_dead_letter_topic_with_the_reason() {
         .iter()
         .map(|g| g.header("sluice.error.message"))
         .collect();
-    assert!(
-        reasons.iter().all(|r| r.contains(&format!("{input}[0]@"))),
-        "{reasons:?}"
-    );
-    assert!(reasons[0].contains("unknown schema id 9999"), "{reasons:?}");
-    assert!(reasons[1].contains("undecodable Avro body"), "{reasons:?}");
-    assert!(reasons[2].contains("wrong magic byte 0x7b"), "{reasons:?}");
+    // Each reason names the record's exact place: offsets 1, 2, 3 of the one
+    // partition (offset 0 is the good record).
+    for (i, (r, why)) in reasons
+        .iter()
+        .zip([
+            "unknown schema id 9999",
+            "undecodable Avro body",
+            "wrong magic byte 0x7b",
+        ])
+        .enumerate()
+    {
+        assert!(
+            r.contains(&format!("value at {input}[0]@{}: ", i + 1)) && r.contains(why),
+            "{reasons:?}"
+        );
+    }
     assert!(dead
         .iter()
         .all(|g| g.header("sluice.error.kind") == "malformed"));
@@ -895,10 +925,23 @@ fn kafka_two_processes_in_one_group_split_the_partitions() {
             ),
         );
         let log = sub.join("sluice.log");
-        children.push((start(&p, &log), log));
+        children.push((start(&p, &log), log.clone()));
         outs.push(out);
-        // Let the first settle into the group before the second joins.
-        std::thread::sleep(Duration::from_secs(3));
+        // The first settles into the group (it holds partitions) before the
+        // second joins.
+        if i == 0 {
+            wait_for(
+                "the first member's assignment",
+                Duration::from_secs(60),
+                || {
+                    std::fs::read_to_string(&log)
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.contains("partitions assigned") && l.contains(&input))
+                        .then_some(())
+                },
+            );
+        }
     }
     // Wait until both members hold partitions, then produce.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1051,13 +1094,6 @@ impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.script("stop");
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 #[test]

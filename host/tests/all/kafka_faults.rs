@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::kafka::{
-    alive, brokers, create_topics, free_port, json_records, kafka_pipeline, produce, start,
-    terminate, unique, PrivateBroker, Reader, Run,
+    alive, brokers, create_topics, json_records, kafka_pipeline, produce, start, terminate, unique,
+    PrivateBroker, Reader, Run,
 };
 use crate::proxy::Proxy;
 use crate::support::*;

@@ -81,6 +81,16 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// The complete lines written so far, as JSON (the file is read while the run
+/// appends to it, so a last line still being written is left out).
+fn json_lines_so_far(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 fn line_count(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .map(|s| s.lines().count())
@@ -227,10 +237,21 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
         .insert_one(doc! {"_id": 2, "skip": true})
         .run()
         .expect("audit insert");
-    wait_until("the changes", Duration::from_secs(30), || {
-        line_count(&out) >= 7
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // A marker written after the excluded insert: once it is out, the
+    // pipeline has read past that insert, so its absence means something.
+    orders
+        .insert_one(doc! {"_id": 5, "order_id": "marker"})
+        .run()
+        .expect("marker");
+    wait_until(
+        "the changes and the marker",
+        Duration::from_secs(30),
+        || {
+            json_lines_so_far(&out)
+                .iter()
+                .any(|e| key(e).as_deref() == Some("5"))
+        },
+    );
     stop(child, &p);
 
     let events = json_lines(&out);
@@ -239,14 +260,23 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
     // `replace`: both are Debezium `u` with the whole new document.
     assert_eq!(
         ops,
-        ["r", "r", "c", "u", "u", "d", "tombstone"],
+        ["r", "r", "c", "u", "u", "d", "tombstone", "c"],
         "{events:#?}"
     );
     let keys: Vec<Option<String>> = events.iter().map(key).collect();
     let k = |s: &str| Some(s.to_string());
     assert_eq!(
         keys,
-        [k("1"), k("2"), k("3"), k("3"), k("3"), k("3"), k("3")]
+        [
+            k("1"),
+            k("2"),
+            k("3"),
+            k("3"),
+            k("3"),
+            k("3"),
+            k("3"),
+            k("5")
+        ]
     );
     assert_eq!(
         after(&events[0]),
@@ -303,7 +333,13 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
     // A restart resumes after the checkpointed token: nothing new, nothing again.
     let before = line_count(&out);
     let child = spawn(&p);
-    std::thread::sleep(Duration::from_secs(2));
+    // The rerun has restored the checkpoint (and with it the resume token):
+    // what is inserted from here on comes after that token.
+    wait_until("the rerun to restore", Duration::from_secs(30), || {
+        std::fs::read_to_string(p.with_extension("log"))
+            .unwrap_or_default()
+            .contains("resuming from checkpoint")
+    });
     orders
         .insert_one(doc! {"_id": 4, "order_id": "4"})
         .run()
@@ -311,7 +347,8 @@ fn snapshot_then_insert_update_replace_delete_become_change_events() {
     wait_until("the event after restart", Duration::from_secs(30), || {
         line_count(&out) > before
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Change events come in order: a replay of checkpointed events would have
+    // come before the new one, so no wait for stragglers is needed.
     stop(child, &p);
     let events = json_lines(&out);
     assert_eq!(events.len(), before + 1, "{:#?}", &events[before..]);
@@ -401,6 +438,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
                 coll.insert_one(doc! {"_id": i, "n": i})
                     .run()
                     .expect("insert");
+                // Pacing, not synchronization: the writes span the kill.
                 std::thread::sleep(Duration::from_millis(8));
             }
         })
@@ -419,10 +457,9 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     let child = spawn(&p);
     wait_until("every document", Duration::from_secs(60), || {
         let seen: std::collections::HashSet<String> =
-            json_lines(&out).iter().filter_map(key).collect();
+            json_lines_so_far(&out).iter().filter_map(key).collect();
         seen.len() >= TOTAL as usize
     });
-    std::thread::sleep(Duration::from_millis(500));
     stop(child, &p);
 
     let events = json_lines(&out);
@@ -752,7 +789,7 @@ fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
     let p = write_pipeline(
         dir.path(),
         &format!(
-            "checkpoint_interval_ms: 100\nsources:\n{}sinks:\n  out: {{type: file, format: envelope, path: {}, inputs: [m]}}\n",
+            "name: never\ncheckpoint_interval_ms: 100\nsources:\n{}sinks:\n  out: {{type: file, format: envelope, path: {}, inputs: [m]}}\n",
             source_yaml(
                 "m",
                 &dbname,
@@ -762,7 +799,13 @@ fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
         ),
     );
     let child = spawn(&p);
-    std::thread::sleep(Duration::from_secs(2));
+    // `snapshot: never` streams from the point the source opened at. A
+    // committed checkpoint is the fact that it has: sources open before the
+    // first barrier, and the checkpoint holds their positions.
+    let checkpoint = dir.path().join(".sluice/never/checkpoint.json");
+    wait_until("the first checkpoint", Duration::from_secs(30), || {
+        checkpoint.is_file()
+    });
     for coll in ["orders_eu", "orders_us", "customers"] {
         let c = db.collection::<Document>(coll);
         c.insert_one(doc! {"_id": "new", "c": coll})
@@ -770,14 +813,31 @@ fn snapshot_never_streams_only_new_changes_of_the_included_collections() {
             .expect("insert");
         c.delete_one(doc! {"_id": "old"}).run().expect("delete");
     }
-    wait_until("the changes", Duration::from_secs(30), || {
-        line_count(&out) >= 4
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // Markers after the `customers` writes, in both included collections
+    // (each has its own stream, polled in turn): once both are out, the
+    // pipeline has polled past those writes.
+    for coll in ["orders_eu", "orders_us"] {
+        db.collection::<Document>(coll)
+            .insert_one(doc! {"_id": "marker"})
+            .run()
+            .expect("marker");
+    }
+    wait_until(
+        "the changes and both markers",
+        Duration::from_secs(30),
+        || {
+            json_lines_so_far(&out)
+                .iter()
+                .filter(|e| key(e).as_deref() == Some("marker"))
+                .count()
+                == 2
+        },
+    );
     stop(child, &p);
     let events = json_lines(&out);
     let mut seen: Vec<(String, String, Option<String>)> = events
         .iter()
+        .filter(|e| key(e).as_deref() != Some("marker"))
         .map(|e| {
             (
                 e["headers"]["sluice.topic"]
@@ -826,21 +886,30 @@ fn writes_during_the_snapshot_are_not_lost() {
             q(&out)
         ),
     );
+    let (first_tx, first_written) = std::sync::mpsc::channel();
     let writer = {
         let coll = coll.clone();
         std::thread::spawn(move || {
             for i in SEEDED..TOTAL {
                 coll.insert_one(doc! {"_id": i}).run().expect("insert");
+                if i == SEEDED {
+                    let _ = first_tx.send(());
+                }
+                // Pacing, not synchronization: the writes must span the
+                // start (token capture, snapshot, switch to streaming).
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(20));
+    // Start once the writer is writing, so the start races its writes.
+    first_written
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the writer's first insert");
     let child = spawn(&p);
     writer.join().expect("writer");
     wait_until("every document", Duration::from_secs(60), || {
         let seen: std::collections::HashSet<String> =
-            json_lines(&out).iter().filter_map(key).collect();
+            json_lines_so_far(&out).iter().filter_map(key).collect();
         seen.len() >= TOTAL as usize
     });
     stop(child, &p);

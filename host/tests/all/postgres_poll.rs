@@ -371,15 +371,21 @@ fn sigkill_mid_poll_then_rerun_yields_each_row_exactly_once() {
         .arg("--no-progress")
         .spawn()
         .expect("spawn");
-    let started = std::time::Instant::now();
-    while !(checkpoint.exists() && std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0) {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "no checkpoint after 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    // Kill once a checkpoint exists and output is being written. SIGSTOP
+    // first, the moment that is seen: the run is frozen where the fact held.
+    wait_for(
+        "a checkpoint and output",
+        std::time::Duration::from_secs(60),
+        || {
+            let written = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            (checkpoint.exists() && written > 0).then_some(())
+        },
+    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success(), "kill -STOP");
     child.kill().expect("SIGKILL");
     assert!(
         !child.wait().expect("wait").success(),

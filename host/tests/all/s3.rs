@@ -2,9 +2,12 @@
 //! server (PyPI `moto[server]`), an in-memory *emulation* of the S3 REST API,
 //! started by `scripts/services/s3.sh` (the test script does it and exports
 //! `SLUICE_S3_URL`). The HTTP on the wire is real; the server is not Amazon
-//! S3 itself. Every test uses its own random bucket. Parquet objects are read
-//! back with pyarrow from the same service venv (its interpreter's path is in
-//! `$SLUICE_SERVICES_DIR/s3.python`, or set `SLUICE_S3_PYTHON`).
+//! S3 itself. Every test uses its own random bucket. Objects are read back by
+//! readers independent of the crates that wrote them: Parquet with pyarrow from
+//! the same service venv (its interpreter's path is in
+//! `$SLUICE_SERVICES_DIR/s3.python`, or set `SLUICE_S3_PYTHON`), Avro with
+//! fastavro from the Kafka service's venv (`$SLUICE_SERVICES_DIR/kafka.python`,
+//! or set `SLUICE_KAFKA_PYTHON`), which has it for the Confluent serializers.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -94,6 +97,37 @@ pub(crate) fn get(bucket: &str, key: &str) -> Vec<u8> {
     rt.block_on(async { store.get(&path).await?.bytes().await })
         .unwrap_or_else(|e| panic!("GET {key}: {e}"))
         .to_vec()
+}
+
+/// Avro container files read by fastavro: per file, the writer's schema and
+/// the records, as JSON.
+fn fastavro_read(dir: &Path, bodies: &[Vec<u8>]) -> Vec<Value> {
+    let files: Vec<PathBuf> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let f = dir.join(format!("{i}.avro"));
+            std::fs::write(&f, body).expect("write object");
+            f
+        })
+        .collect();
+    let script = "import json, sys\nimport fastavro\nout = []\nfor f in sys.argv[1:]:\n    with open(f, 'rb') as fo:\n        r = fastavro.reader(fo)\n        out.append({'schema': r.writer_schema, 'records': list(r)})\nprint(json.dumps(out))\n";
+    let py = service_python("kafka", "SLUICE_KAFKA_PYTHON");
+    let out = std::process::Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "fastavro failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout).expect("JSON from python") {
+        Value::Array(files) => files,
+        other => panic!("expected a list: {other}"),
+    }
 }
 
 /// The sink block for `bucket` on the test server.
@@ -195,25 +229,20 @@ fn an_object_is_closed_by_the_rotation_interval_before_it_fills_up() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen_while_running = false;
-    while Instant::now() < deadline {
-        if !list(&bucket).is_empty() {
-            seen_while_running = child.try_wait().expect("try_wait").is_none();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = Stderr::drain(&mut child);
+    let seen_while_running = wait_for("a first object", Duration::from_secs(20), || {
+        (!list(&bucket).is_empty()).then(|| child.try_wait().expect("try_wait").is_none())
+    });
+    let status = child.wait().expect("wait");
+    let stderr = stderr.finish();
+    assert!(status.success(), "{stderr}");
     assert!(
         seen_while_running,
         "an object appeared after the rotation interval, before the run ended"
     );
+    // How many objects the interval cuts depends on the clock; what each holds
+    // does not: the objects are named after their first event's offset, so
+    // each must start where the one before ended, and together hold all 8.
     let keys = list(&bucket);
     assert!(keys.len() >= 2, "{keys:?}");
     let mut total = 0;
@@ -222,9 +251,10 @@ fn an_object_is_closed_by_the_rotation_interval_before_it_fills_up() {
             .strip_prefix("topics/P_USERS/partition=0/P_USERS+0+")
             .and_then(|n| n.strip_suffix(".json"))
             .unwrap_or_else(|| panic!("unexpected key {k}"));
-        assert!(
-            name.len() == 10 && name.bytes().all(|b| b.is_ascii_digit()),
-            "{k}"
+        assert_eq!(
+            name,
+            format!("{:010}", total),
+            "{k} starts where the objects before it ended: {keys:?}"
         );
         total += String::from_utf8(get(&bucket, k))
             .expect("utf-8")
@@ -263,25 +293,51 @@ fn avro_objects_read_back_and_non_objects_are_dead_lettered() {
         .map(|n| format!("topics/P_USERS/partition=0/P_USERS+0+{n:010}.avro"))
         .collect();
     assert_eq!(keys, expected);
-    let mut got = Vec::new();
-    for k in &keys {
-        let body = get(&bucket, k);
-        let reader = apache_avro::Reader::new(&body[..]).expect("an Avro container file");
-        for value in reader {
-            let value = value.expect("an Avro record");
-            got.push(Value::try_from(value).expect("as JSON"));
+    let bodies: Vec<Vec<u8>> = keys.iter().map(|k| get(&bucket, k)).collect();
+    let files = fastavro_read(dir.path(), &bodies);
+    // Without a schema in the pipeline file, the sink infers one: every field
+    // nullable, nested values as text.
+    let nullable =
+        |name: &str, ty: &str| json!({"name": name, "type": ["null", ty], "default": null});
+    assert_eq!(
+        files[0]["schema"],
+        json!({"type": "record", "name": "P_USERS", "fields": [
+            nullable("index", "long"), nullable("name", "string"),
+            nullable("email", "string"), nullable("score", "double"),
+            nullable("active", "boolean"), nullable("country", "string"),
+            nullable("nickname", "string"), nullable("tags", "string"),
+        ]}),
+        "the writer's schema, as fastavro reads it"
+    );
+    let sizes: Vec<usize> = files
+        .iter()
+        .map(|f| f["records"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [5, 5, 2], "flush_size 5 over 12 records");
+    let mut wanted = rows.into_iter();
+    for f in &files {
+        let fields: Vec<&str> = f["schema"]["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter_map(|x| x["name"].as_str())
+            .collect();
+        for g in f["records"].as_array().expect("records") {
+            let mut want = wanted.next().expect("a row for each record");
+            // Nested values are written as JSON text; a field of the schema
+            // the row lacks is null.
+            if let Some(tags) = want.get("tags").cloned() {
+                want["tags"] = Value::String(tags.to_string());
+            }
+            for name in &fields {
+                if want.get(*name).is_none() {
+                    want[*name] = Value::Null;
+                }
+            }
+            assert_eq!(g, &want, "fastavro reads back the input row");
         }
     }
-    assert_eq!(got.len(), 12);
-    for (g, mut want) in got.into_iter().zip(rows) {
-        // Nested values are written as JSON text.
-        if let Some(tags) = want.get("tags").cloned() {
-            want["tags"] = Value::String(tags.to_string());
-        }
-        for (field, v) in want.as_object().expect("object") {
-            assert_eq!(&g[field], v, "field {field} of {g}");
-        }
-    }
+    assert_eq!(wanted.next(), None, "every row is in an object");
     let letters = json_lines(&dead);
     assert_eq!(letters.len(), 1, "{letters:?}");
     // Sync markers come from the key: a replay writes identical bytes.
@@ -324,11 +380,18 @@ fn avro_with_a_schema_from_the_pipeline_file_partitioned_by_field() {
         "topics/P_USERS/country=NZ/P_USERS+0+0000000012.avro".to_string(),
     ];
     assert_eq!(list(&bucket), expected);
-    let body = get(&bucket, &expected[2]);
-    let reader = apache_avro::Reader::new(&body[..]).expect("an Avro container file");
-    let got: Vec<Value> = reader
-        .map(|v| Value::try_from(v.expect("record")).expect("as JSON"))
-        .collect();
+    let file = &fastavro_read(dir.path(), &[get(&bucket, &expected[2])])[0];
+    // fastavro names the record with its full name and spells out defaults.
+    assert_eq!(
+        file["schema"],
+        json!({"type": "record", "name": "user", "fields": [
+            {"name": "index", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "nickname", "type": ["null", "string"], "default": null},
+        ]}),
+        "the writer's schema is the one in the pipeline file"
+    );
+    let got = file["records"].as_array().cloned().unwrap_or_default();
     let want: Vec<Value> = rows
         .iter()
         .filter(|r| r["country"] == "NZ")

@@ -316,14 +316,15 @@ fn postgres_sink_reconnects_after_losing_its_connection_and_loses_nothing() {
             "batch_size: 10\ncheckpoint_interval_ms: 100\nsources:\n  gen: {{type: datagen, kind: people, count: {N}, rate: 200}}\nsinks:\n  db:\n    type: postgres\n    inputs: [gen]\n    url: \"{url}\"\n    table: {table}\n    mode: upsert\n    key_fields: [id]\n    batch_size: 20\n    initial_backoff_ms: 50\n"
         ),
     );
-    let child = sluice()
+    let mut child = sluice()
         .arg("run")
         .arg(&p)
         .arg("--no-progress")
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn sluice");
+    let stderr = Stderr::drain(&mut child);
     let t = kind.q(&table);
     let exists = || kind.flat(&format!("SELECT to_regclass('{t}') IS NOT NULL")) == ["t"];
     // Wait until the sink has written part of the data, then cut its connection.
@@ -345,9 +346,9 @@ fn postgres_sink_reconnects_after_losing_its_connection_and_loses_nothing() {
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}') k"
     ));
     assert_eq!(killed, vec!["1"], "the sink's connection was terminated");
-    let out = child.wait_with_output().expect("sluice ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let status = child.wait().expect("sluice ends");
+    let stderr = stderr.finish();
+    assert!(status.success(), "{stderr}");
     assert!(
         stderr.contains("reconnecting"),
         "the retry path ran: {stderr}"

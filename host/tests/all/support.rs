@@ -137,3 +137,109 @@ pub fn run_failing(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Polls `fact` until it gives a value or `within` passes; the panic names what
+/// was awaited. Tests wait on facts (a log line, a file, a count), never on a
+/// sleep that hopes the pipeline got somewhere.
+pub fn wait_for<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut fact: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = fact() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A child's stderr, read by a thread as it comes: the child never blocks on a
+/// full pipe, and a test can wait for a line while the child runs.
+pub struct Stderr {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stderr {
+    /// Takes `child`'s piped stderr (spawn it with `.stderr(Stdio::piped())`).
+    pub fn drain(child: &mut std::process::Child) -> Stderr {
+        use std::io::BufRead;
+        let pipe = child
+            .stderr
+            .take()
+            .expect("spawn the child with .stderr(Stdio::piped())");
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        let reader = std::thread::spawn(move || {
+            let mut pipe = std::io::BufReader::new(pipe);
+            let mut line = Vec::new();
+            // Bytes, not `lines()`: a non-UTF-8 byte must not end the draining.
+            while matches!(pipe.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                if let Ok(mut t) = sink.lock() {
+                    t.push_str(&String::from_utf8_lossy(&line));
+                }
+                line.clear();
+            }
+        });
+        Stderr {
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    /// What the child wrote so far.
+    pub fn text(&self) -> String {
+        self.text.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a line containing `needle` was written; returns that line.
+    pub fn wait_for_line(&self, needle: &str, within: std::time::Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let text = self.text();
+            if let Some(l) = text.lines().find(|l| l.contains(needle)) {
+                return l.to_string();
+            }
+            assert!(
+                start.elapsed() < within,
+                "no line with {needle:?} on stderr after {within:?}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Everything, once the child has exited: waits (bounded) for the reader
+    /// to reach the end of the pipe, for callers that cannot give up `self`.
+    pub fn text_at_exit(&self) -> String {
+        let start = std::time::Instant::now();
+        while self.reader.as_ref().is_some_and(|r| !r.is_finished())
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.text()
+    }
+
+    /// Everything, once the child has exited (the pipe is then at its end).
+    pub fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.text()
+    }
+}
+
+/// A port the OS has just handed out and released: a private server started on
+/// it does not collide with another run of the suite.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

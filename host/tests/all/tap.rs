@@ -29,6 +29,7 @@ fn tap_shows_a_filtered_sample_of_a_stages_output_while_the_pipeline_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn run");
+    let run_stderr = Stderr::drain(&mut run);
     let addr = dir.path().join(".sluice/live/tap.addr");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !addr.is_file() {
@@ -90,7 +91,7 @@ fn tap_shows_a_filtered_sample_of_a_stages_output_while_the_pipeline_runs() {
     }
     drop(stdin);
     let status = run.wait().expect("run ends");
-    assert!(status.success());
+    assert!(status.success(), "{}", run_stderr.finish());
     // Read-only: the pipeline wrote every event.
     assert_eq!(lines_of(&dir.path().join("out.jsonl")), n);
 }

@@ -147,8 +147,12 @@ mod tests {
         assert!(matches!(d.get("big"), Some(Bson::Int64(_))));
         assert!(matches!(d.get("dec"), Some(Bson::Decimal128(_))));
         assert_eq!(doc_to_json(d), v);
-        assert!(json_to_doc(json!([1])).is_err());
-        assert!(json_to_doc(json!({"_id": {"$oid": "nope"}})).is_err());
+        assert_eq!(
+            json_to_doc(json!([1])).expect_err("an array"),
+            "documents must be JSON objects"
+        );
+        let err = json_to_doc(json!({"_id": {"$oid": "nope"}})).expect_err("a bad ObjectId");
+        assert!(err.starts_with("invalid Extended JSON"), "{err}");
     }
 
     #[test]
