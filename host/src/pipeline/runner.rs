@@ -268,7 +268,10 @@ pub(crate) fn run_hooked(
         &metrics,
         &mut threads,
         (engine, cache),
-        options.swaps.as_deref().map(|sw| (sw, processors.as_slice())),
+        options
+            .swaps
+            .as_deref()
+            .map(|sw| (sw, processors.as_slice())),
     )?);
     if options.watch {
         watch::spawn(watched, options.stop.clone());
