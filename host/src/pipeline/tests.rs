@@ -503,10 +503,27 @@ fn a_rerun_stops_naming_the_file_when_a_table_snapshot_or_the_checkpoint_is_dama
     h.run(Arc::new(AtomicBool::new(false))).expect("first run");
     let cp = h.checkpoint().expect("final checkpoint");
     assert_eq!(cp.sinks["users_t"]["rows"], json!(20));
-    let snapshot = h
-        .state_dir()
-        .join("tables")
-        .join(cp.sinks["users_t"]["snapshot"].as_str().expect("snapshot"));
+    // The table's rows are in its snapshot and the deltas after it; the
+    // snapshot is empty when the first checkpoint came before any row, and
+    // tearing an empty file changes nothing. Damage a file that holds rows.
+    let position = &cp.sinks["users_t"];
+    let named = std::iter::once(&position["snapshot"])
+        .chain(
+            position["deltas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| &d["file"]),
+        )
+        .map(|f| {
+            h.state_dir()
+                .join("tables")
+                .join(f.as_str().expect("file name"))
+        });
+    let snapshot = named
+        .into_iter()
+        .find(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+        .expect("a table file with rows");
     let hint = format!("delete the state directory {}", h.state_dir().display());
     let rerun = || {
         format!(
