@@ -349,8 +349,11 @@ security model and an operator checklist are in docs/server.md.")]
 Example:
   SLUICE_TOKEN=sluice_... sluice --server http://127.0.0.1:7070 deploy pipeline.yaml
 The pipeline is named by the file's `name:` (else the file name). A new one
-starts; a running one restarts on the new file from its checkpoint. Problems
-are reported like `sluice validate` and nothing changes on the server.")]
+starts. On a running one, a file that changes only stages' `plugin:` builds
+swaps them in place at each stage's next batch (no restart); the same file
+again changes nothing; any other change restarts it on the new file from its
+checkpoint. The last line says which. Problems are reported like
+`sluice validate` and nothing changes on the server.")]
     Deploy {
         /// The pipeline file.
         file: PathBuf,
@@ -378,6 +381,24 @@ Esc or Ctrl-C quits); into a pipe or file a table is printed per interval, as
         /// Print one table (after two readings, --interval apart) and exit.
         #[arg(long)]
         once: bool,
+    },
+    /// Server: a pipeline's own log lines: the host's about its run and its plugins' (needs --server).
+    #[command(after_help = "\
+Examples:
+  sluice --server http://127.0.0.1:7070 logs orders
+  sluice --server http://127.0.0.1:7070 logs orders --follow
+The server keeps each pipeline's newest 2,000 lines since it started (each cut
+at 2 KiB); when older lines were pushed out, a line says how many. Control
+characters a plugin logs are shown escaped, never sent to your terminal.")]
+    Logs {
+        /// The pipeline.
+        name: String,
+        /// Print only lines after this line number (as `--follow` prints them).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        since: u64,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
     /// Server: one pipeline's status as JSON (needs --server).
     #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 status orders")]
@@ -604,6 +625,11 @@ pub fn main() -> ExitCode {
             )
         }),
         Command::Status { name } => server().and_then(|u| remote_cmd::status(&u, &name)),
+        Command::Logs {
+            name,
+            since,
+            follow,
+        } => server().and_then(|u| remote_cmd::logs(&u, &name, since, follow)),
         Command::Start { name } => server().and_then(|u| remote_cmd::act(&u, &name, "start")),
         Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),
         Command::Pause { name } => server().and_then(|u| remote_cmd::act(&u, &name, "pause")),
@@ -754,10 +780,18 @@ fn init_logging(verbose: u8, quiet: bool, ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},cranelift=warn,wasmtime=warn"))
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(progress::LogWriter)
-        .with_ansi(ansi)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(progress::LogWriter)
+                .with_ansi(ansi)
+                .with_target(false),
+        )
+        // Files each `sluice serve` pipeline's lines under it (`logs NAME`);
+        // lines outside a served run cost one span lookup.
+        .with(crate::server::logs::CaptureLayer)
         .try_init();
 }

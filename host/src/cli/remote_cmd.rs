@@ -149,7 +149,72 @@ pub fn deploy(url: &str, file: &Path) -> Result<ExitCode> {
         Some(text.as_bytes()),
     )?;
     println!("{HEADER}\n{}", state_line(&v));
+    let update = &v["update"];
+    match update["kind"].as_str() {
+        Some("hot-swapped") => {
+            let stages: Vec<&str> = update["stages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            println!(
+                "hot-swapped: {} (each at its next batch; no restart)",
+                stages.join(", ")
+            );
+        }
+        Some(kind) => println!("{kind}"),
+        None => {}
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A log line as the terminal gets it: control characters (a plugin's
+/// escape sequences, say) escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// `sluice --server URL logs NAME [--since N] [--follow]`.
+pub fn logs(url: &str, name: &str, since: u64, follow: bool) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let mut since = since;
+    loop {
+        let v = r.ok(
+            "GET",
+            &format!("/v1/pipelines/{name}/logs?since={since}&limit=1000"),
+            None,
+        )?;
+        if let Some(n) = v["dropped"].as_u64().filter(|n| *n > 0) {
+            println!("… {n} older lines were pushed out before they were read");
+        }
+        let lines = v["lines"].as_array().cloned().unwrap_or_default();
+        for l in &lines {
+            let ms = l["time_ms"].as_u64().unwrap_or(0);
+            let time = crate::dlq::store::utc(i64::try_from(ms).unwrap_or(0));
+            println!(
+                "{time} {:>5} {}",
+                l["level"].as_str().unwrap_or_default(),
+                printable(l["message"].as_str().unwrap_or_default())
+            );
+        }
+        since = v["next"].as_u64().unwrap_or(since);
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if lines.len() < 1000 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
 
 /// `sluice --server URL ps`.

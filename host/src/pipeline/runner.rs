@@ -701,9 +701,13 @@ fn spawn(
     f: impl FnOnce() -> Result<()> + Send + 'static,
 ) -> Result<std::thread::JoinHandle<()>> {
     let component = name.to_string();
+    // The caller's span (a served pipeline's run) follows onto the thread,
+    // so its lines stay attributed to the run.
+    let span = tracing::Span::current();
     std::thread::Builder::new()
         .name(format!("sluice-{name}"))
         .spawn(move || {
+            let _in_run = span.enter();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
             let error = match outcome {
                 Ok(Ok(())) => return,

@@ -118,6 +118,7 @@ pub fn routes() -> Routes {
         &["GET"],
         get(pipeline_status),
     )
+    .add("/v1/pipelines/{name}/logs", &["GET"], get(pipeline_logs))
     .add(
         "/v1/pipelines/{name}/start",
         &["POST"],
@@ -438,6 +439,29 @@ async fn get_pipeline(
     });
     call(s, h, move |s, who| {
         pipelines::get(s, &tenant_of(who, Scope::Read)?, &n, spec?)
+    })
+    .await
+}
+
+async fn pipeline_logs(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let number = |q: &HashMap<String, String>, name: &str, default: u64| match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`{name}` is a whole number, got `{}`",
+                v.escape_debug()
+            ))
+        }),
+    };
+    let page = query(q).and_then(|q| Ok((number(&q, "since", 0)?, number(&q, "limit", 500)?)));
+    call(s, h, move |s, who| {
+        let (since, limit) = page?;
+        pipelines::logs(s, &tenant_of(who, Scope::Read)?, &n, since, limit)
     })
     .await
 }

@@ -12,6 +12,7 @@
 //! - [`tenants`], [`plugins`], [`pipelines`]: what the API does, as plain
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
+//! - [`logs`]: each pipeline's own log lines;
 //! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
@@ -25,6 +26,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod pipelines;

@@ -334,6 +334,18 @@ pub fn get(s: &Server, tenant: &str, name: &str, spec: bool) -> ApiResult {
     Ok((StatusCode::OK, Json(v)))
 }
 
+/// Most lines one logs request returns.
+const MAX_LOG_PAGE: u64 = 1_000;
+
+/// The pipeline's own log lines after line `since` (at most `limit`, capped
+/// at [`MAX_LOG_PAGE`]), kept since the server started.
+pub fn logs(s: &Server, tenant: &str, name: &str, since: u64, limit: u64) -> ApiResult {
+    record(s, tenant, name)?;
+    let limit = usize::try_from(limit.min(MAX_LOG_PAGE)).unwrap_or(usize::MAX);
+    let page = super::logs::store().read(&key(tenant, name), since, limit);
+    Ok((StatusCode::OK, Json(json!(page))))
+}
+
 /// Starts a pipeline (and keeps it running across server restarts).
 pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     let mut rec = record(s, tenant, name)?;
@@ -389,6 +401,7 @@ pub fn delete(s: &Server, tenant: &str, name: &str) -> ApiResult {
     }
     s.store.delete_pipeline(tenant, name)?;
     s.supervisor.remove(&k);
+    super::logs::store().forget(&k);
     let _ = std::fs::remove_dir_all(s.tenant_dir(tenant).join("pipelines").join(name));
     Ok((StatusCode::OK, Json(json!({ "deleted": name }))))
 }

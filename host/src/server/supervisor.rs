@@ -282,6 +282,10 @@ impl Supervisor {
         let thread = std::thread::Builder::new()
             .name(format!("serve-{key}"))
             .spawn(move || {
+                // Every line of the run, on this thread and the runner's,
+                // is filed under the pipeline (see `super::logs`).
+                let span = tracing::error_span!(super::logs::RUN_SPAN, key = %name);
+                let _in_run = span.enter();
                 tracing::info!(pipeline = %name, "pipeline starting");
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     pipeline::run(&pipeline, &engine, &cache, options)

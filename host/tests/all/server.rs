@@ -1348,3 +1348,123 @@ fn an_update_that_changes_only_a_plugin_build_is_a_hot_swap_with_no_loss() {
     assert_eq!(restarted["update"]["kind"], "restarted", "{restarted}");
     s.terminate();
 }
+
+/// A pipeline's own log lines, the host's about its run and its plugin's,
+/// are kept for its tenant: read page by page with `since`, bounded per
+/// line and per pipeline, escaped on the terminal by `sluice logs`, and
+/// invisible to another tenant.
+#[test]
+fn a_tenant_reads_its_pipelines_own_logs_bounded_escaped_and_only_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let t = tenant(&s, "acme", "deploy");
+    let z = tenant(&s, "zeta", "deploy");
+    let loud = std::fs::read(crate::support::guest("loud")).expect("guest bytes");
+    s.ok("POST", "/v1/plugins?name=loud", Some(&t), Some(loud));
+    s.ok(
+        "POST",
+        "/v1/plugins?name=pass",
+        Some(&z),
+        Some(wasm("passthrough")),
+    );
+    let files = dir.path().join("data/tenants/acme/files");
+    std::fs::create_dir_all(&files).expect("files dir");
+    std::fs::write(
+        files.join("in.jsonl"),
+        "{\"n\":0}\n{\"n\":1,\"do\":\"forge\"}\n{\"n\":2,\"do\":\"flood\"}\n{\"n\":3}\n",
+    )
+    .expect("input");
+    let noisy = "name: noisy\nbatch_size: 1\nsources:\n  in: {type: file, path: in.jsonl}\nstages:\n  loud:\n    plugin: loud\n    inputs: [in]\n    limits: {memory_mb: 512, cpu_ms_per_call: 20000}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [loud]}\n";
+    s.ok("POST", "/v1/pipelines", Some(&t), Some(noisy.into()));
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&z),
+        Some(customers("quiet", 50, 1000, "pass")),
+    );
+    s.wait_for(&t, "noisy", "finished", |v| {
+        v["status"]["state"] == "finished"
+    });
+    s.wait_for(&z, "quiet", "finished", |v| {
+        v["status"]["state"] == "finished"
+    });
+
+    // Every line, page by page: numbered without gaps, each bounded.
+    let mut since = 0;
+    let mut lines: Vec<Value> = Vec::new();
+    loop {
+        let page = s.ok(
+            "GET",
+            &format!("/v1/pipelines/noisy/logs?since={since}&limit=100"),
+            Some(&t),
+            None,
+        );
+        let got = page["lines"].as_array().expect("lines").clone();
+        assert!(got.len() <= 100, "a page holds at most `limit` lines");
+        if got.is_empty() {
+            assert_eq!(page["next"], since, "an empty page keeps `next`");
+            break;
+        }
+        since = page["next"].as_u64().expect("next");
+        lines.extend(got);
+    }
+    assert!(
+        lines.len() <= 2_000,
+        "a pipeline keeps at most 2,000 lines: {}",
+        lines.len()
+    );
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "numbered without gaps"
+    );
+    let text: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert!(
+        text.iter().all(|m| m.len() <= 2_048 + " …[cut]".len()),
+        "each line is cut at 2 KiB"
+    );
+    assert!(
+        text.iter().any(|m| m.contains("pipeline starting")),
+        "the host's lines about the run: {text:#?}"
+    );
+    assert!(
+        text.iter().any(|m| m.contains("innocent")),
+        "the plugin's own lines"
+    );
+    assert!(
+        text.iter()
+            .any(|m| m.contains("log bytes dropped from plugin")),
+        "the flood's cut is reported"
+    );
+
+    // Another tenant sees neither the pipeline nor its lines.
+    let (code, _) = s.call("GET", "/v1/pipelines/noisy/logs", Some(&z), None);
+    assert_eq!(code, 404, "another tenant's pipeline is not there");
+    let quiet = s.ok("GET", "/v1/pipelines/quiet/logs", Some(&z), None);
+    let quiet_text = quiet["lines"].to_string();
+    assert!(quiet_text.contains("pipeline starting"), "{quiet_text}");
+    assert!(!quiet_text.contains("innocent"), "only its own lines");
+    let (code, bad) = s.call("GET", "/v1/pipelines/quiet/logs?since=x", Some(&z), None);
+    assert_eq!(code, 400, "{bad}");
+
+    // The CLI prints them with control characters escaped.
+    let out = sluice()
+        .args(["--server", &s.url, "logs", "noisy"])
+        .env("SLUICE_TOKEN", &t)
+        .output()
+        .expect("sluice logs");
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("innocent"), "{printed}");
+    assert!(
+        !printed.contains('\u{1b}') && !printed.contains('\r'),
+        "no raw escape reaches the terminal"
+    );
+
+    // Deleting the pipeline forgets its lines.
+    s.ok("DELETE", "/v1/pipelines/noisy", Some(&t), None);
+    let (code, _) = s.call("GET", "/v1/pipelines/noisy/logs", Some(&t), None);
+    assert_eq!(code, 404);
+    s.terminate();
+}
