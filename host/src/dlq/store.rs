@@ -134,6 +134,19 @@ pub fn scan(
     scan_capped(path, start, end, MAX_LINE, f)
 }
 
+/// [`scan`] with a smaller cap on a line's length: lines longer than `cap`
+/// come as [`Item::Bad`] without being held in memory (the server's API
+/// returns letters up to a size it can send).
+pub fn scan_with_cap(
+    path: &Path,
+    start: u64,
+    end: Option<u64>,
+    cap: usize,
+    f: impl FnMut(Item) -> Result<bool>,
+) -> Result<()> {
+    scan_capped(path, start, end, cap.min(MAX_LINE), f)
+}
+
 fn scan_capped(
     path: &Path,
     start: u64,

@@ -120,6 +120,11 @@ pub fn routes() -> Routes {
     )
     .add("/v1/pipelines/{name}/logs", &["GET"], get(pipeline_logs))
     .add(
+        "/v1/pipelines/{name}/dead-letters",
+        &["GET"],
+        get(pipeline_dead_letters),
+    )
+    .add(
         "/v1/pipelines/{name}/start",
         &["POST"],
         post(start_pipeline),
@@ -460,8 +465,20 @@ async fn pipeline_logs(
     };
     let page = query(q).and_then(|q| Ok((number(&q, "since", 0)?, number(&q, "limit", 500)?)));
     call(s, h, move |s, who| {
-        let (since, limit) = page?;
-        pipelines::logs(s, &tenant_of(who, Scope::Read)?, &n, since, limit)
+        pipelines::logs(s, &tenant_of(who, Scope::Read)?, &n, page)
+    })
+    .await
+}
+
+async fn pipeline_dead_letters(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let q = query(q).and_then(|q| super::dead_letters::Query::parse(&q));
+    call(s, h, move |s, who| {
+        super::dead_letters::list(s, &tenant_of(who, Scope::Read)?, &n, q)
     })
     .await
 }

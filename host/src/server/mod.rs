@@ -25,6 +25,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dead_letters;
 pub mod error;
 pub mod logs;
 pub mod metrics;

@@ -339,10 +339,19 @@ const MAX_LOG_PAGE: u64 = 1_000;
 
 /// The pipeline's own log lines after line `since` (at most `limit`, capped
 /// at [`MAX_LOG_PAGE`]), kept since the server started.
-pub fn logs(s: &Server, tenant: &str, name: &str, since: u64, limit: u64) -> ApiResult {
+/// A pipeline that is not the caller's is a 404 whatever the query says.
+pub fn logs(s: &Server, tenant: &str, name: &str, page: Result<(u64, u64), ApiError>) -> ApiResult {
     record(s, tenant, name)?;
+    let (since, limit) = page?;
     let limit = usize::try_from(limit.min(MAX_LOG_PAGE)).unwrap_or(usize::MAX);
-    let page = super::logs::store().read(&key(tenant, name), since, limit);
+    let mut page = super::logs::store().read(&key(tenant, name), since, limit);
+    // As in the status: paths relative to the tenant's own area.
+    let area = format!("{}/", s.tenant_dir(tenant).display());
+    for line in &mut page.lines {
+        if line.message.contains(&area) {
+            line.message = line.message.replace(&area, "");
+        }
+    }
     Ok((StatusCode::OK, Json(json!(page))))
 }
 

@@ -1468,3 +1468,128 @@ fn a_tenant_reads_its_pipelines_own_logs_bounded_escaped_and_only_its_own() {
     assert_eq!(code, 404);
     s.terminate();
 }
+
+/// A pipeline's dead letters through the API: every one the last checkpoint
+/// covers, page by page, selected as `sluice dlq ls` selects, and nothing of
+/// them for another tenant.
+#[test]
+fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let t = tenant(&s, "acme", "deploy");
+    let z = tenant(&s, "zeta", "deploy");
+    // Every third line is not JSON: 10 dead letters, 20 events through.
+    let input: String = (0..30)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("not json {i}\n")
+            } else {
+                format!("{{\"n\":{i}}}\n")
+            }
+        })
+        .collect();
+    let files = dir.path().join("data/tenants/acme/files");
+    std::fs::create_dir_all(&files).expect("files dir");
+    std::fs::write(files.join("in.jsonl"), input).expect("input");
+    let p = "name: mixed\nsources:\n  in: {type: file, path: in.jsonl}\nsinks:\n  out: {type: file, path: out.jsonl, inputs: [in]}\n";
+    s.ok("POST", "/v1/pipelines", Some(&t), Some(p.into()));
+    s.wait_for(&t, "mixed", "finished", |v| {
+        v["status"]["state"] == "finished"
+    });
+
+    let read_all = |query: &str| -> Vec<Value> {
+        let mut after = 0;
+        let mut letters = Vec::new();
+        for _ in 0..20 {
+            let page = s.ok(
+                "GET",
+                &format!("/v1/pipelines/mixed/dead-letters?limit=4&after={after}{query}"),
+                Some(&t),
+                None,
+            );
+            let got = page["letters"].as_array().expect("letters").clone();
+            assert!(got.len() <= 4, "a page holds at most `limit`: {page}");
+            assert_eq!(page["bad_lines"], json!([]), "{page}");
+            letters.extend(got);
+            if page["complete"] == true {
+                assert_eq!(page["next"], page["end"], "{page}");
+                return letters;
+            }
+            after = page["next"].as_u64().expect("next");
+        }
+        panic!("paging never completed");
+    };
+    let all = read_all("");
+    assert_eq!(all.len(), 10, "{all:#?}");
+    let ids: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|l| l["id"].as_str()).collect();
+    assert_eq!(ids.len(), 10, "each letter once");
+    assert!(
+        all.iter()
+            .all(|l| l["stage"] == "in" && l["replayed"].is_null()),
+        "{all:#?}"
+    );
+    // Reasons name the input relative to the tenant's area, not where the
+    // server keeps it.
+    let area = dir.path().display().to_string();
+    assert!(
+        all.iter().all(|l| {
+            let reason = l["reason"].as_str().unwrap_or_default();
+            reason.contains("at files/in.jsonl line") && !reason.contains(&area)
+        }),
+        "{all:#?}"
+    );
+    let raw: Vec<String> = all.iter().map(|l| l["value"].to_string()).collect();
+    for i in (0..30).step_by(3) {
+        assert!(
+            raw.iter().any(|v| v.contains(&format!("not json {i}"))),
+            "line {i} is among the letters: {raw:?}"
+        );
+    }
+    // Selections: by kind, and by an expression over the letter.
+    let kind = all[0]["kind"].as_str().expect("kind");
+    assert_eq!(read_all(&format!("&kind={kind}")).len(), 10);
+    assert_eq!(read_all("&kind=no-such-kind").len(), 0);
+    let third = all[2]["offset"].as_u64().expect("offset");
+    let later = read_all(&format!("&filter=offset%20%3E%3D%20{third}"));
+    assert_eq!(later.len(), 8, "{later:#?}");
+
+    // Bad requests are 400s that say what is wrong; nothing of it for zeta.
+    for (query, says) in [
+        ("after=x", "`after` is a whole number"),
+        ("stagee=in", "unknown query parameter"),
+        ("filter=offset%20%3E", "`filter`"),
+    ] {
+        let (code, v) = s.call(
+            "GET",
+            &format!("/v1/pipelines/mixed/dead-letters?{query}"),
+            Some(&t),
+            None,
+        );
+        assert_eq!(code, 400, "{query}: {v}");
+        assert!(v.to_string().contains(says), "{query}: {v}");
+    }
+    let (code, v) = s.call(
+        "GET",
+        "/v1/pipelines/mixed/dead-letters?after=1",
+        Some(&t),
+        None,
+    );
+    assert_eq!(code, 409, "an offset inside a letter: {v}");
+    assert!(
+        v.to_string().contains("does not start a dead letter"),
+        "{v}"
+    );
+    // Another tenant gets a 404, whatever its query says.
+    for query in ["", "?after=x", "?filter=%3E"] {
+        let (code, _) = s.call(
+            "GET",
+            &format!("/v1/pipelines/mixed/dead-letters{query}"),
+            Some(&z),
+            None,
+        );
+        assert_eq!(code, 404, "another tenant's pipeline is not there: {query}");
+    }
+    s.terminate();
+}
