@@ -233,6 +233,23 @@ fn query(
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
 }
 
+/// Query parameter `name` as a whole number, `default` when absent.
+pub(super) fn whole_number(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+) -> Result<u64, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`{name}` is a whole number, got `{}`",
+                v.escape_debug()
+            ))
+        }),
+    }
+}
+
 fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
@@ -454,16 +471,12 @@ async fn pipeline_logs(
     Path(n): Path<String>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let number = |q: &HashMap<String, String>, name: &str, default: u64| match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "`{name}` is a whole number, got `{}`",
-                v.escape_debug()
-            ))
-        }),
-    };
-    let page = query(q).and_then(|q| Ok((number(&q, "since", 0)?, number(&q, "limit", 500)?)));
+    let page = query(q).and_then(|q| {
+        Ok((
+            whole_number(&q, "since", 0)?,
+            whole_number(&q, "limit", 500)?,
+        ))
+    });
     call(s, h, move |s, who| {
         pipelines::logs(s, &tenant_of(who, Scope::Read)?, &n, page)
     })

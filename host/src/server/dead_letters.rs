@@ -71,15 +71,7 @@ impl Query {
                 KNOWN.join(", ")
             )));
         }
-        let number = |name: &str, default: u64| match q.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse::<u64>().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "`{name}` is a whole number, got `{}`",
-                    v.escape_debug()
-                ))
-            }),
-        };
+        let number = |name: &str, default: u64| super::api::whole_number(q, name, default);
         let filter = q.get("filter").cloned();
         if filter
             .as_ref()
