@@ -63,9 +63,11 @@ pub fn name(text: &str) -> Result<String, String> {
         match chars.next() {
             Some('`') => out.push('`'),
             None => return Ok(out),
-            Some(_) => return Err(format!(
+            Some(_) => {
+                return Err(format!(
                 "`{text}`: text after a closing backquote (write a backquote inside a name as two)"
-            )),
+            ))
+            }
         }
     }
     Err(format!("`{text}`: the backquote is not closed"))

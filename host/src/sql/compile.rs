@@ -685,10 +685,10 @@ impl Compiler {
                 "HAVING is supported on windowed aggregates only (CREATE TABLE ... WINDOW ... GROUP BY ... HAVING ...)",
             ));
         }
-        if q.partition_by.is_some() {
+        if let (Some(p), true) = (&q.partition_by, table || q.join.is_some()) {
             return one(SqlError::new(
-                q.at,
-                "PARTITION BY is not supported yet: events keep their key",
+                p.at,
+                "PARTITION BY is supported on CREATE STREAM ... AS SELECT ... FROM one stream; re-key the stream before joining or aggregating it",
             ));
         }
         let mut rel = match (table, q.window.is_some(), q.join.is_some()) {
@@ -845,6 +845,35 @@ impl Compiler {
                 "GROUP BY creates a TABLE: write CREATE TABLE ... AS SELECT ... GROUP BY",
             ));
         }
+        // PARTITION BY: the new key, an expression of the input's columns
+        // (as in ksqlDB, evaluated before the select list).
+        let key = match &q.partition_by {
+            Some(p) => Some(
+                expr::text(p, &mut |qual, name, e| {
+                    Self::column(&rel, &names, qual, name, e.at)
+                })
+                .map_err(|e| vec![e])?,
+            ),
+            None => None,
+        };
+        if star_only && key.is_some() {
+            let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+            let node = self.claim(id).map_err(|e| vec![e])?;
+            self.plan.stages.push(Self::entry(
+                id.at,
+                format!("CREATE STREAM {} (PARTITION BY)", id.name),
+                node.clone(),
+                vec![
+                    ("plugin".into(), Y::Str("project".into())),
+                    ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                    (
+                        "params".into(),
+                        Y::Map(vec![("key".into(), Y::Str(key.unwrap_or_default()))]),
+                    ),
+                ],
+            ));
+            return Ok(Rel { node, ..rel });
+        }
         if star_only {
             let node = if q.filter.is_some() {
                 self.where_stage(id, q, &rel, rel.node.clone(), true)?
@@ -930,6 +959,9 @@ impl Compiler {
         }
         if !set.is_empty() {
             params.push(("set".into(), Y::Map(set)));
+        }
+        if let Some(k) = key {
+            params.push(("key".into(), Y::Str(k)));
         }
         let node = self.claim(id).map_err(|e| vec![e])?;
         self.plan.stages.push(Self::entry(

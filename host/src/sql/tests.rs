@@ -470,7 +470,7 @@ fn constructs_that_cannot_run_are_refused_with_the_reason() {
         ("CREATE STREAM a AS SELECT id FROM events;\nCREATE TABLE t AS SELECT id, COUNT(*) FROM a WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY id;", "left `at` out"),
         ("CREATE STREAM x WITH (kafka_topic = 'nope') ;", "written by no connector"),
         ("CREATE STREAM x WITH (kafka_topic = 'events', timestamp_format = 'dd/MM/yyyy');", "timestamp_format"),
-        ("CREATE STREAM x AS SELECT id FROM events PARTITION BY id;", "PARTITION BY"),
+        ("CREATE TABLE t AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY kind PARTITION BY kind;", "PARTITION BY is supported on CREATE STREAM"),
     ] {
         let errs = located(&with_io(sql, "events"));
         assert!(errs.iter().any(|e| e.3.contains(needle)), "{sql}: {errs:?}");
@@ -723,4 +723,44 @@ CREATE TABLE h AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECO
         "{errs:?}"
     );
     assert!(errs[7].3.contains("SUM takes one column"), "{errs:?}");
+}
+
+#[test]
+fn partition_by_re_keys_in_the_project_stage_after_where() {
+    let p = explain(&with_io(
+        "CREATE STREAM a AS SELECT id, name FROM events WHERE amount > 0 PARTITION BY LCASE(`my region`) || '/' || kind;
+         CREATE STREAM b AS SELECT * FROM events PARTITION BY id;",
+        "a,b",
+    ));
+    assert_eq!(
+        p["stages"]["a_where"]["params"],
+        json!({"where": "amount > 0"})
+    );
+    assert_eq!(
+        p["stages"]["a"],
+        json!({"plugin": "project", "inputs": ["a_where"],
+               "params": {"select": ["id", "name"], "key": "(lower(`my region`) || '/') || kind"}})
+    );
+    assert_eq!(
+        p["stages"]["b"],
+        json!({"plugin": "project", "inputs": ["src"], "params": {"key": "id"}})
+    );
+    let errs = located(&with_io(
+        "CREATE STREAM a AS SELECT id FROM events PARTITION BY WINDOWSTART;
+CREATE STREAM k AS SELECT id, at FROM events;
+CREATE STREAM j AS SELECT e.id FROM events e JOIN k WITHIN 1 HOUR ON e.id = k.id PARTITION BY e.id;",
+        "a",
+    ));
+    let got: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(got, vec![(5, 64), (7, 95)], "{errs:?}");
+    assert!(
+        errs[0].3.starts_with("WINDOWSTART is only available"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1]
+            .3
+            .starts_with("PARTITION BY is supported on CREATE STREAM"),
+        "{errs:?}"
+    );
 }
