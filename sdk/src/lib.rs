@@ -101,6 +101,7 @@ pub mod connector;
 mod event;
 pub mod json;
 pub mod log;
+pub mod names;
 mod params;
 pub mod processor;
 pub mod select;

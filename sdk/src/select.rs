@@ -3,7 +3,9 @@
 //!
 //! Each item is `[source.]field [as name]`; `source` is one of the names the
 //! plugin allows (e.g. the two sides of a join), and a bare field comes from
-//! the first. The output name defaults to the field name.
+//! the first. The output name defaults to the field name. A field or name
+//! holding `,`, `.` or ` as ` is written between backquotes
+//! ([`crate::names`]): `` table.`my region` as `the region` ``.
 
 use serde_json::{Map, Value};
 
@@ -26,12 +28,12 @@ impl Selection {
     /// Parses `text` against the allowed `sources`; errors name the item.
     pub fn parse(param: &str, text: &str, sources: &[&str]) -> Result<Self, String> {
         let mut items = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (expr, alias) = match part.split_once(" as ") {
+        for part in crate::names::split(text, ',') {
+            let (expr, alias) = match crate::names::split_once(part, " as ") {
                 Some((e, a)) => (e.trim(), Some(a.trim())),
                 None => (part, None),
             };
-            let (source, field) = match expr.split_once('.') {
+            let (source, field) = match crate::names::split_once(expr, ".") {
                 Some((s, f)) => match sources.iter().position(|x| *x == s) {
                     Some(i) => (i, f),
                     None => {
@@ -43,15 +45,20 @@ impl Selection {
                 },
                 None => (0, expr),
             };
-            if field.is_empty() || alias.is_some_and(str::is_empty) {
+            let field = crate::names::name(field).map_err(|e| format!("`{param}`: {e}"))?;
+            let alias = alias
+                .map(crate::names::name)
+                .transpose()
+                .map_err(|e| format!("`{param}`: {e}"))?;
+            if field.is_empty() || alias.as_ref().is_some_and(String::is_empty) {
                 return Err(format!(
                     "`{param}`: `{part}` is not `[source.]field [as name]`"
                 ));
             }
             items.push(Item {
                 source,
-                field: field.to_string(),
-                name: alias.unwrap_or(field).to_string(),
+                name: alias.unwrap_or_else(|| field.clone()),
+                field,
             });
         }
         if items.is_empty() {
@@ -105,6 +112,27 @@ mod tests {
             json!({"order_id": 1, "customer_name": null})
         );
         assert!(Selection::parse("fields", "nope.x", &["a"]).is_err());
+        let s = Selection::parse(
+            "fields",
+            "`my region`, customer.`a.b, c` as `x y`",
+            &["order", "customer"],
+        )
+        .expect("parse");
+        assert_eq!(
+            s.0,
+            vec![
+                Item {
+                    source: 0,
+                    field: "my region".into(),
+                    name: "my region".into()
+                },
+                Item {
+                    source: 1,
+                    field: "a.b, c".into(),
+                    name: "x y".into()
+                },
+            ]
+        );
         assert_eq!(key_text(&json!(5)), Some("5".into()));
         assert_eq!(key_text(&json!("5")), Some("5".into()));
     }

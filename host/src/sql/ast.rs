@@ -59,7 +59,8 @@ pub enum Statement {
     },
 }
 
-/// `SELECT ... FROM ... [JOIN ...] [WINDOW ...] [WHERE ...] [GROUP BY ...]`.
+/// `SELECT ... FROM ... [JOIN ...] [WINDOW ...] [WHERE ...] [GROUP BY ...]
+/// [HAVING ...]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// Where `SELECT` is.
@@ -76,6 +77,8 @@ pub struct Query {
     pub filter: Option<Expr>,
     /// `GROUP BY ...`.
     pub group_by: Vec<Expr>,
+    /// `HAVING ...`.
+    pub having: Option<Expr>,
     /// `PARTITION BY ...`.
     pub partition_by: Option<Expr>,
     /// `EMIT CHANGES` (true) or `EMIT FINAL` (false).

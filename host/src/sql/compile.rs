@@ -679,10 +679,16 @@ impl Compiler {
             ));
         }
         let (topic, time) = self.stream_props(with, id.at, Some(&id.name))?;
-        if q.partition_by.is_some() {
+        if let (Some(h), None) = (&q.having, &q.window) {
             return one(SqlError::new(
-                q.at,
-                "PARTITION BY is not supported yet: events keep their key",
+                h.at,
+                "HAVING is supported on windowed aggregates only (CREATE TABLE ... WINDOW ... GROUP BY ... HAVING ...)",
+            ));
+        }
+        if let (Some(p), true) = (&q.partition_by, table || q.join.is_some()) {
+            return one(SqlError::new(
+                p.at,
+                "PARTITION BY is supported on CREATE STREAM ... AS SELECT ... FROM one stream; re-key the stream before joining or aggregating it",
             ));
         }
         let mut rel = match (table, q.window.is_some(), q.join.is_some()) {
@@ -742,6 +748,7 @@ impl Compiler {
                     .suggest(q, names.iter().copied()));
             }
         }
+        window_bound(name, at)?;
         rel.field_of(name).ok_or_else(|| {
             let cols: Vec<&str> = rel
                 .columns
@@ -838,6 +845,35 @@ impl Compiler {
                 "GROUP BY creates a TABLE: write CREATE TABLE ... AS SELECT ... GROUP BY",
             ));
         }
+        // PARTITION BY: the new key, an expression of the input's columns
+        // (as in ksqlDB, evaluated before the select list).
+        let key = match &q.partition_by {
+            Some(p) => Some(
+                expr::text(p, &mut |qual, name, e| {
+                    Self::column(&rel, &names, qual, name, e.at)
+                })
+                .map_err(|e| vec![e])?,
+            ),
+            None => None,
+        };
+        if star_only && key.is_some() {
+            let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+            let node = self.claim(id).map_err(|e| vec![e])?;
+            self.plan.stages.push(Self::entry(
+                id.at,
+                format!("CREATE STREAM {} (PARTITION BY)", id.name),
+                node.clone(),
+                vec![
+                    ("plugin".into(), Y::Str("project".into())),
+                    ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                    (
+                        "params".into(),
+                        Y::Map(vec![("key".into(), Y::Str(key.unwrap_or_default()))]),
+                    ),
+                ],
+            ));
+            return Ok(Rel { node, ..rel });
+        }
         if star_only {
             let node = if q.filter.is_some() {
                 self.where_stage(id, q, &rel, rel.node.clone(), true)?
@@ -924,6 +960,9 @@ impl Compiler {
         if !set.is_empty() {
             params.push(("set".into(), Y::Map(set)));
         }
+        if let Some(k) = key {
+            params.push(("key".into(), Y::Str(k)));
+        }
         let node = self.claim(id).map_err(|e| vec![e])?;
         self.plan.stages.push(Self::entry(
             id.at,
@@ -1005,11 +1044,6 @@ impl Compiler {
                 Ok(_) if keys.iter().any(|(c, _)| c == name) => errors.push(SqlError::new(
                     e.at,
                     format!("`{name}` is already in the GROUP BY"),
-                )),
-                // The window plugin splits its `group_by` on commas.
-                Ok(f) if f.contains(',') => errors.push(SqlError::new(
-                    e.at,
-                    format!("cannot group by `{name}`: a column whose name has a comma"),
                 )),
                 Ok(f) => keys.push((name.clone(), f)),
                 Err(err) => errors.push(err),
@@ -1116,7 +1150,64 @@ impl Compiler {
         Ok(Y::Map(body))
     }
 
-    /// `CREATE TABLE ... WINDOW ... GROUP BY k`: a `window-aggregate` stage.
+    /// An aggregate call of a windowed select list or HAVING: the plugin's
+    /// function and the field it reads (`None` for `COUNT(*)`).
+    fn agg_call(
+        rel: &Rel,
+        names: &[&str],
+        e: &Expr,
+    ) -> Result<(&'static str, Option<String>), SqlError> {
+        let ExprKind::Call { name, args, star } = &e.kind else {
+            return Err(SqlError::new(e.at, "expected an aggregate"));
+        };
+        let func = match name.as_str() {
+            "count" => "count",
+            "sum" => "sum",
+            "avg" => "avg",
+            "min" => "min",
+            "max" => "max",
+            "latest_by_offset" => "latest",
+            other => {
+                return Err(SqlError::new(
+                    e.at,
+                    format!(
+                        "`{}` is not an aggregate; supported: COUNT, SUM, AVG, MIN, MAX, LATEST_BY_OFFSET",
+                        other.to_uppercase()
+                    ),
+                )
+                .suggest(other, expr::AGGREGATES.iter().copied()))
+            }
+        };
+        if func == "count" && *star {
+            return Ok((func, None));
+        }
+        // COUNT(col) counts the events whose `col` is not null.
+        match args.as_slice() {
+            [Expr {
+                kind:
+                    ExprKind::Column {
+                        qualifier,
+                        name: col,
+                    },
+                at,
+            }] if !*star => {
+                Self::column(rel, names, qualifier.as_deref(), col, *at).map(|f| (func, Some(f)))
+            }
+            _ => Err(SqlError::new(
+                e.at,
+                if func == "count" {
+                    "COUNT takes * or one column".to_string()
+                } else {
+                    format!("{} takes one column", name.to_uppercase())
+                },
+            )),
+        }
+    }
+
+    /// `CREATE TABLE ... WINDOW ... GROUP BY k [HAVING ...]`: a
+    /// `window-aggregate` stage, then a `filter` stage for HAVING and a
+    /// `project` stage when WINDOWSTART / WINDOWEND are renamed or HAVING
+    /// needed aggregates the select list does not have.
     fn windowed(&mut self, id: &Ident, q: &Query) -> R<Rel> {
         let rel = self.stream_input(&q.from).map_err(|e| vec![e])?;
         let keys = self.group_keys(q, &rel)?;
@@ -1124,7 +1215,7 @@ impl Compiler {
         let Some(w) = &q.window else {
             return one(SqlError::new(q.at, "missing WINDOW"));
         };
-        let mut aggs = Vec::new();
+        let mut aggs: Vec<WindowAgg> = Vec::new();
         let mut columns = vec![
             ("key".to_string(), "key".to_string()),
             ("window_start".into(), "window_start".into()),
@@ -1135,6 +1226,8 @@ impl Compiler {
             // (and `key` is an object of them).
             columns.extend(keys.iter().map(|(c, f)| (c.clone(), f.clone())));
         }
+        // `WINDOWSTART AS name`: (name, window_start) copies.
+        let mut copies: Vec<(String, &'static str)> = Vec::new();
         let mut errors = Vec::new();
         for item in &q.items {
             let SelectItem::Expr { expr: e, alias } = item else {
@@ -1143,80 +1236,39 @@ impl Compiler {
             };
             match &e.kind {
                 ExprKind::Column { name, qualifier } => {
-                    let pseudo =
-                        qualifier.is_none() && (name == "windowstart" || name == "windowend");
-                    if !pseudo && !keys.iter().any(|(c, _)| c == name) {
+                    if let (Some(bound), None) = (window_field(name), qualifier) {
+                        // The results always carry the bounds; an alias is
+                        // a copy under that name.
+                        if let Some(a) = alias.as_ref().filter(|a| a.name != bound) {
+                            copies.push((a.name.clone(), bound));
+                            columns.push((a.name.clone(), a.name.clone()));
+                        }
+                        continue;
+                    }
+                    if !keys.iter().any(|(c, _)| c == name) {
                         errors.push(SqlError::new(
                             e.at,
                             format!("`{name}` must be the GROUP BY column or inside an aggregate"),
                         ));
                     }
                 }
-                ExprKind::Call { name, args, star } => {
-                    let func = match name.as_str() {
-                        "count" => "count",
-                        "sum" => "sum",
-                        "avg" => "avg",
-                        "min" => "min",
-                        "max" => "max",
-                        "latest_by_offset" => "latest",
-                        other => {
-                            errors.push(
-                                SqlError::new(
-                                    e.at,
-                                    format!("`{}` is not an aggregate; supported: COUNT, SUM, AVG, MIN, MAX, LATEST_BY_OFFSET", other.to_uppercase()),
-                                )
-                                .suggest(other, expr::AGGREGATES.iter().copied()),
-                            );
-                            continue;
-                        }
-                    };
-                    let text = if func == "count" && *star {
-                        "count".to_string()
-                    } else {
-                        // COUNT(col) counts the events whose `col` is not null.
-                        match args.as_slice() {
-                            [Expr {
-                                kind:
-                                    ExprKind::Column {
-                                        qualifier,
-                                        name: col,
-                                    },
-                                at,
-                            }] if !*star => {
-                                match Self::column(&rel, &names, qualifier.as_deref(), col, *at) {
-                                    Ok(f) => format!("{func}({})", field(&f)),
-                                    Err(err) => {
-                                        errors.push(err);
-                                        continue;
-                                    }
-                                }
-                            }
-                            _ => {
-                                errors.push(SqlError::new(
-                                    e.at,
-                                    if func == "count" {
-                                        "COUNT takes * or one column".to_string()
-                                    } else {
-                                        format!("{} takes one column", name.to_uppercase())
-                                    },
-                                ));
-                                continue;
-                            }
-                        }
-                    };
-                    match alias {
-                        Some(a) => {
-                            aggs.push(format!("{text} as {}", a.name));
-                            columns.push((a.name.clone(), a.name.clone()));
-                        }
-                        None => {
-                            let default = text.replace('(', "_").replace(')', "");
-                            aggs.push(text);
-                            columns.push((default.clone(), default));
-                        }
+                ExprKind::Call { .. } => match Self::agg_call(&rel, &names, e) {
+                    Ok((func, f)) => {
+                        let agg = WindowAgg {
+                            func,
+                            name: match (alias, &f) {
+                                (Some(a), _) => a.name.clone(),
+                                (None, Some(f)) => format!("{func}_{f}"),
+                                (None, None) => func.to_string(),
+                            },
+                            field: f,
+                            named: alias.is_some(),
+                        };
+                        columns.push((agg.name.clone(), agg.name.clone()));
+                        aggs.push(agg);
                     }
-                }
+                    Err(err) => errors.push(err),
+                },
                 _ => errors.push(SqlError::new(
                     e.at,
                     "expected the GROUP BY column or an aggregate",
@@ -1229,6 +1281,27 @@ impl Compiler {
                 "a windowed table needs an aggregate, e.g. COUNT(*)",
             ));
         }
+        let mut hidden = Vec::new();
+        let having = match &q.having {
+            None => None,
+            Some(h) => {
+                let mut scope = Having {
+                    rel: &rel,
+                    names: &names,
+                    keys: &keys,
+                    columns: &columns,
+                    aggs: &mut aggs,
+                    hidden: &mut hidden,
+                };
+                match expr::text_in(h, &mut scope) {
+                    Ok(t) => Some((t, h.at)),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                }
+            }
+        };
         let mut params = vec![("window".to_string(), Y::Str(w.kind.clone()))];
         match (w.kind.as_str(), w.size_ms, w.advance_ms, w.gap_ms) {
             ("tumbling", Some(size), None, _) => params.push(("size_ms".into(), Y::Int(size))),
@@ -1252,8 +1325,11 @@ impl Compiler {
         if !errors.is_empty() {
             return Err(errors);
         }
+        // Names are quoted as the expression language quotes them, which
+        // the plugin's lists read too.
         let group_by: Vec<String> = keys.iter().map(|(_, f)| field(f)).collect();
         params.push(("group_by".into(), Y::Str(group_by.join(", "))));
+        let aggs: Vec<String> = aggs.iter().map(WindowAgg::param).collect();
         params.push(("aggregates".into(), Y::Str(aggs.join(", "))));
         // EMIT CHANGES: a result after every event, as ksqlDB's table
         // changelog; EMIT FINAL: one when the window closes.
@@ -1263,7 +1339,15 @@ impl Compiler {
         ));
         let event_time = Self::event_time(&rel.time, w.grace_ms.unwrap_or(0), w.at, "WINDOW")?;
         let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
-        let node = self.claim(id).map_err(|e| vec![e])?;
+        // The last stage is named after the table; the ones before it get
+        // `_window` and `_having`, as WHERE's stage gets `_where`.
+        let reshape = !copies.is_empty() || !hidden.is_empty();
+        let last = self.claim(id).map_err(|e| vec![e])?;
+        let window_node = if having.is_none() && !reshape {
+            last.clone()
+        } else {
+            self.fresh(&format!("{}_window", id.name))
+        };
         self.plan.stages.push(Self::entry(
             id.at,
             format!(
@@ -1271,7 +1355,7 @@ impl Compiler {
                 id.name,
                 w.kind.to_uppercase()
             ),
-            node.clone(),
+            window_node.clone(),
             vec![
                 ("plugin".into(), Y::Str("window-aggregate".into())),
                 ("inputs".into(), Y::List(vec![Y::Str(input)])),
@@ -1279,6 +1363,60 @@ impl Compiler {
                 ("params".into(), Y::Map(params)),
             ],
         ));
+        let mut node = window_node;
+        if let Some((text, at)) = having {
+            let having_node = if reshape {
+                self.fresh(&format!("{}_having", id.name))
+            } else {
+                last.clone()
+            };
+            self.plan.stages.push(Self::entry(
+                at,
+                format!("HAVING of {}", id.name),
+                having_node.clone(),
+                vec![
+                    ("plugin".into(), Y::Str("filter".into())),
+                    ("inputs".into(), Y::List(vec![Y::Str(node)])),
+                    (
+                        "params".into(),
+                        Y::Map(vec![("where".into(), Y::Str(text))]),
+                    ),
+                ],
+            ));
+            node = having_node;
+        }
+        if reshape {
+            let mut params = Vec::new();
+            if !copies.is_empty() {
+                params.push((
+                    "set".to_string(),
+                    Y::Map(
+                        copies
+                            .iter()
+                            .map(|(out, bound)| (field(out), Y::Str(bound.to_string())))
+                            .collect(),
+                    ),
+                ));
+            }
+            if !hidden.is_empty() {
+                // Aggregates computed for HAVING only are not results.
+                params.push((
+                    "drop".into(),
+                    Y::List(hidden.iter().map(|h| Y::Str(field(h))).collect()),
+                ));
+            }
+            self.plan.stages.push(Self::entry(
+                id.at,
+                format!("CREATE TABLE {} (its columns)", id.name),
+                last.clone(),
+                vec![
+                    ("plugin".into(), Y::Str("project".into())),
+                    ("inputs".into(), Y::List(vec![Y::Str(node)])),
+                    ("params".into(), Y::Map(params)),
+                ],
+            ));
+            node = last;
+        }
         Ok(Rel {
             table: false,
             node,
@@ -1319,6 +1457,7 @@ impl Compiler {
                     Some(q) => Err(SqlError::new(at, format!("unknown alias `{q}`"))
                         .suggest(q, lnames.iter().chain(&rnames).copied())),
                     None => {
+                        window_bound(name, at)?;
                         if let Some(f) = left.field_of(name) {
                             Ok((0, f))
                         } else if let Some(f) = right.field_of(name) {
@@ -1443,7 +1582,8 @@ impl Compiler {
                         "params".into(),
                         Y::Map(vec![
                             ("table".into(), Y::Str(right.node.clone())),
-                            ("on".into(), Y::Str(field(&lkey.0))),
+                            // One top-level field, read as written: no quoting.
+                            ("on".into(), Y::Str(lkey.0.clone())),
                             (
                                 "join".into(),
                                 Y::Str(if j.left { "left" } else { "inner" }.into()),
@@ -1619,6 +1759,152 @@ impl Compiler {
         }
         Ok(())
     }
+}
+
+/// One aggregate of a `window-aggregate` stage.
+#[derive(Debug, Clone)]
+struct WindowAgg {
+    /// The plugin's function: `count`, `sum`, ..., `latest`.
+    func: &'static str,
+    /// The field it reads; `None` for `COUNT(*)`.
+    field: Option<String>,
+    /// Its name in the results.
+    name: String,
+    /// Named with `AS` (or for HAVING), so the parameter names it.
+    named: bool,
+}
+
+impl WindowAgg {
+    /// Its entry in the plugin's `aggregates` list.
+    fn param(&self) -> String {
+        let call = match &self.field {
+            None => self.func.to_string(),
+            Some(f) => format!("{}({})", self.func, field(f)),
+        };
+        if self.named {
+            format!("{call} as {}", field(&self.name))
+        } else {
+            call
+        }
+    }
+}
+
+/// What HAVING reads: the results of a window-aggregate stage.
+struct Having<'a> {
+    rel: &'a Rel,
+    names: &'a [&'a str],
+    /// The GROUP BY columns, as (column, field of the input).
+    keys: &'a [(String, String)],
+    /// The results' columns, as (column, field).
+    columns: &'a [(String, String)],
+    /// The stage's aggregates; HAVING adds those it needs.
+    aggs: &'a mut Vec<WindowAgg>,
+    /// Aggregates added for HAVING only.
+    hidden: &'a mut Vec<String>,
+}
+
+impl expr::Names for Having<'_> {
+    fn column(
+        &mut self,
+        qualifier: Option<&str>,
+        name: &str,
+        e: &Expr,
+    ) -> Result<String, SqlError> {
+        if let Some(q) = qualifier {
+            if !self.names.contains(&q) {
+                return Err(SqlError::new(e.at, format!("unknown alias `{q}`"))
+                    .suggest(q, self.names.iter().copied()));
+            }
+        }
+        if let (Some(bound), None) = (window_field(name), qualifier) {
+            return Ok(bound.to_string());
+        }
+        if let Some((_, f)) = self.keys.iter().find(|(c, _)| c == name) {
+            // Several GROUP BY columns are columns of the results. One is
+            // only the results' `key`, as text, where `tier = 1` would be
+            // false: its value as the events had it is its latest value.
+            return Ok(if self.keys.len() == 1 {
+                self.agg_field("latest", Some(f.clone()))
+            } else {
+                f.clone()
+            });
+        }
+        if let Some((_, f)) = self.columns.iter().find(|(c, _)| c == name) {
+            return Ok(f.clone());
+        }
+        let known: Vec<&str> = self
+            .keys
+            .iter()
+            .chain(self.columns)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        Err(SqlError::new(
+            e.at,
+            format!(
+                "HAVING reads the window's results, which have no column `{name}`; they have: {}, WINDOWSTART, WINDOWEND and aggregates",
+                known.join(", ")
+            ),
+        )
+        .suggest(name, known))
+    }
+
+    fn aggregate(&mut self, call: &Expr) -> Option<Result<String, SqlError>> {
+        Some(
+            Compiler::agg_call(self.rel, self.names, call).map(|(func, f)| self.agg_field(func, f)),
+        )
+    }
+}
+
+impl Having<'_> {
+    /// The results' field holding an aggregate: the select list's, or one
+    /// computed for HAVING under a name no column has, and dropped after it.
+    fn agg_field(&mut self, func: &'static str, f: Option<String>) -> String {
+        if let Some(a) = self.aggs.iter().find(|a| a.func == func && a.field == f) {
+            return a.name.clone();
+        }
+        let mut n = self.hidden.len();
+        let taken = |s: &str, aggs: &[WindowAgg]| {
+            self.columns.iter().any(|(c, _)| c == s) || aggs.iter().any(|a| a.name == s)
+        };
+        let mut name = format!("ksql_having_{n}");
+        while taken(&name, self.aggs) {
+            n += 1;
+            name = format!("ksql_having_{n}");
+        }
+        self.aggs.push(WindowAgg {
+            func,
+            field: f,
+            name: name.clone(),
+            named: true,
+        });
+        self.hidden.push(name.clone());
+        name
+    }
+}
+
+/// The results' field of WINDOWSTART / WINDOWEND.
+fn window_field(name: &str) -> Option<&'static str> {
+    match name {
+        "windowstart" => Some("window_start"),
+        "windowend" => Some("window_end"),
+        _ => None,
+    }
+}
+
+/// Refuses WINDOWSTART / WINDOWEND where no window has bounds: they exist in
+/// the select list and HAVING of a windowed aggregate only, which resolve
+/// them before asking for a column.
+fn window_bound(name: &str, at: Pos) -> Result<(), SqlError> {
+    if window_field(name).is_some() {
+        return Err(SqlError::new(
+            at,
+            format!(
+                "{} is only available in the select list and HAVING of a windowed aggregate (CREATE TABLE ... WINDOW ... GROUP BY); its results carry `window_start` and `window_end`",
+                name.to_uppercase()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A Java date pattern whose text Sluice's event-time reader parses: ISO

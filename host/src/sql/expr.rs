@@ -52,10 +52,42 @@ pub fn field(name: &str) -> String {
 /// Resolves a column reference (qualifier, name, the expression) to its field.
 pub type Resolve<'a> = dyn FnMut(Option<&str>, &str, &Expr) -> Result<String, SqlError> + 'a;
 
+/// What an expression's names refer to.
+pub trait Names {
+    /// The field a column reference (qualifier, name, the expression) reads.
+    fn column(&mut self, qualifier: Option<&str>, name: &str, e: &Expr)
+        -> Result<String, SqlError>;
+
+    /// The field holding an aggregate call's value, where aggregates have
+    /// been computed (`HAVING`); `None`: aggregates are not allowed here.
+    fn aggregate(&mut self, _call: &Expr) -> Option<Result<String, SqlError>> {
+        None
+    }
+}
+
+/// Columns only, through a closure.
+struct Columns<'c, 'a>(&'c mut Resolve<'a>);
+
+impl Names for Columns<'_, '_> {
+    fn column(
+        &mut self,
+        qualifier: Option<&str>,
+        name: &str,
+        e: &Expr,
+    ) -> Result<String, SqlError> {
+        (self.0)(qualifier, name, e)
+    }
+}
+
 /// Writes `e`; `column` resolves a column reference to its field name.
 pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
-    let sub = |e: &Expr, column: &mut Resolve<'_>| -> Result<String, SqlError> {
-        let t = text(e, column)?;
+    text_in(e, &mut Columns(column))
+}
+
+/// Writes `e`, its names resolved by `names`.
+pub fn text_in(e: &Expr, column: &mut dyn Names) -> Result<String, SqlError> {
+    let sub = |e: &Expr, column: &mut dyn Names| -> Result<String, SqlError> {
+        let t = text_in(e, column)?;
         Ok(match e.kind {
             ExprKind::Binary(..)
             | ExprKind::Unary(..)
@@ -74,7 +106,7 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
                     "ROWTIME is not available in expressions; use the stream's timestamp column",
                 ));
             }
-            field(&column(qualifier.as_deref(), name, e)?)
+            field(&column.column(qualifier.as_deref(), name, e)?)
         }
         ExprKind::Str(s) => format!("'{}'", s.replace('\'', "''")),
         ExprKind::Num(n) => n.clone(),
@@ -107,7 +139,7 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             )
         }
         ExprKind::Like(x, pattern, neg) => {
-            let call = format!("like({}, {})", text(x, column)?, text(pattern, column)?);
+            let call = format!("like({}, {})", text_in(x, column)?, text_in(pattern, column)?);
             if *neg {
                 format!("not {call}")
             } else {
@@ -141,22 +173,25 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             for (c, v) in whens {
                 out.push_str(&format!(
                     " when {} then {}",
-                    text(c, column)?,
-                    text(v, column)?
+                    text_in(c, column)?,
+                    text_in(v, column)?
                 ));
             }
             if let Some(o) = otherwise {
-                out.push_str(&format!(" else {}", text(o, column)?));
+                out.push_str(&format!(" else {}", text_in(o, column)?));
             }
             out.push_str(" end");
             out
         }
         ExprKind::Call { name, args, star } => {
             if AGGREGATES.contains(&name.as_str()) {
+                if let Some(f) = column.aggregate(e) {
+                    return Ok(field(&f?));
+                }
                 return Err(SqlError::new(
                     e.at,
                     format!(
-                        "aggregate `{}` is only allowed in the select list of a CREATE TABLE ... GROUP BY",
+                        "aggregate `{}` is only allowed in the select list and HAVING of a CREATE TABLE ... GROUP BY",
                         name.to_uppercase()
                     ),
                 ));
@@ -181,7 +216,7 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             }
             let args = args
                 .iter()
-                .map(|a| text(a, column))
+                .map(|a| text_in(a, column))
                 .collect::<Result<Vec<_>, _>>()?;
             format!("{mapped}({})", args.join(", "))
         }
@@ -193,10 +228,10 @@ pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
             }
             // The expression language's conversions: a value that does not
             // convert gives null, as a failed ksqlDB cast does.
-            "int" | "integer" => format!("to_int({})", text(x, column)?),
-            "bigint" => format!("to_bigint({})", text(x, column)?),
-            "double" => format!("to_double({})", text(x, column)?),
-            "boolean" => format!("to_boolean({})", text(x, column)?),
+            "int" | "integer" => format!("to_int({})", text_in(x, column)?),
+            "bigint" => format!("to_bigint({})", text_in(x, column)?),
+            "double" => format!("to_double({})", text_in(x, column)?),
+            "boolean" => format!("to_boolean({})", text_in(x, column)?),
             other => {
                 return Err(SqlError::new(
                     e.at,

@@ -26,6 +26,7 @@ const CLAUSES: &[&str] = &[
     "WHERE",
     "WINDOW",
     "GROUP",
+    "HAVING",
     "PARTITION",
     "EMIT",
     "WITHIN",
@@ -424,9 +425,11 @@ impl Parser {
                 }
             }
         }
-        if self.is_kw("HAVING") {
-            return Err(SqlError::new(self.at(), "HAVING is not supported"));
-        }
+        let having = if self.eat_kw("HAVING") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
         let partition_by = if self.eat_kw("PARTITION") {
             self.expect_kw("BY")?;
             Some(self.expr()?)
@@ -447,7 +450,7 @@ impl Parser {
         }
         if !matches!(self.peek(), Tok::Sym(";") | Tok::End) {
             return Err(self.unexpected_kw(
-                "`JOIN`, `WINDOW`, `WHERE`, `GROUP BY`, `PARTITION BY`, `EMIT` or `;`",
+                "`JOIN`, `WINDOW`, `WHERE`, `GROUP BY`, `HAVING`, `PARTITION BY`, `EMIT` or `;`",
                 CLAUSES,
             ));
         }
@@ -459,6 +462,7 @@ impl Parser {
             window,
             filter,
             group_by,
+            having,
             partition_by,
             emit_changes,
         })

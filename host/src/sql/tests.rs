@@ -470,7 +470,7 @@ fn constructs_that_cannot_run_are_refused_with_the_reason() {
         ("CREATE STREAM a AS SELECT id FROM events;\nCREATE TABLE t AS SELECT id, COUNT(*) FROM a WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY id;", "left `at` out"),
         ("CREATE STREAM x WITH (kafka_topic = 'nope') ;", "written by no connector"),
         ("CREATE STREAM x WITH (kafka_topic = 'events', timestamp_format = 'dd/MM/yyyy');", "timestamp_format"),
-        ("CREATE STREAM x AS SELECT id FROM events PARTITION BY id;", "PARTITION BY"),
+        ("CREATE TABLE t AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY kind PARTITION BY kind;", "PARTITION BY is supported on CREATE STREAM"),
     ] {
         let errs = located(&with_io(sql, "events"));
         assert!(errs.iter().any(|e| e.3.contains(needle)), "{sql}: {errs:?}");
@@ -552,4 +552,215 @@ fn filestream_connectors_map_to_file_and_refuse_unknown_properties() {
     let bad = FILE_SESSION.replace("'topic' = 'a'", "'topic' = 'a', 'fiel' = 'x'");
     let e = super::compile_session(&bad, "s", None, None).expect_err("unknown property");
     assert!(e.0[0].message.contains("`fiel`"), "{e:?}");
+}
+
+#[test]
+fn names_that_need_quoting_reach_each_plugin_in_the_form_it_reads() {
+    let p = explain(&with_io(
+        "CREATE TABLE c AS SELECT `my region`, COUNT(`unit price`), SUM(`unit price`) AS `total, eur`, MAX(`it``s`) FROM events WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY `my region`;
+         CREATE TABLE d AS SELECT `my region`, `a,b`, COUNT(*) FROM events WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY `my region`, `a,b`;
+         CREATE TABLE latest AS SELECT `my id`, LATEST_BY_OFFSET(name) AS nm FROM events GROUP BY `my id`;
+         CREATE STREAM j AS SELECT e.`my id`, l.nm AS `the name` FROM events e LEFT JOIN latest l ON e.`my id` = l.`my id`;
+         CREATE STREAM k AS SELECT `my id`, at FROM events;
+         CREATE STREAM ww AS SELECT e.`my id`, k.at AS `k at` FROM events e JOIN k WITHIN 1 HOUR ON e.`my id` = k.`my id`;
+         CREATE STREAM r AS SELECT `count_unit price`, `total, eur`, `max_it``s` FROM c;",
+        "c,d,j,ww,r",
+    ));
+    // Lists quote as the expression language does; default names are the
+    // plugin's, from the unquoted field.
+    assert_eq!(
+        p["stages"]["c"]["params"],
+        json!({"window": "tumbling", "size_ms": 10000, "group_by": "`my region`",
+               "aggregates": "count(`unit price`), sum(`unit price`) as `total, eur`, max(`it``s`)", "emit": "update"})
+    );
+    assert_eq!(
+        p["stages"]["d"]["params"]["group_by"],
+        json!("`my region`, `a,b`")
+    );
+    assert_eq!(
+        p["tables"]["latest"],
+        json!({"input": "src", "key_field": "my id"})
+    );
+    // A single field is read as written.
+    assert_eq!(
+        p["stages"]["j"]["params"],
+        json!({"table": "latest", "on": "my id", "join": "left", "fields": "`my id`, table.name as `the name`"})
+    );
+    assert_eq!(
+        p["stages"]["ww"]["params"],
+        json!({"left": "src", "right": "k", "key": "my id", "within_ms": 3600000, "join": "inner", "fields": "`my id`, right.at as `k at`"})
+    );
+    assert_eq!(
+        p["stages"]["r"]["params"],
+        json!({"select": ["`count_unit price`", "`total, eur`", "`max_it``s`"]})
+    );
+}
+
+#[test]
+fn having_filters_the_window_results_after_the_window_stage() {
+    let p = explain(&with_io(
+        "CREATE TABLE c AS SELECT kind, COUNT(*) AS n, SUM(amount) FROM events
+           WINDOW TUMBLING (SIZE 10 SECONDS) WHERE amount > 0 GROUP BY kind
+           HAVING COUNT(*) > 1 AND n < 10 AND sum_amount >= 5 AND WINDOWEND - WINDOWSTART = 10000 EMIT CHANGES;",
+        "c",
+    ));
+    assert_eq!(
+        p["stages"]["c_where"]["params"],
+        json!({"where": "amount > 0"})
+    );
+    assert_eq!(
+        p["stages"]["c_window"],
+        json!({"plugin": "window-aggregate", "inputs": ["c_where"],
+               "event_time": {"field": "at", "lateness_ms": 0},
+               "params": {"window": "tumbling", "size_ms": 10000, "group_by": "kind",
+                          "aggregates": "count as n, sum(amount)", "emit": "update"}})
+    );
+    assert_eq!(
+        p["stages"]["c"],
+        json!({"plugin": "filter", "inputs": ["c_window"],
+               "params": {"where": "(((n > 1) and (n < 10)) and (sum_amount >= 5)) and ((window_end - window_start) = 10000)"}})
+    );
+    assert_eq!(p["sinks"]["out"]["inputs"], json!(["c"]));
+    // One GROUP BY column is only the results' `key`, as text: HAVING reads
+    // its value as the events had it, computed and then dropped.
+    let p = explain(&with_io(
+        "CREATE TABLE c AS SELECT tier, COUNT(*) FROM events WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY tier HAVING tier = 1;",
+        "c",
+    ));
+    assert_eq!(
+        p["stages"]["c_window"]["params"]["aggregates"],
+        json!("count, latest(tier) as ksql_having_0")
+    );
+    assert_eq!(
+        p["stages"]["c_having"]["params"],
+        json!({"where": "ksql_having_0 = 1"})
+    );
+    assert_eq!(
+        p["stages"]["c"]["params"],
+        json!({"drop": ["ksql_having_0"]})
+    );
+}
+
+#[test]
+fn having_computes_aggregates_it_alone_reads_and_drops_them() {
+    let p = explain(&with_io(
+        "CREATE TABLE c AS SELECT region, tier, WINDOWSTART AS ws, WINDOWEND, MAX(amount) AS top FROM events
+           WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY region, tier
+           HAVING COUNT(*) > 1 OR AVG(amount) > 2.5 OR tier = 1 EMIT FINAL;
+         CREATE STREAM r AS SELECT region, ws, window_end, top FROM c;",
+        "r",
+    ));
+    assert_eq!(
+        p["stages"]["c_window"]["params"],
+        json!({"window": "hopping", "size_ms": 10000, "advance_ms": 5000, "group_by": "region, tier",
+               "aggregates": "max(amount) as top, count as ksql_having_0, avg(amount) as ksql_having_1", "emit": "close"})
+    );
+    // Several GROUP BY columns are columns of the results.
+    assert_eq!(
+        p["stages"]["c_having"],
+        json!({"plugin": "filter", "inputs": ["c_window"],
+               "params": {"where": "((ksql_having_0 > 1) or (ksql_having_1 > 2.5)) or (tier = 1)"}})
+    );
+    assert_eq!(
+        p["stages"]["c"],
+        json!({"plugin": "project", "inputs": ["c_having"],
+               "params": {"set": {"ws": "window_start"}, "drop": ["ksql_having_0", "ksql_having_1"]}})
+    );
+    assert_eq!(
+        p["stages"]["r"]["params"],
+        json!({"select": ["region", "ws", "window_end", "top"]})
+    );
+}
+
+#[test]
+fn having_and_window_bounds_are_refused_where_they_cannot_run() {
+    let errs = located(&with_io(
+        "CREATE TABLE a AS SELECT kind, COUNT(*) AS total FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY kind HAVING totl > 1;
+CREATE STREAM b AS SELECT id FROM events WHERE WINDOWSTART > 0;
+CREATE STREAM c AS SELECT id, WINDOWEND FROM events;
+CREATE TABLE d AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) WHERE windowstart > 0 GROUP BY kind;
+CREATE TABLE e AS SELECT id, LATEST_BY_OFFSET(name) FROM events GROUP BY id HAVING id > 1;
+CREATE STREAM f AS SELECT id FROM events HAVING COUNT(*) > 1;
+CREATE TABLE g AS SELECT kind, SUM(WINDOWSTART) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY kind;
+CREATE TABLE h AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY kind HAVING LOWER(kind) = 'a' AND SUM(amount, 2) > 1;",
+        "events",
+    ));
+    let bound = "is only available in the select list and HAVING of a windowed aggregate";
+    let having = "HAVING is supported on windowed aggregates only";
+    let got: Vec<(usize, usize, Option<&str>, bool)> = errs
+        .iter()
+        .map(|e| {
+            (
+                e.0,
+                e.1,
+                e.2.as_deref(),
+                e.3.contains(bound) || e.3.contains(having),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, 124, Some("total"), false),
+            (6, 48, None, true),
+            (7, 31, None, true),
+            (8, 91, None, true),
+            (9, 84, None, true),
+            (10, 49, None, true),
+            (11, 36, None, true),
+            (12, 128, None, false),
+        ],
+        "{errs:?}"
+    );
+    assert!(
+        errs[0]
+            .3
+            .contains("HAVING reads the window's results, which have no column `totl`"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].3.starts_with("WINDOWSTART is only available"),
+        "{errs:?}"
+    );
+    assert!(errs[7].3.contains("SUM takes one column"), "{errs:?}");
+}
+
+#[test]
+fn partition_by_re_keys_in_the_project_stage_after_where() {
+    let p = explain(&with_io(
+        "CREATE STREAM a AS SELECT id, name FROM events WHERE amount > 0 PARTITION BY LCASE(`my region`) || '/' || kind;
+         CREATE STREAM b AS SELECT * FROM events PARTITION BY id;",
+        "a,b",
+    ));
+    assert_eq!(
+        p["stages"]["a_where"]["params"],
+        json!({"where": "amount > 0"})
+    );
+    assert_eq!(
+        p["stages"]["a"],
+        json!({"plugin": "project", "inputs": ["a_where"],
+               "params": {"select": ["id", "name"], "key": "(lower(`my region`) || '/') || kind"}})
+    );
+    assert_eq!(
+        p["stages"]["b"],
+        json!({"plugin": "project", "inputs": ["src"], "params": {"key": "id"}})
+    );
+    let errs = located(&with_io(
+        "CREATE STREAM a AS SELECT id FROM events PARTITION BY WINDOWSTART;
+CREATE STREAM k AS SELECT id, at FROM events;
+CREATE STREAM j AS SELECT e.id FROM events e JOIN k WITHIN 1 HOUR ON e.id = k.id PARTITION BY e.id;",
+        "a",
+    ));
+    let got: Vec<(usize, usize)> = errs.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(got, vec![(5, 64), (7, 95)], "{errs:?}");
+    assert!(
+        errs[0].3.starts_with("WINDOWSTART is only available"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1]
+            .3
+            .starts_with("PARTITION BY is supported on CREATE STREAM"),
+        "{errs:?}"
+    );
 }

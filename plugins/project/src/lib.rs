@@ -20,10 +20,10 @@ mod splice;
 use serde_json::{Map, Value};
 use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields, Watch};
 use sluice_sdk::json::{JsonParser, Kind};
-use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
+use sluice_sdk::{Emitter, Event, EventError, OutEvent, Params, Transform};
 use splice::{Sel, Splice};
 
-const PARAMS: [&str; 4] = ["select", "drop", "rename", "set"];
+const PARAMS: [&str; 5] = ["select", "drop", "rename", "set", "key"];
 
 /// Not a reshaping parameter: alone it does nothing.
 const STRICT: &str = "strict";
@@ -67,6 +67,9 @@ pub struct Project {
     /// and the renamed and computed ones after the input's own.
     canonical: bool,
     plan: order::Plan,
+    /// `key`: the output event's key, computed against the input value
+    /// (what ksqlDB's `PARTITION BY` does); the input's key when absent.
+    key: Option<Expr>,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -380,12 +383,19 @@ impl Transform for Project {
             }
         }
 
+        let key = params
+            .get("key")
+            .map(|src| Expr::parse(src).map_err(|e| format!("parameter `key`: {e} in `{src}`")))
+            .transpose()?;
         let needed = select.as_ref().map(|select| {
             let mut needed: Vec<String> = Vec::new();
-            let exprs = set.iter().filter_map(|(_, c)| match c {
-                Computed::Expr(e) => Some(e),
-                Computed::Const(_) => None,
-            });
+            let exprs = set
+                .iter()
+                .filter_map(|(_, c)| match c {
+                    Computed::Expr(e) => Some(e),
+                    Computed::Const(_) => None,
+                })
+                .chain(key.iter());
             let names = select
                 .iter()
                 .filter_map(|p| p.names().next())
@@ -481,9 +491,14 @@ impl Transform for Project {
             strict,
             select_watch,
             set_watches,
-            // The splicing path keeps the input's text; canonical output
-            // is the tree's.
-            splice: if canonical { None } else { splice },
+            // The splicing path keeps the input's text and key; canonical
+            // output and a new key are the tree's.
+            splice: if canonical || key.is_some() {
+                None
+            } else {
+                splice
+            },
+            key,
             loaded: Vec::new(),
             parser: JsonParser::new(),
             splice_scratch: splice::Scratch::default(),
@@ -521,6 +536,14 @@ impl Transform for Project {
                 type_name(&value)
             )));
         }
+
+        // 0. The new key, against the untouched input: a string as it is,
+        //    other values as JSON text, null or nothing as no key.
+        let new_key = self.key.as_ref().map(|e| match e.eval_or_omit(&value) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        });
 
         // 1. Computed fields, against the untouched input.
         let mut computed = std::mem::take(&mut self.scratch);
@@ -588,14 +611,28 @@ impl Transform for Project {
         }
         self.scratch = computed;
 
-        if self.canonical {
-            out.value_with(|buf| order::write_canonical(&value, buf));
-            return Ok(());
+        let write = |buf: &mut Vec<u8>| {
+            if self.canonical {
+                order::write_canonical(&value, buf);
+            } else {
+                let input = sluice_sdk::json::JsonView::parse(bytes).ok();
+                let input = input.as_ref().map(|v| v.root());
+                order::write(&value, input, &self.plan, buf);
+            }
+        };
+        match new_key {
+            None => out.value_with(write),
+            Some(key) => {
+                let mut buf = Vec::with_capacity(bytes.len());
+                write(&mut buf);
+                out.emit(&OutEvent {
+                    key: key.as_deref().map(str::as_bytes),
+                    value: Some(&buf),
+                    headers: event.headers().collect(),
+                    timestamp_ms: event.timestamp_ms(),
+                });
+            }
         }
-        let input = sluice_sdk::json::JsonView::parse(bytes).ok();
-        let input = input.as_ref().map(|v| v.root());
-        let plan = &self.plan;
-        out.value_with(|buf| order::write(&value, input, plan, buf));
         Ok(())
     }
 

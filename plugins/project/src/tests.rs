@@ -247,11 +247,11 @@ fn forwards_tombstones_unchanged() {
 fn parameter_errors_name_the_parameter() {
     assert_eq!(
         init_error(&[]),
-        "at least one parameter is required: select, drop, rename, set"
+        "at least one parameter is required: select, drop, rename, set, key"
     );
     assert_eq!(
         init_error(&[("selct", "[\"a\"]")]),
-        "unknown parameter `selct`; allowed: select, drop, rename, set, strict, style"
+        "unknown parameter `selct`; allowed: select, drop, rename, set, key, strict, style"
     );
     assert_eq!(
         init_error(&[("select", "[1]")]),
@@ -722,4 +722,27 @@ fn the_tree_path_writes_in_the_inputs_style_unless_canonical_is_asked() {
         init_error(&[("drop", "m"), ("style", "sorted")]),
         "parameter `style`: expected `preserve` (the default: keys in the input's order, values as the input wrote them) or `canonical` (keys sorted, numbers and strings re-serialized), found `sorted`"
     );
+}
+
+#[test]
+fn key_re_keys_events_by_an_expression_of_the_input() {
+    let params = [
+        ("select", "id, name"),
+        ("key", "lower(address.city) || '-' || id"),
+    ];
+    let out = run::<Project>(&params, &[PERSON]).expect("runs");
+    assert_eq!(out.keys(), vec![Some("recife-7".to_string())]);
+    assert_eq!(out.json(), vec![json!({"id": 7, "name": "Ana"})]);
+    // A number is its JSON text; null or an absent field gives no key.
+    let out = run::<Project>(
+        &[("key", "id")],
+        &[r#"{"id":7}"#, r#"{"id":null}"#, r#"{"other":1}"#],
+    )
+    .expect("runs");
+    assert_eq!(out.keys(), vec![Some("7".to_string()), None, None]);
+    assert_eq!(
+        out.json(),
+        vec![json!({"id": 7}), json!({"id": null}), json!({"other": 1})]
+    );
+    assert!(init_error(&[("key", "id +")]).contains("parameter `key`"));
 }

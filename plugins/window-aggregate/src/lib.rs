@@ -10,6 +10,8 @@
 //! - `aggregates`: comma-separated `count`, `count(f)` (events whose `f` is
 //!   not null), `sum(f)`, `min(f)`, `max(f)`, `avg(f)`, `latest(f)`, each
 //!   optionally `as name` (default `count`, `count_f`, `sum_f`, ...);
+//!   a field or name holding `,`, `(`, ` as ` or spaces at its ends is
+//!   written between backquotes (`` sum(`unit price`) as `total, eur` ``);
 //! - `emit`: `close` (default: one result when the watermark passes the
 //!   window's end), `update` (a result after every event) or `both`.
 //!
@@ -19,6 +21,7 @@
 
 use serde_json::{json, Map, Value};
 use sluice_sdk::json::{JsonParser, JsonView, Kind, Raw};
+use sluice_sdk::names;
 use sluice_sdk::{Emitter, Event, EventError, Host, OutEvent, Params, Processor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,18 +78,22 @@ fn positive(params: &Params, name: &str) -> Result<i64, String> {
 
 fn parse_aggs(text: &str) -> Result<Vec<Agg>, String> {
     let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (expr, alias) = match part.split_once(" as ") {
-            Some((e, a)) => (e.trim(), Some(a.trim().to_string())),
+    for part in names::split(text, ',') {
+        let (expr, alias) = match names::split_once(part, " as ") {
+            Some((e, a)) => (
+                e.trim(),
+                Some(names::name(a).map_err(|e| format!("`aggregates`: {e}"))?),
+            ),
             None => (part, None),
         };
-        let (fname, field) = match expr.split_once('(') {
+        let (fname, field) = match names::split_once(expr, "(") {
             Some((f, rest)) => {
                 let field = rest
+                    .trim_end()
                     .strip_suffix(')')
-                    .ok_or_else(|| format!("`aggregates`: `{part}` lacks a closing `)`"))?
-                    .trim();
-                (f.trim(), (!field.is_empty()).then(|| field.to_string()))
+                    .ok_or_else(|| format!("`aggregates`: `{part}` lacks a closing `)`"))?;
+                let field = names::name(field).map_err(|e| format!("`aggregates`: {e}"))?;
+                (f.trim(), (!field.is_empty()).then_some(field))
             }
             None => (expr, None),
         };
@@ -391,12 +398,13 @@ impl Processor for WindowAggregate {
             group_by: params
                 .get("group_by")
                 .map(|g| {
-                    g.split(',')
-                        .map(str::trim)
-                        .filter(|f| !f.is_empty())
-                        .map(str::to_string)
-                        .collect()
+                    names::split(g, ',')
+                        .into_iter()
+                        .map(names::name)
+                        .collect::<Result<Vec<_>, _>>()
                 })
+                .transpose()
+                .map_err(|e| format!("`group_by`: {e}"))?
                 .unwrap_or_default(),
             aggs: parse_aggs(params.get("aggregates").unwrap_or("count"))?,
             emit,
@@ -619,6 +627,41 @@ mod tests {
                 json!({"key":"a","window_start":0,"window_end":10,"count":4,"count_n":2,"ms":1}),
                 json!({"key":"b","window_start":0,"window_end":10,"count":1,"count_n":0,"ms":0}),
             ]
+        );
+    }
+
+    #[test]
+    fn quoted_names_may_hold_commas_parentheses_and_spaces() {
+        let mut h = Harness::<WindowAggregate>::new(&[
+            ("size_ms", "10"),
+            ("group_by", "`my region`, `a,b`"),
+            (
+                "aggregates",
+                "count as `n (all)`, sum(`unit price`), max(`it``s`) as `top, eur`",
+            ),
+        ])
+        .expect("params");
+        h.send(
+            "s",
+            None,
+            Some(r#"{"my region":"eu","a,b":1,"unit price":2,"it`s":5}"#),
+            1,
+        )
+        .expect("ok");
+        let out = values(&h.advance(i64::MAX).expect("ok"));
+        assert_eq!(
+            out,
+            vec![
+                json!({"my region":"eu","a,b":1,"key":{"my region":"eu","a,b":1},
+                "window_start":0,"window_end":10,"n (all)":1,"sum_unit price":2.0,"top, eur":5.0})
+            ]
+        );
+        let err = Harness::<WindowAggregate>::new(&[("size_ms", "10"), ("group_by", "`open")])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("`group_by`") && err.contains("the backquote is not closed"),
+            "{err}"
         );
     }
 

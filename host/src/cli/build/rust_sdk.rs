@@ -41,6 +41,7 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("src/lib.rs", include_str!("../../../../sdk/src/lib.rs")),
     ("src/log.rs", include_str!("../../../../sdk/src/log.rs")),
+    ("src/names.rs", include_str!("../../../../sdk/src/names.rs")),
     (
         "src/params.rs",
         include_str!("../../../../sdk/src/params.rs"),
