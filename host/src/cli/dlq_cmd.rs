@@ -177,6 +177,24 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// The selection as the server's query parameters (`&kind=...`), each
+    /// value percent-encoded.
+    pub(super) fn query_string(&self) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        [
+            ("kind", &self.kind),
+            ("stage", &self.stage),
+            ("plugin", &self.plugin),
+            ("filter", &self.filter),
+        ]
+        .iter()
+        .filter_map(|(name, v)| {
+            v.as_ref()
+                .map(|v| format!("&{name}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        })
+        .collect()
+    }
+
     fn is_empty(&self) -> bool {
         self.kind.is_none()
             && self.stage.is_none()

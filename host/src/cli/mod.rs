@@ -400,6 +400,28 @@ characters a plugin logs are shown escaped, never sent to your terminal.")]
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// Server: a pipeline's dead letters up to its last checkpoint (needs --server).
+    #[command(after_help = "\
+Examples:
+  sluice --server http://127.0.0.1:7070 dead-letters orders
+  sluice --server http://127.0.0.1:7070 dead-letters orders --stage price --limit 100
+  sluice --server http://127.0.0.1:7070 dead-letters orders --filter \"value.total > 100\" --json
+Prints one line per letter: ID, kind, stage, reason and the value, cut to fit
+a line and with control characters escaped; --json prints each letter as the
+API gives it, one per line. The selection is `sluice dlq ls`'s, applied on the
+server. Replaying stays `sluice dlq replay` on the server's files for now.")]
+    DeadLetters {
+        /// The pipeline.
+        name: String,
+        #[command(flatten)]
+        select: dlq_cmd::SelectArgs,
+        /// Most letters to print (0: all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per letter, per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Server: one pipeline's status as JSON (needs --server).
     #[command(after_help = "Example:\n  sluice --server http://127.0.0.1:7070 status orders")]
     Status {
@@ -630,6 +652,12 @@ pub fn main() -> ExitCode {
             since,
             follow,
         } => server().and_then(|u| remote_cmd::logs(&u, &name, since, follow)),
+        Command::DeadLetters {
+            name,
+            select,
+            limit,
+            json,
+        } => server().and_then(|u| remote_cmd::dead_letters(&u, &name, &select, limit, json)),
         Command::Start { name } => server().and_then(|u| remote_cmd::act(&u, &name, "start")),
         Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),
         Command::Pause { name } => server().and_then(|u| remote_cmd::act(&u, &name, "pause")),

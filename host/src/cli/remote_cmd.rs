@@ -217,6 +217,70 @@ pub fn logs(url: &str, name: &str, since: u64, follow: bool) -> Result<ExitCode>
     }
 }
 
+/// `sluice --server URL dead-letters NAME`: pages through the API until
+/// `limit` letters (0: all) or the last checkpoint's end.
+pub fn dead_letters(
+    url: &str,
+    name: &str,
+    select: &super::dlq_cmd::SelectArgs,
+    limit: usize,
+    json: bool,
+) -> Result<ExitCode> {
+    let r = Remote::new(url)?;
+    let selection = select.query_string();
+    let (mut after, mut printed) = (0u64, 0usize);
+    loop {
+        let page = match limit {
+            0 => 500,
+            n => (n - printed).min(500),
+        };
+        let v = r.ok(
+            "GET",
+            &format!("/v1/pipelines/{name}/dead-letters?after={after}&limit={page}{selection}"),
+            None,
+        )?;
+        for b in v["bad_lines"].as_array().into_iter().flatten() {
+            eprintln!(
+                "line at byte {} ({} bytes): {}",
+                b["offset"],
+                b["len"],
+                printable(b["error"].as_str().unwrap_or_default())
+            );
+        }
+        for l in v["letters"].as_array().into_iter().flatten() {
+            if json {
+                println!("{l}");
+            } else {
+                println!(
+                    "{}  {}  {}  {}  {}",
+                    l["id"].as_str().unwrap_or_default(),
+                    l["kind"].as_str().unwrap_or_default(),
+                    printable(l["stage"].as_str().unwrap_or_default()),
+                    printable(&cut(l["reason"].as_str().unwrap_or_default(), 120)),
+                    printable(&cut(&l["value"].to_string(), 120)),
+                );
+            }
+            printed += 1;
+        }
+        let next = v["next"].as_u64().unwrap_or(after);
+        if v["complete"] == true || (limit > 0 && printed >= limit) || next == after {
+            if !json && printed == 0 {
+                eprintln!("no dead letters (up to the last checkpoint) match");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        after = next;
+    }
+}
+
+/// `text` cut to at most `max` characters, marked when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// `sluice --server URL ps`.
 pub fn ps(url: &str) -> Result<ExitCode> {
     let r = Remote::new(url)?;

@@ -1555,6 +1555,33 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
     let later = read_all(&format!("&filter=offset%20%3E%3D%20{third}"));
     assert_eq!(later.len(), 8, "{later:#?}");
 
+    // The CLI pages through the same letters, the selection encoded.
+    let cli = |args: &[&str]| {
+        let out = sluice()
+            .args(["--server", &s.url, "dead-letters", "mixed"])
+            .args(args)
+            .env("SLUICE_TOKEN", &t)
+            .output()
+            .expect("sluice dead-letters");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let printed = cli(&["--limit", "0", "--json"]);
+    let from_cli: Vec<Value> = printed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a letter per line"))
+        .collect();
+    assert_eq!(from_cli, all, "the CLI prints what the API gives");
+    let filter = format!("offset >= {third} and reason != 'a & b'");
+    assert_eq!(cli(&["--filter", &filter, "--json"]).lines().count(), 8);
+    let table = cli(&["--limit", "3"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let first_id = all[0]["id"].as_str().expect("id");
+    assert!(
+        table.starts_with(&format!("{first_id}  malformed  in  ")),
+        "{table}"
+    );
+
     // Bad requests are 400s that say what is wrong; nothing of it for zeta.
     for (query, says) in [
         ("after=x", "`after` is a whole number"),
