@@ -83,10 +83,12 @@ pub enum ComponentError {
         accepted: String,
     },
     /// Exports no Sluice world, or a different one than the stage needs.
-    #[error("{path} {found}, but a stage needs the `{expected}` world (it must export {PACKAGE}/{interface}@{version})")]
+    #[error("{path} {found}, but {user} needs the `{expected}` world (it must export {PACKAGE}/{interface}@{version})")]
     WrongWorld {
         /// The file.
         path: String,
+        /// What loads it: a stage, a `wasm` source or sink.
+        user: &'static str,
         /// What it does export.
         found: String,
         /// The world required.
@@ -159,11 +161,11 @@ pub fn shape(engine: &Engine, component: &Component) -> Shape {
 /// Checks that `shape` is `expected` at an accepted version.
 pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), ComponentError> {
     let p = path.display().to_string();
-    let interface = match expected {
-        World::Transform => "transformer",
-        World::Processor => "stateful",
-        World::Source => "reader",
-        World::Sink => "writer",
+    let (interface, user) = match expected {
+        World::Transform => ("transformer", "a stage"),
+        World::Processor => ("stateful", "a stage"),
+        World::Source => ("reader", "a `wasm` source"),
+        World::Sink => ("writer", "a `wasm` sink"),
     };
     if let Some(v) = &shape.version {
         if !ACCEPTED_VERSIONS.contains(&v.as_str()) {
@@ -188,6 +190,7 @@ pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), Co
         };
         return Err(ComponentError::WrongWorld {
             path: p,
+            user,
             found,
             expected: expected.name(),
             interface,

@@ -212,8 +212,9 @@ fn watch_swaps_a_changed_sink_connector_at_a_checkpoint_without_loss_and_refuses
     });
     let refusals = log.matching("not reloading");
     assert!(
-        refusals[1].contains("`transform` world"),
-        "the refusal names the world: {}",
+        refusals[1]
+            .contains("implements the `transform` world, but a `wasm` sink needs the `sink` world"),
+        "the refusal names both worlds and what needs it: {}",
         refusals[1]
     );
     still_running("a", endpoint.events_from("a"));
