@@ -52,6 +52,21 @@ fn explain_of_the_reference_files_is_a_pipeline_that_validate_accepts() {
     }
 }
 
+/// Runs `sluice sql FILE` in `dir` with the built plugins and its state
+/// under `dir`, for the tests over files.
+fn run_sql_over_files(dir: &Path, sql: &Path) {
+    run_ok(
+        sluice()
+            .arg("sql")
+            .arg(sql)
+            .arg("--data-dir")
+            .arg(dir.join("state"))
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"))
+            .current_dir(dir),
+    );
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
@@ -433,16 +448,7 @@ CREATE SINK CONNECTOR counts_out WITH (
   'file' = 'counts.jsonl', 'topics' = 'counts');
 ",
     );
-    run_ok(
-        sluice()
-            .arg("sql")
-            .arg(&sql)
-            .arg("--data-dir")
-            .arg(dir.path().join("state"))
-            .arg("--plugin-path")
-            .arg(target_dir().join("plugins"))
-            .current_dir(dir.path()),
-    );
+    run_sql_over_files(dir.path(), &sql);
     // A value that does not convert is null; a missing column stays missing.
     assert_eq!(
         json_lines(&dir.path().join("typed.jsonl")),
@@ -520,16 +526,7 @@ CREATE SINK CONNECTOR busy_out WITH (
   'file' = 'busy.jsonl', 'topics' = 'busy');
 ",
     );
-    run_ok(
-        sluice()
-            .arg("sql")
-            .arg(&sql)
-            .arg("--data-dir")
-            .arg(dir.path().join("state"))
-            .arg("--plugin-path")
-            .arg(target_dir().join("plugins"))
-            .current_dir(dir.path()),
-    );
+    run_sql_over_files(dir.path(), &sql);
     let row = |id: i64, region: &str, price: i64, ts: i64, name: Value| json!({"id":id,"my region":region,"unit price":price,"ts":ts,"region name":name});
     assert_eq!(
         json_lines(&dir.path().join("named.jsonl")),
@@ -601,16 +598,7 @@ CREATE SINK CONNECTOR named_out WITH (
   'file' = 'named.jsonl', 'topics' = 'named');
 ",
     );
-    run_ok(
-        sluice()
-            .arg("sql")
-            .arg(&sql)
-            .arg("--data-dir")
-            .arg(dir.path().join("state"))
-            .arg("--plugin-path")
-            .arg(target_dir().join("plugins"))
-            .current_dir(dir.path()),
-    );
+    run_sql_over_files(dir.path(), &sql);
     // The table's keys are `US` and `AP`, which no field holds (`eu` is
     // filtered out first); the join looks the sale's `region` up as written.
     assert_eq!(
