@@ -247,3 +247,81 @@ sinks:
         "every item, once, in order"
     );
 }
+
+/// A Python sink whose `write` raises (a bug, not `Retry`): the SDK logs the
+/// exception with its line, the instance crashes, and the host reopens the
+/// sink at its last flush and writes the batches since again: nothing is lost.
+#[test]
+fn a_python_sink_that_raises_is_logged_and_reopened_at_its_last_flush() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let project = root.path().join("crashy");
+    std::fs::create_dir(&project).expect("mkdir");
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"crashy\"\nversion = \"0.1.0\"\n\n[tool.sluice]\nworld = \"sink\"\n",
+    )
+    .expect("write pyproject");
+    std::fs::write(
+        project.join("app.py"),
+        r#"import sluice
+from sluice import http
+
+
+class Crashy(sluice.Sink):
+    def __init__(self, params, position):
+        self.url = params.required("url")
+
+    def write(self, events, rejected):
+        resp = http.post(self.url, b"[" + b",".join(e.value for e in events) + b"]")
+        if resp.status == 418:
+            raise RuntimeError(resp.text())
+        if resp.status != 200:
+            raise sluice.Retry(f"HTTP {resp.status}")
+
+    def flush(self):
+        return b""
+"#,
+    )
+    .expect("write app.py");
+    let wasm = build(&project);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    input(dir.path(), 200, |_| false);
+    let received: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let got = received.clone();
+    let crashed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = Server::start(move |req, _| {
+        let batch = ns(&req.body);
+        // The batch holding 120 crashes the sink, once.
+        if batch.contains(&120) && !crashed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Reply::Status(418, b"the server told this sink to crash".to_vec());
+        }
+        got.lock().expect("lock").extend(batch);
+        Reply::Status(200, b"{}".to_vec())
+    });
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: pycrash\nbatch_size: 25\ncheckpoint_interval_ms: 50\nsources:\n  in: {{type: file, path: in.jsonl}}\nsinks:\n  out:\n    type: wasm\n    inputs: [in]\n    plugin: {}\n    params: {{url: {:?}}}\n    grants: {{http: [{:?}]}}\n    initial_backoff_ms: 10\n",
+            q(&wasm),
+            server.url("/in"),
+            server.host_port()
+        ),
+    );
+    let out = run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "plugin raised RuntimeError: the server told this sink to crash (app.py line 12, in write)"
+        ) && stderr.contains("reopening the connector at its last flush"),
+        "{stderr}"
+    );
+    let mut got = received.lock().expect("lock").clone();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(
+        got,
+        (0..200).collect::<Vec<_>>(),
+        "every event delivered at least once"
+    );
+}
