@@ -198,6 +198,18 @@ fn python_scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
                 "{kind}: the scaffold has {file}"
             );
         }
+        // The scaffold's own native tests pass as generated.
+        let unit = run_ok(
+            std::process::Command::new("python3")
+                .args(["-m", "unittest", "-v"])
+                .current_dir(&project)
+                .env(
+                    "PYTHONPATH",
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python"),
+                ),
+        );
+        let report = String::from_utf8_lossy(&unit.stderr);
+        assert!(report.trim_end().ends_with("OK"), "{kind}: {report}");
         let wasm = build(&project);
         let out = run_ok(sluice().arg("plugin").arg("inspect").arg(&wasm));
         let text = String::from_utf8_lossy(&out.stdout);
