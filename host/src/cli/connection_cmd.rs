@@ -28,7 +28,8 @@ pub enum ConnectionCommand {
     #[command(after_help = "\
 Examples:
   sluice --server http://127.0.0.1:7070 connection set warehouse --type postgres \\
-      --secret url=@/run/secrets/warehouse-url --file tls.ca_file=ca.pem
+      --secret url=@/run/secrets/warehouse-url \\
+      --field tls.mode=verify-full --file tls.ca_file=ca.pem
   sluice --server http://127.0.0.1:7070 connection set events --type kafka \\
       --field brokers=kafka-1:9092 --secret-env sasl.password=KAFKA_PASSWORD
 Pipelines then name it: `sinks: {dw: {type: postgres, connection: warehouse, ...}}`.
@@ -41,7 +42,7 @@ connection, so give every setting each time.")]
         /// The connector type it is for (any when left out).
         #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
-        /// A plain setting, KEY=VALUE (numbers and true/false as such); repeatable.
+        /// A plain setting, KEY=VALUE (numbers and true/false as such; `tls.mode` nests); repeatable.
         #[arg(long, value_name = "KEY=VALUE")]
         field: Vec<String>,
         /// A secret read from a file, KEY=@PATH (one trailing newline dropped); repeatable.
@@ -135,6 +136,27 @@ fn split<'a>(flag: &str, arg: &'a str) -> Result<(&'a str, &'a str)> {
         .with_context(|| format!("--{flag} {arg}: expected KEY=..."))
 }
 
+/// Sets `a.b` in `m` as `{"a": {"b": value}}` (the API takes nested
+/// fields as objects).
+fn nest(m: &mut Map<String, Value>, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            m.insert(key.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let slot = m
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = slot {
+                nest(inner, rest, value);
+            }
+        }
+    }
+}
+
 /// The request body from the flags; `env` reads variables.
 fn body(
     kind: Option<String>,
@@ -151,7 +173,7 @@ fn body(
             Ok(n @ (Value::Number(_) | Value::Bool(_))) => n,
             _ => Value::String(v.to_string()),
         };
-        f.insert(k.to_string(), value);
+        nest(&mut f, k, value);
     }
     let mut s = BTreeMap::new();
     for arg in secrets {
@@ -208,7 +230,7 @@ mod tests {
         assert_eq!(
             b,
             json!({"type": "postgres",
-                "fields": {"port": 5432, "tls": true, "host": "db.internal"},
+                "fields": {"port": 5432, "tls": {"mode": "verify-full"}, "host": "db.internal"},
                 "secrets": {"password": "s3cret", "sasl.password": "from-env"},
                 "files": {"tls.ca_file": "-----BEGIN CERTIFICATE-----\nAA==\n"}})
         );
