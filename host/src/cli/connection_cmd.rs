@@ -219,7 +219,7 @@ mod tests {
             Some("postgres".into()),
             &[
                 "port=5432".into(),
-                "tls=true".into(),
+                "tls.mode=verify-full".into(),
                 "host=db.internal".into(),
             ],
             &[format!("password=@{}", secret.display())],
