@@ -143,6 +143,11 @@ pub trait Sink: Send {
     fn hot_reload(&mut self) -> Option<HotReload> {
         None
     }
+    /// The plugin (the host's label) and version a custom sink runs now,
+    /// named on its dead letters as a stage's are. Native sinks: none.
+    fn plugin_identity(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// A sink whose code lives in a file that `run --watch` may replace.

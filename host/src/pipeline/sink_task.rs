@@ -48,10 +48,11 @@ impl SinkTask {
                 reasons.join("; ")
             );
         }
+        let (plugin, version) = self.sink.plugin_identity().unwrap_or_default();
         let culprit = Culprit {
             stage: self.name.clone(),
-            plugin: String::new(),
-            version: String::new(),
+            plugin,
+            version,
         };
         let mut dead = DeadLetters::new(&self.name, Arc::from(self.name.as_str()));
         for (batch, index, reason) in rejected.drain() {

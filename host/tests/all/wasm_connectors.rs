@@ -463,6 +463,15 @@ fn webhook_sink_retries_5xx_and_timeouts_and_dead_letters_4xx_with_the_response_
             .expect("message");
         assert!(msg.starts_with("HTTP 422: refused: [{\"n\":"), "{msg}");
         assert_eq!(d["headers"]["sluice.error.kind"], "sink");
+        // Named like a stage's: the host's label of the build, and its version.
+        let plugin = d["headers"]["sluice.error.plugin"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(plugin.starts_with("webhook-sink (claims \""), "{plugin}");
+        assert!(!d["headers"]["sluice.error.plugin_version"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty());
     }
 }
 

@@ -286,6 +286,12 @@ impl WasmSink {
 }
 
 impl Sink for WasmSink {
+    fn plugin_identity(&self) -> Option<(String, String)> {
+        // The host's label leads: the claimed name can be faked.
+        let plugin = self.instance.plugin();
+        Some((plugin.label(), plugin.info.version.clone()))
+    }
+
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         self.flushed = position
             .filter(|v| !v.is_null())
