@@ -26,7 +26,7 @@ use serde_json::json;
 use super::auth::{self, Principal};
 use super::error::{ApiError, ApiResult};
 use super::store::Scope;
-use super::{pipelines, plugins, tenants, Server};
+use super::{console, pipelines, plugins, tenants, Server};
 
 /// Most bytes of request line and headers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -135,6 +135,19 @@ pub fn routes() -> Routes {
         &["POST"],
         post(pause_pipeline),
     )
+    // The web console (issue 16): its files, and the one route it adds to
+    // the API. Kept together so that other route additions merge cleanly.
+    .add("/", &["GET"], get(console::home))
+    .add("/console/", &["GET"], get(console::index))
+    .add("/console/{asset}", &["GET"], get(console::asset))
+    .add("/v1/pipelines/{name}/graph", &["GET"], get(pipeline_graph))
+}
+
+async fn pipeline_graph(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        console::graph(s, &tenant_of(who, Scope::Read)?, &n)
+    })
+    .await
 }
 
 /// The routes, serving `server`.

@@ -16,6 +16,7 @@
 //! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
+//! - [`console`]: the web console's embedded files and the DAG it draws;
 //! - [`api`]: routes, request bounds and the connection loop.
 //!
 //! The data dir holds `catalog.redb`, `plugins/SHA256.wasm` (content
@@ -25,6 +26,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod dead_letters;
 pub mod error;
 pub mod logs;
