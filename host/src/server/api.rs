@@ -141,6 +141,48 @@ pub fn routes() -> Routes {
     .add("/console/", &["GET"], get(console::index))
     .add("/console/{asset}", &["GET"], get(console::asset))
     .add("/v1/pipelines/{name}/graph", &["GET"], get(pipeline_graph))
+    .add(
+        "/v1/pipelines/{name}/dead-letters/replay",
+        &["POST"],
+        post(replay_dead_letters),
+    )
+    .add(
+        "/v1/pipelines/{name}/dead-letters/purge",
+        &["POST"],
+        post(purge_dead_letters),
+    )
+}
+
+async fn replay_dead_letters(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let a = query(q).and_then(|q| super::dead_letters::Action::parse(&q, &["to", "dry_run"]));
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        // Held for the whole replay: a start now would race it for the state.
+        let _guard = s.lock_tenant(&tenant);
+        super::dead_letters::replay(s, &tenant, &n, a)
+    })
+    .await
+}
+
+async fn purge_dead_letters(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let a = query(q)
+        .and_then(|q| super::dead_letters::Action::parse(&q, &["replayed", "all", "dry_run"]));
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        super::dead_letters::purge(s, &tenant, &n, a)
+    })
+    .await
 }
 
 async fn pipeline_graph(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {

@@ -332,6 +332,13 @@ fn a_tenant_signs_in_watches_its_pipelines_reads_dead_letters_as_text_and_deploy
     .expect("input");
     let bad = format!("name: bad-input\nsources:\n  in: {{type: file, path: \"{XSS}.jsonl\"}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [in]}}\n");
     s.ok("POST", "/v1/pipelines", Some(&acme), Some(bad.as_bytes()));
+    write_tags(&files, 100);
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&acme),
+        Some(tagging("meta.tag").as_bytes()),
+    );
     let secret = "name: zeta-secret\nsources:\n  gen: {type: datagen, kind: people, rate: 5}\nsinks:\n  out: {type: file, path: z.jsonl, inputs: [gen]}\n";
     s.ok(
         "POST",
@@ -381,6 +388,7 @@ fn a_tenant_signs_in_watches_its_pipelines_reads_dead_letters_as_text_and_deploy
             "ok dead letters",
             "ok plugins",
             "ok deploy",
+            "ok replay",
             "ok second tenant",
             "ok no console errors",
         ]
@@ -389,11 +397,266 @@ fn a_tenant_signs_in_watches_its_pipelines_reads_dead_letters_as_text_and_deploy
         "01-login-error",
         "03-pipeline",
         "06-deploy-diagnostic",
-        "08-other-tenant",
+        "08-replayed",
+        "09-other-tenant",
     ] {
         assert!(out_dir.join(format!("{shot}.png")).is_file(), "{shot}");
     }
     // What the browser deployed is there, for acme only.
-    assert_eq!(s.names(&acme), ["bad-input", "fixed", "orders"]);
+    assert_eq!(s.names(&acme), ["bad-input", "fixed", "orders", "tagging"]);
+    // The replay the browser asked for delivered each refused event once.
+    let counts = tagged_counts(&files);
+    assert_eq!(counts.len(), 100, "every event delivered");
+    assert!(counts.values().all(|c| *c == 1), "each once: {counts:?}");
     assert_eq!(s.names(&zeta), ["zeta-secret"]);
+}
+
+/// Numbered events, every fifth with `meta` a string: the `project` stage of
+/// [`tagging`] with `meta.tag` refuses those (it cannot write into a
+/// string), the one with `tag` takes every event.
+fn write_tags(files: &Path, events: u64) {
+    std::fs::create_dir_all(files).expect("files");
+    let text: String = (0..events)
+        .map(|i| {
+            if i % 5 == 0 {
+                format!("{{\"n\":{i},\"meta\":\"legacy\"}}\n")
+            } else {
+                format!("{{\"n\":{i},\"meta\":{{\"src\":\"web\"}}}}\n")
+            }
+        })
+        .collect();
+    std::fs::write(files.join("tags.jsonl"), text).expect("tags.jsonl");
+}
+
+fn tagging(field: &str) -> String {
+    format!(
+        "name: tagging\ncheckpoint_interval_ms: 200\nsources:\n  in: {{type: file, path: tags.jsonl}}\nstages:\n  tag:\n    plugin: project\n    inputs: [in]\n    params:\n      set:\n        {field}: \"'x'\"\nsinks:\n  out: {{type: file, path: tagged.jsonl, inputs: [tag]}}\n"
+    )
+}
+
+/// How many times each `n` is in the tenant's `tagged.jsonl`.
+fn tagged_counts(files: &Path) -> std::collections::BTreeMap<u64, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(files.join("tagged.jsonl"))
+        .expect("tagged.jsonl")
+        .lines()
+    {
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        *counts.entry(v["n"].as_u64().expect("n")).or_default() += 1;
+    }
+    counts
+}
+
+impl Server {
+    fn wait_state(&self, token: &str, name: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, v) = self.call(
+                "GET",
+                &format!("/v1/pipelines/{name}/status"),
+                Some(token),
+                None,
+            );
+            if v["status"]["state"] == state {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never {state}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn dead_letters_are_replayed_once_after_a_fix_and_purged_through_the_api_by_their_owner_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(dir.path());
+    let acme = s.tenant("acme");
+    let zeta = s.tenant("zeta");
+    let reader = s.ok(
+        "POST",
+        "/v1/tenants/acme/tokens",
+        Some(ADMIN),
+        Some(br#"{"scope":"read"}"#),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let files = dir.path().join("data/tenants/acme/files");
+    write_tags(&files, 100);
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&acme),
+        Some(tagging("meta.tag").as_bytes()),
+    );
+    let running = "name: orders\nsources:\n  gen: {type: datagen, kind: people, rate: 20}\nsinks:\n  out: {type: file, path: orders.jsonl, inputs: [gen]}\n";
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&acme),
+        Some(running.as_bytes()),
+    );
+    s.wait_state(&acme, "tagging", "finished");
+    assert_eq!(tagged_counts(&files).len(), 80);
+
+    // Hostile or wrong requests change nothing and say why.
+    let replay = "/v1/pipelines/tagging/dead-letters/replay";
+    let purge = "/v1/pipelines/tagging/dead-letters/purge";
+    for (path, token, status, says) in [
+        (
+            format!("{replay}?stagee=tag"),
+            &acme,
+            400,
+            "unknown query parameter `stagee`",
+        ),
+        (
+            format!("{replay}?after=0"),
+            &acme,
+            400,
+            "unknown query parameter `after`",
+        ),
+        (
+            format!("{replay}?filter=value.n%20%3E"),
+            &acme,
+            400,
+            "`filter`: ",
+        ),
+        (
+            format!("{replay}?dry_run=yes"),
+            &acme,
+            400,
+            "`dry_run` is `true` or `false`",
+        ),
+        (purge.to_string(), &acme, 400, "say which letters to purge"),
+        (
+            format!("{purge}?all=1"),
+            &acme,
+            400,
+            "`all` is `true` or `false`",
+        ),
+        (format!("{replay}?to=nosuch"), &acme, 409, "nosuch"),
+        (replay.to_string(), &reader, 403, "`deploy` scope"),
+        (replay.to_string(), &zeta, 404, "no pipeline `tagging`"),
+        (
+            format!("{replay}?stagee=x"),
+            &zeta,
+            404,
+            "no pipeline `tagging`",
+        ),
+        (
+            format!("{purge}?all=true"),
+            &zeta,
+            404,
+            "no pipeline `tagging`",
+        ),
+        (
+            "/v1/pipelines/..%2Facme%2Ftagging/dead-letters/replay".to_string(),
+            &acme,
+            404,
+            "no pipeline",
+        ),
+        (
+            "/v1/pipelines/orders/dead-letters/replay".to_string(),
+            &acme,
+            409,
+            "is running; stop it first",
+        ),
+        (
+            "/v1/pipelines/orders/dead-letters/purge?all=true".to_string(),
+            &acme,
+            409,
+            "is running; stop it first",
+        ),
+    ] {
+        let (code, v) = s.call("POST", &path, Some(token), None);
+        assert_eq!(code, status, "{path}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{path}: {v}"
+        );
+        assert!(
+            !v.to_string().contains(&dir.path().display().to_string()),
+            "no server path: {v}"
+        );
+    }
+    let dry = s.ok("POST", &format!("{replay}?dry_run=true"), Some(&acme), None);
+    assert_eq!(
+        (&dry["run"], &dry["planned"]),
+        (&json!(0), &json!({"tag": 20})),
+        "{dry}"
+    );
+    assert_eq!(tagged_counts(&files).len(), 80, "a dry run sends nothing");
+
+    // Deploy the fix (the run restarts from its checkpoint and finishes
+    // again), then replay: each refused event reaches the output once.
+    s.ok(
+        "POST",
+        "/v1/pipelines",
+        Some(&acme),
+        Some(tagging("tag").as_bytes()),
+    );
+    s.wait_state(&acme, "tagging", "finished");
+    let done = s.ok("POST", replay, Some(&acme), None);
+    assert_eq!(done["run"], 1, "{done}");
+    assert_eq!(done["outcomes"], json!({"delivered": 20}), "{done}");
+    assert_eq!(
+        (&done["letters_listed"], &done["letters_total"]),
+        (&json!(20), &json!(20))
+    );
+    let counts = tagged_counts(&files);
+    assert_eq!(counts.len(), 100, "every event delivered");
+    assert!(counts.values().all(|c| *c == 1), "each once: {counts:?}");
+    // Again: nothing more is sent.
+    let twice = s.ok("POST", replay, Some(&acme), None);
+    assert_eq!(
+        (&twice["run"], &twice["already_replayed"]),
+        (&json!(0), &json!(20)),
+        "{twice}"
+    );
+    assert_eq!(tagged_counts(&files), counts);
+    let page = s.ok(
+        "GET",
+        "/v1/pipelines/tagging/dead-letters?limit=500",
+        Some(&acme),
+        None,
+    );
+    let letters = page["letters"].as_array().expect("letters");
+    assert_eq!(letters.len(), 20);
+    assert!(
+        letters.iter().all(|l| l["replayed"] == "delivered"),
+        "{page}"
+    );
+
+    // Purge what was replayed; the pipeline starts again on the shorter file.
+    let dry = s.ok(
+        "POST",
+        &format!("{purge}?replayed=true&dry_run=true"),
+        Some(&acme),
+        None,
+    );
+    assert_eq!(
+        (&dry["removed"], &dry["kept"]),
+        (&json!(20), &json!(0)),
+        "{dry}"
+    );
+    let purged = s.ok("POST", &format!("{purge}?replayed=true"), Some(&acme), None);
+    assert_eq!(
+        (&purged["removed"], &purged["bytes_after"]),
+        (&json!(20), &json!(0)),
+        "{purged}"
+    );
+    let page = s.ok(
+        "GET",
+        "/v1/pipelines/tagging/dead-letters",
+        Some(&acme),
+        None,
+    );
+    assert_eq!(page["letters"], json!([]), "{page}");
+    s.ok("POST", "/v1/pipelines/tagging/start", Some(&acme), None);
+    s.wait_state(&acme, "tagging", "finished");
+    assert_eq!(
+        tagged_counts(&files),
+        counts,
+        "the rerun reads and writes nothing again"
+    );
 }

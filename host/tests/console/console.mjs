@@ -6,8 +6,11 @@
 //   SLUICE_URL        the server
 //   SLUICE_CHROMIUM   the browser binary (/usr/bin/chromium)
 //   TOKEN_ACME        tenant acme's deploy token: pipelines `orders` (running,
-//                     gen -> copy (plugin pass) -> out) and `bad-input`
+//                     gen -> copy (plugin pass) -> out), `bad-input`
 //                     (finished, with dead letters whose reason holds HTML)
+//                     and `tagging` (finished, its `project` stage refused
+//                     20 of 100 events: it sets `meta.tag`, and `meta` is a
+//                     string in every fifth)
 //   TOKEN_ZETA        tenant zeta's token: pipeline `zeta-secret`
 //   OUT_DIR           where screenshots go
 //
@@ -86,9 +89,9 @@ try {
   // --- acme signs in and sees its own pipelines only -------------------------
   await signIn(page, acme);
   await page.locator('#pipelines tbody tr').first().waitFor();
-  await page.waitForFunction(() => document.querySelectorAll('#pipelines tbody tr').length === 2);
+  await page.waitForFunction(() => document.querySelectorAll('#pipelines tbody tr').length === 3);
   const names = await page.locator('#pipelines tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.pipeline));
-  assert.deepEqual(names.sort(), ['bad-input', 'orders']);
+  assert.deepEqual(names.sort(), ['bad-input', 'orders', 'tagging']);
   assert.equal((await page.content()).includes('zeta-secret'), false, "zeta's pipeline is not shown");
   assert.equal(await page.locator('#who').textContent(), 'acme · deploy');
   // The token is in sessionStorage, and nowhere a URL or a cookie would carry it.
@@ -185,11 +188,52 @@ try {
   await page.locator('#deploy').click();
   await page.locator('#flash').waitFor();
   assert.equal(await page.locator('#flash').textContent(), 'Deployed fixed (created).');
-  await page.waitForFunction(() => document.querySelectorAll('#pipelines tbody tr').length === 3);
+  await page.waitForFunction(() => document.querySelectorAll('#pipelines tbody tr').length === 4);
   const after = await page.locator('#pipelines tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.pipeline));
-  assert.deepEqual(after.sort(), ['bad-input', 'fixed', 'orders']);
+  assert.deepEqual(after.sort(), ['bad-input', 'fixed', 'orders', 'tagging']);
   await shot(page, '07-deployed');
   ok('deploy');
+
+  // --- a fixed version deployed, the dead letters replayed once ----------------
+  await page.goto(`${url}/console/#/pipelines/tagging`);
+  await page.waitForFunction(() => document.querySelectorAll('#dead-letters tbody tr').length === 20);
+  await page.locator('#dead-letters tbody tr').first().click();
+  assert.equal(await page.locator('#dl-reason').textContent(), 'cannot set `meta.tag`: `meta` is a string, not an object');
+  assert.deepEqual(JSON.parse(await page.locator('#dl-json').textContent()).value, { n: 0, meta: 'legacy' });
+  const tagging = (field) => [
+    'name: tagging',
+    'checkpoint_interval_ms: 200',
+    'sources:',
+    '  in: {type: file, path: tags.jsonl}',
+    'stages:',
+    '  tag:',
+    '    plugin: project',
+    '    inputs: [in]',
+    '    params:',
+    '      set:',
+    `        ${field}: "'x'"`,
+    'sinks:',
+    '  out: {type: file, path: tagged.jsonl, inputs: [tag]}',
+  ].join('\n');
+  await page.locator('a[data-nav=deploy]').click();
+  await page.locator('#yaml').fill(tagging('tag'));
+  await page.locator('#deploy').click();
+  await page.locator('#flash').waitFor();
+  assert.equal(await page.locator('#flash').textContent(), 'Deployed tagging (restarted).');
+  await page.locator('#pipelines tr[data-pipeline="tagging"] a').click();
+  await page.locator('h1 [data-state="finished"]').waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#dead-letters tbody tr').length === 20);
+  await page.locator('#dl-replay').click();
+  await page.locator('#dl-replayed:visible').waitFor();
+  assert.equal(await page.locator('#dl-replayed').textContent(), 'Replay run 1: 20 delivered.');
+  await page.waitForFunction(() => [...document.querySelectorAll('#dead-letters tbody tr td:nth-child(5)')]
+    .filter((td) => td.textContent === 'delivered').length === 20);
+  await shot(page, '08-replayed');
+  // Pressed again: nothing is sent twice.
+  await page.locator('#dl-replay').click();
+  await page.waitForFunction(() => document.querySelector('#dl-replayed').textContent.startsWith('Nothing'));
+  assert.equal(await page.locator('#dl-replayed').textContent(), 'Nothing to replay (20 already replayed before).');
+  ok('replay');
 
   // --- the token never travelled in a URL --------------------------------------
   assert.ok(requests.length > 10);
@@ -209,7 +253,7 @@ try {
     await zp.locator('a[data-nav=plugins]').click();
     await zp.locator('#plugins').waitFor();
     assert.equal(await zp.locator('#plugins tbody tr').count(), 0);
-    await shot(zp, '08-other-tenant');
+    await shot(zp, '09-other-tenant');
     await z.close();
     ok('second tenant');
   }

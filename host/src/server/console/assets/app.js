@@ -434,12 +434,18 @@ function deadLetters(path) {
   const summary = el('p', { class: 'muted', id: 'dl-summary' });
   let next = 0;
   let shown = 0;
-  const load = async (after) => {
-    const q = new URLSearchParams({ after: String(after), limit: '50' });
+  const selection = () => {
+    const q = new URLSearchParams();
     for (const [name] of fields) {
       const v = inputs[name].value.trim();
       if (v) q.set(name, v);
     }
+    return q;
+  };
+  const load = async (after) => {
+    const q = selection();
+    q.set('after', String(after));
+    q.set('limit', '50');
     const res = await api('GET', `${path}/dead-letters?${q}`);
     if (!res.ok) { error.textContent = errorText(res); error.hidden = false; return; }
     error.hidden = true;
@@ -468,10 +474,34 @@ function deadLetters(path) {
     more.hidden = res.data.complete;
     summary.textContent = `${shown} shown${res.data.complete ? '' : ', more after this page'}`;
   };
+  // Replay the same selection (the pipeline must be stopped or finished);
+  // the server sends each letter at most once, however often this is pressed.
+  const replay = el('button', { type: 'button', id: 'dl-replay' }, 'Replay selection');
+  const replayed = el('p', { class: 'note', id: 'dl-replayed', hidden: true });
+  replay.addEventListener('click', async () => {
+    replay.disabled = true;
+    try {
+      const res = await api('POST', `${path}/dead-letters/replay?${selection()}`);
+      if (!res.ok) { error.textContent = errorText(res); error.hidden = false; replayed.hidden = true; return; }
+      error.hidden = true;
+      const r = res.data;
+      const outcomes = Object.entries(r.outcomes).map(([k, v]) => `${v} ${k}`);
+      if (r.already_replayed) outcomes.push(`${r.already_replayed} already replayed before`);
+      const skipped = Object.values(r.not_replayable).reduce((a, b) => a + b, 0);
+      if (skipped) outcomes.push(`${skipped} not replayable`);
+      replayed.textContent = r.run
+        ? `Replay run ${r.run}: ${outcomes.join(', ')}.`
+        : `Nothing to replay${outcomes.length ? ` (${outcomes.join(', ')})` : ''}.`;
+      replayed.hidden = false;
+      await load(0);
+    } finally {
+      replay.disabled = false;
+    }
+  });
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load(0).catch(() => {}); });
   more.addEventListener('click', () => load(next).catch(() => {}));
   load(0).catch(() => {});
-  return el('div', {}, form, error, summary,
+  return el('div', {}, form, el('div', { class: 'toolbar' }, replay), replayed, error, summary,
     el('table', { id: 'dead-letters' },
       el('thead', {}, el('tr', {},
         el('th', {}, 'Id'), el('th', {}, 'Kind'), el('th', {}, 'Stage'),
