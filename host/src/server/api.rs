@@ -142,6 +142,11 @@ pub fn routes() -> Routes {
     .add("/console/{asset}", &["GET"], get(console::asset))
     .add("/v1/pipelines/{name}/graph", &["GET"], get(pipeline_graph))
     .add(
+        "/v1/pipelines/{name}/history",
+        &["GET"],
+        get(pipeline_history),
+    )
+    .add(
         "/v1/pipelines/{name}/dead-letters/replay",
         &["POST"],
         post(replay_dead_letters),
@@ -151,6 +156,17 @@ pub fn routes() -> Routes {
         &["POST"],
         post(purge_dead_letters),
     )
+}
+
+async fn pipeline_history(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+) -> Response {
+    call(s, h, move |s, who| {
+        super::history::get(s, &tenant_of(who, Scope::Read)?, &n)
+    })
+    .await
 }
 
 async fn replay_dead_letters(

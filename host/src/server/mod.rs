@@ -13,6 +13,7 @@
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
 //! - [`logs`]: each pipeline's own log lines;
+//! - [`history`]: each pipeline's last hour of rates and lag, for charts;
 //! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod console;
 pub mod dead_letters;
 pub mod error;
+pub mod history;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
@@ -165,6 +167,7 @@ pub fn serve(config_path: &Path) -> Result<ExitCode> {
     let server = std::sync::Arc::new(Server::open(config)?);
     pipelines::resume_all(&server);
     usage::spawn_watch(server.clone());
+    history::spawn(server.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

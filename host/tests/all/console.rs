@@ -40,6 +40,8 @@ impl Server {
             .args(["serve", "--config"])
             .arg(dir.join("server.toml"))
             .env("SLUICE_ADMIN_TOKEN", ADMIN)
+            // Charts get a sample every 200 ms rather than every 10 s.
+            .env("SLUICE_HISTORY_INTERVAL_MS", "200")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -270,6 +272,46 @@ fn the_console_is_served_with_strict_headers_and_the_graph_is_tenant_scoped() {
             !v.to_string().contains("gen"),
             "nothing of the graph leaks: {v}"
         );
+    }
+    // The history: a sample per interval, rates between them, the
+    // caller's own pipelines only.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let history = loop {
+        let v = s.ok("GET", "/v1/pipelines/orders/history", Some(&acme), None);
+        let positive = v["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .filter(|x| x["out_per_s"].as_f64().is_some_and(|r| r > 0.0))
+            .count();
+        if positive >= 3 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no rates in the history: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(history["interval_ms"], 200);
+    let samples = history["samples"].as_array().expect("samples");
+    assert!(samples.len() <= 360);
+    assert!(
+        samples
+            .windows(2)
+            .all(|w| w[0]["t_ms"].as_u64() < w[1]["t_ms"].as_u64()),
+        "{history}"
+    );
+    assert!(
+        samples.iter().all(|x| x["lag"].is_null()),
+        "datagen has no lag: {history}"
+    );
+    for (path, token, status) in [
+        ("/v1/pipelines/orders/history", Some(zeta.as_str()), 404),
+        ("/v1/pipelines/orders/history", None, 401),
+        ("/v1/pipelines/..%2Facme%2Forders/history", Some(&acme), 404),
+        ("/v1/pipelines/nothing/history", Some(&acme), 404),
+    ] {
+        let (code, v) = s.call("GET", path, token, None);
+        assert_eq!(code, status, "{path}: {v}");
+        assert!(v.get("samples").is_none(), "{v}");
     }
     // The validate answer carries each problem's line for the deploy form.
     let (code, v) = s.call(

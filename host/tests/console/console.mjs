@@ -123,6 +123,11 @@ try {
   assert.deepEqual(roles.sort(), ['sink:out', 'source:gen', 'stage:copy']);
   assert.match(await page.locator('#dag g[data-node="copy"] text').nth(2).textContent(), /^[0-9,]+ out · [0-9.,]+\/s$/);
   await page.locator('#logs div').first().waitFor();
+  // The last hour's chart (the test's server samples every 200 ms): a line
+  // of output rates, and no lag for a datagen source.
+  await page.locator('#chart-throughput path.series[data-series="out_per_s"]').waitFor({ timeout: 30_000 });
+  assert.match(await page.locator('#chart-throughput path[data-series="out_per_s"]').getAttribute('d'), /^M [0-9.]+ [0-9.]+( L [0-9.]+ [0-9.]+)+/);
+  assert.equal(await page.locator('#chart-lag text.empty').textContent(), 'Not measured for this pipeline');
   await shot(page, '03-pipeline');
   ok('pipeline page');
 

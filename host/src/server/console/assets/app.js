@@ -328,6 +328,52 @@ function drawGraph(graph) {
   return { root, labels };
 }
 
+const CHART_W = 540;
+const CHART_H = 150;
+const PAD = { left: 56, right: 12, top: 12, bottom: 24 };
+
+/** A line chart of `series` ({key, cls, label}) over `samples`, as an SVG. */
+function drawChart(id, title, samples, series, unit) {
+  const root = svg('svg', {
+    class: 'chart', id, viewBox: `0 0 ${CHART_W} ${CHART_H}`, width: CHART_W, height: CHART_H,
+    role: 'img', 'aria-label': title,
+  });
+  const plotW = CHART_W - PAD.left - PAD.right;
+  const plotH = CHART_H - PAD.top - PAD.bottom;
+  root.append(svg('rect', { class: 'plot', x: PAD.left, y: PAD.top, width: plotW, height: plotH }));
+  const values = samples.flatMap((s) => series.map((x) => s[x.key])).filter((v) => typeof v === 'number');
+  if (samples.length < 2 || !values.length) {
+    const why = samples.length < 2 ? 'No samples yet' : 'Not measured for this pipeline';
+    root.append(svg('text', { class: 'empty', x: PAD.left + 10, y: PAD.top + plotH / 2 }, why));
+    return root;
+  }
+  const t0 = samples[0].t_ms;
+  const t1 = samples[samples.length - 1].t_ms;
+  const top = Math.max(...values) || 1;
+  const x = (t) => PAD.left + ((t - t0) / Math.max(1, t1 - t0)) * plotW;
+  const y = (v) => PAD.top + plotH - (v / top) * plotH;
+  const hhmm = (t) => new Date(t).toISOString().slice(11, 16);
+  root.append(
+    svg('text', { class: 'axis', x: PAD.left - 6, y: PAD.top + 10, 'text-anchor': 'end' }, `${fmt(Math.round(top))}${unit}`),
+    svg('text', { class: 'axis', x: PAD.left - 6, y: PAD.top + plotH, 'text-anchor': 'end' }, `0${unit}`),
+    svg('text', { class: 'axis', x: PAD.left, y: CHART_H - 6 }, hhmm(t0)),
+    svg('text', { class: 'axis', x: PAD.left + plotW, y: CHART_H - 6, 'text-anchor': 'end' }, hhmm(t1)));
+  series.forEach((sr, i) => {
+    // A gap where a value is missing (the first sample, a restarted run).
+    let d = '';
+    let pen = 'M';
+    for (const smp of samples) {
+      const v = smp[sr.key];
+      if (typeof v !== 'number') { pen = 'M'; continue; }
+      d += `${pen} ${x(smp.t_ms).toFixed(1)} ${y(v).toFixed(1)} `;
+      pen = 'L';
+    }
+    if (d) root.append(svg('path', { class: `series ${sr.cls}`, 'data-series': sr.key, d: d.trim() }));
+    root.append(svg('text', { class: `legend ${sr.cls}`, x: PAD.left + plotW / 2 - 30 + i * 50, y: CHART_H - 6 }, `— ${sr.label}`));
+  });
+  return root;
+}
+
 function showPipeline(name) {
   const path = `/v1/pipelines/${encodeURIComponent(name)}`;
   const state = el('span');
@@ -346,6 +392,7 @@ function showPipeline(name) {
   const graphBox = el('div', { id: 'graph' });
   const figures = el('tbody');
   const logs = el('div', { class: 'logs mono', id: 'logs' });
+  const charts = el('div', { class: 'charts', id: 'charts' });
   view.append(
     el('p', {}, el('a', { href: '#/pipelines' }, '← Pipelines')),
     el('h1', {}, el('span', { id: 'pipeline-name' }, name), ' ', state),
@@ -360,6 +407,7 @@ function showPipeline(name) {
         el('th', { class: 'num' }, 'Restarts'), el('th', { class: 'num' }, 'CPU ms'),
         el('th', { class: 'num' }, 'Memory'), el('th', { class: 'num' }, 'Lag'))),
       figures),
+    el('h2', {}, 'Last hour'), charts,
     el('h2', {}, 'Logs'), logs,
     el('h2', {}, 'Dead letters'), deadLetters(path));
 
@@ -401,6 +449,22 @@ function showPipeline(name) {
         label.textContent = `${fmt(c.role === 'sink' ? c.events_out : c.events_out)} out · ${rate(through)}`;
       }
     }
+  });
+
+  poll(async () => {
+    const res = await api('GET', `${path}/history`);
+    if (!res.ok) return;
+    const samples = res.data.samples;
+    const lagUnit = (samples.find((x) => x.lag_unit) || {}).lag_unit;
+    clear(charts);
+    charts.append(
+      el('div', {}, el('h3', {}, 'Throughput, events/s'),
+        drawChart('chart-throughput', 'throughput', samples, [
+          { key: 'in_per_s', cls: 'in', label: 'in' },
+          { key: 'out_per_s', cls: 'out', label: 'out' },
+        ], '/s')),
+      el('div', {}, el('h3', {}, `Lag${lagUnit ? `, ${lagUnit}` : ''}`),
+        drawChart('chart-lag', 'lag', samples, [{ key: 'lag', cls: 'lag', label: 'lag' }], '')));
   });
 
   let since = 0;
