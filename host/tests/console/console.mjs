@@ -238,6 +238,13 @@ try {
   await page.locator('#dl-replay').click();
   await page.waitForFunction(() => document.querySelector('#dl-replayed').textContent.startsWith('Nothing'));
   assert.equal(await page.locator('#dl-replayed').textContent(), 'Nothing to replay (20 already replayed before).');
+  // Purge asks first; then the replayed letters are gone.
+  await page.locator('#dl-purge').click();
+  await page.locator('#dl-purge-confirm').click();
+  await page.waitForFunction(() => document.querySelector('#dl-replayed').textContent.startsWith('Purged'));
+  assert.equal(await page.locator('#dl-replayed').textContent(), 'Purged 20 dead letter(s); 0 kept.');
+  await page.waitForFunction(() => document.querySelectorAll('#dead-letters tbody tr').length === 0);
+  assert.equal(await page.locator('#dl-summary').textContent(), '0 shown');
   ok('replay');
 
   // --- the token never travelled in a URL --------------------------------------

@@ -562,10 +562,24 @@ function deadLetters(path) {
       replay.disabled = false;
     }
   });
+  // Purging removes letters for good: a second button confirms it.
+  const purge = el('button', { type: 'button', id: 'dl-purge' }, 'Purge replayed…');
+  const confirmPurge = el('button', { type: 'button', class: 'danger', id: 'dl-purge-confirm', hidden: true },
+    'Yes, remove the letters replayed before');
+  purge.addEventListener('click', () => { confirmPurge.hidden = !confirmPurge.hidden; });
+  confirmPurge.addEventListener('click', async () => {
+    confirmPurge.hidden = true;
+    const res = await api('POST', `${path}/dead-letters/purge?replayed=true`);
+    if (!res.ok) { error.textContent = errorText(res); error.hidden = false; replayed.hidden = true; return; }
+    error.hidden = true;
+    replayed.textContent = `Purged ${res.data.removed} dead letter(s); ${res.data.kept} kept.`;
+    replayed.hidden = false;
+    await load(0);
+  });
   form.addEventListener('submit', (ev) => { ev.preventDefault(); load(0).catch(() => {}); });
   more.addEventListener('click', () => load(next).catch(() => {}));
   load(0).catch(() => {});
-  return el('div', {}, form, el('div', { class: 'toolbar' }, replay), replayed, error, summary,
+  return el('div', {}, form, el('div', { class: 'toolbar' }, replay, purge, confirmPurge), replayed, error, summary,
     el('table', { id: 'dead-letters' },
       el('thead', {}, el('tr', {},
         el('th', {}, 'Id'), el('th', {}, 'Kind'), el('th', {}, 'Stage'),
