@@ -135,8 +135,9 @@ pub fn routes() -> Routes {
         &["POST"],
         post(pause_pipeline),
     )
-    // The web console (issue 16): its files, and the one route it adds to
-    // the API. Kept together so that other route additions merge cleanly.
+    // The web console (issue 16): its files, and the routes it adds to the
+    // API (graph, history, dead-letter replay and purge). Kept together so
+    // that other route additions merge cleanly.
     .add("/", &["GET"], get(console::home))
     .add("/console/", &["GET"], get(console::index))
     .add("/console/{asset}", &["GET"], get(console::asset))
