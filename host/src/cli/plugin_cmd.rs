@@ -31,6 +31,25 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
     // silent for as long as a large component takes to compile.
     let engine = WasmEngine::new()?;
     let cache = ComponentCache::from_env();
+    let stem = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let connector = cache
+        .load_named(engine.engine(), &bytes, &stem)
+        .ok()
+        .and_then(|(c, _)| component::shape(engine.engine(), &c).world)
+        .filter(|w| matches!(w, component::World::Source | component::World::Sink));
+    if let Some(world) = connector {
+        // A connector is loaded with its pipeline's grants; here it is only compiled.
+        eprintln!(
+            "precompiled {} (a {} connector) into the compile cache",
+            wasm.display(),
+            world.name()
+        );
+        println!("{}", wasm.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     match StagePlugin::load(&engine, &cache, &wasm, Limits::default().cpu_ms_per_call) {
         Ok(plugin) => eprintln!("precompiled {} into the compile cache", plugin.label()),
         Err(e) => eprintln!("warning: built, but it does not load as a plugin: {e}"),

@@ -20,7 +20,7 @@ pub use model::*;
 pub use words::closest;
 pub use yaml::{parse as parse_yaml, Kind as NodeKind, Location, Node, SyntaxError};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -43,6 +43,20 @@ pub struct LoadOptions {
     /// Resolved directories that plugin files and `plugin_path` must be in.
     /// `None`: anywhere (the host configuration's `plugins.dirs`).
     pub plugin_dirs: Option<Vec<PathBuf>>,
+    /// The named connections a source or sink may name with `connection:`
+    /// (a server tenant's). `None`: `connection:` is refused.
+    pub connections: Option<std::sync::Arc<BTreeMap<String, Connection>>>,
+}
+
+/// A named connection as a pipeline file sees it: settings that fill a
+/// source's or sink's body (a `wasm` connector's `params`).
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// The connector type it is for, if only one.
+    pub kind: Option<String>,
+    /// Every setting, secrets and private file paths included, as the
+    /// connector reads them.
+    pub fields: serde_json::Map<String, Value>,
 }
 
 impl LoadOptions {
@@ -54,6 +68,7 @@ impl LoadOptions {
             skip_input_files: false,
             env_allow: host.env.allow.clone(),
             plugin_dirs: host.plugin_dirs(),
+            connections: None,
         }
     }
 
@@ -539,6 +554,9 @@ impl Loader<'_> {
             _ => return None,
         };
         body.remove("type");
+        if !self.connect(node, field, kind, &mut body) {
+            return None;
+        }
         let parse = crate::sources::kind(kind)?.parse;
         self.doc_page = Some(format!("docs/connectors/sources/{kind}.md"));
         let config = self.parsed(node, field, Value::Object(body), parse).clean();
@@ -550,11 +568,108 @@ impl Loader<'_> {
             .resolve_plugin(&|spec| self.connector_plugin(spec))
             .and_then(|()| config.check());
         if let Err(issue) = checked {
-            let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
+            let at = self.anchor_at(node, &issue.anchor);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
             return None;
         }
         Some(config)
+    }
+
+    /// Fills `body` from the named connection its `connection:` names. A
+    /// setting the connection gives may not be set again beside it: the
+    /// tenant could otherwise keep the connection's password and point
+    /// `host` at a server of its own. False when something was reported.
+    fn connect(
+        &mut self,
+        node: &Node,
+        field: &str,
+        kind: &str,
+        body: &mut serde_json::Map<String, Value>,
+    ) -> bool {
+        let Some(named) = body.remove("connection") else {
+            return true;
+        };
+        let at = node.get("connection").map_or(node.at, |n| n.at);
+        let here = format!("{field}.connection");
+        let Some(connections) = self.options.connections.clone() else {
+            self.error(
+                at,
+                &here,
+                "named connections exist only on a server (`sluice serve`); here, write the settings in the file or read them with `${VAR}`",
+            );
+            return false;
+        };
+        let Some(name) = named.as_str() else {
+            self.error(at, &here, "expected the name of a connection (a string)");
+            return false;
+        };
+        let Some(conn) = connections.get(name) else {
+            let known: Vec<&str> = connections.keys().map(String::as_str).collect();
+            let expected = if known.is_empty() {
+                "this tenant has no connections (create one with POST /v1/connections)".to_string()
+            } else {
+                format!("expected one of {}", known.join(", "))
+            };
+            self.error(
+                at,
+                &here,
+                format!(
+                    "unknown connection `{name}`{}",
+                    words::with_hint(name, known.iter().copied(), &expected)
+                ),
+            );
+            return false;
+        };
+        if let Some(want) = conn.kind.as_deref().filter(|w| *w != kind) {
+            self.error(
+                at,
+                &here,
+                format!("connection `{name}` is for `{want}` connectors, not `{kind}`"),
+            );
+            return false;
+        }
+        // A custom connector reads its settings from `params`.
+        let (target, prefix) = if kind == "wasm" {
+            let params = body
+                .entry("params")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            match params {
+                Value::Object(m) => (m, "params."),
+                _ => return true, // the connector's own parse reports the shape
+            }
+        } else {
+            (body, "")
+        };
+        let mut clashes = Vec::new();
+        for (k, v) in &conn.fields {
+            if target.contains_key(k) {
+                clashes.push(k.clone());
+            } else {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+        for k in &clashes {
+            let at = if prefix.is_empty() {
+                node.get(k)
+            } else {
+                node.get("params").and_then(|p| p.get(k))
+            }
+            .map_or(at, |n| n.at);
+            self.error(
+                at,
+                &format!("{field}.{prefix}{k}"),
+                format!("`{k}` comes from connection `{name}`; remove it here or use another connection"),
+            );
+        }
+        clashes.is_empty()
+    }
+
+    /// Where a connector's problem with `anchor` is shown: at that field,
+    /// else at the `connection:` that gave it, else at the body.
+    fn anchor_at(&self, node: &Node, anchor: &str) -> Location {
+        node.get(anchor)
+            .or_else(|| node.get("connection"))
+            .map_or(node.at, |n| n.at)
     }
 
     /// Checks a connector body is a mapping with a known `type`.
@@ -706,6 +821,9 @@ impl Loader<'_> {
             _ => return None,
         };
         body.remove("type");
+        if !self.connect(node, field, &kind, &mut body) {
+            return None;
+        }
         let inputs = if needs_inputs {
             match body.remove("inputs") {
                 None => {
@@ -738,7 +856,7 @@ impl Loader<'_> {
             .resolve_plugin(&|spec| self.connector_plugin(spec))
             .and_then(|()| config.check());
         if let Err(issue) = checked {
-            let at = node.get(&issue.anchor).map_or(node.at, |n| n.at);
+            let at = self.anchor_at(node, &issue.anchor);
             self.error(at, &format!("{field}.{}", issue.field), issue.message);
             if let Some(owner) = field.strip_prefix("sinks.") {
                 self.unloaded_inputs

@@ -201,3 +201,60 @@ fn a_missing_required_field_names_the_page_that_lists_the_fields() {
         ["4:8: sinks.out: missing field `path` (it is required); docs/connectors/sinks/file.md lists the fields"]
     );
 }
+
+#[test]
+fn a_connection_fills_a_body_and_refuses_what_it_would_override() {
+    let dir = dir_with_plugins(&[]);
+    let text = "sources:\n  gen: {type: datagen, kind: people, connection: gen_conn}\nsinks:\n  o: {type: file, path: o.jsonl, inputs: [gen], connection: files}\n";
+    // No connections (the command line): refused, saying where they exist.
+    let err = load_in(dir.path(), text).expect_err("connection outside a server");
+    assert_eq!(
+        messages(&err),
+        [
+            "2:50: sources.gen.connection: named connections exist only on a server (`sluice serve`); here, write the settings in the file or read them with `${VAR}`",
+            "4:61: sinks.o.connection: named connections exist only on a server (`sluice serve`); here, write the settings in the file or read them with `${VAR}`",
+        ]
+    );
+    let mut conns = BTreeMap::new();
+    let mut fields = serde_json::Map::new();
+    fields.insert("count".into(), serde_json::json!(3));
+    conns.insert(
+        "gen_conn".to_string(),
+        Connection {
+            kind: Some("datagen".into()),
+            fields: fields.clone(),
+        },
+    );
+    let mut path = serde_json::Map::new();
+    path.insert("path".into(), serde_json::json!("elsewhere.jsonl"));
+    conns.insert(
+        "files".to_string(),
+        Connection {
+            kind: None,
+            fields: path,
+        },
+    );
+    let options = LoadOptions {
+        plugin_path: vec![dir.path().to_path_buf()],
+        connections: Some(std::sync::Arc::new(conns)),
+        ..Default::default()
+    };
+    let err = load_str(&dir.path().join("p.yaml"), text, &options, &no_env)
+        .expect_err("path given twice");
+    assert_eq!(
+        messages(&err),
+        ["4:25: sinks.o.path: `path` comes from connection `files`; remove it here or use another connection"]
+    );
+    let fixed = text.replace(", connection: files", "");
+    let p = load_str(&dir.path().join("p.yaml"), &fixed, &options, &no_env)
+        .unwrap_or_else(|d| panic!("{}", messages(&d).join("\n")));
+    assert_eq!(p.sources.len(), 1);
+    // A datagen source took `count` from its connection: it is bounded.
+    assert!(format!("{:?}", p.sources[0].config).contains("count: Some(3)"));
+    let wrong = fixed.replace("connection: gen_conn", "connection: gen_con");
+    let err = load_str(&dir.path().join("p.yaml"), &wrong, &options, &no_env).expect_err("unknown");
+    assert_eq!(
+        messages(&err),
+        ["2:50: sources.gen.connection: unknown connection `gen_con`; did you mean `gen_conn`? Expected one of files, gen_conn"]
+    );
+}

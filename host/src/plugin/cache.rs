@@ -176,7 +176,14 @@ impl CacheKey {
     /// A key that others can read, that someone else owns, or that is not
     /// exactly 32 bytes is refused.
     pub fn open_or_create(dir: &Path) -> Result<Self> {
-        let path = dir.join(KEY_FILE);
+        Self::open_or_create_file(&dir.join(KEY_FILE))
+    }
+
+    /// [`CacheKey::open_or_create`] for a key file named in full (the
+    /// server's secrets key is made and checked the same way).
+    pub fn open_or_create_file(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
+        let dir = path.parent().unwrap_or(Path::new("."));
         match Self::read(&path) {
             Ok(k) => return Ok(k),
             Err(e)
@@ -197,6 +204,11 @@ impl CacheKey {
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Self::read(&path),
             Err(e) => Err(e.error).with_context(|| format!("creating {}", path.display())),
         }
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
     }
 
     fn read(path: &Path) -> Result<Self> {

@@ -21,7 +21,7 @@ mod transform;
 #[doc(hidden)]
 pub mod wire;
 
-pub use cache::{CacheOutcome, ComponentCache};
+pub use cache::{CacheKey, CacheOutcome, ComponentCache};
 pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;

@@ -26,7 +26,7 @@ use serde_json::json;
 use super::auth::{self, Principal};
 use super::error::{ApiError, ApiResult};
 use super::store::Scope;
-use super::{console, pipelines, plugins, tenants, Server};
+use super::{connections, console, pipelines, plugins, tenants, Server};
 
 /// Most bytes of request line and headers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -101,6 +101,18 @@ pub fn routes() -> Routes {
         "/v1/plugins/{plugin}",
         &["GET", "DELETE"],
         get(get_plugin).delete(delete_plugin),
+    )
+    .add(
+        "/v1/connections",
+        &["GET", "POST"],
+        get(list_connections).post(create_connection),
+    )
+    .add(
+        "/v1/connections/{connection}",
+        &["GET", "PUT", "DELETE"],
+        get(get_connection)
+            .put(put_connection)
+            .delete(delete_connection),
     )
     .add("/v1/validate", &["POST"], post(validate))
     .add(
@@ -327,6 +339,17 @@ fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// A JSON object body (serde would also take a struct written as an array).
+fn json_object_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let v: serde_json::Value = json_body(bytes)?;
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "invalid JSON body: expected an object".into(),
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
 fn text_body(bytes: Bytes) -> Result<String, ApiError> {
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::BadRequest("the pipeline file is not UTF-8".into()))
@@ -479,6 +502,52 @@ async fn delete_plugin(State(s): State<Shared>, h: HeaderMap, Path(p): Path<Stri
         let tenant = tenant_of(who, Scope::Deploy)?;
         let _guard = s.lock_tenant(&tenant);
         plugins::delete(s, &tenant, &p)
+    })
+    .await
+}
+
+async fn list_connections(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, |s, who| {
+        connections::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
+}
+
+async fn create_connection(State(s): State<Shared>, h: HeaderMap, body: Body) -> Response {
+    call_with_body(s, h, body, |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        connections::put(s, &tenant, None, json_object_body(&b)?)
+    })
+    .await
+}
+
+async fn get_connection(State(s): State<Shared>, h: HeaderMap, Path(c): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        connections::get(s, &tenant_of(who, Scope::Read)?, &c)
+    })
+    .await
+}
+
+async fn put_connection(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(c): Path<String>,
+    body: Body,
+) -> Response {
+    call_with_body(s, h, body, move |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        connections::put(s, &tenant, Some(&c), json_object_body(&b)?)
+    })
+    .await
+}
+
+async fn delete_connection(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(c): Path<String>,
+) -> Response {
+    call(s, h, move |s, who| {
+        connections::delete(s, &tenant_of(who, Scope::Deploy)?, &c)
     })
     .await
 }

@@ -5,6 +5,7 @@
 //! listen = "127.0.0.1:7070"
 //! data_dir = "/var/lib/sluice"
 //! admin_token_file = "/etc/sluice/admin.token"   # else $SLUICE_ADMIN_TOKEN
+//! secrets_key_file = "/etc/sluice/secrets.key"   # else DATA_DIR/secrets.key, made at first start
 //!
 //! [defaults]                      # every tenant, unless overridden below
 //! connectors = ["datagen", "file"]
@@ -15,6 +16,7 @@
 //! api_burst = 100                 # ... with bursts of up to this many
 //! max_state_bytes = 1073741824    # checkpoints and state of all its pipelines
 //! max_dead_letter_bytes = 1073741824  # their default dead-letter files
+//! max_named_connections = 50      # named connections (hosts, credentials)
 //!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
@@ -40,6 +42,7 @@ struct File {
     listen: String,
     data_dir: PathBuf,
     admin_token_file: Option<PathBuf>,
+    secrets_key_file: Option<PathBuf>,
     #[serde(default)]
     defaults: Grant,
     #[serde(default)]
@@ -65,6 +68,7 @@ struct Grant {
     api_burst: Option<u64>,
     max_state_bytes: Option<u64>,
     max_dead_letter_bytes: Option<u64>,
+    max_named_connections: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -87,6 +91,8 @@ pub struct Policy {
     pub max_state_bytes: u64,
     /// Bytes of its pipelines' default dead-letter files, all together.
     pub max_dead_letter_bytes: u64,
+    /// Most named connections it may have.
+    pub max_named_connections: u64,
 }
 
 impl Default for Policy {
@@ -101,6 +107,7 @@ impl Default for Policy {
             api_burst: 100,
             max_state_bytes: 1 << 30,
             max_dead_letter_bytes: 1 << 30,
+            max_named_connections: 50,
         }
     }
 }
@@ -131,6 +138,9 @@ impl Policy {
         if let Some(v) = g.max_dead_letter_bytes {
             self.max_dead_letter_bytes = v;
         }
+        if let Some(v) = g.max_named_connections {
+            self.max_named_connections = v;
+        }
         self
     }
 }
@@ -146,6 +156,9 @@ pub struct ServerConfig {
     pub admin_token: String,
     /// Open connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// The key that seals named connections' secrets; `None`:
+    /// `DATA_DIR/secrets.key`, made at first start.
+    pub secrets_key_file: Option<PathBuf>,
     defaults: Policy,
     tenants: BTreeMap<String, Policy>,
 }
@@ -225,6 +238,7 @@ impl ServerConfig {
             data_dir: base.join(file.data_dir),
             admin_token,
             max_connections: file.max_connections,
+            secrets_key_file: file.secrets_key_file.map(|f| base.join(f)),
             defaults,
             tenants,
         })

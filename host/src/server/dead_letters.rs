@@ -230,6 +230,7 @@ pub fn list(s: &Server, tenant: &str, name: &str, q: Result<Query, ApiError>) ->
         {
             if let Some(Value::String(reason)) = letter.get_mut("reason") {
                 *reason = reason.replace(&area, "");
+                *reason = super::logs::store().scrub(&super::store::key(tenant, name), reason);
             }
         }
         let shown = file.display().to_string().replace(&area, "");

@@ -52,7 +52,13 @@ struct Ring {
 #[derive(Default)]
 pub struct PipelineLogs {
     rings: Mutex<HashMap<String, Ring>>,
+    /// Per pipeline, the secret values of its tenant's named connections,
+    /// struck from every line kept (and from status and dead letters).
+    secrets: Mutex<HashMap<String, Vec<String>>>,
 }
+
+/// What a struck secret is replaced with.
+pub const STRUCK: &str = "[secret]";
 
 /// What a read returns.
 #[derive(Debug, Serialize)]
@@ -70,8 +76,31 @@ impl PipelineLogs {
         self.rings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// From now on, strike `secrets` from what pipeline `key` reports.
+    pub fn set_secrets(&self, key: &str, secrets: Vec<String>) {
+        let mut all = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        if secrets.is_empty() {
+            all.remove(key);
+        } else {
+            all.insert(key.to_string(), secrets);
+        }
+    }
+
+    /// `text` with pipeline `key`'s secrets struck out.
+    pub fn scrub(&self, key: &str, text: &str) -> String {
+        let all = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = text.to_string();
+        for secret in all.get(key).into_iter().flatten() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), STRUCK);
+            }
+        }
+        out
+    }
+
     /// Keeps `message` at `level` for pipeline `key`.
-    pub fn push(&self, key: &str, level: &str, mut message: String) {
+    pub fn push(&self, key: &str, level: &str, message: String) {
+        let mut message = self.scrub(key, &message);
         if message.len() > MAX_LINE_BYTES {
             let mut cut = MAX_LINE_BYTES;
             while !message.is_char_boundary(cut) {
@@ -127,6 +156,7 @@ impl PipelineLogs {
     /// Forgets `key`'s lines (its pipeline was deleted).
     pub fn forget(&self, key: &str) {
         self.rings().remove(key);
+        self.set_secrets(key, Vec::new());
     }
 }
 
@@ -245,6 +275,35 @@ mod tests {
         assert_eq!(other.lines[0].level, "WARN");
         logs.forget("t/p");
         assert!(logs.read("t/p", 0, 10).lines.is_empty());
+    }
+
+    #[test]
+    fn a_pipelines_secrets_are_struck_from_its_lines_only_and_before_the_cut() {
+        let logs = PipelineLogs::default();
+        logs.set_secrets("t/p", vec!["hunter2-long".into(), "hunter2".into()]);
+        logs.push(
+            "t/p",
+            "WARN",
+            "auth hunter2-long failed; hunter2 again".into(),
+        );
+        logs.push("t/q", "WARN", "hunter2 is not p's".into());
+        // A secret straddling the cut is struck before cutting.
+        let at = MAX_LINE_BYTES - 3;
+        logs.push("t/p", "INFO", format!("{}hunter2-long", "x".repeat(at)));
+        let p = logs.read("t/p", 0, 10);
+        assert_eq!(p.lines[0].message, "auth [secret] failed; [secret] again");
+        assert!(
+            !p.lines[1].message.contains("hun"),
+            "{}",
+            p.lines[1].message
+        );
+        assert_eq!(
+            logs.read("t/q", 0, 10).lines[0].message,
+            "hunter2 is not p's"
+        );
+        assert_eq!(logs.scrub("t/p", "x hunter2 y"), "x [secret] y");
+        logs.forget("t/p");
+        assert_eq!(logs.scrub("t/p", "x hunter2 y"), "x hunter2 y");
     }
 
     #[test]

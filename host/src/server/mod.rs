@@ -8,6 +8,8 @@
 //!   pipeline specs with their desired status;
 //! - [`auth`]: tokens and who a request comes from;
 //! - [`policy`]: what a tenant's pipeline file may not do;
+//! - [`connections`], [`secrets`]: named connections, their secrets sealed
+//!   with the server key;
 //! - [`ratelimit`]: each tenant's API rate;
 //! - [`tenants`], [`plugins`], [`pipelines`]: what the API does, as plain
 //!   functions over [`Server`];
@@ -20,13 +22,15 @@
 //! - [`console`]: the web console's embedded files and the DAG it draws;
 //! - [`api`]: routes, request bounds and the connection loop.
 //!
-//! The data dir holds `catalog.redb`, `plugins/SHA256.wasm` (content
-//! addressed, read-only), `cache/` (compiled plugins, unless
-//! `SLUICE_CACHE_DIR` is set) and `tenants/NAME/{plugins,files,pipelines}`.
+//! The data dir holds `catalog.redb`, `secrets.key` (unless
+//! `secrets_key_file` is set), `plugins/SHA256.wasm` (content addressed,
+//! read-only), `cache/` (compiled plugins, unless `SLUICE_CACHE_DIR` is
+//! set) and `tenants/NAME/{plugins,files,pipelines,connections}`.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod dead_letters;
 pub mod error;
@@ -38,6 +42,7 @@ pub mod pipelines;
 pub mod plugins;
 pub mod policy;
 pub mod ratelimit;
+pub mod secrets;
 pub mod store;
 pub mod supervisor;
 pub mod tenants;
@@ -77,6 +82,8 @@ pub struct Server {
     pub blobs: Mutex<()>,
     /// Each tenant's API rate.
     pub rate: ratelimit::RateLimiter,
+    /// Seals named connections' secrets.
+    pub secret_key: secrets::SecretKey,
 }
 
 /// Holds a tenant's lock (see [`Server::lock_tenant`]) until dropped.
@@ -114,6 +121,11 @@ impl Server {
             .with_context(|| format!("resolving {}", config.data_dir.display()))?;
         private_dir(&config.data_dir.join("plugins"))?;
         let store = Store::open(&config.data_dir.join("catalog.redb"))?;
+        let key_file = config
+            .secrets_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+        let secret_key = secrets::SecretKey::open_or_create(&key_file)?;
         let engine = WasmEngine::new()?;
         // The operator's SLUICE_CACHE_DIR when set, else one inside the data dir.
         let cache = if std::env::var_os("SLUICE_CACHE_DIR").is_some_and(|v| !v.is_empty()) {
@@ -131,6 +143,7 @@ impl Server {
             freed: Condvar::new(),
             blobs: Mutex::default(),
             rate: ratelimit::RateLimiter::default(),
+            secret_key,
         })
     }
 

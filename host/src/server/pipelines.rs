@@ -29,6 +29,16 @@ pub struct Prepared {
     pub pipeline: Pipeline,
     /// SHA-256 of each tenant plugin it names.
     pub plugins: Vec<String>,
+    /// Secret values of the tenant's named connections, to strike from what
+    /// the run reports.
+    pub secrets: Vec<String>,
+}
+
+impl Prepared {
+    /// Strikes this file's secrets from what pipeline `key` reports, from now on.
+    fn guard_secrets(&self, key: &str) {
+        super::logs::store().set_secrets(key, self.secrets.clone());
+    }
 }
 
 fn one(file: &Path, at: Location, field: &str, message: String) -> ApiError {
@@ -100,11 +110,16 @@ pub fn prepare(
         known_plugin: &known,
         env: &env,
     };
+    let opened = super::connections::open_all(s, tenant)?;
     let shown_diags = |mut d: Diagnostics| {
         let prefix = format!("{}/", tenant_dir.display());
         for x in &mut d.0 {
             x.file = shown.clone();
             x.message = x.message.replace(&prefix, "");
+            // serde echoes a value of the wrong type, which may be a secret.
+            for secret in &opened.secrets {
+                x.message = x.message.replace(secret.as_str(), super::logs::STRUCK);
+            }
         }
         ApiError::Invalid(d)
     };
@@ -118,6 +133,7 @@ pub fn prepare(
     let options = LoadOptions {
         plugin_path: vec![links],
         env_allow: Some(env.clone()),
+        connections: Some(opened.connections.clone()),
         ..Default::default()
     };
     // As `sluice validate` does: the stages that loaded have their plugins
@@ -155,6 +171,7 @@ pub fn prepare(
     Ok(Prepared {
         pipeline,
         plugins: used,
+        secrets: opened.secrets.clone(),
     })
 }
 
@@ -188,6 +205,7 @@ fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
     // relative to its own area.
     if let Some(e) = &mut status.error {
         *e = e.replace(&format!("{}/", s.tenant_dir(&rec.tenant).display()), "");
+        *e = super::logs::store().scrub(&key(&rec.tenant, &rec.name), e);
     }
     json!({
         "name": rec.name,
@@ -266,13 +284,14 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         tenant: tenant.to_string(),
         name: name.clone(),
         yaml: yaml.to_string(),
-        plugins: prepared.plugins,
+        plugins: prepared.plugins.clone(),
         desired,
         updated_ms: now_ms(),
     };
     let k = key(tenant, &name);
     if let Some(old) = existing.as_ref().filter(|_| desired != Desired::Stopped) {
         if s.supervisor.is_live(&k) && only_plugins_differ(&old.yaml, yaml) {
+            prepared.guard_secrets(&k);
             match s.supervisor.hot_swap(&k, &prepared.pipeline) {
                 Ok(stages) => {
                     s.store.put_pipeline(&rec)?;
@@ -299,6 +318,7 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
                 "pipeline `{name}` was updated but its previous run is still draining; start it again shortly"
             )));
         }
+        prepared.guard_secrets(&k);
         s.supervisor
             .start(&k, prepared.pipeline, desired == Desired::Paused)
             .map_err(anyhow::Error::from)?;
@@ -365,6 +385,7 @@ pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     s.store.put_pipeline(&rec)?;
     let k = key(tenant, name);
     // A paused run resumes in place; anything else starts.
+    prepared.guard_secrets(&k);
     if !s.supervisor.set_paused(&k, false) {
         s.supervisor
             .start(&k, prepared.pipeline, false)
@@ -430,6 +451,7 @@ pub fn resume_all(s: &Server) {
         match prepare(s, &rec.tenant, Some(&rec.name), &rec.yaml) {
             Ok(p) => {
                 tracing::info!(pipeline = %k, "resuming");
+                p.guard_secrets(&k);
                 if let Err(e) = s
                     .supervisor
                     .start(&k, p.pipeline, rec.desired == Desired::Paused)

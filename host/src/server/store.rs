@@ -18,6 +18,7 @@ const TENANTS: Table = TableDefinition::new("tenants");
 const TOKENS: Table = TableDefinition::new("tokens");
 const PLUGINS: Table = TableDefinition::new("plugins");
 const PIPELINES: Table = TableDefinition::new("pipelines");
+const CONNECTIONS: Table = TableDefinition::new("connections");
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +107,32 @@ pub struct PipelineRec {
     pub updated_ms: u64,
 }
 
+/// A named connection: what pipelines refer to with `connection: NAME`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionRec {
+    /// Owner.
+    pub tenant: String,
+    /// The name pipelines use.
+    pub name: String,
+    /// The connector type it is for, if it is for one only.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Plain settings (host, port, user, ...), shown by the API.
+    #[serde(default)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Secret settings, each sealed with the server key (never shown).
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// File contents (TLS certificates and keys), sealed like secrets; each
+    /// reaches the connector as a private file whose path is the field.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: u64,
+    /// Last change, Unix milliseconds.
+    pub updated_ms: u64,
+}
+
 /// The catalog.
 pub struct Store {
     db: Database,
@@ -123,7 +150,7 @@ impl Store {
         let db = Database::create(path)
             .with_context(|| format!("opening the catalog {}", path.display()))?;
         let tx = db.begin_write()?;
-        for table in [TENANTS, TOKENS, PLUGINS, PIPELINES] {
+        for table in [TENANTS, TOKENS, PLUGINS, PIPELINES, CONNECTIONS] {
             tx.open_table(table)?;
         }
         tx.commit()?;
@@ -260,6 +287,23 @@ impl Store {
     /// Removes a pipeline record.
     pub fn delete_pipeline(&self, tenant: &str, name: &str) -> Result<bool> {
         self.delete(PIPELINES, &key(tenant, name))
+    }
+
+    /// A tenant's connection.
+    pub fn connection(&self, tenant: &str, name: &str) -> Result<Option<ConnectionRec>> {
+        self.get(CONNECTIONS, &key(tenant, name))
+    }
+    /// A tenant's connections.
+    pub fn connections(&self, tenant: &str) -> Result<Vec<ConnectionRec>> {
+        self.scan(CONNECTIONS, &key(tenant, ""))
+    }
+    /// Adds or replaces a connection.
+    pub fn put_connection(&self, c: &ConnectionRec) -> Result<()> {
+        self.put(CONNECTIONS, &key(&c.tenant, &c.name), c)
+    }
+    /// Removes a connection.
+    pub fn delete_connection(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.delete(CONNECTIONS, &key(tenant, name))
     }
 }
 

@@ -109,6 +109,9 @@ pub fn delete(s: &Server, who: &Principal, name: &str) -> ApiResult {
             "tenant `{name}` still has pipelines or plugins; delete them first"
         )));
     }
+    for c in s.store.connections(name)? {
+        s.store.delete_connection(name, &c.name)?;
+    }
     s.store.delete_tenant(name)?;
     s.rate.forget(name);
     let _ = std::fs::remove_dir_all(s.tenant_dir(name));

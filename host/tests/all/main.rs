@@ -29,6 +29,7 @@ mod postgres_cdc;
 mod postgres_poll;
 mod processors;
 mod proxy;
+mod python_connectors;
 mod registry_exposure;
 mod s3;
 mod sandbox;

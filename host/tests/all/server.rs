@@ -1620,3 +1620,6 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
     }
     s.terminate();
 }
+
+/// Named connections and their secrets.
+mod connections;

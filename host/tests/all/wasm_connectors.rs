@@ -13,14 +13,14 @@ use crate::support::*;
 
 /// One request the test server received.
 #[derive(Debug, Clone)]
-struct Req {
+pub(crate) struct Req {
     /// Path and query, e.g. `/items?cursor=4&limit=20`.
-    target: String,
-    body: Vec<u8>,
+    pub(crate) target: String,
+    pub(crate) body: Vec<u8>,
 }
 
 /// What the test server answers.
-enum Reply {
+pub(crate) enum Reply {
     /// Status and body.
     Status(u16, Vec<u8>),
     /// Never answers (the connection stays open for a minute).
@@ -30,13 +30,13 @@ enum Reply {
 /// A tiny HTTP/1.1 server on 127.0.0.1:0, one thread per connection, that
 /// records every request and answers with `handler` (given the request and
 /// how many came before it).
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Req>>>,
 }
 
 impl Server {
-    fn start(handler: impl Fn(&Req, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) fn start(handler: impl Fn(&Req, usize) -> Reply + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let requests: Arc<Mutex<Vec<Req>>> = Arc::default();
@@ -56,15 +56,15 @@ impl Server {
         Self { addr, requests }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn host_port(&self) -> String {
+    pub(crate) fn host_port(&self) -> String {
         self.addr.to_string()
     }
 
-    fn requests(&self) -> Vec<Req> {
+    pub(crate) fn requests(&self) -> Vec<Req> {
         self.requests.lock().expect("lock").clone()
     }
 }
@@ -131,7 +131,7 @@ fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
 
 /// A paginated API over items 0..n: `?cursor=C&limit=L` answers the items
 /// from index C and `next` = the index after them. Each page takes `delay`.
-fn paginated_api(n: usize, delay: Duration) -> Server {
+pub(crate) fn paginated_api(n: usize, delay: Duration) -> Server {
     Server::start(move |req, _| {
         std::thread::sleep(delay);
         let from: usize = query(&req.target, "cursor")
@@ -500,7 +500,7 @@ fn scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
             .args(["plugin", "new", "--kind", "sink", "--lang", "go", "gosink"]),
     );
     assert!(
-        refused.contains("can be scaffolded in Rust only"),
+        refused.contains("can be scaffolded in Rust or Python only"),
         "{refused}"
     );
 }

@@ -6,93 +6,14 @@ after it; `sluice plugin build` renames `sluice:plugin/transformer` to
 the plugin's `sluice.Transform` subclass and adapts it to the contract.
 """
 
-import importlib
-import inspect
-import logging
-import time as _time
-
 import sluice
-import sluice_build_info as _info
+import sluice_glue
 from componentize_py_types import Err
 from wit_world.exports import sluice_transformer as _exports
-from wit_world.imports import log as _log
 from wit_world.imports import types as _types
 
-_LEVELS = (
-    (logging.ERROR, _log.Level.ERROR),
-    (logging.WARNING, _log.Level.WARN),
-    (logging.INFO, _log.Level.INFO),
-    (logging.DEBUG, _log.Level.DEBUG),
-)
-
-
-class _HostLogHandler(logging.Handler):
-    """Sends `logging` records to the host, which tags them with stage and plugin."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = next((lv for n, lv in _LEVELS if record.levelno >= n), _log.Level.TRACE)
-        try:
-            message = self.format(record)
-        except Exception:  # a bad format string must not crash the plugin
-            message = str(record.msg)
-        _log.log(level, message)
-
-
-class _NoClock:
-    """`time` as the logging module sees it. The sandbox grants no clock (reading
-    one traps), so records carry time 0; the host stamps its own log lines."""
-
-    @staticmethod
-    def time() -> float:
-        return 0.0
-
-    @staticmethod
-    def time_ns() -> int:
-        return 0
-
-    def __getattr__(self, name: str):
-        return getattr(_time, name)
-
-
-def _install_logging() -> None:
-    logging.time = _NoClock()
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False
-    root = logging.getLogger()
-    root.handlers[:] = [_HostLogHandler()]
-    root.setLevel(logging.INFO)
-    logging.raiseExceptions = False  # there is no stderr to print them to
-
-
-def _find_transform() -> type:
-    module = importlib.import_module(_info.MODULE)
-    found = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, sluice.Transform)
-        and obj is not sluice.Transform
-        and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj)
-    ]
-    explicit = getattr(module, "TRANSFORM", None)
-    if explicit is not None:
-        if not (inspect.isclass(explicit) and issubclass(explicit, sluice.Transform)):
-            raise TypeError(f"module `{module.__name__}`: TRANSFORM must be a sluice.Transform subclass")
-        found = [explicit]
-    if len(found) != 1:
-        names = ", ".join(sorted(c.__name__ for c in found)) or "none"
-        raise TypeError(
-            f"module `{module.__name__}`: define exactly one subclass of sluice.Transform "
-            f"(found: {names}), or name the one to export with `TRANSFORM = MyTransform`"
-        )
-    return found[0]
-
-
-_install_logging()
-_TRANSFORM = _find_transform()
+sluice_glue.install_logging()
+_TRANSFORM = sluice_glue.find_plugin_class(sluice.Transform, "TRANSFORM")
 
 
 class Transform(_exports.Transform):
@@ -121,5 +42,5 @@ class Transform(_exports.Transform):
         except BaseException as e:
             # A bug in the plugin: tell the host why, then let the instance crash
             # (the host replaces it and isolates the event that caused it).
-            _log.log(_log.Level.ERROR, sluice.describe_exception(e))
+            sluice_glue.log_error(sluice.describe_exception(e))
             raise

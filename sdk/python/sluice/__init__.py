@@ -1,4 +1,5 @@
-"""Write a Sluice transform in Python.
+"""Write a Sluice transform, or a custom connector (:class:`Source`, :class:`Sink`,
+:mod:`sluice.http`; see :mod:`sluice.connector`), in Python.
 
 Subclass :class:`Transform`, read each :class:`Event`, write outputs to the
 :class:`Emitter`, and raise :class:`Reject` for an event that is bad::
@@ -40,15 +41,21 @@ import math as _math
 from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 __all__ = [
+    "CONNECTOR_CONTRACT_VERSION",
     "CONTRACT_VERSION",
     "Emitter",
     "Event",
     "Fatal",
     "ParamError",
     "Params",
+    "Poll",
     "Reject",
+    "Rejections",
     "Retry",
+    "Sink",
+    "Source",
     "Transform",
+    "http",
     "dumps",
     "loads",
     "JsonError",
@@ -58,8 +65,12 @@ __all__ = [
     "RawKey",
 ]
 
-#: The contract version this SDK builds against.
+#: The contract version transforms build against.
 CONTRACT_VERSION = "0.1.0"
+
+#: The contract version custom connectors (:class:`Source`, :class:`Sink`) build
+#: against: their worlds exist from 0.2.0 on.
+CONNECTOR_CONTRACT_VERSION = "0.2.0"
 
 
 # --------------------------------------------------------------------------- errors
@@ -499,3 +510,9 @@ def describe_exception(e: BaseException) -> str:
         where = f" ({code.co_filename.rsplit('/', 1)[-1]} line {tb.tb_lineno}, in {code.co_name})"
     return f"plugin raised {type(e).__name__}: {e}{where}"
 
+
+
+# Custom connectors (the `source` and `sink` worlds); imported last, as they
+# build on the classes above.
+from . import http  # noqa: E402
+from .connector import Poll, Rejections, Sink, Source  # noqa: E402

@@ -2,11 +2,13 @@
 //!
 //! A Python plugin is a directory with a `pyproject.toml` holding a
 //! `[tool.sluice]` table and a module (`app.py` by default) that defines one
-//! subclass of `sluice.Transform`. componentize-py bundles CPython, the plugin,
-//! the `sluice` module from `sdk/python/` and two glue modules
-//! (`sdk/python/glue/`) that adapt the plugin to the contract. `--stub-wasi`
-//! replaces every WASI import with a trap, so the component imports only
-//! `sluice:plugin/*`.
+//! subclass of `sluice.Transform`, or, with `world = "source"` or `"sink"` in
+//! the table, of `sluice.Source` or `sluice.Sink` (a custom connector).
+//! componentize-py bundles CPython, the plugin, the `sluice` module from
+//! `sdk/python/` and the glue modules (`sdk/python/glue/`) that adapt the
+//! plugin to the contract: transforms to 0.1.0 (which the host converts),
+//! connectors to 0.2.0 (where their worlds exist). `--stub-wasi` replaces every
+//! WASI import with a trap, so the component imports only `sluice:plugin/*`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,14 +23,14 @@ const INSTALL: &str = "pip install componentize-py==0.25.1\n  \
 
 /// The glue module componentize-py starts from (it exports `describe`).
 const APP_MODULE: &str = "sluice_component";
-/// Module name the exported `transformer` interface is bound to; it must match
-/// `sdk/python/glue/sluice_transformer.py`.
-const EXPORT_MODULE: &str = "sluice_transformer";
 /// Module names the build itself puts on the path; a plugin module cannot use them.
 const RESERVED: &[&str] = &[
     "sluice",
     APP_MODULE,
-    EXPORT_MODULE,
+    "sluice_transformer",
+    "sluice_reader",
+    "sluice_writer",
+    "sluice_glue",
     "sluice_build_info",
     "wit_world",
     "componentize_py_types",
@@ -68,6 +70,54 @@ pub static LANGUAGE: Language = Language {
     ],
 };
 
+/// `sluice plugin new --kind source --lang python`.
+pub static SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../../../../sdk/templates/python-source/pyproject.toml"),
+    ),
+    (
+        "app.py",
+        include_str!("../../../../sdk/templates/python-source/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../../sdk/templates/python-source/test_app.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/python-source/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/python-source/gitignore"),
+    ),
+];
+
+/// `sluice plugin new --kind sink --lang python`.
+pub static SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../../../../sdk/templates/python-sink/pyproject.toml"),
+    ),
+    (
+        "app.py",
+        include_str!("../../../../sdk/templates/python-sink/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../../sdk/templates/python-sink/test_app.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/python-sink/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/python-sink/gitignore"),
+    ),
+];
+
 /// A Python plugin is marked by a `[tool.sluice]` table in its `pyproject.toml`
 /// (a pyproject alone may be any Python project).
 fn detect(dir: &Path) -> bool {
@@ -75,6 +125,52 @@ fn detect(dir: &Path) -> bool {
         text.lines()
             .any(|l| table_header(l).as_deref() == Some("tool.sluice"))
     })
+}
+
+/// What a Python plugin builds: `[tool.sluice] world`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PyWorld {
+    Transform,
+    Source,
+    Sink,
+}
+
+impl PyWorld {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "transform" => Some(Self::Transform),
+            "source" => Some(Self::Source),
+            "sink" => Some(Self::Sink),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Transform => "transform",
+            Self::Source => "source",
+            Self::Sink => "sink",
+        }
+    }
+
+    /// The exported interface and the glue module it is bound to (the module
+    /// in `sdk/python/glue/` that implements its resource).
+    fn export(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Transform => ("transformer", "sluice_transformer"),
+            Self::Source => ("reader", "sluice_reader"),
+            Self::Sink => ("writer", "sluice_writer"),
+        }
+    }
+
+    /// The `sluice` class the plugin module subclasses.
+    fn class(self) -> &'static str {
+        match self {
+            Self::Transform => "sluice.Transform",
+            Self::Source => "sluice.Source",
+            Self::Sink => "sluice.Sink",
+        }
+    }
 }
 
 fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
@@ -89,15 +185,20 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
         && !cx.dir.join(&module_path).join("__init__.py").is_file()
     {
         bail!(
-            "{}: no module `{}` ({module_path}.py); write the transform there, or name its module with `module = \"...\"` under [tool.sluice]",
+            "{}: no module `{}` ({module_path}.py); write the {} subclass there, or name its module with `module = \"...\"` under [tool.sluice]",
             cx.dir.display(),
-            meta.module
+            meta.module,
+            meta.world.class()
         );
     }
+    let (interface, export_module) = meta.world.export();
 
     let sdk = PathBuf::from(super::sdk_path()).join("python");
     if !sdk.join("sluice").join("__init__.py").is_file()
-        || !sdk.join("glue").join("sluice_transformer.py").is_file()
+        || !sdk
+            .join("glue")
+            .join(format!("{export_module}.py"))
+            .is_file()
     {
         bail!(
             "the Python SDK is missing from {}; Python plugins build from a sluice source tree",
@@ -108,13 +209,23 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     // Per-build facts the glue reads: the plugin's module and its pyproject metadata.
     let info_dir = tempfile::Builder::new().prefix("sluice-py").tempdir()?;
     let info = format!(
-        "# Written by `sluice plugin build` for this build only.\nMODULE = {}\nNAME = {}\nVERSION = {}\nDESCRIPTION = {}\n",
+        "# Written by `sluice plugin build` for this build only.\nWORLD = {}\nMODULE = {}\nNAME = {}\nVERSION = {}\nDESCRIPTION = {}\n",
+        py_str(meta.world.name()),
         py_str(&meta.module),
         py_str(&meta.name),
         py_str(&meta.version),
         py_str(&meta.description)
     );
     std::fs::write(info_dir.path().join("sluice_build_info.py"), info)?;
+    // Transforms speak 0.1.0 (the SDK's batch records); connectors 0.2.0, the
+    // first contract with their worlds (the glue packs the batch tables).
+    let (wit_dir, version) = match meta.world {
+        PyWorld::Transform => (cx.wit_dir.to_path_buf(), contract_version()),
+        PyWorld::Source | PyWorld::Sink => {
+            std::fs::write(info_dir.path().join("sluice.wit"), super::WIT)?;
+            (info_dir.path().to_path_buf(), CONNECTOR_VERSION)
+        }
+    };
 
     // Absolute paths: componentize-py runs in the plugin's directory.
     let dir = cx
@@ -130,11 +241,10 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
         // A failed import shows as a Python traceback; a Rust backtrace under it only adds noise.
         .env("RUST_BACKTRACE", "0")
         .arg("--wit-path")
-        .arg(cx.wit_dir)
-        .args(["--world", "transform", "--export-interface-name"])
+        .arg(&wit_dir)
+        .args(["--world", meta.world.name(), "--export-interface-name"])
         .arg(format!(
-            "sluice:plugin/transformer@{}={EXPORT_MODULE}",
-            contract_version()
+            "sluice:plugin/{interface}@{version}={export_module}"
         ))
         .arg("componentize")
         .arg("--stub-wasi")
@@ -161,6 +271,9 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The contract custom connectors build against (their worlds start there).
+const CONNECTOR_VERSION: &str = "0.2.0";
+
 /// The contract version in the embedded WIT (`package sluice:plugin@X;`).
 fn contract_version() -> &'static str {
     super::WIT_0_1
@@ -180,6 +293,8 @@ struct Metadata {
     description: String,
     /// `[tool.sluice] module`, else `app`.
     module: String,
+    /// `[tool.sluice] world`, else `transform`.
+    world: PyWorld,
 }
 
 impl Metadata {
@@ -197,6 +312,7 @@ impl Metadata {
             version: "0.0.0".to_string(),
             description: String::new(),
             module: "app".to_string(),
+            world: PyWorld::Transform,
         };
         let mut table = String::new();
         for (n, line) in text.lines().enumerate() {
@@ -226,9 +342,19 @@ impl Metadata {
                         )
                     })?;
                 }
+                ("tool.sluice", "world") => {
+                    let text = toml_string(value).unwrap_or_default();
+                    meta.world = PyWorld::parse(&text).with_context(|| {
+                        format!(
+                            "line {}: [tool.sluice] world: expected \"transform\", \"source\" or \"sink\", found {}",
+                            n + 1,
+                            value.split('#').next().unwrap_or_default().trim()
+                        )
+                    })?;
+                }
                 ("tool.sluice", other) if !other.is_empty() && !other.starts_with('#') => {
                     bail!(
-                        "line {}: unknown key `{other}` under [tool.sluice]; known: module",
+                        "line {}: unknown key `{other}` under [tool.sluice]; known: module, world",
                         n + 1
                     )
                 }
@@ -347,6 +473,7 @@ mod tests {
                 version: "1.2.3".into(),
                 description: "Says \"hi\" é".into(),
                 module: "pkg.main".into(),
+                world: PyWorld::Transform,
             }
         );
     }
@@ -366,12 +493,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_world_and_refuses_an_unknown_one() {
+        let p = Path::new(".");
+        for (text, world) in [
+            ("world = \"sink\"", PyWorld::Sink),
+            ("world = 'source'  # a connector", PyWorld::Source),
+            ("world = \"transform\"", PyWorld::Transform),
+        ] {
+            let meta = Metadata::parse(&format!("[tool.sluice]\n{text}\n"), p).expect("parses");
+            assert_eq!(meta.world, world, "{text}");
+        }
+        let err = Metadata::parse("[tool.sluice]\nworld = \"writer\"\n", p).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "line 2: [tool.sluice] world: expected \"transform\", \"source\" or \"sink\", found \"writer\""
+        );
+    }
+
+    #[test]
     fn defaults_without_project_metadata() {
         let meta = Metadata::parse("[tool.sluice]\n", Path::new("/nonexistent")).expect("parses");
         assert_eq!(
             (meta.version.as_str(), meta.module.as_str()),
             ("0.0.0", "app")
         );
+        assert_eq!(meta.world, PyWorld::Transform);
     }
 
     #[test]
