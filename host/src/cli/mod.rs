@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod build;
+mod connection_cmd;
 mod dlq_cmd;
 mod plugin_cmd;
 mod progress;
@@ -456,6 +457,9 @@ server. Replaying stays `sluice dlq replay` on the server's files for now.")]
         /// The pipeline.
         name: String,
     },
+    /// Server: the tenant's named connections (hosts, credentials, TLS files) (needs --server).
+    #[command(subcommand)]
+    Connection(connection_cmd::ConnectionCommand),
     /// Serve an embedded Confluent-compatible Schema Registry (Avro) for Kafka pipelines.
     #[command(after_help = "\
 Example:
@@ -663,6 +667,7 @@ pub fn main() -> ExitCode {
         Command::Stop { name } => server().and_then(|u| remote_cmd::act(&u, &name, "stop")),
         Command::Pause { name } => server().and_then(|u| remote_cmd::act(&u, &name, "pause")),
         Command::Rm { name } => server().and_then(|u| remote_cmd::rm(&u, &name)),
+        Command::Connection(c) => server().and_then(|u| connection_cmd::run(&u, c)),
         Command::Plugin(PluginCommand::Push { wasm, name }) => {
             server().and_then(|u| remote_cmd::push(&u, &wasm, name.as_deref()))
         }

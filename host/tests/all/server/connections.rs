@@ -311,3 +311,73 @@ fn a_secret_in_a_diagnostic_status_or_log_line_is_struck() {
         assert!(!text.contains(password), "{text}");
     }
 }
+
+#[test]
+fn the_remote_cli_sets_lists_and_removes_a_connection_reading_secrets_from_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\n",
+    );
+    let s = Server::start(dir.path());
+    let acme = tenant(&s, "acme", "deploy");
+    let secret_file = dir.path().join("url.secret");
+    std::fs::write(&secret_file, "postgres://u:cli-secret-123@db:5432/x\n").expect("secret");
+    let cli = |args: &[&str]| {
+        crate::support::sluice()
+            .args(["--server", &s.url])
+            .args(args)
+            .env("SLUICE_TOKEN", &acme)
+            .output()
+            .expect("sluice runs")
+    };
+    let set = cli(&[
+        "connection",
+        "set",
+        "warehouse",
+        "--type",
+        "postgres",
+        "--field",
+        "batch_size=50",
+        "--secret",
+        &format!("url=@{}", secret_file.display()),
+    ]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let ls = cli(&["connection", "ls"]);
+    let out = String::from_utf8_lossy(&ls.stdout).to_string();
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("warehouse")
+            && row.contains("postgres")
+            && row.contains("batch_size, url (secret)"),
+        "{out}"
+    );
+    let show = cli(&["connection", "show", "warehouse"]);
+    let shown = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(
+        shown.contains("\"batch_size\": 50") && !shown.contains("cli-secret-123"),
+        "{shown}"
+    );
+    let literal = cli(&[
+        "connection",
+        "set",
+        "x",
+        "--secret",
+        "url=postgres://u:p@h/d",
+    ]);
+    assert!(!literal.status.success());
+    let err = String::from_utf8_lossy(&literal.stderr).to_string();
+    assert!(err.contains("give the secret as url=@FILE"), "{err}");
+    let rm = cli(&["connection", "rm", "warehouse"]);
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let (code, _) = s.call("GET", "/v1/connections/warehouse", Some(&acme), None);
+    assert_eq!(code, 404);
+}
