@@ -57,7 +57,10 @@ export "$(scripts/services/ferretdb.sh start)"
 # listeners beside the plaintext one, for kafka_tls.rs.
 export SLUICE_KAFKA_TLS_DIR=${SLUICE_SERVICES_DIR:-/tmp/sluice-services}/kafka-tls
 export "$(scripts/services/kafka.sh start)"
-trap 'for s in search s3 postgres mariadb mongo ferretdb kafka; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
+# Debian's Chromium and playwright-core (npm ci, pinned by its lock file) for the web
+# console's browser tests; nothing runs until a test launches it.
+export "$(scripts/services/chromium.sh start)"
+trap 'for s in search s3 postgres mariadb mongo ferretdb kafka chromium; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done
       SLUICE_SERVICES_DIR=$MYSQL_TLS_RUN scripts/services/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== Rust"
 ./scripts/build-plugins.sh --test-guests

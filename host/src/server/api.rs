@@ -26,7 +26,7 @@ use serde_json::json;
 use super::auth::{self, Principal};
 use super::error::{ApiError, ApiResult};
 use super::store::Scope;
-use super::{connections, pipelines, plugins, tenants, Server};
+use super::{connections, console, pipelines, plugins, tenants, Server};
 
 /// Most bytes of request line and headers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -147,6 +147,78 @@ pub fn routes() -> Routes {
         &["POST"],
         post(pause_pipeline),
     )
+    // The web console (issue 16): its files, and the routes it adds to the
+    // API (graph, history, dead-letter replay and purge). Kept together so
+    // that other route additions merge cleanly.
+    .add("/", &["GET"], get(console::home))
+    .add("/console/", &["GET"], get(console::index))
+    .add("/console/{asset}", &["GET"], get(console::asset))
+    .add("/v1/pipelines/{name}/graph", &["GET"], get(pipeline_graph))
+    .add(
+        "/v1/pipelines/{name}/history",
+        &["GET"],
+        get(pipeline_history),
+    )
+    .add(
+        "/v1/pipelines/{name}/dead-letters/replay",
+        &["POST"],
+        post(replay_dead_letters),
+    )
+    .add(
+        "/v1/pipelines/{name}/dead-letters/purge",
+        &["POST"],
+        post(purge_dead_letters),
+    )
+}
+
+async fn pipeline_history(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+) -> Response {
+    call(s, h, move |s, who| {
+        super::history::get(s, &tenant_of(who, Scope::Read)?, &n)
+    })
+    .await
+}
+
+async fn replay_dead_letters(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let a = query(q).and_then(|q| super::dead_letters::Action::parse(&q, &["to", "dry_run"]));
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        // Held for the whole replay: a start now would race it for the state.
+        let _guard = s.lock_tenant(&tenant);
+        super::dead_letters::replay(s, &tenant, &n, a)
+    })
+    .await
+}
+
+async fn purge_dead_letters(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let a = query(q)
+        .and_then(|q| super::dead_letters::Action::parse(&q, &["replayed", "all", "dry_run"]));
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        super::dead_letters::purge(s, &tenant, &n, a)
+    })
+    .await
+}
+
+async fn pipeline_graph(State(s): State<Shared>, h: HeaderMap, Path(n): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        console::graph(s, &tenant_of(who, Scope::Read)?, &n)
+    })
+    .await
 }
 
 /// The routes, serving `server`.

@@ -239,6 +239,149 @@ pub fn list(s: &Server, tenant: &str, name: &str, q: Result<Query, ApiError>) ->
     Ok((StatusCode::OK, Json(body)))
 }
 
+/// What `POST .../dead-letters/replay` and `.../purge` are asked to do: the
+/// browse selection (no `after` or `limit`), and each action's own switches.
+#[derive(Debug, Default)]
+pub struct Action {
+    /// Which letters, as for browsing.
+    pub select: Query,
+    /// Replay: send every letter into this stage or sink.
+    pub to: Option<String>,
+    /// Only count what would be done.
+    pub dry_run: bool,
+    /// Purge: only letters replayed before.
+    pub replayed: bool,
+    /// Purge: every letter (a purge must say which).
+    pub all: bool,
+}
+
+impl Action {
+    /// From the query string; `known` are the switches the action takes
+    /// besides the selection. Unknown parameters are refused by name.
+    pub fn parse(q: &HashMap<String, String>, known: &[&str]) -> Result<Self, ApiError> {
+        const SELECTION: [&str; 4] = ["kind", "stage", "plugin", "filter"];
+        if let Some(unknown) = q
+            .keys()
+            .find(|k| !SELECTION.contains(&k.as_str()) && !known.contains(&k.as_str()))
+        {
+            let mut all: Vec<&str> = SELECTION.to_vec();
+            all.extend_from_slice(known);
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter `{}`; expected one of {}",
+                unknown.escape_debug(),
+                all.join(", ")
+            )));
+        }
+        let flag = |name: &str| match q.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "`{name}` is `true` or `false`"
+            ))),
+        };
+        let selection: HashMap<String, String> = q
+            .iter()
+            .filter(|(k, _)| SELECTION.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let select = Query::parse(&selection)?;
+        // The expression is checked now, so a bad one is a 400 whatever the
+        // pipeline's state.
+        select.selection()?;
+        Ok(Self {
+            select,
+            to: q.get("to").cloned(),
+            dry_run: flag("dry_run")?,
+            replayed: flag("replayed")?,
+            all: flag("all")?,
+        })
+    }
+}
+
+/// Most replayed letters an answer lists one by one; the counts cover all.
+pub const MAX_REPORTED_LETTERS: usize = 500;
+
+/// The pipeline as it is stored and checked now, for an action that writes
+/// its dead letters: 404 for another tenant's, 409 while it runs (the run
+/// holds its state; replay and purge would race it).
+fn idle_pipeline(
+    s: &Server,
+    tenant: &str,
+    name: &str,
+) -> Result<crate::config::Pipeline, ApiError> {
+    let rec = s
+        .store
+        .pipeline(tenant, name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no pipeline `{}`", name.escape_debug())))?;
+    if s.supervisor.is_live(&super::store::key(tenant, name)) {
+        return Err(ApiError::Conflict(format!(
+            "pipeline `{name}` is running; stop it first (POST /v1/pipelines/{name}/stop), then replay or purge, then start it"
+        )));
+    }
+    Ok(super::pipelines::prepare(s, tenant, Some(&rec.name), &rec.yaml)?.pipeline)
+}
+
+/// A `dlq` error as the tenant sees it: a conflict with the pipeline's
+/// state, with paths relative to its own area.
+fn conflict(s: &Server, tenant: &str, e: anyhow::Error) -> ApiError {
+    let area = format!("{}/", s.tenant_dir(tenant).display());
+    ApiError::Conflict(format!("{e:#}").replace(&area, ""))
+}
+
+/// `POST /v1/pipelines/NAME/dead-letters/replay`: `sluice dlq replay` for a
+/// stopped (or finished, or failed) pipeline. Each letter goes through at
+/// most once, however often this is called (the replay ledger says which
+/// went already); the answer counts outcomes and lists at most
+/// [`MAX_REPORTED_LETTERS`] letters.
+pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>) -> ApiResult {
+    let pipeline = idle_pipeline(s, tenant, name)?;
+    let a = a?;
+    let report = crate::dlq::replay::replay(
+        &pipeline,
+        &s.engine,
+        &s.cache,
+        crate::dlq::replay::ReplayArgs {
+            selection: a.select.selection()?,
+            filter_text: a.select.filter.clone(),
+            to: a.to,
+            dry_run: a.dry_run,
+            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            on_status: None,
+        },
+    )
+    .map_err(|e| conflict(s, tenant, e))?;
+    let listed = report.letters.len();
+    let mut v = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+    if let Some(letters) = v.get_mut("letters").and_then(Value::as_array_mut) {
+        letters.truncate(MAX_REPORTED_LETTERS);
+    }
+    v["letters_listed"] = json!(listed.min(MAX_REPORTED_LETTERS));
+    v["letters_total"] = json!(listed);
+    let area = format!("{}/", s.tenant_dir(tenant).display());
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::from_str(&v.to_string().replace(&area, "")).unwrap_or(v)),
+    ))
+}
+
+/// `POST /v1/pipelines/NAME/dead-letters/purge`: `sluice dlq purge` for a
+/// stopped pipeline. It must say which letters: a selection, `replayed`, or
+/// `all=true`.
+pub fn purge(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>) -> ApiResult {
+    let pipeline = idle_pipeline(s, tenant, name)?;
+    let a = a?;
+    let q = &a.select;
+    let chosen = q.kind.is_some() || q.stage.is_some() || q.plugin.is_some() || q.filter.is_some();
+    if !chosen && !a.replayed && !a.all {
+        return Err(ApiError::BadRequest(
+            "say which letters to purge: `replayed=true`, `kind`/`stage`/`plugin`/`filter`, or `all=true`".into(),
+        ));
+    }
+    let report = crate::dlq::purge::purge(&pipeline, &q.selection()?, a.replayed, a.dry_run)
+        .map_err(|e| conflict(s, tenant, e))?;
+    Ok((StatusCode::OK, Json(json!(report))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,10 +66,26 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "error": m })),
             ApiError::Invalid(d) => {
-                let lines: Vec<String> = d.sorted().0.iter().map(|d| d.to_string()).collect();
+                let sorted = d.sorted();
+                let lines: Vec<String> = sorted.0.iter().map(|d| d.to_string()).collect();
+                // The same, in parts, for clients that point at the line
+                // (the web console); line 0 is the file as a whole.
+                let problems: Vec<Value> = sorted
+                    .0
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "line": d.at.line, "col": d.at.col,
+                            "field": d.field, "message": d.message,
+                        })
+                    })
+                    .collect();
                 (
                     StatusCode::BAD_REQUEST,
-                    json!({"error": "invalid pipeline; nothing was changed", "diagnostics": lines}),
+                    json!({
+                        "error": "invalid pipeline; nothing was changed",
+                        "diagnostics": lines, "problems": problems,
+                    }),
                 )
             }
             ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({ "error": m })),

@@ -15,9 +15,11 @@
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
 //! - [`logs`]: each pipeline's own log lines;
+//! - [`history`]: each pipeline's last hour of rates and lag, for charts;
 //! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
+//! - [`console`]: the web console's embedded files and the DAG it draws;
 //! - [`api`]: routes, request bounds and the connection loop.
 //!
 //! The data dir holds `catalog.redb`, `secrets.key` (unless
@@ -29,8 +31,10 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod dead_letters;
 pub mod error;
+pub mod history;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
@@ -176,6 +180,7 @@ pub fn serve(config_path: &Path) -> Result<ExitCode> {
     let server = std::sync::Arc::new(Server::open(config)?);
     pipelines::resume_all(&server);
     usage::spawn_watch(server.clone());
+    history::spawn(server.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
