@@ -336,6 +336,24 @@ fn conflict(s: &Server, tenant: &str, e: anyhow::Error) -> ApiError {
 pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>) -> ApiResult {
     let pipeline = idle_pipeline(s, tenant, name)?;
     let a = a?;
+    // A wrong `to` is the request's mistake (400), not a conflict with the
+    // pipeline's state.
+    if let Some(to) = &a.to {
+        let mut names: Vec<&str> = pipeline
+            .stages
+            .iter()
+            .map(|st| st.name.as_str())
+            .chain(pipeline.sinks.iter().map(|sk| sk.name.as_str()))
+            .collect();
+        if !names.contains(&to.as_str()) {
+            names.sort_unstable();
+            return Err(ApiError::BadRequest(format!(
+                "`to`: pipeline `{name}` has no stage or sink `{}`; it has {}",
+                to.escape_debug(),
+                names.join(", ")
+            )));
+        }
+    }
     let report = crate::dlq::replay::replay(
         &pipeline,
         &s.engine,
@@ -358,9 +376,14 @@ pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>)
     v["letters_listed"] = json!(listed.min(MAX_REPORTED_LETTERS));
     v["letters_total"] = json!(listed);
     let area = format!("{}/", s.tenant_dir(tenant).display());
+    // Outcomes quote reasons, which may quote a connection's secret.
+    let shown = super::logs::store().scrub(
+        &super::store::key(tenant, name),
+        &v.to_string().replace(&area, ""),
+    );
     Ok((
         StatusCode::OK,
-        Json(serde_json::from_str(&v.to_string().replace(&area, "")).unwrap_or(v)),
+        Json(serde_json::from_str(&shown).unwrap_or(v)),
     ))
 }
 

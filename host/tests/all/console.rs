@@ -576,7 +576,12 @@ fn dead_letters_are_replayed_once_after_a_fix_and_purged_through_the_api_by_thei
             400,
             "`all` is `true` or `false`",
         ),
-        (format!("{replay}?to=nosuch"), &acme, 409, "nosuch"),
+        (
+            format!("{replay}?to=nosuch"),
+            &acme,
+            400,
+            "`to`: pipeline `tagging` has no stage or sink `nosuch`; it has ",
+        ),
         (replay.to_string(), &reader, 403, "`deploy` scope"),
         (replay.to_string(), &zeta, 404, "no pipeline `tagging`"),
         (
