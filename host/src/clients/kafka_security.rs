@@ -368,6 +368,98 @@ fn block_field(key: &str) -> &'static str {
     }
 }
 
+/// The librdkafka properties a server's tenant may set: tuning only. The
+/// rest reach the server itself: files (`ssl.*.location`,
+/// `sasl.kerberos.keytab`), programs (`sasl.kerberos.kinit.cmd`,
+/// `plugin.library.paths`, `ssl.engine.location`) or hosts other than
+/// `brokers` (`bootstrap.servers`); a tenant says those with `brokers`,
+/// `tls:` and `sasl:`, which the server checks.
+const TENANT_PROPERTIES: &[&str] = &[
+    "acks",
+    "allow.auto.create.topics",
+    "auto.offset.reset",
+    "batch.num.messages",
+    "batch.size",
+    "check.crcs",
+    "client.id",
+    "compression.codec",
+    "compression.level",
+    "compression.type",
+    "connections.max.idle.ms",
+    "delivery.timeout.ms",
+    "enable.idempotence",
+    "fetch.max.bytes",
+    "fetch.message.max.bytes",
+    "fetch.min.bytes",
+    "fetch.wait.max.ms",
+    "group.instance.id",
+    "heartbeat.interval.ms",
+    "isolation.level",
+    "linger.ms",
+    "max.in.flight",
+    "max.in.flight.requests.per.connection",
+    "max.partition.fetch.bytes",
+    "max.poll.interval.ms",
+    "message.max.bytes",
+    "message.timeout.ms",
+    "metadata.max.age.ms",
+    "partition.assignment.strategy",
+    "partitioner",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.ms",
+    "queued.max.messages.kbytes",
+    "queued.min.messages",
+    "receive.message.max.bytes",
+    "reconnect.backoff.max.ms",
+    "reconnect.backoff.ms",
+    "request.timeout.ms",
+    "retries",
+    "retry.backoff.max.ms",
+    "retry.backoff.ms",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "socket.connection.setup.timeout.ms",
+    "socket.keepalive.enable",
+    "socket.timeout.ms",
+    "sticky.partitioning.linger.ms",
+    "topic.metadata.refresh.interval.ms",
+    "transaction.timeout.ms",
+];
+
+/// Refuses a property a server's tenant may not set (see
+/// [`TENANT_PROPERTIES`]), naming it.
+pub fn tenant_may_set(properties: &BTreeMap<String, String>) -> Result<(), ConfigIssue> {
+    match properties
+        .keys()
+        .find(|k| !TENANT_PROPERTIES.contains(&k.as_str()))
+    {
+        None => Ok(()),
+        Some(k) => Err(ConfigIssue::at(
+            &format!("properties.{k}"),
+            "not allowed on a server: it can reach the server's files, programs or other hosts; \
+             give brokers in `brokers` and TLS or SASL in the `tls:` and `sasl:` blocks \
+             (tuning properties such as `linger.ms` or `fetch.max.bytes` are allowed)"
+                .to_string(),
+        )),
+    }
+}
+
+/// The hosts a Kafka client reaches: each of `brokers` (port 9092 when
+/// none is written) and the schema registry's. A broker learns of the
+/// others from the cluster's metadata, which the granted brokers give.
+pub fn endpoints(
+    brokers: &str,
+    schema_registry: Option<&str>,
+) -> crate::connector::endpoint::Reach {
+    use crate::connector::endpoint;
+    endpoint::all([
+        endpoint::list(brokers, Some(9092)),
+        schema_registry.map_or(Some(vec![]), endpoint::from_http_url),
+    ])
+}
+
 /// Refuses a `properties` entry that says something else than the blocks.
 /// Secret values are never quoted.
 fn check_properties(

@@ -176,6 +176,30 @@ pub fn tls_required(target: &str, server: &str) -> String {
     )
 }
 
+/// The hosts a PostgreSQL URL reaches, read as tokio-postgres reads it
+/// (`?host=` and `?port=` included; a socket directory matches no host
+/// grant but `*`). `None` when it does not parse.
+pub fn endpoints(url: &str) -> crate::connector::endpoint::Reach {
+    use crate::connector::endpoint::{unix_socket, Endpoint};
+    let (rest, _) = split_libpq_tls(url).ok()?;
+    let config = tokio_postgres::Config::from_str(&rest).ok()?;
+    let ports = config.get_ports();
+    let out = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match h {
+                tokio_postgres::config::Host::Tcp(name) => Endpoint::new(name, Some(port)),
+                tokio_postgres::config::Host::Unix(dir) => unix_socket(&dir.display().to_string()),
+            }
+        })
+        .collect::<Vec<_>>();
+    // No host: tokio-postgres refuses to connect, and so does the server.
+    (!out.is_empty()).then_some(out)
+}
+
 /// Takes libpq's TLS parameters out of a `postgres://` URL's query. Other
 /// forms (key=value strings) go through unchanged.
 fn split_libpq_tls(url: &str) -> Result<(String, TlsOptions), ConfigIssue> {

@@ -119,6 +119,11 @@ pub struct MemorySourceConfig {
 }
 
 impl SourceConfig for MemorySourceConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     // The feed's contents change from run to run; the feed is the identity.
     fn fingerprint_text(&self) -> String {
         format!("memory source {}", self.feed.label())
@@ -296,6 +301,11 @@ pub struct MemorySinkConfig {
 }
 
 impl SinkConfig for MemorySinkConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn fingerprint_text(&self) -> String {
         "memory sink".into()
     }

@@ -7,6 +7,7 @@
 //! or here.
 
 mod contract;
+pub mod endpoint;
 mod error;
 pub mod fingerprint;
 mod issue;

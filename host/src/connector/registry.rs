@@ -47,6 +47,18 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     ) -> Result<(), ConfigIssue> {
         Ok(())
     }
+    /// The hosts it connects to, read from its settings, so a server can
+    /// hold a tenant to its host grant. `None`, the default, says it cannot
+    /// tell: a server then runs it only for tenants granted every host.
+    fn endpoints(&self) -> super::endpoint::Reach {
+        None
+    }
+    /// Settings a server's tenants may not use because they reach the
+    /// server's own files, programs or credentials (the operator's host
+    /// configuration may; a tenant's file may not).
+    fn operator_only(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
     /// Builds the running source.
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
     /// What identifies this configuration in a checkpoint: a change in it
@@ -84,6 +96,18 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
         Ok(())
     }
 
+    /// The hosts it connects to, read from its settings, so a server can
+    /// hold a tenant to its host grant. `None`, the default, says it cannot
+    /// tell: a server then runs it only for tenants granted every host.
+    fn endpoints(&self) -> super::endpoint::Reach {
+        None
+    }
+    /// Settings a server's tenants may not use because they reach the
+    /// server's own files, programs or credentials (the operator's host
+    /// configuration may; a tenant's file may not).
+    fn operator_only(&self) -> Result<(), ConfigIssue> {
+        Ok(())
+    }
     /// Builds the running sink named `name`.
     fn build(&self, name: &str) -> Result<Box<dyn Sink>>;
     /// What identifies this configuration in a checkpoint (see

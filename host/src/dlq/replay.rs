@@ -547,6 +547,11 @@ struct ReplaySourceConfig {
 }
 
 impl SourceConfig for ReplaySourceConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         cx.progress.set_total(self.items.len() as u64);
         Ok(Box::new(ReplaySource {

@@ -36,6 +36,12 @@ impl Grants {
         Ok(())
     }
 
+    /// The hosts granted: the host refuses every request outside them.
+    pub fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        use crate::connector::endpoint;
+        endpoint::all(self.http.iter().map(|g| endpoint::list(g, None)))
+    }
+
     /// True when `host:port` is granted (host names compare without case).
     pub fn allows(&self, host: &str, port: u16) -> bool {
         self.http.iter().any(|g| {

@@ -9,6 +9,8 @@
 //!
 //! [defaults]                      # every tenant, unless overridden below
 //! connectors = ["datagen", "file"]
+//! hosts = []                      # hosts its connectors may reach: "db.internal:5432",
+//!                                 # "*.kafka.internal" (any port), "*" (every host)
 //! max_pipelines = 10
 //! max_plugin_bytes = 67108864     # all of a tenant's plugins together
 //! max_request_bytes = 1048576     # one request body (plugin uploads included)
@@ -20,6 +22,7 @@
 //!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
+//! hosts = ["kafka-1.internal:9092", "kafka-2.internal:9092"]
 //! max_pipelines = 50
 //! ```
 
@@ -61,6 +64,7 @@ fn default_connections() -> usize {
 #[serde(deny_unknown_fields)]
 struct Grant {
     connectors: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
     max_pipelines: Option<u64>,
     max_plugin_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
@@ -76,6 +80,8 @@ struct Grant {
 pub struct Policy {
     /// Source and sink types its pipelines may name.
     pub connectors: Vec<String>,
+    /// Hosts its connectors may reach (see [`host_granted`]); none by default.
+    pub hosts: Vec<String>,
     /// Most pipelines it may have.
     pub max_pipelines: u64,
     /// Most bytes of plugins it may store, all together.
@@ -100,6 +106,7 @@ impl Default for Policy {
         Self {
             // Types that read or write nothing outside the tenant's own area.
             connectors: vec!["datagen".into(), "file".into()],
+            hosts: Vec::new(),
             max_pipelines: 10,
             max_plugin_bytes: 64 << 20,
             max_request_bytes: 16 << 20,
@@ -116,6 +123,9 @@ impl Policy {
     fn over(mut self, g: &Grant) -> Self {
         if let Some(c) = &g.connectors {
             self.connectors = c.clone();
+        }
+        if let Some(h) = &g.hosts {
+            self.hosts = h.clone();
         }
         if let Some(v) = g.max_pipelines {
             self.max_pipelines = v;
@@ -143,6 +153,62 @@ impl Policy {
         }
         self
     }
+}
+
+/// One entry of a `hosts` grant, split: (host pattern, port if one).
+fn split_grant(entry: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((h, after)) => (h, after.strip_prefix(':')),
+            None => (entry, None),
+        };
+    }
+    match entry.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (entry, None),
+    }
+}
+
+fn check_host_grant(entry: &str) -> Result<(), &'static str> {
+    if entry == "*" {
+        return Ok(());
+    }
+    let (host, port) = split_grant(entry);
+    if let Some(p) = port {
+        p.parse::<u16>().map_err(|_| "has no valid port")?;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.is_empty() || name.contains(['*', '/', '@', ' ']) {
+        return Err("is not a host name");
+    }
+    Ok(())
+}
+
+/// True when `grants` let a connector reach `e`: `*`; the same host (names
+/// compared without case) with the same port, or any port when the grant
+/// names none; `*.DOMAIN` for names ending in `.DOMAIN`. An endpoint whose
+/// port is unknown (a `mongodb+srv://` name) needs a grant without a port.
+pub fn host_granted(grants: &[String], e: &crate::connector::endpoint::Endpoint) -> bool {
+    grants.iter().any(|g| {
+        if g == "*" {
+            return true;
+        }
+        let (host, port) = split_grant(g);
+        let port_ok = match (port, e.port) {
+            (None, _) => true,
+            (Some(p), Some(q)) => p.parse::<u16>() == Ok(q),
+            (Some(_), None) => false,
+        };
+        let host = host.to_ascii_lowercase();
+        let host_ok = match host.strip_prefix("*.") {
+            Some(domain) => e
+                .host
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+            None => host == e.host,
+        };
+        port_ok && host_ok
+    })
 }
 
 /// The server's configuration, checked.
@@ -223,6 +289,14 @@ impl ServerConfig {
                     path.display()
                 );
             }
+            for h in &policy.hosts {
+                check_host_grant(h).map_err(|why| {
+                    anyhow::anyhow!(
+                        "{}: {who}: hosts entry `{h}` {why}; expected `HOST:PORT`, `HOST` (any port), `*.DOMAIN[:PORT]` or `*`",
+                        path.display()
+                    )
+                })?;
+            }
             for c in &policy.connectors {
                 if !known.contains(&c.as_str()) {
                     bail!(
@@ -287,6 +361,54 @@ connectors = ["datagen"]
         assert_eq!(acme.max_pipelines, 3);
         assert_eq!(c.policy("other").connectors, ["datagen", "file"]);
         Ok(())
+    }
+
+    #[test]
+    fn host_grants_match_host_port_and_subdomains_only() {
+        use crate::connector::endpoint::Endpoint;
+        let g: Vec<String> = [
+            "db.internal:5432",
+            "*.kafka.internal",
+            "[::1]:9200",
+            "10.0.0.7",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ok = |h: &str, p: Option<u16>| host_granted(&g, &Endpoint::new(h, p));
+        assert!(ok("DB.internal", Some(5432)));
+        assert!(!ok("db.internal", Some(5433)));
+        assert!(!ok("db.internal.evil.example", Some(5432)));
+        assert!(ok("b1.kafka.internal", Some(9092)));
+        assert!(ok("a.b.kafka.internal", Some(9093)));
+        assert!(!ok("kafka.internal", Some(9092)), "`*.` needs a subdomain");
+        assert!(!ok("evilkafka.internal", Some(9092)));
+        assert!(ok("::1", Some(9200)));
+        assert!(!ok("::1", Some(9201)));
+        assert!(ok("10.0.0.7", Some(1)));
+        assert!(
+            !ok("db.internal", None),
+            "a grant with a port needs the port known"
+        );
+        assert!(!ok("unix:/var/run/postgresql", None));
+        assert!(host_granted(&["*".into()], &Endpoint::new("unix:/x", None)));
+        assert!(!host_granted(
+            &[],
+            &Endpoint::new("db.internal", Some(5432))
+        ));
+    }
+
+    #[test]
+    fn a_bad_host_grant_is_refused_naming_it() {
+        let text = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[tenants.a]\nhosts = [\"db:5432\", \"db:x\"]\n";
+        let e = ServerConfig::parse(text, Path::new("s.toml"), Some("0123456789abcdef".into()))
+            .expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "s.toml: a: hosts entry `db:x` has no valid port; expected `HOST:PORT`, `HOST` (any port), `*.DOMAIN[:PORT]` or `*`"
+        );
+        for bad in ["*.", "a*b:1", "user@db:1"] {
+            assert!(check_host_grant(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -351,6 +351,69 @@ pub struct Opened {
     pub secrets: Vec<String>,
 }
 
+/// The parts of a URL-shaped secret that are secret on their own: its
+/// password and its query values of 8 characters or more (API keys,
+/// tokens), raw and decoded. A
+/// message quoting only the request's path and query, or only the
+/// password, holds none of the whole URL and would escape striking.
+fn url_secret_parts(value: &str) -> Vec<String> {
+    let Some((_, rest)) = value.split_once("://") else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    // The userinfo by hand: multi-host URLs (`mongodb://u:p@a,b/`) are no
+    // URLs to the `url` crate.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@') {
+        if let Some((_, password)) = userinfo.split_once(':') {
+            parts.push(password.to_string());
+        }
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        let query = query.split('#').next().unwrap_or_default();
+        for pair in query.split('&') {
+            // Short values are settings (`sslmode=require`), not keys;
+            // striking them would garble every message that says them.
+            if let Some((_, v)) = pair.split_once('=').filter(|(_, v)| v.len() >= 8) {
+                parts.push(v.to_string());
+            }
+        }
+    }
+    let decoded: Vec<String> = parts
+        .iter()
+        .filter_map(|p| {
+            let d = percent_decode(p)?;
+            (d != *p).then_some(d)
+        })
+        .collect();
+    parts.extend(decoded);
+    parts
+}
+
+/// `%XX` escapes undone; `None` when that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Opens every connection of `tenant`: secrets decrypted, files written.
 pub fn open_all(s: &Server, tenant: &str) -> Result<Opened, ApiError> {
     let mut connections = BTreeMap::new();
@@ -364,9 +427,11 @@ pub fn open_all(s: &Server, tenant: &str) -> Result<Opened, ApiError> {
                 field: &format!("secrets.{k}"),
             };
             let value = String::from_utf8_lossy(&s.secret_key.open(&place, sealed)?).into_owned();
-            if value.chars().count() >= MIN_SCRUB_CHARS {
-                secrets.push(value.clone());
-            }
+            secrets.extend(
+                std::iter::once(value.clone())
+                    .chain(url_secret_parts(&value))
+                    .filter(|v| v.chars().count() >= MIN_SCRUB_CHARS),
+            );
             set_dotted(&mut fields, k, Value::String(value));
         }
         for (k, sealed) in &rec.files {
@@ -447,6 +512,19 @@ fn write_private(dir: &Path, key: &str, content: &[u8]) -> Result<std::path::Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_secret_gives_its_password_and_query_values_to_strike() {
+        assert_eq!(
+            url_secret_parts("postgres://bob:pa%40ss@db:5432/app?sslmode=require&key=k3y-long-1&x"),
+            ["pa%40ss", "k3y-long-1", "pa@ss"]
+        );
+        assert_eq!(
+            url_secret_parts("mongodb://u:hunter22@a:1,b:2/?authSource=admin"),
+            ["hunter22"]
+        );
+        assert!(url_secret_parts("plain-token-value").is_empty());
+    }
 
     #[test]
     fn dotted_settings_nest_and_paths_are_found_at_any_depth() {

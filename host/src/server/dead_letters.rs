@@ -206,7 +206,8 @@ pub fn list(s: &Server, tenant: &str, name: &str, q: Result<Query, ApiError>) ->
     let q = &q?;
     // The stored file as it is checked now, so the dead-letter path is still
     // inside the tenant's area under today's policy.
-    let pipeline = super::pipelines::prepare(s, tenant, Some(&rec.name), &rec.yaml)?.pipeline;
+    let prepared = super::pipelines::prepare(s, tenant, Some(&rec.name), &rec.yaml)?;
+    let pipeline = prepared.pipeline;
     let file = crate::dlq::dead_letter_file(&pipeline)
         .map_err(|e| ApiError::Conflict(format!("{e:#}")))?;
     let end = CheckpointStore::new(&pipeline.state_dir())
@@ -230,7 +231,11 @@ pub fn list(s: &Server, tenant: &str, name: &str, q: Result<Query, ApiError>) ->
         {
             if let Some(Value::String(reason)) = letter.get_mut("reason") {
                 *reason = reason.replace(&area, "");
-                *reason = super::logs::store().scrub(&super::store::key(tenant, name), reason);
+                // Struck with the secrets the run last used and with the
+                // connections' secrets as they are now: a pipeline that has
+                // not run since the server started has no run to ask.
+                let run = super::logs::store().scrub(&super::store::key(tenant, name), reason);
+                *reason = super::logs::strike(&run, &prepared.secrets);
             }
         }
         let shown = file.display().to_string().replace(&area, "");
@@ -308,7 +313,7 @@ fn idle_pipeline(
     s: &Server,
     tenant: &str,
     name: &str,
-) -> Result<crate::config::Pipeline, ApiError> {
+) -> Result<super::pipelines::Prepared, ApiError> {
     let rec = s
         .store
         .pipeline(tenant, name)?
@@ -318,7 +323,7 @@ fn idle_pipeline(
             "pipeline `{name}` is running; stop it first (POST /v1/pipelines/{name}/stop), then replay or purge, then start it"
         )));
     }
-    Ok(super::pipelines::prepare(s, tenant, Some(&rec.name), &rec.yaml)?.pipeline)
+    super::pipelines::prepare(s, tenant, Some(&rec.name), &rec.yaml)
 }
 
 /// A `dlq` error as the tenant sees it: a conflict with the pipeline's
@@ -334,7 +339,8 @@ fn conflict(s: &Server, tenant: &str, e: anyhow::Error) -> ApiError {
 /// went already); the answer counts outcomes and lists at most
 /// [`MAX_REPORTED_LETTERS`] letters.
 pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>) -> ApiResult {
-    let pipeline = idle_pipeline(s, tenant, name)?;
+    let prepared = idle_pipeline(s, tenant, name)?;
+    let pipeline = &prepared.pipeline;
     let a = a?;
     // A wrong `to` is the request's mistake (400), not a conflict with the
     // pipeline's state.
@@ -355,7 +361,7 @@ pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>)
         }
     }
     let report = crate::dlq::replay::replay(
-        &pipeline,
+        pipeline,
         &s.engine,
         &s.cache,
         crate::dlq::replay::ReplayArgs {
@@ -377,10 +383,11 @@ pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>)
     v["letters_total"] = json!(listed);
     let area = format!("{}/", s.tenant_dir(tenant).display());
     // Outcomes quote reasons, which may quote a connection's secret.
-    let shown = super::logs::store().scrub(
+    let run = super::logs::store().scrub(
         &super::store::key(tenant, name),
         &v.to_string().replace(&area, ""),
     );
+    let shown = super::logs::strike(&run, &prepared.secrets);
     Ok((
         StatusCode::OK,
         Json(serde_json::from_str(&shown).unwrap_or(v)),
@@ -391,7 +398,7 @@ pub fn replay(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>)
 /// stopped pipeline. It must say which letters: a selection, `replayed`, or
 /// `all=true`.
 pub fn purge(s: &Server, tenant: &str, name: &str, a: Result<Action, ApiError>) -> ApiResult {
-    let pipeline = idle_pipeline(s, tenant, name)?;
+    let pipeline = idle_pipeline(s, tenant, name)?.pipeline;
     let a = a?;
     let q = &a.select;
     let chosen = q.kind.is_some() || q.stage.is_some() || q.plugin.is_some() || q.filter.is_some();

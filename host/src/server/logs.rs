@@ -60,6 +60,17 @@ pub struct PipelineLogs {
 /// What a struck secret is replaced with.
 pub const STRUCK: &str = "[secret]";
 
+/// `text` with each of `secrets` struck out.
+pub fn strike<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if !secret.is_empty() && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), STRUCK);
+        }
+    }
+    out
+}
+
 /// What a read returns.
 #[derive(Debug, Serialize)]
 pub struct Page {
@@ -89,13 +100,20 @@ impl PipelineLogs {
     /// `text` with pipeline `key`'s secrets struck out.
     pub fn scrub(&self, key: &str, text: &str) -> String {
         let all = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = text.to_string();
-        for secret in all.get(key).into_iter().flatten() {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), STRUCK);
-            }
+        strike(text, all.get(key).into_iter().flatten())
+    }
+
+    /// `line` with every served pipeline's secrets struck, or `None` when
+    /// it holds none: for the operator's own log, which lines of every
+    /// tenant pass through (and which is often shipped elsewhere).
+    pub fn strike_any(&self, line: &[u8]) -> Option<Vec<u8>> {
+        let all = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        if all.is_empty() {
+            return None;
         }
-        out
+        let text = String::from_utf8_lossy(line);
+        let struck = strike(&text, all.values().flatten());
+        (struck != text).then(|| struck.into_bytes())
     }
 
     /// Keeps `message` at `level` for pipeline `key`.

@@ -42,6 +42,7 @@ pub mod pipelines;
 pub mod plugins;
 pub mod policy;
 pub mod ratelimit;
+pub mod reach;
 pub mod secrets;
 pub mod store;
 pub mod supervisor;

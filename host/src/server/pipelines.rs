@@ -149,6 +149,10 @@ pub fn prepare(
     diags
         .0
         .extend(check_plugins(&pipeline, &s.engine, &s.cache).0);
+    // After the load: hosts and settings named connections lent count too.
+    diags
+        .0
+        .extend(super::reach::check(&pipeline, &root, &shown, &grant.hosts).0);
     if !diags.is_empty() {
         return Err(shown_diags(diags));
     }

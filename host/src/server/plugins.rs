@@ -18,7 +18,9 @@ use super::error::{ApiError, ApiResult};
 use super::policy::is_name;
 use super::store::{now_ms, PluginRec};
 use super::Server;
-use crate::plugin::{CpuBudget, StagePlugin};
+use crate::plugin::connector::ConnectorPlugin;
+use crate::plugin::net::Grants;
+use crate::plugin::{CpuBudget, Limits, StagePlugin, World};
 
 fn view(p: &PluginRec) -> serde_json::Value {
     json!({
@@ -71,6 +73,19 @@ fn check(s: &Server, name: &str, bytes: &[u8]) -> Result<(String, String), ApiEr
             Ok((world.to_string(), plugin.label()))
         }
         Err(e) => {
+            // A custom connector (`type: wasm` source or sink) is a plugin too.
+            for world in [World::Source, World::Sink] {
+                if let Ok(c) = ConnectorPlugin::load(
+                    &s.engine,
+                    &s.cache,
+                    &path,
+                    world,
+                    &Grants::default(),
+                    &Limits::default(),
+                ) {
+                    return Ok((world.name().to_string(), c.label()));
+                }
+            }
             let prefix = format!("{}/", dir.path().display());
             Err(ApiError::BadRequest(format!(
                 "not a usable plugin: {}",

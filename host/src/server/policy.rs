@@ -5,6 +5,9 @@
 //! path, type or plugin), load a plugin by path, name a connector type it was not
 //! granted, or point a `file` source or sink outside its own area.
 //! Problems are reported like `sluice validate` reports them.
+//!
+//! What the loaded pipeline reaches is checked after this, by
+//! [`super::reach`].
 
 use std::path::{Component, Path, PathBuf};
 
@@ -52,23 +55,31 @@ pub fn check(root: &Node, rules: &Rules<'_>) -> Diagnostics {
         let Some(node) = body.get("plugin") else {
             continue;
         };
-        let spec = node.as_str().unwrap_or_default();
-        let field = format!("stages.{name}.plugin");
-        if !is_plugin_ref(spec) {
-            push(
-                node.at,
-                &field,
-                format!("`{spec}` is not allowed on a server: name an uploaded plugin (NAME or sha256:HEX) or a built-in one, not a path"),
-            );
-        } else if !(rules.known_plugin)(spec) {
-            push(
-                node.at,
-                &field,
-                format!("unknown plugin `{spec}`: upload it first (`sluice plugin push`, POST /v1/plugins?name={spec}) or name a built-in plugin"),
-            );
-        }
+        plugin_ref(node, &format!("stages.{name}.plugin"), rules, &mut push);
     }
     diags
+}
+
+fn plugin_ref(
+    node: &Node,
+    field: &str,
+    rules: &Rules<'_>,
+    push: &mut dyn FnMut(Location, &str, String),
+) {
+    let spec = node.as_str().unwrap_or_default();
+    if !is_plugin_ref(spec) {
+        push(
+            node.at,
+            field,
+            format!("`{spec}` is not allowed on a server: name an uploaded plugin (NAME or sha256:HEX) or a built-in one, not a path"),
+        );
+    } else if !(rules.known_plugin)(spec) {
+        push(
+            node.at,
+            field,
+            format!("unknown plugin `{spec}`: upload it first (`sluice plugin push`, POST /v1/plugins?name={spec}) or name a built-in plugin"),
+        );
+    }
 }
 
 fn entries(section: Option<&Node>) -> Vec<(&str, &Node)> {
@@ -120,6 +131,10 @@ fn connector(
             ),
         );
         return;
+    }
+    // A custom connector's plugin: an uploaded or built-in one, never a path.
+    if let Some(node) = body.get("plugin") {
+        plugin_ref(node, &format!("{field}.plugin"), rules, push);
     }
     // Every file a connector reads or writes: a `file` source's or sink's
     // `path`, and `password_file`, `ca_file`, `cert_file`, `key_file` (a

@@ -1063,7 +1063,7 @@ fn a_paused_kafka_pipeline_shows_its_lag_grow_and_drain() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(
         dir.path(),
-        "[tenants.acme]\nconnectors = [\"file\", \"kafka\"]\n",
+        "[tenants.acme]\nconnectors = [\"file\", \"kafka\"]\nhosts = [\"127.0.0.1\"]\n",
     );
     let s = Server::start(dir.path());
     let a = tenant(&s, "acme", "deploy");
@@ -1623,3 +1623,4 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
 
 /// Named connections and their secrets.
 mod connections;
+mod grants;

@@ -302,6 +302,10 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for ElasticsearchSinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::connector::endpoint::from_http_url(&self.url)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         ElasticsearchSinkConfig::check(self)
     }

@@ -300,6 +300,10 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for MongoSinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::mongodb::endpoints(&self.uri)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         MongoSinkConfig::check(self)
     }

@@ -379,6 +379,20 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for MysqlSinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        use crate::connector::endpoint::{unix_socket, Endpoint};
+        // Parsed as `build` parses it.
+        let url = match self.0.url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => self.0.url.clone(),
+        };
+        let opts = Opts::from_url(&url).ok()?;
+        Some(vec![match opts.socket() {
+            Some(path) => unix_socket(path),
+            None => Endpoint::new(opts.ip_or_hostname(), Some(opts.tcp_port())),
+        }])
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         self.0.check(SCHEMES)?;
         tls::ssl_opts(self.0.tls.as_ref())?;

@@ -231,6 +231,10 @@ impl PostgresSinkConfig {
 }
 
 impl SinkConfig for PostgresSinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::postgres_tls::endpoints(&self.0.url)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         self.0.check(SCHEMES)?;
         self.target().map(|_| ())

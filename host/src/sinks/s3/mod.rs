@@ -466,6 +466,49 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for S3SinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        use crate::connector::endpoint::{from_http_url, Endpoint};
+        let path_style = self.path_style.unwrap_or(self.endpoint.is_some());
+        let mut out = match &self.endpoint {
+            Some(e) => from_http_url(e)?,
+            None => {
+                let region = self
+                    .region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .unwrap_or_else(|| "us-east-1".into());
+                vec![Endpoint::new(
+                    &format!("s3.{region}.amazonaws.com"),
+                    Some(443),
+                )]
+            }
+        };
+        if !path_style {
+            for e in &mut out {
+                e.host = format!("{}.{}", self.bucket.to_ascii_lowercase(), e.host);
+            }
+        }
+        Some(out)
+    }
+    fn operator_only(&self) -> Result<(), ConfigIssue> {
+        // Without its own keys the client takes the server's: its
+        // environment, its shared credentials file, its instance role.
+        if self.profile.is_some() {
+            return Err(ConfigIssue::at(
+                "profile",
+                "not allowed on a server: it names the server's own AWS credentials; give `access_key_id` and `secret_access_key` (from a named connection)",
+            ));
+        }
+        if self.access_key_id.is_none() || self.secret_access_key.is_none() {
+            return Err(ConfigIssue::at(
+                "access_key_id",
+                "required on a server, with `secret_access_key`: without them the S3 client would use the server's own AWS credentials",
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         S3SinkConfig::check(self)
     }

@@ -65,6 +65,11 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for StdoutSinkConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn build(&self, _name: &str) -> Result<Box<dyn Sink>> {
         Ok(Box::new(StdoutSink::new(self.clone())))
     }

@@ -97,6 +97,10 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for WasmSinkConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        self.grants.endpoints()
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         self.grants
             .check()

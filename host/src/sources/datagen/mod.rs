@@ -176,6 +176,11 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for DatagenConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         Ok(Box::new(DatagenSource::new(
             self.clone(),

@@ -168,6 +168,11 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for FileSourceConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn resolve_paths(&mut self, base: &std::path::Path) {
         self.path = base.join(&self.path);
     }

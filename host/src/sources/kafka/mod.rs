@@ -654,6 +654,13 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for KafkaSourceConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::kafka_security::endpoints(&self.brokers, self.schema_registry.as_deref())
+    }
+    fn operator_only(&self) -> Result<(), ConfigIssue> {
+        crate::clients::kafka_security::tenant_may_set(&self.properties)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         KafkaSourceConfig::check(self)
     }

@@ -675,6 +675,10 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for MongoSourceConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::mongodb::endpoints(&self.uri)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         MongoSourceConfig::check(self)
     }

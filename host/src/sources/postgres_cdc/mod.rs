@@ -904,6 +904,10 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for PostgresCdcConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::postgres_tls::endpoints(&self.url)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         PostgresCdcConfig::check(self)
     }

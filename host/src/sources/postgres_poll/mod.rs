@@ -595,6 +595,10 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for PostgresPollConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        crate::clients::postgres_tls::endpoints(&self.url)
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         PostgresPollConfig::check(self)
     }

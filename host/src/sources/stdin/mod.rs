@@ -122,6 +122,11 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for StdinSourceConfig {
+    // Reads or writes local files or streams only.
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        Some(vec![])
+    }
+
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
         Ok(Box::new(StdinSource::new(
             self.clone(),

@@ -96,6 +96,10 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for WasmSourceConfig {
+    fn endpoints(&self) -> crate::connector::endpoint::Reach {
+        self.grants.endpoints()
+    }
+
     fn check(&self) -> Result<(), ConfigIssue> {
         self.grants
             .check()

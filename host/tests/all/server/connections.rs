@@ -49,7 +49,7 @@ fn a_named_connection_lends_its_secret_to_a_pipeline_and_never_shows_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(
         dir.path(),
-        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\n",
+        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\nhosts = [\"127.0.0.1\"]\n",
     );
     let s = Server::start(dir.path());
     let acme = tenant(&s, "acme", "deploy");
@@ -252,7 +252,7 @@ fn a_secret_in_a_diagnostic_status_or_log_line_is_struck() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(
         dir.path(),
-        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\n",
+        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\nhosts = [\"127.0.0.1\"]\n",
     );
     let s = Server::start(dir.path());
     let acme = tenant(&s, "acme", "deploy");
@@ -317,7 +317,7 @@ fn the_remote_cli_sets_lists_and_removes_a_connection_reading_secrets_from_files
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(
         dir.path(),
-        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\n",
+        "[defaults]\nconnectors = [\"datagen\", \"file\", \"postgres\"]\nhosts = [\"127.0.0.1\"]\n",
     );
     let s = Server::start(dir.path());
     let acme = tenant(&s, "acme", "deploy");
