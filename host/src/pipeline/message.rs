@@ -40,6 +40,11 @@ impl Outputs {
     /// Sends to every downstream, blocking while they are full (backpressure).
     /// Returns false once every downstream is gone.
     pub fn send(&self, message: Message) -> bool {
+        // A batch boundary of the sending source or stage: where a served
+        // tenant over its CPU share waits (nothing outside a server).
+        if matches!(message, Message::Batch(_)) {
+            super::fair::pace();
+        }
         let mut alive = false;
         for (tx, input) in &self.targets {
             alive |= tx

@@ -7,6 +7,7 @@ mod align;
 mod check;
 mod coordinator;
 pub(crate) mod dead_letter;
+pub mod fair;
 pub mod fingerprint;
 mod graph;
 mod handoff;

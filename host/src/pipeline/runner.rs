@@ -704,10 +704,13 @@ fn spawn(
     // The caller's span (a served pipeline's run) follows onto the thread,
     // so its lines stay attributed to the run.
     let span = tracing::Span::current();
+    // So does its tenant's CPU account (see `fair`).
+    let account = super::fair::current();
     std::thread::Builder::new()
         .name(format!("sluice-{name}"))
         .spawn(move || {
             let _in_run = span.enter();
+            super::fair::enter(account);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
             let error = match outcome {
                 Ok(Ok(())) => return,

@@ -127,6 +127,7 @@ impl SinkTask {
                             .write(&batch, &mut rejected)
                             .with_context(|| format!("sink `{name}`"))?;
                         self.route_rejected(&mut rejected)?;
+                        super::fair::pace();
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {

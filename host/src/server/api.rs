@@ -409,7 +409,23 @@ async fn prometheus(State(s): State<Shared>, h: HeaderMap) -> Response {
             Principal::Operator => String::new(),
             Principal::Tenant { tenant, .. } => format!("{tenant}/"),
         };
-        blocking(move || Ok(super::metrics::render(&s.supervisor.snapshots(&prefix)))).await
+        blocking(move || {
+            let mut text = super::metrics::render(&s.supervisor.snapshots(&prefix));
+            let tenants: Vec<(String, crate::pipeline::fair::Usage)> = s
+                .store
+                .tenants()?
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|t| prefix.is_empty() || prefix == format!("{t}/"))
+                .map(|t| {
+                    let u = s.supervisor.cpu.usage(&t);
+                    (t, u)
+                })
+                .collect();
+            text.push_str(&super::metrics::render_cpu(&tenants));
+            Ok(text)
+        })
+        .await
     }
     .await;
     match outcome {

@@ -11,6 +11,7 @@
 //! connectors = ["datagen", "file"]
 //! hosts = []                      # hosts its connectors may reach: "db.internal:5432",
 //!                                 # "*.kafka.internal" (any port), "*" (every host)
+//! cpu_weight = 100                # its CPU share beside other active tenants
 //! max_pipelines = 10
 //! max_plugin_bytes = 67108864     # all of a tenant's plugins together
 //! max_request_bytes = 1048576     # one request body (plugin uploads included)
@@ -65,6 +66,7 @@ fn default_connections() -> usize {
 struct Grant {
     connectors: Option<Vec<String>>,
     hosts: Option<Vec<String>>,
+    cpu_weight: Option<u32>,
     max_pipelines: Option<u64>,
     max_plugin_bytes: Option<u64>,
     max_request_bytes: Option<u64>,
@@ -82,6 +84,9 @@ pub struct Policy {
     pub connectors: Vec<String>,
     /// Hosts its connectors may reach (see [`host_granted`]); none by default.
     pub hosts: Vec<String>,
+    /// Its weight in sharing the CPU with the other active tenants
+    /// (1..=10000; see [`crate::pipeline::fair`]).
+    pub cpu_weight: u32,
     /// Most pipelines it may have.
     pub max_pipelines: u64,
     /// Most bytes of plugins it may store, all together.
@@ -107,6 +112,7 @@ impl Default for Policy {
             // Types that read or write nothing outside the tenant's own area.
             connectors: vec!["datagen".into(), "file".into()],
             hosts: Vec::new(),
+            cpu_weight: 100,
             max_pipelines: 10,
             max_plugin_bytes: 64 << 20,
             max_request_bytes: 16 << 20,
@@ -126,6 +132,9 @@ impl Policy {
         }
         if let Some(h) = &g.hosts {
             self.hosts = h.clone();
+        }
+        if let Some(w) = g.cpu_weight {
+            self.cpu_weight = w;
         }
         if let Some(v) = g.max_pipelines {
             self.max_pipelines = v;
@@ -287,6 +296,13 @@ impl ServerConfig {
                 bail!(
                     "{}: {who}: api_requests_per_s and api_burst must be at least 1",
                     path.display()
+                );
+            }
+            if !(1..=10_000).contains(&policy.cpu_weight) {
+                bail!(
+                    "{}: {who}: cpu_weight is {}; expected 1 to 10000",
+                    path.display(),
+                    policy.cpu_weight
                 );
             }
             for h in &policy.hosts {

@@ -257,6 +257,40 @@ fn number(v: f64) -> String {
     }
 }
 
+/// Each tenant's CPU time and the time its threads waited for their fair
+/// share (see [`crate::pipeline::fair`]), for the tenants the caller may see.
+pub fn render_cpu(tenants: &[(String, crate::pipeline::fair::Usage)]) -> String {
+    let mut text = String::new();
+    for (name, help, pick) in [
+        (
+            "sluice_tenant_cpu_seconds_total",
+            "CPU time of the tenant's pipeline threads since the server started.",
+            (|u: &crate::pipeline::fair::Usage| u.used_ns) as fn(&_) -> u64,
+        ),
+        (
+            "sluice_tenant_cpu_throttled_seconds_total",
+            "Time the tenant's pipeline threads waited to stay within its CPU share.",
+            |u| u.throttled_ns,
+        ),
+    ] {
+        if tenants.is_empty() {
+            break;
+        }
+        let _ = writeln!(text, "# HELP {name} {help}");
+        let _ = writeln!(text, "# TYPE {name} counter");
+        for (tenant, usage) in tenants {
+            let mut labels = String::new();
+            escape_label(&mut labels, tenant);
+            let _ = writeln!(
+                text,
+                "{name}{{tenant=\"{labels}\"}} {}",
+                number(pick(usage) as f64 / 1e9)
+            );
+        }
+    }
+    text
+}
+
 /// The exposition of `runs` (already filtered to what the caller may see).
 pub fn render(runs: &[Snapshot]) -> String {
     let mut x = Exposition::new();

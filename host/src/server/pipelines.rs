@@ -324,7 +324,12 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         }
         prepared.guard_secrets(&k);
         s.supervisor
-            .start(&k, prepared.pipeline, desired == Desired::Paused)
+            .start(
+                &k,
+                prepared.pipeline,
+                desired == Desired::Paused,
+                (tenant, s.config.policy(tenant).cpu_weight),
+            )
             .map_err(anyhow::Error::from)?;
     }
     let (code, kind) = match (&existing, desired) {
@@ -392,7 +397,12 @@ pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     prepared.guard_secrets(&k);
     if !s.supervisor.set_paused(&k, false) {
         s.supervisor
-            .start(&k, prepared.pipeline, false)
+            .start(
+                &k,
+                prepared.pipeline,
+                false,
+                (tenant, s.config.policy(tenant).cpu_weight),
+            )
             .map_err(anyhow::Error::from)?;
     }
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
@@ -456,10 +466,12 @@ pub fn resume_all(s: &Server) {
             Ok(p) => {
                 tracing::info!(pipeline = %k, "resuming");
                 p.guard_secrets(&k);
-                if let Err(e) = s
-                    .supervisor
-                    .start(&k, p.pipeline, rec.desired == Desired::Paused)
-                {
+                if let Err(e) = s.supervisor.start(
+                    &k,
+                    p.pipeline,
+                    rec.desired == Desired::Paused,
+                    (&rec.tenant, s.config.policy(&rec.tenant).cpu_weight),
+                ) {
                     s.supervisor.failed(&k, format!("cannot start: {e}"));
                 }
             }

@@ -230,6 +230,8 @@ pub struct Supervisor {
     engine: WasmEngine,
     cache: ComponentCache,
     runs: Mutex<HashMap<String, Run>>,
+    /// The tenants' shares of the CPU.
+    pub cpu: Arc<crate::pipeline::fair::Governor>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -244,12 +246,20 @@ impl Supervisor {
             engine,
             cache,
             runs: Mutex::new(HashMap::new()),
+            cpu: crate::pipeline::fair::Governor::for_this_host(),
         }
     }
 
     /// Starts `pipeline` under `key` unless it is already running; with its
-    /// sources paused when `paused`.
-    pub fn start(&self, key: &str, pipeline: Pipeline, paused: bool) -> std::io::Result<()> {
+    /// sources paused when `paused`. Its threads share `tenant`'s CPU
+    /// account, of weight `cpu_weight`.
+    pub fn start(
+        &self,
+        key: &str,
+        pipeline: Pipeline,
+        paused: bool,
+        (tenant, cpu_weight): (&str, u32),
+    ) -> std::io::Result<()> {
         let mut runs = lock(&self.runs);
         if let Some(run) = runs.get(key) {
             if run.thread.as_ref().is_some_and(|t| !t.is_finished()) {
@@ -279,9 +289,11 @@ impl Supervisor {
         let thread_status = status.clone();
         let thread_stop = stop.clone();
         let name = key.to_string();
+        let account = self.cpu.account(tenant, cpu_weight);
         let thread = std::thread::Builder::new()
             .name(format!("serve-{key}"))
             .spawn(move || {
+                crate::pipeline::fair::enter(Some(account));
                 // Every line of the run, on this thread and the runner's,
                 // is filed under the pipeline (see `super::logs`).
                 let span = tracing::error_span!(super::logs::RUN_SPAN, key = %name);
