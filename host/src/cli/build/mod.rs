@@ -101,8 +101,9 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
 
 /// Scaffolds a new `lang` plugin called `name` in directory `name`: a
 /// `kind` of `transform` (any language), or a custom
-/// connector, `source` or `sink` (Rust and Python: the other SDKs have no
-/// connector classes yet).
+/// connector, `source` or `sink` (Rust, Python and JavaScript: the other SDKs
+/// have no connector classes yet; a TypeScript connector builds from a
+/// `package.json` with `"sluice": {"world": ...}` but has no scaffold).
 pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
     let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
         bail!("unknown language `{lang}`; expected one of {}", names());
@@ -113,8 +114,10 @@ pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
         ("sink", "rust") => rust::SINK_TEMPLATE,
         ("source", "python") => python::SOURCE_TEMPLATE,
         ("sink", "python") => python::SINK_TEMPLATE,
+        ("source", "js") => js::SOURCE_TEMPLATE,
+        ("sink", "js") => js::SINK_TEMPLATE,
         ("source" | "sink", _) => bail!(
-            "a {kind} connector can be scaffolded in Rust or Python only (`--lang rust` or `--lang python`); the {lang} SDK has no connector classes yet"
+            "a {kind} connector can be scaffolded in Rust, Python or JavaScript only (`--lang rust`, `--lang python` or `--lang js`); the {lang} SDK has no connector classes yet"
         ),
         _ => bail!("unknown kind `{kind}`; expected transform, source or sink"),
     };
