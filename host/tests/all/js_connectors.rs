@@ -196,41 +196,65 @@ fn js_example_unit_tests_pass_with_the_native_harness() {
     assert!(report.contains("\n# pass 5\n# fail 0\n"), "{report}");
 }
 
+/// `tsc` from PATH, else from the toolchain directory `scripts/toolchains/js.sh` fills.
+fn tsc() -> std::process::Command {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("tsc").is_file()));
+    if on_path {
+        return std::process::Command::new("tsc");
+    }
+    let tools = std::env::var("SLUICE_TOOLS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/sluice-tools",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    std::process::Command::new(format!("{tools}/js/node_modules/.bin/tsc"))
+}
+
 #[test]
-fn js_scaffolded_source_and_sink_pass_their_tests_and_build_into_connectors() {
+fn js_and_ts_scaffolded_sources_and_sinks_pass_their_tests_and_build_into_connectors() {
     let root = tempfile::tempdir().expect("tempdir");
-    for kind in ["source", "sink"] {
-        let name = format!("js-{kind}");
-        run_ok(
-            sluice()
-                .current_dir(root.path())
-                .args(["plugin", "new", "--kind", kind, "--lang", "js", &name]),
-        );
-        let project = root.path().join(&name);
-        // The scaffold's own native tests pass as generated.
-        let unit = run_ok(
-            std::process::Command::new("node")
-                .arg("--import")
-                .arg(register_js())
-                .args(["--test", "test/"])
-                .current_dir(&project),
-        );
-        let report = String::from_utf8_lossy(&unit.stdout);
-        assert!(
-            report.contains("\n# pass 2\n# fail 0\n"),
-            "{kind}: {report}"
-        );
-        let wasm = build(&project);
-        let out = run_ok(sluice().arg("plugin").arg("inspect").arg(&wasm));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("world:     sluice:plugin:{kind}")),
-            "{text}"
-        );
-        assert!(text.contains("contract:  0.2.0"), "{text}");
-        assert!(text.contains("grants:    asks for http"), "{text}");
-        if kind == "source" {
-            scaffolded_source_reads_a_paginated_api_and_resumes_from_its_cursor(root.path(), &wasm);
+    for lang in ["js", "ts"] {
+        for kind in ["source", "sink"] {
+            let name = format!("{lang}-{kind}");
+            run_ok(
+                sluice()
+                    .current_dir(root.path())
+                    .args(["plugin", "new", "--kind", kind, "--lang", lang, &name]),
+            );
+            let project = root.path().join(&name);
+            if lang == "ts" {
+                // The TypeScript scaffold's tests run on the tsc output in dist/.
+                run_ok(tsc().args(["-p", "."]).current_dir(&project));
+            }
+            // The scaffold's own native tests pass as generated.
+            let unit = run_ok(
+                std::process::Command::new("node")
+                    .arg("--import")
+                    .arg(register_js())
+                    .args(["--test", "test/"])
+                    .current_dir(&project),
+            );
+            let report = String::from_utf8_lossy(&unit.stdout);
+            assert!(
+                report.contains("\n# pass 2\n# fail 0\n"),
+                "{name}: {report}"
+            );
+            let wasm = build(&project);
+            let out = run_ok(sluice().arg("plugin").arg("inspect").arg(&wasm));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains(&format!("world:     sluice:plugin:{kind}")),
+                "{name}: {text}"
+            );
+            assert!(text.contains("contract:  0.2.0"), "{name}: {text}");
+            assert!(text.contains("grants:    asks for http"), "{name}: {text}");
+            if kind == "source" {
+                let dir = root.path().join(format!("{name}-run"));
+                std::fs::create_dir(&dir).expect("mkdir");
+                scaffolded_source_reads_a_paginated_api_and_resumes_from_its_cursor(&dir, &wasm);
+            }
         }
     }
 }

@@ -509,7 +509,7 @@ fn scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
             .args(["plugin", "new", "--kind", "sink", "--lang", "go", "gosink"]),
     );
     assert!(
-        refused.contains("can be scaffolded in Rust, Python or JavaScript only"),
+        refused.contains("can be scaffolded in Rust, Python, JavaScript or TypeScript only"),
         "{refused}"
     );
 }

@@ -138,6 +138,62 @@ pub static SINK_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// `plugin new --kind source --lang ts`: the JS source, typed.
+pub static TS_SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/ts-source/package.json"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../../../sdk/templates/ts-source/tsconfig.json"),
+    ),
+    (
+        "src/index.ts",
+        include_str!("../../../../sdk/templates/ts-source/src/index.ts"),
+    ),
+    (
+        "test/source.test.js",
+        include_str!("../../../../sdk/templates/ts-source/test/source.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/ts-source/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/ts-source/gitignore"),
+    ),
+];
+
+/// `plugin new --kind sink --lang ts`: the JS sink, typed.
+pub static TS_SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/ts-sink/package.json"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../../../sdk/templates/ts-sink/tsconfig.json"),
+    ),
+    (
+        "src/index.ts",
+        include_str!("../../../../sdk/templates/ts-sink/src/index.ts"),
+    ),
+    (
+        "test/sink.test.js",
+        include_str!("../../../../sdk/templates/ts-sink/test/sink.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/ts-sink/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/ts-sink/gitignore"),
+    ),
+];
+
 /// Where a TypeScript plugin's entry may be, in order.
 const TS_ENTRIES: [&str; 2] = ["src/index.ts", "index.ts"];
 /// Where a JavaScript plugin's entry may be when `package.json` names no `main`.
