@@ -184,7 +184,8 @@ export function decodeBatch({ data, events, headers, streams = [] }) {
  * `position` (set a string or bytes; read as bytes) is handed back to the
  * source's constructor after a restart; leave it unset when it did not
  * change. `caughtUp` tells the host the backlog is delivered (tables the
- * source feeds count as loaded from then on; once set, keep it set). `done`
+ * source feeds count as loaded from then on); once a poll sets it, later
+ * polls start with it set and the SDK keeps it set. `done`
  * ends a bounded source: the host stops polling.
  */
 export class Poll {
@@ -380,10 +381,17 @@ export function openConnector(Cls, params, position) {
   return new Cls(p, position === undefined || position === null ? undefined : bytes(position));
 }
 
-/** Runs one poll; returns the `Poll` (the harness checks the contract on it). */
-export function pollSource(source, maxEvents) {
+/**
+ * Runs one poll; returns the `Poll`. `caughtUp` is what the previous polls
+ * reported: the contract says it stays true once true, so the SDK carries it
+ * over (the poll starts with it set) and keeps it set even if the poll clears
+ * it, rather than make every source remember it.
+ */
+export function pollSource(source, maxEvents, caughtUp = false) {
   const out = new Poll();
+  out.caughtUp = caughtUp;
   call(() => source.poll(maxEvents, out));
+  out.caughtUp = caughtUp || Boolean(out.caughtUp);
   return out;
 }
 

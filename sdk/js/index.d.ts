@@ -119,7 +119,7 @@ export class Poll {
   /** Set a string or bytes: the position after this poll (empty: unchanged). */
   get position(): Uint8Array;
   set position(value: string | Uint8Array);
-  /** The backlog is delivered (once set, keep it set). */
+  /** The backlog is delivered; once set, later polls start with it set and the SDK keeps it set. */
   caughtUp: boolean;
   /** A bounded source is drained: the host stops polling. */
   done: boolean;

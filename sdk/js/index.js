@@ -637,6 +637,7 @@ export function exportReader(mod, info, logImport, sendImport) {
   class SourceResource {
     constructor(inner) {
       this.inner = inner;
+      this.caughtUp = false;
     }
 
     static open(params, position) {
@@ -644,7 +645,8 @@ export function exportReader(mod, info, logImport, sendImport) {
     }
 
     poll(maxEvents) {
-      const out = guarded(() => connector.pollSource(this.inner, maxEvents));
+      const out = guarded(() => connector.pollSource(this.inner, maxEvents, this.caughtUp));
+      this.caughtUp = out.caughtUp;
       const { data, events, headers } = out.encode();
       return {
         events: { data, events, headers, streams: [] },

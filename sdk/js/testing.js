@@ -149,13 +149,13 @@ export class SourceHarness {
   /**
    * One poll of up to `maxEvents`. Throws `Retry` or `Fatal` as the host
    * would see them, and an `Error` when the poll breaks the contract (more
-   * events than asked for, or `caughtUp` cleared once set).
+   * events than asked for). `caughtUp` carries over from earlier polls, as
+   * in the component.
    */
   poll(maxEvents = 1024) {
-    const out = conn.pollSource(this.source, maxEvents);
+    const out = conn.pollSource(this.source, maxEvents, this._caughtUp);
     if (out.length > maxEvents) throw new Error(`poll returned ${out.length} events, more than the ${maxEvents} asked for`);
-    if (this._caughtUp && !out.caughtUp) throw new Error("caughtUp was cleared after it was set");
-    this._caughtUp = Boolean(out.caughtUp);
+    this._caughtUp = out.caughtUp;
     conn.decodeBatch({ ...out.encode(), streams: [] }); // the tables must read back
     return out;
   }
