@@ -414,3 +414,116 @@ export class Crashy extends Sink {
         "every event delivered at least once"
     );
 }
+
+/// A bounded JS source emitting 64-bit ids and timestamps past 2^53 as
+/// BigInts, and a malformed input every fifth item: the events arrive with
+/// every digit, each malformed input is dead-lettered with the source's
+/// reason, and `commit` is told the final position once it is durable.
+#[test]
+fn a_js_source_keeps_64_bit_values_reports_malformed_inputs_and_is_told_its_commits() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let project = root.path().join("bigints-js");
+    std::fs::create_dir_all(project.join("src")).expect("mkdir");
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name": "bigints-js", "version": "0.1.0", "type": "module", "sluice": {"world": "source"}}"#,
+    )
+    .expect("write package.json");
+    std::fs::write(
+        project.join("src/index.js"),
+        r#"import { http, positionText, Source } from "@sluice/plugin";
+
+export class BigInts extends Source {
+  constructor(params, position) {
+    super(params, position);
+    params.only(["commits", "n"]);
+    this.commits = params.required("commits");
+    this.n = Number(params.required("n"));
+    this.next = Number(positionText(position) ?? "0");
+  }
+
+  poll(maxEvents, out) {
+    while (out.length < maxEvents && this.next < this.n) {
+      const i = this.next++;
+      if (i % 5 === 3) {
+        out.malformed(`{"id":${i}`, `item ${i} is truncated`);
+        continue;
+      }
+      out.emitJson({ id: 9223372036854775807n - BigInt(i), i }, { key: `k${i}`, timestampMs: 9007199254740993n + BigInt(i) });
+    }
+    out.position = String(this.next);
+    out.caughtUp = this.next === this.n;
+    out.done = out.caughtUp;
+  }
+
+  commit(position) {
+    http.post(this.commits, position);
+  }
+}
+"#,
+    )
+    .expect("write index.js");
+    let wasm = build(&project);
+
+    let commits = Server::start(|_, _| Reply::Status(200, b"{}".to_vec()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: bigints\nbatch_size: 7\ncheckpoint_interval_ms: 50\nsources:\n  nums:\n    type: wasm\n    plugin: {}\n    params: {{commits: {:?}, n: 30}}\n    grants: {{http: [{:?}]}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [nums]}}\n",
+            q(&wasm),
+            commits.url("/commit"),
+            commits.host_port()
+        ),
+    );
+    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    let good: Vec<u64> = (0..30).filter(|i| i % 5 != 3).collect();
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out.jsonl");
+    let values: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+            format!("{}|{}", v["id"], v["i"])
+        })
+        .collect();
+    assert_eq!(
+        values,
+        good.iter()
+            .map(|i| format!("{}|{i}", 9_223_372_036_854_775_807 - i))
+            .collect::<Vec<_>>(),
+        "every id exact to the last digit"
+    );
+    let dead = json_lines(&dir.path().join(".sluice/bigints/dead-letters.jsonl"));
+    let reasons: Vec<(String, String)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["headers"]["sluice.error.kind"]
+                    .as_str()
+                    .expect("kind")
+                    .to_string(),
+                d["headers"]["sluice.error.message"]
+                    .as_str()
+                    .expect("message")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        (0..30)
+            .filter(|i| i % 5 == 3)
+            .map(|i| ("malformed".to_string(), format!("item {i} is truncated")))
+            .collect::<Vec<_>>()
+    );
+    let committed: Vec<String> = commits
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(
+        committed.last().map(String::as_str),
+        Some("30"),
+        "the last commit is the final position: {committed:?}"
+    );
+}
