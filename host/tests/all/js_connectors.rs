@@ -527,3 +527,62 @@ export class BigInts extends Source {
         "the last commit is the final position: {committed:?}"
     );
 }
+
+/// The example against the search service `scripts/services/search.sh`
+/// starts (osmem-server: the OpenSearch REST API, `_bulk` with real mapping
+/// errors): documents land under their exact 64-bit ids, and each one the
+/// index mapping refuses is dead-lettered with the server's own reason.
+#[test]
+fn js_bulk_sink_against_the_search_service_dead_letters_what_the_mapping_refuses() {
+    use crate::elasticsearch::{count, es_url, http, index_name};
+    let index = index_name("jsbulk");
+    let (status, body) = http(
+        "PUT",
+        &format!("/{index}"),
+        Some(
+            r#"{"mappings":{"properties":{"id":{"type":"unsigned_long"},"total":{"type":"long"}}}}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = |i: u64| i % 10 == 7;
+    let url = es_url();
+    let grant = url.trim_start_matches("http://").to_string();
+    let pipeline = pipeline(dir.path(), 40, bad, &url, &grant);
+    // The helper indexes into `orders`; this test's index is its own.
+    let text = std::fs::read_to_string(&pipeline).expect("pipeline");
+    std::fs::write(
+        &pipeline,
+        text.replace("index: orders", &format!("index: {index}")),
+    )
+    .expect("pipeline");
+    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    http("POST", &format!("/{index}/_refresh"), None);
+    assert_eq!(count(&index), 36, "every good document, once");
+    let (status, got) = http("GET", &format!("/{index}/_doc/{}", BASE_ID + 39), None);
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got["_source"].to_string(),
+        doc(39, false),
+        "the document as sent, its id exact"
+    );
+    let dead = json_lines(&dir.path().join(".sluice/bulk/dead-letters.jsonl"));
+    let messages: Vec<&str> = dead
+        .iter()
+        .map(|d| {
+            d["headers"]["sluice.error.message"]
+                .as_str()
+                .expect("message")
+        })
+        .collect();
+    let expected: Vec<String> = (0..40)
+        .filter(|i| bad(*i))
+        .map(|i| {
+            format!(
+                "mapper_parsing_exception: failed to parse field [total] of type [long] in document with id '{}'. Preview of field's value: 'n/a'; caused by: For input string: \"n/a\" (status 400)",
+                BASE_ID + i
+            )
+        })
+        .collect();
+    assert_eq!(messages, expected);
+}
