@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::support::*;
-use crate::wasm_connectors::{paginated_api, Reply, Server};
+use crate::wasm_connectors::{paginated_api, query, Reply, Server};
 
 /// `sluice plugin build DIR`; returns the component path (the last stdout line).
 fn build(dir: &Path) -> PathBuf {
@@ -585,4 +585,80 @@ fn js_bulk_sink_against_the_search_service_dead_letters_what_the_mapping_refuses
         })
         .collect();
     assert_eq!(messages, expected);
+}
+
+/// The scaffolded JS source, killed with SIGKILL mid-read, resumes from the
+/// cursor of its last checkpoint: nothing lost, nothing read twice.
+#[test]
+fn a_js_source_resumes_from_its_checkpointed_cursor_after_kill_9() {
+    const N: usize = 3000;
+    let root = tempfile::tempdir().expect("tempdir");
+    run_ok(sluice().current_dir(root.path()).args([
+        "plugin",
+        "new",
+        "--kind",
+        "source",
+        "--lang",
+        "js",
+        "killed-js",
+    ]));
+    let wasm = build(&root.path().join("killed-js"));
+    // 150 pages of 20 at 10 ms each: the run lasts seconds, so the kill
+    // lands mid-way.
+    let api = paginated_api(N, std::time::Duration::from_millis(10));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: jspoll\ncheckpoint_interval_ms: 50\nbatch_size: 20\nsources:\n  api:\n    type: wasm\n    plugin: {}\n    params: {{url: {:?}, stop_when_caught_up: true}}\n    grants: {{http: [{:?}]}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [api]}}\n",
+            q(&wasm),
+            api.url("/items"),
+            api.host_port()
+        ),
+    );
+    let out = dir.path().join("out.jsonl");
+    let checkpoint = dir.path().join(".sluice/jspoll/checkpoint.json");
+    let mut child = sluice()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--no-progress")
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    let written = || std::fs::read_to_string(&out).map_or(0, |t| t.lines().count());
+    while !(checkpoint.exists() && written() >= 200) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the first run must have been killed");
+    let partial = lines(&out).len();
+    assert!(partial < N, "killed before the end ({partial} lines)");
+    let before = api.requests().len();
+
+    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
+    let rerun = &api.requests()[before..];
+    let first = query(&rerun[0].target, "cursor").unwrap_or("");
+    assert!(
+        !first.is_empty() && first != "0",
+        "the rerun started at cursor `{first}`"
+    );
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for v in json_lines(&out) {
+        *seen.entry(v["id"].as_i64().expect("id")).or_default() += 1;
+    }
+    assert_eq!(
+        seen.values().filter(|c| **c > 1).count(),
+        0,
+        "no item twice"
+    );
+    assert_eq!(
+        seen.len(),
+        N,
+        "every item (killed at {partial} lines, resumed at cursor {first})"
+    );
 }

@@ -121,7 +121,7 @@ fn serve_one(
 }
 
 /// The value of `name` in a request target's query.
-fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     target
         .split_once('?')?
         .1
