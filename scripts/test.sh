@@ -24,6 +24,7 @@ PYTHONPATH=sdk/python python3 -m unittest discover -s examples/connectors/webhoo
 node --test sdk/js/test
 (cd examples/plugins/js && npm test --silent)
 (cd examples/plugins/ts && npm test --silent)
+(cd examples/connectors/search-bulk-js && npm test --silent)
 (cd sdk/go && go test ./...)
 (cd examples/plugins/go && go test ./...)
 make -s -C sdk/c test

@@ -95,6 +95,89 @@ export interface TransformClass {
 /** Logs through the host; `console.error` natively. */
 export const log: Record<"trace" | "debug" | "info" | "warn" | "error", (message: string) => void>;
 
+// ---------------------------------------------------------------------------
+// Custom connectors (connector.js): worlds `source` and `sink`, contract 0.2.0
+
+/** The contract version the connector worlds speak. */
+export const CONNECTOR_CONTRACT_VERSION: string;
+
+export * as http from "./http.js";
+
+/** A position (bytes) as text, or `undefined` for none. */
+export function positionText(position: Uint8Array | undefined): string | undefined;
+
+/** Options of `Poll.emit`. */
+export interface EmitOptions {
+  key?: string | Uint8Array | null;
+  headers?: [string, string | Uint8Array][];
+  /** 0 (the default): the host stamps the event with the time it was polled. */
+  timestampMs?: number | bigint;
+}
+
+/** What one `Source.poll` returns. */
+export class Poll {
+  /** Set a string or bytes: the position after this poll (empty: unchanged). */
+  get position(): Uint8Array;
+  set position(value: string | Uint8Array);
+  /** The backlog is delivered; once set, later polls start with it set and the SDK keeps it set. */
+  caughtUp: boolean;
+  /** A bounded source is drained: the host stops polling. */
+  done: boolean;
+  /** Inputs reported with `malformed`. */
+  readonly malformedInputs: [Uint8Array, string][];
+  /** Events added so far. */
+  readonly length: number;
+  /** Adds an event (`null`/`undefined` value: a tombstone). */
+  emit(value: string | Uint8Array | null | undefined, options?: EmitOptions): void;
+  /** Adds an event whose value is `value` as canonical JSON (BigInts exact). */
+  emitJson(value: unknown, options?: EmitOptions): void;
+  /** Dead-letters an input that could not become an event; the source goes on. */
+  malformed(raw: string | Uint8Array, reason: string): void;
+  /** For tests: values as text (`null`: tombstone), keys as text, timestamps, the position as text. */
+  values(): (string | null)[];
+  keys(): (string | null)[];
+  timestamps(): bigint[];
+  positionText(): string;
+  /** The events as the contract's packed tables. */
+  encode(): { data: Uint8Array; events: Uint8Array; headers: Uint8Array };
+}
+
+/** A custom source connector: extend it and export the class. */
+export class Source {
+  /** Validate `params` (throw to fail the deployment); resume after `position` (`undefined`: afresh). */
+  constructor(params: Params, position: Uint8Array | undefined);
+  /** Adds up to `maxEvents` events and the position after them to `out`. */
+  poll(maxEvents: number, out: Poll): void;
+  /** The checkpoint holding `position` is durable: acknowledge upstream now. */
+  commit(position: Uint8Array): void;
+}
+
+/** The events of a batch the target refused for good. */
+export class Rejections {
+  readonly items: [number, string][];
+  readonly length: number;
+  /** Dead-letters `event` (or its index) with `reason`. */
+  reject(event: Event | number, reason: string): void;
+}
+
+/** A custom sink connector: extend it and export the class. */
+export class Sink {
+  /** Validate `params`; restore the state at `position` (what `flush` returned; `undefined`: afresh). */
+  constructor(params: Params, position: Uint8Array | undefined);
+  /** Writes a batch; refuse events for good with `rejected.reject`. Throw `Retry` or `Fatal` for the whole batch. */
+  write(events: Event[], rejected: Rejections): void;
+  /** Makes everything written durable; returns the position to checkpoint (may be empty). */
+  flush(): string | Uint8Array | undefined | void;
+}
+
+/** Internal: packs events into the contract's tables. */
+export function encodeEvents(items: unknown[]): { data: Uint8Array; events: Uint8Array; headers: Uint8Array };
+/** Internal: unpacks the contract's `batch` record. */
+export function decodeBatch(batch: { data: Uint8Array; events: Uint8Array; headers: Uint8Array; streams?: string[] }): unknown;
+/** Internal: the component's `reader` / `writer` exports (the build generates the call). */
+export function exportReader(mod: object, info: { name: string; version: string; description?: string }, log?: unknown, send?: unknown): unknown;
+export function exportWriter(mod: object, info: { name: string; version: string; description?: string }, log?: unknown, send?: unknown): unknown;
+
 /** Internal: normalizes a plugin module's export. */
 export function resolveTransform(mod: object): {
   create(params: Params): unknown;

@@ -1,4 +1,5 @@
-// @sluice/plugin: write Sluice transforms in JavaScript or TypeScript.
+// @sluice/plugin: write Sluice transforms and custom connectors (`Source`,
+// `Sink`; see connector.js) in JavaScript or TypeScript.
 //
 //   import { Reject } from "@sluice/plugin";
 //
@@ -28,8 +29,22 @@
 import { JsonError, JsonView, parseJson } from "./json.js";
 
 export { JsonError, JsonView, MAX_DEPTH, ObjectWriter, parseJson, Raw, RawKey } from "./json.js";
+export {
+  CONNECTOR_CONTRACT_VERSION,
+  decodeBatch,
+  encodeEvents,
+  Poll,
+  positionText,
+  Rejections,
+  Sink,
+  Source,
+} from "./connector.js";
+export * as http from "./http.js";
 
-/** The contract version this SDK speaks. */
+import * as connector from "./connector.js";
+import * as httpModule from "./http.js";
+
+/** The contract version this SDK's transforms speak (connectors: `CONNECTOR_CONTRACT_VERSION`). */
 export const CONTRACT_VERSION = "0.1.0";
 
 /** Throw from `process`: dead-letter this one event with `reason`. */
@@ -551,4 +566,127 @@ export function exportTransformer(mod, info, logImport) {
     describe: () => ({ name: info.name, version: info.version, description: info.description ?? "" }),
     Transform,
   };
+}
+
+// ---------------------------------------------------------------------------
+// Connector exports (worlds `source` and `sink`, contract 0.2.0)
+
+/** An exception's one-line description for the host log: name, message, first stack frame. */
+function describeException(e) {
+  if (!(e instanceof Error)) return `plugin threw ${String(e)}`;
+  const frame = String(e.stack ?? "")
+    .split("\n")
+    .map((l) => l.trim())
+    .find((l) => l !== "");
+  return `plugin threw ${e.name}: ${e.message}${frame ? ` (at ${frame})` : ""}`;
+}
+
+/**
+ * Calls a connector method for the host: `Retry`/`Fatal` (and HTTP errors,
+ * through `connector.call`) become the call's `call-error`; anything else is
+ * a bug, logged to the host and rethrown, which traps the instance (the host
+ * discards it and reopens the connector at its last position or flush).
+ */
+function guarded(fn) {
+  try {
+    return connector.call(fn);
+  } catch (e) {
+    if (e instanceof Retry) throw { tag: "retry", val: e.message };
+    if (e instanceof Fatal) throw { tag: "fatal", val: e.message };
+    hostLog("error", describeException(e));
+    throw e;
+  }
+}
+
+/** Points `log` and `http` at the host's imports. */
+function installHost(logImport, sendImport) {
+  if (typeof logImport === "function") hostLog = logImport;
+  if (typeof sendImport === "function") {
+    httpModule.setTransport((request) => {
+      let resp;
+      try {
+        resp = sendImport(request);
+      } catch (e) {
+        // The host's `http-error` arrives as a thrown value carrying the variant.
+        throw httpModule.errorFromVariant(e?.payload ?? e);
+      }
+      return new httpModule.Response(resp.status, resp.headers, resp.body);
+    });
+  }
+}
+
+function open(Cls, Resource, params, position) {
+  try {
+    return new Resource(connector.openConnector(Cls, params, position));
+  } catch (e) {
+    throw message(e);
+  }
+}
+
+function describeInfo(info) {
+  return () => ({ name: info.name, version: info.version, description: info.description ?? "" });
+}
+
+/**
+ * Builds the `sluice:plugin/reader` export from a plugin module exporting a
+ * `Source` subclass. The build calls this in a generated entry.
+ */
+export function exportReader(mod, info, logImport, sendImport) {
+  installHost(logImport, sendImport);
+  const Cls = connector.findConnector(mod, connector.Source, "SOURCE");
+  class SourceResource {
+    constructor(inner) {
+      this.inner = inner;
+      this.caughtUp = false;
+    }
+
+    static open(params, position) {
+      return open(Cls, SourceResource, params, position);
+    }
+
+    poll(maxEvents) {
+      const out = guarded(() => connector.pollSource(this.inner, maxEvents, this.caughtUp));
+      this.caughtUp = out.caughtUp;
+      const { data, events, headers } = out.encode();
+      return {
+        events: { data, events, headers, streams: [] },
+        malformed: out.malformedInputs.map(([raw, reason]) => ({ raw, reason })),
+        position: out.position,
+        caughtUp: Boolean(out.caughtUp),
+        done: Boolean(out.done),
+      };
+    }
+
+    commit(position) {
+      guarded(() => this.inner.commit(position));
+    }
+  }
+  return { describe: describeInfo(info), Source: SourceResource };
+}
+
+/**
+ * Builds the `sluice:plugin/writer` export from a plugin module exporting a
+ * `Sink` subclass. The build calls this in a generated entry.
+ */
+export function exportWriter(mod, info, logImport, sendImport) {
+  installHost(logImport, sendImport);
+  const Cls = connector.findConnector(mod, connector.Sink, "SINK");
+  class SinkResource {
+    constructor(inner) {
+      this.inner = inner;
+    }
+
+    static open(params, position) {
+      return open(Cls, SinkResource, params, position);
+    }
+
+    write(batch) {
+      return guarded(() => connector.writeBatch(this.inner, batch)).map(([index, reason]) => ({ index, reason }));
+    }
+
+    flush() {
+      return guarded(() => connector.flushPosition(this.inner));
+    }
+  }
+  return { describe: describeInfo(info), Sink: SinkResource };
 }

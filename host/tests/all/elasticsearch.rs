@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn es_url() -> String {
+pub(crate) fn es_url() -> String {
     service("SLUICE_ES_URL", "search")
 }
 
-fn http(method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+pub(crate) fn http(method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -35,13 +35,13 @@ fn http(method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value
     )
 }
 
-fn count(index: &str) -> u64 {
+pub(crate) fn count(index: &str) -> u64 {
     let (status, body) = http("GET", &format!("/{index}/_count"), None);
     assert_eq!(status, 200, "{body}");
     body["count"].as_u64().expect("count")
 }
 
-fn index_name(prefix: &str) -> String {
+pub(crate) fn index_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

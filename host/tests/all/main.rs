@@ -15,6 +15,7 @@ mod fuzz_replay;
 mod host_config;
 mod hostile;
 mod hot_reload;
+mod js_connectors;
 mod kafka;
 mod kafka_faults;
 mod languages;

@@ -121,7 +121,7 @@ fn serve_one(
 }
 
 /// The value of `name` in a request target's query.
-fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn query<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     target
         .split_once('?')?
         .1
@@ -509,7 +509,7 @@ fn scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
             .args(["plugin", "new", "--kind", "sink", "--lang", "go", "gosink"]),
     );
     assert!(
-        refused.contains("can be scaffolded in Rust or Python only"),
+        refused.contains("can be scaffolded in Rust, Python, JavaScript or TypeScript only"),
         "{refused}"
     );
 }

@@ -4,9 +4,14 @@
 //! `index.ts`) is type-checked and compiled with `tsc` first. `esbuild` then
 //! bundles the plugin, its npm dependencies and the SDK (`sdk/js`, imported as
 //! `@sluice/plugin`) into one ES module behind a generated entry that exports
-//! `sluice:plugin/transformer`, and `componentize-js` turns that module into a
+//! the world's interface, and `componentize-js` turns that module into a
 //! component with every WASI feature disabled, so it imports only
 //! `sluice:plugin/*`. The toolchain is pinned by `scripts/toolchains/js.sh`.
+//!
+//! `"sluice": {"world": ...}` in `package.json` picks the world: `transform`
+//! (the default; contract 0.1.0, which the host converts), or `source` /
+//! `sink`, a custom connector (contract 0.2.0, where those worlds start; the
+//! entry exports `reader` / `writer` and hands the SDK the host's `http` import).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +90,110 @@ pub static TS_LANGUAGE: Language = Language {
     ],
 };
 
+/// `plugin new --kind source --lang js`: a paginated-API source.
+pub static SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/js-source/package.json"),
+    ),
+    (
+        "src/index.js",
+        include_str!("../../../../sdk/templates/js-source/src/index.js"),
+    ),
+    (
+        "test/source.test.js",
+        include_str!("../../../../sdk/templates/js-source/test/source.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/js-source/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/js-source/gitignore"),
+    ),
+];
+
+/// `plugin new --kind sink --lang js`: a sink POSTing batches as JSON arrays.
+pub static SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/js-sink/package.json"),
+    ),
+    (
+        "src/index.js",
+        include_str!("../../../../sdk/templates/js-sink/src/index.js"),
+    ),
+    (
+        "test/sink.test.js",
+        include_str!("../../../../sdk/templates/js-sink/test/sink.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/js-sink/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/js-sink/gitignore"),
+    ),
+];
+
+/// `plugin new --kind source --lang ts`: the JS source, typed.
+pub static TS_SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/ts-source/package.json"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../../../sdk/templates/ts-source/tsconfig.json"),
+    ),
+    (
+        "src/index.ts",
+        include_str!("../../../../sdk/templates/ts-source/src/index.ts"),
+    ),
+    (
+        "test/source.test.js",
+        include_str!("../../../../sdk/templates/ts-source/test/source.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/ts-source/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/ts-source/gitignore"),
+    ),
+];
+
+/// `plugin new --kind sink --lang ts`: the JS sink, typed.
+pub static TS_SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../../../sdk/templates/ts-sink/package.json"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../../../sdk/templates/ts-sink/tsconfig.json"),
+    ),
+    (
+        "src/index.ts",
+        include_str!("../../../../sdk/templates/ts-sink/src/index.ts"),
+    ),
+    (
+        "test/sink.test.js",
+        include_str!("../../../../sdk/templates/ts-sink/test/sink.test.js"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/ts-sink/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/ts-sink/gitignore"),
+    ),
+];
+
 /// Where a TypeScript plugin's entry may be, in order.
 const TS_ENTRIES: [&str; 2] = ["src/index.ts", "index.ts"];
 /// Where a JavaScript plugin's entry may be when `package.json` names no `main`.
@@ -104,12 +213,67 @@ fn detect_js(dir: &Path) -> bool {
     dir.join("package.json").is_file() && ts_entry(dir).is_none()
 }
 
-/// What `describe()` reports, from `package.json`.
+/// What a JS/TS plugin builds: `package.json` `sluice.world`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsWorld {
+    Transform,
+    Source,
+    Sink,
+}
+
+impl JsWorld {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "transform" => Some(Self::Transform),
+            "source" => Some(Self::Source),
+            "sink" => Some(Self::Sink),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Transform => "transform",
+            Self::Source => "source",
+            Self::Sink => "sink",
+        }
+    }
+
+    /// The generated entry's body after its imports: what it exports, built
+    /// by the SDK from the plugin module.
+    fn entry(self, info: &serde_json::Value) -> String {
+        match self {
+            Self::Transform => format!(
+                "import {{ log }} from \"sluice:plugin/log@0.1.0\";\n\
+                 import {{ exportTransformer }} from \"@sluice/plugin\";\n\
+                 export const transformer = exportTransformer(plugin, {info}, log);\n"
+            ),
+            Self::Source => format!(
+                "import {{ log }} from \"sluice:plugin/log@{CONNECTOR_VERSION}\";\n\
+                 import {{ send }} from \"sluice:plugin/http@{CONNECTOR_VERSION}\";\n\
+                 import {{ exportReader }} from \"@sluice/plugin\";\n\
+                 export const reader = exportReader(plugin, {info}, log, send);\n"
+            ),
+            Self::Sink => format!(
+                "import {{ log }} from \"sluice:plugin/log@{CONNECTOR_VERSION}\";\n\
+                 import {{ send }} from \"sluice:plugin/http@{CONNECTOR_VERSION}\";\n\
+                 import {{ exportWriter }} from \"@sluice/plugin\";\n\
+                 export const writer = exportWriter(plugin, {info}, log, send);\n"
+            ),
+        }
+    }
+}
+
+/// The contract custom connectors build against (their worlds start there).
+const CONNECTOR_VERSION: &str = "0.2.0";
+
+/// What `describe()` reports, from `package.json`, and the world it builds.
 struct Package {
     name: String,
     version: String,
     description: String,
     main: Option<String>,
+    world: JsWorld,
 }
 
 fn read_package(dir: &Path) -> Result<Package> {
@@ -134,7 +298,29 @@ fn read_package(dir: &Path) -> Result<Package> {
         version: field("version").unwrap_or_else(|| "0.0.0".into()),
         description: field("description").unwrap_or_default(),
         main: field("main"),
+        world: read_world(&json).with_context(|| path.display().to_string())?,
     })
+}
+
+/// `sluice.world` of a parsed `package.json`; `transform` when absent.
+fn read_world(json: &serde_json::Value) -> Result<JsWorld> {
+    const EXPECTED: &str = "expected \"transform\", \"source\" or \"sink\"";
+    let Some(sluice) = json.get("sluice") else {
+        return Ok(JsWorld::Transform);
+    };
+    let Some(table) = sluice.as_object() else {
+        bail!("`sluice`: expected an object such as {{\"world\": \"source\"}}, found {sluice}");
+    };
+    if let Some(other) = table.keys().find(|k| k.as_str() != "world") {
+        bail!("`sluice.{other}`: unknown field; known: world");
+    }
+    match table.get("world") {
+        None => Ok(JsWorld::Transform),
+        Some(value) => value
+            .as_str()
+            .and_then(JsWorld::parse)
+            .with_context(|| format!("`sluice.world`: {EXPECTED}, found {value}")),
+    }
 }
 
 /// The directory holding the SDK's JavaScript sources.
@@ -256,12 +442,11 @@ fn bundle_and_componentize(cx: &BuildContext<'_>, pkg: &Package, entry: &Path) -
         "description": pkg.description,
     });
     let glue = format!(
-        "// Generated by `sluice plugin build`: exports the plugin as sluice:plugin/transformer.\n\
-         import {{ log }} from \"sluice:plugin/log@0.1.0\";\n\
-         import {{ exportTransformer }} from \"@sluice/plugin\";\n\
-         import * as plugin from {entry};\n\
-         export const transformer = exportTransformer(plugin, {info}, log);\n",
+        "// Generated by `sluice plugin build`: exports the plugin in world `{world}`.\n\
+         import * as plugin from {entry};\n{body}",
+        world = pkg.world.name(),
         entry = serde_json::json!(entry.to_string_lossy()),
+        body = pkg.world.entry(&info),
     );
     let glue_path = out_dir.join("entry.js");
     std::fs::write(&glue_path, glue)?;
@@ -299,12 +484,22 @@ fn bundle_and_componentize(cx: &BuildContext<'_>, pkg: &Package, entry: &Path) -
         .unwrap_or(&pkg.name)
         .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
     let wasm = out_dir.join(format!("{file}.wasm"));
+    // Transforms speak 0.1.0 (the SDK's batch records); connectors 0.2.0,
+    // the first contract with their worlds (the SDK packs the batch tables).
+    let wit = match pkg.world {
+        JsWorld::Transform => cx.wit_dir.join("sluice.wit"),
+        JsWorld::Source | JsWorld::Sink => {
+            let wit = out_dir.join("sluice-0.2.0.wit");
+            std::fs::write(&wit, super::WIT)?;
+            wit
+        }
+    };
     let mut componentize = tool("componentize-js");
     componentize
         .arg(&bundle)
         .arg("--wit")
-        .arg(cx.wit_dir.join("sluice.wit"))
-        .args(["--world-name", "transform", "--disable"])
+        .arg(&wit)
+        .args(["--world-name", pkg.world.name(), "--disable"])
         .args(DISABLED_FEATURES)
         .arg("--out")
         .arg(&wasm)
@@ -317,4 +512,45 @@ fn bundle_and_componentize(cx: &BuildContext<'_>, pkg: &Package, entry: &Path) -
         );
     }
     Ok(wasm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(text: &str) -> Result<JsWorld> {
+        read_world(&serde_json::from_str(text).expect("json"))
+    }
+
+    #[test]
+    fn reads_the_world_from_package_json_and_refuses_an_unknown_one() {
+        assert_eq!(world(r#"{"name":"a"}"#).expect("none"), JsWorld::Transform);
+        assert_eq!(
+            world(r#"{"sluice":{}}"#).expect("empty"),
+            JsWorld::Transform
+        );
+        for (w, expected) in [
+            ("source", JsWorld::Source),
+            ("sink", JsWorld::Sink),
+            ("transform", JsWorld::Transform),
+        ] {
+            let text = format!(r#"{{"sluice":{{"world":"{w}"}}}}"#);
+            assert_eq!(world(&text).expect(w), expected);
+        }
+        let err = world(r#"{"sluice":{"world":"writer"}}"#).expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            r#"`sluice.world`: expected "transform", "source" or "sink", found "writer""#
+        );
+        let err = world(r#"{"sluice":{"wrld":"sink"}}"#).expect_err("typo");
+        assert_eq!(
+            err.to_string(),
+            "`sluice.wrld`: unknown field; known: world"
+        );
+        let err = world(r#"{"sluice":"sink"}"#).expect_err("not an object");
+        assert_eq!(
+            err.to_string(),
+            r#"`sluice`: expected an object such as {"world": "source"}, found "sink""#
+        );
+    }
 }
