@@ -1623,3 +1623,5 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
 
 /// Named connections and their secrets.
 mod connections;
+/// The live tap over SSE, and `sluice --server URL tap`.
+mod tap;
