@@ -369,4 +369,31 @@ connectors = ["datagen"]
         let err = message(ok, None);
         assert!(err.contains("s.toml: no admin token"), "{err}");
     }
+
+    #[test]
+    fn tap_bounds_default_and_are_checked() -> Result<()> {
+        let p = Path::new("s.toml");
+        let t = || Some("0123456789abcdef".to_string());
+        let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n";
+        assert_eq!(ServerConfig::parse(base, p, t())?.tap, TapLimits::default());
+        let c = ServerConfig::parse(&format!("{base}[tap]\nmax_rate = 5\n"), p, t())?;
+        assert_eq!((c.tap.max_rate, c.tap.max_per_tenant), (5, 4));
+        for (bad, expected) in [
+            (
+                "max_seconds = 111",
+                "s.toml: tap: max_seconds must be 1 to 110 (a connection lives at most 120 s)",
+            ),
+            (
+                "max_total = 0",
+                "s.toml: tap: max_rate, max_per_tenant and max_total must be at least 1",
+            ),
+        ] {
+            let err = ServerConfig::parse(&format!("{base}[tap]\n{bad}\n"), p, t())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert_eq!(err, expected);
+        }
+        Ok(())
+    }
 }
