@@ -343,5 +343,27 @@ fn a_tap_shows_only_its_own_pipelines_stage_output_filtered_capped_and_bounded()
         String::from_utf8_lossy(&bad.stderr).trim(),
         "error: 400: `nope` is not a source or stage of pipeline `gen`; its sources and stages: gen, copy"
     );
+
+    // A client that goes away frees its slot: the server finds out at its
+    // next write (events flow here), with no `end` to read.
+    let mut held = Tap::open(&s, &acme, &tap_path("gen", "component=copy")).expect("tap");
+    let gone = Tap::open(&s, &acme, &tap_path("gen", "component=gen")).expect("tap");
+    assert_eq!(
+        refused(&s, &acme, &tap_path("gen", "component=copy")).0,
+        429
+    );
+    drop(gone);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = loop {
+        match Tap::open(&s, &acme, &tap_path("gen", "component=gen")) {
+            Ok(t) => break t,
+            Err((429, _)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("the slot of a client gone was not freed: {e:?}"),
+        }
+    };
+    assert_eq!(again.take(1).len(), 1);
+    assert_eq!(held.take(1).len(), 1);
     s.terminate();
 }
