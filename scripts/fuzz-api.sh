@@ -77,6 +77,9 @@ admin=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 cat >"$work/server.toml" <<TOML
 listen = "127.0.0.1:0"
 data_dir = "data"
+# A live tap the fuzzer opens ends after 2 s instead of holding the run.
+[tap]
+max_seconds = 2
 [tenants.fuzz]
 api_requests_per_s = 100000
 api_burst = 100000

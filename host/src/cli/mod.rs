@@ -49,7 +49,7 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
     /// A `sluice serve` to talk to (deploy, ps, status, start, stop, pause, rm,
-    /// plugin push); the token comes from SLUICE_TOKEN.
+    /// plugin push, tap ...); the token comes from SLUICE_TOKEN.
     #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
     server: Option<String>,
     #[command(subcommand)]
@@ -146,12 +146,18 @@ of key=value counts is logged every --stats-every seconds.")]
         #[arg(long)]
         strict: bool,
     },
-    /// Print a live sample of the events leaving a source or stage of a local run.
+    /// Print a live sample of the events leaving a source or stage of a
+    /// local run, or of a pipeline on a server.
     #[command(after_help = "\
 Examples:
   sluice run --tap 127.0.0.1:0 pipeline.yaml &
   sluice tap pipeline.yaml young
   sluice tap pipeline.yaml people --filter \"country = 'br'\" --rate 5 --limit 20
+  sluice --server http://127.0.0.1:7070 tap orders.enrich --limit 5
+
+With --server (or SLUICE_SERVER) and a first argument that is not a file:
+PIPELINE.STAGE (or PIPELINE STAGE) on that server, with the token in
+SLUICE_TOKEN; the server caps --rate at its own `[tap] max_rate`.
 
 One JSON line per event: component, stream, key, value, headers and
 timestamp_ms. The run must have been started with --tap (it writes where it
@@ -160,10 +166,10 @@ changes the pipeline; past --rate events per second, and when this reader
 falls behind, events are skipped (not queued). --filter takes an expression
 of the `filter` plugin's language over the event's value.")]
     Tap {
-        /// The pipeline file.
+        /// The pipeline file; with --server, PIPELINE[.STAGE].
         file: PathBuf,
         /// The source or stage whose output to show.
-        component: String,
+        component: Option<String>,
         /// Only events whose value makes this expression true.
         #[arg(long, value_name = "EXPR")]
         filter: Option<String>,
@@ -763,15 +769,25 @@ pub fn main() -> ExitCode {
             filter,
             rate,
             limit,
-        } => tap_cmd::run(
-            &file,
-            tap_cmd::TapArgs {
-                component: &component,
+        } => {
+            let remote = cli.server.clone().filter(|_| !file.is_file());
+            let args = tap_cmd::TapArgs {
+                component: component.as_deref().unwrap_or(""),
                 filter: filter.as_deref(),
                 rate,
                 limit,
-            },
-        ),
+            };
+            match remote {
+                Some(url) => {
+                    let target = file.to_string_lossy();
+                    remote_cmd::tap(&url, &target, component.is_some(), &args)
+                }
+                None if component.is_none() => Err(anyhow::anyhow!(
+                    "name the source or stage to tap: sluice tap FILE COMPONENT"
+                )),
+                None => tap_cmd::run(&file, args),
+            }
+        }
         Command::Serve { config, .. } => crate::server::serve(&config),
         Command::Connectors => {
             print!("{}", connectors_table());

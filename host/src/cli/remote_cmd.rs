@@ -315,3 +315,148 @@ pub fn rm(url: &str, name: &str) -> Result<ExitCode> {
     println!("deleted {name}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `sluice --server URL tap PIPELINE[.STAGE]` (`staged`: `PIPELINE STAGE`,
+/// the stage in `args`): the server's live tap (`GET
+/// /v1/pipelines/NAME/tap`, Server-Sent Events) printed as the same JSON
+/// lines as a local tap. A stream the server ends at its time limit (or a
+/// connection it closes) is opened again; the pipeline stopping ends the
+/// command.
+pub fn tap(
+    url: &str,
+    target: &str,
+    staged: bool,
+    args: &super::tap_cmd::TapArgs<'_>,
+) -> Result<ExitCode> {
+    use crate::pipeline::tap::percent_encode;
+    use std::io::{BufRead, BufReader, Write};
+
+    let r = Remote::new(url)?;
+    let (pipeline, component) = if staged {
+        (target.to_string(), args.component.to_string())
+    } else {
+        split_target(&r, target)?
+    };
+    let args = super::tap_cmd::TapArgs {
+        component: &component,
+        ..*args
+    };
+    let pipeline = pipeline.as_str();
+    // No overall timeout: the stream lasts; the server sends a comment
+    // every 15 s of quiet and ends it after its `max_seconds`.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let mut path = format!(
+        "/v1/pipelines/{}/tap?rate={}",
+        percent_encode(pipeline),
+        args.rate
+    );
+    // Without one, the server's 400 lists the sources and stages.
+    if !args.component.is_empty() {
+        path.push_str(&format!("&component={}", percent_encode(args.component)));
+    }
+    if let Some(f) = args.filter {
+        path.push_str(&format!("&filter={}", percent_encode(f)));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut shown = 0u64;
+    let mut told_rate = false;
+    loop {
+        let resp = agent
+            .get(format!("{}{path}", r.url))
+            .header("Authorization", format!("Bearer {}", r.token))
+            .call()
+            .with_context(|| format!("GET {}{path}", r.url))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let text = resp
+                .into_body()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let msg = v["error"]
+                .as_str()
+                .map_or_else(|| v.to_string(), str::to_string);
+            bail!("{status}: {msg}");
+        }
+        let reader = BufReader::new(resp.into_body().into_reader());
+        let (mut event, mut data) = (String::new(), String::new());
+        let mut ended = None;
+        for line in reader.lines() {
+            // A connection the server cut (its 120 s bound) is opened again.
+            let Ok(line) = line else { break };
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            } else if line.is_empty() && !data.is_empty() {
+                let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                match event.as_str() {
+                    "" => {
+                        writeln!(out, "{data}")?;
+                        out.flush()?;
+                        shown += 1;
+                        if args.limit > 0 && shown >= args.limit {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                    "open" => {
+                        let granted = v["rate"].as_u64().unwrap_or(0);
+                        if granted < u64::from(args.rate) && !told_rate {
+                            eprintln!("tap: the server caps the rate at {granted} events/s");
+                            told_rate = true;
+                        }
+                    }
+                    "lost" => eprintln!(
+                        "tap: {} events lost so far (this reader fell behind)",
+                        v["lost"]
+                    ),
+                    "end" => ended = v["reason"].as_str().map(str::to_string),
+                    _ => {}
+                }
+                event.clear();
+                data.clear();
+            }
+        }
+        if ended.as_deref() == Some("stopped") {
+            eprintln!("tap: pipeline `{pipeline}` stopped");
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Not a tight loop against a server that keeps closing at once.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `PIPELINE[.STAGE]` as (pipeline, stage or ""): pipeline and stage names
+/// may both hold dots, so the pipeline is the longest of the caller's
+/// pipelines the text starts with.
+fn split_target(r: &Remote, target: &str) -> Result<(String, String)> {
+    if !target.contains('.') {
+        return Ok((target.to_string(), String::new()));
+    }
+    let v = r.ok("GET", "/v1/pipelines", None)?;
+    let best = v["pipelines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|p| target == *p || target.starts_with(&format!("{p}.")))
+        .max_by_key(|p| p.len());
+    Ok(match best {
+        Some(p) => (
+            p.to_string(),
+            target.get(p.len() + 1..).unwrap_or_default().to_string(),
+        ),
+        // None of the caller's: the first dot, and the server's 404.
+        None => match target.split_once('.') {
+            Some((p, c)) => (p.to_string(), c.to_string()),
+            None => (target.to_string(), String::new()),
+        },
+    })
+}

@@ -145,9 +145,10 @@ pub(super) fn execute(
 ) -> Result<ExitCode> {
     // `sluice dlq replay` and `purge` refuse while this is held.
     let _lock = crate::state::RunLock::acquire(&p.state_dir(), "sluice run")?;
-    if let Some(addr) = &args.tap {
-        open_tap(p, addr)?;
-    }
+    let tap = match &args.tap {
+        Some(addr) => Some(open_tap(p, addr)?),
+        None => None,
+    };
     let terminal = std::io::stderr().is_terminal();
     // Without a terminal (systemd, Kubernetes) nothing else says how a
     // long run is going; in one, the bar does unless -v asks for more.
@@ -171,6 +172,7 @@ pub(super) fn execute(
             metrics: None,
             pause: None,
             swaps: None,
+            tap,
         },
     );
     if let Some(bar) = bar {
@@ -213,7 +215,7 @@ fn component_lines(summary: &pipeline::RunSummary) -> String {
 /// Starts the `sluice tap` endpoint on `addr` (loopback only: it shows raw
 /// events to whoever connects) and writes where it listens to
 /// `DATA_DIR/NAME/tap.addr` (0600), where `sluice tap` finds it.
-fn open_tap(p: &Pipeline, addr: &str) -> Result<()> {
+fn open_tap(p: &Pipeline, addr: &str) -> Result<Arc<pipeline::tap::TapHub>> {
     use anyhow::Context;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--tap {addr}"))?;
     let bound = listener.local_addr()?;
@@ -222,7 +224,8 @@ fn open_tap(p: &Pipeline, addr: &str) -> Result<()> {
     }
     let file = p.state_dir().join("tap.addr");
     crate::dlq::ledger::write_atomic(&file, bound.to_string().as_bytes())?;
-    pipeline::tap::serve(listener)?;
+    let hub = Arc::new(pipeline::tap::TapHub::default());
+    pipeline::tap::serve(listener, hub.clone())?;
     tracing::info!(addr = %bound, "tap: `sluice tap` can connect");
-    Ok(())
+    Ok(hub)
 }

@@ -23,6 +23,7 @@ use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
 use super::stage::{StageLogic, StageTask};
 use super::swap::StageSwaps;
+use super::tap::TapHub;
 use super::watch::{self, Watched};
 use super::Metrics;
 use crate::config::Pipeline;
@@ -76,6 +77,10 @@ pub struct RunOptions {
     /// Where the running stages are published, so that the caller can swap
     /// their plugins (`sluice serve`'s update). `None`: nobody swaps.
     pub swaps: Option<Arc<StageSwaps>>,
+    /// Where the run's sources and stages offer their batches to `sluice
+    /// tap` subscribers (`sluice run --tap`, the server's tap route).
+    /// `None`: a hub of its own that nobody can subscribe to.
+    pub tap: Option<Arc<TapHub>>,
 }
 
 impl RunOptions {
@@ -89,6 +94,7 @@ impl RunOptions {
             metrics: None,
             pause: None,
             swaps: None,
+            tap: None,
         }
     }
 }
@@ -188,6 +194,7 @@ pub(crate) fn run_hooked(
     }
     let restored_id = restored.as_ref().map(|c| c.id);
     let metrics = options.metrics.clone().unwrap_or_default();
+    let tap = options.tap.clone().unwrap_or_default();
     let (report_tx, report_rx) = channel::<Report>();
     let requested = Arc::new(AtomicU64::new(restored_id.unwrap_or(0)));
 
@@ -265,7 +272,7 @@ pub(crate) fn run_hooked(
         instances,
         &tables,
         &report_tx,
-        &metrics,
+        (&metrics, &tap),
         &mut threads,
         (engine, cache),
         options
@@ -314,6 +321,7 @@ pub(crate) fn run_hooked(
             reports: report_tx.clone(),
             counts: metrics.component(Role::Source, &def.name),
             metrics: metrics.clone(),
+            tap: tap.clone(),
             handoffs,
         };
         threads.push(spawn(&def.name, report_tx.clone(), move || task.run())?);
@@ -637,7 +645,7 @@ fn spawn_stages(
     instances: Vec<Box<dyn StageLogic>>,
     tables: &HashMap<String, Table>,
     report_tx: &Sender<Report>,
-    metrics: &Arc<Metrics>,
+    (metrics, tap): (&Arc<Metrics>, &Arc<TapHub>),
     threads: &mut Vec<std::thread::JoinHandle<()>>,
     (engine, cache): (&WasmEngine, &ComponentCache),
     swaps: Option<(&StageSwaps, &[String])>,
@@ -674,6 +682,7 @@ fn spawn_stages(
             reload: reload_rx,
             reports: report_tx.clone(),
             metrics: metrics.clone(),
+            tap: tap.clone(),
             counts: metrics.component(Role::Stage, &stage.name),
             event_time: stage.event_time.clone(),
             state_dir: pipeline.state_dir(),

@@ -35,6 +35,8 @@ pub(crate) struct SourceTask {
     pub pause: Option<Arc<AtomicBool>>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// The run's tap: every batch read is offered to it.
+    pub tap: Arc<super::tap::TapHub>,
     /// Set when an exactly-once sink commits this source's progress.
     pub handoffs: Option<Arc<Handoffs>>,
     /// This source's own counts.
@@ -122,7 +124,7 @@ impl SourceTask {
             if let Some(batch) = polled.batch {
                 Metrics::add(&self.metrics.events_in, batch.len() as u64);
                 Metrics::add(&self.counts.events_out, batch.len() as u64);
-                super::tap::offer(&self.name, &batch);
+                self.tap.offer(&self.name, &batch);
                 if !self.outputs.send(Message::Batch(Arc::new(batch))) {
                     return Ok(()); // downstream failed; that failure is reported
                 }

@@ -203,6 +203,8 @@ pub(crate) struct StageTask {
     pub reload: Receiver<Arc<TransformPlugin>>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
+    /// The run's tap: every batch sent on is offered to it.
+    pub tap: Arc<super::tap::TapHub>,
     /// This stage's own counts.
     pub counts: Arc<Counts>,
     /// Processors: where event time comes from and how late it may be.
@@ -501,7 +503,7 @@ impl StageTask {
     /// Sends a call's outputs downstream and its dead letters on.
     fn emit(&self, outcome: StageOutcome) {
         for out in outcome.outputs {
-            super::tap::offer(&self.name, &out);
+            self.tap.offer(&self.name, &out);
             self.outputs.send(Message::Batch(Arc::new(out)));
         }
         if let Some(d) = outcome.dead {

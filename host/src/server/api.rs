@@ -169,6 +169,27 @@ pub fn routes() -> Routes {
         &["POST"],
         post(purge_dead_letters),
     )
+    .add("/v1/pipelines/{name}/tap", &["GET"], get(pipeline_tap))
+}
+
+/// A live tap (Server-Sent Events, see [`super::tap`]).
+async fn pipeline_tap(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(n): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let q = query(q);
+    let opened = async {
+        let who = authenticate(&s, &h).await?;
+        let s = s.clone();
+        blocking(move || super::tap::open(&s, &tenant_of(&who, Scope::Read)?, &n, q)).await
+    }
+    .await;
+    match opened {
+        Ok(o) => super::tap::stream(o),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn pipeline_history(

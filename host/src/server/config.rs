@@ -21,6 +21,12 @@
 //! max_dead_letter_bytes = 1073741824  # their default dead-letter files
 //! max_named_connections = 50      # named connections (hosts, credentials)
 //!
+//! [tap]                           # live taps, GET /v1/pipelines/NAME/tap
+//! max_rate = 100                  # events a second one tap may ask for
+//! max_per_tenant = 4              # taps open at once, per tenant ...
+//! max_total = 32                  # ... and on the whole server
+//! max_seconds = 100               # a tap stream ends after this long
+//!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
 //! hosts = ["kafka-1.internal:9092", "kafka-2.internal:9092"]
@@ -53,6 +59,35 @@ struct File {
     tenants: BTreeMap<String, Grant>,
     #[serde(default = "default_connections")]
     max_connections: usize,
+    #[serde(default)]
+    tap: TapLimits,
+}
+
+/// `[tap]`: bounds on live taps (`GET /v1/pipelines/NAME/tap`), so that
+/// watching pipelines cannot take the server's threads or connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TapLimits {
+    /// Most events a second one tap gets; a larger `rate` is cut to it.
+    pub max_rate: u64,
+    /// Taps one tenant may have open at once.
+    pub max_per_tenant: u64,
+    /// Taps open at once on the whole server.
+    pub max_total: u64,
+    /// A tap stream ends (cleanly, with an `end` event) after this many
+    /// seconds; under the 120 s a connection may live.
+    pub max_seconds: u64,
+}
+
+impl Default for TapLimits {
+    fn default() -> Self {
+        Self {
+            max_rate: 100,
+            max_per_tenant: 4,
+            max_total: 32,
+            max_seconds: 100,
+        }
+    }
 }
 
 fn default_connections() -> usize {
@@ -234,6 +269,8 @@ pub struct ServerConfig {
     /// The key that seals named connections' secrets; `None`:
     /// `DATA_DIR/secrets.key`, made at first start.
     pub secrets_key_file: Option<PathBuf>,
+    /// Bounds on live taps.
+    pub tap: TapLimits,
     defaults: Policy,
     tenants: BTreeMap<String, Policy>,
 }
@@ -279,6 +316,19 @@ impl ServerConfig {
         }
         if file.max_connections == 0 {
             bail!("{}: max_connections must be at least 1", path.display());
+        }
+        let t = file.tap;
+        if t.max_rate == 0 || t.max_per_tenant == 0 || t.max_total == 0 {
+            bail!(
+                "{}: tap: max_rate, max_per_tenant and max_total must be at least 1",
+                path.display()
+            );
+        }
+        if !(1..=110).contains(&t.max_seconds) {
+            bail!(
+                "{}: tap: max_seconds must be 1 to 110 (a connection lives at most 120 s)",
+                path.display()
+            );
         }
         let defaults = Policy::default().over(&file.defaults);
         let known: Vec<&str> = crate::sources::types()
@@ -329,6 +379,7 @@ impl ServerConfig {
             admin_token,
             max_connections: file.max_connections,
             secrets_key_file: file.secrets_key_file.map(|f| base.join(f)),
+            tap: file.tap,
             defaults,
             tenants,
         })
@@ -455,5 +506,32 @@ connectors = ["datagen"]
         );
         let err = message(ok, None);
         assert!(err.contains("s.toml: no admin token"), "{err}");
+    }
+
+    #[test]
+    fn tap_bounds_default_and_are_checked() -> Result<()> {
+        let p = Path::new("s.toml");
+        let t = || Some("0123456789abcdef".to_string());
+        let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n";
+        assert_eq!(ServerConfig::parse(base, p, t())?.tap, TapLimits::default());
+        let c = ServerConfig::parse(&format!("{base}[tap]\nmax_rate = 5\n"), p, t())?;
+        assert_eq!((c.tap.max_rate, c.tap.max_per_tenant), (5, 4));
+        for (bad, expected) in [
+            (
+                "max_seconds = 111",
+                "s.toml: tap: max_seconds must be 1 to 110 (a connection lives at most 120 s)",
+            ),
+            (
+                "max_total = 0",
+                "s.toml: tap: max_rate, max_per_tenant and max_total must be at least 1",
+            ),
+        ] {
+            let err = ServerConfig::parse(&format!("{base}[tap]\n{bad}\n"), p, t())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert_eq!(err, expected);
+        }
+        Ok(())
     }
 }

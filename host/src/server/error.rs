@@ -45,6 +45,15 @@ pub enum ApiError {
         /// How long until a request would be accepted.
         retry_after: std::time::Duration,
     },
+    /// Over a bound on things open at once (live taps).
+    Busy {
+        /// The bound's name in `server.toml`.
+        bound: &'static str,
+        /// Its value.
+        limit: u64,
+        /// What is open.
+        what: &'static str,
+    },
     /// Something broke on our side.
     Internal(anyhow::Error),
 }
@@ -121,6 +130,13 @@ impl IntoResponse for ApiError {
                 )
                     .into_response();
             }
+            ApiError::Busy { bound, limit, what } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({
+                    "error": format!("over `{bound}`: {limit} {what} are open already; close one or try again later"),
+                    "bound": bound, "limit": limit,
+                }),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 (

@@ -15,6 +15,7 @@
 //!   functions over [`Server`];
 //! - [`supervisor`]: the running pipelines, one thread each;
 //! - [`logs`]: each pipeline's own log lines;
+//! - [`tap`]: the live tap of a running pipeline's source or stage (SSE);
 //! - [`history`]: each pipeline's last hour of rates and lag, for charts;
 //! - [`usage`]: the state and dead-letter byte quotas;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
@@ -46,6 +47,7 @@ pub mod reach;
 pub mod secrets;
 pub mod store;
 pub mod supervisor;
+pub mod tap;
 pub mod tenants;
 pub mod usage;
 
@@ -85,6 +87,8 @@ pub struct Server {
     pub rate: ratelimit::RateLimiter,
     /// Seals named connections' secrets.
     pub secret_key: secrets::SecretKey,
+    /// Live taps open now.
+    pub taps: tap::Taps,
 }
 
 /// Holds a tenant's lock (see [`Server::lock_tenant`]) until dropped.
@@ -145,6 +149,7 @@ impl Server {
             blobs: Mutex::default(),
             rate: ratelimit::RateLimiter::default(),
             secret_key,
+            taps: tap::Taps::default(),
         })
     }
 

@@ -225,7 +225,7 @@ fn missing(name: &str) -> ApiError {
     ApiError::NotFound(format!("no pipeline `{}`", name.escape_debug()))
 }
 
-fn record(s: &Server, tenant: &str, name: &str) -> Result<PipelineRec, ApiError> {
+pub(super) fn record(s: &Server, tenant: &str, name: &str) -> Result<PipelineRec, ApiError> {
     s.store.pipeline(tenant, name)?.ok_or_else(|| missing(name))
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Pipeline;
+use crate::pipeline::tap::TapHub;
 use crate::pipeline::{
     self, ComponentCounts, Metrics, RunOptions, SourceProgress, StageSwaps, SwapError,
 };
@@ -195,6 +196,9 @@ struct Run {
     swaps: Option<Arc<StageSwaps>>,
     /// Stage → SHA-256 of the plugin build it runs (or was last sent).
     builds: HashMap<String, String>,
+    /// This run's own tap (closed when the run ends), and the sources and
+    /// stages it can tap.
+    tap: Option<(Arc<TapHub>, Vec<String>)>,
 }
 
 /// Stage → SHA-256 of its plugin file, as the run will load it.
@@ -275,6 +279,13 @@ impl Supervisor {
         let metrics = Arc::new(Metrics::default());
         let swaps = Arc::new(StageSwaps::default());
         let builds = stage_builds(&pipeline);
+        let tap = Arc::new(TapHub::default());
+        let tappable: Vec<String> = pipeline
+            .sources
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(pipeline.stages.iter().map(|s| s.name.clone()))
+            .collect();
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let options = RunOptions {
             watch: false,
@@ -285,7 +296,9 @@ impl Supervisor {
             metrics: Some(metrics.clone()),
             pause: Some(pause.clone()),
             swaps: Some(swaps.clone()),
+            tap: Some(tap.clone()),
         };
+        let thread_tap = tap.clone();
         let thread_status = status.clone();
         let thread_stop = stop.clone();
         let name = key.to_string();
@@ -302,6 +315,8 @@ impl Supervisor {
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     pipeline::run(&pipeline, &engine, &cache, options)
                 }));
+                // Its taps end with it (a restart makes a new hub).
+                thread_tap.close();
                 let mut st = lock(&thread_status);
                 st.since_ms = now_ms();
                 match outcome {
@@ -337,6 +352,7 @@ impl Supervisor {
                 metrics: Some(metrics),
                 swaps: Some(swaps),
                 builds,
+                tap: Some((tap, tappable)),
             },
         );
         Ok(())
@@ -396,6 +412,7 @@ impl Supervisor {
                 metrics: None,
                 swaps: None,
                 builds: HashMap::new(),
+                tap: None,
             },
         );
     }
@@ -491,6 +508,15 @@ impl Supervisor {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// The tap of `key`'s live run and the components it can tap; `None`
+    /// when it has no live run.
+    pub fn tap(&self, key: &str) -> Option<(Arc<TapHub>, Vec<String>)> {
+        lock(&self.runs)
+            .get(key)
+            .filter(|r| r.thread.as_ref().is_some_and(|t| !t.is_finished()))
+            .and_then(|r| r.tap.clone())
     }
 
     /// Whether `key` has a live thread.

@@ -427,6 +427,7 @@ fn a_tenant_signs_in_watches_its_pipelines_reads_dead_letters_as_text_and_deploy
             "ok wrong token",
             "ok pipelines list",
             "ok pipeline page",
+            "ok live tap",
             "ok dead letters",
             "ok plugins",
             "ok deploy",

@@ -1623,4 +1623,7 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
 
 /// Named connections and their secrets.
 mod connections;
+/// Host grants, settings only the operator may use, secrets after a restart.
 mod grants;
+/// The live tap over SSE, and `sluice --server URL tap`.
+mod tap;

@@ -131,6 +131,34 @@ try {
   await shot(page, '03-pipeline');
   ok('pipeline page');
 
+  // --- the live tap: the stage's events, filtered, as text ---------------------
+  await page.locator('#tap-component option[value="copy"]').waitFor({ state: 'attached' });
+  await page.locator('#tap-component').selectOption('copy');
+  await page.locator('#tap-filter').fill('id % 2 = 0');
+  await page.locator('#tap-start').click();
+  await page.locator('#tap-events .tap-event').nth(2).waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('#tap-note').textContent(), 'Tapping copy: at most 10 events/s.');
+  for (const line of await texts(page, '#tap-events .tap-event')) {
+    // `TIME key=ID {"id":ID,...}`: people with even ids, as text.
+    const m = line.match(/^\S+ \S+ key=(\d+) (\{.*\})$/);
+    assert.ok(m, `a tapped event: ${line}`);
+    const value = JSON.parse(m[2]);
+    assert.equal(String(value.id), m[1]);
+    assert.equal(value.id % 2, 0, line);
+  }
+  assert.equal(await page.locator('#tap-component').isDisabled(), true);
+  await shot(page, '03b-tap');
+  await page.locator('#tap-stop').click();
+  await page.waitForFunction(() => !document.querySelector('#tap-start').disabled);
+  assert.equal(await page.locator('#tap-note').textContent(), 'Stopped.');
+  // A filter that does not parse: the server's message, nothing tapped.
+  await page.locator('#tap-filter').fill('id >');
+  await page.locator('#tap-start').click();
+  await page.waitForFunction(() => document.querySelector('#tap-note').textContent.startsWith('filter:'));
+  assert.equal(await page.locator('#tap-note').textContent(), "filter: expected a value after '>' at column 5");
+  assert.equal(await page.locator('#tap-events .tap-event').count(), 0);
+  ok('live tap');
+
   // --- a dead letter whose reason is HTML is shown as text ---------------------
   await page.goto(`${url}/console/#/pipelines/bad-input`);
   await page.waitForFunction(() => document.querySelectorAll('#dead-letters tbody tr').length === 2);

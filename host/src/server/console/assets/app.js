@@ -12,11 +12,14 @@
 const TOKEN_KEY = 'sluice.token';
 const POLL_MS = 2000;
 const MAX_LOG_LINES = 500;
+const MAX_TAP_EVENTS = 100;
 const SVG = 'http://www.w3.org/2000/svg';
 
 const view = document.getElementById('view');
 let timers = [];
 let generation = 0;
+/** Aborts the live tap's request when the view changes. */
+let tapAbort = null;
 
 // ---- small helpers ---------------------------------------------------------
 
@@ -393,6 +396,7 @@ function showPipeline(name) {
   const figures = el('tbody');
   const logs = el('div', { class: 'logs mono', id: 'logs' });
   const charts = el('div', { class: 'charts', id: 'charts' });
+  const tap = liveTap(path);
   view.append(
     el('p', {}, el('a', { href: '#/pipelines' }, '← Pipelines')),
     el('h1', {}, el('span', { id: 'pipeline-name' }, name), ' ', state),
@@ -408,6 +412,7 @@ function showPipeline(name) {
         el('th', { class: 'num' }, 'Memory'), el('th', { class: 'num' }, 'Lag'))),
       figures),
     el('h2', {}, 'Last hour'), charts,
+    el('h2', {}, 'Live tap'), tap.root,
     el('h2', {}, 'Logs'), logs,
     el('h2', {}, 'Dead letters'), deadLetters(path));
 
@@ -416,6 +421,7 @@ function showPipeline(name) {
     if (!res.ok) { graphBox.append(el('p', { class: 'error' }, errorText(res))); return; }
     const g = drawGraph(res.data);
     labels = g.labels;
+    tap.components(res.data.nodes);
     graphBox.append(g.root);
     if (res.data.truncated) graphBox.append(el('p', { class: 'muted' }, 'Only the first components are drawn.'));
   }).catch(() => {});
@@ -479,6 +485,135 @@ function showPipeline(name) {
     if (res.data.lines.length) logs.scrollTop = logs.scrollHeight;
     since = res.data.next;
   });
+}
+
+/**
+ * The live tap: the last MAX_TAP_EVENTS events leaving one source or stage,
+ * as text. EventSource cannot send the token's header, so the stream is a
+ * fetch() read chunk by chunk; a stream the server ends at its time limit
+ * is opened again until Stop.
+ */
+function liveTap(path) {
+  const select = el('select', { name: 'component', id: 'tap-component', 'aria-label': 'component' });
+  const filter = el('input', {
+    name: 'filter', id: 'tap-filter', placeholder: 'filter, e.g. id % 2 = 0', 'aria-label': 'filter',
+  });
+  const start = el('button', { type: 'submit', id: 'tap-start' }, 'Start');
+  const stop = el('button', { type: 'button', id: 'tap-stop', disabled: true }, 'Stop');
+  const note = el('p', { class: 'muted', id: 'tap-note' }, 'Pick a source or stage and start.');
+  const events = el('div', { class: 'logs mono', id: 'tap-events' });
+  const form = el('form', { class: 'filters', id: 'tap-form' }, select, filter, start, stop);
+  const mine = generation;
+  let wanted = false;
+  let lost = 0;
+
+  const running = (on) => {
+    start.disabled = on;
+    stop.disabled = !on;
+    select.disabled = on;
+    filter.disabled = on;
+  };
+
+  const show = (frame) => {
+    let kind = '';
+    let data = '';
+    for (const line of frame.split('\n')) {
+      if (line.startsWith('event:')) kind = line.slice(6).trim();
+      else if (line.startsWith('data:')) data += line.slice(5).replace(/^ /, '');
+    }
+    if (!data) return null;
+    let v;
+    try { v = JSON.parse(data); } catch { return null; }
+    if (kind === '') {
+      events.append(el('div', { class: 'tap-event', 'data-key': v.key ?? '' },
+        `${when(v.timestamp_ms)} key=${v.key ?? '–'} ${JSON.stringify(v.value)}`));
+      while (events.childElementCount > MAX_TAP_EVENTS) events.firstElementChild.remove();
+      events.scrollTop = events.scrollHeight;
+    } else if (kind === 'open') {
+      note.textContent = `Tapping ${v.component}: at most ${v.rate} events/s.`;
+    } else if (kind === 'lost') {
+      lost = v.lost;
+      note.textContent = `${fmt(lost)} events lost: this page fell behind.`;
+    } else if (kind === 'end') {
+      return v.reason;
+    }
+    return null;
+  };
+
+  const once = async () => {
+    const q = new URLSearchParams({ component: select.value });
+    if (filter.value.trim()) q.set('filter', filter.value.trim());
+    const controller = new AbortController();
+    tapAbort = controller;
+    const r = await fetch(`${path}/tap?${q}`, {
+      headers: { Authorization: `Bearer ${token()}` },
+      cache: 'no-store', credentials: 'omit', redirect: 'error', signal: controller.signal,
+    });
+    if (!r.ok) {
+      let data = null;
+      try { data = await r.json(); } catch { data = null; }
+      if (r.status === 401) { signOut('The server no longer accepts this token; sign in again.'); }
+      throw new Error(errorText({ status: r.status, data }));
+    }
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return 'closed';
+      buf += value;
+      let at;
+      while ((at = buf.indexOf('\n\n')) >= 0) {
+        const reason = show(buf.slice(0, at));
+        buf = buf.slice(at + 2);
+        if (reason) return reason;
+      }
+    }
+  };
+
+  const run = async () => {
+    running(true);
+    while (wanted && mine === generation) {
+      let reason;
+      try {
+        reason = await once();
+      } catch (e) {
+        if (wanted && mine === generation) note.textContent = e.name === 'AbortError' ? 'Stopped.' : String(e.message || e);
+        break;
+      }
+      if (reason === 'stopped') { note.textContent = 'The pipeline stopped.'; break; }
+      // The server's time limit, or a connection it closed: open again.
+      await new Promise((ok) => { setTimeout(ok, 300); });
+    }
+    wanted = false;
+    if (mine === generation) running(false);
+  };
+
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    if (wanted || !select.value) return;
+    wanted = true;
+    clear(events);
+    lost = 0;
+    note.textContent = 'Connecting…';
+    run();
+  });
+  stop.addEventListener('click', () => {
+    wanted = false;
+    if (tapAbort) tapAbort.abort();
+    note.textContent = 'Stopped.';
+  });
+
+  return {
+    root: el('div', { id: 'tap' }, form, note, events),
+    /** Fills the choice with the graph's sources and stages. */
+    components(nodes) {
+      for (const n of nodes || []) {
+        if (n.role === 'source' || n.role === 'stage') {
+          select.append(el('option', { value: n.name }, `${n.role} ${n.name}`));
+        }
+      }
+    },
+  };
 }
 
 /** The dead-letter browser: the API's selection, paged by `next`. */
@@ -702,6 +837,7 @@ function routeTo(hash, message) {
 
 function route() {
   generation += 1;
+  if (tapAbort) { tapAbort.abort(); tapAbort = null; }
   timers.forEach(clearInterval);
   timers = [];
   clear(view);
