@@ -459,6 +459,9 @@ impl StageTask {
                                 newest.saturating_sub(i64::try_from(lateness).unwrap_or(i64::MAX)),
                             )?;
                         }
+                        // Also when the batch emitted nothing (a filter that
+                        // keeps none still spent CPU).
+                        super::fair::pace();
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {

@@ -1623,6 +1623,8 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
 
 /// Named connections and their secrets.
 mod connections;
+/// The fair CPU share between tenants.
+mod cpu_share;
 /// Host grants, settings only the operator may use, secrets after a restart.
 mod grants;
 /// The live tap over SSE, and `sluice --server URL tap`.

@@ -346,23 +346,28 @@ fn a_tap_shows_only_its_own_pipelines_stage_output_filtered_capped_and_bounded()
 
     // A client that goes away frees its slot: the server finds out at its
     // next write (events flow here), with no `end` to read.
-    let mut held = Tap::open(&s, &acme, &tap_path("gen", "component=copy")).expect("tap");
-    let gone = Tap::open(&s, &acme, &tap_path("gen", "component=gen")).expect("tap");
+    // The CLI's tap above went away too: its slot frees at the server's
+    // next write, so the first taps here wait for it.
+    let open_when_free = |component: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Tap::open(&s, &acme, &tap_path("gen", component)) {
+                Ok(t) => break t,
+                Err((429, _)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("the slot of a client gone was not freed: {e:?}"),
+            }
+        }
+    };
+    let mut held = open_when_free("component=copy");
+    let gone = open_when_free("component=gen");
     assert_eq!(
         refused(&s, &acme, &tap_path("gen", "component=copy")).0,
         429
     );
     drop(gone);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut again = loop {
-        match Tap::open(&s, &acme, &tap_path("gen", "component=gen")) {
-            Ok(t) => break t,
-            Err((429, _)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) => panic!("the slot of a client gone was not freed: {e:?}"),
-        }
-    };
+    let mut again = open_when_free("component=gen");
     assert_eq!(again.take(1).len(), 1);
     assert_eq!(held.take(1).len(), 1);
     s.terminate();
