@@ -49,7 +49,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
     /// A `sluice serve` to talk to (deploy, ps, status, start, stop, pause, rm,
-    /// plugin push, tap ...); the token comes from SLUICE_TOKEN.
+    /// plugin push, tap ...); the token comes from SLUICE_TOKEN. An https://
+    /// server with its own CA: SLUICE_SERVER_CA=ca.pem.
     #[arg(long, global = true, value_name = "URL", env = "SLUICE_SERVER")]
     server: Option<String>,
     #[command(subcommand)]

@@ -18,6 +18,36 @@ pub struct Remote {
     agent: ureq::Agent,
 }
 
+/// Names a PEM file of the CA that signed an HTTPS server's certificate,
+/// trusted instead of the built-in roots (a server with its own CA).
+pub const CA_ENV: &str = "SLUICE_SERVER_CA";
+
+/// How the CLI checks an HTTPS server: against [`CA_ENV`]'s certificates
+/// when it is set, else the built-in web roots.
+fn tls_config() -> Result<ureq::tls::TlsConfig> {
+    let builder = ureq::tls::TlsConfig::builder();
+    let Some(path) = std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) else {
+        return Ok(builder.build());
+    };
+    let path = std::path::PathBuf::from(path);
+    let pem =
+        std::fs::read(&path).with_context(|| format!("{CA_ENV}: reading {}", path.display()))?;
+    let certs = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{CA_ENV}: {} is not PEM", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{CA_ENV}: {} holds no certificate", path.display());
+    }
+    Ok(builder
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build())
+}
+
 impl Remote {
     /// `url` with the token from `SLUICE_TOKEN`.
     pub fn new(url: &str) -> Result<Self> {
@@ -28,6 +58,7 @@ impl Remote {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(tls_config()?)
             .build()
             .new_agent();
         Ok(Self {
@@ -347,6 +378,7 @@ pub fn tap(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
+        .tls_config(tls_config()?)
         .build()
         .new_agent();
     let mut path = format!(

@@ -727,7 +727,13 @@ pub async fn listen(server: Shared) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", server.config.listen))?;
     let addr = listener.local_addr()?;
-    println!("SLUICE_SERVER_URL=http://{addr}");
+    let tls = server
+        .config
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("SLUICE_SERVER_URL={scheme}://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, "sluice serve listening");
@@ -754,6 +760,7 @@ pub async fn listen(server: Shared) -> Result<()> {
             _ = term.recv() => break,
         };
         let service = TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -761,8 +768,24 @@ pub async fn listen(server: Shared) -> Result<()> {
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
                 .max_headers(MAX_HEADERS);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+                }
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head: a client
+                    // that opens and says nothing holds a slot 10 s at most.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await
+                    else {
+                        drop(permit);
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+                }
+            }
             drop(permit);
         });
     }

@@ -6,6 +6,8 @@
 //! data_dir = "/var/lib/sluice"
 //! admin_token_file = "/etc/sluice/admin.token"   # else $SLUICE_ADMIN_TOKEN
 //! secrets_key_file = "/etc/sluice/secrets.key"   # else DATA_DIR/secrets.key, made at first start
+//! tls_cert_file = "/etc/sluice/server.crt"       # HTTPS: the chain (PEM), with ...
+//! tls_key_file = "/etc/sluice/server.key"        # ... its key; plain HTTP without them
 //!
 //! [defaults]                      # every tenant, unless overridden below
 //! connectors = ["datagen", "file"]
@@ -53,6 +55,8 @@ struct File {
     data_dir: PathBuf,
     admin_token_file: Option<PathBuf>,
     secrets_key_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     #[serde(default)]
     defaults: Grant,
     #[serde(default)]
@@ -199,6 +203,30 @@ impl Policy {
     }
 }
 
+/// The listener's TLS: the certificate chain and key of `cert` and `key`
+/// (PEM), TLS 1.2 and 1.3 with ring, HTTP/1.1.
+fn tls_config(cert: &Path, key: &Path) -> Result<std::sync::Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        bail!("{} holds no certificate (PEM)", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the key does not fit the certificate")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
 /// One entry of a `hosts` grant, split: (host pattern, port if one).
 fn split_grant(entry: &str) -> (&str, Option<&str>) {
     if let Some(rest) = entry.strip_prefix('[') {
@@ -271,6 +299,8 @@ pub struct ServerConfig {
     pub secrets_key_file: Option<PathBuf>,
     /// Bounds on live taps.
     pub tap: TapLimits,
+    /// HTTPS on the listener, when the certificate and key are given.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     defaults: Policy,
     tenants: BTreeMap<String, Policy>,
 }
@@ -373,7 +403,19 @@ impl ServerConfig {
                 }
             }
         }
+        let tls = match (&file.tls_cert_file, &file.tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(
+                tls_config(&base.join(cert), &base.join(key))
+                    .with_context(|| format!("{}: tls_cert_file/tls_key_file", path.display()))?,
+            ),
+            _ => bail!(
+                "{}: tls_cert_file and tls_key_file go together: give both for HTTPS, or neither",
+                path.display()
+            ),
+        };
         Ok(Self {
+            tls,
             listen,
             data_dir: base.join(file.data_dir),
             admin_token,

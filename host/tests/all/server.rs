@@ -1629,3 +1629,5 @@ mod cpu_share;
 mod grants;
 /// The live tap over SSE, and `sluice --server URL tap`.
 mod tap;
+/// HTTPS on the listener.
+mod tls;
