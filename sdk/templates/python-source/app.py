@@ -16,6 +16,7 @@ class Connector(sluice.Source):
         self.url = params.required("url")
         self.stop_when_caught_up = params.bool("stop_when_caught_up", False)
         self.cursor = position.decode() if position else ""
+        self.caught_up = False
 
     def poll(self, max_events: int, out: sluice.Poll) -> None:
         # Only hosts the pipeline grants (`grants: {http: ["host:port"]}`).
@@ -32,7 +33,8 @@ class Connector(sluice.Source):
             else:
                 out.malformed(sluice.dumps(item), "expected a JSON object")  # a dead letter
         if not page.get("items"):
-            out.caught_up = True  # the backlog is delivered
+            self.caught_up = True  # the backlog is delivered
             out.done = self.stop_when_caught_up
+        out.caught_up = self.caught_up  # once set, it stays set (new items are live ones)
         self.cursor = str(page.get("next", self.cursor))
         out.position = self.cursor

@@ -29,6 +29,20 @@ class ConnectorTest(unittest.TestCase):
             last = restarted.poll()
             self.assertEqual((last.caught_up, last.done), (True, False))
 
+    def test_caught_up_stays_set_when_new_items_arrive(self):
+        pages = iter([[], [{"id": 7}], []])
+
+        def growing(req):
+            items = next(pages)
+            return Response(200, body=json.dumps({"items": items, "next": "x"}).encode())
+
+        with with_http(growing):
+            source = SourceHarness(Connector, URL)
+            self.assertTrue(source.poll().caught_up)
+            # The harness fails a poll that clears the flag once set.
+            live = source.poll()
+            self.assertEqual((live.values(), live.caught_up), (['{"id":7}'], True))
+
     def test_a_bounded_read_ends_when_caught_up(self):
         with with_http(api):
             polls = SourceHarness(Connector, {**URL, "stop_when_caught_up": "true"}).poll_until_done()
