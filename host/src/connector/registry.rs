@@ -59,6 +59,12 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     fn operator_only(&self) -> Result<(), ConfigIssue> {
         Ok(())
     }
+    /// A custom connector's sandbox limits (`limits:`), so they are held to
+    /// the operator's ceilings and counted in a tenant's memory quota like a
+    /// stage's. Native connectors run no plugin: `None`.
+    fn sandbox_limits(&self) -> Option<crate::plugin::Limits> {
+        None
+    }
     /// Builds the running source.
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>>;
     /// What identifies this configuration in a checkpoint: a change in it
@@ -107,6 +113,12 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
     /// configuration may; a tenant's file may not).
     fn operator_only(&self) -> Result<(), ConfigIssue> {
         Ok(())
+    }
+    /// A custom connector's sandbox limits (`limits:`), so they are held to
+    /// the operator's ceilings and counted in a tenant's memory quota like a
+    /// stage's. Native connectors run no plugin: `None`.
+    fn sandbox_limits(&self) -> Option<crate::plugin::Limits> {
+        None
     }
     /// Builds the running sink named `name`.
     fn build(&self, name: &str) -> Result<Box<dyn Sink>>;

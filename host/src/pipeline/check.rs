@@ -21,6 +21,56 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             return diags;
         }
     };
+    for t in &p.tables {
+        if t.config.max_mb == 0 {
+            diags.push(Diagnostic::new(
+                &p.file,
+                t.at,
+                &format!("tables.{}.max_mb", t.name),
+                "0 is out of range: expected at least 1 (MiB)".into(),
+            ));
+        } else if let Some(message) = ceilings.check_table(t.config.max_mb) {
+            diags.push(Diagnostic::new(
+                &p.file,
+                t.at,
+                &format!("tables.{}.max_mb", t.name),
+                message,
+            ));
+        }
+    }
+    // A custom connector's plugin is held to the same ceilings as a stage's.
+    let connectors = p
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                format!("sources.{}", s.name),
+                s.config.sandbox_limits(),
+                s.at,
+            )
+        })
+        .chain(
+            p.sinks
+                .iter()
+                .map(|s| (format!("sinks.{}", s.name), s.config.sandbox_limits(), s.at)),
+        )
+        .chain(p.dead_letter.iter().map(|d| {
+            (
+                "dead_letter".to_string(),
+                d.sandbox_limits(),
+                Default::default(),
+            )
+        }));
+    for (field, limits, at) in connectors {
+        for (limit, message) in limits.map(|l| ceilings.check(&l)).unwrap_or_default() {
+            diags.push(Diagnostic::new(
+                &p.file,
+                at,
+                &format!("{field}.limits.{limit}"),
+                message,
+            ));
+        }
+    }
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
         let over = ceilings.check(&stage.limits);

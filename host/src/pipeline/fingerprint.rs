@@ -76,7 +76,7 @@ impl Fingerprint {
             tables: pipeline
                 .tables
                 .iter()
-                .map(|t| (t.name.clone(), hash(&format!("{:?}", t.config))))
+                .map(|t| (t.name.clone(), hash(&t.config.identity())))
                 .collect(),
             stages: pipeline
                 .stages

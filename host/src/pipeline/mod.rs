@@ -9,6 +9,7 @@ mod coordinator;
 pub(crate) mod dead_letter;
 pub mod fair;
 pub mod fingerprint;
+mod footprint;
 mod graph;
 mod handoff;
 mod isolate;
@@ -28,6 +29,7 @@ mod tests;
 
 pub use align::{Aligner, Step};
 pub use check::check_plugins;
+pub use footprint::{footprint, Footprint};
 pub(crate) use graph::DEAD_LETTER_SINK;
 pub use message::{Envelope, Message, Outputs};
 pub use metrics::{ComponentCounts, Metrics, Role, SourceProgress};

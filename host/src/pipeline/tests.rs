@@ -161,6 +161,7 @@ impl Harness {
             config: TableConfig {
                 input: input.into(),
                 key_field: Some("id".into()),
+                max_mb: crate::state::tables::DEFAULT_MAX_MB,
             },
             at: Location::default(),
         });

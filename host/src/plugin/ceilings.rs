@@ -42,6 +42,8 @@ pub struct Ceilings {
     pub timers: u64,
     /// `log_kb_per_call`.
     pub log_kb_per_call: u64,
+    /// A table's `max_mb` (tables live in the host's memory, not a plugin's).
+    pub table_mb: u64,
     /// Core instances one plugin instance (store) may create. Not a stage
     /// limit: the pooling allocator is sized from these three when the
     /// engine is built, so they hold for every stage of the process.
@@ -73,6 +75,7 @@ impl Default for Ceilings {
             state_entries: 50_000_000,
             timers: 10_000_000,
             log_kb_per_call: 1024,
+            table_mb: 4096,
             instances_per_component: super::limits::INSTANCES_PER_COMPONENT as u64,
             memories_per_component: super::limits::MEMORIES_PER_COMPONENT as u64,
             tables_per_component: super::limits::TABLES_PER_COMPONENT as u64,
@@ -107,6 +110,16 @@ impl Ceilings {
 }
 
 impl Ceilings {
+    /// A table's `max_mb` above the ceiling, as a message.
+    pub fn check_table(&self, max_mb: u64) -> Option<String> {
+        (max_mb > self.table_mb).then(|| {
+            format!(
+                "{max_mb} is above this host's ceiling of {} ({WHERE})",
+                self.table_mb
+            )
+        })
+    }
+
     /// Every field of `limits` above its ceiling: (field, message).
     pub fn check(&self, limits: &Limits) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();

@@ -22,6 +22,7 @@
 //! max_state_bytes = 1073741824    # checkpoints and state of all its pipelines
 //! max_dead_letter_bytes = 1073741824  # their default dead-letter files
 //! max_named_connections = 50      # named connections (hosts, credentials)
+//! max_memory_mb = 4096            # memory its running pipelines' bounds add up to
 //!
 //! [tap]                           # live taps, GET /v1/pipelines/NAME/tap
 //! max_rate = 100                  # events a second one tap may ask for
@@ -114,6 +115,7 @@ struct Grant {
     max_state_bytes: Option<u64>,
     max_dead_letter_bytes: Option<u64>,
     max_named_connections: Option<u64>,
+    max_memory_mb: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -143,6 +145,10 @@ pub struct Policy {
     pub max_dead_letter_bytes: u64,
     /// Most named connections it may have.
     pub max_named_connections: u64,
+    /// Most memory, in MiB, its running pipelines' bounds may add up to
+    /// (plugin memory, keyed state and tables; see
+    /// [`crate::pipeline::Footprint`]). Checked when a run starts.
+    pub max_memory_mb: u64,
 }
 
 impl Default for Policy {
@@ -160,6 +166,7 @@ impl Default for Policy {
             max_state_bytes: 1 << 30,
             max_dead_letter_bytes: 1 << 30,
             max_named_connections: 50,
+            max_memory_mb: 4096,
         }
     }
 }
@@ -198,6 +205,9 @@ impl Policy {
         }
         if let Some(v) = g.max_named_connections {
             self.max_named_connections = v;
+        }
+        if let Some(v) = g.max_memory_mb {
+            self.max_memory_mb = v;
         }
         self
     }

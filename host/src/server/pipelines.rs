@@ -14,7 +14,7 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::policy::{self, is_name, Rules};
 use super::store::{key, now_ms, Desired, PipelineRec};
-use super::supervisor::{State, Status};
+use super::supervisor::{Share, StartError, State, Status};
 use super::{plugins, usage, Server};
 use crate::config::{self, Diagnostic, Diagnostics, LoadOptions, Location, Pipeline};
 use crate::pipeline::check_plugins;
@@ -179,6 +179,27 @@ pub fn prepare(
     })
 }
 
+/// What `tenant`'s runs may use, from its policy.
+fn share<'a>(s: &Server, tenant: &'a str) -> Share<'a> {
+    let policy = s.config.policy(tenant);
+    Share {
+        tenant,
+        cpu_weight: policy.cpu_weight,
+        max_memory_mb: policy.max_memory_mb,
+    }
+}
+
+fn start_error(e: StartError) -> ApiError {
+    match e {
+        StartError::Memory { limit, requested } => ApiError::Quota {
+            quota: "max_memory_mb",
+            limit,
+            requested,
+        },
+        StartError::Spawn(e) => anyhow::Error::from(e).into(),
+    }
+}
+
 /// `POST /v1/validate`: checks without changing anything.
 pub fn validate(s: &Server, tenant: &str, yaml: &str) -> ApiResult {
     let p = prepare(s, tenant, None, yaml)?.pipeline;
@@ -283,6 +304,9 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
     let desired = existing.as_ref().map_or(Desired::Running, |e| e.desired);
     if desired != Desired::Stopped {
         usage::check(s, tenant)?;
+        s.supervisor
+            .check_memory(&key(tenant, &name), &prepared.pipeline, share(s, tenant))
+            .map_err(start_error)?;
     }
     let rec = PipelineRec {
         tenant: tenant.to_string(),
@@ -328,9 +352,9 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
                 &k,
                 prepared.pipeline,
                 desired == Desired::Paused,
-                (tenant, s.config.policy(tenant).cpu_weight),
+                share(s, tenant),
             )
-            .map_err(anyhow::Error::from)?;
+            .map_err(start_error)?;
     }
     let (code, kind) = match (&existing, desired) {
         (None, _) => (StatusCode::CREATED, "created"),
@@ -389,21 +413,19 @@ pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     let mut rec = record(s, tenant, name)?;
     let prepared = prepare(s, tenant, Some(name), &rec.yaml)?;
     usage::check(s, tenant)?;
+    let k = key(tenant, name);
+    s.supervisor
+        .check_memory(&k, &prepared.pipeline, share(s, tenant))
+        .map_err(start_error)?;
     rec.desired = Desired::Running;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;
-    let k = key(tenant, name);
     // A paused run resumes in place; anything else starts.
     prepared.guard_secrets(&k);
     if !s.supervisor.set_paused(&k, false) {
         s.supervisor
-            .start(
-                &k,
-                prepared.pipeline,
-                false,
-                (tenant, s.config.policy(tenant).cpu_weight),
-            )
-            .map_err(anyhow::Error::from)?;
+            .start(&k, prepared.pipeline, false, share(s, tenant))
+            .map_err(start_error)?;
     }
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
 }
@@ -470,7 +492,7 @@ pub fn resume_all(s: &Server) {
                     &k,
                     p.pipeline,
                     rec.desired == Desired::Paused,
-                    (&rec.tenant, s.config.policy(&rec.tenant).cpu_weight),
+                    share(s, &rec.tenant),
                 ) {
                     s.supervisor.failed(&k, format!("cannot start: {e}"));
                 }

@@ -199,6 +199,37 @@ struct Run {
     /// This run's own tap (closed when the run ends), and the sources and
     /// stages it can tap.
     tap: Option<(Arc<TapHub>, Vec<String>)>,
+    /// What its bounds let it hold, MiB, counted against its tenant's
+    /// `max_memory_mb` while it is live.
+    memory_mb: u64,
+}
+
+/// Whose run it is and what it may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Share<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Its CPU weight.
+    pub cpu_weight: u32,
+    /// Its `max_memory_mb`.
+    pub max_memory_mb: u64,
+}
+
+/// Why a run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its footprint with the tenant's other live runs' would pass
+    /// `max_memory_mb`.
+    #[error("over quota `max_memory_mb`: {requested} MiB requested, the limit is {limit}")]
+    Memory {
+        /// The quota.
+        limit: u64,
+        /// The tenant's live runs' footprints with this one's.
+        requested: u64,
+    },
+    /// The run's thread could not be spawned.
+    #[error("cannot start the run's thread: {0}")]
+    Spawn(#[from] std::io::Error),
 }
 
 /// Stage → SHA-256 of its plugin file, as the run will load it.
@@ -217,6 +248,10 @@ fn stage_builds(pipeline: &Pipeline) -> HashMap<String, String> {
 }
 
 impl Run {
+    fn is_live(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     fn status(&self) -> Status {
         let mut st = lock(&self.status).clone();
         if let Some(m) = &self.metrics {
@@ -255,21 +290,23 @@ impl Supervisor {
     }
 
     /// Starts `pipeline` under `key` unless it is already running; with its
-    /// sources paused when `paused`. Its threads share `tenant`'s CPU
-    /// account, of weight `cpu_weight`.
+    /// sources paused when `paused`. Its threads share the tenant's CPU
+    /// account, of weight `cpu_weight`. Refused when its footprint and the
+    /// tenant's other live runs' pass `max_memory_mb`: checked under the
+    /// lock that registers the run, so two starts cannot both fit.
     pub fn start(
         &self,
         key: &str,
         pipeline: Pipeline,
         paused: bool,
-        (tenant, cpu_weight): (&str, u32),
-    ) -> std::io::Result<()> {
+        share: Share<'_>,
+    ) -> Result<(), StartError> {
         let mut runs = lock(&self.runs);
-        if let Some(run) = runs.get(key) {
-            if run.thread.as_ref().is_some_and(|t| !t.is_finished()) {
-                return Ok(());
-            }
+        if runs.get(key).is_some_and(Run::is_live) {
+            return Ok(());
         }
+        let memory_mb = self.fits(&runs, key, &pipeline, share)?;
+        let (tenant, cpu_weight) = (share.tenant, share.cpu_weight);
         let runs_so_far = runs.get(key).map_or(0, |r| lock(&r.status).runs);
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicBool::new(paused));
@@ -353,6 +390,7 @@ impl Supervisor {
                 swaps: Some(swaps),
                 builds,
                 tap: Some((tap, tappable)),
+                memory_mb,
             },
         );
         Ok(())
@@ -413,6 +451,7 @@ impl Supervisor {
                 swaps: None,
                 builds: HashMap::new(),
                 tap: None,
+                memory_mb: 0,
             },
         );
     }
@@ -460,6 +499,54 @@ impl Supervisor {
             lock(&run.status).error = Some(why.to_string());
         }
         self.stop(key, Duration::from_secs(20));
+    }
+
+    /// `pipeline`'s footprint, if it fits beside the tenant's live runs
+    /// other than `key`'s own (which it would replace).
+    fn fits(
+        &self,
+        runs: &HashMap<String, Run>,
+        key: &str,
+        pipeline: &Pipeline,
+        share: Share<'_>,
+    ) -> Result<u64, StartError> {
+        let memory_mb = crate::pipeline::footprint(pipeline, &self.engine, &self.cache).total_mb();
+        let prefix = format!("{}/", share.tenant);
+        let others: u64 = runs
+            .iter()
+            .filter(|(k, r)| k.starts_with(&prefix) && k.as_str() != key && r.is_live())
+            .map(|(_, r)| r.memory_mb)
+            .sum();
+        let requested = others.saturating_add(memory_mb);
+        if requested > share.max_memory_mb {
+            return Err(StartError::Memory {
+                limit: share.max_memory_mb,
+                requested,
+            });
+        }
+        Ok(memory_mb)
+    }
+
+    /// Whether `pipeline` would start as `key` within its tenant's
+    /// `max_memory_mb` now, for a request to refuse before it changes
+    /// anything ([`Self::start`] checks again).
+    pub fn check_memory(
+        &self,
+        key: &str,
+        pipeline: &Pipeline,
+        share: Share<'_>,
+    ) -> Result<(), StartError> {
+        self.fits(&lock(&self.runs), key, pipeline, share).map(drop)
+    }
+
+    /// What `tenant`'s live runs' bounds add up to, MiB.
+    pub fn memory_mb(&self, tenant: &str) -> u64 {
+        let prefix = format!("{tenant}/");
+        lock(&self.runs)
+            .iter()
+            .filter(|(k, r)| k.starts_with(&prefix) && r.is_live())
+            .map(|(_, r)| r.memory_mb)
+            .sum()
     }
 
     /// The keys of runs with a live thread, sorted.

@@ -100,6 +100,7 @@ pub fn get(s: &Server, who: &Principal, name: &str) -> ApiResult {
     let cpu = s.supervisor.cpu.usage(name);
     v["cpu_seconds"] = json!(cpu.used_ns as f64 / 1e9);
     v["cpu_throttled_seconds"] = json!(cpu.throttled_ns as f64 / 1e9);
+    v["memory_mb"] = json!(s.supervisor.memory_mb(name));
     Ok((StatusCode::OK, Json(v)))
 }
 

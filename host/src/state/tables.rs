@@ -43,6 +43,41 @@ pub struct TableConfig {
     pub input: String,
     /// Top-level field of the value to key by; the event key when absent.
     pub key_field: Option<String>,
+    /// Most bytes the table may hold in the host's memory, in MiB: keys and
+    /// values plus [`ROW_OVERHEAD`] per row. A row that would take it over
+    /// is refused (dead-lettered); updates that do not grow it and deletes
+    /// always apply.
+    #[serde(default = "default_max_mb")]
+    pub max_mb: u64,
+}
+
+impl TableConfig {
+    /// What identifies the table in a checkpoint: what it is built from,
+    /// not its bound, so raising `max_mb` resumes. The text is what the
+    /// whole configuration printed before `max_mb` existed, so checkpoints
+    /// taken then still match.
+    pub fn identity(&self) -> String {
+        format!(
+            "TableConfig {{ input: {:?}, key_field: {:?} }}",
+            self.input, self.key_field
+        )
+    }
+}
+
+/// The default `max_mb` of a table.
+pub const DEFAULT_MAX_MB: u64 = 256;
+
+fn default_max_mb() -> u64 {
+    DEFAULT_MAX_MB
+}
+
+/// Bytes a row costs beyond its key and value: the map's slot and the two
+/// vectors' headers and allocator rounding, so a table of many tiny rows is
+/// bounded too.
+pub const ROW_OVERHEAD: u64 = 64;
+
+fn row_bytes(k: &[u8], v: &[u8]) -> u64 {
+    (k.len() + v.len()) as u64 + ROW_OVERHEAD
 }
 
 /// A shared, read-mostly table.
@@ -144,6 +179,8 @@ pub struct TableSink {
     chain: Option<Chain>,
     /// (save, the snapshot its chain starts from) of recent saves.
     history: VecDeque<(u64, u64)>,
+    /// What the rows take, by [`row_bytes`].
+    bytes: u64,
 }
 
 /// A snapshot and the deltas on top of it, as a position lists them.
@@ -169,7 +206,13 @@ impl TableSink {
             changed: Some(HashSet::new()),
             chain: None,
             history: VecDeque::new(),
+            bytes: 0,
         }
+    }
+
+    /// What the rows take now, by the `max_mb` measure.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn snapshot_name(&self, n: u64) -> String {
@@ -338,6 +381,9 @@ impl Sink for TableSink {
         }
         let mut table = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
         table.extend(rows);
+        // A checkpoint saved under a larger `max_mb` still restores whole;
+        // only new growth is refused until it is back under the bound.
+        self.bytes = table.iter().map(|(k, v)| row_bytes(k, v)).sum();
         self.saves = position.get("saves").and_then(Value::as_u64).unwrap_or(0);
         self.history = VecDeque::from([(self.saves, chain.snapshot_n)]);
         self.chain = Some(chain);
@@ -346,27 +392,11 @@ impl Sink for TableSink {
     }
 
     fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
+        let limit = self.config.max_mb.saturating_mul(1 << 20);
         let mut rows = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
         for (i, e) in batch.iter().enumerate() {
-            match table_key(self.config.key_field.as_deref(), e.key, e.value) {
-                Some(k) => {
-                    let changed = match e.value {
-                        Some(v) => rows.insert(k.clone(), v.to_vec()).as_deref() != Some(v),
-                        None => rows.remove(&k).is_some(),
-                    };
-                    if changed {
-                        if let Some(keys) = &mut self.changed {
-                            keys.insert(k);
-                            // More changes than rows: a snapshot is no
-                            // larger than the delta, and the names are not
-                            // kept without bound.
-                            if keys.len() > rows.len().max(CHANGES_FLOOR) {
-                                self.changed = None;
-                            }
-                        }
-                    }
-                }
-                None => rejected.push(
+            let Some(k) = table_key(self.config.key_field.as_deref(), e.key, e.value) else {
+                rejected.push(
                     batch,
                     i,
                     match &self.config.key_field {
@@ -376,7 +406,44 @@ impl Sink for TableSink {
                         ),
                         None => format!("table `{}`: the event has no key", self.name),
                     },
-                ),
+                );
+                continue;
+            };
+            let changed = match e.value {
+                Some(v) => {
+                    let old = rows.get(&k).map_or(0, |o| row_bytes(&k, o));
+                    let new = row_bytes(&k, v);
+                    if new > old && self.bytes.saturating_sub(old) + new > limit {
+                        rejected.push(
+                            batch,
+                            i,
+                            format!(
+                                "table `{}` is full: its rows take {} bytes and this one {new} more than the limit of `max_mb: {}` allows; the row is not stored (raise `tables.{}.max_mb`)",
+                                self.name, self.bytes, self.config.max_mb, self.name
+                            ),
+                        );
+                        continue;
+                    }
+                    self.bytes = self.bytes.saturating_sub(old) + new;
+                    rows.insert(k.clone(), v.to_vec()).as_deref() != Some(v)
+                }
+                None => match rows.remove(&k) {
+                    Some(o) => {
+                        self.bytes = self.bytes.saturating_sub(row_bytes(&k, &o));
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if changed {
+                if let Some(keys) = &mut self.changed {
+                    keys.insert(k);
+                    // More changes than rows: a snapshot is no larger than
+                    // the delta, and the names are not kept without bound.
+                    if keys.len() > rows.len().max(CHANGES_FLOOR) {
+                        self.changed = None;
+                    }
+                }
             }
         }
         Ok(())
@@ -489,9 +556,92 @@ mod tests {
         let config = TableConfig {
             input: "users".into(),
             key_field: Some("id".into()),
+            max_mb: DEFAULT_MAX_MB,
         };
         let sink = TableSink::new("users_t", config, table.clone(), dir.join("tables"));
         (sink, table)
+    }
+
+    #[test]
+    fn a_tables_identity_is_its_input_and_key_as_printed_before_max_mb() {
+        let c = |max_mb| TableConfig {
+            input: "users".into(),
+            key_field: Some("id".into()),
+            max_mb,
+        };
+        assert_eq!(
+            c(1).identity(),
+            r#"TableConfig { input: "users", key_field: Some("id") }"#
+        );
+        assert_eq!(c(1).identity(), c(DEFAULT_MAX_MB).identity());
+    }
+
+    #[test]
+    fn a_full_table_refuses_growth_but_applies_updates_that_fit_and_deletes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::default();
+        let config = TableConfig {
+            input: "users".into(),
+            key_field: Some("id".into()),
+            max_mb: 1,
+        };
+        let mut sink = TableSink::new("users_t", config, table.clone(), dir.path().join("t"));
+        sink.open(None).expect("fresh");
+        // A hostile stream of distinct keys, each value 1 KiB: far more
+        // than 1 MiB in all.
+        let pad = "x".repeat(1000);
+        let values: Vec<String> = (0..2000)
+            .map(|i| format!(r#"{{"id":{i},"p":"{pad}"}}"#))
+            .collect();
+        let mut b = BatchBuilder::new("users", Arc::from("users"), values.len());
+        for (i, v) in values.iter().enumerate() {
+            b.push(None, Some(v.as_bytes()), &[], 0, i as u64);
+        }
+        let mut rejected = Rejected::default();
+        sink.write(&Arc::new(b.finish()), &mut rejected)
+            .expect("write");
+        assert!(sink.bytes() <= 1 << 20, "{} bytes held", sink.bytes());
+        let kept = table.len();
+        assert!(
+            kept > 900 && kept < 1100,
+            "{kept} rows of about 1.1 KiB fit in 1 MiB"
+        );
+        assert_eq!(rejected.len(), 2000 - kept);
+        let reasons: Vec<String> = rejected.drain().map(|(_, _, r)| r).collect();
+        let reason = &reasons[0];
+        assert!(
+            reason.contains("table `users_t` is full")
+                && reason.contains("raise `tables.users_t.max_mb`"),
+            "{reason}"
+        );
+        // Full, an update that does not grow a row applies; a delete frees
+        // room for a new key.
+        let mut b = BatchBuilder::new("users", Arc::from("users"), 3);
+        let same = format!(r#"{{"id":0,"p":"{}"}}"#, "y".repeat(1000));
+        b.push(None, Some(same.as_bytes()), &[], 0, 0);
+        b.push(Some(br#"{"id":1}"#), None, &[], 0, 1);
+        let fresh = format!(r#"{{"id":"new","p":"{pad}"}}"#);
+        b.push(None, Some(fresh.as_bytes()), &[], 0, 2);
+        let mut rejected = Rejected::default();
+        sink.write(&Arc::new(b.finish()), &mut rejected)
+            .expect("write");
+        assert_eq!(rejected.len(), 0);
+        assert_eq!(table.get(b"0"), Some(same.into_bytes()));
+        assert_eq!(table.get(b"1"), None);
+        assert!(table.get(b"new").is_some());
+        assert_eq!(table.len(), kept);
+        // The measure survives a checkpoint and a restore.
+        let position = sink.flush(&mut rejected).expect("flush");
+        let held = sink.bytes();
+        let back_table = Table::default();
+        let config = TableConfig {
+            input: "users".into(),
+            key_field: Some("id".into()),
+            max_mb: 1,
+        };
+        let mut back = TableSink::new("users_t", config, back_table, dir.path().join("t"));
+        back.open(Some(&position)).expect("restore");
+        assert_eq!(back.bytes(), held);
     }
 
     #[test]

@@ -1627,6 +1627,8 @@ mod connections;
 mod cpu_share;
 /// Host grants, settings only the operator may use, secrets after a restart.
 mod grants;
+/// The memory quota, table bounds, and connectors' limits under the ceilings.
+mod memory;
 /// The live tap over SSE, and `sluice --server URL tap`.
 mod tap;
 /// HTTPS on the listener.

@@ -97,6 +97,10 @@ pub const KIND: SinkKind = SinkKind {
 };
 
 impl SinkConfig for WasmSinkConfig {
+    fn sandbox_limits(&self) -> Option<Limits> {
+        Some(self.limits())
+    }
+
     fn endpoints(&self) -> crate::connector::endpoint::Reach {
         self.grants.endpoints()
     }

@@ -96,6 +96,10 @@ pub const KIND: SourceKind = SourceKind {
 };
 
 impl SourceConfig for WasmSourceConfig {
+    fn sandbox_limits(&self) -> Option<Limits> {
+        Some(self.limits())
+    }
+
     fn endpoints(&self) -> crate::connector::endpoint::Reach {
         self.grants.endpoints()
     }
