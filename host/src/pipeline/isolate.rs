@@ -294,7 +294,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::plugin::TransformPlugin;
 
     /// Forwards every event; an event whose value is `spin` fails with a CPU
     /// limit after sleeping `cost`, as a spinning guest would.
@@ -332,7 +331,7 @@ mod tests {
         fn instantiations(&self) -> u64 {
             0
         }
-        fn swap(&mut self, _: Arc<TransformPlugin>) -> Result<(), String> {
+        fn swap(&mut self, _: crate::plugin::StagePlugin) -> Result<(), String> {
             Err("no".into())
         }
     }

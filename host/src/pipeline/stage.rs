@@ -22,7 +22,7 @@ use crate::config::{EventTime, OnError};
 use crate::event::{Batch, BatchBuilder};
 use crate::plugin::bindings::processor::FiredTimer;
 use crate::plugin::{
-    bindings, CallCap, CallFailure, ProcessorInstance, TransformInstance, TransformPlugin,
+    bindings, CallCap, CallFailure, ProcessorInstance, StagePlugin, TransformInstance,
 };
 
 /// What runs a stage's logic: a sandboxed plugin instance in production, or
@@ -34,8 +34,8 @@ pub trait StageLogic: Send {
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure>;
     /// Instances created so far (grows when failures replace one).
     fn instantiations(&self) -> u64;
-    /// Replaces the plugin with another build (hot reload).
-    fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String>;
+    /// Replaces the plugin with another build of the same kind (hot reload).
+    fn swap(&mut self, plugin: StagePlugin) -> Result<(), String>;
     /// The processor behind this stage, if it is one (state, timers).
     fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
         None
@@ -72,8 +72,15 @@ impl StageLogic for ProcessorInstance {
         self.instantiations
     }
 
-    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
-        Err("hot reload of processors is not supported yet: their state would need migrating; restart the pipeline instead".into())
+    fn swap(&mut self, plugin: StagePlugin) -> Result<(), String> {
+        match plugin {
+            StagePlugin::Processor(p) => {
+                ProcessorInstance::swap(self, Arc::new(p)).map_err(|e| e.to_string())
+            }
+            StagePlugin::Transform(_) => Err(
+                "the new build is a transform and this stage runs a processor; restart the pipeline to change the kind".into(),
+            ),
+        }
     }
 
     fn as_processor(&mut self) -> Option<&mut ProcessorInstance> {
@@ -108,8 +115,15 @@ impl StageLogic for TransformInstance {
         self.instantiations
     }
 
-    fn swap(&mut self, plugin: Arc<TransformPlugin>) -> Result<(), String> {
-        TransformInstance::swap(self, plugin).map_err(|e| e.to_string())
+    fn swap(&mut self, plugin: StagePlugin) -> Result<(), String> {
+        match plugin {
+            StagePlugin::Transform(p) => {
+                TransformInstance::swap(self, Arc::new(p)).map_err(|e| e.to_string())
+            }
+            StagePlugin::Processor(_) => Err(
+                "the new build is a processor and this stage runs a transform; restart the pipeline to change the kind".into(),
+            ),
+        }
     }
 
     fn batch_ms(&self) -> Option<u64> {
@@ -200,7 +214,7 @@ pub(crate) struct StageTask {
     pub rx: Receiver<Envelope>,
     pub outputs: Outputs,
     pub dead: Outputs,
-    pub reload: Receiver<Arc<TransformPlugin>>,
+    pub reload: Receiver<StagePlugin>,
     pub reports: Sender<Report>,
     pub metrics: Arc<Metrics>,
     /// The run's tap: every batch sent on is offered to it.
@@ -514,7 +528,7 @@ impl StageTask {
         }
     }
 
-    fn swap(&mut self, plugin: Arc<TransformPlugin>) {
+    fn swap(&mut self, plugin: StagePlugin) {
         let (old, _) = self.instance.identity();
         let new = plugin.label();
         // Two builds of one plugin claim the same name and version; the
@@ -524,7 +538,7 @@ impl StageTask {
             .next()
             .unwrap_or("")
             .trim_end_matches(')');
-        let new_hash = hex::encode(&plugin.sha256[..4]);
+        let new_hash = hex::encode(&plugin.sha256()[..4]);
         match self.instance.swap(plugin) {
             Ok(()) => {
                 tracing::info!(stage = %self.name, "hot-swapped plugin: build sha256 {old_hash} -> sha256 {new_hash}, now {new}");

@@ -3,16 +3,18 @@
 //! a file change through the same stage channel; here the caller names the
 //! stage and the new file. The stage swaps at its next batch boundary, so
 //! every batch runs wholly on one build and nothing is lost or repeated.
+//! A processor's keyed state, timers and tables belong to the host, so the
+//! new build takes them over where the old one left them.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use thiserror::Error;
 
 use crate::config::CpuBudget;
-use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine, World};
+use crate::plugin::{ComponentCache, StagePlugin, WasmEngine};
 
 /// Why a swap was not sent; the run goes on with the plugins it has.
 #[derive(Debug, Error)]
@@ -24,9 +26,6 @@ pub enum SwapError {
     /// the stage is not in it).
     #[error("stage `{0}` is not running")]
     NoStage(String),
-    /// A stateful stage: its state would need migrating.
-    #[error("stage `{0}` is a processor; its state cannot move to another build in place")]
-    Processor(String),
     /// The new build does not load.
     #[error("stage `{stage}`: the new build does not load: {message}")]
     Load {
@@ -35,9 +34,17 @@ pub enum SwapError {
         /// The loader's error.
         message: String,
     },
-    /// The new build is not a transform.
-    #[error("stage `{0}`: the new build is not a transform component")]
-    NotTransform(String),
+    /// The new build is another kind (a transform for a processor's stage,
+    /// or the other way round).
+    #[error("stage `{stage}`: the new build is a {new}, the stage runs a {runs}")]
+    OtherKind {
+        /// The stage.
+        stage: String,
+        /// What the new build is.
+        new: &'static str,
+        /// What the stage runs.
+        runs: &'static str,
+    },
     /// A previous swap of this stage has not happened yet.
     #[error("stage `{0}` has not taken its previous swap yet")]
     Busy(String),
@@ -46,7 +53,7 @@ pub enum SwapError {
 struct Slot {
     budget: CpuBudget,
     processor: bool,
-    tx: SyncSender<Arc<TransformPlugin>>,
+    tx: SyncSender<StagePlugin>,
 }
 
 /// A running pipeline's stages, as far as swapping their plugins goes.
@@ -66,7 +73,7 @@ impl StageSwaps {
         stage: &str,
         budget: CpuBudget,
         processor: bool,
-        tx: SyncSender<Arc<TransformPlugin>>,
+        tx: SyncSender<StagePlugin>,
     ) {
         self.slots().insert(
             stage.to_string(),
@@ -78,8 +85,8 @@ impl StageSwaps {
         );
     }
 
-    /// Loads each `(stage, file)` and, when every one loads as a transform,
-    /// hands them to their stages. Nothing is sent unless all load.
+    /// Loads each `(stage, file)` and, when every one loads as the kind its
+    /// stage runs, hands them to their stages. Nothing is sent unless all load.
     pub fn swap(
         &self,
         engine: &WasmEngine,
@@ -88,27 +95,28 @@ impl StageSwaps {
     ) -> Result<(), SwapError> {
         let mut loaded = Vec::new();
         for (stage, path) in changes {
-            let budget = {
+            let (budget, processor) = {
                 let slots = self.slots();
                 let slot = slots
                     .get(stage)
                     .ok_or_else(|| SwapError::NoStage(stage.clone()))?;
-                if slot.processor {
-                    return Err(SwapError::Processor(stage.clone()));
-                }
-                slot.budget
+                (slot.budget, slot.processor)
             };
             // Compiling happens here, off the stage thread and outside the lock.
-            let plugin = TransformPlugin::load_for(engine, cache, path, budget).map_err(|e| {
-                SwapError::Load {
+            let plugin =
+                StagePlugin::load(engine, cache, path, budget).map_err(|e| SwapError::Load {
                     stage: stage.clone(),
                     message: e.to_string(),
-                }
-            })?;
-            if plugin.shape.world != Some(World::Transform) {
-                return Err(SwapError::NotTransform(stage.clone()));
+                })?;
+            if plugin.is_processor() != processor {
+                let kind = |p: bool| if p { "processor" } else { "transform" };
+                return Err(SwapError::OtherKind {
+                    stage: stage.clone(),
+                    new: kind(plugin.is_processor()),
+                    runs: kind(processor),
+                });
             }
-            loaded.push((stage.clone(), Arc::new(plugin)));
+            loaded.push((stage.clone(), plugin));
         }
         let slots = self.slots();
         for (stage, plugin) in loaded {

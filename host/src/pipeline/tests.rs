@@ -13,7 +13,7 @@ use super::{run_with, RunOptions, RunSummary, StageLogic};
 use crate::config::{Limits, Location, OnError, Pipeline, SinkDef, SourceDef, StageDef, TableDef};
 use crate::connector::memory::{MemoryFeed, MemorySinkConfig, MemorySourceConfig, MemoryStore};
 use crate::event::abi::{Frame, Output, Rejection};
-use crate::plugin::{CallFailure, ComponentCache, TransformPlugin, WasmEngine};
+use crate::plugin::{CallFailure, ComponentCache, WasmEngine};
 use crate::state::{Checkpoint, CheckpointStore, TableConfig};
 
 /// A stage that drops values containing `"drop"` and refuses (dead-letters)
@@ -61,7 +61,7 @@ impl StageLogic for NativeFilter {
         1
     }
 
-    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+    fn swap(&mut self, _plugin: crate::plugin::StagePlugin) -> Result<(), String> {
         Err("native stages do not swap".into())
     }
 }
@@ -623,7 +623,7 @@ impl StageLogic for Bomb {
         1
     }
 
-    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+    fn swap(&mut self, _plugin: crate::plugin::StagePlugin) -> Result<(), String> {
         Err("native stages do not swap".into())
     }
 }
@@ -779,7 +779,7 @@ impl StageLogic for Flaky {
         1
     }
 
-    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+    fn swap(&mut self, _plugin: crate::plugin::StagePlugin) -> Result<(), String> {
         Err("native stages do not swap".into())
     }
 
@@ -922,7 +922,7 @@ impl StageLogic for Upgraded {
     fn instantiations(&self) -> u64 {
         1
     }
-    fn swap(&mut self, _plugin: Arc<TransformPlugin>) -> Result<(), String> {
+    fn swap(&mut self, _plugin: crate::plugin::StagePlugin) -> Result<(), String> {
         Err("native stages do not swap".into())
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::connector::HotReload;
-use crate::plugin::{ComponentCache, TransformPlugin, WasmEngine};
+use crate::plugin::{ComponentCache, StagePlugin, WasmEngine};
 
 /// A file to watch and what to do with a new build of it.
 pub(crate) struct Watched {
@@ -27,7 +27,7 @@ impl Watched {
         name: &str,
         path: PathBuf,
         budget: crate::config::CpuBudget,
-        tx: SyncSender<Arc<TransformPlugin>>,
+        tx: SyncSender<StagePlugin>,
         (engine, cache): (WasmEngine, ComponentCache),
     ) -> Self {
         let file = path.clone();
@@ -35,8 +35,8 @@ impl Watched {
             what: format!("stage `{name}`"),
             path,
             load: Box::new(move || {
-                let plugin = TransformPlugin::load_for(&engine, &cache, &file, budget)?;
-                let _ = tx.send(Arc::new(plugin));
+                let plugin = StagePlugin::load(&engine, &cache, &file, budget)?;
+                let _ = tx.send(plugin);
                 Ok(())
             }),
         }

@@ -67,4 +67,17 @@ impl StagePlugin {
             StagePlugin::Processor(p) => p.label(),
         }
     }
+
+    /// SHA-256 of its file.
+    pub fn sha256(&self) -> &[u8; 32] {
+        match self {
+            StagePlugin::Transform(p) => &p.sha256,
+            StagePlugin::Processor(p) => &p.sha256,
+        }
+    }
+
+    /// True for a processor.
+    pub fn is_processor(&self) -> bool {
+        matches!(self, StagePlugin::Processor(_))
+    }
 }

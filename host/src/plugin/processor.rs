@@ -273,6 +273,26 @@ impl ProcessorInstance {
         Ok(())
     }
 
+    /// Runs another build from the next call on. The keyed state, timers
+    /// and tables are the host's, so the new instance goes on from exactly
+    /// where the old one was, as a restarted instance would from a
+    /// checkpoint; anything the old build kept only in its own memory is
+    /// gone, which the contract already allows (an instance is replaced
+    /// after a trap too). On an error (the new build's `create` refuses
+    /// the params, say) the old instance stays.
+    pub fn swap(&mut self, plugin: Arc<ProcessorPlugin>) -> Result<(), CallFailure> {
+        let old_plugin = std::mem::replace(&mut self.plugin, plugin);
+        let old_live = self.live.take();
+        match self.ensure_live() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.plugin = old_plugin;
+                self.live = old_live;
+                Err(e)
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, KeyedState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -282,9 +282,10 @@ fn only_plugins_differ(old: &str, new: &str) -> bool {
 
 /// Creates or replaces a pipeline. New ones start. A running one whose
 /// update changes only stages' plugin builds swaps them in place, each at
-/// its stage's next batch (a processor's state cannot move, so it restarts
-/// instead); an update that changes nothing leaves the run alone; any other
-/// restarts it on the new file, resuming from its checkpoint. A stopped one
+/// its stage's next batch (a processor's new build takes over its state;
+/// a build of the other kind restarts the run instead); an update that
+/// changes nothing leaves the run alone; any other restarts it on the new
+/// file, resuming from its checkpoint. A stopped one
 /// stays stopped. The answer's `update` says which happened.
 pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiResult {
     let prepared = prepare(s, tenant, name, yaml)?;

@@ -1349,6 +1349,84 @@ fn an_update_that_changes_only_a_plugin_build_is_a_hot_swap_with_no_loss() {
     s.terminate();
 }
 
+/// The same component with a custom section appended: another build (another
+/// SHA-256) that behaves the same.
+fn rebuilt(mut wasm: Vec<u8>) -> Vec<u8> {
+    let name = b"sluice-test-build";
+    let payload = b"b";
+    let size = 1 + name.len() + payload.len();
+    wasm.push(0); // custom section
+    wasm.push(u8::try_from(size).expect("small section"));
+    wasm.push(u8::try_from(name.len()).expect("short name"));
+    wasm.extend_from_slice(name);
+    wasm.extend_from_slice(payload);
+    wasm
+}
+
+/// A processor's keyed state, timers and tables are the host's, so an
+/// update that changes only its build swaps it in the live run and the new
+/// build goes on with the old one's windows: the counts of one window,
+/// swapped mid-window, add up to every event.
+#[test]
+fn a_processors_new_build_takes_over_its_window_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), "");
+    let s = Server::start(dir.path());
+    let t = tenant(&s, "acme", "deploy");
+    let built_in = wasm("window-aggregate");
+    let a = s.ok(
+        "POST",
+        "/v1/plugins?name=agg-a",
+        Some(&t),
+        Some(built_in.clone()),
+    );
+    let b = s.ok(
+        "POST",
+        "/v1/plugins?name=agg-b",
+        Some(&t),
+        Some(rebuilt(built_in)),
+    );
+    assert_ne!(a["sha256"], b["sha256"]);
+    assert_eq!(b["world"], "processor", "{b}");
+    let yaml = |plugin: &str| {
+        format!(
+            "name: agg\ncheckpoint_interval_ms: 200\nbatch_size: 50\nsources:\n  gen: {{type: datagen, kind: orders, count: 6000, rate: 1500}}\nstages:\n  counts:\n    plugin: {plugin}\n    inputs: [gen]\n    params: {{size_ms: 86400000, group_by: currency, aggregates: count}}\nsinks:\n  out: {{type: file, path: agg.jsonl, inputs: [counts]}}\n"
+        )
+        .into_bytes()
+    };
+    s.ok("POST", "/v1/pipelines", Some(&t), Some(yaml("agg-a")));
+    s.wait_for(&t, "agg", "counting with build a", |v| {
+        v["status"]["events_in"].as_u64() > Some(1500)
+    });
+    let swapped = s.ok("PUT", "/v1/pipelines/agg", Some(&t), Some(yaml("agg-b")));
+    assert_eq!(swapped["update"]["kind"], "hot-swapped", "{swapped}");
+    assert_eq!(swapped["update"]["stages"], json!(["counts"]));
+    let done = s.wait_for(&t, "agg", "finished", |v| {
+        v["status"]["state"] == "finished"
+    });
+    assert_eq!(done["status"]["runs"], 1, "swapped, not restarted: {done}");
+    assert_eq!(done["status"]["dead_letters"], 0, "{done}");
+    let log = Server::log_of(dir.path());
+    let b_sha = b["sha256"].as_str().expect("sha256");
+    assert!(
+        log.contains(&format!("-> sha256 {}", &b_sha[..8])),
+        "the stage runs build b: {log}"
+    );
+    // Closed at the end of input: one result per currency (and per day the
+    // run spans), adding up to every order whichever build counted it.
+    let out = std::fs::read_to_string(dir.path().join("data/tenants/acme/files/agg.jsonl"))
+        .expect("output");
+    let counted: u64 = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            v["count"].as_u64().expect("count")
+        })
+        .sum();
+    assert_eq!(counted, 6000, "{out}");
+    s.terminate();
+}
+
 /// A pipeline's own log lines, the host's about its run and its plugin's,
 /// are kept for its tenant: read page by page with `since`, bounded per
 /// line and per pipeline, escaped on the terminal by `sluice logs`, and
