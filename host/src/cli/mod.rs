@@ -1,11 +1,13 @@
 //! The command line: `run`, `validate`, `sql`, `reset`, `connectors`, `plugin
 //! build|inspect|test|list`, `bench`, `registry`, `serve`, and the remote commands
-//! (`--server URL`: `deploy`, `ps`, `status`, `start`, `stop`, `pause`, `rm`, `plugin push`).
+//! (`--server URL`: `deploy`, `ps`, `status`, `start`, `stop`, `pause`, `rm`, `plugin push`,
+//! `files`).
 
 mod bench_cmd;
 mod build;
 mod connection_cmd;
 mod dlq_cmd;
+mod files_cmd;
 mod plugin_cmd;
 mod progress;
 mod registry_cmd;
@@ -467,6 +469,9 @@ server. Replaying stays `sluice dlq replay` on the server's files for now.")]
     /// Server: the tenant's named connections (hosts, credentials, TLS files) (needs --server).
     #[command(subcommand)]
     Connection(connection_cmd::ConnectionCommand),
+    /// Server: the tenant's file area: inputs of `file` sources, outputs of `file` sinks (needs --server).
+    #[command(subcommand)]
+    Files(files_cmd::FilesCommand),
     /// Serve an embedded Confluent-compatible Schema Registry (Avro) for Kafka pipelines.
     #[command(after_help = "\
 Example:
@@ -675,6 +680,7 @@ pub fn main() -> ExitCode {
         Command::Pause { name } => server().and_then(|u| remote_cmd::act(&u, &name, "pause")),
         Command::Rm { name } => server().and_then(|u| remote_cmd::rm(&u, &name)),
         Command::Connection(c) => server().and_then(|u| connection_cmd::run(&u, c)),
+        Command::Files(c) => server().and_then(|u| files_cmd::run(&u, c)),
         Command::Plugin(PluginCommand::Push { wasm, name }) => {
             server().and_then(|u| remote_cmd::push(&u, &wasm, name.as_deref()))
         }

@@ -104,6 +104,30 @@ impl Remote {
         Ok((status, value))
     }
 
+    /// Streams the body of a 2xx answer to `GET path` into `to`; returns
+    /// its bytes. Otherwise the server's error.
+    pub(super) fn download(&self, path: &str, to: &mut dyn std::io::Write) -> Result<u64> {
+        let url = format!("{}{path}", self.url);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .unwrap_or_default();
+            return Err(refusal(status, text));
+        }
+        let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, to).context("reading the file from the server")
+    }
+
     /// The body of a 2xx answer; otherwise the server's error (and
     /// diagnostics) on stderr and `Err`.
     pub(super) fn ok(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value> {
@@ -122,6 +146,15 @@ impl Remote {
             .unwrap_or_else(|| v.to_string());
         bail!("{status}: {msg}")
     }
+}
+
+/// A non-2xx answer's body as an error: its `error` field, else the text.
+fn refusal(status: u16, text: String) -> anyhow::Error {
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let msg = v["error"]
+        .as_str()
+        .map_or_else(|| v.to_string(), str::to_string);
+    anyhow::anyhow!("{status}: {msg}")
 }
 
 fn state_line(v: &Value) -> String {
@@ -411,11 +444,7 @@ pub fn tap(
                 .limit(1 << 20)
                 .read_to_string()
                 .unwrap_or_default();
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            let msg = v["error"]
-                .as_str()
-                .map_or_else(|| v.to_string(), str::to_string);
-            bail!("{status}: {msg}");
+            return Err(refusal(status, text));
         }
         let reader = BufReader::new(resp.into_body().into_reader());
         let (mut event, mut data) = (String::new(), String::new());

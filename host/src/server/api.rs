@@ -170,6 +170,89 @@ pub fn routes() -> Routes {
         post(purge_dead_letters),
     )
     .add("/v1/pipelines/{name}/tap", &["GET"], get(pipeline_tap))
+    .add("/v1/files", &["GET"], get(list_files))
+    .add(
+        "/v1/files/{*path}",
+        &["GET", "PUT", "DELETE"],
+        get(get_file).put(put_file).delete(delete_file),
+    )
+}
+
+async fn list_files(State(s): State<Shared>, h: HeaderMap) -> Response {
+    call(s, h, move |s, who| {
+        super::files::list(s, &tenant_of(who, Scope::Read)?)
+    })
+    .await
+}
+
+async fn put_file(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(p): Path<String>,
+    body: Body,
+) -> Response {
+    call_with_body(s, h, body, move |s, who, b| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        // One upload at a time per tenant: two cannot both fit the quota.
+        let _guard = s.lock_tenant(&tenant);
+        super::files::put(s, &tenant, &p, &b)
+    })
+    .await
+}
+
+async fn delete_file(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
+    call(s, h, move |s, who| {
+        let tenant = tenant_of(who, Scope::Deploy)?;
+        let _guard = s.lock_tenant(&tenant);
+        super::files::delete(s, &tenant, &p)
+    })
+    .await
+}
+
+/// A file's bytes, streamed from a thread in chunks: a large output file
+/// never sits in memory whole.
+async fn get_file(State(s): State<Shared>, h: HeaderMap, Path(p): Path<String>) -> Response {
+    let opened = async {
+        let who = authenticate(&s, &h).await?;
+        let s = s.clone();
+        blocking(move || super::files::open(&s, &tenant_of(&who, Scope::Read)?, &p)).await
+    }
+    .await;
+    let (file, len) = match opened {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let spawned = std::thread::Builder::new()
+        .name("sluice-file-get".into())
+        .spawn(move || {
+            use std::io::Read;
+            // What the header announced, though a sink may be appending.
+            let mut file = file.take(len);
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        return ApiError::Internal(anyhow::anyhow!("starting a download thread: {e}"))
+            .into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(super::tap::Frames(rx)),
+    )
+        .into_response()
 }
 
 /// A live tap (Server-Sent Events, see [`super::tap`]).

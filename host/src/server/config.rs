@@ -23,6 +23,7 @@
 //! max_dead_letter_bytes = 1073741824  # their default dead-letter files
 //! max_named_connections = 50      # named connections (hosts, credentials)
 //! max_memory_mb = 4096            # memory its running pipelines' bounds add up to
+//! max_file_bytes = 1073741824     # its file area: uploads and what its file sinks write
 //!
 //! [tap]                           # live taps, GET /v1/pipelines/NAME/tap
 //! max_rate = 100                  # events a second one tap may ask for
@@ -116,6 +117,7 @@ struct Grant {
     max_dead_letter_bytes: Option<u64>,
     max_named_connections: Option<u64>,
     max_memory_mb: Option<u64>,
+    max_file_bytes: Option<u64>,
 }
 
 /// What a tenant may do: its connector types and quotas.
@@ -149,6 +151,9 @@ pub struct Policy {
     /// (plugin memory, keyed state and tables; see
     /// [`crate::pipeline::Footprint`]). Checked when a run starts.
     pub max_memory_mb: u64,
+    /// Bytes of its file area (`tenants/T/files`), uploads and what its
+    /// pipelines write there together.
+    pub max_file_bytes: u64,
 }
 
 impl Default for Policy {
@@ -167,6 +172,7 @@ impl Default for Policy {
             max_dead_letter_bytes: 1 << 30,
             max_named_connections: 50,
             max_memory_mb: 4096,
+            max_file_bytes: 1 << 30,
         }
     }
 }
@@ -208,6 +214,9 @@ impl Policy {
         }
         if let Some(v) = g.max_memory_mb {
             self.max_memory_mb = v;
+        }
+        if let Some(v) = g.max_file_bytes {
+            self.max_file_bytes = v;
         }
         self
     }

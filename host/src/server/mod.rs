@@ -17,7 +17,8 @@
 //! - [`logs`]: each pipeline's own log lines;
 //! - [`tap`]: the live tap of a running pipeline's source or stage (SSE);
 //! - [`history`]: each pipeline's last hour of rates and lag, for charts;
-//! - [`usage`]: the state and dead-letter byte quotas;
+//! - [`usage`]: the state, dead-letter and file-area byte quotas;
+//! - [`files`]: a tenant's file area through the API;
 //! - [`metrics`]: `/metrics` in the Prometheus text format;
 //! - [`openapi`]: the OpenAPI document at `/v1/openapi.json`;
 //! - [`console`]: the web console's embedded files and the DAG it draws;
@@ -35,6 +36,7 @@ pub mod connections;
 pub mod console;
 pub mod dead_letters;
 pub mod error;
+pub mod files;
 pub mod history;
 pub mod logs;
 pub mod metrics;

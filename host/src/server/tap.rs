@@ -248,7 +248,7 @@ fn pump(opened: Opened, tx: &tokio::sync::mpsc::Sender<Bytes>) {
 }
 
 /// The frames as the body's stream.
-struct Frames(tokio::sync::mpsc::Receiver<Bytes>);
+pub(super) struct Frames(pub(super) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl futures_core::Stream for Frames {
     type Item = Result<Bytes, std::convert::Infallible>;

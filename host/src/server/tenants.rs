@@ -97,6 +97,7 @@ pub fn get(s: &Server, who: &Principal, name: &str) -> ApiResult {
     let u = super::usage::of(s, name);
     v["state_bytes"] = json!(u.state_bytes);
     v["dead_letter_bytes"] = json!(u.dead_letter_bytes);
+    v["file_bytes"] = json!(u.file_bytes);
     let cpu = s.supervisor.cpu.usage(name);
     v["cpu_seconds"] = json!(cpu.used_ns as f64 / 1e9);
     v["cpu_throttled_seconds"] = json!(cpu.throttled_ns as f64 / 1e9);

@@ -1,7 +1,8 @@
-//! The state and dead-letter byte quotas (`max_state_bytes`,
-//! `max_dead_letter_bytes`): what a tenant's pipelines keep under
+//! The byte quotas (`max_state_bytes`, `max_dead_letter_bytes`,
+//! `max_file_bytes`): what a tenant's pipelines keep under
 //! `tenants/T/pipelines` (checkpoints, keyed state, table snapshots; and the
-//! default dead-letter files, `dead-letters*`, counted apart).
+//! default dead-letter files, `dead-letters*`, counted apart), and its file
+//! area `tenants/T/files` (uploads, and what its `file` sinks write).
 //!
 //! Checked before a pipeline is created, updated or started (403 naming the
 //! quota; nothing changes), and every second while pipelines run: a tenant
@@ -29,6 +30,8 @@ pub struct Usage {
     pub state_bytes: u64,
     /// Default dead-letter files.
     pub dead_letter_bytes: u64,
+    /// The file area.
+    pub file_bytes: u64,
 }
 
 fn walk(dir: &Path, depth: usize, u: &mut Usage) {
@@ -57,6 +60,7 @@ fn walk(dir: &Path, depth: usize, u: &mut Usage) {
 pub fn of(s: &Server, tenant: &str) -> Usage {
     let mut u = Usage::default();
     walk(&s.tenant_dir(tenant).join("pipelines"), 0, &mut u);
+    u.file_bytes = super::files::used_bytes(s, tenant);
     u
 }
 
@@ -71,6 +75,7 @@ pub fn check(s: &Server, tenant: &str) -> Result<(), ApiError> {
             u.dead_letter_bytes,
             p.max_dead_letter_bytes,
         ),
+        ("max_file_bytes", u.file_bytes, p.max_file_bytes),
     ] {
         if used > limit {
             return Err(ApiError::Quota {
@@ -104,7 +109,12 @@ pub fn spawn_watch(s: Arc<Server>) {
                     requested,
                 }) = check(&s, &t)
                 {
-                    halt(&s, &t, &format!("stopped: over quota `{quota}`: {requested} bytes used, the limit is {limit}; delete pipelines to free space"));
+                    let free = if quota == "max_file_bytes" {
+                        "delete files (DELETE /v1/files/NAME) to free space"
+                    } else {
+                        "delete pipelines to free space"
+                    };
+                    halt(&s, &t, &format!("stopped: over quota `{quota}`: {requested} bytes used, the limit is {limit}; {free}"));
                 }
             }
         });

@@ -1703,6 +1703,8 @@ fn a_tenant_pages_through_its_pipelines_dead_letters_and_only_its_own() {
 mod connections;
 /// The fair CPU share between tenants.
 mod cpu_share;
+/// The tenant's file area through the API.
+mod files;
 /// Host grants, settings only the operator may use, secrets after a restart.
 mod grants;
 /// The memory quota, table bounds, and connectors' limits under the ceilings.
