@@ -5,6 +5,7 @@
 mod cache;
 mod cdc_ddl;
 mod cli;
+mod connector_clock;
 mod console;
 mod debezium_oracle;
 mod dlq;
