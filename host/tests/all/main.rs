@@ -13,6 +13,7 @@ mod elasticsearch;
 mod exactly_once;
 mod faults;
 mod fuzz_replay;
+mod go_connectors;
 mod host_config;
 mod hostile;
 mod hot_reload;
