@@ -35,8 +35,9 @@ if [[ ${1:-} == --test-guests ]]; then
   cargo build --release --target wasm32-wasip2 -p sluice-test-loud
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_loud.wasm" "$TARGET_DIR/test-guests/loud.wasm"
   # Custom connectors: a misbehaving source and the two connector examples.
-  cargo build --release --target wasm32-wasip2 -p sluice-test-conn-misbehave -p sluice-test-conn-sink-misbehave -p sluice-connector-http-poll -p sluice-connector-webhook-sink
+  cargo build --release --target wasm32-wasip2 -p sluice-test-conn-misbehave -p sluice-test-conn-clock -p sluice-test-conn-sink-misbehave -p sluice-connector-http-poll -p sluice-connector-webhook-sink
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_misbehave.wasm" "$TARGET_DIR/test-guests/conn-misbehave.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_clock.wasm" "$TARGET_DIR/test-guests/conn-clock.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_sink_misbehave.wasm" "$TARGET_DIR/test-guests/conn-sink-misbehave.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_http_poll.wasm" "$TARGET_DIR/test-guests/http-poll.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_webhook_sink.wasm" "$TARGET_DIR/test-guests/webhook-sink.wasm"

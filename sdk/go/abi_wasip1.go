@@ -1,4 +1,4 @@
-//go:build wasip1
+//go:build wasip1 && !sluice_connector
 
 // The canonical-ABI glue for world `transform` of sluice:plugin@0.1.0, written
 // by hand because wit-bindgen-go's runtime module cannot be fetched here. It

@@ -418,3 +418,11 @@ const (
 func Logf(level Level, format string, args ...any) {
 	hostLog(level, fmt.Sprintf(format, args...))
 }
+
+// EventAt returns event i of b as an input event (its Index is i). The
+// connector SDK uses it to hand a sink the events of a written batch.
+func (b *Batch) EventAt(i int) *Event {
+	raw := b.Events[i]
+	raw.Parent = uint32(i)
+	return &Event{batch: b, raw: &raw}
+}

@@ -101,6 +101,7 @@ export const log: Record<"trace" | "debug" | "info" | "warn" | "error", (message
 /** The contract version the connector worlds speak. */
 export const CONNECTOR_CONTRACT_VERSION: string;
 
+export * as clock from "./clock.js";
 export * as http from "./http.js";
 
 /** A position (bytes) as text, or `undefined` for none. */

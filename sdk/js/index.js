@@ -39,9 +39,11 @@ export {
   Sink,
   Source,
 } from "./connector.js";
+export * as clock from "./clock.js";
 export * as http from "./http.js";
 
 import * as connector from "./connector.js";
+import * as clockModule from "./clock.js";
 import * as httpModule from "./http.js";
 
 /** The contract version this SDK's transforms speak (connectors: `CONNECTOR_CONTRACT_VERSION`). */
@@ -598,9 +600,13 @@ function guarded(fn) {
   }
 }
 
-/** Points `log` and `http` at the host's imports. */
-function installHost(logImport, sendImport) {
+/** Points `log`, `http` and `clock` at the host's imports. */
+function installHost(logImport, sendImport, clockImport) {
   if (typeof logImport === "function") hostLog = logImport;
+  if (clockImport && typeof clockImport.nowMs === "function") {
+    // Without the grant the host stops the pipeline at the first call.
+    clockModule.setClock({ nowMs: clockImport.nowMs, monotonicNs: clockImport.monotonicNs });
+  }
   if (typeof sendImport === "function") {
     httpModule.setTransport((request) => {
       let resp;
@@ -631,8 +637,8 @@ function describeInfo(info) {
  * Builds the `sluice:plugin/reader` export from a plugin module exporting a
  * `Source` subclass. The build calls this in a generated entry.
  */
-export function exportReader(mod, info, logImport, sendImport) {
-  installHost(logImport, sendImport);
+export function exportReader(mod, info, logImport, sendImport, clockImport) {
+  installHost(logImport, sendImport, clockImport);
   const Cls = connector.findConnector(mod, connector.Source, "SOURCE");
   class SourceResource {
     constructor(inner) {
@@ -668,8 +674,8 @@ export function exportReader(mod, info, logImport, sendImport) {
  * Builds the `sluice:plugin/writer` export from a plugin module exporting a
  * `Sink` subclass. The build calls this in a generated entry.
  */
-export function exportWriter(mod, info, logImport, sendImport) {
-  installHost(logImport, sendImport);
+export function exportWriter(mod, info, logImport, sendImport, clockImport) {
+  installHost(logImport, sendImport, clockImport);
   const Cls = connector.findConnector(mod, connector.Sink, "SINK");
   class SinkResource {
     constructor(inner) {

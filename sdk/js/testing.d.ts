@@ -49,6 +49,12 @@ export function withHttp<T>(
   options?: { grant?: string[] },
 ): T;
 
+/**
+ * Fixes `clock.nowMs()` at `nowMs` while `body` runs; `fixed.advance(ms)`
+ * moves it (and the monotonic clock with it).
+ */
+export function withClock<T>(nowMs: number, body: (fixed: { now: number; advance(ms: number): void }) => T): T;
+
 /** Drives a `Source` subclass as the host does. */
 export class SourceHarness<S extends Source = Source> {
   constructor(source: new (params: any, position: Uint8Array | undefined) => S, params?: ParamsArg, position?: string | Uint8Array);

@@ -11,6 +11,7 @@
 
 import { Params, resolveTransform, runBatch } from "./index.js";
 import * as conn from "./connector.js";
+import * as clock from "./clock.js";
 import * as http from "./http.js";
 
 export { Response } from "./http.js";
@@ -130,6 +131,30 @@ export function withHttp(handler, body, { grant } = {}) {
     return body();
   } finally {
     http.setTransport(previous);
+  }
+}
+
+/**
+ * Fixes `clock.nowMs()` at `nowMs` (ms since the Unix epoch) while `body`
+ * runs, then restores the previous clock; returns what `body` returns.
+ * `body` gets a handle whose `advance(ms)` moves the clock; the monotonic
+ * clock reads the same instant in nanoseconds and moves with it.
+ */
+export function withClock(nowMs, body) {
+  const fixed = {
+    now: Number(nowMs),
+    advance(ms) {
+      this.now += Number(ms);
+    },
+  };
+  const previous = clock.setClock({
+    nowMs: () => fixed.now,
+    monotonicNs: () => BigInt(Math.max(fixed.now, 0)) * 1000000n,
+  });
+  try {
+    return body(fixed);
+  } finally {
+    clock.setClock(previous);
   }
 }
 

@@ -1,7 +1,8 @@
 //! Custom connectors (feature `connector`): implement [`Source`] or
 //! [`Sink`], export it with [`crate::export_source!`] or
 //! [`crate::export_sink!`], and reach the outside world through [`http`]
-//! (only the hosts the pipeline grants).
+//! (only the hosts the pipeline grants) and read the time through [`clock`]
+//! (only when the pipeline grants `clock: true`).
 //!
 //! ```
 //! use sluice_sdk::connector::{Poll, Source};
@@ -314,6 +315,40 @@ pub mod http {
         #[cfg(not(target_arch = "wasm32"))]
         {
             crate::testing::http_stub(req)
+        }
+    }
+}
+
+/// The time, through the host's `clock` import. A connector reads it only
+/// when the pipeline grants `grants: {clock: true}`; without the grant the
+/// call stops the pipeline with an error naming the grant. `std::time`
+/// does not work inside the sandbox (its WASI clock is not linked).
+///
+/// Natively the functions read the machine's clock, or the time a test sets
+/// with [`crate::testing::with_clock`].
+pub mod clock {
+    /// Wall-clock milliseconds since the Unix epoch (UTC).
+    pub fn now_ms() -> i64 {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::glue_connector::now_ms()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            crate::testing::clock_now_ms()
+        }
+    }
+
+    /// Monotonic nanoseconds since a fixed point; never decreases. Use it
+    /// to measure intervals (a rate limit, a backoff).
+    pub fn monotonic_ns() -> u64 {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::glue_connector::monotonic_ns()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            crate::testing::clock_monotonic_ns()
         }
     }
 }

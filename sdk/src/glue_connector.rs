@@ -1,6 +1,7 @@
 //! Wasm-side glue for custom connectors (feature `connector`): the `source`
-//! and `sink` worlds' exports behind [`Source`] and [`Sink`], and the `http`
-//! import behind [`crate::connector::http::send`].
+//! and `sink` worlds' exports behind [`Source`] and [`Sink`], the `http`
+//! import behind [`crate::connector::http::send`] and the `clock` import
+//! behind [`crate::connector::clock`].
 
 use std::cell::RefCell;
 
@@ -41,6 +42,7 @@ pub mod kwit {
             "sluice:plugin/types@0.2.0": crate::glue::wit::sluice::plugin::types,
             "sluice:plugin/log@0.2.0": crate::glue::wit::sluice::plugin::log,
             "sluice:plugin/http@0.2.0": super::swit::sluice::plugin::http,
+            "sluice:plugin/clock@0.2.0": super::swit::sluice::plugin::clock,
         },
     });
 }
@@ -48,6 +50,14 @@ pub mod kwit {
 use kwit::exports::sluice::plugin::writer as wexp;
 use swit::exports::sluice::plugin::reader as rexp;
 use swit::sluice::plugin::http as h;
+
+pub(crate) fn now_ms() -> i64 {
+    swit::sluice::plugin::clock::now_ms()
+}
+
+pub(crate) fn monotonic_ns() -> u64 {
+    swit::sluice::plugin::clock::monotonic_ns()
+}
 
 pub(crate) fn send(req: Request) -> Result<Response, HttpError> {
     let req = h::Request {

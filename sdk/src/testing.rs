@@ -432,6 +432,8 @@ pub fn time_processor<P: crate::Processor>(
 #[path = "testing_connector.rs"]
 mod connector_harness;
 #[cfg(all(feature = "connector", not(target_arch = "wasm32")))]
-pub(crate) use connector_harness::http_stub;
+pub(crate) use connector_harness::{clock_monotonic_ns, clock_now_ms, http_stub};
 #[cfg(feature = "connector")]
-pub use connector_harness::{with_http, HttpGuard, SinkHarness, SourceHarness};
+pub use connector_harness::{
+    with_clock, with_http, ClockGuard, HttpGuard, SinkHarness, SourceHarness,
+};

@@ -537,7 +537,8 @@ Examples:
   sluice plugin new --kind source --lang rust my-api     # a custom source connector
   sluice plugin new --kind sink --lang rust my-webhook   # a custom sink connector
   sluice plugin new --kind sink --lang python my-hook    # the same in Python
-Languages: rust, python, js, ts, c, go (connectors: rust, python). Then: sluice plugin build my-transform
+  sluice plugin new --kind source --lang go my-api       # or in Go
+Languages: rust, python, js, ts, c, go (connectors: rust, python, js, ts, go). Then: sluice plugin build my-transform
 A connector runs as `type: wasm` in a pipeline; docs/connectors.md is the guide.")]
     New {
         /// rust | python | js | ts | c | go

@@ -131,9 +131,17 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
         shape.world,
         Some(component::World::Source | component::World::Sink)
     ) {
-        if crate::plugin::connector::wants_http(&shape) {
+        let http = crate::plugin::connector::wants_http(&shape);
+        let clock = crate::plugin::connector::wants_clock(&shape);
+        if http {
             println!("grants:    asks for http: a pipeline must grant the hosts it may reach (`grants: {{http: [\"host:port\"]}}`)");
-        } else {
+        }
+        if clock {
+            println!(
+                "grants:    may ask for clock: reading the time needs `grants: {{clock: true}}`"
+            );
+        }
+        if !http && !clock {
             println!("grants:    none asked for");
         }
     }
@@ -145,6 +153,8 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
     for i in &shape.imports {
         let note = if i.starts_with(crate::plugin::connector::HTTP_IMPORT) {
             "  (linked only when the pipeline grants `http`; else traps if called)"
+        } else if i.starts_with(crate::plugin::clock::CLOCK_IMPORT) {
+            "  (the time only when the pipeline grants `clock`; else a call stops the pipeline)"
         } else if i.starts_with(component::PACKAGE) {
             ""
         } else {

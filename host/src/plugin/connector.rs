@@ -50,6 +50,14 @@ pub fn shared() -> anyhow::Result<&'static (WasmEngine, ComponentCache)> {
     Ok(SHARED.get_or_init(|| built))
 }
 
+/// True when the component imports the `clock` interface.
+pub fn wants_clock(shape: &Shape) -> bool {
+    shape
+        .imports
+        .iter()
+        .any(|i| i.starts_with(super::clock::CLOCK_IMPORT))
+}
+
 /// True when the component imports the `http` interface.
 pub fn wants_http(shape: &Shape) -> bool {
     shape.imports.iter().any(|i| i.starts_with(HTTP_IMPORT))
@@ -111,6 +119,9 @@ impl ConnectorPlugin {
             )
             .map_err(|e| link_err(path, e))?;
         }
+        // Always linked (Python and JS components import it whether they
+        // use it or not); without the grant a call fails naming it.
+        super::clock::add_to_linker(&mut linker, grants.clock).map_err(|e| link_err(path, e))?;
         linker
             .define_unknown_imports_as_traps(&compiled.component)
             .map_err(|e| link_err(path, e))?;
@@ -514,6 +525,14 @@ impl ConnectorInstance {
     }
 
     fn classify(&self, store: &Store<StoreData>, e: wasmtime::Error) -> CallFailure {
+        // Reopening cannot grant the clock: stop with the grant to add.
+        if let Some(denied) = e.downcast_ref::<super::clock::ClockDenied>() {
+            return CallFailure::Fatal {
+                plugin: self.plugin.label(),
+                stage: self.name.clone(),
+                message: denied.to_string(),
+            };
+        }
         classify(
             store,
             e,

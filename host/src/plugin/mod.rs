@@ -4,6 +4,7 @@
 pub mod bindings;
 mod cache;
 mod ceilings;
+pub mod clock;
 pub mod component;
 pub mod connector;
 mod engine;

@@ -23,6 +23,9 @@ pub struct Grants {
     /// Hosts the connector may send HTTP requests to, each `host:port`.
     #[serde(default)]
     pub http: Vec<String>,
+    /// The connector may read the time (`sluice:plugin/clock`).
+    #[serde(default)]
+    pub clock: bool,
 }
 
 impl Grants {
@@ -282,6 +285,7 @@ mod tests {
     fn grants_name_host_and_port() {
         let g = Grants {
             http: vec!["127.0.0.1:8080".into(), "API.example.com:443".into()],
+            ..Grants::default()
         };
         assert!(g.check().is_ok());
         assert!(g.allows("127.0.0.1", 8080));
@@ -290,6 +294,7 @@ mod tests {
         assert!(!g.allows("evil.example.com", 443));
         let bad = Grants {
             http: vec!["example.com".into()],
+            ..Grants::default()
         };
         assert!(bad
             .check()
@@ -302,6 +307,7 @@ mod tests {
         let mut net = Net::new(
             Grants {
                 http: vec!["127.0.0.1:9".into()],
+                ..Grants::default()
             },
             HttpLimits::default(),
         );

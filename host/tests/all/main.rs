@@ -5,6 +5,7 @@
 mod cache;
 mod cdc_ddl;
 mod cli;
+mod connector_clock;
 mod console;
 mod debezium_oracle;
 mod dlq;
@@ -12,6 +13,7 @@ mod elasticsearch;
 mod exactly_once;
 mod faults;
 mod fuzz_replay;
+mod go_connectors;
 mod host_config;
 mod hostile;
 mod hot_reload;

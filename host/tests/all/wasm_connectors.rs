@@ -506,10 +506,10 @@ fn scaffolded_source_and_sink_build_into_connectors_that_ask_for_http() {
     let refused = run_failing(
         sluice()
             .current_dir(root.path())
-            .args(["plugin", "new", "--kind", "sink", "--lang", "go", "gosink"]),
+            .args(["plugin", "new", "--kind", "sink", "--lang", "c", "csink"]),
     );
     assert!(
-        refused.contains("can be scaffolded in Rust, Python, JavaScript or TypeScript only"),
+        refused.contains("can be scaffolded in Rust, Python, JavaScript, TypeScript or Go only"),
         "{refused}"
     );
 }

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeBatch, exportReader, exportWriter, Fatal, http, Poll, positionText, Retry, Sink, Source } from "../index.js";
-import { Response, SinkHarness, SourceHarness, withHttp } from "../testing.js";
+import { clock, decodeBatch, exportReader, exportWriter, Fatal, http, Poll, positionText, Retry, Sink, Source } from "../index.js";
+import { setClock } from "../clock.js";
+import { Response, SinkHarness, SourceHarness, withClock, withHttp } from "../testing.js";
 
 class Count extends Source {
   constructor(params, position) {
@@ -154,4 +155,42 @@ test("the component exports adapt connectors to the contract's resources and var
   assert.match(logs.at(-1)[1], /^plugin threw Reject: value is not valid JSON: /);
   assert.throws(() => exportWriter({ Post, Other: class extends Sink {} }, { name: "x", version: "1" }),
     /must export exactly one class that extends Sink \(found: Other, Post\)/);
+});
+
+class Stamped extends Source {
+  constructor(params, position) {
+    super(params, position);
+    this.started = clock.monotonicNs();
+  }
+
+  poll(maxEvents, out) {
+    out.emitJson({ at: clock.nowMs(), sinceNs: clock.monotonicNs() - this.started });
+    out.done = true;
+  }
+}
+
+test("a fixed clock is read and advanced natively, and the machine's comes back after", () => {
+  withClock(1700000000000, (fixed) => {
+    const src = new SourceHarness(Stamped, {});
+    fixed.advance(1500);
+    assert.deepEqual(src.poll().values(), ['{"at":1700000001500,"sinceNs":1500000000}']);
+  });
+  assert.ok(Math.abs(clock.nowMs() - Date.now()) < 1000);
+  assert.equal(typeof clock.monotonicNs(), "bigint");
+});
+
+test("a component reads the host's clock import (s64 and u64 arrive as BigInts)", () => {
+  const previous = setClock({ nowMs: () => 0, monotonicNs: () => 0n });
+  try {
+    const reader = exportReader({ Stamped }, { name: "s", version: "1" }, () => {}, () => {}, {
+      nowMs: () => 1700000000123n,
+      monotonicNs: () => 42n,
+    });
+    const polled = reader.Source.open([], undefined).poll(1);
+    assert.equal(polled.events.events.length, 48);
+    assert.equal(clock.nowMs(), 1700000000123);
+    assert.equal(clock.monotonicNs(), 42n);
+  } finally {
+    setClock(previous);
+  }
 });

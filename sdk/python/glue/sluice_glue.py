@@ -119,6 +119,16 @@ def install_http(imported) -> None:
     sluice.http._transport = send
 
 
+def install_clock(imported) -> None:
+    """Reads `sluice.clock` from the host's `clock` import (the generated
+    `wit_world.imports.clock`). Without the grant the host stops the
+    pipeline at the first call, naming the grant."""
+    import sluice
+
+    sluice.clock._now_ms = imported.now_ms
+    sluice.clock._monotonic_ns = imported.monotonic_ns
+
+
 def open_plugin(cls: type, params, position):
     """Builds the plugin's source or sink; a refusal becomes the `open` error."""
     import sluice

@@ -2,18 +2,21 @@
 
 `sluice plugin build` binds `sluice:plugin/reader` to this module's name. It
 finds the plugin's `sluice.Source` subclass, adapts it to the contract, and
-points `sluice.http` at the host's `http` import.
+points `sluice.http` and `sluice.clock` at the host's `http` and `clock`
+imports.
 """
 
 import sluice
 import sluice_glue
 from sluice import connector as _conn
 from wit_world.exports import sluice_reader as _exports
+from wit_world.imports import clock as _clock_import
 from wit_world.imports import http as _http_import
 from wit_world.imports import types as _types
 
 sluice_glue.install_logging()
 sluice_glue.install_http(_http_import)
+sluice_glue.install_clock(_clock_import)
 _SOURCE = sluice_glue.find_plugin_class(sluice.Source, "SOURCE")
 
 

@@ -514,5 +514,5 @@ def describe_exception(e: BaseException) -> str:
 
 # Custom connectors (the `source` and `sink` worlds); imported last, as they
 # build on the classes above.
-from . import http  # noqa: E402
+from . import clock, http  # noqa: E402
 from .connector import Poll, Rejections, Sink, Source  # noqa: E402

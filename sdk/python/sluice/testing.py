@@ -63,6 +63,7 @@ __all__ = [
     "batch",
     "run",
     "run_batch_native",
+    "with_clock",
     "with_http",
 ]
 
@@ -226,6 +227,41 @@ def with_http(
         yield
     finally:
         _http._transport = previous
+
+
+class FixedClock:
+    """The clock :func:`with_clock` fixes: ``now_ms`` is what
+    :func:`sluice.clock.now_ms` returns until :meth:`advance` moves it."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = int(now_ms)
+
+    def advance(self, ms: int) -> None:
+        """Moves the wall and the monotonic clock forward by ``ms``."""
+        self.now_ms += int(ms)
+
+
+@contextlib.contextmanager
+def with_clock(now_ms: int) -> Iterator[FixedClock]:
+    """Fixes :mod:`sluice.clock` at ``now_ms`` (ms since the Unix epoch)
+    inside the ``with``, so time-dependent code is repeatable; the monotonic
+    clock reads the same instant in nanoseconds and moves with
+    :meth:`FixedClock.advance`::
+
+        with with_clock(1_700_000_000_000) as clock:
+            ...
+            clock.advance(5_000)
+    """
+    from . import clock as _clock
+
+    fixed = FixedClock(now_ms)
+    previous = (_clock._now_ms, _clock._monotonic_ns)
+    _clock._now_ms = lambda: fixed.now_ms
+    _clock._monotonic_ns = lambda: max(fixed.now_ms, 0) * 1_000_000
+    try:
+        yield fixed
+    finally:
+        _clock._now_ms, _clock._monotonic_ns = previous
 
 
 def _check_grant(url: str, grant: List[str]) -> None:

@@ -10,7 +10,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import sluice  # noqa: E402
 from sluice import connector, http  # noqa: E402
-from sluice.testing import Response, SinkHarness, SourceHarness, TestEvent, with_http  # noqa: E402
+from sluice.testing import (  # noqa: E402
+    Response,
+    SinkHarness,
+    SourceHarness,
+    TestEvent,
+    with_clock,
+    with_http,
+)
 
 
 class Count(sluice.Source):
@@ -234,6 +241,29 @@ class TablesTest(unittest.TestCase):
     def test_a_table_of_the_wrong_length_is_refused(self):
         with self.assertRaisesRegex(ValueError, "event table of 47 bytes"):
             connector.decode_batch(b"", b"\0" * 47, b"", [])
+
+
+
+class Stamped(sluice.Source):
+    """One event per poll, stamped with the clock."""
+
+    def __init__(self, params, position):
+        self.started = sluice.clock.monotonic_ns()
+
+    def poll(self, max_events, out):
+        out.emit_json({"at": sluice.clock.now_ms(), "since_ns": sluice.clock.monotonic_ns() - self.started})
+        out.done = True
+
+
+class ClockTest(unittest.TestCase):
+    def test_a_fixed_clock_is_read_and_advanced_and_the_machines_comes_back(self):
+        with with_clock(1_700_000_000_000) as fixed:
+            src = SourceHarness(Stamped, {})
+            fixed.advance(1500)
+            self.assertEqual(src.poll().values(), ['{"at":1700000001500,"since_ns":1500000000}'])
+        import time
+
+        self.assertLess(abs(sluice.clock.now_ms() - time.time_ns() // 1_000_000), 1000)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@
 //!    non-`sluice:plugin` import, so the stub answers them inside the
 //!    component: a virtual clock, deterministic random bytes, no arguments, no
 //!    environment, no files. The component imports only `sluice:plugin/*`.
+//!
+//! The world follows from what package main imports: `sluice.dev/sdk/source`
+//! builds a source connector and `sluice.dev/sdk/sink` a sink (contract
+//! 0.2.0, where those worlds start), with the `sluice_connector` build tag,
+//! which leaves the transform glue (0.1.0) out of the module; anything else
+//! is a transform. `go list` answers the question, so a plugin needs no
+//! extra metadata.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +66,48 @@ pub static LANGUAGE: Language = Language {
         (".gitignore", "target/\n"),
     ],
 };
+
+/// `sluice plugin new --kind source --lang go`.
+pub static SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "go.mod",
+        include_str!("../../../../sdk/templates/go-source/go.mod"),
+    ),
+    (
+        "main.go",
+        include_str!("../../../../sdk/templates/go-source/main.go"),
+    ),
+    (
+        "main_test.go",
+        include_str!("../../../../sdk/templates/go-source/main_test.go"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/go-source/README.md"),
+    ),
+    (".gitignore", "target/\n"),
+];
+
+/// `sluice plugin new --kind sink --lang go`.
+pub static SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "go.mod",
+        include_str!("../../../../sdk/templates/go-sink/go.mod"),
+    ),
+    (
+        "main.go",
+        include_str!("../../../../sdk/templates/go-sink/main.go"),
+    ),
+    (
+        "main_test.go",
+        include_str!("../../../../sdk/templates/go-sink/main_test.go"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/go-sink/README.md"),
+    ),
+    (".gitignore", "target/\n"),
+];
 
 fn detect(dir: &Path) -> bool {
     dir.join("go.mod").is_file()
@@ -119,8 +168,51 @@ fn check_go_version() -> Result<()> {
     }
 }
 
+/// The world a Go plugin builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoWorld {
+    Transform,
+    Source,
+    Sink,
+}
+
+/// The packages whose import makes a Go plugin a connector.
+const SOURCE_PACKAGE: &str = "sluice.dev/sdk/source";
+const SINK_PACKAGE: &str = "sluice.dev/sdk/sink";
+
+/// Reads the world from the packages the main package depends on.
+fn world_of(dir: &Path) -> Result<GoWorld> {
+    let out = Command::new("go")
+        .current_dir(dir)
+        .env("GOOS", "wasip1")
+        .env("GOARCH", "wasm")
+        .args(["list", "-deps", "-f", "{{.ImportPath}}", "."])
+        .output()
+        .context("running go list")?;
+    if !out.status.success() {
+        bail!(
+            "go list -deps . failed in {}:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let deps = String::from_utf8_lossy(&out.stdout);
+    let source = deps.lines().any(|l| l.trim() == SOURCE_PACKAGE);
+    let sink = deps.lines().any(|l| l.trim() == SINK_PACKAGE);
+    Ok(match (source, sink) {
+        (true, true) => bail!(
+            "{}: the plugin imports both {SOURCE_PACKAGE} and {SINK_PACKAGE}; a component is one connector, so build the source and the sink as two plugins",
+            dir.display()
+        ),
+        (true, false) => GoWorld::Source,
+        (false, true) => GoWorld::Sink,
+        (false, false) => GoWorld::Transform,
+    })
+}
+
 fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     check_go_version()?;
+    let world = world_of(cx.dir)?;
     let name = module_name(cx.dir);
     // `go build` runs in the plugin's directory: give it absolute paths.
     let out_dir = std::path::absolute(&cx.out_dir)
@@ -142,6 +234,9 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
         .env("GOOS", "wasip1")
         .env("GOARCH", "wasm")
         .args(["build", "-buildmode=c-shared"]);
+    if world != GoWorld::Transform {
+        go.arg("-tags=sluice_connector");
+    }
     if cx.release {
         go.args(["-trimpath", "-ldflags=-s -w"]);
     }
@@ -159,11 +254,26 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
         "wasm-tools",
         INSTALL_WASM_TOOLS,
     )?;
+    // Transforms speak 0.1.0 (cx.wit_dir); connectors 0.2.0.
+    let (wit, world_name) = match world {
+        GoWorld::Transform => (cx.wit_dir.to_path_buf(), "transform"),
+        GoWorld::Source | GoWorld::Sink => {
+            let wit = cx.out_dir.join("sluice-0.2.0.wit");
+            std::fs::write(&wit, super::WIT)
+                .with_context(|| format!("writing {}", wit.display()))?;
+            let name = if world == GoWorld::Source {
+                "source"
+            } else {
+                "sink"
+            };
+            (wit, name)
+        }
+    };
     run_tool(
         Command::new("wasm-tools")
             .args(["component", "embed"])
-            .arg(cx.wit_dir)
-            .args(["--world", "transform"])
+            .arg(&wit)
+            .args(["--world", world_name])
             .arg(&core)
             .arg("-o")
             .arg(&embedded),
@@ -185,6 +295,9 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     )?;
     for tmp in [&core, &embedded, &stub_wat, &stub] {
         let _ = std::fs::remove_file(tmp);
+    }
+    if world != GoWorld::Transform {
+        let _ = std::fs::remove_file(&wit);
     }
     Ok(component)
 }

@@ -11,7 +11,8 @@
 //! `"sluice": {"world": ...}` in `package.json` picks the world: `transform`
 //! (the default; contract 0.1.0, which the host converts), or `source` /
 //! `sink`, a custom connector (contract 0.2.0, where those worlds start; the
-//! entry exports `reader` / `writer` and hands the SDK the host's `http` import).
+//! entry exports `reader` / `writer` and hands the SDK the host's `http` and
+//! `clock` imports).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -251,14 +252,16 @@ impl JsWorld {
             Self::Source => format!(
                 "import {{ log }} from \"sluice:plugin/log@{CONNECTOR_VERSION}\";\n\
                  import {{ send }} from \"sluice:plugin/http@{CONNECTOR_VERSION}\";\n\
+                 import {{ nowMs, monotonicNs }} from \"sluice:plugin/clock@{CONNECTOR_VERSION}\";\n\
                  import {{ exportReader }} from \"@sluice/plugin\";\n\
-                 export const reader = exportReader(plugin, {info}, log, send);\n"
+                 export const reader = exportReader(plugin, {info}, log, send, {{ nowMs, monotonicNs }});\n"
             ),
             Self::Sink => format!(
                 "import {{ log }} from \"sluice:plugin/log@{CONNECTOR_VERSION}\";\n\
                  import {{ send }} from \"sluice:plugin/http@{CONNECTOR_VERSION}\";\n\
+                 import {{ nowMs, monotonicNs }} from \"sluice:plugin/clock@{CONNECTOR_VERSION}\";\n\
                  import {{ exportWriter }} from \"@sluice/plugin\";\n\
-                 export const writer = exportWriter(plugin, {info}, log, send);\n"
+                 export const writer = exportWriter(plugin, {info}, log, send, {{ nowMs, monotonicNs }});\n"
             ),
         }
     }

@@ -101,8 +101,8 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
 
 /// Scaffolds a new `lang` plugin called `name` in directory `name`: a
 /// `kind` of `transform` (any language), or a custom
-/// connector, `source` or `sink` (Rust, Python, JavaScript and TypeScript:
-/// the C and Go SDKs have no connector classes yet).
+/// connector, `source` or `sink` (Rust, Python, JavaScript, TypeScript and
+/// Go: the C SDK has no connector classes yet).
 pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
     let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
         bail!("unknown language `{lang}`; expected one of {}", names());
@@ -117,8 +117,10 @@ pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
         ("sink", "js") => js::SINK_TEMPLATE,
         ("source", "ts") => js::TS_SOURCE_TEMPLATE,
         ("sink", "ts") => js::TS_SINK_TEMPLATE,
+        ("source", "go") => go::SOURCE_TEMPLATE,
+        ("sink", "go") => go::SINK_TEMPLATE,
         ("source" | "sink", _) => bail!(
-            "a {kind} connector can be scaffolded in Rust, Python, JavaScript or TypeScript only (`--lang rust`, `python`, `js` or `ts`); the {lang} SDK has no connector classes yet"
+            "a {kind} connector can be scaffolded in Rust, Python, JavaScript, TypeScript or Go only (`--lang rust`, `python`, `js`, `ts` or `go`); the {lang} SDK has no connector classes yet"
         ),
         _ => bail!("unknown kind `{kind}`; expected transform, source or sink"),
     };
