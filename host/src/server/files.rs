@@ -3,9 +3,10 @@
 //! downloaded and deleted by the tenant itself.
 //!
 //! Names are relative paths of plain components (letters, digits, `.`, `_`,
-//! `-`; no `.` or `..`, at most [`MAX_DEPTH`] levels), so a request cannot
-//! leave the area; nothing here follows a symbolic link, and tenants have
-//! no way to make one. Uploads are bounded by `max_request_bytes` each and,
+//! `-`, not starting with `.`, so never `.` or `..`; at most [`MAX_DEPTH`]
+//! levels), so a request cannot leave the area, and an upload's temporary
+//! file (`.upload-*`) is never a name a tenant can use. Nothing here
+//! follows a symbolic link, and tenants have no way to make one. Uploads are bounded by `max_request_bytes` each and,
 //! with everything the tenant's pipelines wrote there, by `max_file_bytes`
 //! (see [`super::usage`]).
 
@@ -41,7 +42,7 @@ pub fn area(s: &Server, tenant: &str) -> PathBuf {
 pub fn checked(name: &str) -> Result<PathBuf, ApiError> {
     let bad = |why: &str| {
         ApiError::BadRequest(format!(
-            "invalid file name `{}`: {why}; a name is a relative path of components made of letters, digits, `.`, `_` and `-` (not `.` or `..`), at most {MAX_DEPTH} levels",
+            "invalid file name `{}`: {why}; a name is a relative path of components made of letters, digits, `.`, `_` and `-`, none starting with `.`, at most {MAX_DEPTH} levels",
             name.escape_debug()
         ))
     };
@@ -55,8 +56,8 @@ pub fn checked(name: &str) -> Result<PathBuf, ApiError> {
         return Err(bad("too many levels"));
     }
     for part in &parts {
-        if part.is_empty() || *part == "." || *part == ".." {
-            return Err(bad("it has an empty, `.` or `..` component"));
+        if part.is_empty() || part.starts_with('.') {
+            return Err(bad("it has an empty component or one starting with `.`"));
         }
         if part.len() > MAX_COMPONENT_BYTES {
             return Err(bad(&format!(
@@ -192,11 +193,11 @@ pub fn put(s: &Server, tenant: &str, name: &str, bytes: &[u8]) -> ApiResult {
             name.escape_debug()
         ))
     })?;
+    // Short whatever the name's length (a 255-byte name is allowed), and a
+    // name no tenant can give (see [`checked`]).
     let tmp = parent.join(format!(
         ".upload-{}.tmp",
-        rel.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
+        hex::encode(&Sha256::digest(name.as_bytes())[..8])
     ));
     let write = || -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
@@ -260,6 +261,8 @@ mod tests {
             "a//b",
             "./a",
             "a/.",
+            ".hidden",
+            "a/.upload-b.tmp",
             "a\\b",
             "a b",
             "é",

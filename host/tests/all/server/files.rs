@@ -86,6 +86,16 @@ fn a_tenant_uploads_inputs_and_downloads_outputs_only_inside_its_own_area() {
         let (code, v) = s.call("DELETE", bad, Some(&acme), None);
         assert_eq!(code, 400, "{bad}: {v}");
     }
+    // The longest names are stored (a temporary name must not be longer).
+    let long = format!("{}/{}", "d".repeat(255), "f".repeat(255));
+    let (code, v) = s.call(
+        "PUT",
+        &format!("/v1/files/{long}"),
+        Some(&acme),
+        Some(b"x".to_vec()),
+    );
+    assert_eq!(code, 201, "{v}");
+    s.ok("DELETE", &format!("/v1/files/{long}"), Some(&acme), None);
     // A folder is not a file.
     let (code, _) = s.call("PUT", "/v1/files/out", Some(&acme), Some(b"x".to_vec()));
     assert_eq!(code, 409);
