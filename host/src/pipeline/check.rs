@@ -7,8 +7,31 @@ use std::sync::Arc;
 
 use crate::config::{Diagnostic, Diagnostics, HostConfig, Pipeline};
 use crate::plugin::{
-    with_log_budget, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+    with_log_budget, ComponentCache, LoadError, ProcessorInstance, StagePlugin, TransformInstance,
+    UdfPlugin, UdfSet, WasmEngine,
 };
+
+/// Loads the pipeline's user-defined functions (each checked to be a `udf`
+/// component). The error names the function whose plugin failed.
+pub fn load_udfs(
+    p: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+) -> Result<Arc<UdfSet>, Vec<(usize, LoadError)>> {
+    let mut set = UdfSet::new();
+    let mut errors = Vec::new();
+    for (i, udf) in p.udfs.iter().enumerate() {
+        match with_log_budget(64 * 1024, || UdfPlugin::load(engine, cache, &udf.plugin)) {
+            Ok(plugin) => set.add(&udf.name, Arc::new(plugin), udf.limits),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Arc::new(set))
+    } else {
+        Err(errors)
+    }
+}
 
 /// Loads every stage's plugin and lets it validate its parameters.
 pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
@@ -19,6 +42,23 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
         Err(e) => {
             diags.push(Diagnostic::new(&p.file, Default::default(), "host", e));
             return diags;
+        }
+    };
+    let udfs = match load_udfs(p, engine, cache) {
+        Ok(set) => Some(set),
+        Err(errors) => {
+            for (i, e) in errors {
+                let udf = &p.udfs[i];
+                diags.push(Diagnostic::new(
+                    &p.file,
+                    udf.plugin_at,
+                    &format!("udfs.{}.plugin", udf.name),
+                    e.to_string(),
+                ));
+            }
+            // Stages are still checked; their calls of the functions that
+            // did load still parse.
+            None
         }
     };
     for stage in &p.stages {
@@ -44,11 +84,12 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             )),
             Ok(plugin) => {
                 let created = with_log_budget(stage.limits.log_bytes_per_call(), || match plugin {
-                    StagePlugin::Transform(plugin) => TransformInstance::new(
+                    StagePlugin::Transform(plugin) => TransformInstance::with_udfs(
                         Arc::new(plugin),
                         &stage.name,
                         &stage.params,
                         stage.limits,
+                        udfs.clone(),
                     )
                     .map(drop),
                     StagePlugin::Processor(plugin) => ProcessorInstance::new(

@@ -428,6 +428,8 @@ pub struct TransformInstance {
     limits: Limits,
     cap: Option<CallCap>,
     live: Option<Live>,
+    /// The pipeline's user-defined functions, for a plugin importing `udfs`.
+    udfs: Option<Arc<super::udf::UdfSet>>,
     /// Instances created so far (1 + number of replacements).
     pub instantiations: u64,
 }
@@ -440,6 +442,26 @@ impl TransformInstance {
         params: &[(String, String)],
         limits: Limits,
     ) -> Result<Self, CallFailure> {
+        Self::with_udfs(plugin, stage, params, limits, None)
+    }
+
+    /// Like [`TransformInstance::new`], with the pipeline's user-defined
+    /// functions reachable through the `udfs` import. A plugin that imports
+    /// it also gets their names as the `udfs` parameter.
+    pub fn with_udfs(
+        plugin: Arc<TransformPlugin>,
+        stage: &str,
+        params: &[(String, String)],
+        limits: Limits,
+        udfs: Option<Arc<super::udf::UdfSet>>,
+    ) -> Result<Self, CallFailure> {
+        let mut params: Vec<(String, String)> = params.to_vec();
+        let udfs = udfs.filter(|u| !u.is_empty());
+        if let Some(set) = udfs.as_ref().filter(|_| super::udf::imports_udfs(&plugin.shape)) {
+            // The host's list replaces one written by hand.
+            params.retain(|(n, _)| n != "udfs");
+            params.push(("udfs".into(), set.names_param()));
+        }
         if (limits.cpu_ms_per_call == CpuBudget::Unlimited)
             != (plugin.budget == CpuBudget::Unlimited)
         {
@@ -465,6 +487,7 @@ impl TransformInstance {
             limits,
             cap: None,
             live: None,
+            udfs,
             instantiations: 0,
         };
         inst.ensure_live()?;
@@ -520,6 +543,9 @@ impl TransformInstance {
             return Ok(());
         }
         let mut store = self.plugin.new_store(&self.stage, self.limits);
+        if let Some(set) = &self.udfs {
+            store.data_mut().host.udfs = Some(super::udf::UdfCalls::new(set.clone(), &self.stage));
+        }
         let (ticks, _) = call_deadline(self.limits.cpu_ms_per_call, self.cap);
         if let Some(ticks) = ticks {
             store.set_epoch_deadline(ticks);

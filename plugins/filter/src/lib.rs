@@ -42,11 +42,12 @@ impl Filter {
 
 impl Transform for Filter {
     fn new(params: &Params) -> Result<Self, String> {
-        params.only(&["where", "strict"])?;
+        params.only(&["where", "strict", sluice_expr::UDFS_PARAM])?;
         let strict = params.bool_or("strict", false)?;
         let source = params.required("where")?;
-        let condition =
-            Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
+        let udfs = sluice_expr::udf_names(params.get(sluice_expr::UDFS_PARAM));
+        let condition = Expr::parse_with_udfs(source, &udfs)
+            .map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
         Ok(Filter {
             watch: condition.watch(),
             condition,
@@ -81,7 +82,16 @@ impl Transform for Filter {
                 )));
             }
         }
-        if self.condition.matches_loaded(&self.fields) {
+        let keep = self.condition.matches_loaded(&self.fields);
+        // A failed user-defined function fails this event, whatever the
+        // condition made of its `null`.
+        if let Some(reason) = sluice_expr::take_udf_error() {
+            return Err(EventError::Reject(format!(
+                "`where: {}`: {reason}",
+                self.condition.source()
+            )));
+        }
+        if keep {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
         }
