@@ -107,20 +107,29 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
             crate::plugin::CacheOutcome::Uncached => "now (no usable cache directory)",
         }
     );
-    if shape.world == Some(component::World::Transform) {
-        match TransformPlugin::load(&engine, &cache, wasm) {
-            Ok(p) => {
+    let described = match shape.world {
+        Some(component::World::Transform) => {
+            Some(TransformPlugin::load(&engine, &cache, wasm).map(|p| p.info))
+        }
+        Some(component::World::Udf) => {
+            Some(crate::plugin::UdfPlugin::load(&engine, &cache, wasm).map(|p| p.info))
+        }
+        _ => None,
+    };
+    if let Some(described) = described {
+        match described {
+            Ok(info) => {
                 // What the plugin says about itself: unverified, so
                 // escaped and labelled as a claim.
                 println!(
                     "plugin:    {}@{} (self-described, not verified; the file and sha256 above are what the host knows)",
-                    crate::plugin::identity::claim(&p.info.name),
-                    crate::plugin::identity::claim(&p.info.version)
+                    crate::plugin::identity::claim(&info.name),
+                    crate::plugin::identity::claim(&info.version)
                 );
-                if !p.info.description.is_empty() {
+                if !info.description.is_empty() {
                     println!(
                         "about:     {}",
-                        crate::plugin::identity::claim(&p.info.description)
+                        crate::plugin::identity::claim(&info.description)
                     );
                 }
             }

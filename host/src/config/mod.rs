@@ -916,10 +916,10 @@ impl Loader<'_> {
             let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path)
                 .and_then(|p| options.plugin_dir_check(&p))
             {
-                Ok(p) => p,
+                Ok(p) => Some(p),
                 Err(msg) => {
                     self.error(plugin_at, &format!("{field}.plugin"), msg);
-                    continue;
+                    None
                 }
             };
             out.push(UdfDef {

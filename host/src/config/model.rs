@@ -99,8 +99,10 @@ pub struct TableDef {
 pub struct UdfDef {
     /// Its name, lowercase (calls are case-insensitive).
     pub name: String,
-    /// The resolved component file.
-    pub plugin: PathBuf,
+    /// The resolved component file; `None` only in a partially loaded
+    /// pipeline whose `plugin:` did not resolve (reported already), so
+    /// that calls of the function still parse while the rest is checked.
+    pub plugin: Option<PathBuf>,
     /// Where `plugin:` is written.
     pub plugin_at: Location,
     /// Its sandbox limits.

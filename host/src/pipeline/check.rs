@@ -13,23 +13,36 @@ use crate::plugin::{
 
 /// Loads the pipeline's user-defined functions (each checked to be a `udf`
 /// component). The error names the function whose plugin failed.
+///
+/// Also returns, on failure, the set with the failed functions named
+/// without a plugin, so validation goes on with the stages that call them.
+#[allow(clippy::type_complexity)]
 pub fn load_udfs(
     p: &Pipeline,
     engine: &WasmEngine,
     cache: &ComponentCache,
-) -> Result<Arc<UdfSet>, Vec<(usize, LoadError)>> {
+) -> Result<Arc<UdfSet>, (Arc<UdfSet>, Vec<(usize, Option<LoadError>)>)> {
     let mut set = UdfSet::new();
     let mut errors = Vec::new();
     for (i, udf) in p.udfs.iter().enumerate() {
-        match with_log_budget(64 * 1024, || UdfPlugin::load(engine, cache, &udf.plugin)) {
+        let Some(path) = &udf.plugin else {
+            // Reported when the file was loaded.
+            set.add_unloaded(&udf.name);
+            errors.push((i, None));
+            continue;
+        };
+        match with_log_budget(64 * 1024, || UdfPlugin::load(engine, cache, path)) {
             Ok(plugin) => set.add(&udf.name, Arc::new(plugin), udf.limits),
-            Err(e) => errors.push((i, e)),
+            Err(e) => {
+                set.add_unloaded(&udf.name);
+                errors.push((i, Some(e)));
+            }
         }
     }
     if errors.is_empty() {
         Ok(Arc::new(set))
     } else {
-        Err(errors)
+        Err((Arc::new(set), errors))
     }
 }
 
@@ -46,8 +59,9 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
     };
     let udfs = match load_udfs(p, engine, cache) {
         Ok(set) => Some(set),
-        Err(errors) => {
+        Err((set, errors)) => {
             for (i, e) in errors {
+                let Some(e) = e else { continue };
                 let udf = &p.udfs[i];
                 diags.push(Diagnostic::new(
                     &p.file,
@@ -56,9 +70,9 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
                     e.to_string(),
                 ));
             }
-            // Stages are still checked; their calls of the functions that
-            // did load still parse.
-            None
+            // Stages are still checked; their calls of every function
+            // still parse.
+            Some(set)
         }
     };
     for stage in &p.stages {

@@ -471,10 +471,13 @@ fn load_stages(
     mut overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<Vec<Box<dyn StageLogic>>> {
     let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
-    let udfs = super::check::load_udfs(pipeline, engine, cache).map_err(|errors| {
+    let udfs = super::check::load_udfs(pipeline, engine, cache).map_err(|(_, errors)| {
         let text: Vec<String> = errors
             .iter()
-            .map(|(i, e)| format!("udfs.{}: {e}", pipeline.udfs[*i].name))
+            .map(|(i, e)| match e {
+                Some(e) => format!("udfs.{}: {e}", pipeline.udfs[*i].name),
+                None => format!("udfs.{}: the plugin was not found", pipeline.udfs[*i].name),
+            })
             .collect();
         anyhow::anyhow!("{}", text.join("; "))
     })?;

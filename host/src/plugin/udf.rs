@@ -186,7 +186,9 @@ impl UdfPlugin {
 /// A pipeline's functions, loaded once and shared by its stages.
 #[derive(Debug, Default)]
 pub struct UdfSet {
-    funcs: Vec<(String, Arc<UdfPlugin>, UdfLimits)>,
+    /// Name, plugin (`None`: named for validation only, see
+    /// [`UdfSet::add_unloaded`]), limits.
+    funcs: Vec<(String, Option<Arc<UdfPlugin>>, UdfLimits)>,
 }
 
 impl UdfSet {
@@ -198,7 +200,15 @@ impl UdfSet {
     /// Adds `plugin` as `name` (stored lowercase).
     pub fn add(&mut self, name: &str, plugin: Arc<UdfPlugin>, limits: UdfLimits) {
         self.funcs
-            .push((name.to_ascii_lowercase(), plugin, limits));
+            .push((name.to_ascii_lowercase(), Some(plugin), limits));
+    }
+
+    /// Adds `name` without a plugin: validation goes on checking the
+    /// stages (their calls of it parse) after its plugin failed to load,
+    /// which is reported on its own. A call of it fails.
+    pub fn add_unloaded(&mut self, name: &str) {
+        self.funcs
+            .push((name.to_ascii_lowercase(), None, UdfLimits::default()));
     }
 
     /// True when no function is registered.
@@ -258,6 +268,9 @@ impl UdfCalls {
             ));
         };
         let (fname, plugin, limits) = &self.set.funcs[index];
+        let Some(plugin) = plugin else {
+            return Err(format!("function `{fname}` could not be loaded"));
+        };
         let who = format!("function `{fname}` ({})", plugin.label());
         let live = match self.live.entry(index) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
