@@ -232,3 +232,117 @@ fn a_udf_may_not_shadow_a_built_in_function() {
         "{stderr}"
     );
 }
+
+/// The statements of the SQL tests: trips longer than 100 km, with their
+/// distance computed by the Rust example UDF registered by `CREATE
+/// FUNCTION` (written in another case than the calls).
+const TRIPS_SQL: &str = "CREATE FUNCTION Haversine_Km AS 'haversine.wasm';
+CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'trips.jsonl', 'topic' = 'trips');
+CREATE STREAM trips WITH (kafka_topic = 'trips', value_format = 'JSON');
+CREATE STREAM long_trips AS
+  SELECT id, HAVERSINE_KM(from_lat, from_lon, to_lat, to_lon) AS km
+  FROM trips
+  WHERE haversine_km(from_lat, from_lon, to_lat, to_lon) > 100
+  EMIT CHANGES;
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'long_trips.jsonl', 'topics' = 'long_trips');
+";
+
+fn trips_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(guest("haversine"), dir.path().join("haversine.wasm")).expect("copy udf");
+    std::fs::write(
+        dir.path().join("trips.jsonl"),
+        r#"{"id":1,"from_lat":48.8566,"from_lon":2.3522,"to_lat":51.5074,"to_lon":-0.1278}
+{"id":2,"from_lat":40.7128,"from_lon":-74.006,"to_lat":34.0522,"to_lon":-118.2437}
+{"id":3,"from_lat":"x","from_lon":0,"to_lat":0,"to_lon":0}
+{"id":4,"from_lat":52.52,"from_lon":13.405,"to_lat":52.52,"to_lon":13.405}
+"#,
+    )
+    .expect("write trips");
+    dir
+}
+
+#[test]
+fn sql_create_function_runs_the_rust_udf_end_to_end() {
+    let dir = trips_dir();
+    let sql = dir.path().join("trips.sql");
+    std::fs::write(&sql, TRIPS_SQL).expect("write sql");
+    run_ok(
+        sluice()
+            .arg("sql")
+            .arg(&sql)
+            .arg("--data-dir")
+            .arg(dir.path().join("state"))
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"))
+            .current_dir(dir.path()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("long_trips.jsonl")).expect("output"),
+        "{\"id\":1,\"km\":343.6}\n{\"id\":2,\"km\":3935.8}\n"
+    );
+    // Trip 3's coordinate is not a number: the function refused it, and the
+    // event is dead-lettered with its reason (trip 4 is 0 km: filtered out).
+    let letters = dead_letters(&dir.path().join("state/trips/dead-letters.jsonl"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0["id"], 3);
+    assert!(
+        letters[0]
+            .1
+            .ends_with("failed: haversine_km: lat1 must be a number, found \"x\""),
+        "{}",
+        letters[0].1
+    );
+}
+
+#[test]
+fn sql_explain_prints_the_udfs_section_that_validate_accepts() {
+    let dir = trips_dir();
+    let sql = dir.path().join("trips.sql");
+    std::fs::write(&sql, TRIPS_SQL).expect("write sql");
+    let out = run_ok(sluice().arg("sql").arg(&sql).arg("--explain"));
+    let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        yaml.contains("udfs:\n  # line 1: CREATE FUNCTION HAVERSINE_KM\n  haversine_km:\n    plugin: haversine.wasm\n"),
+        "{yaml}"
+    );
+    let file = dir.path().join("trips.yaml");
+    std::fs::write(&file, &yaml).expect("write yaml");
+    let out = run_ok(
+        sluice()
+            .arg("validate")
+            .arg(&file)
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins")),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok (1 source(s), 2 stage(s), 1 sink(s))"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sql_create_function_with_a_bad_path_says_line_and_column_and_runs_nothing() {
+    let dir = trips_dir();
+    let sql = dir.path().join("bad.sql");
+    std::fs::write(&sql, TRIPS_SQL.replace("'haversine.wasm'", "'nope.wasm'")).expect("write sql");
+    let stderr = run_failing(
+        sluice()
+            .arg("sql")
+            .arg(&sql)
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"))
+            .current_dir(dir.path()),
+    );
+    assert!(
+        stderr.contains("bad.sql:1:33: CREATE FUNCTION HAVERSINE_KM: udfs.haversine_km.plugin: plugin file `nope.wasm` does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 problem(s) found; nothing was run"), "{stderr}");
+    assert!(!dir.path().join("long_trips.jsonl").exists());
+}
