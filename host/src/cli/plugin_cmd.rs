@@ -35,11 +35,23 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let connector = cache
+    let world = cache
         .load_named(engine.engine(), &bytes, &stem)
         .ok()
-        .and_then(|(c, _)| component::shape(engine.engine(), &c).world)
-        .filter(|w| matches!(w, component::World::Source | component::World::Sink));
+        .and_then(|(c, _)| component::shape(engine.engine(), &c).world);
+    if world == Some(component::World::Udf) {
+        match crate::plugin::UdfPlugin::load(&engine, &cache, &wasm) {
+            Ok(udf) => eprintln!(
+                "precompiled {} (a user-defined function) into the compile cache",
+                udf.label()
+            ),
+            Err(e) => eprintln!("warning: built, but it does not load as a UDF: {e}"),
+        }
+        println!("{}", wasm.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let connector =
+        world.filter(|w| matches!(w, component::World::Source | component::World::Sink));
     if let Some(world) = connector {
         // A connector is loaded with its pipeline's grants; here it is only compiled.
         eprintln!(

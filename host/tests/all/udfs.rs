@@ -346,3 +346,52 @@ fn sql_create_function_with_a_bad_path_says_line_and_column_and_runs_nothing() {
     assert!(stderr.contains("1 problem(s) found; nothing was run"), "{stderr}");
     assert!(!dir.path().join("long_trips.jsonl").exists());
 }
+
+/// The Python example UDF (`examples/udfs/mask-email-py`), built with
+/// `sluice plugin build` (componentize-py from `scripts/toolchains/python.sh`;
+/// a missing toolchain fails the test), masks emails in `project` and its
+/// exception dead-letters the event with the exception's type, message and line.
+#[test]
+fn a_python_udf_masks_emails_and_its_exception_dead_letters_the_event() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/udfs/mask-email-py");
+    let out = run_ok(sluice().args(["plugin", "build"]).arg(&example));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let wasm = std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
+    assert!(wasm.is_file(), "not a file: {}", wasm.display());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":1,\"email\":\"Ada@Example.COM\"}\n{\"id\":2,\"email\":\"nobody\"}\n{\"id\":3,\"email\":null}\n",
+    )
+    .expect("write input");
+    let out = dir.path().join("out.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "udfs:\n  mask_email: {{plugin: {}}}\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  m:\n    plugin: {}\n    inputs: [in]\n    params: {{set: {{email: \"mask_email(email)\"}}}}\nsinks:\n  out: {{type: file, path: {}, inputs: [m]}}\ndead_letter: {{type: file, path: {}, format: envelope}}\n",
+            q(&wasm),
+            q(&input),
+            q(&plugin("project")),
+            q(&out),
+            q(&dead)
+        ),
+    );
+    run_ok(sluice().arg("run").arg(&pipeline));
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("output"),
+        "{\"id\":1,\"email\":\"A***@example.com\"}\n{\"id\":3,\"email\":null}\n"
+    );
+    let letters = dead_letters(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0["id"], 2);
+    assert!(
+        letters[0].1.starts_with("function `mask_email` (mask_email_py (claims \"mask-email-py@0.1.0\"")
+            && letters[0].1.ends_with(
+                "failed: ValueError: not an email address: 'nobody' (app.py line 33, in mask_email)"
+            ),
+        "{}",
+        letters[0].1
+    );
+}
