@@ -1631,3 +1631,5 @@ mod grants;
 mod tap;
 /// HTTPS on the listener.
 mod tls;
+/// User-defined functions on a server: uploaded, never loaded by path.
+mod udfs;
