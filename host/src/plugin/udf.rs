@@ -271,7 +271,8 @@ impl UdfCalls {
         let Some(plugin) = plugin else {
             return Err(format!("function `{fname}` could not be loaded"));
         };
-        let who = format!("function `{fname}` ({})", plugin.label());
+        // Named only on failure: building the label costs more than a call.
+        let who = || format!("function `{fname}` ({})", plugin.label());
         let live = match self.live.entry(index) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -279,7 +280,7 @@ impl UdfCalls {
                 let bindings = plugin
                     .pre
                     .instantiate(&mut store)
-                    .map_err(|e| failure(&store, e, &who, limits))?;
+                    .map_err(|e| failure(&store, e, &who(), limits))?;
                 v.insert(Live { store, bindings })
             }
         };
@@ -300,20 +301,21 @@ impl UdfCalls {
                     // with the next call either.
                     self.live.remove(&index);
                     return Err(format!(
-                        "{who} returned {} bytes, more than its output limit of {} KiB",
+                        "{} returned {} bytes, more than its output limit of {} KiB",
+                        who(),
                         out.len(),
                         limits.output_kb_per_call
                     ));
                 }
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&out) {
                     self.live.remove(&index);
-                    return Err(format!("{who} returned a result that is not JSON: {e}"));
+                    return Err(format!("{} returned a result that is not JSON: {e}", who()));
                 }
                 Ok(out)
             }
-            Ok(Err(message)) => Err(format!("{who} failed: {message}")),
+            Ok(Err(message)) => Err(format!("{} failed: {message}", who())),
             Err(e) => {
-                let err = failure(&live.store, e, &who, limits);
+                let err = failure(&live.store, e, &who(), limits);
                 self.live.remove(&index);
                 Err(err)
             }
