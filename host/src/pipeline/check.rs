@@ -57,6 +57,16 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             return diags;
         }
     };
+    for udf in &p.udfs {
+        for (limit, message) in ceilings.check_udf(&udf.limits) {
+            diags.push(Diagnostic::new(
+                &p.file,
+                udf.at,
+                &format!("udfs.{}.limits.{limit}", udf.name),
+                message,
+            ));
+        }
+    }
     let udfs = match load_udfs(p, engine, cache) {
         Ok(set) => Some(set),
         Err((set, errors)) => {

@@ -395,3 +395,30 @@ fn a_python_udf_masks_emails_and_its_exception_dead_letters_the_event() {
         letters[0].1
     );
 }
+
+#[test]
+fn a_udfs_limits_are_bounded_by_the_operators_ceilings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "{}\n").expect("write input");
+    let host = dir.path().join("host.yaml");
+    std::fs::write(&host, "ceilings: {memory_mb: 16, cpu_ms_per_call: 50}\n").expect("write host config");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "udfs:\n  h:\n    plugin: {}\n    limits: {{memory_mb: 64, cpu_ms_per_call: 40}}\nsources:\n  in: {{type: file, path: in.jsonl}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [in]}}\n",
+            q(&guest("haversine")),
+        ),
+    );
+    let stderr = run_failing(
+        sluice()
+            .arg("validate")
+            .arg("--host-config")
+            .arg(&host)
+            .arg(&pipeline),
+    );
+    assert!(
+        stderr.contains("p.yaml:2:3: udfs.h.limits.memory_mb: 64 is above this host's ceiling of 16"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 problem(s) found"), "{stderr}");
+}
