@@ -405,7 +405,7 @@ mod tests {
     fn unknown_parameters_fail() {
         assert_eq!(
             init_error(&[("where", "true"), ("wehre", "x")]),
-            "unknown parameter `wehre`; allowed: where, strict"
+            "unknown parameter `wehre`; allowed: where, strict, udfs"
         );
     }
 
@@ -491,5 +491,30 @@ mod tests {
             "{}",
             rejected[3].1
         );
+    }
+
+    fn shout(args: &[serde_json::Value]) -> Result<serde_json::Value, String> {
+        match args {
+            [serde_json::Value::String(s)] => Ok(serde_json::json!(s.to_uppercase())),
+            _ => Err("shout takes one string".into()),
+        }
+    }
+
+    #[test]
+    fn a_failed_udf_call_rejects_the_event_even_when_the_condition_ignores_it() {
+        sluice_sdk::udf::register_native("shout", shout);
+        let out = run::<Filter>(
+            &[("where", "shout(name) = 'ADA' or true"), ("udfs", "shout")],
+            &[r#"{"name":"ada"}"#, r#"{"name":1}"#, r#"{"name":"bo"}"#],
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![r#"{"name":"ada"}"#, r#"{"name":"bo"}"#]);
+        assert_eq!(
+            out.rejected(),
+            vec![(1, "`where: shout(name) = 'ADA' or true`: shout takes one string".to_string())]
+        );
+        // Without the `udfs` parameter the name is unknown.
+        assert!(init_error(&[("where", "shout(name) = 'A'")])
+            .starts_with("parameter `where`: unknown function 'shout'"));
     }
 }
