@@ -422,3 +422,48 @@ fn a_udfs_limits_are_bounded_by_the_operators_ceilings() {
     );
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");
 }
+
+/// `sluice plugin new --kind udf --lang LANG NAME` in a directory outside the
+/// checkout, built and called from `project`: the template reverses text.
+fn scaffolded_udf_reverses_text(lang: &str, name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_ok(
+        sluice()
+            .current_dir(dir.path())
+            .args(["plugin", "new", "--kind", "udf", "--lang", lang, name]),
+    );
+    let out = run_ok(sluice().args(["plugin", "build"]).arg(dir.path().join(name)));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let wasm = std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(a user-defined function) into the compile cache"), "{stderr}");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"s\":\"abc\"}\n{\"s\":null}\n").expect("write input");
+    let output = dir.path().join("out.jsonl");
+    let f = name.replace('-', "_");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "udfs:\n  {f}: {{plugin: {}}}\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  r:\n    plugin: {}\n    inputs: [in]\n    params: {{set: {{r: \"{f}(s)\"}}}}\nsinks:\n  out: {{type: file, path: {}, inputs: [r]}}\n",
+            q(&wasm),
+            q(&input),
+            q(&plugin("project")),
+            q(&output),
+        ),
+    );
+    run_ok(sluice().arg("run").arg(&pipeline));
+    assert_eq!(
+        lines(&output),
+        vec![r#"{"s":"abc","r":"cba"}"#, r#"{"s":null,"r":null}"#]
+    );
+}
+
+#[test]
+fn a_scaffolded_rust_udf_builds_and_runs() {
+    scaffolded_udf_reverses_text("rust", "scaffolded_rust_udf");
+}
+
+#[test]
+fn a_scaffolded_python_udf_builds_and_runs() {
+    scaffolded_udf_reverses_text("python", "scaffolded-py-udf");
+}

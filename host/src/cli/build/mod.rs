@@ -117,10 +117,15 @@ pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
         ("sink", "js") => js::SINK_TEMPLATE,
         ("source", "ts") => js::TS_SOURCE_TEMPLATE,
         ("sink", "ts") => js::TS_SINK_TEMPLATE,
+        ("udf", "rust") => rust::UDF_TEMPLATE,
+        ("udf", "python") => python::UDF_TEMPLATE,
+        ("udf", _) => bail!(
+            "a user-defined function can be scaffolded in Rust or Python only (`--lang rust` or `python`); other languages implement the `udf` world of wit/sluice.wit with their component toolchain"
+        ),
         ("source" | "sink", _) => bail!(
             "a {kind} connector can be scaffolded in Rust, Python, JavaScript or TypeScript only (`--lang rust`, `python`, `js` or `ts`); the {lang} SDK has no connector classes yet"
         ),
-        _ => bail!("unknown kind `{kind}`; expected transform, source or sink"),
+        _ => bail!("unknown kind `{kind}`; expected transform, source, sink or udf"),
     };
     if name.is_empty()
         || !name

@@ -118,6 +118,30 @@ pub static SINK_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// `sluice plugin new --kind udf --lang python`.
+pub static UDF_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../../../../sdk/templates/python-udf/pyproject.toml"),
+    ),
+    (
+        "app.py",
+        include_str!("../../../../sdk/templates/python-udf/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../../sdk/templates/python-udf/test_app.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/python-udf/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/python-udf/gitignore"),
+    ),
+];
+
 /// A Python plugin is marked by a `[tool.sluice]` table in its `pyproject.toml`
 /// (a pyproject alone may be any Python project).
 fn detect(dir: &Path) -> bool {
