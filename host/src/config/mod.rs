@@ -897,7 +897,11 @@ impl Loader<'_> {
             let name = raw.to_ascii_lowercase();
             let field = format!("udfs.{name}");
             if out.iter().any(|u| u.name == name) {
-                self.error(key.at, &field, format!("function `{name}` is defined twice (names are case-insensitive)"));
+                self.error(
+                    key.at,
+                    &field,
+                    format!("function `{name}` is defined twice (names are case-insensitive)"),
+                );
                 continue;
             }
             if sluice_expr::is_builtin_function(&name) {

@@ -457,7 +457,10 @@ impl TransformInstance {
     ) -> Result<Self, CallFailure> {
         let mut params: Vec<(String, String)> = params.to_vec();
         let udfs = udfs.filter(|u| !u.is_empty());
-        if let Some(set) = udfs.as_ref().filter(|_| super::udf::imports_udfs(&plugin.shape)) {
+        if let Some(set) = udfs
+            .as_ref()
+            .filter(|_| super::udf::imports_udfs(&plugin.shape))
+        {
             // The host's list replaces one written by hand.
             params.retain(|(n, _)| n != "udfs");
             params.push(("udfs".into(), set.names_param()));

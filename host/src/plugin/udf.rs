@@ -134,10 +134,8 @@ impl UdfPlugin {
         }
         let engine = compiled.engine;
         let mut linker: Linker<StoreData> = Linker::new(&engine);
-        v2::udf::Udf::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| {
-            &mut s.host
-        })
-        .map_err(|e| link_err(path, e))?;
+        v2::udf::Udf::add_to_linker::<StoreData, HasSelf<HostState>>(&mut linker, |s| &mut s.host)
+            .map_err(|e| link_err(path, e))?;
         // No WASI, no network, no state: anything else is a trap.
         linker
             .define_unknown_imports_as_traps(&compiled.component)

@@ -117,7 +117,12 @@ pub fn compile_with(
     // Functions first: a statement may call one defined further down, as
     // a sink may name a later topic.
     for s in stmts {
-        if let Statement::Function { name, plugin, plugin_at } = s {
+        if let Statement::Function {
+            name,
+            plugin,
+            plugin_at,
+        } = s
+        {
             if let Err(e) = c.function(name, plugin, *plugin_at) {
                 c.errors.push(e);
             }
@@ -317,7 +322,10 @@ impl Compiler {
         }
         if name.name.is_empty()
             || name.name.starts_with(|c: char| c.is_ascii_digit())
-            || !name.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !name
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return Err(SqlError::new(
                 name.at,

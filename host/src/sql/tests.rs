@@ -773,7 +773,10 @@ fn create_function_becomes_a_udfs_entry_callable_in_where_and_select() {
            WHERE mask_email(email) IS NOT NULL;",
         "masked",
     ));
-    assert_eq!(p["udfs"], json!({"mask_email": {"plugin": "udfs/mask.wasm"}}));
+    assert_eq!(
+        p["udfs"],
+        json!({"mask_email": {"plugin": "udfs/mask.wasm"}})
+    );
     assert_eq!(
         p["stages"]["masked_where"]["params"],
         json!({"where": "mask_email(email) is not null"})
@@ -827,10 +830,7 @@ CREATE FUNCTION G AS 'b.wasm';
 CREATE FUNCTION ucase AS 'c.wasm';",
         "events",
     ));
-    let got: Vec<(usize, usize, &str)> = errs
-        .iter()
-        .map(|e| (e.0, e.1, e.3.as_str()))
-        .collect();
+    let got: Vec<(usize, usize, &str)> = errs.iter().map(|e| (e.0, e.1, e.3.as_str())).collect();
     assert_eq!(
         got,
         vec![
@@ -843,15 +843,20 @@ CREATE FUNCTION G AS 'b.wasm';
 CREATE FUNCTION ucase AS 'c.wasm';",
         "events",
     ));
-    let got: Vec<(usize, usize, &str)> = errs
-        .iter()
-        .map(|e| (e.0, e.1, e.3.as_str()))
-        .collect();
+    let got: Vec<(usize, usize, &str)> = errs.iter().map(|e| (e.0, e.1, e.3.as_str())).collect();
     assert_eq!(
         got,
         vec![
-            (6, 17, "function `G` is defined twice (names are case-insensitive)"),
-            (7, 17, "`UCASE` is a built-in function; give the user-defined function another name"),
+            (
+                6,
+                17,
+                "function `G` is defined twice (names are case-insensitive)"
+            ),
+            (
+                7,
+                17,
+                "`UCASE` is a built-in function; give the user-defined function another name"
+            ),
         ]
     );
 }

@@ -60,10 +60,11 @@ fn a_rust_udf_computes_a_field_in_project_and_its_errors_dead_letter_the_event()
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].0["id"], 2);
     assert!(
-        letters[0].1.starts_with("function `haversine_km` (haversine (claims \"sluice-udf-haversine@0.1.0\"")
-            && letters[0]
-                .1
-                .ends_with("failed: haversine_km: lat1 must be a number, found \"north\""),
+        letters[0].1.starts_with(
+            "function `haversine_km` (haversine (claims \"sluice-udf-haversine@0.1.0\""
+        ) && letters[0]
+            .1
+            .ends_with("failed: haversine_km: lat1 must be a number, found \"north\""),
         "{}",
         letters[0].1
     );
@@ -78,7 +79,9 @@ fn hostile_call(mode: &str) -> String {
     let input = dir.path().join("in.jsonl");
     std::fs::write(
         &input,
-        format!("{{\"mode\":\"a\"}}\n{{\"mode\":\"{mode}\"}}\n{{\"mode\":\"b\"}}\n{{\"mode\":\"c\"}}\n"),
+        format!(
+            "{{\"mode\":\"a\"}}\n{{\"mode\":\"{mode}\"}}\n{{\"mode\":\"b\"}}\n{{\"mode\":\"c\"}}\n"
+        ),
     )
     .expect("write input");
     let out = dir.path().join("out.jsonl");
@@ -103,10 +106,7 @@ fn hostile_call(mode: &str) -> String {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The stage's own instance was never replaced: only the function's was.
-    assert!(
-        stderr.contains("0 plugin instance restart(s)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("0 plugin instance restart(s)"), "{stderr}");
     assert_eq!(
         lines(&out),
         vec![r#"{"mode":"a"}"#, r#"{"mode":"b"}"#, r#"{"mode":"c"}"#]
@@ -343,7 +343,10 @@ fn sql_create_function_with_a_bad_path_says_line_and_column_and_runs_nothing() {
         stderr.contains("bad.sql:1:33: CREATE FUNCTION HAVERSINE_KM: udfs.haversine_km.plugin: plugin file `nope.wasm` does not exist"),
         "{stderr}"
     );
-    assert!(stderr.contains("1 problem(s) found; nothing was run"), "{stderr}");
+    assert!(
+        stderr.contains("1 problem(s) found; nothing was run"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("long_trips.jsonl").exists());
 }
 
@@ -356,7 +359,8 @@ fn a_python_udf_masks_emails_and_its_exception_dead_letters_the_event() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/udfs/mask-email-py");
     let out = run_ok(sluice().args(["plugin", "build"]).arg(&example));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let wasm = std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
+    let wasm =
+        std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
     assert!(wasm.is_file(), "not a file: {}", wasm.display());
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.jsonl");
@@ -401,7 +405,8 @@ fn a_udfs_limits_are_bounded_by_the_operators_ceilings() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("in.jsonl"), "{}\n").expect("write input");
     let host = dir.path().join("host.yaml");
-    std::fs::write(&host, "ceilings: {memory_mb: 16, cpu_ms_per_call: 50}\n").expect("write host config");
+    std::fs::write(&host, "ceilings: {memory_mb: 16, cpu_ms_per_call: 50}\n")
+        .expect("write host config");
     let pipeline = write_pipeline(
         dir.path(),
         &format!(
@@ -417,7 +422,8 @@ fn a_udfs_limits_are_bounded_by_the_operators_ceilings() {
             .arg(&pipeline),
     );
     assert!(
-        stderr.contains("p.yaml:2:3: udfs.h.limits.memory_mb: 64 is above this host's ceiling of 16"),
+        stderr
+            .contains("p.yaml:2:3: udfs.h.limits.memory_mb: 64 is above this host's ceiling of 16"),
         "{stderr}"
     );
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");
@@ -432,11 +438,19 @@ fn scaffolded_udf_reverses_text(lang: &str, name: &str) {
             .current_dir(dir.path())
             .args(["plugin", "new", "--kind", "udf", "--lang", lang, name]),
     );
-    let out = run_ok(sluice().args(["plugin", "build"]).arg(dir.path().join(name)));
+    let out = run_ok(
+        sluice()
+            .args(["plugin", "build"])
+            .arg(dir.path().join(name)),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let wasm = std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
+    let wasm =
+        std::path::PathBuf::from(stdout.lines().last().expect("the component's path").trim());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("(a user-defined function) into the compile cache"), "{stderr}");
+    assert!(
+        stderr.contains("(a user-defined function) into the compile cache"),
+        "{stderr}"
+    );
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"s\":\"abc\"}\n{\"s\":null}\n").expect("write input");
     let output = dir.path().join("out.jsonl");

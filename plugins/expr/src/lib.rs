@@ -105,9 +105,9 @@ use std::fmt;
 use serde_json::Value;
 use sluice_sdk::json::JsonView;
 
+pub use eval::take_udf_error;
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
-pub use eval::take_udf_error;
 pub use watch::{Watch, ABSENT_AFTER};
 
 /// A malformed expression or path: where (1-based character column) and what

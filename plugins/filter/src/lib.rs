@@ -511,7 +511,10 @@ mod tests {
         assert_eq!(out.values(), vec![r#"{"name":"ada"}"#, r#"{"name":"bo"}"#]);
         assert_eq!(
             out.rejected(),
-            vec![(1, "`where: shout(name) = 'ADA' or true`: shout takes one string".to_string())]
+            vec![(
+                1,
+                "`where: shout(name) = 'ADA' or true`: shout takes one string".to_string()
+            )]
         );
         // Without the `udfs` parameter the name is unknown.
         assert!(init_error(&[("where", "shout(name) = 'A'")])

@@ -375,9 +375,11 @@ impl Transform for Project {
             for (field, expr) in map {
                 let path = parse_path("set", &field)?;
                 let computed = match expr {
-                    Value::String(src) => Computed::Expr(Expr::parse_with_udfs(&src, &udfs).map_err(|e| {
-                        format!("parameter `set`: field `{field}`: {e} in `{src}`")
-                    })?),
+                    Value::String(src) => {
+                        Computed::Expr(Expr::parse_with_udfs(&src, &udfs).map_err(|e| {
+                            format!("parameter `set`: field `{field}`: {e} in `{src}`")
+                        })?)
+                    }
                     constant => Computed::Const(constant),
                 };
                 set.push((path, computed));

@@ -51,8 +51,7 @@ pub fn haversine_km(args: &[Value]) -> Result<Value, String> {
     };
     let (p1, l1) = (deg(lat1, "lat1", 90.0)?, deg(lon1, "lon1", 180.0)?);
     let (p2, l2) = (deg(lat2, "lat2", 90.0)?, deg(lon2, "lon2", 180.0)?);
-    let a = ((p2 - p1) / 2.0).sin().powi(2)
-        + p1.cos() * p2.cos() * ((l2 - l1) / 2.0).sin().powi(2);
+    let a = ((p2 - p1) / 2.0).sin().powi(2) + p1.cos() * p2.cos() * ((l2 - l1) / 2.0).sin().powi(2);
     let km = 2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin();
     Ok(serde_json::json!((km * 10.0).round() / 10.0))
 }
@@ -66,7 +65,12 @@ mod tests {
 
     #[test]
     fn paris_to_london_is_about_344_km() {
-        let km = haversine_km(&[json!(48.8566), json!(2.3522), json!(51.5074), json!(-0.1278)]);
+        let km = haversine_km(&[
+            json!(48.8566),
+            json!(2.3522),
+            json!(51.5074),
+            json!(-0.1278),
+        ]);
         assert_eq!(km, Ok(json!(343.6)));
     }
 

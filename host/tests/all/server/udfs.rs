@@ -10,7 +10,10 @@ use crate::support::guest;
 #[test]
 fn a_tenant_udf_names_an_uploaded_plugin_and_a_path_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), "[defaults]\nconnectors = [\"datagen\", \"file\"]\n");
+    write_config(
+        dir.path(),
+        "[defaults]\nconnectors = [\"datagen\", \"file\"]\n",
+    );
     let s = Server::start(dir.path());
     let acme = tenant(&s, "acme", "deploy");
     let up = s.ok(

@@ -46,8 +46,9 @@ mod guest {
                 }
                 "badjson" => Ok(b"{not json".to_vec()),
                 "error" => Err("refused on purpose".into()),
-                other => serde_json::to_vec(&Value::String(other.to_string()))
-                    .map_err(|e| e.to_string()),
+                other => {
+                    serde_json::to_vec(&Value::String(other.to_string())).map_err(|e| e.to_string())
+                }
             }
         }
     }
