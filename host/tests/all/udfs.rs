@@ -481,3 +481,32 @@ fn a_scaffolded_rust_udf_builds_and_runs() {
 fn a_scaffolded_python_udf_builds_and_runs() {
     scaffolded_udf_reverses_text("python", "scaffolded-py-udf");
 }
+
+#[test]
+fn validate_sample_calls_the_udfs_as_run_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = dir.path().join("sample.jsonl");
+    std::fs::write(&sample, "{\"mode\":\"a\"}\n{\"mode\":\"error\"}\n").expect("write sample");
+    let pipeline = write_pipeline(
+        dir.path(),
+        &format!(
+            "udfs:\n  hostile: {{plugin: {}}}\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  f:\n    plugin: {}\n    inputs: [in]\n    params: {{where: \"hostile(mode) = mode\"}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [f]}}\n",
+            q(&guest("udf-hostile")),
+            q(&sample),
+            q(&plugin("filter")),
+        ),
+    );
+    let stderr = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&pipeline)
+            .arg("--sample")
+            .arg(&sample),
+    );
+    assert!(
+        stderr.contains("dead letter: stage `f`: `where: hostile(mode) = mode`: function `hostile` (udf-hostile (claims \"udf-hostile@0.1.0\"")
+            && stderr.contains("failed: refused on purpose")
+            && stderr.contains("stage `f`: 2 in, 1 out, 0 filtered out, 1 dead letter(s)"),
+        "{stderr}"
+    );
+}
