@@ -455,16 +455,7 @@ impl TransformInstance {
         limits: Limits,
         udfs: Option<Arc<super::udf::UdfSet>>,
     ) -> Result<Self, CallFailure> {
-        let mut params: Vec<(String, String)> = params.to_vec();
         let udfs = udfs.filter(|u| !u.is_empty());
-        if let Some(set) = udfs
-            .as_ref()
-            .filter(|_| super::udf::imports_udfs(&plugin.shape))
-        {
-            // The host's list replaces one written by hand.
-            params.retain(|(n, _)| n != "udfs");
-            params.push(("udfs".into(), set.names_param()));
-        }
         if (limits.cpu_ms_per_call == CpuBudget::Unlimited)
             != (plugin.budget == CpuBudget::Unlimited)
         {
@@ -541,6 +532,29 @@ impl TransformInstance {
         }
     }
 
+    /// The stage's parameters, plus the pipeline's UDF names as `udfs` for a
+    /// plugin that imports the `udfs` interface (decided per plugin, so a
+    /// hot-reloaded build that stops or starts importing it is right too).
+    /// The host's list replaces one written by hand.
+    fn create_params(&self) -> std::borrow::Cow<'_, [Param]> {
+        match &self.udfs {
+            Some(set) if super::udf::imports_udfs(&self.plugin.shape) => {
+                let mut params: Vec<Param> = self
+                    .params
+                    .iter()
+                    .filter(|p| p.name != "udfs")
+                    .cloned()
+                    .collect();
+                params.push(Param {
+                    name: "udfs".into(),
+                    value: set.names_param(),
+                });
+                std::borrow::Cow::Owned(params)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.params),
+        }
+    }
+
     fn ensure_live(&mut self) -> Result<(), CallFailure> {
         if self.live.is_some() {
             return Ok(());
@@ -559,15 +573,16 @@ impl TransformInstance {
         }
         .map_err(|e| self.classify(&store, e))?;
         self.instantiations += 1;
+        let params = self.create_params();
         let created = match &bindings {
             Guest::V1(b) => b
                 .sluice_plugin_transformer()
                 .transform()
-                .call_create(&mut store, &self.params),
+                .call_create(&mut store, &params),
             Guest::V2(b) => b
                 .sluice_plugin_transformer()
                 .transform()
-                .call_create(&mut store, &wire::params(&self.params)),
+                .call_create(&mut store, &wire::params(&params)),
         }
         .map_err(|e| self.classify(&store, e))?;
         let handle = created.map_err(|message| CallFailure::Init {
