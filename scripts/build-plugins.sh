@@ -41,6 +41,10 @@ if [[ ${1:-} == --test-guests ]]; then
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_conn_sink_misbehave.wasm" "$TARGET_DIR/test-guests/conn-sink-misbehave.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_http_poll.wasm" "$TARGET_DIR/test-guests/http-poll.wasm"
   cp "$TARGET_DIR/wasm32-wasip2/release/sluice_connector_webhook_sink.wasm" "$TARGET_DIR/test-guests/webhook-sink.wasm"
+  # User-defined functions: a hostile one and the Rust example.
+  cargo build --release --target wasm32-wasip2 -p sluice-test-udf-hostile -p sluice-udf-haversine
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_test_udf_hostile.wasm" "$TARGET_DIR/test-guests/udf-hostile.wasm"
+  cp "$TARGET_DIR/wasm32-wasip2/release/sluice_udf_haversine.wasm" "$TARGET_DIR/test-guests/haversine.wasm"
   # Builds of one sink connector that differ only in a baked-in tag, for the
   # sink hot-reload test; `trap-open` panics in open.
   for tag in a b trap-open; do

@@ -21,6 +21,7 @@ echo "== language SDK and example unit tests (native toolchains)"
 python3 -m unittest discover -s sdk/python/tests
 PYTHONPATH=sdk/python python3 -m unittest discover -s examples/plugins/python
 PYTHONPATH=sdk/python python3 -m unittest discover -s examples/connectors/webhook-sink-py
+PYTHONPATH=sdk/python python3 -m unittest discover -s examples/udfs/mask-email-py
 node --test sdk/js/test
 (cd examples/plugins/js && npm test --silent)
 (cd examples/plugins/ts && npm test --silent)

@@ -42,7 +42,7 @@ static PANIC_HOOK: Once = Once::new();
 
 /// Panics abort the instance (the host replaces it); first tell the host why,
 /// since a bare `unreachable` trap says nothing useful to an operator.
-pub(crate) fn install_panic_hook() {
+pub fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             wit::sluice::plugin::log::log(

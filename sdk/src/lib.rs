@@ -106,6 +106,7 @@ mod params;
 pub mod processor;
 pub mod select;
 pub mod testing;
+pub mod udf;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
@@ -118,6 +119,10 @@ pub mod glue_processor;
 #[cfg(all(target_arch = "wasm32", feature = "connector"))]
 #[doc(hidden)]
 pub mod glue_connector;
+
+#[cfg(all(target_arch = "wasm32", feature = "udf"))]
+#[doc(hidden)]
+pub mod glue_udf;
 
 pub use event::{Emitter, Event, OutEvent};
 pub use params::Params;

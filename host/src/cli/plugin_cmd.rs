@@ -35,11 +35,23 @@ pub fn build(dir: &Path, release: bool) -> Result<ExitCode> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let connector = cache
+    let world = cache
         .load_named(engine.engine(), &bytes, &stem)
         .ok()
-        .and_then(|(c, _)| component::shape(engine.engine(), &c).world)
-        .filter(|w| matches!(w, component::World::Source | component::World::Sink));
+        .and_then(|(c, _)| component::shape(engine.engine(), &c).world);
+    if world == Some(component::World::Udf) {
+        match crate::plugin::UdfPlugin::load(&engine, &cache, &wasm) {
+            Ok(udf) => eprintln!(
+                "precompiled {} (a user-defined function) into the compile cache",
+                udf.label()
+            ),
+            Err(e) => eprintln!("warning: built, but it does not load as a UDF: {e}"),
+        }
+        println!("{}", wasm.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let connector =
+        world.filter(|w| matches!(w, component::World::Source | component::World::Sink));
     if let Some(world) = connector {
         // A connector is loaded with its pipeline's grants; here it is only compiled.
         eprintln!(
@@ -107,20 +119,29 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
             crate::plugin::CacheOutcome::Uncached => "now (no usable cache directory)",
         }
     );
-    if shape.world == Some(component::World::Transform) {
-        match TransformPlugin::load(&engine, &cache, wasm) {
-            Ok(p) => {
+    let described = match shape.world {
+        Some(component::World::Transform) => {
+            Some(TransformPlugin::load(&engine, &cache, wasm).map(|p| p.info))
+        }
+        Some(component::World::Udf) => {
+            Some(crate::plugin::UdfPlugin::load(&engine, &cache, wasm).map(|p| p.info))
+        }
+        _ => None,
+    };
+    if let Some(described) = described {
+        match described {
+            Ok(info) => {
                 // What the plugin says about itself: unverified, so
                 // escaped and labelled as a claim.
                 println!(
                     "plugin:    {}@{} (self-described, not verified; the file and sha256 above are what the host knows)",
-                    crate::plugin::identity::claim(&p.info.name),
-                    crate::plugin::identity::claim(&p.info.version)
+                    crate::plugin::identity::claim(&info.name),
+                    crate::plugin::identity::claim(&info.version)
                 );
-                if !p.info.description.is_empty() {
+                if !info.description.is_empty() {
                     println!(
                         "about:     {}",
-                        crate::plugin::identity::claim(&p.info.description)
+                        crate::plugin::identity::claim(&info.description)
                     );
                 }
             }

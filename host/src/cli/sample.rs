@@ -182,8 +182,14 @@ fn run_stage(
         }
         Err(e) => anyhow::bail!("stage `{}`: {e}", stage.name),
     };
-    let mut instance = TransformInstance::new(plugin, &stage.name, &stage.params, stage.limits)
-        .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", stage.name))?;
+    // The pipeline's user-defined functions, as `run` gives them (one that
+    // does not load was reported by validation; its calls fail per event).
+    let udfs = match crate::pipeline::load_udfs(p, engine, cache) {
+        Ok(set) | Err((set, _)) => set,
+    };
+    let mut instance =
+        TransformInstance::with_udfs(plugin, &stage.name, &stage.params, stage.limits, Some(udfs))
+            .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", stage.name))?;
     let origin: Arc<str> = Arc::from("sample");
     let mut out = Vec::new();
     let (mut dead, mut filtered) = (0u64, 0u64);

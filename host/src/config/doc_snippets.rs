@@ -157,12 +157,17 @@ fn completed(block: &Block) -> Result<(String, Vec<String>), String> {
             from.join(", ")
         ));
     }
-    let plugins = root
-        .get("stages")
-        .and_then(Node::as_map)
-        .unwrap_or_default()
+    // Stages' and user-defined functions' plugin files.
+    let plugins = ["stages", "udfs"]
         .iter()
-        .filter_map(|(_, s)| s.get("plugin").and_then(Node::as_str).map(str::to_string))
+        .flat_map(|section| {
+            root.get(section)
+                .and_then(Node::as_map)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|(_, s)| s.get("plugin").and_then(Node::as_str).map(str::to_string))
+                .collect::<Vec<_>>()
+        })
         .filter(|p| p.ends_with(".wasm") || p.contains('/'))
         .collect();
     Ok((text, plugins))

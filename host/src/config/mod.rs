@@ -110,6 +110,7 @@ const TOP_LEVEL: &[&str] = &[
     "sinks",
     "tables",
     "dead_letter",
+    "udfs",
 ];
 
 /// Loads and validates a pipeline file.
@@ -449,6 +450,7 @@ impl Loader<'_> {
         let stages = self.stages(root, options);
         let sinks = self.sinks(root);
         let tables = self.tables(root);
+        let udfs = self.udfs(root, options);
         let dead_letter = match root.get("dead_letter") {
             None => None,
             Some(node) => self.sink_body(node, "dead_letter", false).map(|(c, _)| c),
@@ -476,6 +478,7 @@ impl Loader<'_> {
             stages,
             sinks,
             tables,
+            udfs,
             dead_letter,
         };
         self.cross_check(root, &pipeline);
@@ -871,6 +874,67 @@ impl Loader<'_> {
     fn connector_plugin(&self, spec: &str) -> Result<PathBuf, String> {
         resolve_plugin(spec, &self.base, &self.options.plugin_path)
             .and_then(|p| self.options.plugin_dir_check(&p))
+    }
+
+    /// `udfs:`: name → `{plugin, limits}`. Names are case-insensitive (as
+    /// function names in expressions and SQL are), so two that differ only
+    /// in case are one name twice.
+    fn udfs(&mut self, root: &Node, options: &LoadOptions) -> Vec<UdfDef> {
+        let mut out: Vec<UdfDef> = Vec::new();
+        for (key, node) in self.named_entries(root, "udfs") {
+            let raw = key.as_str().unwrap_or_default();
+            if raw.is_empty()
+                || raw.starts_with(|c: char| c.is_ascii_digit())
+                || !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.error(
+                    key.at,
+                    "udfs",
+                    format!("invalid function name `{raw}`; expected letters, digits and `_`, not starting with a digit"),
+                );
+                continue;
+            }
+            let name = raw.to_ascii_lowercase();
+            let field = format!("udfs.{name}");
+            if out.iter().any(|u| u.name == name) {
+                self.error(
+                    key.at,
+                    &field,
+                    format!("function `{name}` is defined twice (names are case-insensitive)"),
+                );
+                continue;
+            }
+            if sluice_expr::is_builtin_function(&name) {
+                self.error(
+                    key.at,
+                    &field,
+                    format!("`{name}` is a built-in function of the expression language; give the UDF another name"),
+                );
+                continue;
+            }
+            let value = self.json_of(node, &field);
+            let Some(config) = self.section::<UdfConfig>(node, &field, value) else {
+                continue;
+            };
+            let plugin_at = node.get("plugin").map_or(node.at, |n| n.at);
+            let plugin = match resolve_plugin(&config.plugin, &self.base, &options.plugin_path)
+                .and_then(|p| options.plugin_dir_check(&p))
+            {
+                Ok(p) => Some(p),
+                Err(msg) => {
+                    self.error(plugin_at, &format!("{field}.plugin"), msg);
+                    None
+                }
+            };
+            out.push(UdfDef {
+                name,
+                plugin,
+                plugin_at,
+                limits: config.limits,
+                at: key.at,
+            });
+        }
+        out
     }
 
     fn tables(&mut self, root: &Node) -> Vec<TableDef> {

@@ -34,6 +34,8 @@ pub struct Pipeline {
     pub sinks: Vec<SinkDef>,
     /// Tables materialized from streams, for processors to look up.
     pub tables: Vec<TableDef>,
+    /// User-defined functions that expressions may call, by (lowercase) name.
+    pub udfs: Vec<UdfDef>,
     /// Where dead letters go; `None` means the default file under `data_dir`.
     pub dead_letter: Option<Box<dyn SinkConfig>>,
 }
@@ -89,6 +91,32 @@ pub struct TableDef {
     pub config: crate::state::TableConfig,
     /// Where it is defined.
     pub at: Location,
+}
+
+/// A user-defined function: a component of the `udf` world, registered
+/// under a name that the stages' expressions call.
+#[derive(Debug, Clone)]
+pub struct UdfDef {
+    /// Its name, lowercase (calls are case-insensitive).
+    pub name: String,
+    /// The resolved component file; `None` only in a partially loaded
+    /// pipeline whose `plugin:` did not resolve (reported already), so
+    /// that calls of the function still parse while the rest is checked.
+    pub plugin: Option<PathBuf>,
+    /// Where `plugin:` is written.
+    pub plugin_at: Location,
+    /// Its sandbox limits.
+    pub limits: crate::plugin::UdfLimits,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UdfConfig {
+    pub plugin: String,
+    #[serde(default)]
+    pub limits: crate::plugin::UdfLimits,
 }
 
 /// Where a stage's events take their event time from.

@@ -7,8 +7,44 @@ use std::sync::Arc;
 
 use crate::config::{Diagnostic, Diagnostics, HostConfig, Pipeline};
 use crate::plugin::{
-    with_log_budget, ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
+    with_log_budget, ComponentCache, LoadError, ProcessorInstance, StagePlugin, TransformInstance,
+    UdfPlugin, UdfSet, WasmEngine,
 };
+
+/// Loads the pipeline's user-defined functions (each checked to be a `udf`
+/// component). The error names the function whose plugin failed.
+///
+/// Also returns, on failure, the set with the failed functions named
+/// without a plugin, so validation goes on with the stages that call them.
+#[allow(clippy::type_complexity)]
+pub fn load_udfs(
+    p: &Pipeline,
+    engine: &WasmEngine,
+    cache: &ComponentCache,
+) -> Result<Arc<UdfSet>, (Arc<UdfSet>, Vec<(usize, Option<LoadError>)>)> {
+    let mut set = UdfSet::new();
+    let mut errors = Vec::new();
+    for (i, udf) in p.udfs.iter().enumerate() {
+        let Some(path) = &udf.plugin else {
+            // Reported when the file was loaded.
+            set.add_unloaded(&udf.name);
+            errors.push((i, None));
+            continue;
+        };
+        match with_log_budget(64 * 1024, || UdfPlugin::load(engine, cache, path)) {
+            Ok(plugin) => set.add(&udf.name, Arc::new(plugin), udf.limits),
+            Err(e) => {
+                set.add_unloaded(&udf.name);
+                errors.push((i, Some(e)));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Arc::new(set))
+    } else {
+        Err((Arc::new(set), errors))
+    }
+}
 
 /// Loads every stage's plugin and lets it validate its parameters.
 pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> Diagnostics {
@@ -34,6 +70,16 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
                 &p.file,
                 t.at,
                 &format!("tables.{}.max_mb", t.name),
+                message,
+            ));
+        }
+    }
+    for udf in &p.udfs {
+        for (limit, message) in ceilings.check_udf(&udf.limits) {
+            diags.push(Diagnostic::new(
+                &p.file,
+                udf.at,
+                &format!("udfs.{}.limits.{limit}", udf.name),
                 message,
             ));
         }
@@ -71,6 +117,24 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             ));
         }
     }
+    let udfs = match load_udfs(p, engine, cache) {
+        Ok(set) => Some(set),
+        Err((set, errors)) => {
+            for (i, e) in errors {
+                let Some(e) = e else { continue };
+                let udf = &p.udfs[i];
+                diags.push(Diagnostic::new(
+                    &p.file,
+                    udf.plugin_at,
+                    &format!("udfs.{}.plugin", udf.name),
+                    e.to_string(),
+                ));
+            }
+            // Stages are still checked; their calls of every function
+            // still parse.
+            Some(set)
+        }
+    };
     for stage in &p.stages {
         let field = format!("stages.{}", stage.name);
         let over = ceilings.check(&stage.limits);
@@ -94,11 +158,12 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             )),
             Ok(plugin) => {
                 let created = with_log_budget(stage.limits.log_bytes_per_call(), || match plugin {
-                    StagePlugin::Transform(plugin) => TransformInstance::new(
+                    StagePlugin::Transform(plugin) => TransformInstance::with_udfs(
                         Arc::new(plugin),
                         &stage.name,
                         &stage.params,
                         stage.limits,
+                        udfs.clone(),
                     )
                     .map(drop),
                     StagePlugin::Processor(plugin) => ProcessorInstance::new(

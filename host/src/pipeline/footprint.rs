@@ -4,7 +4,8 @@
 //! Each figure is a bound the host enforces, so the sum is one too: a
 //! stage's or custom connector's plugin instance is capped at its
 //! `limits.memory_mb`, a processor's keyed state at its `limits.state_mb`,
-//! and a table at its `max_mb`. Not counted: events in flight between
+//! a table at its `max_mb`, and a user-defined function's instance at its
+//! `limits.memory_mb` once per stage (each calling stage has its own). Not counted: events in flight between
 //! threads (bounded by `channel_capacity` batches per edge, but the size of
 //! one event is the source's) and the native connectors' client buffers.
 
@@ -22,6 +23,8 @@ pub struct Footprint {
     pub tables_mb: u64,
     /// Custom (Wasm) sources' and sinks' plugin instances.
     pub connectors_mb: u64,
+    /// User-defined functions' instances, one per function and stage.
+    pub udfs_mb: u64,
 }
 
 impl Footprint {
@@ -31,6 +34,7 @@ impl Footprint {
             .saturating_add(self.state_mb)
             .saturating_add(self.tables_mb)
             .saturating_add(self.connectors_mb)
+            .saturating_add(self.udfs_mb)
     }
 }
 
@@ -60,6 +64,13 @@ pub fn footprint(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> F
         .chain(p.dead_letter.iter().filter_map(|d| d.sandbox_limits()));
     for l in connectors {
         f.connectors_mb = f.connectors_mb.saturating_add(l.memory_mb);
+    }
+    // Any stage may call any of the pipeline's functions.
+    let stages = p.stages.len() as u64;
+    for u in &p.udfs {
+        f.udfs_mb = f
+            .udfs_mb
+            .saturating_add(u.limits.memory_mb.saturating_mul(stages));
     }
     f
 }

@@ -28,7 +28,7 @@ mod watch;
 mod tests;
 
 pub use align::{Aligner, Step};
-pub use check::check_plugins;
+pub use check::{check_plugins, load_udfs};
 pub use footprint::{footprint, Footprint};
 pub(crate) use graph::DEAD_LETTER_SINK;
 pub use message::{Envelope, Message, Outputs};

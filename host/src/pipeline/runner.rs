@@ -471,6 +471,16 @@ fn load_stages(
     mut overrides: HashMap<String, Box<dyn StageLogic>>,
 ) -> Result<Vec<Box<dyn StageLogic>>> {
     let mut instances: Vec<Box<dyn StageLogic>> = Vec::new();
+    let udfs = super::check::load_udfs(pipeline, engine, cache).map_err(|(_, errors)| {
+        let text: Vec<String> = errors
+            .iter()
+            .map(|(i, e)| match e {
+                Some(e) => format!("udfs.{}: {e}", pipeline.udfs[*i].name),
+                None => format!("udfs.{}: the plugin was not found", pipeline.udfs[*i].name),
+            })
+            .collect();
+        anyhow::anyhow!("{}", text.join("; "))
+    })?;
     for stage in &pipeline.stages {
         if let Some(logic) = overrides.remove(&stage.name) {
             instances.push(logic);
@@ -485,11 +495,12 @@ fn load_stages(
         match plugin {
             StagePlugin::Transform(plugin) => {
                 let instance = crate::plugin::with_log_budget(log_budget, || {
-                    TransformInstance::new(
+                    TransformInstance::with_udfs(
                         Arc::new(plugin),
                         &stage.name,
                         &stage.params,
                         stage.limits,
+                        Some(udfs.clone()),
                     )
                 })?;
                 instances.push(Box::new(instance));

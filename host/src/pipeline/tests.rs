@@ -90,6 +90,7 @@ impl Harness {
             stages: Vec::new(),
             sinks: Vec::new(),
             tables: Vec::new(),
+            udfs: Vec::new(),
             dead_letter: None,
         };
         Self {

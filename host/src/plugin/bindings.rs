@@ -79,6 +79,20 @@ pub mod v2 {
         pub use self::exports::sluice::plugin::reader::{CallError, Malformed, Polled};
     }
 
+    /// The `udf` world of 0.2.0 (user-defined scalar functions), sharing
+    /// `types` and `log` above.
+    pub mod udf {
+        #![allow(missing_docs)]
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "udf",
+            with: {
+                "sluice:plugin/types": super::sluice::plugin::types,
+                "sluice:plugin/log": super::sluice::plugin::log,
+            },
+        });
+    }
+
     /// The `sink` world of 0.2.0 (custom sink connectors).
     pub mod sink {
         #![allow(missing_docs)]

@@ -120,6 +120,42 @@ impl Ceilings {
         })
     }
 
+    /// The limits of a user-defined function above the ceilings: its memory
+    /// and CPU budget are bounded as a stage's are, and its result as a
+    /// stage's output (`output_mb_per_call`).
+    pub fn check_udf(&self, limits: &super::UdfLimits) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if limits.memory_mb > self.memory_mb {
+            out.push((
+                "memory_mb",
+                format!(
+                    "{} is above this host's ceiling of {} ({WHERE})",
+                    limits.memory_mb, self.memory_mb
+                ),
+            ));
+        }
+        if limits.cpu_ms_per_call > self.cpu_ms_per_call {
+            out.push((
+                "cpu_ms_per_call",
+                format!(
+                    "{} is above this host's ceiling of {} ({WHERE})",
+                    limits.cpu_ms_per_call, self.cpu_ms_per_call
+                ),
+            ));
+        }
+        let ceiling_kb = self.output_mb_per_call.saturating_mul(1024);
+        if limits.output_kb_per_call > ceiling_kb {
+            out.push((
+                "output_kb_per_call",
+                format!(
+                    "{} is above this host's ceiling of {ceiling_kb} (output_mb_per_call; {WHERE})",
+                    limits.output_kb_per_call
+                ),
+            ));
+        }
+        out
+    }
+
     /// Every field of `limits` above its ceiling: (field, message).
     pub fn check(&self, limits: &Limits) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();

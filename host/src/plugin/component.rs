@@ -23,6 +23,8 @@ pub enum World {
     Source,
     /// Custom sink connector (exports `writer`).
     Sink,
+    /// User-defined scalar function (exports `scalar`).
+    Udf,
 }
 
 impl World {
@@ -33,6 +35,7 @@ impl World {
             World::Processor => "processor",
             World::Source => "source",
             World::Sink => "sink",
+            World::Udf => "udf",
         }
     }
 
@@ -42,6 +45,7 @@ impl World {
             "stateful" => Some(World::Processor),
             "reader" => Some(World::Source),
             "writer" => Some(World::Sink),
+            "scalar" => Some(World::Udf),
             _ => None,
         }
     }
@@ -166,6 +170,7 @@ pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), Co
         World::Processor => ("stateful", "a stage"),
         World::Source => ("reader", "a `wasm` source"),
         World::Sink => ("writer", "a `wasm` sink"),
+        World::Udf => ("scalar", "a user-defined function"),
     };
     if let Some(v) = &shape.version {
         if !ACCEPTED_VERSIONS.contains(&v.as_str()) {

@@ -25,6 +25,9 @@ pub struct HostState {
     pub processor: Option<ProcessorContext>,
     /// Set for connectors granted `http`.
     pub net: Option<super::net::Net>,
+    /// The pipeline's user-defined functions, for transforms that import
+    /// `udfs` (each function in its own store).
+    pub udfs: Option<super::udf::UdfCalls>,
     log: GuestLog,
 }
 
@@ -34,6 +37,7 @@ impl HostState {
         Self {
             processor: None,
             net: None,
+            udfs: None,
             log: GuestLog::new(stage, plugin),
         }
     }
@@ -121,6 +125,17 @@ mod v2_imports {
     use crate::plugin::bindings::{self, processor::sluice::plugin as v1};
 
     impl types::Host for HostState {}
+
+    impl crate::plugin::bindings::v2::sluice::plugin::udfs::Host for HostState {
+        fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
+            match &mut self.udfs {
+                Some(udfs) => udfs.call(&name, &args),
+                None => Err(format!(
+                    "no user-defined function `{name}`: the pipeline registers none"
+                )),
+            }
+        }
+    }
 
     impl log::Host for HostState {
         fn log(&mut self, level: log::Level, message: String) {

@@ -18,6 +18,7 @@ mod output;
 pub mod output_check;
 mod processor;
 mod transform;
+mod udf;
 // Public only so the fuzz targets (fuzz/) can reach the 0.2.0 unpacking.
 #[doc(hidden)]
 pub mod wire;
@@ -30,6 +31,7 @@ pub use guest_log::{set_thread_log_budget, with_log_budget};
 pub use limits::{CpuBudget, Limits};
 pub use processor::{ProcessorInstance, ProcessorPlugin};
 pub use transform::{CallCap, CallFailure, LoadError, TransformInstance, TransformPlugin};
+pub use udf::{imports_udfs, UdfCalls, UdfLimits, UdfPlugin, UdfSet, UDFS_IMPORT};
 
 use std::path::Path;
 

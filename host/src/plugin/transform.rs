@@ -428,6 +428,8 @@ pub struct TransformInstance {
     limits: Limits,
     cap: Option<CallCap>,
     live: Option<Live>,
+    /// The pipeline's user-defined functions, for a plugin importing `udfs`.
+    udfs: Option<Arc<super::udf::UdfSet>>,
     /// Instances created so far (1 + number of replacements).
     pub instantiations: u64,
 }
@@ -440,6 +442,20 @@ impl TransformInstance {
         params: &[(String, String)],
         limits: Limits,
     ) -> Result<Self, CallFailure> {
+        Self::with_udfs(plugin, stage, params, limits, None)
+    }
+
+    /// Like [`TransformInstance::new`], with the pipeline's user-defined
+    /// functions reachable through the `udfs` import. A plugin that imports
+    /// it also gets their names as the `udfs` parameter.
+    pub fn with_udfs(
+        plugin: Arc<TransformPlugin>,
+        stage: &str,
+        params: &[(String, String)],
+        limits: Limits,
+        udfs: Option<Arc<super::udf::UdfSet>>,
+    ) -> Result<Self, CallFailure> {
+        let udfs = udfs.filter(|u| !u.is_empty());
         if (limits.cpu_ms_per_call == CpuBudget::Unlimited)
             != (plugin.budget == CpuBudget::Unlimited)
         {
@@ -465,6 +481,7 @@ impl TransformInstance {
             limits,
             cap: None,
             live: None,
+            udfs,
             instantiations: 0,
         };
         inst.ensure_live()?;
@@ -515,11 +532,37 @@ impl TransformInstance {
         }
     }
 
+    /// The stage's parameters, plus the pipeline's UDF names as `udfs` for a
+    /// plugin that imports the `udfs` interface (decided per plugin, so a
+    /// hot-reloaded build that stops or starts importing it is right too).
+    /// The host's list replaces one written by hand.
+    fn create_params(&self) -> std::borrow::Cow<'_, [Param]> {
+        match &self.udfs {
+            Some(set) if super::udf::imports_udfs(&self.plugin.shape) => {
+                let mut params: Vec<Param> = self
+                    .params
+                    .iter()
+                    .filter(|p| p.name != "udfs")
+                    .cloned()
+                    .collect();
+                params.push(Param {
+                    name: "udfs".into(),
+                    value: set.names_param(),
+                });
+                std::borrow::Cow::Owned(params)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.params),
+        }
+    }
+
     fn ensure_live(&mut self) -> Result<(), CallFailure> {
         if self.live.is_some() {
             return Ok(());
         }
         let mut store = self.plugin.new_store(&self.stage, self.limits);
+        if let Some(set) = &self.udfs {
+            store.data_mut().host.udfs = Some(super::udf::UdfCalls::new(set.clone(), &self.stage));
+        }
         let (ticks, _) = call_deadline(self.limits.cpu_ms_per_call, self.cap);
         if let Some(ticks) = ticks {
             store.set_epoch_deadline(ticks);
@@ -530,15 +573,16 @@ impl TransformInstance {
         }
         .map_err(|e| self.classify(&store, e))?;
         self.instantiations += 1;
+        let params = self.create_params();
         let created = match &bindings {
             Guest::V1(b) => b
                 .sluice_plugin_transformer()
                 .transform()
-                .call_create(&mut store, &self.params),
+                .call_create(&mut store, &params),
             Guest::V2(b) => b
                 .sluice_plugin_transformer()
                 .transform()
-                .call_create(&mut store, &wire::params(&self.params)),
+                .call_create(&mut store, &wire::params(&params)),
         }
         .map_err(|e| self.classify(&store, e))?;
         let handle = created.map_err(|message| CallFailure::Init {

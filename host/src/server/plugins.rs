@@ -86,6 +86,10 @@ fn check(s: &Server, name: &str, bytes: &[u8]) -> Result<(String, String), ApiEr
                     return Ok((world.name().to_string(), c.label()));
                 }
             }
+            // And a user-defined function (`udfs:`).
+            if let Ok(u) = crate::plugin::UdfPlugin::load(&s.engine, &s.cache, &path) {
+                return Ok((World::Udf.name().to_string(), u.label()));
+            }
             let prefix = format!("{}/", dir.path().display());
             Err(ApiError::BadRequest(format!(
                 "not a usable plugin: {}",

@@ -2,7 +2,8 @@
 //! the file is loaded (loading resolves plugin paths and would touch the
 //! server's files): set `data_dir`, read environment variables through
 //! `${...}` (other than those the operator grants tenants, and never in a
-//! path, type or plugin), load a plugin by path, name a connector type it was not
+//! path, type or plugin), load a plugin (a stage's, a connector's or a UDF's) by
+//! path, name a connector type it was not
 //! granted, or point a `file` source or sink outside its own area.
 //! Problems are reported like `sluice validate` reports them.
 //!
@@ -56,6 +57,13 @@ pub fn check(root: &Node, rules: &Rules<'_>) -> Diagnostics {
             continue;
         };
         plugin_ref(node, &format!("stages.{name}.plugin"), rules, &mut push);
+    }
+    // A user-defined function runs code as a stage does: the same rule.
+    for (name, body) in entries(root.get("udfs")) {
+        let Some(node) = body.get("plugin") else {
+            continue;
+        };
+        plugin_ref(node, &format!("udfs.{name}.plugin"), rules, &mut push);
     }
     diags
 }
@@ -332,6 +340,20 @@ mod tests {
             "{p:#?}"
         );
         assert!(p[1].starts_with("p.yaml:5:28: sources.g.kind: `${HOME}` is not allowed on a server: the operator lets tenants read only TENANT_*"), "{p:#?}");
+    }
+
+    #[test]
+    fn a_udf_must_name_an_uploaded_plugin_not_a_path() {
+        let yaml = "name: p\nudfs:\n  ok: {plugin: mine}\n  by_path: {plugin: /srv/evil.wasm}\n  rel: {plugin: ./x.wasm}\n  gone: {plugin: other}\nsources:\n  s: {type: file, path: in/x.jsonl}\nsinks:\n  o: {type: file, path: out.jsonl, inputs: [s]}\n";
+        let p = problems(yaml);
+        assert_eq!(
+            p,
+            vec![
+                "p.yaml:4:21: udfs.by_path.plugin: `/srv/evil.wasm` is not allowed on a server: name an uploaded plugin (NAME or sha256:HEX) or a built-in one, not a path".to_string(),
+                "p.yaml:5:17: udfs.rel.plugin: `./x.wasm` is not allowed on a server: name an uploaded plugin (NAME or sha256:HEX) or a built-in one, not a path".to_string(),
+                "p.yaml:6:18: udfs.gone.plugin: unknown plugin `other`: upload it first (`sluice plugin push`, POST /v1/plugins?name=other) or name a built-in plugin".to_string(),
+            ]
+        );
     }
 
     #[test]

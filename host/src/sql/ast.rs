@@ -46,6 +46,16 @@ pub enum Statement {
         /// Its properties.
         with: Vec<Prop>,
     },
+    /// `CREATE FUNCTION name AS 'path-or-plugin'`: a user-defined function
+    /// (a component of the `udf` world).
+    Function {
+        /// Its name, lowercase (calls are case-insensitive).
+        name: Ident,
+        /// The plugin: a `.wasm` path or a plugin name.
+        plugin: String,
+        /// Where the quoted plugin is written.
+        plugin_at: Pos,
+    },
     /// `CREATE STREAM|TABLE name [WITH (...)] AS SELECT ...`.
     CreateAs {
         /// `TABLE` rather than `STREAM`.

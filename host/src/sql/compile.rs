@@ -106,11 +106,26 @@ pub fn compile_with(
         used: HashSet::new(),
         reserved: HashSet::new(),
         connectors: BTreeMap::new(),
+        udfs: Vec::new(),
         errors: Vec::new(),
     };
     for s in stmts {
         if let Statement::Declare { name, .. } | Statement::CreateAs { name, .. } = s {
             c.reserved.insert(name.name.clone());
+        }
+    }
+    // Functions first: a statement may call one defined further down, as
+    // a sink may name a later topic.
+    for s in stmts {
+        if let Statement::Function {
+            name,
+            plugin,
+            plugin_at,
+        } = s
+        {
+            if let Err(e) = c.function(name, plugin, *plugin_at) {
+                c.errors.push(e);
+            }
         }
     }
     let mut sinks = Vec::new();
@@ -137,6 +152,8 @@ pub fn compile_with(
                 with,
                 query,
             } => c.create_as(*table, name, with, query),
+            // Compiled above.
+            Statement::Function { .. } => Ok(()),
         };
         if let Err(e) = result {
             c.errors.extend(e);
@@ -249,6 +266,8 @@ struct Compiler {
     reserved: HashSet<String>,
     /// Connector names and where they are defined.
     connectors: BTreeMap<String, Pos>,
+    /// User-defined functions (`CREATE FUNCTION`), lowercase, in order.
+    udfs: Vec<String>,
     errors: Vec<SqlError>,
 }
 
@@ -275,6 +294,57 @@ const FORMATS: &[&str] = &[
 ];
 
 impl Compiler {
+    /// `CREATE FUNCTION name AS 'plugin'`: a `udfs:` entry. The plugin is
+    /// a path (relative to the statement file) or the name of a plugin on
+    /// the plugin path, as a stage's `plugin:`; the loader checks it, and
+    /// its errors point at the quoted text.
+    fn function(&mut self, name: &Ident, plugin: &str, plugin_at: Pos) -> Result<(), SqlError> {
+        if self.udfs.contains(&name.name) {
+            return Err(SqlError::new(
+                name.at,
+                format!(
+                    "function `{}` is defined twice (names are case-insensitive)",
+                    name.name.to_uppercase()
+                ),
+            ));
+        }
+        if sluice_expr::is_builtin_function(&name.name)
+            || expr::is_sql_function(&name.name)
+            || expr::AGGREGATES.contains(&name.name.as_str())
+        {
+            return Err(SqlError::new(
+                name.at,
+                format!(
+                    "`{}` is a built-in function; give the user-defined function another name",
+                    name.name.to_uppercase()
+                ),
+            ));
+        }
+        if name.name.is_empty()
+            || name.name.starts_with(|c: char| c.is_ascii_digit())
+            || !name
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(SqlError::new(
+                name.at,
+                format!(
+                    "invalid function name `{}`; expected letters, digits and `_`, not starting with a digit",
+                    name.name
+                ),
+            ));
+        }
+        self.udfs.push(name.name.clone());
+        self.plan.udfs.push(Self::entry(
+            plugin_at,
+            format!("CREATE FUNCTION {}", name.name.to_uppercase()),
+            name.name.clone(),
+            vec![("plugin".into(), Y::Str(plugin.to_string()))],
+        ));
+        Ok(())
+    }
+
     /// The node a probe prints.
     fn probe_node(&mut self, probe: &Probe) -> Result<String, SqlError> {
         match probe {
@@ -342,6 +412,7 @@ impl Compiler {
                         at: name.at,
                     })
                 }
+                Statement::Function { .. } => {}
             }
         }
         out
@@ -803,7 +874,7 @@ impl Compiler {
             return Ok(input);
         };
         let names = Self::names(&q.from);
-        let text = expr::text(cond, &mut |qual, name, e| {
+        let text = expr::text(cond, &self.udfs, &mut |qual, name, e| {
             Self::column(rel, &names, qual, name, e.at)
         })
         .map_err(|e| vec![e])?;
@@ -849,7 +920,7 @@ impl Compiler {
         // (as in ksqlDB, evaluated before the select list).
         let key = match &q.partition_by {
             Some(p) => Some(
-                expr::text(p, &mut |qual, name, e| {
+                expr::text(p, &self.udfs, &mut |qual, name, e| {
                     Self::column(&rel, &names, qual, name, e.at)
                 })
                 .map_err(|e| vec![e])?,
@@ -910,7 +981,7 @@ impl Compiler {
                     let out = alias
                         .as_ref()
                         .map_or(format!("ksql_col_{i}"), |a| a.name.clone());
-                    match expr::text(e, &mut |qual, name, e| {
+                    match expr::text(e, &self.udfs, &mut |qual, name, e| {
                         Self::column(&rel, &names, qual, name, e.at)
                     }) {
                         Ok(t) => computed.push((out, t)),

@@ -22,6 +22,12 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("abs", "abs"),
 ];
 
+/// True when `name` (lowercase) is one of the ksqlDB scalar functions
+/// translated here.
+pub fn is_sql_function(name: &str) -> bool {
+    FUNCTIONS.iter().any(|(k, _)| *k == name)
+}
+
 /// The types `CAST` converts to.
 const CAST_TYPES: &[&str] = &[
     "int", "integer", "bigint", "double", "boolean", "varchar", "string",
@@ -63,12 +69,22 @@ pub trait Names {
     fn aggregate(&mut self, _call: &Expr) -> Option<Result<String, SqlError>> {
         None
     }
+
+    /// The user-defined functions (`CREATE FUNCTION`, lowercase) callable
+    /// here: only where the expression runs in `filter` or `project`.
+    fn udfs(&self) -> &[String] {
+        &[]
+    }
 }
 
-/// Columns only, through a closure.
-struct Columns<'c, 'a>(&'c mut Resolve<'a>);
+/// Columns through a closure, and the UDFs callable.
+struct Columns<'c, 'a>(&'c mut Resolve<'a>, &'c [String]);
 
 impl Names for Columns<'_, '_> {
+    fn udfs(&self) -> &[String] {
+        self.1
+    }
+
     fn column(
         &mut self,
         qualifier: Option<&str>,
@@ -79,9 +95,10 @@ impl Names for Columns<'_, '_> {
     }
 }
 
-/// Writes `e`; `column` resolves a column reference to its field name.
-pub fn text(e: &Expr, column: &mut Resolve<'_>) -> Result<String, SqlError> {
-    text_in(e, &mut Columns(column))
+/// Writes `e`; `column` resolves a column reference to its field name, and
+/// `udfs` are the user-defined functions it may call.
+pub fn text(e: &Expr, udfs: &[String], column: &mut Resolve<'_>) -> Result<String, SqlError> {
+    text_in(e, &mut Columns(column, udfs))
 }
 
 /// Writes `e`, its names resolved by `names`.
@@ -196,17 +213,38 @@ pub fn text_in(e: &Expr, column: &mut dyn Names) -> Result<String, SqlError> {
                     ),
                 ));
             }
-            let Some((_, mapped)) = FUNCTIONS.iter().find(|(k, _)| k == name) else {
-                let known: Vec<&str> = FUNCTIONS.iter().map(|(k, _)| *k).collect();
-                return Err(SqlError::new(
-                    e.at,
-                    format!(
-                        "unknown function `{}`; supported: {} (user-defined functions are not supported yet)",
-                        name.to_uppercase(),
-                        known.join(", ").to_uppercase()
-                    ),
-                )
-                .suggest(name, known));
+            let udf = column.udfs().iter().find(|u| *u == name).cloned();
+            let mapped = match (FUNCTIONS.iter().find(|(k, _)| k == name), &udf) {
+                (Some((_, mapped)), _) => mapped.to_string(),
+                // The expression language calls it by the same name.
+                (None, Some(udf)) => udf.clone(),
+                (None, None) => {
+                    let mut known: Vec<&str> = FUNCTIONS.iter().map(|(k, _)| *k).collect();
+                    let udfs = column.udfs();
+                    let defined = if udfs.is_empty() {
+                        " (add one with CREATE FUNCTION name AS 'plugin.wasm')".to_string()
+                    } else {
+                        format!(
+                            "; user-defined (CREATE FUNCTION): {}",
+                            udfs.join(", ").to_uppercase()
+                        )
+                    };
+                    known.extend(udfs.iter().map(String::as_str));
+                    return Err(SqlError::new(
+                        e.at,
+                        format!(
+                            "unknown function `{}`; supported: {}{defined}",
+                            name.to_uppercase(),
+                            FUNCTIONS
+                                .iter()
+                                .map(|(k, _)| *k)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                                .to_uppercase()
+                        ),
+                    )
+                    .suggest(name, known));
+                }
             };
             if *star {
                 return Err(SqlError::new(
@@ -264,7 +302,7 @@ mod tests {
     }
 
     fn plain(e: &Expr) -> Result<String, SqlError> {
-        text(e, &mut |_, name, _| Ok(name.to_string()))
+        text(e, &[], &mut |_, name, _| Ok(name.to_string()))
     }
 
     #[test]

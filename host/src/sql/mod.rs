@@ -70,7 +70,8 @@ pub fn defined_name(text: &str) -> Option<String> {
     match parser::parse(text).ok()?.first()? {
         ast::Statement::Connector { name, .. }
         | ast::Statement::Declare { name, .. }
-        | ast::Statement::CreateAs { name, .. } => Some(name.name.clone()),
+        | ast::Statement::CreateAs { name, .. }
+        | ast::Statement::Function { name, .. } => Some(name.name.clone()),
     }
 }
 

@@ -17,7 +17,7 @@ const MAX_OPERATORS: usize = 1000;
 
 /// Statement keywords, for suggestions after a typo.
 const STATEMENT_STARTS: &[&str] = &["CREATE"];
-const CREATE_KINDS: &[&str] = &["SOURCE", "SINK", "STREAM", "TABLE"];
+const CREATE_KINDS: &[&str] = &["SOURCE", "SINK", "STREAM", "TABLE", "FUNCTION"];
 const CLAUSES: &[&str] = &[
     "FROM",
     "JOIN",
@@ -250,7 +250,7 @@ impl Parser {
         self.ops = 0;
         if !self.eat_kw("CREATE") {
             return Err(self.unexpected_kw(
-                "a statement (`CREATE SOURCE CONNECTOR`, `CREATE SINK CONNECTOR`, `CREATE STREAM` or `CREATE TABLE`)",
+                "a statement (`CREATE SOURCE CONNECTOR`, `CREATE SINK CONNECTOR`, `CREATE STREAM`, `CREATE TABLE` or `CREATE FUNCTION`)",
                 STATEMENT_STARTS,
             ));
         }
@@ -281,13 +281,29 @@ impl Parser {
                 props,
             });
         }
+        if self.eat_kw("FUNCTION") {
+            let name = self.ident("a function name")?;
+            self.expect_kw("AS")?;
+            let plugin_at = self.at();
+            let Tok::Str(plugin) = self.peek().clone() else {
+                return Err(self.unexpected(
+                    "the function's plugin as a quoted string (`'path/to/udf.wasm'` or a plugin name)",
+                ));
+            };
+            self.bump();
+            return Ok(Statement::Function {
+                name,
+                plugin,
+                plugin_at,
+            });
+        }
         let table = if self.eat_kw("STREAM") {
             false
         } else if self.eat_kw("TABLE") {
             true
         } else {
             return Err(self.unexpected_kw(
-                "`SOURCE CONNECTOR`, `SINK CONNECTOR`, `STREAM` or `TABLE` after `CREATE`",
+                "`SOURCE CONNECTOR`, `SINK CONNECTOR`, `STREAM`, `TABLE` or `FUNCTION` after `CREATE`",
                 CREATE_KINDS,
             ));
         };

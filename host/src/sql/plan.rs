@@ -49,6 +49,8 @@ pub struct Plan {
     pub tables: Vec<Entry>,
     /// `sinks:`.
     pub sinks: Vec<Entry>,
+    /// `udfs:`.
+    pub udfs: Vec<Entry>,
 }
 
 impl Plan {
@@ -62,6 +64,7 @@ impl Plan {
             "stages" => &self.stages,
             "tables" => &self.tables,
             "sinks" => &self.sinks,
+            "udfs" => &self.udfs,
             _ => return None,
         };
         list.iter()
@@ -101,9 +104,15 @@ impl Plan {
             .iter_mut()
             .chain(self.sinks.iter_mut())
             .chain(self.tables.iter_mut())
+            .chain(self.udfs.iter_mut())
         {
             for (k, v) in &mut e.body {
-                let is_path = k == "path" || k.ends_with("_file") || k.ends_with("_dir");
+                let is_path = k == "path"
+                    || k.ends_with("_file")
+                    || k.ends_with("_dir")
+                    // A UDF's plugin written as a path (a bare name is
+                    // looked up on the plugin path).
+                    || (k == "plugin" && matches!(v, Y::Str(s) if s.contains('/') || s.ends_with(".wasm")));
                 if let Y::Str(s) = v {
                     if is_path
                         && !s.contains("${")
@@ -127,6 +136,7 @@ impl Plan {
             let _ = writeln!(out, "data_dir: {}", scalar(d));
         }
         for (title, list) in [
+            ("udfs", &self.udfs),
             ("sources", &self.sources),
             ("stages", &self.stages),
             ("tables", &self.tables),

@@ -764,3 +764,99 @@ CREATE STREAM j AS SELECT e.id FROM events e JOIN k WITHIN 1 HOUR ON e.id = k.id
         "{errs:?}"
     );
 }
+
+#[test]
+fn create_function_becomes_a_udfs_entry_callable_in_where_and_select() {
+    let p = explain(&with_io(
+        "CREATE FUNCTION Mask_Email AS 'udfs/mask.wasm';
+         CREATE STREAM masked AS SELECT id, MASK_EMAIL(email) AS email FROM events
+           WHERE mask_email(email) IS NOT NULL;",
+        "masked",
+    ));
+    assert_eq!(
+        p["udfs"],
+        json!({"mask_email": {"plugin": "udfs/mask.wasm"}})
+    );
+    assert_eq!(
+        p["stages"]["masked_where"]["params"],
+        json!({"where": "mask_email(email) is not null"})
+    );
+    assert_eq!(
+        p["stages"]["masked"]["params"],
+        json!({"select": ["id"], "set": {"email": "mask_email(email)"}})
+    );
+    // A function defined below the statement that calls it is known too.
+    let p = explain(&with_io(
+        "CREATE STREAM m AS SELECT id, f(email) AS e FROM events;
+         CREATE FUNCTION f AS 'mask';",
+        "m",
+    ));
+    assert_eq!(p["udfs"], json!({"f": {"plugin": "mask"}}));
+}
+
+#[test]
+fn create_function_errors_say_where_and_suggest_the_udf() {
+    let errs = located(&with_io(
+        "CREATE FUNCTION mask_email AS 'mask.wasm';
+CREATE STREAM m AS SELECT mask_emial(email) AS e FROM events;",
+        "m",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!((errs[0].0, errs[0].1), (6, 27), "{errs:?}");
+    assert_eq!(errs[0].2.as_deref(), Some("mask_email"));
+    assert!(
+        errs[0]
+            .3
+            .ends_with("user-defined (CREATE FUNCTION): MASK_EMAIL"),
+        "{errs:?}"
+    );
+    // Without CREATE FUNCTION the message says how to add one.
+    let errs = located(&with_io(
+        "CREATE STREAM m AS SELECT mask_email(email) AS e FROM events;",
+        "m",
+    ));
+    assert!(
+        errs[0]
+            .3
+            .ends_with("(add one with CREATE FUNCTION name AS 'plugin.wasm')"),
+        "{errs:?}"
+    );
+    // The plugin must be a quoted string; a name is defined once and may
+    // not shadow a built-in.
+    let errs = located(&with_io(
+        "CREATE FUNCTION f AS mask;
+CREATE FUNCTION g AS 'a.wasm';
+CREATE FUNCTION G AS 'b.wasm';
+CREATE FUNCTION ucase AS 'c.wasm';",
+        "events",
+    ));
+    let got: Vec<(usize, usize, &str)> = errs.iter().map(|e| (e.0, e.1, e.3.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, 31, "expected the function's plugin as a quoted string (`'path/to/udf.wasm'` or a plugin name), found `mask`"),
+        ]
+    );
+    let errs = located(&with_io(
+        "CREATE FUNCTION g AS 'a.wasm';
+CREATE FUNCTION G AS 'b.wasm';
+CREATE FUNCTION ucase AS 'c.wasm';",
+        "events",
+    ));
+    let got: Vec<(usize, usize, &str)> = errs.iter().map(|e| (e.0, e.1, e.3.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                6,
+                17,
+                "function `G` is defined twice (names are case-insensitive)"
+            ),
+            (
+                7,
+                17,
+                "`UCASE` is a built-in function; give the user-defined function another name"
+            ),
+        ]
+    );
+}

@@ -48,5 +48,6 @@ mod sql_sinks;
 mod sqldb;
 mod support;
 mod tap;
+mod udfs;
 mod validate;
 mod wasm_connectors;

@@ -1713,3 +1713,5 @@ mod memory;
 mod tap;
 /// HTTPS on the listener.
 mod tls;
+/// User-defined functions on a server: uploaded, never loaded by path.
+mod udfs;

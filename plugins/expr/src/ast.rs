@@ -141,6 +141,8 @@ pub(crate) enum Node {
         otherwise: Option<Box<Node>>,
     },
     Call(Func, Box<[Node]>),
+    /// A call of the pipeline's user-defined function (lowercase name).
+    Udf(Box<str>, Box<[Node]>),
 }
 
 impl Node {
@@ -207,7 +209,7 @@ impl Node {
                     f(o);
                 }
             }
-            Node::Call(_, args) => args.iter().for_each(f),
+            Node::Call(_, args) | Node::Udf(_, args) => args.iter().for_each(f),
         }
     }
 }

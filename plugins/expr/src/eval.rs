@@ -371,6 +371,7 @@ impl Node {
                 otherwise.as_ref().map_or(null(), |e| e.eval(input))
             }
             Node::Call(func, args) => call(*func, args, input),
+            Node::Udf(name, args) => call_udf(name, args, input),
         }
     }
 }
@@ -595,5 +596,47 @@ fn round(x: Num, digits: i128) -> Option<Num> {
                 Some(Num::Float(r))
             }
         }
+    }
+}
+
+thread_local! {
+    /// The first UDF failure since [`take_udf_error`] last ran.
+    static UDF_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The first failure of a user-defined function since the last call, if
+/// any. Evaluation cannot fail (a failed call reads as `null`), so a plugin
+/// asks after each event and rejects the event when a call failed.
+pub fn take_udf_error() -> Option<String> {
+    UDF_ERROR.with(|e| e.borrow_mut().take())
+}
+
+fn call_udf<'a>(name: &str, args: &'a [Node], input: Input<'a>) -> Out<'a> {
+    let values: Vec<Out<'_>> = args.iter().map(|a| a.eval(input)).collect();
+    let mut text = Vec::with_capacity(64);
+    text.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        // Writing a `Value` to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut text, &**v);
+    }
+    text.push(b']');
+    let failed = |reason: String| {
+        UDF_ERROR.with(|e| {
+            let mut e = e.borrow_mut();
+            if e.is_none() {
+                *e = Some(reason);
+            }
+        });
+        null()
+    };
+    match sluice_sdk::udf::call(name, &text) {
+        Ok(out) => match serde_json::from_slice::<Value>(&out) {
+            Ok(v) => Cow::Owned(v),
+            Err(e) => failed(format!("function '{name}' returned invalid JSON: {e}")),
+        },
+        Err(reason) => failed(reason),
     }
 }

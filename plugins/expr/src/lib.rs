@@ -80,6 +80,10 @@
 //! | `like(s, pattern)` | SQL `LIKE`: `%` any run of characters, `_` one character |
 //! | `to_int(x)`, `to_bigint(x)`, `to_double(x)`, `to_boolean(x)` | SQL casts; `null` when `x` does not convert (see the README) |
 //!
+//! The pipeline's user-defined functions (Wasm components of the `udf`
+//! world, see [`Expr::parse_with_udfs`]) are called like built-ins. A
+//! built-in's name always wins over a UDF's.
+//!
 //! ## Paths
 //!
 //! [`Path`], [`get_path`], [`set_path`] and [`remove_path`] read and write a
@@ -101,6 +105,7 @@ use std::fmt;
 use serde_json::Value;
 use sluice_sdk::json::JsonView;
 
+pub use eval::take_udf_error;
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
 pub use watch::{Watch, ABSENT_AFTER};
@@ -159,7 +164,15 @@ impl Expr {
     /// Parses `source`; errors name the column and what was expected, e.g.
     /// `expected a value after '>=' at column 14`.
     pub fn parse(source: &str) -> Result<Expr, ParseError> {
-        let root = parse::parse(source)?;
+        Self::parse_with_udfs(source, &[])
+    }
+
+    /// Like [`Expr::parse`], also knowing the pipeline's user-defined
+    /// functions by name (case-insensitive). A call of one crosses to the
+    /// host ([`sluice_sdk::udf::call`]) per evaluation; a failed call reads
+    /// as `null` and is reported by [`take_udf_error`].
+    pub fn parse_with_udfs(source: &str, udfs: &[String]) -> Result<Expr, ParseError> {
+        let root = parse::parse(source, udfs)?;
         Ok(Expr {
             fields: root.top_level_fields().into(),
             root,
@@ -269,6 +282,30 @@ impl Expr {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// The stage parameter through which the host names the pipeline's
+/// user-defined functions to an expression plugin: `udfs`, a
+/// comma-separated list. The host sets it on stages whose plugin imports
+/// the `udfs` interface; written by hand it only changes which names parse.
+pub const UDFS_PARAM: &str = "udfs";
+
+/// True when `name` is a built-in function (case-insensitive); a UDF may
+/// not take such a name, since the built-in would always win.
+pub fn is_builtin_function(name: &str) -> bool {
+    ast::Func::ALL_NAMES
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The names in a `udfs` parameter value, lowercase, empty ones skipped.
+pub fn udf_names(param: Option<&str>) -> Vec<String> {
+    param
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 impl std::str::FromStr for Expr {

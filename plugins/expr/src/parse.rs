@@ -360,7 +360,7 @@ impl<'s> Lexer<'s> {
     }
 }
 
-pub(crate) fn parse(src: &str) -> Result<Node, ParseError> {
+pub(crate) fn parse(src: &str, udfs: &[String]) -> Result<Node, ParseError> {
     let toks = Lexer {
         src,
         pos: 0,
@@ -371,6 +371,7 @@ pub(crate) fn parse(src: &str) -> Result<Node, ParseError> {
         toks,
         pos: 0,
         nesting: 0,
+        udfs,
     };
     if parser.peek().tok == Tok::Eof {
         return Err(ParseError::new(1, "empty expression".to_string()));
@@ -401,6 +402,8 @@ struct Parser<'s> {
     toks: Vec<Token<'s>>,
     pos: usize,
     nesting: usize,
+    /// Names of the pipeline's user-defined functions (lowercase).
+    udfs: &'s [String],
 }
 
 type PResult = Result<Node, ParseError>;
@@ -694,14 +697,21 @@ impl<'s> Parser<'s> {
 
     fn parse_call(&mut self, name: &Token<'_>) -> PResult {
         let Some(func) = Func::from_name(name.text) else {
-            return Err(ParseError::new(
-                name.col,
-                format!(
-                    "unknown function '{}' (known: {})",
-                    name.text,
-                    Func::ALL_NAMES.join(", ")
-                ),
-            ));
+            if let Some(udf) = self.udfs.iter().find(|u| u.eq_ignore_ascii_case(name.text)) {
+                // Arity is the function's own business: it sees the
+                // arguments and may refuse them per event.
+                let open = self.bump();
+                self.enter()?;
+                let args = if self.peek().tok == Tok::RParen {
+                    self.bump();
+                    Vec::new()
+                } else {
+                    self.parse_list(&open)?
+                };
+                self.nesting -= 1;
+                return Ok(Node::Udf(udf.to_ascii_lowercase().into(), args.into()));
+            }
+            return Err(unknown_function(name, self.udfs));
         };
         let open = self.bump();
         self.enter()?;
@@ -795,4 +805,32 @@ impl<'s> Parser<'s> {
             otherwise,
         })
     }
+}
+
+/// "unknown function 'x' (known: ...)", with the closest known name (a
+/// built-in or one of the pipeline's UDFs) when one is close.
+fn unknown_function(name: &Token<'_>, udfs: &[String]) -> ParseError {
+    let wanted = name.text.to_ascii_lowercase();
+    let mut known: Vec<String> = Func::ALL_NAMES.iter().map(|n| n.to_string()).collect();
+    let udf_list = if udfs.is_empty() {
+        String::new()
+    } else {
+        format!("; user-defined: {}", udfs.join(", "))
+    };
+    known.extend(udfs.iter().map(|u| u.to_ascii_lowercase()));
+    let suggestion = known
+        .iter()
+        .map(|k| (strsim::levenshtein(&wanted, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!("; did you mean '{k}'?"))
+        .unwrap_or_default();
+    ParseError::new(
+        name.col,
+        format!(
+            "unknown function '{}' (known: {}{udf_list}){suggestion}",
+            name.text,
+            Func::ALL_NAMES.join(", "),
+        ),
+    )
 }

@@ -656,3 +656,54 @@ fn loaded_view_fields_evaluate_like_the_whole_value() {
         }
     }
 }
+
+/// `twice(x)`: the native stand-in of a UDF (numbers doubled, else an error).
+fn twice(args: &[Value]) -> Result<Value, String> {
+    match args {
+        [Value::Number(n)] => Ok(json!(n.as_f64().unwrap_or_default() * 2.0)),
+        other => Err(format!("twice takes one number, found {other:?}")),
+    }
+}
+
+#[test]
+fn udf_calls_parse_only_with_their_names_and_evaluate_through_the_host() {
+    sluice_sdk::udf::register_native("twice", twice);
+    let udfs = vec!["twice".to_string()];
+    let e = Expr::parse_with_udfs("TWICE(a.b) + 1", &udfs).expect("parses");
+    assert_eq!(e.fields().collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(e.eval(&json!({"a": {"b": 2}})), json!(5.0));
+    assert_eq!(crate::take_udf_error(), None);
+    // A failed call reads as null and is reported once.
+    assert_eq!(e.eval(&json!({"a": {"b": "x"}})), Value::Null);
+    assert_eq!(
+        crate::take_udf_error().as_deref(),
+        Some("twice takes one number, found [String(\"x\")]")
+    );
+    assert_eq!(crate::take_udf_error(), None);
+    // Without the name the call does not parse, and the error suggests it.
+    assert_eq!(
+        Expr::parse_with_udfs("twise(1)", &udfs).map_err(|e| e.to_string()),
+        Err("unknown function 'twise' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper; user-defined: twice); did you mean 'twice'? at column 1".to_string())
+    );
+    assert_eq!(
+        err("twice(1)"),
+        "unknown function 'twice' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper) at column 1"
+    );
+    // A built-in keeps its meaning whatever the UDFs are called.
+    assert_eq!(
+        Expr::parse_with_udfs("lower('A')", &["lower".to_string()])
+            .expect("parses")
+            .eval(&json!({})),
+        json!("a")
+    );
+    assert_eq!(crate::udf_names(Some(" A, b ,,")), vec!["a", "b"]);
+    assert!(crate::is_builtin_function("LOWER"));
+}
+
+#[test]
+fn a_misspelt_builtin_gets_a_suggestion() {
+    assert_eq!(
+        err("lowr(a)"),
+        "unknown function 'lowr' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper); did you mean 'lower'? at column 1"
+    );
+}

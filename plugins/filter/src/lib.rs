@@ -42,11 +42,12 @@ impl Filter {
 
 impl Transform for Filter {
     fn new(params: &Params) -> Result<Self, String> {
-        params.only(&["where", "strict"])?;
+        params.only(&["where", "strict", sluice_expr::UDFS_PARAM])?;
         let strict = params.bool_or("strict", false)?;
         let source = params.required("where")?;
-        let condition =
-            Expr::parse(source).map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
+        let udfs = sluice_expr::udf_names(params.get(sluice_expr::UDFS_PARAM));
+        let condition = Expr::parse_with_udfs(source, &udfs)
+            .map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
         Ok(Filter {
             watch: condition.watch(),
             condition,
@@ -81,7 +82,16 @@ impl Transform for Filter {
                 )));
             }
         }
-        if self.condition.matches_loaded(&self.fields) {
+        let keep = self.condition.matches_loaded(&self.fields);
+        // A failed user-defined function fails this event, whatever the
+        // condition made of its `null`.
+        if let Some(reason) = sluice_expr::take_udf_error() {
+            return Err(EventError::Reject(format!(
+                "`where: {}`: {reason}",
+                self.condition.source()
+            )));
+        }
+        if keep {
             // The original bytes go out untouched: no re-serialization.
             out.forward();
         }
@@ -395,7 +405,7 @@ mod tests {
     fn unknown_parameters_fail() {
         assert_eq!(
             init_error(&[("where", "true"), ("wehre", "x")]),
-            "unknown parameter `wehre`; allowed: where, strict"
+            "unknown parameter `wehre`; allowed: where, strict, udfs"
         );
     }
 
@@ -481,5 +491,33 @@ mod tests {
             "{}",
             rejected[3].1
         );
+    }
+
+    fn shout(args: &[serde_json::Value]) -> Result<serde_json::Value, String> {
+        match args {
+            [serde_json::Value::String(s)] => Ok(serde_json::json!(s.to_uppercase())),
+            _ => Err("shout takes one string".into()),
+        }
+    }
+
+    #[test]
+    fn a_failed_udf_call_rejects_the_event_even_when_the_condition_ignores_it() {
+        sluice_sdk::udf::register_native("shout", shout);
+        let out = run::<Filter>(
+            &[("where", "shout(name) = 'ADA' or true"), ("udfs", "shout")],
+            &[r#"{"name":"ada"}"#, r#"{"name":1}"#, r#"{"name":"bo"}"#],
+        )
+        .expect("runs");
+        assert_eq!(out.values(), vec![r#"{"name":"ada"}"#, r#"{"name":"bo"}"#]);
+        assert_eq!(
+            out.rejected(),
+            vec![(
+                1,
+                "`where: shout(name) = 'ADA' or true`: shout takes one string".to_string()
+            )]
+        );
+        // Without the `udfs` parameter the name is unknown.
+        assert!(init_error(&[("where", "shout(name) = 'A'")])
+            .starts_with("parameter `where`: unknown function 'shout'"));
     }
 }

@@ -321,8 +321,9 @@ fn kind_name(kind: Kind) -> &'static str {
 impl Transform for Project {
     fn new(params: &Params) -> Result<Self, String> {
         let mut allowed = PARAMS.to_vec();
-        allowed.extend([STRICT, STYLE]);
+        allowed.extend([STRICT, STYLE, sluice_expr::UDFS_PARAM]);
         params.only(&allowed)?;
+        let udfs = sluice_expr::udf_names(params.get(sluice_expr::UDFS_PARAM));
         let strict = params.bool_or(STRICT, false)?;
         let canonical = match params.get(STYLE) {
             None | Some("preserve") => false,
@@ -374,9 +375,11 @@ impl Transform for Project {
             for (field, expr) in map {
                 let path = parse_path("set", &field)?;
                 let computed = match expr {
-                    Value::String(src) => Computed::Expr(Expr::parse(&src).map_err(|e| {
-                        format!("parameter `set`: field `{field}`: {e} in `{src}`")
-                    })?),
+                    Value::String(src) => {
+                        Computed::Expr(Expr::parse_with_udfs(&src, &udfs).map_err(|e| {
+                            format!("parameter `set`: field `{field}`: {e} in `{src}`")
+                        })?)
+                    }
                     constant => Computed::Const(constant),
                 };
                 set.push((path, computed));
@@ -385,7 +388,10 @@ impl Transform for Project {
 
         let key = params
             .get("key")
-            .map(|src| Expr::parse(src).map_err(|e| format!("parameter `key`: {e} in `{src}`")))
+            .map(|src| {
+                Expr::parse_with_udfs(src, &udfs)
+                    .map_err(|e| format!("parameter `key`: {e} in `{src}`"))
+            })
             .transpose()?;
         let needed = select.as_ref().map(|select| {
             let mut needed: Vec<String> = Vec::new();
@@ -513,6 +519,39 @@ impl Transform for Project {
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        let result = self.process_event(event, out);
+        // A failed user-defined function fails this event (the SDK withdraws
+        // what was emitted for it).
+        match sluice_expr::take_udf_error() {
+            Some(reason) if result.is_ok() => Err(Self::reject(reason)),
+            _ => result,
+        }
+    }
+
+    fn finish(&mut self) {
+        // A stream shorter than the watches' threshold still hears about a
+        // field none of its events had.
+        if let Some(watch) = &mut self.select_watch {
+            for warning in watch.finish() {
+                sluice_sdk::log::warn(&format!("`select`: {warning}"));
+            }
+        }
+        for ((path, c), watch) in self.set.iter().zip(self.set_watches.iter_mut()) {
+            if let (Computed::Expr(e), Some(watch)) = (c, watch) {
+                for warning in watch.finish() {
+                    sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
+                }
+            }
+        }
+    }
+}
+
+impl Project {
+    fn process_event(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Emitter<'_>,
+    ) -> Result<(), EventError> {
         if self.splice.is_some() {
             return self.process_spliced(event, out);
         }
@@ -634,23 +673,6 @@ impl Transform for Project {
             }
         }
         Ok(())
-    }
-
-    fn finish(&mut self) {
-        // A stream shorter than the watches' threshold still hears about a
-        // field none of its events had.
-        if let Some(watch) = &mut self.select_watch {
-            for warning in watch.finish() {
-                sluice_sdk::log::warn(&format!("`select`: {warning}"));
-            }
-        }
-        for ((path, c), watch) in self.set.iter().zip(self.set_watches.iter_mut()) {
-            if let (Computed::Expr(e), Some(watch)) = (c, watch) {
-                for warning in watch.finish() {
-                    sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
-                }
-            }
-        }
     }
 }
 

@@ -251,7 +251,7 @@ fn parameter_errors_name_the_parameter() {
     );
     assert_eq!(
         init_error(&[("selct", "[\"a\"]")]),
-        "unknown parameter `selct`; allowed: select, drop, rename, set, key, strict, style"
+        "unknown parameter `selct`; allowed: select, drop, rename, set, key, strict, style, udfs"
     );
     assert_eq!(
         init_error(&[("select", "[1]")]),

@@ -4,7 +4,8 @@ Generated code is not involved here; `sluice plugin build` passes this module as
 the app to componentize-py, with `sluice_build_info` (written per build: the
 world, the plugin's module and its pyproject metadata) on the path. The world
 decides which export this module provides and which glue module it imports:
-`sluice_transformer`, `sluice_reader` (source) or `sluice_writer` (sink).
+`sluice_transformer`, `sluice_reader` (source), `sluice_writer` (sink) or
+`sluice_scalar` (udf).
 Plugin authors never import it.
 """
 
@@ -26,6 +27,15 @@ if _WORLD == "source":
 
     class SluiceReader(exports.SluiceReader):
         describe = _describe
+
+elif _WORLD == "udf":
+    import sluice_scalar
+
+    class SluiceScalar(exports.SluiceScalar):
+        describe = _describe
+
+        def call(self, args: bytes) -> bytes:
+            return sluice_scalar.call(args)
 
 elif _WORLD == "sink":
     import sluice_writer  # noqa: F401

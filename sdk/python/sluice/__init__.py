@@ -56,6 +56,7 @@ __all__ = [
     "Source",
     "Transform",
     "http",
+    "udf",
     "dumps",
     "loads",
     "JsonError",
@@ -516,3 +517,6 @@ def describe_exception(e: BaseException) -> str:
 # build on the classes above.
 from . import clock, http  # noqa: E402
 from .connector import Poll, Rejections, Sink, Source  # noqa: E402
+
+# User-defined functions (the `udf` world).
+from .udfs import udf  # noqa: E402

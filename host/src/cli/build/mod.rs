@@ -119,10 +119,15 @@ pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
         ("sink", "ts") => js::TS_SINK_TEMPLATE,
         ("source", "go") => go::SOURCE_TEMPLATE,
         ("sink", "go") => go::SINK_TEMPLATE,
+        ("udf", "rust") => rust::UDF_TEMPLATE,
+        ("udf", "python") => python::UDF_TEMPLATE,
+        ("udf", _) => bail!(
+            "a user-defined function can be scaffolded in Rust or Python only (`--lang rust` or `python`); other languages implement the `udf` world of wit/sluice.wit with their component toolchain"
+        ),
         ("source" | "sink", _) => bail!(
             "a {kind} connector can be scaffolded in Rust, Python, JavaScript, TypeScript or Go only (`--lang rust`, `python`, `js`, `ts` or `go`); the {lang} SDK has no connector classes yet"
         ),
-        _ => bail!("unknown kind `{kind}`; expected transform, source or sink"),
+        _ => bail!("unknown kind `{kind}`; expected transform, source, sink or udf"),
     };
     if name.is_empty()
         || !name

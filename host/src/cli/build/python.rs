@@ -118,6 +118,30 @@ pub static SINK_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// `sluice plugin new --kind udf --lang python`.
+pub static UDF_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        include_str!("../../../../sdk/templates/python-udf/pyproject.toml"),
+    ),
+    (
+        "app.py",
+        include_str!("../../../../sdk/templates/python-udf/app.py"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../../../sdk/templates/python-udf/test_app.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/python-udf/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../sdk/templates/python-udf/gitignore"),
+    ),
+];
+
 /// A Python plugin is marked by a `[tool.sluice]` table in its `pyproject.toml`
 /// (a pyproject alone may be any Python project).
 fn detect(dir: &Path) -> bool {
@@ -133,6 +157,7 @@ enum PyWorld {
     Transform,
     Source,
     Sink,
+    Udf,
 }
 
 impl PyWorld {
@@ -141,6 +166,7 @@ impl PyWorld {
             "transform" => Some(Self::Transform),
             "source" => Some(Self::Source),
             "sink" => Some(Self::Sink),
+            "udf" => Some(Self::Udf),
             _ => None,
         }
     }
@@ -150,6 +176,7 @@ impl PyWorld {
             Self::Transform => "transform",
             Self::Source => "source",
             Self::Sink => "sink",
+            Self::Udf => "udf",
         }
     }
 
@@ -160,15 +187,18 @@ impl PyWorld {
             Self::Transform => ("transformer", "sluice_transformer"),
             Self::Source => ("reader", "sluice_reader"),
             Self::Sink => ("writer", "sluice_writer"),
+            Self::Udf => ("scalar", "sluice_scalar"),
         }
     }
 
-    /// The `sluice` class the plugin module subclasses.
+    /// What the plugin module defines: the `sluice` class it subclasses, or
+    /// its UDF.
     fn class(self) -> &'static str {
         match self {
-            Self::Transform => "sluice.Transform",
-            Self::Source => "sluice.Source",
-            Self::Sink => "sluice.Sink",
+            Self::Transform => "sluice.Transform subclass",
+            Self::Source => "sluice.Source subclass",
+            Self::Sink => "sluice.Sink subclass",
+            Self::Udf => "function marked @sluice.udf",
         }
     }
 }
@@ -185,7 +215,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
         && !cx.dir.join(&module_path).join("__init__.py").is_file()
     {
         bail!(
-            "{}: no module `{}` ({module_path}.py); write the {} subclass there, or name its module with `module = \"...\"` under [tool.sluice]",
+            "{}: no module `{}` ({module_path}.py); write the {} there, or name its module with `module = \"...\"` under [tool.sluice]",
             cx.dir.display(),
             meta.module,
             meta.world.class()
@@ -221,7 +251,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     // first contract with their worlds (the glue packs the batch tables).
     let (wit_dir, version) = match meta.world {
         PyWorld::Transform => (cx.wit_dir.to_path_buf(), contract_version()),
-        PyWorld::Source | PyWorld::Sink => {
+        PyWorld::Source | PyWorld::Sink | PyWorld::Udf => {
             std::fs::write(info_dir.path().join("sluice.wit"), super::WIT)?;
             (info_dir.path().to_path_buf(), CONNECTOR_VERSION)
         }
@@ -346,7 +376,7 @@ impl Metadata {
                     let text = toml_string(value).unwrap_or_default();
                     meta.world = PyWorld::parse(&text).with_context(|| {
                         format!(
-                            "line {}: [tool.sluice] world: expected \"transform\", \"source\" or \"sink\", found {}",
+                            "line {}: [tool.sluice] world: expected \"transform\", \"source\", \"sink\" or \"udf\", found {}",
                             n + 1,
                             value.split('#').next().unwrap_or_default().trim()
                         )
@@ -506,7 +536,7 @@ mod tests {
         let err = Metadata::parse("[tool.sluice]\nworld = \"writer\"\n", p).expect_err("unknown");
         assert_eq!(
             err.to_string(),
-            "line 2: [tool.sluice] world: expected \"transform\", \"source\" or \"sink\", found \"writer\""
+            "line 2: [tool.sluice] world: expected \"transform\", \"source\", \"sink\" or \"udf\", found \"writer\""
         );
     }
 

@@ -68,6 +68,22 @@ pub static SINK_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// `sluice plugin new --kind udf --lang rust`.
+pub static UDF_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../../sdk/templates/rust-udf/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../../sdk/templates/rust-udf/src/lib.rs"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/rust-udf/README.md"),
+    ),
+];
+
 fn detect(dir: &Path) -> bool {
     dir.join("Cargo.toml").is_file()
 }

@@ -62,6 +62,11 @@ const SOURCES: &[(&str, &str)] = &[
         "src/testing_connector.rs",
         include_str!("../../../../sdk/src/testing_connector.rs"),
     ),
+    ("src/udf.rs", include_str!("../../../../sdk/src/udf.rs")),
+    (
+        "src/glue_udf.rs",
+        include_str!("../../../../sdk/src/glue_udf.rs"),
+    ),
 ];
 
 /// The SDK's manifest, which inherits from the workspace's.
