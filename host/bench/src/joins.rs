@@ -109,6 +109,7 @@ fn customers_table() -> Result<Table> {
         TableConfig {
             input: "customers".into(),
             key_field: Some("id".into()),
+            max_mb: sluice::state::tables::DEFAULT_MAX_MB,
         },
         table.clone(),
         std::env::temp_dir(),
