@@ -433,6 +433,130 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
     pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
 }
 
+/// A PostgreSQL client program from the service script's installation.
+fn pg_bin(name: &str) -> PathBuf {
+    let run =
+        std::env::var("SLUICE_SERVICES_DIR").unwrap_or_else(|_| "/tmp/sluice-services".into());
+    let dir = std::fs::read_to_string(Path::new(&run).join("postgres.bin"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    Path::new(&dir).join(name)
+}
+
+/// After a crash the server can keep the dead run's session on the slot for a
+/// while (until it notices the socket is gone, at worst
+/// `wal_sender_timeout`). A restart meeting a busy slot must wait for it with
+/// backoff, saying why, instead of failing the start. Here the slot is held
+/// on purpose by `pg_recvlogical` until the test lets it go.
+#[test]
+fn a_restart_that_finds_its_slot_busy_waits_for_it_and_loses_nothing() {
+    let pg = Pg::fresh("cdc_busy");
+    pg.exec("CREATE TABLE t (id INT PRIMARY KEY)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.jsonl");
+    let slot = unique("busy_slot");
+    let p = pipeline(
+        dir.path(),
+        "busy",
+        &format!(
+            "    type: postgres-cdc\n    url: {}\n    slot: {slot}\n    tables: [t]\n    heartbeat_interval_ms: 200\n",
+            serde_json::to_string(&pg.url).expect("json")
+        ),
+        &out,
+    );
+    let mut child = start(&p);
+    let checkpoint = dir.path().join(".sluice/busy/checkpoint.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read(&checkpoint)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|c| c["sources"]["pg"]["phase"] == "streaming")
+    {
+        assert!(Instant::now() < deadline, "no streaming checkpoint in 60 s");
+        assert!(child.try_wait().ok().flatten().is_none(), "sluice died");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.exec("INSERT INTO t SELECT generate_series(1, 5)");
+    let written = pg.scalar("SELECT pg_current_wal_lsn()::text").expect("lsn");
+    wait_lines(&mut child, &out, 5, 60);
+    // Wait until the run confirmed the rows to the slot, so the stand-in
+    // holder below has nothing left to read (it would confirm what it read).
+    let confirmed = format!(
+        "SELECT confirmed_flush_lsn >= '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.scalar(&confirmed).as_deref() != Some("t") {
+        assert!(
+            Instant::now() < deadline,
+            "the slot never confirmed the rows"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let active = format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.scalar(&active).as_deref() != Some("f") {
+        assert!(
+            Instant::now() < deadline,
+            "the killed run's session never left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut holder = Command::new(pg_bin("pg_recvlogical"))
+        .args([
+            "--dbname",
+            &pg.url,
+            "--slot",
+            &slot,
+            "--start",
+            "--no-loop",
+            "-f",
+            "/dev/null",
+        ])
+        .args(["-o", "proto_version=1", "-o"])
+        .arg(format!("publication_names={slot}_unused"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pg_recvlogical");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.scalar(&active).as_deref() != Some("t") {
+        assert!(
+            Instant::now() < deadline,
+            "pg_recvlogical never took the slot"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut child = start(&p);
+    let warning = child
+        .stderr
+        .wait_for_line("is in use by another session", Duration::from_secs(30));
+    assert!(warning.contains(&slot), "{warning}");
+    // Still waiting, not failed, a few retries later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().ok().flatten().is_none(),
+        "sluice gave up on a busy slot:\n{}",
+        child.stderr.text_at_exit()
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    pg.exec("INSERT INTO t SELECT generate_series(6, 10)");
+    let lines = wait_lines(&mut child, &out, 10, 90);
+    let err = terminate(child);
+    let mut ids: Vec<i64> = lines
+        .iter()
+        .filter_map(|l| l["value"]["after"]["id"].as_i64())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "{err}");
+    assert!(err.contains("replication connection restored"), "{err}");
+    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+}
+
 #[test]
 fn idle_source_with_heartbeats_lets_the_slot_advance() {
     let pg = Pg::fresh("cdc_idle");

@@ -54,6 +54,15 @@ pub fn fuzz_decode_pgoutput(bytes: &[u8]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The slot is in use by another session: a second run on the same slot,
+/// or the session of a run that died, which the server has not yet noticed.
+#[derive(Debug, thiserror::Error)]
+#[error("replication slot `{slot}` is in use by another session ({server}); if that is a run that just died, the server frees the slot once it notices (at most `wal_sender_timeout`); otherwise stop the other run or give this one its own `slot`")]
+struct SlotBusy {
+    slot: String,
+    server: String,
+}
+
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_WAIT: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -337,7 +346,14 @@ impl PostgresCdcSource {
             catalog::quote_literal(&catalog::quote_ident(&self.publication))
         );
         repl.start_replication(&sql, IO_TIMEOUT)
-            .map_err(|e| anyhow!("starting replication from slot `{}`: {e}", self.slot))?;
+            .map_err(|e| match e {
+                // 55006 object_in_use: another session streams from the slot.
+                WireError::Server(s) if s.code == "55006" => anyhow::Error::new(SlotBusy {
+                    slot: self.slot.clone(),
+                    server: s.to_string(),
+                }),
+                e => anyhow!("starting replication from slot `{}`: {e}", self.slot),
+            })?;
         tracing::info!(slot = %self.slot, from = %format_lsn(lsn), "streaming changes");
         self.repl = Some(repl);
         self.phase = Phase::Streaming;
@@ -838,7 +854,21 @@ impl Source for PostgresCdcSource {
                 }
                 self.safe_lsn = lsn;
                 self.confirmed = lsn;
-                self.start_streaming(lsn)
+                match self.start_streaming(lsn) {
+                    Err(e) if e.is::<SlotBusy>() => {
+                        // After a crash the server may still hold the slot for
+                        // the dead run's session until it notices the socket
+                        // closed (at worst `wal_sender_timeout`). Streaming
+                        // retries with backoff instead of failing the start.
+                        self.phase = Phase::Streaming;
+                        self.attempt = 1;
+                        let wait = self.reconnects.delay(self.attempt);
+                        self.retry_at = Some(Instant::now() + wait);
+                        tracing::warn!(source = %self.origin, retry_in = ?wait, "{e:#}");
+                        Ok(())
+                    }
+                    other => other,
+                }
             }
             Some("snapshot") => {
                 tracing::warn!(source = %self.origin, "the last run stopped during the snapshot; taking it again from the start");
