@@ -194,6 +194,12 @@ pub enum LagUnit {
     /// Bytes of write-ahead log (PostgreSQL: the server's WAL end less the
     /// position of the change last received).
     WalBytes,
+    /// Rows not yet read (`postgres-poll`: the rows its next queries would
+    /// return, counted while it has a backlog).
+    Rows,
+    /// Milliseconds behind the upstream's clock (`mongodb`: now less the
+    /// time of the change last read, 0 once the change stream is drained).
+    Millis,
 }
 
 impl LagUnit {
@@ -202,14 +208,26 @@ impl LagUnit {
         match self {
             LagUnit::Messages => "messages",
             LagUnit::WalBytes => "wal_bytes",
+            LagUnit::Rows => "rows",
+            LagUnit::Millis => "ms",
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            LagUnit::Messages => 0,
+            LagUnit::WalBytes => 1,
+            LagUnit::Rows => 2,
+            LagUnit::Millis => 3,
         }
     }
 
     fn from_u8(n: u8) -> Self {
-        if n == 1 {
-            LagUnit::WalBytes
-        } else {
-            LagUnit::Messages
+        match n {
+            1 => LagUnit::WalBytes,
+            2 => LagUnit::Rows,
+            3 => LagUnit::Millis,
+            _ => LagUnit::Messages,
         }
     }
 }
@@ -232,13 +250,7 @@ impl Progress {
     }
     /// Sets how far behind the upstream's end the source reads.
     pub fn set_lag(&self, n: u64, unit: LagUnit) {
-        self.lag_unit.store(
-            match unit {
-                LagUnit::Messages => 0,
-                LagUnit::WalBytes => 1,
-            },
-            Ordering::Relaxed,
-        );
+        self.lag_unit.store(unit.to_u8(), Ordering::Relaxed);
         self.lag.store(n.min(u64::MAX - 1), Ordering::Relaxed);
     }
     /// The lag, once the source has measured one.

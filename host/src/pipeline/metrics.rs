@@ -75,6 +75,9 @@ impl SourceProgress {
         self.lag.map(|(n, unit)| match unit {
             LagUnit::Messages => format!("lag {n} message{}", if n == 1 { "" } else { "s" }),
             LagUnit::WalBytes => format!("lag {} of WAL", indicatif::HumanBytes(n)),
+            LagUnit::Rows => format!("lag {n} row{}", if n == 1 { "" } else { "s" }),
+            LagUnit::Millis if n < 1000 => format!("lag {n} ms"),
+            LagUnit::Millis => format!("lag {:.1} s", n as f64 / 1000.0),
         })
     }
 }
@@ -363,5 +366,19 @@ mod tests {
             m.progress()[0].describe_lag().as_deref(),
             Some("lag 3.00 MiB of WAL")
         );
+        kafka.set_lag(1, LagUnit::Rows);
+        assert_eq!(m.progress()[0].describe_lag().as_deref(), Some("lag 1 row"));
+        assert!(stats_line(&m, 1.0, 0.0).contains(" source.orders.lag_rows=1"));
+        kafka.set_lag(999, LagUnit::Millis);
+        assert_eq!(
+            m.progress()[0].describe_lag().as_deref(),
+            Some("lag 999 ms")
+        );
+        kafka.set_lag(12_345, LagUnit::Millis);
+        assert_eq!(
+            m.progress()[0].describe_lag().as_deref(),
+            Some("lag 12.3 s")
+        );
+        assert!(stats_line(&m, 1.0, 0.0).contains(" source.orders.lag_ms=12345"));
     }
 }

@@ -413,3 +413,62 @@ fn sigkill_mid_poll_then_rerun_yields_each_row_exactly_once() {
     );
     PG.exec(&format!("DROP TABLE {t}"));
 }
+
+/// A backlog is read page after page without waiting for the next pass
+/// (timestamp mode holds back the rows of a page's last timestamp, which
+/// once made the page look short and the source wait `poll_interval_ms`),
+/// and the lag counts the rows still to read: counted once, then reduced
+/// by what is read until the next count, and 0 once a page comes back short.
+#[test]
+fn a_backlog_is_read_page_after_page_and_the_lag_counts_the_rows_left() {
+    use sluice::connector::{LagUnit, Progress, Source};
+    use sluice::sources::postgres_poll::{PostgresPollConfig, PostgresPollSource};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let t = unique("poll_lag");
+    PG.exec(&format!(
+        "CREATE TABLE {t} (id int PRIMARY KEY, at timestamptz);
+         INSERT INTO {t} SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+           FROM generate_series(1, 25) g"
+    ));
+    let config: PostgresPollConfig = serde_json::from_value(serde_json::json!({
+        "url": PG.url(), "tables": [t], "mode": "timestamp", "timestamp_column": "at",
+        "poll_interval_ms": 60_000
+    }))
+    .expect("config");
+    let progress = Arc::new(Progress::default());
+    let mut source =
+        PostgresPollSource::new(config, Arc::from("db"), progress.clone()).expect("source");
+    source.open(None).expect("open");
+    assert_eq!(
+        progress.lag(),
+        None,
+        "nothing measured before the first read"
+    );
+    let started = Instant::now();
+    let mut read = Vec::new();
+    let mut lags = Vec::new();
+    while read.iter().sum::<usize>() < 25 {
+        let polled = source.poll(10).expect("poll");
+        if let Some(batch) = polled.batch {
+            read.push(batch.len());
+            lags.push(progress.lag());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the backlog waited for the next pass: pages {read:?}"
+        );
+    }
+    // Each full page keeps its rows before the page's last timestamp.
+    assert_eq!(read, [9, 9, 7]);
+    assert_eq!(
+        lags,
+        [
+            Some((16, LagUnit::Rows)),
+            Some((7, LagUnit::Rows)),
+            Some((0, LagUnit::Rows))
+        ]
+    );
+    PG.exec(&format!("DROP TABLE {t}"));
+}

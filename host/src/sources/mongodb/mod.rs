@@ -40,8 +40,8 @@ use serde_json::{json, Value};
 
 use crate::clients::mongodb::errors::{self, connect_error, redact, stream_problem, StreamProblem};
 use crate::clients::mongodb::{client, mapping};
-use crate::connector::Progress;
 use crate::connector::{parse_source, ConfigIssue, SourceConfig, SourceContext, SourceKind};
+use crate::connector::{LagUnit, Progress};
 use crate::connector::{Polled, Source};
 use crate::event::BatchBuilder;
 use cursor::RawCursor;
@@ -70,6 +70,8 @@ pub struct MongoSource {
     seq: u64,
     snapshot_read: u64,
     done: bool,
+    /// Milliseconds behind, per streamed collection.
+    lag_ms: HashMap<String, u64>,
 }
 
 struct SnapshotReader {
@@ -122,6 +124,7 @@ impl MongoSource {
             seq: 0,
             snapshot_read: 0,
             done: false,
+            lag_ms: HashMap::new(),
         }
     }
 
@@ -491,6 +494,23 @@ impl MongoSource {
         self.seq += 1;
     }
 
+    /// How far behind the server's clock a change stream reads: 0 once a
+    /// `getMore` came back empty, else now less the time of the change last
+    /// read. The source's lag is its furthest-behind collection.
+    fn measure_lag(&mut self, collection: &str, drained: bool, last_ts_ms: Option<i64>) {
+        let behind = if drained {
+            0
+        } else if let Some(ts) = last_ts_ms {
+            now_ms().saturating_sub(ts).max(0) as u64
+        } else {
+            // Nothing read and not drained (an interrupted batch): unchanged.
+            return;
+        };
+        self.lag_ms.insert(collection.to_string(), behind);
+        let lag = self.lag_ms.values().copied().max().unwrap_or(0);
+        self.progress.set_lag(lag, LagUnit::Millis);
+    }
+
     fn poll_stream(&mut self, max: usize) -> Result<Polled> {
         if self.streams.is_empty() {
             std::thread::sleep(Duration::from_millis(self.config.poll_ms));
@@ -502,11 +522,16 @@ impl MongoSource {
         let stream_name = self.stream_name(&collection);
         let mut out = BatchBuilder::new(&stream_name, stream_name.clone(), max);
         let mut invalidated = false;
+        let mut drained = false;
+        let mut last_ts_ms = None;
         while out.len() + 1 < max.max(2) {
             let next = self.streams[i].1.next_document();
             let change = match next {
                 Ok(Some(c)) => c,
-                Ok(None) => break,
+                Ok(None) => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if errors::is_transient(&e) && out.is_empty() => {
                     // The driver already retried once; back off and reopen
                     // from the last token on the next poll.
@@ -536,6 +561,7 @@ impl MongoSource {
             };
             match change_event(&self.origin, &collection, &change, now_ms()) {
                 Change::Event { emit, op } => {
+                    last_ts_ms = Some(emit.ts_ms);
                     let tombstone = (op == "d" && self.config.tombstones_on_delete).then(|| Emit {
                         value: None,
                         ..emit.clone()
@@ -558,6 +584,7 @@ impl MongoSource {
         if let Some(token) = self.streams[i].1.resume_token() {
             self.tokens.insert(collection.clone(), token_to_json(token));
         }
+        self.measure_lag(&collection, drained, last_ts_ms);
         if invalidated {
             let token = self.tokens.get(&collection).cloned();
             match self.watch(&collection, token.as_ref(), true) {
@@ -693,5 +720,37 @@ impl SourceConfig for MongoSourceConfig {
             cx.name,
             cx.progress,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_is_the_furthest_behind_collection_and_zero_once_all_are_drained() {
+        let config: MongoSourceConfig =
+            serde_json::from_value(json!({"uri": "mongodb://127.0.0.1:1", "database": "d"}))
+                .expect("config");
+        let progress = Arc::new(Progress::default());
+        let mut source = MongoSource::new(config, "m", progress.clone());
+        source.measure_lag("a", false, Some(now_ms() - 5_000));
+        source.measure_lag("b", true, None);
+        let Some((n, LagUnit::Millis)) = progress.lag() else {
+            panic!("{:?}", progress.lag());
+        };
+        assert!((5_000..6_000).contains(&n), "{n}");
+        // An interrupted read measures nothing: unchanged.
+        source.measure_lag("a", false, None);
+        assert!(progress.lag().is_some_and(|(m, _)| m >= 5_000));
+        // A change stamped ahead of this clock is not behind.
+        source.measure_lag("a", false, Some(now_ms() + 60_000));
+        assert_eq!(progress.lag(), Some((0, LagUnit::Millis)));
+        source.measure_lag("b", false, Some(now_ms() - 2_000));
+        assert!(progress
+            .lag()
+            .is_some_and(|(m, _)| (2_000..3_000).contains(&m)));
+        source.measure_lag("b", true, None);
+        assert_eq!(progress.lag(), Some((0, LagUnit::Millis)));
     }
 }

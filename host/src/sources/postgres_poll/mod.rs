@@ -26,7 +26,7 @@ use crate::clients::tls::TlsOptions;
 use crate::connector::{
     parse_source, ConfigIssue, ErrorClass, SourceConfig, SourceContext, SourceKind,
 };
-use crate::connector::{Polled, Source};
+use crate::connector::{LagUnit, Polled, Progress, Source};
 use crate::event::BatchBuilder;
 
 /// Configuration of a `postgres-poll` source.
@@ -192,6 +192,61 @@ struct Table {
     ts_col: Option<(String, String)>,
     last_inc: Option<String>,
     last_ts: Option<String>,
+    /// Rows not read yet, as last counted (0 once a read came back short).
+    unread_rows: u64,
+    /// When `unread_rows` was last counted: a backlog is counted at most
+    /// every [`COUNT_EVERY`], so measuring costs the database little.
+    counted_at: Option<Instant>,
+}
+
+impl Table {
+    /// The `WHERE` clause selecting the rows not read yet (empty on the
+    /// first read), its parameters, and the columns they are read in order of.
+    fn unread(&self, delay_ms: u64) -> (String, Vec<String>, Vec<String>) {
+        let mut conds: Vec<String> = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        let mut order: Vec<String> = Vec::new();
+        let bound = |params: &mut Vec<String>, v: &str, ty: &str| {
+            params.push(v.to_string());
+            format!("${}::text::{ty}", params.len())
+        };
+        if let Some((c, ty)) = &self.ts_col {
+            // Timestamps of `timestamp` columns compare in UTC (set at connect).
+            conds.push(format!(
+                "t.{} < now() - interval '{} milliseconds'",
+                q(c),
+                delay_ms
+            ));
+            order.push(format!("t.{}", q(c)));
+            match (&self.inc_col, &self.last_ts, &self.last_inc) {
+                (Some((ic, ity)), Some(ts), Some(inc)) => {
+                    let a = bound(&mut params, ts, ty);
+                    let b = bound(&mut params, inc, ity);
+                    conds.push(format!("(t.{}, t.{}) > ({a}, {b})", q(c), q(ic)));
+                }
+                (_, Some(ts), _) => {
+                    let a = bound(&mut params, ts, ty);
+                    conds.push(format!("t.{} > {a}", q(c)));
+                }
+                _ => {}
+            }
+        }
+        if let Some((c, ty)) = &self.inc_col {
+            if self.ts_col.is_none() {
+                if let Some(inc) = &self.last_inc {
+                    let a = bound(&mut params, inc, ty);
+                    conds.push(format!("t.{} > {a}", q(c)));
+                }
+            }
+            order.push(format!("t.{}", q(c)));
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        (filter, params, order)
+    }
 }
 
 /// A running `postgres-poll` source.
@@ -208,11 +263,21 @@ pub struct PostgresPollSource {
     /// Rows emitted since start (positions of rows without a numeric id).
     seq: u64,
     next_pass: Instant,
+    progress: Arc<Progress>,
 }
 
+/// How often a table with a backlog has its unread rows counted.
+const COUNT_EVERY: Duration = Duration::from_secs(5);
+/// Counting stops here: the count scans the backlog, so it is bounded.
+const COUNT_AT_MOST: u64 = 10_000_000;
+
 impl PostgresPollSource {
-    /// A source per `config`, named `origin`.
-    pub fn new(config: PostgresPollConfig, origin: Arc<str>) -> Result<Self> {
+    /// A source per `config`, named `origin`, measuring its lag into `progress`.
+    pub fn new(
+        config: PostgresPollConfig,
+        origin: Arc<str>,
+        progress: Arc<Progress>,
+    ) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -227,6 +292,7 @@ impl PostgresPollSource {
             found: 0,
             seq: 0,
             next_pass: Instant::now(),
+            progress,
         })
     }
 
@@ -346,58 +412,24 @@ impl PostgresPollSource {
             ts_col,
             last_inc: None,
             last_ts: None,
+            unread_rows: 0,
+            counted_at: None,
         })
     }
 
-    /// Reads up to `max` new rows of table `i`.
-    fn read(&mut self, i: usize, max: usize) -> Result<Vec<tokio_postgres::Row>, ErrorClass> {
+    /// Reads up to `max` new rows of table `i`, and whether the query filled
+    /// its page (so more rows may be waiting, even if some were held back).
+    fn read(
+        &mut self,
+        i: usize,
+        max: usize,
+    ) -> Result<(Vec<tokio_postgres::Row>, bool), ErrorClass> {
         let client = self
             .client
             .as_ref()
             .ok_or_else(|| ErrorClass::Retry("not connected".into()))?;
         let t = &self.tables[i];
-        let mut conds: Vec<String> = Vec::new();
-        let mut params: Vec<String> = Vec::new();
-        let mut order: Vec<String> = Vec::new();
-        let bound = |params: &mut Vec<String>, v: &str, ty: &str| {
-            params.push(v.to_string());
-            format!("${}::text::{ty}", params.len())
-        };
-        if let Some((c, ty)) = &t.ts_col {
-            // Timestamps of `timestamp` columns compare in UTC (set at connect).
-            conds.push(format!(
-                "t.{} < now() - interval '{} milliseconds'",
-                q(c),
-                self.config.timestamp_delay_ms
-            ));
-            order.push(format!("t.{}", q(c)));
-            match (&t.inc_col, &t.last_ts, &t.last_inc) {
-                (Some((ic, ity)), Some(ts), Some(inc)) => {
-                    let a = bound(&mut params, ts, ty);
-                    let b = bound(&mut params, inc, ity);
-                    conds.push(format!("(t.{}, t.{}) > ({a}, {b})", q(c), q(ic)));
-                }
-                (_, Some(ts), _) => {
-                    let a = bound(&mut params, ts, ty);
-                    conds.push(format!("t.{} > {a}", q(c)));
-                }
-                _ => {}
-            }
-        }
-        if let Some((c, ty)) = &t.inc_col {
-            if t.ts_col.is_none() {
-                if let Some(inc) = &t.last_inc {
-                    let a = bound(&mut params, inc, ty);
-                    conds.push(format!("t.{} > {a}", q(c)));
-                }
-            }
-            order.push(format!("t.{}", q(c)));
-        }
-        let filter = if conds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conds.join(" AND "))
-        };
+        let (filter, params, order) = t.unread(self.config.timestamp_delay_ms);
         let sql = format!(
             "{} {}{filter} ORDER BY {} LIMIT {}",
             t.select,
@@ -413,6 +445,7 @@ impl PostgresPollSource {
             .rt
             .block_on(client.query(&sql, &refs))
             .map_err(|e| classify(&e))?;
+        let full = rows.len() >= max.max(1);
         // Timestamp only: rows sharing the last timestamp may continue past
         // the limit; leave them all for the next read (which starts after the
         // last kept timestamp), or read them all when the whole page shares it.
@@ -434,7 +467,45 @@ impl PostgresPollSource {
                 }
             }
         }
-        Ok(rows)
+        Ok((rows, full))
+    }
+
+    /// Counts table `i`'s unread rows when it has a backlog and was not
+    /// counted lately, and reports the sum over the tables as the lag.
+    fn measure_lag(&mut self, i: usize, read: usize, full: bool) {
+        let t = &mut self.tables[i];
+        if !full {
+            t.unread_rows = 0;
+        } else if t.counted_at.is_some_and(|at| at.elapsed() < COUNT_EVERY) {
+            // Between counts, what was read since is no longer behind.
+            t.unread_rows = t.unread_rows.saturating_sub(read as u64);
+        } else {
+            t.counted_at = Some(Instant::now());
+            let (filter, params, _) = t.unread(self.config.timestamp_delay_ms);
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT 1 {}{filter} LIMIT {COUNT_AT_MOST}) AS unread",
+                t.from
+            );
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let counted = self
+                .client
+                .as_ref()
+                .map(|c| self.rt.block_on(c.query_one(&sql, &refs)));
+            match counted {
+                Some(Ok(row)) => t.unread_rows = row.get::<_, i64>(0).max(0) as u64,
+                // A failed count costs the measurement, never the rows: the
+                // next read reports the connection if it is gone.
+                Some(Err(e)) => {
+                    tracing::debug!(source = %self.origin, table = %t.name, "counting unread rows failed: {e}")
+                }
+                None => {}
+            }
+        }
+        let lag = self.tables.iter().map(|t| t.unread_rows).sum();
+        self.progress.set_lag(lag, LagUnit::Rows);
     }
 }
 
@@ -495,8 +566,8 @@ impl Source for PostgresPollSource {
             });
         }
         let i = self.current;
-        let rows = match self.read(i, max) {
-            Ok(rows) => rows,
+        let (rows, full) = match self.read(i, max) {
+            Ok(read) => read,
             Err(ErrorClass::Retry(m)) => {
                 tracing::warn!(source = %self.origin, table = %self.tables[i].name, "{m}; reconnecting");
                 std::thread::sleep(Duration::from_millis(500));
@@ -507,7 +578,7 @@ impl Source for PostgresPollSource {
             }
             Err(e) => bail!("polling table `{}`: {e}", self.tables[i].name),
         };
-        let full = rows.len() >= max.max(1);
+        let read = rows.len();
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -542,6 +613,8 @@ impl Source for PostgresPollSource {
             self.found += 1;
             self.seq += 1;
         }
+        // After the positions moved past this page's rows.
+        self.measure_lag(i, read, full);
         if !full {
             // This table is caught up; on to the next, or end the pass.
             self.current += 1;
@@ -616,6 +689,7 @@ impl SourceConfig for PostgresPollConfig {
         Ok(Box::new(PostgresPollSource::new(
             self.clone(),
             std::sync::Arc::from(cx.name),
+            cx.progress,
         )?))
     }
 }
