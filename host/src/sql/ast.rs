@@ -192,8 +192,8 @@ pub enum ExprKind {
     IsNull(Box<Expr>, bool),
     /// `e [NOT] IN (list)`.
     In(Box<Expr>, Vec<Expr>, bool),
-    /// `e [NOT] LIKE pattern`.
-    Like(Box<Expr>, Box<Expr>, bool),
+    /// `e [NOT] LIKE pattern [ESCAPE 'c']`.
+    Like(Box<Expr>, Box<Expr>, Option<char>, bool),
     /// `e [NOT] BETWEEN lo AND hi`.
     Between(Box<Expr>, Box<Expr>, Box<Expr>, bool),
     /// `CASE [operand] WHEN .. THEN .. [ELSE ..] END`.

@@ -155,8 +155,15 @@ pub fn text_in(e: &Expr, column: &mut dyn Names) -> Result<String, SqlError> {
                 items.join(", ")
             )
         }
-        ExprKind::Like(x, pattern, neg) => {
-            let call = format!("like({}, {})", text_in(x, column)?, text_in(pattern, column)?);
+        ExprKind::Like(x, pattern, escape, neg) => {
+            let escape = escape
+                .map(|c| format!(", '{}'", c.to_string().replace('\'', "''")))
+                .unwrap_or_default();
+            let call = format!(
+                "like({}, {}{escape})",
+                text_in(x, column)?,
+                text_in(pattern, column)?
+            );
             if *neg {
                 format!("not {call}")
             } else {

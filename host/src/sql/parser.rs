@@ -783,14 +783,26 @@ impl Parser {
         }
         if self.eat_kw("LIKE") {
             let pattern = self.concat()?;
-            if self.is_kw("ESCAPE") {
-                return Err(SqlError::new(
-                    self.at(),
-                    "LIKE ... ESCAPE is not supported: `%` and `_` are always wildcards",
-                ));
+            let mut escape = None;
+            if self.eat_kw("ESCAPE") {
+                let where_ = self.at();
+                let e = self.concat()?;
+                let mut chars = match &e.kind {
+                    ExprKind::Str(s) => s.chars(),
+                    _ => "".chars(),
+                };
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => escape = Some(c),
+                    _ => {
+                        return Err(SqlError::new(
+                            where_,
+                            "expected one character in quotes after ESCAPE, e.g. ESCAPE '\\'",
+                        ))
+                    }
+                }
             }
             return Ok(Expr {
-                kind: ExprKind::Like(Box::new(l), Box::new(pattern), negated),
+                kind: ExprKind::Like(Box::new(l), Box::new(pattern), escape, negated),
                 at,
             });
         }

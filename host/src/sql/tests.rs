@@ -347,7 +347,7 @@ fn casts_compile_to_the_expression_languages_conversions() {
 }
 
 #[test]
-fn like_filters_and_its_escape_clause_is_refused_where_written() {
+fn like_filters_with_an_escape_character_and_a_bad_escape_is_refused_where_written() {
     let p = explain(&with_io(
         "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A%' OR name NOT LIKE '_b%';",
         "x",
@@ -356,13 +356,28 @@ fn like_filters_and_its_escape_clause_is_refused_where_written() {
         p["stages"]["x"]["params"],
         json!({"where": "(like(name, 'A%')) or (not like(name, '_b%'))"})
     );
-    let errs = located(&with_io(
-        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A!%' ESCAPE '!';",
+    let p = explain(&with_io(
+        "CREATE STREAM x AS SELECT * FROM events WHERE name LIKE '100!%%' ESCAPE '!' AND code NOT LIKE 'a''_%' ESCAPE '''';",
         "x",
     ));
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert_eq!((errs[0].0, errs[0].1), (5, 72), "{errs:?}");
-    assert!(errs[0].3.contains("ESCAPE is not supported"), "{errs:?}");
+    assert_eq!(
+        p["stages"]["x"]["params"],
+        json!({"where": "(like(name, '100!%%', '!')) and (not like(code, 'a''_%', ''''))"})
+    );
+    for bad in ["'!!'", "''", "name"] {
+        let errs = located(&with_io(
+            &format!("CREATE STREAM x AS SELECT * FROM events WHERE name LIKE 'A!%' ESCAPE {bad};"),
+            "x",
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].0, errs[0].1), (5, 79), "{bad}: {errs:?}");
+        assert!(
+            errs[0]
+                .3
+                .contains("expected one character in quotes after ESCAPE"),
+            "{errs:?}"
+        );
+    }
 }
 
 #[test]

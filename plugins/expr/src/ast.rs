@@ -108,7 +108,7 @@ impl Func {
             | Func::ToBoolean => (1, Some(1)),
             Func::Round => (1, Some(2)),
             Func::Substr => (2, Some(3)),
-            Func::Like => (2, Some(2)),
+            Func::Like => (2, Some(3)),
             Func::Coalesce | Func::Concat => (1, None),
         }
     }

@@ -463,10 +463,22 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             i128::from(i64::MAX),
         )),
         Func::ToDouble => Cow::Owned(to_double(&arg(args, 0, input))),
-        Func::Like => match (&*arg(args, 0, input), &*arg(args, 1, input)) {
-            (Value::String(s), Value::String(p)) => boolean(like(s, p)),
-            _ => null(),
-        },
+        Func::Like => {
+            let escape = match args.get(2).map(|_| arg(args, 2, input)) {
+                None => None,
+                Some(e) => match single_char(&e) {
+                    Some(c) => Some(c),
+                    None => return null(),
+                },
+            };
+            match (&*arg(args, 0, input), &*arg(args, 1, input)) {
+                (Value::String(s), Value::String(p)) => match like(s, p, escape) {
+                    Some(m) => boolean(m),
+                    None => null(),
+                },
+                _ => null(),
+            }
+        }
         Func::ToBoolean => match &*arg(args, 0, input) {
             Value::Bool(b) => boolean(*b),
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -479,24 +491,64 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
     }
 }
 
+/// The one character of an `escape` argument; anything else is no escape.
+fn single_char(v: &Value) -> Option<char> {
+    let Value::String(s) = v else { return None };
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
+}
+
+/// One element of a `LIKE` pattern.
+#[derive(Clone, Copy, PartialEq)]
+enum Wild {
+    /// `%`: any run of characters.
+    Any,
+    /// `_`: any one character.
+    One,
+    /// Itself (an escaped `%`, `_` or escape character too).
+    Char(char),
+}
+
 /// SQL `LIKE`: `%` matches any run of characters, `_` any one character,
-/// everything else itself (case-sensitive). One backtrack point (the last
-/// `%`) suffices, so the cost is at most text × pattern characters, never
+/// everything else itself (case-sensitive); with `escape`, the escape
+/// character before `%`, `_` or itself makes that character literal. `None`
+/// when the escape character ends the pattern or precedes anything else,
+/// as SQL makes that an error. One backtrack point (the last `%`)
+/// suffices, so the cost is at most text × pattern characters, never
 /// exponential, whatever the pattern.
-fn like(text: &str, pattern: &str) -> bool {
+fn like(text: &str, pattern: &str, escape: Option<char>) -> Option<bool> {
     let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
+    let mut p: Vec<Wild> = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        p.push(match c {
+            c if Some(c) == escape => match chars.next() {
+                Some(n) if n == '%' || n == '_' || Some(n) == escape => Wild::Char(n),
+                _ => return None,
+            },
+            '%' => Wild::Any,
+            '_' => Wild::One,
+            c => Wild::Char(c),
+        });
+    }
     let (mut ti, mut pi) = (0, 0);
     // After the last `%`: where the pattern resumes, and the text position
     // that `%` has swallowed up to.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('%') => {
+            Some(Wild::Any) => {
                 pi += 1;
                 star = Some((pi, ti));
             }
-            Some(&c) if c == '_' || c == t[ti] => {
+            Some(Wild::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(&Wild::Char(c)) if c == t[ti] => {
                 pi += 1;
                 ti += 1;
             }
@@ -506,11 +558,11 @@ fn like(text: &str, pattern: &str) -> bool {
                     ti = st + 1;
                     star = Some((sp, st + 1));
                 }
-                None => return false,
+                None => return Some(false),
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '%')
+    Some(p[pi..].iter().all(|&w| w == Wild::Any))
 }
 
 /// SQL `CAST(x AS INT|BIGINT)`: integers in `[min, max]` stay; decimals are

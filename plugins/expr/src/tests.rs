@@ -384,6 +384,22 @@ fn like_matches_sql_wildcards() {
         ("like(age, '2%')", Value::Null),
         ("like(nick, '%')", Value::Null),
         ("like(name, missing)", Value::Null),
+        // An escape character makes the next `%`, `_` or itself literal.
+        ("like('100%', '100!%', '!')", json!(true)),
+        ("like('1000', '100!%', '!')", json!(false)),
+        ("like('a_b', '%!_%', '!')", json!(true)),
+        ("like('ab', '%!_%', '!')", json!(false)),
+        ("like('a!b', 'a!!b', '!')", json!(true)),
+        (r"like('a\b', 'a\\_', '\')", json!(true)),
+        // Without one, `!` is itself.
+        ("like('100!x', '100!%')", json!(true)),
+        // SQL's errors: the escape before anything else, or at the end; an
+        // escape that is not one character.
+        ("like('ab', 'a!b', '!')", Value::Null),
+        ("like('a!', 'a!', '!')", Value::Null),
+        ("like('ab', 'ab', '!!')", Value::Null),
+        ("like('ab', 'ab', '')", Value::Null),
+        ("like('ab', 'ab', missing)", Value::Null),
     ] {
         assert_eq!(ev(src, &p), want, "{src}");
     }
