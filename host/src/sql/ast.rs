@@ -215,5 +215,6 @@ pub enum ExprKind {
         star: bool,
     },
     /// `CAST(e AS type)`.
-    Cast(Box<Expr>, String),
+    /// `CAST(e AS type[(sizes)])`.
+    Cast(Box<Expr>, String, Vec<String>),
 }

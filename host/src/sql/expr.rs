@@ -30,8 +30,25 @@ pub fn is_sql_function(name: &str) -> bool {
 
 /// The types `CAST` converts to.
 const CAST_TYPES: &[&str] = &[
-    "int", "integer", "bigint", "double", "boolean", "varchar", "string",
+    "int", "integer", "bigint", "double", "decimal", "boolean", "varchar", "string",
 ];
+
+/// `DECIMAL(precision, scale)`'s two sizes, as ksqlDB bounds them.
+fn decimal_sizes(sizes: &[String]) -> Result<(u32, u32), String> {
+    let [p, s] = sizes else {
+        return Err(format!(
+            "DECIMAL needs a precision and a scale, e.g. DECIMAL(10, 2); found {} size{}",
+            sizes.len(),
+            if sizes.len() == 1 { "" } else { "s" }
+        ));
+    };
+    match (p.parse::<u32>(), s.parse::<u32>()) {
+        (Ok(p), Ok(s)) if (1..=38).contains(&p) && s <= p => Ok((p, s)),
+        _ => Err(format!(
+            "DECIMAL({p}, {s}): expected a precision from 1 to 38 and a scale from 0 to the precision"
+        )),
+    }
+}
 
 /// Aggregate functions (refused outside `GROUP BY` queries).
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "latest_by_offset"];
@@ -265,7 +282,11 @@ pub fn text_in(e: &Expr, column: &mut dyn Names) -> Result<String, SqlError> {
                 .collect::<Result<Vec<_>, _>>()?;
             format!("{mapped}({})", args.join(", "))
         }
-        ExprKind::Cast(x, ty) => match ty.to_ascii_lowercase().as_str() {
+        ExprKind::Cast(x, ty, sizes) => match ty.to_ascii_lowercase().as_str() {
+            "decimal" => {
+                let (p, s) = decimal_sizes(sizes).map_err(|m| SqlError::new(e.at, m))?;
+                format!("to_decimal({}, {p}, {s})", text_in(x, column)?)
+            }
             // `concat` writes any value as text; a null stays null.
             "varchar" | "string" => {
                 let x = sub(x, column)?;
@@ -281,7 +302,7 @@ pub fn text_in(e: &Expr, column: &mut dyn Names) -> Result<String, SqlError> {
                 return Err(SqlError::new(
                     e.at,
                     format!(
-                        "CAST to {} is not supported; only to INT / INTEGER, BIGINT, DOUBLE, BOOLEAN, VARCHAR / STRING",
+                        "CAST to {} is not supported; only to INT / INTEGER, BIGINT, DOUBLE, DECIMAL(p, s), BOOLEAN, VARCHAR / STRING",
                         other.to_uppercase()
                     ),
                 )
@@ -342,6 +363,12 @@ mod tests {
             ("BIGINT", "to_bigint(a + 1)"),
             ("DOUBLE", "to_double(a + 1)"),
             ("BOOLEAN", "to_boolean(a + 1)"),
+            ("DECIMAL(10, 2)", "to_decimal(a + 1, 10, 2)"),
+            ("decimal(38,0)", "to_decimal(a + 1, 38, 0)"),
+            (
+                "VARCHAR(20)",
+                "case when (a + 1) is null then null else concat((a + 1)) end",
+            ),
             (
                 "STRING",
                 "case when (a + 1) is null then null else concat((a + 1)) end",
@@ -351,6 +378,17 @@ mod tests {
                 "CREATE STREAM x AS SELECT CAST(a + 1 AS {ty}) AS c FROM s;"
             ));
             assert_eq!(plain(&e).expect("text"), want, "{ty}");
+        }
+        for (ty, message) in [
+            ("DECIMAL", "DECIMAL needs a precision and a scale, e.g. DECIMAL(10, 2); found 0 sizes"),
+            ("DECIMAL(5)", "found 1 size"),
+            ("DECIMAL(39, 2)", "DECIMAL(39, 2): expected a precision from 1 to 38"),
+            ("DECIMAL(2, 3)", "DECIMAL(2, 3): expected a precision from 1 to 38 and a scale from 0 to the precision"),
+            ("DECIMAL(0, 0)", "DECIMAL(0, 0)"),
+        ] {
+            let e = first_item(&format!("CREATE STREAM x AS SELECT CAST(a AS {ty}) AS c FROM s;"));
+            let err = plain(&e).expect_err(ty);
+            assert!(err.message.contains(message), "{ty}: {err}");
         }
         let e = first_item("CREATE STREAM x AS SELECT CAST(a AS DOUBEL) AS c FROM s;");
         let err = plain(&e).expect_err("unknown type");

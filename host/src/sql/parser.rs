@@ -902,17 +902,26 @@ impl Parser {
                 let e = self.expr()?;
                 self.expect_kw("AS")?;
                 let ty = self.ident("a type name")?;
-                // `DECIMAL(10, 2)`, `VARCHAR(20)`: the sizes do not matter here.
+                // `DECIMAL(10, 2)`, `VARCHAR(20)`: numbers, checked by type
+                // where the cast is compiled.
+                let mut sizes = Vec::new();
                 if self.eat_sym("(") {
-                    while !self.eat_sym(")") {
-                        if self.peek() == &Tok::End {
-                            return Err(self.unexpected("`)`"));
+                    loop {
+                        match self.peek().clone() {
+                            Tok::Num(n) => {
+                                self.bump();
+                                sizes.push(n);
+                            }
+                            _ => return Err(self.unexpected("a size (a whole number)")),
                         }
-                        self.bump();
+                        if self.eat_sym(")") {
+                            break;
+                        }
+                        self.expect_sym(",")?;
                     }
                 }
                 self.expect_sym(")")?;
-                ExprKind::Cast(Box::new(e), ty.name)
+                ExprKind::Cast(Box::new(e), ty.name, sizes)
             }
             Tok::Word(_) | Tok::Quoted(_) => {
                 let first = self.ident("a column, a value or a function call")?;

@@ -185,7 +185,7 @@ fn validate_names_an_unknown_function_and_suggests_the_udf() {
     let stderr = run_failing(sluice().arg("validate").arg(&pipeline));
     assert!(
         stderr.contains("p.yaml:9:13: stages.f.params: plugin filter")
-            && stderr.contains("parameter `where`: unknown function 'haversin_km' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper; user-defined: haversine_km); did you mean 'haversine_km'? at column 1 in `haversin_km(a, b, c, d) > 10`"),
+            && stderr.contains("parameter `where`: unknown function 'haversin_km' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_decimal, to_double, to_int, trim, upper; user-defined: haversine_km); did you mean 'haversine_km'? at column 1 in `haversin_km(a, b, c, d) > 10`"),
         "{stderr}"
     );
     assert!(stderr.contains("1 problem(s) found"), "{stderr}");

@@ -42,10 +42,11 @@ pub(crate) enum Func {
     ToDouble,
     ToBoolean,
     Like,
+    ToDecimal,
 }
 
 impl Func {
-    const ALL: [(&'static str, Func); 14] = [
+    const ALL: [(&'static str, Func); 15] = [
         ("abs", Func::Abs),
         ("coalesce", Func::Coalesce),
         ("concat", Func::Concat),
@@ -56,13 +57,14 @@ impl Func {
         ("substr", Func::Substr),
         ("to_bigint", Func::ToBigint),
         ("to_boolean", Func::ToBoolean),
+        ("to_decimal", Func::ToDecimal),
         ("to_double", Func::ToDouble),
         ("to_int", Func::ToInt),
         ("trim", Func::Trim),
         ("upper", Func::Upper),
     ];
 
-    pub(crate) const ALL_NAMES: [&'static str; 14] = [
+    pub(crate) const ALL_NAMES: [&'static str; 15] = [
         "abs",
         "coalesce",
         "concat",
@@ -73,6 +75,7 @@ impl Func {
         "substr",
         "to_bigint",
         "to_boolean",
+        "to_decimal",
         "to_double",
         "to_int",
         "trim",
@@ -109,6 +112,7 @@ impl Func {
             Func::Round => (1, Some(2)),
             Func::Substr => (2, Some(3)),
             Func::Like => (2, Some(3)),
+            Func::ToDecimal => (3, Some(3)),
             Func::Coalesce | Func::Concat => (1, None),
         }
     }

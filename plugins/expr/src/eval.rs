@@ -479,6 +479,13 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
                 _ => null(),
             }
         }
+        Func::ToDecimal => {
+            let size = |i: usize| arg(args, i, input).as_u64();
+            match (size(1), size(2)) {
+                (Some(p), Some(s)) => to_decimal(&arg(args, 0, input), p, s),
+                _ => null(),
+            }
+        }
         Func::ToBoolean => match &*arg(args, 0, input) {
             Value::Bool(b) => boolean(*b),
             Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -563,6 +570,101 @@ fn like(text: &str, pattern: &str, escape: Option<char>) -> Option<bool> {
         }
     }
     Some(p[pi..].iter().all(|&w| w == Wild::Any))
+}
+
+/// Largest `DECIMAL` precision (ksqlDB's and Kafka Connect's limit).
+const MAX_PRECISION: u64 = 38;
+
+/// SQL `CAST(x AS DECIMAL(precision, scale))`: the number (or numeric
+/// string) rounded half up to `scale` places from its decimal digits as
+/// written (so `2.675` gives `2.68`, which binary rounding would not); null
+/// when it needs more than `precision - scale` integer digits, is not a
+/// number, or the sizes are out of range. The result is a JSON number: exact
+/// in the output text, but a double to the expressions that read it.
+fn to_decimal(v: &Value, precision: u64, scale: u64) -> Cow<'static, Value> {
+    if precision == 0 || precision > MAX_PRECISION || scale > precision {
+        return null();
+    }
+    let text = match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f}"),
+            _ => n.to_string(),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            let plain = !s.is_empty()
+                && s.trim_start_matches(['-', '+'])
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.')
+                && s.matches('.').count() <= 1
+                && s.len() - s.trim_start_matches(['-', '+']).len() <= 1
+                && s.chars().any(|c| c.is_ascii_digit());
+            if plain {
+                s.to_string()
+            } else {
+                match s.parse::<f64>() {
+                    Ok(f) if f.is_finite() => format!("{f}"),
+                    _ => return null(),
+                }
+            }
+        }
+        _ => return null(),
+    };
+    let negative = text.starts_with('-');
+    let digits = text.trim_start_matches(['-', '+']);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = scale as usize;
+    // Digits kept, most significant first, then half up on the next one.
+    let mut kept: Vec<u8> = int
+        .bytes()
+        .chain(frac.bytes().chain(std::iter::repeat(b'0')).take(scale))
+        .map(|b| b - b'0')
+        .collect();
+    if frac.as_bytes().get(scale).is_some_and(|d| *d >= b'5') {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if kept[i] == 9 {
+                kept[i] = 0;
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = kept.len() - scale;
+    let int_digits: String = kept[..split]
+        .iter()
+        .map(|d| char::from(b'0' + d))
+        .collect::<String>()
+        .trim_start_matches('0')
+        .to_string();
+    if int_digits.len() as u64 > precision - scale as u64 {
+        return null();
+    }
+    let frac_digits: String = kept[split..].iter().map(|d| char::from(b'0' + d)).collect();
+    let zero = int_digits.is_empty() && frac_digits.bytes().all(|d| d == b'0');
+    let mut out = String::new();
+    if negative && !zero {
+        out.push('-');
+    }
+    out.push_str(if int_digits.is_empty() {
+        "0"
+    } else {
+        &int_digits
+    });
+    if scale > 0 {
+        out.push('.');
+        out.push_str(&frac_digits);
+    }
+    match serde_json::from_str::<Value>(&out) {
+        Ok(n) => Cow::Owned(n),
+        Err(_) => null(),
+    }
 }
 
 /// SQL `CAST(x AS INT|BIGINT)`: integers in `[min, max]` stay; decimals are

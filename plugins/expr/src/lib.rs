@@ -77,6 +77,7 @@
 //! | `round(x[, digits])` | half away from zero; `digits` may be negative (`round(1234, -2)` = `1200`); with 0 or fewer digits the result is an integer |
 //! | `substr(s, start[, len])` | characters from 1-based `start` (SQL semantics) |
 //! | `abs(x)` | absolute value |
+//! | `to_decimal(x, precision, scale)` | SQL `CAST(x AS DECIMAL(p, s))`: rounded half up to `scale` places from the decimal digits as written; null past `precision - scale` integer digits or when not a number |
 //! | `like(s, pattern[, escape])` | SQL `LIKE`: `%` any run of characters, `_` one character; after the one-character `escape`, `%`, `_` or the escape itself is literal (null if the escape precedes anything else or ends the pattern) |
 //! | `to_int(x)`, `to_bigint(x)`, `to_double(x)`, `to_boolean(x)` | SQL casts; `null` when `x` does not convert (see the README) |
 //!

@@ -485,7 +485,7 @@ fn parse_errors_say_where_and_what() {
         ("case end", "expected a value after 'case' but found 'end' at column 6"),
         ("case when a 1 end", "expected 'then' after the 'when' condition but found '1' at column 13"),
         ("case when a then 1", "expected 'when', 'else' or 'end' to finish the 'case' at column 1 but found the end of the expression at column 19"),
-        ("foo(1)", "unknown function 'foo' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper) at column 1"),
+        ("foo(1)", "unknown function 'foo' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_decimal, to_double, to_int, trim, upper) at column 1"),
         ("to_int(a, b)", "function 'to_int' takes 1 argument, found 2 at column 1"),
         ("lower(a, b)", "function 'lower' takes 1 argument, found 2 at column 1"),
         ("round()", "function 'round' takes 1 to 2 arguments, found 0 at column 1"),
@@ -699,11 +699,11 @@ fn udf_calls_parse_only_with_their_names_and_evaluate_through_the_host() {
     // Without the name the call does not parse, and the error suggests it.
     assert_eq!(
         Expr::parse_with_udfs("twise(1)", &udfs).map_err(|e| e.to_string()),
-        Err("unknown function 'twise' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper; user-defined: twice); did you mean 'twice'? at column 1".to_string())
+        Err("unknown function 'twise' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_decimal, to_double, to_int, trim, upper; user-defined: twice); did you mean 'twice'? at column 1".to_string())
     );
     assert_eq!(
         err("twice(1)"),
-        "unknown function 'twice' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper) at column 1"
+        "unknown function 'twice' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_decimal, to_double, to_int, trim, upper) at column 1"
     );
     // A built-in keeps its meaning whatever the UDFs are called.
     assert_eq!(
@@ -720,6 +720,47 @@ fn udf_calls_parse_only_with_their_names_and_evaluate_through_the_host() {
 fn a_misspelt_builtin_gets_a_suggestion() {
     assert_eq!(
         err("lowr(a)"),
-        "unknown function 'lowr' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_double, to_int, trim, upper); did you mean 'lower'? at column 1"
+        "unknown function 'lowr' (known: abs, coalesce, concat, length, like, lower, round, substr, to_bigint, to_boolean, to_decimal, to_double, to_int, trim, upper); did you mean 'lower'? at column 1"
+    );
+}
+
+#[test]
+fn to_decimal_rounds_half_up_from_the_digits_as_written_and_bounds_the_integer_digits() {
+    for (src, want) in [
+        ("to_decimal(2.675, 10, 2)", json!(2.68)),
+        ("to_decimal(2.665, 10, 2)", json!(2.67)),
+        ("to_decimal(-2.675, 10, 2)", json!(-2.68)),
+        ("to_decimal(12, 10, 2)", json!(12.0)),
+        ("to_decimal(0.5, 3, 0)", json!(1)),
+        ("to_decimal(-0.4, 3, 0)", json!(0)),
+        ("to_decimal(9.995, 3, 2)", Value::Null),
+        ("to_decimal(9.995, 4, 2)", json!(10.0)),
+        ("to_decimal(99.4, 2, 0)", json!(99)),
+        ("to_decimal(99.5, 2, 0)", Value::Null),
+        ("to_decimal(' 19.999 ', 5, 2)", json!(20.0)),
+        ("to_decimal('.5', 3, 1)", json!(0.5)),
+        ("to_decimal('1e3', 5, 1)", json!(1000.0)),
+        (
+            "to_decimal('12345678901234567890.125', 38, 2)",
+            json!(12345678901234567890.13),
+        ),
+        ("to_decimal(1.0e300, 38, 0)", Value::Null),
+        ("to_decimal('abc', 10, 2)", Value::Null),
+        ("to_decimal('1.2.3', 10, 2)", Value::Null),
+        ("to_decimal('--1', 10, 2)", Value::Null),
+        ("to_decimal(true, 10, 2)", Value::Null),
+        ("to_decimal(missing, 10, 2)", Value::Null),
+        // Sizes out of range give null, never a panic.
+        ("to_decimal(1, 0, 0)", Value::Null),
+        ("to_decimal(1, 39, 2)", Value::Null),
+        ("to_decimal(1, 2, 3)", Value::Null),
+        ("to_decimal(1, -1, 0)", Value::Null),
+    ] {
+        assert_eq!(ev(src, &json!({})), want, "{src}");
+    }
+    // The output text keeps exactly the scale's digits.
+    assert_eq!(
+        ev("to_decimal(2.675, 10, 2)", &json!({})).to_string(),
+        "2.68"
     );
 }
