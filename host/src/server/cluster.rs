@@ -130,10 +130,7 @@ pub fn placement(s: &Server, k: &str, yaml: &str) -> (Vec<String>, Option<String
         pg.lease_owner(k).unwrap_or_default()
     };
     // This server's own view is fresher than its last report.
-    let mut runs: Vec<String> = runs
-        .into_iter()
-        .filter(|r| r != &c.server_id)
-        .collect();
+    let mut runs: Vec<String> = runs.into_iter().filter(|r| r != &c.server_id).collect();
     if s.supervisor.is_live(k) {
         runs.push(c.server_id.clone());
         runs.sort();
@@ -182,7 +179,10 @@ fn reconcile_once(s: &Server) -> anyhow::Result<()> {
     let mut tenants: Vec<&str> = recs.iter().map(|r| r.tenant.as_str()).collect();
     tenants.dedup();
     for t in tenants {
-        if let Err(e) = super::plugins::materialize(s, t) {
+        // Uploads and deletes hold it too: links they are making are not
+        // taken for stale ones.
+        let _guard = s.lock_tenant(t);
+        if let Err(e) = super::plugins::materialize(s, t, true) {
             tracing::warn!(tenant = %t, error = %format!("{e:#}"), "cannot fetch the tenant's plugins from the catalog");
         }
     }

@@ -710,4 +710,65 @@ connectors = ["datagen"]
         }
         Ok(())
     }
+
+    #[test]
+    fn a_shared_catalog_needs_one_url_a_shared_key_and_sane_bounds() -> Result<()> {
+        let p = Path::new("s.toml");
+        let t = || Some("0123456789abcdef".to_string());
+        let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n";
+        let keyed = format!("{base}secrets_key_file = \"k\"\n");
+        assert!(ServerConfig::parse(base, p, t())?.catalog.is_none());
+        let c = ServerConfig::parse(
+            &format!(
+                "{keyed}[catalog]\nurl = \"postgres://u:pw@db:5432/cat\"\nserver_id = \"s1\"\n"
+            ),
+            p,
+            t(),
+        )?;
+        let shared = c.catalog.expect("a shared catalog");
+        assert_eq!(shared.server_id, "s1");
+        assert_eq!(shared.lease, std::time::Duration::from_secs(10));
+        // The URL (and its password) stays out of debug output.
+        assert!(!format!("{shared:?}").contains("pw"));
+        let c = ServerConfig::parse(
+            &format!("{keyed}[catalog]\nurl = \"postgres://db/cat\"\n"),
+            p,
+            t(),
+        )?;
+        let id = c.catalog.map(|c| c.server_id).unwrap_or_default();
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "{id}");
+        for (text, expected) in [
+            (
+                format!("{base}[catalog]\nurl = \"postgres://db/cat\"\n"),
+                "s.toml: a shared catalog needs `secrets_key_file`",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nurl_env = \"X\"\n"),
+                "s.toml: catalog: give exactly one of `url` and `url_env`",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl_env = \"SLUICE_TEST_UNSET_CATALOG_VARIABLE\"\n"),
+                "s.toml: catalog.url_env: the environment variable `SLUICE_TEST_UNSET_CATALOG_VARIABLE` is not set",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"mysql://db/c\"\n"),
+                "s.toml: catalog: the url must be postgres://",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nlease_seconds = 1\n"),
+                "s.toml: catalog.lease_seconds must be 2 to 3600",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nserver_id = \"a b\"\n"),
+                "s.toml: catalog.server_id `a b`",
+            ),
+        ] {
+            let err = ServerConfig::parse(&text, p, t())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(err.starts_with(expected), "{err}");
+        }
+        Ok(())
+    }
 }

@@ -234,10 +234,9 @@ impl PgStore {
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         let sha = sha256.to_string();
         self.call(move |rt, c| {
-            let row = rt.block_on(c.query_opt(
-                "SELECT bytes FROM sluice_blobs WHERE sha256 = $1",
-                &[&sha],
-            ))?;
+            let row = rt.block_on(
+                c.query_opt("SELECT bytes FROM sluice_blobs WHERE sha256 = $1", &[&sha]),
+            )?;
             Ok(row.map(|r| r.get(0)))
         })
     }
@@ -340,8 +339,7 @@ impl PgStore {
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
         let k = k.to_string();
         self.call(move |rt, c| {
-            let row =
-                rt.block_on(c.query_opt("SELECT v FROM sluice_meta WHERE k = $1", &[&k]))?;
+            let row = rt.block_on(c.query_opt("SELECT v FROM sluice_meta WHERE k = $1", &[&k]))?;
             Ok(row.map(|r| r.get(0)))
         })
     }

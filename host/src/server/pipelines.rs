@@ -89,6 +89,8 @@ pub fn prepare(
             ),
         ));
     }
+    // With a shared catalog, plugins uploaded through other servers.
+    plugins::materialize(s, tenant, false)?;
     let tenant_dir = s.tenant_dir(tenant);
     let files_dir = tenant_dir.join("files");
     let grant = s.config.policy(tenant);

@@ -118,8 +118,10 @@ fn write_blob(s: &Server, sha: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
 /// blobs another server uploaded. The local blob directory is a cache
 /// keyed by SHA-256, and a fetched blob is checked against its hash, so a
 /// file there is always the right bytes. Nothing to do with the redb
-/// catalog, where every upload went through this server.
-pub fn materialize(s: &Server, tenant: &str) -> anyhow::Result<()> {
+/// catalog, where every upload went through this server. With `prune`
+/// (only under the tenant's lock, which uploads hold while they link),
+/// links of plugins no longer in the catalog go too.
+pub fn materialize(s: &Server, tenant: &str, prune: bool) -> anyhow::Result<()> {
     let Some(pg) = s.store.pg() else {
         return Ok(());
     };
@@ -128,7 +130,25 @@ pub fn materialize(s: &Server, tenant: &str) -> anyhow::Result<()> {
         super::private_dir(&dir.join(sub))?;
     }
     let links = links_dir(s, tenant);
-    for p in s.store.plugins(tenant)? {
+    let recs = s.store.plugins(tenant)?;
+    // Links of plugins deleted through another server go, so their names
+    // stop resolving here too.
+    let wanted: std::collections::HashSet<String> = recs
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("{}.wasm", p.name),
+                format!("sha256:{}.wasm", p.sha256),
+            ]
+        })
+        .collect();
+    for entry in std::fs::read_dir(&links)?.flatten().filter(|_| prune) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") && !wanted.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    for p in recs {
         let at = links.join(format!("{}.wasm", p.name));
         let by_hash = links.join(format!("sha256:{}.wasm", p.sha256));
         if at.is_file() && by_hash.is_file() {

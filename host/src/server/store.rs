@@ -200,8 +200,12 @@ impl Store {
     }
 
     fn put<T: Serialize>(&self, tbl: &'static str, k: &str, v: &T) -> Result<()> {
-        self.apply(tbl, vec![(k.to_string(), serde_json::to_string(v)?)], Vec::new())
-            .map(drop)
+        self.apply(
+            tbl,
+            vec![(k.to_string(), serde_json::to_string(v)?)],
+            Vec::new(),
+        )
+        .map(drop)
     }
 
     fn delete(&self, tbl: &'static str, k: &str) -> Result<bool> {
@@ -257,9 +261,7 @@ impl Store {
             Self::Pg(pg) => pg.scan(tbl, prefix)?,
         };
         rows.into_iter()
-            .map(|(k, v)| {
-                serde_json::from_str(&v).with_context(|| format!("catalog record `{k}`"))
-            })
+            .map(|(k, v)| serde_json::from_str(&v).with_context(|| format!("catalog record `{k}`")))
             .collect()
     }
 

@@ -97,7 +97,11 @@ fn two_servers_split_a_kafka_pipelines_partitions_and_the_survivor_takes_them_al
     });
     let v = a.ok("GET", "/v1/pipelines/orders", Some(&t), None);
     assert_eq!(runs_on(&v), both, "{v}");
-    assert_eq!(v["owner"], Value::Null, "a group pipeline has no lease: {v}");
+    assert_eq!(
+        v["owner"],
+        Value::Null,
+        "a group pipeline has no lease: {v}"
+    );
 
     let out_a = da.path().join("data/tenants/acme/files/out.jsonl");
     let out_b = db.path().join("data/tenants/acme/files/out.jsonl");
