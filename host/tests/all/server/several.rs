@@ -204,6 +204,22 @@ fn a_pipeline_that_runs_once_moves_to_the_survivor_and_follows_changes_through_e
         Some(&t),
         Some(super::wasm("passthrough")),
     );
+    // A named connection sealed by A: B opens its secret with the shared
+    // key whenever it validates the tenant's pipelines (and after taking
+    // over, to start one), and shows it without the value.
+    a.ok(
+        "POST",
+        "/v1/connections",
+        Some(&t),
+        Some(
+            serde_json::json!({"name": "spare", "fields": {"host": "127.0.0.1"}, "secrets": {"password": "several-s3cret"}})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    let conn = b.ok("GET", "/v1/connections/spare", Some(&t), None);
+    assert_eq!(conn["fields"]["host"], "127.0.0.1", "{conn}");
+    assert!(!conn.to_string().contains("several-s3cret"), "{conn}");
     a.ok(
         "POST",
         "/v1/pipelines",
