@@ -237,6 +237,19 @@ fn a_pipeline_that_runs_once_moves_to_the_survivor_and_follows_changes_through_e
     // B does not run it: for a few leases' renewals it writes nothing.
     std::thread::sleep(Duration::from_secs(4));
     assert!(!out_b.exists(), "B ran a pipeline A holds");
+    // An update through B restarts A's run on the new file; B still does
+    // not run it.
+    let updated = b.ok(
+        "PUT",
+        "/v1/pipelines/gen",
+        Some(&t),
+        Some(super::customers("gen", 1_000_000, 301, "pass")),
+    );
+    assert_eq!(updated["owner"], "a", "{updated}");
+    a.wait_for(&t, "gen", "restarted on the new file", |v| {
+        v["status"]["runs"] == 2 && v["status"]["state"] == "running"
+    });
+    assert!(!out_b.exists(), "B ran a pipeline A holds");
 
     a.kill9();
     let killed = Instant::now();
@@ -274,6 +287,13 @@ fn a_server_whose_secrets_key_differs_from_the_catalogs_refuses_to_start() {
     config(da.path(), "a", &keys.path().join("one.key"));
     config(db.path(), "b", &keys.path().join("other.key"));
     let a = start(da.path(), &url);
+    // A tenant and its tokens go in one transaction: the token is refused
+    // at once.
+    let temp = tenant(&a, "temp", "read");
+    a.ok("GET", "/v1/pipelines", Some(&temp), None);
+    a.ok("DELETE", "/v1/tenants/temp", Some(super::ADMIN), None);
+    let (code, _) = a.call("GET", "/v1/pipelines", Some(&temp), None);
+    assert_eq!(code, 401);
     let out = crate::support::sluice()
         .args(["serve", "--config"])
         .arg(db.path().join("server.toml"))
