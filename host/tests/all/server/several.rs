@@ -13,13 +13,28 @@ use serde_json::Value;
 use super::{tenant, write_config, Server};
 use crate::sqldb::{pg_url, unique, Kind};
 
-/// A fresh database for one test's catalog: its URL.
-fn fresh_catalog() -> String {
+/// A fresh database for one test's catalog, dropped when the test ends
+/// (servers still connected or not).
+struct Catalog {
+    db: String,
+    url: String,
+}
+
+impl Drop for Catalog {
+    fn drop(&mut self) {
+        Kind::Postgres.exec(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db));
+    }
+}
+
+fn fresh_catalog() -> Catalog {
     let db = unique("catalog");
     Kind::Postgres.exec(&format!("CREATE DATABASE {db}"));
     let url = pg_url();
     let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-    format!("{base}/{db}")
+    Catalog {
+        url: format!("{base}/{db}"),
+        db,
+    }
 }
 
 /// Writes `dir/server.toml` for server `id` on the catalog in
@@ -71,7 +86,8 @@ fn two_servers_split_a_kafka_pipelines_partitions_and_the_survivor_takes_them_al
     let brokers = brokers();
     let topic = crate::kafka::unique("several");
     create_topics(&brokers, &[(&topic, 4)]);
-    let url = fresh_catalog();
+    let catalog = fresh_catalog();
+    let url = catalog.url.clone();
     let keys = tempfile::tempdir().expect("tempdir");
     let key = keys.path().join("secrets.key");
     let (da, db) = (
@@ -185,7 +201,8 @@ fn two_servers_split_a_kafka_pipelines_partitions_and_the_survivor_takes_them_al
 
 #[test]
 fn a_pipeline_that_runs_once_moves_to_the_survivor_and_follows_changes_through_either_server() {
-    let url = fresh_catalog();
+    let catalog = fresh_catalog();
+    let url = catalog.url.clone();
     let keys = tempfile::tempdir().expect("tempdir");
     let key = keys.path().join("secrets.key");
     let (da, db) = (
@@ -273,12 +290,17 @@ fn a_pipeline_that_runs_once_moves_to_the_survivor_and_follows_changes_through_e
     b.ok("DELETE", "/v1/pipelines/gen", Some(&t), None);
     let (code, _) = b.call("GET", "/v1/pipelines/gen", Some(&t), None);
     assert_eq!(code, 404);
+    // Unused now, the plugin goes, bytes and all, from the catalog.
+    b.ok("DELETE", "/v1/plugins/pass", Some(&t), None);
+    let (code, _) = b.call("GET", "/v1/plugins/pass", Some(&t), None);
+    assert_eq!(code, 404);
     b.terminate();
 }
 
 #[test]
 fn a_server_whose_secrets_key_differs_from_the_catalogs_refuses_to_start() {
-    let url = fresh_catalog();
+    let catalog = fresh_catalog();
+    let url = catalog.url.clone();
     let keys = tempfile::tempdir().expect("tempdir");
     let (da, db) = (
         tempfile::tempdir().expect("tempdir"),
