@@ -307,8 +307,13 @@ impl PgStore {
         self.call(move |rt, c| {
             rt.block_on(async {
                 let tx = c.transaction().await?;
-                tx.execute("DELETE FROM sluice_runs WHERE server = $1", &[&s])
-                    .await?;
+                // A dead server's rows stop counting after a few seconds
+                // (see `runs_on`); after an hour they go.
+                tx.execute(
+                    "DELETE FROM sluice_runs WHERE server = $1 OR seen < now() - interval '1 hour'",
+                    &[&s],
+                )
+                .await?;
                 for k in &keys {
                     tx.execute(
                         "INSERT INTO sluice_runs (pipeline, server, seen) VALUES ($1, $2, now())",
