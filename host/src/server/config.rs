@@ -31,6 +31,11 @@
 //! max_total = 32                  # ... and on the whole server
 //! max_seconds = 100               # a tap stream ends after this long
 //!
+//! [catalog]                       # several servers sharing one catalog (else DATA_DIR/catalog.redb)
+//! url_env = "SLUICE_CATALOG_URL"  # the env variable holding postgres://... (or `url = "..."`)
+//! server_id = "sluice-1"          # unique per server; default HOSTNAME-PID
+//! lease_seconds = 10              # a dead server's single-run pipelines move after this
+//!
 //! [tenants.acme]                  # fields left out come from [defaults]
 //! connectors = ["datagen", "file", "kafka"]
 //! hosts = ["kafka-1.internal:9092", "kafka-2.internal:9092"]
@@ -67,6 +72,98 @@ struct File {
     max_connections: usize,
     #[serde(default)]
     tap: TapLimits,
+    catalog: Option<CatalogFile>,
+}
+
+/// `[catalog]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    url: Option<String>,
+    url_env: Option<String>,
+    server_id: Option<String>,
+    #[serde(default = "default_lease_seconds")]
+    lease_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    10
+}
+
+/// A catalog in PostgreSQL that several servers share.
+#[derive(Clone)]
+pub struct SharedCatalog {
+    /// `postgres://...` (never logged: it may hold a password).
+    pub url: String,
+    /// This server's name among those sharing the catalog.
+    pub server_id: String,
+    /// How long a server's lease on a pipeline that runs once lasts
+    /// without being renewed.
+    pub lease: std::time::Duration,
+}
+
+impl std::fmt::Debug for SharedCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCatalog")
+            .field("server_id", &self.server_id)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `HOSTNAME-PID`: unique among processes on one machine and across machines.
+fn default_server_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "server".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn shared_catalog(
+    c: &CatalogFile,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SharedCatalog> {
+    let url = match (&c.url, &c.url_env) {
+        (Some(u), None) => u.clone(),
+        (None, Some(var)) => env(var).filter(|v| !v.is_empty()).with_context(|| {
+            format!(
+                "{}: catalog.url_env: the environment variable `{var}` is not set",
+                path.display()
+            )
+        })?,
+        _ => bail!(
+            "{}: catalog: give exactly one of `url` and `url_env`",
+            path.display()
+        ),
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!(
+            "{}: catalog: the url must be postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            path.display()
+        );
+    }
+    let server_id = c.server_id.clone().unwrap_or_else(default_server_id);
+    if !super::policy::is_name(&server_id) {
+        bail!(
+            "{}: catalog.server_id `{}`: 1-64 letters, digits, `_`, `-`, `.`",
+            path.display(),
+            server_id.escape_debug()
+        );
+    }
+    if !(2..=3600).contains(&c.lease_seconds) {
+        bail!(
+            "{}: catalog.lease_seconds must be 2 to 3600",
+            path.display()
+        );
+    }
+    Ok(SharedCatalog {
+        url,
+        server_id,
+        lease: std::time::Duration::from_secs(c.lease_seconds),
+    })
 }
 
 /// `[tap]`: bounds on live taps (`GET /v1/pipelines/NAME/tap`), so that
@@ -320,6 +417,8 @@ pub struct ServerConfig {
     pub tap: TapLimits,
     /// HTTPS on the listener, when the certificate and key are given.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The PostgreSQL catalog several servers share; `None`: the redb file.
+    pub catalog: Option<SharedCatalog>,
     defaults: Policy,
     tenants: BTreeMap<String, Policy>,
 }
@@ -433,8 +532,24 @@ impl ServerConfig {
                 path.display()
             ),
         };
+        let catalog = match &file.catalog {
+            None => None,
+            Some(c) => {
+                let shared = shared_catalog(c, path, &|v| std::env::var(v).ok())?;
+                // Every server must seal and open secrets with the same key;
+                // one made in each data dir would differ.
+                if file.secrets_key_file.is_none() {
+                    bail!(
+                        "{}: a shared catalog needs `secrets_key_file`: the same key file on every server (the key in DATA_DIR would differ between servers)",
+                        path.display()
+                    );
+                }
+                Some(shared)
+            }
+        };
         Ok(Self {
             tls,
+            catalog,
             listen,
             data_dir: base.join(file.data_dir),
             admin_token,
@@ -592,6 +707,67 @@ connectors = ["datagen"]
                 .map(|e| format!("{e:#}"))
                 .unwrap_or_default();
             assert_eq!(err, expected);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_shared_catalog_needs_one_url_a_shared_key_and_sane_bounds() -> Result<()> {
+        let p = Path::new("s.toml");
+        let t = || Some("0123456789abcdef".to_string());
+        let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n";
+        let keyed = format!("{base}secrets_key_file = \"k\"\n");
+        assert!(ServerConfig::parse(base, p, t())?.catalog.is_none());
+        let c = ServerConfig::parse(
+            &format!(
+                "{keyed}[catalog]\nurl = \"postgres://u:pw@db:5432/cat\"\nserver_id = \"s1\"\n"
+            ),
+            p,
+            t(),
+        )?;
+        let shared = c.catalog.expect("a shared catalog");
+        assert_eq!(shared.server_id, "s1");
+        assert_eq!(shared.lease, std::time::Duration::from_secs(10));
+        // The URL (and its password) stays out of debug output.
+        assert!(!format!("{shared:?}").contains("pw"));
+        let c = ServerConfig::parse(
+            &format!("{keyed}[catalog]\nurl = \"postgres://db/cat\"\n"),
+            p,
+            t(),
+        )?;
+        let id = c.catalog.map(|c| c.server_id).unwrap_or_default();
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "{id}");
+        for (text, expected) in [
+            (
+                format!("{base}[catalog]\nurl = \"postgres://db/cat\"\n"),
+                "s.toml: a shared catalog needs `secrets_key_file`",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nurl_env = \"X\"\n"),
+                "s.toml: catalog: give exactly one of `url` and `url_env`",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl_env = \"SLUICE_TEST_UNSET_CATALOG_VARIABLE\"\n"),
+                "s.toml: catalog.url_env: the environment variable `SLUICE_TEST_UNSET_CATALOG_VARIABLE` is not set",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"mysql://db/c\"\n"),
+                "s.toml: catalog: the url must be postgres://",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nlease_seconds = 1\n"),
+                "s.toml: catalog.lease_seconds must be 2 to 3600",
+            ),
+            (
+                format!("{keyed}[catalog]\nurl = \"postgres://db/c\"\nserver_id = \"a b\"\n"),
+                "s.toml: catalog.server_id `a b`",
+            ),
+        ] {
+            let err = ServerConfig::parse(&text, p, t())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(err.starts_with(expected), "{err}");
         }
         Ok(())
     }

@@ -4,8 +4,11 @@
 //!
 //! - [`config`]: `server.toml` (listen address, data dir, admin token,
 //!   per-tenant grants and quotas);
-//! - [`store`]: the catalog (redb) of tenants, token hashes, plugins and
+//! - [`store`]: the catalog (redb, or PostgreSQL through [`pgstore`] when
+//!   several servers share it) of tenants, token hashes, plugins and
 //!   pipeline specs with their desired status;
+//! - [`cluster`]: several servers on one catalog: each follows the
+//!   catalog's changes and decides which pipelines it runs;
 //! - [`auth`]: tokens and who a request comes from;
 //! - [`policy`]: what a tenant's pipeline file may not do;
 //! - [`connections`], [`secrets`]: named connections, their secrets sealed
@@ -31,6 +34,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod console;
@@ -41,6 +45,7 @@ pub mod history;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod pgstore;
 pub mod pipelines;
 pub mod plugins;
 pub mod policy;
@@ -91,6 +96,9 @@ pub struct Server {
     pub secret_key: secrets::SecretKey,
     /// Live taps open now.
     pub taps: tap::Taps,
+    /// With a shared catalog: which catalog version of each pipeline this
+    /// server has applied, and the pipelines it holds leases on.
+    pub cluster: cluster::Cluster,
 }
 
 /// Holds a tenant's lock (see [`Server::lock_tenant`]) until dropped.
@@ -127,12 +135,18 @@ impl Server {
             .canonicalize()
             .with_context(|| format!("resolving {}", config.data_dir.display()))?;
         private_dir(&config.data_dir.join("plugins"))?;
-        let store = Store::open(&config.data_dir.join("catalog.redb"))?;
+        let store = match &config.catalog {
+            None => Store::open(&config.data_dir.join("catalog.redb"))?,
+            Some(shared) => Store::open_pg(&shared.url)?,
+        };
         let key_file = config
             .secrets_key_file
             .clone()
             .unwrap_or_else(|| config.data_dir.join("secrets.key"));
         let secret_key = secrets::SecretKey::open_or_create(&key_file)?;
+        if let Some(pg) = store.pg() {
+            secrets::check_shared_key(pg, &secret_key, &key_file)?;
+        }
         let engine = WasmEngine::new()?;
         // The operator's SLUICE_CACHE_DIR when set, else one inside the data dir.
         let cache = if std::env::var_os("SLUICE_CACHE_DIR").is_some_and(|v| !v.is_empty()) {
@@ -152,6 +166,7 @@ impl Server {
             rate: ratelimit::RateLimiter::default(),
             secret_key,
             taps: tap::Taps::default(),
+            cluster: cluster::Cluster::default(),
         })
     }
 
@@ -186,7 +201,14 @@ impl Server {
 pub fn serve(config_path: &Path) -> Result<ExitCode> {
     let config = ServerConfig::load(config_path)?;
     let server = std::sync::Arc::new(Server::open(config)?);
-    pipelines::resume_all(&server);
+    if server.config.catalog.is_some() {
+        // The first reconcile starts what this server should run; later
+        // ones (every second) follow the other servers' changes.
+        cluster::reconcile(&server);
+        cluster::spawn(server.clone());
+    } else {
+        pipelines::resume_all(&server);
+    }
     usage::spawn_watch(server.clone());
     history::spawn(server.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -89,6 +89,8 @@ pub fn prepare(
             ),
         ));
     }
+    // With a shared catalog, plugins uploaded through other servers.
+    plugins::materialize(s, tenant, false)?;
     let tenant_dir = s.tenant_dir(tenant);
     let files_dir = tenant_dir.join("files");
     let grant = s.config.policy(tenant);
@@ -232,9 +234,12 @@ fn status_of(s: &Server, rec: &PipelineRec) -> serde_json::Value {
         *e = e.replace(&format!("{}/", s.tenant_dir(&rec.tenant).display()), "");
         *e = super::logs::store().scrub(&key(&rec.tenant, &rec.name), e);
     }
+    let (runs_on, owner) = super::cluster::placement(s, &key(&rec.tenant, &rec.name), &rec.yaml);
     json!({
         "name": rec.name,
         "desired": rec.desired,
+        "runs_on": runs_on,
+        "owner": owner,
         "status": status,
         "last_checkpoint": last_checkpoint(s, &rec.tenant, &rec.name),
         "plugins": rec.plugins,
@@ -324,6 +329,7 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
             match s.supervisor.hot_swap(&k, &prepared.pipeline) {
                 Ok(stages) => {
                     s.store.put_pipeline(&rec)?;
+                    s.cluster.note(&k, rec.updated_ms, true);
                     let kind = if stages.is_empty() {
                         "unchanged"
                     } else {
@@ -341,22 +347,29 @@ pub fn deploy(s: &Server, tenant: &str, name: Option<&str>, yaml: &str) -> ApiRe
         }
     }
     s.store.put_pipeline(&rec)?;
+    let mut started = false;
     if desired != Desired::Stopped {
         if existing.is_some() && !s.supervisor.stop(&k, STOP_WAIT) {
             return Err(ApiError::Conflict(format!(
                 "pipeline `{name}` was updated but its previous run is still draining; start it again shortly"
             )));
         }
-        prepared.guard_secrets(&k);
-        s.supervisor
-            .start(
-                &k,
-                prepared.pipeline,
-                desired == Desired::Paused,
-                share(s, tenant),
-            )
-            .map_err(start_error)?;
+        // With a shared catalog, another server may hold its lease: that
+        // one restarts it on the new file when it next reads the catalog.
+        if super::cluster::may_run_here(s, &k, yaml)? {
+            prepared.guard_secrets(&k);
+            s.supervisor
+                .start(
+                    &k,
+                    prepared.pipeline,
+                    desired == Desired::Paused,
+                    share(s, tenant),
+                )
+                .map_err(start_error)?;
+            started = true;
+        }
     }
+    s.cluster.note(&k, rec.updated_ms, started);
     let (code, kind) = match (&existing, desired) {
         (None, _) => (StatusCode::CREATED, "created"),
         (Some(_), Desired::Stopped) => (StatusCode::OK, "stored"),
@@ -421,13 +434,17 @@ pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
     rec.desired = Desired::Running;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;
-    // A paused run resumes in place; anything else starts.
+    // A paused run resumes in place; anything else starts (here, unless
+    // another server holds its lease).
     prepared.guard_secrets(&k);
-    if !s.supervisor.set_paused(&k, false) {
+    let mut started = s.supervisor.set_paused(&k, false);
+    if !started && super::cluster::may_run_here(s, &k, &rec.yaml)? {
         s.supervisor
             .start(&k, prepared.pipeline, false, share(s, tenant))
             .map_err(start_error)?;
+        started = true;
     }
+    s.cluster.note(&k, rec.updated_ms, started);
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
 }
 
@@ -436,7 +453,11 @@ pub fn start(s: &Server, tenant: &str, name: &str) -> ApiResult {
 /// in-memory state. Kept across server restarts.
 pub fn pause(s: &Server, tenant: &str, name: &str) -> ApiResult {
     let mut rec = record(s, tenant, name)?;
-    if rec.desired == Desired::Stopped || !s.supervisor.set_paused(&key(tenant, name), true) {
+    let k = key(tenant, name);
+    // With a shared catalog it may run on another server only, which
+    // pauses it when it next reads the catalog.
+    let here = s.supervisor.set_paused(&k, true);
+    if rec.desired == Desired::Stopped || (!here && s.store.pg().is_none()) {
         return Err(ApiError::Conflict(format!(
             "pipeline `{name}` is not running; start it first"
         )));
@@ -444,6 +465,7 @@ pub fn pause(s: &Server, tenant: &str, name: &str) -> ApiResult {
     rec.desired = Desired::Paused;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;
+    s.cluster.note(&k, rec.updated_ms, here);
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
 }
 
@@ -453,7 +475,10 @@ pub fn stop(s: &Server, tenant: &str, name: &str) -> ApiResult {
     rec.desired = Desired::Stopped;
     rec.updated_ms = now_ms();
     s.store.put_pipeline(&rec)?;
-    s.supervisor.stop(&key(tenant, name), STOP_WAIT);
+    let k = key(tenant, name);
+    s.supervisor.stop(&k, STOP_WAIT);
+    s.cluster.note(&k, rec.updated_ms, false);
+    super::cluster::release(s, &k);
     Ok((StatusCode::OK, Json(status_of(s, &rec))))
 }
 
@@ -467,6 +492,7 @@ pub fn delete(s: &Server, tenant: &str, name: &str) -> ApiResult {
         )));
     }
     s.store.delete_pipeline(tenant, name)?;
+    super::cluster::release(s, &k);
     s.supervisor.remove(&k);
     super::logs::store().forget(&k);
     let _ = std::fs::remove_dir_all(s.tenant_dir(tenant).join("pipelines").join(name));
@@ -484,27 +510,34 @@ pub fn resume_all(s: &Server) {
         }
     };
     for rec in recs.into_iter().filter(|r| r.desired != Desired::Stopped) {
-        let k = key(&rec.tenant, &rec.name);
-        match prepare(s, &rec.tenant, Some(&rec.name), &rec.yaml) {
-            Ok(p) => {
-                tracing::info!(pipeline = %k, "resuming");
-                p.guard_secrets(&k);
-                if let Err(e) = s.supervisor.start(
-                    &k,
-                    p.pipeline,
-                    rec.desired == Desired::Paused,
-                    share(s, &rec.tenant),
-                ) {
-                    s.supervisor.failed(&k, format!("cannot start: {e}"));
-                }
+        tracing::info!(pipeline = %key(&rec.tenant, &rec.name), "resuming");
+        start_here(s, &rec);
+    }
+}
+
+/// Starts `rec` on this server (paused if it should be), resuming from its
+/// checkpoint here; one that no longer validates, or cannot start, is
+/// marked failed with the reason.
+pub fn start_here(s: &Server, rec: &PipelineRec) {
+    let k = key(&rec.tenant, &rec.name);
+    match prepare(s, &rec.tenant, Some(&rec.name), &rec.yaml) {
+        Ok(p) => {
+            p.guard_secrets(&k);
+            if let Err(e) = s.supervisor.start(
+                &k,
+                p.pipeline,
+                rec.desired == Desired::Paused,
+                share(s, &rec.tenant),
+            ) {
+                s.supervisor.failed(&k, format!("cannot start: {e}"));
             }
-            Err(ApiError::Invalid(d)) => {
-                let lines: Vec<String> = d.0.iter().map(|x| x.to_string()).collect();
-                s.supervisor
-                    .failed(&k, format!("no longer valid: {}", lines.join("; ")));
-            }
-            Err(e) => s.supervisor.failed(&k, format!("cannot start: {e:?}")),
         }
+        Err(ApiError::Invalid(d)) => {
+            let lines: Vec<String> = d.0.iter().map(|x| x.to_string()).collect();
+            s.supervisor
+                .failed(&k, format!("no longer valid: {}", lines.join("; ")));
+        }
+        Err(e) => s.supervisor.failed(&k, format!("cannot start: {e:?}")),
     }
 }
 

@@ -99,6 +99,84 @@ fn check(s: &Server, name: &str, bytes: &[u8]) -> Result<(String, String), ApiEr
     }
 }
 
+/// Writes the local blob file of `bytes` (read-only) unless it is there.
+fn write_blob(s: &Server, sha: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    let blob = s.blob(sha);
+    if !blob.is_file() {
+        let mut tmp = tempfile::NamedTempFile::new_in(s.config.data_dir.join("plugins"))?;
+        std::io::Write::write_all(&mut tmp, bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o444))?;
+        tmp.persist(&blob).map_err(|e| e.error)?;
+    }
+    Ok(blob)
+}
+
+/// With a shared catalog: makes `tenant`'s directories and its plugins'
+/// local files and links on this server, fetching from the catalog the
+/// blobs another server uploaded. The local blob directory is a cache
+/// keyed by SHA-256, and a fetched blob is checked against its hash, so a
+/// file there is always the right bytes. Nothing to do with the redb
+/// catalog, where every upload went through this server. With `prune`
+/// (only under the tenant's lock, which uploads hold while they link),
+/// links of plugins no longer in the catalog go too.
+pub fn materialize(s: &Server, tenant: &str, prune: bool) -> anyhow::Result<()> {
+    let Some(pg) = s.store.pg() else {
+        return Ok(());
+    };
+    let dir = s.tenant_dir(tenant);
+    for sub in ["plugins", "files", "pipelines"] {
+        super::private_dir(&dir.join(sub))?;
+    }
+    let links = links_dir(s, tenant);
+    let recs = s.store.plugins(tenant)?;
+    // Links of plugins deleted through another server go, so their names
+    // stop resolving here too.
+    let wanted: std::collections::HashSet<String> = recs
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("{}.wasm", p.name),
+                format!("sha256:{}.wasm", p.sha256),
+            ]
+        })
+        .collect();
+    for entry in std::fs::read_dir(&links)?.flatten().filter(|_| prune) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") && !wanted.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    for p in recs {
+        let at = links.join(format!("{}.wasm", p.name));
+        let by_hash = links.join(format!("sha256:{}.wasm", p.sha256));
+        if at.is_file() && by_hash.is_file() {
+            continue;
+        }
+        let _blobs = s.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        let blob = if s.blob(&p.sha256).is_file() {
+            s.blob(&p.sha256)
+        } else {
+            let bytes = pg.blob(&p.sha256)?.ok_or_else(|| {
+                anyhow::anyhow!("plugin `{}`: the catalog has no bytes for it", p.name)
+            })?;
+            let got = hex::encode(Sha256::digest(&bytes));
+            if got != p.sha256 {
+                anyhow::bail!(
+                    "plugin `{}`: the catalog's bytes hash to {got}, not {}",
+                    p.name,
+                    p.sha256
+                );
+            }
+            write_blob(s, &p.sha256, &bytes)?
+        };
+        link(&blob, &at)?;
+        link(&blob, &by_hash)?;
+    }
+    Ok(())
+}
+
 fn link(target: &std::path::Path, at: &std::path::Path) -> std::io::Result<()> {
     match std::fs::remove_file(at) {
         Ok(()) => {}
@@ -142,18 +220,11 @@ pub fn upload(s: &Server, tenant: &str, name: &str, bytes: &[u8]) -> ApiResult {
     }
     let (world, label) = check(s, name, bytes)?;
     let _blobs = s.blobs.lock().unwrap_or_else(|e| e.into_inner());
-    let blob = s.blob(&sha);
-    if !blob.is_file() {
-        let mut tmp = tempfile::NamedTempFile::new_in(s.config.data_dir.join("plugins"))
-            .map_err(anyhow::Error::from)?;
-        std::io::Write::write_all(&mut tmp, bytes).map_err(anyhow::Error::from)?;
-        tmp.as_file().sync_all().map_err(anyhow::Error::from)?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o444))
-            .map_err(anyhow::Error::from)?;
-        tmp.persist(&blob)
-            .map_err(|e| anyhow::Error::from(e.error))?;
+    // A shared catalog holds the bytes too, for the other servers.
+    if let Some(pg) = s.store.pg() {
+        pg.put_blob(&sha, bytes.to_vec())?;
     }
+    let blob = write_blob(s, &sha, bytes)?;
     let links = links_dir(s, tenant);
     link(&blob, &links.join(format!("{name}.wasm"))).map_err(anyhow::Error::from)?;
     link(&blob, &links.join(format!("sha256:{sha}.wasm"))).map_err(anyhow::Error::from)?;
@@ -225,6 +296,9 @@ pub fn delete(s: &Server, tenant: &str, spec: &str) -> ApiResult {
     }
     if !all.iter().any(|q| q.sha256 == p.sha256) {
         let _ = std::fs::remove_file(s.blob(&p.sha256));
+        if let Some(pg) = s.store.pg() {
+            pg.delete_blob(&p.sha256)?;
+        }
     }
     Ok((
         StatusCode::OK,

@@ -113,6 +113,30 @@ impl SecretKey {
     }
 }
 
+/// With a shared catalog: the first server seals a known value with its
+/// key into the catalog; every server after it must open it, or it would
+/// seal secrets the others cannot open (and fail to open theirs).
+pub fn check_shared_key(
+    pg: &super::pgstore::PgStore,
+    key: &SecretKey,
+    key_file: &Path,
+) -> Result<()> {
+    let place = Place {
+        tenant: "",
+        connection: "",
+        field: "catalog-key-check",
+    };
+    let sealed = pg.meta_init("secrets_key_check", &key.seal(&place, b"sluice")?)?;
+    match key.open(&place, &sealed) {
+        Ok(v) if v == b"sluice" => Ok(()),
+        _ => Err(anyhow!(
+            "the secrets key {} is not the key of the catalog at {}: every server sharing a catalog needs the same secrets_key_file (copy the first server's)",
+            key_file.display(),
+            pg.describe
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

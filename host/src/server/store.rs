@@ -1,5 +1,7 @@
 //! The server's catalog: tenants, token hashes, plugins and pipeline specs
-//! with their desired status, in one redb file in the data dir.
+//! with their desired status, in one redb file in the data dir, or, for
+//! several servers sharing one catalog, in PostgreSQL
+//! ([`super::pgstore`], chosen by `[catalog]` in server.toml).
 //!
 //! redb is pure Rust (no C build, unlike SQLite through rusqlite), keeps one
 //! file, and commits durably by default, so a record the API acknowledged
@@ -14,11 +16,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 type Table = TableDefinition<'static, &'static str, &'static str>;
-const TENANTS: Table = TableDefinition::new("tenants");
-const TOKENS: Table = TableDefinition::new("tokens");
-const PLUGINS: Table = TableDefinition::new("plugins");
-const PIPELINES: Table = TableDefinition::new("pipelines");
-const CONNECTIONS: Table = TableDefinition::new("connections");
+const TENANTS: &str = "tenants";
+const TOKENS: &str = "tokens";
+const PLUGINS: &str = "plugins";
+const PIPELINES: &str = "pipelines";
+const CONNECTIONS: &str = "connections";
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,14 +135,23 @@ pub struct ConnectionRec {
     pub updated_ms: u64,
 }
 
-/// The catalog.
-pub struct Store {
-    db: Database,
+/// The catalog: the redb file (one server) or PostgreSQL (several servers
+/// sharing one catalog; see [`super::pgstore`]). Both hold the same records
+/// with the same semantics.
+pub enum Store {
+    /// `catalog.redb` in the data dir.
+    Redb(Database),
+    /// A PostgreSQL database several servers share.
+    Pg(super::pgstore::PgStore),
 }
 
 /// `tenant/name`.
 pub fn key(tenant: &str, name: &str) -> String {
     format!("{tenant}/{name}")
+}
+
+fn table(name: &'static str) -> Table {
+    TableDefinition::new(name)
 }
 
 impl Store {
@@ -150,58 +161,108 @@ impl Store {
         let db = Database::create(path)
             .with_context(|| format!("opening the catalog {}", path.display()))?;
         let tx = db.begin_write()?;
-        for table in [TENANTS, TOKENS, PLUGINS, PIPELINES, CONNECTIONS] {
-            tx.open_table(table)?;
+        for name in [TENANTS, TOKENS, PLUGINS, PIPELINES, CONNECTIONS] {
+            tx.open_table(table(name))?;
         }
         tx.commit()?;
-        Ok(Self { db })
+        Ok(Self::Redb(db))
     }
 
-    fn get<T: DeserializeOwned>(&self, table: Table, k: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(table)?;
-        let Some(v) = t.get(k)? else {
+    /// Opens the PostgreSQL catalog at `url`, making its tables if missing.
+    pub fn open_pg(url: &str) -> Result<Self> {
+        Ok(Self::Pg(super::pgstore::PgStore::open(url)?))
+    }
+
+    /// The PostgreSQL catalog, when it is one.
+    pub fn pg(&self) -> Option<&super::pgstore::PgStore> {
+        match self {
+            Self::Pg(p) => Some(p),
+            Self::Redb(_) => None,
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, tbl: &'static str, k: &str) -> Result<Option<T>> {
+        let text = match self {
+            Self::Redb(db) => {
+                let tx = db.begin_read()?;
+                let t = tx.open_table(table(tbl))?;
+                let text = t.get(k)?.map(|v| v.value().to_string());
+                text
+            }
+            Self::Pg(pg) => pg.get(tbl, k)?,
+        };
+        let Some(text) = text else {
             return Ok(None);
         };
         Ok(Some(
-            serde_json::from_str(v.value()).with_context(|| format!("catalog record `{k}`"))?,
+            serde_json::from_str(&text).with_context(|| format!("catalog record `{k}`"))?,
         ))
     }
 
-    fn put<T: Serialize>(&self, table: Table, k: &str, v: &T) -> Result<()> {
-        let text = serde_json::to_string(v)?;
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(table)?;
-            t.insert(k, text.as_str())?;
-        }
-        tx.commit()?;
-        Ok(())
+    fn put<T: Serialize>(&self, tbl: &'static str, k: &str, v: &T) -> Result<()> {
+        self.apply(
+            tbl,
+            vec![(k.to_string(), serde_json::to_string(v)?)],
+            Vec::new(),
+        )
+        .map(drop)
     }
 
-    fn delete(&self, table: Table, k: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
-        let removed = tx.open_table(table)?.remove(k)?.is_some();
-        tx.commit()?;
-        Ok(removed)
+    fn delete(&self, tbl: &'static str, k: &str) -> Result<bool> {
+        Ok(self.apply(tbl, Vec::new(), vec![(tbl, k.to_string())])? > 0)
+    }
+
+    /// Writes `puts` into `tbl` and removes `deletes` (table, key) in one
+    /// transaction; how many of `deletes` were there.
+    fn apply(
+        &self,
+        tbl: &'static str,
+        puts: Vec<(String, String)>,
+        deletes: Vec<(&'static str, String)>,
+    ) -> Result<u64> {
+        match self {
+            Self::Redb(db) => {
+                let tx = db.begin_write()?;
+                let mut removed = 0;
+                {
+                    let mut t = tx.open_table(table(tbl))?;
+                    for (k, v) in &puts {
+                        t.insert(k.as_str(), v.as_str())?;
+                    }
+                }
+                for (d, k) in &deletes {
+                    if tx.open_table(table(d))?.remove(k.as_str())?.is_some() {
+                        removed += 1;
+                    }
+                }
+                tx.commit()?;
+                Ok(removed)
+            }
+            Self::Pg(pg) => pg.apply(tbl, puts, deletes),
+        }
     }
 
     /// Records whose key starts with `prefix` (all of them for "").
-    fn scan<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<T>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(table)?;
-        let mut out = Vec::new();
-        for row in t.range(prefix..)? {
-            let (k, v) = row?;
-            if !k.value().starts_with(prefix) {
-                break;
+    fn scan<T: DeserializeOwned>(&self, tbl: &'static str, prefix: &str) -> Result<Vec<T>> {
+        let rows: Vec<(String, String)> = match self {
+            Self::Redb(db) => {
+                let tx = db.begin_read()?;
+                let t = tx.open_table(table(tbl))?;
+                let mut out = Vec::new();
+                for row in t.range(prefix..)? {
+                    let (k, v) = row?;
+                    if !k.value().starts_with(prefix) {
+                        break;
+                    }
+                    out.push((k.value().to_string(), v.value().to_string()));
+                }
+                out
             }
-            out.push(
-                serde_json::from_str(v.value())
-                    .with_context(|| format!("catalog record `{}`", k.value()))?,
-            );
-        }
-        Ok(out)
+            Self::Pg(pg) => pg.scan(tbl, prefix)?,
+        };
+        rows.into_iter()
+            .map(|(k, v)| serde_json::from_str(&v).with_context(|| format!("catalog record `{k}`")))
+            .collect()
     }
 
     /// A tenant.
@@ -216,12 +277,17 @@ impl Store {
     pub fn put_tenant(&self, t: &TenantRec) -> Result<()> {
         self.put(TENANTS, &t.name, t)
     }
-    /// Removes a tenant and its tokens (the caller checks it owns nothing else).
+    /// Removes a tenant and its tokens, in one transaction (the caller
+    /// checks it owns nothing else).
     pub fn delete_tenant(&self, name: &str) -> Result<bool> {
-        for token in self.tokens(name)? {
-            self.delete(TOKENS, &token.id)?;
-        }
-        self.delete(TENANTS, name)
+        let mut deletes: Vec<(&'static str, String)> = self
+            .tokens(name)?
+            .into_iter()
+            .map(|t| (TOKENS, t.id))
+            .collect();
+        let tokens = deletes.len() as u64;
+        deletes.push((TENANTS, name.to_string()));
+        Ok(self.apply(TENANTS, Vec::new(), deletes)? > tokens)
     }
 
     /// A token by its public id.

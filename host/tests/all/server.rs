@@ -1709,6 +1709,8 @@ mod files;
 mod grants;
 /// The memory quota, table bounds, and connectors' limits under the ceilings.
 mod memory;
+/// Several servers on one PostgreSQL catalog.
+mod several;
 /// The live tap over SSE, and `sluice --server URL tap`.
 mod tap;
 /// HTTPS on the listener.
