@@ -850,4 +850,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn outputs_that_differ_fail_naming_both_writers_and_the_first_difference() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+        std::fs::write(&a, "{\"x\":1,\"y\":2}\n{\"x\":3}\n").expect("write");
+        std::fs::write(&b, "{\"y\":2,\"x\":1.0}\n{\"x\":3}\n").expect("write");
+        let same = same_records("orders join", ("Sluice (YAML)", &a), ("Sluice (SQL)", &b));
+        assert_eq!(same.expect("the same records"), 2);
+        std::fs::write(&b, "{\"x\":1,\"y\":2}\n{\"x\":4}\n").expect("write");
+        let e = same_records("orders join", ("Sluice (YAML)", &a), ("Sluice (SQL)", &b))
+            .expect_err("a record differs");
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("orders join: Sluice (YAML) wrote 2 lines and Sluice (SQL) 2, and their records differ"),
+            "{text}"
+        );
+        assert!(text.contains("Sluice (SQL): {\"x\":4}"), "{text}");
+    }
 }
