@@ -120,6 +120,7 @@ pub fn compile_with(
         udfs: Vec::new(),
         errors: Vec::new(),
         kafka: opts.kafka.clone(),
+        local: BTreeMap::new(),
     };
     for s in stmts {
         if let Statement::Declare { name, .. } | Statement::CreateAs { name, .. } = s {
@@ -286,6 +287,11 @@ struct Compiler {
     errors: Vec<SqlError>,
     /// Kafka brokers, when topics between statements are real topics.
     kafka: Option<String>,
+    /// With Kafka: the node a `kafka` source reads back from its topic, by
+    /// that source. Tables load from the node instead: a topic has no
+    /// point at which it is caught up, so stages joining a table fed from
+    /// Kafka would not wait for it to load.
+    local: BTreeMap<String, String>,
 }
 
 /// How the note of a `kafka` source reading a statement's topic begins;
@@ -722,6 +728,7 @@ impl Compiler {
         let time = time.map_or(Time::Stamp, Time::Field);
         if table {
             let name = self.claim(id).map_err(|e| vec![e])?;
+            let node = self.local.get(&node).cloned().unwrap_or(node);
             let mut body = vec![("input".to_string(), Y::Str(node))];
             if let Some(k) = &key {
                 body.push(("key_field".into(), Y::Str(k.clone())));
@@ -895,6 +902,7 @@ impl Compiler {
                 ),
             ],
         ));
+        self.local.insert(source.clone(), node.to_string());
         Ok(source)
     }
 
@@ -1278,7 +1286,12 @@ impl Compiler {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+        let from = self
+            .local
+            .get(&rel.node)
+            .cloned()
+            .unwrap_or(rel.node.clone());
+        let input = self.where_stage(id, q, &rel, from, false)?;
         let name = self.claim(id).map_err(|e| vec![e])?;
         self.plan.tables.push(Self::entry(
             id.at,

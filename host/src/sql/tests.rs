@@ -992,3 +992,38 @@ fn with_kafka_a_format_other_than_json_between_statements_is_an_error_at_its_val
     // Without Kafka the format has no effect, so it is accepted.
     assert!(compile(&text, "two", None, "two.sql", None).is_ok());
 }
+
+#[test]
+fn with_kafka_tables_load_from_the_statement_in_the_process_and_streams_read_the_topic() {
+    let text = "CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'orders.jsonl', 'topic' = 'orders');
+CREATE SOURCE CONNECTOR people WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'people.jsonl', 'topic' = 'people_raw');
+CREATE STREAM orders WITH (kafka_topic = 'orders');
+CREATE STREAM people_raw WITH (kafka_topic = 'people_raw');
+CREATE STREAM people AS SELECT id, name FROM people_raw WHERE id IS NOT NULL;
+CREATE TABLE people_by_id WITH (kafka_topic = 'people', key = 'id');
+CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(name) AS name FROM people GROUP BY id;
+CREATE STREAM named AS SELECT o.id, p.name FROM orders o LEFT JOIN people_by_id p ON o.id = p.id;
+CREATE STREAM again AS SELECT id, name FROM people WHERE name IS NOT NULL;
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'out.jsonl', 'topics' = 'named,again');
+";
+    let c = compile(text, "k", None, "k.sql", Some("127.0.0.1:9092"))
+        .unwrap_or_else(|e| panic!("{}", e.render("k.sql")));
+    let y = yaml(&c.yaml);
+    assert_eq!(y["tables"]["people_by_id"]["input"], json!("people"));
+    assert_eq!(y["tables"]["latest"]["input"], json!("people"));
+    assert_eq!(
+        y["stages"]["again_where"]["inputs"],
+        json!(["people_from_kafka"])
+    );
+    assert_eq!(y["sinks"]["people_to_kafka"]["inputs"], json!(["people"]));
+    assert_eq!(
+        y["sinks"]["out"]["inputs"],
+        json!(["named_from_kafka", "again_from_kafka"])
+    );
+}

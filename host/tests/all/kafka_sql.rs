@@ -120,3 +120,84 @@ fn sql_with_kafka_sends_the_stream_between_statements_through_a_real_topic() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sql_with_kafka_joins_a_table_over_a_statements_topic_as_without_kafka() {
+    let bs = brokers();
+    let (people_topic, named_topic) = (unique("sql-people"), unique("sql-named"));
+    let text = format!(
+        "CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'orders.jsonl', 'topic' = 'orders');
+CREATE SOURCE CONNECTOR people_src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'people.jsonl', 'topic' = 'people_raw');
+CREATE STREAM orders WITH (kafka_topic = 'orders');
+CREATE STREAM people_raw WITH (kafka_topic = 'people_raw');
+CREATE STREAM people WITH (kafka_topic = '{people_topic}') AS
+  SELECT id, UCASE(name) AS name FROM people_raw WHERE id IS NOT NULL;
+CREATE TABLE people_by_id WITH (kafka_topic = '{people_topic}', key = 'id');
+CREATE STREAM named WITH (kafka_topic = '{named_topic}') AS
+  SELECT o.n, o.id, p.name FROM orders o INNER JOIN people_by_id p ON o.id = p.id;
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'out.jsonl', 'topics' = '{named_topic}');
+"
+    );
+    let people: String = (0..10u64)
+        .map(|i| format!("{}\n", json!({"id": i, "name": format!("p{i}")})))
+        .collect();
+    let orders: String = (0..50u64)
+        .map(|n| format!("{}\n", json!({"n": n, "id": n % 13})))
+        .collect();
+    let run = |kafka: bool| -> Vec<Value> {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("people.jsonl"), &people).expect("write");
+        std::fs::write(dir.path().join("orders.jsonl"), &orders).expect("write");
+        let sql = dir.path().join("join.sql");
+        std::fs::write(&sql, &text).expect("write");
+        let mut cmd = sluice();
+        cmd.args(["sql", "--no-progress"])
+            .arg(&sql)
+            .arg("--data-dir")
+            .arg(dir.path().join("state"))
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"))
+            .current_dir(dir.path());
+        let out = dir.path().join("out.jsonl");
+        if !kafka {
+            run_ok(&mut cmd);
+            return sorted_by_n(json_lines(&out));
+        }
+        let log = dir.path().join("sluice.log");
+        let mut child = Run(cmd
+            .args(["--kafka", &bs])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn sluice"));
+        // Orders with id 10, 11 or 12 (ten of them) have no person.
+        wait_for(
+            "the joined rows in out.jsonl",
+            Duration::from_secs(90),
+            || {
+                alive(&mut child, &log);
+                (out.exists() && lines(&out).len() >= 40).then_some(())
+            },
+        );
+        terminate(child, &log);
+        sorted_by_n(json_lines(&out))
+    };
+    let without = run(false);
+    assert_eq!(without.len(), 40);
+    assert_eq!(without[0], json!({"n": 0, "id": 0, "name": "P0"}));
+    assert_eq!(run(true), without);
+    // The people stream went through its topic.
+    let got = Reader::new(&bs, &people_topic).read(10, 60);
+    assert_eq!(got.len(), 10);
+}
+
+fn sorted_by_n(mut v: Vec<Value>) -> Vec<Value> {
+    v.sort_by_key(|r| r["n"].as_u64().unwrap_or(u64::MAX));
+    v
+}
