@@ -902,7 +902,10 @@ impl Compiler {
                 ),
             ],
         ));
-        self.local.insert(source.clone(), node.to_string());
+        // `SELECT *` with no WHERE has no stage of its own: its rows are
+        // those of the stream it reads, which may come from Kafka too.
+        let local = self.local.get(node).cloned().unwrap_or(node.to_string());
+        self.local.insert(source.clone(), local);
         Ok(source)
     }
 

@@ -1008,6 +1008,8 @@ CREATE TABLE people_by_id WITH (kafka_topic = 'people', key = 'id');
 CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(name) AS name FROM people GROUP BY id;
 CREATE STREAM named AS SELECT o.id, p.name FROM orders o LEFT JOIN people_by_id p ON o.id = p.id;
 CREATE STREAM again AS SELECT id, name FROM people WHERE name IS NOT NULL;
+CREATE STREAM copy AS SELECT * FROM people;
+CREATE TABLE copy_by_id WITH (kafka_topic = 'copy', key = 'id');
 CREATE SINK CONNECTOR out WITH (
   'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
   'file' = 'out.jsonl', 'topics' = 'named,again');
@@ -1017,6 +1019,13 @@ CREATE SINK CONNECTOR out WITH (
     let y = yaml(&c.yaml);
     assert_eq!(y["tables"]["people_by_id"]["input"], json!("people"));
     assert_eq!(y["tables"]["latest"]["input"], json!("people"));
+    // A copy has no stage: it is written from the topic it copies, and a
+    // table over it loads from the statement that stream comes from.
+    assert_eq!(
+        y["sinks"]["copy_to_kafka"]["inputs"],
+        json!(["people_from_kafka"])
+    );
+    assert_eq!(y["tables"]["copy_by_id"]["input"], json!("people"));
     assert_eq!(
         y["stages"]["again_where"]["inputs"],
         json!(["people_from_kafka"])
