@@ -7,8 +7,12 @@
 //!
 //! each as a child process whose own CPU time is read from `wait4`. The two
 //! outputs must hold the same records (canonical JSON, any order), or the
-//! run fails. Then, on the orders, the cost of the boundary itself: file →
-//! file with no stage, with `passthrough`, with `filter`, with `lookup-join`.
+//! run fails. On the orders, both jobs also run written as SQL statements
+//! (`sluice sql`, compiled by the same front end as any statement file):
+//! their outputs must hold the same records as the YAML pipeline's, and the
+//! report puts SQL next to YAML (issue 19: the same cost within noise). Then,
+//! on the orders, the cost of the boundary itself: file → file with no
+//! stage, with `passthrough`, with `filter`, with `lookup-join`.
 //!
 //! Plugins are compiled into the component cache before anything is
 //! measured (`sluice validate`), so a figure is the steady cost of a run,
@@ -60,6 +64,25 @@ impl Plugins {
             lookup_join: find("lookup-join")?,
         })
     }
+
+    /// The directories the plugins are in, for `sluice sql --plugin-path`:
+    /// statements name plugins, so the ones found here must come first.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in [
+            &self.filter,
+            &self.project,
+            &self.passthrough,
+            &self.lookup_join,
+        ] {
+            if let Some(d) = p.parent() {
+                if !dirs.iter().any(|x| x == d) {
+                    dirs.push(d.to_path_buf());
+                }
+            }
+        }
+        dirs
+    }
 }
 
 /// What to measure.
@@ -94,6 +117,8 @@ struct Row {
     out_lines: u64,
     native: Usage,
     sluice: Usage,
+    /// The same job written as SQL (orders only).
+    sql: Option<Usage>,
 }
 
 /// One boundary pipeline.
@@ -204,6 +229,63 @@ fn job_stages(job: Job, shape: Shape, plugins: &Plugins) -> Vec<Stage<'_>> {
     stages
 }
 
+/// A path as a SQL string literal (a quote inside is doubled).
+fn sql_string(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "''"))
+}
+
+/// The orders job as ksqlDB statements: a FileStream source over the events
+/// (and one over the customers, a table keyed by `customer_id`, for the
+/// join), the filter and project as one `CREATE STREAM ... AS SELECT`, the
+/// join as a second one, and a FileStream sink. They compile to the stages
+/// [`job_stages`] builds by hand, with the same parameters.
+fn orders_sql(job: Job, input: &Path, customers: &Path, out: &Path) -> String {
+    let select = Shape::Orders.select().join(", ");
+    let mut s = format!(
+        "-- The orders {job} job of sluice-bench, written as SQL.
+CREATE SOURCE CONNECTOR events WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = {input}, 'topic' = 'orders');
+CREATE STREAM orders WITH (kafka_topic = 'orders', value_format = 'JSON');
+CREATE STREAM shaped AS
+  SELECT {select}, {PRICE_CENTS} AS price_cents
+  FROM orders WHERE {WHERE} EMIT CHANGES;
+",
+        job = job.name(),
+        input = sql_string(input),
+    );
+    let last = if job == Job::Join {
+        s.push_str(&format!(
+            "CREATE SOURCE CONNECTOR customers_src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = {customers}, 'topic' = 'customers');
+CREATE TABLE {TABLE} WITH (kafka_topic = 'customers', key = 'customer_id', value_format = 'JSON');
+CREATE STREAM enriched AS
+  SELECT {cols}, s.price_cents, c.name AS customer_name, c.age AS customer_age
+  FROM shaped s INNER JOIN {TABLE} c ON s.customer_id = c.customer_id EMIT CHANGES;
+",
+            customers = sql_string(customers),
+            cols = Shape::Orders
+                .select()
+                .iter()
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        "enriched"
+    } else {
+        "shaped"
+    };
+    s.push_str(&format!(
+        "CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = {out}, 'topics' = '{last}');
+",
+        out = sql_string(out),
+    ));
+    s
+}
+
 /// Runs `once` `runs` times; the run with the least CPU.
 fn best_of(runs: u32, mut once: impl FnMut() -> Result<Usage>) -> Result<Usage> {
     let mut best: Option<Usage> = None;
@@ -245,6 +327,53 @@ impl Ctx<'_> {
             measure::run(
                 Command::new(&self.o.sluice)
                     .args(["-q", "run", "--no-progress"])
+                    .arg(&file),
+                &log,
+            )
+        })?;
+        let _ = std::fs::remove_dir_all(&state);
+        Ok((usage, out))
+    }
+
+    /// Measures `sluice sql` on the orders `job` written as SQL; returns
+    /// the usage and the output path. `--explain`'s pipeline goes through
+    /// `sluice validate` first, which also compiles the plugins into the
+    /// cache outside the measurement.
+    fn sql(&self, job: Job, input: &Path, customers: &Path) -> Result<(Usage, PathBuf)> {
+        let name = format!("orders-{}-sql", job.name());
+        let file = self.dir.join(format!("{name}.sql"));
+        let out = self.dir.join(format!("{name}.out.jsonl"));
+        let state = self.dir.join(format!("{name}.state"));
+        let explained = self.dir.join(format!("{name}.explain.yaml"));
+        let log = self.dir.join(format!("{name}.log"));
+        std::fs::write(&file, orders_sql(job, input, customers, &out))
+            .with_context(|| format!("writing {}", file.display()))?;
+        let mut plugin_path = Vec::new();
+        for d in self.o.plugins.dirs() {
+            plugin_path.push("--plugin-path".into());
+            plugin_path.push(d.into_os_string());
+        }
+        measure::run(
+            Command::new(&self.o.sluice)
+                .args(["-q", "sql", "--explain"])
+                .arg(&file),
+            &explained,
+        )?;
+        measure::run(
+            Command::new(&self.o.sluice)
+                .args(["-q", "validate"])
+                .arg(&explained)
+                .args(&plugin_path),
+            &log,
+        )?;
+        let usage = best_of(self.o.runs, || {
+            let _ = std::fs::remove_dir_all(&state);
+            let _ = std::fs::remove_file(&out);
+            measure::run(
+                Command::new(&self.o.sluice)
+                    .args(["-q", "sql", "--no-progress", "--data-dir"])
+                    .arg(&state)
+                    .args(&plugin_path)
                     .arg(&file),
                 &log,
             )
@@ -325,22 +454,25 @@ fn lines(path: &Path) -> Result<u64> {
     Ok(n)
 }
 
-/// Fails unless `native` and `sluice` hold the same records.
-fn same_records(what: &str, native: &Path, sluice: &Path) -> Result<u64> {
-    let (a, b) = (digest(native)?, digest(sluice)?);
-    if a == b {
-        return Ok(a.lines);
+/// Fails unless the outputs `a` and `b` (written by `a_who` and `b_who`)
+/// hold the same records.
+fn same_records(what: &str, (a_who, a): (&str, &Path), (b_who, b): (&str, &Path)) -> Result<u64> {
+    let (da, db) = (digest(a)?, digest(b)?);
+    if da == db {
+        return Ok(da.lines);
     }
-    let example = match first_difference(native, sluice)? {
-        Some((n, x, y)) => format!("\n  first difference, line {n}:\n  native: {x}\n  sluice: {y}"),
+    let example = match first_difference(a, b)? {
+        Some((n, x, y)) => {
+            format!("\n  first difference, line {n}:\n  {a_who}: {x}\n  {b_who}: {y}")
+        }
         None => String::new(),
     };
     anyhow::bail!(
-        "{what}: the native reference wrote {} lines and Sluice {}, and their records differ{example}\n  (outputs: {} and {})",
-        a.lines,
-        b.lines,
-        native.display(),
-        sluice.display()
+        "{what}: {a_who} wrote {} lines and {b_who} {}, and their records differ{example}\n  (outputs: {} and {})",
+        da.lines,
+        db.lines,
+        a.display(),
+        b.display()
     )
 }
 
@@ -390,8 +522,25 @@ pub fn run(o: &Options) -> Result<()> {
                         state,
                     )
                 })?;
-            let out_lines = same_records(&what, &native_out, &sluice_out)?;
+            let out_lines = same_records(
+                &what,
+                ("the native reference", &native_out),
+                ("Sluice", &sluice_out),
+            )?;
             anyhow::ensure!(out_lines > 0, "{what}: no output at all");
+            let sql = if shape == Shape::Orders {
+                eprintln!("{what}: sluice sql ...");
+                let (usage, sql_out) = ctx.sql(job, &input, &customers)?;
+                same_records(
+                    &what,
+                    ("Sluice (YAML)", &sluice_out),
+                    ("Sluice (SQL)", &sql_out),
+                )?;
+                let _ = std::fs::remove_file(&sql_out);
+                Some(usage)
+            } else {
+                None
+            };
             rows.push(Row {
                 shape,
                 job,
@@ -400,6 +549,7 @@ pub fn run(o: &Options) -> Result<()> {
                 out_lines,
                 native,
                 sluice,
+                sql,
             });
             let _ = std::fs::remove_file(&native_out);
             let _ = std::fs::remove_file(&sluice_out);
@@ -530,6 +680,36 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
             verdict(ratio <= TARGET_RATIO)
         );
     }
+    let sql: Vec<(&Row, &Usage)> = rows
+        .iter()
+        .filter_map(|r| r.sql.as_ref().map(|u| (r, u)))
+        .collect();
+    if !sql.is_empty() {
+        println!();
+        println!("The orders jobs written as SQL (`sluice sql`, FileStream connectors and `CREATE STREAM ... AS SELECT`), same records as the YAML pipeline:");
+        println!();
+        println!("| job | events | out | native µs/event | YAML µs/event | SQL µs/event | SQL / YAML | SQL / native |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (r, u) in &sql {
+            let (nat, yaml, sql) = (
+                r.native.us_per_event(r.events),
+                r.sluice.us_per_event(r.events),
+                u.us_per_event(r.events),
+            );
+            println!(
+                "| {} | {} | {} | {nat:.3} | {yaml:.3} | {sql:.3} | {:.2}× | {:.1}× |",
+                r.job.name(),
+                r.events,
+                r.out_lines,
+                sql / yaml.max(1e-9),
+                sql / nat.max(1e-9)
+            );
+        }
+        if o.batch_size.is_some() {
+            println!();
+            println!("(--batch-size applies to the YAML pipelines only: the SQL runs use the default batch size.)");
+        }
+    }
     if let [none, pass, filter, lookup] = boundary {
         let n = rows
             .iter()
@@ -594,6 +774,9 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
         let what = format!("{} {}", r.shape.name(), r.job.name());
         detail(&format!("{what}, native"), &r.native);
         detail(&format!("{what}, Sluice"), &r.sluice);
+        if let Some(u) = &r.sql {
+            detail(&format!("{what}, Sluice SQL"), u);
+        }
     }
     for b in boundary {
         detail(b.label, &b.usage);
@@ -601,4 +784,89 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
     println!();
     println!("sluice: {}", o.sluice.display());
     println!("command: {}", o.command);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice::sql::plan::Y;
+
+    fn json_of(y: &Y) -> Value {
+        match y {
+            Y::Str(s) => json!(s),
+            Y::Int(i) => json!(i),
+            Y::Bool(b) => json!(b),
+            Y::List(l) => Value::Array(l.iter().map(json_of).collect()),
+            Y::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), json_of(v))).collect()),
+        }
+    }
+
+    #[test]
+    fn the_sql_jobs_compile_to_the_stages_and_parameters_of_the_yaml_jobs() {
+        let plugins = Plugins {
+            filter: "filter.wasm".into(),
+            project: "project.wasm".into(),
+            passthrough: "passthrough.wasm".into(),
+            lookup_join: "lookup-join.wasm".into(),
+        };
+        for job in Job::ALL {
+            let text = orders_sql(
+                job,
+                Path::new("/data/it's.jsonl"),
+                Path::new("/data/customers.jsonl"),
+                Path::new("/data/out.jsonl"),
+            );
+            let compiled = sluice::sql::compile(&text, "bench", None, "bench.sql", None)
+                .unwrap_or_else(|e| panic!("{}", e.render("bench.sql")));
+            let got: Vec<(String, Value)> = compiled
+                .plan
+                .stages
+                .iter()
+                .map(|e| {
+                    let field = |k: &str| {
+                        e.body
+                            .iter()
+                            .find(|(n, _)| n == k)
+                            .map_or(Value::Null, |(_, v)| json_of(v))
+                    };
+                    (
+                        field("plugin").as_str().unwrap_or_default().to_string(),
+                        field("params"),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, Value)> = job_stages(job, Shape::Orders, &plugins)
+                .iter()
+                .map(|s| {
+                    let stem = s.plugin.file_stem().map(|x| x.to_string_lossy());
+                    (stem.unwrap_or_default().into_owned(), s.params.clone())
+                })
+                .collect();
+            assert_eq!(got, want, "{}:\n{}", job.name(), compiled.yaml);
+            let source = &compiled.plan.sources[0].body;
+            assert!(
+                source.contains(&("path".into(), Y::Str("/data/it's.jsonl".into()))),
+                "{source:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn outputs_that_differ_fail_naming_both_writers_and_the_first_difference() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+        std::fs::write(&a, "{\"x\":1,\"y\":2}\n{\"x\":3}\n").expect("write");
+        std::fs::write(&b, "{\"y\":2,\"x\":1.0}\n{\"x\":3}\n").expect("write");
+        let same = same_records("orders join", ("Sluice (YAML)", &a), ("Sluice (SQL)", &b));
+        assert_eq!(same.expect("the same records"), 2);
+        std::fs::write(&b, "{\"x\":1,\"y\":2}\n{\"x\":4}\n").expect("write");
+        let e = same_records("orders join", ("Sluice (YAML)", &a), ("Sluice (SQL)", &b))
+            .expect_err("a record differs");
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("orders join: Sluice (YAML) wrote 2 lines and Sluice (SQL) 2, and their records differ"),
+            "{text}"
+        );
+        assert!(text.contains("Sluice (SQL): {\"x\":4}"), "{text}");
+    }
 }

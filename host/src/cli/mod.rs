@@ -217,7 +217,9 @@ CREATE SINK CONNECTOR statements, as written for ksqlDB with Kafka Connect.
 They compile to the pipeline file that --explain prints (the same built-in
 plugins and tables a YAML pipeline uses), which then runs exactly as
 `sluice run` runs it. Topics that only later statements read stay inside the
-process. ${VAR} and ${VAR:-default} in property values come from the
+process; with --kafka BROKERS they are real Kafka topics (JSON), written by
+a `kafka` sink and read back by a `kafka` source in the consumer group
+`sluice-<file name>`. ${VAR} and ${VAR:-default} in property values come from the
 environment when the pipeline loads. A file with any error runs nothing;
 each error gives line:column and, for a misspelt name, the closest known
 one. docs/sql.md lists what is supported and how it differs from ksqlDB.
@@ -234,6 +236,11 @@ piped in: `sluice sql < session.sql`.")]
         /// Print the equivalent pipeline YAML and exit.
         #[arg(long)]
         explain: bool,
+        /// Kafka brokers (`host:port[,host:port...]`, or `${VAR}`): the
+        /// topics of CREATE STREAM ... AS SELECT become real topics, written
+        /// by a `kafka` sink and read back by the statements that read them.
+        #[arg(long, value_name = "BROKERS")]
+        kafka: Option<String>,
         /// Where checkpoints go (default: `.sluice` next to the file).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -725,6 +732,7 @@ pub fn main() -> ExitCode {
         Command::Sql {
             file: None,
             explain,
+            kafka,
             data_dir,
             plugin_path,
             host_config,
@@ -734,6 +742,12 @@ pub fn main() -> ExitCode {
             if explain {
                 eprintln!(
                     "error: --explain needs a statement file (`sluice sql FILE.sql --explain`)"
+                );
+                return ExitCode::FAILURE;
+            }
+            if kafka.is_some() {
+                eprintln!(
+                    "error: --kafka needs a statement file (`sluice sql FILE.sql --kafka BROKERS`); the shell keeps topics in the process"
                 );
                 return ExitCode::FAILURE;
             }
@@ -748,6 +762,7 @@ pub fn main() -> ExitCode {
         Command::Sql {
             file: Some(file),
             explain,
+            kafka,
             data_dir,
             plugin_path,
             no_progress,
@@ -755,6 +770,7 @@ pub fn main() -> ExitCode {
         } => sql_cmd::run(sql_cmd::SqlArgs {
             file,
             explain,
+            kafka,
             data_dir,
             plugin_path,
             progress: !no_progress && !cli.quiet,

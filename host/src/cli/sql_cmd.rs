@@ -15,6 +15,8 @@ pub struct SqlArgs {
     pub file: PathBuf,
     /// Print the pipeline YAML instead of running it.
     pub explain: bool,
+    /// Kafka brokers: topics between statements are real topics.
+    pub kafka: Option<String>,
     /// Where checkpoints go (default `.sluice` next to the file).
     pub data_dir: Option<PathBuf>,
     /// Extra plugin directories.
@@ -37,7 +39,7 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
         .data_dir
         .as_ref()
         .map(|d| absolute(d).display().to_string());
-    let compiled = match sql::compile(&text, &name, data_dir, &shown) {
+    let compiled = match sql::compile(&text, &name, data_dir, &shown, args.kafka.as_deref()) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{}", errors.render(&shown));

@@ -1,6 +1,9 @@
 //! Statements to the pipeline model: streams and tables become the built-in
 //! plugins and host tables the YAML examples use, topics that only later
-//! statements read stay inside the process.
+//! statements read stay inside the process. With Kafka configured
+//! ([`Options::kafka`]), each stream a `CREATE STREAM ... AS SELECT` makes is
+//! written to its topic by a `kafka` sink, and whatever reads it reads that
+//! topic through a `kafka` source: the same stages, with Kafka edges.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -64,8 +67,12 @@ struct Topic {
 }
 
 /// Compiles parsed statements; `name` is the pipeline's name.
-pub fn compile(stmts: &[Statement], name: &str) -> Result<Plan, SqlErrors> {
-    compile_with(stmts, name, &Options::default()).map(|(plan, _)| plan)
+pub fn compile(stmts: &[Statement], name: &str, kafka: Option<&str>) -> Result<Plan, SqlErrors> {
+    let opts = Options {
+        kafka: kafka.map(str::to_string),
+        ..Options::default()
+    };
+    compile_with(stmts, name, &opts).map(|(plan, _)| plan)
 }
 
 /// What an interactive session asks of the compiler besides the statements.
@@ -76,6 +83,10 @@ pub struct Options {
     /// Add a `stdout` sink (envelope format) printing this stream or topic,
     /// and keep only what it needs.
     pub probe: Option<Probe>,
+    /// Kafka brokers (`host:port[,...]`, or a `${VAR}` filled when the
+    /// pipeline loads): the topics of `CREATE STREAM ... AS SELECT` become
+    /// real topics between the statements. `None`: they stay in the process.
+    pub kafka: Option<String>,
 }
 
 /// What a push query or `PRINT` prints.
@@ -108,6 +119,8 @@ pub fn compile_with(
         connectors: BTreeMap::new(),
         udfs: Vec::new(),
         errors: Vec::new(),
+        kafka: opts.kafka.clone(),
+        local: BTreeMap::new(),
     };
     for s in stmts {
         if let Statement::Declare { name, .. } | Statement::CreateAs { name, .. } = s {
@@ -165,6 +178,9 @@ pub fn compile_with(
             c.errors.extend(e);
         }
     }
+    // A stream's topic that nothing in the file reads is still written to
+    // Kafka, but needs no source reading it back.
+    c.plan.drop_unread_sources(KAFKA_SOURCE_NOTE);
     if let Some(probe) = &opts.probe {
         match c.probe_node(probe) {
             Ok(node) => {
@@ -269,7 +285,18 @@ struct Compiler {
     /// User-defined functions (`CREATE FUNCTION`), lowercase, in order.
     udfs: Vec<String>,
     errors: Vec<SqlError>,
+    /// Kafka brokers, when topics between statements are real topics.
+    kafka: Option<String>,
+    /// With Kafka: the node a `kafka` source reads back from its topic, by
+    /// that source. Tables load from the node instead: a topic has no
+    /// point at which it is caught up, so stages joining a table fed from
+    /// Kafka would not wait for it to load.
+    local: BTreeMap<String, String>,
 }
+
+/// How the note of a `kafka` source reading a statement's topic begins;
+/// such a source is dropped when nothing reads it.
+const KAFKA_SOURCE_NOTE: &str = "reads topic";
 
 /// The properties `CREATE STREAM|TABLE` accepts.
 const STREAM_PROPS: &[&str] = &[
@@ -701,6 +728,7 @@ impl Compiler {
         let time = time.map_or(Time::Stamp, Time::Field);
         if table {
             let name = self.claim(id).map_err(|e| vec![e])?;
+            let node = self.local.get(&node).cloned().unwrap_or(node);
             let mut body = vec![("input".to_string(), Y::Str(node))];
             if let Some(k) = &key {
                 body.push(("key_field".into(), Y::Str(k.clone())));
@@ -783,6 +811,11 @@ impl Compiler {
         if let Some(t) = time {
             rel.time = Time::Field(t);
         }
+        if let (Some(brokers), false) = (self.kafka.clone(), rel.table) {
+            if !self.topics.contains_key(&topic) {
+                rel.node = self.kafka_edge(id, with, &topic, &rel.node, &brokers)?;
+            }
+        }
         if let Some(prev) = self.topics.get(&topic) {
             return one(SqlError::new(
                 id.at,
@@ -803,6 +836,77 @@ impl Compiler {
             },
         );
         self.new_rel(id, rel)
+    }
+
+    /// With Kafka: a `kafka` sink writing `node`'s rows to `topic`, and a
+    /// `kafka` source reading them back, whose name is returned for the
+    /// statements that read the stream. The source is in the pipeline's
+    /// consumer group, so a restart resumes where the last one committed.
+    fn kafka_edge(
+        &mut self,
+        id: &Ident,
+        with: &[Prop],
+        topic: &str,
+        node: &str,
+        brokers: &str,
+    ) -> R<String> {
+        let format = with
+            .iter()
+            .find(|p| p.key == "value_format" || p.key == "format")
+            .map_or(Ok("json"), |p| match p.value.to_lowercase().as_str() {
+                "json" => Ok("json"),
+                other => Err(SqlError::new(
+                    p.value_at,
+                    format!(
+                        "value_format `{}` between statements over Kafka is not supported; use 'JSON' (Sluice writes and reads the topic `{topic}` as JSON)",
+                        other.to_uppercase()
+                    ),
+                )),
+            })
+            .map_err(|e| vec![e])?;
+        let sink = self.fresh(&format!("{}_to_kafka", id.name));
+        self.plan.sinks.push(Self::entry(
+            id.at,
+            format!("CREATE STREAM {} writes topic {topic}", id.name),
+            sink,
+            vec![
+                ("type".into(), Y::Str("kafka".into())),
+                ("inputs".into(), Y::List(vec![Y::Str(node.to_string())])),
+                ("brokers".into(), Y::Str(brokers.to_string())),
+                ("topic".into(), Y::Str(topic.to_string())),
+                ("format".into(), Y::Str(format.into())),
+            ],
+        ));
+        let source = self.fresh(&format!("{}_from_kafka", id.name));
+        self.plan.sources.push(Self::entry(
+            id.at,
+            format!("{KAFKA_SOURCE_NOTE} {topic} of CREATE STREAM {}", id.name),
+            source.clone(),
+            vec![
+                ("type".into(), Y::Str("kafka".into())),
+                ("brokers".into(), Y::Str(brokers.to_string())),
+                ("topics".into(), Y::List(vec![Y::Str(topic.to_string())])),
+                (
+                    "group_id".into(),
+                    Y::Str(format!("sluice-{}", self.plan.name)),
+                ),
+                ("format".into(), Y::Str(format.into())),
+                // The source may subscribe before the sink's first record
+                // creates the topic; this makes the subscription create it.
+                (
+                    "properties".into(),
+                    Y::Map(vec![(
+                        "allow.auto.create.topics".into(),
+                        Y::Str("true".into()),
+                    )]),
+                ),
+            ],
+        ));
+        // `SELECT *` with no WHERE has no stage of its own: its rows are
+        // those of the stream it reads, which may come from Kafka too.
+        let local = self.local.get(node).cloned().unwrap_or(node.to_string());
+        self.local.insert(source.clone(), local);
+        Ok(source)
     }
 
     /// Resolves a column of a one-relation query to its field.
@@ -1185,7 +1289,12 @@ impl Compiler {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+        let from = self
+            .local
+            .get(&rel.node)
+            .cloned()
+            .unwrap_or(rel.node.clone());
+        let input = self.where_stage(id, q, &rel, from, false)?;
         let name = self.claim(id).map_err(|e| vec![e])?;
         self.plan.tables.push(Self::entry(
             id.at,

@@ -32,14 +32,17 @@ pub struct Compiled {
 
 /// Compiles a statement file's text. `name` names the pipeline (its
 /// checkpoints live under it); `source` names the file in the header.
+/// With `kafka` (brokers), the topics `CREATE STREAM ... AS SELECT` writes
+/// are real Kafka topics between the statements.
 pub fn compile(
     text: &str,
     name: &str,
     data_dir: Option<String>,
     source: &str,
+    kafka: Option<&str>,
 ) -> Result<Compiled, SqlErrors> {
     let stmts = parser::parse(text)?;
-    let mut plan = compile::compile(&stmts, name)?;
+    let mut plan = compile::compile(&stmts, name, kafka)?;
     plan.data_dir = data_dir;
     let yaml = plan.to_yaml(&format!(
         "Compiled by `sluice sql` from {source}.\n`sluice run` and `sluice validate` read this file as they read any pipeline file."
@@ -59,6 +62,7 @@ pub fn compile_session(
     let opts = compile::Options {
         sink_optional: true,
         probe,
+        kafka: None,
     };
     let (mut plan, catalog) = compile::compile_with(&stmts, name, &opts)?;
     plan.data_dir = data_dir;

@@ -95,6 +95,19 @@ impl Plan {
         self.sources.retain(|e| needed.contains(&e.name));
     }
 
+    /// Drops the sources whose note starts with `note` that nothing reads.
+    pub fn drop_unread_sources(&mut self, note: &str) {
+        let read: std::collections::HashSet<String> = self
+            .stages
+            .iter()
+            .chain(&self.tables)
+            .chain(&self.sinks)
+            .flat_map(inputs)
+            .collect();
+        self.sources
+            .retain(|e| !e.note.starts_with(note) || read.contains(&e.name));
+    }
+
     /// Makes relative file paths (`path`, `*_file`, `*_dir`) absolute
     /// against `base`, for a pipeline file written somewhere other than
     /// where its statements were typed.

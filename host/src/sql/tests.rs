@@ -38,14 +38,14 @@ fn yaml(text: &str) -> Value {
 }
 
 fn explain(sql: &str) -> Value {
-    match compile(sql, "t", None, "t.sql") {
+    match compile(sql, "t", None, "t.sql", None) {
         Ok(c) => yaml(&c.yaml),
         Err(e) => panic!("{}", e.render("t.sql")),
     }
 }
 
 fn errors(sql: &str) -> Vec<super::SqlError> {
-    match compile(sql, "t", None, "t.sql") {
+    match compile(sql, "t", None, "t.sql", None) {
         Ok(c) => panic!("expected errors, compiled:\n{}", c.yaml),
         Err(e) => e.0,
     }
@@ -544,7 +544,7 @@ fn a_probe_keeps_only_what_its_stream_reads_and_prints_it_as_envelopes() {
 #[test]
 fn a_session_needs_no_sink_but_a_file_does_and_a_table_cannot_be_queried() {
     assert!(super::compile_session(FILE_SESSION, "s", None, None).is_ok());
-    let e = super::compile(FILE_SESSION, "s", None, "f.sql").expect_err("no sink");
+    let e = super::compile(FILE_SESSION, "s", None, "f.sql", None).expect_err("no sink");
     assert!(e.0[0].message.contains("no CREATE SINK CONNECTOR"), "{e:?}");
     let text = format!(
         "{FILE_SESSION}CREATE TABLE t AS SELECT x, LATEST_BY_OFFSET(y) AS y FROM sa GROUP BY x;\n"
@@ -873,5 +873,181 @@ CREATE FUNCTION ucase AS 'c.wasm';",
                 "`UCASE` is a built-in function; give the user-defined function another name"
             ),
         ]
+    );
+}
+
+/// A file whose second statement reads the first's stream, and a sink
+/// connector that reads the second's.
+const TWO_STATEMENTS: &str = "CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'orders.jsonl', 'topic' = 'orders');
+CREATE STREAM orders WITH (kafka_topic = 'orders', value_format = 'JSON');
+CREATE STREAM priced WITH (kafka_topic = 'priced_orders', value_format = 'JSON') AS
+  SELECT id, amount * 2 AS doubled FROM orders WHERE region != 'x';
+CREATE STREAM big AS SELECT id FROM priced WHERE doubled > 20;
+CREATE STREAM unread AS SELECT * FROM priced WHERE doubled < 0;
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'out.jsonl', 'topics' = 'big');
+";
+
+#[test]
+fn with_kafka_each_stream_is_written_to_its_topic_and_read_back_from_it() {
+    let c = compile(TWO_STATEMENTS, "two", None, "two.sql", Some("${BROKERS}"))
+        .unwrap_or_else(|e| panic!("{}", e.render("two.sql")));
+    let expected = r#"# Compiled by `sluice sql` from two.sql.
+# `sluice run` and `sluice validate` read this file as they read any pipeline file.
+name: two
+sources:
+  # line 1: CREATE SOURCE CONNECTOR src (topic orders)
+  src:
+    type: file
+    path: orders.jsonl
+  # line 5: reads topic priced_orders of CREATE STREAM priced
+  priced_from_kafka:
+    type: kafka
+    brokers: "${BROKERS}"
+    topics: [priced_orders]
+    group_id: sluice-two
+    format: json
+    properties:
+      allow.auto.create.topics: "true"
+  # line 7: reads topic big of CREATE STREAM big
+  big_from_kafka:
+    type: kafka
+    brokers: "${BROKERS}"
+    topics: [big]
+    group_id: sluice-two
+    format: json
+    properties:
+      allow.auto.create.topics: "true"
+stages:
+  # line 6: WHERE of priced
+  priced_where:
+    plugin: filter
+    inputs: [src]
+    params:
+      where: "region != 'x'"
+  # line 5: CREATE STREAM priced
+  priced:
+    plugin: project
+    inputs: [priced_where]
+    params:
+      select: [id]
+      set:
+        doubled: "amount * 2"
+  # line 7: WHERE of big
+  big_where:
+    plugin: filter
+    inputs: [priced_from_kafka]
+    params:
+      where: "doubled > 20"
+  # line 7: CREATE STREAM big
+  big:
+    plugin: project
+    inputs: [big_where]
+    params:
+      select: [id]
+  # line 8: WHERE of unread
+  unread:
+    plugin: filter
+    inputs: [priced_from_kafka]
+    params:
+      where: "doubled < 0"
+sinks:
+  # line 5: CREATE STREAM priced writes topic priced_orders
+  priced_to_kafka:
+    type: kafka
+    inputs: [priced]
+    brokers: "${BROKERS}"
+    topic: priced_orders
+    format: json
+  # line 7: CREATE STREAM big writes topic big
+  big_to_kafka:
+    type: kafka
+    inputs: [big]
+    brokers: "${BROKERS}"
+    topic: big
+    format: json
+  # line 8: CREATE STREAM unread writes topic unread
+  unread_to_kafka:
+    type: kafka
+    inputs: [unread]
+    brokers: "${BROKERS}"
+    topic: unread
+    format: json
+  # line 9: CREATE SINK CONNECTOR out (topics big)
+  out:
+    type: file
+    inputs: [big_from_kafka]
+    path: out.jsonl
+"#;
+    assert_eq!(c.yaml, expected, "got:\n{}", c.yaml);
+    // Without Kafka the same file keeps every topic in the process.
+    let y = explain(TWO_STATEMENTS);
+    assert_eq!(y["stages"]["big_where"]["inputs"], json!(["priced"]));
+    assert_eq!(y["sinks"]["out"]["inputs"], json!(["big"]));
+    assert_eq!(y["sinks"].as_object().map(|m| m.len()), Some(1), "{y:#}");
+}
+
+#[test]
+fn with_kafka_a_format_other_than_json_between_statements_is_an_error_at_its_value() {
+    let text = TWO_STATEMENTS.replace(
+        "kafka_topic = 'priced_orders', value_format = 'JSON'",
+        "kafka_topic = 'priced_orders', value_format = 'AVRO'",
+    );
+    let e = compile(&text, "two", None, "two.sql", Some("127.0.0.1:9092"))
+        .expect_err("AVRO between statements");
+    assert_eq!(e.0.len(), 1, "{e:?}");
+    assert_eq!((e.0[0].at.line, e.0[0].at.col), (5, 74));
+    assert_eq!(
+        e.0[0].message,
+        "value_format `AVRO` between statements over Kafka is not supported; use 'JSON' (Sluice writes and reads the topic `priced_orders` as JSON)"
+    );
+    // Without Kafka the format has no effect, so it is accepted.
+    assert!(compile(&text, "two", None, "two.sql", None).is_ok());
+}
+
+#[test]
+fn with_kafka_tables_load_from_the_statement_in_the_process_and_streams_read_the_topic() {
+    let text = "CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'orders.jsonl', 'topic' = 'orders');
+CREATE SOURCE CONNECTOR people WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'people.jsonl', 'topic' = 'people_raw');
+CREATE STREAM orders WITH (kafka_topic = 'orders');
+CREATE STREAM people_raw WITH (kafka_topic = 'people_raw');
+CREATE STREAM people AS SELECT id, name FROM people_raw WHERE id IS NOT NULL;
+CREATE TABLE people_by_id WITH (kafka_topic = 'people', key = 'id');
+CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(name) AS name FROM people GROUP BY id;
+CREATE STREAM named AS SELECT o.id, p.name FROM orders o LEFT JOIN people_by_id p ON o.id = p.id;
+CREATE STREAM again AS SELECT id, name FROM people WHERE name IS NOT NULL;
+CREATE STREAM copy AS SELECT * FROM people;
+CREATE TABLE copy_by_id WITH (kafka_topic = 'copy', key = 'id');
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'out.jsonl', 'topics' = 'named,again');
+";
+    let c = compile(text, "k", None, "k.sql", Some("127.0.0.1:9092"))
+        .unwrap_or_else(|e| panic!("{}", e.render("k.sql")));
+    let y = yaml(&c.yaml);
+    assert_eq!(y["tables"]["people_by_id"]["input"], json!("people"));
+    assert_eq!(y["tables"]["latest"]["input"], json!("people"));
+    // A copy has no stage: it is written from the topic it copies, and a
+    // table over it loads from the statement that stream comes from.
+    assert_eq!(
+        y["sinks"]["copy_to_kafka"]["inputs"],
+        json!(["people_from_kafka"])
+    );
+    assert_eq!(y["tables"]["copy_by_id"]["input"], json!("people"));
+    assert_eq!(
+        y["stages"]["again_where"]["inputs"],
+        json!(["people_from_kafka"])
+    );
+    assert_eq!(y["sinks"]["people_to_kafka"]["inputs"], json!(["people"]));
+    assert_eq!(
+        y["sinks"]["out"]["inputs"],
+        json!(["named_from_kafka", "again_from_kafka"])
     );
 }

@@ -11,6 +11,8 @@
 
 #[path = "kafka_exactly_once.rs"]
 mod exactly_once;
+#[path = "kafka_sql.rs"]
+mod sql;
 #[path = "kafka_tls.rs"]
 mod tls;
 

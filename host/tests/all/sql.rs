@@ -611,3 +611,58 @@ CREATE SINK CONNECTOR named_out WITH (
         ]
     );
 }
+
+#[test]
+fn explain_with_kafka_prints_kafka_edges_that_validate_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("orders.jsonl"), "{\"id\":1}\n").expect("write");
+    let sql = write(
+        dir.path(),
+        "edges.sql",
+        "CREATE SOURCE CONNECTOR src WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSourceConnector',
+  'file' = 'orders.jsonl', 'topic' = 'orders');
+CREATE STREAM orders WITH (kafka_topic = 'orders');
+CREATE STREAM mid AS SELECT id, amount * 2 AS doubled FROM orders WHERE amount > 1;
+CREATE STREAM big AS SELECT id FROM mid WHERE doubled > 20;
+CREATE SINK CONNECTOR out WITH (
+  'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+  'file' = 'out.jsonl', 'topics' = 'big');
+",
+    );
+    let out = run_ok(
+        sluice()
+            .arg("sql")
+            .arg(&sql)
+            .args(["--explain", "--kafka", "${BROKERS}"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "  mid_from_kafka:\n    type: kafka\n    brokers: \"${BROKERS}\"\n    topics: [mid]\n    group_id: sluice-edges\n",
+        "  mid_to_kafka:\n    type: kafka\n    inputs: [mid]\n",
+        "    inputs: [big_from_kafka]\n    path: out.jsonl\n",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    let yaml = write(dir.path(), "edges.yaml", &text);
+    // Validation reads no broker: an address nothing listens on will do.
+    let out = run_ok(
+        sluice()
+            .arg("validate")
+            .arg(&yaml)
+            .arg("--plugin-path")
+            .arg(target_dir().join("plugins"))
+            .env("BROKERS", "127.0.0.1:1"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok (3 source(s), 4 stage(s), 3 sink(s))"),
+        "{stdout}"
+    );
+    // The shell keeps its topics in the process.
+    let stderr = run_failing(sluice().args(["sql", "--kafka", "127.0.0.1:1"]));
+    assert!(
+        stderr.contains("--kafka needs a statement file"),
+        "{stderr}"
+    );
+}
