@@ -217,7 +217,8 @@ CREATE SINK CONNECTOR statements, as written for ksqlDB with Kafka Connect.
 They compile to the pipeline file that --explain prints (the same built-in
 plugins and tables a YAML pipeline uses), which then runs exactly as
 `sluice run` runs it. Topics that only later statements read stay inside the
-process; with --kafka BROKERS they are real Kafka topics (JSON), written by
+process; with --kafka BROKERS they are real Kafka topics (JSON, or Avro with
+--schema-registry URL for value_format = 'AVRO'), written by
 a `kafka` sink and read back by a `kafka` source in the consumer group
 `sluice-<file name>`. ${VAR} and ${VAR:-default} in property values come from the
 environment when the pipeline loads. A file with any error runs nothing;
@@ -241,6 +242,11 @@ piped in: `sluice sql < session.sql`.")]
         /// by a `kafka` sink and read back by the statements that read them.
         #[arg(long, value_name = "BROKERS")]
         kafka: Option<String>,
+        /// Schema Registry URL (or `${VAR}`) for the topics between
+        /// statements whose value_format is AVRO (with --kafka; `sluice
+        /// registry` runs one).
+        #[arg(long, value_name = "URL", requires = "kafka")]
+        schema_registry: Option<String>,
         /// Where checkpoints go (default: `.sluice` next to the file).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -763,6 +769,7 @@ pub fn main() -> ExitCode {
             file: Some(file),
             explain,
             kafka,
+            schema_registry,
             data_dir,
             plugin_path,
             no_progress,
@@ -771,6 +778,7 @@ pub fn main() -> ExitCode {
             file,
             explain,
             kafka,
+            schema_registry,
             data_dir,
             plugin_path,
             progress: !no_progress && !cli.quiet,

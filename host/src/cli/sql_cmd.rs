@@ -17,6 +17,8 @@ pub struct SqlArgs {
     pub explain: bool,
     /// Kafka brokers: topics between statements are real topics.
     pub kafka: Option<String>,
+    /// Schema Registry for Avro topics between statements.
+    pub schema_registry: Option<String>,
     /// Where checkpoints go (default `.sluice` next to the file).
     pub data_dir: Option<PathBuf>,
     /// Extra plugin directories.
@@ -39,7 +41,11 @@ pub fn run(args: SqlArgs) -> Result<ExitCode> {
         .data_dir
         .as_ref()
         .map(|d| absolute(d).display().to_string());
-    let compiled = match sql::compile(&text, &name, data_dir, &shown, args.kafka.as_deref()) {
+    let link = args.kafka.clone().map(|brokers| sql::KafkaLink {
+        brokers,
+        schema_registry: args.schema_registry.clone(),
+    });
+    let compiled = match sql::compile(&text, &name, data_dir, &shown, link.as_ref()) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{}", errors.render(&shown));

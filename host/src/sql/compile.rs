@@ -66,10 +66,24 @@ struct Topic {
     at: Pos,
 }
 
+/// Where the topics between statements live when they are real topics.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaLink {
+    /// Brokers (`host:port[,...]`, or a `${VAR}` filled when the pipeline
+    /// loads).
+    pub brokers: String,
+    /// Schema Registry URL, which `value_format = 'AVRO'` needs.
+    pub schema_registry: Option<String>,
+}
+
 /// Compiles parsed statements; `name` is the pipeline's name.
-pub fn compile(stmts: &[Statement], name: &str, kafka: Option<&str>) -> Result<Plan, SqlErrors> {
+pub fn compile(
+    stmts: &[Statement],
+    name: &str,
+    kafka: Option<&KafkaLink>,
+) -> Result<Plan, SqlErrors> {
     let opts = Options {
-        kafka: kafka.map(str::to_string),
+        kafka: kafka.cloned(),
         ..Options::default()
     };
     compile_with(stmts, name, &opts).map(|(plan, _)| plan)
@@ -83,10 +97,9 @@ pub struct Options {
     /// Add a `stdout` sink (envelope format) printing this stream or topic,
     /// and keep only what it needs.
     pub probe: Option<Probe>,
-    /// Kafka brokers (`host:port[,...]`, or a `${VAR}` filled when the
-    /// pipeline loads): the topics of `CREATE STREAM ... AS SELECT` become
-    /// real topics between the statements. `None`: they stay in the process.
-    pub kafka: Option<String>,
+    /// Kafka: the topics of `CREATE STREAM ... AS SELECT` become real
+    /// topics between the statements. `None`: they stay in the process.
+    pub kafka: Option<KafkaLink>,
 }
 
 /// What a push query or `PRINT` prints.
@@ -285,8 +298,8 @@ struct Compiler {
     /// User-defined functions (`CREATE FUNCTION`), lowercase, in order.
     udfs: Vec<String>,
     errors: Vec<SqlError>,
-    /// Kafka brokers, when topics between statements are real topics.
-    kafka: Option<String>,
+    /// Kafka, when topics between statements are real topics.
+    kafka: Option<KafkaLink>,
     /// With Kafka: the node a `kafka` source reads back from its topic, by
     /// that source. Tables load from the node instead: a topic has no
     /// point at which it is caught up, so stages joining a table fed from
@@ -811,9 +824,9 @@ impl Compiler {
         if let Some(t) = time {
             rel.time = Time::Field(t);
         }
-        if let (Some(brokers), false) = (self.kafka.clone(), rel.table) {
+        if let (Some(link), false) = (self.kafka.clone(), rel.table) {
             if !self.topics.contains_key(&topic) {
-                rel.node = self.kafka_edge(id, with, &topic, &rel.node, &brokers)?;
+                rel.node = self.kafka_edge(id, with, &topic, &rel.node, &link)?;
             }
         }
         if let Some(prev) = self.topics.get(&topic) {
@@ -848,22 +861,36 @@ impl Compiler {
         with: &[Prop],
         topic: &str,
         node: &str,
-        brokers: &str,
+        link: &KafkaLink,
     ) -> R<String> {
+        let brokers = link.brokers.as_str();
         let format = with
             .iter()
             .find(|p| p.key == "value_format" || p.key == "format")
             .map_or(Ok("json"), |p| match p.value.to_lowercase().as_str() {
                 "json" => Ok("json"),
+                "avro" if link.schema_registry.is_some() => Ok("avro"),
+                "avro" => Err(SqlError::new(
+                    p.value_at,
+                    format!(
+                        "value_format AVRO over Kafka needs a Schema Registry for the topic `{topic}`'s schema: add --schema-registry URL (`sluice registry` runs one), or use 'JSON'"
+                    ),
+                )),
                 other => Err(SqlError::new(
                     p.value_at,
                     format!(
-                        "value_format `{}` between statements over Kafka is not supported; use 'JSON' (Sluice writes and reads the topic `{topic}` as JSON)",
+                        "value_format `{}` between statements over Kafka is not supported; use 'JSON', or 'AVRO' with --schema-registry URL",
                         other.to_uppercase()
                     ),
                 )),
             })
             .map_err(|e| vec![e])?;
+        // Avro's schema is derived from the rows (flat, every field
+        // nullable) and registered under `<topic>-value`.
+        let registry: Vec<(String, Y)> = match (&link.schema_registry, format) {
+            (Some(url), "avro") => vec![("schema_registry".into(), Y::Str(url.clone()))],
+            _ => Vec::new(),
+        };
         let sink = self.fresh(&format!("{}_to_kafka", id.name));
         self.plan.sinks.push(Self::entry(
             id.at,
@@ -875,7 +902,10 @@ impl Compiler {
                 ("brokers".into(), Y::Str(brokers.to_string())),
                 ("topic".into(), Y::Str(topic.to_string())),
                 ("format".into(), Y::Str(format.into())),
-            ],
+            ]
+            .into_iter()
+            .chain(registry.clone())
+            .collect(),
         ));
         let source = self.fresh(&format!("{}_from_kafka", id.name));
         self.plan.sources.push(Self::entry(
@@ -891,6 +921,10 @@ impl Compiler {
                     Y::Str(format!("sluice-{}", self.plan.name)),
                 ),
                 ("format".into(), Y::Str(format.into())),
+            ]
+            .into_iter()
+            .chain(registry)
+            .chain([
                 // The source may subscribe before the sink's first record
                 // creates the topic; this makes the subscription create it.
                 (
@@ -900,7 +934,8 @@ impl Compiler {
                         Y::Str("true".into()),
                     )]),
                 ),
-            ],
+            ])
+            .collect(),
         ));
         // `SELECT *` with no WHERE has no stage of its own: its rows are
         // those of the stream it reads, which may come from Kafka too.

@@ -17,7 +17,7 @@ pub mod plan;
 mod props;
 pub mod shell;
 
-pub use compile::{Catalog, ConnectorInfo, Probe, RelationInfo, PROBE_SINK};
+pub use compile::{Catalog, ConnectorInfo, KafkaLink, Probe, RelationInfo, PROBE_SINK};
 pub use error::{Pos, SqlError, SqlErrors};
 pub use plan::Plan;
 
@@ -39,7 +39,7 @@ pub fn compile(
     name: &str,
     data_dir: Option<String>,
     source: &str,
-    kafka: Option<&str>,
+    kafka: Option<&KafkaLink>,
 ) -> Result<Compiled, SqlErrors> {
     let stmts = parser::parse(text)?;
     let mut plan = compile::compile(&stmts, name, kafka)?;

@@ -893,8 +893,14 @@ CREATE SINK CONNECTOR out WITH (
 
 #[test]
 fn with_kafka_each_stream_is_written_to_its_topic_and_read_back_from_it() {
-    let c = compile(TWO_STATEMENTS, "two", None, "two.sql", Some("${BROKERS}"))
-        .unwrap_or_else(|e| panic!("{}", e.render("two.sql")));
+    let c = compile(
+        TWO_STATEMENTS,
+        "two",
+        None,
+        "two.sql",
+        Some(&kafka_link("${BROKERS}", None)),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render("two.sql")));
     let expected = r#"# Compiled by `sluice sql` from two.sql.
 # `sluice run` and `sluice validate` read this file as they read any pipeline file.
 name: two
@@ -990,19 +996,55 @@ sinks:
     assert_eq!(y["sinks"].as_object().map(|m| m.len()), Some(1), "{y:#}");
 }
 
+fn kafka_link(brokers: &str, registry: Option<&str>) -> crate::sql::KafkaLink {
+    crate::sql::KafkaLink {
+        brokers: brokers.into(),
+        schema_registry: registry.map(str::to_string),
+    }
+}
+
 #[test]
-fn with_kafka_a_format_other_than_json_between_statements_is_an_error_at_its_value() {
+fn with_kafka_avro_between_statements_needs_a_registry_and_other_formats_are_an_error_at_their_value(
+) {
     let text = TWO_STATEMENTS.replace(
         "kafka_topic = 'priced_orders', value_format = 'JSON'",
         "kafka_topic = 'priced_orders', value_format = 'AVRO'",
     );
-    let e = compile(&text, "two", None, "two.sql", Some("127.0.0.1:9092"))
-        .expect_err("AVRO between statements");
+    let e = compile(
+        &text,
+        "two",
+        None,
+        "two.sql",
+        Some(&kafka_link("127.0.0.1:9092", None)),
+    )
+    .expect_err("AVRO between statements without a registry");
     assert_eq!(e.0.len(), 1, "{e:?}");
     assert_eq!((e.0[0].at.line, e.0[0].at.col), (5, 74));
     assert_eq!(
         e.0[0].message,
-        "value_format `AVRO` between statements over Kafka is not supported; use 'JSON' (Sluice writes and reads the topic `priced_orders` as JSON)"
+        "value_format AVRO over Kafka needs a Schema Registry for the topic `priced_orders`'s schema: add --schema-registry URL (`sluice registry` runs one), or use 'JSON'"
+    );
+    // With one, the topic is Avro on both sides, its schema registered.
+    let link = kafka_link("127.0.0.1:9092", Some("http://127.0.0.1:8081"));
+    let c = compile(&text, "two", None, "two.sql", Some(&link))
+        .unwrap_or_else(|e| panic!("{}", e.render("two.sql")));
+    let y = yaml(&c.yaml);
+    for side in [
+        &y["sinks"]["priced_to_kafka"],
+        &y["sources"]["priced_from_kafka"],
+    ] {
+        assert_eq!(side["format"], json!("avro"), "{y:#}");
+        assert_eq!(
+            side["schema_registry"],
+            json!("http://127.0.0.1:8081"),
+            "{y:#}"
+        );
+    }
+    let text = text.replace("value_format = 'AVRO'", "value_format = 'PROTOBUF'");
+    let e = compile(&text, "two", None, "two.sql", Some(&link)).expect_err("PROTOBUF");
+    assert_eq!(
+        e.0[0].message,
+        "value_format `PROTOBUF` between statements over Kafka is not supported; use 'JSON', or 'AVRO' with --schema-registry URL"
     );
     // Without Kafka the format has no effect, so it is accepted.
     assert!(compile(&text, "two", None, "two.sql", None).is_ok());
@@ -1029,8 +1071,14 @@ CREATE SINK CONNECTOR out WITH (
   'connector.class' = 'org.apache.kafka.connect.file.FileStreamSinkConnector',
   'file' = 'out.jsonl', 'topics' = 'named,again');
 ";
-    let c = compile(text, "k", None, "k.sql", Some("127.0.0.1:9092"))
-        .unwrap_or_else(|e| panic!("{}", e.render("k.sql")));
+    let c = compile(
+        text,
+        "k",
+        None,
+        "k.sql",
+        Some(&kafka_link("127.0.0.1:9092", None)),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render("k.sql")));
     let y = yaml(&c.yaml);
     assert_eq!(y["tables"]["people_by_id"]["input"], json!("people"));
     assert_eq!(y["tables"]["latest"]["input"], json!("people"));

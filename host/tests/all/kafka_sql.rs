@@ -201,3 +201,77 @@ fn sorted_by_n(mut v: Vec<Value>) -> Vec<Value> {
     v.sort_by_key(|r| r["n"].as_u64().unwrap_or(u64::MAX));
     v
 }
+
+/// With `value_format = 'AVRO'` and a Schema Registry, the topic between
+/// the statements holds Confluent-framed Avro whose schema is registered
+/// under `<topic>-value`, and the statement reading it decodes the same rows.
+#[test]
+fn sql_with_kafka_and_a_registry_sends_an_avro_stream_between_statements() {
+    let bs = brokers();
+    let (mid, out_topic) = (unique("sql-avro-mid"), unique("sql-avro-big"));
+    let orders: String = (0..30u64)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"id": i, "region": if i % 2 == 0 { "eu" } else { "x" }, "amount": i})
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let reg = registry(&dir.path().join("registry"));
+    std::fs::write(dir.path().join("orders.jsonl"), &orders).expect("write");
+    let sql = dir.path().join("avro.sql");
+    std::fs::write(
+        &sql,
+        two_statements(&mid, &out_topic).replace(
+            &format!("kafka_topic = '{mid}', value_format = 'JSON'"),
+            &format!("kafka_topic = '{mid}', value_format = 'AVRO'"),
+        ),
+    )
+    .expect("write");
+    let log = dir.path().join("sluice.log");
+    let mut child = Run(sluice()
+        .args(["sql", "--no-progress"])
+        .arg(&sql)
+        .args(["--kafka", &bs, "--schema-registry", &reg.url])
+        .arg("--data-dir")
+        .arg(dir.path().join("state"))
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn sluice"));
+    // eu rows (even ids) doubled past 20: ids 12, 14, ..., 28.
+    let want: Vec<Value> = (12..30u64)
+        .step_by(2)
+        .map(|i| json!({"id": i, "doubled": i * 2}))
+        .collect();
+    let out = dir.path().join("out.jsonl");
+    wait_for(
+        "the Avro-fed rows in out.jsonl",
+        Duration::from_secs(90),
+        || {
+            alive(&mut child, &log);
+            (out.exists() && lines(&out).len() >= want.len()).then_some(())
+        },
+    );
+    let mid_records = Reader::new(&bs, &mid).read(15, 60);
+    terminate(child, &log);
+    assert_eq!(sorted_by_id(json_lines(&out)), want);
+    assert_eq!(mid_records.len(), 15);
+    for r in &mid_records {
+        let v = r.value.as_deref().unwrap_or_default();
+        // Confluent framing: magic byte 0, then the schema id.
+        assert!(v.len() > 5 && v[0] == 0, "not Avro: {v:?}");
+    }
+    let (status, subjects) = http("GET", &format!("{}/subjects", reg.url), None);
+    assert_eq!(status, 200);
+    assert!(
+        subjects
+            .as_array()
+            .is_some_and(|s| s.contains(&json!(format!("{mid}-value")))),
+        "{subjects}"
+    );
+}
