@@ -23,9 +23,32 @@ CREATE SINK CONNECTOR out WITH (
     )
 }
 
-fn sorted_by_id(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_key(|r| r["id"].as_u64().unwrap_or(u64::MAX));
+/// Rows in the order of their numeric `field`.
+fn sorted_by(field: &str, mut v: Vec<Value>) -> Vec<Value> {
+    v.sort_by_key(|r| r[field].as_u64().unwrap_or(u64::MAX));
     v
+}
+
+/// `sluice sql FILE` in `dir` with `args` (Kafka's), its log in `log`.
+fn spawn_sql(
+    dir: &std::path::Path,
+    sql: &std::path::Path,
+    args: &[&str],
+    log: &std::path::Path,
+) -> Run {
+    Run(sluice()
+        .args(["sql", "--no-progress"])
+        .arg(sql)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("state"))
+        .arg("--plugin-path")
+        .arg(target_dir().join("plugins"))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn sluice"))
 }
 
 #[test]
@@ -65,7 +88,7 @@ fn sql_with_kafka_sends_the_stream_between_statements_through_a_real_topic() {
             .arg(target_dir().join("plugins"))
             .current_dir(local.path()),
     );
-    let without = sorted_by_id(json_lines(&local.path().join("out.jsonl")));
+    let without = sorted_by("id", json_lines(&local.path().join("out.jsonl")));
     assert_eq!(without, big_rows);
 
     // With Kafka: the same file; the pipeline reads topics, so it runs
@@ -75,19 +98,7 @@ fn sql_with_kafka_sends_the_stream_between_statements_through_a_real_topic() {
     let sql = dir.path().join("two.sql");
     std::fs::write(&sql, two_statements(&mid, &out_topic)).expect("write");
     let log = dir.path().join("sluice.log");
-    let mut child = Run(sluice()
-        .args(["sql", "--no-progress"])
-        .arg(&sql)
-        .args(["--kafka", &bs])
-        .arg("--data-dir")
-        .arg(dir.path().join("state"))
-        .arg("--plugin-path")
-        .arg(target_dir().join("plugins"))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn sluice"));
+    let mut child = spawn_sql(dir.path(), &sql, &["--kafka", &bs], &log);
     let out = dir.path().join("out.jsonl");
     wait_for(
         "the second statement's rows in out.jsonl",
@@ -110,9 +121,9 @@ fn sql_with_kafka_sends_the_stream_between_statements_through_a_real_topic() {
         .map(Got::json)
         .collect();
     terminate(child, &log);
-    assert_eq!(sorted_by_id(got), mid_rows);
-    assert_eq!(sorted_by_id(final_topic), big_rows);
-    let with = sorted_by_id(json_lines(&out));
+    assert_eq!(sorted_by("id", got), mid_rows);
+    assert_eq!(sorted_by("id", final_topic), big_rows);
+    let with = sorted_by("id", json_lines(&out));
     assert_eq!(with, without, "the same records with and without Kafka");
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -167,7 +178,7 @@ CREATE SINK CONNECTOR out WITH (
         let out = dir.path().join("out.jsonl");
         if !kafka {
             run_ok(&mut cmd);
-            return sorted_by_n(json_lines(&out));
+            return sorted_by("n", json_lines(&out));
         }
         let log = dir.path().join("sluice.log");
         let mut child = Run(cmd
@@ -186,7 +197,7 @@ CREATE SINK CONNECTOR out WITH (
             },
         );
         terminate(child, &log);
-        sorted_by_n(json_lines(&out))
+        sorted_by("n", json_lines(&out))
     };
     let without = run(false);
     assert_eq!(without.len(), 40);
@@ -195,11 +206,6 @@ CREATE SINK CONNECTOR out WITH (
     // The people stream went through its topic.
     let got = Reader::new(&bs, &people_topic).read(10, 60);
     assert_eq!(got.len(), 10);
-}
-
-fn sorted_by_n(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by_key(|r| r["n"].as_u64().unwrap_or(u64::MAX));
-    v
 }
 
 /// With `value_format = 'AVRO'` and a Schema Registry, the topic between
@@ -230,19 +236,8 @@ fn sql_with_kafka_and_a_registry_sends_an_avro_stream_between_statements() {
     )
     .expect("write");
     let log = dir.path().join("sluice.log");
-    let mut child = Run(sluice()
-        .args(["sql", "--no-progress"])
-        .arg(&sql)
-        .args(["--kafka", &bs, "--schema-registry", &reg.url])
-        .arg("--data-dir")
-        .arg(dir.path().join("state"))
-        .arg("--plugin-path")
-        .arg(target_dir().join("plugins"))
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn sluice"));
+    let args = ["--kafka", &bs, "--schema-registry", &reg.url];
+    let mut child = spawn_sql(dir.path(), &sql, &args, &log);
     // eu rows (even ids) doubled past 20: ids 12, 14, ..., 28.
     let want: Vec<Value> = (12..30u64)
         .step_by(2)
@@ -259,7 +254,7 @@ fn sql_with_kafka_and_a_registry_sends_an_avro_stream_between_statements() {
     );
     let mid_records = Reader::new(&bs, &mid).read(15, 60);
     terminate(child, &log);
-    assert_eq!(sorted_by_id(json_lines(&out)), want);
+    assert_eq!(sorted_by("id", json_lines(&out)), want);
     assert_eq!(mid_records.len(), 15);
     for r in &mid_records {
         let v = r.value.as_deref().unwrap_or_default();
