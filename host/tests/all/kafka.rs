@@ -1191,3 +1191,74 @@ fn kafka_broker_restart_mid_stream_keeps_topics_and_offsets_and_the_pipeline_rec
     );
     assert_eq!(committed(&bs, &group, &input, 2), 1000);
 }
+
+/// A table fed by a `kafka` source holds what the topic held when the run
+/// started before the stage reading it runs: the source is caught up only
+/// once each partition it was first assigned is read to the end it had
+/// then. (It used to count as caught up at once, so orders read from a file
+/// met a table holding at most the first poll's batch and went on unjoined;
+/// batches of 100 make that most of them.)
+#[test]
+fn a_table_fed_by_kafka_loads_the_topic_before_the_join_reads_it() {
+    let bs = brokers();
+    let topic = unique("customers");
+    create_topics(&bs, &[(&topic, 3)]);
+    let customers: Vec<Rec> = (0..3000u64)
+        .map(|i| {
+            (
+                Some(i.to_string().into_bytes()),
+                json!({"id": i, "name": format!("c{i}")})
+                    .to_string()
+                    .into_bytes(),
+                Vec::new(),
+                None,
+            )
+        })
+        .collect();
+    produce(&bs, &topic, &customers);
+    let dir = tempfile::tempdir().expect("tmp");
+    let orders = dir.path().join("orders.jsonl");
+    let text: String = (0..500u64)
+        .map(|n| format!("{}\n", json!({"order": n, "id": (n * 7) % 3000})))
+        .collect();
+    std::fs::write(&orders, text).expect("write");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: bootstrap\nbatch_size: 100\nsources:\n  customers: {{type: kafka, brokers: \"{bs}\", topics: [{topic}], group_id: {group}}}\n  orders: {{type: file, path: {orders}}}\ntables:\n  people: {{input: customers, key_field: id}}\nstages:\n  j:\n    plugin: {plugin}\n    inputs: [orders]\n    tables: [people]\n    params: {{table: people, on: id}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [j]}}\n",
+            group = unique("bootstrap"),
+            orders = q(&orders),
+            plugin = q(&plugin("lookup-join")),
+            out = q(&out),
+        ),
+    );
+    let log = dir.path().join("sluice.log");
+    let mut child = Run(sluice()
+        .arg("run")
+        .arg(&p)
+        .arg("--no-progress")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn sluice"));
+    wait_for("500 joined orders", Duration::from_secs(90), || {
+        alive(&mut child, &log);
+        (out.exists() && lines(&out).len() >= 500).then_some(())
+    });
+    terminate(child, &log);
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 500);
+    let unjoined: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["people"]["name"] != json!(format!("c{}", r["id"])))
+        .collect();
+    assert!(
+        unjoined.is_empty(),
+        "{} of 500 orders met a table still loading, e.g. {:?}",
+        unjoined.len(),
+        unjoined.first()
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("table loaded"), "{text}");
+}

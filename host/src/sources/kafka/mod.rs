@@ -185,6 +185,18 @@ pub struct KafkaSource {
     resumed: BTreeMap<Tp, i64>,
     /// When the lag was last measured.
     lag_at: Option<Instant>,
+    /// Each partition's (low, high) watermark at the first assignment: what
+    /// existed when the source started, which tables fed by it must hold
+    /// before the stages reading them run.
+    ends: Option<BTreeMap<Tp, (i64, i64)>>,
+    /// A poll found nothing for its whole wait after the ends were read
+    /// and every assigned partition had been fetched: nothing more is there.
+    idle_after_ends: bool,
+    /// Caught up for good (or the ends could not be read).
+    caught: bool,
+    /// When the source subscribed, for a member that is never assigned a
+    /// partition (more members than partitions).
+    subscribed_at: Option<Instant>,
 }
 
 impl KafkaSource {
@@ -213,7 +225,42 @@ impl KafkaSource {
             progress,
             lag_at: None,
             resumed: BTreeMap::new(),
+            ends: None,
+            idle_after_ends: false,
+            caught: false,
+            subscribed_at: None,
         }
+    }
+
+    /// Reads the watermarks of the partitions first assigned: the end a
+    /// table fed by this source loads to. If the broker cannot say, the
+    /// source counts as caught up at once, as it did before it could tell.
+    fn read_ends(&mut self) {
+        let Some(c) = &self.consumer else { return };
+        let mut ends = BTreeMap::new();
+        for (topic, partition) in &self.assigned {
+            match c.fetch_watermarks(topic, *partition, END_OFFSETS_TIMEOUT) {
+                Ok(w) => {
+                    ends.insert((topic.clone(), *partition), w);
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.name, "kafka: cannot read the end offsets of {topic}[{partition}] ({e}); tables fed by this source count as loaded now");
+                    self.caught = true;
+                    break;
+                }
+            }
+        }
+        tracing::debug!(source = %self.name, ends = ?ends, "kafka: end offsets at the first assignment");
+        self.ends = Some(ends);
+    }
+
+    /// The next offset this source reads in `tp`, if known.
+    fn next_offset(&self, tp: &Tp) -> Option<i64> {
+        self.offsets
+            .get(&tp.0)
+            .and_then(|p| p.get(&tp.1))
+            .or_else(|| self.resumed.get(tp))
+            .copied()
     }
 
     fn consumer(&self) -> Result<&BaseConsumer<Ctx>> {
@@ -335,6 +382,9 @@ fn cached_high_watermark(c: &BaseConsumer<Ctx>, topic: &str, partition: i32) -> 
 /// How often the lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
+/// How long reading a partition's end offsets may take.
+const END_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The summed lag of partitions given as (next offset, high watermark),
 /// counting those where both are known; `None` if none is.
 fn lag_of(parts: &[(Option<i64>, Option<i64>)]) -> Option<u64> {
@@ -369,6 +419,25 @@ fn parse_position(p: &Value) -> BTreeMap<Tp, i64> {
 }
 
 impl Source for KafkaSource {
+    /// Caught up once every partition first assigned was read to the end
+    /// it had then (or a poll after their first fetches found nothing):
+    /// a table fed by this source then holds what the topics held at start.
+    /// A member never assigned a partition has nothing to load.
+    fn caught_up(&self) -> bool {
+        if self.caught || self.idle_after_ends {
+            return true;
+        }
+        match &self.ends {
+            Some(ends) => ends.iter().all(|(tp, (low, high))| {
+                high <= low || self.next_offset(tp).is_some_and(|n| n >= *high)
+            }),
+            None => self.subscribed_at.is_some_and(|t| {
+                t.elapsed()
+                    >= Duration::from_millis(self.config.session_timeout_ms.saturating_mul(3))
+            }),
+        }
+    }
+
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         let c = &self.config;
         let mut cfg = ClientConfig::new();
@@ -447,6 +516,7 @@ impl Source for KafkaSource {
             .with_context(|| format!("subscribing to {subs:?}"))?;
         tracing::info!(source = %self.name, topics = ?subs, group = %c.group_id, "kafka: subscribed");
         self.consumer = Some(consumer);
+        self.subscribed_at = Some(Instant::now());
         Ok(())
     }
 
@@ -533,10 +603,23 @@ impl Source for KafkaSource {
                 b.push(key.as_deref(), value.as_deref(), &headers, ts, position);
             }
         }
+        let idle = b.is_empty() && malformed.is_empty() && errors.is_empty();
         for e in errors {
             self.warn_rate_limited(e);
         }
         self.apply_rebalances();
+        if self.ends.is_none() && !self.assigned.is_empty() && !self.caught {
+            self.read_ends();
+        } else if idle && self.ends.is_some() && !self.idle_after_ends {
+            // Only once every partition has been fetched: before its first
+            // fetch an idle poll says nothing about what is there.
+            if let Some(c) = &self.consumer {
+                self.idle_after_ends = self
+                    .assigned
+                    .iter()
+                    .all(|(t, p)| cached_high_watermark(c, t, *p).is_some_and(|h| h >= 0));
+            }
+        }
         self.measure_lag();
         Ok(Polled {
             batch: (!b.is_empty()).then(|| b.finish()),
