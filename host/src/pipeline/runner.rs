@@ -295,7 +295,7 @@ pub(crate) fn run_hooked(
         let handoffs = match committed_by.get(&def.name) {
             Some(_) if source.hand_off_progress() => Some(board.clone()),
             Some(sink) => anyhow::bail!(
-                "sink `{sink}` delivers exactly once, but source `{}` cannot hand its progress to it (only `kafka` sources can); use `delivery: at_least_once`",
+                "sink `{sink}` delivers exactly once, but source `{}` cannot hand its progress to it (only `kafka` sources in a consumer group can); use `delivery: at_least_once`",
                 def.name
             ),
             None => None,

@@ -61,8 +61,12 @@ impl Cluster {
     }
 }
 
-/// True when every source of the pipeline file is a `kafka` source (each has
-/// a consumer group): such a pipeline runs on every server.
+/// True when every source of the pipeline file is a `kafka` source in a
+/// consumer group, or one with `assign: all` that feeds tables only: such a
+/// pipeline runs on every server. The group splits the stream's partitions,
+/// and each server's tables read the whole of their topics. A source with
+/// `assign: all` that reaches a stage or sink would be read whole by every
+/// server, so that pipeline runs on one.
 pub fn shared(yaml: &str) -> bool {
     let Ok(root) = crate::config::parse_yaml(yaml) else {
         return false;
@@ -70,16 +74,43 @@ pub fn shared(yaml: &str) -> bool {
     let Some(sources) = root.get("sources").and_then(|n| n.as_map()) else {
         return false;
     };
-    let mut any = false;
-    for (_, body) in sources {
-        any = true;
-        let kafka = body.get("type").and_then(|t| t.as_str()) == Some("kafka")
-            && body.get("group_id").is_some();
-        if !kafka {
+    let mut grouped = false;
+    let mut whole = Vec::new();
+    for (name, body) in sources {
+        if body.get("type").and_then(|t| t.as_str()) != Some("kafka") {
+            return false;
+        }
+        if body.get("assign").and_then(|a| a.as_str()) == Some("all") {
+            whole.push(name.as_str().unwrap_or_default());
+        } else if body.get("group_id").is_some() {
+            grouped = true;
+        } else {
             return false;
         }
     }
-    any
+    grouped && whole.iter().all(|w| feeds_tables_only(&root, w))
+}
+
+/// True when no stage or sink of the pipeline file lists `source` in its
+/// `inputs` (a table's `input` is where it may go).
+fn feeds_tables_only(root: &crate::config::Node, source: &str) -> bool {
+    ["stages", "sinks"].iter().all(|section| {
+        root.get(section)
+            .and_then(|n| n.as_map())
+            .unwrap_or_default()
+            .iter()
+            .all(|(_, body)| {
+                let inputs = body.get("inputs");
+                let listed = match inputs.map(|i| &i.kind) {
+                    Some(crate::config::NodeKind::Seq(items)) => {
+                        items.iter().any(|i| i.as_str() == Some(source))
+                    }
+                    Some(_) => inputs.and_then(|i| i.as_str()) == Some(source),
+                    None => false,
+                };
+                !listed
+            })
+    })
 }
 
 /// Whether this server may run `key` now: always with the redb catalog, and
@@ -283,5 +314,26 @@ mod tests {
         ));
         assert!(!shared("name: p\nsinks: {}\n"));
         assert!(!shared("a: [unclosed"));
+    }
+
+    #[test]
+    fn a_source_read_whole_runs_everywhere_only_when_it_feeds_tables_alone() {
+        let stream = "{type: kafka, brokers: \"b:1\", topics: [o], group_id: g}";
+        let whole = "{type: kafka, brokers: \"b:1\", topics: [c], assign: all}";
+        let tail = "stages:\n  j: {plugin: lookup-join, inputs: [orders], tables: [people], params: {table: people, on: id}}\nsinks:\n  out: {type: file, path: o, inputs: [j]}\n";
+        assert!(shared(&format!(
+            "name: p\nsources:\n  orders: {stream}\n  customers: {whole}\ntables:\n  people: {{input: customers, key_field: id}}\n{tail}"
+        )));
+        // Every server would write the whole topic: leased.
+        assert!(!shared(&format!(
+            "name: p\nsources:\n  orders: {stream}\n  customers: {whole}\nsinks:\n  out: {{type: file, path: o, inputs: [orders, customers]}}\n"
+        )));
+        assert!(!shared(&format!(
+            "name: p\nsources:\n  customers: {whole}\nsinks:\n  out: {{type: file, path: o, inputs: customers}}\n"
+        )));
+        // Nothing split by a group: one server reads it all.
+        assert!(!shared(&format!(
+            "name: p\nsources:\n  customers: {whole}\ntables:\n  people: {{input: customers}}\n"
+        )));
     }
 }

@@ -1262,3 +1262,258 @@ fn a_table_fed_by_kafka_loads_the_topic_before_the_join_reads_it() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("table loaded"), "{text}");
 }
+
+/// The last `partitions assigned` line of `log` that names `topic`, if the
+/// member's last rebalance line for it is an assignment (not a revoke).
+fn holds(log: &Path, topic: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rfind(|l| l.contains("kafka: partitions") && l.contains(topic))
+        .is_some_and(|l| l.contains("assigned"))
+}
+
+/// Two `sluice run` processes in one consumer group for `orders` (4
+/// partitions), each joining against a table fed by `customers_source`
+/// (3 partitions). Returns each process's joined rows.
+fn two_members_join(label: &str, customers_source: &str) -> [Vec<Value>; 2] {
+    let bs = brokers();
+    let orders = unique(&format!("{label}-orders"));
+    create_topics(&bs, &[(&orders, 4)]);
+    let group = unique(&format!("{label}-g"));
+    let dir = tempfile::tempdir().expect("tmp");
+    // The join's lateness: a processor's watermark is the newest event time
+    // of all its input, and a member reads its partitions' backlogs
+    // interleaved, so with the default 0 orders a few ms older than another
+    // partition's would be dead-lettered as late (docs/pipeline-file.md).
+    let mut members = Vec::new();
+    let mut outs = Vec::new();
+    for i in 0..2 {
+        let sub = dir.path().join(format!("m{i}"));
+        std::fs::create_dir_all(&sub).expect("dir");
+        let out = sub.join("out.jsonl");
+        let p = write_pipeline(
+            &sub,
+            &format!(
+                "name: m{i}\nbatch_size: 100\ncheckpoint_interval_ms: 500\nsources:\n  orders: {{type: kafka, brokers: \"{bs}\", topics: [{orders}], group_id: {group}, start: earliest, session_timeout_ms: 6000}}\n  customers: {customers_source}\ntables:\n  people: {{input: customers, key_field: id}}\nstages:\n  j:\n    plugin: {plugin}\n    inputs: [orders]\n    tables: [people]\n    params: {{table: people, on: id}}\n    event_time: {{lateness_ms: 600000}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [j]}}\n",
+                customers_source = customers_source.replace("GROUP", &format!("{group}-c")),
+                plugin = q(&plugin("lookup-join")),
+                out = q(&out),
+            ),
+        );
+        let log = sub.join("sluice.log");
+        members.push((start(&p, &log), log.clone()));
+        outs.push(out);
+        // The first holds the stream's partitions before the second joins.
+        wait_for("the member's assignment", Duration::from_secs(60), || {
+            holds(&log, &orders).then_some(())
+        });
+    }
+    // Both hold a share of the orders (the first was revoked and assigned
+    // again when the second joined) and both tables loaded: produce.
+    wait_for("both members' shares", Duration::from_secs(60), || {
+        members
+            .iter()
+            .all(|(_, log)| {
+                holds(log, &orders)
+                    && std::fs::read_to_string(log)
+                        .unwrap_or_default()
+                        .contains("table loaded")
+            })
+            .then_some(())
+    });
+    let total = 600u64;
+    let records: Vec<Rec> = (0..total)
+        .map(|n| {
+            (
+                Some(n.to_string().into_bytes()),
+                json!({"order": n, "id": (n * 7) % 900})
+                    .to_string()
+                    .into_bytes(),
+                Vec::new(),
+                None,
+            )
+        })
+        .collect();
+    produce(&bs, &orders, &records);
+    wait_for("every order joined or not", Duration::from_secs(90), || {
+        for (child, log) in members.iter_mut() {
+            alive(child, log);
+        }
+        let n: usize = outs
+            .iter()
+            .map(|o| if o.exists() { lines(o).len() } else { 0 })
+            .sum();
+        (n >= total as usize).then_some(())
+    });
+    for (child, log) in members {
+        terminate(child, &log);
+    }
+    let rows = |o: &Path| {
+        if o.exists() {
+            json_lines(o)
+        } else {
+            Vec::new()
+        }
+    };
+    let got = [rows(&outs[0]), rows(&outs[1])];
+    let union: BTreeSet<u64> = got
+        .iter()
+        .flatten()
+        .filter_map(|r| r["order"].as_u64())
+        .collect();
+    assert_eq!(union.len() as u64, total, "every order came out once");
+    got
+}
+
+fn unjoined(rows: &[Value]) -> usize {
+    rows.iter()
+        .filter(|r| r["people"]["name"] != json!(format!("c{}", r["id"])))
+        .count()
+}
+
+/// GlobalKTable-style: every member of a scaled-out pipeline holds the
+/// whole table when its source reads every partition (`assign: all`), so
+/// each member joins every order it is assigned. The same pipeline with the
+/// table's source in a group leaves a member with part of the table, which
+/// is what the first half proves the second half against.
+#[test]
+fn members_of_a_group_each_hold_the_whole_table_read_with_assign_all() {
+    let bs = brokers();
+    let customers = unique("whole-customers");
+    create_topics(&bs, &[(&customers, 3)]);
+    let rows: Vec<Rec> = (0..900u64)
+        .map(|i| {
+            (
+                Some(i.to_string().into_bytes()),
+                json!({"id": i, "name": format!("c{i}")})
+                    .to_string()
+                    .into_bytes(),
+                Vec::new(),
+                None,
+            )
+        })
+        .collect();
+    produce(&bs, &customers, &rows);
+
+    let whole = format!("{{type: kafka, brokers: \"{bs}\", topics: [{customers}], assign: all}}");
+    let [a, b] = two_members_join("whole", &whole);
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both members took a share of the orders: {} and {}",
+        a.len(),
+        b.len()
+    );
+    assert_eq!(
+        (unjoined(&a), unjoined(&b)),
+        (0, 0),
+        "every order met the whole table"
+    );
+
+    let split = format!("{{type: kafka, brokers: \"{bs}\", topics: [{customers}], group_id: GROUP, start: earliest, session_timeout_ms: 6000}}");
+    let [c, d] = two_members_join("split", &split);
+    let missed = unjoined(&c) + unjoined(&d);
+    assert!(
+        missed > 0,
+        "with the table's source in a group, the second member holds part of the table and misses some customers ({} and {} rows)",
+        c.len(),
+        d.len()
+    );
+    eprintln!(
+        "assign: all: {} + {} orders, 0 unjoined; in a group: {missed} of {} unjoined",
+        a.len(),
+        b.len(),
+        c.len() + d.len()
+    );
+}
+
+/// `assign: all` keeps its offsets in the checkpoint alone: a rerun resumes
+/// from them (nothing read twice, nothing skipped), and a partition added
+/// while it runs is found and read from its beginning.
+#[test]
+fn a_source_reading_every_partition_resumes_from_its_checkpoint_and_finds_new_partitions() {
+    let bs = brokers();
+    let topic = unique("whole-resume");
+    create_topics(&bs, &[(&topic, 2)]);
+    produce(&bs, &topic, &json_records(100, 0));
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &kafka_pipeline(
+            "whole",
+            &format!(
+                "    type: kafka\n    brokers: {bs}\n    topics: [{topic}]\n    assign: all\n"
+            ),
+            &format!(
+                "  out:\n    type: file\n    path: {}\n    format: envelope\n    inputs: [in]\n",
+                q(&out)
+            ),
+        ),
+    );
+    let log = dir.path().join("sluice.log");
+    let ns = |out: &Path| -> Vec<u64> {
+        json_lines(out)
+            .iter()
+            .filter_map(|e| e["value"]["n"].as_u64())
+            .collect()
+    };
+    let mut run = start(&p, &log);
+    wait_for("the first 100", Duration::from_secs(60), || {
+        alive(&mut run, &log);
+        (out.exists() && lines(&out).len() >= 100).then_some(())
+    });
+    terminate(run, &log);
+    produce(&bs, &topic, &json_records(50, 100));
+    let mut run = start(&p, &log);
+    wait_for("the next 50", Duration::from_secs(60), || {
+        alive(&mut run, &log);
+        (lines(&out).len() >= 150).then_some(())
+    });
+    // A third partition, and records only in it.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .expect("admin");
+    let grown = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(admin.create_partitions(
+            &[rdkafka::admin::NewPartitions::new(&topic, 3)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(15))),
+        ))
+        .expect("create partitions");
+    assert!(
+        grown.iter().all(|r| r.is_ok()),
+        "adding a partition: {grown:?}"
+    );
+    let p2 = producer(&bs);
+    for i in 150..170u64 {
+        let v = json!({"n": i}).to_string();
+        p2.send(
+            BaseRecord::<[u8], [u8]>::to(&topic)
+                .payload(v.as_bytes())
+                .partition(2),
+        )
+        .expect("send to the new partition");
+    }
+    p2.flush(Duration::from_secs(10)).expect("flush");
+    wait_for("the new partition's 20", Duration::from_secs(60), || {
+        alive(&mut run, &log);
+        (lines(&out).len() >= 170).then_some(())
+    });
+    terminate(run, &log);
+    let mut got = ns(&out);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (0..170).collect::<Vec<u64>>(),
+        "each record exactly once across the rerun and the new partition"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("reading every partition (assign: all)") && text.contains(", 2)]"),
+        "{text}"
+    );
+}

@@ -20,7 +20,16 @@ pub struct KafkaSourceConfig {
     pub topic_pattern: Option<String>,
     /// Consumer group: partitions are spread over every process with the
     /// same group, and offsets are committed to it once sinks acknowledge.
-    pub group_id: String,
+    /// Required with `assign: group` (the default); refused with `assign: all`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// `group` (default): this process reads the partitions its consumer
+    /// group assigns it. `all`: it reads every partition of the topics itself,
+    /// without a group, keeping its offsets in the checkpoint only: what a
+    /// table needs that every member of a scaled-out pipeline reads whole
+    /// (Kafka Streams' GlobalKTable).
+    #[serde(default)]
+    pub assign: Assign,
     /// Where to begin: `committed` (default: the group's committed offsets;
     /// partitions without one start at the earliest offset), `earliest` or
     /// `latest` (on the pipeline's first run only, ignoring committed offsets;
@@ -48,6 +57,17 @@ pub struct KafkaSourceConfig {
     /// Extra librdkafka consumer properties (`fetch.min.bytes`, ...).
     #[serde(default)]
     pub properties: KafkaProperties,
+}
+
+/// Which partitions this process reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assign {
+    /// Those its consumer group assigns it.
+    #[default]
+    Group,
+    /// Every partition of the topics, without a group.
+    All,
 }
 
 /// Where a fresh pipeline starts reading.
@@ -85,8 +105,30 @@ impl KafkaSourceConfig {
         if self.topics.is_empty() && self.topic_pattern.is_none() {
             return err("topics", "expected a list of topics (or `topic_pattern`)");
         }
-        if self.group_id.trim().is_empty() {
-            return err("group_id", "expected a consumer group name");
+        match (self.assign, self.group_id.as_deref().map(str::trim)) {
+            (Assign::Group, None | Some("")) => {
+                return err(
+                    "group_id",
+                    "expected a consumer group name (or `assign: all` to read every partition in this process without a group)",
+                )
+            }
+            (Assign::All, Some(_)) => {
+                return err(
+                    "group_id",
+                    "not used with `assign: all`: every partition is read by this process and its offsets are kept in the checkpoint, not committed to a group; remove `group_id`",
+                )
+            }
+            _ => {}
+        }
+        if self.assign == Assign::All {
+            if let Some(p) = &self.topic_pattern {
+                if let Err(e) = regex_lite::Regex::new(p) {
+                    return err(
+                        "topic_pattern",
+                        &format!("expected a regular expression: {e}"),
+                    );
+                }
+            }
         }
         if (self.format == Format::Avro || self.key_format == Format::Avro)
             && self.schema_registry.is_none()
@@ -102,6 +144,32 @@ impl KafkaSourceConfig {
     /// TLS and SASL as librdkafka properties (reads the files).
     pub fn security(&self) -> Result<KafkaSecurity, ConfigIssue> {
         kafka_security::security(self.tls.as_ref(), self.sasl.as_ref(), &self.properties)
+    }
+
+    /// The consumer group, under `assign: group`.
+    pub fn group(&self) -> Option<&str> {
+        match self.assign {
+            Assign::Group => self.group_id.as_deref(),
+            Assign::All => None,
+        }
+    }
+
+    /// Whether `topic` is one of this source's topics (by name or pattern),
+    /// for `assign: all`, which matches them against the broker's metadata
+    /// itself. A pattern is anchored at the start as librdkafka's is.
+    pub fn matches(&self, topic: &str) -> bool {
+        if self.topics.iter().any(|t| t == topic) {
+            return true;
+        }
+        let Some(p) = &self.topic_pattern else {
+            return false;
+        };
+        let anchored = if p.starts_with('^') {
+            p.clone()
+        } else {
+            format!("^{p}")
+        };
+        regex_lite::Regex::new(&anchored).is_ok_and(|r| r.is_match(topic))
     }
 
     /// Subscription strings for librdkafka (a pattern starts with `^`).

@@ -1,4 +1,5 @@
-//! `kafka` source: an rdkafka consumer in a consumer group.
+//! `kafka` source: an rdkafka consumer in a consumer group, or (with
+//! `assign: all`) one that reads every partition itself.
 //!
 //! - Each record becomes an event: the Kafka key, headers and timestamp map
 //!   directly; `sluice.topic`, `sluice.partition` and `sluice.offset` headers
@@ -23,6 +24,12 @@
 //!   commits inside its transaction. A rebalance that takes away a
 //!   partition read since the last barrier is reported in the handoff, so
 //!   the sink aborts rather than commit records the new owner reads again.
+//! - `assign: all`: no group. The source assigns itself every partition of
+//!   its topics (matched against the broker's metadata, again every
+//!   [`METADATA_EVERY`] so partitions added later are read too) at the
+//!   checkpoint's offsets, and commits nothing anywhere: the checkpoint is
+//!   its only record. Every process of a scaled-out pipeline then holds the
+//!   whole table it feeds, whichever stream partitions it is assigned.
 //! - An unreachable broker at start fails after `connect_timeout_ms`; at
 //!   run time librdkafka reconnects with backoff and errors are logged.
 
@@ -44,7 +51,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use serde_json::{json, Value};
 
-pub use config::{KafkaSourceConfig, StartAt};
+pub use config::{Assign, KafkaSourceConfig, StartAt};
 
 use crate::clients::kafka::{ErrorLog, GroupProgress, Refusing, ERROR_LOG_WINDOW};
 use crate::clients::kafka_diagnose::{forward_log, Refusals};
@@ -197,6 +204,14 @@ pub struct KafkaSource {
     /// When the source subscribed, for a member that is never assigned a
     /// partition (more members than partitions).
     subscribed_at: Option<Instant>,
+    /// Under `assign: all`: when the topics' partitions were last listed.
+    listed_at: Option<Instant>,
+    /// Under `assign: all`: topics named in `topics` that the broker did not
+    /// have at the last listing (warned about once each).
+    missing: HashSet<String>,
+    /// Under `assign: all`: where each partition was first assigned, for one
+    /// not read from yet when the assignment is replaced.
+    starts: BTreeMap<Tp, Offset>,
 }
 
 impl KafkaSource {
@@ -229,6 +244,85 @@ impl KafkaSource {
             idle_after_ends: false,
             caught: false,
             subscribed_at: None,
+            listed_at: None,
+            missing: HashSet::new(),
+            starts: BTreeMap::new(),
+        }
+    }
+
+    /// Under `assign: all`: assigns every partition of the topics not yet
+    /// assigned. A partition the checkpoint holds resumes at its offset; one
+    /// it does not starts where `start` says if it existed at open (as a
+    /// group member's partition without a committed offset does), and at its
+    /// beginning if it appeared while running (all of it is new).
+    fn assign_every_partition(&mut self, at_open: bool) {
+        self.listed_at = Some(Instant::now());
+        let Some(c) = &self.consumer else { return };
+        let metadata = match c.fetch_metadata(None, END_OFFSETS_TIMEOUT) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(source = %self.name, "kafka: cannot list the topics' partitions ({e}); trying again in {} s", METADATA_EVERY.as_secs());
+                return;
+            }
+        };
+        let mut added = Vec::new();
+        let mut seen = HashSet::new();
+        for topic in metadata.topics() {
+            if topic.error().is_some() || !self.config.matches(topic.name()) {
+                continue;
+            }
+            seen.insert(topic.name());
+            for p in topic.partitions() {
+                let tp = (topic.name().to_string(), p.id());
+                if self.assigned.contains(&tp) {
+                    continue;
+                }
+                let offset = match self.resumed.get(&tp) {
+                    Some(o) => Offset::Offset(*o),
+                    None if at_open && self.config.start == StartAt::Latest => Offset::End,
+                    None => Offset::Beginning,
+                };
+                added.push((tp, offset));
+            }
+        }
+        for t in &self.config.topics {
+            if !seen.contains(t.as_str()) && self.missing.insert(t.clone()) {
+                tracing::warn!(source = %self.name, "kafka: topic `{t}` does not exist (yet); its partitions are read once it does");
+            }
+        }
+        self.missing.retain(|t| !seen.contains(t.as_str()));
+        if added.is_empty() {
+            return;
+        }
+        // Without a group, librdkafka only replaces the whole assignment:
+        // the partitions already held go in again at the next offset to read.
+        let mut tpl = TopicPartitionList::new();
+        let held = self.assigned.iter().map(|tp| {
+            let at = self
+                .next_offset(tp)
+                .map(Offset::Offset)
+                .or_else(|| self.starts.get(tp).copied())
+                .unwrap_or(Offset::Beginning);
+            (tp.clone(), at)
+        });
+        for ((topic, partition), at) in held.chain(added.iter().cloned()) {
+            if let Err(e) = tpl.add_partition_offset(&topic, partition, at) {
+                tracing::warn!(source = %self.name, "kafka: {topic}[{partition}] at {at:?}: {e}");
+                return;
+            }
+        }
+        match c.assign(&tpl) {
+            Ok(()) => {
+                let parts: Vec<&Tp> = added.iter().map(|(tp, _)| tp).collect();
+                tracing::info!(source = %self.name, partitions = ?parts, "kafka: reading every partition (assign: all)");
+                for (tp, at) in added {
+                    self.starts.insert(tp.clone(), at);
+                    self.assigned.insert(tp);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.name, "kafka: assigning every partition: {e}; trying again in {} s", METADATA_EVERY.as_secs())
+            }
         }
     }
 
@@ -384,6 +478,8 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// How long reading a partition's end offsets may take.
 const END_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a source with `assign: all` lists its topics' partitions again.
+const METADATA_EVERY: Duration = Duration::from_secs(10);
 
 /// The summed lag of partitions given as (next offset, high watermark),
 /// counting those where both are known; `None` if none is.
@@ -442,7 +538,6 @@ impl Source for KafkaSource {
         let c = &self.config;
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &c.brokers)
-            .set("group.id", &c.group_id)
             .set("client.id", format!("sluice-{}", self.name))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -464,6 +559,14 @@ impl Source for KafkaSource {
             // Kafka's default (500 ms) is what an idle partition adds to the
             // latency of the next record on brokers that hold fetches that long.
             .set("fetch.wait.max.ms", "50");
+        // librdkafka assigns partitions only to a consumer with a group id,
+        // even a manual assignment that never joins the group nor commits to
+        // it; `assign: all` does neither, so the id only has to be its own.
+        let group = c.group().map_or_else(
+            || format!("sluice-assign-all-{}-{}", self.name, std::process::id()),
+            str::to_string,
+        );
+        cfg.set("group.id", group);
         for (k, v) in c.properties.iter() {
             cfg.set(k, v);
         }
@@ -510,12 +613,20 @@ impl Source for KafkaSource {
             },
         )?;
         let subs = c.subscription();
-        let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&refs)
-            .with_context(|| format!("subscribing to {subs:?}"))?;
-        tracing::info!(source = %self.name, topics = ?subs, group = %c.group_id, "kafka: subscribed");
-        self.consumer = Some(consumer);
+        match c.group() {
+            Some(group) => {
+                let refs: Vec<&str> = subs.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&refs)
+                    .with_context(|| format!("subscribing to {subs:?}"))?;
+                tracing::info!(source = %self.name, topics = ?subs, group = %group, "kafka: subscribed");
+                self.consumer = Some(consumer);
+            }
+            None => {
+                self.consumer = Some(consumer);
+                self.assign_every_partition(true);
+            }
+        }
         self.subscribed_at = Some(Instant::now());
         Ok(())
     }
@@ -608,6 +719,12 @@ impl Source for KafkaSource {
             self.warn_rate_limited(e);
         }
         self.apply_rebalances();
+        if self
+            .listed_at
+            .is_some_and(|t| t.elapsed() >= METADATA_EVERY)
+        {
+            self.assign_every_partition(false);
+        }
         if self.ends.is_none() && !self.assigned.is_empty() && !self.caught {
             self.read_ends();
         } else if idle && self.ends.is_some() && !self.idle_after_ends {
@@ -644,9 +761,10 @@ impl Source for KafkaSource {
         json!({ "offsets": topics, "generation": self.generation })
     }
 
+    /// Only in a group: the transaction commits offsets to the group.
     fn hand_off_progress(&mut self) -> bool {
-        self.hand_off = true;
-        true
+        self.hand_off = self.config.group().is_some();
+        self.hand_off
     }
 
     fn paused(&mut self) {
@@ -665,7 +783,7 @@ impl Source for KafkaSource {
             .collect();
         Some(Arc::new(GroupProgress {
             source: self.name.clone(),
-            group_id: self.config.group_id.clone(),
+            group_id: self.config.group().unwrap_or_default().to_string(),
             group: self.consumer.as_ref().and_then(|c| c.group_metadata()),
             offsets,
             revoked: std::mem::take(&mut self.revoked_mid_transaction),
@@ -675,6 +793,10 @@ impl Source for KafkaSource {
     fn committed(&mut self, position: &Value) -> Result<()> {
         if self.hand_off {
             // The exactly-once sink committed these offsets in its transaction.
+            return Ok(());
+        }
+        if self.config.group().is_none() {
+            // `assign: all`: the durable checkpoint is the only record.
             return Ok(());
         }
         // A checkpoint taken before the latest assignment may hold offsets of
@@ -732,7 +854,7 @@ fn now_ms() -> i64 {
 /// The `kafka` source in the connector registry.
 pub const KIND: SourceKind = SourceKind {
     name: "kafka",
-    summary: "records from Kafka topics, in a consumer group",
+    summary: "records from Kafka topics, in a consumer group (or every partition)",
     parse: parse_source::<KafkaSourceConfig>,
 };
 
@@ -753,10 +875,20 @@ impl SourceConfig for KafkaSourceConfig {
     }
 
     fn fingerprint_text(&self) -> String {
-        crate::clients::kafka_security::fingerprint_text(self, |c| {
+        let text = crate::clients::kafka_security::fingerprint_text(self, |c| {
             c.tls = None;
             c.sasl = None;
-        })
+        });
+        // As printed before `assign` existed (when `group_id` was a plain
+        // string), so the checkpoints of group members still fit.
+        match (&self.group_id, self.assign) {
+            (Some(g), Assign::Group) => text.replacen(
+                &format!("group_id: Some({g:?}), assign: Group"),
+                &format!("group_id: {g:?}"),
+                1,
+            ),
+            _ => text,
+        }
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
@@ -793,6 +925,73 @@ mod tests {
         assert!(!text.contains("tls") && !text.contains("sasl"), "{text}");
         assert!(text.contains("group_id: \"g\""), "{text}");
         assert_eq!(text, SourceConfig::fingerprint_text(&plain));
+    }
+
+    fn parsed(v: Value) -> KafkaSourceConfig {
+        serde_json::from_value(v).expect("config")
+    }
+
+    #[test]
+    fn a_group_is_required_unless_every_partition_is_read_and_refused_then() {
+        let issue = |v: Value| parsed(v).check().err().map(|i| (i.field, i.message));
+        let (field, message) =
+            issue(json!({"brokers": "x:1", "topics": ["t"]})).expect("no group refused");
+        assert_eq!(field, "group_id");
+        assert!(message.contains("`assign: all`"), "{message}");
+        let (field, message) =
+            issue(json!({"brokers": "x:1", "topics": ["t"], "assign": "all", "group_id": "g"}))
+                .expect("a group with assign: all refused");
+        assert_eq!(field, "group_id");
+        assert!(
+            message.starts_with("not used with `assign: all`"),
+            "{message}"
+        );
+        let (field, _) =
+            issue(json!({"brokers": "x:1", "topic_pattern": "orders-(", "assign": "all"}))
+                .expect("a bad pattern refused");
+        assert_eq!(field, "topic_pattern");
+        assert_eq!(
+            issue(json!({"brokers": "x:1", "topics": ["t"], "assign": "all"})),
+            None
+        );
+        let bad: Result<KafkaSourceConfig, _> =
+            serde_json::from_value(json!({"brokers": "x:1", "topics": ["t"], "assign": "some"}));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn every_partition_is_matched_by_name_or_by_the_pattern_anchored_at_the_start() {
+        let c = parsed(
+            json!({"brokers": "x:1", "topics": ["people"], "topic_pattern": "orders-.*", "assign": "all"}),
+        );
+        assert!(c.matches("people"));
+        assert!(c.matches("orders-eu"));
+        assert!(!c.matches("old-orders-eu"), "anchored as librdkafka's are");
+        assert!(!c.matches("peoples"));
+        assert_eq!(c.group(), None);
+    }
+
+    #[test]
+    fn a_source_reading_every_partition_cannot_hand_off_to_a_transaction() {
+        let all = parsed(json!({"brokers": "x:1", "topics": ["t"], "assign": "all"}));
+        let mut s = KafkaSource::new(all, "s", Arc::from("s"), Arc::default());
+        assert!(!s.hand_off_progress(), "no group to commit offsets to");
+        let grouped = parsed(json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}));
+        let mut s = KafkaSource::new(grouped, "s", Arc::from("s"), Arc::default());
+        assert!(s.hand_off_progress());
+    }
+
+    #[test]
+    fn a_group_members_fingerprint_is_as_before_assign_existed() {
+        let text = SourceConfig::fingerprint_text(&parsed(
+            json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}),
+        ));
+        assert!(text.contains("group_id: \"g\", start: Committed"), "{text}");
+        assert!(!text.contains("assign"), "{text}");
+        let text = SourceConfig::fingerprint_text(&parsed(
+            json!({"brokers": "x:1", "topics": ["t"], "assign": "all"}),
+        ));
+        assert!(text.contains("group_id: None, assign: All"), "{text}");
     }
 
     #[test]
