@@ -6,7 +6,9 @@
  *   - mode: too_many: every poll returns one event more than asked for.
  *   - mode: trap_once_at, at: N: an instance opened afresh aborts (a trap) at N; one
  *     reopened at a position goes on.
- *   - mode: retry_at, at: N: poll returns a retry at N, once per instance.
+ *   - mode: retry_at, at: N: the poll that would start at N returns a retry, once per
+ *     instance (a poll reaching N ends before it, since a retried poll's events are
+ *     dropped).
  *   - mode: clock: each event carries now_ms and mono_ns from the clock.
  *   - mode: big_position: the position is 2 MiB (over the host's bound).
  */
@@ -72,6 +74,8 @@ static sluice_status poll_counter(void *state, uint32_t max, sluice_poll *out) {
             abort();
         }
         if (c->next == c->at && strcmp(c->mode, "retry_at") == 0 && !c->retried) {
+            /* A retried poll's events are dropped: end this poll before N, retry the next. */
+            if (sluice_poll_len(out) > 0) break;
             c->retried = true;
             return sluice_call_retry("not yet at n = %ld", c->next);
         }

@@ -5,7 +5,7 @@
  *   - mode: reject_odd: refuses each event whose value has an odd "n" ("odd n 3").
  *   - mode: retry_first: the first write of an instance is a retry.
  *   - mode: bad_reject: refuses index 99 (outside any batch of this test).
- *   - mode: trap_once: the first write of an instance opened afresh aborts (a trap).
+ *   - mode: trap: every write aborts (a trap).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@
 typedef struct {
     const char *mode;
     long written;
-    bool fresh, retried, trapped;
+    bool retried;
 } sink;
 
 static const char *open_sink(const sluice_params *p, const sluice_bytes *position, void **state) {
@@ -27,7 +27,7 @@ static const char *open_sink(const sluice_params *p, const sluice_bytes *positio
     if (!k) return "out of memory";
     const char *mode = sluice_params_get(p, "mode");
     k->mode = mode ? mode : "";
-    k->fresh = position == NULL;
+    (void)position;
     *state = k;
     return NULL;
 }
@@ -39,10 +39,7 @@ static sluice_status write_sink(void *state, const sluice_event *const *events, 
         k->retried = true;
         return sluice_call_retry("the first write is retried on purpose");
     }
-    if (strcmp(k->mode, "trap_once") == 0 && k->fresh && !k->trapped) {
-        k->trapped = true;
-        abort();
-    }
+    if (strcmp(k->mode, "trap") == 0) abort();
     if (strcmp(k->mode, "bad_reject") == 0) {
         sluice_reject_index(rejected, 99, "index 99 on purpose");
         return SLUICE_OK;
