@@ -261,7 +261,10 @@ fn a_c_source_that_traps_or_retries_is_reported_and_reopened_at_its_position() {
             && stderr.contains("restarting the connector from its last position"),
         "{stderr}"
     );
-    assert!(!stderr.contains("panicked at"), "the host did not panic: {stderr}");
+    assert!(
+        !stderr.contains("panicked at"),
+        "the host did not panic: {stderr}"
+    );
     assert_eq!(
         ns(dir.path()),
         (0..60).collect::<Vec<_>>(),
@@ -405,7 +408,10 @@ fn a_c_sink_that_refuses_retries_traps_or_rejects_out_of_range_is_contained() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in 20, wrote 20"), "{stderr}");
-    assert!(!stderr.contains("restarting") && !stderr.contains("crashed"), "{stderr}");
+    assert!(
+        !stderr.contains("restarting") && !stderr.contains("crashed"),
+        "{stderr}"
+    );
 
     // abort() in every write: each trap is reported and the connector reopened, until
     // the host gives up after 5 in a row and fails the run with the reason.
