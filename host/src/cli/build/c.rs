@@ -275,3 +275,48 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     )?;
     Ok(component)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(makefile: Option<&str>) -> Result<CWorld> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if let Some(text) = makefile {
+            std::fs::write(dir.path().join("Makefile"), text).expect("write Makefile");
+        }
+        world_of(dir.path())
+    }
+
+    #[test]
+    fn the_makefile_names_the_world() {
+        assert_eq!(world(None).ok(), Some(CWorld::Transform));
+        assert_eq!(
+            world(Some("test:\n\tcc x.c\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        assert_eq!(
+            world(Some("SLUICE_WORLD = source\n")).ok(),
+            Some(CWorld::Source)
+        );
+        assert_eq!(
+            world(Some("SLUICE_WORLD?=sink # a sink\n")).ok(),
+            Some(CWorld::Sink)
+        );
+        assert_eq!(
+            world(Some("  SLUICE_WORLD ::= transform\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        // Another variable that starts the same is not the field.
+        assert_eq!(
+            world(Some("SLUICE_WORLDS = sink\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        let err = world(Some("SLUICE_WORLD := \n")).expect_err("an empty world");
+        assert!(
+            err.to_string()
+                .ends_with("Makefile: `SLUICE_WORLD`: expected \"transform\", \"source\" or \"sink\", found \"\""),
+            "{err}"
+        );
+    }
+}
