@@ -58,7 +58,7 @@ typedef struct {
     const char *description;
     /* Validates params and resumes after `position` (the checkpointed bytes; NULL to
      * start afresh). Sets *state; returns NULL, or the error that fails the deployment
-     * (copied). */
+     * (copied; `close` is not called then, so free what was allocated). */
     const char *(*open)(const sluice_params *params, const sluice_bytes *position, void **state);
     /* Adds up to `max` events to `out` and the position after them. Return quickly
      * with nothing when nothing is there: the host polls again after a pause. */
