@@ -346,17 +346,22 @@ static void conn_close(sluice__conn *c, void (*close)(void *)) {
     free(c);
 }
 
+/* Refused at open rather than trapping on the first call: a definition lacking a
+ * callback the host will call. */
 bool sluice__source_open(const sluice_bytes *names, const sluice_bytes *values, size_t n,
                          const sluice_bytes *position, sluice__conn **ret, sluice__owned *err) {
-    return conn_open(&sluice_source_def ? sluice_source_def.open : NULL,
-                     "this C connector defines no source: SLUICE_EXPORT_SOURCE(.open = ..., .poll = ...)", names,
-                     values, n, position, ret, err);
+    bool defined = &sluice_source_def && sluice_source_def.open && sluice_source_def.poll;
+    return conn_open(defined ? sluice_source_def.open : NULL,
+                     "this C connector defines no source: SLUICE_EXPORT_SOURCE(.open = ..., .poll = ...) needs both",
+                     names, values, n, position, ret, err);
 }
 
 bool sluice__sink_open(const sluice_bytes *names, const sluice_bytes *values, size_t n,
                        const sluice_bytes *position, sluice__conn **ret, sluice__owned *err) {
-    return conn_open(&sluice_sink_def ? sluice_sink_def.open : NULL,
-                     "this C connector defines no sink: SLUICE_EXPORT_SINK(.open = ..., .write = ..., .flush = ...)",
+    bool defined = &sluice_sink_def && sluice_sink_def.open && sluice_sink_def.write;
+    return conn_open(defined ? sluice_sink_def.open : NULL,
+                     "this C connector defines no sink: SLUICE_EXPORT_SINK(.open = ..., .write = ..., .flush = ...) "
+                     "needs .open and .write",
                      names, values, n, position, ret, err);
 }
 
