@@ -48,12 +48,6 @@ struct sluice_emitter {
     size_t message_len;
 };
 
-struct sluice_params {
-    size_t n;
-    const char **names;
-    const char **values;
-};
-
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) __builtin_trap();
@@ -305,45 +299,7 @@ sluice_status sluice_rejectf(sluice_emitter *out, const char *fmt, ...) {
     return set_message(out, SLUICE_REJECT, m);
 }
 
-/* ---- parameters -------------------------------------------------------------- */
-
-size_t sluice_params_count(const sluice_params *p) { return p->n; }
-
-bool sluice_params_at(const sluice_params *p, size_t i, const char **name, const char **value) {
-    if (i >= p->n) return false;
-    if (name) *name = p->names[i];
-    if (value) *value = p->values[i];
-    return true;
-}
-
-const char *sluice_params_get(const sluice_params *p, const char *name) {
-    for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->names[i], name) == 0) return p->values[i];
-    return NULL;
-}
-
-const char *sluice_params_required(const sluice_params *p, const char *name, const char **value) {
-    *value = sluice_params_get(p, name);
-    return *value ? NULL : sluice_format("parameter `%s` is required", name);
-}
-
-const char *sluice_params_only(const sluice_params *p, const char *const allowed[]) {
-    for (size_t i = 0; i < p->n; i++) {
-        bool ok = false;
-        for (size_t j = 0; allowed[j]; j++)
-            if (strcmp(allowed[j], p->names[i]) == 0) ok = true;
-        if (ok) continue;
-        sluice_buf b = {0};
-        for (size_t j = 0; allowed[j]; j++) {
-            if (j) sluice_buf_push(&b, ", ", 2);
-            sluice_buf_push(&b, allowed[j], strlen(allowed[j]));
-        }
-        char *list = sluice_strndup(b.ptr, b.len);
-        free(b.ptr);
-        return sluice_format("unknown parameter `%s`; allowed: %s", p->names[i], list);
-    }
-    return NULL;
-}
+#include "sluice_params.inc"
 
 /* ---- misc -------------------------------------------------------------------- */
 

@@ -551,8 +551,9 @@ Examples:
   sluice plugin new --kind sink --lang rust my-webhook   # a custom sink connector
   sluice plugin new --kind sink --lang python my-hook    # the same in Python
   sluice plugin new --kind source --lang go my-api       # or in Go
+  sluice plugin new --kind source --lang c my-api        # or in C
   sluice plugin new --kind udf --lang rust my_fn         # a user-defined function (also python)
-Languages: rust, python, js, ts, c, go (connectors: rust, python, js, ts, go; udfs: rust, python). Then: sluice plugin build my-transform
+Languages: rust, python, js, ts, c, go (connectors: all of them; udfs: rust, python). Then: sluice plugin build my-transform
 A connector runs as `type: wasm` in a pipeline; docs/connectors.md is the guide.
 A UDF is registered under `udfs:` (or CREATE FUNCTION); docs/plugins.md is the guide.")]
     New {

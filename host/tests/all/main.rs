@@ -2,6 +2,7 @@
 //! components and real signals. Components come from
 //! `scripts/build-plugins.sh --test-guests` (the test script runs it first).
 
+mod c_connectors;
 mod cache;
 mod cdc_ddl;
 mod cli;

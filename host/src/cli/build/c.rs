@@ -3,6 +3,11 @@
 //! bindings) to a core module, then `wasm-tools component embed` + `component new` make
 //! it a component. The SDK calls no WASI function, so the module imports none and needs
 //! no WASI adapter.
+//!
+//! The world comes from a `SLUICE_WORLD = source` (or `sink`, `transform`) line in the
+//! plugin's Makefile, the one project file a C plugin has; without one it is a
+//! transform (contract 0.1.0, `sluice.c`). A connector links `sluice_connector.c` and
+//! the glue for its world instead, and embeds contract 0.2.0.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,6 +44,88 @@ pub static LANGUAGE: Language = Language {
         ),
     ],
 };
+
+/// `sluice plugin new --kind source --lang c`.
+pub static SOURCE_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "{{name}}.c",
+        include_str!("../../../../sdk/templates/c-source/plugin.c"),
+    ),
+    (
+        "{{name}}_test.c",
+        include_str!("../../../../sdk/templates/c-source/plugin_test.c"),
+    ),
+    (
+        "Makefile",
+        include_str!("../../../../sdk/templates/c-source/Makefile"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/c-source/README.md"),
+    ),
+    (".gitignore", "target/\n"),
+];
+
+/// `sluice plugin new --kind sink --lang c`.
+pub static SINK_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "{{name}}.c",
+        include_str!("../../../../sdk/templates/c-sink/plugin.c"),
+    ),
+    (
+        "{{name}}_test.c",
+        include_str!("../../../../sdk/templates/c-sink/plugin_test.c"),
+    ),
+    (
+        "Makefile",
+        include_str!("../../../../sdk/templates/c-sink/Makefile"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../sdk/templates/c-sink/README.md"),
+    ),
+    (".gitignore", "target/\n"),
+];
+
+/// The world a C plugin builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CWorld {
+    Transform,
+    Source,
+    Sink,
+}
+
+/// Reads `SLUICE_WORLD` from the plugin's Makefile (`=`, `:=`, `?=` or `::=`; a `#`
+/// comment after the value is ignored). No Makefile, or no such line: a transform.
+fn world_of(dir: &Path) -> Result<CWorld> {
+    let path = dir.join("Makefile");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(CWorld::Transform);
+    };
+    for line in text.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("SLUICE_WORLD") else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(value) = ["::=", ":=", "?=", "="]
+            .iter()
+            .find_map(|op| rest.strip_prefix(op))
+        else {
+            continue;
+        };
+        let value = value.split('#').next().unwrap_or("").trim();
+        return match value {
+            "transform" => Ok(CWorld::Transform),
+            "source" => Ok(CWorld::Source),
+            "sink" => Ok(CWorld::Sink),
+            other => bail!(
+                "{}: `SLUICE_WORLD`: expected \"transform\", \"source\" or \"sink\", found \"{other}\"",
+                path.display()
+            ),
+        };
+    }
+    Ok(CWorld::Transform)
+}
 
 /// How to get `zig` and `wasm-tools` (pinned versions, under ~/.cache/sluice-tools/c).
 fn install_hint() -> String {
@@ -115,6 +202,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     let component = cx.out_dir.join(format!("{name}.wasm"));
     let hint = install_hint();
 
+    let world = world_of(cx.dir)?;
     let mut cc = Command::new("zig");
     cc.args([
         "cc",
@@ -135,22 +223,46 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     cc.arg("-fno-stack-protector");
     cc.arg("-I").arg(&sdk).arg("-I").arg(cx.dir);
     cc.args(&files);
-    cc.arg(sdk.join("sluice.c"))
-        .arg(sdk.join("sluice_json.c"))
-        .arg(sdk.join("sluice_view.c"))
-        .arg(sdk.join("bindings/transform.c"));
+    cc.arg(sdk.join("sluice_json.c"))
+        .arg(sdk.join("sluice_view.c"));
+    // Transforms speak 0.1.0 (cx.wit_dir, sluice.c); connectors 0.2.0.
+    let (wit, world_name) = match world {
+        CWorld::Transform => {
+            cc.arg(sdk.join("sluice.c"))
+                .arg(sdk.join("bindings/transform.c"));
+            (cx.wit_dir.join("sluice.wit"), "transform")
+        }
+        CWorld::Source | CWorld::Sink => {
+            let (name, define) = if world == CWorld::Source {
+                ("source", "-DSLUICE_WORLD_SOURCE")
+            } else {
+                ("sink", "-DSLUICE_WORLD_SINK")
+            };
+            cc.arg(define)
+                .arg(sdk.join("sluice_connector.c"))
+                .arg(sdk.join("sluice_connector_glue.c"))
+                .arg(sdk.join(format!("bindings/{name}.c")));
+            let wit = cx.out_dir.join("sluice-0.2.0.wit");
+            std::fs::write(&wit, super::WIT)
+                .with_context(|| format!("writing {}", wit.display()))?;
+            (wit, name)
+        }
+    };
     cc.arg("-o").arg(&core);
     run_tool(&mut cc, "zig", &hint)?;
 
     let mut embed = Command::new("wasm-tools");
     embed
         .args(["component", "embed"])
-        .arg(cx.wit_dir.join("sluice.wit"))
-        .args(["--world", "transform"])
+        .arg(&wit)
+        .args(["--world", world_name])
         .arg(&core)
         .arg("-o")
         .arg(&embedded);
     run_tool(&mut embed, "wasm-tools", &hint)?;
+    if world != CWorld::Transform {
+        let _ = std::fs::remove_file(&wit);
+    }
 
     let mut new = Command::new("wasm-tools");
     new.args(["component", "new"])
@@ -162,4 +274,49 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
          function (printf, fopen, time, ...): the host grants none, use sluice_log for output",
     )?;
     Ok(component)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(makefile: Option<&str>) -> Result<CWorld> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if let Some(text) = makefile {
+            std::fs::write(dir.path().join("Makefile"), text).expect("write Makefile");
+        }
+        world_of(dir.path())
+    }
+
+    #[test]
+    fn the_makefile_names_the_world() {
+        assert_eq!(world(None).ok(), Some(CWorld::Transform));
+        assert_eq!(
+            world(Some("test:\n\tcc x.c\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        assert_eq!(
+            world(Some("SLUICE_WORLD = source\n")).ok(),
+            Some(CWorld::Source)
+        );
+        assert_eq!(
+            world(Some("SLUICE_WORLD?=sink # a sink\n")).ok(),
+            Some(CWorld::Sink)
+        );
+        assert_eq!(
+            world(Some("  SLUICE_WORLD ::= transform\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        // Another variable that starts the same is not the field.
+        assert_eq!(
+            world(Some("SLUICE_WORLDS = sink\n")).ok(),
+            Some(CWorld::Transform)
+        );
+        let err = world(Some("SLUICE_WORLD := \n")).expect_err("an empty world");
+        assert!(
+            err.to_string()
+                .ends_with("Makefile: `SLUICE_WORLD`: expected \"transform\", \"source\" or \"sink\", found \"\""),
+            "{err}"
+        );
+    }
 }

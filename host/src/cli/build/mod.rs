@@ -101,8 +101,7 @@ pub fn build(dir: &Path, release: bool) -> Result<PathBuf> {
 
 /// Scaffolds a new `lang` plugin called `name` in directory `name`: a
 /// `kind` of `transform` (any language), or a custom
-/// connector, `source` or `sink` (Rust, Python, JavaScript, TypeScript and
-/// Go: the C SDK has no connector classes yet).
+/// connector, `source` or `sink` (any language).
 pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
     let Some(language) = languages().into_iter().find(|l| l.name == lang) else {
         bail!("unknown language `{lang}`; expected one of {}", names());
@@ -119,13 +118,12 @@ pub fn scaffold_kind(lang: &str, kind: &str, name: &str) -> Result<PathBuf> {
         ("sink", "ts") => js::TS_SINK_TEMPLATE,
         ("source", "go") => go::SOURCE_TEMPLATE,
         ("sink", "go") => go::SINK_TEMPLATE,
+        ("source", "c") => c::SOURCE_TEMPLATE,
+        ("sink", "c") => c::SINK_TEMPLATE,
         ("udf", "rust") => rust::UDF_TEMPLATE,
         ("udf", "python") => python::UDF_TEMPLATE,
         ("udf", _) => bail!(
             "a user-defined function can be scaffolded in Rust or Python only (`--lang rust` or `python`); other languages implement the `udf` world of wit/sluice.wit with their component toolchain"
-        ),
-        ("source" | "sink", _) => bail!(
-            "a {kind} connector can be scaffolded in Rust, Python, JavaScript, TypeScript or Go only (`--lang rust`, `python`, `js`, `ts` or `go`); the {lang} SDK has no connector classes yet"
         ),
         _ => bail!("unknown kind `{kind}`; expected transform, source, sink or udf"),
     };
