@@ -247,7 +247,19 @@ impl StageTask {
         let Some(p) = self.instance.as_processor() else {
             return (batch.clone(), None);
         };
-        let watermark = p.state().lock().map(|s| s.watermark()).unwrap_or(i64::MIN);
+        // A stage whose plugin keeps no time (no timer, no expiring entry)
+        // has nothing an old event could change: none is late for it.
+        let watermark = p
+            .state()
+            .lock()
+            .map(|s| {
+                if s.keeps_time() {
+                    s.watermark()
+                } else {
+                    i64::MIN
+                }
+            })
+            .unwrap_or(i64::MIN);
         if field.is_none() {
             // Event time is the event's own timestamp: when nothing is late,
             // the batch goes on as it is, without a copy.

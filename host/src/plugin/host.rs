@@ -101,7 +101,7 @@ impl timers::Host for HostState {
     }
 
     fn watermark(&mut self) -> i64 {
-        self.with_state(i64::MIN, |s| s.watermark())
+        self.with_state(i64::MIN, KeyedState::watermark_for_plugin)
     }
 }
 

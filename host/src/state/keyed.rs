@@ -103,6 +103,9 @@ pub struct KeyedState {
     changes: Changes,
     /// The files the last save wrote on, which the next delta builds on.
     chain: Option<delta::Chain>,
+    /// The plugin has asked for a timer or an expiring entry: its output
+    /// depends on the watermark, so an event behind it is late.
+    keeps_time: bool,
 }
 
 /// Keys and timers written (or expired, fired, cancelled) since the last
@@ -281,6 +284,7 @@ impl KeyedState {
 
     /// Writes `value`; with `ttl_ms`, it expires that long after the watermark.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>, ttl_ms: Option<u64>) {
+        self.keeps_time |= ttl_ms.is_some();
         let expires_at = ttl_ms.map(|t| {
             self.watermark()
                 .max(0)
@@ -340,6 +344,7 @@ impl KeyedState {
 
     /// Asks for a timer at event time `at`.
     pub fn register(&mut self, key: Vec<u8>, at: i64) {
+        self.keeps_time = true;
         if self.breach.is_some() {
             return;
         }
@@ -499,6 +504,30 @@ impl KeyedState {
         )
     }
 
+    /// Whether events behind the watermark are late for this stage: once
+    /// its plugin has asked for a timer or an expiring entry (a window, a
+    /// join buffer), an event behind the watermark could change what was
+    /// already emitted or expired. A plugin that has done neither (a lookup
+    /// join) takes events in any order. Restored state counts if it holds a
+    /// timer or an expiring entry.
+    pub fn keeps_time(&self) -> bool {
+        self.keeps_time
+    }
+
+    /// The watermark, read by the plugin: one that reads it decides by event
+    /// time, so from then on the stage keeps time.
+    pub fn watermark_for_plugin(&mut self) -> i64 {
+        self.keeps_time = true;
+        self.watermark()
+    }
+
+    /// After a load: whether the saved state shows the plugin keeps time.
+    pub(crate) fn note_kept_time(&mut self) {
+        self.keeps_time = !self.timers.is_empty()
+            || !self.deferred.is_empty()
+            || self.entries.values().any(|e| e.expires_at.is_some());
+    }
+
     /// Pending timers.
     pub fn timer_count(&self) -> usize {
         self.timers.len() + self.deferred.len()
@@ -580,6 +609,7 @@ impl KeyedState {
         if r.at != bytes.len() {
             bail!("{} bytes follow the last timer", bytes.len() - r.at);
         }
+        s.note_kept_time();
         Ok(s)
     }
 }
@@ -696,6 +726,37 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stage_keeps_time_once_it_asks_for_a_timer_or_an_expiring_entry_and_after_a_restore() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut plain = KeyedState::default();
+        plain.put(b"k".to_vec(), b"v".to_vec(), None);
+        plain.commit();
+        assert!(!plain.keeps_time(), "a plain entry keeps no time");
+        plain.save(&dir.path().join("plain")).expect("save");
+        assert!(!KeyedState::load(&dir.path().join("plain"))
+            .expect("load")
+            .keeps_time());
+
+        let mut timed = KeyedState::default();
+        timed.register(b"w".to_vec(), 10);
+        assert!(timed.keeps_time());
+        timed.commit();
+        timed.save(&dir.path().join("timer")).expect("save");
+        assert!(KeyedState::load(&dir.path().join("timer"))
+            .expect("load")
+            .keeps_time());
+
+        let mut expiring = KeyedState::default();
+        expiring.put(b"k".to_vec(), b"v".to_vec(), Some(1000));
+        assert!(expiring.keeps_time());
+        expiring.commit();
+        expiring.save(&dir.path().join("ttl")).expect("save");
+        assert!(KeyedState::load(&dir.path().join("ttl"))
+            .expect("load")
+            .keeps_time());
+    }
 
     #[test]
     fn failed_calls_leave_no_trace() {

@@ -1282,10 +1282,9 @@ fn two_members_join(label: &str, customers_source: &str) -> [Vec<Value>; 2] {
     create_topics(&bs, &[(&orders, 4)]);
     let group = unique(&format!("{label}-g"));
     let dir = tempfile::tempdir().expect("tmp");
-    // The join's lateness: a processor's watermark is the newest event time
-    // of all its input, and a member reads its partitions' backlogs
-    // interleaved, so with the default 0 orders a few ms older than another
-    // partition's would be dead-lettered as late (docs/pipeline-file.md).
+    // No `lateness_ms`: a member reads its partitions' backlogs interleaved,
+    // so event time goes back and forth, which a lookup join (it keeps no
+    // time) takes as it comes.
     let mut members = Vec::new();
     let mut outs = Vec::new();
     for i in 0..2 {
@@ -1295,7 +1294,7 @@ fn two_members_join(label: &str, customers_source: &str) -> [Vec<Value>; 2] {
         let p = write_pipeline(
             &sub,
             &format!(
-                "name: m{i}\nbatch_size: 100\ncheckpoint_interval_ms: 500\nsources:\n  orders: {{type: kafka, brokers: \"{bs}\", topics: [{orders}], group_id: {group}, start: earliest, session_timeout_ms: 6000}}\n  customers: {customers_source}\ntables:\n  people: {{input: customers, key_field: id}}\nstages:\n  j:\n    plugin: {plugin}\n    inputs: [orders]\n    tables: [people]\n    params: {{table: people, on: id}}\n    event_time: {{lateness_ms: 600000}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [j]}}\n",
+                "name: m{i}\nbatch_size: 100\ncheckpoint_interval_ms: 500\nsources:\n  orders: {{type: kafka, brokers: \"{bs}\", topics: [{orders}], group_id: {group}, start: earliest, session_timeout_ms: 6000}}\n  customers: {customers_source}\ntables:\n  people: {{input: customers, key_field: id}}\nstages:\n  j:\n    plugin: {plugin}\n    inputs: [orders]\n    tables: [people]\n    params: {{table: people, on: id}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [j]}}\n",
                 customers_source = customers_source.replace("GROUP", &format!("{group}-c")),
                 plugin = q(&plugin("lookup-join")),
                 out = q(&out),

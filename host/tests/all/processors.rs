@@ -430,6 +430,85 @@ fn late_events_go_to_the_dead_letter_destination() {
     );
 }
 
+/// A lookup join keeps no time (no timer, no expiring state), so event time
+/// going back (several Kafka partitions read interleaved, a late device) is
+/// no reason to refuse an event: every order is joined, none dead-lettered,
+/// with the default lateness of 0. The same input into a window aggregate
+/// still dead-letters what arrives behind its watermark.
+#[test]
+fn a_lookup_join_takes_events_in_any_time_order_and_a_window_still_refuses_late_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("orders.jsonl");
+    // Minutes going back and forth, as two partitions' backlogs interleave.
+    let minutes = [5u32, 40, 20, 38, 1, 59, 10];
+    let text: String = minutes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("{{\"id\":{},\"t\":\"2026-01-01T10:{m:02}:00\"}}\n", i % 3))
+        .collect();
+    std::fs::write(&input, text).expect("write");
+    let people = dir.path().join("people.jsonl");
+    std::fs::write(
+        &people,
+        "{\"id\":0,\"name\":\"ann\"}\n{\"id\":1,\"name\":\"bo\"}\n{\"id\":2,\"name\":\"cy\"}\n",
+    )
+    .expect("write");
+    let run = |name: &str, stage: &str| -> (Vec<serde_json::Value>, usize) {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let p = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name: {name}\nbatch_size: 1\nsources:\n  orders: {{type: file, path: {}}}\n  people: {{type: file, path: {}}}\ntables:\n  folk: {{input: people, key_field: id}}\nstages:\n  s:\n    inputs: [orders]\n    event_time: {{field: t}}\n{stage}\nsinks:\n  out: {{type: file, path: {}, inputs: [s]}}\n",
+                q(&input),
+                q(&people),
+                q(&out)
+            ),
+        )
+        .expect("pipeline");
+        run_ok(sluice().arg("run").arg(&p).arg("--no-progress"));
+        let dead = dir
+            .path()
+            .join(format!(".sluice/{name}/dead-letters.jsonl"));
+        let late = if dead.exists() {
+            json_lines(&dead)
+                .iter()
+                .filter(|d| d["headers"]["sluice.error.kind"] == "late")
+                .count()
+        } else {
+            0
+        };
+        (json_lines(&out), late)
+    };
+    let (joined, late) = run(
+        "lookup",
+        &format!(
+            "    plugin: {}\n    tables: [folk]\n    params: {{table: folk, on: id}}",
+            q(&plugin("lookup-join"))
+        ),
+    );
+    assert_eq!(late, 0, "no order is late for a lookup join");
+    assert_eq!(joined.len(), minutes.len());
+    let names = ["ann", "bo", "cy"];
+    for row in &joined {
+        let id = row["id"].as_u64().unwrap_or(9) as usize;
+        assert_eq!(row["folk"]["name"], names[id % 3], "{row}");
+    }
+    let (_, late) = run(
+        "window",
+        &format!(
+            "    plugin: {}\n    params: {{size_ms: 600000, group_by: id}}",
+            q(&plugin("window-aggregate"))
+        ),
+    );
+    // Behind the newest time seen before them: 10:20 and 10:38 (behind 10:40),
+    // 10:01 and 10:10 (behind 10:59).
+    assert_eq!(
+        late, 4,
+        "a window aggregate refuses what is behind its watermark"
+    );
+}
+
 /// A stage may read only tables the pipeline declares; `validate` names the
 /// field and the tables there are.
 #[test]

@@ -361,6 +361,7 @@ pub fn load_saved(path: &Path) -> Result<KeyedState> {
         deltas: count,
         history: VecDeque::from([(id, at.0)]),
     });
+    state.note_kept_time();
     Ok(state)
 }
 
