@@ -268,7 +268,7 @@ fn ddl_mid_stream_delivers_every_row_once_with_the_columns_it_was_written_with()
         updates,
         vec![(1, json!({"id": 1, "a": 1000, "b": "b1", "c": null, "d": 7}))]
     );
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 /// The row each id was written as in the stopped-source test (ids 1..=100).
@@ -351,7 +351,7 @@ fn ddl_while_the_source_is_killed_is_decoded_row_by_row_after_the_restart() {
         "{seen:?}"
     );
     assert!(got.len() - 100 <= before_restart);
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 /// Under `REPLICA IDENTITY FULL` pgoutput flags every column, so the key
@@ -393,5 +393,5 @@ fn a_renamed_key_column_under_replica_identity_full_keys_events_by_its_new_name(
         .chain([(1, "u".to_string(), json!({"ident": 1, "v": "w1"}))])
         .collect();
     assert_eq!(got, want);
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }

@@ -477,7 +477,7 @@ fn postgres_cdc_matches_real_debezium_field_by_field() {
     let logs = pair.logs();
     drop(pair);
     // Sluice keeps its slot across runs by design; this one is done with it.
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 
     // Same records: the snapshot in any order, the stream in commit order.
     let dump = |rs: &[Record]| {

@@ -1516,3 +1516,182 @@ fn a_source_reading_every_partition_resumes_from_its_checkpoint_and_finds_new_pa
         "{text}"
     );
 }
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp
+/// (`2026-12-05T02:27:44.932133Z ...`).
+fn log_seconds(line: &str) -> Option<f64> {
+    let time = line.get(11..26)?;
+    let (h, rest) = time.split_once(':')?;
+    let (m, s) = rest.split_once(':')?;
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
+/// Scale-out of a lookup join: three `sluice run` processes in one group
+/// split 6 order partitions, each holding the whole customers table
+/// (`assign: all`). One is killed with SIGKILL mid-stream; later a fourth
+/// joins and loads the table before it joins anything. Every order comes out
+/// joined to its customer exactly as one process would join it; the killed
+/// member's unacknowledged orders come out again (at least once). Prints
+/// how long the fourth took to load the table, per MB.
+#[test]
+fn a_scaled_out_lookup_join_loses_nothing_when_a_member_dies_and_another_joins() {
+    let bs = brokers();
+    let (orders, customers) = (unique("scale-orders"), unique("scale-customers"));
+    create_topics(&bs, &[(&orders, 6), (&customers, 3)]);
+    let pad = "x".repeat(160);
+    let rows: Vec<Rec> = (0..20_000u64)
+        .map(|i| {
+            (
+                Some(i.to_string().into_bytes()),
+                json!({"id": i, "name": format!("c{i}"), "note": pad})
+                    .to_string()
+                    .into_bytes(),
+                Vec::new(),
+                None,
+            )
+        })
+        .collect();
+    let table_bytes: usize = rows
+        .iter()
+        .map(|(k, v, _, _)| k.as_ref().map_or(0, Vec::len) + v.len())
+        .sum();
+    produce(&bs, &customers, &rows);
+    let group = unique("scale-g");
+    let dir = tempfile::tempdir().expect("tmp");
+    let member = |i: usize| -> (Run, PathBuf, PathBuf) {
+        let sub = dir.path().join(format!("m{i}"));
+        std::fs::create_dir_all(&sub).expect("dir");
+        let out = sub.join("out.jsonl");
+        let p = write_pipeline(
+            &sub,
+            &format!(
+                "name: m{i}\nbatch_size: 100\ncheckpoint_interval_ms: 500\nsources:\n  orders: {{type: kafka, brokers: \"{bs}\", topics: [{orders}], group_id: {group}, start: earliest, session_timeout_ms: 6000}}\n  customers: {{type: kafka, brokers: \"{bs}\", topics: [{customers}], assign: all}}\ntables:\n  people: {{input: customers, key_field: id}}\nstages:\n  j:\n    plugin: {plugin}\n    inputs: [orders]\n    tables: [people]\n    params: {{table: people, on: id, fields: \"order, id, table.name as name\"}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [j]}}\n",
+                plugin = q(&plugin("lookup-join")),
+                out = q(&out),
+            ),
+        );
+        let log = sub.join("sluice.log");
+        (start(&p, &log), log, out)
+    };
+    let loaded = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("table loaded")
+    };
+    let mut members: Vec<(Run, PathBuf, PathBuf)> = (0..3).map(member).collect();
+    wait_for(
+        "three members holding orders with their tables loaded",
+        Duration::from_secs(90),
+        || {
+            members
+                .iter()
+                .all(|(_, log, _)| holds(log, &orders) && loaded(log))
+                .then_some(())
+        },
+    );
+    let wave = |from: u64| -> Vec<Rec> {
+        (from..from + 3_000)
+            .map(|n| {
+                (
+                    Some(n.to_string().into_bytes()),
+                    json!({"order": n, "id": (n * 7) % 20_000})
+                        .to_string()
+                        .into_bytes(),
+                    Vec::new(),
+                    None,
+                )
+            })
+            .collect()
+    };
+    let outs: Vec<PathBuf> = members.iter().map(|(_, _, o)| o.clone()).collect();
+    let written = |outs: &[PathBuf]| -> Vec<Value> {
+        outs.iter()
+            .filter(|o| o.exists())
+            .flat_map(|o| {
+                std::fs::read_to_string(o)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    produce(&bs, &orders, &wave(0));
+    wait_for("the first wave under way", Duration::from_secs(60), || {
+        (written(&outs).len() >= 1_000).then_some(())
+    });
+    // The first member dies without a word.
+    let (mut dead, dead_log, _) = members.remove(0);
+    alive(&mut dead, &dead_log);
+    dead.0.kill().expect("SIGKILL");
+    let _ = dead.0.wait();
+    produce(&bs, &orders, &wave(3_000));
+    let (fourth, fourth_log, fourth_out) = member(3);
+    members.push((fourth, fourth_log.clone(), fourth_out.clone()));
+    let mut outs = outs;
+    outs.push(fourth_out.clone());
+    wait_for("the fourth member's table", Duration::from_secs(90), || {
+        loaded(&fourth_log).then_some(())
+    });
+    produce(&bs, &orders, &wave(6_000));
+    let total = 9_000usize;
+    wait_for("every order", Duration::from_secs(120), || {
+        for (run, log, _) in members.iter_mut() {
+            alive(run, log);
+        }
+        let seen: BTreeSet<u64> = written(&outs)
+            .iter()
+            .filter_map(|r| r["order"].as_u64())
+            .collect();
+        (seen.len() >= total).then_some(())
+    });
+    for (run, log, _) in members {
+        terminate(run, &log);
+    }
+    let rows = written(&outs);
+    let mut by_order: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    for r in &rows {
+        if let Some(n) = r["order"].as_u64() {
+            by_order.entry(n).or_default().insert(r.to_string());
+        }
+    }
+    // What one process gives: each order once, with its customer's name.
+    let expected: BTreeMap<u64, BTreeSet<String>> = (0..total as u64)
+        .map(|n| {
+            let id = (n * 7) % 20_000;
+            let row = json!({"order": n, "id": id, "name": format!("c{id}")});
+            (n, BTreeSet::from([row.to_string()]))
+        })
+        .collect();
+    assert_eq!(by_order.len(), total, "every order came out");
+    let wrong: Vec<(&u64, &BTreeSet<String>)> = by_order
+        .iter()
+        .filter(|(n, got)| expected.get(n) != Some(got))
+        .take(3)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "orders joined unlike one process would: {wrong:?}"
+    );
+    assert!(
+        fourth_out.exists() && !json_lines(&fourth_out).is_empty(),
+        "the fourth member took a share"
+    );
+    let text = std::fs::read_to_string(&fourth_log).unwrap_or_default();
+    let first = text.lines().next().and_then(log_seconds);
+    let loaded_at = text
+        .lines()
+        .find(|l| l.contains("table loaded"))
+        .and_then(log_seconds);
+    let (Some(first), Some(loaded_at)) = (first, loaded_at) else {
+        panic!("the fourth member's log has no times:\n{text}");
+    };
+    let mb = table_bytes as f64 / (1 << 20) as f64;
+    eprintln!(
+        "scale-out lookup join: 3 members, one SIGKILLed, a fourth joined; {total} orders all joined, {} copies in all ({} duplicates from the kill and the two rebalances, at least once); the fourth loaded its {mb:.1} MB table in {:.2} s ({:.2} s/MB)",
+        rows.len(),
+        rows.len() - total,
+        loaded_at - first,
+        (loaded_at - first) / mb
+    );
+}

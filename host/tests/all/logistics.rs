@@ -256,7 +256,5 @@ fn logistics_example_end_to_end_gives_the_expected_index() {
     let docs = after_stop;
     assert_eq!(by_pair(&docs), want, "log:\n{logged}");
     assert!(logged.contains("table loaded"), "{logged}");
-    pg.exec(&format!(
-        "SELECT pg_drop_replication_slot('logistics_{tag}')"
-    ));
+    pg.drop_slot(&format!("logistics_{tag}"));
 }

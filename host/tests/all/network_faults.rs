@@ -137,7 +137,7 @@ fn cdc_survives_a_network_cut_and_a_slow_link_with_every_row_once() {
     proxy.slow(Duration::ZERO);
     stop(child);
     assert_each_once(&ids(&out), 1500);
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 #[test]

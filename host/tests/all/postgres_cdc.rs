@@ -67,6 +67,26 @@ impl Pg {
             .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     }
 
+    /// Drops a replication slot once no session holds it: a run that just
+    /// stopped (or was killed) can leave its walsender holding the slot
+    /// until the server notices (SQLSTATE 55006), for up to 30 s here.
+    pub fn drop_slot(&self, slot: &str) {
+        let sql = format!("SELECT pg_drop_replication_slot('{slot}')");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.rt.block_on(self.client.batch_execute(&sql)) {
+                Ok(()) => return,
+                Err(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("{sql}: {e:?}"),
+            }
+        }
+    }
+
     /// The first column of the first row, as text.
     pub fn scalar(&self, sql: &str) -> Option<String> {
         let msgs = self
@@ -333,7 +353,7 @@ fn snapshot_then_stream_gives_exact_debezium_events() {
         ))
         .expect("slot exists");
     assert_eq!(lsn(&confirmed), lsn(&at), "slot confirmed = checkpoint");
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 #[test]
@@ -430,7 +450,7 @@ fn sigkill_mid_stream_then_restart_loses_nothing() {
         duplicates < PER_TXN as usize,
         "{duplicates} duplicates: more than one open transaction redelivered"
     );
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 /// A PostgreSQL client program from the service script's installation.
@@ -554,7 +574,7 @@ fn a_restart_that_finds_its_slot_busy_waits_for_it_and_loses_nothing() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "{err}");
     assert!(err.contains("replication connection restored"), "{err}");
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 #[test]
@@ -672,7 +692,7 @@ fn idle_source_with_heartbeats_lets_the_slot_advance() {
         out_lines(&out).is_empty(),
         "nothing captured from the quiet table"
     );
-    pg.exec(&format!("SELECT pg_drop_replication_slot('{slot}')"));
+    pg.drop_slot(&slot);
 }
 
 #[test]
