@@ -12,21 +12,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::scaffold_checks::{self, build, inspect, ns, repo};
 use crate::support::*;
-use crate::wasm_connectors::{paginated_api, Reply, Server};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `sluice plugin build DIR`; returns the component path (the last stdout line).
-fn build(dir: &Path) -> PathBuf {
-    let out = run_ok(sluice().args(["plugin", "build"]).arg(dir));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let path = PathBuf::from(stdout.lines().last().expect("the component's path").trim());
-    assert!(path.is_file(), "not a file: {}", path.display());
-    path
-}
 
 fn misbehaving_source() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -36,11 +23,6 @@ fn misbehaving_source() -> &'static Path {
 fn misbehaving_sink() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| build(&repo().join("tests/guests/go-conn-sink-misbehave")))
-}
-
-fn inspect(wasm: &Path) -> String {
-    let out = run_ok(sluice().args(["plugin", "inspect"]).arg(wasm));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -72,150 +54,17 @@ fn go_scaffolded_source_and_sink_pass_their_tests_and_run_against_local_servers(
         // Only what it uses: no clock import, no WASI.
         assert!(!text.contains("clock") && !text.contains("wasi:"), "{text}");
         if kind == "source" {
-            scaffolded_source_reads_a_paginated_api_and_resumes_from_its_cursor(&dir, &wasm);
+            scaffold_checks::source_reads_a_paginated_api_and_resumes_from_its_cursor(
+                "go", &dir, &wasm,
+            );
         } else {
-            scaffolded_sink_posts_retries_5xx_and_dead_letters_4xx(&dir, &wasm);
+            scaffold_checks::sink_posts_retries_5xx_and_dead_letters_4xx("go", &dir, &wasm);
         }
-    }
-}
-
-fn scaffolded_source_reads_a_paginated_api_and_resumes_from_its_cursor(dir: &Path, wasm: &Path) {
-    let api = paginated_api(45, std::time::Duration::ZERO);
-    let pipeline = write_pipeline(
-        dir,
-        &format!(
-            "name: gosource\nbatch_size: 20\nsources:\n  api:\n    type: wasm\n    plugin: {}\n    params: {{url: {:?}, stop_when_caught_up: true}}\n    grants: {{http: [{:?}]}}\nsinks:\n  out: {{type: file, path: out.jsonl, inputs: [api]}}\n",
-            q(wasm),
-            api.url("/items"),
-            api.host_port()
-        ),
-    );
-    let ids = || -> Vec<i64> {
-        json_lines(&dir.join("out.jsonl"))
-            .iter()
-            .map(|v| v["id"].as_i64().expect("id"))
-            .collect()
-    };
-    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
-    assert_eq!(
-        ids(),
-        (0..45).collect::<Vec<_>>(),
-        "every item, once, in order"
-    );
-    let before = api.requests().len();
-    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
-    let rerun: Vec<String> = api.requests()[before..]
-        .iter()
-        .map(|r| r.target.clone())
-        .collect();
-    assert_eq!(
-        rerun,
-        ["/items?cursor=45&limit=20"],
-        "the rerun starts at the checkpointed cursor"
-    );
-    assert_eq!(ids(), (0..45).collect::<Vec<_>>(), "nothing read twice");
-
-    // A host outside the grant stops the pipeline, naming host and grant.
-    let denied = write_pipeline(
-        dir,
-        &format!(
-            "name: godenied\nsources:\n  api:\n    type: wasm\n    plugin: {}\n    params: {{url: {:?}}}\n    grants: {{http: [\"127.0.0.1:1\"]}}\nsinks:\n  out: {{type: stdout, inputs: [api]}}\n",
-            q(wasm),
-            api.url("/items"),
-        ),
-    );
-    let before = api.requests().len();
-    let stderr = run_failing(sluice().arg("run").arg(&denied).arg("--no-progress"));
-    assert!(
-        stderr.contains(&format!(
-            "denied: {} is not in this connector's grant (grants.http: [127.0.0.1:1])",
-            api.host_port()
-        )),
-        "{stderr}"
-    );
-    assert_eq!(
-        api.requests().len(),
-        before,
-        "nothing reached the ungranted host"
-    );
-}
-
-fn scaffolded_sink_posts_retries_5xx_and_dead_letters_4xx(dir: &Path, wasm: &Path) {
-    // The first request fails with a 500 (retried); a batch holding a `bad`
-    // event is refused with a 422 (its events dead-lettered).
-    let server = Server::start(|req, n| {
-        let body = String::from_utf8_lossy(&req.body);
-        if n == 0 {
-            Reply::Status(500, b"busy".to_vec())
-        } else if body.contains("\"bad\":true") {
-            Reply::Status(422, b"no bad ones".to_vec())
-        } else {
-            Reply::Status(200, b"{}".to_vec())
-        }
-    });
-    let input: String = (0..30)
-        .map(|i| {
-            if (10..15).contains(&i) {
-                format!("{{\"bad\":true,\"i\":{i}}}\n")
-            } else {
-                format!("{{\"i\":{i}}}\n")
-            }
-        })
-        .collect();
-    std::fs::write(dir.join("in.jsonl"), input).expect("write input");
-    let pipeline = write_pipeline(
-        dir,
-        &format!(
-            "name: gosink\nbatch_size: 5\nsources:\n  in: {{type: file, path: in.jsonl}}\nsinks:\n  hook:\n    type: wasm\n    inputs: [in]\n    plugin: {}\n    params: {{url: {:?}}}\n    grants: {{http: [{:?}]}}\n    initial_backoff_ms: 10\n    max_backoff_ms: 20\n",
-            q(wasm),
-            server.url("/in"),
-            server.host_port()
-        ),
-    );
-    run_ok(sluice().arg("run").arg(&pipeline).arg("--no-progress"));
-    let mut delivered: Vec<i64> = server
-        .requests()
-        .iter()
-        .skip(1)
-        .filter(|r| !String::from_utf8_lossy(&r.body).contains("\"bad\":true"))
-        .flat_map(|r| {
-            let batch: Vec<serde_json::Value> =
-                serde_json::from_slice(&r.body).expect("a JSON array");
-            batch
-                .into_iter()
-                .map(|v| v["i"].as_i64().expect("i"))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    delivered.sort_unstable();
-    let good: Vec<i64> = (0..30).filter(|i| !(10..15).contains(i)).collect();
-    assert_eq!(delivered, good, "every good event delivered once");
-    let dead = json_lines(&dir.join(".sluice/gosink/dead-letters.jsonl"));
-    assert_eq!(dead.len(), 5, "{dead:?}");
-    for d in &dead {
-        assert_eq!(
-            d["headers"]["sluice.error.message"], "HTTP 422: no bad ones",
-            "{d}"
-        );
-        assert_eq!(d["value"]["bad"], true, "{d}");
     }
 }
 
 fn source_pipeline(dir: &Path, params: &str, extra: &str) -> PathBuf {
-    write_pipeline(
-        dir,
-        &format!(
-            "name: gomis\ncheckpoint_interval_ms: 50\nbatch_size: 10\nsources:\n  gen:\n    type: wasm\n    plugin: {}\n    params: {{{params}}}\n    initial_backoff_ms: 10\n    max_backoff_ms: 20\n{extra}sinks:\n  out: {{type: file, path: out.jsonl, inputs: [gen]}}\n",
-            q(misbehaving_source()),
-        ),
-    )
-}
-
-fn ns(dir: &Path) -> Vec<i64> {
-    json_lines(&dir.join("out.jsonl"))
-        .iter()
-        .map(|v| v["n"].as_i64().expect("n"))
-        .collect()
+    scaffold_checks::source_pipeline("go", misbehaving_source(), dir, params, extra)
 }
 
 #[test]
@@ -319,15 +168,7 @@ fn a_go_source_reads_the_clock_only_when_granted() {
 }
 
 fn sink_pipeline(dir: &Path, params: &str) -> PathBuf {
-    let input: String = (0..20).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-    std::fs::write(dir.join("in.jsonl"), input).expect("write input");
-    write_pipeline(
-        dir,
-        &format!(
-            "name: gosinkmis\nbatch_size: 5\nsources:\n  in: {{type: file, path: in.jsonl}}\nsinks:\n  out:\n    type: wasm\n    inputs: [in]\n    plugin: {}\n    params: {{{params}}}\n    initial_backoff_ms: 10\n    max_backoff_ms: 20\n",
-            q(misbehaving_sink()),
-        ),
-    )
+    scaffold_checks::sink_pipeline("go", misbehaving_sink(), dir, params)
 }
 
 #[test]

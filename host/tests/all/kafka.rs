@@ -1198,24 +1198,31 @@ fn kafka_broker_restart_mid_stream_keeps_topics_and_offsets_and_the_pipeline_rec
 /// then. (It used to count as caught up at once, so orders read from a file
 /// met a table holding at most the first poll's batch and went on unjoined;
 /// batches of 100 make that most of them.)
+/// Customers `0..n` keyed by id: `{"id": i, "name": "c<i>"}`, with `note`
+/// when given (to make the rows bigger).
+fn customer_records(n: u64, note: Option<&str>) -> Vec<Rec> {
+    (0..n)
+        .map(|i| {
+            let mut row = json!({"id": i, "name": format!("c{i}")});
+            if let Some(note) = note {
+                row["note"] = json!(note);
+            }
+            (
+                Some(i.to_string().into_bytes()),
+                row.to_string().into_bytes(),
+                Vec::new(),
+                None,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_table_fed_by_kafka_loads_the_topic_before_the_join_reads_it() {
     let bs = brokers();
     let topic = unique("customers");
     create_topics(&bs, &[(&topic, 3)]);
-    let customers: Vec<Rec> = (0..3000u64)
-        .map(|i| {
-            (
-                Some(i.to_string().into_bytes()),
-                json!({"id": i, "name": format!("c{i}")})
-                    .to_string()
-                    .into_bytes(),
-                Vec::new(),
-                None,
-            )
-        })
-        .collect();
-    produce(&bs, &topic, &customers);
+    produce(&bs, &topic, &customer_records(3000, None));
     let dir = tempfile::tempdir().expect("tmp");
     let orders = dir.path().join("orders.jsonl");
     let text: String = (0..500u64)
@@ -1381,19 +1388,7 @@ fn members_of_a_group_each_hold_the_whole_table_read_with_assign_all() {
     let bs = brokers();
     let customers = unique("whole-customers");
     create_topics(&bs, &[(&customers, 3)]);
-    let rows: Vec<Rec> = (0..900u64)
-        .map(|i| {
-            (
-                Some(i.to_string().into_bytes()),
-                json!({"id": i, "name": format!("c{i}")})
-                    .to_string()
-                    .into_bytes(),
-                Vec::new(),
-                None,
-            )
-        })
-        .collect();
-    produce(&bs, &customers, &rows);
+    produce(&bs, &customers, &customer_records(900, None));
 
     let whole = format!("{{type: kafka, brokers: \"{bs}\", topics: [{customers}], assign: all}}");
     let [a, b] = two_members_join("whole", &whole);
@@ -1538,19 +1533,7 @@ fn a_scaled_out_lookup_join_loses_nothing_when_a_member_dies_and_another_joins()
     let bs = brokers();
     let (orders, customers) = (unique("scale-orders"), unique("scale-customers"));
     create_topics(&bs, &[(&orders, 6), (&customers, 3)]);
-    let pad = "x".repeat(160);
-    let rows: Vec<Rec> = (0..20_000u64)
-        .map(|i| {
-            (
-                Some(i.to_string().into_bytes()),
-                json!({"id": i, "name": format!("c{i}"), "note": pad})
-                    .to_string()
-                    .into_bytes(),
-                Vec::new(),
-                None,
-            )
-        })
-        .collect();
+    let rows = customer_records(20_000, Some(&"x".repeat(160)));
     let table_bytes: usize = rows
         .iter()
         .map(|(k, v, _, _)| k.as_ref().map_or(0, Vec::len) + v.len())

@@ -38,6 +38,7 @@ mod registry_exposure;
 mod s3;
 mod sandbox;
 mod scaffold;
+mod scaffold_checks;
 mod search_faults;
 mod server;
 mod server_cert;
