@@ -117,13 +117,34 @@ fn feeds_tables_only(root: &crate::config::Node, source: &str) -> bool {
 /// with a shared one when it is shared ([`shared`]) or this server holds (or
 /// just took) its lease.
 pub fn may_run_here(s: &Server, key: &str, yaml: &str) -> anyhow::Result<bool> {
+    may_run_here_renewed(s, key, yaml, None)
+}
+
+/// Leases a pass took or renewed at once ([`PgStore::lease_all`]): the
+/// pipelines asked for, and those this server holds.
+struct Renewed {
+    asked: HashSet<String>,
+    held: HashSet<String>,
+}
+
+/// [`may_run_here`], with the lease of a pipeline in `renewed` taken from
+/// it rather than asked for again.
+fn may_run_here_renewed(
+    s: &Server,
+    key: &str,
+    yaml: &str,
+    renewed: Option<&Renewed>,
+) -> anyhow::Result<bool> {
     let (Some(pg), Some(c)) = (s.store.pg(), &s.config.catalog) else {
         return Ok(true);
     };
     if shared(yaml) {
         return Ok(true);
     }
-    let mine = pg.lease(key, &c.server_id, c.lease)?;
+    let mine = match renewed {
+        Some(r) if r.asked.contains(key) => r.held.contains(key),
+        _ => pg.lease(key, &c.server_id, c.lease)?,
+    };
     let mut held = lock(&s.cluster.held);
     if mine {
         held.insert(key.to_string());
@@ -218,11 +239,27 @@ fn reconcile_once(s: &Server) -> anyhow::Result<()> {
         }
     }
     let present: HashSet<String> = recs.iter().map(|r| key(&r.tenant, &r.name)).collect();
+    // Every lease this pass needs, taken or renewed in one statement.
+    let renewed = match &s.config.catalog {
+        Some(c) => {
+            let asked: Vec<String> = recs
+                .iter()
+                .filter(|r| r.desired != Desired::Stopped && !shared(&r.yaml))
+                .map(|r| key(&r.tenant, &r.name))
+                .collect();
+            let held = pg.lease_all(&asked, &c.server_id, c.lease)?;
+            Some(Renewed {
+                asked: asked.into_iter().collect(),
+                held,
+            })
+        }
+        None => None,
+    };
     for rec in &recs {
         let _guard = s.lock_tenant(&rec.tenant);
         // Read again under the lock: an API call may have changed it.
         match s.store.pipeline(&rec.tenant, &rec.name)? {
-            Some(fresh) => one(s, &fresh)?,
+            Some(fresh) => one(s, &fresh, renewed.as_ref())?,
             None => gone(s, &key(&rec.tenant, &rec.name)),
         }
     }
@@ -239,9 +276,9 @@ fn reconcile_once(s: &Server) -> anyhow::Result<()> {
 }
 
 /// Reconciles one pipeline that is in the catalog.
-fn one(s: &Server, rec: &PipelineRec) -> anyhow::Result<()> {
+fn one(s: &Server, rec: &PipelineRec, renewed: Option<&Renewed>) -> anyhow::Result<()> {
     let k = key(&rec.tenant, &rec.name);
-    let here = rec.desired != Desired::Stopped && may_run_here(s, &k, &rec.yaml)?;
+    let here = rec.desired != Desired::Stopped && may_run_here_renewed(s, &k, &rec.yaml, renewed)?;
     if !here {
         release_unless_wanted(s, &k, rec);
     }
