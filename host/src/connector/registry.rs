@@ -22,6 +22,10 @@ pub struct SourceContext<'a> {
     pub name: &'a str,
     /// Where it reports how far through bounded input it is.
     pub progress: Arc<Progress>,
+    /// Whether its events reach a processor stage (one with state and
+    /// timers), directly or through transforms: event time order then
+    /// matters, which a source reading several partitions may restore.
+    pub reaches_processor: bool,
 }
 
 /// A source connector's validated configuration, which builds the running

@@ -291,6 +291,9 @@ pub(crate) fn run_hooked(
         let mut source = def.config.build(SourceContext {
             name: &def.name,
             progress: p,
+            reaches_processor: processors
+                .iter()
+                .any(|stage| upstream_sources(pipeline, stage).contains(&def.name)),
         })?;
         let handoffs = match committed_by.get(&def.name) {
             Some(_) if source.hand_off_progress() => Some(board.clone()),

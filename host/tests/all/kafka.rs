@@ -1678,3 +1678,63 @@ fn a_scaled_out_lookup_join_loses_nothing_when_a_member_dies_and_another_joins()
         (loaded_at - first) / mb
     );
 }
+
+/// A window over a topic's backlog: 4 partitions holding 2,400 records one
+/// second apart (spread over the partitions by key). Read from the start,
+/// librdkafka hands them over a partition's chunk at a time, so event time
+/// would jump back at every chunk; the source hands them on in time order
+/// across its partitions, so with the default lateness of 0 no record is
+/// late and every closed one-minute window counts its 60 records.
+#[test]
+fn a_window_over_a_partitioned_backlog_counts_every_record() {
+    let bs = brokers();
+    let topic = unique("backlog");
+    create_topics(&bs, &[(&topic, 4)]);
+    // On a minute boundary, so the windows hold 60 records each.
+    let base = 1_700_000_040_000i64;
+    let total = 2_400i64;
+    let records: Vec<Rec> = (0..total)
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                json!({"g": "all", "i": i}).to_string().into_bytes(),
+                Vec::new(),
+                Some(base + i * 1_000),
+            )
+        })
+        .collect();
+    produce(&bs, &topic, &records);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out.jsonl");
+    let p = write_pipeline(
+        dir.path(),
+        &format!(
+            "name: backlog\nbatch_size: 100\nsources:\n  in: {{type: kafka, brokers: \"{bs}\", topics: [{topic}], group_id: {group}, start: earliest}}\nstages:\n  w:\n    plugin: {plugin}\n    inputs: [in]\n    params: {{size_ms: 60000, group_by: g}}\nsinks:\n  out: {{type: file, path: {out}, inputs: [w]}}\n",
+            group = unique("backlog-g"),
+            plugin = q(&plugin("window-aggregate")),
+            out = q(&out),
+        ),
+    );
+    let log = dir.path().join("sluice.log");
+    let mut run = start(&p, &log);
+    // The last minute stays open (nothing comes after it): 39 close.
+    wait_for("39 closed windows", Duration::from_secs(90), || {
+        alive(&mut run, &log);
+        (out.exists() && lines(&out).len() >= 39).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    terminate(run, &log);
+    let dead = dir.path().join(".sluice/backlog/dead-letters.jsonl");
+    let late = if dead.exists() { lines(&dead).len() } else { 0 };
+    let counts: Vec<u64> = json_lines(&out)
+        .iter()
+        .take(39)
+        .map(|w| w["count"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(late, 0, "records dead-lettered as late");
+    assert_eq!(
+        counts,
+        vec![60; 39],
+        "each closed minute counts its 60 records"
+    );
+}

@@ -57,6 +57,12 @@ pub struct KafkaSourceConfig {
     /// Extra librdkafka consumer properties (`fetch.min.bytes`, ...).
     #[serde(default)]
     pub properties: KafkaProperties,
+    /// Records go on in timestamp order across the partitions; this is how
+    /// long they may wait for a partition that holds none but is behind
+    /// (older records may be on their way). 0: never wait (faster, but a
+    /// window downstream may find records late). At most 60000.
+    #[serde(default = "default_time_order_wait")]
+    pub time_order_wait_ms: u64,
 }
 
 /// Which partitions this process reads.
@@ -95,6 +101,10 @@ fn default_session_timeout() -> u64 {
     10_000
 }
 
+fn default_time_order_wait() -> u64 {
+    500
+}
+
 impl KafkaSourceConfig {
     /// Checks what serde cannot: (anchor field, field, message).
     pub fn check(&self) -> Result<(), ConfigIssue> {
@@ -119,6 +129,12 @@ impl KafkaSourceConfig {
                 )
             }
             _ => {}
+        }
+        if self.time_order_wait_ms > 60_000 {
+            return err(
+                "time_order_wait_ms",
+                "expected at most 60000 (a minute): records would wait that long for a partition that may never deliver",
+            );
         }
         if self.assign == Assign::All {
             if let Some(p) = &self.topic_pattern {

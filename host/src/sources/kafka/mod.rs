@@ -34,9 +34,10 @@
 //!   run time librdkafka reconnects with backoff and errors are logged.
 
 mod config;
+mod order;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,6 +53,8 @@ use rdkafka::types::RDKafkaRespErr;
 use serde_json::{json, Value};
 
 pub use config::{Assign, KafkaSourceConfig, StartAt};
+
+use order::{Held, TimeOrder};
 
 use crate::clients::kafka::{ErrorLog, GroupProgress, Refusing, ERROR_LOG_WINDOW};
 use crate::clients::kafka_diagnose::{forward_log, Refusals};
@@ -212,7 +215,16 @@ pub struct KafkaSource {
     /// Under `assign: all`: where each partition was first assigned, for one
     /// not read from yet when the assignment is replaced.
     starts: BTreeMap<Tp, Offset>,
+    /// Records fetched and not handed on yet, handed on in time order.
+    held: TimeOrder,
+    /// Whether records go on in timestamp order across partitions: only
+    /// when they reach a processor stage ([`KafkaSource::in_time_order`]).
+    time_ordered: bool,
 }
+
+/// What one poll gathered: the batch, undecodable records, client errors,
+/// and whether it was idle.
+type PollParts = (BatchBuilder, Vec<Malformed>, Vec<String>, bool);
 
 impl KafkaSource {
     /// A source per `config` named `name`.
@@ -247,7 +259,18 @@ impl KafkaSource {
             listed_at: None,
             missing: HashSet::new(),
             starts: BTreeMap::new(),
+            held: TimeOrder::default(),
+            time_ordered: false,
         }
+    }
+
+    /// Hands records on in timestamp order across partitions (see
+    /// [`order`]). Only event time in a processor's state and timers needs
+    /// it, and it costs about a third of a stateless pipeline's throughput,
+    /// so the runner asks for it only for sources that reach a processor.
+    pub fn in_time_order(mut self, on: bool) -> Self {
+        self.time_ordered = on;
+        self
     }
 
     /// Under `assign: all`: assigns every partition of the topics not yet
@@ -377,6 +400,7 @@ impl KafkaSource {
                 }
             }
             self.resumed.remove(&tp);
+            self.held.forget(&tp);
             self.assigned.remove(&tp);
         }
         for tp in log.assigned.drain(..) {
@@ -420,6 +444,272 @@ impl KafkaSource {
         if let Some(lag) = lag_of(&parts) {
             self.progress.set_lag(lag, LagUnit::Messages);
         }
+    }
+
+    /// Reads what the consumer has into the held records, up to `bound` of
+    /// them, waiting up to `wait` for the first. True if it read any.
+    fn fetch(&mut self, bound: usize, wait: Duration, errors: &mut Vec<String>) -> Result<bool> {
+        let consumer = self
+            .consumer
+            .as_ref()
+            .context("the kafka source is not open")?;
+        let mut any = false;
+        let mut wait = wait;
+        while self.held.len() < bound {
+            let Some(msg) = consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    break;
+                }
+            };
+            any = true;
+            let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+            let whence = || format!("{topic}[{partition}]@{offset}");
+            let value = match msg.payload() {
+                None => Ok(None),
+                Some(v) => Self::decode(&mut self.value, &self.name, v)
+                    .map(|d| Some(d.unwrap_or_else(|| v.to_vec())))
+                    .map_err(|e| (v.to_vec(), format!("value at {}: {e}", whence()))),
+            };
+            let key = match msg.key() {
+                None => Ok(None),
+                Some(k) => Self::decode(&mut self.key, &self.name, k)
+                    .map(|d| Some(d.unwrap_or_else(|| k.to_vec())))
+                    .map_err(|e| (k.to_vec(), format!("key at {}: {e}", whence()))),
+            };
+            let body = match (key, value) {
+                (Ok(k), Ok(v)) => Ok((k, v)),
+                (Err(bad), _) | (_, Err(bad)) => Err(bad),
+            };
+            let headers = msg
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let held = Held {
+                offset,
+                timestamp_ms: msg.timestamp().to_millis().unwrap_or_else(now_ms),
+                body,
+                headers,
+            };
+            self.held.push(&(topic.to_string(), partition), held);
+        }
+        Ok(any)
+    }
+
+    /// Hands on up to `max` held records in timestamp order (see [`order`]).
+    fn hand_on(
+        &mut self,
+        max: usize,
+        bound: usize,
+        b: &mut BatchBuilder,
+        malformed: &mut Vec<Malformed>,
+    ) {
+        let mut numbers = String::with_capacity(32);
+        // Whether an empty partition is behind cannot change within one
+        // call (nothing is fetched meanwhile, and one that empties here has
+        // had its last offset set): asked once per partition.
+        let known: std::cell::RefCell<HashMap<Tp, bool>> = Default::default();
+        // Full at the start: this whole batch goes on (deciding per record
+        // would hand on one record per poll once the first one is taken).
+        let full = self.held.len() >= bound;
+        let hold_wait = Duration::from_millis(self.config.time_order_wait_ms);
+        while b.len() + malformed.len() < max {
+            let (offsets, resumed, consumer) = (&self.offsets, &self.resumed, &self.consumer);
+            // Behind: the broker has records of it this source has not read
+            // (or it has not been fetched from yet).
+            let behind = |tp: &Tp| {
+                if let Some(b) = known.borrow().get(tp) {
+                    return *b;
+                }
+                let Some(c) = consumer else { return false };
+                let next = offsets
+                    .get(&tp.0)
+                    .and_then(|p| p.get(&tp.1))
+                    .or_else(|| resumed.get(tp))
+                    .copied();
+                let b = match (next, cached_high_watermark(c, &tp.0, tp.1)) {
+                    (Some(n), Some(high)) => n < high,
+                    (None, Some(high)) => high > 0,
+                    (_, None) => true,
+                };
+                known.borrow_mut().insert(tp.clone(), b);
+                b
+            };
+            let Some(((topic, partition), held)) =
+                self.held.next(&self.assigned, behind, hold_wait, full)
+            else {
+                break;
+            };
+            let offset = held.offset;
+            match self.offsets.get_mut(&topic) {
+                Some(parts) => {
+                    parts.insert(partition, offset + 1);
+                }
+                None => {
+                    self.offsets
+                        .insert(topic.clone(), BTreeMap::from([(partition, offset + 1)]));
+                }
+            }
+            let position = u64::try_from(offset).unwrap_or(0);
+            let (key, value) = match held.body {
+                Ok(kv) => kv,
+                Err((bytes, reason)) => {
+                    malformed.push(Malformed {
+                        bytes,
+                        reason,
+                        position,
+                    });
+                    continue;
+                }
+            };
+            numbers.clear();
+            let _ = write!(numbers, "{partition}{offset}");
+            let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
+            let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(held.headers.len() + 3);
+            for (k, v) in &held.headers {
+                headers.push((k.as_str(), v.as_slice()));
+            }
+            headers.push(("sluice.topic", topic.as_bytes()));
+            headers.push(("sluice.partition", partition_text.as_bytes()));
+            headers.push(("sluice.offset", offset_text.as_bytes()));
+            b.push(
+                key.as_deref(),
+                value.as_deref(),
+                &headers,
+                held.timestamp_ms,
+                position,
+            );
+        }
+    }
+
+    /// One batch in timestamp order across partitions (see [`order`]), for
+    /// a source whose events reach a processor stage.
+    fn poll_in_time_order(&mut self, max: usize) -> Result<PollParts> {
+        let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(4096));
+        let mut malformed = Vec::new();
+        let deadline = Instant::now() + POLL_WAIT;
+        let mut errors = Vec::new();
+        let mut fetched_any = false;
+        let bound = max.saturating_mul(4).max(HELD_MIN);
+        loop {
+            // Wait for a record only while there is nothing to hand on.
+            let wait = if b.is_empty() && malformed.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            fetched_any |= self.fetch(bound, wait, &mut errors)?;
+            self.apply_rebalances();
+            self.hand_on(max, bound, &mut b, &mut malformed);
+            if !b.is_empty() || !malformed.is_empty() || !errors.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let idle = !fetched_any && self.held.len() == 0 && errors.is_empty();
+        Ok((b, malformed, errors, idle))
+    }
+
+    /// One batch as librdkafka hands records over, for a source whose
+    /// events reach no processor (transforms, sinks and tables need no order
+    /// across partitions): nothing is held or copied.
+    fn poll_as_fetched(&mut self, max: usize) -> Result<PollParts> {
+        let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(4096));
+        let mut malformed = Vec::new();
+        let deadline = Instant::now() + POLL_WAIT;
+        let mut errors = Vec::new();
+        let mut numbers = String::with_capacity(32);
+        {
+            let consumer = self
+                .consumer
+                .as_ref()
+                .context("the kafka source is not open")?;
+            while b.len() + malformed.len() < max {
+                let wait = if b.is_empty() && malformed.is_empty() {
+                    deadline.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::ZERO
+                };
+                let Some(msg) = consumer.poll(wait) else {
+                    if wait.is_zero() {
+                        break;
+                    }
+                    continue;
+                };
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        break;
+                    }
+                };
+                let topic = msg.topic();
+                let partition = msg.partition();
+                let offset = msg.offset();
+                match self.offsets.get_mut(topic) {
+                    Some(parts) => {
+                        parts.insert(partition, offset + 1);
+                    }
+                    None => {
+                        self.offsets
+                            .insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
+                    }
+                }
+                let position = u64::try_from(offset).unwrap_or(0);
+                let whence = || format!("{topic}[{partition}]@{offset}");
+                let value = match msg.payload() {
+                    None => Ok(None),
+                    Some(v) => Self::decode(&mut self.value, &self.name, v)
+                        .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
+                        .map_err(|e| (v, format!("value at {}: {e}", whence()))),
+                };
+                let key = match msg.key() {
+                    None => Ok(None),
+                    Some(k) => Self::decode(&mut self.key, &self.name, k)
+                        .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
+                        .map_err(|e| (k, format!("key at {}: {e}", whence()))),
+                };
+                let (key, value) = match (key, value) {
+                    (Ok(k), Ok(v)) => (k, v),
+                    (Err((bytes, reason)), _) | (_, Err((bytes, reason))) => {
+                        malformed.push(Malformed {
+                            bytes: bytes.to_vec(),
+                            reason,
+                            position,
+                        });
+                        continue;
+                    }
+                };
+                numbers.clear();
+                let _ = write!(numbers, "{partition}{offset}");
+                let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
+                let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+                if let Some(hs) = msg.headers() {
+                    for h in hs.iter() {
+                        headers.push((h.key, h.value.unwrap_or(&[])));
+                    }
+                }
+                headers.push(("sluice.topic", topic.as_bytes()));
+                headers.push(("sluice.partition", partition_text.as_bytes()));
+                headers.push(("sluice.offset", offset_text.as_bytes()));
+                let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
+                b.push(key.as_deref(), value.as_deref(), &headers, ts, position);
+            }
+        }
+        let idle = b.is_empty() && malformed.is_empty() && errors.is_empty();
+        self.apply_rebalances();
+        Ok((b, malformed, errors, idle))
     }
 
     fn warn_rate_limited(&mut self, message: String) {
@@ -478,6 +768,12 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// How long reading a partition's end offsets may take.
 const END_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Records a source may hold while it hands them on in time order (or 4
+/// polls' worth, if more): enough for a fetched chunk (1 MiB, librdkafka's
+/// `max.partition.fetch.bytes`) of several partitions of small records, so
+/// that the oldest of each is in view. With as many held, it hands on
+/// without waiting for a partition that holds nothing.
+const HELD_MIN: usize = 16_384;
 /// How often a source with `assign: all` lists its topics' partitions again.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
 
@@ -639,93 +935,14 @@ impl Source for KafkaSource {
     }
 
     fn poll(&mut self, max: usize) -> Result<Polled> {
-        let mut b = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(4096));
-        let mut malformed = Vec::new();
-        let deadline = Instant::now() + POLL_WAIT;
-        let mut errors = Vec::new();
-        let mut numbers = String::with_capacity(32);
-        {
-            let consumer = self
-                .consumer
-                .as_ref()
-                .context("the kafka source is not open")?;
-            while b.len() + malformed.len() < max {
-                let wait = if b.is_empty() && malformed.is_empty() {
-                    deadline.saturating_duration_since(Instant::now())
-                } else {
-                    Duration::ZERO
-                };
-                let Some(msg) = consumer.poll(wait) else {
-                    if wait.is_zero() {
-                        break;
-                    }
-                    continue;
-                };
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        errors.push(e.to_string());
-                        break;
-                    }
-                };
-                let topic = msg.topic();
-                let partition = msg.partition();
-                let offset = msg.offset();
-                match self.offsets.get_mut(topic) {
-                    Some(parts) => {
-                        parts.insert(partition, offset + 1);
-                    }
-                    None => {
-                        self.offsets
-                            .insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
-                    }
-                }
-                let position = u64::try_from(offset).unwrap_or(0);
-                let whence = || format!("{topic}[{partition}]@{offset}");
-                let value = match msg.payload() {
-                    None => Ok(None),
-                    Some(v) => Self::decode(&mut self.value, &self.name, v)
-                        .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
-                        .map_err(|e| (v, format!("value at {}: {e}", whence()))),
-                };
-                let key = match msg.key() {
-                    None => Ok(None),
-                    Some(k) => Self::decode(&mut self.key, &self.name, k)
-                        .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
-                        .map_err(|e| (k, format!("key at {}: {e}", whence()))),
-                };
-                let (key, value) = match (key, value) {
-                    (Ok(k), Ok(v)) => (k, v),
-                    (Err((bytes, reason)), _) | (_, Err((bytes, reason))) => {
-                        malformed.push(Malformed {
-                            bytes: bytes.to_vec(),
-                            reason,
-                            position,
-                        });
-                        continue;
-                    }
-                };
-                numbers.clear();
-                let _ = write!(numbers, "{partition}{offset}");
-                let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
-                let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
-                if let Some(hs) = msg.headers() {
-                    for h in hs.iter() {
-                        headers.push((h.key, h.value.unwrap_or(&[])));
-                    }
-                }
-                headers.push(("sluice.topic", topic.as_bytes()));
-                headers.push(("sluice.partition", partition_text.as_bytes()));
-                headers.push(("sluice.offset", offset_text.as_bytes()));
-                let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
-                b.push(key.as_deref(), value.as_deref(), &headers, ts, position);
-            }
-        }
-        let idle = b.is_empty() && malformed.is_empty() && errors.is_empty();
+        let (b, malformed, errors, idle) = if self.time_ordered {
+            self.poll_in_time_order(max)?
+        } else {
+            self.poll_as_fetched(max)?
+        };
         for e in errors {
             self.warn_rate_limited(e);
         }
-        self.apply_rebalances();
         if self
             .listed_at
             .is_some_and(|t| t.elapsed() >= METADATA_EVERY)
@@ -882,29 +1099,39 @@ impl SourceConfig for KafkaSourceConfig {
     }
 
     fn fingerprint_text(&self) -> String {
-        let text = crate::clients::kafka_security::fingerprint_text(self, |c| {
-            c.tls = None;
-            c.sasl = None;
-        });
-        // As printed before `assign` existed (when `group_id` was a plain
-        // string), so the checkpoints of group members still fit.
-        match (&self.group_id, self.assign) {
-            (Some(g), Assign::Group) => text.replacen(
+        let mut c = self.clone();
+        c.tls = None;
+        c.sasl = None;
+        // As printed before `assign` and `time_order_wait_ms` existed (when
+        // `group_id` was a plain string), so the checkpoints of group members
+        // still fit: neither changes what a position means.
+        let mut text = format!("{c:?}")
+            .replacen(", tls: None, sasl: None", "", 1)
+            .replacen(
+                &format!(", time_order_wait_ms: {}", c.time_order_wait_ms),
+                "",
+                1,
+            );
+        if let (Some(g), Assign::Group) = (&c.group_id, c.assign) {
+            text = text.replacen(
                 &format!("group_id: Some({g:?}), assign: Group"),
                 &format!("group_id: {g:?}"),
                 1,
-            ),
-            _ => text,
+            );
         }
+        crate::connector::fingerprint::redacted(&text)
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
-        Ok(Box::new(KafkaSource::new(
-            self.clone(),
-            cx.name,
-            std::sync::Arc::from(cx.name),
-            cx.progress,
-        )))
+        Ok(Box::new(
+            KafkaSource::new(
+                self.clone(),
+                cx.name,
+                std::sync::Arc::from(cx.name),
+                cx.progress,
+            )
+            .in_time_order(cx.reaches_processor),
+        ))
     }
 }
 
@@ -964,6 +1191,11 @@ mod tests {
         let bad: Result<KafkaSourceConfig, _> =
             serde_json::from_value(json!({"brokers": "x:1", "topics": ["t"], "assign": "some"}));
         assert!(bad.is_err());
+        let (field, _) = issue(
+            json!({"brokers": "x:1", "topics": ["t"], "group_id": "g", "time_order_wait_ms": 3_600_000}),
+        )
+        .expect("an hour's wait refused");
+        assert_eq!(field, "time_order_wait_ms");
     }
 
     #[test]
@@ -993,8 +1225,11 @@ mod tests {
         let text = SourceConfig::fingerprint_text(&parsed(
             json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}),
         ));
-        assert!(text.contains("group_id: \"g\", start: Committed"), "{text}");
-        assert!(!text.contains("assign"), "{text}");
+        assert_eq!(
+            text,
+            "KafkaSourceConfig { brokers: \"x:1\", topics: [\"t\"], topic_pattern: None, group_id: \"g\", start: Committed, format: Json, key_format: Raw, schema_registry: None, connect_timeout_ms: <tuning>, session_timeout_ms: <tuning>, properties: {} }",
+            "as session 14 printed it"
+        );
         let text = SourceConfig::fingerprint_text(&parsed(
             json!({"brokers": "x:1", "topics": ["t"], "assign": "all"}),
         ));
