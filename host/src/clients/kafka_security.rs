@@ -79,9 +79,33 @@ impl fmt::Debug for SaslOptions {
 /// `properties:`, librdkafka's own settings. Its `Debug` form (what
 /// fingerprints and any logged configuration show) leaves out the values of
 /// keys that hold secrets.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct KafkaProperties(pub BTreeMap<String, String>);
+
+/// librdkafka takes every value as text, but a YAML user writes
+/// `fetch.min.bytes: 1000000` and `enable.idempotence: true`: numbers and
+/// booleans are taken as the text they are written as.
+impl<'de> Deserialize<'de> for KafkaProperties {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        use serde_json::Value;
+        BTreeMap::<String, Value>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                Value::Number(n) => Ok((k, n.to_string())),
+                Value::Bool(b) => Ok((k, b.to_string())),
+                Value::Null => Err(D::Error::custom(format!(
+                    "`{k}` has no value; expected text, a number or true/false"
+                ))),
+                Value::Array(_) | Value::Object(_) => Err(D::Error::custom(format!(
+                    "`{k}` is a list or a map; expected text, a number or true/false (librdkafka lists are comma-separated text)"
+                ))),
+            })
+            .collect::<Result<_, _>>()
+            .map(KafkaProperties)
+    }
+}
 
 impl std::ops::Deref for KafkaProperties {
     type Target = BTreeMap<String, String>;
@@ -777,6 +801,39 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert!(!settings(&with_ca).contains_key("ssl.ca.location"));
+    }
+
+    #[test]
+    fn property_values_may_be_numbers_or_booleans_but_not_lists() {
+        let p: KafkaProperties = serde_json::from_value(serde_json::json!({
+            "fetch.min.bytes": 1_000_000,
+            "enable.idempotence": true,
+            "compression.type": "lz4",
+            "socket.timeout.ms": 60_000.5,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.get("fetch.min.bytes").map(String::as_str),
+            Some("1000000")
+        );
+        assert_eq!(
+            p.get("enable.idempotence").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(p.get("compression.type").map(String::as_str), Some("lz4"));
+        assert_eq!(
+            p.get("socket.timeout.ms").map(String::as_str),
+            Some("60000.5")
+        );
+        for bad in [
+            serde_json::json!({"a": [1]}),
+            serde_json::json!({"a": null}),
+        ] {
+            let e = serde_json::from_value::<KafkaProperties>(bad)
+                .map(|_| ())
+                .expect_err("refused");
+            assert!(e.to_string().contains("`a`"), "{e}");
+        }
     }
 
     #[test]

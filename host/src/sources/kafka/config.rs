@@ -174,18 +174,24 @@ impl KafkaSourceConfig {
     /// for `assign: all`, which matches them against the broker's metadata
     /// itself. A pattern is anchored at the start as librdkafka's is.
     pub fn matches(&self, topic: &str) -> bool {
-        if self.topics.iter().any(|t| t == topic) {
-            return true;
+        self.matcher()(topic)
+    }
+
+    /// [`KafkaSourceConfig::matches`] with the pattern compiled once, for
+    /// matching every topic of a listing.
+    pub fn matcher(&self) -> impl Fn(&str) -> bool + '_ {
+        let pattern = self.topic_pattern.as_ref().and_then(|p| {
+            let anchored = if p.starts_with('^') {
+                p.clone()
+            } else {
+                format!("^{p}")
+            };
+            regex_lite::Regex::new(&anchored).ok()
+        });
+        move |topic: &str| {
+            self.topics.iter().any(|t| t == topic)
+                || pattern.as_ref().is_some_and(|r| r.is_match(topic))
         }
-        let Some(p) = &self.topic_pattern else {
-            return false;
-        };
-        let anchored = if p.starts_with('^') {
-            p.clone()
-        } else {
-            format!("^{p}")
-        };
-        regex_lite::Regex::new(&anchored).is_ok_and(|r| r.is_match(topic))
     }
 
     /// Subscription strings for librdkafka (a pattern starts with `^`).

@@ -290,8 +290,9 @@ impl KafkaSource {
         };
         let mut added = Vec::new();
         let mut seen = HashSet::new();
+        let ours = self.config.matcher();
         for topic in metadata.topics() {
-            if topic.error().is_some() || !self.config.matches(topic.name()) {
+            if topic.error().is_some() || !ours(topic.name()) {
                 continue;
             }
             seen.insert(topic.name());
