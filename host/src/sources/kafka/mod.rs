@@ -551,15 +551,7 @@ impl KafkaSource {
                 break;
             };
             let offset = held.offset;
-            match self.offsets.get_mut(&topic) {
-                Some(parts) => {
-                    parts.insert(partition, offset + 1);
-                }
-                None => {
-                    self.offsets
-                        .insert(topic.clone(), BTreeMap::from([(partition, offset + 1)]));
-                }
-            }
+            read_up_to(&mut self.offsets, &topic, partition, offset);
             let position = u64::try_from(offset).unwrap_or(0);
             let (key, value) = match held.body {
                 Ok(kv) => kv,
@@ -572,16 +564,11 @@ impl KafkaSource {
                     continue;
                 }
             };
-            numbers.clear();
-            let _ = write!(numbers, "{partition}{offset}");
-            let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
             let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(held.headers.len() + 3);
             for (k, v) in &held.headers {
                 headers.push((k.as_str(), v.as_slice()));
             }
-            headers.push(("sluice.topic", topic.as_bytes()));
-            headers.push(("sluice.partition", partition_text.as_bytes()));
-            headers.push(("sluice.offset", offset_text.as_bytes()));
+            push_origin(&mut headers, &mut numbers, &topic, partition, offset);
             b.push(
                 key.as_deref(),
                 value.as_deref(),
@@ -658,15 +645,7 @@ impl KafkaSource {
                 let topic = msg.topic();
                 let partition = msg.partition();
                 let offset = msg.offset();
-                match self.offsets.get_mut(topic) {
-                    Some(parts) => {
-                        parts.insert(partition, offset + 1);
-                    }
-                    None => {
-                        self.offsets
-                            .insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
-                    }
-                }
+                read_up_to(&mut self.offsets, topic, partition, offset);
                 let position = u64::try_from(offset).unwrap_or(0);
                 let whence = || format!("{topic}[{partition}]@{offset}");
                 let value = match msg.payload() {
@@ -692,18 +671,13 @@ impl KafkaSource {
                         continue;
                     }
                 };
-                numbers.clear();
-                let _ = write!(numbers, "{partition}{offset}");
-                let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
                 let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
                 if let Some(hs) = msg.headers() {
                     for h in hs.iter() {
                         headers.push((h.key, h.value.unwrap_or(&[])));
                     }
                 }
-                headers.push(("sluice.topic", topic.as_bytes()));
-                headers.push(("sluice.partition", partition_text.as_bytes()));
-                headers.push(("sluice.offset", offset_text.as_bytes()));
+                push_origin(&mut headers, &mut numbers, topic, partition, offset);
                 let ts = msg.timestamp().to_millis().unwrap_or_else(now_ms);
                 b.push(key.as_deref(), value.as_deref(), &headers, ts, position);
             }
@@ -739,6 +713,41 @@ impl KafkaSource {
             }
         }
     }
+}
+
+/// Notes that `offset` of a partition was read: its next offset follows it.
+fn read_up_to(
+    offsets: &mut BTreeMap<String, BTreeMap<i32, i64>>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    match offsets.get_mut(topic) {
+        Some(parts) => {
+            parts.insert(partition, offset + 1);
+        }
+        None => {
+            offsets.insert(topic.to_string(), BTreeMap::from([(partition, offset + 1)]));
+        }
+    }
+}
+
+/// Appends the `sluice.topic`, `sluice.partition` and `sluice.offset`
+/// headers; `numbers` holds the digits they point into, so no header
+/// allocates.
+fn push_origin<'a>(
+    headers: &mut Vec<(&'a str, &'a [u8])>,
+    numbers: &'a mut String,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+) {
+    numbers.clear();
+    let _ = write!(numbers, "{partition}{offset}");
+    let (partition_text, offset_text) = numbers.split_at(digits(i64::from(partition)));
+    headers.push(("sluice.topic", topic.as_bytes()));
+    headers.push(("sluice.partition", partition_text.as_bytes()));
+    headers.push(("sluice.offset", offset_text.as_bytes()));
 }
 
 /// The high watermark librdkafka last saw for a partition, from its fetch
