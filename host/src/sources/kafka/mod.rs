@@ -37,7 +37,7 @@ mod config;
 mod order;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -501,7 +501,7 @@ impl KafkaSource {
                 body,
                 headers,
             };
-            self.held.push(&(topic.to_string(), partition), held);
+            self.held.push(topic, partition, held);
         }
         Ok(any)
     }
@@ -517,8 +517,8 @@ impl KafkaSource {
         let mut numbers = String::with_capacity(32);
         // Whether an empty partition is behind cannot change within one
         // call (nothing is fetched meanwhile, and one that empties here has
-        // had its last offset set): asked once per partition.
-        let known: std::cell::RefCell<HashMap<Tp, bool>> = Default::default();
+        // had its last offset set): `start` has it asked once per partition.
+        self.held.start(&self.assigned);
         // Full at the start: this whole batch goes on (deciding per record
         // would hand on one record per poll once the first one is taken).
         let full = self.held.len() >= bound;
@@ -528,30 +528,25 @@ impl KafkaSource {
             // Behind: the broker has records of it this source has not read
             // (or it has not been fetched from yet).
             let behind = |tp: &Tp| {
-                if let Some(b) = known.borrow().get(tp) {
-                    return *b;
-                }
                 let Some(c) = consumer else { return false };
                 let next = offsets
                     .get(&tp.0)
                     .and_then(|p| p.get(&tp.1))
                     .or_else(|| resumed.get(tp))
                     .copied();
-                let b = match (next, cached_high_watermark(c, &tp.0, tp.1)) {
+                match (next, cached_high_watermark(c, &tp.0, tp.1)) {
                     (Some(n), Some(high)) => n < high,
                     (None, Some(high)) => high > 0,
                     (_, None) => true,
-                };
-                known.borrow_mut().insert(tp.clone(), b);
-                b
+                }
             };
-            let Some(((topic, partition), held)) =
-                self.held.next(&self.assigned, behind, hold_wait, full)
-            else {
+            let Some((part, held)) = self.held.next(behind, hold_wait, full) else {
                 break;
             };
+            let (topic, partition) = self.held.tp(part);
+            let partition = *partition;
             let offset = held.offset;
-            read_up_to(&mut self.offsets, &topic, partition, offset);
+            read_up_to(&mut self.offsets, topic, partition, offset);
             let position = u64::try_from(offset).unwrap_or(0);
             let (key, value) = match held.body {
                 Ok(kv) => kv,
@@ -568,7 +563,7 @@ impl KafkaSource {
             for (k, v) in &held.headers {
                 headers.push((k.as_str(), v.as_slice()));
             }
-            push_origin(&mut headers, &mut numbers, &topic, partition, offset);
+            push_origin(&mut headers, &mut numbers, topic, partition, offset);
             b.push(
                 key.as_deref(),
                 value.as_deref(),

@@ -9,7 +9,7 @@
 //! older records on the broker (it is behind its high watermark), for at
 //! most a bounded wait each time. Within a partition the order is the log's.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Tp;
@@ -31,13 +31,31 @@ pub(super) struct Held {
 }
 
 /// The records held per partition.
+///
+/// Per record handed on, it costs one pass over the partitions (a handful,
+/// usually) and no allocation or hashing: partitions live in a vector, a push
+/// finds its partition from the previous push (records come in runs of one
+/// partition), and whether an empty partition is behind is asked once per
+/// [`TimeOrder::start`].
 #[derive(Default)]
 pub(super) struct TimeOrder {
-    queues: BTreeMap<Tp, VecDeque<Held>>,
+    parts: Vec<Part>,
     len: usize,
-    /// Since when an empty partition behind its watermark has held the
-    /// others back; it stops holding once that is older than the wait.
-    waiting: HashMap<Tp, Instant>,
+    /// The partition the last push went to.
+    last: usize,
+}
+
+struct Part {
+    tp: Tp,
+    queue: VecDeque<Held>,
+    /// Assigned to this source (at the last [`TimeOrder::start`]).
+    assigned: bool,
+    /// Whether the broker holds records of it not fetched yet, once asked
+    /// since the last [`TimeOrder::start`].
+    behind: Option<bool>,
+    /// Since when it has held the others back while empty and behind; it
+    /// stops holding once that is older than the wait.
+    waiting_since: Option<Instant>,
 }
 
 impl TimeOrder {
@@ -46,63 +64,113 @@ impl TimeOrder {
         self.len
     }
 
-    pub fn push(&mut self, tp: &Tp, held: Held) {
-        self.waiting.remove(tp);
-        match self.queues.get_mut(tp) {
-            Some(q) => q.push_back(held),
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        let is = |p: &Part| p.tp.1 == partition && p.tp.0 == topic;
+        if self.parts.get(self.last).is_some_and(is) {
+            return Some(self.last);
+        }
+        self.parts.iter().position(is)
+    }
+
+    fn part(&mut self, topic: &str, partition: i32) -> usize {
+        match self.find(topic, partition) {
+            Some(i) => i,
             None => {
-                self.queues.insert(tp.clone(), VecDeque::from([held]));
+                self.parts.push(Part {
+                    tp: (topic.to_string(), partition),
+                    queue: VecDeque::new(),
+                    assigned: false,
+                    behind: None,
+                    waiting_since: None,
+                });
+                self.parts.len() - 1
             }
         }
+    }
+
+    pub fn push(&mut self, topic: &str, partition: i32, held: Held) {
+        let i = self.part(topic, partition);
+        let part = &mut self.parts[i];
+        part.waiting_since = None;
+        part.queue.push_back(held);
+        self.last = i;
         self.len += 1;
     }
 
     /// Forgets a revoked partition's records: its new owner reads them.
     pub fn forget(&mut self, tp: &Tp) {
-        if let Some(q) = self.queues.remove(tp) {
-            self.len -= q.len();
+        if let Some(i) = self.find(&tp.0, tp.1) {
+            let part = self.parts.remove(i);
+            self.len -= part.queue.len();
+            self.last = 0;
         }
-        self.waiting.remove(tp);
+    }
+
+    /// Starts handing on: notes which partitions are `assigned` now and
+    /// forgets what was known of their watermarks.
+    pub fn start<'a>(&mut self, assigned: impl IntoIterator<Item = &'a Tp>) {
+        for part in &mut self.parts {
+            part.assigned = false;
+            part.behind = None;
+        }
+        for tp in assigned {
+            let i = self.part(&tp.0, tp.1);
+            self.parts[i].assigned = true;
+        }
+        // Partitions neither assigned nor holding anything are gone.
+        self.parts.retain(|p| p.assigned || !p.queue.is_empty());
+        self.last = 0;
+    }
+
+    /// The partition of a record [`TimeOrder::next`] returned.
+    pub fn tp(&self, part: usize) -> &Tp {
+        &self.parts[part].tp
     }
 
     /// The held record with the smallest timestamp (the lower partition on a
-    /// tie), unless a partition of `assigned` holding nothing is `behind`
-    /// (the broker has records for it not fetched yet) and has held the
-    /// others back for less than `wait`. `full`: hand on regardless (the
-    /// held records reached their bound).
-    pub fn next<'a>(
+    /// tie) and its partition's index for [`TimeOrder::tp`], unless an
+    /// assigned partition holding nothing is `behind` (the broker has
+    /// records for it not fetched yet) and has held the others back for less
+    /// than `wait`. `full`: hand on regardless (the held records reached
+    /// their bound).
+    pub fn next(
         &mut self,
-        assigned: impl IntoIterator<Item = &'a Tp>,
         behind: impl Fn(&Tp) -> bool,
         wait: Duration,
         full: bool,
-    ) -> Option<(Tp, Held)> {
-        let tp = self
-            .queues
-            .iter()
-            .filter_map(|(tp, q)| q.front().map(|h| (h.timestamp_ms, tp)))
-            .min()
-            .map(|(_, tp)| tp.clone())?;
+    ) -> Option<(usize, Held)> {
+        let mut oldest: Option<(i64, usize)> = None;
+        for (i, part) in self.parts.iter().enumerate() {
+            if let Some(h) = part.queue.front() {
+                let older = oldest
+                    .is_none_or(|(ts, o)| (h.timestamp_ms, &part.tp) < (ts, &self.parts[o].tp));
+                if older {
+                    oldest = Some((h.timestamp_ms, i));
+                }
+            }
+        }
+        let (_, i) = oldest?;
         if !full {
-            let now = Instant::now();
-            for other in assigned {
-                if self.queues.get(other).is_some_and(|q| !q.is_empty()) {
+            let mut now = None;
+            for part in &mut self.parts {
+                if !part.assigned || !part.queue.is_empty() {
                     continue;
                 }
-                if !behind(other) {
-                    self.waiting.remove(other);
+                let is_behind = *part.behind.get_or_insert_with(|| behind(&part.tp));
+                if !is_behind {
+                    part.waiting_since = None;
                     continue;
                 }
-                let since = *self.waiting.entry(other.clone()).or_insert(now);
+                let now = *now.get_or_insert_with(Instant::now);
+                let since = *part.waiting_since.get_or_insert(now);
                 if now.duration_since(since) < wait {
                     return None;
                 }
             }
         }
-        let q = self.queues.get_mut(&tp)?;
-        let held = q.pop_front()?;
+        let held = self.parts[i].queue.pop_front()?;
         self.len -= 1;
-        Some((tp, held))
+        Some((i, held))
     }
 }
 
@@ -124,9 +192,10 @@ mod tests {
     }
 
     fn drain(o: &mut TimeOrder, assigned: &[Tp]) -> Vec<(i32, i64)> {
+        o.start(assigned);
         let mut out = Vec::new();
-        while let Some((tp, h)) = o.next(assigned, |_| false, Duration::ZERO, false) {
-            out.push((tp.1, h.timestamp_ms));
+        while let Some((i, h)) = o.next(|_| false, Duration::ZERO, false) {
+            out.push((o.tp(i).1, h.timestamp_ms));
         }
         out
     }
@@ -135,10 +204,10 @@ mod tests {
     fn chunks_of_several_partitions_come_out_in_time_order_each_partition_in_log_order() {
         let mut o = TimeOrder::default();
         for (i, ts) in [10, 20, 30, 40].into_iter().enumerate() {
-            o.push(&tp(0), held(i as i64, ts));
+            o.push("t", 0, held(i as i64, ts));
         }
         for (i, ts) in [15, 25, 25, 50].into_iter().enumerate() {
-            o.push(&tp(1), held(i as i64, ts));
+            o.push("t", 1, held(i as i64, ts));
         }
         assert_eq!(o.len(), 8);
         assert_eq!(
@@ -160,38 +229,71 @@ mod tests {
     #[test]
     fn an_empty_partition_behind_its_watermark_holds_the_others_back_for_the_wait_only() {
         let mut o = TimeOrder::default();
-        o.push(&tp(0), held(0, 100));
+        o.push("t", 0, held(0, 100));
         let assigned = [tp(0), tp(1)];
         let behind = |t: &Tp| t.1 == 1;
+        o.start(&assigned);
         assert!(
-            o.next(&assigned, behind, Duration::from_secs(60), false)
-                .is_none(),
+            o.next(behind, Duration::from_secs(60), false).is_none(),
             "partition 1 may hold older records"
         );
         assert!(
-            o.next(&assigned, behind, Duration::from_secs(60), true)
-                .is_some(),
+            o.next(behind, Duration::from_secs(60), true).is_some(),
             "full: handed on regardless"
         );
-        o.push(&tp(0), held(1, 200));
+        o.push("t", 0, held(1, 200));
         assert!(
-            o.next(&assigned, behind, Duration::ZERO, false).is_some(),
+            o.next(behind, Duration::ZERO, false).is_some(),
             "waited long enough"
         );
-        o.push(&tp(0), held(2, 300));
+        o.push("t", 0, held(2, 300));
+        // A new hand-on asks the watermarks again.
+        o.start(&assigned);
         assert!(
-            o.next(&assigned, |_| false, Duration::from_secs(60), false)
-                .is_some(),
+            o.next(|_| false, Duration::from_secs(60), false).is_some(),
             "a partition read to its watermark holds nothing back"
         );
     }
 
     #[test]
+    fn a_partition_is_asked_whether_it_is_behind_once_per_hand_on() {
+        let mut o = TimeOrder::default();
+        for i in 0..5 {
+            o.push("t", 0, held(i, i * 10));
+        }
+        let asked = std::cell::Cell::new(0);
+        let behind = |_: &Tp| {
+            asked.set(asked.get() + 1);
+            false
+        };
+        o.start(&[tp(0), tp(1), tp(2)]);
+        let mut n = 0;
+        while o.next(behind, Duration::from_secs(60), false).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+        assert_eq!(asked.get(), 2, "partitions 1 and 2, once each");
+    }
+
+    #[test]
+    fn partitions_neither_assigned_nor_holding_records_are_dropped_at_start() {
+        let mut o = TimeOrder::default();
+        o.push("t", 0, held(0, 1));
+        o.start(&[tp(0), tp(1)]);
+        assert_eq!(o.parts.len(), 2);
+        assert!(o.next(|_| false, Duration::ZERO, false).is_some());
+        // Partition 0 revoked without being forgotten (empty), 1 kept.
+        o.start(&[tp(1)]);
+        assert_eq!(o.parts.len(), 1);
+        assert_eq!(o.parts[0].tp, tp(1));
+    }
+
+    #[test]
     fn a_revoked_partition_is_forgotten_with_its_records() {
         let mut o = TimeOrder::default();
-        o.push(&tp(0), held(0, 5));
-        o.push(&tp(1), held(0, 1));
-        o.push(&tp(1), held(1, 2));
+        o.push("t", 0, held(0, 5));
+        o.push("t", 1, held(0, 1));
+        o.push("t", 1, held(1, 2));
         o.forget(&tp(1));
         assert_eq!(o.len(), 1);
         assert_eq!(drain(&mut o, &[tp(0)]), [(0, 5)]);
