@@ -47,7 +47,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use serde_json::{json, Value};
@@ -221,6 +221,10 @@ pub struct KafkaSource {
     /// when they reach a processor stage ([`KafkaSource::in_time_order`]).
     time_ordered: bool,
 }
+
+/// A record's decoded key and value, or its undecodable bytes and why.
+type Decoded<'m> =
+    std::result::Result<(Option<Cow<'m, [u8]>>, Option<Cow<'m, [u8]>>), (&'m [u8], String)>;
 
 /// What one poll gathered: the batch, undecodable records, client errors,
 /// and whether it was idle.
@@ -470,23 +474,9 @@ impl KafkaSource {
             };
             any = true;
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-            let whence = || format!("{topic}[{partition}]@{offset}");
-            let value = match msg.payload() {
-                None => Ok(None),
-                Some(v) => Self::decode(&mut self.value, &self.name, v)
-                    .map(|d| Some(d.unwrap_or_else(|| v.to_vec())))
-                    .map_err(|e| (v.to_vec(), format!("value at {}: {e}", whence()))),
-            };
-            let key = match msg.key() {
-                None => Ok(None),
-                Some(k) => Self::decode(&mut self.key, &self.name, k)
-                    .map(|d| Some(d.unwrap_or_else(|| k.to_vec())))
-                    .map_err(|e| (k.to_vec(), format!("key at {}: {e}", whence()))),
-            };
-            let body = match (key, value) {
-                (Ok(k), Ok(v)) => Ok((k, v)),
-                (Err(bad), _) | (_, Err(bad)) => Err(bad),
-            };
+            let body = Self::decode_record((&mut self.key, &mut self.value), &self.name, &msg)
+                .map(|(k, v)| (k.map(Cow::into_owned), v.map(Cow::into_owned)))
+                .map_err(|(bytes, reason)| (bytes.to_vec(), reason));
             let headers = msg
                 .headers()
                 .map(|hs| {
@@ -642,30 +632,18 @@ impl KafkaSource {
                 let offset = msg.offset();
                 read_up_to(&mut self.offsets, topic, partition, offset);
                 let position = u64::try_from(offset).unwrap_or(0);
-                let whence = || format!("{topic}[{partition}]@{offset}");
-                let value = match msg.payload() {
-                    None => Ok(None),
-                    Some(v) => Self::decode(&mut self.value, &self.name, v)
-                        .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
-                        .map_err(|e| (v, format!("value at {}: {e}", whence()))),
-                };
-                let key = match msg.key() {
-                    None => Ok(None),
-                    Some(k) => Self::decode(&mut self.key, &self.name, k)
-                        .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
-                        .map_err(|e| (k, format!("key at {}: {e}", whence()))),
-                };
-                let (key, value) = match (key, value) {
-                    (Ok(k), Ok(v)) => (k, v),
-                    (Err((bytes, reason)), _) | (_, Err((bytes, reason))) => {
-                        malformed.push(Malformed {
-                            bytes: bytes.to_vec(),
-                            reason,
-                            position,
-                        });
-                        continue;
-                    }
-                };
+                let (key, value) =
+                    match Self::decode_record((&mut self.key, &mut self.value), &self.name, &msg) {
+                        Ok(kv) => kv,
+                        Err((bytes, reason)) => {
+                            malformed.push(Malformed {
+                                bytes: bytes.to_vec(),
+                                reason,
+                                position,
+                            });
+                            continue;
+                        }
+                    };
                 let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(8);
                 if let Some(hs) = msg.headers() {
                     for h in hs.iter() {
@@ -680,6 +658,34 @@ impl KafkaSource {
         let idle = b.is_empty() && malformed.is_empty() && errors.is_empty();
         self.apply_rebalances();
         Ok((b, malformed, errors, idle))
+    }
+
+    /// A record's key and value through the source's formats (borrowed
+    /// when they pass as they are), or the bytes that did not decode and why
+    /// (the key's first). Takes the decoders rather than `self`, which the
+    /// caller's consumer borrows.
+    fn decode_record<'m>(
+        (key_dec, value_dec): (&mut Decoder, &mut Decoder),
+        name: &str,
+        msg: &'m BorrowedMessage<'_>,
+    ) -> Decoded<'m> {
+        let whence = || format!("{}[{}]@{}", msg.topic(), msg.partition(), msg.offset());
+        let value = match msg.payload() {
+            None => Ok(None),
+            Some(v) => Self::decode(value_dec, name, v)
+                .map(|d| Some(d.map_or(Cow::Borrowed(v), Cow::Owned)))
+                .map_err(|e| (v, format!("value at {}: {e}", whence()))),
+        };
+        let key = match msg.key() {
+            None => Ok(None),
+            Some(k) => Self::decode(key_dec, name, k)
+                .map(|d| Some(d.map_or(Cow::Borrowed(k), Cow::Owned)))
+                .map_err(|e| (k, format!("key at {}: {e}", whence()))),
+        };
+        match (key, value) {
+            (Ok(k), Ok(v)) => Ok((k, v)),
+            (Err(bad), _) | (_, Err(bad)) => Err(bad),
+        }
     }
 
     fn warn_rate_limited(&mut self, message: String) {
@@ -1107,7 +1113,8 @@ impl SourceConfig for KafkaSourceConfig {
         let mut c = self.clone();
         c.tls = None;
         c.sasl = None;
-        // As printed before `assign` and `time_order_wait_ms` existed (when
+        // Stripped before redaction, which would leave `<tuning>` in its
+        // place. As printed before `assign` and `time_order_wait_ms` existed (when
         // `group_id` was a plain string), so the checkpoints of group members
         // still fit: neither changes what a position means.
         let mut text = format!("{c:?}")

@@ -9,7 +9,7 @@
 //! older records on the broker (it is behind its high watermark), for at
 //! most a bounded wait each time. Within a partition the order is the log's.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::Tp;
@@ -58,6 +58,18 @@ struct Part {
     waiting_since: Option<Instant>,
 }
 
+impl Part {
+    fn new(tp: Tp, assigned: bool) -> Self {
+        Part {
+            tp,
+            queue: VecDeque::new(),
+            assigned,
+            behind: None,
+            waiting_since: None,
+        }
+    }
+}
+
 impl TimeOrder {
     /// Records held, over every partition.
     pub fn len(&self) -> usize {
@@ -76,13 +88,8 @@ impl TimeOrder {
         match self.find(topic, partition) {
             Some(i) => i,
             None => {
-                self.parts.push(Part {
-                    tp: (topic.to_string(), partition),
-                    queue: VecDeque::new(),
-                    assigned: false,
-                    behind: None,
-                    waiting_since: None,
-                });
+                self.parts
+                    .push(Part::new((topic.to_string(), partition), false));
                 self.parts.len() - 1
             }
         }
@@ -109,16 +116,21 @@ impl TimeOrder {
     /// Starts handing on: notes which partitions are `assigned` now and
     /// forgets what was known of their watermarks.
     pub fn start<'a>(&mut self, assigned: impl IntoIterator<Item = &'a Tp>) {
+        let assigned: HashSet<&Tp> = assigned.into_iter().collect();
+        let mut marked = 0;
         for part in &mut self.parts {
-            part.assigned = false;
+            part.assigned = assigned.contains(&part.tp);
             part.behind = None;
-        }
-        for tp in assigned {
-            let i = self.part(&tp.0, tp.1);
-            self.parts[i].assigned = true;
+            marked += usize::from(part.assigned);
         }
         // Partitions neither assigned nor holding anything are gone.
         self.parts.retain(|p| p.assigned || !p.queue.is_empty());
+        if marked < assigned.len() {
+            let known: HashSet<Tp> = self.parts.iter().map(|p| p.tp.clone()).collect();
+            for tp in assigned.into_iter().filter(|tp| !known.contains(*tp)) {
+                self.parts.push(Part::new(tp.clone(), true));
+            }
+        }
         self.last = 0;
     }
 
