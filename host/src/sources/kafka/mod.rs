@@ -460,7 +460,7 @@ impl KafkaSource {
             .context("the kafka source is not open")?;
         let mut any = false;
         let mut wait = wait;
-        while self.held.len() < bound {
+        while self.held.len() < bound && self.held.bytes() < HELD_MAX_BYTES {
             let Some(msg) = consumer.poll(wait) else {
                 break;
             };
@@ -511,7 +511,7 @@ impl KafkaSource {
         self.held.start(&self.assigned);
         // Full at the start: this whole batch goes on (deciding per record
         // would hand on one record per poll once the first one is taken).
-        let full = self.held.len() >= bound;
+        let full = self.held.len() >= bound || self.held.bytes() >= HELD_MAX_BYTES;
         let hold_wait = Duration::from_millis(self.config.time_order_wait_ms);
         while b.len() + malformed.len() < max {
             let (offsets, resumed, consumer) = (&self.offsets, &self.resumed, &self.consumer);
@@ -785,6 +785,10 @@ const END_OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
 /// that the oldest of each is in view. With as many held, it hands on
 /// without waiting for a partition that holds nothing.
 const HELD_MIN: usize = 16_384;
+/// Bytes a source may hold in time order, whatever the records' count: 16,384
+/// records of a megabyte each would otherwise be 16 GiB outside librdkafka's
+/// own bounded queue. Reaching it counts as full: what is held goes on.
+const HELD_MAX_BYTES: usize = 64 << 20;
 /// How often a source with `assign: all` lists its topics' partitions again.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
 

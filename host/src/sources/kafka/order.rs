@@ -30,6 +30,21 @@ pub(super) struct Held {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl Held {
+    /// Bytes it holds: key, value (or the undecodable bytes) and headers.
+    pub fn size(&self) -> usize {
+        let body = match &self.body {
+            Ok((k, v)) => k.as_ref().map_or(0, Vec::len) + v.as_ref().map_or(0, Vec::len),
+            Err((bytes, reason)) => bytes.len() + reason.len(),
+        };
+        body + self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+    }
+}
+
 /// The records held per partition.
 ///
 /// Per record handed on, it costs one pass over the partitions (a handful,
@@ -41,6 +56,8 @@ pub(super) struct Held {
 pub(super) struct TimeOrder {
     parts: Vec<Part>,
     len: usize,
+    /// [`Held::size`] summed over the held records.
+    bytes: usize,
     /// The partition the last push went to.
     last: usize,
 }
@@ -76,6 +93,11 @@ impl TimeOrder {
         self.len
     }
 
+    /// Bytes held, over every partition ([`Held::size`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     fn find(&self, topic: &str, partition: i32) -> Option<usize> {
         let is = |p: &Part| p.tp.1 == partition && p.tp.0 == topic;
         if self.parts.get(self.last).is_some_and(is) {
@@ -99,6 +121,7 @@ impl TimeOrder {
         let i = self.part(topic, partition);
         let part = &mut self.parts[i];
         part.waiting_since = None;
+        self.bytes += held.size();
         part.queue.push_back(held);
         self.last = i;
         self.len += 1;
@@ -109,6 +132,7 @@ impl TimeOrder {
         if let Some(i) = self.find(&tp.0, tp.1) {
             let part = self.parts.remove(i);
             self.len -= part.queue.len();
+            self.bytes -= part.queue.iter().map(Held::size).sum::<usize>();
             self.last = 0;
         }
     }
@@ -182,6 +206,7 @@ impl TimeOrder {
         }
         let held = self.parts[i].queue.pop_front()?;
         self.len -= 1;
+        self.bytes -= held.size();
         Some((i, held))
     }
 }
@@ -298,6 +323,25 @@ mod tests {
         o.start(&[tp(1)]);
         assert_eq!(o.parts.len(), 1);
         assert_eq!(o.parts[0].tp, tp(1));
+    }
+
+    #[test]
+    fn held_bytes_count_keys_values_and_headers_and_go_down_as_records_leave() {
+        let mut o = TimeOrder::default();
+        let big = Held {
+            offset: 0,
+            timestamp_ms: 1,
+            body: Ok((Some(vec![0; 10]), Some(vec![0; 1000]))),
+            headers: vec![("h".into(), vec![0; 5])],
+        };
+        o.push("t", 0, big);
+        o.push("t", 1, held(0, 2));
+        assert_eq!(o.bytes(), 10 + 1000 + 1 + 5 + 1);
+        o.start(&[tp(0), tp(1)]);
+        assert!(o.next(|_| false, Duration::ZERO, false).is_some());
+        assert_eq!(o.bytes(), 1, "the big one left");
+        o.forget(&tp(1));
+        assert_eq!((o.len(), o.bytes()), (0, 0));
     }
 
     #[test]
