@@ -3,6 +3,7 @@
 //! them, and they import nothing above [`crate::connector`].
 
 pub mod kafka;
+pub mod kafka_buffers;
 pub mod kafka_diagnose;
 pub mod kafka_security;
 pub mod mongodb;

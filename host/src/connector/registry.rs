@@ -16,6 +16,15 @@ use super::{ConfigIssue, Progress, Sink, Source};
 /// Why a connector's section did not deserialize, with the path inside it.
 pub type ParseError = serde_path_to_error::Error<serde_json::Error>;
 
+/// What a native connector's client may buffer, as its configuration sizes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientBuffers {
+    /// The bound, MiB (rounded up).
+    pub mb: u64,
+    /// What the bound is made of, for messages.
+    pub made_of: &'static str,
+}
+
 /// What a source is given when it is built.
 pub struct SourceContext<'a> {
     /// The source's name in the pipeline file (also its events' origin).
@@ -67,6 +76,12 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     /// the operator's ceilings and counted in a tenant's memory quota like a
     /// stage's. Native connectors run no plugin: `None`.
     fn sandbox_limits(&self) -> Option<crate::plugin::Limits> {
+        None
+    }
+    /// The most its native client buffers in the host's memory, when its
+    /// configuration can raise that (librdkafka's queues): held to the
+    /// operator's `client_buffer_mb` and counted in a tenant's memory quota.
+    fn client_buffers(&self) -> Option<ClientBuffers> {
         None
     }
     /// Builds the running source.
@@ -122,6 +137,12 @@ pub trait SinkConfig: Debug + Send + Sync + CloneSinkConfig {
     /// the operator's ceilings and counted in a tenant's memory quota like a
     /// stage's. Native connectors run no plugin: `None`.
     fn sandbox_limits(&self) -> Option<crate::plugin::Limits> {
+        None
+    }
+    /// The most its native client buffers in the host's memory, when its
+    /// configuration can raise that (librdkafka's queues): held to the
+    /// operator's `client_buffer_mb` and counted in a tenant's memory quota.
+    fn client_buffers(&self) -> Option<ClientBuffers> {
         None
     }
     /// Builds the running sink named `name`.

@@ -84,35 +84,22 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
             ));
         }
     }
-    // A custom connector's plugin is held to the same ceilings as a stage's.
-    let connectors = p
-        .sources
-        .iter()
-        .map(|s| {
-            (
-                format!("sources.{}", s.name),
-                s.config.sandbox_limits(),
-                s.at,
-            )
-        })
-        .chain(
-            p.sinks
-                .iter()
-                .map(|s| (format!("sinks.{}", s.name), s.config.sandbox_limits(), s.at)),
-        )
-        .chain(p.dead_letter.iter().map(|d| {
-            (
-                "dead_letter".to_string(),
-                d.sandbox_limits(),
-                Default::default(),
-            )
-        }));
-    for (field, limits, at) in connectors {
-        for (limit, message) in limits.map(|l| ceilings.check(&l)).unwrap_or_default() {
+    // A custom connector's plugin is held to the same ceilings as a stage's;
+    // a native one's client buffers to `client_buffer_mb`.
+    for c in super::footprint::connector_bounds(p) {
+        if let Some(message) = c.buffers.and_then(|b| ceilings.check_client(&b)) {
             diags.push(Diagnostic::new(
                 &p.file,
-                at,
-                &format!("{field}.limits.{limit}"),
+                c.at,
+                &format!("{}.properties", c.field),
+                message,
+            ));
+        }
+        for (limit, message) in c.limits.map(|l| ceilings.check(&l)).unwrap_or_default() {
+            diags.push(Diagnostic::new(
+                &p.file,
+                c.at,
+                &format!("{}.limits.{limit}", c.field),
                 message,
             ));
         }

@@ -5,12 +5,16 @@
 //! stage's or custom connector's plugin instance is capped at its
 //! `limits.memory_mb`, a processor's keyed state at its `limits.state_mb`,
 //! a table at its `max_mb`, and a user-defined function's instance at its
-//! `limits.memory_mb` once per stage (each calling stage has its own). Not counted: events in flight between
-//! threads (bounded by `channel_capacity` batches per edge, but the size of
-//! one event is the source's) and the native connectors' client buffers.
+//! `limits.memory_mb` once per stage (each calling stage has its own); so are
+//! a native connector's client buffers where its configuration sizes them
+//! (a Kafka consumer's or producer's queues, `client_buffer_mb`). Not
+//! counted: events in flight between threads (bounded by
+//! `channel_capacity` batches per edge, but the size of one event is the
+//! source's) and the fixed buffers of the other native connectors' clients.
 
-use crate::config::Pipeline;
-use crate::plugin::{ComponentCache, StagePlugin, WasmEngine};
+use crate::config::{Location, Pipeline};
+use crate::connector::ClientBuffers;
+use crate::plugin::{ComponentCache, Limits, StagePlugin, WasmEngine};
 
 /// What a pipeline may hold, in MiB, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +29,8 @@ pub struct Footprint {
     pub connectors_mb: u64,
     /// User-defined functions' instances, one per function and stage.
     pub udfs_mb: u64,
+    /// Native connectors' client buffers (Kafka's queues).
+    pub clients_mb: u64,
 }
 
 impl Footprint {
@@ -35,6 +41,7 @@ impl Footprint {
             .saturating_add(self.tables_mb)
             .saturating_add(self.connectors_mb)
             .saturating_add(self.udfs_mb)
+            .saturating_add(self.clients_mb)
     }
 }
 
@@ -56,14 +63,13 @@ pub fn footprint(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> F
     for t in &p.tables {
         f.tables_mb = f.tables_mb.saturating_add(t.config.max_mb);
     }
-    let connectors = p
-        .sources
-        .iter()
-        .filter_map(|s| s.config.sandbox_limits())
-        .chain(p.sinks.iter().filter_map(|s| s.config.sandbox_limits()))
-        .chain(p.dead_letter.iter().filter_map(|d| d.sandbox_limits()));
-    for l in connectors {
-        f.connectors_mb = f.connectors_mb.saturating_add(l.memory_mb);
+    for c in connector_bounds(p) {
+        if let Some(l) = c.limits {
+            f.connectors_mb = f.connectors_mb.saturating_add(l.memory_mb);
+        }
+        if let Some(b) = c.buffers {
+            f.clients_mb = f.clients_mb.saturating_add(b.mb);
+        }
     }
     // Any stage may call any of the pipeline's functions.
     let stages = p.stages.len() as u64;
@@ -73,4 +79,39 @@ pub fn footprint(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) -> F
             .saturating_add(u.limits.memory_mb.saturating_mul(stages));
     }
     f
+}
+
+/// What bounds one source's, sink's or the dead-letter destination's memory.
+pub(crate) struct ConnectorBounds {
+    /// Its place in the file: `sources.<name>`, `sinks.<name>` or `dead_letter`.
+    pub field: String,
+    /// Where it is written.
+    pub at: Location,
+    /// A custom connector's sandbox limits.
+    pub limits: Option<Limits>,
+    /// A native connector's client buffers.
+    pub buffers: Option<ClientBuffers>,
+}
+
+/// The bounds of every source, sink and the dead-letter destination of `p`.
+pub(crate) fn connector_bounds(p: &Pipeline) -> impl Iterator<Item = ConnectorBounds> + '_ {
+    let sources = p.sources.iter().map(|s| ConnectorBounds {
+        field: format!("sources.{}", s.name),
+        at: s.at,
+        limits: s.config.sandbox_limits(),
+        buffers: s.config.client_buffers(),
+    });
+    let sinks = p.sinks.iter().map(|s| ConnectorBounds {
+        field: format!("sinks.{}", s.name),
+        at: s.at,
+        limits: s.config.sandbox_limits(),
+        buffers: s.config.client_buffers(),
+    });
+    let dead_letter = p.dead_letter.iter().map(|d| ConnectorBounds {
+        field: "dead_letter".to_string(),
+        at: Location::default(),
+        limits: d.sandbox_limits(),
+        buffers: d.client_buffers(),
+    });
+    sources.chain(sinks).chain(dead_letter)
 }

@@ -44,6 +44,10 @@ pub struct Ceilings {
     pub log_kb_per_call: u64,
     /// A table's `max_mb` (tables live in the host's memory, not a plugin's).
     pub table_mb: u64,
+    /// What one native connector's client may buffer, MiB, as its
+    /// `properties:` size it (a Kafka consumer's prefetch queue, a
+    /// producer's queue).
+    pub client_buffer_mb: u64,
     /// Core instances one plugin instance (store) may create. Not a stage
     /// limit: the pooling allocator is sized from these three when the
     /// engine is built, so they hold for every stage of the process.
@@ -76,6 +80,7 @@ impl Default for Ceilings {
             timers: 10_000_000,
             log_kb_per_call: 1024,
             table_mb: 4096,
+            client_buffer_mb: 512,
             instances_per_component: super::limits::INSTANCES_PER_COMPONENT as u64,
             memories_per_component: super::limits::MEMORIES_PER_COMPONENT as u64,
             tables_per_component: super::limits::TABLES_PER_COMPONENT as u64,
@@ -116,6 +121,16 @@ impl Ceilings {
             format!(
                 "{max_mb} is above this host's ceiling of {} ({WHERE})",
                 self.table_mb
+            )
+        })
+    }
+
+    /// A native connector's client buffers above the ceiling, as a message.
+    pub fn check_client(&self, buffers: &crate::connector::ClientBuffers) -> Option<String> {
+        (buffers.mb > self.client_buffer_mb).then(|| {
+            format!(
+                "with these properties its client may buffer {} MiB ({}), above this host's ceiling of {} MiB (client_buffer_mb, {WHERE})",
+                buffers.mb, buffers.made_of, self.client_buffer_mb
             )
         })
     }

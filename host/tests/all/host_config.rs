@@ -326,3 +326,40 @@ fn per_component_counts_are_operator_ceilings_that_name_themselves_when_hit() {
         );
     }
 }
+
+#[test]
+fn an_operator_bounds_what_a_kafka_client_may_buffer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No broker: validation stops before anything connects.
+    let p = write_pipeline(
+        dir.path(),
+        "sources:\n  in: {type: kafka, brokers: '127.0.0.1:9', topics: [t], group_id: g}\nsinks:\n  out: {type: kafka, brokers: '127.0.0.1:9', topic: u, inputs: [in], properties: {queue.buffering.max.kbytes: 1024}}\n",
+    );
+    // The consumer's defaults: a 64 MiB prefetch queue, a 50 MiB fetch and
+    // 64 MiB held in time order. The 1 MiB producer queue fits.
+    let h = host(
+        dir.path(),
+        "host.yaml",
+        "ceilings: {client_buffer_mb: 100}\n",
+    );
+    let err = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .arg("--host-config")
+            .arg(&h),
+    );
+    assert!(
+        err.contains("sources.in.properties")
+            && err.contains("its client may buffer 178 MiB")
+            && err.contains("above this host's ceiling of 100 MiB")
+            && !err.contains("sinks.out"),
+        "{err}"
+    );
+    run_ok(
+        sluice()
+            .arg("validate")
+            .arg(&p)
+            .env_remove("SLUICE_HOST_CONFIG"),
+    );
+}

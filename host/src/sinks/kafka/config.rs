@@ -130,6 +130,7 @@ impl KafkaSinkConfig {
                 return err("schema", format!("not an Avro record schema: {e}"));
             }
         }
+        crate::clients::kafka_buffers::producer_bytes(&self.properties)?;
         self.security().map(drop)
     }
 

@@ -217,6 +217,12 @@ impl KafkaSink {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")
             .set("queue.buffering.max.messages", "500000")
+            // librdkafka's default is 1 GiB; the bound is counted against
+            // the pipeline (see `clients::kafka_buffers`).
+            .set(
+                "queue.buffering.max.kbytes",
+                crate::clients::kafka_buffers::PRODUCER_QUEUE_KBYTES.to_string(),
+            )
             .set("topic.metadata.refresh.interval.ms", "5000");
         if let Some(id) = &self.transactional_id {
             cfg.set("transactional.id", id)
@@ -693,6 +699,14 @@ impl SinkConfig for KafkaSinkConfig {
     }
     fn operator_only(&self) -> Result<(), ConfigIssue> {
         crate::clients::kafka_security::tenant_may_set(&self.properties)
+    }
+    fn client_buffers(&self) -> Option<crate::connector::ClientBuffers> {
+        // Validation refused a property that does not parse; such a file never runs.
+        let bytes = crate::clients::kafka_buffers::producer_bytes(&self.properties).ok()?;
+        Some(crate::connector::ClientBuffers {
+            mb: bytes.div_ceil(1 << 20),
+            made_of: crate::clients::kafka_buffers::PRODUCER_PARTS,
+        })
     }
 
     fn check(&self) -> Result<(), ConfigIssue> {

@@ -154,7 +154,17 @@ impl KafkaSourceConfig {
                 "format `avro` needs `schema_registry: http://host:port`",
             );
         }
+        self.buffer_bytes()?;
         self.security().map(drop)
+    }
+
+    /// The most its consumer and the records it holds in time order take
+    /// of the host's memory, bytes.
+    pub fn buffer_bytes(&self) -> Result<u64, ConfigIssue> {
+        crate::clients::kafka_buffers::consumer_bytes(
+            &self.properties,
+            super::HELD_MAX_BYTES as u64,
+        )
     }
 
     /// TLS and SASL as librdkafka properties (reads the files).

@@ -788,7 +788,7 @@ const HELD_MIN: usize = 16_384;
 /// Bytes a source may hold in time order, whatever the records' count: 16,384
 /// records of a megabyte each would otherwise be 16 GiB outside librdkafka's
 /// own bounded queue. Reaching it counts as full: what is held goes on.
-const HELD_MAX_BYTES: usize = 64 << 20;
+pub(crate) const HELD_MAX_BYTES: usize = 64 << 20;
 /// How often a source with `assign: all` lists its topics' partitions again.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
 
@@ -1103,6 +1103,14 @@ impl SourceConfig for KafkaSourceConfig {
     }
     fn operator_only(&self) -> Result<(), ConfigIssue> {
         crate::clients::kafka_security::tenant_may_set(&self.properties)
+    }
+    fn client_buffers(&self) -> Option<crate::connector::ClientBuffers> {
+        // Validation refused a property that does not parse; such a file never runs.
+        let bytes = self.buffer_bytes().ok()?;
+        Some(crate::connector::ClientBuffers {
+            mb: bytes.div_ceil(1 << 20),
+            made_of: crate::clients::kafka_buffers::CONSUMER_PARTS,
+        })
     }
 
     fn check(&self) -> Result<(), ConfigIssue> {

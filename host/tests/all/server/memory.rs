@@ -186,3 +186,66 @@ fn a_table_over_its_bound_dead_letters_the_rest_and_bounds_above_the_ceilings_ar
         assert!(text.contains(field), "{field}: {v}");
     }
 }
+
+/// A Kafka client's queues live in the server's memory and `properties:`
+/// sizes them: they count against the tenant's quota, and sizes above the
+/// operator's `client_buffer_mb` (512 MiB by default) are refused. No
+/// broker is needed: both refusals come before anything connects.
+#[test]
+fn kafka_client_buffers_count_against_the_quota_and_above_the_ceiling_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        "[defaults]\nmax_memory_mb = 700\nconnectors = [\"datagen\", \"file\", \"kafka\"]\nhosts = [\"127.0.0.1\"]\n",
+    );
+    let s = Server::start(dir.path());
+    let acme = tenant(&s, "acme", "deploy");
+    let kafka = |name: &str, source_props: &str, sink_props: &str| -> Vec<u8> {
+        format!(
+            "name: {name}\nsources:\n  in:\n    type: kafka\n    brokers: 127.0.0.1:9\n    topics: [t]\n    group_id: g\n    properties: {{{source_props}}}\nsinks:\n  out:\n    type: kafka\n    brokers: 127.0.0.1:9\n    topic: u\n    inputs: [in]\n    properties: {{{sink_props}}}\n"
+        )
+        .into_bytes()
+    };
+
+    // A 128 MiB prefetch queue + a 50 MiB fetch + 64 MiB held in time
+    // order, and a 512 MiB producer queue: 754 MiB of a 700 MiB quota.
+    let (code, v) = s.call(
+        "POST",
+        "/v1/pipelines",
+        Some(&acme),
+        Some(kafka(
+            "k",
+            "queued.max.messages.kbytes: 131072",
+            "queue.buffering.max.kbytes: 524288",
+        )),
+    );
+    assert_eq!(
+        (code, v["quota"].as_str(), v["requested"].as_u64()),
+        (403, Some("max_memory_mb"), Some(754)),
+        "{v}"
+    );
+    assert_eq!(memory_mb(&s, "acme"), 0);
+
+    // librdkafka would take a 2 GiB producer queue; this host refuses it,
+    // and a size that is not a number, naming the property.
+    let (code, v) = s.call(
+        "POST",
+        "/v1/validate",
+        Some(&acme),
+        Some(kafka(
+            "greedy",
+            "queued.max.messages.kbytes: lots",
+            "queue.buffering.max.kbytes: 2097152",
+        )),
+    );
+    assert_eq!(code, 400, "{v}");
+    let text = v.to_string();
+    for expected in [
+        "properties.queued.max.messages.kbytes",
+        "`lots` is not a whole number from 1 to 2097151 (KiB)",
+        "sinks.out.properties: with these properties its client may buffer 2048 MiB",
+        "above this host's ceiling of 512 MiB (client_buffer_mb",
+    ] {
+        assert!(text.contains(expected), "{expected}: {v}");
+    }
+}
