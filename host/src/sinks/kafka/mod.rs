@@ -349,7 +349,9 @@ impl KafkaSink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    producer.poll(Duration::from_millis(50));
+                    // Waits out the whole slice (see `flush`): short, so
+                    // the record goes as soon as acknowledgements free room.
+                    producer.poll(Duration::from_millis(2));
                 }
                 Err((e, r)) => {
                     producer.context().in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -662,12 +664,19 @@ impl Sink for KafkaSink {
             self.commit_transaction()?;
             return Ok(json!({ "written": self.delivered, "transactions": self.transactions }));
         }
+        let started = Instant::now();
         loop {
             {
                 let producer = self.producer()?;
-                // Serves delivery reports; returns once the queue is empty or after the wait.
-                let _ = producer.flush(Duration::from_millis(200));
-                producer.poll(Duration::ZERO);
+                // rdkafka's own `flush` waits in slices of 100 ms, and its
+                // `poll` always waits out its whole timeout: a checkpoint's
+                // flush took 100 ms however fast the broker acknowledged,
+                // the sink stood still meanwhile, and that was the p99 of
+                // end-to-end latency (docs/performance.md). `flush(ZERO)`
+                // only asks librdkafka to send what lingers; the short polls
+                // serve acknowledgements as they come.
+                let _ = producer.flush(Duration::ZERO);
+                producer.poll(flush_poll(started.elapsed()));
             }
             self.handle_failures(rejected)?;
             let producer = self.producer()?;
@@ -683,6 +692,17 @@ impl Sink for KafkaSink {
         }
         self.resets = 0;
         Ok(json!({ "written": self.delivered }))
+    }
+}
+
+/// How long one poll of a flush waits: a millisecond while the broker
+/// acknowledges as fast as it usually does, longer once it is slow, so a
+/// flush waiting for a broker that is down does not spin.
+fn flush_poll(waited: Duration) -> Duration {
+    if waited < Duration::from_millis(200) {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(20)
     }
 }
 
