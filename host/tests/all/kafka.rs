@@ -947,23 +947,15 @@ fn kafka_two_processes_in_one_group_split_the_partitions() {
     }
     // Wait until both members hold partitions, then produce.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let assigned = |log: &Path| {
+    let last_rebalance = |log: &Path| {
         std::fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
-            .rfind(|l| l.contains("partitions assigned"))
+            .rfind(|l| l.contains("kafka: partitions"))
             .map(str::to_string)
     };
     loop {
-        let both = children.iter().all(|(_, log)| {
-            assigned(log).is_some_and(|l| l.contains(&input))
-                && std::fs::read_to_string(log)
-                    .unwrap_or_default()
-                    .lines()
-                    .rfind(|l| l.contains("partitions"))
-                    .is_some_and(|l| l.contains("assigned"))
-        });
-        if both {
+        if children.iter().all(|(_, log)| holds(log, &input)) {
             break;
         }
         assert!(
@@ -971,7 +963,7 @@ fn kafka_two_processes_in_one_group_split_the_partitions() {
             "both members never held partitions: {:?}",
             children
                 .iter()
-                .map(|(_, l)| assigned(l))
+                .map(|(_, l)| last_rebalance(l))
                 .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -1270,14 +1262,18 @@ fn a_table_fed_by_kafka_loads_the_topic_before_the_join_reads_it() {
     assert!(text.contains("table loaded"), "{text}");
 }
 
-/// The last `partitions assigned` line of `log` that names `topic`, if the
-/// member's last rebalance line for it is an assignment (not a revoke).
+/// Whether the member logging to `log` holds a partition of `topic` after
+/// its last rebalance that involved it: each assignment or revoke line ends
+/// with `holding=`, the source's whole set (a cooperative rebalance names
+/// only what changes hands). Lines of the member's other sources never name
+/// `topic`.
 fn holds(log: &Path, topic: &str) -> bool {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
         .rfind(|l| l.contains("kafka: partitions") && l.contains(topic))
-        .is_some_and(|l| l.contains("assigned"))
+        .and_then(|l| l.split_once("holding="))
+        .is_some_and(|(_, held)| held.contains(topic))
 }
 
 /// Two `sluice run` processes in one consumer group for `orders` (4

@@ -37,7 +37,7 @@ mod config;
 mod order;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,6 +76,9 @@ struct Rebalances {
     revoked: Vec<Tp>,
     /// Assignments so far.
     generation: u64,
+    /// What this member holds now, for the log: an incremental (cooperative)
+    /// rebalance names only the partitions that change hands.
+    holding: BTreeSet<Tp>,
 }
 
 /// Consumer callbacks: rebalances are recorded and applied on the next poll.
@@ -106,8 +109,20 @@ impl ClientContext for Ctx {
             .errors
             .admit(&error.to_string(), reason, Instant::now())
         {
-            tracing::warn!(source = %self.source, "kafka: {line}");
+            tracing::warn!(source = %self.source, "kafka: {line}{}", hint(&line));
         }
+    }
+}
+
+/// What to do about a consumer error whose fix is not in its text.
+fn hint(error: &str) -> &'static str {
+    if error.contains("Inconsistent group protocol") {
+        "; the group's members disagree on `partition.assignment.strategy`: eager (range or \
+         roundrobin, librdkafka's default and Sluice's before session 17) against \
+         cooperative-sticky (Sluice's default now), which one group cannot mix; stop the \
+         other members first, or give every member the same strategy in `properties:`"
+    } else {
+        ""
     }
 }
 
@@ -137,7 +152,8 @@ impl ConsumerContext for Ctx {
                         }
                     }
                 }
-                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions assigned");
+                log.holding.extend(parts.iter().cloned());
+                tracing::info!(source = %self.source, partitions = ?parts, holding = ?log.holding, "kafka: partitions assigned");
                 log.started.extend(parts.iter().cloned());
                 log.generation += 1;
                 log.assigned.extend(parts);
@@ -151,7 +167,10 @@ impl ConsumerContext for Ctx {
                 if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
                     tracing::warn!(source = %self.source, "kafka: rebalance error {err:?}; dropping the assignment");
                 }
-                tracing::info!(source = %self.source, partitions = ?parts, "kafka: partitions revoked");
+                for tp in &parts {
+                    log.holding.remove(tp);
+                }
+                tracing::info!(source = %self.source, partitions = ?parts, holding = ?log.holding, "kafka: partitions revoked");
                 log.revoked.extend(parts);
                 if cooperative {
                     base.incremental_unassign(tpl)
@@ -695,7 +714,7 @@ impl KafkaSource {
             .is_none_or(|t| now.duration_since(t) > Duration::from_secs(5))
         {
             self.last_error = Some(now);
-            tracing::warn!(source = %self.name, "kafka: {message} (librdkafka retries with backoff)");
+            tracing::warn!(source = %self.name, "kafka: {message} (librdkafka retries with backoff){}", hint(&message));
         }
     }
 
@@ -876,7 +895,13 @@ impl Source for KafkaSource {
             // it took Kafka → filter → project → Kafka from ~140k to ~360k
             // events/s (docs/performance.md). It only applies while the
             // queue is full, so an idle source fetches no more often.
-            .set("fetch.queue.backoff.ms", "50");
+            .set("fetch.queue.backoff.ms", "50")
+            // Incremental rebalancing: a member joining or leaving moves
+            // only the partitions that change owner. librdkafka's default
+            // (range, roundrobin) revokes every partition of every member,
+            // and each restarts from its last committed offset: duplicates
+            // for partitions that never moved.
+            .set("partition.assignment.strategy", "cooperative-sticky");
         // librdkafka assigns partitions only to a consumer with a group id,
         // even a manual assignment that never joins the group nor commits to
         // it; `assign: all` does neither, so the id only has to be its own.
@@ -1161,6 +1186,15 @@ impl SourceConfig for KafkaSourceConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_group_mixing_assignment_protocols_is_explained() {
+        // The text librdkafka gives when a cooperative member meets an eager one.
+        let h = hint("JoinGroup failed: Broker: Inconsistent group protocol");
+        assert!(h.contains("partition.assignment.strategy"), "{h}");
+        assert!(h.contains("stop the other members first"), "{h}");
+        assert_eq!(hint("Broker: Unknown topic or partition"), "");
+    }
+
     use super::*;
 
     #[test]
