@@ -14,6 +14,7 @@
 //!   servers.
 //! - `--webhook`: the `webhook-sink` connector (Wasm) against its native twin
 //!   in the host, POSTing to one local endpoint.
+//! - `--swap`: how long a stage pauses when its plugin is hot-swapped.
 //! - `reference`: the native reference alone, as the default mode runs it.
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ mod measure;
 mod postgres_cdc;
 mod reference;
 mod shapes;
+mod swap;
 mod versus;
 mod webhook;
 
@@ -50,6 +52,7 @@ Examples:
   sluice-bench --postgres \"$SLUICE_PG_URL\" --events 1000000
   sluice-bench --kafka \"$SLUICE_KAFKA_BROKERS\" --events 1000000
   sluice-bench --webhook --events 200000 --batch-size 500 --runs 3
+  sluice-bench --swap --swaps 50
 The default mode runs `sluice run` (the `sluice` beside this binary, or --sluice)
 and the native reference (`sluice-bench reference`) as child processes and
 reports each one's CPU time (user + system) per input event."
@@ -124,6 +127,14 @@ struct Args {
     /// `scripts/build-plugins.sh --test-guests` puts it).
     #[arg(long, value_name = "WASM", requires = "webhook")]
     webhook_wasm: Option<PathBuf>,
+    /// Benchmark hot swaps instead: `sluice run --watch` under a steady
+    /// load, a transform's and a processor's plugin file replaced `--swaps`
+    /// times each; how long each stage paused per swap (target ≤ 5 ms).
+    #[arg(long, conflicts_with_all = ["component", "postgres", "kafka", "joins", "webhook"])]
+    swap: bool,
+    /// Swaps of each stage for `--swap`.
+    #[arg(long, default_value_t = 20, requires = "swap", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    swaps: u32,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -188,6 +199,19 @@ fn run(args: Args) -> Result<()> {
     if args.webhook {
         let wasm = webhook::find_wasm(args.webhook_wasm.as_deref(), &args.plugin_path)?;
         return webhook::run(&wasm, args.events as usize, batch_size, args.runs);
+    }
+    if args.swap {
+        let base = std::env::current_dir()?;
+        let find = |name: &str| {
+            sluice::config::resolve_plugin(name, &base, &args.plugin_path)
+                .map_err(anyhow::Error::msg)
+        };
+        return swap::run(
+            &measure::sluice_exe(args.sluice.as_deref())?,
+            &find("filter")?,
+            &find("window-aggregate")?,
+            args.swaps as usize,
+        );
     }
     if args.joins {
         return joins::run(args.events as usize, batch_size, &args.plugin_path);

@@ -551,9 +551,13 @@ impl StageTask {
             .unwrap_or("")
             .trim_end_matches(')');
         let new_hash = hex::encode(&plugin.sha256()[..4]);
+        // The batch in hand waits this long: the new build was compiled
+        // off this thread, so what is left is instantiating it.
+        let started = std::time::Instant::now();
         match self.instance.swap(plugin) {
             Ok(()) => {
-                tracing::info!(stage = %self.name, "hot-swapped plugin: build sha256 {old_hash} -> sha256 {new_hash}, now {new}");
+                let paused = started.elapsed().as_secs_f64() * 1e3;
+                tracing::info!(stage = %self.name, "hot-swapped plugin: build sha256 {old_hash} -> sha256 {new_hash}, now {new}; the stage paused {paused:.3} ms");
                 let _ = self.reports.send(Report::Swapped {
                     stage: self.name.clone(),
                     plugin: new,
