@@ -28,6 +28,13 @@ use serde_json::Value;
 
 use crate::connector::{ParseError, SinkConfig, SourceConfig};
 
+/// The values `batch_size` may take: a batch's events are reserved up front
+/// and each stage holds one while it works.
+pub const SETTING_BATCH_SIZE: std::ops::RangeInclusive<usize> = 1..=65_536;
+
+/// The values `channel_capacity` may take: batches waiting on each edge.
+pub const SETTING_CHANNEL_CAPACITY: std::ops::RangeInclusive<usize> = 1..=256;
+
 /// Where `plugin: NAME` is looked for, in order, after paths relative to the
 /// pipeline file.
 #[derive(Debug, Clone, Default)]
@@ -458,6 +465,30 @@ impl Loader<'_> {
 
         let settings =
             settings.or_else(|| serde_json::from_value(Value::Object(Default::default())).ok())?;
+        // What a batch and a channel may hold is memory every run of the
+        // file takes; a value past these would let a file make the host
+        // reserve more than it has (an allocation failure aborts it).
+        for (key, value, range) in [
+            ("batch_size", settings.batch_size, SETTING_BATCH_SIZE),
+            (
+                "channel_capacity",
+                settings.channel_capacity,
+                SETTING_CHANNEL_CAPACITY,
+            ),
+        ] {
+            if !range.contains(&value) {
+                let at = root.get(key).map(|n| n.at).unwrap_or_default();
+                self.error(
+                    at,
+                    key,
+                    format!(
+                        "{value} is out of range: expected {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
+        }
         let name = settings.name.clone().unwrap_or_else(|| {
             self.file
                 .file_stem()

@@ -258,3 +258,42 @@ fn a_connection_fills_a_body_and_refuses_what_it_would_override() {
         ["2:50: sources.gen.connection: unknown connection `gen_con`; did you mean `gen_conn`? Expected one of files, gen_conn"]
     );
 }
+
+#[test]
+fn batch_size_and_channel_capacity_are_bounded_so_a_file_cannot_make_the_host_reserve_what_it_lacks(
+) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let body = "sources:\n  gen: {type: datagen, kind: orders, count: 1}\nsinks:\n  out: {type: stdout, inputs: [gen]}\n";
+    for (setting, expected) in [
+        // 2^40 events of 256 bytes reserved up front aborted the process.
+        (
+            "batch_size: 1099511627776",
+            "batch_size: 1099511627776 is out of range: expected 1 to 65536",
+        ),
+        // No event ever fits in a batch of none: the source spun.
+        (
+            "batch_size: 0",
+            "batch_size: 0 is out of range: expected 1 to 65536",
+        ),
+        (
+            "channel_capacity: 0",
+            "channel_capacity: 0 is out of range: expected 1 to 256",
+        ),
+        (
+            "channel_capacity: 100000",
+            "channel_capacity: 100000 is out of range: expected 1 to 256",
+        ),
+    ] {
+        let text = format!("{setting}\n{body}");
+        let err = load_in(dir.path(), &text).expect_err(setting);
+        let all = messages(&err).join("\n");
+        assert!(all.contains(expected), "{setting}: {all}");
+        assert!(all.starts_with("1:"), "points at the line: {all}");
+    }
+    let ok = load_in(
+        dir.path(),
+        &format!("batch_size: 65536\nchannel_capacity: 256\n{body}"),
+    )
+    .expect("the largest values load");
+    assert_eq!((ok.batch_size, ok.channel_capacity), (65_536, 256));
+}

@@ -63,6 +63,8 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty batch produced by `stream` from `origin`.
     pub fn new(stream: &str, origin: Arc<str>, capacity: usize) -> Self {
+        // A guess, not a bound: past it the vectors grow as events come.
+        let capacity = capacity.min(4096);
         Self {
             batch: Batch {
                 events: Frame {

@@ -2,7 +2,7 @@
 //! offset so a rerun continues where the last run stopped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -100,12 +100,34 @@ impl Source for FileSource {
         let mut out = BatchBuilder::new(&self.origin, self.origin.clone(), max);
         let mut malformed = Vec::new();
         let mut done = false;
-        while out.len() < max {
+        // Dead-lettered lines count too: a file of nothing but bad lines
+        // would otherwise be read whole into one poll.
+        while out.len() + malformed.len() < max {
             self.buf.clear();
-            let n = reader.read_until(b'\n', &mut self.buf)?;
+            let mut n = (&mut *reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 done = true;
                 break;
+            }
+            if self.buf.len() > MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+                // Past the bound: the rest of the line is skipped, not read.
+                n += reader.skip_until(b'\n')?;
+                self.offset += n as u64;
+                self.line += 1;
+                self.buf.truncate(1024);
+                malformed.push(Malformed {
+                    bytes: std::mem::take(&mut self.buf),
+                    reason: format!(
+                        "line {} of {} is {n} bytes, longer than the {} MiB a line may be; its first KiB is kept here",
+                        self.line,
+                        self.config.path.display(),
+                        MAX_LINE_BYTES >> 20
+                    ),
+                    position: self.line,
+                });
+                continue;
             }
             if self.buf.last() != Some(&b'\n') {
                 // A partial last line may still be being written; in a bounded
@@ -160,6 +182,10 @@ impl Source for FileSource {
     }
 }
 
+/// The longest line the source reads: an event is at most this large, and
+/// a longer line is dead-lettered (its first KiB) without being held whole.
+const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// The `file` source in the connector registry.
 pub const KIND: SourceKind = SourceKind {
     name: "file",
@@ -201,5 +227,60 @@ impl SourceConfig for FileSourceConfig {
             std::sync::Arc::from(cx.name),
             cx.progress,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &[u8]) -> (tempfile::TempDir, FileSource) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, text).expect("write");
+        let config = FileSourceConfig {
+            path,
+            key_field: None,
+        };
+        let mut s = FileSource::new(config, Arc::from("in"), Arc::new(Progress::default()));
+        s.open(None).expect("open");
+        (dir, s)
+    }
+
+    #[test]
+    fn a_poll_holds_at_most_max_lines_even_when_all_are_bad() {
+        let (_dir, mut s) = source(&b"x\n".repeat(10_000));
+        let polled = s.poll(100).expect("poll");
+        assert!(polled.batch.is_none());
+        assert_eq!(
+            polled.malformed.len(),
+            100,
+            "the rest wait for the next poll"
+        );
+        assert!(!polled.done);
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_dead_lettered_by_its_first_kib_and_the_next_one_is_read() {
+        let mut text = vec![b'{'; MAX_LINE_BYTES + 10];
+        text.extend_from_slice(b"\n{\"n\":1}\n");
+        let (_dir, mut s) = source(&text);
+        let polled = s.poll(10).expect("poll");
+        assert_eq!(polled.malformed.len(), 1);
+        let bad = &polled.malformed[0];
+        assert_eq!(bad.bytes.len(), 1024);
+        assert!(
+            bad.reason.contains("line 1 of")
+                && bad
+                    .reason
+                    .contains(&format!("is {} bytes", MAX_LINE_BYTES + 11))
+                && bad.reason.contains("longer than the 16 MiB"),
+            "{}",
+            bad.reason
+        );
+        let batch = polled.batch.expect("the next line");
+        assert_eq!(batch.len(), 1);
+        assert_eq!(s.position()["line"], 2);
+        assert_eq!(s.position()["offset"], text.len() as u64);
     }
 }

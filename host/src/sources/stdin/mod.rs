@@ -74,7 +74,8 @@ impl Source for StdinSource {
         let mut malformed = Vec::new();
         let mut done = false;
         let mut wait = Duration::from_millis(100);
-        while out.len() < max {
+        // Dead-lettered lines count too (see the `file` source).
+        while out.len() + malformed.len() < max {
             match rx.recv_timeout(wait) {
                 Ok(line) => {
                     let line = line?;
