@@ -70,6 +70,8 @@ cargo build --release -p sluice -p sluice-bench
 echo "== benchmark, quick: Sluice against hand-written Rust (prints figures, asserts no timing)"
 # Fails only if Sluice and the native reference disagree on the records.
 "${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick
+echo "== benchmark, quick: hot-swap stall under load (prints figures; fails only if a swap fails)"
+"${CARGO_TARGET_DIR:-target}/release/sluice-bench" --swap --swaps 3
 echo "== API fuzzing, quick: schemathesis against sluice serve's OpenAPI document (< 1 min)"
 # A fixed seed, so that a CI run fails only on a change, not on the draw; long runs
 # with fresh seeds are for scripts/fuzz-api.sh by hand (docs/server.md).
