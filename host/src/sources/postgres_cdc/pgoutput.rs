@@ -107,6 +107,9 @@ impl<'a> Reader<'a> {
         self.at += n;
         Ok(s)
     }
+    fn remaining(&self) -> usize {
+        self.b.len().saturating_sub(self.at)
+    }
     fn u8(&mut self) -> Result<u8, WireError> {
         Ok(self.take(1)?[0])
     }
@@ -241,7 +244,9 @@ pub fn decode(b: &[u8]) -> Result<Message, WireError> {
         b'T' => {
             let n = r.i32()?;
             let _options = r.u8()?;
-            let mut rels = Vec::with_capacity(n.max(0) as usize);
+            // The count comes off the wire: reserve only what the message
+            // can hold (4 bytes a relation), never what it claims.
+            let mut rels = Vec::with_capacity((n.max(0) as usize).min(r.remaining() / 4));
             for _ in 0..n {
                 rels.push(r.u32()?);
             }
@@ -271,6 +276,17 @@ mod tests {
         b.extend_from_slice(&(v.len() as i32).to_be_bytes());
         b.extend_from_slice(v.as_bytes());
         b
+    }
+
+    #[test]
+    fn a_truncate_claiming_two_billion_relations_reserves_nothing_and_is_refused() {
+        // 10 bytes that once asked for an 8 GiB vector, which aborts the process.
+        let mut b = vec![b'T'];
+        b.extend_from_slice(&i32::MAX.to_be_bytes());
+        b.push(0);
+        b.extend_from_slice(&7u32.to_be_bytes());
+        let e = decode(&b).expect_err("the message holds one relation, not i32::MAX");
+        assert!(e.to_string().contains("truncated pgoutput message"), "{e}");
     }
 
     #[test]
