@@ -300,6 +300,38 @@ fn timestamp_modes_read_updated_rows_once_even_when_timestamps_tie() {
     }
 }
 
+/// `mode: timestamp` reads the rows of one timestamp together (the next read
+/// starts after it). A table can hold any number of them, so they are read
+/// up to 100,000; past that the run stops naming the fix, where it once
+/// read them all into one batch.
+#[test]
+fn timestamp_mode_refuses_more_tied_rows_than_it_may_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = unique("poll_tied");
+    PG.exec(&format!(
+        "CREATE TABLE {t} (id serial PRIMARY KEY, updated_at timestamp NOT NULL);
+         INSERT INTO {t} (updated_at) SELECT '2024-01-01 00:00:00' FROM generate_series(1, 100001);"
+    ));
+    let out = dir.path().join("out.jsonl");
+    let p = poll_pipeline(
+        dir.path(),
+        &format!("    tables: [{t}]\n    mode: timestamp\n    timestamp_column: updated_at\n"),
+        &out,
+    );
+    let err = run_failing(sluice().arg("run").arg(&p).arg("--no-progress"));
+    assert!(
+        err.contains(&format!(
+            "table `{t}` has more than 100000 rows whose `updated_at` is 2024-01-01 00:00:00"
+        )) && err.contains("use `mode: timestamp+incrementing`"),
+        "{err}"
+    );
+    assert!(
+        json_lines(&out).is_empty(),
+        "nothing of the tie was written"
+    );
+    PG.exec(&format!("DROP TABLE {t}"));
+}
+
 #[test]
 fn missing_table_or_column_or_bad_credentials_fail_before_anything_runs() {
     let dir = tempfile::tempdir().expect("tempdir");

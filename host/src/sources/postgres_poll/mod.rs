@@ -29,6 +29,10 @@ use crate::connector::{
 use crate::connector::{LagUnit, Polled, Progress, Source};
 use crate::event::BatchBuilder;
 
+/// The most rows sharing one timestamp that `mode: timestamp` reads as one
+/// page (they cannot be split: the next read starts after the timestamp).
+const MAX_TIED_ROWS: usize = 100_000;
+
 /// Configuration of a `postgres-poll` source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -455,11 +459,24 @@ impl PostgresPollSource {
             let first = rows.first().and_then(ts_of);
             if last == first {
                 if let (Some((c, ty)), Some(ts)) = (&t.ts_col, last) {
-                    let sql = format!("{} {} WHERE t.{} = $1::text::{ty}", t.select, t.from, q(c));
+                    // Bounded: the rows are held together in one batch.
+                    let sql = format!(
+                        "{} {} WHERE t.{} = $1::text::{ty} LIMIT {}",
+                        t.select,
+                        t.from,
+                        q(c),
+                        MAX_TIED_ROWS + 1
+                    );
                     rows = self
                         .rt
                         .block_on(client.query(&sql, &[&ts]))
                         .map_err(|e| classify(&e))?;
+                    if rows.len() > MAX_TIED_ROWS {
+                        return Err(ErrorClass::Fatal(format!(
+                            "table `{}` has more than {MAX_TIED_ROWS} rows whose `{c}` is {ts}; `mode: timestamp` reads the rows of one timestamp together and cannot page through that many: use `mode: timestamp+incrementing` with an increasing id column",
+                            t.name
+                        )));
+                    }
                 }
             } else {
                 while rows.len() > 1 && rows.last().and_then(ts_of) == last {
