@@ -7,7 +7,7 @@
 //! a table at its `max_mb`, and a user-defined function's instance at its
 //! `limits.memory_mb` once per stage (each calling stage has its own); so are
 //! a native connector's client buffers where its configuration sizes them
-//! (a Kafka consumer's or producer's queues, `client_buffer_mb`). Not
+//! (Kafka's queues, an Elasticsearch bulk body; `client_buffer_mb`). Not
 //! counted: events in flight between threads (bounded by
 //! `channel_capacity` batches per edge, but the size of one event is the
 //! source's) and the fixed buffers of the other native connectors' clients.
@@ -29,7 +29,7 @@ pub struct Footprint {
     pub connectors_mb: u64,
     /// User-defined functions' instances, one per function and stage.
     pub udfs_mb: u64,
-    /// Native connectors' client buffers (Kafka's queues).
+    /// Native connectors' client buffers (Kafka's queues, Elasticsearch's bulk body).
     pub clients_mb: u64,
 }
 

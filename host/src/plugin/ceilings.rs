@@ -45,8 +45,8 @@ pub struct Ceilings {
     /// A table's `max_mb` (tables live in the host's memory, not a plugin's).
     pub table_mb: u64,
     /// What one native connector's client may buffer, MiB, as its
-    /// `properties:` size it (a Kafka consumer's prefetch queue, a
-    /// producer's queue).
+    /// configuration sizes it (a Kafka consumer's prefetch queue, a
+    /// producer's queue, an Elasticsearch bulk body).
     pub client_buffer_mb: u64,
     /// Core instances one plugin instance (store) may create. Not a stage
     /// limit: the pooling allocator is sized from these three when the

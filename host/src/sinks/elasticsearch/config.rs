@@ -93,6 +93,13 @@ pub struct Tls {
     pub insecure_skip_verify: bool,
 }
 
+/// The largest `max_bytes`: Elasticsearch's default `http.max_content_length`.
+pub const MAX_BULK_BYTES: usize = 100 << 20;
+/// The largest `max_events`.
+pub const MAX_BULK_EVENTS: usize = 100_000;
+/// The longest `timeout_ms`: ten minutes.
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
 fn default_max_events() -> usize {
     1000
 }
@@ -144,6 +151,56 @@ impl ElasticsearchSinkConfig {
                 "expected a positive batch size",
             ));
         }
+        // A bulk request is held, then copied once to send: bounded, as
+        // Elasticsearch's own `http.max_content_length` (100 MiB) is.
+        if self.max_bytes > MAX_BULK_BYTES {
+            return Err(ConfigIssue::at(
+                "max_bytes",
+                format!(
+                    "{} is above {MAX_BULK_BYTES} (100 MiB, Elasticsearch's own request limit)",
+                    self.max_bytes
+                ),
+            ));
+        }
+        if self.max_events > MAX_BULK_EVENTS {
+            return Err(ConfigIssue::at(
+                "max_events",
+                format!("{} is above {MAX_BULK_EVENTS}", self.max_events),
+            ));
+        }
+        if self.timeout_ms > MAX_TIMEOUT_MS {
+            return Err(ConfigIssue::at(
+                "timeout_ms",
+                format!("{} is above {MAX_TIMEOUT_MS} (10 minutes)", self.timeout_ms),
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: serde_json::Value) -> Result<(), ConfigIssue> {
+        let mut v = serde_json::json!({"url": "http://es:9200", "index": "i"});
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        serde_json::from_value::<ElasticsearchSinkConfig>(v)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .check()
+    }
+
+    #[test]
+    fn what_a_bulk_request_holds_is_bounded() {
+        assert_eq!(check(serde_json::json!({"max_bytes": 100 << 20})), Ok(()));
+        let e = check(serde_json::json!({"max_bytes": 1u64 << 40})).expect_err("1 TiB");
+        assert_eq!(e.field, "max_bytes");
+        assert!(e.message.contains("above 104857600"), "{}", e.message);
+        let e = check(serde_json::json!({"max_events": 100_001})).expect_err("events");
+        assert_eq!(e.field, "max_events");
+        let e = check(serde_json::json!({"timeout_ms": u64::MAX})).expect_err("timeout");
+        assert_eq!(e.field, "timeout_ms");
     }
 }

@@ -310,6 +310,16 @@ impl SinkConfig for ElasticsearchSinkConfig {
         ElasticsearchSinkConfig::check(self)
     }
 
+    fn client_buffers(&self) -> Option<crate::connector::ClientBuffers> {
+        // The bulk body grows to `max_bytes` (plus the batch that crossed
+        // it, bounded by the batch) and is copied once to be sent.
+        let bytes = (self.max_bytes as u64).saturating_mul(2);
+        Some(crate::connector::ClientBuffers {
+            mb: bytes.div_ceil(1 << 20),
+            made_of: "2 × `max_bytes`: the bulk body and its copy on the wire",
+        })
+    }
+
     fn build(&self, name: &str) -> Result<Box<dyn Sink>> {
         Ok(Box::new(ElasticsearchSink::new(self.clone(), name)?))
     }

@@ -119,6 +119,15 @@ pub enum Partitioner {
     Time,
 }
 
+/// The largest `flush_size`: events an object holds before it is written.
+const MAX_FLUSH_SIZE: usize = 1_000_000;
+/// The largest `part_size_bytes`.
+const MAX_PART_BYTES: usize = 64 << 20;
+/// The largest `max_retries`.
+const MAX_RETRIES: usize = 100;
+/// The longest `timeout_ms`: ten minutes.
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
 fn default_prefix() -> String {
     "topics".into()
 }
@@ -164,6 +173,39 @@ impl S3SinkConfig {
                 "part_size_bytes",
                 "part_size_bytes",
                 "expected at least 5242880 (5 MiB, the smallest S3 part)".into(),
+            );
+        }
+        // What an object holds until it is written, and each part sent, are
+        // the host's memory.
+        if self.flush_size > MAX_FLUSH_SIZE {
+            return err(
+                "flush_size",
+                "flush_size",
+                format!("{} is above {MAX_FLUSH_SIZE} events", self.flush_size),
+            );
+        }
+        if self.part_size_bytes > MAX_PART_BYTES {
+            return err(
+                "part_size_bytes",
+                "part_size_bytes",
+                format!(
+                    "{} is above {MAX_PART_BYTES} (64 MiB)",
+                    self.part_size_bytes
+                ),
+            );
+        }
+        if self.max_retries > MAX_RETRIES {
+            return err(
+                "max_retries",
+                "max_retries",
+                format!("{} is above {MAX_RETRIES}", self.max_retries),
+            );
+        }
+        if self.timeout_ms > MAX_TIMEOUT_MS {
+            return err(
+                "timeout_ms",
+                "timeout_ms",
+                format!("{} is above {MAX_TIMEOUT_MS} (10 minutes)", self.timeout_ms),
             );
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
@@ -222,5 +264,38 @@ impl S3SinkConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: serde_json::Value) -> Result<(), ConfigIssue> {
+        let mut v = serde_json::json!({"bucket": "lake"});
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        serde_json::from_value::<S3SinkConfig>(v)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .check()
+    }
+
+    #[test]
+    fn what_an_object_and_a_part_hold_is_bounded() {
+        assert_eq!(
+            check(serde_json::json!({"flush_size": 1_000_000, "part_size_bytes": 64 << 20})),
+            Ok(())
+        );
+        for (field, value) in [
+            ("flush_size", serde_json::json!(1_000_001)),
+            ("part_size_bytes", serde_json::json!((64 << 20) + 1)),
+            ("max_retries", serde_json::json!(u32::MAX)),
+            ("timeout_ms", serde_json::json!(u64::MAX)),
+        ] {
+            let e = check(serde_json::json!({ field: value })).expect_err(field);
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("is above"), "{}", e.message);
+        }
     }
 }

@@ -81,6 +81,9 @@ fn default_table() -> String {
 fn yes() -> bool {
     true
 }
+/// The largest `batch_size`.
+const MAX_BATCH_ROWS: usize = 100_000;
+
 fn default_batch_size() -> usize {
     1000
 }
@@ -141,6 +144,13 @@ impl SqlSinkConfig {
         if self.batch_size == 0 {
             return err("batch_size", "expected a positive number of rows".into());
         }
+        // The rows wait in the host's memory until a batch or a checkpoint.
+        if self.batch_size > MAX_BATCH_ROWS {
+            return err(
+                "batch_size",
+                format!("{} is above {MAX_BATCH_ROWS} rows", self.batch_size),
+            );
+        }
         if self.initial_backoff_ms == 0 || self.max_backoff_ms < self.initial_backoff_ms {
             return err(
                 "max_backoff_ms",
@@ -163,5 +173,30 @@ impl SqlSinkConfig {
     /// The table for events of `stream`.
     pub fn table_for(&self, stream: &str) -> String {
         self.table.replace("{stream}", stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_rows_waiting_in_memory_is_bounded() {
+        let config = |rows: u64| -> SqlSinkConfig {
+            serde_json::from_value(
+                serde_json::json!({"url": "postgres://db/x", "table": "t", "batch_size": rows}),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(config(100_000).check(&["postgres"]).is_ok());
+        let e = config(100_001)
+            .check(&["postgres"])
+            .expect_err("past the bound");
+        assert_eq!(e.field, "batch_size");
+        assert!(
+            e.message.contains("100001 is above 100000 rows"),
+            "{}",
+            e.message
+        );
     }
 }
