@@ -38,6 +38,15 @@ const FETCH: Sizing = Sizing {
     max: 2_147_483_135,
 };
 
+/// The largest record batch a broker may send in one fetch: librdkafka
+/// raises an unset `fetch.max.bytes` to it, and refuses a set one below it.
+const MESSAGE_MAX: Sizing = Sizing {
+    key: "message.max.bytes",
+    unit: 1,
+    default: 1_000_000,
+    max: 1_000_000_000,
+};
+
 /// The producer's queue of records not yet acknowledged.
 const PRODUCER_QUEUE: Sizing = Sizing {
     key: "queue.buffering.max.kbytes",
@@ -88,9 +97,12 @@ pub fn consumer_bytes(
     properties: &std::collections::BTreeMap<String, String>,
     held: u64,
 ) -> Result<u64, ConfigIssue> {
+    // One fetch is at least `message.max.bytes`, whatever `fetch.max.bytes`
+    // says (librdkafka raises an unset one to it).
+    let fetch = FETCH.bytes(properties)?.max(MESSAGE_MAX.bytes(properties)?);
     Ok(PREFETCH
         .bytes(properties)?
-        .saturating_add(FETCH.bytes(properties)?)
+        .saturating_add(fetch)
         .saturating_add(held))
 }
 
@@ -103,7 +115,7 @@ pub fn producer_bytes(
 
 /// What a consumer's bound is made of, for messages.
 pub const CONSUMER_PARTS: &str =
-    "`queued.max.messages.kbytes` + `fetch.max.bytes` + 64 MiB of records held in time order";
+    "`queued.max.messages.kbytes` + the larger of `fetch.max.bytes` and `message.max.bytes` + 64 MiB of records held in time order";
 
 /// What a producer's bound is made of, for messages.
 pub const PRODUCER_PARTS: &str = "`queue.buffering.max.kbytes`";
@@ -127,13 +139,24 @@ mod tests {
         assert_eq!(producer_bytes(&none), Ok(64 << 20));
         let set = props(&[
             ("queued.max.messages.kbytes", "1024"),
-            ("fetch.max.bytes", "1000"),
+            ("fetch.max.bytes", "2000000"),
             ("queue.buffering.max.kbytes", " 2048 "),
         ]);
-        assert_eq!(consumer_bytes(&set, 0), Ok((1 << 20) + 1000));
+        assert_eq!(consumer_bytes(&set, 0), Ok((1 << 20) + 2_000_000));
+        // A fetch below one record batch (`message.max.bytes`, 1,000,000 by
+        // default) is counted as one batch.
+        let small = props(&[
+            ("queued.max.messages.kbytes", "1024"),
+            ("fetch.max.bytes", "1000"),
+        ]);
+        assert_eq!(consumer_bytes(&small, 0), Ok((1 << 20) + 1_000_000));
         assert_eq!(producer_bytes(&set), Ok(2 << 20));
         // librdkafka's largest values are accepted here; the operator's
         // ceiling, not this module, refuses them.
+        // A record batch as large as `message.max.bytes` makes a fetch that
+        // large, `fetch.max.bytes` unset or not.
+        let wide = props(&[("message.max.bytes", "1000000000")]);
+        assert_eq!(consumer_bytes(&wide, 0), Ok((64 << 20) + 1_000_000_000));
         let greedy = props(&[("queued.max.messages.kbytes", "2097151")]);
         assert_eq!(
             consumer_bytes(&greedy, 0),

@@ -23,6 +23,8 @@ pub struct ClientBuffers {
     pub mb: u64,
     /// What the bound is made of, for messages.
     pub made_of: &'static str,
+    /// The field of the connector's section that sizes it, for messages.
+    pub field: &'static str,
 }
 
 /// What a source is given when it is built.

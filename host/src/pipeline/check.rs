@@ -87,13 +87,15 @@ pub fn check_plugins(p: &Pipeline, engine: &WasmEngine, cache: &ComponentCache) 
     // A custom connector's plugin is held to the same ceilings as a stage's;
     // a native one's client buffers to `client_buffer_mb`.
     for c in super::footprint::connector_bounds(p) {
-        if let Some(message) = c.buffers.and_then(|b| ceilings.check_client(&b)) {
-            diags.push(Diagnostic::new(
-                &p.file,
-                c.at,
-                &format!("{}.properties", c.field),
-                message,
-            ));
+        if let Some(b) = c.buffers {
+            if let Some(message) = ceilings.check_client(&b) {
+                diags.push(Diagnostic::new(
+                    &p.file,
+                    c.at,
+                    &format!("{}.{}", c.field, b.field),
+                    message,
+                ));
+            }
         }
         for (limit, message) in c.limits.map(|l| ceilings.check(&l)).unwrap_or_default() {
             diags.push(Diagnostic::new(

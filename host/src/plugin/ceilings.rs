@@ -129,7 +129,7 @@ impl Ceilings {
     pub fn check_client(&self, buffers: &crate::connector::ClientBuffers) -> Option<String> {
         (buffers.mb > self.client_buffer_mb).then(|| {
             format!(
-                "with these properties its client may buffer {} MiB ({}), above this host's ceiling of {} MiB (client_buffer_mb, {WHERE})",
+                "as configured, its client may buffer {} MiB ({}), above this host's ceiling of {} MiB (client_buffer_mb, {WHERE})",
                 buffers.mb, buffers.made_of, self.client_buffer_mb
             )
         })

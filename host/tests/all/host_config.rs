@@ -362,4 +362,20 @@ fn an_operator_bounds_what_a_kafka_client_may_buffer() {
             .arg(&p)
             .env_remove("SLUICE_HOST_CONFIG"),
     );
+    // An Elasticsearch bulk body and its copy: named by the field that sizes them.
+    let es = write_pipeline(
+        dir.path(),
+        "sources:\n  in: {type: datagen, kind: orders, count: 1}\nsinks:\n  es: {type: elasticsearch, url: 'http://127.0.0.1:9', index: i, inputs: [in], max_bytes: 104857600}\n",
+    );
+    let err = run_failing(
+        sluice()
+            .arg("validate")
+            .arg(&es)
+            .arg("--host-config")
+            .arg(&h),
+    );
+    assert!(
+        err.contains("sinks.es.max_bytes: as configured, its client may buffer 200 MiB"),
+        "{err}"
+    );
 }

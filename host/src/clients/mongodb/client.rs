@@ -39,11 +39,11 @@ pub fn connect(uri: &str, access: Access<'_>, timeout_ms: u64) -> Result<(Client
 /// writes on one thread, so the driver's default pool (10) is already more
 /// than it uses.
 const MAX_POOL: u32 = 10;
-/// The most hosts a `mongodb+srv` name may expand to.
+/// The most hosts a connection string (or a `mongodb+srv` name) may list.
 const MAX_SRV_HOSTS: u32 = 16;
 
-/// Holds the URI's pool options to [`MAX_POOL`] and, when it sets
-/// `srvMaxHosts`, to [`MAX_SRV_HOSTS`]: the
+/// Holds the URI's pool options to [`MAX_POOL`] and its hosts to
+/// [`MAX_SRV_HOSTS`]: the
 /// driver opens `minPoolSize` connections per host without comparing it to
 /// `maxPoolSize`, so `?minPoolSize=100000` in a pipeline file would open that
 /// many against a shared database.
@@ -65,6 +65,15 @@ fn bound_pool(options: &mut ClientOptions) {
     // Left unset when the URI does not set it: the driver refuses it next to
     // some other options (a plain host list, `replicaSet`).
     options.srv_max_hosts = srv;
+    // Parsing already resolved a `mongodb+srv` name into `hosts`, with the
+    // URI's own `srvMaxHosts` or none: the seed list is held here.
+    if options.hosts.len() > MAX_SRV_HOSTS as usize {
+        tracing::warn!(
+            "mongodb: the connection string names {} hosts; connecting to the first {MAX_SRV_HOSTS}",
+            options.hosts.len()
+        );
+        options.hosts.truncate(MAX_SRV_HOSTS as usize);
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +95,8 @@ mod tests {
         let o = parsed("mongodb://db.example:27017/");
         assert_eq!((o.min_pool_size, o.max_pool_size), (Some(0), Some(10)));
         assert_eq!(o.srv_max_hosts, None);
+        let many: Vec<String> = (0..40).map(|i| format!("h{i}.example:27017")).collect();
+        let o = parsed(&format!("mongodb://{}/", many.join(",")));
+        assert_eq!(o.hosts.len(), 16, "a seed list is held to 16 hosts");
     }
 }

@@ -317,6 +317,7 @@ impl SinkConfig for ElasticsearchSinkConfig {
         Some(crate::connector::ClientBuffers {
             mb: bytes.div_ceil(1 << 20),
             made_of: "2 × `max_bytes`: the bulk body and its copy on the wire",
+            field: "max_bytes",
         })
     }
 

@@ -673,7 +673,8 @@ impl Sink for KafkaSink {
                 // flush took 100 ms however fast the broker acknowledged,
                 // the sink stood still meanwhile, and that was the p99 of
                 // end-to-end latency (docs/performance.md). `flush(ZERO)`
-                // only asks librdkafka to send what lingers; the short polls
+                // wakes the brokers' threads (what lingers may still wait
+                // out `linger.ms`) and returns at once; the short polls
                 // serve acknowledgements as they come.
                 let _ = producer.flush(Duration::ZERO);
                 producer.poll(flush_poll(started.elapsed()));
@@ -726,6 +727,7 @@ impl SinkConfig for KafkaSinkConfig {
         Some(crate::connector::ClientBuffers {
             mb: bytes.div_ceil(1 << 20),
             made_of: crate::clients::kafka_buffers::PRODUCER_PARTS,
+            field: "properties",
         })
     }
 

@@ -105,20 +105,21 @@ impl Source for FileSource {
         while out.len() + malformed.len() < max {
             self.buf.clear();
             let mut n = (&mut *reader)
-                .take(MAX_LINE_BYTES as u64 + 1)
+                // Room for the line and a CRLF ending.
+                .take(MAX_LINE_BYTES as u64 + 2)
                 .read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 done = true;
                 break;
             }
-            if self.buf.len() > MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+            if self.buf.len() > MAX_LINE_BYTES + 1 && self.buf.last() != Some(&b'\n') {
                 // Past the bound: the rest of the line is skipped, not read.
                 n += reader.skip_until(b'\n')?;
                 self.offset += n as u64;
                 self.line += 1;
-                self.buf.truncate(1024);
                 malformed.push(Malformed {
-                    bytes: std::mem::take(&mut self.buf),
+                    // A copy: the buffer keeps its 16 MiB for the next line.
+                    bytes: self.buf[..1024].to_vec(),
                     reason: format!(
                         "line {} of {} is {n} bytes, longer than the {} MiB a line may be; its first KiB is kept here",
                         self.line,
@@ -264,11 +265,19 @@ mod tests {
     fn a_line_past_the_bound_is_dead_lettered_by_its_first_kib_and_the_next_one_is_read() {
         let mut text = vec![b'{'; MAX_LINE_BYTES + 10];
         text.extend_from_slice(b"\n{\"n\":1}\n");
+        // A line of exactly the bound, CRLF-terminated, is a line like any.
+        let mut exact = vec![b' '; MAX_LINE_BYTES - 7];
+        exact.extend_from_slice(b"{\"n\":2}\r\n");
+        text.extend_from_slice(&exact);
         let (_dir, mut s) = source(&text);
         let polled = s.poll(10).expect("poll");
         assert_eq!(polled.malformed.len(), 1);
         let bad = &polled.malformed[0];
         assert_eq!(bad.bytes.len(), 1024);
+        assert!(
+            bad.bytes.capacity() < 4096,
+            "the dead letter holds a copy, not the buffer"
+        );
         assert!(
             bad.reason.contains("line 1 of")
                 && bad
@@ -278,9 +287,9 @@ mod tests {
             "{}",
             bad.reason
         );
-        let batch = polled.batch.expect("the next line");
-        assert_eq!(batch.len(), 1);
-        assert_eq!(s.position()["line"], 2);
+        let batch = polled.batch.expect("the next lines");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(s.position()["line"], 3);
         assert_eq!(s.position()["offset"], text.len() as u64);
     }
 }

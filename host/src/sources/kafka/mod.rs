@@ -118,7 +118,7 @@ impl ClientContext for Ctx {
 fn hint(error: &str) -> &'static str {
     if error.contains("Inconsistent group protocol") {
         "; the group's members disagree on `partition.assignment.strategy`: eager (range or \
-         roundrobin, librdkafka's default and Sluice's before session 17) against \
+         roundrobin, librdkafka's default and earlier Sluice builds') against \
          cooperative-sticky (Sluice's default now), which one group cannot mix; stop the \
          other members first, or give every member the same strategy in `properties:`"
     } else {
@@ -1135,6 +1135,7 @@ impl SourceConfig for KafkaSourceConfig {
         Some(crate::connector::ClientBuffers {
             mb: bytes.div_ceil(1 << 20),
             made_of: crate::clients::kafka_buffers::CONSUMER_PARTS,
+            field: "properties",
         })
     }
 

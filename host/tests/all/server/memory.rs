@@ -243,7 +243,7 @@ fn kafka_client_buffers_count_against_the_quota_and_above_the_ceiling_are_refuse
     for expected in [
         "properties.queued.max.messages.kbytes",
         "`lots` is not a whole number from 1 to 2097151 (KiB)",
-        "sinks.out.properties: with these properties its client may buffer 2048 MiB",
+        "sinks.out.properties: as configured, its client may buffer 2048 MiB",
         "above this host's ceiling of 512 MiB (client_buffer_mb",
     ] {
         assert!(text.contains(expected), "{expected}: {v}");
