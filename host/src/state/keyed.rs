@@ -26,8 +26,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::plugin::Limits;
 
+mod changelog;
 mod delta;
 
+pub use changelog::{Marker, Record, MARKER_KEY};
 pub use delta::{load_saved, Saved};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
