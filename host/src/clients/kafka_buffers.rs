@@ -113,9 +113,32 @@ pub fn producer_bytes(
     PRODUCER_QUEUE.bytes(properties)
 }
 
+/// Under `state: changelog`: the most partitions one member's stages may
+/// hold state for, each with its own transactional producer.
+pub const CHANGELOG_PARTITIONS: usize = 32;
+/// Under `state: changelog`: each partition's producer's queue (a publish
+/// larger than this waits for acknowledgements as it goes).
+pub const CHANGELOG_QUEUE_KBYTES: u64 = 4 * 1024;
+/// Under `state: changelog`: the largest record, an entry's key and value
+/// (Kafka's default message size; the topic is created with it).
+pub const CHANGELOG_RECORD_BYTES: usize = 1 << 20;
+/// Under `state: changelog`: what reading a partition's state back buffers
+/// (its fetch queue and one fetch, two records' worth).
+pub const CHANGELOG_READ_BYTES: u64 = 4 * (CHANGELOG_RECORD_BYTES as u64);
+
+/// What a `kafka` source with `state: changelog` adds to its bound: the
+/// producers of the most partitions a member may hold, and one restore.
+pub fn changelog_bytes() -> u64 {
+    (CHANGELOG_PARTITIONS as u64) * CHANGELOG_QUEUE_KBYTES * 1024 + CHANGELOG_READ_BYTES
+}
+
 /// What a consumer's bound is made of, for messages.
 pub const CONSUMER_PARTS: &str =
     "`queued.max.messages.kbytes` + the larger of `fetch.max.bytes` and `message.max.bytes` + 64 MiB of records held in time order";
+
+/// The same under `state: changelog`.
+pub const CHANGELOG_CONSUMER_PARTS: &str =
+    "`queued.max.messages.kbytes` + the larger of `fetch.max.bytes` and `message.max.bytes` + 64 MiB of records held in time order + 4 MiB for each of the 32 partitions whose state a member may hold (`state: changelog`) + 4 MiB to read one back";
 
 /// What a producer's bound is made of, for messages.
 pub const PRODUCER_PARTS: &str = "`queue.buffering.max.kbytes`";

@@ -21,7 +21,8 @@ pub use contract::{
 pub use error::ErrorClass;
 pub use issue::ConfigIssue;
 pub use registry::{
-    find, names, parse_sink, parse_source, ClientBuffers, CloneSinkConfig, CloneSourceConfig,
-    ConnectorKind, ParseError, SinkConfig, SinkKind, SourceConfig, SourceContext, SourceKind,
+    find, names, parse_sink, parse_source, ChangelogSpec, ClientBuffers, CloneSinkConfig,
+    CloneSourceConfig, ConnectorKind, ParseError, SinkConfig, SinkKind, SourceConfig,
+    SourceContext, SourceKind,
 };
 pub use retry::Backoff;

@@ -27,6 +27,23 @@ pub struct ClientBuffers {
     pub field: &'static str,
 }
 
+/// Where a source's downstream processors keep their keyed state when it
+/// lives in Kafka (`state: changelog` on a `kafka` source): one compacted
+/// changelog topic per stage, partitioned like the source topic, so each
+/// partition's state moves with the partition between the processes of a
+/// consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogSpec {
+    /// Bootstrap brokers.
+    pub brokers: String,
+    /// The source's TLS and SASL client settings.
+    pub security: Vec<(String, String)>,
+    /// The source's consumer group: it names the changelog topics.
+    pub group_id: String,
+    /// The (one) topic the source reads.
+    pub topic: String,
+}
+
 /// What a source is given when it is built.
 pub struct SourceContext<'a> {
     /// The source's name in the pipeline file (also its events' origin).
@@ -84,6 +101,11 @@ pub trait SourceConfig: Debug + Send + Sync + CloneSourceConfig {
     /// configuration can raise that (librdkafka's queues): held to the
     /// operator's `client_buffer_mb` and counted in a tenant's memory quota.
     fn client_buffers(&self) -> Option<ClientBuffers> {
+        None
+    }
+    /// Where the keyed state of the processors it feeds lives, when that is
+    /// a changelog topic rather than the local checkpoint.
+    fn changelog(&self) -> Option<ChangelogSpec> {
         None
     }
     /// Builds the running source.

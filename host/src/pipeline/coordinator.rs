@@ -50,6 +50,13 @@ pub(crate) enum Report {
         id: u64,
         file: String,
     },
+    /// A processor keeps its state per partition in changelog `topic`: its
+    /// publish for barrier `id` is begun, to commit with the checkpoint.
+    StageInChangelog {
+        stage: String,
+        id: u64,
+        topic: String,
+    },
     /// A processor drained its inputs: event time is over, every window
     /// closed and every timer fired, so a run resuming from the final
     /// checkpoint starts it empty, by design.
@@ -148,6 +155,9 @@ pub(crate) struct Coordinator {
     /// Positions of components not in this run (a dead-letter replay runs
     /// part of a pipeline), copied into every checkpoint under this run's.
     pub carried: Checkpoint,
+    /// Changelog publishes of processors' state, committed with each
+    /// checkpoint before sources commit upstream (see `changelog.rs`).
+    pub changelog: Vec<Arc<super::changelog::Writers>>,
 }
 
 impl Coordinator {
@@ -240,6 +250,13 @@ impl Coordinator {
                     .stages
                     .insert(stage, serde_json::json!({ "file": file }));
             }
+            Report::StageInChangelog { stage, id, topic } => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .stages
+                    .insert(stage, serde_json::json!({ "changelog": topic }));
+            }
             Report::StageEnded { stage } => {
                 self.done_stages
                     .insert(stage, serde_json::json!({ "ended": true }));
@@ -262,6 +279,9 @@ impl Coordinator {
                 stages.extend(self.done_stages.clone());
             }
             self.store.save(&checkpoint)?;
+            for c in &self.changelog {
+                c.commit_upto(u64::MAX)?;
+            }
             self.metrics.checkpoint_committed();
             self.acknowledge(&checkpoint);
             return Ok(true);
@@ -352,6 +372,11 @@ impl Coordinator {
             }
         }
         self.store.save(&checkpoint)?;
+        // Before the sources commit: a changelog's marker is never behind
+        // the group's offsets.
+        for c in &self.changelog {
+            c.commit_upto(id)?;
+        }
         self.acknowledge(&checkpoint);
         self.last_id = id;
         self.metrics.checkpoint_committed();

@@ -4,6 +4,7 @@
 //! sink has durably written everything before a barrier.
 
 mod align;
+mod changelog;
 mod check;
 mod coordinator;
 pub(crate) mod dead_letter;
@@ -15,6 +16,7 @@ mod handoff;
 mod isolate;
 mod message;
 mod metrics;
+mod partitioned;
 mod restore;
 mod runner;
 mod sink_task;

@@ -29,6 +29,15 @@ pub(crate) fn stage_state(
                 );
                 return Ok(None);
             }
+            Some(record) if record.get("changelog").is_some() => {
+                tracing::info!(
+                    stage,
+                    checkpoint = checkpoint.id,
+                    topic = %record["changelog"],
+                    "the stage keeps its state per partition in a changelog topic: each partition's is read back when the stage first sees it"
+                );
+                return Ok(None);
+            }
             Some(record) => {
                 let file = record.get("file").and_then(Value::as_str).unwrap_or("");
                 // The checkpoint is input: it may only name a file in the

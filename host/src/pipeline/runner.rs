@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::changelog::{Changelog, Writers};
 use super::coordinator::{Coordinator, Report};
 use super::fingerprint::{self, Fingerprint};
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
 use super::handoff::Handoffs;
 use super::metrics::{stats_line, ComponentCounts, Role, SourceProgress};
+use super::partitioned::Partitioned;
 use super::restore;
 use super::sink_task::SinkTask;
 use super::source_task::SourceTask;
@@ -27,12 +29,13 @@ use super::tap::TapHub;
 use super::watch::{self, Watched};
 use super::Metrics;
 use crate::config::Pipeline;
-use crate::connector::{Progress, Sink, SinkConfig, SourceContext};
+use crate::connector::{ChangelogSpec, Progress, Sink, SinkConfig, SourceContext};
 use crate::plugin::{
     ComponentCache, ProcessorInstance, StagePlugin, TransformInstance, WasmEngine,
 };
 use crate::sinks::file::FileSinkConfig;
 use crate::sinks::OutputFormat;
+use crate::state::keyed::StateLimits;
 use crate::state::{Checkpoint, CheckpointStore, Table, TableSink};
 
 /// What a running pipeline looks like right now, for progress displays.
@@ -245,6 +248,7 @@ pub(crate) fn run_hooked(
         .zip(instances.iter_mut())
         .filter_map(|(s, i)| i.as_processor().is_some().then(|| s.name.clone()))
         .collect();
+    let (changelogs, writers) = changelog_stages(pipeline, &processors)?;
     let mut graph = Graph::build(pipeline);
 
     // Sinks first, then stages, then sources, so everything downstream is
@@ -279,6 +283,7 @@ pub(crate) fn run_hooked(
             .swaps
             .as_deref()
             .map(|sw| (sw, processors.as_slice())),
+        &changelogs,
     )?);
     if options.watch {
         watch::spawn(watched, options.stop.clone());
@@ -333,6 +338,7 @@ pub(crate) fn run_hooked(
     drop(graph);
 
     let coordinator = Coordinator {
+        changelog: writers,
         store,
         sources: pipeline.sources.iter().map(|s| s.name.clone()).collect(),
         sinks: pipeline
@@ -651,6 +657,49 @@ fn spawn_sinks(
     Ok((summary_outputs, dead_letter_path))
 }
 
+/// The processors whose state lives in changelog topics: those fed by a
+/// `kafka` source with `state: changelog`. Such a processor may read from
+/// that one source only, since its state is split by that source's
+/// partitions.
+fn changelog_stages(
+    pipeline: &Pipeline,
+    processors: &[String],
+) -> Result<(StageChangelogs, Vec<Arc<Writers>>)> {
+    let mut specs = HashMap::new();
+    // One set of producers per source: its partitions' transactions span
+    // every stage it feeds.
+    let mut writers: BTreeMap<String, Arc<Writers>> = BTreeMap::new();
+    for stage in processors {
+        let sources = upstream_sources(pipeline, stage);
+        let logged: Vec<(&String, ChangelogSpec)> = pipeline
+            .sources
+            .iter()
+            .filter(|s| sources.contains(&s.name))
+            .filter_map(|s| s.config.changelog().map(|c| (&s.name, c)))
+            .collect();
+        match logged.as_slice() {
+            [] => {}
+            [(source, spec)] if sources.len() == 1 => {
+                tracing::info!(stage = %stage, source = %source, topic = %super::changelog::topic_name(&spec.group_id, stage), "state per partition of the source, kept in a changelog topic");
+                let w = writers
+                    .entry((*source).clone())
+                    .or_insert_with(|| Arc::new(Writers::new(spec)))
+                    .clone();
+                specs.insert(stage.clone(), (spec.clone(), w));
+            }
+            _ => anyhow::bail!(
+                "stage `{stage}` reads from sources {sources:?}, and {} of them keep state in a changelog (`state: changelog`): a processor's state is split by the partitions of one source, so it may read from that one source only (tables it looks up may come from others)",
+                logged.len()
+            ),
+        }
+    }
+    Ok((specs, writers.into_values().collect()))
+}
+
+/// Per processor stage with its state in a changelog: the source's spec
+/// and the producers shared with the other stages it feeds.
+type StageChangelogs = HashMap<String, (ChangelogSpec, Arc<Writers>)>;
+
 /// Spawns every stage on its instance. Returns what `--watch` reloads.
 #[allow(clippy::too_many_arguments)]
 fn spawn_stages(
@@ -663,6 +712,7 @@ fn spawn_stages(
     threads: &mut Vec<std::thread::JoinHandle<()>>,
     (engine, cache): (&WasmEngine, &ComponentCache),
     swaps: Option<(&StageSwaps, &[String])>,
+    changelogs: &HashMap<String, (ChangelogSpec, Arc<Writers>)>,
 ) -> Result<Vec<Watched>> {
     let mut watched = Vec::new();
     for (stage, instance) in pipeline.stages.iter().zip(instances) {
@@ -705,6 +755,13 @@ fn spawn_stages(
                 .iter()
                 .filter_map(|t| tables.get(t).map(|table| (t.clone(), table.clone())))
                 .collect(),
+            partitioned: changelogs.get(&stage.name).map(|(spec, writers)| {
+                Partitioned::new(
+                    Changelog::new(spec, &stage.name, writers.clone()),
+                    StateLimits::from(&stage.limits),
+                )
+            }),
+            dropped: 0,
         };
         // Instances this thread recreates after a failure get the stage's
         // log budget too.

@@ -227,6 +227,11 @@ pub(crate) struct StageTask {
     pub state_dir: std::path::PathBuf,
     /// Tables the stage reads: it starts once they are loaded.
     pub tables: Vec<(String, crate::state::Table)>,
+    /// Processors fed by a `kafka` source with `state: changelog`: state
+    /// per source partition, kept in a changelog topic.
+    pub partitioned: Option<super::partitioned::Partitioned>,
+    /// Events dropped since the last publish (see [`super::partitioned`]).
+    pub dropped: u64,
 }
 
 /// Timers delivered per `on-timers` call.
@@ -429,6 +434,134 @@ impl StageTask {
         Ok(())
     }
 
+    /// Runs a batch partition by partition, each against its own state
+    /// (see [`super::partitioned`]).
+    fn process_partitioned(&mut self, batch: &Arc<Batch>) -> Result<()> {
+        let name = self.name.clone();
+        let (groups, unroutable) = super::partitioned::Partitioned::split(batch);
+        let Some(p) = self.instance.as_processor() else {
+            anyhow::bail!("stage `{name}`: state: changelog applies to processors only");
+        };
+        let slot = p.state().clone();
+        self.unroutable(batch, unroutable.iter().map(|(i, r)| (*i, r.as_str())));
+        for ((partition, assignment), events) in groups {
+            let entered = {
+                let mut s = slot
+                    .lock()
+                    .map_err(|_| anyhow!("stage `{name}`: state lock poisoned"))?;
+                match self.partitioned.as_mut() {
+                    Some(parts) => parts.enter(&name, partition, assignment, &mut s)?,
+                    None => return Ok(()),
+                }
+            };
+            let floor = match entered {
+                super::partitioned::Entered::Stale => {
+                    self.dropped += events.len() as u64;
+                    continue;
+                }
+                super::partitioned::Entered::Refused(reason) => {
+                    self.unroutable(batch, events.iter().map(|(i, _)| (*i, reason.as_str())));
+                    continue;
+                }
+                super::partitioned::Entered::Ready { floor } => floor,
+            };
+            let last = events.iter().map(|(_, o)| *o).max();
+            let mut sub = BatchBuilder::new(batch.stream(), batch.origin.clone(), events.len());
+            for (i, offset) in &events {
+                if *offset < floor {
+                    self.dropped += 1;
+                    continue;
+                }
+                if let Some(e) = batch.get(*i) {
+                    let headers: Vec<(&str, &[u8])> = e.headers().collect();
+                    sub.push(e.key, e.value, &headers, e.timestamp_ms, e.position);
+                }
+            }
+            let result = if sub.is_empty() {
+                Ok(())
+            } else {
+                self.process_in_place(Arc::new(sub.finish()))
+            };
+            if let (Ok(mut s), Some(parts)) = (slot.lock(), self.partitioned.as_mut()) {
+                parts.leave(partition, last.map(|o| o + 1), &mut s);
+            }
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Dead-letters the events of `batch` at these indices, each with its
+    /// reason: they cannot be routed to a partition's state.
+    fn unroutable<'r>(&mut self, batch: &Batch, events: impl Iterator<Item = (usize, &'r str)>) {
+        let (plugin, version) = self.instance.identity();
+        let culprit = Culprit {
+            stage: self.name.clone(),
+            plugin,
+            version,
+        };
+        let mut dead = DeadLetters::new(&self.name, batch.origin.clone());
+        for (i, reason) in events {
+            if let Some(e) = batch.get(i) {
+                dead.add(&e, &batch.origin, &culprit, "unroutable", reason);
+            }
+        }
+        if let Some(d) = dead.finish() {
+            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+            Metrics::add(&self.counts.dead, d.len() as u64);
+            self.dead.send(Message::Batch(Arc::new(d)));
+        }
+    }
+
+    /// Runs a batch against the state in place (a partition's, under
+    /// `state: changelog`), then moves event time on.
+    fn process_in_place(&mut self, batch: Arc<Batch>) -> Result<()> {
+        let (batch, newest) = self.event_time_pass(&batch);
+        let cpu = super::metrics::thread_cpu_ns();
+        let outcome = process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
+        Metrics::add(
+            &self.counts.cpu_ns,
+            super::metrics::thread_cpu_ns().saturating_sub(cpu),
+        );
+        if let Some(bytes) = self.instance.memory_bytes() {
+            self.counts.memory_bytes.store(bytes, Ordering::Relaxed);
+        }
+        Metrics::add(&self.counts.filtered, outcome.filtered);
+        self.count(&outcome);
+        self.emit(outcome);
+        if let Some(newest) = newest {
+            let lateness = self.event_time.as_ref().map_or(0, |e| e.lateness_ms);
+            self.advance(newest.saturating_sub(i64::try_from(lateness).unwrap_or(i64::MAX)))?;
+        }
+        Ok(())
+    }
+
+    /// Begins the changelog publish of every changed partition for
+    /// checkpoint `id` (`u64::MAX`: the final one), and tells the
+    /// coordinator the stage is saved.
+    fn publish_partitions(&mut self, id: u64) -> Result<()> {
+        let name = self.name.clone();
+        let Some(parts) = self.partitioned.as_mut() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let published = parts
+            .publish(&name, id)
+            .with_context(|| format!("stage `{name}`: publishing state for checkpoint {id}"))?;
+        if self.dropped > 0 {
+            tracing::info!(stage = %name, events = self.dropped, "changelog: events dropped: already in the state read back, or read before their partition was revoked (the new owner reads them again)");
+            self.dropped = 0;
+        }
+        tracing::debug!(stage = %name, checkpoint = id, partitions = published, micros = started.elapsed().as_micros() as u64, "state publish begun");
+        if id != u64::MAX {
+            let _ = self.reports.send(Report::StageInChangelog {
+                stage: name,
+                id,
+                topic: parts.changelog.topic.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Holds the stage's input (without blocking upstream, which may feed
     /// the very table) until every table it reads has been loaded.
     fn wait_for_tables(&mut self) -> std::collections::VecDeque<Envelope> {
@@ -465,25 +598,10 @@ impl StageTask {
                             self.swap(plugin);
                         }
                         Metrics::add(&self.counts.events_in, batch.len() as u64);
-                        let (batch, newest) = self.event_time_pass(&batch);
-                        let cpu = super::metrics::thread_cpu_ns();
-                        let outcome =
-                            process_batch(self.instance.as_mut(), &self.name, self.policy, &batch)?;
-                        Metrics::add(
-                            &self.counts.cpu_ns,
-                            super::metrics::thread_cpu_ns().saturating_sub(cpu),
-                        );
-                        if let Some(bytes) = self.instance.memory_bytes() {
-                            self.counts.memory_bytes.store(bytes, Ordering::Relaxed);
-                        }
-                        Metrics::add(&self.counts.filtered, outcome.filtered);
-                        self.count(&outcome);
-                        self.emit(outcome);
-                        if let Some(newest) = newest {
-                            let lateness = self.event_time.as_ref().map_or(0, |e| e.lateness_ms);
-                            self.advance(
-                                newest.saturating_sub(i64::try_from(lateness).unwrap_or(i64::MAX)),
-                            )?;
+                        if self.partitioned.is_some() {
+                            self.process_partitioned(&batch)?;
+                        } else {
+                            self.process_in_place(batch)?;
                         }
                         // Also when the batch emitted nothing (a filter that
                         // keeps none still spent CPU).
@@ -491,14 +609,26 @@ impl StageTask {
                     }
                     Step::Data(..) => {}
                     Step::Barrier(id) => {
-                        self.save_state(id)?;
+                        if self.partitioned.is_some() {
+                            self.publish_partitions(id)?;
+                        } else {
+                            self.save_state(id)?;
+                        }
                         self.outputs.send(Message::Barrier(id));
                         self.dead.send(Message::Barrier(id));
                     }
                     Step::End => {
-                        // Every input is drained: event time is over, so every
-                        // window closes and every timer fires.
-                        self.advance(i64::MAX)?;
+                        if self.partitioned.is_some() {
+                            // The partitions go on elsewhere (another member,
+                            // the next run): their windows stay open, and
+                            // their state goes to the changelog with the
+                            // final checkpoint.
+                            self.publish_partitions(u64::MAX)?;
+                        } else {
+                            // Every input is drained: event time is over, so
+                            // every window closes and every timer fires.
+                            self.advance(i64::MAX)?;
+                        }
                         if self.instance.as_processor().is_some() {
                             let _ = self.reports.send(Report::StageEnded {
                                 stage: self.name.clone(),

@@ -21,9 +21,16 @@ pub const MAX_HEADER_REFS_PER_CALL: usize = 1 << 20;
 pub const MAX_REASON_BYTES: usize = 4096;
 
 /// `sluice.*` headers a plugin may set or rewrite: the source metadata that
-/// sinks route by (`topic_header: sluice.topic`). Every other `sluice.*`
-/// name belongs to the host.
-pub const PLUGIN_WRITABLE_HEADERS: &[&str] = &["sluice.topic", "sluice.partition", "sluice.offset"];
+/// sinks route by (`topic_header: sluice.topic`), and that a processor
+/// downstream with state in a changelog routes by (`sluice.assignment`
+/// too): a transform between must be able to pass them on. Every other
+/// `sluice.*` name belongs to the host.
+pub const PLUGIN_WRITABLE_HEADERS: &[&str] = &[
+    "sluice.topic",
+    "sluice.partition",
+    "sluice.offset",
+    "sluice.assignment",
+];
 
 /// The prefix of host-owned header names (matched without regard to case).
 pub const RESERVED_PREFIX: &str = "sluice.";

@@ -9,6 +9,8 @@
 //! so restarting it disturbs no other test; its storage survives the
 //! restart, and so must topics and committed offsets.
 
+#[path = "kafka_changelog.rs"]
+mod changelog;
 #[path = "kafka_exactly_once.rs"]
 mod exactly_once;
 #[path = "kafka_sql.rs"]

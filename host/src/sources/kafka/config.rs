@@ -63,6 +63,23 @@ pub struct KafkaSourceConfig {
     /// window downstream may find records late). At most 60000.
     #[serde(default = "default_time_order_wait")]
     pub time_order_wait_ms: u64,
+    /// Where the processors this source feeds keep their keyed state:
+    /// `local` (default: the checkpoint directory) or `changelog` (one state
+    /// per partition, in a compacted topic `<group_id>-<stage>-changelog`,
+    /// so it moves with its partition between the group's members).
+    #[serde(default)]
+    pub state: StateIn,
+}
+
+/// Where downstream processors keep their state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateIn {
+    /// The pipeline's checkpoint directory.
+    #[default]
+    Local,
+    /// A compacted changelog topic per stage, partitioned as the source.
+    Changelog,
 }
 
 /// Which partitions this process reads.
@@ -129,6 +146,31 @@ impl KafkaSourceConfig {
                 )
             }
             _ => {}
+        }
+        if self.state == StateIn::Changelog {
+            if self.assign == Assign::All {
+                return err(
+                    "state",
+                    "`changelog` splits state by the partitions a consumer group assigns; with `assign: all` this process reads every partition, so keep `state: local`",
+                );
+            }
+            if self.topics.len() != 1 || self.topic_pattern.is_some() {
+                return err(
+                    "state",
+                    "`changelog` needs exactly one topic in `topics` (no `topic_pattern`): the changelog topics are partitioned like it",
+                );
+            }
+            let group = self.group_id.as_deref().unwrap_or("");
+            if group.len() > 180
+                || !group
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return err(
+                    "group_id",
+                    "with `state: changelog` it names the changelog topics (`<group_id>-<stage>-changelog`): expected at most 180 letters, digits, `.`, `_` or `-`",
+                );
+            }
         }
         if self.time_order_wait_ms > 60_000 {
             return err(

@@ -198,6 +198,10 @@ pub struct KafkaSource {
     assigned: HashSet<Tp>,
     /// Assignments seen; a position from an earlier one is never committed.
     generation: u64,
+    /// Under `state: changelog`: the assignment count when each partition
+    /// held was assigned, sent on as the `sluice.assignment` header so a
+    /// stage knows a partition that came back (see `pipeline/partitioned.rs`).
+    assigned_at: BTreeMap<String, BTreeMap<i32, u64>>,
     last_error: Option<Instant>,
     /// An exactly-once sink commits the offsets (see [`Source::handoff`]).
     hand_off: bool,
@@ -267,6 +271,7 @@ impl KafkaSource {
             consumer: None,
             offsets: BTreeMap::new(),
             assigned: HashSet::new(),
+            assigned_at: BTreeMap::new(),
             generation: 0,
             last_error: None,
             hand_off: false,
@@ -425,9 +430,17 @@ impl KafkaSource {
             }
             self.resumed.remove(&tp);
             self.held.forget(&tp);
+            if let Some(parts) = self.assigned_at.get_mut(&tp.0) {
+                parts.remove(&tp.1);
+            }
             self.assigned.remove(&tp);
         }
+        let generation = log.generation;
         for tp in log.assigned.drain(..) {
+            self.assigned_at
+                .entry(tp.0.clone())
+                .or_default()
+                .insert(tp.1, generation);
             self.assigned.insert(tp);
         }
         self.generation = log.generation;
@@ -524,6 +537,8 @@ impl KafkaSource {
         malformed: &mut Vec<Malformed>,
     ) {
         let mut numbers = String::with_capacity(32);
+        let mut assignment = String::with_capacity(20);
+        let changelog = self.config.state == config::StateIn::Changelog;
         // Whether an empty partition is behind cannot change within one
         // call (nothing is fetched meanwhile, and one that empties here has
         // had its last offset set): `start` has it asked once per partition.
@@ -573,6 +588,19 @@ impl KafkaSource {
                 headers.push((k.as_str(), v.as_slice()));
             }
             push_origin(&mut headers, &mut numbers, topic, partition, offset);
+            if changelog {
+                // Revoked partitions' records were forgotten before this
+                // call: what is handed on belongs to the current assignment.
+                let at = self
+                    .assigned_at
+                    .get(topic.as_str())
+                    .and_then(|p| p.get(&partition))
+                    .copied()
+                    .unwrap_or(self.generation);
+                assignment.clear();
+                let _ = write!(assignment, "{at}");
+                headers.push(("sluice.assignment", assignment.as_bytes()));
+            }
             b.push(
                 key.as_deref(),
                 value.as_deref(),
@@ -1132,9 +1160,17 @@ impl SourceConfig for KafkaSourceConfig {
     fn client_buffers(&self) -> Option<crate::connector::ClientBuffers> {
         // Validation refused a property that does not parse; such a file never runs.
         let bytes = self.buffer_bytes().ok()?;
+        let (bytes, made_of) = if self.state == config::StateIn::Changelog {
+            (
+                bytes + crate::clients::kafka_buffers::changelog_bytes(),
+                crate::clients::kafka_buffers::CHANGELOG_CONSUMER_PARTS,
+            )
+        } else {
+            (bytes, crate::clients::kafka_buffers::CONSUMER_PARTS)
+        };
         Some(crate::connector::ClientBuffers {
             mb: bytes.div_ceil(1 << 20),
-            made_of: crate::clients::kafka_buffers::CONSUMER_PARTS,
+            made_of,
             field: "properties",
         })
     }
@@ -1169,7 +1205,25 @@ impl SourceConfig for KafkaSourceConfig {
                 1,
             );
         }
+        // As printed before `state` existed, when state was always local.
+        let text = text.replacen(", state: Local", "", 1);
         crate::connector::fingerprint::redacted(&text)
+    }
+
+    fn changelog(&self) -> Option<crate::connector::ChangelogSpec> {
+        if self.state != config::StateIn::Changelog {
+            return None;
+        }
+        let security = self.security().ok()?;
+        Some(crate::connector::ChangelogSpec {
+            brokers: self.brokers.clone(),
+            security: security
+                .settings()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            group_id: self.group_id.clone()?,
+            topic: self.topics.first()?.clone(),
+        })
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
@@ -1293,6 +1347,59 @@ mod tests {
             json!({"brokers": "x:1", "topics": ["t"], "assign": "all"}),
         ));
         assert!(text.contains("group_id: None, assign: All"), "{text}");
+    }
+
+    #[test]
+    fn state_in_a_changelog_needs_a_group_one_topic_and_a_group_id_fit_for_topic_names() {
+        let ok = parsed(
+            json!({"brokers": "x:1", "topics": ["t"], "group_id": "g.1_a-b", "state": "changelog"}),
+        );
+        assert!(ok.check().is_ok());
+        let spec = SourceConfig::changelog(&ok).expect("a changelog");
+        assert_eq!(
+            (spec.group_id.as_str(), spec.topic.as_str()),
+            ("g.1_a-b", "t")
+        );
+        let local = parsed(json!({"brokers": "x:1", "topics": ["t"], "group_id": "g"}));
+        assert!(SourceConfig::changelog(&local).is_none());
+        // The producers and the restore are counted against the pipeline.
+        let mb = |c: &KafkaSourceConfig| SourceConfig::client_buffers(c).map(|b| b.mb);
+        assert_eq!(
+            mb(&ok).zip(mb(&local)).map(|(a, b)| a - b),
+            Some(crate::clients::kafka_buffers::changelog_bytes().div_ceil(1 << 20))
+        );
+        // Local and changelog state are different pipelines to a checkpoint.
+        assert_ne!(
+            SourceConfig::fingerprint_text(&ok),
+            SourceConfig::fingerprint_text(&parsed(
+                json!({"brokers": "x:1", "topics": ["t"], "group_id": "g.1_a-b"})
+            ))
+        );
+        for (bad, field) in [
+            (
+                json!({"brokers": "x:1", "topics": ["t"], "assign": "all", "state": "changelog"}),
+                "state",
+            ),
+            (
+                json!({"brokers": "x:1", "topics": ["t", "u"], "group_id": "g", "state": "changelog"}),
+                "state",
+            ),
+            (
+                json!({"brokers": "x:1", "topic_pattern": "t.*", "group_id": "g", "state": "changelog"}),
+                "state",
+            ),
+            (
+                json!({"brokers": "x:1", "topics": ["t"], "group_id": "g/../x", "state": "changelog"}),
+                "group_id",
+            ),
+            (
+                json!({"brokers": "x:1", "topics": ["t"], "group_id": "g".repeat(181), "state": "changelog"}),
+                "group_id",
+            ),
+        ] {
+            let e = parsed(bad.clone()).check().expect_err(&bad.to_string());
+            assert_eq!(e.field, field, "{bad}: {e:?}");
+        }
     }
 
     #[test]
