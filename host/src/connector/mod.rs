@@ -22,7 +22,7 @@ pub use error::ErrorClass;
 pub use issue::ConfigIssue;
 pub use registry::{
     find, names, parse_sink, parse_source, ChangelogSpec, ClientBuffers, CloneSinkConfig,
-    CloneSourceConfig, ConnectorKind, ParseError, SinkConfig, SinkKind, SourceConfig,
-    SourceContext, SourceKind,
+    CloneSourceConfig, ConnectorKind, HeldPartitions, ParseError, SinkConfig, SinkKind,
+    SourceConfig, SourceContext, SourceKind,
 };
 pub use retry::Backoff;

@@ -44,6 +44,29 @@ pub struct ChangelogSpec {
     pub topic: String,
 }
 
+/// The partitions a `kafka` source with `state: changelog` holds now, each
+/// with the assignment count it came with: the stages it feeds take a
+/// partition's state over only while the source holds it (see
+/// `pipeline/partitioned.rs`). Written by the source on each rebalance.
+#[derive(Debug, Default)]
+pub struct HeldPartitions {
+    held: std::sync::Mutex<std::collections::BTreeMap<i32, u64>>,
+}
+
+impl HeldPartitions {
+    /// Replaces what is held.
+    pub fn set(&self, held: std::collections::BTreeMap<i32, u64>) {
+        if let Ok(mut h) = self.held.lock() {
+            *h = held;
+        }
+    }
+
+    /// The assignment `partition` is held under, if it is held.
+    pub fn get(&self, partition: i32) -> Option<u64> {
+        self.held.lock().ok()?.get(&partition).copied()
+    }
+}
+
 /// What a source is given when it is built.
 pub struct SourceContext<'a> {
     /// The source's name in the pipeline file (also its events' origin).
@@ -54,6 +77,8 @@ pub struct SourceContext<'a> {
     /// timers), directly or through transforms: event time order then
     /// matters, which a source reading several partitions may restore.
     pub reaches_processor: bool,
+    /// Under `state: changelog`: where it says which partitions it holds.
+    pub held: Option<Arc<HeldPartitions>>,
 }
 
 /// A source connector's validated configuration, which builds the running

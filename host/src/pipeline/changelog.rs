@@ -34,12 +34,15 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::connector::ChangelogSpec;
+use crate::connector::{ChangelogSpec, HeldPartitions};
 use crate::state::keyed::{Marker, MARKER_KEY};
 use crate::state::KeyedState;
 
 /// How long a transactional call or a restore may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a transaction may stay open (the broker's default ceiling is
+/// 15 minutes), and a stage wait for the previous one's commit.
+const TXN_TIMEOUT: Duration = Duration::from_secs(600);
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
 use crate::clients::kafka_buffers::{
     CHANGELOG_PARTITIONS as MAX_PARTITIONS_HELD, CHANGELOG_QUEUE_KBYTES as PRODUCER_QUEUE_KBYTES,
@@ -49,6 +52,17 @@ use crate::clients::kafka_buffers::{
 /// buffers), so a topic with hundreds of partitions assigned to one member
 /// fails clearly instead of exhausting the host (see `clients::kafka_buffers`).
 pub const MAX_PARTITIONS: usize = MAX_PARTITIONS_HELD;
+
+/// What [`Changelog::open`] found.
+pub enum Opened {
+    /// Taken over (or joined, when another stage took it over first) and
+    /// read back.
+    Ready(Arc<Writer>, Restored),
+    /// The events were read under an assignment that has ended here.
+    Stale,
+    /// The events name a partition the source topic does not have.
+    Refused(String),
+}
 
 /// The changelog topic of one stage.
 pub struct Changelog {
@@ -111,6 +125,16 @@ impl Changelog {
         client_config(&self.spec)
     }
 
+    /// Whether the source holds `partition` under `assignment` now.
+    pub fn holds(&self, partition: i32, assignment: u64) -> bool {
+        self.writers.holds(partition, assignment)
+    }
+
+    /// Lets go of `partition`'s producer (see [`Writers::forget`]).
+    pub fn forget(&self, partition: i32, assignment: u64) {
+        self.writers.forget(partition, assignment)
+    }
+
     /// Makes sure the topic exists, compacted, with more than `partition`
     /// partitions (as many as the source topic has, at least). `Ok(Some)`
     /// says why `partition` is refused: the source topic has no such
@@ -138,7 +162,12 @@ impl Changelog {
                 .find(|t| t.name() == name && t.error().is_none())
                 .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
         };
-        let source = count(&self.spec.topic).unwrap_or(0);
+        let Some(source) = count(&self.spec.topic) else {
+            bail!(
+                "the brokers' metadata has no topic `{}` (or reports an error for it); the changelog topics are partitioned like it",
+                self.spec.topic
+            );
+        };
         if partition >= source {
             return Ok(Some(format!(
                 "partition {partition} is not one of source topic `{}` ({source} partitions)",
@@ -192,22 +221,26 @@ impl Changelog {
     /// stage: the first stage to see the assignment fences the partition's
     /// previous writer (and aborts what it left open); then this stage's
     /// state is read back. `Ok(Err)` says why the partition is refused.
-    pub fn open(
-        &self,
-        partition: i32,
-        assignment: u64,
-        state: &mut KeyedState,
-    ) -> Result<Result<(Arc<Writer>, Restored), String>> {
+    pub fn open(&self, partition: i32, assignment: u64, state: &mut KeyedState) -> Result<Opened> {
         if let Some(refused) = self.ensure(partition)? {
-            return Ok(Err(refused));
+            return Ok(Opened::Refused(refused));
         }
         let started = Instant::now();
-        let writer = self.writers.take_over(partition, assignment)?;
+        let Some(writer) = self.writers.take_over(partition, assignment)? else {
+            return Ok(Opened::Stale);
+        };
         let fenced_at = started.elapsed();
-        let mut restored = self.read(partition, state)?;
+        let mut restored = {
+            let _one_at_a_time = self
+                .writers
+                .reading
+                .lock()
+                .map_err(|_| anyhow!("changelog lock poisoned"))?;
+            self.read(partition, state)?
+        };
         restored.fence_millis = fenced_at.as_millis() as u64;
         restored.millis = started.elapsed().as_millis() as u64;
-        Ok(Ok((writer, restored)))
+        Ok(Opened::Ready(writer, restored))
     }
 
     fn read(&self, partition: i32, state: &mut KeyedState) -> Result<Restored> {
@@ -398,7 +431,7 @@ impl Writer {
         }
         let (mut open, _) = match self
             .closed
-            .wait_timeout_while(open, CALL_TIMEOUT * 2, |o| o.is_some_and(|at| at != id))
+            .wait_timeout_while(open, TXN_TIMEOUT, |o| o.is_some_and(|at| at != id))
         {
             Ok(r) => r,
             Err(p) => p.into_inner(),
@@ -504,29 +537,90 @@ pub struct Writers {
     spec: ChangelogSpec,
     by_partition: Mutex<std::collections::BTreeMap<i32, Arc<Writer>>>,
     pending: Mutex<Vec<Arc<Writer>>>,
+    /// What the source holds now.
+    held: Arc<HeldPartitions>,
+    /// One read back at a time across the stages: the reader's buffers are
+    /// counted once (`CHANGELOG_READ_BYTES`).
+    reading: Mutex<()>,
+    /// Partitions whose producer was let go, and the assignment it had.
+    retired: Mutex<std::collections::BTreeMap<i32, u64>>,
 }
 
 impl Writers {
-    pub fn new(spec: &ChangelogSpec) -> Self {
+    pub fn new(spec: &ChangelogSpec, held: Arc<HeldPartitions>) -> Self {
         Self {
             spec: spec.clone(),
             by_partition: Mutex::new(std::collections::BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
+            held,
+            reading: Mutex::new(()),
+            retired: Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Where the source says what it holds.
+    pub fn held(&self) -> Arc<HeldPartitions> {
+        self.held.clone()
+    }
+
+    /// Whether the source holds `partition` under `assignment` now.
+    pub fn holds(&self, partition: i32, assignment: u64) -> bool {
+        self.held.get(partition) == Some(assignment)
+    }
+
+    /// Lets go of `partition`'s producer (its state was dropped after a
+    /// revoke; an open transaction keeps it until the coordinator commits
+    /// it), remembering the assignment, so that no event of it takes the
+    /// partition over again.
+    pub fn forget(&self, partition: i32, assignment: u64) {
+        if let Ok(mut ws) = self.by_partition.lock() {
+            if ws
+                .get(&partition)
+                .is_some_and(|w| w.assignment == assignment)
+            {
+                ws.remove(&partition);
+                if let Ok(mut r) = self.retired.lock() {
+                    r.insert(partition, assignment);
+                }
+            }
         }
     }
 
     /// The producer of `partition` under `assignment`: the one already
-    /// opened for it, or a new one, whose `init_transactions` fences every
-    /// earlier writer of the partition, here or in another member.
-    fn take_over(&self, partition: i32, assignment: u64) -> Result<Arc<Writer>> {
+    /// opened for it (another stage took the partition over first), or a
+    /// new one, whose `init_transactions` fences every earlier writer of
+    /// the partition, here or in another member. `None`: the events were
+    /// read under an assignment that has ended here, or name a partition
+    /// the source does not hold (headers a plugin rewrote): they must not
+    /// take a partition over from its owner.
+    fn take_over(&self, partition: i32, assignment: u64) -> Result<Option<Arc<Writer>>> {
         let mut writers = self
             .by_partition
             .lock()
             .map_err(|_| anyhow!("changelog lock poisoned"))?;
-        if let Some(w) = writers.get(&partition) {
-            if w.assignment == assignment && !w.is_fenced() {
-                return Ok(w.clone());
+        let last = writers
+            .get(&partition)
+            .map(|w| (w.assignment, w.is_fenced()))
+            .or_else(|| {
+                self.retired
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&partition).map(|a| (*a, true)))
+            });
+        match last {
+            Some((a, false)) if a == assignment => {
+                return Ok(writers.get(&partition).cloned());
             }
+            Some((a, true)) if a == assignment && self.holds(partition, assignment) => bail!(
+                "the changelog producer of partition {partition} was fenced while this member holds the partition (a transaction that outlived `transaction.timeout.ms`, or another member of the group writing it); the run stops so that no offset is committed past the state"
+            ),
+            Some((a, _)) if a >= assignment => return Ok(None),
+            _ => {}
+        }
+        // Only the first stage to meet an assignment gets here: the source
+        // must hold the partition under it.
+        if !self.holds(partition, assignment) {
+            return Ok(None);
         }
         let id = format!("sluice-changelog-{}-{partition}", self.spec.group_id);
         let producer: BaseProducer<Quiet> = client_config(&self.spec)
@@ -534,6 +628,13 @@ impl Writers {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
+            // A transaction stays open from a barrier until the checkpoint
+            // commits; Kafka's default (a minute) would abort one behind a
+            // slow sink.
+            .set(
+                "transaction.timeout.ms",
+                TXN_TIMEOUT.as_millis().to_string(),
+            )
             .set(
                 "message.max.bytes",
                 (MAX_RECORD_BYTES + (64 << 10)).to_string(),
@@ -560,7 +661,7 @@ impl Writers {
             fenced: std::sync::atomic::AtomicBool::new(false),
         });
         writers.insert(partition, w.clone());
-        Ok(w)
+        Ok(Some(w))
     }
 
     fn pending(&self, w: &Arc<Writer>) {
@@ -588,6 +689,14 @@ impl Writers {
         let started = Instant::now();
         for w in &due {
             if !w.commit()? {
+                if self.holds(w.partition, w.assignment) {
+                    // Its offsets would be committed past the state.
+                    bail!(
+                        "the changelog transaction of partition {} (`{}`) was fenced while this member holds the partition; the run stops so that no offset is committed past the state",
+                        w.partition,
+                        w.id
+                    );
+                }
                 tracing::warn!(transactional_id = %w.id, partition = w.partition, checkpoint = id, "changelog: the partition was taken over by another member; its last publish here is void");
             }
         }

@@ -10,9 +10,15 @@
 //! - An event of a newer assignment than the state held means the partition
 //!   was revoked and assigned again meanwhile (another member may have moved
 //!   its state on): the state is read back from the changelog.
-//! - An event of an older assignment, or of a partition another member has
-//!   taken over (its publish was fenced), was read before the revoke: it is
-//!   dropped, and the new owner reads it again.
+//! - An event of a partition the source does not hold now under the
+//!   event's assignment (the source tells, see `HeldPartitions`), or of one
+//!   another member has taken over (its publish was fenced), was read before
+//!   a revoke: it is dropped, and the new owner reads it again. So are
+//!   events whose routing headers a plugin upstream rewrote to a partition
+//!   this member does not hold: they never take a partition over.
+//! - A partition revoked is published once more at the next barrier (its
+//!   offsets are not committed: a revoke voids the checkpoints taken
+//!   before it), then its state is dropped.
 //! - An event below the offset the restored state has reached is already in
 //!   it (the previous owner processed it and published before the group's
 //!   offsets were committed): it is dropped.
@@ -26,7 +32,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::changelog::{Changelog, Restored, Writer, MAX_PARTITIONS};
+use super::changelog::{Changelog, Opened, Restored, Writer, MAX_PARTITIONS};
 use crate::event::{Batch, EventView};
 use crate::state::keyed::StateLimits;
 use crate::state::KeyedState;
@@ -42,6 +48,9 @@ struct Part {
     /// `next_offset` at the last publish.
     published: i64,
     writer: Arc<Writer>,
+    /// The source was found not to hold it at a barrier: at the next, every
+    /// event of it read before the revoke has arrived, and it is dropped.
+    unheld: bool,
 }
 
 /// Where an event comes from.
@@ -174,8 +183,9 @@ impl Partitioned {
         let mut state = KeyedState::default();
         state.set_limits(self.budget(partition));
         let (writer, restored) = match self.changelog.open(partition, assignment, &mut state)? {
-            Ok(opened) => opened,
-            Err(reason) => return Ok(Entered::Refused(reason)),
+            Opened::Ready(writer, restored) => (writer, restored),
+            Opened::Stale => return Ok(Entered::Stale),
+            Opened::Refused(reason) => return Ok(Entered::Refused(reason)),
         };
         state.restored();
         log_restore(stage, &self.changelog.topic, partition, &restored, &state);
@@ -187,6 +197,7 @@ impl Partitioned {
             next_offset: floor,
             published: floor,
             writer,
+            unheld: false,
         };
         std::mem::swap(slot, &mut part.state);
         self.parts.insert(partition, part);
@@ -251,6 +262,31 @@ impl Partitioned {
             tracing::info!(stage, partition, topic = %self.changelog.topic, "changelog: partition taken over by another member; its state here is dropped");
             self.parts.remove(&partition);
         }
+        // Revoked partitions: their state belongs to the new owner, and no
+        // longer counts against this stage's ceilings. Not at the first
+        // barrier after the revoke: events read before it may still be on
+        // their way (to this stage and to others, whose publishes must
+        // cover the same events), but barriers are requested one at a time,
+        // so the next one left the source after the revoke, behind them all.
+        let mut revoked = Vec::new();
+        for (partition, part) in &mut self.parts {
+            if self.changelog.holds(*partition, part.assignment) {
+                part.unheld = false;
+            } else if part.unheld {
+                revoked.push((*partition, part.assignment));
+            } else {
+                part.unheld = true;
+            }
+        }
+        for (partition, assignment) in revoked {
+            tracing::info!(
+                stage,
+                partition,
+                "changelog: partition revoked; its state here is dropped"
+            );
+            self.parts.remove(&partition);
+            self.changelog.forget(partition, assignment);
+        }
         Ok(published)
     }
 }
@@ -301,7 +337,9 @@ mod tests {
             group_id: "g".into(),
             topic: "t".into(),
         };
-        let writers = Arc::new(super::super::changelog::Writers::new(&spec));
+        let held = Arc::new(crate::connector::HeldPartitions::default());
+        held.set(BTreeMap::from([(0, 1), (1, 1)]));
+        let writers = Arc::new(super::super::changelog::Writers::new(&spec, held));
         let limits = StateLimits {
             bytes: 1_000,
             entries: 10,
@@ -324,6 +362,7 @@ mod tests {
                     next_offset: 0,
                     published: 0,
                     writer: super::super::changelog::idle_writer(partition),
+                    unheld: false,
                 },
             );
         }

@@ -270,6 +270,14 @@ pub(crate) fn run_hooked(
         hooks.wrap_sink.as_ref(),
         &mut watched,
     )?;
+    if let Some(source) = writers.keys().find(|s| committed_by.contains_key(*s)) {
+        // The sink would commit the group's offsets in its own transaction,
+        // at its flush, before the changelog's commit: a member killed in
+        // between would come back with state behind its offsets.
+        anyhow::bail!(
+            "source `{source}` keeps its processors' state in a changelog (`state: changelog`) and feeds an exactly-once sink (`delivery: exactly_once`); the two cannot be combined yet: use `delivery: at_least_once`, or `state: local`"
+        );
+    }
     watched.extend(spawn_stages(
         pipeline,
         &mut graph,
@@ -299,6 +307,7 @@ pub(crate) fn run_hooked(
             reaches_processor: processors
                 .iter()
                 .any(|stage| upstream_sources(pipeline, stage).contains(&def.name)),
+            held: writers.get(&def.name).map(|w| w.held()),
         })?;
         let handoffs = match committed_by.get(&def.name) {
             Some(_) if source.hand_off_progress() => Some(board.clone()),
@@ -338,7 +347,7 @@ pub(crate) fn run_hooked(
     drop(graph);
 
     let coordinator = Coordinator {
-        changelog: writers,
+        changelog: writers.values().cloned().collect(),
         store,
         sources: pipeline.sources.iter().map(|s| s.name.clone()).collect(),
         sinks: pipeline
@@ -664,7 +673,7 @@ fn spawn_sinks(
 fn changelog_stages(
     pipeline: &Pipeline,
     processors: &[String],
-) -> Result<(StageChangelogs, Vec<Arc<Writers>>)> {
+) -> Result<(StageChangelogs, BTreeMap<String, Arc<Writers>>)> {
     let mut specs = HashMap::new();
     // One set of producers per source: its partitions' transactions span
     // every stage it feeds.
@@ -683,7 +692,7 @@ fn changelog_stages(
                 tracing::info!(stage = %stage, source = %source, topic = %super::changelog::topic_name(&spec.group_id, stage), "state per partition of the source, kept in a changelog topic");
                 let w = writers
                     .entry((*source).clone())
-                    .or_insert_with(|| Arc::new(Writers::new(spec)))
+                    .or_insert_with(|| Arc::new(Writers::new(spec, Arc::default())))
                     .clone();
                 specs.insert(stage.clone(), (spec.clone(), w));
             }
@@ -693,7 +702,7 @@ fn changelog_stages(
             ),
         }
     }
-    Ok((specs, writers.into_values().collect()))
+    Ok((specs, writers))
 }
 
 /// Per processor stage with its state in a changelog: the source's spec

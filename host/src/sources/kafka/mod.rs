@@ -89,6 +89,11 @@ pub struct Ctx {
     log: Mutex<Rebalances>,
     errors: ErrorLog,
     refusals: Refusals,
+    /// Under `state: changelog`: a revoke counts as a new assignment too,
+    /// so a checkpoint taken before it (which may hold offsets of a
+    /// partition whose state publish the new owner has voided) is never
+    /// committed.
+    revoke_is_new: bool,
 }
 
 impl Refusing for Ctx {
@@ -171,6 +176,9 @@ impl ConsumerContext for Ctx {
                     log.holding.remove(tp);
                 }
                 tracing::info!(source = %self.source, partitions = ?parts, holding = ?log.holding, "kafka: partitions revoked");
+                if self.revoke_is_new && !parts.is_empty() {
+                    log.generation += 1;
+                }
                 log.revoked.extend(parts);
                 if cooperative {
                     base.incremental_unassign(tpl)
@@ -202,6 +210,8 @@ pub struct KafkaSource {
     /// held was assigned, sent on as the `sluice.assignment` header so a
     /// stage knows a partition that came back (see `pipeline/partitioned.rs`).
     assigned_at: BTreeMap<String, BTreeMap<i32, u64>>,
+    /// Under `state: changelog`: where the stages learn what is held.
+    tells_held: Option<Arc<crate::connector::HeldPartitions>>,
     last_error: Option<Instant>,
     /// An exactly-once sink commits the offsets (see [`Source::handoff`]).
     hand_off: bool,
@@ -272,6 +282,7 @@ impl KafkaSource {
             offsets: BTreeMap::new(),
             assigned: HashSet::new(),
             assigned_at: BTreeMap::new(),
+            tells_held: None,
             generation: 0,
             last_error: None,
             hand_off: false,
@@ -290,6 +301,12 @@ impl KafkaSource {
             held: TimeOrder::default(),
             time_ordered: false,
         }
+    }
+
+    /// Under `state: changelog`: tells the stages which partitions it holds.
+    pub fn holding_into(mut self, held: Option<Arc<crate::connector::HeldPartitions>>) -> Self {
+        self.tells_held = held;
+        self
     }
 
     /// Hands records on in timestamp order across partitions (see
@@ -442,6 +459,9 @@ impl KafkaSource {
                 .or_default()
                 .insert(tp.1, generation);
             self.assigned.insert(tp);
+        }
+        if let (Some(held), Some(topic)) = (&self.tells_held, self.config.topics.first()) {
+            held.set(self.assigned_at.get(topic).cloned().unwrap_or_default());
         }
         self.generation = log.generation;
     }
@@ -961,6 +981,7 @@ impl Source for KafkaSource {
             log: Mutex::new(Rebalances::default()),
             errors: ErrorLog::new(ERROR_LOG_WINDOW),
             refusals: Refusals::default(),
+            revoke_is_new: self.config.state == config::StateIn::Changelog,
         };
         let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx).map_err(|e| {
             crate::clients::kafka_diagnose::creation_error(
@@ -1234,7 +1255,8 @@ impl SourceConfig for KafkaSourceConfig {
                 std::sync::Arc::from(cx.name),
                 cx.progress,
             )
-            .in_time_order(cx.reaches_processor),
+            .in_time_order(cx.reaches_processor)
+            .holding_into(cx.held),
         ))
     }
 }
