@@ -10,15 +10,20 @@
 //! - An event of a newer assignment than the state held means the partition
 //!   was revoked and assigned again meanwhile (another member may have moved
 //!   its state on): the state is read back from the changelog.
-//! - An event of a partition the source does not hold now under the
-//!   event's assignment (the source tells, see `HeldPartitions`), or of one
-//!   another member has taken over (its publish was fenced), was read before
-//!   a revoke: it is dropped, and the new owner reads it again. So are
-//!   events whose routing headers a plugin upstream rewrote to a partition
-//!   this member does not hold: they never take a partition over.
-//! - A partition revoked is published once more at the next barrier (its
-//!   offsets are not committed: a revoke voids the checkpoints taken
-//!   before it), then its state is dropped.
+//! - Events are dropped, and the partition's new owner reads them again,
+//!   when they were read under an older assignment than the state held
+//!   here, when another member has taken the partition over (this member's
+//!   producer was fenced), or when taking the partition over would be
+//!   needed while the source does not hold it under their assignment (the
+//!   source tells, see `HeldPartitions`): events read before a revoke, or
+//!   whose routing headers a plugin upstream rewrote, never take a
+//!   partition over from its owner. Every stage decides alike, so their
+//!   publishes cover the same events.
+//! - A revoked partition's events still on their way are processed against
+//!   its state as before, which is published as usual (a revoke voids the
+//!   checkpoints taken before it, so its offsets are not committed here);
+//!   at the second barrier after the revoke, which left the source behind
+//!   them all, its state is dropped.
 //! - An event below the offset the restored state has reached is already in
 //!   it (the previous owner processed it and published before the group's
 //!   offsets were committed): it is dropped.
