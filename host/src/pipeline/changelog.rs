@@ -768,6 +768,52 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_is_taken_over_only_while_held_and_never_under_an_ended_assignment() {
+        let spec = ChangelogSpec {
+            brokers: "127.0.0.1:9".into(),
+            security: Vec::new(),
+            group_id: "g".into(),
+            topic: "t".into(),
+        };
+        let held = Arc::new(HeldPartitions::default());
+        let writers = Writers::new(&spec, held.clone());
+        // Not held (revoked before any stage took it over, or a header a
+        // plugin rewrote): no producer is made, no owner fenced.
+        assert!(writers.take_over(3, 1).expect("no error").is_none());
+        // Held under 2 with a live producer: every stage joins it; events
+        // of an ended assignment never take it back.
+        held.set(std::collections::BTreeMap::from([(0, 2)]));
+        let w = Arc::new(Writer {
+            assignment: 2,
+            ..writer_for(0)
+        });
+        writers
+            .by_partition
+            .lock()
+            .expect("lock")
+            .insert(0, w.clone());
+        let joined = writers.take_over(0, 2).expect("no error").expect("joined");
+        assert!(Arc::ptr_eq(&joined, &w));
+        assert!(writers.take_over(0, 1).expect("no error").is_none());
+        // Fenced while the source still holds it: the run must stop before
+        // offsets commit past the state.
+        w.fence();
+        let Err(e) = writers.take_over(0, 2) else {
+            panic!("fenced while held must stop the run");
+        };
+        assert!(
+            e.to_string().contains("fenced while this member holds"),
+            "{e}"
+        );
+        // Revoked, then let go: its events stay stale.
+        held.set(std::collections::BTreeMap::new());
+        assert!(writers.take_over(0, 2).expect("no error").is_none());
+        writers.forget(0, 2);
+        assert!(writers.by_partition.lock().expect("lock").is_empty());
+        assert!(writers.take_over(0, 2).expect("no error").is_none());
+    }
+
+    #[test]
     fn a_changelog_topic_is_named_after_the_group_and_the_stage() {
         assert_eq!(topic_name("orders-agg", "w"), "orders-agg-w-changelog");
     }

@@ -307,11 +307,7 @@ impl StageTask {
                 }
             }
         }
-        if let Some(d) = dead.finish() {
-            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
-            Metrics::add(&self.counts.dead, d.len() as u64);
-            self.dead.send(Message::Batch(Arc::new(d)));
-        }
+        self.send_dead(dead);
         (Arc::new(kept.finish()), newest)
     }
 
@@ -490,6 +486,15 @@ impl StageTask {
         Ok(())
     }
 
+    /// Counts and sends on what the stage itself dead-lettered.
+    fn send_dead(&self, dead: DeadLetters) {
+        if let Some(d) = dead.finish() {
+            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
+            Metrics::add(&self.counts.dead, d.len() as u64);
+            self.dead.send(Message::Batch(Arc::new(d)));
+        }
+    }
+
     /// Dead-letters the events of `batch` at these indices, each with its
     /// reason: they cannot be routed to a partition's state.
     fn unroutable<'r>(&mut self, batch: &Batch, events: impl Iterator<Item = (usize, &'r str)>) {
@@ -505,11 +510,7 @@ impl StageTask {
                 dead.add(&e, &batch.origin, &culprit, "unroutable", reason);
             }
         }
-        if let Some(d) = dead.finish() {
-            Metrics::add(&self.metrics.dead_letters, d.len() as u64);
-            Metrics::add(&self.counts.dead, d.len() as u64);
-            self.dead.send(Message::Batch(Arc::new(d)));
-        }
+        self.send_dead(dead);
     }
 
     /// Runs a batch against the state in place (a partition's, under
