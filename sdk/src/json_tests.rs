@@ -291,3 +291,34 @@ fn strings_agree_with_serde_json_whatever_the_offset_of_a_special_byte() {
         }
     }
 }
+
+#[test]
+fn keys_compare_equal_only_when_every_byte_does() {
+    let names = [
+        "",
+        "a",
+        "ts",
+        "order_id",
+        "order_ie",
+        "customer_id",
+        "customer_ie",
+        "dustomer_id",
+        "abcdefghijklmnop",
+        "abcdefghijklmnoq",
+        "bbcdefghijklmnop",
+    ];
+    for a in names {
+        for b in names {
+            assert_eq!(
+                same_bytes(a.as_bytes(), b.as_bytes()),
+                a == b,
+                "{a:?} {b:?}"
+            );
+        }
+    }
+    let view =
+        JsonView::parse(br#"{"customer_id":1,"customer_ie":2,"dustomer_id":3}"#).expect("valid");
+    assert_eq!(view.get("customer_id").map(|r| r.text()), Some("1"));
+    assert_eq!(view.get("dustomer_id").map(|r| r.text()), Some("3"));
+    assert!(view.get("customer_i").is_none());
+}

@@ -81,7 +81,9 @@ impl Num {
 
     fn as_f64(self) -> f64 {
         match self {
-            Num::Int(i) => i as f64,
+            // Through i64 when it fits: the same value, and in Wasm a single
+            // instruction instead of a software i128 conversion.
+            Num::Int(i) => i64::try_from(i).map_or_else(|_| i as f64, |i| i as f64),
             Num::Float(f) => f,
         }
     }
@@ -714,6 +716,19 @@ fn substr(text: &str, start: i128, len: Option<i128>) -> String {
     text.chars().skip(from).take(take).collect()
 }
 
+/// `10^d`: from a table of the exact powers where there is one (what `powi`
+/// computes for them too, without its call), else `powi`.
+fn pow10(d: i32) -> f64 {
+    const EXACT: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    usize::try_from(d)
+        .ok()
+        .and_then(|i| EXACT.get(i).copied())
+        .unwrap_or_else(|| 10f64.powi(d))
+}
+
 /// Rounds half away from zero to `digits` decimals (negative: to tens,
 /// hundreds, ...). Integers stay integers; a float rounded to 0 or fewer
 /// decimals becomes an integer when it fits.
@@ -735,17 +750,19 @@ fn round(x: Num, digits: i128) -> Option<Num> {
         }
         Num::Float(f) => {
             let d = i32::try_from(digits.clamp(-300, 300)).ok()?;
-            let scale = 10f64.powi(d);
+            let scale = pow10(d);
             let r = if d >= 0 {
                 (f * scale).round() / scale
             } else {
-                (f / 10f64.powi(-d)).round() * 10f64.powi(-d)
+                (f / pow10(-d)).round() * pow10(-d)
             };
             if !r.is_finite() {
                 return Some(Num::Float(f));
             }
             if d <= 0 && r.abs() < 9.0e15 {
-                Some(Num::Int(r as i128))
+                // Fits i64 (and so i128) exactly; the i64 conversion is one
+                // Wasm instruction, the i128 one a software routine.
+                Some(Num::Int(i128::from(r as i64)))
             } else {
                 Some(Num::Float(r))
             }
@@ -792,5 +809,34 @@ fn call_udf<'a>(name: &str, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             Err(e) => failed(format!("function '{name}' returned invalid JSON: {e}")),
         },
         Err(reason) => failed(reason),
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn the_power_table_is_what_powi_computes() {
+        for d in -30..=30 {
+            assert_eq!(pow10(d).to_bits(), 10f64.powi(d).to_bits(), "10^{d}");
+        }
+    }
+
+    #[test]
+    fn an_integer_turns_into_the_same_float_through_i64() {
+        for i in [
+            0i128,
+            1,
+            -1,
+            100,
+            (1 << 53) + 1,
+            i128::from(i64::MAX),
+            i128::from(i64::MIN),
+        ] {
+            assert_eq!(Num::Int(i).as_f64().to_bits(), (i as f64).to_bits(), "{i}");
+        }
+        let wide = i128::from(u64::MAX) + 12_345;
+        assert_eq!(Num::Int(wide).as_f64(), wide as f64);
     }
 }

@@ -159,6 +159,9 @@ pub(crate) fn raw_to_value(raw: Raw<'_>) -> Result<Value, serde_json::Error> {
             }
         }
         Kind::Number => {
+            if let Some(v) = short_number(raw.bytes()) {
+                return Ok(v);
+            }
             if let Some(i) = raw.as_i64() {
                 return Ok(Value::from(i));
             }
@@ -169,4 +172,153 @@ pub(crate) fn raw_to_value(raw: Raw<'_>) -> Result<Value, serde_json::Error> {
         Kind::Array | Kind::Object => {}
     }
     raw.to_value()
+}
+
+/// Exact powers of ten up to 10^22, the largest a `f64` holds exactly.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The common numbers (`42`, `-7`, `123.45`) read without serde_json's
+/// deserializer or `str::parse`, which in Wasm cost more than the rest of
+/// evaluating `round(price * 100)`; `None` for anything else (exponents,
+/// more than 15 digits, JSON the scanner would refuse), which then takes
+/// the general path.
+///
+/// Same values as serde_json, bit for bit: an integer of at most 15 digits is
+/// exact, and a decimal is its digits as an integer (exact below 2^53)
+/// divided by an exact power of ten, one correctly rounded division, which
+/// is what serde_json computes for such text too (`f64_from_parts`).
+fn short_number(text: &[u8]) -> Option<Value> {
+    let (negative, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let mut digits: u64 = 0;
+    let mut count = 0usize;
+    let mut decimals: Option<usize> = None;
+    for (i, &c) in body.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                digits = digits * 10 + u64::from(c - b'0');
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+            }
+            b'.' if decimals.is_none() && i > 0 && i + 1 < body.len() => decimals = Some(i),
+            _ => return None,
+        }
+    }
+    // JSON numbers have no leading zeros (`01`) and no empty integer part.
+    let int_len = decimals.unwrap_or(body.len());
+    if int_len == 0 || (int_len > 1 && body[0] == b'0') {
+        return None;
+    }
+    match decimals {
+        None => {
+            // At most 15 digits: fits i64 exactly.
+            let n = i64::try_from(digits).ok()?;
+            Some(Value::from(if negative { -n } else { n }))
+        }
+        Some(dot) => {
+            let scale = EXACT_POW10.get(body.len() - dot - 1)?;
+            let f = digits as f64 / scale;
+            Number::from_f64(if negative { -f } else { f }).map(Value::Number)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path must give serde_json's value bit for bit, or nothing.
+    #[test]
+    fn short_numbers_are_read_as_serde_json_reads_them() {
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "0.5",
+            "-0.0",
+            "123.45",
+            "1.50",
+            "999999999999999",
+            "-999999999999999",
+            "1000000000000000",
+            "0.1",
+            "0.2",
+            "0.3",
+            "2.675",
+            "1.005",
+            "9007199254740.993",
+            "0.000000000000001",
+            "12345678.9012345",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A deterministic spread of prices and coordinates.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let decimals = (x % 12) as usize;
+            let digits = (x >> 8) % 10u64.pow(1 + (x % 15) as u32);
+            let mut t = digits.to_string();
+            if decimals > 0 && decimals < t.len() {
+                t.insert(t.len() - decimals, '.');
+            } else if decimals > 0 {
+                t = format!("0.{}{t}", "0".repeat(decimals - t.len()));
+            }
+            if x & 1 == 1 {
+                t.insert(0, '-');
+            }
+            texts.push(t);
+        }
+        let mut fast = 0;
+        for t in &texts {
+            let Some(got) = short_number(t.as_bytes()) else {
+                continue;
+            };
+            fast += 1;
+            let want: Value = serde_json::from_str(t).expect("valid JSON");
+            match (got.as_f64(), want.as_f64()) {
+                (Some(g), Some(w)) if got.is_f64() => {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{t}: {got} against {want}")
+                }
+                _ if t == "-0" => assert_eq!(got, Value::from(0)),
+                _ => assert_eq!(got, want, "{t}"),
+            }
+        }
+        assert!(fast > 15_000, "only {fast} took the fast path");
+    }
+
+    #[test]
+    fn what_json_refuses_or_the_fast_path_cannot_hold_takes_the_general_path() {
+        for t in [
+            "",
+            "-",
+            "01",
+            "-01",
+            "1.",
+            ".5",
+            "1.2.3",
+            "1e5",
+            "1E5",
+            "1.5e3",
+            "+1",
+            "0x10",
+            "1234567890123456",
+            "0.1234567890123456",
+            "1.00000000000000000000001",
+            "- 1",
+        ] {
+            assert_eq!(short_number(t.as_bytes()), None, "{t}");
+        }
+    }
 }
