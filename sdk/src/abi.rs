@@ -45,6 +45,10 @@ pub struct RawEvent {
     pub stream: u32,
     /// Output: index of the input event this one derives from.
     pub parent: u32,
+    /// Input: where in `data` the host's field table of the value starts
+    /// (see [`crate::json::table`]); 0 when it sent none. Output: ignored
+    /// (the host reads 0).
+    pub field_table: u32,
 }
 
 /// A batch of events in the framed layout.
@@ -131,6 +135,7 @@ impl RawBatch {
             timestamp_ms,
             stream,
             parent,
+            field_table: 0,
         });
     }
 
@@ -226,6 +231,7 @@ impl RawBatch {
                         timestamp_ms: i64::from_le_bytes(ts),
                         stream: u32_at(r, 32),
                         parent: u32_at(r, 36),
+                        field_table: u32_at(r, 44),
                     }
                 })
                 .collect(),

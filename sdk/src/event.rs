@@ -47,8 +47,17 @@ impl<'a> Event<'a> {
         'a: 'p,
     {
         parser
-            .parse(self.value().unwrap_or(b"null"))
+            .parse_with_table(self.value().unwrap_or(b"null"), self.field_table())
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))
+    }
+
+    /// The host's field table of the value ([`crate::json::table`]), when
+    /// it sent one: the bytes from its offset to the end of the batch data.
+    pub(crate) fn field_table(&self) -> Option<&'a [u8]> {
+        match self.raw.field_table {
+            0 => None,
+            at => self.batch.data.get(at as usize..),
+        }
     }
 
     /// The event's index in its input batch (what a [`crate::Processor::prepare`]
@@ -187,6 +196,7 @@ impl<'a> Emitter<'a> {
             timestamp_ms: event.timestamp_ms,
             stream: 0,
             parent: self.parent,
+            field_table: 0,
         });
     }
 
@@ -208,6 +218,7 @@ impl<'a> Emitter<'a> {
             timestamp_ms: self.input.timestamp_ms(),
             stream: 0,
             parent: self.parent,
+            field_table: 0,
         });
     }
 

@@ -86,8 +86,21 @@ impl JsonParser {
 
     /// Checks `bytes` as one JSON value and indexes its top-level fields.
     pub fn parse<'a>(&'a mut self, bytes: &'a [u8]) -> Result<JsonView<'a>, JsonError> {
+        self.parse_with_table(bytes, None)
+    }
+
+    /// [`JsonParser::parse`], taking the fields from `table` (the host's
+    /// field table of these bytes, see [`table`]) instead of scanning when
+    /// there is one and it fits them.
+    pub fn parse_with_table<'a>(
+        &'a mut self,
+        bytes: &'a [u8],
+        table: Option<&[u8]>,
+    ) -> Result<JsonView<'a>, JsonError> {
         self.fields.clear();
-        scan_root(bytes, &mut self.fields)?;
+        if !table.is_some_and(|t| table::decode(bytes, t, &mut self.fields)) {
+            scan_root(bytes, &mut self.fields)?;
+        }
         Ok(JsonView {
             bytes,
             fields: Cow::Borrowed(&self.fields),
@@ -932,6 +945,8 @@ impl<'b> ObjectWriter<'b> {
 #[path = "json_batch.rs"]
 mod batch;
 pub use batch::BatchViews;
+#[path = "json_table.rs"]
+pub mod table;
 
 #[cfg(test)]
 #[path = "json_tests.rs"]

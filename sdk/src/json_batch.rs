@@ -51,14 +51,38 @@ impl BatchViews {
         index: usize,
         bytes: &'a [u8],
     ) -> Result<JsonView<'a>, JsonError> {
+        self.scan_with_table(index, bytes, None)
+    }
+
+    /// [`BatchViews::scan`] of an event's value, from the host's field table
+    /// when it sent one ([`super::table`]).
+    pub fn scan_event<'a>(
+        &'a mut self,
+        event: &crate::Event<'a>,
+    ) -> Option<Result<JsonView<'a>, JsonError>> {
+        let bytes = event.value()?;
+        Some(self.scan_with_table(event.index(), bytes, event.field_table()))
+    }
+
+    fn scan_with_table<'a>(
+        &'a mut self,
+        index: usize,
+        bytes: &'a [u8],
+        field_table: Option<&[u8]>,
+    ) -> Result<JsonView<'a>, JsonError> {
         let start = self.entries.len();
-        let table = match scan_root(bytes, &mut self.entries) {
-            Ok(()) => Ok((start, self.entries.len())),
-            Err(e) => {
-                self.entries.truncate(start);
-                Err(e)
-            }
-        };
+        let table =
+            if field_table.is_some_and(|t| super::table::decode(bytes, t, &mut self.entries)) {
+                Ok((start, self.entries.len()))
+            } else {
+                match scan_root(bytes, &mut self.entries) {
+                    Ok(()) => Ok((start, self.entries.len())),
+                    Err(e) => {
+                        self.entries.truncate(start);
+                        Err(e)
+                    }
+                }
+            };
         if self.slots.len() <= index {
             self.slots.resize(index + 1, None);
         }

@@ -242,6 +242,26 @@ pub fn run_events(
     Ok(output)
 }
 
+/// Declares that this plugin reads event values through [`Event::view`] (or
+/// [`json::BatchViews`]), so the host sends each value's field table with it
+/// and the view skips its scan ([`json::table`]). Use it once per plugin
+/// crate, beside `export_transform!` or `export_processor!`, in plugins that
+/// read JSON; a plugin that only passes values on is better off without it,
+/// since the host then builds no table for it.
+///
+/// It puts a custom section named `sluice:field-tables` in the module; the
+/// host looks for it when it loads the component. Without it (and with
+/// every other SDK for now) nothing changes: the plugin scans each value.
+#[macro_export]
+macro_rules! declare_field_tables {
+    () => {
+        #[cfg(target_arch = "wasm32")]
+        #[link_section = "sluice:field-tables"]
+        #[used]
+        static SLUICE_FIELD_TABLES: [u8; 1] = [1];
+    };
+}
+
 /// Exports a [`Transform`] as the `sluice:plugin/transformer` interface.
 ///
 /// Use it once per plugin crate (built as a `cdylib`). On non-Wasm targets it

@@ -49,6 +49,7 @@ pub fn to_sdk(b: &bindings::Batch) -> RawBatch {
                 timestamp_ms: e.timestamp_ms,
                 stream: e.stream,
                 parent: e.parent,
+                field_table: 0,
             })
             .collect(),
         headers: b

@@ -2,9 +2,10 @@
 //! events (the exact record the plugin contract takes, so calling a plugin
 //! copies nothing extra) plus host-only metadata plugins cannot forge.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::abi::{Event, Frame, Header, Span};
+use super::FieldTables;
 
 /// A batch of events with their origin metadata.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct Batch {
     pub origin: Arc<str>,
     /// Per event: its position within the origin (file line, datagen sequence).
     pub positions: Vec<u64>,
+    /// The values' field tables, once a stage whose plugin reads them has
+    /// needed them ([`Batch::field_tables`]).
+    pub tables: OnceLock<FieldTables>,
 }
 
 /// One event's parts, borrowed.
@@ -75,6 +79,7 @@ impl BatchBuilder {
                 },
                 origin,
                 positions: Vec::with_capacity(capacity),
+                tables: OnceLock::new(),
             },
         }
     }
@@ -196,6 +201,12 @@ impl Batch {
     /// All events.
     pub fn iter(&self) -> impl Iterator<Item = EventView<'_>> {
         (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// The values' field tables, built on first use (one native scan of
+    /// each value) and kept for the stages after.
+    pub fn field_tables(&self) -> &FieldTables {
+        self.tables.get_or_init(|| FieldTables::build(&self.events))
     }
 
     /// A copy of events `range` as a batch of its own (to isolate a bad event).

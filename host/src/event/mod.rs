@@ -4,7 +4,9 @@
 
 pub mod abi;
 mod batch;
+mod field_tables;
 mod json;
 
 pub use batch::{Batch, BatchBuilder, EventView};
+pub use field_tables::FieldTables;
 pub use json::check_json;

@@ -32,6 +32,12 @@ pub trait StageLogic: Send {
     fn identity(&self) -> (String, String);
     /// Processes one batch.
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure>;
+    /// Processes one batch, with the values' field tables for a plugin that
+    /// reads them (built on first use and kept on the batch for the stages
+    /// after).
+    fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
+        self.process(&batch.events)
+    }
     /// Instances created so far (grows when failures replace one).
     fn instantiations(&self) -> u64;
     /// Replaces the plugin with another build of the same kind (hot reload).
@@ -66,6 +72,11 @@ impl StageLogic for ProcessorInstance {
 
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
         ProcessorInstance::process(self, batch)
+    }
+
+    fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
+        let tables = self.reads_field_tables().then(|| batch.field_tables());
+        ProcessorInstance::process_with(self, &batch.events, tables)
     }
 
     fn instantiations(&self) -> u64 {
@@ -109,6 +120,11 @@ impl StageLogic for TransformInstance {
 
     fn process(&mut self, batch: &bindings::Batch) -> Result<bindings::Output, CallFailure> {
         TransformInstance::process(self, batch)
+    }
+
+    fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
+        let tables = self.reads_field_tables().then(|| batch.field_tables());
+        TransformInstance::process_with(self, &batch.events, tables)
     }
 
     fn instantiations(&self) -> u64 {
@@ -164,7 +180,7 @@ pub fn process_batch(
     batch: &Batch,
 ) -> Result<StageOutcome> {
     let mut budget = Budget::new(instance.batch_ms());
-    let mut call = |i: &mut dyn StageLogic, b: &Batch| i.process(&b.events);
+    let mut call = |i: &mut dyn StageLogic, b: &Batch| i.process_batch(b);
     run_call(instance, stage, policy, batch, &mut call, &mut budget)
 }
 

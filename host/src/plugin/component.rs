@@ -123,6 +123,28 @@ pub struct Shape {
     pub exports: Vec<String>,
     /// Import names.
     pub imports: Vec<String>,
+    /// Whether it declares that it reads the host's field tables (a
+    /// `sluice:field-tables` custom section, see [`declares_field_tables`]).
+    pub reads_field_tables: bool,
+}
+
+/// The custom section a plugin carries to say it reads field tables
+/// (`sluice_sdk::declare_field_tables!`).
+pub const FIELD_TABLES_SECTION: &str = "sluice:field-tables";
+
+/// Whether any module inside the component `bytes` has a custom section
+/// named [`FIELD_TABLES_SECTION`]. The host then sends the plugin each
+/// value's field table (`crate::event::FieldTables`). A plugin that declares
+/// it falsely only makes the host scan its input values natively, as
+/// sources already do: no more than linear work in bytes it was sent.
+pub fn declares_field_tables(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .take_while(Result::is_ok)
+        .flatten()
+        .any(|payload| {
+            matches!(payload, wasmparser::Payload::CustomSection(c) if c.name() == FIELD_TABLES_SECTION)
+        })
 }
 
 /// Rejects files that are not components before spending time compiling them.
@@ -159,6 +181,7 @@ pub fn shape(engine: &Engine, component: &Component) -> Shape {
         version,
         exports,
         imports,
+        reads_field_tables: false,
     }
 }
 
@@ -208,6 +231,28 @@ pub fn check_world(path: &Path, shape: &Shape, expected: World) -> Result<(), Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_custom_section_in_a_nested_module_declares_field_tables() {
+        use wasm_encoder::{Component, CustomSection, Module, ModuleSection};
+        let with = |name: &str| {
+            let mut module = Module::new();
+            module.section(&CustomSection {
+                name: name.into(),
+                data: [1u8][..].into(),
+            });
+            let mut component = Component::new();
+            component.section(&ModuleSection(&module));
+            component.finish()
+        };
+        assert!(declares_field_tables(&with(FIELD_TABLES_SECTION)));
+        assert!(!declares_field_tables(&with("sluice:field-table")));
+        assert!(!declares_field_tables(&with("name")));
+        // Not Wasm, or cut short: no declaration, no panic.
+        let whole = with(FIELD_TABLES_SECTION);
+        assert!(!declares_field_tables(b"not wasm at all"));
+        assert!(!declares_field_tables(&whole[..whole.len() / 2]));
+    }
 
     #[test]
     fn an_unreadable_file_says_why_once() {

@@ -3,7 +3,7 @@
 //! before the host trusts it.
 
 use crate::event::abi::{Frame, Span};
-use crate::event::Batch;
+use crate::event::{Batch, FieldTables};
 
 impl Batch {
     /// Builds the batch a stage emits from a plugin's output: checks every
@@ -48,10 +48,16 @@ impl Batch {
             e.stream = 0;
         }
         out.streams = vec![stage.to_string()];
+        // Values the plugin passed on unchanged keep their field tables.
+        let tables = std::sync::OnceLock::new();
+        if let Some(t) = input.tables.get() {
+            let _ = tables.set(FieldTables::inherit(&input.events, t, &out));
+        }
         Ok(Batch {
             events: out,
             origin: input.origin.clone(),
             positions,
+            tables,
         })
     }
 }

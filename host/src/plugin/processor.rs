@@ -54,6 +54,7 @@ fn answer_v2(
         Err(pb2::CallError::Fatal(m)) => Err(pb::CallError::Fatal(m)),
     })
 }
+use crate::event::FieldTables;
 use crate::state::{KeyedState, Table};
 
 /// A compiled, linked processor component.
@@ -66,6 +67,8 @@ pub struct ProcessorPlugin {
     pub cache: CacheOutcome,
     /// SHA-256 of the file, which (unlike `info`) the plugin cannot fake.
     pub sha256: [u8; 32],
+    /// Whether it reads field tables (a 0.2.0 plugin that declares so).
+    pub reads_field_tables: bool,
     engine: wasmtime::Engine,
     pre: Pre,
 }
@@ -124,6 +127,7 @@ impl ProcessorPlugin {
             },
             cache: outcome,
             sha256,
+            reads_field_tables: shape.reads_field_tables && !v1,
             engine,
             pre,
         };
@@ -205,6 +209,11 @@ impl ProcessorInstance {
     /// The plugin this instance runs.
     pub fn plugin(&self) -> &Arc<ProcessorPlugin> {
         &self.plugin
+    }
+
+    /// Whether the plugin reads field tables.
+    pub fn reads_field_tables(&self) -> bool {
+        self.plugin().reads_field_tables
     }
 
     /// The stage's limits.
@@ -299,6 +308,16 @@ impl ProcessorInstance {
 
     /// Processes one batch; state written by the call is kept only if it succeeds.
     pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
+        self.process_with(batch, None)
+    }
+
+    /// [`ProcessorInstance::process`], sending `tables` (the values' field
+    /// tables) to a plugin that reads them.
+    pub fn process_with(
+        &mut self,
+        batch: &Batch,
+        tables: Option<&FieldTables>,
+    ) -> Result<Output, CallFailure> {
         self.call(batch.events.len(), |live, limits| match &live.bindings {
             Guest::V1(b) => b
                 .sluice_plugin_stateful()
@@ -309,7 +328,7 @@ impl ProcessorInstance {
                 b.sluice_plugin_stateful().processor().call_process(
                     &mut live.store,
                     live.handle,
-                    &wire::pack(batch),
+                    &wire::pack_with(batch, tables),
                 ),
                 limits,
             ),

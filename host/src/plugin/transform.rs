@@ -20,6 +20,7 @@ use super::limiter::StoreData;
 use super::limits::{CpuBudget, Limits};
 use super::output_check::{self, OutputFault};
 use super::wire;
+use crate::event::FieldTables;
 
 /// A linked component of either contract version this host runs.
 enum Pre {
@@ -257,7 +258,8 @@ pub(crate) fn compile(
             path: p,
             message: format!("{e:#}"),
         })?;
-    let shape = component::shape(engine, &component);
+    let mut shape = component::shape(engine, &component);
+    shape.reads_field_tables = component::declares_field_tables(&bytes);
     use sha2::Digest;
     Ok(Compiled {
         engine: engine.clone(),
@@ -511,6 +513,12 @@ impl TransformInstance {
         &self.plugin
     }
 
+    /// Whether the plugin reads field tables (a 0.2.0 plugin that declares
+    /// so; 0.1.0 batches have no room for them).
+    pub fn reads_field_tables(&self) -> bool {
+        self.plugin.shape.reads_field_tables && !is_v1(&self.plugin.shape)
+    }
+
     /// Swaps in another build of the plugin (hot reload). The next call runs
     /// on a fresh instance of it; parameters are validated now, and on refusal
     /// the old plugin stays in place.
@@ -601,6 +609,16 @@ impl TransformInstance {
     /// Processes one batch. On any failure the instance is discarded; the
     /// next call starts a fresh one.
     pub fn process(&mut self, batch: &Batch) -> Result<Output, CallFailure> {
+        self.process_with(batch, None)
+    }
+
+    /// [`TransformInstance::process`], sending `tables` (the values' field
+    /// tables) to a plugin that reads them.
+    pub fn process_with(
+        &mut self,
+        batch: &Batch,
+        tables: Option<&FieldTables>,
+    ) -> Result<Output, CallFailure> {
         self.ensure_live()?;
         let Some(live) = self.live.as_mut() else {
             return Err(self.trap("instance unavailable".into()));
@@ -620,7 +638,11 @@ impl TransformInstance {
             Guest::V2(b) => b
                 .sluice_plugin_transformer()
                 .transform()
-                .call_process(&mut live.store, live.handle, &wire::pack(batch))
+                .call_process(
+                    &mut live.store,
+                    live.handle,
+                    &wire::pack_with(batch, tables),
+                )
                 .map(|r| match r {
                     Ok(out) => Ok(wire::unpack_output(out, limits)),
                     Err(v2::CallError::Retry(m)) => Err(bindings::CallError::Retry(m)),

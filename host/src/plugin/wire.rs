@@ -12,6 +12,7 @@ use super::bindings::v2;
 use super::bindings::{Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span};
 use super::limits::Limits;
 use super::output_check::OutputFault;
+use crate::event::FieldTables;
 use crate::state::Table;
 
 /// Bytes of one event record.
@@ -47,8 +48,28 @@ fn span_at(b: &[u8], at: usize) -> Span {
 
 /// The frame as a 0.2.0 batch: four bulk buffers.
 pub fn pack(frame: &Batch) -> v2::Batch {
+    pack_with(frame, None)
+}
+
+/// [`pack`], with the values' field tables when the plugin reads them: all
+/// tables go after the frame's bytes in `data`, and each event record's
+/// word 44 says where its own starts (0: none; never 0 for a table, which
+/// follows at least one value byte).
+pub fn pack_with(frame: &Batch, tables: Option<&FieldTables>) -> v2::Batch {
+    // Offsets are u32: tables that would end past 4 GiB are not sent.
+    let tables = tables.filter(|t| {
+        frame
+            .data
+            .len()
+            .checked_add(t.bytes().len())
+            .is_some_and(|end| u32::try_from(end).is_ok())
+    });
+    let base = frame.data.len() as u32;
     let mut events = Vec::with_capacity(frame.events.len() * EVENT_RECORD);
-    for e in &frame.events {
+    for (i, e) in frame.events.iter().enumerate() {
+        let field_table = tables
+            .and_then(|t| t.offset_of(i))
+            .map_or(0, |at| base + at);
         let none = Span { offset: 0, len: 0 };
         let key = e.key.unwrap_or(none);
         let value = e.value.unwrap_or(none);
@@ -71,7 +92,7 @@ pub fn pack(frame: &Batch) -> v2::Batch {
         rec[24..32].copy_from_slice(&e.timestamp_ms.to_le_bytes());
         for (slot, v) in rec[32..]
             .chunks_exact_mut(4)
-            .zip([e.stream, e.parent, flags, 0])
+            .zip([e.stream, e.parent, flags, field_table])
         {
             slot.copy_from_slice(&v.to_le_bytes());
         }
@@ -83,8 +104,17 @@ pub fn pack(frame: &Batch) -> v2::Batch {
             put(&mut headers, v);
         }
     }
+    let data = match tables {
+        Some(t) => {
+            let mut data = Vec::with_capacity(frame.data.len() + t.bytes().len());
+            data.extend_from_slice(&frame.data);
+            data.extend_from_slice(t.bytes());
+            data
+        }
+        None => frame.data.clone(),
+    };
     v2::Batch {
-        data: frame.data.clone(),
+        data,
         events,
         headers,
         streams: frame.streams.clone(),

@@ -108,6 +108,7 @@ impl Transform for Filter {
 }
 
 sluice_sdk::export_transform!(Filter);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests {

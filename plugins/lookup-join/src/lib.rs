@@ -143,13 +143,12 @@ impl Processor for LookupJoin {
         self.key_ends.clear();
         self.views.clear();
         for e in events {
-            let has_key = e.value().is_some_and(|bytes| {
-                self.views
-                    .scan(e.index(), bytes)
-                    .ok()
-                    .and_then(|v| v.get(&self.on))
-                    .is_some_and(|raw| push_key_text(raw, &mut self.keys))
-            });
+            let has_key = self
+                .views
+                .scan_event(e)
+                .and_then(Result::ok)
+                .and_then(|v| v.get(&self.on))
+                .is_some_and(|raw| push_key_text(raw, &mut self.keys));
             self.asked.push(has_key.then(|| {
                 self.key_ends.push(self.keys.len());
                 u32::try_from(self.key_ends.len() - 1).unwrap_or(u32::MAX)
@@ -247,6 +246,7 @@ impl Processor for LookupJoin {
 const NULL: Raw<'static> = Raw::NULL;
 
 sluice_sdk::export_processor!(LookupJoin);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests {

@@ -677,6 +677,7 @@ impl Project {
 }
 
 sluice_sdk::export_transform!(Project);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests;

@@ -376,6 +376,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 sluice_sdk::export_transform!(Unwrap);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests {

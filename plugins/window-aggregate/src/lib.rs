@@ -551,6 +551,7 @@ impl WindowAggregate {
 }
 
 sluice_sdk::export_processor!(WindowAggregate);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests {

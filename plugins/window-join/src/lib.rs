@@ -308,6 +308,7 @@ impl Processor for WindowJoin {
 }
 
 sluice_sdk::export_processor!(WindowJoin);
+sluice_sdk::declare_field_tables!();
 
 #[cfg(test)]
 mod tests {

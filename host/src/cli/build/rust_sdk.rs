@@ -36,6 +36,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../../sdk/src/json_batch.rs"),
     ),
     (
+        "src/json_table.rs",
+        include_str!("../../../../sdk/src/json_table.rs"),
+    ),
+    (
         "src/json_tests.rs",
         include_str!("../../../../sdk/src/json_tests.rs"),
     ),

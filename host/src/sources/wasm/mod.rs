@@ -279,6 +279,7 @@ impl Source for WasmSource {
                 events: frame,
                 origin: self.origin.clone(),
                 positions,
+                tables: Default::default(),
             }),
             malformed,
             done: polled.done,

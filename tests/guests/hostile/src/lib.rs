@@ -125,6 +125,7 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
                         timestamp_ms: e.timestamp_ms,
                         stream: 0,
                         parent,
+                        field_table: 0,
                     });
                 }
             }

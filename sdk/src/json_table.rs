@@ -1,0 +1,208 @@
+//! Field tables: a value's top-level fields as the host hands them over, so a
+//! plugin reads fields without scanning the value again.
+//!
+//! Scanning is most of what reading an event costs a plugin (a quarter to a
+//! half of a built-in's time in Wasm), and in a pipeline of several stages
+//! every stage scanned every event anew. The host scans each value once,
+//! natively, with this very scanner ([`encode`]), and sends the result beside
+//! the value (contract 0.2.0, event record word 44, layout in
+//! `wit/sluice.wit`). A plugin that declares it reads field tables
+//! ([`crate::declare_field_tables`]) gets them; [`crate::Event::view`] uses
+//! one when it is there and scans as before when it is not.
+//!
+//! The layout, little-endian, at the offset word 44 gives in `data`:
+//! a `u32` count `n`, then `n` records of four `u32`: key start, key end,
+//! value start, value end, as offsets from the first byte of the value (key:
+//! the text between the quotes, still escaped; value: its JSON text). Bit 31
+//! of the key start is set when the key holds a backslash escape. Records are
+//! every occurrence in input order, duplicates included: what
+//! [`super::JsonView::fields`] lists.
+//!
+//! The host is trusted to send tables of valid JSON (it checks the value with
+//! the same scanner before it makes one), but a table is still checked here
+//! against the bytes it describes, in one pass over its records: every range
+//! inside the value, in order, not overlapping. A table that fails is ignored
+//! and the value is scanned, so no table can make a plugin read outside its
+//! value or panic.
+
+use super::{scan_root, trim, Entry, JsonError};
+
+/// Bit 31 of a record's key start: the key holds a backslash escape.
+const ESCAPED: u32 = 1 << 31;
+/// Bytes of one record.
+const RECORD: usize = 16;
+
+/// Appends `value`'s field table to `out` if `value` is a JSON object, as
+/// [`super::JsonView::parse`] checks it; returns whether it did. Values of
+/// 2 GiB or more get no table (offsets leave bit 31 to the escape flag).
+/// For the host; `entries` is scratch space kept between calls.
+pub fn encode(
+    value: &[u8],
+    entries: &mut Vec<Entry>,
+    out: &mut Vec<u8>,
+) -> Result<bool, JsonError> {
+    entries.clear();
+    scan_root(value, entries)?;
+    if trim(value).first() != Some(&b'{') || value.len() >= ESCAPED as usize {
+        return Ok(false);
+    }
+    out.reserve(4 + entries.len() * RECORD);
+    out.extend_from_slice(&u32::try_from(entries.len()).unwrap_or(0).to_le_bytes());
+    for e in entries.iter() {
+        // In range: every offset is below `value.len()` < 2^31.
+        let words = [
+            e.key.0 as u32 | if e.escaped { ESCAPED } else { 0 },
+            e.key.1 as u32,
+            e.value.0 as u32,
+            e.value.1 as u32,
+        ];
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    Ok(true)
+}
+
+fn word(b: &[u8], at: usize) -> Option<u32> {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(b.get(at..at + 4)?);
+    Some(u32::from_le_bytes(w))
+}
+
+/// Appends to `entries` the records of the table at `table` (the rest of
+/// `data` from the table's offset) for `value`; `false`, with `entries` as
+/// it was, when the table does not fit the value (the caller then scans).
+pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bool {
+    let start = entries.len();
+    if trim(value).first() != Some(&b'{') {
+        return false;
+    }
+    let Some(n) = word(table, 0).map(|n| n as usize) else {
+        return false;
+    };
+    let Some(records) = n
+        .checked_mul(RECORD)
+        .and_then(|len| table.get(4..4usize.checked_add(len)?))
+    else {
+        return false;
+    };
+    entries.reserve(n);
+    // Each range must start at or after the previous one ended: keys and
+    // values in input order, none overlapping, all inside the value.
+    let mut floor = 0usize;
+    for r in records.chunks_exact(RECORD) {
+        let (Some(ks), Some(ke), Some(vs), Some(ve)) =
+            (word(r, 0), word(r, 4), word(r, 8), word(r, 12))
+        else {
+            return false;
+        };
+        let escaped = ks & ESCAPED != 0;
+        let (ks, ke, vs, ve) = (
+            (ks & !ESCAPED) as usize,
+            ke as usize,
+            vs as usize,
+            ve as usize,
+        );
+        if !(floor <= ks && ks <= ke && ke < vs && vs < ve && ve <= value.len()) {
+            entries.truncate(start);
+            return false;
+        }
+        floor = ve;
+        entries.push(Entry {
+            key: (ks, ke),
+            value: (vs, ve),
+            escaped,
+        });
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::JsonParser;
+
+    fn table_of(value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(encode(value, &mut Vec::new(), &mut out).expect("json"));
+        out
+    }
+
+    #[test]
+    fn a_table_gives_the_view_a_scan_gives() {
+        for value in [
+            &br#"{"a":1,"b":[1,{"c":2}],"a":"x","\u0041":null, "e" : {"f":"g"} }"#[..],
+            br#"  {}  "#,
+            "{\"\":\"\",\"k\\\"q\":\"caf\u{e9} \u{1f600} \\u00e9\"}".as_bytes(),
+        ] {
+            let table = table_of(value);
+            let mut entries = Vec::new();
+            assert!(decode(value, &table, &mut entries), "{value:?}");
+            let mut scanned = JsonParser::new();
+            let view = scanned.parse(value).expect("json");
+            let mut from_table = JsonParser::new();
+            let tabled = from_table
+                .parse_with_table(value, Some(&table))
+                .expect("json");
+            assert_eq!(tabled.len(), view.len());
+            for i in 0..view.len() {
+                let (k1, v1) = view.field(i);
+                let (k2, v2) = tabled.field(i);
+                assert_eq!(k1, k2);
+                assert_eq!(v1.bytes(), v2.bytes());
+            }
+            assert_eq!(
+                tabled.get("A").map(|r| r.text()),
+                view.get("A").map(|r| r.text())
+            );
+        }
+    }
+
+    #[test]
+    fn only_objects_get_a_table_and_bad_json_is_an_error() {
+        let mut out = Vec::new();
+        for scalar in [&b"[1,2]"[..], b"1", b"\"s\"", b"null"] {
+            assert!(!encode(scalar, &mut Vec::new(), &mut out).expect("json"));
+        }
+        assert!(out.is_empty());
+        assert!(encode(b"{\"a\":", &mut Vec::new(), &mut out).is_err());
+        assert!(encode(b"{\"a\":\"\xff\"}", &mut Vec::new(), &mut out).is_err());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_table_that_does_not_fit_its_value_is_ignored_and_the_value_scanned() {
+        let value = br#"{"id":7,"name":"Ana"}"#;
+        let good = table_of(value);
+        let mut entries = Vec::new();
+        let corrupt = |at: usize, v: u32| {
+            let mut t = good.clone();
+            t[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            t
+        };
+        let len = value.len() as u32;
+        for bad in [
+            good[..good.len() - 1].to_vec(), // a record cut short
+            corrupt(0, 3),                   // more records than sent
+            corrupt(0, u32::MAX),            // a count that overflows
+            corrupt(16, len + 1),            // value end past the value
+            corrupt(12, 30),                 // value start after its end
+            corrupt(20, 0),                  // second key before the first value
+            corrupt(8, 20),                  // key end after the value start
+        ] {
+            entries.clear();
+            scan_root(b"{\"kept\":1}", &mut entries).expect("json");
+            assert!(!decode(value, &bad, &mut entries), "{bad:?}");
+            assert_eq!(entries.len(), 1, "what was there before is kept");
+            // The view falls back to scanning, and is right.
+            let mut parser = JsonParser::new();
+            let view = parser.parse_with_table(value, Some(&bad)).expect("json");
+            assert_eq!(view.get("name").map(|r| r.text()), Some(r#""Ana""#));
+        }
+        // A table for an object applied to something else is refused too.
+        assert!(!decode(b"[1]", &good, &mut entries));
+        // A table does not make bad JSON good: without a table it is scanned.
+        let mut parser = JsonParser::new();
+        assert!(parser.parse_with_table(b"{\"a\":", None).is_err());
+    }
+}
