@@ -322,3 +322,28 @@ fn keys_compare_equal_only_when_every_byte_does() {
     assert_eq!(view.get("dustomer_id").map(|r| r.text()), Some("3"));
     assert!(view.get("customer_i").is_none());
 }
+
+#[test]
+fn keys_are_written_as_serde_json_writes_them() {
+    for key in [
+        "plain",
+        "",
+        "with space",
+        "quo\"te",
+        "back\\slash",
+        "tab\t",
+        "\u{1}",
+        "caf\u{e9} \u{1f600}",
+        "del\u{7f}",
+    ] {
+        let mut buf = Vec::new();
+        let mut w = ObjectWriter::new(&mut buf);
+        w.raw(key, Raw(b"1"));
+        w.raw_at(&JsonKey::new(key), Raw(b"2"));
+        w.value_at(&JsonKey::new(key), &serde_json::json!([3]));
+        w.finish();
+        let k = serde_json::to_string(key).expect("str");
+        let want = format!("{{{k}:1,{k}:2,{k}:[3]}}");
+        assert_eq!(String::from_utf8(buf).expect("utf8"), want, "{key:?}");
+    }
+}

@@ -14,7 +14,9 @@
 //! processed. Output events keep the input's key and timestamp.
 
 use sluice_sdk::abi::{CallError, Rows};
-use sluice_sdk::json::{BatchViews, JsonParser, JsonView, Kind, ObjectWriter, Raw};
+use sluice_sdk::json::{
+    BatchViews, FieldSet, JsonKey, JsonParser, JsonView, Kind, ObjectWriter, Raw,
+};
 use sluice_sdk::select::Selection;
 use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
 
@@ -27,6 +29,13 @@ pub struct LookupJoin {
     /// `written[i]`: whether `fields` item `i` is written (a later item with
     /// the same output name wins, as a map insert would).
     written: Vec<bool>,
+    /// The `fields` items' fields, per source (event, row), found in one
+    /// pass over each value; `slot[i]`: item `i`'s place in its set.
+    sets: [FieldSet; 2],
+    slot: Vec<usize>,
+    /// The `fields` items' output names, encoded once.
+    keys_out: Vec<JsonKey>,
+    found: [Vec<Option<usize>>; 2],
     parser: JsonParser,
     row_parser: JsonParser,
     /// The batch's events as `prepare` scanned them, so that `process`
@@ -118,12 +127,28 @@ impl Processor for LookupJoin {
                 })
                 .collect()
         });
+        let (mut names, mut slot): ([Vec<&str>; 2], Vec<usize>) = Default::default();
+        for item in fields.iter().flat_map(|sel| &sel.0) {
+            let names = &mut names[item.source.min(1)];
+            slot.push(names.len());
+            names.push(&item.field);
+        }
+        let sets = names.map(FieldSet::new);
+        let keys_out = fields
+            .iter()
+            .flat_map(|sel| &sel.0)
+            .map(|item| JsonKey::new(&item.name))
+            .collect();
         Ok(Self {
             table: params.required("table")?.to_string(),
             on: params.required("on")?.to_string(),
             inner,
             fields,
             written,
+            sets,
+            slot,
+            keys_out,
+            found: Default::default(),
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
             views: BatchViews::new(),
@@ -208,17 +233,26 @@ impl Processor for LookupJoin {
         }
         match &self.fields {
             Some(sel) => {
-                let written = &self.written;
+                let [event_found, row_found] = &mut self.found;
+                self.sets[0].find_all(&view, event_found);
+                match &row {
+                    Some(r) => self.sets[1].find_all(r, row_found),
+                    None => row_found.clear(),
+                }
+                let (written, slot, found) = (&self.written, &self.slot, &self.found);
+                let keys = &self.keys_out;
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
-                    for (item, _) in sel.0.iter().zip(written).filter(|(_, w)| **w) {
-                        let source = match item.source {
-                            0 => Some(&view),
-                            _ => row.as_ref(),
+                    let items = sel.0.iter().zip(written).zip(slot).zip(keys);
+                    for (((item, _), &slot), key) in items.filter(|(((_, w), _), _)| **w) {
+                        let (source, found) = match item.source {
+                            0 => (Some(&view), &found[0]),
+                            _ => (row.as_ref(), &found[1]),
                         };
-                        match source.and_then(|v| v.get(&item.field)) {
-                            Some(raw) => obj.raw(&item.name, raw),
-                            None => obj.raw(&item.name, NULL),
+                        let raw = source.zip(found.get(slot).copied().flatten());
+                        match raw {
+                            Some((v, i)) => obj.raw_at(key, v.field(i).1),
+                            None => obj.raw_at(key, NULL),
                         }
                     }
                     obj.finish();

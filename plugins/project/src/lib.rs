@@ -449,18 +449,17 @@ impl Transform for Project {
             if touched {
                 return None;
             }
-            Some(Splice {
+            Some(Splice::new(
                 select,
-                rename: rename
+                rename
                     .iter()
                     .map(|(old, new)| Some((single(old)?, single(new)?)))
                     .collect::<Option<Vec<_>>>()?,
-                drop: drop.iter().map(single).collect::<Option<Vec<_>>>()?,
-                set: set
-                    .iter()
+                drop.iter().map(single).collect::<Option<Vec<_>>>()?,
+                set.iter()
                     .map(|(p, _)| single(p))
                     .collect::<Option<Vec<_>>>()?,
-            })
+            ))
         })();
         let select_watch = select.as_ref().map(|paths| {
             let paths: Vec<Vec<&str>> = paths.iter().map(|p| p.names().collect()).collect();

@@ -14,7 +14,7 @@
 //! duplicates included, so a last-wins reader sees the same value.
 
 use serde_json::Value;
-use sluice_sdk::json::{JsonView, ObjectWriter, Raw};
+use sluice_sdk::json::{FieldSet, JsonKey, JsonView, ObjectWriter, Raw};
 
 /// One selected name and, for a nested path, the names selected under it
 /// (a leaf when empty).
@@ -75,6 +75,11 @@ pub(crate) struct Splice {
     pub rename: Vec<(String, String)>,
     pub drop: Vec<String>,
     pub set: Vec<String>,
+    /// The new names of `rename` and the names of `set`, encoded once.
+    rename_keys: Vec<JsonKey>,
+    set_keys: Vec<JsonKey>,
+    /// The top-level names of `select`, found in one pass per event.
+    select_names: FieldSet,
 }
 
 /// Where an output field's key comes from.
@@ -101,9 +106,27 @@ struct Slot {
 pub(crate) struct Scratch {
     slots: Vec<Slot>,
     moved: Vec<Option<usize>>,
+    found: Vec<Option<usize>>,
 }
 
 impl Splice {
+    pub fn new(
+        select: Option<Vec<Sel>>,
+        rename: Vec<(String, String)>,
+        drop: Vec<String>,
+        set: Vec<String>,
+    ) -> Self {
+        Splice {
+            select_names: FieldSet::new(select.iter().flatten().map(|s| s.name.as_str())),
+            rename_keys: rename.iter().map(|(_, new)| JsonKey::new(new)).collect(),
+            set_keys: set.iter().map(|name| JsonKey::new(name)).collect(),
+            select,
+            rename,
+            drop,
+            set,
+        }
+    }
+
     fn key_is(&self, view: &JsonView<'_>, key: Key, name: &str) -> bool {
         match key {
             Key::Field(i) => view.field(i).0.is(name),
@@ -133,8 +156,8 @@ impl Splice {
         slots.clear();
         match &self.select {
             Some(select) => {
-                for (i, sel) in select.iter().enumerate() {
-                    let found = view.find(&sel.name);
+                self.select_names.find_all(view, &mut scratch.found);
+                for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
                     if let Some(value) = found.filter(|&f| sel.present(view.field(f).1)) {
                         slots.push(Slot {
                             key: Key::Select(i),
@@ -190,14 +213,14 @@ impl Splice {
                     // A selected name is the input key's value: copy the key raw.
                     _ => w.raw_field(key, value),
                 },
-                Key::Renamed(i) => w.raw(&self.rename[i].1, value),
+                Key::Renamed(i) => w.raw_at(&self.rename_keys[i], value),
             }
         }
         // `None`: a `case` without `else` matched nothing; the field is
         // left out.
-        for (name, value) in self.set.iter().zip(computed) {
+        for (key, value) in self.set_keys.iter().zip(computed) {
             if let Some(value) = value {
-                w.value(name, value);
+                w.value_at(key, value);
             }
         }
         w.finish();

@@ -36,6 +36,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../../sdk/src/json_batch.rs"),
     ),
     (
+        "src/json_fieldset.rs",
+        include_str!("../../../../sdk/src/json_fieldset.rs"),
+    ),
+    (
         "src/json_table.rs",
         include_str!("../../../../sdk/src/json_table.rs"),
     ),
