@@ -376,6 +376,43 @@ pub fn json_view(data: &[u8]) {
         }
         assert!(view.len() >= map.len(), "fewer entries than distinct keys");
     }
+    // The host's field table of the value must give the plugin exactly the
+    // view a scan gives, and is made for valid objects only.
+    let mut table = Vec::new();
+    let made = sluice_sdk::json::table::encode(data, &mut Vec::new(), &mut table);
+    assert_eq!(
+        made.is_ok(),
+        ours.is_ok(),
+        "table::encode and the scan disagree"
+    );
+    if let (Ok(true), Ok(view)) = (made, &ours) {
+        assert!(
+            view.is_object(),
+            "a table for a value that is not an object"
+        );
+        let mut parser = sluice_sdk::json::JsonParser::new();
+        let tabled = parser
+            .parse_with_table(data, Some(&table))
+            .expect("a valid table");
+        assert_eq!(tabled.len(), view.len(), "fields from the table");
+        for i in 0..view.len() {
+            assert_eq!(tabled.field(i).0, view.field(i).0, "key {i} from the table");
+            assert_eq!(
+                tabled.field(i).1.bytes(),
+                view.field(i).1.bytes(),
+                "value {i} from the table"
+            );
+        }
+    }
+    // And no table, however garbled, can make a view panic or read outside
+    // its value: the bytes themselves as a table are checked and refused or
+    // kept within range.
+    let mut parser = sluice_sdk::json::JsonParser::new();
+    if let Ok(garbled) = parser.parse_with_table(data, Some(data)) {
+        for (k, v) in garbled.fields() {
+            assert!(k.escaped_text().len() <= data.len() && v.bytes().len() <= data.len());
+        }
+    }
 }
 
 // ---- expression ---------------------------------------------------------

@@ -91,11 +91,12 @@ pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bo
     // values in input order, none overlapping, all inside the value.
     let mut floor = 0usize;
     for r in records.chunks_exact(RECORD) {
-        let (Some(ks), Some(ke), Some(vs), Some(ve)) =
-            (word(r, 0), word(r, 4), word(r, 8), word(r, 12))
-        else {
-            return false;
-        };
+        // One copy of the record, then fixed-offset reads: no bounds check
+        // per word (a wide event's table has fifty records).
+        let mut rec = [0u8; RECORD];
+        rec.copy_from_slice(r);
+        let at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+        let (ks, ke, vs, ve) = (at(0), at(4), at(8), at(12));
         let escaped = ks & ESCAPED != 0;
         let (ks, ke, vs, ve) = (
             (ks & !ESCAPED) as usize,

@@ -111,6 +111,19 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
             ))
     );
     println!("contract:  {}", shape.version.as_deref().unwrap_or("-"));
+    if matches!(
+        shape.world,
+        Some(component::World::Transform | component::World::Processor)
+    ) {
+        println!(
+            "tables:    {}",
+            if component::declares_field_tables(&bytes) {
+                "reads field tables (the host scans each value once for it)"
+            } else {
+                "scans each value itself (no `sluice:field-tables` section)"
+            }
+        );
+    }
     println!(
         "compiled:  {}",
         match outcome {

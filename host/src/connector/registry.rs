@@ -79,6 +79,10 @@ pub struct SourceContext<'a> {
     pub reaches_processor: bool,
     /// Under `state: changelog`: where it says which partitions it holds.
     pub held: Option<Arc<HeldPartitions>>,
+    /// Whether a stage downstream reads field tables: a source that checks
+    /// its values as JSON then builds their tables in the same scan
+    /// (`BatchBuilder::index_json`), sparing the stage a second one.
+    pub index_json: bool,
 }
 
 /// A source connector's validated configuration, which builds the running

@@ -62,6 +62,9 @@ fn to_u32(n: usize) -> u32 {
 #[derive(Debug)]
 pub struct BatchBuilder {
     batch: Batch,
+    /// With [`BatchBuilder::index_json`]: the field tables of the events
+    /// pushed so far, and the scanner's scratch space.
+    tables: Option<(FieldTables, Vec<sluice_sdk::json::Entry>)>,
 }
 
 impl BatchBuilder {
@@ -81,7 +84,44 @@ impl BatchBuilder {
                 positions: Vec::with_capacity(capacity),
                 tables: OnceLock::new(),
             },
+            tables: None,
         }
+    }
+
+    /// Builds the events' field tables while [`BatchBuilder::push_json`]
+    /// checks their values: for a source whose events reach a plugin that
+    /// reads tables, which then needs no second scan.
+    pub fn index_json(mut self) -> Self {
+        self.tables = Some(Default::default());
+        self
+    }
+
+    /// Checks `value` as JSON and appends the event, or says why it is not
+    /// JSON (nothing appended). With [`BatchBuilder::index_json`] the check
+    /// is the plugins' own scanner (UTF-8 inside strings included) and
+    /// keeps the value's table; without, it is [`super::check_json`].
+    pub fn push_json(
+        &mut self,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp_ms: i64,
+        position: u64,
+    ) -> Result<(), String> {
+        match &mut self.tables {
+            Some((tables, scratch)) => {
+                if let Err(e) = tables.push(Some(value), scratch) {
+                    // The event is not kept, nor its place among the tables.
+                    tables.pop();
+                    return Err(e.to_string());
+                }
+                self.append(key, Some(value), &[], timestamp_ms, position);
+            }
+            None => {
+                super::check_json(value)?;
+                self.append(key, Some(value), &[], timestamp_ms, position);
+            }
+        }
+        Ok(())
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) -> Span {
@@ -95,6 +135,21 @@ impl BatchBuilder {
 
     /// Appends one event.
     pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+        timestamp_ms: i64,
+        position: u64,
+    ) {
+        if let Some((tables, scratch)) = &mut self.tables {
+            // Unchecked by the caller: indexed if it is JSON, else no table.
+            let _ = tables.push(value, scratch);
+        }
+        self.append(key, value, headers, timestamp_ms, position);
+    }
+
+    fn append(
         &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -155,7 +210,11 @@ impl BatchBuilder {
 
     /// The finished batch.
     pub fn finish(self) -> Batch {
-        self.batch
+        let batch = self.batch;
+        if let Some((tables, _)) = self.tables {
+            let _ = batch.tables.set(tables);
+        }
+        batch
     }
 }
 

@@ -38,17 +38,37 @@ impl FieldTables {
         };
         let mut scratch: Vec<Entry> = Vec::new();
         for e in &frame.events {
-            let value = e.value.and_then(|s| {
-                let start = s.offset as usize;
-                frame.data.get(start..start.checked_add(s.len as usize)?)
-            });
-            let at = tables.offset();
-            let made = value.is_some_and(|v| {
-                matches!(table::encode(v, &mut scratch, &mut tables.bytes), Ok(true))
-            });
-            tables.at.push(if made { at } else { NONE });
+            let value = e.value.and_then(|s| span(&frame.data, s));
+            // Not JSON: no table; the plugin scans it and says why.
+            let _ = tables.push(value, &mut scratch);
         }
         tables
+    }
+
+    /// Checks the next event's `value` as JSON and adds its table (none
+    /// for a tombstone or a value that is not an object). A value that is
+    /// not JSON gets no table and the error says why, so a source can check
+    /// and index in one scan.
+    pub fn push(
+        &mut self,
+        value: Option<&[u8]>,
+        scratch: &mut Vec<Entry>,
+    ) -> Result<(), sluice_sdk::json::JsonError> {
+        let at = self.offset();
+        let made = match value {
+            Some(v) => table::encode(v, scratch, &mut self.bytes),
+            None => Ok(false),
+        };
+        self.at
+            .push(if matches!(made, Ok(true)) { at } else { NONE });
+        made.map(|_| ())
+    }
+
+    /// Forgets the last event's table (the event was not kept after all).
+    pub fn pop(&mut self) {
+        if let Some(at) = self.at.pop().filter(|&a| a != NONE) {
+            self.bytes.truncate(at as usize);
+        }
     }
 
     /// The tables of `output`'s events, each of which derives from event
@@ -156,6 +176,39 @@ mod tests {
         }
         assert_eq!(t.offset_of(0), Some(0));
         assert!(t.offset_of(4).is_some_and(|o| o > 0));
+    }
+
+    #[test]
+    fn a_source_checks_and_indexes_in_one_scan_and_keeps_tables_in_step_with_events() {
+        let mut b = BatchBuilder::new("s", Arc::from("src"), 4).index_json();
+        assert!(b.push_json(None, br#"{"a":1}"#, 0, 1).is_ok());
+        // Not JSON: refused with the scanner's reason, nothing appended.
+        let err = b.push_json(None, br#"{"a":"#, 0, 2).expect_err("not json");
+        assert!(err.contains("at byte"), "{err}");
+        // Broken UTF-8 inside a string, which serde's check lets through.
+        assert!(crate::event::check_json(b"{\"a\":\"\xff\"}").is_ok());
+        assert!(b.push_json(None, b"{\"a\":\"\xff\"}", 0, 3).is_err());
+        assert!(b.push_json(None, b"[1]", 0, 4).is_ok());
+        b.push(None, None, &[], 0, 5);
+        assert!(b.push_json(None, br#"{"b":2,"c":3}"#, 0, 6).is_ok());
+        let batch = b.finish();
+        assert_eq!(batch.len(), 4);
+        let kept = batch.tables.get().expect("built by the source");
+        assert_eq!(
+            kept,
+            &FieldTables::build(&batch.events),
+            "as a stage would build them"
+        );
+        assert!(kept.get(0).is_some() && kept.get(3).is_some());
+        assert!(kept.get(1).is_none() && kept.get(2).is_none());
+
+        // Without index_json: serde's check, no tables.
+        let mut plain = BatchBuilder::new("s", Arc::from("src"), 1);
+        assert!(plain.push_json(None, b"{\"a\":\"\xff\"}", 0, 1).is_ok());
+        assert!(plain.push_json(None, b"{", 0, 2).is_err());
+        let plain = plain.finish();
+        assert_eq!(plain.len(), 1);
+        assert!(plain.tables.get().is_none());
     }
 
     #[test]

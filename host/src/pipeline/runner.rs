@@ -248,6 +248,13 @@ pub(crate) fn run_hooked(
         .zip(instances.iter_mut())
         .filter_map(|(s, i)| i.as_processor().is_some().then(|| s.name.clone()))
         .collect();
+    let table_readers: Vec<String> = pipeline
+        .stages
+        .iter()
+        .zip(instances.iter())
+        .filter(|(_, i)| i.reads_field_tables())
+        .map(|(s, _)| s.name.clone())
+        .collect();
     let (changelogs, writers) = changelog_stages(pipeline, &processors)?;
     let mut graph = Graph::build(pipeline);
 
@@ -308,6 +315,9 @@ pub(crate) fn run_hooked(
                 .iter()
                 .any(|stage| upstream_sources(pipeline, stage).contains(&def.name)),
             held: writers.get(&def.name).map(|w| w.held()),
+            index_json: table_readers
+                .iter()
+                .any(|stage| upstream_sources(pipeline, stage).contains(&def.name)),
         })?;
         let handoffs = match committed_by.get(&def.name) {
             Some(_) if source.hand_off_progress() => Some(board.clone()),

@@ -38,6 +38,10 @@ pub trait StageLogic: Send {
     fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
         self.process(&batch.events)
     }
+    /// Whether its plugin reads field tables (so sources upstream build them).
+    fn reads_field_tables(&self) -> bool {
+        false
+    }
     /// Instances created so far (grows when failures replace one).
     fn instantiations(&self) -> u64;
     /// Replaces the plugin with another build of the same kind (hot reload).
@@ -75,8 +79,12 @@ impl StageLogic for ProcessorInstance {
     }
 
     fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
-        let tables = self.reads_field_tables().then(|| batch.field_tables());
+        let tables = ProcessorInstance::reads_field_tables(self).then(|| batch.field_tables());
         ProcessorInstance::process_with(self, &batch.events, tables)
+    }
+
+    fn reads_field_tables(&self) -> bool {
+        ProcessorInstance::reads_field_tables(self)
     }
 
     fn instantiations(&self) -> u64 {
@@ -123,8 +131,12 @@ impl StageLogic for TransformInstance {
     }
 
     fn process_batch(&mut self, batch: &Batch) -> Result<bindings::Output, CallFailure> {
-        let tables = self.reads_field_tables().then(|| batch.field_tables());
+        let tables = TransformInstance::reads_field_tables(self).then(|| batch.field_tables());
         TransformInstance::process_with(self, &batch.events, tables)
+    }
+
+    fn reads_field_tables(&self) -> bool {
+        TransformInstance::reads_field_tables(self)
     }
 
     fn instantiations(&self) -> u64 {

@@ -58,8 +58,29 @@ fn plugin_inspect_shows_world_contract_exports_imports_and_size() {
         "sluice:plugin/log@0.2.0",
         "size:",
         "plugin:    sluice-plugin-filter@0.1.0",
+        // The section survives the release build (LTO, strip, componentize).
+        "tables:    reads field tables",
     ] {
         assert!(s.contains(needle), "missing `{needle}` in:\n{s}");
+    }
+}
+
+#[test]
+fn only_plugins_that_declare_it_get_field_tables() {
+    for (name, reads) in [
+        ("passthrough", false),
+        ("project", true),
+        ("lookup-join", true),
+        ("window-aggregate", true),
+    ] {
+        let out = run_ok(sluice().args(["plugin", "inspect"]).arg(plugin(name)));
+        let s = String::from_utf8_lossy(&out.stdout);
+        let want = if reads {
+            "tables:    reads field tables"
+        } else {
+            "tables:    scans each value itself"
+        };
+        assert!(s.contains(want), "{name}: missing `{want}` in:\n{s}");
     }
 }
 

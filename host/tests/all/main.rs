@@ -13,6 +13,7 @@ mod dlq;
 mod elasticsearch;
 mod exactly_once;
 mod faults;
+mod field_tables;
 mod fuzz_replay;
 mod go_connectors;
 mod host_config;

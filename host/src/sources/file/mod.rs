@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use crate::connector::Progress;
 use crate::connector::{parse_source, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Malformed, Polled, Source};
-use crate::event::check_json;
 use crate::event::BatchBuilder;
 
 /// Configuration of a `file` source.
@@ -36,9 +35,17 @@ pub struct FileSource {
     offset: u64,
     line: u64,
     buf: Vec<u8>,
+    index_json: bool,
 }
 
 impl FileSource {
+    /// Builds the values' field tables as it checks them (for a pipeline
+    /// whose plugins read them).
+    pub fn with_field_tables(mut self) -> Self {
+        self.index_json = true;
+        self
+    }
+
     /// A source over `config.path`.
     pub fn new(config: FileSourceConfig, origin: Arc<str>, progress: Arc<Progress>) -> Self {
         Self {
@@ -49,6 +56,7 @@ impl FileSource {
             offset: 0,
             line: 0,
             buf: Vec::with_capacity(1024),
+            index_json: false,
         }
     }
 }
@@ -98,6 +106,9 @@ impl Source for FileSource {
             anyhow::bail!("file source polled before open");
         };
         let mut out = BatchBuilder::new(&self.origin, self.origin.clone(), max);
+        if self.index_json {
+            out = out.index_json();
+        }
         let mut malformed = Vec::new();
         let mut done = false;
         // Dead-lettered lines count too: a file of nothing but bad lines
@@ -147,18 +158,20 @@ impl Source for FileSource {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let checked = match &self.config.key_field {
-                None => check_json(line).map(|()| None),
-                Some(field) => key_of(line, field),
+            let pushed = match &self.config.key_field {
+                None => out.push_json(None, line, 0, self.line),
+                Some(field) => key_of(line, field).map(|key| {
+                    out.push(
+                        key.as_deref().map(str::as_bytes),
+                        Some(line),
+                        &[],
+                        0,
+                        self.line,
+                    )
+                }),
             };
-            match checked {
-                Ok(key) => out.push(
-                    key.as_deref().map(str::as_bytes),
-                    Some(line),
-                    &[],
-                    0,
-                    self.line,
-                ),
+            match pushed {
+                Ok(()) => {}
                 Err(e) => malformed.push(Malformed {
                     bytes: line.to_vec(),
                     reason: format!(
@@ -223,11 +236,12 @@ impl SourceConfig for FileSourceConfig {
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
-        Ok(Box::new(FileSource::new(
-            self.clone(),
-            std::sync::Arc::from(cx.name),
-            cx.progress,
-        )))
+        let source = FileSource::new(self.clone(), std::sync::Arc::from(cx.name), cx.progress);
+        Ok(Box::new(if cx.index_json {
+            source.with_field_tables()
+        } else {
+            source
+        }))
     }
 }
 

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use crate::connector::{parse_source, SourceConfig, SourceContext, SourceKind};
 use crate::connector::{Malformed, Polled, Source};
-use crate::event::check_json;
 use crate::event::BatchBuilder;
 
 /// Configuration of a `stdin` source (no settings yet).
@@ -25,6 +24,8 @@ pub struct StdinSource {
     origin: Arc<str>,
     lines: Option<Receiver<std::io::Result<Vec<u8>>>>,
     line: u64,
+    /// Build field tables while checking (a stage downstream reads them).
+    index_json: bool,
 }
 
 impl StdinSource {
@@ -34,6 +35,7 @@ impl StdinSource {
             origin,
             lines: None,
             line: 0,
+            index_json: false,
         }
     }
 }
@@ -71,6 +73,9 @@ impl Source for StdinSource {
             anyhow::bail!("stdin source polled before open");
         };
         let mut out = BatchBuilder::new(&self.origin, self.origin.clone(), max.min(256));
+        if self.index_json {
+            out = out.index_json();
+        }
         let mut malformed = Vec::new();
         let mut done = false;
         let mut wait = Duration::from_millis(100);
@@ -84,8 +89,8 @@ impl Source for StdinSource {
                     if text.is_empty() {
                         continue;
                     }
-                    match check_json(text) {
-                        Ok(()) => out.push(None, Some(text), &[], 0, self.line),
+                    match out.push_json(None, text, 0, self.line) {
+                        Ok(()) => {}
                         Err(e) => malformed.push(Malformed {
                             bytes: text.to_vec(),
                             reason: format!("malformed JSON at stdin line {}: {e}", self.line),
@@ -129,9 +134,8 @@ impl SourceConfig for StdinSourceConfig {
     }
 
     fn build(&self, cx: SourceContext<'_>) -> Result<Box<dyn Source>> {
-        Ok(Box::new(StdinSource::new(
-            self.clone(),
-            std::sync::Arc::from(cx.name),
-        )))
+        let mut source = StdinSource::new(self.clone(), std::sync::Arc::from(cx.name));
+        source.index_json = cx.index_json;
+        Ok(Box::new(source))
     }
 }
