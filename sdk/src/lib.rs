@@ -249,8 +249,9 @@ pub fn run_events(
 /// read JSON; a plugin that only passes values on is better off without it,
 /// since the host then builds no table for it.
 ///
-/// It puts a custom section named `sluice:field-tables` in the module; the
-/// host looks for it when it loads the component. Without it (and with
+/// It puts a custom section named `sluice:field-tables` in the module,
+/// holding the table layout this SDK reads (1); the host looks for it when
+/// it loads the component, and sends tables only for a layout it writes. Without it (and with
 /// every other SDK for now) nothing changes: the plugin scans each value.
 #[macro_export]
 macro_rules! declare_field_tables {

@@ -19,6 +19,9 @@ pub struct Batch {
     /// The values' field tables, once a stage whose plugin reads them has
     /// needed them ([`Batch::field_tables`]).
     pub tables: OnceLock<FieldTables>,
+    /// Tables known from the batch a plugin made this one from, with the
+    /// changed values' left to build ([`FieldTables::complete`]).
+    pub inherited: Option<FieldTables>,
 }
 
 /// One event's parts, borrowed.
@@ -83,6 +86,7 @@ impl BatchBuilder {
                 origin,
                 positions: Vec::with_capacity(capacity),
                 tables: OnceLock::new(),
+                inherited: None,
             },
             tables: None,
         }
@@ -90,16 +94,22 @@ impl BatchBuilder {
 
     /// Builds the events' field tables while [`BatchBuilder::push_json`]
     /// checks their values: for a source whose events reach a plugin that
-    /// reads tables, which then needs no second scan.
+    /// reads tables, which then needs no second scan. Only on an empty
+    /// builder (tables must start with the first event); otherwise a no-op.
     pub fn index_json(mut self) -> Self {
-        self.tables = Some(Default::default());
+        if self.batch.events.events.is_empty() {
+            self.tables = Some(Default::default());
+        }
         self
     }
 
-    /// Checks `value` as JSON and appends the event, or says why it is not
-    /// JSON (nothing appended). With [`BatchBuilder::index_json`] the check
-    /// is the plugins' own scanner (UTF-8 inside strings included) and
-    /// keeps the value's table; without, it is [`super::check_json`].
+    /// Checks `value` as JSON ([`super::check_json`]) and appends the event,
+    /// or says why it is not JSON (nothing appended). With
+    /// [`BatchBuilder::index_json`] it scans with the plugins' own scanner
+    /// and keeps the value's table; a value that scanner refuses but the
+    /// check accepts (broken UTF-8 inside a string, a lone surrogate,
+    /// nesting past 128) is still appended, with no table, so what a source
+    /// lets through never depends on the stages downstream.
     pub fn push_json(
         &mut self,
         key: Option<&[u8]>,
@@ -109,10 +119,14 @@ impl BatchBuilder {
     ) -> Result<(), String> {
         match &mut self.tables {
             Some((tables, scratch)) => {
-                if let Err(e) = tables.push(Some(value), scratch) {
-                    // The event is not kept, nor its place among the tables.
-                    tables.pop();
-                    return Err(e.to_string());
+                // Refused by the strict scan, it has no table; it is kept
+                // if the usual check takes it (the stage that reads it then
+                // refuses it with its own reason), else not kept at all.
+                if tables.push(Some(value), scratch).is_err() {
+                    if let Err(e) = super::check_json(value) {
+                        tables.pop();
+                        return Err(e);
+                    }
                 }
                 self.append(key, Some(value), &[], timestamp_ms, position);
             }
@@ -263,9 +277,18 @@ impl Batch {
     }
 
     /// The values' field tables, built on first use (one native scan of
-    /// each value) and kept for the stages after.
+    /// each value whose table is not known yet) and kept for the stages after.
     pub fn field_tables(&self) -> &FieldTables {
-        self.tables.get_or_init(|| FieldTables::build(&self.events))
+        self.tables.get_or_init(|| match &self.inherited {
+            Some(known) => known.complete(&self.events),
+            None => FieldTables::build(&self.events),
+        })
+    }
+
+    /// The tables known so far, complete or not (what an output batch
+    /// inherits from).
+    pub fn known_tables(&self) -> Option<&FieldTables> {
+        self.tables.get().or(self.inherited.as_ref())
     }
 
     /// A copy of events `range` as a batch of its own (to isolate a bad event).

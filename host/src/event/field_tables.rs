@@ -19,6 +19,14 @@ use super::abi::Frame;
 /// No table for this event: a tombstone, a value that is not a JSON object
 /// (or not JSON: the plugin scans it and says why).
 const NONE: u32 = u32::MAX;
+/// Not known yet: a value a plugin changed, whose table is built only if a
+/// stage that reads tables gets it ([`FieldTables::complete`]).
+const UNKNOWN: u32 = u32::MAX - 1;
+
+/// Whether `at` points at a table.
+fn is_table(at: u32) -> bool {
+    at < UNKNOWN
+}
 
 /// The field tables of one batch's events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,15 +74,48 @@ impl FieldTables {
 
     /// Forgets the last event's table (the event was not kept after all).
     pub fn pop(&mut self) {
-        if let Some(at) = self.at.pop().filter(|&a| a != NONE) {
+        if let Some(at) = self.at.pop().filter(|&a| is_table(a)) {
             self.bytes.truncate(at as usize);
         }
     }
 
+    /// Whether every event's table is known (none left for [`Self::complete`]).
+    pub fn is_complete(&self) -> bool {
+        !self.at.contains(&UNKNOWN)
+    }
+
+    /// These tables with the unknown ones built (a scan of just those
+    /// values of `frame`); the others are copied.
+    pub fn complete(&self, frame: &Frame) -> Self {
+        let mut out = FieldTables {
+            at: Vec::with_capacity(frame.events.len()),
+            bytes: Vec::with_capacity(self.bytes.len()),
+        };
+        let mut scratch: Vec<Entry> = Vec::new();
+        for (i, e) in frame.events.iter().enumerate() {
+            match self.at.get(i).copied() {
+                Some(UNKNOWN) | None => {
+                    let value = e.value.and_then(|s| span(&frame.data, s));
+                    let _ = out.push(value, &mut scratch);
+                }
+                Some(_) => match self.get(i) {
+                    Some(t) => {
+                        let at = out.offset();
+                        out.bytes.extend_from_slice(t);
+                        out.at.push(at);
+                    }
+                    None => out.at.push(NONE),
+                },
+            }
+        }
+        out
+    }
+
     /// The tables of `output`'s events, each of which derives from event
     /// `parent` of `input`: an output value equal to its parent's value
-    /// keeps the parent's table, any other value gets none (it is built
-    /// anew if a stage downstream reads tables).
+    /// keeps the parent's table (or its having none), any other value's is
+    /// unknown (built by [`Self::complete`] if a stage downstream reads
+    /// tables).
     pub fn inherit(input: &Frame, tables: &FieldTables, output: &Frame) -> Self {
         let mut out = FieldTables {
             at: Vec::with_capacity(output.events.len()),
@@ -86,17 +127,18 @@ impl FieldTables {
             let parent_value = parent
                 .and_then(|p| p.value)
                 .and_then(|s| span(&input.data, s));
-            let table = match (value, parent_value) {
-                (Some(v), Some(p)) if v == p => tables.get(e.parent as usize),
-                _ => None,
-            };
-            match table {
-                Some(t) => {
-                    let at = out.offset();
-                    out.bytes.extend_from_slice(t);
-                    out.at.push(at);
-                }
-                None => out.at.push(NONE),
+            let parent_at = tables.at.get(e.parent as usize).copied();
+            match (value, parent_value, parent_at) {
+                (None, _, _) => out.at.push(NONE),
+                (Some(v), Some(p), Some(at)) if v == p => match tables.get(e.parent as usize) {
+                    Some(t) => {
+                        let at = out.offset();
+                        out.bytes.extend_from_slice(t);
+                        out.at.push(at);
+                    }
+                    None => out.at.push(if at == UNKNOWN { UNKNOWN } else { NONE }),
+                },
+                _ => out.at.push(UNKNOWN),
             }
         }
         out
@@ -105,7 +147,7 @@ impl FieldTables {
     /// Event `i`'s table, exactly its bytes.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         let at = *self.at.get(i)?;
-        if at == NONE {
+        if !is_table(at) {
             return None;
         }
         let rest = self.bytes.get(at as usize..)?;
@@ -119,7 +161,7 @@ impl FieldTables {
 
     /// Where event `i`'s table starts among all of them ([`Self::bytes`]).
     pub fn offset_of(&self, i: usize) -> Option<u32> {
-        self.at.get(i).copied().filter(|&a| a != NONE)
+        self.at.get(i).copied().filter(|&a| is_table(a))
     }
 
     /// All tables, one after another, as the host appends them to a batch's data.
@@ -130,7 +172,10 @@ impl FieldTables {
     fn offset(&self) -> u32 {
         // Batch data is far below 4 GiB; a table past it is simply not sent
         // (`wire::pack` checks the sum).
-        u32::try_from(self.bytes.len()).unwrap_or(NONE)
+        u32::try_from(self.bytes.len())
+            .ok()
+            .filter(|&a| is_table(a))
+            .unwrap_or(NONE)
     }
 }
 
@@ -182,25 +227,35 @@ mod tests {
     fn a_source_checks_and_indexes_in_one_scan_and_keeps_tables_in_step_with_events() {
         let mut b = BatchBuilder::new("s", Arc::from("src"), 4).index_json();
         assert!(b.push_json(None, br#"{"a":1}"#, 0, 1).is_ok());
-        // Not JSON: refused with the scanner's reason, nothing appended.
+        // Not JSON: refused with the usual check's reason, nothing appended.
         let err = b.push_json(None, br#"{"a":"#, 0, 2).expect_err("not json");
-        assert!(err.contains("at byte"), "{err}");
-        // Broken UTF-8 inside a string, which serde's check lets through.
-        assert!(crate::event::check_json(b"{\"a\":\"\xff\"}").is_ok());
-        assert!(b.push_json(None, b"{\"a\":\"\xff\"}", 0, 3).is_err());
+        assert_eq!(Err(err), crate::event::check_json(br#"{"a":"#));
+        // Broken UTF-8 inside a string and a lone surrogate: the usual
+        // check lets them through, so the source keeps them, with no table
+        // (the stage that reads them refuses them).
+        for odd in [&b"{\"a\":\"\xff\"}"[..], br#"{"a":"\ud800"}"#] {
+            assert!(crate::event::check_json(odd).is_ok());
+            assert!(b.push_json(None, odd, 0, 3).is_ok());
+        }
         assert!(b.push_json(None, b"[1]", 0, 4).is_ok());
         b.push(None, None, &[], 0, 5);
         assert!(b.push_json(None, br#"{"b":2,"c":3}"#, 0, 6).is_ok());
         let batch = b.finish();
-        assert_eq!(batch.len(), 4);
+        assert_eq!(batch.len(), 6);
         let kept = batch.tables.get().expect("built by the source");
         assert_eq!(
             kept,
             &FieldTables::build(&batch.events),
             "as a stage would build them"
         );
-        assert!(kept.get(0).is_some() && kept.get(3).is_some());
-        assert!(kept.get(1).is_none() && kept.get(2).is_none());
+        assert!(kept.get(0).is_some() && kept.get(5).is_some());
+        for i in 1..5 {
+            assert!(kept.get(i).is_none(), "event {i}");
+        }
+        // Too late to start indexing once events are in.
+        let mut late = BatchBuilder::new("s", Arc::from("src"), 1);
+        late.push(None, Some(b"{}"), &[], 0, 1);
+        assert!(late.index_json().finish().tables.get().is_none());
 
         // Without index_json: serde's check, no tables.
         let mut plain = BatchBuilder::new("s", Arc::from("src"), 1);
@@ -233,9 +288,15 @@ mod tests {
         let kept = FieldTables::inherit(&input, &tables, &output);
         assert_eq!(kept.get(0), tables.get(2));
         assert_eq!(kept.get(1), tables.get(0));
-        assert_eq!(kept.get(2), None, "changed value, no table");
+        assert_eq!(kept.get(2), None, "changed value, no table yet");
         assert_eq!(kept.get(3), tables.get(0));
         assert_eq!(kept.get(4), None, "tombstone");
+        // The changed value's is built when a stage that reads tables needs
+        // it, and only that one is scanned; the rest are the kept ones.
+        assert!(!kept.is_complete());
+        let done = kept.complete(&output);
+        assert!(done.is_complete());
+        assert_eq!(done, FieldTables::build(&output));
         // A parent index past the input (checked later) is no table, not a panic.
         output.events[0].parent = 99;
         assert_eq!(FieldTables::inherit(&input, &tables, &output).get(0), None);

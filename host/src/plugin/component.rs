@@ -132,8 +132,13 @@ pub struct Shape {
 /// (`sluice_sdk::declare_field_tables!`).
 pub const FIELD_TABLES_SECTION: &str = "sluice:field-tables";
 
+/// The table layout this host writes, as the section's one byte names it: a
+/// plugin built for another layout gets no tables (and scans).
+pub const FIELD_TABLES_LAYOUT: u8 = 1;
+
 /// Whether any module inside the component `bytes` has a custom section
-/// named [`FIELD_TABLES_SECTION`]. The host then sends the plugin each
+/// named [`FIELD_TABLES_SECTION`] holding [`FIELD_TABLES_LAYOUT`]. The host
+/// then sends the plugin each
 /// value's field table (`crate::event::FieldTables`). A plugin that declares
 /// it falsely only makes the host scan its input values natively, as
 /// sources already do: no more than linear work in bytes it was sent.
@@ -143,7 +148,8 @@ pub fn declares_field_tables(bytes: &[u8]) -> bool {
         .take_while(Result::is_ok)
         .flatten()
         .any(|payload| {
-            matches!(payload, wasmparser::Payload::CustomSection(c) if c.name() == FIELD_TABLES_SECTION)
+            matches!(payload, wasmparser::Payload::CustomSection(c)
+                if c.name() == FIELD_TABLES_SECTION && c.data() == [FIELD_TABLES_LAYOUT])
         })
 }
 
@@ -235,17 +241,27 @@ mod tests {
     #[test]
     fn a_custom_section_in_a_nested_module_declares_field_tables() {
         use wasm_encoder::{Component, CustomSection, Module, ModuleSection};
-        let with = |name: &str| {
+        let with_data = |name: &str, data: &[u8]| {
             let mut module = Module::new();
             module.section(&CustomSection {
                 name: name.into(),
-                data: [1u8][..].into(),
+                data: data.to_vec().into(),
             });
             let mut component = Component::new();
             component.section(&ModuleSection(&module));
             component.finish()
         };
+        let with = |name: &str| with_data(name, &[FIELD_TABLES_LAYOUT]);
         assert!(declares_field_tables(&with(FIELD_TABLES_SECTION)));
+        // Another layout (a plugin built for a later host): no tables.
+        assert!(!declares_field_tables(&with_data(
+            FIELD_TABLES_SECTION,
+            &[2]
+        )));
+        assert!(!declares_field_tables(&with_data(
+            FIELD_TABLES_SECTION,
+            &[]
+        )));
         assert!(!declares_field_tables(&with("sluice:field-table")));
         assert!(!declares_field_tables(&with("name")));
         // Not Wasm, or cut short: no declaration, no panic.

@@ -48,16 +48,24 @@ impl Batch {
             e.stream = 0;
         }
         out.streams = vec![stage.to_string()];
-        // Values the plugin passed on unchanged keep their field tables.
+        // Values the plugin passed on unchanged keep their field tables;
+        // the others' are built only if a stage downstream reads tables.
         let tables = std::sync::OnceLock::new();
-        if let Some(t) = input.tables.get() {
-            let _ = tables.set(FieldTables::inherit(&input.events, t, &out));
+        let mut inherited = None;
+        if let Some(known) = input.known_tables() {
+            let kept = FieldTables::inherit(&input.events, known, &out);
+            if kept.is_complete() {
+                let _ = tables.set(kept);
+            } else {
+                inherited = Some(kept);
+            }
         }
         Ok(Batch {
             events: out,
             origin: input.origin.clone(),
             positions,
             tables,
+            inherited,
         })
     }
 }

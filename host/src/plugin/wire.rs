@@ -314,6 +314,33 @@ mod tests {
     }
 
     #[test]
+    fn field_tables_follow_the_data_and_word_44_says_where() {
+        use crate::event::{BatchBuilder, FieldTables};
+        let mut b = BatchBuilder::new("in", std::sync::Arc::from("in"), 3);
+        b.push(None, Some(br#"{"a":1}"#), &[], 0, 1);
+        b.push(None, Some(b"[2]"), &[], 0, 2);
+        b.push(None, Some(br#"{"b":"x","c":[3]}"#), &[], 0, 3);
+        let batch = b.finish();
+        let tables = FieldTables::build(&batch.events);
+        let plain = pack(&batch.events);
+        let packed = pack_with(&batch.events, Some(&tables));
+        let n = batch.events.data.len();
+        assert_eq!(&packed.data[..n], &batch.events.data[..], "values first");
+        assert_eq!(&packed.data[n..], tables.bytes(), "then every table");
+        for (i, r) in packed.events.chunks_exact(EVENT_RECORD).enumerate() {
+            let at = u32_at(r, 44) as usize;
+            match tables.get(i) {
+                Some(t) => assert_eq!(&packed.data[at..at + t.len()], t, "event {i}"),
+                None => assert_eq!(at, 0, "event {i}: no table"),
+            }
+            // Everything else is as without tables.
+            let p = &plain.events[i * EVENT_RECORD..(i + 1) * EVENT_RECORD];
+            assert_eq!(&r[..44], &p[..44]);
+        }
+        assert_eq!(u32_at(&plain.events, 44), 0, "no tables: 0");
+    }
+
+    #[test]
     fn the_record_layout_is_the_documented_one() {
         let packed = pack(&frame());
         let r = &packed.events[..EVENT_RECORD];

@@ -1,8 +1,10 @@
 //! Field tables end to end: the `file` source checks and indexes each value
 //! in one scan when a stage downstream reads tables, the built-ins read
 //! fields from those tables (a filter's forwarded values keep theirs for the
-//! next stage), and what they write is what scanning would give: the last
-//! of duplicate keys, escaped keys, nested and Unicode values, non-objects.
+//! next stage; values a stage changed get theirs when a later stage reads
+//! them), and what they write is what scanning would give: the last of
+//! duplicate keys, escaped keys, nested and Unicode values, non-objects.
+//! What the source lets through does not depend on the stages downstream.
 
 use std::io::Write;
 
@@ -42,11 +44,15 @@ fn stages_reading_field_tables_write_what_scanning_would() {
     input(dir.path());
     let body = format!(
         "name: tables\nsources:\n  in: {{type: file, path: in.jsonl}}\n\
-         stages:\n  keep:\n    plugin: {}\n    inputs: [in]\n    params:\n      where: \"cur != 'aud'\"\n\
-         \x20 shape:\n    plugin: {}\n    inputs: [keep]\n    params:\n      select: [id, cur, amount]\n      set:\n        cents: \"round(amount * 100)\"\n\
-         sinks:\n  out: {{type: file, path: out.jsonl, inputs: [shape]}}\n",
-        q(&plugin("filter")),
-        q(&plugin("project")),
+         stages:\n  keep:\n    plugin: {filter}\n    inputs: [in]\n    params:\n      where: \"cur != 'aud'\"\n\
+         \x20 shape:\n    plugin: {project}\n    inputs: [keep]\n    params:\n      select: [id, cur, amount]\n      set:\n        cents: \"round(amount * 100)\"\n\
+         \x20 flag:\n    plugin: {project}\n    inputs: [in]\n    params:\n      select: [id]\n      set:\n        big: \"amount > 5\"\n\
+         \x20 bigs:\n    plugin: {filter}\n    inputs: [flag]\n    params:\n      where: \"big\"\n\
+         sinks:\n  out: {{type: file, path: out.jsonl, inputs: [shape]}}\n\
+         \x20 raw: {{type: file, path: raw.jsonl, inputs: [in]}}\n\
+         \x20 big: {{type: file, path: big.jsonl, inputs: [bigs]}}\n",
+        filter = q(&plugin("filter")),
+        project = q(&plugin("project")),
     );
     let p = write_pipeline(dir.path(), &body);
     let out = run_ok(
@@ -73,20 +79,46 @@ fn stages_reading_field_tables_write_what_scanning_would() {
     // The id keeps its exact text through both stages.
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
     assert!(text.contains("9007199254740993"), "{text}");
-    // (The dead letter keeps the broken line's bytes as they were.)
+    // A branch that reads the source directly gets every line, the broken
+    // one too: the source keeps what its usual check accepts.
+    let raw = std::fs::read(dir.path().join("raw.jsonl")).expect("raw");
+    assert_eq!(
+        raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(),
+        7
+    );
+    // A table-reading stage after one that changed the values: the changed
+    // values' tables are built for it, and it reads the new field.
+    let big: Vec<Value> = lines(&dir.path().join("big.jsonl"));
+    assert_eq!(
+        big,
+        vec![
+            json!({"id": 2, "big": true}),
+            json!({"id": 6, "big": true}),
+            json!({"id": 7, "big": true}),
+        ]
+    );
+    // (A dead letter keeps the broken line's bytes as they were.)
     let dead =
         std::fs::read(dir.path().join(".sluice/tables/dead-letters.jsonl")).expect("dead letters");
     let dead = String::from_utf8_lossy(&dead);
-    // Broken UTF-8 in a string is refused with where it was: here by the
-    // source, which checked it with the plugins' scanner while building the
-    // tables. (The array has no `cur`, so the filter drops it, as it would
-    // without tables; nothing else is dead-lettered.)
+    // Broken UTF-8 in a string is refused by the stages that read the value,
+    // with the reason and byte offset: the filter on one branch, the project
+    // on the other. (The array has no `cur`, so the filter drops it, as it
+    // would without tables; `flag` refuses it as not an object.)
     let letters: Vec<&str> = dead.lines().collect();
-    assert_eq!(letters.len(), 1, "{dead}");
+    assert_eq!(letters.len(), 3, "{dead}");
+    let utf8: Vec<&&str> = letters
+        .iter()
+        .filter(|l| l.contains("invalid UTF-8 at byte 15"))
+        .collect();
+    assert_eq!(utf8.len(), 2, "{dead}");
+    for stage in ["keep", "flag"] {
+        let tag = format!(r#""sluice.error.stage":"{stage}""#);
+        assert!(utf8.iter().any(|l| l.contains(&tag)), "{stage}: {dead}");
+    }
     assert!(
-        letters[0].contains("line 5: invalid UTF-8 at byte 15"),
-        "{}",
-        letters[0]
+        dead.contains("value is an array, not a JSON object"),
+        "{dead}"
     );
 }
 

@@ -280,6 +280,7 @@ impl Source for WasmSource {
                 origin: self.origin.clone(),
                 positions,
                 tables: Default::default(),
+                inherited: None,
             }),
             malformed,
             done: polled.done,
