@@ -40,17 +40,8 @@ pub struct FieldTables {
 impl FieldTables {
     /// Scans every value of `frame` and keeps the table of each object.
     pub fn build(frame: &Frame) -> Self {
-        let mut tables = FieldTables {
-            at: Vec::with_capacity(frame.events.len()),
-            bytes: Vec::with_capacity(frame.data.len() / 2),
-        };
-        let mut scratch: Vec<Entry> = Vec::new();
-        for e in &frame.events {
-            let value = e.value.and_then(|s| span(&frame.data, s));
-            // Not JSON: no table; the plugin scans it and says why.
-            let _ = tables.push(value, &mut scratch);
-        }
-        tables
+        // Nothing known yet: every value is scanned.
+        FieldTables::default().complete(frame)
     }
 
     /// Checks the next event's `value` as JSON and adds its table (none
@@ -89,13 +80,14 @@ impl FieldTables {
     pub fn complete(&self, frame: &Frame) -> Self {
         let mut out = FieldTables {
             at: Vec::with_capacity(frame.events.len()),
-            bytes: Vec::with_capacity(self.bytes.len()),
+            bytes: Vec::with_capacity(self.bytes.len().max(frame.data.len() / 2)),
         };
         let mut scratch: Vec<Entry> = Vec::new();
         for (i, e) in frame.events.iter().enumerate() {
             match self.at.get(i).copied() {
                 Some(UNKNOWN) | None => {
                     let value = e.value.and_then(|s| span(&frame.data, s));
+                    // Not JSON: no table; the plugin scans it and says why.
                     let _ = out.push(value, &mut scratch);
                 }
                 Some(_) => match self.get(i) {
@@ -237,6 +229,15 @@ mod tests {
             assert!(crate::event::check_json(odd).is_ok());
             assert!(b.push_json(None, odd, 0, 3).is_ok());
         }
+        // Nesting past the scanner's 128 levels: the source decides as the
+        // usual check does, whatever the scanner says.
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        let usual = crate::event::check_json(deep.as_bytes()).is_ok();
+        let mut deep_b = BatchBuilder::new("s", Arc::from("src"), 1).index_json();
+        assert_eq!(deep_b.push_json(None, deep.as_bytes(), 0, 1).is_ok(), usual);
+        let deep_batch = deep_b.finish();
+        assert_eq!(deep_batch.len(), usize::from(usual));
+        assert!(deep_batch.tables.get().is_some_and(|t| t.get(0).is_none()));
         assert!(b.push_json(None, b"[1]", 0, 4).is_ok());
         b.push(None, None, &[], 0, 5);
         assert!(b.push_json(None, br#"{"b":2,"c":3}"#, 0, 6).is_ok());

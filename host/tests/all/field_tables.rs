@@ -12,12 +12,15 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
+/// Writes `body` as the pipeline file in `dir` and runs it to the end.
+fn run(dir: &std::path::Path, body: &str) -> std::process::Output {
+    let p = write_pipeline(dir, body);
+    run_ok(
+        sluice()
+            .current_dir(dir)
+            .args(["run", "--no-progress", "-q"])
+            .arg(&p),
+    )
 }
 
 fn input(dir: &std::path::Path) {
@@ -54,14 +57,8 @@ fn stages_reading_field_tables_write_what_scanning_would() {
         filter = q(&plugin("filter")),
         project = q(&plugin("project")),
     );
-    let p = write_pipeline(dir.path(), &body);
-    let out = run_ok(
-        sluice()
-            .current_dir(dir.path())
-            .args(["run", "--no-progress", "-q"])
-            .arg(&p),
-    );
-    let got = lines(&dir.path().join("out.jsonl"));
+    let out = run(dir.path(), &body);
+    let got = json_lines(&dir.path().join("out.jsonl"));
     assert_eq!(
         got,
         vec![
@@ -88,7 +85,7 @@ fn stages_reading_field_tables_write_what_scanning_would() {
     );
     // A table-reading stage after one that changed the values: the changed
     // values' tables are built for it, and it reads the new field.
-    let big: Vec<Value> = lines(&dir.path().join("big.jsonl"));
+    let big: Vec<Value> = json_lines(&dir.path().join("big.jsonl"));
     assert_eq!(
         big,
         vec![
@@ -132,13 +129,7 @@ fn without_a_stage_that_reads_tables_the_source_does_not_build_them() {
          sinks:\n  out: {{type: file, path: out.jsonl, inputs: [same]}}\n",
         q(&plugin("passthrough")),
     );
-    let p = write_pipeline(dir.path(), &body);
-    run_ok(
-        sluice()
-            .current_dir(dir.path())
-            .args(["run", "--no-progress", "-q"])
-            .arg(&p),
-    );
+    run(dir.path(), &body);
     // serde's check, as before tables: every line passes, the broken UTF-8
     // one too (the file sink writes it lossily as JSON text).
     let text = std::fs::read(dir.path().join("out.jsonl")).expect("out");
