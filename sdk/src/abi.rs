@@ -248,21 +248,39 @@ impl RawBatch {
 }
 
 /// Rows answered by one batched table lookup ([`crate::Host::lookup_many`]):
-/// all row bytes in one buffer, one entry per key in the order asked.
+/// all row bytes in one buffer, one entry per key in the order asked, and
+/// each row's field table when the host sent one ([`Rows::table`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rows {
     data: Vec<u8>,
     rows: Vec<Option<Span>>,
+    /// Per row, its field table in `data`; empty when no answer carried
+    /// tables.
+    tables: Vec<Option<Span>>,
 }
 
 /// Most keys one `lookup-many` call carries (the host's bound).
 pub const MAX_LOOKUP_KEYS: usize = 65_536;
 const NO_ROW: u32 = u32::MAX;
+/// The first word of a keys buffer that carries options (no key can claim
+/// 4 GiB), then a word of option bits.
+const OPTIONS: u32 = u32::MAX;
+/// Option bit: the host sends each row's field table after it.
+pub const WITH_TABLES: u32 = 1;
+/// The table word that means "no table for this row".
+const NO_TABLE: u32 = u32::MAX;
 
 impl Rows {
     /// The row for the `i`-th key asked, if the table has one.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         self.rows.get(i).copied().flatten()?.slice(&self.data)
+    }
+
+    /// The field table of the `i`-th key's row, when the host sent one
+    /// (see [`crate::json::JsonParser::parse_with_table`]; a table that
+    /// does not fit its row is ignored there, and the row scanned).
+    pub fn table(&self, i: usize) -> Option<&[u8]> {
+        self.tables.get(i).copied().flatten()?.slice(&self.data)
     }
 
     /// Number of keys answered.
@@ -286,6 +304,78 @@ impl Rows {
             }
         });
         self.rows.push(span);
+        if !self.tables.is_empty() {
+            self.tables.push(None);
+        }
+    }
+
+    /// Appends the answers of one `lookup-many` call made with
+    /// [`WITH_TABLES`] ([`encode_keys_with`]): per key a little-endian u32
+    /// length and the row, then the row's field table (its field count
+    /// first) or `0xFFFFFFFF`; or `0xFFFFFFFF` alone for no row. Takes the
+    /// answer's buffer without copying when nothing was appended before.
+    /// Returns false, having appended nothing, if the answer does not hold
+    /// exactly `keys` entries.
+    pub fn extend_from_answer_with_tables(&mut self, answer: Vec<u8>, keys: usize) -> bool {
+        let mut parsed = Vec::with_capacity(keys);
+        let mut at = 0;
+        while at < answer.len() {
+            let Some(len) = answer.get(at..at + 4).map(|_| u32_at(&answer, at)) else {
+                return false;
+            };
+            at += 4;
+            if len == NO_ROW {
+                parsed.push(None);
+                continue;
+            }
+            let Some(end) = at.checked_add(len as usize) else {
+                return false;
+            };
+            let row = at..end;
+            let Some(fields) = answer
+                .get(end..end.saturating_add(4))
+                .map(|_| u32_at(&answer, end))
+            else {
+                return false;
+            };
+            at = row.end + 4;
+            let table = if fields == NO_TABLE {
+                None
+            } else {
+                let end = (fields as usize)
+                    .checked_mul(16)
+                    .and_then(|b| at.checked_add(b))
+                    .filter(|&end| end <= answer.len());
+                let Some(end) = end else {
+                    return false;
+                };
+                let table = row.end..end;
+                at = end;
+                Some(table)
+            };
+            parsed.push(Some((row, table)));
+        }
+        if parsed.len() != keys {
+            return false;
+        }
+        let base = self.data.len();
+        if base == 0 {
+            self.data = answer;
+        } else {
+            self.data.extend_from_slice(&answer);
+        }
+        let span = |r: std::ops::Range<usize>| Span {
+            offset: span_u32(base + r.start),
+            len: span_u32(r.len()),
+        };
+        // Rows pushed before without tables keep none.
+        self.tables.resize(self.rows.len(), None);
+        for entry in parsed {
+            let (row, table) = entry.map_or((None, None), |(r, t)| (Some(span(r)), t.map(span)));
+            self.rows.push(row);
+            self.tables.push(table);
+        }
+        true
     }
 
     /// Appends the answers of one `lookup-many` call (contract 0.2.0's
@@ -304,10 +394,9 @@ impl Rows {
                 parsed.push(None);
                 continue;
             }
-            let end = at + len as usize;
-            if end > answer.len() {
+            let Some(end) = at.checked_add(len as usize).filter(|&e| e <= answer.len()) else {
                 return false;
-            }
+            };
             parsed.push(Some(at..end));
             at = end;
         }
@@ -323,7 +412,17 @@ impl Rows {
 
 /// Keys in `lookup-many`'s layout: per key a little-endian u32 length, then its bytes.
 pub fn encode_keys<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<u8> {
+    encode_keys_with(0, keys)
+}
+
+/// [`encode_keys`] asking for `options` ([`WITH_TABLES`]): the word
+/// `0xFFFFFFFF` and the option bits go first.
+pub fn encode_keys_with<'k>(options: u32, keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
+    if options != 0 {
+        put(&mut out, OPTIONS);
+        put(&mut out, options);
+    }
     for k in keys {
         put(&mut out, span_u32(k.len()));
         out.extend_from_slice(k);
@@ -367,6 +466,68 @@ mod tests {
         assert_eq!(
             encode_keys([&b"x"[..], b""]),
             vec![1, 0, 0, 0, b'x', 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn rows_with_tables_keep_each_table_with_its_row_and_refuse_bad_answers() {
+        let object = br#"{"name":"ann","age":34}"#;
+        let mut table = Vec::new();
+        assert!(crate::json::table::encode(object, &mut Vec::new(), &mut table).expect("json"));
+        let mut answer = Vec::new();
+        put(&mut answer, object.len() as u32);
+        answer.extend_from_slice(object);
+        answer.extend_from_slice(&table);
+        put(&mut answer, NO_ROW);
+        put(&mut answer, 3);
+        answer.extend_from_slice(b"[1]");
+        put(&mut answer, NO_TABLE);
+        let mut rows = Rows::default();
+        // Rows pushed before an answer with tables have none.
+        rows.push(Some(b"x"));
+        assert!(rows.extend_from_answer_with_tables(answer.clone(), 3));
+        assert_eq!(rows.len(), 4);
+        assert_eq!((rows.get(0), rows.table(0)), (Some(&b"x"[..]), None));
+        assert_eq!(rows.get(1), Some(&object[..]));
+        assert_eq!(rows.table(1), Some(table.as_slice()));
+        assert_eq!((rows.get(2), rows.table(2)), (None, None));
+        assert_eq!((rows.get(3), rows.table(3)), (Some(&b"[1]"[..]), None));
+        rows.push(None);
+        assert_eq!(rows.table(4), None);
+        // The table reads as the scan would.
+        let mut parser = crate::json::JsonParser::new();
+        let with = parser
+            .parse_with_table(object, rows.table(1))
+            .expect("json")
+            .fields()
+            .map(|(k, v)| (k.text().into_owned(), v.text().to_string()))
+            .collect::<Vec<_>>();
+        let scanned = crate::json::JsonView::parse(object).expect("json");
+        let scanned: Vec<_> = scanned
+            .fields()
+            .map(|(k, v)| (k.text().into_owned(), v.text().to_string()))
+            .collect();
+        assert_eq!(with, scanned);
+        // Refused, appending nothing: a wrong count, a row without its table
+        // word, a table cut short, a field count that overflows.
+        let mut fresh = Rows::default();
+        assert!(!fresh.extend_from_answer_with_tables(answer.clone(), 2));
+        let cut = 4 + object.len() + 2;
+        assert!(!fresh.extend_from_answer_with_tables(answer[..cut].to_vec(), 1));
+        let cut = 4 + object.len() + table.len() - 1;
+        assert!(!fresh.extend_from_answer_with_tables(answer[..cut].to_vec(), 1));
+        let mut huge = Vec::new();
+        put(&mut huge, 2);
+        huge.extend_from_slice(b"{}");
+        put(&mut huge, u32::MAX - 1);
+        assert!(!fresh.extend_from_answer_with_tables(huge, 1));
+        let mut past = Vec::new();
+        put(&mut past, u32::MAX - 1);
+        assert!(!fresh.extend_from_answer_with_tables(past, 1));
+        assert!(fresh.is_empty());
+        assert_eq!(
+            encode_keys_with(WITH_TABLES, [&b"x"[..]]),
+            vec![255, 255, 255, 255, 1, 0, 0, 0, 1, 0, 0, 0, b'x']
         );
     }
 }

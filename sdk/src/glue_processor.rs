@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::abi::{encode_keys, Rows, MAX_LOOKUP_KEYS};
+use crate::abi::{encode_keys, encode_keys_with, Rows, MAX_LOOKUP_KEYS, WITH_TABLES};
 use crate::glue::{from_wit, install_panic_hook, output_to_wit, wit::sluice::plugin::types as t};
 use crate::processor::{run_processor, run_timers};
 use crate::{Host, Params, Processor};
@@ -52,8 +52,15 @@ impl Host for WasmHost {
     fn lookup_many(&mut self, table: &str, keys: &[&[u8]]) -> Rows {
         let mut rows = Rows::default();
         for chunk in keys.chunks(MAX_LOOKUP_KEYS) {
-            let answered = tables::lookup_many(table, &encode_keys(chunk.iter().copied()))
-                .is_ok_and(|answer| rows.extend_from_answer(&answer, chunk.len()));
+            // Rows come with their field tables, so a plugin reading them
+            // through `JsonParser::parse_with_table` skips the scan; tables
+            // can take a call past the host's row-bytes bound, so without
+            // them next.
+            let answered =
+                tables::lookup_many(table, &encode_keys_with(WITH_TABLES, chunk.iter().copied()))
+                    .is_ok_and(|answer| rows.extend_from_answer_with_tables(answer, chunk.len()))
+                    || tables::lookup_many(table, &encode_keys(chunk.iter().copied()))
+                        .is_ok_and(|answer| rows.extend_from_answer(&answer, chunk.len()));
             if !answered {
                 // Past the host's row-bytes bound (huge rows): one call per
                 // key still answers, only slower.

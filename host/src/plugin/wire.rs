@@ -212,12 +212,36 @@ pub fn info(i: v2::sluice::plugin::types::PluginInfo) -> PluginInfo {
     }
 }
 
+/// The first word of a `lookup-many` keys buffer that carries options (a
+/// key cannot claim 4 GiB in a buffer the bounds keep far smaller).
+const OPTIONS: u32 = u32::MAX;
+/// Option bit: after each row, its field table (or [`NO_TABLE`]).
+const WITH_TABLES: u32 = 1;
+/// The table word that means "no table: scan the row".
+const NO_TABLE: u32 = u32::MAX;
+
 /// Answers `lookup-many`: `keys` is length-prefixed keys, the answer one
-/// length-prefixed row (or `NO_ROW`) per key, in order. The keys are
-/// counted and checked before any row is read, under one read lock.
+/// length-prefixed row (or `NO_ROW`) per key, in order. A buffer that starts
+/// with the word [`OPTIONS`] then a word of flags asks for each row's field
+/// table too (layout in `wit/sluice.wit`). The keys are counted and checked
+/// before any row is read, under one read lock.
 pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String> {
-    let mut spans = Vec::new();
     let mut at = 0;
+    let mut with_tables = false;
+    if keys.len() >= 4 && u32_at(keys, 0) == OPTIONS {
+        let flags = keys
+            .get(4..8)
+            .map(|_| u32_at(keys, 4))
+            .ok_or("lookup-many: the keys end inside the options word")?;
+        if flags & !WITH_TABLES != 0 {
+            return Err(format!(
+                "lookup-many: unknown options {flags:#x}; this host knows {WITH_TABLES:#x} (field tables)"
+            ));
+        }
+        with_tables = flags & WITH_TABLES != 0;
+        at = 8;
+    }
+    let mut spans = Vec::new();
     while at < keys.len() {
         if spans.len() == MAX_LOOKUP_KEYS {
             return Err(format!(
@@ -251,14 +275,25 @@ pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String
         for s in spans {
             match rows.get(&keys[s]) {
                 Some(row) => {
-                    if out.len() + 4 + row.len() > MAX_LOOKUP_BYTES {
+                    let value = row.value();
+                    let field_table = row.field_table().filter(|_| with_tables);
+                    let adds = 4 + value.len() + if with_tables { 4 } else { 0 };
+                    let adds = adds + field_table.map_or(0, |t| t.len().saturating_sub(4));
+                    if out.len() + adds > MAX_LOOKUP_BYTES {
                         return Err(format!(
                             "lookup-many: rows past {} MiB in one call; split the keys",
                             MAX_LOOKUP_BYTES >> 20
                         ));
                     }
-                    put(&mut out, u32::try_from(row.len()).unwrap_or(NO_ROW - 1));
-                    out.extend_from_slice(row);
+                    put(&mut out, u32::try_from(value.len()).unwrap_or(NO_ROW - 1));
+                    out.extend_from_slice(value);
+                    if with_tables {
+                        match field_table {
+                            // Its first word is its field count, never NO_TABLE.
+                            Some(t) => out.extend_from_slice(t),
+                            None => put(&mut out, NO_TABLE),
+                        }
+                    }
                 }
                 None => put(&mut out, NO_ROW),
             }
@@ -428,6 +463,68 @@ mod tests {
             NO_ROW.to_le_bytes()
         );
         assert!(lookup_many(Some(&t), &[]).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn lookup_many_with_tables_sends_each_rows_table_after_it() {
+        use sluice_sdk::json::table;
+        let t = Table::default();
+        let object = br#"{"name":"ann","age":34}"#;
+        t.insert(b"1".to_vec(), object.to_vec());
+        t.insert(b"2".to_vec(), b"[1]".to_vec());
+        t.insert(b"3".to_vec(), b"{not json".to_vec());
+        let mut ask = Vec::new();
+        put(&mut ask, OPTIONS);
+        put(&mut ask, WITH_TABLES);
+        ask.extend(keys(&[b"1", b"9", b"2", b"3"]));
+        let answer = lookup_many(Some(&t), &ask).expect("ok");
+        let mut want = Vec::new();
+        put(&mut want, object.len() as u32);
+        want.extend_from_slice(object);
+        assert!(table::encode(object, &mut Vec::new(), &mut want).expect("json"));
+        put(&mut want, NO_ROW);
+        for row in [&b"[1]"[..], b"{not json"] {
+            put(&mut want, row.len() as u32);
+            want.extend_from_slice(row);
+            put(&mut want, NO_TABLE);
+        }
+        assert_eq!(answer, want);
+        // Without the options word the answer is the plain layout.
+        assert_eq!(
+            rows(&lookup_many(Some(&t), &keys(&[b"1"])).expect("ok")),
+            vec![Some(object.to_vec())]
+        );
+        // Options alone ask for nothing.
+        assert!(lookup_many(Some(&t), &ask[..8]).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn lookup_many_refuses_options_it_does_not_know() {
+        let t = Table::default();
+        let mut ask = Vec::new();
+        put(&mut ask, OPTIONS);
+        let e = lookup_many(Some(&t), &ask).expect_err("cut options");
+        assert!(e.contains("options word"), "{e}");
+        put(&mut ask, WITH_TABLES | 4);
+        let e = lookup_many(Some(&t), &ask).expect_err("unknown bit");
+        assert!(e.contains("unknown options 0x5"), "{e}");
+        // Tables count against the row bytes bound: 16 lookups of a row of
+        // 1 MiB minus a little fit without tables, not with them.
+        let fields: String = (0..8_000).map(|i| format!("\"f{i}\":0,")).collect();
+        let big = format!(
+            "{{{}\"pad\":\"{}\"}}",
+            fields,
+            "x".repeat((1 << 20) - 200_000)
+        );
+        t.insert(b"k".to_vec(), big.into_bytes());
+        let sixteen: Vec<&[u8]> = vec![b"k"; 16];
+        assert!(lookup_many(Some(&t), &keys(&sixteen)).is_ok());
+        let mut ask = Vec::new();
+        put(&mut ask, OPTIONS);
+        put(&mut ask, WITH_TABLES);
+        ask.extend(keys(&sixteen));
+        let e = lookup_many(Some(&t), &ask).expect_err("bytes with tables");
+        assert!(e.contains("16 MiB"), "{e}");
     }
 
     #[test]

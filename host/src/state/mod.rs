@@ -4,6 +4,7 @@
 mod checkpoint;
 pub mod keyed;
 pub mod run_lock;
+mod table_row;
 pub mod tables;
 
 use std::path::Path;

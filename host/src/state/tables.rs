@@ -22,6 +22,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use sluice_sdk::json::Entry;
+
+pub use super::table_row::{Row, Rows};
 use crate::connector::{Rejected, Sink};
 use crate::event::Batch;
 
@@ -71,19 +74,18 @@ fn default_max_mb() -> u64 {
     DEFAULT_MAX_MB
 }
 
-/// Bytes a row costs beyond its key and value: the map's slot and the two
-/// vectors' headers and allocator rounding, so a table of many tiny rows is
-/// bounded too.
+/// Bytes a row costs beyond its key, value and field table: the set's slot
+/// and allocator rounding, so a table of many tiny rows is bounded too.
 pub const ROW_OVERHEAD: u64 = 64;
 
-fn row_bytes(k: &[u8], v: &[u8]) -> u64 {
-    (k.len() + v.len()) as u64 + ROW_OVERHEAD
+fn row_bytes(row: &Row) -> u64 {
+    row.len() as u64 + ROW_OVERHEAD
 }
 
 /// A shared, read-mostly table.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    rows: Arc<RwLock<HashMap<Vec<u8>, Vec<u8>>>>,
+    rows: Arc<RwLock<Rows>>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -102,12 +104,12 @@ impl Table {
     /// The latest value for `key`.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
-        rows.get(key).cloned()
+        rows.get(key).map(|r| r.value().to_vec())
     }
 
     /// Runs `f` over the rows under one read lock: many lookups (a plugin's
     /// `lookup-many`) take the lock once and copy each row once, into `f`'s answer.
-    pub fn with_rows<T>(&self, f: impl FnOnce(&HashMap<Vec<u8>, Vec<u8>>) -> T) -> T {
+    pub fn with_rows<T>(&self, f: impl FnOnce(&Rows) -> T) -> T {
         let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
         f(&rows)
     }
@@ -116,7 +118,16 @@ impl Table {
     #[cfg(test)]
     pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) {
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
-        rows.insert(key, value);
+        rows.insert(Row::new(&key, &value, &mut Vec::new()));
+    }
+
+    /// Every row as `key → value` (tests).
+    #[cfg(test)]
+    pub fn to_map(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
+        rows.iter()
+            .map(|r| (r.key().to_vec(), r.value().to_vec()))
+            .collect()
     }
 
     /// Rows held.
@@ -181,6 +192,8 @@ pub struct TableSink {
     history: VecDeque<(u64, u64)>,
     /// What the rows take, by [`row_bytes`].
     bytes: u64,
+    /// Scratch space for building rows' field tables.
+    scratch: Vec<Entry>,
 }
 
 /// A snapshot and the deltas on top of it, as a position lists them.
@@ -207,6 +220,7 @@ impl TableSink {
             chain: None,
             history: VecDeque::new(),
             bytes: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -380,10 +394,12 @@ impl Sink for TableSink {
             }
         }
         let mut table = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
-        table.extend(rows);
+        for (k, v) in rows {
+            table.insert(Row::new(&k, &v, &mut self.scratch));
+        }
         // A checkpoint saved under a larger `max_mb` still restores whole;
         // only new growth is refused until it is back under the bound.
-        self.bytes = table.iter().map(|(k, v)| row_bytes(k, v)).sum();
+        self.bytes = table.iter().map(row_bytes).sum();
         self.saves = position.get("saves").and_then(Value::as_u64).unwrap_or(0);
         self.history = VecDeque::from([(self.saves, chain.snapshot_n)]);
         self.chain = Some(chain);
@@ -411,8 +427,9 @@ impl Sink for TableSink {
             };
             let changed = match e.value {
                 Some(v) => {
-                    let old = rows.get(&k).map_or(0, |o| row_bytes(&k, o));
-                    let new = row_bytes(&k, v);
+                    let old = rows.get(&k).map_or(0, row_bytes);
+                    let row = Row::new(&k, v, &mut self.scratch);
+                    let new = row_bytes(&row);
                     if new > old && self.bytes.saturating_sub(old) + new > limit {
                         rejected.push(
                             batch,
@@ -425,11 +442,11 @@ impl Sink for TableSink {
                         continue;
                     }
                     self.bytes = self.bytes.saturating_sub(old) + new;
-                    rows.insert(k.clone(), v.to_vec()).as_deref() != Some(v)
+                    rows.insert(row).as_ref().map(Row::value) != Some(v)
                 }
                 None => match rows.remove(&k) {
                     Some(o) => {
-                        self.bytes = self.bytes.saturating_sub(row_bytes(&k, &o));
+                        self.bytes = self.bytes.saturating_sub(row_bytes(&o));
                         true
                     }
                     None => false,
@@ -463,7 +480,7 @@ impl Sink for TableSink {
             if chain.deltas.len() < MAX_DELTAS {
                 let mut text = String::new();
                 for k in keys {
-                    text.push_str(&row_line(k, rows.get(k).map(Vec::as_slice))?);
+                    text.push_str(&row_line(k, rows.get(k).map(Row::value))?);
                 }
                 let grown = chain.delta_bytes + text.len() as u64;
                 if grown <= (chain.snapshot_bytes / 2).max(COMPACT_FLOOR) {
@@ -482,8 +499,8 @@ impl Sink for TableSink {
             }
             None => {
                 let mut text = String::new();
-                for (k, v) in rows.iter() {
-                    text.push_str(&row_line(k, Some(v))?);
+                for r in rows.iter() {
+                    text.push_str(&row_line(r.key(), Some(r.value()))?);
                 }
                 let file = self.snapshot_name(n);
                 let crc = self.write_file(&file, &text)?;
@@ -772,7 +789,7 @@ mod tests {
     fn restored(dir: &Path, position: &Value) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
         let (mut s, table) = users_sink(dir);
         s.open(Some(position))?;
-        Ok(table.with_rows(Clone::clone))
+        Ok(table.to_map())
     }
 
     #[test]
@@ -806,7 +823,7 @@ mod tests {
         let third = flush(&mut sink);
         assert_eq!(third["deltas"].as_array().map(Vec::len), Some(2), "{third}");
         assert_eq!(third["rows"], json!(4999));
-        let want = table.with_rows(Clone::clone);
+        let want = table.to_map();
         assert_eq!(restored(dir.path(), &third).expect("restore"), want);
         // The second checkpoint's state is still there as it was.
         let two = restored(dir.path(), &second).expect("restore 2");
@@ -904,7 +921,7 @@ mod tests {
         }
         assert_eq!(
             restored(dir.path(), &positions[positions.len() - 1]).expect("last"),
-            table.with_rows(Clone::clone)
+            table.to_map()
         );
         // Files older than the snapshot the oldest of them builds on are gone.
         let floor = recent[0]["snapshot"]

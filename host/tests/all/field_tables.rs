@@ -140,3 +140,50 @@ fn without_a_stage_that_reads_tables_the_source_does_not_build_them() {
         7
     );
 }
+
+#[test]
+fn lookup_join_reads_rows_through_their_tables_as_a_scan_would() {
+    // Rows now come with the field tables the host built when it stored
+    // them; the join must read from them exactly what a scan reads.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = [
+        // The last of duplicate keys counts.
+        r#"{"k":"1","name":"ann","age":3,"name":"bea"}"#,
+        // An escaped key is the same name.
+        r#"{"k":"2","n\u0061me":"esc","age":4}"#,
+        // Nested values are copied as they are.
+        r#"{"k":"3","name":{"first":"x","age":1},"age":[1,2]}"#,
+        // A missing field is null; Unicode is kept.
+        "{\"k\":\"4\",\"name\":\"caf\\u00e9 😀 Zoë\"}",
+    ];
+    std::fs::write(dir.path().join("rows.jsonl"), rows.join("\n") + "\n").expect("rows");
+    let events: String = (1..=5)
+        .map(|i| format!("{{\"id\":{i},\"k\":\"{i}\"}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), events).expect("events");
+    let body = format!(
+        "name: rows\ntables:\n  t: {{input: rows, key_field: k}}\n\
+         sources:\n  in: {{type: file, path: in.jsonl}}\n  rows: {{type: file, path: rows.jsonl}}\n\
+         stages:\n  enrich:\n    plugin: {}\n    inputs: [in]\n    tables: [t]\n    params:\n      table: t\n      on: k\n      fields: \"id, table.name as name, table.age as age\"\n\
+         sinks:\n  out: {{type: file, path: out.jsonl, inputs: [enrich]}}\n",
+        q(&plugin("lookup-join")),
+    );
+    let out = run(dir.path(), &body);
+    let mut got = json_lines(&dir.path().join("out.jsonl"));
+    got.sort_by_key(|v| v["id"].as_i64());
+    assert_eq!(
+        got,
+        vec![
+            json!({"id": 1, "name": "bea", "age": 3}),
+            json!({"id": 2, "name": "esc", "age": 4}),
+            json!({"id": 3, "name": {"first": "x", "age": 1}, "age": [1, 2]}),
+            json!({"id": 4, "name": "café 😀 Zoë", "age": null}),
+            json!({"id": 5, "name": null, "age": null}),
+        ],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Raw values are copied byte for byte, escapes included.
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
+    assert!(text.contains(r#""caf\u00e9 😀 Zoë""#), "{text}");
+}

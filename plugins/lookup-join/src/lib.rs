@@ -211,8 +211,8 @@ impl Processor for LookupJoin {
             None => self.parser.parse(bytes),
         }
         .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-        let row_bytes = match self.asked.get(event.index()) {
-            Some(asked) => asked.and_then(|k| self.rows.get(k as usize)),
+        let row_index = match self.asked.get(event.index()) {
+            Some(asked) => asked.map(|k| k as usize),
             // An event `prepare` did not see (a caller that skipped it): ask now.
             None => {
                 let key = view.get(&self.on).and_then(key_text);
@@ -220,12 +220,16 @@ impl Processor for LookupJoin {
                     .map(|k| host.lookup_many(&self.table, &[k.as_bytes()]))
                     .unwrap_or_default();
                 self.asked.clear();
-                self.rows.get(0)
+                Some(0)
             }
         };
-        // A row that is not JSON counts as no row.
-        let row: Option<JsonView<'_>> = match row_bytes {
-            Some(b) => self.row_parser.parse(b).ok(),
+        // A row that is not JSON counts as no row. The host's field table of
+        // the row, when it sent one, spares the scan.
+        let row: Option<JsonView<'_>> = match row_index.and_then(|i| self.rows.get(i)) {
+            Some(b) => {
+                let table = row_index.and_then(|i| self.rows.table(i));
+                self.row_parser.parse_with_table(b, table).ok()
+            }
             None => None,
         };
         if row.is_none() && self.inner {
