@@ -2,7 +2,7 @@
 //! offset so a rerun continues where the last run stopped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -72,6 +72,79 @@ fn key_of(line: &[u8], field: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// What a poll does with each line it reads.
+struct Lines<'a> {
+    config: &'a FileSourceConfig,
+    offset: &'a mut u64,
+    line: &'a mut u64,
+    out: &'a mut BatchBuilder,
+    malformed: &'a mut Vec<Malformed>,
+}
+
+impl Lines<'_> {
+    /// Lines taken by this poll, good or bad.
+    fn taken(&self) -> usize {
+        self.out.len() + self.malformed.len()
+    }
+
+    /// Takes one line of `n` bytes as read (`text` with its line ending).
+    fn accept(&mut self, text: &[u8], n: usize) {
+        *self.offset += n as u64;
+        *self.line += 1;
+        let mut line = text;
+        while let Some((last, rest)) = line.split_last() {
+            if *last == b'\n' || *last == b'\r' {
+                line = rest;
+            } else {
+                break;
+            }
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let pushed = match &self.config.key_field {
+            None => self.out.push_json(None, line, 0, *self.line),
+            Some(field) => key_of(line, field).map(|key| {
+                self.out.push(
+                    key.as_deref().map(str::as_bytes),
+                    Some(line),
+                    &[],
+                    0,
+                    *self.line,
+                )
+            }),
+        };
+        if let Err(e) = pushed {
+            self.malformed.push(Malformed {
+                bytes: line.to_vec(),
+                reason: format!(
+                    "malformed JSON at {} line {}: {e}",
+                    self.config.path.display(),
+                    *self.line
+                ),
+                position: *self.line,
+            });
+        }
+    }
+
+    /// Dead-letters a line of `n` bytes past [`MAX_LINE_BYTES`] by `first`,
+    /// its first KiB.
+    fn too_long(&mut self, first: &[u8], n: usize) {
+        *self.offset += n as u64;
+        *self.line += 1;
+        self.malformed.push(Malformed {
+            bytes: first.to_vec(),
+            reason: format!(
+                "line {} of {} is {n} bytes, longer than the {} MiB a line may be; its first KiB is kept here",
+                *self.line,
+                self.config.path.display(),
+                MAX_LINE_BYTES >> 20
+            ),
+            position: *self.line,
+        });
+    }
+}
+
 impl Source for FileSource {
     fn caught_up(&self) -> bool {
         // Only the end of the file (reported as done) catches it up.
@@ -111,78 +184,64 @@ impl Source for FileSource {
         }
         let mut malformed = Vec::new();
         let mut done = false;
+        let mut lines = Lines {
+            config: &self.config,
+            offset: &mut self.offset,
+            line: &mut self.line,
+            out: &mut out,
+            malformed: &mut malformed,
+        };
         // Dead-lettered lines count too: a file of nothing but bad lines
         // would otherwise be read whole into one poll.
-        while out.len() + malformed.len() < max {
-            self.buf.clear();
-            let mut n = (&mut *reader)
-                // Room for the line and a CRLF ending.
-                .take(MAX_LINE_BYTES as u64 + 2)
-                .read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
+        while lines.taken() < max {
+            // A line that lies whole in the reader's buffer is checked and
+            // copied into the batch from there; only a line cut by the
+            // buffer's end is gathered in `buf` first. (`read_until` copied
+            // every line twice and searched for its end a byte at a time.)
+            let avail = reader.fill_buf()?;
+            if avail.is_empty() {
+                if !self.buf.is_empty() {
+                    // A partial last line may still be being written; in a
+                    // bounded read it is the end of the file, so take it.
+                    lines.accept(&self.buf, self.buf.len());
+                    self.buf.clear();
+                }
                 done = true;
                 break;
             }
-            if self.buf.len() > MAX_LINE_BYTES + 1 && self.buf.last() != Some(&b'\n') {
-                // Past the bound: the rest of the line is skipped, not read.
-                n += reader.skip_until(b'\n')?;
-                self.offset += n as u64;
-                self.line += 1;
-                malformed.push(Malformed {
-                    // A copy: the buffer keeps its 16 MiB for the next line.
-                    bytes: self.buf[..1024].to_vec(),
-                    reason: format!(
-                        "line {} of {} is {n} bytes, longer than the {} MiB a line may be; its first KiB is kept here",
-                        self.line,
-                        self.config.path.display(),
-                        MAX_LINE_BYTES >> 20
-                    ),
-                    position: self.line,
-                });
-                continue;
-            }
-            if self.buf.last() != Some(&b'\n') {
-                // A partial last line may still be being written; in a bounded
-                // read it is the end of the file, so take it as a line.
-            }
-            self.offset += n as u64;
-            self.line += 1;
-            let mut line: &[u8] = &self.buf;
-            while let Some((last, rest)) = line.split_last() {
-                if *last == b'\n' || *last == b'\r' {
-                    line = rest;
-                } else {
-                    break;
+            match memchr::memchr(b'\n', avail) {
+                Some(i) if self.buf.is_empty() => {
+                    lines.accept(&avail[..=i], i + 1);
+                    reader.consume(i + 1);
+                }
+                Some(i) => {
+                    self.buf.extend_from_slice(&avail[..=i]);
+                    reader.consume(i + 1);
+                    if self.buf.len() > MAX_LINE_BYTES + 2 {
+                        lines.too_long(&self.buf[..1024], self.buf.len());
+                    } else {
+                        lines.accept(&self.buf, self.buf.len());
+                    }
+                    self.buf.clear();
+                }
+                None => {
+                    let n = avail.len();
+                    self.buf.extend_from_slice(avail);
+                    reader.consume(n);
+                    // Room for the line and a CRLF ending.
+                    if self.buf.len() > MAX_LINE_BYTES + 2 {
+                        // Past the bound: the rest of the line is skipped,
+                        // not read.
+                        let n = self.buf.len() + reader.skip_until(b'\n')?;
+                        lines.too_long(&self.buf[..1024], n);
+                        self.buf.clear();
+                    }
                 }
             }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let pushed = match &self.config.key_field {
-                None => out.push_json(None, line, 0, self.line),
-                Some(field) => key_of(line, field).map(|key| {
-                    out.push(
-                        key.as_deref().map(str::as_bytes),
-                        Some(line),
-                        &[],
-                        0,
-                        self.line,
-                    )
-                }),
-            };
-            match pushed {
-                Ok(()) => {}
-                Err(e) => malformed.push(Malformed {
-                    bytes: line.to_vec(),
-                    reason: format!(
-                        "malformed JSON at {} line {}: {e}",
-                        self.config.path.display(),
-                        self.line
-                    ),
-                    position: self.line,
-                }),
-            }
         }
+        // A line still being gathered is read again from the checkpointed
+        // offset, which has not passed it.
+        self.buf.clear();
         self.progress.set_done(self.offset);
         Ok(Polled {
             batch: (!out.is_empty()).then(|| out.finish()),
@@ -260,6 +319,67 @@ mod tests {
         let mut s = FileSource::new(config, Arc::from("in"), Arc::new(Progress::default()));
         s.open(None).expect("open");
         (dir, s)
+    }
+
+    #[test]
+    fn lines_cut_by_the_read_buffer_come_whole_and_a_resume_starts_at_the_next_line() {
+        // Lines from 1 byte to four read buffers long, so ends fall anywhere
+        // in the 64 KiB buffer and some lines span several fills; CRLF and
+        // blank lines, a bad line, and a last line with no line end.
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        let mut len = 1usize;
+        for i in 0..300 {
+            len = (len * 7 + 13) % (1 << 18);
+            let value = format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(len));
+            text.extend_from_slice(value.as_bytes());
+            text.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
+            want.push(value);
+            if i % 50 == 0 {
+                text.extend_from_slice(b"  \n{bad\n");
+            }
+        }
+        let last = r#"{"i":"last"}"#;
+        text.extend_from_slice(last.as_bytes());
+        want.push(last.to_string());
+        let (dir, mut s) = source(&text);
+        let mut got = Vec::new();
+        let mut bad = 0;
+        // Half the lines, then a fresh source from the checkpointed position.
+        let mut position = None;
+        loop {
+            let polled = s.poll(7).expect("poll");
+            bad += polled.malformed.len();
+            for e in polled.batch.iter().flat_map(|b| b.iter()) {
+                got.push(String::from_utf8(e.value.expect("value").to_vec()).expect("utf8"));
+            }
+            if position.is_none() && got.len() >= 150 {
+                position = Some(s.position());
+                break;
+            }
+        }
+        let position = position.expect("position");
+        let config = FileSourceConfig {
+            path: dir.path().join("in.jsonl"),
+            key_field: None,
+        };
+        let mut s = FileSource::new(config, Arc::from("in"), Arc::new(Progress::default()));
+        s.open(Some(&position)).expect("resume");
+        loop {
+            let polled = s.poll(7).expect("poll");
+            bad += polled.malformed.len();
+            for e in polled.batch.iter().flat_map(|b| b.iter()) {
+                got.push(String::from_utf8(e.value.expect("value").to_vec()).expect("utf8"));
+            }
+            if polled.done {
+                break;
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "lines differ");
+        assert_eq!(bad, 6, "one `{{bad` line per 50");
+        assert_eq!(s.position()["offset"], text.len() as u64);
+        assert_eq!(s.position()["line"], 300 + 12 + 1);
     }
 
     #[test]
