@@ -239,9 +239,9 @@ impl Source for FileSource {
                 }
             }
         }
-        // A line still being gathered is read again from the checkpointed
-        // offset, which has not passed it.
-        self.buf.clear();
+        // The loop ends only between lines (a line being gathered keeps it
+        // reading), so `buf` is empty here and `offset` is a line's end.
+        debug_assert!(self.buf.is_empty());
         self.progress.set_done(self.offset);
         Ok(Polled {
             batch: (!out.is_empty()).then(|| out.finish()),
