@@ -409,9 +409,22 @@ impl Sink for TableSink {
 
     fn write(&mut self, batch: &Arc<Batch>, rejected: &mut Rejected) -> Result<()> {
         let limit = self.config.max_mb.saturating_mul(1 << 20);
+        // Keys and rows (each with its field table, a scan of its value) are
+        // built before the write lock is taken: readers wait only for the
+        // inserts.
+        let scratch = &mut self.scratch;
+        let key_field = self.config.key_field.as_deref();
+        let prepared: Vec<_> = batch
+            .iter()
+            .map(|e| {
+                let k = table_key(key_field, e.key, e.value)?;
+                let row = e.value.map(|v| Row::new(&k, v, scratch));
+                Some((k, row))
+            })
+            .collect();
         let mut rows = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
-        for (i, e) in batch.iter().enumerate() {
-            let Some(k) = table_key(self.config.key_field.as_deref(), e.key, e.value) else {
+        for (i, (e, prepared)) in batch.iter().zip(prepared).enumerate() {
+            let Some((k, row)) = prepared else {
                 rejected.push(
                     batch,
                     i,
@@ -425,10 +438,9 @@ impl Sink for TableSink {
                 );
                 continue;
             };
-            let changed = match e.value {
-                Some(v) => {
+            let changed = match (row, e.value) {
+                (Some(row), Some(v)) => {
                     let old = rows.get(&k).map_or(0, row_bytes);
-                    let row = Row::new(&k, v, &mut self.scratch);
                     let new = row_bytes(&row);
                     if new > old && self.bytes.saturating_sub(old) + new > limit {
                         rejected.push(
@@ -444,7 +456,7 @@ impl Sink for TableSink {
                     self.bytes = self.bytes.saturating_sub(old) + new;
                     rows.insert(row).as_ref().map(Row::value) != Some(v)
                 }
-                None => match rows.remove(&k) {
+                _ => match rows.remove(&k) {
                     Some(o) => {
                         self.bytes = self.bytes.saturating_sub(row_bytes(&o));
                         true

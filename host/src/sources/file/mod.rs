@@ -170,7 +170,9 @@ impl Source for FileSource {
         }
         self.progress.set_total(len);
         self.progress.set_done(self.offset);
-        self.reader = Some(BufReader::with_capacity(1 << 16, file));
+        self.reader = Some(BufReader::with_capacity(READ_BUFFER, file));
+        // Bytes gathered before a failed read belong to the old position.
+        self.buf.clear();
         Ok(())
     }
 
@@ -198,18 +200,27 @@ impl Source for FileSource {
             // copied into the batch from there; only a line cut by the
             // buffer's end is gathered in `buf` first. (`read_until` copied
             // every line twice and searched for its end a byte at a time.)
-            let avail = reader.fill_buf()?;
+            let avail = loop {
+                match reader.fill_buf() {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other?,
+                }
+            };
             if avail.is_empty() {
-                if !self.buf.is_empty() {
+                if self.buf.len() > MAX_LINE_BYTES + 1 {
+                    // With no line end, room for a CR only.
+                    lines.too_long(&self.buf[..1024], self.buf.len());
+                } else if !self.buf.is_empty() {
                     // A partial last line may still be being written; in a
                     // bounded read it is the end of the file, so take it.
                     lines.accept(&self.buf, self.buf.len());
-                    self.buf.clear();
                 }
+                self.buf.clear();
                 done = true;
                 break;
             }
             match memchr::memchr(b'\n', avail) {
+                // Whole in the buffer, so within the bound (`READ_BUFFER`).
                 Some(i) if self.buf.is_empty() => {
                     lines.accept(&avail[..=i], i + 1);
                     reader.consume(i + 1);
@@ -258,6 +269,11 @@ impl Source for FileSource {
 /// The longest line the source reads: an event is at most this large, and
 /// a longer line is dead-lettered (its first KiB) without being held whole.
 const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The reader's buffer. A line found whole in it is taken without a length
+/// check, so it must not exceed the line bound.
+const READ_BUFFER: usize = 1 << 16;
+const _: () = assert!(READ_BUFFER <= MAX_LINE_BYTES);
 
 /// The `file` source in the connector registry.
 pub const KIND: SourceKind = SourceKind {
@@ -380,6 +396,39 @@ mod tests {
         assert_eq!(bad, 6, "one `{{bad` line per 50");
         assert_eq!(s.position()["offset"], text.len() as u64);
         assert_eq!(s.position()["line"], 300 + 12 + 1);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_by_more_than_a_read_is_skipped_and_an_unterminated_one_is_judged_as_before(
+    ) {
+        // Past the bound by more than the read buffer: the bound is crossed
+        // before the line end is in the buffer, and the rest is skipped.
+        let mut text = vec![b'x'; MAX_LINE_BYTES + 3 * READ_BUFFER];
+        text.extend_from_slice(b"\n{\"n\":1}\n");
+        // The last line has no line end: MAX + 1 bytes pass (room for a CR),
+        // MAX + 2 do not, as when lines were read with a bounded `read_until`.
+        let mut last = vec![b' '; MAX_LINE_BYTES + 1 - 7];
+        last.extend_from_slice(b"{\"n\":2}");
+        for (tail, taken) in [(last.clone(), 2), ([last, b" ".to_vec()].concat(), 1)] {
+            let text = [text.clone(), tail].concat();
+            let (_dir, mut s) = source(&text);
+            let polled = s.poll(10).expect("poll");
+            let reasons: Vec<&str> = polled.malformed.iter().map(|m| m.reason.as_str()).collect();
+            assert_eq!(reasons.len(), 3 - taken, "{reasons:?}");
+            assert!(
+                reasons[0].contains("line 1 of")
+                    && reasons[0].contains(&format!(
+                        "is {} bytes",
+                        MAX_LINE_BYTES + 3 * READ_BUFFER + 1
+                    )),
+                "{reasons:?}"
+            );
+            assert_eq!(polled.malformed[0].bytes.len(), 1024);
+            assert_eq!(polled.batch.map_or(0, |b| b.len()), taken);
+            assert!(polled.done);
+            assert_eq!(s.position()["offset"], text.len() as u64);
+            assert_eq!(s.position()["line"], 3);
+        }
     }
 
     #[test]
