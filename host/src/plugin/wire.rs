@@ -277,9 +277,12 @@ pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String
                 Some(row) => {
                     let value = row.value();
                     let field_table = row.field_table().filter(|_| with_tables);
-                    let adds = 4 + value.len() + if with_tables { 4 } else { 0 };
-                    let adds = adds + field_table.map_or(0, |t| t.len().saturating_sub(4));
-                    if out.len() + adds > MAX_LOOKUP_BYTES {
+                    // The table, or the word that says there is none.
+                    let table_bytes = match (with_tables, field_table) {
+                        (false, _) => 0,
+                        (true, t) => t.map_or(4, <[u8]>::len),
+                    };
+                    if out.len() + 4 + value.len() + table_bytes > MAX_LOOKUP_BYTES {
                         return Err(format!(
                             "lookup-many: rows past {} MiB in one call; split the keys",
                             MAX_LOOKUP_BYTES >> 20

@@ -87,9 +87,9 @@ impl Lines<'_> {
         self.out.len() + self.malformed.len()
     }
 
-    /// Takes one line of `n` bytes as read (`text` with its line ending).
-    fn accept(&mut self, text: &[u8], n: usize) {
-        *self.offset += n as u64;
+    /// Takes one line as read (`text` with its line ending).
+    fn accept(&mut self, text: &[u8]) {
+        *self.offset += text.len() as u64;
         *self.line += 1;
         let mut line = text;
         while let Some((last, rest)) = line.split_last() {
@@ -213,7 +213,7 @@ impl Source for FileSource {
                 } else if !self.buf.is_empty() {
                     // A partial last line may still be being written; in a
                     // bounded read it is the end of the file, so take it.
-                    lines.accept(&self.buf, self.buf.len());
+                    lines.accept(&self.buf);
                 }
                 self.buf.clear();
                 done = true;
@@ -222,7 +222,7 @@ impl Source for FileSource {
             match memchr::memchr(b'\n', avail) {
                 // Whole in the buffer, so within the bound (`READ_BUFFER`).
                 Some(i) if self.buf.is_empty() => {
-                    lines.accept(&avail[..=i], i + 1);
+                    lines.accept(&avail[..=i]);
                     reader.consume(i + 1);
                 }
                 Some(i) => {
@@ -231,7 +231,7 @@ impl Source for FileSource {
                     if self.buf.len() > MAX_LINE_BYTES + 2 {
                         lines.too_long(&self.buf[..1024], self.buf.len());
                     } else {
-                        lines.accept(&self.buf, self.buf.len());
+                        lines.accept(&self.buf);
                     }
                     self.buf.clear();
                 }
