@@ -201,15 +201,27 @@ pub fn wire_output(data: &[u8]) {
             .collect(),
     };
     let limits = Limits::default();
-    let Ok(mut out) = wire::unpack_output(out, &limits) else {
+    // Odd inputs have headers and no key, so parent references reach every
+    // part of a parent, present or absent.
+    let mut input = BatchBuilder::new("upstream", Arc::from("source"), inputs.into());
+    for i in 0..inputs {
+        if i % 2 == 0 {
+            input.push(Some(&[i]), Some(b"{}"), &[], 0, i.into());
+        } else {
+            input.push(
+                None,
+                None,
+                &[("h", &[i][..]), ("sluice.x", b"y")],
+                0,
+                i.into(),
+            );
+        }
+    }
+    let input = input.finish();
+    let Ok(mut out) = wire::unpack_output(out, &limits, Some(&input.events)) else {
         return;
     };
     assert_eq!(out.events.events.len() * wire::EVENT_RECORD, events.len());
-    let mut input = BatchBuilder::new("upstream", Arc::from("source"), inputs.into());
-    for i in 0..inputs {
-        input.push(Some(&[i]), Some(b"{}"), &[], 0, i.into());
-    }
-    let input = input.finish();
     if output_check::check(&mut out, input.len(), &limits).is_err() {
         return;
     }

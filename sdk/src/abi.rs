@@ -49,7 +49,26 @@ pub struct RawEvent {
     /// (see [`crate::json::table`]); 0 when it sent none. Output: ignored
     /// (the host reads 0).
     pub field_table: u32,
+    /// Parent references, as the record's flag bits 2-4 carry them. Input:
+    /// [`REFS_OK`] when the host lets this event's outputs take its parts by
+    /// reference. Output: which of [`KEY_FROM_PARENT`],
+    /// [`VALUE_FROM_PARENT`] and [`HEADERS_FROM_PARENT`] this event takes
+    /// from its parent instead of carrying them (its own `key`, `value` or
+    /// `headers` must then be `None` / empty).
+    pub refs: u32,
 }
+
+/// Input flag: the host resolves parent references in this event's outputs
+/// (it does for plugins built with `export_transform!` or
+/// `export_processor!`, which declare them).
+pub const REFS_OK: u32 = 4;
+/// Output flag: the key is the parent's, exactly (or its having none).
+pub const KEY_FROM_PARENT: u32 = 4;
+/// Output flag: the value is the parent's, exactly (or its being a tombstone).
+pub const VALUE_FROM_PARENT: u32 = 8;
+/// Output flag: the headers are the parent's, exactly.
+pub const HEADERS_FROM_PARENT: u32 = 16;
+const REF_BITS: u32 = KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT;
 
 /// A batch of events in the framed layout.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,6 +155,7 @@ impl RawBatch {
             stream,
             parent,
             field_table: 0,
+            refs: 0,
         });
     }
 
@@ -183,7 +203,8 @@ impl RawBatch {
             let key = e.key.unwrap_or_default();
             let value = e.value.unwrap_or_default();
             let flags = if e.key.is_some() { HAS_KEY } else { 0 }
-                | if e.value.is_some() { HAS_VALUE } else { 0 };
+                | if e.value.is_some() { HAS_VALUE } else { 0 }
+                | e.refs & REF_BITS;
             for v in [
                 key.offset,
                 key.len,
@@ -232,6 +253,7 @@ impl RawBatch {
                         stream: u32_at(r, 32),
                         parent: u32_at(r, 36),
                         field_table: u32_at(r, 44),
+                        refs: flags & REF_BITS,
                     }
                 })
                 .collect(),

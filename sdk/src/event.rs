@@ -1,6 +1,9 @@
 //! The event a plugin sees, and the emitter it writes output events to.
 
-use crate::abi::{RawBatch, RawEvent, RawHeader, Span};
+use crate::abi::{
+    RawBatch, RawEvent, RawHeader, Span, HEADERS_FROM_PARENT, KEY_FROM_PARENT, REFS_OK,
+    VALUE_FROM_PARENT,
+};
 use crate::json::{JsonParser, JsonView};
 use crate::EventError;
 
@@ -127,8 +130,16 @@ pub struct OutEvent<'b> {
 }
 
 impl<'a> Emitter<'a> {
-    /// Emits the input event unchanged.
+    /// Emits the input event unchanged. Where the host allows it, nothing
+    /// is copied: the output names its parent's key, value and headers.
     pub fn forward(&mut self) {
+        if self.refs_ok() {
+            self.refer(
+                None,
+                KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT,
+            );
+            return;
+        }
         let key = self.input.key();
         let value = self.input.value();
         self.push(key, value, None);
@@ -136,41 +147,72 @@ impl<'a> Emitter<'a> {
 
     /// Emits an event with the input's key, headers and timestamp and a new value.
     pub fn value(&mut self, value: &[u8]) {
+        if self.refs_ok() {
+            let value = self.out.push_bytes(value);
+            self.refer(Some(value), KEY_FROM_PARENT | HEADERS_FROM_PARENT);
+            return;
+        }
         let key = self.input.key();
         self.push(key, Some(value), None);
+    }
+
+    /// Whether the host resolves parent references for this input event.
+    fn refs_ok(&self) -> bool {
+        self.input.raw.refs & REFS_OK != 0
+    }
+
+    /// Emits an event with the input's timestamp that takes the parts
+    /// `refs` names from its parent, and `value` unless it takes that too.
+    fn refer(&mut self, value: Option<Span>, refs: u32) {
+        self.out.events.push(RawEvent {
+            key: None,
+            value,
+            headers: Span::default(),
+            timestamp_ms: self.input.timestamp_ms(),
+            stream: 0,
+            parent: self.parent,
+            field_table: 0,
+            refs,
+        });
     }
 
     /// Emits an event with the input's key, headers and timestamp and `value`
     /// serialized as JSON (written directly into the output buffer).
     pub fn json(&mut self, value: &serde_json::Value) {
-        let key = self.input.key().map(|k| self.out.push_bytes(k));
-        let start = self.out.data.len();
         // Writing into a Vec cannot fail, and a Value always serializes.
-        let _ = serde_json::to_writer(&mut self.out.data, value);
-        let len = self.out.data.len() - start;
-        let value = Span {
-            offset: span(start),
-            len: span(len),
-        };
-        self.finish(key, Some(value), None);
+        self.value_with(|out| {
+            let _ = serde_json::to_writer(out, value);
+        });
     }
 
     /// Emits an event with the input's key, headers and timestamp and a value
     /// that `write` appends straight to the output buffer (no intermediate
     /// copy), typically with a [`crate::json::ObjectWriter`].
     pub fn value_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        let key = self.input.key().map(|k| self.out.push_bytes(k));
+        let refs = self.refs_ok();
+        let key = match refs {
+            true => None,
+            false => self.input.key().map(|k| self.out.push_bytes(k)),
+        };
         let start = self.out.data.len();
         write(&mut self.out.data);
         let value = Span {
             offset: span(start),
             len: span(self.out.data.len() - start),
         };
-        self.finish(key, Some(value), None);
+        if refs {
+            self.refer(Some(value), KEY_FROM_PARENT | HEADERS_FROM_PARENT);
+        } else {
+            self.finish(key, Some(value), None);
+        }
     }
 
     /// Emits a tombstone with the input's key, headers and timestamp.
     pub fn tombstone(&mut self) {
+        if self.refs_ok() {
+            self.refer(None, KEY_FROM_PARENT | HEADERS_FROM_PARENT);
+            return;
+        }
         let key = self.input.key();
         self.push(key, None, None);
     }
@@ -197,6 +239,7 @@ impl<'a> Emitter<'a> {
             stream: 0,
             parent: self.parent,
             field_table: 0,
+            refs: 0,
         });
     }
 
@@ -219,6 +262,7 @@ impl<'a> Emitter<'a> {
             stream: 0,
             parent: self.parent,
             field_table: 0,
+            refs: 0,
         });
     }
 
@@ -240,4 +284,97 @@ impl<'a> Emitter<'a> {
 
 fn span(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::abi::{RawBatch, RawEvent, Span, EVENT_RECORD, REFS_OK};
+    use crate::{run_events, EventError};
+
+    /// Two events with a key and a header: the first open to parent
+    /// references (as the host marks them for a plugin that declares them),
+    /// the second not.
+    fn input() -> RawBatch {
+        let mut b = RawBatch::default();
+        b.push_event(Some(b"k0"), Some(b"{\"a\":0}"), &[("h", b"v")], 10, 0);
+        b.push_event(Some(b"k1"), Some(b"{\"a\":1}"), &[("h", b"w")], 11, 0);
+        b.events[0].refs = REFS_OK;
+        // Through the wire layout, as the glue receives it.
+        RawBatch::from_tables(b.data.clone(), &b.event_table(), &b.header_table(), vec![])
+    }
+
+    #[test]
+    fn where_the_host_allows_it_outputs_name_their_parents_parts_instead_of_copying() {
+        let batch = input();
+        assert_eq!(
+            batch.events[0].refs, REFS_OK,
+            "the flag survives the tables"
+        );
+        assert_eq!(batch.events[1].refs, 0);
+        let out = run_events(&batch, |_, out| {
+            out.forward();
+            out.value(b"{}");
+            out.tombstone();
+            out.value_with(|w| w.extend_from_slice(b"[]"));
+            Ok(())
+        })
+        .expect("run");
+        let e = &out.events.events;
+        assert_eq!(e.len(), 8);
+        // Event 0: nothing of the parent's is copied; its own values are.
+        let all = super::KEY_FROM_PARENT | super::VALUE_FROM_PARENT | super::HEADERS_FROM_PARENT;
+        let key_headers = super::KEY_FROM_PARENT | super::HEADERS_FROM_PARENT;
+        assert_eq!(
+            e[0],
+            RawEvent {
+                timestamp_ms: 10,
+                refs: all,
+                ..RawEvent::default()
+            }
+        );
+        for (i, refs) in [(1, key_headers), (2, key_headers), (3, key_headers)] {
+            assert_eq!(e[i].refs, refs, "event {i}");
+            assert_eq!(e[i].key, None);
+            assert_eq!(e[i].headers, Span::default());
+            assert_eq!(e[i].parent, 0);
+        }
+        assert_eq!(e[2].value, None, "a tombstone");
+        let own = |s: Option<Span>| s.and_then(|s| s.slice(&out.events.data));
+        assert_eq!(own(e[1].value), Some(&b"{}"[..]));
+        assert_eq!(own(e[3].value), Some(&b"[]"[..]));
+        // Event 1 (no flag): copies, as before.
+        for r in &e[4..] {
+            assert_eq!(r.refs, 0);
+            assert_eq!(own(r.key), Some(&b"k1"[..]));
+            assert_eq!(r.headers.len, 1);
+            assert_eq!(r.parent, 1);
+        }
+        assert_eq!(own(e[4].value), Some(&b"{\"a\":1}"[..]));
+        // The record carries the bits, and no span for what it names.
+        let table = out.events.event_table();
+        let flags = |i: usize| {
+            let at = i * EVENT_RECORD + 40;
+            u32::from_le_bytes([table[at], table[at + 1], table[at + 2], table[at + 3]])
+        };
+        assert_eq!(flags(0), all);
+        assert_eq!(flags(1), key_headers | 2, "has a value of its own");
+        assert_eq!(flags(4), 3, "key and value, copied");
+        assert!(table[..24].iter().all(|&b| b == 0), "event 0's spans are 0");
+    }
+
+    #[test]
+    fn a_rejected_event_withdraws_its_references_too() {
+        let batch = input();
+        let out = run_events(&batch, |e, out| {
+            out.forward();
+            match e.index() {
+                0 => Err(EventError::Reject("no".into())),
+                _ => Ok(()),
+            }
+        })
+        .expect("run");
+        assert_eq!(out.events.events.len(), 1);
+        assert_eq!(out.events.events[0].parent, 1);
+        assert_eq!(out.rejected.len(), 1);
+    }
 }

@@ -272,6 +272,11 @@ macro_rules! export_transform {
     ($ty:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            // Tells the host this plugin's outputs may name parts of their
+            // parents (the SDK's `Emitter` does, where the host allows it).
+            #[link_section = "sluice:parent-refs"]
+            #[used]
+            static SLUICE_PARENT_REFS: [u8; 1] = [1];
             struct SluiceTransformComponent;
             impl $crate::glue::wit::exports::sluice::plugin::transformer::Guest
                 for SluiceTransformComponent
@@ -297,6 +302,11 @@ macro_rules! export_processor {
     ($ty:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            // Tells the host this plugin's outputs may name parts of their
+            // parents (the SDK's `Emitter` does, where the host allows it).
+            #[link_section = "sluice:parent-refs"]
+            #[used]
+            static SLUICE_PARENT_REFS: [u8; 1] = [1];
             struct SluiceProcessorComponent;
             impl $crate::glue_processor::pwit::exports::sluice::plugin::stateful::Guest
                 for SluiceProcessorComponent

@@ -50,6 +50,7 @@ pub fn to_sdk(b: &bindings::Batch) -> RawBatch {
                 stream: e.stream,
                 parent: e.parent,
                 field_table: 0,
+                refs: 0,
             })
             .collect(),
         headers: b

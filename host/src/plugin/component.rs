@@ -126,6 +126,10 @@ pub struct Shape {
     /// Whether it declares that it reads the host's field tables (a
     /// `sluice:field-tables` custom section, see [`declares_field_tables`]).
     pub reads_field_tables: bool,
+    /// Whether it declares that its outputs may take parts of their parents
+    /// by reference (a `sluice:parent-refs` custom section, see
+    /// [`declares_parent_refs`]).
+    pub takes_parent_refs: bool,
 }
 
 /// The custom section a plugin carries to say it reads field tables
@@ -143,13 +147,37 @@ pub const FIELD_TABLES_LAYOUT: u8 = 1;
 /// it falsely only makes the host scan its input values natively, as
 /// sources already do: no more than linear work in bytes it was sent.
 pub fn declares_field_tables(bytes: &[u8]) -> bool {
+    declares(bytes, FIELD_TABLES_SECTION, FIELD_TABLES_LAYOUT)
+}
+
+/// The custom section a plugin carries to say its outputs may name parts of
+/// their parents instead of copying them (contract 0.2.0, output flags 2-4;
+/// `sluice_sdk::export_transform!` and `export_processor!` put it in).
+pub const PARENT_REFS_SECTION: &str = "sluice:parent-refs";
+
+/// The version of parent references this host resolves.
+pub const PARENT_REFS_LAYOUT: u8 = 1;
+
+/// Whether any module inside the component `bytes` has a custom section
+/// named [`PARENT_REFS_SECTION`] holding [`PARENT_REFS_LAYOUT`]. The host
+/// then marks its input events as open to references (input flag 2), and
+/// only then does the plugin use them, so a plugin that has the section
+/// still runs on a host without it, and a hand-written guest that checks
+/// every input flag never sees the new one unless it asks.
+pub fn declares_parent_refs(bytes: &[u8]) -> bool {
+    declares(bytes, PARENT_REFS_SECTION, PARENT_REFS_LAYOUT)
+}
+
+/// Whether any module inside the component `bytes` has the custom section
+/// `name` holding the one byte `layout`.
+fn declares(bytes: &[u8], name: &str, layout: u8) -> bool {
     wasmparser::Parser::new(0)
         .parse_all(bytes)
         .take_while(Result::is_ok)
         .flatten()
         .any(|payload| {
             matches!(payload, wasmparser::Payload::CustomSection(c)
-                if c.name() == FIELD_TABLES_SECTION && c.data() == [FIELD_TABLES_LAYOUT])
+                if c.name() == name && c.data() == [layout])
         })
 }
 
@@ -188,6 +216,7 @@ pub fn shape(engine: &Engine, component: &Component) -> Shape {
         exports,
         imports,
         reads_field_tables: false,
+        takes_parent_refs: false,
     }
 }
 

@@ -47,9 +47,10 @@ type Answer = wasmtime::Result<Result<Result<Output, OutputFault>, pb::CallError
 fn answer_v2(
     r: wasmtime::Result<Result<super::bindings::v2::Output, pb2::CallError>>,
     limits: &Limits,
+    parents: Option<&Batch>,
 ) -> Answer {
     r.map(|r| match r {
-        Ok(out) => Ok(wire::unpack_output(out, limits)),
+        Ok(out) => Ok(wire::unpack_output(out, limits, parents)),
         Err(pb2::CallError::Retry(m)) => Err(pb::CallError::Retry(m)),
         Err(pb2::CallError::Fatal(m)) => Err(pb::CallError::Fatal(m)),
     })
@@ -69,6 +70,9 @@ pub struct ProcessorPlugin {
     pub sha256: [u8; 32],
     /// Whether it reads field tables (a 0.2.0 plugin that declares so).
     pub reads_field_tables: bool,
+    /// Whether its outputs may take parts of their parents by reference (a
+    /// 0.2.0 plugin that declares so).
+    pub takes_parent_refs: bool,
     engine: wasmtime::Engine,
     pre: Pre,
 }
@@ -128,6 +132,7 @@ impl ProcessorPlugin {
             cache: outcome,
             sha256,
             reads_field_tables: shape.reads_field_tables && !v1,
+            takes_parent_refs: shape.takes_parent_refs && !v1,
             engine,
             pre,
         };
@@ -318,6 +323,7 @@ impl ProcessorInstance {
         batch: &Batch,
         tables: Option<&FieldTables>,
     ) -> Result<Output, CallFailure> {
+        let refs = self.plugin().takes_parent_refs;
         self.call(batch.events.len(), |live, limits| match &live.bindings {
             Guest::V1(b) => b
                 .sluice_plugin_stateful()
@@ -328,9 +334,10 @@ impl ProcessorInstance {
                 b.sluice_plugin_stateful().processor().call_process(
                     &mut live.store,
                     live.handle,
-                    &wire::pack_with(batch, tables),
+                    &wire::pack_with(batch, tables, refs),
                 ),
                 limits,
+                Some(batch),
             ),
         })
     }
@@ -358,6 +365,8 @@ impl ProcessorInstance {
                         &fired,
                     ),
                     limits,
+                    // Timers have no input events to refer to.
+                    None,
                 )
             }
         })

@@ -260,6 +260,7 @@ pub(crate) fn compile(
         })?;
     let mut shape = component::shape(engine, &component);
     shape.reads_field_tables = component::declares_field_tables(&bytes);
+    shape.takes_parent_refs = component::declares_parent_refs(&bytes);
     use sha2::Digest;
     Ok(Compiled {
         engine: engine.clone(),
@@ -629,6 +630,7 @@ impl TransformInstance {
         }
         live.store.data_mut().host.begin_call();
         let limits = &self.limits;
+        let refs = self.plugin.shape.takes_parent_refs;
         let result = match &live.bindings {
             Guest::V1(b) => b
                 .sluice_plugin_transformer()
@@ -641,10 +643,10 @@ impl TransformInstance {
                 .call_process(
                     &mut live.store,
                     live.handle,
-                    &wire::pack_with(batch, tables),
+                    &wire::pack_with(batch, tables, refs),
                 )
                 .map(|r| match r {
-                    Ok(out) => Ok(wire::unpack_output(out, limits)),
+                    Ok(out) => Ok(wire::unpack_output(out, limits, Some(batch))),
                     Err(v2::CallError::Retry(m)) => Err(bindings::CallError::Retry(m)),
                     Err(v2::CallError::Fatal(m)) => Err(bindings::CallError::Fatal(m)),
                 }),

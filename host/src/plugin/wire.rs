@@ -21,6 +21,15 @@ pub const EVENT_RECORD: usize = 48;
 pub const HEADER_RECORD: usize = 16;
 const HAS_KEY: u32 = 1;
 const HAS_VALUE: u32 = 2;
+/// Input flag: outputs derived from this event may take its key, value or
+/// headers by reference (the bits below); set only for a plugin that
+/// declares it reads them (`sluice:parent-refs`).
+const REFS_OK: u32 = 4;
+/// Output flags: this part is the parent's, exactly; its words are 0.
+const KEY_FROM_PARENT: u32 = 4;
+const VALUE_FROM_PARENT: u32 = 8;
+const HEADERS_FROM_PARENT: u32 = 16;
+const FROM_PARENT: u32 = KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT;
 
 /// Most keys one `lookup-many` call may ask for.
 pub const MAX_LOOKUP_KEYS: usize = 65_536;
@@ -48,14 +57,16 @@ fn span_at(b: &[u8], at: usize) -> Span {
 
 /// The frame as a 0.2.0 batch: four bulk buffers.
 pub fn pack(frame: &Batch) -> v2::Batch {
-    pack_with(frame, None)
+    pack_with(frame, None, false)
 }
 
 /// [`pack`], with the values' field tables when the plugin reads them: all
 /// tables go after the frame's bytes in `data`, and each event record's
 /// word 44 says where its own starts (0: none; never 0 for a table, which
-/// follows at least one value byte).
-pub fn pack_with(frame: &Batch, tables: Option<&FieldTables>) -> v2::Batch {
+/// follows at least one value byte). With `refs`, every event carries
+/// [`REFS_OK`]: the plugin may answer with parent references, which
+/// [`unpack_output`] resolves against this frame.
+pub fn pack_with(frame: &Batch, tables: Option<&FieldTables>, refs: bool) -> v2::Batch {
     // Offsets are u32: tables that would end past 4 GiB are not sent.
     let tables = tables.filter(|t| {
         frame
@@ -74,7 +85,8 @@ pub fn pack_with(frame: &Batch, tables: Option<&FieldTables>) -> v2::Batch {
         let key = e.key.unwrap_or(none);
         let value = e.value.unwrap_or(none);
         let flags = if e.key.is_some() { HAS_KEY } else { 0 }
-            | if e.value.is_some() { HAS_VALUE } else { 0 };
+            | if e.value.is_some() { HAS_VALUE } else { 0 }
+            | if refs { REFS_OK } else { 0 };
         // One record filled on the stack and appended once: a push per
         // field cost a capacity check each (a sixth of a Wasm sink's write).
         let mut rec = [0u8; EVENT_RECORD];
@@ -121,8 +133,23 @@ pub fn pack_with(frame: &Batch, tables: Option<&FieldTables>) -> v2::Batch {
     }
 }
 
-/// A 0.2.0 batch from a guest as a frame, or why it breaks the layout.
+/// A 0.2.0 batch from a guest as a frame, or why it breaks the layout. No
+/// part may come from a parent: a connector's batches have none.
 pub fn unpack(batch: v2::Batch, limits: &Limits) -> Result<Batch, OutputFault> {
+    unpack_from(batch, limits, None)
+}
+
+/// [`unpack`] for the answer to a call on `parents`, whose events' keys,
+/// values and headers an output event may take by reference (flags
+/// [`KEY_FROM_PARENT`], [`VALUE_FROM_PARENT`], [`HEADERS_FROM_PARENT`]).
+/// Each referenced part is copied into the frame once per parent, however
+/// many outputs name it, so the copies are bounded by the input's own size;
+/// the output ceilings then count every reference, as for spans.
+fn unpack_from(
+    batch: v2::Batch,
+    limits: &Limits,
+    parents: Option<&Batch>,
+) -> Result<Batch, OutputFault> {
     if !batch.events.len().is_multiple_of(EVENT_RECORD) {
         return Err(OutputFault::Invalid(format!(
             "output event table of {} bytes is not a whole number of {EVENT_RECORD}-byte records",
@@ -142,25 +169,6 @@ pub fn unpack(batch: v2::Batch, limits: &Limits) -> Result<Batch, OutputFault> {
             limits.output_events_per_call
         )));
     }
-    let mut events = Vec::with_capacity(n);
-    for (i, r) in batch.events.chunks_exact(EVENT_RECORD).enumerate() {
-        let flags = u32_at(r, 40);
-        if flags & !(HAS_KEY | HAS_VALUE) != 0 || u32_at(r, 44) != 0 {
-            return Err(OutputFault::Invalid(format!(
-                "output event {i} has unknown flags {flags:#x} or a non-zero reserved word"
-            )));
-        }
-        let mut ts = [0; 8];
-        ts.copy_from_slice(&r[24..32]);
-        events.push(Event {
-            key: (flags & HAS_KEY != 0).then(|| span_at(r, 0)),
-            value: (flags & HAS_VALUE != 0).then(|| span_at(r, 8)),
-            headers: span_at(r, 16),
-            timestamp_ms: i64::from_le_bytes(ts),
-            stream: u32_at(r, 32),
-            parent: u32_at(r, 36),
-        });
-    }
     let headers = batch
         .headers
         .chunks_exact(HEADER_RECORD)
@@ -169,18 +177,190 @@ pub fn unpack(batch: v2::Batch, limits: &Limits) -> Result<Batch, OutputFault> {
             value: span_at(r, 8),
         })
         .collect();
-    Ok(Batch {
+    let mut out = Batch {
         data: batch.data,
-        events,
+        events: Vec::with_capacity(n),
         headers,
         streams: batch.streams,
+    };
+    let known = if parents.is_some() {
+        HAS_KEY | HAS_VALUE | FROM_PARENT
+    } else {
+        HAS_KEY | HAS_VALUE
+    };
+    let mut refs = parents.map(ParentParts::new);
+    for (i, r) in batch.events.chunks_exact(EVENT_RECORD).enumerate() {
+        let flags = u32_at(r, 40);
+        if flags & !known != 0 || u32_at(r, 44) != 0 {
+            return Err(OutputFault::Invalid(format!(
+                "output event {i} has unknown flags {flags:#x} or a non-zero reserved word"
+            )));
+        }
+        let mut ts = [0; 8];
+        ts.copy_from_slice(&r[24..32]);
+        let mut event = Event {
+            key: (flags & HAS_KEY != 0).then(|| span_at(r, 0)),
+            value: (flags & HAS_VALUE != 0).then(|| span_at(r, 8)),
+            headers: span_at(r, 16),
+            timestamp_ms: i64::from_le_bytes(ts),
+            stream: u32_at(r, 32),
+            parent: u32_at(r, 36),
+        };
+        if flags & FROM_PARENT != 0 {
+            if let Some(refs) = refs.as_mut() {
+                refs.resolve(i, flags, r, &mut event, &mut out)?;
+            }
+        }
+        out.events.push(event);
+    }
+    if u32::try_from(out.data.len()).is_err() {
+        // Only copies of parents' parts can get it here: a guest's own data
+        // fits its 32-bit memory.
+        return Err(OutputFault::Limit(
+            "output data with its parents' parts is past 4 GiB".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// What output events take from their parents, copied into the output
+/// frame once per parent and part.
+struct ParentParts<'p> {
+    parents: &'p Batch,
+    /// Per parent: where its key, value and headers were copied to, once
+    /// they have been (`Some(None)`: it has none).
+    keys: Vec<Option<Option<Span>>>,
+    values: Vec<Option<Option<Span>>>,
+    headers: Vec<Option<Span>>,
+    /// Whether room for the values' copies was made.
+    reserved: bool,
+}
+
+impl<'p> ParentParts<'p> {
+    fn new(parents: &'p Batch) -> Self {
+        Self {
+            parents,
+            keys: Vec::new(),
+            values: Vec::new(),
+            headers: Vec::new(),
+            reserved: false,
+        }
+    }
+
+    /// Points `event`'s parts named in `flags` at copies of its parent's.
+    /// The record's own words for such a part must be 0 (and its has-flag
+    /// clear): one meaning per record.
+    fn resolve(
+        &mut self,
+        i: usize,
+        flags: u32,
+        r: &[u8],
+        event: &mut Event,
+        out: &mut Batch,
+    ) -> Result<(), OutputFault> {
+        let parent = event.parent as usize;
+        let n = self.parents.events.len();
+        let Some(p) = self.parents.events.get(parent).copied() else {
+            return Err(OutputFault::Invalid(format!(
+                "output event {i} takes parts of parent {parent} but the input had {n} events"
+            )));
+        };
+        let clash = |what: &str| {
+            OutputFault::Invalid(format!(
+                "output event {i} takes its {what} from its parent and gives one too"
+            ))
+        };
+        if flags & KEY_FROM_PARENT != 0 {
+            if flags & HAS_KEY != 0 || r[0..8] != [0; 8] {
+                return Err(clash("key"));
+            }
+            let memo = memo_slot(&mut self.keys, n, parent);
+            event.key = *memo.get_or_insert_with(|| copy(&self.parents.data, p.key, &mut out.data));
+        }
+        if flags & VALUE_FROM_PARENT != 0 {
+            if flags & HAS_VALUE != 0 || r[8..16] != [0; 8] {
+                return Err(clash("value"));
+            }
+            if !self.reserved {
+                // A filter's whole output is references: one allocation for
+                // the values (the input's size bounds them) instead of
+                // doubling. Only for values: reserving for a key or headers
+                // a parent rarely has would copy the guest's data for nothing.
+                out.data.reserve(self.parents.data.len());
+                self.reserved = true;
+            }
+            let memo = memo_slot(&mut self.values, n, parent);
+            event.value =
+                *memo.get_or_insert_with(|| copy(&self.parents.data, p.value, &mut out.data));
+        }
+        if flags & HEADERS_FROM_PARENT != 0 {
+            if r[16..24] != [0; 8] {
+                return Err(clash("headers"));
+            }
+            let memo = memo_slot(&mut self.headers, n, parent);
+            event.headers = *memo.get_or_insert_with(|| {
+                let first = out.headers.len();
+                let theirs = p.headers.offset as usize;
+                let range = theirs..theirs.saturating_add(p.headers.len as usize);
+                for h in self.parents.headers.get(range).unwrap_or_default() {
+                    let name = copy(&self.parents.data, Some(h.name), &mut out.data);
+                    let value = copy(&self.parents.data, Some(h.value), &mut out.data);
+                    out.headers.push(Header {
+                        name: name.unwrap_or(EMPTY),
+                        value: value.unwrap_or(EMPTY),
+                    });
+                }
+                Span {
+                    offset: to_u32(first),
+                    len: to_u32(out.headers.len() - first),
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+const EMPTY: Span = Span { offset: 0, len: 0 };
+
+/// The memo entry for `parent`, the memo sized to the `n` parents on first use.
+fn memo_slot<T: Default + Clone>(memo: &mut Vec<T>, n: usize, parent: usize) -> &mut T {
+    if memo.is_empty() {
+        memo.resize(n, T::default());
+    }
+    &mut memo[parent]
+}
+
+/// Appends the bytes `span` covers in `from` to `to`; their span there.
+/// The host built `from`, so its spans are in range (one that is not copies
+/// nothing); data past 4 GiB fails the whole output ([`unpack_from`]).
+fn copy(from: &[u8], span: Option<Span>, to: &mut Vec<u8>) -> Option<Span> {
+    let s = span?;
+    let start = s.offset as usize;
+    let bytes = start
+        .checked_add(s.len as usize)
+        .and_then(|end| from.get(start..end))
+        .unwrap_or_default();
+    let offset = to_u32(to.len());
+    to.extend_from_slice(bytes);
+    Some(Span {
+        offset,
+        len: to_u32(bytes.len()),
     })
 }
 
-/// A 0.2.0 output as the host's output type.
-pub fn unpack_output(out: v2::Output, limits: &Limits) -> Result<Output, OutputFault> {
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A 0.2.0 output as the host's output type; `parents` is the batch the
+/// call was given, when outputs may take parts from it.
+pub fn unpack_output(
+    out: v2::Output,
+    limits: &Limits,
+    parents: Option<&Batch>,
+) -> Result<Output, OutputFault> {
     Ok(Output {
-        events: unpack(out.events, limits)?,
+        events: unpack_from(out.events, limits, parents)?,
         rejected: out
             .rejected
             .into_iter()
@@ -361,7 +541,7 @@ mod tests {
         let batch = b.finish();
         let tables = FieldTables::build(&batch.events);
         let plain = pack(&batch.events);
-        let packed = pack_with(&batch.events, Some(&tables));
+        let packed = pack_with(&batch.events, Some(&tables), false);
         let n = batch.events.data.len();
         assert_eq!(&packed.data[..n], &batch.events.data[..], "values first");
         assert_eq!(&packed.data[n..], tables.bytes(), "then every table");
@@ -419,6 +599,163 @@ mod tests {
         assert!(
             matches!(unpack(b, &limits), Err(OutputFault::Invalid(m)) if m.contains("unknown flags"))
         );
+        // The same bit, a parent reference, in an answer to a call.
+        let mut b = pack(&frame());
+        b.events[40] = 4;
+        b.events[0] = 0;
+        b.events[4] = 0;
+        assert!(unpack_from(b, &limits, Some(&frame())).is_ok());
+    }
+
+    /// One 48-byte output record.
+    fn record(key: Span, value: Span, headers: Span, parent: u32, flags: u32) -> Vec<u8> {
+        let mut r = Vec::new();
+        for v in [
+            key.offset,
+            key.len,
+            value.offset,
+            value.len,
+            headers.offset,
+            headers.len,
+        ] {
+            put(&mut r, v);
+        }
+        r.extend_from_slice(&7i64.to_le_bytes());
+        for v in [0, parent, flags, 0] {
+            put(&mut r, v);
+        }
+        r
+    }
+
+    const NONE: Span = Span { offset: 0, len: 0 };
+
+    fn slice(data: &[u8], s: Span) -> &[u8] {
+        &data[s.offset as usize..(s.offset + s.len) as usize]
+    }
+
+    #[test]
+    fn pack_marks_inputs_open_to_references_only_when_asked() {
+        let f = frame();
+        for (refs, want) in [(false, 0), (true, REFS_OK)] {
+            let packed = pack_with(&f, None, refs);
+            for r in packed.events.chunks_exact(EVENT_RECORD) {
+                assert_eq!(u32_at(r, 40) & REFS_OK, want);
+            }
+        }
+        let plain = pack(&f);
+        assert_eq!(u32_at(&plain.events, 40), HAS_KEY | HAS_VALUE);
+    }
+
+    #[test]
+    fn parent_references_become_copies_of_the_parents_parts_once_per_parent() {
+        // Parent 0: key k1, value v1, one header; parent 1: no key, a
+        // tombstone, no headers.
+        let parents = frame();
+        let mut events = Vec::new();
+        // Three outputs take everything from parent 0, one its key and
+        // headers with a value of its own, two everything from parent 1.
+        for _ in 0..3 {
+            events.extend(record(NONE, NONE, NONE, 0, FROM_PARENT));
+        }
+        events.extend(record(
+            NONE,
+            Span { offset: 0, len: 3 },
+            NONE,
+            0,
+            HAS_VALUE | KEY_FROM_PARENT | HEADERS_FROM_PARENT,
+        ));
+        for _ in 0..2 {
+            events.extend(record(NONE, NONE, NONE, 1, FROM_PARENT));
+        }
+        let guest = v2::Batch {
+            data: b"new".to_vec(),
+            events,
+            headers: Vec::new(),
+            streams: Vec::new(),
+        };
+        let out = unpack_from(guest, &Limits::default(), Some(&parents)).expect("valid");
+        assert_eq!(out.events.len(), 6);
+        for e in &out.events[..3] {
+            assert_eq!(slice(&out.data, e.key.expect("key")), b"k1");
+            assert_eq!(slice(&out.data, e.value.expect("value")), b"v1");
+            assert_eq!(e.headers.len, 1);
+            let h = out.headers[e.headers.offset as usize];
+            assert_eq!(slice(&out.data, h.name), b"hn");
+            assert_eq!(slice(&out.data, h.value), b"hv");
+            assert_eq!(e.parent, 0);
+            assert_eq!(e.timestamp_ms, 7, "the record's own timestamp");
+        }
+        let own = &out.events[3];
+        assert_eq!(slice(&out.data, own.value.expect("value")), b"new");
+        assert_eq!(slice(&out.data, own.key.expect("key")), b"k1");
+        assert_eq!(
+            (own.headers.offset, own.headers.len),
+            (out.events[0].headers.offset, out.events[0].headers.len)
+        );
+        for e in &out.events[4..] {
+            assert!(e.key.is_none() && e.value.is_none(), "parent 1 has neither");
+            assert_eq!(e.headers.len, 0);
+        }
+        // "new", then k1, v1, hn, hv once each however many outputs named
+        // them; one header record.
+        assert_eq!(out.data, b"newk1v1hnhv");
+        assert_eq!(out.headers.len(), 1);
+    }
+
+    #[test]
+    fn parent_references_are_refused_where_they_are_malformed_or_have_no_parent() {
+        let parents = frame();
+        let limits = Limits::default();
+        let one = |rec: Vec<u8>, parents: Option<&Batch>| {
+            let guest = v2::Batch {
+                data: b"xy".to_vec(),
+                events: rec,
+                headers: Vec::new(),
+                streams: Vec::new(),
+            };
+            match unpack_from(guest, &limits, parents) {
+                Err(OutputFault::Invalid(m)) => m,
+                other => panic!("expected an invalid output, got {other:?}"),
+            }
+        };
+        let xy = Span { offset: 0, len: 2 };
+        let m = one(
+            record(xy, NONE, NONE, 0, HAS_KEY | KEY_FROM_PARENT),
+            Some(&parents),
+        );
+        assert!(
+            m.contains("takes its key from its parent and gives one too"),
+            "{m}"
+        );
+        let m = one(record(xy, NONE, NONE, 0, KEY_FROM_PARENT), Some(&parents));
+        assert!(m.contains("key from its parent"), "words not 0: {m}");
+        let m = one(record(NONE, xy, NONE, 0, VALUE_FROM_PARENT), Some(&parents));
+        assert!(m.contains("value from its parent"), "{m}");
+        let m = one(
+            record(
+                NONE,
+                NONE,
+                Span { offset: 0, len: 1 },
+                0,
+                HEADERS_FROM_PARENT,
+            ),
+            Some(&parents),
+        );
+        assert!(m.contains("headers from its parent"), "{m}");
+        let m = one(
+            record(NONE, NONE, NONE, 2, VALUE_FROM_PARENT),
+            Some(&parents),
+        );
+        assert!(
+            m.contains("takes parts of parent 2 but the input had 2 events"),
+            "{m}"
+        );
+        // No parents (a connector's batch): the bits are unknown flags.
+        let m = one(record(NONE, NONE, NONE, 0, VALUE_FROM_PARENT), None);
+        assert!(m.contains("unknown flags 0x8"), "{m}");
+        // Past the three reference bits: unknown.
+        let m = one(record(NONE, NONE, NONE, 0, 32), Some(&parents));
+        assert!(m.contains("unknown flags 0x20"), "{m}");
     }
 
     fn keys(ks: &[&[u8]]) -> Vec<u8> {

@@ -120,9 +120,15 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         (11, "bad-parent"),
         (13, "forge"),
         (14, "bad-flags"),
+        (16, "refs-fanout"),
+        (17, "refs-clash"),
+        (19, "refs-bad-parent"),
     ];
-    let events: Vec<String> = (0..16)
+    // A 10 KiB value: 20,000 references to it are 200 MB of output.
+    let pad = "x".repeat(10 << 10);
+    let events: Vec<String> = (0..20)
         .map(|i| match attacks.iter().find(|(n, _)| *n == i) {
+            Some((_, "refs-fanout")) => format!(r#"{{"n":{i},"do":"refs-fanout","pad":"{pad}"}}"#),
             Some((_, what)) => format!(r#"{{"n":{i},"do":"{what}"}}"#),
             None => format!(r#"{{"n":{i}}}"#),
         })
@@ -132,7 +138,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
     let pipeline = write_pipeline(
         dir.path(),
         &format!(
-            "batch_size: 16\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  hostile: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, format: envelope, inputs: [hostile]}}\ndead_letter: {{type: file, path: {}, format: envelope}}\n",
+            "batch_size: 20\nsources:\n  in: {{type: file, path: {}}}\nstages:\n  hostile: {{plugin: {}, inputs: [in]}}\nsinks:\n  out: {{type: file, path: {}, format: envelope, inputs: [hostile]}}\ndead_letter: {{type: file, path: {}, format: envelope}}\n",
             q(&input),
             q(&guest("hostile")),
             q(&out),
@@ -149,8 +155,8 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         .iter()
         .filter_map(|v| v["value"]["n"].as_i64())
         .collect();
-    let expected: BTreeSet<i64> = (0..16)
-        .filter(|i| ![2, 3, 5, 6, 8, 11, 14].contains(i))
+    let expected: BTreeSet<i64> = (0..20)
+        .filter(|i| ![2, 3, 5, 6, 8, 11, 14, 16, 17, 19].contains(i))
         .collect();
     assert_eq!(ns, expected, "every other event goes through");
 
@@ -175,7 +181,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         );
     }
     let dead = json_lines(&dead);
-    assert_eq!(dead.len(), 7, "{dead:?}");
+    assert_eq!(dead.len(), 10, "{dead:?}");
     for (n, kind, says) in [
         (2, "limit", "output ceiling of 128 MiB per call"),
         (5, "limit", "rejection ceiling"),
@@ -186,7 +192,15 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         // Contract 0.2.0's byte tables, malformed.
         (3, "invalid-output", "not a whole number of 48-byte records"),
         (6, "limit", "output ceiling of 262144 events per call"),
-        (14, "invalid-output", "unknown flags 0xa"),
+        (14, "invalid-output", "unknown flags 0x22"),
+        // Parent references (flags 2-4), abused.
+        (16, "limit", "output ceiling of 128 MiB per call"),
+        (
+            17,
+            "invalid-output",
+            "takes its key from its parent and gives one too",
+        ),
+        (19, "invalid-output", "takes parts of parent 1000000"),
     ] {
         let d = dead_letter_of(&dead, n);
         assert_eq!(header(d, "sluice.error.kind"), kind, "{d}");

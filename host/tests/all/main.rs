@@ -28,6 +28,7 @@ mod mongo;
 mod mongo_tls;
 mod mysql_tls;
 mod network_faults;
+mod parent_refs;
 mod pg_tls;
 mod plugin_logs;
 mod postgres_cdc;

@@ -62,7 +62,8 @@ mod guest {
                 }
                 super::Table::BadFlags => {
                     if let Some(flags) = events.events.get_mut(40) {
-                        *flags |= 8;
+                        // Bits 2-4 are parent references now; 5 is unknown.
+                        *flags |= 32;
                     }
                 }
             }
@@ -82,7 +83,7 @@ mod guest {
     sluice_sdk::glue::wit::export!(Hostile with_types_in sluice_sdk::glue::wit);
 }
 
-use sluice_sdk::abi::{RawBatch, RawEvent, Rejection, Span};
+use sluice_sdk::abi::{RawBatch, RawEvent, Rejection, Span, KEY_FROM_PARENT, VALUE_FROM_PARENT};
 
 /// What to do to the encoded event table after building the output.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -126,9 +127,39 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
                         stream: 0,
                         parent,
                         field_table: 0,
+                        refs: 0,
                     });
                 }
             }
+            // 20,000 outputs naming the parent's value (10 KiB): the host
+            // copies it once, and the output ceiling counts every reference.
+            Some("refs-fanout") => {
+                for _ in 0..20_000 {
+                    out.events.push(RawEvent {
+                        timestamp_ms: e.timestamp_ms,
+                        parent,
+                        refs: VALUE_FROM_PARENT,
+                        ..RawEvent::default()
+                    });
+                }
+            }
+            // A key of its own and the parent's, both.
+            Some("refs-clash") => {
+                let key = out.push_bytes(b"mine");
+                out.events.push(RawEvent {
+                    key: Some(key),
+                    timestamp_ms: e.timestamp_ms,
+                    parent,
+                    refs: KEY_FROM_PARENT,
+                    ..RawEvent::default()
+                });
+            }
+            Some("refs-bad-parent") => out.events.push(RawEvent {
+                timestamp_ms: e.timestamp_ms,
+                parent: 1_000_000,
+                refs: VALUE_FROM_PARENT,
+                ..RawEvent::default()
+            }),
             Some("reject-many") => {
                 for _ in 0..200_000 {
                     rejected.push(Rejection {
