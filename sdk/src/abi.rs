@@ -49,13 +49,15 @@ pub struct RawEvent {
     /// (see [`crate::json::table`]); 0 when it sent none. Output: ignored
     /// (the host reads 0).
     pub field_table: u32,
-    /// Parent references, as the record's flag bits 2-4 carry them. Input:
-    /// [`REFS_OK`] when the host lets this event's outputs take its parts by
-    /// reference. Output: which of [`KEY_FROM_PARENT`],
-    /// [`VALUE_FROM_PARENT`] and [`HEADERS_FROM_PARENT`] this event takes
-    /// from its parent instead of carrying them (its own `key`, `value` or
-    /// `headers` must then be `None` / empty).
+    /// Output: which of [`KEY_FROM_PARENT`], [`VALUE_FROM_PARENT`] and
+    /// [`HEADERS_FROM_PARENT`] this event takes from its parent instead of
+    /// carrying them (its own `key`, `value` or `headers` must then be
+    /// `None` / empty). Input: 0.
     pub refs: u32,
+    /// Input: whether the host lets this event's outputs take its parts by
+    /// reference (input flag [`REFS_OK`]). Output: ignored. Apart from
+    /// `refs` so that an input event passed on as an output names nothing.
+    pub refs_ok: bool,
 }
 
 /// Input flag: the host resolves parent references in this event's outputs
@@ -156,6 +158,7 @@ impl RawBatch {
             parent,
             field_table: 0,
             refs: 0,
+            refs_ok: false,
         });
     }
 
@@ -253,7 +256,8 @@ impl RawBatch {
                         stream: u32_at(r, 32),
                         parent: u32_at(r, 36),
                         field_table: u32_at(r, 44),
-                        refs: flags & REF_BITS,
+                        refs: 0,
+                        refs_ok: flags & REFS_OK != 0,
                     }
                 })
                 .collect(),

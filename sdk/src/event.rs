@@ -1,8 +1,7 @@
 //! The event a plugin sees, and the emitter it writes output events to.
 
 use crate::abi::{
-    RawBatch, RawEvent, RawHeader, Span, HEADERS_FROM_PARENT, KEY_FROM_PARENT, REFS_OK,
-    VALUE_FROM_PARENT,
+    RawBatch, RawEvent, RawHeader, Span, HEADERS_FROM_PARENT, KEY_FROM_PARENT, VALUE_FROM_PARENT,
 };
 use crate::json::{JsonParser, JsonView};
 use crate::EventError;
@@ -158,7 +157,7 @@ impl<'a> Emitter<'a> {
 
     /// Whether the host resolves parent references for this input event.
     fn refs_ok(&self) -> bool {
-        self.input.raw.refs & REFS_OK != 0
+        self.input.raw.refs_ok
     }
 
     /// Emits an event with the input's timestamp that takes the parts
@@ -173,6 +172,7 @@ impl<'a> Emitter<'a> {
             parent: self.parent,
             field_table: 0,
             refs,
+            refs_ok: false,
         });
     }
 
@@ -240,6 +240,7 @@ impl<'a> Emitter<'a> {
             parent: self.parent,
             field_table: 0,
             refs: 0,
+            refs_ok: false,
         });
     }
 
@@ -263,6 +264,7 @@ impl<'a> Emitter<'a> {
             parent: self.parent,
             field_table: 0,
             refs: 0,
+            refs_ok: false,
         });
     }
 
@@ -298,19 +300,19 @@ mod tests {
         let mut b = RawBatch::default();
         b.push_event(Some(b"k0"), Some(b"{\"a\":0}"), &[("h", b"v")], 10, 0);
         b.push_event(Some(b"k1"), Some(b"{\"a\":1}"), &[("h", b"w")], 11, 0);
-        b.events[0].refs = REFS_OK;
-        // Through the wire layout, as the glue receives it.
-        RawBatch::from_tables(b.data.clone(), &b.event_table(), &b.header_table(), vec![])
+        // Through the wire layout, as the glue receives it: the host marks
+        // event 0 with input flag 2.
+        let mut events = b.event_table();
+        events[40] |= REFS_OK as u8;
+        RawBatch::from_tables(b.data.clone(), &events, &b.header_table(), vec![])
     }
 
     #[test]
     fn where_the_host_allows_it_outputs_name_their_parents_parts_instead_of_copying() {
         let batch = input();
-        assert_eq!(
-            batch.events[0].refs, REFS_OK,
-            "the flag survives the tables"
-        );
-        assert_eq!(batch.events[1].refs, 0);
+        assert!(batch.events[0].refs_ok, "the flag survives the tables");
+        assert!(!batch.events[1].refs_ok);
+        assert_eq!(batch.events[0].refs, 0, "an input names nothing");
         let out = run_events(&batch, |_, out| {
             out.forward();
             out.value(b"{}");

@@ -51,6 +51,7 @@ pub fn to_sdk(b: &bindings::Batch) -> RawBatch {
                 parent: e.parent,
                 field_table: 0,
                 refs: 0,
+                refs_ok: false,
             })
             .collect(),
         headers: b

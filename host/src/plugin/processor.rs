@@ -337,7 +337,8 @@ impl ProcessorInstance {
                     &wire::pack_with(batch, tables, refs),
                 ),
                 limits,
-                Some(batch),
+                // Only a plugin that asked may refer to its input.
+                refs.then_some(batch),
             ),
         })
     }

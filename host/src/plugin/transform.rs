@@ -646,7 +646,8 @@ impl TransformInstance {
                     &wire::pack_with(batch, tables, refs),
                 )
                 .map(|r| match r {
-                    Ok(out) => Ok(wire::unpack_output(out, limits, Some(batch))),
+                    // Only a plugin that asked may refer to its input.
+                    Ok(out) => Ok(wire::unpack_output(out, limits, refs.then_some(batch))),
                     Err(v2::CallError::Retry(m)) => Err(bindings::CallError::Retry(m)),
                     Err(v2::CallError::Fatal(m)) => Err(bindings::CallError::Fatal(m)),
                 }),

@@ -188,6 +188,18 @@ fn unpack_from(
     } else {
         HAS_KEY | HAS_VALUE
     };
+    if let Some(parents) = parents {
+        // Room for the values the outputs take from their parents (a
+        // filter's whole output), at most the input's data: one allocation
+        // instead of doubling, and none larger than what is kept.
+        let wanted = batch
+            .events
+            .chunks_exact(EVENT_RECORD)
+            .filter(|r| u32_at(r, 40) & VALUE_FROM_PARENT != 0)
+            .filter_map(|r| parents.events.get(u32_at(r, 36) as usize)?.value)
+            .fold(0usize, |sum, s| sum.saturating_add(s.len as usize));
+        out.data.reserve(wanted.min(parents.data.len()));
+    }
     let mut refs = parents.map(ParentParts::new);
     for (i, r) in batch.events.chunks_exact(EVENT_RECORD).enumerate() {
         let flags = u32_at(r, 40);
@@ -232,8 +244,6 @@ struct ParentParts<'p> {
     keys: Vec<Option<Option<Span>>>,
     values: Vec<Option<Option<Span>>>,
     headers: Vec<Option<Span>>,
-    /// Whether room for the values' copies was made.
-    reserved: bool,
 }
 
 impl<'p> ParentParts<'p> {
@@ -243,7 +253,6 @@ impl<'p> ParentParts<'p> {
             keys: Vec::new(),
             values: Vec::new(),
             headers: Vec::new(),
-            reserved: false,
         }
     }
 
@@ -281,14 +290,6 @@ impl<'p> ParentParts<'p> {
             if flags & HAS_VALUE != 0 || r[8..16] != [0; 8] {
                 return Err(clash("value"));
             }
-            if !self.reserved {
-                // A filter's whole output is references: one allocation for
-                // the values (the input's size bounds them) instead of
-                // doubling. Only for values: reserving for a key or headers
-                // a parent rarely has would copy the guest's data for nothing.
-                out.data.reserve(self.parents.data.len());
-                self.reserved = true;
-            }
             let memo = memo_slot(&mut self.values, n, parent);
             event.value =
                 *memo.get_or_insert_with(|| copy(&self.parents.data, p.value, &mut out.data));
@@ -303,6 +304,11 @@ impl<'p> ParentParts<'p> {
                 let theirs = p.headers.offset as usize;
                 let range = theirs..theirs.saturating_add(p.headers.len as usize);
                 for h in self.parents.headers.get(range).unwrap_or_default() {
+                    // The SDK's copying skips a header whose name is not
+                    // UTF-8 (a Wasm source can make one); so does a reference.
+                    if std::str::from_utf8(bytes_of(&self.parents.data, h.name)).is_err() {
+                        continue;
+                    }
                     let name = copy(&self.parents.data, Some(h.name), &mut out.data);
                     let value = copy(&self.parents.data, Some(h.value), &mut out.data);
                     out.headers.push(Header {
@@ -322,6 +328,16 @@ impl<'p> ParentParts<'p> {
 
 const EMPTY: Span = Span { offset: 0, len: 0 };
 
+/// The bytes `s` covers in `from` (none for a span outside it, which the
+/// host, having built `from`, never makes).
+fn bytes_of(from: &[u8], s: Span) -> &[u8] {
+    let start = s.offset as usize;
+    start
+        .checked_add(s.len as usize)
+        .and_then(|end| from.get(start..end))
+        .unwrap_or_default()
+}
+
 /// The memo entry for `parent`, the memo sized to the `n` parents on first use.
 fn memo_slot<T: Default + Clone>(memo: &mut Vec<T>, n: usize, parent: usize) -> &mut T {
     if memo.is_empty() {
@@ -334,12 +350,7 @@ fn memo_slot<T: Default + Clone>(memo: &mut Vec<T>, n: usize, parent: usize) -> 
 /// The host built `from`, so its spans are in range (one that is not copies
 /// nothing); data past 4 GiB fails the whole output ([`unpack_from`]).
 fn copy(from: &[u8], span: Option<Span>, to: &mut Vec<u8>) -> Option<Span> {
-    let s = span?;
-    let start = s.offset as usize;
-    let bytes = start
-        .checked_add(s.len as usize)
-        .and_then(|end| from.get(start..end))
-        .unwrap_or_default();
+    let bytes = bytes_of(from, span?);
     let offset = to_u32(to.len());
     to.extend_from_slice(bytes);
     Some(Span {
@@ -604,7 +615,9 @@ mod tests {
         b.events[40] = 4;
         b.events[0] = 0;
         b.events[4] = 0;
-        assert!(unpack_from(b, &limits, Some(&frame())).is_ok());
+        let back = unpack_from(b, &limits, Some(&frame())).expect("a reference");
+        let key = back.events[0].key.expect("the parent's key");
+        assert_eq!(slice(&back.data, key), b"k1");
     }
 
     /// One 48-byte output record.
@@ -700,6 +713,27 @@ mod tests {
         // them; one header record.
         assert_eq!(out.data, b"newk1v1hnhv");
         assert_eq!(out.headers.len(), 1);
+    }
+
+    #[test]
+    fn a_referenced_header_whose_name_is_not_utf8_is_skipped_as_a_copy_would_skip_it() {
+        let mut parents = frame();
+        // A second header on event 0, named by the byte 0xFF.
+        parents.data.push(0xFF);
+        parents.headers.push(Header {
+            name: Span { offset: 10, len: 1 },
+            value: Span { offset: 6, len: 2 },
+        });
+        parents.events[0].headers.len = 2;
+        let guest = v2::Batch {
+            data: Vec::new(),
+            events: record(NONE, NONE, NONE, 0, HEADERS_FROM_PARENT),
+            headers: Vec::new(),
+            streams: Vec::new(),
+        };
+        let out = unpack_from(guest, &Limits::default(), Some(&parents)).expect("valid");
+        assert_eq!(out.events[0].headers.len, 1);
+        assert_eq!(slice(&out.data, out.headers[0].name), b"hn");
     }
 
     #[test]

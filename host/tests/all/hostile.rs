@@ -122,10 +122,12 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         (14, "bad-flags"),
         (16, "refs-fanout"),
         (17, "refs-clash"),
+        (18, "echo-refs"),
         (19, "refs-bad-parent"),
     ];
-    // A 10 KiB value: 20,000 references to it are 200 MB of output.
-    let pad = "x".repeat(10 << 10);
+    // A 64 KiB value: 20,000 references to it are 1.3 GB of output, and as
+    // much host memory if each were copied (the RSS bound below).
+    let pad = "x".repeat(64 << 10);
     let events: Vec<String> = (0..20)
         .map(|i| match attacks.iter().find(|(n, _)| *n == i) {
             Some((_, "refs-fanout")) => format!(r#"{{"n":{i},"do":"refs-fanout","pad":"{pad}"}}"#),
@@ -156,7 +158,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         .filter_map(|v| v["value"]["n"].as_i64())
         .collect();
     let expected: BTreeSet<i64> = (0..20)
-        .filter(|i| ![2, 3, 5, 6, 8, 11, 14, 16, 17, 19].contains(i))
+        .filter(|i| ![2, 3, 5, 6, 8, 11, 14, 16, 17, 18, 19].contains(i))
         .collect();
     assert_eq!(ns, expected, "every other event goes through");
 
@@ -181,7 +183,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         );
     }
     let dead = json_lines(&dead);
-    assert_eq!(dead.len(), 10, "{dead:?}");
+    assert_eq!(dead.len(), 11, "{dead:?}");
     for (n, kind, says) in [
         (2, "limit", "output ceiling of 128 MiB per call"),
         (5, "limit", "rejection ceiling"),
@@ -209,6 +211,12 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         assert!(msg.contains("stage `hostile`"), "names the stage: {msg}");
         assert_eq!(header(d, "sluice.error.stage"), "hostile");
     }
+    // It declares parent references, so the host marks its inputs open to
+    // them (and resolves the ones above).
+    let d = dead_letter_of(&dead, 18);
+    assert_eq!(header(d, "sluice.error.kind"), "rejected", "{d}");
+    let msg = header(d, "sluice.error.message");
+    assert!(msg.contains("open to parent references: true"), "{msg}");
 }
 
 #[test]

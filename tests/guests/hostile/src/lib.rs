@@ -16,7 +16,21 @@
 //! - `table-huge`: the event table claims 300,000 events (past the default
 //!   ceiling of 262,144 per call), all valid records;
 //! - `bad-flags`: one event record with a flag bit the contract does not define;
+//! - `refs-fanout`: 20,000 outputs that take the event's value (64 KiB) from
+//!   it by parent reference (contract 0.2.0, flag 3);
+//! - `refs-clash`: one output that takes its key from its parent and also
+//!   carries one;
+//! - `refs-bad-parent`: one output that takes the value of parent 1,000,000;
+//! - `echo-refs`: rejects the event, saying whether the host marked it open
+//!   to parent references (it declares them: `sluice:parent-refs`);
 //! - anything else: forwarded unchanged.
+
+/// Parent references are declared, so the host resolves them (and marks
+/// every input event open to them).
+#[cfg(target_arch = "wasm32")]
+#[link_section = "sluice:parent-refs"]
+#[used]
+static PARENT_REFS: [u8; 1] = [1];
 
 #[cfg(target_arch = "wasm32")]
 mod guest {
@@ -128,10 +142,11 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
                         parent,
                         field_table: 0,
                         refs: 0,
+                        refs_ok: false,
                     });
                 }
             }
-            // 20,000 outputs naming the parent's value (10 KiB): the host
+            // 20,000 outputs naming the parent's value (64 KiB): the host
             // copies it once, and the output ceiling counts every reference.
             Some("refs-fanout") => {
                 for _ in 0..20_000 {
@@ -159,6 +174,10 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
                 parent: 1_000_000,
                 refs: VALUE_FROM_PARENT,
                 ..RawEvent::default()
+            }),
+            Some("echo-refs") => rejected.push(Rejection {
+                index: parent,
+                reason: format!("open to parent references: {}", e.refs_ok),
             }),
             Some("reject-many") => {
                 for _ in 0..200_000 {
