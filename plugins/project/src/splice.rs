@@ -14,7 +14,7 @@
 //! duplicates included, so a last-wins reader sees the same value.
 
 use serde_json::Value;
-use sluice_sdk::json::{FieldSet, JsonKey, JsonView, ObjectWriter, Raw};
+use sluice_sdk::json::{FieldSet, JsonKey, JsonView, Kind, ObjectWriter, Raw};
 
 /// One selected name and, for a nested path, the names selected under it
 /// (a leaf when empty).
@@ -45,11 +45,12 @@ impl Sel {
 
     /// Whether the selection finds anything in `raw` (a leaf always does).
     fn present(&self, raw: Raw<'_>) -> bool {
-        self.children.is_empty()
-            || self
-                .children
-                .iter()
-                .any(|c| raw.member(&c.name).is_some_and(|r| c.present(r)))
+        if self.children.is_empty() {
+            return true;
+        }
+        let mut any = false;
+        self.each_child(raw, |child, r| any = any || child.present(r));
+        any
     }
 
     /// Writes `raw` under `self.name`, keeping only the selected children.
@@ -59,14 +60,47 @@ impl Sel {
             return;
         }
         let mut inner = w.object(&self.name);
-        for child in &self.children {
-            if let Some(r) = raw.member(&child.name).filter(|r| child.present(*r)) {
+        self.each_child(raw, |child, r| {
+            if child.present(r) {
                 child.write(&mut inner, r);
             }
-        }
+        });
         inner.finish();
     }
+
+    /// Calls `f` with each child, in `children` order, and its value in
+    /// `raw` (`Raw::member`: the last occurrence of its name in an object,
+    /// an index in an array), skipping children `raw` lacks. An object is
+    /// read in one pass for up to [`ONE_PASS`] children: `member` per child
+    /// read the whole object each time (a third of `project`'s time on 2 KB
+    /// events with two nested selections).
+    fn each_child<'a>(&self, raw: Raw<'a>, mut f: impl FnMut(&Sel, Raw<'a>)) {
+        if raw.kind() != Kind::Object || self.children.len() > ONE_PASS {
+            for child in &self.children {
+                if let Some(r) = raw.member(&child.name) {
+                    f(child, r);
+                }
+            }
+            return;
+        }
+        let mut found: [Option<Raw<'a>>; ONE_PASS] = [None; ONE_PASS];
+        for (key, value) in raw.entries() {
+            for (slot, child) in found.iter_mut().zip(&self.children) {
+                if key.is(&child.name) {
+                    *slot = Some(value);
+                }
+            }
+        }
+        for (child, r) in self.children.iter().zip(found) {
+            if let Some(r) = r {
+                f(child, r);
+            }
+        }
+    }
 }
+
+/// The most nested selections under one name read in one pass.
+const ONE_PASS: usize = 8;
 
 /// The top-level names of a projection that can be spliced.
 #[derive(Debug, Clone)]

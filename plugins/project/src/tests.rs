@@ -521,6 +521,30 @@ fn malformed_values_are_dead_lettered_with_a_reason() {
 }
 
 #[test]
+fn nested_selections_read_the_last_of_duplicate_and_escaped_names_in_select_order() {
+    // Read in one pass (up to eight selections under one name) or name by
+    // name (more): the same fields either way.
+    let input = r#"{"s":{"a":1,"b":2,"a":3,"c\u0061":4,"z":{"y":1,"y":2},"a":5}}"#;
+    let out = run::<Project>(&[("select", "s.z.y, s.ca, s.a, s.nope")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"s":{"z":{"y":2},"ca":4,"a":5}}"#]
+    );
+    let names: Vec<String> = (0..10).rev().map(|i| format!("s.k{i}")).collect();
+    let fields: Vec<String> = (0..10).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    let input = format!(r#"{{"s":{{{},"k3":33}}}}"#, fields.join(","));
+    let out = run::<Project>(&[("select", &names.join(", "))], &[&input]).expect("runs");
+    let want: Vec<String> = (0..10)
+        .rev()
+        .map(|i| format!(r#""k{i}":{}"#, if i == 3 { 33 } else { i }))
+        .collect();
+    assert_eq!(
+        out.raw_values(),
+        vec![format!(r#"{{"s":{{{}}}}}"#, want.join(","))]
+    );
+}
+
+#[test]
 fn nested_select_paths_are_spliced_around_raw_leaves() {
     let input = r#"{"id":9007199254740993,"shipping":{"city":"Köln","zip":"50667","geo":{"lat":50.9375,"lon":6.9603}},"items":[{"sku":"A"}]}"#;
     let out = run::<Project>(
