@@ -86,15 +86,16 @@ pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bo
     else {
         return false;
     };
-    entries.reserve(n);
     // Each range must start at or after the previous one ended: keys and
-    // values in input order, none overlapping, all inside the value.
+    // values in input order, none overlapping, all inside the value. One
+    // pass writes the entries and folds the check into a flag: an exact-size
+    // `extend` writes them with no capacity check per entry, and fixed-size
+    // records need no bounds check per word (a wide event's table has fifty
+    // records; checking and pushing each was a fifth of a filter's time).
+    let (records, _) = records.as_chunks::<RECORD>();
     let mut floor = 0usize;
-    for r in records.chunks_exact(RECORD) {
-        // One copy of the record, then fixed-offset reads: no bounds check
-        // per word (a wide event's table has fifty records).
-        let mut rec = [0u8; RECORD];
-        rec.copy_from_slice(r);
+    let mut fits = true;
+    entries.extend(records.iter().map(|rec| {
         let at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
         let (ks, ke, vs, ve) = (at(0), at(4), at(8), at(12));
         let escaped = ks & ESCAPED != 0;
@@ -104,18 +105,18 @@ pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bo
             vs as usize,
             ve as usize,
         );
-        if !(floor <= ks && ks <= ke && ke < vs && vs < ve && ve <= value.len()) {
-            entries.truncate(start);
-            return false;
-        }
+        fits &= floor <= ks && ks <= ke && ke < vs && vs < ve && ve <= value.len();
         floor = ve;
-        entries.push(Entry {
+        Entry {
             key: (ks, ke),
             value: (vs, ve),
             escaped,
-        });
+        }
+    }));
+    if !fits {
+        entries.truncate(start);
     }
-    true
+    fits
 }
 
 #[cfg(test)]
