@@ -68,6 +68,19 @@ fn headers(e: &EventView<'_>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The input event `e` derives from (same position), after checking that
+/// `e` has its key, headers and timestamp.
+fn same_key_headers_and_time<'b>(batch: &'b Batch, e: &EventView<'_>) -> EventView<'b> {
+    let parent = batch
+        .iter()
+        .find(|p| p.position == e.position)
+        .expect("parent");
+    assert_eq!(e.key, parent.key, "key of {}", e.position);
+    assert_eq!(headers(e), headers(&parent), "headers of {}", e.position);
+    assert_eq!(e.timestamp_ms, parent.timestamp_ms);
+    parent
+}
+
 #[test]
 fn forwarded_events_come_out_exactly_as_they_went_in() {
     let mut filter = instance("filter", &[("where", "cur != 'aud'")]);
@@ -79,14 +92,8 @@ fn forwarded_events_come_out_exactly_as_they_went_in() {
     let kept: Vec<u64> = out.iter().map(|e| e.position).collect();
     assert_eq!(kept, vec![1, 3, 5, 7, 11]);
     for e in out.iter() {
-        let parent = batch
-            .iter()
-            .find(|p| p.position == e.position)
-            .expect("parent");
-        assert_eq!(e.key, parent.key, "key of {}", e.position);
+        let parent = same_key_headers_and_time(&batch, &e);
         assert_eq!(e.value, parent.value, "value of {}", e.position);
-        assert_eq!(headers(&e), headers(&parent), "headers of {}", e.position);
-        assert_eq!(e.timestamp_ms, parent.timestamp_ms);
     }
     let tomb = out.iter().find(|e| e.position == 7).expect("tombstone");
     assert_eq!(tomb.key, Some(&b"key-7"[..]));
@@ -108,13 +115,7 @@ fn a_new_value_keeps_its_parents_key_and_headers() {
     let out = outcome.outputs.first().expect("an output batch");
     let mut seen = 0;
     for e in out.iter() {
-        let parent = batch
-            .iter()
-            .find(|p| p.position == e.position)
-            .expect("parent");
-        assert_eq!(e.key, parent.key, "key of {}", e.position);
-        assert_eq!(headers(&e), headers(&parent), "headers of {}", e.position);
-        assert_eq!(e.timestamp_ms, parent.timestamp_ms);
+        let parent = same_key_headers_and_time(&batch, &e);
         if parent.value.is_some() {
             let want = format!(r#"{{"id":{},"big":9007199254740993}}"#, e.position);
             assert_eq!(e.value, Some(want.as_bytes()), "value of {}", e.position);
