@@ -14,7 +14,7 @@
 //! duplicates included, so a last-wins reader sees the same value.
 
 use serde_json::Value;
-use sluice_sdk::json::{FieldSet, JsonKey, JsonView, Kind, ObjectWriter, Raw};
+use sluice_sdk::json::{FieldSet, JsonKey, JsonView, Kind, ObjectWriter, Raw, RawKey};
 
 /// One selected name and, for a nested path, the names selected under it
 /// (a leaf when empty).
@@ -46,6 +46,17 @@ impl Sel {
     /// Whether the selection finds anything in `raw` (a leaf always does).
     fn present(&self, raw: Raw<'_>) -> bool {
         if self.children.is_empty() {
+            return true;
+        }
+        // A leaf is there as soon as its name occurs (the last occurrence,
+        // the one written, exists then too): stop at the first, where
+        // finding the children's values reads the object to its end.
+        let is_leaf_name = |key: &RawKey<'_>| {
+            self.children
+                .iter()
+                .any(|c| c.children.is_empty() && key.is(&c.name))
+        };
+        if raw.kind() == Kind::Object && raw.entries().any(|(key, _)| is_leaf_name(&key)) {
             return true;
         }
         let mut any = false;

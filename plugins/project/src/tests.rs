@@ -530,6 +530,16 @@ fn nested_selections_read_the_last_of_duplicate_and_escaped_names_in_select_orde
         out.raw_values(),
         vec![r#"{"s":{"z":{"y":2},"ca":4,"a":5}}"#]
     );
+    // Presence: a leaf is there when its name occurs; a nested selection
+    // only when the last occurrence of its parent has it.
+    let input = r#"{"id":1,"s":{"z":{"y":1},"a":0,"z":{"x":1}}}"#;
+    let out = run::<Project>(&[("select", "id, s.z.y")], &[input]).expect("runs");
+    assert_eq!(out.raw_values(), vec![r#"{"id":1}"#]);
+    let out = run::<Project>(&[("select", "id, s.a, s.z.x")], &[input]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![r#"{"id":1,"s":{"a":0,"z":{"x":1}}}"#]
+    );
     let names: Vec<String> = (0..10).rev().map(|i| format!("s.k{i}")).collect();
     let fields: Vec<String> = (0..10).map(|i| format!(r#""k{i}":{i}"#)).collect();
     let input = format!(r#"{{"s":{{{},"k3":33}}}}"#, fields.join(","));
