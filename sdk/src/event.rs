@@ -146,13 +146,7 @@ impl<'a> Emitter<'a> {
 
     /// Emits an event with the input's key, headers and timestamp and a new value.
     pub fn value(&mut self, value: &[u8]) {
-        if self.refs_ok() {
-            let value = self.out.push_bytes(value);
-            self.refer(Some(value), KEY_FROM_PARENT | HEADERS_FROM_PARENT);
-            return;
-        }
-        let key = self.input.key();
-        self.push(key, Some(value), None);
+        self.value_with(|out| out.extend_from_slice(value));
     }
 
     /// Whether the host resolves parent references for this input event.

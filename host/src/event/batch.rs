@@ -52,7 +52,8 @@ impl<'a> EventView<'a> {
     }
 }
 
-fn slice(data: &[u8], s: Span) -> Option<&[u8]> {
+/// The bytes `s` covers in `data`, or `None` when it lies outside.
+pub(crate) fn slice(data: &[u8], s: Span) -> Option<&[u8]> {
     let start = s.offset as usize;
     data.get(start..start.checked_add(s.len as usize)?)
 }

@@ -15,6 +15,7 @@
 use sluice_sdk::json::{table, Entry};
 
 use super::abi::Frame;
+use super::span_bytes;
 
 /// No table for this event: a tombstone, a value that is not a JSON object
 /// (or not JSON: the plugin scans it and says why).
@@ -86,7 +87,7 @@ impl FieldTables {
         for (i, e) in frame.events.iter().enumerate() {
             match self.at.get(i).copied() {
                 Some(UNKNOWN) | None => {
-                    let value = e.value.and_then(|s| span(&frame.data, s));
+                    let value = e.value.and_then(|s| span_bytes(&frame.data, s));
                     // Not JSON: no table; the plugin scans it and says why.
                     let _ = out.push(value, &mut scratch);
                 }
@@ -114,11 +115,11 @@ impl FieldTables {
             bytes: Vec::new(),
         };
         for e in &output.events {
-            let value = e.value.and_then(|s| span(&output.data, s));
+            let value = e.value.and_then(|s| span_bytes(&output.data, s));
             let parent = input.events.get(e.parent as usize);
             let parent_value = parent
                 .and_then(|p| p.value)
-                .and_then(|s| span(&input.data, s));
+                .and_then(|s| span_bytes(&input.data, s));
             let parent_at = tables.at.get(e.parent as usize).copied();
             match (value, parent_value, parent_at) {
                 (None, _, _) => out.at.push(NONE),
@@ -169,11 +170,6 @@ impl FieldTables {
             .filter(|&a| is_table(a))
             .unwrap_or(NONE)
     }
-}
-
-fn span(data: &[u8], s: super::abi::Span) -> Option<&[u8]> {
-    let start = s.offset as usize;
-    data.get(start..start.checked_add(s.len as usize)?)
 }
 
 #[cfg(test)]

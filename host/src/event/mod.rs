@@ -7,6 +7,7 @@ mod batch;
 mod field_tables;
 mod json;
 
+pub(crate) use batch::slice as span_bytes;
 pub use batch::{Batch, BatchBuilder, EventView};
 pub use field_tables::FieldTables;
 pub use json::check_json;

@@ -12,7 +12,7 @@ use super::bindings::v2;
 use super::bindings::{Batch, Event, Header, Output, Param, PluginInfo, Rejection, Span};
 use super::limits::Limits;
 use super::output_check::OutputFault;
-use crate::event::FieldTables;
+use crate::event::{span_bytes, FieldTables};
 use crate::state::Table;
 
 /// Bytes of one event record.
@@ -331,11 +331,7 @@ const EMPTY: Span = Span { offset: 0, len: 0 };
 /// The bytes `s` covers in `from` (none for a span outside it, which the
 /// host, having built `from`, never makes).
 fn bytes_of(from: &[u8], s: Span) -> &[u8] {
-    let start = s.offset as usize;
-    start
-        .checked_add(s.len as usize)
-        .and_then(|end| from.get(start..end))
-        .unwrap_or_default()
+    span_bytes(from, s).unwrap_or_default()
 }
 
 /// The memo entry for `parent`, the memo sized to the `n` parents on first use.

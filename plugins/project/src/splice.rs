@@ -56,7 +56,11 @@ impl Sel {
                 .iter()
                 .any(|c| c.children.is_empty() && key.is(&c.name))
         };
-        if raw.kind() == Kind::Object && raw.entries().any(|(key, _)| is_leaf_name(&key)) {
+        let has_leaf = self.children.iter().any(|c| c.children.is_empty());
+        if has_leaf
+            && raw.kind() == Kind::Object
+            && raw.entries().any(|(key, _)| is_leaf_name(&key))
+        {
             return true;
         }
         let mut any = false;
