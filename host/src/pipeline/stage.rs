@@ -604,7 +604,14 @@ impl StageTask {
             match self.rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(env) => backlog.push_back(env),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                // Upstream sent everything and ended before the table was
+                // loaded (a short input, fast stages): the held batches
+                // still need the whole table. Leaving here joined them
+                // against a partial one, and an inner join dropped the
+                // events whose rows had not arrived yet.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
         if announced {
