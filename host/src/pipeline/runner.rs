@@ -420,6 +420,9 @@ pub(crate) fn run_hooked(
     );
     if result.is_err() {
         options.stop.store(true, Ordering::SeqCst);
+        for table in tables.values() {
+            table.abandon();
+        }
     }
     // Sources acknowledge the final checkpoint upstream (replication slots,
     // consumer groups) on their own threads; after a failure, the other

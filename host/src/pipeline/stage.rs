@@ -593,10 +593,15 @@ impl StageTask {
 
     /// Holds the stage's input (without blocking upstream, which may feed
     /// the very table) until every table it reads has been loaded.
-    fn wait_for_tables(&mut self) -> std::collections::VecDeque<Envelope> {
+    fn wait_for_tables(&mut self) -> Result<std::collections::VecDeque<Envelope>> {
         let mut backlog = std::collections::VecDeque::new();
         let mut announced = false;
-        while let Some((name, _)) = self.tables.iter().find(|(_, t)| !t.is_ready()) {
+        while let Some((name, table)) = self.tables.iter().find(|(_, t)| !t.is_ready()) {
+            if table.is_abandoned() {
+                // The held batches were never processed, so no checkpoint
+                // covers them: a rerun reads them again.
+                anyhow::bail!("table `{name}` will not load: the run failed before it did");
+            }
             if !announced {
                 tracing::info!(stage = %self.name, table = %name, "waiting for the table to load before processing");
                 announced = true;
@@ -617,12 +622,12 @@ impl StageTask {
         if announced {
             tracing::info!(stage = %self.name, held = backlog.len(), "tables loaded; processing");
         }
-        backlog
+        Ok(backlog)
     }
 
     pub(crate) fn run(mut self) -> Result<()> {
         let mut aligner = Aligner::new(self.inputs);
-        let backlog = self.wait_for_tables();
+        let backlog = self.wait_for_tables()?;
         let mut backlog = backlog.into_iter();
         while let Some(env) = backlog.next().or_else(|| self.rx.recv().ok()) {
             for step in aligner.push(env) {

@@ -451,6 +451,77 @@ fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
 }
 
 #[test]
+fn a_stage_reading_a_table_keeps_waiting_after_its_upstream_stage_has_ended() {
+    // `orders → pass → enrich`: `pass` ends (and drops its channel to
+    // `enrich`) as soon as its short input has gone through, long before
+    // the table has caught up. `enrich` used to take the closed channel as
+    // its cue to start, against a partial table.
+    let users = MemoryFeed::default();
+    users.caught_up_after(100);
+    users.push(orders(0..50));
+    let order_feed = MemoryFeed::of(orders(0..10));
+    let store = MemoryStore::default();
+    let h = Harness::new(2)
+        .source("users", &users)
+        .source("orders", &order_feed)
+        .table("users_t", "users")
+        .filter("pass", &["orders"], &[])
+        .filter("enrich", &["pass"], &["users_t"])
+        .sink("out", &["enrich"], &store);
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| h.run(stop.clone()));
+        let _guard = StopOnDrop(stop.clone());
+        wait_for("the orders to be read", || order_feed.read() == 10);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            store.values().is_empty(),
+            "the stage ran before its table was loaded"
+        );
+        users.push(orders(50..100));
+        wait_for("the held orders", || store.values().len() == 10);
+        stop.store(true, Ordering::SeqCst);
+        run.join().expect("runner thread").expect("run");
+    });
+}
+
+#[test]
+fn a_stage_waiting_for_a_table_gives_up_when_the_run_fails_before_the_table_loads() {
+    // The table's source fails before it catches up, so the table never
+    // loads. The stage waiting for it must end with the run: the runner
+    // gives its threads 5 s after a failure, and a stage still waiting
+    // then would wait (in `sluice serve`, live) for ever.
+    let users = MemoryFeed::default();
+    users.caught_up_after(100);
+    users.fail_at(60);
+    users.push(orders(0..100));
+    let order_feed = MemoryFeed::of(orders(0..10));
+    let store = MemoryStore::default();
+    let h = Harness::new(2)
+        .source("users", &users)
+        .source("orders", &order_feed)
+        .table("users_t", "users")
+        .filter("pass", &["orders"], &[])
+        .filter("enrich", &["pass"], &["users_t"])
+        .sink("out", &["enrich"], &store);
+    let started = Instant::now();
+    let err = h
+        .run(Arc::new(AtomicBool::new(false)))
+        .expect_err("the injected failure stops the run");
+    let took = started.elapsed();
+    assert!(format!("{err:#}").contains("injected failure"), "{err:#}");
+    assert!(
+        took < Duration::from_secs(4),
+        "the run took {took:?}: a thread outlived it until the runner's 5 s grace ran out"
+    );
+    assert!(
+        store.values().is_empty(),
+        "the stage joined against a table that never loaded: {:?}",
+        store.values()
+    );
+}
+
+#[test]
 fn a_rerun_after_a_crash_resumes_from_the_last_checkpoint_without_loss_or_duplicates() {
     let feed = MemoryFeed::default();
     let store = MemoryStore::default();

@@ -87,6 +87,8 @@ fn row_bytes(row: &Row) -> u64 {
 pub struct Table {
     rows: Arc<RwLock<Rows>>,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The run failed before the table loaded: it never will.
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Table {
@@ -99,6 +101,21 @@ impl Table {
     /// Marks the table loaded.
     pub fn set_ready(&self) {
         self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The run failed: a table not loaded by now never will be, and the
+    /// stages waiting for it must give up rather than wait for ever (in
+    /// `sluice serve` a waiting stage would otherwise outlive its run).
+    pub fn abandon(&self) {
+        if !self.is_ready() {
+            self.abandoned
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// True once [`Table::abandon`] found the table not loaded.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The latest value for `key`.
