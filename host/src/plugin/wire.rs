@@ -189,16 +189,14 @@ fn unpack_from(
         HAS_KEY | HAS_VALUE
     };
     if let Some(parents) = parents {
+        let taken = Taken::of(&batch.events, &out, parents);
+        if taken.whole_parents && taken.values.saturating_mul(4) >= parents.data.len() * 3 {
+            return Ok(parents_as_they_are(&batch.events, out, parents));
+        }
         // Room for the values the outputs take from their parents (a
         // filter's whole output), at most the input's data: one allocation
         // instead of doubling, and none larger than what is kept.
-        let wanted = batch
-            .events
-            .chunks_exact(EVENT_RECORD)
-            .filter(|r| u32_at(r, 40) & VALUE_FROM_PARENT != 0)
-            .filter_map(|r| parents.events.get(u32_at(r, 36) as usize)?.value)
-            .fold(0usize, |sum, s| sum.saturating_add(s.len as usize));
-        out.data.reserve(wanted.min(parents.data.len()));
+        out.data.reserve(taken.values.min(parents.data.len()));
     }
     let mut refs = parents.map(ParentParts::new);
     for (i, r) in batch.events.chunks_exact(EVENT_RECORD).enumerate() {
@@ -233,6 +231,75 @@ fn unpack_from(
         ));
     }
     Ok(out)
+}
+
+/// What a call's output takes from its parents, from one pass over its
+/// event records.
+struct Taken {
+    /// Bytes of the values taken by reference.
+    values: usize,
+    /// Every output is a parent passed on whole (key, value and headers by
+    /// reference, nothing of its own) and the output carries no data or
+    /// headers of its own: a filter's or a passthrough's answer.
+    whole_parents: bool,
+}
+
+impl Taken {
+    fn of(records: &[u8], out: &Batch, parents: &Batch) -> Self {
+        let mut taken = Taken {
+            values: 0,
+            whole_parents: out.data.is_empty() && out.headers.is_empty(),
+        };
+        for r in records.chunks_exact(EVENT_RECORD) {
+            let flags = u32_at(r, 40);
+            let parent = parents.events.get(u32_at(r, 36) as usize);
+            if flags & VALUE_FROM_PARENT != 0 {
+                if let Some(s) = parent.and_then(|p| p.value) {
+                    taken.values = taken.values.saturating_add(s.len as usize);
+                }
+            }
+            taken.whole_parents &= flags == FROM_PARENT
+                && parent.is_some()
+                && r[..24] == [0; 24]
+                && u32_at(r, 44) == 0;
+        }
+        // A reference drops a header whose name is not UTF-8 (as the SDK's
+        // copy does); the parents' headers are kept as they are only if
+        // there is none.
+        taken.whole_parents = taken.whole_parents
+            && parents
+                .headers
+                .iter()
+                .all(|h| std::str::from_utf8(bytes_of(&parents.data, h.name)).is_ok());
+        taken
+    }
+}
+
+/// The output of a call whose every event is a parent passed on whole (see
+/// [`Taken::whole_parents`]), keeping most of the input: the parents' data
+/// and headers copied in one piece, each event pointing where its parent
+/// did. Cheaper than a copy per part when most of the input is kept, and
+/// bounded by the input as the copies are.
+fn parents_as_they_are(records: &[u8], mut out: Batch, parents: &Batch) -> Batch {
+    out.data = parents.data.clone();
+    out.headers = parents.headers.clone();
+    for r in records.chunks_exact(EVENT_RECORD) {
+        let parent = u32_at(r, 36);
+        let Some(p) = parents.events.get(parent as usize) else {
+            continue; // `Taken::of` found every parent.
+        };
+        let mut ts = [0; 8];
+        ts.copy_from_slice(&r[24..32]);
+        out.events.push(Event {
+            key: p.key,
+            value: p.value,
+            headers: p.headers,
+            timestamp_ms: i64::from_le_bytes(ts),
+            stream: u32_at(r, 32),
+            parent,
+        });
+    }
+    out
 }
 
 /// What output events take from their parents, copied into the output
@@ -709,6 +776,85 @@ mod tests {
         // them; one header record.
         assert_eq!(out.data, b"newk1v1hnhv");
         assert_eq!(out.headers.len(), 1);
+    }
+
+    #[test]
+    fn parents_passed_on_whole_keep_the_input_data_in_one_piece_when_most_is_kept() {
+        // Four parents with 10-byte values and the frame()'s header on each.
+        let mut parents = frame();
+        parents.events.clear();
+        for i in 0..4u8 {
+            let at = parents.data.len() as u32;
+            parents.data.extend(std::iter::repeat_n(b'a' + i, 10));
+            parents.events.push(Event {
+                key: Some(Span { offset: 0, len: 2 }),
+                value: Some(Span {
+                    offset: at,
+                    len: 10,
+                }),
+                headers: Span { offset: 0, len: 1 },
+                timestamp_ms: 0,
+                stream: 0,
+                parent: u32::from(i),
+            });
+        }
+        let whole = |parents: &Batch, keep: &[u32]| {
+            let events = keep
+                .iter()
+                .flat_map(|&p| record(NONE, NONE, NONE, p, FROM_PARENT))
+                .collect();
+            let guest = v2::Batch {
+                data: Vec::new(),
+                events,
+                headers: Vec::new(),
+                streams: Vec::new(),
+            };
+            unpack_from(guest, &Limits::default(), Some(parents)).expect("valid")
+        };
+        let check = |out: &Batch, keep: &[u32]| {
+            assert_eq!(out.events.len(), keep.len());
+            for (e, &p) in out.events.iter().zip(keep) {
+                assert_eq!(e.parent, p);
+                assert_eq!(e.timestamp_ms, 7, "the record's own timestamp");
+                assert_eq!(slice(&out.data, e.key.expect("key")), b"k1");
+                assert_eq!(
+                    slice(&out.data, e.value.expect("value")),
+                    [b'a' + p as u8; 10]
+                );
+                let h = out.headers[e.headers.offset as usize];
+                assert_eq!(e.headers.len, 1);
+                assert_eq!(
+                    (slice(&out.data, h.name), slice(&out.data, h.value)),
+                    (&b"hn"[..], &b"hv"[..])
+                );
+            }
+        };
+        // Three of four values kept, one twice: the input data as it is,
+        // each event where its parent was.
+        let keep = [0, 1, 3, 3];
+        let out = whole(&parents, &keep);
+        check(&out, &keep);
+        assert_eq!(out.data, parents.data);
+        let at = |e: &Event| e.value.map(|s| (s.offset, s.len));
+        assert_eq!(at(&out.events[2]), at(&parents.events[3]));
+        // One of four: copies of what is kept, as before.
+        let out = whole(&parents, &[2]);
+        check(&out, &[2]);
+        assert_eq!(out.data, b"k1cccccccccchnhv");
+        // A parent's header named by a byte that is not UTF-8 is dropped by
+        // a reference: then the parts are copied, even with most kept.
+        parents.data.push(0xFF);
+        parents.headers.push(Header {
+            name: Span {
+                offset: parents.data.len() as u32 - 1,
+                len: 1,
+            },
+            value: Span { offset: 6, len: 2 },
+        });
+        parents.events[1].headers = Span { offset: 0, len: 2 };
+        let out = whole(&parents, &[0, 1, 2, 3]);
+        check(&out, &[0, 1, 2, 3]);
+        assert_ne!(out.data, parents.data);
     }
 
     #[test]
