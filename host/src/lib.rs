@@ -31,6 +31,7 @@ pub mod dlq;
 pub mod event;
 pub mod failpoint;
 pub mod format;
+pub mod malloc_tuning;
 pub mod pipeline;
 pub mod plugin;
 pub mod server;

@@ -636,6 +636,7 @@ Examples:
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::malloc_tuning::tune();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, cli.color.enabled());
     let server = || {
