@@ -7,6 +7,13 @@
 //! A `FieldSet` visits each field once and compares its key only with the
 //! names of the same length, first and last byte (a wide event's `f12` and
 //! `f13` differ there; a bucket of names sharing all three is rare).
+//!
+//! Events of one stream mostly share their keys and their order (one
+//! producer, one schema). So a set remembers the last view's keys and what
+//! it found there: a view whose keys are the same bytes in the same order
+//! gets the same answer after one comparison per key, with no hashing.
+
+use std::cell::RefCell;
 
 use super::{unescape, JsonView};
 
@@ -17,6 +24,53 @@ pub struct FieldSet {
     /// `buckets[bucket(name)]`: the indexes in `names` of the names that
     /// fall there, compared in full.
     buckets: Vec<Vec<usize>>,
+    /// The keys of the last view searched, and what was found there.
+    last: RefCell<LastShape>,
+}
+
+/// One view's keys, end to end as written, and the answer for them.
+#[derive(Debug, Clone, Default)]
+struct LastShape {
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`, and whether it was escaped.
+    ends: Vec<(usize, bool)>,
+    found: Vec<Option<usize>>,
+    /// False until a view was searched (an empty `ends` then still means
+    /// "not an object or no fields", which has an answer too).
+    valid: bool,
+}
+
+impl LastShape {
+    /// Whether `view` has exactly these keys in this order.
+    fn matches(&self, view: &JsonView<'_>) -> bool {
+        if !self.valid || self.ends.len() != view.fields.len() {
+            return false;
+        }
+        let mut start = 0;
+        for (e, &(end, escaped)) in view.fields.iter().zip(&self.ends) {
+            let text = &view.bytes[e.key.0..e.key.1];
+            let Some(cached) = self.keys.get(start..end) else {
+                return false;
+            };
+            if e.escaped != escaped || !super::same_bytes(text, cached) {
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    fn remember(&mut self, view: &JsonView<'_>, found: &[Option<usize>]) {
+        self.keys.clear();
+        self.ends.clear();
+        for e in view.fields.iter() {
+            self.keys.extend_from_slice(&view.bytes[e.key.0..e.key.1]);
+            self.ends.push((self.keys.len(), e.escaped));
+        }
+        self.found.clear();
+        self.found.extend_from_slice(found);
+        self.valid = true;
+    }
 }
 
 /// Buckets of a set: a power of two, a few times the names a plugin reads.
@@ -39,7 +93,11 @@ impl FieldSet {
         for (i, n) in names.iter().enumerate() {
             buckets[bucket(n.as_bytes())].push(i);
         }
-        FieldSet { names, buckets }
+        FieldSet {
+            names,
+            buckets,
+            last: RefCell::default(),
+        }
     }
 
     /// The names, in the order given.
@@ -52,6 +110,16 @@ impl FieldSet {
     /// the number of names.
     pub fn find_all(&self, view: &JsonView<'_>, found: &mut Vec<Option<usize>>) {
         found.clear();
+        let mut last = self.last.borrow_mut();
+        if last.matches(view) {
+            found.extend_from_slice(&last.found);
+            return;
+        }
+        self.search(view, found);
+        last.remember(view, found);
+    }
+
+    fn search(&self, view: &JsonView<'_>, found: &mut Vec<Option<usize>>) {
         found.resize(self.names.len(), None);
         for (i, e) in view.fields.iter().enumerate() {
             let text = &view.bytes[e.key.0..e.key.1];
@@ -102,5 +170,37 @@ mod tests {
         let array = JsonView::parse(b"[1]").expect("json");
         set.find_all(&array, &mut found);
         assert!(found.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn the_last_views_answer_is_reused_only_for_the_same_keys_in_the_same_order() {
+        let set = FieldSet::new(["a", "b", "cd", "a"]);
+        // Each view after the first differs from the one before in one way
+        // that changes the answer (or, for values, does not).
+        let views = [
+            r#"{"a":1,"b":2,"cd":3}"#,
+            r#"{"a":"other","b":[9],"cd":{"a":1}}"#, // same keys, other values
+            r#"{"b":1,"a":2,"cd":3}"#,               // reordered
+            r#"{"b":1,"a":2,"ce":3}"#,               // one key changed
+            r#"{"b":1,"a":2,"c\u0064":3}"#,          // escaped
+            r#"{"b":1,"a":2,"cd":3}"#,
+            r#"{"b":1,"a":2,"cd":3,"a":4}"#, // one more, a duplicate
+            r#"[1,2,3]"#,
+            r#"{}"#,
+            r#"{"a":1,"b":2,"cd":3}"#,
+            r#"{"a":1,"b":2,"cd":3}"#,
+        ];
+        let mut found = Vec::new();
+        for text in views {
+            let view = JsonView::parse(text.as_bytes()).expect("json");
+            set.find_all(&view, &mut found);
+            let expected: Vec<Option<usize>> = set.names().iter().map(|n| view.find(n)).collect();
+            assert_eq!(found, expected, "{text}");
+        }
+        // A clone starts from the same remembered shape and stays right.
+        let clone = set.clone();
+        let view = JsonView::parse(br#"{"cd":0,"a":1}"#).expect("json");
+        clone.find_all(&view, &mut found);
+        assert_eq!(found, vec![Some(1), None, Some(0), Some(1)]);
     }
 }
