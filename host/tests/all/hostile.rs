@@ -120,6 +120,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         (11, "bad-parent"),
         (13, "forge"),
         (14, "bad-flags"),
+        (15, "refs-whole-fanout"),
         (16, "refs-fanout"),
         (17, "refs-clash"),
         (18, "echo-refs"),
@@ -130,7 +131,9 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
     let pad = "x".repeat(64 << 10);
     let events: Vec<String> = (0..20)
         .map(|i| match attacks.iter().find(|(n, _)| *n == i) {
-            Some((_, "refs-fanout")) => format!(r#"{{"n":{i},"do":"refs-fanout","pad":"{pad}"}}"#),
+            Some((_, what @ ("refs-fanout" | "refs-whole-fanout"))) => {
+                format!(r#"{{"n":{i},"do":"{what}","pad":"{pad}"}}"#)
+            }
             Some((_, what)) => format!(r#"{{"n":{i},"do":"{what}"}}"#),
             None => format!(r#"{{"n":{i}}}"#),
         })
@@ -158,7 +161,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         .filter_map(|v| v["value"]["n"].as_i64())
         .collect();
     let expected: BTreeSet<i64> = (0..20)
-        .filter(|i| ![2, 3, 5, 6, 8, 11, 14, 16, 17, 18, 19].contains(i))
+        .filter(|i| ![2, 3, 5, 6, 8, 11, 14, 15, 16, 17, 18, 19].contains(i))
         .collect();
     assert_eq!(ns, expected, "every other event goes through");
 
@@ -183,7 +186,7 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         );
     }
     let dead = json_lines(&dead);
-    assert_eq!(dead.len(), 11, "{dead:?}");
+    assert_eq!(dead.len(), 12, "{dead:?}");
     for (n, kind, says) in [
         (2, "limit", "output ceiling of 128 MiB per call"),
         (5, "limit", "rejection ceiling"),
@@ -197,6 +200,8 @@ fn output_floods_bad_parents_and_forged_headers_fail_only_their_events() {
         (14, "invalid-output", "unknown flags 0x22"),
         // Parent references (flags 2-4), abused.
         (16, "limit", "output ceiling of 128 MiB per call"),
+        // The same, each output the parent whole: copied in one piece.
+        (15, "limit", "output ceiling of 128 MiB per call"),
         (
             17,
             "invalid-output",

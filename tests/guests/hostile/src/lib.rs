@@ -18,6 +18,8 @@
 //! - `bad-flags`: one event record with a flag bit the contract does not define;
 //! - `refs-fanout`: 20,000 outputs that take the event's value (64 KiB) from
 //!   it by parent reference (contract 0.2.0, flag 3);
+//! - `refs-whole-fanout`: the same, each output taking the event whole (key,
+//!   value and headers, flags 2-4), which the host copies in one piece;
 //! - `refs-clash`: one output that takes its key from its parent and also
 //!   carries one;
 //! - `refs-bad-parent`: one output that takes the value of parent 1,000,000;
@@ -97,7 +99,9 @@ mod guest {
     sluice_sdk::glue::wit::export!(Hostile with_types_in sluice_sdk::glue::wit);
 }
 
-use sluice_sdk::abi::{RawBatch, RawEvent, Rejection, Span, KEY_FROM_PARENT, VALUE_FROM_PARENT};
+use sluice_sdk::abi::{
+    RawBatch, RawEvent, Rejection, Span, HEADERS_FROM_PARENT, KEY_FROM_PARENT, VALUE_FROM_PARENT,
+};
 
 /// What to do to the encoded event table after building the output.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -154,6 +158,16 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
                         timestamp_ms: e.timestamp_ms,
                         parent,
                         refs: VALUE_FROM_PARENT,
+                        ..RawEvent::default()
+                    });
+                }
+            }
+            Some("refs-whole-fanout") => {
+                for _ in 0..20_000 {
+                    out.events.push(RawEvent {
+                        timestamp_ms: e.timestamp_ms,
+                        parent,
+                        refs: KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT,
                         ..RawEvent::default()
                     });
                 }
