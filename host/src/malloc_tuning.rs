@@ -17,16 +17,25 @@ pub const TRIM_THRESHOLD: i32 = 64 << 20;
 /// Allocations this large or larger are mapped on their own.
 pub const MMAP_THRESHOLD: i32 = 8 << 20;
 
-/// Applies the thresholds, unless the operator set glibc's malloc tunables
-/// (`GLIBC_TUNABLES=glibc.malloc.…`), which then stand. Returns whether it
-/// applied them. Elsewhere than glibc, does nothing.
+/// Applies the thresholds, unless the operator tuned glibc's malloc
+/// (`GLIBC_TUNABLES=glibc.malloc.…`, or the older `MALLOC_…_` variables such
+/// as `MALLOC_TRIM_THRESHOLD_`), whose settings then stand. Returns whether
+/// it applied them. Elsewhere than glibc, does nothing.
 pub fn tune() -> bool {
-    operator_left_it(std::env::var("GLIBC_TUNABLES").ok().as_deref()) && apply()
+    let tunables = std::env::var("GLIBC_TUNABLES").ok();
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    operator_left_it(tunables.as_deref(), &names) && apply()
 }
 
-/// Whether `GLIBC_TUNABLES` (its value, if set) leaves malloc to us.
-fn operator_left_it(tunables: Option<&str>) -> bool {
+/// Whether the environment (`GLIBC_TUNABLES`' value, the variables' names)
+/// leaves malloc to us.
+fn operator_left_it(tunables: Option<&str>, names: &[String]) -> bool {
     !tunables.is_some_and(|t| t.contains("glibc.malloc."))
+        && !names
+            .iter()
+            .any(|n| n.starts_with("MALLOC_") && n.ends_with('_'))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -50,13 +59,22 @@ mod tests {
 
     #[test]
     fn the_operators_malloc_tunables_stand_and_others_do_not_stop_the_tuning() {
-        assert!(operator_left_it(None));
-        assert!(operator_left_it(Some(
-            "glibc.rtld.optional_static_tls=2048"
-        )));
-        assert!(!operator_left_it(Some(
-            "glibc.rtld.nns=2:glibc.malloc.trim_threshold=0"
-        )));
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plain = names(&["PATH", "HOME", "MALLOC_CONF"]);
+        assert!(operator_left_it(None, &plain));
+        assert!(operator_left_it(
+            Some("glibc.rtld.optional_static_tls=2048"),
+            &plain
+        ));
+        assert!(!operator_left_it(
+            Some("glibc.rtld.nns=2:glibc.malloc.trim_threshold=0"),
+            &plain
+        ));
+        assert!(!operator_left_it(
+            None,
+            &names(&["PATH", "MALLOC_TRIM_THRESHOLD_"])
+        ));
+        assert!(!operator_left_it(None, &names(&["MALLOC_ARENA_MAX_"])));
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -17,7 +17,9 @@ use std::cell::RefCell;
 
 use super::{unescape, JsonView};
 
-/// Names to find together in each view (see the module docs).
+/// Names to find together in each view (see the module docs). It remembers
+/// the last view's keys, so it is `Send` but not `Sync`: one per plugin
+/// instance, not shared in a `static`.
 #[derive(Debug, Clone, Default)]
 pub struct FieldSet {
     names: Vec<String>,

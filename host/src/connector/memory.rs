@@ -30,6 +30,8 @@ struct FeedState {
     /// The next poll that would read value number `fail_at` fails instead
     /// (once), as a crashing source would.
     fail_at: Option<usize>,
+    /// The source's `open` fails, as one whose service refuses it would.
+    fail_open: bool,
     /// Positions the pipeline acknowledged as durable, in order.
     committed: Vec<u64>,
     /// Positions the source was opened at, one per run.
@@ -77,6 +79,11 @@ impl MemoryFeed {
     /// The source counts as caught up only after reading `n` values.
     pub fn caught_up_after(&self, n: usize) {
         lock(&self.state).caught_up_at = n;
+    }
+
+    /// Opening the source fails.
+    pub fn fail_open(&self) {
+        lock(&self.state).fail_open = true;
     }
 
     /// The poll that would read value number `n` fails, once.
@@ -149,6 +156,9 @@ pub struct MemorySource {
 impl Source for MemorySource {
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         let at = position.and_then(Value::as_u64);
+        if lock(&self.feed.state).fail_open {
+            bail!("injected failure to open");
+        }
         lock(&self.feed.state).opened_at.push(at);
         self.next = at.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(())

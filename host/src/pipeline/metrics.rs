@@ -253,8 +253,9 @@ impl Metrics {
     }
 }
 
-/// CPU time of the calling thread, in nanoseconds (a vDSO call, cheap
-/// enough to take around each batch).
+/// CPU time of the calling thread, in nanoseconds. A system call (the vDSO
+/// serves only wall clocks), a few hundred nanoseconds: cheap around a
+/// batch, too dear around an event.
 pub fn thread_cpu_ns() -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,

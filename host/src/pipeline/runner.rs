@@ -285,6 +285,12 @@ pub(crate) fn run_hooked(
             "source `{source}` keeps its processors' state in a changelog (`state: changelog`) and feeds an exactly-once sink (`delivery: exactly_once`); the two cannot be combined yet: use `delivery: at_least_once`, or `state: local`"
         );
     }
+    // From here threads run: whichever way the start fails, they must end.
+    let mut start = EndOnFailure {
+        stop: &options.stop,
+        tables: &tables,
+        armed: true,
+    };
     watched.extend(spawn_stages(
         pipeline,
         &mut graph,
@@ -419,11 +425,9 @@ pub(crate) fn run_hooked(
         },
     );
     if result.is_err() {
-        options.stop.store(true, Ordering::SeqCst);
-        for table in tables.values() {
-            table.abandon();
-        }
+        start.fail();
     }
+    start.armed = false;
     // Sources acknowledge the final checkpoint upstream (replication slots,
     // consumer groups) on their own threads; after a failure, the other
     // threads drain and stop, and must not write to a target after the
@@ -455,6 +459,35 @@ pub(crate) fn run_hooked(
         outputs: summary_outputs,
         components: metrics.components(),
     })
+}
+
+/// A run that fails once its threads have started tells them to stop, and
+/// gives up on every table not loaded yet: a stage waiting for one (which a
+/// closed input no longer ends) would otherwise wait for ever, in `sluice
+/// serve` past the end of its run. Armed until the run is past the point of
+/// failing early; an early return (`?`) fires it on drop.
+struct EndOnFailure<'a> {
+    stop: &'a AtomicBool,
+    tables: &'a HashMap<String, Table>,
+    armed: bool,
+}
+
+impl EndOnFailure<'_> {
+    fn fail(&mut self) {
+        self.armed = false;
+        self.stop.store(true, Ordering::SeqCst);
+        for table in self.tables.values() {
+            table.abandon();
+        }
+    }
+}
+
+impl Drop for EndOnFailure<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.fail();
+        }
+    }
 }
 
 /// The periodic `stats` log line, with the rate since the previous one.

@@ -521,6 +521,69 @@ fn a_stage_waiting_for_a_table_gives_up_when_the_run_fails_before_the_table_load
     );
 }
 
+/// A native stage that says when its thread has let it go.
+struct Dropped(Arc<AtomicBool>);
+
+impl StageLogic for Dropped {
+    fn identity(&self) -> (String, String) {
+        ("dropped".into(), "1.0.0".into())
+    }
+
+    fn process(&mut self, batch: &Frame) -> Result<Output, CallFailure> {
+        NativeFilter.process(batch)
+    }
+
+    fn instantiations(&self) -> u64 {
+        1
+    }
+
+    fn swap(&mut self, _plugin: crate::plugin::StagePlugin) -> Result<(), String> {
+        Err("native stages do not swap".into())
+    }
+}
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_stage_waiting_for_a_table_ends_when_a_source_fails_to_open() {
+    // Stages start before the sources open; a source that fails to open
+    // returns from the start at once. The stage waiting for the table then
+    // used to outlive the run (its thread holding its instance) for ever.
+    let users = MemoryFeed::of(orders(0..10));
+    let order_feed = MemoryFeed::of(orders(0..10));
+    order_feed.fail_open();
+    let store = MemoryStore::default();
+    let ended = Arc::new(AtomicBool::new(false));
+    let flag = ended.clone();
+    let h = Harness::new(2)
+        .source("users", &users)
+        .source("orders", &order_feed)
+        .table("users_t", "users")
+        .stage(
+            "enrich",
+            &["orders"],
+            &["users_t"],
+            OnError::DeadLetter,
+            Arc::new(move || Box::new(Dropped(flag.clone()))),
+        )
+        .sink("out", &["enrich"], &store);
+    let err = h
+        .run(Arc::new(AtomicBool::new(false)))
+        .expect_err("the source cannot open");
+    assert!(
+        format!("{err:#}").contains("injected failure to open"),
+        "{err:#}"
+    );
+    wait_for("the waiting stage's thread to end", || {
+        ended.load(Ordering::SeqCst)
+    });
+    assert!(store.values().is_empty());
+}
+
 #[test]
 fn a_rerun_after_a_crash_resumes_from_the_last_checkpoint_without_loss_or_duplicates() {
     let feed = MemoryFeed::default();

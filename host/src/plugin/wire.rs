@@ -190,7 +190,7 @@ fn unpack_from(
     };
     if let Some(parents) = parents {
         let taken = Taken::of(&batch.events, &out, parents);
-        if taken.whole_parents && taken.values.saturating_mul(4) >= parents.data.len() * 3 {
+        if taken.whole_parents {
             return Ok(parents_as_they_are(&batch.events, out, parents));
         }
         // Room for the values the outputs take from their parents (a
@@ -239,8 +239,12 @@ struct Taken {
     /// Bytes of the values taken by reference.
     values: usize,
     /// Every output is a parent passed on whole (key, value and headers by
-    /// reference, nothing of its own) and the output carries no data or
-    /// headers of its own: a filter's or a passthrough's answer.
+    /// reference, nothing of its own), the output carries no data or
+    /// headers of its own, and every parent is passed on: a passthrough's
+    /// answer, or a filter's that kept the whole batch. Then the output
+    /// holds all of the input's bytes anyway. (If a parent were dropped,
+    /// its bytes must not reach the stages downstream: a filter that drops
+    /// what the next plugin may not see relies on it.)
     whole_parents: bool,
 }
 
@@ -250,9 +254,11 @@ impl Taken {
             values: 0,
             whole_parents: out.data.is_empty() && out.headers.is_empty(),
         };
+        let mut passed_on = vec![false; parents.events.len()];
         for r in records.chunks_exact(EVENT_RECORD) {
             let flags = u32_at(r, 40);
-            let parent = parents.events.get(u32_at(r, 36) as usize);
+            let index = u32_at(r, 36) as usize;
+            let parent = parents.events.get(index);
             if flags & VALUE_FROM_PARENT != 0 {
                 if let Some(s) = parent.and_then(|p| p.value) {
                     taken.values = taken.values.saturating_add(s.len as usize);
@@ -262,11 +268,15 @@ impl Taken {
                 && parent.is_some()
                 && r[..24] == [0; 24]
                 && u32_at(r, 44) == 0;
+            if let Some(seen) = passed_on.get_mut(index) {
+                *seen = true;
+            }
         }
         // A reference drops a header whose name is not UTF-8 (as the SDK's
         // copy does); the parents' headers are kept as they are only if
         // there is none.
         taken.whole_parents = taken.whole_parents
+            && passed_on.iter().all(|&p| p)
             && parents
                 .headers
                 .iter()
@@ -275,11 +285,10 @@ impl Taken {
     }
 }
 
-/// The output of a call whose every event is a parent passed on whole (see
-/// [`Taken::whole_parents`]), keeping most of the input: the parents' data
-/// and headers copied in one piece, each event pointing where its parent
-/// did. Cheaper than a copy per part when most of the input is kept, and
-/// bounded by the input as the copies are.
+/// The output of a call that passes every parent on whole (see
+/// [`Taken::whole_parents`]): the parents' data and headers copied in one
+/// piece, each event pointing where its parent did. One copy instead of a
+/// memoised copy per part, and bounded by the input as those are.
 fn parents_as_they_are(records: &[u8], mut out: Batch, parents: &Batch) -> Batch {
     out.data = parents.data.clone();
     out.headers = parents.headers.clone();
@@ -779,7 +788,8 @@ mod tests {
     }
 
     #[test]
-    fn parents_passed_on_whole_keep_the_input_data_in_one_piece_when_most_is_kept() {
+    fn parents_all_passed_on_whole_keep_the_input_data_in_one_piece_and_dropped_ones_do_not_travel()
+    {
         // Four parents with 10-byte values and the frame()'s header on each.
         let mut parents = frame();
         parents.events.clear();
@@ -794,7 +804,7 @@ mod tests {
                 }),
                 headers: Span { offset: 0, len: 1 },
                 timestamp_ms: 0,
-                stream: 0,
+                stream: 5,
                 parent: u32::from(i),
             });
         }
@@ -816,6 +826,7 @@ mod tests {
             for (e, &p) in out.events.iter().zip(keep) {
                 assert_eq!(e.parent, p);
                 assert_eq!(e.timestamp_ms, 7, "the record's own timestamp");
+                assert_eq!(e.stream, 0, "the record's own stream");
                 assert_eq!(slice(&out.data, e.key.expect("key")), b"k1");
                 assert_eq!(
                     slice(&out.data, e.value.expect("value")),
@@ -829,18 +840,22 @@ mod tests {
                 );
             }
         };
-        // Three of four values kept, one twice: the input data as it is,
-        // each event where its parent was.
-        let keep = [0, 1, 3, 3];
+        // Every parent passed on, one twice: the input data as it is, each
+        // event where its parent was.
+        let keep = [0, 1, 3, 2, 3];
         let out = whole(&parents, &keep);
         check(&out, &keep);
         assert_eq!(out.data, parents.data);
         let at = |e: &Event| e.value.map(|s| (s.offset, s.len));
         assert_eq!(at(&out.events[2]), at(&parents.events[3]));
-        // One of four: copies of what is kept, as before.
-        let out = whole(&parents, &[2]);
-        check(&out, &[2]);
-        assert_eq!(out.data, b"k1cccccccccchnhv");
+        // Three of four: copies of what is kept, so the dropped event's
+        // bytes (`bbbb...`) do not travel on.
+        let out = whole(&parents, &[0, 2, 3, 3]);
+        check(&out, &[0, 2, 3, 3]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.data),
+            "k1aaaaaaaaaahnhvk1cccccccccchnhvk1ddddddddddhnhv"
+        );
         // A parent's header named by a byte that is not UTF-8 is dropped by
         // a reference: then the parts are copied, even with most kept.
         parents.data.push(0xFF);
