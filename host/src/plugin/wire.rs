@@ -250,11 +250,18 @@ struct Taken {
 
 impl Taken {
     fn of(records: &[u8], out: &Batch, parents: &Batch) -> Self {
+        // Fewer outputs than parents cannot pass every parent on: no need
+        // to track which were (a filter that dropped any).
         let mut taken = Taken {
             values: 0,
-            whole_parents: out.data.is_empty() && out.headers.is_empty(),
+            whole_parents: out.data.is_empty()
+                && out.headers.is_empty()
+                && records.len() / EVENT_RECORD >= parents.events.len(),
         };
-        let mut passed_on = vec![false; parents.events.len()];
+        let mut passed_on = match taken.whole_parents {
+            true => vec![false; parents.events.len()],
+            false => Vec::new(),
+        };
         for r in records.chunks_exact(EVENT_RECORD) {
             let flags = u32_at(r, 40);
             let index = u32_at(r, 36) as usize;
