@@ -418,26 +418,36 @@ fn sink_refusals_are_dead_lettered_before_the_checkpoint_that_covers_them() {
     assert_eq!(store.durable().len(), 1800);
 }
 
-#[test]
-fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
+/// `orders` (10 events) reach `enrich`, which reads a table whose source has
+/// read 50 of the 100 rows it must catch up on: the stage must hold its
+/// input however long that takes, and process it once the rest arrives.
+/// With `through_pass`, a stage between them (`orders → pass → enrich`) ends
+/// and drops its channel to `enrich` long before the table has caught up;
+/// `enrich` used to take the closed channel as its cue to start, against a
+/// partial table.
+fn a_stage_holds_its_input_until_its_table_has_caught_up(through_pass: bool) {
     let users = MemoryFeed::default();
     users.caught_up_after(100);
     users.push(orders(0..50));
     let order_feed = MemoryFeed::of(orders(0..10));
     let store = MemoryStore::default();
-    let h = Harness::new(2)
+    let mut h = Harness::new(2)
         .source("users", &users)
         .source("orders", &order_feed)
-        .table("users_t", "users")
-        .filter("enrich", &["orders"], &["users_t"])
+        .table("users_t", "users");
+    let mut upstream = "orders";
+    if through_pass {
+        h = h.filter("pass", &["orders"], &[]);
+        upstream = "pass";
+    }
+    let h = h
+        .filter("enrich", &[upstream], &["users_t"])
         .sink("out", &["enrich"], &store);
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         let run = s.spawn(|| h.run(stop.clone()));
         let _guard = StopOnDrop(stop.clone());
         wait_for("the orders to be read", || order_feed.read() == 10);
-        // The users source has read 50 of the 100 rows it must catch up on:
-        // the stage must hold its input however long that takes.
         std::thread::sleep(Duration::from_millis(300));
         assert!(
             store.values().is_empty(),
@@ -451,38 +461,13 @@ fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
 }
 
 #[test]
+fn a_stage_reading_a_table_waits_until_the_table_has_caught_up() {
+    a_stage_holds_its_input_until_its_table_has_caught_up(false);
+}
+
+#[test]
 fn a_stage_reading_a_table_keeps_waiting_after_its_upstream_stage_has_ended() {
-    // `orders → pass → enrich`: `pass` ends (and drops its channel to
-    // `enrich`) as soon as its short input has gone through, long before
-    // the table has caught up. `enrich` used to take the closed channel as
-    // its cue to start, against a partial table.
-    let users = MemoryFeed::default();
-    users.caught_up_after(100);
-    users.push(orders(0..50));
-    let order_feed = MemoryFeed::of(orders(0..10));
-    let store = MemoryStore::default();
-    let h = Harness::new(2)
-        .source("users", &users)
-        .source("orders", &order_feed)
-        .table("users_t", "users")
-        .filter("pass", &["orders"], &[])
-        .filter("enrich", &["pass"], &["users_t"])
-        .sink("out", &["enrich"], &store);
-    let stop = Arc::new(AtomicBool::new(false));
-    std::thread::scope(|s| {
-        let run = s.spawn(|| h.run(stop.clone()));
-        let _guard = StopOnDrop(stop.clone());
-        wait_for("the orders to be read", || order_feed.read() == 10);
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            store.values().is_empty(),
-            "the stage ran before its table was loaded"
-        );
-        users.push(orders(50..100));
-        wait_for("the held orders", || store.values().len() == 10);
-        stop.store(true, Ordering::SeqCst);
-        run.join().expect("runner thread").expect("run");
-    });
+    a_stage_holds_its_input_until_its_table_has_caught_up(true);
 }
 
 #[test]
