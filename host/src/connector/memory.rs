@@ -156,10 +156,11 @@ pub struct MemorySource {
 impl Source for MemorySource {
     fn open(&mut self, position: Option<&Value>) -> Result<()> {
         let at = position.and_then(Value::as_u64);
-        if lock(&self.feed.state).fail_open {
+        let mut s = lock(&self.feed.state);
+        if s.fail_open {
             bail!("injected failure to open");
         }
-        lock(&self.feed.state).opened_at.push(at);
+        s.opened_at.push(at);
         self.next = at.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(())
     }

@@ -152,22 +152,16 @@ fn attack(input: &RawBatch) -> (RawBatch, Vec<Rejection>, Table) {
             }
             // 20,000 outputs naming the parent's value (64 KiB): the host
             // copies it once, and the output ceiling counts every reference.
-            Some("refs-fanout") => {
+            Some(what @ ("refs-fanout" | "refs-whole-fanout")) => {
+                let refs = match what {
+                    "refs-fanout" => VALUE_FROM_PARENT,
+                    _ => KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT,
+                };
                 for _ in 0..20_000 {
                     out.events.push(RawEvent {
                         timestamp_ms: e.timestamp_ms,
                         parent,
-                        refs: VALUE_FROM_PARENT,
-                        ..RawEvent::default()
-                    });
-                }
-            }
-            Some("refs-whole-fanout") => {
-                for _ in 0..20_000 {
-                    out.events.push(RawEvent {
-                        timestamp_ms: e.timestamp_ms,
-                        parent,
-                        refs: KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT,
+                        refs,
                         ..RawEvent::default()
                     });
                 }
