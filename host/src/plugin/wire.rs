@@ -542,8 +542,13 @@ pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String
         return Ok(out);
     };
     table.with_rows(|rows| {
-        for s in spans {
-            match rows.get(&keys[s]) {
+        // Every row is found (and fetched into the cache) before any is
+        // copied: on a table larger than the cache each lookup misses, and
+        // the misses of a batch then overlap instead of following one another.
+        let mut found = Vec::with_capacity(spans.len());
+        rows.get_many(spans.into_iter().map(|s| &keys[s]), &mut found);
+        for row in found {
+            match row {
                 Some(row) => {
                     let value = row.value();
                     let field_table = row.field_table().filter(|_| with_tables);
