@@ -105,6 +105,18 @@ impl Num {
         }
     }
 
+    /// What this number reads back as once written into a `Value` and read
+    /// again ([`Num::into_value`] then [`Num::of`]): integers too wide for
+    /// JSON become floats, non-finite floats `None` (JSON `null`). Arithmetic
+    /// on arithmetic goes through this instead of building the `Value`.
+    fn settled(self) -> Option<Num> {
+        match self {
+            Num::Int(i) if i64::try_from(i).is_ok() || u64::try_from(i).is_ok() => Some(self),
+            Num::Int(i) => Num::Float(i as f64).settled(),
+            Num::Float(f) => f.is_finite().then_some(self),
+        }
+    }
+
     /// An integer argument (`round` digits, `substr` positions): integers, or
     /// floats without a fractional part.
     fn as_int(self) -> Option<i128> {
@@ -262,16 +274,37 @@ impl Node {
         hit.map(|(_, then)| then.eval(input))
     }
 
+    /// The node's value as a number, `None` when it is not one: the same as
+    /// `Num::of(&self.eval(input))`, but the operands of arithmetic, `-`,
+    /// `abs` and `round` are not built into a `Value` on the way.
+    fn num(&self, input: Input<'_>) -> Option<Num> {
+        match self {
+            Node::Lit(Value::Number(n)) => Some(Num::of_number(n)),
+            Node::Field(path) => match input.get(path) {
+                Some(Value::Number(n)) => Some(Num::of_number(n)),
+                _ => None,
+            },
+            // The left operand first, and the right only when the left is a
+            // number, as `eval` does (a UDF call on the right is not made).
+            Node::Arith(op, a, b) => {
+                let x = a.num(input)?;
+                arith(*op, x, b.num(input)?)?.settled()
+            }
+            Node::Neg(a) => negated(a.num(input)?).settled(),
+            Node::Call(Func::Abs, args) => absolute(args.first()?.num(input)?).settled(),
+            Node::Call(Func::Round, args) => rounded(args, input)?.settled(),
+            _ => Num::of(&self.eval(input)),
+        }
+    }
+
     pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
         match self {
             Node::Lit(v) => Cow::Borrowed(v),
             Node::Field(path) => input.get(path).map_or(null(), Cow::Borrowed),
             Node::Not(a) => maybe_bool(truth(&a.eval(input)).map(|b| !b)),
-            Node::Neg(a) => match Num::of(&a.eval(input)) {
-                Some(Num::Int(i)) => Cow::Owned(Num::Int(-i).into_value()),
-                Some(Num::Float(f)) => Cow::Owned(Num::Float(-f).into_value()),
-                None => null(),
-            },
+            Node::Neg(a) => a
+                .num(input)
+                .map_or(null(), |n| Cow::Owned(negated(n).into_value())),
             Node::And(a, b) => {
                 let l = truth(&a.eval(input));
                 if l == Some(false) {
@@ -302,10 +335,10 @@ impl Node {
                 maybe_bool(compare_op(*op, &l, &b.eval(input)))
             }
             Node::Arith(op, a, b) => {
-                let Some(x) = Num::of(&a.eval(input)) else {
+                let Some(x) = a.num(input) else {
                     return null();
                 };
-                let Some(y) = Num::of(&b.eval(input)) else {
+                let Some(y) = b.num(input) else {
                     return null();
                 };
                 arith(*op, x, y).map_or(null(), |n| Cow::Owned(n.into_value()))
@@ -398,11 +431,10 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             Value::Object(o) => Cow::Owned(Value::from(o.len())),
             _ => null(),
         },
-        Func::Abs => match Num::of(&arg(args, 0, input)) {
-            Some(Num::Int(i)) => Cow::Owned(Num::Int(i.abs()).into_value()),
-            Some(Num::Float(f)) => Cow::Owned(Num::Float(f.abs()).into_value()),
-            None => null(),
-        },
+        Func::Abs => args
+            .first()
+            .and_then(|a| a.num(input))
+            .map_or(null(), |n| Cow::Owned(absolute(n).into_value())),
         Func::Coalesce => {
             for a in args {
                 let v = a.eval(input);
@@ -422,20 +454,7 @@ fn call<'a>(func: Func, args: &'a [Node], input: Input<'a>) -> Out<'a> {
             }
             string(s)
         }
-        Func::Round => {
-            let Some(x) = Num::of(&arg(args, 0, input)) else {
-                return null();
-            };
-            let digits = if args.len() > 1 {
-                match Num::of(&arg(args, 1, input)).and_then(Num::as_int) {
-                    Some(d) => d,
-                    None => return null(),
-                }
-            } else {
-                0
-            };
-            round(x, digits).map_or(null(), |n| Cow::Owned(n.into_value()))
-        }
+        Func::Round => rounded(args, input).map_or(null(), |n| Cow::Owned(n.into_value())),
         Func::Substr => {
             let s = arg(args, 0, input);
             let Value::String(text) = &*s else {
@@ -729,6 +748,31 @@ fn pow10(d: i32) -> f64 {
         .unwrap_or_else(|| 10f64.powi(d))
 }
 
+fn negated(n: Num) -> Num {
+    match n {
+        Num::Int(i) => Num::Int(-i),
+        Num::Float(f) => Num::Float(-f),
+    }
+}
+
+fn absolute(n: Num) -> Num {
+    match n {
+        Num::Int(i) => Num::Int(i.abs()),
+        Num::Float(f) => Num::Float(f.abs()),
+    }
+}
+
+/// `round(x[, digits])`; `None` (null) when `x` is not a number or `digits`
+/// not an integer.
+fn rounded(args: &[Node], input: Input<'_>) -> Option<Num> {
+    let x = args.first()?.num(input)?;
+    let digits = match args.get(1) {
+        Some(d) => d.num(input).and_then(Num::as_int)?,
+        None => 0,
+    };
+    round(x, digits)
+}
+
 /// Rounds half away from zero to `digits` decimals (negative: to tens,
 /// hundreds, ...). Integers stay integers; a float rounded to 0 or fewer
 /// decimals becomes an integer when it fits.
@@ -838,5 +882,72 @@ mod fast_path_tests {
         }
         let wide = i128::from(u64::MAX) + 12_345;
         assert_eq!(Num::Int(wide).as_f64(), wide as f64);
+    }
+
+    /// `num` skips building the `Value`s between arithmetic steps; it must
+    /// read every node as `eval` then `Num::of` would, at the edges too:
+    /// integers past 64 bits, non-finite floats, negative zero, division.
+    #[test]
+    fn numbers_read_without_values_are_those_eval_gives() {
+        let input = serde_json::json!({
+            "big": 18_446_744_073_709_551_615u64,
+            "min": i64::MIN,
+            "max": i64::MAX,
+            "f": 1.5e308,
+            "neg_zero": -0.0,
+            "price": 123.45,
+            "n": 7,
+            "s": "12",
+            "nul": null,
+        });
+        let sources = [
+            "round(price * 100)",
+            "round(price * 100, 1)",
+            "round(price, -1)",
+            "round(n * 3.5)",
+            "round(price, s)",
+            "big + big",
+            "big * big * big",
+            "-min",
+            "-(min) - 1",
+            "-big",
+            "max + 1",
+            "min - 1",
+            "f * 10",
+            "f * 10 - f * 10",
+            "abs(min)",
+            "abs(-big - 1)",
+            "abs(neg_zero)",
+            "-neg_zero",
+            "n / 2",
+            "n / 0",
+            "n % 0",
+            "n % 4 * 2",
+            "s * 2",
+            "nul + 1",
+            "1 + nul",
+            "missing * 3",
+            "round(f * 10)",
+            "round(big * 10, -2)",
+            "abs(round(-price))",
+            "coalesce(nul, n) * 2",
+            "case when n > 3 then n * 2 end + 1",
+            "-(n * 2)",
+        ];
+        for source in sources {
+            let expr = crate::Expr::parse(source).expect(source);
+            let input = Input::Tree(&input);
+            let want = Num::of(&expr.root.eval(input));
+            let got = expr.root.num(input);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{source}");
+            // Inside arithmetic too.
+            let outer = crate::Expr::parse(&format!("({source}) + 0")).expect(source);
+            let want = Num::of(&outer.root.eval(input));
+            assert_eq!(
+                format!("{:?}", outer.root.num(input)),
+                format!("{want:?}"),
+                "({source}) + 0"
+            );
+        }
     }
 }
