@@ -140,7 +140,7 @@ impl<'a> JsonView<'a> {
     /// The top-level field `name` (its last occurrence), if the value is an
     /// object that has it.
     pub fn get(&self, name: &str) -> Option<Raw<'a>> {
-        self.find(name).map(|i| self.field(i).1)
+        self.find(name).map(|i| self.field_value(i))
     }
 
     /// Index in [`JsonView::fields`] of the last occurrence of `name`.
@@ -177,6 +177,14 @@ impl<'a> JsonView<'a> {
     /// Whether there are no top-level fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+
+    /// The `i`th top-level field's value; panics if out of range, like
+    /// indexing. [`JsonView::field`] without slicing the key, which in Wasm
+    /// is a bounds check the compiler cannot drop.
+    pub fn field_value(&self, i: usize) -> Raw<'a> {
+        let e = self.fields[i];
+        Raw(&self.bytes[e.value.0..e.value.1])
     }
 
     /// The `i`th top-level field; panics if out of range, like indexing.

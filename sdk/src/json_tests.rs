@@ -128,6 +128,14 @@ fn duplicate_keys_read_the_last_occurrence() {
         view.get("a").map(|r| r.to_value().ok()),
         Some(Some(tree["a"].clone()))
     );
+    // A field's value alone is the value `field` gives with its key.
+    let values: Vec<&str> = (0..view.len())
+        .map(|i| view.field_value(i).text())
+        .collect();
+    assert_eq!(values, ["1", "2", r#"{"x":3}"#]);
+    for i in 0..view.len() {
+        assert_eq!(view.field_value(i), view.field(i).1);
+    }
 }
 
 #[test]

@@ -255,7 +255,7 @@ impl Processor for LookupJoin {
                         };
                         let raw = source.zip(found.get(slot).copied().flatten());
                         match raw {
-                            Some((v, i)) => obj.raw_at(key, v.field(i).1),
+                            Some((v, i)) => obj.raw_at(key, v.field_value(i)),
                             None => obj.raw_at(key, NULL),
                         }
                     }

@@ -207,7 +207,7 @@ impl Splice {
             Some(select) => {
                 self.select_names.find_all(view, &mut scratch.found);
                 for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
-                    if let Some(value) = found.filter(|&f| sel.present(view.field(f).1)) {
+                    if let Some(value) = found.filter(|&f| sel.present(view.field_value(f))) {
                         slots.push(Slot {
                             key: Key::Select(i),
                             value,
