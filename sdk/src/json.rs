@@ -217,7 +217,7 @@ fn key_eq(bytes: &[u8], e: &Entry, name: &str) -> bool {
 /// byte-at-a-time loop behind a call, and was a twentieth of `project`'s
 /// time on the benchmark's orders.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use serde_json::{Number, Value};
 
 use crate::ast::{ArithOp, CmpOp, Func, Node};
+use sluice_sdk::json::same_bytes;
 
 type Out<'a> = Cow<'a, Value>;
 
@@ -204,6 +205,9 @@ pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 pub(crate) fn equals(a: &Value, b: &Value) -> Option<bool> {
     match (a, b) {
         (Value::Array(_), Value::Array(_)) | (Value::Object(_), Value::Object(_)) => Some(a == b),
+        // Word by word: `==` on strings calls `memcmp`, in Wasm a byte loop
+        // behind a call.
+        (Value::String(x), Value::String(y)) => Some(same_bytes(x.as_bytes(), y.as_bytes())),
         _ => compare(a, b).map(|o| o == Ordering::Equal),
     }
 }
@@ -269,7 +273,7 @@ impl Node {
             }
             None => whens
                 .iter()
-                .find(|(when, _)| truth(&when.eval(input)) == Some(true)),
+                .find(|(when, _)| when.as_bool(input) == Some(true)),
         };
         hit.map(|(_, then)| then.eval(input))
     }
@@ -297,43 +301,80 @@ impl Node {
         }
     }
 
-    pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
+    /// The node's value as SQL truth: `Some(b)` for a boolean, `None` for
+    /// anything else (null included). The same as `truth(&self.eval(input))`,
+    /// but logic and comparisons build no `Value` for their answers: a
+    /// filter's condition is answered without one.
+    pub(crate) fn as_bool(&self, input: Input<'_>) -> Option<bool> {
         match self {
-            Node::Lit(v) => Cow::Borrowed(v),
-            Node::Field(path) => input.get(path).map_or(null(), Cow::Borrowed),
-            Node::Not(a) => maybe_bool(truth(&a.eval(input)).map(|b| !b)),
-            Node::Neg(a) => a
-                .num(input)
-                .map_or(null(), |n| Cow::Owned(negated(n).into_value())),
+            Node::Not(a) => a.as_bool(input).map(|b| !b),
             Node::And(a, b) => {
-                let l = truth(&a.eval(input));
+                let l = a.as_bool(input);
                 if l == Some(false) {
-                    return boolean(false);
+                    return Some(false);
                 }
-                match (l, truth(&b.eval(input))) {
-                    (_, Some(false)) => boolean(false),
-                    (Some(true), Some(true)) => boolean(true),
-                    _ => null(),
+                match (l, b.as_bool(input)) {
+                    (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
                 }
             }
             Node::Or(a, b) => {
-                let l = truth(&a.eval(input));
+                let l = a.as_bool(input);
                 if l == Some(true) {
-                    return boolean(true);
+                    return Some(true);
                 }
-                match (l, truth(&b.eval(input))) {
-                    (_, Some(true)) => boolean(true),
-                    (Some(false), Some(false)) => boolean(false),
-                    _ => null(),
+                match (l, b.as_bool(input)) {
+                    (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
                 }
             }
             Node::Cmp(op, a, b) => {
                 let l = a.eval(input);
                 if l.is_null() {
-                    return null();
+                    return None;
                 }
-                maybe_bool(compare_op(*op, &l, &b.eval(input)))
+                compare_op(*op, &l, &b.eval(input))
             }
+            Node::In {
+                value,
+                list,
+                negated,
+            } => {
+                let v = value.eval(input);
+                if v.is_null() {
+                    return None;
+                }
+                let mut saw_null = false;
+                for item in list.iter() {
+                    let item = item.eval(input);
+                    if item.is_null() {
+                        saw_null = true;
+                    } else if equals(&v, &item) == Some(true) {
+                        return Some(!negated);
+                    }
+                }
+                (!saw_null).then_some(*negated)
+            }
+            Node::IsNull { value, negated } => Some(value.eval(input).is_null() != *negated),
+            _ => truth(&self.eval(input)),
+        }
+    }
+
+    pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
+        match self {
+            Node::Lit(v) => Cow::Borrowed(v),
+            Node::Field(path) => input.get(path).map_or(null(), Cow::Borrowed),
+            Node::Not(_)
+            | Node::And(..)
+            | Node::Or(..)
+            | Node::Cmp(..)
+            | Node::In { .. }
+            | Node::IsNull { .. } => maybe_bool(self.as_bool(input)),
+            Node::Neg(a) => a
+                .num(input)
+                .map_or(null(), |n| Cow::Owned(negated(n).into_value())),
             Node::Arith(op, a, b) => {
                 let Some(x) = a.num(input) else {
                     return null();
@@ -356,31 +397,6 @@ impl Node {
                 push_text(&mut s, &r);
                 string(s)
             }
-            Node::In {
-                value,
-                list,
-                negated,
-            } => {
-                let v = value.eval(input);
-                if v.is_null() {
-                    return null();
-                }
-                let mut saw_null = false;
-                for item in list.iter() {
-                    let item = item.eval(input);
-                    if item.is_null() {
-                        saw_null = true;
-                    } else if equals(&v, &item) == Some(true) {
-                        return boolean(!negated);
-                    }
-                }
-                if saw_null {
-                    null()
-                } else {
-                    boolean(*negated)
-                }
-            }
-            Node::IsNull { value, negated } => boolean(value.eval(input).is_null() != *negated),
             Node::Case {
                 operand,
                 whens,
@@ -397,7 +413,7 @@ impl Node {
                     }
                     None => {
                         for (when, then) in whens.iter() {
-                            if truth(&when.eval(input)) == Some(true) {
+                            if when.as_bool(input) == Some(true) {
                                 return then.eval(input);
                             }
                         }
@@ -882,6 +898,56 @@ mod fast_path_tests {
         }
         let wide = i128::from(u64::MAX) + 12_345;
         assert_eq!(Num::Int(wide).as_f64(), wide as f64);
+    }
+
+    /// `as_bool` answers logic and comparisons without building `Value`s;
+    /// each answer here is the documented three-valued one, and `eval`
+    /// (which now goes through `as_bool`) gives it as a `Value`.
+    #[test]
+    fn conditions_answer_with_sql_truth() {
+        let input = serde_json::json!({
+            "s": "usd", "n": 7, "f": 7.0, "nul": null, "t": true, "a": [1, 2], "o": {"k": 1},
+        });
+        let cases: [(&str, Option<bool>); 28] = [
+            ("s != 'aud'", Some(true)),
+            ("s = 'usd'", Some(true)),
+            ("s = 'us'", Some(false)),
+            ("s < 'v'", Some(true)),
+            ("s = 7", None),
+            ("n = f", Some(true)),
+            ("n >= 8", Some(false)),
+            ("nul = 1", None),
+            ("missing != 'x'", None),
+            ("not (s = 'usd')", Some(false)),
+            ("not nul", None),
+            ("not (nul = 1)", None),
+            ("nul = 1 and false", Some(false)),
+            ("false and nul = 1", Some(false)),
+            ("true and nul = 1", None),
+            ("nul = 1 or true", Some(true)),
+            ("nul = 1 or false", None),
+            ("n in (1, 7)", Some(true)),
+            ("n in (1, null)", None),
+            ("n not in (1, 2)", Some(true)),
+            ("n not in (7, null)", Some(false)),
+            ("nul in (1)", None),
+            ("nul is null and missing is null", Some(true)),
+            ("s is not null", Some(true)),
+            ("a = a", Some(true)),
+            ("o != o", Some(false)),
+            ("t", Some(true)),
+            ("case when n > 3 then t end", Some(true)),
+        ];
+        for (source, want) in cases {
+            let expr = crate::Expr::parse(source).expect(source);
+            let input = Input::Tree(&input);
+            assert_eq!(expr.root.as_bool(input), want, "{source}");
+            let value = match want {
+                Some(b) => Value::Bool(b),
+                None => Value::Null,
+            };
+            assert_eq!(*expr.root.eval(input), value, "{source}");
+        }
     }
 
     /// `num` skips building the `Value`s between arithmetic steps; it must

@@ -243,7 +243,7 @@ impl Expr {
     /// True only when the result on fields loaded by [`Expr::load`] is JSON
     /// `true`.
     pub fn matches_loaded(&self, fields: &ViewFields) -> bool {
-        matches!(*self.root.eval(self.loaded(fields)), Value::Bool(true))
+        self.root.as_bool(self.loaded(fields)) == Some(true)
     }
 
     /// Like [`Expr::eval_loaded`], but `None` when the expression is a
@@ -276,7 +276,7 @@ impl Expr {
 
     /// True only when the result is JSON `true` (`null` counts as false).
     pub fn matches(&self, input: &Value) -> bool {
-        matches!(*self.root.eval(eval::Input::Tree(input)), Value::Bool(true))
+        self.root.as_bool(eval::Input::Tree(input)) == Some(true)
     }
 
     /// The text the expression was parsed from.
