@@ -134,7 +134,8 @@ impl<'a> JsonView<'a> {
 
     /// Whether the value is an object.
     pub fn is_object(&self) -> bool {
-        self.root().kind() == Kind::Object
+        // Only an object has fields: most views answer without trimming.
+        !self.fields.is_empty() || self.root().kind() == Kind::Object
     }
 
     /// The top-level field `name` (its last occurrence), if the value is an

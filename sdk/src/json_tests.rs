@@ -150,6 +150,12 @@ fn non_object_roots_have_no_fields() {
     assert_eq!(view.root().text(), "[10, {\"a\":1}]");
     assert_eq!(view.path(&["1", "a"]).map(|r| r.text()), Some("1"));
     assert_eq!(view.root().kind(), Kind::Array);
+    // An object without fields is still an object.
+    for text in [" {} ", "{ }"] {
+        let view = JsonView::parse(text.as_bytes()).expect("valid");
+        assert!(view.is_empty());
+        assert!(view.is_object(), "{text}");
+    }
 }
 
 #[test]
