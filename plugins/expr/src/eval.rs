@@ -84,7 +84,7 @@ impl Num {
         match self {
             // Through i64 when it fits: the same value, and in Wasm a single
             // instruction instead of a software i128 conversion.
-            Num::Int(i) => i64::try_from(i).map_or_else(|_| i as f64, |i| i as f64),
+            Num::Int(i) => i64::try_from(i).map_or_else(|_| wide_to_f64(i), |i| i as f64),
             Num::Float(f) => f,
         }
     }
@@ -129,6 +129,15 @@ impl Num {
     }
 }
 
+/// An integer past `i64` as the nearest `f64`. Not inlined: where it was,
+/// LLVM saw that `as_f64`'s two branches compute the same value and kept
+/// only this one, which in Wasm is a software routine (`__floattidf`) run
+/// for every integer, `100` in `price * 100` included.
+#[inline(never)]
+fn wide_to_f64(i: i128) -> f64 {
+    i as f64
+}
+
 /// `-n`, or `None` if it cannot be represented.
 pub(crate) fn negate(n: &Number) -> Option<Value> {
     let v = match Num::of_number(n) {
@@ -152,7 +161,7 @@ fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
                 if x % y == 0 {
                     Some(x / y)
                 } else {
-                    return Some(Num::Float(x as f64 / y as f64));
+                    return Some(Num::Float(Num::Int(x).as_f64() / Num::Int(y).as_f64()));
                 }
             }
             ArithOp::Rem => {
