@@ -335,7 +335,11 @@ impl<'a> Raw<'a> {
 
     /// A string's value, unescaped (borrowed when it has no escape).
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
-        let inner = self.0.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        // A slice pattern, not `strip_prefix`: in Wasm that compares its one
+        // byte through a `memcmp` call.
+        let [b'"', inner @ .., b'"'] = self.0 else {
+            return None;
+        };
         if inner.contains(&b'\\') {
             unescape(inner).map(Cow::Owned)
         } else {

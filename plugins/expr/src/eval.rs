@@ -148,8 +148,31 @@ pub(crate) fn negate(n: &Number) -> Option<Value> {
     (!v.is_null()).then_some(v)
 }
 
+/// `arith` on two integers that fit `i64`, when the `i64` answer is exact:
+/// `i128` arithmetic is a software routine in Wasm. `None` hands the
+/// operands to the `i128` path (overflow, division by zero), which answers
+/// the same for everything this does.
+fn arith_i64(op: ArithOp, x: i64, y: i64) -> Option<Num> {
+    let int = |r: Option<i64>| r.map(|r| Num::Int(i128::from(r)));
+    match op {
+        ArithOp::Add => int(x.checked_add(y)),
+        ArithOp::Sub => int(x.checked_sub(y)),
+        ArithOp::Mul => int(x.checked_mul(y)),
+        ArithOp::Div => match x.checked_rem(y)? {
+            0 => int(x.checked_div(y)),
+            _ => Some(Num::Float(x as f64 / y as f64)),
+        },
+        ArithOp::Rem => int(x.checked_rem(y)),
+    }
+}
+
 fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
     if let (Num::Int(x), Num::Int(y)) = (a, b) {
+        if let (Ok(x), Ok(y)) = (i64::try_from(x), i64::try_from(y)) {
+            if let Some(n) = arith_i64(op, x, y) {
+                return Some(n);
+            }
+        }
         let exact = match op {
             ArithOp::Add => x.checked_add(y),
             ArithOp::Sub => x.checked_sub(y),
@@ -907,6 +930,55 @@ mod fast_path_tests {
         }
         let wide = i128::from(u64::MAX) + 12_345;
         assert_eq!(Num::Int(wide).as_f64(), wide as f64);
+    }
+
+    #[test]
+    fn integer_arithmetic_through_i64_answers_as_through_i128() {
+        let edges = [
+            0i64,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            7,
+            -7,
+            100,
+            i64::from(i32::MAX),
+            i64::MAX,
+            i64::MAX - 1,
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX / 2 + 1,
+            i64::MIN / 2 - 1,
+        ];
+        let ops = [
+            ArithOp::Add,
+            ArithOp::Sub,
+            ArithOp::Mul,
+            ArithOp::Div,
+            ArithOp::Rem,
+        ];
+        for &x in &edges {
+            for &y in &edges {
+                for op in ops {
+                    // The i128 path alone, as before the i64 one existed.
+                    let (x, y) = (i128::from(x), i128::from(y));
+                    let wide = match op {
+                        ArithOp::Add => x.checked_add(y).map(Num::Int),
+                        ArithOp::Sub => x.checked_sub(y).map(Num::Int),
+                        ArithOp::Mul => x.checked_mul(y).map(Num::Int),
+                        ArithOp::Div if y == 0 => None,
+                        ArithOp::Div if x % y == 0 => Some(Num::Int(x / y)),
+                        ArithOp::Div => Some(Num::Float(x as f64 / y as f64)),
+                        ArithOp::Rem if y == 0 => None,
+                        ArithOp::Rem => Some(Num::Int(x % y)),
+                    };
+                    let got = arith(op, Num::Int(x), Num::Int(y));
+                    assert_eq!(format!("{got:?}"), format!("{wide:?}"), "{x} {op:?} {y}");
+                }
+            }
+        }
     }
 
     /// `as_bool` answers logic and comparisons without building `Value`s;
