@@ -307,6 +307,20 @@ fn strings_agree_with_serde_json_whatever_the_offset_of_a_special_byte() {
 }
 
 #[test]
+fn byte_strings_of_every_short_length_differ_at_every_position() {
+    for n in 0..=40usize {
+        let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        assert!(same_bytes(&a, &a.clone()), "{n}");
+        for at in 0..n {
+            let mut b = a.clone();
+            b[at] ^= 0x20;
+            assert!(!same_bytes(&a, &b), "length {n}, differing at {at}");
+        }
+        assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+    }
+}
+
+#[test]
 fn keys_compare_equal_only_when_every_byte_does() {
     let names = [
         "",
