@@ -201,26 +201,33 @@ impl RawBatch {
     /// The event table in contract 0.2.0's layout (`wit/sluice.wit`): one
     /// 48-byte little-endian record per event.
     pub fn event_table(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.events.len() * EVENT_RECORD);
-        for e in &self.events {
+        // Sized once and written in place: a push per word checked the
+        // capacity forty-eight times an event.
+        let mut out = vec![0u8; self.events.len() * EVENT_RECORD];
+        for (e, rec) in self.events.iter().zip(out.chunks_exact_mut(EVENT_RECORD)) {
             let key = e.key.unwrap_or_default();
             let value = e.value.unwrap_or_default();
             let flags = if e.key.is_some() { HAS_KEY } else { 0 }
                 | if e.value.is_some() { HAS_VALUE } else { 0 }
                 | e.refs & REF_BITS;
-            for v in [
+            let words = [
                 key.offset,
                 key.len,
                 value.offset,
                 value.len,
                 e.headers.offset,
                 e.headers.len,
-            ] {
-                put(&mut out, v);
+            ];
+            for (slot, v) in rec[..24].chunks_exact_mut(4).zip(words) {
+                slot.copy_from_slice(&v.to_le_bytes());
             }
-            out.extend_from_slice(&e.timestamp_ms.to_le_bytes());
-            for v in [e.stream, e.parent, flags, 0] {
-                put(&mut out, v);
+            rec[24..32].copy_from_slice(&e.timestamp_ms.to_le_bytes());
+            // The last word is reserved: zero.
+            for (slot, v) in rec[32..44]
+                .chunks_exact_mut(4)
+                .zip([e.stream, e.parent, flags])
+            {
+                slot.copy_from_slice(&v.to_le_bytes());
             }
         }
         out
