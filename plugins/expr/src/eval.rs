@@ -21,15 +21,17 @@ pub(crate) enum Input<'a> {
     /// A whole value (or one holding at least the fields read).
     Tree(&'a Value),
     /// Only the top-level fields the expression reads: `values[i]` is the
-    /// field named `names[i]` (`None` when missing).
-    Fields(&'a [Box<str>], &'a [Option<Value>]),
+    /// field at index `i` of [`crate::Expr::fields`] (`None` when missing).
+    Fields(&'a [Option<Value>]),
 }
 
 impl<'a> Input<'a> {
-    fn get(self, path: &crate::Path) -> Option<&'a Value> {
+    /// The value at `path`, whose first name is the expression's top-level
+    /// field number `slot`.
+    fn get(self, path: &crate::Path, slot: usize) -> Option<&'a Value> {
         match self {
             Input::Tree(v) => path.get(v),
-            Input::Fields(names, values) => path.get_in_fields(names, values),
+            Input::Fields(values) => path.get_in_fields(values.get(slot)?.as_ref()?),
         }
     }
 }
@@ -316,7 +318,7 @@ impl Node {
     fn num(&self, input: Input<'_>) -> Option<Num> {
         match self {
             Node::Lit(Value::Number(n)) => Some(Num::of_number(n)),
-            Node::Field(path) => match input.get(path) {
+            Node::Field(path, slot) => match input.get(path, *slot) {
                 Some(Value::Number(n)) => Some(Num::of_number(n)),
                 _ => None,
             },
@@ -397,7 +399,7 @@ impl Node {
     pub(crate) fn eval<'a>(&'a self, input: Input<'a>) -> Out<'a> {
         match self {
             Node::Lit(v) => Cow::Borrowed(v),
-            Node::Field(path) => input.get(path).map_or(null(), Cow::Borrowed),
+            Node::Field(path, slot) => input.get(path, *slot).map_or(null(), Cow::Borrowed),
             Node::Not(_)
             | Node::And(..)
             | Node::Or(..)

@@ -173,9 +173,11 @@ impl Expr {
     /// host ([`sluice_sdk::udf::call`]) per evaluation; a failed call reads
     /// as `null` and is reported by [`take_udf_error`].
     pub fn parse_with_udfs(source: &str, udfs: &[String]) -> Result<Expr, ParseError> {
-        let root = parse::parse(source, udfs)?;
+        let mut root = parse::parse(source, udfs)?;
+        let fields: Box<[Box<str>]> = root.top_level_fields().into();
+        root.number_fields(&fields);
         Ok(Expr {
-            fields: root.top_level_fields().into(),
+            fields,
             root,
             source: source.into(),
         })
@@ -231,7 +233,7 @@ impl Expr {
     fn loaded<'a>(&'a self, fields: &'a ViewFields) -> eval::Input<'a> {
         match &fields.root {
             Some(root) => eval::Input::Tree(root),
-            None => eval::Input::Fields(&self.fields, &fields.values),
+            None => eval::Input::Fields(&fields.values),
         }
     }
 

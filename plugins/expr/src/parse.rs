@@ -683,7 +683,10 @@ impl<'s> Parser<'s> {
                 if plain && self.peek().tok == Tok::LParen {
                     return self.parse_call(&tok);
                 }
-                Ok(Node::Field(Path::from_segments(segments.clone())))
+                Ok(Node::Field(
+                    Path::from_segments(segments.clone()),
+                    usize::MAX,
+                ))
             }
             _ => match prev {
                 Some(prev) => Err(self.expected("a value", &prev)),

@@ -230,15 +230,10 @@ impl Path {
     }
 
     /// The value at this path when only some top-level fields were built:
-    /// `values[i]` holds the field `names[i]`.
-    pub(crate) fn get_in_fields<'a>(
-        &self,
-        names: &[Box<str>],
-        values: &'a [Option<Value>],
-    ) -> Option<&'a Value> {
-        let (first, rest) = self.segments.split_first()?;
-        let i = names.iter().position(|n| **n == *first.name)?;
-        let mut cur = values.get(i)?.as_ref()?;
+    /// `top` is the value of the path's first name.
+    pub(crate) fn get_in_fields<'a>(&self, top: &'a Value) -> Option<&'a Value> {
+        let (_, rest) = self.segments.split_first()?;
+        let mut cur = top;
         for seg in rest {
             cur = step(cur, &seg.name, seg.index)?;
         }

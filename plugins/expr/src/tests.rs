@@ -644,8 +644,14 @@ fn loaded_view_fields_evaluate_like_the_whole_value() {
         "big = 9007199254740993",
         "case when `caf\u{e9}` = '\u{e9}' then n * 2 end",
         "d = 3",
+        // Several fields, read again and out of their first-seen order: each
+        // field node finds its own slot.
+        "z || y || x || y || z || coalesce(w, x)",
+        "case a.b.0 when 41 then s || z else lower(s) end",
     ];
     let inputs = [
+        r#"{"x":"1","y":"2","z":"3","s":"S","a":{"b":[41]}}"#,
+        r#"{"z":"3","w":"4","y":"2","x":"1","s":"T"}"#,
         r#"{"a":{"b":[41]},"s":"HeY","n":2.5,"big":9007199254740993}"#,
         "{\"caf\\u00e9\":\"\\u00e9\",\"n\":4,\"d\":1,\"d\":3}",
         r#"[{"k":2}]"#,

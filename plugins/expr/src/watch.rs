@@ -92,7 +92,7 @@ impl Expr {
         let names: Vec<Box<str>> = self.fields.to_vec();
         let side = |n: &Node| -> Option<Side> {
             match n {
-                Node::Field(path) => {
+                Node::Field(path, _) => {
                     let mut it = path.names();
                     let first = it.next()?;
                     if it.next().is_some() {
