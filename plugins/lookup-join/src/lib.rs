@@ -46,7 +46,7 @@ pub struct LookupJoin {
     /// Per event of the batch: its index among the keys asked, if it had a key.
     asked: Vec<Option<u32>>,
     /// The batch's keys, end to end, and where each ends (reused across batches).
-    keys: String,
+    keys: Vec<u8>,
     key_ends: Vec<usize>,
 }
 
@@ -72,15 +72,18 @@ fn key_text(raw: Raw<'_>) -> Option<String> {
 
 /// Appends `raw`'s lookup text (as [`key_text`]) to `buf`; false for none.
 /// Strings without escapes and integers are written without allocating.
-fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
-    use std::fmt::Write;
+fn push_key_text(raw: Raw<'_>, buf: &mut Vec<u8>) -> bool {
+    use std::io::Write;
     match raw.kind() {
         Kind::Null => false,
-        Kind::String => raw.as_str().map(|s| buf.push_str(&s)).is_some(),
+        Kind::String => raw
+            .as_str()
+            .map(|s| buf.extend_from_slice(s.as_bytes()))
+            .is_some(),
         // An integer already written as `i64` would print it (no sign on
         // zero, no leading zeros): copied as it is, skipping the formatter.
-        Kind::Number if is_canonical_i64(raw.text()) => {
-            buf.push_str(raw.text());
+        Kind::Number if is_canonical_i64(raw.bytes()) => {
+            buf.extend_from_slice(raw.bytes());
             true
         }
         _ => {
@@ -88,21 +91,31 @@ fn push_key_text(raw: Raw<'_>, buf: &mut String) -> bool {
                 let _ = write!(buf, "{i}");
                 true
             } else {
-                key_text(raw).map(|k| buf.push_str(&k)).is_some()
+                key_text(raw)
+                    .map(|k| buf.extend_from_slice(k.as_bytes()))
+                    .is_some()
             }
         }
     }
 }
 
 /// Whether `text` is an `i64` exactly as `i64::to_string` writes it.
-fn is_canonical_i64(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    !digits.is_empty()
-        && digits.len() <= 19
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'))
-        && text != "-0"
-        && text.parse::<i64>().is_ok()
+fn is_canonical_i64(text: &[u8]) -> bool {
+    let digits = match text {
+        [b'-', rest @ ..] => rest,
+        _ => text,
+    };
+    let canonical = match digits {
+        [] | [b'0', _, ..] => false,
+        [b'0'] => text.len() == 1, // `-0` is not how 0 prints
+        _ => digits.iter().all(u8::is_ascii_digit),
+    };
+    // Eighteen digits always fit; nineteen only up to i64's bounds. (Only
+    // that rare case pays for the parse, and the UTF-8 check before it.)
+    canonical
+        && (digits.len() <= 18
+            || (digits.len() == 19
+                && std::str::from_utf8(text).is_ok_and(|t| t.parse::<i64>().is_ok())))
 }
 
 impl Processor for LookupJoin {
@@ -154,7 +167,7 @@ impl Processor for LookupJoin {
             views: BatchViews::new(),
             rows: Rows::default(),
             asked: Vec::new(),
-            keys: String::new(),
+            keys: Vec::new(),
             key_ends: Vec::new(),
         })
     }
@@ -184,7 +197,7 @@ impl Processor for LookupJoin {
             .key_ends
             .iter()
             .map(|&end| {
-                let k = &self.keys.as_bytes()[start..end];
+                let k = &self.keys[start..end];
                 start = end;
                 k
             })
@@ -295,32 +308,54 @@ mod tests {
 
     #[test]
     fn integer_keys_are_copied_only_when_they_are_what_i64_would_print() {
-        for text in [
+        let mut texts: Vec<String> = [
             "0",
             "7",
             "-7",
-            "9223372036854775807",
-            "-9223372036854775808",
             "10200",
-        ] {
-            assert!(is_canonical_i64(text), "{text}");
-            assert_eq!(
-                text.parse::<i64>().map(|i| i.to_string()).as_deref(),
-                Ok(text)
-            );
-        }
-        for text in [
             "-0",
             "007",
+            "-007",
+            "00",
             "1.0",
             "1e3",
-            "9223372036854775808",
             "",
             "-",
+            "--1",
             "+1",
             " 1",
-        ] {
-            assert!(!is_canonical_i64(text), "{text}");
+            "1 ",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "9999999999999999999",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "10000000000000000000",
+            "12a",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        // Every length around the eighteen-digit shortcut, both signs.
+        for len in 1..=21 {
+            for lead in ['1', '5', '9'] {
+                let t: String = std::iter::once(lead)
+                    .chain(std::iter::repeat_n('7', len - 1))
+                    .collect();
+                texts.push(format!("-{t}"));
+                texts.push(t);
+            }
+        }
+        for text in &texts {
+            let prints_as = text.parse::<i64>().map(|i| i.to_string());
+            assert_eq!(
+                is_canonical_i64(text.as_bytes()),
+                prints_as.as_deref() == Ok(text.as_str()),
+                "{text}"
+            );
         }
         // And the key text is the same either way.
         for json in [
@@ -332,8 +367,9 @@ mod tests {
             "18446744073709551615",
         ] {
             let raw = JsonView::parse(json.as_bytes()).expect("json").root();
-            let mut pushed = String::new();
+            let mut pushed = Vec::new();
             let has = push_key_text(raw, &mut pushed);
+            let pushed = String::from_utf8(pushed).expect("utf-8");
             assert_eq!(has.then_some(pushed), key_text(raw), "{json}");
         }
     }
