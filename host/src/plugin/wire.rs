@@ -545,8 +545,9 @@ pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String
         // Every row is found (and fetched into the cache) before any is
         // copied: on a table larger than the cache each lookup misses, and
         // the misses of a batch then overlap instead of following one another.
-        let mut found = Vec::with_capacity(spans.len());
-        rows.get_many(spans.into_iter().map(|s| &keys[s]), &mut found);
+        let asked: Vec<&[u8]> = spans.into_iter().map(|s| &keys[s]).collect();
+        let mut found = Vec::with_capacity(asked.len());
+        rows.get_many(&asked, &mut found);
         for row in found {
             match row {
                 Some(row) => {

@@ -3,6 +3,7 @@
 
 mod checkpoint;
 pub mod keyed;
+mod rows;
 pub mod run_lock;
 mod table_row;
 pub mod tables;

@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 use sluice_sdk::json::Entry;
 
-pub use super::table_row::{Row, Rows};
+pub use super::rows::Rows;
+pub use super::table_row::Row;
 use crate::connector::{Rejected, Sink};
 use crate::event::Batch;
 
