@@ -75,9 +75,11 @@ fn default_max_mb() -> u64 {
     DEFAULT_MAX_MB
 }
 
-/// Bytes a row costs beyond its key, value and field table: the set's slot
-/// and allocator rounding, so a table of many tiny rows is bounded too.
-pub const ROW_OVERHEAD: u64 = 64;
+/// Bytes a row costs beyond its key, value and field table, so a table of
+/// many tiny rows is bounded too: its 40-byte slot in [`Rows`], which is
+/// between three eighths and three quarters full (107 bytes a row at the
+/// emptiest), and the allocation's header and rounding.
+pub const ROW_OVERHEAD: u64 = 128;
 
 fn row_bytes(row: &Row) -> u64 {
     row.len() as u64 + ROW_OVERHEAD
@@ -650,8 +652,8 @@ mod tests {
         assert!(sink.bytes() <= 1 << 20, "{} bytes held", sink.bytes());
         let kept = table.len();
         assert!(
-            kept > 900 && kept < 1100,
-            "{kept} rows of about 1.1 KiB fit in 1 MiB"
+            kept > 800 && kept < 1000,
+            "{kept} rows of about 1.2 KiB (value, field table, overhead) fit in 1 MiB"
         );
         assert_eq!(rejected.len(), 2000 - kept);
         let reasons: Vec<String> = rejected.drain().map(|(_, _, r)| r).collect();
