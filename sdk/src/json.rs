@@ -180,6 +180,34 @@ impl<'a> JsonView<'a> {
         self.fields.is_empty()
     }
 
+    /// Fields `first..=last` as one slice of the input, `"k":v,"k2":v2`, when
+    /// the input writes them that compactly (a key's closing quote, `:` and
+    /// its value; between fields only `,`) and no key has an escape. The
+    /// slice is then exactly what [`ObjectWriter::raw_field`] writes for each
+    /// (or [`ObjectWriter::raw_at`] under its own name), so
+    /// [`ObjectWriter::raw_run`] copies several fields at once. `None`
+    /// otherwise, or when the range is not within the fields.
+    pub fn compact_run(&self, first: usize, last: usize) -> Option<RawRun<'a>> {
+        let b = self.bytes;
+        let fields = self.fields.get(first..=last)?;
+        let start = fields.first()?.key.0.checked_sub(1)?;
+        let mut end: Option<usize> = None;
+        for e in fields {
+            let open = e.key.0.checked_sub(1)?;
+            let compact = !e.escaped
+                && b.get(open) == Some(&b'"')
+                && b.get(e.key.1) == Some(&b'"')
+                && b.get(e.key.1 + 1) == Some(&b':')
+                && e.value.0 == e.key.1 + 2
+                && end.is_none_or(|end| b.get(end) == Some(&b',') && end + 1 == open);
+            if !compact {
+                return None;
+            }
+            end = Some(e.value.1);
+        }
+        Some(RawRun(b.get(start..end?)?))
+    }
+
     /// The `i`th top-level field's value; panics if out of range, like
     /// indexing. [`JsonView::field`] without slicing the key, which in Wasm
     /// is a bounds check the compiler cannot drop.
@@ -252,6 +280,11 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1])
 }
 
+/// Consecutive fields of an input object as written, `"k":v,"k2":v2`: made
+/// only by [`JsonView::compact_run`], written by [`ObjectWriter::raw_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRun<'a>(&'a [u8]);
+
 /// An object key as it appears in the input, still escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawKey<'a> {
@@ -263,6 +296,12 @@ impl<'a> RawKey<'a> {
     /// The key's text between the quotes, escapes untouched.
     pub fn escaped_text(&self) -> &'a [u8] {
         self.text
+    }
+
+    /// Whether the key is written with a backslash escape (then its text as
+    /// written differs from [`RawKey::text`]).
+    pub fn has_escape(&self) -> bool {
+        self.escaped
     }
 
     /// The key's value, unescaped (borrowed when it has no escape).
@@ -964,6 +1003,29 @@ impl<'b> ObjectWriter<'b> {
         self.buf.extend_from_slice(&key.0);
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.buf, value);
+    }
+
+    /// Copies input fields found by [`JsonView::compact_run`], in one copy:
+    /// what [`ObjectWriter::raw_field`] writes for each.
+    pub fn raw_run(&mut self, run: RawRun<'_>) {
+        self.sep();
+        self.buf.extend_from_slice(run.0);
+    }
+
+    /// Copies the input fields `first..=last` of `view` as
+    /// [`ObjectWriter::raw_field`] copies each, in one copy when the input
+    /// writes them compactly ([`JsonView::compact_run`]). Panics if the
+    /// range is not within the fields, like [`JsonView::field`].
+    pub fn raw_fields(&mut self, view: &JsonView<'_>, first: usize, last: usize) {
+        match view.compact_run(first, last) {
+            Some(run) => self.raw_run(run),
+            None => {
+                for i in first..=last {
+                    let (key, value) = view.field(i);
+                    self.raw_field(key, value);
+                }
+            }
+        }
     }
 
     /// Copies an input field: its key as written and its raw value.

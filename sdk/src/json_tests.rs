@@ -375,3 +375,63 @@ fn keys_are_written_as_serde_json_writes_them() {
         assert_eq!(String::from_utf8(buf).expect("utf8"), want, "{key:?}");
     }
 }
+
+#[test]
+fn a_compact_run_writes_what_its_fields_one_by_one_write() {
+    let inputs = [
+        r#"{"a":1,"bb":"x","c":{"d":[1,2]},"e":null}"#,
+        r#"{"a":1, "bb":"x","c" :2,"e": 3}"#,
+        "{\"a\":1,\"b\\u0062\":2,\"c\":3}",
+        r#"{ "a":1,"bb":2 }"#,
+        r#"{"a":1,"a":2,"a":3}"#,
+        r#"{}"#,
+    ];
+    let mut runs = 0;
+    for input in inputs {
+        let view = JsonView::parse(input.as_bytes()).expect("json");
+        for first in 0..view.len() + 1 {
+            for last in first..view.len() + 1 {
+                let Some(run) = view.compact_run(first, last) else {
+                    // Refused only for a reason: out of range, an escaped
+                    // key, or something between the fields.
+                    let spaced =
+                        input.contains(": ") || input.contains(", ") || input.contains(" :");
+                    assert!(
+                        last >= view.len() || input.contains('\\') || spaced,
+                        "{input} {first}..={last}"
+                    );
+                    continue;
+                };
+                runs += 1;
+                let (mut whole, mut each) = (Vec::new(), Vec::new());
+                let mut w = ObjectWriter::new(&mut whole);
+                w.raw("z", Raw::NULL);
+                w.raw_run(run);
+                w.finish();
+                let mut w = ObjectWriter::new(&mut each);
+                w.raw("z", Raw::NULL);
+                for i in first..=last {
+                    let (k, v) = view.field(i);
+                    w.raw_field(k, v);
+                }
+                w.finish();
+                assert_eq!(
+                    String::from_utf8_lossy(&whole),
+                    String::from_utf8_lossy(&each),
+                    "{input} {first}..={last}"
+                );
+            }
+        }
+    }
+    assert!(runs >= 16, "{runs} runs");
+    // Spaces or an escape inside the range refuse it; around it they do not.
+    let view = JsonView::parse(br#"{"a":1, "b":2,"c":3}"#).expect("json");
+    assert!(view.compact_run(0, 1).is_none());
+    assert_eq!(
+        view.compact_run(1, 2).map(|r| r.0),
+        Some(&br#""b":2,"c":3"#[..])
+    );
+    let view = JsonView::parse(b"{\"a\":1,\"\\u0062\":2}").expect("json");
+    assert!(view.compact_run(1, 1).is_none());
+    assert!(view.compact_run(0, 0).is_some());
+}

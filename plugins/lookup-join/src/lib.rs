@@ -35,6 +35,9 @@ pub struct LookupJoin {
     slot: Vec<usize>,
     /// The `fields` items' output names, encoded once.
     keys_out: Vec<JsonKey>,
+    /// `plain[i]`: `fields` item `i` is an event field under its own name,
+    /// which can be copied with its neighbours as one slice.
+    plain: Vec<bool>,
     found: [Vec<Option<usize>>; 2],
     parser: JsonParser,
     row_parser: JsonParser,
@@ -152,6 +155,11 @@ impl Processor for LookupJoin {
             .flat_map(|sel| &sel.0)
             .map(|item| JsonKey::new(&item.name))
             .collect();
+        let plain = fields
+            .iter()
+            .flat_map(|sel| &sel.0)
+            .map(|item| item.source == 0 && item.name == item.field)
+            .collect();
         Ok(Self {
             table: params.required("table")?.to_string(),
             on: params.required("on")?.to_string(),
@@ -161,6 +169,7 @@ impl Processor for LookupJoin {
             sets,
             slot,
             keys_out,
+            plain,
             found: Default::default(),
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
@@ -257,21 +266,40 @@ impl Processor for LookupJoin {
                     None => row_found.clear(),
                 }
                 let (written, slot, found) = (&self.written, &self.slot, &self.found);
-                let keys = &self.keys_out;
+                let (keys, plain) = (&self.keys_out, &self.plain);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
-                    let items = sel.0.iter().zip(written).zip(slot).zip(keys);
-                    for (((item, _), &slot), key) in items.filter(|(((_, w), _), _)| **w) {
+                    // Event fields under their own names, consecutive in the
+                    // event, go out as one run: one copy instead of a key and
+                    // a value each (`JsonView::compact_run`).
+                    let mut run: Option<Run> = None;
+                    let items = sel.0.iter().enumerate().zip(written).zip(slot);
+                    for (((n, item), _), &slot) in items.filter(|((_, w), _)| **w) {
                         let (source, found) = match item.source {
                             0 => (Some(&view), &found[0]),
                             _ => (row.as_ref(), &found[1]),
                         };
                         let raw = source.zip(found.get(slot).copied().flatten());
+                        if let (true, Some((_, i))) = (plain[n], raw) {
+                            match run.as_mut() {
+                                Some(r) if r.last + 1 == i => {
+                                    r.last = i;
+                                    continue;
+                                }
+                                _ => {
+                                    flush(&mut obj, &view, run.take());
+                                    run = Some(Run { first: i, last: i });
+                                    continue;
+                                }
+                            }
+                        }
+                        flush(&mut obj, &view, run.take());
                         match raw {
-                            Some((v, i)) => obj.raw_at(key, v.field_value(i)),
-                            None => obj.raw_at(key, NULL),
+                            Some((v, i)) => obj.raw_at(&keys[n], v.field_value(i)),
+                            None => obj.raw_at(&keys[n], NULL),
                         }
                     }
+                    flush(&mut obj, &view, run.take());
                     obj.finish();
                 });
             }
@@ -280,10 +308,18 @@ impl Processor for LookupJoin {
                 let table = &self.table;
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
-                    for (key, value) in view.fields() {
-                        if !key.is(table) {
-                            obj.raw_field(key, value);
+                    // The event's fields but the table's name, in runs.
+                    let mut first = 0;
+                    for (i, (key, _)) in view.fields().enumerate() {
+                        if key.is(table) {
+                            if first < i {
+                                obj.raw_fields(&view, first, i - 1);
+                            }
+                            first = i + 1;
                         }
+                    }
+                    if first < view.len() {
+                        obj.raw_fields(&view, first, view.len() - 1);
                     }
                     obj.raw(table, row.as_ref().map_or(NULL, |r| r.root()));
                     obj.finish();
@@ -295,6 +331,33 @@ impl Processor for LookupJoin {
 }
 
 const NULL: Raw<'static> = Raw::NULL;
+
+/// Consecutive event fields `first..=last`, each written by a `fields` item
+/// under its own name.
+struct Run {
+    first: usize,
+    last: usize,
+}
+
+/// Writes `run`: in one copy when the event has those fields compactly, else
+/// field by field. Either way the bytes are what `raw_at` under each item's
+/// name writes: an unescaped key is its name as JSON writes it.
+fn flush(obj: &mut ObjectWriter<'_>, view: &JsonView<'_>, run: Option<Run>) {
+    let Some(run) = run else { return };
+    match view.compact_run(run.first, run.last) {
+        Some(r) => obj.raw_run(r),
+        None => {
+            for i in run.first..=run.last {
+                let (key, value) = view.field(i);
+                if key.has_escape() {
+                    obj.raw(&key.text(), value);
+                } else {
+                    obj.raw_field(key, value);
+                }
+            }
+        }
+    }
+}
 
 sluice_sdk::export_processor!(LookupJoin);
 sluice_sdk::declare_field_tables!();
@@ -475,6 +538,46 @@ mod tests {
         let out = h.send("s", None, Some(r#"{"k":7}"#), 0).expect("ok");
         assert_eq!(value(&out[0].1), parse(r#"{"k":7,"t":{"v":1}}"#));
         assert!(Harness::<LookupJoin>::new(&[("table", "t")]).is_err());
+    }
+
+    #[test]
+    fn event_fields_next_to_each_other_go_out_as_they_would_one_by_one() {
+        // Runs of event fields under their own names are copied as one
+        // slice when the event is compact; spaces, an escaped key, a
+        // rename, a row field or a gap in the event break the run, and the
+        // bytes must be the same either way.
+        let mut h = Harness::<LookupJoin>::new(&[
+            ("table", "c"),
+            ("on", "id"),
+            (
+                "fields",
+                "a, b, table.name as n, c, d as dd, e, f, a as a2, g",
+            ),
+        ])
+        .expect("params");
+        h.table_row("c", "1", r#"{"name":"ann"}"#);
+        let cases = [
+            (
+                r#"{"id":1,"a":[1, 2],"b":"x","c":1.50,"d":true,"e":{"k":"v"},"f":null,"g":-0}"#,
+                r#"{"a":[1, 2],"b":"x","n":"ann","c":1.50,"dd":true,"e":{"k":"v"},"f":null,"a2":[1, 2],"g":-0}"#,
+            ),
+            (
+                r#"{"id":1, "a" : 1,"b":2 ,"c":3,"d":4,"e":5, "f":6,"g":7}"#,
+                r#"{"a":1,"b":2,"n":"ann","c":3,"dd":4,"e":5,"f":6,"a2":1,"g":7}"#,
+            ),
+            (
+                "{\"id\":1,\"a\":1,\"\\u0062\":2,\"c\":3,\"e\":5,\"f\":6,\"x\":0,\"g\":7}",
+                r#"{"a":1,"b":2,"n":"ann","c":3,"dd":null,"e":5,"f":6,"a2":1,"g":7}"#,
+            ),
+            (
+                r#"{"g":7,"f":6,"e":5,"c":3,"b":2,"a":1,"id":1}"#,
+                r#"{"a":1,"b":2,"n":"ann","c":3,"dd":null,"e":5,"f":6,"a2":1,"g":7}"#,
+            ),
+        ];
+        for (event, want) in cases {
+            let out = h.send("s", None, Some(event), 0).expect("ok");
+            assert_eq!(out[0].1.as_deref(), Some(want), "{event}");
+        }
     }
 
     #[test]

@@ -253,17 +253,47 @@ impl Splice {
         }
 
         let mut w = ObjectWriter::new(buf);
+        // Input fields copied as they are (their keys raw), consecutive in
+        // the input, go out in one copy (`ObjectWriter::raw_fields`).
+        let mut run: Option<(usize, usize)> = None;
         for slot in slots.iter().filter(|s| s.live) {
-            let (key, value) = view.field(slot.value);
-            match slot.key {
-                Key::Field(_) => w.raw_field(key, value),
-                Key::Select(i) => match self.select.as_ref().map(|s| &s[i]) {
-                    Some(sel) if !sel.children.is_empty() => sel.write(&mut w, value),
-                    // A selected name is the input key's value: copy the key raw.
-                    _ => w.raw_field(key, value),
-                },
-                Key::Renamed(i) => w.raw_at(&self.rename_keys[i], value),
+            let as_is = match slot.key {
+                Key::Field(_) => true,
+                // A selected name is the input key's value: copy the key raw.
+                Key::Select(i) => self
+                    .select
+                    .as_ref()
+                    .is_none_or(|s| s[i].children.is_empty()),
+                Key::Renamed(_) => false,
+            };
+            if as_is {
+                match run.as_mut() {
+                    Some((_, last)) if *last + 1 == slot.value => *last = slot.value,
+                    _ => {
+                        if let Some((first, last)) = run.take() {
+                            w.raw_fields(view, first, last);
+                        }
+                        run = Some((slot.value, slot.value));
+                    }
+                }
+                continue;
             }
+            if let Some((first, last)) = run.take() {
+                w.raw_fields(view, first, last);
+            }
+            let value = view.field_value(slot.value);
+            match slot.key {
+                Key::Select(i) => {
+                    if let Some(sel) = self.select.as_ref().map(|s| &s[i]) {
+                        sel.write(&mut w, value);
+                    }
+                }
+                Key::Renamed(i) => w.raw_at(&self.rename_keys[i], value),
+                Key::Field(_) => {}
+            }
+        }
+        if let Some((first, last)) = run.take() {
+            w.raw_fields(view, first, last);
         }
         // `None`: a `case` without `else` matched nothing; the field is
         // left out.

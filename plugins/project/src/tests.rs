@@ -780,3 +780,36 @@ fn key_re_keys_events_by_an_expression_of_the_input() {
     );
     assert!(init_error(&[("key", "id +")]).contains("parameter `key`"));
 }
+
+#[test]
+fn selected_fields_next_to_each_other_keep_their_text_with_or_without_spaces() {
+    // Runs of fields kept as they are go out in one copy when the input is
+    // compact; spaces or an escaped key make it field by field. The bytes
+    // are the same: each field's key as written, its raw value, no spaces.
+    let params = [("select", "a, b, c, e"), ("set", r#"{"n": "b + 1"}"#)];
+    let inputs = [
+        r#"{"a":[1, 2],"b":2,"c":"x","d":0,"e":1.50}"#,
+        r#"{"a": [1, 2], "b" :2 ,"c":"x","d":0,"e":1.50}"#,
+        "{\"a\":[1, 2],\"\\u0062\":2,\"c\":\"x\",\"d\":0,\"e\":1.50}",
+        r#"{"e":1.50,"c":"x","b":2,"a":[1, 2]}"#,
+    ];
+    let out = run::<Project>(&params, &inputs).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![
+            r#"{"a":[1, 2],"b":2,"c":"x","e":1.50,"n":3}"#,
+            r#"{"a":[1, 2],"b":2,"c":"x","e":1.50,"n":3}"#,
+            "{\"a\":[1, 2],\"\\u0062\":2,\"c\":\"x\",\"e\":1.50,\"n\":3}",
+            r#"{"a":[1, 2],"b":2,"c":"x","e":1.50,"n":3}"#,
+        ]
+    );
+    // Without select: every field but the dropped one, in input order.
+    let out = run::<Project>(&[("drop", "d")], &inputs[..2]).expect("runs");
+    assert_eq!(
+        out.raw_values(),
+        vec![
+            r#"{"a":[1, 2],"b":2,"c":"x","e":1.50}"#,
+            r#"{"a":[1, 2],"b":2,"c":"x","e":1.50}"#,
+        ]
+    );
+}
