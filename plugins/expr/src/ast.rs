@@ -123,9 +123,8 @@ impl Func {
 pub(crate) enum Node {
     Lit(Value),
     /// A field path, and the index of its first name in the expression's
-    /// top-level fields ([`Node::number_fields`] sets it once parsing is
-    /// done): evaluating against loaded fields then finds it without
-    /// comparing names.
+    /// top-level fields (the parser numbers them): evaluating against loaded
+    /// fields then finds it without comparing names.
     Field(Path, usize),
     Not(Box<Node>),
     Neg(Box<Node>),
@@ -182,59 +181,6 @@ impl Node {
             stack.extend(children.into_iter().rev());
         }
         out
-    }
-
-    /// Sets each field node's index into `names` (the expression's
-    /// [`Node::top_level_fields`]), without recursion.
-    pub(crate) fn number_fields(&mut self, names: &[Box<str>]) {
-        let mut stack: Vec<&mut Node> = vec![self];
-        while let Some(node) = stack.pop() {
-            if let Node::Field(path, slot) = node {
-                *slot = path
-                    .names()
-                    .next()
-                    .and_then(|first| names.iter().position(|n| **n == *first))
-                    .unwrap_or(usize::MAX);
-            }
-            node.for_each_child_mut(&mut |n| stack.push(n));
-        }
-    }
-
-    fn for_each_child_mut<'a>(&'a mut self, f: &mut dyn FnMut(&'a mut Node)) {
-        match self {
-            Node::Lit(_) | Node::Field(..) => {}
-            Node::Not(a) | Node::Neg(a) => f(a),
-            Node::And(a, b)
-            | Node::Or(a, b)
-            | Node::Cmp(_, a, b)
-            | Node::Arith(_, a, b)
-            | Node::Concat(a, b) => {
-                f(a);
-                f(b);
-            }
-            Node::In { value, list, .. } => {
-                f(value);
-                list.iter_mut().for_each(f);
-            }
-            Node::IsNull { value, .. } => f(value),
-            Node::Case {
-                operand,
-                whens,
-                otherwise,
-            } => {
-                if let Some(o) = operand {
-                    f(o);
-                }
-                for (w, t) in whens.iter_mut() {
-                    f(w);
-                    f(t);
-                }
-                if let Some(o) = otherwise {
-                    f(o);
-                }
-            }
-            Node::Call(_, args) | Node::Udf(_, args) => args.iter_mut().for_each(f),
-        }
     }
 
     pub(crate) fn for_each_child<'a>(&'a self, f: &mut dyn FnMut(&'a Node)) {

@@ -173,11 +173,9 @@ impl Expr {
     /// host ([`sluice_sdk::udf::call`]) per evaluation; a failed call reads
     /// as `null` and is reported by [`take_udf_error`].
     pub fn parse_with_udfs(source: &str, udfs: &[String]) -> Result<Expr, ParseError> {
-        let mut root = parse::parse(source, udfs)?;
-        let fields: Box<[Box<str>]> = root.top_level_fields().into();
-        root.number_fields(&fields);
+        let (root, fields) = parse::parse(source, udfs)?;
         Ok(Expr {
-            fields,
+            fields: fields.into(),
             root,
             source: source.into(),
         })

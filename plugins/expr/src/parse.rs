@@ -360,7 +360,9 @@ impl<'s> Lexer<'s> {
     }
 }
 
-pub(crate) fn parse(src: &str, udfs: &[String]) -> Result<Node, ParseError> {
+/// The tree, and the top-level fields it reads (each once, in order of
+/// appearance), which its field nodes' slots index.
+pub(crate) fn parse(src: &str, udfs: &[String]) -> Result<(Node, Vec<Box<str>>), ParseError> {
     let toks = Lexer {
         src,
         pos: 0,
@@ -372,6 +374,7 @@ pub(crate) fn parse(src: &str, udfs: &[String]) -> Result<Node, ParseError> {
         pos: 0,
         nesting: 0,
         udfs,
+        fields: Vec::new(),
     };
     if parser.peek().tok == Tok::Eof {
         return Err(ParseError::new(1, "empty expression".to_string()));
@@ -395,7 +398,7 @@ pub(crate) fn parse(src: &str, udfs: &[String]) -> Result<Node, ParseError> {
             format!("expression is too deep (more than {MAX_TREE_DEPTH} levels of operators)"),
         ));
     }
-    Ok(node)
+    Ok((node, parser.fields))
 }
 
 struct Parser<'s> {
@@ -404,11 +407,29 @@ struct Parser<'s> {
     nesting: usize,
     /// Names of the pipeline's user-defined functions (lowercase).
     udfs: &'s [String],
+    /// The first names of the field paths read so far, each once, in order
+    /// of appearance: the expression's top-level fields.
+    fields: Vec<Box<str>>,
 }
 
 type PResult = Result<Node, ParseError>;
 
 impl<'s> Parser<'s> {
+    /// The index of `path`'s first name among the top-level fields, added
+    /// when new: what a field node evaluates against loaded fields with.
+    fn slot_of(&mut self, path: &Path) -> usize {
+        let Some(first) = path.names().next() else {
+            return usize::MAX;
+        };
+        match self.fields.iter().position(|f| **f == *first) {
+            Some(i) => i,
+            None => {
+                self.fields.push(first.into());
+                self.fields.len() - 1
+            }
+        }
+    }
+
     fn peek(&self) -> &Token<'s> {
         // The token list always ends with Eof, and `bump` never passes it.
         &self.toks[self.pos.min(self.toks.len() - 1)]
@@ -683,10 +704,9 @@ impl<'s> Parser<'s> {
                 if plain && self.peek().tok == Tok::LParen {
                     return self.parse_call(&tok);
                 }
-                Ok(Node::Field(
-                    Path::from_segments(segments.clone()),
-                    usize::MAX,
-                ))
+                let path = Path::from_segments(segments.clone());
+                let slot = self.slot_of(&path);
+                Ok(Node::Field(path, slot))
             }
             _ => match prev {
                 Some(prev) => Err(self.expected("a value", &prev)),

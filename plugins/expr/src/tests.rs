@@ -770,3 +770,21 @@ fn to_decimal_rounds_half_up_from_the_digits_as_written_and_bounds_the_integer_d
         "2.68"
     );
 }
+
+#[test]
+fn fields_are_listed_once_in_order_of_appearance() {
+    for (src, want) in [
+        ("b + a.x * b - c", &["b", "a", "c"][..]),
+        ("case z when 1 then y else x end", &["z", "y", "x"]),
+        ("q not in (r, q, s) or t is null", &["q", "r", "s", "t"]),
+        ("coalesce(m.n, lower(`k k`), m) || round(p, d)", &["m", "k k", "p", "d"]),
+        ("1 + 2", &[]),
+    ] {
+        let expr = Expr::parse(src).expect(src);
+        let fields: Vec<&str> = expr.fields().collect();
+        assert_eq!(fields, want, "{src}");
+        // The same order a walk of the tree gives.
+        let walked: Vec<Box<str>> = expr.root.top_level_fields();
+        assert_eq!(walked.iter().map(|f| &**f).collect::<Vec<_>>(), want, "{src}");
+    }
+}
