@@ -11,8 +11,8 @@
 //! No crate offers this: `hashbrown` keeps where a key's slot lies to itself,
 //! so a caller cannot fetch it ahead. This is open addressing with linear
 //! probing (a key's slot is at or after its home, before the next empty
-//! slot), at most three quarters full, with backward-shift deletion (no
-//! tombstones). Each slot keeps the key's 64-bit hash, so probing compares a
+//! slot), between a quarter and three quarters full (halved when removals
+//! leave it emptier), with backward-shift deletion (no tombstones). Each slot keeps the key's 64-bit hash, so probing compares a
 //! row's key only when the hashes agree. Keys are hashed with SipHash under
 //! random keys, as std's maps are: keys are event data, and a tenant who could
 //! choose colliding keys would slow every lookup.
@@ -20,6 +20,9 @@
 use std::hash::{BuildHasher, RandomState};
 
 use super::table_row::Row;
+
+/// The fewest slots a table that holds anything has.
+const MIN_SLOTS: usize = 16;
 
 /// A table's rows, found by key (see the module docs).
 #[derive(Clone, Default)]
@@ -43,7 +46,7 @@ impl<S> std::fmt::Debug for Rows<S> {
 }
 
 /// Asks the CPU to start loading the cache line at `p` (a hint: it never
-/// faults, and does nothing where the target has no such instruction).
+/// faults). Only on x86_64; elsewhere it does nothing.
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
@@ -167,7 +170,10 @@ impl<S: BuildHasher> Rows<S> {
     }
 
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(16);
+        self.resize((self.slots.len() * 2).max(MIN_SLOTS));
+    }
+
+    fn resize(&mut self, size: usize) {
         let old = std::mem::replace(
             &mut self.slots,
             (0..size).map(|_| Slot { hash: 0, row: None }).collect(),
@@ -201,6 +207,11 @@ impl<S: BuildHasher> Rows<S> {
                 self.slots.swap(hole, j);
                 hole = j;
             }
+        }
+        // Under a quarter full, half the slots: a table that grew and then
+        // lost most of its rows holds no more than what `max_mb` counts.
+        if self.slots.len() > MIN_SLOTS && self.len * 4 < self.slots.len() {
+            self.resize(self.slots.len() / 2);
         }
         removed
     }
@@ -292,6 +303,18 @@ mod tests {
                 }
             }
             assert_eq!(rows.len(), model.len());
+            // A quarter to three quarters full, small tables aside.
+            let slots = rows.slots.len();
+            assert!(
+                rows.len() * 4 <= slots * 3,
+                "{} rows in {slots} slots",
+                rows.len()
+            );
+            assert!(
+                slots <= MIN_SLOTS || rows.len() * 4 >= slots,
+                "{} rows in {slots} slots",
+                rows.len()
+            );
         }
         let mut held: Vec<Vec<u8>> = rows.iter().map(|r| r.key().to_vec()).collect();
         let mut want: Vec<Vec<u8>> = model.keys().cloned().collect();
@@ -301,6 +324,16 @@ mod tests {
         // Emptied, every slot is free again and nothing is found.
         for k in want {
             assert!(rows.remove(&k).is_some());
+            let slots = rows.slots.len();
+            assert!(
+                slots <= MIN_SLOTS || rows.len() * 4 >= slots,
+                "{} rows left in {slots} slots",
+                rows.len()
+            );
+            // Every row left is still found after the shrinks.
+            if rows.len().is_multiple_of(97) {
+                assert!(rows.iter().all(|r| rows.get(r.key()).is_some()));
+            }
         }
         assert!(rows.is_empty());
         assert_eq!(rows.iter().count(), 0);
@@ -350,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_with_the_same_first_eight_bytes_or_zero_padding_stay_apart() {
+    fn keys_sharing_their_first_bytes_or_differing_by_trailing_zeros_stay_apart() {
         let mut scratch = Vec::new();
         let mut rows: Rows = Rows::default();
         // Same head: longer keys that differ after byte 8, and short keys

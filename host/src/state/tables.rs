@@ -77,9 +77,9 @@ fn default_max_mb() -> u64 {
 
 /// Bytes a row costs beyond its key, value and field table, so a table of
 /// many tiny rows is bounded too: its 40-byte slot in [`Rows`], which is
-/// between three eighths and three quarters full (107 bytes a row at the
+/// kept between a quarter and three quarters full (160 bytes a row at the
 /// emptiest), and the allocation's header and rounding.
-pub const ROW_OVERHEAD: u64 = 128;
+pub const ROW_OVERHEAD: u64 = 192;
 
 fn row_bytes(row: &Row) -> u64 {
     row.len() as u64 + ROW_OVERHEAD

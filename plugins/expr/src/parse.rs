@@ -13,8 +13,10 @@ use crate::ParseError;
 /// How deeply sub-expressions may nest (parentheses, `not`, unary minus,
 /// calls, `case`), so a hostile expression cannot overflow the stack.
 const MAX_NESTING: usize = 64;
-/// How deep the finished tree may be (long operator chains count too): eval
-/// recurses once per level.
+/// How deep the finished tree may be (long operator chains count too):
+/// evaluation recurses once per level, or two or three frames where a level
+/// switches between `eval`, `as_bool` and `num` (a test evaluates the deepest
+/// mixes in a 256 KiB stack).
 const MAX_TREE_DEPTH: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -528,6 +528,18 @@ fn deep_nesting_is_refused_not_overflowing() {
     assert_eq!(ev0(&ok), json!(1));
     let long = vec!["1"; 200].join(" + ");
     assert_eq!(ev0(&long), json!(200));
+    // The deepest trees accepted, mixing the paths evaluation recurses
+    // through (eval, as_bool, num), evaluate in a small stack.
+    let logic = format!("{}{}", "not ".repeat(60), vec!["1 = 1"; 190].join(" and "));
+    let numbers =
+        format!("round({}{})", "-(".repeat(30), vec!["1"; 220].join(" * ")) + &")".repeat(30);
+    let answers = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || (ev0(&logic), ev0(&numbers)))
+        .expect("thread")
+        .join()
+        .expect("no overflow");
+    assert_eq!(answers, (json!(true), json!(1)));
 }
 
 #[test]
@@ -777,7 +789,10 @@ fn fields_are_listed_once_in_order_of_appearance() {
         ("b + a.x * b - c", &["b", "a", "c"][..]),
         ("case z when 1 then y else x end", &["z", "y", "x"]),
         ("q not in (r, q, s) or t is null", &["q", "r", "s", "t"]),
-        ("coalesce(m.n, lower(`k k`), m) || round(p, d)", &["m", "k k", "p", "d"]),
+        (
+            "coalesce(m.n, lower(`k k`), m) || round(p, d)",
+            &["m", "k k", "p", "d"],
+        ),
         ("1 + 2", &[]),
     ] {
         let expr = Expr::parse(src).expect(src);
@@ -785,6 +800,10 @@ fn fields_are_listed_once_in_order_of_appearance() {
         assert_eq!(fields, want, "{src}");
         // The same order a walk of the tree gives.
         let walked: Vec<Box<str>> = expr.root.top_level_fields();
-        assert_eq!(walked.iter().map(|f| &**f).collect::<Vec<_>>(), want, "{src}");
+        assert_eq!(
+            walked.iter().map(|f| &**f).collect::<Vec<_>>(),
+            want,
+            "{src}"
+        );
     }
 }
