@@ -56,9 +56,12 @@ pub fn encode(
             e.value.0 as u32,
             e.value.1 as u32,
         ];
-        for w in words {
-            out.extend_from_slice(&w.to_le_bytes());
+        // One 16-byte copy a record, not four of four.
+        let mut record = [0u8; RECORD];
+        for (chunk, w) in record.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
         }
+        out.extend_from_slice(&record);
     }
     Ok(true)
 }

@@ -454,3 +454,257 @@ fn a_compact_run_writes_what_its_fields_one_by_one_write() {
     assert!(view.compact_run(1, 1).is_none());
     assert!(view.compact_run(0, 0).is_some());
 }
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+}
+
+const WS: &[&str] = &["", "", "", " ", "\n", "\t ", "\r\n  "];
+const STRINGS: &[&str] = &[
+    "",
+    "a",
+    "order_id",
+    "caf\u{e9} \u{1f600}",
+    "\\\"",
+    "\\\\",
+    "\\\\\\\"x",
+    "a\\/b\\b\\f\\n\\r\\t",
+    "\\u00e9\\ud83d\\ude00",
+    "\\\\\\\\\\\\\\\\",
+    "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz",
+    "\u{7f}",
+];
+const SCALARS: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "-12",
+    "3.25",
+    "1e5",
+    "-2.5E-3",
+    "9007199254740993",
+    "true",
+    "false",
+    "null",
+];
+
+fn ws(r: &mut Rng, out: &mut String) {
+    out.push_str(r.pick(WS));
+}
+
+fn value(r: &mut Rng, depth: usize, out: &mut String) {
+    let kind = if depth >= 6 { r.below(2) } else { r.below(5) };
+    match kind {
+        0 => out.push_str(r.pick(SCALARS)),
+        1 => {
+            out.push('"');
+            for _ in 0..r.below(3) {
+                out.push_str(r.pick(STRINGS));
+            }
+            out.push('"');
+        }
+        2 => {
+            out.push('[');
+            for i in 0..r.below(4) {
+                if i > 0 {
+                    out.push(',');
+                }
+                ws(r, out);
+                value(r, depth + 1, out);
+                ws(r, out);
+            }
+            out.push(']');
+        }
+        _ => object(r, depth + 1, out),
+    }
+}
+
+fn object(r: &mut Rng, depth: usize, out: &mut String) {
+    out.push('{');
+    ws(r, out);
+    for i in 0..r.below(8) {
+        if i > 0 {
+            out.push(',');
+            ws(r, out);
+        }
+        out.push('"');
+        out.push_str(r.pick(STRINGS));
+        out.push('"');
+        ws(r, out);
+        out.push(':');
+        ws(r, out);
+        value(r, depth, out);
+        ws(r, out);
+    }
+    out.push('}');
+}
+
+/// Bytes a mutation writes: every class the scan tells apart.
+const BYTES: &[u8] = b"\"\\{}[]:, \t\n\r\x00\x01\x1f\x7fa0-.eEtu\xc3\xa9\xff\xed";
+
+fn mutate(r: &mut Rng, b: &mut Vec<u8>) {
+    let at = r.below(b.len() + 1);
+    match r.below(4) {
+        0 if at < b.len() => b[at] = r.pick(BYTES),
+        1 => b.insert(at, r.pick(BYTES)),
+        2 if at < b.len() => {
+            b.remove(at);
+        }
+        _ => {
+            // A run of backslashes, which moves every escape after it.
+            for _ in 0..r.below(4) + 1 {
+                b.insert(at.min(b.len()), b'\\');
+            }
+        }
+    }
+}
+
+/// Whether the scanner accepts what `serde_json` accepts, and its table of
+/// an object's fields describes the object: the fields rebuilt from their
+/// raw slices parse to the same value (duplicates, last wins, included).
+fn agrees_with_serde(b: &[u8]) {
+    let mut fields = Vec::new();
+    let ours = scan_root(b, &mut fields);
+    let theirs = serde_json::from_slice::<Value>(b);
+    let show = || String::from_utf8_lossy(b).into_owned();
+    match (&ours, &theirs) {
+        // A number past f64 is valid JSON here (copied as text).
+        (Ok(()), Err(e)) if e.to_string().contains("number out of range") => return,
+        _ => assert_eq!(
+            ours.is_ok(),
+            theirs.is_ok(),
+            "{ours:?} / {theirs:?} on {:?}",
+            show()
+        ),
+    }
+    let Ok(value) = theirs else { return };
+    if !value.is_object() {
+        assert!(fields.is_empty(), "fields of a non-object {:?}", show());
+        return;
+    }
+    let mut rebuilt = b"{".to_vec();
+    for (i, e) in fields.iter().enumerate() {
+        if i > 0 {
+            rebuilt.push(b',');
+        }
+        let key = &b[e.key.0..e.key.1];
+        assert_eq!(
+            e.escaped,
+            key.contains(&b'\\'),
+            "escape flag in {:?}",
+            show()
+        );
+        rebuilt.push(b'"');
+        rebuilt.extend_from_slice(key);
+        rebuilt.extend_from_slice(b"\":");
+        let raw = &b[e.value.0..e.value.1];
+        assert_eq!(trim(raw), raw, "value with whitespace in {:?}", show());
+        rebuilt.extend_from_slice(raw);
+    }
+    rebuilt.push(b'}');
+    let again = serde_json::from_slice::<Value>(&rebuilt).ok();
+    assert_eq!(again.as_ref(), Some(&value), "fields of {:?}", show());
+}
+
+#[test]
+fn scanner_agrees_with_serde_json_on_generated_and_mutated_values() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..3000 {
+        let mut text = String::new();
+        // Leading text of every length moves every token across word and
+        // block boundaries.
+        text.push_str(&" ".repeat(round % 70));
+        if round % 5 == 0 {
+            value(&mut r, 0, &mut text);
+        } else {
+            object(&mut r, 0, &mut text);
+        }
+        ws(&mut r, &mut text);
+        let mut b = text.into_bytes();
+        agrees_with_serde(&b);
+        for _ in 0..8 {
+            mutate(&mut r, &mut b);
+            agrees_with_serde(&b);
+        }
+    }
+}
+
+#[test]
+fn scanner_agrees_with_serde_json_on_every_short_input() {
+    // Every string of up to three bytes from the classes that matter, alone,
+    // as a field's value and inside a string, at offsets around 8-byte words.
+    let alphabet = b"\"\\{}[]:, \x01a0-.e\xc3\xa9";
+    let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+    for len in 1..=3 {
+        let mut next = Vec::new();
+        for s in inputs.iter().filter(|s| s.len() == len - 1) {
+            for &c in alphabet {
+                let mut t = s.clone();
+                t.push(c);
+                next.push(t);
+            }
+        }
+        inputs.extend(next);
+    }
+    for s in &inputs {
+        agrees_with_serde(s);
+        for pad in [0, 5, 6, 7, 13] {
+            let mut b = format!("{{\"k\":\"{}\",\"v\":", "x".repeat(pad)).into_bytes();
+            b.extend_from_slice(s);
+            b.extend_from_slice(b"}");
+            agrees_with_serde(&b);
+            let mut quoted = format!("{{\"{}\":\"", "y".repeat(pad)).into_bytes();
+            quoted.extend_from_slice(s);
+            quoted.extend_from_slice(b"\"}");
+            agrees_with_serde(&quoted);
+        }
+    }
+}
+
+#[test]
+fn scanner_agrees_with_serde_json_on_backslash_runs_and_split_scalars() {
+    // Backslash runs of every length ending at every offset: an odd run
+    // escapes the quote after it.
+    for run in 1..=6 {
+        for end in 6..40 {
+            let mut b = b"{\"a\":\"".to_vec();
+            while b.len() + run < end {
+                b.push(b'x');
+            }
+            b.extend(std::iter::repeat_n(b'\\', run));
+            b.extend_from_slice(b"\"\"}");
+            agrees_with_serde(&b);
+            b.truncate(b.len() - 2);
+            b.extend_from_slice(b"}");
+            agrees_with_serde(&b);
+        }
+    }
+    for pad in 0..20 {
+        for scalar in [
+            "123456789",
+            "-1.5e10",
+            "true",
+            "nul",
+            "12x",
+            "1 2",
+            "0.",
+            "-",
+            "1e+",
+        ] {
+            agrees_with_serde(format!("{{{}\"n\":{scalar}}}", " ".repeat(pad)).as_bytes());
+        }
+    }
+}
