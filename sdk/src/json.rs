@@ -661,6 +661,24 @@ fn non_digit_mask(w: u64) -> u64 {
     (x.wrapping_add(ONES * 0x76) | x) & HIGH
 }
 
+/// Where the plain ASCII string text from `p` ends, read eight bytes at a
+/// time (most of most strings): the first byte that is `"`, `\\`, a
+/// control or not ASCII, or the last eight-byte word's end, from which the
+/// caller reads bytes one at a time.
+#[inline(always)]
+fn plain_run_end(b: &[u8], mut p: usize) -> usize {
+    while let Some(word) = b.get(p..p + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let stops = stop_mask(u64::from_le_bytes(w));
+        if stops != 0 {
+            return p + (stops.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    p
+}
+
 /// The validating scanner.
 struct Scanner<'b> {
     b: &'b [u8],
@@ -836,21 +854,10 @@ impl Scanner<'_> {
     /// over to [`Scanner::string_rest`].
     #[inline(always)]
     fn string(&mut self) -> Result<bool, Failed> {
-        let b = self.b;
-        let mut p = self.p + 1;
-        while let Some(word) = b.get(p..p + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            let stops = stop_mask(u64::from_le_bytes(w));
-            if stops != 0 {
-                p += (stops.trailing_zeros() / 8) as usize;
-                if b[p] == b'"' {
-                    self.p = p + 1;
-                    return Ok(false);
-                }
-                break;
-            }
-            p += 8;
+        let p = plain_run_end(self.b, self.p + 1);
+        if self.b.get(p) == Some(&b'"') {
+            self.p = p + 1;
+            return Ok(false);
         }
         self.p = p;
         self.string_rest()
@@ -870,20 +877,9 @@ impl Scanner<'_> {
             // pass.
             let mut p = self.p;
             loop {
-                // Eight plain ASCII bytes at a time (most of most strings);
-                // the byte loop below takes over at the first byte that
+                // The byte loop below takes over at the first byte that
                 // might stop or need UTF-8 checking.
-                while let Some(word) = b.get(p..p + 8) {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(word);
-                    let stops = stop_mask(u64::from_le_bytes(w));
-                    if stops != 0 {
-                        // Straight to the first byte that needs a look.
-                        p += (stops.trailing_zeros() / 8) as usize;
-                        break;
-                    }
-                    p += 8;
-                }
+                p = plain_run_end(b, p);
                 let Some(&c) = b.get(p) else { break };
                 if c < 0x80 {
                     if STOP[usize::from(c)] {
