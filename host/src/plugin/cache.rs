@@ -16,13 +16,20 @@
 //!
 //! An artifact that fails the check is deleted with a warning naming it, and
 //! the component is compiled again.
+//!
+//! A component loaded once is kept in memory for the cache's life (a few,
+//! [`LOADED_MAX`]): `sluice run` loads every plugin to check the pipeline
+//! and again to run it, and reading, authenticating and deserializing the
+//! artifact twice was a quarter of its start-up. The kept one is found by
+//! the hash of the bytes just read from the plugin's file and by engine, so
+//! a changed file is loaded afresh.
 
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use hmac::{Hmac, KeyInit, Mac};
@@ -41,13 +48,33 @@ const KEY_FILE: &str = "cache.key";
 /// exhaust the host); real ones are a few MiB.
 const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 
+/// Most components kept loaded in memory; beyond, the oldest goes.
+pub const LOADED_MAX: usize = 16;
+
 /// Where compiled artifacts live.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ComponentCache {
     /// `None`: no usable directory, every load compiles.
     dir: Option<PathBuf>,
     /// The directory check and key, established on first use.
-    ready: std::sync::Arc<OnceLock<Option<CacheKey>>>,
+    ready: Arc<OnceLock<Option<CacheKey>>>,
+    /// Components loaded already, oldest first.
+    loaded: Arc<Mutex<Vec<Loaded>>>,
+}
+
+/// A component loaded already: its source's hash and the engine it is for.
+struct Loaded {
+    source: [u8; 32],
+    engine: Engine,
+    component: Component,
+}
+
+impl std::fmt::Debug for ComponentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a component was obtained, for logs and `plugin inspect`.
@@ -260,6 +287,7 @@ impl ComponentCache {
         Self {
             dir: Some(dir),
             ready: Default::default(),
+            loaded: Default::default(),
         }
     }
 
@@ -267,7 +295,8 @@ impl ComponentCache {
     pub fn disabled() -> Self {
         Self {
             dir: None,
-            ready: std::sync::Arc::new(OnceLock::from(None)),
+            ready: Arc::new(OnceLock::from(None)),
+            loaded: Default::default(),
         }
     }
 
@@ -314,12 +343,10 @@ impl ComponentCache {
         key.as_ref().map(|k| (dir, k))
     }
 
-    fn hashes(engine: &Engine, wasm: &[u8]) -> ([u8; 32], Vec<u8>) {
+    fn engine_hash(engine: &Engine) -> Vec<u8> {
         let mut h = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut h);
-        let engine_hash = h.0.finalize().to_vec();
-        let source: [u8; 32] = Sha256::digest(wasm).into();
-        (source, engine_hash)
+        h.0.finalize().to_vec()
     }
 
     fn file_name(source: &[u8; 32], engine_hash: &[u8]) -> String {
@@ -343,7 +370,54 @@ impl ComponentCache {
         wasm: &[u8],
         name: &str,
     ) -> Result<(Component, CacheOutcome)> {
-        let (source, engine_hash) = Self::hashes(engine, wasm);
+        self.load_hashed(engine, wasm, Sha256::digest(wasm).into(), name)
+    }
+
+    /// [`ComponentCache::load_named`] for a caller that has hashed `wasm`
+    /// already (`source`: its SHA-256), which spares hashing it again.
+    pub fn load_hashed(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        source: [u8; 32],
+        name: &str,
+    ) -> Result<(Component, CacheOutcome)> {
+        if let Some(c) = self.kept(engine, &source) {
+            return Ok((c, CacheOutcome::Hit));
+        }
+        let (component, outcome) = self.load_uncached(engine, wasm, source, name)?;
+        self.keep(engine, source, &component);
+        Ok((component, outcome))
+    }
+
+    fn kept(&self, engine: &Engine, source: &[u8; 32]) -> Option<Component> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .find(|l| l.source == *source && Engine::same(&l.engine, engine))
+            .map(|l| l.component.clone())
+    }
+
+    fn keep(&self, engine: &Engine, source: [u8; 32], component: &Component) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.len() >= LOADED_MAX {
+            loaded.remove(0);
+        }
+        loaded.push(Loaded {
+            source,
+            engine: engine.clone(),
+            component: component.clone(),
+        });
+    }
+
+    fn load_uncached(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        source: [u8; 32],
+        name: &str,
+    ) -> Result<(Component, CacheOutcome)> {
+        let engine_hash = Self::engine_hash(engine);
         let ready = self.ready();
         if let Some((dir, key)) = ready {
             let path = dir.join(Self::file_name(&source, &engine_hash));

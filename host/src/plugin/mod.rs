@@ -23,7 +23,7 @@ mod udf;
 #[doc(hidden)]
 pub mod wire;
 
-pub use cache::{CacheKey, CacheOutcome, ComponentCache};
+pub use cache::{CacheKey, CacheOutcome, ComponentCache, LOADED_MAX};
 pub use ceilings::{Ceilings, HOST_CONFIG_ENV};
 pub use component::{ComponentError, Shape, World};
 pub use engine::WasmEngine;

@@ -252,8 +252,10 @@ pub(crate) fn compile(
         error,
     })?;
     component::check_header(path, &bytes)?;
+    use sha2::Digest;
+    let sha256: [u8; 32] = sha2::Sha256::digest(&bytes).into();
     let (component, outcome) = cache
-        .load_named(engine, &bytes, &file_stem(path))
+        .load_hashed(engine, &bytes, sha256, &file_stem(path))
         .map_err(|e| ComponentError::Invalid {
             path: p,
             message: format!("{e:#}"),
@@ -261,14 +263,13 @@ pub(crate) fn compile(
     let mut shape = component::shape(engine, &component);
     shape.reads_field_tables = component::declares_field_tables(&bytes);
     shape.takes_parent_refs = component::declares_parent_refs(&bytes);
-    use sha2::Digest;
     Ok(Compiled {
         engine: engine.clone(),
         component,
         shape,
         outcome,
         size: bytes.len() as u64,
-        sha256: sha2::Sha256::digest(&bytes).into(),
+        sha256,
     })
 }
 

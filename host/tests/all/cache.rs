@@ -128,3 +128,74 @@ fn a_cache_directory_others_can_write_is_not_used() {
     );
     assert!(artifacts(&cache).is_empty(), "nothing written to it");
 }
+
+/// `sluice run` loads every plugin twice (to check the pipeline, then to
+/// run it): the second load reuses the first's component instead of
+/// reading, authenticating and deserializing the artifact again, but only
+/// for the same bytes and the same engine, and only for the most recent
+/// `LOADED_MAX` components.
+#[test]
+fn a_loaded_component_is_reused_only_for_the_same_bytes_and_engine() {
+    use sluice::plugin::{CacheOutcome, ComponentCache, WasmEngine, LOADED_MAX};
+
+    let t = tempfile::tempdir().expect("tempdir");
+    let dir = t.path().join("cache");
+    let forget_artifacts = || {
+        for a in artifacts(&dir) {
+            std::fs::remove_file(a).expect("remove artifact");
+        }
+    };
+    let cache = ComponentCache::new(dir.clone());
+    let engine = WasmEngine::new().expect("engine");
+    let passthrough = std::fs::read(plugin("passthrough")).expect("passthrough");
+    let load = |cache: &ComponentCache, e: &wasmtime::Engine, wasm: &[u8]| {
+        cache.load(e, wasm).expect("load").1
+    };
+    assert_eq!(
+        load(&cache, engine.engine(), &passthrough),
+        CacheOutcome::Compiled
+    );
+    // With no artifact left, only the kept component can answer.
+    forget_artifacts();
+    assert_eq!(
+        load(&cache, engine.engine(), &passthrough),
+        CacheOutcome::Hit
+    );
+    assert!(artifacts(&dir).is_empty(), "nothing was compiled again");
+    // Other bytes, another engine, another cache: not the kept one.
+    let mut changed = passthrough.clone();
+    changed.extend_from_slice(b"\0\x0a\x08trailingx"); // a custom section
+    assert_eq!(
+        load(&cache, engine.engine(), &changed),
+        CacheOutcome::Compiled
+    );
+    let other = WasmEngine::new().expect("engine");
+    forget_artifacts();
+    assert_eq!(
+        load(&cache, other.engine(), &passthrough),
+        CacheOutcome::Compiled
+    );
+    let fresh = ComponentCache::new(dir.clone());
+    forget_artifacts();
+    assert_eq!(
+        load(&fresh, engine.engine(), &passthrough),
+        CacheOutcome::Compiled
+    );
+
+    // Bounded: after LOADED_MAX other engines' loads, the first is gone.
+    let bounded = ComponentCache::new(dir.clone());
+    let first = wasmtime::Engine::default();
+    load(&bounded, &first, &passthrough);
+    let others: Vec<wasmtime::Engine> = (0..LOADED_MAX)
+        .map(|_| wasmtime::Engine::default())
+        .collect();
+    for e in &others {
+        load(&bounded, e, &passthrough);
+    }
+    forget_artifacts();
+    assert_eq!(
+        load(&bounded, others.last().expect("engines"), &passthrough),
+        CacheOutcome::Hit
+    );
+    assert_eq!(load(&bounded, &first, &passthrough), CacheOutcome::Compiled);
+}
