@@ -69,7 +69,13 @@ echo "== Rust"
 cargo build --release -p sluice -p sluice-bench
 echo "== benchmark, quick: Sluice against hand-written Rust (prints figures, asserts no timing)"
 # Fails only if Sluice and the native reference disagree on the records.
-"${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick
+bench_dir=$(mktemp -d)
+"${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick --work-dir "$bench_dir"
+echo "== benchmark, quick: the host's JSON scanner against serde_json (prints figures; fails only if a scan refuses a line)"
+for shape in orders wide nested unicode; do
+  "${CARGO_TARGET_DIR:-target}/release/sluice-bench" scan "$bench_dir/$shape.jsonl" --runs 1
+done
+rm -rf "$bench_dir"
 echo "== benchmark, quick: hot-swap stall under load (prints figures; fails only if a swap fails)"
 "${CARGO_TARGET_DIR:-target}/release/sluice-bench" --swap --swaps 3
 echo "== API fuzzing, quick: schemathesis against sluice serve's OpenAPI document (< 1 min)"

@@ -16,6 +16,7 @@
 //!   in the host, POSTing to one local endpoint.
 //! - `--swap`: how long a stage pauses when its plugin is hot-swapped.
 //! - `reference`: the native reference alone, as the default mode runs it.
+//! - `scan`: the host's JSON scanner against serde_json on a JSON-lines file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ mod kafka;
 mod measure;
 mod postgres_cdc;
 mod reference;
+mod scan;
 mod shapes;
 mod swap;
 mod versus;
@@ -160,6 +162,19 @@ enum Sub {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Time the JSON scanner the host runs on each event read by a stage
+    /// that reads field tables, against serde_json's check, on the lines
+    /// of a file (e.g. one `--work-dir` kept).
+    Scan {
+        /// JSON lines.
+        file: PathBuf,
+        /// Passes over the lines; the fastest counts.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Only this scan (for counting instructions under valgrind).
+        #[arg(long, value_enum)]
+        only: Option<scan::Only>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -184,6 +199,9 @@ fn run(args: Args) -> Result<()> {
     {
         reference::run(*shape, *job, input, table.as_deref(), output)?;
         return Ok(());
+    }
+    if let Some(Sub::Scan { file, runs, only }) = &args.command {
+        return scan::run(file, *runs, *only);
     }
     let batch_size = args.batch_size.unwrap_or(1024);
     if let Some(wasm) = &args.component {
