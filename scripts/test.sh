@@ -70,6 +70,7 @@ cargo build --release -p sluice -p sluice-bench
 echo "== benchmark, quick: Sluice against hand-written Rust (prints figures, asserts no timing)"
 # Fails only if Sluice and the native reference disagree on the records.
 bench_dir=$(mktemp -d)
+# Removed at the end; a failing scan exits first, and leaves it for a look.
 "${CARGO_TARGET_DIR:-target}/release/sluice-bench" --quick --work-dir "$bench_dir"
 echo "== benchmark, quick: the host's JSON scanner against serde_json (prints figures; fails only if a scan refuses a line)"
 for shape in orders wide nested unicode; do

@@ -708,3 +708,44 @@ fn scanner_agrees_with_serde_json_on_backslash_runs_and_split_scalars() {
         }
     }
 }
+
+#[test]
+fn utf8_errors_after_valid_text_are_reported_where_std_finds_them() {
+    // Once the rest of a value fails the one-pass check, the byte-by-byte
+    // check must still name the first bad byte, after any valid non-ASCII
+    // text before it, in this string or an earlier one.
+    let err = |b: &[u8]| JsonView::parse(b).map(|_| ()).expect_err("not UTF-8");
+    assert_eq!(err(b"{\"a\":\"\xc3\xa9\",\"b\":\"x\xffy\"}").offset, 16);
+    assert_eq!(err(b"{\"a\":\"\xc3\xa9\xc3\"}").offset, 8);
+    let pieces: &[&[u8]] = &[
+        b"a",
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xff",
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\xe2\x82",
+        b"\x80",
+        b"\xf4\x90\x80\x80",
+        b"\xc0\xaf",
+    ];
+    let mut r = Rng(7);
+    for _ in 0..5000 {
+        let mut text = Vec::new();
+        for _ in 0..r.below(8) {
+            text.extend_from_slice(r.pick(pieces));
+        }
+        let mut value = b"{\"k\":\"".to_vec();
+        value.extend_from_slice(&text);
+        value.extend_from_slice(b"\"}");
+        match std::str::from_utf8(&text) {
+            Ok(_) => assert!(JsonView::parse(&value).is_ok(), "{value:?}"),
+            Err(e) => {
+                let got = err(&value);
+                assert_eq!(got.message, "invalid UTF-8", "{value:?}");
+                assert_eq!(got.offset, 6 + e.valid_up_to(), "{value:?}");
+            }
+        }
+    }
+}

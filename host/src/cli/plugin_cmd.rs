@@ -128,6 +128,7 @@ pub fn inspect(wasm: &Path) -> Result<ExitCode> {
         "compiled:  {}",
         match outcome {
             crate::plugin::CacheOutcome::Hit => "from cache",
+            crate::plugin::CacheOutcome::Kept => "already loaded",
             crate::plugin::CacheOutcome::Compiled => "now (cached for next time)",
             crate::plugin::CacheOutcome::Uncached => "now (no usable cache directory)",
         }

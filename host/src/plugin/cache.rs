@@ -18,11 +18,13 @@
 //! the component is compiled again.
 //!
 //! A component loaded once is kept in memory for the cache's life (a few,
-//! [`LOADED_MAX`]): `sluice run` loads every plugin to check the pipeline
-//! and again to run it, and reading, authenticating and deserializing the
-//! artifact twice was a quarter of its start-up. The kept one is found by
-//! the hash of the bytes just read from the plugin's file and by engine, so
-//! a changed file is loaded afresh.
+//! [`LOADED_MAX`], the oldest dropped first): `sluice run` loads every plugin
+//! to check the pipeline and again to run it, and reading, authenticating and
+//! deserializing the artifact twice was a quarter of its start-up. The kept
+//! one is found by the hash of the bytes just read from the plugin's file and
+//! by engine, so a changed file is loaded afresh. The price: a long-lived
+//! process (`sluice serve`, `run --watch`) holds up to that many components
+//! (their compiled code, a few MiB each) after their pipelines let go.
 
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -82,6 +84,8 @@ impl std::fmt::Debug for ComponentCache {
 pub enum CacheOutcome {
     /// Loaded a precompiled artifact.
     Hit,
+    /// Loaded already by this process (and kept in memory).
+    Kept,
     /// Compiled and stored for next time.
     Compiled,
     /// Compiled; there is no usable cache directory to store it in.
@@ -374,16 +378,19 @@ impl ComponentCache {
     }
 
     /// [`ComponentCache::load_named`] for a caller that has hashed `wasm`
-    /// already (`source`: its SHA-256), which spares hashing it again.
-    pub fn load_hashed(
+    /// already (`source`: its SHA-256), which spares hashing it again. The
+    /// hash names the artifact and finds the kept component, so it must be
+    /// `wasm`'s: crate-private, and checked in debug builds.
+    pub(crate) fn load_hashed(
         &self,
         engine: &Engine,
         wasm: &[u8],
         source: [u8; 32],
         name: &str,
     ) -> Result<(Component, CacheOutcome)> {
+        debug_assert_eq!(<[u8; 32]>::from(Sha256::digest(wasm)), source);
         if let Some(c) = self.kept(engine, &source) {
-            return Ok((c, CacheOutcome::Hit));
+            return Ok((c, CacheOutcome::Kept));
         }
         let (component, outcome) = self.load_uncached(engine, wasm, source, name)?;
         self.keep(engine, source, &component);
@@ -400,6 +407,13 @@ impl ComponentCache {
 
     fn keep(&self, engine: &Engine, source: [u8; 32], component: &Component) {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // Two threads that loaded the same plugin at once keep it once.
+        if loaded
+            .iter()
+            .any(|l| l.source == source && Engine::same(&l.engine, engine))
+        {
+            return;
+        }
         if loaded.len() >= LOADED_MAX {
             loaded.remove(0);
         }
