@@ -71,6 +71,12 @@ struct Loaded {
     component: Component,
 }
 
+impl Loaded {
+    fn is(&self, source: &[u8; 32], engine: &Engine) -> bool {
+        self.source == *source && Engine::same(&self.engine, engine)
+    }
+}
+
 impl std::fmt::Debug for ComponentCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComponentCache")
@@ -401,17 +407,14 @@ impl ComponentCache {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded
             .iter()
-            .find(|l| l.source == *source && Engine::same(&l.engine, engine))
+            .find(|l| l.is(source, engine))
             .map(|l| l.component.clone())
     }
 
     fn keep(&self, engine: &Engine, source: [u8; 32], component: &Component) {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         // Two threads that loaded the same plugin at once keep it once.
-        if loaded
-            .iter()
-            .any(|l| l.source == source && Engine::same(&l.engine, engine))
-        {
+        if loaded.iter().any(|l| l.is(&source, engine)) {
             return;
         }
         if loaded.len() >= LOADED_MAX {
