@@ -728,15 +728,37 @@ pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
     scan(bytes, None)
 }
 
+/// [`check`] without the UTF-8 check of strings' text: the grammar, escapes
+/// (surrogate pairs included), control characters and nesting only. What
+/// serde_json's `IgnoredAny` checks, less its unbounded nesting and lone
+/// surrogates, which this refuses: for a host that passes values on and
+/// leaves their text to whatever reads them. Outside strings the grammar
+/// admits only ASCII, so a value this accepts is UTF-8 but for the bytes
+/// inside strings.
+pub fn check_syntax(bytes: &[u8]) -> Result<(), JsonError> {
+    // Told the text is UTF-8 already, the scanner only skips non-ASCII
+    // bytes in strings (`text_run_end`, which stops at the same ASCII bytes
+    // whatever the others are).
+    scan_from(bytes, None, Some(true))
+}
+
 fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
     scan(bytes, Some(fields))
 }
 
 fn scan(bytes: &[u8], fields: Option<&mut Vec<Entry>>) -> Result<(), JsonError> {
+    scan_from(bytes, fields, None)
+}
+
+fn scan_from(
+    bytes: &[u8],
+    fields: Option<&mut Vec<Entry>>,
+    rest_is_utf8: Option<bool>,
+) -> Result<(), JsonError> {
     let mut s = Scanner {
         b: bytes,
         p: 0,
-        rest_is_utf8: None,
+        rest_is_utf8,
     };
     s.root(fields).map_err(|message| JsonError {
         offset: s.p,

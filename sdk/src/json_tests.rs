@@ -580,6 +580,18 @@ fn agrees_with_serde(b: &[u8]) {
     let ours = scan_root(b, &mut fields);
     let theirs = serde_json::from_slice::<Value>(b);
     let show = || String::from_utf8_lossy(b).into_owned();
+    // `check_syntax` takes all the scanner takes, and no more than
+    // `IgnoredAny`; it refuses only what has a `\u` escape (a lone
+    // surrogate; these values nest too shallowly to reach the depth cap).
+    let syntax = check_syntax(b).is_ok();
+    let ignored = serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok();
+    assert!(ours.is_err() || syntax, "check_syntax refused {:?}", show());
+    assert!(!syntax || ignored, "IgnoredAny refused {:?}", show());
+    assert!(
+        syntax || !ignored || b.windows(2).any(|w| w == b"\\u"),
+        "check_syntax refused what IgnoredAny takes: {:?}",
+        show()
+    );
     match (&ours, &theirs) {
         // A number past f64 is valid JSON here (copied as text).
         (Ok(()), Err(e)) if e.to_string().contains("number out of range") => return,
@@ -748,4 +760,39 @@ fn utf8_errors_after_valid_text_are_reported_where_std_finds_them() {
             }
         }
     }
+}
+
+#[test]
+fn check_syntax_skips_only_the_utf8_check_of_string_text() {
+    // Broken UTF-8 inside strings: only `check` refuses it.
+    for text in [
+        &b"{\"a\":\"\xff\"}"[..],
+        b"[\"\xc3\"]",
+        b"\"\xed\xa0\x80 \xf4\x90\x80\x80\"",
+    ] {
+        assert!(check_syntax(text).is_ok(), "{text:?}");
+        assert_eq!(check(text).map_err(|e| e.message), Err("invalid UTF-8"));
+    }
+    // Everything else as `check`: the grammar, escapes, controls, nesting.
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let over = deep(MAX_DEPTH + 1);
+    let at_cap = deep(MAX_DEPTH);
+    for text in [
+        &br#"{"a":"\ud800"}"#[..],
+        br#"{"a":"\x"}"#,
+        b"{\"a\":\"\x01\"}",
+        b"\xff",
+        b"{\"a\":1,}",
+        b"{\"\xc3\xa9\":1} \xc3\xa9",
+        over.as_bytes(),
+    ] {
+        assert!(check_syntax(text).is_err(), "{text:?}");
+        assert_eq!(
+            check_syntax(text).map_err(|e| e.offset),
+            check(text).map_err(|e| e.offset),
+            "{text:?}"
+        );
+    }
+    assert!(check_syntax(at_cap.as_bytes()).is_ok());
+    assert!(check_syntax(br#"{"a":"\ud83d\ude00 \u00e9","b":[1e400,-0.5]}"#).is_ok());
 }
