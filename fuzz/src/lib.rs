@@ -358,6 +358,24 @@ pub fn json_view(data: &[u8]) {
     use sluice_sdk::json::{BatchViews, JsonView};
     let theirs = serde_json::from_slice::<serde_json::Value>(data);
     let ours = JsonView::parse(data);
+    // The host's `check_json` lets `check_syntax` decide first and asks
+    // serde_json's `IgnoredAny` only about what it refuses: that accepts
+    // exactly what `IgnoredAny` does only if `check_syntax` never takes more.
+    let ignored = serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+    let syntax = sluice_sdk::json::check_syntax(data).is_ok();
+    assert!(
+        !syntax || ignored,
+        "check_syntax accepted what serde_json's IgnoredAny refuses"
+    );
+    assert!(
+        ours.is_err() || syntax,
+        "check_syntax refused what the scanner takes"
+    );
+    assert_eq!(
+        check_json(data).is_ok(),
+        ignored,
+        "check_json and IgnoredAny disagree"
+    );
     assert_eq!(
         sluice_sdk::json::check(data).is_ok(),
         ours.is_ok(),

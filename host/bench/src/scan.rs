@@ -1,11 +1,13 @@
 //! `sluice-bench scan FILE`: the JSON scanner the host runs over every event
 //! that reaches a stage reading field tables (`sluice_sdk::json::table::encode`,
-//! which checks the value and writes its table), against the check it runs
-//! otherwise (`serde_json` into `IgnoredAny`), on the same lines in memory:
-//! no file reading, no pipeline. Time per event (best of `runs`) and per
-//! byte. For instruction counts, run it under `valgrind --tool=cachegrind`
-//! with `--only table` (or `check`, `serde`) and with `--only nothing`, and
-//! divide the difference by lines × runs.
+//! which checks the value and writes its table), and the check it runs
+//! otherwise (`check_json`: `json::check_syntax`, with serde_json's
+//! `IgnoredAny` deciding only what that refuses), against `IgnoredAny`
+//! alone, on the same lines in memory: no file reading, no pipeline. Time
+//! per event (best of `runs`) and per byte. For instruction counts, run it
+//! under `valgrind --tool=cachegrind` with `--only table` (or `check`,
+//! `syntax`, `serde`) and with `--only nothing`, and divide the difference
+//! by lines × runs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,6 +21,9 @@ pub enum Only {
     Table,
     /// `sluice_sdk::json::check`: the same scan without the table.
     Check,
+    /// `sluice_sdk::json::check_syntax`: the check without UTF-8 (the
+    /// host's `check_json`).
+    Syntax,
     /// `serde_json::from_slice::<IgnoredAny>`.
     Serde,
     /// Read and split the file only: the baseline to subtract.
@@ -49,6 +54,12 @@ pub fn run(file: &Path, runs: usize, only: Option<Only>) -> Result<()> {
     let mut check_scan = || {
         for l in &lines {
             checks += usize::from(sluice_sdk::json::check(l).is_err());
+        }
+    };
+    let mut syntax_failed = 0usize;
+    let mut syntax_scan = || {
+        for l in &lines {
+            syntax_failed += usize::from(sluice_sdk::json::check_syntax(l).is_err());
         }
     };
     let mut serde_failed = 0usize;
@@ -90,11 +101,14 @@ pub fn run(file: &Path, runs: usize, only: Option<Only>) -> Result<()> {
     if only.is_none_or(|o| o == Only::Check) {
         report("json::check", &mut check_scan);
     }
+    if only.is_none_or(|o| o == Only::Syntax) {
+        report("json::check_syntax (check_json)", &mut syntax_scan);
+    }
     if only.is_none_or(|o| o == Only::Serde) {
         report("serde_json IgnoredAny", &mut serde_scan);
     }
-    if failed + checks + serde_failed > 0 {
-        bail!("lines refused: {failed} by table::encode, {checks} by check, {serde_failed} by serde_json");
+    if failed + checks + syntax_failed + serde_failed > 0 {
+        bail!("lines refused: {failed} by table::encode, {checks} by check, {syntax_failed} by check_syntax, {serde_failed} by serde_json");
     }
     Ok(())
 }
