@@ -642,13 +642,37 @@ static STOP: [bool; 256] = {
 /// byte, which is all the caller uses.
 #[inline]
 fn stop_mask(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    (w & HIGH) | text_stop_mask(w)
+}
+
+/// [`stop_mask`] without its non-ASCII term: `"`, `\\` and controls only.
+#[inline]
+fn text_stop_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    (w & HIGH)
-        | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+    (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
         | zero_bytes(w ^ (ONES * u64::from(b'"')))
         | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+}
+
+/// From `p`, eight bytes at a time: `Ok` with the first byte `mask` flags
+/// (the lowest high bit it sets, the only one the masks above make sure
+/// of), or `Err` with where the whole words end, if none does, for the
+/// caller to read the last few bytes one at a time.
+#[inline(always)]
+fn first_flagged(b: &[u8], mut p: usize, mask: impl Fn(u64) -> u64) -> Result<usize, usize> {
+    while let Some(word) = b.get(p..p + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let flags = mask(u64::from_le_bytes(w));
+        if flags != 0 {
+            return Ok(p + (flags.trailing_zeros() / 8) as usize);
+        }
+        p += 8;
+    }
+    Err(p)
 }
 
 /// The high bit of each byte of `w` that is not an ASCII digit. As in
@@ -669,40 +693,20 @@ fn non_digit_mask(w: u64) -> u64 {
 /// control or not ASCII, or the last eight-byte word's end, from which the
 /// caller reads bytes one at a time.
 #[inline(always)]
-fn plain_run_end(b: &[u8], mut p: usize) -> usize {
-    while let Some(word) = b.get(p..p + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let stops = stop_mask(u64::from_le_bytes(w));
-        if stops != 0 {
-            return p + (stops.trailing_zeros() / 8) as usize;
-        }
-        p += 8;
+fn plain_run_end(b: &[u8], p: usize) -> usize {
+    match first_flagged(b, p, stop_mask) {
+        Ok(p) | Err(p) => p,
     }
-    p
 }
 
 /// Where the string text from `p` reaches a `"`, `\\` or control
 /// character (the end of the value at worst); non-ASCII bytes do not stop it.
 #[inline]
-fn text_run_end(b: &[u8], mut p: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // `stop_mask` without its non-ASCII term; as there, only the lowest set
-    // bit is sure, and that is the only one read.
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    while let Some(word) = b.get(p..p + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let stops = (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
-            | zero_bytes(w ^ (ONES * u64::from(b'"')))
-            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
-        if stops != 0 {
-            return p + (stops.trailing_zeros() / 8) as usize;
-        }
-        p += 8;
-    }
+fn text_run_end(b: &[u8], p: usize) -> usize {
+    let mut p = match first_flagged(b, p, text_stop_mask) {
+        Ok(stop) => return stop,
+        Err(end) => end,
+    };
     while let Some(&c) = b.get(p) {
         if c < 0x80 && STOP[usize::from(c)] {
             break;
@@ -826,17 +830,12 @@ impl Scanner<'_> {
     /// The end of the run of ASCII digits from `p`: eight bytes at a time,
     /// then one at a time near the end of the value.
     #[inline(always)]
-    fn digits_from(&self, mut p: usize) -> usize {
+    fn digits_from(&self, p: usize) -> usize {
         let b = self.b;
-        while let Some(word) = b.get(p..p + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            let others = non_digit_mask(u64::from_le_bytes(w));
-            if others != 0 {
-                return p + (others.trailing_zeros() / 8) as usize;
-            }
-            p += 8;
-        }
+        let mut p = match first_flagged(b, p, non_digit_mask) {
+            Ok(other) => return other,
+            Err(end) => end,
+        };
         while b.get(p).is_some_and(u8::is_ascii_digit) {
             p += 1;
         }
