@@ -48,6 +48,34 @@ fn maybe_bool<'a>(b: Option<bool>) -> Out<'a> {
     b.map_or(null(), boolean)
 }
 
+/// SQL `and` (three-valued) of `l` and the right side, which is not
+/// computed when `l` is false.
+#[inline]
+pub(crate) fn and(l: Option<bool>, r: impl FnOnce() -> Option<bool>) -> Option<bool> {
+    if l == Some(false) {
+        return Some(false);
+    }
+    match (l, r()) {
+        (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
+/// SQL `or` (three-valued) of `l` and the right side, which is not computed
+/// when `l` is true.
+#[inline]
+pub(crate) fn or(l: Option<bool>, r: impl FnOnce() -> Option<bool>) -> Option<bool> {
+    if l == Some(true) {
+        return Some(true);
+    }
+    match (l, r()) {
+        (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
+}
+
 /// `Some(b)` for a JSON boolean; anything else is unknown.
 fn truth(v: &Value) -> Option<bool> {
     match v {
@@ -342,28 +370,8 @@ impl Node {
     pub(crate) fn as_bool(&self, input: Input<'_>) -> Option<bool> {
         match self {
             Node::Not(a) => a.as_bool(input).map(|b| !b),
-            Node::And(a, b) => {
-                let l = a.as_bool(input);
-                if l == Some(false) {
-                    return Some(false);
-                }
-                match (l, b.as_bool(input)) {
-                    (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                }
-            }
-            Node::Or(a, b) => {
-                let l = a.as_bool(input);
-                if l == Some(true) {
-                    return Some(true);
-                }
-                match (l, b.as_bool(input)) {
-                    (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                }
-            }
+            Node::And(a, b) => and(a.as_bool(input), || b.as_bool(input)),
+            Node::Or(a, b) => or(a.as_bool(input), || b.as_bool(input)),
             Node::Cmp(op, a, b) => {
                 let l = a.eval(input);
                 if l.is_null() {

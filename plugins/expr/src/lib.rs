@@ -98,6 +98,7 @@ mod eval;
 mod parse;
 mod partial;
 mod path;
+mod quick;
 mod watch;
 
 use std::borrow::Cow;
@@ -109,6 +110,7 @@ use sluice_sdk::json::JsonView;
 pub use eval::take_udf_error;
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};
+pub use quick::{QuickFields, QUICK_FIELDS};
 pub use watch::{Watch, ABSENT_AFTER};
 
 /// A malformed expression or path: where (1-based character column) and what
@@ -159,6 +161,9 @@ pub struct Expr {
     source: Box<str>,
     /// Top-level fields the expression reads.
     pub(crate) fields: Box<[Box<str>]>,
+    /// The condition in the form [`Expr::matches_quick`] answers, when it
+    /// has one (see `quick.rs`).
+    quick: Option<Box<quick::Quick>>,
 }
 
 impl Expr {
@@ -175,6 +180,7 @@ impl Expr {
     pub fn parse_with_udfs(source: &str, udfs: &[String]) -> Result<Expr, ParseError> {
         let (root, fields) = parse::parse(source, udfs)?;
         Ok(Expr {
+            quick: quick::of(&root, fields.len()),
             fields: fields.into(),
             root,
             source: source.into(),

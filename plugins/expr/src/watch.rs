@@ -13,7 +13,41 @@ use serde_json::Value;
 use sluice_sdk::json::JsonView;
 
 use crate::ast::{CmpOp, Func, Node};
-use crate::{Expr, ViewFields};
+use crate::quick::Field;
+use crate::{Expr, QuickFields, ViewFields};
+
+/// What a watch asks of one event's fields, however they were read.
+trait ReadFields {
+    /// Whether the expression's top-level field `i` is in the event.
+    fn present(&self, i: usize) -> bool;
+    /// Whether it is a number or a string (`None`: neither, or absent).
+    fn type_at(&self, i: usize) -> Option<Type>;
+}
+
+impl ReadFields for ViewFields {
+    fn present(&self, i: usize) -> bool {
+        self.values.get(i).is_some_and(Option::is_some)
+    }
+    fn type_at(&self, i: usize) -> Option<Type> {
+        self.values
+            .get(i)
+            .and_then(|v| v.as_ref())
+            .and_then(Type::of)
+    }
+}
+
+impl ReadFields for QuickFields<'_> {
+    fn present(&self, i: usize) -> bool {
+        i < self.len && self.get(i) != Field::Absent
+    }
+    fn type_at(&self, i: usize) -> Option<Type> {
+        match self.get(i) {
+            Field::Int(_) => Some(Type::Number),
+            Field::Str(_) => Some(Type::String),
+            Field::Absent | Field::Null | Field::Bool(_) => None,
+        }
+    }
+}
 
 /// Events after which a field still never seen is reported as absent.
 pub const ABSENT_AFTER: u64 = 100;
@@ -250,10 +284,20 @@ impl Watch {
         if !view.is_object() || fields.root.is_some() {
             return Vec::new();
         }
+        self.observe_read(view, fields)
+    }
+
+    /// [`Watch::observe`] for an event whose fields [`Expr::read_quick`]
+    /// read.
+    pub fn observe_quick(&mut self, view: &JsonView<'_>, fields: &QuickFields<'_>) -> Vec<String> {
+        self.observe_read(view, fields)
+    }
+
+    fn observe_read(&mut self, view: &JsonView<'_>, fields: &impl ReadFields) -> Vec<String> {
         let mut out = Vec::new();
         if !self.absent_done {
-            for (seen, value) in self.seen.iter_mut().zip(&fields.values) {
-                *seen |= value.is_some();
+            for (i, seen) in self.seen.iter_mut().enumerate() {
+                *seen |= fields.present(i);
             }
             out = self.count_and_report(view);
         }
@@ -270,13 +314,9 @@ impl Watch {
     }
 
     /// The message when `c` compares a number with a string in this event.
-    fn mismatch(&self, c: &Comparison, fields: &ViewFields) -> Option<String> {
+    fn mismatch(&self, c: &Comparison, fields: &impl ReadFields) -> Option<String> {
         let ty = |s: &Side| match s {
-            Side::Field(i) => fields
-                .values
-                .get(*i)
-                .and_then(|v| v.as_ref())
-                .and_then(Type::of),
+            Side::Field(i) => fields.type_at(*i),
             Side::Lit(t, _) => Some(*t),
         };
         let (l, r) = (ty(&c.left)?, ty(&c.right)?);

@@ -66,6 +66,28 @@ impl Transform for Filter {
         // One checking pass over the bytes (zero-copy view), then only the
         // fields the condition reads are built.
         let view = event.view(&mut self.parser)?;
+        // Most conditions, on most events, are answered from the fields'
+        // raw text; the rest take the general path below (same answer).
+        if !self.strict {
+            let (condition, watch) = (&self.condition, &mut self.watch);
+            let keep = condition.read_quick(&view, |fields| {
+                if watch.active() {
+                    for warning in watch.observe_quick(&view, fields) {
+                        sluice_sdk::log::warn(&format!(
+                            "`where: {}`: {warning}",
+                            condition.source()
+                        ));
+                    }
+                }
+                condition.matches_quick(fields)
+            });
+            if let Some(keep) = keep {
+                if keep {
+                    out.forward();
+                }
+                return Ok(());
+            }
+        }
         self.condition
             .load(&view, &mut self.fields)
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
