@@ -53,6 +53,15 @@ impl<'a> Event<'a> {
             .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))
     }
 
+    /// The host's field table of the value, read in place
+    /// ([`crate::json::table::Lookup`]): `None` when the host sent none (the
+    /// value is not an object, or the plugin does not read tables) or it
+    /// does not fit. For a plugin that looks up a few names per event;
+    /// [`Event::view`] reads all fields.
+    pub fn table_lookup(&self) -> Option<crate::json::table::Lookup<'a>> {
+        crate::json::table::Lookup::new(self.value()?, self.field_table()?)
+    }
+
     /// The host's field table of the value ([`crate::json::table`]), when
     /// it sent one: the bytes from its offset to the end of the batch data.
     pub(crate) fn field_table(&self) -> Option<&'a [u8]> {

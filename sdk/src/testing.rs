@@ -106,6 +106,30 @@ pub fn run<T: Transform>(
     run_batch::<T>(params, &batch)
 }
 
+/// A batch of `values` on the stream `test`, each JSON object with the field
+/// table the host sends a plugin that reads them
+/// ([`crate::declare_field_tables`]), as [`crate::json::table::encode`]
+/// makes it. [`run`] sends none, so a plugin scans; run both to test both.
+pub fn batch_with_tables(values: &[&str]) -> RawBatch {
+    let mut batch = RawBatch {
+        streams: vec!["test".to_string()],
+        ..RawBatch::default()
+    };
+    let (mut entries, mut table) = (Vec::new(), Vec::new());
+    for v in values {
+        batch.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+        table.clear();
+        if crate::json::table::encode(v.as_bytes(), &mut entries, &mut table) == Ok(true) {
+            let at = u32::try_from(batch.data.len()).unwrap_or(0);
+            batch.data.extend_from_slice(&table);
+            if let Some(e) = batch.events.last_mut() {
+                e.field_table = at;
+            }
+        }
+    }
+    batch
+}
+
 /// Builds a transform from `params` and runs it over a hand-built batch,
 /// then calls [`Transform::finish`] as the end of a run would (what it logs
 /// is in [`crate::log::take_captured`]).

@@ -24,6 +24,7 @@
 use std::cmp::Ordering;
 
 use serde_json::Value;
+use sluice_sdk::json::table::Lookup;
 use sluice_sdk::json::{same_bytes, JsonView, Kind, Raw};
 
 use crate::ast::{CmpOp, Node};
@@ -269,16 +270,39 @@ impl Expr {
         view: &JsonView<'a>,
         then: impl FnOnce(&QuickFields<'a>) -> R,
     ) -> Option<R> {
-        self.quick.as_ref()?;
-        if !view.is_object() {
+        if self.quick.is_none() || !view.is_object() {
             return None;
         }
+        self.read_quick_by(|name| Some(view.get(name)), then)
+    }
+
+    /// [`Expr::read_quick`] from the host's field table read in place
+    /// ([`Event::table_lookup`]), without a view: `None` also when the
+    /// table cannot answer (an escaped key), and then the view can.
+    ///
+    /// [`Event::table_lookup`]: sluice_sdk::Event::table_lookup
+    #[inline]
+    pub fn read_quick_in<'a, R>(
+        &self,
+        table: &Lookup<'a>,
+        then: impl FnOnce(&QuickFields<'a>) -> R,
+    ) -> Option<R> {
+        self.quick.as_ref()?;
+        self.read_quick_by(|name| table.get(name).ok(), then)
+    }
+
+    #[inline]
+    fn read_quick_by<'a, R>(
+        &self,
+        get: impl Fn(&str) -> Option<Option<Raw<'a>>>,
+        then: impl FnOnce(&QuickFields<'a>) -> R,
+    ) -> Option<R> {
         let mut fields = QuickFields {
             values: [Field::Absent; QUICK_FIELDS],
             len: self.fields.len(),
         };
         for (name, value) in self.fields.iter().zip(fields.values.iter_mut()) {
-            *value = field(view.get(name))?;
+            *value = field(get(name)?)?;
         }
         Some(then(&fields))
     }

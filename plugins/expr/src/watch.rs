@@ -301,6 +301,26 @@ impl Watch {
             }
             out = self.count_and_report(view);
         }
+        self.compare_types(fields, &mut out);
+        out
+    }
+
+    /// Whether [`Watch::observe`] still needs the event's view (to name
+    /// the keys events do have, for an absent field); once not,
+    /// [`Watch::observe_types`] does the rest of its job without one.
+    pub fn needs_view(&self) -> bool {
+        !self.absent_done
+    }
+
+    /// [`Watch::observe_quick`] once [`Watch::needs_view`] is false: only
+    /// comparisons of a number with a string are left to notice.
+    pub fn observe_types(&mut self, fields: &QuickFields<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        self.compare_types(fields, &mut out);
+        out
+    }
+
+    fn compare_types(&mut self, fields: &impl ReadFields, out: &mut Vec<String>) {
         for i in 0..self.comparisons.len() {
             if self.comparisons[i].reported {
                 continue;
@@ -310,7 +330,6 @@ impl Watch {
                 out.push(message);
             }
         }
-        out
     }
 
     /// The message when `c` compares a number with a string in this event.
