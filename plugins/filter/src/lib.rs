@@ -9,6 +9,13 @@
 //! number formatting, key order and duplicate keys all pass unchanged; the
 //! condition sees the last occurrence of a duplicated key).
 //!
+//! Most conditions (top-level fields compared with literals, joined by
+//! `and`, `or`, `not`) are answered from the fields' raw text, with no value
+//! built ([`sluice_expr::Expr::read_quick`]); once the watch has seen its
+//! first events, their fields are found in the host's field table in place,
+//! without a view ([`sluice_sdk::Event::table_lookup`]). Both give the general
+//! path's answer, which any other condition or value takes.
+//!
 //! The type is public so a host benchmark can run the same logic natively
 //! through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
