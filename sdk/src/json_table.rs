@@ -19,17 +19,19 @@
 //! [`super::JsonView::fields`] lists.
 //!
 //! The host is trusted to send tables of valid JSON (it checks the value with
-//! the same scanner before it makes one), but a table is still checked here
+//! the same scanner before it makes one), but a view still checks a table
 //! against the bytes it describes, in one pass over its records: every range
 //! inside the value, in order, not overlapping. A table that fails is ignored
-//! and the value is scanned, so no table can make a plugin read outside its
+//! and the value is scanned, so no table can make a view read outside its
 //! value or panic.
 //!
 //! [`Lookup`] reads a table in place instead, for a plugin that looks up a
-//! few names per event (a filter's condition): it checks only the records
-//! it reads, each range inside the value, as event spans are checked. A
-//! wrong table can then give a wrong field, never a read outside the value
-//! or a panic; the host's tables come from the same scanner as the check.
+//! few names per event (a filter's condition), and checks less: only the
+//! records it reads, each range inside the value, as event spans are
+//! checked; a table that fails elsewhere is not noticed. A wrong table can
+//! then give a wrong field (where the view would have rescanned), never a
+//! read outside the value or a panic; the host's tables come from the same
+//! scanner as the check.
 
 use super::{same_bytes, scan_root, trim, Entry, JsonError, Raw};
 

@@ -328,6 +328,7 @@ pub(crate) fn of(root: &Node, fields: usize) -> Option<Box<Quick>> {
 
 #[cfg(test)]
 mod tests {
+    use sluice_sdk::json::table::Lookup;
     use sluice_sdk::json::JsonParser;
 
     use crate::{Expr, ViewFields};
@@ -379,7 +380,11 @@ mod tests {
         r#"{"x":1}"#,
     ];
 
-    const LITERALS: [&str; 16] = [
+    const LITERALS: [&str; 20] = [
+        "999999999999999999",
+        "1000000000000000000",
+        "9223372036854775807",
+        "-9223372036854775808",
         "'usd'",
         "'aud'",
         "''",
@@ -441,21 +446,29 @@ mod tests {
         let fields: Vec<String> = (0..n)
             .map(|_| {
                 let name = NAMES[rng.below(NAMES.len())];
-                format!("\"{name}\":{}", rng.pick(&VALUES))
+                // Now and then the key escaped (`\u0061` is `a`).
+                let key = match rng.below(12) {
+                    0 => format!("\\u00{:x}", u32::from(name.as_bytes()[0])),
+                    _ => name.to_string(),
+                };
+                format!("\"{key}\":{}", rng.pick(&VALUES))
             })
             .collect();
         format!("{{{}}}", fields.join(","))
     }
 
     /// Every quick answer is the general path's, over random conditions
-    /// and events (duplicate keys, escapes, decimals, big integers, mixed
-    /// types, absent fields); and the quick path is taken for most.
+    /// and events (duplicate and escaped keys, escaped strings, decimals,
+    /// big integers and literals at the i64 limits, mixed types, absent
+    /// fields), read from a view and from the host's table in place; and
+    /// both quick paths are taken for most.
     #[test]
     fn quick_answers_are_the_general_answers() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let mut parser = JsonParser::new();
         let mut loaded = ViewFields::default();
-        let (mut quick, mut total) = (0, 0);
+        let (mut quick, mut in_table, mut total) = (0, 0, 0);
+        let (mut entries, mut table) = (Vec::new(), Vec::new());
         for _ in 0..3_000 {
             let source = condition(&mut rng, 3);
             let expr = Expr::parse(&source).expect("generated conditions parse");
@@ -473,11 +486,20 @@ mod tests {
                     quick += 1;
                     assert_eq!(Some(answer), general, "`{source}` on {value}");
                 }
+                table.clear();
+                let tabled =
+                    sluice_sdk::json::table::encode(value.as_bytes(), &mut entries, &mut table);
+                assert_eq!(tabled, Ok(true), "{value}");
+                let lookup = Lookup::new(value.as_bytes(), &table).expect("an object's table");
+                if let Some(answer) = expr.read_quick_in(&lookup, |f| expr.matches_quick(f)) {
+                    in_table += 1;
+                    assert_eq!(Some(answer), general, "`{source}` on {value}, table");
+                }
             }
         }
         assert!(
-            quick * 3 > total,
-            "quick path taken {quick} times of {total}"
+            quick * 3 > total && in_table * 3 > total,
+            "quick paths taken {quick} and {in_table} times of {total}"
         );
     }
 
