@@ -275,13 +275,24 @@ pub(crate) fn equals(a: &Value, b: &Value) -> Option<bool> {
 }
 
 fn compare_op(op: CmpOp, a: &Value, b: &Value) -> Option<bool> {
+    answer(op, || equals(a, b), || compare(a, b))
+}
+
+/// What comparison `op` answers, from the operands' equality (for `=` and
+/// `!=`) or ordering (the others), each computed only when asked for.
+#[inline]
+pub(crate) fn answer(
+    op: CmpOp,
+    equal: impl FnOnce() -> Option<bool>,
+    order: impl FnOnce() -> Option<Ordering>,
+) -> Option<bool> {
     match op {
-        CmpOp::Eq => equals(a, b),
-        CmpOp::Ne => equals(a, b).map(|e| !e),
-        CmpOp::Lt => compare(a, b).map(Ordering::is_lt),
-        CmpOp::Le => compare(a, b).map(Ordering::is_le),
-        CmpOp::Gt => compare(a, b).map(Ordering::is_gt),
-        CmpOp::Ge => compare(a, b).map(Ordering::is_ge),
+        CmpOp::Eq => equal(),
+        CmpOp::Ne => equal().map(|e| !e),
+        CmpOp::Lt => order().map(Ordering::is_lt),
+        CmpOp::Le => order().map(Ordering::is_le),
+        CmpOp::Gt => order().map(Ordering::is_gt),
+        CmpOp::Ge => order().map(Ordering::is_ge),
     }
 }
 

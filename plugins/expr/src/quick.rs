@@ -220,14 +220,7 @@ impl Quick {
                 if matches!(f, Field::Absent | Field::Null) {
                     return None;
                 }
-                match op {
-                    CmpOp::Eq => equals(f, lit),
-                    CmpOp::Ne => equals(f, lit).map(|e| !e),
-                    CmpOp::Lt => compare(f, lit).map(Ordering::is_lt),
-                    CmpOp::Le => compare(f, lit).map(Ordering::is_le),
-                    CmpOp::Gt => compare(f, lit).map(Ordering::is_gt),
-                    CmpOp::Ge => compare(f, lit).map(Ordering::is_ge),
-                }
+                eval::answer(*op, || equals(f, lit), || compare(f, lit))
             }
             Quick::In {
                 slot,
@@ -270,7 +263,7 @@ impl Expr {
         view: &JsonView<'a>,
         then: impl FnOnce(&QuickFields<'a>) -> R,
     ) -> Option<R> {
-        if self.quick.is_none() || !view.is_object() {
+        if !view.is_object() {
             return None;
         }
         self.read_quick_by(|name| Some(view.get(name)), then)
@@ -287,7 +280,6 @@ impl Expr {
         table: &Lookup<'a>,
         then: impl FnOnce(&QuickFields<'a>) -> R,
     ) -> Option<R> {
-        self.quick.as_ref()?;
         self.read_quick_by(|name| table.get(name).ok(), then)
     }
 
@@ -297,6 +289,7 @@ impl Expr {
         get: impl Fn(&str) -> Option<Option<Raw<'a>>>,
         then: impl FnOnce(&QuickFields<'a>) -> R,
     ) -> Option<R> {
+        self.quick.as_ref()?;
         let mut fields = QuickFields {
             values: [Field::Absent; QUICK_FIELDS],
             len: self.fields.len(),

@@ -45,9 +45,7 @@ impl Filter {
     pub fn condition(&self) -> &Expr {
         &self.condition
     }
-}
 
-impl Filter {
     /// The condition's answer from the host's field table read in place,
     /// when the condition has a quick form and the table and values allow
     /// it (see [`Expr::read_quick`]): no view is made, so the table is not
