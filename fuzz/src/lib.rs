@@ -27,7 +27,7 @@ use sluice::format::registry::server::Registry;
 use sluice::plugin::bindings::v2;
 use sluice::plugin::limits::Limits;
 use sluice::plugin::output_check::{self, MAX_REASON_BYTES};
-use sluice::plugin::wire;
+use sluice::plugin::{lookup_many, wire};
 use sluice_expr::Expr;
 
 /// A target's check: panics when an invariant breaks.
@@ -252,7 +252,7 @@ pub fn wire_output(data: &[u8]) {
 pub fn lookup_keys(data: &[u8]) {
     let empty = sluice::state::Table::default();
     for table in [None, Some(&empty)] {
-        if let Ok(answer) = wire::lookup_many(table, data) {
+        if let Ok(answer) = lookup_many::answer(table, data) {
             assert!(answer.len().is_multiple_of(4), "a ragged answer");
             assert!(
                 answer.iter().all(|&b| b == 0xff),

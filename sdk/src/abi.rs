@@ -463,6 +463,13 @@ pub fn encode_keys_with<'k>(options: u32, keys: impl IntoIterator<Item = &'k [u8
     out
 }
 
+#[path = "abi_row_fields.rs"]
+mod row_fields;
+pub use row_fields::{
+    encode_keys_with_fields, put_object_row, FieldValues, RowAnswer, RowFields, MAX_LOOKUP_FIELDS,
+    WITH_FIELDS,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,10 @@
 
 use std::cell::RefCell;
 
-use crate::abi::{encode_keys, encode_keys_with, Rows, MAX_LOOKUP_KEYS, WITH_TABLES};
+use crate::abi::{
+    encode_keys, encode_keys_with, encode_keys_with_fields, RowFields, Rows, MAX_LOOKUP_FIELDS,
+    MAX_LOOKUP_KEYS, WITH_TABLES,
+};
 use crate::glue::{from_wit, install_panic_hook, output_to_wit, wit::sluice::plugin::types as t};
 use crate::processor::{run_processor, run_timers};
 use crate::{Host, Params, Processor};
@@ -70,6 +73,23 @@ impl Host for WasmHost {
             }
         }
         rows
+    }
+    fn lookup_fields(&mut self, table: &str, names: &[&str], keys: &[&[u8]]) -> RowFields {
+        let mut fields = RowFields::new(names.len());
+        for chunk in keys.chunks(MAX_LOOKUP_KEYS) {
+            // A host that does not know the option, or rows past its
+            // row-bytes bound, leave the projection to the plugin.
+            let answered = names.len() <= MAX_LOOKUP_FIELDS
+                && tables::lookup_many(
+                    table,
+                    &encode_keys_with_fields(names, chunk.iter().copied()),
+                )
+                .is_ok_and(|answer| fields.extend_from_answer(answer, chunk.len()));
+            if !answered {
+                fields.extend_from_rows(&self.lookup_many(table, chunk), names);
+            }
+        }
+        fields
     }
     fn register_timer(&mut self, key: &[u8], at_ms: i64) {
         timers::register(key, at_ms)

@@ -351,6 +351,12 @@ impl<'a> Raw<'a> {
     /// `null`, for writing a missing value.
     pub const NULL: Raw<'static> = Raw(b"null");
 
+    /// Text known to be one JSON value: a value the host found in a row
+    /// it scanned ([`crate::abi::FieldValues`]).
+    pub(crate) fn checked(bytes: &'a [u8]) -> Self {
+        Raw(bytes)
+    }
+
     /// The value's JSON text, exactly as in the input.
     pub fn bytes(&self) -> &'a [u8] {
         self.0

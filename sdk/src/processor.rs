@@ -24,7 +24,7 @@
 //! assert_eq!(out.values(), vec![r#"{"count":1}"#, r#"{"count":2}"#]);
 //! ```
 
-use crate::abi::{CallError, RawBatch, RawOutput, Rows};
+use crate::abi::{CallError, RawBatch, RawOutput, RowFields, Rows};
 use crate::{run_events, Emitter, Event, EventError, Params};
 
 /// What the host offers a processor: keyed state scoped to the stage
@@ -53,6 +53,17 @@ pub trait Host {
             rows.push(self.lookup(table, k).as_deref());
         }
         rows
+    }
+    /// [`Host::lookup_many`] projected on `names`: per key, no row, the
+    /// named top-level fields' values of an object row (the last occurrence
+    /// of each, as [`crate::json::JsonView::get`] finds it), or the bytes of
+    /// a row that is not an object. In a component the host finds the
+    /// fields natively and sends only their values, which spares the plugin
+    /// each row's field table and the search through it.
+    fn lookup_fields(&mut self, table: &str, names: &[&str], keys: &[&[u8]]) -> RowFields {
+        let mut fields = RowFields::new(names.len());
+        fields.extend_from_rows(&self.lookup_many(table, keys), names);
+        fields
     }
     /// Calls [`Processor::on_timer`] with `key` once the watermark reaches `at_ms`.
     fn register_timer(&mut self, key: &[u8], at_ms: i64);

@@ -183,7 +183,7 @@ mod v2_imports {
         }
         fn lookup_many(&mut self, table: String, keys: Vec<u8>) -> Result<Vec<u8>, String> {
             let table = self.processor.as_ref().and_then(|p| p.tables.get(&table));
-            crate::plugin::wire::lookup_many(table, &keys)
+            crate::plugin::lookup_many::answer(table, &keys)
         }
     }
 }

@@ -13,6 +13,7 @@ mod host;
 pub mod identity;
 mod limiter;
 pub mod limits;
+pub mod lookup_many;
 pub mod net;
 mod output;
 pub mod output_check;

@@ -13,7 +13,6 @@ use super::bindings::{Batch, Event, Header, Output, Param, PluginInfo, Rejection
 use super::limits::Limits;
 use super::output_check::OutputFault;
 use crate::event::{span_bytes, FieldTables};
-use crate::state::Table;
 
 /// Bytes of one event record.
 pub const EVENT_RECORD: usize = 48;
@@ -31,18 +30,11 @@ const VALUE_FROM_PARENT: u32 = 8;
 const HEADERS_FROM_PARENT: u32 = 16;
 const FROM_PARENT: u32 = KEY_FROM_PARENT | VALUE_FROM_PARENT | HEADERS_FROM_PARENT;
 
-/// Most keys one `lookup-many` call may ask for.
-pub const MAX_LOOKUP_KEYS: usize = 65_536;
-/// Most row bytes one `lookup-many` answer may carry.
-pub const MAX_LOOKUP_BYTES: usize = 16 << 20;
-/// The entry length that means "no row".
-const NO_ROW: u32 = u32::MAX;
-
-fn put(buf: &mut Vec<u8>, v: u32) {
+pub(super) fn put(buf: &mut Vec<u8>, v: u32) {
     buf.extend_from_slice(&v.to_le_bytes());
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut w = [0; 4];
     w.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(w)
@@ -482,105 +474,6 @@ pub fn info(i: v2::sluice::plugin::types::PluginInfo) -> PluginInfo {
     }
 }
 
-/// The first word of a `lookup-many` keys buffer that carries options (a
-/// key cannot claim 4 GiB in a buffer the bounds keep far smaller).
-const OPTIONS: u32 = u32::MAX;
-/// Option bit: after each row, its field table (or [`NO_TABLE`]).
-const WITH_TABLES: u32 = 1;
-/// The table word that means "no table: scan the row".
-const NO_TABLE: u32 = u32::MAX;
-
-/// Answers `lookup-many`: `keys` is length-prefixed keys, the answer one
-/// length-prefixed row (or `NO_ROW`) per key, in order. A buffer that starts
-/// with the word [`OPTIONS`] then a word of flags asks for each row's field
-/// table too (layout in `wit/sluice.wit`). The keys are counted and checked
-/// before any row is read, under one read lock.
-pub fn lookup_many(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String> {
-    let mut at = 0;
-    let mut with_tables = false;
-    if keys.len() >= 4 && u32_at(keys, 0) == OPTIONS {
-        let flags = keys
-            .get(4..8)
-            .map(|_| u32_at(keys, 4))
-            .ok_or("lookup-many: the keys end inside the options word")?;
-        if flags & !WITH_TABLES != 0 {
-            return Err(format!(
-                "lookup-many: unknown options {flags:#x}; this host knows {WITH_TABLES:#x} (field tables)"
-            ));
-        }
-        with_tables = flags & WITH_TABLES != 0;
-        at = 8;
-    }
-    let mut spans = Vec::new();
-    while at < keys.len() {
-        if spans.len() == MAX_LOOKUP_KEYS {
-            return Err(format!(
-                "lookup-many: more than {MAX_LOOKUP_KEYS} keys in one call; split them"
-            ));
-        }
-        let len = keys
-            .get(at..at + 4)
-            .map(|_| u32_at(keys, at) as usize)
-            .ok_or_else(|| format!("lookup-many: keys end inside a length prefix at byte {at}"))?;
-        let start = at + 4;
-        let end = start
-            .checked_add(len)
-            .filter(|&end| end <= keys.len())
-            .ok_or_else(|| {
-                format!("lookup-many: key at byte {at} claims {len} bytes past the end of the keys")
-            })?;
-        spans.push(start..end);
-        at = end;
-    }
-    let mut out = Vec::with_capacity(spans.len() * 4);
-    let Some(table) = table else {
-        // Grants are checked when the pipeline is validated: an unknown name
-        // can only come from a plugin asking for a table it was not given.
-        for _ in &spans {
-            put(&mut out, NO_ROW);
-        }
-        return Ok(out);
-    };
-    table.with_rows(|rows| {
-        // Every row is found (and fetched into the cache) before any is
-        // copied: on a table larger than the cache each lookup misses, and
-        // the misses of a batch then overlap instead of following one another.
-        let asked: Vec<&[u8]> = spans.into_iter().map(|s| &keys[s]).collect();
-        let mut found = Vec::with_capacity(asked.len());
-        rows.get_many(&asked, &mut found);
-        for row in found {
-            match row {
-                Some(row) => {
-                    let value = row.value();
-                    let field_table = row.field_table().filter(|_| with_tables);
-                    // The table, or the word that says there is none.
-                    let table_bytes = match (with_tables, field_table) {
-                        (false, _) => 0,
-                        (true, t) => t.map_or(4, <[u8]>::len),
-                    };
-                    if out.len() + 4 + value.len() + table_bytes > MAX_LOOKUP_BYTES {
-                        return Err(format!(
-                            "lookup-many: rows past {} MiB in one call; split the keys",
-                            MAX_LOOKUP_BYTES >> 20
-                        ));
-                    }
-                    put(&mut out, u32::try_from(value.len()).unwrap_or(NO_ROW - 1));
-                    out.extend_from_slice(value);
-                    if with_tables {
-                        match field_table {
-                            // Its first word is its field count, never NO_TABLE.
-                            Some(t) => out.extend_from_slice(t),
-                            None => put(&mut out, NO_TABLE),
-                        }
-                    }
-                }
-                None => put(&mut out, NO_ROW),
-            }
-        }
-        Ok(out)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -960,137 +853,5 @@ mod tests {
         // Past the three reference bits: unknown.
         let m = one(record(NONE, NONE, NONE, 0, 32), Some(&parents));
         assert!(m.contains("unknown flags 0x20"), "{m}");
-    }
-
-    fn keys(ks: &[&[u8]]) -> Vec<u8> {
-        let mut b = Vec::new();
-        for k in ks {
-            put(&mut b, k.len() as u32);
-            b.extend_from_slice(k);
-        }
-        b
-    }
-
-    fn rows(answer: &[u8]) -> Vec<Option<Vec<u8>>> {
-        let mut at = 0;
-        let mut out = Vec::new();
-        while at < answer.len() {
-            let len = u32_at(answer, at);
-            at += 4;
-            if len == NO_ROW {
-                out.push(None);
-            } else {
-                out.push(Some(answer[at..at + len as usize].to_vec()));
-                at += len as usize;
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn lookup_many_answers_in_order_with_misses() {
-        let t = Table::default();
-        t.insert(b"1".to_vec(), b"{\"n\":1}".to_vec());
-        t.insert(b"".to_vec(), b"empty".to_vec());
-        let answer = lookup_many(Some(&t), &keys(&[b"1", b"2", b"", b"1"])).expect("ok");
-        assert_eq!(
-            rows(&answer),
-            vec![
-                Some(b"{\"n\":1}".to_vec()),
-                None,
-                Some(b"empty".to_vec()),
-                Some(b"{\"n\":1}".to_vec())
-            ]
-        );
-        assert_eq!(
-            lookup_many(None, &keys(&[b"1"])).expect("ok"),
-            NO_ROW.to_le_bytes()
-        );
-        assert!(lookup_many(Some(&t), &[]).expect("ok").is_empty());
-    }
-
-    #[test]
-    fn lookup_many_with_tables_sends_each_rows_table_after_it() {
-        use sluice_sdk::json::table;
-        let t = Table::default();
-        let object = br#"{"name":"ann","age":34}"#;
-        t.insert(b"1".to_vec(), object.to_vec());
-        t.insert(b"2".to_vec(), b"[1]".to_vec());
-        t.insert(b"3".to_vec(), b"{not json".to_vec());
-        let mut ask = Vec::new();
-        put(&mut ask, OPTIONS);
-        put(&mut ask, WITH_TABLES);
-        ask.extend(keys(&[b"1", b"9", b"2", b"3"]));
-        let answer = lookup_many(Some(&t), &ask).expect("ok");
-        let mut want = Vec::new();
-        put(&mut want, object.len() as u32);
-        want.extend_from_slice(object);
-        assert!(table::encode(object, &mut Vec::new(), &mut want).expect("json"));
-        put(&mut want, NO_ROW);
-        for row in [&b"[1]"[..], b"{not json"] {
-            put(&mut want, row.len() as u32);
-            want.extend_from_slice(row);
-            put(&mut want, NO_TABLE);
-        }
-        assert_eq!(answer, want);
-        // Without the options word the answer is the plain layout.
-        assert_eq!(
-            rows(&lookup_many(Some(&t), &keys(&[b"1"])).expect("ok")),
-            vec![Some(object.to_vec())]
-        );
-        // Options alone ask for nothing.
-        assert!(lookup_many(Some(&t), &ask[..8]).expect("ok").is_empty());
-    }
-
-    #[test]
-    fn lookup_many_refuses_options_it_does_not_know() {
-        let t = Table::default();
-        let mut ask = Vec::new();
-        put(&mut ask, OPTIONS);
-        let e = lookup_many(Some(&t), &ask).expect_err("cut options");
-        assert!(e.contains("options word"), "{e}");
-        put(&mut ask, WITH_TABLES | 4);
-        let e = lookup_many(Some(&t), &ask).expect_err("unknown bit");
-        assert!(e.contains("unknown options 0x5"), "{e}");
-        // Tables count against the row bytes bound: 16 lookups of a row of
-        // 1 MiB minus a little fit without tables, not with them.
-        let fields: String = (0..8_000).map(|i| format!("\"f{i}\":0,")).collect();
-        let big = format!(
-            "{{{}\"pad\":\"{}\"}}",
-            fields,
-            "x".repeat((1 << 20) - 200_000)
-        );
-        t.insert(b"k".to_vec(), big.into_bytes());
-        let sixteen: Vec<&[u8]> = vec![b"k"; 16];
-        assert!(lookup_many(Some(&t), &keys(&sixteen)).is_ok());
-        let mut ask = Vec::new();
-        put(&mut ask, OPTIONS);
-        put(&mut ask, WITH_TABLES);
-        ask.extend(keys(&sixteen));
-        let e = lookup_many(Some(&t), &ask).expect_err("bytes with tables");
-        assert!(e.contains("16 MiB"), "{e}");
-    }
-
-    #[test]
-    fn lookup_many_is_bounded_against_hostile_keys() {
-        let t = Table::default();
-        t.insert(b"k".to_vec(), vec![b'x'; 1 << 20]);
-        // A length prefix that claims 4 GiB.
-        let mut hostile = keys(&[b"k"]);
-        put(&mut hostile, u32::MAX);
-        let e = lookup_many(Some(&t), &hostile).expect_err("past the end");
-        assert!(e.contains("past the end"), "{e}");
-        let e = lookup_many(Some(&t), &[1, 0]).expect_err("cut prefix");
-        assert!(e.contains("inside a length prefix"), "{e}");
-        // Too many keys: 65,537 empty keys are 4 bytes each.
-        let e = lookup_many(Some(&t), &vec![0; 4 * (MAX_LOOKUP_KEYS + 1)]).expect_err("count");
-        assert!(e.contains("65536 keys"), "{e}");
-        assert!(lookup_many(Some(&t), &vec![0; 4 * MAX_LOOKUP_KEYS]).is_ok());
-        // 17 lookups of a 1 MiB row: past 16 MiB of rows.
-        let many: Vec<&[u8]> = vec![b"k"; 17];
-        let e = lookup_many(Some(&t), &keys(&many)).expect_err("bytes");
-        assert!(e.contains("16 MiB"), "{e}");
-        let fifteen: Vec<&[u8]> = vec![b"k"; 15];
-        assert!(lookup_many(Some(&t), &keys(&fifteen)).is_ok());
     }
 }
