@@ -13,7 +13,7 @@
 //! The row is the table's latest value for the key when the event is
 //! processed. Output events keep the input's key and timestamp.
 
-use sluice_sdk::abi::{CallError, Rows};
+use sluice_sdk::abi::{CallError, RowAnswer, RowFields, Rows};
 use sluice_sdk::json::{
     BatchViews, FieldSet, JsonKey, JsonParser, JsonView, Kind, ObjectWriter, Raw,
 };
@@ -44,8 +44,13 @@ pub struct LookupJoin {
     /// The batch's events as `prepare` scanned them, so that `process`
     /// does not scan them again.
     views: BatchViews,
-    /// The batch's rows, fetched in one host call by `prepare`.
+    /// The batch's rows, fetched in one host call by `prepare`: whole
+    /// when there is no `fields` (the row is written whole), else only the
+    /// values of the row fields `fields` names (`sets[1]`'s names, in slot
+    /// order), which the host finds.
     rows: Rows,
+    row_fields: RowFields,
+    row_names: Vec<String>,
     /// Per event of the batch: its index among the keys asked, if it had a key.
     asked: Vec<Option<u32>>,
     /// The batch's keys, end to end, and where each ends (reused across batches).
@@ -121,6 +126,24 @@ fn is_canonical_i64(text: &[u8]) -> bool {
                 && std::str::from_utf8(text).is_ok_and(|t| t.parse::<i64>().is_ok())))
 }
 
+/// The rows for `keys`, fetched in one host call: with `names` (the row
+/// fields `fields` names) only those fields' values, else whole rows.
+fn look_up(
+    table: &str,
+    names: Option<&[String]>,
+    keys: &[&[u8]],
+    host: &mut dyn Host,
+) -> (Rows, RowFields) {
+    match names {
+        Some(names) => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let fields = host.lookup_fields(table, &names, keys);
+            (Rows::default(), fields)
+        }
+        None => (host.lookup_many(table, keys), RowFields::new(0)),
+    }
+}
+
 impl Processor for LookupJoin {
     fn new(params: &Params) -> Result<Self, String> {
         params.only(&["table", "on", "join", "fields"])?;
@@ -149,6 +172,7 @@ impl Processor for LookupJoin {
             slot.push(names.len());
             names.push(&item.field);
         }
+        let row_names: Vec<String> = names[1].iter().map(|n| n.to_string()).collect();
         let sets = names.map(FieldSet::new);
         let keys_out = fields
             .iter()
@@ -175,6 +199,8 @@ impl Processor for LookupJoin {
             row_parser: JsonParser::new(),
             views: BatchViews::new(),
             rows: Rows::default(),
+            row_fields: RowFields::new(row_names.len()),
+            row_names,
             asked: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
@@ -211,7 +237,8 @@ impl Processor for LookupJoin {
                 k
             })
             .collect();
-        self.rows = host.lookup_many(&self.table, &refs);
+        let names = self.fields.is_some().then_some(self.row_names.as_slice());
+        (self.rows, self.row_fields) = look_up(&self.table, names, &refs, host);
         Ok(())
     }
 
@@ -238,34 +265,29 @@ impl Processor for LookupJoin {
             // An event `prepare` did not see (a caller that skipped it): ask now.
             None => {
                 let key = view.get(&self.on).and_then(key_text);
-                self.rows = key
-                    .map(|k| host.lookup_many(&self.table, &[k.as_bytes()]))
-                    .unwrap_or_default();
+                let key: Vec<&[u8]> = key.iter().map(|k| k.as_bytes()).collect();
+                let names = self.fields.is_some().then_some(self.row_names.as_slice());
+                (self.rows, self.row_fields) = look_up(&self.table, names, &key, host);
                 self.asked.clear();
                 Some(0)
             }
         };
-        // A row that is not JSON counts as no row. The host's field table of
-        // the row, when it sent one, spares the scan.
-        let row: Option<JsonView<'_>> = match row_index.and_then(|i| self.rows.get(i)) {
-            Some(b) => {
-                let table = row_index.and_then(|i| self.rows.table(i));
-                self.row_parser.parse_with_table(b, table).ok()
-            }
-            None => None,
-        };
-        if row.is_none() && self.inner {
-            return Ok(());
-        }
         match &self.fields {
             Some(sel) => {
-                let [event_found, row_found] = &mut self.found;
-                self.sets[0].find_all(&view, event_found);
-                match &row {
-                    Some(r) => self.sets[1].find_all(r, row_found),
-                    None => row_found.clear(),
+                // A row that is not JSON counts as no row; one that is JSON
+                // but not an object has none of the fields.
+                let values = match row_index.and_then(|i| self.row_fields.get(i)) {
+                    Some(RowAnswer::Object(values)) => Some(Some(values)),
+                    Some(RowAnswer::Other(b)) => self.row_parser.parse(b).ok().map(|_| None),
+                    None => None,
+                };
+                if values.is_none() && self.inner {
+                    return Ok(());
                 }
-                let (written, slot, found) = (&self.written, &self.slot, &self.found);
+                let values = values.flatten();
+                let event_found = &mut self.found[0];
+                self.sets[0].find_all(&view, event_found);
+                let (written, slot, found) = (&self.written, &self.slot, &self.found[0]);
                 let (keys, plain) = (&self.keys_out, &self.plain);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
@@ -275,11 +297,13 @@ impl Processor for LookupJoin {
                     let mut run: Option<Run> = None;
                     let items = sel.0.iter().enumerate().zip(written).zip(slot);
                     for (((n, item), _), &slot) in items.filter(|((_, w), _)| **w) {
-                        let (source, found) = match item.source {
-                            0 => (Some(&view), &found[0]),
-                            _ => (row.as_ref(), &found[1]),
-                        };
-                        let raw = source.zip(found.get(slot).copied().flatten());
+                        if item.source != 0 {
+                            flush(&mut obj, &view, run.take());
+                            let value = values.and_then(|v| v.get(slot));
+                            obj.raw_at(&keys[n], value.unwrap_or(NULL));
+                            continue;
+                        }
+                        let raw = found.get(slot).copied().flatten().map(|i| (&view, i));
                         if let (true, Some((_, i))) = (plain[n], raw) {
                             match run.as_mut() {
                                 Some(r) if r.last + 1 == i => {
@@ -303,8 +327,23 @@ impl Processor for LookupJoin {
                     obj.finish();
                 });
             }
-            None if !view.is_object() => out.forward(),
             None => {
+                // A row that is not JSON counts as no row. The host's field
+                // table of the row, when it sent one, spares the scan.
+                let row: Option<JsonView<'_>> = match row_index.and_then(|i| self.rows.get(i)) {
+                    Some(b) => {
+                        let table = row_index.and_then(|i| self.rows.table(i));
+                        self.row_parser.parse_with_table(b, table).ok()
+                    }
+                    None => None,
+                };
+                if row.is_none() && self.inner {
+                    return Ok(());
+                }
+                if !view.is_object() {
+                    out.forward();
+                    return Ok(());
+                }
                 let table = &self.table;
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
@@ -666,5 +705,28 @@ mod tests {
         h.table_row("t", "1", "{not json");
         let out = h.send("s", None, Some(r#"{"k":1}"#), 0).expect("ok");
         assert_eq!(out[0].1.as_deref(), Some(r#"{"k":1,"t":null}"#));
+    }
+
+    #[test]
+    fn with_fields_a_row_that_is_not_an_object_has_none_and_one_not_json_is_no_row() {
+        // Rows come projected on `fields`' row fields; these two come whole.
+        let params = [
+            ("table", "t"),
+            ("on", "k"),
+            ("join", "inner"),
+            ("fields", "k, table.name as name"),
+        ];
+        let mut h = Harness::<LookupJoin>::new(&params).expect("params");
+        h.table_row("t", "1", "[1,2]");
+        h.table_row("t", "2", "{not json");
+        h.table_row("t", "3", r#"{"name":"ann"}"#);
+        let mut got = Vec::new();
+        for k in 1..=4 {
+            let value = format!(r#"{{"k":{k}}}"#);
+            for (_, v) in h.send("s", None, Some(&value), 0).expect("ok") {
+                got.push(v.unwrap_or_default());
+            }
+        }
+        assert_eq!(got, [r#"{"k":1,"name":null}"#, r#"{"k":3,"name":"ann"}"#]);
     }
 }
