@@ -126,11 +126,20 @@ impl RowFields {
     /// Appends one answer: no row (`None`), or a row, projected here on
     /// `names` when it is a JSON object (`table`: its field table, if known).
     pub fn push_row(&mut self, row: Option<&[u8]>, table: Option<&[u8]>, names: &[&str]) {
+        self.push_row_with(&mut JsonParser::new(), row, table, names);
+    }
+
+    fn push_row_with(
+        &mut self,
+        parser: &mut JsonParser,
+        row: Option<&[u8]>,
+        table: Option<&[u8]>,
+        names: &[&str],
+    ) {
         let Some(row) = row else {
             self.rows.push(Entry::Missing);
             return;
         };
-        let mut parser = JsonParser::new();
         match parser.parse_with_table(row, table) {
             Ok(view) if view.is_object() => {
                 self.rows.push(Entry::Object(self.values.len()));
@@ -150,8 +159,9 @@ impl RowFields {
     /// Appends `rows` projected on `names`: what a host that does not know
     /// [`WITH_FIELDS`] makes the plugin do itself.
     pub fn extend_from_rows(&mut self, rows: &Rows, names: &[&str]) {
+        let mut parser = JsonParser::new();
         for i in 0..rows.len() {
-            self.push_row(rows.get(i), rows.table(i), names);
+            self.push_row_with(&mut parser, rows.get(i), rows.table(i), names);
         }
     }
 
@@ -288,13 +298,15 @@ mod tests {
         out
     }
 
-    const ROWS: [Option<&[u8]>; 6] = [
+    // A row that is not an object comes last too: its bytes end the answer.
+    const ROWS: [Option<&[u8]>; 7] = [
         Some(br#"{"name":"ann","age":34,"name":"bo"}"#),
         None,
         Some(b"[1,2]"),
         Some(b"{not json"),
         Some(br#"{"n\u0061me":"esc","x":{"age":1}}"#),
         Some(b"{}"),
+        Some(b"7"),
     ];
 
     #[test]

@@ -14,6 +14,12 @@ use crate::state::Table;
 pub const MAX_LOOKUP_KEYS: usize = 65_536;
 /// Most row bytes one `lookup-many` answer may carry.
 pub const MAX_LOOKUP_BYTES: usize = 16 << 20;
+/// Most field records one call with named fields may search: each row's
+/// field count times the names asked, summed over the rows. The bytes bound
+/// does not bound this work (an absent name costs 4 bytes however wide the
+/// row), and no epoch interrupts the host inside a call, with the table's
+/// read lock held.
+pub const MAX_LOOKUP_SEARCH: usize = 16 << 20;
 /// The entry length that means "no row".
 const NO_ROW: u32 = u32::MAX;
 
@@ -123,9 +129,11 @@ fn project(
     parser: &mut JsonParser,
     out: &mut Vec<Option<Range<usize>>>,
 ) {
-    // Every value found is a slice of `value`.
+    // Every value found is a slice of `value` (`Lookup` and the view both
+    // slice it); the subtraction is checked all the same.
     let range = |v: &[u8]| {
-        let start = v.as_ptr() as usize - value.as_ptr() as usize;
+        let start = (v.as_ptr() as usize).saturating_sub(value.as_ptr() as usize);
+        debug_assert!(start + v.len() <= value.len(), "a value outside its row");
         start..start + v.len()
     };
     out.clear();
@@ -175,6 +183,7 @@ pub fn answer(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String> {
     };
     let mut parser = JsonParser::new();
     let mut values = Vec::new();
+    let mut searched = 0usize;
     table.with_rows(|rows| {
         // Every row is found (and fetched into the cache) before any is
         // copied: on a table larger than the cache each lookup misses, and
@@ -188,6 +197,14 @@ pub fn answer(table: Option<&Table>, keys: &[u8]) -> Result<Vec<u8>, String> {
             };
             let value = row.value();
             if let (Some(names), Some(t)) = (&ask.names, row.field_table()) {
+                // A stored table starts with its field count.
+                let records = t.get(..4).map_or(0, |_| u32_at(t, 0) as usize);
+                searched = searched.saturating_add(records.saturating_mul(names.len()));
+                if searched > MAX_LOOKUP_SEARCH {
+                    return Err(format!(
+                        "lookup-many: named fields over more than {MAX_LOOKUP_SEARCH} field records in one call (each row's fields times the names asked); split the keys"
+                    ));
+                }
                 project(value, t, names, &mut parser, &mut values);
                 let bytes: usize = values
                     .iter()
@@ -518,12 +535,36 @@ mod tests {
         assert!(e.as_ref().is_some_and(|e| e.contains("16 MiB")), "{e:?}");
         let small = answer(Some(&t), &ask_fields(&["other"], &many)).expect("small");
         assert_eq!(small.len(), 17 * 8);
-        // Absent fields count too: 256 of them cost 1 KiB per row, so
-        // 16,000 rows fit in 16 MiB and 17,000 do not.
-        let fits: Vec<&[u8]> = vec![b"k"; 16_000];
-        assert!(answer(Some(&t), &ask_fields(&refs[1..], &fits)).is_ok());
-        let past: Vec<&[u8]> = vec![b"k"; 17_000];
-        let e = answer(Some(&t), &ask_fields(&refs[1..], &past)).err();
+        // Absent fields count too: the row's marker and 255 absent words are
+        // 1 KiB, so exactly 16,384 rows fit in 16 MiB.
+        let fits: Vec<&[u8]> = vec![b"k"; 16_384];
+        let got = answer(Some(&t), &ask_fields(&refs[2..], &fits));
+        assert_eq!(got.as_ref().map(Vec::len).ok(), Some(MAX_LOOKUP_BYTES), "{:?}", got.as_ref().err());
+        let past: Vec<&[u8]> = vec![b"k"; 16_385];
+        let e = answer(Some(&t), &ask_fields(&refs[2..], &past)).err();
         assert!(e.as_ref().is_some_and(|e| e.contains("16 MiB")), "{e:?}");
+    }
+
+    #[test]
+    fn named_fields_bound_the_search_not_only_the_bytes() {
+        // A row of 4,096 fields asked for 256 names it lacks costs 1 KiB of
+        // answer but 2^20 record visits: 16 such rows are the most one call
+        // may search.
+        let t = Table::default();
+        let wide: Vec<String> = (0..4096).map(|i| format!("\"f{i}\":0")).collect();
+        t.insert(
+            b"w".to_vec(),
+            format!("{{{}}}", wide.join(",")).into_bytes(),
+        );
+        let names: Vec<String> = (0..256).map(|i| format!("absent{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let sixteen: Vec<&[u8]> = vec![b"w"; 16];
+        assert!(answer(Some(&t), &ask_fields(&refs, &sixteen)).is_ok());
+        let seventeen: Vec<&[u8]> = vec![b"w"; 17];
+        let e = answer(Some(&t), &ask_fields(&refs, &seventeen)).expect_err("search");
+        assert!(e.contains("16777216 field records"), "{e}");
+        // Whole rows are still answered: the plugin projects them itself,
+        // inside its own CPU budget.
+        assert!(answer(Some(&t), &keys(&seventeen)).is_ok());
     }
 }

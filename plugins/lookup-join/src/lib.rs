@@ -29,16 +29,17 @@ pub struct LookupJoin {
     /// `written[i]`: whether `fields` item `i` is written (a later item with
     /// the same output name wins, as a map insert would).
     written: Vec<bool>,
-    /// The `fields` items' fields, per source (event, row), found in one
-    /// pass over each value; `slot[i]`: item `i`'s place in its set.
-    sets: [FieldSet; 2],
+    /// The `fields` items' event fields, found in one pass over the event,
+    /// and their row fields (`row_names`), which the host finds; `slot[i]`:
+    /// item `i`'s place among its source's names.
+    event_set: FieldSet,
     slot: Vec<usize>,
     /// The `fields` items' output names, encoded once.
     keys_out: Vec<JsonKey>,
     /// `plain[i]`: `fields` item `i` is an event field under its own name,
     /// which can be copied with its neighbours as one slice.
     plain: Vec<bool>,
-    found: [Vec<Option<usize>>; 2],
+    found: Vec<Option<usize>>,
     parser: JsonParser,
     row_parser: JsonParser,
     /// The batch's events as `prepare` scanned them, so that `process`
@@ -46,8 +47,7 @@ pub struct LookupJoin {
     views: BatchViews,
     /// The batch's rows, fetched in one host call by `prepare`: whole
     /// when there is no `fields` (the row is written whole), else only the
-    /// values of the row fields `fields` names (`sets[1]`'s names, in slot
-    /// order), which the host finds.
+    /// values of the row fields `fields` names (`row_names`, in slot order).
     rows: Rows,
     row_fields: RowFields,
     row_names: Vec<String>,
@@ -172,8 +172,9 @@ impl Processor for LookupJoin {
             slot.push(names.len());
             names.push(&item.field);
         }
-        let row_names: Vec<String> = names[1].iter().map(|n| n.to_string()).collect();
-        let sets = names.map(FieldSet::new);
+        let [event_names, row_names] = names;
+        let row_names: Vec<String> = row_names.iter().map(|n| n.to_string()).collect();
+        let event_set = FieldSet::new(event_names);
         let keys_out = fields
             .iter()
             .flat_map(|sel| &sel.0)
@@ -190,11 +191,11 @@ impl Processor for LookupJoin {
             inner,
             fields,
             written,
-            sets,
+            event_set,
             slot,
             keys_out,
             plain,
-            found: Default::default(),
+            found: Vec::new(),
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
             views: BatchViews::new(),
@@ -285,9 +286,8 @@ impl Processor for LookupJoin {
                     return Ok(());
                 }
                 let values = values.flatten();
-                let event_found = &mut self.found[0];
-                self.sets[0].find_all(&view, event_found);
-                let (written, slot, found) = (&self.written, &self.slot, &self.found[0]);
+                self.event_set.find_all(&view, &mut self.found);
+                let (written, slot, found) = (&self.written, &self.slot, &self.found);
                 let (keys, plain) = (&self.keys_out, &self.plain);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);

@@ -17,6 +17,10 @@ use anyhow::{bail, Context, Result};
 const SOURCES: &[(&str, &str)] = &[
     ("src/abi.rs", include_str!("../../../../sdk/src/abi.rs")),
     (
+        "src/abi_row_fields.rs",
+        include_str!("../../../../sdk/src/abi_row_fields.rs"),
+    ),
+    (
         "src/connector.rs",
         include_str!("../../../../sdk/src/connector.rs"),
     ),
