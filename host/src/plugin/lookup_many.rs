@@ -539,7 +539,12 @@ mod tests {
         // 1 KiB, so exactly 16,384 rows fit in 16 MiB.
         let fits: Vec<&[u8]> = vec![b"k"; 16_384];
         let got = answer(Some(&t), &ask_fields(&refs[2..], &fits));
-        assert_eq!(got.as_ref().map(Vec::len).ok(), Some(MAX_LOOKUP_BYTES), "{:?}", got.as_ref().err());
+        assert_eq!(
+            got.as_ref().map(Vec::len).ok(),
+            Some(MAX_LOOKUP_BYTES),
+            "{:?}",
+            got.as_ref().err()
+        );
         let past: Vec<&[u8]> = vec![b"k"; 16_385];
         let e = answer(Some(&t), &ask_fields(&refs[2..], &past)).err();
         assert!(e.as_ref().is_some_and(|e| e.contains("16 MiB")), "{e:?}");
