@@ -309,6 +309,13 @@ mod tests {
         Some(b"7"),
     ];
 
+    fn object(fields: &RowFields, i: usize) -> FieldValues<'_> {
+        match fields.get(i) {
+            Some(RowAnswer::Object(values)) => values,
+            other => panic!("row {i} is not an object: {other:?}"),
+        }
+    }
+
     #[test]
     fn an_answer_reads_as_the_rows_projected_here() {
         let names = ["name", "age", "name"];
@@ -323,9 +330,7 @@ mod tests {
         for i in 0..ROWS.len() {
             assert_eq!(from_answer.get(i), here.get(i), "row {i}");
         }
-        let Some(RowAnswer::Object(first)) = from_answer.get(0) else {
-            panic!("row 0 is an object");
-        };
+        let first = object(&from_answer, 0);
         assert_eq!(
             first.get(0).map(|v| v.bytes()),
             Some(&br#""bo""#[..]),
@@ -336,18 +341,14 @@ mod tests {
         assert_eq!(from_answer.get(1), None);
         assert_eq!(from_answer.get(2), Some(RowAnswer::Other(b"[1,2]")));
         assert_eq!(from_answer.get(3), Some(RowAnswer::Other(b"{not json")));
-        let Some(RowAnswer::Object(escaped)) = from_answer.get(4) else {
-            panic!("row 4 is an object");
-        };
+        let escaped = object(&from_answer, 4);
         assert_eq!(
             escaped.get(0).map(|v| v.bytes()),
             Some(&br#""esc""#[..]),
             "keys compare unescaped"
         );
         assert_eq!(escaped.get(1), None, "only top-level fields");
-        let Some(RowAnswer::Object(empty)) = from_answer.get(5) else {
-            panic!("row 5 is an object");
-        };
+        let empty = object(&from_answer, 5);
         assert_eq!((empty.get(0), empty.get(1)), (None, None));
     }
 

@@ -275,17 +275,14 @@ impl Processor for LookupJoin {
         };
         match &self.fields {
             Some(sel) => {
-                // A row that is not JSON counts as no row; one that is JSON
-                // but not an object has none of the fields.
+                // A row that is JSON but not an object has none of the
+                // fields; one that is not JSON counts as no row.
                 let values = match row_index.and_then(|i| self.row_fields.get(i)) {
-                    Some(RowAnswer::Object(values)) => Some(Some(values)),
-                    Some(RowAnswer::Other(b)) => self.row_parser.parse(b).ok().map(|_| None),
-                    None => None,
+                    Some(RowAnswer::Object(values)) => Some(values),
+                    Some(RowAnswer::Other(b)) if self.row_parser.parse(b).is_ok() => None,
+                    _ if self.inner => return Ok(()),
+                    _ => None,
                 };
-                if values.is_none() && self.inner {
-                    return Ok(());
-                }
-                let values = values.flatten();
                 self.event_set.find_all(&view, &mut self.found);
                 let (written, slot, found) = (&self.written, &self.slot, &self.found);
                 let (keys, plain) = (&self.keys_out, &self.plain);
