@@ -11,7 +11,8 @@ fi
 plugins=(filter project mask unwrap passthrough window-aggregate lookup-join window-join)
 args=()
 for p in "${plugins[@]}"; do args+=(-p "sluice-plugin-$p"); done
-# Guests are small: whole-program optimization is cheap for them and pays per event.
+# Guests are small: whole-program optimization is cheap for them and pays per
+# event. .cargo/config.toml adds the inlining flags every guest is built with.
 export CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
 cargo build --release --target wasm32-wasip2 "${args[@]}"
 mkdir -p "$TARGET_DIR/plugins"

@@ -84,6 +84,38 @@ pub static UDF_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Flags for every Wasm guest: inline far more than LLVM's -O3 default,
+/// because under Wasmtime each call also pays Cranelift's calling convention
+/// and an epoch check on entry. The checkout's `.cargo/config.toml` sets the
+/// same for the built-in plugins.
+const GUEST_RUSTFLAGS: &str = "-C llvm-args=-inline-threshold=3000";
+
+/// Variables that already carry rustflags; the user's win over ours.
+const RUSTFLAGS_VARS: [&str; 3] = [
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+];
+
+/// What `--release` exports to cargo. Plugins are small: whole-program
+/// optimization is cheap for them and pays on every event; stripping shrinks
+/// what the host compiles. A variable the user exported themselves wins.
+fn release_env(is_set: impl Fn(&str) -> bool) -> Vec<(&'static str, &'static str)> {
+    let mut env: Vec<_> = [
+        ("CARGO_PROFILE_RELEASE_LTO", "true"),
+        ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+        ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+        ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+    ]
+    .into_iter()
+    .filter(|(key, _)| !is_set(key))
+    .collect();
+    if !RUSTFLAGS_VARS.iter().any(|key| is_set(key)) {
+        env.push(("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", GUEST_RUSTFLAGS));
+    }
+    env
+}
+
 fn detect(dir: &Path) -> bool {
     dir.join("Cargo.toml").is_file()
 }
@@ -111,19 +143,7 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     .arg(cx.dir.join("Cargo.toml"));
     if cx.release {
         cmd.arg("--release");
-        // Plugins are small: whole-program optimization is cheap for them and
-        // pays on every event; stripping shrinks what the host compiles.
-        // Settings the user exported themselves win.
-        for (key, value) in [
-            ("CARGO_PROFILE_RELEASE_LTO", "true"),
-            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
-            ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
-            ("CARGO_PROFILE_RELEASE_STRIP", "true"),
-        ] {
-            if std::env::var_os(key).is_none() {
-                cmd.env(key, value);
-            }
-        }
+        cmd.envs(release_env(|key| std::env::var_os(key).is_some()));
     }
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -159,4 +179,44 @@ fn build(cx: &BuildContext<'_>) -> Result<PathBuf> {
     wasm.with_context(|| {
         format!("cargo built {} but produced no .wasm; is `crate-type = [\"cdylib\"]` set in its [lib] section?", cx.dir.display())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_exports_the_guest_flags_unless_the_user_set_rustflags() {
+        let env = release_env(|_| false);
+        assert!(env.contains(&("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", GUEST_RUSTFLAGS)));
+        assert!(env.contains(&("CARGO_PROFILE_RELEASE_LTO", "true")));
+        for var in RUSTFLAGS_VARS {
+            let env = release_env(|key| key == var);
+            assert!(
+                env.iter().all(|(key, _)| !key.ends_with("RUSTFLAGS")),
+                "{var} set, yet we export {env:?}"
+            );
+            assert_eq!(env.len(), 4, "the profile settings stay");
+        }
+        let env = release_env(|key| key == "CARGO_PROFILE_RELEASE_LTO");
+        assert!(env
+            .iter()
+            .all(|(key, _)| *key != "CARGO_PROFILE_RELEASE_LTO"));
+    }
+
+    /// Plugins built by `sluice build` and the built-ins built in this
+    /// checkout must be compiled alike, or the benchmarks measure something
+    /// users don't get.
+    #[test]
+    fn the_checkout_builds_guests_with_the_same_flags() {
+        let config: toml::Table = toml::from_str(include_str!("../../../../.cargo/config.toml"))
+            .expect(".cargo/config.toml parses");
+        let flags: Vec<&str> = config["target"]["wasm32-wasip2"]["rustflags"]
+            .as_array()
+            .expect("target.wasm32-wasip2.rustflags is a list")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(flags.join(" "), GUEST_RUSTFLAGS);
+    }
 }
