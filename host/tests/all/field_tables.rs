@@ -187,3 +187,45 @@ fn lookup_join_reads_rows_through_their_tables_as_a_scan_would() {
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
     assert!(text.contains(r#""caf\u00e9 😀 Zoë""#), "{text}");
 }
+
+#[test]
+fn lookup_join_with_fields_never_brings_whole_rows_into_the_plugin() {
+    // Each table row is bigger than the plugin's whole memory, so a plugin
+    // that fetched whole rows and projected them itself would fail every
+    // event (one at a time too). With `fields` the host sends only the named
+    // fields: this fails if the Wasm glue stops taking the host's projection.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob = "x".repeat(6 << 20);
+    let rows: String = (1..=3)
+        .map(|k| format!("{{\"k\":\"{k}\",\"blob\":\"{blob}\",\"name\":\"n{k}\"}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("rows.jsonl"), rows).expect("rows");
+    let events: String = (1..=4)
+        .map(|i| format!("{{\"id\":{i},\"k\":\"{}\"}}\n", (i - 1) % 3 + 1))
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), events).expect("events");
+    let body = format!(
+        "name: wide-rows\ntables:\n  t: {{input: rows, key_field: k}}\n\
+         sources:\n  in: {{type: file, path: in.jsonl}}\n  rows: {{type: file, path: rows.jsonl}}\n\
+         stages:\n  enrich:\n    plugin: {}\n    inputs: [in]\n    tables: [t]\n    limits: {{memory_mb: 4}}\n    params:\n      table: t\n      on: k\n      fields: \"id, table.name as name\"\n\
+         sinks:\n  out: {{type: file, path: out.jsonl, inputs: [enrich]}}\n\
+         dead_letter: {{type: file, path: dead.jsonl}}\n",
+        q(&plugin("lookup-join")),
+    );
+    let out = run(dir.path(), &body);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut got = json_lines(&dir.path().join("out.jsonl"));
+    got.sort_by_key(|v| v["id"].as_i64());
+    assert_eq!(
+        got,
+        vec![
+            json!({"id": 1, "name": "n1"}),
+            json!({"id": 2, "name": "n2"}),
+            json!({"id": 3, "name": "n3"}),
+            json!({"id": 4, "name": "n1"}),
+        ],
+        "stderr: {stderr}"
+    );
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap_or_default();
+    assert!(dead.is_empty(), "dead letters: {dead}\nstderr: {stderr}");
+}
