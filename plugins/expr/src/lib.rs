@@ -94,6 +94,7 @@
 #![deny(missing_docs)]
 
 mod ast;
+mod condition;
 mod eval;
 mod parse;
 mod partial;
@@ -107,6 +108,7 @@ use std::fmt;
 use serde_json::Value;
 use sluice_sdk::json::JsonView;
 
+pub use condition::Condition;
 pub use eval::take_udf_error;
 pub use partial::parse_json_keeping;
 pub use path::{get_path, remove_path, set_path, type_name, Path, PathError};

@@ -20,55 +20,20 @@
 //! through [`sluice_sdk::run_transform`].
 #![deny(missing_docs)]
 
-use sluice_expr::{Expr, ViewFields, Watch};
-use sluice_sdk::json::JsonParser;
+use sluice_expr::{Condition, Expr};
 use sluice_sdk::{Emitter, Event, EventError, Params, Transform};
 
 /// The `filter` transform: forwards the events matching `where`.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    condition: Expr,
-    /// Reused per event: the table of top-level fields.
-    parser: JsonParser,
-    /// Reused per event: the fields the condition reads.
-    fields: ViewFields,
-    /// Reports, once each, a field no event has and a number compared with
-    /// a string: both make the condition silently false.
-    watch: Watch,
-    /// `strict: true`: an event on which the watch finds either mistake is
-    /// rejected (dead-lettered) with it as the reason, instead of dropped.
-    strict: bool,
+    condition: Condition,
 }
 
 impl Filter {
     /// The parsed `where` expression.
     pub fn condition(&self) -> &Expr {
-        &self.condition
+        self.condition.expr()
     }
-
-    /// The condition's answer from the host's field table read in place,
-    /// when the condition has a quick form and the table and values allow
-    /// it (see [`Expr::read_quick`]): no view is made, so the table is not
-    /// decoded. Not while the watch still needs views (its first events).
-    fn quick_from_table(&mut self, event: &Event<'_>) -> Option<bool> {
-        if self.watch.needs_view() {
-            return None;
-        }
-        let table = event.table_lookup()?;
-        let (condition, watch) = (&self.condition, &mut self.watch);
-        condition.read_quick_in(&table, |fields| {
-            if watch.active() {
-                for warning in watch.observe_types(fields) {
-                    warn(condition, &warning);
-                }
-            }
-            condition.matches_quick(fields)
-        })
-    }
-}
-
-fn warn(condition: &Expr, warning: &str) {
-    sluice_sdk::log::warn(&format!("`where: {}`: {warning}", condition.source()));
 }
 
 impl Transform for Filter {
@@ -77,91 +42,22 @@ impl Transform for Filter {
         let strict = params.bool_or("strict", false)?;
         let source = params.required("where")?;
         let udfs = sluice_expr::udf_names(params.get(sluice_expr::UDFS_PARAM));
-        let condition = Expr::parse_with_udfs(source, &udfs)
-            .map_err(|e| format!("parameter `where`: {e} in `{source}`"))?;
         Ok(Filter {
-            watch: condition.watch(),
-            condition,
-            parser: JsonParser::new(),
-            fields: ViewFields::default(),
-            strict,
+            condition: Condition::new(source, &udfs, strict)?,
         })
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
-        if event.is_tombstone() {
-            // Tombstones are never filtered out.
-            out.forward();
-            return Ok(());
-        }
-        if !self.strict {
-            if let Some(keep) = self.quick_from_table(event) {
-                if keep {
-                    out.forward();
-                }
-                return Ok(());
-            }
-        }
-        // One checking pass over the bytes (zero-copy view), then only the
-        // fields the condition reads are built.
-        let view = event.view(&mut self.parser)?;
-        // Most conditions, on most events, are answered from the fields'
-        // raw text; the rest take the general path below (same answer).
-        if !self.strict {
-            let (condition, watch) = (&self.condition, &mut self.watch);
-            let keep = condition.read_quick(&view, |fields| {
-                if watch.active() {
-                    for warning in watch.observe_quick(&view, fields) {
-                        warn(condition, &warning);
-                    }
-                }
-                condition.matches_quick(fields)
-            });
-            if let Some(keep) = keep {
-                if keep {
-                    out.forward();
-                }
-                return Ok(());
-            }
-        }
-        self.condition
-            .load(&view, &mut self.fields)
-            .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-        if self.watch.active() {
-            for warning in self.watch.observe(&view, &self.fields) {
-                warn(&self.condition, &warning);
-            }
-        }
-        if self.strict {
-            if let Some(problem) = self.watch.check(&view, &self.fields) {
-                return Err(EventError::Reject(format!(
-                    "`where: {}`: {problem}",
-                    self.condition.source()
-                )));
-            }
-        }
-        let keep = self.condition.matches_loaded(&self.fields);
-        // A failed user-defined function fails this event, whatever the
-        // condition made of its `null`.
-        if let Some(reason) = sluice_expr::take_udf_error() {
-            return Err(EventError::Reject(format!(
-                "`where: {}`: {reason}",
-                self.condition.source()
-            )));
-        }
-        if keep {
-            // The original bytes go out untouched: no re-serialization.
+        // Tombstones are never filtered out. Kept events go out as their
+        // original bytes: no re-serialization.
+        if event.is_tombstone() || self.condition.keeps(event)? {
             out.forward();
         }
         Ok(())
     }
 
     fn finish(&mut self) {
-        // A stream shorter than the watch's threshold still hears about a
-        // field none of its events had.
-        for warning in self.watch.finish() {
-            warn(&self.condition, &warning);
-        }
+        self.condition.finish();
     }
 }
 

@@ -18,7 +18,7 @@ mod order;
 mod splice;
 
 use serde_json::{Map, Value};
-use sluice_expr::{parse_json_keeping, type_name, Expr, Path, ViewFields, Watch};
+use sluice_expr::{parse_json_keeping, type_name, Condition, Expr, Path, ViewFields, Watch};
 use sluice_sdk::json::{JsonParser, Kind};
 use sluice_sdk::{Emitter, Event, EventError, OutEvent, Params, Transform};
 use splice::{Sel, Splice};
@@ -30,6 +30,11 @@ const STRICT: &str = "strict";
 
 /// Not a reshaping parameter either: `preserve` (the default) or `canonical`.
 const STYLE: &str = "style";
+
+/// Not a reshaping parameter: a condition an event must meet to be reshaped
+/// at all, as a `filter` stage in front would decide it (SQL's `SELECT ...
+/// WHERE` in one stage, so events cross into Wasm once).
+const WHERE: &str = "where";
 
 /// The `project` transform.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ pub struct Project {
     /// `key`: the output event's key, computed against the input value
     /// (what ksqlDB's `PARTITION BY` does); the input's key when absent.
     key: Option<Expr>,
+    /// `where`: events it does not keep are dropped before reshaping.
+    condition: Option<Condition>,
 }
 
 /// A `set` entry: an expression, or a constant given as a non-string JSON
@@ -321,10 +328,14 @@ fn kind_name(kind: Kind) -> &'static str {
 impl Transform for Project {
     fn new(params: &Params) -> Result<Self, String> {
         let mut allowed = PARAMS.to_vec();
-        allowed.extend([STRICT, STYLE, sluice_expr::UDFS_PARAM]);
+        allowed.extend([STRICT, STYLE, WHERE, sluice_expr::UDFS_PARAM]);
         params.only(&allowed)?;
         let udfs = sluice_expr::udf_names(params.get(sluice_expr::UDFS_PARAM));
         let strict = params.bool_or(STRICT, false)?;
+        let condition = match params.get(WHERE) {
+            Some(source) => Some(Condition::new(source, &udfs, strict)?),
+            None => None,
+        };
         let canonical = match params.get(STYLE) {
             None | Some("preserve") => false,
             Some("canonical") => true,
@@ -491,6 +502,7 @@ impl Transform for Project {
                 .collect(),
         };
         Ok(Project {
+            condition,
             canonical,
             plan,
             strict,
@@ -518,6 +530,12 @@ impl Transform for Project {
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Emitter<'_>) -> Result<(), EventError> {
+        if let Some(condition) = &mut self.condition {
+            // Tombstones pass, as `filter` lets them.
+            if !event.is_tombstone() && !condition.keeps(event)? {
+                return Ok(());
+            }
+        }
         let result = self.process_event(event, out);
         // A failed user-defined function fails this event (the SDK withdraws
         // what was emitted for it).
@@ -530,6 +548,9 @@ impl Transform for Project {
     fn finish(&mut self) {
         // A stream shorter than the watches' threshold still hears about a
         // field none of its events had.
+        if let Some(condition) = &mut self.condition {
+            condition.finish();
+        }
         if let Some(watch) = &mut self.select_watch {
             for warning in watch.finish() {
                 sluice_sdk::log::warn(&format!("`select`: {warning}"));

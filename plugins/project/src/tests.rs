@@ -251,7 +251,7 @@ fn parameter_errors_name_the_parameter() {
     );
     assert_eq!(
         init_error(&[("selct", "[\"a\"]")]),
-        "unknown parameter `selct`; allowed: select, drop, rename, set, key, strict, style, udfs"
+        "unknown parameter `selct`; allowed: select, drop, rename, set, key, strict, style, where, udfs"
     );
     assert_eq!(
         init_error(&[("select", "[1]")]),
@@ -811,5 +811,122 @@ fn selected_fields_next_to_each_other_keep_their_text_with_or_without_spaces() {
             r#"{"a":[1, 2],"b":2,"c":"x","e":1.50}"#,
             r#"{"a":[1, 2],"b":2,"c":"x","e":1.50}"#,
         ]
+    );
+}
+
+/// What `filter` then `project` make of one value: the filter's rejection,
+/// nothing if it drops the value, else what `project` makes of it.
+fn filter_then_project(
+    condition: &str,
+    strict: &str,
+    reshape: &[(&str, &str)],
+    value: &str,
+    tables: bool,
+) -> (Vec<String>, Vec<String>) {
+    let batch = |v: &str| {
+        if tables {
+            sluice_sdk::testing::batch_with_tables(&[v])
+        } else {
+            let mut b = RawBatch::default();
+            b.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+            b
+        }
+    };
+    let filtered = run_batch::<sluice_plugin_filter::Filter>(
+        &[("where", condition), ("strict", strict)],
+        &batch(value),
+    )
+    .expect("filter runs");
+    let reasons = |o: &sluice_sdk::testing::TestOutput| -> Vec<String> {
+        o.rejected().into_iter().map(|(_, r)| r).collect()
+    };
+    let kept = filtered.raw_values();
+    if !filtered.rejected().is_empty() || kept.is_empty() {
+        return (kept, reasons(&filtered));
+    }
+    let mut params = reshape.to_vec();
+    params.push(("strict", strict));
+    let projected = run_batch::<Project>(&params, &batch(&kept[0])).expect("project runs");
+    (projected.raw_values(), reasons(&projected))
+}
+
+#[test]
+fn where_keeps_drops_and_rejects_exactly_as_a_filter_stage_in_front() {
+    let values = [
+        r#"{"id":1,"currency":"usd","price":1.5}"#,
+        r#"{"id":2,"currency":"aud","price":9.99}"#,
+        r#"{"id":3,"price":2}"#,
+        r#"{"id":4,"currency":5,"price":2}"#,
+        r#"{"id":5,"currency":"aud","currency":"eur","price":0.5}"#,
+        r#"{"id":6,"c\u0075rrency":"aud","price":3}"#,
+        r#"{"id":7,"currency":null,"price":12345678901234567890}"#,
+        "{\"id\":8,\"currency\":\"caf\\u00e9 😀\",\"price\":1e2}",
+        r#"[1,2,3]"#,
+        r#""aud""#,
+        r#"{"id":9,"currency":"usd""#,
+        "not json",
+        r#"{"id":10,"currency":"usd","price":"x"}"#,
+    ];
+    let reshapes: [&[(&str, &str)]; 3] = [
+        &[
+            ("select", "id, currency"),
+            ("set", r#"{"cents":"round(price * 100)"}"#),
+        ],
+        &[("drop", "price"), ("rename", r#"{"id":"order"}"#)],
+        &[("set", r#"{"tag":"upper(currency)"}"#), ("key", "id")],
+    ];
+    let conditions = [
+        "currency != 'aud'",
+        "round(price * 100) > 150 or upper(currency) = 'EUR'",
+        "currency is null",
+    ];
+    let mut compared = 0;
+    for condition in conditions {
+        for strict in ["false", "true"] {
+            for reshape in reshapes {
+                for value in values {
+                    for tables in [false, true] {
+                        let want = filter_then_project(condition, strict, reshape, value, tables);
+                        let mut params = reshape.to_vec();
+                        params.extend([("where", condition), ("strict", strict)]);
+                        let batch = if tables {
+                            sluice_sdk::testing::batch_with_tables(&[value])
+                        } else {
+                            let mut b = RawBatch::default();
+                            b.push_event(None, Some(value.as_bytes()), &[], 0, 0);
+                            b
+                        };
+                        let out = run_batch::<Project>(&params, &batch).expect("runs");
+                        let got = (
+                            out.raw_values(),
+                            out.rejected().into_iter().map(|(_, r)| r).collect(),
+                        );
+                        assert_eq!(
+                            got, want,
+                            "where `{condition}` strict {strict}, {reshape:?}, tables {tables}, on {value}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 3 * 2 * 3 * values.len() * 2);
+}
+
+#[test]
+fn where_lets_tombstones_through_and_its_errors_name_the_parameter() {
+    let mut batch = RawBatch::default();
+    batch.push_event(Some(b"k"), None, &[], 0, 0);
+    batch.push_event(None, Some(br#"{"a":1}"#), &[], 0, 0);
+    let out = run_batch::<Project>(&[("select", "a"), ("where", "a > 1")], &batch).expect("runs");
+    assert_eq!(out.raw_values(), vec!["null".to_string()]);
+    assert_eq!(out.keys(), vec![Some("k".to_string())]);
+    let err = init_error(&[("select", "a"), ("where", "a >")]);
+    assert!(err.starts_with("parameter `where`: "), "{err}");
+    // `where` alone reshapes nothing: that is a `filter` stage.
+    assert_eq!(
+        init_error(&[("where", "a > 1")]),
+        "at least one parameter is required: select, drop, rename, set, key"
     );
 }
