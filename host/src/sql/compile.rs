@@ -1000,6 +1000,19 @@ impl Compiler {
         Ok(rel)
     }
 
+    /// `WHERE`'s condition as the expression text a `where` parameter takes.
+    fn where_text(&self, q: &Query, rel: &Rel) -> R<Option<String>> {
+        let Some(cond) = &q.filter else {
+            return Ok(None);
+        };
+        let names = Self::names(&q.from);
+        let text = expr::text(cond, &self.udfs, &mut |qual, name, e| {
+            Self::column(rel, &names, qual, name, e.at)
+        })
+        .map_err(|e| vec![e])?;
+        Ok(Some(text))
+    }
+
     /// `WHERE` as a `filter` stage in front of `input`.
     fn where_stage(
         &mut self,
@@ -1009,14 +1022,9 @@ impl Compiler {
         input: String,
         last: bool,
     ) -> R<String> {
-        let Some(cond) = &q.filter else {
+        let (Some(cond), Some(text)) = (&q.filter, self.where_text(q, rel)?) else {
             return Ok(input);
         };
-        let names = Self::names(&q.from);
-        let text = expr::text(cond, &self.udfs, &mut |qual, name, e| {
-            Self::column(rel, &names, qual, name, e.at)
-        })
-        .map_err(|e| vec![e])?;
         let node = if last {
             self.claim(id).map_err(|e| vec![e])?
         } else {
@@ -1066,8 +1074,15 @@ impl Compiler {
             ),
             None => None,
         };
+        // `WHERE` goes into the `project` stage as its `where`: one stage,
+        // so events cross into Wasm once (a lone `filter` stage otherwise).
+        let condition = self.where_text(q, &rel)?;
         if star_only && key.is_some() {
-            let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
+            let mut params: Vec<(String, Y)> = condition
+                .map(|c| ("where".into(), Y::Str(c)))
+                .into_iter()
+                .collect();
+            params.push(("key".into(), Y::Str(key.unwrap_or_default())));
             let node = self.claim(id).map_err(|e| vec![e])?;
             self.plan.stages.push(Self::entry(
                 id.at,
@@ -1075,11 +1090,8 @@ impl Compiler {
                 node.clone(),
                 vec![
                     ("plugin".into(), Y::Str("project".into())),
-                    ("inputs".into(), Y::List(vec![Y::Str(input)])),
-                    (
-                        "params".into(),
-                        Y::Map(vec![("key".into(), Y::Str(key.unwrap_or_default()))]),
-                    ),
+                    ("inputs".into(), Y::List(vec![Y::Str(rel.node.clone())])),
+                    ("params".into(), Y::Map(params)),
                 ],
             ));
             return Ok(Rel { node, ..rel });
@@ -1093,7 +1105,6 @@ impl Compiler {
             };
             return Ok(Rel { node, ..rel });
         }
-        let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
         let mut keep_all = false;
         let mut plain: Vec<(String, String)> = Vec::new(); // (output, field)
         let mut computed: Vec<(String, String)> = Vec::new(); // (output, expression)
@@ -1160,7 +1171,11 @@ impl Compiler {
         for (out, t) in &computed {
             set.push((field(out), Y::Str(t.clone())));
         }
-        let mut params = Vec::new();
+        // The condition first, as it runs first.
+        let mut params: Vec<(String, Y)> = condition
+            .map(|c| ("where".into(), Y::Str(c)))
+            .into_iter()
+            .collect();
         if !keep_all {
             params.push(("select".to_string(), Y::List(select)));
         }
@@ -1180,7 +1195,7 @@ impl Compiler {
             node.clone(),
             vec![
                 ("plugin".into(), Y::Str("project".into())),
-                ("inputs".into(), Y::List(vec![Y::Str(input)])),
+                ("inputs".into(), Y::List(vec![Y::Str(rel.node.clone())])),
                 ("params".into(), Y::Map(params)),
             ],
         ));

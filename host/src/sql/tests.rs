@@ -160,13 +160,14 @@ fn the_logistics_file_compiles_to_the_yaml_example_in_substance() {
 fn the_youth_file_compiles_to_the_yaml_example_in_substance() {
     let sql = explain(&repo("tests/fixtures/seed-logistics/ksql/youth.sql"));
     let example = yaml(&repo("examples/youth/pipeline.yaml"));
-    // WHERE: the same condition (the SQL also projects its columns).
+    // WHERE: the same condition, in the stage that also projects the
+    // SQL's columns (one stage where the YAML has a filter).
     assert_eq!(
-        sql["stages"]["jovens_where"]["params"]["where"],
+        sql["stages"]["jovens"]["params"]["where"],
         example["stages"]["jovens"]["params"]["where"]
     );
-    assert_eq!(sql["stages"]["jovens_where"]["plugin"], json!("filter"));
-    assert_eq!(sql["stages"]["jovens"]["inputs"], json!(["jovens_where"]));
+    assert_eq!(sql["stages"]["jovens"]["plugin"], json!("project"));
+    assert_eq!(sql["stages"]["jovens_where"], json!(null));
     // CASE WHEN: the same computed category.
     assert_eq!(
         sql["stages"]["idadeclass"]["params"]["set"]["idadecat"],
@@ -307,7 +308,7 @@ fn windows_count_columns_and_group_by_several_columns() {
     // The group columns and the aggregates are the window's known columns.
     assert_eq!(
         p["stages"]["r"]["params"],
-        json!({"select": ["region", "tier", "emails", "count_phone"]})
+        json!({"where": "n > 1", "select": ["region", "tier", "emails", "count_phone"]})
     );
     let errs = located(&with_io(
         "CREATE TABLE c AS SELECT region, tier, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY region, tier, region;
@@ -337,8 +338,8 @@ fn casts_compile_to_the_expression_languages_conversions() {
         "x",
     ));
     assert_eq!(
-        p["stages"]["x_where"]["params"],
-        json!({"where": "to_int(amount) > 10"})
+        p["stages"]["x"]["params"]["where"],
+        json!("to_int(amount) > 10")
     );
     assert_eq!(
         p["stages"]["x"]["params"]["set"],
@@ -412,10 +413,7 @@ fn identifiers_are_case_insensitive() {
         p["stages"]["loud"]["params"]["select"],
         json!(["id", "name"])
     );
-    assert_eq!(
-        p["stages"]["loud_where"]["params"]["where"],
-        json!("amount > 1")
-    );
+    assert_eq!(p["stages"]["loud"]["params"]["where"], json!("amount > 1"));
 }
 
 /// (line, column, suggestion) of each error.
@@ -741,20 +739,16 @@ CREATE TABLE h AS SELECT kind, COUNT(*) FROM events WINDOW TUMBLING (SIZE 1 SECO
 }
 
 #[test]
-fn partition_by_re_keys_in_the_project_stage_after_where() {
+fn partition_by_re_keys_in_the_project_stage_that_applies_where() {
     let p = explain(&with_io(
         "CREATE STREAM a AS SELECT id, name FROM events WHERE amount > 0 PARTITION BY LCASE(`my region`) || '/' || kind;
          CREATE STREAM b AS SELECT * FROM events PARTITION BY id;",
         "a,b",
     ));
     assert_eq!(
-        p["stages"]["a_where"]["params"],
-        json!({"where": "amount > 0"})
-    );
-    assert_eq!(
         p["stages"]["a"],
-        json!({"plugin": "project", "inputs": ["a_where"],
-               "params": {"select": ["id", "name"], "key": "(lower(`my region`) || '/') || kind"}})
+        json!({"plugin": "project", "inputs": ["src"],
+               "params": {"where": "amount > 0", "select": ["id", "name"], "key": "(lower(`my region`) || '/') || kind"}})
     );
     assert_eq!(
         p["stages"]["b"],
@@ -793,12 +787,8 @@ fn create_function_becomes_a_udfs_entry_callable_in_where_and_select() {
         json!({"mask_email": {"plugin": "udfs/mask.wasm"}})
     );
     assert_eq!(
-        p["stages"]["masked_where"]["params"],
-        json!({"where": "mask_email(email) is not null"})
-    );
-    assert_eq!(
         p["stages"]["masked"]["params"],
-        json!({"select": ["id"], "set": {"email": "mask_email(email)"}})
+        json!({"where": "mask_email(email) is not null", "select": ["id"], "set": {"email": "mask_email(email)"}})
     );
     // A function defined below the statement that calls it is known too.
     let p = explain(&with_io(
@@ -928,31 +918,21 @@ sources:
     properties:
       allow.auto.create.topics: "true"
 stages:
-  # line 6: WHERE of priced
-  priced_where:
-    plugin: filter
-    inputs: [src]
-    params:
-      where: "region != 'x'"
   # line 5: CREATE STREAM priced
   priced:
     plugin: project
-    inputs: [priced_where]
+    inputs: [src]
     params:
+      where: "region != 'x'"
       select: [id]
       set:
         doubled: "amount * 2"
-  # line 7: WHERE of big
-  big_where:
-    plugin: filter
-    inputs: [priced_from_kafka]
-    params:
-      where: "doubled > 20"
   # line 7: CREATE STREAM big
   big:
     plugin: project
-    inputs: [big_where]
+    inputs: [priced_from_kafka]
     params:
+      where: "doubled > 20"
       select: [id]
   # line 8: WHERE of unread
   unread:
@@ -991,7 +971,7 @@ sinks:
     assert_eq!(c.yaml, expected, "got:\n{}", c.yaml);
     // Without Kafka the same file keeps every topic in the process.
     let y = explain(TWO_STATEMENTS);
-    assert_eq!(y["stages"]["big_where"]["inputs"], json!(["priced"]));
+    assert_eq!(y["stages"]["big"]["inputs"], json!(["priced"]));
     assert_eq!(y["sinks"]["out"]["inputs"], json!(["big"]));
     assert_eq!(y["sinks"].as_object().map(|m| m.len()), Some(1), "{y:#}");
 }
@@ -1089,10 +1069,7 @@ CREATE SINK CONNECTOR out WITH (
         json!(["people_from_kafka"])
     );
     assert_eq!(y["tables"]["copy_by_id"]["input"], json!("people"));
-    assert_eq!(
-        y["stages"]["again_where"]["inputs"],
-        json!(["people_from_kafka"])
-    );
+    assert_eq!(y["stages"]["again"]["inputs"], json!(["people_from_kafka"]));
     assert_eq!(y["sinks"]["people_to_kafka"]["inputs"], json!(["people"]));
     assert_eq!(
         y["sinks"]["out"]["inputs"],
