@@ -1569,8 +1569,8 @@ impl Compiler {
         ));
         let event_time = Self::event_time(&rel.time, w.grace_ms.unwrap_or(0), w.at, "WINDOW")?;
         let input = self.where_stage(id, q, &rel, rel.node.clone(), false)?;
-        // The last stage is named after the table; the ones before it get
-        // `_window` and `_having`, as WHERE's stage gets `_where`.
+        // The last stage is named after the table; the one before it gets
+        // `_window`, as WHERE's stage gets `_where`.
         let reshape = !copies.is_empty() || !hidden.is_empty();
         let last = self.claim(id).map_err(|e| vec![e])?;
         let window_node = if having.is_none() && !reshape {
@@ -1594,12 +1594,14 @@ impl Compiler {
             ],
         ));
         let mut node = window_node;
-        if let Some((text, at)) = having {
-            let having_node = if reshape {
-                self.fresh(&format!("{}_having", id.name))
-            } else {
-                last.clone()
-            };
+        // HAVING is the `project` stage's `where` when there is one (one
+        // stage: the results cross into Wasm once), else a `filter`.
+        let (having, having_filter) = match having {
+            Some(h) if !reshape => (None, Some(h)),
+            h => (h.map(|(text, _)| text), None),
+        };
+        if let Some((text, at)) = having_filter {
+            let having_node = last.clone();
             self.plan.stages.push(Self::entry(
                 at,
                 format!("HAVING of {}", id.name),
@@ -1616,7 +1618,10 @@ impl Compiler {
             node = having_node;
         }
         if reshape {
-            let mut params = Vec::new();
+            let mut params: Vec<(String, Y)> = having
+                .map(|text| ("where".into(), Y::Str(text)))
+                .into_iter()
+                .collect();
             if !copies.is_empty() {
                 params.push((
                     "set".to_string(),
