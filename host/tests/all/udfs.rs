@@ -321,7 +321,7 @@ fn sql_explain_prints_the_udfs_section_that_validate_accepts() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("ok (1 source(s), 2 stage(s), 1 sink(s))"),
+        stdout.contains("ok (1 source(s), 1 stage(s), 1 sink(s))"),
         "{stdout}"
     );
 }
