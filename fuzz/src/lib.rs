@@ -247,8 +247,11 @@ pub fn wire_output(data: &[u8]) {
 // ---- lookup_keys --------------------------------------------------------
 
 /// `tables.lookup-many` reads a guest's length-prefixed key buffer: any bytes
-/// must give an error or one answer per key (no rows here, so `u32::MAX`
-/// each), never a read past the buffer.
+/// must give an error or one answer per key, never a read past the buffer.
+/// Against an empty table every answer is "no row" (`u32::MAX`). Against a
+/// table with rows of every kind, an ask with named fields must be answered
+/// in the documented layout with what the plugin would have projected
+/// itself from the whole rows.
 pub fn lookup_keys(data: &[u8]) {
     let empty = sluice::state::Table::default();
     for table in [None, Some(&empty)] {
@@ -261,6 +264,103 @@ pub fn lookup_keys(data: &[u8]) {
             assert!(answer.len() <= data.len(), "more answers than keys");
         }
     }
+    let table = lookup_table();
+    let Ok(answer) = lookup_many::answer(Some(table), data) else {
+        return;
+    };
+    let Some((names, keys)) = named_fields_ask(data) else {
+        return;
+    };
+    let whole_ask: Vec<u8> = keys
+        .iter()
+        .flat_map(|k| {
+            (k.len() as u32)
+                .to_le_bytes()
+                .into_iter()
+                .chain(k.iter().copied())
+        })
+        .collect();
+    let whole = lookup_many::answer(Some(table), &whole_ask).expect("whole rows for the same keys");
+    let mut rows = sluice_sdk::abi::Rows::default();
+    assert!(
+        rows.extend_from_answer(&whole, keys.len()),
+        "whole rows misread"
+    );
+    let mut theirs = sluice_sdk::abi::RowFields::new(names.len());
+    theirs.extend_from_rows(&rows, &names);
+    let mut ours = sluice_sdk::abi::RowFields::new(names.len());
+    assert!(
+        ours.extend_from_answer(answer, keys.len()),
+        "a projected answer that is not one entry per key"
+    );
+    use sluice_sdk::abi::RowAnswer;
+    for i in 0..keys.len() {
+        match (ours.get(i), theirs.get(i)) {
+            (None, None) => {}
+            (Some(RowAnswer::Other(a)), Some(RowAnswer::Other(b))) => assert_eq!(a, b, "key {i}"),
+            (Some(RowAnswer::Object(a)), Some(RowAnswer::Object(b))) => {
+                for (j, name) in names.iter().enumerate() {
+                    assert_eq!(
+                        a.get(j).map(|v| v.bytes()),
+                        b.get(j).map(|v| v.bytes()),
+                        "key {i}, field `{name}`"
+                    );
+                }
+            }
+            (a, b) => panic!("key {i}: the host answered {a:?}, the plugin would see {b:?}"),
+        }
+    }
+}
+
+/// Rows of every kind under short keys, so that mutated asks hit them: an
+/// object, escaped and duplicate keys with nested values, a non-object, text
+/// that is not JSON, Unicode and empty names, an empty object.
+fn lookup_table() -> &'static sluice::state::Table {
+    static TABLE: OnceLock<sluice::state::Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let table = sluice::state::Table::default();
+        for (key, row) in [
+            ("", r#"{"a":1,"b":"x"}"#),
+            ("a", r#"{"a\u0062":2,"b":[1,{"a":3}],"a":4}"#),
+            ("1", "[1,2]"),
+            ("k", "not json"),
+            ("\0", r#"{"":null,"\u00e9":"\u00fc","é":"ü"}"#),
+            ("ab", "{}"),
+        ] {
+            table.insert(key.as_bytes().to_vec(), row.as_bytes().to_vec());
+        }
+        table
+    })
+}
+
+/// The names and keys of an ask with the named-fields option (layout in
+/// `wit/sluice.wit`), once the host accepted it.
+fn named_fields_ask(data: &[u8]) -> Option<(Vec<&str>, Vec<&[u8]>)> {
+    let word = |at: usize| {
+        data.get(at..at + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    if word(0)? != u32::MAX || word(4)? != sluice_sdk::abi::WITH_FIELDS {
+        return None;
+    }
+    let prefixed = |at: usize| -> Option<(&[u8], usize)> {
+        let len = word(at)? as usize;
+        Some((data.get(at + 4..at + 4 + len)?, at + 4 + len))
+    };
+    let mut at = 12;
+    let mut names = Vec::new();
+    for _ in 0..word(8)? {
+        let (name, next) = prefixed(at)?;
+        names.push(std::str::from_utf8(name).ok()?);
+        at = next;
+    }
+    let mut keys = Vec::new();
+    while at < data.len() {
+        let (key, next) = prefixed(at)?;
+        keys.push(key);
+        at = next;
+    }
+    Some((names, keys))
 }
 
 // ---- pgoutput -----------------------------------------------------------
