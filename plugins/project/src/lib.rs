@@ -346,8 +346,13 @@ impl Transform for Project {
             }
         };
         if PARAMS.iter().all(|p| params.get(p).is_none()) {
+            let alone = if condition.is_some() {
+                " (`where` alone reshapes nothing: that is the `filter` plugin)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "at least one parameter is required: {}",
+                "at least one parameter is required: {}{alone}",
                 PARAMS.join(", ")
             ));
         }

@@ -927,6 +927,6 @@ fn where_lets_tombstones_through_and_its_errors_name_the_parameter() {
     // `where` alone reshapes nothing: that is a `filter` stage.
     assert_eq!(
         init_error(&[("where", "a > 1")]),
-        "at least one parameter is required: select, drop, rename, set, key"
+        "at least one parameter is required: select, drop, rename, set, key (`where` alone reshapes nothing: that is the `filter` plugin)"
     );
 }
