@@ -162,11 +162,14 @@ pub(crate) fn raw_to_value(raw: Raw<'_>) -> Result<Value, serde_json::Error> {
             if let Some(v) = short_number(raw.bytes()) {
                 return Ok(v);
             }
-            if let Some(i) = raw.as_i64() {
-                return Ok(Value::from(i));
-            }
-            if let Some(u) = raw.as_u64() {
-                return Ok(Value::from(u));
+            // serde_json reads `-0` as the float `-0.0`; `as_i64` reads 0.
+            if raw.bytes() != b"-0" {
+                if let Some(i) = raw.as_i64() {
+                    return Ok(Value::from(i));
+                }
+                if let Some(u) = raw.as_u64() {
+                    return Ok(Value::from(u));
+                }
             }
         }
         Kind::Array | Kind::Object => {}
@@ -217,6 +220,8 @@ fn short_number(text: &[u8]) -> Option<Value> {
         return None;
     }
     match decimals {
+        // serde_json reads `-0` as the float `-0.0`: left to it.
+        None if negative && digits == 0 => None,
         None => {
             // At most 15 digits: fits i64 exactly.
             let n = i64::try_from(digits).ok()?;
@@ -291,11 +296,25 @@ mod tests {
                 (Some(g), Some(w)) if got.is_f64() => {
                     assert_eq!(g.to_bits(), w.to_bits(), "{t}: {got} against {want}")
                 }
-                _ if t == "-0" => assert_eq!(got, Value::from(0)),
                 _ => assert_eq!(got, want, "{t}"),
             }
         }
         assert!(fast > 15_000, "only {fast} took the fast path");
+    }
+
+    /// `-0` is the float `-0.0` to serde_json (and so to the tree path):
+    /// reading fields from a view must not make it the integer 0, which
+    /// arithmetic then keeps apart (`-0 * 2 - 1` is `-1.0`, not `-1`).
+    #[test]
+    fn negative_zero_is_the_float_serde_json_reads() {
+        let view = sluice_sdk::json::JsonView::parse(br#"{"a":-0,"b":-0.0,"c":0}"#).expect("json");
+        let read = |name: &str| {
+            let raw = view.get(name).expect(name);
+            raw_to_value(raw).expect(name).to_string()
+        };
+        assert_eq!(read("a"), "-0.0");
+        assert_eq!(read("b"), "-0.0");
+        assert_eq!(read("c"), "0");
     }
 
     #[test]
