@@ -87,7 +87,7 @@ fn truth(v: &Value) -> Option<bool> {
 /// A number during arithmetic: integers are exact (wide enough for any sum of
 /// JSON `i64`/`u64`), the rest is `f64`.
 #[derive(Clone, Copy, Debug)]
-enum Num {
+pub(crate) enum Num {
     Int(i128),
     Float(f64),
 }
@@ -100,7 +100,7 @@ impl Num {
         }
     }
 
-    fn of_number(n: &Number) -> Num {
+    pub(crate) fn of_number(n: &Number) -> Num {
         if let Some(i) = n.as_i64() {
             Num::Int(i128::from(i))
         } else if let Some(u) = n.as_u64() {
@@ -121,7 +121,7 @@ impl Num {
 
     /// Back to JSON; integers too wide for `i64`/`u64` become floats, and
     /// non-finite floats (which JSON cannot hold) become null.
-    fn into_value(self) -> Value {
+    pub(crate) fn into_value(self) -> Value {
         match self {
             Num::Int(i) => {
                 if let Ok(i) = i64::try_from(i) {
@@ -140,7 +140,7 @@ impl Num {
     /// again ([`Num::into_value`] then [`Num::of`]): integers too wide for
     /// JSON become floats, non-finite floats `None` (JSON `null`). Arithmetic
     /// on arithmetic goes through this instead of building the `Value`.
-    fn settled(self) -> Option<Num> {
+    pub(crate) fn settled(self) -> Option<Num> {
         match self {
             Num::Int(i) if i64::try_from(i).is_ok() || u64::try_from(i).is_ok() => Some(self),
             Num::Int(i) => Num::Float(i as f64).settled(),
@@ -150,7 +150,7 @@ impl Num {
 
     /// An integer argument (`round` digits, `substr` positions): integers, or
     /// floats without a fractional part.
-    fn as_int(self) -> Option<i128> {
+    pub(crate) fn as_int(self) -> Option<i128> {
         match self {
             Num::Int(i) => Some(i),
             Num::Float(f) if f.fract() == 0.0 && f.abs() < 1e18 => Some(f as i128),
@@ -196,7 +196,7 @@ fn arith_i64(op: ArithOp, x: i64, y: i64) -> Option<Num> {
     }
 }
 
-fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
+pub(crate) fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
     if let (Num::Int(x), Num::Int(y)) = (a, b) {
         if let (Ok(x), Ok(y)) = (i64::try_from(x), i64::try_from(y)) {
             if let Some(n) = arith_i64(op, x, y) {
@@ -817,14 +817,14 @@ fn pow10(d: i32) -> f64 {
         .unwrap_or_else(|| 10f64.powi(d))
 }
 
-fn negated(n: Num) -> Num {
+pub(crate) fn negated(n: Num) -> Num {
     match n {
         Num::Int(i) => Num::Int(-i),
         Num::Float(f) => Num::Float(-f),
     }
 }
 
-fn absolute(n: Num) -> Num {
+pub(crate) fn absolute(n: Num) -> Num {
     match n {
         Num::Int(i) => Num::Int(i.abs()),
         Num::Float(f) => Num::Float(f.abs()),
@@ -845,7 +845,7 @@ fn rounded(args: &[Node], input: Input<'_>) -> Option<Num> {
 /// Rounds half away from zero to `digits` decimals (negative: to tens,
 /// hundreds, ...). Integers stay integers; a float rounded to 0 or fewer
 /// decimals becomes an integer when it fits.
-fn round(x: Num, digits: i128) -> Option<Num> {
+pub(crate) fn round(x: Num, digits: i128) -> Option<Num> {
     match x {
         Num::Int(i) if digits >= 0 => Some(Num::Int(i)),
         Num::Int(i) => {

@@ -96,6 +96,7 @@
 mod ast;
 mod condition;
 mod eval;
+mod numeric;
 mod parse;
 mod partial;
 mod path;
@@ -166,6 +167,9 @@ pub struct Expr {
     /// The condition in the form [`Expr::matches_quick`] answers, when it
     /// has one (see `quick.rs`).
     quick: Option<Box<quick::Quick>>,
+    /// The expression in the form [`Expr::number_in`] answers, when it has
+    /// one (see `numeric.rs`).
+    arith: Option<Box<numeric::Arith>>,
 }
 
 impl Expr {
@@ -183,6 +187,7 @@ impl Expr {
         let (root, fields) = parse::parse(source, udfs)?;
         Ok(Expr {
             quick: quick::of(&root, fields.len()),
+            arith: numeric::of(&root, fields.len()),
             fields: fields.into(),
             root,
             source: source.into(),

@@ -11,6 +11,8 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::{Map, Number, Value};
 use sluice_sdk::json::{Kind, Raw};
 
+use crate::eval::Num;
+
 /// Builds a `Value`, keeping only the `fields` of a top-level object.
 struct KeepFields<'f, S> {
     fields: &'f [S],
@@ -194,6 +196,16 @@ const EXACT_POW10: [f64; 23] = [
 /// divided by an exact power of ten, one correctly rounded division, which
 /// is what serde_json computes for such text too (`f64_from_parts`).
 fn short_number(text: &[u8]) -> Option<Value> {
+    match short_num(text)? {
+        Num::Int(i) => Some(Value::from(i64::try_from(i).ok()?)),
+        Num::Float(f) => Number::from_f64(f).map(Value::Number),
+    }
+}
+
+/// [`short_number`] as the number evaluation reads it: the `Num` that
+/// `Num::of_number` makes of its `Value` (an integer, or a finite float
+/// that is not one), without building the `Value`.
+pub(crate) fn short_num(text: &[u8]) -> Option<Num> {
     let (negative, body) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -225,12 +237,13 @@ fn short_number(text: &[u8]) -> Option<Value> {
         None => {
             // At most 15 digits: fits i64 exactly.
             let n = i64::try_from(digits).ok()?;
-            Some(Value::from(if negative { -n } else { n }))
+            Some(Num::Int(i128::from(if negative { -n } else { n })))
         }
         Some(dot) => {
             let scale = EXACT_POW10.get(body.len() - dot - 1)?;
             let f = digits as f64 / scale;
-            Number::from_f64(if negative { -f } else { f }).map(Value::Number)
+            // At most 15 digits over a power of ten: always finite.
+            Some(Num::Float(if negative { -f } else { f }))
         }
     }
 }

@@ -232,6 +232,21 @@ impl Project {
         {
             computed.push(match c {
                 Computed::Expr(e) => {
+                    if !self.strict && watch.as_ref().is_some_and(|w| !w.active()) {
+                        // Nothing left to report (strict mode still checks
+                        // with it): no need to ask again per event.
+                        *watch = None;
+                    }
+                    // Arithmetic (`round(price * 100)`) straight from the raw
+                    // fields when neither the watch nor strict mode needs
+                    // the loaded ones: the same answer (see `number_in`).
+                    if let Some(number) = (!self.strict && watch.is_none())
+                        .then(|| e.number_in(&view))
+                        .flatten()
+                    {
+                        computed.push(Some(number));
+                        continue;
+                    }
                     e.load(&view, fields)
                         .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
                     if let Some(watch) = watch.as_mut().filter(|w| w.active()) {

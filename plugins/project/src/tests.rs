@@ -431,6 +431,90 @@ fn splicing_and_tree_paths_agree() {
     }
 }
 
+/// Once the watches have seen their first events (`ABSENT_AFTER`),
+/// arithmetic in `set` is computed from the raw fields
+/// (`Expr::number_in`): past that point, and with or without the host's
+/// field tables, it must write what the tree path writes and dead-letter
+/// what it dead-letters.
+#[test]
+fn arithmetic_after_the_first_events_is_the_tree_paths() {
+    let prices = [
+        "12.5",
+        "51.47",
+        "174.70",
+        "-0.0",
+        "-0",
+        "7",
+        "1e2",
+        "0.1",
+        "9007199254740993",
+        "18446744073709551615",
+        "1e400",
+        "\"12\"",
+        "null",
+        "true",
+        "[1]",
+        "{\"a\":1}",
+    ];
+    let values: Vec<String> = (0..2 * sluice_expr::ABSENT_AFTER as usize + 40)
+        .map(|i| {
+            let price = prices[i % prices.len()];
+            format!(
+                r#"{{"id":{i},"price":{price},"qty":{},"price":{price}}}"#,
+                i % 7
+            )
+        })
+        .collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let cases: &[&[(&str, &str)]] = &[
+        &[
+            ("select", "id"),
+            (
+                "set",
+                r#"{"cents": "round(price * 100)", "total": "price * qty - 1"}"#,
+            ),
+        ],
+        &[(
+            "set",
+            r#"{"neg": "-price", "r": "round(price, -1) % 3", "a": "abs(qty - price)"}"#,
+        )],
+        &[
+            ("drop", "id"),
+            (
+                "set",
+                r#"{"q": "qty / 2", "z": "qty % 0", "p": "price / qty"}"#,
+            ),
+        ],
+    ];
+    for params in cases {
+        for batch in [sluice_sdk::testing::batch_with_tables(&values), {
+            let mut b = RawBatch::default();
+            for v in &values {
+                b.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+            }
+            b
+        }] {
+            let spliced = run_batch::<Project>(params, &batch).expect("runs");
+            let tree = run_batch::<TreeProject>(params, &batch).expect("runs");
+            // As values: the splicing path copies an untouched repeated key,
+            // the tree keeps one. `-1` and `-1.0` still differ as values.
+            assert_eq!(spliced.json(), tree.json(), "{params:?}");
+            let reasons = |o: &sluice_sdk::testing::TestOutput| -> Vec<u32> {
+                o.rejected().iter().map(|r| r.0).collect()
+            };
+            assert_eq!(reasons(&spliced), reasons(&tree), "{params:?}");
+            // `1e400` is one serde_json cannot hold: rejected past the
+            // first events too.
+            assert!(
+                reasons(&spliced).iter().any(|&i| i as usize > 2 * prices.len()
+                    && values[i as usize].contains("1e400")),
+                "{params:?}: {:?}",
+                spliced.rejected()
+            );
+        }
+    }
+}
+
 #[test]
 fn big_integers_and_number_text_survive_byte_for_byte() {
     let input = r#"{"id":9007199254740993,"u":18446744073709551615,"p":1.50,"e":1E+2,"x":1}"#;
