@@ -13,7 +13,10 @@ args=()
 for p in "${plugins[@]}"; do args+=(-p "sluice-plugin-$p"); done
 # Guests are small: whole-program optimization is cheap for them and pays per
 # event. .cargo/config.toml adds the inlining flags every guest is built with.
-export CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+# Not incremental: with the workspace's `incremental = true`, calls into the
+# SDK's one-line functions stayed calls despite LTO (docs/performance.md).
+# `sluice build --release` exports the same (a test keeps them equal).
+export CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true CARGO_PROFILE_RELEASE_INCREMENTAL=false
 cargo build --release --target wasm32-wasip2 "${args[@]}"
 mkdir -p "$TARGET_DIR/plugins"
 for p in "${plugins[@]}"; do

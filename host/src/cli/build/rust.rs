@@ -99,13 +99,18 @@ const RUSTFLAGS_VARS: [&str; 3] = [
 
 /// What `--release` exports to cargo. Plugins are small: whole-program
 /// optimization is cheap for them and pays on every event; stripping shrinks
-/// what the host compiles. A variable the user exported themselves wins.
+/// what the host compiles. Incremental compilation is turned off because,
+/// in a workspace whose release profile turns it on (this one's does),
+/// calls into other crates' one-line functions stayed calls despite LTO:
+/// -5 to -8 % instructions per event when it is off (docs/performance.md).
+/// A variable the user exported themselves wins.
 fn release_env(is_set: impl Fn(&str) -> bool) -> Vec<(&'static str, &'static str)> {
     let mut env: Vec<_> = [
         ("CARGO_PROFILE_RELEASE_LTO", "true"),
         ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
         ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
         ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+        ("CARGO_PROFILE_RELEASE_INCREMENTAL", "false"),
     ]
     .into_iter()
     .filter(|(key, _)| !is_set(key))
@@ -190,13 +195,14 @@ mod tests {
         let env = release_env(|_| false);
         assert!(env.contains(&("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", GUEST_RUSTFLAGS)));
         assert!(env.contains(&("CARGO_PROFILE_RELEASE_LTO", "true")));
+        assert!(env.contains(&("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")));
         for var in RUSTFLAGS_VARS {
             let env = release_env(|key| key == var);
             assert!(
                 env.iter().all(|(key, _)| !key.ends_with("RUSTFLAGS")),
                 "{var} set, yet we export {env:?}"
             );
-            assert_eq!(env.len(), 4, "the profile settings stay");
+            assert_eq!(env.len(), 5, "the profile settings stay");
         }
         let env = release_env(|key| key == "CARGO_PROFILE_RELEASE_LTO");
         assert!(env
@@ -218,5 +224,27 @@ mod tests {
             .filter_map(|v| v.as_str())
             .collect();
         assert_eq!(flags.join(" "), GUEST_RUSTFLAGS);
+    }
+
+    /// The same for the profile: the script that builds the built-ins
+    /// exports what `--release` exports.
+    #[test]
+    fn the_checkout_builds_guests_with_the_same_profile() {
+        let script = include_str!("../../../../scripts/build-plugins.sh");
+        let exported: Vec<&str> = script
+            .lines()
+            .filter(|l| l.starts_with("export CARGO_PROFILE_RELEASE_"))
+            .flat_map(|l| l.split_whitespace().skip(1))
+            .collect();
+        for (key, value) in release_env(|_| false) {
+            if key.ends_with("RUSTFLAGS") {
+                continue; // .cargo/config.toml, checked above
+            }
+            let want = format!("{key}={value}");
+            assert!(
+                exported.contains(&want.as_str()),
+                "scripts/build-plugins.sh does not export {want}: {exported:?}"
+            );
+        }
     }
 }
