@@ -23,7 +23,7 @@ use sluice_sdk::json::{JsonView, Kind, Raw};
 
 use crate::ast::{ArithOp, Func, Node};
 use crate::eval::{absolute, arith, negated, round, Num};
-use crate::quick::QUICK_FIELDS;
+use crate::quick::{top_slot, QUICK_FIELDS};
 use crate::{partial, Expr};
 
 /// An arithmetic expression over number slots (see the module docs).
@@ -49,18 +49,6 @@ impl PartialEq for Num {
             (Num::Float(a), Num::Float(b)) => a.to_bits() == b.to_bits(),
             _ => false,
         }
-    }
-}
-
-/// The top-level field slot of a one-name field path.
-fn top_slot(node: &Node) -> Option<usize> {
-    match node {
-        Node::Field(path, slot) => {
-            let mut names = path.names();
-            names.next()?;
-            names.next().is_none().then_some(*slot)
-        }
-        _ => None,
     }
 }
 

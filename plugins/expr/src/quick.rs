@@ -90,7 +90,7 @@ impl QuickFields<'_> {
 }
 
 /// The top-level field slot of a one-name field path.
-fn top_slot(node: &Node) -> Option<usize> {
+pub(crate) fn top_slot(node: &Node) -> Option<usize> {
     match node {
         Node::Field(path, slot) => {
             let mut names = path.names();
