@@ -102,7 +102,7 @@ const RUSTFLAGS_VARS: [&str; 3] = [
 /// what the host compiles. Incremental compilation is turned off because,
 /// in a workspace whose release profile turns it on (this one's does),
 /// calls into other crates' one-line functions stayed calls despite LTO:
-/// -5 to -8 % instructions per event when it is off (docs/performance.md).
+/// -3 to -6 % instructions per event when it is off (docs/performance.md).
 /// A variable the user exported themselves wins.
 fn release_env(is_set: impl Fn(&str) -> bool) -> Vec<(&'static str, &'static str)> {
     let mut env: Vec<_> = [
