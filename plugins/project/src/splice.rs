@@ -129,6 +129,10 @@ pub(crate) struct Splice {
     set_keys: Vec<JsonKey>,
     /// The top-level names of `select`, found in one pass per event.
     select_names: FieldSet,
+    /// Per `select` name, whether a `drop` or `set` name takes it out. With
+    /// no `rename` that depends on the names alone, so it is worked out
+    /// here once instead of comparing names per event.
+    select_dropped: Vec<bool>,
 }
 
 /// Where an output field's key comes from.
@@ -165,7 +169,13 @@ impl Splice {
         drop: Vec<String>,
         set: Vec<String>,
     ) -> Self {
+        let select_dropped = select
+            .iter()
+            .flatten()
+            .map(|sel| drop.iter().chain(&set).any(|name| *name == sel.name))
+            .collect();
         Splice {
+            select_dropped,
             select_names: FieldSet::new(select.iter().flatten().map(|s| s.name.as_str())),
             rename_keys: rename.iter().map(|(_, new)| JsonKey::new(new)).collect(),
             set_keys: set.iter().map(|name| JsonKey::new(name)).collect(),
@@ -206,8 +216,18 @@ impl Splice {
         match &self.select {
             Some(select) => {
                 self.select_names.find_all(view, &mut scratch.found);
+                // Without `rename`, the names `drop` and `set` take out are
+                // known already (`select_dropped`): no slot is made for them.
+                let settled = self.rename.is_empty();
                 for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
-                    if let Some(value) = found.filter(|&f| sel.present(view.field_value(f))) {
+                    if settled && self.select_dropped.get(i).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    // A whole field (no nested selection) is present as soon
+                    // as it is found.
+                    let present =
+                        |f: &usize| sel.children.is_empty() || sel.present(view.field_value(*f));
+                    if let Some(value) = found.filter(present) {
                         slots.push(Slot {
                             key: Key::Select(i),
                             value,
@@ -248,8 +268,10 @@ impl Splice {
                 }
             }
         }
-        for name in self.drop.iter().chain(&self.set) {
-            self.kill(view, slots, name);
+        if !(self.select.is_some() && self.rename.is_empty()) {
+            for name in self.drop.iter().chain(&self.set) {
+                self.kill(view, slots, name);
+            }
         }
 
         let mut w = ObjectWriter::new(buf);
