@@ -86,7 +86,7 @@ fn truth(v: &Value) -> Option<bool> {
 
 /// A number during arithmetic: integers are exact (wide enough for any sum of
 /// JSON `i64`/`u64`), the rest is `f64`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Num {
     Int(i128),
     Float(f64),

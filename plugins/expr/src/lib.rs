@@ -101,6 +101,8 @@ mod parse;
 mod partial;
 mod path;
 mod quick;
+#[cfg(test)]
+mod test_rng;
 mod watch;
 
 use std::borrow::Cow;

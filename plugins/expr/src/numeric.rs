@@ -40,18 +40,6 @@ pub(crate) enum Arith {
     Round(Box<Arith>, Option<Box<Arith>>),
 }
 
-// `Num` holds an `f64`: equality is only for the derive on `Expr`, which
-// compares parsed trees, whose literals came from the same text.
-impl PartialEq for Num {
-    fn eq(&self, other: &Num) -> bool {
-        match (self, other) {
-            (Num::Int(a), Num::Int(b)) => a == b,
-            (Num::Float(a), Num::Float(b)) => a.to_bits() == b.to_bits(),
-            _ => false,
-        }
-    }
-}
-
 /// Compiles an operand: anything `Node::num` reads without calling
 /// `Node::eval` on it, plus one-name fields and literals.
 fn operand(node: &Node) -> Option<Arith> {
@@ -186,27 +174,8 @@ impl Expr {
 mod tests {
     use sluice_sdk::json::JsonView;
 
+    use crate::test_rng::Rng;
     use crate::{Expr, ViewFields};
-
-    /// A small deterministic generator (xorshift), so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-    }
 
     /// Values a field may hold: every kind, numbers at every edge the
     /// arithmetic has (64-bit limits, floats serde_json reads its own way,

@@ -324,22 +324,8 @@ mod tests {
     use sluice_sdk::json::table::Lookup;
     use sluice_sdk::json::JsonParser;
 
+    use crate::test_rng::Rng;
     use crate::{Expr, ViewFields};
-
-    /// A small deterministic generator (xorshift), so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-    }
 
     /// Names events have.
     const NAMES: [&str; 4] = ["a", "b", "c", "d"];

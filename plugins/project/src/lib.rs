@@ -240,31 +240,15 @@ impl Project {
                     // Arithmetic (`round(price * 100)`) straight from the raw
                     // fields when neither the watch nor strict mode needs
                     // the loaded ones: the same answer (see `number_in`).
-                    if let Some(number) = (!self.strict && watch.is_none())
+                    match (!self.strict && watch.is_none())
                         .then(|| e.number_in(&view))
                         .flatten()
                     {
-                        computed.push(Some(number));
-                        continue;
-                    }
-                    e.load(&view, fields)
-                        .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-                    if let Some(watch) = watch.as_mut().filter(|w| w.active()) {
-                        for warning in watch.observe(&view, fields) {
-                            sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
+                        Some(number) => Some(number),
+                        None => {
+                            Self::evaluate(path, e, &view, fields, watch.as_mut(), self.strict)?
                         }
                     }
-                    if let Some(problem) = watch
-                        .as_ref()
-                        .filter(|_| self.strict)
-                        .and_then(|w| w.check(&view, fields))
-                    {
-                        return Err(Self::reject(format_args!(
-                            "{}: {problem}",
-                            set_label(path, e)
-                        )));
-                    }
-                    e.eval_loaded_or_omit(fields)
                 }
                 Computed::Const(v) => Some(v.clone()),
             });
@@ -277,6 +261,33 @@ impl Project {
 }
 
 impl Project {
+    /// A `set` expression on the general path: its fields loaded from
+    /// `view`, the watch told of them while it has anything to report, and
+    /// under `strict` a mistake it finds rejecting the event.
+    fn evaluate(
+        path: &Path,
+        e: &Expr,
+        view: &sluice_sdk::json::JsonView<'_>,
+        fields: &mut ViewFields,
+        mut watch: Option<&mut Watch>,
+        strict: bool,
+    ) -> Result<Option<Value>, EventError> {
+        e.load(view, fields)
+            .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        if let Some(watch) = watch.as_deref_mut().filter(|w| w.active()) {
+            for warning in watch.observe(view, fields) {
+                sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
+            }
+        }
+        if let Some(problem) = watch.filter(|_| strict).and_then(|w| w.check(view, fields)) {
+            return Err(Self::reject(format_args!(
+                "{}: {problem}",
+                set_label(path, e)
+            )));
+        }
+        Ok(e.eval_loaded_or_omit(fields))
+    }
+
     /// Strict mode: rejects an event that lacks a selected field.
     fn check_select(
         watch: Option<&Watch>,

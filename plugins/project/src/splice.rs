@@ -213,14 +213,16 @@ impl Splice {
     ) {
         let slots = &mut scratch.slots;
         slots.clear();
+        // With `select` and no `rename`, which names `drop` and `set` take
+        // out depends on the names alone (`select_dropped`).
+        let names_known = self.select.is_some() && self.rename.is_empty();
         match &self.select {
             Some(select) => {
                 self.select_names.find_all(view, &mut scratch.found);
                 // Without `rename`, the names `drop` and `set` take out are
                 // known already (`select_dropped`): no slot is made for them.
-                let settled = self.rename.is_empty();
                 for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
-                    if settled && self.select_dropped.get(i).copied().unwrap_or(false) {
+                    if names_known && self.select_dropped.get(i).copied().unwrap_or(false) {
                         continue;
                     }
                     // A whole field (no nested selection) is present as soon
@@ -268,7 +270,7 @@ impl Splice {
                 }
             }
         }
-        if !(self.select.is_some() && self.rename.is_empty()) {
+        if !names_known {
             for name in self.drop.iter().chain(&self.set) {
                 self.kill(view, slots, name);
             }
