@@ -349,6 +349,38 @@ mod tests {
         }
     }
 
+    /// A hostile `set` gets no deeper than the parser's limit; the deepest
+    /// arithmetic it accepts compiles and evaluates here, recursion and
+    /// all, in a small stack, and answers as the general path does.
+    #[test]
+    fn the_deepest_arithmetic_accepted_evaluates_in_a_small_stack() {
+        let sources = [
+            vec!["a"; 250].join(" * "),
+            format!("round({}{})", "-(".repeat(30), vec!["a"; 220].join(" + ")) + &")".repeat(30),
+            format!("{}a{}", "abs(".repeat(30), ")".repeat(30)),
+        ];
+        let answers = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let view = JsonView::parse(br#"{"a":1}"#).expect("json");
+                sources
+                    .iter()
+                    .map(|source| {
+                        let expr = Expr::parse(source).expect("within the depth limit");
+                        assert!(expr.is_arithmetic());
+                        (expr.number_in(&view), general(&expr, &view).flatten())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        for (got, want) in answers {
+            assert!(got.is_some());
+            assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn a_root_that_is_not_an_object_takes_the_general_path() {
         let expr = Expr::parse("a * 2").expect("expr");
