@@ -112,17 +112,28 @@ impl FieldSet {
     /// the number of names.
     pub fn find_all(&self, view: &JsonView<'_>, found: &mut Vec<Option<usize>>) {
         found.clear();
+        self.append_all(view, found);
+    }
+
+    /// [`FieldSet::find_all`], appending the answer to `found` (whose first
+    /// entries stay as they were), so that the answers for a whole batch
+    /// can go end to end in one vector without a copy each.
+    pub fn append_all(&self, view: &JsonView<'_>, found: &mut Vec<Option<usize>>) {
         let mut last = self.last.borrow_mut();
         if last.matches(view) {
             found.extend_from_slice(&last.found);
             return;
         }
+        let start = found.len();
         self.search(view, found);
-        last.remember(view, found);
+        last.remember(view, &found[start..]);
     }
 
+    /// Appends one entry per name to `found`: where `view` has it.
     fn search(&self, view: &JsonView<'_>, found: &mut Vec<Option<usize>>) {
-        found.resize(self.names.len(), None);
+        let start = found.len();
+        found.resize(start + self.names.len(), None);
+        let found = &mut found[start..];
         for (i, e) in view.fields.iter().enumerate() {
             let text = &view.bytes[e.key.0..e.key.1];
             if e.escaped {
@@ -199,6 +210,18 @@ mod tests {
             let expected: Vec<Option<usize>> = set.names().iter().map(|n| view.find(n)).collect();
             assert_eq!(found, expected, "{text}");
         }
+        // Appended answers equal `find_all`'s and leave what was there,
+        // whether the set searched the view or remembered its shape.
+        let mut batch = vec![Some(7)];
+        for text in views {
+            let view = JsonView::parse(text.as_bytes()).expect("json");
+            let start = batch.len();
+            set.append_all(&view, &mut batch);
+            set.find_all(&view, &mut found);
+            assert_eq!(&batch[start..], &found[..], "{text}");
+        }
+        assert_eq!(batch.len(), 1 + views.len() * set.names().len());
+        assert_eq!(batch[0], Some(7));
         // A clone starts from the same remembered shape and stays right.
         let clone = set.clone();
         let view = JsonView::parse(br#"{"cd":0,"a":1}"#).expect("json");

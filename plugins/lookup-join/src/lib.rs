@@ -29,9 +29,9 @@ pub struct LookupJoin {
     /// `written[i]`: whether `fields` item `i` is written (a later item with
     /// the same output name wins, as a map insert would).
     written: Vec<bool>,
-    /// The `fields` items' event fields, found in one pass over the event,
-    /// and their row fields (`row_names`), which the host finds; `slot[i]`:
-    /// item `i`'s place among its source's names.
+    /// The `fields` items' event fields and, last, `on`, found in one pass
+    /// over the event; the items' row fields (`row_names`) the host finds.
+    /// `slot[i]`: item `i`'s place among its source's names.
     event_set: FieldSet,
     slot: Vec<usize>,
     /// The `fields` items' output names, encoded once.
@@ -40,6 +40,11 @@ pub struct LookupJoin {
     /// which can be copied with its neighbours as one slice.
     plain: Vec<bool>,
     found: Vec<Option<usize>>,
+    /// What `prepare` found in each event (`event_set`'s names, end to end)
+    /// and, per event, where its answer starts, so that `process` does not
+    /// search the event again.
+    found_in_batch: Vec<Option<usize>>,
+    found_at: Vec<Option<usize>>,
     parser: JsonParser,
     row_parser: JsonParser,
     /// The batch's events as `prepare` scanned them, so that `process`
@@ -172,8 +177,10 @@ impl Processor for LookupJoin {
             slot.push(names.len());
             names.push(&item.field);
         }
-        let [event_names, row_names] = names;
+        let [mut event_names, row_names] = names;
         let row_names: Vec<String> = row_names.iter().map(|n| n.to_string()).collect();
+        let on = params.required("on")?;
+        event_names.push(on);
         let event_set = FieldSet::new(event_names);
         let keys_out = fields
             .iter()
@@ -187,7 +194,7 @@ impl Processor for LookupJoin {
             .collect();
         Ok(Self {
             table: params.required("table")?.to_string(),
-            on: params.required("on")?.to_string(),
+            on: on.to_string(),
             inner,
             fields,
             written,
@@ -196,6 +203,8 @@ impl Processor for LookupJoin {
             keys_out,
             plain,
             found: Vec::new(),
+            found_in_batch: Vec::new(),
+            found_at: Vec::new(),
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
             views: BatchViews::new(),
@@ -216,12 +225,20 @@ impl Processor for LookupJoin {
         self.keys.clear();
         self.key_ends.clear();
         self.views.clear();
+        self.found_in_batch.clear();
+        self.found_at.clear();
         for e in events {
-            let has_key = self
-                .views
-                .scan_event(e)
-                .and_then(Result::ok)
-                .and_then(|v| v.get(&self.on))
+            // One search finds the key and the fields `process` copies.
+            let view = self.views.scan_event(e).and_then(Result::ok);
+            let key = view.map(|v| {
+                let at = self.found_in_batch.len();
+                self.event_set.append_all(&v, &mut self.found_in_batch);
+                let on = self.found_in_batch.last().copied().flatten();
+                (at, on.map(|i| v.field_value(i)))
+            });
+            self.found_at.push(key.map(|(at, _)| at));
+            let has_key = key
+                .and_then(|(_, raw)| raw)
                 .is_some_and(|raw| push_key_text(raw, &mut self.keys));
             self.asked.push(has_key.then(|| {
                 self.key_ends.push(self.keys.len());
@@ -256,11 +273,12 @@ impl Processor for LookupJoin {
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
         let bytes = event.value().unwrap_or(b"null");
-        let view = match self.views.get(event.index(), bytes) {
-            Some(scanned) => scanned,
-            None => self.parser.parse(bytes),
-        }
-        .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        // What `prepare` found applies only to the view it scanned.
+        let (view, found_at) = match self.views.get(event.index(), bytes) {
+            Some(scanned) => (scanned, self.found_at.get(event.index()).copied().flatten()),
+            None => (self.parser.parse(bytes), None),
+        };
+        let view = view.map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
         let row_index = match self.asked.get(event.index()) {
             Some(asked) => asked.map(|k| k as usize),
             // An event `prepare` did not see (a caller that skipped it): ask now.
@@ -283,8 +301,15 @@ impl Processor for LookupJoin {
                     _ if self.inner => return Ok(()),
                     _ => None,
                 };
-                self.event_set.find_all(&view, &mut self.found);
-                let (written, slot, found) = (&self.written, &self.slot, &self.found);
+                let names = self.event_set.names().len();
+                let found = match found_at.and_then(|at| self.found_in_batch.get(at..at + names)) {
+                    Some(found) => found,
+                    None => {
+                        self.event_set.find_all(&view, &mut self.found);
+                        &self.found
+                    }
+                };
+                let (written, slot) = (&self.written, &self.slot);
                 let (keys, plain) = (&self.keys_out, &self.plain);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
@@ -514,6 +539,55 @@ mod tests {
         assert_eq!(values, want);
         assert_eq!(out.rejected.len(), 1);
         assert_eq!(out.rejected[0].index, 2, "the event that is not JSON");
+    }
+
+    #[test]
+    fn what_prepare_found_is_used_for_the_event_it_was_found_in() {
+        // One batch of events whose fields lie at different places, against
+        // each event alone: `process` must use the fields `prepare` found in
+        // that very event, never a neighbour's.
+        use sluice_sdk::abi::RawBatch;
+        use sluice_sdk::testing::MemoryHost;
+        let params = Params::new([("table", "t"), ("on", "k"), ("fields", "a, b, table.v, c")]);
+        let mut host = MemoryHost::default();
+        let rows = host.tables.entry("t".into()).or_default();
+        rows.insert(b"1".to_vec(), br#"{"v":"one"}"#.to_vec());
+        rows.insert(b"2".to_vec(), br#"{"v":"two"}"#.to_vec());
+        let events = [
+            r#"{"k":1,"a":"a0","b":"b0","c":"c0"}"#,
+            r#"{"a":"a1","k":2,"c":"c1","b":"b1"}"#,
+            r#"{"a":"a2","k":2,"c":"c2","b":"b2"}"#,
+            r#"{"c":"c3","b":"b3","a":"a3","k":1}"#,
+            r#"{"k":1,"a":"a4","b":"b4","c":"c4"}"#,
+            r#"{"k":2,"a":"a5"}"#,
+            r#"{"k":1,"a":"a6","b":"b6","c":"c6"}"#,
+        ];
+        let outputs = |batch: &RawBatch, host: &mut MemoryHost| {
+            let mut p = LookupJoin::new(&params).expect("params");
+            let out = sluice_sdk::processor::run_processor(&mut p, host, batch).expect("ok");
+            out.events
+                .events
+                .iter()
+                .map(|e| {
+                    e.value
+                        .and_then(|s| s.slice(&out.events.data))
+                        .map(<[u8]>::to_vec)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut batch = RawBatch::default();
+        let mut alone = Vec::new();
+        for v in events {
+            batch.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+            let mut one = RawBatch::default();
+            one.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+            alone.extend(outputs(&one, &mut host));
+        }
+        assert_eq!(outputs(&batch, &mut host), alone);
+        assert_eq!(
+            alone[3].as_deref(),
+            Some(&br#"{"a":"a3","b":"b3","v":"one","c":"c3"}"#[..])
+        );
     }
 
     fn parse(v: &str) -> Value {
