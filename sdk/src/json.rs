@@ -283,6 +283,89 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1])
 }
 
+/// Appends `src` to `buf`. In Wasm, copying a slice whose length is not
+/// known at compile time is a `memory.copy`, which wasmtime runs as a call
+/// out of the guest into its runtime (a trampoline, bounds checks, then
+/// `memmove`), and a stage writes ten-odd short pieces per event (keys,
+/// small values). Up to [`SHORT`] bytes are copied here in fixed-size
+/// pieces, which compile to plain loads and stores. Elsewhere `memcpy` is a
+/// plain call and small copies are cheap, so this is Wasm only.
+#[inline]
+pub(crate) fn append(buf: &mut Vec<u8>, src: &[u8]) {
+    #[cfg(target_family = "wasm")]
+    if append_short(buf, src) {
+        return;
+    }
+    buf.extend_from_slice(src);
+}
+
+/// The longest copy [`append`] makes in pieces.
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+const SHORT: usize = 32;
+
+/// [`append`] in pieces: false, appending nothing, when `src` is longer
+/// than [`SHORT`].
+#[inline]
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+fn append_short(buf: &mut Vec<u8>, src: &[u8]) -> bool {
+    if src.len() > SHORT {
+        return false;
+    }
+    // Room made with a fixed-size write (no `memory.copy`), then cut back.
+    let at = buf.len();
+    buf.extend_from_slice(&[0; SHORT]);
+    if let Some(dst) = buf.get_mut(at..at + src.len()) {
+        copy_short(dst, src);
+    }
+    buf.truncate(at + src.len());
+    true
+}
+
+/// `dst.copy_from_slice(src)` for at most [`SHORT`] bytes, as two
+/// overlapping fixed-size copies (the same bytes written twice where they
+/// overlap), as [`same_bytes`] compares. Copies nothing if the lengths
+/// differ or exceed [`SHORT`].
+#[inline]
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    fn piece<const K: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+        let d = dst
+            .get_mut(at..at + K)
+            .and_then(|d| <&mut [u8; K]>::try_from(d).ok());
+        let s = src
+            .get(at..at + K)
+            .and_then(|s| <&[u8; K]>::try_from(s).ok());
+        if let (Some(d), Some(s)) = (d, s) {
+            *d = *s;
+        }
+    }
+    let n = src.len();
+    if n != dst.len() {
+        return;
+    }
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            piece::<4>(dst, src, 0);
+            piece::<4>(dst, src, n - 4);
+        }
+        8..=15 => {
+            piece::<8>(dst, src, 0);
+            piece::<8>(dst, src, n - 8);
+        }
+        16..=SHORT => {
+            piece::<16>(dst, src, 0);
+            piece::<16>(dst, src, n - 16);
+        }
+        _ => {}
+    }
+}
+
 /// Consecutive fields of an input object as written, `"k":v,"k2":v2`: made
 /// only by [`JsonView::compact_run`], written by [`ObjectWriter::raw_run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1153,14 +1236,14 @@ impl<'b> ObjectWriter<'b> {
     /// keys written in every event, which then cost one copy.
     pub fn raw_at(&mut self, key: &JsonKey, value: Raw<'_>) {
         self.sep();
-        self.buf.extend_from_slice(&key.0);
-        self.buf.extend_from_slice(value.0);
+        append(self.buf, &key.0);
+        append(self.buf, value.0);
     }
 
     /// Writes a key encoded beforehand with `value` serialized.
     pub fn value_at(&mut self, key: &JsonKey, value: &Value) {
         self.sep();
-        self.buf.extend_from_slice(&key.0);
+        append(self.buf, &key.0);
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *self.buf, value);
     }
@@ -1169,6 +1252,7 @@ impl<'b> ObjectWriter<'b> {
     /// what [`ObjectWriter::raw_field`] writes for each.
     pub fn raw_run(&mut self, run: RawRun<'_>) {
         self.sep();
+        // Runs are several fields: mostly longer than `append` copies in pieces.
         self.buf.extend_from_slice(run.0);
     }
 
@@ -1192,15 +1276,15 @@ impl<'b> ObjectWriter<'b> {
     pub fn raw_field(&mut self, key: RawKey<'_>, value: Raw<'_>) {
         self.sep();
         self.buf.push(b'"');
-        self.buf.extend_from_slice(key.text);
+        append(self.buf, key.text);
         self.buf.extend_from_slice(b"\":");
-        self.buf.extend_from_slice(value.0);
+        append(self.buf, value.0);
     }
 
     /// Writes `key` (escaped as needed) with a raw value copied as it is.
     pub fn raw(&mut self, key: &str, value: Raw<'_>) {
         self.key(key);
-        self.buf.extend_from_slice(value.0);
+        append(self.buf, value.0);
     }
 
     /// Writes `key` and starts an object as its value; [`ObjectWriter::finish`]

@@ -321,6 +321,38 @@ fn byte_strings_of_every_short_length_differ_at_every_position() {
 }
 
 #[test]
+fn short_copies_write_every_byte_of_every_length() {
+    for n in 0..=SHORT + 8 {
+        let src: Vec<u8> = (0..n).map(|i| i as u8 + 1).collect();
+        let mut dst = vec![0u8; n];
+        copy_short(&mut dst, &src);
+        if n <= SHORT {
+            assert_eq!(dst, src, "length {n}");
+        } else {
+            assert!(
+                dst.iter().all(|&b| b == 0),
+                "length {n}: too long, untouched"
+            );
+        }
+        // Lengths that differ copy nothing.
+        let mut longer = vec![0u8; n + 1];
+        copy_short(&mut longer, &src);
+        assert!(longer.iter().all(|&b| b == 0), "length {n} into {}", n + 1);
+        // `append` (in Wasm, `append_short` up to `SHORT`) leaves what was
+        // there and adds exactly `src`.
+        let mut buf = b"{\"k\":".to_vec();
+        append(&mut buf, &src);
+        assert_eq!(&buf[..5], b"{\"k\":");
+        assert_eq!(&buf[5..], &src[..]);
+        let mut buf = b"{\"k\":".to_vec();
+        assert_eq!(append_short(&mut buf, &src), n <= SHORT, "length {n}");
+        let want: &[u8] = if n <= SHORT { &src } else { &[] };
+        assert_eq!(&buf[..5], b"{\"k\":");
+        assert_eq!(&buf[5..], want, "length {n}");
+    }
+}
+
+#[test]
 fn keys_compare_equal_only_when_every_byte_does() {
     let names = [
         "",
