@@ -1244,8 +1244,22 @@ impl<'b> ObjectWriter<'b> {
     pub fn value_at(&mut self, key: &JsonKey, value: &Value) {
         self.sep();
         append(self.buf, &key.0);
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.buf, value);
+        // An integer (a computed field's usual value) is formatted here, as
+        // serde_json formats it, without going through its serializer.
+        let mut digits = itoa::Buffer::new();
+        let integer = match value {
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Some(digits.format(u)),
+                (None, Some(i)) => Some(digits.format(i)),
+                (None, None) => None,
+            },
+            _ => None,
+        };
+        match integer {
+            Some(text) => append(self.buf, text.as_bytes()),
+            // Writing into a Vec cannot fail.
+            None => drop(serde_json::to_writer(&mut *self.buf, value)),
+        }
     }
 
     /// Copies input fields found by [`JsonView::compact_run`], in one copy:

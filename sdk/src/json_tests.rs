@@ -409,6 +409,35 @@ fn keys_are_written_as_serde_json_writes_them() {
 }
 
 #[test]
+fn values_are_written_as_serde_json_writes_them() {
+    use serde_json::json;
+    let values = [
+        json!(0),
+        json!(-1),
+        json!(7),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1.5),
+        json!(-0.0),
+        json!(1e300),
+        json!(100.0),
+        json!(null),
+        json!(true),
+        json!("s\"q"),
+        json!({"a": [1, 2.5]}),
+    ];
+    for value in values {
+        let mut buf = Vec::new();
+        let mut w = ObjectWriter::new(&mut buf);
+        w.value_at(&JsonKey::new("k"), &value);
+        w.finish();
+        let want = format!("{{\"k\":{}}}", serde_json::to_string(&value).expect("json"));
+        assert_eq!(String::from_utf8(buf).expect("utf8"), want, "{value}");
+    }
+}
+
+#[test]
 fn a_compact_run_writes_what_its_fields_one_by_one_write() {
     let inputs = [
         r#"{"a":1,"bb":"x","c":{"d":[1,2]},"e":null}"#,
