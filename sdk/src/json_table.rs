@@ -33,7 +33,7 @@
 //! read outside the value or a panic; the host's tables come from the same
 //! scanner as the check.
 
-use super::{same_bytes, scan_root, trim, Entry, JsonError, Raw};
+use super::{same_bytes, scan_root, skip_ws, trim, Entry, JsonError, Raw};
 
 /// Bit 31 of a record's key start: the key holds a backslash escape.
 const ESCAPED: u32 = 1 << 31;
@@ -74,6 +74,13 @@ pub fn encode(
     Ok(true)
 }
 
+/// Whether `value` (valid JSON) is an object: its first byte after any
+/// whitespace is `{`. Only the start is read; trimming the end as well was a
+/// second loop per event, which in Wasm pays an interruption check.
+fn is_object(value: &[u8]) -> bool {
+    value.get(skip_ws(value, 0)) == Some(&b'{')
+}
+
 fn word(b: &[u8], at: usize) -> Option<u32> {
     let mut w = [0u8; 4];
     w.copy_from_slice(b.get(at..at + 4)?);
@@ -85,7 +92,7 @@ fn word(b: &[u8], at: usize) -> Option<u32> {
 /// it was, when the table does not fit the value (the caller then scans).
 pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bool {
     let start = entries.len();
-    if trim(value).first() != Some(&b'{') {
+    if !is_object(value) {
         return false;
     }
     let Some(n) = word(table, 0).map(|n| n as usize) else {
@@ -151,7 +158,7 @@ impl<'a> Lookup<'a> {
     /// `value`, or `None` when `value` is not an object or the table's
     /// records do not fit.
     pub fn new(value: &'a [u8], table: &'a [u8]) -> Option<Self> {
-        if trim(value).first() != Some(&b'{') {
+        if !is_object(value) {
             return None;
         }
         let n = usize::try_from(word(table, 0)?).ok()?;
@@ -277,6 +284,10 @@ mod tests {
         }
         // A table for an object applied to something else is refused too.
         assert!(!decode(b"[1]", &good, &mut entries));
+        assert!(
+            !decode(b" \t[1]", &good, &mut entries),
+            "not an object after whitespace"
+        );
         // A table does not make bad JSON good: without a table it is scanned.
         let mut parser = JsonParser::new();
         assert!(parser.parse_with_table(b"{\"a\":", None).is_err());
@@ -319,6 +330,8 @@ mod tests {
         }
         assert!(answered > 30, "{answered}");
         assert!(Lookup::new(b"[1]", &table_of(b"{}")).is_none());
+        assert!(Lookup::new(b" \n [1] ", &table_of(b"{}")).is_none());
+        assert!(Lookup::new(b" \n {} ", &table_of(b"{}")).is_some());
     }
 
     /// Whatever the table says, a lookup reads inside the value or answers
