@@ -27,23 +27,14 @@ yaml=$1
 events=$2
 rows=${3:-40}
 sluice=${4:-$(dirname "$0")/../target/release/sluice}
-command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-text=$(<"$yaml")
-[[ $text == *"$events"* ]] || { echo "$yaml does not read $events" >&2; exit 1; }
-lines=$(wc -l <"$events")
-((lines >= 50000)) || { echo "$events has $lines lines; 50,000 are needed" >&2; exit 1; }
-
-work=$(mktemp -d)
-# Beside the original, so that relative paths in it (plugins) still resolve.
-copy=$(mktemp "$(dirname "$yaml")/.by-function-XXXXXX.yaml")
+source "$(dirname "$0")/lib/event-samples.sh"
 trap 'rm -rf "$copy"; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
 # A cache of its own: the guests are compiled by a first, unmeasured run,
 # and loaded from it (and named in the perf map) by the measured one.
 export SLUICE_CACHE_DIR=$work/cache
 profile() {
   local n=$1 log pid
-  head -n "$n" "$events" >"$work/events-$n.jsonl"
-  printf '%s\n' "${text//"$events"/"$work/events-$n.jsonl"}" >"$copy"
+  sample_of "$n"
   # The cache key holds the CPU's features, which valgrind's CPU lacks some
   # of, and the engine's configuration, the perf map included: the warm-up
   # runs under valgrind (without instrumenting) and writes a map too.

@@ -24,20 +24,11 @@ fi
 yaml=$1
 events=$2
 sluice=${3:-$(dirname "$0")/../target/release/sluice}
-command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-text=$(<"$yaml")
-[[ $text == *"$events"* ]] || { echo "$yaml does not read $events" >&2; exit 1; }
-lines=$(wc -l <"$events")
-((lines >= 50000)) || { echo "$events has $lines lines; 50,000 are needed" >&2; exit 1; }
-
-work=$(mktemp -d)
-# Beside the original, so that relative paths in it (plugins) still resolve.
-copy=$(mktemp "$(dirname "$yaml")/.instructions-XXXXXX.yaml")
+source "$(dirname "$0")/lib/event-samples.sh"
 trap 'rm -rf "$work" "$copy"' EXIT
 count() {
   local n=$1 refs="" log
-  head -n "$n" "$events" >"$work/events-$n.jsonl"
-  printf '%s\n' "${text//"$events"/"$work/events-$n.jsonl"}" >"$copy"
+  sample_of "$n"
   for _ in 1 2; do
     if ! log=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
       "$sluice" run --reset "$copy" 2>&1 >/dev/null); then
