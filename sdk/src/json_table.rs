@@ -33,7 +33,7 @@
 //! read outside the value or a panic; the host's tables come from the same
 //! scanner as the check.
 
-use super::{same_bytes, scan_root, skip_ws, trim, Entry, JsonError, Raw};
+use super::{same_bytes, scan_fields, skip_ws, trim, Entry, JsonError, Raw};
 
 /// Bit 31 of a record's key start: the key holds a backslash escape.
 const ESCAPED: u32 = 1 << 31;
@@ -50,7 +50,7 @@ pub fn encode(
     out: &mut Vec<u8>,
 ) -> Result<bool, JsonError> {
     entries.clear();
-    scan_root(value, entries)?;
+    scan_fields(value, entries)?;
     if trim(value).first() != Some(&b'{') || value.len() >= ESCAPED as usize {
         return Ok(false);
     }
@@ -113,6 +113,7 @@ pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bo
     let (records, _) = records.as_chunks::<RECORD>();
     let mut floor = 0usize;
     let mut fits = true;
+    let mut prev = None;
     entries.extend(records.iter().map(|rec| {
         let at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
         let (ks, ke, vs, ve) = (at(0), at(4), at(8), at(12));
@@ -125,11 +126,9 @@ pub(crate) fn decode(value: &[u8], table: &[u8], entries: &mut Vec<Entry>) -> bo
         );
         fits &= floor <= ks && ks <= ke && ke < vs && vs < ve && ve <= value.len();
         floor = ve;
-        Entry {
-            key: (ks, ke),
-            value: (vs, ve),
-            escaped,
-        }
+        let entry = Entry::new((ks, ke), (vs, ve), escaped, prev);
+        prev = entry.as_prev();
+        entry
     }));
     if !fits {
         entries.truncate(start);
@@ -203,7 +202,7 @@ impl<'a> Lookup<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::JsonParser;
+    use crate::json::{scan_root, JsonParser};
 
     fn table_of(value: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -448,10 +448,36 @@ fn a_compact_run_writes_what_its_fields_one_by_one_write() {
         r#"{}"#,
     ];
     let mut runs = 0;
+    let (mut entries, mut table, mut parser) = (Vec::new(), Vec::new(), JsonParser::new());
     for input in inputs {
         let view = JsonView::parse(input.as_bytes()).expect("json");
-        for first in 0..view.len() + 1 {
-            for last in first..view.len() + 1 {
+        // The same view from the host's field table finds the same runs.
+        table.clear();
+        assert!(super::table::encode(input.as_bytes(), &mut entries, &mut table).expect("json"));
+        let (mut decoded, mut scanned) = (Vec::new(), Vec::new());
+        assert!(super::table::decode(input.as_bytes(), &table, &mut decoded));
+        scan_root(input.as_bytes(), &mut scanned).expect("json");
+        assert_eq!(
+            decoded, scanned,
+            "{input}: the table's entries are the scan's"
+        );
+        let from_table = parser
+            .parse_with_table(input.as_bytes(), Some(&table))
+            .expect("json");
+        for first in 0..view.len() + 2 {
+            for last in 0..view.len() + 2 {
+                assert_eq!(
+                    from_table.compact_run(first, last).map(|r| r.0),
+                    view.compact_run(first, last).map(|r| r.0),
+                    "{input} {first}..={last} from the table"
+                );
+                if last < first {
+                    assert!(
+                        view.compact_run(first, last).is_none(),
+                        "{input} {first}..={last}"
+                    );
+                    continue;
+                }
                 // Compact exactly when the input, from the first key's quote
                 // to the last value's end, is the fields written one by one
                 // and no key has an escape.
