@@ -40,6 +40,8 @@ struct LastShape {
     /// False until a view was searched (an empty `ends` then still means
     /// "not an object or no fields", which has an answer too).
     valid: bool,
+    /// Counts the shapes remembered: [`FieldSet::last_shape`].
+    shape: u64,
 }
 
 impl LastShape {
@@ -72,6 +74,7 @@ impl LastShape {
         self.found.clear();
         self.found.extend_from_slice(found);
         self.valid = true;
+        self.shape = self.shape.wrapping_add(1);
     }
 }
 
@@ -127,6 +130,17 @@ impl FieldSet {
         let start = found.len();
         self.search(view, found);
         last.remember(view, &found[start..]);
+    }
+
+    /// A number for the keys, in order, of the last view this set searched
+    /// ([`FieldSet::find_all`] or [`FieldSet::append_all`]). Two views
+    /// searched one after the other that get the same number had the same
+    /// keys in the same order, so the same answer: a plugin can keep what it
+    /// worked out from the answer (which fields go out, in what runs) and
+    /// redo it only when the number changes. Numbers of different sets, or
+    /// of clones of one set, are not comparable.
+    pub fn last_shape(&self) -> u64 {
+        self.last.borrow().shape
     }
 
     /// Appends one entry per name to `found`: where `view` has it.
@@ -204,12 +218,24 @@ mod tests {
             r#"{"a":1,"b":2,"cd":3}"#,
         ];
         let mut found = Vec::new();
+        let (mut last_keys, mut last_shape, mut kept) = (None, None, 0);
         for text in views {
             let view = JsonView::parse(text.as_bytes()).expect("json");
             set.find_all(&view, &mut found);
             let expected: Vec<Option<usize>> = set.names().iter().map(|n| view.find(n)).collect();
             assert_eq!(found, expected, "{text}");
+            // The shape's number stays exactly while the keys do.
+            let keys: Vec<(Vec<u8>, bool)> = view
+                .fields()
+                .map(|(k, _)| (k.escaped_text().to_vec(), k.has_escape()))
+                .collect();
+            let same = last_keys.as_ref() == Some(&keys);
+            assert_eq!(Some(set.last_shape()) == last_shape, same, "{text}");
+            kept += usize::from(same);
+            (last_keys, last_shape) = (Some(keys), Some(set.last_shape()));
         }
+        // `{"a"..}` twice, and `{}` after `[1,2,3]` (no keys either).
+        assert_eq!(kept, 3, "three views have the keys of the one before");
         // Appended answers equal `find_all`'s and leave what was there,
         // whether the set searched the view or remembered its shape.
         let mut batch = vec![Some(7)];

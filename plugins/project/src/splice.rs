@@ -133,6 +133,10 @@ pub(crate) struct Splice {
     /// no `rename` that depends on the names alone, so it is worked out
     /// here once instead of comparing names per event.
     select_dropped: Vec<bool>,
+    /// Whether what goes out depends only on the input's keys and their
+    /// order (no nested selection, whose fields depend on values): then a
+    /// plan holds for every view of one shape.
+    keys_decide: bool,
 }
 
 /// Where an output field's key comes from.
@@ -160,6 +164,22 @@ pub(crate) struct Scratch {
     slots: Vec<Slot>,
     moved: Vec<Option<usize>>,
     found: Vec<Option<usize>>,
+    /// What goes out, in order, for the view last planned.
+    ops: Vec<Op>,
+    /// The `select` set's shape number ([`FieldSet::last_shape`]) that
+    /// `ops` was planned for, when it holds for every view of that shape.
+    planned_for: Option<u64>,
+}
+
+/// One step of writing the projected object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Input fields `first..=last`, each under its own key.
+    Fields(usize, usize),
+    /// Selected name `i` (with nested selections) from input field `value`.
+    Select(usize, usize),
+    /// Renamed field `i` from input field `value`.
+    Renamed(usize, usize),
 }
 
 impl Splice {
@@ -176,6 +196,9 @@ impl Splice {
             .collect();
         Splice {
             select_dropped,
+            keys_decide: select
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|sel| sel.children.is_empty())),
             select_names: FieldSet::new(select.iter().flatten().map(|s| s.name.as_str())),
             rename_keys: rename.iter().map(|(_, new)| JsonKey::new(new)).collect(),
             set_keys: set.iter().map(|name| JsonKey::new(name)).collect(),
@@ -211,6 +234,43 @@ impl Splice {
         computed: impl Iterator<Item = &'v Option<Value>>,
         buf: &mut Vec<u8>,
     ) {
+        let shape = self.select.as_ref().map(|_| {
+            self.select_names.find_all(view, &mut scratch.found);
+            self.select_names.last_shape()
+        });
+        // Events of one stream mostly share their keys: what goes out is
+        // worked out again only when they change (or always, when values
+        // decide it too).
+        if !(self.keys_decide && shape.is_some() && scratch.planned_for == shape) {
+            self.plan(view, scratch);
+            scratch.planned_for = shape.filter(|_| self.keys_decide);
+        }
+        let mut w = ObjectWriter::new(buf);
+        for &op in &scratch.ops {
+            match op {
+                Op::Fields(first, last) => w.raw_fields(view, first, last),
+                Op::Select(i, value) => {
+                    if let Some(sel) = self.select.as_ref().and_then(|s| s.get(i)) {
+                        sel.write(&mut w, view.field_value(value));
+                    }
+                }
+                Op::Renamed(i, value) => w.raw_at(&self.rename_keys[i], view.field_value(value)),
+            }
+        }
+        // `None`: a `case` without `else` matched nothing; the field is
+        // left out.
+        for (key, value) in self.set_keys.iter().zip(computed) {
+            if let Some(value) = value {
+                w.value_at(key, value);
+            }
+        }
+        w.finish();
+    }
+
+    /// Works out what [`Splice::write`] writes for `view`, into
+    /// `scratch.ops`; with `select`, `scratch.found` already holds where
+    /// `view` has the selected names.
+    fn plan(&self, view: &JsonView<'_>, scratch: &mut Scratch) {
         let slots = &mut scratch.slots;
         slots.clear();
         // With `select` and no `rename`, which names `drop` and `set` take
@@ -218,7 +278,7 @@ impl Splice {
         let names_known = self.select.is_some() && self.rename.is_empty();
         match &self.select {
             Some(select) => {
-                self.select_names.find_all(view, &mut scratch.found);
+                // `scratch.found` holds `select_names`' answer for `view`.
                 // Without `rename`, the names `drop` and `set` take out are
                 // known already (`select_dropped`): no slot is made for them.
                 for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
@@ -276,9 +336,10 @@ impl Splice {
             }
         }
 
-        let mut w = ObjectWriter::new(buf);
         // Input fields copied as they are (their keys raw), consecutive in
         // the input, go out in one copy (`ObjectWriter::raw_fields`).
+        let ops = &mut scratch.ops;
+        ops.clear();
         let mut run: Option<(usize, usize)> = None;
         for slot in slots.iter().filter(|s| s.live) {
             let as_is = match slot.key {
@@ -295,7 +356,7 @@ impl Splice {
                     Some((_, last)) if *last + 1 == slot.value => *last = slot.value,
                     _ => {
                         if let Some((first, last)) = run.take() {
-                            w.raw_fields(view, first, last);
+                            ops.push(Op::Fields(first, last));
                         }
                         run = Some((slot.value, slot.value));
                     }
@@ -303,29 +364,16 @@ impl Splice {
                 continue;
             }
             if let Some((first, last)) = run.take() {
-                w.raw_fields(view, first, last);
+                ops.push(Op::Fields(first, last));
             }
-            let value = view.field_value(slot.value);
             match slot.key {
-                Key::Select(i) => {
-                    if let Some(sel) = self.select.as_ref().map(|s| &s[i]) {
-                        sel.write(&mut w, value);
-                    }
-                }
-                Key::Renamed(i) => w.raw_at(&self.rename_keys[i], value),
+                Key::Select(i) => ops.push(Op::Select(i, slot.value)),
+                Key::Renamed(i) => ops.push(Op::Renamed(i, slot.value)),
                 Key::Field(_) => {}
             }
         }
         if let Some((first, last)) = run.take() {
-            w.raw_fields(view, first, last);
+            ops.push(Op::Fields(first, last));
         }
-        // `None`: a `case` without `else` matched nothing; the field is
-        // left out.
-        for (key, value) in self.set_keys.iter().zip(computed) {
-            if let Some(value) = value {
-                w.value_at(key, value);
-            }
-        }
-        w.finish();
     }
 }

@@ -360,6 +360,18 @@ fn splicing_and_tree_paths_agree() {
         r#"{"a":"#,
         r#"{"address":"street","c":{"d":[1,2,{"e":{"f":1.50}}]},"c":{"d":[0]}}"#,
         r#"{"address":{"city":"Rio","city":"Recife"},"internal":[{"score":1}]}"#,
+        // Keys seen before, other values and spacing; then the same keys
+        // again (what the splicing path planned for the keys is reused),
+        // then other orders.
+        r#"{"a": 5 ,"b":"y","c":[], "price":0.5,"name":"Bo"}"#,
+        r#"{"a":6,"b":"z","c":{},"price":1,"name":"Cy"}"#,
+        r#"{"b":6,"a":"z"}"#,
+        r#"{"b":7, "a":"w"}"#,
+        r#"{"a":8,"b":9}"#,
+        // The same keys, but a nested selection finds something in one
+        // value and nothing in the next: values decide, not keys.
+        r#"{"address":{"city":"Rio"},"a":1}"#,
+        r#"{"address":{"street":"x"},"a":2}"#,
     ];
     let cases: &[&[(&str, &str)]] = &[
         &[("select", "a, b, missing")],
