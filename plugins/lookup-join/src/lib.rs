@@ -44,7 +44,13 @@ pub struct LookupJoin {
     /// and, per event, where its answer starts, so that `process` does not
     /// search the event again.
     found_in_batch: Vec<Option<usize>>,
-    found_at: Vec<Option<usize>>,
+    /// Per event: where its answer starts in `found_in_batch`, and the
+    /// shape number of its keys ([`FieldSet::last_shape`]).
+    found_at: Vec<Option<(usize, u64)>>,
+    /// What goes out for events of one key shape ([`Write`]s), and the
+    /// shape it was worked out for.
+    writes: Vec<Write>,
+    planned_for: Option<u64>,
     parser: JsonParser,
     row_parser: JsonParser,
     /// The batch's events as `prepare` scanned them, so that `process`
@@ -205,6 +211,8 @@ impl Processor for LookupJoin {
             found: Vec::new(),
             found_in_batch: Vec::new(),
             found_at: Vec::new(),
+            writes: Vec::new(),
+            planned_for: None,
             parser: JsonParser::new(),
             row_parser: JsonParser::new(),
             views: BatchViews::new(),
@@ -234,7 +242,10 @@ impl Processor for LookupJoin {
                 let at = self.found_in_batch.len();
                 self.event_set.append_all(&v, &mut self.found_in_batch);
                 let on = self.found_in_batch.last().copied().flatten();
-                (at, on.map(|i| v.field_value(i)))
+                (
+                    (at, self.event_set.last_shape()),
+                    on.map(|i| v.field_value(i)),
+                )
             });
             self.found_at.push(key.map(|(at, _)| at));
             let has_key = key
@@ -302,50 +313,43 @@ impl Processor for LookupJoin {
                     _ => None,
                 };
                 let names = self.event_set.names().len();
-                let found = match found_at.and_then(|at| self.found_in_batch.get(at..at + names)) {
-                    Some(found) => found,
+                let at = found_at.and_then(|(at, shape)| {
+                    Some((self.found_in_batch.get(at..at + names)?, shape))
+                });
+                let (found, shape) = match at {
+                    Some(answer) => answer,
                     None => {
                         self.event_set.find_all(&view, &mut self.found);
-                        &self.found
+                        (&self.found[..], self.event_set.last_shape())
                     }
                 };
-                let (written, slot) = (&self.written, &self.slot);
-                let (keys, plain) = (&self.keys_out, &self.plain);
+                // Events of one stream mostly share their keys: what goes
+                // out is worked out again only when they change.
+                if self.planned_for != Some(shape) {
+                    plan(
+                        sel,
+                        &self.written,
+                        &self.slot,
+                        &self.plain,
+                        found,
+                        &mut self.writes,
+                    );
+                    self.planned_for = Some(shape);
+                }
+                let (writes, keys) = (&self.writes, &self.keys_out);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
-                    // Event fields under their own names, consecutive in the
-                    // event, go out as one run: one copy instead of a key and
-                    // a value each (`JsonView::compact_run`).
-                    let mut run: Option<Run> = None;
-                    let items = sel.0.iter().enumerate().zip(written).zip(slot);
-                    for (((n, item), _), &slot) in items.filter(|((_, w), _)| **w) {
-                        if item.source != 0 {
-                            flush(&mut obj, &view, run.take());
-                            let value = values.and_then(|v| v.get(slot));
-                            obj.raw_at(&keys[n], value.unwrap_or(NULL));
-                            continue;
-                        }
-                        let raw = found.get(slot).copied().flatten().map(|i| (&view, i));
-                        if let (true, Some((_, i))) = (plain[n], raw) {
-                            match run.as_mut() {
-                                Some(r) if r.last + 1 == i => {
-                                    r.last = i;
-                                    continue;
-                                }
-                                _ => {
-                                    flush(&mut obj, &view, run.take());
-                                    run = Some(Run { first: i, last: i });
-                                    continue;
-                                }
+                    for &write in writes {
+                        match write {
+                            Write::Run(run) => flush(&mut obj, &view, Some(run)),
+                            Write::Field(n, i) => obj.raw_at(&keys[n], view.field_value(i)),
+                            Write::Null(n) => obj.raw_at(&keys[n], NULL),
+                            Write::Row(n, slot) => {
+                                let value = values.and_then(|v| v.get(slot));
+                                obj.raw_at(&keys[n], value.unwrap_or(NULL));
                             }
                         }
-                        flush(&mut obj, &view, run.take());
-                        match raw {
-                            Some((v, i)) => obj.raw_at(&keys[n], v.field_value(i)),
-                            None => obj.raw_at(&keys[n], NULL),
-                        }
                     }
-                    flush(&mut obj, &view, run.take());
                     obj.finish();
                 });
             }
@@ -393,8 +397,64 @@ impl Processor for LookupJoin {
 
 const NULL: Raw<'static> = Raw::NULL;
 
+/// One step of writing a joined event, for `fields` item `n`'s output name
+/// `keys_out[n]`.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// Event fields each under its own name, as one run.
+    Run(Run),
+    /// Event field `i` under item `n`'s name.
+    Field(usize, usize),
+    /// Item `n` from an event that lacks its field: `null`.
+    Null(usize),
+    /// Item `n` from the row: its row field `slot`, or `null`.
+    Row(usize, usize),
+}
+
+/// The writes for an event whose `event_set` answer is `found`: the
+/// written `fields` items in order, event fields under their own names that
+/// are also consecutive in the event merged into runs. The answer depends
+/// only on the event's keys, so the writes hold for every event of its shape.
+fn plan(
+    sel: &Selection,
+    written: &[bool],
+    slots: &[usize],
+    plain: &[bool],
+    found: &[Option<usize>],
+    writes: &mut Vec<Write>,
+) {
+    writes.clear();
+    let mut run: Option<Run> = None;
+    let items = sel.0.iter().enumerate().zip(written).zip(slots);
+    for (((n, item), _), &slot) in items.filter(|((_, w), _)| **w) {
+        if item.source != 0 {
+            writes.extend(run.take().map(Write::Run));
+            writes.push(Write::Row(n, slot));
+            continue;
+        }
+        let at = found.get(slot).copied().flatten();
+        if let (true, Some(i)) = (plain.get(n).copied().unwrap_or(false), at) {
+            match run.as_mut() {
+                Some(r) if r.last + 1 == i => r.last = i,
+                _ => {
+                    writes.extend(run.take().map(Write::Run));
+                    run = Some(Run { first: i, last: i });
+                }
+            }
+            continue;
+        }
+        writes.extend(run.take().map(Write::Run));
+        writes.push(match at {
+            Some(i) => Write::Field(n, i),
+            None => Write::Null(n),
+        });
+    }
+    writes.extend(run.take().map(Write::Run));
+}
+
 /// Consecutive event fields `first..=last`, each written by a `fields` item
 /// under its own name.
+#[derive(Debug, Clone, Copy)]
 struct Run {
     first: usize,
     last: usize,
