@@ -118,7 +118,7 @@ impl Arith {
 /// A present field as a number slot, as [`Expr::load`] then `Node::num`
 /// read it: `Some(None)` when it is not a number, `None` when `load` fails
 /// on it.
-#[inline]
+#[inline(always)]
 fn read(raw: Raw<'_>) -> Option<Option<Num>> {
     match raw.kind() {
         Kind::Null | Kind::Bool => Some(None),
@@ -146,6 +146,33 @@ impl Expr {
     /// not an object, or a field it reads is one [`Expr::load`] fails on:
     /// then the general path gives the answer (or the error).
     pub fn number_in(&self, view: &JsonView<'_>) -> Option<Value> {
+        self.number_from(view, |_, name| view.get(name))
+    }
+
+    /// [`Expr::number_in`] with the fields already found: `found[k]` is
+    /// where `view` has the `k`th of [`Expr::fields`], as
+    /// [`JsonView::find`] gives it, for a plugin that finds them with other
+    /// names in one [`sluice_sdk::json::FieldSet`] search instead of one
+    /// search per name. `None` also when `found` does not fit the fields or
+    /// the view.
+    pub fn number_in_found(&self, view: &JsonView<'_>, found: &[Option<usize>]) -> Option<Value> {
+        if found.len() != self.fields.len() || found.iter().flatten().any(|&i| i >= view.len()) {
+            return None;
+        }
+        self.number_from(view, |k, _| {
+            found.get(k).copied().flatten().map(|i| view.field_value(i))
+        })
+    }
+
+    /// [`Expr::number_in`] reading the `k`th field, `name`, with `get`.
+    /// Inlined into both callers, `read` with it: a call per field read
+    /// cost more than the search `number_in_found` saves.
+    #[inline(always)]
+    fn number_from<'v>(
+        &self,
+        view: &JsonView<'v>,
+        get: impl Fn(usize, &str) -> Option<Raw<'v>>,
+    ) -> Option<Value> {
         let arith = self.arith.as_ref()?;
         if !view.is_object() {
             return None;
@@ -154,8 +181,8 @@ impl Expr {
         // Every field is read, as `load` reads them all, so that one it
         // fails on sends the event to the general path whichever operands
         // the evaluation reaches.
-        for (name, slot) in self.fields.iter().zip(slots.iter_mut()) {
-            *slot = match view.get(name) {
+        for (k, (name, slot)) in self.fields.iter().zip(slots.iter_mut()).enumerate() {
+            *slot = match get(k, name) {
                 None => None,
                 Some(raw) => read(raw)?,
             };
@@ -172,7 +199,7 @@ impl Expr {
 
 #[cfg(test)]
 mod tests {
-    use sluice_sdk::json::JsonView;
+    use sluice_sdk::json::{FieldSet, JsonView};
 
     use crate::test_rng::Rng;
     use crate::{Expr, ViewFields};
@@ -261,6 +288,22 @@ mod tests {
                 );
                 let view = JsonView::parse(event.as_bytes()).expect(&event);
                 let want = general(&expr, &view);
+                // The fields found by a field set (last occurrences, as
+                // `get` reads them) give the same answer.
+                let set = FieldSet::new(expr.fields());
+                let mut found = Vec::new();
+                set.find_all(&view, &mut found);
+                assert_eq!(
+                    expr.number_in_found(&view, &found),
+                    expr.number_in(&view),
+                    "{source} on {event}"
+                );
+                if !found.is_empty() {
+                    // An answer that does not fit the view is none.
+                    assert_eq!(expr.number_in_found(&view, &found[1..]), None);
+                    let past = vec![Some(view.len()); found.len()];
+                    assert_eq!(expr.number_in_found(&view, &past), None);
+                }
                 match expr.number_in(&view) {
                     Some(got) => {
                         answered += 1;

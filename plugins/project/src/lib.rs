@@ -220,15 +220,17 @@ impl Project {
         if self.strict {
             Self::check_select(self.select_watch.as_ref(), &view)?;
         }
+        splice.find(&view, &mut self.splice_scratch);
         let mut computed = std::mem::take(&mut self.scratch);
         computed.clear();
         self.loaded.resize_with(self.set.len(), ViewFields::default);
         self.set_watches.resize_with(self.set.len(), || None);
-        for (((path, c), fields), watch) in self
+        for (i, (((path, c), fields), watch)) in self
             .set
             .iter()
             .zip(self.loaded.iter_mut())
             .zip(self.set_watches.iter_mut())
+            .enumerate()
         {
             computed.push(match c {
                 Computed::Expr(e) => {
@@ -240,10 +242,13 @@ impl Project {
                     // Arithmetic (`round(price * 100)`) straight from the raw
                     // fields when neither the watch nor strict mode needs
                     // the loaded ones: the same answer (see `number_in`).
-                    match (!self.strict && watch.is_none())
-                        .then(|| e.number_in(&view))
-                        .flatten()
-                    {
+                    let number = (!self.strict && watch.is_none()).then(|| {
+                        match splice.reads(&self.splice_scratch, i) {
+                            Some(found) => e.number_in_found(&view, found),
+                            None => e.number_in(&view),
+                        }
+                    });
+                    match number.flatten() {
                         Some(number) => Some(number),
                         None => {
                             Self::evaluate(path, e, &view, fields, watch.as_mut(), self.strict)?
@@ -501,6 +506,16 @@ impl Transform for Project {
                 set.iter()
                     .map(|(p, _)| single(p))
                     .collect::<Option<Vec<_>>>()?,
+                // Arithmetic reads its fields by index from the splice's
+                // one search (`Expr::number_in_found`).
+                set.iter()
+                    .map(|(_, c)| match c {
+                        Computed::Expr(e) if e.is_arithmetic() => {
+                            Some(e.fields().map(str::to_string).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
             ))
         })();
         let select_watch = select.as_ref().map(|paths| {

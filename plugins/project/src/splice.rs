@@ -127,8 +127,12 @@ pub(crate) struct Splice {
     /// The new names of `rename` and the names of `set`, encoded once.
     rename_keys: Vec<JsonKey>,
     set_keys: Vec<JsonKey>,
-    /// The top-level names of `select`, found in one pass per event.
-    select_names: FieldSet,
+    /// The top-level names of `select`, then those each `set` expression
+    /// reads from the input (`read_ranges`), found in one pass per event.
+    names: FieldSet,
+    /// Per `set` entry: where in the answer of `names` the fields its
+    /// expression reads are, when it reads them by index.
+    read_ranges: Vec<Option<(usize, usize)>>,
     /// Per `select` name, whether a `drop` or `set` name takes it out. With
     /// no `rename` that depends on the names alone, so it is worked out
     /// here once instead of comparing names per event.
@@ -166,9 +170,12 @@ pub(crate) struct Scratch {
     found: Vec<Option<usize>>,
     /// What goes out, in order, for the view last planned.
     ops: Vec<Op>,
-    /// The `select` set's shape number ([`FieldSet::last_shape`]) that
+    /// The `names` set's shape number ([`FieldSet::last_shape`]) that
     /// `ops` was planned for, when it holds for every view of that shape.
     planned_for: Option<u64>,
+    /// The shape number of the view [`Splice::find`] searched last, if it
+    /// searched one.
+    shape: Option<u64>,
 }
 
 /// One step of writing the projected object.
@@ -188,7 +195,20 @@ impl Splice {
         rename: Vec<(String, String)>,
         drop: Vec<String>,
         set: Vec<String>,
+        reads: Vec<Option<Vec<String>>>,
     ) -> Self {
+        // One set finds the selected names and the fields each `set`
+        // expression reads: one search (or one shape check) per event.
+        let mut names: Vec<&str> = select.iter().flatten().map(|s| s.name.as_str()).collect();
+        let mut read_ranges = Vec::with_capacity(reads.len());
+        for r in &reads {
+            read_ranges.push(r.as_ref().map(|r| {
+                let start = names.len();
+                names.extend(r.iter().map(String::as_str));
+                (start, names.len())
+            }));
+        }
+        let names = FieldSet::new(names);
         let select_dropped = select
             .iter()
             .flatten()
@@ -199,7 +219,8 @@ impl Splice {
             keys_decide: select
                 .as_ref()
                 .is_some_and(|s| s.iter().all(|sel| sel.children.is_empty())),
-            select_names: FieldSet::new(select.iter().flatten().map(|s| s.name.as_str())),
+            names,
+            read_ranges,
             rename_keys: rename.iter().map(|(_, new)| JsonKey::new(new)).collect(),
             set_keys: set.iter().map(|name| JsonKey::new(name)).collect(),
             select,
@@ -225,8 +246,29 @@ impl Splice {
         }
     }
 
-    /// Writes the projected object for `view` (an object) to `buf`.
-    /// `computed` yields the values of the `set` fields, in `set` order.
+    /// Finds in `view` (an object) the names [`Splice::write`] and
+    /// [`Splice::reads`] need; call it first for each view.
+    pub fn find(&self, view: &JsonView<'_>, scratch: &mut Scratch) {
+        scratch.shape = if self.names.names().is_empty() {
+            scratch.found.clear();
+            None
+        } else {
+            self.names.find_all(view, &mut scratch.found);
+            Some(self.names.last_shape())
+        };
+    }
+
+    /// Where the view [`Splice::find`] searched last has the fields that
+    /// `set` entry `i`'s expression reads, in [`sluice_expr::Expr::fields`]'
+    /// order; `None` when it reads them by name.
+    pub fn reads<'s>(&self, scratch: &'s Scratch, i: usize) -> Option<&'s [Option<usize>]> {
+        let (start, end) = self.read_ranges.get(i).copied().flatten()?;
+        scratch.found.get(start..end)
+    }
+
+    /// Writes the projected object for `view` (an object), which
+    /// [`Splice::find`] searched last, to `buf`. `computed` yields the
+    /// values of the `set` fields, in `set` order.
     pub fn write<'v>(
         &self,
         view: &JsonView<'_>,
@@ -234,10 +276,7 @@ impl Splice {
         computed: impl Iterator<Item = &'v Option<Value>>,
         buf: &mut Vec<u8>,
     ) {
-        let shape = self.select.as_ref().map(|_| {
-            self.select_names.find_all(view, &mut scratch.found);
-            self.select_names.last_shape()
-        });
+        let shape = scratch.shape.filter(|_| self.select.is_some());
         // Events of one stream mostly share their keys: what goes out is
         // worked out again only when they change (or always, when values
         // decide it too).
@@ -278,7 +317,8 @@ impl Splice {
         let names_known = self.select.is_some() && self.rename.is_empty();
         match &self.select {
             Some(select) => {
-                // `scratch.found` holds `select_names`' answer for `view`.
+                // `scratch.found` starts with where `view` has the
+                // selected names (`Splice::find`).
                 // Without `rename`, the names `drop` and `set` take out are
                 // known already (`select_dropped`): no slot is made for them.
                 for ((i, sel), found) in select.iter().enumerate().zip(&scratch.found) {
