@@ -276,13 +276,13 @@ impl Splice {
         computed: impl Iterator<Item = &'v Option<Value>>,
         buf: &mut Vec<u8>,
     ) {
-        let shape = scratch.shape.filter(|_| self.select.is_some());
         // Events of one stream mostly share their keys: what goes out is
         // worked out again only when they change (or always, when values
-        // decide it too).
-        if !(self.keys_decide && shape.is_some() && scratch.planned_for == shape) {
+        // decide it too: then `keys_decide` is false).
+        let shape = scratch.shape.filter(|_| self.keys_decide);
+        if shape.is_none() || scratch.planned_for != shape {
             self.plan(view, scratch);
-            scratch.planned_for = shape.filter(|_| self.keys_decide);
+            scratch.planned_for = shape;
         }
         let mut w = ObjectWriter::new(buf);
         for &op in &scratch.ops {
