@@ -883,3 +883,47 @@ fn check_syntax_skips_only_the_utf8_check_of_string_text() {
     assert!(check_syntax(at_cap.as_bytes()).is_ok());
     assert!(check_syntax(br#"{"a":"\ud83d\ude00 \u00e9","b":[1e400,-0.5]}"#).is_ok());
 }
+
+/// Where plain ASCII string text ends, byte by byte, against what
+/// [`plain_run_end`] (and [`text_run_end`], which non-ASCII bytes do not
+/// stop) finds in blocks (16 bytes with SSE2 on x86-64, then 8):
+/// the first stop byte, or, when there is none in whole 8-byte words, where
+/// the words end (fewer than 8 bytes before the end, for the caller to read
+/// one at a time).
+#[test]
+fn plain_text_ends_at_the_first_quote_backslash_control_or_non_ascii_byte() {
+    let reference = |b: &[u8], p: usize| {
+        (p..b.len())
+            .find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f | 0x80..=0xff))
+            .unwrap_or(b.len())
+    };
+    // 0x7f and 0x20 are plain; the others stop it.
+    let bytes = [b'"', b'\\', 0x00, 0x1f, 0x80, 0xc3, 0xff, 0x7f, b' ', b'a'];
+    for len in 0..48 {
+        for at in 0..=len {
+            for stop in bytes {
+                let mut b = vec![b'x'; len];
+                if at < len {
+                    b[at] = stop;
+                }
+                for start in [0, 1, 7, 15, 16, 17].into_iter().filter(|&s| s <= len) {
+                    let (got, first) = (plain_run_end(&b, start), reference(&b, start));
+                    assert!(
+                        got == first || (got < first && b.len() - got < 8),
+                        "{len} bytes, {stop:#x} at {at}, from {start}: {got}, not {first}"
+                    );
+                    // Text that may hold non-ASCII bytes (known UTF-8)
+                    // ends only at a quote, a backslash or a control.
+                    let text_end = (start..b.len())
+                        .find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f))
+                        .unwrap_or(b.len());
+                    assert_eq!(
+                        text_run_end(&b, start),
+                        text_end,
+                        "text: {len} bytes, {stop:#x} at {at}, from {start}"
+                    );
+                }
+            }
+        }
+    }
+}
