@@ -512,7 +512,7 @@ pub fn json_view(data: &[u8]) {
     // The host's field table of the value must give the plugin exactly the
     // view a scan gives, and is made for valid objects only.
     let mut table = Vec::new();
-    let made = sluice_sdk::json::table::encode(data, &mut Vec::new(), &mut table);
+    let made = sluice_sdk::json::table::encode(data, &mut table);
     assert_eq!(
         made.is_ok(),
         ours.is_ok(),

@@ -273,7 +273,7 @@ mod tests {
 
     fn table_of(row: &[u8]) -> Option<Vec<u8>> {
         let mut t = Vec::new();
-        matches!(table::encode(row, &mut Vec::new(), &mut t), Ok(true)).then_some(t)
+        matches!(table::encode(row, &mut t), Ok(true)).then_some(t)
     }
 
     /// The answer a host sends for `rows` (`None`: no row), projected on

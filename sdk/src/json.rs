@@ -948,7 +948,7 @@ pub fn check_syntax(bytes: &[u8]) -> Result<(), JsonError> {
     // Told the text is UTF-8 already, the scanner only skips non-ASCII
     // bytes in strings (`text_run_end`, which stops at the same ASCII bytes
     // whatever the others are).
-    scan_from(bytes, None, Some(true))
+    scan_from::<Nested>(bytes, None, Some(true))
 }
 
 /// Scans one value and appends its top-level fields, runs counted, to
@@ -960,19 +960,45 @@ fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
     Ok(())
 }
 
-/// [`scan_root`] without the runs: for encoding a field table, which does
-/// not hold them.
-fn scan_fields(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
-    scan(bytes, Some(fields))
+/// [`scan_root`] without the runs, into any [`Fields`]: a field table's
+/// records are written as the scan meets the fields.
+fn scan_fields<F: Fields>(bytes: &[u8], fields: &mut F) -> Result<(), JsonError> {
+    scan_from(bytes, Some(fields), None)
 }
 
 fn scan(bytes: &[u8], fields: Option<&mut Vec<Entry>>) -> Result<(), JsonError> {
     scan_from(bytes, fields, None)
 }
 
-fn scan_from(
+/// Where a scan puts the top-level fields it meets: a view's entries, or a
+/// field table's records ([`table::encode`]), without a pass in between.
+trait Fields {
+    fn field(&mut self, key: (usize, usize), value: (usize, usize), escaped: bool);
+}
+
+impl Fields for Vec<Entry> {
+    #[inline(always)]
+    fn field(&mut self, key: (usize, usize), value: (usize, usize), escaped: bool) {
+        self.push(Entry {
+            key,
+            value,
+            escaped,
+            run: 0,
+        });
+    }
+}
+
+/// Nested objects' fields, which no one keeps.
+struct Nested;
+
+impl Fields for Nested {
+    #[inline(always)]
+    fn field(&mut self, _: (usize, usize), _: (usize, usize), _: bool) {}
+}
+
+fn scan_from<F: Fields>(
     bytes: &[u8],
-    fields: Option<&mut Vec<Entry>>,
+    fields: Option<&mut F>,
     rest_is_utf8: Option<bool>,
 ) -> Result<(), JsonError> {
     let mut s = Scanner {
@@ -992,7 +1018,7 @@ fn scan_from(
 type Failed = &'static str;
 
 impl Scanner<'_> {
-    fn root(&mut self, fields: Option<&mut Vec<Entry>>) -> Result<(), Failed> {
+    fn root<F: Fields>(&mut self, fields: Option<&mut F>) -> Result<(), Failed> {
         self.ws();
         if self.peek() == Some(b'{') {
             self.object(1, fields)?;
@@ -1037,7 +1063,7 @@ impl Scanner<'_> {
 
     fn value(&mut self, depth: usize) -> Result<(), Failed> {
         match self.peek() {
-            Some(b'{') => self.object(depth + 1, None),
+            Some(b'{') => self.object::<Nested>(depth + 1, None),
             Some(b'[') => self.array(depth + 1),
             Some(b'"') => self.string().map(|_| ()),
             Some(b't') => self.literal(b"true"),
@@ -1282,7 +1308,11 @@ impl Scanner<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize, mut record: Option<&mut Vec<Entry>>) -> Result<(), Failed> {
+    fn object<F: Fields>(
+        &mut self,
+        depth: usize,
+        mut record: Option<&mut F>,
+    ) -> Result<(), Failed> {
         if depth > MAX_DEPTH {
             return Err(self.err("recursion limit exceeded"));
         }
@@ -1310,12 +1340,7 @@ impl Scanner<'_> {
             let value_start = self.p;
             self.member_at(first, depth)?;
             if let Some(fields) = record.as_deref_mut() {
-                fields.push(Entry {
-                    key: (key_start, key_end),
-                    value: (value_start, self.p),
-                    escaped,
-                    run: 0,
-                });
+                fields.field((key_start, key_end), (value_start, self.p), escaped);
             }
             match self.next_token() {
                 Some(b',') => self.p += 1,

@@ -33,7 +33,7 @@
 //! read outside the value or a panic; the host's tables come from the same
 //! scanner as the check.
 
-use super::{same_bytes, scan_fields, skip_ws, trim, Entry, JsonError, Raw};
+use super::{same_bytes, scan_fields, skip_ws, trim, Entry, Fields, JsonError, Raw};
 
 /// Bit 31 of a record's key start: the key holds a backslash escape.
 const ESCAPED: u32 = 1 << 31;
@@ -43,35 +43,51 @@ const RECORD: usize = 16;
 /// Appends `value`'s field table to `out` if `value` is a JSON object, as
 /// [`super::JsonView::parse`] checks it; returns whether it did. Values of
 /// 2 GiB or more get no table (offsets leave bit 31 to the escape flag).
-/// For the host; `entries` is scratch space kept between calls.
-pub fn encode(
-    value: &[u8],
-    entries: &mut Vec<Entry>,
-    out: &mut Vec<u8>,
-) -> Result<bool, JsonError> {
-    entries.clear();
-    scan_fields(value, entries)?;
+/// For the host. A value that is not JSON leaves `out` as it was.
+pub fn encode(value: &[u8], out: &mut Vec<u8>) -> Result<bool, JsonError> {
+    // The records go out as the scan meets the fields (no list of entries
+    // in between), the count before them once known.
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut records = Records { out, n: 0 };
+    let scanned = scan_fields(value, &mut records);
+    let n = records.n;
+    if let Err(e) = scanned {
+        out.truncate(start);
+        return Err(e);
+    }
     if trim(value).first() != Some(&b'{') || value.len() >= ESCAPED as usize {
+        out.truncate(start);
         return Ok(false);
     }
-    out.reserve(4 + entries.len() * RECORD);
-    out.extend_from_slice(&u32::try_from(entries.len()).unwrap_or(0).to_le_bytes());
-    for e in entries.iter() {
-        // In range: every offset is below `value.len()` < 2^31.
+    out[start..start + 4].copy_from_slice(&n.to_le_bytes());
+    Ok(true)
+}
+
+/// A field table's records, written as a scan meets the fields.
+struct Records<'o> {
+    out: &'o mut Vec<u8>,
+    n: u32,
+}
+
+impl Fields for Records<'_> {
+    #[inline(always)]
+    fn field(&mut self, key: (usize, usize), value: (usize, usize), escaped: bool) {
+        // Offsets past 2^31 are cut here and the table dropped by `encode`.
         let words = [
-            e.key.0 as u32 | if e.escaped { ESCAPED } else { 0 },
-            e.key.1 as u32,
-            e.value.0 as u32,
-            e.value.1 as u32,
+            key.0 as u32 | if escaped { ESCAPED } else { 0 },
+            key.1 as u32,
+            value.0 as u32,
+            value.1 as u32,
         ];
         // One 16-byte copy a record, not four of four.
         let mut record = [0u8; RECORD];
         for (chunk, w) in record.chunks_exact_mut(4).zip(words) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
-        out.extend_from_slice(&record);
+        self.out.extend_from_slice(&record);
+        self.n = self.n.wrapping_add(1);
     }
-    Ok(true)
 }
 
 /// Whether `value` (valid JSON) is an object: its first byte after any
@@ -206,7 +222,7 @@ mod tests {
 
     fn table_of(value: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        assert!(encode(value, &mut Vec::new(), &mut out).expect("json"));
+        assert!(encode(value, &mut out).expect("json"));
         out
     }
 
@@ -244,11 +260,11 @@ mod tests {
     fn only_objects_get_a_table_and_bad_json_is_an_error() {
         let mut out = Vec::new();
         for scalar in [&b"[1,2]"[..], b"1", b"\"s\"", b"null"] {
-            assert!(!encode(scalar, &mut Vec::new(), &mut out).expect("json"));
+            assert!(!encode(scalar, &mut out).expect("json"));
         }
         assert!(out.is_empty());
-        assert!(encode(b"{\"a\":", &mut Vec::new(), &mut out).is_err());
-        assert!(encode(b"{\"a\":\"\xff\"}", &mut Vec::new(), &mut out).is_err());
+        assert!(encode(b"{\"a\":", &mut out).is_err());
+        assert!(encode(b"{\"a\":\"\xff\"}", &mut out).is_err());
         assert!(out.is_empty());
     }
 

@@ -115,11 +115,11 @@ pub fn batch_with_tables(values: &[&str]) -> RawBatch {
         streams: vec!["test".to_string()],
         ..RawBatch::default()
     };
-    let (mut entries, mut table) = (Vec::new(), Vec::new());
+    let mut table = Vec::new();
     for v in values {
         batch.push_event(None, Some(v.as_bytes()), &[], 0, 0);
         table.clear();
-        if crate::json::table::encode(v.as_bytes(), &mut entries, &mut table) == Ok(true) {
+        if crate::json::table::encode(v.as_bytes(), &mut table) == Ok(true) {
             let at = u32::try_from(batch.data.len()).unwrap_or(0);
             batch.data.extend_from_slice(&table);
             if let Some(e) = batch.events.last_mut() {

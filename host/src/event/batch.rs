@@ -67,8 +67,8 @@ fn to_u32(n: usize) -> u32 {
 pub struct BatchBuilder {
     batch: Batch,
     /// With [`BatchBuilder::index_json`]: the field tables of the events
-    /// pushed so far, and the scanner's scratch space.
-    tables: Option<(FieldTables, Vec<sluice_sdk::json::Entry>)>,
+    /// pushed so far.
+    tables: Option<FieldTables>,
 }
 
 impl BatchBuilder {
@@ -119,11 +119,11 @@ impl BatchBuilder {
         position: u64,
     ) -> Result<(), String> {
         match &mut self.tables {
-            Some((tables, scratch)) => {
+            Some(tables) => {
                 // Refused by the strict scan, it has no table; it is kept
                 // if the usual check takes it (the stage that reads it then
                 // refuses it with its own reason), else not kept at all.
-                if tables.push(Some(value), scratch).is_err() {
+                if tables.push(Some(value)).is_err() {
                     if let Err(e) = super::check_json(value) {
                         tables.pop();
                         return Err(e);
@@ -157,9 +157,9 @@ impl BatchBuilder {
         timestamp_ms: i64,
         position: u64,
     ) {
-        if let Some((tables, scratch)) = &mut self.tables {
+        if let Some(tables) = &mut self.tables {
             // Unchecked by the caller: indexed if it is JSON, else no table.
-            let _ = tables.push(value, scratch);
+            let _ = tables.push(value);
         }
         self.append(key, value, headers, timestamp_ms, position);
     }
@@ -226,7 +226,7 @@ impl BatchBuilder {
     /// The finished batch.
     pub fn finish(self) -> Batch {
         let batch = self.batch;
-        if let Some((tables, _)) = self.tables {
+        if let Some(tables) = self.tables {
             let _ = batch.tables.set(tables);
         }
         batch

@@ -12,7 +12,7 @@
 //! it reads them is about to run, so pipelines without such a plugin pay
 //! nothing.
 
-use sluice_sdk::json::{table, Entry};
+use sluice_sdk::json::table;
 
 use super::abi::Frame;
 use super::span_bytes;
@@ -49,14 +49,10 @@ impl FieldTables {
     /// for a tombstone or a value that is not an object). A value that is
     /// not JSON gets no table and the error says why, so a source can check
     /// and index in one scan.
-    pub fn push(
-        &mut self,
-        value: Option<&[u8]>,
-        scratch: &mut Vec<Entry>,
-    ) -> Result<(), sluice_sdk::json::JsonError> {
+    pub fn push(&mut self, value: Option<&[u8]>) -> Result<(), sluice_sdk::json::JsonError> {
         let at = self.offset();
         let made = match value {
-            Some(v) => table::encode(v, scratch, &mut self.bytes),
+            Some(v) => table::encode(v, &mut self.bytes),
             None => Ok(false),
         };
         self.at
@@ -83,13 +79,12 @@ impl FieldTables {
             at: Vec::with_capacity(frame.events.len()),
             bytes: Vec::with_capacity(self.bytes.len().max(frame.data.len() / 2)),
         };
-        let mut scratch: Vec<Entry> = Vec::new();
         for (i, e) in frame.events.iter().enumerate() {
             match self.at.get(i).copied() {
                 Some(UNKNOWN) | None => {
                     let value = e.value.and_then(|s| span_bytes(&frame.data, s));
                     // Not JSON: no table; the plugin scans it and says why.
-                    let _ = out.push(value, &mut scratch);
+                    let _ = out.push(value);
                 }
                 Some(_) => match self.get(i) {
                     Some(t) => {
@@ -201,7 +196,7 @@ mod tests {
             (4, r#"{"a":{"b":1},"a":2}"#),
         ] {
             let mut want = Vec::new();
-            assert!(table::encode(value.as_bytes(), &mut Vec::new(), &mut want).expect("json"));
+            assert!(table::encode(value.as_bytes(), &mut want).expect("json"));
             assert_eq!(t.get(i), Some(&want[..]), "event {i}");
         }
         for i in [1, 2, 3, 9] {

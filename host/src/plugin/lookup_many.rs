@@ -310,7 +310,7 @@ mod tests {
         let mut want = Vec::new();
         put(&mut want, object.len() as u32);
         want.extend_from_slice(object);
-        assert!(table::encode(object, &mut Vec::new(), &mut want).expect("json"));
+        assert!(table::encode(object, &mut want).expect("json"));
         put(&mut want, NO_ROW);
         for row in [&b"[1]"[..], b"{not json"] {
             put(&mut want, row.len() as u32);

@@ -270,7 +270,6 @@ mod tests {
     }
 
     fn check_against_a_map<S: BuildHasher>(mut rows: Rows<S>, seed: u64) {
-        let mut scratch = Vec::new();
         let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         let mut state = seed;
         for step in 0..20_000u64 {
@@ -278,7 +277,7 @@ mod tests {
             match next(&mut state) % 10 {
                 0..=5 => {
                     let value = step.to_string().into_bytes();
-                    let old = rows.insert(Row::new(&key, &value, &mut scratch));
+                    let old = rows.insert(Row::new(&key, &value));
                     let want = model.insert(key, value);
                     assert_eq!(old.map(|r| r.value().to_vec()), want, "insert at {step}");
                 }
@@ -362,13 +361,10 @@ mod tests {
 
     #[test]
     fn rows_are_found_replaced_and_removed_by_key_alone() {
-        let mut scratch = Vec::new();
         let mut rows: Rows = Rows::default();
-        assert!(rows
-            .insert(Row::new(b"a", b"{\"v\":1}", &mut scratch))
-            .is_none());
-        assert!(rows.insert(Row::new(b"ab", b"2", &mut scratch)).is_none());
-        let old = rows.insert(Row::new(b"a", b"{\"v\":3}", &mut scratch));
+        assert!(rows.insert(Row::new(b"a", b"{\"v\":1}")).is_none());
+        assert!(rows.insert(Row::new(b"ab", b"2")).is_none());
+        let old = rows.insert(Row::new(b"a", b"{\"v\":3}"));
         assert_eq!(old.as_ref().map(Row::value), Some(&b"{\"v\":1}"[..]));
         assert_eq!(rows.len(), 2);
         assert_eq!(rows.get(b"a").map(Row::value), Some(&b"{\"v\":3}"[..]));
@@ -384,7 +380,6 @@ mod tests {
 
     #[test]
     fn keys_sharing_their_first_bytes_or_differing_by_trailing_zeros_stay_apart() {
-        let mut scratch = Vec::new();
         let mut rows: Rows = Rows::default();
         // Same head: longer keys that differ after byte 8, and short keys
         // that differ only by trailing zero bytes (the head's padding).
@@ -398,9 +393,7 @@ mod tests {
             b"",
         ];
         for (i, k) in keys.iter().enumerate() {
-            assert!(rows
-                .insert(Row::new(k, i.to_string().as_bytes(), &mut scratch))
-                .is_none());
+            assert!(rows.insert(Row::new(k, i.to_string().as_bytes())).is_none());
         }
         assert_eq!(rows.len(), keys.len());
         let mut asked: Vec<&[u8]> = keys.iter().rev().copied().collect();
@@ -419,9 +412,7 @@ mod tests {
         }
         drop(found);
         // Replacing and removing one of a shared head leaves the others.
-        assert!(rows
-            .insert(Row::new(b"customer-2", b"new", &mut scratch))
-            .is_some());
+        assert!(rows.insert(Row::new(b"customer-2", b"new")).is_some());
         assert_eq!(
             rows.remove(b"customer-1").map(|r| r.value().to_vec()),
             Some(b"0".to_vec())

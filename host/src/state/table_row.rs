@@ -8,7 +8,7 @@
 //! when the row is stored rather than by every plugin that reads it) in one
 //! allocation.
 
-use sluice_sdk::json::{table, Entry};
+use sluice_sdk::json::table;
 
 /// A row: `key ‖ value ‖ field table` in one allocation.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,14 +20,14 @@ pub struct Row {
 
 impl Row {
     /// A row for `value` under `key`; when `value` is a JSON object the row
-    /// also holds its field table. `scratch` is kept between calls.
-    pub fn new(key: &[u8], value: &[u8], scratch: &mut Vec<Entry>) -> Self {
+    /// also holds its field table.
+    pub fn new(key: &[u8], value: &[u8]) -> Self {
         let mut bytes = Vec::with_capacity(key.len() + value.len());
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(value);
         // A value that is not a JSON object (or not JSON) has no table: the
         // plugin scans it and decides.
-        if !matches!(table::encode(value, scratch, &mut bytes), Ok(true)) {
+        if !matches!(table::encode(value, &mut bytes), Ok(true)) {
             bytes.truncate(key.len() + value.len());
         }
         Self {
@@ -85,23 +85,22 @@ mod tests {
 
     #[test]
     fn a_row_holds_its_key_value_and_the_table_a_scan_gives() {
-        let mut scratch = Vec::new();
         let value = br#"{"id":7,"name":"a\u00e9","tags":[1,2]}"#;
-        let row = Row::new(b"7", value, &mut scratch);
+        let row = Row::new(b"7", value);
         assert_eq!(row.key(), b"7");
         assert_eq!(row.value(), value);
         let mut want = Vec::new();
-        assert!(table::encode(value, &mut scratch, &mut want).expect("json"));
+        assert!(table::encode(value, &mut want).expect("json"));
         assert_eq!(row.field_table(), Some(want.as_slice()));
         assert_eq!(row.len(), 1 + value.len() + want.len());
         // Not an object, not JSON, empty: no table, and the value as given.
         for value in [&b"[1,2]"[..], b"\"s\"", b"{\"a\":", b"", b"{} x"] {
-            let row = Row::new(b"k", value, &mut scratch);
+            let row = Row::new(b"k", value);
             assert_eq!(row.value(), value);
             assert_eq!(row.field_table(), None, "{value:?}");
         }
         // An empty object has a table of no fields.
-        let row = Row::new(b"", b"{}", &mut scratch);
+        let row = Row::new(b"", b"{}");
         assert_eq!(row.field_table(), Some(&0u32.to_le_bytes()[..]));
     }
 }

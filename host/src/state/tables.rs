@@ -22,8 +22,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use sluice_sdk::json::Entry;
-
 pub use super::rows::Rows;
 pub use super::table_row::Row;
 use crate::connector::{Rejected, Sink};
@@ -140,7 +138,7 @@ impl Table {
     #[doc(hidden)]
     pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) {
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
-        rows.insert(Row::new(&key, &value, &mut Vec::new()));
+        rows.insert(Row::new(&key, &value));
     }
 
     /// Every row as `key → value` (tests).
@@ -214,8 +212,6 @@ pub struct TableSink {
     history: VecDeque<(u64, u64)>,
     /// What the rows take, by [`row_bytes`].
     bytes: u64,
-    /// Scratch space for building rows' field tables.
-    scratch: Vec<Entry>,
 }
 
 /// A snapshot and the deltas on top of it, as a position lists them.
@@ -242,7 +238,6 @@ impl TableSink {
             chain: None,
             history: VecDeque::new(),
             bytes: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -417,7 +412,7 @@ impl Sink for TableSink {
         }
         let mut table = self.table.rows.write().unwrap_or_else(|p| p.into_inner());
         for (k, v) in rows {
-            table.insert(Row::new(&k, &v, &mut self.scratch));
+            table.insert(Row::new(&k, &v));
         }
         // A checkpoint saved under a larger `max_mb` still restores whole;
         // only new growth is refused until it is back under the bound.
@@ -434,13 +429,12 @@ impl Sink for TableSink {
         // Keys and rows (each with its field table, a scan of its value) are
         // built before the write lock is taken: readers wait only for the
         // inserts.
-        let scratch = &mut self.scratch;
         let key_field = self.config.key_field.as_deref();
         let prepared: Vec<_> = batch
             .iter()
             .map(|e| {
                 let k = table_key(key_field, e.key, e.value)?;
-                let row = e.value.map(|v| Row::new(&k, v, scratch));
+                let row = e.value.map(|v| Row::new(&k, v));
                 Some((k, row))
             })
             .collect();
