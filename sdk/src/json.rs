@@ -1048,8 +1048,7 @@ impl Scanner<'_> {
 
     /// The next byte that is not whitespace, the position moved onto it.
     /// Compact JSON has none between tokens: one load and one compare say
-    /// so, where `ws` then `peek` read the byte twice (a fifth of the
-    /// scan went to whitespace that was not there).
+    /// so, where `ws` then `peek` read the byte twice.
     #[inline(always)]
     fn next_token(&mut self) -> Option<u8> {
         match self.b.get(self.p) {
