@@ -17,9 +17,9 @@
 //! `IgnoredAny` is what the old partial parse already used. A JSON validator is
 //! small, and this one needs no allocation per value, which suits a Wasm
 //! guest (its one dependency, `simdutf8`, checks UTF-8 with SIMD where the
-//! CPU has it and falls back to `core`'s check elsewhere). Its one `unsafe`
-//! is SSE2 on x86-64 (the host's scans), reading string text 16 bytes at a
-//! time where a Wasm guest reads 8. It accepts RFC 8259 JSON as
+//! CPU has it and falls back to `core`'s check elsewhere). Its only `unsafe`
+//! is two calls into an SSE2 function on x86-64 (the host's scans), which
+//! reads string text 16 bytes at a time where a Wasm guest reads 8. It accepts RFC 8259 JSON as
 //! `serde_json::from_slice` does (escapes, surrogate pairs, control
 //! characters, number grammar, trailing characters), with nesting capped at
 //! [`MAX_DEPTH`] as serde_json caps it, so hostile input fails with a reason
