@@ -934,7 +934,7 @@ struct Scanner<'b> {
 /// (UTF-8 included), without indexing anything: what a host or a plugin
 /// that only passes values on needs.
 pub fn check(bytes: &[u8]) -> Result<(), JsonError> {
-    scan(bytes, None)
+    scan_from::<Unkept>(bytes, None, None)
 }
 
 /// [`check`] without the UTF-8 check of strings' text: the grammar, escapes
@@ -948,7 +948,7 @@ pub fn check_syntax(bytes: &[u8]) -> Result<(), JsonError> {
     // Told the text is UTF-8 already, the scanner only skips non-ASCII
     // bytes in strings (`text_run_end`, which stops at the same ASCII bytes
     // whatever the others are).
-    scan_from::<Nested>(bytes, None, Some(true))
+    scan_from::<Unkept>(bytes, None, Some(true))
 }
 
 /// Scans one value and appends its top-level fields, runs counted, to
@@ -964,10 +964,6 @@ fn scan_root(bytes: &[u8], fields: &mut Vec<Entry>) -> Result<(), JsonError> {
 /// records are written as the scan meets the fields.
 fn scan_fields<F: Fields>(bytes: &[u8], fields: &mut F) -> Result<(), JsonError> {
     scan_from(bytes, Some(fields), None)
-}
-
-fn scan(bytes: &[u8], fields: Option<&mut Vec<Entry>>) -> Result<(), JsonError> {
-    scan_from(bytes, fields, None)
 }
 
 /// Where a scan puts the top-level fields it meets: a view's entries, or a
@@ -988,10 +984,10 @@ impl Fields for Vec<Entry> {
     }
 }
 
-/// Nested objects' fields, which no one keeps.
-struct Nested;
+/// Fields no one keeps: a nested object's, or any in a check.
+struct Unkept;
 
-impl Fields for Nested {
+impl Fields for Unkept {
     #[inline(always)]
     fn field(&mut self, _: (usize, usize), _: (usize, usize), _: bool) {}
 }
@@ -1062,7 +1058,7 @@ impl Scanner<'_> {
 
     fn value(&mut self, depth: usize) -> Result<(), Failed> {
         match self.peek() {
-            Some(b'{') => self.object::<Nested>(depth + 1, None),
+            Some(b'{') => self.object::<Unkept>(depth + 1, None),
             Some(b'[') => self.array(depth + 1),
             Some(b'"') => self.string().map(|_| ()),
             Some(b't') => self.literal(b"true"),
