@@ -178,28 +178,125 @@ pub(crate) fn negate(n: &Number) -> Option<Value> {
     (!v.is_null()).then_some(v)
 }
 
+/// A number as the arithmetic's fast path holds it: an integer that fits
+/// `i64`, a float, or no number (`Null`). Each `i128` step of [`Num`] is a
+/// software routine in Wasm; where a step's exact answer does not fit here,
+/// the fast path gives `Wide`, and the [`Num`] path answers instead. One
+/// enum of two words, so that steps pass it in registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Lean {
+    Int(i64),
+    Float(f64),
+    Null,
+    Wide,
+}
+
+impl Lean {
+    /// `n` on the fast path.
+    pub(crate) fn of(n: Option<Num>) -> Lean {
+        match n {
+            None => Lean::Null,
+            Some(Num::Int(i)) => i64::try_from(i).map_or(Lean::Wide, Lean::Int),
+            Some(Num::Float(f)) => Lean::Float(f),
+        }
+    }
+
+    /// The number `Num` holds for it; `None` for `Null` and `Wide`.
+    pub(crate) fn num(self) -> Option<Num> {
+        match self {
+            Lean::Int(i) => Some(Num::Int(i128::from(i))),
+            Lean::Float(f) => Some(Num::Float(f)),
+            Lean::Null | Lean::Wide => None,
+        }
+    }
+
+    /// [`Num::settled`]: an `i64` integer always settles as it is.
+    pub(crate) fn settled(self) -> Lean {
+        match self {
+            Lean::Float(f) if !f.is_finite() => Lean::Null,
+            _ => self,
+        }
+    }
+
+    /// [`Num::into_value`], `Null` as JSON null; `None` for `Wide`.
+    pub(crate) fn into_value(self) -> Option<Value> {
+        Some(match self {
+            Lean::Int(i) => Value::from(i),
+            Lean::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Lean::Null => Value::Null,
+            Lean::Wide => return None,
+        })
+    }
+}
+
 /// `arith` on two integers that fit `i64`, when the `i64` answer is exact:
 /// `i128` arithmetic is a software routine in Wasm. `None` hands the
 /// operands to the `i128` path (overflow, division by zero), which answers
 /// the same for everything this does.
-fn arith_i64(op: ArithOp, x: i64, y: i64) -> Option<Num> {
-    let int = |r: Option<i64>| r.map(|r| Num::Int(i128::from(r)));
+fn arith_i64(op: ArithOp, x: i64, y: i64) -> Option<Lean> {
+    let int = |r: Option<i64>| r.map(Lean::Int);
     match op {
         ArithOp::Add => int(x.checked_add(y)),
         ArithOp::Sub => int(x.checked_sub(y)),
         ArithOp::Mul => int(x.checked_mul(y)),
         ArithOp::Div => match x.checked_rem(y)? {
             0 => int(x.checked_div(y)),
-            _ => Some(Num::Float(x as f64 / y as f64)),
+            _ => Some(Lean::Float(x as f64 / y as f64)),
         },
         ArithOp::Rem => int(x.checked_rem(y)),
+    }
+}
+
+/// [`arith`] on the fast path, for `a` and `b` read as `Node::num` reads
+/// operands: `Null` if either is, else `Wide` if either is or `arith` would
+/// take its `i128` path, else `arith`'s answer.
+pub(crate) fn arith_lean(op: ArithOp, a: Lean, b: Lean) -> Lean {
+    match (a, b) {
+        (Lean::Null, _) | (_, Lean::Null) => Lean::Null,
+        (Lean::Wide, _) | (_, Lean::Wide) => Lean::Wide,
+        (Lean::Int(x), Lean::Int(y)) => arith_i64(op, x, y).unwrap_or(Lean::Wide),
+        (Lean::Int(x), Lean::Float(y)) => float_lean(arith_f64(op, x as f64, y)),
+        (Lean::Float(x), Lean::Int(y)) => float_lean(arith_f64(op, x, y as f64)),
+        (Lean::Float(x), Lean::Float(y)) => float_lean(arith_f64(op, x, y)),
+    }
+}
+
+fn float_lean(f: Option<f64>) -> Lean {
+    f.map_or(Lean::Null, Lean::Float)
+}
+
+/// [`negated`] on the fast path.
+pub(crate) fn negated_lean(n: Lean) -> Lean {
+    match n {
+        Lean::Int(i) => i.checked_neg().map_or(Lean::Wide, Lean::Int),
+        Lean::Float(f) => Lean::Float(-f),
+        other => other,
+    }
+}
+
+/// [`absolute`] on the fast path.
+pub(crate) fn absolute_lean(n: Lean) -> Lean {
+    match n {
+        Lean::Int(i) => i.checked_abs().map_or(Lean::Wide, Lean::Int),
+        Lean::Float(f) => Lean::Float(f.abs()),
+        other => other,
+    }
+}
+
+/// [`round`] on the fast path, `digits` already an integer.
+pub(crate) fn round_lean(x: Lean, digits: i128) -> Lean {
+    match x {
+        Lean::Int(_) if digits >= 0 => x,
+        Lean::Int(_) => Lean::Wide,
+        Lean::Float(f) => round_float(f, digits).unwrap_or(Lean::Null),
+        other => other,
     }
 }
 
 pub(crate) fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
     if let (Num::Int(x), Num::Int(y)) = (a, b) {
         if let (Ok(x), Ok(y)) = (i64::try_from(x), i64::try_from(y)) {
-            if let Some(n) = arith_i64(op, x, y) {
+            if let Some(n) = arith_i64(op, x, y).and_then(Lean::num) {
                 return Some(n);
             }
         }
@@ -228,8 +325,13 @@ pub(crate) fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
             return Some(Num::Int(i));
         }
     }
-    let (x, y) = (a.as_f64(), b.as_f64());
-    let r = match op {
+    arith_f64(op, a.as_f64(), b.as_f64()).map(Num::Float)
+}
+
+/// Arithmetic on two numbers that are not both integers; `None` (null) on
+/// division by zero.
+fn arith_f64(op: ArithOp, x: f64, y: f64) -> Option<f64> {
+    Some(match op {
         ArithOp::Add => x + y,
         ArithOp::Sub => x - y,
         ArithOp::Mul => x * y,
@@ -237,8 +339,7 @@ pub(crate) fn arith(op: ArithOp, a: Num, b: Num) -> Option<Num> {
         ArithOp::Div => x / y,
         ArithOp::Rem if y == 0.0 => return None,
         ArithOp::Rem => x % y,
-    };
-    Some(Num::Float(r))
+    })
 }
 
 fn cmp_numbers(a: &Number, b: &Number) -> Option<Ordering> {
@@ -861,25 +962,28 @@ pub(crate) fn round(x: Num, digits: i128) -> Option<Num> {
             };
             Some(Num::Int(r))
         }
-        Num::Float(f) => {
-            let d = i32::try_from(digits.clamp(-300, 300)).ok()?;
-            let scale = pow10(d);
-            let r = if d >= 0 {
-                (f * scale).round() / scale
-            } else {
-                (f / pow10(-d)).round() * pow10(-d)
-            };
-            if !r.is_finite() {
-                return Some(Num::Float(f));
-            }
-            if d <= 0 && r.abs() < 9.0e15 {
-                // Fits i64 (and so i128) exactly; the i64 conversion is one
-                // Wasm instruction, the i128 one a software routine.
-                Some(Num::Int(i128::from(r as i64)))
-            } else {
-                Some(Num::Float(r))
-            }
-        }
+        Num::Float(f) => round_float(f, digits).and_then(Lean::num),
+    }
+}
+
+/// [`round`] of a float.
+fn round_float(f: f64, digits: i128) -> Option<Lean> {
+    let d = i32::try_from(digits.clamp(-300, 300)).ok()?;
+    let scale = pow10(d);
+    let r = if d >= 0 {
+        (f * scale).round() / scale
+    } else {
+        (f / pow10(-d)).round() * pow10(-d)
+    };
+    if !r.is_finite() {
+        return Some(Lean::Float(f));
+    }
+    if d <= 0 && r.abs() < 9.0e15 {
+        // Fits i64 exactly; the i64 conversion is one Wasm instruction, an
+        // i128 one a software routine.
+        Some(Lean::Int(r as i64))
+    } else {
+        Some(Lean::Float(r))
     }
 }
 

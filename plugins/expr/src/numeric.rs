@@ -17,12 +17,20 @@
 //! (`partial::raw_to_value`); where that fails (a number serde_json cannot
 //! hold), [`Expr::number_in`] answers `None` and the caller's general path
 //! fails the event as before.
+//!
+//! Each event is first evaluated on `i64` and `f64` ([`Lean`]), the same
+//! steps in the same order: `Num`'s `i128` is a software routine per step
+//! in Wasm. A field this path does not read (a string, a long number) or a
+//! step past `i64` sends the event to the `Num` evaluation, which answers
+//! exactly.
 
 use serde_json::Value;
 use sluice_sdk::json::{JsonView, Kind, Raw};
 
 use crate::ast::{ArithOp, Func, Node};
-use crate::eval::{absolute, arith, negated, round, Num};
+use crate::eval::{
+    absolute, absolute_lean, arith, arith_lean, negated, negated_lean, round, round_lean, Lean, Num,
+};
 use crate::quick::{top_slot, QUICK_FIELDS};
 use crate::{partial, Expr};
 
@@ -30,8 +38,9 @@ use crate::{partial, Expr};
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Arith {
     /// A literal that is a number, or `None` for one that is not (it reads
-    /// as no number, as `Num::of` reads a string).
-    Lit(Option<Num>),
+    /// as no number, as `Num::of` reads a string); and the same for the
+    /// fast path, worked out once.
+    Lit(Option<Num>, Lean),
     /// The top-level field with this slot in [`Expr::fields`].
     Field(usize),
     Op(ArithOp, Box<Arith>, Box<Arith>),
@@ -44,8 +53,11 @@ pub(crate) enum Arith {
 /// `Node::eval` on it, plus one-name fields and literals.
 fn operand(node: &Node) -> Option<Arith> {
     Some(match node {
-        Node::Lit(Value::Number(n)) => Arith::Lit(Some(Num::of_number(n))),
-        Node::Lit(_) => Arith::Lit(None),
+        Node::Lit(Value::Number(n)) => {
+            let n = Some(Num::of_number(n));
+            Arith::Lit(n, Lean::of(n))
+        }
+        Node::Lit(_) => Arith::Lit(None, Lean::Null),
         Node::Field(..) => Arith::Field(top_slot(node)?),
         _ => top(node)?,
     })
@@ -84,7 +96,7 @@ impl Arith {
     /// The value as `Node::num` gives it for an operand (settled).
     fn num(&self, slots: &[Option<Num>]) -> Option<Num> {
         match self {
-            Arith::Lit(n) => *n,
+            Arith::Lit(n, _) => *n,
             Arith::Field(slot) => slots.get(*slot).copied().flatten(),
             _ => self.value(slots)?.settled(),
         }
@@ -94,7 +106,7 @@ impl Arith {
     /// `Value`: `None` is `null`.
     fn value(&self, slots: &[Option<Num>]) -> Option<Num> {
         match self {
-            Arith::Lit(n) => *n,
+            Arith::Lit(n, _) => *n,
             Arith::Field(slot) => slots.get(*slot).copied().flatten(),
             // The left operand first, as `eval` reads them.
             Arith::Op(op, a, b) => {
@@ -112,6 +124,54 @@ impl Arith {
                 round(x, digits)
             }
         }
+    }
+}
+
+impl Arith {
+    /// [`Arith::num`] on the fast path.
+    fn lean_num(&self, slots: &[Lean]) -> Lean {
+        match self {
+            Arith::Lit(_, n) => *n,
+            Arith::Field(slot) => slots.get(*slot).copied().unwrap_or(Lean::Null),
+            _ => self.lean_value(slots).settled(),
+        }
+    }
+
+    /// [`Arith::value`] on the fast path: the same steps, on `i64` and
+    /// `f64`; `Wide` where only [`Arith::value`] answers exactly.
+    fn lean_value(&self, slots: &[Lean]) -> Lean {
+        match self {
+            Arith::Lit(..) | Arith::Field(_) => self.lean_num(slots),
+            // `value` reads the right operand only when the left is a
+            // number; reading it anyway changes nothing (no step has an
+            // effect), and a `Null` left answers `Null` either way.
+            Arith::Op(op, a, b) => arith_lean(*op, a.lean_num(slots), b.lean_num(slots)),
+            Arith::Neg(a) => negated_lean(a.lean_num(slots)),
+            Arith::Abs(a) => absolute_lean(a.lean_num(slots)),
+            Arith::Round(x, digits) => {
+                let x = x.lean_num(slots);
+                let digits = match digits.as_ref().map(|d| d.lean_num(slots)) {
+                    None => Some(0),
+                    Some(Lean::Wide) => return Lean::Wide,
+                    Some(d) => d.num().and_then(Num::as_int),
+                };
+                match (x, digits) {
+                    (Lean::Null, _) | (_, None) => Lean::Null,
+                    (x, Some(digits)) => round_lean(x, digits),
+                }
+            }
+        }
+    }
+}
+
+/// A present field as the fast path reads it: `Null` when it is null or a
+/// boolean (no number), `None` when only [`read`] can read it.
+#[inline(always)]
+fn read_lean(raw: Raw<'_>) -> Option<Lean> {
+    match raw.kind() {
+        Kind::Null | Kind::Bool => Some(Lean::Null),
+        Kind::Number => partial::short_lean(raw.bytes()),
+        Kind::String | Kind::Array | Kind::Object => None,
     }
 }
 
@@ -176,6 +236,25 @@ impl Expr {
         let arith = self.arith.as_ref()?;
         if !view.is_object() {
             return None;
+        }
+        // First on `i64` and `f64`, which most events never leave.
+        let mut lean = [Lean::Null; QUICK_FIELDS];
+        let mut readable = true;
+        for (k, (name, slot)) in self.fields.iter().zip(lean.iter_mut()).enumerate() {
+            if let Some(raw) = get(k, name) {
+                match read_lean(raw) {
+                    Some(n) => *slot = n,
+                    None => {
+                        readable = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if readable {
+            if let Some(answer) = arith.lean_value(&lean).into_value() {
+                return Some(answer);
+            }
         }
         let mut slots: [Option<Num>; QUICK_FIELDS] = [None; QUICK_FIELDS];
         // Every field is read, as `load` reads them all, so that one it
@@ -354,6 +433,34 @@ mod tests {
             assert_eq!(got.as_deref(), Some(want), "{source}");
             let general = general(&expr, &view).flatten().map(|v| v.to_string());
             assert_eq!(general.as_deref(), Some(want), "{source}");
+        }
+    }
+
+    /// Where an `i64` step overflows, the fast path hands the expression to
+    /// the `i128` one, which answers exactly (and JSON holds up to `u64`).
+    #[test]
+    fn past_i64_the_answer_is_the_exact_one() {
+        let view = JsonView::parse(br#"{"a":0,"b":7}"#).expect("json");
+        for (source, want) in [
+            ("-(a - 9223372036854775807 - 1)", "9223372036854775808"),
+            ("abs(a - 9223372036854775807 - 1)", "9223372036854775808"),
+            ("(b + 9223372036854775807) - 8", "9223372036854775806"),
+            // Past `u64` an intermediate answer settles as a float.
+            ("b * 9223372036854775807 / 7", "9.223372036854776e+18"),
+            (
+                "round(a - 9223372036854775807 - 1, -1)",
+                "-9.223372036854776e+18",
+            ),
+            ("round(b * 10 + 5, -1)", "80"),
+            ("b / a", "null"),
+            ("b % a", "null"),
+        ] {
+            let expr = Expr::parse(source).expect(source);
+            assert!(expr.is_arithmetic(), "{source}");
+            let got = expr.number_in(&view).map(|v| v.to_string());
+            let general = general(&expr, &view).flatten().map(|v| v.to_string());
+            assert_eq!(got, general, "{source}");
+            assert_eq!(got.as_deref(), Some(want), "{source}");
         }
     }
 

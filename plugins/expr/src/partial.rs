@@ -11,7 +11,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::{Map, Number, Value};
 use sluice_sdk::json::{Kind, Raw};
 
-use crate::eval::Num;
+use crate::eval::{Lean, Num};
 
 /// Builds a `Value`, keeping only the `fields` of a top-level object.
 struct KeepFields<'f, S> {
@@ -206,6 +206,12 @@ fn short_number(text: &[u8]) -> Option<Value> {
 /// `Num::of_number` makes of its `Value` (an integer, or a finite float
 /// that is not one), without building the `Value`.
 pub(crate) fn short_num(text: &[u8]) -> Option<Num> {
+    short_lean(text).and_then(Lean::num)
+}
+
+/// [`short_num`] as the arithmetic's `i64` path holds it ([`Lean`]).
+#[inline(always)]
+pub(crate) fn short_lean(text: &[u8]) -> Option<Lean> {
     let (negative, body) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -237,13 +243,13 @@ pub(crate) fn short_num(text: &[u8]) -> Option<Num> {
         None => {
             // At most 15 digits: fits i64 exactly.
             let n = i64::try_from(digits).ok()?;
-            Some(Num::Int(i128::from(if negative { -n } else { n })))
+            Some(Lean::Int(if negative { -n } else { n }))
         }
         Some(dot) => {
             let scale = EXACT_POW10.get(body.len() - dot - 1)?;
             let f = digits as f64 / scale;
             // At most 15 digits over a power of ten: always finite.
-            Some(Num::Float(if negative { -f } else { f }))
+            Some(Lean::Float(if negative { -f } else { f }))
         }
     }
 }
