@@ -94,6 +94,7 @@
 #![deny(missing_docs)]
 
 mod ast;
+mod computed;
 mod condition;
 mod eval;
 mod numeric;
@@ -111,6 +112,7 @@ use std::fmt;
 use serde_json::Value;
 use sluice_sdk::json::JsonView;
 
+pub use computed::SetField;
 pub use condition::Condition;
 pub use eval::take_udf_error;
 pub use partial::parse_json_keeping;

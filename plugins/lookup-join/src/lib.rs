@@ -9,10 +9,26 @@
 //! - `fields`: the output, `[stream.|table.]field [as name]`, comma-separated
 //!   (a bare field is the event's). Default: the event's fields plus the row
 //!   under the table's name.
+//! - `where`: a condition (the `filter` plugin's); events it does not keep
+//!   are dropped before they are looked up.
+//! - `set`: computed fields, `{name: EXPRESSION}` as in `project`, evaluated
+//!   against the input event. A `fields` item naming one (`price_cents`, or
+//!   `stream.price_cents`) takes its value, which hides an input field of
+//!   that name; a `case` without `else` that matched nothing gives `null`.
+//!   Needs `fields`.
+//!
+//! With `where` or `set`, a value that is not a JSON object (and that
+//! `where` keeps) is rejected, as `project` rejects it.
+//!
+//! With `where` and `set`, one stage does what `project` then `lookup-join`
+//! do (SQL compiles a join over a projection to it): events cross into Wasm
+//! once, and the projected event is never written, scanned or read again.
 //!
 //! The row is the table's latest value for the key when the event is
 //! processed. Output events keep the input's key and timestamp.
 
+use serde_json::Value;
+use sluice_expr::{Condition, SetField};
 use sluice_sdk::abi::{CallError, RowAnswer, RowFields, Rows};
 use sluice_sdk::json::{
     BatchViews, FieldSet, JsonKey, JsonParser, JsonView, Kind, ObjectWriter, Raw,
@@ -24,6 +40,8 @@ use sluice_sdk::{Emitter, Event, EventError, Host, Params, Processor};
 pub struct LookupJoin {
     table: String,
     on: String,
+    /// Where `on` is among `event_set`'s names.
+    on_at: usize,
     inner: bool,
     fields: Option<Selection>,
     /// `written[i]`: whether `fields` item `i` is written (a later item with
@@ -67,6 +85,18 @@ pub struct LookupJoin {
     /// The batch's keys, end to end, and where each ends (reused across batches).
     keys: Vec<u8>,
     key_ends: Vec<usize>,
+    /// `where`, and per event of the batch what it answered in `prepare`
+    /// (`Ok(true)`: kept), taken by `process`.
+    condition: Option<Condition>,
+    verdicts: Vec<Result<bool, EventError>>,
+    /// `set`, and per `fields` item the `set` entry it names, if any.
+    set: Vec<SetField>,
+    computed_of: Vec<Option<usize>>,
+    /// Per `set` entry: where its arithmetic's fields are among
+    /// `event_set`'s names, when it is arithmetic.
+    set_reads: Vec<Option<(usize, usize)>>,
+    /// Reused per event: the `set` values.
+    computed: Vec<Option<Value>>,
 }
 
 /// A field's value as lookup text: strings unescaped, integers in decimal,
@@ -157,7 +187,12 @@ fn look_up(
 
 impl Processor for LookupJoin {
     fn new(params: &Params) -> Result<Self, String> {
-        params.only(&["table", "on", "join", "fields"])?;
+        params.only(&["table", "on", "join", "fields", "where", "set"])?;
+        let condition = params
+            .get("where")
+            .map(|source| Condition::new(source, &[], false))
+            .transpose()?;
+        let set = set_fields(params)?;
         let inner = match params.get("join").unwrap_or("left") {
             "left" => false,
             "inner" => true,
@@ -177,16 +212,53 @@ impl Processor for LookupJoin {
                 })
                 .collect()
         });
+        if !set.is_empty() && fields.is_none() {
+            return Err(
+                "`set` needs `fields`, which place the computed fields in the output \
+                 (`fields: \"id, total, table.name as name\"`)"
+                    .into(),
+            );
+        }
+        let on = params.required("on")?;
+        if set.iter().any(|f| f.name() == on) {
+            return Err(format!(
+                "`on`: `{on}` is a field `set` computes; join on an input field"
+            ));
+        }
+        // A stream item naming a `set` entry takes the computed value; its
+        // slot is the entry's.
+        let computed_of: Vec<Option<usize>> = fields
+            .iter()
+            .flat_map(|sel| &sel.0)
+            .map(|item| {
+                (item.source == 0)
+                    .then(|| set.iter().position(|f| f.name() == item.field))
+                    .flatten()
+            })
+            .collect();
         let (mut names, mut slot): ([Vec<&str>; 2], Vec<usize>) = Default::default();
-        for item in fields.iter().flat_map(|sel| &sel.0) {
+        for (item, computed) in fields.iter().flat_map(|sel| &sel.0).zip(&computed_of) {
+            if let Some(k) = computed {
+                slot.push(*k);
+                continue;
+            }
             let names = &mut names[item.source.min(1)];
             slot.push(names.len());
             names.push(&item.field);
         }
         let [mut event_names, row_names] = names;
         let row_names: Vec<String> = row_names.iter().map(|n| n.to_string()).collect();
-        let on = params.required("on")?;
+        let on_at = event_names.len();
         event_names.push(on);
+        // The fields `set`'s arithmetic reads, found in the same search.
+        let mut set_reads = Vec::with_capacity(set.len());
+        for f in &set {
+            set_reads.push(f.arithmetic_reads().map(|reads| {
+                let start = event_names.len();
+                event_names.extend(reads);
+                (start, event_names.len())
+            }));
+        }
         let event_set = FieldSet::new(event_names);
         let keys_out = fields
             .iter()
@@ -196,11 +268,15 @@ impl Processor for LookupJoin {
         let plain = fields
             .iter()
             .flat_map(|sel| &sel.0)
-            .map(|item| item.source == 0 && item.name == item.field)
+            .zip(&computed_of)
+            .map(|(item, computed)| {
+                item.source == 0 && item.name == item.field && computed.is_none()
+            })
             .collect();
         Ok(Self {
             table: params.required("table")?.to_string(),
             on: on.to_string(),
+            on_at,
             inner,
             fields,
             written,
@@ -222,6 +298,12 @@ impl Processor for LookupJoin {
             asked: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
+            condition,
+            verdicts: Vec::new(),
+            computed: Vec::with_capacity(set.len()),
+            set,
+            computed_of,
+            set_reads,
         })
     }
 
@@ -235,13 +317,27 @@ impl Processor for LookupJoin {
         self.views.clear();
         self.found_in_batch.clear();
         self.found_at.clear();
+        self.verdicts.clear();
         for e in events {
+            // Events `where` drops are not looked up; tombstones pass.
+            let verdict = match self.condition.as_mut() {
+                Some(c) if !e.is_tombstone() => c.keeps(e),
+                _ => Ok(true),
+            };
+            let kept = verdict == Ok(true);
+            self.verdicts.push(verdict);
+            if !kept {
+                self.found_at.push(None);
+                self.asked.push(None);
+                continue;
+            }
             // One search finds the key and the fields `process` copies.
             let view = self.views.scan_event(e).and_then(Result::ok);
+            let on_at = self.on_at;
             let key = view.map(|v| {
                 let at = self.found_in_batch.len();
                 self.event_set.append_all(&v, &mut self.found_in_batch);
-                let on = self.found_in_batch.last().copied().flatten();
+                let on = self.found_in_batch.get(at + on_at).copied().flatten();
                 (
                     (at, self.event_set.last_shape()),
                     on.map(|i| v.field_value(i)),
@@ -281,6 +377,18 @@ impl Processor for LookupJoin {
             out.forward();
             return Ok(());
         }
+        // What `where` answered in `prepare`, or (an event `prepare` did
+        // not see) answers now.
+        let verdict = match self.verdicts.get_mut(event.index()) {
+            Some(v) => std::mem::replace(v, Ok(false)),
+            None => match self.condition.as_mut() {
+                Some(c) => c.keeps(event),
+                None => Ok(true),
+            },
+        };
+        if !verdict? {
+            return Ok(());
+        }
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
         let bytes = event.value().unwrap_or(b"null");
@@ -290,6 +398,14 @@ impl Processor for LookupJoin {
             None => (self.parser.parse(bytes), None),
         };
         let view = view.map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
+        // With `where` or `set` the stage stands for a `project` in front,
+        // which takes only objects.
+        if (!self.set.is_empty() || self.condition.is_some()) && !view.is_object() {
+            return Err(EventError::Reject(format!(
+                "value is {}, not a JSON object",
+                kind_name(view.root().kind())
+            )));
+        }
         let row_index = match self.asked.get(event.index()) {
             Some(asked) => asked.map(|k| k as usize),
             // An event `prepare` did not see (a caller that skipped it): ask now.
@@ -304,14 +420,6 @@ impl Processor for LookupJoin {
         };
         match &self.fields {
             Some(sel) => {
-                // A row that is JSON but not an object has none of the
-                // fields; one that is not JSON counts as no row.
-                let values = match row_index.and_then(|i| self.row_fields.get(i)) {
-                    Some(RowAnswer::Object(values)) => Some(values),
-                    Some(RowAnswer::Other(b)) if self.row_parser.parse(b).is_ok() => None,
-                    _ if self.inner => return Ok(()),
-                    _ => None,
-                };
                 let names = self.event_set.names().len();
                 let at = found_at.and_then(|(at, shape)| {
                     Some((self.found_in_batch.get(at..at + names)?, shape))
@@ -323,6 +431,22 @@ impl Processor for LookupJoin {
                         (&self.found[..], self.event_set.last_shape())
                     }
                 };
+                // `set`, against the input event, before an inner join
+                // drops it (an event `set` fails on is rejected either way).
+                self.computed.clear();
+                for (f, reads) in self.set.iter_mut().zip(&self.set_reads) {
+                    let found = reads.and_then(|(start, end)| found.get(start..end));
+                    self.computed
+                        .push(f.value(&view, found).map_err(EventError::Reject)?);
+                }
+                // A row that is JSON but not an object has none of the
+                // fields; one that is not JSON counts as no row.
+                let values = match row_index.and_then(|i| self.row_fields.get(i)) {
+                    Some(RowAnswer::Object(values)) => Some(values),
+                    Some(RowAnswer::Other(b)) if self.row_parser.parse(b).is_ok() => None,
+                    _ if self.inner => return Ok(()),
+                    _ => None,
+                };
                 // Events of one stream mostly share their keys: what goes
                 // out is worked out again only when they change.
                 if self.planned_for != Some(shape) {
@@ -331,12 +455,13 @@ impl Processor for LookupJoin {
                         &self.written,
                         &self.slot,
                         &self.plain,
+                        &self.computed_of,
                         found,
                         &mut self.writes,
                     );
                     self.planned_for = Some(shape);
                 }
-                let (writes, keys) = (&self.writes, &self.keys_out);
+                let (writes, keys, computed) = (&self.writes, &self.keys_out, &self.computed);
                 out.value_with(|buf| {
                     let mut obj = ObjectWriter::new(buf);
                     for &write in writes {
@@ -348,6 +473,10 @@ impl Processor for LookupJoin {
                                 let value = values.and_then(|v| v.get(slot));
                                 obj.raw_at(&keys[n], value.unwrap_or(NULL));
                             }
+                            Write::Computed(n, k) => match computed.get(k) {
+                                Some(Some(value)) => obj.value_at(&keys[n], value),
+                                _ => obj.raw_at(&keys[n], NULL),
+                            },
                         }
                     }
                     obj.finish();
@@ -397,6 +526,38 @@ impl Processor for LookupJoin {
 
 const NULL: Raw<'static> = Raw::NULL;
 
+/// `set`: a JSON object of `name: EXPRESSION` (or constant) entries.
+fn set_fields(params: &Params) -> Result<Vec<SetField>, String> {
+    let Some(text) = params.get("set") else {
+        return Ok(Vec::new());
+    };
+    let example = r#"{"price_cents": "round(price * 100)"}"#;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(name, value)| SetField::new("set", &name, value, &[]))
+            .collect(),
+        Ok(other) => Err(format!(
+            "parameter `set`: expected a map like {example}, found {}",
+            sluice_expr::type_name(&other)
+        )),
+        Err(e) => Err(format!(
+            "parameter `set`: expected a map like {example} ({e})"
+        )),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
+    }
+}
+
 /// One step of writing a joined event, for `fields` item `n`'s output name
 /// `keys_out[n]`.
 #[derive(Debug, Clone, Copy)]
@@ -409,6 +570,8 @@ enum Write {
     Null(usize),
     /// Item `n` from the row: its row field `slot`, or `null`.
     Row(usize, usize),
+    /// Item `n` from `set` entry `k`, or `null` when it gave none.
+    Computed(usize, usize),
 }
 
 /// The writes for an event whose `event_set` answer is `found`: the
@@ -420,6 +583,7 @@ fn plan(
     written: &[bool],
     slots: &[usize],
     plain: &[bool],
+    computed_of: &[Option<usize>],
     found: &[Option<usize>],
     writes: &mut Vec<Write>,
 ) {
@@ -427,6 +591,11 @@ fn plan(
     let mut run: Option<Run> = None;
     let items = sel.0.iter().enumerate().zip(written).zip(slots);
     for (((n, item), _), &slot) in items.filter(|((_, w), _)| **w) {
+        if let Some(k) = computed_of.get(n).copied().flatten() {
+            writes.extend(run.take().map(Write::Run));
+            writes.push(Write::Computed(n, k));
+            continue;
+        }
         if item.source != 0 {
             writes.extend(run.take().map(Write::Run));
             writes.push(Write::Row(n, slot));
@@ -648,6 +817,171 @@ mod tests {
             alone[3].as_deref(),
             Some(&br#"{"a":"a3","b":"b3","v":"one","c":"c3"}"#[..])
         );
+    }
+
+    /// Output values, and (input index, reason) of the rejected events.
+    type Outcome = (Vec<Option<Vec<u8>>>, Vec<(u32, String)>);
+
+    /// What `project` (with `where`, `select` and `set`) then `lookup-join`
+    /// (with `fields` naming the projected fields) give, one batch through
+    /// both: output values byte for byte, and the rejected events with
+    /// their reasons.
+    fn project_then_join(
+        project: &[(&str, &str)],
+        join: &[(&str, &str)],
+        batch: &sluice_sdk::abi::RawBatch,
+        host: &mut sluice_sdk::testing::MemoryHost,
+    ) -> Outcome {
+        use sluice_sdk::Transform;
+        let mut p = sluice_plugin_project::Project::new(&Params::new(project.iter().copied()))
+            .expect("project params");
+        let shaped = sluice_sdk::run_transform(&mut p, batch).expect("project");
+        let mut j = LookupJoin::new(&Params::new(join.iter().copied())).expect("join params");
+        let out = sluice_sdk::processor::run_processor(&mut j, host, &shaped.events).expect("join");
+        assert!(
+            out.rejected.is_empty(),
+            "the join rejects nothing project wrote"
+        );
+        let rejected = shaped
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.reason.clone()))
+            .collect();
+        (values_of(&out), rejected)
+    }
+
+    fn values_of(out: &sluice_sdk::abi::RawOutput) -> Vec<Option<Vec<u8>>> {
+        out.events
+            .events
+            .iter()
+            .map(|e| {
+                e.value
+                    .and_then(|s| s.slice(&out.events.data))
+                    .map(<[u8]>::to_vec)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn where_and_set_do_what_project_then_lookup_join_do() {
+        use sluice_sdk::testing::{batch_with_tables, MemoryHost};
+        let events = [
+            r#"{"order_id":"a","customer_id":1,"price":51.47,"currency":"usd","note":"x"}"#,
+            r#"{"order_id":"b","customer_id":1,"price":5,"currency":"aud"}"#,
+            r#"{"order_id":"c","customer_id":3,"price":0.5,"currency":"eur"}"#,
+            r#"{"order_id":"d","customer_id":2,"price":"x","currency":"gbp","note":[1, 2]}"#,
+            r#"{"customer_id":2,"price":150,"currency":"usd"}"#,
+            "[1,2]",
+            r#"{"order_id":"#,
+            r#""text""#,
+            r#"{"customer_id":1,"price":1e400,"currency":"usd"}"#,
+            r#"{"customer_id":1,"currency":"usd","customer_id":2,"price":1}"#,
+            r#"{"customer_id":"1","price":2.5,"currency":"jpy"}"#,
+            r#"{"customer_id":null,"price":2,"currency":"cad"}"#,
+            r#"{"curr\u0065ncy":"usd","customer_id":1,"price":2}"#,
+            r#"{"customer_id":2,"price":9007199254740993,"currency":"usd"}"#,
+            r#"{"price_cents":5,"price":1.005,"currency":"gbp","customer_id":1}"#,
+            r#"{ "order_id" : "e" , "customer_id" : 1 , "price" : -0.0 , "currency" : "usd" }"#,
+        ];
+        let mut host = MemoryHost::default();
+        let rows = host.tables.entry("c".into()).or_default();
+        rows.insert(b"1".to_vec(), br#"{"name":"ann","age":34}"#.to_vec());
+        rows.insert(b"2".to_vec(), br#"{"age":51,"name":"Jos\u00e9"}"#.to_vec());
+        let select = r#"["order_id","customer_id","currency","note"]"#;
+        let set = r#"{"price_cents":"round(price * 100)","big":"case when price > 100 then 'big' end","v":2}"#;
+        let fields = "order_id, customer_id, currency, note, price_cents, big, v, \
+                      table.name as customer_name, table.age as customer_age";
+        // Non-objects pass it, to be rejected as `project` rejects them.
+        let condition = "currency is null or currency != 'aud'";
+        let mut compared = 0;
+        for (where_, set) in [
+            (Some(condition), Some(set)),
+            (None, Some(set)),
+            (Some(condition), None),
+        ] {
+            let fields = match set {
+                Some(_) => fields.to_string(),
+                None => fields.replace(" price_cents, big, v,", ""),
+            };
+            for join in ["left", "inner"] {
+                let mut project = vec![("select", select)];
+                let mut fused = vec![
+                    ("table", "c"),
+                    ("on", "customer_id"),
+                    ("join", join),
+                    ("fields", fields.as_str()),
+                ];
+                for (name, value) in [("where", where_), ("set", set)] {
+                    if let Some(value) = value {
+                        project.push((name, value));
+                        fused.push((name, value));
+                    }
+                }
+                let join_alone = &fused[..4];
+                for batch in [batch_with_tables(&events), {
+                    let mut b = sluice_sdk::abi::RawBatch::default();
+                    for v in events {
+                        b.push_event(None, Some(v.as_bytes()), &[], 0, 0);
+                    }
+                    b.push_event(Some(b"gone"), None, &[], 0, 0);
+                    b
+                }] {
+                    let want = project_then_join(&project, join_alone, &batch, &mut host);
+                    let mut p =
+                        LookupJoin::new(&Params::new(fused.iter().copied())).expect("fused params");
+                    let out = sluice_sdk::processor::run_processor(&mut p, &mut host, &batch)
+                        .expect("fused");
+                    let rejected: Vec<(u32, String)> = out
+                        .rejected
+                        .iter()
+                        .map(|r| (r.index, r.reason.clone()))
+                        .collect();
+                    let context = format!("where {where_:?}, set {set:?}, {join} join");
+                    assert_eq!(
+                        values_of(&out)
+                            .iter()
+                            .map(|v| v.as_deref().map(String::from_utf8_lossy))
+                            .collect::<Vec<_>>(),
+                        want.0
+                            .iter()
+                            .map(|v| v.as_deref().map(String::from_utf8_lossy))
+                            .collect::<Vec<_>>(),
+                        "{context}"
+                    );
+                    assert_eq!(rejected, want.1, "{context}");
+                    assert!(!want.0.is_empty() && !want.1.is_empty(), "{context}");
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 12);
+    }
+
+    #[test]
+    fn set_needs_fields_and_on_must_be_an_input_field() {
+        let err = |params: &[(&str, &str)]| {
+            LookupJoin::new(&Params::new(params.iter().copied()))
+                .err()
+                .unwrap_or_default()
+        };
+        let set = r#"{"k2":"k * 2"}"#;
+        assert!(err(&[("table", "t"), ("on", "k"), ("set", set)]).contains("`set` needs `fields`"));
+        assert!(
+            err(&[("table", "t"), ("on", "k2"), ("fields", "k2"), ("set", set)])
+                .contains("`on`: `k2` is a field `set` computes")
+        );
+        assert!(
+            err(&[("table", "t"), ("on", "k"), ("fields", "k"), ("set", "[1]")])
+                .contains("parameter `set`: expected a map")
+        );
+        assert!(err(&[
+            ("table", "t"),
+            ("on", "k"),
+            ("fields", "k"),
+            ("set", r#"{"x":"k +"}"#)
+        ])
+        .contains("parameter `set`: field `x`"));
+        assert!(err(&[("table", "t"), ("on", "k"), ("where", "k ==")]).contains("`where`"));
     }
 
     fn parse(v: &str) -> Value {
