@@ -483,6 +483,21 @@ pub enum Kind {
     Object,
 }
 
+impl Kind {
+    /// How a message names a value of this kind: `null`, `a number`, `an
+    /// object`...
+    pub fn described(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
 /// The exact text of one checked JSON value, borrowed from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raw<'a>(&'a [u8]);

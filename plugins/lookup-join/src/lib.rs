@@ -403,7 +403,7 @@ impl Processor for LookupJoin {
         if (!self.set.is_empty() || self.condition.is_some()) && !view.is_object() {
             return Err(EventError::Reject(format!(
                 "value is {}, not a JSON object",
-                kind_name(view.root().kind())
+                view.root().kind().described()
             )));
         }
         let row_index = match self.asked.get(event.index()) {
@@ -544,17 +544,6 @@ fn set_fields(params: &Params) -> Result<Vec<SetField>, String> {
         Err(e) => Err(format!(
             "parameter `set`: expected a map like {example} ({e})"
         )),
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Null => "null",
-        Kind::Bool => "a boolean",
-        Kind::Number => "a number",
-        Kind::String => "a string",
-        Kind::Array => "an array",
-        Kind::Object => "an object",
     }
 }
 
@@ -794,15 +783,7 @@ mod tests {
         let outputs = |batch: &RawBatch, host: &mut MemoryHost| {
             let mut p = LookupJoin::new(&params).expect("params");
             let out = sluice_sdk::processor::run_processor(&mut p, host, batch).expect("ok");
-            out.events
-                .events
-                .iter()
-                .map(|e| {
-                    e.value
-                        .and_then(|s| s.slice(&out.events.data))
-                        .map(<[u8]>::to_vec)
-                })
-                .collect::<Vec<_>>()
+            values_of(&out)
         };
         let mut batch = RawBatch::default();
         let mut alone = Vec::new();

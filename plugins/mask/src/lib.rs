@@ -127,7 +127,7 @@ impl Transform for Mask {
         if !view.is_object() {
             return Err(EventError::Reject(format!(
                 "mask expects a JSON object value, found {}",
-                kind_name(view.root().kind())
+                view.root().kind().described()
             )));
         }
         let mut splice = Splice {
@@ -462,17 +462,6 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         scalar => {
             let _ = serde_json::to_writer(&mut *out, scalar);
         }
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Null => "null",
-        Kind::Bool => "a boolean",
-        Kind::Number => "a number",
-        Kind::String => "a string",
-        Kind::Array => "an array",
-        Kind::Object => "an object",
     }
 }
 

@@ -19,7 +19,7 @@ mod splice;
 
 use serde_json::{Map, Value};
 use sluice_expr::{parse_json_keeping, type_name, Condition, Expr, Path, ViewFields, Watch};
-use sluice_sdk::json::{JsonParser, Kind};
+use sluice_sdk::json::JsonParser;
 use sluice_sdk::{Emitter, Event, EventError, OutEvent, Params, Transform};
 use splice::{Sel, Splice};
 
@@ -209,7 +209,7 @@ impl Project {
         if !view.is_object() {
             return Err(Self::reject(format_args!(
                 "value is {}, not a JSON object",
-                kind_name(view.root().kind())
+                view.root().kind().described()
             )));
         }
         if let Some(watch) = self.select_watch.as_mut().filter(|w| w.active()) {
@@ -343,17 +343,6 @@ impl Project {
 fn set_label(path: &Path, e: &Expr) -> String {
     let name: Vec<&str> = path.names().collect();
     format!("`set: {{{}: {}}}`", name.join("."), e.source())
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Null => "null",
-        Kind::Bool => "a boolean",
-        Kind::Number => "a number",
-        Kind::String => "a string",
-        Kind::Array => "an array",
-        Kind::Object => "an object",
-    }
 }
 
 impl Transform for Project {

@@ -101,7 +101,7 @@ impl Transform for Unwrap {
         if !view.is_object() {
             return Err(EventError::Reject(format!(
                 "not a change event: the value is {}, expected an object with an `op` field",
-                kind_name(view.root().kind())
+                view.root().kind().described()
             )));
         }
         // `{"schema": .., "payload": {..}}`: the event is the payload.
@@ -118,7 +118,7 @@ impl Transform for Unwrap {
                     other => {
                         return Err(EventError::Reject(format!(
                             "not a change event: `payload` is {}, expected an object",
-                            kind_name(other)
+                            other.described()
                         )))
                     }
                 }
@@ -129,7 +129,7 @@ impl Transform for Unwrap {
             Some(other) => {
                 return Err(EventError::Reject(format!(
                     "not a change event: `op` is {}, expected a string",
-                    kind_name(other.kind())
+                    other.kind().described()
                 )))
             }
             None => {
@@ -241,7 +241,7 @@ fn write_row(
         Some(other) => {
             return Err(EventError::Reject(format!(
                 "`{which}` of op `{op}` event is {}, expected an object",
-                kind_name(other.kind())
+                other.kind().described()
             )))
         }
     };
@@ -362,17 +362,6 @@ fn parse_add_field(entry: &str) -> Result<AddField, String> {
         field: field.to_string(),
         name: format!("{PREFIX}{}", alias.unwrap_or(&default_name)),
     })
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Null => "null",
-        Kind::Bool => "a boolean",
-        Kind::Number => "a number",
-        Kind::String => "a string",
-        Kind::Array => "an array",
-        Kind::Object => "an object",
-    }
 }
 
 sluice_sdk::export_transform!(Unwrap);
