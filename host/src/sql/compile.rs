@@ -217,6 +217,8 @@ pub fn compile_with(
             Err(e) => c.errors.push(e),
         }
     }
+    // After the probe's sink: a stream it prints is read, so kept.
+    c.plan.fuse_projections_into_joins();
     if c.plan.sources.is_empty() && c.errors.is_empty() {
         c.errors.push(SqlError::new(
             Pos { line: 1, col: 1 },

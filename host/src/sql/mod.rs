@@ -11,6 +11,7 @@ mod compile;
 mod connectors;
 pub mod error;
 mod expr;
+mod fuse;
 mod lexer;
 mod parser;
 pub mod plan;

@@ -170,7 +170,7 @@ impl Plan {
 }
 
 /// The names in an entry's `inputs:` (a table's `input:`).
-fn inputs(e: &Entry) -> Vec<String> {
+pub(super) fn inputs(e: &Entry) -> Vec<String> {
     e.body
         .iter()
         .filter(|(k, _)| k == "inputs" || k == "input")

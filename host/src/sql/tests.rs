@@ -295,6 +295,90 @@ fn tables_joins_and_windows_map_to_their_plugins() {
 }
 
 #[test]
+fn a_projection_only_a_table_join_reads_is_fused_into_it() {
+    let table =
+        "CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(name) AS nm FROM events GROUP BY id;";
+    let join = "CREATE STREAM j AS SELECT s.id, s.big, s.kind, l.nm AS n FROM shaped s INNER JOIN latest l ON s.id = l.id;";
+    let shaped =
+        "CREATE STREAM shaped AS SELECT id, kind, amount * 2 AS big FROM events WHERE kind != 'x';";
+    let p = explain(&with_io(&format!("{table} {shaped} {join}"), "j"));
+    // One stage: the projection's input, `where` and `set` moved into the join.
+    assert!(p["stages"].get("shaped").is_none(), "{p:#}");
+    assert_eq!(p["stages"]["j"]["inputs"], json!(["src"]));
+    assert_eq!(
+        p["stages"]["j"]["params"],
+        json!({"table": "latest", "on": "id", "join": "inner", "where": "kind != 'x'",
+               "set": {"big": "amount * 2"}, "fields": "id, big, kind, table.name as n"})
+    );
+    let c = compile(
+        &with_io(&format!("{table} {shaped} {join}"), "j"),
+        "t",
+        None,
+        "t.sql",
+        None,
+    )
+    .expect("compiles");
+    assert!(
+        c.yaml
+            .contains("line 5's CREATE STREAM shaped (fused: the join is its only reader)"),
+        "{}",
+        c.yaml
+    );
+
+    // Kept apart: where the fused stage could differ, or another reads it.
+    let apart = |body: String, out: &str, why: &str| {
+        let p = explain(&with_io(&body, out));
+        assert_eq!(
+            p["stages"]["shaped"]["plugin"],
+            json!("project"),
+            "{why}: {p:#}"
+        );
+        assert_eq!(p["stages"]["j"]["inputs"], json!(["shaped"]), "{why}");
+    };
+    apart(
+        format!("{table} {shaped} {join}"),
+        "j,shaped",
+        "a sink reads it too",
+    );
+    apart(
+        format!(
+            "{table} {shaped} {join} CREATE STREAM again AS SELECT id FROM shaped WHERE big > 1;"
+        ),
+        "j,again",
+        "another stream reads it",
+    );
+    apart(
+        format!("{table} CREATE STREAM shaped AS SELECT id, kind, amount AS big FROM events WHERE kind != 'x'; {join}"),
+        "j",
+        "a rename",
+    );
+    apart(
+        format!("{table} CREATE STREAM shaped AS SELECT id, kind, big FROM events; {join}"),
+        "j",
+        "neither `where` nor `set`: project would reject what is not an object",
+    );
+    apart(
+        format!(
+            "{table} CREATE STREAM shaped AS SELECT kind, amount * 2 AS big, id * 1 AS id FROM events; {join}"
+        ),
+        "j",
+        "the key is computed",
+    );
+    apart(
+        format!(
+            "{table} CREATE STREAM shaped AS SELECT id, kind, amount * 2 AS big FROM events PARTITION BY kind; {join}"
+        ),
+        "j",
+        "a new event key",
+    );
+    apart(
+        format!("CREATE FUNCTION twice AS 'twice.wasm'; {table} {shaped} {join}"),
+        "j",
+        "lookup-join cannot call functions",
+    );
+}
+
+#[test]
 fn windows_count_columns_and_group_by_several_columns() {
     let p = explain(&with_io(
         "CREATE TABLE c AS SELECT region, tier, COUNT(*) AS n, COUNT(email) AS emails, COUNT(phone) FROM events WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY region, tier EMIT CHANGES;
