@@ -85,6 +85,8 @@ pub struct LookupJoin {
     /// The batch's keys, end to end, and where each ends (reused across batches).
     keys: Vec<u8>,
     key_ends: Vec<usize>,
+    /// With `where` or `set`: values that are not objects are rejected.
+    objects_only: bool,
     /// `where`, and per event of the batch what it answered in `prepare`
     /// (`Ok(true)`: kept), taken by `process`.
     condition: Option<Condition>,
@@ -298,6 +300,7 @@ impl Processor for LookupJoin {
             asked: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
+            objects_only: condition.is_some() || !set.is_empty(),
             condition,
             verdicts: Vec::new(),
             computed: Vec::with_capacity(set.len()),
@@ -320,16 +323,18 @@ impl Processor for LookupJoin {
         self.verdicts.clear();
         for e in events {
             // Events `where` drops are not looked up; tombstones pass.
-            let verdict = match self.condition.as_mut() {
-                Some(c) if !e.is_tombstone() => c.keeps(e),
-                _ => Ok(true),
-            };
-            let kept = verdict == Ok(true);
-            self.verdicts.push(verdict);
-            if !kept {
-                self.found_at.push(None);
-                self.asked.push(None);
-                continue;
+            if let Some(c) = self.condition.as_mut() {
+                let verdict = match e.is_tombstone() {
+                    true => Ok(true),
+                    false => c.keeps(e),
+                };
+                let kept = verdict == Ok(true);
+                self.verdicts.push(verdict);
+                if !kept {
+                    self.found_at.push(None);
+                    self.asked.push(None);
+                    continue;
+                }
             }
             // One search finds the key and the fields `process` copies.
             let view = self.views.scan_event(e).and_then(Result::ok);
@@ -379,15 +384,14 @@ impl Processor for LookupJoin {
         }
         // What `where` answered in `prepare`, or (an event `prepare` did
         // not see) answers now.
-        let verdict = match self.verdicts.get_mut(event.index()) {
-            Some(v) => std::mem::replace(v, Ok(false)),
-            None => match self.condition.as_mut() {
-                Some(c) => c.keeps(event),
-                None => Ok(true),
-            },
-        };
-        if !verdict? {
-            return Ok(());
+        if let Some(c) = self.condition.as_mut() {
+            let verdict = match self.verdicts.get_mut(event.index()) {
+                Some(v) => std::mem::replace(v, Ok(false)),
+                None => c.keeps(event),
+            };
+            if !verdict? {
+                return Ok(());
+            }
         }
         // The event is read through the zero-copy view: fields are copied
         // to the output as raw slices, never parsed into a tree.
@@ -400,7 +404,7 @@ impl Processor for LookupJoin {
         let view = view.map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
         // With `where` or `set` the stage stands for a `project` in front,
         // which takes only objects.
-        if (!self.set.is_empty() || self.condition.is_some()) && !view.is_object() {
+        if self.objects_only && !view.is_object() {
             return Err(EventError::Reject(format!(
                 "value is {}, not a JSON object",
                 view.root().kind().described()
@@ -433,11 +437,14 @@ impl Processor for LookupJoin {
                 };
                 // `set`, against the input event, before an inner join
                 // drops it (an event `set` fails on is rejected either way).
-                self.computed.clear();
-                for (f, reads) in self.set.iter_mut().zip(&self.set_reads) {
-                    let found = reads.and_then(|(start, end)| found.get(start..end));
-                    self.computed
-                        .push(f.value(&view, found).map_err(EventError::Reject)?);
+                if !self.set.is_empty() {
+                    compute(
+                        &mut self.set,
+                        &self.set_reads,
+                        &view,
+                        found,
+                        &mut self.computed,
+                    )?;
                 }
                 // A row that is JSON but not an object has none of the
                 // fields; one that is not JSON counts as no row.
@@ -473,10 +480,9 @@ impl Processor for LookupJoin {
                                 let value = values.and_then(|v| v.get(slot));
                                 obj.raw_at(&keys[n], value.unwrap_or(NULL));
                             }
-                            Write::Computed(n, k) => match computed.get(k) {
-                                Some(Some(value)) => obj.value_at(&keys[n], value),
-                                _ => obj.raw_at(&keys[n], NULL),
-                            },
+                            Write::Computed(n, k) => {
+                                write_computed(&mut obj, &keys[n], computed.get(k))
+                            }
                         }
                     }
                     obj.finish();
@@ -525,6 +531,34 @@ impl Processor for LookupJoin {
 }
 
 const NULL: Raw<'static> = Raw::NULL;
+
+/// The `set` values for `view`, whose `event_set` answer is `found`, into
+/// `computed`. Out of line, as is [`write_computed`]: a join without `set`
+/// should not pay for them in the size of its per-event code.
+#[inline(never)]
+fn compute(
+    set: &mut [SetField],
+    reads: &[Option<(usize, usize)>],
+    view: &JsonView<'_>,
+    found: &[Option<usize>],
+    computed: &mut Vec<Option<Value>>,
+) -> Result<(), EventError> {
+    computed.clear();
+    for (f, reads) in set.iter_mut().zip(reads) {
+        let found = reads.and_then(|(start, end)| found.get(start..end));
+        computed.push(f.value(view, found).map_err(EventError::Reject)?);
+    }
+    Ok(())
+}
+
+/// A computed value under `key`; `null` when it gave none.
+#[inline(never)]
+fn write_computed(obj: &mut ObjectWriter<'_>, key: &JsonKey, value: Option<&Option<Value>>) {
+    match value {
+        Some(Some(value)) => obj.value_at(key, value),
+        _ => obj.raw_at(key, NULL),
+    }
+}
 
 /// `set`: a JSON object of `name: EXPRESSION` (or constant) entries.
 fn set_fields(params: &Params) -> Result<Vec<SetField>, String> {
