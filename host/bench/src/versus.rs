@@ -804,7 +804,7 @@ mod tests {
     }
 
     #[test]
-    fn the_sql_jobs_compile_to_the_yaml_jobs_with_where_in_the_project_stage() {
+    fn the_sql_jobs_compile_to_the_yaml_jobs_with_where_in_the_project_stage_and_the_join() {
         let plugins = Plugins {
             filter: "filter.wasm".into(),
             project: "project.wasm".into(),
@@ -852,6 +852,19 @@ mod tests {
                 (want[0].1.as_object_mut(), filter.get("where"))
             {
                 project.insert("where".into(), condition.clone());
+            }
+            // And the join, the projection's only reader, takes in its
+            // `where` and `set` (`sluice::sql`'s fusion): one stage.
+            if let Job::Join = job {
+                let (_, project) = want.remove(0);
+                assert_eq!(want[0].0, "lookup-join");
+                for name in ["where", "set"] {
+                    if let (Some(join), Some(value)) =
+                        (want[0].1.as_object_mut(), project.get(name))
+                    {
+                        join.insert(name.into(), value.clone());
+                    }
+                }
             }
             assert_eq!(got, want, "{}:\n{}", job.name(), compiled.yaml);
             let source = &compiled.plan.sources[0].body;
