@@ -217,6 +217,13 @@ impl Watch {
         }
     }
 
+    /// The same watch, for fields whose absence reads as null (a join
+    /// writes `null` for them) rather than leaving them out of the output.
+    pub fn reading_null(mut self) -> Watch {
+        self.consequence = "so it reads as null";
+        self
+    }
+
     /// [`Watch::observe`] for a watch made by [`Watch::for_paths`]: looks
     /// the paths up in `view` itself.
     pub fn observe_names(&mut self, view: &JsonView<'_>) -> Vec<String> {

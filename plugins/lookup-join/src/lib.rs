@@ -28,7 +28,7 @@
 //! processed. Output events keep the input's key and timestamp.
 
 use serde_json::Value;
-use sluice_expr::{Condition, SetField};
+use sluice_expr::{Condition, SetField, Watch};
 use sluice_sdk::abi::{CallError, RowAnswer, RowFields, Rows};
 use sluice_sdk::json::{
     BatchViews, FieldSet, JsonKey, JsonParser, JsonView, Kind, ObjectWriter, Raw,
@@ -99,6 +99,12 @@ pub struct LookupJoin {
     set_reads: Vec<Option<(usize, usize)>>,
     /// Reused per event: the `set` values.
     computed: Vec<Option<Value>>,
+    /// Reports, once each, an event field the stage reads (`on`, `fields`)
+    /// that no event has: a typo that would silently read as null.
+    field_watch: Watch,
+    /// Whether `field_watch` has anything left to report (asked once per
+    /// event it observes, not per event).
+    watching_fields: bool,
 }
 
 /// A field's value as lookup text: strings unescaped, integers in decimal,
@@ -252,6 +258,13 @@ impl Processor for LookupJoin {
         let row_names: Vec<String> = row_names.iter().map(|n| n.to_string()).collect();
         let on_at = event_names.len();
         event_names.push(on);
+        let mut watched: Vec<Vec<&str>> = Vec::new();
+        for name in &event_names {
+            if !watched.iter().any(|w| w[0] == *name) {
+                watched.push(vec![name]);
+            }
+        }
+        let field_watch = Watch::for_paths(&watched).reading_null();
         // The fields `set`'s arithmetic reads, found in the same search.
         let mut set_reads = Vec::with_capacity(set.len());
         for f in &set {
@@ -300,6 +313,8 @@ impl Processor for LookupJoin {
             asked: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
+            field_watch,
+            watching_fields: true,
             objects_only: condition.is_some() || !set.is_empty(),
             condition,
             verdicts: Vec::new(),
@@ -409,6 +424,10 @@ impl Processor for LookupJoin {
                 "value is {}, not a JSON object",
                 view.root().kind().described()
             )));
+        }
+        if self.watching_fields {
+            observe_fields(&mut self.field_watch, &view);
+            self.watching_fields = self.field_watch.active();
         }
         let row_index = match self.asked.get(event.index()) {
             Some(asked) => asked.map(|k| k as usize),
@@ -549,6 +568,15 @@ fn compute(
         computed.push(f.value(view, found).map_err(EventError::Reject)?);
     }
     Ok(())
+}
+
+/// Tells `watch` of the event fields `view` has, warning of any no event
+/// has after the watch's first events. Out of line: it runs only for those.
+#[inline(never)]
+fn observe_fields(watch: &mut Watch, view: &JsonView<'_>) {
+    for warning in watch.observe_names(view) {
+        sluice_sdk::log::warn(&warning);
+    }
 }
 
 /// A computed value under `key`; `null` when it gave none.
@@ -970,6 +998,34 @@ mod tests {
             }
         }
         assert_eq!(compared, 12);
+    }
+
+    #[test]
+    fn a_field_no_event_has_is_reported_once_with_the_closest_name() {
+        let mut h = Harness::<LookupJoin>::new(&[
+            ("table", "t"),
+            ("on", "custmer_id"),
+            ("fields", "order_id, pricee, table.name as name"),
+        ])
+        .expect("params");
+        sluice_sdk::log::take_captured();
+        for i in 0..120 {
+            let value = format!(r#"{{"order_id":{i},"customer_id":1,"price":2}}"#);
+            h.send("s", None, Some(&value), 0).expect("ok");
+        }
+        let logged: Vec<String> = sluice_sdk::log::take_captured()
+            .into_iter()
+            .map(|(level, line)| format!("{level:?} {line}"))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                "Warn field `pricee` is absent from all 100 events so far, so it reads as \
+                 null; did you mean `price`?",
+                "Warn field `custmer_id` is absent from all 100 events so far, so it reads as \
+                 null; did you mean `customer_id`?",
+            ]
+        );
     }
 
     #[test]
