@@ -118,6 +118,13 @@ pub struct Watch {
     events: u64,
     absent_done: bool,
     comparisons: Vec<Comparison>,
+    /// The unreported comparisons of a field with a literal, as (index in
+    /// `comparisons`, the field's index, the literal's type): what
+    /// [`Watch::observe_types`] checks per event before the full check.
+    typed: Vec<(usize, usize, Type)>,
+    /// Whether every comparison is of a field with a literal (so `typed`
+    /// says all there is to check).
+    all_typed: bool,
 }
 
 impl Expr {
@@ -169,6 +176,16 @@ impl Expr {
             }
             node.for_each_child(&mut |n| stack.push(n));
         }
+        let typed: Vec<(usize, usize, Type)> = comparisons
+            .iter()
+            .enumerate()
+            .filter_map(|(c, cmp)| match (&cmp.left, &cmp.right) {
+                (Side::Field(i), Side::Lit(t, _)) | (Side::Lit(t, _), Side::Field(i)) => {
+                    Some((c, *i, *t))
+                }
+                _ => None,
+            })
+            .collect();
         Watch {
             seen: vec![false; names.len()],
             paths: Vec::new(),
@@ -178,6 +195,8 @@ impl Expr {
             keys: Vec::new(),
             events: 0,
             absent_done: false,
+            all_typed: typed.len() == comparisons.len(),
+            typed,
             comparisons,
         }
     }
@@ -214,6 +233,8 @@ impl Watch {
             events: 0,
             absent_done: false,
             comparisons: Vec::new(),
+            typed: Vec::new(),
+            all_typed: true,
         }
     }
 
@@ -282,7 +303,7 @@ impl Watch {
     /// Whether anything is left to report; when not, callers may skip
     /// [`Watch::observe`] entirely.
     pub fn active(&self) -> bool {
-        !self.absent_done || self.comparisons.iter().any(|c| !c.reported)
+        !self.absent_done || !self.typed.is_empty() || self.comparisons.iter().any(|c| !c.reported)
     }
 
     /// Observes one object event after [`Expr::load`] loaded `fields` from
@@ -323,6 +344,17 @@ impl Watch {
     /// comparisons of a number with a string are left to notice.
     pub fn observe_types(&mut self, fields: &QuickFields<'_>) -> Vec<String> {
         let mut out = Vec::new();
+        // Per event, mostly: each watched field against its literal's
+        // type, and nothing found.
+        let differs = |&(_, i, t): &(usize, usize, Type)| {
+            matches!(
+                (fields.get(i), t),
+                (Field::Int(_), Type::String) | (Field::Str(_), Type::Number)
+            )
+        };
+        if self.all_typed && !self.typed.iter().any(differs) {
+            return out;
+        }
         self.compare_types(fields, &mut out);
         out
     }
@@ -334,6 +366,7 @@ impl Watch {
             }
             if let Some(message) = self.mismatch(&self.comparisons[i], fields) {
                 self.comparisons[i].reported = true;
+                self.typed.retain(|&(c, _, _)| c != i);
                 out.push(message);
             }
         }
@@ -471,6 +504,27 @@ mod tests {
         let measured: Vec<&String> = candidates("amount", &keys).collect();
         assert_eq!(measured, vec!["amuont", "amounts_"]);
         assert_eq!(suggestion("amount", &keys), "; did you mean `amuont`?");
+    }
+
+    /// The type check the quick path runs per event reports each mismatch
+    /// once, and once all are reported (and absent fields with them) the
+    /// watch has nothing left to do: callers stop asking.
+    #[test]
+    fn a_reported_mismatch_is_checked_no_more() {
+        let expr = Expr::parse("a > 'x' and b = 3").expect("expr");
+        let mut watch = expr.watch();
+        let mut reported = Vec::new();
+        for (i, event) in std::iter::repeat_n(r#"{"a":1,"b":"3"}"#, 150).enumerate() {
+            let view = JsonView::parse(event.as_bytes()).expect("json");
+            let got = expr.read_quick(&view, |fields| match watch.needs_view() {
+                true => watch.observe_quick(&view, fields),
+                false => watch.observe_types(fields),
+            });
+            reported.extend(got.expect("a quick condition").into_iter().map(|m| (i, m)));
+        }
+        assert_eq!(reported.len(), 2, "{reported:?}");
+        assert!(reported.iter().all(|(i, _)| *i == 0), "{reported:?}");
+        assert!(!watch.active(), "nothing left to report");
     }
 
     #[test]
