@@ -63,6 +63,15 @@ impl Plan {
         if str_of(project, "plugin")? != "project" {
             return None;
         }
+        // Nothing else on either entry (an `event_time`, limits) that the
+        // fused one would lose or apply to the other's work.
+        let only =
+            |e: &Entry, keys: &[&str]| e.body.iter().all(|(k, _)| keys.contains(&k.as_str()));
+        if !only(project, &["plugin", "inputs", "params"])
+            || !only(join, &["plugin", "inputs", "tables", "params"])
+        {
+            return None;
+        }
         let readers = self
             .stages
             .iter()
@@ -190,4 +199,74 @@ fn map_of<'e>(e: &'e Entry, key: &str) -> Option<&'e [(String, Y)]> {
 
 fn param<'p>(params: &'p [(String, Y)], key: &str) -> Option<&'p Y> {
     params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Pos;
+
+    fn entry(name: &str, body: Vec<(&str, Y)>) -> Entry {
+        Entry {
+            name: name.into(),
+            at: Pos { line: 1, col: 1 },
+            note: name.into(),
+            body: body.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    fn plan(extra: Option<(&str, Y)>) -> Plan {
+        let s = |t: &str| Y::Str(t.into());
+        let mut project = vec![
+            ("plugin", s("project")),
+            ("inputs", Y::List(vec![s("src")])),
+            (
+                "params",
+                Y::Map(vec![
+                    ("where".into(), s("k > 1")),
+                    ("select".into(), Y::List(vec![s("k")])),
+                    ("set".into(), Y::Map(vec![("d".into(), s("k * 2"))])),
+                ]),
+            ),
+        ];
+        project.extend(extra);
+        Plan {
+            stages: vec![
+                entry("p", project),
+                entry(
+                    "j",
+                    vec![
+                        ("plugin", s("lookup-join")),
+                        ("inputs", Y::List(vec![s("p")])),
+                        ("tables", Y::List(vec![s("t")])),
+                        (
+                            "params",
+                            Y::Map(vec![
+                                ("table".into(), s("t")),
+                                ("on".into(), s("k")),
+                                ("fields".into(), s("k, d, table.n")),
+                            ]),
+                        ),
+                    ],
+                ),
+            ],
+            sinks: vec![entry("out", vec![("inputs", Y::List(vec![s("j")]))])],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn entries_with_settings_the_fused_stage_would_lose_stay_apart() {
+        let mut fused = plan(None);
+        fused.fuse_projections_into_joins();
+        assert_eq!(fused.stages.len(), 1);
+        assert_eq!(
+            fused.stages[0].body[1],
+            ("inputs".to_string(), Y::List(vec![Y::Str("src".into())]))
+        );
+        let event_time = Y::Map(vec![("field".into(), Y::Str("at".into()))]);
+        let mut apart = plan(Some(("event_time", event_time)));
+        apart.fuse_projections_into_joins();
+        assert_eq!(apart.stages.len(), 2);
+    }
 }
