@@ -68,3 +68,12 @@ thread_local! {
 pub fn take_captured() -> Vec<(Level, String)> {
     CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
+
+/// [`take_captured`] as text, each line after its level: `Warn field ...`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn take_captured_lines() -> Vec<String> {
+    take_captured()
+        .into_iter()
+        .map(|(level, line)| format!("{level:?} {line}"))
+        .collect()
+}

@@ -1013,10 +1013,7 @@ mod tests {
             let value = format!(r#"{{"order_id":{i},"customer_id":1,"price":2}}"#);
             h.send("s", None, Some(&value), 0).expect("ok");
         }
-        let logged: Vec<String> = sluice_sdk::log::take_captured()
-            .into_iter()
-            .map(|(level, line)| format!("{level:?} {line}"))
-            .collect();
+        let logged: Vec<String> = sluice_sdk::log::take_captured_lines();
         assert_eq!(
             logged,
             vec![

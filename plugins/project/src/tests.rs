@@ -706,10 +706,7 @@ fn a_misspelled_selected_or_read_field_is_reported_once_with_the_closest_name() 
     )
     .expect("runs");
     assert_eq!(out.values().len(), 120);
-    let logged: Vec<String> = sluice_sdk::log::take_captured()
-        .into_iter()
-        .map(|(level, line)| format!("{level:?} {line}"))
-        .collect();
+    let logged: Vec<String> = sluice_sdk::log::take_captured_lines();
     assert_eq!(
         logged,
         vec![
@@ -739,10 +736,7 @@ fn a_stream_shorter_than_the_threshold_hears_of_absent_fields_at_its_end_nested_
     )
     .expect("runs");
     assert_eq!(out.values().len(), 10);
-    let logged: Vec<String> = sluice_sdk::log::take_captured()
-        .into_iter()
-        .map(|(level, line)| format!("{level:?} {line}"))
-        .collect();
+    let logged: Vec<String> = sluice_sdk::log::take_captured_lines();
     assert_eq!(
         logged,
         vec![
