@@ -1,8 +1,8 @@
 //! A computed field, `set: {name: EXPRESSION}`, evaluated per event on a
-//! zero-copy view: what `lookup-join` computes before it joins (SQL's
-//! projection and join compiled into one stage). `project`'s splicing path
-//! takes the same steps (arithmetic from the raw fields while nothing needs
-//! the loaded ones, else the fields loaded and the watch told of them).
+//! zero-copy view: `project`'s splicing path, and what `lookup-join`
+//! computes before it joins (SQL's projection and join compiled into one
+//! stage). Arithmetic comes from the raw fields while nothing needs the
+//! loaded ones; otherwise the fields are loaded and the watch told of them.
 
 use serde_json::Value;
 use sluice_sdk::json::JsonView;
@@ -68,23 +68,28 @@ impl SetField {
 
     /// The value for `view` (an object); `None` when a `case` without
     /// `else` matched nothing. `found`: where `view` has
-    /// [`SetField::arithmetic_reads`], when the caller found them. `Err`:
-    /// the event's value is not valid JSON.
+    /// [`SetField::arithmetic_reads`], when the caller found them.
+    /// `strict` (`project`'s): a mistake the watch finds in this event is an
+    /// error, so the fields are always loaded and the watch kept. `Err`, the
+    /// reason to reject the event: its value is not valid JSON, or under
+    /// `strict` the watch's finding.
     pub fn value(
         &mut self,
         view: &JsonView<'_>,
         found: Option<&[Option<usize>]>,
+        strict: bool,
     ) -> Result<Option<Value>, String> {
         let e = match &self.value {
             SetValue::Const(v) => return Ok(Some(v.clone())),
             SetValue::Expr(e) => e,
         };
-        if self.watch.as_ref().is_some_and(|w| !w.active()) {
+        if !strict && self.watch.as_ref().is_some_and(|w| !w.active()) {
+            // Nothing left to report: no need to ask again per event.
             self.watch = None;
         }
-        if self.watch.is_none() {
-            // Arithmetic from the raw fields: the same answer (see
-            // `Expr::number_in`).
+        if !strict && self.watch.is_none() {
+            // Arithmetic from the raw fields when nothing needs the loaded
+            // ones: the same answer (see `Expr::number_in`).
             let number = match found {
                 Some(found) => e.number_in_found(view, found),
                 None => e.number_in(view),
@@ -95,10 +100,14 @@ impl SetField {
         }
         e.load(view, &mut self.fields)
             .map_err(|e| format!("value is not valid JSON: {e}"))?;
-        if let Some(watch) = self.watch.as_mut() {
+        if let Some(watch) = self.watch.as_mut().filter(|w| w.active()) {
             for warning in watch.observe(view, &self.fields) {
                 sluice_sdk::log::warn(&format!("{}: {warning}", self.label()));
             }
+        }
+        let problem = self.watch.as_ref().filter(|_| strict);
+        if let Some(problem) = problem.and_then(|w| w.check(view, &self.fields)) {
+            return Err(format!("{}: {problem}", self.label()));
         }
         Ok(e.eval_loaded_or_omit(&self.fields))
     }

@@ -181,8 +181,7 @@ pub(crate) fn negate(n: &Number) -> Option<Value> {
 /// A number as the arithmetic's fast path holds it: an integer that fits
 /// `i64`, a float, or no number (`Null`). Each `i128` step of [`Num`] is a
 /// software routine in Wasm; where a step's exact answer does not fit here,
-/// the fast path gives `Wide`, and the [`Num`] path answers instead. One
-/// enum of two words, so that steps pass it in registers.
+/// the fast path gives `Wide`, and the [`Num`] path answers instead.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Lean {
     Int(i64),

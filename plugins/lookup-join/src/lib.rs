@@ -565,7 +565,7 @@ fn compute(
     computed.clear();
     for (f, reads) in set.iter_mut().zip(reads) {
         let found = reads.and_then(|(start, end)| found.get(start..end));
-        computed.push(f.value(view, found).map_err(EventError::Reject)?);
+        computed.push(f.value(view, found, false).map_err(EventError::Reject)?);
     }
     Ok(())
 }

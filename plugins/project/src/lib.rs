@@ -18,7 +18,9 @@ mod order;
 mod splice;
 
 use serde_json::{Map, Value};
-use sluice_expr::{parse_json_keeping, type_name, Condition, Expr, Path, ViewFields, Watch};
+use sluice_expr::{
+    parse_json_keeping, type_name, Condition, Expr, Path, SetField, ViewFields, Watch,
+};
 use sluice_sdk::json::JsonParser;
 use sluice_sdk::{Emitter, Event, EventError, OutEvent, Params, Transform};
 use splice::{Sel, Splice};
@@ -53,14 +55,18 @@ pub struct Project {
     moved: Vec<Option<Value>>,
     /// When every path is a top-level name: the splicing path (no tree).
     splice: Option<Splice>,
-    /// Reused per event: the fields each `set` expression reads.
+    /// Reused per event on the tree path in strict mode: the fields each
+    /// `set` expression reads.
     loaded: Vec<ViewFields>,
+    /// `set` as the splicing path computes it (`sluice_expr::SetField`).
+    set_fields: Vec<SetField>,
     parser: JsonParser,
     splice_scratch: splice::Scratch,
-    /// Report, once each, a selected field no event has, and in each `set`
-    /// expression a field no event has or a number compared with a string.
-    /// Only on the splicing path, where the view already indexes the fields.
+    /// Report, once each, a selected field no event has (the `set`
+    /// expressions' watches are in `set_fields`). Only on the splicing
+    /// path, where the view already indexes the fields.
     select_watch: Option<Watch>,
+    /// The `set` expressions' watches for strict mode on the tree path.
     set_watches: Vec<Option<Watch>>,
     /// `strict: true`: an event missing a selected field, or on which a
     /// `set` expression meets what its watch reports, is rejected
@@ -223,40 +229,12 @@ impl Project {
         splice.find(&view, &mut self.splice_scratch);
         let mut computed = std::mem::take(&mut self.scratch);
         computed.clear();
-        self.loaded.resize_with(self.set.len(), ViewFields::default);
-        self.set_watches.resize_with(self.set.len(), || None);
-        for (i, (((path, c), fields), watch)) in self
-            .set
-            .iter()
-            .zip(self.loaded.iter_mut())
-            .zip(self.set_watches.iter_mut())
-            .enumerate()
-        {
-            computed.push(match c {
-                Computed::Expr(e) => {
-                    if !self.strict && watch.as_ref().is_some_and(|w| !w.active()) {
-                        // Nothing left to report (strict mode still checks
-                        // with it): no need to ask again per event.
-                        *watch = None;
-                    }
-                    // Arithmetic (`round(price * 100)`) straight from the raw
-                    // fields when neither the watch nor strict mode needs
-                    // the loaded ones: the same answer (see `number_in`).
-                    let number = (!self.strict && watch.is_none()).then(|| {
-                        match splice.reads(&self.splice_scratch, i) {
-                            Some(found) => e.number_in_found(&view, found),
-                            None => e.number_in(&view),
-                        }
-                    });
-                    match number.flatten() {
-                        Some(number) => Some(number),
-                        None => {
-                            Self::evaluate(path, e, &view, fields, watch.as_mut(), self.strict)?
-                        }
-                    }
-                }
-                Computed::Const(v) => Some(v.clone()),
-            });
+        for (i, f) in self.set_fields.iter_mut().enumerate() {
+            let found = splice.reads(&self.splice_scratch, i);
+            computed.push(
+                f.value(&view, found, self.strict)
+                    .map_err(EventError::Reject)?,
+            );
         }
         let scratch = &mut self.splice_scratch;
         out.value_with(|buf| splice.write(&view, scratch, computed.iter(), buf));
@@ -266,33 +244,6 @@ impl Project {
 }
 
 impl Project {
-    /// A `set` expression on the general path: its fields loaded from
-    /// `view`, the watch told of them while it has anything to report, and
-    /// under `strict` a mistake it finds rejecting the event.
-    fn evaluate(
-        path: &Path,
-        e: &Expr,
-        view: &sluice_sdk::json::JsonView<'_>,
-        fields: &mut ViewFields,
-        mut watch: Option<&mut Watch>,
-        strict: bool,
-    ) -> Result<Option<Value>, EventError> {
-        e.load(view, fields)
-            .map_err(|e| EventError::Reject(format!("value is not valid JSON: {e}")))?;
-        if let Some(watch) = watch.as_deref_mut().filter(|w| w.active()) {
-            for warning in watch.observe(view, fields) {
-                sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
-            }
-        }
-        if let Some(problem) = watch.filter(|_| strict).and_then(|w| w.check(view, fields)) {
-            return Err(Self::reject(format_args!(
-                "{}: {problem}",
-                set_label(path, e)
-            )));
-        }
-        Ok(e.eval_loaded_or_omit(fields))
-    }
-
     /// Strict mode: rejects an event that lacks a selected field.
     fn check_select(
         watch: Option<&Watch>,
@@ -407,9 +358,12 @@ impl Transform for Project {
         }
 
         let mut set = Vec::new();
+        let mut set_fields = Vec::new();
         if let Some(map) = object(params, "set", r#"{"field": "EXPRESSION"}"#)? {
             for (field, expr) in map {
                 let path = parse_path("set", &field)?;
+                let name: Vec<&str> = path.names().collect();
+                set_fields.push(SetField::new("set", &name.join("."), expr.clone(), &udfs)?);
                 let computed = match expr {
                     Value::String(src) => {
                         Computed::Expr(Expr::parse_with_udfs(&src, &udfs).map_err(|e| {
@@ -552,6 +506,7 @@ impl Transform for Project {
             },
             key,
             loaded: Vec::new(),
+            set_fields,
             parser: JsonParser::new(),
             splice_scratch: splice::Scratch::default(),
             select,
@@ -591,12 +546,8 @@ impl Transform for Project {
                 sluice_sdk::log::warn(&format!("`select`: {warning}"));
             }
         }
-        for ((path, c), watch) in self.set.iter().zip(self.set_watches.iter_mut()) {
-            if let (Computed::Expr(e), Some(watch)) = (c, watch) {
-                for warning in watch.finish() {
-                    sluice_sdk::log::warn(&format!("{}: {warning}", set_label(path, e)));
-                }
-            }
+        for f in &mut self.set_fields {
+            f.finish();
         }
     }
 }

@@ -820,6 +820,22 @@ fn strict_dead_letters_a_missing_selected_field_and_a_mismatched_set_on_both_pat
     assert_eq!(lax.values().len(), 5);
 }
 
+/// Strict mode keeps checking after the watch has reported: every event
+/// missing a field a `set` reads is rejected, not only the first hundred.
+#[test]
+fn strict_rejects_past_the_watchs_first_events() {
+    let events: Vec<String> = (0..150).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    let params = [
+        ("select", "id"),
+        ("set", r#"{"cents": "price * 100"}"#),
+        ("strict", "true"),
+    ];
+    let out = run::<Project>(&params, &events).expect("runs");
+    assert_eq!(out.rejected().len(), 150);
+    assert!(out.values().is_empty());
+}
+
 #[test]
 fn the_tree_path_writes_in_the_inputs_style_unless_canonical_is_asked() {
     // A nested rename takes the tree path.
