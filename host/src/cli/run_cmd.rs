@@ -91,6 +91,12 @@ pub fn validate(
         p.stages.len(),
         p.sinks.len()
     );
+    for f in crate::pipeline::fuse::as_run(&p).1 {
+        println!(
+            "  {} (built-in stages fused; `fuse_stages: false` runs them apart)",
+            f.describe()
+        );
+    }
     if let Some(sample) = sample {
         let report = super::sample::run(&p, &engine, &cache, sample)?;
         if report.dead_letters > 0 {
@@ -203,12 +209,22 @@ pub(super) fn execute(
 /// a sink wrote), names aligned.
 fn component_lines(summary: &pipeline::RunSummary) -> String {
     super::progress::component_lines(&summary.components, |c| {
-        summary
+        let fused = summary
+            .fusions
+            .iter()
+            .find(|f| f.into == c.name && c.role == pipeline::Role::Stage)
+            .map(|f| {
+                let names: Vec<String> = f.absorbed.iter().map(|s| format!("`{s}`")).collect();
+                format!(" (ran {} too, fused)", names.join(" and "))
+            })
+            .unwrap_or_default();
+        let output = summary
             .outputs
             .iter()
             .find(|(sink, _)| *sink == c.name)
             .map(|(_, path)| format!(" -> {path}"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        fused + &output
     })
 }
 

@@ -112,6 +112,7 @@ const TOP_LEVEL: &[&str] = &[
     "batch_size",
     "checkpoint_interval_ms",
     "channel_capacity",
+    "fuse_stages",
     "sources",
     "stages",
     "sinks",
@@ -436,6 +437,7 @@ impl Loader<'_> {
             "batch_size",
             "checkpoint_interval_ms",
             "channel_capacity",
+            "fuse_stages",
         ] {
             if let Some(n) = root.get(key) {
                 let v = self.json_of(n, key);
@@ -505,6 +507,7 @@ impl Loader<'_> {
             batch_size: settings.batch_size,
             checkpoint_interval: std::time::Duration::from_millis(settings.checkpoint_interval_ms),
             channel_capacity: settings.channel_capacity,
+            fuse_stages: settings.fuse_stages,
             sources,
             stages,
             sinks,

@@ -26,6 +26,9 @@ pub struct Pipeline {
     pub checkpoint_interval: Duration,
     /// Batches buffered between two stages before the upstream waits.
     pub channel_capacity: usize,
+    /// Whether adjacent built-in stages may run as one
+    /// ([`crate::pipeline::fuse`]).
+    pub fuse_stages: bool,
     /// Sources, in file order.
     pub sources: Vec<SourceDef>,
     /// Stages, in file order.
@@ -59,6 +62,8 @@ pub(crate) struct Settings {
     pub checkpoint_interval_ms: u64,
     #[serde(default = "default_channel_capacity")]
     pub channel_capacity: usize,
+    #[serde(default = "default_fuse_stages")]
+    pub fuse_stages: bool,
 }
 
 fn default_batch_size() -> usize {
@@ -69,6 +74,9 @@ fn default_checkpoint_ms() -> u64 {
 }
 fn default_channel_capacity() -> usize {
     4
+}
+fn default_fuse_stages() -> bool {
+    true
 }
 
 /// A named source.

@@ -11,6 +11,7 @@ pub(crate) mod dead_letter;
 pub mod fair;
 pub mod fingerprint;
 mod footprint;
+pub mod fuse;
 mod graph;
 mod handoff;
 mod isolate;

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use super::changelog::{Changelog, Writers};
 use super::coordinator::{Coordinator, Report};
 use super::fingerprint::{self, Fingerprint};
+use super::fuse;
 use super::graph::{upstream_sources, Graph, DEAD_LETTER_SINK};
 use super::handoff::Handoffs;
 use super::metrics::{stats_line, ComponentCounts, Role, SourceProgress};
@@ -126,6 +127,9 @@ pub struct RunSummary {
     /// Each source's, stage's, table's and sink's counts: sources first,
     /// then stages, then sinks and tables, each in file order.
     pub components: Vec<ComponentCounts>,
+    /// Stages that ran as part of another ([`super::fuse`]): their events
+    /// are counted in that stage's.
+    pub fusions: Vec<fuse::Fusion>,
 }
 
 /// Runs `pipeline` to completion (bounded sources drained) or until `stop`.
@@ -190,6 +194,29 @@ pub(crate) fn run_hooked(
 ) -> Result<RunSummary> {
     crate::failpoint::init()?;
     let started = Instant::now();
+    // A replay's fingerprint and a caller's overrides name the stages as
+    // written: those runs keep them apart.
+    let fused;
+    let mut fusions = Vec::new();
+    let pipeline = if hooks.fingerprint.is_none() && overrides.is_empty() {
+        let p;
+        (p, fusions) = fuse::as_run(pipeline);
+        for f in &fusions {
+            tracing::info!(
+                "{}: built-in stages fused, so their events cross into Wasm once (`fuse_stages: false` runs them apart)",
+                f.describe()
+            );
+        }
+        if let Some(swaps) = &options.swaps {
+            for f in &fusions {
+                swaps.add_fused(&f.into, &f.absorbed);
+            }
+        }
+        fused = p;
+        &fused
+    } else {
+        pipeline
+    };
     let store = CheckpointStore::new(&pipeline.state_dir());
     let restored = store.load()?;
     if let Some(cp) = &restored {
@@ -458,6 +485,7 @@ pub(crate) fn run_hooked(
         dead_letter_path,
         outputs: summary_outputs,
         components: metrics.components(),
+        fusions,
     })
 }
 

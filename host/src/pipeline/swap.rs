@@ -48,6 +48,16 @@ pub enum SwapError {
     /// A previous swap of this stage has not happened yet.
     #[error("stage `{0}` has not taken its previous swap yet")]
     Busy(String),
+    /// The run fused the stage with others (`crate::pipeline::fuse`): the
+    /// stage that runs them has parameters the new build was not written
+    /// for, so only a new run can change its plugin.
+    #[error("stage `{stage}` runs fused with others as `{into}` (built-in stages fused; `fuse_stages: false` runs them apart): its plugin changes with a new run, not a swap")]
+    Fused {
+        /// The stage.
+        stage: String,
+        /// The stage that runs it.
+        into: String,
+    },
 }
 
 struct Slot {
@@ -60,6 +70,8 @@ struct Slot {
 #[derive(Default)]
 pub struct StageSwaps {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Stage → the fused stage that runs it (itself included).
+    fused: Mutex<HashMap<String, String>>,
 }
 
 impl StageSwaps {
@@ -85,6 +97,15 @@ impl StageSwaps {
         );
     }
 
+    /// Called by the runner for each fusion it made: neither `into` nor
+    /// the stages it absorbed can be swapped.
+    pub(crate) fn add_fused(&self, into: &str, absorbed: &[String]) {
+        let mut fused = self.fused.lock().unwrap_or_else(|e| e.into_inner());
+        for stage in absorbed.iter().map(String::as_str).chain([into]) {
+            fused.insert(stage.to_string(), into.to_string());
+        }
+    }
+
     /// Loads each `(stage, file)` and, when every one loads as the kind its
     /// stage runs, hands them to their stages. Nothing is sent unless all load.
     pub fn swap(
@@ -93,6 +114,18 @@ impl StageSwaps {
         cache: &ComponentCache,
         changes: &[(String, &Path)],
     ) -> Result<(), SwapError> {
+        {
+            let fused = self.fused.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((stage, into)) = changes
+                .iter()
+                .find_map(|(stage, _)| fused.get(stage).map(|into| (stage, into)))
+            {
+                return Err(SwapError::Fused {
+                    stage: stage.clone(),
+                    into: into.clone(),
+                });
+            }
+        }
         let mut loaded = Vec::new();
         for (stage, path) in changes {
             let (budget, processor) = {
@@ -130,5 +163,38 @@ impl StageSwaps {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fused_stage_and_the_stages_it_runs_refuse_a_swap_before_any_load() {
+        let swaps = StageSwaps::default();
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        swaps.add("enrich", CpuBudget::default(), true, tx);
+        swaps.add_fused("enrich", &["keep".into(), "shape".into()]);
+        let engine = WasmEngine::new().expect("engine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ComponentCache::new(dir.path().join("cache"));
+        // No such file: a swap that got as far as loading would say so.
+        let missing = dir.path().join("missing.wasm");
+        for stage in ["keep", "shape", "enrich"] {
+            match swaps.swap(&engine, &cache, &[(stage.to_string(), missing.as_path())]) {
+                Err(SwapError::Fused { stage: s, into }) => {
+                    assert_eq!((s.as_str(), into.as_str()), (stage, "enrich"));
+                }
+                other => panic!("{stage}: {other:?}"),
+            }
+        }
+        // A stage the run did not fuse goes on to load.
+        let (tx, _rx2) = std::sync::mpsc::sync_channel(1);
+        swaps.add("other", CpuBudget::default(), false, tx);
+        assert!(matches!(
+            swaps.swap(&engine, &cache, &[("other".to_string(), missing.as_path())]),
+            Err(SwapError::Load { .. })
+        ));
     }
 }

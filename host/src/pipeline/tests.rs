@@ -86,6 +86,7 @@ impl Harness {
             batch_size: 64,
             checkpoint_interval: Duration::from_millis(checkpoint_ms),
             channel_capacity: 4,
+            fuse_stages: true,
             sources: Vec::new(),
             stages: Vec::new(),
             sinks: Vec::new(),

@@ -13,21 +13,15 @@
 //! - the pipeline defines no functions (`lookup-join` does not import the
 //!   `udfs` interface, so its expressions cannot call them);
 //! - the `project` stage has only `where`, `select` and `set` (no `rename`,
-//!   `key`, `drop`, `strict`, `style` or functions), and `where` or `set`
-//!   (with either, `lookup-join` rejects values that are not objects, as
-//!   `project` does);
-//! - every `select` and `set` name is a plain top-level name;
-//! - the join reads only fields the projection outputs (a field it dropped
-//!   would be `null` after it, but found in the input by the fused stage),
-//!   and its key field is one `select` keeps, not one `set` computes;
-//! - no other stage, table or sink reads the projection.
-//!
-//! `lookup-join`'s test `where_and_set_do_what_project_then_lookup_join_do`
-//! holds the two forms to the same output.
-
-use sluice_sdk::select::Selection;
+//!   `key`, `drop`, `strict`, `style` or functions), and `where` or `set`;
+//! - no other stage, table or sink reads the projection;
+//! - the names and fields meet the rule a run applies to a hand-written
+//!   file ([`projection_fits_join`], `crate::pipeline::fuse`), which would
+//!   fuse the two stages anyway: done here, the file `--explain` shows is
+//!   the one that runs.
 
 use super::plan::{Entry, Plan, Y};
+use crate::pipeline::fuse::projection_fits_join;
 
 impl Plan {
     /// Fuses each `project` stage into the `lookup-join` stage that is its
@@ -94,7 +88,7 @@ impl Plan {
             Y::List(items) => items
                 .iter()
                 .map(|i| match i {
-                    Y::Str(s) if plain(s) => Some(s.as_str()),
+                    Y::Str(s) => Some(s.as_str()),
                     _ => None,
                 })
                 .collect::<Option<_>>()?,
@@ -102,10 +96,7 @@ impl Plan {
         };
         let set: Vec<&str> = match param(params, "set") {
             None => Vec::new(),
-            Some(Y::Map(entries)) => entries
-                .iter()
-                .map(|(k, _)| plain(k).then_some(k.as_str()))
-                .collect::<Option<_>>()?,
+            Some(Y::Map(entries)) => entries.iter().map(|(k, _)| k.as_str()).collect(),
             Some(_) => return None,
         };
         let join_params = map_of(join, "params")?;
@@ -115,22 +106,12 @@ impl Plan {
         {
             return None;
         }
-        let Some(Y::Str(on)) = param(join_params, "on") else {
+        let (Some(Y::Str(on)), Some(Y::Str(fields))) =
+            (param(join_params, "on"), param(join_params, "fields"))
+        else {
             return None;
         };
-        if !select.contains(&on.as_str()) || set.contains(&on.as_str()) {
-            return None;
-        }
-        let Some(Y::Str(fields)) = param(join_params, "fields") else {
-            return None;
-        };
-        let fields = Selection::parse("fields", fields, &["stream", "table"]).ok()?;
-        let outputs = |name: &str| select.contains(&name) || set.contains(&name);
-        fields
-            .0
-            .iter()
-            .all(|item| item.source != 0 || outputs(&item.field))
-            .then_some(p)
+        projection_fits_join(&select, &set, on, fields).then_some(p)
     }
 }
 
@@ -169,11 +150,6 @@ fn fuse(projection: &Entry, join: &mut Entry) {
         "{}, and line {}'s {} (fused: the join is its only reader)",
         join.note, projection.at.line, projection.note
     );
-}
-
-/// A name `project` and `lookup-join` read the same way: no quoting, no path.
-fn plain(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn str_of<'e>(e: &'e Entry, key: &str) -> Option<&'e str> {

@@ -5,6 +5,8 @@
 //! them), and what they write is what scanning would give: the last of
 //! duplicate keys, escaped keys, nested and Unicode values, non-objects.
 //! What the source lets through does not depend on the stages downstream.
+//! (The files set `fuse_stages: false`: fused, the filter and the projection
+//! would run as one stage, and no table would pass between them.)
 
 use std::io::Write;
 
@@ -46,7 +48,7 @@ fn stages_reading_field_tables_write_what_scanning_would() {
     let dir = tempfile::tempdir().expect("tempdir");
     input(dir.path());
     let body = format!(
-        "name: tables\nsources:\n  in: {{type: file, path: in.jsonl}}\n\
+        "name: tables\nfuse_stages: false\nsources:\n  in: {{type: file, path: in.jsonl}}\n\
          stages:\n  keep:\n    plugin: {filter}\n    inputs: [in]\n    params:\n      where: \"cur != 'aud'\"\n\
          \x20 shape:\n    plugin: {project}\n    inputs: [keep]\n    params:\n      select: [id, cur, amount]\n      set:\n        cents: \"round(amount * 100)\"\n\
          \x20 flag:\n    plugin: {project}\n    inputs: [in]\n    params:\n      select: [id]\n      set:\n        big: \"amount > 5\"\n\

@@ -14,6 +14,7 @@ mod elasticsearch;
 mod exactly_once;
 mod faults;
 mod field_tables;
+mod fusion;
 mod fuzz_replay;
 mod go_connectors;
 mod host_config;
