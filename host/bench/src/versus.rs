@@ -121,6 +121,9 @@ struct Row {
     sluice: Usage,
     /// The same job written as SQL (orders only).
     sql: Option<Usage>,
+    /// The YAML job with `fuse_stages: false`: every stage on its own
+    /// (orders only).
+    apart: Option<Usage>,
 }
 
 /// One boundary pipeline.
@@ -530,6 +533,34 @@ pub fn run(o: &Options) -> Result<()> {
                 ("Sluice", &sluice_out),
             )?;
             anyhow::ensure!(out_lines > 0, "{what}: no output at all");
+            let apart = if shape == Shape::Orders {
+                eprintln!("{what}: sluice run, stages apart ...");
+                let (usage, apart_out) = ctx.sluice(
+                    &format!("{}-{}-apart", shape.name(), job.name()),
+                    |out, state| {
+                        let mut p = pipeline(
+                            &format!("bench-{}-{}-apart", shape.name(), job.name()),
+                            o.batch_size,
+                            &input,
+                            table,
+                            &job_stages(job, shape, &o.plugins),
+                            out,
+                            state,
+                        );
+                        p["fuse_stages"] = false.into();
+                        p
+                    },
+                )?;
+                same_records(
+                    &what,
+                    ("Sluice (YAML)", &sluice_out),
+                    ("Sluice (YAML, stages apart)", &apart_out),
+                )?;
+                let _ = std::fs::remove_file(&apart_out);
+                Some(usage)
+            } else {
+                None
+            };
             let sql = if shape == Shape::Orders {
                 eprintln!("{what}: sluice sql ...");
                 let (usage, sql_out) = ctx.sql(job, &input, &customers)?;
@@ -552,6 +583,7 @@ pub fn run(o: &Options) -> Result<()> {
                 native,
                 sluice,
                 sql,
+                apart,
             });
             let _ = std::fs::remove_file(&native_out);
             let _ = std::fs::remove_file(&sluice_out);
@@ -707,10 +739,35 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
                 sql / nat.max(1e-9)
             );
         }
-        if o.batch_size.is_some() {
-            println!();
-            println!("(--batch-size applies to the YAML pipelines only: the SQL runs use the default batch size.)");
+    }
+    let apart: Vec<(&Row, &Usage)> = rows
+        .iter()
+        .filter_map(|r| r.apart.as_ref().map(|u| (r, u)))
+        .collect();
+    if !apart.is_empty() {
+        println!();
+        println!("The orders YAML jobs as the table above runs them (built-in stages fused, the default) and with `fuse_stages: false` (each stage on its own: what a chain of plugins that cannot fuse costs), same records:");
+        println!();
+        println!("| job | events | native µs/event | fused µs/event | apart µs/event | fused / native | apart / native |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (r, u) in &apart {
+            let (nat, fused, apart) = (
+                r.native.us_per_event(r.events),
+                r.sluice.us_per_event(r.events),
+                u.us_per_event(r.events),
+            );
+            println!(
+                "| {} | {} | {nat:.3} | {fused:.3} | {apart:.3} | {:.1}× | {:.1}× |",
+                r.job.name(),
+                r.events,
+                fused / nat.max(1e-9),
+                apart / nat.max(1e-9)
+            );
         }
+    }
+    if !sql.is_empty() && o.batch_size.is_some() {
+        println!();
+        println!("(--batch-size applies to the YAML pipelines only: the SQL runs use the default batch size.)");
     }
     if let [none, pass, filter, lookup] = boundary {
         let n = rows
@@ -764,7 +821,7 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
     println!("Each run: CPU s (user + sys), wall s, peak RSS MiB:");
     let detail = |label: &str, u: &Usage| {
         println!(
-            "  {label:<34} {:>8.2} ({:.2} + {:.2}) {:>8.2} {:>8.0}",
+            "  {label:<40} {:>8.2} ({:.2} + {:.2}) {:>8.2} {:>8.0}",
             u.cpu().as_secs_f64(),
             u.user.as_secs_f64(),
             u.sys.as_secs_f64(),
@@ -776,6 +833,9 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
         let what = format!("{} {}", r.shape.name(), r.job.name());
         detail(&format!("{what}, native"), &r.native);
         detail(&format!("{what}, Sluice"), &r.sluice);
+        if let Some(u) = &r.apart {
+            detail(&format!("{what}, Sluice, stages apart"), u);
+        }
         if let Some(u) = &r.sql {
             detail(&format!("{what}, Sluice SQL"), u);
         }
