@@ -91,11 +91,16 @@ pub struct ReplayReport {
 
 /// `sluice dlq replay`.
 pub fn replay(
-    pipeline: &Pipeline,
+    written: &Pipeline,
     engine: &WasmEngine,
     cache: &ComponentCache,
     args: ReplayArgs,
 ) -> Result<ReplayReport> {
+    // The stages as `sluice run` runs them: a dead letter names the stage
+    // that refused it, which may be one that runs others fused into it,
+    // and a replay must send it through all of their work.
+    let (pipeline, _) = crate::pipeline::fuse::as_run(written);
+    let pipeline = &pipeline;
     let state = pipeline.state_dir();
     let _lock = RunLock::acquire(&state, "sluice dlq replay")?;
     let ledger_path = ledger::path(&state);
@@ -644,15 +649,17 @@ impl Source for ReplaySource {
 /// rare), a value as JSON, except a `malformed` letter's string value,
 /// which is the raw line the source could not read.
 fn push_event(b: &mut BatchBuilder, letter: &Letter, position: u64) {
+    // JSON goes back as the line's text of it, not re-serialized: numbers
+    // (a number past f64 too), key order and duplicate keys as they were.
     let key = match &letter.key {
         Value::Null => None,
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        other => Some(other.to_string().into_bytes()),
+        Value::String(s) if letter.key_text.starts_with('"') => Some(s.as_bytes().to_vec()),
+        _ => Some(letter.key_text.as_bytes().to_vec()),
     };
     let value = match &letter.value {
         Value::Null => None,
         Value::String(s) if letter.kind == "malformed" => Some(s.as_bytes().to_vec()),
-        other => Some(other.to_string().into_bytes()),
+        _ => Some(letter.value_text.as_bytes().to_vec()),
     };
     let header_values: Vec<(String, Vec<u8>)> = letter
         .headers

@@ -58,8 +58,15 @@ pub struct Letter {
     pub timestamp_ms: i64,
     /// The event's key (JSON, or a string for bytes that were not JSON).
     pub key: Value,
-    /// The event's value.
+    /// The event's value. JSON that a `Value` cannot hold (a number past
+    /// f64) is its text, as a string.
     pub value: Value,
+    /// The key's JSON text exactly as the line has it (empty: none).
+    pub key_text: String,
+    /// The value's JSON text exactly as the line has it (empty: none): what
+    /// a replay sends, so numbers, key order and spacing come back as they
+    /// were.
+    pub value_text: String,
     /// The event's own headers (the host's `sluice.error.*`, origin and
     /// position taken out).
     pub headers: Map<String, Value>,
@@ -283,10 +290,27 @@ pub fn id_of(offset: u64, digest: &str) -> String {
 
 /// Parses one line of the envelope format.
 fn parse(line: &[u8], offset: u64, line_no: u64) -> Result<Letter, String> {
-    let v: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(mut o) = v else {
-        return Err("not a JSON object".into());
+    use serde_json::value::RawValue;
+    // Each field as its text first: a value a `Value` cannot hold (a number
+    // past f64, the kind of event that becomes a dead letter) is still a
+    // letter, and its bytes are kept for a replay.
+    let whole: &RawValue = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    let mut o: Map<String, Value> = Map::new();
+    let mut text: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let fields: std::collections::BTreeMap<String, &RawValue> =
+        serde_json::from_str(whole.get()).map_err(|_| "not a JSON object".to_string())?;
+    for (name, raw) in fields {
+        let v = serde_json::from_str(raw.get())
+            .unwrap_or_else(|_| Value::String(raw.get().to_string()));
+        text.insert(name.clone(), raw.get().to_string());
+        o.insert(name, v);
+    }
+    let mut text_of = |name: &str| match o.get(name) {
+        None | Some(Value::Null) => String::new(),
+        Some(_) => text.remove(name).unwrap_or_default(),
     };
+    let key_text = text_of("key");
+    let value_text = text_of("value");
     let Some(Value::Object(mut hs)) = o.remove("headers") else {
         return Err("no `headers` object: not a dead letter in the envelope format".into());
     };
@@ -325,6 +349,8 @@ fn parse(line: &[u8], offset: u64, line_no: u64) -> Result<Letter, String> {
         timestamp_ms,
         key: o.remove("key").unwrap_or(Value::Null),
         value: o.remove("value").unwrap_or(Value::Null),
+        key_text,
+        value_text,
         headers: hs,
     })
 }
@@ -421,6 +447,29 @@ mod tests {
         })
         .expect("scan");
         (good, bad)
+    }
+
+    #[test]
+    fn a_value_no_json_tree_can_hold_is_a_letter_with_its_exact_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.jsonl");
+        // A number past f64, a float written with a trailing zero, a
+        // duplicate key, a space and an integer past u64: a re-serialized
+        // value would lose each.
+        let value = r#"{"z":1e400,"a":1.10,"a":2, "n":123456789012345678901234567890}"#;
+        let key = r#"{"id":18446744073709551616}"#;
+        let line = format!(
+            r#"{{"key":{key},"value":{value},"headers":{{"sluice.error.kind":"rejected","sluice.error.message":"number out of range"}},"timestamp_ms":5}}"#
+        );
+        std::fs::write(&path, format!("{line}\n")).expect("write");
+        let (good, bad) = collect(&path);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].value_text, value);
+        assert_eq!(good[0].key_text, key);
+        assert_eq!(good[0].reason, "number out of range");
+        // Shown and filtered as its text.
+        assert_eq!(good[0].value, Value::String(value.into()));
     }
 
     #[test]

@@ -228,3 +228,62 @@ fn a_filter_project_lookup_join_chain_fused_writes_what_the_three_stages_write()
         "{fused_letters:?}"
     );
 }
+
+#[test]
+fn a_dead_letter_of_a_fused_stage_replays_through_all_of_its_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("orders.jsonl"),
+        "{\"order_id\":\"i\",\"price\":1e400,\"currency\":\"usd\"}\n\
+         {\"order_id\":\"j\",\"price\":1e400,\"currency\":\"eur\"}\n\
+         {\"order_id\":\"a\",\"price\":2,\"currency\":\"usd\"}\n\
+         {\"order_id\":\"b\",\"price\":3,\"currency\":\"aud\"}\n",
+    )
+    .expect("orders");
+    // Broken: `price` past f64 cannot be read, so `i` and `j` are refused
+    // by `shape`, which runs `keep` fused into it. Fixed: `price_cents`
+    // does not read `price`, and `keep` drops euros too: a replay into
+    // `shape` alone would deliver `j`.
+    for (name, keep, set) in [
+        ("broken", "currency != 'aud'", "round(price * 100)"),
+        ("fixed", "currency != 'aud' and currency != 'eur'", "7"),
+    ] {
+        let body = format!(
+            "name: replay\n\
+             sources:\n  events: {{type: file, path: orders.jsonl}}\n\
+             stages:\n  keep:\n    plugin: filter\n    inputs: [events]\n    params:\n      where: \"{keep}\"\n\
+             \x20 shape:\n    plugin: project\n    inputs: [keep]\n    params:\n      select: [order_id, currency]\n      set:\n        price_cents: \"{set}\"\n\
+             sinks:\n  out: {{type: file, path: out.jsonl, inputs: [shape]}}\n"
+        );
+        std::fs::write(dir.path().join(format!("{name}.yaml")), body).expect("pipeline");
+    }
+    run_ok(
+        sluice()
+            .current_dir(dir.path())
+            .args(["run", "--no-progress", "-q", "broken.yaml"]),
+    );
+    let out = json_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        out,
+        vec![json!({"order_id": "a", "currency": "usd", "price_cents": 200})]
+    );
+    let replayed = run_ok(sluice().current_dir(dir.path()).args([
+        "-q",
+        "dlq",
+        "replay",
+        "fixed.yaml",
+        "--json",
+    ]));
+    let report: Value = serde_json::from_slice(&replayed.stdout).expect("json report");
+    assert_eq!(report["planned"]["shape"], 2, "{report}");
+    assert_eq!(report["outcomes"]["delivered"], 1, "{report}");
+    assert_eq!(report["outcomes"]["filtered"], 1, "{report}");
+    let out = json_lines(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        out,
+        vec![
+            json!({"order_id": "a", "currency": "usd", "price_cents": 200}),
+            json!({"order_id": "i", "currency": "usd", "price_cents": 7}),
+        ]
+    );
+}
