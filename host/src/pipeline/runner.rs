@@ -194,8 +194,9 @@ pub(crate) fn run_hooked(
 ) -> Result<RunSummary> {
     crate::failpoint::init()?;
     let started = Instant::now();
-    // A replay's fingerprint and a caller's overrides name the stages as
-    // written: those runs keep them apart.
+    // Built-in stages fused (`super::fuse`). A replay (it has its own
+    // fingerprint) fused the file itself before choosing the part it runs,
+    // and a caller's overrides name the stages as written.
     let fused;
     let mut fusions = Vec::new();
     let pipeline = if hooks.fingerprint.is_none() && overrides.is_empty() {
