@@ -682,6 +682,22 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The rows with a second Sluice run (`other`), each with its native,
+/// Sluice and other µs per event.
+fn beside(rows: &[Row], other: impl Fn(&Row) -> Option<&Usage>) -> Vec<(&Row, f64, f64, f64)> {
+    rows.iter()
+        .filter_map(|r| {
+            let u = other(r)?;
+            Some((
+                r,
+                r.native.us_per_event(r.events),
+                r.sluice.us_per_event(r.events),
+                u.us_per_event(r.events),
+            ))
+        })
+        .collect()
+}
+
 fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) {
     println!("sluice-bench: Sluice (`sluice run`, file source → built-in plugins → file sink, default sandbox limits, epoch CPU budget on)");
     println!("against hand-written Rust (serde derive structs, BufReader/BufWriter, HashMap).");
@@ -714,22 +730,14 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
             verdict(ratio <= TARGET_RATIO)
         );
     }
-    let sql: Vec<(&Row, &Usage)> = rows
-        .iter()
-        .filter_map(|r| r.sql.as_ref().map(|u| (r, u)))
-        .collect();
+    let sql = beside(rows, |r| r.sql.as_ref());
     if !sql.is_empty() {
         println!();
         println!("The orders jobs written as SQL (`sluice sql`, FileStream connectors and `CREATE STREAM ... AS SELECT`), same records as the YAML pipeline:");
         println!();
         println!("| job | events | out | native µs/event | YAML µs/event | SQL µs/event | SQL / YAML | SQL / native |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-        for (r, u) in &sql {
-            let (nat, yaml, sql) = (
-                r.native.us_per_event(r.events),
-                r.sluice.us_per_event(r.events),
-                u.us_per_event(r.events),
-            );
+        for &(r, nat, yaml, sql) in &sql {
             println!(
                 "| {} | {} | {} | {nat:.3} | {yaml:.3} | {sql:.3} | {:.2}× | {:.1}× |",
                 r.job.name(),
@@ -740,22 +748,14 @@ fn print_report(o: &Options, rows: &[Row], boundary: &[Boundary], cold: &Usage) 
             );
         }
     }
-    let apart: Vec<(&Row, &Usage)> = rows
-        .iter()
-        .filter_map(|r| r.apart.as_ref().map(|u| (r, u)))
-        .collect();
+    let apart = beside(rows, |r| r.apart.as_ref());
     if !apart.is_empty() {
         println!();
         println!("The orders YAML jobs as the table above runs them (built-in stages fused, the default) and with `fuse_stages: false` (each stage on its own: what a chain of plugins that cannot fuse costs), same records:");
         println!();
         println!("| job | events | native µs/event | fused µs/event | apart µs/event | fused / native | apart / native |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (r, u) in &apart {
-            let (nat, fused, apart) = (
-                r.native.us_per_event(r.events),
-                r.sluice.us_per_event(r.events),
-                u.us_per_event(r.events),
-            );
+        for &(r, nat, fused, apart) in &apart {
             println!(
                 "| {} | {} | {nat:.3} | {fused:.3} | {apart:.3} | {:.1}× | {:.1}× |",
                 r.job.name(),
