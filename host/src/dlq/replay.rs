@@ -653,22 +653,13 @@ fn push_event(b: &mut BatchBuilder, letter: &Letter, position: u64) {
     // (a number past f64 too), key order and duplicate keys as they were.
     let key = match &letter.key {
         Value::Null => None,
-        // A string key whose bytes are not UTF-8: those bytes, unquoted.
-        Value::String(_) if std::str::from_utf8(&letter.key_raw).is_err() => Some(
-            letter
-                .key_raw
-                .strip_prefix(b"\"")
-                .and_then(|k| k.strip_suffix(b"\""))
-                .unwrap_or(&letter.key_raw)
-                .to_vec(),
-        ),
-        Value::String(s) if letter.key_raw.first() == Some(&b'"') => Some(s.as_bytes().to_vec()),
-        _ => Some(letter.key_raw.clone()),
+        Value::String(s) if letter.key_text.starts_with('"') => Some(s.as_bytes().to_vec()),
+        _ => Some(letter.key_text.as_bytes().to_vec()),
     };
     let value = match &letter.value {
         Value::Null => None,
         Value::String(s) if letter.kind == "malformed" => Some(s.as_bytes().to_vec()),
-        _ => Some(letter.value_raw.clone()),
+        _ => Some(letter.value_text.as_bytes().to_vec()),
     };
     let header_values: Vec<(String, Vec<u8>)> = letter
         .headers

@@ -94,8 +94,8 @@ mod tests {
             timestamp_ms: 0,
             key: Value::Null,
             value: serde_json::json!({"n": 7, "total": "x"}),
-            key_raw: Vec::new(),
-            value_raw: br#"{"n":7,"total":"x"}"#.to_vec(),
+            key_text: String::new(),
+            value_text: r#"{"n":7,"total":"x"}"#.into(),
             headers: Default::default(),
         }
     }

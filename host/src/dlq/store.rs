@@ -62,11 +62,11 @@ pub struct Letter {
     /// f64) is its text, as a string.
     pub value: Value,
     /// The key's JSON text exactly as the line has it (empty: none).
-    pub key_raw: Vec<u8>,
+    pub key_text: String,
     /// The value's JSON text exactly as the line has it (empty: none): what
-    /// a replay sends, so numbers, key order, spacing and bytes that are not
-    /// UTF-8 come back as they were.
-    pub value_raw: Vec<u8>,
+    /// a replay sends, so numbers, key order and spacing come back as they
+    /// were.
+    pub value_text: String,
     /// The event's own headers (the host's `sluice.error.*`, origin and
     /// position taken out).
     pub headers: Map<String, Value>,
@@ -288,67 +288,29 @@ pub fn id_of(offset: u64, digest: &str) -> String {
     format!("{offset}-{}", &digest[..6.min(digest.len())])
 }
 
-/// `line` as text: itself when it is UTF-8; else a copy with each invalid
-/// sequence replaced by U+FFFD, and for each byte of the copy (and its end)
-/// the offset in `line` it came from.
-fn as_text(line: &[u8]) -> (std::borrow::Cow<'_, str>, Option<Vec<usize>>) {
-    if let Ok(text) = std::str::from_utf8(line) {
-        return (std::borrow::Cow::Borrowed(text), None);
-    }
-    let mut text = String::with_capacity(line.len() + 8);
-    let mut from = Vec::with_capacity(line.len() + 9);
-    let mut at = 0;
-    for chunk in line.utf8_chunks() {
-        text.push_str(chunk.valid());
-        from.extend(at..at + chunk.valid().len());
-        at += chunk.valid().len();
-        if !chunk.invalid().is_empty() {
-            text.push(char::REPLACEMENT_CHARACTER);
-            from.extend([at; 3]);
-            at += chunk.invalid().len();
-        }
-    }
-    from.push(at);
-    (std::borrow::Cow::Owned(text), Some(from))
-}
-
 /// Parses one line of the envelope format.
 fn parse(line: &[u8], offset: u64, line_no: u64) -> Result<Letter, String> {
     use serde_json::value::RawValue;
     // Each field as its text first: a value a `Value` cannot hold (a number
     // past f64, the kind of event that becomes a dead letter) is still a
-    // letter, and its bytes are kept for a replay. So is a value with bytes
-    // that are not UTF-8 (the envelope keeps them): it is read from a copy
-    // with U+FFFD in their place, and its bytes taken from the line.
-    let (text, from) = as_text(line);
-    let whole: &RawValue = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    // letter, and its bytes are kept for a replay.
+    let whole: &RawValue = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
     let mut o: Map<String, Value> = Map::new();
-    let mut raw_of: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    let mut text: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let fields: std::collections::BTreeMap<String, &RawValue> =
         serde_json::from_str(whole.get()).map_err(|_| "not a JSON object".to_string())?;
     for (name, raw) in fields {
         let v = serde_json::from_str(raw.get())
             .unwrap_or_else(|_| Value::String(raw.get().to_string()));
-        let bytes = match &from {
-            None => raw.get().as_bytes().to_vec(),
-            Some(from) => {
-                let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-                let end = start + raw.get().len();
-                match (from.get(start), from.get(end)) {
-                    (Some(&a), Some(&b)) => line.get(a..b).unwrap_or_default().to_vec(),
-                    _ => raw.get().as_bytes().to_vec(),
-                }
-            }
-        };
-        raw_of.insert(name.clone(), bytes);
+        text.insert(name.clone(), raw.get().to_string());
         o.insert(name, v);
     }
-    let mut raw_field = |name: &str| match o.get(name) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => raw_of.remove(name).unwrap_or_default(),
+    let mut text_of = |name: &str| match o.get(name) {
+        None | Some(Value::Null) => String::new(),
+        Some(_) => text.remove(name).unwrap_or_default(),
     };
-    let key_raw = raw_field("key");
-    let value_raw = raw_field("value");
+    let key_text = text_of("key");
+    let value_text = text_of("value");
     let Some(Value::Object(mut hs)) = o.remove("headers") else {
         return Err("no `headers` object: not a dead letter in the envelope format".into());
     };
@@ -387,8 +349,8 @@ fn parse(line: &[u8], offset: u64, line_no: u64) -> Result<Letter, String> {
         timestamp_ms,
         key: o.remove("key").unwrap_or(Value::Null),
         value: o.remove("value").unwrap_or(Value::Null),
-        key_raw,
-        value_raw,
+        key_text,
+        value_text,
         headers: hs,
     })
 }
@@ -503,38 +465,11 @@ mod tests {
         let (good, bad) = collect(&path);
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(good.len(), 1);
-        assert_eq!(good[0].value_raw, value.as_bytes());
-        assert_eq!(good[0].key_raw, key.as_bytes());
+        assert_eq!(good[0].value_text, value);
+        assert_eq!(good[0].key_text, key);
         assert_eq!(good[0].reason, "number out of range");
         // Shown and filtered as its text.
         assert_eq!(good[0].value, Value::String(value.into()));
-    }
-
-    #[test]
-    fn a_value_with_bytes_that_are_not_utf8_is_a_letter_with_those_bytes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("d.jsonl");
-        // A lone byte and a cut-off three-byte sequence, then text after
-        // them: the value's bytes must end where the line's do.
-        let value: &[u8] = b"{\"cur\":\"\xff\",\"note\":\"a\xe2\x82b\",\"n\":1}";
-        let mut line = b"{\"key\":\"k\xff\",\"value\":".to_vec();
-        line.extend_from_slice(value);
-        line.extend_from_slice(
-            br#","headers":{"sluice.error.kind":"rejected","sluice.error.message":"invalid UTF-8 at byte 9"},"timestamp_ms":5}"#,
-        );
-        line.push(b'\n');
-        std::fs::write(&path, &line).expect("write");
-        let (good, bad) = collect(&path);
-        assert!(bad.is_empty(), "{bad:?}");
-        assert_eq!(good.len(), 1);
-        assert_eq!(good[0].value_raw, value);
-        assert_eq!(good[0].key_raw, b"\"k\xff\"");
-        assert_eq!(good[0].reason, "invalid UTF-8 at byte 9");
-        // Shown and filtered with U+FFFD in their place.
-        assert_eq!(
-            good[0].value,
-            serde_json::json!({"cur": "\u{fffd}", "note": "a\u{fffd}b", "n": 1})
-        );
     }
 
     #[test]
