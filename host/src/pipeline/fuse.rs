@@ -31,6 +31,7 @@
 //! dead letters and log lines name the stage they were fused into. The run
 //! logs each fusion when it starts.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sluice_sdk::select::Selection;
@@ -113,59 +114,126 @@ pub fn fuse_stages(
     if !p.fuse_stages || !p.udfs.is_empty() {
         return (p, fusions);
     }
-    // Each pass fuses one pair; a chain of three takes two passes.
-    while let Some((front, back)) = next_pair(&p, builtin) {
-        let absorbed = p.stages.remove(front);
-        let back = if front < back { back - 1 } else { back };
-        let into = &mut p.stages[back];
-        take_over(&absorbed, into);
-        // The absorbed stage may itself have absorbed others.
-        let mut names: Vec<String> = fusions
+    // Worked out once: a file may hold many stages, and each check would
+    // otherwise read the file system and scan every stage's inputs.
+    let kinds: HashMap<String, Option<Builtin>> = p
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), builtin(&s.plugin)))
+        .collect();
+    // A fusion keeps every count right: the stage taken over read its input
+    // as the fused one now does, and its one reader was the fused stage.
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for inputs in p
+        .stages
+        .iter()
+        .map(|s| &s.inputs)
+        .chain(p.sinks.iter().map(|s| &s.inputs))
+    {
+        let mut names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        for n in names {
+            *readers.entry(n).or_default() += 1;
+        }
+    }
+    for t in &p.tables {
+        *readers.entry(t.config.input.as_str()).or_default() += 1;
+    }
+    let readers: HashMap<String, usize> = readers
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    // Upstream stages first, so a filter goes into its projection before
+    // the projection goes into its join, whatever order the file lists them.
+    for name in upstream_first(&p) {
+        while let Some((front, back)) = p
+            .stages
             .iter()
-            .position(|f| f.into == absorbed.name)
-            .map(|i| {
-                let f = fusions.remove(i);
-                f.absorbed
-            })
-            .unwrap_or_default();
-        names.push(absorbed.name.clone());
-        match fusions.iter_mut().find(|f| f.into == into.name) {
-            Some(f) => {
-                names.append(&mut f.absorbed);
-                f.absorbed = names;
+            .position(|s| s.name == name)
+            .and_then(|back| Some((front_of(&p, back, &kinds, &readers)?, back)))
+        {
+            let absorbed = p.stages.remove(front);
+            let back = if front < back { back - 1 } else { back };
+            let into = &mut p.stages[back];
+            take_over(&absorbed, into);
+            // The absorbed stage may itself have absorbed others.
+            let mut names: Vec<String> = fusions
+                .iter()
+                .position(|f| f.into == absorbed.name)
+                .map(|i| fusions.remove(i).absorbed)
+                .unwrap_or_default();
+            names.push(absorbed.name.clone());
+            match fusions.iter_mut().find(|f| f.into == into.name) {
+                Some(f) => {
+                    names.append(&mut f.absorbed);
+                    f.absorbed = names;
+                }
+                None => fusions.push(Fusion {
+                    into: into.name.clone(),
+                    absorbed: names,
+                }),
             }
-            None => fusions.push(Fusion {
-                into: into.name.clone(),
-                absorbed: names,
-            }),
         }
     }
     (p, fusions)
 }
 
-/// A stage (index `front`) the stage at index `back` can take over.
-fn next_pair(p: &Pipeline, builtin: &dyn Fn(&Path) -> Option<Builtin>) -> Option<(usize, usize)> {
-    p.stages.iter().enumerate().find_map(|(back, b)| {
-        let [input] = b.inputs.as_slice() else {
-            return None;
-        };
-        let front = p.stages.iter().position(|s| &s.name == input)?;
-        let f = &p.stages[front];
-        let fits = match (builtin(&f.plugin)?, builtin(&b.plugin)?) {
-            (Builtin::Filter, Builtin::Project) => filter_fits_projection(f, b),
-            (Builtin::Project, Builtin::LookupJoin) => projection_fits_lookup_join(f, b),
-            _ => false,
-        };
-        (fits && same_settings(f, b) && readers(p, &f.name) == 1).then_some((front, back))
-    })
+/// The stages' names, each after the stages it reads (validation refused
+/// cycles; a stage met again on the way is skipped).
+fn upstream_first(p: &Pipeline) -> Vec<String> {
+    let index: HashMap<&str, usize> = p
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut seen = vec![false; p.stages.len()];
+    let mut order = Vec::with_capacity(p.stages.len());
+    for start in 0..p.stages.len() {
+        // Depth-first without recursion: a long chain must not grow the stack.
+        let mut stack = vec![(start, false)];
+        while let Some((i, inputs_done)) = stack.pop() {
+            if inputs_done {
+                order.push(p.stages[i].name.clone());
+                continue;
+            }
+            if seen[i] {
+                continue;
+            }
+            seen[i] = true;
+            stack.push((i, true));
+            for input in &p.stages[i].inputs {
+                if let Some(&j) = index.get(input.as_str()) {
+                    if !seen[j] {
+                        stack.push((j, false));
+                    }
+                }
+            }
+        }
+    }
+    order
 }
 
-/// How many stages, sinks and tables read `name`.
-fn readers(p: &Pipeline, name: &str) -> usize {
-    let reads = |inputs: &[String]| inputs.iter().any(|i| i == name);
-    p.stages.iter().filter(|s| reads(&s.inputs)).count()
-        + p.sinks.iter().filter(|s| reads(&s.inputs)).count()
-        + p.tables.iter().filter(|t| t.config.input == name).count()
+/// The stage (its index) that the stage at index `back` can take over.
+fn front_of(
+    p: &Pipeline,
+    back: usize,
+    kinds: &HashMap<String, Option<Builtin>>,
+    readers: &HashMap<String, usize>,
+) -> Option<usize> {
+    let b = &p.stages[back];
+    let [input] = b.inputs.as_slice() else {
+        return None;
+    };
+    let front = p.stages.iter().position(|s| &s.name == input)?;
+    let f = &p.stages[front];
+    let fits = match ((*kinds.get(&f.name)?)?, (*kinds.get(&b.name)?)?) {
+        (Builtin::Filter, Builtin::Project) => filter_fits_projection(f, b),
+        (Builtin::Project, Builtin::LookupJoin) => projection_fits_lookup_join(f, b),
+        _ => false,
+    };
+    (fits && same_settings(f, b) && readers.get(&f.name) == Some(&1)).then_some(front)
 }
 
 /// Settings the fused stage could not keep for both.
@@ -271,7 +339,7 @@ pub fn projection_fits_join(select: &[&str], set: &[&str], on: &str, fields: &st
 }
 
 /// A name `project` and `lookup-join` read the same way: no quoting, no path.
-pub fn plain(name: &str) -> bool {
+fn plain(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 

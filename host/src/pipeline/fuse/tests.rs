@@ -307,3 +307,48 @@ fn the_rule_for_a_projection_and_its_join() {
     assert_eq!(names_listed("id, `a b`"), None);
     assert_eq!(names_listed("[1]"), None);
 }
+
+#[test]
+fn the_order_the_file_lists_stages_in_does_not_change_what_fuses() {
+    let dirs = Dirs::new();
+    // The join first, then the filter, then the projection.
+    let text = orders(|t| {
+        let (head, rest) = t.split_once("  keep:\n").expect("stages");
+        let (keep, rest) = rest.split_once("  shape:\n").expect("shape");
+        let (shape, rest) = rest.split_once("  enrich:\n").expect("enrich");
+        let (enrich, sinks) = rest.split_once("sinks:\n").expect("sinks");
+        format!("{head}  enrich:\n{enrich}  keep:\n{keep}  shape:\n{shape}sinks:\n{sinks}")
+    });
+    let (stages, fusions, _) = dirs.fuse(&text);
+    assert_eq!(names(&stages), vec!["enrich"]);
+    assert_eq!(
+        fusions[0].absorbed,
+        vec!["keep".to_string(), "shape".to_string()]
+    );
+}
+
+#[test]
+fn a_file_of_many_stages_fuses_each_pair_in_one_walk() {
+    // 1,500 filter → project pairs, all fused, with each plugin's file
+    // looked up once and the readers counted once.
+    let dirs = Dirs::new();
+    let mut text =
+        String::from("name: many\nsources:\n  events: {type: file, path: in.jsonl}\nstages:\n");
+    let pairs = 1_500;
+    for i in 0..pairs {
+        text.push_str(&format!(
+            "  k{i}:\n    plugin: builtin/filter.wasm\n    inputs: [events]\n    params: {{where: \"n > {i}\"}}\n  s{i}:\n    plugin: builtin/project.wasm\n    inputs: [k{i}]\n    params: {{select: [n]}}\n"
+        ));
+    }
+    let all: Vec<String> = (0..pairs).map(|i| format!("s{i}")).collect();
+    text.push_str(&format!(
+        "sinks:\n  out: {{type: file, path: out.jsonl, inputs: [{}]}}\n",
+        all.join(", ")
+    ));
+    let (stages, fusions, _) = dirs.fuse(&text);
+    assert_eq!(stages.len(), pairs);
+    assert_eq!(fusions.len(), pairs);
+    assert!(stages
+        .iter()
+        .all(|(n, inputs)| n.starts_with('s') && inputs == &["events"]));
+}
